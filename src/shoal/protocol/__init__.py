@@ -1,0 +1,1 @@
+"""Sans-IO Kafka protocol codec (framing, headers, messages, error codes, API versions)."""

@@ -1,0 +1,12 @@
+"""CRC-32C (Castagnoli), the checksum of RecordBatch v2."""
+
+from __future__ import annotations
+
+from collections.abc import Buffer
+
+import crc32c as _crc32c
+
+
+def crc32c(data: Buffer) -> int:
+    """Return the CRC-32C of ``data`` (any buffer, read without a copy) as an unsigned int."""
+    return int(_crc32c.crc32c(data))

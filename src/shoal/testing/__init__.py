@@ -1,0 +1,1 @@
+"""Test support: fault-injecting filesystem, fake clock, seeded simulations."""
