@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Buffer
-
 import crc32c as _crc32c
+
+from shoal.buffers import Buffer
 
 
 def crc32c(data: Buffer) -> int:

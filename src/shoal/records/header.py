@@ -24,11 +24,11 @@ batch and hand its bytes on unchanged.
 from __future__ import annotations
 
 import struct
-from collections.abc import Buffer
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
+from shoal.buffers import Buffer
 from shoal.records.crc import crc32c
 from shoal.records.errors import CorruptBatchError
 
@@ -46,10 +46,20 @@ MAGIC_V2: Final = 2
 NO_PRODUCER_ID: Final = -1
 NO_PRODUCER_EPOCH: Final = -1
 NO_SEQUENCE: Final = -1
+NO_TIMESTAMP: Final = -1
+NO_PARTITION_LEADER_EPOCH: Final = -1
+
+MIN_BATCH_LENGTH: Final = HEADER_SIZE - LOG_OVERHEAD
+"""The smallest batchLength a well-formed header can have (a batch with no record bytes)."""
 
 _OFFSET = struct.Struct(">q")
 _PREFIX = struct.Struct(">qiib")  # baseOffset, batchLength, partitionLeaderEpoch, magic
 _FULL = struct.Struct(">qiibIhiqqqhii")
+_CRC = struct.Struct(">I")
+_ATTRIBUTES = struct.Struct(">h")
+_MAX_TIMESTAMP = struct.Struct(">q")
+_ATTRIBUTES_AT: Final = 21
+_MAX_TIMESTAMP_AT: Final = 35
 
 ATTR_COMPRESSION_MASK: Final = 0x07
 ATTR_TIMESTAMP_TYPE: Final = 0x08
@@ -181,3 +191,54 @@ def crc_matches(buf: Buffer, position: int = 0, size: int | None = None) -> bool
 def encode_base_offset(base_offset: int) -> bytes:
     """The eight bytes that replace a batch's baseOffset on append (outside the CRC)."""
     return _OFFSET.pack(base_offset)
+
+
+def write_header(buf: bytearray | memoryview, position: int, header: BatchHeader) -> None:
+    """Pack every field of ``header`` (its ``crc`` as given) into ``buf`` at ``position``."""
+    _FULL.pack_into(
+        buf,
+        position,
+        header.base_offset,
+        header.batch_length,
+        header.partition_leader_epoch,
+        header.magic,
+        header.crc,
+        header.attributes,
+        header.last_offset_delta,
+        header.base_timestamp,
+        header.max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        header.record_count,
+    )
+
+
+def refresh_crc(buf: bytearray | memoryview, position: int = 0) -> int:
+    """Recompute and store the CRC of the batch at ``position``; return it."""
+    _base, size, _magic = read_size_and_magic(buf, position)
+    crc = computed_crc(buf, position, size)
+    _CRC.pack_into(buf, position + 17, crc)
+    return crc
+
+
+def set_max_timestamp(
+    buf: bytearray | memoryview,
+    position: int,
+    timestamp_type: TimestampType,
+    max_timestamp: int,
+) -> None:
+    """Set the timestamp type bit and maxTimestamp of the batch at ``position``, then its CRC.
+
+    This is what a broker does to a batch it accepts for a topic with
+    ``message.timestamp.type=LogAppendTime``: readers then take ``max_timestamp`` as every
+    record's timestamp. Both fields are inside the CRC, so it is recomputed.
+    """
+    (attributes,) = _ATTRIBUTES.unpack_from(buf, position + _ATTRIBUTES_AT)
+    if timestamp_type is TimestampType.LOG_APPEND_TIME:
+        attributes |= ATTR_TIMESTAMP_TYPE
+    else:
+        attributes &= ~ATTR_TIMESTAMP_TYPE
+    _ATTRIBUTES.pack_into(buf, position + _ATTRIBUTES_AT, attributes)
+    _MAX_TIMESTAMP.pack_into(buf, position + _MAX_TIMESTAMP_AT, max_timestamp)
+    refresh_crc(buf, position)

@@ -1,0 +1,667 @@
+"""The log of one partition: ordered segments, appends, reads, recovery, retention, durability.
+
+Threading: appends, reads and retention run on the caller's thread (the broker's event loop);
+the :class:`~shoal.storage.flush.Flusher` thread fsyncs. ``_lock`` guards the in-memory state
+and is held only briefly by the flusher; ``_flush_lock`` serialises flushes with the operations
+that delete files. Lock order: ``_flush_lock`` before ``_lock``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from bisect import bisect_right
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from shoal.buffers import Buffer
+from shoal.clock import Clock
+from shoal.invariant import invariant
+from shoal.records.header import BatchHeader, read_header
+from shoal.storage.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from shoal.storage.config import FlushPolicy, LogConfig
+from shoal.storage.errors import (
+    CorruptLogError,
+    DiskFullError,
+    LogClosedError,
+    LogDirectoryFailedError,
+    OffsetOutOfRangeError,
+    StorageError,
+)
+from shoal.storage.fs import FileSystem
+from shoal.storage.handles import FileHandles
+from shoal.storage.index import MAX_RELATIVE
+from shoal.storage.segment import LOG_SUFFIX, Segment, SegmentRead
+
+if TYPE_CHECKING:
+    from shoal.storage.flush import Flusher
+
+log = logging.getLogger(__name__)
+
+_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DirectoryHealth:
+    """Shared by every log in one directory: once an I/O error makes it untrustworthy, every
+    log in it refuses writes until the process restarts."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.failure: str | None = None
+
+    def fail(self, reason: str) -> LogDirectoryFailedError:
+        if self.failure is None:
+            self.failure = reason
+            log.critical("log directory %s is now read-only: %s", self.path, reason)
+        return LogDirectoryFailedError(self._message())
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise LogDirectoryFailedError(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"log directory {self.path} failed ({self.failure}) and is read-only; "
+            "fix the disk and restart the broker"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AppendInfo:
+    base_offset: int
+    last_offset: int
+    append_time_ms: int
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    data: bytes
+    """Whole batches, as stored (empty when there is nothing to read)."""
+    first_offset: int
+    next_offset: int
+    log_start_offset: int
+    log_end_offset: int
+
+
+class PartitionLog:
+    """The log of one partition; create with :meth:`open`."""
+
+    def __init__(
+        self,
+        fs: FileSystem,
+        directory: str,
+        config: LogConfig,
+        *,
+        clock: Clock,
+        handles: FileHandles,
+        health: DirectoryHealth,
+        flusher: Flusher | None,
+    ) -> None:
+        self.directory = directory
+        self.name = os.path.basename(directory)
+        self._fs = fs
+        self._config = config
+        self._clock = clock
+        self._handles = handles
+        self._health = health
+        self._flusher = flusher
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._segments: list[Segment] = []
+        self._bases: list[int] = []
+        self._unsealed: list[Segment] = []
+        """Rolled segments whose data and indexes the flusher has not yet made durable."""
+        self._log_start = 0
+        self._flushed_offset = 0
+        """Every offset below this is fsynced (the in-memory recovery point)."""
+        self._saved_recovery_point = 0
+        self._last_checkpoint_ms = 0.0
+        self._last_flush_ms = 0.0
+        self._waiters: deque[tuple[int, Future[None]]] = deque()
+        self._closed = False
+
+    # -- opening and recovery -------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        fs: FileSystem,
+        directory: str,
+        config: LogConfig,
+        *,
+        clock: Clock,
+        handles: FileHandles,
+        health: DirectoryHealth,
+        flusher: Flusher | None = None,
+        clean_shutdown: bool = False,
+    ) -> PartitionLog:
+        """Open (creating if needed) the log in ``directory``, recovering it after a crash.
+
+        Raises :class:`CorruptLogError` when data below the recovery point is damaged; the files
+        are then left exactly as found.
+        """
+        fs.makedirs(directory)
+        plog = cls(
+            fs,
+            directory,
+            config,
+            clock=clock,
+            handles=handles,
+            health=health,
+            flusher=flusher,
+        )
+        plog._recover(clean_shutdown)
+        if flusher is not None:
+            flusher.register(plog)
+        return plog
+
+    def _recover(self, clean_shutdown: bool) -> None:
+        fs, config = self._fs, self._config
+        bases = self._remove_stray_files()
+        checkpoint = read_checkpoint(fs, self.directory)
+        recovery_point = checkpoint.recovery_point if checkpoint is not None else 0
+        if checkpoint is None and bases and fs.exists(os.path.join(self.directory, "checkpoint")):
+            log.warning("%s: checkpoint file is damaged; re-checking the whole log", self.name)
+        if not bases:
+            start = checkpoint.log_start_offset if checkpoint is not None else 0
+            self._install([self._new_segment(start)])  # created pinned
+            self._log_start = start
+            self._finish_recovery(fsync=False, pin=False)
+            return
+        segments: list[Segment] = []
+        for i, base in enumerate(bases):
+            segment = Segment(
+                self.directory,
+                base,
+                self._handles,
+                index_interval_bytes=config.index_interval_bytes,
+                created_ms=self._clock.now_ms(),
+            )
+            below = clean_shutdown or (i + 1 < len(bases) and bases[i + 1] <= recovery_point)
+            if segments and base != segments[-1].next_offset:
+                if below or segments[-1].next_offset < recovery_point:
+                    raise CorruptLogError(
+                        f"{segment.path}: starts at offset {base} but the previous segment "
+                        f"ends at {segments[-1].next_offset}; data below the recovery point "
+                        f"({recovery_point}) is missing. The partition is offline; files kept."
+                    )
+                self._drop_segments_from(bases[i:], "does not continue the previous segment")
+                break
+            if below:
+                self._load_below_recovery_point(segment)
+                segments.append(segment)
+                continue
+            problem = segment.rebuild(crc_from_offset=recovery_point)
+            if problem is not None:
+                if segment.next_offset < recovery_point:
+                    raise CorruptLogError(segment.describe_problem(problem, "before the checkpoint"))
+                log.warning(
+                    "%s: cutting torn tail at byte %d of %s: %s",
+                    self.name,
+                    problem.position,
+                    segment.path,
+                    problem.reason,
+                )
+                segment.cut_at(problem.position)
+                segments.append(segment)
+                self._drop_segments_from(bases[i + 1 :], "follows a torn segment")
+                break
+            segments.append(segment)
+        last = segments[-1]
+        if not clean_shutdown and last.next_offset < recovery_point:
+            raise CorruptLogError(
+                f"{self.directory}: log ends at offset {last.next_offset} but offsets up to "
+                f"{recovery_point} were fsynced; a segment was truncated or removed. "
+                "The partition is offline and its files are kept."
+            )
+        self._install(segments)
+        start = checkpoint.log_start_offset if checkpoint is not None else bases[0]
+        self._log_start = min(max(start, self._segments[0].base_offset), self._next_offset)
+        last.created_ms = self._created_ms_of(last)
+        self._finish_recovery(fsync=not clean_shutdown)
+        self._delete_segments_below_start()
+
+    def _load_below_recovery_point(self, segment: Segment) -> None:
+        if segment.load_sealed(self._fs):
+            return
+        problem = segment.rebuild(crc_from_offset=None)
+        if problem is not None:
+            raise CorruptLogError(segment.describe_problem(problem, "below the recovery point"))
+        segment.save_indexes(self._fs)  # repaired: next start loads them
+
+    def _finish_recovery(self, *, fsync: bool, pin: bool = True) -> None:
+        active = self._segments[-1]
+        if pin:
+            self._handles.pin(active.path)
+        if fsync:
+            # What survived a process crash may still sit in the page cache: make it durable
+            # before calling it recovered, so the new recovery point is true after a power loss.
+            with self._handles.using(active.path) as f:
+                f.fsync()
+        self._flushed_offset = self._next_offset
+        self._write_checkpoint()
+
+    def _remove_stray_files(self) -> list[int]:
+        """Base offsets of the segment files; temporary and orphaned index files are removed."""
+        names = self._fs.listdir(self.directory)
+        bases = sorted(
+            int(n[:-4]) for n in names if n.endswith(LOG_SUFFIX) and _is_segment_stem(n[:-4])
+        )
+        stems = {f"{b:020d}" for b in bases}
+        removed = False
+        for name in names:
+            stem, _, suffix = name.partition(".")
+            if name.endswith(".tmp") or (suffix in ("index", "timeindex") and stem not in stems):
+                self._fs.remove(os.path.join(self.directory, name))
+                removed = True
+        if removed:
+            self._fs.fsync_dir(self.directory)
+        return bases
+
+    def _drop_segments_from(self, bases: list[int], why: str) -> None:
+        for base in bases:
+            segment = Segment(
+                self.directory, base, self._handles, index_interval_bytes=1, created_ms=0
+            )
+            log.warning("%s: removing segment %s: it %s", self.name, segment.path, why)
+            self._remove_segment_files(segment)
+        if bases:
+            self._fs.fsync_dir(self.directory)
+
+    def _created_ms_of(self, segment: Segment) -> int:
+        first = segment.first_batch_timestamp()
+        return first if first >= 0 else self._clock.now_ms()
+
+    def _install(self, segments: list[Segment]) -> None:
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @property
+    def _next_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start
+
+    @property
+    def log_end_offset(self) -> int:
+        """The offset the next append gets (Kafka's log end offset; the high watermark here)."""
+        return self._next_offset
+
+    @property
+    def flushed_offset(self) -> int:
+        """Offsets below this are durable."""
+        return self._flushed_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def update_config(self, config: LogConfig) -> None:
+        with self._lock:
+            self._config = config
+
+    # -- appending ------------------------------------------------------------------------
+
+    def append(self, batch: Buffer, header: BatchHeader | None = None) -> AppendInfo:
+        """Append one validated batch, giving it the next offsets; returns where it went.
+
+        Only the batch's baseOffset is rewritten (it lies outside the CRC). The append is
+        durable when :meth:`wait_durable` for its last offset completes.
+        """
+        view = memoryview(batch)
+        if header is None:
+            header = read_header(view)
+        invariant(header.size == view.nbytes, "append takes exactly one whole batch")
+        with self._lock:
+            self._check_writable()
+            now_ms = self._clock.now_ms()
+            base = self._next_offset
+            self._maybe_roll(view.nbytes, header.last_offset_delta, now_ms)
+            segment = self._segments[-1]
+            size_before = segment.size
+            try:
+                segment.append(base, view, header)
+            except OSError as exc:
+                raise self._failed_write(segment, size_before, exc) from exc
+            info = AppendInfo(base, base + header.last_offset_delta, now_ms, self._log_start)
+        if self._flusher is not None and self._config.flush_policy is FlushPolicy.INTERVAL:
+            self._flusher.mark_dirty(self)
+        return info
+
+    def _failed_write(self, segment: Segment, size_before: int, exc: OSError) -> StorageError:
+        try:
+            segment.rollback(size_before)
+        except OSError as undo_exc:
+            return self._health.fail(f"could not undo a failed write to {segment.path}: {undo_exc}")
+        if exc.errno in _SPACE_ERRNOS:
+            return DiskFullError(
+                f"{self.name}: no space left on the device of {self.directory}; nothing was "
+                "written. Free space or lower retention, then retry."
+            )
+        return self._health.fail(f"write to {segment.path} failed: {exc}")
+
+    def _maybe_roll(self, batch_bytes: int, last_offset_delta: int, now_ms: int) -> None:
+        active = self._segments[-1]
+        if active.size == 0:
+            return
+        full = active.size + batch_bytes > self._config.segment_bytes
+        old = now_ms - active.created_ms >= self._config.segment_ms
+        offsets_exhausted = self._next_offset + last_offset_delta - active.base_offset > MAX_RELATIVE
+        if full or old or offsets_exhausted:
+            self._roll_locked(now_ms)
+
+    def _roll_locked(self, now_ms: int) -> None:
+        old = self._segments[-1]
+        try:
+            segment = self._new_segment(self._next_offset, now_ms)
+        except OSError as exc:
+            if exc.errno in _SPACE_ERRNOS:
+                raise DiskFullError(f"{self.name}: no space for a new segment") from exc
+            raise self._health.fail(f"could not create a segment in {self.directory}: {exc}") from exc
+        self._segments.append(segment)
+        self._bases.append(segment.base_offset)
+        self._unsealed.append(old)  # the flusher fsyncs it, saves its indexes and unpins it
+        if self._flusher is not None:
+            self._flusher.request(self)
+
+    def _new_segment(self, base_offset: int, now_ms: int | None = None) -> Segment:
+        segment = Segment.create(
+            self._fs,
+            self.directory,
+            base_offset,
+            self._handles,
+            index_interval_bytes=self._config.index_interval_bytes,
+            now_ms=self._clock.now_ms() if now_ms is None else now_ms,
+        )
+        # The directory entry must be durable before any acknowledged byte lives in the file.
+        self._fs.fsync_dir(self.directory)
+        return segment
+
+    def roll(self) -> None:
+        """Start a new segment now (if the active one has data)."""
+        with self._lock:
+            self._check_writable()
+            if self._segments[-1].size:
+                self._roll_locked(self._clock.now_ms())
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"{self.name} is closed")
+        self._health.check()
+
+    # -- durability -----------------------------------------------------------------------
+
+    def wait_durable(self, offset: int) -> Future[None]:
+        """A future that completes once ``offset`` is fsynced (under the SYNC policy), at once
+        otherwise; it fails with :class:`LogDirectoryFailedError` if the fsync fails."""
+        future: Future[None] = Future()
+        if self._config.flush_policy is not FlushPolicy.SYNC:
+            future.set_result(None)
+            return future
+        with self._lock:
+            if offset < self._flushed_offset:
+                future.set_result(None)
+                return future
+            try:
+                self._check_writable()
+            except StorageError as exc:
+                future.set_exception(exc)
+                return future
+            self._waiters.append((offset, future))
+        if self._flusher is None:
+            self.flush()
+        else:
+            self._flusher.request(self)
+        return future
+
+    def flush(self) -> None:
+        """fsync everything appended so far, seal rolled segments, and release the waiters."""
+        with self._flush_lock:
+            with self._lock:
+                if self._closed:
+                    return
+                target = self._next_offset
+                active = self._segments[-1]
+                to_seal = list(self._unsealed)
+                if target <= self._flushed_offset and not to_seal:
+                    return
+            try:
+                for segment in to_seal:
+                    with self._handles.using(segment.path) as f:
+                        f.fsync()
+                    segment.save_indexes(self._fs)
+                with self._handles.using(active.path) as f:
+                    f.fsync()
+            except OSError as exc:
+                failure = self._health.fail(f"fsync in {self.directory} failed: {exc}")
+                self._fail_waiters(failure)
+                raise failure from exc
+            with self._lock:
+                self._flushed_offset = max(self._flushed_offset, target)
+                self._last_flush_ms = self._clock.monotonic_ms()
+                for segment in to_seal:
+                    self._unsealed.remove(segment)
+                    self._handles.unpin(segment.path)
+                released = []
+                while self._waiters and self._waiters[0][0] < self._flushed_offset:
+                    released.append(self._waiters.popleft()[1])
+        for future in released:
+            future.set_result(None)
+        if to_seal:
+            self.checkpoint()
+
+    def _fail_waiters(self, error: Exception) -> None:
+        with self._lock:
+            waiters = [f for _, f in self._waiters]
+            self._waiters.clear()
+        for future in waiters:
+            future.set_exception(error)
+
+    def periodic(self, now_monotonic_ms: float) -> bool:
+        """Flush (INTERVAL policy) and save the checkpoint when due; True if work remains."""
+        config = self._config
+        if (
+            config.flush_policy is FlushPolicy.INTERVAL
+            and now_monotonic_ms - self._last_flush_ms >= config.flush_interval_ms
+        ):
+            self.flush()
+        if self._flushed_offset > self._saved_recovery_point:
+            if now_monotonic_ms - self._last_checkpoint_ms >= config.checkpoint_interval_ms:
+                self.checkpoint()
+            else:
+                return True
+        return config.flush_policy is FlushPolicy.INTERVAL and self._flushed_offset < self._next_offset
+
+    def checkpoint(self) -> None:
+        """Save the recovery point (what is fsynced) and the log start offset."""
+        with self._flush_lock:
+            if not self._closed:
+                self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
+        with self._lock:
+            checkpoint = Checkpoint(self._flushed_offset, self._log_start)
+        try:
+            write_checkpoint(self._fs, self.directory, checkpoint)
+        except OSError as exc:
+            raise self._health.fail(f"could not write the checkpoint of {self.name}: {exc}") from exc
+        self._saved_recovery_point = checkpoint.recovery_point
+        self._last_checkpoint_ms = self._clock.monotonic_ms()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> ReadResult:
+        """Whole batches starting with the one that holds ``offset``.
+
+        Returns about ``max_bytes`` (at least one batch, even a larger one) from one segment,
+        none at or past ``max_offset``. Raises :class:`OffsetOutOfRangeError` outside
+        ``[log_start_offset, log_end_offset]``.
+        """
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(f"{self.name} is closed")
+            start, end = self._log_start, self._next_offset
+            if not start <= offset <= end:
+                raise OffsetOutOfRangeError(
+                    f"{self.name}: offset {offset} is outside the log [{start}, {end}]"
+                )
+            limit = end if max_offset is None else min(max_offset, end)
+            i = max(0, bisect_right(self._bases, offset) - 1)
+            found: SegmentRead | None = None
+            while found is None and i < len(self._segments) and offset < limit:
+                found = self._segments[i].read(offset, max_bytes, limit)
+                i += 1
+        if found is None:
+            return ReadResult(b"", offset, offset, start, end)
+        return ReadResult(found.data, found.first_offset, found.next_offset, start, end)
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """``(offset, timestamp)`` of the first record whose timestamp is at or after
+        ``timestamp``, or None if there is none (Kafka's ListOffsets by time)."""
+        from shoal.storage.timesearch import find_first_at_or_after
+
+        with self._lock:
+            for segment in self._segments:
+                if segment.max_timestamp < timestamp or segment.next_offset <= self._log_start:
+                    continue
+                found = find_first_at_or_after(segment, timestamp, self._log_start)
+                if found is not None:
+                    return found
+        return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """``(offset, timestamp)`` of the record with the largest timestamp (ListOffsets -3)."""
+        from shoal.storage.timesearch import find_max_timestamp
+
+        with self._lock:
+            best = max(
+                (s for s in self._segments if s.size and s.next_offset > self._log_start),
+                key=lambda s: s.max_timestamp,
+                default=None,
+            )
+            return None if best is None else find_max_timestamp(best, self._log_start)
+
+    # -- deleting data --------------------------------------------------------------------
+
+    def delete_records(self, before_offset: int) -> int:
+        """Make ``before_offset`` the new log start (Kafka DeleteRecords); returns it.
+
+        The new start is saved durably before this returns; whole segments below it go.
+        """
+        with self._flush_lock:
+            with self._lock:
+                self._check_writable()
+                if not 0 <= before_offset <= self._next_offset:
+                    raise OffsetOutOfRangeError(
+                        f"{self.name}: cannot delete records before {before_offset}: the log "
+                        f"ends at {self._next_offset}"
+                    )
+                if before_offset <= self._log_start:
+                    return self._log_start
+                self._log_start = before_offset
+            self._write_checkpoint()
+            self._delete_segments_below_start_locked()
+            return before_offset
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete whole segments past ``retention.ms`` or beyond ``retention.bytes``.
+
+        Returns how many segments were deleted. The newest data always stays unless it has
+        itself expired: then the active segment is rolled and deleted too, as Kafka does.
+        """
+        now = self._clock.now_ms() if now_ms is None else now_ms
+        config = self._config
+        with self._flush_lock:
+            doomed: list[Segment] = []
+            with self._lock:
+                self._check_writable()
+                if config.retention_ms >= 0:
+                    horizon = now - config.retention_ms
+                    active = self._segments[-1]
+                    if active.size and 0 <= active.max_timestamp < horizon:
+                        self._roll_locked(now)
+                    for segment in self._segments[:-1]:
+                        if segment.max_timestamp >= horizon or segment.max_timestamp < 0:
+                            break
+                        doomed.append(segment)
+                if config.retention_bytes >= 0:
+                    total = sum(s.size for s in self._segments[len(doomed) :])
+                    for segment in self._segments[len(doomed) : -1]:
+                        if total - segment.size < config.retention_bytes:
+                            break
+                        total -= segment.size
+                        doomed.append(segment)
+                if not doomed:
+                    return 0
+                self._log_start = max(self._log_start, self._segments[len(doomed)].base_offset)
+            self._write_checkpoint()
+            self._delete_segments_below_start_locked()
+            return len(doomed)
+
+    def _delete_segments_below_start(self) -> None:
+        with self._flush_lock:
+            self._delete_segments_below_start_locked()
+
+    def _delete_segments_below_start_locked(self) -> None:
+        with self._lock:
+            doomed = []
+            while len(self._segments) > 1 and self._segments[0].next_offset <= self._log_start:
+                doomed.append(self._segments.pop(0))
+                self._bases.pop(0)
+            for segment in doomed:
+                if segment in self._unsealed:
+                    self._unsealed.remove(segment)
+        for segment in doomed:
+            self._remove_segment_files(segment)
+        if doomed:
+            try:
+                self._fs.fsync_dir(self.directory)
+            except OSError as exc:
+                raise self._health.fail(f"fsync of {self.directory} failed: {exc}") from exc
+
+    def _remove_segment_files(self, segment: Segment) -> None:
+        self._handles.close(segment.path)
+        for path in (segment.path, segment.index_path, segment.time_index_path):
+            if self._fs.exists(path):
+                self._fs.remove(path)
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, save indexes and checkpoint (a clean shutdown), then release files."""
+        if self._closed:
+            return
+        if self._health.failure is None:
+            self.flush()
+            with self._flush_lock:
+                active = self._segments[-1]
+                active.save_indexes(self._fs)
+                self._write_checkpoint()
+        with self._flush_lock, self._lock:
+            self._closed = True
+            for segment in self._segments:
+                self._handles.close(segment.path)
+        if self._flusher is not None:
+            self._flusher.unregister(self)
+        self._fail_waiters(LogClosedError(f"{self.name} was closed"))
+
+
+def _is_segment_stem(stem: str) -> bool:
+    return len(stem) == 20 and stem.isdigit()

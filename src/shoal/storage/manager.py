@@ -1,0 +1,239 @@
+"""Every partition log in one data directory.
+
+Layout::
+
+    <data dir>/
+        .lock                    held while a process uses the directory
+        .clean-shutdown          present only after a clean close: recovery can trust indexes
+        <topic>-<partition>/     one PartitionLog each
+
+The manager owns what the logs share: the file-handle pool that bounds open descriptors, the
+flusher thread, and the directory's health (one failed fsync makes the whole directory
+read-only).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Self
+
+from shoal.clock import SYSTEM_CLOCK, Clock
+from shoal.invariant import invariant
+from shoal.storage.config import LogConfig
+from shoal.storage.errors import CorruptLogError, StorageError
+from shoal.storage.flush import Flusher
+from shoal.storage.fs import FileSystem, OsFileSystem
+from shoal.storage.handles import FileHandles
+from shoal.storage.log import DirectoryHealth, PartitionLog
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE: Final = ".lock"
+CLEAN_SHUTDOWN_FILE: Final = ".clean-shutdown"
+DELETE_SUFFIX: Final = ".deleted"
+DEFAULT_MAX_OPEN_FILES: Final = 1024
+"""Sealed segment files kept open at once (active segments are extra): well under the usual
+soft RLIMIT_NOFILE of 1024-65536 once sockets are counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+    @classmethod
+    def from_dirname(cls, name: str) -> TopicPartition | None:
+        topic, sep, partition = name.rpartition("-")
+        if not sep or not topic or not partition.isdigit():
+            return None
+        return cls(topic, int(partition))
+
+
+class LogManager:
+    """Open with :meth:`open`; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        fs: FileSystem,
+        clock: Clock,
+        default_config: LogConfig,
+        max_open_files: int,
+    ) -> None:
+        self.path = path
+        self._fs = fs
+        self._clock = clock
+        self.default_config = default_config
+        self.health = DirectoryHealth(path)
+        self._handles = FileHandles(fs, max_open_files=max_open_files)
+        self._flusher = Flusher(clock)
+        self._logs: dict[TopicPartition, PartitionLog] = {}
+        self.offline: dict[TopicPartition, str] = {}
+        """Partitions refused at start (damaged below their recovery point), with the reason."""
+        self._clean_start = False
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        fs: FileSystem | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        default_config: LogConfig | None = None,
+        config_for: Callable[[TopicPartition], LogConfig] | None = None,
+        max_open_files: int = DEFAULT_MAX_OPEN_FILES,
+    ) -> LogManager:
+        """Open ``path`` (created if missing) and recover every partition in it."""
+        fs = OsFileSystem() if fs is None else fs
+        fs.makedirs(path)
+        fs.lock(os.path.join(path, LOCK_FILE))
+        manager = cls(
+            path,
+            fs=fs,
+            clock=clock,
+            default_config=default_config or LogConfig(),
+            max_open_files=max_open_files,
+        )
+        try:
+            manager._load(config_for)
+        except BaseException:
+            manager._flusher.stop()
+            manager._handles.close_all()
+            fs.unlock(os.path.join(path, LOCK_FILE))
+            raise
+        return manager
+
+    def _load(self, config_for: Callable[[TopicPartition], LogConfig] | None) -> None:
+        marker = os.path.join(self.path, CLEAN_SHUTDOWN_FILE)
+        self._clean_start = self._fs.exists(marker)
+        for name in sorted(self._fs.listdir(self.path)):
+            full = os.path.join(self.path, name)
+            if name.endswith(DELETE_SUFFIX):
+                self._fs.rmtree(full)  # a deletion interrupted by a crash
+                continue
+            tp = TopicPartition.from_dirname(name)
+            if tp is None:
+                continue
+            config = config_for(tp) if config_for is not None else self.default_config
+            try:
+                self._logs[tp] = self._open_log(full, config, clean=self._clean_start)
+            except CorruptLogError as exc:
+                log.critical("partition %s is offline: %s", name, exc)
+                self.offline[tp] = str(exc)
+        if self._clean_start:
+            # From here on a crash must be detected as unclean.
+            self._fs.remove(marker)
+            self._fs.fsync_dir(self.path)
+
+    def _open_log(self, directory: str, config: LogConfig, *, clean: bool) -> PartitionLog:
+        return PartitionLog.open(
+            self._fs,
+            directory,
+            config,
+            clock=self._clock,
+            handles=self._handles,
+            health=self.health,
+            flusher=self._flusher,
+            clean_shutdown=clean,
+        )
+
+    @property
+    def recovered_cleanly(self) -> bool:
+        """True when the previous process shut down cleanly (no recovery scan was needed)."""
+        return self._clean_start
+
+    @property
+    def open_file_count(self) -> int:
+        return self._handles.open_count
+
+    def partitions(self) -> dict[TopicPartition, PartitionLog]:
+        return dict(self._logs)
+
+    def get(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get(TopicPartition(topic, partition))
+
+    def create(self, topic: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
+        """Create the log of a new partition (an existing one is returned as is)."""
+        invariant(not self._closed, "manager is closed")
+        tp = TopicPartition(topic, partition)
+        existing = self._logs.get(tp)
+        if existing is not None:
+            return existing
+        if tp in self.offline:
+            raise CorruptLogError(self.offline[tp])
+        self.health.check()
+        directory = os.path.join(self.path, tp.dirname)
+        try:
+            plog = self._open_log(directory, config or self.default_config, clean=False)
+            self._fs.fsync_dir(self.path)
+        except OSError as exc:
+            raise self.health.fail(f"could not create {directory}: {exc}") from exc
+        self._logs[tp] = plog
+        return plog
+
+    def delete(self, topic: str, partition: int) -> None:
+        """Remove a partition's log and files. A crash midway leaves no half-deleted log."""
+        tp = TopicPartition(topic, partition)
+        plog = self._logs.pop(tp, None)
+        self.offline.pop(tp, None)
+        directory = os.path.join(self.path, tp.dirname)
+        if plog is not None:
+            plog.close()
+        if not self._fs.exists(directory):
+            return
+        doomed = f"{directory}.{self._clock.now_ms()}{DELETE_SUFFIX}"
+        self._fs.rename(directory, doomed)
+        self._fs.fsync_dir(self.path)
+        self._fs.rmtree(doomed)
+
+    def apply_retention(self) -> int:
+        """Run retention on every log; returns the number of segments deleted."""
+        deleted = 0
+        now = self._clock.now_ms()
+        for plog in list(self._logs.values()):
+            try:
+                deleted += plog.apply_retention(now)
+            except StorageError as exc:
+                log.error("retention of %s failed: %s", plog.name, exc)
+        return deleted
+
+    def close(self) -> None:
+        """Flush and checkpoint everything, then mark the directory cleanly shut down."""
+        if self._closed:
+            return
+        self._closed = True
+        failures = []
+        for plog in self._logs.values():
+            try:
+                plog.close()
+            except StorageError as exc:
+                failures.append(exc)
+        self._flusher.stop()
+        self._handles.close_all()
+        if not failures and self.health.failure is None and not self.offline:
+            marker = os.path.join(self.path, CLEAN_SHUTDOWN_FILE)
+            f = self._fs.open(marker, create=True)
+            f.close()
+            self._fs.fsync_dir(self.path)
+        self._fs.unlock(os.path.join(self.path, LOCK_FILE))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

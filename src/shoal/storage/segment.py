@@ -1,0 +1,366 @@
+"""One segment of a partition log: a file of whole batches plus its offset and time indexes.
+
+A segment is named by its base offset (``00000000000000000042.log``). It holds only complete
+batches back to back; the only byte of a batch the log changes is its baseOffset, written on
+append. Indexes live in memory and are saved, sealed with a CRC, when the segment is sealed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Final
+
+from shoal.buffers import Buffer
+from shoal.invariant import invariant
+from shoal.records.header import BatchHeader, encode_base_offset, read_header
+from shoal.storage.errors import CorruptLogError
+from shoal.storage.fs import File, FileSystem, read_whole, sealed, unseal
+from shoal.storage.handles import FileHandles
+from shoal.storage.index import OffsetIndex, TimeIndex
+from shoal.storage.scan import BatchScanner, ScanProblem
+
+LOG_SUFFIX: Final = ".log"
+INDEX_SUFFIX: Final = ".index"
+TIME_INDEX_SUFFIX: Final = ".timeindex"
+NO_TIMESTAMP: Final = -1
+WALK_CHUNK_BYTES: Final = 16 * 1024
+"""Read size when walking a few batches from an index entry: a little more than the interval."""
+MAX_POSITION_HINTS: Final = 32
+"""Remembered (offset -> position) pairs at the ends of recent reads: sequential consumers skip
+the index walk. A handful per active consumer is plenty; the bound keeps memory flat."""
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRead:
+    """Bytes of whole batches read from one segment."""
+
+    data: bytes
+    first_offset: int
+    """Base offset of the first batch returned (may be below the offset asked for)."""
+    next_offset: int
+    """The offset after the last batch returned: where the next read continues."""
+
+
+class Segment:
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        handles: FileHandles,
+        *,
+        index_interval_bytes: int,
+        created_ms: int,
+    ) -> None:
+        self.base_offset = base_offset
+        self.path = os.path.join(directory, segment_name(base_offset) + LOG_SUFFIX)
+        self.index_path = os.path.join(directory, segment_name(base_offset) + INDEX_SUFFIX)
+        self.time_index_path = os.path.join(
+            directory, segment_name(base_offset) + TIME_INDEX_SUFFIX
+        )
+        self._handles = handles
+        self._interval = index_interval_bytes
+        self.created_ms = created_ms
+        self.next_offset = base_offset
+        self.size = 0
+        self.max_timestamp = NO_TIMESTAMP
+        self.index = OffsetIndex(base_offset)
+        self.time_index = TimeIndex(base_offset)
+        self._bytes_since_index = 0
+        self._last_batch_base = base_offset
+        self._hints: dict[int, int] = {}
+
+    # -- creation and loading -------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        fs: FileSystem,
+        directory: str,
+        base_offset: int,
+        handles: FileHandles,
+        *,
+        index_interval_bytes: int,
+        now_ms: int,
+    ) -> Segment:
+        """A new empty segment, pinned open for appends (the caller fsyncs the directory)."""
+        segment = cls(
+            directory,
+            base_offset,
+            handles,
+            index_interval_bytes=index_interval_bytes,
+            created_ms=now_ms,
+        )
+        for stale in (segment.index_path, segment.time_index_path):
+            if fs.exists(stale):
+                fs.remove(stale)
+        handles.create(segment.path)
+        return segment
+
+    def load_sealed(self, fs: FileSystem) -> bool:
+        """Load the saved indexes and check the tail after the last index entry.
+
+        Returns False when the index files are missing or damaged (the caller then rebuilds).
+        Raises :class:`CorruptLogError` if the log bytes themselves are malformed: a sealed
+        segment lies below the recovery point, so its data was fsynced and must be intact.
+        """
+        with self._handles.using(self.path) as f:
+            self.size = f.size()
+        index = _load_index_file(fs, self.index_path)
+        offsets = None if index is None else OffsetIndex.decode(self.base_offset, index, self.size)
+        if offsets is None:
+            return False
+        start_offset, start_position = offsets.floor(2**63 - 1)
+        self.index = offsets
+        problem = self._walk_and_index(start_position, start_offset, crc_from_offset=None)
+        if problem is not None:
+            raise CorruptLogError(self._describe(problem, "below the recovery point"))
+        times = _load_index_file(fs, self.time_index_path)
+        time_index = (
+            None if times is None else TimeIndex.decode(self.base_offset, times, self.next_offset)
+        )
+        if time_index is None:
+            return False
+        last = time_index.last()
+        if last is not None:
+            self.max_timestamp = max(self.max_timestamp, last[0])
+        self.time_index = time_index
+        self._sync_time_index_to_max()
+        return True
+
+    def rebuild(self, *, crc_from_offset: int | None) -> ScanProblem | None:
+        """Rebuild the indexes by walking every batch; stop at the first bad one.
+
+        Returns the problem (position and reason) if the walk stopped early; the segment then
+        describes only the good batches before it, and the caller decides whether to cut the
+        file there (a torn tail) or refuse it (damage below the recovery point).
+        """
+        self.index = OffsetIndex(self.base_offset)
+        self.time_index = TimeIndex(self.base_offset)
+        self.max_timestamp = NO_TIMESTAMP
+        self.next_offset = self.base_offset
+        self._bytes_since_index = 0
+        with self._handles.using(self.path) as f:
+            self.size = f.size()
+        return self._walk_and_index(0, self.base_offset, crc_from_offset=crc_from_offset)
+
+    def _walk_and_index(
+        self, start_position: int, start_offset: int, *, crc_from_offset: int | None
+    ) -> ScanProblem | None:
+        with self._handles.using(self.path) as f:
+            scanner = BatchScanner(
+                f,
+                start_position,
+                self.size,
+                crc_from_offset=crc_from_offset,
+                min_base_offset=start_offset,
+            )
+            for position, header in scanner:
+                if position > start_position:
+                    self._maybe_index(header.base_offset, position)
+                self._account(header)
+            good_end = scanner.end_position if start_position < self.size else start_position
+        if scanner.problem is None:
+            return None
+        self.size = good_end
+        return scanner.problem
+
+    def cut_at(self, position: int) -> None:
+        """Truncate the file to ``position`` (a batch boundary found by :meth:`rebuild`)."""
+        with self._handles.using(self.path) as f:
+            f.truncate(position)
+        self.size = position
+
+    def first_batch_timestamp(self) -> int:
+        if self.size == 0:
+            return NO_TIMESTAMP
+        with self._handles.using(self.path) as f:
+            return read_header(f.pread(61, 0)).max_timestamp
+
+    # -- appending ------------------------------------------------------------------------
+
+    def append(self, base_offset: int, batch: Buffer, header: BatchHeader) -> int:
+        """Write ``batch`` with ``base_offset`` and index it; returns its file position.
+
+        On an OSError the caller must :meth:`rollback` to the size before the call.
+        """
+        view = memoryview(batch)
+        invariant(base_offset == self.next_offset, "appends must continue the segment's offsets")
+        position = self.size
+        with self._handles.using(self.path) as f:
+            f.append([encode_base_offset(base_offset), view[8:]])
+        self.size = position + view.nbytes
+        header = _with_base(header, base_offset)
+        if position > 0:
+            self._maybe_index(base_offset, position)
+        self._account(header)
+        return position
+
+    def rollback(self, size: int) -> None:
+        """Undo a failed append: cut the file back to ``size`` (indexes were not touched)."""
+        with self._handles.using(self.path) as f:
+            f.truncate(size)
+        self.size = size
+
+    def _maybe_index(self, base_offset: int, position: int) -> None:
+        if self._bytes_since_index >= self._interval:
+            self.index.append(base_offset, position)
+            self._bytes_since_index = 0
+            last = self.time_index.last()
+            if self.max_timestamp > (NO_TIMESTAMP if last is None else last[0]):
+                # Entries say "every batch up to this one has a timestamp <= max so far".
+                # The batch at `position` is not accounted yet, so the entry names the previous.
+                self.time_index.append(self.max_timestamp, self._last_batch_base)
+
+    def _account(self, header: BatchHeader) -> None:
+        self._bytes_since_index += header.size
+        self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
+        self._last_batch_base = header.base_offset
+        self.next_offset = header.next_offset
+
+    def _sync_time_index_to_max(self) -> None:
+        """Make the last time-index entry carry the segment's max timestamp (done at seal)."""
+        last = self.time_index.last()
+        if self.max_timestamp > (NO_TIMESTAMP if last is None else last[0]):
+            if last is None or self._last_batch_base > last[1]:
+                self.time_index.append(self.max_timestamp, self._last_batch_base)
+
+    def save_indexes(self, fs: FileSystem) -> None:
+        """Write both index files whole, with CRC trailers, and fsync them."""
+        self._sync_time_index_to_max()
+        for path, payload in (
+            (self.index_path, self.index.encode()),
+            (self.time_index_path, self.time_index.encode()),
+        ):
+            f = fs.open(path, create=True)
+            try:
+                f.truncate(0)
+                f.append([sealed(payload)])
+                f.fsync()
+            finally:
+                f.close()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int, max_offset: int) -> SegmentRead | None:
+        """Whole batches from the one holding ``offset``, about ``max_bytes`` of them.
+
+        At least one batch is returned even if it is larger than ``max_bytes``; no batch whose
+        base offset is at or past ``max_offset`` is (the high watermark or stable offset).
+        Returns None when the segment has no batch at or past ``offset`` below ``max_offset``.
+        """
+        with self._handles.using(self.path) as f:
+            located = self._locate(f, offset)
+            if located is None:
+                return None
+            start, first_offset, first_size = located
+            if first_offset >= max_offset:
+                return None
+            limit = start + max(max_bytes, first_size)
+            if max_offset < self.next_offset:
+                cap = self._locate(f, max_offset)
+                if cap is not None:
+                    limit = min(limit, cap[0])
+            end, next_offset = self._last_boundary_before(f, start, limit)
+            data = f.pread(end - start, start)
+        invariant(len(data) == end - start, f"short read of {self.path} at {start}")
+        self._remember(next_offset, end)
+        return SegmentRead(data, first_offset, next_offset)
+
+    def batches_from(self, offset: int) -> Iterator[tuple[int, BatchHeader]]:
+        """``(position, header)`` of each batch from the one holding ``offset`` to the end."""
+        with self._handles.using(self.path) as f:
+            entry_offset, entry_position = self.index.floor(offset)
+            walk = self._walk(f, entry_position, entry_offset)
+            for position, header in walk:
+                if header.last_offset >= offset:
+                    yield position, header
+            self._raise_if_damaged(walk)
+
+    def read_batch(self, position: int, size: int) -> bytes:
+        with self._handles.using(self.path) as f:
+            data = f.pread(size, position)
+        invariant(len(data) == size, f"short read of {self.path} at {position}")
+        return data
+
+    def _locate(self, f: File, offset: int) -> tuple[int, int, int] | None:
+        """``(position, base_offset, size)`` of the batch holding ``offset`` (or the first one
+        after it, where offsets have gaps); None past the end."""
+        if offset >= self.next_offset:
+            return None
+        position = self._hints.get(offset)
+        from_offset, from_position = (
+            (offset, position) if position is not None else self.index.floor(offset)
+        )
+        walk = self._walk(f, from_position, from_offset)
+        for pos, header in walk:
+            if header.last_offset >= offset:
+                return pos, header.base_offset, header.size
+        self._raise_if_damaged(walk)
+        return None
+
+    def _last_boundary_before(self, f: File, start: int, limit: int) -> tuple[int, int]:
+        """End position and next offset of the last whole batch ending at or before ``limit``
+        (at least the batch at ``start``)."""
+        if limit >= self.size:
+            return self.size, self.next_offset
+        entry_offset, entry_position = self.index.floor_by_position(limit)
+        if entry_position <= start:
+            entry_offset, entry_position = read_header(f.pread(61, start)).base_offset, start
+        end, next_offset = entry_position, entry_offset
+        walk = self._walk(f, entry_position, entry_offset)
+        for pos, header in walk:
+            if pos + header.size > limit and pos > start:
+                break
+            end, next_offset = pos + header.size, header.next_offset
+            if end >= limit:
+                break
+        self._raise_if_damaged(walk)
+        return end, next_offset
+
+    def _walk(self, f: File, position: int, base_offset: int) -> BatchScanner:
+        return BatchScanner(
+            f,
+            position,
+            self.size,
+            min_base_offset=base_offset,
+            contiguous=False,
+            chunk_bytes=WALK_CHUNK_BYTES,
+        )
+
+    def _raise_if_damaged(self, walk: BatchScanner) -> None:
+        if walk.problem is not None:
+            raise CorruptLogError(self._describe(walk.problem, "found by a read"))
+
+    def _remember(self, offset: int, position: int) -> None:
+        if len(self._hints) >= MAX_POSITION_HINTS:
+            self._hints.pop(next(iter(self._hints)))
+        self._hints[offset] = position
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _describe(self, problem: ScanProblem, where: str) -> str:
+        return (
+            f"{self.path}: damaged data {where} at byte {problem.position}: {problem.reason}. "
+            "The partition is offline and its files are kept; restore them from a backup or "
+            "move the segment away to accept the loss."
+        )
+
+    def describe_problem(self, problem: ScanProblem, where: str) -> str:
+        return self._describe(problem, where)
+
+
+def _with_base(header: BatchHeader, base_offset: int) -> BatchHeader:
+    return header if header.base_offset == base_offset else replace(header, base_offset=base_offset)
+
+
+def _load_index_file(fs: FileSystem, path: str) -> bytes | None:
+    if not fs.exists(path):
+        return None
+    return unseal(read_whole(fs, path))
