@@ -41,7 +41,9 @@ _TLS_MAJOR_VERSION: Final = 0x03
 
 def _likely_cause(prefix: bytes) -> str:
     if prefix[0] == _TLS_HANDSHAKE_RECORD and prefix[1] == _TLS_MAJOR_VERSION:
-        return " (this looks like a TLS handshake: is the client using TLS on a plaintext listener?)"
+        return (
+            " (this looks like a TLS handshake: is the client using TLS on a plaintext listener?)"
+        )
     if prefix in _HTTP_METHODS:
         return " (this looks like an HTTP request: is an HTTP client pointed at the Kafka port?)"
     return ""

@@ -121,7 +121,9 @@ def read_uvarint(buf: bytes, offset: int) -> tuple[int, int]:
         value |= (byte & 0x7F) << (7 * index)
         if not byte & 0x80:
             return value, position + 1
-    raise DecodeError(f"unsigned varint at offset {offset} is longer than {UVARINT_MAX_BYTES} bytes")
+    raise DecodeError(
+        f"unsigned varint at offset {offset} is longer than {UVARINT_MAX_BYTES} bytes"
+    )
 
 
 def skip_tagged_fields(buf: bytes, offset: int) -> int:

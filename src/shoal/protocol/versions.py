@@ -200,7 +200,9 @@ RESPONSE_HEADER_V0: Final = 0
 RESPONSE_HEADER_V1: Final = 1
 
 
-def api_range(api_key: int, apis: Mapping[int, ApiVersionRange] = SUPPORTED_APIS) -> ApiVersionRange:
+def api_range(
+    api_key: int, apis: Mapping[int, ApiVersionRange] = SUPPORTED_APIS
+) -> ApiVersionRange:
     """The entry for ``api_key``; :class:`KeyError` when the table does not have it."""
     try:
         return apis[api_key]

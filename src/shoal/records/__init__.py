@@ -3,6 +3,15 @@
 Sans-IO: this package takes and returns bytes; it never touches files, sockets or event loops.
 """
 
+from shoal.records.builder import build_batch, encode_records
+from shoal.records.compression import codec_of, compress, decompress
+from shoal.records.control import (
+    ControlType,
+    EndTxnMarker,
+    build_control_batch,
+    control_type,
+    read_end_txn_marker,
+)
 from shoal.records.crc import crc32c
 from shoal.records.errors import (
     BatchTooLargeError,
@@ -13,28 +22,94 @@ from shoal.records.errors import (
     UnsupportedCompressionError,
 )
 from shoal.records.header import (
+    CRC_START,
     HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC_V2,
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    NO_SEQUENCE,
+    NO_TIMESTAMP,
     BatchHeader,
     Compression,
     TimestampType,
+    computed_crc,
+    crc_matches,
+    encode_base_offset,
     read_header,
+    read_size_and_magic,
+    refresh_crc,
+    set_max_timestamp,
+    stored_crc,
+)
+from shoal.records.reader import batch_records_bytes, decode_batch, iter_records
+from shoal.records.record import (
+    DecodedBatch,
+    DecodedRecord,
+    Header,
+    Record,
+    RecordLike,
+    SimpleRecord,
+)
+from shoal.records.validate import (
+    RecordsSummary,
+    split_batches,
+    validate_batch,
+    validate_batches,
+    validate_produce_records,
+    validate_records,
 )
 
 __all__ = [
+    "CRC_START",
     "HEADER_SIZE",
     "LOG_OVERHEAD",
     "MAGIC_V2",
+    "NO_PRODUCER_EPOCH",
+    "NO_PRODUCER_ID",
+    "NO_SEQUENCE",
+    "NO_TIMESTAMP",
     "BatchHeader",
     "BatchTooLargeError",
     "Compression",
+    "ControlType",
     "CorruptBatchError",
+    "DecodedBatch",
+    "DecodedRecord",
     "DecompressionLimitError",
+    "EndTxnMarker",
+    "Header",
     "InvalidRecordError",
+    "Record",
+    "RecordLike",
     "RecordsError",
+    "RecordsSummary",
+    "SimpleRecord",
     "TimestampType",
     "UnsupportedCompressionError",
+    "batch_records_bytes",
+    "build_batch",
+    "build_control_batch",
+    "codec_of",
+    "compress",
+    "computed_crc",
+    "control_type",
     "crc32c",
+    "crc_matches",
+    "decode_batch",
+    "decompress",
+    "encode_base_offset",
+    "encode_records",
+    "iter_records",
+    "read_end_txn_marker",
     "read_header",
+    "read_size_and_magic",
+    "refresh_crc",
+    "set_max_timestamp",
+    "split_batches",
+    "stored_crc",
+    "validate_batch",
+    "validate_batches",
+    "validate_produce_records",
+    "validate_records",
 ]

@@ -118,7 +118,9 @@ def build_batch(
         base_timestamp = NO_TIMESTAMP if first is None else first
     section, max_timestamp = encode_records(records, base_timestamp)
     codec = codec_of(compression)
-    payload = section if codec is Compression.NONE else compress(codec, section, level=compression_level)
+    payload = (
+        section if codec is Compression.NONE else compress(codec, section, level=compression_level)
+    )
     attributes = int(codec)
     if timestamp_type is TimestampType.LOG_APPEND_TIME:
         attributes |= ATTR_TIMESTAMP_TYPE

@@ -104,10 +104,9 @@ def compress(codec: int, data: Buffer, *, level: int | None = None) -> bytes:
     if kind is Compression.LZ4:
         # Independent blocks and no content checksum: what Java's reader accepts (it verifies
         # block checksums, which cramjam always writes).
-        compressor = cramjam.lz4.Compressor(
-            level=level, content_checksum=False, block_linked=False
-        )
-        compressor.compress(data)
+        compressor = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
+        # The streaming compressor takes only ``bytes`` (not any buffer, whatever its stub says).
+        compressor.compress(data if isinstance(data, bytes) else bytes(data))
         return bytes(compressor.finish())
     return bytes(cramjam.zstd.compress(data, level=ZSTD_LEVEL_DEFAULT if level is None else level))
 
@@ -190,7 +189,7 @@ def _xerial_blocks(view: memoryview) -> list[memoryview]:
     while pos < end:
         # snappy-java reads concatenated streams, so a header may appear between blocks. A
         # block length never starts with 0x82 (that would be negative), so this is unambiguous.
-        if view[pos : pos + len(XERIAL_MAGIC)] == XERIAL_MAGIC:
+        if view[pos : pos + len(XERIAL_MAGIC)].tobytes() == XERIAL_MAGIC:
             if end - pos < _XERIAL_HEADER.size:
                 raise CorruptBatchError("snappy (xerial) header is truncated")
             pos += _XERIAL_HEADER.size
@@ -201,8 +200,7 @@ def _xerial_blocks(view: memoryview) -> list[memoryview]:
         pos += _INT32_BE.size
         if size <= 0 or size > end - pos:
             raise CorruptBatchError(
-                f"snappy (xerial) block at byte {pos - 4} declares {size} bytes; "
-                f"{end - pos} remain"
+                f"snappy (xerial) block at byte {pos - 4} declares {size} bytes; {end - pos} remain"
             )
         blocks.append(view[pos : pos + size])
         pos += size
@@ -210,7 +208,7 @@ def _xerial_blocks(view: memoryview) -> list[memoryview]:
 
 
 def _snappy_decompress(view: memoryview, max_output_bytes: int) -> bytes:
-    blocks = _xerial_blocks(view) if view[: len(XERIAL_MAGIC)] == XERIAL_MAGIC else [view]
+    blocks = _xerial_blocks(view) if view[: len(XERIAL_MAGIC)].tobytes() == XERIAL_MAGIC else [view]
     try:
         # Each raw block starts with its uncompressed length: add them up and check the total
         # before allocating, so a block that claims 4 GiB costs nothing.

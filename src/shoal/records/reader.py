@@ -24,6 +24,7 @@ there and never reads into the next.
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 from shoal.buffers import Buffer
 from shoal.records.compression import codec_of, decompress
 from shoal.records.errors import CorruptBatchError
@@ -44,6 +45,7 @@ from shoal.records.record import (
     Record,
 )
 from shoal.records.varint import read_varint, read_varlong
+
 
 def batch_records_bytes(buf: Buffer, *, max_uncompressed_bytes: int) -> tuple[BatchHeader, bytes]:
     """Return the header of the batch in ``buf`` and its records section, decompressed.
@@ -106,8 +108,22 @@ def _decode_record(data: bytes, pos: int, end: int, index: int) -> tuple[Record,
     pos += 1  # attributes: no bits are defined for records
     timestamp_delta, pos = read_varlong(data, pos, record_end)
     offset_delta, pos = read_varint(data, pos, record_end)
-    key, pos = _read_bytes(data, pos, record_end, index, "key")
-    value, pos = _read_bytes(data, pos, record_end, index, "value")
+    # Key and value are read inline (not with _read_bytes): this runs once per record and a
+    # call per field is a measurable share of decoding time.
+    key: bytes | None = None
+    size, pos = read_varint(data, pos, record_end)
+    if size >= 0 and size <= record_end - pos:
+        key = data[pos : pos + size]
+        pos += size
+    elif size != -1:
+        raise _bad_length(index, "key", size, record_end - pos)
+    value: bytes | None = None
+    size, pos = read_varint(data, pos, record_end)
+    if size >= 0 and size <= record_end - pos:
+        value = data[pos : pos + size]
+        pos += size
+    elif size != -1:
+        raise _bad_length(index, "value", size, record_end - pos)
     header_count, pos = read_varint(data, pos, record_end)
     headers: list[Header]
     if header_count == 0:
@@ -128,20 +144,22 @@ def _decode_record(data: bytes, pos: int, end: int, index: int) -> tuple[Record,
     return Record(offset_delta, timestamp_delta, key, value, headers), pos
 
 
-def _read_bytes(
-    data: bytes, pos: int, end: int, index: int, what: str
-) -> tuple[bytes | None, int]:
+def _bad_length(index: int, what: str, size: int, remaining: int) -> CorruptBatchError:
+    if size < 0:
+        return CorruptBatchError(f"record {index} has a {what} length of {size}")
+    return CorruptBatchError(
+        f"record {index} has a {what} of {size} bytes; {remaining} remain in the record"
+    )
+
+
+def _read_bytes(data: bytes, pos: int, end: int, index: int, what: str) -> tuple[bytes | None, int]:
     """Read a varint length then that many bytes; -1 is null."""
     size, pos = read_varint(data, pos, end)
-    if size < 0:
-        if size == -1:
-            return None, pos
-        raise CorruptBatchError(f"record {index} has a {what} length of {size}")
-    if size > end - pos:
-        raise CorruptBatchError(
-            f"record {index} has a {what} of {size} bytes; {end - pos} remain in the record"
-        )
-    return data[pos : pos + size], pos + size
+    if size >= 0 and size <= end - pos:
+        return data[pos : pos + size], pos + size
+    if size == -1:
+        return None, pos
+    raise _bad_length(index, what, size, end - pos)
 
 
 def _read_headers(

@@ -39,15 +39,16 @@ def _read_unsigned(data: bytes, pos: int, end: int, bytes_max: int) -> tuple[int
     """Read the raw (still zigzagged) varint at ``pos``; ``end`` bounds where it may reach."""
     result = 0
     shift = 0
-    for _ in range(bytes_max):
-        if pos >= end:
-            raise CorruptBatchError(f"varint runs past the end of its record at byte {pos}")
+    stop = min(end, pos + bytes_max)
+    while pos < stop:
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
             return result, pos
         shift += 7
+    if pos >= end:
+        raise CorruptBatchError(f"varint runs past the end of its record at byte {pos}")
     raise CorruptBatchError(f"varint longer than {bytes_max} bytes ending at byte {pos}")
 
 
@@ -57,10 +58,15 @@ def read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
     Raises :class:`CorruptBatchError` if it is longer than 5 bytes, does not fit in 32 bits, or
     would read at or beyond ``end``.
     """
-    if pos < end:
+    # Fast paths for one and two bytes (values up to +-8191): nearly every varint in a record.
+    if pos + 1 < end:
         byte = data[pos]
-        if byte < 0x80:  # fast path: one byte
+        if byte < 0x80:
             return (byte >> 1) ^ -(byte & 1), pos + 1
+        second = data[pos + 1]
+        if second < 0x80:
+            raw = (byte & 0x7F) | (second << 7)
+            return (raw >> 1) ^ -(raw & 1), pos + 2
     raw, new_pos = _read_unsigned(data, pos, end, VARINT_BYTES_MAX)
     if raw > _UINT32_MAX:
         raise CorruptBatchError(f"varint at byte {pos} does not fit in 32 bits")
@@ -73,10 +79,14 @@ def read_varlong(data: bytes, pos: int, end: int) -> tuple[int, int]:
     Raises :class:`CorruptBatchError` if it is longer than 10 bytes, does not fit in 64 bits, or
     would read at or beyond ``end``.
     """
-    if pos < end:
+    if pos + 1 < end:
         byte = data[pos]
         if byte < 0x80:
             return (byte >> 1) ^ -(byte & 1), pos + 1
+        second = data[pos + 1]
+        if second < 0x80:
+            raw = (byte & 0x7F) | (second << 7)
+            return (raw >> 1) ^ -(raw & 1), pos + 2
     raw, new_pos = _read_unsigned(data, pos, end, VARLONG_BYTES_MAX)
     if raw > _UINT64_MAX:
         raise CorruptBatchError(f"varlong at byte {pos} does not fit in 64 bits")

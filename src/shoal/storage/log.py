@@ -196,7 +196,9 @@ class PartitionLog:
                 self._load_below_recovery_point(segment)
                 segments.append(segment)
                 continue
-            problem = segment.rebuild(crc_from_offset=recovery_point)
+            # Every batch of a segment that reaches past the recovery point has its CRC checked:
+            # damage before the recovery point is refused below, damage after it is a torn tail.
+            problem = segment.rebuild(crc_from_offset=base)
             if problem is not None:
                 if segment.next_offset < recovery_point:
                     raise CorruptLogError(segment.describe_problem(problem, "before the checkpoint"))

@@ -227,6 +227,17 @@ class LogManager:
             self._fs.fsync_dir(self.path)
         self._fs.unlock(os.path.join(self.path, LOCK_FILE))
 
+    def abandon(self) -> None:
+        """Stop using the directory without flushing or checkpointing, as a crash would.
+
+        For crash tests and for embedders simulating one; data not yet fsynced is at the mercy
+        of the filesystem, exactly as after ``kill -9``.
+        """
+        self._closed = True
+        self._flusher.stop()
+        self._handles.close_all()
+        self._fs.unlock(os.path.join(self.path, LOCK_FILE))
+
     def __enter__(self) -> Self:
         return self
 
