@@ -1,3 +1,3 @@
-"""shoal: a single-node, Kafka-protocol event-streaming platform and a framework for Python services."""
+"""shoal: a single-node Kafka-protocol event-streaming platform and a framework for services."""
 
 __version__ = "0.1.0"

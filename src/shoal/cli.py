@@ -17,7 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shoal.storage import LogManager
 
         with LogManager.open(args.data_dir) as logs:
-            print(f"shoal: data directory {args.data_dir}: {len(logs.partitions())} partitions recovered")
+            count = len(logs.partitions())
+            print(f"shoal: data directory {args.data_dir}: {count} partitions recovered")
         print(
             "shoal: the Kafka listener and HTTP face are not built yet; "
             "this command only opens and recovers the log directory.",

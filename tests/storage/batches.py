@@ -20,9 +20,9 @@ def make_batch(
     base_offset: int = 0,
 ) -> bytes:
     body = bytes((seed * 31 + i * 7) & 0xFF for i in range(payload))
-    after_crc = struct.pack(
-        ">hiqqqhii", 0, records - 1, timestamp, timestamp, -1, -1, -1, records
-    ) + body
+    after_crc = (
+        struct.pack(">hiqqqhii", 0, records - 1, timestamp, timestamp, -1, -1, -1, records) + body
+    )
     length = 4 + 1 + 4 + len(after_crc)  # epoch + magic + crc + the rest
     crc = crc32c(after_crc)
     return struct.pack(">qiibI", base_offset, length, -1, 2, crc) + after_crc

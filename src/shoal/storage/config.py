@@ -47,9 +47,7 @@ class LogConfig:
     """How often the recovery point is saved: bounds what an unclean restart re-checks."""
 
     def __post_init__(self) -> None:
-        invariant(
-            0 < self.segment_bytes <= MAX_SEGMENT_BYTES, "segment_bytes must be 1..2^31-1"
-        )
+        invariant(0 < self.segment_bytes <= MAX_SEGMENT_BYTES, "segment_bytes must be 1..2^31-1")
         invariant(self.segment_ms > 0, "segment_ms must be positive")
         invariant(self.index_interval_bytes > 0, "index_interval_bytes must be positive")
         invariant(self.flush_interval_ms > 0, "flush_interval_ms must be positive")

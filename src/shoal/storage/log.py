@@ -201,7 +201,9 @@ class PartitionLog:
             problem = segment.rebuild(crc_from_offset=base)
             if problem is not None:
                 if segment.next_offset < recovery_point:
-                    raise CorruptLogError(segment.describe_problem(problem, "before the checkpoint"))
+                    raise CorruptLogError(
+                        segment.describe_problem(problem, "before the checkpoint")
+                    )
                 log.warning(
                     "%s: cutting torn tail at byte %d of %s: %s",
                     self.name,
@@ -365,7 +367,9 @@ class PartitionLog:
             return
         full = active.size + batch_bytes > self._config.segment_bytes
         old = now_ms - active.created_ms >= self._config.segment_ms
-        offsets_exhausted = self._next_offset + last_offset_delta - active.base_offset > MAX_RELATIVE
+        offsets_exhausted = (
+            self._next_offset + last_offset_delta - active.base_offset > MAX_RELATIVE
+        )
         if full or old or offsets_exhausted:
             self._roll_locked(now_ms)
 
@@ -376,7 +380,9 @@ class PartitionLog:
         except OSError as exc:
             if exc.errno in _SPACE_ERRNOS:
                 raise DiskFullError(f"{self.name}: no space for a new segment") from exc
-            raise self._health.fail(f"could not create a segment in {self.directory}: {exc}") from exc
+            raise self._health.fail(
+                f"could not create a segment in {self.directory}: {exc}"
+            ) from exc
         self._segments.append(segment)
         self._bases.append(segment.base_offset)
         self._unsealed.append(old)  # the flusher fsyncs it, saves its indexes and unpins it
@@ -489,7 +495,9 @@ class PartitionLog:
                 self.checkpoint()
             else:
                 return True
-        return config.flush_policy is FlushPolicy.INTERVAL and self._flushed_offset < self._next_offset
+        return (
+            config.flush_policy is FlushPolicy.INTERVAL and self._flushed_offset < self._next_offset
+        )
 
     def checkpoint(self) -> None:
         """Save the recovery point (what is fsynced) and the log start offset."""
@@ -503,7 +511,9 @@ class PartitionLog:
         try:
             write_checkpoint(self._fs, self.directory, checkpoint)
         except OSError as exc:
-            raise self._health.fail(f"could not write the checkpoint of {self.name}: {exc}") from exc
+            raise self._health.fail(
+                f"could not write the checkpoint of {self.name}: {exc}"
+            ) from exc
         self._saved_recovery_point = checkpoint.recovery_point
         self._last_checkpoint_ms = self._clock.monotonic_ms()
 

@@ -8,7 +8,6 @@ append. Indexes live in memory and are saved, sealed with a CRC, when the segmen
 from __future__ import annotations
 
 import os
-
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Final

@@ -176,7 +176,11 @@ class FaultyFileSystem:
         path = self._norm(path)
         names = list(self._dir(path))
         prefix = path.rstrip("/") + "/"
-        names += [d[len(prefix) :] for d in self._dirs if d.startswith(prefix) and "/" not in d[len(prefix) :]]
+        names += [
+            d[len(prefix) :]
+            for d in self._dirs
+            if d.startswith(prefix) and "/" not in d[len(prefix) :]
+        ]
         return names
 
     def makedirs(self, path: str) -> None:
