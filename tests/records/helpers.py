@@ -13,15 +13,13 @@ from collections.abc import Sequence
 import cramjam
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from tests.records.kafka_oracle import encode_varint as kafka_encode_varint
 
 from shoal.records import SimpleRecord
 from shoal.records.builder import assemble_batch
+from tests.records.kafka_oracle import encode_varint as kafka_encode_varint
 
 # Deadlines are timing assertions; this machine is shared and slow, so none.
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 MIB = 1 << 20

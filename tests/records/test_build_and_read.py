@@ -30,7 +30,7 @@ from shoal.records import (
     validate_batch,
     validate_records,
 )
-from tests.records.helpers import FEW, SETTINGS, batch_around, raw_record, simple_records
+from tests.records.helpers import FEW, SETTINGS, batch_around, raw_record, simple_records, zz
 
 LIMIT = 10 * 1024 * 1024
 
@@ -183,7 +183,9 @@ def test_builder_refuses_what_no_batch_can_hold() -> None:
 def test_many_records_build_and_read() -> None:
     records = [SimpleRecord(b"key-%d" % i, b"x" * (i % 300), timestamp=i) for i in range(5_000)]
     for codec in Compression:
-        decoded = decode_batch(build_batch(records, compression=codec), max_uncompressed_bytes=LIMIT)
+        decoded = decode_batch(
+            build_batch(records, compression=codec), max_uncompressed_bytes=LIMIT
+        )
         assert [(r.key, r.value) for r in decoded.records] == [(r.key, r.value) for r in records]
         assert decoded.records[-1].offset == 4_999
 
@@ -212,7 +214,9 @@ def test_control_batch_layout(commit: bool) -> None:
 
 
 def test_control_record_readers_accept_newer_versions_and_reject_garbage() -> None:
-    newer = DecodedRecord(0, 0, struct.pack(">hh", 1, 1) + b"x", struct.pack(">hi", 1, 9) + b"y", [])
+    newer = DecodedRecord(
+        0, 0, struct.pack(">hh", 1, 1) + b"x", struct.pack(">hi", 1, 9) + b"y", []
+    )
     assert read_end_txn_marker(newer) == EndTxnMarker(True, 9)
     for key, value, message in [
         (b"\x00", struct.pack(">hi", 0, 1), "at least 4 bytes"),
@@ -234,25 +238,40 @@ def test_control_batch_needs_a_producer() -> None:
 
 
 def _records_of(section: bytes, count: int) -> list[object]:
-    return list(iter_records(batch_around(section, record_count=count), max_uncompressed_bytes=LIMIT))
+    return list(
+        iter_records(batch_around(section, record_count=count), max_uncompressed_bytes=LIMIT)
+    )
+
+
+def _rec(body: bytes) -> bytes:
+    """A record with an honest length prefix around ``body``."""
+    return zz(len(body)) + body
+
+
+# Bodies start attributes, timestampDelta 0, offsetDelta 0; "\x00" is a length of 0.
+_START = b"\x00\x00\x00"
 
 
 @pytest.mark.parametrize(
     ("section", "count", "message"),
     [
-        (raw_record(offset_delta=0, length_adjust=1), 1, "declares 19 bytes; 18 remain"),
-        (raw_record(offset_delta=0, length_adjust=-1), 1, "past the end|remain in the record"),
+        (raw_record(offset_delta=0, length_adjust=1), 1, "declares 9 bytes; 8 remain"),
+        (raw_record(offset_delta=0, length_adjust=-1), 1, "past the end"),
         (raw_record(offset_delta=0) + b"\x00", 1, "1 bytes left over"),
         (raw_record(offset_delta=0), 2, "counts 2 records but its data ends after 1"),
-        (b"\x01", 1, "declares -1 bytes"),
-        (b"\x0c\x00\x00\x00" + b"\x05" + b"\x00" * 7, 1, "key length of -3"),
-        (b"\x0c\x00\x00\x00" + b"\x14" + b"\x00" * 7, 1, "key of 10 bytes; 7 remain"),
-        (b"\x0c\x00\x00\x00\x00" + b"\x03" + b"\x00" * 6, 1, "value length of -2"),
-        (b"\x0c\x00\x00\x00\x00\x00" + b"\x01" + b"\x00" * 5, 1, "-1 headers"),
-        (b"\x0c\x00\x00\x00\x00\x00" + b"\x08" + b"\x00" * 5, 1, "4 headers in 5 bytes"),
-        (b"\x0e\x00\x00\x00\x00\x00\x02\x01\x00" + b"\x00" * 5, 1, "null header key"),
-        (b"\x0e\x00\x00\x00\x00\x00\x02\x00\x05" + b"\x00" * 5, 1, "header value length of -3"),
-        (b"\x0e\x00" + b"\x80" * 6 + b"\x00" * 6, 1, "longer than 5|longer than 10"),
+        (zz(-1), 1, "declares -1 bytes"),
+        (_rec(_START + zz(-3) + bytes(7)), 1, "key length of -3"),
+        (_rec(_START + zz(10) + bytes(7)), 1, "key of 10 bytes; 7 remain"),
+        (_rec(_START + zz(0) + zz(-2) + bytes(6)), 1, "value length of -2"),
+        (_rec(_START + zz(0) + zz(3) + b"ab"), 1, "value of 3 bytes; 2 remain"),
+        (_rec(_START + zz(0) + zz(0) + zz(-1) + bytes(5)), 1, "-1 headers"),
+        (_rec(_START + zz(0) + zz(0) + zz(4) + bytes(5)), 1, "4 headers in 5 bytes"),
+        (_rec(_START + zz(0) + zz(0) + zz(1) + zz(-1) + zz(0)), 1, "null header key"),
+        (_rec(_START + zz(0) + zz(0) + zz(1) + zz(0) + zz(-3)), 1, "header value length of -3"),
+        (_rec(_START + zz(0) + zz(0) + zz(0) + bytes(2)), 1, "fields take 6"),
+        (_rec(b"\x00" + b"\x80" * 10 + bytes(6)), 1, "longer than 10"),
+        (_rec(b"\x00\x00" + b"\x80" * 5 + bytes(5)), 1, "longer than 5"),
+        (_rec(b"\x00\x00" + b"\xff\xff\xff\xff\x1f" + bytes(5)), 1, "fit in 32 bits"),
         (b"\x80\x80\x80\x80\x80\x01", 1, "longer than 5"),
     ],
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.records.kafka_oracle import decode_varint as kafka_decode_varint
 
 from shoal.records import CorruptBatchError
 from shoal.records.varint import (
@@ -19,6 +18,7 @@ from shoal.records.varint import (
     varint_size,
 )
 from tests.records.helpers import SETTINGS, zz
+from tests.records.kafka_oracle import decode_varint as kafka_decode_varint
 
 KNOWN = [
     (0, "00"),
