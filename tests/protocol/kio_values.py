@@ -18,12 +18,21 @@ from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
-from kio.static.primitive import Records
+from kio.static.primitive import Records, i64Timedelta
 
 from shoal.protocol import SUPPORTED_APIS
 from shoal.protocol._kio import request_class, response_class
 
 st.register_type_strategy(Records, st.binary(max_size=64))
+# kio's own i64Timedelta strategy draws values up to the int64-millisecond limit, which kio's
+# reader then refuses ("timedelta milliseconds overflow"). No broker sends such durations, so
+# draw from a range kio reads back (about +-35 years).
+st.register_type_strategy(
+    i64Timedelta,
+    st.integers(-(2**40), 2**40).map(
+        lambda ms: i64Timedelta.parse(datetime.timedelta(milliseconds=ms))
+    ),
+)
 
 EPOCH = datetime.datetime.fromtimestamp(0, tz=datetime.UTC)
 

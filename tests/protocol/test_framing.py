@@ -172,6 +172,6 @@ def test_encode_frame_counts_bytes_not_items() -> None:
 
 
 def test_encode_frame_refuses_bodies_over_int32() -> None:
-    kibibyte = memoryview(bytes(1024))
+    mebibyte = memoryview(bytes(2**20))
     with pytest.raises(EncodeError, match="int32"):
-        encode_frame([kibibyte] * (2**21 + 1))
+        encode_frame([mebibyte] * 2048)

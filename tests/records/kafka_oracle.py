@@ -11,12 +11,12 @@ import warnings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka import codec as kafka_codec
-    from kafka.record.default_records import (
+    from kafka import codec as kafka_codec  # type: ignore[import-untyped]
+    from kafka.record.default_records import (  # type: ignore[import-untyped]
         DefaultRecordBatch,
         DefaultRecordBatchBuilder,
     )
-    from kafka.record.util import decode_varint, encode_varint
+    from kafka.record.util import decode_varint, encode_varint  # type: ignore[import-untyped]
 
 __all__ = [
     "DefaultRecordBatch",

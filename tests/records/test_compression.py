@@ -136,6 +136,14 @@ def test_lz4_frames_have_independent_blocks_as_java_requires() -> None:
     assert len(data) > block_max, "the test must span several blocks"
 
 
+def test_lz4_frames_with_linked_blocks_are_read_too() -> None:
+    # Java never writes them, but other LZ4 libraries do by default; reading is lenient.
+    data = b"".join(b"linked-%d " % (i % 3000) for i in range(30_000))
+    linked = bytes(cramjam.lz4.compress(data))
+    assert not linked[4] & 0x20, "cramjam's default frame links its blocks"
+    assert decompress(Compression.LZ4, linked, len(data)) == data
+
+
 def test_lz4_declared_content_size_is_used_and_checked() -> None:
     frame = lz4_frame_with_content_size(b"hello world", 11)
     assert bytes(cramjam.lz4.decompress(frame)) == b"hello world"  # proves the helper's frame

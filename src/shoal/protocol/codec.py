@@ -25,6 +25,7 @@ from kio.schema.api_versions.v0.response import ApiVersion as ApiVersionV0
 from kio.schema.api_versions.v0.response import ApiVersionsResponse as ApiVersionsResponseV0
 from kio.static.primitive import i16
 
+from shoal.buffers import Buffer
 from shoal.invariant import invariant
 from shoal.protocol import _kio
 from shoal.protocol._kio import RequestBody, ResponseBody
@@ -35,7 +36,7 @@ from shoal.protocol.errors import (
     InvalidResponseError,
     UnsupportedVersionError,
 )
-from shoal.protocol.framing import FRAME_BYTES_LIMIT, Buffer
+from shoal.protocol.framing import FRAME_BYTES_LIMIT
 from shoal.protocol.headers import (
     RequestHeader,
     encode_request_header,

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Final, TypeAlias
+from typing import Final
 
+from shoal.buffers import Buffer
 from shoal.protocol.errors import EncodeError, FrameError
-
-Buffer: TypeAlias = bytes | bytearray | memoryview
-"""Byte buffers accepted without a copy (``collections.abc.Buffer`` needs Python 3.12)."""
 
 SIZE_PREFIX_BYTES: Final = 4
 
@@ -64,9 +62,10 @@ class FrameDecoder:
     returns the complete frames that came before the bad prefix, then raises.
 
     Bodies are returned as ``bytes``, which kio's native reader requires (it refuses writable
-    buffers). Each byte is copied twice, into the buffer and out into its frame, whatever the
-    chunk sizes: appending to and deleting from the front of a ``bytearray`` are amortised O(1)
-    per byte in CPython, so many tiny chunks cost no more than one large one.
+    buffers). Each byte is copied into the buffer and once out into its frame; appending to a
+    ``bytearray`` and deleting from its front are amortised O(1) per byte in CPython, so the
+    copying stays linear in the bytes fed however small the chunks (no re-copying of a growing
+    buffer per chunk).
     """
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:

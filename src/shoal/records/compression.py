@@ -248,7 +248,7 @@ def _decompress_into_growing(
     """
     if declared is not None:
         _check_limit(declared, max_output_bytes, kind)
-        size = declared + 1  # one spare byte, so an exact fit is not mistaken for overflow
+        size = declared  # an exact fit succeeds; more output (another frame) grows it
     else:
         size = max(_INITIAL_OUTPUT_BYTES, len(view) * _EXPANSION_GUESS)
     ceiling = max_output_bytes + 1

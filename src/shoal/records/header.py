@@ -116,7 +116,7 @@ class BatchHeader:
 
     @property
     def compression(self) -> int:
-        """The raw codec id (may be an unknown value; see :func:`validate`)."""
+        """The raw codec id (may be an unknown value; see :func:`shoal.records.validate_batch`)."""
         return self.attributes & ATTR_COMPRESSION_MASK
 
     @property
@@ -150,7 +150,8 @@ class BatchHeader:
 def read_header(buf: Buffer, position: int = 0) -> BatchHeader:
     """Decode the 61-byte header at ``position`` of ``buf``.
 
-    Only checks that 61 bytes are present; field values are checked by ``validate``.
+    Only checks that 61 bytes are present; :func:`shoal.records.validate_batch` checks the
+    field values.
     """
     view = memoryview(buf)
     if len(view) - position < HEADER_SIZE:

@@ -77,6 +77,9 @@ def iter_records(batch_bytes: Buffer, *, max_uncompressed_bytes: int) -> Iterato
     :class:`CorruptBatchError` for malformed records, fewer records than the header counts, or
     bytes left over after the last one. Does not check the CRC (see ``validate_batch``) nor that
     offset deltas are contiguous (see ``validate_records``).
+
+    Header and decompression errors raise from this call; record errors raise as iteration
+    reaches the bad record, after the good ones before it were yielded.
     """
     header, data = batch_records_bytes(batch_bytes, max_uncompressed_bytes=max_uncompressed_bytes)
     return iter_records_section(data, header.record_count)
