@@ -3,29 +3,87 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+
+def _broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    broker = sub.add_parser(
+        "broker",
+        help="run the broker",
+        description="Run the Kafka-protocol broker with its HTTP face on a local data directory. "
+        "Settings come from defaults, then --config, then SHOAL_* environment variables, "
+        "then these flags.",
+    )
+    broker.add_argument("--data-dir", help="log directory (default ./shoal-data)")
+    broker.add_argument(
+        "--kafka-listen", help="HOST:PORT for Kafka clients (default 127.0.0.1:9092)"
+    )
+    broker.add_argument("--http-listen", help="HOST:PORT for HTTP (default 127.0.0.1:8080)")
+    broker.add_argument("--config", help="a TOML file of settings (same names as the flags)")
+    broker.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+    )
+    broker.add_argument(
+        "--flush-policy",
+        choices=["sync", "interval", "none"],
+        help="when acks=all is answered: after fsync (sync, default) or not (weaker)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shoal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    broker = sub.add_parser("broker", help="run the broker on a local data directory")
-    broker.add_argument("--data-dir", default="./shoal-data", help="log directory (created)")
+    _broker_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "broker":
-        from shoal.storage import LogManager
-
-        with LogManager.open(args.data_dir) as logs:
-            count = len(logs.partitions())
-            print(f"shoal: data directory {args.data_dir}: {count} partitions recovered")
-        print(
-            "shoal: the Kafka listener and HTTP face are not built yet; "
-            "this command only opens and recovers the log directory.",
-            file=sys.stderr,
-        )
-        return 0
+        return _run_broker(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    from shoal.server.app import BrokerApp
+    from shoal.server.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(
+            args.config,
+            overrides={
+                "data_dir": args.data_dir,
+                "kafka_listen": args.kafka_listen,
+                "http_listen": args.http_listen,
+                "log_level": args.log_level,
+                "flush_policy": args.flush_policy,
+            },
+        )
+        settings.broker_config()
+    except SettingsError as exc:
+        print(f"shoal broker: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = BrokerApp(settings)
+    try:
+        _event_loop_runner()(app.run_until_stopped())
+    except OSError as exc:
+        print(f"shoal broker: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop when installed (the ``fast`` extra), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
+    return runner
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The broker: one handler per Kafka API over storage and (later) the coordinator; no sockets."""

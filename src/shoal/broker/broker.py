@@ -1,0 +1,109 @@
+"""The broker: topic metadata, partition logs and the dispatch of requests to handlers.
+
+It knows no sockets: the server feeds it decoded requests and writes what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+
+from shoal.broker.config import BrokerConfig
+from shoal.broker.context import RequestContext
+from shoal.broker.handlers import HANDLERS
+from shoal.broker.signals import AppendSignals
+from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
+from shoal.clock import SYSTEM_CLOCK, Clock
+from shoal.protocol import ApiVersionRange, ErrorCode, Request, restrict_to
+from shoal.storage import LogConfig, LogManager, PartitionLog
+from shoal.storage.fs import FileSystem, OsFileSystem
+
+log = logging.getLogger(__name__)
+
+MAX_PARTITIONS_PER_TOPIC = 10_000
+"""A bound on one CreateTopics/CreatePartitions: each partition is a directory and a file."""
+
+
+class Broker:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        logs: LogManager,
+        *,
+        fs: FileSystem | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.logs = logs
+        self.topics = TopicStore(fs or OsFileSystem(), logs.path)
+        self.signals = AppendSignals()
+        self.apis: Mapping[int, ApiVersionRange] = restrict_to(HANDLERS.keys())
+        self._ensure_logs()
+
+    def _ensure_logs(self) -> None:
+        """Open or create every partition the metadata names (e.g. after a crash mid-create)."""
+        offline = {(tp.topic, tp.partition) for tp in self.logs.offline}
+        for topic in self.topics:
+            config = self.log_config(topic)
+            for partition in range(topic.partitions):
+                plog = self.logs.get(topic.name, partition)
+                if plog is None:
+                    if (topic.name, partition) not in offline:
+                        self.logs.create(topic.name, partition, config)
+                else:
+                    plog.update_config(config)
+
+    async def handle(self, ctx: RequestContext, request: Request) -> object:
+        handler = HANDLERS[int(request.header.api_key)]
+        return await handler(self, ctx, request)
+
+    # -- topics -------------------------------------------------------------------------
+
+    def log_config(self, topic: Topic) -> LogConfig:
+        return log_config_for(self.config.log, topic.configs)
+
+    def partition(self, topic: str, partition: int) -> PartitionLog | None:
+        return self.logs.get(topic, partition)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
+        return self.topics.by_id(topic_id)
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> Topic | None:
+        """Create a topic; raises :class:`TopicError` with the Kafka error to answer."""
+        check_topic_name(name)
+        if self.topics.get(name) is not None:
+            raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+        if not 1 <= partitions <= MAX_PARTITIONS_PER_TOPIC:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, "
+                f"not {partitions}",
+            )
+        overrides = dict(configs or {})
+        try:
+            log_config_for(self.config.log, overrides)
+        except (ValueError, AssertionError) as exc:
+            raise TopicError(ErrorCode.INVALID_CONFIG, f"invalid topic config: {exc}") from exc
+        if validate_only:
+            return None
+        topic = self.topics.add(name, partitions, overrides)
+        config = self.log_config(topic)
+        for partition in range(partitions):
+            self.logs.create(name, partition, config)
+        log.info("created topic %s with %d partitions", name, partitions)
+        return topic
+
+    def auto_create(self, name: str) -> Topic:
+        topic = self.create_topic(name, self.config.num_partitions)
+        if topic is None:  # only with validate_only, which auto-creation never sets
+            raise RuntimeError("auto-creation of a topic returned no topic")
+        return topic

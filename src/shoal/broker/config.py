@@ -1,0 +1,28 @@
+"""Broker settings, named after the Kafka broker configs they mirror."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from shoal.storage import LogConfig
+
+DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
+"""message.max.bytes: Kafka's default (1 MiB plus the batch overhead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    node_id: int = 1
+    advertised_host: str = "127.0.0.1"
+    advertised_port: int = 9092
+    cluster_id: str = "shoal-cluster"
+    auto_create_topics: bool = True
+    """auto.create.topics.enable: Metadata requests may create missing topics."""
+    num_partitions: int = 1
+    """num.partitions: partitions of an auto-created topic."""
+    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
+    log: LogConfig = field(default_factory=LogConfig)
+    """Defaults of every topic's log settings (topics override them)."""
+    fetch_max_wait_ms_max: int = 30_000
+    """A Fetch never parks longer than this, whatever max_wait it asks for."""

@@ -1,0 +1,26 @@
+"""ApiVersions (18): what this broker serves. Unsupported versions are answered by the server in
+v0 format (KIP-511) before a handler is reached."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, Request, advertised_versions
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+
+@handles(ApiKey.API_VERSIONS)
+async def handle_api_versions(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    header = request.header
+    keys = [
+        {"api_key": a.api_key, "min_version": a.min_version, "max_version": a.max_version}
+        for a in advertised_versions(broker.apis)
+    ]
+    return response_for(
+        header.api_key, header.api_version, {"error_code": 0, "api_keys": keys, "throttle_time": 0}
+    )

@@ -1,0 +1,136 @@
+"""Fetch (1): whole batches from each partition, waiting up to max_wait for min_bytes.
+
+Record bytes go out as stored, never re-encoded. Fetch sessions (KIP-227) are declined by
+answering session id 0, which every client accepts as "send full requests".
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import OffsetOutOfRangeError, StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
+"""Used when a client sends max_bytes <= 0 (v0-v2 had none): the Java consumer's default."""
+
+
+@handles(ApiKey.FETCH)
+async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    wanted = [(t, p) for t in body.topics for p in t.partitions]
+    max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
+    deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
+    while True:
+        topics, total = _read_all(broker, body, wanted)
+        remaining_s = (deadline - broker.clock.monotonic_ms()) / 1000
+        if total >= max(1, int(body.min_bytes)) or remaining_s <= 0 or _has_error(topics):
+            break
+        keys = [(name, part) for name, parts in topics for part in parts if name is not None]
+        await broker.signals.wait_any(
+            [(name, p["partition_index"]) for name, p in keys], remaining_s
+        )
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {
+            "throttle_time": 0,
+            "error_code": 0,
+            "session_id": 0,
+            "responses": [
+                {"topic": name, "topic_id": topic_id, "partitions": parts}
+                for (name, parts), topic_id in zip(topics, _topic_ids(broker, body), strict=True)
+            ],
+        },
+    )
+
+
+def _read_all(
+    broker: Broker, body: Any, wanted: list[tuple[Any, Any]]
+) -> tuple[list[tuple[str | None, list[dict[str, Any]]]], int]:
+    budget = int(body.max_bytes) if int(body.max_bytes) > 0 else DEFAULT_FETCH_MAX_BYTES
+    total = 0
+    out: list[tuple[str | None, list[dict[str, Any]]]] = []
+    for topic_entry in body.topics:
+        name = _topic_name(broker, topic_entry)
+        parts = []
+        for p in topic_entry.partitions:
+            part = _read_partition(broker, name, p, budget - total, first=total == 0)
+            total += len(part.get("records") or b"")
+            parts.append(part)
+        out.append((name, parts))
+    return out, total
+
+
+def _read_partition(
+    broker: Broker, name: str | None, p: Any, budget: int, *, first: bool
+) -> dict[str, Any]:
+    index = int(p.partition)
+    plog = broker.partition(name, index) if name is not None else None
+    if plog is None:
+        code = (
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
+        )
+        return _partition(index, code)
+    limit = min(int(p.partition_max_bytes), budget)
+    if limit <= 0 and not first:
+        return _partition(index, 0, plog=plog, records=b"")
+    try:
+        # At least one batch is returned even above the limits, so that a batch larger than
+        # max.partition.fetch.bytes never blocks a consumer forever.
+        result = plog.read(int(p.fetch_offset), max(limit, 1))
+    except OffsetOutOfRangeError:
+        return _partition(index, ErrorCode.OFFSET_OUT_OF_RANGE, plog=plog)
+    except StorageError as exc:
+        return _partition(index, exc.kafka_error_code, plog=plog)
+    if not first and len(result.data) > limit:
+        # Only the first non-empty partition may exceed the limits (KIP-74).
+        return _partition(index, 0, plog=plog, records=b"")
+    return _partition(index, 0, plog=plog, records=result.data)
+
+
+def _partition(
+    index: int, code: int, *, plog: Any = None, records: bytes | None = None
+) -> dict[str, Any]:
+    high = plog.log_end_offset if plog is not None else -1
+    return {
+        "partition_index": index,
+        "error_code": code,
+        "high_watermark": high,
+        "last_stable_offset": high,
+        "log_start_offset": plog.log_start_offset if plog is not None else -1,
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": records,
+    }
+
+
+def _has_error(topics: list[tuple[str | None, list[dict[str, Any]]]]) -> bool:
+    return any(part["error_code"] for _, parts in topics for part in parts)
+
+
+def _topic_name(broker: Broker, topic_entry: Any) -> str | None:
+    name = getattr(topic_entry, "topic", None)
+    if name is not None:
+        return str(name)
+    topic = broker.topic_by_id(getattr(topic_entry, "topic_id", uuid.UUID(int=0)))
+    return topic.name if topic is not None else None
+
+
+def _topic_ids(broker: Broker, body: Any) -> list[uuid.UUID]:
+    ids = []
+    for topic_entry in body.topics:
+        topic_id = getattr(topic_entry, "topic_id", None)
+        if topic_id is None:
+            topic = broker.topics.get(str(getattr(topic_entry, "topic", "")))
+            topic_id = topic.topic_id if topic is not None else uuid.UUID(int=0)
+        ids.append(topic_id)
+    return ids

@@ -1,0 +1,58 @@
+"""ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), or the first offset at or
+after a timestamp."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+"""KIP-405: earliest offset in local storage; without tiered storage, the log start."""
+
+
+@handles(ApiKey.LIST_OFFSETS)
+async def handle_list_offsets(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    topics = []
+    for topic in body.topics:
+        partitions = [_lookup(broker, str(topic.name), p) for p in topic.partitions]
+        topics.append({"name": topic.name, "partitions": partitions})
+    return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
+
+
+def _lookup(broker: Broker, name: str, p: Any) -> dict[str, Any]:
+    index = int(p.partition_index)
+    plog = broker.partition(name, index)
+    answer = {"partition_index": index, "error_code": 0, "timestamp": -1, "offset": -1}
+    if plog is None:
+        return {**answer, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    timestamp = int(p.timestamp)
+    try:
+        if timestamp == LATEST:
+            return {**answer, "offset": plog.log_end_offset, "leader_epoch": 0}
+        if timestamp in (EARLIEST, EARLIEST_LOCAL):
+            return {**answer, "offset": plog.log_start_offset, "leader_epoch": 0}
+        if timestamp == MAX_TIMESTAMP:
+            found = plog.max_timestamp()
+        elif timestamp < 0:
+            return {**answer, "error_code": ErrorCode.INVALID_REQUEST}
+        else:
+            found = plog.offset_for_timestamp(timestamp)
+    except StorageError as exc:
+        return {**answer, "error_code": exc.kafka_error_code}
+    if found is None:
+        return answer  # no such record: offset -1, timestamp -1, as Kafka answers
+    offset, ts = found
+    return {**answer, "offset": offset, "timestamp": ts, "leader_epoch": 0}

@@ -1,0 +1,107 @@
+"""Metadata (3): the one broker, and the topics asked for (auto-created when allowed)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.broker.topics import Topic, TopicError, check_topic_name
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+_ZERO_ID = uuid.UUID(int=0)
+
+
+@handles(ApiKey.METADATA)
+async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    version = header.api_version
+    requested = body.topics
+    # v0: an empty list means every topic; v1+: null means every topic, empty means none.
+    every_topic = requested is None or (version == 0 and not requested)
+    allow_create = bool(getattr(body, "allow_auto_topic_creation", True))
+    topics: list[dict[str, Any]] = []
+    if every_topic:
+        topics = [_describe(broker, t) for t in sorted(broker.topics, key=lambda t: t.name)]
+    else:
+        for entry in requested or ():
+            topics.append(_lookup(broker, entry, allow_create))
+    node = broker.config.node_id
+    return response_for(
+        header.api_key,
+        version,
+        {
+            "throttle_time": 0,
+            "brokers": [
+                {
+                    "node_id": node,
+                    "host": broker.config.advertised_host,
+                    "port": broker.config.advertised_port,
+                    "rack": None,
+                }
+            ],
+            "cluster_id": broker.config.cluster_id,
+            "controller_id": node,
+            "topics": topics,
+        },
+    )
+
+
+def _lookup(broker: Broker, entry: Any, allow_create: bool) -> dict[str, Any]:
+    name = getattr(entry, "name", None)
+    topic_id = getattr(entry, "topic_id", None)
+    if name is None:
+        topic = broker.topic_by_id(topic_id) if topic_id not in (None, _ZERO_ID) else None
+        if topic is None:
+            return _error(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id)
+        return _describe(broker, topic)
+    topic = broker.topics.get(name)
+    if topic is not None:
+        return _describe(broker, topic)
+    try:
+        check_topic_name(name)
+    except TopicError:
+        return _error(name, ErrorCode.INVALID_TOPIC_EXCEPTION)
+    if not (allow_create and broker.config.auto_create_topics):
+        return _error(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    try:
+        topic = broker.auto_create(name)
+    except TopicError as exc:
+        return _error(name, exc.error_code)
+    # Kafka answers LEADER_NOT_AVAILABLE for a topic it just created; here the leader exists
+    # at once, so the client can use it without another round trip.
+    return _describe(broker, topic)
+
+
+def _describe(broker: Broker, topic: Topic) -> dict[str, Any]:
+    node = broker.config.node_id
+    return {
+        "error_code": 0,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.is_internal,
+        "partitions": [
+            {
+                "error_code": 0
+                if broker.partition(topic.name, p) is not None
+                else ErrorCode.KAFKA_STORAGE_ERROR,
+                "partition_index": p,
+                "leader_id": node,
+                "leader_epoch": 0,
+                "replica_nodes": [node],
+                "isr_nodes": [node],
+                "offline_replicas": [] if broker.partition(topic.name, p) is not None else [node],
+            }
+            for p in range(topic.partitions)
+        ],
+    }
+
+
+def _error(name: str | None, code: int, topic_id: uuid.UUID | None = None) -> dict[str, Any]:
+    return {"error_code": code, "name": name, "topic_id": topic_id or _ZERO_ID, "partitions": []}

@@ -1,0 +1,165 @@
+"""Produce (0): check each partition's batch, append it, and answer once durable as asked.
+
+acks=0 gets no response; acks=1 is answered after the write; acks=-1 (all) after the fsync
+that covers the batch (group commit). Each partition succeeds or fails on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.records import (
+    Compression,
+    RecordsError,
+    TimestampType,
+    read_header,
+    validate_produce_records,
+)
+from shoal.records.header import set_max_timestamp
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+ZSTD_MIN_PRODUCE_VERSION = 7
+"""Produce v7 is the first that may carry zstd (KIP-110); older clients cannot read it back."""
+
+
+@dataclass
+class _Outcome:
+    error_code: int = 0
+    error_message: str | None = None
+    base_offset: int = -1
+    log_append_time: int = -1
+    log_start_offset: int = -1
+    durable: asyncio.Future[None] | None = None
+
+
+@handles(ApiKey.PRODUCE)
+async def handle_produce(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    acks = int(body.acks)
+    topics: list[tuple[Any, str | None, list[tuple[int, _Outcome]]]] = []
+    for topic_data in body.topic_data:
+        name, topic = _resolve_topic(broker, topic_data)
+        outcomes = []
+        for partition_data in topic_data.partition_data:
+            index = int(partition_data.index)
+            if acks not in (0, 1, -1):
+                outcome = _Outcome(ErrorCode.INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
+            elif topic is None:
+                outcome = _Outcome(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")
+            else:
+                outcome = _append(
+                    broker, topic, index, partition_data.records, header.api_version, acks
+                )
+            outcomes.append((index, outcome))
+        topics.append((topic_data, name, outcomes))
+    if acks == -1:
+        await _await_durability(
+            [o for _, _, outs in topics for _, o in outs], body.timeout.total_seconds()
+        )
+    if acks == 0:
+        return None
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {
+            "throttle_time": 0,
+            "responses": [
+                {
+                    "name": name,
+                    "topic_id": getattr(topic_data, "topic_id", None),
+                    "partition_responses": [
+                        {
+                            "index": index,
+                            "error_code": o.error_code,
+                            "error_message": o.error_message,
+                            "base_offset": o.base_offset,
+                            "log_append_time": o.log_append_time,
+                            "log_start_offset": o.log_start_offset,
+                        }
+                        for index, o in outcomes
+                    ],
+                }
+                for topic_data, name, outcomes in topics
+            ],
+        },
+    )
+
+
+def _resolve_topic(broker: Broker, topic_data: Any) -> tuple[str | None, Any]:
+    name = getattr(topic_data, "name", None)
+    if name is not None:
+        return name, broker.topics.get(name)
+    topic = broker.topic_by_id(topic_data.topic_id)
+    return (topic.name if topic else None), topic
+
+
+def _append(
+    broker: Broker, topic: Any, index: int, records: bytes | None, version: int, acks: int
+) -> _Outcome:
+    plog = broker.partition(topic.name, index) if 0 <= index < topic.partitions else None
+    if plog is None:
+        return _Outcome(
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"no partition {index} in {topic.name}"
+        )
+    if not records:
+        return _Outcome(ErrorCode.INVALID_RECORD, "the partition's records are empty")
+    max_bytes = int(topic.configs.get("max.message.bytes", broker.config.message_max_bytes))
+    try:
+        batch_header = validate_produce_records(records, max_batch_bytes=max_bytes)
+    except RecordsError as exc:
+        return _Outcome(exc.kafka_error_code, str(exc))
+    if batch_header.compression == Compression.ZSTD and version < ZSTD_MIN_PRODUCE_VERSION:
+        return _Outcome(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or newer")
+    batch: bytes | bytearray = records
+    append_time = -1
+    if topic.configs.get("message.timestamp.type") == "LogAppendTime":
+        batch = bytearray(records)
+        append_time = broker.clock.now_ms()
+        set_max_timestamp(batch, 0, TimestampType.LOG_APPEND_TIME, append_time)
+        batch_header = read_header(batch)
+    try:
+        info = plog.append(batch, batch_header)
+    except StorageError as exc:
+        return _Outcome(exc.kafka_error_code, str(exc))
+    broker.signals.notify(topic.name, index)
+    outcome = _Outcome(
+        base_offset=info.base_offset,
+        log_append_time=append_time,
+        log_start_offset=info.log_start_offset,
+    )
+    if acks == -1:
+        outcome.durable = asyncio.wrap_future(plog.wait_durable(info.last_offset))
+    return outcome
+
+
+async def _await_durability(outcomes: list[_Outcome], timeout_s: float) -> None:
+    pending = [o for o in outcomes if o.durable is not None]
+    if not pending:
+        return
+    futures = [o.durable for o in pending if o.durable is not None]
+    done, _not_done = await asyncio.wait(futures, timeout=max(timeout_s, 0.001))
+    for outcome in pending:
+        future = outcome.durable
+        if future is None:
+            continue
+        if future not in done:
+            future.cancel()
+            outcome.error_code = ErrorCode.REQUEST_TIMED_OUT
+            outcome.error_message = "the batch was written but not fsynced within the timeout"
+        elif future.exception() is not None:
+            exc = future.exception()
+            outcome.error_code = getattr(exc, "kafka_error_code", ErrorCode.KAFKA_STORAGE_ERROR)
+            outcome.error_message = str(exc)

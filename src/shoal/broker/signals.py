@@ -1,0 +1,38 @@
+"""Append notifications, so a Fetch waiting for data wakes the moment a producer appends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+
+class AppendSignals:
+    """Per-partition sets of futures that complete on the next append to that partition."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[tuple[str, int], set[asyncio.Future[None]]] = {}
+
+    def notify(self, topic: str, partition: int) -> None:
+        waiters = self._waiters.pop((topic, partition), None)
+        if waiters:
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+    async def wait_any(self, partitions: Iterable[tuple[str, int]], timeout_s: float) -> None:
+        """Return after the first append to any of ``partitions``, or after ``timeout_s``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = list(partitions)
+        for key in keys:
+            self._waiters.setdefault(key, set()).add(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            for key in keys:
+                waiters = self._waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(future)
+                    if not waiters:
+                        del self._waiters[key]

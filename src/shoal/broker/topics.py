@@ -1,0 +1,146 @@
+"""Topic metadata: names, stable ids, partition counts and config overrides.
+
+Kept in ``topics.json`` at the root of the data directory, replaced atomically on every change
+(changes are rare: admin operations). Topic ids are random UUIDs chosen at creation and never
+change: clients (librdkafka, Fetch v13+) key partitions by them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from shoal.storage import LogConfig
+from shoal.storage.fs import FileSystem, read_whole, write_atomically
+
+TOPICS_FILE: Final = "topics.json"
+MAX_TOPIC_NAME_LENGTH: Final = 249
+"""Kafka's limit: a partition directory name must fit in 255 bytes with its suffix."""
+_LEGAL_NAME: Final = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+class TopicError(Exception):
+    """A topic operation that cannot be done; carries the Kafka error code to answer with."""
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+def check_topic_name(name: str) -> None:
+    """Raise INVALID_TOPIC_EXCEPTION (17) for a name Kafka would refuse."""
+    if not name or name in (".", ".."):
+        raise TopicError(17, f"topic name {name!r} is not allowed")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise TopicError(17, f"topic name is longer than {MAX_TOPIC_NAME_LENGTH} characters")
+    if not _LEGAL_NAME.match(name):
+        raise TopicError(
+            17,
+            f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_', '-'",
+        )
+
+
+@dataclass
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+    """Overrides of the broker defaults (Kafka topic config names and string values)."""
+
+    @property
+    def is_internal(self) -> bool:
+        return self.name.startswith("__")
+
+
+class TopicStore:
+    def __init__(self, fs: FileSystem, data_dir: str) -> None:
+        self._fs = fs
+        self._path = os.path.join(data_dir, TOPICS_FILE)
+        self._topics: dict[str, Topic] = {}
+        self._by_id: dict[uuid.UUID, Topic] = {}
+        if fs.exists(self._path):
+            self._load(json.loads(read_whole(fs, self._path)))
+
+    def _load(self, doc: Mapping[str, Any]) -> None:
+        for entry in doc.get("topics", []):
+            topic = Topic(
+                name=entry["name"],
+                topic_id=uuid.UUID(entry["id"]),
+                partitions=int(entry["partitions"]),
+                configs={str(k): str(v) for k, v in entry.get("configs", {}).items()},
+            )
+            self._topics[topic.name] = topic
+            self._by_id[topic.topic_id] = topic
+
+    def _save(self) -> None:
+        doc = {
+            "version": 1,
+            "topics": [
+                {
+                    "name": t.name,
+                    "id": str(t.topic_id),
+                    "partitions": t.partitions,
+                    "configs": t.configs,
+                }
+                for t in sorted(self._topics.values(), key=lambda t: t.name)
+            ],
+        }
+        write_atomically(self._fs, self._path, json.dumps(doc, indent=1).encode())
+
+    def __iter__(self) -> Iterator[Topic]:
+        return iter(list(self._topics.values()))
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def get(self, name: str) -> Topic | None:
+        return self._topics.get(name)
+
+    def by_id(self, topic_id: uuid.UUID) -> Topic | None:
+        return self._by_id.get(topic_id)
+
+    def add(self, name: str, partitions: int, configs: Mapping[str, str]) -> Topic:
+        topic = Topic(name, uuid.uuid4(), partitions, dict(configs))
+        self._topics[name] = topic
+        self._by_id[topic.topic_id] = topic
+        self._save()
+        return topic
+
+    def remove(self, name: str) -> Topic | None:
+        topic = self._topics.pop(name, None)
+        if topic is not None:
+            self._by_id.pop(topic.topic_id, None)
+            self._save()
+        return topic
+
+    def set_partitions(self, name: str, partitions: int) -> None:
+        self._topics[name].partitions = partitions
+        self._save()
+
+    def set_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        self._topics[name].configs = dict(configs)
+        self._save()
+
+
+def log_config_for(defaults: LogConfig, overrides: Mapping[str, str]) -> LogConfig:
+    """The storage settings of a topic: broker defaults with the topic's overrides applied."""
+    from dataclasses import replace
+
+    mapping = {
+        "segment.bytes": "segment_bytes",
+        "segment.ms": "segment_ms",
+        "index.interval.bytes": "index_interval_bytes",
+        "retention.bytes": "retention_bytes",
+        "retention.ms": "retention_ms",
+        "flush.ms": "flush_interval_ms",
+    }
+    changes: dict[str, Any] = {
+        attr: int(overrides[key]) for key, attr in mapping.items() if key in overrides
+    }
+    return replace(defaults, **changes)

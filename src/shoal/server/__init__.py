@@ -1,0 +1,1 @@
+"""The broker process: asyncio Kafka listener, HTTP face, lifecycle."""

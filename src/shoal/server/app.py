@@ -1,0 +1,137 @@
+"""A whole broker process: HTTP face, log recovery, Kafka listener, retention, shutdown.
+
+Start order: the HTTP face first (so /livez answers and /readyz says 503 while logs recover),
+then recovery, then the Kafka listener; ready only after both. Stop order: stop accepting,
+finish in-flight requests, flush and checkpoint every log, mark a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import replace
+
+import uvicorn
+
+from shoal.broker.broker import Broker
+from shoal.server.http import build_http_app
+from shoal.server.kafka import KafkaServer
+from shoal.server.settings import Settings, parse_listen
+from shoal.storage import LogManager
+
+log = logging.getLogger(__name__)
+
+
+class BrokerApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.logs: LogManager | None = None
+        self.broker: Broker | None = None
+        self.kafka: KafkaServer | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._status = "starting"
+
+    @property
+    def ready(self) -> bool:
+        return self._status == "ready"
+
+    def _readiness(self) -> tuple[bool, str]:
+        return self.ready, self._status
+
+    @property
+    def kafka_port(self) -> int:
+        if self.kafka is None:
+            raise RuntimeError("the broker is not started")
+        return self.kafka.port
+
+    @property
+    def http_port(self) -> int:
+        server = self._http
+        if server is None or not server.servers:
+            return parse_listen(self.settings.http_listen)[1]
+        return int(server.servers[0].sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        http_host, http_port = parse_listen(self.settings.http_listen)
+        config = uvicorn.Config(
+            build_http_app(self._readiness),
+            host=http_host,
+            port=http_port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+        self._http = uvicorn.Server(config)
+        self._http_task = asyncio.ensure_future(self._http.serve())
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()  # raises the bind error
+                raise RuntimeError(f"HTTP listener on {self.settings.http_listen} did not start")
+            await asyncio.sleep(0.01)
+
+        self._status = "recovering logs"
+        broker_config = self.settings.broker_config()
+        self.logs = await asyncio.to_thread(
+            LogManager.open, self.settings.data_dir, default_config=broker_config.log
+        )
+        host, port = parse_listen(self.settings.kafka_listen)
+        self.broker = Broker(broker_config, self.logs)
+        self.kafka = KafkaServer(self.broker, host, port)
+        await self.kafka.start()
+        # With port 0 the real port is known only now; clients must be told that one.
+        self.broker.config = replace(broker_config, advertised_port=self.kafka.port)
+        self._retention_task = asyncio.ensure_future(self._retention_loop())
+        self._status = "ready"
+        log.info(
+            "shoal broker ready: kafka on %s:%d, http on %s:%d, data in %s",
+            host,
+            self.kafka.port,
+            http_host,
+            self.http_port,
+            self.settings.data_dir,
+        )
+
+    async def _retention_loop(self) -> None:
+        interval = self.settings.retention_check_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            if self.logs is not None:
+                deleted = await asyncio.to_thread(self.logs.apply_retention)
+                if deleted:
+                    log.info("retention deleted %d segments", deleted)
+
+    async def stop(self) -> None:
+        self._status = "stopping"
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+        if self.kafka is not None:
+            await self.kafka.stop()
+        if self.logs is not None:
+            await asyncio.to_thread(self.logs.close)
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._http_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run_until_stopped(self) -> None:
+        """Run until SIGTERM/SIGINT (or :meth:`request_stop`), then shut down cleanly."""
+        await self.start()
+        # After start: uvicorn sets its own handlers when its server starts on the main thread,
+        # and the last one set wins.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()

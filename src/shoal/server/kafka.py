@@ -1,0 +1,220 @@
+"""The Kafka listener: one asyncio task pair per connection.
+
+A reader task turns bytes into frames and frames into requests, and starts each request's
+handler at once (so a Fetch long-poll does not hold up a Produce behind it); a writer task sends
+the responses strictly in request order, as Kafka clients require. Back-pressure: at most
+``max_in_flight`` requests per connection are being handled or waiting to be written; past that
+the reader stops reading, and TCP pushes back on the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+from shoal.broker.broker import Broker
+from shoal.broker.context import RequestContext
+from shoal.protocol import (
+    ApiKey,
+    FrameDecoder,
+    ProtocolError,
+    Request,
+    UnsupportedVersionError,
+    decode_request,
+    encode_api_versions_fallback,
+    encode_response,
+)
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK_BYTES: Final = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_frame_bytes: int = 100 * 1024 * 1024
+    """socket.request.max.bytes: a larger frame is refused before it is read into memory."""
+    max_in_flight: int = 128
+    """Requests per connection being handled or awaiting their turn to be written."""
+    idle_timeout_s: float = 600.0
+    """connections.max.idle.ms: a connection silent this long is closed."""
+
+
+class KafkaServer:
+    def __init__(
+        self, broker: Broker, host: str, port: int, limits: ConnectionLimits | None = None
+    ) -> None:
+        self._broker = broker
+        self._host = host
+        self._port = port
+        self._limits = limits or ConnectionLimits()
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+
+    @property
+    def port(self) -> int:
+        """The bound port (differs from the one asked for when that was 0)."""
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, limit=READ_CHUNK_BYTES, backlog=1024
+        )
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``grace_s``), close the rest."""
+        if self._server is not None:
+            self._server.close()
+        connections = list(self._connections)
+        for connection in connections:
+            connection.stop_reading()
+        if connections:
+            await asyncio.wait(
+                [asyncio.ensure_future(c.drained()) for c in connections], timeout=grace_s
+            )
+        for connection in connections:
+            connection.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = _Connection(self._broker, reader, writer, self._limits)
+        self._connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self._connections.discard(connection)
+
+
+class _Connection:
+    def __init__(
+        self,
+        broker: Broker,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        limits: ConnectionLimits,
+    ) -> None:
+        self._broker = broker
+        self._reader = reader
+        self._writer = writer
+        self._limits = limits
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        self._host, self._port = str(peer[0]), int(peer[1])
+        self._responses: asyncio.Queue[asyncio.Future[bytes | None] | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(limits.max_in_flight)
+        self._reading = True
+        self._read_task: asyncio.Task[None] | None = None
+        self._write_task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        self._write_task = asyncio.ensure_future(self._write_loop())
+        self._read_task = asyncio.ensure_future(self._read_loop())
+        try:
+            await self._read_task
+        except asyncio.CancelledError:
+            pass
+        self._responses.put_nowait(None)  # the writer finishes what is queued, then stops
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._write_task
+        self.abort()
+
+    def stop_reading(self) -> None:
+        self._reading = False
+        if self._read_task is not None:
+            self._read_task.cancel()
+
+    async def drained(self) -> None:
+        if self._write_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._write_task
+
+    def abort(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+        if self._write_task is not None and not self._write_task.done():
+            self._write_task.cancel()
+
+    async def _read_loop(self) -> None:
+        decoder = FrameDecoder(self._limits.max_frame_bytes)
+        while self._reading:
+            try:
+                data = await asyncio.wait_for(
+                    self._reader.read(READ_CHUNK_BYTES), self._limits.idle_timeout_s
+                )
+            except (TimeoutError, ConnectionError):
+                return
+            if not data:
+                return
+            try:
+                decoder.feed(data)
+                for frame in decoder.frames():
+                    await self._slots.acquire()
+                    if not self._dispatch(frame):
+                        return
+            except ProtocolError as exc:
+                log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
+                return
+
+    def _dispatch(self, frame: bytes) -> bool:
+        """Start handling one frame; False when the connection must be closed."""
+        try:
+            request = decode_request(frame, self._broker.apis)
+        except UnsupportedVersionError as exc:
+            if exc.api_key == ApiKey.API_VERSIONS and exc.correlation_id is not None:
+                # KIP-511: answer in v0 with the versions we serve, so the client can retry.
+                answer = encode_api_versions_fallback(exc.correlation_id, self._broker.apis)
+                self._queue_ready(answer)
+                return True
+            log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
+            self._slots.release()
+            return False
+        except ProtocolError as exc:
+            log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
+            self._slots.release()
+            return False
+        context = RequestContext(request.header.client_id, self._host, self._port)
+        self._responses.put_nowait(asyncio.ensure_future(self._handle(context, request)))
+        return True
+
+    def _queue_ready(self, data: bytes) -> None:
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        future.set_result(data)
+        self._responses.put_nowait(future)
+
+    async def _handle(self, context: RequestContext, request: Request) -> bytes | None:
+        header = request.header
+        response: Any = await self._broker.handle(context, request)
+        if response is None:
+            return None
+        return encode_response(header.correlation_id, header.api_key, header.api_version, response)
+
+    async def _write_loop(self) -> None:
+        while True:
+            pending = await self._responses.get()
+            if pending is None:
+                return
+            try:
+                data = await pending
+            except Exception:
+                log.exception("request from %s:%d failed; closing", self._host, self._port)
+                self.stop_reading()
+                self.abort()
+                return
+            finally:
+                self._slots.release()
+            if data is not None:
+                self._writer.write(data)
+                try:
+                    await self._writer.drain()
+                except ConnectionError:
+                    self.stop_reading()
+                    return
