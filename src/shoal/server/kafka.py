@@ -39,6 +39,9 @@ class ConnectionLimits:
     """socket.request.max.bytes: a larger frame is refused before it is read into memory."""
     max_in_flight: int = 128
     """Requests per connection being handled or awaiting their turn to be written."""
+    max_in_flight_bytes: int = 64 * 1024 * 1024
+    """Request bytes per connection held in memory at once; one larger frame may still pass
+    alone (it was bounded by ``max_frame_bytes``), but never beside others."""
     idle_timeout_s: float = 600.0
     """connections.max.idle.ms: a connection silent this long is closed."""
 
@@ -109,8 +112,13 @@ class _Connection:
         self._limits = limits
         peer = writer.get_extra_info("peername") or ("?", 0)
         self._host, self._port = str(peer[0]), int(peer[1])
-        self._responses: asyncio.Queue[asyncio.Future[bytes | None] | None] = asyncio.Queue()
+        # Each entry: the response being produced, and the request's size (released once sent).
+        self._responses: asyncio.Queue[tuple[asyncio.Future[bytes | None], int] | None] = (
+            asyncio.Queue()
+        )
         self._slots = asyncio.Semaphore(limits.max_in_flight)
+        self._bytes_in_flight = 0
+        self._bytes_freed = asyncio.Event()
         self._reading = True
         self._read_task: asyncio.Task[None] | None = None
         self._write_task: asyncio.Task[None] | None = None
@@ -158,11 +166,26 @@ class _Connection:
                 decoder.feed(data)
                 for frame in decoder.frames():
                     await self._slots.acquire()
+                    await self._reserve_bytes(len(frame))
                     if not self._dispatch(frame):
                         return
             except ProtocolError as exc:
                 log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
                 return
+
+    async def _reserve_bytes(self, size: int) -> None:
+        while (
+            self._bytes_in_flight
+            and self._bytes_in_flight + size > self._limits.max_in_flight_bytes
+        ):
+            self._bytes_freed.clear()
+            await self._bytes_freed.wait()
+        self._bytes_in_flight += size
+
+    def _release(self, size: int) -> None:
+        self._slots.release()
+        self._bytes_in_flight -= size
+        self._bytes_freed.set()
 
     def _dispatch(self, frame: bytes) -> bool:
         """Start handling one frame; False when the connection must be closed."""
@@ -172,23 +195,24 @@ class _Connection:
             if exc.api_key == ApiKey.API_VERSIONS and exc.correlation_id is not None:
                 # KIP-511: answer in v0 with the versions we serve, so the client can retry.
                 answer = encode_api_versions_fallback(exc.correlation_id, self._broker.apis)
-                self._queue_ready(answer)
+                self._queue_ready(answer, len(frame))
                 return True
             log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
-            self._slots.release()
+            self._release(len(frame))
             return False
         except ProtocolError as exc:
             log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
-            self._slots.release()
+            self._release(len(frame))
             return False
         context = RequestContext(request.header.client_id, self._host, self._port)
-        self._responses.put_nowait(asyncio.ensure_future(self._handle(context, request)))
+        task = asyncio.ensure_future(self._handle(context, request))
+        self._responses.put_nowait((task, len(frame)))
         return True
 
-    def _queue_ready(self, data: bytes) -> None:
+    def _queue_ready(self, data: bytes, size: int) -> None:
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         future.set_result(data)
-        self._responses.put_nowait(future)
+        self._responses.put_nowait((future, size))
 
     async def _handle(self, context: RequestContext, request: Request) -> bytes | None:
         header = request.header
@@ -199,9 +223,10 @@ class _Connection:
 
     async def _write_loop(self) -> None:
         while True:
-            pending = await self._responses.get()
-            if pending is None:
+            entry = await self._responses.get()
+            if entry is None:
                 return
+            pending, size = entry
             try:
                 data = await pending
             except Exception:
@@ -210,7 +235,7 @@ class _Connection:
                 self.abort()
                 return
             finally:
-                self._slots.release()
+                self._release(size)
             if data is not None:
                 self._writer.write(data)
                 try:
