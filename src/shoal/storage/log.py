@@ -22,10 +22,9 @@ from shoal.buffers import Buffer
 from shoal.clock import Clock
 from shoal.invariant import invariant
 from shoal.records.header import BatchHeader, read_header
-from shoal.storage.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from shoal.storage.checkpoint import Checkpoint, write_checkpoint
 from shoal.storage.config import FlushPolicy, LogConfig
 from shoal.storage.errors import (
-    CorruptLogError,
     DiskFullError,
     LogClosedError,
     LogDirectoryFailedError,
@@ -35,7 +34,8 @@ from shoal.storage.errors import (
 from shoal.storage.fs import FileSystem
 from shoal.storage.handles import FileHandles
 from shoal.storage.index import MAX_RELATIVE
-from shoal.storage.segment import LOG_SUFFIX, Segment, SegmentRead
+from shoal.storage.recovery import recover_segments, remove_segment_files
+from shoal.storage.segment import Segment, SegmentRead
 
 if TYPE_CHECKING:
     from shoal.storage.flush import Flusher
@@ -161,121 +161,37 @@ class PartitionLog:
         return plog
 
     def _recover(self, clean_shutdown: bool) -> None:
-        fs, config = self._fs, self._config
-        bases = self._remove_stray_files()
-        checkpoint = read_checkpoint(fs, self.directory)
-        recovery_point = checkpoint.recovery_point if checkpoint is not None else 0
-        if checkpoint is None and bases and fs.exists(os.path.join(self.directory, "checkpoint")):
-            log.warning("%s: checkpoint file is damaged; re-checking the whole log", self.name)
-        if not bases:
+        recovered = recover_segments(
+            self._fs,
+            self.directory,
+            self._handles,
+            self._config,
+            now_ms=self._clock.now_ms,
+            clean_shutdown=clean_shutdown,
+        )
+        checkpoint = recovered.checkpoint
+        if not recovered.segments:
             start = checkpoint.log_start_offset if checkpoint is not None else 0
             self._install([self._new_segment(start)])  # created pinned
             self._log_start = start
-            self._finish_recovery(fsync=False, pin=False)
+            self._flushed_offset = start
+            self._write_checkpoint()
             return
-        segments: list[Segment] = []
-        for i, base in enumerate(bases):
-            segment = Segment(
-                self.directory,
-                base,
-                self._handles,
-                index_interval_bytes=config.index_interval_bytes,
-                created_ms=self._clock.now_ms(),
-            )
-            below = clean_shutdown or (i + 1 < len(bases) and bases[i + 1] <= recovery_point)
-            if segments and base != segments[-1].next_offset:
-                if below or segments[-1].next_offset < recovery_point:
-                    raise CorruptLogError(
-                        f"{segment.path}: starts at offset {base} but the previous segment "
-                        f"ends at {segments[-1].next_offset}; data below the recovery point "
-                        f"({recovery_point}) is missing. The partition is offline; files kept."
-                    )
-                self._drop_segments_from(bases[i:], "does not continue the previous segment")
-                break
-            if below:
-                self._load_below_recovery_point(segment)
-                segments.append(segment)
-                continue
-            # Every batch of a segment that reaches past the recovery point has its CRC checked:
-            # damage before the recovery point is refused below, damage after it is a torn tail.
-            problem = segment.rebuild(crc_from_offset=base)
-            if problem is not None:
-                if segment.next_offset < recovery_point:
-                    raise CorruptLogError(
-                        segment.describe_problem(problem, "before the checkpoint")
-                    )
-                log.warning(
-                    "%s: cutting torn tail at byte %d of %s: %s",
-                    self.name,
-                    problem.position,
-                    segment.path,
-                    problem.reason,
-                )
-                segment.cut_at(problem.position)
-                segments.append(segment)
-                self._drop_segments_from(bases[i + 1 :], "follows a torn segment")
-                break
-            segments.append(segment)
-        last = segments[-1]
-        if not clean_shutdown and last.next_offset < recovery_point:
-            raise CorruptLogError(
-                f"{self.directory}: log ends at offset {last.next_offset} but offsets up to "
-                f"{recovery_point} were fsynced; a segment was truncated or removed. "
-                "The partition is offline and its files are kept."
-            )
-        self._install(segments)
-        start = checkpoint.log_start_offset if checkpoint is not None else bases[0]
-        self._log_start = min(max(start, self._segments[0].base_offset), self._next_offset)
-        last.created_ms = self._created_ms_of(last)
-        self._finish_recovery(fsync=not clean_shutdown)
-        self._delete_segments_below_start()
-
-    def _load_below_recovery_point(self, segment: Segment) -> None:
-        if segment.load_sealed(self._fs):
-            return
-        problem = segment.rebuild(crc_from_offset=None)
-        if problem is not None:
-            raise CorruptLogError(segment.describe_problem(problem, "below the recovery point"))
-        segment.save_indexes(self._fs)  # repaired: next start loads them
-
-    def _finish_recovery(self, *, fsync: bool, pin: bool = True) -> None:
+        self._install(recovered.segments)
+        first = recovered.segments[0].base_offset
+        start = checkpoint.log_start_offset if checkpoint is not None else first
+        self._log_start = min(max(start, first), self._next_offset)
         active = self._segments[-1]
-        if pin:
-            self._handles.pin(active.path)
-        if fsync:
-            # What survived a process crash may still sit in the page cache: make it durable
-            # before calling it recovered, so the new recovery point is true after a power loss.
-            with self._handles.using(active.path) as f:
+        active.created_ms = self._created_ms_of(active)
+        self._handles.pin(active.path)
+        # What survived a process crash may still sit in the page cache: make every segment
+        # that was re-checked durable before the new recovery point claims it.
+        for segment in recovered.rebuilt:
+            with self._handles.using(segment.path) as f:
                 f.fsync()
         self._flushed_offset = self._next_offset
         self._write_checkpoint()
-
-    def _remove_stray_files(self) -> list[int]:
-        """Base offsets of the segment files; temporary and orphaned index files are removed."""
-        names = self._fs.listdir(self.directory)
-        bases = sorted(
-            int(n[:-4]) for n in names if n.endswith(LOG_SUFFIX) and _is_segment_stem(n[:-4])
-        )
-        stems = {f"{b:020d}" for b in bases}
-        removed = False
-        for name in names:
-            stem, _, suffix = name.partition(".")
-            if name.endswith(".tmp") or (suffix in ("index", "timeindex") and stem not in stems):
-                self._fs.remove(os.path.join(self.directory, name))
-                removed = True
-        if removed:
-            self._fs.fsync_dir(self.directory)
-        return bases
-
-    def _drop_segments_from(self, bases: list[int], why: str) -> None:
-        for base in bases:
-            segment = Segment(
-                self.directory, base, self._handles, index_interval_bytes=1, created_ms=0
-            )
-            log.warning("%s: removing segment %s: it %s", self.name, segment.path, why)
-            self._remove_segment_files(segment)
-        if bases:
-            self._fs.fsync_dir(self.directory)
+        self._delete_segments_below_start()
 
     def _created_ms_of(self, segment: Segment) -> int:
         first = segment.first_batch_timestamp()
@@ -649,10 +565,7 @@ class PartitionLog:
                 raise self._health.fail(f"fsync of {self.directory} failed: {exc}") from exc
 
     def _remove_segment_files(self, segment: Segment) -> None:
-        self._handles.close(segment.path)
-        for path in (segment.path, segment.index_path, segment.time_index_path):
-            if self._fs.exists(path):
-                self._fs.remove(path)
+        remove_segment_files(self._fs, self._handles, segment)
 
     # -- closing --------------------------------------------------------------------------
 
@@ -673,7 +586,3 @@ class PartitionLog:
         if self._flusher is not None:
             self._flusher.unregister(self)
         self._fail_waiters(LogClosedError(f"{self.name} was closed"))
-
-
-def _is_segment_stem(stem: str) -> bool:
-    return len(stem) == 20 and stem.isdigit()
