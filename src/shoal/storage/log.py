@@ -38,6 +38,8 @@ from shoal.storage.recovery import recover_segments, remove_segment_files
 from shoal.storage.segment import Segment, SegmentRead
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from shoal.storage.flush import Flusher
 
 log = logging.getLogger(__name__)
@@ -485,6 +487,61 @@ class PartitionLog:
                 default=None,
             )
             return None if best is None else find_max_timestamp(best, self._log_start)
+
+    # -- header walks and side files (generic services for the layers above) --------------
+
+    def headers_from(self, offset: int) -> Iterator[BatchHeader]:
+        """Headers of the batches from the one holding ``offset`` (or the log start, if later)
+        up to the log end as of this call, in offset order, reading no record bytes.
+
+        Raises :class:`LogClosedError` if the log is closed and :class:`StorageError` if a
+        segment cannot be read (e.g. retention deleted it during the walk).
+        """
+        from shoal.storage.sidefiles import walk_headers
+
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(f"{self.name} is closed")
+            start, end = max(offset, self._log_start), self._next_offset
+            first = max(0, bisect_right(self._bases, start) - 1)
+            segments = self._segments[first:]
+        return walk_headers(self.name, segments, start, end)
+
+    def offset_before_end(self, bytes_back: int) -> int:
+        """The base offset of a batch that starts at least ``bytes_back`` bytes before the log
+        end (at most one index interval more), or the log start offset if the log is smaller:
+        where a walk of about the last ``bytes_back`` bytes begins."""
+        with self._lock:
+            remaining = bytes_back
+            for segment in reversed(self._segments):
+                if segment.size >= remaining:
+                    offset, _position = segment.index.floor_by_position(segment.size - remaining)
+                    return max(offset, self._log_start)
+                remaining -= segment.size
+            return self._log_start
+
+    def read_side_file(self, name: str) -> bytes | None:
+        """The payload of side file ``name`` (see :mod:`shoal.storage.sidefiles`), or None
+        when there is none or it is damaged."""
+        from shoal.storage.sidefiles import read_side_file
+
+        return read_side_file(self._fs, self.directory, name)
+
+    def write_side_file(self, name: str, payload: bytes) -> None:
+        """Durably replace side file ``name`` with ``payload``; safe from any thread.
+
+        Raises :class:`LogClosedError` once the log is closed (so a late writer cannot race a
+        partition's deletion), :class:`DiskFullError` without space, and fails the directory on
+        other I/O errors, as for the checkpoint.
+        """
+        from shoal.storage.sidefiles import write_side_file
+
+        with self._flush_lock:
+            self._check_writable()
+            try:
+                write_side_file(self._fs, self.directory, name, payload)
+            except OSError as exc:
+                raise self._health.fail(f"could not write {name} of {self.name}: {exc}") from exc
 
     # -- deleting data --------------------------------------------------------------------
 

@@ -1,5 +1,11 @@
 """Produce (0): check each partition's batch, append it, and answer once durable as asked.
 
+Batches of idempotent producers (producer id >= 0) pass the partition's producer-state check
+first (:mod:`shoal.coordinator.producer_state`): a retry of a batch already in the log is
+answered with its original offsets and not appended again; a batch out of sequence or from a
+fenced epoch gets that partition's error. Check, append and recording happen with no await in
+between, so no other append to the partition can slip in.
+
 acks=0 gets no response; acks=1 is answered after the write; acks=-1 (all) after the fsync
 that covers the batch (group commit). Each partition succeeds or fails on its own.
 """
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.registry import handles
+from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.records import (
@@ -22,7 +29,7 @@ from shoal.records import (
     validate_produce_records,
 )
 from shoal.records.header import set_max_timestamp
-from shoal.storage import StorageError
+from shoal.storage import PartitionLog, StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -32,6 +39,10 @@ log = logging.getLogger(__name__)
 
 ZSTD_MIN_PRODUCE_VERSION = 7
 """Produce v7 is the first that may carry zstd (KIP-110); older clients cannot read it back."""
+_NO_TRANSACTIONS = (
+    "transactional produce is not supported by this shoal version yet; use an idempotent "
+    "producer (enable.idempotence=true without transactional.id)"
+)
 
 
 @dataclass
@@ -123,6 +134,18 @@ def _append(
         return _Outcome(exc.kafka_error_code, str(exc))
     if batch_header.compression == Compression.ZSTD and version < ZSTD_MIN_PRODUCE_VERSION:
         return _Outcome(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or newer")
+    if batch_header.is_transactional:
+        # Kafka answers this code for a transactional batch outside a transaction it knows of;
+        # without a transaction coordinator, shoal knows of none.
+        return _Outcome(ErrorCode.INVALID_TXN_STATE, _NO_TRANSACTIONS)
+    try:
+        verdict = broker.producers.check(topic.name, index, plog, batch_header)
+    except StorageError as exc:
+        return _Outcome(exc.kafka_error_code, f"could not load the producer state: {exc}")
+    if isinstance(verdict, Rejected):
+        return _Outcome(verdict.error_code, verdict.message)
+    if isinstance(verdict, Duplicate):
+        return _duplicate(plog, topic, verdict.original, acks)
     batch: bytes | bytearray = records
     append_time = -1
     if topic.configs.get("message.timestamp.type") == "LogAppendTime":
@@ -134,6 +157,10 @@ def _append(
         info = plog.append(batch, batch_header)
     except StorageError as exc:
         return _Outcome(exc.kafka_error_code, str(exc))
+    snapshot = broker.producers.on_append(topic.name, index, plog, batch_header, info)
+    if snapshot is not None:
+        # An fsync'd file write: off the event loop. The job logs its own failures.
+        asyncio.get_running_loop().run_in_executor(None, snapshot.run)
     broker.signals.notify(topic.name, index)
     outcome = _Outcome(
         base_offset=info.base_offset,
@@ -142,6 +169,25 @@ def _append(
     )
     if acks == -1:
         outcome.durable = asyncio.wrap_future(plog.wait_durable(info.last_offset))
+    return outcome
+
+
+def _duplicate(plog: PartitionLog, topic: Any, original: BatchMetadata, acks: int) -> _Outcome:
+    """A retry of a batch already in the log: its original offsets, as Kafka answers.
+
+    With acks=all the answer still waits until the original is fsynced: the first attempt may
+    have timed out waiting for exactly that.
+    """
+    log_append_time = -1
+    if topic.configs.get("message.timestamp.type") == "LogAppendTime":
+        log_append_time = original.timestamp_ms
+    outcome = _Outcome(
+        base_offset=original.first_offset,
+        log_append_time=log_append_time,
+        log_start_offset=plog.log_start_offset,
+    )
+    if acks == -1:
+        outcome.durable = asyncio.wrap_future(plog.wait_durable(original.last_offset))
     return outcome
 
 

@@ -1,0 +1,68 @@
+"""InitProducerId (22), v0-v5: producer ids for idempotent producers.
+
+Without a transactional id Kafka's TransactionCoordinator "blindly accepts the request and
+returns a new producerId" with epoch 0, whatever producer id and epoch a v3+ request carries
+(KIP-360 lets a client send them to recover; for an idempotent producer a fresh id is that
+recovery). shoal does the same: a fresh id has no state on any partition, so it is always valid,
+and there is nothing to check the old pair against.
+
+Transactions are not served yet. An empty transactional id is INVALID_REQUEST, as in Kafka. For
+any other the answer is TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the response has no message field,
+and this is a code every client treats as fatal at once, naming the transactional id as the
+problem; the retriable COORDINATOR_NOT_AVAILABLE would instead keep the client retrying until
+its timeout with no hint why. The broker log says what is really missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+
+@handles(ApiKey.INIT_PRODUCER_ID)
+async def handle_init_producer_id(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    transactional_id = body.transactional_id
+    error = ErrorCode.NONE
+    producer_id, epoch = -1, -1
+    if transactional_id == "":
+        error = ErrorCode.INVALID_REQUEST
+    elif transactional_id is not None:
+        log.warning(
+            "client %s (%s) asked for transactional id %r: transactions are not supported by "
+            "this shoal version yet; answering TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Idempotent "
+            "producers (enable.idempotence without transactional.id) work.",
+            ctx.client_id,
+            ctx.client_host,
+            transactional_id,
+        )
+        error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    else:
+        try:
+            producer_id, epoch = broker.producers.ids.allocate(), 0
+        except StorageError as exc:
+            # Retriable, so the client tries again once space or the disk is back.
+            log.error("could not allocate a producer id: %s", exc)
+            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {
+            "throttle_time": 0,
+            "error_code": error,
+            "producer_id": producer_id,
+            "producer_epoch": epoch,
+        },
+    )

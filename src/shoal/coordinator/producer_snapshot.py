@@ -1,0 +1,113 @@
+"""The idempotence state of a partition as bytes: the snapshot that bounds replay at start-up.
+
+Layout (big-endian); storage adds a CRC-32C trailer and replaces the file atomically::
+
+    b"SHPS" | version u8 = 1 | log_offset i64 | producer count u32
+    per producer:  producer_id i64 | epoch i16 | last_seen_ms i64 | batch count u8
+    per batch:     first_sequence i32 | last_sequence i32 | first_offset i64 | last_offset i64
+                   | timestamp_ms i64
+
+``log_offset`` is the log end offset when the state was taken: the state reflects every batch
+below it and none at or after it, so start-up replays the log from there. Producers are stored
+least recently active first, the order :meth:`PartitionProducers.restore` expects.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from shoal.coordinator.producer_state import (
+    BATCHES_RETAINED,
+    EPOCH_MAX,
+    SEQUENCE_MAX,
+    BatchMetadata,
+    PartitionProducers,
+)
+
+_MAGIC: Final = b"SHPS"
+_VERSION: Final = 1
+_HEAD = struct.Struct(">4sBqI")
+_PRODUCER = struct.Struct(">qhqB")
+_BATCH = struct.Struct(">iiqqq")
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerRecord:
+    producer_id: int
+    epoch: int
+    last_seen_ms: int
+    batches: tuple[BatchMetadata, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    log_offset: int
+    producers: tuple[ProducerRecord, ...]
+
+    def restore_into(self, state: PartitionProducers) -> None:
+        for p in self.producers:
+            state.restore(p.producer_id, p.epoch, p.batches, p.last_seen_ms)
+
+
+def encode_snapshot(state: PartitionProducers, log_offset: int) -> bytes:
+    parts = [_HEAD.pack(_MAGIC, _VERSION, log_offset, len(state))]
+    for producer_id, entry in state.items():
+        parts.append(
+            _PRODUCER.pack(producer_id, entry.epoch, entry.last_seen_ms, len(entry.batches))
+        )
+        parts.extend(
+            _BATCH.pack(
+                b.first_sequence, b.last_sequence, b.first_offset, b.last_offset, b.timestamp_ms
+            )
+            for b in entry.batches
+        )
+    return b"".join(parts)
+
+
+def decode_snapshot(data: bytes) -> Snapshot | None:
+    """The snapshot in ``data``, or None if it is not one this version wrote whole and sane.
+
+    A snapshot is an optimisation: when it cannot be trusted the caller replays more of the log,
+    so every doubt (wrong magic, impossible value, short or long data) answers None.
+    """
+    if len(data) < _HEAD.size:
+        return None
+    magic, version, log_offset, count = _HEAD.unpack_from(data, 0)
+    if magic != _MAGIC or version != _VERSION or log_offset < 0:
+        return None
+    # Each producer takes at least one header and one batch: a count the bytes cannot hold is
+    # damage, and checking it first keeps a bad count from driving a long loop.
+    if count * (_PRODUCER.size + _BATCH.size) > len(data) - _HEAD.size:
+        return None
+    position = _HEAD.size
+    producers = []
+    seen: set[int] = set()
+    for _ in range(count):
+        if position + _PRODUCER.size > len(data):
+            return None
+        producer_id, epoch, last_seen_ms, batch_count = _PRODUCER.unpack_from(data, position)
+        position += _PRODUCER.size
+        if producer_id < 0 or producer_id in seen or not 0 <= epoch <= EPOCH_MAX:
+            return None
+        if not 1 <= batch_count <= BATCHES_RETAINED:
+            return None
+        if position + batch_count * _BATCH.size > len(data):
+            return None
+        batches = []
+        for _ in range(batch_count):
+            first_seq, last_seq, first_offset, last_offset, timestamp = _BATCH.unpack_from(
+                data, position
+            )
+            position += _BATCH.size
+            if not (0 <= first_seq <= SEQUENCE_MAX and 0 <= last_seq <= SEQUENCE_MAX):
+                return None
+            if not 0 <= first_offset <= last_offset < log_offset:
+                return None
+            batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
+        seen.add(producer_id)
+        producers.append(ProducerRecord(producer_id, epoch, last_seen_ms, tuple(batches)))
+    if position != len(data):
+        return None
+    return Snapshot(log_offset, tuple(producers))
