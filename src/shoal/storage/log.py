@@ -577,22 +577,23 @@ class PartitionLog:
             doomed: list[Segment] = []
             with self._lock:
                 self._check_writable()
-                if config.retention_ms >= 0:
-                    horizon = now - config.retention_ms
-                    active = self._segments[-1]
-                    if active.size and 0 <= active.max_timestamp < horizon:
-                        self._roll_locked(now)
-                    for segment in self._segments[:-1]:
-                        if segment.max_timestamp >= horizon or segment.max_timestamp < 0:
-                            break
-                        doomed.append(segment)
-                if config.retention_bytes >= 0:
-                    total = sum(s.size for s in self._segments[len(doomed) :])
-                    for segment in self._segments[len(doomed) : -1]:
-                        if total - segment.size < config.retention_bytes:
-                            break
-                        total -= segment.size
-                        doomed.append(segment)
+                horizon = now - config.retention_ms
+                active = self._segments[-1]
+                if config.retention_ms >= 0 and active.size and 0 <= active.max_timestamp < horizon:
+                    self._roll_locked(now)
+                # One pass over the oldest segments, deleting while either limit is broken: the
+                # same end state as Kafka's separate time and size passes run to a fixpoint.
+                total = sum(s.size for s in self._segments)
+                for segment in self._segments[:-1]:
+                    expired = config.retention_ms >= 0 and 0 <= segment.max_timestamp < horizon
+                    oversized = (
+                        config.retention_bytes >= 0
+                        and total - segment.size >= config.retention_bytes
+                    )
+                    if not (expired or oversized):
+                        break
+                    total -= segment.size
+                    doomed.append(segment)
                 if not doomed:
                     return 0
                 self._log_start = max(self._log_start, self._segments[len(doomed)].base_offset)
