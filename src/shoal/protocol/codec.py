@@ -16,6 +16,7 @@ header; the message; and that no bytes are left over. Any failure after the vers
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ from shoal.protocol.versions import (
 _SIZE: Final = struct.Struct(">i")
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """A decoded request: its header and its kio message (``body``)."""
@@ -95,12 +99,9 @@ def decode_request(frame: Buffer, apis: Mapping[int, ApiVersionRange] = SUPPORTE
         ) from exc
     trailing = len(data) - offset - used
     if trailing:
-        raise InvalidRequestError(
-            f"{entry.name} v{api_version} request has {trailing} bytes after its body",
-            api_key=api_key,
-            api_version=api_version,
-            correlation_id=correlation_id,
-        )
+        # Kafka ignores bytes after a request body, and real clients send some: librdkafka 2.16
+        # appends three to its all-topics Metadata v13. Refusing them would break those clients.
+        log.debug("%s v%d request has %d bytes after its body", entry.name, api_version, trailing)
     return Request(header, body)
 
 
