@@ -15,6 +15,7 @@ from shoal.broker.handlers import HANDLERS
 from shoal.broker.signals import AppendSignals
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
 from shoal.clock import SYSTEM_CLOCK, Clock
+from shoal.coordinator.producers import Producers
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, restrict_to
 from shoal.storage import LogConfig, LogManager, PartitionLog
 from shoal.storage.fs import FileSystem, OsFileSystem
@@ -39,6 +40,7 @@ class Broker:
         self.logs = logs
         self.topics = TopicStore(fs or OsFileSystem(), logs.path)
         self.signals = AppendSignals()
+        self.producers = Producers(fs or OsFileSystem(), logs, clock)
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(HANDLERS.keys())
         self._ensure_logs()
 
@@ -106,4 +108,88 @@ class Broker:
         topic = self.create_topic(name, self.config.num_partitions)
         if topic is None:  # only with validate_only, which auto-creation never sets
             raise RuntimeError("auto-creation of a topic returned no topic")
+        return topic
+
+    # -- admin operations (DeleteTopics, CreatePartitions, AlterConfigs) -----------------
+
+    def _existing_topic(self, name: str) -> Topic:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        return topic
+
+    def delete_topic(self, name: str) -> Topic:
+        """Delete a topic and all its data; raises :class:`TopicError` if it does not exist.
+
+        The logs go first and the metadata last. A crash midway leaves the topic listed, its
+        deleted partitions recreated empty at the next start, for the client to delete again;
+        the other order could leave data behind that a topic re-created under the same name
+        would serve as its own.
+        """
+        topic = self._existing_topic(name)
+        partitions = set(range(topic.partitions))
+        # Also partitions beyond the count: left by a CreatePartitions that crashed midway.
+        partitions.update(tp.partition for tp in self.logs.partitions() if tp.topic == name)
+        partitions.update(tp.partition for tp in self.logs.offline if tp.topic == name)
+        for partition in sorted(partitions):
+            self.logs.delete(name, partition)
+            # A Fetch parked on the partition wakes up and finds it gone.
+            self.signals.notify(name, partition)
+        self.topics.remove(name)
+        log.info("deleted topic %s (%d partitions)", name, topic.partitions)
+        return topic
+
+    def create_partitions(self, name: str, count: int, *, validate_only: bool = False) -> Topic:
+        """Grow a topic to ``count`` partitions; raises :class:`TopicError` with the Kafka error.
+
+        New logs are created before the count is saved: after a crash in between, the extra
+        logs exist but no client can see them, and the next CreatePartitions reuses them.
+        """
+        topic = self._existing_topic(name)
+        current = topic.partitions
+        if count < current:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"topic {name!r} has {current} partitions and Kafka topics cannot lose "
+                f"partitions: {count} would be a decrease",
+            )
+        if count == current:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS, f"topic {name!r} already has {current} partitions"
+            )
+        if count > MAX_PARTITIONS_PER_TOPIC:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"a topic may have at most {MAX_PARTITIONS_PER_TOPIC} partitions, not {count}",
+            )
+        if validate_only:
+            return topic
+        config = self.log_config(topic)
+        for partition in range(current, count):
+            self.logs.create(name, partition, config)
+        self.topics.set_partitions(name, count)
+        log.info("topic %s grew from %d to %d partitions", name, current, count)
+        return topic
+
+    def set_topic_configs(
+        self, name: str, configs: Mapping[str, str], *, validate_only: bool = False
+    ) -> Topic:
+        """Replace a topic's config overrides (in the canonical form of ``shoal.broker.configs``).
+
+        The new set is saved first and then applied to the live logs, so a failed save changes
+        nothing; raises :class:`TopicError` for an unknown topic or an invalid config.
+        """
+        topic = self._existing_topic(name)
+        try:
+            config = log_config_for(self.config.log, configs)
+        except ValueError as exc:
+            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from exc
+        if validate_only:
+            return topic
+        self.topics.set_configs(name, configs)
+        for partition in range(topic.partitions):
+            plog = self.logs.get(name, partition)
+            if plog is not None:
+                plog.update_config(config)
+        log.info("topic %s configs are now %s", name, dict(configs))
         return topic

@@ -15,7 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shoal.storage import LogConfig
+# Re-exported: topics and their storage settings used to live together here.
+from shoal.broker.configs import log_config_for as log_config_for
 from shoal.storage.fs import FileSystem, read_whole, write_atomically
 
 TOPICS_FILE: Final = "topics.json"
@@ -105,42 +106,49 @@ class TopicStore:
     def by_id(self, topic_id: uuid.UUID) -> Topic | None:
         return self._by_id.get(topic_id)
 
+    # Each change is saved before it counts: if the save fails, memory is put back as it was,
+    # so what clients see never runs ahead of what a restart would load.
+
     def add(self, name: str, partitions: int, configs: Mapping[str, str]) -> Topic:
         topic = Topic(name, uuid.uuid4(), partitions, dict(configs))
         self._topics[name] = topic
         self._by_id[topic.topic_id] = topic
-        self._save()
+        try:
+            self._save()
+        except BaseException:
+            del self._topics[name]
+            del self._by_id[topic.topic_id]
+            raise
         return topic
 
     def remove(self, name: str) -> Topic | None:
         topic = self._topics.pop(name, None)
         if topic is not None:
             self._by_id.pop(topic.topic_id, None)
-            self._save()
+            try:
+                self._save()
+            except BaseException:
+                self._topics[name] = topic
+                self._by_id[topic.topic_id] = topic
+                raise
         return topic
 
     def set_partitions(self, name: str, partitions: int) -> None:
-        self._topics[name].partitions = partitions
-        self._save()
+        topic = self._topics[name]
+        before = topic.partitions
+        topic.partitions = partitions
+        try:
+            self._save()
+        except BaseException:
+            topic.partitions = before
+            raise
 
     def set_configs(self, name: str, configs: Mapping[str, str]) -> None:
-        self._topics[name].configs = dict(configs)
-        self._save()
-
-
-def log_config_for(defaults: LogConfig, overrides: Mapping[str, str]) -> LogConfig:
-    """The storage settings of a topic: broker defaults with the topic's overrides applied."""
-    from dataclasses import replace
-
-    mapping = {
-        "segment.bytes": "segment_bytes",
-        "segment.ms": "segment_ms",
-        "index.interval.bytes": "index_interval_bytes",
-        "retention.bytes": "retention_bytes",
-        "retention.ms": "retention_ms",
-        "flush.ms": "flush_interval_ms",
-    }
-    changes: dict[str, Any] = {
-        attr: int(overrides[key]) for key, attr in mapping.items() if key in overrides
-    }
-    return replace(defaults, **changes)
+        topic = self._topics[name]
+        before = topic.configs
+        topic.configs = dict(configs)
+        try:
+            self._save()
+        except BaseException:
+            topic.configs = before
+            raise

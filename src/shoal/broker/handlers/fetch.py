@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
 """Used when a client sends max_bytes <= 0 (v0-v2 had none): the Java consumer's default."""
 
+FETCH_MAX_BYTES = 55 * 1024 * 1024
+"""Kafka's broker-side fetch.max.bytes: a response is built in memory, so a client asking for
+more (max_bytes is an int32 it chooses) still gets at most this much, plus the one batch that
+is always returned."""
+
 
 @handles(ApiKey.FETCH)
 async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> Any:
@@ -56,7 +61,8 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
 def _read_all(
     broker: Broker, body: Any, wanted: list[tuple[Any, Any]]
 ) -> tuple[list[tuple[str | None, list[dict[str, Any]]]], int]:
-    budget = int(body.max_bytes) if int(body.max_bytes) > 0 else DEFAULT_FETCH_MAX_BYTES
+    asked = int(body.max_bytes) if int(body.max_bytes) > 0 else DEFAULT_FETCH_MAX_BYTES
+    budget = min(asked, FETCH_MAX_BYTES)
     total = 0
     out: list[tuple[str | None, list[dict[str, Any]]]] = []
     for topic_entry in body.topics:
@@ -97,9 +103,9 @@ def _read_partition(
     return _partition(index, 0, plog=plog, records=result.data)
 
 
-def _partition(
-    index: int, code: int, *, plog: Any = None, records: bytes | None = None
-) -> dict[str, Any]:
+def _partition(index: int, code: int, *, plog: Any = None, records: bytes = b"") -> dict[str, Any]:
+    # Error partitions carry empty records, never null: librdkafka reads a null as a broken
+    # message set ("invalid MessageSetSize -1") and never sees the error code.
     high = plog.log_end_offset if plog is not None else -1
     return {
         "partition_index": index,

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 _ZERO_ID = uuid.UUID(int=0)
 
+NULLABLE_NAME_MIN_VERSION = 12
+"""Metadata v10 and v11 requests carry topic ids, but their responses cannot hold a null topic
+name; Kafka refuses a request topic without a name below v12 (INVALID_REQUEST)."""
+
 
 @handles(ApiKey.METADATA)
 async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request) -> Any:
@@ -31,7 +35,7 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
         topics = [_describe(broker, t) for t in sorted(broker.topics, key=lambda t: t.name)]
     else:
         for entry in requested or ():
-            topics.append(_lookup(broker, entry, allow_create))
+            topics.append(_lookup(broker, entry, allow_create, version))
     node = broker.config.node_id
     return response_for(
         header.api_key,
@@ -53,9 +57,11 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
     )
 
 
-def _lookup(broker: Broker, entry: Any, allow_create: bool) -> dict[str, Any]:
+def _lookup(broker: Broker, entry: Any, allow_create: bool, version: int) -> dict[str, Any]:
     name = getattr(entry, "name", None)
     topic_id = getattr(entry, "topic_id", None)
+    if name is None and version < NULLABLE_NAME_MIN_VERSION:
+        return _error("", ErrorCode.INVALID_REQUEST, topic_id)
     if name is None:
         topic = broker.topic_by_id(topic_id) if topic_id not in (None, _ZERO_ID) else None
         if topic is None:

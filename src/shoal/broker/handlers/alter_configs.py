@@ -1,0 +1,110 @@
+"""AlterConfigs (33): replace the whole override set of topics (or only check it, with
+validate_only). A config left out of the request, or sent with a null value, goes back to the
+broker's default. Broker configs are read-only while shoal runs.
+
+The resource handling here is shared with IncrementalAlterConfigs, which differs only in how
+the new override set is computed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.configs import ConfigError, validate_topic_configs
+from shoal.broker.handlers.describe_configs import (
+    RESOURCE_BROKER,
+    RESOURCE_TOPIC,
+    check_broker_resource,
+    unsupported_resource,
+)
+from shoal.broker.handlers.registry import handles
+from shoal.broker.topics import TopicError, check_topic_name
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+NewConfigs = Callable[[Mapping[str, str], Any], dict[str, str]]
+"""A topic's new override set (canonical) from its current one and the request's entries;
+raises :class:`ConfigError` for what Kafka would refuse."""
+
+
+@handles(ApiKey.ALTER_CONFIGS)
+async def handle_alter_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    return answer_alter(broker, request, replace_all)
+
+
+def replace_all(current: Mapping[str, str], entries: Any) -> dict[str, str]:
+    check_unique(str(entry.name) for entry in entries)
+    return validate_topic_configs({str(e.name): e.value for e in entries if e.value is not None})
+
+
+def check_unique(names: Any) -> None:
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise ConfigError(
+            f"configs named more than once: {', '.join(repeated)}", ErrorCode.INVALID_REQUEST
+        )
+
+
+def answer_alter(broker: Broker, request: Request, new_configs: NewConfigs) -> Any:
+    """Alter every resource of an AlterConfigs or IncrementalAlterConfigs request on its own."""
+    header, body = request.header, cast(Any, request.body)
+    resources = Counter((int(r.resource_type), str(r.resource_name)) for r in body.resources)
+    responses = []
+    for resource in body.resources:
+        kind, name = int(resource.resource_type), str(resource.resource_name)
+        code: int = ErrorCode.NONE
+        message: str | None = None
+        try:
+            if resources[(kind, name)] > 1:
+                raise ConfigError("resource named more than once", ErrorCode.INVALID_REQUEST)
+            _alter(broker, kind, name, resource.configs, new_configs, bool(body.validate_only))
+        except (ConfigError, TopicError) as exc:
+            code, message = exc.error_code, str(exc)
+        except OSError as exc:  # saving topics.json failed; nothing was applied
+            log.error("altering configs of %s failed: %s", name, exc)
+            code, message = ErrorCode.KAFKA_STORAGE_ERROR, f"saving the configs failed: {exc}"
+        responses.append(
+            {
+                "resource_type": kind,
+                "resource_name": name,
+                "error_code": code,
+                "error_message": message,
+            }
+        )
+    return response_for(
+        header.api_key, header.api_version, {"throttle_time": 0, "responses": responses}
+    )
+
+
+def _alter(
+    broker: Broker,
+    kind: int,
+    name: str,
+    entries: Any,
+    new_configs: NewConfigs,
+    validate_only: bool,
+) -> None:
+    if kind == RESOURCE_TOPIC:
+        check_topic_name(name)
+        topic = broker.topics.get(name)
+        configs = new_configs(topic.configs if topic is not None else {}, entries)
+        broker.set_topic_configs(name, configs, validate_only=validate_only)
+    elif kind == RESOURCE_BROKER:
+        check_broker_resource(broker, name)
+        if entries:
+            raise ConfigError(
+                "shoal's broker configs are read-only while it runs: set them in shoal's config "
+                "file or SHOAL_* environment variables and restart; topic configs can be altered",
+                ErrorCode.INVALID_REQUEST,
+            )
+    else:
+        raise unsupported_resource(kind)

@@ -1,0 +1,71 @@
+"""CreatePartitions (37): grow topics to a larger partition count (or only check, with
+validate_only). Partitions are never removed: the same or a smaller count is INVALID_PARTITIONS."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.broker.topics import TopicError
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+
+@handles(ApiKey.CREATE_PARTITIONS)
+async def handle_create_partitions(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    counts = Counter(str(topic.name) for topic in body.topics)
+    results: list[dict[str, Any]] = []
+    for topic in body.topics:
+        name = str(topic.name)
+        code: int = ErrorCode.NONE
+        message: str | None = None
+        try:
+            if counts[name] > 1:
+                raise TopicError(ErrorCode.INVALID_REQUEST, f"topic {name!r} is named twice")
+            _grow(broker, name, int(topic.count), topic.assignments, bool(body.validate_only))
+        except TopicError as exc:
+            code, message = exc.error_code, str(exc)
+        except (StorageError, OSError) as exc:
+            log.error("adding partitions to %s failed: %s", name, exc)
+            code, message = ErrorCode.KAFKA_STORAGE_ERROR, f"adding partitions failed: {exc}"
+        results.append({"name": name, "error_code": code, "error_message": message})
+    return response_for(
+        header.api_key, header.api_version, {"throttle_time": 0, "results": results}
+    )
+
+
+def _grow(broker: Broker, name: str, count: int, assignments: Any, validate_only: bool) -> None:
+    # Checked without creating first, so a bad assignment is reported only for a valid count.
+    topic = broker.create_partitions(name, count, validate_only=True)
+    if assignments is not None:
+        _check_assignments(broker, count - topic.partitions, assignments)
+    if not validate_only:
+        broker.create_partitions(name, count)
+
+
+def _check_assignments(broker: Broker, added: int, assignments: Any) -> None:
+    """A manual assignment names the brokers of each new partition: here only this one."""
+    if len(assignments) != added:
+        raise TopicError(
+            ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            f"{added} partitions would be added but {len(assignments)} assignments were given",
+        )
+    node = broker.config.node_id
+    for assignment in assignments:
+        if list(assignment.broker_ids) != [node]:
+            raise TopicError(
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                f"assignment {list(assignment.broker_ids)} names brokers shoal does not have: "
+                f"it is a single node, so assign each new partition to [{node}]",
+            )

@@ -1,0 +1,60 @@
+"""DeleteRecords (21): move partitions' log start offset forward (their low watermark).
+
+Offset -1 means the high watermark (here the log end offset: every record of a single node is
+committed), deleting everything; an offset above it is OFFSET_OUT_OF_RANGE. An offset at or
+below the current start changes nothing. Each partition answers its low watermark afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.configs import cleanup_deletes
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+HIGH_WATERMARK: Final = -1
+
+
+@handles(ApiKey.DELETE_RECORDS)
+async def handle_delete_records(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    topics = []
+    for topic in body.topics:
+        name = str(topic.name)
+        partitions = [
+            await _delete(broker, name, int(p.partition_index), int(p.offset))
+            for p in topic.partitions
+        ]
+        topics.append({"name": name, "partitions": partitions})
+    return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
+
+
+async def _delete(broker: Broker, name: str, index: int, offset: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {"partition_index": index, "low_watermark": -1, "error_code": 0}
+    topic = broker.topics.get(name)
+    plog = broker.partition(name, index) if topic is not None else None
+    if topic is None or plog is None:
+        return {**answer, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    if not cleanup_deletes(topic.configs):
+        # Kafka's rule: a compact-only topic keeps the latest value of every key, so records
+        # may not be deleted by offset.
+        return {**answer, "error_code": ErrorCode.POLICY_VIOLATION}
+    end = plog.log_end_offset
+    target = end if offset == HIGH_WATERMARK else offset
+    if not 0 <= target <= end:
+        return {**answer, "error_code": ErrorCode.OFFSET_OUT_OF_RANGE}
+    try:
+        # Saving the new start and removing whole segments is file I/O: off the event loop.
+        await asyncio.to_thread(plog.delete_records, target)
+    except StorageError as exc:
+        return {**answer, "error_code": exc.kafka_error_code}
+    return {**answer, "low_watermark": plog.log_start_offset}

@@ -1,0 +1,87 @@
+"""DeleteTopics (20): delete topics by name (v1-5) or by name or topic id (v6), each on its own."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.broker.topics import Topic, TopicError
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+_ZERO_ID: Final = uuid.UUID(int=0)
+
+
+@handles(ApiKey.DELETE_TOPICS)
+async def handle_delete_topics(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    header, body = request.header, cast(Any, request.body)
+    if hasattr(body, "topics"):  # v6: each entry has a name or a topic id
+        wanted = [(t.name, t.topic_id if t.topic_id != _ZERO_ID else None) for t in body.topics]
+    else:
+        wanted = [(str(name), None) for name in body.topic_names]
+    names = Counter(name for name, _ in wanted if name is not None)
+    ids = Counter(topic_id for _, topic_id in wanted if topic_id is not None)
+    results = []
+    for name, topic_id in wanted:
+        if names.get(name, 0) > 1 or ids.get(topic_id, 0) > 1:
+            result = _answer(name, topic_id, ErrorCode.INVALID_REQUEST, "named more than once")
+        else:
+            result = _delete(broker, name, topic_id)
+        results.append(result)
+    return response_for(
+        header.api_key, header.api_version, {"throttle_time": 0, "responses": results}
+    )
+
+
+def _delete(broker: Broker, name: str | None, topic_id: uuid.UUID | None) -> dict[str, Any]:
+    try:
+        topic = _resolve(broker, name, topic_id)
+    except TopicError as exc:
+        return _answer(name, topic_id, exc.error_code, str(exc))
+    try:
+        broker.delete_topic(topic.name)
+    except TopicError as exc:
+        return _answer(topic.name, topic.topic_id, exc.error_code, str(exc))
+    except (StorageError, OSError) as exc:
+        log.error("deleting topic %s failed: %s", topic.name, exc)
+        return _answer(
+            topic.name, topic.topic_id, ErrorCode.KAFKA_STORAGE_ERROR, f"delete failed: {exc}"
+        )
+    return _answer(topic.name, topic.topic_id, ErrorCode.NONE, None)
+
+
+def _resolve(broker: Broker, name: str | None, topic_id: uuid.UUID | None) -> Topic:
+    if name is not None and topic_id is not None:
+        raise TopicError(ErrorCode.INVALID_REQUEST, "give a topic name or a topic id, not both")
+    if topic_id is not None:
+        topic = broker.topic_by_id(topic_id)
+        if topic is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_ID, f"no topic has id {topic_id}")
+        return topic
+    if name is None:
+        raise TopicError(ErrorCode.INVALID_REQUEST, "give a topic name or a topic id")
+    topic = broker.topics.get(name)
+    if topic is None:
+        raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+    return topic
+
+
+def _answer(
+    name: str | None, topic_id: uuid.UUID | None, code: int, message: str | None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "topic_id": topic_id or _ZERO_ID,
+        "error_code": code,
+        "error_message": message,
+    }

@@ -1,0 +1,60 @@
+"""DescribeCluster (60): the cluster id, this broker (the only one) and the controller (itself)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+ENDPOINT_BROKERS: Final = 1
+"""KIP-919 endpoint types: 1 brokers, 2 controllers. shoal has no separate controller endpoint."""
+OPERATIONS_NOT_ASKED: Final = -(2**31)
+"""cluster_authorized_operations when the client did not ask for them."""
+# AclOperation codes of what a principal may do on the cluster resource: CREATE 5, ALTER 7,
+# DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+# Without an authorizer every principal may do all of them, as Kafka reports then.
+CLUSTER_OPERATIONS: Final = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+
+
+@handles(ApiKey.DESCRIBE_CLUSTER)
+async def handle_describe_cluster(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    header, body = request.header, cast(Any, request.body)
+    config = broker.config
+    answer: dict[str, Any] = {
+        "throttle_time": 0,
+        "error_code": 0,
+        "error_message": None,
+        "endpoint_type": ENDPOINT_BROKERS,
+        "cluster_id": config.cluster_id,
+        "controller_id": config.node_id,
+        "brokers": [],
+        "cluster_authorized_operations": CLUSTER_OPERATIONS
+        if body.include_cluster_authorized_operations
+        else OPERATIONS_NOT_ASKED,
+    }
+    # v0 has no endpoint type: it always asks for brokers.
+    endpoint = int(getattr(body, "endpoint_type", ENDPOINT_BROKERS))
+    if endpoint != ENDPOINT_BROKERS:
+        answer.update(
+            error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+            error_message=f"shoal serves only broker endpoints (type {ENDPOINT_BROKERS}), "
+            f"not type {endpoint}: it has no separate controllers",
+            endpoint_type=endpoint,
+        )
+    else:
+        answer["brokers"] = [
+            {
+                "broker_id": config.node_id,
+                "host": config.advertised_host,
+                "port": config.advertised_port,
+                "rack": None,
+                "is_fenced": False,
+            }
+        ]
+    return response_for(header.api_key, header.api_version, answer)

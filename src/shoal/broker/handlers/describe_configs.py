@@ -1,0 +1,196 @@
+"""DescribeConfigs (32): the configs of topics and of this broker, with where each value comes from.
+
+A topic config's value is its override (source TOPIC_CONFIG) or else the broker's setting for
+it: STATIC_BROKER_CONFIG when the operator chose one, DEFAULT_CONFIG otherwise. With
+``include_synonyms`` each entry lists those candidates in that order of precedence, as Kafka
+does. Broker configs are all read-only: shoal takes them from its settings at start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.config import BrokerConfig
+from shoal.broker.configs import (
+    TOPIC_CONFIGS,
+    BrokerSetting,
+    ConfigError,
+    ConfigType,
+    broker_settings,
+)
+from shoal.broker.handlers.registry import handles
+from shoal.broker.topics import TopicError, check_topic_name
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+RESOURCE_TOPIC: Final = 2
+RESOURCE_BROKER: Final = 4
+"""ConfigResource.Type ids; BROKER_LOGGER (8), CLIENT_METRICS (16) and GROUP (32) are not served."""
+
+
+_BROKER_ID: Final = re.compile(r"-?[0-9]{1,10}")
+
+
+class ConfigSource(IntEnum):
+    """DescribeConfigs ``config_source`` (KIP-226)."""
+
+    UNKNOWN = 0
+    TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Synonym:
+    name: str
+    value: str
+    source: ConfigSource
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    name: str
+    value: str
+    type: ConfigType
+    doc: str
+    read_only: bool
+    synonyms: tuple[Synonym, ...]
+    """The candidate values, highest precedence first; the first is where ``value`` comes from."""
+
+    @property
+    def source(self) -> ConfigSource:
+        return self.synonyms[0].source if self.synonyms else ConfigSource.DEFAULT_CONFIG
+
+
+def _broker_synonym(setting: BrokerSetting) -> Synonym:
+    source = ConfigSource.STATIC_BROKER_CONFIG if setting.is_set else ConfigSource.DEFAULT_CONFIG
+    return Synonym(setting.name, setting.value, source)
+
+
+def topic_entries(
+    config: BrokerConfig, overrides: Mapping[str, str], data_dir: str = ""
+) -> list[ConfigEntry]:
+    """Every topic config of a topic with ``overrides``, by name."""
+    settings = broker_settings(config, data_dir)
+    entries = []
+    for name in sorted(TOPIC_CONFIGS):
+        key = TOPIC_CONFIGS[name]
+        synonyms = []
+        if name in overrides:
+            synonyms.append(Synonym(name, overrides[name], ConfigSource.TOPIC_CONFIG))
+        if key.broker_name is not None:
+            synonyms.append(_broker_synonym(settings[key.broker_name]))
+        value = synonyms[0].value if synonyms else key.default
+        entries.append(ConfigEntry(name, value, key.check.type, key.doc, False, tuple(synonyms)))
+    return entries
+
+
+def broker_entries(config: BrokerConfig, data_dir: str) -> list[ConfigEntry]:
+    """Every config of this broker, by name."""
+    entries = []
+    for name, setting in sorted(broker_settings(config, data_dir).items()):
+        synonyms = [_broker_synonym(setting)]
+        if setting.is_set and setting.default is not None:
+            synonyms.append(Synonym(name, setting.default, ConfigSource.DEFAULT_CONFIG))
+        entries.append(
+            ConfigEntry(name, setting.value, setting.type, setting.doc, True, tuple(synonyms))
+        )
+    return entries
+
+
+def check_broker_resource(broker: Broker, name: str) -> None:
+    """A BROKER resource names this broker's id, or is empty for the cluster-wide defaults."""
+    if name == "":
+        return
+    node = broker.config.node_id
+    if not _BROKER_ID.fullmatch(name):
+        raise ConfigError(f"broker id must be an integer, not {name!r}", ErrorCode.INVALID_REQUEST)
+    if int(name) != node:
+        raise ConfigError(
+            f"unexpected broker id {name}: this is broker {node}, the only one (or use an "
+            "empty name for the cluster-wide defaults)",
+            ErrorCode.INVALID_REQUEST,
+        )
+
+
+def unsupported_resource(resource_type: int) -> ConfigError:
+    return ConfigError(
+        f"shoal serves configs of topics ({RESOURCE_TOPIC}) and brokers ({RESOURCE_BROKER}), "
+        f"not of resource type {resource_type}",
+        ErrorCode.INVALID_REQUEST,
+    )
+
+
+@handles(ApiKey.DESCRIBE_CONFIGS)
+async def handle_describe_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    header, body = request.header, cast(Any, request.body)
+    synonyms = bool(getattr(body, "include_synonyms", False))
+    documentation = bool(getattr(body, "include_documentation", False))
+    results = [_describe(broker, resource, synonyms, documentation) for resource in body.resources]
+    return response_for(
+        header.api_key, header.api_version, {"throttle_time": 0, "results": results}
+    )
+
+
+def _describe(broker: Broker, resource: Any, synonyms: bool, documentation: bool) -> dict[str, Any]:
+    resource_type, name = int(resource.resource_type), str(resource.resource_name)
+    result: dict[str, Any] = {
+        "resource_type": resource_type,
+        "resource_name": name,
+        "error_code": 0,
+        "error_message": None,
+        "configs": [],
+    }
+    try:
+        entries = _entries(broker, resource_type, name)
+    except (ConfigError, TopicError) as exc:
+        return {**result, "error_code": exc.error_code, "error_message": str(exc)}
+    # Kafka treats an empty key list like a null one: every config.
+    wanted = set(resource.configuration_keys or ())
+    result["configs"] = [
+        _wire(entry, synonyms, documentation)
+        for entry in entries
+        if not wanted or entry.name in wanted
+    ]
+    return result
+
+
+def _entries(broker: Broker, resource_type: int, name: str) -> list[ConfigEntry]:
+    if resource_type == RESOURCE_TOPIC:
+        check_topic_name(name)
+        topic = broker.topics.get(name)
+        if topic is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        return topic_entries(broker.config, topic.configs, broker.logs.path)
+    if resource_type == RESOURCE_BROKER:
+        check_broker_resource(broker, name)
+        # The empty name asks for dynamic cluster-wide defaults, which shoal never has.
+        return broker_entries(broker.config, broker.logs.path) if name else []
+    raise unsupported_resource(resource_type)
+
+
+def _wire(entry: ConfigEntry, synonyms: bool, documentation: bool) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "value": entry.value,
+        "read_only": entry.read_only,
+        "config_source": int(entry.source),
+        "is_sensitive": False,
+        "synonyms": [
+            {"name": s.name, "value": s.value, "source": int(s.source)} for s in entry.synonyms
+        ]
+        if synonyms
+        else [],
+        "config_type": int(entry.type),
+        "documentation": entry.doc if documentation else None,
+    }
