@@ -2,9 +2,12 @@
 
 A writer process (``crash_writer.py``) appends batches from several threads under the default
 SYNC policy with 256 KiB segments, printing a line when each append returns and another when its
-``wait_durable`` completes (the acknowledgement). The test kills it with SIGKILL after a seeded
-random delay, recovers the directory with ``LogManager.open`` and walks the whole log. Then the
-next writer reopens the same directory and carries on.
+``wait_durable`` completes (the acknowledgement). The test SIGKILLs it, recovers the directory
+with ``LogManager.open`` and walks the whole log; then the next writer reopens the same
+directory and carries on. Each kill comes one of three ways, chosen by a seeded RNG: during
+start-up (imports, recovery, log creation), at a random moment up to 0.3 s into appending, or
+from the writer itself in the middle of a large write (the only way to tear batches often; see
+``crash_writer._SelfKill``).
 
 What a SIGKILL must not do, checked after every kill:
 
@@ -30,9 +33,11 @@ fault-injecting filesystem cover that.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -60,7 +65,7 @@ SEED_DEFAULT: Final = 20240611
 LOG_BYTES_MAX: Final = 16 * 1024 * 1024
 """Start a fresh directory once the log passes this: each check walks the whole log, so an
 unbounded log would make the long mode (500 kills) quadratic."""
-READ_BYTES_MAX: Final = 1024 * 1024
+READ_BYTES_CHOICES: Final = (1, 4 * 1024, 64 * 1024, 1024 * 1024)
 READY_TIMEOUT_S: Final = 30.0
 """Generous: start-up plus recovery of at most LOG_BYTES_MAX on a loaded CI machine."""
 POLL_S: Final = 0.002
@@ -69,8 +74,13 @@ EARLY_KILL_FRACTION: Final = 0.2
 APPEND_KILL_DELAY_S_MAX: Final = 0.3
 """Kills during appends land up to this long after the writer is ready: long enough to cross
 segment rolls and group commits, short enough to keep the quick mode near a minute."""
+SELF_KILL_FRACTION: Final = 0.3
+"""Share of kills the writer sends itself from inside a large write (see crash_writer), the only
+way to tear batches often: a write into the page cache is over in a tenth of a millisecond."""
+SELF_KILL_TIMEOUT_S: Final = 10.0
 IN_PLACE_FRACTION: Final = 0.5
-TORN_TAIL_MESSAGE: Final = "cutting torn tail"
+TORN_TAIL: Final = re.compile(r"cutting torn tail at byte (\d+)")
+"""Recovery's warning when it cuts a torn batch (counted to show the loop exercises it)."""
 
 
 @dataclass
@@ -100,6 +110,7 @@ class Stats:
     kills: int = 0
     kills_before_ready: int = 0
     torn_tails_cut: int = 0
+    torn_mid_segment: int = 0
     acked: int = 0
     unacked_kept: int = 0
     generations: int = 1
@@ -108,7 +119,8 @@ class Stats:
         return (
             f"{self.kills} kills ({self.kills_before_ready} before the log was ready), "
             f"{self.acked} batches acknowledged, {self.unacked_kept} unacknowledged batches "
-            f"kept by recovery, {self.torn_tails_cut} torn tails cut, "
+            f"kept by recovery, {self.torn_tails_cut} torn tails cut "
+            f"({self.torn_mid_segment} after other batches of their segment), "
             f"{self.generations} directories"
         )
 
@@ -138,14 +150,20 @@ def wait_until_ready(out_path: Path, proc: subprocess.Popen[bytes]) -> float:
     raise AssertionError(f"writer not ready after {READY_TIMEOUT_S} s")
 
 
-def walk_log(log: PartitionLog, run_seed: int, timestamp_ms: int) -> dict[int, tuple[int, int]]:
-    """Read the whole log with ``read()`` and check every batch; return what it holds."""
+def walk_log(
+    log: PartitionLog, run_seed: int, timestamp_ms: int, rng: random.Random
+) -> dict[int, tuple[int, int]]:
+    """Read the whole log with ``read()`` and check every batch; return what it holds.
+
+    Read sizes vary (seeded) so that reads end mid-segment too, and the next read starts from
+    a remembered position or an index lookup rather than a segment's start.
+    """
     assert log.log_start_offset == 0, "nothing deletes records here: the log must start at 0"
     found: dict[int, tuple[int, int]] = {}
     seeds: set[int] = set()
     offset, end = 0, log.log_end_offset
     while offset < end:
-        result = log.read(offset, READ_BYTES_MAX)
+        result = log.read(offset, rng.choice(READ_BYTES_CHOICES))
         assert result.data, f"hole: read({offset}) returned nothing below log end {end}"
         assert result.first_offset == offset, (
             f"read({offset}) started at {result.first_offset}: batches overlap or are misplaced"
@@ -177,7 +195,7 @@ def walk_log(log: PartitionLog, run_seed: int, timestamp_ms: int) -> dict[int, t
 
 
 def recover_and_walk(
-    directory: Path, run_seed: int, timestamp_ms: int
+    directory: Path, run_seed: int, timestamp_ms: int, rng: random.Random
 ) -> tuple[dict[int, tuple[int, int]], int, int]:
     """Open ``directory`` (recovering it) and walk it: (batches, log end, log bytes)."""
     with LogManager.open(str(directory), default_config=log_config()) as manager:
@@ -185,7 +203,7 @@ def recover_and_walk(
         log = manager.get(TOPIC, PARTITION)
         if log is None:  # killed before it created the log: nothing was ever appended
             return {}, 0, 0
-        return walk_log(log, run_seed, timestamp_ms), log.log_end_offset, log.size_bytes
+        return walk_log(log, run_seed, timestamp_ms, rng), log.log_end_offset, log.size_bytes
 
 
 def check_after_kill(
@@ -213,7 +231,7 @@ def check_after_kill(
             f"{context}: acknowledged batch at offset {base} (last, seed) = {last_and_seed} "
             f"is {'missing' if base not in found else found[base]} after recovery"
         )
-        assert log_end >= last_and_seed[0] + 1
+        assert log_end > last_and_seed[0], f"{context}: log end {log_end} below an ack"
     for base, last, seed in out.written:
         assert found.get(base) == (last, seed), (
             f"{context}: batch at offset {base} whose write had completed (seed {seed}) is "
@@ -230,28 +248,35 @@ def run_writer_and_kill(
     startup_s: float,
     work: Path,
 ) -> WriterOutput:
+    """Start a writer on ``gen``'s directory and SIGKILL it in one of three ways (seeded)."""
+    command = [
+        sys.executable,
+        str(WRITER),
+        str(gen.directory),
+        f"--run-seed={run_seed}",
+        f"--iteration={iteration}",
+        f"--timestamp-ms={timestamp_ms}",
+    ]
+    how = rng.random()
+    early = how < EARLY_KILL_FRACTION
+    self_kill = not early and how < EARLY_KILL_FRACTION + SELF_KILL_FRACTION
+    if self_kill:
+        command.append(f"--self-kill-after-s={rng.uniform(0.0, APPEND_KILL_DELAY_S_MAX)}")
     out_path, err_path = work / "writer.out", work / "writer.err"
     with out_path.open("wb") as stdout, err_path.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(WRITER),
-                str(gen.directory),
-                f"--run-seed={run_seed}",
-                f"--iteration={iteration}",
-                f"--timestamp-ms={timestamp_ms}",
-            ],
-            stdout=stdout,
-            stderr=stderr,
-        )
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+    ready_after_s: float | None = None
     try:
-        if rng.random() < EARLY_KILL_FRACTION:
+        if early:
             # Aim at start-up: most of it is imports, the end is recovery and log creation.
             time.sleep(rng.uniform(0.5, 1.05) * startup_s)
-            ready_after_s = None
         else:
             ready_after_s = wait_until_ready(out_path, proc)
-            time.sleep(rng.uniform(0.0, APPEND_KILL_DELAY_S_MAX))
+            if self_kill:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(SELF_KILL_TIMEOUT_S)  # else killed from here, just as well
+            else:
+                time.sleep(rng.uniform(0.0, APPEND_KILL_DELAY_S_MAX))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         returncode = proc.wait()
@@ -293,15 +318,24 @@ def test_sigkill_loses_no_acknowledged_batch(
                 startup_s = out.ready_after_s
             caplog.clear()
             if rng.random() < IN_PLACE_FRACTION:
-                found, log_end, log_bytes = recover_and_walk(gen.directory, run_seed, timestamp_ms)
+                found, log_end, log_bytes = recover_and_walk(
+                    gen.directory, run_seed, timestamp_ms, rng
+                )
             else:
                 copy = tmp_path / "check-copy"
-                shutil.copytree(gen.directory, copy)
+                if gen.directory.exists():
+                    shutil.copytree(gen.directory, copy)
+                else:  # killed before LogManager.open() made the directory
+                    copy.mkdir()
                 try:
-                    found, log_end, log_bytes = recover_and_walk(copy, run_seed, timestamp_ms)
+                    found, log_end, log_bytes = recover_and_walk(copy, run_seed, timestamp_ms, rng)
                 finally:
                     shutil.rmtree(copy)
-            stats.torn_tails_cut += sum(TORN_TAIL_MESSAGE in r.message for r in caplog.records)
+            for record in caplog.records:
+                torn_at = TORN_TAIL.search(record.getMessage())
+                if torn_at is not None:
+                    stats.torn_tails_cut += 1
+                    stats.torn_mid_segment += int(torn_at.group(1)) > 0
             check_after_kill(gen, out, found, log_end, context)
             stats.acked += len(out.acked)
             stats.unacked_kept += sum(
