@@ -46,6 +46,12 @@ class FileHandles:
             self._pins[path] = self._pins.get(path, 0) + 1
             return f
 
+    def pinned(self, path: str) -> File:
+        """The open file of ``path``, which the caller has pinned (no pin count is taken)."""
+        with self._lock:
+            invariant(path in self._pins, f"{path} is not pinned open")
+            return self._files[path]
+
     def unpin(self, path: str) -> None:
         with self._lock:
             count = self._pins.get(path, 0) - 1

@@ -1,10 +1,12 @@
 """Sparse offset and time indexes of one segment.
 
-Both live in memory (two ``array``s each, searched with ``bisect``) and are saved to files of
-fixed-size big-endian entries, the layout Kafka uses::
+Both live in memory (two ``array``s each, searched with ``bisect``) and are saved as columns,
+so that a million entries convert in one call rather than one Python step each (all big-endian)::
 
-    offset index entry (8 bytes):  relative offset u32 | file position u32
-    time index entry  (12 bytes):  max timestamp so far i64 | relative offset u32
+    offset index:  count u32 | relative offsets u32 x count | file positions u32 x count
+    time index:    count u32 | max timestamps so far i64 x count | relative offsets u32 x count
+
+(Kafka stores the same pairs row by row; the files are shoal's own and never read by Kafka.)
 
 An index file is a cache, never the truth. It is written whole when a segment is sealed (and at a
 clean shutdown), followed by a CRC-32C of its entries; on load a file whose CRC fails or whose
@@ -15,15 +17,15 @@ data.
 
 from __future__ import annotations
 
+import operator
 import struct
+import sys
 from array import array
 from bisect import bisect_right
 from typing import Final
 
 from shoal.invariant import invariant
 
-OFFSET_ENTRY: Final = struct.Struct(">II")
-TIME_ENTRY: Final = struct.Struct(">qI")
 MAX_RELATIVE: Final = 2**31 - 1
 """Offsets in a segment stay within a signed 32-bit delta of its base, as in Kafka."""
 
@@ -76,27 +78,25 @@ class OffsetIndex:
         del self._positions[i:]
 
     def encode(self) -> bytes:
-        return b"".join(
-            OFFSET_ENTRY.pack(r, p) for r, p in zip(self._relative, self._positions, strict=True)
-        )
+        return _COUNT.pack(len(self._relative)) + _big_endian(self._relative, self._positions)
 
     @classmethod
     def decode(cls, base_offset: int, data: bytes, size_limit: int) -> OffsetIndex | None:
         """The index in ``data``, or None if any entry is malformed or beyond the segment."""
-        if len(data) % OFFSET_ENTRY.size:
+        columns = _columns(data, ("I", "I"))
+        if columns is None:
+            return None
+        relative, positions = columns
+        if relative and (
+            positions[-1] >= size_limit
+            or relative[-1] > MAX_RELATIVE
+            or (relative[0] == 0) != (positions[0] == 0)  # the first batch sits at position 0
+            or not _strictly_increasing(relative)
+            or not _strictly_increasing(positions)
+        ):
             return None
         index = cls(base_offset)
-        for relative, position in OFFSET_ENTRY.iter_unpack(data):
-            if position >= size_limit or relative > MAX_RELATIVE:
-                return None
-            if index._relative and (
-                relative <= index._relative[-1] or position <= index._positions[-1]
-            ):
-                return None
-            if not index._relative and (relative == 0) != (position == 0):
-                return None  # a segment's first batch sits at position 0 with the base offset
-            index._relative.append(relative)
-            index._positions.append(position)
+        index._relative, index._positions = relative, positions
         return index
 
 
@@ -144,24 +144,58 @@ class TimeIndex:
         del self._relative[i:]
 
     def encode(self) -> bytes:
-        return b"".join(
-            TIME_ENTRY.pack(t, r) for t, r in zip(self._timestamps, self._relative, strict=True)
-        )
+        return _COUNT.pack(len(self._timestamps)) + _big_endian(self._timestamps, self._relative)
 
     @classmethod
     def decode(cls, base_offset: int, data: bytes, next_offset: int) -> TimeIndex | None:
         """The index in ``data``, or None if any entry is malformed or beyond the segment."""
-        if len(data) % TIME_ENTRY.size:
+        columns = _columns(data, ("q", "I"))
+        if columns is None:
+            return None
+        timestamps, relative = columns
+        if relative and (
+            relative[-1] >= next_offset - base_offset
+            or not _strictly_increasing(timestamps)
+            or not _strictly_increasing(relative)
+        ):
             return None
         index = cls(base_offset)
-        limit = next_offset - base_offset
-        for timestamp, relative in TIME_ENTRY.iter_unpack(data):
-            if relative >= limit:
-                return None
-            if index._timestamps and (
-                timestamp <= index._timestamps[-1] or relative <= index._relative[-1]
-            ):
-                return None
-            index._timestamps.append(timestamp)
-            index._relative.append(relative)
+        index._timestamps, index._relative = timestamps, relative
         return index
+
+
+_COUNT: Final = struct.Struct(">I")
+_SWAP: Final = sys.byteorder == "little"
+
+
+def _big_endian(*columns: array[int]) -> bytes:
+    out = bytearray()
+    for column in columns:
+        copy = array(column.typecode, column)
+        if _SWAP:
+            copy.byteswap()
+        out += copy.tobytes()
+    return bytes(out)
+
+
+def _columns(data: bytes, typecodes: tuple[str, ...]) -> tuple[array[int], ...] | None:
+    """Split ``data`` (count, then one column per typecode) into arrays; None if malformed."""
+    if len(data) < _COUNT.size:
+        return None
+    (count,) = _COUNT.unpack_from(data)
+    sizes = [array(code).itemsize * count for code in typecodes]
+    if len(data) != _COUNT.size + sum(sizes):
+        return None
+    columns, position = [], _COUNT.size
+    for code, size in zip(typecodes, sizes, strict=True):
+        column = array(code)
+        column.frombytes(data[position : position + size])
+        if _SWAP:
+            column.byteswap()
+        columns.append(column)
+        position += size
+    return tuple(columns)
+
+
+def _strictly_increasing(values: array[int]) -> bool:
+    return all(map(operator.lt, values, values[1:]))

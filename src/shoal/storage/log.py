@@ -384,6 +384,7 @@ class PartitionLog:
                 self._last_flush_ms = self._clock.monotonic_ms()
                 for segment in to_seal:
                     self._unsealed.remove(segment)
+                    segment.release_active_file()
                     self._handles.unpin(segment.path)
                 released = []
                 while self._waiters and self._waiters[0][0] < self._flushed_offset:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from shoal.buffers import Buffer
@@ -74,6 +74,7 @@ class Segment:
         self._bytes_since_index = 0
         self._last_batch_base = base_offset
         self._hints: dict[int, int] = {}
+        self._active_file: File | None = None
 
     # -- creation and loading -------------------------------------------------------------
 
@@ -163,7 +164,7 @@ class Segment:
             for position, header in scanner:
                 if position > start_position:
                     self._maybe_index(header.base_offset, position)
-                self._account(header)
+                self._account(header, header.base_offset)
             good_end = scanner.end_position if start_position < self.size else start_position
         if scanner.problem is None:
             return None
@@ -192,14 +193,21 @@ class Segment:
         view = memoryview(batch)
         invariant(base_offset == self.next_offset, "appends must continue the segment's offsets")
         position = self.size
-        with self._handles.using(self.path) as f:
-            f.append([encode_base_offset(base_offset), view[8:]])
+        # An active segment is pinned open, so its handle is kept here rather than looked up
+        # in the pool on every append (this is the produce hot path).
+        f = self._active_file
+        if f is None:
+            f = self._active_file = self._handles.pinned(self.path)
+        f.append([encode_base_offset(base_offset), view[8:]])
         self.size = position + view.nbytes
-        header = _with_base(header, base_offset)
         if position > 0:
             self._maybe_index(base_offset, position)
-        self._account(header)
+        self._account(header, base_offset)
         return position
+
+    def release_active_file(self) -> None:
+        """Forget the pinned handle once the segment is sealed (the caller unpins it)."""
+        self._active_file = None
 
     def rollback(self, size: int) -> None:
         """Undo a failed append: cut the file back to ``size`` (indexes were not touched)."""
@@ -217,11 +225,13 @@ class Segment:
                 # The batch at `position` is not accounted yet, so the entry names the previous.
                 self.time_index.append(self.max_timestamp, self._last_batch_base)
 
-    def _account(self, header: BatchHeader) -> None:
+    def _account(self, header: BatchHeader, base_offset: int) -> None:
+        """Track a batch now at ``base_offset`` (its header may still carry the client's)."""
         self._bytes_since_index += header.size
-        self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
-        self._last_batch_base = header.base_offset
-        self.next_offset = header.next_offset
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+        self._last_batch_base = base_offset
+        self.next_offset = base_offset + header.last_offset_delta + 1
 
     def _sync_time_index_to_max(self) -> None:
         """Make the last time-index entry carry the segment's max timestamp (done at seal)."""
@@ -353,10 +363,6 @@ class Segment:
 
     def describe_problem(self, problem: ScanProblem, where: str) -> str:
         return self._describe(problem, where)
-
-
-def _with_base(header: BatchHeader, base_offset: int) -> BatchHeader:
-    return header if header.base_offset == base_offset else replace(header, base_offset=base_offset)
 
 
 def _load_index_file(fs: FileSystem, path: str) -> bytes | None:
