@@ -16,6 +16,7 @@ from dataclasses import replace
 import uvicorn
 
 from shoal.broker.broker import Broker
+from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
 from shoal.server.settings import Settings, parse_listen
@@ -35,6 +36,7 @@ class BrokerApp:
         self._retention_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._status = "starting"
+        self.registry = RegistryService()
 
     @property
     def ready(self) -> bool:
@@ -59,7 +61,7 @@ class BrokerApp:
     async def start(self) -> None:
         http_host, http_port = parse_listen(self.settings.http_listen)
         config = uvicorn.Config(
-            build_http_app(self._readiness),
+            build_http_app(self._readiness, build_registry_app(self.registry)),
             host=http_host,
             port=http_port,
             log_level="warning",
@@ -86,6 +88,13 @@ class BrokerApp:
         # With port 0 the real port is known only now; clients must be told that one.
         self.broker.config = replace(broker_config, advertised_port=self.kafka.port)
         self._retention_task = asyncio.ensure_future(self._retention_loop())
+        # The registry is a Kafka client of this broker, so it starts only once the listener
+        # answers; the broker is ready only once the registry has replayed _schemas.
+        self._status = "loading schema registry"
+        registry_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+        await asyncio.to_thread(
+            self.registry.open, KafkaSchemaLog(f"{registry_host}:{self.kafka.port}")
+        )
         self._status = "ready"
         log.info(
             "shoal broker ready: kafka on %s:%d, http on %s:%d, data in %s",
@@ -109,6 +118,7 @@ class BrokerApp:
         self._status = "stopping"
         if self._retention_task is not None:
             self._retention_task.cancel()
+        await asyncio.to_thread(self.registry.close)
         if self.kafka is not None:
             await self.kafka.stop()
         if self.logs is not None:
