@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types contracts pytest bench bench-storage crash-full clean
+.PHONY: run test lint types contracts pytest bench bench-storage bench-broker crash-full clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -34,10 +34,13 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests and assert nothing about time.
-bench: bench-storage
+bench: bench-storage bench-broker
 
 bench-storage: $(STAMP)
 	$(BIN)/python bench/storage.py
+
+bench-broker: $(STAMP)
+	$(BIN)/python bench/produce_consume.py
 
 # The crash loops run a quick mode inside `make test`; this is the long mode.
 crash-full: $(STAMP)
