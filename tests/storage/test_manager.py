@@ -144,3 +144,26 @@ def test_retention_deletes_old_segments_and_never_live_data(harness: Harness) ->
     assert manager.apply_retention() > 0
     assert plog.log_start_offset == recent
     assert plog.read(recent, 1000).first_offset == recent
+
+
+def test_a_cancelled_durability_wait_does_not_stop_the_flusher(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shoal.testing import faultfs
+
+    cancelled = threading.Event()
+    real_fsync = faultfs._MemFile.fsync
+
+    def fsync_after_the_cancel(self: faultfs._MemFile) -> None:
+        cancelled.wait(10)  # hold the flusher until the waiter has given up
+        real_fsync(self)
+
+    harness.open()
+    plog = harness.log()
+    monkeypatch.setattr(faultfs._MemFile, "fsync", fsync_after_the_cancel)
+    abandoned = plog.wait_durable(plog.append(make_batch(seed=1)).last_offset)
+    assert abandoned.cancel()  # e.g. a Produce request that timed out
+    cancelled.set()
+    info = plog.append(make_batch(seed=2))
+    plog.wait_durable(info.last_offset).result(timeout=10)  # the flusher still serves waiters
+    assert plog.flushed_offset == plog.log_end_offset

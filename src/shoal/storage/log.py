@@ -390,7 +390,10 @@ class PartitionLog:
                 while self._waiters and self._waiters[0][0] < self._flushed_offset:
                     released.append(self._waiters.popleft()[1])
         for future in released:
-            future.set_result(None)
+            # A waiter may have given up (a Produce timed out and cancelled it): skip it, as
+            # completing a cancelled future raises and would kill the flusher thread.
+            if future.set_running_or_notify_cancel():
+                future.set_result(None)
         if to_seal:
             self.checkpoint()
 
@@ -399,7 +402,8 @@ class PartitionLog:
             waiters = [f for _, f in self._waiters]
             self._waiters.clear()
         for future in waiters:
-            future.set_exception(error)
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
 
     def periodic(self, now_monotonic_ms: float) -> bool:
         """Flush (INTERVAL policy) and save the checkpoint when due; True if work remains."""
