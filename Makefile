@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types contracts pytest bench bench-storage bench-broker crash-full clean
+.PHONY: run test peers lint types contracts pytest bench bench-storage bench-broker crash-full clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/shoal broker --data-dir ./shoal-data
 
-test: lint types contracts pytest
+test: lint types contracts peers pytest
+
+# Every peer the tests drive (scripts/peers/*.sh): each installs its peer when missing and fails
+# loudly when it cannot; no test is ever skipped for a missing peer.
+peers:
+	@set -e; for peer in scripts/peers/*.sh; do \
+		echo "== peer: $$peer"; \
+		bash "$$peer" || { echo "== FAILED: $$peer could not provide its peer" >&2; exit 1; }; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -30,7 +38,7 @@ types: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) peers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests and assert nothing about time.

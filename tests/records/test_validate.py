@@ -97,17 +97,24 @@ def test_batch_length_disagreeing_with_the_bytes_is_corrupt() -> None:
         validate_batch(batch + b"\x00", max_batch_bytes=MAX)
 
 
-@pytest.mark.parametrize("magic", [0, 1, 3, -1])
-def test_other_magic_is_corrupt_and_says_only_v2_is_supported(magic: int) -> None:
+@pytest.mark.parametrize("magic", [3, -1])
+def test_unknown_magic_is_corrupt_and_says_only_v2_is_supported(magic: int) -> None:
     batch = edited(small_batch(), ">b", 16, magic, fix_crc=False)
     with pytest.raises(CorruptBatchError, match=f"magic {magic}; only magic 2"):
+        validate_batch(batch, max_batch_bytes=MAX)
+
+
+@pytest.mark.parametrize("magic", [0, 1])
+def test_old_magic_is_an_invalid_record_as_in_kafka(magic: int) -> None:
+    batch = edited(small_batch(), ">b", 16, magic, fix_crc=False)
+    with pytest.raises(InvalidRecordError, match=f"magic {magic}; only magic 2"):
         validate_batch(batch, max_batch_bytes=MAX)
 
 
 def test_old_message_set_gets_the_magic_error_not_a_size_error() -> None:
     # A magic 0 message is 26+ bytes: the magic must be checked before the 61-byte minimum.
     legacy = struct.pack(">qiIbb", 0, 14, 0, 0, 0) + b"\xff\xff\xff\xff\x00\x00\x00\x00"
-    with pytest.raises(CorruptBatchError, match="magic 0"):
+    with pytest.raises(InvalidRecordError, match="magic 0"):
         validate_batch(legacy, max_batch_bytes=MAX)
 
 
@@ -150,7 +157,7 @@ def test_a_flipped_bit_anywhere_is_caught_or_is_outside_the_crc(flip: int) -> No
             with pytest.raises(CorruptBatchError, match="batchLength"):
                 validate_batch(damaged, max_batch_bytes=MAX)
         elif position == 16:
-            with pytest.raises(CorruptBatchError, match="magic"):
+            with pytest.raises(RecordsError, match="magic"):
                 validate_batch(damaged, max_batch_bytes=MAX)
         else:
             with pytest.raises(CorruptBatchError, match="CRC mismatch"):
@@ -258,7 +265,7 @@ def test_trailing_partial_batch_is_corrupt(extra: int) -> None:
 def test_split_rejects_bad_framing_with_its_position() -> None:
     batch = small_batch()
     bad_magic = batch + edited(batch, ">b", 16, 1, fix_crc=False)
-    with pytest.raises(CorruptBatchError, match=f"at position {len(batch)} has magic 1"):
+    with pytest.raises(InvalidRecordError, match=f"at position {len(batch)} has magic 1"):
         split_batches(bad_magic)
     short = batch + edited(batch, ">i", 8, 10)
     with pytest.raises(CorruptBatchError, match="batchLength 10; the minimum is 49"):

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 
 from shoal.broker.config import BrokerConfig
 from shoal.broker.context import RequestContext
+from shoal.broker.groups import GroupService
 from shoal.broker.handlers import HANDLERS
 from shoal.broker.signals import AppendSignals
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
 from shoal.clock import SYSTEM_CLOCK, Clock
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.producers import Producers
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, restrict_to
 from shoal.storage import LogConfig, LogManager, PartitionLog
@@ -41,6 +43,7 @@ class Broker:
         self.topics = TopicStore(fs or OsFileSystem(), logs.path)
         self.signals = AppendSignals()
         self.producers = Producers(fs or OsFileSystem(), logs, clock)
+        self.groups = GroupService(logs, config.log, clock, config.group)
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(HANDLERS.keys())
         self._ensure_logs()
 
@@ -82,7 +85,7 @@ class Broker:
     ) -> Topic | None:
         """Create a topic; raises :class:`TopicError` with the Kafka error to answer."""
         check_topic_name(name)
-        if self.topics.get(name) is not None:
+        if self.topics.get(name) is not None or name == OFFSETS_TOPIC:
             raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
         if not 1 <= partitions <= MAX_PARTITIONS_PER_TOPIC:
             raise TopicError(

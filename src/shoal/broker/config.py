@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from shoal.coordinator.group_config import GroupConfig
 from shoal.storage import LogConfig
 
 DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
@@ -24,5 +25,7 @@ class BrokerConfig:
     message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
     log: LogConfig = field(default_factory=LogConfig)
     """Defaults of every topic's log settings (topics override them)."""
+    group: GroupConfig = field(default_factory=GroupConfig)
+    """Consumer group coordinator settings (group.* and offsets.* broker configs)."""
     fetch_max_wait_ms_max: int = 30_000
     """A Fetch never parks longer than this, whatever max_wait it asks for."""

@@ -38,6 +38,7 @@ from shoal.protocol.errors import (
     UnsupportedVersionError,
 )
 from shoal.protocol.framing import FRAME_BYTES_LIMIT
+from shoal.protocol.guard import check_layout
 from shoal.protocol.headers import (
     RequestHeader,
     encode_request_header,
@@ -85,6 +86,8 @@ def decode_request(frame: Buffer, apis: Mapping[int, ApiVersionRange] = SUPPORTE
         raise _unsupported(api_key, api_version, correlation_id, entry)
     header, offset = parse_request_header(data, flexible=entry.is_flexible(api_version))
     try:
+        # Lengths and counts first: kio's native reader aborts the process on a huge count.
+        check_layout(_kio.request_class(api_key, api_version), data, offset)
         body, used = _kio.read_request(api_key, api_version, data, offset)
     except Exception as exc:
         # The reader is a pinned third-party native decoder fed untrusted bytes. It signals bad

@@ -20,7 +20,12 @@ from typing import Final, NamedTuple
 
 from shoal.buffers import Buffer
 from shoal.records.compression import codec_of
-from shoal.records.errors import BatchTooLargeError, CorruptBatchError, InvalidRecordError
+from shoal.records.errors import (
+    BatchTooLargeError,
+    CorruptBatchError,
+    InvalidRecordError,
+    RecordsError,
+)
 from shoal.records.header import (
     HEADER_SIZE,
     MAGIC_V2,
@@ -54,12 +59,17 @@ class RecordsSummary(NamedTuple):
     """Size of the records section after decompression."""
 
 
-def _magic_error(magic: int, position: int) -> CorruptBatchError:
+def _magic_error(magic: int, position: int) -> RecordsError:
     where = f" at position {position}" if position else ""
-    return CorruptBatchError(
+    message = (
         f"record batch{where} has magic {magic}; only magic 2 (RecordBatch v2, written by "
         "Kafka 0.11+ clients) is supported"
     )
+    # Kafka answers an old but real message format (magic 0 or 1) with INVALID_RECORD and
+    # anything else with CORRUPT_MESSAGE; clients show the difference to their users.
+    if magic in (0, 1):
+        return InvalidRecordError(message)
+    return CorruptBatchError(message)
 
 
 def split_batches(buf: Buffer) -> list[tuple[int, int]]:

@@ -119,6 +119,9 @@ class BrokerApp:
         if self._retention_task is not None:
             self._retention_task.cancel()
         await asyncio.to_thread(self.registry.close)
+        if self.broker is not None:
+            # Parked JoinGroup/SyncGroup requests are answered now, so in-flight requests drain.
+            await self.broker.groups.stop()
         if self.kafka is not None:
             await self.kafka.stop()
         if self.logs is not None:

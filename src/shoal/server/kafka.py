@@ -20,6 +20,7 @@ from shoal.broker.context import RequestContext
 from shoal.protocol import (
     ApiKey,
     FrameDecoder,
+    FrameError,
     ProtocolError,
     Request,
     UnsupportedVersionError,
@@ -99,6 +100,8 @@ class KafkaServer:
 
 
 class _Connection:
+    """One client connection: a reader task, a writer task, and one task per request."""
+
     def __init__(
         self,
         broker: Broker,
@@ -120,19 +123,43 @@ class _Connection:
         self._bytes_in_flight = 0
         self._bytes_freed = asyncio.Event()
         self._reading = True
-        self._read_task: asyncio.Task[None] | None = None
+        self._read_task: asyncio.Task[bool] | None = None
         self._write_task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         self._write_task = asyncio.ensure_future(self._write_loop())
         self._read_task = asyncio.ensure_future(self._read_loop())
+        peer_gone = False
         try:
-            await self._read_task
+            peer_gone = await self._read_task
         except asyncio.CancelledError:
-            pass
-        self._responses.put_nowait(None)  # the writer finishes what is queued, then stops
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._write_task
+            pass  # stop_reading(): finish what is in flight, then close
+        except Exception:
+            log.exception("connection from %s:%d failed; closing", self._host, self._port)
+        finally:
+            await self._finish(peer_gone)
+
+    async def _finish(self, peer_gone: bool) -> None:
+        """Write the queued responses (unless nobody is left to read them), then close.
+
+        When the client has gone, its pending requests are cancelled rather than completed:
+        Kafka drops their responses too, and a Fetch parked for max_wait would otherwise keep
+        its task, and the connection's, alive long after the socket is gone.
+        """
+        write_task = self._write_task
+        if write_task is not None:
+            if peer_gone:
+                write_task.cancel()
+            else:
+                self._responses.put_nowait(None)  # the writer finishes what is queued, stops
+            with contextlib.suppress(asyncio.CancelledError):
+                await write_task
+        # Whatever the writer did not take (it stopped on an error, or was cancelled) is
+        # cancelled here, so no handler outlives its connection.
+        while not self._responses.empty():
+            entry = self._responses.get_nowait()
+            if entry is not None:
+                entry[0].cancel()
         self.abort()
 
     def stop_reading(self) -> None:
@@ -151,27 +178,36 @@ class _Connection:
         if self._write_task is not None and not self._write_task.done():
             self._write_task.cancel()
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self) -> bool:
+        """Read and dispatch requests; True when the client went away, False when we close."""
         decoder = FrameDecoder(self._limits.max_frame_bytes)
         while self._reading:
             try:
                 data = await asyncio.wait_for(
                     self._reader.read(READ_CHUNK_BYTES), self._limits.idle_timeout_s
                 )
-            except (TimeoutError, ConnectionError):
-                return
+            except TimeoutError:
+                log.info("closing idle connection from %s:%d", self._host, self._port)
+                return True
+            except ConnectionError:
+                return True
             if not data:
-                return
+                return True
             try:
-                decoder.feed(data)
+                # A bad size prefix fails feed() at once, before its body is waited for; the
+                # whole frames that came before it are still dispatched (next_frame raises
+                # when it reaches the bad prefix), as a Kafka broker reading frame by frame would.
+                with contextlib.suppress(FrameError):
+                    decoder.feed(data)
                 for frame in decoder.frames():
                     await self._slots.acquire()
                     await self._reserve_bytes(len(frame))
                     if not self._dispatch(frame):
-                        return
+                        return False
             except ProtocolError as exc:
                 log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
-                return
+                return False
+        return False
 
     async def _reserve_bytes(self, size: int) -> None:
         while (
@@ -232,7 +268,6 @@ class _Connection:
             except Exception:
                 log.exception("request from %s:%d failed; closing", self._host, self._port)
                 self.stop_reading()
-                self.abort()
                 return
             finally:
                 self._release(size)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from shoal.broker.config import BrokerConfig
+from shoal.coordinator.group_config import GroupConfig
 from shoal.storage import FlushPolicy, LogConfig
 
 
@@ -28,6 +29,8 @@ class Settings:
     num_partitions: int = 1
     message_max_bytes: int = BrokerConfig().message_max_bytes
     retention_check_interval_s: float = 300.0
+    group_initial_rebalance_delay_ms: int = GroupConfig().initial_rebalance_delay_ms
+    group_min_session_timeout_ms: int = GroupConfig().min_session_timeout_ms
 
     def broker_config(self, advertised_port: int | None = None) -> BrokerConfig:
         host, port = parse_listen(self.kafka_listen)
@@ -43,6 +46,10 @@ class Settings:
             num_partitions=self.num_partitions,
             message_max_bytes=self.message_max_bytes,
             log=LogConfig(flush_policy=policy),
+            group=GroupConfig(
+                initial_rebalance_delay_ms=self.group_initial_rebalance_delay_ms,
+                min_session_timeout_ms=self.group_min_session_timeout_ms,
+            ),
         )
 
 

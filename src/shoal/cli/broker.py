@@ -1,4 +1,4 @@
-"""The ``shoal`` command line (grows with each layer; see ``shoal --help``)."""
+"""``shoal broker``: run the Kafka-protocol broker with its HTTP face in this process."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
-def _broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     broker = sub.add_parser(
         "broker",
         help="run the broker",
@@ -32,19 +32,11 @@ def _broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         choices=["sync", "interval", "none"],
         help="when acks=all is answered: after fsync (sync, default) or not (weaker)",
     )
+    broker.set_defaults(run=run_broker, command_parser=broker)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shoal", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _broker_parser(sub)
-    args = parser.parse_args(argv)
-    if args.command == "broker":
-        return _run_broker(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
-
-
-def _run_broker(args: argparse.Namespace) -> int:
+def run_broker(args: argparse.Namespace) -> int:
+    # Imported here so that the client commands do not pay for loading the broker.
     from shoal.server.app import BrokerApp
     from shoal.server.settings import SettingsError, load_settings
 
@@ -84,7 +76,3 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
         return asyncio.run
     runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
     return runner
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,78 @@
+"""DescribeGroups (15), v0-v6: state, protocol and members of each group asked for.
+
+As in Kafka, member metadata and assignments are shown only for a Stable group (otherwise
+they are in flux); an unknown group is reported as Dead, with GROUP_ID_NOT_FOUND from v6.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.coordinator.group import Group
+from shoal.coordinator.group_state import GroupState
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+NOT_FOUND_MIN_VERSION: Final = 6
+
+
+@handles(ApiKey.DESCRIBE_GROUPS)
+async def handle_describe_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    described = []
+    for group_id in body.groups:
+        group = broker.groups.coordinator.group(group_id)
+        if not group_id:
+            described.append(_missing(group_id, ErrorCode.INVALID_GROUP_ID))
+        elif group is None or group.state is GroupState.DEAD:
+            code = (
+                ErrorCode.GROUP_ID_NOT_FOUND
+                if header.api_version >= NOT_FOUND_MIN_VERSION
+                else ErrorCode.NONE
+            )
+            described.append(_missing(group_id, code))
+        else:
+            described.append(_describe(group))
+    return response_for(
+        header.api_key, header.api_version, {"throttle_time": 0, "groups": described}
+    )
+
+
+def _missing(group_id: str, code: ErrorCode) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "error_message": None if code is ErrorCode.NONE else code.message,
+        "group_id": group_id,
+        "group_state": GroupState.DEAD.value,
+        "protocol_type": "",
+        "protocol_data": "",
+        "members": [],
+    }
+
+
+def _describe(group: Group) -> dict[str, Any]:
+    stable = group.state is GroupState.STABLE
+    return {
+        "error_code": ErrorCode.NONE,
+        "group_id": group.group_id,
+        "group_state": group.state.value,
+        "protocol_type": group.protocol_type or "",
+        "protocol_data": (group.protocol_name or "") if stable else "",
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "member_metadata": m.metadata_for(group.protocol_name) if stable else b"",
+                "member_assignment": m.assignment if stable else b"",
+            }
+            for m in group.members.values()
+        ],
+    }

@@ -1,0 +1,67 @@
+"""JoinGroup (11), v0-v9: answered when the group's join phase ends (see coordinator.group)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.handlers.group_common import client_host, millis
+from shoal.broker.handlers.registry import handles
+from shoal.coordinator.group import JoinRequest
+from shoal.protocol import ApiKey, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+MEMBER_ID_REQUIRED_MIN_VERSION: Final = 4
+"""KIP-394: from v4 a new member first gets MEMBER_ID_REQUIRED and a member id to rejoin with."""
+NULLABLE_PROTOCOL_NAME_MIN_VERSION: Final = 7
+
+
+@handles(ApiKey.JOIN_GROUP)
+async def handle_join_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    session_ms = millis(body.session_timeout)
+    rebalance_ms = millis(getattr(body, "rebalance_timeout", -1))
+    join = JoinRequest(
+        member_id=body.member_id,
+        group_instance_id=getattr(body, "group_instance_id", None),
+        protocol_type=body.protocol_type,
+        protocols=tuple((p.name, bytes(p.metadata)) for p in body.protocols),
+        session_timeout_ms=session_ms,
+        # v0 has no rebalance timeout: the session timeout bounds the join phase, as in Kafka.
+        rebalance_timeout_ms=rebalance_ms if rebalance_ms >= 0 else session_ms,
+        client_id=ctx.client_id or "",
+        client_host=client_host(ctx),
+        require_known_member_id=header.api_version >= MEMBER_ID_REQUIRED_MIN_VERSION,
+    )
+    result = await broker.groups.join(body.group_id, join)
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {
+            "throttle_time": 0,
+            "error_code": result.error,
+            "generation_id": result.generation_id,
+            "protocol_type": result.protocol_type,
+            # Nullable only from v7; an error answer of older versions carries "".
+            "protocol_name": (
+                result.protocol_name
+                if header.api_version >= NULLABLE_PROTOCOL_NAME_MIN_VERSION
+                else result.protocol_name or ""
+            ),
+            "leader": result.leader_id,
+            "skip_assignment": result.skip_assignment,
+            "member_id": result.member_id,
+            "members": [
+                {
+                    "member_id": m.member_id,
+                    "group_instance_id": m.group_instance_id,
+                    "metadata": m.metadata,
+                }
+                for m in result.members
+            ],
+        },
+    )

@@ -1,0 +1,46 @@
+"""ListGroups (16), v0-v5: every group, filtered by state (v4+) and type (v5+)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.coordinator.group_state import GroupState, parse_state
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+GROUP_TYPE: Final = "classic"
+"""The only group type shoal has (KIP-848 "consumer" groups are not served)."""
+
+
+@handles(ApiKey.LIST_GROUPS)
+async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    names = list(getattr(body, "states_filter", ()) or ())
+    states: set[GroupState] = {s for n in names if (s := parse_state(n)) is not None}
+    types = [t.lower() for t in getattr(body, "types_filter", ()) or ()]
+    groups = []
+    if (not names or states) and (not types or GROUP_TYPE in types):
+        groups = broker.groups.coordinator.list_groups(states or None)
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {
+            "throttle_time": 0,
+            "error_code": ErrorCode.NONE,
+            "groups": [
+                {
+                    "group_id": g.group_id,
+                    "protocol_type": g.protocol_type or "",
+                    "group_state": g.state.value,
+                    "group_type": GROUP_TYPE,
+                }
+                for g in groups
+            ],
+        },
+    )

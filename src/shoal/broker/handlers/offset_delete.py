@@ -1,0 +1,59 @@
+"""OffsetDelete (47), v0: delete committed offsets of a group, except for topics the group
+is still subscribed to (GROUP_SUBSCRIBED_TO_TOPIC)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.coordinator.offsets_log import TopicPartitionKey
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+
+@handles(ApiKey.OFFSET_DELETE)
+async def handle_offset_delete(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    wanted: list[TopicPartitionKey] = []
+    unknown: set[TopicPartitionKey] = set()
+    for entry in body.topics:
+        topic = broker.topics.get(entry.name)
+        for p in entry.partitions:
+            tp = (entry.name, int(p.partition_index))
+            if topic is None or not 0 <= tp[1] < topic.partitions:
+                unknown.add(tp)
+            else:
+                wanted.append(tp)
+    try:
+        error, errors = broker.groups.coordinator.delete_offsets(body.group_id, wanted)
+    except StorageError as exc:
+        log.error("could not delete offsets of group %s: %s", body.group_id, exc)
+        error, errors = ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
+    broker.groups.after_write()
+    topics = []
+    if error is ErrorCode.NONE:
+        for entry in body.topics:
+            partitions = []
+            for p in entry.partitions:
+                tp = (entry.name, int(p.partition_index))
+                code = (
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                    if tp in unknown
+                    else errors.get(tp, ErrorCode.NONE)
+                )
+                partitions.append({"partition_index": tp[1], "error_code": code})
+            topics.append({"name": entry.name, "partitions": partitions})
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {"throttle_time": 0, "error_code": error, "topics": topics},
+    )

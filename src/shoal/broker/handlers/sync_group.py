@@ -1,0 +1,40 @@
+"""SyncGroup (14), v0-v5: the leader's assignment, handed to every member once it arrives."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+
+@handles(ApiKey.SYNC_GROUP)
+async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    # Version-agnostic: every version of the message has the fields read here.
+    header, body = request.header, cast(Any, request.body)
+    assignments = {a.member_id: bytes(a.assignment) for a in body.assignments}
+    result = await broker.groups.sync(
+        body.group_id,
+        body.member_id,
+        getattr(body, "group_instance_id", None),
+        int(body.generation_id),
+        assignments,
+        protocol_type=getattr(body, "protocol_type", None),
+        protocol_name=getattr(body, "protocol_name", None),
+    )
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {
+            "throttle_time": 0,
+            "error_code": result.error,
+            "protocol_type": result.protocol_type,
+            "protocol_name": result.protocol_name,
+            "assignment": result.assignment,
+        },
+    )

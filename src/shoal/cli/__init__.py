@@ -1,0 +1,65 @@
+"""The ``shoal`` command line: the broker, and Kafka-protocol client tools (see ``shoal --help``).
+
+Client commands follow the conventions of kcat, rpk and Kafka's own tools. A user error (an
+unknown topic, an unreachable broker) is one line on stderr and exit code 1; flags that do not
+parse or do not go together give the usage and exit code 2. Neither prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+
+from shoal.cli.broker import add_broker_parser
+from shoal.cli.common import CliError, UsageError
+from shoal.cli.consume import add_consume_parser
+from shoal.cli.produce import add_produce_parser
+from shoal.cli.topic import add_topic_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shoal", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"shoal {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_broker_parser(sub)
+    add_topic_parser(sub)
+    add_produce_parser(sub)
+    add_consume_parser(sub)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("shoal")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    command = " ".join(
+        word for word in (args.command, getattr(args, "topic_command", None)) if word
+    )
+    try:
+        return run(args)
+    except UsageError as exc:
+        command_parser: argparse.ArgumentParser = args.command_parser
+        command_parser.error(str(exc))  # prints the command's usage; exits with 2
+    except CliError as exc:
+        print(f"shoal {command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`shoal consume t | head`): not an error. Point stdout at
+        # /dev/null so that the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130  # the shell's convention for "stopped by SIGINT"

@@ -1,0 +1,38 @@
+"""Settings of the group coordinator, named after the Kafka broker configs they mirror."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shoal.invariant import invariant
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    initial_rebalance_delay_ms: int = 3000
+    """group.initial.rebalance.delay.ms: how long the first rebalance of an empty group waits
+    for more members (extended by the same again while members keep arriving, up to the
+    rebalance timeout), so that a fleet starting together gets one rebalance, not N."""
+    min_session_timeout_ms: int = 6000
+    """group.min.session.timeout.ms: shorter sessions are refused (INVALID_SESSION_TIMEOUT)."""
+    max_session_timeout_ms: int = 1_800_000
+    """group.max.session.timeout.ms."""
+    max_size: int = 10_000
+    """group.max.size: members (joined or awaiting their member id) per group. Kafka's default
+    is unbounded; every member costs memory and a timer, so shoal puts a limit on it."""
+    offset_metadata_max_bytes: int = 4096
+    """offset.metadata.max.bytes: longer commit metadata gets OFFSET_METADATA_TOO_LARGE."""
+    offsets_snapshot_bytes: int = 8 * 1024 * 1024
+    """When the ``__consumer_offsets`` log grows past this (and past twice the last snapshot),
+    the current state is written again as a snapshot and everything before it is deleted."""
+    offsets_segment_bytes: int = 1024 * 1024
+    """segment.bytes of ``__consumer_offsets``: small, so a snapshot frees space soon."""
+
+    def __post_init__(self) -> None:
+        invariant(self.initial_rebalance_delay_ms >= 0, "initial rebalance delay must be >= 0")
+        invariant(
+            0 < self.min_session_timeout_ms <= self.max_session_timeout_ms,
+            "session timeout bounds must be positive and ordered",
+        )
+        invariant(self.max_size > 0, "group max size must be positive")
+        invariant(self.offsets_snapshot_bytes > 0, "offsets snapshot threshold must be positive")

@@ -1,0 +1,239 @@
+"""The ``__consumer_offsets`` log: committed offsets and group metadata as keyed records.
+
+Every change is one record, appended through :mod:`shoal.storage` like any partition's data:
+
+- offset commit: key ``{"k": "offset", "group", "topic", "partition"}``, value
+  ``{"offset", "epoch", "metadata", "ts"}``; a null value (tombstone) deletes the offset;
+- group metadata: key ``{"k": "group", "group"}``, value ``{"type", "generation",
+  "protocol"}``; a tombstone deletes the group.
+
+Keys and values are JSON (sorted keys, so equal keys are equal bytes): the state is small next
+to the data logs, and anyone can read it with a consumer. Start-up replays the log from its
+start; the last record of a key wins.
+
+The log must not grow without bound. When it passes ``offsets_snapshot_bytes`` (and twice the
+size of the last snapshot, so a large state does not snapshot in a loop), the whole current
+state is appended again as a snapshot and, once that is durable, everything before it is
+deleted (``delete_records``: whole segments go, which is why this log has small segments).
+A crash at any point is safe: until the deletion, the older records are still there and
+the snapshot only repeats what they say; after it, the snapshot alone says it all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Final
+
+from shoal.clock import Clock
+from shoal.coordinator.group_config import GroupConfig
+from shoal.records import SimpleRecord, build_batch, decode_batch, split_batches
+from shoal.storage import LogConfig, PartitionLog
+
+log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC: Final = "__consumer_offsets"
+RECORDS_PER_BATCH_MAX: Final = 1000
+"""A commit of many partitions is split into batches of this many records: a batch stays far
+below any size limit (a record is ~150 bytes), and replay decodes one batch at a time."""
+READ_BYTES: Final = 1024 * 1024
+"""Bytes read per step of the replay."""
+DECODE_BYTES_MAX: Final = 64 * 1024 * 1024
+"""Uncompressed bytes one batch may decode to (these batches are never compressed)."""
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    offset: int
+    leader_epoch: int = -1
+    metadata: str = ""
+    commit_timestamp_ms: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    protocol_type: str | None
+    generation_id: int
+    protocol_name: str | None
+
+
+@dataclass
+class ReplayedState:
+    groups: dict[str, GroupRecord]
+    offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]]
+
+
+def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
+    """The log settings of ``__consumer_offsets``: the broker's durability, no retention
+    (the snapshot is what bounds it) and small segments."""
+    return LogConfig(
+        segment_bytes=config.offsets_segment_bytes,
+        segment_ms=base.segment_ms,
+        index_interval_bytes=base.index_interval_bytes,
+        retention_bytes=-1,
+        retention_ms=-1,
+        flush_policy=base.flush_policy,
+        flush_interval_ms=base.flush_interval_ms,
+        checkpoint_interval_ms=base.checkpoint_interval_ms,
+    )
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def offset_key(group: str, topic: str, partition: int) -> bytes:
+    return _dump({"k": "offset", "group": group, "topic": topic, "partition": partition})
+
+
+def offset_value(committed: CommittedOffset) -> bytes:
+    return _dump(
+        {
+            "offset": committed.offset,
+            "epoch": committed.leader_epoch,
+            "metadata": committed.metadata,
+            "ts": committed.commit_timestamp_ms,
+        }
+    )
+
+
+def group_key(group: str) -> bytes:
+    return _dump({"k": "group", "group": group})
+
+
+def group_value(record: GroupRecord) -> bytes:
+    return _dump(
+        {
+            "type": record.protocol_type,
+            "generation": record.generation_id,
+            "protocol": record.protocol_name,
+        }
+    )
+
+
+Entry = tuple[bytes, bytes | None]
+"""One record to write: key and value (None for a tombstone)."""
+
+
+class OffsetsLog:
+    def __init__(self, plog: PartitionLog, config: GroupConfig, clock: Clock) -> None:
+        self.plog = plog
+        self._config = config
+        self._clock = clock
+        self._snapshot_bytes = 0
+        self._snapshot_in_flight = False
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append(self, entries: Iterable[Entry]) -> Future[None] | None:
+        """Append records (in batches); returns the future of their durability, or None if
+        there was nothing to write. Raises :class:`shoal.storage.StorageError` if the write
+        fails, in which case nothing after the failed batch was written."""
+        records = [SimpleRecord(key, value) for key, value in entries]
+        last = None
+        now = self._clock.now_ms()
+        for start in range(0, len(records), RECORDS_PER_BATCH_MAX):
+            chunk = records[start : start + RECORDS_PER_BATCH_MAX]
+            info = self.plog.append(build_batch(chunk, base_timestamp=now))
+            last = info.last_offset
+        if last is None:
+            return None
+        return self.plog.wait_durable(last)
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def replay(self) -> ReplayedState:
+        state = ReplayedState({}, {})
+        for key, value in self._records():
+            try:
+                self._apply(state, json.loads(key), None if value is None else json.loads(value))
+            except (ValueError, KeyError, TypeError) as exc:
+                # Written by shoal itself, so this is damage or a future format; skip the record
+                # rather than refuse to start, and say so.
+                log.error("skipping an unreadable record in %s: %s", OFFSETS_TOPIC, exc)
+        return state
+
+    def _records(self) -> Iterator[tuple[bytes, bytes | None]]:
+        offset = self.plog.log_start_offset
+        end = self.plog.log_end_offset
+        while offset < end:
+            result = self.plog.read(offset, READ_BYTES)
+            if not result.data:
+                break
+            data = result.data
+            for pos, size in split_batches(data):
+                batch = decode_batch(
+                    data[pos : pos + size], max_uncompressed_bytes=DECODE_BYTES_MAX
+                )
+                for record in batch.records:
+                    if record.offset >= offset and record.key is not None:
+                        yield record.key, record.value
+            offset = result.next_offset
+
+    @staticmethod
+    def _apply(state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        if key["k"] == "snapshot":
+            return
+        group = str(key["group"])
+        if key["k"] == "offset":
+            tp = (str(key["topic"]), int(key["partition"]))
+            offsets = state.offsets.setdefault(group, {})
+            if value is None:
+                offsets.pop(tp, None)
+                if not offsets:
+                    del state.offsets[group]
+            else:
+                offsets[tp] = CommittedOffset(
+                    int(value["offset"]),
+                    int(value["epoch"]),
+                    str(value["metadata"]),
+                    int(value["ts"]),
+                )
+        elif key["k"] == "group":
+            if value is None:
+                state.groups.pop(group, None)
+            else:
+                state.groups[group] = GroupRecord(
+                    value["type"], int(value["generation"]), value["protocol"]
+                )
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def snapshot_due(self) -> bool:
+        if self._snapshot_in_flight:
+            return False
+        threshold = max(self._config.offsets_snapshot_bytes, 2 * self._snapshot_bytes)
+        return self.plog.size_bytes > threshold
+
+    def write_snapshot(self, entries: list[Entry]) -> tuple[Future[None], int] | None:
+        """Append the whole state; returns (durability, first offset of the snapshot).
+
+        Call :meth:`finish_snapshot` with that offset once the future is done.
+        """
+        first = self.plog.log_end_offset
+        before = self.plog.size_bytes
+        durable = self.append(entries)
+        if durable is None:
+            # Nothing to keep: an empty snapshot is a marker record, so the deletion below has
+            # an offset to cut at.
+            durable = self.append([(_dump({"k": "snapshot"}), None)])
+        if durable is None:  # pragma: no cover - append of one record returns a future
+            return None
+        self._snapshot_in_flight = True
+        self._snapshot_bytes = self.plog.size_bytes - before
+        return durable, first
+
+    def finish_snapshot(self, first_offset: int) -> None:
+        """Delete everything before the (durable) snapshot; blocking file work."""
+        try:
+            self.plog.delete_records(first_offset)
+        finally:
+            self._snapshot_in_flight = False
+
+    def abandon_snapshot(self) -> None:
+        self._snapshot_in_flight = False

@@ -1,0 +1,62 @@
+"""The broker as a child process: acknowledged records survive SIGKILL, and SIGTERM is a clean
+stop. Also the check that ``BrokerProcess`` (tests/conftest.py) works for the suites that use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.conformance.records import assert_same_records, dataset
+from tests.conformance.test_confluent import all_from, consume, produce
+from tests.conftest import BrokerProcess
+from tests.server.wire import WireClient, request_frame
+
+pytestmark = pytest.mark.integration
+
+
+def test_acknowledged_records_survive_sigkill(
+    broker_process: Callable[..., BrokerProcess],
+) -> None:
+    process = broker_process(num_partitions=3)
+    records = dataset(3_000, 3, seed=31)
+    with WireClient(process.bootstrap_servers) as client:  # auto-creates it with 3 partitions
+        assert client.metadata(["durable"]).topics[0].error_code == 0
+    produce(process.bootstrap_servers, "durable", records, acks="all")
+    port = process.kafka_port
+    process.kill()
+    process.start(kafka_port=port)  # clients find the broker where they left it
+    got = consume(process.bootstrap_servers, "durable", all_from(3), len(records))
+    assert_same_records(records, got)
+    assert process.stop() == 0
+
+
+def test_sigterm_stops_cleanly_and_keeps_everything(
+    broker_process: Callable[..., BrokerProcess],
+) -> None:
+    process = broker_process()
+    records = dataset(500, 1, seed=32)
+    produce(process.bootstrap_servers, "clean", records, acks="1")
+    assert process.stop() == 0
+    process.start()
+    got = consume(process.bootstrap_servers, "clean", all_from(1), len(records))
+    assert_same_records(records, got)
+
+
+def test_huge_compact_array_count_does_not_kill_the_broker(
+    broker_process: Callable[..., BrokerProcess],
+) -> None:
+    """One 20-byte Metadata v12 request, from any client, before any authentication."""
+    process = broker_process()
+    # Metadata v12 body: topics (compact array), two booleans, tagged fields.
+    header = request_frame(3, 12, {"topics": []})[4:-4]
+    forged = header + b"\xff\xff\xff\xff\x0f" + b"\x01\x00\x00"
+    with WireClient(process.bootstrap_servers) as client:
+        client.send_raw(len(forged).to_bytes(4, "big") + forged)
+        assert client.wait_closed() == b""
+    try:
+        with WireClient(process.bootstrap_servers) as client:
+            assert client.api_versions().error_code == 0
+    finally:
+        assert process.exit_code is None, f"the broker died: {process.log_text()[-300:]}"
