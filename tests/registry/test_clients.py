@@ -173,3 +173,102 @@ def test_state_survives_restart(tmp_path: Path, clients: Any) -> None:
         )
         assert third not in (first, second)
         assert registry.get_schema(first).schema_str == json.dumps(ADDRESS)
+
+
+ADDRESS_PROTO = """syntax = "proto3";
+package shoaltest.shop;
+message Address { string city = 1; }
+"""
+ORDER_PROTO = """syntax = "proto3";
+package shoaltest.shop;
+import "shoaltest_address.proto";
+message Order {
+  int64 id = 1;
+  Address ship_to = 2;
+  repeated string tags = 3;
+}
+"""
+
+
+def _compile_protos(tmp_path: Path) -> Any:
+    """Compile the two .proto files with grpcio-tools' protoc and import the generated module,
+    as an application would its generated classes."""
+    import importlib
+    import sys
+
+    from grpc_tools import protoc  # type: ignore[import-untyped]
+
+    src = tmp_path / "proto"
+    src.mkdir()
+    (src / "shoaltest_address.proto").write_text(ADDRESS_PROTO)
+    (src / "shoaltest_order.proto").write_text(ORDER_PROTO)
+    code = protoc.main(
+        [
+            "protoc",
+            f"-I{src}",
+            f"--python_out={src}",
+            "shoaltest_address.proto",
+            "shoaltest_order.proto",
+        ]
+    )
+    assert code == 0
+    sys.path.insert(0, str(src))
+    try:
+        for name in ("shoaltest_order_pb2", "shoaltest_address_pb2"):
+            sys.modules.pop(name, None)
+        return importlib.import_module("shoaltest_order_pb2")
+    finally:
+        sys.path.remove(str(src))
+
+
+def test_protobuf_with_reference_round_trips(
+    broker: EmbeddedBroker, clients: Any, tmp_path: Path
+) -> None:
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+
+    order_pb2 = _compile_protos(tmp_path)
+    registry = clients(broker.http_url)
+    serializer = ProtobufSerializer(order_pb2.Order, registry, {"use.deprecated.format": False})
+    context = SerializationContext("parcels", MessageField.VALUE)
+    records = [order_pb2.Order(id=i, ship_to={"city": f"c{i}"}, tags=["a"] * i) for i in range(3)]
+    payloads = [serializer(r, context) for r in records]
+    assert all(p[0] == 0 for p in payloads)
+    order_id = int.from_bytes(payloads[0][1:5], "big")
+
+    # The import was registered under its file name, and the order references it.
+    fresh = clients(broker.http_url)
+    latest = fresh.get_latest_version("parcels-value")
+    assert latest.schema_id == order_id
+    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == [
+        ("shoaltest_address.proto", "shoaltest_address.proto", 1)
+    ]
+    address_id = fresh.get_version("shoaltest_address.proto", 1).schema_id
+    refs = httpx.get(
+        f"{broker.http_url}/subjects/shoaltest_address.proto/versions/1/referencedby"
+    ).json()
+    assert refs == [order_id]
+
+    deserializer = ProtobufDeserializer(order_pb2.Order, {"use.deprecated.format": False}, fresh)
+    got = [deserializer(v, context) for v in _round_trip(broker, "parcels", payloads)]
+    assert got == records
+
+    # The same schemas as .proto text: the same ids (Confluent normalises the two forms).
+    same_address = Schema(ADDRESS_PROTO, "PROTOBUF")
+    assert fresh.lookup_schema("shoaltest_address.proto", same_address).schema_id == address_id
+    assert registry.register_schema("shoaltest_address.proto", same_address) == address_id
+    same_order = Schema(
+        ORDER_PROTO,
+        "PROTOBUF",
+        [SchemaReference("shoaltest_address.proto", "shoaltest_address.proto", 1)],
+    )
+    assert fresh.lookup_schema("parcels-value", same_order).schema_id == order_id
+    assert registry.register_schema("parcels-value", same_order) == order_id
+    assert fresh.get_versions("parcels-value") == [1]
+
+    # A new serializer (no client cache) finds the registered schema without re-registering.
+    lookup_only = ProtobufSerializer(
+        order_pb2.Order,
+        clients(broker.http_url),
+        {"use.deprecated.format": False, "auto.register.schemas": False},
+    )
+    assert lookup_only(records[1], context) == payloads[1]

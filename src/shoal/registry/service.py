@@ -23,6 +23,7 @@ from shoal.registry.formats import (
     identity,
     parse_schema,
 )
+from shoal.registry.formats.protobuf import ProtobufSchema
 from shoal.registry.log import SchemaLog, SchemaLogError
 from shoal.registry.model import (
     COMPATIBILITY_LEVELS,
@@ -191,15 +192,34 @@ class RegistryService:
             found = self.state.versions(subject, include_deleted=include_deleted)
         if not found:
             raise errors.subject_not_found(subject)
+        same = self._equivalents(list(reversed(found)), request, None)
+        if not same:
+            raise errors.schema_not_found()
+        return same[0]
+
+    def _equivalents(
+        self,
+        candidates: Sequence[SchemaVersion],
+        request: SchemaRequest,
+        parsed: ParsedSchema | None,
+    ) -> list[SchemaVersion]:
+        """The candidates that hold the requested schema: the same type and references, and
+        the same identity text — or, for Protobuf, the same descriptor once the two forms a
+        client may send (``.proto`` text, base64 descriptor) are compiled and normalised, as
+        Confluent's registry does. Both sides are parsed only when the texts differ."""
+        typed = [
+            sv
+            for sv in candidates
+            if sv.schema_type == request.schema_type and sv.references == request.references
+        ]
         wanted = identity(request.schema_type, request.schema)
-        for sv in reversed(found):
-            if (
-                sv.schema_type == request.schema_type
-                and identity(sv.schema_type, sv.schema) == wanted
-                and sv.references == request.references
-            ):
-                return sv
-        raise errors.schema_not_found()
+        same = [sv for sv in typed if identity(sv.schema_type, sv.schema) == wanted]
+        if same or not typed or request.schema_type != "PROTOBUF":
+            return same
+        if parsed is None:
+            parsed = self.parse_request(request)
+        normal = _normalized(parsed)
+        return [sv for sv in typed if _normalized(self._parse_version(sv)) == normal]
 
     def compatibility_level(self, subject: str | None, *, default_to_global: bool) -> str:
         self._require_ready()
@@ -318,15 +338,9 @@ class RegistryService:
             parsed = self.parse_request(request)
             wanted = identity(request.schema_type, request.schema)
             live = [sv for sv in every if not sv.deleted]
-            for sv in reversed(live):
-                same = identity(sv.schema_type, sv.schema) == wanted
-                if (
-                    same
-                    and sv.schema_type == request.schema_type
-                    and sv.references == request.references
-                ):
-                    if request.schema_id is None or request.schema_id == sv.schema_id:
-                        return sv
+            for sv in self._equivalents(list(reversed(live)), request, parsed):
+                if request.schema_id is None or request.schema_id == sv.schema_id:
+                    return sv
             if not importing:
                 problems = self._incompatibilities(parsed, level, live)
                 if problems:
@@ -334,7 +348,7 @@ class RegistryService:
                         f"Schema being registered is incompatible with an earlier schema for "
                         f"subject '{subject}', details: {problems}"
                     )
-            schema_id = self._choose_id(request, wanted)
+            schema_id = self._choose_id(request, wanted, parsed)
             version = request.version if importing and request.version else None
             if version is None:
                 version = max((sv.version for sv in every), default=0) + 1
@@ -354,13 +368,28 @@ class RegistryService:
             self._parsed.setdefault(schema_id, parsed)
             return sv
 
-    def _choose_id(self, request: SchemaRequest, wanted: str) -> int:
+    def _choose_id(self, request: SchemaRequest, wanted: str, parsed: ParsedSchema) -> int:
         identity_key = (request.schema_type, wanted, request.references)
         with self._state_lock:
             existing = self.state.ids_by_identity.get(identity_key)
-            if request.schema_id is None:
-                return existing if existing is not None else self.state.max_id + 1
-            taken = self.state.schemas.get(request.schema_id)
+            taken = self.state.schemas.get(request.schema_id or 0)
+            if existing is None and request.schema_type == "PROTOBUF":
+                others = [
+                    s
+                    for s in self.state.schemas.values()
+                    if s.schema_type == "PROTOBUF" and s.references == request.references
+                ]
+            else:
+                others = []
+            next_id = self.state.max_id + 1
+        if request.schema_id is None:
+            if existing is not None:
+                return existing
+            normal = _normalized(parsed)
+            for stored in others:  # the same Protobuf schema in its other form
+                if _normalized(self._parse_stored(stored)) == normal:
+                    return stored.schema_id
+            return next_id
         if (
             taken is not None
             and (taken.schema_type, taken.canonical, taken.references) != identity_key
@@ -501,6 +530,10 @@ def parse_version(version: str) -> int:
     if number == -1 or 1 <= number <= VERSION_MAX:
         return number
     raise errors.invalid_version(version)
+
+
+def _normalized(parsed: ParsedSchema) -> bytes | None:
+    return parsed.normalized if isinstance(parsed, ProtobufSchema) else None
 
 
 def _identity_of(value: dict[str, Any] | None) -> str:

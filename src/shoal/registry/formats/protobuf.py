@@ -70,6 +70,24 @@ class ProtobufSchema:
     def canonical(self) -> str:
         return base64.standard_b64encode(self._serialized).decode("ascii")
 
+    @property
+    def normalized(self) -> bytes:
+        """The descriptor up to what the two client forms disagree on: the file's name (a
+        registry-chosen name for ``.proto`` text, the generated file's name for a descriptor)
+        and the ``json_name`` protoc fills in only for descriptor sets. Equal bytes: the same
+        schema, whether it arrived as text or as a base64 descriptor."""
+        file = descriptor_pb2.FileDescriptorProto()
+        file.CopyFrom(self.file)
+        file.ClearField("name")
+        file.ClearField("source_code_info")
+        pending = list(file.message_type)
+        while pending:  # every message, map entries and nested ones included
+            message = pending.pop()
+            pending += message.nested_type
+            for f in message.field:
+                f.ClearField("json_name")
+        return file.SerializeToString(deterministic=True)
+
     def render(self, fmt: str | None) -> str | None:
         if fmt == "serialized":
             return self.canonical
@@ -214,15 +232,29 @@ def _compile(
     text: str, references: Sequence[ResolvedReference]
 ) -> descriptor_pb2.FileDescriptorProto:
     with tempfile.TemporaryDirectory(prefix="shoal-proto-") as tmp:
-        root = Path(tmp)
+        root = Path(tmp) / "src"
+        root.mkdir()
+        # A reference registered as a base64 descriptor (as confluent-kafka's serializer
+        # registers imports) reaches protoc as a descriptor set; .proto text as a file.
+        given = descriptor_pb2.FileDescriptorSet()
         for ref in references:
             target = (root / ref.name).resolve()
             if not target.is_relative_to(root.resolve()):
                 raise SchemaParseError(f"reference name '{ref.name}' leaves the import root")
+            descriptor = decode_descriptor(ref.schema)
+            if descriptor is not None:
+                descriptor.name = ref.name
+                given.file.append(descriptor)
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(ref.schema)
         (root / MAIN_FILE).write_text(text)
-        out = root / "out.desc"
+        out = Path(tmp) / "out.desc"
+        extra: list[str] = []
+        if given.file:
+            given_path = Path(tmp) / "given.desc"
+            given_path.write_bytes(given.SerializeToString())
+            extra.append(f"--descriptor_set_in={given_path}")
         # protoc runs in a child process: it reports errors on its stderr, which an in-process
         # call would send to the broker's own stderr instead of to the user.
         result = subprocess.run(
@@ -233,12 +265,13 @@ def _compile(
                 f"-I{root}",
                 f"-I{_well_known_include()}",
                 f"--descriptor_set_out={out}",
+                *extra,
                 MAIN_FILE,
             ],
             capture_output=True,
             text=True,
             timeout=PROTOC_TIMEOUT_S,
-            cwd=tmp,
+            cwd=root,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
             check=False,
         )
