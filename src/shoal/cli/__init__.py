@@ -16,6 +16,7 @@ from importlib import metadata
 from shoal.cli.broker import add_broker_parser
 from shoal.cli.common import CliError, UsageError
 from shoal.cli.consume import add_consume_parser
+from shoal.cli.group import add_group_parser
 from shoal.cli.produce import add_produce_parser
 from shoal.cli.topic import add_topic_parser
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_topic_parser(sub)
     add_produce_parser(sub)
     add_consume_parser(sub)
+    add_group_parser(sub)
     return parser
 
 
@@ -45,7 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     command = " ".join(
-        word for word in (args.command, getattr(args, "topic_command", None)) if word
+        word
+        for word in (
+            args.command,
+            getattr(args, "topic_command", None),
+            getattr(args, "group_command", None),
+        )
+        if word
     )
     try:
         return run(args)

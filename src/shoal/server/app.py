@@ -19,6 +19,7 @@ from shoal.broker.broker import Broker
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
+from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
 from shoal.server.settings import Settings, parse_listen
 from shoal.storage import LogManager
 
@@ -45,6 +46,11 @@ class BrokerApp:
     def _readiness(self) -> tuple[bool, str]:
         return self.ready, self._status
 
+    def _metrics(self) -> tuple[str, str]:
+        # Called on the event loop, which owns the broker: reading its state is safe.
+        body = render_group_metrics(self.broker) if self.broker is not None else ""
+        return body, CONTENT_TYPE
+
     @property
     def kafka_port(self) -> int:
         if self.kafka is None:
@@ -61,7 +67,9 @@ class BrokerApp:
     async def start(self) -> None:
         http_host, http_port = parse_listen(self.settings.http_listen)
         config = uvicorn.Config(
-            build_http_app(self._readiness, build_registry_app(self.registry)),
+            build_http_app(
+                self._readiness, build_registry_app(self.registry), metrics=self._metrics
+            ),
             host=http_host,
             port=http_port,
             log_level="warning",

@@ -1,4 +1,4 @@
-"""The broker's HTTP face: liveness, readiness and the schema registry; metrics, admin API later."""
+"""The broker's HTTP face: liveness, readiness, metrics and the schema registry; admin API later."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from starlette.types import ASGIApp
 
 
 def build_http_app(
-    readiness: Callable[[], tuple[bool, str]], registry: ASGIApp | None = None
+    readiness: Callable[[], tuple[bool, str]],
+    registry: ASGIApp | None = None,
+    metrics: Callable[[], tuple[str, str]] | None = None,
 ) -> Starlette:
     """``readiness`` says whether the broker serves (listeners bound, logs recovered) and why.
-    ``registry``, when given, serves every other path (Confluent's API lives at the root)."""
+    ``registry``, when given, serves every other path (Confluent's API lives at the root).
+    ``metrics``, when given, answers ``GET /metrics`` with its (body, content type); it runs on
+    the server's event loop, which is the broker's."""
 
     async def livez(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -25,6 +29,14 @@ def build_http_app(
         return JSONResponse({"ready": ready, "detail": detail}, status_code=200 if ready else 503)
 
     routes: list[Route | Mount] = [Route("/livez", livez), Route("/readyz", readyz)]
+    if metrics is not None:
+        scrape = metrics
+
+        async def metrics_endpoint(request: Request) -> Response:
+            body, content_type = scrape()
+            return Response(body, media_type=content_type)
+
+        routes.append(Route("/metrics", metrics_endpoint))
     if registry is not None:
         routes.append(Mount("", app=registry))
     return Starlette(routes=routes)
