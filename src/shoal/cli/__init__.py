@@ -18,6 +18,8 @@ from shoal.cli.common import CliError, UsageError
 from shoal.cli.consume import add_consume_parser
 from shoal.cli.group import add_group_parser
 from shoal.cli.produce import add_produce_parser
+from shoal.cli.registry import add_registry_parser
+from shoal.cli.schema import add_schema_parser
 from shoal.cli.topic import add_topic_parser
 
 __all__ = ["build_parser", "main"]
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_produce_parser(sub)
     add_consume_parser(sub)
     add_group_parser(sub)
+    add_schema_parser(sub)
+    add_registry_parser(sub)
     return parser
 
 
@@ -52,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.command,
             getattr(args, "topic_command", None),
             getattr(args, "group_command", None),
+            getattr(args, "schema_command", None),
         )
         if word
     )
