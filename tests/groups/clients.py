@@ -25,12 +25,26 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, step: Callable[[
 
 
 class ChildConsumer:
-    """A consumer_child.py process; its reports are collected by a reader thread."""
+    """A consumer_child.py process; its reports are collected by a reader thread.
 
-    def __init__(self, bootstrap: str, group: str, topic: str, config: dict[str, Any]) -> None:
+    ``script`` and ``extra`` run another child with the same report format instead
+    (python_client_child.py, which takes the client's name in ``extra``).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        topic: str,
+        config: dict[str, Any],
+        *,
+        script: Path = CHILD,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         args = {"bootstrap": bootstrap, "group": group, "topic": topic, "config": config}
+        args.update(extra or {})
         self.process = subprocess.Popen(
-            [sys.executable, str(CHILD), json.dumps(args)],
+            [sys.executable, str(script), json.dumps(args)],
             stdout=subprocess.PIPE,
             text=True,
             cwd=Path(__file__).parents[2],

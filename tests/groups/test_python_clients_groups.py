@@ -1,7 +1,8 @@
 """The group scenario (join, split, a member gone, takeover) with aiokafka and kafka-python.
 
 These clients are driven from this process, so the member that goes away leaves by closing
-(LeaveGroup); the SIGKILL case, where only the session timeout can tell, is covered with
+(LeaveGroup). The SIGKILL case, where only the session timeout can tell, is covered for both
+clients in test_sigkill_python_clients (each member in a child process), and for
 confluent-kafka in test_confluent_groups.
 """
 
