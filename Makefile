@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test peers lint types contracts pytest bench bench-storage bench-broker crash-full clean
+.PHONY: run test peers conformance lint types contracts pytest bench bench-storage bench-broker crash-full clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -53,6 +53,10 @@ bench-broker: $(STAMP)
 # The crash loops run a quick mode inside `make test`; this is the long mode.
 crash-full: $(STAMP)
 	SHOAL_CRASH_LOOPS=500 $(BIN)/pytest -m slow tests/storage
+
+# Differential conformance: the same client scenarios against Apache Kafka and shoal.
+conformance: $(STAMP) peers
+	$(BIN)/pytest tests/differential $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis shoal-data

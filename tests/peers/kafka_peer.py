@@ -1,0 +1,189 @@
+"""Apache Kafka as a reference peer: a single-node KRaft broker started from the jars that
+``scripts/peers/kafka.sh`` caches, on free loopback ports, in a temporary directory.
+
+``KafkaPeer(workdir).start()`` formats storage with a random cluster id, starts ``kafka.Kafka``,
+waits until a confluent-kafka AdminClient lists topics, and ``stop()`` sends SIGTERM, then SIGKILL,
+and removes the directory. ``kafka_tool(main_class, *args)`` runs a Kafka CLI tool the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Self
+
+from confluent_kafka.admin import AdminClient
+
+KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")
+KAFKA_HOME = Path(
+    os.environ.get("SHOAL_KAFKA_HOME", Path.home() / ".cache" / "shoal" / f"kafka-{KAFKA_VERSION}")
+)
+LIBS = KAFKA_HOME / "libs"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
+
+
+class KafkaPeerError(RuntimeError):
+    """The Kafka peer is missing, or would not start; the message says why (with its log)."""
+
+
+def classpath() -> str:
+    if not (KAFKA_HOME / ".complete").exists():
+        raise KafkaPeerError(
+            f"Apache Kafka jars are not in {LIBS}: run `make peers` (scripts/peers/kafka.sh)"
+        )
+    return f"{LIBS}/*"
+
+
+def java_command(main_class: str, *args: str, heap: str = "-Xmx256m") -> list[str]:
+    return ["java", heap, "-XX:+UseSerialGC", "-cp", classpath(), main_class, *args]
+
+
+def kafka_tool(
+    main_class: str, *args: str, timeout: float = 120.0, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a Kafka CLI tool (e.g. ``org.apache.kafka.tools.TopicCommand``) to completion."""
+    return subprocess.run(
+        java_command(main_class, *args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def random_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class KafkaPeer:
+    def __init__(self, workdir: Path, **overrides: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.overrides = overrides
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path = workdir / "kafka.log"
+        self.startup_seconds = 0.0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _properties(self) -> str:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.workdir / "data"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            **self.overrides,
+        }
+        return "".join(f"{key}={value}\n" for key, value in props.items())
+
+    def start(self) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "server.properties"
+        config.write_text(self._properties())
+        began = time.monotonic()
+        fmt = subprocess.run(
+            java_command(
+                "kafka.tools.StorageTool",
+                "format",
+                "--config",
+                str(config),
+                "--cluster-id",
+                random_cluster_id(),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            raise KafkaPeerError(f"kafka-storage format failed:\n{fmt.stdout}\n{fmt.stderr}")
+        with self._log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                java_command("kafka.Kafka", str(config), heap="-Xmx512m"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready(began)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _wait_ready(self, began: float) -> None:
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        while True:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise KafkaPeerError(
+                    f"Kafka exited with {self._proc.returncode}:\n{self.log_text()}"
+                )
+            try:
+                admin.list_topics(timeout=2)
+                return
+            except Exception:
+                if time.monotonic() - began > START_TIMEOUT_S:
+                    raise KafkaPeerError(
+                        f"Kafka not ready after {START_TIMEOUT_S}s:\n{self.log_text()}"
+                    ) from None
+                time.sleep(0.2)
+
+    def log_text(self) -> str:
+        try:
+            return self._log_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
