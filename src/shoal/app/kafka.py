@@ -1,0 +1,192 @@
+"""The Kafka transport: confluent-kafka (librdkafka), against shoal or Apache Kafka alike.
+
+librdkafka calls block, so they run on a worker thread: one single-thread executor per
+consumer (a consumer's calls are then never concurrent), and one poll thread for the
+producer's delivery reports, which resolve asyncio futures through ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import confluent_kafka
+
+from shoal.app.message import Headers, Message
+from shoal.app.transport import TopicPartition, TransportError
+
+PRODUCER_POLL_S = 0.05
+"""How long the delivery-report thread blocks in poll; also how long stop() may wait for it."""
+FLUSH_TIMEOUT_S = 30.0
+METADATA_TIMEOUT_S = 10.0
+READ_IDLE_POLLS_MAX = 30
+"""Empty one-second polls before read_topic gives up: the end offsets were taken from the
+broker, so records are there; a long silence means something is wrong, not slow."""
+
+
+def _message(msg: Any) -> Message:
+    _, timestamp_ms = msg.timestamp()
+    headers = [(k, v if v is not None else b"") for k, v in (msg.headers() or [])]
+    return Message(
+        topic=msg.topic(),
+        partition=msg.partition(),
+        offset=msg.offset(),
+        key=msg.key(),
+        value=msg.value() or b"",
+        headers=headers,
+        timestamp_ms=max(timestamp_ms, 0),
+    )
+
+
+class KafkaConsumer:
+    def __init__(self, config: dict[str, Any], topics: list[str], group: str) -> None:
+        self._config = {
+            **config,
+            "group.id": group,
+            # Commits are the App's: only offsets whose handlers finished (at-least-once).
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "allow.auto.create.topics": True,
+        }
+        self._topics = topics
+        self._consumer: Any = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"shoal-consumer-{group}")
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def start(self) -> None:
+        self._consumer = await self._call(confluent_kafka.Consumer, self._config)
+        await self._call(self._consumer.subscribe, self._topics)
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        msgs = await self._call(self._consumer.consume, max_records, timeout_s)
+        out = []
+        for msg in msgs:
+            error = msg.error()
+            if error is None:
+                out.append(_message(msg))
+            elif error.fatal():
+                raise TransportError(f"consumer failed: {error}")
+            # Other errors (a topic not yet created, a broker reconnecting) are transient and
+            # reported by librdkafka again if they persist.
+        return out
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            await self._call(self._consumer.commit, offsets=tps, asynchronous=False)
+        except confluent_kafka.KafkaException as exc:
+            # A commit lost to a rebalance is redelivered to the new owner: at-least-once holds.
+            raise TransportError(f"commit failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._call(self._consumer.close)
+            self._consumer = None
+        self._executor.shutdown(wait=True)
+
+
+class KafkaTransport:
+    def __init__(self, bootstrap_servers: str, **config: Any) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, **config}
+        self._producer: Any = None
+        self._poller: threading.Thread | None = None
+        self._running = False
+
+    async def start(self) -> None:
+        self._producer = confluent_kafka.Producer(
+            {**self._config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+        )
+        self._running = True
+        self._poller = threading.Thread(target=self._poll, name="shoal-producer", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while self._running:
+            self._producer.poll(PRODUCER_POLL_S)
+
+    async def stop(self) -> None:
+        if self._producer is None:
+            return
+        remaining = await asyncio.to_thread(self._producer.flush, FLUSH_TIMEOUT_S)
+        self._running = False
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join)
+        self._producer = None
+        if remaining:
+            raise TransportError(f"{remaining} records were not delivered before stop")
+
+    async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
+        if self._producer is None:
+            raise TransportError("the transport is not started")
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+
+        def settle(err: Any, _msg: Any) -> None:
+            if delivered.done():
+                return
+            if err is None:
+                delivered.set_result(None)
+            else:
+                delivered.set_exception(TransportError(f"delivery to {topic} failed: {err}"))
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            loop.call_soon_threadsafe(settle, err, msg)
+
+        try:
+            self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+        except (BufferError, confluent_kafka.KafkaException) as exc:
+            raise TransportError(f"cannot produce to {topic}: {exc}") from exc
+        await delivered
+
+    def consumer(self, topics: list[str], group: str) -> KafkaConsumer:
+        return KafkaConsumer(dict(self._config), topics, group)
+
+    async def read_topic(self, topic: str) -> list[Message]:
+        return await asyncio.to_thread(self._read_topic, topic)
+
+    def _read_topic(self, topic: str) -> list[Message]:
+        consumer = confluent_kafka.Consumer(
+            {**self._config, "group.id": "shoal-read-topic", "enable.auto.commit": False}
+        )
+        try:
+            meta = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
+            if meta is None or meta.error is not None:
+                return []
+            ends: dict[int, int] = {}
+            assignment = []
+            for partition in meta.partitions:
+                low, high = consumer.get_watermark_offsets(
+                    confluent_kafka.TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S
+                )
+                if high > low:
+                    ends[partition] = high
+                    assignment.append(confluent_kafka.TopicPartition(topic, partition, low))
+            consumer.assign(assignment)
+            out: list[Message] = []
+            idle_polls = 0
+            while ends:
+                msgs = consumer.consume(500, 1.0)
+                idle_polls = 0 if msgs else idle_polls + 1
+                if idle_polls > READ_IDLE_POLLS_MAX:
+                    raise TransportError(f"reading {topic} stalled before its end offsets")
+                for msg in msgs:
+                    partition, offset = msg.partition(), msg.offset()
+                    if msg.error() is not None or partition is None or offset is None:
+                        continue
+                    end = ends.get(partition)
+                    if end is None or offset >= end:
+                        continue
+                    out.append(_message(msg))
+                    if offset + 1 >= end:
+                        del ends[partition]
+            return out
+        finally:
+            consumer.close()

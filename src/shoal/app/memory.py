@@ -1,0 +1,120 @@
+"""An in-process transport for unit tests: topics are lists, groups are committed offsets.
+
+``memory://`` gives each App its own broker; ``memory://NAME`` shares one broker among the Apps
+of a process that use the same name. One consumer per group gets every partition (no
+rebalancing): enough for tests of handlers, retries and DLQ; group semantics are Kafka's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+
+from shoal.app.message import Headers, Message
+from shoal.app.transport import TopicPartition
+
+PARTITIONS_DEFAULT = 1
+
+
+class MemoryBroker:
+    def __init__(self, partitions: int = PARTITIONS_DEFAULT) -> None:
+        self.partitions = partitions
+        self.topics: dict[str, list[list[Message]]] = {}
+        self.committed: dict[tuple[str, TopicPartition], int] = {}
+        # Plain futures rather than an asyncio.Condition: a named broker outlives event loops
+        # (one asyncio.run per test), and a Condition binds to the first loop that uses it.
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def topic(self, name: str) -> list[list[Message]]:
+        if name not in self.topics:
+            self.topics[name] = [[] for _ in range(self.partitions)]
+        return self.topics[name]
+
+    async def append(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
+        parts = self.topic(topic)
+        # Same key, same partition: the per-key ordering the framework promises depends on it.
+        partition = 0 if key is None else zlib.crc32(key) % len(parts)
+        log = parts[partition]
+        log.append(
+            Message(topic, partition, len(log), key, value, list(headers), time.time_ns() // 10**6)
+        )
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_for_append(self, timeout_s: float) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
+
+
+_NAMED: dict[str, MemoryBroker] = {}
+
+
+class MemoryConsumer:
+    def __init__(self, broker: MemoryBroker, topics: list[str], group: str) -> None:
+        self._broker = broker
+        self._topics = topics
+        self._group = group
+        self._position: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        for topic in self._topics:
+            self._broker.topic(topic)
+
+    def _take(self, max_records: int) -> list[Message]:
+        out: list[Message] = []
+        for topic in self._topics:
+            for partition, log in enumerate(self._broker.topic(topic)):
+                tp = (topic, partition)
+                if tp not in self._position:
+                    self._position[tp] = self._broker.committed.get((self._group, tp), 0)
+                pos = self._position[tp]
+                batch = log[pos : pos + max_records - len(out)]
+                out.extend(batch)
+                self._position[tp] = pos + len(batch)
+        return out
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        records = self._take(max_records)
+        if not records:
+            await self._broker.wait_for_append(timeout_s)
+            records = self._take(max_records)
+        return records
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            self._broker.committed[(self._group, tp)] = offset
+
+    async def close(self) -> None:
+        self._position.clear()
+
+
+class MemoryTransport:
+    def __init__(self, name: str = "", *, partitions: int = PARTITIONS_DEFAULT) -> None:
+        if name:
+            self.broker = _NAMED.setdefault(name, MemoryBroker(partitions))
+        else:
+            self.broker = MemoryBroker(partitions)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
+        await self.broker.append(topic, value, key, headers)
+
+    def consumer(self, topics: list[str], group: str) -> MemoryConsumer:
+        return MemoryConsumer(self.broker, topics, group)
+
+    async def read_topic(self, topic: str) -> list[Message]:
+        return [m for log in self.broker.topic(topic) for m in log]

@@ -1,0 +1,37 @@
+"""What a handler sees besides its decoded value: where the record came from and its metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = list[tuple[str, bytes]]
+"""Kafka headers: ordered, and a name may repeat, so a list of pairs rather than a dict."""
+
+MESSAGE_ID_HEADER = "shoal.message-id"
+"""Set by every shoal publisher; the future idempotent consumer deduplicates on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed record. ``value`` is the raw payload; handlers usually take it decoded."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name`` (Kafka allows repeats; the last one wins)."""
+        found: bytes | None = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
+
+    @property
+    def message_id(self) -> str | None:
+        raw = self.header(MESSAGE_ID_HEADER)
+        return None if raw is None else raw.decode("utf-8", "replace")
