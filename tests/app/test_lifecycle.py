@@ -111,3 +111,38 @@ def test_bad_listen_addresses_are_refused(listen: str) -> None:
 def test_bad_flush_policy_is_refused() -> None:
     with pytest.raises(SettingsError, match="sync, interval, none"):
         Settings(flush_policy="sometimes").broker_config()
+
+
+def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from shoal.server.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging("info", "json")
+        logging.getLogger("shoal.test").info("listening on %s", "127.0.0.1:9092")
+        logging.getLogger("shoal.test").debug("not shown at info")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("shoal.test").exception("failed")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = capsys.readouterr().err.strip().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert [e["message"] for e in entries] == ["listening on 127.0.0.1:9092", "failed"]
+    assert entries[0]["level"] == "info" and entries[0]["logger"] == "shoal.test"
+    assert entries[0]["time"].endswith("+00:00")
+    assert "ValueError: boom" in entries[1]["exception"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("log_format", "xml"), ("log_level", "loud")])
+def test_bad_log_settings_are_refused(field: str, value: str) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(SettingsError, match=field):
+        replace(Settings(), **{field: value}).broker_config()

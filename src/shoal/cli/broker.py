@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -28,6 +27,9 @@ def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
     broker.add_argument(
+        "--log-format", choices=["text", "json"], help="text (default) or one JSON object a line"
+    )
+    broker.add_argument(
         "--flush-policy",
         choices=["sync", "interval", "none"],
         help="when acks=all is answered: after fsync (sync, default) or not (weaker)",
@@ -38,6 +40,7 @@ def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run_broker(args: argparse.Namespace) -> int:
     # Imported here so that the client commands do not pay for loading the broker.
     from shoal.server.app import BrokerApp
+    from shoal.server.logs import configure_logging
     from shoal.server.settings import SettingsError, load_settings
 
     try:
@@ -48,6 +51,7 @@ def run_broker(args: argparse.Namespace) -> int:
                 "kafka_listen": args.kafka_listen,
                 "http_listen": args.http_listen,
                 "log_level": args.log_level,
+                "log_format": args.log_format,
                 "flush_policy": args.flush_policy,
             },
         )
@@ -55,10 +59,7 @@ def run_broker(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"shoal broker: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     app = BrokerApp(settings)
     try:
         _event_loop_runner()(app.run_until_stopped())

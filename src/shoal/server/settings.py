@@ -24,6 +24,7 @@ class Settings:
     kafka_listen: str = "127.0.0.1:9092"
     http_listen: str = "127.0.0.1:8080"
     log_level: str = "info"
+    log_format: str = "text"
     flush_policy: str = "sync"
     auto_create_topics: bool = True
     num_partitions: int = 1
@@ -34,6 +35,12 @@ class Settings:
 
     def broker_config(self, advertised_port: int | None = None) -> BrokerConfig:
         host, port = parse_listen(self.kafka_listen)
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"log_format must be text or json, not {self.log_format!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise SettingsError(
+                f"log_level must be debug, info, warning or error, not {self.log_level!r}"
+            )
         try:
             policy = FlushPolicy(self.flush_policy)
         except ValueError as exc:
