@@ -212,7 +212,7 @@ V12 = V1[:2] + struct.pack(">h", 12) + V1[4:] + b"\x00"  # Metadata v12, header 
         (V1 + struct.pack(">ih", 1, -1), "null"),
         (V1 + struct.pack(">ih", 1, 10) + b"short", "runs past the end"),
         (V1 + struct.pack(">ih", 1, 2) + b"\xff\xfe", "UTF-8"),
-        (V12 + b"\xff\xff\xff\xff\xff\xff\x01", "varint longer than 5 bytes"),
+        (V12 + b"\xff\xff\xff\xff\xff\xff\x01", "is longer than 5 bytes"),
         (V12 + b"\x01" + b"\x00\x00" + b"\x01\x00\x7f", "METADATA v12"),
     ],
 )

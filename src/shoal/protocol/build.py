@@ -56,7 +56,8 @@ def _plan(cls: Any) -> tuple[tuple[str, Converter, Any], ...]:
     return tuple(plan)
 
 
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+def unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """``(X, True)`` for ``X | None`` (or ``Optional[X]``), else ``(tp, False)``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -66,7 +67,7 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 
 
 def _converter(tp: Any) -> Converter:
-    inner, optional = _unwrap_optional(tp)
+    inner, optional = unwrap_optional(tp)
     base = _converter_for(inner)
     if not optional:
         return base
@@ -113,7 +114,7 @@ def _datetime(value: Any) -> Any:
 
 
 def _zero_factory(tp: Any) -> Any:
-    inner, optional = _unwrap_optional(tp)
+    inner, optional = unwrap_optional(tp)
     if optional:
         return None
     origin = typing.get_origin(inner)

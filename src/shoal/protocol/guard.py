@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-import types
 import typing
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Final
+
+from shoal.protocol.build import unwrap_optional
+from shoal.protocol.errors import DecodeError
+from shoal.protocol.headers import read_uvarint, skip_tagged_fields
 
 FIXED_SIZES: Final = {
     "bool": 1,
@@ -44,12 +47,13 @@ Step = Callable[[bytes, int], int]
 """Checks one field at a position and returns the position after it."""
 
 
-class LayoutError(ValueError):
+class LayoutError(DecodeError):
     """The body does not fit its message's layout (a length or count past the end)."""
 
 
 def check_layout(cls: Any, data: bytes, offset: int) -> None:
-    """Raise :class:`LayoutError` unless ``data[offset:]`` can hold a ``cls`` message."""
+    """Raise a :class:`DecodeError` (:class:`LayoutError` for lengths and counts) unless
+    ``data[offset:]`` can hold a ``cls`` message."""
     _struct_step(cls)(data, offset)
 
 
@@ -67,15 +71,14 @@ def _struct_step(cls: Any) -> Step:
         for step in steps:
             position = step(data, position)
         if flexible:
-            position = _skip_tagged_fields(data, position)
+            position = skip_tagged_fields(data, position)
         return position
 
     return walk
 
 
 def _field_step(tp: Any, kafka_type: str | None, flexible: bool) -> Step:
-    inner = _unwrap_optional(tp)
-    nullable = inner is not tp
+    inner, nullable = unwrap_optional(tp)
     if typing.get_origin(inner) is tuple:
         element = typing.get_args(inner)[0]
         return _array_step(_element_step(element, kafka_type, flexible), flexible, nullable)
@@ -101,7 +104,7 @@ def _nullable_struct_step(walk: Step) -> Step:
 
 
 def _element_step(element: Any, kafka_type: str | None, flexible: bool) -> Step:
-    element = _unwrap_optional(element)
+    element, _nullable = unwrap_optional(element)
     if dataclasses.is_dataclass(element):
         return _struct_step(typing.cast(Any, element))
     return _primitive_step(kafka_type, flexible)
@@ -125,7 +128,7 @@ def _primitive_step(kafka_type: str | None, flexible: bool) -> Step:
 def _array_step(element: Step, flexible: bool, nullable: bool) -> Step:
     def array(data: bytes, position: int) -> int:
         if flexible:
-            count, position = _uvarint(data, position)
+            count, position = read_uvarint(data, position)
             count -= 1  # 0 encodes null
         else:
             position = _need(data, position, 4)
@@ -148,7 +151,7 @@ def _array_step(element: Step, flexible: bool, nullable: bool) -> Step:
 
 
 def _compact_bytes(data: bytes, position: int) -> int:
-    length, position = _uvarint(data, position)
+    length, position = read_uvarint(data, position)
     return position if length == 0 else _need(data, position, length - 1)
 
 
@@ -168,41 +171,8 @@ def _legacy_bytes(data: bytes, position: int) -> int:
     return position if length == -1 else _need(data, position, length)
 
 
-def _skip_tagged_fields(data: bytes, position: int) -> int:
-    count, position = _uvarint(data, position)
-    if count > len(data) - position:
-        raise LayoutError(f"{count} tagged fields in {len(data) - position} bytes")
-    for _ in range(count):
-        _tag, position = _uvarint(data, position)
-        size, position = _uvarint(data, position)
-        position = _need(data, position, size)
-    return position
-
-
-def _uvarint(data: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    for _ in range(5):  # an unsigned varint of 32 bits takes at most 5 bytes
-        if position >= len(data):
-            raise LayoutError("body ends inside a varint")
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
-    raise LayoutError("varint longer than 5 bytes")
-
-
 def _need(data: bytes, position: int, size: int) -> int:
     end = position + size
     if end > len(data):
         raise LayoutError(f"field of {size} bytes at {position} runs past the end ({len(data)})")
     return end
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
