@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from shoal.storage.fs import FileSystem, read_whole, sealed, unseal, write_atomically
+from shoal.storage.fs import FileSystem, read_sealed, sealed, write_atomically
 
 CHECKPOINT_FILE: Final = "checkpoint"
 _LAYOUT: Final = struct.Struct(">4sBqq")
@@ -30,10 +30,7 @@ class Checkpoint:
 
 def read_checkpoint(fs: FileSystem, directory: str) -> Checkpoint | None:
     """The saved checkpoint, or None if there is none or it is damaged (then check everything)."""
-    path = os.path.join(directory, CHECKPOINT_FILE)
-    if not fs.exists(path):
-        return None
-    payload = unseal(read_whole(fs, path))
+    payload = read_sealed(fs, os.path.join(directory, CHECKPOINT_FILE))
     if payload is None or len(payload) != _LAYOUT.size:
         return None
     magic, version, recovery_point, log_start = _LAYOUT.unpack(payload)

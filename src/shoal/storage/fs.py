@@ -227,6 +227,21 @@ def sealed(payload: bytes) -> bytes:
     return payload + crc32c(payload).to_bytes(4, "big")
 
 
+def read_sealed(fs: FileSystem, path: str, *, max_bytes: int | None = None) -> bytes | None:
+    """The payload of the :func:`sealed` file at ``path``; None when it is missing, damaged,
+    or (with ``max_bytes``) larger than that payload could be."""
+    if not fs.exists(path):
+        return None
+    f = fs.open(path)
+    try:
+        size = f.size()
+        if max_bytes is not None and size > max_bytes + 4:
+            return None
+        return unseal(f.pread(size, 0))
+    finally:
+        f.close()
+
+
 def unseal(data: bytes) -> bytes | None:
     """The payload of a :func:`sealed` blob, or None when it is torn or damaged."""
     if len(data) < 4:

@@ -16,7 +16,7 @@ from shoal.buffers import Buffer
 from shoal.invariant import invariant
 from shoal.records.header import BatchHeader, encode_base_offset, read_header
 from shoal.storage.errors import CorruptLogError
-from shoal.storage.fs import File, FileSystem, read_whole, sealed, unseal
+from shoal.storage.fs import File, FileSystem, read_sealed, sealed
 from shoal.storage.handles import FileHandles
 from shoal.storage.index import OffsetIndex, TimeIndex
 from shoal.storage.scan import BatchScanner, ScanProblem
@@ -112,7 +112,7 @@ class Segment:
         """
         with self._handles.using(self.path) as f:
             self.size = f.size()
-        index = _load_index_file(fs, self.index_path)
+        index = read_sealed(fs, self.index_path)
         offsets = None if index is None else OffsetIndex.decode(self.base_offset, index, self.size)
         if offsets is None:
             return False
@@ -121,7 +121,7 @@ class Segment:
         problem = self._walk_and_index(start_position, start_offset, crc_from_offset=None)
         if problem is not None:
             raise CorruptLogError(self._describe(problem, "below the recovery point"))
-        times = _load_index_file(fs, self.time_index_path)
+        times = read_sealed(fs, self.time_index_path)
         time_index = (
             None if times is None else TimeIndex.decode(self.base_offset, times, self.next_offset)
         )
@@ -363,9 +363,3 @@ class Segment:
 
     def describe_problem(self, problem: ScanProblem, where: str) -> str:
         return self._describe(problem, where)
-
-
-def _load_index_file(fs: FileSystem, path: str) -> bytes | None:
-    if not fs.exists(path):
-        return None
-    return unseal(read_whole(fs, path))

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from shoal.storage.errors import DiskFullError, StorageError
-from shoal.storage.fs import FileSystem, read_whole, sealed, unseal, write_atomically
+from shoal.storage.fs import FileSystem, read_sealed, sealed, write_atomically
 
 if TYPE_CHECKING:
     from shoal.records.header import BatchHeader
@@ -43,15 +43,7 @@ def read_side_file(fs: FileSystem, directory: str, name: str) -> bytes | None:
     Raises :class:`StorageError` when it cannot be read at all."""
     path = side_file_path(directory, name)
     try:
-        if not fs.exists(path):
-            return None
-        f = fs.open(path)
-        try:
-            if f.size() > SIDE_FILE_BYTES_MAX + 4:
-                return None
-        finally:
-            f.close()
-        return unseal(read_whole(fs, path))
+        return read_sealed(fs, path, max_bytes=SIDE_FILE_BYTES_MAX)
     except OSError as exc:
         raise StorageError(f"could not read {path}: {exc}") from exc
 
