@@ -31,11 +31,12 @@ is always returned."""
 async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
-    wanted = [(t, p) for t in body.topics for p in t.partitions]
+    # Topic names and ids are resolved once, not on every round of the long poll.
+    resolved = [(entry, *_resolve(broker, entry)) for entry in body.topics]
     max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
     deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
     while True:
-        topics, total = _read_all(broker, body, wanted)
+        topics, total = _read_all(broker, body, resolved)
         remaining_s = (deadline - broker.clock.monotonic_ms()) / 1000
         if total >= max(1, int(body.min_bytes)) or remaining_s <= 0 or _has_error(topics):
             break
@@ -52,21 +53,20 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
             "session_id": 0,
             "responses": [
                 {"topic": name, "topic_id": topic_id, "partitions": parts}
-                for (name, parts), topic_id in zip(topics, _topic_ids(broker, body), strict=True)
+                for (name, parts), (_entry, _name, topic_id) in zip(topics, resolved, strict=True)
             ],
         },
     )
 
 
 def _read_all(
-    broker: Broker, body: Any, wanted: list[tuple[Any, Any]]
+    broker: Broker, body: Any, resolved: list[tuple[Any, str | None, uuid.UUID]]
 ) -> tuple[list[tuple[str | None, list[dict[str, Any]]]], int]:
     asked = int(body.max_bytes) if int(body.max_bytes) > 0 else DEFAULT_FETCH_MAX_BYTES
     budget = min(asked, FETCH_MAX_BYTES)
     total = 0
     out: list[tuple[str | None, list[dict[str, Any]]]] = []
-    for topic_entry in body.topics:
-        name = _topic_name(broker, topic_entry)
+    for topic_entry, name, _topic_id in resolved:
         parts = []
         for p in topic_entry.partitions:
             part = _read_partition(broker, name, p, budget - total, first=total == 0)
@@ -123,20 +123,19 @@ def _has_error(topics: list[tuple[str | None, list[dict[str, Any]]]]) -> bool:
     return any(part["error_code"] for _, parts in topics for part in parts)
 
 
-def _topic_name(broker: Broker, topic_entry: Any) -> str | None:
+def _resolve(broker: Broker, topic_entry: Any) -> tuple[str | None, uuid.UUID]:
+    """The topic's name (None if unknown) and id (zero if unknown); requests name topics by
+    name before Fetch v13 and by id from v13 on."""
     name = getattr(topic_entry, "topic", None)
+    topic_id = getattr(topic_entry, "topic_id", None)
     if name is not None:
-        return str(name)
-    topic = broker.topic_by_id(getattr(topic_entry, "topic_id", uuid.UUID(int=0)))
-    return topic.name if topic is not None else None
-
-
-def _topic_ids(broker: Broker, body: Any) -> list[uuid.UUID]:
-    ids = []
-    for topic_entry in body.topics:
-        topic_id = getattr(topic_entry, "topic_id", None)
         if topic_id is None:
-            topic = broker.topics.get(str(getattr(topic_entry, "topic", "")))
-            topic_id = topic.topic_id if topic is not None else uuid.UUID(int=0)
-        ids.append(topic_id)
-    return ids
+            topic = broker.topics.get(str(name))
+            topic_id = topic.topic_id if topic is not None else _ZERO_ID
+        return str(name), topic_id
+    topic_id = topic_id if topic_id is not None else _ZERO_ID
+    topic = broker.topic_by_id(topic_id)
+    return (topic.name if topic is not None else None), topic_id
+
+
+_ZERO_ID = uuid.UUID(int=0)
