@@ -29,6 +29,8 @@ from typing import Any, Final, TypeVar
 import pytest
 
 from shoal.embedded import EmbeddedBroker
+from tests.peers.kafka_peer import KafkaPeer
+from tests.peers.servers import nats_server, rabbitmq_server, redis_server
 
 T = TypeVar("T")
 
@@ -218,3 +220,18 @@ def broker_process(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
     yield start
     for process in started:
         process.kill()
+
+
+# -- peers: one instance of each per test session ---------------------------------------------
+# Defined here, at the root, so every test package shares the same server; a package that
+# imported these into its own conftest would get a second, separate instance.
+
+
+@pytest.fixture(scope="session")
+def kafka_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaPeer]:
+    """One Apache Kafka broker (KRaft, loopback) for the whole session."""
+    with KafkaPeer(tmp_path_factory.mktemp("kafka-peer")) as peer:
+        yield peer
+
+
+__all__ = ["kafka_peer", "nats_server", "rabbitmq_server", "redis_server"]

@@ -9,6 +9,7 @@ import pytest
 from shoal import App
 from shoal.embedded import EmbeddedBroker
 from tests.app.transport_suite import TransportSuite, run, wait_until
+from tests.peers.kafka_peer import KafkaPeer
 
 pytestmark = pytest.mark.integration
 
@@ -35,3 +36,11 @@ def test_embedded_url_starts_a_broker_in_process_and_talks_kafka_to_it(tmp_path:
 
     run(scenario())
     assert (tmp_path / "data").is_dir()
+
+
+class TestKafkaTransportOnApacheKafka(TransportSuite):
+    """The same suite against the real thing: the framework must not depend on shoal."""
+
+    @pytest.fixture
+    def broker_url(self, kafka_peer: KafkaPeer) -> str:
+        return f"kafka://{kafka_peer.bootstrap_servers}"

@@ -8,10 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.peers.conftest import kafka_peer
 from tests.peers.kafka_peer import KafkaPeer
-
-__all__ = ["kafka_peer"]
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,13 @@
-"""The App: subscribers registered by decorator, a transport chosen by URL, retry and DLQ.
+"""The App: subscribers and publishers declared by decorator, a transport chosen by URL.
 
     app = App("kafka://localhost:9092")
 
-    @app.subscriber("orders", group="billing", retry=Retry(max_attempts=5))
-    async def bill(order: Order, msg: Message) -> None: ...
+    @app.subscriber("orders", group="billing", retry=Retry(max_attempts=5), output="bills")
+    async def bill(order: Order, msg: Message) -> Bill: ...
 
 Delivery is at-least-once: a record's offset is committed only after its handler finished (or
-it was dead-lettered), and only as part of a contiguous run of finished records per partition.
+the record moved to a retry topic or the DLQ), and only as part of a contiguous run of finished
+records per partition. The delivery path itself lives in :mod:`shoal.app.runner`.
 """
 
 from __future__ import annotations
@@ -16,62 +17,41 @@ import contextlib
 import inspect
 import logging
 import random
-import typing
+import signal
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
-from shoal.app.dlq import Failure, dlq_headers, dlq_topic
+from prometheus_client import CollectorRegistry
+
+from shoal.app import tracing
+from shoal.app.breaker import Breaker, BreakerRegistry, BreakerState
+from shoal.app.idempotency import IdempotencyStore
 from shoal.app.memory import MemoryTransport
-from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
-from shoal.app.offsets import OffsetTracker
+from shoal.app.message import MESSAGE_ID_HEADER, Headers
+from shoal.app.metrics import Instruments
 from shoal.app.retry import Retry
-from shoal.app.serde import Decoder, SerdeError, decode, decoder_for, encode
-from shoal.app.transport import Transport, TransportConsumer
+from shoal.app.runner import Runtime, Sleep, SubscriberRunner
+from shoal.app.serde import encode
+from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
+from shoal.app.transport import Transport, TransportError
 from shoal.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("shoal.app")
 
-Sleep = Callable[[float], Awaitable[None]]
 H = TypeVar("H", bound=Callable[..., Awaitable[object]])
+Hook = Callable[[], object]
 
-FETCH_RECORDS_MAX = 500
-"""Records per fetch: a bound on in-flight work, and on what a crash sends round again."""
-POLL_TIMEOUT_S = 0.1
-"""How long a fetch waits for records; also how quickly a subscriber notices stop()."""
-RESTART_DELAY_S = 1.0
-"""Pause before a subscriber that hit a transport error reconnects (real time, not injected)."""
 CONCURRENCY_MAX = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Subscriber:
-    topics: tuple[str, ...]
-    group: str
-    handler: Callable[..., Awaitable[object]]
-    decoder: Decoder
-    wants_message: bool
-    retry: Retry
-    dlq: bool
-    concurrency: int
-
-    @property
-    def name(self) -> str:
-        return getattr(self.handler, "__qualname__", repr(self.handler))
-
-
-def _inspect_handler(handler: Callable[..., Awaitable[object]]) -> tuple[Decoder, bool]:
-    """The decoder for the handler's first parameter, and whether it takes a Message second."""
-    if not inspect.iscoroutinefunction(handler):
-        raise TypeError(f"{handler!r} must be an async function")
-    params = list(inspect.signature(handler).parameters.values())
-    if not 1 <= len(params) <= 2:
-        raise TypeError("a handler takes (value) or (value, message)")
-    hints = typing.get_type_hints(handler)
-    return decoder_for(hints.get(params[0].name, Any)), len(params) == 2
+STOP_TIMEOUT_S = 30.0
+"""How long stop() lets in-flight handlers finish before cancelling them (uncommitted)."""
+READY_PING_TIMEOUT_S = 2.0
+LAG_INTERVAL_S = 15.0
+"""How often consumer lag is read for the metrics (a few requests per owned partition)."""
+IDEMPOTENCY_DB = "shoal-idempotency.db"
 
 
 def _transport_for(url: str) -> tuple[Transport, str | None]:
@@ -79,6 +59,19 @@ def _transport_for(url: str) -> tuple[Transport, str | None]:
     parts = urlsplit(url)
     if parts.scheme == "memory":
         return MemoryTransport(parts.netloc + parts.path), None
+    # Each client library loads only when its URL is used (they are optional extras).
+    if parts.scheme in ("amqp", "amqps"):
+        from shoal.app.amqp import AmqpTransport
+
+        return AmqpTransport(url), None
+    if parts.scheme in ("redis", "rediss"):
+        from shoal.app.redis_streams import RedisTransport
+
+        return RedisTransport(url), None
+    if parts.scheme in ("nats", "tls"):
+        from shoal.app.nats_jetstream import NatsTransport
+
+        return NatsTransport(url), None
     from shoal.app.kafka import KafkaTransport  # confluent-kafka loads only when it is used
 
     if parts.scheme == "kafka":
@@ -91,7 +84,18 @@ def _transport_for(url: str) -> tuple[Transport, str | None]:
             raise ValueError("embedded:// needs a data directory: embedded://PATH")
         # The bootstrap address is only known once the embedded broker has started.
         return KafkaTransport(""), path
-    raise ValueError(f"unknown broker URL {url!r}: use memory://, kafka://HOST:PORT or embedded://")
+    raise ValueError(
+        f"unknown broker URL {url!r}: use memory://, kafka://HOST:PORT, embedded://PATH, "
+        "amqp://, redis:// or nats://"
+    )
+
+
+def _messaging_system(url: str) -> str:
+    """The OpenTelemetry ``messaging.system`` of a broker URL."""
+    scheme = urlsplit(url).scheme
+    return {"amqp": "rabbitmq", "amqps": "rabbitmq", "redis": "redis", "rediss": "redis"}.get(
+        scheme, "nats" if scheme in ("nats", "tls") else "kafka"
+    )
 
 
 def _headers(headers: Mapping[str, str | bytes] | Sequence[tuple[str, bytes]] | None) -> Headers:
@@ -106,21 +110,44 @@ class App:
         self,
         broker: str = "memory://",
         *,
+        name: str = "shoal-app",
+        version: str = "0.1.0",
+        description: str | None = None,
+        idempotency_store: IdempotencyStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+        lag_interval_s: float = LAG_INTERVAL_S,
     ) -> None:
-        """``clock``, ``sleep`` and ``rng`` drive retry timing; tests inject fakes."""
+        """``idempotency_store`` serves subscribers declared ``idempotent=True`` (default: a
+        SQLite file, in the data directory of an embedded broker or ``./shoal-idempotency.db``).
+        ``clock``, ``sleep`` and ``rng`` drive retry and breaker timing; tests inject fakes."""
         self.url = broker
+        self.name = name
+        self.version = version
+        self.description = description
         self.transport, self._embedded_dir = _transport_for(broker)
+        self.system = _messaging_system(broker)
         self._embedded: Any = None
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._store = idempotency_store
+        self._owns_store = False
+        self.metrics = Instruments(metrics_registry)
+        self._lag_interval_s = lag_interval_s
+        self.breakers = BreakerRegistry(clock)
         self.subscribers: list[Subscriber] = []
+        self.publishers: list[Publisher] = []
+        self._on_startup: list[Hook] = []
+        self._on_shutdown: list[Hook] = []
+        self._runners: list[SubscriberRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._started = False
+
+    # -- declaring ---------------------------------------------------------------------------
 
     def subscriber(
         self,
@@ -128,35 +155,81 @@ class App:
         *,
         group: str,
         retry: Retry | None = None,
-        dlq: bool = True,
+        dlq: bool | str = True,
         concurrency: int = 1,
+        output: str | None = None,
+        breaker: Breaker | None = None,
+        idempotent: bool = False,
+        idempotency_key: KeyFunction | None = None,
     ) -> Callable[[H], H]:
-        """Register an async handler for ``topic``. ``concurrency`` > 1 runs records of different
-        keys in parallel (records of one key stay in order). With ``dlq`` False, a record that
-        exhausted its retries is logged and skipped."""
+        """Register an async handler for ``topic``.
+
+        ``concurrency`` > 1 runs records of different keys in parallel (records of one key stay
+        in order). ``dlq``: True sends records that failed for good to ``<topic>.dlq``, a string
+        names the DLQ topic, False logs and skips them. ``output``: the topic the handler's
+        return value (unless None) is published to, keyed like the input. ``breaker``: pause
+        this subscription while a dependency is failing. ``idempotent``: skip records whose
+        message id (or ``idempotency_key(msg)``) was already processed by this group.
+        """
         if not 1 <= concurrency <= CONCURRENCY_MAX:
             raise ValueError(f"concurrency must be in 1..{CONCURRENCY_MAX}")
         topics = (topic,) if isinstance(topic, str) else tuple(topic)
+        if not topics or not all(topics):
+            raise ValueError("a subscriber needs at least one non-empty topic name")
+        if not group:
+            raise ValueError("a subscriber needs a consumer group name")
+        if idempotency_key is not None and not idempotent:
+            raise ValueError("idempotency_key is only used with idempotent=True")
 
         def register(handler: H) -> H:
             if self._started:
                 raise RuntimeError("subscribers must be registered before start()")
-            decoder, wants_message = _inspect_handler(handler)
+            decoder, payload, wants_message, returns = inspect_handler(handler)
             self.subscribers.append(
                 Subscriber(
-                    topics,
-                    group,
-                    handler,
-                    decoder,
-                    wants_message,
-                    retry or Retry(),
-                    dlq,
-                    concurrency,
+                    topics=topics,
+                    group=group,
+                    handler=handler,
+                    decoder=decoder,
+                    payload_type=payload,
+                    wants_message=wants_message,
+                    retry=retry or Retry(),
+                    dlq=dlq,
+                    concurrency=concurrency,
+                    output=output,
+                    output_type=returns if output is not None else None,
+                    breaker=breaker,
+                    idempotent=idempotent,
+                    idempotency_key=idempotency_key,
                 )
             )
             return handler
 
         return register
+
+    def publisher(
+        self, topic: str, *, payload: Any = Any, description: str | None = None
+    ) -> Publisher:
+        """Declare a topic this app sends to (it appears in the AsyncAPI document); returns a
+        handle whose ``publish`` sends to it."""
+        if not topic:
+            raise ValueError("a publisher needs a topic name")
+        declared = Publisher(topic, payload, description, self.publish)
+        self.publishers.append(declared)
+        return declared
+
+    def on_startup(self, hook: Hook) -> Hook:
+        """Run ``hook`` (sync or async) at start, after the broker connection and before any
+        subscriber consumes; a failing hook fails start()."""
+        self._on_startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        """Run ``hook`` at stop, after the subscribers finished and before disconnecting."""
+        self._on_shutdown.append(hook)
+        return hook
+
+    # -- publishing --------------------------------------------------------------------------
 
     async def publish(
         self,
@@ -173,8 +246,13 @@ class App:
             message_id = uuid.uuid4().hex
             encoded_headers.append((MESSAGE_ID_HEADER, message_id.encode()))
         raw_key = key.encode() if isinstance(key, str) else key
-        await self.transport.send(topic, encode(value), raw_key, encoded_headers)
+        payload = encode(value)
+        with tracing.publish_span(topic, self.system, headers=encoded_headers):
+            await self.transport.send(topic, payload, raw_key, encoded_headers)
+        self.metrics.published(topic)
         return message_id
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._started:
@@ -182,10 +260,73 @@ class App:
         if self._embedded_dir is not None:
             await self._start_embedded(self._embedded_dir)
         await self.transport.start()
+        try:
+            await self.transport.ensure_topics(self._declared_topics())
+            await self._open_store()
+            for hook in self._on_startup:
+                await _call_hook(hook)
+        except BaseException:
+            await self._close_store()
+            await self.transport.stop()
+            await self._stop_embedded()
+            raise
         self._started = True
         self._stopping = asyncio.Event()
+        runtime = Runtime(
+            transport=self.transport,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+            stopping=self._stopping,
+            metrics=self.metrics,
+            publish=self.publish,
+            store=self._store,
+            system=self.system,
+        )
         for sub in self.subscribers:
-            self._tasks.append(asyncio.create_task(self._run(sub), name=f"shoal:{sub.name}"))
+            runner = SubscriberRunner(runtime, sub, self._breaker_for(sub))
+            self._runners.append(runner)
+            for i, loop in enumerate(runner.loops()):
+                self._tasks.append(asyncio.create_task(loop(), name=f"shoal:{sub.name}:{i}"))
+        if self._lag_interval_s > 0 and self._runners:
+            self._tasks.append(asyncio.create_task(self._report_lag(), name="shoal:lag"))
+
+    def _declared_topics(self) -> list[str]:
+        topics = [t for sub in self.subscribers for t in sub.all_topics()]
+        topics += [p.topic for p in self.publishers]
+        return list(dict.fromkeys(topics))
+
+    def _breaker_for(self, sub: Subscriber) -> BreakerState | None:
+        if sub.breaker is None:
+            return None
+        state = self.breakers.get(sub.breaker, sub.name)
+        label = sub.breaker.name or sub.name
+        if not state.on_change:
+            self.metrics.breaker_state(label, "closed")
+            state.on_change.append(lambda _old, new: self.metrics.breaker_state(label, new))
+            state.on_change.append(
+                lambda old, new: log.warning("circuit breaker %s: %s -> %s", label, old, new)
+            )
+        return state
+
+    async def _open_store(self) -> None:
+        if not any(sub.idempotent for sub in self.subscribers):
+            return
+        if self._store is None:
+            from shoal.app.idempotency import SQLiteStore
+
+            base = Path(self._embedded_dir) if self._embedded_dir is not None else Path(".")
+            self._store = SQLiteStore(base / IDEMPOTENCY_DB, clock=self._clock)
+            self._owns_store = True
+        await self._store.open()
+
+    async def _close_store(self) -> None:
+        if self._store is not None and any(sub.idempotent for sub in self.subscribers):
+            with contextlib.suppress(Exception):
+                await self._store.close()
+        if self._owns_store:
+            self._store = None
+            self._owns_store = False
 
     async def _start_embedded(self, data_dir: str) -> None:
         # The embedded broker runs in this process, but the app still talks to it only through
@@ -197,20 +338,37 @@ class App:
         self._embedded = await asyncio.to_thread(EmbeddedBroker(data_dir).start)
         self.transport = KafkaTransport(self._embedded.bootstrap_servers)
 
-    async def stop(self) -> None:
-        """Stop fetching, let each subscriber finish its batch and commit, then disconnect."""
+    async def _stop_embedded(self) -> None:
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+            self._embedded = None
+
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop fetching; let in-flight records finish (records not yet started are left for
+        redelivery) and commit what finished; leave the groups; run the shutdown hooks;
+        disconnect. After ``timeout_s`` unfinished handlers are cancelled, uncommitted."""
         if not self._started:
             return
         self._stopping.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s) if tasks else (set(), set())
+        for task in pending:
+            log.warning("%s did not finish within %.1f s; cancelled", task.get_name(), timeout_s)
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._runners.clear()
         try:
+            for hook in self._on_shutdown:
+                try:
+                    await _call_hook(hook)
+                except Exception:
+                    log.exception("shutdown hook %r failed", hook)
+            await self._close_store()
             await self.transport.stop()
         finally:
             self._started = False
-            if self._embedded is not None:
-                await asyncio.to_thread(self._embedded.stop)
-                self._embedded = None
+            await self._stop_embedded()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -224,106 +382,93 @@ class App:
     ) -> None:
         await self.stop()
 
-    # -- consuming ---------------------------------------------------------------------------
+    # -- running as a service ----------------------------------------------------------------
 
-    async def _run(self, sub: Subscriber) -> None:
-        while not self._stopping.is_set():
-            consumer = self.transport.consumer(list(sub.topics), sub.group)
-            try:
-                await consumer.start()
-                await self._consume(sub, consumer)
-            except Exception:
-                # Uncommitted records are fetched again by the next consumer: at-least-once.
-                log.exception("subscriber %s failed; reconnecting", sub.name)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), RESTART_DELAY_S)
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.close()
-
-    async def _consume(self, sub: Subscriber, consumer: TransportConsumer) -> None:
-        tracker = OffsetTracker()
-        while not self._stopping.is_set():
-            records = await consumer.fetch(FETCH_RECORDS_MAX, POLL_TIMEOUT_S)
-            if not records:
-                continue
-            for msg in records:
-                tracker.track((msg.topic, msg.partition), msg.offset)
-
-            async def handle(msg: Message) -> None:
-                await self._handle(sub, msg)
-                tracker.complete((msg.topic, msg.partition), msg.offset)
-
-            await self._dispatch(sub, records, handle)
-            await consumer.commit(tracker.committable())
-
-    async def _dispatch(
-        self, sub: Subscriber, records: list[Message], handle: Callable[[Message], Awaitable[None]]
+    def run(
+        self,
+        *,
+        http_host: str = "127.0.0.1",
+        http_port: int | None = None,
+        shutdown_timeout_s: float = STOP_TIMEOUT_S,
     ) -> None:
-        if sub.concurrency == 1:
-            for msg in records:
-                await handle(msg)
-            return
-        # One lane per (partition, key): lanes run in parallel, a lane's records in order.
-        lanes: dict[tuple[str, int, bytes | None], list[Message]] = {}
-        for msg in records:
-            lanes.setdefault((msg.topic, msg.partition, msg.key), []).append(msg)
-        slots = asyncio.Semaphore(sub.concurrency)
-
-        async def run_lane(lane: list[Message]) -> None:
-            async with slots:
-                for msg in lane:
-                    await handle(msg)
-
-        async with asyncio.TaskGroup() as group:
-            for lane in lanes.values():
-                group.create_task(run_lane(lane))
-
-    async def _handle(self, sub: Subscriber, msg: Message) -> None:
-        """Deliver ``msg`` until it succeeds, or it has failed for good and is dead-lettered."""
-        try:
-            value = decode(sub.decoder, msg.value)
-        except SerdeError as exc:
-            now = self._clock.now_ms()
-            await self._give_up(sub, msg, Failure(exc, 1, now, now))
-            return
-        args = (value, msg) if sub.wants_message else (value,)
-        attempt = 1
-        first_failure_ms: int | None = None
-        while True:
-            try:
-                await sub.handler(*args)
-                return
-            except Exception as exc:
-                now = self._clock.now_ms()
-                first_failure_ms = now if first_failure_ms is None else first_failure_ms
-                if not sub.retry.should_retry(exc, attempt):
-                    await self._give_up(sub, msg, Failure(exc, attempt, first_failure_ms, now))
-                    return
-                await self._sleep(sub.retry.delay_ms(attempt, self._rng) / 1000.0)
-                attempt += 1
-
-    async def _give_up(self, sub: Subscriber, msg: Message, failure: Failure) -> None:
-        if not sub.dlq:
-            log.error(
-                "%s: %s[%d]@%d failed %d times; skipped (no DLQ)",
-                sub.name,
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                failure.attempts,
-                exc_info=failure.exc,
+        """Run until SIGTERM or SIGINT, then stop gracefully (``shoal run`` calls this). With
+        ``http_port``, serve /livez, /readyz and /metrics on it."""
+        asyncio.run(
+            self.serve(
+                http_host=http_host, http_port=http_port, shutdown_timeout_s=shutdown_timeout_s
             )
-            return
-        target = dlq_topic(msg.topic)
-        await self.transport.send(target, msg.value, msg.key, dlq_headers(msg, failure))
-        log.warning(
-            "%s: %s[%d]@%d dead-lettered to %s after %d attempts: %r",
-            sub.name,
-            msg.topic,
-            msg.partition,
-            msg.offset,
-            target,
-            failure.attempts,
-            failure.exc,
         )
+
+    async def serve(
+        self,
+        *,
+        http_host: str = "127.0.0.1",
+        http_port: int | None = None,
+        shutdown_timeout_s: float = STOP_TIMEOUT_S,
+        stop_event: asyncio.Event | None = None,
+    ) -> None:
+        """:meth:`run` inside a running loop; ``stop_event`` (or a signal) ends it."""
+        done = stop_event or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, done.set)
+                installed.append(sig)
+        health = None
+        try:
+            await self.start()
+            if http_port is not None:
+                from shoal.app.health import serve_health
+
+                health = await serve_health(self, http_host, http_port)
+                log.info(
+                    "%s: health and metrics on http://%s:%d", self.name, http_host, health.port
+                )
+            log.info("%s: running on %s", self.name, self.url)
+            await done.wait()
+            log.info("%s: stopping", self.name)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop(shutdown_timeout_s)
+            if health is not None:
+                await health.stop()
+
+    def live(self) -> bool:
+        """False once a consumer loop has died for good (a bug, not a broker outage: those are
+        retried inside the loop), so an orchestrator restarts the process."""
+        return self._started and not any(t.done() for t in self._tasks)
+
+    async def ready(self) -> bool:
+        """Started, every consumer has partitions assigned, and the broker answers."""
+        if not self._started or self._stopping.is_set():
+            return False
+        for runner in self._runners:
+            if not runner.consumers or not all(c.assignment() for _, c in runner.consumers):
+                return False
+        try:
+            await asyncio.wait_for(self.transport.ping(), READY_PING_TIMEOUT_S)
+        except (TransportError, TimeoutError):
+            return False
+        return True
+
+    async def _report_lag(self) -> None:
+        while not self._stopping.is_set():
+            for runner in list(self._runners):
+                for group, consumer in list(runner.consumers):
+                    try:
+                        lags = await consumer.lag()
+                    except Exception:
+                        log.debug("lag of %s unavailable", group, exc_info=True)
+                        continue
+                    for (topic, partition), lag in lags.items():
+                        self.metrics.lag(group, topic, partition, lag)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._lag_interval_s)
+
+
+async def _call_hook(hook: Hook) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import confluent_kafka
+import confluent_kafka.admin
+from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.message import Headers, Message
 from shoal.app.transport import TopicPartition, TransportError
@@ -21,6 +23,7 @@ PRODUCER_POLL_S = 0.05
 """How long the delivery-report thread blocks in poll; also how long stop() may wait for it."""
 FLUSH_TIMEOUT_S = 30.0
 METADATA_TIMEOUT_S = 10.0
+PING_TIMEOUT_S = 2.0
 READ_IDLE_POLLS_MAX = 30
 """Empty one-second polls before read_topic gives up: the end offsets were taken from the
 broker, so records are there; a long silence means something is wrong, not slow."""
@@ -53,6 +56,11 @@ class KafkaConsumer:
         self._topics = topics
         self._consumer: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"shoal-consumer-{group}")
+        self._paused = False
+        # Records a poll returned while paused (a rebalance hands over unpaused partitions):
+        # they are delivered after resume, never dropped, or a later commit would skip them.
+        self._held: list[Message] = []
+        self._assignment: list[TopicPartition] = []
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -62,8 +70,20 @@ class KafkaConsumer:
         self._consumer = await self._call(confluent_kafka.Consumer, self._config)
         await self._call(self._consumer.subscribe, self._topics)
 
+    def _consume(self, max_records: int, timeout_s: float) -> list[Any]:
+        # Runs on the consumer's thread. Pausing every assigned partition before each poll
+        # covers partitions a rebalance just handed over; polling on keeps the membership.
+        if self._paused:
+            self._consumer.pause(self._consumer.assignment())
+        msgs = self._consumer.consume(max_records, timeout_s)
+        self._assignment = [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+        return list(msgs)
+
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
-        msgs = await self._call(self._consumer.consume, max_records, timeout_s)
+        if not self._paused and self._held:
+            held, self._held = self._held[:max_records], self._held[max_records:]
+            return held
+        msgs = await self._call(self._consume, max_records, timeout_s)
         out = []
         for msg in msgs:
             error = msg.error()
@@ -73,6 +93,39 @@ class KafkaConsumer:
                 raise TransportError(f"consumer failed: {error}")
             # Other errors (a topic not yet created, a broker reconnecting) are transient and
             # reported by librdkafka again if they persist.
+        if self._paused:
+            self._held.extend(out)
+            return []
+        return out
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        if self._paused and self._consumer is not None:
+            self._paused = False
+            consumer = self._consumer
+            self._executor.submit(lambda: consumer.resume(consumer.assignment()))
+
+    def assignment(self) -> list[TopicPartition]:
+        return list(self._assignment)
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        if self._consumer is None:
+            return {}
+        return dict(await self._call(self._lag))
+
+    def _lag(self) -> dict[TopicPartition, int]:
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return {}
+        out: dict[TopicPartition, int] = {}
+        for tp in self._consumer.committed(assigned, timeout=METADATA_TIMEOUT_S):
+            _, high = self._consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT_S)
+            # No commit yet (offset < 0): everything from the log start is still to do, which
+            # the high watermark over-counts only by records already deleted by retention.
+            committed = tp.offset if tp.offset >= 0 else 0
+            out[(tp.topic, tp.partition)] = max(high - committed, 0)
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -145,6 +198,37 @@ class KafkaTransport:
         except (BufferError, confluent_kafka.KafkaException) as exc:
             raise TransportError(f"cannot produce to {topic}: {exc}") from exc
         await delivered
+
+    async def ensure_topics(self, topics: list[str], *, compacted: bool = False) -> None:
+        await asyncio.to_thread(self._ensure_topics, topics, compacted)
+
+    def _ensure_topics(self, topics: list[str], compacted: bool) -> None:
+        admin = confluent_kafka.admin.AdminClient(self._config)
+        existing = admin.list_topics(timeout=METADATA_TIMEOUT_S).topics
+        config = {"cleanup.policy": "compact"} if compacted else {}
+        # -1: the cluster's default partition count and replication factor.
+        wanted = [
+            NewTopic(t, num_partitions=-1, replication_factor=-1, config=config)
+            for t in dict.fromkeys(topics)
+            if t not in existing
+        ]
+        if not wanted:
+            return
+        for topic, future in admin.create_topics(wanted).items():
+            try:
+                future.result(METADATA_TIMEOUT_S)
+            except confluent_kafka.KafkaException as exc:
+                # Another instance of the app may have created it a moment ago.
+                if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TransportError(f"cannot create topic {topic}: {exc}") from exc
+
+    async def ping(self) -> None:
+        if self._producer is None:
+            raise TransportError("the transport is not started")
+        try:
+            await asyncio.to_thread(self._producer.list_topics, timeout=PING_TIMEOUT_S)
+        except confluent_kafka.KafkaException as exc:
+            raise TransportError(f"the broker does not answer: {exc}") from exc
 
     def consumer(self, topics: list[str], group: str) -> KafkaConsumer:
         return KafkaConsumer(dict(self._config), topics, group)

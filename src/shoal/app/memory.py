@@ -64,10 +64,13 @@ class MemoryConsumer:
         self._topics = topics
         self._group = group
         self._position: dict[TopicPartition, int] = {}
+        self._paused = False
+        self._started = False
 
     async def start(self) -> None:
         for topic in self._topics:
             self._broker.topic(topic)
+        self._started = True
 
     def _take(self, max_records: int) -> list[Message]:
         out: list[Message] = []
@@ -83,6 +86,9 @@ class MemoryConsumer:
         return out
 
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        if self._paused:
+            await asyncio.sleep(timeout_s)
+            return []
         records = self._take(max_records)
         if not records:
             await self._broker.wait_for_append(timeout_s)
@@ -93,8 +99,27 @@ class MemoryConsumer:
         for tp, offset in offsets.items():
             self._broker.committed[(self._group, tp)] = offset
 
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    def assignment(self) -> list[TopicPartition]:
+        if not self._started:
+            return []
+        return [(t, p) for t in self._topics for p in range(len(self._broker.topic(t)))]
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        return {
+            (t, p): len(self._broker.topic(t)[p])
+            - self._broker.committed.get((self._group, (t, p)), 0)
+            for t, p in self.assignment()
+        }
+
     async def close(self) -> None:
         self._position.clear()
+        self._started = False
 
 
 class MemoryTransport:
@@ -112,6 +137,14 @@ class MemoryTransport:
 
     async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
         await self.broker.append(topic, value, key, headers)
+
+    async def ensure_topics(self, topics: list[str], *, compacted: bool = False) -> None:
+        # Memory topics keep every record; compaction would only save memory in a test.
+        for topic in topics:
+            self.broker.topic(topic)
+
+    async def ping(self) -> None:
+        pass
 
     def consumer(self, topics: list[str], group: str) -> MemoryConsumer:
         return MemoryConsumer(self.broker, topics, group)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 Headers = list[tuple[str, bytes]]
 """Kafka headers: ordered, and a name may repeat, so a list of pairs rather than a dict."""
 
 MESSAGE_ID_HEADER = "shoal.message-id"
-"""Set by every shoal publisher; the future idempotent consumer deduplicates on it."""
+"""Set by every shoal publisher; idempotent subscribers deduplicate on it."""
+CAUSATION_ID_HEADER = "shoal.causation-id"
+"""On a handler's output record: the message id of the record whose handler produced it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,10 @@ class Message:
     value: bytes
     headers: Headers = field(default_factory=list)
     timestamp_ms: int = 0
+    transaction: Any = field(default=None, compare=False, repr=False)
+    """For an idempotent subscriber on a store that can (SQLite): the connection whose open
+    transaction also holds the dedup record. Writes made through it commit together with it,
+    so a redelivered message can never apply its effect twice. None otherwise."""
 
     def header(self, name: str) -> bytes | None:
         """The last value of header ``name`` (Kafka allows repeats; the last one wins)."""

@@ -1,4 +1,12 @@
-"""In-place retry policy: exponential backoff with full jitter."""
+"""Retry policy: in place with exponential backoff and full jitter, or through retry topics.
+
+In place, a failed record is retried by the same consumer after a delay, holding its key's
+lane (and with concurrency 1 its partition) meanwhile: right for short transient failures.
+With ``topics`` (the delays, in milliseconds, of ``<topic>.retry.1``, ``.retry.2``, ...), a
+failed record is republished to the next retry topic and the consumer moves on at once; a
+consumer of that retry topic delivers it again once its delay has passed. Other records are
+never blocked, at the price of per-key order for the records that failed.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +31,34 @@ class Retry:
     base_delay_ms: int = 100
     max_delay_ms: int = 2_000
     retry_on: tuple[type[BaseException], ...] = (Exception,)
+    topics: tuple[int, ...] = ()
+    """Delays (ms) of the retry topics; delivery n+1 happens on ``<topic>.retry.<n>``."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_attempts <= MAX_ATTEMPTS_MAX:
             raise ValueError(f"max_attempts must be in 1..{MAX_ATTEMPTS_MAX}")
         if self.base_delay_ms < 0 or self.max_delay_ms < self.base_delay_ms:
             raise ValueError("need 0 <= base_delay_ms <= max_delay_ms")
+        if self.topics:
+            if any(d < 0 for d in self.topics):
+                raise ValueError("retry topic delays must be >= 0 ms")
+            if len(self.topics) != self.max_attempts - 1:
+                raise ValueError(
+                    f"with {len(self.topics)} retry topics a record is delivered at most "
+                    f"{len(self.topics) + 1} times: set max_attempts={len(self.topics) + 1}"
+                )
+
+    @classmethod
+    def with_topics(
+        cls, *delays_ms: int, retry_on: tuple[type[BaseException], ...] = (Exception,)
+    ) -> Retry:
+        """Retry through one topic per delay: ``Retry.with_topics(1_000, 10_000, 60_000)``."""
+        return cls(max_attempts=len(delays_ms) + 1, retry_on=retry_on, topics=tuple(delays_ms))
+
+    def retry_topic(self, attempt: int) -> int | None:
+        """After failed delivery ``attempt``, the number of the retry topic that carries the
+        next one (1-based), or None when retries happen in place."""
+        return attempt if self.topics else None
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
         """After failed delivery number ``attempt`` (1-based), is there another one?"""

@@ -2,6 +2,12 @@
 
 Every transport passes ``tests/app/transport_suite.py``. Offsets handed to ``commit`` are the
 *next* offsets to read, as in Kafka.
+
+Work-queue systems (RabbitMQ, Redis Streams, NATS JetStream) fit the same shape: a consumer
+numbers the deliveries it hands out (``Message.partition``/``offset`` are then per-consumer
+sequence numbers, with the system's own id in a header), and ``commit`` acknowledges every
+delivery below the committed offset. The App only ever commits contiguous completed runs, so
+"everything below" is exactly "everything finished".
 """
 
 from __future__ import annotations
@@ -21,10 +27,28 @@ class TransportConsumer(Protocol):
     async def start(self) -> None: ...
 
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
-        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first one."""
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first one.
+
+        While paused, returns no records (after waiting up to ``timeout_s``) but keeps the
+        consumer alive: a paused Kafka consumer still polls, so it keeps its group membership.
+        """
         ...
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    def pause(self) -> None:
+        """Stop delivering records (an open circuit breaker) without leaving the group."""
+        ...
+
+    def resume(self) -> None: ...
+
+    def assignment(self) -> list[TopicPartition]:
+        """The partitions this consumer currently owns ([] before the first assignment)."""
+        ...
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Records not yet committed, per owned partition; {} where the system cannot tell."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -36,6 +60,18 @@ class Transport(Protocol):
 
     async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
         """Return once the record is durably accepted (acks=all on Kafka)."""
+        ...
+
+    async def ensure_topics(self, topics: list[str], *, compacted: bool = False) -> None:
+        """Create what is missing for ``topics`` (Kafka topics, queues, streams); idempotent.
+        The App calls it at start for every topic it subscribes to, retries into or
+        dead-letters to, so a fresh cluster works without manual set-up. ``compacted`` asks
+        for a topic that keeps the last record per key (Kafka ``cleanup.policy=compact``);
+        systems without compaction keep everything."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise TransportError unless the broker answers (the app's readiness probe)."""
         ...
 
     def consumer(self, topics: list[str], group: str) -> TransportConsumer: ...

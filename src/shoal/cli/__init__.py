@@ -16,9 +16,12 @@ from importlib import metadata
 from shoal.cli.broker import add_broker_parser
 from shoal.cli.common import CliError, UsageError
 from shoal.cli.consume import add_consume_parser
+from shoal.cli.dlq import add_dlq_parser
+from shoal.cli.docs import add_docs_parser
 from shoal.cli.group import add_group_parser
 from shoal.cli.produce import add_produce_parser
 from shoal.cli.registry import add_registry_parser
+from shoal.cli.run import add_run_parser
 from shoal.cli.schema import add_schema_parser
 from shoal.cli.topic import add_topic_parser
 
@@ -36,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_group_parser(sub)
     add_schema_parser(sub)
     add_registry_parser(sub)
+    add_run_parser(sub)
+    add_docs_parser(sub)
+    add_dlq_parser(sub)
     return parser
 
 

@@ -1,0 +1,191 @@
+"""shoal against Apache Kafka, Redis Streams, RabbitMQ and NATS JetStream, in the same run.
+
+The same workloads against each system, one system running at a time on this machine:
+
+1. produce throughput: as fast as one client process can, for ``--seconds``, every record
+   durably acknowledged per the system's settings (stated beside its figures)
+2. consume throughput: exactly those records, from the start
+3. end-to-end latency at a fixed offered rate (5,000 and 50,000 records/s): a paced sender in a
+   child process stamps each record with when it was *due*; the consumer subtracts on receipt.
+   A system (or sender) that cannot keep up shows as latency and is flagged "not sustained".
+4. the client alone: each load generator's ceiling with no broker (or a trivially fast sink),
+   and its CPU use in every run, so a client-bound figure is visible as such
+
+for 100-byte and 1 KiB records (``--quick``: 100 B only, tiny counts; a CI smoke run that checks
+the bench works and says nothing about speed). Writes compare.md (ratio tables, shoal / each
+peer), compare.json and compare.png into ``--out`` (default bench/results/).
+
+    python bench/compare.py                  # full run, about ten minutes
+    python bench/compare.py --quick --out /tmp/cmp
+    python bench/compare.py --systems shoal,redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script: bench.peers and tests.peers import from root
+
+from bench.peers.common import print_report  # noqa: E402
+from bench.peers.report import write_chart, write_markdown  # noqa: E402
+from bench.peers.systems import SYSTEMS, System, pacer_for, started  # noqa: E402
+
+RESULTS: Final = ROOT / "bench" / "results"
+
+
+@dataclass
+class Config:
+    quick: bool
+    sizes: list[int]
+    rates: list[int]
+    seconds: float
+    repeats: int
+    latency_seconds: float
+    warmup_s: float
+    client_alone_records: int
+
+
+def config_for(quick: bool, seconds: float | None, repeats: int | None) -> Config:
+    if quick:
+        return Config(True, [100], [5_000, 50_000], seconds or 0.3, repeats or 1, 0.6, 0.1, 20_000)
+    return Config(
+        False, [100, 1024], [5_000, 50_000], seconds or 3.0, repeats or 3, 6.0, 1.0, 300_000
+    )
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure(system: System, cfg: Config, log: Any) -> dict[str, Any]:
+    """Every workload against one running system."""
+    out: dict[str, Any] = {}
+    for size in cfg.sizes:
+        produced, consumed = [], []
+        for repeat in range(cfg.repeats):
+            dest = f"cmp-{size}b-{repeat}-{time.monotonic_ns()}"
+            system.prepare(dest)
+            run = system.produce(dest, size, cfg.seconds)
+            produced.append(run.as_json())
+            consumed.append(system.consume(dest, size, run.records).as_json())
+            log(
+                f"  {size} B produce {run.records_per_s:,.0f}/s "
+                f"(client cpu {produced[-1]['client_cpu_fraction']:.0%}), "
+                f"consume {consumed[-1]['records_per_s']:,.0f}/s "
+                f"(client cpu {consumed[-1]['client_cpu_fraction']:.0%})"
+            )
+        cell: dict[str, Any] = {
+            "produce": {
+                "runs": produced,
+                "records_per_s": spread([r["records_per_s"] for r in produced]),
+                "mb_per_s": spread([r["mb_per_s"] for r in produced]),
+            },
+            "consume": {
+                "runs": consumed,
+                "records_per_s": spread([r["records_per_s"] for r in consumed]),
+                "mb_per_s": spread([r["mb_per_s"] for r in consumed]),
+            },
+        }
+        for rate in cfg.rates:
+            dest = f"lat-{size}b-{rate}-{time.monotonic_ns()}"
+            system.prepare(dest)
+            result = system.latency(dest, rate, cfg.latency_seconds, size, cfg.warmup_s).as_json()
+            cell[f"latency_{rate}"] = result
+            lat = result["latency_ms"]
+            log(
+                f"  {size} B e2e at {rate:,}/s: p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} "
+                f"p99.9 {lat['p99.9']:.2f} ms, received {result['received']}/{result['sent']}"
+                + ("" if result["sustained"] else "  NOT SUSTAINED")
+                + ("" if result["sender_kept_up"] else " (the sender itself fell behind)")
+            )
+        alone = system.client_alone(size, cfg.client_alone_records)
+        cell["client_alone"] = alone
+        log(f"  {size} B client alone: {alone['records_per_s']:,.0f}/s ({alone['what']})")
+        out[f"{size}B"] = cell
+    return out
+
+
+def run(cfg: Config, systems: list[str], out_dir: Path, work_base: Path) -> dict[str, Any]:
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    results: dict[str, Any] = {
+        "config": asdict(cfg),
+        "environment": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_before": os.getloadavg(),
+        },
+        "systems": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="shoal-compare-", dir=work_base) as work:
+        for name in systems:
+            log(f"== {name}")
+            began = time.monotonic()
+            with started(name, Path(work) / name) as system:
+                log(f"  up in {time.monotonic() - began:.1f} s; durability: {system.durability}")
+                results["systems"][name] = {
+                    "durability": system.durability,
+                    "client": system.client,
+                    "results": measure(system, cfg, log),
+                }
+    results["environment"]["load_average_after"] = os.getloadavg()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = write_markdown(results, out_dir / "compare.md")
+    write_chart(results, out_dir / "compare.png")
+    print(markdown)
+    return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    child = sub.add_parser("pace", help="(internal) the paced sender of a latency run")
+    child.add_argument("kind")
+    child.add_argument("url")
+    child.add_argument("dest")
+    child.add_argument("rate", type=int)
+    child.add_argument("seconds", type=float)
+    child.add_argument("size", type=int)
+    parser.add_argument("--quick", action="store_true", help="CI smoke run, under two minutes")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    parser.add_argument("--seconds", type=float, help="length of a produce run (3; quick 0.3)")
+    parser.add_argument("--repeats", type=int, help="throughput runs per size (3; quick 1)")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(tempfile.gettempdir()), help="where data goes"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "pace":
+        pace = pacer_for(args.kind)
+        print_report(pace(args.url, args.dest, args.rate, args.seconds, args.size))
+        return 0
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        print(f"unknown systems {sorted(unknown)}; known: {SYSTEMS}", file=sys.stderr)
+        return 2
+    run(config_for(args.quick, args.seconds, args.repeats), systems, args.out, args.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Kafka-protocol systems (shoal, Apache Kafka) driven by confluent-kafka (librdkafka).
+
+librdkafka is the fastest Python-reachable Kafka client: ``produce()`` queues a record locally
+(measured ~1.8M/s on this machine) and its own threads batch, send and receive, so the Python
+loop is rarely what limits a run. ``client_alone`` measures that ceiling in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any, Final
+
+from bench.peers.common import (
+    Collector,
+    Latency,
+    PacerReport,
+    Throughput,
+    Timer,
+    pace_sync,
+    payload,
+    start_pacer,
+)
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+STOP_TIMEOUT_S: Final = 60.0
+PRODUCER: Final[dict[str, Any]] = {
+    "acks": "all",
+    "linger.ms": 5,
+    # Just under the brokers' default message.max.bytes (1,048,588): no batch is refused.
+    "batch.size": 1_000_000,
+    "batch.num.messages": 100_000,
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 64 * 1024,
+    "compression.type": "none",
+    "enable.idempotence": False,
+    "log_level": 0,
+}
+CONSUMER: Final[dict[str, Any]] = {
+    "group.id": "compare-bench",  # librdkafka requires one; assign() joins no group
+    "enable.auto.commit": False,
+    "enable.partition.eof": False,
+    "fetch.max.bytes": 50 * 1024 * 1024,
+    "max.partition.fetch.bytes": 4 * 1024 * 1024,
+    "queued.min.messages": 1_000_000,
+    "fetch.queue.backoff.ms": 10,
+    "fetch.wait.max.ms": 100,
+    "log_level": 0,
+}
+LATENCY_PRODUCER: Final[dict[str, Any]] = {
+    "acks": "all",
+    # 1 ms, as Kafka latency benchmarks commonly use; 0 would send a request per record.
+    "linger.ms": 1,
+    "enable.idempotence": False,
+    "log_level": 0,
+}
+
+
+class KafkaProtocolSystem:
+    kind = "kafka"
+    client = "confluent-kafka (librdkafka), 1 process, acks=all, linger.ms=5, 1 partition"
+
+    def __init__(self, name: str, bootstrap: str, durability: str) -> None:
+        self.name = name
+        self.url = bootstrap
+        self.durability = durability
+
+    def prepare(self, dest: str) -> None:
+        admin = AdminClient({"bootstrap.servers": self.url, "log_level": 0})
+        futures = admin.create_topics([NewTopic(dest, num_partitions=1, replication_factor=1)])
+        futures[dest].result(timeout=30)
+
+    def produce(self, dest: str, size: int, seconds: float) -> Throughput:
+        producer = Producer({"bootstrap.servers": self.url, **PRODUCER})
+        producer.list_topics(dest, timeout=30)  # connected, leader known, before timing
+        value = os.urandom(size)
+        produce, poll = producer.produce, producer.poll
+        sent = 0
+        with Timer() as timer:
+            deadline = time.perf_counter() + seconds
+            while True:
+                try:
+                    produce(dest, value)
+                except BufferError:
+                    poll(0.001)  # the local queue is full: the broker sets the pace
+                    continue
+                sent += 1
+                if sent % 1024 == 0:
+                    poll(0)
+                    if time.perf_counter() >= deadline:
+                        break
+            if producer.flush(STOP_TIMEOUT_S) != 0:
+                raise RuntimeError(f"{self.name}: records left undelivered")
+        landed = self.end_offset(dest)
+        if landed != sent:
+            raise RuntimeError(f"{self.name}: {sent} records acknowledged, {landed} in the log")
+        return Throughput(sent, size, timer.seconds, timer.cpu_s)
+
+    def end_offset(self, dest: str) -> int:
+        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER})
+        try:
+            high: int = consumer.get_watermark_offsets(TopicPartition(dest, 0), timeout=30)[1]
+            return high
+        finally:
+            consumer.close()
+
+    def consume(self, dest: str, size: int, records: int) -> Throughput:
+        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER})
+        consumer.list_topics(dest, timeout=30)
+        got = 0
+        with Timer() as timer:
+            consumer.assign([TopicPartition(dest, 0, OFFSET_BEGINNING)])
+            last = time.monotonic()
+            while got < records:
+                batch = consumer.consume(10_000, 0.1)
+                for message in batch:
+                    if message.error() is not None:
+                        raise RuntimeError(f"{self.name}: {message.error()}")
+                got += len(batch)
+                if batch:
+                    last = time.monotonic()
+                elif time.monotonic() - last > 30:
+                    raise RuntimeError(f"{self.name}: consumer stalled at {got}/{records}")
+        consumer.close()
+        return Throughput(got, size, timer.seconds, timer.cpu_s)
+
+    def latency(self, dest: str, rate: int, seconds: float, size: int, warmup_s: float) -> Latency:
+        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER, "fetch.wait.max.ms": 5})
+        consumer.list_topics(dest, timeout=30)
+        consumer.assign([TopicPartition(dest, 0, OFFSET_END)])
+        consumer.consume(1, 0.5)  # the start position is resolved before the first record
+        collector = Collector(start_pacer(self.kind, self.url, dest, rate, seconds, size), warmup_s)
+        while not collector.finished:
+            batch = consumer.consume(1000, 0.05)
+            collector.add([m.value() for m in batch if m.error() is None])
+        consumer.close()
+        return collector.result(rate, size)
+
+    def client_alone(self, size: int, records: int) -> dict[str, Any]:
+        """produce() into librdkafka's local queue with no broker: the client's ceiling."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            nowhere = f"127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
+        producer = Producer(
+            {
+                "bootstrap.servers": nowhere,
+                **PRODUCER,
+                "queue.buffering.max.messages": records + 1,
+                "queue.buffering.max.kbytes": 2_000_000,
+                "linger.ms": 60_000,
+            }
+        )
+        value, produce = os.urandom(size), producer.produce
+        with Timer() as timer:
+            for _ in range(records):
+                produce("t", value)
+        producer.purge()
+        return {
+            "records_per_s": records / timer.seconds,
+            "what": "produce() into librdkafka's local queue, no broker",
+        }
+
+    def stop(self) -> None:
+        pass
+
+
+def pace(url: str, dest: str, rate: int, seconds: float, size: int) -> PacerReport:
+    producer = Producer({"bootstrap.servers": url, **LATENCY_PRODUCER})
+    producer.list_topics(dest, timeout=30)
+    failures: list[str] = []
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    def send(dues: list[int]) -> None:
+        for due in dues:
+            producer.produce(dest, payload(size, due), on_delivery=delivered)
+        producer.poll(0)
+
+    report = pace_sync(send, rate, seconds)
+    producer.flush(STOP_TIMEOUT_S)
+    if failures:
+        raise RuntimeError(f"{len(failures)} records failed: {failures[:3]}")
+    return report

@@ -1,0 +1,141 @@
+"""Start each system under comparison on loopback in a work directory, and stop it again.
+
+Each entry gives the adapter that drives it and the durability it runs with, stated beside the
+figures: the same words appear in the markdown table and the JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from bench.peers.common import Latency, PacerReport, Throughput
+from tests.peers.kafka_peer import KafkaPeer, free_port
+from tests.peers.servers import start_nats, start_rabbitmq, start_redis
+
+START_TIMEOUT_S: Final = 60.0
+STOP_TIMEOUT_S: Final = 60.0
+
+
+class System(Protocol):
+    name: str
+    kind: str
+    url: str
+    durability: str
+    client: str
+
+    def prepare(self, dest: str) -> None: ...
+    def produce(self, dest: str, size: int, seconds: float) -> Throughput: ...
+    def consume(self, dest: str, size: int, records: int) -> Throughput: ...
+    def latency(
+        self, dest: str, rate: int, seconds: float, size: int, warmup_s: float
+    ) -> Latency: ...
+    def client_alone(self, size: int, records: int) -> dict[str, Any]: ...
+    def stop(self) -> None: ...
+
+
+DURABILITY: Final = {
+    "shoal": "flush policy sync (default): acks=all answered after fsync of the batch",
+    "kafka": "Apache Kafka defaults: acks=all answered from the page cache, no fsync per write",
+    "kafka_flush1": "Apache Kafka, log.flush.interval.messages=1: fsync per append before ack",
+    "redis": "AOF on, appendfsync always: XADD answered after the AOF write is fsynced",
+    "rabbitmq": "durable quorum queue, persistent messages, publisher confirms (Ra log fsync)",
+    "nats": "JetStream file store, acked publishes (2.9: written, fsync on a periodic timer)",
+}
+SYSTEMS: Final = list(DURABILITY)
+
+
+@contextmanager
+def shoal_broker(work: Path) -> Iterator[str]:
+    """``shoal broker`` as a child process with default settings (flush policy sync)."""
+    bootstrap = f"127.0.0.1:{free_port()}"
+    log_path = work / "shoal.log"
+    command = [
+        sys.executable, "-m", "shoal.cli", "broker",
+        "--data-dir", str(work / "shoal-data"),
+        "--kafka-listen", bootstrap,
+        "--http-listen", f"127.0.0.1:{free_port()}",
+    ]  # fmt: skip
+    # Default settings only: a SHOAL_* variable in the caller's environment must not leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while b"shoal broker ready" not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"shoal did not start:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.05)
+        yield bootstrap
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def kafka_broker(work: Path, **overrides: str) -> Iterator[str]:
+    with KafkaPeer(work, **overrides) as peer:
+        yield peer.bootstrap_servers
+
+
+@contextmanager
+def started(name: str, work: Path) -> Iterator[System]:
+    """The system called ``name``, running, with its adapter; stopped on exit."""
+    from bench.peers.kafka_protocol import KafkaProtocolSystem
+    from bench.peers.nats_jetstream import NatsSystem
+    from bench.peers.rabbitmq import RabbitSystem
+    from bench.peers.redis_streams import RedisStreamsSystem
+
+    work.mkdir(parents=True, exist_ok=True)
+    durability = DURABILITY[name]
+    system: System
+    if name == "shoal":
+        with shoal_broker(work) as bootstrap:
+            yield KafkaProtocolSystem(name, bootstrap, durability)
+    elif name == "kafka":
+        with kafka_broker(work / "kafka") as bootstrap:
+            yield KafkaProtocolSystem(name, bootstrap, durability)
+    elif name == "kafka_flush1":
+        with kafka_broker(work / "kafka", **{"log.flush.interval.messages": "1"}) as bootstrap:
+            yield KafkaProtocolSystem(name, bootstrap, durability)
+    elif name == "redis":
+        with start_redis(work / "redis", appendfsync="always") as server:
+            system = RedisStreamsSystem(name, server.url, durability)
+            try:
+                yield system
+            finally:
+                system.stop()
+    elif name == "rabbitmq":
+        with start_rabbitmq(work / "rabbitmq") as server:
+            yield RabbitSystem(name, server.url, durability)
+    elif name == "nats":
+        with start_nats(work / "nats") as server:
+            yield NatsSystem(name, server.url, durability)
+    else:
+        raise ValueError(f"unknown system {name!r}; known: {SYSTEMS}")
+
+
+def pacer_for(kind: str) -> Callable[[str, str, int, float, int], PacerReport]:
+    """The paced sender of the ``compare.py pace`` child process, by client kind."""
+    if kind == "kafka":
+        from bench.peers.kafka_protocol import pace
+    elif kind == "redis":
+        from bench.peers.redis_streams import pace
+    elif kind == "rabbitmq":
+        from bench.peers.rabbitmq import pace
+    elif kind == "nats":
+        from bench.peers.nats_jetstream import pace
+    else:
+        raise ValueError(f"unknown pacer kind {kind!r}")
+    return pace

@@ -1,0 +1,332 @@
+"""The transport suite and Redis-specific behaviour, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shoal import App, Message
+from shoal.app.message import MESSAGE_ID_HEADER
+from shoal.app.redis_streams import (
+    DELIVERY_COUNT_HEADER,
+    ENTRY_ID_HEADER,
+    RedisSettings,
+    RedisTransport,
+    decode_entry,
+    entry_fields,
+)
+from shoal.app.transport import TransportError
+from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
+from tests.peers.servers import RedisServer, redis_server, start_redis  # noqa: F401
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+CLAIM_IDLE_MS = 500
+"""Short, so a dead consumer's entries are taken over within the test; real apps keep 30 s."""
+
+TRICKY_KEYS = [b"", b"\x00", b"\xff\xfe\r\n", "ключ".encode(), b"a" * 1000]
+TRICKY_HEADERS = [
+    ("dup", b"first"),
+    ("dup", b"second"),
+    ("", b""),
+    ("spaces ", b"  padded  "),
+    ("crlf", b"line\r\nbreak"),
+    ("binary", bytes(range(256))),
+    ("ünïcode-naμe", "välue".encode()),
+    ("empty", b""),
+]
+
+
+def url_of(server: RedisServer, query: str = "") -> str:
+    return f"{server.url}/0?claim_idle_ms={CLAIM_IDLE_MS}{'&' + query if query else ''}"
+
+
+def without_delivery_headers(msg: Message) -> list[tuple[str, bytes]]:
+    return [h for h in msg.headers if h[0] not in (ENTRY_ID_HEADER, DELIVERY_COUNT_HEADER)]
+
+
+class TestRedisTransport(TransportSuite):
+    @pytest.fixture
+    def broker_url(self, redis_server: RedisServer) -> str:  # noqa: F811
+        return url_of(redis_server)
+
+
+# -- the entry codec, without a server ---------------------------------------------------------
+
+
+@given(
+    value=st.binary(),
+    key=st.none() | st.binary(),
+    headers=st.lists(st.tuples(st.text(), st.binary())),
+)
+def test_entry_fields_round_trip(value: bytes, key: bytes | None, headers: list) -> None:
+    fields = {k.encode(): v for k, v in entry_fields(value, key, headers).items()}
+    assert decode_entry(fields) == (value, key, headers)
+
+
+def test_entries_written_by_other_programs_arrive_with_their_fields_as_headers() -> None:
+    assert decode_entry({b"temp": b"21", b"unit": b"C"}) == (
+        b"",
+        None,
+        [("temp", b"21"), ("unit", b"C")],
+    )
+
+
+def test_url_options_are_parsed_and_the_rest_left_to_redis_py() -> None:
+    settings = RedisSettings.from_url("redis://h:1/2?maxlen=10&socket_keepalive=true")
+    assert (settings.maxlen, settings.max_age_ms) == (10, None)
+    assert settings.client_url == "redis://h:1/2?socket_keepalive=true"
+    with pytest.raises(ValueError, match="one trimming policy"):
+        RedisSettings.from_url("redis://h:1?maxlen=10&max_age_ms=5")
+    with pytest.raises(ValueError, match="positive integer"):
+        RedisSettings.from_url("redis://h:1?claim_idle_ms=-1")
+
+
+# -- against the server --------------------------------------------------------------------------
+
+
+def test_keys_and_headers_round_trip_exactly(redis_server: RedisServer) -> None:  # noqa: F811
+    topic = topic_name("tricky")
+    got: list[Message] = []
+
+    async def scenario() -> None:
+        app = App(url_of(redis_server))
+
+        @app.subscriber(topic, group="g")
+        async def take(value: bytes, msg: Message) -> None:
+            got.append(msg)
+
+        async with app:
+            for key in [*TRICKY_KEYS, None]:
+                await app.publish(topic, b"\x00v", key=key, headers=TRICKY_HEADERS)
+            await wait_until(lambda: len(got) == len(TRICKY_KEYS) + 1, "every record")
+            stored = await app.transport.read_topic(topic)
+
+        for records in (got, stored):
+            assert [m.key for m in records] == [*TRICKY_KEYS, None]
+            for msg in records:
+                assert msg.value == b"\x00v"
+                headers = without_delivery_headers(msg)
+                assert headers[:-1] == TRICKY_HEADERS
+                assert headers[-1][0] == MESSAGE_ID_HEADER
+        assert [m.offset for m in stored] == list(range(len(stored)))
+        assert all(m.header(DELIVERY_COUNT_HEADER) == b"1" for m in got)
+        # The entry id is Redis's own: XRANGE finds the record under it.
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            first_id = got[0].header(ENTRY_ID_HEADER)
+            assert first_id is not None
+            assert client.xrange(topic, first_id, first_id)[0][1][b"key"] == b""
+        finally:
+            client.close()
+
+    run(scenario())
+
+
+def test_maxlen_in_the_url_trims_the_stream(redis_server: RedisServer) -> None:  # noqa: F811
+    topic = topic_name("trimmed")
+    count = 1000
+
+    async def scenario() -> None:
+        async with App(url_of(redis_server, "maxlen=10")) as app:
+            for n in range(count):
+                await app.publish(topic, n)
+            stored = await app.transport.read_topic(topic)
+        # MAXLEN ~ drops whole radix-tree nodes (100 entries by default): the stream keeps at
+        # least the last 10 and far fewer than were written.
+        assert 10 <= len(stored) < count // 2
+        assert [int(m.value) for m in stored] == list(range(count - len(stored), count))
+
+    run(scenario())
+
+
+def test_without_trimming_options_nothing_is_trimmed(redis_server: RedisServer) -> None:  # noqa: F811
+    topic = topic_name("kept")
+
+    async def scenario() -> None:
+        async with App(url_of(redis_server)) as app:
+            for n in range(300):
+                await app.publish(topic, n)
+            assert len(await app.transport.read_topic(topic)) == 300
+
+    run(scenario())
+
+
+def test_pause_lag_and_assignment(redis_server: RedisServer) -> None:  # noqa: F811
+    topic = topic_name("paused")
+
+    async def scenario() -> None:
+        transport = RedisTransport(url_of(redis_server))
+        await transport.start()
+        consumer = transport.consumer([topic], "g")
+        try:
+            assert consumer.assignment() == []
+            await consumer.start()
+            assert consumer.assignment() == [(topic, 0)]
+            for n in range(3):
+                await transport.send(topic, b"%d" % n, None, [])
+            assert await consumer.lag() == {(topic, 0): 3}
+
+            consumer.pause()
+            assert await consumer.fetch(10, 0.05) == []
+            consumer.resume()
+            got = await consumer.fetch(10, 1.0)
+            assert [(m.offset, m.value) for m in got] == [(0, b"0"), (1, b"1"), (2, b"2")]
+            assert await consumer.lag() == {(topic, 0): 3}  # delivered, not yet acknowledged
+
+            await consumer.commit({(topic, 0): 2})
+            assert await consumer.lag() == {(topic, 0): 1}
+            await consumer.commit({(topic, 0): 3})
+            assert await consumer.lag() == {(topic, 0): 0}
+        finally:
+            await consumer.close()
+            await transport.stop()
+
+    run(scenario())
+
+
+CHILD_CONSUMER = """
+import asyncio, sys
+from shoal import App
+
+async def main() -> None:
+    app = App(sys.argv[1])
+
+    @app.subscriber(sys.argv[2], group=sys.argv[3])
+    async def take(n: int) -> None:
+        print("took", n, flush=True)
+        await asyncio.Event().wait()  # never finishes, so nothing is ever acknowledged
+
+    async with app:
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_entries_of_a_sigkilled_consumer_are_claimed_by_the_next(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    topic, group = topic_name("claimed"), "workers"
+    url = url_of(redis_server)
+    got: list[Message] = []
+
+    async def publish() -> None:
+        async with App(url) as app:
+            for n in range(5):
+                await app.publish(topic, n)
+
+    async def take_over() -> None:
+        app = App(url)
+
+        @app.subscriber(topic, group=group)
+        async def take(n: int, msg: Message) -> None:
+            got.append(msg)
+
+        async with app:
+            await wait_until(lambda: len(got) == 5, "the dead consumer's records")
+
+    run(publish())
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_CONSUMER, url, topic, group],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "took 0"
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            assert client.xpending(topic, group)["pending"] == 5  # the child holds all five
+        finally:
+            client.close()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=WAIT_S)
+        if child.stdout is not None:
+            child.stdout.close()
+
+    run(take_over())
+    assert [int(m.value) for m in got] == [0, 1, 2, 3, 4]
+    assert [m.header(DELIVERY_COUNT_HEADER) for m in got] == [b"2"] * 5
+    assert [m.offset for m in got] == [0, 1, 2, 3, 4]
+
+
+def test_a_slow_handler_keeps_its_entries(redis_server: RedisServer) -> None:  # noqa: F811
+    topic = topic_name("slow")
+
+    async def scenario() -> None:
+        transport = RedisTransport(url_of(redis_server))
+        await transport.start()
+        slow, other = transport.consumer([topic], "g"), transport.consumer([topic], "g")
+        try:
+            await slow.start()
+            await other.start()
+            await transport.send(topic, b"work", None, [])
+            (held,) = await slow.fetch(10, 1.0)
+            # Several claim periods pass while the handler works; the slow consumer's keep-alive
+            # refreshes the entry, so the other member never takes it.
+            stolen: list[Message] = []
+            for _ in range(8):
+                stolen += await other.fetch(10, CLAIM_IDLE_MS / 1000)
+            assert stolen == []
+            await slow.commit({(topic, 0): held.offset + 1})
+            assert await other.lag() == {(topic, 0): 0}
+        finally:
+            await slow.close()
+            await other.close()
+            await transport.stop()
+
+    run(scenario())
+
+
+async def publish_until_acknowledged(app: App, topic: str, n: int) -> None:
+    """Retry one publish (same message id) across an outage; bounded by the suite's wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while True:
+        try:
+            await app.publish(topic, n, headers={MESSAGE_ID_HEADER: f"record-{n}"})
+            return
+        except TransportError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def test_the_app_reconnects_by_itself_after_a_server_restart(tmp_path: Path) -> None:
+    topic = topic_name("restart")
+    total = 200
+    seen: set[int] = set()
+
+    with start_redis(tmp_path / "redis") as server:
+
+        async def scenario() -> None:
+            app = App(url_of(server))
+
+            @app.subscriber(topic, group="g")
+            async def take(n: int) -> None:
+                seen.add(n)
+
+            async with app:
+                restart: asyncio.Future[object] | None = None
+                for n in range(total):
+                    if n == total // 2:
+                        await wait_until(lambda: len(seen) > 0, "the subscriber to run")
+                        restart = asyncio.ensure_future(asyncio.to_thread(server.restart))
+                    await publish_until_acknowledged(app, topic, n)
+                assert restart is not None
+                await restart
+                await wait_until(lambda: seen >= set(range(total)), "every acknowledged record")
+
+        run(scenario())
