@@ -42,7 +42,10 @@ pytest: $(STAMP) peers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests and assert nothing about time.
-bench: bench-storage bench-broker
+# bench/compare.py runs shoal, Apache Kafka, Redis, RabbitMQ and NATS in turn (about ten minutes)
+# and writes bench/results/compare.{md,json,png}.
+bench: bench-storage bench-broker peers
+	$(BIN)/python bench/compare.py
 
 bench-storage: $(STAMP)
 	$(BIN)/python bench/storage.py
@@ -60,3 +63,9 @@ conformance: $(STAMP) peers
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis shoal-data
+
+# The order-processing saga example (examples/orders): four services on an embedded broker.
+# Another broker: make example-orders ORDERS_ARGS='--broker kafka://127.0.0.1:9092'
+.PHONY: example-orders
+example-orders: $(STAMP)
+	$(BIN)/python -m examples.orders $(ORDERS_ARGS)

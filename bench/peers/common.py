@@ -33,6 +33,9 @@ SUSTAINED_P99_MS_MAX: Final = 1000.0
 """A system whose p99 reaches a second at a fixed offered rate is queueing: it does not keep up."""
 SENDER_LAG_END_MS_MAX: Final = 100.0
 """A pacer that ends further behind its schedule than this could not offer the rate."""
+SENDER_GIVE_UP_LAG_S: Final = 2.0
+"""A pacer this far behind stops sending: the rate is not sustained, and queueing the rest
+would only make the run (and the drain of a slow broker) longer, not the verdict different."""
 COMPARE: Final = Path(__file__).resolve().parent.parent / "compare.py"
 
 
@@ -100,6 +103,8 @@ class Timer:
 @dataclass
 class PacerReport:
     sent: int
+    gave_up: bool
+    """The sender fell more than SENDER_GIVE_UP_LAG_S behind and stopped early."""
     late: int
     lag_end_ms: float
     elapsed_s: float
@@ -116,7 +121,7 @@ class Latency:
 
     def as_json(self) -> dict[str, Any]:
         lat = percentiles(self.latencies_ms)
-        sender_kept_up = self.pacer.lag_end_ms <= SENDER_LAG_END_MS_MAX
+        sender_kept_up = not self.pacer.gave_up and self.pacer.lag_end_ms <= SENDER_LAG_END_MS_MAX
         broker_kept_up = self.received == self.sent and lat["p99"] <= SUSTAINED_P99_MS_MAX
         return {
             "rate": self.rate,
@@ -124,6 +129,7 @@ class Latency:
             "sent": self.sent,
             "received": self.received,
             "late_sends": self.pacer.late,
+            "sender_gave_up": self.pacer.gave_up,
             "sender_lag_end_ms": self.pacer.lag_end_ms,
             "offered_per_s": self.sent / self.pacer.elapsed_s if self.pacer.elapsed_s else 0.0,
             "sender_kept_up": sender_kept_up,
@@ -158,7 +164,10 @@ class Schedule:
 
     @property
     def done(self) -> bool:
-        return self.next >= self.total
+        if self.next >= self.total:
+            return True
+        behind_ns = time.monotonic_ns() - (self.start_ns + self.next * self.interval_ns)
+        return behind_ns > SENDER_GIVE_UP_LAG_S * 1e9
 
     def wait_s(self) -> float:
         """Until the next record is due (0 if it already is); at most 1 ms, to stay responsive."""
@@ -167,9 +176,10 @@ class Schedule:
 
     def report(self) -> PacerReport:
         now = time.monotonic_ns()
-        last_due = self.start_ns + (self.total - 1) * self.interval_ns
+        last_due = self.start_ns + (self.next - 1) * self.interval_ns
         return PacerReport(
             sent=self.next,
+            gave_up=self.next < self.total,
             late=self.late,
             lag_end_ms=max(0.0, (now - last_due) / 1e6),
             elapsed_s=(now - self.start_ns) / 1e9,

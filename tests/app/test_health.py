@@ -9,7 +9,7 @@ import socket
 import httpx
 import pytest
 
-from shoal.app import health
+from shoal.app import App, health
 from shoal.app.health import serve_health
 from shoal.app.metrics import Instruments
 
@@ -129,3 +129,35 @@ def test_signals_stay_with_the_app() -> None:
     before = signal.getsignal(signal.SIGTERM)
     assert asyncio.run(scenario()) is before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_real_app_over_the_memory_transport() -> None:
+    app = App("memory://", name="probe-test")
+    handled = asyncio.Event()
+
+    @app.subscriber("orders", group="billing")
+    async def bill(order: dict[str, int]) -> None:
+        handled.set()
+
+    async def scenario() -> None:
+        async with app:
+            server = await serve_health(app, "127.0.0.1", 0)
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+                    assert (await http.get("/livez")).status_code == 200
+                    await app.publish("orders", {"amount": 3})
+                    await asyncio.wait_for(handled.wait(), 30)
+                    # Bounded wait: readiness follows the consumer's assignment.
+                    for _ in range(300):
+                        if (await http.get("/readyz")).status_code == 200:
+                            break
+                        await asyncio.sleep(0.05)
+                    else:
+                        raise AssertionError("/readyz never answered 200")
+                    metrics = (await http.get("/metrics")).text
+            finally:
+                await server.stop()
+        assert 'shoal_messages_published_total{topic="orders"} 1.0' in metrics
+        assert "shoal_handler_duration_seconds_count" in metrics
+
+    asyncio.run(scenario())

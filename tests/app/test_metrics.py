@@ -31,10 +31,15 @@ def test_processed_counts_and_durations_per_subscriber_and_topic() -> None:
     m.processed("bill", "orders", 0.0004)
     m.processed("bill", "orders", 0.003)
     m.processed("bill", "refunds", 2.0)
+    m.processed("bill", "refunds", 0.001)  # on a bound: counted in that bucket ("le")
     got = scrape(m)
     orders = labels(subscriber="bill", topic="orders")
     assert got[("shoal_messages_processed_total", orders)] == 2
-    assert got[("shoal_messages_processed_total", labels(subscriber="bill", topic="refunds"))] == 1
+    refunds = labels(subscriber="bill", topic="refunds")
+    assert got[("shoal_messages_processed_total", refunds)] == 2
+    assert got[("shoal_handler_duration_seconds_bucket", refunds | labels(le="0.001"))] == 1
+    assert got[("shoal_handler_duration_seconds_bucket", refunds | labels(le="1.0"))] == 1
+    assert got[("shoal_handler_duration_seconds_bucket", refunds | labels(le="+Inf"))] == 2
     assert got[("shoal_handler_duration_seconds_count", orders)] == 2
     assert abs(got[("shoal_handler_duration_seconds_sum", orders)] - 0.0034) < 1e-9
     # Sub-millisecond handlers are told apart from millisecond ones.

@@ -122,12 +122,15 @@ class RecordingProvider(TracerProvider):
 
 
 @pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> RecordingProvider:
+def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingProvider]:
     # The API lets a process set its global provider once; replacing the module attribute (and
     # restoring it afterwards) keeps these tests from leaking a provider into other tests.
     recording = RecordingProvider()
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", recording)
-    return recording
+    tracing.refresh()
+    yield recording
+    monkeypatch.undo()
+    tracing.refresh()
 
 
 def record(headers: list[tuple[str, bytes]] | None = None, key: bytes | None = b"k1") -> Message:
@@ -135,6 +138,7 @@ def record(headers: list[tuple[str, bytes]] | None = None, key: bytes | None = b
 
 
 def test_without_an_sdk_nothing_is_added_or_recorded() -> None:
+    tracing.refresh()
     assert not tracing.enabled()
     headers: list[tuple[str, bytes]] = []
     with tracing.publish_span("orders", headers=headers) as span:

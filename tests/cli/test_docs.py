@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shoal.cli import main
-from tests.cli.conftest import Result, run_shoal
+from tests.cli.conftest import SUBPROCESS_TIMEOUT_S, Result, shoal_script
 
 APP_SOURCE = '''
 from dataclasses import dataclass
@@ -138,18 +139,12 @@ def test_bad_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_the_script_imports_from_the_current_directory(module: str, tmp_path: Path) -> None:
     # The console script's sys.path does not hold the current directory; shoal adds it.
-    import os
-    import subprocess
-
-    result = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.exit(0)"], check=True, capture_output=True
+    completed = subprocess.run(
+        [shoal_script(), "docs", "asyncapi", f"{module}:app"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
     )
-    assert result.returncode == 0
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        completed = run_shoal("docs", "asyncapi", f"{module}:app")
-    finally:
-        os.chdir(cwd)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["info"]["title"] == "billing"

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import (
@@ -46,6 +47,8 @@ from shoal.app.amqp_topology import (
 )
 from shoal.app.message import Headers, Message
 from shoal.app.transport import TransportError
+
+T = TypeVar("T")
 
 SEND_TIMEOUT_S = 30.0
 """Publish plus confirm; a broker that has not confirmed by then is treated as down."""
@@ -96,16 +99,27 @@ class AmqpTransport:
             raise TransportError("the transport is not started")
         return self._connection
 
-    async def ping(self) -> None:
-        connection = self._live_connection()
+    async def _on_fresh_channel(
+        self, what: str, action: Callable[[AbstractChannel], Awaitable[T]]
+    ) -> T:
+        """Run ``action`` on a short-lived channel of its own, bounded in time: a declaration
+        the broker refuses closes its channel, and must not close the publishing one."""
+
+        async def run() -> T:
+            async with self._live_connection().channel(publisher_confirms=False) as channel:
+                return await action(channel)
+
         try:
-            async with connection.channel(publisher_confirms=False) as channel:
-                # A passive declare is a round trip that changes nothing; amq.direct always exists.
-                await asyncio.wait_for(
-                    channel.declare_exchange("amq.direct", passive=True), CALL_TIMEOUT_S
-                )
+            return await asyncio.wait_for(run(), CALL_TIMEOUT_S)
         except TRANSPORT_ERRORS as exc:
-            raise TransportError(f"RabbitMQ does not answer: {exc}") from exc
+            raise TransportError(f"{what}: {exc}") from exc
+
+    async def ping(self) -> None:
+        # A passive declare is a round trip that changes nothing; amq.direct always exists.
+        await self._on_fresh_channel(
+            "RabbitMQ does not answer",
+            lambda channel: channel.declare_exchange("amq.direct", passive=True),
+        )
 
     # -- topology ------------------------------------------------------------------------------
 
@@ -118,24 +132,20 @@ class AmqpTransport:
     async def _ensure_topic(self, topic: str) -> None:
         if topic in self._declared:
             return
-        try:
-            async with self._live_connection().channel(publisher_confirms=False) as channel:
-                await asyncio.wait_for(declare_topic(channel, self.options, topic), CALL_TIMEOUT_S)
-        except TRANSPORT_ERRORS as exc:
-            raise TransportError(f"cannot declare topic {topic}: {exc}") from exc
+        await self._on_fresh_channel(
+            f"cannot declare topic {topic}",
+            lambda channel: declare_topic(channel, self.options, topic),
+        )
         self._declared.add(topic)
 
     async def _ensure_delay_queue(self, topic: str, delay_ms: int) -> str:
         name = self._delay_queues.get((topic, delay_ms))
         if name is not None:
             return name
-        try:
-            async with self._live_connection().channel(publisher_confirms=False) as channel:
-                name = await asyncio.wait_for(
-                    declare_delay_queue(channel, self.options, topic, delay_ms), CALL_TIMEOUT_S
-                )
-        except TRANSPORT_ERRORS as exc:
-            raise TransportError(f"cannot declare the delay queue of {topic}: {exc}") from exc
+        name = await self._on_fresh_channel(
+            f"cannot declare the delay queue of {topic}",
+            lambda channel: declare_delay_queue(channel, self.options, topic, delay_ms),
+        )
         self._delay_queues[(topic, delay_ms)] = name
         return name
 

@@ -150,15 +150,25 @@ def _foreign_headers(table: Mapping[str, Any]) -> Headers:
 
 def _death(table: Mapping[str, Any]) -> tuple[str, str] | None:
     """(exchange, reason) of the broker's latest dead-lettering of this message, unless that was
-    a delayed retry coming due (which is how ``send_delayed`` works, not a failure)."""
+    a delayed retry coming due (which is how ``send_delayed`` works, not a failure).
+
+    Queues keep ``x-death`` (latest first); RabbitMQ 3.10 streams drop that array of tables and
+    keep only the ``x-first-death-*`` strings, so a record read from a journal is judged by its
+    first death.
+    """
     deaths = table.get("x-death")
-    if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], dict):
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        latest = deaths[0]
+        queue, exchange, reason = (latest.get(k, "") for k in ("queue", "exchange", "reason"))
+    elif "x-first-death-exchange" in table:
+        queue, exchange, reason = (
+            table.get(f"x-first-death-{k}", "") for k in ("queue", "exchange", "reason")
+        )
+    else:
         return None
-    latest = deaths[0]  # RabbitMQ keeps the most recent death first
-    queue = str(latest.get("queue", ""))
-    if queue.startswith(DELAY_QUEUE_PREFIX):
+    if str(queue).startswith(DELAY_QUEUE_PREFIX):
         return None
-    return str(latest.get("exchange", "")), str(latest.get("reason", ""))
+    return str(exchange), str(reason)
 
 
 def decode_record(

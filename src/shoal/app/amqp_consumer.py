@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
 from shoal.app.amqp_codec import decode_record
 from shoal.app.amqp_topology import (
@@ -47,6 +47,9 @@ CONNECT_TIMEOUT_S = 10.0
 reconnect loop tries again."""
 CALL_TIMEOUT_S = 30.0
 """Bound on one broker round trip (declare, qos, consume): turns a hang into TransportError."""
+PREFETCH_MIN = 32
+"""A first fetch of one record (a keep-alive poll while paused) must not leave the consumer
+with a window of one for its whole life."""
 TRANSPORT_ERRORS = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
 
 
@@ -85,26 +88,43 @@ class AmqpConsumer:
         # Registered before the first await: a send that follows App.start() waits for it.
         subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._on_subscribing(self, subscribed)
+        declared = False
         try:
             self._connection = await aio_pika.connect(self._url, timeout=CONNECT_TIMEOUT_S)
-            self._connection.close_callbacks.add(self._on_connection_closed)
+            self._connection.close_callbacks.add(self._on_closed)
             async with self._connection.channel() as channel:
                 for sub in self._subs:
                     self._queues[sub.topic] = await asyncio.wait_for(
                         declare_group_queue(channel, self._options, sub, self._group),
                         CALL_TIMEOUT_S,
                     )
+            declared = True
+        except ChannelPreconditionFailed as exc:
+            raise TransportError(
+                f"cannot subscribe {self._group} to {sorted(self.topics)}: {exc}. A queue or "
+                "exchange of that name exists with other settings: use the URL options it was "
+                "declared with, or delete it (its records with it) to declare it anew"
+            ) from exc
         except TRANSPORT_ERRORS as exc:
-            raise TransportError(f"cannot subscribe {self._group} to {self.topics}: {exc}") from exc
+            raise TransportError(
+                f"cannot subscribe {self._group} to {sorted(self.topics)}: {exc}"
+            ) from exc
         finally:
             subscribed.set_result(None)
+            if not declared:  # failed part-way: leave nothing open
+                await self.close()
         self._unacked = {t: deque() for t in self._queues}
         self._next_offset = dict.fromkeys(self._queues, 0)
         self._started = True
 
-    def _on_connection_closed(self, _sender: object, exc: BaseException | None) -> None:
+    def _on_closed(self, sender: object, exc: BaseException | None) -> None:
+        """The connection, or a consuming channel, closed: this consumer's deliveries are void.
+
+        A channel alone closes when the broker says so, e.g. a delivery left unacknowledged
+        past the server's consumer_timeout (30 minutes by default)."""
         if self._failure is None:
-            self._failure = f"connection to RabbitMQ lost: {exc or 'closed'}"
+            # The type, not the object: a connection prints its URL, password included.
+            self._failure = f"{type(sender).__name__} closed: {exc or 'by the broker'}"
         self._arrived.set()  # wake a waiting fetch so that it raises
 
     async def _consume(self, max_records: int) -> None:
@@ -114,9 +134,10 @@ class AmqpConsumer:
         consumer's prefetch is fixed when it subscribes.
         """
         connection = self._live_connection()
-        prefetch = self._options.prefetch or max(1, min(max_records, PREFETCH_MAX))
+        prefetch = self._options.prefetch or min(max(max_records, PREFETCH_MIN), PREFETCH_MAX)
         for topic, queue_name in self._queues.items():
             channel = await connection.channel(publisher_confirms=False)
+            channel.close_callbacks.add(self._on_closed)
             await channel.set_qos(prefetch_count=prefetch)
             queue = await channel.get_queue(queue_name, ensure=False)
             await queue.consume(self._receiver(topic), no_ack=False)

@@ -15,6 +15,7 @@ published to one carry ``CC: shoal.journal``, the key its journal is bound with.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aio_pika.abc import AbstractChannel
 
-from shoal.app.dlq import dlq_topic
+from shoal.app.dlq import DLQ_SUFFIX, dlq_topic
+from shoal.app.subscriber import RETRY_TOPIC_INFIX
 
 EXCHANGE_TYPES = ("topic", "direct", "fanout", "headers")
 QUEUE_TYPES = ("quorum", "classic")
@@ -44,6 +46,9 @@ DELAY_EXCHANGE = "shoal.delay"
 DELAY_QUEUE_PREFIX = "shoal.delay."
 DELAY_QUEUE_HEADER = "shoal.delay-queue"
 PATTERN_SEPARATOR = ":"
+_DERIVED_SUFFIX = re.compile(
+    rf".*?((?:{re.escape(RETRY_TOPIC_INFIX)}\d+|{re.escape(DLQ_SUFFIX)})+)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,8 @@ class Subscription:
 
     Written ``"orders"`` (every record) or ``"orders:eu.*,us.#"``: the patterns follow a colon,
     comma-separated, each a binding of its own (a record matching any of them is delivered).
-    On a headers exchange a pattern is ``name=value[&name=value]`` (all must match).
+    On a headers exchange a pattern is ``name=value[&name=value]`` (all must match). A last
+    pattern may not end in ``.dlq`` or ``.retry.<n>``: those are the names the App derives.
     """
 
     topic: str
@@ -125,6 +131,13 @@ class Subscription:
     @classmethod
     def parse(cls, spec: str) -> Subscription:
         topic, _, rest = spec.partition(PATTERN_SEPARATOR)
+        derived = _DERIVED_SUFFIX.fullmatch(rest)
+        if derived is not None:
+            # The App names retry and DLQ topics by appending to the subscribed spec
+            # ("orders:eu.*" -> "orders:eu.*.retry.1"); those topics hold only records that
+            # already matched, so they are plain topics of their own, read whole.
+            check_topic(topic + derived.group(1))
+            return cls(topic + derived.group(1), ())
         check_topic(topic)
         patterns = tuple(p for p in rest.split(",") if p) if rest else ()
         return cls(topic, patterns)
@@ -248,9 +261,11 @@ async def declare_delay_queue(
 ) -> str:
     if not 1 <= delay_ms <= DELAY_MS_MAX:
         raise ValueError(f"delay_ms must be in 1..{DELAY_MS_MAX}, not {delay_ms}")
+    name = delay_queue_name(topic, delay_ms)
+    if len(name.encode()) > NAME_BYTES_MAX:
+        raise ValueError(f"topic {topic!r} is too long for a delay queue name ({name})")
     await declare_topic(channel, options, topic)
     await channel.declare_exchange(DELAY_EXCHANGE, "headers", durable=True)
-    name = delay_queue_name(topic, delay_ms)
     queue = await channel.declare_queue(
         name, durable=True, arguments=delay_queue_arguments(options, topic, delay_ms)
     )

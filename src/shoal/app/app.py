@@ -23,12 +23,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CollectorRegistry
 
 from shoal.app import tracing
 from shoal.app.breaker import Breaker, BreakerRegistry, BreakerState
+from shoal.app.codec import Codec
 from shoal.app.idempotency import IdempotencyStore
 from shoal.app.memory import MemoryTransport
 from shoal.app.message import MESSAGE_ID_HEADER, Headers
@@ -77,7 +78,10 @@ def _transport_for(url: str) -> tuple[Transport, str | None]:
     if parts.scheme == "kafka":
         if not parts.netloc:
             raise ValueError("kafka:// needs host:port[,host:port...]")
-        return KafkaTransport(parts.netloc), None
+        # Query parameters are librdkafka settings for every client of the app:
+        # kafka://host:9092?security.protocol=SASL_SSL&session.timeout.ms=10000
+        config = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
+        return KafkaTransport(parts.netloc, **config), None
     if parts.scheme == "embedded":
         path = parts.netloc + parts.path
         if not path:
@@ -147,6 +151,19 @@ class App:
         self._stopping = asyncio.Event()
         self._started = False
 
+    def replace_transport(self, transport: Transport) -> Callable[[], None]:
+        """Swap the transport before start (``TestApp`` runs an app on a memory broker this
+        way); returns a function that puts the previous one back."""
+        if self._started:
+            raise RuntimeError("the transport cannot change while the app runs")
+        previous = (self.transport, self._embedded_dir)
+        self.transport, self._embedded_dir = transport, None
+
+        def undo() -> None:
+            self.transport, self._embedded_dir = previous
+
+        return undo
+
     # -- declaring ---------------------------------------------------------------------------
 
     def subscriber(
@@ -161,6 +178,8 @@ class App:
         breaker: Breaker | None = None,
         idempotent: bool = False,
         idempotency_key: KeyFunction | None = None,
+        codec: Codec | None = None,
+        output_codec: Codec | None = None,
     ) -> Callable[[H], H]:
         """Register an async handler for ``topic``.
 
@@ -170,6 +189,8 @@ class App:
         return value (unless None) is published to, keyed like the input. ``breaker``: pause
         this subscription while a dependency is failing. ``idempotent``: skip records whose
         message id (or ``idempotency_key(msg)``) was already processed by this group.
+        ``codec``/``output_codec``: a payload format other than JSON (e.g. Avro through the
+        schema registry) for the records read / the return values published.
         """
         if not 1 <= concurrency <= CONCURRENCY_MAX:
             raise ValueError(f"concurrency must be in 1..{CONCURRENCY_MAX}")
@@ -201,6 +222,8 @@ class App:
                     breaker=breaker,
                     idempotent=idempotent,
                     idempotency_key=idempotency_key,
+                    codec=codec,
+                    output_codec=output_codec,
                 )
             )
             return handler
@@ -208,13 +231,18 @@ class App:
         return register
 
     def publisher(
-        self, topic: str, *, payload: Any = Any, description: str | None = None
+        self,
+        topic: str,
+        *,
+        payload: Any = Any,
+        description: str | None = None,
+        codec: Codec | None = None,
     ) -> Publisher:
         """Declare a topic this app sends to (it appears in the AsyncAPI document); returns a
         handle whose ``publish`` sends to it."""
         if not topic:
             raise ValueError("a publisher needs a topic name")
-        declared = Publisher(topic, payload, description, self.publish)
+        declared = Publisher(topic, payload, description, self.publish, codec)
         self.publishers.append(declared)
         return declared
 
@@ -238,15 +266,17 @@ class App:
         *,
         key: bytes | str | None = None,
         headers: Mapping[str, str | bytes] | Sequence[tuple[str, bytes]] | None = None,
+        codec: Codec | None = None,
     ) -> str:
-        """Encode and send ``value``; return its shoal message id once the broker has it."""
+        """Encode ``value`` (JSON, or with ``codec``) and send it; return its shoal message id
+        once the broker has it."""
         encoded_headers = _headers(headers)
         message_id = next((v.decode() for k, v in encoded_headers if k == MESSAGE_ID_HEADER), None)
         if message_id is None:
             message_id = uuid.uuid4().hex
             encoded_headers.append((MESSAGE_ID_HEADER, message_id.encode()))
         raw_key = key.encode() if isinstance(key, str) else key
-        payload = encode(value)
+        payload = encode(value) if codec is None else await codec.encode(topic, value)
         with tracing.publish_span(topic, self.system, headers=encoded_headers):
             await self.transport.send(topic, payload, raw_key, encoded_headers)
         self.metrics.published(topic)
@@ -257,6 +287,7 @@ class App:
     async def start(self) -> None:
         if self._started:
             return
+        tracing.refresh()  # an OpenTelemetry SDK may have been installed since the last look
         if self._embedded_dir is not None:
             await self._start_embedded(self._embedded_dir)
         await self.transport.start()
@@ -454,7 +485,9 @@ class App:
         return True
 
     async def _report_lag(self) -> None:
+        reported: set[tuple[str, str, int]] = set()
         while not self._stopping.is_set():
+            now: set[tuple[str, str, int]] = set()
             for runner in list(self._runners):
                 for group, consumer in list(runner.consumers):
                     try:
@@ -464,6 +497,11 @@ class App:
                         continue
                     for (topic, partition), lag in lags.items():
                         self.metrics.lag(group, topic, partition, lag)
+                        now.add((group, topic, partition))
+            # Partitions a rebalance moved elsewhere: their owner reports them now.
+            for group, topic, partition in reported - now:
+                self.metrics.forget_lag(group, topic, partition)
+            reported = now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._lag_interval_s)
 

@@ -3,23 +3,28 @@
 Each App owns a :class:`CollectorRegistry` of its own (not prometheus_client's global one), so
 two Apps in one process, or one per test, never register the same metric name twice.
 
-The framework aims at 100k records a second, so the per-record calls are kept to a dict lookup
-and one or two increments: the labelled children of each (subscriber, topic) are bound once
-and cached, because ``Counter.labels(...)`` validates and hashes its labels on every call.
+The framework aims at 100k records a second, and prometheus_client's own Counter and Histogram
+take a lock per increment (a histogram observation costs about a microsecond, several per
+record add up to a good part of a core at that rate). So the figures are plain Python numbers
+kept per (subscriber, topic) in slotted objects, and turned into metric families only when
+scraped, by a custom collector. They are written from the App's event-loop thread only (the
+handlers, the lag task and the /metrics endpoint all run there), so they need no lock.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Final
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
 )
+from prometheus_client.registry import Collector
 
 DURATION_BUCKETS_S: Final = (
     0.0001,
@@ -50,6 +55,8 @@ OTHER_EXCEPTION: Final = "other"
 BREAKER_STATES: Final = {"closed": 0, "open": 1, "half_open": 2}
 """One gauge value per breaker: a dashboard plots a single line and alerts on ``> 0``."""
 
+_SUBSCRIBER_LABELS: Final = ("subscriber", "topic")
+
 
 def exception_label(exc: BaseException) -> str:
     """``ValueError`` for builtins, ``module.Qualname`` otherwise (as the DLQ header says)."""
@@ -59,122 +66,65 @@ def exception_label(exc: BaseException) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-class _Bound:
-    """The children of one (subscriber, topic), bound once and reused for every record."""
+class _Series:
+    """The figures of one (subscriber, topic)."""
 
-    __slots__ = ("dead_lettered", "duration", "processed", "retried")
+    __slots__ = ("buckets", "dead_lettered", "duration_sum_s", "processed", "retried")
 
-    def __init__(self, instruments: Instruments, subscriber: str, topic: str) -> None:
-        self.processed = instruments.processed_total.labels(subscriber, topic)
-        self.duration = instruments.duration_seconds.labels(subscriber, topic)
-        self.retried = instruments.retried_total.labels(subscriber, topic)
-        self.dead_lettered = instruments.dead_lettered_total.labels(subscriber, topic)
+    def __init__(self) -> None:
+        self.processed = 0
+        self.retried = 0
+        self.dead_lettered = 0
+        self.duration_sum_s = 0.0
+        # Not cumulative (one count per bucket, +Inf last); summed up when scraped.
+        self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
 
 
 class Instruments:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        by_sub = ("subscriber", "topic")
-        r = self.registry
-        self.processed_total = Counter(
-            "shoal_messages_processed_total",
-            "Records whose handler completed",
-            by_sub,
-            registry=r,
-        )
-        self.failed_total = Counter(
-            "shoal_messages_failed_total",
-            "Handler deliveries that raised (each attempt counts)",
-            (*by_sub, "exception"),
-            registry=r,
-        )
-        self.retried_total = Counter(
-            "shoal_messages_retried_total",
-            "Records delivered again after a failure",
-            by_sub,
-            registry=r,
-        )
-        self.dead_lettered_total = Counter(
-            "shoal_messages_dead_lettered_total",
-            "Records that failed for good and went to the dead-letter topic",
-            by_sub,
-            registry=r,
-        )
-        self.duration_seconds = Histogram(
-            "shoal_handler_duration_seconds",
-            "Time in the handler for a completed record",
-            by_sub,
-            buckets=DURATION_BUCKETS_S,
-            registry=r,
-        )
-        self.consumer_lag = Gauge(
-            "shoal_consumer_lag",
-            "Records not yet committed by the group, per partition",
-            ("group", "topic", "partition"),
-            registry=r,
-        )
-        self.breaker_state_gauge = Gauge(
-            "shoal_breaker_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open",
-            ("breaker",),
-            registry=r,
-        )
-        self.published_total = Counter(
-            "shoal_messages_published_total",
-            "Records the app published",
-            ("topic",),
-            registry=r,
-        )
-        self._bound: dict[tuple[str, str], _Bound] = {}
-        self._failed: dict[tuple[str, str, str], Counter] = {}
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._failed: dict[tuple[str, str, str], int] = {}
         self._exception_labels: dict[str, set[str]] = {}
-        self._published: dict[str, Counter] = {}
+        self._published: dict[str, int] = {}
+        self._lag: dict[tuple[str, str, str], int] = {}
+        self._breakers: dict[str, int] = {}
+        self.registry.register(_Collector(self))
 
-    def _for(self, subscriber: str, topic: str) -> _Bound:
-        bound = self._bound.get((subscriber, topic))
-        if bound is None:
-            bound = self._bound[(subscriber, topic)] = _Bound(self, subscriber, topic)
-        return bound
+    def _for(self, subscriber: str, topic: str) -> _Series:
+        series = self._series.get((subscriber, topic))
+        if series is None:
+            series = self._series[(subscriber, topic)] = _Series()
+        return series
 
-    # -- the hot path ---------------------------------------------------------------------------
+    # -- per record -----------------------------------------------------------------------------
 
     def processed(self, subscriber: str, topic: str, duration_s: float) -> None:
-        bound = self._for(subscriber, topic)
-        bound.processed.inc()
-        bound.duration.observe(duration_s)
+        series = self._for(subscriber, topic)
+        series.processed += 1
+        series.duration_sum_s += duration_s
+        # bisect_left: the first bound >= duration, which is Prometheus' "le" (less or equal).
+        series.buckets[bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
 
     def published(self, topic: str) -> None:
-        child = self._published.get(topic)
-        if child is None:
-            child = self._published[topic] = self.published_total.labels(topic)
-        child.inc()
-
-    # -- failures (rarer; still cached) -----------------------------------------------------------
+        self._published[topic] = self._published.get(topic, 0) + 1
 
     def failed(self, subscriber: str, topic: str, exc: BaseException) -> None:
         label = exception_label(exc)
-        child = self._failed.get((subscriber, topic, label))
-        if child is None:
-            child = self._failed_child(subscriber, topic, label)
-        child.inc()
-
-    def _failed_child(self, subscriber: str, topic: str, label: str) -> Counter:
         seen = self._exception_labels.setdefault(subscriber, set())
         if label not in seen:
             if len(seen) >= EXCEPTION_TYPES_MAX:
-                # Not cached under ``label``: the cache would then grow without bound instead.
-                return self.failed_total.labels(subscriber, topic, OTHER_EXCEPTION)
-            seen.add(label)
-        child = self._failed[(subscriber, topic, label)] = self.failed_total.labels(
-            subscriber, topic, label
-        )
-        return child
+                label = OTHER_EXCEPTION
+            else:
+                seen.add(label)
+        key = (subscriber, topic, label)
+        self._failed[key] = self._failed.get(key, 0) + 1
 
     def retried(self, subscriber: str, topic: str) -> None:
-        self._for(subscriber, topic).retried.inc()
+        self._for(subscriber, topic).retried += 1
 
     def dead_lettered(self, subscriber: str, topic: str) -> None:
-        self._for(subscriber, topic).dead_lettered.inc()
+        self._for(subscriber, topic).dead_lettered += 1
 
     # -- periodic gauges ------------------------------------------------------------------------
 
@@ -182,21 +132,93 @@ class Instruments:
         value = BREAKER_STATES.get(state)
         if value is None:
             raise ValueError(f"unknown breaker state {state!r}: one of {sorted(BREAKER_STATES)}")
-        self.breaker_state_gauge.labels(breaker).set(value)
+        self._breakers[breaker] = value
 
     def lag(self, group: str, topic: str, partition: int, lag: int) -> None:
-        self.consumer_lag.labels(group, topic, str(partition)).set(lag)
+        self._lag[(group, topic, str(partition))] = lag
 
     def forget_lag(self, group: str, topic: str, partition: int) -> None:
         """Drop the series of a partition this app no longer owns (after a rebalance), so a
         stale figure does not stay on a dashboard while another member reports the real one."""
-        try:
-            self.consumer_lag.remove(group, topic, str(partition))
-        except KeyError:
-            pass
+        self._lag.pop((group, topic, str(partition)), None)
 
     # -- exposition -----------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format for ``/metrics``: (body, content type)."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def families(self) -> Iterator[Metric]:
+        """The metric families as of now (what a scrape sees)."""
+        processed = CounterMetricFamily(
+            "shoal_messages_processed", "Records whose handler completed", labels=_SUBSCRIBER_LABELS
+        )
+        retried = CounterMetricFamily(
+            "shoal_messages_retried",
+            "Records delivered again after a failure",
+            labels=_SUBSCRIBER_LABELS,
+        )
+        dead = CounterMetricFamily(
+            "shoal_messages_dead_lettered",
+            "Records that failed for good and went to the dead-letter topic",
+            labels=_SUBSCRIBER_LABELS,
+        )
+        duration = HistogramMetricFamily(
+            "shoal_handler_duration_seconds",
+            "Time in the handler for a completed record",
+            labels=_SUBSCRIBER_LABELS,
+        )
+        bounds = [*(repr(float(b)) for b in DURATION_BUCKETS_S), "+Inf"]
+        for (subscriber, topic), s in list(self._series.items()):
+            labels = [subscriber, topic]
+            processed.add_metric(labels, s.processed)
+            retried.add_metric(labels, s.retried)
+            dead.add_metric(labels, s.dead_lettered)
+            cumulative, total = [], 0
+            for bound, count in zip(bounds, s.buckets, strict=True):
+                total += count
+                cumulative.append((bound, float(total)))
+            duration.add_metric(labels, cumulative, s.duration_sum_s)
+        yield from (processed, retried, dead, duration)
+
+        failed = CounterMetricFamily(
+            "shoal_messages_failed",
+            "Handler deliveries that raised (each attempt counts)",
+            labels=(*_SUBSCRIBER_LABELS, "exception"),
+        )
+        for key, count in list(self._failed.items()):
+            failed.add_metric(list(key), count)
+        yield failed
+
+        published = CounterMetricFamily(
+            "shoal_messages_published", "Records the app published", labels=("topic",)
+        )
+        for topic, count in list(self._published.items()):
+            published.add_metric([topic], count)
+        yield published
+
+        lag = GaugeMetricFamily(
+            "shoal_consumer_lag",
+            "Records not yet committed by the group, per partition",
+            labels=("group", "topic", "partition"),
+        )
+        for key, value in list(self._lag.items()):
+            lag.add_metric(list(key), value)
+        yield lag
+
+        breakers = GaugeMetricFamily(
+            "shoal_breaker_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+            labels=("breaker",),
+        )
+        for name, value in list(self._breakers.items()):
+            breakers.add_metric([name], value)
+        yield breakers
+
+
+class _Collector(Collector):
+    def __init__(self, instruments: Instruments) -> None:
+        self._instruments = instruments
+
+    def collect(self) -> Iterator[Metric]:
+        return self._instruments.families()

@@ -37,7 +37,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -64,7 +64,7 @@ log = logging.getLogger("shoal.app.nats")
 
 STREAM_SEQ_HEADER = "shoal.nats.seq"
 """The stream sequence of a delivered record: JetStream's own name for it."""
-DELIVERY_COUNT_HEADER = "shoal.delivery-count"
+DELIVERY_COUNT_HEADER = "shoal.nats.delivery-count"
 """How many times the consumer has delivered this message (1 on first delivery)."""
 HEADERS_HEADER = "Shoal-Headers"
 KEY_HEADER = "Shoal-Key"
@@ -118,7 +118,6 @@ class NatsSettings:
     duplicate_window_s: float = DUPLICATE_WINDOW_S_DEFAULT
     max_age_s: float = 0.0
     max_msgs: int = -1
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_url(cls, url: str) -> NatsSettings:
@@ -130,7 +129,7 @@ class NatsSettings:
             raise ValueError("nats:// needs host:port[,host:port...]")
         numbers: dict[str, float] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name not in cls.__dataclass_fields__ or name in ("servers", "extra"):
+            if name not in cls.__dataclass_fields__ or name == "servers":
                 raise ValueError(f"unknown NATS option {name!r} in {url!r}")
             try:
                 numbers[name] = float(value)
@@ -384,7 +383,16 @@ class NatsTransport:
 
     async def start(self) -> None:
         async def on_error(exc: Exception) -> None:
-            log.warning("NATS connection: %r", exc)
+            # While reconnecting, every failed attempt lands here: one line per outage is
+            # enough (on_disconnect), the attempts are debug detail.
+            reconnecting = self._nc is not None and self._nc.is_reconnecting
+            log.log(logging.DEBUG if reconnecting else logging.WARNING, "NATS: %r", exc)
+
+        async def on_disconnect() -> None:
+            log.warning("NATS connection lost; reconnecting")
+
+        async def on_reconnect() -> None:
+            log.info("NATS connection re-established")
 
         self._nc = await _translate(
             "connect",
@@ -396,17 +404,22 @@ class NatsTransport:
                 # and sends fail (TransportError) only while the server is away.
                 max_reconnect_attempts=-1,
                 error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
             ),
         )
         self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT_S)
 
     async def stop(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
-        if nc is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await nc.drain()
-            if not nc.is_closed:
-                await nc.close()
+        if nc is None:
+            return
+        if nc.is_connected:
+            # Drain: pending publishes and acks reach the server before the socket closes.
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(nc.drain(), REQUEST_TIMEOUT_S)
+        if not nc.is_closed:
+            await nc.close()
 
     def jetstream(self) -> JetStreamContext:
         if self._js is None:

@@ -54,7 +54,7 @@ log = logging.getLogger("shoal.app.redis")
 
 ENTRY_ID_HEADER = "shoal.redis.id"
 """The stream entry id (``<ms>-<seq>``) of a delivered record: Redis's own name for it."""
-DELIVERY_COUNT_HEADER = "shoal.delivery-count"
+DELIVERY_COUNT_HEADER = "shoal.redis.delivery-count"
 """How many times the group has delivered this entry (1 on first delivery), from XPENDING."""
 
 CLAIM_IDLE_MS_DEFAULT = 30_000
@@ -65,6 +65,9 @@ BLOCK_MS_MAX = 5_000
 like a dead server."""
 SOCKET_TIMEOUT_S = 15.0
 CONNECT_TIMEOUT_S = 5.0
+RELEASED_IDLE_MS = 24 * 3600 * 1000
+"""The idle time given to entries a consumer hands back on close: beyond any sane
+claim_idle_ms, so the next consumer's first XAUTOCLAIM takes them, before newer entries."""
 RETRIES = 2
 """redis-py retries a command on a broken connection this many times (a restarted server, an
 idle connection closed); past that the error reaches the App, which reconnects the consumer."""
@@ -83,15 +86,16 @@ end
 return -1
 """
 
-# Reset the idle time of the entries this consumer still owns (XCLAIM to itself, JUSTID so the
+# Set the idle time of the entries this consumer still owns (XCLAIM to itself, JUSTID so the
 # delivery count does not grow), and leave alone those another consumer has claimed meanwhile:
-# a plain XCLAIM would take them back. KEYS[1] stream, ARGV group, name, then entry ids.
-_TOUCH_OWNED = """
+# a plain XCLAIM would take them back. KEYS[1] stream, ARGV group, name, idle ms, entry ids.
+# Idle 0 is the keep-alive of work in progress; a long idle hands entries back on close.
+_SET_IDLE_OF_OWNED = """
 local touched = 0
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p == 1 and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
     touched = touched + 1
   end
 end
@@ -250,7 +254,7 @@ class RedisConsumer:
         self._paused = False
         self._keepalive: asyncio.Task[None] | None = None
         self._delete_if_idle: Any = None
-        self._touch_owned: Any = None
+        self._set_idle_of_owned_script: Any = None
 
     @property
     def _claim_interval_s(self) -> float:
@@ -266,7 +270,7 @@ class RedisConsumer:
     async def start(self) -> None:
         self._client = client = self._settings.client()
         self._delete_if_idle = client.register_script(_DELETE_IF_IDLE)
-        self._touch_owned = client.register_script(_TOUCH_OWNED)
+        self._set_idle_of_owned_script = client.register_script(_SET_IDLE_OF_OWNED)
         for topic in self._topics:
             try:
                 # id 0: a new group reads the stream from its first entry (Kafka's "earliest");
@@ -353,16 +357,19 @@ class RedisConsumer:
         )  # fmt: skip
         return {row["message_id"]: int(row["times_delivered"]) for row in rows}
 
+    async def _set_idle_of_owned(self, topic: str, idle_ms: int) -> None:
+        ids = list(self._in_flight[topic].values())
+        if ids and self._set_idle_of_owned_script is not None:
+            await self._set_idle_of_owned_script(
+                keys=[topic], args=[self._group, self.name, idle_ms, *ids]
+            )
+
     async def _keep_alive(self) -> None:
         while True:
             await asyncio.sleep(self._settings.claim_idle_ms / 3000)
-            for topic, in_flight in self._in_flight.items():
-                if not in_flight or self._touch_owned is None:
-                    continue
+            for topic in self._topics:
                 try:
-                    await self._touch_owned(
-                        keys=[topic], args=[self._group, self.name, *in_flight.values()]
-                    )
+                    await self._set_idle_of_owned(topic, 0)
                 except RedisError as exc:
                     # A missed refresh only risks a redelivery; fetch reports lasting failures.
                     log.debug("refreshing in-flight entries of %s failed: %s", topic, exc)
@@ -414,6 +421,10 @@ class RedisConsumer:
         try:
             for topic in self._topics:
                 with contextlib.suppress(RedisError):
+                    # Unfinished entries go back at once, oldest first, to whoever consumes
+                    # the group next, instead of after claim_idle_ms behind newer entries.
+                    await self._set_idle_of_owned(topic, RELEASED_IDLE_MS)
+                    self._in_flight[topic].clear()
                     await self._delete_if_idle(keys=[topic], args=[self._group, self.name])
         finally:
             await client.aclose()

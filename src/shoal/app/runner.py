@@ -159,13 +159,22 @@ class SubscriberRunner:
             await self._wait(consumer, poll_lock, lambda: retry_headers.due_in_ms(msg, rt.clock))
         with tracing.consume_span(msg, sub.name, sub.group, system=rt.system):
             try:
-                value = decode(sub.decoder, msg.value)
+                value = await self._decode(msg)
             except SerdeError as exc:
                 now = rt.clock.now_ms()
                 rt.metrics.failed(sub.name, msg.topic, exc)
                 await self._give_up(msg, delivery, Failure(exc, delivery.attempt, now, now))
                 return
             await self._attempts(msg, value, delivery, consumer, poll_lock)
+
+    async def _decode(self, msg: Message) -> Any:
+        codec = self.sub.codec
+        if codec is None:
+            return decode(self.sub.decoder, msg.value)
+        try:
+            return await codec.decode(msg.topic, msg.value)
+        except Exception as exc:
+            raise SerdeError(f"cannot decode payload: {type(exc).__name__}: {exc}") from exc
 
     async def _attempts(
         self,
@@ -264,7 +273,9 @@ class SubscriberRunner:
             headers.append((MESSAGE_ID_HEADER, message_id.encode()))
         output = self.sub.output
         if output is not None:
-            await self.rt.publish(output, result, key=msg.key, headers=headers)
+            await self.rt.publish(
+                output, result, key=msg.key, headers=headers, codec=self.sub.output_codec
+            )
 
     # -- waiting: breaker and retry delays ---------------------------------------------------
 

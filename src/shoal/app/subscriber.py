@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.app.breaker import Breaker
+from shoal.app.codec import Codec
 from shoal.app.dlq import dlq_topic
 from shoal.app.message import Message
 from shoal.app.retry import Retry
@@ -45,6 +46,9 @@ class Subscriber:
     breaker: Breaker | None = None
     idempotent: bool = False
     idempotency_key: KeyFunction | None = None
+    codec: Codec | None = None
+    """Decodes the records (instead of the JSON serde chosen by ``payload_type``)."""
+    output_codec: Codec | None = None
 
     @property
     def name(self) -> str:
@@ -90,6 +94,7 @@ class Publisher:
     payload_type: Any
     description: str | None
     publish_fn: Callable[..., Awaitable[str]]
+    codec: Codec | None = None
 
     async def publish(
         self,
@@ -99,7 +104,7 @@ class Publisher:
         headers: dict[str, str | bytes] | None = None,
     ) -> str:
         """Send ``value`` to this publisher's topic; return its shoal message id."""
-        return await self.publish_fn(self.topic, value, key=key, headers=headers)
+        return await self.publish_fn(self.topic, value, key=key, headers=headers, codec=self.codec)
 
 
 def inspect_handler(

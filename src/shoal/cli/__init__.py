@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "topic_command", None),
             getattr(args, "group_command", None),
             getattr(args, "schema_command", None),
+            getattr(args, "dlq_command", None),
+            getattr(args, "docs_command", None),
         )
         if word
     )

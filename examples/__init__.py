@@ -1,0 +1,1 @@
+"""Runnable examples of shoal.app services (each a package: ``python -m examples.<name>``)."""

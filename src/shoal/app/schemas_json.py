@@ -1,0 +1,139 @@
+"""JSON Schema records through a schema registry, in Confluent's wire format.
+
+The payload after the header is plain JSON, validated against the schema when written and
+when read, so a record that breaks its contract is refused at either end.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import jsonschema.exceptions
+import jsonschema.validators
+
+from shoal.app.schemas_registry import (
+    RegistryClient,
+    SubjectStrategy,
+    fetch_schema,
+    frame,
+    subject_schema,
+    topic_name_strategy,
+    unframe,
+)
+from shoal.app.serde import SerdeError
+from shoal.app.serde import encode as json_encode
+
+Validator = Any  # jsonschema's validator classes share no useful static type
+
+
+def _validator(schema: dict[str, Any]) -> Validator:
+    """A validator for the draft ``schema`` names ($schema), checking the schema itself."""
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _first_error(validator: Validator, instance: Any) -> str | None:
+    """The clearest violation of ``instance``, with the path of the field at fault."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path)
+    return f"field {where!r}: {error.message}" if where else error.message
+
+
+class JsonSchemaCodec:
+    """JSON validated by a JSON Schema held in the registry at ``registry_url``.
+
+    ``schema``: a dict, or a pydantic model (its ``model_json_schema()``; decoded records are
+    then instances of it). Without one, records are written with the subject's latest version
+    and read as dicts validated by their writer schema. ``auto_register``, ``use_latest`` and
+    ``subject`` as for :class:`~shoal.app.schemas.AvroCodec`.
+    """
+
+    def __init__(
+        self,
+        registry_url: str,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        auto_register: bool = True,
+        use_latest: bool = False,
+        subject: SubjectStrategy | None = None,
+    ) -> None:
+        self.model: Any = None
+        if isinstance(schema, type):
+            model_json_schema = getattr(schema, "model_json_schema", None)
+            if not callable(model_json_schema):
+                raise TypeError(f"schema must be a dict or a pydantic model class: {schema!r}")
+            self.model = schema
+            self.schema: dict[str, Any] | None = model_json_schema()
+        else:
+            self.schema = schema
+        self._reader = None if self.schema is None else _validator(self.schema)
+        self._text = None if self.schema is None else json.dumps(self.schema)
+        self.auto_register = auto_register
+        self.use_latest = use_latest or self.schema is None
+        self.subject = subject or topic_name_strategy
+        self.registry = RegistryClient(registry_url)
+        self._writers: dict[str, tuple[int, Validator]] = {}
+        self._validators: dict[int, Validator] = {}
+
+    async def encode(self, topic: str, value: object) -> bytes:
+        schema_id, validator = await self._writer(self.subject(topic))
+        # The JSON serde's encoding (pydantic, msgspec, dataclasses, enums, datetimes), parsed
+        # back so the validator sees exactly what a reader will.
+        if isinstance(value, bytes | bytearray | memoryview):
+            raise ValueError("JsonSchemaCodec encodes JSON values, not bytes")
+        # (the serde writes a str as raw text; here it is a JSON string like any other value)
+        try:
+            payload = json.dumps(value).encode() if isinstance(value, str) else json_encode(value)
+        except SerdeError as exc:
+            raise ValueError(str(exc)) from exc
+        problem = _first_error(validator, json.loads(payload))
+        if problem is not None:
+            raise ValueError(f"the value does not fit JSON schema id {schema_id}: {problem}")
+        return frame(schema_id, payload)
+
+    async def decode(self, topic: str, raw: bytes) -> Any:
+        schema_id, payload = unframe(raw)
+        # The writer's schema is fetched even when the codec has its own: an id the registry
+        # does not know means the record is not what it claims to be.
+        validator = await self._writer_validator(schema_id)
+        if self._reader is not None:
+            validator = self._reader
+        try:
+            instance = json.loads(bytes(payload))
+        except ValueError as exc:
+            raise SerdeError(f"the payload of schema id {schema_id} is not JSON: {exc}") from exc
+        problem = _first_error(validator, instance)
+        if problem is not None:
+            raise SerdeError(f"the record does not fit its JSON schema: {problem}")
+        return instance if self.model is None else self.model.model_validate(instance)
+
+    async def _writer(self, subject: str) -> tuple[int, Validator]:
+        cached = self._writers.get(subject)
+        if cached is None:
+            registered = await subject_schema(
+                self.registry,
+                subject,
+                self._text,
+                "JSON",
+                auto_register=self.auto_register,
+                use_latest=self.use_latest,
+            )
+            cached = (registered.schema_id, _validator(json.loads(registered.schema)))
+            self._writers[subject] = cached
+        return cached
+
+    async def _writer_validator(self, schema_id: int) -> Validator:
+        validator = self._validators.get(schema_id)
+        if validator is None:
+            registered = await fetch_schema(self.registry, schema_id)
+            if registered.schema_type != "JSON":
+                raise SerdeError(
+                    f"schema id {schema_id} is a {registered.schema_type} schema, not JSON"
+                )
+            validator = self._validators[schema_id] = _validator(json.loads(registered.schema))
+        return validator
