@@ -121,6 +121,9 @@ def measure(system: System, cfg: Config, log: Any) -> dict[str, Any]:
                 + ("" if result["sustained"] else "  NOT SUSTAINED")
                 + ("" if result["sender_kept_up"] else " (the sender itself fell behind)")
             )
+            if result["ack_latency_ms"]:
+                ack = result["ack_latency_ms"]
+                log(f"    of which send-to-ack: p50 {ack['p50']:.2f} p99 {ack['p99']:.2f} ms")
         alone = system.client_alone(size, cfg.client_alone_records)
         cell["client_alone"] = alone
         log(f"  {size} B client alone: {alone['records_per_s']:,.0f}/s ({alone['what']})")
@@ -141,18 +144,26 @@ def run(cfg: Config, systems: list[str], out_dir: Path, work_base: Path) -> dict
             "load_average_before": os.getloadavg(),
         },
         "systems": {},
+        "failed": {},
     }
     with tempfile.TemporaryDirectory(prefix="shoal-compare-", dir=work_base) as work:
         for name in systems:
             log(f"== {name}")
             began = time.monotonic()
-            with started(name, Path(work) / name) as system:
-                log(f"  up in {time.monotonic() - began:.1f} s; durability: {system.durability}")
-                results["systems"][name] = {
-                    "durability": system.durability,
-                    "client": system.client,
-                    "results": measure(system, cfg, log),
-                }
+            try:
+                with started(name, Path(work) / name) as system:
+                    up_s = time.monotonic() - began
+                    log(f"  up in {up_s:.1f} s; durability: {system.durability}")
+                    results["systems"][name] = {
+                        "durability": system.durability,
+                        "client": system.client,
+                        "results": measure(system, cfg, log),
+                    }
+            except Exception as exc:
+                # One system failing must not throw away the others' figures; the run still
+                # exits non-zero, and the failure is written beside the results.
+                log(f"  FAILED: {exc!r}")
+                results["failed"][name] = repr(exc)
     results["environment"]["load_average_after"] = os.getloadavg()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -194,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown systems {sorted(unknown)}; known: {SYSTEMS}", file=sys.stderr)
         return 2
-    run(config_for(args.quick, args.seconds, args.repeats), systems, args.out, args.dir)
-    return 0
+    results = run(config_for(args.quick, args.seconds, args.repeats), systems, args.out, args.dir)
+    return 1 if results["failed"] else 0
 
 
 if __name__ == "__main__":

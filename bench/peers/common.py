@@ -108,6 +108,9 @@ class PacerReport:
     late: int
     lag_end_ms: float
     elapsed_s: float
+    ack_latency_ms: dict[str, float] | None = None
+    """Send-to-acknowledgement percentiles where the client reports them: the producer's
+    half of the end-to-end path, to tell it from the consumer's half."""
 
 
 @dataclass
@@ -131,6 +134,7 @@ class Latency:
             "late_sends": self.pacer.late,
             "sender_gave_up": self.pacer.gave_up,
             "sender_lag_end_ms": self.pacer.lag_end_ms,
+            "ack_latency_ms": self.pacer.ack_latency_ms,
             "offered_per_s": self.sent / self.pacer.elapsed_s if self.pacer.elapsed_s else 0.0,
             "sender_kept_up": sender_kept_up,
             "sustained": sender_kept_up and broker_kept_up,

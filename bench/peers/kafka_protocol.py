@@ -20,9 +20,10 @@ from bench.peers.common import (
     Timer,
     pace_sync,
     payload,
+    percentiles,
     start_pacer,
 )
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 STOP_TIMEOUT_S: Final = 60.0
@@ -131,7 +132,6 @@ class KafkaProtocolSystem:
     def latency(self, dest: str, rate: int, seconds: float, size: int, warmup_s: float) -> Latency:
         consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER, "fetch.wait.max.ms": 5})
         consumer.list_topics(dest, timeout=30)
-        consumer.assign([TopicPartition(dest, 0, OFFSET_END)])
         self.warm_up(consumer, dest)
         collector = Collector(start_pacer(self.kind, self.url, dest, rate, seconds, size), warmup_s)
         while not collector.finished:
@@ -143,11 +143,15 @@ class KafkaProtocolSystem:
     def warm_up(self, consumer: Consumer, dest: str) -> None:
         """One record through before timing: a topic created a moment ago can keep its first
         produce waiting on leader metadata for hundreds of ms (seen with Apache Kafka), which
-        is start-up, not the latency at a rate. The consumer's position is resolved too."""
+        is start-up, not latency at a rate. The consumer is assigned at that record's offset
+        (not OFFSET_END, whose resolution could race the record) and reads it, so its fetch
+        position is settled before the pacer starts."""
         producer = Producer({"bootstrap.servers": self.url, **LATENCY_PRODUCER})
-        producer.produce(dest, b"warm-up")
-        if producer.flush(30) != 0:
+        offsets: list[int] = []
+        producer.produce(dest, b"warm-up", on_delivery=lambda _e, m: offsets.append(m.offset()))
+        if producer.flush(30) != 0 or not offsets or offsets[0] < 0:
             raise RuntimeError(f"{self.name}: the warm-up record was not delivered")
+        consumer.assign([TopicPartition(dest, 0, offsets[0])])
         deadline = time.monotonic() + 30
         while not any(
             m.error() is None and m.value() == b"warm-up" for m in consumer.consume(1, 0.2)
@@ -187,10 +191,13 @@ def pace(url: str, dest: str, rate: int, seconds: float, size: int) -> PacerRepo
     producer = Producer({"bootstrap.servers": url, **LATENCY_PRODUCER})
     producer.list_topics(dest, timeout=30)
     failures: list[str] = []
+    acked_ms: list[float] = []
 
-    def delivered(error: Any, _message: Any) -> None:
+    def delivered(error: Any, message: Any) -> None:
         if error is not None:
             failures.append(str(error))
+        else:
+            acked_ms.append(message.latency() * 1000)
 
     def send(dues: list[int]) -> None:
         for due in dues:
@@ -201,4 +208,5 @@ def pace(url: str, dest: str, rate: int, seconds: float, size: int) -> PacerRepo
     producer.flush(STOP_TIMEOUT_S)
     if failures:
         raise RuntimeError(f"{len(failures)} records failed: {failures[:3]}")
+    report.ack_latency_ms = percentiles(acked_ms[len(acked_ms) // 5 :])  # first fifth: warm-up
     return report

@@ -118,6 +118,9 @@ def write_markdown(results: dict[str, Any], path: Path) -> str:
                     cells.append(fmt(lookup(cell, key)))
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+    for name, error in results.get("failed", {}).items():
+        lines.append(f"**{name} failed**: `{error}`")
+        lines.append("")
     lines += ["## Durability and client of each system", ""]
     lines += [
         "| system | durability | load generator | client alone measures |",

@@ -4,7 +4,8 @@
   refused with MESSAGE_TOO_LARGE, both for the broker-wide ``message.max.bytes`` default and for a
   topic's ``max.message.bytes`` override.
 - ``member_leaves_group``: two members share a topic; one leaves (LeaveGroup on close), and the
-  survivor ends up owning every partition, resuming each at the committed offset.
+  survivor ends up owning every partition, resuming each at the committed offset; with the eager
+  (range) protocol and with the incremental (cooperative-sticky) one.
 
 Each returns plain data two correct brokers agree on (no timings, no member ids).
 """
@@ -132,7 +133,7 @@ def poll_until(consumers: list[ck.Consumer], done: Callable[[], bool], what: str
             assert msg is None or not msg.error(), msg.error()
 
 
-def member_leaves_group(bootstrap: str) -> Result:
+def member_leaves_group(bootstrap: str, strategy: str) -> Result:
     topic = create_topic(bootstrap, partitions=PARTITIONS)
     produce(bootstrap, topic, [{"value": b"old", "partition": p} for p in range(PARTITIONS)] * 2)
     group = unique("leave")
@@ -154,7 +155,7 @@ def member_leaves_group(bootstrap: str) -> Result:
         "enable.auto.commit": False,
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 300,
-        "partition.assignment.strategy": "range",
+        "partition.assignment.strategy": strategy,
     }
     members = [ck.Consumer({**config, "client.id": f"member-{i}"}) for i in range(2)]
     out: Result = {}
@@ -183,10 +184,16 @@ def member_leaves_group(bootstrap: str) -> Result:
             "the survivor owning every partition",
         )
         out["survivor_assignment"] = sorted(tp.partition for tp in survivor.assignment())
-        # Eager (range) protocol: the survivor gave up its two partitions, then got all four.
-        revoke_then_assign = [e for e in events[0] if e[0] in ("revoke", "assign")][-2:]
-        out["survivor_last_events"] = [(kind, len(parts)) for kind, parts in revoke_then_assign]
-        out["survivor_final_assign"] = revoke_then_assign[-1][1]
+        if strategy == "cooperative-sticky":
+            # Incremental: the survivor keeps its two partitions and is given the other two.
+            last = events[0][-1]
+            out["survivor_last_event"] = (last[0], len(last[1]))
+            out["survivor_kept_and_gained"] = sorted(before[0] + last[1])
+        else:
+            # Eager: the survivor gives up its two partitions, then is given all four.
+            revoke_then_assign = events[0][-2:]
+            out["survivor_last_events"] = [(kind, len(parts)) for kind, parts in revoke_then_assign]
+            out["survivor_final_assign"] = revoke_then_assign[-1][1]
         out["leaver_revoked_on_close"] = [len(p) for kind, p in events[1][-1:] if kind == "revoke"]
 
         produce(bootstrap, topic, [{"value": b"new", "partition": p} for p in range(PARTITIONS)])
@@ -218,5 +225,8 @@ def member_leaves_group(bootstrap: str) -> Result:
 
 SCENARIOS: dict[str, Callable[[str], Result]] = {
     "batch_size_limit": batch_size_limit,
-    "member_leaves_group": member_leaves_group,
+    "member_leaves_group": lambda bootstrap: member_leaves_group(bootstrap, "range"),
+    "member_leaves_group_cooperative": (
+        lambda bootstrap: member_leaves_group(bootstrap, "cooperative-sticky")
+    ),
 }

@@ -6,8 +6,9 @@ it; every topic also has a stream, its journal, which ``read_topic`` reads (layo
 
 Publishing uses one robust connection (aio-pika re-opens it, and its channel, after a broker
 restart) and a channel with publisher confirms: ``send`` returns once RabbitMQ has confirmed
-the persistent message, that is, once every queue it was routed to has it on disk (quorum
-queues: on a majority). While the broker is unreachable ``send`` raises TransportError at once.
+the persistent message, that is, once every queue it was routed to has it (quorum queues: in
+the fsynced Raft log of a majority; streams: written). While the broker is unreachable ``send``
+raises TransportError at once.
 """
 
 from __future__ import annotations
@@ -80,11 +81,19 @@ class AmqpTransport:
             return
         try:
             connection = await aio_pika.connect_robust(self._client_url, timeout=CONNECT_TIMEOUT_S)
-            # on_return_raises: a record that no queue took (not even the journal) is an error,
-            # not a silent loss.
-            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         except TRANSPORT_ERRORS as exc:
             raise TransportError(f"cannot connect to RabbitMQ: {exc}") from exc
+        try:
+            # on_return_raises: a record that no queue took (not even the journal) is an error,
+            # not a silent loss.
+            self._channel = await asyncio.wait_for(
+                connection.channel(publisher_confirms=True, on_return_raises=True),
+                CALL_TIMEOUT_S,
+            )
+        except TRANSPORT_ERRORS as exc:
+            with contextlib.suppress(*TRANSPORT_ERRORS):
+                await connection.close()
+            raise TransportError(f"cannot open a channel on RabbitMQ: {exc}") from exc
         self._connection = connection
 
     async def stop(self) -> None:

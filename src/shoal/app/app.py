@@ -18,6 +18,7 @@ import inspect
 import logging
 import random
 import signal
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +33,13 @@ from shoal.app.breaker import Breaker, BreakerRegistry, BreakerState
 from shoal.app.codec import Codec
 from shoal.app.idempotency import IdempotencyStore
 from shoal.app.memory import MemoryTransport
-from shoal.app.message import MESSAGE_ID_HEADER, Headers
+from shoal.app.message import (
+    CAUSATION_ID_HEADER,
+    MESSAGE_ID_HEADER,
+    Headers,
+    Message,
+    derived_message_id,
+)
 from shoal.app.metrics import Instruments
 from shoal.app.retry import Retry
 from shoal.app.runner import Runtime, Sleep, SubscriberRunner
@@ -53,6 +60,7 @@ READY_PING_TIMEOUT_S = 2.0
 LAG_INTERVAL_S = 15.0
 """How often consumer lag is read for the metrics (a few requests per owned partition)."""
 IDEMPOTENCY_DB = "shoal-idempotency.db"
+SUBSCRIBE_TIMEOUT_S = 30.0
 
 
 def _transport_for(url: str) -> tuple[Transport, str | None]:
@@ -142,6 +150,7 @@ class App:
         self.metrics = Instruments(metrics_registry)
         self._lag_interval_s = lag_interval_s
         self.breakers = BreakerRegistry(clock)
+        self._instrumented_breakers: set[str] = set()
         self.subscribers: list[Subscriber] = []
         self.publishers: list[Publisher] = []
         self._on_startup: list[Hook] = []
@@ -267,10 +276,18 @@ class App:
         key: bytes | str | None = None,
         headers: Mapping[str, str | bytes] | Sequence[tuple[str, bytes]] | None = None,
         codec: Codec | None = None,
+        caused_by: Message | None = None,
     ) -> str:
         """Encode ``value`` (JSON, or with ``codec``) and send it; return its shoal message id
-        once the broker has it."""
+        once the broker has it. ``caused_by``: the record being handled, when this one is its
+        consequence: it gets a causation header and an id derived from the source's, the same
+        on every redelivery of the source (so downstream deduplication works)."""
         encoded_headers = _headers(headers)
+        if caused_by is not None and caused_by.message_id is not None:
+            encoded_headers.append((CAUSATION_ID_HEADER, caused_by.message_id.encode()))
+            if not any(k == MESSAGE_ID_HEADER for k, _ in encoded_headers):
+                derived = derived_message_id(caused_by.message_id, topic)
+                encoded_headers.append((MESSAGE_ID_HEADER, derived.encode()))
         message_id = next((v.decode() for k, v in encoded_headers if k == MESSAGE_ID_HEADER), None)
         if message_id is None:
             message_id = uuid.uuid4().hex
@@ -321,6 +338,24 @@ class App:
                 self._tasks.append(asyncio.create_task(loop(), name=f"shoal:{sub.name}:{i}"))
         if self._lag_interval_s > 0 and self._runners:
             self._tasks.append(asyncio.create_task(self._report_lag(), name="shoal:lag"))
+        await self._wait_subscribed()
+
+    async def _wait_subscribed(self) -> None:
+        """Return once every subscriber's consumers exist (a broker that is down makes them
+        retry in the background; start() does not wait for it forever)."""
+        waits = [asyncio.create_task(r.subscribed.wait()) for r in self._runners]
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=SUBSCRIBE_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "%s: %d subscriber(s) could not subscribe within %.0f s; they keep trying",
+                self.name,
+                len(pending),
+                SUBSCRIBE_TIMEOUT_S,
+            )
 
     def _declared_topics(self) -> list[str]:
         topics = [t for sub in self.subscribers for t in sub.all_topics()]
@@ -332,7 +367,9 @@ class App:
             return None
         state = self.breakers.get(sub.breaker, sub.name)
         label = sub.breaker.name or sub.name
-        if not state.on_change:
+        # Once per breaker (named ones are shared), whatever callbacks the user added.
+        if label not in self._instrumented_breakers:
+            self._instrumented_breakers.add(label)
             self.metrics.breaker_state(label, "closed")
             state.on_change.append(lambda _old, new: self.metrics.breaker_state(label, new))
             state.on_change.append(
@@ -360,19 +397,15 @@ class App:
             self._owns_store = False
 
     async def _start_embedded(self, data_dir: str) -> None:
-        # The embedded broker runs in this process, but the app still talks to it only through
-        # the Kafka protocol: shoal.embedded is its one allowed import from the broker side
-        # (an explicit exception in the import-linter contract).
         from shoal.app.kafka import KafkaTransport
-        from shoal.embedded import EmbeddedBroker
 
-        self._embedded = await asyncio.to_thread(EmbeddedBroker(data_dir).start)
+        self._embedded = await asyncio.to_thread(_EMBEDDED.acquire, data_dir)
         self.transport = KafkaTransport(self._embedded.bootstrap_servers)
 
     async def _stop_embedded(self) -> None:
         if self._embedded is not None:
-            await asyncio.to_thread(self._embedded.stop)
-            self._embedded = None
+            embedded, self._embedded = self._embedded, None
+            await asyncio.to_thread(_EMBEDDED.release, embedded)
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop fetching; let in-flight records finish (records not yet started are left for
@@ -504,6 +537,43 @@ class App:
             reported = now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._lag_interval_s)
+
+
+class _EmbeddedBrokers:
+    """One embedded broker per data directory, shared by the Apps of a process that name it
+    (a directory can hold only one broker: it is locked), stopped with the last of them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[Any, int]] = {}
+
+    def acquire(self, data_dir: str) -> Any:
+        # The embedded broker runs in this process, but apps still talk to it only through the
+        # Kafka protocol: shoal.embedded is the framework's one allowed import from the broker
+        # side (an explicit exception in the import-linter contract).
+        from shoal.embedded import EmbeddedBroker
+
+        key = str(Path(data_dir).resolve())
+        with self._lock:
+            broker, users = self._running.get(key, (None, 0))
+            if broker is None:
+                broker = EmbeddedBroker(data_dir).start()
+            self._running[key] = (broker, users + 1)
+            return broker
+
+    def release(self, broker: Any) -> None:
+        with self._lock:
+            for key, (running, users) in list(self._running.items()):
+                if running is broker:
+                    if users > 1:
+                        self._running[key] = (running, users - 1)
+                        return
+                    del self._running[key]
+                    break
+        broker.stop()
+
+
+_EMBEDDED = _EmbeddedBrokers()
 
 
 async def _call_hook(hook: Hook) -> None:

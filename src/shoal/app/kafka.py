@@ -8,6 +8,7 @@ producer's delivery reports, which resolve asyncio futures through ``call_soon_t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,16 +31,21 @@ broker, so records are there; a long silence means something is wrong, not slow.
 
 
 def _message(msg: Any) -> Message:
-    _, timestamp_ms = msg.timestamp()
-    headers = [(k, v if v is not None else b"") for k, v in (msg.headers() or [])]
+    # One call per record on the hot path: plain attribute calls, no per-record allocations
+    # beyond the Message (and the headers list when the record has headers).
+    raw_headers = msg.headers()
+    headers = (
+        [(k, b"" if v is None else v) for k, v in raw_headers] if raw_headers is not None else []
+    )
+    timestamp_ms = msg.timestamp()[1]
     return Message(
-        topic=msg.topic(),
-        partition=msg.partition(),
-        offset=msg.offset(),
-        key=msg.key(),
-        value=msg.value() or b"",
-        headers=headers,
-        timestamp_ms=max(timestamp_ms, 0),
+        msg.topic(),
+        msg.partition(),
+        msg.offset(),
+        msg.key(),
+        msg.value() or b"",
+        headers,
+        timestamp_ms if timestamp_ms > 0 else 0,
     )
 
 
@@ -61,6 +67,9 @@ class KafkaConsumer:
         # they are delivered after resume, never dropped, or a later commit would skip them.
         self._held: list[Message] = []
         self._assignment: list[TopicPartition] = []
+        # The next poll, started on the consumer's thread as soon as a batch is handed out:
+        # librdkafka waits for the broker without the GIL while the App handles the batch.
+        self._next: asyncio.Future[list[Any]] | None = None
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -83,7 +92,11 @@ class KafkaConsumer:
         if not self._paused and self._held:
             held, self._held = self._held[:max_records], self._held[max_records:]
             return held
-        msgs = await self._call(self._consume, max_records, timeout_s)
+        if self._next is not None:
+            pending, self._next = self._next, None
+            msgs = await pending
+        else:
+            msgs = await self._call(self._consume, max_records, timeout_s)
         out = []
         for msg in msgs:
             error = msg.error()
@@ -96,6 +109,9 @@ class KafkaConsumer:
         if self._paused:
             self._held.extend(out)
             return []
+        if out:
+            loop = asyncio.get_running_loop()
+            self._next = loop.run_in_executor(self._executor, self._consume, max_records, timeout_s)
         return out
 
     def pause(self) -> None:
@@ -139,6 +155,12 @@ class KafkaConsumer:
             raise TransportError(f"commit failed: {exc}") from exc
 
     async def close(self) -> None:
+        if self._next is not None:
+            # Records prefetched but never handed out: not committed, so the partition's next
+            # owner reads them again.
+            with contextlib.suppress(Exception):
+                await self._next
+            self._next = None
         if self._consumer is not None:
             await self._call(self._consumer.close)
             self._consumer = None
@@ -203,7 +225,8 @@ class KafkaTransport:
         await asyncio.to_thread(self._ensure_topics, topics, compacted)
 
     def _ensure_topics(self, topics: list[str], compacted: bool) -> None:
-        admin = confluent_kafka.admin.AdminClient(self._config)
+        # log_level 4: not the notice librdkafka logs when a short-lived admin client closes.
+        admin = confluent_kafka.admin.AdminClient({"log_level": 4, **self._config})
         existing = admin.list_topics(timeout=METADATA_TIMEOUT_S).topics
         config = {"cleanup.policy": "compact"} if compacted else {}
         # -1: the cluster's default partition count and replication factor.

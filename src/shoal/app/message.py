@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,11 +13,22 @@ MESSAGE_ID_HEADER = "shoal.message-id"
 """Set by every shoal publisher; idempotent subscribers deduplicate on it."""
 CAUSATION_ID_HEADER = "shoal.causation-id"
 """On a handler's output record: the message id of the record whose handler produced it."""
+_DERIVED_ID_NAMESPACE = uuid.UUID("5d1c1d4e-59a8-4b36-9f0e-0c2b8f3b7a61")
 
 
-@dataclass(frozen=True, slots=True)
+def derived_message_id(source_id: str, label: str) -> str:
+    """The id of a record published because of record ``source_id``: the same every time the
+    source is redelivered, so an idempotent consumer downstream applies it once."""
+    return uuid.uuid5(_DERIVED_ID_NAMESPACE, f"{label}/{source_id}").hex
+
+
+@dataclass(slots=True)
 class Message:
-    """One consumed record. ``value`` is the raw payload; handlers usually take it decoded."""
+    """One consumed record. ``value`` is the raw payload; handlers usually take it decoded.
+
+    Not frozen: a frozen dataclass costs three times as much to build, and one is built per
+    record on the hot path. Treat it as read-only all the same.
+    """
 
     topic: str
     partition: int

@@ -69,12 +69,13 @@ def exception_label(exc: BaseException) -> str:
 class _Series:
     """The figures of one (subscriber, topic)."""
 
-    __slots__ = ("buckets", "dead_lettered", "duration_sum_s", "processed", "retried")
+    __slots__ = ("buckets", "dead_lettered", "duplicates", "duration_sum_s", "processed", "retried")
 
     def __init__(self) -> None:
         self.processed = 0
         self.retried = 0
         self.dead_lettered = 0
+        self.duplicates = 0
         self.duration_sum_s = 0.0
         # Not cumulative (one count per bucket, +Inf last); summed up when scraped.
         self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
@@ -126,6 +127,10 @@ class Instruments:
     def dead_lettered(self, subscriber: str, topic: str) -> None:
         self._for(subscriber, topic).dead_lettered += 1
 
+    def duplicate(self, subscriber: str, topic: str) -> None:
+        """An idempotent subscriber skipped a record it had already processed."""
+        self._for(subscriber, topic).duplicates += 1
+
     # -- periodic gauges ------------------------------------------------------------------------
 
     def breaker_state(self, breaker: str, state: str) -> None:
@@ -163,6 +168,11 @@ class Instruments:
             "Records that failed for good and went to the dead-letter topic",
             labels=_SUBSCRIBER_LABELS,
         )
+        duplicates = CounterMetricFamily(
+            "shoal_messages_duplicate",
+            "Records an idempotent subscriber skipped as already processed (not in processed)",
+            labels=_SUBSCRIBER_LABELS,
+        )
         duration = HistogramMetricFamily(
             "shoal_handler_duration_seconds",
             "Time in the handler for a completed record",
@@ -174,12 +184,13 @@ class Instruments:
             processed.add_metric(labels, s.processed)
             retried.add_metric(labels, s.retried)
             dead.add_metric(labels, s.dead_lettered)
+            duplicates.add_metric(labels, s.duplicates)
             cumulative, total = [], 0
             for bound, count in zip(bounds, s.buckets, strict=True):
                 total += count
                 cumulative.append((bound, float(total)))
             duration.add_metric(labels, cumulative, s.duration_sum_s)
-        yield from (processed, retried, dead, duration)
+        yield from (processed, retried, dead, duplicates, duration)
 
         failed = CounterMetricFamily(
             "shoal_messages_failed",

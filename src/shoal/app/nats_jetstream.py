@@ -389,7 +389,8 @@ class NatsTransport:
             log.log(logging.DEBUG if reconnecting else logging.WARNING, "NATS: %r", exc)
 
         async def on_disconnect() -> None:
-            log.warning("NATS connection lost; reconnecting")
+            if self._nc is not None:  # stop() clears it first: a closing client is no news
+                log.warning("NATS connection lost; reconnecting")
 
         async def on_reconnect() -> None:
             log.info("NATS connection re-established")

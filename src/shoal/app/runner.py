@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,13 @@ from shoal.app import retry_headers, tracing
 from shoal.app.breaker import BreakerState
 from shoal.app.dlq import Failure, dlq_headers
 from shoal.app.idempotency import Claim, IdempotencyStore
-from shoal.app.message import CAUSATION_ID_HEADER, MESSAGE_ID_HEADER, Headers, Message
+from shoal.app.message import (
+    CAUSATION_ID_HEADER,
+    MESSAGE_ID_HEADER,
+    Headers,
+    Message,
+    derived_message_id,
+)
 from shoal.app.metrics import Instruments
 from shoal.app.offsets import OffsetTracker
 from shoal.app.serde import SerdeError, decode
@@ -46,7 +51,6 @@ RESTART_DELAY_S = 1.0
 KEEPALIVE_MS = 1_000
 """While a consumer waits (an open breaker, a retry record not yet due) it is paused and polled
 this often, so Kafka keeps it in its group however long the wait."""
-OUTPUT_ID_NAMESPACE = uuid.UUID("5d1c1d4e-59a8-4b36-9f0e-0c2b8f3b7a61")
 
 
 @dataclass
@@ -62,6 +66,10 @@ class Runtime:
     publish: Publish
     store: IdempotencyStore | None
     system: str
+
+
+_UNDECODED: Any = object()
+"""The value of a record whose codec failed for a reason other than its payload."""
 
 
 class Stopped(Exception):
@@ -85,6 +93,12 @@ class SubscriberRunner:
         self.consumers: list[tuple[str, TransportConsumer]] = []
         """(group, consumer) of every live consumer: for lag metrics and readiness."""
         self.started_consuming = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        """Set once every consumer loop has started its first consumer (App.start waits for
+        it: on RabbitMQ a record published before the queue is bound would go nowhere)."""
+        self._loops_subscribed: set[str] = set()
+        self._loop_count = 1 + len(sub.retry_topics())
+        self.name = sub.name  # looked up per record: computed once
 
     # -- consumer loops ----------------------------------------------------------------------
 
@@ -105,6 +119,9 @@ class SubscriberRunner:
             try:
                 await consumer.start()
                 self.consumers.append(entry)
+                self._loops_subscribed.add(group + "\x00" + ",".join(topics))
+                if len(self._loops_subscribed) >= self._loop_count:
+                    self.subscribed.set()
                 await self._consume(consumer, retry_stage)
             except Exception:
                 # Uncommitted records are fetched again by the next consumer: at-least-once.
@@ -128,9 +145,14 @@ class SubscriberRunner:
             for msg in records:
                 tracker.track((msg.topic, msg.partition), msg.offset)
 
-            async def handle(msg: Message) -> None:
+            fast = self._fast_path(retry_stage)
+
+            async def handle(msg: Message, fast: bool = fast) -> None:
                 try:
-                    await self._deliver(msg, consumer, poll_lock, retry_stage)
+                    if fast:
+                        await self._deliver_fast(msg, consumer, poll_lock)
+                    else:
+                        await self._deliver(msg, consumer, poll_lock, retry_stage)
                 except Stopped:
                     return  # not completed: not committed, redelivered after a restart
                 tracker.complete((msg.topic, msg.partition), msg.offset)
@@ -162,18 +184,24 @@ class SubscriberRunner:
                 value = await self._decode(msg)
             except SerdeError as exc:
                 now = rt.clock.now_ms()
-                rt.metrics.failed(sub.name, msg.topic, exc)
+                rt.metrics.failed(self.name, msg.topic, exc)
                 await self._give_up(msg, delivery, Failure(exc, delivery.attempt, now, now))
                 return
+            except Exception:
+                # Not the record's fault (a schema registry that does not answer): decode
+                # again on every attempt, so retries, backoff and the breaker apply.
+                value = _UNDECODED
             await self._attempts(msg, value, delivery, consumer, poll_lock)
 
     async def _decode(self, msg: Message) -> Any:
+        """The handler's value. SerdeError: the payload is bad (to the DLQ at once); another
+        exception: the codec could not work now, and the delivery is retried."""
         codec = self.sub.codec
         if codec is None:
             return decode(self.sub.decoder, msg.value)
         try:
             return await codec.decode(msg.topic, msg.value)
-        except Exception as exc:
+        except (ValueError, TypeError, KeyError) as exc:
             raise SerdeError(f"cannot decode payload: {type(exc).__name__}: {exc}") from exc
 
     async def _attempts(
@@ -183,28 +211,19 @@ class SubscriberRunner:
         delivery: _Delivery,
         consumer: TransportConsumer,
         poll_lock: asyncio.Lock,
+        failed: Exception | None = None,
     ) -> None:
+        """Call the handler until it succeeds or the record moves on. ``failed``: the first
+        attempt already ran (on the fast path) and raised this."""
         sub, rt = self.sub, self.rt
         attempt = delivery.attempt
         while True:
-            if rt.stopping.is_set():
-                raise Stopped
-            await self._pass_breaker(consumer, poll_lock)
-            started = time.perf_counter()
-            try:
-                await self._attempt(msg, value)
-            except Exception as exc:
-                error = exc
-            except BaseException:
-                if self.breaker is not None:
-                    self.breaker.release()  # cancelled: no outcome, free a probe slot
-                raise
-            else:
-                if self.breaker is not None:
-                    self.breaker.record_success()
-                rt.metrics.processed(sub.name, msg.topic, time.perf_counter() - started)
-                return
-            rt.metrics.failed(sub.name, msg.topic, error)
+            if failed is None:
+                failed = await self._try_once(msg, value, consumer, poll_lock)
+                if failed is None:
+                    return
+            error, failed = failed, None
+            rt.metrics.failed(self.name, msg.topic, error)
             if self._breaker_holds(error):
                 # The dependency is down, not the record: hold it (no attempt is used up)
                 # until the breaker lets a probe through.
@@ -216,12 +235,69 @@ class SubscriberRunner:
             if not sub.retry.should_retry(error, attempt):
                 await self._give_up(msg, delivery, failure)
                 return
-            rt.metrics.retried(sub.name, msg.topic)
+            rt.metrics.retried(self.name, msg.topic)
             if sub.retry.topics:
                 await self._to_retry_topic(msg, delivery, failure)
                 return
             await rt.sleep(sub.retry.delay_ms(attempt, rt.rng) / 1000.0)
             attempt += 1
+
+    async def _try_once(
+        self, msg: Message, value: Any, consumer: TransportConsumer, poll_lock: asyncio.Lock
+    ) -> Exception | None:
+        """One attempt through the breaker's gate: None on success, else the exception."""
+        if self.rt.stopping.is_set():
+            raise Stopped
+        await self._pass_breaker(consumer, poll_lock)
+        started = time.perf_counter()
+        try:
+            ran = await self._attempt(msg, value)
+        except Exception as exc:
+            return exc
+        except BaseException:
+            if self.breaker is not None:
+                self.breaker.release()  # cancelled: no outcome, free a probe slot
+            raise
+        if self.breaker is not None:
+            self.breaker.record_success()
+        if ran:
+            self.rt.metrics.processed(self.name, msg.topic, time.perf_counter() - started)
+        else:
+            self.rt.metrics.duplicate(self.name, msg.topic)
+        return None
+
+    async def _deliver_fast(
+        self, msg: Message, consumer: TransportConsumer, poll_lock: asyncio.Lock
+    ) -> None:
+        """The common case in one coroutine: JSON or raw payload, no breaker, no idempotency,
+        no tracing SDK, not a retry topic. Any failure joins the full path where it stands."""
+        sub = self.sub
+        if self.rt.stopping.is_set():
+            raise Stopped
+        try:
+            value = sub.decoder(msg.value)
+        except Exception:
+            await self._deliver(msg, consumer, poll_lock, retry_stage=False)  # to the DLQ
+            return
+        started = time.perf_counter()
+        try:
+            result = await (sub.handler(value, msg) if sub.wants_message else sub.handler(value))
+            if sub.output is not None and result is not None:
+                await self._publish_output(msg, result)
+        except Exception as exc:
+            await self._attempts(msg, value, _Delivery(1, None, msg), consumer, poll_lock, exc)
+            return
+        self.rt.metrics.processed(self.name, msg.topic, time.perf_counter() - started)
+
+    def _fast_path(self, retry_stage: bool) -> bool:
+        sub = self.sub
+        return not (
+            retry_stage
+            or sub.codec is not None
+            or self.breaker is not None
+            or sub.idempotent
+            or tracing.enabled()
+        )
 
     def _breaker_holds(self, error: Exception) -> bool:
         """Record ``error`` with the breaker; True when it now stands open or half-open for a
@@ -231,8 +307,9 @@ class SubscriberRunner:
         self.breaker.record_failure(error)
         return self.breaker.state != "closed" and isinstance(error, self.breaker.policy.trip_on)
 
-    async def _attempt(self, msg: Message, value: Any) -> None:
-        """One call of the handler, inside an idempotency claim when the subscriber has one."""
+    async def _attempt(self, msg: Message, value: Any) -> bool:
+        """One call of the handler, inside an idempotency claim when the subscriber has one;
+        False when the record was a duplicate and the handler did not run."""
         sub = self.sub
         claim: Claim | None = None
         key = self._idempotency_key(msg)
@@ -240,9 +317,11 @@ class SubscriberRunner:
             claim = await self.rt.store.begin(sub.group, key)
             if claim is None:
                 log.debug("%s: %s is a duplicate; skipped", sub.name, key)
-                return
+                return False
             msg = dataclasses.replace(msg, transaction=claim.connection)
         try:
+            if value is _UNDECODED:
+                value = await self._decode(msg)
             args = (value, msg) if sub.wants_message else (value,)
             result = await sub.handler(*args)
             if sub.output is not None and result is not None:
@@ -253,6 +332,7 @@ class SubscriberRunner:
             raise
         if claim is not None:
             await claim.commit()
+        return True
 
     def _idempotency_key(self, msg: Message) -> str | None:
         if not self.sub.idempotent:
@@ -268,7 +348,7 @@ class SubscriberRunner:
         if msg.message_id is not None:
             # A redelivered input produces its output again with the same id, so an idempotent
             # consumer downstream applies it once: the chain stays effectively-once.
-            message_id = uuid.uuid5(OUTPUT_ID_NAMESPACE, f"{self.sub.name}/{msg.message_id}").hex
+            message_id = derived_message_id(msg.message_id, self.sub.name)
             headers = [(CAUSATION_ID_HEADER, msg.message_id.encode())]
             headers.append((MESSAGE_ID_HEADER, message_id.encode()))
         output = self.sub.output
@@ -345,7 +425,7 @@ class SubscriberRunner:
             return
         source = dataclasses.replace(original, headers=retry_headers.strip(msg.headers))
         await self.rt.transport.send(target, msg.value, msg.key, dlq_headers(source, failure))
-        self.rt.metrics.dead_lettered(sub.name, original.topic)
+        self.rt.metrics.dead_lettered(self.name, original.topic)
         log.warning(
             "%s: %s[%d]@%d dead-lettered to %s after %d attempts: %r",
             sub.name,

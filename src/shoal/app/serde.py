@@ -1,21 +1,24 @@
 """Payload encoding for publishers and typed decoding for handlers.
 
-JSON is the default wire format. Pydantic models (``model_validate_json`` /
-``model_dump_json``) and msgspec structs (``__struct_fields__``) are recognised by duck typing, so
-neither is a dependency of shoal. Dataclasses are built field by field from their type hints:
-nested dataclasses, ``list[T]``, ``dict[str, T]``, ``T | None``, enums, ``datetime`` (ISO 8601).
+JSON is the default wire format, read and written by msgspec (about ten times faster than the
+standard library's json, which matters at 100,000 records/s). Pydantic models
+(``model_validate_json`` / ``model_dump_json``) are recognised by duck typing, so pydantic is not
+a dependency; msgspec structs are encoded and decoded natively. Dataclasses are built field by
+field from their type hints: nested dataclasses, ``list[T]``, ``dict[str, T]``, ``T | None``,
+enums, ``datetime`` (ISO 8601).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import types
 import typing
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, get_args, get_origin
+
+import msgspec
 
 Decoder = Callable[[bytes], Any]
 
@@ -25,7 +28,11 @@ class SerdeError(Exception):
 
 
 def _json_default(value: object) -> object:
-    """What json.dumps cannot encode by itself: enums, datetimes, nested dataclasses."""
+    """What msgspec does not encode by itself (it does enums, datetimes and dataclasses):
+    pydantic models nested in other values, and msgspec-unknown types as a clear error."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime | date):
@@ -45,18 +52,15 @@ def encode(value: object) -> bytes:
     dump = getattr(value, "model_dump_json", None)
     if callable(dump):
         return str(dump()).encode("utf-8")
-    if hasattr(type(value), "__struct_fields__"):
-        import msgspec  # present whenever a Struct exists
-
-        return msgspec.json.encode(value)
     try:
-        return json.dumps(value, separators=(",", ":"), default=_json_default).encode("utf-8")
-    except (TypeError, ValueError) as exc:
+        return _ENCODER.encode(value)
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
         raise SerdeError(f"cannot encode {type(value).__name__} as JSON: {exc}") from exc
 
 
-def _json(raw: bytes) -> Any:
-    return json.loads(raw)
+_ENCODER = msgspec.json.Encoder(enc_hook=_json_default)
+_DECODER = msgspec.json.Decoder()
+_json: Callable[[bytes], Any] = _DECODER.decode
 
 
 def _bytes(raw: bytes) -> bytes:
@@ -77,8 +81,6 @@ def decoder_for(annotation: Any) -> Decoder:
     if callable(validate):
         return lambda raw: validate(raw)
     if isinstance(annotation, type) and hasattr(annotation, "__struct_fields__"):
-        import msgspec  # present whenever a Struct exists
-
         struct_decoder: Any = msgspec.json.Decoder(annotation)
         return lambda raw: struct_decoder.decode(raw)
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
