@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test peers conformance lint types contracts pytest bench bench-storage bench-broker crash-full clean
+.PHONY: run test peers conformance lint types contracts pytest bench bench-storage bench-broker bench-framework crash-full clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -44,8 +44,11 @@ pytest: $(STAMP) peers
 # Benchmarks print figures; they are not tests and assert nothing about time.
 # bench/compare.py runs shoal, Apache Kafka, Redis, RabbitMQ and NATS in turn (about ten minutes)
 # and writes bench/results/compare.{md,json,png}.
-bench: bench-storage bench-broker peers
+bench: bench-storage bench-broker bench-framework peers
 	$(BIN)/python bench/compare.py
+
+bench-framework: $(STAMP) peers
+	$(BIN)/python bench/framework.py
 
 bench-storage: $(STAMP)
 	$(BIN)/python bench/storage.py

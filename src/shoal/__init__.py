@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from shoal.app import App, Message, Retry, redrive
+    from shoal.app import App, Breaker, Message, Retry, redrive
 
-__all__ = ["App", "Message", "Retry", "__version__", "redrive"]
+__all__ = ["App", "Breaker", "Message", "Retry", "__version__", "redrive"]
 
-_LAZY = {"App", "Message", "Retry", "redrive"}
+_LAZY = {"App", "Breaker", "Message", "Retry", "redrive"}
 
 
 def __getattr__(name: str) -> Any:

@@ -194,6 +194,39 @@ def test_pause_lag_and_assignment(redis_server: RedisServer) -> None:  # noqa: F
     run(scenario())
 
 
+def test_close_hands_unfinished_entries_back_oldest_first(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    topic = topic_name("handback")
+
+    async def scenario() -> None:
+        transport = RedisTransport(url_of(redis_server, "claim_idle_ms=600000"))
+        await transport.start()
+        first, second = transport.consumer([topic], "g"), transport.consumer([topic], "g")
+        try:
+            await first.start()
+            for n in range(3):
+                await transport.send(topic, b"%d" % n, None, [])
+            assert len(await first.fetch(10, 1.0)) == 3
+            await first.commit({(topic, 0): 1})
+            await transport.send(topic, b"3", None, [])
+            await first.close()
+            # Claiming waits ten minutes here: only the hand-back can explain a prompt return.
+            await second.start()
+            got = await second.fetch(10, 1.0)
+            assert [(m.value, m.header(DELIVERY_COUNT_HEADER)) for m in got] == [
+                (b"1", b"2"),
+                (b"2", b"2"),
+                (b"3", b"1"),
+            ]
+        finally:
+            await first.close()
+            await second.close()
+            await transport.stop()
+
+    run(scenario())
+
+
 CHILD_CONSUMER = """
 import asyncio, sys
 from shoal import App

@@ -239,6 +239,7 @@ class RedisConsumer:
     delivery below the committed number. Entries a dead member left unacknowledged for
     ``claim_idle_ms`` are taken over here, and while entries are in flight a keep-alive task
     refreshes their idle time, so a handler slower than ``claim_idle_ms`` keeps its entries.
+    ``close`` hands unfinished entries back to the group at once, oldest first.
     """
 
     def __init__(self, settings: RedisSettings, topics: list[str], group: str) -> None:
