@@ -200,7 +200,7 @@ def test_close_hands_unfinished_entries_back_oldest_first(
     topic = topic_name("handback")
 
     async def scenario() -> None:
-        transport = RedisTransport(url_of(redis_server, "claim_idle_ms=600000"))
+        transport = RedisTransport(f"{redis_server.url}/0?claim_idle_ms=600000")
         await transport.start()
         first, second = transport.consumer([topic], "g"), transport.consumer([topic], "g")
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +20,8 @@ from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.message import Headers, Message
 from shoal.app.transport import TopicPartition, TransportError
+
+log = logging.getLogger("shoal.app.kafka")
 
 PRODUCER_POLL_S = 0.05
 """How long the delivery-report thread blocks in poll; also how long stop() may wait for it."""
@@ -70,6 +73,8 @@ class KafkaConsumer:
         # The next poll, started on the consumer's thread as soon as a batch is handed out:
         # librdkafka waits for the broker without the GIL while the App handles the batch.
         self._next: asyncio.Future[list[Any]] | None = None
+        self._to_commit: dict[TopicPartition, int] = {}
+        """The latest offsets handed to commit(): committed for sure on close."""
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -84,7 +89,14 @@ class KafkaConsumer:
         # covers partitions a rebalance just handed over; polling on keeps the membership.
         if self._paused:
             self._consumer.pause(self._consumer.assignment())
-        msgs = self._consumer.consume(max_records, timeout_s)
+        # consume(n, t) waits the whole timeout unless n records arrive, which at low rates
+        # would add up to t of latency to every record: take what is there, else wait for
+        # the first record only, then take what came with it.
+        msgs = self._consumer.consume(max_records, 0)
+        if not msgs:
+            msgs = self._consumer.consume(1, timeout_s)
+            if msgs and max_records > 1:
+                msgs.extend(self._consumer.consume(max_records - 1, 0))
         self._assignment = [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
         return list(msgs)
 
@@ -145,14 +157,22 @@ class KafkaConsumer:
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Queue an asynchronous commit and return at once; ``close`` commits the latest
+        offsets synchronously. A commit that fails or is overtaken by a rebalance only means
+        those records are read again by the next owner: at-least-once holds."""
         if not offsets:
             return
+        self._to_commit.update(offsets)
         tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        # Not awaited: the consumer's thread may be in the next poll (prefetch), and the App
+        # must not wait for that poll to go on handling records.
+        self._executor.submit(self._commit_now, tps, False)
+
+    def _commit_now(self, tps: list[Any], synchronous: bool) -> None:
         try:
-            await self._call(self._consumer.commit, offsets=tps, asynchronous=False)
+            self._consumer.commit(offsets=tps, asynchronous=not synchronous)
         except confluent_kafka.KafkaException as exc:
-            # A commit lost to a rebalance is redelivered to the new owner: at-least-once holds.
-            raise TransportError(f"commit failed: {exc}") from exc
+            log.warning("commit of %s failed (those records will be read again): %s", tps, exc)
 
     async def close(self) -> None:
         if self._next is not None:
@@ -162,6 +182,12 @@ class KafkaConsumer:
                 await self._next
             self._next = None
         if self._consumer is not None:
+            if self._to_commit:
+                # The last word before leaving the group: everything finished, synchronously.
+                tps = [
+                    confluent_kafka.TopicPartition(t, p, o) for (t, p), o in self._to_commit.items()
+                ]
+                await self._call(self._commit_now, tps, True)
             await self._call(self._consumer.close)
             self._consumer = None
         self._executor.shutdown(wait=True)
