@@ -24,7 +24,7 @@ from bench.peers.common import (
     start_pacer,
 )
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 STOP_TIMEOUT_S: Final = 60.0
 PRODUCER: Final[dict[str, Any]] = {
@@ -136,7 +136,7 @@ class KafkaProtocolSystem:
         collector = Collector(start_pacer(self.kind, self.url, dest, rate, seconds, size), warmup_s)
         while not collector.finished:
             batch = consumer.consume(1000, 0) or [m for m in [consumer.poll(0.01)] if m]
-            collector.add([m.value() for m in batch if m.error() is None])
+            collector.add([m.value() or b"" for m in batch if m.error() is None])
         consumer.close()
         return collector.result(rate, size)
 
@@ -147,9 +147,9 @@ class KafkaProtocolSystem:
         (not OFFSET_END, whose resolution could race the record) and reads it, so its fetch
         position is settled before the pacer starts."""
         producer = Producer({"bootstrap.servers": self.url, **LATENCY_PRODUCER})
-        offsets: list[int] = []
+        offsets: list[int | None] = []
         producer.produce(dest, b"warm-up", on_delivery=lambda _e, m: offsets.append(m.offset()))
-        if producer.flush(30) != 0 or not offsets or offsets[0] < 0:
+        if producer.flush(30) != 0 or not offsets or offsets[0] is None or offsets[0] < 0:
             raise RuntimeError(f"{self.name}: the warm-up record was not delivered")
         consumer.assign([TopicPartition(dest, 0, offsets[0])])
         deadline = time.monotonic() + 30

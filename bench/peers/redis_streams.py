@@ -67,7 +67,7 @@ class RedisStreamsSystem:
         got = 0
         with Timer() as timer:
             while got < records:
-                entries = self.redis.xreadgroup(
+                entries: Any = self.redis.xreadgroup(
                     GROUP, "reader", {dest: ">"}, count=READ_COUNT, block=1000
                 )
                 if not entries:
@@ -81,7 +81,9 @@ class RedisStreamsSystem:
         reader = redis.Redis.from_url(self.url)
         collector = Collector(start_pacer(self.kind, self.url, dest, rate, seconds, size), warmup_s)
         while not collector.finished:
-            entries = reader.xreadgroup(GROUP, "latency", {dest: ">"}, count=READ_COUNT, block=50)
+            entries: Any = reader.xreadgroup(
+                GROUP, "latency", {dest: ">"}, count=READ_COUNT, block=50
+            )
             if entries:
                 batch = entries[0][1]
                 collector.add([fields[FIELD] for _, fields in batch])
@@ -91,11 +93,11 @@ class RedisStreamsSystem:
 
     def client_alone(self, size: int, records: int) -> dict[str, Any]:
         """Packing XADD commands into wire bytes, as a pipeline does, with no server."""
-        connection = Connection()
+        connection = Connection()  # type: ignore[no-untyped-call]
         value = os.urandom(size)
         with Timer() as timer:
             for _ in range(records // PIPELINE_DEPTH):
-                connection.pack_commands(
+                connection.pack_commands(  # type: ignore[no-untyped-call]
                     [("XADD", "t", "*", FIELD, value) for _ in range(PIPELINE_DEPTH)]
                 )
         return {

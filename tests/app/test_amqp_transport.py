@@ -29,7 +29,7 @@ from shoal.app.amqp_topology import Subscription, split_url
 from shoal.app.message import MESSAGE_ID_HEADER, Headers
 from shoal.app.transport import TransportError
 from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
-from tests.peers.servers import RabbitServer, rabbitmq_server, start_rabbitmq  # noqa: F401
+from tests.peers.servers import RabbitServer, start_rabbitmq
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -48,7 +48,7 @@ TRICKY_HEADERS: Headers = [
 
 class TestAmqpTransport(TransportSuite):
     @pytest.fixture
-    def broker_url(self, rabbitmq_server: RabbitServer) -> str:  # noqa: F811
+    def broker_url(self, rabbitmq_server: RabbitServer) -> str:
         return rabbitmq_server.url
 
 
@@ -106,7 +106,7 @@ def test_url_options_are_parsed_and_removed_from_the_client_url() -> None:
 
 
 def test_keys_and_headers_round_trip_exactly_through_queue_and_journal(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("tricky")
 
@@ -133,7 +133,7 @@ def test_keys_and_headers_round_trip_exactly_through_queue_and_journal(
     run(scenario())
 
 
-def test_an_app_round_trips_headers_and_keys(rabbitmq_server: RabbitServer) -> None:  # noqa: F811
+def test_an_app_round_trips_headers_and_keys(rabbitmq_server: RabbitServer) -> None:
     topic = topic_name("roundtrip")
     got: list[Message] = []
 
@@ -161,7 +161,7 @@ def test_an_app_round_trips_headers_and_keys(rabbitmq_server: RabbitServer) -> N
 
 
 def test_a_subscriber_bound_to_a_pattern_gets_only_matching_keys(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("orders")
     eu: list[bytes | None] = []
@@ -206,7 +206,7 @@ def test_a_subscriber_bound_to_a_pattern_gets_only_matching_keys(
     ],
 )
 def test_direct_and_headers_exchanges_route_by_their_bindings_and_journal_everything(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
     kind: str,
     pattern: str,
     keys: list[str | None],
@@ -241,7 +241,7 @@ def _appender(sink: list[int]) -> Any:
 
 
 def test_a_fanout_exchange_gives_every_group_every_record(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("news")
     got: dict[str, list[int]] = {"a": [], "b": []}
@@ -261,7 +261,7 @@ def test_a_fanout_exchange_gives_every_group_every_record(
 
 
 def test_commit_acks_below_the_offset_and_the_rest_is_redelivered_in_order(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("acks")
 
@@ -303,7 +303,7 @@ def test_commit_acks_below_the_offset_and_the_rest_is_redelivered_in_order(
 
 
 def test_a_paused_consumer_hands_out_nothing_until_resumed(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("paused")
 
@@ -334,7 +334,7 @@ def test_a_paused_consumer_hands_out_nothing_until_resumed(
 
 
 def test_the_delivery_limit_sends_a_record_that_keeps_coming_back_to_the_dlq(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("crashy")
     returns: list[int] = []
@@ -382,7 +382,7 @@ def test_the_delivery_limit_sends_a_record_that_keeps_coming_back_to_the_dlq(
 
 
 def test_a_delayed_record_reaches_the_topic_after_records_sent_later(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("later")
     got: list[Message] = []
@@ -414,7 +414,7 @@ def test_a_delayed_record_reaches_the_topic_after_records_sent_later(
 
 
 def test_classic_queues_work_too_and_ping_answers(
-    rabbitmq_server: RabbitServer,  # noqa: F811
+    rabbitmq_server: RabbitServer,
 ) -> None:
     topic = topic_name("classic")
     got: list[int] = []

@@ -34,7 +34,7 @@ from shoal.testing.clock import FakeClock
 
 # Importing the session fixture registers it here; tests reach it through `redis` below, since
 # a parameter of the same name would shadow the import.
-from tests.peers.servers import RedisServer, redis_server, start_redis  # noqa: F401
+from tests.peers.servers import RedisServer, start_redis
 
 RUN_TIMEOUT_S = 30.0
 """Bounds a scenario that would otherwise hang (a claim never released); not a timing check."""

@@ -24,7 +24,7 @@ from shoal.app.nats_jetstream import (
 )
 from shoal.app.transport import TransportError
 from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
-from tests.peers.servers import NatsServer, nats_server, start_nats  # noqa: F401
+from tests.peers.servers import NatsServer, start_nats
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -51,7 +51,7 @@ def without_delivery_headers(msg: Message) -> list[tuple[str, bytes]]:
 
 class TestNatsTransport(TransportSuite):
     @pytest.fixture
-    def broker_url(self, nats_server: NatsServer) -> str:  # noqa: F811
+    def broker_url(self, nats_server: NatsServer) -> str:
         return url_of(nats_server)
 
 
@@ -90,7 +90,7 @@ def test_url_options() -> None:
 # -- against the server --------------------------------------------------------------------------
 
 
-def test_keys_and_headers_round_trip_exactly(nats_server: NatsServer) -> None:  # noqa: F811
+def test_keys_and_headers_round_trip_exactly(nats_server: NatsServer) -> None:
     topic = topic_name("tricky")
     got: list[Message] = []
 
@@ -124,7 +124,7 @@ def test_keys_and_headers_round_trip_exactly(nats_server: NatsServer) -> None:  
     run(scenario())
 
 
-def test_the_same_message_id_is_stored_once(nats_server: NatsServer) -> None:  # noqa: F811
+def test_the_same_message_id_is_stored_once(nats_server: NatsServer) -> None:
     topic = topic_name("dedup")
 
     async def scenario() -> None:
@@ -142,7 +142,7 @@ def test_the_same_message_id_is_stored_once(nats_server: NatsServer) -> None:  #
     run(scenario())
 
 
-def test_max_deliver_stops_redelivery(nats_server: NatsServer) -> None:  # noqa: F811
+def test_max_deliver_stops_redelivery(nats_server: NatsServer) -> None:
     topic = topic_name("poison")
 
     async def take_one(transport: NatsTransport) -> list[Message]:
@@ -186,7 +186,7 @@ def test_max_deliver_stops_redelivery(nats_server: NatsServer) -> None:  # noqa:
 
 
 def test_pause_lag_assignment_and_close_keeps_the_durable(
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
 ) -> None:
     topic = topic_name("paused")
 

@@ -26,7 +26,7 @@ from shoal.app.redis_streams import (
 )
 from shoal.app.transport import TransportError
 from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
-from tests.peers.servers import RedisServer, redis_server, start_redis  # noqa: F401
+from tests.peers.servers import RedisServer, start_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -56,7 +56,7 @@ def without_delivery_headers(msg: Message) -> list[tuple[str, bytes]]:
 
 class TestRedisTransport(TransportSuite):
     @pytest.fixture
-    def broker_url(self, redis_server: RedisServer) -> str:  # noqa: F811
+    def broker_url(self, redis_server: RedisServer) -> str:
         return url_of(redis_server)
 
 
@@ -94,7 +94,7 @@ def test_url_options_are_parsed_and_the_rest_left_to_redis_py() -> None:
 # -- against the server --------------------------------------------------------------------------
 
 
-def test_keys_and_headers_round_trip_exactly(redis_server: RedisServer) -> None:  # noqa: F811
+def test_keys_and_headers_round_trip_exactly(redis_server: RedisServer) -> None:
     topic = topic_name("tricky")
     got: list[Message] = []
 
@@ -132,7 +132,7 @@ def test_keys_and_headers_round_trip_exactly(redis_server: RedisServer) -> None:
     run(scenario())
 
 
-def test_maxlen_in_the_url_trims_the_stream(redis_server: RedisServer) -> None:  # noqa: F811
+def test_maxlen_in_the_url_trims_the_stream(redis_server: RedisServer) -> None:
     topic = topic_name("trimmed")
     count = 1000
 
@@ -149,7 +149,7 @@ def test_maxlen_in_the_url_trims_the_stream(redis_server: RedisServer) -> None: 
     run(scenario())
 
 
-def test_without_trimming_options_nothing_is_trimmed(redis_server: RedisServer) -> None:  # noqa: F811
+def test_without_trimming_options_nothing_is_trimmed(redis_server: RedisServer) -> None:
     topic = topic_name("kept")
 
     async def scenario() -> None:
@@ -161,7 +161,7 @@ def test_without_trimming_options_nothing_is_trimmed(redis_server: RedisServer) 
     run(scenario())
 
 
-def test_pause_lag_and_assignment(redis_server: RedisServer) -> None:  # noqa: F811
+def test_pause_lag_and_assignment(redis_server: RedisServer) -> None:
     topic = topic_name("paused")
 
     async def scenario() -> None:
@@ -195,7 +195,7 @@ def test_pause_lag_and_assignment(redis_server: RedisServer) -> None:  # noqa: F
 
 
 def test_close_hands_unfinished_entries_back_oldest_first(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     topic = topic_name("handback")
 
@@ -247,7 +247,7 @@ asyncio.run(main())
 
 
 def test_entries_of_a_sigkilled_consumer_are_claimed_by_the_next(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     topic, group = topic_name("claimed"), "workers"
     url = url_of(redis_server)
@@ -295,7 +295,7 @@ def test_entries_of_a_sigkilled_consumer_are_claimed_by_the_next(
     assert [m.offset for m in got] == [0, 1, 2, 3, 4]
 
 
-def test_a_slow_handler_keeps_its_entries(redis_server: RedisServer) -> None:  # noqa: F811
+def test_a_slow_handler_keeps_its_entries(redis_server: RedisServer) -> None:
     topic = topic_name("slow")
 
     async def scenario() -> None:

@@ -98,7 +98,10 @@ def check_poison_order_is_dead_lettered_then_shipped_after_redrive(ran: Ran) -> 
     shipping = scenario.timeline.for_order("ORD-5")
     refused = [t for t in shipping if t.startswith("carrier refused")]
     assert len(refused) == 3
-    assert shipping[-2] == f"shipment TRK-ORD-5 to {FIXED_ADDRESS!r}"
+    # Shipped after the three refusals. (Whether the redrive's own log line comes before or
+    # after the shipment depends on how fast the broker delivers the redriven record.)
+    shipped = shipping.index(f"shipment TRK-ORD-5 to {FIXED_ADDRESS!r}")
+    assert shipped > max(i for i, t in enumerate(shipping) if t.startswith("carrier refused"))
 
 
 def check_gateway_outage_opens_the_breaker_yet_each_order_is_charged(ran: Ran) -> None:

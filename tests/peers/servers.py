@@ -13,8 +13,8 @@ session and swept with its whole process group, so a stop leaves nothing behind.
     rabbit = start_rabbitmq(tmp / "rabbit")        # private node, no management plugin
 
 Session fixtures ``redis_server``, ``rabbitmq_server`` and ``nats_server`` are defined at the end;
-a test package uses them with ``from tests.peers.servers import redis_server  # noqa: F401`` in
-its conftest. Run ``make peers`` (scripts/peers/{redis,rabbitmq,nats}.sh) to install the binaries.
+the root tests/conftest.py imports them, so a whole test session shares one server of each.
+Run ``make peers`` (scripts/peers/{redis,rabbitmq,nats}.sh) to install the binaries.
 """
 
 from __future__ import annotations
