@@ -121,9 +121,12 @@ class Latency:
     received: int
     pacer: PacerReport
     latencies_ms: list[float] = field(repr=False)
+    """After the warm-up."""
+    all_latencies_ms: list[float] = field(repr=False)
+    """Warm-up included: the figures when a sender that gave up early sent nothing after it."""
 
     def as_json(self) -> dict[str, Any]:
-        lat = percentiles(self.latencies_ms)
+        lat = percentiles(self.latencies_ms or self.all_latencies_ms)
         sender_kept_up = not self.pacer.gave_up and self.pacer.lag_end_ms <= SENDER_LAG_END_MS_MAX
         broker_kept_up = self.received == self.sent and lat["p99"] <= SUSTAINED_P99_MS_MAX
         return {
@@ -138,6 +141,7 @@ class Latency:
             "offered_per_s": self.sent / self.pacer.elapsed_s if self.pacer.elapsed_s else 0.0,
             "sender_kept_up": sender_kept_up,
             "sustained": sender_kept_up and broker_kept_up,
+            "warm_up_included": not self.latencies_ms,
             "latency_ms": lat,
         }
 
@@ -252,6 +256,7 @@ class Collector:
         self.first_due: int | None = None
         self.received = 0
         self.latencies_ms: list[float] = []
+        self.all_latencies_ms: list[float] = []
         self.last_progress = time.monotonic()
 
     def add(self, values: list[bytes], received_ns: list[int] | None = None) -> None:
@@ -264,8 +269,10 @@ class Collector:
             due = due_of(value)
             if self.first_due is None:
                 self.first_due = due
+            latency_ms = (now - due) / 1e6
+            self.all_latencies_ms.append(latency_ms)
             if due - self.first_due >= self.warmup_ns:
-                self.latencies_ms.append((now - due) / 1e6)
+                self.latencies_ms.append(latency_ms)
         self.received += len(values)
         if values:
             self.last_progress = time.monotonic()
@@ -281,4 +288,6 @@ class Collector:
 
     def result(self, rate: int, size: int) -> Latency:
         report = finish_pacer(self.child)
-        return Latency(rate, size, report.sent, self.received, report, self.latencies_ms)
+        return Latency(
+            rate, size, report.sent, self.received, report, self.latencies_ms, self.all_latencies_ms
+        )

@@ -201,7 +201,14 @@ def pace(url: str, dest: str, rate: int, seconds: float, size: int) -> PacerRepo
 
     def send(dues: list[int]) -> None:
         for due in dues:
-            producer.produce(dest, payload(size, due), on_delivery=delivered)
+            while True:
+                try:
+                    producer.produce(dest, payload(size, due), on_delivery=delivered)
+                    break
+                except BufferError:
+                    # The local queue is full: the broker is behind. Waiting here makes the
+                    # sender fall behind its schedule, which the report then says.
+                    producer.poll(0.001)
         producer.poll(0)
 
     report = pace_sync(send, rate, seconds)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from shoal import App, Message
 from shoal.app.message import MESSAGE_ID_HEADER
+from shoal.app.redis_delay import TOPICS_KEY, delayed_key
 from shoal.app.redis_streams import (
     DELIVERY_COUNT_HEADER,
     ENTRY_ID_HEADER,
@@ -368,3 +369,200 @@ def test_the_app_reconnects_by_itself_after_a_server_restart(tmp_path: Path) -> 
                 await wait_until(lambda: seen >= set(range(total)), "every acknowledged record")
 
         run(scenario())
+
+
+# -- delayed sends (send_delayed, which retry topics use) ------------------------------------------
+
+
+def server_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
+def delayed_due_ms(client: redis.Redis, topic: str) -> list[int]:
+    return [int(score) for _, score in client.zrange(delayed_key(topic), 0, -1, withscores=True)]
+
+
+def test_a_delayed_entry_reaches_the_stream_when_due_and_not_before(
+    redis_server: RedisServer,
+) -> None:
+    topic = topic_name("delayed")
+    client = redis.Redis.from_url(redis_server.url)
+
+    async def scenario() -> None:
+        transport = RedisTransport(url_of(redis_server))
+        await transport.start()
+        try:
+            await transport.send_delayed(topic, b"\x00later", b"\xff", TRICKY_HEADERS, 300)
+            (due_ms,) = delayed_due_ms(client, topic)
+            # A read followed by a server clock still short of the due time was made before it:
+            # the stream must have been empty then, whatever the scheduler did meanwhile.
+            while True:
+                stored = await transport.read_topic(topic)
+                if server_ms(client) >= due_ms:
+                    break
+                assert stored == []
+                await asyncio.sleep(0.01)
+            await wait_until(lambda: client.xlen(topic) == 1, "the entry to come due")
+            (msg,) = await transport.read_topic(topic)
+            assert (msg.value, msg.key) == (b"\x00later", b"\xff")
+            assert without_delivery_headers(msg) == TRICKY_HEADERS
+            assert client.exists(delayed_key(topic)) == 0
+        finally:
+            await transport.stop()
+            client.close()
+
+    run(scenario())
+
+
+def test_delayed_entries_arrive_in_due_order_and_identical_ones_are_kept(
+    redis_server: RedisServer,
+) -> None:
+    topic = topic_name("due-order")
+    client = redis.Redis.from_url(redis_server.url)
+
+    async def scenario() -> None:
+        transport = RedisTransport(url_of(redis_server))
+        await transport.start()
+        try:
+            await transport.send_delayed(topic, b"late", None, [], 800)
+            await transport.send_delayed(topic, b"soon", None, [], 200)
+            await transport.send_delayed(topic, b"soon", None, [], 200)
+            assert client.zcard(delayed_key(topic)) == 3  # equal records, distinct members
+            await wait_until(lambda: client.xlen(topic) == 3, "all three entries")
+            assert [m.value for m in await transport.read_topic(topic)] == [
+                b"soon",
+                b"soon",
+                b"late",
+            ]
+        finally:
+            await transport.stop()
+            client.close()
+
+    run(scenario())
+
+
+def test_schedulers_of_several_transports_move_each_entry_exactly_once(
+    redis_server: RedisServer,
+) -> None:
+    topics = [topic_name("contended"), topic_name("contended")]
+    count = 200
+    client = redis.Redis.from_url(redis_server.url)
+
+    async def scenario() -> None:
+        transports = [RedisTransport(url_of(redis_server)) for _ in range(3)]
+        for transport in transports:
+            await transport.start()
+        try:
+            for n in range(count):
+                sender = transports[n % len(transports)]
+                await sender.send_delayed(topics[n % 2], b"%d" % n, None, [], 1 + n % 50)
+
+            def all_moved() -> bool:
+                return not any(client.exists(delayed_key(t)) for t in topics)
+
+            await wait_until(all_moved, "every delayed entry to be moved")
+            values = [m.value for t in topics for m in await transport.read_topic(t)]
+            assert sorted(values) == sorted(b"%d" % n for n in range(count))
+        finally:
+            for transport in transports:
+                await transport.stop()
+            client.close()
+
+    run(scenario())
+
+
+def test_delayed_entries_survive_the_transport_and_a_server_crash(tmp_path: Path) -> None:
+    topic = topic_name("parked")
+
+    with start_redis(tmp_path / "redis") as server:
+
+        async def schedule() -> None:
+            transport = RedisTransport(url_of(server))
+            await transport.start()
+            await transport.send_delayed(topic, b"parked", b"k", [("h", b"v")], 1_000)
+            await transport.stop()
+
+        async def resume() -> None:
+            transport = RedisTransport(url_of(server))
+            await transport.start()
+            try:
+                await wait_until(lambda: client.xlen(topic) == 1, "the parked entry")
+                (msg,) = await transport.read_topic(topic)
+                assert (msg.value, msg.key) == (b"parked", b"k")
+                assert without_delivery_headers(msg) == [("h", b"v")]
+            finally:
+                await transport.stop()
+
+        run(schedule())
+        client = redis.Redis.from_url(server.url)
+        try:
+            # Nobody moves it now: the only scheduler is stopped.
+            assert client.zcard(delayed_key(topic)) == 1
+            assert client.xlen(topic) == 0
+        finally:
+            client.close()
+        server.kill()  # no shutdown: the AOF (appendfsync always) is all that is left
+        server.start()
+        client = redis.Redis.from_url(server.url)
+        try:
+            run(resume())
+            assert client.exists(delayed_key(topic)) == 0
+        finally:
+            client.close()
+
+
+def test_delayed_entries_are_trimmed_like_sends(redis_server: RedisServer) -> None:
+    topic = topic_name("delayed-trimmed")
+    count = 300
+    client = redis.Redis.from_url(redis_server.url)
+
+    async def scenario() -> None:
+        transport = RedisTransport(url_of(redis_server, "maxlen=10"))
+        await transport.start()
+        try:
+            for n in range(count):
+                await transport.send_delayed(topic, b"%d" % n, None, [], 1)
+            await wait_until(lambda: client.exists(delayed_key(topic)) == 0, "every move")
+            stored = await transport.read_topic(topic)
+            assert 10 <= len(stored) < count
+            assert stored[-1].value == b"%d" % (count - 1)
+        finally:
+            await transport.stop()
+            client.close()
+
+    run(scenario())
+
+
+def test_foreign_members_and_broken_topics_do_not_hold_up_delayed_entries(
+    redis_server: RedisServer,
+) -> None:
+    topic, broken = topic_name("foreign-delayed"), topic_name("not-a-stream")
+    client = redis.Redis.from_url(redis_server.url)
+
+    async def scenario() -> None:
+        # Written by another program: not shoal's layout, so it cannot block the set.
+        client.zadd(delayed_key(topic), {b"not shoal's": 0})
+        client.zadd(TOPICS_KEY, {topic: 0})
+        # A topic whose key is a string: XADD fails there, first in due order, every pass.
+        client.set(broken, b"x")
+        client.zadd(delayed_key(broken), {b"0000000000000000": 0})
+        client.zadd(TOPICS_KEY, {broken: 0})
+        transport = RedisTransport(url_of(redis_server))
+        await transport.start()
+        try:
+            await transport.send_delayed(topic, b"mine", None, [], 1)
+            await wait_until(lambda: client.xlen(topic) == 2, "both entries of the topic")
+            foreign, mine = await transport.read_topic(topic)
+            assert foreign.value == b""
+            assert without_delivery_headers(foreign) == [("shoal.delayed-member", b"not shoal's")]
+            assert mine.value == b"mine"
+            # The broken topic's entry waits, untouched, for its key to be fixed.
+            assert client.zcard(delayed_key(broken)) == 1
+        finally:
+            await transport.stop()
+            client.delete(broken, delayed_key(broken))
+            client.zrem(TOPICS_KEY, broken)
+            client.close()
+
+    run(scenario())

@@ -29,7 +29,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 import pytest
 
@@ -58,17 +58,23 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: start a session and ask Linux for SIGKILL when the parent dies.
+PR_SET_PDEATHSIG = 1
+try:
+    # Resolved here, in the parent: the child of a threaded process must not dlopen after fork.
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: servers simply lack the parent-death signal
+    _prctl = None
 
-    A session of its own lets stop() sweep the whole process group. The parent-death signal is
-    what keeps a server from outliving a pytest or bench run that is itself SIGKILLed (it reaches
-    the direct child; grandchildren are swept by stop()).
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGKILL when the parent dies.
+
+    This is what keeps a server from outliving a pytest or bench run that is itself SIGKILLed
+    (it reaches the direct child; grandchildren are swept by stop(), through the session of its
+    own each server is started in).
     """
-    os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _spawn(
@@ -82,6 +88,7 @@ def _spawn(
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
+        start_new_session=True,
         preexec_fn=_die_with_parent,
     )
 

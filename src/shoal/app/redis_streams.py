@@ -25,6 +25,9 @@ Each entry keeps the record in three fields (names are ASCII, values binary-safe
 
 Entries written by other programs (no ``value`` field) are delivered with an empty value and
 their fields as headers, in order, so a shoal app can still read them.
+
+``send_delayed`` (retry topics) parks the entry in a sorted set until it is due; each started
+transport runs a scheduler that moves due entries to their stream (``redis_delay``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from shoal.app.message import Headers, Message
+from shoal.app.redis_delay import DelayScheduler
 from shoal.app.transport import TopicPartition, TransportError
 
 log = logging.getLogger("shoal.app.redis")
@@ -438,6 +442,7 @@ class RedisTransport:
     def __init__(self, url: str) -> None:
         self.settings = RedisSettings.from_url(url)
         self._client: aioredis.Redis | None = None
+        self._delays: DelayScheduler | None = None
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
@@ -446,13 +451,42 @@ class RedisTransport:
 
     async def start(self) -> None:
         # No round trip here: the pool connects on first use, so an app can start while Redis
-        # is still coming up, and its readiness probe (ping) says when it is usable.
-        self._client = self.settings.client()
+        # is still coming up, and its readiness probe (ping) says when it is usable. The
+        # scheduler's first pass also moves what earlier instances left due.
+        self._client = client = self.settings.client()
+        trim: tuple[str, int] | None = None
+        if self.settings.maxlen is not None:
+            trim = ("MAXLEN", self.settings.maxlen)
+        elif self.settings.max_age_ms is not None:
+            trim = ("MINID", self.settings.max_age_ms)
+        self._delays = DelayScheduler(client, trim)
+        self._delays.start()
 
     async def stop(self) -> None:
+        delays, self._delays = self._delays, None
+        if delays is not None:
+            await delays.stop()  # before the client closes under it
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+    async def send_delayed(
+        self, topic: str, value: bytes, key: bytes | None, headers: Headers, delay_ms: int
+    ) -> None:
+        """Add a record to ``topic`` once ``delay_ms`` has passed on the server's clock.
+
+        Returns once the entry is in the sorted set ``shoal:delayed:<topic>``, as durable as an
+        XADD; a scheduler (of this or any instance) then moves it to the stream, at least once.
+        """
+        if self._delays is None:
+            raise TransportError("the transport is not started")
+        if delay_ms <= 0:
+            await self.send(topic, value, key, headers)
+            return
+        await _translate(
+            f"scheduling for {topic}",
+            self._delays.schedule(topic, entry_fields(value, key, headers), delay_ms),
+        )
 
     async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
         trim: dict[str, Any] = {}
