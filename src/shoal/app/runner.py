@@ -36,6 +36,7 @@ from shoal.app.serde import SerdeError, decode
 from shoal.app.subscriber import Subscriber, retry_topic
 from shoal.app.transport import Transport, TransportConsumer
 from shoal.clock import Clock
+from shoal.invariant import invariant
 
 log = logging.getLogger("shoal.app")
 
@@ -136,7 +137,7 @@ class SubscriberRunner:
 
     async def _consume(self, consumer: TransportConsumer, retry_stage: bool) -> None:
         tracker = OffsetTracker()
-        poll_lock = asyncio.Lock()
+        waits = _Waits(consumer)
         while not self.rt.stopping.is_set():
             records = await consumer.fetch(FETCH_RECORDS_MAX, POLL_TIMEOUT_S)
             self.started_consuming.set()
@@ -150,9 +151,9 @@ class SubscriberRunner:
             async def handle(msg: Message, fast: bool = fast) -> None:
                 try:
                     if fast:
-                        await self._deliver_fast(msg, consumer, poll_lock)
+                        await self._deliver_fast(msg, waits)
                     else:
-                        await self._deliver(msg, consumer, poll_lock, retry_stage)
+                        await self._deliver(msg, waits, retry_stage)
                 except Stopped:
                     return  # not completed: not committed, redelivered after a restart
                 tracker.complete((msg.topic, msg.partition), msg.offset)
@@ -169,8 +170,7 @@ class SubscriberRunner:
     async def _deliver(
         self,
         msg: Message,
-        consumer: TransportConsumer,
-        poll_lock: asyncio.Lock,
+        waits: _Waits,
         retry_stage: bool,
     ) -> None:
         """Deliver ``msg`` until it succeeds, moves to a retry topic, or is dead-lettered."""
@@ -178,7 +178,7 @@ class SubscriberRunner:
         delivery = _Delivery(1, None, msg)
         if retry_stage:
             delivery = _Delivery(*retry_headers.read(msg))
-            await self._wait(consumer, poll_lock, lambda: retry_headers.due_in_ms(msg, rt.clock))
+            await self._wait(waits, lambda: retry_headers.due_in_ms(msg, rt.clock))
         with tracing.consume_span(msg, sub.name, sub.group, system=rt.system):
             try:
                 value = await self._decode(msg)
@@ -191,7 +191,7 @@ class SubscriberRunner:
                 # Not the record's fault (a schema registry that does not answer): decode
                 # again on every attempt, so retries, backoff and the breaker apply.
                 value = _UNDECODED
-            await self._attempts(msg, value, delivery, consumer, poll_lock)
+            await self._attempts(msg, value, delivery, waits)
 
     async def _decode(self, msg: Message) -> Any:
         """The handler's value. SerdeError: the payload is bad (to the DLQ at once); another
@@ -209,8 +209,7 @@ class SubscriberRunner:
         msg: Message,
         value: Any,
         delivery: _Delivery,
-        consumer: TransportConsumer,
-        poll_lock: asyncio.Lock,
+        waits: _Waits,
         failed: Exception | None = None,
     ) -> None:
         """Call the handler until it succeeds or the record moves on. ``failed``: the first
@@ -219,7 +218,7 @@ class SubscriberRunner:
         attempt = delivery.attempt
         while True:
             if failed is None:
-                failed = await self._try_once(msg, value, consumer, poll_lock)
+                failed = await self._try_once(msg, value, waits)
                 if failed is None:
                     return
             error, failed = failed, None
@@ -242,13 +241,11 @@ class SubscriberRunner:
             await rt.sleep(sub.retry.delay_ms(attempt, rt.rng) / 1000.0)
             attempt += 1
 
-    async def _try_once(
-        self, msg: Message, value: Any, consumer: TransportConsumer, poll_lock: asyncio.Lock
-    ) -> Exception | None:
+    async def _try_once(self, msg: Message, value: Any, waits: _Waits) -> Exception | None:
         """One attempt through the breaker's gate: None on success, else the exception."""
         if self.rt.stopping.is_set():
             raise Stopped
-        await self._pass_breaker(consumer, poll_lock)
+        await self._pass_breaker(waits)
         started = time.perf_counter()
         try:
             ran = await self._attempt(msg, value)
@@ -266,9 +263,7 @@ class SubscriberRunner:
             self.rt.metrics.duplicate(self.name, msg.topic)
         return None
 
-    async def _deliver_fast(
-        self, msg: Message, consumer: TransportConsumer, poll_lock: asyncio.Lock
-    ) -> None:
+    async def _deliver_fast(self, msg: Message, waits: _Waits) -> None:
         """The common case in one coroutine: JSON or raw payload, no breaker, no idempotency,
         no tracing SDK, not a retry topic. Any failure joins the full path where it stands."""
         sub = self.sub
@@ -277,7 +272,7 @@ class SubscriberRunner:
         try:
             value = sub.decoder(msg.value)
         except Exception:
-            await self._deliver(msg, consumer, poll_lock, retry_stage=False)  # to the DLQ
+            await self._deliver(msg, waits, retry_stage=False)  # to the DLQ
             return
         started = time.perf_counter()
         try:
@@ -285,7 +280,7 @@ class SubscriberRunner:
             if sub.output is not None and result is not None:
                 await self._publish_output(msg, result)
         except Exception as exc:
-            await self._attempts(msg, value, _Delivery(1, None, msg), consumer, poll_lock, exc)
+            await self._attempts(msg, value, _Delivery(1, None, msg), waits, exc)
             return
         self.rt.metrics.processed(self.name, msg.topic, time.perf_counter() - started)
 
@@ -359,7 +354,7 @@ class SubscriberRunner:
 
     # -- waiting: breaker and retry delays ---------------------------------------------------
 
-    async def _pass_breaker(self, consumer: TransportConsumer, poll_lock: asyncio.Lock) -> None:
+    async def _pass_breaker(self, waits: _Waits) -> None:
         breaker = self.breaker
         if breaker is None or breaker.allow():
             return
@@ -370,29 +365,24 @@ class SubscriberRunner:
             # Half-open with every probe slot taken: look again soon.
             return breaker.remaining_open_ms() or 100
 
-        await self._wait(consumer, poll_lock, wait_ms)
+        await self._wait(waits, wait_ms)
 
-    async def _wait(
-        self, consumer: TransportConsumer, poll_lock: asyncio.Lock, remaining_ms: Callable[[], int]
-    ) -> None:
+    async def _wait(self, waits: _Waits, remaining_ms: Callable[[], int]) -> None:
         """Wait until ``remaining_ms()`` is 0 with the consumer paused but polled; raise Stopped
         if the app stops meanwhile."""
         left = remaining_ms()
         if left <= 0:
             return
-        consumer.pause()
+        waits.enter()
         try:
             while left > 0:
                 if self.rt.stopping.is_set():
                     raise Stopped
                 await self.rt.sleep(min(left, KEEPALIVE_MS) / 1000.0)
-                if not poll_lock.locked():
-                    async with poll_lock:
-                        # Paused: returns nothing (records are held), keeps the membership.
-                        await consumer.fetch(1, 0)
+                await waits.keep_alive()
                 left = remaining_ms()
         finally:
-            consumer.resume()
+            waits.leave()
 
     # -- giving up and moving on -------------------------------------------------------------
 
@@ -436,6 +426,36 @@ class SubscriberRunner:
             failure.attempts,
             failure.exc,
         )
+
+
+class _Waits:
+    """The lanes of one consumer that wait (an open breaker, a retry not yet due). The consumer
+    stays paused while any of them waits, and one of them at a time polls it to keep its group
+    membership. Counting matters: a lane that resumed the consumer while another still polled
+    it would be handed records that nobody tracks."""
+
+    def __init__(self, consumer: TransportConsumer) -> None:
+        self.consumer = consumer
+        self._depth = 0
+        self._polling = asyncio.Lock()
+
+    def enter(self) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self.consumer.pause()
+
+    def leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.consumer.resume()
+
+    async def keep_alive(self) -> None:
+        if self._polling.locked():
+            return
+        async with self._polling:
+            got = await self.consumer.fetch(1, 0)
+        # A paused consumer hands out nothing (the transport holds what it polled).
+        invariant(not got, "a paused consumer returned records")
 
 
 async def _dispatch(
