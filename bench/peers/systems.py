@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from bench.peers.common import Latency, PacerReport, Throughput
-from tests.peers.kafka_peer import KafkaPeer, KafkaPeerError, free_port
+from tests.peers.kafka_peer import KafkaPeer, free_port
 from tests.peers.servers import start_nats, start_rabbitmq, start_redis
 
 START_TIMEOUT_S: Final = 60.0
@@ -93,15 +93,7 @@ def shoal_broker(work: Path) -> Iterator[str]:
 
 
 def start_kafka(work: Path, **overrides: str) -> KafkaPeer:
-    try:
-        return KafkaPeer(work, **overrides).start()
-    except KafkaPeerError as exc:
-        # KafkaPeer draws a random base64 cluster id; one in 64 starts with "-", which
-        # kafka-storage's argument parser takes for an option. Another draw is the fix until
-        # tests/peers/kafka_peer.py passes it as --cluster-id=ID.
-        if "expected one argument" not in str(exc):
-            raise
-        return KafkaPeer(work, **overrides).start()
+    return KafkaPeer(work, **overrides).start()
 
 
 @contextmanager

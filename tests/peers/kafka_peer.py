@@ -122,8 +122,9 @@ class KafkaPeer:
                 "format",
                 "--config",
                 str(config),
-                "--cluster-id",
-                random_cluster_id(),
+                # One argument: an id may begin with "-", which a separate argument would
+                # turn into an option (kafka-storage then fails, about one start in ten).
+                f"--cluster-id={random_cluster_id()}",
             ),
             capture_output=True,
             text=True,
