@@ -201,7 +201,9 @@ class AmqpTransport:
         )
         try:
             exchange = self._exchange(exchange_name)
-            await asyncio.wait_for(exchange.publish(message, key_text), SEND_TIMEOUT_S)
+            # asyncio.timeout, not wait_for: wait_for makes a task per publish on Python 3.11.
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await exchange.publish(message, key_text)
         except ChannelNotFoundEntity as exc:
             # Deleted behind our back: declare it again on the next send.
             self._declared.discard(topic)
@@ -226,16 +228,16 @@ class AmqpTransport:
         subscribed.add_done_callback(lambda done: self._subscribing.pop(done, None))
 
     async def _wait_for_subscriptions(self, topic: str) -> None:
-        """Let a record published right after App.start() reach the queues of the subscribers
-        that App.start() launched.
+        """Let a record reach the queues of subscriptions still being set up for its topic.
 
         RabbitMQ routes a record only to the queues bound at that moment (Kafka would keep it in
-        the log for a new group), and App.start() returns before its subscriber tasks have run.
-        Yielding once lets every task created before this send take its first step (asyncio
-        runs ready callbacks in the order they were scheduled), which registers its
-        subscription; the send then waits for those of this topic to be bound.
+        the log for a new group). App.start() returns only once its subscribers' consumers have
+        started, so for an App this finds nothing to wait for; it covers a consumer started by
+        other code concurrently with a send. No yield when nothing is pending: it would cost
+        every publish a trip round the event loop.
         """
-        await asyncio.sleep(0)
+        if not self._subscribing:
+            return
         pending = [f for f, topics in self._subscribing.items() if topic in topics]
         if pending:
             await asyncio.wait(pending, timeout=SUBSCRIBE_WAIT_S)

@@ -33,7 +33,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Awaitable
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -179,10 +179,13 @@ class NatsSettings:
 
 def nats_headers(key: bytes | None, headers: Headers) -> dict[str, str]:
     pairs = [[name, base64.b64encode(value).decode()] for name, value in headers]
-    out = {HEADERS_HEADER: json.dumps(pairs, separators=(",", ":"))}
+    out = {HEADERS_HEADER: msgspec.json.encode(pairs).decode()}
     if key is not None:
         out[KEY_HEADER] = base64.b64encode(key).decode()
     return out
+
+
+_HEADERS_DECODER = msgspec.json.Decoder()
 
 
 def shoal_headers(raw: dict[str, str] | None) -> tuple[bytes | None, Headers]:
@@ -191,11 +194,11 @@ def shoal_headers(raw: dict[str, str] | None) -> tuple[bytes | None, Headers]:
     encoded = raw.get(HEADERS_HEADER)
     if encoded is not None:
         try:
-            pairs = json.loads(encoded)
+            pairs = _HEADERS_DECODER.decode(encoded)
             headers = [(str(name), base64.b64decode(value, validate=True)) for name, value in pairs]
             key_text = raw.get(KEY_HEADER)
             key = None if key_text is None else base64.b64decode(key_text, validate=True)
-        except (ValueError, TypeError, binascii.Error):
+        except (ValueError, TypeError, binascii.Error, msgspec.DecodeError):
             pass  # not ours after all: fall through and deliver the headers as they are
         else:
             return key, headers
@@ -327,12 +330,13 @@ class NatsConsumer:
             done = [offset for offset in in_flight if offset < upto]
             if not done:
                 continue
-            # Double acks: the commit returns once JetStream recorded each ack, so a consumer
-            # that starts next does not see these again.
-            await _translate(
-                "ack",
-                asyncio.gather(*(in_flight[o].ack_sync(timeout=REQUEST_TIMEOUT_S) for o in done)),
-            )
+            # Plain acks (a publish each: no reply, no future, no task), then one double ack on
+            # the last: the server handles one connection's acks in order, so its reply means
+            # every ack before it is recorded too, and a consumer that starts next does not see
+            # these again. A lost plain ack fails the connection, and the double ack with it.
+            for offset in done[:-1]:
+                await _translate("ack", in_flight[offset].ack())
+            await _translate("ack", in_flight[done[-1]].ack_sync(timeout=REQUEST_TIMEOUT_S))
             for offset in done:
                 del in_flight[offset]
 

@@ -67,6 +67,8 @@ slow handler is not mistaken for a dead one (live consumers also refresh their e
 BLOCK_MS_MAX = 5_000
 """XREADGROUP BLOCK cap: it must stay below the socket timeout, or a quiet stream would look
 like a dead server."""
+POOL_CONNECTIONS_MAX = 64
+POOL_WAIT_S = 30.0
 SOCKET_TIMEOUT_S = 15.0
 CONNECT_TIMEOUT_S = 5.0
 RELEASED_IDLE_MS = 24 * 3600 * 1000
@@ -137,8 +139,13 @@ class RedisSettings:
         )
 
     def client(self) -> aioredis.Redis:
-        client: aioredis.Redis = aioredis.Redis.from_url(
+        # A blocking pool: past POOL_CONNECTIONS_MAX concurrent commands (many publishes in
+        # flight at once), callers wait for a connection instead of failing with "Too many
+        # connections" as redis-py's default pool does.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.client_url,
+            max_connections=POOL_CONNECTIONS_MAX,
+            timeout=POOL_WAIT_S,
             socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RETRIES),
@@ -146,6 +153,7 @@ class RedisSettings:
             # restart the first command then reconnects instead of failing on a dead socket.
             health_check_interval=30,
         )
+        client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         return client
 
 
