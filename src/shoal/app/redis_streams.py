@@ -170,20 +170,20 @@ def encode_headers(headers: Headers) -> bytes:
 
 def decode_headers(blob: bytes) -> Headers:
     """The headers ``encode_headers`` wrote; ValueError if ``blob`` is not such a list."""
+    # Once per record on the consume path: written flat, without per-field lists.
     headers: Headers = []
-    pos = 0
-    while pos < len(blob):
-        fields: list[bytes] = []
-        for _ in range(2):
-            if pos + U32.size > len(blob):
-                raise ValueError("truncated header length")
-            (size,) = U32.unpack_from(blob, pos)
-            pos += U32.size
-            if pos + size > len(blob):
-                raise ValueError("header runs past the end of the field")
-            fields.append(blob[pos : pos + size])
-            pos += size
-        headers.append((fields[0].decode("utf-8"), fields[1]))
+    pos, end, unpack = 0, len(blob), U32.unpack_from
+    while pos < end:
+        if pos + 4 > end:
+            raise ValueError("truncated header length")
+        name_end = pos + 4 + unpack(blob, pos)[0]
+        if name_end + 4 > end:
+            raise ValueError("header runs past the end of the field")
+        value_end = name_end + 4 + unpack(blob, name_end)[0]
+        if value_end > end:
+            raise ValueError("header runs past the end of the field")
+        headers.append((blob[pos + 4 : name_end].decode("utf-8"), blob[name_end + 4 : value_end]))
+        pos = value_end
     return headers
 
 
@@ -196,9 +196,12 @@ def entry_fields(value: bytes, key: bytes | None, headers: Headers) -> dict[str,
     return fields
 
 
+_OUR_FIELDS = frozenset((b"value", b"key", b"headers"))
+
+
 def decode_entry(fields: dict[bytes, bytes]) -> tuple[bytes, bytes | None, Headers]:
     """Value, key and headers of an entry; foreign entries get their fields as headers."""
-    if b"value" in fields and set(fields) <= {b"value", b"key", b"headers"}:
+    if b"value" in fields and fields.keys() <= _OUR_FIELDS:
         try:
             headers = decode_headers(fields.get(b"headers", b""))
         except (ValueError, UnicodeDecodeError):
@@ -217,15 +220,9 @@ def _message(
     topic: str, offset: int, entry_id: bytes, fields: dict[bytes, bytes], extra: Headers
 ) -> Message:
     value, key, headers = decode_entry(fields)
-    return Message(
-        topic=topic,
-        partition=0,
-        offset=offset,
-        key=key,
-        value=value,
-        headers=[*headers, (ENTRY_ID_HEADER, entry_id), *extra],
-        timestamp_ms=entry_time_ms(entry_id),
-    )
+    headers.append((ENTRY_ID_HEADER, entry_id))
+    headers.extend(extra)
+    return Message(topic, 0, offset, key, value, headers, entry_time_ms(entry_id))
 
 
 def consumer_name() -> str:
