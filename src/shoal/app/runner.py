@@ -93,7 +93,6 @@ class SubscriberRunner:
         self.breaker = breaker
         self.consumers: list[tuple[str, TransportConsumer]] = []
         """(group, consumer) of every live consumer: for lag metrics and readiness."""
-        self.started_consuming = asyncio.Event()
         self.subscribed = asyncio.Event()
         """Set once every consumer loop has started its first consumer (App.start waits for
         it: on RabbitMQ a record published before the queue is bound would go nowhere)."""
@@ -140,7 +139,6 @@ class SubscriberRunner:
         waits = _Waits(consumer)
         while not self.rt.stopping.is_set():
             records = await consumer.fetch(FETCH_RECORDS_MAX, POLL_TIMEOUT_S)
-            self.started_consuming.set()
             if not records:
                 continue
             for msg in records:
