@@ -169,3 +169,23 @@ def test_redrive_needs_a_selection(cli: Cli) -> None:
     assert "one of the arguments" in result.err
     both = cli("dlq", "redrive", "orders.dlq", "--all", "--where-key", "k")
     assert both.code == 2
+
+
+def test_client_properties_reach_the_redriving_app_as_url_parameters() -> None:
+    import argparse
+
+    from shoal.app.kafka import KafkaTransport
+    from shoal.cli.common import ClientContext
+
+    args = argparse.Namespace(
+        bootstrap_server="h:9092",
+        timeout=5.0,
+        verbose=False,
+        client_properties=[("security.protocol", "SASL_SSL"), ("sasl.mechanism", "PLAIN")],
+    )
+    url = ClientContext(args).app_url()
+    assert url == "kafka://h:9092?security.protocol=SASL_SSL&sasl.mechanism=PLAIN"
+    transport = App(url).transport
+    assert isinstance(transport, KafkaTransport)
+    assert transport.config["security.protocol"] == "SASL_SSL"
+    assert transport.config["sasl.mechanism"] == "PLAIN"

@@ -201,6 +201,11 @@ class KafkaTransport:
         self._poller: threading.Thread | None = None
         self._running = False
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """The librdkafka settings every client of this transport starts from (a copy)."""
+        return dict(self._config)
+
     async def start(self) -> None:
         self._producer = confluent_kafka.Producer(
             {**self._config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}

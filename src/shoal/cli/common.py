@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from typing import Any, Final, Protocol
+from urllib.parse import urlencode
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -117,6 +118,12 @@ class ClientContext:
         config.update(settings or {})
         config.update(self._properties)  # the user's -X wins over the command's choices
         return config
+
+    def app_url(self) -> str:
+        """The framework's broker URL for these settings: ``-X`` properties travel as its
+        query parameters (``kafka://host:port?security.protocol=SASL_SSL``)."""
+        query = urlencode(self._properties)
+        return f"kafka://{self.bootstrap}" + (f"?{query}" if query else "")
 
     def _on_error(self, error: KafkaError) -> None:
         # The first error says why (connection refused, name not resolved); later ones only

@@ -382,7 +382,8 @@ def run_redrive(args: argparse.Namespace) -> int:
         finally:
             consumer.close()
     try:
-        count = asyncio.run(dlq.redrive(ctx.bootstrap, topic, where=where))
+        # The App gets the same client settings (-X) as the reads above.
+        count = asyncio.run(dlq.redrive(ctx.app_url(), topic, where=where))
     except (TransportError, KafkaException) as exc:
         raise CliError(f"cannot redrive {topic}: {exc}") from None
     print(f"Redrove {count} record{'' if count == 1 else 's'} from {topic}.")
