@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from examples.orders import stock
-from examples.orders.causation import publish_caused_by
 from examples.orders.events import InventoryRejected, InventoryReserved, PaymentSucceeded, Topics
 from examples.orders.timeline import Timeline
 from shoal import App, Message
@@ -66,7 +65,8 @@ def create_app(
         rejected = InventoryRejected(
             payment.order_id, payment.charge_id, payment.amount_cents, reason
         )
-        await publish_caused_by(app, topics.inventory_rejected, rejected, msg)
+        # The other outcome: an id derived from the input's, as the App does for output.
+        await app.publish(topics.inventory_rejected, rejected, key=msg.key, caused_by=msg)
         return None
 
     return app

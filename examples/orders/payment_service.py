@@ -9,7 +9,6 @@ a probe call gets through. A declined card is an answer, not a failure: it becom
 
 from __future__ import annotations
 
-from examples.orders.causation import publish_caused_by
 from examples.orders.events import (
     InventoryRejected,
     OrderPlaced,
@@ -60,7 +59,8 @@ def create_app(
         if not result.approved:
             timeline.add(SERVICE, order.order_id, f"declined: {result.reason}")
             failed = PaymentFailed(order.order_id, result.reason)
-            await publish_caused_by(app, topics.payments_failed, failed, msg)
+            # The other outcome: an id derived from the input's, as the App does for output.
+            await app.publish(topics.payments_failed, failed, key=msg.key, caused_by=msg)
             return None
         timeline.add(SERVICE, order.order_id, f"charged {order.amount_cents / 100:.2f}")
         return PaymentSucceeded(
