@@ -33,13 +33,7 @@ from shoal.app.breaker import Breaker, BreakerRegistry, BreakerState
 from shoal.app.codec import Codec
 from shoal.app.idempotency import IdempotencyStore
 from shoal.app.memory import MemoryTransport
-from shoal.app.message import (
-    CAUSATION_ID_HEADER,
-    MESSAGE_ID_HEADER,
-    Headers,
-    Message,
-    derived_message_id,
-)
+from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message, caused_by_headers
 from shoal.app.metrics import Instruments
 from shoal.app.retry import Retry
 from shoal.app.runner import Runtime, Sleep, SubscriberRunner
@@ -283,11 +277,13 @@ class App:
         consequence: it gets a causation header and an id derived from the source's, the same
         on every redelivery of the source (so downstream deduplication works)."""
         encoded_headers = _headers(headers)
-        if caused_by is not None and caused_by.message_id is not None:
-            encoded_headers.append((CAUSATION_ID_HEADER, caused_by.message_id.encode()))
-            if not any(k == MESSAGE_ID_HEADER for k, _ in encoded_headers):
-                derived = derived_message_id(caused_by.message_id, topic)
-                encoded_headers.append((MESSAGE_ID_HEADER, derived.encode()))
+        if caused_by is not None:
+            explicit_id = any(k == MESSAGE_ID_HEADER for k, _ in encoded_headers)
+            encoded_headers += [
+                h
+                for h in caused_by_headers(caused_by, topic)
+                if not (explicit_id and h[0] == MESSAGE_ID_HEADER)
+            ]
         message_id = next((v.decode() for k, v in encoded_headers if k == MESSAGE_ID_HEADER), None)
         if message_id is None:
             message_id = uuid.uuid4().hex

@@ -22,6 +22,17 @@ def derived_message_id(source_id: str, label: str) -> str:
     return uuid.uuid5(_DERIVED_ID_NAMESPACE, f"{label}/{source_id}").hex
 
 
+def caused_by_headers(source: Message, label: str) -> Headers:
+    """The causation header and the derived message id of a record published because of
+    ``source`` (``label`` tells apart the records one source causes); [] without a source id."""
+    if source.message_id is None:
+        return []
+    return [
+        (CAUSATION_ID_HEADER, source.message_id.encode()),
+        (MESSAGE_ID_HEADER, derived_message_id(source.message_id, label).encode()),
+    ]
+
+
 @dataclass(slots=True)
 class Message:
     """One consumed record. ``value`` is the raw payload; handlers usually take it decoded.

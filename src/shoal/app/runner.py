@@ -23,13 +23,7 @@ from shoal.app import retry_headers, tracing
 from shoal.app.breaker import BreakerState
 from shoal.app.dlq import Failure, dlq_headers
 from shoal.app.idempotency import Claim, IdempotencyStore
-from shoal.app.message import (
-    CAUSATION_ID_HEADER,
-    MESSAGE_ID_HEADER,
-    Headers,
-    Message,
-    derived_message_id,
-)
+from shoal.app.message import Message, caused_by_headers
 from shoal.app.metrics import Instruments
 from shoal.app.offsets import OffsetTracker
 from shoal.app.serde import SerdeError, decode
@@ -336,14 +330,9 @@ class SubscriberRunner:
         return key.decode("utf-8", "replace") if isinstance(key, bytes) else key
 
     async def _publish_output(self, msg: Message, result: object) -> None:
-        headers: Headers = []
-        message_id = None
-        if msg.message_id is not None:
-            # A redelivered input produces its output again with the same id, so an idempotent
-            # consumer downstream applies it once: the chain stays effectively-once.
-            message_id = derived_message_id(msg.message_id, self.sub.name)
-            headers = [(CAUSATION_ID_HEADER, msg.message_id.encode())]
-            headers.append((MESSAGE_ID_HEADER, message_id.encode()))
+        # A redelivered input produces its output again with the same id, so an idempotent
+        # consumer downstream applies it once: the chain stays effectively-once.
+        headers = caused_by_headers(msg, self.sub.name)
         output = self.sub.output
         if output is not None:
             await self.rt.publish(
