@@ -20,7 +20,6 @@ from typing import Final
 
 from examples.orders import inventory_service, order_service, payment_service, shipping_service
 from examples.orders import stock as stock_db
-from examples.orders.broker import shared_broker_url
 from examples.orders.events import PaymentSucceeded, Topics
 from examples.orders.gateway import PaymentGateway
 from examples.orders.order_state import OrderBook, OrderState
@@ -100,19 +99,17 @@ class Scenario:
 
     async def run(self) -> Outcome:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        async with shared_broker_url(self.broker_url) as url:
-            orders, payments, inventory, shipping = self._apps(url)
-            async with contextlib.AsyncExitStack() as running:
-                for app in (orders, payments, inventory, shipping):
-                    await running.enter_async_context(app)
-                payment_service.watch_gateway_breaker(payments, self.timeline)
-                for planned in PLAN:
-                    await order_service.place_order(
-                        orders, self.topics, planned.order, self.timeline
-                    )
-                dead = await self._until_settled(shipping)
-                duplicate_id = await self._publish_duplicate(payments, inventory)
-                redriven = await self._fix_and_redrive(shipping)
+        # embedded://PATH: the four Apps share the one in-process broker on PATH.
+        orders, payments, inventory, shipping = self._apps(self.broker_url)
+        async with contextlib.AsyncExitStack() as running:
+            for app in (orders, payments, inventory, shipping):
+                await running.enter_async_context(app)
+            payment_service.watch_gateway_breaker(payments, self.timeline)
+            for planned in PLAN:
+                await order_service.place_order(orders, self.topics, planned.order, self.timeline)
+            dead = await self._until_settled(shipping)
+            duplicate_id = await self._publish_duplicate(payments, inventory)
+            redriven = await self._fix_and_redrive(shipping)
         return self._outcome(dead, redriven, duplicate_id)
 
     async def _until(self, check: Callable[[], bool | Awaitable[bool]], what: str) -> None:
