@@ -82,7 +82,8 @@ class GroupService:
 
     # -- parked requests ------------------------------------------------------------------
 
-    async def join(self, group_id: str, request: JoinRequest) -> JoinResult:
+    def join(self, group_id: str, request: JoinRequest) -> asyncio.Future[JoinResult]:
+        """Add the member to the group now; the future resolves when the join phase ends."""
         future: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
 
         def respond(result: JoinResult) -> None:
@@ -91,9 +92,9 @@ class GroupService:
 
         self.coordinator.join(group_id, request, respond)
         self.kick()
-        return await future
+        return future
 
-    async def sync(
+    def sync(
         self,
         group_id: str,
         member_id: str,
@@ -103,7 +104,8 @@ class GroupService:
         *,
         protocol_type: str | None,
         protocol_name: str | None,
-    ) -> SyncResult:
+    ) -> asyncio.Future[SyncResult]:
+        """Hand the coordinator the member's sync now; the future resolves with its assignment."""
         future: asyncio.Future[SyncResult] = asyncio.get_running_loop().create_future()
 
         def respond(result: SyncResult) -> None:
@@ -121,7 +123,7 @@ class GroupService:
             protocol_name=protocol_name,
         )
         self.kick()
-        return await future
+        return future
 
     # -- snapshots of the offsets log -----------------------------------------------------
 

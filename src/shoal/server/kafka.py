@@ -1,10 +1,23 @@
-"""The Kafka listener: one asyncio task pair per connection.
+"""The Kafka listener: one asyncio task pair per connection, and one task per request.
 
-A reader task turns bytes into frames and frames into requests, and starts each request's
-handler at once (so a Fetch long-poll does not hold up a Produce behind it); a writer task sends
-the responses strictly in request order, as Kafka clients require. Back-pressure: at most
-``max_in_flight`` requests per connection are being handled or waiting to be written; past that
-the reader stops reading, and TCP pushes back on the client.
+The rule every connection keeps, as Kafka does: **a request sees the effects of every earlier
+request on its connection.** Kafka gets that by handling one request per connection at a time;
+shoal decodes requests as they arrive but starts a request's handler only once the previous
+request's effects are applied (:meth:`RequestContext.effects_applied`). Only waits overlap: an
+acks=all Produce appends, then lets the next request start while it waits for its fsync (so
+pipelined Produce requests still share one group commit); a Fetch reads, then lets the next
+request start while it long-polls; a JoinGroup joins, then waits for the rest of the group.
+Connections are independent: a Fetch parked on one never holds up a Produce on another.
+Responses leave strictly in request order.
+
+Memory is bounded both ways. Requests: at most ``max_in_flight`` requests and
+``max_in_flight_bytes`` of request bytes per connection are held; past that the reader stops
+reading and TCP pushes back on the client. Responses: a request does not start while its
+connection has ``max_unsent_response_bytes`` of responses the client has not read yet, or while
+all connections together have ``max_unsent_response_bytes_total`` and this one has any. A
+client that pipelines large Fetch requests and never reads therefore stalls only itself, as
+Kafka mutes such a channel; a client that reads its responses always gets one more request
+served.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ from shoal.protocol import (
     encode_api_versions_fallback,
     encode_response,
 )
+from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +59,15 @@ class ConnectionLimits:
     alone (it was bounded by ``max_frame_bytes``), but never beside others."""
     idle_timeout_s: float = 600.0
     """connections.max.idle.ms: a connection silent this long is closed."""
+    max_unsent_response_bytes: int = 64 * 1024 * 1024
+    """Responses built but not yet read by the client, per connection, before its next request
+    waits: room for one Fetch of fetch.max.bytes (55 MiB), the most a consumer asks for."""
+    max_unsent_response_bytes_total: int = 128 * 1024 * 1024
+    """The same across all connections: past it, only a connection holding nothing proceeds,
+    and a Fetch then returns one batch (Fetch sizes its response to the room left)."""
+    write_chunk_bytes: int = 1024 * 1024
+    """A response is handed to the socket this much at a time, so the transport never copies
+    a large response whole into its buffer when the client reads slowly."""
 
 
 class KafkaServer:
@@ -57,6 +80,12 @@ class KafkaServer:
         self._limits = limits or ConnectionLimits()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._responses = ResponseBudget(
+            ResponseLimits(
+                self._limits.max_unsent_response_bytes,
+                self._limits.max_unsent_response_bytes_total,
+            )
+        )
 
     @property
     def port(self) -> int:
@@ -68,6 +97,11 @@ class KafkaServer:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def unsent_response_bytes(self) -> int:
+        """Response bytes built for clients and not yet taken by their sockets."""
+        return self._responses.unsent_bytes
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -91,7 +125,9 @@ class KafkaServer:
             await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = _Connection(self._broker, reader, writer, self._limits)
+        connection = _Connection(
+            self._broker, reader, writer, self._limits, self._responses.connection()
+        )
         self._connections.add(connection)
         try:
             await connection.run()
@@ -108,6 +144,7 @@ class _Connection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         limits: ConnectionLimits,
+        budget: ConnectionBudget,
     ) -> None:
         self._broker = broker
         self._reader = reader
@@ -119,6 +156,10 @@ class _Connection:
         self._responses: asyncio.Queue[tuple[asyncio.Future[bytes | None], int] | None] = (
             asyncio.Queue()
         )
+        self._budget = budget
+        # Resolved when the latest dispatched request's effects are applied: the next request
+        # starts after it (see the module docstring).
+        self._previous_applied: asyncio.Future[None] | None = None
         self._slots = asyncio.Semaphore(limits.max_in_flight)
         self._bytes_in_flight = 0
         self._bytes_freed = asyncio.Event()
@@ -173,6 +214,7 @@ class _Connection:
                 await self._write_task
 
     def abort(self) -> None:
+        self._budget.close()
         if not self._writer.is_closing():
             self._writer.close()
         if self._write_task is not None and not self._write_task.done():
@@ -240,8 +282,10 @@ class _Connection:
             log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
             self._release(len(frame))
             return False
-        context = RequestContext(request.header.client_id, self._host, self._port)
-        task = asyncio.ensure_future(self._handle(context, request))
+        previous = self._previous_applied
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._previous_applied = applied
+        task = asyncio.ensure_future(self._handle(request, previous, applied))
         self._responses.put_nowait((task, len(frame)))
         return True
 
@@ -250,12 +294,41 @@ class _Connection:
         future.set_result(data)
         self._responses.put_nowait((future, size))
 
-    async def _handle(self, context: RequestContext, request: Request) -> bytes | None:
-        header = request.header
-        response: Any = await self._broker.handle(context, request)
+    async def _handle(
+        self,
+        request: Request,
+        previous: asyncio.Future[None] | None,
+        applied: asyncio.Future[None],
+    ) -> bytes | None:
+        """Run one request once the one before it has applied its effects."""
+
+        def mark_applied() -> None:
+            if not applied.done():
+                applied.set_result(None)
+
+        try:
+            if previous is not None and not previous.done():
+                # Shielded: cancelling this request must not resolve the previous one's future.
+                await asyncio.shield(previous)
+            if not self._budget.has_room():
+                await self._budget.wait_for_room()
+            header = request.header
+            context = RequestContext(
+                header.client_id,
+                self._host,
+                self._port,
+                on_effects_applied=mark_applied,
+                response_room=self._budget.room,
+            )
+            response: Any = await self._broker.handle(context, request)
+        finally:
+            # Also when the handler failed or was cancelled: the requests behind it proceed.
+            mark_applied()
         if response is None:
             return None
-        return encode_response(header.correlation_id, header.api_key, header.api_version, response)
+        data = encode_response(header.correlation_id, header.api_key, header.api_version, response)
+        self._budget.produced(len(data))
+        return data
 
     async def _write_loop(self) -> None:
         while True:
@@ -272,9 +345,21 @@ class _Connection:
             finally:
                 self._release(size)
             if data is not None:
-                self._writer.write(data)
                 try:
-                    await self._writer.drain()
+                    await self._send(data)
                 except ConnectionError:
                     self.stop_reading()
                     return
+                # The transport holds at most its high-water mark of it now.
+                self._budget.sent(len(data))
+
+    async def _send(self, data: bytes) -> None:
+        chunk = self._limits.write_chunk_bytes
+        if len(data) <= chunk:
+            self._writer.write(data)
+            await self._writer.drain()
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), chunk):
+            self._writer.write(view[start : start + chunk])
+            await self._writer.drain()

@@ -124,6 +124,8 @@ class PartitionLog:
         self._saved_recovery_point = 0
         self._last_checkpoint_ms = 0.0
         self._last_flush_ms = 0.0
+        self.flush_count = 0
+        """Flushes that fsynced something: appends per flush show how well group commit works."""
         self._waiters: deque[tuple[int, Future[None]]] = deque()
         self._closed = False
 
@@ -382,6 +384,7 @@ class PartitionLog:
             with self._lock:
                 self._flushed_offset = max(self._flushed_offset, target)
                 self._last_flush_ms = self._clock.monotonic_ms()
+                self.flush_count += 1
                 for segment in to_seal:
                     self._unsealed.remove(segment)
                     segment.release_active_file()

@@ -36,10 +36,12 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
     max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
     deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
     while True:
-        topics, total = _read_all(broker, body, resolved)
+        topics, total = _read_all(broker, body, resolved, ctx.response_room())
         remaining_s = (deadline - broker.clock.monotonic_ms()) / 1000
         if total >= max(1, int(body.min_bytes)) or remaining_s <= 0 or _has_error(topics):
             break
+        # A Fetch changes nothing: while it waits for records, later requests may proceed.
+        ctx.effects_applied()
         keys = [(name, part) for name, parts in topics for part in parts if name is not None]
         await broker.signals.wait_any(
             [(name, p["partition_index"]) for name, p in keys], remaining_s
@@ -60,10 +62,12 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
 
 
 def _read_all(
-    broker: Broker, body: Any, resolved: list[tuple[Any, str | None, uuid.UUID]]
+    broker: Broker, body: Any, resolved: list[tuple[Any, str | None, uuid.UUID]], room: int
 ) -> tuple[list[tuple[str | None, list[dict[str, Any]]]], int]:
     asked = int(body.max_bytes) if int(body.max_bytes) > 0 else DEFAULT_FETCH_MAX_BYTES
-    budget = min(asked, FETCH_MAX_BYTES)
+    # The server's room for unread responses bounds the answer too: a client that hoards
+    # responses gets small ones (still at least one batch, which keeps it progressing).
+    budget = min(asked, FETCH_MAX_BYTES, room)
     total = 0
     out: list[tuple[str | None, list[dict[str, Any]]]] = []
     for topic_entry, name, _topic_id in resolved:

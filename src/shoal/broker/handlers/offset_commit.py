@@ -70,6 +70,8 @@ async def handle_offset_commit(broker: Broker, ctx: RequestContext, request: Req
         log.error("could not write offsets of group %s: %s", body.group_id, exc)
         error = ErrorCode.COORDINATOR_NOT_AVAILABLE
     if durable is not None:
+        # The commit is visible to OffsetFetch from here on; only its fsync is awaited.
+        ctx.effects_applied()
         try:
             # Shielded: a cancelled wait (timeout, client gone) must not cancel the storage
             # future itself, which the flusher thread still completes.

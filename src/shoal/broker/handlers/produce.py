@@ -77,6 +77,9 @@ async def handle_produce(broker: Broker, ctx: RequestContext, request: Request) 
             outcomes.append((index, outcome))
         topics.append((topic_data, name, outcomes))
     if acks == -1:
+        # The appends are the effects; only the fsync is waited for, and the next request on
+        # the connection may append meanwhile (its batches join the same group commit).
+        ctx.effects_applied()
         await _await_durability(
             [o for _, _, outs in topics for _, o in outs], body.timeout.total_seconds()
         )

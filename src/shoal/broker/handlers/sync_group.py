@@ -18,7 +18,7 @@ async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Reques
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     assignments = {a.member_id: bytes(a.assignment) for a in body.assignments}
-    result = await broker.groups.sync(
+    pending = broker.groups.sync(
         body.group_id,
         body.member_id,
         getattr(body, "group_instance_id", None),
@@ -27,6 +27,9 @@ async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Reques
         protocol_type=getattr(body, "protocol_type", None),
         protocol_name=getattr(body, "protocol_name", None),
     )
+    # The leader's assignment is stored; waiting for it lets later requests proceed.
+    ctx.effects_applied()
+    result = await pending
     return response_for(
         header.api_key,
         header.api_version,
