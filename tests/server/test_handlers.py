@@ -15,47 +15,9 @@ from shoal.protocol import ErrorCode
 from shoal.records import SimpleRecord, build_batch, split_batches
 from tests.conftest import create_topic
 from tests.server.conftest import Arena
-from tests.server.wire import WireClient, batch_of, record_values
+from tests.server.wire import WireClient, batch_of, fetch_values, record_values
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
-
-
-def fetch_values(
-    topic: str | None,
-    partition: int,
-    offset: int,
-    *,
-    max_wait_ms: int = 0,
-    min_bytes: int = 0,
-    max_bytes: int = 1 << 20,
-    topic_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
-    return {
-        "replica_id": -1,
-        "max_wait": max_wait_ms,
-        "min_bytes": min_bytes,
-        "max_bytes": max_bytes,
-        "isolation_level": 0,
-        "session_id": 0,
-        "session_epoch": -1,
-        "topics": [
-            {
-                "topic": topic,
-                "topic_id": topic_id,
-                "partitions": [
-                    {
-                        "partition": partition,
-                        "current_leader_epoch": -1,
-                        "fetch_offset": offset,
-                        "log_start_offset": -1,
-                        "partition_max_bytes": max_bytes,
-                    }
-                ],
-            }
-        ],
-        "forgotten_topics_data": [],
-        "rack_id": "",
-    }
 
 
 def list_offsets(client: WireClient, topic: str, partition: int, timestamp: int) -> Any:
@@ -96,7 +58,7 @@ def test_fetch_errors(arena: Arena) -> None:
         at_end = client.fetch("fetch-errors", 0, 2)
         unknown = client.fetch("no-such-topic", 0, 0)
         no_partition = client.fetch("fetch-errors", 5, 0)
-        by_unknown_id = client.request(1, 13, fetch_values(None, 0, 0, topic_id=uuid.uuid4()))
+        by_unknown_id = client.request(1, 13, fetch_values(None, 0, topic_id=uuid.uuid4()))
     assert ErrorCode(past_end.error_code) == ErrorCode.OFFSET_OUT_OF_RANGE
     assert ErrorCode(negative.error_code) == ErrorCode.OFFSET_OUT_OF_RANGE
     assert (at_end.error_code, at_end.high_watermark, record_values(at_end.records)) == (0, 2, [])
@@ -111,7 +73,7 @@ def test_fetch_by_topic_id(arena: Arena) -> None:
     with WireClient(arena.bootstrap) as client:
         topic_id = client.metadata(["by-id"]).topics[0].topic_id
         client.produce("by-id", 0, batch_of([b"found by id"]))
-        response = client.request(1, 13, fetch_values(None, 0, 0, topic_id=topic_id))
+        response = client.request(1, 13, fetch_values(None, 0, topic_id=topic_id))
     assert topic_id != uuid.UUID(int=0)
     assert response.responses[0].topic_id == topic_id
     assert record_values(response.responses[0].partitions[0].records) == [b"found by id"]
@@ -123,7 +85,7 @@ def test_parked_fetch_wakes_on_produce(shoal_broker: EmbeddedBroker) -> None:
     bootstrap = shoal_broker.bootstrap_servers
     with WireClient(bootstrap) as consumer, WireClient(bootstrap) as producer:
         consumer.metadata(["wake"])
-        waiting = consumer.send(1, 11, fetch_values("wake", 0, 0, max_wait_ms=25_000, min_bytes=1))
+        waiting = consumer.send(1, 11, fetch_values("wake", 0, max_wait_ms=25_000, min_bytes=1))
         producer.produce("wake", 0, batch_of([b"wake up"]))
         response = consumer.receive(1, 11, waiting)
     assert record_values(response.responses[0].partitions[0].records) == [b"wake up"]

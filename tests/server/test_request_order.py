@@ -24,7 +24,7 @@ import pytest
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import decode_response
 from tests.conftest import run_on_loop
-from tests.server.wire import FETCH_VERSION, WireClient, batch_of, produce_values
+from tests.server.wire import FETCH_VERSION, WireClient, batch_of, fetch_values, produce_values
 
 REPETITIONS: Final = 1_000
 """Each pair is tried this many times; one miss fails the test."""
@@ -164,36 +164,6 @@ def test_delete_records_then_list_offsets_and_fetch(client: WireClient) -> None:
         if earliest != start or fetch_error != 1:
             misses.append((start, earliest, fetch_error))
     assert not misses, f"(log start, ListOffsets earliest, Fetch error) missed: {misses[:5]}"
-
-
-def fetch_values(
-    topic: str, offset: int, *, max_wait_ms: int = 0, min_bytes: int = 0
-) -> dict[str, Any]:
-    return {
-        "replica_id": -1,
-        "max_wait": datetime.timedelta(milliseconds=max_wait_ms),
-        "min_bytes": min_bytes,
-        "max_bytes": 1 << 20,
-        "isolation_level": 0,
-        "session_id": 0,
-        "session_epoch": -1,
-        "topics": [
-            {
-                "topic": topic,
-                "partitions": [
-                    {
-                        "partition": 0,
-                        "current_leader_epoch": -1,
-                        "fetch_offset": offset,
-                        "log_start_offset": -1,
-                        "partition_max_bytes": 1 << 20,
-                    }
-                ],
-            }
-        ],
-        "forgotten_topics_data": [],
-        "rack_id": "",
-    }
 
 
 def test_alter_configs_then_describe_configs(client: WireClient) -> None:

@@ -16,6 +16,7 @@ from tests.conftest import loop_task_count, run_on_loop
 from tests.server.wire import (
     IO_TIMEOUT_S,
     WireClient,
+    fetch_values,
     host_port,
     request_frame,
     wait_until,
@@ -55,31 +56,7 @@ def fetch_parked(topic: str, correlation_id: int) -> bytes:
     return request_frame(
         1,
         11,
-        {
-            "replica_id": -1,
-            "max_wait": 30_000,
-            "min_bytes": 1,
-            "max_bytes": 1 << 20,
-            "isolation_level": 0,
-            "session_id": 0,
-            "session_epoch": -1,
-            "topics": [
-                {
-                    "topic": topic,
-                    "partitions": [
-                        {
-                            "partition": 0,
-                            "current_leader_epoch": -1,
-                            "fetch_offset": 0,
-                            "log_start_offset": -1,
-                            "partition_max_bytes": 1 << 20,
-                        }
-                    ],
-                }
-            ],
-            "forgotten_topics_data": [],
-            "rack_id": "",
-        },
+        fetch_values(topic, 0, max_wait_ms=30_000, min_bytes=1),
         correlation_id=correlation_id,
     )
 

@@ -18,8 +18,7 @@ from typing import Any, Final
 import pytest
 
 from tests.conftest import BrokerProcess
-from tests.server.test_request_order import fetch_values
-from tests.server.wire import FETCH_VERSION, HealthyClient, WireClient, batch_of
+from tests.server.wire import FETCH_VERSION, HealthyClient, WireClient, batch_of, fetch_values
 
 pytestmark = pytest.mark.integration
 

@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -173,35 +174,8 @@ class WireClient:
 
     def fetch(self, topic: str, partition: int, offset: int, *, max_bytes: int = 1 << 20) -> Any:
         """Fetch from one partition without waiting; return that partition's response."""
-        response = self.request(
-            1,
-            FETCH_VERSION,
-            {
-                "replica_id": -1,
-                "max_wait": 0,
-                "min_bytes": 0,
-                "max_bytes": max_bytes,
-                "isolation_level": 0,
-                "session_id": 0,
-                "session_epoch": -1,
-                "topics": [
-                    {
-                        "topic": topic,
-                        "partitions": [
-                            {
-                                "partition": partition,
-                                "current_leader_epoch": -1,
-                                "fetch_offset": offset,
-                                "log_start_offset": -1,
-                                "partition_max_bytes": max_bytes,
-                            }
-                        ],
-                    }
-                ],
-                "forgotten_topics_data": [],
-                "rack_id": "",
-            },
-        )
+        values = fetch_values(topic, offset, partition=partition, max_bytes=max_bytes)
+        response = self.request(1, FETCH_VERSION, values)
         return response.responses[0].partitions[0]
 
     def metadata(self, topics: Sequence[str] | None, *, auto_create: bool = True) -> Any:
@@ -234,6 +208,48 @@ def request_frame(
     """A complete request frame (size prefix included) built from plain values."""
     body = build(request_class(api_key, version), values)
     return encode_request(RequestHeader(api_key, version, correlation_id, client_id), body)
+
+
+def fetch_values(
+    topic: str | None,
+    offset: int,
+    *,
+    partition: int = 0,
+    max_bytes: int = 1 << 20,
+    max_wait_ms: int = 0,
+    min_bytes: int = 0,
+    topic_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """A Fetch of one partition from ``offset`` (no fetch session); waits only if asked.
+
+    Fetch v13+ names the topic by ``topic_id`` (pass ``topic=None``), older versions by name.
+    """
+    return {
+        "replica_id": -1,
+        "max_wait": datetime.timedelta(milliseconds=max_wait_ms),
+        "min_bytes": min_bytes,
+        "max_bytes": max_bytes,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "topics": [
+            {
+                "topic": topic,
+                "topic_id": topic_id,
+                "partitions": [
+                    {
+                        "partition": partition,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": offset,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": max_bytes,
+                    }
+                ],
+            }
+        ],
+        "forgotten_topics_data": [],
+        "rack_id": "",
+    }
 
 
 def produce_values(
