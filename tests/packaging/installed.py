@@ -167,17 +167,25 @@ def install(artifact: Path, work: Path) -> Installed:
     return Installed(venv, scratch)
 
 
+@dataclass(frozen=True)
+class Broker:
+    bootstrap: str
+    http_url: str
+    """The HTTP face, which serves the schema registry at its root."""
+
+
 @contextmanager
-def shoal_broker(installed: Installed, data_dir: Path) -> Iterator[str]:
-    """The installed ``shoal broker`` on free loopback ports; yields its bootstrap address, and
-    stops it with SIGTERM, which must end it cleanly (exit code 0)."""
+def shoal_broker(installed: Installed, data_dir: Path) -> Iterator[Broker]:
+    """The installed ``shoal broker`` on free loopback ports, stopped with SIGTERM, which must
+    end it cleanly (exit code 0)."""
     bootstrap = f"127.0.0.1:{free_port()}"
+    http = f"127.0.0.1:{free_port()}"
     log_path = data_dir.with_name(data_dir.name + ".log")
     command = [
         str(installed.shoal), "broker",
         "--data-dir", str(data_dir),
         "--kafka-listen", bootstrap,
-        "--http-listen", f"127.0.0.1:{free_port()}",
+        "--http-listen", http,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -191,7 +199,7 @@ def shoal_broker(installed: Installed, data_dir: Path) -> Iterator[str]:
                     f"shoal broker did not start:\n{log_path.read_text(errors='replace')[-6000:]}"
                 )
             time.sleep(0.1)
-        yield bootstrap
+        yield Broker(bootstrap, f"http://{http}")
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

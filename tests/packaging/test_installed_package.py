@@ -61,15 +61,40 @@ def test_shoal_version_runs_from_the_installed_package(installed: Installed) -> 
 
 def test_cli_round_trip_through_the_installed_broker(installed: Installed) -> None:
     records = ["first record", "second record", "third record"]
-    with shoal_broker(installed, installed.scratch / "broker-data") as bootstrap:
-        installed.run(installed.shoal, "topic", "create", "round-trip", "-b", bootstrap)
-        installed.run(
-            installed.shoal, "produce", "round-trip", "-b", bootstrap, stdin="\n".join(records)
-        )
-        consumed = installed.run(
-            installed.shoal, "consume", "round-trip", "-b", bootstrap, "-e", "-q"
-        )
+    with shoal_broker(installed, installed.scratch / "broker-data") as broker:
+        client = ["-b", broker.bootstrap]
+        installed.run(installed.shoal, "topic", "create", "round-trip", *client)
+        installed.run(installed.shoal, "produce", "round-trip", *client, stdin="\n".join(records))
+        consumed = installed.run(installed.shoal, "consume", "round-trip", *client, "-e", "-q")
     assert consumed.stdout.splitlines() == records
+
+
+# One schema per format: each format's parser is a runtime dependency (fastavro and avro,
+# jsonschema, protobuf with grpcio-tools' bundled protoc for .proto text).
+SCHEMAS = {
+    "order.avsc": '{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "int"}]}',
+    "order.json": '{"type": "object", "properties": {"id": {"type": "string"}}}',
+    "order.proto": 'syntax = "proto3";\nmessage Order { string id = 1; }\n',
+}
+
+
+def test_schema_registry_of_the_installed_broker_takes_every_format(installed: Installed) -> None:
+    for name, text in SCHEMAS.items():
+        (installed.scratch / name).write_text(text)
+    with shoal_broker(installed, installed.scratch / "registry-data") as broker:
+        registry = ["--registry-url", broker.http_url]
+        ids = [
+            installed.run(installed.shoal, "schema", "register", f"orders-{name}", "-f", name,
+                          *registry).stdout.strip()
+            for name in SCHEMAS
+        ]  # fmt: skip
+        listed = installed.run(installed.shoal, "schema", "list", *registry).stdout.split()
+        proto = installed.run(
+            installed.shoal, "schema", "get", "orders-order.proto", *registry
+        ).stdout
+    assert ids == ["1", "2", "3"]
+    assert sorted(listed) == sorted(f"orders-{name}" for name in SCHEMAS)
+    assert "message Order" in proto
 
 
 def test_orders_example_on_embedded_broker_uses_the_installed_shoal(installed: Installed) -> None:
