@@ -9,6 +9,7 @@ The source tree is never on the path of what runs here (see :mod:`tests.packagin
 from __future__ import annotations
 
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,10 +45,19 @@ def installed(
     shutil.rmtree(work, ignore_errors=True)
 
 
-def test_the_build_has_no_packaging_deprecation_warning(artifacts: Artifacts) -> None:
+def test_the_wheel_holds_shoal_and_its_metadata_only(artifacts: Artifacts) -> None:
     # setuptools warns about a TOML-table `license` (deprecated; builds fail from 2027).
     assert "project.license" not in artifacts.build_output
-    assert artifacts.wheel.name.startswith(f"shoal-{project_version()}-")
+    version = project_version()
+    assert artifacts.wheel.name.startswith(f"shoal-{version}-")
+    with zipfile.ZipFile(artifacts.wheel) as wheel:
+        names = wheel.namelist()
+        metadata = wheel.read(f"shoal-{version}.dist-info/METADATA").decode()
+    outside = [n for n in names if not n.startswith(("shoal/", f"shoal-{version}.dist-info/"))]
+    assert outside == []  # no tests/, examples/ or bench/ in a user's site-packages
+    assert "shoal/py.typed" in names
+    assert "License-Expression: Apache-2.0" in metadata.splitlines()
+    assert "Requires-Dist: confluent-kafka>=2.5" in metadata.splitlines()
 
 
 def test_shoal_version_runs_from_the_installed_package(installed: Installed) -> None:
