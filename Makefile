@@ -72,3 +72,9 @@ clean:
 .PHONY: example-orders
 example-orders: $(STAMP)
 	$(BIN)/python -m examples.orders $(ORDERS_ARGS)
+
+# The package a user installs (also part of `make test`): the wheel and the sdist, each installed
+# into a fresh venv without dev extras, run the CLI, a broker round trip and the orders example.
+.PHONY: check-install
+check-install: $(STAMP)
+	$(BIN)/pytest tests/packaging $(PYTEST_ARGS)

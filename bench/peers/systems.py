@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from bench.peers.common import Latency, PacerReport, Throughput
-from tests.peers.kafka_peer import KafkaPeer, free_port
+from tests.peers.kafka_peer import KafkaPeer, free_port, server_jvm_options
 from tests.peers.servers import start_nats, start_rabbitmq, start_redis
 
 START_TIMEOUT_S: Final = 60.0
@@ -45,7 +45,7 @@ DURABILITY: Final = {
     "shoal": "flush policy sync (default): acks=all answered after fsync of the batch",
     "kafka": (
         "Apache Kafka 4.4 defaults: acks=all answered from the page cache, no fsync per write "
-        "(JVM -Xmx512m, SerialGC, as tests/peers/kafka_peer.py starts it)"
+        f"(JVM `{' '.join(server_jvm_options())}`: kafka-server-start.sh's settings)"
     ),
     "kafka_flush1": (
         "Apache Kafka 4.4, log.flush.interval.messages=1: fsync per append before the ack "

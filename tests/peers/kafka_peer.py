@@ -4,6 +4,10 @@
 ``KafkaPeer(workdir).start()`` formats storage with a random cluster id, starts ``kafka.Kafka``,
 waits until a confluent-kafka AdminClient lists topics, and ``stop()`` sends SIGTERM, then SIGKILL,
 and removes the directory. ``kafka_tool(main_class, *args)`` runs a Kafka CLI tool the same way.
+
+The JVMs run with the settings Kafka's own start scripts give them, so that the peer's latency
+and throughput are those a user of ``bin/kafka-server-start.sh`` gets (the differential tests
+and the benchmarks share this peer): see ``server_jvm_options`` and ``tool_jvm_options``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Self
+from typing import Final, Self
 
 from confluent_kafka.admin import AdminClient
 
@@ -42,8 +46,43 @@ def classpath() -> str:
     return f"{LIBS}/*"
 
 
-def java_command(main_class: str, *args: str, heap: str = "-Xmx256m") -> list[str]:
-    return ["java", heap, "-XX:+UseSerialGC", "-cp", classpath(), main_class, *args]
+# The JVM settings of Apache Kafka's start scripts (bin/ of the 4.x distribution).
+# kafka-server-start.sh sets the broker's heap when KAFKA_HEAP_OPTS is unset:
+SERVER_HEAP_OPTS: Final = "-Xmx1G -Xms1G"
+# kafka-run-class.sh, which every script ends in, sets a tool's heap (kafka-storage, kafka-topics,
+# the perf tests) when KAFKA_HEAP_OPTS is unset, and the garbage collector for all of them when
+# KAFKA_JVM_PERFORMANCE_OPTS is unset. MaxInlineLevel=15 is JDK 14+'s own default; the script
+# still passes it for older JDKs, and so do we, to run exactly what the script runs.
+TOOL_HEAP_OPTS: Final = "-Xmx256M"
+JVM_PERFORMANCE_OPTS: Final = (
+    "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 "
+    "-XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true"
+)
+# Left out, as they cost next to nothing: the scripts' GC log file (-loggc), JMX and log4j2
+# configuration (without one, log4j2 logs only errors, to the console: less work than Kafka's
+# default INFO log files, so if anything this flatters the peer).
+
+
+def _jvm_options(default_heap: str) -> list[str]:
+    """As the scripts: KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS replace the defaults."""
+    heap = os.environ.get("KAFKA_HEAP_OPTS") or default_heap
+    performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS") or JVM_PERFORMANCE_OPTS
+    return [*heap.split(), *performance.split()]
+
+
+def server_jvm_options() -> list[str]:
+    """The broker's JVM options: kafka-server-start.sh's (a 1 GiB heap, G1)."""
+    return _jvm_options(SERVER_HEAP_OPTS)
+
+
+def tool_jvm_options() -> list[str]:
+    """A CLI tool's JVM options: kafka-run-class.sh's (a 256 MiB heap, G1)."""
+    return _jvm_options(TOOL_HEAP_OPTS)
+
+
+def java_command(main_class: str, *args: str, server: bool = False) -> list[str]:
+    options = server_jvm_options() if server else tool_jvm_options()
+    return ["java", *options, "-cp", classpath(), main_class, *args]
 
 
 def kafka_tool(
@@ -135,7 +174,7 @@ class KafkaPeer:
             raise KafkaPeerError(f"kafka-storage format failed:\n{fmt.stdout}\n{fmt.stderr}")
         with self._log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                java_command("kafka.Kafka", str(config), heap="-Xmx512m"),
+                java_command("kafka.Kafka", str(config), server=True),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

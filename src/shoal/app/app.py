@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from shoal.app import tracing
 from shoal.app.breaker import Breaker, BreakerRegistry, BreakerState
 from shoal.app.codec import Codec
+from shoal.app.extras import extra_required
 from shoal.app.idempotency import IdempotencyStore
 from shoal.app.memory import MemoryTransport
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message, caused_by_headers
@@ -63,16 +64,20 @@ def _transport_for(url: str) -> tuple[Transport, str | None]:
     if parts.scheme == "memory":
         return MemoryTransport(parts.netloc + parts.path), None
     # Each client library loads only when its URL is used (they are optional extras).
+    needed_for = f"the {parts.scheme}:// transport"
     if parts.scheme in ("amqp", "amqps"):
-        from shoal.app.amqp import AmqpTransport
+        with extra_required("amqp", needed_for):
+            from shoal.app.amqp import AmqpTransport
 
         return AmqpTransport(url), None
     if parts.scheme in ("redis", "rediss"):
-        from shoal.app.redis_streams import RedisTransport
+        with extra_required("redis", needed_for):
+            from shoal.app.redis_streams import RedisTransport
 
         return RedisTransport(url), None
     if parts.scheme in ("nats", "tls"):
-        from shoal.app.nats_jetstream import NatsTransport
+        with extra_required("nats", needed_for):
+            from shoal.app.nats_jetstream import NatsTransport
 
         return NatsTransport(url), None
     from shoal.app.kafka import KafkaTransport  # confluent-kafka loads only when it is used

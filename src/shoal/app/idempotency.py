@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
+from shoal.app.extras import extra_required
 from shoal.app.transport import Transport
 from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.invariant import invariant
@@ -369,6 +370,9 @@ class RedisStore:
             raise ValueError("lease_s must not be longer than ttl_s")
         self.prefix = prefix
         self._client: Redis | None = None
+        # Without the "redis" extra, say so when the store is made, not at the first message.
+        with extra_required("redis", "RedisStore"):
+            import redis.asyncio  # noqa: F401
 
     def _redis(self) -> Redis:
         if self._client is None:
