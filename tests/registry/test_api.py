@@ -192,7 +192,7 @@ def test_replay_rebuilds_the_same_state(client: Any, memory_log: MemorySchemaLog
     replayed.open(memory_log)
     assert replayed.versions("s", include_deleted=True) == [1, 2]
     assert replayed.versions("s", include_deleted=False) == [2]
-    assert replayed.compatibility_level("s", default_to_global=False) == "FULL"
+    assert replayed.config("s", default_to_global=False) == {"compatibilityLevel": "FULL"}
 
 
 def test_not_ready_answers_50003() -> None:

@@ -59,6 +59,11 @@ class JsonSchema:
     def canonical(self) -> str:
         return self._canonical
 
+    @property
+    def normal_form(self) -> str:
+        """Keys sorted, no insignificant whitespace (Confluent's canonical ordering)."""
+        return self._canonical
+
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         if not isinstance(writer, JsonSchema):
             return ["the schema type changed (a subject's versions share one type)"]
