@@ -164,7 +164,9 @@ class RegistryState:
 
     def _apply_config(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
         subject = key.get("subject")
-        known = {k: value[k] for k in CONFIG_FIELDS if value is not None and k in value}
+        known: dict[str, Any] = {
+            k: value[k] for k in CONFIG_FIELDS if value is not None and k in value
+        }
         if not known:
             self.configs.pop(subject, None)
         else:

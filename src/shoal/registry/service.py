@@ -274,7 +274,7 @@ class RegistryService:
             if subject is not None and subject not in self.state.configs and not default_to_global:
                 raise errors.subject_config_not_found(subject)
             if subject is None or default_to_global:
-                found = {"compatibilityLevel": self.state.compatibility(subject)}
+                found: dict[str, Any] = {"compatibilityLevel": self.state.compatibility(subject)}
                 if self.state.config_field(subject, "normalize", None) is not None:
                     found["normalize"] = self.state.normalize(subject)
                 return found
