@@ -402,3 +402,30 @@ def test_enum_only_schema_changing_type_is_refused_in_a_subject() -> None:
         service.register("s", SchemaRequest(new, "JSON"))
     assert excinfo.value.error_code == 409
     assert "TYPE_CHANGED" in excinfo.value.message
+
+
+def _linked_list(value: Any) -> dict[str, Any]:
+    node = {"type": "object", "properties": {"next": {"$ref": "#/definitions/node"}, "v": value}}
+    return {"definitions": {"node": node}, "$ref": "#/definitions/node"}
+
+
+def test_recursive_schemas_are_judged() -> None:
+    assert _backward_problems(_linked_list(S), _linked_list(S)) == []
+    assert _backward_problems(_linked_list(INT), _linked_list(N)) == []
+    problems = _backward_problems(_linked_list(S), _linked_list(INT))
+    assert problems and "TYPE_CHANGED" in problems[0]
+
+
+def test_branching_references_are_compared_once_per_pair() -> None:
+    """Twenty levels of two-branch unions, each branch referring to the next level: 4^20 paths
+    through the schema, but few distinct pairs of nodes (a cap on the work a schema can ask)."""
+    depth = 20
+    defs: dict[str, Any] = {f"d{depth}": S}
+    for i in range(depth):
+        nxt = {"$ref": f"#/definitions/d{i + 1}"}
+        defs[f"d{i}"] = {"anyOf": [nxt, {"type": "object", "properties": {"x": nxt}}]}
+    old = {"definitions": defs, "$ref": "#/definitions/d0"}
+    new = json.loads(json.dumps(old))
+    assert _backward_problems(old, new) == []
+    new["definitions"][f"d{depth}"] = INT
+    assert _backward_problems(old, new) != []

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+PairKey = tuple[tuple[int, str, str, str], tuple[int, str, str, str]]
 MAX_DEPTH: Final = 64
 """Recursive schemas ($ref cycles through type lists) are cut at this depth, as compatible."""
 REF_HOPS_MAX: Final = 64
@@ -138,8 +139,6 @@ TYPE_KINDS: Final = {
     "array": "array",
 }
 COMBINERS: Final = ("allOf", "anyOf", "oneOf")
-# Keywords that are schemas of their own kind, not part of a typed schema's keywords.
-NON_TYPE_KEYWORDS: Final = ("type", "enum", "const", "not", *COMBINERS)
 
 
 @dataclass(frozen=True)
@@ -162,6 +161,12 @@ class Schema:
     criterion: str = ""
     parts: tuple[Any, ...] = ()  # combined: raw nodes (classified on demand) or Schemas
     integer: bool = False
+    source: str = ""  # which keyword(s) of ``node`` made it, when one node makes several
+
+    @property
+    def key(self) -> tuple[int, str, str, str]:
+        """Identifies the schema while the documents live: nodes are never copied."""
+        return (id(self.node), self.kind, self.criterion, self.source)
 
     def subschemas(self) -> list[Schema]:
         return [p if isinstance(p, Schema) else classify(p, self.doc) for p in self.parts]
@@ -208,7 +213,9 @@ def classify(node: Any, doc: Doc) -> Schema:
         found.append(Schema("enum", node, doc))
     for combiner in COMBINERS:
         if isinstance(node.get(combiner), list):
-            found.append(Schema("combined", node, doc, combiner, tuple(node[combiner])))
+            found.append(
+                Schema("combined", node, doc, combiner, tuple(node[combiner]), source=combiner)
+            )
     if "not" in node:
         found.append(Schema("not", node, doc))
     if "const" in node:
@@ -218,23 +225,28 @@ def classify(node: Any, doc: Doc) -> Schema:
         return Schema("empty", node, doc)
     if len(found) == 1:
         return found[0]
-    return Schema("combined", node, doc, "allOf", tuple(found))
+    return Schema("combined", node, doc, "allOf", tuple(found), source="keywords")
 
 
 def _typed(node: dict[str, Any], doc: Doc) -> list[Schema]:
     declared = node.get("type")
     if isinstance(declared, str):
-        return [Schema(TYPE_KINDS.get(declared, "empty"), node, doc, integer=declared == "integer")]
+        return [_of_type(declared, node, doc)]
     if isinstance(declared, list):
-        # One typed schema per listed type, each with the node's other keywords.
-        rest = {k: v for k, v in node.items() if k not in NON_TYPE_KEYWORDS}
-        typed = [{**rest, "type": t} for t in dict.fromkeys(declared) if isinstance(t, str)]
-        return [Schema("combined", node, doc, "anyOf", tuple(typed))]
+        # One typed schema per listed type, each with the node's other keywords (a typed
+        # schema reads only its own type's keywords, so it can share the node).
+        typed = [_of_type(t, node, doc) for t in dict.fromkeys(declared) if isinstance(t, str)]
+        return [Schema("combined", node, doc, "anyOf", tuple(typed), source="type")]
     return [
         Schema(kind, node, doc)
         for kind, keywords in SNIFFED_KEYWORDS
         if any(k in node for k in keywords)
     ]
+
+
+def _of_type(name: str, node: dict[str, Any], doc: Doc) -> Schema:
+    kind = TYPE_KINDS.get(name, "empty")
+    return Schema(kind, node, doc, integer=name == "integer", source=f"type:{name}")
 
 
 @dataclass
@@ -243,11 +255,17 @@ class Context:
     itself is a recursive schema: assumed compatible, as Confluent does)."""
 
     differences: list[tuple[str, str]] = field(default_factory=list)
-    active: set[tuple[int, str, int, str]] = field(default_factory=set)
+    active: set[PairKey] = field(default_factory=set)
     depth: int = 0
+    # Shared by a comparison's sub-contexts: differences per pair (paths relative to the
+    # pair), so a schema referenced from many places is compared once; and how many times a
+    # cycle or the depth limit cut a comparison short (a result computed under such a cut
+    # depends on where it was met, and is not remembered).
+    memo: dict[PairKey, tuple[Schema, Schema, list[tuple[str, str]]]] = field(default_factory=dict)
+    cuts: list[int] = field(default_factory=lambda: [0])
 
     def sub(self) -> Context:
-        return Context([], self.active, self.depth)
+        return Context([], self.active, self.depth, self.memo, self.cuts)
 
     def add(self, kind: str, path: str) -> None:
         self.differences.append((kind, path))
@@ -278,16 +296,29 @@ def compare(ctx: Context, original: Schema | None, update: Schema | None, path: 
     if update is None:
         ctx.add("SCHEMA_REMOVED", path)
         return
-    key = (id(original.node), original.kind, id(update.node), update.kind)
+    key = (original.key, update.key)
+    remembered = ctx.memo.get(key)
+    if remembered is not None:
+        for kind, relative in remembered[2]:
+            ctx.add(kind, path + relative)
+        return
     if key in ctx.active or ctx.depth > MAX_DEPTH:
+        ctx.cuts[0] += 1
         return
     ctx.active.add(key)
     ctx.depth += 1
+    cuts_before = ctx.cuts[0]
+    pair = Context([], ctx.active, ctx.depth, ctx.memo, ctx.cuts)
     try:
-        _compare_types(ctx, original, update, path)
+        _compare_types(pair, original, update, "")
     finally:
         ctx.depth -= 1
         ctx.active.discard(key)
+    if ctx.cuts[0] == cuts_before:
+        # The schemas are kept in the entry so their nodes' ids cannot be reused meanwhile.
+        ctx.memo[key] = (original, update, pair.differences)
+    for kind, relative in pair.differences:
+        ctx.add(kind, path + relative)
 
 
 def _first_compatible(
