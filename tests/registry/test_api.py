@@ -302,6 +302,9 @@ def test_schemas_by_guid(client: Any) -> None:
 
     registered = _register(client, "s", V1).json()
     guid = registered["guid"]
+    # Confluent's current register answer: the stored version, not only the id.
+    assert registered == {"id": registered["id"], "version": 1, "guid": guid, "schema": V1}
+    assert client.get("/subjects/s/versions/1").json()["guid"] == guid
     # Confluent's guid: the MD5 of the schema text (and references), as a UUID.
     assert guid == str(uuid.UUID(bytes=hashlib.md5(V1.encode()).digest()))
     assert client.get(f"/schemas/ids/{registered['id']}").json()["guid"] == guid

@@ -21,7 +21,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoal.registry import errors
-from shoal.registry.model import SCHEMA_TYPES, Reference, SchemaVersion, StoredSchema
+from shoal.registry.model import (
+    SCHEMA_TYPES,
+    Reference,
+    SchemaVersion,
+    StoredSchema,
+    schema_guid,
+)
 from shoal.registry.service import RegistryService, SchemaRequest
 
 CONTENT_TYPE: Final = "application/vnd.schemaregistry.v1+json"
@@ -140,6 +146,7 @@ def _version_json(sv: SchemaVersion) -> dict[str, Any]:
         "subject": sv.subject,
         "version": sv.version,
         "id": sv.schema_id,
+        "guid": schema_guid(sv.schema, sv.references),
         **_schema_fields(sv.schema_type, sv.references),
         "schema": sv.schema,
     }
@@ -158,7 +165,16 @@ def _routes_app(service: RegistryService) -> Starlette:  # noqa: C901 - one rout
                 request.path_params["subject"], body, normalize=_flag(request, "normalize")
             )
         )
-        return RegistryResponse({"id": sv.schema_id, "guid": _guid(sv)})
+        # As Confluent's current registry answers: the stored version, not only its id.
+        return RegistryResponse(
+            {
+                "id": sv.schema_id,
+                "version": sv.version,
+                "guid": schema_guid(sv.schema, sv.references),
+                **_schema_fields(sv.schema_type, sv.references),
+                "schema": sv.schema,
+            }
+        )
 
     async def lookup(request: Request) -> Response:
         body = _schema_request(await _body(request))
@@ -172,9 +188,6 @@ def _routes_app(service: RegistryService) -> Starlette:  # noqa: C901 - one rout
             )
         )
         return RegistryResponse(_version_json(sv))
-
-    def _guid(sv: SchemaVersion) -> str:
-        return service.schema_by_id(sv.schema_id).guid
 
     async def list_subjects(request: Request) -> Response:
         prefix = request.query_params.get("subjectPrefix", "")
