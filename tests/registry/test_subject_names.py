@@ -76,6 +76,7 @@ def test_every_subject_route_takes_an_encoded_name(http: httpx.Client) -> None:
     assert _ok(http.get(f"/config/{s}")) == {"compatibilityLevel": "FULL"}
     assert _ok(http.delete(f"/config/{s}")) == {"compatibilityLevel": "FULL"}
     assert http.get(f"/config/{s}").json()["error_code"] == 40408
+    assert http.delete(f"/config/{s}").json()["error_code"] == 40401  # as Confluent answers
 
     assert _ok(http.put(f"/mode/{s}", json={"mode": "READONLY"})) == {"mode": "READONLY"}
     assert _ok(http.get(f"/mode/{s}")) == {"mode": "READONLY"}

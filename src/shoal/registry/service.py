@@ -560,9 +560,8 @@ class RegistryService:
             self._require_ready()
             with self._state_lock:
                 if subject is not None and subject not in self.state.configs:
-                    if not self.state.versions(subject, include_deleted=True):
-                        raise errors.subject_not_found(subject)
-                    raise errors.subject_config_not_found(subject)
+                    # Confluent answers 40401 here, whether or not the subject has versions.
+                    raise errors.subject_not_found(subject)
             previous = self.config(subject, default_to_global=False)
             self._commit([(config_key(subject), None)])
             return previous
