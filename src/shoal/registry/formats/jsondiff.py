@@ -13,7 +13,9 @@ kinds are a TYPE_CHANGED, which is why an ``enum``-only schema that becomes ``{"
 ``propertyNames``, ``contains``) never refuse a change.
 
 Draft 2019-09/2020-12 keywords are mapped onto their draft-7 counterparts (``prefixItems``
-with ``items``, ``dependentRequired``, ``dependentSchemas``); ``unevaluated*`` are not compared.
+with ``items``, ``dependentRequired``, ``dependentSchemas``); ``unevaluated*`` take part in the
+content model as in Confluent's diff. Not produced: the reserved-property types (they need the
+schema metadata Confluent keeps beside a schema, which shoal does not have).
 """
 
 from __future__ import annotations

@@ -44,9 +44,39 @@ def _pattern_schemas(schema: Schema) -> dict[str, Any]:
     return patterns if isinstance(patterns, dict) else {}
 
 
+def _unevaluated(schema: Schema, keyword: str) -> Schema | None:
+    """2019-09's ``unevaluatedProperties`` / ``unevaluatedItems``, when present."""
+    if keyword not in schema.node:
+        return None
+    return classify(schema.node[keyword], schema.doc)
+
+
+def _open(schema: Schema, extra_keyword: str, unevaluated_keyword: str) -> bool:
+    """Fully open: extra members allowed with no schema, and ``unevaluated*`` absent or
+    accepting anything."""
+    permits, extra = _extra(schema, extra_keyword)
+    if not permits or extra is not None:
+        return False
+    unevaluated = _unevaluated(schema, unevaluated_keyword)
+    return unevaluated is None or unevaluated.kind in ("empty", "true")
+
+
+def _partial(schema: Schema, extra_keyword: str, unevaluated_keyword: str) -> Schema | None:
+    """The schema extra members must match in a partially open model: ``additional*``'s, or
+    when that is absent, ``unevaluated*``'s (unless it is false or accepts anything)."""
+    permits, extra = _extra(schema, extra_keyword)
+    if extra is not None:
+        return extra
+    unevaluated = _unevaluated(schema, unevaluated_keyword)
+    if permits and unevaluated is not None and unevaluated.kind not in ("false", "empty", "true"):
+        return unevaluated
+    return None
+
+
 def _object_open(schema: Schema) -> bool:
-    permits, extra = _extra(schema, "additionalProperties")
-    return permits and extra is None and not _pattern_schemas(schema)
+    return not _pattern_schemas(schema) and _open(
+        schema, "additionalProperties", "unevaluatedProperties"
+    )
 
 
 def _object_partial(schema: Schema, name: str) -> Schema | None:
@@ -56,7 +86,7 @@ def _object_partial(schema: Schema, name: str) -> Schema | None:
                 return classify(node, schema.doc)
         except re.error:
             continue
-    return _extra(schema, "additionalProperties")[1]
+    return _partial(schema, "additionalProperties", "unevaluatedProperties")
 
 
 def _has_default(node: Any, doc: Doc) -> bool:
@@ -94,6 +124,9 @@ def compare_object(ctx: Context, original: Schema, update: Schema, path: str) ->
             )
     _compare_dependencies(ctx, original, update, f"{path}/dependencies")
     _compare_extra(ctx, original, update, "additionalProperties", "ADDITIONAL_PROPERTIES", path)
+    _compare_unevaluated(
+        ctx, original, update, "unevaluatedProperties", "UNEVALUATED_PROPERTIES", path
+    )
     for keyword, name in (("maxProperties", "MAX_PROPERTIES"), ("minProperties", "MIN_PROPERTIES")):
         limit(
             ctx,
@@ -230,6 +263,34 @@ def _compare_extra(
         ctx.compare(o_schema, u_schema, where)
 
 
+def _compare_unevaluated(
+    ctx: Context, original: Schema, update: Schema, keyword: str, name: str, path: str
+) -> None:
+    """``unevaluatedProperties`` / ``unevaluatedItems``: false is closed, true or ``{}`` open,
+    a schema partially open."""
+    old, new = _unevaluated(original, keyword), _unevaluated(update, keyword)
+    if old is None and new is None:
+        return
+    where = f"{path}/{keyword}"
+    if old is None:
+        ctx.add(
+            f"{name}_REMOVED" if new is not None and new.kind == "false" else f"{name}_NARROWED",
+            where,
+        )
+    elif new is None:
+        ctx.add(f"{name}_ADDED" if old.kind == "false" else f"{name}_EXTENDED", where)
+    elif old.kind == "false" and new.kind != "false":
+        ctx.add(f"{name}_ADDED", where)
+    elif old.kind != "false" and new.kind == "false":
+        ctx.add(f"{name}_REMOVED", where)
+    elif old.kind in ("empty", "true") and new.kind not in ("empty", "true"):
+        ctx.add(f"{name}_NARROWED", where)
+    elif old.kind not in ("empty", "true") and new.kind in ("empty", "true"):
+        ctx.add(f"{name}_EXTENDED", where)
+    else:
+        ctx.compare(old, new, where)
+
+
 # ----------------------------------------------------------------- arrays
 
 
@@ -240,6 +301,8 @@ def _items(schema: Schema) -> tuple[Schema | None, list[Any], Schema]:
     node = schema.node
     if isinstance(node.get("prefixItems"), list):
         extra = {"additionalItems": node["items"]} if "items" in node else {}
+        if "unevaluatedItems" in node:
+            extra["unevaluatedItems"] = node["unevaluatedItems"]
         return None, list(node["prefixItems"]), Schema("array", extra, schema.doc)
     items = node.get("items")
     if isinstance(items, list):
@@ -249,8 +312,7 @@ def _items(schema: Schema) -> tuple[Schema | None, list[Any], Schema]:
 
 
 def _array_open(holder: Schema) -> bool:
-    permits, extra = _extra(holder, "additionalItems")
-    return permits and extra is None
+    return _open(holder, "additionalItems", "unevaluatedItems")
 
 
 def compare_array(ctx: Context, original: Schema, update: Schema, path: str) -> None:
@@ -270,6 +332,7 @@ def compare_array(ctx: Context, original: Schema, update: Schema, path: str) -> 
         else:
             _item_added(ctx, o_holder, classify(u_tuple[index], update.doc), where)
     _compare_extra(ctx, o_holder, u_holder, "additionalItems", "ADDITIONAL_ITEMS", path)
+    _compare_unevaluated(ctx, o_holder, u_holder, "unevaluatedItems", "UNEVALUATED_ITEMS", path)
     for keyword, name in (
         ("maxItems", "MAX_ITEMS"),
         ("minItems", "MIN_ITEMS"),
@@ -293,7 +356,7 @@ def _item_removed(ctx: Context, old: Schema, u_holder: Schema, where: str) -> No
     if _array_open(u_holder):
         ctx.add("ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL", where)
         return
-    partial = _extra(u_holder, "additionalItems")[1]
+    partial = _partial(u_holder, "additionalItems", "unevaluatedItems")
     if partial is not None:
         sub = ctx.sub()
         sub.compare(old, partial, where)
@@ -319,7 +382,7 @@ def _item_added(ctx: Context, o_holder: Schema, new: Schema, where: str) -> None
             where,
         )
         return
-    partial = _extra(o_holder, "additionalItems")[1]
+    partial = _partial(o_holder, "additionalItems", "unevaluatedItems")
     if partial is not None:
         sub = ctx.sub()
         sub.compare(partial, new, where)
