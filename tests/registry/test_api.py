@@ -192,7 +192,7 @@ def test_replay_rebuilds_the_same_state(client: Any, memory_log: MemorySchemaLog
     replayed.open(memory_log)
     assert replayed.versions("s", include_deleted=True) == [1, 2]
     assert replayed.versions("s", include_deleted=False) == [2]
-    assert replayed.compatibility_level("s", default_to_global=False) == "FULL"
+    assert replayed.config("s", default_to_global=False) == {"compatibilityLevel": "FULL"}
 
 
 def test_not_ready_answers_50003() -> None:
@@ -203,3 +203,117 @@ def test_not_ready_answers_50003() -> None:
     with TestClient(build_registry_app(RegistryService())) as fresh:
         response = fresh.get("/subjects")
     assert (response.status_code, response.json()["error_code"]) == (503, 50003)
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "status", "code"),
+    [
+        # The schema is checked first, whether or not the subject exists (Confluent's order).
+        ("s", {"schema": "{not json"}, 422, 42201),
+        ("nope", {"schema": '{"type": "nope"}'}, 422, 42201),
+        ("s", {"schema": "message {", "schemaType": "PROTOBUF"}, 422, 42201),
+        ("s", {"schema": '{"type": 5}', "schemaType": "JSON"}, 422, 42201),
+        (
+            "s",
+            {"schema": V1, "references": [{"name": "x", "subject": "nope", "version": 1}]},
+            422,
+            42201,
+        ),
+        # A valid schema: 40401 for a subject without versions, 40403 for one without it.
+        ("nope", {"schema": V1}, 404, 40401),
+        ("s", {"schema": V2}, 404, 40403),
+    ],
+)
+def test_lookup_checks_the_schema_before_the_subject(
+    client: Any, subject: str, body: Any, status: int, code: int
+) -> None:
+    _register(client, "s", V1)
+    response = client.post(f"/subjects/{subject}", json=body, headers=CT)
+    assert (response.status_code, response.json()["error_code"]) == (status, code)
+
+
+# The same Avro record written three ways: key order, shorthand types, whitespace.
+V1_REORDERED = json.dumps(
+    {"fields": [{"type": {"type": "int"}, "name": "a"}], "name": "R", "type": "record"}, indent=2
+)
+JSON_A = json.dumps({"type": "object", "properties": {"a": {"type": "string"}}})
+JSON_A_REORDERED = '{ "properties" : { "a" : { "type" : "string" } }, "type" : "object" }'
+
+
+def test_normalize_maps_equal_schemas_to_one_version(client: Any) -> None:
+    first = _register(client, "s", V1).json()["id"]
+    found = client.post("/subjects/s?normalize=true", json={"schema": V1_REORDERED}, headers=CT)
+    assert (found.json()["version"], found.json()["id"]) == (1, first)
+    again = client.post(
+        "/subjects/s/versions?normalize=true", json={"schema": V1_REORDERED}, headers=CT
+    )
+    assert again.json()["id"] == first
+    assert client.get("/subjects/s/versions").json() == [1]
+    # A schema registered with normalize is stored in its normal form.
+    normal = client.post(
+        "/subjects/n/versions?normalize=True", json={"schema": V1_REORDERED}, headers=CT
+    ).json()["id"]
+    assert json.loads(client.get(f"/schemas/ids/{normal}").json()["schema"]) == json.loads(V1)
+    assert normal == first
+
+
+def test_normalize_config_flag(client: Any) -> None:
+    assert client.put("/config/j", json={"normalize": True}, headers=CT).json() == {
+        "normalize": True
+    }
+    assert client.get("/config/j").json() == {"normalize": True}
+    assert client.get("/config/j?defaultToGlobal=true").json() == {
+        "compatibilityLevel": "BACKWARD",
+        "normalize": True,
+    }
+    # Merged as Confluent does: setting the level keeps the flag.
+    assert client.put("/config/j", json={"compatibility": "FULL"}, headers=CT).json() == {
+        "compatibility": "FULL",
+        "normalize": True,
+    }
+    first = _register(client, "j", JSON_A, schemaType="JSON").json()["id"]
+    stored = client.get(f"/schemas/ids/{first}").json()["schema"]
+    assert stored == json.dumps(json.loads(JSON_A), sort_keys=True, separators=(",", ":"))
+    assert _register(client, "j", JSON_A_REORDERED, schemaType="JSON").json()["id"] == first
+    found = client.post("/subjects/j", json={"schema": JSON_A, "schemaType": "JSON"}, headers=CT)
+    assert found.json()["version"] == 1
+    bad = client.put("/config/j", json={"normalize": "yes"}, headers=CT)
+    assert (bad.status_code, bad.json()["error_code"]) == (422, 422)
+    assert client.delete("/config/j").json() == {"compatibilityLevel": "FULL", "normalize": True}
+    assert client.put("/config", json={"normalize": True}, headers=CT).json() == {"normalize": True}
+    assert client.get("/config").json() == {"compatibilityLevel": "BACKWARD", "normalize": True}
+
+
+def test_delete_global_mode_returns_to_readwrite(client: Any) -> None:
+    assert client.delete("/mode").json() == {"mode": "READWRITE"}
+    assert client.put("/mode", json={"mode": "READONLY"}, headers=CT).json() == {"mode": "READONLY"}
+    assert _register(client, "s", V1).json()["error_code"] == 42205
+    assert client.delete("/mode").json() == {"mode": "READONLY"}
+    assert client.get("/mode").json() == {"mode": "READWRITE"}
+    assert _register(client, "s", V1).status_code == 200
+    # A subject without a mode of its own: Confluent answers 40401.
+    missing = client.delete("/mode/s")
+    assert (missing.status_code, missing.json()["error_code"]) == (404, 40401)
+
+
+def test_schemas_by_guid(client: Any) -> None:
+    import hashlib
+    import uuid
+
+    registered = _register(client, "s", V1).json()
+    guid = registered["guid"]
+    # Confluent's current register answer: the stored version, not only the id.
+    assert registered == {"id": registered["id"], "version": 1, "guid": guid, "schema": V1}
+    assert client.get("/subjects/s/versions/1").json()["guid"] == guid
+    # Confluent's guid: the MD5 of the schema text (and references), as a UUID.
+    assert guid == str(uuid.UUID(bytes=hashlib.md5(V1.encode()).digest()))
+    assert client.get(f"/schemas/ids/{registered['id']}").json()["guid"] == guid
+    by_guid = client.get(f"/schemas/guids/{guid}").json()
+    assert by_guid == {"schema": V1, "guid": guid}
+    assert client.get(f"/schemas/guids/{guid}/ids").json() == [
+        {"context": ".", "id": registered["id"]}
+    ]
+    unknown = str(uuid.uuid4())
+    missing = client.get(f"/schemas/guids/{unknown}")
+    assert (missing.status_code, missing.json()["error_code"]) == (404, 40403)
+    assert client.get(f"/schemas/guids/{unknown}/ids").json() == []

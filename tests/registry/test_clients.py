@@ -181,13 +181,19 @@ message Address { string city = 1; }
 """
 ORDER_PROTO = """syntax = "proto3";
 package shoaltest.shop;
-import "shoaltest_address.proto";
+import "shoaltest/shop/address.proto";
+import "google/protobuf/timestamp.proto";
 message Order {
   int64 id = 1;
   Address ship_to = 2;
   repeated string tags = 3;
+  google.protobuf.Timestamp placed_at = 4;
 }
 """
+# confluent-kafka's serializer registers each import under its path: a subject with "/" in
+# it, which reaches the registry as %2F on every route it uses (register, lookup, versions).
+ADDRESS_SUBJECT = "shoaltest/shop/address.proto"
+TIMESTAMP_SUBJECT = "google/protobuf/timestamp.proto"
 
 
 def _compile_protos(tmp_path: Path) -> Any:
@@ -199,22 +205,24 @@ def _compile_protos(tmp_path: Path) -> Any:
     from grpc_tools import protoc  # type: ignore[import-untyped]
 
     src = tmp_path / "proto"
-    src.mkdir()
-    (src / "shoaltest_address.proto").write_text(ADDRESS_PROTO)
+    (src / "shoaltest" / "shop").mkdir(parents=True)
+    (src / ADDRESS_SUBJECT).write_text(ADDRESS_PROTO)
     (src / "shoaltest_order.proto").write_text(ORDER_PROTO)
+    well_known = Path(protoc.__file__).parent / "_proto"
     code = protoc.main(
         [
             "protoc",
             f"-I{src}",
+            f"-I{well_known}",
             f"--python_out={src}",
-            "shoaltest_address.proto",
+            ADDRESS_SUBJECT,
             "shoaltest_order.proto",
         ]
     )
     assert code == 0
     sys.path.insert(0, str(src))
     try:
-        for name in ("shoaltest_order_pb2", "shoaltest_address_pb2"):
+        for name in [m for m in sys.modules if m.startswith(("shoaltest", "shoaltest_order"))]:
             sys.modules.pop(name, None)
         return importlib.import_module("shoaltest_order_pb2")
     finally:
@@ -224,27 +232,44 @@ def _compile_protos(tmp_path: Path) -> Any:
 def test_protobuf_with_reference_round_trips(
     broker: EmbeddedBroker, clients: Any, tmp_path: Path
 ) -> None:
+    from urllib.parse import quote
+
     from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+    from google.protobuf.timestamp_pb2 import Timestamp
 
     order_pb2 = _compile_protos(tmp_path)
     registry = clients(broker.http_url)
-    serializer = ProtobufSerializer(order_pb2.Order, registry, {"use.deprecated.format": False})
+    serializer = ProtobufSerializer(
+        order_pb2.Order,
+        registry,
+        {"use.deprecated.format": False, "skip.known.types": False},
+    )
     context = SerializationContext("parcels", MessageField.VALUE)
-    records = [order_pb2.Order(id=i, ship_to={"city": f"c{i}"}, tags=["a"] * i) for i in range(3)]
+    records = [
+        order_pb2.Order(
+            id=i,
+            ship_to={"city": f"c{i}"},
+            tags=["a"] * i,
+            placed_at=Timestamp(seconds=1_700_000_000 + i),
+        )
+        for i in range(3)
+    ]
     payloads = [serializer(r, context) for r in records]
     assert all(p[0] == 0 for p in payloads)
     order_id = int.from_bytes(payloads[0][1:5], "big")
 
-    # The import was registered under its file name, and the order references it.
+    # Each import was registered under its path, and the order references them.
     fresh = clients(broker.http_url)
+    assert set(fresh.get_subjects()) == {"parcels-value", ADDRESS_SUBJECT, TIMESTAMP_SUBJECT}
     latest = fresh.get_latest_version("parcels-value")
     assert latest.schema_id == order_id
-    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == [
-        ("shoaltest_address.proto", "shoaltest_address.proto", 1)
+    assert sorted((r.name, r.subject, r.version) for r in latest.schema.references) == [
+        (TIMESTAMP_SUBJECT, TIMESTAMP_SUBJECT, 1),
+        (ADDRESS_SUBJECT, ADDRESS_SUBJECT, 1),
     ]
-    address_id = fresh.get_version("shoaltest_address.proto", 1).schema_id
+    address_id = fresh.get_version(ADDRESS_SUBJECT, 1).schema_id
     refs = httpx.get(
-        f"{broker.http_url}/subjects/shoaltest_address.proto/versions/1/referencedby"
+        f"{broker.http_url}/subjects/{quote(ADDRESS_SUBJECT, safe='')}/versions/1/referencedby"
     ).json()
     assert refs == [order_id]
 
@@ -254,21 +279,30 @@ def test_protobuf_with_reference_round_trips(
 
     # The same schemas as .proto text: the same ids (Confluent normalises the two forms).
     same_address = Schema(ADDRESS_PROTO, "PROTOBUF")
-    assert fresh.lookup_schema("shoaltest_address.proto", same_address).schema_id == address_id
-    assert registry.register_schema("shoaltest_address.proto", same_address) == address_id
+    assert fresh.lookup_schema(ADDRESS_SUBJECT, same_address).schema_id == address_id
+    assert registry.register_schema(ADDRESS_SUBJECT, same_address) == address_id
     same_order = Schema(
         ORDER_PROTO,
         "PROTOBUF",
-        [SchemaReference("shoaltest_address.proto", "shoaltest_address.proto", 1)],
+        [
+            SchemaReference(ADDRESS_SUBJECT, ADDRESS_SUBJECT, 1),
+            SchemaReference(TIMESTAMP_SUBJECT, TIMESTAMP_SUBJECT, 1),
+        ],
     )
     assert fresh.lookup_schema("parcels-value", same_order).schema_id == order_id
     assert registry.register_schema("parcels-value", same_order) == order_id
     assert fresh.get_versions("parcels-value") == [1]
 
-    # A new serializer (no client cache) finds the registered schema without re-registering.
+    # A new serializer (no client cache) finds the registered schemas without re-registering.
     lookup_only = ProtobufSerializer(
         order_pb2.Order,
         clients(broker.http_url),
-        {"use.deprecated.format": False, "auto.register.schemas": False},
+        {"use.deprecated.format": False, "auto.register.schemas": False, "skip.known.types": False},
     )
     assert lookup_only(records[1], context) == payloads[1]
+    assert fresh.get_versions(ADDRESS_SUBJECT) == [1]
+
+    # Deleting the import while the order uses it is refused, through the %2F path too.
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        registry.delete_subject(ADDRESS_SUBJECT)
+    assert excinfo.value.error_code == 42206

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -17,9 +18,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoal.registry import errors
-from shoal.registry.model import SCHEMA_TYPES, Reference, SchemaVersion, StoredSchema
+from shoal.registry.model import (
+    SCHEMA_TYPES,
+    Reference,
+    SchemaVersion,
+    StoredSchema,
+    schema_guid,
+)
 from shoal.registry.service import RegistryService, SchemaRequest
 
 CONTENT_TYPE: Final = "application/vnd.schemaregistry.v1+json"
@@ -33,6 +41,8 @@ BODY_BYTES_MAX: Final = 16 * 1024 * 1024
 """Large Protobuf or JSON schemas run to a few hundred KiB; 16 MiB bounds a hostile body."""
 
 Handler = Callable[[Request], Awaitable[Response]]
+RAW_PATH_KEY: Final = "shoal.registry.raw_path"
+"""Set in the scope when routes matched the path as sent (still percent-encoded)."""
 
 
 class RegistryResponse(Response):
@@ -44,6 +54,32 @@ class RegistryResponse(Response):
 
 def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").lower() == "true"
+
+
+def match_on_raw_path(app: ASGIApp) -> ASGIApp:
+    """Route on the path as the client sent it, still percent-encoded.
+
+    Subject names may hold a ``/`` (confluent-kafka's Protobuf serializer registers an import
+    under its file path, ``google/protobuf/timestamp.proto``), which clients send as ``%2F``.
+    The server decodes the path before routing, and a decoded ``/`` would split the subject
+    into two path segments that no route matches; on the raw path each parameter is one
+    segment, and :func:`_decoded_params` decodes it once matched."""
+
+    async def run(scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and isinstance(raw, bytes) and raw:
+            # A client that sent raw UTF-8 bytes rather than escapes still gets its name.
+            path = raw.decode("utf-8", errors="replace").split("?", 1)[0]
+            scope = {**scope, "path": path, RAW_PATH_KEY: True}
+        await app(scope, receive, send)
+
+    return run
+
+
+def _decoded_params(request: Request) -> None:
+    if request.scope.get(RAW_PATH_KEY):
+        params = request.scope.get("path_params", {})
+        request.scope["path_params"] = {k: unquote(v) for k, v in params.items()}
 
 
 def _schema_id(request: Request) -> int:
@@ -110,21 +146,46 @@ def _version_json(sv: SchemaVersion) -> dict[str, Any]:
         "subject": sv.subject,
         "version": sv.version,
         "id": sv.schema_id,
+        "guid": schema_guid(sv.schema, sv.references),
         **_schema_fields(sv.schema_type, sv.references),
         "schema": sv.schema,
     }
 
 
-def build_registry_app(service: RegistryService) -> Starlette:  # noqa: C901 - one route table
+def build_registry_app(service: RegistryService) -> ASGIApp:
+    """The registry's ASGI app, routed on raw paths (see :func:`match_on_raw_path`)."""
+    return match_on_raw_path(_routes_app(service))
+
+
+def _routes_app(service: RegistryService) -> Starlette:  # noqa: C901 - one route table
     async def register(request: Request) -> Response:
         body = _schema_request(await _body(request))
-        sv = await run_in_threadpool(service.register, request.path_params["subject"], body)
-        return RegistryResponse({"id": sv.schema_id})
+        sv = await run_in_threadpool(
+            lambda: service.register(
+                request.path_params["subject"], body, normalize=_flag(request, "normalize")
+            )
+        )
+        # As Confluent's current registry answers: the stored version, not only its id.
+        return RegistryResponse(
+            {
+                "id": sv.schema_id,
+                "version": sv.version,
+                "guid": schema_guid(sv.schema, sv.references),
+                **_schema_fields(sv.schema_type, sv.references),
+                "schema": sv.schema,
+            }
+        )
 
     async def lookup(request: Request) -> Response:
         body = _schema_request(await _body(request))
-        sv = service.lookup(
-            request.path_params["subject"], body, include_deleted=_flag(request, "deleted")
+        # Off the event loop: a schema unlike every stored one is compiled to be checked.
+        sv = await run_in_threadpool(
+            lambda: service.lookup(
+                request.path_params["subject"],
+                body,
+                include_deleted=_flag(request, "deleted"),
+                normalize=_flag(request, "normalize"),
+            )
         )
         return RegistryResponse(_version_json(sv))
 
@@ -184,8 +245,34 @@ def build_registry_app(service: RegistryService) -> Starlette:  # noqa: C901 - o
         stored = _stored(request)
         text = await run_in_threadpool(service.render, stored, request.query_params.get("format"))
         return RegistryResponse(
-            {**_schema_fields(stored.schema_type, stored.references), "schema": text}
+            {
+                **_schema_fields(stored.schema_type, stored.references),
+                "schema": text,
+                "guid": stored.guid,
+            }
         )
+
+    async def get_schema_by_guid(request: Request) -> Response:
+        stored = service.schema_by_guid(request.path_params["guid"])
+        text = await run_in_threadpool(service.render, stored, request.query_params.get("format"))
+        return RegistryResponse(
+            {
+                **_schema_fields(stored.schema_type, stored.references),
+                "schema": text,
+                "guid": stored.guid,
+            }
+        )
+
+    async def ids_by_guid(request: Request) -> Response:
+        # Confluent answers an empty list, not 40403, for a guid it does not know; shoal has
+        # one context, Confluent's default ".".
+        try:
+            stored = service.schema_by_guid(request.path_params["guid"])
+        except errors.RegistryError as exc:
+            if exc.error_code != 40403:
+                raise
+            return RegistryResponse([])
+        return RegistryResponse([{"context": ".", "id": stored.schema_id}])
 
     async def get_schema_text(request: Request) -> Response:
         return Response(_stored(request).schema, media_type=CONTENT_TYPE)
@@ -219,21 +306,19 @@ def build_registry_app(service: RegistryService) -> Starlette:  # noqa: C901 - o
         return None if subject is None else str(subject)
 
     async def get_config(request: Request) -> Response:
-        level = service.compatibility_level(
+        config = service.config(
             _subject(request), default_to_global=_flag(request, "defaultToGlobal")
         )
-        return RegistryResponse({"compatibilityLevel": level})
+        return RegistryResponse(config)
 
     async def put_config(request: Request) -> Response:
         data = await _body(request)
-        level = await run_in_threadpool(
-            service.set_compatibility, _subject(request), data.get("compatibility")
-        )
-        return RegistryResponse({"compatibility": level})
+        config = await run_in_threadpool(service.set_config, _subject(request), data)
+        return RegistryResponse(config)
 
     async def delete_config(request: Request) -> Response:
-        previous = await run_in_threadpool(service.delete_compatibility, _subject(request))
-        return RegistryResponse({"compatibilityLevel": previous})
+        previous = await run_in_threadpool(service.delete_config, _subject(request))
+        return RegistryResponse(previous)
 
     async def get_mode(request: Request) -> Response:
         mode = service.mode(_subject(request), default_to_global=_flag(request, "defaultToGlobal"))
@@ -249,12 +334,12 @@ def build_registry_app(service: RegistryService) -> Starlette:  # noqa: C901 - o
         return RegistryResponse({"mode": mode})
 
     async def delete_mode(request: Request) -> Response:
-        subject = request.path_params["subject"]
-        previous = await run_in_threadpool(service.delete_mode, subject)
+        previous = await run_in_threadpool(service.delete_mode, _subject(request))
         return RegistryResponse({"mode": previous})
 
     def guarded(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
+            _decoded_params(request)
             try:
                 return await handler(request)
             except errors.RegistryError as exc:
@@ -279,6 +364,8 @@ def build_registry_app(service: RegistryService) -> Starlette:  # noqa: C901 - o
         ("/schemas/ids/{schema_id}/schema", get_schema_text, ["GET"]),
         ("/schemas/ids/{schema_id}/subjects", schema_subjects, ["GET"]),
         ("/schemas/ids/{schema_id}/versions", schema_versions, ["GET"]),
+        ("/schemas/guids/{guid}", get_schema_by_guid, ["GET"]),
+        ("/schemas/guids/{guid}/ids", ids_by_guid, ["GET"]),
         ("/compatibility" + s + "/versions", compatibility, ["POST"]),
         ("/compatibility" + v, compatibility, ["POST"]),
         ("/config", get_config, ["GET"]),
@@ -289,6 +376,7 @@ def build_registry_app(service: RegistryService) -> Starlette:  # noqa: C901 - o
         ("/config/{subject}", delete_config, ["DELETE"]),
         ("/mode", get_mode, ["GET"]),
         ("/mode", put_mode, ["PUT"]),
+        ("/mode", delete_mode, ["DELETE"]),
         ("/mode/{subject}", get_mode, ["GET"]),
         ("/mode/{subject}", put_mode, ["PUT"]),
         ("/mode/{subject}", delete_mode, ["DELETE"]),

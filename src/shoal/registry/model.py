@@ -11,7 +11,7 @@ Record layouts (JSON, keys serialised with sorted keys so equal keys are equal b
     val {"subject": s, "version": v, "id": n, "schemaType": t, "schema": text,
          "references": [{"name", "subject", "version"}], "deleted": bool}   (null: hard delete)
     key {"keytype": "CONFIG", "subject": s | null, "magic": 0}
-    val {"compatibilityLevel": level}                                       (null: unset)
+    val {"compatibilityLevel": level, "normalize": bool}   (each optional; null: unset)
     key {"keytype": "MODE", "subject": s | null, "magic": 0}
     val {"mode": mode}                                                      (null: unset)
     key {"keytype": "ID_WATERMARK", "magic": 0}
@@ -20,7 +20,9 @@ Record layouts (JSON, keys serialised with sorted keys so equal keys are equal b
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -36,6 +38,7 @@ COMPATIBILITY_LEVELS: Final = (
     "FULL_TRANSITIVE",
 )
 DEFAULT_COMPATIBILITY: Final = "BACKWARD"
+CONFIG_FIELDS: Final = ("compatibilityLevel", "normalize")
 MODES: Final = ("READWRITE", "READONLY", "IMPORT")
 DEFAULT_MODE: Final = "READWRITE"
 SCHEMA_TYPES: Final = ("AVRO", "JSON", "PROTOBUF")
@@ -65,6 +68,18 @@ class SchemaVersion:
     deleted: bool = False
 
 
+def schema_guid(schema: str, references: tuple[Reference, ...]) -> str:
+    """Confluent's globally unique id of a schema: the MD5 of its text and its references
+    (name, subject, version as 4 big-endian bytes), written as a UUID. Derived, not stored,
+    so every registry holding the same schema names it the same way."""
+    digest = hashlib.md5(schema.encode(), usedforsecurity=False)
+    for ref in references:
+        digest.update(ref.name.encode())
+        digest.update(ref.subject.encode())
+        digest.update(ref.version.to_bytes(4, "big", signed=True))
+    return str(uuid.UUID(bytes=digest.digest()))
+
+
 @dataclass(frozen=True)
 class StoredSchema:
     """What a global id names: the schema text and type, independent of subjects."""
@@ -75,6 +90,10 @@ class StoredSchema:
     references: tuple[Reference, ...]
     canonical: str
 
+    @property
+    def guid(self) -> str:
+        return schema_guid(self.schema, self.references)
+
 
 @dataclass
 class RegistryState:
@@ -82,7 +101,9 @@ class RegistryState:
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
     # The identity used to give an identical schema the same id in every subject.
     ids_by_identity: dict[tuple[str, str, tuple[Reference, ...]], int] = field(default_factory=dict)
-    configs: dict[str | None, str] = field(default_factory=dict)
+    ids_by_guid: dict[str, int] = field(default_factory=dict)
+    # Per subject (None: global) the config fields that were set: compatibilityLevel, normalize.
+    configs: dict[str | None, dict[str, Any]] = field(default_factory=dict)
     modes: dict[str | None, str] = field(default_factory=dict)
     max_id: int = 0
 
@@ -95,10 +116,19 @@ class RegistryState:
     def live_subjects(self, *, include_deleted: bool) -> list[str]:
         return sorted(s for s in self.subjects if self.versions(s, include_deleted=include_deleted))
 
+    def config_field(self, subject: str | None, name: str, default: Any) -> Any:
+        """A config field: the subject's if it set it, else the global one, else ``default``."""
+        for scope in (subject, None) if subject is not None else (None,):
+            value = self.configs.get(scope, {}).get(name)
+            if value is not None:
+                return value
+        return default
+
     def compatibility(self, subject: str | None) -> str:
-        if subject is not None and subject in self.configs:
-            return self.configs[subject]
-        return self.configs.get(None, DEFAULT_COMPATIBILITY)
+        return str(self.config_field(subject, "compatibilityLevel", DEFAULT_COMPATIBILITY))
+
+    def normalize(self, subject: str | None) -> bool:
+        return bool(self.config_field(subject, "normalize", False))
 
     def mode(self, subject: str | None) -> str:
         if subject is not None and subject in self.modes:
@@ -125,12 +155,22 @@ class RegistryState:
         if keytype == "SCHEMA":
             self._apply_schema(key, value, canonical)
         elif keytype == "CONFIG":
-            self._apply_setting(self.configs, key, value, "compatibilityLevel")
+            self._apply_config(key, value)
         elif keytype == "MODE":
             self._apply_setting(self.modes, key, value, "mode")
         elif keytype == "ID_WATERMARK" and value is not None:
             self.max_id = max(self.max_id, int(value["max_id"]))
         # Unknown key types are skipped: a newer registry may have written them.
+
+    def _apply_config(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        subject = key.get("subject")
+        known: dict[str, Any] = {
+            k: value[k] for k in CONFIG_FIELDS if value is not None and k in value
+        }
+        if not known:
+            self.configs.pop(subject, None)
+        else:
+            self.configs[subject] = known
 
     def _apply_setting(
         self,
@@ -172,10 +212,10 @@ class RegistryState:
         )
         self.subjects.setdefault(subject, {})[version] = sv
         if sv.schema_id not in self.schemas:
-            self.schemas[sv.schema_id] = StoredSchema(
-                sv.schema_id, sv.schema_type, sv.schema, refs, canonical
-            )
+            stored = StoredSchema(sv.schema_id, sv.schema_type, sv.schema, refs, canonical)
+            self.schemas[sv.schema_id] = stored
             self.ids_by_identity[(sv.schema_type, canonical, refs)] = sv.schema_id
+            self.ids_by_guid.setdefault(stored.guid, sv.schema_id)
         self.max_id = max(self.max_id, sv.schema_id)
 
     def _forget_unused_ids(self) -> None:
@@ -187,6 +227,8 @@ class RegistryState:
             identity = (stored.schema_type, stored.canonical, stored.references)
             if self.ids_by_identity.get(identity) == schema_id:
                 del self.ids_by_identity[identity]
+            if self.ids_by_guid.get(stored.guid) == schema_id:
+                del self.ids_by_guid[stored.guid]
 
 
 # --------------------------------------------------------------------- record codec

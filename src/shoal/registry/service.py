@@ -160,6 +160,14 @@ class RegistryService:
             raise errors.schema_not_found(f"Schema {schema_id} not found")
         return stored
 
+    def schema_by_guid(self, guid: str) -> StoredSchema:
+        self._require_ready()
+        with self._state_lock:
+            schema_id = self.state.ids_by_guid.get(guid.lower())
+        if schema_id is None:
+            raise errors.schema_not_found(f"Schema {guid} not found")
+        return self.schema_by_id(schema_id)
+
     def render(self, stored: StoredSchema, fmt: str | None) -> str:
         """The schema text, in ``fmt`` when the format has such an alternative."""
         if fmt:
@@ -185,14 +193,32 @@ class RegistryService:
             return self.state.referenced_by(subject, sv.version)
 
     def lookup(
-        self, subject: str, request: SchemaRequest, *, include_deleted: bool
+        self, subject: str, request: SchemaRequest, *, include_deleted: bool, normalize: bool
     ) -> SchemaVersion:
+        """The version of ``subject`` holding the requested schema. As Confluent does, the
+        schema is checked first (42201 when invalid, whether or not the subject exists), then
+        40401 when the subject has no versions, 40403 when none of them holds the schema."""
         self._require_ready()
         with self._state_lock:
             found = self.state.versions(subject, include_deleted=include_deleted)
+            normalize = normalize or self.state.normalize(subject)
+        candidates = list(reversed(found))
+        wanted = identity(request.schema_type, request.schema)
+        for sv in candidates:
+            # The same text as a stored version: valid (it was checked when registered), and
+            # found without a parse (a protoc run for Protobuf).
+            if (
+                sv.schema_type == request.schema_type
+                and sv.references == request.references
+                and identity(sv.schema_type, sv.schema) == wanted
+            ):
+                return sv
+        parsed = self.parse_request(request)
         if not found:
             raise errors.subject_not_found(subject)
-        same = self._equivalents(list(reversed(found)), request, None)
+        if normalize:
+            request = self._normalized_request(request, parsed)
+        same = self._equivalents(candidates, request, parsed, normalize=normalize)
         if not same:
             raise errors.schema_not_found()
         return same[0]
@@ -202,31 +228,57 @@ class RegistryService:
         candidates: Sequence[SchemaVersion],
         request: SchemaRequest,
         parsed: ParsedSchema | None,
+        *,
+        normalize: bool = False,
     ) -> list[SchemaVersion]:
         """The candidates that hold the requested schema: the same type and references, and
         the same identity text — or, for Protobuf, the same descriptor once the two forms a
         client may send (``.proto`` text, base64 descriptor) are compiled and normalised, as
-        Confluent's registry does. Both sides are parsed only when the texts differ."""
+        Confluent's registry does; with ``normalize``, the same normal form (the stored
+        version normalised too). Both sides are parsed only when the texts differ."""
         typed = [
             sv
             for sv in candidates
-            if sv.schema_type == request.schema_type and sv.references == request.references
+            if sv.schema_type == request.schema_type
+            and (sv.references == request.references or normalize)
         ]
+        if normalize:
+            refs = _normal_references(request.references)
+            typed = [sv for sv in typed if _normal_references(sv.references) == refs]
         wanted = identity(request.schema_type, request.schema)
         same = [sv for sv in typed if identity(sv.schema_type, sv.schema) == wanted]
-        if same or not typed or request.schema_type != "PROTOBUF":
+        if same or not typed:
+            return same
+        if request.schema_type != "PROTOBUF" and not normalize:
             return same
         if parsed is None:
             parsed = self.parse_request(request)
-        normal = _normalized(parsed)
-        return [sv for sv in typed if _normalized(self._parse_version(sv)) == normal]
+        normal = _normal_key(parsed)
+        return [sv for sv in typed if _normal_key(self._parse_version(sv)) == normal]
 
-    def compatibility_level(self, subject: str | None, *, default_to_global: bool) -> str:
+    def _normalized_request(self, request: SchemaRequest, parsed: ParsedSchema) -> SchemaRequest:
+        """``?normalize=true`` (or the ``normalize`` config): the schema in its format's normal
+        form and the references sorted without duplicates, as Confluent stores them."""
+        text = parsed.normal_form
+        return replace(
+            request,
+            schema=request.schema if text is None else text,
+            references=_normal_references(request.references),
+        )
+
+    def config(self, subject: str | None, *, default_to_global: bool) -> dict[str, Any]:
+        """The config fields set for ``subject`` (None: global; the global compatibility level
+        always has a value), or with ``default_to_global`` the ones in force for it."""
         self._require_ready()
         with self._state_lock:
             if subject is not None and subject not in self.state.configs and not default_to_global:
                 raise errors.subject_config_not_found(subject)
-            return self.state.compatibility(subject)
+            if subject is None or default_to_global:
+                found: dict[str, Any] = {"compatibilityLevel": self.state.compatibility(subject)}
+                if self.state.config_field(subject, "normalize", None) is not None:
+                    found["normalize"] = self.state.normalize(subject)
+                return found
+            return dict(self.state.configs[subject])
 
     def mode(self, subject: str | None, *, default_to_global: bool) -> str:
         self._require_ready()
@@ -321,13 +373,16 @@ class RegistryService:
 
     # ------------------------------------------------------------ writes
 
-    def register(self, subject: str, request: SchemaRequest) -> SchemaVersion:
+    def register(
+        self, subject: str, request: SchemaRequest, *, normalize: bool = False
+    ) -> SchemaVersion:
         with self._write_lock:
             self._require_ready()
             with self._state_lock:
                 mode = self.state.mode(subject)
                 level = self.state.compatibility(subject)
                 every = self.state.versions(subject, include_deleted=True)
+                normalize = normalize or self.state.normalize(subject)
             if mode == "READONLY":
                 raise errors.operation_not_permitted(f"Subject '{subject}' is in read-only mode")
             importing = mode == "IMPORT"
@@ -336,9 +391,14 @@ class RegistryService:
                     f"Subject '{subject}' is not in import mode; a schema id cannot be given"
                 )
             parsed = self.parse_request(request)
+            if normalize:
+                request = self._normalized_request(request, parsed)
             wanted = identity(request.schema_type, request.schema)
             live = [sv for sv in every if not sv.deleted]
-            for sv in self._equivalents(list(reversed(live)), request, parsed):
+            equivalents = self._equivalents(
+                list(reversed(live)), request, parsed, normalize=normalize
+            )
+            for sv in equivalents:
                 if request.schema_id is None or request.schema_id == sv.schema_id:
                     return sv
             if not importing:
@@ -471,22 +531,38 @@ class RegistryService:
         with self._state_lock:
             return watermark_key(), {"max_id": self.state.max_id}
 
-    def set_compatibility(self, subject: str | None, level: object) -> str:
-        if not isinstance(level, str) or level.upper() not in COMPATIBILITY_LEVELS:
-            raise errors.invalid_compatibility_level(level)
+    def set_config(self, subject: str | None, update: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``update`` (``compatibility`` and/or ``normalize``) into the subject's (None:
+        global) config, as Confluent does: a field left out keeps its value."""
+        fields: dict[str, Any] = {}
+        level = update.get("compatibility", update.get("compatibilityLevel"))
+        if level is not None:
+            if not isinstance(level, str) or level.upper() not in COMPATIBILITY_LEVELS:
+                raise errors.invalid_compatibility_level(level)
+            fields["compatibilityLevel"] = level.upper()
+        normalize = update.get("normalize")
+        if normalize is not None:
+            if not isinstance(normalize, bool):
+                raise errors.unprocessable("'normalize' must be true or false")
+            fields["normalize"] = normalize
         with self._write_lock:
-            self._commit([(config_key(subject), {"compatibilityLevel": level.upper()})])
-        return level.upper()
+            self._require_ready()
+            with self._state_lock:
+                merged = {**self.state.configs.get(subject, {}), **fields}
+            self._commit([(config_key(subject), merged)])
+        response = dict(merged)
+        if "compatibilityLevel" in response:
+            response["compatibility"] = response.pop("compatibilityLevel")
+        return response
 
-    def delete_compatibility(self, subject: str | None) -> str:
+    def delete_config(self, subject: str | None) -> dict[str, Any]:
         with self._write_lock:
             self._require_ready()
             with self._state_lock:
                 if subject is not None and subject not in self.state.configs:
-                    if not self.state.versions(subject, include_deleted=True):
-                        raise errors.subject_not_found(subject)
-                    raise errors.subject_config_not_found(subject)
-                previous = self.state.compatibility(subject)
+                    # Confluent answers 40401 here, whether or not the subject has versions.
+                    raise errors.subject_not_found(subject)
+            previous = self.config(subject, default_to_global=False)
             self._commit([(config_key(subject), None)])
             return previous
 
@@ -508,12 +584,14 @@ class RegistryService:
             self._commit([(mode_key(subject), {"mode": mode.upper()})])
         return mode.upper()
 
-    def delete_mode(self, subject: str) -> str:
+    def delete_mode(self, subject: str | None) -> str:
+        """Forget the subject's mode (None: the global mode, back to READWRITE); answers the
+        mode it had. Confluent answers 40401 for a subject without a mode of its own."""
         with self._write_lock:
             self._require_ready()
             with self._state_lock:
-                if subject not in self.state.modes:
-                    raise errors.subject_mode_not_found(subject)
+                if subject is not None and subject not in self.state.modes:
+                    raise errors.subject_not_found(subject)
                 previous = self.state.mode(subject)
             self._commit([(mode_key(subject), None)])
             return previous
@@ -534,6 +612,17 @@ def parse_version(version: str) -> int:
 
 def _normalized(parsed: ParsedSchema) -> bytes | None:
     return parsed.normalized if isinstance(parsed, ProtobufSchema) else None
+
+
+def _normal_key(parsed: ParsedSchema) -> str | bytes | None:
+    """What two schemas share when they are the same once normalised."""
+    if isinstance(parsed, ProtobufSchema):
+        return parsed.normalized
+    return parsed.normal_form
+
+
+def _normal_references(references: Sequence[Reference]) -> tuple[Reference, ...]:
+    return tuple(sorted(set(references), key=lambda r: (r.name, r.subject, r.version)))
 
 
 def _identity_of(value: dict[str, Any] | None) -> str:

@@ -39,6 +39,13 @@ class AvroSchema:
     def canonical(self) -> str:
         return self._canonical
 
+    @property
+    def normal_form(self) -> str:
+        """As the avro library writes the parsed schema back: full names, shorthand primitives
+        (``{"type": "string"}`` becomes ``"string"``), attributes in one order; field order
+        and defaults kept, since they carry meaning."""
+        return canonical_json(self.schema.to_json())
+
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         if not isinstance(writer, AvroSchema):
             return ["the schema type changed (a subject's versions share one type)"]

@@ -25,6 +25,13 @@ class ParsedSchema(Protocol):
         """Identity text: two registrations with equal canonical text get the same id."""
         ...
 
+    @property
+    def normal_form(self) -> str | None:
+        """The schema text in its format's normal form (``?normalize=true``): semantically
+        equal schemas written differently share it. None: the format keeps the text as given
+        (Protobuf, whose equal schemas are matched on their normalised descriptors)."""
+        ...
+
     def incompatibilities(self, writer: ParsedSchema) -> list[str]:
         """Why this schema, as a reader, cannot read data written with ``writer``; empty if it
         can."""

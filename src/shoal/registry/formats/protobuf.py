@@ -88,6 +88,10 @@ class ProtobufSchema:
                 f.ClearField("json_name")
         return file.SerializeToString(deterministic=True)
 
+    @property
+    def normal_form(self) -> None:
+        return None
+
     def render(self, fmt: str | None) -> str | None:
         if fmt == "serialized":
             return self.canonical
