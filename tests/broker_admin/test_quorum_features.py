@@ -4,6 +4,7 @@ protocol: this node is the quorum's only voter and leader, and its feature level
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
 from tests.broker_admin.conftest import inner
+from tests.conftest import BrokerProcess
 from tests.server.wire import WireClient, host_port
 
 pytestmark = pytest.mark.integration
@@ -155,3 +157,31 @@ def test_any_other_update_fails_the_whole_request(
     assert list(response.results) == []
     finalized = {f.name: f.max_version_level for f in features(shoal_broker, 4).finalized_features}
     assert finalized["metadata.version"] == 33
+
+
+def test_node_id_comes_from_the_broker_config(broker_process: Callable[..., BrokerProcess]) -> None:
+    """Every answer that names this node uses its configured node.id, not a constant 1."""
+    process = broker_process(broker_config={"node_id": 7})
+    bootstrap = process.bootstrap_servers
+    with WireClient(bootstrap) as client:
+        described = client.request(
+            ApiKey.DESCRIBE_QUORUM,
+            2,
+            {"topics": [{"topic_name": METADATA, "partitions": [{"partition_index": 0}]}]},
+        )
+        resources = client.request(ApiKey.LIST_CONFIG_RESOURCES, 1, {"resource_types": [4]})
+        moved = client.request(
+            ApiKey.ALTER_PARTITION_REASSIGNMENTS,
+            0,
+            {"timeout": 5000, "topics": [{"name": "__consumer_offsets", "partitions": [
+                {"partition_index": 0, "replicas": [7]},
+                {"partition_index": 0, "replicas": [1]}]}]},
+        )  # fmt: skip
+    (partition,) = described.topics[0].partitions
+    assert (partition.leader_id, [v.replica_id for v in partition.current_voters]) == (7, [7])
+    assert [n.node_id for n in described.nodes] == [7]
+    assert [r.resource_name for r in resources.config_resources] == ["7"]
+    assert [p.error_code for p in moved.responses[0].partitions] == [
+        ErrorCode.NONE,
+        ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+    ]
