@@ -424,7 +424,22 @@ def list_config_resources(bootstrap: str) -> Result:
     }
 
 
+# --- versions ----------------------------------------------------------------------------------
+
+ADMIN_API_KEYS = (34, 35, 43, 45, 46, 55, 57, 61, 74)
+
+
+def advertised_versions(bootstrap: str) -> Result:
+    """The version ranges of these APIs in ApiVersions: shoal serves what Kafka 4.4 serves."""
+    response = request(
+        bootstrap, 18, 3, {"client_software_name": "diff", "client_software_version": "1"}
+    )
+    ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+    return {str(key): ranges.get(key) for key in ADMIN_API_KEYS}
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
+    "advertised_versions": advertised_versions,
     "log_dirs": log_dirs,
     "alter_replica_log_dirs": alter_replica_log_dirs,
     "elect_leaders": elect_leaders,
