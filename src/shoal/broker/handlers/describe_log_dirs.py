@@ -46,18 +46,13 @@ async def handle_describe_log_dirs(broker: Broker, ctx: RequestContext, request:
 
 
 async def _describe(broker: Broker, wanted: set[tuple[str, int]] | None) -> dict[str, Any]:
+    if broker.logs.health.failure is not None:
+        return _offline(broker, broker.logs.health.failure)
     try:
-        if broker.logs.health.failure is not None:
-            raise OSError(broker.logs.health.failure)
         # statvfs is a system call on the data directory: off the event loop like other I/O.
         space = await asyncio.to_thread(volume_space, broker.logs.path)
     except OSError as exc:
-        log.warning("cannot describe log directory %s: %s", broker.logs.path, exc)
-        return {
-            "error_code": ErrorCode.KAFKA_STORAGE_ERROR,
-            "log_dir": log_dir_path(broker.logs.path),
-            "topics": [],
-        }
+        return _offline(broker, str(exc))
     partitions: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for tp, plog in sorted(
         broker.logs.partitions().items(), key=lambda item: (item[0].topic, item[0].partition)
@@ -81,4 +76,15 @@ async def _describe(broker: Broker, wanted: set[tuple[str, int]] | None) -> dict
         "total_bytes": space.total_bytes,
         "usable_bytes": space.usable_bytes,
         "is_cordoned": False,
+    }
+
+
+def _offline(broker: Broker, reason: str) -> dict[str, Any]:
+    log.warning(
+        "log directory %s reported offline to DescribeLogDirs: %s", broker.logs.path, reason
+    )
+    return {
+        "error_code": ErrorCode.KAFKA_STORAGE_ERROR,
+        "log_dir": log_dir_path(broker.logs.path),
+        "topics": [],
     }
