@@ -5,8 +5,8 @@ nothing to do; any other replica list names a broker that does not exist.
 Kafka's answers (its controller's ``alterPartitionReassignment``), per partition:
 
 - unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION;
-- null replicas (cancel) while no reassignment is in progress, which is always: NO_REASSIGNMENT_IN
-  _PROGRESS;
+- null replicas (cancel) while no reassignment is in progress, which is always:
+  NO_REASSIGNMENT_IN_PROGRESS;
 - an empty replica list, a broker id other than this node's, or a broker named twice:
   INVALID_REPLICA_ASSIGNMENT, the ids checked in ascending order, so the first problem found is
   the one reported;
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 
 class ReassignmentError(Exception):
+    """The partition's answer when the reassignment is refused (message None: the default)."""
+
     def __init__(self, code: ErrorCode, message: str | None) -> None:
         super().__init__(message)
         self.code = code
