@@ -56,19 +56,27 @@ class ApiKey(IntEnum):
     DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
+    ALTER_REPLICA_LOG_DIRS = 34
+    DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
+    ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
+    ALTER_PARTITION_REASSIGNMENTS = 45
+    LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
+    DESCRIBE_QUORUM = 55
+    UPDATE_FEATURES = 57
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
     DESCRIBE_TRANSACTIONS = 65
     LIST_TRANSACTIONS = 66
     CONSUMER_GROUP_HEARTBEAT = 68
     CONSUMER_GROUP_DESCRIBE = 69
+    LIST_CONFIG_RESOURCES = 74
     DESCRIBE_TOPIC_PARTITIONS = 75
     SHARE_GROUP_HEARTBEAT = 76
     SHARE_GROUP_DESCRIBE = 77
@@ -167,19 +175,29 @@ SUPPORTED_APIS: Final[Mapping[int, ApiVersionRange]] = MappingProxyType(
             _api(ApiKey.DELETE_ACLS, 1, 3, 2),
             _api(ApiKey.DESCRIBE_CONFIGS, 1, 4, 4),
             _api(ApiKey.ALTER_CONFIGS, 0, 2, 2),
+            # v0 of both log-dir APIs was removed by Kafka 4.0 (KIP-896).
+            _api(ApiKey.ALTER_REPLICA_LOG_DIRS, 1, 2, 2),
+            _api(ApiKey.DESCRIBE_LOG_DIRS, 1, 5, 2),
             _api(ApiKey.SASL_AUTHENTICATE, 0, 2, 2),
             _api(ApiKey.CREATE_PARTITIONS, 0, 3, 2),
             _api(ApiKey.DELETE_GROUPS, 0, 2, 2),
+            _api(ApiKey.ELECT_LEADERS, 0, 2, 2),
             _api(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0, 1, 1),
+            _api(ApiKey.ALTER_PARTITION_REASSIGNMENTS, 0, 1, 0),
+            _api(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, 0, 0),
             _api(ApiKey.OFFSET_DELETE, 0, 0, None),
             _api(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0, 0),
             _api(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, 0, 0),
+            _api(ApiKey.DESCRIBE_QUORUM, 0, 2, 0),
+            _api(ApiKey.UPDATE_FEATURES, 0, 2, 0),
             _api(ApiKey.DESCRIBE_CLUSTER, 0, 2, 0),
             _api(ApiKey.DESCRIBE_PRODUCERS, 0, 0, 0),
             _api(ApiKey.DESCRIBE_TRANSACTIONS, 0, 0, 0),
             _api(ApiKey.LIST_TRANSACTIONS, 0, 2, 0),
             _api(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 1, 0),
             _api(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, 1, 0),
+            # Kafka 4.1 renamed ListClientMetricsResources to this; v1 lists any resource type.
+            _api(ApiKey.LIST_CONFIG_RESOURCES, 0, 1, 0),
             _api(ApiKey.DESCRIBE_TOPIC_PARTITIONS, 0, 0, 0),
             # KIP-932 share groups: v0 was an early-access format removed by Kafka 4.1.
             _api(ApiKey.SHARE_GROUP_HEARTBEAT, 1, 1, 0),

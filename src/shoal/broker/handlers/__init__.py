@@ -2,6 +2,8 @@
 
 from shoal.broker.handlers import (  # noqa: F401 - imported to register the handlers
     alter_configs,
+    alter_partition_reassignments,
+    alter_replica_log_dirs,
     api_versions,
     create_partitions,
     create_topics,
@@ -11,7 +13,11 @@ from shoal.broker.handlers import (  # noqa: F401 - imported to register the han
     describe_cluster,
     describe_configs,
     describe_groups,
+    describe_log_dirs,
+    describe_producers,
+    describe_quorum,
     describe_topic_partitions,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,
@@ -19,8 +25,10 @@ from shoal.broker.handlers import (  # noqa: F401 - imported to register the han
     init_producer_id,
     join_group,
     leave_group,
+    list_config_resources,
     list_groups,
     list_offsets,
+    list_partition_reassignments,
     metadata,
     offset_commit,
     offset_delete,
@@ -28,6 +36,7 @@ from shoal.broker.handlers import (  # noqa: F401 - imported to register the han
     offset_for_leader_epoch,
     produce,
     sync_group,
+    update_features,
 )
 from shoal.broker.handlers.registry import HANDLERS, Handler
 

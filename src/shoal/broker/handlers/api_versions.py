@@ -1,10 +1,12 @@
-"""ApiVersions (18): what this broker serves. Unsupported versions are answered by the server in
-v0 format (KIP-511) before a handler is reached."""
+"""ApiVersions (18): what this broker serves, and (v3+) its feature flags, which is how Kafka's
+admin clients describe features (``kafka-features describe``). Unsupported versions are answered
+by the server in v0 format (KIP-511) before a handler is reached."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shoal.broker.features import FINALIZED_FEATURES_EPOCH, broker_features
 from shoal.broker.handlers.registry import handles
 from shoal.protocol import ApiKey, Request, advertised_versions
 from shoal.protocol.build import response_for
@@ -21,6 +23,23 @@ async def handle_api_versions(broker: Broker, ctx: RequestContext, request: Requ
         {"api_key": a.api_key, "min_version": a.min_version, "max_version": a.max_version}
         for a in advertised_versions(broker.apis)
     ]
+    features = broker_features(broker.apis)
     return response_for(
-        header.api_key, header.api_version, {"error_code": 0, "api_keys": keys, "throttle_time": 0}
+        header.api_key,
+        header.api_version,
+        {
+            "error_code": 0,
+            "api_keys": keys,
+            "throttle_time": 0,
+            # Every supported range starts at the finalized level, never at 0, so v3 may list
+            # them all (KAFKA-17011: v0-3 readers choke on a minimum of 0).
+            "supported_features": [
+                {"name": f.name, "min_version": f.level, "max_version": f.level} for f in features
+            ],
+            "finalized_features_epoch": FINALIZED_FEATURES_EPOCH,
+            "finalized_features": [
+                {"name": f.name, "min_version_level": f.level, "max_version_level": f.level}
+                for f in features
+            ],
+        },
     )

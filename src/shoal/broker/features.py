@@ -1,0 +1,49 @@
+"""The feature flags shoal reports (KIP-584): what ApiVersions lists as supported and finalized
+features, and what UpdateFeatures may ask for.
+
+Kafka's features name levels of behaviour a cluster has switched on; ``kafka-features describe``
+prints them and the Java clients read some (e.g. ``transaction.version`` decides the
+transaction protocol a producer uses). shoal reports only what it does, each at one level it
+cannot leave, so it supports exactly its finalized level:
+
+- ``metadata.version`` 33 (4.4-IV2): the metadata level of Apache Kafka 4.4, whose protocol
+  shoal serves. Its tools print the level by name, so it must be one Kafka knows.
+- ``group.version`` 1 (KIP-848 consumer groups), only while the broker serves
+  ConsumerGroupHeartbeat.
+
+Features shoal does not have are left out, which clients read as level 0: ``transaction.version``
+(0 keeps producers on the classic transaction protocol), ``share.version``,
+``streams.version``, ``eligible.leader.replicas.version`` (no replicas to elect among) and
+``kraft.version`` (no Raft quorum).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from shoal.protocol import ApiKey, ApiVersionRange
+
+METADATA_VERSION: Final = "metadata.version"
+METADATA_VERSION_LEVEL: Final = 33
+"""Kafka 4.4's latest production metadata.version, 4.4-IV2."""
+GROUP_VERSION: Final = "group.version"
+FINALIZED_FEATURES_EPOCH: Final = 1
+"""Clients keep the finalized features of the highest epoch they have seen (-1 meaning
+unknown), so the epoch must be at least 0; shoal's features never change while it runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    name: str
+    level: int
+    """The finalized level, which is also the only supported one."""
+
+
+def broker_features(apis: Mapping[int, ApiVersionRange]) -> tuple[Feature, ...]:
+    """The features of a broker serving ``apis``, by name."""
+    features = [Feature(METADATA_VERSION, METADATA_VERSION_LEVEL)]
+    if ApiKey.CONSUMER_GROUP_HEARTBEAT in apis:
+        features.append(Feature(GROUP_VERSION, 1))
+    return tuple(sorted(features, key=lambda f: f.name))

@@ -1,0 +1,76 @@
+"""DescribeProducers (61): the idempotent producers a partition remembers, as
+``kafka-transactions describe-producers`` shows them.
+
+Each is reported from the partition's producer state (the state that deduplicates retries): its
+id, epoch, the last sequence and the timestamp of its last batch (the batch's max timestamp, as
+stored). shoal has no transaction coordinator, so, as Kafka reports a producer outside any
+transaction, the coordinator epoch is -1 and there is no open transaction (start offset -1).
+
+A topic or partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION. A partition whose state
+cannot be read from its log: the storage error's code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.handlers.hosted import hosted_partition
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+NO_COORDINATOR_EPOCH: Final = -1
+NO_TRANSACTION: Final = -1
+
+
+@handles(ApiKey.DESCRIBE_PRODUCERS)
+async def handle_describe_producers(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+    header, body = request.header, cast(Any, request.body)
+    topics = [
+        {
+            "name": str(topic.name),
+            "partitions": [
+                _describe(broker, str(topic.name), int(p)) for p in topic.partition_indexes
+            ],
+        }
+        for topic in body.topics
+    ]
+    return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
+
+
+def _describe(broker: Broker, name: str, index: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "partition_index": index,
+        "error_code": ErrorCode.NONE,
+        "error_message": None,
+        "active_producers": [],
+    }
+    plog = hosted_partition(broker, name, index)
+    if plog is None:
+        return {
+            **answer,
+            "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+            "error_message": f"partition {index} of topic {name!r} does not exist",
+        }
+    try:
+        # Built from a snapshot and the newest batch headers on first use: bounded work.
+        state = broker.producers.state(name, index, plog)
+    except StorageError as exc:
+        return {**answer, "error_code": exc.kafka_error_code, "error_message": str(exc)}
+    answer["active_producers"] = [
+        {
+            "producer_id": producer_id,
+            "producer_epoch": entry.epoch,
+            "last_sequence": entry.last_sequence,
+            "last_timestamp": entry.batches[-1].timestamp_ms,
+            "coordinator_epoch": NO_COORDINATOR_EPOCH,
+            "current_txn_start_offset": NO_TRANSACTION,
+        }
+        for producer_id, entry in state.items()
+    ]
+    return answer

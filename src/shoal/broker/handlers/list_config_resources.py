@@ -1,0 +1,56 @@
+"""ListConfigResources (74, KIP-1142; ListClientMetricsResources before Kafka 4.1): the config
+resources that exist, of the types asked for.
+
+- v0 (ListClientMetricsResources) lists client-metrics subscriptions only (KIP-714). shoal has
+  none: it collects no client metrics.
+- v1 lists the types asked for, or every type Kafka lists when the list is empty: topics (2),
+  this broker (4, by node id), broker loggers (8), client-metrics subscriptions (16) and groups
+  with config overrides (32). shoal serves configs of topics and of the broker only, so it has no
+  logger, subscription or group config resources to list.
+- A type outside those five: UNSUPPORTED_VERSION, with nothing listed, as Kafka answers.
+
+Topics are those DescribeConfigs can describe: the user topics.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+TOPIC: Final = 2
+BROKER: Final = 4
+BROKER_LOGGER: Final = 8
+CLIENT_METRICS: Final = 16
+GROUP: Final = 32
+LISTED_TYPES: Final = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
+"""The ConfigResource.Type ids Kafka 4.4 lists; an empty request means all of them."""
+
+
+@handles(ApiKey.LIST_CONFIG_RESOURCES)
+async def handle_list_config_resources(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> Any:
+    header, body = request.header, cast(Any, request.body)
+    answer: dict[str, Any] = {"throttle_time": 0, "error_code": ErrorCode.NONE}
+    if header.api_version == 0:
+        answer["config_resources"] = []  # client-metrics subscriptions: shoal has none
+        return response_for(header.api_key, header.api_version, answer)
+    types = {int(t) for t in body.resource_types} or set(LISTED_TYPES)
+    if not types <= set(LISTED_TYPES):
+        answer.update(error_code=ErrorCode.UNSUPPORTED_VERSION, config_resources=[])
+        return response_for(header.api_key, header.api_version, answer)
+    resources: list[dict[str, Any]] = []
+    if TOPIC in types:
+        names = sorted(topic.name for topic in broker.topics)
+        resources += [{"resource_name": name, "resource_type": TOPIC} for name in names]
+    if BROKER in types:
+        resources.append({"resource_name": str(broker.config.node_id), "resource_type": BROKER})
+    answer["config_resources"] = resources
+    return response_for(header.api_key, header.api_version, answer)

@@ -1,0 +1,29 @@
+"""ListPartitionReassignments (46): the reassignments in progress. A single node never has one (a
+reassignment moves replicas between brokers), so the answer is always empty: for every
+partition, for the partitions asked for, and, as in Kafka, for topics that do not exist."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shoal.broker.handlers.registry import handles
+from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol.build import response_for
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+
+@handles(ApiKey.LIST_PARTITION_REASSIGNMENTS)
+async def handle_list_partition_reassignments(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> Any:
+    header = request.header
+    answer: dict[str, Any] = {
+        "throttle_time": 0,
+        "error_code": ErrorCode.NONE,
+        "error_message": None,
+        "topics": [],
+    }
+    return response_for(header.api_key, header.api_version, answer)
