@@ -7,6 +7,8 @@
   broker, then deleted again.
 - ``broker_configs``: DescribeConfigs of the BROKER resource (values, sources, read-only flags,
   synonyms), a dynamic config set per broker, read back, refused changes, deleted back.
+- ``min_insync_replicas_above_one``: acks=all to a single-replica topic asking for more in-sync
+  replicas than it has.
 
 confluent-kafka's AdminClient is the client, except where it cannot be: librdkafka refuses a
 ConfigResource with an empty name, so the cluster-wide resource ("") goes through the raw
@@ -31,7 +33,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from shoal.protocol import ApiKey
 from tests.differential.scenarios import TIMEOUT_S, Result, admin, create_topic, error_name
-from tests.server.wire import WireClient
+from tests.server.wire import WireClient, batch_of
 
 T = TypeVar("T")
 
@@ -309,8 +311,25 @@ def broker_configs(bootstrap: str) -> Result:
 
 SET_OP: Final = AlterConfigOpType.SET
 
+
+def min_insync_replicas_above_one(bootstrap: str) -> Result:
+    """Kafka caps min.insync.replicas at the replication factor, so on a single-replica topic
+    acks=all is not refused even when it asks for more."""
+    topic = create_topic(bootstrap, **{"min.insync.replicas": "3"})
+    out: Result = {}
+    with WireClient(bootstrap) as client:
+        for acks in (-1, 1):
+            response = settled(
+                lambda a=acks: client.produce(topic, 0, batch_of([b"v"]), acks=a),
+                lambda r: r.error_code != ck.KafkaError.NOT_LEADER_FOR_PARTITION,
+            )
+            out[f"acks={acks}"] = (_code_name(response.error_code), response.base_offset)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
     "subtract_to_empty_list": subtract_to_empty_list,
     "broker_setting_on_topic": broker_setting_on_topic,
     "broker_configs": broker_configs,
+    "min_insync_replicas_above_one": min_insync_replicas_above_one,
 }

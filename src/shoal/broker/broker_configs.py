@@ -121,6 +121,10 @@ _SHOAL_DEFAULTS: Final[Mapping[str, str]] = {
     # null here leaves fsync to the OS.
     "log.flush.interval.ms": "0",
 }
+_SAME_EFFECT_AS_KAFKA: Final = frozenset({MIN_INSYNC_REPLICAS})
+"""Dynamic though no storage setting follows it: Kafka caps min.insync.replicas at a partition's
+replication factor (Partition.effectiveMinIsr), 1 on a single node, so any value acts in Kafka
+as it does in shoal. The cluster level must also keep one (see CLUSTER_SEED)."""
 _UNIT_SYNONYM_DEFAULTS: Final[Mapping[str, str | None]] = {
     "log.retention.minutes": None,
     "log.retention.hours": "168",
@@ -171,7 +175,7 @@ def _catalogue() -> Iterator[BrokerConfigKey]:
             first.name,
             topic.check.type,
             _SHOAL_DEFAULTS.get(first.name, default),
-            topic.enforced,
+            topic.enforced or first.name in _SAME_EFFECT_AS_KAFKA,
             True,
             topic.check,
             topic.doc,

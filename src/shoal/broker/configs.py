@@ -256,9 +256,8 @@ _CATALOGUE: Final[tuple[TopicConfigKey, ...]] = (
     _key("min.compaction.lag.ms", _long(0), "0", "log.cleaner.min.compaction.lag.ms",
          "Shortest a record stays uncompacted." + _NOT_ENFORCED),
     _key("min.insync.replicas", _int(1), "1", "min.insync.replicas",
-         "Replicas that must have an acks=all write: a single node has one, so a value above "
-         "1 refuses acks=all produce with NOT_ENOUGH_REPLICAS, as Kafka does.",
-         enforced=True),
+         "Replicas that must have an acks=all write. Kafka caps it at the replication factor, "
+         "always 1 here, so it refuses nothing, in shoal as in Kafka."),
     _key("preallocate", _BOOL, "false", "log.preallocate",
          "Preallocate segment files." + _NOT_ENFORCED),
     _key("remote.log.copy.disable", _BOOL, "false", None,

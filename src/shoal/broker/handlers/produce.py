@@ -127,15 +127,6 @@ def _append(
         )
     if not records:
         return _Outcome(ErrorCode.INVALID_RECORD, "the partition's records are empty")
-    min_insync = int(broker.topic_setting(topic, "min.insync.replicas") or 1)
-    if acks == -1 and min_insync > 1:
-        # A single node is the only in-sync replica of every partition, so Kafka's check
-        # (in-sync replicas below min.insync.replicas refuses acks=all) always fails here.
-        return _Outcome(
-            ErrorCode.NOT_ENOUGH_REPLICAS,
-            f"min.insync.replicas is {min_insync} for {topic.name} but a single-node broker "
-            "has 1 in-sync replica: lower it to 1, or produce with acks=1",
-        )
     max_bytes = int(
         broker.topic_setting(topic, "max.message.bytes") or broker.config.message_max_bytes
     )
