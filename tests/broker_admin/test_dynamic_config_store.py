@@ -90,8 +90,7 @@ def test_a_failed_write_changes_nothing(fs: FaultyFileSystem) -> None:
         b'{"version": 1, "cluster": {"min.insync.replicas": "1"}}',
         b'{"version": 1, "cluster": {"min.insync.replicas": 1}, "brokers": {}}',
         # A value no change could have stored: refused rather than half applied.
-        b'{"version": 1, "cluster": {"min.insync.replicas": "1", "log.dirs": "/x"}, '
-        b'"brokers": {}}',
+        b'{"version": 1, "cluster": {"min.insync.replicas": "1", "log.dirs": "/x"}, "brokers": {}}',
         b'{"version": 1, "cluster": {}, "brokers": {}}',
     ],
 )
