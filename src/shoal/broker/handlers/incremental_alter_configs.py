@@ -38,18 +38,21 @@ async def handle_incremental_alter_configs(
 def apply_operations(current: Mapping[str, str], entries: Any) -> dict[str, str]:
     """A topic's new override set (canonical)."""
     check_unique(str(entry.name) for entry in entries)
-    return validate_topic_configs(_apply(current, entries, _topic_list))
+    return validate_topic_configs(_apply(current, entries, _topic_list_start))
 
 
 def apply_broker_operations(current: Mapping[str, str], entries: Any) -> dict[str, str]:
     """A dynamic broker level's new set (checked when it is set, against the whole level)."""
     check_unique(str(entry.name) for entry in entries)
-    check_no_nulls(str(e.name) for e in entries if e.value is None and e.config_operation != 1)
-    return _apply(current, entries, _broker_list)
+    deleting = int(AlterOp.DELETE)
+    check_no_nulls(
+        str(e.name) for e in entries if e.value is None and e.config_operation != deleting
+    )
+    return _apply(current, entries, _broker_list_start)
 
 
 def _apply(
-    current: Mapping[str, str], entries: Any, list_default: Callable[[str, AlterOp], str]
+    current: Mapping[str, str], entries: Any, list_start: Callable[[str, AlterOp], str]
 ) -> dict[str, str]:
     configs = dict(current)
     for entry in entries:
@@ -60,13 +63,13 @@ def _apply(
         if op is AlterOp.DELETE or (op is AlterOp.SET and value is None):
             configs.pop(name, None)
             continue
-        default = list_default(name, op)
+        start = list_start(name, op)
         if value is None:
             raise ConfigError(f"{op.name} of {name} needs a value", ErrorCode.INVALID_REQUEST)
         if op is AlterOp.SET:
             configs[name] = value
             continue
-        items = [item for item in configs.get(name, default).split(",") if item]
+        items = [item for item in configs.get(name, start).split(",") if item]
         changed = [item.strip() for item in value.split(",") if item.strip()]
         if op is AlterOp.APPEND:
             items += [item for item in changed if item not in items]
@@ -77,7 +80,7 @@ def _apply(
     return configs
 
 
-def _topic_list(name: str, op: AlterOp) -> str:
+def _topic_list_start(name: str, op: AlterOp) -> str:
     """The default of topic config ``name``, which APPEND and SUBTRACT start from."""
     key = topic_config_key(name)
     if op in (AlterOp.APPEND, AlterOp.SUBTRACT) and key.check.type is not ConfigType.LIST:
@@ -88,7 +91,8 @@ def _topic_list(name: str, op: AlterOp) -> str:
     return key.default
 
 
-def _broker_list(name: str, op: AlterOp) -> str:
+def _broker_list_start(name: str, op: AlterOp) -> str:
+    """The default of broker config ``name``, which APPEND and SUBTRACT start from."""
     if op not in (AlterOp.APPEND, AlterOp.SUBTRACT):
         return ""  # SET: the name and value are checked with the whole level
     key = BROKER_CONFIGS.get(name)
