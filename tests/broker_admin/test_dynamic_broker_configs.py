@@ -254,3 +254,14 @@ def test_a_dynamic_message_max_bytes_limits_produce(shoal_broker: EmbeddedBroker
         assert too_big.error_code == ErrorCode.MESSAGE_TOO_LARGE
         assert alter(broker, CLUSTER, ("message.max.bytes", DELETE, None))[0] == ErrorCode.NONE
         assert client.produce(topic, 0, batch_of([b"x" * 2000]), acks=1).error_code == 0
+
+
+def test_a_dynamic_timestamp_type_stamps_appends(shoal_broker: EmbeddedBroker) -> None:
+    broker = shoal_broker
+    topic = create(admin_for(broker))
+    with WireClient(broker.bootstrap_servers) as client:
+        # -1 (CreateTime kept) reads back as None.
+        assert client.produce(topic, 0, batch_of([b"a"]), acks=1).log_append_time is None
+        change = ("log.message.timestamp.type", SET, "LogAppendTime")
+        assert alter(broker, NODE, change)[0] == ErrorCode.NONE
+        assert client.produce(topic, 0, batch_of([b"b"]), acks=1).log_append_time is not None
