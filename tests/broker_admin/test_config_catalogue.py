@@ -8,12 +8,19 @@ from dataclasses import dataclass
 
 import pytest
 
+from shoal.broker.broker_configs import (
+    BROKER_CONFIGS,
+    ConfigLevels,
+    ConfigSource,
+    Synonym,
+    static_configs,
+    validate_dynamic,
+)
 from shoal.broker.config import BrokerConfig
 from shoal.broker.configs import (
     LONG_MAX,
     TOPIC_CONFIGS,
     ConfigError,
-    broker_settings,
     log_config_for,
     validate_topic_configs,
 )
@@ -39,6 +46,7 @@ def test_every_default_is_valid_and_canonical(name: str) -> None:
         ("preallocate", "TRUE", "true"),
         ("min.cleanable.dirty.ratio", "1e-1", "0.1"),
         ("cleanup.policy", " compact , delete,compact", "compact,delete"),
+        ("cleanup.policy", "", ""),  # Kafka 4.4: neither delete nor compact
         ("leader.replication.throttled.replicas", "", ""),
         ("message.timestamp.type", "LogAppendTime", "LogAppendTime"),
     ],
@@ -60,8 +68,8 @@ def test_values_are_stored_in_canonical_form(name: str, raw: str, canonical: str
         ("retention.bytes", str(2**63)),
         ("segment.bytes", "2147483648"),
         ("segment.bytes", str(1024 * 1024 - 1)),
-        ("cleanup.policy", ""),
         ("cleanup.policy", "delete,,compact"),
+        ("cleanup.policy", "delete,none"),
         ("preallocate", "yes"),
         ("message.timestamp.type", "logappendtime"),
     ],
@@ -112,15 +120,76 @@ def test_storage_settings_follow_the_overrides() -> None:
     assert (compacted.retention_ms, compacted.retention_bytes) == (-1, -1)
 
 
-def test_broker_settings_know_what_the_operator_set() -> None:
-    settings = broker_settings(BrokerConfig(num_partitions=6, message_max_bytes=5000), "/d")
-    assert (settings["num.partitions"].value, settings["num.partitions"].is_set) == ("6", True)
-    assert settings["message.max.bytes"].is_set
-    assert not settings["log.segment.bytes"].is_set
-    assert settings["log.dirs"].value == "/d" and settings["log.dirs"].is_set
-    # Every topic config's broker synonym is reported too.
+def test_static_configs_are_what_the_operator_set() -> None:
+    static = static_configs(BrokerConfig(num_partitions=6, message_max_bytes=5000), "/d")
+    assert static["num.partitions"] == "6" and static["message.max.bytes"] == "5000"
+    assert static["log.dirs"] == "/d" and static["node.id"] == "1"
+    # Values equal to the built-in ones were not chosen by the operator.
+    assert "log.segment.bytes" not in static and "log.retention.ms" not in static
+    # Every topic config's broker synonym is a known broker config.
     synonyms = {k.broker_name for k in TOPIC_CONFIGS.values() if k.broker_name is not None}
-    assert synonyms <= set(settings)
+    assert synonyms <= set(BROKER_CONFIGS)
+
+
+def levels(
+    per_broker: dict[str, str] | None = None,
+    cluster: dict[str, str] | None = None,
+    static: dict[str, str] | None = None,
+) -> ConfigLevels:
+    return ConfigLevels(per_broker or {}, cluster or {}, static or {})
+
+
+DYNAMIC = ConfigSource.DYNAMIC_BROKER_CONFIG
+CLUSTER = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
+STATIC = ConfigSource.STATIC_BROKER_CONFIG
+DEFAULT = ConfigSource.DEFAULT_CONFIG
+
+
+def test_retention_synonyms_follow_kafka() -> None:
+    # Only log.retention.hours (a default) supplies retention.ms: Kafka lists no synonym.
+    plain = levels()
+    assert plain.topic_synonyms("retention.ms") == []
+    assert plain.topic_default("retention.ms") == "604800000"
+    assert plain.value("log.retention.ms") is None
+    assert plain.broker_synonyms("log.retention.hours") == [
+        Synonym("log.retention.hours", "168", DEFAULT)
+    ]
+
+    both = levels(per_broker={"log.retention.ms": "7"}, cluster={"log.retention.ms": "8"})
+    assert both.topic_synonyms("retention.ms") == [
+        Synonym("log.retention.ms", "7", DYNAMIC),
+        Synonym("log.retention.ms", "8", CLUSTER),
+        Synonym("log.retention.hours", "168", DEFAULT),
+    ]
+    assert both.topic_default("retention.ms") == "7"
+    assert both.dynamic_topic_defaults() == {"retention.ms": "7"}
+
+
+def test_unit_synonyms_convert_to_the_topic_unit() -> None:
+    hours = levels(static={"log.retention.hours": "2"})
+    assert hours.topic_default("retention.ms") == str(2 * 3_600_000)
+
+
+def test_dynamic_levels_refuse_what_shoal_does_not_apply() -> None:
+    assert validate_dynamic({"log.retention.ms": " 60000 ", "min.insync.replicas": "1"},
+                            cluster=True) == {"log.retention.ms": "60000",
+                                              "min.insync.replicas": "1"}  # fmt: skip
+    refusals = [
+        ({"log.dirs": "/x"}, ErrorCode.INVALID_REQUEST, "Cannot update these configs dynamically"),
+        ({"log.retention.hours": "1"}, ErrorCode.INVALID_REQUEST, "dynamically"),
+        ({"compression.type": "gzip"}, ErrorCode.INVALID_REQUEST, "does not apply"),
+        ({"no.such.thing": "1"}, ErrorCode.INVALID_REQUEST, "Unknown broker configs"),
+        ({"log.retention.ms": "soon"}, ErrorCode.INVALID_REQUEST, "Invalid value soon"),
+        ({"log.segment.bytes": "5"}, ErrorCode.INVALID_REQUEST, "log.segment.bytes"),
+    ]
+    for configs, code, words in refusals:
+        with pytest.raises(ConfigError, match=re.escape(words)) as info:
+            validate_dynamic(configs, cluster=False)
+        assert info.value.error_code == code
+    # Kafka 4.4 keeps a cluster-level min.insync.replicas and refuses to remove it.
+    with pytest.raises(ConfigError, match=re.escape("min.insync.replicas")) as info:
+        validate_dynamic({}, cluster=True)
+    assert info.value.error_code == ErrorCode.INVALID_CONFIG
 
 
 @dataclass

@@ -94,7 +94,10 @@ def test_broker_values_and_sources(shoal_broker_factory: Any) -> None:
     assert (segment.value, segment.source) == ("1073741824", DEFAULT)
     # shoal's default flush policy (fsync before acks=all is answered) reads as flush.ms 0.
     assert configs["log.flush.interval.ms"].value == "0"
-    assert all(entry.is_read_only for entry in configs.values())
+    # Read-only unless shoal applies a runtime change of it (see test_dynamic_broker_configs).
+    assert configs["node.id"].is_read_only and configs["num.partitions"].is_read_only
+    assert not segment.is_read_only and not configs["log.retention.ms"].is_read_only
+    assert configs["compression.type"].is_read_only  # dynamic in Kafka; shoal does not apply it
 
 
 def describe_v4(broker: EmbeddedBroker, *resources: dict[str, Any]) -> list[Any]:
@@ -122,9 +125,10 @@ def test_v4_synonyms_types_documentation_and_key_filter(
     assert set(entries) == {"retention.ms", "cleanup.policy"}
 
     retention = entries["retention.ms"]
+    # log.retention.ms has no default in Kafka (log.retention.hours=168 supplies it), so the
+    # override is the only synonym, as Kafka lists it.
     assert [(s.name, s.value, s.source) for s in retention.synonyms] == [
         ("retention.ms", "5000", TOPIC),
-        ("log.retention.ms", "604800000", DEFAULT),
     ]
     assert retention.config_type == 5  # LONG
     assert retention.documentation is not None and "keep forever" in retention.documentation
@@ -145,8 +149,11 @@ def test_v4_errors_per_resource(broker: EmbeddedBroker) -> None:
     assert bad_name.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
     assert other_broker.error_code == not_an_id.error_code == ErrorCode.INVALID_REQUEST
     assert logger.error_code == ErrorCode.INVALID_REQUEST
-    # The cluster-wide dynamic defaults: shoal has none.
-    assert (cluster.error_code, list(cluster.configs)) == (ErrorCode.NONE, [])
+    # The cluster-wide dynamic configs: a new cluster has min.insync.replicas, as Kafka 4.4.
+    assert cluster.error_code == ErrorCode.NONE
+    assert [(c.name, c.value, c.config_source) for c in cluster.configs] == [
+        ("min.insync.replicas", "1", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
+    ]
 
 
 def test_incremental_set_reaches_the_live_log_and_survives_restart(tmp_path: Path) -> None:
@@ -193,6 +200,15 @@ def test_incremental_delete_append_and_subtract(broker: EmbeddedBroker, admin: A
     plog = partition_log(broker, name, 0)
     assert plog is not None and (plog.config.retention_ms, plog.config.retention_bytes) == (-1, -1)
 
+    # Subtracting the last item leaves an empty policy, which Kafka 4.4 keeps and reports.
+    incremental(admin, name, ("cleanup.policy", "compact", AlterConfigOpType.SUBTRACT)).result(
+        TIMEOUT_S
+    )
+    emptied = describe(admin, ResourceType.TOPIC, name)["cleanup.policy"]
+    assert (emptied.value, emptied.source) == ("", TOPIC)
+    plog = partition_log(broker, name, 0)
+    assert plog is not None and (plog.config.retention_ms, plog.config.retention_bytes) == (-1, -1)
+
 
 @pytest.mark.parametrize(
     ("change", "named"),
@@ -200,7 +216,7 @@ def test_incremental_delete_append_and_subtract(broker: EmbeddedBroker, admin: A
         (("retention.ms", "10", AlterConfigOpType.APPEND), "APPEND"),
         (("retention.ms", "soon", AlterConfigOpType.SET), "retention.ms"),
         (("retention.msec", "10", AlterConfigOpType.SET), "unknown topic config"),
-        (("cleanup.policy", "delete", AlterConfigOpType.SUBTRACT), "cleanup.policy"),
+        (("cleanup.policy", "none", AlterConfigOpType.APPEND), "cleanup.policy"),
     ],
 )
 def test_incremental_refusals_change_nothing(
@@ -244,11 +260,11 @@ def test_validate_only_alters_nothing(broker: EmbeddedBroker, admin: AdminClient
     assert plog is not None and plog.config.retention_ms == 1000
 
 
-def test_unknown_topics_and_broker_configs_cannot_be_altered(admin: AdminClient) -> None:
+def test_unknown_topics_and_static_broker_configs_cannot_be_altered(admin: AdminClient) -> None:
     topic = ConfigResource(ResourceType.TOPIC, unique(), set_config={"retention.ms": "1"})
     broker = ConfigResource(ResourceType.BROKER, "1", set_config={"num.partitions": "3"})
     futures = alter_legacy(admin, topic, broker)
     assert kafka_error(futures[topic]).code() == KafkaError.UNKNOWN_TOPIC_OR_PART
     error = kafka_error(futures[broker])
     assert error.code() == KafkaError.INVALID_REQUEST
-    assert "read-only" in error.str()
+    assert "Cannot update these configs dynamically: [num.partitions]" in error.str()

@@ -9,8 +9,16 @@ import logging
 import uuid
 from collections.abc import Mapping
 
+from shoal.broker.broker_configs import (
+    CLUSTER_SEED,
+    ConfigLevels,
+    static_configs,
+    validate_dynamic,
+)
 from shoal.broker.config import BrokerConfig
+from shoal.broker.configs import ConfigError
 from shoal.broker.context import RequestContext
+from shoal.broker.dynamic_configs import DynamicConfigStore
 from shoal.broker.groups import GroupService
 from shoal.broker.handlers import HANDLERS
 from shoal.broker.signals import AppendSignals
@@ -41,6 +49,13 @@ class Broker:
         self.clock = clock
         self.logs = logs
         self.topics = TopicStore(fs or OsFileSystem(), logs.path)
+        self.dynamic_configs = DynamicConfigStore(
+            fs or OsFileSystem(),
+            logs.path,
+            CLUSTER_SEED,
+            lambda configs, cluster: validate_dynamic(configs, cluster=cluster),
+        )
+        self._topic_defaults = self.config_levels().dynamic_topic_defaults()
         self.signals = AppendSignals()
         self.producers = Producers(fs or OsFileSystem(), logs, clock)
         self.groups = GroupService(logs, config.log, clock, config.group)
@@ -67,7 +82,17 @@ class Broker:
     # -- topics -------------------------------------------------------------------------
 
     def log_config(self, topic: Topic) -> LogConfig:
-        return log_config_for(self.config.log, topic.configs)
+        return self._log_config_with(topic.configs)
+
+    def _log_config_with(self, overrides: Mapping[str, str]) -> LogConfig:
+        """Storage settings of a topic with ``overrides``: they win over the dynamic broker
+        configs, which win over the static ones (``self.config.log``)."""
+        return log_config_for(self.config.log, {**self._topic_defaults, **overrides})
+
+    def topic_setting(self, topic: Topic, name: str) -> str | None:
+        """A topic config's value where the topic or a dynamic broker config sets it; None
+        where the static broker settings decide (``self.config``)."""
+        return topic.configs.get(name, self._topic_defaults.get(name))
 
     def partition(self, topic: str, partition: int) -> PartitionLog | None:
         return self.logs.get(topic, partition)
@@ -95,7 +120,7 @@ class Broker:
             )
         overrides = dict(configs or {})
         try:
-            log_config_for(self.config.log, overrides)
+            self._log_config_with(overrides)
         except (ValueError, AssertionError) as exc:
             raise TopicError(ErrorCode.INVALID_CONFIG, f"invalid topic config: {exc}") from exc
         if validate_only:
@@ -184,7 +209,7 @@ class Broker:
         """
         topic = self._existing_topic(name)
         try:
-            config = log_config_for(self.config.log, configs)
+            config = self._log_config_with(configs)
         except ValueError as exc:
             raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from exc
         if validate_only:
@@ -196,3 +221,46 @@ class Broker:
                 plog.update_config(config)
         log.info("topic %s configs are now %s", name, dict(configs))
         return topic
+
+    # -- dynamic broker configs (AlterConfigs on the BROKER resource) -----------------------
+
+    def config_levels(self) -> ConfigLevels:
+        return ConfigLevels(
+            per_broker=self.dynamic_configs.broker(self.config.node_id),
+            cluster=self.dynamic_configs.cluster,
+            static=static_configs(self.config, self.logs.path),
+        )
+
+    def set_broker_configs(
+        self, cluster: bool, configs: Mapping[str, str], *, validate_only: bool = False
+    ) -> None:
+        """Replace the dynamic configs of this broker, or the cluster-wide ones, and apply them
+        to every topic at once. Raises :class:`ConfigError` (nothing changed) when refused.
+
+        The new level is saved first, then applied: a failed save changes nothing.
+        """
+        level = validate_dynamic(configs, cluster=cluster)
+        per_broker = self.dynamic_configs.broker(self.config.node_id)
+        levels = ConfigLevels(
+            per_broker=per_broker if cluster else level,
+            cluster=level if cluster else self.dynamic_configs.cluster,
+            static={},
+        )
+        topic_defaults = levels.dynamic_topic_defaults()
+        for topic in self.topics:
+            try:  # a topic's own overrides must still make sense with the new defaults
+                log_config_for(self.config.log, {**topic_defaults, **topic.configs})
+            except ValueError as exc:
+                raise ConfigError(f"topic {topic.name}: {exc}") from exc
+        if validate_only:
+            return
+        self.dynamic_configs.replace(None if cluster else self.config.node_id, level)
+        self._topic_defaults = topic_defaults
+        for topic in self.topics:
+            config = self.log_config(topic)
+            for partition in range(topic.partitions):
+                plog = self.logs.get(topic.name, partition)
+                if plog is not None:
+                    plog.update_config(config)
+        scope = "cluster-wide" if cluster else f"broker {self.config.node_id}"
+        log.info("dynamic %s broker configs are now %s", scope, dict(level))

@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Final
 
-from shoal.broker.config import BrokerConfig
 from shoal.protocol import ErrorCode
 from shoal.storage import FlushPolicy, LogConfig
 
@@ -76,13 +75,13 @@ class Check:
     high: float | None = None
     choices: tuple[str, ...] = ()
 
-    def canonical(self, name: str, raw: str) -> str:
+    def canonical(self, name: str, raw: str, kind: str = "topic config") -> str:
         text = raw.strip()
         try:
             return self._parse(text)
         except (ValueError, OverflowError):
             raise ConfigError(
-                f"invalid value {raw!r} for topic config {name}: expected {self.accepted}"
+                f"invalid value {raw!r} for {kind} {name}: expected {self.accepted}"
             ) from None
 
     def _parse(self, text: str) -> str:
@@ -120,7 +119,9 @@ class Check:
         items = [item.strip() for item in text.split(",")] if text else []
         if any(not item for item in items):
             raise ValueError(text)
-        if self.choices and (not items or any(item not in self.choices for item in items)):
+        # An empty list is a value: Kafka 4.4 takes cleanup.policy="" (what SUBTRACT of the last
+        # item leaves), a topic that neither deletes nor compacts.
+        if self.choices and any(item not in self.choices for item in items):
             raise ValueError(text)
         return list(dict.fromkeys(items))  # a repeated item means nothing more
 
@@ -255,7 +256,8 @@ _CATALOGUE: Final[tuple[TopicConfigKey, ...]] = (
     _key("min.compaction.lag.ms", _long(0), "0", "log.cleaner.min.compaction.lag.ms",
          "Shortest a record stays uncompacted." + _NOT_ENFORCED),
     _key("min.insync.replicas", _int(1), "1", "min.insync.replicas",
-         "Replicas that must have an acks=all write." + _SINGLE_NODE),
+         "Replicas that must have an acks=all write. Kafka caps it at the replication factor, "
+         "always 1 here, so it refuses nothing, in shoal as in Kafka."),
     _key("preallocate", _BOOL, "false", "log.preallocate",
          "Preallocate segment files." + _NOT_ENFORCED),
     _key("remote.log.copy.disable", _BOOL, "false", None,
@@ -384,92 +386,3 @@ def log_config_for(defaults: LogConfig, overrides: Mapping[str, str]) -> LogConf
         # 'delete': a compacted topic keeps the latest value of every key forever.
         changes.update(retention_ms=-1, retention_bytes=-1)
     return replace(defaults, **changes)
-
-
-# -- broker configs ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerSetting:
-    """One broker config as DescribeConfigs reports it. All are read-only at runtime."""
-
-    name: str
-    type: ConfigType
-    value: str
-    default: str | None
-    """shoal's built-in value; None when only the operator can give one (node id, listeners)."""
-    doc: str
-
-    @property
-    def is_set(self) -> bool:
-        """True when the operator chose the value (Kafka: a STATIC_BROKER_CONFIG)."""
-        return self.default is None or self.value != self.default
-
-
-def _broker_values(config: BrokerConfig) -> dict[str, str]:
-    """The broker configs that come from shoal's settings, by Kafka name."""
-    log = config.log
-    return {
-        "auto.create.topics.enable": str(config.auto_create_topics).lower(),
-        "log.flush.interval.ms": str(flush_ms_of(log)),
-        "log.index.interval.bytes": str(log.index_interval_bytes),
-        "log.retention.bytes": str(log.retention_bytes),
-        "log.retention.ms": str(log.retention_ms),
-        "log.roll.ms": str(log.segment_ms),
-        "log.segment.bytes": str(log.segment_bytes),
-        "message.max.bytes": str(config.message_max_bytes),
-        "num.partitions": str(config.num_partitions),
-    }
-
-
-def broker_settings(config: BrokerConfig, data_dir: str) -> dict[str, BrokerSetting]:
-    """Every broker config shoal reports: its own settings, then the topic defaults."""
-    values = _broker_values(config)
-    defaults = _broker_values(BrokerConfig())
-    own = [
-        BrokerSetting("node.id", ConfigType.INT, str(config.node_id), None, "This broker's id."),
-        BrokerSetting(
-            "advertised.listeners",
-            ConfigType.LIST,
-            f"PLAINTEXT://{config.advertised_host}:{config.advertised_port}",
-            None,
-            "The address clients are told to connect to.",
-        ),
-        BrokerSetting("log.dirs", ConfigType.LIST, data_dir, None, "shoal's data directory."),
-        BrokerSetting(
-            "auto.create.topics.enable",
-            ConfigType.BOOLEAN,
-            values["auto.create.topics.enable"],
-            defaults["auto.create.topics.enable"],
-            "Create a topic when a producer or Metadata request names a missing one.",
-        ),
-        BrokerSetting(
-            "num.partitions",
-            ConfigType.INT,
-            values["num.partitions"],
-            defaults["num.partitions"],
-            "Partitions of an auto-created topic, and of CreateTopics with -1.",
-        ),
-        BrokerSetting(
-            "default.replication.factor",
-            ConfigType.INT,
-            "1",
-            "1",
-            "Always 1: shoal is a single node.",
-        ),
-        BrokerSetting(
-            "delete.topic.enable", ConfigType.BOOLEAN, "true", "true", "DeleteTopics is allowed."
-        ),
-    ]
-    settings = {s.name: s for s in own}
-    for key in _CATALOGUE:
-        name = key.broker_name
-        if name is not None and name not in settings:
-            settings[name] = BrokerSetting(
-                name,
-                key.check.type,
-                values.get(name, key.default),
-                defaults.get(name, key.default),
-                key.doc,
-            )
-    return settings

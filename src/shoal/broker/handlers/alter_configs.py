@@ -1,6 +1,7 @@
-"""AlterConfigs (33): replace the whole override set of topics (or only check it, with
-validate_only). A config left out of the request, or sent with a null value, goes back to the
-broker's default. Broker configs are read-only while shoal runs.
+"""AlterConfigs (33): replace the whole override set of topics, or a whole level of dynamic broker
+configs (this broker's, or the cluster-wide one named ""), or only check it, with validate_only.
+A topic config left out of the request, or sent with a null value, goes back to the broker's
+default; a broker config left out goes back to the next level's value.
 
 The resource handling here is shared with IncrementalAlterConfigs, which differs only in how
 the new override set is computed.
@@ -38,12 +39,28 @@ raises :class:`ConfigError` for what Kafka would refuse."""
 
 @handles(ApiKey.ALTER_CONFIGS)
 async def handle_alter_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    return answer_alter(broker, request, replace_all)
+    return answer_alter(broker, request, replace_all, replace_broker_level)
 
 
 def replace_all(current: Mapping[str, str], entries: Any) -> dict[str, str]:
     check_unique(str(entry.name) for entry in entries)
     return validate_topic_configs({str(e.name): e.value for e in entries if e.value is not None})
+
+
+def replace_broker_level(current: Mapping[str, str], entries: Any) -> dict[str, str]:
+    """A dynamic broker level's new set: the request's configs (checked when it is set)."""
+    check_unique(str(entry.name) for entry in entries)
+    check_no_nulls(str(entry.name) for entry in entries if entry.value is None)
+    return {str(entry.name): str(entry.value) for entry in entries}
+
+
+def check_no_nulls(names: Any) -> None:
+    """Kafka refuses a null value for a broker config (DELETE removes one instead)."""
+    nulls = list(names)
+    if nulls:
+        raise ConfigError(
+            "Null value not supported for : " + ", ".join(nulls), ErrorCode.INVALID_REQUEST
+        )
 
 
 def check_unique(names: Any) -> None:
@@ -54,7 +71,9 @@ def check_unique(names: Any) -> None:
         )
 
 
-def answer_alter(broker: Broker, request: Request, new_configs: NewConfigs) -> Any:
+def answer_alter(
+    broker: Broker, request: Request, new_configs: NewConfigs, new_broker_configs: NewConfigs
+) -> Any:
     """Alter every resource of an AlterConfigs or IncrementalAlterConfigs request on its own."""
     header, body = request.header, cast(Any, request.body)
     resources = Counter((int(r.resource_type), str(r.resource_name)) for r in body.resources)
@@ -66,10 +85,11 @@ def answer_alter(broker: Broker, request: Request, new_configs: NewConfigs) -> A
         try:
             if resources[(kind, name)] > 1:
                 raise ConfigError("resource named more than once", ErrorCode.INVALID_REQUEST)
-            _alter(broker, kind, name, resource.configs, new_configs, bool(body.validate_only))
+            changes = new_configs if kind != RESOURCE_BROKER else new_broker_configs
+            _alter(broker, kind, name, resource.configs, changes, bool(body.validate_only))
         except (ConfigError, TopicError) as exc:
             code, message = exc.error_code, str(exc)
-        except OSError as exc:  # saving topics.json failed; nothing was applied
+        except OSError as exc:  # saving topics.json or broker-configs.json failed; no change
             log.error("altering configs of %s failed: %s", name, exc)
             code, message = ErrorCode.KAFKA_STORAGE_ERROR, f"saving the configs failed: {exc}"
         responses.append(
@@ -100,11 +120,10 @@ def _alter(
         broker.set_topic_configs(name, configs, validate_only=validate_only)
     elif kind == RESOURCE_BROKER:
         check_broker_resource(broker, name)
-        if entries:
-            raise ConfigError(
-                "shoal's broker configs are read-only while it runs: set them in shoal's config "
-                "file or SHOAL_* environment variables and restart; topic configs can be altered",
-                ErrorCode.INVALID_REQUEST,
-            )
+        cluster = name == ""
+        dynamic = broker.dynamic_configs
+        current = dynamic.cluster if cluster else dynamic.broker(broker.config.node_id)
+        configs = new_configs(current, entries)
+        broker.set_broker_configs(cluster, configs, validate_only=validate_only)
     else:
         raise unsupported_resource(kind)

@@ -87,7 +87,7 @@ def _create(broker: Broker, topic: Any, validate_only: bool) -> dict[str, Any]:
                 "config_source": int(entry.source),
                 "is_sensitive": False,
             }
-            for entry in topic_entries(broker.config, configs, broker.logs.path)
+            for entry in topic_entries(broker.config_levels(), configs)
         ],
     }
 

@@ -44,7 +44,8 @@ async def _delete(broker: Broker, name: str, index: int, offset: int) -> dict[st
     plog = broker.partition(name, index) if topic is not None else None
     if topic is None or plog is None:
         return {**answer, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
-    if not cleanup_deletes(topic.configs):
+    policy = broker.topic_setting(topic, "cleanup.policy")
+    if not cleanup_deletes({} if policy is None else {"cleanup.policy": policy}):
         # Kafka's rule: a compact-only topic keeps the latest value of every key, so records
         # may not be deleted by offset.
         return {**answer, "error_code": ErrorCode.POLICY_VIOLATION}

@@ -1,9 +1,10 @@
 """DescribeConfigs (32): the configs of topics and of this broker, with where each value comes from.
 
-A topic config's value is its override (source TOPIC_CONFIG) or else the broker's setting for
-it: STATIC_BROKER_CONFIG when the operator chose one, DEFAULT_CONFIG otherwise. With
-``include_synonyms`` each entry lists those candidates in that order of precedence, as Kafka
-does. Broker configs are all read-only: shoal takes them from its settings at start.
+A topic config's value is its override (source TOPIC_CONFIG) or else its broker synonyms' (see
+:mod:`shoal.broker.broker_configs`): dynamic for this broker, dynamic cluster-wide, static,
+default. With ``include_synonyms`` each entry lists those candidates in that order of
+precedence, as Kafka does. The BROKER resource named by this broker's id lists every broker
+config; named "" it lists the cluster-wide dynamic ones.
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.config import BrokerConfig
-from shoal.broker.configs import (
-    TOPIC_CONFIGS,
-    BrokerSetting,
-    ConfigError,
-    ConfigType,
-    broker_settings,
+from shoal.broker.broker_configs import (
+    BROKER_CONFIGS,
+    ConfigLevels,
+    ConfigSource,
+    Synonym,
 )
+from shoal.broker.configs import TOPIC_CONFIGS, ConfigError, ConfigType
 from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ApiKey, ErrorCode, Request
@@ -39,28 +38,10 @@ RESOURCE_BROKER: Final = 4
 _BROKER_ID: Final = re.compile(r"-?[0-9]{1,10}")
 
 
-class ConfigSource(IntEnum):
-    """DescribeConfigs ``config_source`` (KIP-226)."""
-
-    UNKNOWN = 0
-    TOPIC_CONFIG = 1
-    DYNAMIC_BROKER_CONFIG = 2
-    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
-    STATIC_BROKER_CONFIG = 4
-    DEFAULT_CONFIG = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Synonym:
-    name: str
-    value: str
-    source: ConfigSource
-
-
 @dataclass(frozen=True, slots=True)
 class ConfigEntry:
     name: str
-    value: str
+    value: str | None
     type: ConfigType
     doc: str
     read_only: bool
@@ -72,38 +53,39 @@ class ConfigEntry:
         return self.synonyms[0].source if self.synonyms else ConfigSource.DEFAULT_CONFIG
 
 
-def _broker_synonym(setting: BrokerSetting) -> Synonym:
-    source = ConfigSource.STATIC_BROKER_CONFIG if setting.is_set else ConfigSource.DEFAULT_CONFIG
-    return Synonym(setting.name, setting.value, source)
-
-
-def topic_entries(
-    config: BrokerConfig, overrides: Mapping[str, str], data_dir: str = ""
-) -> list[ConfigEntry]:
+def topic_entries(levels: ConfigLevels, overrides: Mapping[str, str]) -> list[ConfigEntry]:
     """Every topic config of a topic with ``overrides``, by name."""
-    settings = broker_settings(config, data_dir)
     entries = []
     for name in sorted(TOPIC_CONFIGS):
         key = TOPIC_CONFIGS[name]
-        synonyms = []
+        synonyms = levels.topic_synonyms(name)
         if name in overrides:
-            synonyms.append(Synonym(name, overrides[name], ConfigSource.TOPIC_CONFIG))
-        if key.broker_name is not None:
-            synonyms.append(_broker_synonym(settings[key.broker_name]))
-        value = synonyms[0].value if synonyms else key.default
+            value: str | None = overrides[name]
+            synonyms.insert(0, Synonym(name, value, ConfigSource.TOPIC_CONFIG))
+        else:
+            value = levels.topic_default(name)
+        if value is None:
+            value = key.default
         entries.append(ConfigEntry(name, value, key.check.type, key.doc, False, tuple(synonyms)))
     return entries
 
 
-def broker_entries(config: BrokerConfig, data_dir: str) -> list[ConfigEntry]:
-    """Every config of this broker, by name."""
+def broker_entries(levels: ConfigLevels, *, cluster: bool) -> list[ConfigEntry]:
+    """This broker's configs by name; with ``cluster``, only the cluster-wide dynamic ones,
+    each with only its cluster-wide synonyms (as Kafka lists the "" resource)."""
+    names = sorted(levels.cluster) if cluster else sorted(BROKER_CONFIGS)
     entries = []
-    for name, setting in sorted(broker_settings(config, data_dir).items()):
-        synonyms = [_broker_synonym(setting)]
-        if setting.is_set and setting.default is not None:
-            synonyms.append(Synonym(name, setting.default, ConfigSource.DEFAULT_CONFIG))
+    for name in names:
+        key = BROKER_CONFIGS[name]
+        synonyms = levels.broker_synonyms(name)
+        if cluster:
+            cluster_wide = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG
+            synonyms = [s for s in synonyms if s.source is cluster_wide]
+            value: str | None = levels.cluster[name]
+        else:
+            value = levels.value(name)
         entries.append(
-            ConfigEntry(name, setting.value, setting.type, setting.doc, True, tuple(synonyms))
+            ConfigEntry(name, value, key.type, key.doc, not key.dynamic, tuple(synonyms))
         )
     return entries
 
@@ -171,11 +153,10 @@ def _entries(broker: Broker, resource_type: int, name: str) -> list[ConfigEntry]
         topic = broker.topics.get(name)
         if topic is None:
             raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        return topic_entries(broker.config, topic.configs, broker.logs.path)
+        return topic_entries(broker.config_levels(), topic.configs)
     if resource_type == RESOURCE_BROKER:
         check_broker_resource(broker, name)
-        # The empty name asks for dynamic cluster-wide defaults, which shoal never has.
-        return broker_entries(broker.config, broker.logs.path) if name else []
+        return broker_entries(broker.config_levels(), cluster=name == "")
     raise unsupported_resource(resource_type)
 
 

@@ -130,7 +130,9 @@ def _append(
         )
     if not records:
         return _Outcome(ErrorCode.INVALID_RECORD, "the partition's records are empty")
-    max_bytes = int(topic.configs.get("max.message.bytes", broker.config.message_max_bytes))
+    max_bytes = int(
+        broker.topic_setting(topic, "max.message.bytes") or broker.config.message_max_bytes
+    )
     try:
         batch_header = validate_produce_records(records, max_batch_bytes=max_bytes)
     except RecordsError as exc:
@@ -148,10 +150,10 @@ def _append(
     if isinstance(verdict, Rejected):
         return _Outcome(verdict.error_code, verdict.message)
     if isinstance(verdict, Duplicate):
-        return _duplicate(plog, topic, verdict.original, acks)
+        return _duplicate(plog, broker, topic, verdict.original, acks)
     batch: bytes | bytearray = records
     append_time = -1
-    if topic.configs.get("message.timestamp.type") == "LogAppendTime":
+    if broker.topic_setting(topic, "message.timestamp.type") == "LogAppendTime":
         batch = bytearray(records)
         append_time = broker.clock.now_ms()
         set_max_timestamp(batch, 0, TimestampType.LOG_APPEND_TIME, append_time)
@@ -175,14 +177,16 @@ def _append(
     return outcome
 
 
-def _duplicate(plog: PartitionLog, topic: Any, original: BatchMetadata, acks: int) -> _Outcome:
+def _duplicate(
+    plog: PartitionLog, broker: Broker, topic: Any, original: BatchMetadata, acks: int
+) -> _Outcome:
     """A retry of a batch already in the log: its original offsets, as Kafka answers.
 
     With acks=all the answer still waits until the original is fsynced: the first attempt may
     have timed out waiting for exactly that.
     """
     log_append_time = -1
-    if topic.configs.get("message.timestamp.type") == "LogAppendTime":
+    if broker.topic_setting(topic, "message.timestamp.type") == "LogAppendTime":
         log_append_time = original.timestamp_ms
     outcome = _Outcome(
         base_offset=original.first_offset,
