@@ -14,6 +14,7 @@ from shoal.protocol.codec import (
     encode_api_versions_fallback,
     encode_request,
     encode_response,
+    encode_response_frame,
     encode_response_header_for,
 )
 from shoal.protocol.errors import (
@@ -75,6 +76,7 @@ __all__ = [
     "encode_frame_bytes",
     "encode_request",
     "encode_response",
+    "encode_response_frame",
     "encode_response_header_for",
     "error_code_from_name",
     "error_code_from_value",

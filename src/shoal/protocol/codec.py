@@ -37,6 +37,7 @@ from shoal.protocol.errors import (
     InvalidResponseError,
     UnsupportedVersionError,
 )
+from shoal.protocol.fetch_response import FetchResponse
 from shoal.protocol.framing import FRAME_BYTES_LIMIT
 from shoal.protocol.guard import check_layout
 from shoal.protocol.headers import (
@@ -147,6 +148,20 @@ def encode_response(
     header = encode_response_header_for(correlation_id, api_key, api_version)
     body = _encode_message(response)
     return _join_frame(header, body)
+
+
+def encode_response_frame(
+    correlation_id: int, api_key: int, api_version: int, response: ResponseBody | FetchResponse
+) -> list[Buffer]:
+    """A complete response frame as buffers to write in order (size prefix first).
+
+    A :class:`~shoal.protocol.fetch_response.FetchResponse` frames itself and hands its record
+    bytes over uncopied; every other response is one ``bytes`` from :func:`encode_response`.
+    """
+    if isinstance(response, FetchResponse):
+        invariant(api_key == ApiKey.FETCH, f"a FetchResponse answers api key {api_key}")
+        return response.encode_frame(correlation_id, api_version)
+    return [encode_response(correlation_id, api_key, api_version, response)]
 
 
 def encode_response_header_for(correlation_id: int, api_key: int, api_version: int) -> bytes:

@@ -37,6 +37,8 @@ INT32_MAX: Final = 2**31 - 1
 _PREFIX: Final = struct.Struct(">hhi")
 _INT16: Final = struct.Struct(">h")
 _INT32: Final = struct.Struct(">i")
+UINT32_MAX: Final = 2**32 - 1
+_ONE_BYTE_UVARINT: Final = tuple(bytes((n,)) for n in range(0x80))
 _NO_TAGGED_FIELDS: Final = b"\x00"
 
 
@@ -124,6 +126,20 @@ def read_uvarint(buf: bytes, offset: int) -> tuple[int, int]:
     raise DecodeError(
         f"unsigned varint at offset {offset} is longer than {UVARINT_MAX_BYTES} bytes"
     )
+
+
+def encode_uvarint(value: int) -> bytes:
+    """The unsigned varint of ``value`` (0 <= value < 2**32): compact lengths, tag counts."""
+    if not 0 <= value <= UINT32_MAX:
+        raise ValueError(f"{value} is not an unsigned 32-bit length")
+    if value < 0x80:
+        return _ONE_BYTE_UVARINT[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def skip_tagged_fields(buf: bytes, offset: int) -> int:

@@ -26,10 +26,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
+from shoal.buffers import Buffer
 from shoal.protocol import (
     ApiKey,
     FrameDecoder,
@@ -39,13 +40,16 @@ from shoal.protocol import (
     UnsupportedVersionError,
     decode_request,
     encode_api_versions_fallback,
-    encode_response,
+    encode_response_frame,
 )
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK_BYTES: Final = 256 * 1024
+
+Frame: TypeAlias = list[Buffer]
+"""A response frame as the buffers to write in order (see :func:`encode_response_frame`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +156,9 @@ class _Connection:
         self._limits = limits
         peer = writer.get_extra_info("peername") or ("?", 0)
         self._host, self._port = str(peer[0]), int(peer[1])
-        # Each entry: the response being produced, and the request's size (released once sent).
-        self._responses: asyncio.Queue[tuple[asyncio.Future[bytes | None], int] | None] = (
+        # Each entry: the response frame being produced (as buffers to write in order), and
+        # the request's size (released once sent).
+        self._responses: asyncio.Queue[tuple[asyncio.Future[Frame | None], int] | None] = (
             asyncio.Queue()
         )
         self._budget = budget
@@ -290,8 +295,8 @@ class _Connection:
         return True
 
     def _queue_ready(self, data: bytes, size: int) -> None:
-        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        future.set_result(data)
+        future: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
+        future.set_result([data])
         self._responses.put_nowait((future, size))
 
     async def _handle(
@@ -299,7 +304,7 @@ class _Connection:
         request: Request,
         previous: asyncio.Future[None] | None,
         applied: asyncio.Future[None],
-    ) -> bytes | None:
+    ) -> Frame | None:
         """Run one request once the one before it has applied its effects."""
 
         def mark_applied() -> None:
@@ -326,9 +331,11 @@ class _Connection:
             mark_applied()
         if response is None:
             return None
-        data = encode_response(header.correlation_id, header.api_key, header.api_version, response)
-        self._budget.produced(len(data))
-        return data
+        frame = encode_response_frame(
+            header.correlation_id, header.api_key, header.api_version, response
+        )
+        self._budget.produced(frame_size(frame))
+        return frame
 
     async def _write_loop(self) -> None:
         while True:
@@ -337,29 +344,40 @@ class _Connection:
                 return
             pending, size = entry
             try:
-                data = await pending
+                frame = await pending
             except Exception:
                 log.exception("request from %s:%d failed; closing", self._host, self._port)
                 self.stop_reading()
                 return
             finally:
                 self._release(size)
-            if data is not None:
+            if frame is not None:
                 try:
-                    await self._send(data)
+                    await self._send(frame)
                 except ConnectionError:
                     self.stop_reading()
                     return
                 # The transport holds at most its high-water mark of it now.
-                self._budget.sent(len(data))
+                self._budget.sent(frame_size(frame))
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, frame: Frame) -> None:
+        """Write the frame's buffers in order, a large one a slice at a time.
+
+        ``write`` sends what the socket takes at once and copies only the rest into the
+        transport's buffer; draining after each piece (free while the transport is below its
+        high-water mark) keeps that copy to one slice when the client reads slowly.
+        """
         chunk = self._limits.write_chunk_bytes
-        if len(data) <= chunk:
-            self._writer.write(data)
-            await self._writer.drain()
-            return
-        view = memoryview(data)
-        for start in range(0, len(data), chunk):
-            self._writer.write(view[start : start + chunk])
-            await self._writer.drain()
+        for data in frame:
+            if len(data) <= chunk:
+                self._writer.write(data)
+                await self._writer.drain()
+                continue
+            view = memoryview(data)
+            for start in range(0, len(view), chunk):
+                self._writer.write(view[start : start + chunk])
+                await self._writer.drain()
+
+
+def frame_size(frame: Frame) -> int:
+    return sum(len(data) for data in frame)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.registry import handles
 from shoal.protocol import ApiKey, ErrorCode, Request
-from shoal.protocol.build import response_for
-from shoal.storage import OffsetOutOfRangeError, StorageError
+from shoal.protocol.fetch_response import FetchedPartition, FetchedTopic, FetchResponse
+from shoal.storage import OffsetOutOfRangeError, PartitionLog, StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -28,9 +28,9 @@ is always returned."""
 
 
 @handles(ApiKey.FETCH)
-async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> FetchResponse:
     # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+    body = cast(Any, request.body)
     # Topic names and ids are resolved once, not on every round of the long poll.
     resolved = [(entry, *_resolve(broker, entry)) for entry in body.topics]
     max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
@@ -42,47 +42,36 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
             break
         # A Fetch changes nothing: while it waits for records, later requests may proceed.
         ctx.effects_applied()
-        keys = [(name, part) for name, parts in topics for part in parts if name is not None]
-        await broker.signals.wait_any(
-            [(name, p["partition_index"]) for name, p in keys], remaining_s
-        )
-    return response_for(
-        header.api_key,
-        header.api_version,
-        {
-            "throttle_time": 0,
-            "error_code": 0,
-            "session_id": 0,
-            "responses": [
-                {"topic": name, "topic_id": topic_id, "partitions": parts}
-                for (name, parts), (_entry, _name, topic_id) in zip(topics, resolved, strict=True)
-            ],
-        },
-    )
+        keys = [
+            (t.name, p.partition_index) for t in topics if t.name is not None for p in t.partitions
+        ]
+        await broker.signals.wait_any(keys, remaining_s)
+    # Framed by shoal, not kio: the record bytes read above go to the socket as they are.
+    return FetchResponse(topics=topics)
 
 
 def _read_all(
     broker: Broker, body: Any, resolved: list[tuple[Any, str | None, uuid.UUID]], room: int
-) -> tuple[list[tuple[str | None, list[dict[str, Any]]]], int]:
+) -> tuple[list[FetchedTopic], int]:
     asked = int(body.max_bytes) if int(body.max_bytes) > 0 else DEFAULT_FETCH_MAX_BYTES
     # The server's room for unread responses bounds the answer too: a client that hoards
     # responses gets small ones (still at least one batch, which keeps it progressing).
     budget = min(asked, FETCH_MAX_BYTES, room)
     total = 0
-    out: list[tuple[str | None, list[dict[str, Any]]]] = []
-    for topic_entry, name, _topic_id in resolved:
+    out: list[FetchedTopic] = []
+    for topic_entry, name, topic_id in resolved:
         parts = []
         for p in topic_entry.partitions:
             part = _read_partition(broker, name, p, budget - total, first=total == 0)
-            total += len(part.get("records") or b"")
+            total += len(part.records)
             parts.append(part)
-        out.append((name, parts))
+        out.append(FetchedTopic(name, topic_id, parts))
     return out, total
 
 
 def _read_partition(
     broker: Broker, name: str | None, p: Any, budget: int, *, first: bool
-) -> dict[str, Any]:
+) -> FetchedPartition:
     index = int(p.partition)
     plog = broker.partition(name, index) if name is not None else None
     if plog is None:
@@ -92,7 +81,7 @@ def _read_partition(
         return _partition(index, code)
     limit = min(int(p.partition_max_bytes), budget)
     if limit <= 0 and not first:
-        return _partition(index, 0, plog=plog, records=b"")
+        return _partition(index, 0, plog=plog)
     try:
         # At least one batch is returned even above the limits, so that a batch larger than
         # max.partition.fetch.bytes never blocks a consumer forever.
@@ -103,28 +92,28 @@ def _read_partition(
         return _partition(index, exc.kafka_error_code, plog=plog)
     if not first and len(result.data) > limit:
         # Only the first non-empty partition may exceed the limits (KIP-74).
-        return _partition(index, 0, plog=plog, records=b"")
+        return _partition(index, 0, plog=plog)
     return _partition(index, 0, plog=plog, records=result.data)
 
 
-def _partition(index: int, code: int, *, plog: Any = None, records: bytes = b"") -> dict[str, Any]:
+def _partition(
+    index: int, code: int, *, plog: PartitionLog | None = None, records: bytes = b""
+) -> FetchedPartition:
     # Error partitions carry empty records, never null: librdkafka reads a null as a broken
     # message set ("invalid MessageSetSize -1") and never sees the error code.
     high = plog.log_end_offset if plog is not None else -1
-    return {
-        "partition_index": index,
-        "error_code": code,
-        "high_watermark": high,
-        "last_stable_offset": high,
-        "log_start_offset": plog.log_start_offset if plog is not None else -1,
-        "aborted_transactions": None,
-        "preferred_read_replica": -1,
-        "records": records,
-    }
+    return FetchedPartition(
+        partition_index=index,
+        error_code=int(code),
+        high_watermark=high,
+        last_stable_offset=high,
+        log_start_offset=plog.log_start_offset if plog is not None else -1,
+        records=records,
+    )
 
 
-def _has_error(topics: list[tuple[str | None, list[dict[str, Any]]]]) -> bool:
-    return any(part["error_code"] for _, parts in topics for part in parts)
+def _has_error(topics: list[FetchedTopic]) -> bool:
+    return any(p.error_code for t in topics for p in t.partitions)
 
 
 def _resolve(broker: Broker, topic_entry: Any) -> tuple[str | None, uuid.UUID]:
