@@ -19,6 +19,7 @@ from shoal.broker.unsupported import LOG_INTERVAL_MS, UnsupportedFeatures
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.testing.clock import FakeClock
+from tests.peers.kafka_peer import kafka_tool
 from tests.server.wire import WireClient
 
 INIT_TIMEOUT_S: Final = 30.0
@@ -53,6 +54,31 @@ def test_init_transactions_fails_at_once_with_a_fatal_error(
     lines = [r.getMessage() for r in caplog.records if r.name == "shoal.broker.unsupported"]
     assert len(lines) == 1
     assert "transactions" in lines[0]
+
+
+@pytest.mark.integration
+def test_the_java_client_stops_at_once(shoal_broker: EmbeddedBroker) -> None:
+    """kafka-producer-perf-test calls initTransactions() first; the Java client makes the error
+    fatal (it shows its own text for the code, not the broker's message)."""
+    result = kafka_tool(
+        "org.apache.kafka.tools.ProducerPerformance",
+        "--topic",
+        "java-tx",
+        "--num-records",
+        "10",
+        "--record-size",
+        "10",
+        "--throughput",
+        "-1",
+        "--command-property",
+        f"bootstrap.servers={shoal_broker.bootstrap_servers}",
+        "--transactional-id",
+        "java-tx",
+        "--transaction-duration-ms",
+        "100",
+    )
+    assert result.returncode != 0
+    assert "TransactionalIdAuthorizationException" in result.stderr
 
 
 @pytest.mark.integration
