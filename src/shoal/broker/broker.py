@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Final
 
 from shoal.broker.config import BrokerConfig
 from shoal.broker.context import RequestContext
@@ -19,6 +18,7 @@ from shoal.broker.internal_topics import (
     OFFSETS_TOPIC_PARTITIONS,
     RESERVED_TOPICS,
     internal_topic_configs,
+    reserved_name_message,
 )
 from shoal.broker.signals import AppendSignals
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
@@ -129,7 +129,7 @@ class Broker:
     def auto_create(self, name: str) -> Topic:
         if name in RESERVED_TOPICS:
             if name not in KEPT_INTERNAL_TOPICS:
-                raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, _not_kept(name))
+                raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, reserved_name_message(name))
             return self.ensure_internal_topic(name)
         topic = self.create_topic(name, self.config.num_partitions)
         if topic is None:  # only with validate_only, which auto-creation never sets
@@ -157,9 +157,9 @@ class Broker:
         used = offsets is not None and offsets.log_end_offset > 0
         if self.topics.get(OFFSETS_TOPIC) is None and used:
             self.ensure_internal_topic(OFFSETS_TOPIC)
+        # Their configs follow the broker's settings, which may have changed since.
+        wanted = internal_topic_configs(self.config)
         for topic in self.topics:
-            # Their configs follow the broker's settings, which may have changed since.
-            wanted = internal_topic_configs(self.config)
             if topic.internal and topic.configs != wanted:
                 self.topics.set_configs(topic.name, wanted)
 
@@ -169,7 +169,7 @@ class Broker:
         """CreateTopics of a reserved name. Kafka would create it with what was asked for;
         shoal creates only the topic it keeps, and only as its coordinator has it."""
         if name not in KEPT_INTERNAL_TOPICS:
-            raise TopicError(ErrorCode.INVALID_REQUEST, _not_kept(name))
+            raise TopicError(ErrorCode.INVALID_REQUEST, reserved_name_message(name))
         if partitions != OFFSETS_TOPIC_PARTITIONS:
             raise TopicError(
                 ErrorCode.INVALID_PARTITIONS,
@@ -273,18 +273,3 @@ class Broker:
                 plog.update_config(config)
         log.info("topic %s configs are now %s", name, dict(configs))
         return topic
-
-
-_KAFKA_OWNERS: Final = {
-    "__transaction_state": "the transaction coordinator",
-    "__share_group_state": "the share group coordinator",
-    "__cluster_metadata": "KRaft's metadata log",
-}
-
-
-def _not_kept(name: str) -> str:
-    owner = _KAFKA_OWNERS.get(name, "an internal component")
-    return (
-        f"topic name {name} is reserved: Kafka keeps {owner} in it, which this shoal version "
-        "does not have"
-    )

@@ -39,6 +39,12 @@ RESERVED_TOPICS: Final = KAFKA_INTERNAL_TOPICS | {"__cluster_metadata"}
 KEPT_INTERNAL_TOPICS: Final = frozenset({OFFSETS_TOPIC})
 """The internal topics shoal has a log for."""
 
+_KAFKA_OWNERS: Final = {
+    "__transaction_state": "the transaction coordinator's state",
+    "__share_group_state": "the share group coordinator's state",
+    "__cluster_metadata": "KRaft's metadata log",
+}
+
 
 def is_kafka_internal(name: str | None) -> bool:
     return name in KAFKA_INTERNAL_TOPICS
@@ -58,3 +64,12 @@ def internal_topic_configs(config: BrokerConfig) -> dict[str, str]:
         "compression.type": "producer",
         "segment.bytes": str(config.group.offsets_segment_bytes),
     }
+
+
+def reserved_name_message(name: str) -> str:
+    """Why a client cannot create a topic of this reserved name in shoal."""
+    owner = _KAFKA_OWNERS.get(name, "an internal component's data")
+    return (
+        f"topic name {name} is reserved: Kafka keeps {owner} in it, which this shoal version "
+        "does not have"
+    )
