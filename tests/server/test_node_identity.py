@@ -229,14 +229,3 @@ def test_clients_follow_the_advertised_address(identified: Identified) -> None:
         consumer.close()
     names = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=TIMEOUT_S)
     assert names.brokers[NODE].host == "localhost"
-
-
-@pytest.mark.integration
-def test_embedded_broker_on_every_interface(tmp_path: Path) -> None:
-    port = free_port()
-    with EmbeddedBroker(
-        str(tmp_path), host="0.0.0.0", port=port, advertised_listener=f"127.0.0.1:{port}"
-    ) as broker:
-        assert broker.bootstrap_servers == f"127.0.0.1:{port}"
-        metadata = request(broker, ApiKey.METADATA, 12, {"topics": []})
-        assert [(b.node_id, b.host, b.port) for b in metadata.brokers] == [(1, "127.0.0.1", port)]
