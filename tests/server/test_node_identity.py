@@ -87,6 +87,7 @@ def test_from_environment_file_and_flags(tmp_path: Path) -> None:
     [
         ({"advertised_listener": "broker.example.com"}, "must look like HOST:PORT"),
         ({"advertised_listener": ":9092"}, "must look like HOST:PORT"),
+        ({"advertised_listener": "PLAINTEXT://broker:9092"}, "without a listener name"),
         ({"advertised_listener": "broker:0"}, "port 0 is out of range 1-65535"),
         ({"advertised_listener": "broker:70000"}, "port 70000 is out of range 1-65535"),
         ({"advertised_listener": "bad host!:9092"}, "is not a host name or IP address"),

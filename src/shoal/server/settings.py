@@ -101,6 +101,11 @@ class Settings:
 def parse_advertised(value: str) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv6 address in brackets) that a client can connect to."""
     example = "e.g. broker.example.com:9092, 10.0.0.5:9092 or [2001:db8::5]:9092"
+    if "://" in value:
+        raise SettingsError(
+            f"advertised_listener {value!r}: give HOST:PORT without a listener name (shoal has "
+            f"one plaintext listener), {example}"
+        )
     host, sep, port_text = value.strip().rpartition(":")
     if not sep or not host or not port_text.isdigit():
         raise SettingsError(f"advertised_listener {value!r} must look like HOST:PORT, {example}")
