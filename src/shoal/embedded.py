@@ -16,30 +16,50 @@ from types import TracebackType
 from typing import Any, Self
 
 from shoal.server.app import BrokerApp
-from shoal.server.settings import Settings
+from shoal.server.settings import WILDCARD_HOSTS, Settings
 
 START_TIMEOUT_S = 60.0
 """Recovering a large data directory can take a while; a hung start should still fail."""
 
 
 class EmbeddedBroker:
+    """``host`` is the address the Kafka listener binds (loopback by default);
+    ``advertised_listener`` (``HOST:PORT``) is what clients are told to connect to, needed
+    when ``host`` is a wildcard such as 0.0.0.0; ``node_id`` is the broker's node.id. Other
+    keyword arguments are :class:`~shoal.server.settings.Settings` fields. Bad settings raise
+    :class:`~shoal.server.settings.SettingsError` here, before anything starts."""
+
     def __init__(
-        self, data_dir: str, *, port: int = 0, http_port: int = 0, **settings: Any
+        self,
+        data_dir: str,
+        *,
+        port: int = 0,
+        http_port: int = 0,
+        host: str = "127.0.0.1",
+        advertised_listener: str = "",
+        node_id: int = Settings().node_id,
+        **settings: Any,
     ) -> None:
+        bind = f"[{host}]" if ":" in host else host
         self._settings = replace(
             Settings(),
             data_dir=data_dir,
-            kafka_listen=f"127.0.0.1:{port}",
+            kafka_listen=f"{bind}:{port}",
             http_listen=f"127.0.0.1:{http_port}",
+            advertised_listener=advertised_listener,
+            node_id=node_id,
             **settings,
         )
+        self._settings.broker_config()
+        self._local_host = "127.0.0.1" if host in WILDCARD_HOSTS else bind
         self._app: BrokerApp | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.app.kafka_port}"
+        """An address of the listener from this machine (not necessarily the advertised one)."""
+        return f"{self._local_host}:{self.app.kafka_port}"
 
     @property
     def http_url(self) -> str:

@@ -21,11 +21,20 @@ from shoal.broker.context import RequestContext
 from shoal.broker.dynamic_configs import DynamicConfigStore
 from shoal.broker.groups import GroupService
 from shoal.broker.handlers import HANDLERS
+from shoal.broker.internal_topics import (
+    KEPT_INTERNAL_TOPICS,
+    OFFSETS_TOPIC_PARTITIONS,
+    RESERVED_TOPICS,
+    internal_topic_configs,
+    reserved_name_message,
+)
 from shoal.broker.signals import AppendSignals
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
+from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.producers import Producers
+from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, restrict_to
 from shoal.storage import LogConfig, LogManager, PartitionLog
 from shoal.storage.fs import FileSystem, OsFileSystem
@@ -59,13 +68,17 @@ class Broker:
         self.signals = AppendSignals()
         self.producers = Producers(fs or OsFileSystem(), logs, clock)
         self.groups = GroupService(logs, config.log, clock, config.group)
+        self.unsupported = UnsupportedFeatures(clock)
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(HANDLERS.keys())
         self._ensure_logs()
+        self._ensure_internal_topics()
 
     def _ensure_logs(self) -> None:
         """Open or create every partition the metadata names (e.g. after a crash mid-create)."""
         offline = {(tp.topic, tp.partition) for tp in self.logs.offline}
         for topic in self.topics:
+            if topic.internal:
+                continue  # its log belongs to its coordinator, with that one's settings
             config = self.log_config(topic)
             for partition in range(topic.partitions):
                 plog = self.logs.get(topic.name, partition)
@@ -95,6 +108,10 @@ class Broker:
         return topic.configs.get(name, self._topic_defaults.get(name))
 
     def partition(self, topic: str, partition: int) -> PartitionLog | None:
+        if topic in RESERVED_TOPICS and self.topics.get(topic) is None:
+            # The offsets log exists from the start, but to clients the topic does not until
+            # it is registered (see shoal.broker.internal_topics).
+            return None
         return self.logs.get(topic, partition)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
@@ -110,8 +127,10 @@ class Broker:
     ) -> Topic | None:
         """Create a topic; raises :class:`TopicError` with the Kafka error to answer."""
         check_topic_name(name)
-        if self.topics.get(name) is not None or name == OFFSETS_TOPIC:
+        if self.topics.get(name) is not None:
             raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+        if name in RESERVED_TOPICS:
+            return self._create_internal(name, partitions, configs or {}, validate_only)
         if not 1 <= partitions <= MAX_PARTITIONS_PER_TOPIC:
             raise TopicError(
                 ErrorCode.INVALID_PARTITIONS,
@@ -133,17 +152,75 @@ class Broker:
         return topic
 
     def auto_create(self, name: str) -> Topic:
+        if name in RESERVED_TOPICS:
+            if name not in KEPT_INTERNAL_TOPICS:
+                raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, reserved_name_message(name))
+            return self.ensure_internal_topic(name)
         topic = self.create_topic(name, self.config.num_partitions)
         if topic is None:  # only with validate_only, which auto-creation never sets
             raise RuntimeError("auto-creation of a topic returned no topic")
         return topic
 
+    # -- internal topics ---------------------------------------------------------------
+
+    def ensure_internal_topic(self, name: str) -> Topic:
+        """Register one of the broker's own topics, so that clients see it from now on (as
+        Kafka creates ``__consumer_offsets`` on the first FindCoordinator for a group)."""
+        invariant(name in KEPT_INTERNAL_TOPICS, f"{name} is not an internal topic shoal keeps")
+        topic = self.topics.get(name)
+        if topic is None:
+            topic = self.topics.add(
+                name, OFFSETS_TOPIC_PARTITIONS, internal_topic_configs(self.config), internal=True
+            )
+            log.info("internal topic %s is in use: clients see it from now on", name)
+        return topic
+
+    def _ensure_internal_topics(self) -> None:
+        # A data directory from before internal topics were registered: the offsets log says
+        # whether a group was ever used.
+        offsets = self.logs.get(OFFSETS_TOPIC, 0)
+        used = offsets is not None and offsets.log_end_offset > 0
+        if self.topics.get(OFFSETS_TOPIC) is None and used:
+            self.ensure_internal_topic(OFFSETS_TOPIC)
+        # Their configs follow the broker's settings, which may have changed since.
+        wanted = internal_topic_configs(self.config)
+        for topic in self.topics:
+            if topic.internal and topic.configs != wanted:
+                self.topics.set_configs(topic.name, wanted)
+
+    def _create_internal(
+        self, name: str, partitions: int, configs: Mapping[str, str], validate_only: bool
+    ) -> Topic | None:
+        """CreateTopics of a reserved name. Kafka would create it with what was asked for;
+        shoal creates only the topic it keeps, and only as its coordinator has it."""
+        if name not in KEPT_INTERNAL_TOPICS:
+            raise TopicError(ErrorCode.INVALID_REQUEST, reserved_name_message(name))
+        if partitions != OFFSETS_TOPIC_PARTITIONS:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"shoal keeps its internal topic {name} as {OFFSETS_TOPIC_PARTITIONS} "
+                f"partition, not {partitions}",
+            )
+        if configs:
+            raise TopicError(
+                ErrorCode.INVALID_CONFIG,
+                f"shoal sets the configs of its internal topic {name} itself",
+            )
+        return None if validate_only else self.ensure_internal_topic(name)
+
     # -- admin operations (DeleteTopics, CreatePartitions, AlterConfigs) -----------------
 
-    def _existing_topic(self, name: str) -> Topic:
+    def _existing_topic(self, name: str, action: str) -> Topic:
         topic = self.topics.get(name)
         if topic is None:
             raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        if topic.internal:
+            # Kafka allows these, and its coordinator copes with the result. shoal's group
+            # coordinator owns the log's settings and its single partition: refuse, loudly.
+            raise TopicError(
+                ErrorCode.POLICY_VIOLATION,
+                f"{name} is shoal's internal topic for consumer groups: shoal does not {action} it",
+            )
         return topic
 
     def delete_topic(self, name: str) -> Topic:
@@ -154,7 +231,7 @@ class Broker:
         the other order could leave data behind that a topic re-created under the same name
         would serve as its own.
         """
-        topic = self._existing_topic(name)
+        topic = self._existing_topic(name, "delete")
         partitions = set(range(topic.partitions))
         # Also partitions beyond the count: left by a CreatePartitions that crashed midway.
         partitions.update(tp.partition for tp in self.logs.partitions() if tp.topic == name)
@@ -173,7 +250,7 @@ class Broker:
         New logs are created before the count is saved: after a crash in between, the extra
         logs exist but no client can see them, and the next CreatePartitions reuses them.
         """
-        topic = self._existing_topic(name)
+        topic = self._existing_topic(name, "add partitions to")
         current = topic.partitions
         if count < current:
             raise TopicError(
@@ -207,7 +284,7 @@ class Broker:
         The new set is saved first and then applied to the live logs, so a failed save changes
         nothing; raises :class:`TopicError` for an unknown topic or an invalid config.
         """
-        topic = self._existing_topic(name)
+        topic = self._existing_topic(name, "change the configs of")
         try:
             config = self._log_config_with(configs)
         except ValueError as exc:

@@ -53,10 +53,13 @@ class Topic:
     partitions: int
     configs: dict[str, str] = field(default_factory=dict)
     """Overrides of the broker defaults (Kafka topic config names and string values)."""
+    internal: bool = False
+    """One of the broker's own topics (``__consumer_offsets``), shown to clients as Kafka shows
+    its internal topics; never a topic a client created, whatever its name."""
 
     @property
     def is_internal(self) -> bool:
-        return self.name.startswith("__")
+        return self.internal
 
 
 class TopicStore:
@@ -75,6 +78,7 @@ class TopicStore:
                 topic_id=uuid.UUID(entry["id"]),
                 partitions=int(entry["partitions"]),
                 configs={str(k): str(v) for k, v in entry.get("configs", {}).items()},
+                internal=bool(entry.get("internal", False)),
             )
             self._topics[topic.name] = topic
             self._by_id[topic.topic_id] = topic
@@ -88,6 +92,7 @@ class TopicStore:
                     "id": str(t.topic_id),
                     "partitions": t.partitions,
                     "configs": t.configs,
+                    **({"internal": True} if t.internal else {}),
                 }
                 for t in sorted(self._topics.values(), key=lambda t: t.name)
             ],
@@ -109,8 +114,10 @@ class TopicStore:
     # Each change is saved before it counts: if the save fails, memory is put back as it was,
     # so what clients see never runs ahead of what a restart would load.
 
-    def add(self, name: str, partitions: int, configs: Mapping[str, str]) -> Topic:
-        topic = Topic(name, uuid.uuid4(), partitions, dict(configs))
+    def add(
+        self, name: str, partitions: int, configs: Mapping[str, str], *, internal: bool = False
+    ) -> Topic:
+        topic = Topic(name, uuid.uuid4(), partitions, dict(configs), internal=internal)
         self._topics[name] = topic
         self._by_id[topic.topic_id] = topic
         try:

@@ -22,6 +22,15 @@ def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--kafka-listen", help="HOST:PORT for Kafka clients (default 127.0.0.1:9092)"
     )
     broker.add_argument("--http-listen", help="HOST:PORT for HTTP (default 127.0.0.1:8080)")
+    broker.add_argument(
+        "--advertised-listener",
+        metavar="HOST:PORT",
+        help="the address clients are told to connect to (default: --kafka-listen's; "
+        "required when that binds 0.0.0.0 or ::)",
+    )
+    broker.add_argument(
+        "--node-id", type=int, metavar="N", help="this broker's node.id (default 1)"
+    )
     broker.add_argument("--config", help="a TOML file of settings (same names as the flags)")
     broker.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
@@ -53,6 +62,8 @@ def run_broker(args: argparse.Namespace) -> int:
                 "log_level": args.log_level,
                 "log_format": args.log_format,
                 "flush_policy": args.flush_policy,
+                "advertised_listener": args.advertised_listener,
+                "node_id": args.node_id,
             },
         )
         settings.broker_config()

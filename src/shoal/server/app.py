@@ -93,8 +93,9 @@ class BrokerApp:
         self.broker = Broker(broker_config, self.logs)
         self.kafka = KafkaServer(self.broker, host, port)
         await self.kafka.start()
-        # With port 0 the real port is known only now; clients must be told that one.
-        self.broker.config = replace(broker_config, advertised_port=self.kafka.port)
+        if not self.settings.advertised_listener:
+            # With port 0 the real port is known only now; clients must be told that one.
+            self.broker.config = replace(broker_config, advertised_port=self.kafka.port)
         self._retention_task = asyncio.ensure_future(self._retention_loop())
         # The registry is a Kafka client of this broker, so it starts only once the listener
         # answers; the broker is ready only once the registry has replayed _schemas.
@@ -105,9 +106,13 @@ class BrokerApp:
         )
         self._status = "ready"
         log.info(
-            "shoal broker ready: kafka on %s:%d, http on %s:%d, data in %s",
+            "shoal broker ready: node %d, kafka on %s:%d (clients are told %s:%d), "
+            "http on %s:%d, data in %s",
+            self.broker.config.node_id,
             host,
             self.kafka.port,
+            self.broker.config.advertised_host,
+            self.broker.config.advertised_port,
             http_host,
             self.http_port,
             self.settings.data_dir,

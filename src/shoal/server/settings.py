@@ -3,11 +3,13 @@ variables, then command-line flags (each overriding the one before)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Final
 
 from shoal.broker.config import BrokerConfig
 from shoal.coordinator.group_config import GroupConfig
@@ -16,6 +18,15 @@ from shoal.storage import FlushPolicy, LogConfig
 
 class SettingsError(ValueError):
     """A setting with a bad name or value; the message says which and what is expected."""
+
+
+NODE_ID_MAX: Final = 2**31 - 1
+"""node.id is an int32 on the wire (Metadata, FindCoordinator, DescribeCluster)."""
+WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::"})  # noqa: S104 - names them, binds nothing
+HOSTNAME_LENGTH_MAX: Final = 253
+"""The longest DNS name."""
+_HOSTNAME: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+"""Letters, digits, '-', '.' and '_' (container names often have one), no dot at either end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +43,17 @@ class Settings:
     retention_check_interval_s: float = 300.0
     group_initial_rebalance_delay_ms: int = GroupConfig().initial_rebalance_delay_ms
     group_min_session_timeout_ms: int = GroupConfig().min_session_timeout_ms
+    node_id: int = BrokerConfig().node_id
+    """node.id: the broker id clients see in Metadata, FindCoordinator, DescribeCluster."""
+    advertised_listener: str = ""
+    """HOST:PORT clients are told to connect to (Kafka's advertised.listeners); empty: the
+    kafka_listen address, which must then not be a wildcard."""
 
     def broker_config(self, advertised_port: int | None = None) -> BrokerConfig:
         host, port = parse_listen(self.kafka_listen)
+        if not 0 <= self.node_id <= NODE_ID_MAX:
+            raise SettingsError(f"node_id must be between 0 and {NODE_ID_MAX}, not {self.node_id}")
+        advertised_host, advertised = self.advertised_address(host, port)
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -47,8 +66,9 @@ class Settings:
             choices = ", ".join(p.value for p in FlushPolicy)
             raise SettingsError(f"flush_policy must be one of {choices}") from exc
         return BrokerConfig(
-            advertised_host=host if host not in ("0.0.0.0", "::", "") else "127.0.0.1",  # noqa: S104
-            advertised_port=advertised_port if advertised_port is not None else port,
+            node_id=self.node_id,
+            advertised_host=advertised_host,
+            advertised_port=advertised_port if advertised_port is not None else advertised,
             auto_create_topics=self.auto_create_topics,
             num_partitions=self.num_partitions,
             message_max_bytes=self.message_max_bytes,
@@ -58,6 +78,61 @@ class Settings:
                 min_session_timeout_ms=self.group_min_session_timeout_ms,
             ),
         )
+
+    def advertised_address(self, host: str, port: int) -> tuple[str, int]:
+        """The address clients are told, given the bound ``host`` and ``port``.
+
+        A wildcard bind with nothing advertised is an error, as in Kafka ("advertised.listeners
+        cannot use the nonroutable meta-address 0.0.0.0"): a client on another machine would
+        be told an address it cannot reach, bootstrap, and then fail on every request.
+        """
+        if self.advertised_listener:
+            return parse_advertised(self.advertised_listener)
+        if host in WILDCARD_HOSTS:
+            raise SettingsError(
+                f"kafka_listen {self.kafka_listen!r} binds every interface, but clients must be "
+                "told an address they can reach: set advertised_listener (--advertised-listener "
+                f"HOST:PORT, e.g. this machine's name or IP with port {port}, or "
+                f"127.0.0.1:{port} if only clients on this machine connect)"
+            )
+        return host, port
+
+
+def parse_advertised(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 address in brackets) that a client can connect to."""
+    example = "e.g. broker.example.com:9092, 10.0.0.5:9092 or [2001:db8::5]:9092"
+    if "://" in value:
+        raise SettingsError(
+            f"advertised_listener {value!r}: give HOST:PORT without a listener name (shoal has "
+            f"one plaintext listener), {example}"
+        )
+    host, sep, port_text = value.strip().rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise SettingsError(f"advertised_listener {value!r} must look like HOST:PORT, {example}")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"advertised_listener {value!r}: port {port} is out of range 1-65535")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None and not (len(host) <= HOSTNAME_LENGTH_MAX and _HOSTNAME.match(host)):
+        raise SettingsError(
+            f"advertised_listener {value!r}: {host!r} is not a host name or IP address, {example}"
+        )
+    if address is not None and address.version == 6 and not bracketed:
+        raise SettingsError(
+            f"advertised_listener {value!r}: put an IPv6 address in brackets, {example}"
+        )
+    if address is not None and address.is_unspecified:
+        raise SettingsError(
+            f"advertised_listener {value!r}: {host} is not an address a client can connect to; "
+            f"advertise a routable one, {example}"
+        )
+    return host, port
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -42,6 +42,9 @@ async def _delete(broker: Broker, name: str, index: int, offset: int) -> dict[st
     answer: dict[str, Any] = {"partition_index": index, "low_watermark": -1, "error_code": 0}
     topic = broker.topics.get(name)
     plog = broker.partition(name, index) if topic is not None else None
+    if topic is not None and topic.internal:
+        # As Kafka: its coordinator alone decides what that log keeps.
+        return {**answer, "error_code": ErrorCode.INVALID_TOPIC_EXCEPTION}
     if topic is None or plog is None:
         return {**answer, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
     policy = broker.topic_setting(topic, "cleanup.policy")

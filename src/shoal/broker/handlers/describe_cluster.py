@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from shoal.broker.authorized_operations import cluster_operations
 from shoal.broker.handlers.registry import handles
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
@@ -14,12 +15,6 @@ if TYPE_CHECKING:
 
 ENDPOINT_BROKERS: Final = 1
 """KIP-919 endpoint types: 1 brokers, 2 controllers. shoal has no separate controller endpoint."""
-OPERATIONS_NOT_ASKED: Final = -(2**31)
-"""cluster_authorized_operations when the client did not ask for them."""
-# AclOperation codes of what a principal may do on the cluster resource: CREATE 5, ALTER 7,
-# DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-# Without an authorizer every principal may do all of them, as Kafka reports then.
-CLUSTER_OPERATIONS: Final = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 
 
 @handles(ApiKey.DESCRIBE_CLUSTER)
@@ -34,9 +29,9 @@ async def handle_describe_cluster(broker: Broker, ctx: RequestContext, request: 
         "cluster_id": config.cluster_id,
         "controller_id": config.node_id,
         "brokers": [],
-        "cluster_authorized_operations": CLUSTER_OPERATIONS
-        if body.include_cluster_authorized_operations
-        else OPERATIONS_NOT_ASKED,
+        "cluster_authorized_operations": cluster_operations(
+            bool(body.include_cluster_authorized_operations)
+        ),
     }
     # v0 has no endpoint type: it always asks for brokers.
     endpoint = int(getattr(body, "endpoint_type", ENDPOINT_BROKERS))

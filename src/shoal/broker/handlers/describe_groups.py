@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from shoal.broker.authorized_operations import group_operations
 from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import Group
 from shoal.coordinator.group_state import GroupState
@@ -25,6 +26,8 @@ NOT_FOUND_MIN_VERSION: Final = 6
 async def handle_describe_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
+    # v3+: as Kafka, only a group answered without error gets them.
+    operations = group_operations(bool(getattr(body, "include_authorized_operations", False)))
     described = []
     for group_id in body.groups:
         group = broker.groups.coordinator.group(group_id)
@@ -39,6 +42,8 @@ async def handle_describe_groups(broker: Broker, ctx: RequestContext, request: R
             described.append(_missing(group_id, code))
         else:
             described.append(_describe(group))
+        if described[-1]["error_code"] == ErrorCode.NONE:
+            described[-1]["authorized_operations"] = operations
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "groups": described}
     )
@@ -53,6 +58,7 @@ def _missing(group_id: str, code: ErrorCode) -> dict[str, Any]:
         "protocol_type": "",
         "protocol_data": "",
         "members": [],
+        "authorized_operations": group_operations(False),
     }
 
 

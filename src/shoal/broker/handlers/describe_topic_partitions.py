@@ -12,7 +12,9 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from shoal.broker.authorized_operations import topic_operations
 from shoal.broker.handlers.registry import handles
+from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
@@ -23,10 +25,6 @@ if TYPE_CHECKING:
 
 PARTITIONS_PER_RESPONSE_MAX: Final = 2000
 """Kafka's max.request.partition.size.limit: bounds one response however much is asked."""
-# AclOperation codes of what a principal may do on a topic: READ 3, WRITE 4, CREATE 5, DELETE 6,
-# ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11. Without an authorizer every
-# principal may do all of them, as Kafka reports then.
-TOPIC_OPERATIONS: Final = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
@@ -107,7 +105,8 @@ def _describe(broker: Broker, topic: Topic, partitions: range) -> dict[str, Any]
         "topic_id": topic.topic_id,
         "is_internal": topic.is_internal,
         "partitions": answers,
-        "topic_authorized_operations": TOPIC_OPERATIONS,
+        # The request has no flag: Kafka always fills them in.
+        "topic_authorized_operations": topic_operations(True),
     }
 
 
@@ -120,4 +119,12 @@ def _unknown_error(name: str) -> int:
 
 
 def _unknown(name: str, code: int) -> dict[str, Any]:
-    return {"error_code": code, "name": name, "topic_id": _ZERO_ID, "partitions": []}
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": _ZERO_ID,
+        # As Kafka: internal by name, and the operations even for a topic that is not there.
+        "is_internal": is_kafka_internal(name),
+        "partitions": [],
+        "topic_authorized_operations": topic_operations(True),
+    }

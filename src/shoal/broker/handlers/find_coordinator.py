@@ -1,25 +1,40 @@
 """FindCoordinator (10): this broker coordinates every consumer group.
 
-Key type 0 (group): the answer is this broker, for any key (batched in v4+). Key type 1
-(transaction): transactions are not served yet, so COORDINATOR_NOT_AVAILABLE, which clients
-treat as retriable. Other key types (e.g. share groups) get INVALID_REQUEST.
+Key type 0 (group): the answer is this broker, for any key (batched in v4+). As Kafka creates
+``__consumer_offsets`` on the first such request, this registers it (clients see it from then
+on, see :mod:`shoal.broker.internal_topics`).
+
+Key type 1 (transaction): shoal has no transaction coordinator yet. The answer must stop the
+client at once: librdkafka treats every FindCoordinator error but TRANSACTIONAL_ID_AUTHORIZATION_
+FAILED as retriable and retries until its own timeout (rdkafka_txnmgr.c), and the Java client
+makes any error but COORDINATOR_NOT_AVAILABLE fatal. So TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+with an error message (v1+) that says what is really missing; both clients show that message.
+Other key types (e.g. share groups) get INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.handlers.registry import handles
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
+from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
+log = logging.getLogger(__name__)
+
 KEY_TYPE_GROUP: Final = 0
 KEY_TYPE_TRANSACTION: Final = 1
-_NO_TRANSACTIONS = "transaction coordination is not available in this shoal version yet"
+NO_TRANSACTIONS: Final = (
+    "shoal does not support Kafka transactions yet: unset transactional.id (an idempotent "
+    "producer, enable.idempotence=true, still writes each record exactly once per partition)"
+)
 
 
 @handles(ApiKey.FIND_COORDINATOR)
@@ -31,6 +46,19 @@ async def handle_find_coordinator(broker: Broker, ctx: RequestContext, request: 
     if not keys and getattr(body, "key", None) is not None:
         keys = [body.key]
     answer = _answer(broker, key_type)
+    if key_type == KEY_TYPE_GROUP:
+        try:
+            broker.ensure_internal_topic(OFFSETS_TOPIC)
+        except (StorageError, OSError) as exc:
+            # Kafka answers this while it creates the topic; the client asks again.
+            log.error("could not register %s: %s", OFFSETS_TOPIC, exc)
+            answer = _unavailable(ErrorCode.COORDINATOR_NOT_AVAILABLE, str(exc))
+    elif key_type == KEY_TYPE_TRANSACTION:
+        broker.unsupported.refused(
+            "transactions (FindCoordinator for a transactional id)",
+            ctx,
+            "The client was told to unset transactional.id.",
+        )
     values: dict[str, Any] = {"throttle_time": 0, **answer}
     values["coordinators"] = [{"key": k, **answer} for k in keys]
     return response_for(header.api_key, header.api_version, values)
@@ -46,7 +74,11 @@ def _answer(broker: Broker, key_type: int) -> dict[str, Any]:
             "port": broker.config.advertised_port,
         }
     if key_type == KEY_TYPE_TRANSACTION:
-        code, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, _NO_TRANSACTIONS
+        code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, NO_TRANSACTIONS
     else:
         code, message = ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}"
+    return _unavailable(code, message)
+
+
+def _unavailable(code: int, message: str) -> dict[str, Any]:
     return {"error_code": code, "error_message": message, "node_id": -1, "host": "", "port": -1}

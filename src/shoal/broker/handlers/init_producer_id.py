@@ -10,7 +10,9 @@ Transactions are not served yet. An empty transactional id is INVALID_REQUEST, a
 any other the answer is TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the response has no message field,
 and this is a code every client treats as fatal at once, naming the transactional id as the
 problem; the retriable COORDINATOR_NOT_AVAILABLE would instead keep the client retrying until
-its timeout with no hint why. The broker log says what is really missing.
+its timeout with no hint why. The broker log says what is really missing. (Clients normally
+stop earlier: FindCoordinator for the transactional id already fails the same way, with a
+message.)
 """
 
 from __future__ import annotations
@@ -40,13 +42,10 @@ async def handle_init_producer_id(broker: Broker, ctx: RequestContext, request: 
     if transactional_id == "":
         error = ErrorCode.INVALID_REQUEST
     elif transactional_id is not None:
-        log.warning(
-            "client %s (%s) asked for transactional id %r: transactions are not supported by "
-            "this shoal version yet; answering TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Idempotent "
-            "producers (enable.idempotence without transactional.id) work.",
-            ctx.client_id,
-            ctx.client_host,
-            transactional_id,
+        broker.unsupported.refused(
+            "transactions (InitProducerId with a transactional id)",
+            ctx,
+            "Idempotent producers (enable.idempotence without transactional.id) work.",
         )
         error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     else:

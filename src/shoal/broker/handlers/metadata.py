@@ -1,11 +1,18 @@
-"""Metadata (3): the one broker, and the topics asked for (auto-created when allowed)."""
+"""Metadata (3): the one broker, and the topics asked for (auto-created when allowed).
+
+v8+ carries the authorized operations (KIP-430): the cluster's (v8-v10) and each topic's, when
+the request asks for them (see :mod:`shoal.broker.authorized_operations`). Internal topics are
+listed once they exist (see :mod:`shoal.broker.internal_topics`).
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
+from shoal.broker.authorized_operations import cluster_operations, topic_operations
 from shoal.broker.handlers.registry import handles
+from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
@@ -36,6 +43,16 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
     else:
         for entry in requested or ():
             topics.append(_lookup(broker, entry, allow_create, version))
+    # As Kafka: every topic answered by name gets the operations, known or not; a topic id
+    # that names no topic gets none.
+    topic_ops = topic_operations(bool(getattr(body, "include_topic_authorized_operations", False)))
+    for topic in topics:
+        if topic["error_code"] != ErrorCode.UNKNOWN_TOPIC_ID:
+            topic["topic_authorized_operations"] = topic_ops
+    # Absent from v11 on (KIP-700: DescribeCluster answers it there); ignored by build then.
+    cluster_ops = cluster_operations(
+        bool(getattr(body, "include_cluster_authorized_operations", False))
+    )
     node = broker.config.node_id
     return response_for(
         header.api_key,
@@ -53,6 +70,7 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
             "cluster_id": broker.config.cluster_id,
             "controller_id": node,
             "topics": topics,
+            "cluster_authorized_operations": cluster_ops,
         },
     )
 
@@ -110,4 +128,12 @@ def _describe(broker: Broker, topic: Topic) -> dict[str, Any]:
 
 
 def _error(name: str | None, code: int, topic_id: uuid.UUID | None = None) -> dict[str, Any]:
-    return {"error_code": code, "name": name, "topic_id": topic_id or _ZERO_ID, "partitions": []}
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": topic_id or _ZERO_ID,
+        # As Kafka: an internal topic's name is internal even before the topic exists.
+        "is_internal": is_kafka_internal(name),
+        "partitions": [],
+        "topic_authorized_operations": topic_operations(False),
+    }

@@ -123,6 +123,12 @@ def _resolve_topic(broker: Broker, topic_data: Any) -> tuple[str | None, Any]:
 def _append(
     broker: Broker, topic: Any, index: int, records: bytes | None, version: int, acks: int
 ) -> _Outcome:
+    if topic.internal:
+        # As Kafka (which lets only its own admin tools through): the coordinator alone writes
+        # there, and shoal's records have a format of its own.
+        return _Outcome(
+            ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic.name}"
+        )
     plog = broker.partition(topic.name, index) if 0 <= index < topic.partitions else None
     if plog is None:
         return _Outcome(
