@@ -164,6 +164,7 @@ def test_node_id_comes_from_the_broker_config(broker_process: Callable[..., Brok
     process = broker_process(broker_config={"node_id": 7})
     bootstrap = process.bootstrap_servers
     with WireClient(bootstrap) as client:
+        assert client.metadata(["moved"]).topics[0].error_code == 0  # auto-created
         described = client.request(
             ApiKey.DESCRIBE_QUORUM,
             2,
@@ -173,7 +174,7 @@ def test_node_id_comes_from_the_broker_config(broker_process: Callable[..., Brok
         moved = client.request(
             ApiKey.ALTER_PARTITION_REASSIGNMENTS,
             0,
-            {"timeout": 5000, "topics": [{"name": "__consumer_offsets", "partitions": [
+            {"timeout": 5000, "topics": [{"name": "moved", "partitions": [
                 {"partition_index": 0, "replicas": [7]},
                 {"partition_index": 0, "replicas": [1]}]}]},
         )  # fmt: skip
