@@ -16,6 +16,7 @@ import re
 import struct
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,8 +93,8 @@ def read_skips(path: Path = SKIPS_FILE) -> dict[str, str]:
     return skips
 
 
-def skip_pattern(names: list[str]) -> str:
-    """A -test.skip pattern that matches exactly these top-level tests (and so their subtests)."""
+def name_pattern(names: Sequence[str]) -> str:
+    """A -test.run/-test.skip pattern matching exactly these top-level tests and their subtests."""
     return "^(" + "|".join(re.escape(name) for name in sorted(names)) + ")$"
 
 
@@ -128,10 +129,15 @@ class ShoalBrokerServer(PeerServer):
         ]  # fmt: skip
 
     def _environment(self) -> dict[str, str]:
-        # franz-go's CI runs the apache/kafka image, whose server.properties sets
-        # group.initial.rebalance.delay.ms=0; Kafka's built-in 3 s default would only make each
-        # of the suite's many groups wait.
-        return {**os.environ, "SHOAL_GROUP_INITIAL_REBALANCE_DELAY_MS": "0"}
+        # As franz-go's CI runs Kafka (the apache/kafka image): its server.properties sets
+        # group.initial.rebalance.delay.ms=0 (Kafka's built-in 3 s would only make each of the
+        # suite's many groups wait), and topics are auto-created (Kafka's default, which tests
+        # that consume a topic nobody created rely on).
+        return {
+            **os.environ,
+            "SHOAL_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+            "SHOAL_AUTO_CREATE_TOPICS": "true",
+        }
 
     def _probe(self) -> bool:
         # ApiVersions v0: a broker that answers it is past start-up and serves requests.
@@ -200,9 +206,16 @@ def output_of(lines: list[str], name: str) -> list[str]:
 
 
 def run_suite(
-    tests: FranzGoTests, seeds: str, skip: list[str], log_path: Path, records: int
+    tests: FranzGoTests,
+    seeds: str,
+    log_path: Path,
+    records: int,
+    *,
+    skip: Sequence[str] = (),
+    only: Sequence[str] = (),
 ) -> SuiteResult:
-    """Run every test of the binary but ``skip`` against the broker at ``seeds``."""
+    """Run the binary's tests against the broker at ``seeds``: all of them but ``skip``, or
+    only those named in ``only``."""
     env = {
         **os.environ,
         "KGO_SEEDS": seeds,
@@ -215,7 +228,9 @@ def run_suite(
     }
     args = [str(tests.binary), "-test.v", "-test.timeout", SUITE_TIMEOUT]
     if skip:
-        args += ["-test.skip", skip_pattern(skip)]
+        args += ["-test.skip", name_pattern(skip)]
+    if only:
+        args += ["-test.run", name_pattern(only)]
     with log_path.open("wb") as log:
         proc = subprocess.run(
             args,

@@ -23,6 +23,7 @@ from tests.peers.franzgo import (
     read_skips,
     run_suite,
 )
+from tests.peers.kafka_peer import KafkaPeer
 
 # Bounds the install (a first compile takes minutes) plus the suite's own 12 minute timeout.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -47,7 +48,8 @@ def test_franzgo_kgo_suite_passes_against_shoal(franzgo: FranzGoTests, tmp_path:
     skips = read_skips()
     records = int(os.environ.get("SHOAL_FRANZGO_RECORDS", RECORDS_DEFAULT))
     with ShoalBrokerServer(tmp_path / "shoal") as broker:
-        result = run_suite(franzgo, broker.seeds, list(skips), tmp_path / "franzgo.log", records)
+        log_path = tmp_path / "franzgo.log"
+        result = run_suite(franzgo, broker.seeds, log_path, records, skip=list(skips))
         broker_alive = broker.running
         broker_log = broker.log_text()
 
@@ -59,3 +61,18 @@ def test_franzgo_kgo_suite_passes_against_shoal(franzgo: FranzGoTests, tmp_path:
     assert not missing, f"these broker tests did not pass: {missing}\n{result.failure_report()}"
     # An exception inside the broker is a shoal bug even when franz-go retried past it.
     assert "Traceback" not in broker_log, broker_log
+
+
+def test_skipped_tests_pass_against_apache_kafka(
+    franzgo: FranzGoTests,
+    kafka_peer: KafkaPeer,
+    tmp_path: Path,
+) -> None:
+    """Every skip is a gap of shoal's: the same tests pass against the Kafka 4.x reference."""
+    skips = read_skips()
+    records = int(os.environ.get("SHOAL_FRANZGO_RECORDS", RECORDS_DEFAULT))
+    result = run_suite(
+        franzgo, kafka_peer.bootstrap_servers, tmp_path / "kafka.log", records, only=list(skips)
+    )
+    assert result.returncode == 0, result.failure_report()
+    assert sorted(set(skips) - set(result.passed)) == [], result.failure_report()
