@@ -29,10 +29,6 @@ from tests.server.wire import FETCH_VERSION, WireClient, batch_of, fetch_values,
 REPETITIONS: Final = 1_000
 """Each pair is tried this many times; one miss fails the test."""
 
-GROUP_REPETITIONS: Final = 300
-"""Group pairs rebalance on every repetition, which costs more; still far past the 7-in-10 miss
-rate of unordered handling."""
-
 Call = tuple[int, int, Mapping[str, Any]]
 
 
@@ -250,7 +246,7 @@ def test_join_group_then_heartbeat(client: WireClient) -> None:
     group = unique("order-jg")
     member_id, generation = join_alone(client, group)
     misses = []
-    for n in range(GROUP_REPETITIONS):
+    for n in range(REPETITIONS):
         joined, beat = pipeline(
             client,
             [
@@ -269,7 +265,7 @@ def test_join_group_then_heartbeat(client: WireClient) -> None:
 
 def test_sync_group_then_heartbeat_and_leave_group_then_heartbeat(client: WireClient) -> None:
     misses = []
-    for _ in range(GROUP_REPETITIONS):
+    for _ in range(REPETITIONS):
         group = unique("order-sg")
         first = client.request(11, 5, join_values(group, "", b"m"))
         member_id = first.member_id
