@@ -103,6 +103,8 @@ def test_never_reading_clients_cannot_exhaust_memory(
         attackers = [attack(process.bootstrap_servers, topic) for _ in range(ATTACKERS)]
         stop = threading.Event()
         peak = sample_peak(lambda: rss_bytes(pid), ATTACK_SECONDS, stop)
+        # The figure, for a person reading `pytest -s` output (the assertion below bounds it).
+        print(f"broker RSS {baseline / 2**20:.0f} MiB before, {peak / 2**20:.0f} MiB at peak")
         # The healthy client kept being answered throughout, and still is.
         healthy.assert_progress(round_trips=20)
         with WireClient(process.bootstrap_servers) as other:
