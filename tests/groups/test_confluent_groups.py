@@ -137,7 +137,9 @@ def _generation(broker: EmbeddedBroker, group: str) -> int:
     def read() -> int:
         inner = broker.app.broker
         assert inner is not None
-        return inner.groups.coordinator.groups[group].generation_id
+        described = inner.groups.describe(group)
+        assert described is not None
+        return described.generation_id
 
     return run_on_loop(broker, read)
 

@@ -38,7 +38,7 @@ class Store:
             OFFSETS_TOPIC, 0, offsets_log_config(LogConfig(), self.config)
         )
         plog.update_config(offsets_log_config(LogConfig(), self.config))
-        return OffsetsLog(plog, self.config, FakeClock())
+        return OffsetsLog(plog, self.config, FakeClock(), plog.append)
 
     def close(self) -> None:
         if self.logs is not None:

@@ -5,6 +5,7 @@ It knows no sockets: the server feeds it decoded requests and writes what it ret
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -33,10 +34,12 @@ from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name,
 from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, restrict_to
-from shoal.storage import LogConfig, LogManager, PartitionLog
+from shoal.records.header import BatchHeader
+from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem, OsFileSystem
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,9 @@ class Broker:
         self._topic_defaults = self.config_levels().dynamic_topic_defaults()
         self.signals = AppendSignals()
         self.producers = Producers(fs or OsFileSystem(), logs, clock)
-        self.groups = GroupService(logs, config.log, clock, config.group)
+        self._snapshot_jobs: set[asyncio.Future[None]] = set()
+        """Producer-state snapshots being written on worker threads (see :meth:`drain`)."""
+        self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         self.unsupported = UnsupportedFeatures(clock)
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(HANDLERS.keys())
         self._ensure_logs()
@@ -91,6 +96,56 @@ class Broker:
     async def handle(self, ctx: RequestContext, request: Request) -> object:
         handler = HANDLERS[int(request.header.api_key)]
         return await handler(self, ctx, request)
+
+    # -- the one append operation -------------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        plog: PartitionLog,
+        batch: bytes | bytearray,
+        header: BatchHeader,
+    ) -> AppendInfo | Duplicate | Rejected:
+        """Write one validated batch to a partition: every writer (Produce, the group
+        coordinator's offsets log) goes through here, so none can skip a step.
+
+        Steps, with no await in between (no other append to the partition can slip in): the
+        producer-state check; the append; recording it in the producer state; waking Fetch
+        requests parked on the partition; and, when one is due, a producer-state snapshot
+        started on a worker thread and tracked until :meth:`drain`. A retry of a batch already
+        in the log returns :class:`Duplicate` and a refused batch :class:`Rejected` (nothing
+        written); a failed write raises :class:`StorageError`.
+        """
+        try:
+            verdict = self.producers.check(topic, partition, plog, header)
+        except StorageError as exc:
+            return Rejected(
+                ErrorCode(exc.kafka_error_code), f"could not load the producer state: {exc}"
+            )
+        if isinstance(verdict, (Duplicate, Rejected)):
+            return verdict
+        info = plog.append(batch, header)
+        snapshot = self.producers.on_append(topic, partition, plog, header, info)
+        if snapshot is not None:
+            # An fsync'd file write: off the event loop. The job logs its own failures.
+            job = asyncio.get_running_loop().run_in_executor(None, snapshot.run)
+            self._snapshot_jobs.add(job)
+            job.add_done_callback(self._snapshot_jobs.discard)
+        self.signals.notify(topic, partition)
+        return info
+
+    async def drain(self) -> None:
+        """Finish the background work appends started: producer-state snapshots and the
+        offsets log's snapshot. Call after the last request, before the logs close."""
+        await self.groups.drain()
+        if self._snapshot_jobs:
+            await asyncio.gather(*self._snapshot_jobs, return_exceptions=True)
+
+    @property
+    def pending_snapshot_jobs(self) -> int:
+        """Producer-state snapshots still being written (0 after :meth:`drain`)."""
+        return len(self._snapshot_jobs)
 
     # -- topics -------------------------------------------------------------------------
 

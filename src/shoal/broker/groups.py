@@ -1,9 +1,22 @@
-"""The group coordinator on the event loop: its timer, its parked requests, its snapshots.
+"""The group service: the one door from the handlers to the consumer groups.
 
-:class:`~shoal.coordinator.group_coordinator.GroupCoordinator` is pure; this is where its
-callbacks become awaitable futures and its deadlines become one timer task. The task sleeps
-until the coordinator's next deadline or until a request changes the groups (:meth:`kick`),
-whichever comes first, then lets the coordinator act on what has expired.
+Handlers call one method per API. Methods that change groups are ``async`` and do the whole
+job: they act on the (pure, private) :class:`~shoal.coordinator.group_coordinator.
+GroupCoordinator`, re-arm its timer, start a snapshot of the offsets log when one is due, and
+turn storage failures into the Kafka error to answer. Read-only queries (OffsetFetch,
+DescribeGroups, ListGroups, and the metrics) are plain methods: they change nothing and never
+wait.
+
+Waiting and the per-connection order (docs/connections.md): a method that waits for something
+that is not an effect (JoinGroup for the rest of the group, SyncGroup for the leader's
+assignment, OffsetCommit for its fsync) takes ``applied``, the request's
+``RequestContext.effects_applied``, and calls it once the request's effects are applied and
+before it waits, so the next request on the connection may start meanwhile. It calls it at
+most once, and changes nothing after it.
+
+Time: the coordinator's deadlines become one timer task. It sleeps until the next deadline or
+until a request changes the groups (:meth:`_kick`), whichever comes first, then lets the
+coordinator act on what has expired.
 """
 
 from __future__ import annotations
@@ -11,24 +24,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 from shoal.clock import Clock
-from shoal.coordinator.group import JoinRequest, JoinResult, SyncResult
+from shoal.coordinator.group import (
+    Group,
+    HeartbeatRequest,
+    JoinRequest,
+    JoinResult,
+    LeaveOutcome,
+    LeaveRequest,
+    SyncRequest,
+    SyncResult,
+)
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_coordinator import GroupCoordinator, PendingSnapshot
-from shoal.coordinator.offsets_log import OFFSETS_TOPIC, OffsetsLog, offsets_log_config
-from shoal.storage import LogConfig, LogManager
+from shoal.coordinator.group_state import GroupState
+from shoal.coordinator.offsets_log import (
+    OFFSETS_TOPIC,
+    CommittedOffset,
+    OffsetsLog,
+    TopicPartitionKey,
+    offsets_log_config,
+)
+from shoal.coordinator.producer_state import Duplicate, Rejected
+from shoal.protocol.errors import ErrorCode
+from shoal.records import read_header
+from shoal.records.header import BatchHeader
+from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 
 log = logging.getLogger(__name__)
 
-TIMER_SLEEP_S_MAX = 60.0
+TIMER_SLEEP_S_MAX: Final = 60.0
 """The timer wakes at least this often even with no deadline: a cheap guard against a missed
 kick leaving a timer unarmed for long."""
+DURABLE_WAIT_S_MAX: Final = 30.0
+"""How long a commit waits for its fsync before answering REQUEST_TIMED_OUT (the client
+retries; Kafka's offsets.commit.timeout.ms is 5 s, but a loaded disk may need longer)."""
+
+AppendOperation = Callable[
+    [str, int, PartitionLog, bytes, BatchHeader], AppendInfo | Duplicate | Rejected
+]
+"""The broker's one append operation (:meth:`shoal.broker.broker.Broker.append`)."""
+Applied = Callable[[], None]
+"""A request's ``effects_applied``: called once, before a method waits."""
 
 
 class GroupService:
     def __init__(
-        self, logs: LogManager, base_config: LogConfig, clock: Clock, config: GroupConfig
+        self,
+        logs: LogManager,
+        base_config: LogConfig,
+        clock: Clock,
+        config: GroupConfig,
+        append: AppendOperation,
     ) -> None:
         self.clock = clock
         log_config = offsets_log_config(base_config, config)
@@ -37,16 +87,165 @@ class GroupService:
             plog = logs.create(OFFSETS_TOPIC, 0, log_config)
         else:
             plog.update_config(log_config)
-        self.offsets_log = OffsetsLog(plog, config, clock)
-        self.coordinator = GroupCoordinator(clock, config, self.offsets_log)
+
+        def write(batch: bytes) -> AppendInfo:
+            # Through the broker's append: a Fetch parked on __consumer_offsets wakes too.
+            result = append(OFFSETS_TOPIC, 0, plog, batch, read_header(batch))
+            if isinstance(result, Rejected):
+                raise StorageError(result.message)
+            if isinstance(result, Duplicate):  # pragma: no cover - these batches have no pid
+                raise StorageError(f"{OFFSETS_TOPIC}: a batch without producer id was a retry")
+            return result
+
+        self._offsets_log = OffsetsLog(plog, config, clock, write)
+        self._coordinator = GroupCoordinator(clock, config, self._offsets_log)
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
 
+    # -- membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) ---------------------------
+
+    async def join(self, group_id: str, request: JoinRequest, applied: Applied) -> JoinResult:
+        """Add the member to the group, then wait for the join phase to end."""
+        future: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
+
+        def respond(result: JoinResult) -> None:
+            if not future.done():  # the client may have gone away meanwhile
+                future.set_result(result)
+
+        self._coordinator.join(group_id, request, respond)
+        self._changed()
+        applied()
+        return await future
+
+    async def sync(self, group_id: str, request: SyncRequest, applied: Applied) -> SyncResult:
+        """Hand the coordinator the member's sync, then wait for its assignment."""
+        future: asyncio.Future[SyncResult] = asyncio.get_running_loop().create_future()
+
+        def respond(result: SyncResult) -> None:
+            if not future.done():
+                future.set_result(result)
+
+        self._coordinator.sync(
+            group_id,
+            request.member_id,
+            request.group_instance_id,
+            request.generation_id,
+            request.assignments,
+            respond,
+            protocol_type=request.protocol_type,
+            protocol_name=request.protocol_name,
+        )
+        self._changed()
+        applied()
+        return await future
+
+    async def heartbeat(self, group_id: str, request: HeartbeatRequest) -> ErrorCode:
+        # Only moves the member's deadline later: the timer, when it wakes, sees the new one.
+        return self._coordinator.heartbeat(
+            group_id, request.member_id, request.group_instance_id, request.generation_id
+        )
+
+    async def leave(
+        self, group_id: str, request: LeaveRequest
+    ) -> tuple[ErrorCode, list[LeaveOutcome]]:
+        """The group's error and one outcome per member asked to leave."""
+        result = self._coordinator.leave(group_id, list(request.members))
+        self._changed()
+        return result
+
+    # -- offsets (OffsetCommit, OffsetFetch, OffsetDelete) ----------------------------------
+
+    async def commit_offsets(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        offsets: dict[TopicPartitionKey, CommittedOffset],
+        applied: Applied,
+    ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode]]:
+        """Store the offsets (visible to OffsetFetch at once), then wait for their fsync.
+
+        Returns the error of every partition not in the dict (NONE, or the group's, or the
+        write's) and the partitions' own errors (metadata too large).
+        """
+        try:
+            error, errors, durable = self._coordinator.commit_offsets(
+                group_id, member_id, group_instance_id, generation_id, offsets
+            )
+        except StorageError as exc:
+            log.error("could not write offsets of group %s: %s", group_id, exc)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
+        self._changed()
+        if durable is None:
+            return error, errors
+        applied()
+        try:
+            # Shielded: a cancelled wait (timeout, client gone) must not cancel the storage
+            # future itself, which the flusher thread still completes.
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+        except TimeoutError:
+            error = ErrorCode.REQUEST_TIMED_OUT
+        except StorageError as exc:
+            log.error("offsets of group %s were not made durable: %s", group_id, exc)
+            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+        return error, errors
+
+    def fetch_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartitionKey] | None
+    ) -> dict[TopicPartitionKey, CommittedOffset | None]:
+        """Committed offsets of the partitions asked for (all when None); None if none."""
+        return self._coordinator.fetch_offsets(group_id, partitions)
+
+    async def delete_offsets(
+        self, group_id: str, partitions: list[TopicPartitionKey]
+    ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode]]:
+        try:
+            result = self._coordinator.delete_offsets(group_id, partitions)
+        except StorageError as exc:
+            log.error("could not delete offsets of group %s: %s", group_id, exc)
+            result = ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
+        self._changed()
+        return result
+
+    # -- admin (DescribeGroups, ListGroups, DeleteGroups) and metrics -----------------------
+
+    def describe(self, group_id: str) -> Group | None:
+        """The group, or None if there is none (or it is dead). Read it, do not change it."""
+        group = self._coordinator.group(group_id)
+        if group is None or group.state is GroupState.DEAD:
+            return None
+        return group
+
+    def list(self, states: set[GroupState] | None = None) -> list[Group]:
+        """Every live group (in the given states, if any), by id. Read them, do not change
+        them."""
+        return self._coordinator.list_groups(states)
+
+    async def delete(self, group_id: str) -> ErrorCode:
+        """Delete an empty group and its offsets."""
+        try:
+            error = self._coordinator.delete_group(group_id)
+        except StorageError as exc:
+            log.error("could not delete group %s: %s", group_id, exc)
+            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+        self._changed()
+        return error
+
+    def committed_offsets(self) -> Mapping[str, Mapping[TopicPartitionKey, CommittedOffset]]:
+        """Every group's committed offsets (for the metrics); read it, do not change it."""
+        return self._coordinator.offsets
+
     # -- the timer ------------------------------------------------------------------------
 
-    def kick(self) -> None:
-        """Something changed: re-arm the timer (and start it on the first request)."""
+    def _changed(self) -> None:
+        """After any request that may have changed groups or written the offsets log."""
+        self._kick()
+        self._maybe_snapshot()
+
+    def _kick(self) -> None:
+        """Re-arm the timer (and start it on the first request)."""
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
             self._task = asyncio.ensure_future(self._run_timer())
@@ -55,10 +254,10 @@ class GroupService:
 
     async def _run_timer(self) -> None:
         wakeup = self._wakeup
-        if wakeup is None:  # pragma: no cover - kick() sets it before starting the task
+        if wakeup is None:  # pragma: no cover - _kick() sets it before starting the task
             return
         while True:
-            deadline = self.coordinator.next_deadline_ms()
+            deadline = self._coordinator.next_deadline_ms()
             timeout = TIMER_SLEEP_S_MAX
             if deadline is not None:
                 timeout = min(timeout, max(0.0, (deadline - self.clock.monotonic_ms()) / 1000))
@@ -66,82 +265,50 @@ class GroupService:
                 await asyncio.wait_for(wakeup.wait(), timeout)
             wakeup.clear()
             try:
-                self.coordinator.advance()
+                self._coordinator.advance()
+                self._maybe_snapshot()
             except Exception:
                 # A bug in the coordinator must not silently stop every group's timers.
                 log.exception("group coordinator timer failed")
 
     async def stop(self) -> None:
-        self.coordinator.shutdown()
-        for task in (self._task, self._snapshot_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Stop the timer and answer every parked JoinGroup/SyncGroup (NOT_COORDINATOR), so
+        in-flight requests drain. Call before the connections are closed."""
+        self._coordinator.shutdown()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         self._task = None
 
-    # -- parked requests ------------------------------------------------------------------
-
-    def join(self, group_id: str, request: JoinRequest) -> asyncio.Future[JoinResult]:
-        """Add the member to the group now; the future resolves when the join phase ends."""
-        future: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
-
-        def respond(result: JoinResult) -> None:
-            if not future.done():  # the client may have gone away meanwhile
-                future.set_result(result)
-
-        self.coordinator.join(group_id, request, respond)
-        self.kick()
-        return future
-
-    def sync(
-        self,
-        group_id: str,
-        member_id: str,
-        group_instance_id: str | None,
-        generation_id: int,
-        assignments: dict[str, bytes],
-        *,
-        protocol_type: str | None,
-        protocol_name: str | None,
-    ) -> asyncio.Future[SyncResult]:
-        """Hand the coordinator the member's sync now; the future resolves with its assignment."""
-        future: asyncio.Future[SyncResult] = asyncio.get_running_loop().create_future()
-
-        def respond(result: SyncResult) -> None:
-            if not future.done():
-                future.set_result(result)
-
-        self.coordinator.sync(
-            group_id,
-            member_id,
-            group_instance_id,
-            generation_id,
-            assignments,
-            respond,
-            protocol_type=protocol_type,
-            protocol_name=protocol_name,
-        )
-        self.kick()
-        return future
+    async def drain(self) -> None:
+        """Let a snapshot of the offsets log in progress finish (its fsync and the deletion
+        before it): call after the last request, before the logs close."""
+        if self._snapshot_task is not None:
+            await self._snapshot_task
 
     # -- snapshots of the offsets log -----------------------------------------------------
 
-    def after_write(self) -> None:
+    def _maybe_snapshot(self) -> None:
         """Start a snapshot of the offsets log if it has grown enough (see offsets_log)."""
         if self._snapshot_task is not None and not self._snapshot_task.done():
             return
-        pending = self.coordinator.maybe_snapshot()
+        try:
+            pending = self._coordinator.maybe_snapshot()
+        except StorageError as exc:
+            # Not fatal: the log keeps its older records and the next write tries again.
+            log.error("could not write a snapshot of %s: %s", OFFSETS_TOPIC, exc)
+            return
         if pending is not None:
             self._snapshot_task = asyncio.ensure_future(self._finish_snapshot(pending))
 
     async def _finish_snapshot(self, pending: PendingSnapshot) -> None:
         try:
-            # Shielded: stopping must not cancel the storage future the flusher completes.
+            # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
             await asyncio.shield(asyncio.wrap_future(pending.durable))
-            await asyncio.to_thread(self.offsets_log.finish_snapshot, pending.first_offset)
+            await asyncio.to_thread(self._offsets_log.finish_snapshot, pending.first_offset)
         except Exception:
-            self.offsets_log.abandon_snapshot()
+            self._offsets_log.abandon_snapshot()
             log.exception("snapshot of %s failed; the log keeps its older records", OFFSETS_TOPIC)
         else:
             log.info(

@@ -58,6 +58,34 @@ class JoinRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """A SyncGroup: the leader brings the assignment of every member; followers bring none."""
+
+    member_id: str
+    group_instance_id: str | None
+    generation_id: int
+    assignments: dict[str, bytes]
+    protocol_type: str | None = None
+    """SyncGroup v5+: must match the group's, if given."""
+    protocol_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatRequest:
+    member_id: str
+    group_instance_id: str | None
+    generation_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRequest:
+    """A LeaveGroup: one member (v0-v2) or several (v3+, KIP-345), each as (member id, group
+    instance id)."""
+
+    members: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class JoinMember:
     member_id: str
     group_instance_id: str | None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,7 +31,7 @@ from typing import Any, Final
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
 from shoal.records import SimpleRecord, build_batch, decode_batch, split_batches
-from shoal.storage import LogConfig, PartitionLog
+from shoal.storage import AppendInfo, LogConfig, PartitionLog
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,18 @@ def group_value(record: GroupRecord) -> bytes:
 Entry = tuple[bytes, bytes | None]
 """One record to write: key and value (None for a tombstone)."""
 
+BatchWriter = Callable[[bytes], AppendInfo]
+"""Appends one batch to the offsets log: the broker's append operation (which also wakes Fetch
+requests parked on the log), or ``plog.append`` where there is no broker (unit tests). Raises
+:class:`shoal.storage.StorageError` when the batch could not be written."""
+
 
 class OffsetsLog:
-    def __init__(self, plog: PartitionLog, config: GroupConfig, clock: Clock) -> None:
+    def __init__(
+        self, plog: PartitionLog, config: GroupConfig, clock: Clock, write: BatchWriter
+    ) -> None:
         self.plog = plog
+        self._write = write
         self._config = config
         self._clock = clock
         self._snapshot_bytes = 0
@@ -139,7 +147,7 @@ class OffsetsLog:
         now = self._clock.now_ms()
         for start in range(0, len(records), RECORDS_PER_BATCH_MAX):
             chunk = records[start : start + RECORDS_PER_BATCH_MAX]
-            info = self.plog.append(build_batch(chunk, base_timestamp=now))
+            info = self._write(build_batch(chunk, base_timestamp=now))
             last = info.last_offset
         if last is None:
             return None

@@ -137,6 +137,9 @@ class BrokerApp:
             await self.broker.groups.stop()
         if self.kafka is not None:
             await self.kafka.stop()
+        if self.broker is not None:
+            # Background work of the last appends (snapshots) finishes before the logs close.
+            await self.broker.drain()
         if self.logs is not None:
             await asyncio.to_thread(self.logs.close)
         if self._http is not None:

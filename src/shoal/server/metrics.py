@@ -38,11 +38,10 @@ def _family(name: str, help_text: str, samples: Iterable[tuple[_Labels, int]]) -
 
 
 def render_group_metrics(broker: Broker) -> str:
-    coordinator = broker.groups.coordinator
     current: list[tuple[_Labels, int]] = []
     lag: list[tuple[_Labels, int]] = []
     lag_sum: dict[tuple[str, str], int] = defaultdict(int)
-    for group_id, offsets in sorted(coordinator.offsets.items()):
+    for group_id, offsets in sorted(broker.groups.committed_offsets().items()):
         for (topic, partition), committed in sorted(offsets.items()):
             labels = (("consumergroup", group_id), ("topic", topic), ("partition", str(partition)))
             current.append((labels, committed.offset))
@@ -53,8 +52,7 @@ def render_group_metrics(broker: Broker) -> str:
             lag.append((labels, partition_lag))
             lag_sum[(group_id, topic)] += partition_lag
     members = [
-        ((("consumergroup", group.group_id),), len(group.members))
-        for group in coordinator.list_groups()
+        ((("consumergroup", group.group_id),), len(group.members)) for group in broker.groups.list()
     ]
     lines = [
         *_family(

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ApiKey, Request
 from shoal.protocol.build import response_for
-from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
-
-log = logging.getLogger(__name__)
 
 
 @handles(ApiKey.DELETE_GROUPS)
@@ -23,13 +19,8 @@ async def handle_delete_groups(broker: Broker, ctx: RequestContext, request: Req
     header, body = request.header, cast(Any, request.body)
     results = []
     for group_id in body.groups_names:
-        try:
-            error = broker.groups.coordinator.delete_group(group_id)
-        except StorageError as exc:
-            log.error("could not delete group %s: %s", group_id, exc)
-            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+        error = await broker.groups.delete(group_id)
         results.append({"group_id": group_id, "error_code": error})
-    broker.groups.after_write()
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "results": results}
     )

@@ -30,10 +30,10 @@ async def handle_describe_groups(broker: Broker, ctx: RequestContext, request: R
     operations = group_operations(bool(getattr(body, "include_authorized_operations", False)))
     described = []
     for group_id in body.groups:
-        group = broker.groups.coordinator.group(group_id)
+        group = broker.groups.describe(group_id)
         if not group_id:
             described.append(_missing(group_id, ErrorCode.INVALID_GROUP_ID))
-        elif group is None or group.state is GroupState.DEAD:
+        elif group is None:
             code = (
                 ErrorCode.GROUP_ID_NOT_FOUND
                 if header.api_version >= NOT_FOUND_MIN_VERSION

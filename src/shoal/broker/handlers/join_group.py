@@ -37,10 +37,8 @@ async def handle_join_group(broker: Broker, ctx: RequestContext, request: Reques
         client_host=client_host(ctx),
         require_known_member_id=header.api_version >= MEMBER_ID_REQUIRED_MIN_VERSION,
     )
-    pending = broker.groups.join(body.group_id, join)
-    # The member is in the group; waiting for the others lets later requests proceed.
-    ctx.effects_applied()
-    result = await pending
+    # Once the member is in the group, waiting for the others lets later requests proceed.
+    result = await broker.groups.join(body.group_id, join, ctx.effects_applied)
     return response_for(
         header.api_key,
         header.api_version,

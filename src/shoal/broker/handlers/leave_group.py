@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.registry import handles
+from shoal.coordinator.group import LeaveRequest
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
 
@@ -22,8 +23,7 @@ async def handle_leave_group(broker: Broker, ctx: RequestContext, request: Reque
         leaving = [(m.member_id, m.group_instance_id) for m in body.members]
     else:
         leaving = [(body.member_id, None)]
-    error, outcomes = broker.groups.coordinator.leave(body.group_id, leaving)
-    broker.groups.kick()
+    error, outcomes = await broker.groups.leave(body.group_id, LeaveRequest(tuple(leaving)))
     if not batched and error is ErrorCode.NONE and outcomes:
         error = outcomes[0].error
     return response_for(

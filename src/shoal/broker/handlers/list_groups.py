@@ -26,7 +26,7 @@ async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Reque
     types = [t.lower() for t in getattr(body, "types_filter", ()) or ()]
     groups = []
     if (not names or states) and (not types or GROUP_TYPE in types):
-        groups = broker.groups.coordinator.list_groups(states or None)
+        groups = broker.groups.list(states or None)
     return response_for(
         header.api_key,
         header.api_version,

@@ -8,25 +8,16 @@ UNKNOWN_TOPIC_ID). The retention time of v2-v4 is ignored, as Kafka does since 2
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import CommittedOffset, TopicPartitionKey
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
-from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
-
-log = logging.getLogger(__name__)
-
-DURABLE_WAIT_S_MAX: Final = 30.0
-"""How long a commit waits for its fsync before answering REQUEST_TIMED_OUT (the client
-retries; Kafka's offsets.commit.timeout.ms is 5 s, but a loaded disk may need longer)."""
 
 
 @handles(ApiKey.OFFSET_COMMIT)
@@ -55,33 +46,16 @@ async def handle_offset_commit(broker: Broker, ctx: RequestContext, request: Req
                 now,
             )
             rows.append((entry, topic.name, index, None))
-    error: ErrorCode = ErrorCode.NONE
-    errors: dict[TopicPartitionKey, ErrorCode] = {}
-    durable = None
-    try:
-        error, errors, durable = broker.groups.coordinator.commit_offsets(
-            body.group_id,
-            body.member_id,
-            getattr(body, "group_instance_id", None),
-            int(body.generation_id_or_member_epoch),
-            offsets,
-        )
-    except StorageError as exc:
-        log.error("could not write offsets of group %s: %s", body.group_id, exc)
-        error = ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if durable is not None:
-        # The commit is visible to OffsetFetch from here on; only its fsync is awaited.
-        ctx.effects_applied()
-        try:
-            # Shielded: a cancelled wait (timeout, client gone) must not cancel the storage
-            # future itself, which the flusher thread still completes.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
-        except TimeoutError:
-            error = ErrorCode.REQUEST_TIMED_OUT
-        except StorageError as exc:
-            log.error("offsets of group %s were not made durable: %s", body.group_id, exc)
-            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
-        broker.groups.after_write()
+    # Once the commit is visible to OffsetFetch, only its fsync is awaited: later requests
+    # on the connection may proceed.
+    error, errors = await broker.groups.commit_offsets(
+        body.group_id,
+        body.member_id,
+        getattr(body, "group_instance_id", None),
+        int(body.generation_id_or_member_epoch),
+        offsets,
+        ctx.effects_applied,
+    )
     topics: dict[int, dict[str, Any]] = {}
     for entry, name, index, own in rows:
         code = own if own is not None else errors.get((name or "", index), error)

@@ -3,20 +3,16 @@ is still subscribed to (GROUP_SUBSCRIBED_TO_TOPIC)."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import TopicPartitionKey
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.protocol.build import response_for
-from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
-
-log = logging.getLogger(__name__)
 
 
 @handles(ApiKey.OFFSET_DELETE)
@@ -33,12 +29,7 @@ async def handle_offset_delete(broker: Broker, ctx: RequestContext, request: Req
                 unknown.add(tp)
             else:
                 wanted.append(tp)
-    try:
-        error, errors = broker.groups.coordinator.delete_offsets(body.group_id, wanted)
-    except StorageError as exc:
-        log.error("could not delete offsets of group %s: %s", body.group_id, exc)
-        error, errors = ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
-    broker.groups.after_write()
+    error, errors = await broker.groups.delete_offsets(body.group_id, wanted)
     topics = []
     if error is ErrorCode.NONE:
         for entry in body.topics:

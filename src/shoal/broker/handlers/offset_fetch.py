@@ -48,7 +48,6 @@ async def handle_offset_fetch(broker: Broker, ctx: RequestContext, request: Requ
 
 
 def _topics(broker: Broker, group_id: str, requested: Any, *, by_id: bool) -> list[dict[str, Any]]:
-    coordinator = broker.groups.coordinator
     wanted: list[TopicPartitionKey] | None = None
     unknown_ids: list[tuple[uuid.UUID, list[int]]] = []
     if requested is not None:
@@ -64,7 +63,7 @@ def _topics(broker: Broker, group_id: str, requested: Any, *, by_id: bool) -> li
             else:
                 name = entry.name
             wanted.extend((name, i) for i in indexes)
-    found = coordinator.fetch_offsets(group_id, wanted)
+    found = broker.groups.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (name, index), committed in found.items():
         by_topic.setdefault(name, []).append(

@@ -149,14 +149,6 @@ def _append(
         # Kafka answers this code for a transactional batch outside a transaction it knows of;
         # without a transaction coordinator, shoal knows of none.
         return _Outcome(ErrorCode.INVALID_TXN_STATE, _NO_TRANSACTIONS)
-    try:
-        verdict = broker.producers.check(topic.name, index, plog, batch_header)
-    except StorageError as exc:
-        return _Outcome(exc.kafka_error_code, f"could not load the producer state: {exc}")
-    if isinstance(verdict, Rejected):
-        return _Outcome(verdict.error_code, verdict.message)
-    if isinstance(verdict, Duplicate):
-        return _duplicate(plog, broker, topic, verdict.original, acks)
     batch: bytes | bytearray = records
     append_time = -1
     if broker.topic_setting(topic, "message.timestamp.type") == "LogAppendTime":
@@ -165,14 +157,14 @@ def _append(
         set_max_timestamp(batch, 0, TimestampType.LOG_APPEND_TIME, append_time)
         batch_header = read_header(batch)
     try:
-        info = plog.append(batch, batch_header)
+        result = broker.append(topic.name, index, plog, batch, batch_header)
     except StorageError as exc:
         return _Outcome(exc.kafka_error_code, str(exc))
-    snapshot = broker.producers.on_append(topic.name, index, plog, batch_header, info)
-    if snapshot is not None:
-        # An fsync'd file write: off the event loop. The job logs its own failures.
-        asyncio.get_running_loop().run_in_executor(None, snapshot.run)
-    broker.signals.notify(topic.name, index)
+    if isinstance(result, Rejected):
+        return _Outcome(result.error_code, result.message)
+    if isinstance(result, Duplicate):
+        return _duplicate(plog, broker, topic, result.original, acks)
+    info = result
     outcome = _Outcome(
         base_offset=info.base_offset,
         log_append_time=append_time,

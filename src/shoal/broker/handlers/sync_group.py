@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.registry import handles
+from shoal.coordinator.group import SyncRequest
 from shoal.protocol import ApiKey, Request
 from shoal.protocol.build import response_for
 
@@ -18,8 +19,7 @@ async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Reques
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     assignments = {a.member_id: bytes(a.assignment) for a in body.assignments}
-    pending = broker.groups.sync(
-        body.group_id,
+    sync = SyncRequest(
         body.member_id,
         getattr(body, "group_instance_id", None),
         int(body.generation_id),
@@ -27,9 +27,8 @@ async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Reques
         protocol_type=getattr(body, "protocol_type", None),
         protocol_name=getattr(body, "protocol_name", None),
     )
-    # The leader's assignment is stored; waiting for it lets later requests proceed.
-    ctx.effects_applied()
-    result = await pending
+    # Once the leader's assignment is stored, waiting for it lets later requests proceed.
+    result = await broker.groups.sync(body.group_id, sync, ctx.effects_applied)
     return response_for(
         header.api_key,
         header.api_version,
