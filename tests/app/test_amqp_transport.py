@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shoal import App, Message
-from shoal.app import dlq
-from shoal.app.amqp import AmqpTransport
-from shoal.app.amqp_codec import (
+from shoal.app.message import MESSAGE_ID_HEADER, Headers
+from shoal.app.resilience import dlq
+from shoal.app.transports.amqp import AmqpTransport
+from shoal.app.transports.amqp_codec import (
     DEATH_REASON,
     DELIVERY_COUNT,
     REDELIVERED,
@@ -25,9 +26,8 @@ from shoal.app.amqp_codec import (
     pack_headers,
     unpack_headers,
 )
-from shoal.app.amqp_topology import Subscription, split_url
-from shoal.app.message import MESSAGE_ID_HEADER, Headers
-from shoal.app.transport import TransportError
+from shoal.app.transports.amqp_topology import Subscription, split_url
+from shoal.app.transports.base import TransportError
 from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
 from tests.peers.servers import RabbitServer, start_rabbitmq
 

@@ -28,19 +28,19 @@ from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CollectorRegistry
 
-from shoal.app import tracing
-from shoal.app.breaker import Breaker, BreakerRegistry, BreakerState
-from shoal.app.codec import Codec
 from shoal.app.extras import extra_required
-from shoal.app.idempotency import IdempotencyStore
-from shoal.app.memory import MemoryTransport
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message, caused_by_headers
-from shoal.app.metrics import Instruments
-from shoal.app.retry import Retry
+from shoal.app.observability import tracing
+from shoal.app.observability.metrics import Instruments
+from shoal.app.resilience.breaker import Breaker, BreakerRegistry, BreakerState
+from shoal.app.resilience.idempotency import IdempotencyStore
+from shoal.app.resilience.retry import Retry
 from shoal.app.runner import Runtime, Sleep, SubscriberRunner
-from shoal.app.serde import encode
+from shoal.app.serdes.codec import Codec
+from shoal.app.serdes.payload import encode
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
-from shoal.app.transport import Transport, TransportError
+from shoal.app.transports.base import Transport, TransportError
+from shoal.app.transports.memory import MemoryTransport
 from shoal.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("shoal.app")
@@ -67,20 +67,22 @@ def _transport_for(url: str) -> tuple[Transport, str | None]:
     needed_for = f"the {parts.scheme}:// transport"
     if parts.scheme in ("amqp", "amqps"):
         with extra_required("amqp", needed_for):
-            from shoal.app.amqp import AmqpTransport
+            from shoal.app.transports.amqp import AmqpTransport
 
         return AmqpTransport(url), None
     if parts.scheme in ("redis", "rediss"):
         with extra_required("redis", needed_for):
-            from shoal.app.redis_streams import RedisTransport
+            from shoal.app.transports.redis_streams import RedisTransport
 
         return RedisTransport(url), None
     if parts.scheme in ("nats", "tls"):
         with extra_required("nats", needed_for):
-            from shoal.app.nats_jetstream import NatsTransport
+            from shoal.app.transports.nats_jetstream import NatsTransport
 
         return NatsTransport(url), None
-    from shoal.app.kafka import KafkaTransport  # confluent-kafka loads only when it is used
+    from shoal.app.transports.kafka import (
+        KafkaTransport,  # confluent-kafka loads only when it is used
+    )
 
     if parts.scheme == "kafka":
         if not parts.netloc:
@@ -382,7 +384,7 @@ class App:
         if not any(sub.idempotent for sub in self.subscribers):
             return
         if self._store is None:
-            from shoal.app.idempotency import SQLiteStore
+            from shoal.app.resilience.idempotency import SQLiteStore
 
             base = Path(self._embedded_dir) if self._embedded_dir is not None else Path(".")
             self._store = SQLiteStore(base / IDEMPOTENCY_DB, clock=self._clock)
@@ -398,7 +400,7 @@ class App:
             self._owns_store = False
 
     async def _start_embedded(self, data_dir: str) -> None:
-        from shoal.app.kafka import KafkaTransport
+        from shoal.app.transports.kafka import KafkaTransport
 
         self._embedded = await asyncio.to_thread(_EMBEDDED.acquire, data_dir)
         self.transport = KafkaTransport(self._embedded.bootstrap_servers)
@@ -484,7 +486,7 @@ class App:
         try:
             await self.start()
             if http_port is not None:
-                from shoal.app.health import serve_health
+                from shoal.app.observability.health import serve_health
 
                 health = await serve_health(self, http_host, http_port)
                 log.info(

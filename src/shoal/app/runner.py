@@ -19,16 +19,17 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.app import retry_headers, tracing
-from shoal.app.breaker import BreakerState
-from shoal.app.dlq import Failure, dlq_headers
-from shoal.app.idempotency import Claim, IdempotencyStore
 from shoal.app.message import Message, caused_by_headers
-from shoal.app.metrics import Instruments
+from shoal.app.observability import tracing
+from shoal.app.observability.metrics import Instruments
 from shoal.app.offsets import OffsetTracker
-from shoal.app.serde import SerdeError, decode
+from shoal.app.resilience import retry_headers
+from shoal.app.resilience.breaker import BreakerState
+from shoal.app.resilience.dlq import Failure, dlq_headers
+from shoal.app.resilience.idempotency import Claim, IdempotencyStore
+from shoal.app.serdes.payload import SerdeError, decode
 from shoal.app.subscriber import Subscriber, retry_topic
-from shoal.app.transport import Transport, TransportConsumer
+from shoal.app.transports.base import Transport, TransportConsumer
 from shoal.clock import Clock
 from shoal.invariant import invariant
 

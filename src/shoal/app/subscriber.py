@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.app.breaker import Breaker
-from shoal.app.codec import Codec
-from shoal.app.dlq import dlq_topic
 from shoal.app.message import Message
-from shoal.app.retry import Retry
-from shoal.app.serde import Decoder, decoder_for
+from shoal.app.resilience.breaker import Breaker
+from shoal.app.resilience.dlq import dlq_topic
+from shoal.app.resilience.retry import Retry
+from shoal.app.serdes.codec import Codec
+from shoal.app.serdes.payload import Decoder, decoder_for
 
 RETRY_TOPIC_INFIX = ".retry."
 

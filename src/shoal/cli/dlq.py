@@ -19,9 +19,9 @@ from typing import Any, Final
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from shoal.app import dlq
 from shoal.app.message import Message
-from shoal.app.transport import TransportError
+from shoal.app.resilience import dlq
+from shoal.app.transports.base import TransportError
 from shoal.cli.common import (
     ClientContext,
     CliError,

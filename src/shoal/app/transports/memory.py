@@ -12,7 +12,7 @@ import time
 import zlib
 
 from shoal.app.message import Headers, Message
-from shoal.app.transport import TopicPartition
+from shoal.app.transports.base import TopicPartition
 
 PARTITIONS_DEFAULT = 1
 

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from shoal.app.serde import SerdeError
+from shoal.app.serdes.payload import SerdeError
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")

@@ -13,7 +13,9 @@ import jsonschema
 import jsonschema.exceptions
 import jsonschema.validators
 
-from shoal.app.schemas_registry import (
+from shoal.app.serdes.payload import SerdeError
+from shoal.app.serdes.payload import encode as json_encode
+from shoal.app.serdes.registry import (
     RegistryClient,
     SubjectStrategy,
     fetch_schema,
@@ -22,8 +24,6 @@ from shoal.app.schemas_registry import (
     topic_name_strategy,
     unframe,
 )
-from shoal.app.serde import SerdeError
-from shoal.app.serde import encode as json_encode
 
 Validator = Any  # jsonschema's validator classes share no useful static type
 
@@ -50,7 +50,7 @@ class JsonSchemaCodec:
     ``schema``: a dict, or a pydantic model (its ``model_json_schema()``; decoded records are
     then instances of it). Without one, records are written with the subject's latest version
     and read as dicts validated by their writer schema. ``auto_register``, ``use_latest`` and
-    ``subject`` as for :class:`~shoal.app.schemas.AvroCodec`.
+    ``subject`` as for :class:`~shoal.app.serdes.schemas.AvroCodec`.
     """
 
     def __init__(

@@ -16,8 +16,9 @@ import fastavro
 import fastavro.validation
 from fastavro.types import Schema as ParsedSchema
 
-from shoal.app.schemas_avro_types import avro_schema, builder, is_record_type, to_avro
-from shoal.app.schemas_registry import (
+from shoal.app.serdes.avro_types import avro_schema, builder, is_record_type, to_avro
+from shoal.app.serdes.payload import SerdeError
+from shoal.app.serdes.registry import (
     RegisteredSchema,
     RegistryClient,
     SubjectStrategy,
@@ -27,7 +28,6 @@ from shoal.app.schemas_registry import (
     topic_name_strategy,
     unframe,
 )
-from shoal.app.serde import SerdeError
 
 REFERENCE_DEPTH_MAX = 32
 """Schemas importing schemas: a registry holding a cycle must not send us into a loop."""

@@ -26,7 +26,8 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from shoal.app.schemas_registry import (
+from shoal.app.serdes.payload import SerdeError
+from shoal.app.serdes.registry import (
     Reference,
     RegistryClient,
     SubjectStrategy,
@@ -37,7 +38,6 @@ from shoal.app.schemas_registry import (
     topic_name_strategy,
     unframe,
 )
-from shoal.app.serde import SerdeError
 
 INDEXES_MAX = 64
 """Message nesting depth we accept: protoc itself refuses far shallower files, and a corrupt
@@ -110,7 +110,7 @@ class ProtobufCodec:
     """Messages of the generated class ``message_class`` through the registry at
     ``registry_url``. ``encode`` takes a message of that class (or a dict of its fields);
     ``decode`` returns one. ``auto_register``, ``use_latest`` and ``subject`` as for
-    :class:`~shoal.app.schemas.AvroCodec`; imported files are registered under their file
+    :class:`~shoal.app.serdes.schemas.AvroCodec`; imported files are registered under their file
     names when ``auto_register`` is on, and looked up otherwise.
     """
 

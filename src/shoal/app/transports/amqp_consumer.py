@@ -29,15 +29,15 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
-from shoal.app.amqp_codec import decode_record
-from shoal.app.amqp_topology import (
+from shoal.app.message import Message
+from shoal.app.transports.amqp_codec import decode_record
+from shoal.app.transports.amqp_topology import (
     PREFETCH_MAX,
     AmqpOptions,
     Subscription,
     declare_group_queue,
 )
-from shoal.app.message import Message
-from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transports.base import TopicPartition, TransportError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

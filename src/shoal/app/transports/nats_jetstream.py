@@ -58,7 +58,7 @@ from nats.js.api import (
 )
 
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
-from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transports.base import TopicPartition, TransportError
 
 log = logging.getLogger("shoal.app.nats")
 
