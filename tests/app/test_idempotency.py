@@ -28,7 +28,7 @@ from shoal.app.resilience.idempotency import (
     SQLiteStore,
     TopicStore,
 )
-from shoal.app.transports.base import TransportError
+from shoal.app.transport import TransportError
 from shoal.app.transports.memory import MemoryTransport
 from shoal.testing.clock import FakeClock
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from shoal import App, Message
 from shoal.app.message import MESSAGE_ID_HEADER
-from shoal.app.transports.base import TransportError
+from shoal.app.transport import TransportError
 from shoal.app.transports.nats_jetstream import (
     DELIVERY_COUNT_HEADER,
     STREAM_SEQ_HEADER,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from shoal import App, Message
 from shoal.app.message import MESSAGE_ID_HEADER
-from shoal.app.transports.base import TransportError
+from shoal.app.transport import TransportError
 from shoal.app.transports.redis_delay import TOPICS_KEY, delayed_key
 from shoal.app.transports.redis_streams import (
     DELIVERY_COUNT_HEADER,

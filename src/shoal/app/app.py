@@ -18,7 +18,6 @@ import inspect
 import logging
 import random
 import signal
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,7 +38,7 @@ from shoal.app.runner import Runtime, Sleep, SubscriberRunner
 from shoal.app.serdes.codec import Codec
 from shoal.app.serdes.payload import encode
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
-from shoal.app.transports.base import Transport, TransportError
+from shoal.app.transport import Transport, TransportError
 from shoal.app.transports.memory import MemoryTransport
 from shoal.clock import SYSTEM_CLOCK, Clock
 
@@ -400,15 +399,18 @@ class App:
             self._owns_store = False
 
     async def _start_embedded(self, data_dir: str) -> None:
+        from shoal.app.transports.embedded import EMBEDDED_BROKERS
         from shoal.app.transports.kafka import KafkaTransport
 
-        self._embedded = await asyncio.to_thread(_EMBEDDED.acquire, data_dir)
+        self._embedded = await asyncio.to_thread(EMBEDDED_BROKERS.acquire, data_dir)
         self.transport = KafkaTransport(self._embedded.bootstrap_servers)
 
     async def _stop_embedded(self) -> None:
         if self._embedded is not None:
             embedded, self._embedded = self._embedded, None
-            await asyncio.to_thread(_EMBEDDED.release, embedded)
+            from shoal.app.transports.embedded import EMBEDDED_BROKERS
+
+            await asyncio.to_thread(EMBEDDED_BROKERS.release, embedded)
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop fetching; let in-flight records finish (records not yet started are left for
@@ -540,43 +542,6 @@ class App:
             reported = now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._lag_interval_s)
-
-
-class _EmbeddedBrokers:
-    """One embedded broker per data directory, shared by the Apps of a process that name it
-    (a directory can hold only one broker: it is locked), stopped with the last of them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[str, tuple[Any, int]] = {}
-
-    def acquire(self, data_dir: str) -> Any:
-        # The embedded broker runs in this process, but apps still talk to it only through the
-        # Kafka protocol: shoal.embedded is the framework's one allowed import from the broker
-        # side (an explicit exception in the import-linter contract).
-        from shoal.embedded import EmbeddedBroker
-
-        key = str(Path(data_dir).resolve())
-        with self._lock:
-            broker, users = self._running.get(key, (None, 0))
-            if broker is None:
-                broker = EmbeddedBroker(data_dir).start()
-            self._running[key] = (broker, users + 1)
-            return broker
-
-    def release(self, broker: Any) -> None:
-        with self._lock:
-            for key, (running, users) in list(self._running.items()):
-                if running is broker:
-                    if users > 1:
-                        self._running[key] = (running, users - 1)
-                        return
-                    del self._running[key]
-                    break
-        broker.stop()
-
-
-_EMBEDDED = _EmbeddedBrokers()
 
 
 async def _call_hook(hook: Hook) -> None:

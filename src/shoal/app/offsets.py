@@ -6,7 +6,7 @@ until every earlier one has finished, so a crash never skips an unfinished recor
 
 from __future__ import annotations
 
-from shoal.app.transports.base import TopicPartition
+from shoal.app.transport import TopicPartition
 from shoal.invariant import invariant
 
 

@@ -27,9 +27,10 @@ from shoal.app.resilience import retry_headers
 from shoal.app.resilience.breaker import BreakerState
 from shoal.app.resilience.dlq import Failure, dlq_headers
 from shoal.app.resilience.idempotency import Claim, IdempotencyStore
+from shoal.app.resilience.retry import retry_topic
 from shoal.app.serdes.payload import SerdeError, decode
-from shoal.app.subscriber import Subscriber, retry_topic
-from shoal.app.transports.base import Transport, TransportConsumer
+from shoal.app.subscriber import Subscriber
+from shoal.app.transport import Transport, TransportConsumer
 from shoal.clock import Clock
 from shoal.invariant import invariant
 

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 from shoal.app.message import MESSAGE_ID_HEADER
 from shoal.app.resilience import dlq as dlq_headers
-from shoal.app.subscriber import Publisher, Subscriber, retry_topic
+from shoal.app.resilience.retry import retry_topic
+from shoal.app.subscriber import Publisher, Subscriber
 
 Schema = dict[str, Any]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from shoal.app.extras import extra_required
-from shoal.app.transports.base import Transport
+from shoal.app.transport import Transport
 from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.invariant import invariant
 

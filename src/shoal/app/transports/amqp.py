@@ -29,6 +29,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelNotFoundEntity
 
 from shoal.app.message import Headers, Message
+from shoal.app.transport import TransportError
 from shoal.app.transports.amqp_codec import amqp_properties, decode_record, routing_key
 from shoal.app.transports.amqp_consumer import (
     CALL_TIMEOUT_S,
@@ -47,7 +48,6 @@ from shoal.app.transports.amqp_topology import (
     journal_name,
     split_url,
 )
-from shoal.app.transports.base import TransportError
 
 T = TypeVar("T")
 

@@ -30,6 +30,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
 from shoal.app.message import Message
+from shoal.app.transport import TopicPartition, TransportError
 from shoal.app.transports.amqp_codec import decode_record
 from shoal.app.transports.amqp_topology import (
     PREFETCH_MAX,
@@ -37,7 +38,6 @@ from shoal.app.transports.amqp_topology import (
     Subscription,
     declare_group_queue,
 )
-from shoal.app.transports.base import TopicPartition, TransportError
 from shoal.app.transports.ledger import DeliveryLedger
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ import confluent_kafka.admin
 from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.message import Headers, Message
-from shoal.app.transports.base import TopicPartition, TransportError
+from shoal.app.transport import TopicPartition, TransportError
 
 log = logging.getLogger("shoal.app.transports.kafka")
 

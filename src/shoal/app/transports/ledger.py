@@ -1,7 +1,7 @@
 """The deliveries a work-queue consumer has handed out and not yet acknowledged.
 
 RabbitMQ, Redis Streams and NATS JetStream hand out deliveries, not offsets. To fit the App's
-offset-shaped contract (``transports/base.py``) each of their consumers numbers what it hands
+offset-shaped contract (``shoal.app.transport``) each of their consumers numbers what it hands
 out, per topic, from 0: ``Message.partition`` is 0 and ``Message.offset`` that number, and a
 commit of next-offset ``n`` acknowledges every delivery numbered below ``n``. The App commits
 only contiguous runs of finished records, so "every delivery below n" is exactly "everything
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Final, Generic, TypeVar
 
-from shoal.app.transports.base import TopicPartition
+from shoal.app.transport import TopicPartition
 
 T = TypeVar("T")
 

@@ -58,8 +58,8 @@ from nats.js.api import (
 )
 
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
+from shoal.app.transport import TopicPartition, TransportError
 from shoal.app.transports.background import keep_alive
-from shoal.app.transports.base import TopicPartition, TransportError
 from shoal.app.transports.ledger import DeliveryLedger
 
 log = logging.getLogger("shoal.app.nats")

@@ -51,8 +51,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from shoal.app.message import Headers, Message
+from shoal.app.transport import TopicPartition, TransportError
 from shoal.app.transports.background import keep_alive
-from shoal.app.transports.base import TopicPartition, TransportError
 from shoal.app.transports.ledger import DeliveryLedger
 from shoal.app.transports.redis_delay import DelayScheduler
 
