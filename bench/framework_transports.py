@@ -69,22 +69,22 @@ from tests.peers.servers import (  # noqa: E402
 )
 
 from shoal import App  # noqa: E402
-from shoal.app.amqp_codec import amqp_properties, routing_key  # noqa: E402
-from shoal.app.amqp_topology import (  # noqa: E402
+from shoal.app.message import MESSAGE_ID_HEADER  # noqa: E402
+from shoal.app.transports.amqp_codec import amqp_properties, routing_key  # noqa: E402
+from shoal.app.transports.amqp_topology import (  # noqa: E402
     PREFETCH_MAX,
     AmqpOptions,
     Subscription,
     declare_group_queue,
     declare_topic,
 )
-from shoal.app.message import MESSAGE_ID_HEADER  # noqa: E402
-from shoal.app.nats_jetstream import (  # noqa: E402
+from shoal.app.transports.nats_jetstream import (  # noqa: E402
     MSG_ID_HEADER,
     NatsSettings,
     nats_headers,
     stream_name,
 )
-from shoal.app.redis_streams import entry_fields  # noqa: E402
+from shoal.app.transports.redis_streams import entry_fields  # noqa: E402
 
 RESULTS_DIR = Path(__file__).parent / "results"
 BATCH = 500

@@ -19,7 +19,7 @@ from examples.orders import stock
 from examples.orders.events import InventoryRejected, InventoryReserved, PaymentSucceeded, Topics
 from examples.orders.timeline import Timeline
 from shoal import App, Message
-from shoal.app.idempotency import SQLiteStore
+from shoal.app.resilience.idempotency import SQLiteStore
 
 SERVICE = "inventory"
 

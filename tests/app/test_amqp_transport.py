@@ -14,10 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoal import App, Message
-from shoal.app import dlq
-from shoal.app.amqp import AmqpTransport
-from shoal.app.amqp_codec import (
+from shoal import App, Message, redrive
+from shoal.app.message import MESSAGE_ID_HEADER, Headers
+from shoal.app.resilience import dlq
+from shoal.app.transport import TransportError
+from shoal.app.transports.amqp import AmqpTransport
+from shoal.app.transports.amqp_codec import (
     DEATH_REASON,
     DELIVERY_COUNT,
     REDELIVERED,
@@ -25,9 +27,7 @@ from shoal.app.amqp_codec import (
     pack_headers,
     unpack_headers,
 )
-from shoal.app.amqp_topology import Subscription, split_url
-from shoal.app.message import MESSAGE_ID_HEADER, Headers
-from shoal.app.transport import TransportError
+from shoal.app.transports.amqp_topology import Subscription, split_url
 from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
 from tests.peers.servers import RabbitServer, start_rabbitmq
 
@@ -372,7 +372,7 @@ def test_the_delivery_limit_sends_a_record_that_keeps_coming_back_to_the_dlq(
             assert not [n for n, _ in own_headers(msg) if n.startswith(dlq.PREFIX)]
 
         async with app:
-            assert await dlq.redrive(app, f"{topic}.dlq") == 1
+            assert await redrive(app, f"{topic}.dlq") == 1
             await wait_until(lambda: redriven == [b"poison"], "the redriven record")
 
     run(scenario())

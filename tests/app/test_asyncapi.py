@@ -22,8 +22,8 @@ import pydantic
 import pytest
 
 from shoal.app import App, Retry
-from shoal.app.asyncapi import SchemaBuilder, document, servers
-from shoal.app.serde import encode
+from shoal.app.observability.asyncapi import SchemaBuilder, document, servers
+from shoal.app.serdes.payload import encode
 
 
 class Currency(enum.Enum):

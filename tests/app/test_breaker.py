@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shoal.app.breaker import WINDOW_BUCKETS, Breaker, BreakerRegistry, BreakerState, State
+from shoal.app.resilience.breaker import (
+    WINDOW_BUCKETS,
+    Breaker,
+    BreakerRegistry,
+    BreakerState,
+    State,
+)
 from shoal.testing.clock import FakeClock
 
 

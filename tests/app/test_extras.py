@@ -11,13 +11,13 @@ import pytest
 
 from shoal.app import App
 from shoal.app.extras import MissingExtraError, extra_required
-from shoal.app.idempotency import RedisStore
+from shoal.app.resilience.idempotency import RedisStore
 
 TRANSPORTS = [
     # (URL, extra, the library it hides, the shoal module that imports it)
-    ("amqp://guest:guest@127.0.0.1:5672/", "amqp", "aio_pika", "shoal.app.amqp"),
-    ("redis://127.0.0.1:6379", "redis", "redis", "shoal.app.redis_streams"),
-    ("nats://127.0.0.1:4222", "nats", "nats", "shoal.app.nats_jetstream"),
+    ("amqp://guest:guest@127.0.0.1:5672/", "amqp", "aio_pika", "shoal.app.transports.amqp"),
+    ("redis://127.0.0.1:6379", "redis", "redis", "shoal.app.transports.redis_streams"),
+    ("nats://127.0.0.1:4222", "nats", "nats", "shoal.app.transports.nats_jetstream"),
 ]
 
 
@@ -35,7 +35,13 @@ def hide(monkeypatch: pytest.MonkeyPatch, library: str, *importers: str) -> None
 def test_app_without_the_transport_library_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, url: str, extra: str, library: str, importer: str
 ) -> None:
-    hide(monkeypatch, library, importer, "shoal.app.redis_delay", "shoal.app.amqp_consumer")
+    hide(
+        monkeypatch,
+        library,
+        importer,
+        "shoal.app.transports.redis_delay",
+        "shoal.app.transports.amqp_consumer",
+    )
     with pytest.raises(MissingExtraError) as caught:
         App(url)
     scheme = url.split(":")[0]

@@ -9,9 +9,10 @@ import socket
 import httpx
 import pytest
 
-from shoal.app import App, health
-from shoal.app.health import serve_health
-from shoal.app.metrics import Instruments
+from shoal.app import App
+from shoal.app.observability import health
+from shoal.app.observability.health import serve_health
+from shoal.app.observability.metrics import Instruments
 
 pytestmark = pytest.mark.integration
 

@@ -20,16 +20,16 @@ from typing import Any
 
 import pytest
 
-from shoal.app.idempotency import (
+from shoal.app.message import Headers
+from shoal.app.resilience.idempotency import (
     IdempotencyError,
     IdempotencyStore,
     RedisStore,
     SQLiteStore,
     TopicStore,
 )
-from shoal.app.memory import MemoryTransport
-from shoal.app.message import Headers
 from shoal.app.transport import TransportError
+from shoal.app.transports.memory import MemoryTransport
 from shoal.testing.clock import FakeClock
 
 # Importing the session fixture registers it here; tests reach it through `redis` below, since
@@ -275,7 +275,7 @@ def test_sqlite_commit_makes_effects_and_the_record_durable_together(tmp_path: P
 
 CRASHING_HANDLER = """
 import asyncio, sys
-from shoal.app.idempotency import SQLiteStore
+from shoal.app.resilience.idempotency import SQLiteStore
 
 async def main() -> None:
     store = SQLiteStore(sys.argv[1])

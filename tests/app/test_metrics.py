@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shoal.app.metrics import EXCEPTION_TYPES_MAX, OTHER_EXCEPTION, Instruments
+from shoal.app.observability.metrics import EXCEPTION_TYPES_MAX, OTHER_EXCEPTION, Instruments
 
 
 class PaymentDeclined(Exception):

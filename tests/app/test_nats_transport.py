@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from shoal import App, Message
 from shoal.app.message import MESSAGE_ID_HEADER
-from shoal.app.nats_jetstream import (
+from shoal.app.transport import TransportError
+from shoal.app.transports.nats_jetstream import (
     DELIVERY_COUNT_HEADER,
     STREAM_SEQ_HEADER,
     NatsSettings,
@@ -22,7 +23,6 @@ from shoal.app.nats_jetstream import (
     shoal_headers,
     stream_name,
 )
-from shoal.app.transport import TransportError
 from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
 from tests.peers.servers import NatsServer, start_nats
 

@@ -13,8 +13,8 @@ import pydantic
 import pytest
 
 from shoal import App
-from shoal.app import dlq
-from shoal.app.serde import SerdeError, decode, decoder_for, encode
+from shoal.app.resilience import dlq
+from shoal.app.serdes.payload import SerdeError, decode, decoder_for, encode
 from shoal.app.testing import TestApp
 
 
@@ -106,7 +106,7 @@ def test_msgspec_structs_and_pydantic_models_are_decoded_for_handlers() -> None:
             await t.publish("ticks", {"symbol": "ACME", "price": "cheap", "size": 1})
             await t.drain()
             (dead,) = t.dlq("ticks")
-            assert dead.header(dlq.EXCEPTION_TYPE) == b"shoal.app.serde.SerdeError"
+            assert dead.header(dlq.EXCEPTION_TYPE) == b"shoal.app.serdes.payload.SerdeError"
 
     asyncio.run(scenario())
     # Three subscribers run side by side: compare regardless of the order they finished in.

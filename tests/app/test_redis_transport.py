@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from shoal import App, Message
 from shoal.app.message import MESSAGE_ID_HEADER
-from shoal.app.redis_delay import TOPICS_KEY, delayed_key
-from shoal.app.redis_streams import (
+from shoal.app.transport import TransportError
+from shoal.app.transports.redis_delay import TOPICS_KEY, delayed_key
+from shoal.app.transports.redis_streams import (
     DELIVERY_COUNT_HEADER,
     ENTRY_ID_HEADER,
     RedisSettings,
@@ -25,7 +26,6 @@ from shoal.app.redis_streams import (
     decode_entry,
     entry_fields,
 )
-from shoal.app.transport import TransportError
 from tests.app.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
 from tests.peers.servers import RedisServer, start_redis
 

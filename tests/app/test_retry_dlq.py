@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from shoal.app import dlq
-from shoal.app.dlq import Failure, dlq_headers
 from shoal.app.message import Message
 from shoal.app.offsets import OffsetTracker
-from shoal.app.retry import Retry
-from shoal.app.serde import SerdeError, decode, decoder_for, encode
+from shoal.app.resilience import dlq
+from shoal.app.resilience.dlq import Failure, dlq_headers
+from shoal.app.resilience.retry import Retry
+from shoal.app.serdes.payload import SerdeError, decode, decoder_for, encode
 
 
 def test_backoff_ceiling_doubles_from_base_up_to_max() -> None:

@@ -21,8 +21,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from shoal import App, Message
-from shoal.app import dlq
-from shoal.app.schemas import (
+from shoal.app.resilience import dlq
+from shoal.app.serdes.avro_types import avro_schema
+from shoal.app.serdes.payload import SerdeError
+from shoal.app.serdes.protobuf import decode_indexes, encode_indexes, message_indexes
+from shoal.app.serdes.registry import frame, unframe
+from shoal.app.serdes.schemas import (
     AvroCodec,
     IncompatibleSchemaError,
     JsonSchemaCodec,
@@ -31,10 +35,6 @@ from shoal.app.schemas import (
     SchemaRegistryError,
     WireFormatError,
 )
-from shoal.app.schemas_avro_types import avro_schema
-from shoal.app.schemas_protobuf import decode_indexes, encode_indexes, message_indexes
-from shoal.app.schemas_registry import frame, unframe
-from shoal.app.serde import SerdeError
 from shoal.embedded import EmbeddedBroker
 from tests.app.transport_suite import header, read_until, run, topic_name, wait_until
 
@@ -394,9 +394,9 @@ def test_undecodable_avro_records_land_in_the_dlq(url: str, broker: EmbeddedBrok
         messages = [header(d, dlq.EXCEPTION_MESSAGE) for d in dead]
         # The codec's own error types reach the DLQ; both are SerdeErrors (no retry).
         assert [header(d, dlq.EXCEPTION_TYPE) for d in dead] == [
-            "shoal.app.schemas_registry.WireFormatError",
-            "shoal.app.serde.SerdeError",
-            "shoal.app.serde.SerdeError",
+            "shoal.app.serdes.registry.WireFormatError",
+            "shoal.app.serdes.payload.SerdeError",
+            "shoal.app.serdes.payload.SerdeError",
         ]
         assert "magic byte 0x01" in messages[0]
         assert "schema id 999999 is unknown" in messages[1]

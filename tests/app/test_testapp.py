@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from shoal import App, Retry
-from shoal.app import dlq
+from shoal.app.resilience import dlq
 from shoal.app.testing import TestApp
 
 

@@ -25,8 +25,8 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
-from shoal.app import tracing
 from shoal.app.message import MESSAGE_ID_HEADER, Message
+from shoal.app.observability import tracing
 
 
 class RecordedSpan(Span):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal import App, Message, Retry, redrive
-from shoal.app import dlq
+from shoal.app.resilience import dlq
 from shoal.testing.clock import FakeClock
 
 WAIT_S = 60.0
@@ -244,7 +244,7 @@ class CoreScenarios:
                 dead = await read_until(app, f"{topic}.dlq", 2)
             assert [header(d, dlq.ATTEMPTS) for d in dead] == ["1", "1"]
             assert header(dead[0], dlq.EXCEPTION_TYPE) == "builtins.KeyError"
-            assert header(dead[1], dlq.EXCEPTION_TYPE) == "shoal.app.serde.SerdeError"
+            assert header(dead[1], dlq.EXCEPTION_TYPE) == "shoal.app.serdes.payload.SerdeError"
             assert sleep.delays_s == []
 
         run(scenario())
@@ -366,7 +366,7 @@ class TransportSuite(CoreScenarios):
         run(scenario())
 
     def test_breaker_opens_pauses_consumption_half_opens_and_closes(self, broker_url: str) -> None:
-        from shoal.app.breaker import Breaker
+        from shoal.app.resilience.breaker import Breaker
 
         topic = topic_name("payments")
         clock = FakeClock()
@@ -410,7 +410,7 @@ class TransportSuite(CoreScenarios):
     def test_idempotent_subscriber_applies_a_message_id_once(
         self, broker_url: str, tmp_path: Any
     ) -> None:
-        from shoal.app.idempotency import SQLiteStore
+        from shoal.app.resilience.idempotency import SQLiteStore
 
         topic = topic_name("reserve")
         effects: list[int] = []

@@ -174,7 +174,7 @@ def test_redrive_needs_a_selection(cli: Cli) -> None:
 def test_client_properties_reach_the_redriving_app_as_url_parameters() -> None:
     import argparse
 
-    from shoal.app.kafka import KafkaTransport
+    from shoal.app.transports.kafka import KafkaTransport
     from shoal.cli.common import ClientContext
 
     args = argparse.Namespace(

@@ -17,7 +17,7 @@ from examples.orders.order_state import IllegalTransition, NotYetApplicable, Ord
 from examples.orders.plan import FIXED_ADDRESS, STOCK
 from examples.orders.scenario import Outcome, Scenario
 
-from shoal.app import dlq
+from shoal.app.resilience import dlq
 from shoal.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,6 @@ import inspect
 import logging
 import random
 import signal
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,19 +27,20 @@ from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CollectorRegistry
 
-from shoal.app import tracing
-from shoal.app.breaker import Breaker, BreakerRegistry, BreakerState
-from shoal.app.codec import Codec
+from shoal.app.delivery import Runtime, Sleep
 from shoal.app.extras import extra_required
-from shoal.app.idempotency import IdempotencyStore
-from shoal.app.memory import MemoryTransport
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message, caused_by_headers
-from shoal.app.metrics import Instruments
-from shoal.app.retry import Retry
-from shoal.app.runner import Runtime, Sleep, SubscriberRunner
-from shoal.app.serde import encode
+from shoal.app.observability import tracing
+from shoal.app.observability.metrics import Instruments
+from shoal.app.resilience.breaker import Breaker, BreakerRegistry, BreakerState
+from shoal.app.resilience.idempotency import IdempotencyStore
+from shoal.app.resilience.retry import Retry
+from shoal.app.runner import SubscriberRunner
+from shoal.app.serdes.codec import Codec
+from shoal.app.serdes.payload import encode
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
 from shoal.app.transport import Transport, TransportError
+from shoal.app.transports.memory import MemoryTransport
 from shoal.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("shoal.app")
@@ -67,20 +67,22 @@ def _transport_for(url: str) -> tuple[Transport, str | None]:
     needed_for = f"the {parts.scheme}:// transport"
     if parts.scheme in ("amqp", "amqps"):
         with extra_required("amqp", needed_for):
-            from shoal.app.amqp import AmqpTransport
+            from shoal.app.transports.amqp import AmqpTransport
 
         return AmqpTransport(url), None
     if parts.scheme in ("redis", "rediss"):
         with extra_required("redis", needed_for):
-            from shoal.app.redis_streams import RedisTransport
+            from shoal.app.transports.redis_streams import RedisTransport
 
         return RedisTransport(url), None
     if parts.scheme in ("nats", "tls"):
         with extra_required("nats", needed_for):
-            from shoal.app.nats_jetstream import NatsTransport
+            from shoal.app.transports.nats_jetstream import NatsTransport
 
         return NatsTransport(url), None
-    from shoal.app.kafka import KafkaTransport  # confluent-kafka loads only when it is used
+    from shoal.app.transports.kafka import (
+        KafkaTransport,  # confluent-kafka loads only when it is used
+    )
 
     if parts.scheme == "kafka":
         if not parts.netloc:
@@ -382,7 +384,7 @@ class App:
         if not any(sub.idempotent for sub in self.subscribers):
             return
         if self._store is None:
-            from shoal.app.idempotency import SQLiteStore
+            from shoal.app.resilience.idempotency import SQLiteStore
 
             base = Path(self._embedded_dir) if self._embedded_dir is not None else Path(".")
             self._store = SQLiteStore(base / IDEMPOTENCY_DB, clock=self._clock)
@@ -398,15 +400,18 @@ class App:
             self._owns_store = False
 
     async def _start_embedded(self, data_dir: str) -> None:
-        from shoal.app.kafka import KafkaTransport
+        from shoal.app.transports.embedded import EMBEDDED_BROKERS
+        from shoal.app.transports.kafka import KafkaTransport
 
-        self._embedded = await asyncio.to_thread(_EMBEDDED.acquire, data_dir)
+        self._embedded = await asyncio.to_thread(EMBEDDED_BROKERS.acquire, data_dir)
         self.transport = KafkaTransport(self._embedded.bootstrap_servers)
 
     async def _stop_embedded(self) -> None:
         if self._embedded is not None:
             embedded, self._embedded = self._embedded, None
-            await asyncio.to_thread(_EMBEDDED.release, embedded)
+            from shoal.app.transports.embedded import EMBEDDED_BROKERS
+
+            await asyncio.to_thread(EMBEDDED_BROKERS.release, embedded)
 
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop fetching; let in-flight records finish (records not yet started are left for
@@ -484,7 +489,7 @@ class App:
         try:
             await self.start()
             if http_port is not None:
-                from shoal.app.health import serve_health
+                from shoal.app.observability.health import serve_health
 
                 health = await serve_health(self, http_host, http_port)
                 log.info(
@@ -538,43 +543,6 @@ class App:
             reported = now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._lag_interval_s)
-
-
-class _EmbeddedBrokers:
-    """One embedded broker per data directory, shared by the Apps of a process that name it
-    (a directory can hold only one broker: it is locked), stopped with the last of them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[str, tuple[Any, int]] = {}
-
-    def acquire(self, data_dir: str) -> Any:
-        # The embedded broker runs in this process, but apps still talk to it only through the
-        # Kafka protocol: shoal.embedded is the framework's one allowed import from the broker
-        # side (an explicit exception in the import-linter contract).
-        from shoal.embedded import EmbeddedBroker
-
-        key = str(Path(data_dir).resolve())
-        with self._lock:
-            broker, users = self._running.get(key, (None, 0))
-            if broker is None:
-                broker = EmbeddedBroker(data_dir).start()
-            self._running[key] = (broker, users + 1)
-            return broker
-
-    def release(self, broker: Any) -> None:
-        with self._lock:
-            for key, (running, users) in list(self._running.items()):
-                if running is broker:
-                    if users > 1:
-                        self._running[key] = (running, users - 1)
-                        return
-                    del self._running[key]
-                    break
-        broker.stop()
-
-
-_EMBEDDED = _EmbeddedBrokers()
 
 
 async def _call_hook(hook: Hook) -> None:

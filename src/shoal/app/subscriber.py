@@ -12,22 +12,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.app.breaker import Breaker
-from shoal.app.codec import Codec
-from shoal.app.dlq import dlq_topic
 from shoal.app.message import Message
-from shoal.app.retry import Retry
-from shoal.app.serde import Decoder, decoder_for
-
-RETRY_TOPIC_INFIX = ".retry."
+from shoal.app.resilience.breaker import Breaker
+from shoal.app.resilience.dlq import dlq_topic
+from shoal.app.resilience.retry import Retry, retry_topic
+from shoal.app.serdes.codec import Codec
+from shoal.app.serdes.payload import Decoder, decoder_for
 
 KeyFunction = Callable[[Message], str | bytes | None]
 """Idempotency key of a record, when the shoal message id is not the right one."""
-
-
-def retry_topic(topic: str, n: int) -> str:
-    """``<topic>.retry.<n>``: the topic that carries delivery n+1 of a record of ``topic``."""
-    return f"{topic}{RETRY_TOPIC_INFIX}{n}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ from types import TracebackType
 from typing import Self
 
 from shoal.app.app import App
-from shoal.app.memory import MemoryTransport
 from shoal.app.message import Message
+from shoal.app.transports.memory import MemoryTransport
 
 DRAIN_TIMEOUT_S = 10.0
 

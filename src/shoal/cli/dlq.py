@@ -19,8 +19,9 @@ from typing import Any, Final
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from shoal.app import dlq
 from shoal.app.message import Message
+from shoal.app.redrive import redrive
+from shoal.app.resilience import dlq
 from shoal.app.transport import TransportError
 from shoal.cli.common import (
     ClientContext,
@@ -383,7 +384,7 @@ def run_redrive(args: argparse.Namespace) -> int:
             consumer.close()
     try:
         # The App gets the same client settings (-X) as the reads above.
-        count = asyncio.run(dlq.redrive(ctx.app_url(), topic, where=where))
+        count = asyncio.run(redrive(ctx.app_url(), topic, where=where))
     except (TransportError, KafkaException) as exc:
         raise CliError(f"cannot redrive {topic}: {exc}") from None
     print(f"Redrove {count} record{'' if count == 1 else 's'} from {topic}.")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shoal.app.asyncapi import document
+from shoal.app.observability.asyncapi import document
 from shoal.cli.common import CliError
 from shoal.cli.run import add_app_dir_option, app_spec, load_app
 

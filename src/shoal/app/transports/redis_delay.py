@@ -35,6 +35,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from shoal.app.transports.background import BackgroundTask
+
 log = logging.getLogger("shoal.app.redis")
 
 KEY_PREFIX = "shoal:delayed:"
@@ -156,18 +158,13 @@ class DelayScheduler:
         self._wake = asyncio.Event()
         self._wake_at_ms: float = 0.0
         """Server time of the next planned pass: an earlier local send wakes the task."""
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._run, "shoal-redis:delay-scheduler")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="shoal-redis:delay-scheduler")
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def schedule(self, topic: str, fields: dict[str, bytes], delay_ms: int) -> None:
         """Returns once the entry is in the sorted set (durable per ``appendfsync``)."""

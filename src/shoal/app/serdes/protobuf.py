@@ -26,18 +26,18 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from shoal.app.schemas_registry import (
+from shoal.app.serdes.payload import SerdeError
+from shoal.app.serdes.registry import (
     Reference,
+    RegisteredSchema,
     RegistryClient,
     SubjectStrategy,
     WireFormatError,
-    fetch_schema,
     frame,
-    subject_schema,
     topic_name_strategy,
     unframe,
 )
-from shoal.app.serde import SerdeError
+from shoal.app.serdes.schema_cache import SchemaCache, subject_schema
 
 INDEXES_MAX = 64
 """Message nesting depth we accept: protoc itself refuses far shallower files, and a corrupt
@@ -102,6 +102,10 @@ def decode_indexes(data: memoryview) -> tuple[list[int], int]:
     return [read() for _ in range(count)], pos
 
 
+async def _nothing_to_prepare(registered: RegisteredSchema) -> None:
+    del registered
+
+
 def _file_schema(file: Any) -> str:  # protobuf's C and Python descriptors differ in type
     return base64.standard_b64encode(file.serialized_pb).decode("ascii")
 
@@ -110,7 +114,7 @@ class ProtobufCodec:
     """Messages of the generated class ``message_class`` through the registry at
     ``registry_url``. ``encode`` takes a message of that class (or a dict of its fields);
     ``decode`` returns one. ``auto_register``, ``use_latest`` and ``subject`` as for
-    :class:`~shoal.app.schemas.AvroCodec`; imported files are registered under their file
+    :class:`~shoal.app.serdes.schemas.AvroCodec`; imported files are registered under their file
     names when ``auto_register`` is on, and looked up otherwise.
     """
 
@@ -132,23 +136,27 @@ class ProtobufCodec:
         self.use_latest = use_latest
         self.subject = subject or topic_name_strategy
         self.registry = RegistryClient(registry_url)
-        self._ids: dict[str, int] = {}
-        self._known_ids: set[int] = set()
+        file = descriptor.file
+        # The reader decodes into its own class, so a schema needs no preparing: the cache
+        # only checks the ids records name (and the first write registers the file's imports).
+        self._schemas: SchemaCache[None] = SchemaCache(
+            self.registry,
+            "PROTOBUF",
+            _nothing_to_prepare,
+            schema=_file_schema(file),
+            auto_register=auto_register,
+            use_latest=use_latest,
+            references=None if use_latest else lambda: self._dependencies(file),
+        )
 
     async def encode(self, topic: str, value: object) -> bytes:
         message = self._message(value)
-        schema_id = await self._schema_id(self.subject(topic))
+        schema_id, _ = await self._schemas.writer(self.subject(topic))
         return frame(schema_id, self._indexes + message.SerializeToString())
 
     async def decode(self, topic: str, raw: bytes) -> Any:
         schema_id, payload = unframe(raw)
-        if schema_id not in self._known_ids:
-            registered = await fetch_schema(self.registry, schema_id)
-            if registered.schema_type != "PROTOBUF":
-                raise SerdeError(
-                    f"schema id {schema_id} is a {registered.schema_type} schema, not Protobuf"
-                )
-            self._known_ids.add(schema_id)
+        await self._schemas.reader(schema_id)
         _, used = decode_indexes(payload)
         # The indexes name a type in the writer's file; the reader decodes into its own class,
         # as confluent-kafka's ProtobufDeserializer does: field numbers carry compatibility.
@@ -168,23 +176,6 @@ class ProtobufCodec:
             except json_format.ParseError as exc:
                 raise ValueError(f"the value does not fit {name}: {exc}") from exc
         raise ValueError(f"expected a {name} message or a dict of its fields, got {value!r:.60}")
-
-    async def _schema_id(self, subject: str) -> int:
-        schema_id = self._ids.get(subject)
-        if schema_id is None:
-            file = self.message_class.DESCRIPTOR.file
-            references = () if self.use_latest else await self._dependencies(file)
-            registered = await subject_schema(
-                self.registry,
-                subject,
-                _file_schema(file),
-                "PROTOBUF",
-                references,
-                auto_register=self.auto_register,
-                use_latest=self.use_latest,
-            )
-            schema_id = self._ids[subject] = registered.schema_id
-        return schema_id
 
     async def _dependencies(self, file: Any) -> tuple[Reference, ...]:
         """Register (or look up) the files ``file`` imports, depth first; their references."""

@@ -21,7 +21,7 @@ from confluent_kafka.cimpl import NewTopic
 from shoal.app.message import Headers, Message
 from shoal.app.transport import TopicPartition, TransportError
 
-log = logging.getLogger("shoal.app.kafka")
+log = logging.getLogger("shoal.app.transports.kafka")
 
 PRODUCER_POLL_S = 0.05
 """How long the delivery-report thread blocks in poll; also how long stop() may wait for it."""

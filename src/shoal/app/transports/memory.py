@@ -1,8 +1,9 @@
 """An in-process transport for unit tests: topics are lists, groups are committed offsets.
 
 ``memory://`` gives each App its own broker; ``memory://NAME`` shares one broker among the Apps
-of a process that use the same name. One consumer per group gets every partition (no
-rebalancing): enough for tests of handlers, retries and DLQ; group semantics are Kafka's job.
+of a process that use the same name (:data:`NAMED_BROKERS` owns those). One consumer per group
+gets every partition (no rebalancing): enough for tests of handlers, retries and DLQ; group
+semantics are Kafka's job.
 """
 
 from __future__ import annotations
@@ -55,7 +56,37 @@ class MemoryBroker:
             self._waiters.discard(waiter)
 
 
-_NAMED: dict[str, MemoryBroker] = {}
+class MemoryBrokers:
+    """The named memory brokers of a process: the owner of every ``memory://NAME`` broker.
+
+    Lifetime: a named broker is created by the first transport that names it and lives until
+    :meth:`reset` (by default, as long as the process), so Apps that come and go (one
+    ``asyncio.run`` per test, a service restarted in-process) find the records others left.
+    Tests that want a clean slate call ``NAMED_BROKERS.reset()``; a transport keeps the broker
+    it already holds.
+    """
+
+    def __init__(self) -> None:
+        self._brokers: dict[str, MemoryBroker] = {}
+
+    def get(self, name: str, partitions: int = PARTITIONS_DEFAULT) -> MemoryBroker:
+        """The broker called ``name``, created with ``partitions`` if it does not exist yet
+        (an existing one keeps the partition count it was created with)."""
+        broker = self._brokers.get(name)
+        if broker is None:
+            broker = self._brokers[name] = MemoryBroker(partitions)
+        return broker
+
+    def names(self) -> list[str]:
+        return list(self._brokers)
+
+    def reset(self) -> None:
+        """Forget every named broker (and so their records and committed offsets)."""
+        self._brokers.clear()
+
+
+NAMED_BROKERS = MemoryBrokers()
+"""The process's named memory brokers (``memory://NAME``)."""
 
 
 class MemoryConsumer:
@@ -123,11 +154,15 @@ class MemoryConsumer:
 
 
 class MemoryTransport:
-    def __init__(self, name: str = "", *, partitions: int = PARTITIONS_DEFAULT) -> None:
-        if name:
-            self.broker = _NAMED.setdefault(name, MemoryBroker(partitions))
-        else:
-            self.broker = MemoryBroker(partitions)
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        partitions: int = PARTITIONS_DEFAULT,
+        brokers: MemoryBrokers = NAMED_BROKERS,
+    ) -> None:
+        """``name``: share the broker of that name in ``brokers``; empty: a private one."""
+        self.broker = brokers.get(name, partitions) if name else MemoryBroker(partitions)
 
     async def start(self) -> None:
         pass

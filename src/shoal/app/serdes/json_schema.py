@@ -13,17 +13,17 @@ import jsonschema
 import jsonschema.exceptions
 import jsonschema.validators
 
-from shoal.app.schemas_registry import (
+from shoal.app.serdes.payload import SerdeError
+from shoal.app.serdes.payload import encode as json_encode
+from shoal.app.serdes.registry import (
+    RegisteredSchema,
     RegistryClient,
     SubjectStrategy,
-    fetch_schema,
     frame,
-    subject_schema,
     topic_name_strategy,
     unframe,
 )
-from shoal.app.serde import SerdeError
-from shoal.app.serde import encode as json_encode
+from shoal.app.serdes.schema_cache import SchemaCache
 
 Validator = Any  # jsonschema's validator classes share no useful static type
 
@@ -33,6 +33,10 @@ def _validator(schema: dict[str, Any]) -> Validator:
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
+
+
+async def _registered_validator(registered: RegisteredSchema) -> Validator:
+    return _validator(json.loads(registered.schema))
 
 
 def _first_error(validator: Validator, instance: Any) -> str | None:
@@ -50,7 +54,7 @@ class JsonSchemaCodec:
     ``schema``: a dict, or a pydantic model (its ``model_json_schema()``; decoded records are
     then instances of it). Without one, records are written with the subject's latest version
     and read as dicts validated by their writer schema. ``auto_register``, ``use_latest`` and
-    ``subject`` as for :class:`~shoal.app.schemas.AvroCodec`.
+    ``subject`` as for :class:`~shoal.app.serdes.schemas.AvroCodec`.
     """
 
     def __init__(
@@ -77,11 +81,17 @@ class JsonSchemaCodec:
         self.use_latest = use_latest or self.schema is None
         self.subject = subject or topic_name_strategy
         self.registry = RegistryClient(registry_url)
-        self._writers: dict[str, tuple[int, Validator]] = {}
-        self._validators: dict[int, Validator] = {}
+        self._schemas: SchemaCache[Validator] = SchemaCache(
+            self.registry,
+            "JSON",
+            _registered_validator,
+            schema=self._text,
+            auto_register=self.auto_register,
+            use_latest=self.use_latest,
+        )
 
     async def encode(self, topic: str, value: object) -> bytes:
-        schema_id, validator = await self._writer(self.subject(topic))
+        schema_id, validator = await self._schemas.writer(self.subject(topic))
         # The JSON serde's encoding (pydantic, msgspec, dataclasses, enums, datetimes), parsed
         # back so the validator sees exactly what a reader will.
         if isinstance(value, bytes | bytearray | memoryview):
@@ -100,7 +110,7 @@ class JsonSchemaCodec:
         schema_id, payload = unframe(raw)
         # The writer's schema is fetched even when the codec has its own: an id the registry
         # does not know means the record is not what it claims to be.
-        validator = await self._writer_validator(schema_id)
+        validator = await self._schemas.reader(schema_id)
         if self._reader is not None:
             validator = self._reader
         try:
@@ -111,29 +121,3 @@ class JsonSchemaCodec:
         if problem is not None:
             raise SerdeError(f"the record does not fit its JSON schema: {problem}")
         return instance if self.model is None else self.model.model_validate(instance)
-
-    async def _writer(self, subject: str) -> tuple[int, Validator]:
-        cached = self._writers.get(subject)
-        if cached is None:
-            registered = await subject_schema(
-                self.registry,
-                subject,
-                self._text,
-                "JSON",
-                auto_register=self.auto_register,
-                use_latest=self.use_latest,
-            )
-            cached = (registered.schema_id, _validator(json.loads(registered.schema)))
-            self._writers[subject] = cached
-        return cached
-
-    async def _writer_validator(self, schema_id: int) -> Validator:
-        validator = self._validators.get(schema_id)
-        if validator is None:
-            registered = await fetch_schema(self.registry, schema_id)
-            if registered.schema_type != "JSON":
-                raise SerdeError(
-                    f"schema id {schema_id} is a {registered.schema_type} schema, not JSON"
-                )
-            validator = self._validators[schema_id] = _validator(json.loads(registered.schema))
-        return validator

@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from shoal.app import dlq
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
+from shoal.app.resilience import dlq
 
 HEADERS = "shoal.headers"
 KEY = "shoal.key"

@@ -28,14 +28,16 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import ChannelNotFoundEntity
 
-from shoal.app.amqp_codec import amqp_properties, decode_record, routing_key
-from shoal.app.amqp_consumer import (
+from shoal.app.message import Headers, Message
+from shoal.app.transport import TransportError
+from shoal.app.transports.amqp_codec import amqp_properties, decode_record, routing_key
+from shoal.app.transports.amqp_consumer import (
     CALL_TIMEOUT_S,
     CONNECT_TIMEOUT_S,
     TRANSPORT_ERRORS,
     AmqpConsumer,
 )
-from shoal.app.amqp_topology import (
+from shoal.app.transports.amqp_topology import (
     DELAY_EXCHANGE,
     DELAY_QUEUE_HEADER,
     JOURNAL_KEY,
@@ -46,8 +48,6 @@ from shoal.app.amqp_topology import (
     journal_name,
     split_url,
 )
-from shoal.app.message import Headers, Message
-from shoal.app.transport import TransportError
 
 T = TypeVar("T")
 

@@ -15,8 +15,14 @@ from dataclasses import dataclass
 
 from shoal.invariant import invariant
 
+RETRY_TOPIC_INFIX = ".retry."
 MAX_ATTEMPTS_MAX = 1000
 """An in-place retry holds its partition; beyond this the caller wants retry topics, not this."""
+
+
+def retry_topic(topic: str, n: int) -> str:
+    """``<topic>.retry.<n>``: the topic that carries delivery n+1 of a record of ``topic``."""
+    return f"{topic}{RETRY_TOPIC_INFIX}{n}"
 
 
 @dataclass(frozen=True, slots=True)

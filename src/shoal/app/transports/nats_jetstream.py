@@ -59,6 +59,8 @@ from nats.js.api import (
 
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
 from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transports.background import keep_alive
+from shoal.app.transports.ledger import DeliveryLedger
 
 log = logging.getLogger("shoal.app.nats")
 
@@ -258,10 +260,13 @@ class NatsConsumer:
         self._topics = list(dict.fromkeys(topics))
         self._group = group
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
-        self._next_offset = dict.fromkeys(self._topics, 0)
-        self._in_flight: dict[str, dict[int, Msg]] = {t: {} for t in self._topics}
+        self._ledger: DeliveryLedger[Msg] = DeliveryLedger(self._topics)
         self._paused = False
-        self._keepalive: asyncio.Task[None] | None = None
+        # A handler (with its retries) may run longer than ack_wait; telling JetStream the
+        # work is in progress keeps it from redelivering the message to another member.
+        self._keepalive = keep_alive(
+            self._signal_in_progress, settings.ack_wait_s / 3, "shoal-nats-keepalive"
+        )
 
     async def start(self) -> None:
         js = self._transport.jetstream()
@@ -275,7 +280,7 @@ class NatsConsumer:
             self._subs[topic] = await _translate(
                 "subscribe", js.pull_subscribe_bind(durable=config.durable_name, stream=stream)
             )
-        self._keepalive = asyncio.create_task(self._keep_alive(), name="shoal-nats-keepalive")
+        self._keepalive.start()
 
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
         if not self._subs:
@@ -292,9 +297,7 @@ class NatsConsumer:
         out: list[Message] = []
         for topic, msgs in zip(self._subs, replies, strict=True):
             for msg in msgs:
-                offset = self._next_offset[topic]
-                self._next_offset[topic] = offset + 1
-                self._in_flight[topic][offset] = msg
+                offset = self._ledger.hand_out(topic, msg)
                 count = b"%d" % msg.metadata.num_delivered
                 out.append(_message(topic, offset, msg, [(DELIVERY_COUNT_HEADER, count)]))
         return out
@@ -312,33 +315,26 @@ class NatsConsumer:
             raise TransportError(f"NATS fetch failed: {exc!r}") from exc
         return msgs
 
-    async def _keep_alive(self) -> None:
-        # A handler (with its retries) may run longer than ack_wait; telling JetStream the work
-        # is in progress keeps it from redelivering the message to another member meanwhile.
-        while True:
-            await asyncio.sleep(self._settings.ack_wait_s / 3)
-            for in_flight in self._in_flight.values():
-                for msg in list(in_flight.values()):
-                    try:
-                        await msg.in_progress()
-                    except nats.errors.Error as exc:
-                        log.debug("in-progress signal failed: %r", exc)
+    async def _signal_in_progress(self) -> None:
+        for msg in self._ledger.pending():
+            try:
+                await msg.in_progress()
+            except nats.errors.Error as exc:
+                log.debug("in-progress signal failed: %r", exc)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        for (topic, _partition), upto in offsets.items():
-            in_flight = self._in_flight.get(topic, {})
-            done = [offset for offset in in_flight if offset < upto]
-            if not done:
-                continue
-            # Plain acks (a publish each: no reply, no future, no task), then one double ack on
-            # the last: the server handles one connection's acks in order, so its reply means
-            # every ack before it is recorded too, and a consumer that starts next does not see
-            # these again. A lost plain ack fails the connection, and the double ack with it.
-            for offset in done[:-1]:
-                await _translate("ack", in_flight[offset].ack())
-            await _translate("ack", in_flight[done[-1]].ack_sync(timeout=REQUEST_TIMEOUT_S))
-            for offset in done:
-                del in_flight[offset]
+        for tp, upto in offsets.items():
+            with self._ledger.settle(tp, upto) as done:
+                if not done:
+                    continue
+                # Plain acks (a publish each: no reply, no future, no task), then one double
+                # ack on the last: the server handles one connection's acks in order, so its
+                # reply means every ack before it is recorded too, and a consumer that starts
+                # next does not see these again. A lost plain ack fails the connection, and the
+                # double ack with it.
+                for msg in done[:-1]:
+                    await _translate("ack", msg.ack())
+                await _translate("ack", done[-1].ack_sync(timeout=REQUEST_TIMEOUT_S))
 
     def pause(self) -> None:
         self._paused = True
@@ -357,18 +353,13 @@ class NatsConsumer:
         return out
 
     async def close(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
-            self._keepalive = None
+        await self._keepalive.stop()
         # Hand back what was fetched and not acked, so the group gets it now rather than after
         # ack_wait. The durable itself stays: it is the group's position.
-        for in_flight in self._in_flight.values():
-            for msg in in_flight.values():
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.nak()
-            in_flight.clear()
+        for msg in self._ledger.pending():
+            with contextlib.suppress(nats.errors.Error):
+                await msg.nak()
+        self._ledger.forget()
         subs, self._subs = self._subs, {}
         for sub in subs.values():
             with contextlib.suppress(nats.errors.Error, ValueError):

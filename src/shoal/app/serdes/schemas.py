@@ -18,10 +18,10 @@ misses only: once per subject for writing and once per schema id for reading.
 
 from __future__ import annotations
 
-from shoal.app.schemas_avro import AvroCodec
-from shoal.app.schemas_json import JsonSchemaCodec
-from shoal.app.schemas_protobuf import ProtobufCodec
-from shoal.app.schemas_registry import (
+from shoal.app.serdes.avro import AvroCodec
+from shoal.app.serdes.json_schema import JsonSchemaCodec
+from shoal.app.serdes.protobuf import ProtobufCodec
+from shoal.app.serdes.registry import (
     IncompatibleSchemaError,
     RegistryUnavailableError,
     SchemaRegistryError,

@@ -51,8 +51,10 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from shoal.app.message import Headers, Message
-from shoal.app.redis_delay import DelayScheduler
 from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transports.background import keep_alive
+from shoal.app.transports.ledger import DeliveryLedger
+from shoal.app.transports.redis_delay import DelayScheduler
 
 log = logging.getLogger("shoal.app.redis")
 
@@ -257,12 +259,13 @@ class RedisConsumer:
         self._group = group
         self.name = consumer_name()
         self._client: aioredis.Redis | None = None
-        self._next_offset = dict.fromkeys(self._topics, 0)
-        self._in_flight: dict[str, dict[int, bytes]] = {t: {} for t in self._topics}
+        self._ledger: DeliveryLedger[bytes] = DeliveryLedger(self._topics)  # entry ids
         self._claim_cursor = dict.fromkeys(self._topics, b"0-0")
         self._next_claim_s = 0.0
         self._paused = False
-        self._keepalive: asyncio.Task[None] | None = None
+        self._keepalive = keep_alive(
+            self._refresh_owned, settings.claim_idle_ms / 3000, f"shoal-redis:{self.name}"
+        )
         self._delete_if_idle: Any = None
         self._set_idle_of_owned_script: Any = None
 
@@ -291,7 +294,7 @@ class RedisConsumer:
                     raise TransportError(f"cannot create group {self._group}: {exc}") from exc
             except RedisError as exc:
                 raise TransportError(f"cannot create group {self._group}: {exc}") from exc
-        self._keepalive = asyncio.create_task(self._keep_alive(), name=f"shoal-redis:{self.name}")
+        self._keepalive.start()
 
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
         client = self._redis()
@@ -310,9 +313,7 @@ class RedisConsumer:
     def _deliver(
         self, topic: str, entry_id: bytes, fields: dict[bytes, bytes], count: int
     ) -> Message:
-        offset = self._next_offset[topic]
-        self._next_offset[topic] = offset + 1
-        self._in_flight[topic][offset] = entry_id
+        offset = self._ledger.hand_out(topic, entry_id)
         return _message(topic, offset, entry_id, fields, [(DELIVERY_COUNT_HEADER, b"%d" % count)])
 
     async def _read_new(
@@ -348,7 +349,7 @@ class RedisConsumer:
                 count=room - len(out),
             )
             self._claim_cursor[topic] = cursor
-            mine = set(self._in_flight[topic].values())
+            mine = set(self._ledger.pending(topic))
             # Redis 6.2 returns deleted entries with no fields (7.0 drops them from the PEL).
             claimed = [(i, f) for i, f in entries if f is not None and i not in mine]
             if not claimed:
@@ -368,33 +369,25 @@ class RedisConsumer:
         return {row["message_id"]: int(row["times_delivered"]) for row in rows}
 
     async def _set_idle_of_owned(self, topic: str, idle_ms: int) -> None:
-        ids = list(self._in_flight[topic].values())
+        ids = self._ledger.pending(topic)
         if ids and self._set_idle_of_owned_script is not None:
             await self._set_idle_of_owned_script(
                 keys=[topic], args=[self._group, self.name, idle_ms, *ids]
             )
 
-    async def _keep_alive(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.claim_idle_ms / 3000)
-            for topic in self._topics:
-                try:
-                    await self._set_idle_of_owned(topic, 0)
-                except RedisError as exc:
-                    # A missed refresh only risks a redelivery; fetch reports lasting failures.
-                    log.debug("refreshing in-flight entries of %s failed: %s", topic, exc)
+    async def _refresh_owned(self) -> None:
+        for topic in self._topics:
+            try:
+                await self._set_idle_of_owned(topic, 0)
+            except RedisError as exc:
+                log.debug("refreshing in-flight entries of %s failed: %s", topic, exc)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         client = self._redis()
-        for (topic, _partition), upto in offsets.items():
-            in_flight = self._in_flight.get(topic, {})
-            done = [offset for offset in in_flight if offset < upto]
-            if not done:
-                continue
-            ids = [in_flight[offset] for offset in done]
-            await _translate("XACK", client.xack(topic, self._group, *ids))
-            for offset in done:
-                del in_flight[offset]
+        for tp, upto in offsets.items():
+            with self._ledger.settle(tp, upto) as ids:
+                if ids:
+                    await _translate("XACK", client.xack(tp[0], self._group, *ids))
 
     def pause(self) -> None:
         self._paused = True
@@ -403,7 +396,7 @@ class RedisConsumer:
         self._paused = False
 
     def assignment(self) -> list[TopicPartition]:
-        return [(topic, 0) for topic in self._topics] if self._client is not None else []
+        return self._ledger.assignment() if self._client is not None else []
 
     async def lag(self) -> dict[TopicPartition, int]:
         client = self._redis()
@@ -420,11 +413,7 @@ class RedisConsumer:
         return out
 
     async def close(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
-            self._keepalive = None
+        await self._keepalive.stop()
         client, self._client = self._client, None
         if client is None:
             return
@@ -434,7 +423,7 @@ class RedisConsumer:
                     # Unfinished entries go back at once, oldest first, to whoever consumes
                     # the group next, instead of after claim_idle_ms behind newer entries.
                     await self._set_idle_of_owned(topic, RELEASED_IDLE_MS)
-                    self._in_flight[topic].clear()
+                    self._ledger.forget(topic)
                     await self._delete_if_idle(keys=[topic], args=[self._group, self.name])
         finally:
             await client.aclose()

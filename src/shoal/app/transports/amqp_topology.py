@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aio_pika.abc import AbstractChannel
 
-from shoal.app.dlq import DLQ_SUFFIX, dlq_topic
-from shoal.app.subscriber import RETRY_TOPIC_INFIX
+from shoal.app.resilience.dlq import DLQ_SUFFIX, dlq_topic
+from shoal.app.resilience.retry import RETRY_TOPIC_INFIX
 
 EXCHANGE_TYPES = ("topic", "direct", "fanout", "headers")
 QUEUE_TYPES = ("quorum", "classic")

@@ -1,20 +1,15 @@
-"""Dead-letter records: what failed, where it came from, how often and when; and redrive.
+"""Dead-letter records: what failed, where it came from, how often and when.
 
 The DLQ record keeps the original key, value and headers, and adds ``shoal.dlq.*`` headers.
-Redrive strips those and republishes to the original topic.
+Redrive (:mod:`shoal.app.redrive`) strips those and republishes to the original topic.
 """
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from shoal.app.message import Headers, Message
-
-if TYPE_CHECKING:
-    from shoal.app.app import App
 
 DLQ_SUFFIX = ".dlq"
 PREFIX = "shoal.dlq."
@@ -66,34 +61,3 @@ def dlq_headers(msg: Message, failure: Failure) -> Headers:
         added.append((ORIGINAL_KEY, msg.key))
     # Earlier shoal.dlq.* headers (a record that failed again after a redrive) are replaced.
     return [h for h in msg.headers if not h[0].startswith(PREFIX)] + added
-
-
-async def redrive(
-    app: App | str,
-    dlq: str,
-    *,
-    where: Callable[[Message], bool] | None = None,
-) -> int:
-    """Republish the records of DLQ topic ``dlq`` (those ``where`` accepts, default all) to the
-    topics they came from, with their original key, value and headers; return how many.
-
-    ``app`` is a started App, or a broker URL / Kafka bootstrap address (``host:port``), for
-    which a short-lived App is started. Records are read up to the DLQ's end at the time of the
-    call; the DLQ itself is left as it is (it is a log).
-    """
-    if isinstance(app, str):
-        from shoal.app.app import App
-
-        async with App(app if "://" in app else f"kafka://{app}") as owned:
-            return await redrive(owned, dlq, where=where)
-    count = 0
-    for msg in await app.transport.read_topic(dlq):
-        if where is not None and not where(msg):
-            continue
-        original = msg.header(ORIGINAL_TOPIC)
-        if original is None:
-            continue  # not a shoal DLQ record; nothing says where it belongs
-        headers = [h for h in msg.headers if not h[0].startswith(PREFIX)]
-        await app.transport.send(original.decode(), msg.value, msg.key, headers)
-        count += 1
-    return count

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from shoal.app.dlq import Failure
 from shoal.app.message import Headers, Message
+from shoal.app.resilience.dlq import Failure
 from shoal.clock import Clock
 
 PREFIX = "shoal.retry."

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from shoal.app.serde import SerdeError
+from shoal.app.serdes.payload import SerdeError
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")
@@ -273,48 +273,3 @@ def _refusal(method: str, url: str, status: int, data: Any) -> SchemaRegistryErr
 def _q(subject: str) -> str:
     # Subjects may hold '/' (Protobuf file names do); it must not become a path separator.
     return quote(subject, safe="")
-
-
-async def subject_schema(
-    client: RegistryClient,
-    subject: str,
-    schema: str | None,
-    schema_type: str,
-    references: tuple[Reference, ...] = (),
-    *,
-    auto_register: bool,
-    use_latest: bool,
-) -> RegisteredSchema:
-    """The schema (and id) to write records of ``subject`` with: the subject's latest version
-    (``use_latest``), ``schema`` registered (``auto_register``), or ``schema`` looked up."""
-    if use_latest:
-        return await client.latest(subject)
-    if schema is None:
-        raise ValueError(f"no schema to write {subject} with: give one, or use_latest=True")
-    if auto_register:
-        schema_id = await client.register(subject, schema, schema_type, references)
-        return RegisteredSchema(schema_id, schema, schema_type, references, subject)
-    try:
-        return await client.lookup(subject, schema, schema_type, references)
-    except SchemaRegistryError as exc:
-        if exc.http_status != 404:
-            raise
-        raise SchemaRegistryError(
-            f"the schema is not registered under subject {subject!r} and auto_register is "
-            f"off: register it first (e.g. with `shoal schema register`). {exc}",
-            http_status=exc.http_status,
-            error_code=exc.error_code,
-        ) from exc
-
-
-async def fetch_schema(client: RegistryClient, schema_id: int) -> RegisteredSchema:
-    """The writer schema a record names, with an unknown id said plainly (the record is at
-    fault, so it goes to the DLQ)."""
-    try:
-        return await client.by_id(schema_id)
-    except SchemaRegistryError as exc:
-        if exc.http_status == 404:
-            raise SerdeError(
-                f"schema id {schema_id} is unknown to the registry at {client.url}: {exc}"
-            ) from exc
-        raise

@@ -23,9 +23,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-from shoal.app import dlq as dlq_headers
 from shoal.app.message import MESSAGE_ID_HEADER
-from shoal.app.subscriber import Publisher, Subscriber, retry_topic
+from shoal.app.resilience import dlq as dlq_headers
+from shoal.app.resilience.retry import retry_topic
+from shoal.app.subscriber import Publisher, Subscriber
 
 Schema = dict[str, Any]
 
@@ -243,7 +244,7 @@ def _own_doc(tp: type) -> str | None:
 
 
 def content_type(tp: Any) -> str:
-    """How shoal's serde writes a payload of type ``tp`` (see shoal.app.serde.encode)."""
+    """How shoal's serde writes a payload of type ``tp`` (see shoal.app.serdes.payload.encode)."""
     if tp in (bytes, bytearray):
         return "application/octet-stream"
     if tp is str:

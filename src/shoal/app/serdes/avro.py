@@ -16,18 +16,17 @@ import fastavro
 import fastavro.validation
 from fastavro.types import Schema as ParsedSchema
 
-from shoal.app.schemas_avro_types import avro_schema, builder, is_record_type, to_avro
-from shoal.app.schemas_registry import (
+from shoal.app.serdes.avro_types import avro_schema, builder, is_record_type, to_avro
+from shoal.app.serdes.payload import SerdeError
+from shoal.app.serdes.registry import (
     RegisteredSchema,
     RegistryClient,
     SubjectStrategy,
-    fetch_schema,
     frame,
-    subject_schema,
     topic_name_strategy,
     unframe,
 )
-from shoal.app.serde import SerdeError
+from shoal.app.serdes.schema_cache import SchemaCache
 
 REFERENCE_DEPTH_MAX = 32
 """Schemas importing schemas: a registry holding a cycle must not send us into a loop."""
@@ -82,11 +81,17 @@ class AvroCodec:
         self.use_latest = use_latest or schema is None
         self.subject = subject or topic_name_strategy
         self.registry = RegistryClient(registry_url)
-        self._writers: dict[str, tuple[int, ParsedSchema]] = {}
-        self._parsed: dict[int, ParsedSchema] = {}
+        self._schemas = SchemaCache(
+            self.registry,
+            "AVRO",
+            self._parse,
+            schema=self._text,
+            auto_register=self.auto_register,
+            use_latest=self.use_latest,
+        )
 
     async def encode(self, topic: str, value: object) -> bytes:
-        schema_id, writer = await self._writer(self.subject(topic))
+        schema_id, writer = await self._schemas.writer(self.subject(topic))
         datum = to_avro(value)
         out = io.BytesIO()
         try:
@@ -97,7 +102,7 @@ class AvroCodec:
 
     async def decode(self, topic: str, raw: bytes) -> Any:
         schema_id, payload = unframe(raw)
-        writer = await self._writer_schema(schema_id)
+        writer = await self._schemas.reader(schema_id)
         buffer = io.BytesIO(payload)
         try:
             datum = fastavro.schemaless_reader(buffer, writer, self._reader)
@@ -113,34 +118,8 @@ class AvroCodec:
             )
         return datum if self._build is None else self._build(datum)
 
-    async def _writer(self, subject: str) -> tuple[int, ParsedSchema]:
-        cached = self._writers.get(subject)
-        if cached is None:
-            registered = await subject_schema(
-                self.registry,
-                subject,
-                self._text,
-                "AVRO",
-                auto_register=self.auto_register,
-                use_latest=self.use_latest,
-            )
-            parsed = await self._parse(registered, 0)
-            cached = self._writers[subject] = (registered.schema_id, parsed)
-        return cached
-
-    async def _writer_schema(self, schema_id: int) -> ParsedSchema:
-        parsed = self._parsed.get(schema_id)
-        if parsed is None:
-            registered = await fetch_schema(self.registry, schema_id)
-            if registered.schema_type != "AVRO":
-                raise SerdeError(
-                    f"schema id {schema_id} is a {registered.schema_type} schema, not Avro"
-                )
-            parsed = self._parsed[schema_id] = await self._parse(registered, 0)
-        return parsed
-
     async def _parse(
-        self, registered: RegisteredSchema, depth: int, named: dict[str, Any] | None = None
+        self, registered: RegisteredSchema, depth: int = 0, named: dict[str, Any] | None = None
     ) -> ParsedSchema:
         """Parse a registered schema, first parsing the schemas it references (named types
         defined in other subjects) so its references to them resolve."""

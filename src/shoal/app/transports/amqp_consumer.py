@@ -29,15 +29,16 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
-from shoal.app.amqp_codec import decode_record
-from shoal.app.amqp_topology import (
+from shoal.app.message import Message
+from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transports.amqp_codec import decode_record
+from shoal.app.transports.amqp_topology import (
     PREFETCH_MAX,
     AmqpOptions,
     Subscription,
     declare_group_queue,
 )
-from shoal.app.message import Message
-from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transports.ledger import DeliveryLedger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,8 +75,7 @@ class AmqpConsumer:
         self._queues: dict[str, str] = {}  # topic -> queue name
         self._channels: dict[str, AbstractChannel] = {}  # topic -> its consuming channel
         self._buffer: deque[tuple[str, AbstractIncomingMessage]] = deque()
-        self._unacked: dict[str, deque[tuple[int, AbstractIncomingMessage]]] = {}
-        self._next_offset: dict[str, int] = {}
+        self._ledger: DeliveryLedger[AbstractIncomingMessage] = DeliveryLedger(())
         self._arrived = asyncio.Event()
         self._failure: str | None = None
         self._consuming = False
@@ -113,8 +113,7 @@ class AmqpConsumer:
             subscribed.set_result(None)
             if not declared:  # failed part-way: leave nothing open
                 await self.close()
-        self._unacked = {t: deque() for t in self._queues}
-        self._next_offset = dict.fromkeys(self._queues, 0)
+        self._ledger = DeliveryLedger(self._queues)
         self._started = True
 
     def _on_closed(self, sender: object, exc: BaseException | None) -> None:
@@ -189,9 +188,7 @@ class AmqpConsumer:
         out: list[Message] = []
         while self._buffer and len(out) < max_records:
             topic, delivery = self._buffer.popleft()
-            offset = self._next_offset[topic]
-            self._next_offset[topic] = offset + 1
-            self._unacked[topic].append((offset, delivery))
+            offset = self._ledger.hand_out(topic, delivery)
             out.append(
                 decode_record(
                     topic,
@@ -206,21 +203,16 @@ class AmqpConsumer:
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self._check()
-        for (topic, partition), next_offset in offsets.items():
-            pending = self._unacked.get(topic)
-            if pending is None or partition != 0:
-                raise ValueError(f"{topic}[{partition}] is not consumed by this consumer")
-            last: AbstractIncomingMessage | None = None
-            while pending and pending[0][0] < next_offset:
-                last = pending.popleft()[1]
-            if last is None:
-                continue
-            try:
-                # Everything on this channel up to this tag was handed out before it, and the
-                # App commits only runs it finished: one multiple ack settles exactly those.
-                await asyncio.wait_for(last.ack(multiple=True), CALL_TIMEOUT_S)
-            except TRANSPORT_ERRORS as exc:
-                raise TransportError(f"cannot acknowledge {topic}: {exc}") from exc
+        for tp, next_offset in offsets.items():
+            with self._ledger.settle(tp, next_offset) as done:
+                if not done:
+                    continue
+                try:
+                    # Everything on this channel up to this tag was handed out before it, and
+                    # the App commits only runs it finished: one multiple ack settles those.
+                    await asyncio.wait_for(done[-1].ack(multiple=True), CALL_TIMEOUT_S)
+                except TRANSPORT_ERRORS as exc:
+                    raise TransportError(f"cannot acknowledge {tp[0]}: {exc}") from exc
 
     def pause(self) -> None:
         self._paused = True
@@ -230,7 +222,7 @@ class AmqpConsumer:
         self._arrived.set()
 
     def assignment(self) -> list[TopicPartition]:
-        return [(topic, 0) for topic in self._queues] if self._started else []
+        return self._ledger.assignment() if self._started else []
 
     async def lag(self) -> dict[TopicPartition, int]:
         """Messages ready in the group's queues (not those delivered and not yet acked)."""
