@@ -21,9 +21,8 @@ from shoal.broker.handlers.describe_configs import (
     check_broker_resource,
     unsupported_resource,
 )
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ NewConfigs = Callable[[Mapping[str, str], Any], dict[str, str]]
 raises :class:`ConfigError` for what Kafka would refuse."""
 
 
-@handles(ApiKey.ALTER_CONFIGS)
 async def handle_alter_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     return answer_alter(broker, request, replace_all, replace_broker_level)
 

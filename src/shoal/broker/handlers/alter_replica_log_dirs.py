@@ -18,8 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage.volume import log_dir_path
 
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.ALTER_REPLICA_LOG_DIRS)
 async def handle_alter_replica_log_dirs(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> Any:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shoal.broker.features import FINALIZED_FEATURES_EPOCH, broker_features
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, Request, advertised_versions
+from shoal.protocol import Request, advertised_versions
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -16,7 +15,6 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.API_VERSIONS)
 async def handle_api_versions(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header = request.header
     keys = [

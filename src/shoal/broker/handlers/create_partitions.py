@@ -7,9 +7,8 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@handles(ApiKey.CREATE_PARTITIONS)
 async def handle_create_partitions(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

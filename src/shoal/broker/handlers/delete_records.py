@@ -11,8 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.configs import cleanup_deletes
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 HIGH_WATERMARK: Final = -1
 
 
-@handles(ApiKey.DELETE_RECORDS)
 async def handle_delete_records(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

@@ -7,9 +7,8 @@ import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import Topic, TopicError
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -22,7 +21,6 @@ log = logging.getLogger(__name__)
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
-@handles(ApiKey.DELETE_TOPICS)
 async def handle_delete_topics(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     if hasattr(body, "topics"):  # v6: each entry has a name or a topic id

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.authorized_operations import cluster_operations
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -17,7 +16,6 @@ ENDPOINT_BROKERS: Final = 1
 """KIP-919 endpoint types: 1 brokers, 2 controllers. shoal has no separate controller endpoint."""
 
 
-@handles(ApiKey.DESCRIBE_CLUSTER)
 async def handle_describe_cluster(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     config = broker.config

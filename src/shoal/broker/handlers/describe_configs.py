@@ -21,9 +21,8 @@ from shoal.broker.broker_configs import (
     Synonym,
 )
 from shoal.broker.configs import TOPIC_CONFIGS, ConfigError, ConfigType
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -113,7 +112,6 @@ def unsupported_resource(resource_type: int) -> ConfigError:
     )
 
 
-@handles(ApiKey.DESCRIBE_CONFIGS)
 async def handle_describe_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     synonyms = bool(getattr(body, "include_synonyms", False))

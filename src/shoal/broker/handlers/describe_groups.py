@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.authorized_operations import group_operations
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import Group
 from shoal.coordinator.group_state import GroupState
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 NOT_FOUND_MIN_VERSION: Final = 6
 
 
-@handles(ApiKey.DESCRIBE_GROUPS)
 async def handle_describe_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

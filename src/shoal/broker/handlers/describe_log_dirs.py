@@ -19,8 +19,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage.volume import log_dir_path, volume_space
 
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@handles(ApiKey.DESCRIBE_LOG_DIRS)
 async def handle_describe_log_dirs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     wanted: set[tuple[str, int]] | None = None

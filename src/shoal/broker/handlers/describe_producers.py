@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -28,7 +27,6 @@ NO_COORDINATOR_EPOCH: Final = -1
 NO_TRANSACTION: Final = -1
 
 
-@handles(ApiKey.DESCRIBE_PRODUCERS)
 async def handle_describe_producers(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     topics = [

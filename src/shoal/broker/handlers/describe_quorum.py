@@ -21,8 +21,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ NO_DIRECTORY_ID: Final = uuid.UUID(int=0)
 NOT_HOSTED: Final = "This server does not host this topic-partition."
 
 
-@handles(ApiKey.DESCRIBE_QUORUM)
 async def handle_describe_quorum(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     asked = [

@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.authorized_operations import topic_operations
-from shoal.broker.handlers.registry import handles
 from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -28,7 +27,6 @@ PARTITIONS_PER_RESPONSE_MAX: Final = 2000
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
-@handles(ApiKey.DESCRIBE_TOPIC_PARTITIONS)
 async def handle_describe_topic_partitions(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> Any:

@@ -17,9 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.handlers.hosted import hosted_partition, topic_exists
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 ELECTION_TYPES: Final = {0: "PREFERRED", 1: "UNCLEAN"}
 
 
-@handles(ApiKey.ELECT_LEADERS)
 async def handle_elect_leaders(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     # v0 has no election type: it always asks for the preferred leader.

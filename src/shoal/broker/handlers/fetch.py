@@ -9,8 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.fetch_response import FetchedPartition, FetchedTopic, FetchResponse
 from shoal.storage import OffsetOutOfRangeError, PartitionLog, StorageError
 
@@ -27,7 +26,6 @@ more (max_bytes is an int32 it chooses) still gets at most this much, plus the o
 is always returned."""
 
 
-@handles(ApiKey.FETCH)
 async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> FetchResponse:
     # Version-agnostic: every version of the message has the fields read here.
     body = cast(Any, request.body)

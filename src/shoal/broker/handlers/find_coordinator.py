@@ -17,9 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -37,7 +36,6 @@ NO_TRANSACTIONS: Final = (
 )
 
 
-@handles(ApiKey.FIND_COORDINATOR)
 async def handle_find_coordinator(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.broker.broker_configs import BROKER_CONFIGS
 from shoal.broker.configs import ConfigError, ConfigType, topic_config_key, validate_topic_configs
 from shoal.broker.handlers.alter_configs import answer_alter, check_no_nulls, check_unique
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -28,7 +27,6 @@ class AlterOp(IntEnum):
     """Remove items from a list config."""
 
 
-@handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 async def handle_incremental_alter_configs(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> Any:

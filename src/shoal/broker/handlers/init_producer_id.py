@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@handles(ApiKey.INIT_PRODUCER_ID)
 async def handle_init_producer_id(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.handlers.group_common import client_host, millis
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import JoinRequest
-from shoal.protocol import ApiKey, Request
+from shoal.protocol import Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -19,7 +18,6 @@ MEMBER_ID_REQUIRED_MIN_VERSION: Final = 4
 NULLABLE_PROTOCOL_NAME_MIN_VERSION: Final = 7
 
 
-@handles(ApiKey.JOIN_GROUP)
 async def handle_join_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -13,7 +12,6 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.LEAVE_GROUP)
 async def handle_leave_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -33,7 +32,6 @@ LISTED_TYPES: Final = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
 """The ConfigResource.Type ids Kafka 4.4 lists; an empty request means all of them."""
 
 
-@handles(ApiKey.LIST_CONFIG_RESOURCES)
 async def handle_list_config_resources(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> Any:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group_state import GroupState, parse_state
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -17,7 +16,6 @@ GROUP_TYPE: Final = "classic"
 """The only group type shoal has (KIP-848 "consumer" groups are not served)."""
 
 
-@handles(ApiKey.LIST_GROUPS)
 async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

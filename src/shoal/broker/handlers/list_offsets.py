@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -21,7 +20,6 @@ EARLIEST_LOCAL = -4
 """KIP-405: earliest offset in local storage; without tiered storage, the log start."""
 
 
-@handles(ApiKey.LIST_OFFSETS)
 async def handle_list_offsets(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

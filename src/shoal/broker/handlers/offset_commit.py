@@ -12,9 +12,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import CommittedOffset, TopicPartitionKey
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -29,7 +28,6 @@ DURABLE_WAIT_S_MAX: Final = 30.0
 retries; Kafka's offsets.commit.timeout.ms is 5 s, but a loaded disk may need longer)."""
 
 
-@handles(ApiKey.OFFSET_COMMIT)
 async def handle_offset_commit(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

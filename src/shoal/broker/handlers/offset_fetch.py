@@ -10,9 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import TopicPartitionKey
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ TOPIC_ID_MIN_VERSION: Final = 10
 """OffsetFetch v10 names topics by id, in the request and the response."""
 
 
-@handles(ApiKey.OFFSET_FETCH)
 async def handle_offset_fetch(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -31,7 +30,6 @@ NO_EPOCH: Final = -1
 NO_OFFSET: Final = -1
 
 
-@handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
 async def handle_offset_for_leader_epoch(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> Any:

@@ -17,9 +17,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 from shoal.records import (
     Compression,
@@ -55,7 +54,6 @@ class _Outcome:
     durable: asyncio.Future[None] | None = None
 
 
-@handles(ApiKey.PRODUCE)
 async def handle_produce(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)

@@ -17,8 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.features import broker_features
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ DEFAULT_UPGRADE_TYPE: Final = 1
 """v0 has no upgrade type; its AllowDowngrade flag does not matter when no level may change."""
 
 
-@handles(ApiKey.UPDATE_FEATURES)
 async def handle_update_features(broker: Broker, ctx: RequestContext, request: Request) -> Any:
     header, body = request.header, cast(Any, request.body)
     levels = {f.name: f.level for f in broker_features(broker.apis)}
