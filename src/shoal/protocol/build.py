@@ -21,11 +21,14 @@ import typing
 import uuid
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kio.schema.errors import ErrorCode as KioErrorCode
 
 from shoal.invariant import InvariantError
+
+if TYPE_CHECKING:
+    from shoal.protocol._kio import ResponseBody
 
 T = TypeVar("T")
 Converter = Callable[[Any], Any]
@@ -246,7 +249,7 @@ def _zero_factory(tp: Any) -> Any:
     return None
 
 
-def response_for(api_key: int, api_version: int, values: Mapping[str, Any]) -> Any:
+def response_for(api_key: int, api_version: int, values: Mapping[str, Any]) -> ResponseBody:
     """The response message of ``api_key`` at ``api_version`` built from ``values``."""
     from shoal.protocol._kio import response_class
 

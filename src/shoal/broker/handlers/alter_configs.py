@@ -22,7 +22,7 @@ from shoal.broker.handlers.describe_configs import (
     unsupported_resource,
 )
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ NewConfigs = Callable[[Mapping[str, str], Any], dict[str, str]]
 raises :class:`ConfigError` for what Kafka would refuse."""
 
 
-async def handle_alter_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_alter_configs(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     return answer_alter(broker, request, replace_all, replace_broker_level)
 
 
@@ -71,7 +73,7 @@ def check_unique(names: Any) -> None:
 
 def answer_alter(
     broker: Broker, request: Request, new_configs: NewConfigs, new_broker_configs: NewConfigs
-) -> Any:
+) -> ResponseBody:
     """Alter every resource of an AlterConfigs or IncrementalAlterConfigs request on its own."""
     header, body = request.header, cast(Any, request.body)
     resources = Counter((int(r.resource_type), str(r.resource_name)) for r in body.resources)

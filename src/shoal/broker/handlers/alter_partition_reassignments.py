@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.hosted import hosted_partition, topic_exists
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class ReassignmentError(Exception):
 
 async def handle_alter_partition_reassignments(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     responses = []
     for topic in body.topics:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage.volume import log_dir_path
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 async def handle_alter_replica_log_dirs(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     destinations: dict[tuple[str, int], str] = {}
     for directory in body.dirs:

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.topics import TopicError
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def handle_create_partitions(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_create_partitions(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     counts = Counter(str(topic.name) for topic in body.topics)

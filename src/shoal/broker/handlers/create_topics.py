@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from shoal.broker.configs import ConfigError, validate_topic_configs
 from shoal.broker.handlers.describe_configs import topic_entries
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -29,7 +29,9 @@ REPLICATION_FACTOR: Final = 1
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
-async def handle_create_topics(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_create_topics(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     counts = Counter(str(topic.name) for topic in body.topics)

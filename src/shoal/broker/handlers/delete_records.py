@@ -11,7 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.configs import cleanup_deletes
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 HIGH_WATERMARK: Final = -1
 
 
-async def handle_delete_records(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_delete_records(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     topics = []

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.topics import Topic, TopicError
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
-async def handle_delete_topics(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_delete_topics(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     if hasattr(body, "topics"):  # v6: each entry has a name or a topic id
         wanted = [(t.name, t.topic_id if t.topic_id != _ZERO_ID else None) for t in body.topics]

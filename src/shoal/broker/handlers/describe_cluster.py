@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.authorized_operations import cluster_operations
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -16,7 +16,9 @@ ENDPOINT_BROKERS: Final = 1
 """KIP-919 endpoint types: 1 brokers, 2 controllers. shoal has no separate controller endpoint."""
 
 
-async def handle_describe_cluster(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_describe_cluster(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     config = broker.config
     answer: dict[str, Any] = {

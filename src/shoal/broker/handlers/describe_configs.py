@@ -22,7 +22,7 @@ from shoal.broker.broker_configs import (
 )
 from shoal.broker.configs import TOPIC_CONFIGS, ConfigError, ConfigType
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -112,7 +112,9 @@ def unsupported_resource(resource_type: int) -> ConfigError:
     )
 
 
-async def handle_describe_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_describe_configs(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     synonyms = bool(getattr(body, "include_synonyms", False))
     documentation = bool(getattr(body, "include_documentation", False))

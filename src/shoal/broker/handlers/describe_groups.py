@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from shoal.broker.authorized_operations import group_operations
 from shoal.coordinator.group import Group
 from shoal.coordinator.group_state import GroupState
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 NOT_FOUND_MIN_VERSION: Final = 6
 
 
-async def handle_describe_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_describe_groups(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     # v3+: as Kafka, only a group answered without error gets them.

@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage.volume import log_dir_path, volume_space
 
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def handle_describe_log_dirs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_describe_log_dirs(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     wanted: set[tuple[str, int]] | None = None
     if body.topics is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -27,7 +27,9 @@ NO_COORDINATOR_EPOCH: Final = -1
 NO_TRANSACTION: Final = -1
 
 
-async def handle_describe_producers(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_describe_producers(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     topics = [
         {

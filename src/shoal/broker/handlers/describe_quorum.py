@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ NO_DIRECTORY_ID: Final = uuid.UUID(int=0)
 NOT_HOSTED: Final = "This server does not host this topic-partition."
 
 
-async def handle_describe_quorum(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_describe_quorum(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     asked = [
         (str(t.topic_name), [int(p.partition_index) for p in t.partitions]) for t in body.topics

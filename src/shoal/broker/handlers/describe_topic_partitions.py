@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from shoal.broker.authorized_operations import topic_operations
 from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ _ZERO_ID: Final = uuid.UUID(int=0)
 
 async def handle_describe_topic_partitions(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     cursor = body.cursor
     start_topic = str(cursor.topic_name) if cursor is not None else ""

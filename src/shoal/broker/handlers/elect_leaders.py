@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.handlers.hosted import hosted_partition, topic_exists
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 ELECTION_TYPES: Final = {0: "PREFERRED", 1: "UNCLEAN"}
 
 
-async def handle_elect_leaders(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_elect_leaders(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     # v0 has no election type: it always asks for the preferred leader.
     election_type = int(getattr(body, "election_type", 0))

@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -36,7 +36,9 @@ NO_TRANSACTIONS: Final = (
 )
 
 
-async def handle_find_coordinator(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_find_coordinator(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     key_type = int(getattr(body, "key_type", KEY_TYPE_GROUP))

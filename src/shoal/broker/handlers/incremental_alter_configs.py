@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.broker.broker_configs import BROKER_CONFIGS
 from shoal.broker.configs import ConfigError, ConfigType, topic_config_key, validate_topic_configs
 from shoal.broker.handlers.alter_configs import answer_alter, check_no_nulls, check_unique
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -29,7 +29,7 @@ class AlterOp(IntEnum):
 
 async def handle_incremental_alter_configs(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
+) -> ResponseBody:
     return answer_alter(broker, request, apply_operations, apply_broker_operations)
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.handlers.group_common import client_host, millis
 from shoal.coordinator.group import JoinRequest
-from shoal.protocol import Request
+from shoal.protocol import Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ MEMBER_ID_REQUIRED_MIN_VERSION: Final = 4
 NULLABLE_PROTOCOL_NAME_MIN_VERSION: Final = 7
 
 
-async def handle_join_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_join_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     session_ms = millis(body.session_timeout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
-async def handle_leave_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_leave_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     batched = hasattr(body, "members")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ LISTED_TYPES: Final = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
 
 async def handle_list_config_resources(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     answer: dict[str, Any] = {"throttle_time": 0, "error_code": ErrorCode.NONE}
     if header.api_version == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.coordinator.group_state import GroupState, parse_state
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ GROUP_TYPE: Final = "classic"
 """The only group type shoal has (KIP-848 "consumer" groups are not served)."""
 
 
-async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     names = list(getattr(body, "states_filter", ()) or ())

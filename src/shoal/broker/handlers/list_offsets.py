@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -20,7 +20,9 @@ EARLIEST_LOCAL = -4
 """KIP-405: earliest offset in local storage; without tiered storage, the log start."""
 
 
-async def handle_list_offsets(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_list_offsets(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     topics = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 async def handle_list_partition_reassignments(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
+) -> ResponseBody:
     header = request.header
     answer: dict[str, Any] = {
         "throttle_time": 0,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from shoal.broker.authorized_operations import cluster_operations, topic_operations
 from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ NULLABLE_NAME_MIN_VERSION = 12
 name; Kafka refuses a request topic without a name below v12 (INVALID_REQUEST)."""
 
 
-async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     version = header.api_version

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.coordinator.offsets_log import CommittedOffset, TopicPartitionKey
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.storage import StorageError
 
@@ -28,7 +28,9 @@ DURABLE_WAIT_S_MAX: Final = 30.0
 retries; Kafka's offsets.commit.timeout.ms is 5 s, but a loaded disk may need longer)."""
 
 
-async def handle_offset_commit(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_offset_commit(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     now = broker.clock.now_ms()

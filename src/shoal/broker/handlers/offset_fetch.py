@@ -11,7 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.coordinator.offsets_log import TopicPartitionKey
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -22,7 +22,9 @@ TOPIC_ID_MIN_VERSION: Final = 10
 """OffsetFetch v10 names topics by id, in the request and the response."""
 
 
-async def handle_offset_fetch(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_offset_fetch(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     by_id = header.api_version >= TOPIC_ID_MIN_VERSION

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.records import (
     Compression,
@@ -54,7 +54,9 @@ class _Outcome:
     durable: asyncio.Future[None] | None = None
 
 
-async def handle_produce(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_produce(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody | None:
     # Version-agnostic: every version of the message has the fields read here.
     header, body = request.header, cast(Any, request.body)
     acks = int(body.acks)

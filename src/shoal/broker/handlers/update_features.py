@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from shoal.broker.features import broker_features
-from shoal.protocol import ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -29,7 +29,9 @@ DEFAULT_UPGRADE_TYPE: Final = 1
 """v0 has no upgrade type; its AllowDowngrade flag does not matter when no level may change."""
 
 
-async def handle_update_features(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_update_features(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header, body = request.header, cast(Any, request.body)
     levels = {f.name: f.level for f in broker_features(broker.apis)}
     answer: dict[str, Any] = {
