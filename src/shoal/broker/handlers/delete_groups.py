@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -16,11 +18,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class _DeleteGroupsRequest(Protocol):
+    groups_names: Sequence[str]
+
+
 async def handle_delete_groups(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+    header, body = request.header, request_body(request.body, _DeleteGroupsRequest)
     results = []
     for group_id in body.groups_names:
         try:

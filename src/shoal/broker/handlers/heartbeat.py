@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Protocol
 
 from shoal.protocol import Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
+class _HeartbeatRequest(Protocol):
+    """The fields every served version has (group_instance_id, v3+, is read with getattr)."""
+
+    group_id: str
+    member_id: str
+    generation_id: int
+
+
 async def handle_heartbeat(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+    header, body = request.header, request_body(request.body, _HeartbeatRequest)
     error = broker.groups.coordinator.heartbeat(
         body.group_id,
         body.member_id,

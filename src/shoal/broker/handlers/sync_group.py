@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from shoal.protocol import Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
+class _Assignment(Protocol):
+    member_id: str
+    assignment: bytes
+
+
+class _SyncGroupRequest(Protocol):
+    """The fields every served version has; the others are read with getattr."""
+
+    group_id: str
+    member_id: str
+    generation_id: int
+    assignments: Sequence[_Assignment]
+
+
 async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+    header, body = request.header, request_body(request.body, _SyncGroupRequest)
     assignments = {a.member_id: bytes(a.assignment) for a in body.assignments}
     pending = broker.groups.sync(
         body.group_id,
