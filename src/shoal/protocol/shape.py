@@ -33,13 +33,19 @@ class ShapeError(InvariantError):
 
 def request_body(body: RequestBody, shape: type[S]) -> S:
     """``body`` typed as ``shape``; raises :class:`ShapeError` when a declared field is missing."""
-    key = (type(body), shape)
+    return narrow(body, shape)
+
+
+def narrow(value: object, shape: type[S]) -> S:
+    """Any kio struct (a request or a nested entry of one) typed as ``shape``, checked the same
+    way; for an entry whose fields depend on which API's request holds it."""
+    key = (type(value), shape)
     problem = _CHECKED.get(key, _UNCHECKED)
     if problem is _UNCHECKED:
-        problem = _CHECKED[key] = _mismatch(type(body), shape)
+        problem = _CHECKED[key] = _mismatch(type(value), shape)
     if problem is not None:
         raise ShapeError(problem)
-    return cast(S, body)
+    return cast(S, value)
 
 
 _UNCHECKED = "unchecked"
