@@ -4,11 +4,13 @@ is still subscribed to (GROUP_SUBSCRIBED_TO_TOPIC)."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from shoal.coordinator.offsets_log import TopicPartitionKey
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -18,11 +20,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class _DeletablePartition(Protocol):
+    partition_index: int
+
+
+class _DeletableTopic(Protocol):
+    name: str
+    partitions: Sequence[_DeletablePartition]
+
+
+class _OffsetDeleteRequest(Protocol):
+    group_id: str
+    topics: Sequence[_DeletableTopic]
+
+
 async def handle_offset_delete(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+    header, body = request.header, request_body(request.body, _OffsetDeleteRequest)
     wanted: list[TopicPartitionKey] = []
     unknown: set[TopicPartitionKey] = set()
     for entry in body.topics:
