@@ -74,6 +74,15 @@ def test_keys_of_another_version_are_ignored_at_every_level() -> None:
     assert new.responses[0].partition_responses[0].current_leader.leader_id == 1
 
 
+def test_a_key_of_another_place_in_the_message_is_ignored() -> None:
+    # OffsetFetch's handler builds topics for v1-v7 (top level) and v8+ (per group) with one
+    # helper; topic_id exists only in v10's per-group topics. A client must not be cut off
+    # for it: the union is the message's, at every level.
+    values = {"topics": [{"name": "t", "topic_id": None, "partitions": []}]}
+    response = response_for(ApiKey.OFFSET_FETCH, 1, values)
+    assert response.topics[0].name == "t"
+
+
 def test_a_field_of_the_request_is_not_a_field_of_the_response() -> None:
     # The union is per message and direction: acks is a Produce request field only.
     with pytest.raises(UnknownFieldError, match="acks"):

@@ -6,10 +6,10 @@ class the client's version needs from plain values (ints, strs, lists of dicts),
 where kio wants its own types (its ErrorCode enum, timedeltas in milliseconds, datetimes) and
 giving every field the handler did not mention its default or zero value.
 
-Keys a version does not have are ignored when some other served version of the same message has
-them at the same place, so handlers can always pass the newest version's fields. A key that no
-version has there is a typo and raises :class:`UnknownFieldError`: silently ignored, it would
-put a zero on the wire.
+Keys a version does not have are ignored when some served version of the same message has them
+(at any level), so handlers can always pass the newest version's fields. A key that no version
+has anywhere in the message is a typo and raises :class:`UnknownFieldError`: silently ignored,
+it would put a zero on the wire.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ _EPOCH = datetime.datetime.fromtimestamp(0, tz=datetime.UTC)
 
 
 class UnknownFieldError(InvariantError):
-    """A key that no served version of the message has at that place: a bug in the caller."""
+    """A key that no served version of the message has, at any level: a bug in the caller."""
 
 
 def build(cls: type[T], values: Mapping[str, Any]) -> T:
     """An instance of the kio dataclass ``cls`` from ``values``.
 
     Raises :class:`UnknownFieldError` for a key that is a field of no served version of the
-    message at this place (keys of other versions are ignored).
+    message, at any level (keys of other versions are ignored).
     """
     kwargs = {}
     used = 0
@@ -75,7 +75,7 @@ def _check_other_versions(cls: type[Any], values: Mapping[str, Any]) -> None:
     if place is None:
         where = f"{cls.__qualname__} v{version}, which is part of no served message"
     else:
-        where = f"{place.path} in any of versions {place.versions} of {place.message}"
+        where = f"{place.path}, nor anywhere in versions {place.versions} of {place.message}"
     raise UnknownFieldError(
         f"{cls.__qualname__} v{version}: no field {', '.join(map(repr, unknown))} at {where}"
     )
@@ -83,7 +83,8 @@ def _check_other_versions(cls: type[Any], values: Mapping[str, Any]) -> None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Place:
-    """Where a kio class sits in its message, and the fields any served version has there."""
+    """Where a kio class sits in its message, and the field names any served version of the
+    message has, at any level."""
 
     message: str
     path: str
@@ -94,7 +95,8 @@ class _Place:
 @cache
 def _places(api_key: int | None) -> Mapping[type[Any], _Place]:
     """Every class of every served version of ``api_key``'s request and response, mapped to
-    the union of the field names that the served versions have at its place in the message."""
+    its place and the union of the field names of the message (all served versions, all
+    levels)."""
     from shoal.protocol._kio import request_class, response_class
     from shoal.protocol.versions import SUPPORTED_APIS
 
@@ -110,11 +112,13 @@ def _places(api_key: int | None) -> Mapping[type[Any], _Place]:
         classes: dict[str, set[type[Any]]] = {}
         for cls in top:
             _walk(cls, message, fields, classes)
+        # The union of the whole message, not of the one place: handlers share helpers that
+        # build an entry for two places (OffsetFetch's topics of v1-v7 and groups[].topics of
+        # v8+), and a key valid at one of them must not crash a client at the other.
+        union = frozenset(name for names in fields.values() for name in names)
         for path, members in classes.items():
             for cls in members:
-                known = places.get(cls)
-                union = fields[path] | (known.fields if known is not None else set())
-                places[cls] = _Place(message, path, versions, frozenset(union))
+                places.setdefault(cls, _Place(message, path, versions, union))
     return places
 
 
