@@ -174,7 +174,7 @@ def test_clients_read_it_but_cannot_write_or_reshape_it(shoal_broker: EmbeddedBr
     ):
         assert kafka_error(future).code() == ErrorCode.POLICY_VIOLATION
     with WireClient(shoal_broker.bootstrap_servers) as client:
-        answer = client.request(20, 6, {"topics": [{"name": OFFSETS}], "timeout_ms": 1000})
+        answer = client.request(20, 6, {"topics": [{"name": OFFSETS}], "timeout": 1000})
     assert "internal topic" in answer.responses[0].error_message
     resource = ConfigResource(
         ResourceType.TOPIC,

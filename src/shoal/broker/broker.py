@@ -21,7 +21,7 @@ from shoal.broker.configs import ConfigError
 from shoal.broker.context import RequestContext
 from shoal.broker.dynamic_configs import DynamicConfigStore
 from shoal.broker.groups import GroupService
-from shoal.broker.handlers import HANDLERS
+from shoal.broker.handlers import HANDLERS, HandlerResult
 from shoal.broker.internal_topics import (
     KEPT_INTERNAL_TOPICS,
     OFFSETS_TOPIC_PARTITIONS,
@@ -93,7 +93,7 @@ class Broker:
                 else:
                     plog.update_config(config)
 
-    async def handle(self, ctx: RequestContext, request: Request) -> object:
+    async def handle(self, ctx: RequestContext, request: Request) -> HandlerResult:
         handler = HANDLERS[int(request.header.api_key)]
         return await handler(self, ctx, request)
 

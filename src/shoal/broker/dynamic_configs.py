@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Final
 
 from shoal.storage.fs import FileSystem, read_whole, write_atomically
 
@@ -87,7 +87,7 @@ class DynamicConfigStore:
         write_atomically(self._fs, self._path, data)
 
 
-def _strings(level: Any) -> dict[str, str]:
+def _strings(level: object) -> dict[str, str]:
     if not isinstance(level, dict) or not all(isinstance(v, str) for v in level.values()):
         raise ValueError("a level must map config names to string values")
     return {str(name): value for name, value in level.items()}

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Final, TypeAlias
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
@@ -325,7 +325,7 @@ class _Connection:
                 on_effects_applied=mark_applied,
                 response_room=self._budget.room,
             )
-            response: Any = await self._broker.handle(context, request)
+            response = await self._broker.handle(context, request)
         finally:
             # Also when the handler failed or was cancelled: the requests behind it proceed.
             mark_applied()

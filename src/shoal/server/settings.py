@@ -185,7 +185,7 @@ def _apply(
     return replace(settings, **changes)
 
 
-def _coerce(name: str, raw: Any, kind: type, source: str) -> Any:
+def _coerce(name: str, raw: object, kind: type, source: str) -> object:
     try:
         if kind is bool:
             if isinstance(raw, bool):

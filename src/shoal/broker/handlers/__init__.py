@@ -1,43 +1,5 @@
-"""One module per Kafka API. Importing this package registers every handler."""
+"""One module per Kafka API; :mod:`shoal.broker.handlers.table` says which answers which key."""
 
-from shoal.broker.handlers import (  # noqa: F401 - imported to register the handlers
-    alter_configs,
-    alter_partition_reassignments,
-    alter_replica_log_dirs,
-    api_versions,
-    create_partitions,
-    create_topics,
-    delete_groups,
-    delete_records,
-    delete_topics,
-    describe_cluster,
-    describe_configs,
-    describe_groups,
-    describe_log_dirs,
-    describe_producers,
-    describe_quorum,
-    describe_topic_partitions,
-    elect_leaders,
-    fetch,
-    find_coordinator,
-    heartbeat,
-    incremental_alter_configs,
-    init_producer_id,
-    join_group,
-    leave_group,
-    list_config_resources,
-    list_groups,
-    list_offsets,
-    list_partition_reassignments,
-    metadata,
-    offset_commit,
-    offset_delete,
-    offset_fetch,
-    offset_for_leader_epoch,
-    produce,
-    sync_group,
-    update_features,
-)
-from shoal.broker.handlers.registry import HANDLERS, Handler
+from shoal.broker.handlers.table import HANDLERS, Handler, HandlerResult
 
-__all__ = ["HANDLERS", "Handler"]
+__all__ = ["HANDLERS", "Handler", "HandlerResult"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from shoal.broker.configs import ConfigError, validate_topic_configs
 from shoal.broker.handlers.describe_configs import (
@@ -21,10 +21,10 @@ from shoal.broker.handlers.describe_configs import (
     check_broker_resource,
     unsupported_resource,
 )
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -32,29 +32,53 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NewConfigs = Callable[[Mapping[str, str], Any], dict[str, str]]
+
+class ConfigValue(Protocol):
+    """A config entry of either request (IncrementalAlterConfigs' also has an operation)."""
+
+    name: str
+    value: str | None
+
+
+class _Resource(Protocol):
+    resource_type: int
+    resource_name: str
+    configs: Sequence[ConfigValue]
+
+
+class _AlterRequest(Protocol):
+    """AlterConfigs and IncrementalAlterConfigs requests alike."""
+
+    resources: Sequence[_Resource]
+    validate_only: bool
+
+
+NewConfigs = Callable[[Mapping[str, str], Sequence[ConfigValue]], dict[str, str]]
 """A topic's new override set (canonical) from its current one and the request's entries;
 raises :class:`ConfigError` for what Kafka would refuse."""
 
 
-@handles(ApiKey.ALTER_CONFIGS)
-async def handle_alter_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_alter_configs(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     return answer_alter(broker, request, replace_all, replace_broker_level)
 
 
-def replace_all(current: Mapping[str, str], entries: Any) -> dict[str, str]:
+def replace_all(current: Mapping[str, str], entries: Sequence[ConfigValue]) -> dict[str, str]:
     check_unique(str(entry.name) for entry in entries)
     return validate_topic_configs({str(e.name): e.value for e in entries if e.value is not None})
 
 
-def replace_broker_level(current: Mapping[str, str], entries: Any) -> dict[str, str]:
+def replace_broker_level(
+    current: Mapping[str, str], entries: Sequence[ConfigValue]
+) -> dict[str, str]:
     """A dynamic broker level's new set: the request's configs (checked when it is set)."""
     check_unique(str(entry.name) for entry in entries)
     check_no_nulls(str(entry.name) for entry in entries if entry.value is None)
     return {str(entry.name): str(entry.value) for entry in entries}
 
 
-def check_no_nulls(names: Any) -> None:
+def check_no_nulls(names: Iterable[str]) -> None:
     """Kafka refuses a null value for a broker config (DELETE removes one instead)."""
     nulls = list(names)
     if nulls:
@@ -63,7 +87,7 @@ def check_no_nulls(names: Any) -> None:
         )
 
 
-def check_unique(names: Any) -> None:
+def check_unique(names: Iterable[str]) -> None:
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise ConfigError(
@@ -73,9 +97,9 @@ def check_unique(names: Any) -> None:
 
 def answer_alter(
     broker: Broker, request: Request, new_configs: NewConfigs, new_broker_configs: NewConfigs
-) -> Any:
+) -> ResponseBody:
     """Alter every resource of an AlterConfigs or IncrementalAlterConfigs request on its own."""
-    header, body = request.header, cast(Any, request.body)
+    header, body = request.header, request_body(request.body, _AlterRequest)
     resources = Counter((int(r.resource_type), str(r.resource_name)) for r in body.resources)
     responses = []
     for resource in body.resources:
@@ -109,7 +133,7 @@ def _alter(
     broker: Broker,
     kind: int,
     name: str,
-    entries: Any,
+    entries: Sequence[ConfigValue],
     new_configs: NewConfigs,
     validate_only: bool,
 ) -> None:

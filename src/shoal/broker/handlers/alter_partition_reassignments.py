@@ -18,12 +18,13 @@ partition already does. The response echoes it, as Kafka's does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.hosted import hosted_partition, topic_exists
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -39,11 +40,26 @@ class ReassignmentError(Exception):
         self.message = message
 
 
-@handles(ApiKey.ALTER_PARTITION_REASSIGNMENTS)
+class _ReassignablePartition(Protocol):
+    partition_index: int
+    replicas: Sequence[int] | None
+
+
+class _ReassignableTopic(Protocol):
+    name: str
+    partitions: Sequence[_ReassignablePartition]
+
+
+class _AlterPartitionReassignmentsRequest(Protocol):
+    """allow_replication_factor_change (v1+) is read with getattr."""
+
+    topics: Sequence[_ReassignableTopic]
+
+
 async def handle_alter_partition_reassignments(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
-    header, body = request.header, cast(Any, request.body)
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _AlterPartitionReassignmentsRequest)
     responses = []
     for topic in body.topics:
         name = str(topic.name)

@@ -15,12 +15,13 @@ in Kafka (which reads the request into a map).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage.volume import log_dir_path
 
 if TYPE_CHECKING:
@@ -28,11 +29,24 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.ALTER_REPLICA_LOG_DIRS)
+class _DirTopic(Protocol):
+    name: str
+    partitions: Sequence[int]
+
+
+class _Dir(Protocol):
+    path: str
+    topics: Sequence[_DirTopic]
+
+
+class _AlterReplicaLogDirsRequest(Protocol):
+    dirs: Sequence[_Dir]
+
+
 async def handle_alter_replica_log_dirs(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
-    header, body = request.header, cast(Any, request.body)
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _AlterReplicaLogDirsRequest)
     destinations: dict[tuple[str, int], str] = {}
     for directory in body.dirs:
         for topic in directory.topics:

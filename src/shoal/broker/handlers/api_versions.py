@@ -4,11 +4,10 @@ by the server in v0 format (KIP-511) before a handler is reached."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shoal.broker.features import FINALIZED_FEATURES_EPOCH, broker_features
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, Request, advertised_versions
+from shoal.protocol import Request, ResponseBody, advertised_versions
 from shoal.protocol.build import response_for
 
 if TYPE_CHECKING:
@@ -16,8 +15,9 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.API_VERSIONS)
-async def handle_api_versions(broker: Broker, ctx: RequestContext, request: Request) -> Any:
+async def handle_api_versions(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
     header = request.header
     keys = [
         {"api_key": a.api_key, "min_version": a.min_version, "max_version": a.max_version}

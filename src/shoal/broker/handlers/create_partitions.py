@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -20,10 +21,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@handles(ApiKey.CREATE_PARTITIONS)
-async def handle_create_partitions(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _Assignment(Protocol):
+    broker_ids: Sequence[int]
+
+
+class _PartitionsTopic(Protocol):
+    name: str
+    count: int
+    assignments: Sequence[_Assignment] | None
+
+
+class _CreatePartitionsRequest(Protocol):
+    topics: Sequence[_PartitionsTopic]
+    validate_only: bool
+
+
+async def handle_create_partitions(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _CreatePartitionsRequest)
     counts = Counter(str(topic.name) for topic in body.topics)
     results: list[dict[str, Any]] = []
     for topic in body.topics:
@@ -45,7 +61,13 @@ async def handle_create_partitions(broker: Broker, ctx: RequestContext, request:
     )
 
 
-def _grow(broker: Broker, name: str, count: int, assignments: Any, validate_only: bool) -> None:
+def _grow(
+    broker: Broker,
+    name: str,
+    count: int,
+    assignments: Sequence[_Assignment] | None,
+    validate_only: bool,
+) -> None:
     # Checked without creating first, so a bad assignment is reported only for a valid count.
     topic = broker.create_partitions(name, count, validate_only=True)
     if assignments is not None:
@@ -54,7 +76,7 @@ def _grow(broker: Broker, name: str, count: int, assignments: Any, validate_only
         broker.create_partitions(name, count)
 
 
-def _check_assignments(broker: Broker, added: int, assignments: Any) -> None:
+def _check_assignments(broker: Broker, added: int, assignments: Sequence[_Assignment]) -> None:
     """A manual assignment names the brokers of each new partition: here only this one."""
     if len(assignments) != added:
         raise TopicError(

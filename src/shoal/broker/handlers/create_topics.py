@@ -7,14 +7,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.configs import ConfigError, validate_topic_configs
 from shoal.broker.handlers.describe_configs import topic_entries
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -30,10 +31,33 @@ REPLICATION_FACTOR: Final = 1
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
-@handles(ApiKey.CREATE_TOPICS)
-async def handle_create_topics(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _Assignment(Protocol):
+    partition_index: int
+    broker_ids: Sequence[int]
+
+
+class _CreatableConfig(Protocol):
+    name: str
+    value: str | None
+
+
+class _CreatableTopic(Protocol):
+    name: str
+    num_partitions: int
+    replication_factor: int
+    assignments: Sequence[_Assignment]
+    configs: Sequence[_CreatableConfig]
+
+
+class _CreateTopicsRequest(Protocol):
+    topics: Sequence[_CreatableTopic]
+    validate_only: bool
+
+
+async def handle_create_topics(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _CreateTopicsRequest)
     counts = Counter(str(topic.name) for topic in body.topics)
     results: list[dict[str, Any]] = []
     for name in sorted(n for n, count in counts.items() if count > 1):
@@ -55,7 +79,7 @@ async def handle_create_topics(broker: Broker, ctx: RequestContext, request: Req
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": results})
 
 
-def _create(broker: Broker, topic: Any, validate_only: bool) -> dict[str, Any]:
+def _create(broker: Broker, topic: _CreatableTopic, validate_only: bool) -> dict[str, Any]:
     name = str(topic.name)
     check_topic_name(name)
     if broker.topics.get(name) is not None:
@@ -134,7 +158,7 @@ def _check_replication_factor(requested: int) -> None:
     )
 
 
-def _assigned_partitions(broker: Broker, topic: Any) -> int:
+def _assigned_partitions(broker: Broker, topic: _CreatableTopic) -> int:
     """The partition count of a manual assignment, which may only name this broker."""
     if int(topic.num_partitions) != USE_DEFAULT or int(topic.replication_factor) != USE_DEFAULT:
         raise TopicError(

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, Request
+from shoal.protocol import Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.DELETE_GROUPS)
-async def handle_delete_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _DeleteGroupsRequest(Protocol):
+    groups_names: Sequence[str]
+
+
+async def handle_delete_groups(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DeleteGroupsRequest)
     results = []
     for group_id in body.groups_names:
         error = await broker.groups.delete(group_id)

@@ -8,12 +8,13 @@ below the current start changes nothing. Each partition answers its low watermar
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.configs import cleanup_deletes
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -23,10 +24,24 @@ if TYPE_CHECKING:
 HIGH_WATERMARK: Final = -1
 
 
-@handles(ApiKey.DELETE_RECORDS)
-async def handle_delete_records(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _DeletePartition(Protocol):
+    partition_index: int
+    offset: int
+
+
+class _DeleteTopic(Protocol):
+    name: str
+    partitions: Sequence[_DeletePartition]
+
+
+class _DeleteRecordsRequest(Protocol):
+    topics: Sequence[_DeleteTopic]
+
+
+async def handle_delete_records(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DeleteRecordsRequest)
     topics = []
     for topic in body.topics:
         name = str(topic.name)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import Topic, TopicError
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -22,15 +23,36 @@ log = logging.getLogger(__name__)
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
-@handles(ApiKey.DELETE_TOPICS)
-async def handle_delete_topics(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _DeleteTopicsRequest(Protocol):
+    """topic_names (v1-v5) or topics (v6): each narrowed where the version has it."""
+
+
+class _ByName(Protocol):
+    topic_names: Sequence[str]
+
+
+class _State(Protocol):
+    name: str | None
+    topic_id: uuid.UUID
+
+
+class _ByState(Protocol):
+    topics: Sequence[_State]
+
+
+async def handle_delete_topics(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DeleteTopicsRequest)
+    wanted: list[tuple[str | None, uuid.UUID | None]]
     if hasattr(body, "topics"):  # v6: each entry has a name or a topic id
-        wanted = [(t.name, t.topic_id if t.topic_id != _ZERO_ID else None) for t in body.topics]
+        states = request_body(request.body, _ByState).topics
+        wanted = [(t.name, t.topic_id if t.topic_id != _ZERO_ID else None) for t in states]
     else:
-        wanted = [(str(name), None) for name in body.topic_names]
-    names = Counter(name for name, _ in wanted if name is not None)
-    ids = Counter(topic_id for _, topic_id in wanted if topic_id is not None)
+        topic_names = request_body(request.body, _ByName).topic_names
+        wanted = [(str(name), None) for name in topic_names]
+    names: Counter[str | None] = Counter(name for name, _ in wanted if name is not None)
+    ids: Counter[uuid.UUID | None] = Counter(t for _, t in wanted if t is not None)
     results = []
     for name, topic_id in wanted:
         if names.get(name, 0) > 1 or ids.get(topic_id, 0) > 1:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.authorized_operations import cluster_operations
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -17,9 +17,16 @@ ENDPOINT_BROKERS: Final = 1
 """KIP-919 endpoint types: 1 brokers, 2 controllers. shoal has no separate controller endpoint."""
 
 
-@handles(ApiKey.DESCRIBE_CLUSTER)
-async def handle_describe_cluster(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _DescribeClusterRequest(Protocol):
+    """endpoint_type (v1+) is read with getattr."""
+
+    include_cluster_authorized_operations: bool
+
+
+async def handle_describe_cluster(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DescribeClusterRequest)
     config = broker.config
     answer: dict[str, Any] = {
         "throttle_time": 0,

@@ -10,9 +10,9 @@ config; named "" it lists the cluster-wide dynamic ones.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.broker_configs import (
     BROKER_CONFIGS,
@@ -21,10 +21,10 @@ from shoal.broker.broker_configs import (
     Synonym,
 )
 from shoal.broker.configs import TOPIC_CONFIGS, ConfigError, ConfigType
-from shoal.broker.handlers.registry import handles
 from shoal.broker.topics import TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -113,9 +113,22 @@ def unsupported_resource(resource_type: int) -> ConfigError:
     )
 
 
-@handles(ApiKey.DESCRIBE_CONFIGS)
-async def handle_describe_configs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _DescribedResource(Protocol):
+    resource_type: int
+    resource_name: str
+    configuration_keys: Sequence[str] | None
+
+
+class _DescribeConfigsRequest(Protocol):
+    """include_synonyms (v1+) and include_documentation (v3+) are read with getattr."""
+
+    resources: Sequence[_DescribedResource]
+
+
+async def handle_describe_configs(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DescribeConfigsRequest)
     synonyms = bool(getattr(body, "include_synonyms", False))
     documentation = bool(getattr(body, "include_documentation", False))
     results = [_describe(broker, resource, synonyms, documentation) for resource in body.resources]
@@ -124,7 +137,9 @@ async def handle_describe_configs(broker: Broker, ctx: RequestContext, request: 
     )
 
 
-def _describe(broker: Broker, resource: Any, synonyms: bool, documentation: bool) -> dict[str, Any]:
+def _describe(
+    broker: Broker, resource: _DescribedResource, synonyms: bool, documentation: bool
+) -> dict[str, Any]:
     resource_type, name = int(resource.resource_type), str(resource.resource_name)
     result: dict[str, Any] = {
         "resource_type": resource_type,

@@ -6,14 +6,15 @@ they are in flux); an unknown group is reported as Dead, with GROUP_ID_NOT_FOUND
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.authorized_operations import group_operations
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import Group
 from shoal.coordinator.group_state import GroupState
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -22,10 +23,16 @@ if TYPE_CHECKING:
 NOT_FOUND_MIN_VERSION: Final = 6
 
 
-@handles(ApiKey.DESCRIBE_GROUPS)
-async def handle_describe_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _DescribeGroupsRequest(Protocol):
+    """include_authorized_operations (v3+) is read with getattr."""
+
+    groups: Sequence[str]
+
+
+async def handle_describe_groups(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DescribeGroupsRequest)
     # v3+: as Kafka, only a group answered without error gets them.
     operations = group_operations(bool(getattr(body, "include_authorized_operations", False)))
     described = []

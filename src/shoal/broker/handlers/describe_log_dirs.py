@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage.volume import log_dir_path, volume_space
 
 if TYPE_CHECKING:
@@ -31,9 +32,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@handles(ApiKey.DESCRIBE_LOG_DIRS)
-async def handle_describe_log_dirs(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _DescribableTopic(Protocol):
+    topic: str
+    partitions: Sequence[int]
+
+
+class _DescribeLogDirsRequest(Protocol):
+    topics: Sequence[_DescribableTopic] | None
+
+
+async def handle_describe_log_dirs(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DescribeLogDirsRequest)
     wanted: set[tuple[str, int]] | None = None
     if body.topics is not None:
         wanted = {(str(t.topic), int(p)) for t in body.topics for p in t.partitions}

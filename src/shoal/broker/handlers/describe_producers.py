@@ -12,12 +12,13 @@ cannot be read from its log: the storage error's code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -28,9 +29,19 @@ NO_COORDINATOR_EPOCH: Final = -1
 NO_TRANSACTION: Final = -1
 
 
-@handles(ApiKey.DESCRIBE_PRODUCERS)
-async def handle_describe_producers(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _TopicRequest(Protocol):
+    name: str
+    partition_indexes: Sequence[int]
+
+
+class _DescribeProducersRequest(Protocol):
+    topics: Sequence[_TopicRequest]
+
+
+async def handle_describe_producers(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DescribeProducersRequest)
     topics = [
         {
             "name": str(topic.name),

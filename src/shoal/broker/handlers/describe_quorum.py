@@ -19,11 +19,12 @@ with UNKNOWN_TOPIC_OR_PARTITION for each partition asked for.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -38,9 +39,23 @@ NO_DIRECTORY_ID: Final = uuid.UUID(int=0)
 NOT_HOSTED: Final = "This server does not host this topic-partition."
 
 
-@handles(ApiKey.DESCRIBE_QUORUM)
-async def handle_describe_quorum(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _QuorumPartition(Protocol):
+    partition_index: int
+
+
+class _QuorumTopic(Protocol):
+    topic_name: str
+    partitions: Sequence[_QuorumPartition]
+
+
+class _DescribeQuorumRequest(Protocol):
+    topics: Sequence[_QuorumTopic]
+
+
+async def handle_describe_quorum(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DescribeQuorumRequest)
     asked = [
         (str(t.topic_name), [int(p.partition_index) for p in t.partitions]) for t in body.topics
     ]

@@ -9,15 +9,15 @@ means every topic; then unknown topics cannot occur, and a cursor may name any t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.authorized_operations import topic_operations
-from shoal.broker.handlers.registry import handles
 from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -28,11 +28,25 @@ PARTITIONS_PER_RESPONSE_MAX: Final = 2000
 _ZERO_ID: Final = uuid.UUID(int=0)
 
 
-@handles(ApiKey.DESCRIBE_TOPIC_PARTITIONS)
+class _Cursor(Protocol):
+    topic_name: str
+    partition_index: int
+
+
+class _TopicRequest(Protocol):
+    name: str
+
+
+class _DescribeTopicPartitionsRequest(Protocol):
+    topics: Sequence[_TopicRequest]
+    response_partition_limit: int
+    cursor: _Cursor | None
+
+
 async def handle_describe_topic_partitions(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
-    header, body = request.header, cast(Any, request.body)
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _DescribeTopicPartitionsRequest)
     cursor = body.cursor
     start_topic = str(cursor.topic_name) if cursor is not None else ""
     start_partition = int(cursor.partition_index) if cursor is not None else 0

@@ -14,13 +14,14 @@ Kafka's answers (its controller's ``electLeaders``), for both election types (0 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.handlers.hosted import hosted_partition, topic_exists
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -29,9 +30,21 @@ if TYPE_CHECKING:
 ELECTION_TYPES: Final = {0: "PREFERRED", 1: "UNCLEAN"}
 
 
-@handles(ApiKey.ELECT_LEADERS)
-async def handle_elect_leaders(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _TopicPartitions(Protocol):
+    topic: str
+    partitions: Sequence[int]
+
+
+class _ElectLeadersRequest(Protocol):
+    """election_type (v1+) is read with getattr."""
+
+    topic_partitions: Sequence[_TopicPartitions] | None
+
+
+async def handle_elect_leaders(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _ElectLeadersRequest)
     # v0 has no election type: it always asks for the preferred leader.
     election_type = int(getattr(body, "election_type", 0))
     answer: dict[str, Any] = {"throttle_time": 0, "error_code": ErrorCode.NONE}

@@ -6,12 +6,14 @@ answering session id 0, which every client accepts as "send full requests".
 
 from __future__ import annotations
 
+import datetime
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request
 from shoal.protocol.fetch_response import FetchedPartition, FetchedTopic, FetchResponse
+from shoal.protocol.shape import request_body
 from shoal.storage import OffsetOutOfRangeError, PartitionLog, StorageError
 
 if TYPE_CHECKING:
@@ -27,10 +29,27 @@ more (max_bytes is an int32 it chooses) still gets at most this much, plus the o
 is always returned."""
 
 
-@handles(ApiKey.FETCH)
+class _FetchPartition(Protocol):
+    partition: int
+    fetch_offset: int
+    partition_max_bytes: int
+
+
+class _FetchTopic(Protocol):
+    """Named by topic (v4-v12) or by topic_id (v13+): both are read with getattr."""
+
+    partitions: Sequence[_FetchPartition]
+
+
+class _FetchRequest(Protocol):
+    max_wait: datetime.timedelta
+    min_bytes: int
+    max_bytes: int
+    topics: Sequence[_FetchTopic]
+
+
 async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> FetchResponse:
-    # Version-agnostic: every version of the message has the fields read here.
-    body = cast(Any, request.body)
+    body = request_body(request.body, _FetchRequest)
     # Topic names and ids are resolved once, not on every round of the long poll.
     resolved = [(entry, *_resolve(broker, entry)) for entry in body.topics]
     max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
@@ -51,7 +70,10 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
 
 
 def _read_all(
-    broker: Broker, body: Any, resolved: list[tuple[Any, str | None, uuid.UUID]], room: int
+    broker: Broker,
+    body: _FetchRequest,
+    resolved: list[tuple[_FetchTopic, str | None, uuid.UUID]],
+    room: int,
 ) -> tuple[list[FetchedTopic], int]:
     asked = int(body.max_bytes) if int(body.max_bytes) > 0 else DEFAULT_FETCH_MAX_BYTES
     # The server's room for unread responses bounds the answer too: a client that hoards
@@ -70,7 +92,7 @@ def _read_all(
 
 
 def _read_partition(
-    broker: Broker, name: str | None, p: Any, budget: int, *, first: bool
+    broker: Broker, name: str | None, p: _FetchPartition, budget: int, *, first: bool
 ) -> FetchedPartition:
     index = int(p.partition)
     plog = broker.partition(name, index) if name is not None else None
@@ -116,7 +138,7 @@ def _has_error(topics: list[FetchedTopic]) -> bool:
     return any(p.error_code for t in topics for p in t.partitions)
 
 
-def _resolve(broker: Broker, topic_entry: Any) -> tuple[str | None, uuid.UUID]:
+def _resolve(broker: Broker, topic_entry: _FetchTopic) -> tuple[str | None, uuid.UUID]:
     """The topic's name (None if unknown) and id (zero if unknown); requests name topics by
     name before Fetch v13 and by id from v13 on."""
     name = getattr(topic_entry, "topic", None)

@@ -15,12 +15,12 @@ Other key types (e.g. share groups) get INVALID_REQUEST.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -37,14 +37,20 @@ NO_TRANSACTIONS: Final = (
 )
 
 
-@handles(ApiKey.FIND_COORDINATOR)
-async def handle_find_coordinator(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _FindCoordinatorRequest(Protocol):
+    """Every field is of some versions only (key v0-v3, key_type v1+, coordinator_keys v4+):
+    all are read with getattr."""
+
+
+async def handle_find_coordinator(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _FindCoordinatorRequest)
     key_type = int(getattr(body, "key_type", KEY_TYPE_GROUP))
     keys = list(getattr(body, "coordinator_keys", ()) or ())
-    if not keys and getattr(body, "key", None) is not None:
-        keys = [body.key]
+    key = getattr(body, "key", None)
+    if not keys and key is not None:
+        keys = [key]
     answer = _answer(broker, key_type)
     if key_type == KEY_TYPE_GROUP:
         try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
-def millis(value: Any) -> int:
+def millis(value: datetime.timedelta | int) -> int:
     """A kio duration field (a timedelta subclass) in whole milliseconds."""
     if isinstance(value, datetime.timedelta):
         return int(value.total_seconds() * 1000)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import HeartbeatRequest
-from shoal.protocol import ApiKey, Request
+from shoal.protocol import Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.HEARTBEAT)
-async def handle_heartbeat(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _HeartbeatRequest(Protocol):
+    """The fields every served version has (group_instance_id, v3+, is read with getattr)."""
+
+    group_id: str
+    member_id: str
+    generation_id: int
+
+
+async def handle_heartbeat(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _HeartbeatRequest)
     error = await broker.groups.heartbeat(
         body.group_id,
         HeartbeatRequest(

@@ -4,15 +4,20 @@ changes wholly or not at all."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from shoal.broker.broker_configs import BROKER_CONFIGS
 from shoal.broker.configs import ConfigError, ConfigType, topic_config_key, validate_topic_configs
-from shoal.broker.handlers.alter_configs import answer_alter, check_no_nulls, check_unique
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.broker.handlers.alter_configs import (
+    ConfigValue,
+    answer_alter,
+    check_no_nulls,
+    check_unique,
+)
+from shoal.protocol import ErrorCode, Request, ResponseBody
+from shoal.protocol.shape import narrow
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -28,34 +33,44 @@ class AlterOp(IntEnum):
     """Remove items from a list config."""
 
 
-@handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
+class _Operation(Protocol):
+    name: str
+    value: str | None
+    config_operation: int
+
+
 async def handle_incremental_alter_configs(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
+) -> ResponseBody:
     return answer_alter(broker, request, apply_operations, apply_broker_operations)
 
 
-def apply_operations(current: Mapping[str, str], entries: Any) -> dict[str, str]:
+def apply_operations(current: Mapping[str, str], entries: Sequence[ConfigValue]) -> dict[str, str]:
     """A topic's new override set (canonical)."""
     check_unique(str(entry.name) for entry in entries)
     return validate_topic_configs(_apply(current, entries, _topic_list_start))
 
 
-def apply_broker_operations(current: Mapping[str, str], entries: Any) -> dict[str, str]:
+def apply_broker_operations(
+    current: Mapping[str, str], entries: Sequence[ConfigValue]
+) -> dict[str, str]:
     """A dynamic broker level's new set (checked when it is set, against the whole level)."""
     check_unique(str(entry.name) for entry in entries)
     deleting = int(AlterOp.DELETE)
+    operations = [narrow(e, _Operation) for e in entries]
     check_no_nulls(
-        str(e.name) for e in entries if e.value is None and e.config_operation != deleting
+        str(e.name) for e in operations if e.value is None and e.config_operation != deleting
     )
     return _apply(current, entries, _broker_list_start)
 
 
 def _apply(
-    current: Mapping[str, str], entries: Any, list_start: Callable[[str, AlterOp], str]
+    current: Mapping[str, str],
+    entries: Sequence[ConfigValue],
+    list_start: Callable[[str, AlterOp], str],
 ) -> dict[str, str]:
     configs = dict(current)
-    for entry in entries:
+    for entry in (narrow(e, _Operation) for e in entries):
         name, value = str(entry.name), entry.value
         op = _operation(name, int(entry.config_operation))
         # Kafka lets DELETE (and, for topics, SET to null) name a config that is not set, or

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+import datetime
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, Protocol
 
 from shoal.broker.handlers.group_common import client_host, millis
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import JoinRequest
-from shoal.protocol import ApiKey, Request
+from shoal.protocol import Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -19,10 +21,23 @@ MEMBER_ID_REQUIRED_MIN_VERSION: Final = 4
 NULLABLE_PROTOCOL_NAME_MIN_VERSION: Final = 7
 
 
-@handles(ApiKey.JOIN_GROUP)
-async def handle_join_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _Protocol(Protocol):
+    name: str
+    metadata: bytes
+
+
+class _JoinGroupRequest(Protocol):
+    """The fields every served version has; the others are read with getattr."""
+
+    group_id: str
+    member_id: str
+    protocol_type: str
+    session_timeout: datetime.timedelta
+    protocols: Sequence[_Protocol]
+
+
+async def handle_join_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _JoinGroupRequest)
     session_ms = millis(body.session_timeout)
     rebalance_ms = millis(getattr(body, "rebalance_timeout", -1))
     join = JoinRequest(

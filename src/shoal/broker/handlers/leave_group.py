@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import LeaveRequest
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.LEAVE_GROUP)
-async def handle_leave_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _LeaveGroupRequest(Protocol):
+    """member_id (v0-v2) or members (v3+): each narrowed where the version has it."""
+
+    group_id: str
+
+
+class _SingleLeave(Protocol):
+    member_id: str
+
+
+class _Member(Protocol):
+    member_id: str
+    group_instance_id: str | None
+
+
+class _BatchedLeave(Protocol):
+    members: Sequence[_Member]
+
+
+async def handle_leave_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _LeaveGroupRequest)
     batched = hasattr(body, "members")
     if batched:
-        leaving = [(m.member_id, m.group_instance_id) for m in body.members]
+        members = request_body(request.body, _BatchedLeave).members
+        leaving = [(m.member_id, m.group_instance_id) for m in members]
     else:
-        leaving = [(body.member_id, None)]
+        leaving = [(request_body(request.body, _SingleLeave).member_id, None)]
     error, outcomes = await broker.groups.leave(body.group_id, LeaveRequest(tuple(leaving)))
     if not batched and error is ErrorCode.NONE and outcomes:
         error = outcomes[0].error

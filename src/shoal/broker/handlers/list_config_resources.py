@@ -14,11 +14,12 @@ Topics are those DescribeConfigs can describe: the user topics.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -33,16 +34,22 @@ LISTED_TYPES: Final = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
 """The ConfigResource.Type ids Kafka 4.4 lists; an empty request means all of them."""
 
 
-@handles(ApiKey.LIST_CONFIG_RESOURCES)
+class _ByType(Protocol):
+    """v1+; v0 has no field."""
+
+    resource_types: Sequence[int]
+
+
 async def handle_list_config_resources(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
-    header, body = request.header, cast(Any, request.body)
+) -> ResponseBody:
+    header = request.header
     answer: dict[str, Any] = {"throttle_time": 0, "error_code": ErrorCode.NONE}
     if header.api_version == 0:
         answer["config_resources"] = []  # client-metrics subscriptions: shoal has none
         return response_for(header.api_key, header.api_version, answer)
-    types = {int(t) for t in body.resource_types} or set(LISTED_TYPES)
+    asked = request_body(request.body, _ByType).resource_types
+    types = {int(t) for t in asked} or set(LISTED_TYPES)
     if not types <= set(LISTED_TYPES):
         answer.update(error_code=ErrorCode.UNSUPPORTED_VERSION, config_resources=[])
         return response_for(header.api_key, header.api_version, answer)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Final, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group_state import GroupState, parse_state
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -17,10 +17,12 @@ GROUP_TYPE: Final = "classic"
 """The only group type shoal has (KIP-848 "consumer" groups are not served)."""
 
 
-@handles(ApiKey.LIST_GROUPS)
-async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _ListGroupsRequest(Protocol):
+    """v0-v3 have no field; the filters (v4+, v5+) are read with getattr."""
+
+
+async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _ListGroupsRequest)
     names = list(getattr(body, "states_filter", ()) or ())
     states: set[GroupState] = {s for n in names if (s := parse_state(n)) is not None}
     types = [t.lower() for t in getattr(body, "types_filter", ()) or ()]

@@ -3,11 +3,12 @@ after a timestamp."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -21,10 +22,24 @@ EARLIEST_LOCAL = -4
 """KIP-405: earliest offset in local storage; without tiered storage, the log start."""
 
 
-@handles(ApiKey.LIST_OFFSETS)
-async def handle_list_offsets(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _ListOffsetsPartition(Protocol):
+    partition_index: int
+    timestamp: int
+
+
+class _ListOffsetsTopic(Protocol):
+    name: str
+    partitions: Sequence[_ListOffsetsPartition]
+
+
+class _ListOffsetsRequest(Protocol):
+    topics: Sequence[_ListOffsetsTopic]
+
+
+async def handle_list_offsets(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _ListOffsetsRequest)
     topics = []
     for topic in body.topics:
         partitions = [_lookup(broker, str(topic.name), p) for p in topic.partitions]
@@ -32,7 +47,7 @@ async def handle_list_offsets(broker: Broker, ctx: RequestContext, request: Requ
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
 
 
-def _lookup(broker: Broker, name: str, p: Any) -> dict[str, Any]:
+def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition) -> dict[str, Any]:
     index = int(p.partition_index)
     plog = broker.partition(name, index)
     answer = {"partition_index": index, "error_code": 0, "timestamp": -1, "offset": -1}

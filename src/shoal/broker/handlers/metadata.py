@@ -8,14 +8,15 @@ listed once they exist (see :mod:`shoal.broker.internal_topics`).
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.authorized_operations import cluster_operations, topic_operations
-from shoal.broker.handlers.registry import handles
 from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -28,10 +29,18 @@ NULLABLE_NAME_MIN_VERSION = 12
 name; Kafka refuses a request topic without a name below v12 (INVALID_REQUEST)."""
 
 
-@handles(ApiKey.METADATA)
-async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _MetadataTopic(Protocol):
+    """name (nullable from v12) and topic_id (v10+) are read with getattr."""
+
+
+class _MetadataRequest(Protocol):
+    """The flags of later versions (auto-creation v4+, operations v8+) are read with getattr."""
+
+    topics: Sequence[_MetadataTopic] | None
+
+
+async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _MetadataRequest)
     version = header.api_version
     requested = body.topics
     # v0: an empty list means every topic; v1+: null means every topic, empty means none.
@@ -75,7 +84,9 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
     )
 
 
-def _lookup(broker: Broker, entry: Any, allow_create: bool, version: int) -> dict[str, Any]:
+def _lookup(
+    broker: Broker, entry: _MetadataTopic, allow_create: bool, version: int
+) -> dict[str, Any]:
     name = getattr(entry, "name", None)
     topic_id = getattr(entry, "topic_id", None)
     if name is None and version < NULLABLE_NAME_MIN_VERSION:

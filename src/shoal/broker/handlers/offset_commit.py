@@ -8,29 +8,58 @@ UNKNOWN_TOPIC_ID). The retention time of v2-v4 is ignored, as Kafka does since 2
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import CommittedOffset, TopicPartitionKey
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.OFFSET_COMMIT)
-async def handle_offset_commit(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _Partition(Protocol):
+    """committed_leader_epoch (v6+) is read with getattr."""
+
+    partition_index: int
+    committed_offset: int
+    committed_metadata: str | None
+
+
+class _Topic(Protocol):
+    """Named by name (v2-v9) or by topic_id (v10+): both are read with getattr."""
+
+    partitions: Sequence[_Partition]
+
+
+class _OffsetCommitRequest(Protocol):
+    """group_instance_id (v7+) is read with getattr."""
+
+    group_id: str
+    member_id: str
+    generation_id_or_member_epoch: int
+    topics: Sequence[_Topic]
+
+
+async def handle_offset_commit(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _OffsetCommitRequest)
     now = broker.clock.now_ms()
     # (topic entry, partition index, error or None for "to commit")
-    rows: list[tuple[Any, str | None, int, ErrorCode | None]] = []
+    rows: list[tuple[_Topic, str | None, int, ErrorCode | None]] = []
     offsets: dict[TopicPartitionKey, CommittedOffset] = {}
     for entry in body.topics:
         name = getattr(entry, "name", None)
-        topic = broker.topics.get(name) if name is not None else broker.topic_by_id(entry.topic_id)
+        topic_id: uuid.UUID | None = getattr(entry, "topic_id", None)
+        if name is not None:
+            topic = broker.topics.get(name)
+        else:
+            topic = broker.topic_by_id(topic_id) if topic_id is not None else None
         missing = (
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
         )

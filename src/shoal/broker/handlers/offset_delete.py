@@ -3,22 +3,37 @@ is still subscribed to (GROUP_SUBSCRIBED_TO_TOPIC)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import TopicPartitionKey
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.OFFSET_DELETE)
-async def handle_offset_delete(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _DeletablePartition(Protocol):
+    partition_index: int
+
+
+class _DeletableTopic(Protocol):
+    name: str
+    partitions: Sequence[_DeletablePartition]
+
+
+class _OffsetDeleteRequest(Protocol):
+    group_id: str
+    topics: Sequence[_DeletableTopic]
+
+
+async def handle_offset_delete(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _OffsetDeleteRequest)
     wanted: list[TopicPartitionKey] = []
     unknown: set[TopicPartitionKey] = set()
     for entry in body.topics:

@@ -8,12 +8,13 @@ pending transactional commits: shoal has no transactions yet, so nothing is ever
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.offsets_log import TopicPartitionKey
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -23,10 +24,30 @@ TOPIC_ID_MIN_VERSION: Final = 10
 """OffsetFetch v10 names topics by id, in the request and the response."""
 
 
-@handles(ApiKey.OFFSET_FETCH)
-async def handle_offset_fetch(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _RequestedTopic(Protocol):
+    """Named by name (v1-v9) or by topic_id (v10+): both are read with getattr."""
+
+    partition_indexes: Sequence[int]
+
+
+class _Group(Protocol):
+    group_id: str
+    topics: Sequence[_RequestedTopic] | None
+
+
+class _OffsetFetchRequest(Protocol):
+    """One group (v1-v7: group_id, topics) or several (v8+: groups), each narrowed where the
+    version has it."""
+
+
+class _BatchedFetch(Protocol):
+    groups: Sequence[_Group]
+
+
+async def handle_offset_fetch(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _OffsetFetchRequest)
     by_id = header.api_version >= TOPIC_ID_MIN_VERSION
     if hasattr(body, "groups"):
         groups = [
@@ -35,33 +56,37 @@ async def handle_offset_fetch(broker: Broker, ctx: RequestContext, request: Requ
                 "error_code": ErrorCode.NONE,
                 "topics": _topics(broker, g.group_id, g.topics, by_id=by_id),
             }
-            for g in body.groups
+            for g in request_body(request.body, _BatchedFetch).groups
         ]
         values: dict[str, Any] = {"throttle_time": 0, "groups": groups}
     else:
+        single = request_body(request.body, _Group)
         values = {
             "throttle_time": 0,
             "error_code": ErrorCode.NONE,
-            "topics": _topics(broker, body.group_id, body.topics, by_id=False),
+            "topics": _topics(broker, single.group_id, single.topics, by_id=False),
         }
     return response_for(header.api_key, header.api_version, values)
 
 
-def _topics(broker: Broker, group_id: str, requested: Any, *, by_id: bool) -> list[dict[str, Any]]:
+def _topics(
+    broker: Broker, group_id: str, requested: Sequence[_RequestedTopic] | None, *, by_id: bool
+) -> list[dict[str, Any]]:
     wanted: list[TopicPartitionKey] | None = None
     unknown_ids: list[tuple[uuid.UUID, list[int]]] = []
     if requested is not None:
         wanted = []
         for entry in requested:
             indexes = [int(i) for i in entry.partition_indexes]
-            if hasattr(entry, "topic_id"):
-                topic = broker.topic_by_id(entry.topic_id)
+            topic_id: uuid.UUID | None = getattr(entry, "topic_id", None)
+            if topic_id is not None:
+                topic = broker.topic_by_id(topic_id)
                 if topic is None:
-                    unknown_ids.append((entry.topic_id, indexes))
+                    unknown_ids.append((topic_id, indexes))
                     continue
                 name = topic.name
             else:
-                name = entry.name
+                name = getattr(entry, "name", "")
             wanted.extend((name, i) for i in indexes)
     found = broker.groups.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list[dict[str, Any]]] = {}

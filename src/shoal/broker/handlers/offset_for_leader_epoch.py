@@ -14,11 +14,12 @@ FENCED_LEADER_EPOCH.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -31,12 +32,25 @@ NO_EPOCH: Final = -1
 NO_OFFSET: Final = -1
 
 
-@handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
+class _EpochPartition(Protocol):
+    partition: int
+    current_leader_epoch: int
+    leader_epoch: int
+
+
+class _EpochTopic(Protocol):
+    topic: str
+    partitions: Sequence[_EpochPartition]
+
+
+class _OffsetForLeaderEpochRequest(Protocol):
+    topics: Sequence[_EpochTopic]
+
+
 async def handle_offset_for_leader_epoch(
     broker: Broker, ctx: RequestContext, request: Request
-) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _OffsetForLeaderEpochRequest)
     topics = []
     for topic in body.topics:
         name = str(topic.topic)
@@ -45,7 +59,7 @@ async def handle_offset_for_leader_epoch(
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
 
 
-def _end_offset(broker: Broker, name: str, p: Any) -> dict[str, Any]:
+def _end_offset(broker: Broker, name: str, p: _EpochPartition) -> dict[str, Any]:
     index = int(p.partition)
     answer = {"partition": index, "error_code": 0, "leader_epoch": NO_EPOCH, "end_offset": -1}
     plog = broker.partition(name, index)

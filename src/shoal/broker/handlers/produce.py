@@ -13,14 +13,16 @@ that covers the batch (group commit). Each partition succeeds or fails on its ow
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.records import (
     Compression,
     RecordsError,
@@ -34,6 +36,7 @@ from shoal.storage import PartitionLog, StorageError
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
+    from shoal.broker.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,29 @@ class _Outcome:
     durable: asyncio.Future[None] | None = None
 
 
-@handles(ApiKey.PRODUCE)
-async def handle_produce(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _PartitionData(Protocol):
+    index: int
+    records: bytes | None
+
+
+class _TopicData(Protocol):
+    """Named by name (v3-v12) or by topic_id (v13+): both are read with getattr."""
+
+    partition_data: Sequence[_PartitionData]
+
+
+class _ProduceRequest(Protocol):
+    acks: int
+    timeout: datetime.timedelta
+    topic_data: Sequence[_TopicData]
+
+
+async def handle_produce(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody | None:
+    header, body = request.header, request_body(request.body, _ProduceRequest)
     acks = int(body.acks)
-    topics: list[tuple[Any, str | None, list[tuple[int, _Outcome]]]] = []
+    topics: list[tuple[_TopicData, str | None, list[tuple[int, _Outcome]]]] = []
     for topic_data in body.topic_data:
         name, topic = _resolve_topic(broker, topic_data)
         outcomes = []
@@ -112,16 +132,17 @@ async def handle_produce(broker: Broker, ctx: RequestContext, request: Request) 
     )
 
 
-def _resolve_topic(broker: Broker, topic_data: Any) -> tuple[str | None, Any]:
+def _resolve_topic(broker: Broker, topic_data: _TopicData) -> tuple[str | None, Topic | None]:
     name = getattr(topic_data, "name", None)
     if name is not None:
         return name, broker.topics.get(name)
-    topic = broker.topic_by_id(topic_data.topic_id)
+    topic_id = getattr(topic_data, "topic_id", None)
+    topic = broker.topic_by_id(topic_id) if topic_id is not None else None
     return (topic.name if topic else None), topic
 
 
 def _append(
-    broker: Broker, topic: Any, index: int, records: bytes | None, version: int, acks: int
+    broker: Broker, topic: Topic, index: int, records: bytes | None, version: int, acks: int
 ) -> _Outcome:
     if topic.internal:
         # As Kafka (which lets only its own admin tools through): the coordinator alone writes
@@ -176,7 +197,7 @@ def _append(
 
 
 def _duplicate(
-    plog: PartitionLog, broker: Broker, topic: Any, original: BatchMetadata, acks: int
+    plog: PartitionLog, broker: Broker, topic: Topic, original: BatchMetadata, acks: int
 ) -> _Outcome:
     """A retry of a batch already in the log: its original offsets, as Kafka answers.
 

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.handlers.registry import handles
 from shoal.coordinator.group import SyncRequest
-from shoal.protocol import ApiKey, Request
+from shoal.protocol import Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
-@handles(ApiKey.SYNC_GROUP)
-async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    # Version-agnostic: every version of the message has the fields read here.
-    header, body = request.header, cast(Any, request.body)
+class _Assignment(Protocol):
+    member_id: str
+    assignment: bytes
+
+
+class _SyncGroupRequest(Protocol):
+    """The fields every served version has; the others are read with getattr."""
+
+    group_id: str
+    member_id: str
+    generation_id: int
+    assignments: Sequence[_Assignment]
+
+
+async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _SyncGroupRequest)
     assignments = {a.member_id: bytes(a.assignment) for a in body.assignments}
     sync = SyncRequest(
         body.member_id,

@@ -14,12 +14,13 @@ v0 and v1 list each feature's result after a success, and none after a failure; 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.features import broker_features
-from shoal.broker.handlers.registry import handles
-from shoal.protocol import ApiKey, ErrorCode, Request
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -30,9 +31,21 @@ DEFAULT_UPGRADE_TYPE: Final = 1
 """v0 has no upgrade type; its AllowDowngrade flag does not matter when no level may change."""
 
 
-@handles(ApiKey.UPDATE_FEATURES)
-async def handle_update_features(broker: Broker, ctx: RequestContext, request: Request) -> Any:
-    header, body = request.header, cast(Any, request.body)
+class _FeatureUpdate(Protocol):
+    """upgrade_type (v1+) is read with getattr."""
+
+    feature: str
+    max_version_level: int
+
+
+class _UpdateFeaturesRequest(Protocol):
+    feature_updates: Sequence[_FeatureUpdate]
+
+
+async def handle_update_features(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _UpdateFeaturesRequest)
     levels = {f.name: f.level for f in broker_features(broker.apis)}
     answer: dict[str, Any] = {
         "throttle_time": 0,
