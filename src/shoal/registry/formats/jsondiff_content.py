@@ -141,25 +141,28 @@ def _property_removed(
     ctx: Context, original: Schema, update: Schema, name: str, where: str
 ) -> None:
     # Only the reader's content model matters: it must still accept what the writer sent.
-    if _object_open(update):
-        ctx.add("PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL", where)
-        return
     old = classify(_props(original)[name], original.doc)
-    partial = _object_partial(update, name)
+    _removed(ctx, "PROPERTY", old, _object_open(update), _object_partial(update, name), where)
+
+
+def _removed(
+    ctx: Context, noun: str, old: Schema, open_model: bool, partial: Schema | None, where: str
+) -> None:
+    """A property or item (``noun``) the reader no longer names: how its content model (open,
+    partially open through a schema the old one must fit, or closed) takes what it was."""
+    if open_model:
+        ctx.add(f"{noun}_REMOVED_FROM_OPEN_CONTENT_MODEL", where)
+        return
     if partial is not None:
         sub = ctx.sub()
         sub.compare(old, partial, where)
         ctx.merge(sub)
-        ctx.add(
-            "PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-            if sub.compatible
-            else "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-            where,
-        )
+        covered = "IS_COVERED" if sub.compatible else "NOT_COVERED"
+        ctx.add(f"{noun}_REMOVED_{covered}_BY_PARTIALLY_OPEN_CONTENT_MODEL", where)
     elif old.kind == "false":
-        ctx.add("PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
+        ctx.add(f"{noun}_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
     else:
-        ctx.add("PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
+        ctx.add(f"{noun}_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
 
 
 def _property_added(ctx: Context, original: Schema, update: Schema, name: str, where: str) -> None:
@@ -353,24 +356,8 @@ def compare_array(ctx: Context, original: Schema, update: Schema, path: str) -> 
 
 
 def _item_removed(ctx: Context, old: Schema, u_holder: Schema, where: str) -> None:
-    if _array_open(u_holder):
-        ctx.add("ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL", where)
-        return
     partial = _partial(u_holder, "additionalItems", "unevaluatedItems")
-    if partial is not None:
-        sub = ctx.sub()
-        sub.compare(old, partial, where)
-        ctx.merge(sub)
-        ctx.add(
-            "ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-            if sub.compatible
-            else "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-            where,
-        )
-    elif old.kind == "false":
-        ctx.add("ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
-    else:
-        ctx.add("ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
+    _removed(ctx, "ITEM", old, _array_open(u_holder), partial, where)
 
 
 def _item_added(ctx: Context, o_holder: Schema, new: Schema, where: str) -> None:
