@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CollectorRegistry
 
+from shoal.app.delivery import Runtime, Sleep
 from shoal.app.extras import extra_required
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message, caused_by_headers
 from shoal.app.observability import tracing
@@ -34,7 +35,7 @@ from shoal.app.observability.metrics import Instruments
 from shoal.app.resilience.breaker import Breaker, BreakerRegistry, BreakerState
 from shoal.app.resilience.idempotency import IdempotencyStore
 from shoal.app.resilience.retry import Retry
-from shoal.app.runner import Runtime, Sleep, SubscriberRunner
+from shoal.app.runner import SubscriberRunner
 from shoal.app.serdes.codec import Codec
 from shoal.app.serdes.payload import encode
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler

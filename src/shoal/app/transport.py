@@ -12,7 +12,7 @@ delivery below the committed offset. The App only ever commits contiguous comple
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from shoal.app.message import Headers, Message
 
@@ -51,6 +51,19 @@ class TransportConsumer(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class DelayedSend(Protocol):
+    """An optional capability: a transport that can hold a record back until it is due (Redis
+    Streams, RabbitMQ). Retry topics use it when the transport has it; elsewhere the consumer
+    of the retry topic waits for the record's due time itself."""
+
+    async def send_delayed(
+        self, topic: str, value: bytes, key: bytes | None, headers: Headers, delay_ms: int
+    ) -> None:
+        """Add the record to ``topic`` once ``delay_ms`` has passed."""
+        ...
 
 
 class Transport(Protocol):
