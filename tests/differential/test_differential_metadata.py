@@ -4,7 +4,6 @@ node.id 7 and an advertised listener, so it starts its own pair."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from shoal.embedded import EmbeddedBroker
 from shoal.server.settings import Settings, SettingsError
 from tests.differential.scenarios_metadata import ADVERTISED_HOST, NODE, SCENARIOS, fresh_broker
-from tests.peers.kafka_peer import KafkaPeer, free_port, java_command, random_cluster_id
+from tests.peers.kafka_peer import KafkaPeer, format_storage, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -74,19 +73,7 @@ def test_a_wildcard_bind_with_nothing_advertised_is_refused_as_by_kafka(tmp_path
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
         f"log.dirs={tmp_path / 'data'}\n"
     )
-    kafka = subprocess.run(
-        java_command(
-            "kafka.tools.StorageTool",
-            "format",
-            "--config",
-            str(config),
-            f"--cluster-id={random_cluster_id()}",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    kafka = format_storage(config)
     assert kafka.returncode != 0
     assert "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0" in kafka.stderr
     with pytest.raises(SettingsError, match="binds every interface"):

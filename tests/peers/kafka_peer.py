@@ -155,21 +155,7 @@ class KafkaPeer:
         config = self.workdir / "server.properties"
         config.write_text(self._properties())
         began = time.monotonic()
-        fmt = subprocess.run(
-            java_command(
-                "kafka.tools.StorageTool",
-                "format",
-                "--config",
-                str(config),
-                # One argument: an id may begin with "-", which a separate argument would
-                # turn into an option (kafka-storage then fails, about one start in ten).
-                f"--cluster-id={random_cluster_id()}",
-            ),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        fmt = format_storage(config)
         if fmt.returncode != 0:
             raise KafkaPeerError(f"kafka-storage format failed:\n{fmt.stdout}\n{fmt.stderr}")
         with self._log_path.open("wb") as log:
@@ -227,3 +213,23 @@ class KafkaPeer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def format_storage(config: Path) -> subprocess.CompletedProcess[str]:
+    """``kafka-storage format`` of the node ``config`` describes, with a new cluster id; the
+    caller reads the outcome (the format refuses some configs, which a test may want)."""
+    return subprocess.run(
+        java_command(
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(config),
+            # One argument: an id may begin with "-", which a separate argument would turn
+            # into an option (kafka-storage then fails, about one start in ten).
+            f"--cluster-id={random_cluster_id()}",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
