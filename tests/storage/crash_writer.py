@@ -213,6 +213,9 @@ class _KillableFile:
     def pread(self, size: int, position: int) -> bytes:
         return self._file.pread(size, position)
 
+    def pread_cached(self, size: int, position: int) -> bytearray | None:
+        return self._file.pread_cached(size, position)
+
     def fsync(self) -> None:
         self._file.fsync()
 

@@ -30,6 +30,7 @@ from shoal.broker.internal_topics import (
     reserved_name_message,
 )
 from shoal.broker.signals import AppendSignals
+from shoal.broker.stats import BrokerStats
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
 from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
@@ -74,6 +75,7 @@ class Broker:
         """Producer-state snapshots being written on worker threads (see :meth:`drain`)."""
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         self.unsupported = UnsupportedFeatures(clock)
+        self.stats = BrokerStats()
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(HANDLERS.keys())
         self._ensure_logs()
         self._ensure_internal_topics()

@@ -29,11 +29,13 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _family(name: str, help_text: str, samples: Iterable[tuple[_Labels, int]]) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+def _family(
+    name: str, help_text: str, samples: Iterable[tuple[_Labels, int]], kind: str = "gauge"
+) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
         rendered = ",".join(f'{key}="{_escape(text)}"' for key, text in labels)
-        lines.append(f"{name}{{{rendered}}} {value}")
+        lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
     return lines
 
 
@@ -77,6 +79,12 @@ def render_group_metrics(broker: Broker) -> str:
             "kafka_consumergroup_members",
             "Amount of members in a consumer group",
             members,
+        ),
+        *_family(
+            "shoal_fetch_reads_off_loop_total",
+            "Fetches whose records were not in the page cache and were read on a worker thread",
+            [((), broker.stats.fetch_reads_off_loop)],
+            kind="counter",
         ),
     ]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from shoal.storage.errors import (
     LogClosedError,
     LogDirectoryFailedError,
     OffsetOutOfRangeError,
+    ReadWouldWait,
     StorageError,
 )
 from shoal.storage.fs import File, FileSystem, OsFileSystem
@@ -31,6 +32,7 @@ __all__ = [
     "OsFileSystem",
     "PartitionLog",
     "ReadResult",
+    "ReadWouldWait",
     "StorageError",
     "TopicPartition",
 ]

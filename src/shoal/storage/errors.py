@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 
+class ReadWouldWait(Exception):
+    """A read asked for cached bytes only (``cached_only=True``) found some on the disk alone.
+
+    Not a :class:`StorageError`: nothing is wrong, the caller reads again where waiting for
+    the disk is allowed (a worker thread, not the event loop).
+    """
+
+
 class StorageError(Exception):
     """Root of every error from :mod:`shoal.storage`."""
 

@@ -40,6 +40,15 @@ class File(Protocol):
         """Read up to ``size`` bytes at ``position``; fewer only at the end of the file."""
         ...
 
+    def pread_cached(self, size: int, position: int) -> bytearray | None:
+        """The ``size`` bytes at ``position`` if the OS holds all of them in memory now (the
+        page cache), else None, without ever waiting for the disk.
+
+        The event loop reads with this: a hit costs one copy out of the page cache, a miss
+        costs nothing and the caller reads again on a thread that may wait.
+        """
+        ...
+
     def fsync(self) -> None: ...
 
     def truncate(self, size: int) -> None: ...
@@ -79,6 +88,10 @@ class FileSystem(Protocol):
     def unlock(self, path: str) -> None: ...
 
 
+_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+"""Linux (4.14+) ``preadv2`` flag: fail with EAGAIN instead of reading from the disk."""
+
+
 class OsFile:
     """A file on the real disk, written with ``pwritev`` at a position this object tracks."""
 
@@ -113,6 +126,22 @@ class OsFile:
 
     def pread(self, size: int, position: int) -> bytes:
         return os.pread(self._fd, size, position)
+
+    def pread_cached(self, size: int, position: int) -> bytearray | None:
+        if _RWF_NOWAIT is None:
+            return None  # no way to ask "only if cached" here: every read may wait
+        buffer = bytearray(size)
+        try:
+            got = os.preadv(self._fd, [buffer], position, _RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                return None  # a file system without RWF_NOWAIT reads
+            raise
+        # Short: part of the range is not cached (or lies past the end, which the blocking
+        # read reports to the caller as it always has).
+        return buffer if got == size else None
 
     def fsync(self) -> None:
         os.fsync(self._fd)

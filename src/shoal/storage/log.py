@@ -82,7 +82,7 @@ class AppendInfo:
 
 @dataclass(frozen=True, slots=True)
 class ReadResult:
-    data: bytes
+    data: bytes | bytearray
     """Whole batches, as stored (empty when there is nothing to read)."""
     first_offset: int
     next_offset: int
@@ -445,12 +445,20 @@ class PartitionLog:
 
     # -- reading --------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> ReadResult:
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None = None,
+        cached_only: bool = False,
+    ) -> ReadResult:
         """Whole batches starting with the one that holds ``offset``.
 
         Returns about ``max_bytes`` (at least one batch, even a larger one) from one segment,
         none at or past ``max_offset``. Raises :class:`OffsetOutOfRangeError` outside
-        ``[log_start_offset, log_end_offset]``.
+        ``[log_start_offset, log_end_offset]``. With ``cached_only`` it never waits for the
+        disk: it raises :class:`ReadWouldWait` where it would (the event loop reads this way).
         """
         with self._lock:
             if self._closed:
@@ -464,7 +472,7 @@ class PartitionLog:
             i = max(0, bisect_right(self._bases, offset) - 1)
             found: SegmentRead | None = None
             while found is None and i < len(self._segments) and offset < limit:
-                found = self._segments[i].read(offset, max_bytes, limit)
+                found = self._segments[i].read(offset, max_bytes, limit, cached_only=cached_only)
                 i += 1
         if found is None:
             return ReadResult(b"", offset, offset, start, end)

@@ -8,14 +8,14 @@ append. Indexes live in memory and are saved, sealed with a CRC, when the segmen
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from shoal.buffers import Buffer
 from shoal.invariant import invariant
 from shoal.records.header import BatchHeader, encode_base_offset, read_header
-from shoal.storage.errors import CorruptLogError
+from shoal.storage.errors import CorruptLogError, ReadWouldWait
 from shoal.storage.fs import File, FileSystem, read_sealed, sealed
 from shoal.storage.handles import FileHandles
 from shoal.storage.index import OffsetIndex, TimeIndex
@@ -40,7 +40,8 @@ def segment_name(base_offset: int) -> str:
 class SegmentRead:
     """Bytes of whole batches read from one segment."""
 
-    data: bytes
+    data: bytes | bytearray
+    """A ``bytearray`` when read with ``cached_only`` (filled in place, never copied again)."""
     first_offset: int
     """Base offset of the first batch returned (may be below the offset asked for)."""
     next_offset: int
@@ -257,14 +258,19 @@ class Segment:
 
     # -- reading --------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, max_offset: int) -> SegmentRead | None:
+    def read(
+        self, offset: int, max_bytes: int, max_offset: int, *, cached_only: bool = False
+    ) -> SegmentRead | None:
         """Whole batches from the one holding ``offset``, about ``max_bytes`` of them.
 
         At least one batch is returned even if it is larger than ``max_bytes``; no batch whose
         base offset is at or past ``max_offset`` is (the high watermark or stable offset).
         Returns None when the segment has no batch at or past ``offset`` below ``max_offset``.
+        With ``cached_only`` nothing waits for the disk: every read, the header walks too, is
+        served from the page cache or raises :class:`ReadWouldWait`.
         """
-        with self._handles.using(self.path) as f:
+        with self._handles.using(self.path) as opened:
+            f = _CachedReads(opened) if cached_only else opened
             located = self._locate(f, offset)
             if located is None:
                 return None
@@ -277,7 +283,13 @@ class Segment:
                 if cap is not None:
                     limit = min(limit, cap[0])
             end, next_offset = self._last_boundary_before(f, start, limit)
-            data = f.pread(end - start, start)
+            data: bytes | bytearray | None = (
+                opened.pread_cached(end - start, start)
+                if cached_only
+                else opened.pread(end - start, start)
+            )
+        if data is None:
+            raise ReadWouldWait(f"{self.path} [{start}, {end}) is not in the page cache")
         invariant(len(data) == end - start, f"short read of {self.path} at {start}")
         self._remember(next_offset, end)
         return SegmentRead(data, first_offset, next_offset)
@@ -363,3 +375,45 @@ class Segment:
 
     def describe_problem(self, problem: ScanProblem, where: str) -> str:
         return self._describe(problem, where)
+
+
+class _CachedReads:
+    """A segment file whose small reads (index walks, headers) never wait for the disk."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, file: File) -> None:
+        self._file = file
+
+    @property
+    def path(self) -> str:
+        return self._file.path
+
+    def size(self) -> int:
+        return self._file.size()
+
+    def append(self, parts: Sequence[Buffer]) -> None:
+        invariant(False, "a cached-only view is for reading")
+
+    def pread(self, size: int, position: int) -> bytes:
+        # A walk may ask past the end of the file (it reads in chunks): clip to what exists.
+        size = max(0, min(size, self._file.size() - position))
+        data = self._file.pread_cached(size, position)
+        if data is None:
+            raise ReadWouldWait(f"{self._file.path} at {position} is not in the page cache")
+        return bytes(data)  # small (a header or a walk chunk): the copy is cheaper than a type
+
+    def pread_cached(self, size: int, position: int) -> bytearray | None:
+        return self._file.pread_cached(size, position)
+
+    def fsync(self) -> None:
+        invariant(False, "a cached-only view is for reading")
+
+    def truncate(self, size: int) -> None:
+        invariant(False, "a cached-only view is for reading")
+
+    def close(self) -> None:
+        invariant(False, "the pool owns the file")
+
+    def fileno(self) -> int | None:
+        return self._file.fileno()

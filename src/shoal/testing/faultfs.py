@@ -57,6 +57,12 @@ class _MemFile:
         self._check_open()
         return bytes(self._inode.data[position : position + size])
 
+    def pread_cached(self, size: int, position: int) -> bytearray | None:
+        # Everything here lives in memory: always "cached", short only at the end of a file.
+        self._check_open()
+        data = self._inode.data[position : position + size]
+        return bytearray(data) if len(data) == size else None
+
     def fsync(self) -> None:
         self._check_open()
         err = self._fs._take_fsync_fault()
