@@ -18,6 +18,10 @@ peer), compare.json and compare.png into ``--out`` (default bench/results/).
     python bench/compare.py                  # full run, about ten minutes
     python bench/compare.py --quick --out /tmp/cmp
     python bench/compare.py --systems shoal,redis
+    python bench/compare.py --systems shoal,kafka --load 2   # two busy processes beside it
+
+``--load N`` runs every system's workloads beside N processes that spin at normal priority (one
+per core is the "loaded mode": the broker, its clients and the load all compete for the cores).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench.peers and tests.peers import from root
 
 from bench.peers.common import print_report  # noqa: E402
+from bench.peers.load import busy_processes  # noqa: E402
 from bench.peers.report import write_chart, write_markdown  # noqa: E402
 from bench.peers.systems import SYSTEMS, System, pacer_for, started  # noqa: E402
 
@@ -58,6 +63,10 @@ class Config:
     system_warmup_s: float
     """Untimed producing and consuming before any figure: the JVM of Apache Kafka compiles
     its hot paths in the first tens of seconds, and every system gets the same courtesy."""
+    background_load: int = 0
+    """Busy processes spinning beside the system and its clients while it is measured."""
+    only_latency: bool = False
+    """Latency runs only (an investigation of one figure, not a report)."""
 
 
 def config_for(quick: bool, seconds: float | None, repeats: int | None) -> Config:
@@ -85,7 +94,7 @@ def measure(system: System, cfg: Config, log: Any) -> dict[str, Any]:
         log(f"  warmed up: {warm.records:,} records produced and consumed, not counted")
     for size in cfg.sizes:
         produced, consumed = [], []
-        for repeat in range(cfg.repeats):
+        for repeat in range(0 if cfg.only_latency else cfg.repeats):
             dest = f"cmp-{size}b-{repeat}-{time.monotonic_ns()}"
             system.prepare(dest)
             run = system.produce(dest, size, cfg.seconds)
@@ -97,18 +106,22 @@ def measure(system: System, cfg: Config, log: Any) -> dict[str, Any]:
                 f"consume {consumed[-1]['records_per_s']:,.0f}/s "
                 f"(client cpu {consumed[-1]['client_cpu_fraction']:.0%})"
             )
-        cell: dict[str, Any] = {
-            "produce": {
-                "runs": produced,
-                "records_per_s": spread([r["records_per_s"] for r in produced]),
-                "mb_per_s": spread([r["mb_per_s"] for r in produced]),
-            },
-            "consume": {
-                "runs": consumed,
-                "records_per_s": spread([r["records_per_s"] for r in consumed]),
-                "mb_per_s": spread([r["mb_per_s"] for r in consumed]),
-            },
-        }
+        cell: dict[str, Any] = (
+            {}
+            if cfg.only_latency
+            else {
+                "produce": {
+                    "runs": produced,
+                    "records_per_s": spread([r["records_per_s"] for r in produced]),
+                    "mb_per_s": spread([r["mb_per_s"] for r in produced]),
+                },
+                "consume": {
+                    "runs": consumed,
+                    "records_per_s": spread([r["records_per_s"] for r in consumed]),
+                    "mb_per_s": spread([r["mb_per_s"] for r in consumed]),
+                },
+            }
+        )
         for rate in cfg.rates:
             dest = f"lat-{size}b-{rate}-{time.monotonic_ns()}"
             system.prepare(dest)
@@ -124,6 +137,9 @@ def measure(system: System, cfg: Config, log: Any) -> dict[str, Any]:
             if result["ack_latency_ms"]:
                 ack = result["ack_latency_ms"]
                 log(f"    of which send-to-ack: p50 {ack['p50']:.2f} p99 {ack['p99']:.2f} ms")
+        if cfg.only_latency:
+            out[f"{size}B"] = cell
+            continue
         alone = system.client_alone(size, cfg.client_alone_records)
         cell["client_alone"] = alone
         log(f"  {size} B client alone: {alone['records_per_s']:,.0f}/s ({alone['what']})")
@@ -154,10 +170,14 @@ def run(cfg: Config, systems: list[str], out_dir: Path, work_base: Path) -> dict
                 with started(name, Path(work) / name) as system:
                     up_s = time.monotonic() - began
                     log(f"  up in {up_s:.1f} s; durability: {system.durability}")
+                    with busy_processes(cfg.background_load) as spinners:
+                        if spinners:
+                            log(f"  beside {len(spinners)} busy processes (pids {spinners})")
+                        figures = measure(system, cfg, log)
                     results["systems"][name] = {
                         "durability": system.durability,
                         "client": system.client,
-                        "results": measure(system, cfg, log),
+                        "results": figures,
                     }
             except Exception as exc:
                 # One system failing must not throw away the others' figures; the run still
@@ -167,6 +187,9 @@ def run(cfg: Config, systems: list[str], out_dir: Path, work_base: Path) -> dict
     results["environment"]["load_average_after"] = os.getloadavg()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
+    if cfg.only_latency:
+        print(f"latency runs only: figures in {out_dir / 'compare.json'}, no report")
+        return results
     markdown = write_markdown(results, out_dir / "compare.md")
     write_chart(results, out_dir / "compare.png")
     print(markdown)
@@ -188,6 +211,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
     parser.add_argument("--seconds", type=float, help="length of a produce run (3; quick 0.3)")
     parser.add_argument("--repeats", type=int, help="throughput runs per size (3; quick 1)")
+    parser.add_argument("--sizes", help="record sizes in bytes, comma-separated (100,1024)")
+    parser.add_argument("--rates", help="latency rates in records/s, comma-separated")
+    parser.add_argument(
+        "--only-latency", action="store_true", help="skip the throughput and client-alone runs"
+    )
+    parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        help="busy processes spinning beside each system while it is measured (0: none)",
+    )
     parser.add_argument(
         "--dir", type=Path, default=Path(tempfile.gettempdir()), help="where data goes"
     )
@@ -205,7 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown systems {sorted(unknown)}; known: {SYSTEMS}", file=sys.stderr)
         return 2
-    results = run(config_for(args.quick, args.seconds, args.repeats), systems, args.out, args.dir)
+    cfg = config_for(args.quick, args.seconds, args.repeats)
+    cfg.background_load = args.load
+    if args.sizes:
+        cfg.sizes = [int(v) for v in args.sizes.split(",")]
+    if args.rates:
+        cfg.rates = [int(v) for v in args.rates.split(",")]
+    cfg.only_latency = args.only_latency
+    results = run(cfg, systems, args.out, args.dir)
     return 1 if results["failed"] else 0
 
 

@@ -67,7 +67,13 @@ def write_markdown(results: dict[str, Any], path: Path) -> str:
         "one system runs at a time; figures are medians of "
         f"{cfg['repeats']} throughput runs of {cfg['seconds']} s, latency runs of "
         f"{cfg['latency_seconds']} s (first {cfg['warmup_s']} s dropped); "
-        "1 partition / stream / queue.",
+        "1 partition / stream / queue."
+        + (
+            f" **Loaded mode**: {cfg['background_load']} busy processes spun beside each "
+            "system while it was measured."
+            if cfg.get("background_load")
+            else ""
+        ),
         "",
         "Ratios are shoal / peer. Throughput rows: above 1 means shoal is faster. Latency rows: "
         "below 1 means shoal is faster. `*` the system did not sustain the offered rate "

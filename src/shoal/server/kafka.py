@@ -42,6 +42,7 @@ from shoal.protocol import (
     encode_api_versions_fallback,
     encode_response_frame,
 )
+from shoal.server.gather_write import GatherWriter
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class _Connection:
         self._broker = broker
         self._reader = reader
         self._writer = writer
+        self._gather = GatherWriter(writer)
         self._limits = limits
         peer = writer.get_extra_info("peername") or ("?", 0)
         self._host, self._port = str(peer[0]), int(peer[1])
@@ -361,22 +363,37 @@ class _Connection:
                 self._budget.sent(frame_size(frame))
 
     async def _send(self, frame: Frame) -> None:
-        """Write the frame's buffers in order, a large one a slice at a time.
+        """Write the frame's buffers in order, at most a slice of ``write_chunk_bytes`` at a time.
 
-        ``write`` sends what the socket takes at once and copies only the rest into the
-        transport's buffer; draining after each piece (free while the transport is below its
-        high-water mark) keeps that copy to one slice when the client reads slowly.
+        Each slice goes out in one ``writev`` when the socket takes it (no copy, one system
+        call however many buffers); only what the socket refuses is copied into the
+        transport's buffer, and draining after each slice (free while the transport is below
+        its high-water mark) keeps that copy to one slice when the client reads slowly.
         """
-        chunk = self._limits.write_chunk_bytes
-        for data in frame:
-            if len(data) <= chunk:
-                self._writer.write(data)
-                await self._writer.drain()
-                continue
-            view = memoryview(data)
-            for start in range(0, len(view), chunk):
-                self._writer.write(view[start : start + chunk])
-                await self._writer.drain()
+        for piece in _slices(frame, self._limits.write_chunk_bytes):
+            self._gather.write(piece)
+            await self._writer.drain()
+
+
+def _slices(frame: Frame, chunk: int) -> list[list[Buffer]]:
+    """The frame's buffers regrouped into runs of about ``chunk`` bytes, large buffers cut."""
+    if frame_size(frame) <= chunk:
+        return [frame]  # nearly every response: one piece, nothing cut
+    pieces: list[list[Buffer]] = []
+    current: list[Buffer] = []
+    size = 0
+    for data in frame:
+        view = memoryview(data)
+        for start in range(0, max(len(view), 1), chunk):
+            part = view[start : start + chunk]
+            current.append(part)
+            size += len(part)
+            if size >= chunk:
+                pieces.append(current)
+                current, size = [], 0
+    if current:
+        pieces.append(current)
+    return pieces
 
 
 def frame_size(frame: Frame) -> int:

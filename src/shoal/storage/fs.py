@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Protocol
 
-from shoal.buffers import Buffer
+from shoal.buffers import Buffer, skip_bytes
 from shoal.records.crc import crc32c
 
 
@@ -118,7 +118,7 @@ class OsFile:
                 written = os.pwritev(self._fd, views, self._size)
                 self._size += written
                 if self._size < target:
-                    views = _skip(views, written)
+                    views = skip_bytes(views, written)
         finally:
             # A short or failed write leaves an unknown prefix on disk: ask the kernel.
             if self._size != target:
@@ -157,18 +157,6 @@ class OsFile:
 
     def fileno(self) -> int | None:
         return self._fd
-
-
-def _skip(views: list[memoryview], count: int) -> list[memoryview]:
-    """Drop the first ``count`` bytes from a list of buffers (after a short write)."""
-    out: list[memoryview] = []
-    for view in views:
-        if count >= view.nbytes:
-            count -= view.nbytes
-            continue
-        out.append(view[count:])
-        count = 0
-    return out
 
 
 class OsFileSystem:
