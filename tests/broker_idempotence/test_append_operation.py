@@ -25,6 +25,7 @@ from shoal.protocol.build import build
 from shoal.records import SimpleRecord, build_batch
 from shoal.storage import LogManager
 from shoal.storage.fs import OsFileSystem
+from shoal.testing.responses import as_client_reads
 from tests.server.wire import fetch_values
 
 CTX = RequestContext(client_id="test", client_host="127.0.0.1", client_port=1)
@@ -150,8 +151,12 @@ def test_the_producer_snapshot_an_append_starts_is_finished_by_drain(
             records = build_batch(
                 [SimpleRecord(value=b"v")], producer_id=3, producer_epoch=0, base_sequence=0
             )
-            answer = await broker.handle(
-                CTX, _request(ApiKey.PRODUCE, PRODUCE_VERSION, _produce_values("t", records))
+            answer = as_client_reads(
+                await broker.handle(
+                    CTX, _request(ApiKey.PRODUCE, PRODUCE_VERSION, _produce_values("t", records))
+                ),
+                ApiKey.PRODUCE,
+                PRODUCE_VERSION,
             )
             assert answer.responses[0].partition_responses[0].error_code == 0
             assert broker.pending_snapshot_jobs == 1

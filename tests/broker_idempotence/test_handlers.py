@@ -22,6 +22,7 @@ from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
 from shoal.records import SimpleRecord, build_batch
 from shoal.storage import LogManager
+from shoal.testing.responses import as_client_reads
 
 CTX = RequestContext(client_id="test", client_host="127.0.0.1", client_port=1)
 PRODUCE_VERSION = 9
@@ -51,7 +52,7 @@ class Harness:
         assert self.broker is not None
         body = build(request_class(api_key, version), values)
         request = Request(RequestHeader(api_key, version, 1, "test"), body)
-        return asyncio.run(self.broker.handle(CTX, request))
+        return as_client_reads(asyncio.run(self.broker.handle(CTX, request)), api_key, version)
 
     def init_producer_id(self, version: int = 4, **values: Any) -> tuple[int, int, int]:
         response = self.call(

@@ -37,7 +37,7 @@ from shoal.protocol.errors import (
     InvalidResponseError,
     UnsupportedVersionError,
 )
-from shoal.protocol.fetch_response import FetchResponse
+from shoal.protocol.frame_writer import FramedResponse
 from shoal.protocol.framing import FRAME_BYTES_LIMIT
 from shoal.protocol.guard import check_layout
 from shoal.protocol.headers import (
@@ -151,15 +151,19 @@ def encode_response(
 
 
 def encode_response_frame(
-    correlation_id: int, api_key: int, api_version: int, response: ResponseBody | FetchResponse
+    correlation_id: int, api_key: int, api_version: int, response: ResponseBody | FramedResponse
 ) -> list[Buffer]:
     """A complete response frame as buffers to write in order (size prefix first).
 
-    A :class:`~shoal.protocol.fetch_response.FetchResponse` frames itself and hands its record
-    bytes over uncopied; every other response is one ``bytes`` from :func:`encode_response`.
+    A :class:`~shoal.protocol.frame_writer.FramedResponse` (Fetch, Produce) frames itself, a
+    Fetch handing its record bytes over uncopied; every other response is one ``bytes`` from
+    :func:`encode_response`.
     """
-    if isinstance(response, FetchResponse):
-        invariant(api_key == ApiKey.FETCH, f"a FetchResponse answers api key {api_key}")
+    if isinstance(response, FramedResponse):
+        invariant(
+            api_key == response.api_key,
+            f"a {type(response).__name__} does not answer api key {api_key}",
+        )
         return response.encode_frame(correlation_id, api_version)
     return [encode_response(correlation_id, api_key, api_version, response)]
 

@@ -33,8 +33,9 @@ from typing import Final
 
 from shoal.buffers import Buffer
 from shoal.protocol.errors import EncodeError
-from shoal.protocol.framing import FRAME_BYTES_LIMIT
-from shoal.protocol.headers import encode_response_header, encode_uvarint
+from shoal.protocol.frame_writer import FramedResponse, FrameWriter
+from shoal.protocol.headers import encode_response_header
+from shoal.protocol.versions import ApiKey
 
 FETCH_MIN_VERSION: Final = 4
 FETCH_MAX_VERSION: Final = 18
@@ -44,13 +45,11 @@ FIRST_WITH_LOG_START: Final = 5
 FIRST_WITH_SESSION: Final = 7
 FIRST_WITH_READ_REPLICA: Final = 11
 
-_I16: Final = struct.Struct(">h")
 _I32: Final = struct.Struct(">i")
 _PARTITION_OFFSETS: Final = struct.Struct(">ihqq")  # index, error, high watermark, LSO
 _I64: Final = struct.Struct(">q")
 _ABORTED: Final = struct.Struct(">qq")
 _TOP: Final = struct.Struct(">ihi")  # throttle, error, session
-_NO_TAGS: Final = b"\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +80,10 @@ class FetchedTopic:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchResponse:
+class FetchResponse(FramedResponse):
     """A Fetch response the server frames itself (see the module docstring)."""
+
+    api_key = ApiKey.FETCH
 
     topics: Sequence[FetchedTopic]
     throttle_time_ms: int = 0
@@ -97,7 +98,7 @@ class FetchResponse:
         """The whole frame (size prefix first) as buffers to write in order."""
         if not FETCH_MIN_VERSION <= version <= FETCH_MAX_VERSION:
             raise EncodeError(f"Fetch v{version} is not one shoal serves")
-        writer = _Writer(flexible=version >= FIRST_FLEXIBLE)
+        writer = FrameWriter(flexible=version >= FIRST_FLEXIBLE)
         writer.add(encode_response_header(correlation_id, flexible=writer.flexible))
         if version >= FIRST_WITH_SESSION:
             writer.add(_TOP.pack(self.throttle_time_ms, self.error_code, self.session_id))
@@ -114,10 +115,10 @@ class FetchResponse:
                 _write_partition(writer, partition, version)
             writer.tags()
         writer.tags()
-        return writer.frame()
+        return writer.frame("Fetch")
 
 
-def _write_partition(writer: _Writer, p: FetchedPartition, version: int) -> None:
+def _write_partition(writer: FrameWriter, p: FetchedPartition, version: int) -> None:
     writer.add(
         _PARTITION_OFFSETS.pack(
             p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset
@@ -136,53 +137,3 @@ def _write_partition(writer: _Writer, p: FetchedPartition, version: int) -> None
         writer.add(_I32.pack(p.preferred_read_replica))
     writer.records(p.records)
     writer.tags()
-
-
-class _Writer:
-    """Collects small encoded fields into one pending ``bytearray`` and records as their own
-    buffers, so a response with N partitions is about 2N + 2 buffers, however large."""
-
-    def __init__(self, *, flexible: bool) -> None:
-        self.flexible = flexible
-        self._parts: list[Buffer] = []
-        self._pending = bytearray()
-        self._size = 0
-
-    def add(self, data: bytes) -> None:
-        self._pending += data
-
-    def tags(self) -> None:
-        if self.flexible:
-            self._pending += _NO_TAGS
-
-    def array_length(self, count: int) -> None:
-        self.add(encode_uvarint(count + 1) if self.flexible else _I32.pack(count))
-
-    def null_array(self) -> None:
-        self.add(encode_uvarint(0) if self.flexible else _I32.pack(-1))
-
-    def string(self, value: str) -> None:
-        encoded = value.encode()
-        self.add(encode_uvarint(len(encoded) + 1) if self.flexible else _I16.pack(len(encoded)))
-        self.add(encoded)
-
-    def records(self, data: Buffer) -> None:
-        # Records are never sent null: librdkafka reads a null as a broken message set.
-        size = len(data)
-        self.add(encode_uvarint(size + 1) if self.flexible else _I32.pack(size))
-        if size:
-            self._flush()
-            self._parts.append(data)
-            self._size += size
-
-    def _flush(self) -> None:
-        if self._pending:
-            self._parts.append(bytes(self._pending))
-            self._size += len(self._pending)
-            self._pending = bytearray()
-
-    def frame(self) -> list[Buffer]:
-        self._flush()
-        if self._size > FRAME_BYTES_LIMIT:
-            raise EncodeError(f"Fetch response of {self._size} bytes exceeds the frame limit")
-        return [_I32.pack(self._size), *self._parts]

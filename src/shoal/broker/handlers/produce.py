@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
-from shoal.protocol import ErrorCode, Request, ResponseBody
-from shoal.protocol.build import response_for
+from shoal.protocol import ErrorCode, Request
+from shoal.protocol.produce_response import ProducedPartition, ProducedTopic, ProduceResponse
 from shoal.protocol.shape import request_body
 from shoal.records import (
     Compression,
@@ -77,7 +77,7 @@ class _ProduceRequest(Protocol):
 
 async def handle_produce(
     broker: Broker, ctx: RequestContext, request: Request
-) -> ResponseBody | None:
+) -> ProduceResponse | None:
     header, body = request.header, request_body(request.body, _ProduceRequest)
     acks = int(body.acks)
     topics: list[tuple[_TopicData, str | None, list[tuple[int, _Outcome]]]] = []
@@ -105,30 +105,25 @@ async def handle_produce(
         )
     if acks == 0:
         return None
-    return response_for(
-        header.api_key,
-        header.api_version,
-        {
-            "throttle_time": 0,
-            "responses": [
-                {
-                    "name": name,
-                    "topic_id": getattr(topic_data, "topic_id", None),
-                    "partition_responses": [
-                        {
-                            "index": index,
-                            "error_code": o.error_code,
-                            "error_message": o.error_message,
-                            "base_offset": o.base_offset,
-                            "log_append_time": o.log_append_time,
-                            "log_start_offset": o.log_start_offset,
-                        }
-                        for index, o in outcomes
-                    ],
-                }
-                for topic_data, name, outcomes in topics
-            ],
-        },
+    return ProduceResponse(
+        topics=[
+            ProducedTopic(
+                name=name,
+                topic_id=getattr(topic_data, "topic_id", None),
+                partitions=[
+                    ProducedPartition(
+                        index=index,
+                        error_code=o.error_code,
+                        base_offset=o.base_offset,
+                        log_append_time_ms=o.log_append_time,
+                        log_start_offset=o.log_start_offset,
+                        error_message=o.error_message,
+                    )
+                    for index, o in outcomes
+                ],
+            )
+            for topic_data, name, outcomes in topics
+        ]
     )
 
 

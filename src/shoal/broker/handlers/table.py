@@ -48,15 +48,15 @@ from shoal.broker.handlers.produce import handle_produce
 from shoal.broker.handlers.sync_group import handle_sync_group
 from shoal.broker.handlers.update_features import handle_update_features
 from shoal.protocol import ApiKey, Request, ResponseBody
-from shoal.protocol.fetch_response import FetchResponse
+from shoal.protocol.frame_writer import FramedResponse
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
-HandlerResult: TypeAlias = ResponseBody | FetchResponse | None
-"""A kio response message; a Fetch response the server frames itself; or None when no response
-is sent (Produce with acks=0)."""
+HandlerResult: TypeAlias = ResponseBody | FramedResponse | None
+"""A kio response message; a response the server frames itself (Fetch, Produce); or None when
+no response is sent (Produce with acks=0)."""
 
 Handler: TypeAlias = Callable[["Broker", "RequestContext", Request], Awaitable[HandlerResult]]
 
