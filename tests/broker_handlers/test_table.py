@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from shoal.broker.broker import Broker
-from shoal.broker.config import BrokerConfig
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.handlers import HANDLERS
 from shoal.broker.handlers.table import UNHANDLED
 from shoal.protocol import SUPPORTED_APIS, ApiKey

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.config import BrokerConfig
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.context import RequestContext
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.producers import SNAPSHOT_FILE, Producers, SnapshotJob

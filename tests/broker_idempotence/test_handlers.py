@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.config import BrokerConfig
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.context import RequestContext
 from shoal.protocol import ApiKey, ErrorCode, Request, RequestHeader
 from shoal.protocol._kio import request_class

@@ -16,10 +16,9 @@ from shoal.broker.broker_configs import (
     static_configs,
     validate_dynamic,
 )
-from shoal.broker.config import BrokerConfig
-from shoal.broker.configs import ConfigError
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.context import RequestContext
-from shoal.broker.dynamic_configs import DynamicConfigStore
+from shoal.broker.dynamic_config_store import DynamicConfigStore
 from shoal.broker.groups import GroupService
 from shoal.broker.handlers import HANDLERS, HandlerResult
 from shoal.broker.internal_topics import (
@@ -30,6 +29,7 @@ from shoal.broker.internal_topics import (
     reserved_name_message,
 )
 from shoal.broker.signals import AppendSignals
+from shoal.broker.topic_configs import ConfigError
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
 from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
@@ -334,7 +334,7 @@ class Broker:
     def set_topic_configs(
         self, name: str, configs: Mapping[str, str], *, validate_only: bool = False
     ) -> Topic:
-        """Replace a topic's config overrides (in the canonical form of ``shoal.broker.configs``).
+        """Replace a topic's config overrides (in the canonical form of :mod:`topic_configs`).
 
         The new set is saved first and then applied to the live logs, so a failed save changes
         nothing; raises :class:`TopicError` for an unknown topic or an invalid config.

@@ -14,7 +14,7 @@ from shoal.storage.errors import (
 )
 from shoal.storage.fs import File, FileSystem, OsFileSystem
 from shoal.storage.log import AppendInfo, PartitionLog, ReadResult
-from shoal.storage.manager import LogManager, TopicPartition
+from shoal.storage.manager import LogId, LogManager
 
 __all__ = [
     "AppendInfo",
@@ -26,11 +26,11 @@ __all__ = [
     "LogClosedError",
     "LogConfig",
     "LogDirectoryFailedError",
+    "LogId",
     "LogManager",
     "OffsetOutOfRangeError",
     "OsFileSystem",
     "PartitionLog",
     "ReadResult",
     "StorageError",
-    "TopicPartition",
 ]
