@@ -34,7 +34,7 @@ def test_keys_are_api_keys_and_each_is_answered_by_the_module_of_its_name() -> N
 def test_the_broker_serves_and_advertises_exactly_the_handled_keys(tmp_path: Path) -> None:
     logs = LogManager.open(str(tmp_path))
     try:
-        broker = Broker(BrokerConfig(), logs)
+        broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
         assert set(broker.apis) == set(HANDLERS)
     finally:
         logs.close()

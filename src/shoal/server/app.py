@@ -16,6 +16,7 @@ from dataclasses import replace
 import uvicorn
 
 from shoal.broker.broker import Broker
+from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
@@ -90,7 +91,7 @@ class BrokerApp:
             LogManager.open, self.settings.data_dir, default_config=broker_config.log
         )
         host, port = parse_listen(self.settings.kafka_listen)
-        self.broker = Broker(broker_config, self.logs)
+        self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
         self.kafka = KafkaServer(self.broker, host, port)
         await self.kafka.start()
         if not self.settings.advertised_listener:
