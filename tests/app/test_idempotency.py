@@ -26,7 +26,7 @@ from shoal.app.resilience.idempotency import (
     IdempotencyStore,
     RedisStore,
     SQLiteStore,
-    TopicStore,
+    TopicIdempotencyStore,
 )
 from shoal.app.transport import TransportError
 from shoal.app.transports.memory import MemoryTransport
@@ -62,7 +62,7 @@ def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Kit:
         prefix = f"test:{uuid.uuid4().hex}:"  # the server is shared by the whole session
         return Kit(lambda: RedisStore(server.url, prefix=prefix), serialises=False)
     transport = MemoryTransport()
-    return Kit(lambda: TopicStore(transport), serialises=False)
+    return Kit(lambda: TopicIdempotencyStore(transport), serialises=False)
 
 
 async def opened(kit: Kit) -> IdempotencyStore:
@@ -459,7 +459,7 @@ def test_bad_ttls_are_refused(tmp_path: Path, ttl_s: float) -> None:
     with pytest.raises(ValueError):
         RedisStore("redis://127.0.0.1:1", ttl_s=ttl_s)
     with pytest.raises(ValueError):
-        TopicStore(MemoryTransport(), ttl_s=ttl_s)
+        TopicIdempotencyStore(MemoryTransport(), ttl_s=ttl_s)
 
 
 # --- Redis --------------------------------------------------------------------------------
@@ -607,7 +607,7 @@ class RecordingTransport(MemoryTransport):
 def test_topic_store_uses_a_compacted_topic_keyed_by_scope_and_id() -> None:
     async def scenario() -> None:
         transport = RecordingTransport()
-        store = TopicStore(transport, "idem")
+        store = TopicIdempotencyStore(transport, "idem")
         await store.open()
         assert transport.ensured == [(["idem"], True)]
         claim = await store.begin("billing", "m-1")
@@ -623,7 +623,7 @@ def test_topic_store_uses_a_compacted_topic_keyed_by_scope_and_id() -> None:
 def test_topic_store_refresh_learns_what_other_instances_committed() -> None:
     async def scenario() -> None:
         transport = MemoryTransport()
-        mine, theirs = TopicStore(transport), TopicStore(transport)
+        mine, theirs = TopicIdempotencyStore(transport), TopicIdempotencyStore(transport)
         await mine.open()
         await theirs.open()
         claim = await theirs.begin("billing", "m-1")
@@ -641,7 +641,7 @@ def test_topic_store_refresh_learns_what_other_instances_committed() -> None:
 def test_topic_store_failed_send_records_nothing() -> None:
     async def scenario() -> None:
         transport = RecordingTransport()
-        store = TopicStore(transport)
+        store = TopicIdempotencyStore(transport)
         await store.open()
         claim = await store.begin("billing", "m-1")
         assert claim is not None
@@ -652,7 +652,7 @@ def test_topic_store_failed_send_records_nothing() -> None:
         assert again is not None  # not processed, not stuck in flight
         await again.commit()
         await store.close()
-        fresh = TopicStore(transport)
+        fresh = TopicIdempotencyStore(transport)
         await fresh.open()
         assert await fresh.begin("billing", "m-1") is None
 
@@ -666,7 +666,7 @@ def test_topic_store_forgets_ids_after_ttl_in_memory_and_on_rebuild() -> None:
 
     async def scenario() -> None:
         transport = MemoryTransport()
-        store = TopicStore(transport, ttl_s=3600, clock=clock)
+        store = TopicIdempotencyStore(transport, ttl_s=3600, clock=clock)
         await store.open()
         claim = await store.begin("billing", "m-1")
         assert claim is not None
@@ -675,7 +675,7 @@ def test_topic_store_forgets_ids_after_ttl_in_memory_and_on_rebuild() -> None:
         claim = await store.begin("billing", "m-1")
         assert claim is not None  # forgotten after the ttl
         await claim.abort()
-        rebuilt = TopicStore(transport, ttl_s=3600, clock=clock)
+        rebuilt = TopicIdempotencyStore(transport, ttl_s=3600, clock=clock)
         await rebuilt.open()
         claim = await rebuilt.begin("billing", "m-1")
         assert claim is not None  # the old record in the topic is not resurrected
@@ -687,7 +687,7 @@ def test_topic_store_forgets_ids_after_ttl_in_memory_and_on_rebuild() -> None:
 def test_topic_store_keeps_at_most_entries_max_ids() -> None:
     async def scenario() -> None:
         transport = MemoryTransport()
-        store = TopicStore(transport, entries_max=2)
+        store = TopicIdempotencyStore(transport, entries_max=2)
         await store.open()
         for message_id in ("m-1", "m-2", "m-3"):
             claim = await store.begin("billing", message_id)
@@ -698,7 +698,7 @@ def test_topic_store_keeps_at_most_entries_max_ids() -> None:
         oldest = await store.begin("billing", "m-1")
         assert oldest is not None  # evicted to keep memory bounded
         await oldest.abort()
-        rebuilt = TopicStore(transport, entries_max=2)
+        rebuilt = TopicIdempotencyStore(transport, entries_max=2)
         await rebuilt.open()
         assert await rebuilt.begin("billing", "m-3") is None
         oldest = await rebuilt.begin("billing", "m-1")
@@ -714,7 +714,7 @@ def test_topic_store_ignores_records_it_does_not_understand() -> None:
         await transport.send("shoal.idempotency", b"1", None, [])
         await transport.send("shoal.idempotency", b"1", b"billing\x00m-1", [])
         await transport.send("shoal.idempotency", b"forget", b"billing\x00m-1", [])
-        store = TopicStore(transport)
+        store = TopicIdempotencyStore(transport)
         await store.open()
         claim = await store.begin("billing", "m-1")
         assert claim is not None  # the last record for the key says "not processed"
@@ -725,6 +725,6 @@ def test_topic_store_ignores_records_it_does_not_understand() -> None:
 
 def test_topic_store_settings_are_checked() -> None:
     with pytest.raises(ValueError):
-        TopicStore(MemoryTransport(), "")
+        TopicIdempotencyStore(MemoryTransport(), "")
     with pytest.raises(ValueError):
-        TopicStore(MemoryTransport(), entries_max=0)
+        TopicIdempotencyStore(MemoryTransport(), entries_max=0)

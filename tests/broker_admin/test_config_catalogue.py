@@ -16,15 +16,15 @@ from shoal.broker.broker_configs import (
     static_configs,
     validate_dynamic,
 )
-from shoal.broker.config import BrokerConfig
-from shoal.broker.configs import (
+from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.handlers.incremental_alter_configs import AlterOp, apply_operations
+from shoal.broker.topic_configs import (
     LONG_MAX,
     TOPIC_CONFIGS,
     ConfigError,
     log_config_for,
     validate_topic_configs,
 )
-from shoal.broker.handlers.incremental_alter_configs import AlterOp, apply_operations
 from shoal.protocol import ErrorCode
 from shoal.storage import FlushPolicy, LogConfig
 

@@ -22,7 +22,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from shoal.broker.dynamic_configs import BROKER_CONFIGS_FILE
+from shoal.broker.dynamic_config_store import BROKER_CONFIGS_FILE
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
 from tests.broker_admin.conftest import TIMEOUT_S, admin_for, partition_log, unique

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pytest
 
 from shoal.broker.broker_configs import CLUSTER_SEED, validate_dynamic
-from shoal.broker.dynamic_configs import (
+from shoal.broker.dynamic_config_store import (
     BROKER_CONFIGS_FILE,
     DynamicConfigsDamaged,
     DynamicConfigStore,

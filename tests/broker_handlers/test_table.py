@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from shoal.broker.broker import Broker
-from shoal.broker.config import BrokerConfig
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.handlers import HANDLERS
 from shoal.broker.handlers.table import UNHANDLED
 from shoal.protocol import SUPPORTED_APIS, ApiKey
@@ -34,7 +34,7 @@ def test_keys_are_api_keys_and_each_is_answered_by_the_module_of_its_name() -> N
 def test_the_broker_serves_and_advertises_exactly_the_handled_keys(tmp_path: Path) -> None:
     logs = LogManager.open(str(tmp_path))
     try:
-        broker = Broker(BrokerConfig(), logs)
+        broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
         assert set(broker.apis) == set(HANDLERS)
     finally:
         logs.close()

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.config import BrokerConfig
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.context import RequestContext
+from shoal.broker.handlers import HANDLERS
 from shoal.protocol import ApiKey, ErrorCode, Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
@@ -36,7 +37,7 @@ class Harness:
 
     def start(self) -> Broker:
         self.logs = LogManager.open(str(self.data_dir))
-        self.broker = Broker(BrokerConfig(), self.logs)
+        self.broker = Broker(BrokerConfig(), self.logs, handlers=HANDLERS)
         return self.broker
 
     def restart(self) -> Broker:

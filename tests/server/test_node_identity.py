@@ -7,11 +7,18 @@ answers with a node id and advertised listener in tests/differential/.)"""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -19,6 +26,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
+from shoal.server.app import BrokerApp
 from shoal.server.settings import Settings, SettingsError, load_settings
 from tests.peers.kafka_peer import free_port
 from tests.server.wire import WireClient
@@ -230,3 +238,119 @@ def test_clients_follow_the_advertised_address(identified: Identified) -> None:
         consumer.close()
     names = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=TIMEOUT_S)
     assert names.brokers[NODE].host == "localhost"
+
+
+# -- port 0: the port the listener got is the one clients are told ------------------------------
+
+
+def told_addresses(bootstrap: str) -> tuple[list[tuple[int, str, int]], tuple[str, int], str]:
+    """Metadata's brokers, FindCoordinator's address and DescribeConfigs' advertised.listeners."""
+    with WireClient(bootstrap) as client:
+        metadata = client.request(
+            ApiKey.METADATA, 12, {"topics": [], "allow_auto_topic_creation": False}
+        )
+        (found,) = client.request(
+            ApiKey.FIND_COORDINATOR, 4, {"coordinator_keys": ["g"]}
+        ).coordinators
+        (described,) = client.request(
+            ApiKey.DESCRIBE_CONFIGS,
+            4,
+            {
+                "resources": [
+                    {
+                        "resource_type": 4,
+                        "resource_name": "1",
+                        "configuration_keys": ["advertised.listeners"],
+                    }
+                ]
+            },
+        ).results
+    (listeners,) = described.configs
+    return (
+        [(b.node_id, b.host, b.port) for b in metadata.brokers],
+        (found.host, found.port),
+        listeners.value,
+    )
+
+
+@pytest.mark.integration
+def test_embedded_broker_on_port_0_tells_clients_the_bound_port(tmp_path: Path) -> None:
+    with EmbeddedBroker(str(tmp_path / "data"), port=0) as broker:
+        bound = broker.app.kafka_port
+        assert bound != 0
+        brokers, coordinator, listeners = told_addresses(f"127.0.0.1:{bound}")
+    assert brokers == [(1, "127.0.0.1", bound)]
+    assert coordinator == ("127.0.0.1", bound)
+    assert listeners == f"PLAINTEXT://127.0.0.1:{bound}"
+
+
+READY_LINE: Final = re.compile(
+    rb"shoal broker ready: .* kafka on 127\.0\.0\.1:(\d+) \(clients are told ([^)]*)\)"
+)
+
+
+@pytest.mark.integration
+def test_shoal_broker_on_port_0_tells_clients_the_bound_port(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "shoal"
+    with subprocess.Popen(
+        [
+            str(script), "broker", "--data-dir", str(tmp_path / "data"),
+            "--kafka-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as process:  # fmt: skip
+        ready: Future[re.Match[bytes] | None] = Future()
+
+        def read_log(stderr: IO[bytes]) -> None:
+            """Find the ready line, then keep reading so the broker never blocks on a full pipe."""
+            for line in stderr:
+                if not ready.done() and (match := READY_LINE.search(line)):
+                    ready.set_result(match)
+            if not ready.done():
+                ready.set_result(None)
+
+        assert process.stderr is not None
+        reader = threading.Thread(target=read_log, args=(process.stderr,), daemon=True)
+        reader.start()
+        try:
+            match = ready.result(timeout=60)
+            assert match is not None, "the broker exited before it was ready"
+            bound = int(match[1])
+            assert match[2].decode() == f"127.0.0.1:{bound}"
+            brokers, coordinator, listeners = told_addresses(f"127.0.0.1:{bound}")
+            assert brokers == [(1, "127.0.0.1", bound)]
+            assert coordinator == ("127.0.0.1", bound)
+            assert listeners == f"PLAINTEXT://127.0.0.1:{bound}"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+            reader.join(timeout=60)
+    assert process.returncode == 0
+
+
+@pytest.mark.integration
+def test_a_start_that_fails_after_binding_leaves_the_port_free(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "data"
+    not_a_directory.write_text("a file where the data directory should be")
+    port = free_port()
+    app = BrokerApp(
+        replace(
+            Settings(),
+            data_dir=str(not_a_directory),
+            kafka_listen=f"127.0.0.1:{port}",
+            http_listen="127.0.0.1:0",
+        )
+    )
+
+    async def start_then_probe() -> None:
+        try:
+            with pytest.raises(OSError):
+                await app.start()
+            # No SO_REUSEADDR here: a socket still bound to the port would refuse this bind.
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+        finally:
+            await app.stop()
+
+    asyncio.run(start_then_probe())

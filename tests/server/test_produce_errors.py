@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shoal.broker.config import DEFAULT_MESSAGE_MAX_BYTES
+from shoal.broker.broker_settings import DEFAULT_MESSAGE_MAX_BYTES
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ErrorCode
 from shoal.records import (

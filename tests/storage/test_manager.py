@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.storage import FlushPolicy, LogConfig, LogManager, TopicPartition
+from shoal.storage import FlushPolicy, LogConfig, LogId, LogManager
 from shoal.testing.clock import FakeClock
 from tests.storage.batches import make_batch
 from tests.storage.conftest import Harness
@@ -45,8 +45,8 @@ def test_partitions_survive_a_restart_and_names_with_dashes_parse(tmp_path: Path
     with LogManager.open(str(tmp_path)) as manager:
         assert manager.recovered_cleanly
         assert set(manager.partitions()) == {
-            TopicPartition("orders-eu-west", 7),
-            TopicPartition("payments", 0),
+            LogId("orders-eu-west", 7),
+            LogId("payments", 0),
         }
         plog = manager.get("orders-eu-west", 7)
         assert plog is not None and plog.log_end_offset == 3

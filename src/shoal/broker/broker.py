@@ -1,6 +1,8 @@
 """The broker: topic metadata, partition logs and the dispatch of requests to handlers.
 
-It knows no sockets: the server feeds it decoded requests and writes what it returns.
+It knows no sockets: the server feeds it decoded requests and writes what it returns. It is
+given its handler table (:data:`shoal.broker.handlers.HANDLERS`) rather than importing it: the
+handlers are functions of the broker, so the broker importing them would make an import cycle.
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeAlias
 
 from shoal.broker.broker_configs import (
     CLUSTER_SEED,
@@ -16,12 +19,10 @@ from shoal.broker.broker_configs import (
     static_configs,
     validate_dynamic,
 )
-from shoal.broker.config import BrokerConfig
-from shoal.broker.configs import ConfigError
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.context import RequestContext
-from shoal.broker.dynamic_configs import DynamicConfigStore
+from shoal.broker.dynamic_config_store import DynamicConfigStore
 from shoal.broker.groups import GroupService
-from shoal.broker.handlers import HANDLERS, HandlerResult
 from shoal.broker.internal_topics import (
     KEPT_INTERNAL_TOPICS,
     OFFSETS_TOPIC_PARTITIONS,
@@ -31,6 +32,7 @@ from shoal.broker.internal_topics import (
 )
 from shoal.broker.signals import AppendSignals
 from shoal.broker.stats import BrokerStats
+from shoal.broker.topic_configs import ConfigError
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
 from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
@@ -38,7 +40,8 @@ from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
 from shoal.invariant import invariant
-from shoal.protocol import ApiVersionRange, ErrorCode, Request, restrict_to
+from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
+from shoal.protocol.frame_writer import FramedResponse
 from shoal.records.header import BatchHeader
 from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem, OsFileSystem
@@ -48,6 +51,13 @@ log = logging.getLogger(__name__)
 MAX_PARTITIONS_PER_TOPIC = 10_000
 """A bound on one CreateTopics/CreatePartitions: each partition is a directory and a file."""
 
+HandlerResult: TypeAlias = ResponseBody | FramedResponse | None
+"""A kio response message; a response the server frames itself (Fetch, Produce); or None when
+no response is sent (Produce with acks=0)."""
+
+Handler: TypeAlias = Callable[["Broker", RequestContext, Request], Awaitable[HandlerResult]]
+"""The function that answers one API key (see :mod:`shoal.broker.handlers.table`)."""
+
 
 class Broker:
     def __init__(
@@ -55,6 +65,7 @@ class Broker:
         config: BrokerConfig,
         logs: LogManager,
         *,
+        handlers: Mapping[int, Handler],
         fs: FileSystem | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -76,7 +87,9 @@ class Broker:
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         self.unsupported = UnsupportedFeatures(clock)
         self.stats = BrokerStats()
-        self.apis: Mapping[int, ApiVersionRange] = restrict_to(HANDLERS.keys())
+        self._handlers = handlers
+        """By API key; kept as given (not copied), so a test may wrap one in the table."""
+        self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())
         self._ensure_logs()
         self._ensure_internal_topics()
 
@@ -96,7 +109,7 @@ class Broker:
                     plog.update_config(config)
 
     async def handle(self, ctx: RequestContext, request: Request) -> HandlerResult:
-        handler = HANDLERS[int(request.header.api_key)]
+        handler = self._handlers[int(request.header.api_key)]
         return await handler(self, ctx, request)
 
     # -- the one append operation -------------------------------------------------------
@@ -336,7 +349,7 @@ class Broker:
     def set_topic_configs(
         self, name: str, configs: Mapping[str, str], *, validate_only: bool = False
     ) -> Topic:
-        """Replace a topic's config overrides (in the canonical form of ``shoal.broker.configs``).
+        """Replace a topic's config overrides (in the canonical form of :mod:`topic_configs`).
 
         The new set is saved first and then applied to the live logs, so a failed save changes
         nothing; raises :class:`TopicError` for an unknown topic or an invalid config.

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
-from shoal.broker.config import BrokerConfig
-from shoal.broker.configs import (
+from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.topic_configs import (
     LONG_MAX,
     TOPIC_CONFIGS,
     Check,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from shoal.broker.config import BrokerConfig
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 
 OFFSETS_TOPIC_PARTITIONS: Final = 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 # Re-exported: topics and their storage settings used to live together here.
-from shoal.broker.configs import log_config_for as log_config_for
+from shoal.broker.topic_configs import log_config_for as log_config_for
 from shoal.storage.fs import FileSystem, read_whole, write_atomically
 
 TOPICS_FILE: Final = "topics.json"

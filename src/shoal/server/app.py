@@ -1,8 +1,9 @@
 """A whole broker process: HTTP face, log recovery, Kafka listener, retention, shutdown.
 
-Start order: the HTTP face first (so /livez answers and /readyz says 503 while logs recover),
-then recovery, then the Kafka listener; ready only after both. Stop order: stop accepting,
-finish in-flight requests, flush and checkpoint every log, mark a clean shutdown.
+Start order: the HTTP face first (so /livez answers and /readyz says 503 while logs recover);
+the Kafka socket bound (its port is part of the broker's config); recovery; then the Kafka
+listener serves; ready only after both. Stop order: stop accepting, finish in-flight requests,
+flush and checkpoint every log, mark a clean shutdown.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import replace
 
 import uvicorn
 
 from shoal.broker.broker import Broker
+from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
@@ -84,18 +85,23 @@ class BrokerApp:
                 raise RuntimeError(f"HTTP listener on {self.settings.http_listen} did not start")
             await asyncio.sleep(0.01)
 
-        self._status = "recovering logs"
-        broker_config = self.settings.broker_config()
-        self.logs = await asyncio.to_thread(
-            LogManager.open, self.settings.data_dir, default_config=broker_config.log
-        )
         host, port = parse_listen(self.settings.kafka_listen)
-        self.broker = Broker(broker_config, self.logs)
-        self.kafka = KafkaServer(self.broker, host, port)
-        await self.kafka.start()
-        if not self.settings.advertised_listener:
-            # With port 0 the real port is known only now; clients must be told that one.
-            self.broker.config = replace(broker_config, advertised_port=self.kafka.port)
+        # The Kafka socket is bound first (refusing clients until the broker serves on it): with
+        # port 0 only the bound socket says which port clients must be told, and the broker is
+        # built once, with that address.
+        self.kafka = KafkaServer(host, port)
+        await self.kafka.bind()
+        try:
+            broker_config = self.settings.broker_config(bound_port=self.kafka.port)
+            self._status = "recovering logs"
+            self.logs = await asyncio.to_thread(
+                LogManager.open, self.settings.data_dir, default_config=broker_config.log
+            )
+            self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
+            await self.kafka.start(self.broker)
+        except BaseException:
+            await self.kafka.stop()  # a failed start holds no port
+            raise
         self._retention_task = asyncio.ensure_future(self._retention_loop())
         # The registry is a Kafka client of this broker, so it starts only once the listener
         # answers; the broker is ready only once the registry has replayed _schemas.

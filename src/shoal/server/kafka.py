@@ -31,6 +31,7 @@ from typing import Final, TypeAlias
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
 from shoal.buffers import Buffer
+from shoal.invariant import InvariantError
 from shoal.protocol import (
     ApiKey,
     FrameDecoder,
@@ -76,10 +77,11 @@ class ConnectionLimits:
 
 
 class KafkaServer:
-    def __init__(
-        self, broker: Broker, host: str, port: int, limits: ConnectionLimits | None = None
-    ) -> None:
-        self._broker = broker
+    """Bound first (:meth:`bind`, which tells the real port), then serving a broker (:meth:`start`):
+    the broker is built between the two, knowing the address clients are told to use."""
+
+    def __init__(self, host: str, port: int, limits: ConnectionLimits | None = None) -> None:
+        self._broker: Broker | None = None
         self._host = host
         self._port = port
         self._limits = limits or ConnectionLimits()
@@ -108,10 +110,24 @@ class KafkaServer:
         """Response bytes built for clients and not yet taken by their sockets."""
         return self._responses.unsent_bytes
 
-    async def start(self) -> None:
+    async def bind(self) -> None:
+        """Bind the listening socket, accepting no connection yet (a client is refused until
+        :meth:`start`); :attr:`port` is then the bound port, also when the one asked for was 0."""
         self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, limit=READ_CHUNK_BYTES, backlog=1024
+            self._accept,
+            self._host,
+            self._port,
+            limit=READ_CHUNK_BYTES,
+            backlog=1024,
+            start_serving=False,
         )
+
+    async def start(self, broker: Broker) -> None:
+        """Listen on the socket :meth:`bind` bound, each request answered by ``broker``."""
+        if self._server is None:
+            raise RuntimeError("KafkaServer.start: bind() first")
+        self._broker = broker
+        await self._server.start_serving()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop accepting, let in-flight requests finish (up to ``grace_s``), close the rest."""
@@ -130,9 +146,10 @@ class KafkaServer:
             await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = _Connection(
-            self._broker, reader, writer, self._limits, self._responses.connection()
-        )
+        broker = self._broker
+        if broker is None:  # cannot happen: bind() accepts nobody, start() sets the broker first
+            raise InvariantError("a connection was accepted before start() gave the broker")
+        connection = _Connection(broker, reader, writer, self._limits, self._responses.connection())
         self._connections.add(connection)
         try:
             await connection.run()

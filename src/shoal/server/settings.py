@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
-from shoal.broker.config import BrokerConfig
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.group_config import GroupConfig
 from shoal.storage import FlushPolicy, LogConfig
 
@@ -49,11 +49,16 @@ class Settings:
     """HOST:PORT clients are told to connect to (Kafka's advertised.listeners); empty: the
     kafka_listen address, which must then not be a wildcard."""
 
-    def broker_config(self, advertised_port: int | None = None) -> BrokerConfig:
+    def broker_config(self, bound_port: int | None = None) -> BrokerConfig:
+        """The broker's settings. ``bound_port`` is the port the Kafka listener is bound to,
+        once known: with kafka_listen's port 0 only the bound socket tells which port clients
+        must be told (unless advertised_listener names the address)."""
         host, port = parse_listen(self.kafka_listen)
         if not 0 <= self.node_id <= NODE_ID_MAX:
             raise SettingsError(f"node_id must be between 0 and {NODE_ID_MAX}, not {self.node_id}")
-        advertised_host, advertised = self.advertised_address(host, port)
+        advertised_host, advertised_port = self.advertised_address(
+            host, port if bound_port is None else bound_port
+        )
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -68,7 +73,7 @@ class Settings:
         return BrokerConfig(
             node_id=self.node_id,
             advertised_host=advertised_host,
-            advertised_port=advertised_port if advertised_port is not None else advertised,
+            advertised_port=advertised_port,
             auto_create_topics=self.auto_create_topics,
             num_partitions=self.num_partitions,
             message_max_bytes=self.message_max_bytes,

@@ -15,7 +15,7 @@ from shoal.storage.errors import (
 )
 from shoal.storage.fs import File, FileSystem, OsFileSystem
 from shoal.storage.log import AppendInfo, PartitionLog, ReadResult
-from shoal.storage.manager import LogManager, TopicPartition
+from shoal.storage.manager import LogId, LogManager
 
 __all__ = [
     "AppendInfo",
@@ -27,6 +27,7 @@ __all__ = [
     "LogClosedError",
     "LogConfig",
     "LogDirectoryFailedError",
+    "LogId",
     "LogManager",
     "OffsetOutOfRangeError",
     "OsFileSystem",
@@ -34,5 +35,4 @@ __all__ = [
     "ReadResult",
     "ReadWouldWait",
     "StorageError",
-    "TopicPartition",
 ]

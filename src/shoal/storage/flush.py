@@ -13,13 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from shoal.clock import Clock
 from shoal.storage.errors import StorageError
-
-if TYPE_CHECKING:
-    from shoal.storage.log import PartitionLog
 
 log = logging.getLogger(__name__)
 
@@ -27,33 +24,47 @@ TICK_MS: Final = 50
 """Period of the periodic duties; INTERVAL flush times are honoured to about this much."""
 
 
+class Flushable(Protocol):
+    """What the flusher asks of a log (a :class:`~shoal.storage.log.PartitionLog`).
+
+    A Protocol rather than the log class itself: the log calls the flusher and the flusher
+    calls the log, and naming the two methods here keeps that out of the import graph.
+    """
+
+    def flush(self) -> None:
+        """fsync what was appended and release the appenders waiting for it."""
+
+    def periodic(self, now_monotonic_ms: float) -> bool:
+        """Do the log's due periodic work; True if some remains for a later tick."""
+
+
 class Flusher:
     def __init__(self, clock: Clock, *, name: str = "shoal-flusher") -> None:
         self._clock = clock
         self._cond = threading.Condition()
-        self._urgent: dict[int, PartitionLog] = {}
+        self._urgent: dict[int, Flushable] = {}
         """Logs with appenders waiting for durability: flushed as soon as possible."""
-        self._dirty: dict[int, PartitionLog] = {}
+        self._dirty: dict[int, Flushable] = {}
         """Logs with periodic work pending (checkpoint due, INTERVAL flush due)."""
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def register(self, plog: PartitionLog) -> None:
+    def register(self, plog: Flushable) -> None:
         self.mark_dirty(plog)
 
-    def unregister(self, plog: PartitionLog) -> None:
+    def unregister(self, plog: Flushable) -> None:
         with self._cond:
             self._urgent.pop(id(plog), None)
             self._dirty.pop(id(plog), None)
 
-    def request(self, plog: PartitionLog) -> None:
+    def request(self, plog: Flushable) -> None:
         """Flush ``plog`` as soon as the thread is free."""
         with self._cond:
             self._urgent[id(plog)] = plog
             self._cond.notify()
 
-    def mark_dirty(self, plog: PartitionLog) -> None:
+    def mark_dirty(self, plog: Flushable) -> None:
         with self._cond:
             self._dirty[id(plog)] = plog
 
@@ -77,7 +88,7 @@ class Flusher:
                 urgent = list(self._urgent.values())
                 self._urgent.clear()
                 now = self._clock.monotonic_ms()
-                periodic: list[PartitionLog] = []
+                periodic: list[Flushable] = []
                 if now >= next_tick:
                     periodic = list(self._dirty.values())
                     self._dirty.clear()

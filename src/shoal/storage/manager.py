@@ -41,7 +41,13 @@ soft RLIMIT_NOFILE of 1024-65536 once sockets are counted."""
 
 
 @dataclass(frozen=True, slots=True)
-class TopicPartition:
+class LogId:
+    """Which partition log: its topic and partition, and the directory it lives in.
+
+    Not called TopicPartition: that is the client libraries' name (confluent-kafka's, the
+    framework's), for the same pair seen from the outside.
+    """
+
     topic: str
     partition: int
 
@@ -50,7 +56,7 @@ class TopicPartition:
         return f"{self.topic}-{self.partition}"
 
     @classmethod
-    def from_dirname(cls, name: str) -> TopicPartition | None:
+    def from_dirname(cls, name: str) -> LogId | None:
         topic, sep, partition = name.rpartition("-")
         if not sep or not topic or not partition.isdigit():
             return None
@@ -76,8 +82,8 @@ class LogManager:
         self.health = DirectoryHealth(path)
         self._handles = FileHandles(fs, max_open_files=max_open_files)
         self._flusher = Flusher(clock)
-        self._logs: dict[TopicPartition, PartitionLog] = {}
-        self.offline: dict[TopicPartition, str] = {}
+        self._logs: dict[LogId, PartitionLog] = {}
+        self.offline: dict[LogId, str] = {}
         """Partitions refused at start (damaged below their recovery point), with the reason."""
         self._clean_start = False
         self._closed = False
@@ -90,7 +96,7 @@ class LogManager:
         fs: FileSystem | None = None,
         clock: Clock = SYSTEM_CLOCK,
         default_config: LogConfig | None = None,
-        config_for: Callable[[TopicPartition], LogConfig] | None = None,
+        config_for: Callable[[LogId], LogConfig] | None = None,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
     ) -> LogManager:
         """Open ``path`` (created if missing) and recover every partition in it."""
@@ -113,7 +119,7 @@ class LogManager:
             raise
         return manager
 
-    def _load(self, config_for: Callable[[TopicPartition], LogConfig] | None) -> None:
+    def _load(self, config_for: Callable[[LogId], LogConfig] | None) -> None:
         marker = os.path.join(self.path, CLEAN_SHUTDOWN_FILE)
         self._clean_start = self._fs.exists(marker)
         for name in sorted(self._fs.listdir(self.path)):
@@ -121,7 +127,7 @@ class LogManager:
             if name.endswith(DELETE_SUFFIX):
                 self._fs.rmtree(full)  # a deletion interrupted by a crash
                 continue
-            tp = TopicPartition.from_dirname(name)
+            tp = LogId.from_dirname(name)
             if tp is None:
                 continue
             config = config_for(tp) if config_for is not None else self.default_config
@@ -156,16 +162,16 @@ class LogManager:
     def open_file_count(self) -> int:
         return self._handles.open_count
 
-    def partitions(self) -> dict[TopicPartition, PartitionLog]:
+    def partitions(self) -> dict[LogId, PartitionLog]:
         return dict(self._logs)
 
     def get(self, topic: str, partition: int) -> PartitionLog | None:
-        return self._logs.get(TopicPartition(topic, partition))
+        return self._logs.get(LogId(topic, partition))
 
     def create(self, topic: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
         """Create the log of a new partition (an existing one is returned as is)."""
         invariant(not self._closed, "manager is closed")
-        tp = TopicPartition(topic, partition)
+        tp = LogId(topic, partition)
         existing = self._logs.get(tp)
         if existing is not None:
             return existing
@@ -183,7 +189,7 @@ class LogManager:
 
     def delete(self, topic: str, partition: int) -> None:
         """Remove a partition's log and files. A crash midway leaves no half-deleted log."""
-        tp = TopicPartition(topic, partition)
+        tp = LogId(topic, partition)
         plog = self._logs.pop(tp, None)
         self.offline.pop(tp, None)
         directory = os.path.join(self.path, tp.dirname)

@@ -13,8 +13,8 @@ Three stores, with different guarantees:
   that writes its effects through ``claim.connection`` commits them atomically with the dedup
   record: exactly-once effects, even across a crash.
 * :class:`RedisStore`: a shared store for many instances; effects are not atomic with the record.
-* :class:`TopicStore`: the processed set kept in a compacted topic of the broker itself; nothing
-  else to run, but each instance holds the set in memory.
+* :class:`TopicIdempotencyStore`: the processed set kept in a compacted topic of the broker
+  itself; nothing else to run, but each instance holds the set in memory.
 """
 
 from __future__ import annotations
@@ -442,11 +442,12 @@ class RedisClaim(_OnceClaim):
 
 PROCESSED_VALUE: Final = b"1"
 ENTRIES_MAX_DEFAULT: Final = 1_000_000
-"""Ids a TopicStore holds in memory (roughly 150 bytes each, so ~150 MB at the limit). Past it
-the oldest are forgotten early: a redelivery of one of those would be processed again."""
+"""Ids a TopicIdempotencyStore holds in memory (roughly 150 bytes each, so ~150 MB at the
+limit). Past it the oldest are forgotten early: a redelivery of one of those would be processed
+again."""
 
 
-class TopicStore:
+class TopicIdempotencyStore:
     """Processed message ids in a compacted topic; the set itself lives in memory.
 
     ``open`` creates the topic if needed and reads it whole to rebuild the set of processed ids
@@ -550,7 +551,7 @@ class TopicStore:
 class TopicClaim(_OnceClaim):
     connection: None = None
 
-    def __init__(self, store: TopicStore, key: str) -> None:
+    def __init__(self, store: TopicIdempotencyStore, key: str) -> None:
         super().__init__()
         self._store = store
         self._key = key

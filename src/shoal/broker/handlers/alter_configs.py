@@ -14,13 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from shoal.broker.configs import ConfigError, validate_topic_configs
 from shoal.broker.handlers.describe_configs import (
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
     check_broker_resource,
     unsupported_resource,
 )
+from shoal.broker.topic_configs import ConfigError, validate_topic_configs
 from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for

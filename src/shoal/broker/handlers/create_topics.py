@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.configs import ConfigError, validate_topic_configs
 from shoal.broker.handlers.describe_configs import topic_entries
+from shoal.broker.topic_configs import ConfigError, validate_topic_configs
 from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for

@@ -20,7 +20,7 @@ from shoal.broker.broker_configs import (
     ConfigSource,
     Synonym,
 )
-from shoal.broker.configs import TOPIC_CONFIGS, ConfigError, ConfigType
+from shoal.broker.topic_configs import TOPIC_CONFIGS, ConfigError, ConfigType
 from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for

@@ -9,12 +9,17 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
 from shoal.broker.broker_configs import BROKER_CONFIGS
-from shoal.broker.configs import ConfigError, ConfigType, topic_config_key, validate_topic_configs
 from shoal.broker.handlers.alter_configs import (
     ConfigValue,
     answer_alter,
     check_no_nulls,
     check_unique,
+)
+from shoal.broker.topic_configs import (
+    ConfigError,
+    ConfigType,
+    topic_config_key,
+    validate_topic_configs,
 )
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.shape import narrow

@@ -1,16 +1,18 @@
 """The API handler table: which function answers each API key, written out in one place.
 
-It sits beside the supported-versions table (:data:`shoal.protocol.SUPPORTED_APIS`): the broker
-serves and advertises exactly the keys in :data:`HANDLERS` (``restrict_to``), and every other
+It sits beside the supported-versions table (:data:`shoal.protocol.SUPPORTED_APIS`): whoever
+builds a broker hands it this table, and it serves and advertises exactly the keys in
+:data:`HANDLERS` (``restrict_to``); every other
 key of the versions table is listed in :data:`UNHANDLED`, so that adding an API to either table
 without the other fails a test rather than going unnoticed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Final, TypeAlias
+from collections.abc import Mapping
+from typing import Final
 
+from shoal.broker.broker import Handler
 from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
 from shoal.broker.handlers.alter_replica_log_dirs import handle_alter_replica_log_dirs
@@ -47,18 +49,7 @@ from shoal.broker.handlers.offset_for_leader_epoch import handle_offset_for_lead
 from shoal.broker.handlers.produce import handle_produce
 from shoal.broker.handlers.sync_group import handle_sync_group
 from shoal.broker.handlers.update_features import handle_update_features
-from shoal.protocol import ApiKey, Request, ResponseBody
-from shoal.protocol.frame_writer import FramedResponse
-
-if TYPE_CHECKING:
-    from shoal.broker.broker import Broker
-    from shoal.broker.context import RequestContext
-
-HandlerResult: TypeAlias = ResponseBody | FramedResponse | None
-"""A kio response message; a response the server frames itself (Fetch, Produce); or None when
-no response is sent (Produce with acks=0)."""
-
-Handler: TypeAlias = Callable[["Broker", "RequestContext", Request], Awaitable[HandlerResult]]
+from shoal.protocol import ApiKey
 
 # Keyed by ApiKey members; typed by int because the request header's key is a plain int. A
 # plain dict, read-only by its type, so that a test can wrap a handler (monkeypatch.setitem).

@@ -1,4 +1,11 @@
-"""Broker settings, named after the Kafka broker configs they mirror."""
+"""The broker's settings as it starts (:class:`BrokerConfig`), typed and named after the Kafka
+broker configs they mirror.
+
+One of four modules about configs: this one holds what the process was started with;
+:mod:`~shoal.broker.broker_configs` and :mod:`~shoal.broker.topic_configs` are the catalogues of
+Kafka's named broker and topic configs (what DescribeConfigs and AlterConfigs speak);
+:mod:`~shoal.broker.dynamic_config_store` keeps the broker configs set at runtime on disk.
+"""
 
 from __future__ import annotations
 
