@@ -7,8 +7,8 @@ stopped at teardown.
 
 ``broker_process`` / :class:`BrokerProcess`: the broker in a child process, for tests that
 SIGKILL it, and for fuzzing (a crash takes down the child, not pytest). The child is
-``tests/broker_child.py``, which prints one JSON line with the bound ports once the broker is
-ready; its log (stderr) goes to a file the test can read.
+``tests/support/broker_child.py``, which prints one JSON line with the bound ports once the
+broker is ready; its log (stderr) goes to a file the test can read.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tests.peers.servers import nats_server, rabbitmq_server, redis_server
 
 T = TypeVar("T")
 
-CHILD: Final = Path(__file__).with_name("broker_child.py")
+CHILD: Final = Path(__file__).parent / "support" / "broker_child.py"
 PROCESS_START_TIMEOUT_S: Final = 60.0
 """Start-up includes log recovery of whatever the test left in the directory; a hung start
 still fails the test instead of hanging it."""
