@@ -13,8 +13,8 @@ from confluent_kafka.admin import AdminClient
 
 from shoal.cli import main
 from shoal.embedded import EmbeddedBroker
-from tests.conftest import create_topic
 from tests.coordinator.groups.clients import wait_until
+from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.cli.conftest import SUBPROCESS_TIMEOUT_S, closed_port, run_shoal, shoal_script
+from tests.cli.support import SUBPROCESS_TIMEOUT_S, closed_port, run_shoal, shoal_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

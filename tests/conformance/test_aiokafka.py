@@ -14,7 +14,6 @@ import pytest
 from aiokafka.structs import TopicPartition
 
 from shoal.embedded import EmbeddedBroker
-from tests.conformance.conftest import TopicMaker
 from tests.conformance.records import (
     TIMEOUT_S,
     Got,
@@ -24,6 +23,7 @@ from tests.conformance.records import (
     by_partition,
     dataset,
 )
+from tests.conformance.support import TopicMaker
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,6 @@ import confluent_kafka as ck
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.conformance.conftest import TopicMaker
 from tests.conformance.records import (
     TIMEOUT_S,
     Got,
@@ -27,6 +26,7 @@ from tests.conformance.records import (
     by_partition,
     dataset,
 )
+from tests.conformance.support import TopicMaker
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.conformance.conftest import TopicMaker
 from tests.conformance.records import (
     TIMEOUT_S,
     Got,
@@ -26,6 +25,7 @@ from tests.conformance.records import (
     assert_stored_with,
     by_partition,
 )
+from tests.conformance.support import TopicMaker
 from tests.conformance.test_confluent import all_from, consume, produce
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from shoal.embedded import EmbeddedBroker
-from tests.conftest import create_topic
 from tests.coordinator.groups.clients import wait_until
+from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import decode_response
-from tests.conftest import run_on_loop
 from tests.server.wire import FETCH_VERSION, WireClient, batch_of, fetch_values, produce_values
+from tests.support.broker import run_on_loop
 
 REPETITIONS: Final = 1_000
 """Each pair is tried this many times; one miss fails the test."""

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import pytest
 
-from tests.conftest import BrokerProcess
 from tests.server.wire import FETCH_VERSION, HealthyClient, WireClient, batch_of, fetch_values
+from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.integration
 

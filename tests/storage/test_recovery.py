@@ -7,7 +7,7 @@ import pytest
 
 from shoal.storage import CorruptLogError, LogConfig
 from tests.storage.batches import make_batch, payload_of
-from tests.storage.conftest import DATA, Harness
+from tests.storage.support import DATA, Harness
 
 NOW = 1_700_000_000_000
 SEGMENT = f"{DATA}/t-0/00000000000000000000.log"

@@ -1,4 +1,4 @@
-"""A broker in a child process, for tests that kill it (see ``BrokerProcess`` in conftest).
+"""A broker in a child process, for tests that kill it (see ``BrokerProcess`` in broker.py).
 
 Usage: ``python tests/support/broker_child.py '{"settings": {...}, "broker_config": {...}}'``:
 Settings fields, then BrokerConfig fields to replace once the broker runs. Prints one JSON line

@@ -13,8 +13,8 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import SUPPORTED_APIS, ApiKey, ErrorCode
-from tests.conftest import create_topic
 from tests.server.wire import WireClient
+from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey
-from tests.broker.admin.conftest import TIMEOUT_S, unique
+from tests.broker.admin.support import TIMEOUT_S, unique
 from tests.server.wire import WireClient
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
-from tests.broker.admin.conftest import TIMEOUT_S, produce, unique
+from tests.broker.admin.support import TIMEOUT_S, produce, unique
 from tests.server.wire import WireClient, host_port
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from confluent_kafka.admin import (
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.storage import FlushPolicy
-from tests.broker.admin.conftest import (
+from tests.broker.admin.support import (
     TIMEOUT_S,
     admin_for,
     kafka_error,

@@ -7,7 +7,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from shoal.embedded import EmbeddedBroker
-from tests.broker.admin.conftest import (
+from tests.broker.admin.support import (
     TIMEOUT_S,
     consume,
     kafka_error,

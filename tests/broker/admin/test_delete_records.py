@@ -8,7 +8,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
-from tests.broker.admin.conftest import TIMEOUT_S, consume, kafka_error, produce, unique
+from tests.broker.admin.support import TIMEOUT_S, consume, kafka_error, produce, unique
 from tests.server.wire import WireClient
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
-from tests.broker.admin.conftest import (
+from tests.broker.admin.support import (
     TIMEOUT_S,
     admin_for,
     consume,

@@ -25,7 +25,7 @@ from confluent_kafka.admin import (
 from shoal.broker.dynamic_configs import BROKER_CONFIGS_FILE
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
-from tests.broker.admin.conftest import TIMEOUT_S, admin_for, partition_log, unique
+from tests.broker.admin.support import TIMEOUT_S, admin_for, partition_log, unique
 from tests.server.wire import WireClient, batch_of
 
 pytestmark = pytest.mark.integration

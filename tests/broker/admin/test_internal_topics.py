@@ -24,7 +24,7 @@ from confluent_kafka.admin import (
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ErrorCode
-from tests.broker.admin.conftest import TIMEOUT_S, admin_for, kafka_error, unique
+from tests.broker.admin.support import TIMEOUT_S, admin_for, kafka_error, unique
 from tests.server.wire import WireClient, batch_of, record_values
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.broker.admin.conftest import partition_count, partition_log, unique
+from tests.broker.admin.support import partition_count, partition_log, unique
 
 with warnings.catch_warnings():
     # kafka-python's schema loader uses an importlib.resources call deprecated since 3.11; the

@@ -13,9 +13,9 @@ import pytest
 from confluent_kafka import Producer
 
 from shoal.embedded import EmbeddedBroker
-from tests.broker.admin.conftest import TIMEOUT_S, on_broker, unique
-from tests.conftest import create_topic
+from tests.broker.admin.support import TIMEOUT_S, on_broker, unique
 from tests.server.wire import host_port
+from tests.support.broker import create_topic
 
 with warnings.catch_warnings():
     # kafka-python's schema loader uses an importlib.resources call deprecated since 3.11; the

@@ -11,9 +11,9 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
-from tests.broker.admin.conftest import on_broker, produce, unique
-from tests.conftest import create_topic
+from tests.broker.admin.support import on_broker, produce, unique
 from tests.server.wire import WireClient
+from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from confluent_kafka import Producer
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
-from tests.broker.admin.conftest import TIMEOUT_S, inner, unique
-from tests.conftest import create_topic
+from tests.broker.admin.support import TIMEOUT_S, inner, unique
 from tests.server.wire import WireClient
+from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
-from tests.broker.admin.conftest import inner
-from tests.conftest import BrokerProcess
+from tests.broker.admin.support import inner
 from tests.server.wire import WireClient, host_port
+from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from shoal.embedded import EmbeddedBroker
-from tests.conftest import create_topic
+from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 

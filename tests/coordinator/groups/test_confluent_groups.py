@@ -13,8 +13,8 @@ from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartiti
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shoal.embedded import EmbeddedBroker
-from tests.conftest import BrokerProcess, create_topic, run_on_loop
 from tests.coordinator.groups.clients import ChildConsumer, wait_until
+from tests.support.broker import BrokerProcess, create_topic, run_on_loop
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ with warnings.catch_warnings():
     from kafka import KafkaConsumer
 
 from shoal.embedded import EmbeddedBroker
-from tests.conftest import create_topic
 from tests.coordinator.groups.clients import wait_until
+from tests.support.broker import create_topic
 
 pytestmark = [
     pytest.mark.integration,

@@ -18,8 +18,8 @@ import pytest
 from confluent_kafka import Producer
 
 from shoal.embedded import EmbeddedBroker
-from tests.conftest import create_topic
 from tests.coordinator.groups.clients import ChildConsumer, wait_until
+from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 
