@@ -24,6 +24,7 @@ from shoal.embedded import EmbeddedBroker
 from tests.peers.kafka_peer import KafkaPeer
 from tests.peers.servers import nats_server, rabbitmq_server, redis_server
 from tests.support.broker import BrokerProcess
+from tests.support.peers import PeerGuard, needs_peer
 
 
 @pytest.fixture
@@ -59,6 +60,20 @@ def broker_process(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
     yield start
     for process in started:
         process.kill()
+
+
+# -- the peer marker: derived, so `make unit` (-m "not peer and not slow") stays peer-free ------
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if needs_peer(item):
+            item.add_marker(pytest.mark.peer)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(PeerGuard(), "shoal-peer-guard")
 
 
 # -- peers: one instance of each per test session ---------------------------------------------

@@ -53,7 +53,13 @@ class Kit:
     serialises: bool  # SQLite: a second begin waits for the first claim to end
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration), "topic"])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis", marks=[pytest.mark.integration, pytest.mark.peer]),
+        "topic",
+    ]
+)
 def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Kit:
     if request.param == "sqlite":
         return Kit(lambda: SQLiteStore(tmp_path / "idem.db"), serialises=True)

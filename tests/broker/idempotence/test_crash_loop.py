@@ -41,7 +41,7 @@ from tests.broker.idempotence.checks import (
     read_partitions,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a SIGKILL loop: out of make unit
 
 SHOAL: Final = Path(sys.executable).with_name("shoal")
 KILLS: Final = 8

@@ -118,6 +118,7 @@ class Churn:
         producer.flush(30)
 
 
+@pytest.mark.slow  # both modes: the quick one still churns for CHURN_S (20 s)
 @pytest.mark.parametrize(
     "churn_s", [CHURN_S, pytest.param(FULL_CHURN_S, marks=pytest.mark.slow, id="full")]
 )
