@@ -192,6 +192,7 @@ def test_run_consumes_serves_probes_and_stops_on_sigterm(
     check_committed_covers(broker.bootstrap_servers, records)
 
 
+@pytest.mark.slow
 def test_two_workers_share_the_partitions(
     service: str, tmp_path: Path, broker: EmbeddedBroker
 ) -> None:

@@ -173,6 +173,7 @@ def test_offsets_by_time_and_from_the_end(broker: EmbeddedBroker, new_topic: Top
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_one_hundred_thousand_records_round_trip(
     broker: EmbeddedBroker, new_topic: TopicMaker
 ) -> None:

@@ -153,6 +153,7 @@ def test_order_book_waits_for_predecessors_and_ignores_redeliveries() -> None:
     assert book.status("A") == "cancelled"
 
 
+@pytest.mark.slow
 def test_the_example_runs_as_a_program_and_exits_0() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "examples.orders"],

@@ -82,6 +82,7 @@ def sample_peak(read: Callable[[], int], seconds: float, stop: threading.Event) 
     return peak
 
 
+@pytest.mark.slow
 def test_never_reading_clients_cannot_exhaust_memory(
     broker_process: Callable[..., BrokerProcess],
 ) -> None:

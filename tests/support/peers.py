@@ -6,14 +6,14 @@ A test needs a peer when any of these holds:
 
 - it lives in a suite that is about peers (``PEER_SUITES``);
 - it, or a fixture it uses, takes a peer fixture (``PEER_FIXTURES``) as an argument;
-- its body, or a function of its own module that it calls, names a peer fixture (a string it
-  passes to ``request.getfixturevalue``, or a table of them), something that starts a peer
-  (``PEER_STARTERS``) or a ``tests.peers`` module.
+- its body, the body of a fixture it uses, or a function of their module that they call, names
+  a peer fixture (a string passed to ``request.getfixturevalue``, or a table of them),
+  something that starts a peer (``PEER_STARTERS``) or a ``tests.peers`` module.
 
-What this reading cannot see (a fixture that calls ``getfixturevalue`` for some of its params)
-the run-time check :class:`PeerGuard` catches: a peer fixture set up for a test without the
-marker fails that test, so ``make unit`` fails loudly instead of quietly starting a peer; such a
-test carries ``pytest.mark.peer`` itself.
+A parametrized fixture is not read (it would mark every param for the sake of one): it marks its
+peer params itself, ``pytest.param("redis", marks=pytest.mark.peer)``. What this reading misses
+the run-time check :class:`PeerGuard` catches: a test that sets up a peer fixture without the
+marker fails, so ``make unit`` fails loudly instead of quietly depending on a peer.
 """
 
 from __future__ import annotations
@@ -65,8 +65,17 @@ def needs_peer(item: pytest.Item) -> bool:
     fixturenames = set(getattr(item, "fixturenames", ()))
     if fixturenames & PEER_FIXTURES:
         return True
+    functions: list[Callable[..., Any]] = []
     function = getattr(item, "function", None)
-    return function is not None and _refers_to_a_peer(function, set())
+    if function is not None:
+        functions.append(function)
+    # The fixtures' own code, e.g. one that calls getfixturevalue("redis_server"). Not the
+    # parametrized ones: they choose per param, and mark their peer params themselves.
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in getattr(info, "name2fixturedefs", {}).values():
+        functions.extend(d.func for d in defs if d.params is None)
+    seen: set[types.CodeType] = set()
+    return any(_refers_to_a_peer(f, seen) for f in functions)
 
 
 def _refers_to_a_peer(function: Callable[..., Any], seen: set[types.CodeType]) -> bool:
@@ -114,14 +123,19 @@ def _is_peer_value(value: object) -> bool:
 
 
 class PeerGuard:
-    """A plugin (registered by tests/conftest.py) that fails a test which sets up a peer fixture
+    """A plugin (registered by tests/conftest.py) that fails a test which set up a peer fixture
     without the ``peer`` marker.
 
     A plugin, not a conftest hook: pytest asks a session-scoped fixture's hooks of the session's
-    node, at the repository root, where tests/conftest.py's hooks do not apply.
+    node, at the repository root, where tests/conftest.py's hooks do not apply. The test fails
+    when it is called, not during the fixture's setup: an exception raised from
+    ``pytest_fixture_setup`` leaves pytest's fixture state half-built for the next test.
     ``_pyfuncitem`` is pytest's own name for the test a (sub)request serves; ``request.node``
     would be the session.
     """
+
+    def __init__(self) -> None:
+        self._unmarked: dict[str, str] = {}  # test node id -> the peer fixture it set up
 
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
@@ -130,8 +144,14 @@ class PeerGuard:
             return
         item = getattr(request, "_pyfuncitem", None)
         if item is not None and item.get_closest_marker("peer") is None:
+            self._unmarked[item.nodeid] = fixturedef.argname
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        fixture = self._unmarked.pop(item.nodeid, None)
+        if fixture is not None:
             pytest.fail(
-                f"{item.nodeid} uses the peer fixture {fixturedef.argname!r} but is not marked"
-                " 'peer': mark it (pytest.mark.peer) so that `make unit` leaves it out",
+                f"{item.nodeid} uses the peer fixture {fixture!r} but is not marked 'peer':"
+                " mark it (pytest.mark.peer) so that `make unit` leaves it out",
                 pytrace=False,
             )

@@ -76,6 +76,7 @@ class Pollers:
             consumer.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
 def test_three_consumers_split_partitions_and_survive_a_sigkill(
     broker: EmbeddedBroker, strategy: str

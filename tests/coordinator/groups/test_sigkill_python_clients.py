@@ -21,7 +21,7 @@ from shoal.embedded import EmbeddedBroker
 from tests.coordinator.groups.clients import ChildConsumer, wait_until
 from tests.support.broker import create_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # SIGKILLed client processes
 
 CHILD = Path(__file__).with_name("python_client_child.py")
 PARTITIONS = 6
