@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import pytest
 
 from shoal.embedded import EmbeddedBroker
+from tests.conformance.confluent import all_from, consume, produce
 from tests.conformance.records import (
     TIMEOUT_S,
     Got,
@@ -26,7 +27,6 @@ from tests.conformance.records import (
     by_partition,
 )
 from tests.conformance.support import TopicMaker
-from tests.conformance.test_confluent import all_from, consume, produce
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.conformance.confluent import all_from, consume, produce
 from tests.conformance.records import assert_same_records, dataset
-from tests.conformance.test_confluent import all_from, consume, produce
 from tests.server.wire import WireClient, request_frame
 from tests.support.broker import BrokerProcess
 

@@ -51,3 +51,19 @@ class Harness:
         if self.manager is not None:
             self.manager.close()
             self.manager = None
+
+
+def read_all(h: Harness) -> list[bytes]:
+    """Every stored batch (without baseOffset), read through the log from its start."""
+    plog = h.log()
+    out, offset = [], plog.log_start_offset
+    while offset < plog.log_end_offset:
+        result = plog.read(offset, 1 << 20)
+        data = memoryview(result.data)
+        position = 0
+        while position < len(data):
+            size = int.from_bytes(data[position + 8 : position + 12], "big") + 12
+            out.append(bytes(data[position + 8 : position + size]))
+            position += size
+        offset = result.next_offset
+    return out
