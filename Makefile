@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test peers conformance lint types contracts pytest bench bench-storage bench-broker bench-framework crash-full clean
+.PHONY: run test unit peers conformance lint types contracts pytest bench bench-storage bench-broker bench-framework crash-full clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -40,6 +40,12 @@ contracts: $(STAMP)
 
 pytest: $(STAMP) peers
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fast loop: every test that needs no peer (no Kafka JVM, Redis, RabbitMQ, NATS, kcat,
+# franz-go or package build: the `peer` marker, derived in tests/support/peers.py) and is not
+# `slow` (soaks and crash loops). No `peers` prerequisite: it runs on a machine without them.
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not peer and not slow" $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests and assert nothing about time.
 # bench/compare.py runs shoal, Apache Kafka, Redis, RabbitMQ and NATS in turn (about ten minutes)

@@ -23,7 +23,7 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # app processes killed and restarted
 
 WAIT_S = 60.0
 

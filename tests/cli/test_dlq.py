@@ -9,7 +9,7 @@ import pytest
 
 from shoal.app import App, Retry
 from shoal.embedded import EmbeddedBroker
-from tests.cli.conftest import Cli
+from tests.cli.support import Cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

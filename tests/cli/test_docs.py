@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shoal.cli import main
-from tests.cli.conftest import SUBPROCESS_TIMEOUT_S, Result, shoal_script
+from tests.cli.support import SUBPROCESS_TIMEOUT_S, Result, shoal_script
 
 APP_SOURCE = '''
 from dataclasses import dataclass

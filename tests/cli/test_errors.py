@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.cli.conftest import Cli, closed_port
+from tests.cli.support import Cli, closed_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.cli.conftest import SUBPROCESS_TIMEOUT_S, closed_port, run_shoal, shoal_script
+from tests.cli.support import SUBPROCESS_TIMEOUT_S, closed_port, run_shoal, shoal_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -79,6 +79,7 @@ def test_sigterm_stops_a_tailing_consumer_cleanly(broker: EmbeddedBroker) -> Non
     assert err == b"Processed a total of 2 messages\n"
 
 
+@pytest.mark.slow
 def test_consumer_group_commits_what_it_read(broker: EmbeddedBroker) -> None:
     """Needs the group APIs (JoinGroup, SyncGroup, OffsetCommit, OffsetFetch) in the broker.
     Run as a process so that a broker without them fails the test by time-out, not a hang."""

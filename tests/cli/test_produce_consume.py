@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.cli.conftest import Cli
+from tests.cli.support import Cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from shoal.embedded import EmbeddedBroker
-from tests.cli.conftest import SUBPROCESS_TIMEOUT_S, run_shoal, shoal_script
+from tests.cli.support import SUBPROCESS_TIMEOUT_S, run_shoal, shoal_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -192,6 +192,7 @@ def test_run_consumes_serves_probes_and_stops_on_sigterm(
     check_committed_covers(broker.bootstrap_servers, records)
 
 
+@pytest.mark.slow
 def test_two_workers_share_the_partitions(
     service: str, tmp_path: Path, broker: EmbeddedBroker
 ) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.cli.conftest import Cli, closed_port, shoal_script
+from tests.cli.support import Cli, closed_port, shoal_script
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ import pytest
 from aiokafka.structs import TopicPartition
 
 from shoal.embedded import EmbeddedBroker
-from tests.conformance.conftest import TopicMaker
 from tests.conformance.records import (
     TIMEOUT_S,
     Got,
@@ -24,6 +23,7 @@ from tests.conformance.records import (
     by_partition,
     dataset,
 )
+from tests.conformance.support import TopicMaker
 
 pytestmark = pytest.mark.integration
 
@@ -173,6 +173,7 @@ def test_offsets_by_time_and_from_the_end(broker: EmbeddedBroker, new_topic: Top
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_one_hundred_thousand_records_round_trip(
     broker: EmbeddedBroker, new_topic: TopicMaker
 ) -> None:

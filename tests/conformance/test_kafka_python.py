@@ -19,7 +19,6 @@ with warnings.catch_warnings():
     from kafka import TopicPartition
 
 from shoal.embedded import EmbeddedBroker
-from tests.conformance.conftest import TopicMaker
 from tests.conformance.records import (
     TIMEOUT_S,
     Got,
@@ -29,6 +28,7 @@ from tests.conformance.records import (
     by_partition,
     dataset,
 )
+from tests.conformance.support import TopicMaker
 
 pytestmark = [
     pytest.mark.integration,
@@ -167,6 +167,7 @@ def test_offsets_by_time_and_from_the_end(broker: EmbeddedBroker, new_topic: Top
         consumer.close()
 
 
+@pytest.mark.slow
 def test_one_hundred_thousand_records_round_trip(
     broker: EmbeddedBroker, new_topic: TopicMaker
 ) -> None:

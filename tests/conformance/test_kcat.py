@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.conformance.conftest import TopicMaker
+from tests.conformance.confluent import all_from, consume, produce
 from tests.conformance.records import (
     TIMEOUT_S,
     Got,
@@ -26,7 +26,7 @@ from tests.conformance.records import (
     assert_stored_with,
     by_partition,
 )
-from tests.conformance.test_confluent import all_from, consume, produce
+from tests.conformance.support import TopicMaker
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,10 @@ producer/consumer round trip, and kafka-consumer-groups --describe."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from tests.differential.scenarios import unique
+from tests.differential.tools import ok
 from tests.peers.kafka_peer import kafka_tool
 
 pytestmark = pytest.mark.integration
@@ -17,11 +16,6 @@ TOPICS = "org.apache.kafka.tools.TopicCommand"
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def test_topics_create_and_describe(target: str) -> None:

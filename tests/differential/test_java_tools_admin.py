@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.differential.scenarios import create_topic, produce
-from tests.differential.test_java_tools import ok
+from tests.differential.tools import ok
 from tests.peers.kafka_peer import kafka_tool
 
 pytestmark = pytest.mark.integration

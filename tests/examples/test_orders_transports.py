@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.test_orders import CHECKS, run
+from tests.examples.saga import CHECKS, run
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.conftest import BrokerProcess
 from tests.peers.kafka_peer import kafka_tool
+from tests.support.broker import BrokerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

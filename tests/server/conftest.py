@@ -1,41 +1,17 @@
-"""One broker per test module, attacked on some connections while a healthy client works on
-another: after every bad input, the test checks that the healthy client still makes progress."""
+"""One broker per test module for the bad-input tests (the ``arena`` fixture, a
+:class:`~tests.server.support.Arena`); the helpers tests import are in support.py."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from shoal.embedded import EmbeddedBroker
-from tests.conftest import run_on_loop
+from tests.server.support import FETCH_WAIT_MS_MAX, HEALTHY_TOPIC, Arena
 from tests.server.wire import HealthyClient
-
-HEALTHY_TOPIC = "healthy"
-
-FETCH_WAIT_MS_MAX = 200
-"""Fuzzed Fetch requests may ask to park for up to the broker's cap (30 s by default); a small
-cap keeps each example short without changing what is tested."""
-
-
-@dataclass
-class Arena:
-    broker: EmbeddedBroker
-    healthy: HealthyClient
-
-    @property
-    def bootstrap(self) -> str:
-        return self.broker.bootstrap_servers
-
-    def connection_count(self) -> int:
-        def count() -> int:
-            kafka = self.broker.app.kafka
-            assert kafka is not None
-            return kafka.connection_count
-
-        return run_on_loop(self.broker, count)
+from tests.support.broker import run_on_loop
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from shoal.protocol import ErrorCode, decode_response
-from tests.server.conftest import Arena
+from tests.server.support import Arena
 from tests.server.wire import (
     API_VERSIONS_VERSION,
     METADATA_VERSION,

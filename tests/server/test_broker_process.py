@@ -1,5 +1,6 @@
 """The broker as a child process: acknowledged records survive SIGKILL, and SIGTERM is a clean
-stop. Also the check that ``BrokerProcess`` (tests/conftest.py) works for the suites that use it.
+stop. Also the check that ``BrokerProcess`` (tests/support/broker.py) works for the suites that
+use it.
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.conformance.confluent import all_from, consume, produce
 from tests.conformance.records import assert_same_records, dataset
-from tests.conformance.test_confluent import all_from, consume, produce
-from tests.conftest import BrokerProcess
 from tests.server.wire import WireClient, request_frame
+from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from shoal.broker.handlers import HANDLERS
 from shoal.protocol import RequestHeader, decode_response, encode_request, restrict_to
 from shoal.protocol._kio import request_class
-from tests.conftest import BrokerProcess
 from tests.protocol.kio_values import message_strategy
-from tests.server.conftest import FETCH_WAIT_MS_MAX, HEALTHY_TOPIC
+from tests.server.support import FETCH_WAIT_MS_MAX, HEALTHY_TOPIC
 from tests.server.wire import ClosedByPeer, HealthyClient, WireClient, request_frame
+from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.integration
 

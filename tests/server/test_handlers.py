@@ -13,9 +13,9 @@ from shoal.broker.handlers.fetch import FETCH_MAX_BYTES
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ErrorCode
 from shoal.records import SimpleRecord, build_batch, split_batches
-from tests.conftest import create_topic
-from tests.server.conftest import Arena
+from tests.server.support import Arena
 from tests.server.wire import WireClient, batch_of, fetch_values, record_values
+from tests.support.broker import create_topic
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 BROKER_ADDRESS: Final = "10.231.0.1"
 CLIENT_ADDRESS: Final = "10.231.0.2"

@@ -22,7 +22,7 @@ from shoal.records import (
     build_control_batch,
     refresh_crc,
 )
-from tests.server.conftest import Arena
+from tests.server.support import Arena
 from tests.server.wire import WireClient, batch_of, produce_values, record_values
 
 TOPIC = "bad-produce"

@@ -23,8 +23,8 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import decode_response
-from tests.conftest import run_on_loop
 from tests.server.wire import FETCH_VERSION, WireClient, batch_of, fetch_values, produce_values
+from tests.support.broker import run_on_loop
 
 REPETITIONS: Final = 1_000
 """Each pair is tried this many times; one miss fails the test."""
@@ -75,6 +75,7 @@ def create_topics_values(name: str, partitions: int = 1) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_create_topics_then_metadata(client: WireClient) -> None:
     misses = 0
     for _ in range(REPETITIONS):
@@ -162,6 +163,7 @@ def test_delete_records_then_list_offsets_and_fetch(client: WireClient) -> None:
     assert not misses, f"(log start, ListOffsets earliest, Fetch error) missed: {misses[:5]}"
 
 
+@pytest.mark.slow
 def test_alter_configs_then_describe_configs(client: WireClient) -> None:
     topic = unique("order-ac")
     create_topic(client, topic)
@@ -263,6 +265,7 @@ def test_join_group_then_heartbeat(client: WireClient) -> None:
     assert not misses, f"the heartbeat missed the rejoin before it: errors {misses[:5]}"
 
 
+@pytest.mark.slow
 def test_sync_group_then_heartbeat_and_leave_group_then_heartbeat(client: WireClient) -> None:
     misses = []
     for _ in range(REPETITIONS):

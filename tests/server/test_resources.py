@@ -12,7 +12,6 @@ from typing import Final
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ErrorCode
-from tests.conftest import loop_task_count, run_on_loop
 from tests.server.wire import (
     IO_TIMEOUT_S,
     WireClient,
@@ -21,6 +20,7 @@ from tests.server.wire import (
     request_frame,
     wait_until,
 )
+from tests.support.broker import loop_task_count, run_on_loop
 
 I32: Final = struct.Struct(">i")
 LINGER_RST: Final = struct.pack("ii", 1, 0)

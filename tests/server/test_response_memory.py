@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import pytest
 
-from tests.conftest import BrokerProcess
 from tests.server.wire import FETCH_VERSION, HealthyClient, WireClient, batch_of, fetch_values
+from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,7 @@ def sample_peak(read: Callable[[], int], seconds: float, stop: threading.Event) 
     return peak
 
 
+@pytest.mark.slow
 def test_never_reading_clients_cannot_exhaust_memory(
     broker_process: Callable[..., BrokerProcess],
 ) -> None:

@@ -14,8 +14,7 @@ from shoal.storage import (
     LogDirectoryFailedError,
 )
 from tests.storage.batches import make_batch, payload_of
-from tests.storage.conftest import Harness
-from tests.storage.test_recovery import read_all
+from tests.storage.support import Harness, read_all
 
 NOW = 1_700_000_000_000
 

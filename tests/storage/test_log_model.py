@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from shoal.records import Compression, SimpleRecord, build_batch, read_header
 from shoal.storage import LogConfig, OffsetOutOfRangeError
-from tests.storage.conftest import Harness
+from tests.storage.support import Harness
 
 NOW = 1_700_000_000_000
 

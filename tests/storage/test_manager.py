@@ -11,7 +11,7 @@ import pytest
 from shoal.storage import FlushPolicy, LogConfig, LogId, LogManager
 from shoal.testing.clock import FakeClock
 from tests.storage.batches import make_batch
-from tests.storage.conftest import Harness
+from tests.storage.support import Harness
 
 
 def open_fds() -> int:

@@ -7,7 +7,7 @@ import pytest
 
 from shoal.storage import CorruptLogError, LogConfig
 from tests.storage.batches import make_batch, payload_of
-from tests.storage.conftest import DATA, Harness
+from tests.storage.support import DATA, Harness, read_all
 
 NOW = 1_700_000_000_000
 SEGMENT = f"{DATA}/t-0/00000000000000000000.log"
@@ -26,22 +26,6 @@ def write_batches(h: Harness, count: int, *, checkpoint_after: int | None = None
         if checkpoint_after is not None and i + 1 == checkpoint_after:
             plog.checkpoint()
     return batches
-
-
-def read_all(h: Harness) -> list[bytes]:
-    """Every stored batch (without baseOffset), read through the log from its start."""
-    plog = h.log()
-    out, offset = [], plog.log_start_offset
-    while offset < plog.log_end_offset:
-        result = plog.read(offset, 1 << 20)
-        data = memoryview(result.data)
-        position = 0
-        while position < len(data):
-            size = int.from_bytes(data[position + 8 : position + 12], "big") + 12
-            out.append(bytes(data[position + 8 : position + size]))
-            position += size
-        offset = result.next_offset
-    return out
 
 
 def expected(batches: list[bytes]) -> list[bytes]:

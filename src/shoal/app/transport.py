@@ -1,7 +1,7 @@
 """The one I/O seam of the framework: a transport moves bytes; the App does everything else.
 
-Every transport passes ``tests/app/transport_suite.py``. Offsets handed to ``commit`` are the
-*next* offsets to read, as in Kafka.
+Every transport passes ``tests/app/transports/transport_suite.py``. Offsets handed to
+``commit`` are the *next* offsets to read, as in Kafka.
 
 Work-queue systems (RabbitMQ, Redis Streams, NATS JetStream) fit the same shape: a consumer
 numbers the deliveries it hands out (``Message.partition``/``offset`` are then per-consumer

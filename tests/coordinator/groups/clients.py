@@ -1,0 +1,79 @@
+"""Helpers for group tests with real clients: a child consumer process, polling until."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CHILD = Path(__file__).with_name("consumer_child.py")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, step: Callable[[], None]) -> bool:
+    """Run ``step`` until ``condition`` holds or ``timeout_s`` passes; True if it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        step()
+        if condition():
+            return True
+    return condition()
+
+
+class ChildConsumer:
+    """A consumer_child.py process; its reports are collected by a reader thread.
+
+    ``script`` and ``extra`` run another child with the same report format instead
+    (python_client_child.py, which takes the client's name in ``extra``).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        topic: str,
+        config: dict[str, Any],
+        *,
+        script: Path = CHILD,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        args = {"bootstrap": bootstrap, "group": group, "topic": topic, "config": config}
+        args.update(extra or {})
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), json.dumps(args)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parents[3],
+        )
+        self.assigned: list[int] = []
+        self.records: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        for line in stdout:
+            report = json.loads(line)
+            with self._lock:
+                if "assigned" in report:
+                    self.assigned = report["assigned"]
+                else:
+                    self.records.append(report["record"])
+
+    def snapshot(self) -> tuple[list[int], list[str]]:
+        with self._lock:
+            return list(self.assigned), list(self.records)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=30)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
