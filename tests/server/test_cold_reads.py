@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from tests.conftest import BrokerProcess
+from tests.support.broker import BrokerProcess
 
 pytestmark = pytest.mark.integration
 
