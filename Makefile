@@ -41,11 +41,14 @@ contracts: $(STAMP)
 pytest: $(STAMP) peers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The fast loop: every test that needs no peer (no Kafka JVM, Redis, RabbitMQ, NATS, kcat,
-# franz-go or package build: the `peer` marker, derived in tests/support/peers.py) and is not
-# `slow` (soaks and crash loops). No `peers` prerequisite: it runs on a machine without them.
+# The fast loop (about a minute on 2 cores): the in-process tests, which need no peer (no Kafka
+# JVM, Redis, RabbitMQ, NATS, kcat, franz-go or package build: the `peer` marker, derived in
+# tests/support/peers.py), start no process or server (`integration`) and are not `slow`. No
+# `peers` prerequisite: it runs on a machine without them. Widen it with UNIT_MARKERS, e.g.
+# make unit UNIT_MARKERS='not peer and not slow' (adds the embedded-broker tests, ~7 minutes).
+UNIT_MARKERS ?= not peer and not slow and not integration
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not peer and not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "$(UNIT_MARKERS)" $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests and assert nothing about time.
 # bench/compare.py runs shoal, Apache Kafka, Redis, RabbitMQ and NATS in turn (about ten minutes)
