@@ -249,9 +249,9 @@ class _Connection:
         decoder = FrameDecoder(self._limits.max_frame_bytes)
         while self._reading:
             try:
-                data = await asyncio.wait_for(
-                    self._reader.read(READ_CHUNK_BYTES), self._limits.idle_timeout_s
-                )
+                # asyncio.timeout, not wait_for: wait_for wraps every read in a task of its own.
+                async with asyncio.timeout(self._limits.idle_timeout_s):
+                    data = await self._reader.read(READ_CHUNK_BYTES)
             except TimeoutError:
                 log.info("closing idle connection from %s:%d", self._host, self._port)
                 return True
