@@ -135,7 +135,7 @@ class Pipeline:
         self.breaker = breaker
         self.name = sub.name
         self._attempt = self._build_attempt()
-        deliver: Deliver = self._decode_and_attempt
+        deliver = self._decoding()
         if traced:
             deliver = self._traced(deliver)
         if retry_stage:
@@ -160,15 +160,15 @@ class Pipeline:
     def _handler_step(self) -> Attempt:
         """The handler, its output published, its time measured."""
         handler, wants_message, output = self.sub.handler, self.sub.wants_message, self.sub.output
-        processed, name = self.rt.metrics.processed, self.name
-        publish_output = self._publish_output
+        processed = self.rt.metrics.processed_by(self.name)
+        publish_output, clock = self._publish_output, time.perf_counter
 
         async def handle(msg: Message, value: Any, waits: Waits) -> None:
-            started = time.perf_counter()
+            started = clock()
             result = await (handler(value, msg) if wants_message else handler(value))
             if output is not None and result is not None:
                 await publish_output(msg, result)
-            processed(name, msg.topic, time.perf_counter() - started)
+            processed(msg.topic, clock() - started)
 
         return handle
 
@@ -246,37 +246,46 @@ class Pipeline:
 
     # -- one record --------------------------------------------------------------------------
 
-    async def _decode_and_attempt(
-        self, msg: Message, waits: Waits, delivery: _Delivery | None
-    ) -> None:
-        sub, rt = self.sub, self.rt
-        if sub.codec is None:
-            try:
-                value = sub.decoder(msg.value)
-            except Exception:
-                try:  # again, for the SerdeError (with its cause) the DLQ record describes
-                    value = decode(sub.decoder, msg.value)
+    def _decoding(self) -> Deliver:
+        """The step every record takes: decode, then the first attempt; a failed attempt goes
+        to :meth:`_recover`. Built as a closure over what it reads, so the path every record
+        takes does no attribute look-ups on the pipeline or the subscriber."""
+        codec, decoder, attempt = self.sub.codec, self.sub.decoder, self._attempt
+        stopping, recover, undecodable = self.rt.stopping, self._recover, self._undecodable
+        decode_with = self._decode_with
+
+        async def decode_and_attempt(
+            msg: Message, waits: Waits, delivery: _Delivery | None
+        ) -> None:
+            if codec is None:
+                try:
+                    value = decoder(msg.value)
+                except Exception:
+                    try:  # again, for the SerdeError (with its cause) the DLQ record describes
+                        value = decode(decoder, msg.value)
+                    except SerdeError as exc:
+                        await undecodable(msg, delivery, exc)
+                        return
+            else:
+                try:
+                    value = await decode_with(codec, msg)
                 except SerdeError as exc:
-                    await self._undecodable(msg, delivery, exc)
+                    await undecodable(msg, delivery, exc)
                     return
-        else:
+                except Exception:
+                    value = _UNDECODED  # not the record's fault: decoded again at each attempt
+            # The first attempt is _try_once in line: one coroutine less per record on the path
+            # every record takes (the attempt steps themselves are the same ones).
+            if stopping.is_set():
+                raise Stopped
             try:
-                value = await self._decode_with(sub.codec, msg)
-            except SerdeError as exc:
-                await self._undecodable(msg, delivery, exc)
-                return
-            except Exception:
-                value = _UNDECODED  # not the record's fault: decoded again at each attempt
-        # The first attempt is _try_once in line: one coroutine less per record on the path
-        # every record takes (the attempt steps themselves are the same ones).
-        if rt.stopping.is_set():
-            raise Stopped
-        try:
-            await self._attempt(msg, value, waits)
-        except Stopped:
-            raise
-        except Exception as exc:
-            await self._recover(msg, value, delivery or _Delivery(1, None, msg), waits, exc)
+                await attempt(msg, value, waits)
+            except Stopped:
+                raise
+            except Exception as exc:
+                await recover(msg, value, delivery or _Delivery(1, None, msg), waits, exc)
+
+        return decode_and_attempt
 
     @staticmethod
     async def _decode_with(codec: Codec, msg: Message) -> Any:
