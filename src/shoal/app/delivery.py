@@ -27,6 +27,7 @@ from typing import Any
 from shoal.app.message import Message, caused_by_headers
 from shoal.app.observability import tracing
 from shoal.app.observability.metrics import Instruments
+from shoal.app.outbox import Outbox
 from shoal.app.resilience import retry_headers
 from shoal.app.resilience.breaker import BreakerState
 from shoal.app.resilience.dlq import Failure, dlq_headers
@@ -35,14 +36,13 @@ from shoal.app.resilience.retry import retry_topic
 from shoal.app.serdes.codec import Codec
 from shoal.app.serdes.payload import SerdeError, decode
 from shoal.app.subscriber import Subscriber
-from shoal.app.transport import DelayedSend, Transport, TransportConsumer
+from shoal.app.transport import Transport, TransportConsumer
 from shoal.clock import Clock
 from shoal.invariant import invariant
 
 log = logging.getLogger("shoal.app")
 
 Sleep = Callable[[float], Awaitable[None]]
-Publish = Callable[..., Awaitable[str]]
 
 KEEPALIVE_MS = 1_000
 """While a consumer waits (an open breaker, a retry record not yet due) it is paused and polled
@@ -59,7 +59,7 @@ class Runtime:
     rng: random.Random
     stopping: asyncio.Event
     metrics: Instruments
-    publish: Publish
+    outbox: Outbox
     store: IdempotencyStore | None
     system: str
 
@@ -368,7 +368,7 @@ class Pipeline:
         headers = caused_by_headers(msg, self.sub.name)
         output = self.sub.output
         if output is not None:
-            await self.rt.publish(
+            await self.rt.outbox.publish(
                 output, result, key=msg.key, headers=headers, codec=self.sub.output_codec
             )
 
@@ -412,11 +412,7 @@ class Pipeline:
         headers = retry_headers.write(
             delivery.original, msg.headers, failure, due_ms=self.rt.clock.now_ms() + delay_ms
         )
-        transport = self.rt.transport
-        if isinstance(transport, DelayedSend):
-            await transport.send_delayed(target, msg.value, msg.key, headers, delay_ms)
-        else:
-            await transport.send(target, msg.value, msg.key, headers)
+        await self.rt.outbox.forward(target, msg.value, msg.key, headers, delay_ms=delay_ms)
 
     async def _give_up(self, msg: Message, delivery: _Delivery, failure: Failure) -> None:
         sub, original = self.sub, delivery.original
@@ -433,7 +429,7 @@ class Pipeline:
             )
             return
         source = dataclasses.replace(original, headers=retry_headers.strip(msg.headers))
-        await self.rt.transport.send(target, msg.value, msg.key, dlq_headers(source, failure))
+        await self.rt.outbox.forward(target, msg.value, msg.key, dlq_headers(source, failure))
         self.rt.metrics.dead_lettered(self.name, original.topic)
         log.warning(
             "%s: %s[%d]@%d dead-lettered to %s after %d attempts: %r",
