@@ -1,6 +1,7 @@
 """The framework's cost: messages/s through a no-op JSON handler vs a raw confluent-kafka loop.
 
     .venv/bin/python bench/framework.py [--records 300000] [--size 100] [--partitions 4]
+    .venv/bin/python bench/framework.py --memory-only   # the framework's own cost, no broker
 
 Both read the same pre-produced topic from one `shoal broker` subprocess, in the same run:
 
@@ -226,8 +227,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the memory:// figure (no broker, no client): a quick A/B of the framework",
+    )
     args = parser.parse_args(argv)
 
+    memory_records = min(args.records, 200_000)
+    if args.memory_only:
+        mem = asyncio.run(
+            framework_loop("memory://bench", "bench", memory_records, preload=memory_records)
+        )
+        print(f"framework, memory:// (no broker, no client): {mem:>10,.0f} msg/s")
+        return 0
     with tempfile.TemporaryDirectory(prefix="shoal-bench-framework-") as tmp:
         broker = BrokerUnderTest(Path(tmp), profile_path=None)
         broker.start()
@@ -251,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
                 )
         finally:
             broker.stop()
-    memory_records = min(args.records, 200_000)
     mem = asyncio.run(
         framework_loop("memory://bench", "bench", memory_records, preload=memory_records)
     )

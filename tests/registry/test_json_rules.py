@@ -191,6 +191,20 @@ RULES: list[tuple[str, Any, Any, bool]] = [
         _o({"a": S, "b": INT}, **STR_EXTRA),
         False,
     ),
+    # The partial schema is compared writer -> reader: an integer is read as a number
+    # (TYPE_EXTENDED), not the other way round.
+    (
+        "PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+        _o({"a": S, "b": INT}, additionalProperties=N),
+        _o({"a": S}, additionalProperties=N),
+        True,
+    ),
+    (
+        "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+        _o({"a": S}, additionalProperties=INT),
+        _o({"a": S, "b": N}, additionalProperties=INT),
+        True,
+    ),
     (
         "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",  # by a patternProperties
         _o({"a": S}, patternProperties={"^x_": S}),
@@ -310,6 +324,18 @@ RULES: list[tuple[str, Any, Any, bool]] = [
         _tuple(S, additionalItems=S),
         _tuple(S, INT, additionalItems=S),
         False,
+    ),
+    (
+        "ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",  # writer -> reader
+        _tuple(S, INT, additionalItems=N),
+        _tuple(S, additionalItems=N),
+        True,
+    ),
+    (
+        "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",  # writer -> reader
+        _tuple(S, additionalItems=INT),
+        _tuple(S, N, additionalItems=INT),
+        True,
     ),
     # --- 2020-12: unevaluatedProperties / unevaluatedItems as the content model
     (

@@ -18,7 +18,6 @@ import inspect
 import logging
 import random
 import signal
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,12 +31,12 @@ from shoal.app.extras import extra_required
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message, caused_by_headers
 from shoal.app.observability import tracing
 from shoal.app.observability.metrics import Instruments
+from shoal.app.outbox import Outbox, TransportOutbox
 from shoal.app.resilience.breaker import Breaker, BreakerRegistry, BreakerState
 from shoal.app.resilience.idempotency import IdempotencyStore
 from shoal.app.resilience.retry import Retry
 from shoal.app.runner import SubscriberRunner
 from shoal.app.serdes.codec import Codec
-from shoal.app.serdes.payload import encode
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
 from shoal.app.transport import Transport, TransportError
 from shoal.app.transports.memory import MemoryTransport
@@ -140,15 +139,15 @@ class App:
         self.name = name
         self.version = version
         self.description = description
-        self.transport, self._embedded_dir = _transport_for(broker)
         self.system = _messaging_system(broker)
+        self.metrics = Instruments(metrics_registry)
+        self.transport, self._embedded_dir = _transport_for(broker)
         self._embedded: Any = None
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._store = idempotency_store
         self._owns_store = False
-        self.metrics = Instruments(metrics_registry)
         self._lag_interval_s = lag_interval_s
         self.breakers = BreakerRegistry(clock)
         self._instrumented_breakers: set[str] = set()
@@ -160,6 +159,18 @@ class App:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._started = False
+
+    @property
+    def transport(self) -> Transport:
+        """The app's transport; setting it (before start) sets :attr:`outbox` too."""
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: Transport) -> None:
+        self._transport = transport
+        self.outbox: Outbox = TransportOutbox(transport, self.system, self.metrics)
+        """Where this app's records go out through its transport: :meth:`publish`, and its
+        subscribers' outputs, retries and dead letters (the runner's Outbox)."""
 
     def replace_transport(self, transport: Transport) -> Callable[[], None]:
         """Swap the transport before start (``TestApp`` runs an app on a memory broker this
@@ -291,16 +302,10 @@ class App:
                 for h in caused_by_headers(caused_by, topic)
                 if not (explicit_id and h[0] == MESSAGE_ID_HEADER)
             ]
-        message_id = next((v.decode() for k, v in encoded_headers if k == MESSAGE_ID_HEADER), None)
-        if message_id is None:
-            message_id = uuid.uuid4().hex
-            encoded_headers.append((MESSAGE_ID_HEADER, message_id.encode()))
         raw_key = key.encode() if isinstance(key, str) else key
-        payload = encode(value) if codec is None else await codec.encode(topic, value)
-        with tracing.publish_span(topic, self.system, headers=encoded_headers):
-            await self.transport.send(topic, payload, raw_key, encoded_headers)
-        self.metrics.published(topic)
-        return message_id
+        return await self.outbox.publish(
+            topic, value, key=raw_key, headers=encoded_headers, codec=codec
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -330,7 +335,7 @@ class App:
             rng=self._rng,
             stopping=self._stopping,
             metrics=self.metrics,
-            publish=self.publish,
+            outbox=self.outbox,
             store=self._store,
             system=self.system,
         )

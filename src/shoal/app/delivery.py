@@ -27,6 +27,7 @@ from typing import Any
 from shoal.app.message import Message, caused_by_headers
 from shoal.app.observability import tracing
 from shoal.app.observability.metrics import Instruments
+from shoal.app.outbox import Outbox
 from shoal.app.resilience import retry_headers
 from shoal.app.resilience.breaker import BreakerState
 from shoal.app.resilience.dlq import Failure, dlq_headers
@@ -35,14 +36,13 @@ from shoal.app.resilience.retry import retry_topic
 from shoal.app.serdes.codec import Codec
 from shoal.app.serdes.payload import SerdeError, decode
 from shoal.app.subscriber import Subscriber
-from shoal.app.transport import DelayedSend, Transport, TransportConsumer
+from shoal.app.transport import Transport, TransportConsumer
 from shoal.clock import Clock
 from shoal.invariant import invariant
 
 log = logging.getLogger("shoal.app")
 
 Sleep = Callable[[float], Awaitable[None]]
-Publish = Callable[..., Awaitable[str]]
 
 KEEPALIVE_MS = 1_000
 """While a consumer waits (an open breaker, a retry record not yet due) it is paused and polled
@@ -59,7 +59,7 @@ class Runtime:
     rng: random.Random
     stopping: asyncio.Event
     metrics: Instruments
-    publish: Publish
+    outbox: Outbox
     store: IdempotencyStore | None
     system: str
 
@@ -135,7 +135,7 @@ class Pipeline:
         self.breaker = breaker
         self.name = sub.name
         self._attempt = self._build_attempt()
-        deliver: Deliver = self._decode_and_attempt
+        deliver = self._decoding()
         if traced:
             deliver = self._traced(deliver)
         if retry_stage:
@@ -160,15 +160,15 @@ class Pipeline:
     def _handler_step(self) -> Attempt:
         """The handler, its output published, its time measured."""
         handler, wants_message, output = self.sub.handler, self.sub.wants_message, self.sub.output
-        processed, name = self.rt.metrics.processed, self.name
-        publish_output = self._publish_output
+        processed = self.rt.metrics.processed_by(self.name)
+        publish_output, clock = self._publish_output, time.perf_counter
 
         async def handle(msg: Message, value: Any, waits: Waits) -> None:
-            started = time.perf_counter()
+            started = clock()
             result = await (handler(value, msg) if wants_message else handler(value))
             if output is not None and result is not None:
                 await publish_output(msg, result)
-            processed(name, msg.topic, time.perf_counter() - started)
+            processed(msg.topic, clock() - started)
 
         return handle
 
@@ -246,37 +246,46 @@ class Pipeline:
 
     # -- one record --------------------------------------------------------------------------
 
-    async def _decode_and_attempt(
-        self, msg: Message, waits: Waits, delivery: _Delivery | None
-    ) -> None:
-        sub, rt = self.sub, self.rt
-        if sub.codec is None:
-            try:
-                value = sub.decoder(msg.value)
-            except Exception:
-                try:  # again, for the SerdeError (with its cause) the DLQ record describes
-                    value = decode(sub.decoder, msg.value)
+    def _decoding(self) -> Deliver:
+        """The step every record takes: decode, then the first attempt; a failed attempt goes
+        to :meth:`_recover`. Built as a closure over what it reads, so the path every record
+        takes does no attribute look-ups on the pipeline or the subscriber."""
+        codec, decoder, attempt = self.sub.codec, self.sub.decoder, self._attempt
+        stopping, recover, undecodable = self.rt.stopping, self._recover, self._undecodable
+        decode_with = self._decode_with
+
+        async def decode_and_attempt(
+            msg: Message, waits: Waits, delivery: _Delivery | None
+        ) -> None:
+            if codec is None:
+                try:
+                    value = decoder(msg.value)
+                except Exception:
+                    try:  # again, for the SerdeError (with its cause) the DLQ record describes
+                        value = decode(decoder, msg.value)
+                    except SerdeError as exc:
+                        await undecodable(msg, delivery, exc)
+                        return
+            else:
+                try:
+                    value = await decode_with(codec, msg)
                 except SerdeError as exc:
-                    await self._undecodable(msg, delivery, exc)
+                    await undecodable(msg, delivery, exc)
                     return
-        else:
+                except Exception:
+                    value = _UNDECODED  # not the record's fault: decoded again at each attempt
+            # The first attempt is _try_once in line: one coroutine less per record on the path
+            # every record takes (the attempt steps themselves are the same ones).
+            if stopping.is_set():
+                raise Stopped
             try:
-                value = await self._decode_with(sub.codec, msg)
-            except SerdeError as exc:
-                await self._undecodable(msg, delivery, exc)
-                return
-            except Exception:
-                value = _UNDECODED  # not the record's fault: decoded again at each attempt
-        # The first attempt is _try_once in line: one coroutine less per record on the path
-        # every record takes (the attempt steps themselves are the same ones).
-        if rt.stopping.is_set():
-            raise Stopped
-        try:
-            await self._attempt(msg, value, waits)
-        except Stopped:
-            raise
-        except Exception as exc:
-            await self._recover(msg, value, delivery or _Delivery(1, None, msg), waits, exc)
+                await attempt(msg, value, waits)
+            except Stopped:
+                raise
+            except Exception as exc:
+                await recover(msg, value, delivery or _Delivery(1, None, msg), waits, exc)
+
+        return decode_and_attempt
 
     @staticmethod
     async def _decode_with(codec: Codec, msg: Message) -> Any:
@@ -359,7 +368,7 @@ class Pipeline:
         headers = caused_by_headers(msg, self.sub.name)
         output = self.sub.output
         if output is not None:
-            await self.rt.publish(
+            await self.rt.outbox.publish(
                 output, result, key=msg.key, headers=headers, codec=self.sub.output_codec
             )
 
@@ -403,11 +412,7 @@ class Pipeline:
         headers = retry_headers.write(
             delivery.original, msg.headers, failure, due_ms=self.rt.clock.now_ms() + delay_ms
         )
-        transport = self.rt.transport
-        if isinstance(transport, DelayedSend):
-            await transport.send_delayed(target, msg.value, msg.key, headers, delay_ms)
-        else:
-            await transport.send(target, msg.value, msg.key, headers)
+        await self.rt.outbox.forward(target, msg.value, msg.key, headers, delay_ms=delay_ms)
 
     async def _give_up(self, msg: Message, delivery: _Delivery, failure: Failure) -> None:
         sub, original = self.sub, delivery.original
@@ -424,7 +429,7 @@ class Pipeline:
             )
             return
         source = dataclasses.replace(original, headers=retry_headers.strip(msg.headers))
-        await self.rt.transport.send(target, msg.value, msg.key, dlq_headers(source, failure))
+        await self.rt.outbox.forward(target, msg.value, msg.key, dlq_headers(source, failure))
         self.rt.metrics.dead_lettered(self.name, original.topic)
         log.warning(
             "%s: %s[%d]@%d dead-lettered to %s after %d attempts: %r",

@@ -4,7 +4,9 @@ A subscriber has a main consumer on its topics and, with retry topics, one consu
 ``<topic>.retry.<n>`` (its own group, so a record waiting for its delay never holds up the main
 topic). Each record goes through the subscriber's delivery pipeline (:mod:`shoal.app.delivery`),
 built once per kind of consumer; a record is committed once its delivery returned, as part of
-a contiguous run of finished records per partition.
+a contiguous run of finished records per partition. What the pipeline sends (outputs, records
+moved to a retry topic or a DLQ) goes through the :class:`~shoal.app.outbox.Outbox` in its
+:class:`~shoal.app.delivery.Runtime`, never through the App itself.
 """
 
 from __future__ import annotations
@@ -96,38 +98,39 @@ class SubscriberRunner:
     async def _consume(self, consumer: TransportConsumer, retry_stage: bool) -> None:
         tracker = OffsetTracker()
         waits = Waits(consumer)
+        complete = tracker.complete
         # Records waiting on a retry topic are due in offset order: one at a time.
         concurrency = 1 if retry_stage else self.sub.concurrency
         while not self.rt.stopping.is_set():
             records = await consumer.fetch(FETCH_RECORDS_MAX, POLL_TIMEOUT_S)
             if not records:
                 continue
-            for msg in records:
-                tracker.track((msg.topic, msg.partition), msg.offset)
-
+            tracker.track_all(records)
             deliver = self.pipeline(retry_stage).deliver
 
-            async def handle(msg: Message, deliver: Deliver = deliver) -> None:
-                try:
-                    await deliver(msg, waits, None)
-                except Stopped:
-                    return  # not completed: not committed, redelivered after a restart
-                tracker.complete((msg.topic, msg.partition), msg.offset)
+            # One coroutine per run of records (a fetch, or a lane), not one per record.
+            async def run(msgs: list[Message], deliver: Deliver = deliver) -> None:
+                for msg in msgs:
+                    try:
+                        await deliver(msg, waits, None)
+                    except Stopped:
+                        continue  # not completed: not committed, redelivered after a restart
+                    complete((msg.topic, msg.partition), msg.offset)
 
             try:
-                await _dispatch(concurrency, records, handle)
+                await _dispatch(concurrency, records, run)
             finally:
                 await consumer.commit(tracker.committable())
 
 
 async def _dispatch(
-    concurrency: int, records: list[Message], handle: Callable[[Message], Awaitable[None]]
+    concurrency: int, records: list[Message], run: Callable[[list[Message]], Awaitable[None]]
 ) -> None:
+    """Run the records of a fetch through ``run``: in order, or (``concurrency`` > 1) in one
+    lane per (partition, key), lanes in parallel and each lane's records in order."""
     if concurrency == 1:
-        for msg in records:
-            await handle(msg)
+        await run(records)
         return
-    # One lane per (partition, key): lanes run in parallel, a lane's records in order.
     lanes: dict[tuple[str, int, bytes | None], list[Message]] = {}
     for msg in records:
         lanes.setdefault((msg.topic, msg.partition, msg.key), []).append(msg)
@@ -135,8 +138,7 @@ async def _dispatch(
 
     async def run_lane(lane: list[Message]) -> None:
         async with slots:
-            for msg in lane:
-                await handle(msg)
+            await run(lane)
 
     async with asyncio.TaskGroup() as group:
         for lane in lanes.values():

@@ -13,6 +13,7 @@ from shoal.app.resilience import dlq
 from shoal.app.resilience.dlq import Failure, dlq_headers
 from shoal.app.resilience.retry import Retry
 from shoal.app.serdes.payload import SerdeError, decode, decoder_for, encode
+from shoal.invariant import InvariantError
 
 
 def test_backoff_ceiling_doubles_from_base_up_to_max() -> None:
@@ -61,6 +62,24 @@ def test_only_contiguous_completed_offsets_are_committable() -> None:
     tracker.complete(tp, 14)
     tracker.complete(tp, 13)
     assert tracker.committable() == {tp: 15}
+
+
+def test_a_fetch_tracks_each_partition_from_its_first_record() -> None:
+    tracker = OffsetTracker()
+    records = [Message("t", p, o, None, b"{}") for p, o in ((0, 5), (1, 40), (0, 6), (1, 41))]
+    tracker.track_all(records)
+    tracker.complete(("t", 1), 41)
+    assert tracker.committable() == {}  # 40 is unfinished
+    tracker.complete(("t", 0), 5)
+    tracker.complete(("t", 1), 40)
+    assert tracker.committable() == {("t", 0): 6, ("t", 1): 42}
+    tracker.track_all([Message("t", 0, 7, None, b"{}")])  # a later fetch: 6 still unfinished
+    tracker.complete(("t", 0), 7)
+    assert tracker.committable() == {}
+    tracker.complete(("t", 0), 6)
+    assert tracker.committable() == {("t", 0): 8}
+    with pytest.raises(InvariantError):
+        tracker.complete(("t", 9), 0)
 
 
 def test_dlq_headers_replace_those_of_an_earlier_dead_lettering() -> None:

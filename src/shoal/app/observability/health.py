@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -46,6 +46,15 @@ class HealthTarget(Protocol):
     async def ready(self) -> bool: ...
 
 
+@runtime_checkable
+class ExplainsNotReady(Protocol):
+    """An optional capability of a :class:`HealthTarget`: why it is not ready (e.g. "broker
+    unreachable"), shown in ``/readyz``'s answer."""
+
+    @property
+    def not_ready_reason(self) -> str | None: ...
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -63,8 +72,7 @@ async def _readiness(app: HealthTarget) -> tuple[bool, str]:
         return False, f"the readiness check failed: {type(exc).__name__}: {exc}"
     if ready:
         return True, "ready"
-    # An App may say why (e.g. "broker unreachable"); the attribute is optional.
-    reason = getattr(app, "not_ready_reason", None)
+    reason = app.not_ready_reason if isinstance(app, ExplainsNotReady) else None
     return False, str(reason) if reason else "not ready"
 
 

@@ -14,7 +14,7 @@ handlers, the lag task and the /metrics endpoint all run there), so they need no
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -80,6 +80,13 @@ class _Series:
         # Not cumulative (one count per bucket, +Inf last); summed up when scraped.
         self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
 
+    def observe(self, duration_s: float) -> None:
+        """A completed record that spent ``duration_s`` in its handler."""
+        self.processed += 1
+        self.duration_sum_s += duration_s
+        # bisect_left: the first bound >= duration, which is Prometheus' "le" (less or equal).
+        self.buckets[bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+
 
 class Instruments:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -101,11 +108,20 @@ class Instruments:
     # -- per record -----------------------------------------------------------------------------
 
     def processed(self, subscriber: str, topic: str, duration_s: float) -> None:
-        series = self._for(subscriber, topic)
-        series.processed += 1
-        series.duration_sum_s += duration_s
-        # bisect_left: the first bound >= duration, which is Prometheus' "le" (less or equal).
-        series.buckets[bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+        self._for(subscriber, topic).observe(duration_s)
+
+    def processed_by(self, subscriber: str) -> Callable[[str, float], None]:
+        """:meth:`processed` for one subscriber, ``(topic, duration_s)``: its series found once
+        per topic rather than by a (subscriber, topic) key per record."""
+        series_of: dict[str, _Series] = {}
+
+        def processed(topic: str, duration_s: float) -> None:
+            series = series_of.get(topic)
+            if series is None:
+                series = series_of[topic] = self._for(subscriber, topic)
+            series.observe(duration_s)
+
+        return processed
 
     def published(self, topic: str) -> None:
         self._published[topic] = self._published.get(topic, 0) + 1

@@ -18,6 +18,11 @@ from shoal.registry.formats.jsondiff_model import (
     resolve,
 )
 
+ADDED = "ADDED"
+"""A property or item the writer's schema gains (the direction in Confluent's codes)."""
+REMOVED = "REMOVED"
+"""A property or item the reader's schema no longer names."""
+
 
 def _props(schema: Schema) -> dict[str, Any]:
     props = schema.node.get("properties")
@@ -142,62 +147,60 @@ def _property_removed(
 ) -> None:
     # Only the reader's content model matters: it must still accept what the writer sent.
     old = classify(_props(original)[name], original.doc)
-    _removed(ctx, "PROPERTY", old, _object_open(update), _object_partial(update, name), where)
-
-
-def _removed(
-    ctx: Context, noun: str, old: Schema, open_model: bool, partial: Schema | None, where: str
-) -> None:
-    """A property or item (``noun``) the reader no longer names: how its content model (open,
-    partially open through a schema the old one must fit, or closed) takes what it was."""
-    if open_model:
-        ctx.add(f"{noun}_REMOVED_FROM_OPEN_CONTENT_MODEL", where)
-        return
-    if partial is not None:
-        sub = ctx.sub()
-        sub.compare(old, partial, where)
-        ctx.merge(sub)
-        covered = "IS_COVERED" if sub.compatible else "NOT_COVERED"
-        ctx.add(f"{noun}_REMOVED_{covered}_BY_PARTIALLY_OPEN_CONTENT_MODEL", where)
-    elif old.kind == "false":
-        ctx.add(f"{noun}_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
-    else:
-        ctx.add(f"{noun}_REMOVED_FROM_CLOSED_CONTENT_MODEL", where)
+    _member_changed(
+        ctx, "PROPERTY", REMOVED, old, _object_open(update), _object_partial(update, name), where
+    )
 
 
 def _property_added(ctx: Context, original: Schema, update: Schema, name: str, where: str) -> None:
     # Only the writer's content model matters: an open writer may already send any value.
     new_node = _props(update)[name]
     new = classify(new_node, update.doc)
-    required = name in _required(update)
-    with_default = _has_default(new_node, update.doc)
-    if _object_open(original):
-        if new.kind in ("empty", "true"):
-            ctx.add("PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL", where)
-        elif required and with_default:
-            ctx.add("REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL", where)
-        elif required:
-            ctx.add("REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", where)
+    qualified = "OPTIONAL_PROPERTY"
+    if name in _required(update):
+        with_default = _has_default(new_node, update.doc)
+        qualified = "REQUIRED_PROPERTY_WITH_DEFAULT" if with_default else "REQUIRED_PROPERTY"
+    open_model, partial = _object_open(original), _object_partial(original, name)
+    _member_changed(ctx, "PROPERTY", ADDED, new, open_model, partial, where, qualified)
+
+
+def _member_changed(
+    ctx: Context,
+    noun: str,
+    direction: str,
+    member: Schema,
+    open_model: bool,
+    partial: Schema | None,
+    where: str,
+    qualified: str | None = None,
+) -> None:
+    """A property or item (``noun``) the writer has but the reader does not name: ADDED to
+    the writer's schema (judged by the old writer's content model) or REMOVED from the
+    reader's (judged by the new reader's). The content model is open, partially open (the
+    member must fit the schema extra members match: compared writer -> reader), or closed.
+    ``qualified``: an added property's name in Confluent's codes (OPTIONAL_PROPERTY,
+    REQUIRED_PROPERTY[_WITH_DEFAULT]); for a model that is not open Confluent reports it
+    "added to an unopen content model" whether a partial schema covered it or not."""
+    to = "TO" if direction == ADDED else "FROM"
+    if open_model:
+        if direction == ADDED and member.kind in ("empty", "true"):
+            ctx.add(f"{noun}_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL", where)
         else:
-            ctx.add("OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", where)
+            ctx.add(f"{qualified or noun}_{direction}_{to}_OPEN_CONTENT_MODEL", where)
         return
-    partial = _object_partial(original, name)
     if partial is not None:
+        writer, reader = (member, partial) if direction == REMOVED else (partial, member)
         sub = ctx.sub()
-        sub.compare(partial, new, where)
+        sub.compare(writer, reader, where)
         ctx.merge(sub)
-        ctx.add(
-            "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-            if sub.compatible
-            else "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-            where,
-        )
-    if required and with_default:
-        ctx.add("REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL", where)
-    elif required:
-        ctx.add("REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", where)
-    else:
-        ctx.add("OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", where)
+        covered = "IS_COVERED" if sub.compatible else "NOT_COVERED"
+        ctx.add(f"{noun}_{direction}_{covered}_BY_PARTIALLY_OPEN_CONTENT_MODEL", where)
+    if qualified is not None:
+        ctx.add(f"{qualified}_ADDED_TO_UNOPEN_CONTENT_MODEL", where)
+    elif partial is None:
+        if direction == REMOVED and member.kind == "false":
+            noun = f"{noun}_WITH_FALSE"
+        ctx.add(f"{noun}_{direction}_{to}_CLOSED_CONTENT_MODEL", where)
 
 
 def _dependencies(schema: Schema) -> tuple[dict[str, set[str]], dict[str, Any]]:
@@ -357,28 +360,9 @@ def compare_array(ctx: Context, original: Schema, update: Schema, path: str) -> 
 
 def _item_removed(ctx: Context, old: Schema, u_holder: Schema, where: str) -> None:
     partial = _partial(u_holder, "additionalItems", "unevaluatedItems")
-    _removed(ctx, "ITEM", old, _array_open(u_holder), partial, where)
+    _member_changed(ctx, "ITEM", REMOVED, old, _array_open(u_holder), partial, where)
 
 
 def _item_added(ctx: Context, o_holder: Schema, new: Schema, where: str) -> None:
-    if _array_open(o_holder):
-        ctx.add(
-            "ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL"
-            if new.kind in ("empty", "true")
-            else "ITEM_ADDED_TO_OPEN_CONTENT_MODEL",
-            where,
-        )
-        return
     partial = _partial(o_holder, "additionalItems", "unevaluatedItems")
-    if partial is not None:
-        sub = ctx.sub()
-        sub.compare(partial, new, where)
-        ctx.merge(sub)
-        ctx.add(
-            "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-            if sub.compatible
-            else "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-            where,
-        )
-    else:
-        ctx.add("ITEM_ADDED_TO_CLOSED_CONTENT_MODEL", where)
+    _member_changed(ctx, "ITEM", ADDED, new, _array_open(o_holder), partial, where)
