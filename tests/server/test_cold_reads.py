@@ -3,31 +3,19 @@ thread, not by reads that stall the event loop, and gets every record."""
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from tests.support.broker import BrokerProcess
+from tests.support.page_cache import evict
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 3000
 VALUE_BYTES = 1024
-
-
-def _evict(directory: Path) -> None:
-    for path in directory.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def _off_loop_reads(broker: BrokerProcess) -> int:
@@ -48,7 +36,7 @@ def test_cold_segments_are_read_off_the_event_loop_and_nothing_is_missed(
         producer.produce("cold", key=str(i).encode(), value=str(i).encode().ljust(VALUE_BYTES))
     assert producer.flush(30) == 0
 
-    _evict(broker.data_dir)
+    evict(broker.data_dir)
     assert _off_loop_reads(broker) == 0
 
     consumer = Consumer(

@@ -15,24 +15,13 @@ import pytest
 from shoal.storage import LogConfig, LogManager, ReadWouldWait
 from shoal.storage.fs import OsFileSystem
 from tests.storage.batches import make_batch, payload_of
-
-
-def _evict(directory: Path) -> None:
-    """Drop every file under ``directory`` from the page cache (clean pages only: fsync first)."""
-    for path in directory.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+from tests.support.page_cache import evict
 
 
 def _probe_eviction_works(tmp_path: Path) -> None:
     probe = tmp_path / "probe"
     probe.write_bytes(os.urandom(1 << 16))
-    _evict(tmp_path)
+    evict(tmp_path)
     fd = os.open(probe, os.O_RDONLY)
     try:
         os.preadv(fd, [bytearray(1 << 16)], 0, os.RWF_NOWAIT)
@@ -61,7 +50,7 @@ def test_a_cached_only_read_refuses_evicted_bytes_and_a_normal_read_returns_them
         expected = plog.read(0, 1 << 20)
         assert bytes(warm.data) == expected.data
 
-        _evict(data)
+        evict(data)
         with pytest.raises(ReadWouldWait):
             plog.read(30, 1 << 20, cached_only=True)
         cold = plog.read(30, 1 << 20)  # may wait for the disk, and fills the cache again
