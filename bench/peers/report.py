@@ -66,7 +66,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> str:
         f"{env['load_average_before'][0]:.1f}, after {env['load_average_after'][0]:.1f}); "
         "one system runs at a time; figures are medians of "
         f"{cfg['repeats']} throughput runs of {cfg['seconds']} s, latency runs of "
-        f"{cfg['latency_seconds']} s (first {cfg['warmup_s']} s dropped); "
+        f"{cfg['latency_seconds']} s (first {cfg['warmup_s']} s dropped; of "
+        f"{cfg.get('latency_repeats', 1)} runs per rate and size, the one with the median p99); "
         "1 partition / stream / queue."
         + (
             f" **Loaded mode**: {cfg['background_load']} busy processes spun beside each "
