@@ -15,7 +15,8 @@ from tests.support.broker import create_topic
 pytestmark = pytest.mark.integration
 
 PATIENCE_S = 60.0
-_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} (-?\d+)$")
+_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (-?\d+)$")
+"""A sample line, with or without labels (both are the exposition format)."""
 
 
 def _scrape(broker: EmbeddedBroker) -> dict[tuple[str, frozenset[tuple[str, str]]], int]:
@@ -28,7 +29,8 @@ def _scrape(broker: EmbeddedBroker) -> dict[tuple[str, frozenset[tuple[str, str]
             continue
         match = _SAMPLE.match(line)
         assert match is not None, line
-        labels = frozenset(tuple(pair.split("=", 1)) for pair in match.group(2).split(","))
+        pairs = match.group(2).split(",") if match.group(2) else []
+        labels = frozenset(tuple(pair.split("=", 1)) for pair in pairs)
         samples[(match.group(1), labels)] = int(match.group(3))
     return samples
 
