@@ -9,6 +9,7 @@ It runs on its own thread and event loop, so the caller's code (sync or async) i
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import Future
 from dataclasses import replace
@@ -17,6 +18,8 @@ from typing import Any, Self
 
 from shoal.server.app import BrokerApp
 from shoal.server.settings import WILDCARD_HOSTS, Settings
+
+log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0
 """Recovering a large data directory can take a while; a hung start should still fail."""
@@ -87,6 +90,12 @@ class EmbeddedBroker:
         try:
             loop.run_until_complete(app.start())
         except BaseException as exc:
+            # Release what the partial start took (the HTTP listener and its task, logs already
+            # opened) before reporting, so a failed start holds no port, file or task.
+            try:
+                loop.run_until_complete(app.stop())
+            except Exception:
+                log.exception("cleaning up after a failed start")
             started.set_exception(exc)
             loop.close()
             return

@@ -354,3 +354,17 @@ def test_a_start_that_fails_after_binding_leaves_the_port_free(tmp_path: Path) -
             await app.stop()
 
     asyncio.run(start_then_probe())
+
+
+@pytest.mark.integration
+def test_an_embedded_broker_that_fails_to_start_releases_its_http_port(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "data"
+    not_a_directory.write_text("a file where the data directory should be")
+    http_port = free_port()
+    broker = EmbeddedBroker(str(not_a_directory), http_port=http_port)
+    with pytest.raises(OSError):
+        broker.start()
+    # The HTTP listener was up before the logs failed to open; no SO_REUSEADDR here, so a
+    # socket still bound (or a server task still running) would refuse this bind.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", http_port))
