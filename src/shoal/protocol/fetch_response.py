@@ -115,7 +115,7 @@ class FetchResponse(FramedResponse):
                 _write_partition(writer, partition, version)
             writer.tags()
         writer.tags()
-        return writer.frame("Fetch")
+        return writer.frame()
 
 
 def _write_partition(writer: FrameWriter, p: FetchedPartition, version: int) -> None:

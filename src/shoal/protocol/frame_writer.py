@@ -13,8 +13,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar, Final
 
 from shoal.buffers import Buffer
-from shoal.protocol.errors import EncodeError
-from shoal.protocol.framing import FRAME_BYTES_LIMIT
+from shoal.protocol.framing import encode_frame
 from shoal.protocol.headers import encode_uvarint
 
 _I16: Final = struct.Struct(">h")
@@ -40,7 +39,6 @@ class FrameWriter:
         self.flexible = flexible
         self._parts: list[Buffer] = []
         self._pending = bytearray()
-        self._size = 0
 
     def add(self, data: bytes) -> None:
         self._pending += data
@@ -74,16 +72,14 @@ class FrameWriter:
         if size:
             self._flush()
             self._parts.append(data)
-            self._size += size
 
     def _flush(self) -> None:
         if self._pending:
             self._parts.append(bytes(self._pending))
-            self._size += len(self._pending)
             self._pending = bytearray()
 
-    def frame(self, what: str) -> list[Buffer]:
+    def frame(self) -> list[Buffer]:
+        """The frame, size prefix first (:func:`~shoal.protocol.framing.encode_frame`: the parts
+        are not joined; :class:`EncodeError` past the int32 size prefix)."""
         self._flush()
-        if self._size > FRAME_BYTES_LIMIT:
-            raise EncodeError(f"{what} response of {self._size} bytes exceeds the frame limit")
-        return [_I32.pack(self._size), *self._parts]
+        return encode_frame(self._parts)

@@ -93,7 +93,7 @@ class ProduceResponse(FramedResponse):
             writer.tags()
         writer.add(_I32.pack(self.throttle_time_ms))
         writer.tags()
-        return writer.frame("Produce")
+        return writer.frame()
 
 
 def _write_partition(writer: FrameWriter, p: ProducedPartition, version: int) -> None:
