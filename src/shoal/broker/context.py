@@ -34,6 +34,11 @@ class RequestContext:
     client_host: str
     client_port: int
     principal: str = "User:ANONYMOUS"
+    """Kafka's principal of the connection, ``User:<name>``: ``User:ANONYMOUS`` on a PLAINTEXT
+    listener, the SASL identity or the mapped certificate subject once authenticated."""
+    listener_name: str = "PLAINTEXT"
+    """The name of the listener the request came in on (Kafka's ``listeners``): Metadata and
+    FindCoordinator answer with that listener's advertised address."""
     on_effects_applied: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
     response_room: Callable[[], int] = field(default=_unbounded, repr=False, compare=False)
     """How many more response bytes the server may hold for clients right now (per connection

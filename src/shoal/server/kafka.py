@@ -80,8 +80,16 @@ class KafkaServer:
     """Bound first (:meth:`bind`, which tells the real port), then serving a broker (:meth:`start`):
     the broker is built between the two, knowing the address clients are told to use."""
 
-    def __init__(self, host: str, port: int, limits: ConnectionLimits | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        limits: ConnectionLimits | None = None,
+        *,
+        listener_name: str = "PLAINTEXT",
+    ) -> None:
         self._broker: Broker | None = None
+        self.listener_name = listener_name
         self._host = host
         self._port = port
         self._limits = limits or ConnectionLimits()
@@ -149,7 +157,14 @@ class KafkaServer:
         broker = self._broker
         if broker is None:  # cannot happen: bind() accepts nobody, start() sets the broker first
             raise InvariantError("a connection was accepted before start() gave the broker")
-        connection = _Connection(broker, reader, writer, self._limits, self._responses.connection())
+        connection = _Connection(
+            broker,
+            reader,
+            writer,
+            self._limits,
+            self._responses.connection(),
+            listener_name=self.listener_name,
+        )
         self._connections.add(connection)
         try:
             await connection.run()
@@ -167,8 +182,13 @@ class _Connection:
         writer: asyncio.StreamWriter,
         limits: ConnectionLimits,
         budget: ConnectionBudget,
+        *,
+        listener_name: str,
     ) -> None:
         self._broker = broker
+        self._listener_name = listener_name
+        self.principal = "User:ANONYMOUS"
+        """Who the client is: set by authentication (TLS client certificate, SASL)."""
         self._reader = reader
         self._writer = writer
         self._gather = GatherWriter(writer)
@@ -341,6 +361,8 @@ class _Connection:
                 header.client_id,
                 self._host,
                 self._port,
+                principal=self.principal,
+                listener_name=self._listener_name,
                 on_effects_applied=mark_applied,
                 response_room=self._budget.room,
             )
