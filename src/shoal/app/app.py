@@ -36,6 +36,7 @@ from shoal.app.resilience.breaker import Breaker, BreakerRegistry, BreakerState
 from shoal.app.resilience.idempotency import IdempotencyStore
 from shoal.app.resilience.retry import Retry
 from shoal.app.runner import SubscriberRunner
+from shoal.app.secrets import redact_url
 from shoal.app.serdes.codec import Codec
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
 from shoal.app.transport import Transport, TransportError
@@ -97,8 +98,8 @@ def _transport_for(url: str) -> tuple[Transport, str | None]:
         # The bootstrap address is only known once the embedded broker has started.
         return KafkaTransport(""), path
     raise ValueError(
-        f"unknown broker URL {url!r}: use memory://, kafka://HOST:PORT, embedded://PATH, "
-        "amqp://, redis:// or nats://"
+        f"unknown broker URL {redact_url(url)!r}: use memory://, kafka://HOST:PORT, "
+        "embedded://PATH, amqp://, redis:// or nats://"
     )
 
 
@@ -500,7 +501,7 @@ class App:
                 log.info(
                     "%s: health and metrics on http://%s:%d", self.name, http_host, health.port
                 )
-            log.info("%s: running on %s", self.name, self.url)
+            log.info("%s: running on %s", self.name, redact_url(self.url))
             await done.wait()
             log.info("%s: stopping", self.name)
         finally:

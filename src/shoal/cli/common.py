@@ -13,6 +13,8 @@ from urllib.parse import urlencode
 
 from confluent_kafka import KafkaError, KafkaException
 
+from shoal.cli.client_properties import PropertiesError, read_properties, to_librdkafka
+
 BOOTSTRAP_ENV: Final = "SHOAL_BOOTSTRAP"
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
 DEFAULT_TIMEOUT_S: Final = 10.0
@@ -86,6 +88,12 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         help="a librdkafka client property, e.g. -X security.protocol=SASL_SSL (repeatable)",
     )
     group.add_argument(
+        "--command-config",
+        metavar="FILE",
+        help="a Kafka tools client properties file (security.protocol, sasl.jaas.config, "
+        "ssl.truststore.location, ...), as kafka-topics.sh --command-config takes; -X wins",
+    )
+    group.add_argument(
         "--timeout",
         metavar="SECONDS",
         type=positive_float,
@@ -104,7 +112,7 @@ class ClientContext:
         self.bootstrap: str = args.bootstrap_server
         self.timeout_s: float = args.timeout
         self._verbose: bool = args.verbose
-        self._properties: list[tuple[str, str]] = args.client_properties
+        self._properties: list[tuple[str, str]] = _command_config(args) + args.client_properties
         self._connection_error: KafkaError | None = None
 
     def config(self, settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -169,6 +177,16 @@ class ClientContext:
                 f"operation ({error.str()})"
             )
         return CliError(f"cannot {action}: {error.str()}")
+
+
+def _command_config(args: argparse.Namespace) -> list[tuple[str, str]]:
+    path = getattr(args, "command_config", None)
+    if not path:
+        return []
+    try:
+        return to_librdkafka(read_properties(path))
+    except PropertiesError as exc:
+        raise CliError(f"--command-config {path}: {exc}") from None
 
 
 def is_unknown_topic(error: KafkaError | None) -> bool:

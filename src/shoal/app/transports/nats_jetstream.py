@@ -58,6 +58,7 @@ from nats.js.api import (
 )
 
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
+from shoal.app.secrets import redact_url
 from shoal.app.transport import TopicPartition, TransportError
 from shoal.app.transports.background import keep_alive
 from shoal.app.transports.ledger import DeliveryLedger
@@ -132,7 +133,7 @@ class NatsSettings:
         numbers: dict[str, float] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             if name not in cls.__dataclass_fields__ or name == "servers":
-                raise ValueError(f"unknown NATS option {name!r} in {url!r}")
+                raise ValueError(f"unknown NATS option {name!r} in {redact_url(url)!r}")
             try:
                 numbers[name] = float(value)
             except ValueError:
