@@ -72,7 +72,7 @@ def test_the_java_clients_security_settings_become_librdkafkas() -> None:
 
 
 def test_an_unknown_login_module_or_a_missing_password_is_a_clear_error() -> None:
-    with pytest.raises(PropertiesError, match="login module 'com.example.Krb' is not supported"):
+    with pytest.raises(PropertiesError, match=r"login module 'com\.example\.Krb' is not supported"):
         to_librdkafka([("sasl.jaas.config", 'com.example.Krb required username="a";')])
     plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
     with pytest.raises(PropertiesError, match="needs password"):
