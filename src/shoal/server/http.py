@@ -5,21 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
+
+from shoal.server.http_auth import HttpAuthentication, RequireAuthentication
 
 
 def build_http_app(
     readiness: Callable[[], tuple[bool, str]],
     registry: ASGIApp | None = None,
     metrics: Callable[[], tuple[str, str]] | None = None,
+    authentication: HttpAuthentication | None = None,
 ) -> Starlette:
     """``readiness`` says whether the broker serves (listeners bound, logs recovered) and why.
     ``registry``, when given, serves every other path (Confluent's API lives at the root).
     ``metrics``, when given, answers ``GET /metrics`` with its (body, content type); it runs on
-    the server's event loop, which is the broker's."""
+    the server's event loop, which is the broker's. ``authentication``, when it accepts any
+    credentials, guards every path but /livez (see :mod:`shoal.server.http_auth`)."""
 
     async def livez(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -39,4 +44,7 @@ def build_http_app(
         routes.append(Route("/metrics", metrics_endpoint))
     if registry is not None:
         routes.append(Mount("", app=registry))
-    return Starlette(routes=routes)
+    middleware = []
+    if authentication is not None and authentication.enabled:
+        middleware.append(Middleware(RequireAuthentication, authentication=authentication))
+    return Starlette(routes=routes, middleware=middleware)
