@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test unit peers conformance lint types contracts pytest bench bench-storage bench-broker bench-framework crash-full clean
+.PHONY: run test unit peers conformance lint types contracts pytest bench bench-storage bench-broker bench-framework crash-full reliability clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shoal needs Python 3.11 or newer")'
@@ -68,6 +68,11 @@ bench-broker: $(STAMP)
 # The crash loops run a quick mode inside `make test`; this is the long mode.
 crash-full: $(STAMP)
 	SHOAL_CRASH_LOOPS=500 $(BIN)/pytest -m slow tests/storage
+
+# The reliability suite's full mode (tests/reliability): 500 broker SIGKILLs and 100 pauses
+# under the checked workload, in rounds; `make test` runs its quick mode (a few faults).
+reliability: $(STAMP)
+	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
 
 # Differential conformance: the same client scenarios against Apache Kafka and shoal.
 conformance: $(STAMP) peers

@@ -81,11 +81,19 @@ class BrokerProcess:
     """
 
     def __init__(
-        self, data_dir: Path, *, broker_config: dict[str, Any] | None = None, **settings: Any
+        self,
+        data_dir: Path,
+        *,
+        broker_config: dict[str, Any] | None = None,
+        plant: str | None = None,
+        **settings: Any,
     ) -> None:
         self.data_dir = data_dir
         self.settings = settings
         self.broker_config = broker_config or {}
+        self.plant = plant
+        """A bug planted in the child before it starts (tests/reliability/planted.py): how
+        the reliability checker is shown to catch what it claims to."""
         self.log_path = data_dir.with_name(data_dir.name + ".log")
         self.process: subprocess.Popen[str] | None = None
         self.kafka_port = 0
@@ -109,6 +117,7 @@ class BrokerProcess:
                 "http_listen": "127.0.0.1:0",
             },
             "broker_config": self.broker_config,
+            "plant": self.plant,
         }
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(

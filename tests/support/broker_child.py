@@ -1,7 +1,8 @@
 """A broker in a child process, for tests that kill it (see ``BrokerProcess`` in broker.py).
 
 Usage: ``python tests/support/broker_child.py '{"settings": {...}, "broker_config": {...}}'``:
-Settings fields, then BrokerConfig fields to replace once the broker runs. Prints one JSON line
+Settings fields, then BrokerConfig fields to replace once the broker runs; an optional
+``"plant"`` names a bug of tests/reliability/planted.py to plant first. Prints one JSON line
 ``{"kafka_port": ..., "http_port": ...}`` once the broker is ready, then runs until SIGTERM
 (clean shutdown) or SIGKILL.
 """
@@ -14,6 +15,7 @@ import logging
 import signal
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from shoal.server.app import BrokerApp
@@ -43,4 +45,9 @@ if __name__ == "__main__":
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = json.loads(sys.argv[1])
+    if config.get("plant"):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
+        from tests.reliability.planted import plant
+
+        plant(config["plant"])
     asyncio.run(main(replace(Settings(), **config["settings"]), config["broker_config"]))

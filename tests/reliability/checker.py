@@ -1,0 +1,178 @@
+"""The checker: what the history and the final contents of the log say about the broker.
+
+``final`` is every partition read back from offset 0 after the run, with faults over: what the
+broker holds. Against it and the history the checker reports, as Jepsen's Kafka queue workload
+does:
+
+- **lost**: an acknowledged write that is not in the log at the offset it was acknowledged at;
+- **duplicated**: an idempotent producer's value stored at more than one offset (a plain
+  producer's retries may duplicate by Kafka's contract: counted apart, not an anomaly);
+- **reordered**: an idempotent producer's values in one partition not in the order it sent them;
+- **non-monotonic**: a consumer handed offsets of a partition that do not rise within one
+  assignment;
+- **skipped**: a consumer resuming from the group's committed offset that was first handed a
+  later record, skipping stored ones in between;
+- **lost commit**: a consumer resuming from a committed offset older than one the broker had
+  already acknowledged for the group, while the group's commits never go back (each consumer
+  commits only what it read past its own resume point).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from tests.reliability.history import Commit, History, Resume, parse_value
+
+Log = dict[int, list[tuple[int, str]]]
+"""partition -> [(offset, value)] in offset order."""
+
+
+@dataclass
+class Report:
+    acknowledged: int = 0
+    unknown: int = 0
+    """Writes whose outcome the client never learned (failed or timed out): may be stored."""
+    stored: int = 0
+    read_by_group: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    plain_duplicates: int = 0
+    reordered: list[str] = field(default_factory=list)
+    non_monotonic: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    lost_commits: list[str] = field(default_factory=list)
+
+    @property
+    def anomalies(self) -> dict[str, list[str]]:
+        found = {
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "reordered": self.reordered,
+            "non-monotonic": self.non_monotonic,
+            "skipped": self.skipped,
+            "lost commits": self.lost_commits,
+        }
+        return {name: items for name, items in found.items() if items}
+
+    @property
+    def valid(self) -> bool:
+        return not self.anomalies
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{name}: {len(items)}" for name, items in self.anomalies.items())
+        return (
+            f"{self.acknowledged} acknowledged, {self.unknown} unknown, {self.stored} stored, "
+            f"{self.read_by_group} read by the group; anomalies: {counts or 'none'}"
+        )
+
+
+def check(history: History, final: Log) -> Report:
+    report = Report(stored=sum(len(records) for records in final.values()))
+    at: dict[tuple[int, int], str] = {}
+    where: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for partition, records in final.items():
+        for offset, value in records:
+            at[(partition, offset)] = value
+            where[value].append((partition, offset))
+    idempotent = {w.producer for w in history.writes if w.idempotent}
+    _lost(history, at, report)
+    _duplicates(where, idempotent, report)
+    _reordering(final, idempotent, report)
+    _consumers(history, final, report)
+    return report
+
+
+def _lost(history: History, at: dict[tuple[int, int], str], report: Report) -> None:
+    for write in history.writes:
+        if not write.acked:
+            report.unknown += 1
+            continue
+        report.acknowledged += 1
+        assert write.offset is not None
+        stored = at.get((write.partition, write.offset))
+        if stored != write.value:
+            report.lost.append(
+                f"{write.value} acknowledged at {write.partition}@{write.offset}, "
+                f"which holds {stored!r}"
+            )
+
+
+def _duplicates(
+    where: dict[str, list[tuple[int, int]]], idempotent: set[str], report: Report
+) -> None:
+    for value, places in where.items():
+        if len(places) < 2:
+            continue
+        if parse_value(value)[0] in idempotent:
+            report.duplicated.append(f"{value} stored at {places}")
+        else:
+            report.plain_duplicates += 1
+
+
+def _reordering(final: Log, idempotent: set[str], report: Report) -> None:
+    for partition, records in final.items():
+        last: dict[str, tuple[int, int]] = {}
+        for offset, value in records:
+            producer, sequence = parse_value(value)
+            if producer not in idempotent:
+                continue
+            previous = last.get(producer)
+            if previous is not None and sequence < previous[0]:
+                report.reordered.append(
+                    f"partition {partition}: {value} at offset {offset} after "
+                    f"sequence {previous[0]} at offset {previous[1]}"
+                )
+            last[producer] = (sequence, offset)
+
+
+def _consumers(history: History, final: Log, report: Report) -> None:
+    report.read_by_group = len(history.reads)
+    stored_offsets = {p: [offset for offset, _ in records] for p, records in final.items()}
+    reads: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+    for read in history.reads:
+        reads[(read.consumer, read.assignment, read.partition)].append(read.offset)
+    for (consumer, assignment, partition), offsets in reads.items():
+        for before, after in itertools.pairwise(offsets):
+            if after <= before:
+                report.non_monotonic.append(
+                    f"{consumer} (assignment {assignment}) read {partition}@{after} after "
+                    f"{partition}@{before}"
+                )
+                break
+    for resume in history.resumes:
+        got = reads.get((resume.consumer, resume.assignment, resume.partition))
+        if not got:
+            continue
+        start = resume.committed or 0
+        expected = next((o for o in stored_offsets.get(resume.partition, []) if o >= start), None)
+        if expected is not None and got[0] > expected:
+            report.skipped.append(
+                f"{resume.consumer} resumed {resume.partition} at committed offset {start} "
+                f"but was first handed {got[0]}; {expected} was stored"
+            )
+    _commits_kept(history, report)
+
+
+def _commits_kept(history: History, report: Report) -> None:
+    """A resume starts at or after every commit acknowledged before it.
+
+    Only the owner of a partition's current assignment can commit it (the broker refuses a
+    stale generation), and each owner commits only past where it resumed, so the group's
+    acknowledged commits of a partition never go back; a resume from an older offset means
+    the broker forgot an acknowledged commit.
+    """
+    acknowledged: dict[int, Commit] = {}
+    for event in history.events:
+        if isinstance(event, Commit):
+            best = acknowledged.get(event.partition)
+            if best is None or event.offset > best.offset:
+                acknowledged[event.partition] = event
+        elif isinstance(event, Resume):
+            best = acknowledged.get(event.partition)
+            if best is not None and (event.committed or 0) < best.offset:
+                report.lost_commits.append(
+                    f"{event.consumer} resumed {event.partition} at {event.committed}, but "
+                    f"{best.consumer}'s commit of {best.offset} had been acknowledged"
+                )
