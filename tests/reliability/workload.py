@@ -16,18 +16,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.reliability.checker import Log
 from tests.reliability.history import Commit, History, Read, Resume, Write, value_of
 
-DELIVERY_TIMEOUT_MS: Final = 180_000
-"""Longer than any outage the faults cause: a write fails only if the broker refused it."""
+DELIVERY_TIMEOUT_MS: Final = 45_000
+"""Several times the longest outage the faults cause (a pause of the session timeout plus two
+seconds): a write fails only if the broker refused it, or broke so that it cannot succeed."""
 SESSION_TIMEOUT_MS: Final = 6_000
 """The group's session timeout: pauses longer than this expire the group's members."""
 PRODUCE_INTERVAL_S: Final = 0.002
 """Between one producer's writes: about 500 per second each, so a long run's log stays small."""
+DRAIN_STALL_S: Final = 10.0
+"""At the end, the group stops catching up once it has read nothing new for this long."""
 COMMIT_EVERY: Final = 50
 """A consumer commits after this many records (and when its poll comes back empty)."""
 
@@ -82,9 +85,15 @@ class Workload:
                 thread.join()
         acknowledged = sum(1 for w in self.history.writes if w.acked)
         deadline = time.monotonic() + drain_s
-        while time.monotonic() < deadline and len({r.value for r in self.history.reads}) < (
-            acknowledged
-        ):
+        seen, last_progress = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_seen = len({r.value for r in self.history.reads})
+            if now_seen >= acknowledged:
+                break
+            if now_seen > seen:
+                seen, last_progress = now_seen, time.monotonic()
+            elif time.monotonic() - last_progress > DRAIN_STALL_S:
+                break  # the group has read what it can (a broken broker lost the rest)
             time.sleep(0.5)
         self._stop_consuming.set()
         for thread in self._threads:
@@ -139,9 +148,16 @@ class Workload:
                     break
                 except BufferError:
                     producer.poll(0.1)  # the local queue is full while the broker is away
+                except KafkaException as exc:  # fatal: this producer can send no more
+                    self.fatal_errors.append(f"{name}: {exc}")
+                    break
             producer.poll(0)
             time.sleep(PRODUCE_INTERVAL_S)
-        remaining = producer.flush(DELIVERY_TIMEOUT_MS / 1000)
+        try:
+            remaining = producer.flush(DELIVERY_TIMEOUT_MS / 1000)
+        except Exception as exc:
+            self.fatal_errors.append(f"{name}: flush failed: {exc!r}")
+            return
         if remaining:
             self.fatal_errors.append(f"{name}: {remaining} writes without an outcome")
 
