@@ -18,6 +18,7 @@ import pytest
 
 from shoal.storage import FlushPolicy
 from tests.reliability.checker import Report, check
+from tests.reliability.history import Write
 from tests.reliability.power_broker import PowerBroker
 from tests.reliability.workload import Workload, WorkloadSettings
 
@@ -81,3 +82,44 @@ def test_the_checker_catches_acknowledgements_before_fsync() -> None:
         broker.stop()
     print(report.summary())
     assert report.lost, f"acknowledged-before-durable went unnoticed: {report.summary()}"
+
+
+DISK_FULL_EPISODES: Final = int(os.environ.get("SHOAL_RELIABILITY_DISK_FULL", "2"))
+DISK_FULL_S: Final = 3.0
+
+
+def test_a_full_disk_refuses_writes_and_the_broker_recovers_when_space_is_freed(
+    power_broker: PowerBroker,
+) -> None:
+    """The disk fills (every write fails with ENOSPC) for a few seconds, then space is freed:
+    nothing acknowledged is lost, and writes are acknowledged again after each episode."""
+    rng = random.Random(21)
+    workload = Workload(power_broker.bootstrap_servers, WorkloadSettings(topic="disk-full"))
+    workload.create_topic()
+    workload.start()
+    acked_after: list[int] = []
+    try:
+        for _ in range(DISK_FULL_EPISODES):
+            time.sleep(rng.uniform(*GAP_S))
+            power_broker.fs.space_left_bytes = 0
+            workload.history.fault("disk full")
+            time.sleep(DISK_FULL_S)
+            power_broker.fs.space_left_bytes = None
+            freed_at = len(workload.history.events)
+            time.sleep(GAP_S[0])
+            acked_after.append(
+                sum(
+                    1
+                    for e in workload.history.events[freed_at:]
+                    if isinstance(e, Write) and e.acked
+                )
+            )
+    finally:
+        workload.stop()
+    report = check(workload.history, workload.read_back())
+    print(
+        f"{DISK_FULL_EPISODES} disk-full episodes: {report.summary()}; acked after: {acked_after}"
+    )
+    assert report.valid, report.anomalies
+    assert not workload.fatal_errors, workload.fatal_errors
+    assert all(count > 0 for count in acked_after), acked_after

@@ -63,6 +63,35 @@ def test_disk_full_when_rolling_a_segment_is_an_error_not_a_hole() -> None:
     assert read_all(h) == [payload_of(b) for b in [*appended, extra]]
 
 
+@pytest.mark.parametrize("what", ["checkpoint", "side file"])
+def test_a_full_disk_while_saving_a_small_file_keeps_the_old_one_and_the_directory_writable(
+    harness: Harness, what: str
+) -> None:
+    """Found by the reliability suite: a checkpoint written while the disk was full failed the
+    whole directory until a restart. Its temporary copy is all that was lost: the old file is
+    whole, so the write is refused (DiskFullError) and retried once space is freed."""
+    harness.open()
+    plog = harness.log()
+    kept = [batch(i) for i in range(3)]
+    for b in kept:
+        plog.append(b)
+    plog.flush()
+    harness.fs.space_left_bytes = 0
+    with pytest.raises(DiskFullError, match="no space"):
+        if what == "checkpoint":
+            plog.checkpoint()
+        else:
+            plog.write_side_file("producers", b"state")
+    harness.fs.space_left_bytes = None
+    assert not any(name.endswith(".tmp") for name in harness.fs.listdir(plog.directory))
+    later = batch(3)  # the directory still takes writes
+    plog.wait_durable(plog.append(later).last_offset).result(timeout=10)
+    plog.checkpoint()
+    harness.crash()
+    harness.open()
+    assert read_all(harness) == [payload_of(b) for b in [*kept, later]]
+
+
 def test_failed_fsync_fails_waiters_and_makes_the_directory_read_only(harness: Harness) -> None:
     manager = harness.open()
     plog = harness.log()

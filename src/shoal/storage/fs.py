@@ -9,12 +9,13 @@ needs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import shutil
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from shoal.buffers import Buffer, skip_bytes
 from shoal.records.crc import crc32c
@@ -221,10 +222,21 @@ def read_whole(fs: FileSystem, path: str) -> bytes:
         f.close()
 
 
+SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""A full device or an exhausted quota: the write may succeed once space is freed."""
+
+
+class NoSpaceForCopy(OSError):
+    """:func:`write_atomically` found no space for the new copy: the target is untouched (the
+    old content stays, whole) and the partial copy is removed, so the caller may retry later
+    instead of treating the directory as failed."""
+
+
 def write_atomically(fs: FileSystem, path: str, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content.
 
-    Write a temporary file, fsync it, rename over the target, fsync the directory.
+    Write a temporary file, fsync it, rename over the target, fsync the directory. Raises
+    :class:`NoSpaceForCopy` when the temporary copy cannot be written for lack of space.
     """
     tmp = path + ".tmp"
     if fs.exists(tmp):
@@ -233,6 +245,13 @@ def write_atomically(fs: FileSystem, path: str, data: bytes) -> None:
     try:
         f.append([data])
         f.fsync()
+    except OSError as exc:
+        if exc.errno not in SPACE_ERRNOS:
+            raise
+        f.close()
+        with contextlib.suppress(OSError):
+            fs.remove(tmp)
+        raise NoSpaceForCopy(exc.errno, f"no space to write {path}: {exc.strerror}") from exc
     finally:
         f.close()
     fs.rename(tmp, path)

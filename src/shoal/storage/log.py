@@ -8,7 +8,6 @@ that delete files. Lock order: ``_flush_lock`` before ``_lock``.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import threading
@@ -16,7 +15,7 @@ from bisect import bisect_right
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from shoal.buffers import Buffer
 from shoal.clock import Clock
@@ -31,7 +30,7 @@ from shoal.storage.errors import (
     OffsetOutOfRangeError,
     StorageError,
 )
-from shoal.storage.fs import FileSystem
+from shoal.storage.fs import SPACE_ERRNOS, FileSystem, NoSpaceForCopy
 from shoal.storage.handles import FileHandles
 from shoal.storage.index import MAX_RELATIVE
 from shoal.storage.recovery import recover_segments, remove_segment_files
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
     from shoal.storage.flush import Flusher
 
 log = logging.getLogger(__name__)
-
-_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class DirectoryHealth:
@@ -274,7 +271,7 @@ class PartitionLog:
             segment.rollback(size_before)
         except OSError as undo_exc:
             return self._health.fail(f"could not undo a failed write to {segment.path}: {undo_exc}")
-        if exc.errno in _SPACE_ERRNOS:
+        if exc.errno in SPACE_ERRNOS:
             return DiskFullError(
                 f"{self.name}: no space left on the device of {self.directory}; nothing was "
                 "written. Free space or lower retention, then retry."
@@ -298,7 +295,7 @@ class PartitionLog:
         try:
             segment = self._new_segment(self._next_offset, now_ms)
         except OSError as exc:
-            if exc.errno in _SPACE_ERRNOS:
+            if exc.errno in SPACE_ERRNOS:
                 raise DiskFullError(f"{self.name}: no space for a new segment") from exc
             raise self._health.fail(
                 f"could not create a segment in {self.directory}: {exc}"
@@ -436,6 +433,10 @@ class PartitionLog:
             checkpoint = Checkpoint(self._flushed_offset, self._log_start)
         try:
             write_checkpoint(self._fs, self.directory, checkpoint)
+        except NoSpaceForCopy as exc:
+            # The old checkpoint is whole and still true (an older recovery point only means
+            # a longer scan after a crash): wait for space, the next flush tries again.
+            raise DiskFullError(f"could not write the checkpoint of {self.name}: {exc}") from exc
         except OSError as exc:
             raise self._health.fail(
                 f"could not write the checkpoint of {self.name}: {exc}"
@@ -556,6 +557,8 @@ class PartitionLog:
             self._check_writable()
             try:
                 write_side_file(self._fs, self.directory, name, payload)
+            except NoSpaceForCopy as exc:
+                raise DiskFullError(f"could not write {name} of {self.name}: {exc}") from exc
             except OSError as exc:
                 raise self._health.fail(f"could not write {name} of {self.name}: {exc}") from exc
 
