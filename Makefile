@@ -69,10 +69,10 @@ bench-broker: $(STAMP)
 crash-full: $(STAMP)
 	SHOAL_CRASH_LOOPS=500 $(BIN)/pytest -m slow tests/storage
 
-# The reliability suite's full mode (tests/reliability): 500 broker SIGKILLs, 100 pauses and 100
-# power losses under the checked workload, in rounds; `make test` runs its quick mode.
+# The reliability suite's full mode (tests/reliability): 500 broker SIGKILLs, 100 pauses, 100
+# power losses and 50 disk-full episodes under the checked workload; `make test` runs a quick mode.
 reliability: $(STAMP)
-	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
+	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 SHOAL_RELIABILITY_DISK_FULL=50 $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
 
 # Differential conformance: the same client scenarios against Apache Kafka and shoal.
 conformance: $(STAMP) peers
