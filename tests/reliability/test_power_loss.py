@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 import pytest
 
+from shoal.coordinator import offsets_log
+from shoal.coordinator.offsets_log import Entry, OffsetsLog
 from shoal.storage import FlushPolicy
 from tests.reliability.checker import Report, check
 from tests.reliability.history import Write
@@ -27,6 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600 * 4)]
 POWER_LOSSES: Final = int(os.environ.get("SHOAL_RELIABILITY_POWER_LOSSES", "3"))
 PER_ROUND: Final = 10
 GAP_S: Final = (2.0, 4.0)
+QUIET_S: Final = 2.0
+"""Producers stay silent this long before a quiet power loss: the group reads up and commits."""
 
 
 def _run(broker: PowerBroker, losses: int, seed: int, *, broken: bool = False) -> Report:
@@ -37,11 +41,16 @@ def _run(broker: PowerBroker, losses: int, seed: int, *, broken: bool = False) -
     workload.create_topic()
     workload.start()
     try:
-        for _ in range(losses):
+        for number in range(losses):
             time.sleep(rng.uniform(*GAP_S))
             keep = rng.random() < 0.5
+            quiet = number % 2 == 0
+            if quiet:  # half the losses hit a broker whose last writes were commits
+                workload.quiet()
+                time.sleep(QUIET_S)
             broker.power_loss(keep_unsynced=keep)
-            workload.history.fault(f"power loss (keep_unsynced={keep})")
+            workload.loud()
+            workload.history.fault(f"power loss (keep_unsynced={keep}, quiet={quiet})")
     finally:
         started = time.monotonic()
         workload.stop()
@@ -123,3 +132,29 @@ def test_a_full_disk_refuses_writes_and_the_broker_recovers_when_space_is_freed(
     assert report.valid, report.anomalies
     assert not workload.fatal_errors, workload.fatal_errors
     assert all(count > 0 for count in acked_after), acked_after
+
+
+def test_the_checker_catches_commits_acknowledged_before_fsync(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker that answers OffsetCommit without waiting for the offsets log's fsync: a power
+    loss must show a consumer resuming from before an acknowledged commit."""
+
+    def append_without_fsync(self: OffsetsLog, entries: Iterable[Entry]) -> None:
+        records = [offsets_log.SimpleRecord(key, value) for key, value in entries]
+        now = self._clock.now_ms()
+        for start in range(0, len(records), offsets_log.RECORDS_PER_BATCH_MAX):
+            chunk = records[start : start + offsets_log.RECORDS_PER_BATCH_MAX]
+            self._write(offsets_log.build_batch(chunk, base_timestamp=now))
+        return None  # "nothing to wait for": the planted bug (no fsync is even asked for)
+
+    monkeypatch.setattr(OffsetsLog, "append", append_without_fsync)
+    broker = PowerBroker(seed=14).start()
+    try:
+        report = _run(broker, 3, seed=15)
+    finally:
+        broker.stop()
+    print(report.summary())
+    assert report.lost_commits, (
+        f"commits acknowledged before fsync went unnoticed: {report.summary()}"
+    )

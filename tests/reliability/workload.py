@@ -51,6 +51,7 @@ class Workload:
     history: History = field(default_factory=History)
     fatal_errors: list[str] = field(default_factory=list)
     _stop_producing: threading.Event = field(default_factory=threading.Event)
+    _producing: threading.Event = field(default_factory=threading.Event)
     _stop_consuming: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -62,7 +63,16 @@ class Workload:
         for future in futures.values():
             future.result(timeout=60)
 
+    def quiet(self) -> None:
+        """Producers stop writing until :meth:`loud`: the group catches up and commits, so a
+        fault then hits a quiet broker (the window where only commits are in flight)."""
+        self._producing.clear()
+
+    def loud(self) -> None:
+        self._producing.set()
+
     def start(self) -> None:
+        self._producing.set()
         names = [(f"i{n}", True) for n in range(self.settings.idempotent_producers)] + [
             (f"n{n}", False) for n in range(self.settings.plain_producers)
         ]
@@ -80,6 +90,7 @@ class Workload:
         """Stop writing, wait for every outcome, let the group catch up (up to ``drain_s``),
         stop it."""
         self._stop_producing.set()
+        self._producing.set()
         for thread in self._threads:
             if thread.name.startswith(("workload-i", "workload-n")):
                 thread.join()
@@ -136,6 +147,10 @@ class Workload:
         for sequence in itertools.count():
             if self._stop_producing.is_set() or self.fatal_errors:
                 break
+            while not self._producing.wait(0.1):
+                producer.poll(0)
+                if self._stop_producing.is_set():
+                    break
             value = value_of(name, sequence)
             while True:
                 try:
