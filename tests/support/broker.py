@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -86,12 +87,15 @@ class BrokerProcess:
         *,
         broker_config: dict[str, Any] | None = None,
         plant: str | None = None,
+        max_open_files: int | None = None,
         **settings: Any,
     ) -> None:
         self.data_dir = data_dir
         self.settings = settings
         self.broker_config = broker_config or {}
         self.plant = plant
+        self.max_open_files = max_open_files
+        """RLIMIT_NOFILE of the child (``ulimit -n``), for the descriptor-exhaustion tests."""
         """A bug planted in the child before it starts (tests/reliability/planted.py): how
         the reliability checker is shown to catch what it claims to."""
         self.log_path = data_dir.with_name(data_dir.name + ".log")
@@ -127,10 +131,30 @@ class BrokerProcess:
                 text=True,
                 cwd=REPO,
             )
+        if self.max_open_files:
+            # prlimit from here, not preexec_fn (unsafe while this process runs threads): set
+            # while the child is still importing, long before its listener accepts.
+            limit = (self.max_open_files, self.max_open_files)
+            resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE, limit)
         ready = self._read_ready_line()
         self.kafka_port = int(ready["kafka_port"])
         self.http_port = int(ready["http_port"])
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not running"
+        return self.process.pid
+
+    def rss_bytes(self) -> int:
+        """The child's resident memory now (VmRSS)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def _read_ready_line(self) -> dict[str, Any]:
         assert self.process is not None and self.process.stdout is not None
