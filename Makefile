@@ -72,7 +72,7 @@ crash-full: $(STAMP)
 # The reliability suite's full mode (tests/reliability): 500 broker SIGKILLs, 100 pauses, 100
 # power losses and 50 disk-full episodes under the checked workload; `make test` runs a quick mode.
 reliability: $(STAMP)
-	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 SHOAL_RELIABILITY_DISK_FULL=50 $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
+	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 SHOAL_RELIABILITY_DISK_FULL=50 SHOAL_RELIABILITY_PARTITIONS=10000 $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
 
 # Differential conformance: the same client scenarios against Apache Kafka and shoal.
 conformance: $(STAMP) peers
