@@ -128,3 +128,9 @@ def test_rfc2253_name_writes_an_email_address_as_java_does() -> None:
     # X500Principal.getName(RFC2253) has no keyword for emailAddress: OID=#<DER IA5String>.
     subject = ((("commonName", "bob"),), (("emailAddress", "b@x.io"),))
     assert rfc2253_name(subject) == "1.2.840.113549.1.9.1=#16066240782e696f,CN=bob"
+
+
+def test_rfc2253_escapes_as_x500_principal_does() -> None:
+    # Every one of ,=+<>#;"\ wherever it is, and every leading and trailing space.
+    subject = ((("commonName", "  a=b#c;d "),),)
+    assert rfc2253_name(subject) == "CN=\\ \\ a\\=b\\#c\\;d\\ "

@@ -95,9 +95,16 @@ def _der(tag: int, data: bytes) -> bytes:
 
 
 def _escape(value: str) -> str:
+    r"""X500Principal's RFC 2253 escaping: a backslash before each of ``,=+<>#;"\`` wherever it
+    is, and before every leading and trailing space; a NUL as ``\00``."""
+    lead = len(value) - len(value.lstrip(" "))
+    trail = len(value.rstrip(" "))
     out = []
     for index, char in enumerate(value):
-        if char in _RFC2253_SPECIAL or (char == " " and index in (0, len(value) - 1)):
+        if char == "\0":
+            out.append("\\00")
+            continue
+        if char in _RFC2253_SPECIAL or index < lead or index >= trail:
             out.append("\\")
         out.append(char)
     return "".join(out)
