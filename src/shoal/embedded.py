@@ -45,11 +45,11 @@ class EmbeddedBroker:
     ) -> None:
         bind = f"[{host}]" if ":" in host else host
         # ``listeners`` in settings names the listeners itself (then host and port are unused).
-        listen = {} if settings.get("listeners") else {"kafka_listen": f"{bind}:{port}"}
+        listen = Settings().kafka_listen if settings.get("listeners") else f"{bind}:{port}"
         self._settings = replace(
             Settings(),
             data_dir=data_dir,
-            **listen,
+            kafka_listen=listen,
             http_listen=f"127.0.0.1:{http_port}",
             advertised_listener=advertised_listener,
             node_id=node_id,

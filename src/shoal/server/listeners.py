@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -101,8 +101,13 @@ def parse_protocol_map(text: str) -> dict[str, SecurityProtocol]:
 
 
 def parse_listeners(
-    listeners: str, advertised: str, protocol_map: Mapping[str, SecurityProtocol]
+    listeners: str,
+    advertised: str,
+    protocol_map: Mapping[str, SecurityProtocol],
+    check_address: Callable[[str], tuple[str, int]],
 ) -> list[Listener]:
+    """``check_address`` parses an advertised ``HOST:PORT`` (ValueError when it is not one a
+    client can connect to)."""
     bound = [_parse_listener(entry, "listeners") for entry in _entries(listeners)]
     if not bound:
         raise ListenerError(f"listeners is empty: name at least one listener, {_EXAMPLE}")
@@ -119,7 +124,7 @@ def parse_listeners(
     for port in ports:
         if ports.count(port) > 1:
             raise ListenerError(f"listeners use port {port} twice; each needs a different port")
-    told = parse_advertised_listeners(advertised)
+    told = parse_advertised_listeners(advertised, check_address)
     for name in told:
         if name not in names:
             raise ListenerError(
@@ -138,10 +143,9 @@ def parse_listeners(
     return result
 
 
-def parse_advertised_listeners(text: str) -> dict[str, tuple[str, int]]:
-    # Imported here: settings imports this module for its listener checks.
-    from shoal.server.settings import SettingsError, parse_advertised
-
+def parse_advertised_listeners(
+    text: str, check_address: Callable[[str], tuple[str, int]]
+) -> dict[str, tuple[str, int]]:
     result: dict[str, tuple[str, int]] = {}
     for entry in _entries(text):
         name, host, port = _parse_listener(entry, "advertised_listeners")
@@ -149,8 +153,8 @@ def parse_advertised_listeners(text: str) -> dict[str, tuple[str, int]]:
             raise ListenerError(f"advertised_listeners names {name} twice")
         bracketed = f"[{host}]" if ":" in host else host
         try:
-            result[name] = parse_advertised(f"{bracketed}:{port}")
-        except SettingsError as exc:
+            result[name] = check_address(f"{bracketed}:{port}")
+        except ValueError as exc:
             raise ListenerError(f"advertised_listeners {entry!r}: {exc}") from None
     return result
 

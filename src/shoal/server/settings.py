@@ -121,7 +121,7 @@ class Settings:
                         "(NAME://HOST:PORT for each)"
                     )
                 advertised = f"{names[0].strip()}://{self.advertised_listener}"
-            return parse_listeners(text, advertised, protocol_map)
+            return parse_listeners(text, advertised, protocol_map, parse_advertised)
         except ListenerError as exc:
             raise SettingsError(str(exc)) from None
 
