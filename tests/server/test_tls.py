@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient
 from cryptography.hazmat.primitives import serialization
 
 from shoal.embedded import EmbeddedBroker
+from shoal.server.settings import SettingsError
 from tests.peers.kafka_peer import free_port
 from tests.server.tls_support import ClientCert, Pki, served_serial
 
@@ -426,3 +427,62 @@ def test_the_java_client_over_mutual_tls(
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "SSL" in output or "Timed out waiting for a node assignment" in output, output
+
+
+def test_tls_1_3_by_default_and_1_2_only_while_enabled(
+    shoal_broker_factory: Factory, pki: Pki
+) -> None:
+    def version(port: int, maximum: ssl.TLSVersion) -> str:
+        context = ssl.create_default_context(cafile=str(pki.ca_file))
+        context.maximum_version = maximum
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            return str(tls.version())
+
+    _, port = tls_broker(shoal_broker_factory, pki)
+    assert version(port, ssl.TLSVersion.MAXIMUM_SUPPORTED) == "TLSv1.3"
+    assert version(port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    _, strict = tls_broker(shoal_broker_factory, pki, ssl_enabled_protocols="TLSv1.3")
+    assert version(strict, ssl.TLSVersion.MAXIMUM_SUPPORTED) == "TLSv1.3"
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        version(strict, ssl.TLSVersion.TLSv1_2)
+
+
+def test_an_encrypted_key_with_ssl_key_password(
+    shoal_broker_factory: Factory, pki: Pki, tmp_path: Path
+) -> None:
+    issued = pki.ca.issue_cert("127.0.0.1", common_name="shoal-broker")
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+        + b"".join(blob.bytes() for blob in issued.cert_chain_pems)
+    )
+    with pytest.raises(SettingsError, match="cannot load ssl_keystore_location") as refused:
+        tls_broker(shoal_broker_factory, pki, ssl_keystore_location=str(encrypted),
+                   ssl_key_password="wrong")  # fmt: skip
+    assert "s3cret" not in str(refused.value) and "wrong" not in str(refused.value)
+    _, port = tls_broker(
+        shoal_broker_factory, pki, ssl_keystore_location=str(encrypted), ssl_key_password="s3cret"
+    )
+    assert round_trip(pki.librdkafka(port), "encrypted-key", 1)
+
+
+def test_shoal_broker_refuses_to_start_on_an_unreadable_keystore(tmp_path: Path) -> None:
+    from tests.server.test_node_identity import shoal_broker_command
+
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate\n")
+    code, stderr = shoal_broker_command(
+        "--data-dir", str(tmp_path / "data"), "--http-listen", "127.0.0.1:0",
+        "--listeners", "SSL://127.0.0.1:0", "--ssl-keystore-location", str(broken),
+    )  # fmt: skip
+    assert code == 1
+    assert f"cannot load ssl_keystore_location {broken}" in stderr
+    assert "Traceback" not in stderr

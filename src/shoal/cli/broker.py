@@ -117,7 +117,7 @@ def run_broker(args: argparse.Namespace) -> int:
     app = BrokerApp(settings)
     try:
         _event_loop_runner()(app.run_until_stopped())
-    except OSError as exc:
+    except (OSError, SettingsError) as exc:  # a port taken, a certificate file unreadable...
         print(f"shoal broker: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -77,6 +77,9 @@ class BrokerApp:
         return int(server.servers[0].sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        listeners = self.settings.kafka_listeners()
+        if any(listener.security_protocol.tls for listener in listeners):
+            self._tls_context()  # a bad certificate file stops the start before anything binds
         http_host, http_port = parse_listen(self.settings.http_listen)
         config = uvicorn.Config(
             build_http_app(
@@ -96,7 +99,6 @@ class BrokerApp:
                 raise RuntimeError(f"HTTP listener on {self.settings.http_listen} did not start")
             await asyncio.sleep(0.01)
 
-        listeners = self.settings.kafka_listeners()
         for listener in self.settings.insecure_listeners(listeners):
             log.warning(
                 "listener %s on %s:%d authenticates nobody (%s) and other machines can reach "
@@ -175,19 +177,7 @@ class BrokerApp:
         ssl_context = None
         tls_principal = None
         if protocol.tls:
-            if self.tls is None:
-                self.tls = ReloadingContext(
-                    TlsConfig(
-                        keystore_location=settings.ssl_keystore_location,
-                        key_password=settings.ssl_key_password,
-                        truststore_location=settings.ssl_truststore_location,
-                        client_auth=settings.ssl_client_auth,
-                        enabled_protocols=tuple(
-                            p.strip() for p in settings.ssl_enabled_protocols.split(",") if p
-                        ),
-                    )
-                )
-            ssl_context = self.tls.front
+            ssl_context = self._tls_context().front
             if protocol is SecurityProtocol.SSL:
                 # On SASL_SSL the principal is SASL's, as in Kafka.
                 tls_principal = CertificatePrincipal(settings.ssl_principal_mapping_rules).of
@@ -200,6 +190,23 @@ class BrokerApp:
             ssl_handshake_timeout_s=settings.ssl_handshake_timeout_ms / 1000,
             tls_principal=tls_principal,
         )
+
+    def _tls_context(self) -> ReloadingContext:
+        """The TLS listeners' certificates, loaded on first use (TlsError if a file is bad)."""
+        if self.tls is None:
+            settings = self.settings
+            self.tls = ReloadingContext(
+                TlsConfig(
+                    keystore_location=settings.ssl_keystore_location,
+                    key_password=settings.ssl_key_password,
+                    truststore_location=settings.ssl_truststore_location,
+                    client_auth=settings.ssl_client_auth,
+                    enabled_protocols=tuple(
+                        p.strip() for p in settings.ssl_enabled_protocols.split(",") if p.strip()
+                    ),
+                )
+            )
+        return self.tls
 
     def _registry_client(self, listeners: list[Listener]) -> tuple[str, dict[str, str]]:
         """Where the registry's Kafka client connects (this broker, over loopback when a

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from shoal.security.principal import NoMatchingRule, PrincipalMapper, rfc2253_name
+from shoal.server.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ _VERIFY_MODES: Final = {
 _VERSIONS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
-class TlsError(Exception):
-    """A keystore or truststore that cannot be loaded; the message names the file."""
+class TlsError(SettingsError):
+    """A keystore or truststore that cannot be loaded; the message names the file and the
+    setting."""
 
 
 @dataclass(frozen=True, slots=True)
