@@ -124,7 +124,7 @@ def test_confluent_kafka_produces_and_consumes_over_ssl(
 def test_mutual_tls_refuses_clients_without_a_trusted_certificate(
     shoal_broker_factory: Factory, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="shoal.server.kafka")
+    caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
     _, port = tls_broker(
         shoal_broker_factory,
         pki,
@@ -155,7 +155,7 @@ def test_mutual_tls_refuses_clients_without_a_trusted_certificate(
 def test_a_certificate_no_mapping_rule_matches_is_refused(
     shoal_broker_factory: Factory, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="shoal.server.kafka")
+    caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
     _, port = tls_broker(
         shoal_broker_factory,
         pki,
@@ -174,7 +174,7 @@ def test_a_certificate_no_mapping_rule_matches_is_refused(
 def test_requested_client_auth_serves_clients_with_and_without_a_certificate(
     shoal_broker_factory: Factory, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="shoal.server.kafka")
+    caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
     _, port = tls_broker(shoal_broker_factory, pki, ssl_client_auth="requested")
     AdminClient(pki.librdkafka(port)).list_topics(timeout=TIMEOUT_S)
     assert "is User:ANONYMOUS" in caplog.text
@@ -389,7 +389,7 @@ def test_the_java_client_over_mutual_tls(
     from tests.differential.tools import ok
     from tests.peers.kafka_peer import kafka_tool
 
-    caplog.set_level(logging.INFO, logger="shoal.server.kafka")
+    caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
     _, port = tls_broker(
         shoal_broker_factory,
         pki,

@@ -173,6 +173,21 @@ class KafkaServer:
         broker = self._broker
         if broker is None:  # cannot happen: bind() accepts nobody, start() sets the broker first
             raise InvariantError("a connection was accepted before start() gave the broker")
+        principal = None
+        if self._tls_principal is not None:
+            try:
+                principal = self._tls_principal(writer)
+            except LookupError as exc:  # no ssl.principal.mapping.rules rule: Kafka refuses
+                log.info("refusing TLS client %s:%d: %s", *peer_of(writer), exc)
+                writer.close()
+                return
+            # Debug: one line per connection would drown a busy broker's log.
+            log.debug(
+                "TLS client %s:%d on listener %s is %s",
+                *peer_of(writer),
+                self.listener_name,
+                principal,
+            )
         connection = _Connection(
             broker,
             reader,
@@ -181,19 +196,8 @@ class KafkaServer:
             self._responses.connection(),
             listener_name=self.listener_name,
         )
-        if self._tls_principal is not None:
-            try:
-                connection.principal = self._tls_principal(writer)
-            except LookupError as exc:  # no ssl.principal.mapping.rules rule: Kafka refuses
-                log.info("refusing TLS client %s:%d: %s", *peer_of(writer), exc)
-                writer.close()
-                return
-            log.info(
-                "TLS client %s:%d on listener %s is %s",
-                *peer_of(writer),
-                self.listener_name,
-                connection.principal,
-            )
+        if principal is not None:
+            connection.principal = principal
         self._connections.add(connection)
         try:
             await connection.run()
