@@ -44,10 +44,12 @@ class EmbeddedBroker:
         **settings: Any,
     ) -> None:
         bind = f"[{host}]" if ":" in host else host
+        # ``listeners`` in settings names the listeners itself (then host and port are unused).
+        listen = Settings().kafka_listen if settings.get("listeners") else f"{bind}:{port}"
         self._settings = replace(
             Settings(),
             data_dir=data_dir,
-            kafka_listen=f"{bind}:{port}",
+            kafka_listen=listen,
             http_listen=f"127.0.0.1:{http_port}",
             advertised_listener=advertised_listener,
             node_id=node_id,

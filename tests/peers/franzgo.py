@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -111,18 +113,42 @@ def list_tests(tests: FranzGoTests) -> set[str]:
     return {line for line in proc.stdout.splitlines() if line.startswith("Test")}
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files of a TLS run: the broker's key and certificate chain, and the CA that signed
+    it (which franz-go's tests trust through ``KGO_TEST_TLS=ca:<path>``)."""
+
+    keystore: Path
+    ca: Path
+
+    def kgo_test_tls(self) -> str:
+        return f"ca:{self.ca}"
+
+
 class ShoalBrokerServer(PeerServer):
-    """``shoal broker`` in a child process, on a free port, with its own data directory."""
+    """``shoal broker`` in a child process, on a free port, with its own data directory; with
+    ``tls``, its one listener is SSL."""
 
     name = "shoal"
     scheme = "kafka"
     start_timeout_s = 60.0
 
+    def __init__(self, data_dir: Path, port: int | None = None, *, tls: TlsFiles | None = None):
+        super().__init__(data_dir, port)
+        self.tls = tls
+
     def _command(self) -> list[str]:
+        if self.tls is None:
+            listener = ["--kafka-listen", f"{self.host}:{self.port}"]
+        else:
+            listener = [
+                "--listeners", f"SSL://{self.host}:{self.port}",
+                "--ssl-keystore-location", str(self.tls.keystore),
+            ]  # fmt: skip
         return [
             sys.executable, "-m", "shoal.cli", "broker",
             "--data-dir", str(self.data_dir / "data"),
-            "--kafka-listen", f"{self.host}:{self.port}",
+            *listener,
             # The HTTP face is not under test; port 0 keeps it off every other run's port.
             "--http-listen", f"{self.host}:0",
             "--log-level", "warning",
@@ -143,7 +169,17 @@ class ShoalBrokerServer(PeerServer):
         # ApiVersions v0: a broker that answers it is past start-up and serves requests.
         correlation_id = 7
         body = struct.pack(">hhih", 18, 0, correlation_id, -1)
-        reply = _exchange(self.host, self.port, struct.pack(">i", len(body)) + body)
+        request = struct.pack(">i", len(body)) + body
+        if self.tls is None:
+            reply = _exchange(self.host, self.port, request)
+        else:
+            context = ssl.create_default_context(cafile=str(self.tls.ca))
+            with (
+                socket.create_connection((self.host, self.port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname=self.host) as sock,
+            ):
+                sock.sendall(request)
+                reply = sock.recv(4096)
         return len(reply) >= 8 and struct.unpack_from(">i", reply, 4)[0] == correlation_id
 
     @property
@@ -213,9 +249,10 @@ def run_suite(
     *,
     skip: Sequence[str] = (),
     only: Sequence[str] = (),
+    tls: TlsFiles | None = None,
 ) -> SuiteResult:
     """Run the binary's tests against the broker at ``seeds``: all of them but ``skip``, or
-    only those named in ``only``."""
+    only those named in ``only``; over TLS (``KGO_TEST_TLS``) with ``tls``."""
     env = {
         **os.environ,
         "KGO_SEEDS": seeds,
@@ -226,6 +263,8 @@ def run_suite(
         # reported by the testing package either way.
         "KGO_LOG_LEVEL": "none",
     }
+    if tls is not None:
+        env["KGO_TEST_TLS"] = tls.kgo_test_tls()
     args = [str(tests.binary), "-test.v", "-test.timeout", SUITE_TIMEOUT]
     if skip:
         args += ["-test.skip", name_pattern(skip)]

@@ -18,12 +18,14 @@ from tests.peers.franzgo import (
     RECORDS_DEFAULT,
     FranzGoTests,
     ShoalBrokerServer,
+    TlsFiles,
     install,
     list_tests,
     read_skips,
     run_suite,
 )
 from tests.peers.kafka_peer import KafkaPeer
+from tests.server.tls_support import Pki
 
 # Bounds the install (a first compile takes minutes) plus the suite's own 12 minute timeout.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -80,3 +82,34 @@ def test_skipped_tests_pass_against_apache_kafka(
     )
     assert result.returncode == 0, result.failure_report()
     assert sorted(set(skips) - set(result.passed)) == [], result.failure_report()
+
+
+def test_franzgo_broker_tests_pass_over_tls(franzgo: FranzGoTests, tmp_path: Path) -> None:
+    """franz-go over TLS (``KGO_TEST_TLS``, shoal's listener SSL, its certificate from a CA made
+    here): by default the broker tests that exercise every step (topics, produce, groups,
+    fetch); SHOAL_FRANZGO_TLS=all runs the whole suite (but the skip list) a second time."""
+    pki = Pki(tmp_path / "pki")
+    tls = TlsFiles(keystore=pki.keystore, ca=pki.ca_file)
+    skips = read_skips()
+    whole = os.environ.get("SHOAL_FRANZGO_TLS") == "all"
+    records = int(os.environ.get("SHOAL_FRANZGO_RECORDS", RECORDS_DEFAULT))
+    with ShoalBrokerServer(tmp_path / "shoal", tls=tls) as broker:
+        result = run_suite(
+            franzgo,
+            broker.seeds,
+            tmp_path / "franzgo-tls.log",
+            records,
+            skip=list(skips) if whole else (),
+            only=() if whole else BROKER_TESTS_EXPECTED,
+            tls=tls,
+        )
+        broker_alive = broker.running
+    broker_log = broker.log_path.read_text(errors="replace")
+    assert broker_alive, f"shoal broker died during the suite:\n{broker_log[-8000:]}"
+    assert result.returncode == 0, (
+        f"{result.failure_report()}\n--- shoal log ---\n{broker_log[-8000:]}"
+    )
+    missing = [name for name in BROKER_TESTS_EXPECTED if name not in result.passed]
+    assert not missing, f"these broker tests did not pass: {missing}\n{result.failure_report()}"
+    traceback_at = broker_log.find("Traceback")
+    assert traceback_at < 0, broker_log[max(0, traceback_at - 2000) : traceback_at + 6000]

@@ -131,6 +131,8 @@ def start_broker(spaces: Namespaces, tmp_path: Path, *flags: str) -> BrokerInNam
                 f"0.0.0.0:{KAFKA_PORT}",
                 "--http-listen",
                 "127.0.0.1:8080",
+                # Plaintext beyond this machine: the tests' own network namespaces.
+                "--allow-insecure",
                 *flags,
             ),
             stdout=log,

@@ -85,8 +85,11 @@ def test_from_environment_file_and_flags(tmp_path: Path) -> None:
         "10.0.0.5",
         9094,
     )
-    # A wildcard bind is fine once an address is advertised.
-    wildcard = Settings(kafka_listen="0.0.0.0:9092", advertised_listener="10.0.0.5:9092")
+    # A wildcard bind is fine once an address is advertised (and, with no authentication,
+    # allow_insecure says so).
+    wildcard = Settings(
+        kafka_listen="0.0.0.0:9092", advertised_listener="10.0.0.5:9092", allow_insecure=True
+    )
     assert wildcard.broker_config().advertised_host == "10.0.0.5"
 
 

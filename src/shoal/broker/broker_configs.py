@@ -217,6 +217,15 @@ def _settings_values(config: BrokerConfig) -> dict[str, str]:
     }
 
 
+def _advertised_listeners(config: BrokerConfig) -> str:
+    listeners = config.advertised_listeners or (
+        ("PLAINTEXT", config.advertised_host, config.advertised_port),
+    )
+    return ",".join(
+        f"{name}://{f'[{host}]' if ':' in host else host}:{port}" for name, host, port in listeners
+    )
+
+
 def static_configs(config: BrokerConfig, data_dir: str) -> dict[str, str]:
     """The STATIC_BROKER_CONFIG level: what the operator chose at start.
 
@@ -226,7 +235,7 @@ def static_configs(config: BrokerConfig, data_dir: str) -> dict[str, str]:
     chosen = {
         "node.id": str(config.node_id),
         "broker.id": str(config.node_id),
-        "advertised.listeners": f"PLAINTEXT://{config.advertised_host}:{config.advertised_port}",
+        "advertised.listeners": _advertised_listeners(config),
         "log.dirs": data_dir,
     }
     builtin = _settings_values(BrokerConfig())

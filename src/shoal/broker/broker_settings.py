@@ -24,6 +24,9 @@ class BrokerConfig:
     node_id: int = 1
     advertised_host: str = "127.0.0.1"
     advertised_port: int = 9092
+    advertised_listeners: tuple[tuple[str, str, int], ...] = ()
+    """(listener name, host, port) clients of each listener are told; a listener not here
+    (or none at all, in tests building the broker directly) is told advertised_host:port."""
     cluster_id: str = "shoal-cluster"
     auto_create_topics: bool = True
     """auto.create.topics.enable: Metadata requests may create missing topics."""
@@ -36,3 +39,11 @@ class BrokerConfig:
     """Consumer group coordinator settings (group.* and offsets.* broker configs)."""
     fetch_max_wait_ms_max: int = 30_000
     """A Fetch never parks longer than this, whatever max_wait it asks for."""
+
+    def advertised_address(self, listener_name: str) -> tuple[str, int]:
+        """The address clients of ``listener_name`` are told, as Kafka answers each client
+        with the endpoint of the listener its request came in on."""
+        for name, host, port in self.advertised_listeners:
+            if name == listener_name:
+                return host, port
+        return self.advertised_host, self.advertised_port

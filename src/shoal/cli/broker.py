@@ -43,6 +43,42 @@ def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=["sync", "interval", "none"],
         help="when acks=all is answered: after fsync (sync, default) or not (weaker)",
     )
+    # Listeners and TLS (Kafka's listeners, advertised.listeners, ssl.*); the key password is
+    # only read from the config file or SHOAL_SSL_KEY_PASSWORD, never from a flag.
+    broker.add_argument(
+        "--listeners",
+        metavar="NAME://HOST:PORT,...",
+        help="Kafka's listeners, e.g. PLAINTEXT://127.0.0.1:9092,SSL://0.0.0.0:9093 "
+        "(default: PLAINTEXT://<--kafka-listen>)",
+    )
+    broker.add_argument(
+        "--advertised-listeners",
+        metavar="NAME://HOST:PORT,...",
+        help="the address each listener's clients are told (default: its bind address)",
+    )
+    broker.add_argument(
+        "--listener-security-protocol-map",
+        metavar="NAME:PROTOCOL,...",
+        help="each listener's security protocol (default: PLAINTEXT:PLAINTEXT,SSL:SSL,"
+        "SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL)",
+    )
+    broker.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        default=None,
+        help="allow a listener other machines can reach that authenticates nobody",
+    )
+    broker.add_argument(
+        "--ssl-keystore-location", metavar="PEM", help="the server's key and certificate chain"
+    )
+    broker.add_argument(
+        "--ssl-truststore-location", metavar="PEM", help="CA certificates of client certificates"
+    )
+    broker.add_argument(
+        "--ssl-client-auth",
+        choices=["none", "requested", "required"],
+        help="ask SSL clients for a certificate (default none)",
+    )
     broker.set_defaults(run=run_broker, command_parser=broker)
 
 
@@ -64,6 +100,13 @@ def run_broker(args: argparse.Namespace) -> int:
                 "flush_policy": args.flush_policy,
                 "advertised_listener": args.advertised_listener,
                 "node_id": args.node_id,
+                "listeners": args.listeners,
+                "advertised_listeners": args.advertised_listeners,
+                "listener_security_protocol_map": args.listener_security_protocol_map,
+                "allow_insecure": args.allow_insecure,
+                "ssl_keystore_location": args.ssl_keystore_location,
+                "ssl_truststore_location": args.ssl_truststore_location,
+                "ssl_client_auth": args.ssl_client_auth,
             },
         )
         settings.broker_config()
@@ -74,7 +117,7 @@ def run_broker(args: argparse.Namespace) -> int:
     app = BrokerApp(settings)
     try:
         _event_loop_runner()(app.run_until_stopped())
-    except OSError as exc:
+    except (OSError, SettingsError) as exc:  # a port taken, a certificate file unreadable...
         print(f"shoal broker: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

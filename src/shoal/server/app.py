@@ -20,8 +20,10 @@ from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
+from shoal.server.listeners import WILDCARD_HOSTS, Listener, SecurityProtocol
 from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
-from shoal.server.settings import Settings, parse_listen
+from shoal.server.settings import Settings, SettingsError, parse_listen
+from shoal.server.tls import CertificatePrincipal, ReloadingContext, TlsConfig
 from shoal.storage import LogManager
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,11 @@ class BrokerApp:
         self.logs: LogManager | None = None
         self.broker: Broker | None = None
         self.kafka: KafkaServer | None = None
+        """The first listener's server (``kafka_listen``'s when ``listeners`` is not set)."""
+        self.listeners: dict[str, KafkaServer] = {}
+        self.tls: ReloadingContext | None = None
+        """The certificates of the TLS listeners (None when there is none)."""
+        self._tls_watch_task: asyncio.Task[None] | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
@@ -58,6 +65,10 @@ class BrokerApp:
             raise RuntimeError("the broker is not started")
         return self.kafka.port
 
+    def listener_port(self, name: str) -> int:
+        """The bound port of the listener ``name`` (as in ``listeners``, upper case)."""
+        return self.listeners[name].port
+
     @property
     def http_port(self) -> int:
         server = self._http
@@ -66,6 +77,9 @@ class BrokerApp:
         return int(server.servers[0].sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        listeners = self.settings.kafka_listeners()
+        if any(listener.security_protocol.tls for listener in listeners):
+            self._tls_context()  # a bad certificate file stops the start before anything binds
         http_host, http_port = parse_listen(self.settings.http_listen)
         config = uvicorn.Config(
             build_http_app(
@@ -85,44 +99,143 @@ class BrokerApp:
                 raise RuntimeError(f"HTTP listener on {self.settings.http_listen} did not start")
             await asyncio.sleep(0.01)
 
-        host, port = parse_listen(self.settings.kafka_listen)
-        # The Kafka socket is bound first (refusing clients until the broker serves on it): with
-        # port 0 only the bound socket says which port clients must be told, and the broker is
-        # built once, with that address.
-        self.kafka = KafkaServer(host, port)
-        await self.kafka.bind()
+        for listener in self.settings.insecure_listeners(listeners):
+            log.warning(
+                "listener %s on %s:%d authenticates nobody (%s) and other machines can reach "
+                "it: anyone who connects may read, write and delete every topic "
+                "(allow_insecure is set)",
+                listener.name,
+                listener.host,
+                listener.port,
+                listener.security_protocol.value,
+            )
+        # The Kafka sockets are bound first (refusing clients until the broker serves on
+        # them): with port 0 only the bound socket says which port clients must be told, and
+        # the broker is built once, with those addresses.
         try:
-            broker_config = self.settings.broker_config(bound_port=self.kafka.port)
+            for listener in listeners:
+                server = self._listener_server(listener)
+                self.listeners[listener.name] = server
+                if self.kafka is None:
+                    self.kafka = server
+                await server.bind()
+            broker_config = self.settings.broker_config(
+                bound_ports={name: server.port for name, server in self.listeners.items()}
+            )
             self._status = "recovering logs"
             self.logs = await asyncio.to_thread(
                 LogManager.open, self.settings.data_dir, default_config=broker_config.log
             )
             self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
-            await self.kafka.start(self.broker)
+            for server in self.listeners.values():
+                await server.start(self.broker)
         except BaseException:
-            await self.kafka.stop()  # a failed start holds no port
+            for server in self.listeners.values():
+                await server.stop()  # a failed start holds no port
             raise
         self._retention_task = asyncio.ensure_future(self._retention_loop())
-        # The registry is a Kafka client of this broker, so it starts only once the listener
-        # answers; the broker is ready only once the registry has replayed _schemas.
+        if self.tls is not None:
+            self._tls_watch_task = asyncio.ensure_future(
+                self.tls.watch(self.settings.ssl_reload_check_interval_ms / 1000)
+            )
+        # The registry is a Kafka client of this broker, so it starts only once the listeners
+        # answer; the broker is ready only once the registry has replayed _schemas.
         self._status = "loading schema registry"
-        registry_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+        bootstrap, client_config = self._registry_client(listeners)
         await asyncio.to_thread(
-            self.registry.open, KafkaSchemaLog(f"{registry_host}:{self.kafka.port}")
+            self.registry.open, KafkaSchemaLog(bootstrap, client_config=client_config)
         )
         self._status = "ready"
+        served = []
+        for listener in listeners:
+            host, port = self.broker.config.advertised_address(listener.name)
+            served.append(
+                f"kafka on {listener.host}:{self.listeners[listener.name].port} (clients are "
+                f"told {host}:{port}) as {listener.name} ({listener.security_protocol.value})"
+            )
         log.info(
-            "shoal broker ready: node %d, kafka on %s:%d (clients are told %s:%d), "
-            "http on %s:%d, data in %s",
+            "shoal broker ready: node %d, %s, http on %s:%d, data in %s",
             self.broker.config.node_id,
-            host,
-            self.kafka.port,
-            self.broker.config.advertised_host,
-            self.broker.config.advertised_port,
+            ", ".join(served),
             http_host,
             self.http_port,
             self.settings.data_dir,
         )
+
+    def _listener_server(self, listener: Listener) -> KafkaServer:
+        """The server of one listener, as its security protocol asks: the one place where a
+        listener's TLS and authentication are wired."""
+        settings = self.settings
+        protocol = listener.security_protocol
+        if protocol.sasl:
+            # SASL_PLAINTEXT and SASL_SSL are wired here once SASL authentication lands
+            # (an authenticator passed to the KafkaServer beside the TLS context below).
+            raise SettingsError(
+                f"listener {listener.name}: {protocol.value} is not supported yet; use "
+                "PLAINTEXT or SSL"
+            )
+        ssl_context = None
+        tls_principal = None
+        if protocol.tls:
+            ssl_context = self._tls_context().front
+            if protocol is SecurityProtocol.SSL:
+                # On SASL_SSL the principal is SASL's, as in Kafka.
+                tls_principal = CertificatePrincipal(settings.ssl_principal_mapping_rules).of
+        return KafkaServer(
+            listener.host,
+            listener.port,
+            listener_name=listener.name,
+            security_protocol=protocol.value,
+            ssl_context=ssl_context,
+            ssl_handshake_timeout_s=settings.ssl_handshake_timeout_ms / 1000,
+            tls_principal=tls_principal,
+        )
+
+    def _tls_context(self) -> ReloadingContext:
+        """The TLS listeners' certificates, loaded on first use (TlsError if a file is bad)."""
+        if self.tls is None:
+            settings = self.settings
+            self.tls = ReloadingContext(
+                TlsConfig(
+                    keystore_location=settings.ssl_keystore_location,
+                    key_password=settings.ssl_key_password,
+                    truststore_location=settings.ssl_truststore_location,
+                    client_auth=settings.ssl_client_auth,
+                    enabled_protocols=tuple(
+                        p.strip() for p in settings.ssl_enabled_protocols.split(",") if p.strip()
+                    ),
+                )
+            )
+        return self.tls
+
+    def _registry_client(self, listeners: list[Listener]) -> tuple[str, dict[str, str]]:
+        """Where the registry's Kafka client connects (this broker, over loopback when a
+        listener binds every interface), and its librdkafka security settings."""
+        by_preference = sorted(
+            listeners, key=lambda item: item.security_protocol is not SecurityProtocol.PLAINTEXT
+        )
+        listener = by_preference[0]
+        host = "127.0.0.1" if listener.host in WILDCARD_HOSTS else listener.host
+        bracketed = f"[{host}]" if ":" in host else host
+        bootstrap = f"{bracketed}:{self.listeners[listener.name].port}"
+        if listener.security_protocol is SecurityProtocol.PLAINTEXT:
+            return bootstrap, {}
+        # Its own socket over loopback: the server certificate (which may name only the
+        # public host) is not checked; the broker's own key is its client certificate.
+        config = {"security.protocol": "SSL", "enable.ssl.certificate.verification": "false"}
+        if self.settings.ssl_client_auth != "none":
+            config["ssl.certificate.location"] = self.settings.ssl_keystore_location
+            config["ssl.key.location"] = self.settings.ssl_keystore_location
+            if self.settings.ssl_key_password:
+                config["ssl.key.password"] = self.settings.ssl_key_password
+        return bootstrap, config
+
+    def reload_certificates(self) -> bool:
+        """Load the TLS listeners' certificate files again (SIGHUP): new connections get them."""
+        if self.tls is None:
+            log.info("no TLS listener: no certificates to reload")
+            return False
+        return self.tls.reload()
 
     async def _retention_loop(self) -> None:
         interval = self.settings.retention_check_interval_s
@@ -137,12 +250,14 @@ class BrokerApp:
         self._status = "stopping"
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self._tls_watch_task is not None:
+            self._tls_watch_task.cancel()
         await asyncio.to_thread(self.registry.close)
         if self.broker is not None:
             # Parked JoinGroup/SyncGroup requests are answered now, so in-flight requests drain.
             await self.broker.groups.stop()
-        if self.kafka is not None:
-            await self.kafka.stop()
+        for server in self.listeners.values():
+            await server.stop()
         if self.broker is not None:
             # Background work of the last appends (snapshots) finishes before the logs close.
             await self.broker.drain()
@@ -166,6 +281,8 @@ class BrokerApp:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload_certificates)
         try:
             await self._stopping.wait()
         finally:

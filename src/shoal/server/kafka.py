@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -87,9 +89,21 @@ class KafkaServer:
         limits: ConnectionLimits | None = None,
         *,
         listener_name: str = "PLAINTEXT",
+        security_protocol: str = "PLAINTEXT",
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_handshake_timeout_s: float = 10.0,
+        tls_principal: Callable[[asyncio.StreamWriter], str] | None = None,
     ) -> None:
+        """``ssl_context``: TLS on this listener (SSL, SASL_SSL), the handshake done by the
+        event loop before a connection is accepted, and dropped when it has not finished
+        within ``ssl_handshake_timeout_s``. ``tls_principal``: the principal of an accepted
+        connection from its client certificate (SSL listeners); it raises to refuse one."""
         self._broker: Broker | None = None
         self.listener_name = listener_name
+        self.security_protocol = security_protocol
+        self._ssl_context = ssl_context
+        self._ssl_handshake_timeout_s = ssl_handshake_timeout_s
+        self._tls_principal = tls_principal
         self._host = host
         self._port = port
         self._limits = limits or ConnectionLimits()
@@ -128,6 +142,8 @@ class KafkaServer:
             limit=READ_CHUNK_BYTES,
             backlog=1024,
             start_serving=False,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=self._ssl_handshake_timeout_s if self._ssl_context else None,
         )
 
     async def start(self, broker: Broker) -> None:
@@ -157,6 +173,21 @@ class KafkaServer:
         broker = self._broker
         if broker is None:  # cannot happen: bind() accepts nobody, start() sets the broker first
             raise InvariantError("a connection was accepted before start() gave the broker")
+        principal = None
+        if self._tls_principal is not None:
+            try:
+                principal = self._tls_principal(writer)
+            except LookupError as exc:  # no ssl.principal.mapping.rules rule: Kafka refuses
+                log.info("refusing TLS client %s:%d: %s", *peer_of(writer), exc)
+                writer.close()
+                return
+            # Debug: one line per connection would drown a busy broker's log.
+            log.debug(
+                "TLS client %s:%d on listener %s is %s",
+                *peer_of(writer),
+                self.listener_name,
+                principal,
+            )
         connection = _Connection(
             broker,
             reader,
@@ -165,6 +196,8 @@ class KafkaServer:
             self._responses.connection(),
             listener_name=self.listener_name,
         )
+        if principal is not None:
+            connection.principal = principal
         self._connections.add(connection)
         try:
             await connection.run()
@@ -433,6 +466,11 @@ def _slices(frame: Frame, chunk: int) -> list[list[Buffer]]:
     if current:
         pieces.append(current)
     return pieces
+
+
+def peer_of(writer: asyncio.StreamWriter) -> tuple[str, int]:
+    peer = writer.get_extra_info("peername") or ("?", 0)
+    return str(peer[0]), int(peer[1])
 
 
 def frame_size(frame: Frame) -> int:

@@ -8,11 +8,21 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.group_config import GroupConfig
+from shoal.security.principal import PrincipalMapper, PrincipalMappingError
+from shoal.server.listeners import (
+    DEFAULT_PROTOCOL_MAP,
+    Listener,
+    ListenerError,
+    SecurityProtocol,
+    parse_listeners,
+    parse_protocol_map,
+)
+from shoal.server.listeners import WILDCARD_HOSTS as WILDCARD_HOSTS
 from shoal.storage import FlushPolicy, LogConfig
 
 
@@ -20,9 +30,9 @@ class SettingsError(ValueError):
     """A setting with a bad name or value; the message says which and what is expected."""
 
 
+DEFAULT_KAFKA_LISTEN: Final = "127.0.0.1:9092"
 NODE_ID_MAX: Final = 2**31 - 1
 """node.id is an int32 on the wire (Metadata, FindCoordinator, DescribeCluster)."""
-WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::"})  # noqa: S104 - names them, binds nothing
 HOSTNAME_LENGTH_MAX: Final = 253
 """The longest DNS name."""
 _HOSTNAME: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
@@ -32,7 +42,8 @@ _HOSTNAME: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: str = "./shoal-data"
-    kafka_listen: str = "127.0.0.1:9092"
+    kafka_listen: str = DEFAULT_KAFKA_LISTEN
+    """Shorthand for ``listeners = "PLAINTEXT://HOST:PORT"`` (one plaintext listener)."""
     http_listen: str = "127.0.0.1:8080"
     log_level: str = "info"
     log_format: str = "text"
@@ -47,18 +58,150 @@ class Settings:
     """node.id: the broker id clients see in Metadata, FindCoordinator, DescribeCluster."""
     advertised_listener: str = ""
     """HOST:PORT clients are told to connect to (Kafka's advertised.listeners); empty: the
-    kafka_listen address, which must then not be a wildcard."""
+    kafka_listen address, which must then not be a wildcard. The shorthand of
+    advertised_listeners for a single listener."""
+    # -- listeners and TLS (issue 13, slice L) ----------------------------------------------
+    listeners: str = ""
+    """Kafka's listeners, ``NAME://HOST:PORT,...``; empty: ``PLAINTEXT://<kafka_listen>``."""
+    advertised_listeners: str = ""
+    """Kafka's advertised.listeners, ``NAME://HOST:PORT,...``: what each listener's clients are
+    told (a listener not named here is advertised at its bind address)."""
+    listener_security_protocol_map: str = DEFAULT_PROTOCOL_MAP
+    """``NAME:PROTOCOL,...``: each listener's security protocol."""
+    allow_insecure: bool = False
+    """Accept a listener that other machines can reach with no client authentication
+    (PLAINTEXT, or SSL without ssl_client_auth=required); a warning is logged for it."""
+    ssl_keystore_location: str = ""
+    """PEM file with the server's private key and certificate chain (Kafka's
+    ssl.keystore.type=PEM); needed by SSL and SASL_SSL listeners."""
+    ssl_key_password: str = field(default="", repr=False)
+    """Password of an encrypted private key in the keystore file."""
+    ssl_truststore_location: str = ""
+    """PEM file of the CA certificates client certificates are checked against."""
+    ssl_client_auth: str = "none"
+    """none, requested or required: whether SSL listeners ask clients for a certificate."""
+    ssl_enabled_protocols: str = "TLSv1.2,TLSv1.3"
+    """TLS versions offered; TLS 1.3 is chosen whenever the client has it."""
+    ssl_principal_mapping_rules: str = "DEFAULT"
+    """Kafka's rules from a client certificate's subject to its principal name."""
+    ssl_handshake_timeout_ms: int = 10_000
+    """A client that has not finished its TLS handshake this long after connecting is dropped."""
+    ssl_reload_check_interval_ms: int = 10_000
+    """How often the keystore and truststore files are checked for a change (then reloaded)."""
 
-    def broker_config(self, bound_port: int | None = None) -> BrokerConfig:
-        """The broker's settings. ``bound_port`` is the port the Kafka listener is bound to,
-        once known: with kafka_listen's port 0 only the bound socket tells which port clients
-        must be told (unless advertised_listener names the address)."""
-        host, port = parse_listen(self.kafka_listen)
+    def kafka_listeners(self) -> list[Listener]:
+        """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""
+        try:
+            protocol_map = parse_protocol_map(self.listener_security_protocol_map)
+            if self.listeners:
+                if self.kafka_listen != DEFAULT_KAFKA_LISTEN:
+                    raise SettingsError(
+                        "set listeners or kafka_listen (the shorthand for one PLAINTEXT "
+                        "listener), not both"
+                    )
+                text = self.listeners
+            else:
+                host, port = parse_listen(self.kafka_listen)
+                # The wildcard check of the shorthand, with its own flags in the message.
+                self.advertised_address(host, port)
+                text = f"PLAINTEXT://{f'[{host}]' if ':' in host else host}:{port}"
+            advertised = self.advertised_listeners
+            if self.advertised_listener:
+                if advertised:
+                    raise SettingsError(
+                        "set advertised_listener (HOST:PORT, for one listener) or "
+                        "advertised_listeners (NAME://HOST:PORT,...), not both"
+                    )
+                parse_advertised(self.advertised_listener)
+                names = [entry.split("://")[0] for entry in text.split(",") if entry.strip()]
+                if len(names) != 1:
+                    raise SettingsError(
+                        "advertised_listener (HOST:PORT) is the shorthand for a single "
+                        "listener; with several, set advertised_listeners "
+                        "(NAME://HOST:PORT for each)"
+                    )
+                advertised = f"{names[0].strip()}://{self.advertised_listener}"
+            return parse_listeners(text, advertised, protocol_map, parse_advertised)
+        except ListenerError as exc:
+            raise SettingsError(str(exc)) from None
+
+    def insecure_listeners(self, listeners: list[Listener]) -> list[Listener]:
+        """Listeners other machines can reach that authenticate nobody."""
+        return [
+            listener
+            for listener in listeners
+            if not listener.loopback
+            and not listener.security_protocol.sasl
+            and not (
+                listener.security_protocol is SecurityProtocol.SSL
+                and self.ssl_client_auth == "required"
+            )
+        ]
+
+    def check_security(self, listeners: list[Listener]) -> None:
+        """The TLS settings, and no unauthenticated listener beyond this machine unless
+        allow_insecure says so."""
+        if self.ssl_client_auth not in ("none", "requested", "required"):
+            raise SettingsError(
+                f"ssl_client_auth must be none, requested or required, not {self.ssl_client_auth!r}"
+            )
+        protocols = [p.strip() for p in self.ssl_enabled_protocols.split(",") if p.strip()]
+        if not protocols or not set(protocols) <= {"TLSv1.2", "TLSv1.3"}:
+            raise SettingsError(
+                f"ssl_enabled_protocols {self.ssl_enabled_protocols!r}: give TLSv1.2 and/or "
+                "TLSv1.3 (older versions are broken and not offered)"
+            )
+        try:
+            PrincipalMapper(self.ssl_principal_mapping_rules)
+        except PrincipalMappingError as exc:
+            raise SettingsError(str(exc)) from None
+        if self.ssl_handshake_timeout_ms <= 0 or self.ssl_reload_check_interval_ms <= 0:
+            raise SettingsError(
+                "ssl_handshake_timeout_ms and ssl_reload_check_interval_ms must be positive"
+            )
+        tls = [listener.name for listener in listeners if listener.security_protocol.tls]
+        if tls and not self.ssl_keystore_location:
+            raise SettingsError(
+                f"listener {tls[0]} uses TLS: set ssl_keystore_location to a PEM file with the "
+                "server's private key and certificate chain"
+            )
+        if self.ssl_client_auth != "none" and tls and not self.ssl_truststore_location:
+            raise SettingsError(
+                f"ssl_client_auth={self.ssl_client_auth} checks client certificates: set "
+                "ssl_truststore_location to a PEM file of the CA certificates that sign them"
+            )
+        insecure = self.insecure_listeners(listeners)
+        if insecure and not self.allow_insecure:
+            listener = insecure[0]
+            how = listener.security_protocol.value
+            if listener.security_protocol is SecurityProtocol.SSL:
+                how += f" with ssl_client_auth={self.ssl_client_auth}"
+            raise SettingsError(
+                f"listener {listener.name} binds {listener.host}, which other machines can "
+                f"reach, and authenticates nobody ({how}): anyone who reaches it may read, "
+                "write and delete every topic. Bind "
+                "127.0.0.1, or use SSL with ssl_client_auth=required or a SASL listener, or "
+                "accept the risk with --allow-insecure (allow_insecure = true)"
+            )
+
+    def broker_config(
+        self, bound_port: int | None = None, bound_ports: Mapping[str, int] | None = None
+    ) -> BrokerConfig:
+        """The broker's settings. ``bound_ports`` are the ports the listeners are bound to, by
+        listener name, once known (``bound_port``: the first listener's): with port 0 only the
+        bound socket tells which port clients must be told (unless it is advertised)."""
         if not 0 <= self.node_id <= NODE_ID_MAX:
             raise SettingsError(f"node_id must be between 0 and {NODE_ID_MAX}, not {self.node_id}")
-        advertised_host, advertised_port = self.advertised_address(
-            host, port if bound_port is None else bound_port
+        listeners = self.kafka_listeners()
+        self.check_security(listeners)
+        ports = dict(bound_ports or {})
+        if bound_port is not None:
+            ports.setdefault(listeners[0].name, bound_port)
+        advertised = tuple(
+            (listener.name, *listener.advertised_address(ports.get(listener.name)))
+            for listener in listeners
         )
+        _, advertised_host, advertised_port = advertised[0]
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -74,6 +217,7 @@ class Settings:
             node_id=self.node_id,
             advertised_host=advertised_host,
             advertised_port=advertised_port,
+            advertised_listeners=advertised,
             auto_create_topics=self.auto_create_topics,
             num_partitions=self.num_partitions,
             message_max_bytes=self.message_max_bytes,
@@ -108,8 +252,8 @@ def parse_advertised(value: str) -> tuple[str, int]:
     example = "e.g. broker.example.com:9092, 10.0.0.5:9092 or [2001:db8::5]:9092"
     if "://" in value:
         raise SettingsError(
-            f"advertised_listener {value!r}: give HOST:PORT without a listener name (shoal has "
-            f"one plaintext listener), {example}"
+            f"advertised_listener {value!r}: give HOST:PORT without a listener name "
+            f"(advertised_listeners takes NAME://HOST:PORT), {example}"
         )
     host, sep, port_text = value.strip().rpartition(":")
     if not sep or not host or not port_text.isdigit():

@@ -50,11 +50,13 @@ async def handle_describe_cluster(
             endpoint_type=endpoint,
         )
     else:
+        # The address of the listener this request came in on, as Kafka answers.
+        host, port = config.advertised_address(ctx.listener_name)
         answer["brokers"] = [
             {
                 "broker_id": config.node_id,
-                "host": config.advertised_host,
-                "port": config.advertised_port,
+                "host": host,
+                "port": port,
                 "rack": None,
                 "is_fenced": False,
             }

@@ -51,7 +51,7 @@ async def handle_find_coordinator(
     key = getattr(body, "key", None)
     if not keys and key is not None:
         keys = [key]
-    answer = _answer(broker, key_type)
+    answer = _answer(broker, key_type, ctx.listener_name)
     if key_type == KEY_TYPE_GROUP:
         try:
             broker.ensure_internal_topic(OFFSETS_TOPIC)
@@ -70,14 +70,16 @@ async def handle_find_coordinator(
     return response_for(header.api_key, header.api_version, values)
 
 
-def _answer(broker: Broker, key_type: int) -> dict[str, Any]:
+def _answer(broker: Broker, key_type: int, listener_name: str) -> dict[str, Any]:
     if key_type == KEY_TYPE_GROUP:
+        # The coordinator's address on the listener the request came in on.
+        host, port = broker.config.advertised_address(listener_name)
         return {
             "error_code": ErrorCode.NONE,
             "error_message": None,
             "node_id": broker.config.node_id,
-            "host": broker.config.advertised_host,
-            "port": broker.config.advertised_port,
+            "host": host,
+            "port": port,
         }
     if key_type == KEY_TYPE_TRANSACTION:
         code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, NO_TRANSACTIONS

@@ -63,6 +63,8 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
         bool(getattr(body, "include_cluster_authorized_operations", False))
     )
     node = broker.config.node_id
+    # Each client is told the address of the listener its request came in on, as Kafka does.
+    host, port = broker.config.advertised_address(ctx.listener_name)
     return response_for(
         header.api_key,
         version,
@@ -71,8 +73,8 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
             "brokers": [
                 {
                     "node_id": node,
-                    "host": broker.config.advertised_host,
-                    "port": broker.config.advertised_port,
+                    "host": host,
+                    "port": port,
                     "rack": None,
                 }
             ],

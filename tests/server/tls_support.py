@@ -1,0 +1,90 @@
+"""Certificates made in the test (trustme), the files shoal and the clients read them from, and
+what a client sees of a TLS listener (its certificate's serial)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trustme
+from cryptography import x509
+
+SERVER_NAMES = ("localhost", "127.0.0.1")
+SERVER_COMMON_NAME = "shoal-broker"
+"""The subject's CN of the broker's certificate, which is also the client certificate of its
+own schema registry's connections when clients must present one."""
+
+
+@dataclass
+class ClientCert:
+    cert: Path
+    key: Path
+
+    def librdkafka(self) -> dict[str, str]:
+        return {"ssl.certificate.location": str(self.cert), "ssl.key.location": str(self.key)}
+
+
+class Pki:
+    """A CA, the broker's keystore (key + chain, one PEM) signed by it, and the CA file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca = trustme.CA(organization_name="shoal tests")
+        self.ca_file = directory / "ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.keystore = directory / "server.pem"
+        self.server_serial = self.rotate()
+
+    def rotate(self) -> int:
+        """A new server certificate into the keystore file; its serial."""
+        issued = self.ca.issue_cert(*SERVER_NAMES, common_name=SERVER_COMMON_NAME)
+        issued.private_key_and_cert_chain_pem.write_to_path(str(self.keystore))
+        self.server_serial = serial_of(issued.cert_chain_pems[0].bytes())
+        return self.server_serial
+
+    def client(self, name: str, *, common_name: str, unit: str) -> ClientCert:
+        issued = self.ca.issue_cert(
+            f"{name}.clients.test",
+            common_name=common_name,
+            organization_name="Acme",
+            organization_unit_name=unit,
+        )
+        cert, key = self.directory / f"{name}.crt", self.directory / f"{name}.key"
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+        return ClientCert(cert, key)
+
+    def settings(self, **more: Any) -> dict[str, Any]:
+        return {
+            "ssl_keystore_location": str(self.keystore),
+            "ssl_truststore_location": str(self.ca_file),
+            **more,
+        }
+
+    def librdkafka(self, port: int, **more: str) -> dict[str, str]:
+        return {
+            "bootstrap.servers": f"127.0.0.1:{port}",
+            "security.protocol": "SSL",
+            "ssl.ca.location": str(self.ca_file),
+            **more,
+        }
+
+
+def serial_of(pem: bytes) -> int:
+    return x509.load_pem_x509_certificate(pem).serial_number
+
+
+def served_serial(port: int, ca_file: Path) -> int:
+    """The serial of the certificate a new TLS connection to ``port`` is shown."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
