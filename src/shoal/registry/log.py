@@ -11,6 +11,7 @@ folds locally after each acknowledged append equals what a replay would rebuild.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from confluent_kafka import (
@@ -68,15 +69,23 @@ class KafkaSchemaLog:
     """The ``_schemas`` topic. The topic is created on the first write, not at start, so a
     broker whose registry is never used gets no extra topic and keeps no client connections."""
 
-    def __init__(self, bootstrap_servers: str, *, topic: str = TOPIC) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic: str = TOPIC,
+        client_config: Mapping[str, str] | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self._client_config = dict(client_config or {})
+        """Security settings (SASL) every client of the log is given."""
         self.topic = topic
         self._producer: Producer | None = None
         self._topic_ready = False
         self._lock = threading.Lock()
 
     def _admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        return AdminClient({"bootstrap.servers": self.bootstrap_servers, **self._client_config})
 
     def _topic_exists(self) -> bool:
         metadata = self._admin().list_topics(timeout=REQUEST_TIMEOUT_S)
@@ -121,6 +130,7 @@ class KafkaSchemaLog:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap_servers,
+                **self._client_config,
                 "group.id": "shoal-registry-replay",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
@@ -182,6 +192,7 @@ class KafkaSchemaLog:
             self._producer = Producer(
                 {
                     "bootstrap.servers": self.bootstrap_servers,
+                    **self._client_config,
                     # A registry write is acknowledged to the HTTP client only once durable,
                     # and a retried send never duplicates or reorders a change.
                     "acks": "all",

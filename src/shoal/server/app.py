@@ -21,6 +21,8 @@ from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
 from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
+from shoal.server.sasl_config import refresh_jwks_forever, sasl_server_config
+from shoal.server.sasl_internal import internal_client
 from shoal.server.settings import Settings, parse_listen
 from shoal.storage import LogManager
 
@@ -36,6 +38,7 @@ class BrokerApp:
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._jwks_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._status = "starting"
         self.registry = RegistryService()
@@ -89,7 +92,10 @@ class BrokerApp:
         # The Kafka socket is bound first (refusing clients until the broker serves on it): with
         # port 0 only the bound socket says which port clients must be told, and the broker is
         # built once, with that address.
-        self.kafka = KafkaServer(host, port)
+        # TEMPORARY (issue 13): the one place the listener's security protocol is read, until
+        # listener_security_protocol_map replaces kafka_listener_protocol.
+        sasl = await asyncio.to_thread(sasl_server_config, self.settings)
+        self.kafka = KafkaServer(host, port, sasl=sasl)
         await self.kafka.bind()
         try:
             broker_config = self.settings.broker_config(bound_port=self.kafka.port)
@@ -103,13 +109,23 @@ class BrokerApp:
             await self.kafka.stop()  # a failed start holds no port
             raise
         self._retention_task = asyncio.ensure_future(self._retention_loop())
+        if sasl is not None:
+            self._jwks_task = asyncio.ensure_future(refresh_jwks_forever(sasl, self.settings))
         # The registry is a Kafka client of this broker, so it starts only once the listener
         # answers; the broker is ready only once the registry has replayed _schemas.
         self._status = "loading schema registry"
         registry_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
-        await asyncio.to_thread(
-            self.registry.open, KafkaSchemaLog(f"{registry_host}:{self.kafka.port}")
-        )
+        registry_client = internal_client(sasl, self.broker.scram_credentials)
+        if registry_client is None:
+            log.warning(
+                "the schema registry is off: no SASL mechanism it can use is enabled "
+                "(it needs SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)"
+            )
+        else:
+            await asyncio.to_thread(
+                self.registry.open,
+                KafkaSchemaLog(f"{registry_host}:{self.kafka.port}", client_config=registry_client),
+            )
         self._status = "ready"
         log.info(
             "shoal broker ready: node %d, kafka on %s:%d (clients are told %s:%d), "
@@ -137,6 +153,8 @@ class BrokerApp:
         self._status = "stopping"
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self._jwks_task is not None:
+            self._jwks_task.cancel()
         await asyncio.to_thread(self.registry.close)
         if self.broker is not None:
             # Parked JoinGroup/SyncGroup requests are answered now, so in-flight requests drain.

@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from shoal.broker.broker import Broker
+from shoal.broker.broker import Broker, HandlerResult
 from shoal.broker.context import RequestContext
 from shoal.buffers import Buffer
 from shoal.invariant import InvariantError
@@ -43,6 +43,8 @@ from shoal.protocol import (
     encode_api_versions_fallback,
     encode_response_frame,
 )
+from shoal.security.sasl_session import Route
+from shoal.server.authentication import SaslGate, SaslServerConfig
 from shoal.server.gather_write import GatherWriter
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
@@ -87,9 +89,12 @@ class KafkaServer:
         limits: ConnectionLimits | None = None,
         *,
         listener_name: str = "PLAINTEXT",
+        sasl: SaslServerConfig | None = None,
     ) -> None:
         self._broker: Broker | None = None
         self.listener_name = listener_name
+        self._sasl = sasl
+        """Set on a SASL listener: connections authenticate before anything else."""
         self._host = host
         self._port = port
         self._limits = limits or ConnectionLimits()
@@ -164,6 +169,7 @@ class KafkaServer:
             self._limits,
             self._responses.connection(),
             listener_name=self.listener_name,
+            sasl=self._sasl,
         )
         self._connections.add(connection)
         try:
@@ -184,11 +190,16 @@ class _Connection:
         budget: ConnectionBudget,
         *,
         listener_name: str,
+        sasl: SaslServerConfig | None = None,
     ) -> None:
         self._broker = broker
         self._listener_name = listener_name
         self.principal = "User:ANONYMOUS"
         """Who the client is: set by authentication (TLS client certificate, SASL)."""
+        self._gate: SaslGate | None = None
+        if sasl is not None:
+            self._gate = SaslGate(sasl, broker.scram_credentials)
+            self._gate.start_timer(self.stop_reading)
         self._reader = reader
         self._writer = writer
         self._gather = GatherWriter(writer)
@@ -258,6 +269,8 @@ class _Connection:
                 await self._write_task
 
     def abort(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
         self._budget.close()
         if not self._writer.is_closing():
             self._writer.close()
@@ -279,6 +292,9 @@ class _Connection:
                 return True
             if not data:
                 return True
+            if self._gate is not None:
+                # Before authentication, Kafka's sasl.server.max.receive.size bounds a frame.
+                decoder.max_frame_bytes = self._gate.frame_limit(self._limits.max_frame_bytes)
             try:
                 # A bad size prefix fails feed() at once, before its body is waited for; the
                 # whole frames that came before it are still dispatched (next_frame raises
@@ -326,10 +342,24 @@ class _Connection:
             log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
             self._release(len(frame))
             return False
+        gated = False
+        if self._gate is not None:
+            route = self._gate.route(request.header.api_key)
+            if route is Route.CLOSE:
+                log.info(
+                    "closing connection from %s:%d: api key %d is not allowed while %s",
+                    self._host,
+                    self._port,
+                    request.header.api_key,
+                    self._gate.session.state.value,
+                )
+                self._release(len(frame))
+                return False
+            gated = route is Route.SASL
         previous = self._previous_applied
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._previous_applied = applied
-        task = asyncio.ensure_future(self._handle(request, previous, applied))
+        task = asyncio.ensure_future(self._handle(request, previous, applied, gated=gated))
         self._responses.put_nowait((task, len(frame)))
         return True
 
@@ -343,8 +373,11 @@ class _Connection:
         request: Request,
         previous: asyncio.Future[None] | None,
         applied: asyncio.Future[None],
+        *,
+        gated: bool = False,
     ) -> Frame | None:
-        """Run one request once the one before it has applied its effects."""
+        """Run one request once the one before it has applied its effects; ``gated``: a SASL
+        request this connection's gate answers rather than the broker."""
 
         def mark_applied() -> None:
             if not applied.done():
@@ -366,7 +399,15 @@ class _Connection:
                 on_effects_applied=mark_applied,
                 response_room=self._budget.room,
             )
-            response = await self._broker.handle(context, request)
+            response: HandlerResult
+            if gated and self._gate is not None:
+                response, close = await self._gate.answer(request)
+                if self._gate.principal is not None:
+                    self.principal = self._gate.principal
+                if close:
+                    self.stop_reading()  # this response is still written, then the socket closed
+            else:
+                response = await self._broker.handle(context, request)
         finally:
             # Also when the handler failed or was cancelled: the requests behind it proceed.
             mark_applied()
