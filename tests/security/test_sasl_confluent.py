@@ -8,11 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer
 
 from shoal.embedded import EmbeddedBroker
-from tests.support.sasl import add_user, client_config
+from tests.support.sasl import add_user, auth_error, client_config
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +23,7 @@ def _round_trip(config: dict[str, Any]) -> None:
     producer = Producer(config)
     producer.produce(topic, b"hello")
     assert producer.flush(TIMEOUT_S) == 0
-    consumer = Consumer(
-        {**config, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"}
-    )
+    consumer = Consumer({**config, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     try:
         for _ in range(60):
@@ -48,17 +45,6 @@ def test_each_mechanism_logs_in_and_round_trips(
     _round_trip(client_config(broker, mechanism, "alice", "alice-secret"))
 
 
-def _auth_error(config: dict[str, Any]) -> KafkaError:
-    errors: list[KafkaError] = []
-    admin = AdminClient({**config, "error_cb": errors.append})
-    with pytest.raises(KafkaException):
-        admin.list_topics(timeout=10)
-    admin.poll(0)
-    auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
-    assert auth, f"no authentication error among {errors}"
-    return auth[0]
-
-
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
 @pytest.mark.parametrize("user", ["alice", "nobody"])
 def test_wrong_password_and_unknown_user_are_refused(
@@ -66,7 +52,7 @@ def test_wrong_password_and_unknown_user_are_refused(
 ) -> None:
     broker = sasl_broker_factory()
     add_user(broker, "alice", "alice-secret")
-    error = _auth_error(client_config(broker, mechanism, user, "wrong"))
+    error = auth_error(client_config(broker, mechanism, user, "wrong"))
     if mechanism == "PLAIN":
         assert "Invalid username or password" in error.str()
     else:
@@ -82,5 +68,5 @@ def test_a_mechanism_not_enabled_is_refused_with_the_enabled_list(
 ) -> None:
     broker = sasl_broker_factory(mechanisms=["SCRAM-SHA-512"])
     add_user(broker, "alice", "alice-secret")
-    error = _auth_error(client_config(broker, "PLAIN", "alice", "alice-secret"))
+    error = auth_error(client_config(broker, "PLAIN", "alice", "alice-secret"))
     assert "SCRAM-SHA-512" in error.str()

@@ -61,3 +61,24 @@ def client_config(
         "sasl.password": password,
         **extra,
     }
+
+
+AUTH_ERROR_WAIT_S: Final = 20.0
+
+
+def auth_error(config: dict[str, Any]) -> Any:
+    """The authentication error librdkafka reports for ``config`` (a KafkaError), waiting
+    for it rather than for a request to time out."""
+    import time
+
+    from confluent_kafka import KafkaError, Producer
+
+    errors: list[KafkaError] = []
+    producer = Producer({**config, "error_cb": errors.append})
+    deadline = time.monotonic() + AUTH_ERROR_WAIT_S
+    while time.monotonic() < deadline:
+        producer.poll(0.1)
+        auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        if auth:
+            return auth[0]
+    raise AssertionError(f"no authentication error among {errors}")
