@@ -82,3 +82,30 @@ def auth_error(config: dict[str, Any]) -> Any:
         if auth:
             return auth[0]
     raise AssertionError(f"no authentication error among {errors}")
+
+
+def scram_login(client: Any, user: str, password: str, mechanism: str = "SCRAM-SHA-512") -> Any:
+    """A SCRAM exchange on a :class:`tests.server.wire.WireClient` (SaslHandshake v1, then
+    SaslAuthenticate v2); returns the last SaslAuthenticate response."""
+    import base64
+    import hashlib
+    import hmac
+
+    algorithm = ALGORITHMS[mechanism]
+    handshake = client.request(17, 1, {"mechanism": mechanism})
+    assert handshake.error_code == 0, handshake
+    bare = f"n={user},r=wireclientnonce"
+    first = client.request(36, 2, {"auth_bytes": f"n,,{bare}".encode()})
+    if first.error_code != 0:
+        return first
+    server_first = bytes(first.auth_bytes).decode()
+    fields = dict(part.split("=", 1) for part in server_first.split(","))
+    salt, iterations = base64.b64decode(fields["s"]), int(fields["i"])
+    final_bare = f"c=biws,r={fields['r']}"
+    auth = f"{bare},{server_first},{final_bare}".encode()
+    salted = hashlib.pbkdf2_hmac(algorithm.hash_name, password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", algorithm.hash_name).digest()
+    stored = hashlib.new(algorithm.hash_name, client_key).digest()
+    signature = hmac.new(stored, auth, algorithm.hash_name).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature, strict=True)))
+    return client.request(36, 2, {"auth_bytes": f"{final_bare},p={proof.decode()}".encode()})

@@ -1,0 +1,136 @@
+"""The authentication gate on the wire: what an unauthenticated connection may send, how much,
+and what it is answered; SaslHandshake/SaslAuthenticate where no exchange is under way."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Producer
+
+from shoal.embedded import EmbeddedBroker
+from shoal.protocol import ErrorCode
+from tests.server.wire import ClosedByPeer, WireClient
+from tests.support.sasl import add_user, client_config, scram_login
+
+pytestmark = pytest.mark.integration
+
+PRE_AUTH_FRAME_MAX = 512 * 1024
+
+
+@pytest.fixture
+def broker(sasl_broker_factory: Callable[..., EmbeddedBroker]) -> EmbeddedBroker:
+    started = sasl_broker_factory(mechanisms=["SCRAM-SHA-512", "PLAIN"])
+    add_user(started, "alice", "alice-secret")
+    return started
+
+
+def _still_serves(broker: EmbeddedBroker) -> None:
+    producer = Producer(client_config(broker, "SCRAM-SHA-512", "alice", "alice-secret"))
+    producer.produce("gate-check", b"v")
+    assert producer.flush(30) == 0
+
+
+def test_api_versions_before_authentication_advertises_the_sasl_apis(
+    broker: EmbeddedBroker,
+) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        keys = {k.api_key: (k.min_version, k.max_version) for k in client.api_versions().api_keys}
+    assert keys[17] == (0, 1)
+    assert keys[36] == (0, 2)
+    assert 50 in keys and 51 in keys
+
+
+def test_metadata_before_authentication_closes_the_connection(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        client.send(3, 12, {"topics": None, "allow_auto_topic_creation": False})
+        assert client.wait_closed() == b""  # closed, with no answer
+    _still_serves(broker)
+
+
+def test_metadata_after_the_handshake_but_before_authenticate_closes(
+    broker: EmbeddedBroker,
+) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+        client.send(3, 12, {"topics": None, "allow_auto_topic_creation": False})
+        assert client.wait_closed() == b""
+
+
+def test_unsupported_mechanism_is_answered_with_the_enabled_list_then_closed(
+    broker: EmbeddedBroker,
+) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        response = client.request(17, 1, {"mechanism": "GSSAPI"})
+        assert response.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM
+        assert list(response.mechanisms) == ["SCRAM-SHA-512", "PLAIN"]
+        assert client.wait_closed() == b""
+
+
+def test_garbage_token_fails_authentication_then_closes(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+        response = client.request(36, 2, {"auth_bytes": b"\xff\x00garbage"})
+        assert response.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+        assert response.error_message == (
+            "Authentication failed during authentication due to invalid credentials with "
+            "SASL mechanism SCRAM-SHA-512"
+        )
+        assert client.wait_closed() == b""
+    _still_serves(broker)
+
+
+def test_successful_scram_then_requests_flow_and_principal_is_set(
+    broker: EmbeddedBroker,
+) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        final = scram_login(client, "alice", "alice-secret")
+        assert final.error_code == 0
+        assert bytes(final.auth_bytes).startswith(b"v=")
+        assert client.metadata(None).brokers
+        # Another SaslHandshake with re-authentication off: Kafka's KafkaApis answer.
+        assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == (
+            ErrorCode.ILLEGAL_SASL_STATE
+        )
+        response = client.request(36, 2, {"auth_bytes": b"x"})
+        assert response.error_code == ErrorCode.ILLEGAL_SASL_STATE
+        assert client.metadata(None).brokers  # the connection is still good
+
+
+def test_wrong_password_on_the_wire(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        final = scram_login(client, "alice", "not-it")
+        assert final.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+        assert client.wait_closed() == b""
+
+
+def test_oversized_pre_auth_frame_is_refused_before_its_body(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        # Only the size prefix: the broker must refuse it without waiting for 1 MiB.
+        client.send_raw(struct.pack(">i", PRE_AUTH_FRAME_MAX + 1))
+        assert client.wait_closed() == b""
+    _still_serves(broker)
+
+
+def test_one_mib_username_is_refused_and_others_are_unaffected(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+        token = b"n,,n=" + b"u" * (1024 * 1024) + b",r=nonce"
+        with pytest.raises((ClosedByPeer, ConnectionError)):
+            client.request(36, 2, {"auth_bytes": token})
+    _still_serves(broker)
+
+
+def test_plaintext_broker_answers_sasl_requests_with_illegal_sasl_state(
+    shoal_broker: EmbeddedBroker,
+) -> None:
+    with WireClient(shoal_broker.bootstrap_servers) as client:
+        assert client.request(17, 1, {"mechanism": "PLAIN"}).error_code == (
+            ErrorCode.ILLEGAL_SASL_STATE
+        )
+        response = client.request(36, 2, {"auth_bytes": b"\x00a\x00b"})
+        assert response.error_code == ErrorCode.ILLEGAL_SASL_STATE
+        assert response.error_message == (
+            "SaslAuthenticate request received after successful authentication"
+        )
