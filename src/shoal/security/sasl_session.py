@@ -100,6 +100,8 @@ class SaslSession:
         self.session_expiry_ms: int | None = None
         self.client_reauthenticates = False
         """Whether the client sent SaslAuthenticate v1+ (it knows KIP-368)."""
+        self.reauthentications = 0
+        """Completed re-authentications on this connection."""
 
     @property
     def authenticated(self) -> bool:
@@ -182,6 +184,8 @@ class SaslSession:
                     f"SASL mechanism {mechanism.name}"
                 ) from exc
             raise
+        if self.state is State.REAUTHENTICATE:
+            self.reauthentications += 1
         self._go(Event.TOKEN_COMPLETES)
         self.principal = principal
         lifetime_ms = self._lifetime_ms(mechanism.credential_expiry_ms, now_ms)
