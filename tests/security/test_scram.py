@@ -171,3 +171,22 @@ def test_username_escaping_round_trips() -> None:
 def test_credential_repr_shows_no_key() -> None:
     credential = new_credential(SHA_256, "pencil", 4096, salt=SALT)
     assert "stored_key" not in repr(credential) and "salt" not in repr(credential)
+
+
+def test_nonce_with_extra_leading_characters_is_accepted_as_kafka_does() -> None:
+    # Old librdkafka (Debian's kcat) repeats its client nonce in front; Kafka checks only that
+    # the final nonce ends with the server-first one. The proof covers the nonce as sent.
+    import hashlib
+    import hmac
+
+    server = _server(_rfc_user())
+    server.step(CLIENT_FIRST)
+    nonce = "rOprNGfwEbeRWgbNEkqO" + "rOprNGfwEbeRWgbNEkqO" + SERVER_NONCE
+    final_bare = f"c=biws,r={nonce}"
+    auth = f"n=user,r=rOprNGfwEbeRWgbNEkqO,{SERVER_FIRST.decode()},{final_bare}".encode()
+    salted = salted_password(SHA_256, b"pencil", SALT, 4096)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    signature = hmac.new(hashlib.sha256(client_key).digest(), auth, "sha256").digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature, strict=True)))
+    assert server.step(f"{final_bare},p={proof.decode()}".encode()).startswith(b"v=")
+    assert server.principal == "user"

@@ -281,8 +281,12 @@ class ScramServer:
             raise InvalidCredentials("client-final must be c=...,r=...,p=...")
         if _b64(binding[2:]) != self._gs2_header:
             raise InvalidCredentials("channel binding data differs from the gs2 header")
-        if not hmac.compare_digest(nonce[2:].encode(), self._nonce.encode()):
-            raise InvalidCredentials("the client-final nonce is not the server-first nonce")
+        # Kafka's check (ScramSaslServer): the nonce must end with the server-first nonce,
+        # client and server parts both. librdkafka before 1.9 (Debian's kcat) sends its
+        # client nonce twice in front; the server's fresh random part still has to be there,
+        # and the proof covers the nonce as sent, so nothing can be replayed.
+        if not nonce[2:].endswith(self._nonce):
+            raise InvalidCredentials("the client-final nonce does not end with the server's")
         proof = _b64(proof_attr[2:])
         algorithm = self._algorithm
         if len(proof) != algorithm.digest_bytes:
