@@ -54,6 +54,7 @@ async def handle_describe_user_scram_credentials(
             {
                 "user": user,
                 "error_code": ErrorCode.NONE,
+                "error_message": "",  # as Kafka 4.4 answers (the field's default), not null
                 "credential_infos": [
                     {"mechanism": ALGORITHMS[name].type_id, "iterations": iterations}
                     for name, iterations in sorted(mechanisms.items())
