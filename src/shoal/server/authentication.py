@@ -19,10 +19,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.security.oauthbearer import OAuthBearerServer, TokenValidator
 from shoal.security.sasl import OAUTHBEARER, PLAIN, AuthenticationError, SaslMechanism
 from shoal.security.sasl_plain import PlainServer
@@ -45,6 +46,14 @@ unauthenticated client cannot make the broker allocate a 100 MiB request."""
 AUTHENTICATION_TIMEOUT_S: Final = 30.0
 """How long a client has, from connecting, to complete its SASL exchange; a client that
 stalls half-way (slowloris) is then closed. Real clients take milliseconds."""
+
+
+class _HandshakeRequest(Protocol):
+    mechanism: str
+
+
+class _AuthenticateRequest(Protocol):
+    auth_bytes: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +143,9 @@ class SaslGate:
             return response, refused
         if header.api_key != SASL_AUTHENTICATE:  # route() sends nothing else here
             raise IllegalSaslState(f"api key {header.api_key} routed to the SASL gate")
-        token = bytes(getattr(request.body, "auth_bytes", b""))
+        # A Protocol as the shape, as the handlers pass one (mypy's type-abstract is off there).
+        body = request_body(request.body, _AuthenticateRequest)  # type: ignore[type-abstract]
+        token = bytes(body.auth_bytes)
         now_ms = self._now_ms()
         try:
             answer = await asyncio.to_thread(
@@ -162,7 +173,8 @@ class SaslGate:
 
     def _handshake(self, request: Request) -> tuple[ResponseBody, bool]:
         header = request.header
-        mechanism = str(getattr(request.body, "mechanism", ""))
+        body = request_body(request.body, _HandshakeRequest)  # type: ignore[type-abstract]
+        mechanism = body.mechanism
         accepted = self.session.handshake(mechanism)
         response = response_for(
             header.api_key,

@@ -11,10 +11,12 @@ The accepted changes are saved together before the answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.security.scram import (
     ALGORITHMS_BY_TYPE,
     ITERATIONS_MAX,
@@ -30,15 +32,33 @@ if TYPE_CHECKING:
 _TWICE = "A user credential cannot be altered twice in the same request"
 
 
+class _Deletion(Protocol):
+    name: str
+    mechanism: int
+
+
+class _Upsertion(Protocol):
+    name: str
+    mechanism: int
+    iterations: int
+    salt: bytes
+    salted_password: bytes
+
+
+class _AlterRequest(Protocol):
+    deletions: Sequence[_Deletion]
+    upsertions: Sequence[_Upsertion]
+
+
 async def handle_alter_user_scram_credentials(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
-    header = request.header
+    header, body = request.header, request_body(request.body, _AlterRequest)
     store = broker.scram_credentials
     errors: dict[str, tuple[ErrorCode, str]] = {}
     deletions: dict[str, Deletion] = {}
     upsertions: dict[str, Upsertion] = {}
-    for entry in getattr(request.body, "deletions", ()):
+    for entry in body.deletions:
         name = entry.name
         if name in errors:
             continue
@@ -56,7 +76,7 @@ async def handle_alter_user_scram_credentials(
             errors[name] = problem
         elif algorithm is not None:
             deletions[name] = Deletion(name, algorithm)
-    for entry in getattr(request.body, "upsertions", ()):
+    for entry in body.upsertions:
         name = entry.name
         if name in errors:
             continue

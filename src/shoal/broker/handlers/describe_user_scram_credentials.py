@@ -4,10 +4,12 @@ name given twice is DUPLICATE_RESOURCE, an unknown one RESOURCE_NOT_FOUND, each 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
 from shoal.security.scram import ALGORITHMS
 
 if TYPE_CHECKING:
@@ -15,12 +17,21 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 
+class _UserName(Protocol):
+    name: str
+
+
+class _DescribeRequest(Protocol):
+    users: Sequence[_UserName] | None
+
+
 async def handle_describe_user_scram_credentials(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header = request.header
     store = broker.scram_credentials
-    asked = getattr(request.body, "users", None)
+    body = request_body(request.body, _DescribeRequest)
+    asked = body.users
     duplicated: dict[str, bool] = {}
     if not asked:
         duplicated = dict.fromkeys(store.users(), False)
