@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -134,3 +136,74 @@ def test_plaintext_broker_answers_sasl_requests_with_illegal_sasl_state(
         assert response.error_message == (
             "SaslAuthenticate request received after successful authentication"
         )
+
+
+def test_the_schema_registry_works_on_a_sasl_broker(broker: EmbeddedBroker) -> None:
+    # The registry is a Kafka client of its broker: it logs in as shoal's internal user.
+    import httpx
+
+    response = httpx.post(
+        f"{broker.http_url}/subjects/s/versions",
+        json={"schema": '{"type": "string"}'},
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert httpx.get(f"{broker.http_url}/subjects", timeout=30).json() == ["s"]
+    # The internal user is never listed among the SCRAM users.
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(client_config(broker, "SCRAM-SHA-512", "alice", "alice-secret"))
+    assert set(admin.describe_user_scram_credentials().result(30)) == {"alice"}
+
+
+def test_a_client_that_never_authenticates_is_closed(
+    broker: EmbeddedBroker,
+) -> None:
+    # The authentication deadline, shortened for this broker's new connections.
+    import dataclasses
+
+    from tests.support.broker import run_on_loop
+
+    server = broker.app.kafka
+    assert server is not None and server._sasl is not None
+    short = dataclasses.replace(server._sasl, authentication_timeout_s=0.5)
+    run_on_loop(broker, lambda: setattr(server, "_sasl", short))
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+        # ... then nothing: the broker closes the connection by itself.
+        assert client.wait_closed() == b""
+    _still_serves(broker)
+
+
+def test_handshake_v0_then_bare_tokens(broker: EmbeddedBroker) -> None:
+    # Clients older than Kafka 1.0: after SaslHandshake v0 the tokens are bare frames.
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.request(17, 0, {"mechanism": "PLAIN"}).error_code == 0
+        client.send_raw(struct.pack(">i", 19) + b"\x00alice\x00alice-secret")
+        assert client.read_frame() == b""
+        assert client.metadata(None).brokers
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.request(17, 0, {"mechanism": "PLAIN"}).error_code == 0
+        client.send_raw(struct.pack(">i", 12) + b"\x00alice\x00wrong")
+        assert client.wait_closed() == b""  # v0 has no error answer: closed
+
+
+def test_handshake_v0_with_scram_bare_tokens(broker: EmbeddedBroker) -> None:
+    class Bare:
+        """The wire client's request() for SaslAuthenticate, as bare frames (v0)."""
+
+        def __init__(self, client: WireClient) -> None:
+            self.client = client
+
+        def request(self, api_key: int, version: int, values: dict[str, Any]) -> Any:
+            if api_key == 17:
+                return self.client.request(17, 0, values)
+            token = values["auth_bytes"]
+            self.client.send_raw(struct.pack(">i", len(token)) + token)
+            return SimpleNamespace(error_code=0, auth_bytes=self.client.read_frame())
+
+    with WireClient(broker.bootstrap_servers) as client:
+        final = scram_login(Bare(client), "alice", "alice-secret")
+        assert bytes(final.auth_bytes).startswith(b"v=")
+        assert client.metadata(None).brokers

@@ -102,6 +102,9 @@ class SaslSession:
         """Whether the client sent SaslAuthenticate v1+ (it knows KIP-368)."""
         self.reauthentications = 0
         """Completed re-authentications on this connection."""
+        self.raw_tokens = False
+        """SaslHandshake v0: the tokens that follow are bare size-prefixed frames, not
+        SaslAuthenticate requests (clients older than Kafka 1.0)."""
 
     @property
     def authenticated(self) -> bool:
@@ -143,7 +146,11 @@ class SaslSession:
             return Route.SASL if api_key == SASL_AUTHENTICATE else Route.BROKER
         return Route.CLOSE
 
-    def handshake(self, mechanism: str) -> bool:
+    @property
+    def expects_raw_token(self) -> bool:
+        return self.raw_tokens and self.state is State.AUTHENTICATE
+
+    def handshake(self, mechanism: str, *, version: int = 1) -> bool:
         """SaslHandshake: True when ``mechanism`` is enabled (and, on re-authentication, the
         one authenticated with); False when refused (the connection is then closed)."""
         if mechanism not in self._config.enabled_mechanisms or (
@@ -152,6 +159,9 @@ class SaslSession:
             self._go(Event.HANDSHAKE_REFUSED)
             return False
         self._go(Event.HANDSHAKE_ACCEPTED)
+        # v0 is answered the same, but the exchange then continues in bare frames; a
+        # re-authentication (KIP-368) needs SaslAuthenticate, so v1 and up.
+        self.raw_tokens = version == 0 and self.state is State.AUTHENTICATE
         self._mechanism = self._new_mechanism(mechanism)
         self.mechanism_name = mechanism
         return True

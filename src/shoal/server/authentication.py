@@ -166,6 +166,27 @@ class SaslGate:
             request, ErrorCode.NONE, None, answer.token, answer.session_lifetime_ms
         ), False
 
+    @property
+    def expects_raw_token(self) -> bool:
+        """After SaslHandshake v0 the next frame is a bare SASL token, not a Kafka request."""
+        return self.session.expects_raw_token
+
+    async def answer_raw(self, token: bytes) -> bytes | None:
+        """The answer to a bare token (SaslHandshake v0 clients), to send as a bare frame;
+        None when authentication failed (v0 has no way to say why: the connection is
+        closed after the failure delay, as Kafka closes it)."""
+        try:
+            answer = await asyncio.to_thread(
+                self.session.authenticate, token, self._now_ms(), version=0
+            )
+        except (AuthenticationError, IllegalSaslState) as exc:
+            log.info("SASL authentication failed: %s (%s)", exc, exc.__cause__ or "")
+            await self._failure_delay()
+            return None
+        if self.session.authenticated:
+            self.close()
+        return answer.token
+
     async def _failure_delay(self) -> None:
         """Kafka's connection.failed.authentication.delay.ms: a client guessing passwords
         gets one guess per connection, and each costs it this long."""
@@ -175,7 +196,7 @@ class SaslGate:
         header = request.header
         body = request_body(request.body, _HandshakeRequest)  # type: ignore[type-abstract]
         mechanism = body.mechanism
-        accepted = self.session.handshake(mechanism)
+        accepted = self.session.handshake(mechanism, version=header.api_version)
         response = response_for(
             header.api_key,
             header.api_version,

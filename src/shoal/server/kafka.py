@@ -41,6 +41,7 @@ from shoal.protocol import (
     UnsupportedVersionError,
     decode_request,
     encode_api_versions_fallback,
+    encode_frame_bytes,
     encode_response_frame,
 )
 from shoal.security.sasl_session import Route
@@ -327,6 +328,9 @@ class _Connection:
 
     def _dispatch(self, frame: bytes) -> bool:
         """Start handling one frame; False when the connection must be closed."""
+        if self._gate is not None and self._gate.expects_raw_token:
+            self._dispatch_raw_token(frame)
+            return True
         try:
             request = decode_request(frame, self._broker.apis)
         except UnsupportedVersionError as exc:
@@ -362,6 +366,32 @@ class _Connection:
         task = asyncio.ensure_future(self._handle(request, previous, applied, gated=gated))
         self._responses.put_nowait((task, len(frame)))
         return True
+
+    def _dispatch_raw_token(self, frame: bytes) -> None:
+        """A bare SASL token (after SaslHandshake v0), answered in turn by the gate."""
+        previous = self._previous_applied
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._previous_applied = applied
+        task = asyncio.ensure_future(self._answer_raw_token(frame, previous, applied))
+        self._responses.put_nowait((task, len(frame)))
+
+    async def _answer_raw_token(
+        self, token: bytes, previous: asyncio.Future[None] | None, applied: asyncio.Future[None]
+    ) -> Frame | None:
+        gate = self._gate
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)
+            answer = None if gate is None else await gate.answer_raw(token)
+        finally:
+            if not applied.done():
+                applied.set_result(None)
+        if gate is None or answer is None:
+            self.stop_reading()  # failed: closed with nothing sent, as Kafka does for v0
+            return None
+        if gate.principal is not None:
+            self.principal = gate.principal
+        return [encode_frame_bytes(answer)]
 
     def _queue_ready(self, data: bytes, size: int) -> None:
         future: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
