@@ -207,3 +207,16 @@ def test_handshake_v0_with_scram_bare_tokens(broker: EmbeddedBroker) -> None:
         final = scram_login(Bare(client), "alice", "alice-secret")
         assert bytes(final.auth_bytes).startswith(b"v=")
         assert client.metadata(None).brokers
+
+
+def test_pipelined_requests_before_authentication_are_answered_in_order(
+    broker: EmbeddedBroker,
+) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        ids = [client.send(18, 3, {"client_software_name": "x", "client_software_version": "1"})]
+        ids.append(client.send(17, 1, {"mechanism": "PLAIN"}))
+        ids.append(client.send(36, 2, {"auth_bytes": b"\x00alice\x00alice-secret"}))
+        assert client.receive(18, 3, ids[0]).error_code == 0
+        assert client.receive(17, 1, ids[1]).error_code == 0
+        assert client.receive(36, 2, ids[2]).error_code == 0
+        assert client.metadata(None).brokers

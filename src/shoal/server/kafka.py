@@ -307,10 +307,22 @@ class _Connection:
                     await self._reserve_bytes(len(frame))
                     if not self._dispatch(frame):
                         return False
+                    if self._gate is not None and not self._gate.session.authenticated:
+                        # Before authentication one request at a time, as Kafka reads them:
+                        # an unauthenticated client holds at most one frame (512 KiB) and
+                        # what is buffered, however much it pipelines.
+                        await self._gate_turn()
             except ProtocolError as exc:
                 log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
                 return False
         return False
+
+    async def _gate_turn(self) -> None:
+        applied = self._previous_applied
+        if applied is not None and not applied.done():
+            # Shielded: the read task may be cancelled (a failed authentication closes the
+            # connection), which must not cancel the request's own future.
+            await asyncio.shield(applied)
 
     async def _reserve_bytes(self, size: int) -> None:
         while (
