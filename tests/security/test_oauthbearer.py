@@ -112,3 +112,11 @@ def test_hmac_token_signed_with_the_public_key_is_refused() -> None:
     forged = jwt.encode({"sub": "alice", "exp": 4_000_000_000}, public_pem, algorithm="HS256")
     with pytest.raises(TokenError):
         _validator().validate(forged)
+
+
+def test_scope_as_a_list_and_odd_scope_claims() -> None:
+    validator = _validator(required_scopes=["write"])
+    assert validator.validate(KEY.token(scope=["read", "write"])).principal == "alice"
+    for odd in ([{"x": 1}], 7, {"write": True}):
+        with pytest.raises(TokenError):
+            validator.validate(KEY.token(scope=odd))

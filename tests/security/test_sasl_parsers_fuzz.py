@@ -95,3 +95,61 @@ def test_oauthbearer_garbage_raises_only_authentication_error(token: bytes, ack:
     except AuthenticationError:
         return
     raise AssertionError("garbage authenticated")
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+claim_sets = st.dictionaries(
+    st.sampled_from(["sub", "exp", "nbf", "iat", "iss", "aud", "scope", "alg", "kid", "typ"]),
+    json_values,
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(header=claim_sets, claims=claim_sets, signature=st.binary(max_size=64))
+def test_jwt_validation_of_garbage_claims_raises_only_token_error(
+    header: dict[str, object], claims: dict[str, object], signature: bytes
+) -> None:
+    import json
+
+    from shoal.security.oauthbearer import TokenError
+    from tests.support.jwt_keys import SigningKey
+
+    global _KEY
+    if _KEY is None:
+        _KEY = SigningKey()
+    token = ".".join(
+        (
+            _b64url(json.dumps(header).encode()),
+            _b64url(json.dumps(claims).encode()),
+            _b64url(signature),
+        )
+    )
+    for allow_unsecured in (False, True):
+        validator = JwtValidator(
+            JwtRules(
+                allow_unsecured=allow_unsecured,
+                expected_audience=["kafka"],
+                required_scopes=["write"],
+            ),
+            _KEY.jwks(),
+        )
+        try:
+            validator.validate(token)
+        except TokenError:
+            continue
+
+
+_KEY = None

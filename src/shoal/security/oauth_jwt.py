@@ -111,9 +111,11 @@ class JwtValidator:
 
     def _verified_claims(self, token: str, header: Mapping[str, Any]) -> dict[str, Any]:
         alg = header.get("alg")
-        if alg not in ASYMMETRIC_ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS:
             raise TokenError(f"signature algorithm {alg!r} is not accepted")
         kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenError("the token's kid is not a string")
         with self._lock:
             keys = list(self._keys)
         candidates = [k for k in keys if (kid is None or k.kid == kid) and k.alg in (None, alg)]
@@ -168,7 +170,12 @@ class JwtValidator:
             raise TokenError(f"the token has no {rules.sub_claim_name!r} claim")
         if rules.required_scopes:
             scope = claims.get(rules.scope_claim_name, "")
-            granted = set(scope.split() if isinstance(scope, str) else scope or [])
+            # A space-separated string (RFC 8693) or a list of strings, as identity providers
+            # write it; anything else grants nothing.
+            listed = scope.split() if isinstance(scope, str) else scope
+            granted = (
+                {s for s in listed if isinstance(s, str)} if isinstance(listed, list) else set()
+            )
             missing = [s for s in rules.required_scopes if s not in granted]
             if missing:
                 raise TokenError(
