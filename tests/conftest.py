@@ -25,6 +25,7 @@ from tests.peers.kafka_peer import KafkaPeer
 from tests.peers.servers import nats_server, rabbitmq_server, redis_server
 from tests.support.broker import BrokerProcess
 from tests.support.peers import PeerGuard, needs_peer
+from tests.support.sasl import start_sasl_broker
 
 
 @pytest.fixture
@@ -45,6 +46,19 @@ def shoal_broker_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedBroke
 @pytest.fixture
 def shoal_broker(shoal_broker_factory: Callable[..., EmbeddedBroker]) -> EmbeddedBroker:
     return shoal_broker_factory()
+
+
+@pytest.fixture
+def sasl_broker_factory(
+    shoal_broker_factory: Callable[..., EmbeddedBroker],
+) -> Callable[..., EmbeddedBroker]:
+    """``sasl_broker_factory(mechanisms=..., **settings)``: a started broker whose Kafka
+    listener is SASL_PLAINTEXT (see tests/support/sasl.py); stopped at teardown."""
+
+    def start(**kwargs: Any) -> EmbeddedBroker:
+        return start_sasl_broker(shoal_broker_factory, **kwargs)
+
+    return start
 
 
 @pytest.fixture

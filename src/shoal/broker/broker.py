@@ -43,6 +43,7 @@ from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
 from shoal.records.header import BatchHeader
+from shoal.security.scram_store import ScramCredentialStore
 from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem, OsFileSystem
 
@@ -80,6 +81,8 @@ class Broker:
             lambda configs, cluster: validate_dynamic(configs, cluster=cluster),
         )
         self._topic_defaults = self.config_levels().dynamic_topic_defaults()
+        self.scram_credentials = ScramCredentialStore(fs or OsFileSystem(), logs.path)
+        """SCRAM users (AlterUserScramCredentials); SASL listeners authenticate against it."""
         self.signals = AppendSignals()
         self.producers = Producers(fs or OsFileSystem(), logs, clock)
         self._snapshot_jobs: set[asyncio.Future[None]] = set()

@@ -24,6 +24,7 @@ from shoal.cli.registry import add_registry_parser
 from shoal.cli.run import add_run_parser
 from shoal.cli.schema import add_schema_parser
 from shoal.cli.topic import add_topic_parser
+from shoal.cli.user import add_user_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(sub)
     add_docs_parser(sub)
     add_dlq_parser(sub)
+    add_user_parser(sub)
     return parser
 
 
@@ -65,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "schema_command", None),
             getattr(args, "dlq_command", None),
             getattr(args, "docs_command", None),
+            getattr(args, "user_command", None),
         )
         if word
     )

@@ -76,7 +76,8 @@ class KafkaSchemaLog:
         topic: str = TOPIC,
         client_config: Mapping[str, str] | None = None,
     ) -> None:
-        """``client_config``: more librdkafka settings of its clients (security.protocol...)."""
+        """``client_config``: more librdkafka settings of its clients (security.protocol,
+        SASL and TLS settings)."""
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self._client_config = dict(client_config or {})

@@ -22,7 +22,10 @@ from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
 from shoal.server.listeners import WILDCARD_HOSTS, Listener, SecurityProtocol
 from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
-from shoal.server.settings import Settings, SettingsError, parse_listen
+from shoal.server.authentication import SaslServerConfig
+from shoal.server.sasl_config import refresh_jwks_forever, sasl_server_config
+from shoal.server.sasl_internal import internal_client
+from shoal.server.settings import Settings, parse_listen
 from shoal.server.tls import CertificatePrincipal, ReloadingContext, TlsConfig
 from shoal.storage import LogManager
 
@@ -43,6 +46,9 @@ class BrokerApp:
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._jwks_task: asyncio.Task[None] | None = None
+        self._sasl: SaslServerConfig | None = None
+        """The SASL listeners' mechanisms and keys (None when there is none)."""
         self._stopping = asyncio.Event()
         self._status = "starting"
         self.registry = RegistryService()
@@ -80,6 +86,9 @@ class BrokerApp:
         listeners = self.settings.kafka_listeners()
         if any(listener.security_protocol.tls for listener in listeners):
             self._tls_context()  # a bad certificate file stops the start before anything binds
+        if any(listener.security_protocol.sasl for listener in listeners):
+            # Checked (and the OAuth keys fetched) before anything binds, as the certificates.
+            self._sasl = await asyncio.to_thread(sasl_server_config, self.settings)
         http_host, http_port = parse_listen(self.settings.http_listen)
         config = uvicorn.Config(
             build_http_app(
@@ -138,13 +147,24 @@ class BrokerApp:
             self._tls_watch_task = asyncio.ensure_future(
                 self.tls.watch(self.settings.ssl_reload_check_interval_ms / 1000)
             )
+        if self._sasl is not None:
+            self._jwks_task = asyncio.ensure_future(
+                refresh_jwks_forever(self._sasl, self.settings)
+            )
         # The registry is a Kafka client of this broker, so it starts only once the listeners
         # answer; the broker is ready only once the registry has replayed _schemas.
         self._status = "loading schema registry"
-        bootstrap, client_config = self._registry_client(listeners)
-        await asyncio.to_thread(
-            self.registry.open, KafkaSchemaLog(bootstrap, client_config=client_config)
-        )
+        registry_client = self._registry_client(listeners)
+        if registry_client is None:
+            log.warning(
+                "the schema registry is off: it can reach this broker through no listener "
+                "(a SASL listener needs SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN enabled)"
+            )
+        else:
+            bootstrap, client_config = registry_client
+            await asyncio.to_thread(
+                self.registry.open, KafkaSchemaLog(bootstrap, client_config=client_config)
+            )
         self._status = "ready"
         served = []
         for listener in listeners:
@@ -167,13 +187,6 @@ class BrokerApp:
         listener's TLS and authentication are wired."""
         settings = self.settings
         protocol = listener.security_protocol
-        if protocol.sasl:
-            # SASL_PLAINTEXT and SASL_SSL are wired here once SASL authentication lands
-            # (an authenticator passed to the KafkaServer beside the TLS context below).
-            raise SettingsError(
-                f"listener {listener.name}: {protocol.value} is not supported yet; use "
-                "PLAINTEXT or SSL"
-            )
         ssl_context = None
         tls_principal = None
         if protocol.tls:
@@ -189,6 +202,7 @@ class BrokerApp:
             ssl_context=ssl_context,
             ssl_handshake_timeout_s=settings.ssl_handshake_timeout_ms / 1000,
             tls_principal=tls_principal,
+            sasl=self._sasl if protocol.sasl else None,
         )
 
     def _tls_context(self) -> ReloadingContext:
@@ -208,27 +222,46 @@ class BrokerApp:
             )
         return self.tls
 
-    def _registry_client(self, listeners: list[Listener]) -> tuple[str, dict[str, str]]:
+    def _registry_client(self, listeners: list[Listener]) -> tuple[str, dict[str, str]] | None:
         """Where the registry's Kafka client connects (this broker, over loopback when a
-        listener binds every interface), and its librdkafka security settings."""
-        by_preference = sorted(
-            listeners, key=lambda item: item.security_protocol is not SecurityProtocol.PLAINTEXT
+        listener binds every interface) and its librdkafka security settings; None when no
+        listener lets it in.
+
+        A SASL listener comes first: there the registry logs in as shoal's internal user
+        (a password drawn at start, held only in memory), whom the authorizer counts as a
+        super user. Then PLAINTEXT, then SSL (with the broker's own key as its client
+        certificate when client certificates are asked for).
+        """
+        order = (
+            SecurityProtocol.SASL_PLAINTEXT,
+            SecurityProtocol.SASL_SSL,
+            SecurityProtocol.PLAINTEXT,
+            SecurityProtocol.SSL,
         )
-        listener = by_preference[0]
-        host = "127.0.0.1" if listener.host in WILDCARD_HOSTS else listener.host
-        bracketed = f"[{host}]" if ":" in host else host
-        bootstrap = f"{bracketed}:{self.listeners[listener.name].port}"
-        if listener.security_protocol is SecurityProtocol.PLAINTEXT:
-            return bootstrap, {}
-        # Its own socket over loopback: the server certificate (which may name only the
-        # public host) is not checked; the broker's own key is its client certificate.
-        config = {"security.protocol": "SSL", "enable.ssl.certificate.verification": "false"}
-        if self.settings.ssl_client_auth != "none":
-            config["ssl.certificate.location"] = self.settings.ssl_keystore_location
-            config["ssl.key.location"] = self.settings.ssl_keystore_location
-            if self.settings.ssl_key_password:
-                config["ssl.key.password"] = self.settings.ssl_key_password
-        return bootstrap, config
+        for listener in sorted(listeners, key=lambda item: order.index(item.security_protocol)):
+            protocol = listener.security_protocol
+            host = "127.0.0.1" if listener.host in WILDCARD_HOSTS else listener.host
+            bracketed = f"[{host}]" if ":" in host else host
+            bootstrap = f"{bracketed}:{self.listeners[listener.name].port}"
+            config: dict[str, str] = {"security.protocol": protocol.value}
+            if protocol.sasl:
+                assert self.broker is not None
+                login = internal_client(self._sasl, self.broker.scram_credentials)
+                if not login:
+                    continue  # only OAUTHBEARER: no password the registry could use
+                config.update(login)
+                config["security.protocol"] = protocol.value
+            if protocol.tls:
+                # Its own socket over loopback: the server certificate (which may name only
+                # the public host) is not checked.
+                config["enable.ssl.certificate.verification"] = "false"
+                if protocol is SecurityProtocol.SSL and self.settings.ssl_client_auth != "none":
+                    config["ssl.certificate.location"] = self.settings.ssl_keystore_location
+                    config["ssl.key.location"] = self.settings.ssl_keystore_location
+                    if self.settings.ssl_key_password:
+                        config["ssl.key.password"] = self.settings.ssl_key_password
+            return bootstrap, config
+        return None
 
     def reload_certificates(self) -> bool:
         """Load the TLS listeners' certificate files again (SIGHUP): new connections get them."""
@@ -252,6 +285,8 @@ class BrokerApp:
             self._retention_task.cancel()
         if self._tls_watch_task is not None:
             self._tls_watch_task.cancel()
+        if self._jwks_task is not None:
+            self._jwks_task.cancel()
         await asyncio.to_thread(self.registry.close)
         if self.broker is not None:
             # Parked JoinGroup/SyncGroup requests are answered now, so in-flight requests drain.

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from shoal.broker.broker import Broker
+from shoal.broker.broker import Broker, HandlerResult
 from shoal.broker.context import RequestContext
 from shoal.buffers import Buffer
 from shoal.invariant import InvariantError
@@ -43,8 +43,11 @@ from shoal.protocol import (
     UnsupportedVersionError,
     decode_request,
     encode_api_versions_fallback,
+    encode_frame_bytes,
     encode_response_frame,
 )
+from shoal.security.sasl_session import Route
+from shoal.server.authentication import SaslGate, SaslServerConfig
 from shoal.server.gather_write import GatherWriter
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
@@ -93,17 +96,22 @@ class KafkaServer:
         ssl_context: ssl.SSLContext | None = None,
         ssl_handshake_timeout_s: float = 10.0,
         tls_principal: Callable[[asyncio.StreamWriter], str] | None = None,
+        sasl: SaslServerConfig | None = None,
     ) -> None:
         """``ssl_context``: TLS on this listener (SSL, SASL_SSL), the handshake done by the
         event loop before a connection is accepted, and dropped when it has not finished
         within ``ssl_handshake_timeout_s``. ``tls_principal``: the principal of an accepted
-        connection from its client certificate (SSL listeners); it raises to refuse one."""
+        connection from its client certificate (SSL listeners); it raises to refuse one.
+        ``sasl``: SASL on this listener (SASL_PLAINTEXT, SASL_SSL)."""
         self._broker: Broker | None = None
         self.listener_name = listener_name
         self.security_protocol = security_protocol
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout_s = ssl_handshake_timeout_s
         self._tls_principal = tls_principal
+        self._sasl = sasl
+        """Set on a SASL listener: connections authenticate before anything else (on
+        SASL_SSL the principal is SASL's, not the certificate's, as in Kafka)."""
         self._host = host
         self._port = port
         self._limits = limits or ConnectionLimits()
@@ -195,6 +203,7 @@ class KafkaServer:
             self._limits,
             self._responses.connection(),
             listener_name=self.listener_name,
+            sasl=self._sasl,
         )
         if principal is not None:
             connection.principal = principal
@@ -217,11 +226,16 @@ class _Connection:
         budget: ConnectionBudget,
         *,
         listener_name: str,
+        sasl: SaslServerConfig | None = None,
     ) -> None:
         self._broker = broker
         self._listener_name = listener_name
         self.principal = "User:ANONYMOUS"
         """Who the client is: set by authentication (TLS client certificate, SASL)."""
+        self._gate: SaslGate | None = None
+        if sasl is not None:
+            self._gate = SaslGate(sasl, broker.scram_credentials)
+            self._gate.start_timer(self.stop_reading)
         self._reader = reader
         self._writer = writer
         self._gather = GatherWriter(writer)
@@ -291,6 +305,8 @@ class _Connection:
                 await self._write_task
 
     def abort(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
         self._budget.close()
         if not self._writer.is_closing():
             self._writer.close()
@@ -312,6 +328,9 @@ class _Connection:
                 return True
             if not data:
                 return True
+            if self._gate is not None:
+                # Before authentication, Kafka's sasl.server.max.receive.size bounds a frame.
+                decoder.max_frame_bytes = self._gate.frame_limit(self._limits.max_frame_bytes)
             try:
                 # A bad size prefix fails feed() at once, before its body is waited for; the
                 # whole frames that came before it are still dispatched (next_frame raises
@@ -323,10 +342,22 @@ class _Connection:
                     await self._reserve_bytes(len(frame))
                     if not self._dispatch(frame):
                         return False
+                    if self._gate is not None and not self._gate.session.authenticated:
+                        # Before authentication one request at a time, as Kafka reads them:
+                        # an unauthenticated client holds at most one frame (512 KiB) and
+                        # what is buffered, however much it pipelines.
+                        await self._gate_turn()
             except ProtocolError as exc:
                 log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
                 return False
         return False
+
+    async def _gate_turn(self) -> None:
+        applied = self._previous_applied
+        if applied is not None and not applied.done():
+            # Shielded: the read task may be cancelled (a failed authentication closes the
+            # connection), which must not cancel the request's own future.
+            await asyncio.shield(applied)
 
     async def _reserve_bytes(self, size: int) -> None:
         while (
@@ -344,6 +375,9 @@ class _Connection:
 
     def _dispatch(self, frame: bytes) -> bool:
         """Start handling one frame; False when the connection must be closed."""
+        if self._gate is not None and self._gate.expects_raw_token:
+            self._dispatch_raw_token(frame)
+            return True
         try:
             request = decode_request(frame, self._broker.apis)
         except UnsupportedVersionError as exc:
@@ -359,12 +393,52 @@ class _Connection:
             log.info("closing connection from %s:%d: %s", self._host, self._port, exc)
             self._release(len(frame))
             return False
+        gated = False
+        if self._gate is not None:
+            route = self._gate.route(request.header.api_key)
+            if route is Route.CLOSE:
+                log.info(
+                    "closing connection from %s:%d: api key %d is not allowed while %s",
+                    self._host,
+                    self._port,
+                    request.header.api_key,
+                    self._gate.session.state.value,
+                )
+                self._release(len(frame))
+                return False
+            gated = route is Route.SASL
         previous = self._previous_applied
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._previous_applied = applied
-        task = asyncio.ensure_future(self._handle(request, previous, applied))
+        task = asyncio.ensure_future(self._handle(request, previous, applied, gated=gated))
         self._responses.put_nowait((task, len(frame)))
         return True
+
+    def _dispatch_raw_token(self, frame: bytes) -> None:
+        """A bare SASL token (after SaslHandshake v0), answered in turn by the gate."""
+        previous = self._previous_applied
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._previous_applied = applied
+        task = asyncio.ensure_future(self._answer_raw_token(frame, previous, applied))
+        self._responses.put_nowait((task, len(frame)))
+
+    async def _answer_raw_token(
+        self, token: bytes, previous: asyncio.Future[None] | None, applied: asyncio.Future[None]
+    ) -> Frame | None:
+        gate = self._gate
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)
+            answer = None if gate is None else await gate.answer_raw(token)
+        finally:
+            if not applied.done():
+                applied.set_result(None)
+        if gate is None or answer is None:
+            self.stop_reading()  # failed: closed with nothing sent, as Kafka does for v0
+            return None
+        if gate.principal is not None:
+            self.principal = gate.principal
+        return [encode_frame_bytes(answer)]
 
     def _queue_ready(self, data: bytes, size: int) -> None:
         future: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
@@ -376,8 +450,11 @@ class _Connection:
         request: Request,
         previous: asyncio.Future[None] | None,
         applied: asyncio.Future[None],
+        *,
+        gated: bool = False,
     ) -> Frame | None:
-        """Run one request once the one before it has applied its effects."""
+        """Run one request once the one before it has applied its effects; ``gated``: a SASL
+        request this connection's gate answers rather than the broker."""
 
         def mark_applied() -> None:
             if not applied.done():
@@ -399,7 +476,15 @@ class _Connection:
                 on_effects_applied=mark_applied,
                 response_room=self._budget.room,
             )
-            response = await self._broker.handle(context, request)
+            response: HandlerResult
+            if gated and self._gate is not None:
+                response, close = await self._gate.answer(request)
+                if self._gate.principal is not None:
+                    self.principal = self._gate.principal
+                if close:
+                    self.stop_reading()  # this response is still written, then the socket closed
+            else:
+                response = await self._broker.handle(context, request)
         finally:
             # Also when the handler failed or was cancelled: the requests behind it proceed.
             mark_applied()

@@ -89,6 +89,39 @@ class Settings:
     ssl_reload_check_interval_ms: int = 10_000
     """How often the keystore and truststore files are checked for a change (then reloaded)."""
 
+    # -- SASL (issue 13, SASL slice): Kafka's names, dots as underscores ---------------------
+    sasl_enabled_mechanisms: str = "SCRAM-SHA-512,SCRAM-SHA-256"
+    """Comma-separated, of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER. SCRAM by default:
+    its password never crosses the wire; PLAIN sends it, so enable it on TLS listeners. SCRAM
+    users are kept in the data directory (``scram-credentials.json``: salt, stored key, server
+    key and iterations per user and mechanism, never the password) and managed with
+    ``shoal user`` or ``kafka-configs.sh --alter --entity-type users``; PLAIN checks a password
+    against the same users (either of their SCRAM credentials)."""
+    connections_max_reauth_ms: int = 0
+    """KIP-368: an authenticated session lasts this long, then the client re-authenticates on
+    its connection (or is closed at its next request); 0: sessions last as long as their
+    credential (OAuth tokens end at their exp)."""
+    connection_failed_authentication_delay_ms: int = 100
+    """A failed authentication is answered, and the connection closed, after this long."""
+    sasl_oauthbearer_jwks_endpoint_url: str = ""
+    """Where OAUTHBEARER's token-signing keys are: an https:// URL (refetched every
+    sasl_oauthbearer_jwks_endpoint_refresh_ms) or a file:// URL / plain path to a JWKS file."""
+    sasl_oauthbearer_jwks_endpoint_refresh_ms: int = 3_600_000
+    sasl_oauthbearer_expected_issuer: str = ""
+    """When set, a token's iss must be exactly this."""
+    sasl_oauthbearer_expected_audience: str = ""
+    """Comma-separated; when set, a token's aud must name one of them."""
+    sasl_oauthbearer_sub_claim_name: str = "sub"
+    """The claim holding the principal name."""
+    sasl_oauthbearer_scope_claim_name: str = "scope"
+    sasl_oauthbearer_required_scopes: str = ""
+    """shoal's: comma-separated scopes every token must grant (none when empty)."""
+    sasl_oauthbearer_clock_skew_seconds: int = 30
+    sasl_oauthbearer_allow_unsecured: bool = False
+    """shoal's: accept unsigned (alg none) tokens, as Kafka's unsecured validator does. For
+    tests only: anyone can then log in as anyone."""
+
+
     def kafka_listeners(self) -> list[Listener]:
         """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""
         try:

@@ -16,6 +16,9 @@ from shoal.broker.broker import Handler
 from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
 from shoal.broker.handlers.alter_replica_log_dirs import handle_alter_replica_log_dirs
+from shoal.broker.handlers.alter_user_scram_credentials import (
+    handle_alter_user_scram_credentials,
+)
 from shoal.broker.handlers.api_versions import handle_api_versions
 from shoal.broker.handlers.create_partitions import handle_create_partitions
 from shoal.broker.handlers.create_topics import handle_create_topics
@@ -29,6 +32,9 @@ from shoal.broker.handlers.describe_log_dirs import handle_describe_log_dirs
 from shoal.broker.handlers.describe_producers import handle_describe_producers
 from shoal.broker.handlers.describe_quorum import handle_describe_quorum
 from shoal.broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
+from shoal.broker.handlers.describe_user_scram_credentials import (
+    handle_describe_user_scram_credentials,
+)
 from shoal.broker.handlers.elect_leaders import handle_elect_leaders
 from shoal.broker.handlers.fetch import handle_fetch
 from shoal.broker.handlers.find_coordinator import handle_find_coordinator
@@ -47,6 +53,8 @@ from shoal.broker.handlers.offset_delete import handle_offset_delete
 from shoal.broker.handlers.offset_fetch import handle_offset_fetch
 from shoal.broker.handlers.offset_for_leader_epoch import handle_offset_for_leader_epoch
 from shoal.broker.handlers.produce import handle_produce
+from shoal.broker.handlers.sasl_authenticate import handle_sasl_authenticate
+from shoal.broker.handlers.sasl_handshake import handle_sasl_handshake
 from shoal.broker.handlers.sync_group import handle_sync_group
 from shoal.broker.handlers.update_features import handle_update_features
 from shoal.protocol import ApiKey
@@ -90,16 +98,17 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.DESCRIBE_PRODUCERS: handle_describe_producers,
     ApiKey.LIST_CONFIG_RESOURCES: handle_list_config_resources,
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: handle_describe_topic_partitions,
+    # SASL and SCRAM users (issue 13, SASL slice).
+    ApiKey.SASL_HANDSHAKE: handle_sasl_handshake,
+    ApiKey.SASL_AUTHENTICATE: handle_sasl_authenticate,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: handle_describe_user_scram_credentials,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: handle_alter_user_scram_credentials,
 }
 
 UNHANDLED: Final = frozenset(
     {
         # Decoded by the codec (their versions are in the table for when they land) but answered
         # by no handler, so ApiVersions does not advertise them and a client never sends them.
-        ApiKey.SASL_HANDSHAKE,
-        ApiKey.SASL_AUTHENTICATE,
-        ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
-        ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
         ApiKey.DESCRIBE_ACLS,
         ApiKey.CREATE_ACLS,
         ApiKey.DELETE_ACLS,
