@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from shoal.coordinator.group_config import GroupConfig
+from shoal.security.acl_authorizer import AuthorizerConfig
 from shoal.storage import LogConfig
 
 DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
@@ -36,3 +37,8 @@ class BrokerConfig:
     """Consumer group coordinator settings (group.* and offsets.* broker configs)."""
     fetch_max_wait_ms_max: int = 30_000
     """A Fetch never parks longer than this, whatever max_wait it asks for."""
+    # -- ACLs (issue 13, slice A) --
+    authorizer: AuthorizerConfig | None = None
+    """authorizer.class.name set (with super.users and allow.everyone.if.no.acl.found): every
+    request is authorized against the ACLs; None: no authorizer, everything is allowed and the
+    ACL APIs answer SECURITY_DISABLED, as Kafka does."""

@@ -13,6 +13,8 @@ from typing import Any, Final
 
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.group_config import GroupConfig
+from shoal.security.acl import AclError
+from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.storage import FlushPolicy, LogConfig
 
 
@@ -27,6 +29,8 @@ HOSTNAME_LENGTH_MAX: Final = 253
 """The longest DNS name."""
 _HOSTNAME: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 """Letters, digits, '-', '.' and '_' (container names often have one), no dot at either end."""
+STANDARD_AUTHORIZER: Final = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+AUTHORIZER_CLASS_NAMES: Final = frozenset({STANDARD_AUTHORIZER, "standard"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,14 @@ class Settings:
     advertised_listener: str = ""
     """HOST:PORT clients are told to connect to (Kafka's advertised.listeners); empty: the
     kafka_listen address, which must then not be a wildcard."""
+    # -- ACLs (issue 13, slice A): Kafka's authorizer.class.name, super.users and
+    # allow.everyone.if.no.acl.found --
+    authorizer_class_name: str = ""
+    """Kafka's StandardAuthorizer (org.apache.kafka.metadata.authorizer.StandardAuthorizer, or
+    ``standard``) authorizes every request against the ACLs; empty: no authorizer."""
+    super_users: str = ""
+    """Principals that may do anything, separated by semicolons: User:admin;User:ops"""
+    allow_everyone_if_no_acl_found: bool = False
 
     def broker_config(self, bound_port: int | None = None) -> BrokerConfig:
         """The broker's settings. ``bound_port`` is the port the Kafka listener is bound to,
@@ -71,6 +83,7 @@ class Settings:
             choices = ", ".join(p.value for p in FlushPolicy)
             raise SettingsError(f"flush_policy must be one of {choices}") from exc
         return BrokerConfig(
+            authorizer=self.authorizer_config(),
             node_id=self.node_id,
             advertised_host=advertised_host,
             advertised_port=advertised_port,
@@ -83,6 +96,22 @@ class Settings:
                 min_session_timeout_ms=self.group_min_session_timeout_ms,
             ),
         )
+
+    def authorizer_config(self) -> AuthorizerConfig | None:
+        name = self.authorizer_class_name.strip()
+        if not name:
+            return None
+        if name not in AUTHORIZER_CLASS_NAMES:
+            raise SettingsError(
+                f"authorizer_class_name {name!r} is not an authorizer shoal has: use "
+                f"{STANDARD_AUTHORIZER} (Kafka's, or its short name 'standard'), or leave it "
+                "empty for no authorizer"
+            )
+        try:
+            users = parse_super_users(self.super_users)
+        except AclError as exc:
+            raise SettingsError(f"super_users {self.super_users!r}: {exc}") from exc
+        return AuthorizerConfig(users, self.allow_everyone_if_no_acl_found)
 
     def advertised_address(self, host: str, port: int) -> tuple[str, int]:
         """The address clients are told, given the bound ``host`` and ``port``.

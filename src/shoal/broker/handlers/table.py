@@ -17,11 +17,14 @@ from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
 from shoal.broker.handlers.alter_replica_log_dirs import handle_alter_replica_log_dirs
 from shoal.broker.handlers.api_versions import handle_api_versions
+from shoal.broker.handlers.create_acls import handle_create_acls
 from shoal.broker.handlers.create_partitions import handle_create_partitions
 from shoal.broker.handlers.create_topics import handle_create_topics
+from shoal.broker.handlers.delete_acls import handle_delete_acls
 from shoal.broker.handlers.delete_groups import handle_delete_groups
 from shoal.broker.handlers.delete_records import handle_delete_records
 from shoal.broker.handlers.delete_topics import handle_delete_topics
+from shoal.broker.handlers.describe_acls import handle_describe_acls
 from shoal.broker.handlers.describe_cluster import handle_describe_cluster
 from shoal.broker.handlers.describe_configs import handle_describe_configs
 from shoal.broker.handlers.describe_groups import handle_describe_groups
@@ -90,6 +93,10 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.DESCRIBE_PRODUCERS: handle_describe_producers,
     ApiKey.LIST_CONFIG_RESOURCES: handle_list_config_resources,
     ApiKey.DESCRIBE_TOPIC_PARTITIONS: handle_describe_topic_partitions,
+    # ACLs (issue 13, slice A): always served, SECURITY_DISABLED without an authorizer.
+    ApiKey.DESCRIBE_ACLS: handle_describe_acls,
+    ApiKey.CREATE_ACLS: handle_create_acls,
+    ApiKey.DELETE_ACLS: handle_delete_acls,
 }
 
 UNHANDLED: Final = frozenset(
@@ -100,9 +107,6 @@ UNHANDLED: Final = frozenset(
         ApiKey.SASL_AUTHENTICATE,
         ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
         ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
-        ApiKey.DESCRIBE_ACLS,
-        ApiKey.CREATE_ACLS,
-        ApiKey.DELETE_ACLS,
         ApiKey.ADD_PARTITIONS_TO_TXN,
         ApiKey.ADD_OFFSETS_TO_TXN,
         ApiKey.END_TXN,
