@@ -43,9 +43,9 @@ from shoal.coordinator.producers import Producers
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
+from shoal.records.header import BatchHeader
 from shoal.security.acl import CLUSTER_NAME, AclOperation, ResourceType
 from shoal.security.acl_authorizer import SUPPORTED_OPERATIONS
-from shoal.records.header import BatchHeader
 from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem, OsFileSystem
 
