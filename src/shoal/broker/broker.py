@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeAlias
 
 from shoal.broker.acls import BrokerAcls
+from shoal.broker.authorized_operations import NOT_ASKED
 from shoal.broker.broker_configs import (
     CLUSTER_SEED,
     ConfigLevels,
@@ -472,7 +473,7 @@ class Broker:
         """KIP-430's field: the supported operations the principal may do on the resource,
         every supported one without an authorizer, INT32_MIN when the client did not ask."""
         if not asked:
-            return -(2**31)
+            return NOT_ASKED
         if self.acls is None:
             return sum(1 << op for op in SUPPORTED_OPERATIONS[resource_type])
         return self.acls.authorizer.authorized_operations(
