@@ -58,18 +58,21 @@ async def handle_offset_delete(
                 wanted.append(tp)
     error, errors = await broker.groups.delete_offsets(body.group_id, wanted)
     topics = []
-    if error is ErrorCode.NONE:
-        for entry in body.topics:
-            partitions = []
-            for p in entry.partitions:
-                tp = (entry.name, int(p.partition_index))
-                if entry.name not in readable:
-                    code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-                elif tp in unknown:
-                    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                else:
-                    code = errors.get(tp, ErrorCode.NONE)
-                partitions.append({"partition_index": tp[1], "error_code": code})
+    for entry in body.topics:
+        partitions = []
+        for p in entry.partitions:
+            tp = (entry.name, int(p.partition_index))
+            if entry.name not in readable:
+                # Told whatever the group's answer, as Kafka merges them into it.
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif error is not ErrorCode.NONE:
+                continue
+            elif tp in unknown:
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                code = errors.get(tp, ErrorCode.NONE)
+            partitions.append({"partition_index": tp[1], "error_code": code})
+        if partitions:
             topics.append({"name": entry.name, "partitions": partitions})
     return response_for(
         header.api_key,
