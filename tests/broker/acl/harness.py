@@ -26,11 +26,11 @@ from shoal.storage import LogManager
 from shoal.testing.responses import as_client_reads
 from tests.broker.acl.matrix import CLIENT_HOST, Acl
 
+DEFAULT = AuthorizerConfig()
+
 
 class AclHarness:
-    def __init__(
-        self, data_dir: Path, config: AuthorizerConfig | None = AuthorizerConfig()
-    ) -> None:
+    def __init__(self, data_dir: Path, config: AuthorizerConfig | None = DEFAULT) -> None:
         self.data_dir = data_dir
         self.config = config
         self.logs: LogManager | None = None

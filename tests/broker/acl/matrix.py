@@ -174,128 +174,450 @@ def _one_partition(name: str = TOPIC, **fields: Any) -> dict[str, Any]:
     return {"name": name, "partitions": [{"partition_index": 0, **fields}]}
 
 
-# fmt: off
 CASES: Final[tuple[Case, ...]] = (
-    Case("Produce", 0, 9, {"acks": -1, "timeout": 5000, "topic_data": [
-        {"name": TOPIC, "partition_data": [{"index": 0, "records": "BATCH"}]}]},
-         (Need(_topic("WRITE"), TOPIC_DENIED, ("responses", 0, "partition_responses", 0, "error_code")),)),
-    Case("Fetch", 1, 12, {"replica_id": -1, "max_wait": 0, "min_bytes": 0, "max_bytes": 1 << 20,
-                          "topics": [{"topic": TOPIC, "partitions": [
-                              {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]},
-         (Need(_topic("READ"), TOPIC_DENIED, ("responses", 0, "partitions", 0, "error_code")),)),
-    Case("ListOffsets", 2, 7, {"replica_id": -1, "topics": [_one_partition(timestamp=-1)]},
-         (Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),)),
-    Case("Metadata", 3, 12, {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False},
-         (Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "error_code")),)),
-    Case("Metadata-auto-create", 3, 12,
-         {"topics": [{"name": "ordersnew"}], "allow_auto_topic_creation": True},
-         (Need(_topic("DESCRIBE", "ordersnew"), TOPIC_DENIED, ("topics", 0, "error_code")),
-          Need(_topic("CREATE", "ordersnew"), TOPIC_DENIED, ("topics", 0, "error_code"),
-               instead=(_cluster("CREATE"),)))),
-    Case("OffsetCommit", 8, 8, {"group_id": GROUP, "generation_id_or_member_epoch": -1, "member_id": "",
-                                "topics": [_one_partition(committed_offset=0)]},
-         (Need(_group("READ"), GROUP_DENIED, ("topics", 0, "partitions", 0, "error_code")),
-          Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")))),
-    Case("OffsetFetch", 9, 7, {"group_id": GROUP, "topics": [{"name": TOPIC, "partition_indexes": [0]}]},
-         (Need(_group("DESCRIBE"), GROUP_DENIED, ("error_code",)),
-          Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")))),
-    Case("FindCoordinator", 10, 3, {"key": GROUP, "key_type": 0},
-         (Need(_group("DESCRIBE"), GROUP_DENIED, ("error_code",)),)),
-    Case("FindCoordinator-batched", 10, 4, {"coordinator_keys": [GROUP], "key_type": 0},
-         (Need(_group("DESCRIBE"), GROUP_DENIED, ("coordinators", 0, "error_code")),)),
-    Case("JoinGroup", 11, 5, {"group_id": GROUP, "session_timeout": 10000, "rebalance_timeout": 10000,
-                              "member_id": "", "protocol_type": "consumer",
-                              "protocols": [{"name": "range", "metadata": b""}]},
-         (Need(_group("READ"), GROUP_DENIED, ("error_code",)),)),
-    Case("Heartbeat", 12, 3, {"group_id": GROUP, "generation_id": 1, "member_id": "m"},
-         (Need(_group("READ"), GROUP_DENIED, ("error_code",)),)),
-    Case("LeaveGroup", 13, 3, {"group_id": GROUP, "members": [{"member_id": "m"}]},
-         (Need(_group("READ"), GROUP_DENIED, ("error_code",)),)),
-    Case("SyncGroup", 14, 3, {"group_id": GROUP, "generation_id": 1, "member_id": "m", "assignments": []},
-         (Need(_group("READ"), GROUP_DENIED, ("error_code",)),)),
-    Case("DescribeGroups", 15, 5, {"groups": [GROUP], "include_authorized_operations": True},
-         (Need(_group("DESCRIBE"), GROUP_DENIED, ("groups", 0, "error_code")),)),
-    Case("CreateTopics", 19, 5, {"topics": [{"name": "fresh", "num_partitions": 1, "replication_factor": 1}],
-                                 "timeout": 5000},
-         (Need(_topic("CREATE", "fresh"), TOPIC_DENIED, ("topics", 0, "error_code"),
-               instead=(_cluster("CREATE"),)),)),
-    Case("DeleteTopics", 20, 5, {"topic_names": [TOPIC], "timeout": 5000},
-         (Need(_topic("DELETE"), TOPIC_DENIED, ("responses", 0, "error_code")),)),
-    Case("DeleteRecords", 21, 2, {"topics": [{"name": TOPIC, "partitions": [{"partition_index": 0, "offset": 0}]}],
-                                  "timeout": 5000},
-         (Need(_topic("DELETE"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),)),
-    Case("InitProducerId", 22, 4, {"transactional_id": None, "transaction_timeout": 60000,
-                                   "producer_id": -1, "producer_epoch": -1},
-         (Need(_cluster("IDEMPOTENT_WRITE"), CLUSTER_DENIED, ("error_code",),
-               instead=(_topic("WRITE"), _topic("WRITE", "elsewhere"))),)),
-    Case("OffsetForLeaderEpoch", 23, 4, {"replica_id": -1, "topics": [
-        {"topic": TOPIC, "partitions": [{"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]},
-         (Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code"),
-               instead=(_cluster("CLUSTER_ACTION"),)),)),
-    Case("DescribeConfigs-topic", 32, 4, {"resources": [{"resource_type": 2, "resource_name": TOPIC,
-                                                        "configuration_keys": None}]},
-         (Need(_topic("DESCRIBE_CONFIGS"), TOPIC_DENIED, ("results", 0, "error_code")),)),
-    Case("DescribeConfigs-broker", 32, 4, {"resources": [{"resource_type": 4, "resource_name": "1",
-                                                         "configuration_keys": None}]},
-         (Need(_cluster("DESCRIBE_CONFIGS"), CLUSTER_DENIED, ("results", 0, "error_code")),)),
-    Case("AlterConfigs-topic", 33, 2, {"resources": [{"resource_type": 2, "resource_name": TOPIC, "configs": [
-        {"name": "retention.ms", "value": "60000"}]}], "validate_only": False},
-         (Need(_topic("ALTER_CONFIGS"), TOPIC_DENIED, ("responses", 0, "error_code")),)),
-    Case("AlterConfigs-broker", 33, 2, {"resources": [{"resource_type": 4, "resource_name": "", "configs": [
-        {"name": "log.retention.ms", "value": "60000"}]}], "validate_only": True},
-         (Need(_cluster("ALTER_CONFIGS"), CLUSTER_DENIED, ("responses", 0, "error_code")),)),
-    Case("IncrementalAlterConfigs-topic", 44, 1, {"resources": [
-        {"resource_type": 2, "resource_name": TOPIC, "configs": [
-            {"name": "retention.ms", "config_operation": 0, "value": "60000"}]}], "validate_only": False},
-         (Need(_topic("ALTER_CONFIGS"), TOPIC_DENIED, ("responses", 0, "error_code")),)),
-    Case("AlterReplicaLogDirs", 34, 2, {"dirs": [{"path": "/nowhere", "topics": [
-        {"name": TOPIC, "partitions": [0]}]}]},
-         (Need(_cluster("ALTER"), CLUSTER_DENIED, ("results", 0, "partitions", 0, "error_code")),)),
-    Case("DescribeLogDirs", 35, 4, {"topics": None},
-         (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("CreatePartitions", 37, 3, {"topics": [{"name": TOPIC, "count": 2, "assignments": None}],
-                                     "timeout": 5000, "validate_only": True},
-         (Need(_topic("ALTER"), TOPIC_DENIED, ("results", 0, "error_code")),)),
-    Case("DeleteGroups", 42, 2, {"groups_names": [GROUP]},
-         (Need(_group("DELETE"), GROUP_DENIED, ("results", 0, "error_code")),)),
-    Case("ElectLeaders", 43, 2, {"election_type": 0, "topic_partitions": [{"topic": TOPIC, "partitions": [0]}],
-                                 "timeout": 5000},
-         (Need(_cluster("ALTER"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("AlterPartitionReassignments", 45, 0, {"timeout": 5000, "topics": [
-        {"name": TOPIC, "partitions": [{"partition_index": 0, "replicas": None}]}]},
-         (Need(_cluster("ALTER"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("ListPartitionReassignments", 46, 0, {"timeout": 5000, "topics": None},
-         (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("OffsetDelete", 47, 0, {"group_id": GROUP, "topics": [
-        {"name": TOPIC, "partitions": [{"partition_index": 0}]}]},
-         (Need(_group("DELETE"), GROUP_DENIED, ("error_code",)),
-          Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")))),
-    Case("DescribeQuorum", 55, 2, {"topics": [{"topic_name": "__cluster_metadata", "partitions": [
-        {"partition_index": 0}]}]},
-         (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("UpdateFeatures", 57, 1, {"timeout": 5000, "feature_updates": [], "validate_only": True},
-         (Need(_cluster("ALTER"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("DescribeProducers", 61, 0, {"topics": [{"name": TOPIC, "partition_indexes": [0]}]},
-         (Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),)),
-    Case("ListConfigResources", 74, 1, {"resource_types": []},
-         (Need(_cluster("DESCRIBE_CONFIGS"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("DescribeTopicPartitions", 75, 0, {"topics": [{"name": TOPIC}], "response_partition_limit": 100,
-                                            "cursor": None},
-         (Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "error_code")),)),
-    Case("DescribeAcls", 29, 3, {"resource_type_filter": 1, "resource_name_filter": None, "pattern_type_filter": 1,
-                                 "principal_filter": None, "host_filter": None, "operation": 1,
-                                 "permission_type": 1},
-         (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),)),
-    Case("CreateAcls", 30, 3, {"creations": [
-        {"resource_type": 2, "resource_name": "x", "resource_pattern_type": 3, "principal": "User:carol",
-         "host": "*", "operation": 3, "permission_type": 3}]},
-         (Need(_cluster("ALTER"), CLUSTER_DENIED, ("results", 0, "error_code")),)),
-    Case("DeleteAcls", 31, 3, {"filters": [
-        {"resource_type_filter": 2, "resource_name_filter": "x", "pattern_type_filter": 3,
-         "principal_filter": "User:carol", "host_filter": None, "operation": 1, "permission_type": 1}]},
-         (Need(_cluster("ALTER"), CLUSTER_DENIED, ("filter_results", 0, "error_code")),)),
+    Case(
+        "Produce",
+        0,
+        9,
+        {
+            "acks": -1,
+            "timeout": 5000,
+            "topic_data": [{"name": TOPIC, "partition_data": [{"index": 0, "records": "BATCH"}]}],
+        },
+        (
+            Need(
+                _topic("WRITE"),
+                TOPIC_DENIED,
+                ("responses", 0, "partition_responses", 0, "error_code"),
+            ),
+        ),
+    ),
+    Case(
+        "Fetch",
+        1,
+        12,
+        {
+            "replica_id": -1,
+            "max_wait": 0,
+            "min_bytes": 0,
+            "max_bytes": 1 << 20,
+            "topics": [
+                {
+                    "topic": TOPIC,
+                    "partitions": [
+                        {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
+                    ],
+                }
+            ],
+        },
+        (Need(_topic("READ"), TOPIC_DENIED, ("responses", 0, "partitions", 0, "error_code")),),
+    ),
+    Case(
+        "ListOffsets",
+        2,
+        7,
+        {"replica_id": -1, "topics": [_one_partition(timestamp=-1)]},
+        (Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),),
+    ),
+    Case(
+        "Metadata",
+        3,
+        12,
+        {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False},
+        (Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "error_code")),),
+    ),
+    Case(
+        "Metadata-auto-create",
+        3,
+        12,
+        {"topics": [{"name": "ordersnew"}], "allow_auto_topic_creation": True},
+        (
+            Need(_topic("DESCRIBE", "ordersnew"), TOPIC_DENIED, ("topics", 0, "error_code")),
+            Need(
+                _topic("CREATE", "ordersnew"),
+                TOPIC_DENIED,
+                ("topics", 0, "error_code"),
+                instead=(_cluster("CREATE"),),
+            ),
+        ),
+    ),
+    Case(
+        "OffsetCommit",
+        8,
+        8,
+        {
+            "group_id": GROUP,
+            "generation_id_or_member_epoch": -1,
+            "member_id": "",
+            "topics": [_one_partition(committed_offset=0)],
+        },
+        (
+            Need(_group("READ"), GROUP_DENIED, ("topics", 0, "partitions", 0, "error_code")),
+            Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),
+        ),
+    ),
+    Case(
+        "OffsetFetch",
+        9,
+        7,
+        {"group_id": GROUP, "topics": [{"name": TOPIC, "partition_indexes": [0]}]},
+        (
+            Need(_group("DESCRIBE"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),
+        ),
+    ),
+    Case(
+        "FindCoordinator",
+        10,
+        3,
+        {"key": GROUP, "key_type": 0},
+        (Need(_group("DESCRIBE"), GROUP_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "FindCoordinator-batched",
+        10,
+        4,
+        {"coordinator_keys": [GROUP], "key_type": 0},
+        (Need(_group("DESCRIBE"), GROUP_DENIED, ("coordinators", 0, "error_code")),),
+    ),
+    Case(
+        "JoinGroup",
+        11,
+        5,
+        {
+            "group_id": GROUP,
+            "session_timeout": 10000,
+            "rebalance_timeout": 10000,
+            "member_id": "",
+            "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b""}],
+        },
+        (Need(_group("READ"), GROUP_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "Heartbeat",
+        12,
+        3,
+        {"group_id": GROUP, "generation_id": 1, "member_id": "m"},
+        (Need(_group("READ"), GROUP_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "LeaveGroup",
+        13,
+        3,
+        {"group_id": GROUP, "members": [{"member_id": "m"}]},
+        (Need(_group("READ"), GROUP_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "SyncGroup",
+        14,
+        3,
+        {"group_id": GROUP, "generation_id": 1, "member_id": "m", "assignments": []},
+        (Need(_group("READ"), GROUP_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "DescribeGroups",
+        15,
+        5,
+        {"groups": [GROUP], "include_authorized_operations": True},
+        (Need(_group("DESCRIBE"), GROUP_DENIED, ("groups", 0, "error_code")),),
+    ),
+    Case(
+        "CreateTopics",
+        19,
+        5,
+        {
+            "topics": [{"name": "fresh", "num_partitions": 1, "replication_factor": 1}],
+            "timeout": 5000,
+        },
+        (
+            Need(
+                _topic("CREATE", "fresh"),
+                TOPIC_DENIED,
+                ("topics", 0, "error_code"),
+                instead=(_cluster("CREATE"),),
+            ),
+        ),
+    ),
+    Case(
+        "DeleteTopics",
+        20,
+        5,
+        {"topic_names": [TOPIC], "timeout": 5000},
+        (Need(_topic("DELETE"), TOPIC_DENIED, ("responses", 0, "error_code")),),
+    ),
+    Case(
+        "DeleteRecords",
+        21,
+        2,
+        {
+            "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0, "offset": 0}]}],
+            "timeout": 5000,
+        },
+        (Need(_topic("DELETE"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),),
+    ),
+    Case(
+        "InitProducerId",
+        22,
+        4,
+        {
+            "transactional_id": None,
+            "transaction_timeout": 60000,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        },
+        (
+            Need(
+                _cluster("IDEMPOTENT_WRITE"),
+                CLUSTER_DENIED,
+                ("error_code",),
+                instead=(_topic("WRITE"), _topic("WRITE", "elsewhere")),
+            ),
+        ),
+    ),
+    Case(
+        "OffsetForLeaderEpoch",
+        23,
+        4,
+        {
+            "replica_id": -1,
+            "topics": [
+                {
+                    "topic": TOPIC,
+                    "partitions": [{"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}],
+                }
+            ],
+        },
+        (
+            Need(
+                _topic("DESCRIBE"),
+                TOPIC_DENIED,
+                ("topics", 0, "partitions", 0, "error_code"),
+                instead=(_cluster("CLUSTER_ACTION"),),
+            ),
+        ),
+    ),
+    Case(
+        "DescribeConfigs-topic",
+        32,
+        4,
+        {"resources": [{"resource_type": 2, "resource_name": TOPIC, "configuration_keys": None}]},
+        (Need(_topic("DESCRIBE_CONFIGS"), TOPIC_DENIED, ("results", 0, "error_code")),),
+    ),
+    Case(
+        "DescribeConfigs-broker",
+        32,
+        4,
+        {"resources": [{"resource_type": 4, "resource_name": "1", "configuration_keys": None}]},
+        (Need(_cluster("DESCRIBE_CONFIGS"), CLUSTER_DENIED, ("results", 0, "error_code")),),
+    ),
+    Case(
+        "AlterConfigs-topic",
+        33,
+        2,
+        {
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": TOPIC,
+                    "configs": [{"name": "retention.ms", "value": "60000"}],
+                }
+            ],
+            "validate_only": False,
+        },
+        (Need(_topic("ALTER_CONFIGS"), TOPIC_DENIED, ("responses", 0, "error_code")),),
+    ),
+    Case(
+        "AlterConfigs-broker",
+        33,
+        2,
+        {
+            "resources": [
+                {
+                    "resource_type": 4,
+                    "resource_name": "",
+                    "configs": [{"name": "log.retention.ms", "value": "60000"}],
+                }
+            ],
+            "validate_only": True,
+        },
+        (Need(_cluster("ALTER_CONFIGS"), CLUSTER_DENIED, ("responses", 0, "error_code")),),
+    ),
+    Case(
+        "IncrementalAlterConfigs-topic",
+        44,
+        1,
+        {
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": TOPIC,
+                    "configs": [{"name": "retention.ms", "config_operation": 0, "value": "60000"}],
+                }
+            ],
+            "validate_only": False,
+        },
+        (Need(_topic("ALTER_CONFIGS"), TOPIC_DENIED, ("responses", 0, "error_code")),),
+    ),
+    Case(
+        "AlterReplicaLogDirs",
+        34,
+        2,
+        {"dirs": [{"path": "/nowhere", "topics": [{"name": TOPIC, "partitions": [0]}]}]},
+        (Need(_cluster("ALTER"), CLUSTER_DENIED, ("results", 0, "partitions", 0, "error_code")),),
+    ),
+    Case(
+        "DescribeLogDirs",
+        35,
+        4,
+        {"topics": None},
+        (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "CreatePartitions",
+        37,
+        3,
+        {
+            "topics": [{"name": TOPIC, "count": 2, "assignments": None}],
+            "timeout": 5000,
+            "validate_only": True,
+        },
+        (Need(_topic("ALTER"), TOPIC_DENIED, ("results", 0, "error_code")),),
+    ),
+    Case(
+        "DeleteGroups",
+        42,
+        2,
+        {"groups_names": [GROUP]},
+        (Need(_group("DELETE"), GROUP_DENIED, ("results", 0, "error_code")),),
+    ),
+    Case(
+        "ElectLeaders",
+        43,
+        2,
+        {
+            "election_type": 0,
+            "topic_partitions": [{"topic": TOPIC, "partitions": [0]}],
+            "timeout": 5000,
+        },
+        (Need(_cluster("ALTER"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "AlterPartitionReassignments",
+        45,
+        0,
+        {
+            "timeout": 5000,
+            "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0, "replicas": None}]}],
+        },
+        (Need(_cluster("ALTER"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "ListPartitionReassignments",
+        46,
+        0,
+        {"timeout": 5000, "topics": None},
+        (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "OffsetDelete",
+        47,
+        0,
+        {"group_id": GROUP, "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]},
+        (
+            Need(_group("DELETE"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),
+        ),
+    ),
+    Case(
+        "DescribeQuorum",
+        55,
+        2,
+        {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]},
+        (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "UpdateFeatures",
+        57,
+        1,
+        {"timeout": 5000, "feature_updates": [], "validate_only": True},
+        (Need(_cluster("ALTER"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "DescribeProducers",
+        61,
+        0,
+        {"topics": [{"name": TOPIC, "partition_indexes": [0]}]},
+        (Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),),
+    ),
+    Case(
+        "ListConfigResources",
+        74,
+        1,
+        {"resource_types": []},
+        (Need(_cluster("DESCRIBE_CONFIGS"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "DescribeTopicPartitions",
+        75,
+        0,
+        {"topics": [{"name": TOPIC}], "response_partition_limit": 100, "cursor": None},
+        (Need(_topic("DESCRIBE"), TOPIC_DENIED, ("topics", 0, "error_code")),),
+    ),
+    Case(
+        "DescribeAcls",
+        29,
+        3,
+        {
+            "resource_type_filter": 1,
+            "resource_name_filter": None,
+            "pattern_type_filter": 1,
+            "principal_filter": None,
+            "host_filter": None,
+            "operation": 1,
+            "permission_type": 1,
+        },
+        (Need(_cluster("DESCRIBE"), CLUSTER_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "CreateAcls",
+        30,
+        3,
+        {
+            "creations": [
+                {
+                    "resource_type": 2,
+                    "resource_name": "x",
+                    "resource_pattern_type": 3,
+                    "principal": "User:carol",
+                    "host": "*",
+                    "operation": 3,
+                    "permission_type": 3,
+                }
+            ]
+        },
+        (Need(_cluster("ALTER"), CLUSTER_DENIED, ("results", 0, "error_code")),),
+    ),
+    Case(
+        "DeleteAcls",
+        31,
+        3,
+        {
+            "filters": [
+                {
+                    "resource_type_filter": 2,
+                    "resource_name_filter": "x",
+                    "pattern_type_filter": 3,
+                    "principal_filter": "User:carol",
+                    "host_filter": None,
+                    "operation": 1,
+                    "permission_type": 1,
+                }
+            ]
+        },
+        (Need(_cluster("ALTER"), CLUSTER_DENIED, ("filter_results", 0, "error_code")),),
+    ),
 )
-# fmt: on
 
 VARIANTS: Final[tuple[Variant, ...]] = tuple(v for case in CASES for v in variants(case))
 
