@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 PRINCIPAL: Final = "User:alice"
+SUPER_USER: Final = "User:admin"
+"""The in-process broker's super user, who runs a case's setup."""
 OTHER_PRINCIPAL: Final = "User:bob"
 CLIENT_HOST: Final = "127.0.0.1"
 OTHER_HOST: Final = "10.9.9.9"
@@ -62,6 +64,9 @@ class Case:
     version: int
     request: dict[str, Any]
     needs: tuple[Need, ...]
+    setup: tuple[tuple[int, int, dict[str, Any]], ...] = ()
+    """Requests a super user sends first (api key, version, values): e.g. a committed offset,
+    without which OffsetDelete answers only GROUP_ID_NOT_FOUND."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,18 @@ def _cluster(operation: str) -> Right:
 def _one_partition(name: str = TOPIC, **fields: Any) -> dict[str, Any]:
     return {"name": name, "partitions": [{"partition_index": 0, **fields}]}
 
+
+_COMMITTED: Final = (
+    8,
+    8,
+    {
+        "group_id": GROUP,
+        "generation_id_or_member_epoch": -1,
+        "member_id": "",
+        "topics": [_one_partition(committed_offset=0)],
+    },
+)
+"""An offset of the group on the topic, committed by a super user: the group then exists."""
 
 CASES: Final[tuple[Case, ...]] = (
     Case(
@@ -528,6 +545,7 @@ CASES: Final[tuple[Case, ...]] = (
             Need(_group("DELETE"), GROUP_DENIED, ("error_code",)),
             Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),
         ),
+        setup=(_COMMITTED,),
     ),
     Case(
         "DescribeQuorum",
@@ -637,3 +655,35 @@ def find_code(response: Any, at: tuple[str | int, ...]) -> int | None:
         return read_code(response, at)
     except IndexError:
         return None
+
+
+RENAMED: Final = ("orders", "ordersnew", "fresh", "elsewhere", "billing")
+"""The resource names a case may use, which :func:`renamed` makes unique."""
+
+
+def renamed(case: Case, prefix: str) -> Case:
+    """``case`` with every resource name of :data:`RENAMED` prefixed: for one broker that
+    serves every variant in turn (a peer), where names must not meet twice. Variants are then
+    made from it (their PREFIXED ACLs use the new names' first characters)."""
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, str) and value in RENAMED:
+            return prefix + value
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        if isinstance(value, Right):
+            return replace(value, name=swap(value.name))
+        if isinstance(value, tuple):
+            return tuple(swap(v) for v in value)
+        if isinstance(value, Need):
+            return replace(value, right=swap(value.right), instead=swap(value.instead))
+        return value
+
+    return replace(
+        case,
+        request=swap(case.request),
+        needs=swap(case.needs),
+        setup=tuple((key, version, swap(values)) for key, version, values in case.setup),
+    )

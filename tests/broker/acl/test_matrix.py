@@ -12,12 +12,15 @@ import pytest
 
 from shoal.broker.topics import TopicStore
 from shoal.records import SimpleRecord, build_batch
+from shoal.security.acl_authorizer import AuthorizerConfig
 from tests.broker.acl.harness import AclHarness
 from tests.broker.acl.matrix import (
     AUTHORIZATION_ERRORS,
     PRINCIPAL,
+    SUPER_USER,
     TOPIC,
     VARIANTS,
+    Case,
     Variant,
     find_code,
     read_code,
@@ -26,7 +29,7 @@ from tests.broker.acl.matrix import (
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[AclHarness]:
-    h = AclHarness(tmp_path / "data")
+    h = AclHarness(tmp_path / "data", AuthorizerConfig(super_users=frozenset({SUPER_USER})))
     broker = h.start()
     broker.create_topic(TOPIC, 1)
     assert isinstance(broker.topics, TopicStore)
@@ -45,10 +48,16 @@ def _with_batch(values: Any) -> Any:
     return values
 
 
+def run_setup(harness: AclHarness, case: Case) -> None:
+    for api_key, version, values in case.setup:
+        harness.call(api_key, version, values, principal=SUPER_USER)
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.id for v in VARIANTS])
 def test_the_answer_is_the_documented_one(harness: AclHarness, variant: Variant) -> None:
-    harness.add(*variant.acls)
     case = variant.case
+    run_setup(harness, case)
+    harness.add(*variant.acls)
     response = harness.call(
         case.api_key, case.version, _with_batch(case.request), principal=PRINCIPAL
     )

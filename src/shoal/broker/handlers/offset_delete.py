@@ -62,11 +62,12 @@ async def handle_offset_delete(
         partitions = []
         for p in entry.partitions:
             tp = (entry.name, int(p.partition_index))
-            if entry.name not in readable:
-                # Told whatever the group's answer, as Kafka merges them into it.
-                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-            elif error is not ErrorCode.NONE:
+            if error is not ErrorCode.NONE:
+                # The group's error is the whole answer (Kafka's error response), even for
+                # topics it may not read.
                 continue
+            if entry.name not in readable:
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             elif tp in unknown:
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
+TOP_LEVEL_ERROR_MIN_VERSION: Final = 2
+"""OffsetFetch v2 added the response's top-level error code."""
 TOPIC_ID_MIN_VERSION: Final = 10
 """OffsetFetch v10 names topics by id, in the request and the response."""
 
@@ -70,8 +72,11 @@ async def handle_offset_fetch(
             values = {
                 "throttle_time": 0,
                 "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
-                # v1 has no top-level error: each partition asked about carries it.
-                "topics": _refused(single.topics, ErrorCode.GROUP_AUTHORIZATION_FAILED),
+                # v1 has no top-level error: each partition asked about carries it; later
+                # versions list no topic (as Kafka).
+                "topics": _refused(single.topics, ErrorCode.GROUP_AUTHORIZATION_FAILED)
+                if header.api_version < TOP_LEVEL_ERROR_MIN_VERSION
+                else [],
             }
         else:
             values = {

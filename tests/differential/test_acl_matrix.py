@@ -1,0 +1,201 @@
+"""The ACL matrix (tests/broker/acl/matrix.py) against Apache Kafka 4.4 with StandardAuthorizer,
+and differentially against shoal: for every variant, the authorization errors Kafka answers are
+the documented ones and the ones shoal answers.
+
+Kafka gets a SASL_PLAINTEXT listener with PLAIN users, so the matrix's principal ``User:alice``
+is who it is on both brokers (shoal's side runs in-process with that principal until its SASL
+lands; then the same rows can run over its wire too). ``User:ANONYMOUS`` (the PLAINTEXT and
+controller listeners) is Kafka's super user: it creates the topic and the ACLs of each variant.
+
+One Kafka serves every variant, so each variant's resource names are made unique, its ACLs are
+the only ones present when it runs, and the runner waits until Kafka's authorizer has them
+(ACL changes reach the broker's authorizer through the metadata log, a moment after the
+controller accepts them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from shoal.protocol import ApiKey, ErrorCode
+from shoal.security.acl_authorizer import AuthorizerConfig
+from tests.broker.acl.harness import AclHarness
+from tests.broker.acl.matrix import (
+    AUTHORIZATION_ERRORS,
+    PRINCIPAL,
+    SUPER_USER,
+    VARIANTS,
+    Acl,
+    Variant,
+    find_code,
+    read_code,
+    renamed,
+    variants,
+)
+from tests.broker.acl.test_matrix import _with_batch, run_setup
+from tests.peers.kafka_peer import KafkaPeer, free_port
+from tests.server.wire import WireClient
+
+pytestmark = pytest.mark.integration
+
+ALICE_PASSWORD: Final = "alice-secret"
+PROPAGATION_S_MAX: Final = 15.0
+"""How long Kafka's authorizer may take to see an ACL change; generous for a loaded machine."""
+STANDARD_AUTHORIZER: Final = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+_names = itertools.count()
+
+
+class SaslKafka(KafkaPeer):
+    """A Kafka peer with a second listener, SASL_PLAINTEXT with PLAIN users."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.sasl_port = free_port()
+        self.overrides = {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:"
+            f"{self.sasl_port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+            "SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'user_alice="{ALICE_PASSWORD}";'
+            ),
+            "authorizer.class.name": STANDARD_AUTHORIZER,
+            "super.users": "User:ANONYMOUS",
+            "auto.create.topics.enable": "true",
+        }
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslKafka]:
+    with SaslKafka(tmp_path_factory.mktemp("kafka-sasl-peer")) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def alice(kafka: SaslKafka) -> Iterator[WireClient]:
+    """One connection authenticated as User:alice (SaslHandshake v1, SaslAuthenticate v2)."""
+    with WireClient(f"127.0.0.1:{kafka.sasl_port}") as client:
+        handshake = client.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+        assert handshake.error_code == ErrorCode.NONE, handshake
+        token = b"\0alice\0" + ALICE_PASSWORD.encode()
+        done = client.request(ApiKey.SASL_AUTHENTICATE, 2, {"auth_bytes": token})
+        assert done.error_code == ErrorCode.NONE, done
+        yield client
+
+
+@pytest.fixture(scope="module")
+def superuser(kafka: SaslKafka) -> Iterator[WireClient]:
+    """A PLAINTEXT connection (User:ANONYMOUS, the super user), once the group coordinator is
+    ready: Kafka answers NOT_COORDINATOR until its offsets topic exists."""
+    with WireClient(kafka.bootstrap_servers) as client:
+        deadline = time.monotonic() + PROPAGATION_S_MAX * 4
+        while True:
+            found = client.request(ApiKey.FIND_COORDINATOR, 3, {"key": "probe", "key_type": 0})
+            fetched = client.request(ApiKey.OFFSET_FETCH, 7, {"group_id": "probe", "topics": None})
+            if found.error_code == ErrorCode.NONE and fetched.error_code == ErrorCode.NONE:
+                break
+            assert time.monotonic() < deadline, (found, fetched)
+            time.sleep(0.2)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(kafka: SaslKafka) -> AdminClient:
+    return AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 0})
+
+
+_EVERYTHING: Final = AclBindingFilter(
+    ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+    AclPermissionType.ANY,
+)  # fmt: skip
+
+
+def _client_binding(acl: Acl) -> AclBinding:
+    kind = (
+        ResourceType.BROKER if acl.resource_type == "CLUSTER" else ResourceType[acl.resource_type]
+    )
+    return AclBinding(
+        kind, acl.name, ResourcePatternType[acl.pattern_type], acl.principal, acl.host,
+        AclOperation[acl.operation], AclPermissionType[acl.permission],
+    )  # fmt: skip
+
+
+def _only(admin: AdminClient, acls: tuple[Acl, ...]) -> None:
+    """Make ``acls`` the whole ACL set of the peer, and wait until its authorizer has it."""
+    for future in admin.delete_acls([_EVERYTHING]).values():
+        future.result(PROPAGATION_S_MAX)
+    wanted = {_client_binding(a) for a in acls}
+    if wanted:
+        for future in admin.create_acls(list(wanted)).values():
+            future.result(PROPAGATION_S_MAX)
+    deadline = time.monotonic() + PROPAGATION_S_MAX
+    while set(admin.describe_acls(_EVERYTHING).result(PROPAGATION_S_MAX)) != wanted:
+        assert time.monotonic() < deadline, "Kafka's authorizer never showed the ACLs"
+        time.sleep(0.05)
+
+
+def _authorization(response: Any, variant: Variant) -> tuple[int | None, ...]:
+    """Per need: the authorization error answered there, or None (any other answer)."""
+    codes = (find_code(response, need.at) for need in variant.case.needs)
+    return tuple(code if code in AUTHORIZATION_ERRORS else None for code in codes)
+
+
+def _on_shoal(tmp_path: Path, variant: Variant, topic: str) -> Any:
+    harness = AclHarness(tmp_path / "shoal", AuthorizerConfig(super_users=frozenset({SUPER_USER})))
+    broker = harness.start()
+    try:
+        broker.create_topic(topic, 1)
+        run_setup(harness, variant.case)
+        harness.add(*variant.acls)
+        case = variant.case
+        return harness.call(
+            case.api_key, case.version, _with_batch(case.request), principal=PRINCIPAL
+        )
+    finally:
+        harness.stop()
+
+
+@pytest.mark.parametrize("template", VARIANTS, ids=[v.id for v in VARIANTS])
+def test_kafka_answers_the_documented_result_and_shoal_the_same(
+    kafka: SaslKafka,
+    alice: WireClient,
+    superuser: WireClient,
+    admin: AdminClient,
+    tmp_path: Path,
+    template: Variant,
+) -> None:
+    prefix = f"m{next(_names)}-"
+    case = renamed(template.case, prefix)
+    (variant,) = [v for v in variants(case) if v.label == template.label]
+    topic = prefix + "orders"
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(PROPAGATION_S_MAX)
+    for api_key, version, values in case.setup:
+        superuser.request(api_key, version, values)
+    _only(admin, variant.acls)
+    response = alice.request(case.api_key, case.version, _with_batch(case.request))
+    if variant.denied is not None:
+        assert read_code(response, variant.denied.at) == variant.denied.error, response
+    else:
+        assert not {find_code(response, n.at) for n in case.needs} & AUTHORIZATION_ERRORS, response
+    shoal = _on_shoal(tmp_path, variant, topic)
+    assert _authorization(shoal, variant) == _authorization(response, variant), (shoal, response)
