@@ -35,7 +35,7 @@ from confluent_kafka.admin import (
 
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.security.acl_authorizer import AuthorizerConfig
-from tests.broker.acl.harness import AclHarness
+from tests.broker.acl.harness import AclHarness, run_setup, with_batch
 from tests.broker.acl.matrix import (
     AUTHORIZATION_ERRORS,
     PRINCIPAL,
@@ -48,7 +48,6 @@ from tests.broker.acl.matrix import (
     renamed,
     variants,
 )
-from tests.broker.acl.test_matrix import _with_batch, run_setup
 from tests.peers.kafka_peer import KafkaPeer, free_port
 from tests.server.wire import WireClient
 
@@ -169,7 +168,7 @@ def _on_shoal(tmp_path: Path, variant: Variant, topic: str) -> Any:
         harness.add(*variant.acls)
         case = variant.case
         return harness.call(
-            case.api_key, case.version, _with_batch(case.request), principal=PRINCIPAL
+            case.api_key, case.version, with_batch(case.request), principal=PRINCIPAL
         )
     finally:
         harness.stop()
@@ -192,7 +191,7 @@ def test_kafka_answers_the_documented_result_and_shoal_the_same(
     for api_key, version, values in case.setup:
         superuser.request(api_key, version, values)
     _only(admin, variant.acls)
-    response = alice.request(case.api_key, case.version, _with_batch(case.request))
+    response = alice.request(case.api_key, case.version, with_batch(case.request))
     if variant.denied is not None:
         assert read_code(response, variant.denied.at) == variant.denied.error, response
     else:

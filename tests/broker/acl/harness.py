@@ -14,6 +14,7 @@ from shoal.broker.handlers import HANDLERS
 from shoal.protocol import Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
+from shoal.records import SimpleRecord, build_batch
 from shoal.security.acl import (
     AclBinding,
     AclOperation,
@@ -24,7 +25,7 @@ from shoal.security.acl import (
 from shoal.security.acl_authorizer import AuthorizerConfig
 from shoal.storage import LogManager
 from shoal.testing.responses import as_client_reads
-from tests.broker.acl.matrix import CLIENT_HOST, Acl
+from tests.broker.acl.matrix import CLIENT_HOST, SUPER_USER, Acl, Case
 
 DEFAULT = AuthorizerConfig()
 
@@ -84,3 +85,19 @@ def binding(acl: Acl) -> AclBinding:
         operation=AclOperation[acl.operation],
         permission_type=PermissionType[acl.permission],
     )
+
+
+def with_batch(values: Any) -> Any:
+    """The matrix's placeholder "BATCH" replaced by a real record batch."""
+    if values == "BATCH":
+        return build_batch([SimpleRecord(value=b"v")], base_timestamp=1_700_000_000_000)
+    if isinstance(values, dict):
+        return {k: with_batch(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [with_batch(v) for v in values]
+    return values
+
+
+def run_setup(harness: AclHarness, case: Case) -> None:
+    for api_key, version, values in case.setup:
+        harness.call(api_key, version, values, principal=SUPER_USER)
