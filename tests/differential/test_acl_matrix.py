@@ -198,3 +198,57 @@ def test_kafka_answers_the_documented_result_and_shoal_the_same(
         assert not {find_code(response, n.at) for n in case.needs} & AUTHORIZATION_ERRORS, response
     shoal = _on_shoal(tmp_path, variant, topic)
     assert _authorization(shoal, variant) == _authorization(response, variant), (shoal, response)
+
+
+def test_authorized_operations_are_kafkas(
+    kafka: SaslKafka, alice: WireClient, admin: AdminClient, tmp_path: Path
+) -> None:
+    """KIP-430's fields from the ACLs: Metadata (topic and cluster), DescribeCluster,
+    DescribeTopicPartitions and DescribeGroups give alice the same bits on both brokers."""
+    prefix = f"ops{next(_names)}-"
+    topic, group, hidden = prefix + "orders", prefix + "billing", prefix + "hidden"
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(PROPAGATION_S_MAX)
+
+    def acl(
+        kind: str, name: str, operation: str, permission: str = "ALLOW", pattern: str = "LITERAL"
+    ) -> Acl:
+        return Acl(kind, name, pattern, PRINCIPAL, "*", operation, permission)
+
+    acls = (
+        acl("TOPIC", topic, "READ"),
+        acl("TOPIC", prefix, "ALTER_CONFIGS", pattern="PREFIXED"),
+        acl("TOPIC", topic, "DESCRIBE_CONFIGS", "DENY"),
+        acl("TOPIC", "*", "CREATE"),
+        acl("CLUSTER", "kafka-cluster", "ALTER"),
+        acl("CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE"),
+        acl("GROUP", group, "DELETE"),
+        acl("GROUP", prefix, "READ", pattern="PREFIXED"),
+    )
+    _only(admin, acls)
+    requests: list[tuple[int, int, dict[str, Any], Any]] = [
+        (ApiKey.METADATA, 10, {"topics": [{"name": topic}], "allow_auto_topic_creation": False,
+                               "include_cluster_authorized_operations": True,
+                               "include_topic_authorized_operations": True},
+         lambda r: (r.cluster_authorized_operations, r.topics[0].topic_authorized_operations)),
+        (ApiKey.DESCRIBE_CLUSTER, 1, {"include_cluster_authorized_operations": True},
+         lambda r: r.cluster_authorized_operations),
+        (ApiKey.DESCRIBE_TOPIC_PARTITIONS, 0, {"topics": [{"name": topic}, {"name": hidden}],
+                                               "response_partition_limit": 10, "cursor": None},
+         lambda r: [(t.name, t.error_code, t.topic_authorized_operations) for t in r.topics]),
+        (ApiKey.METADATA, 12, {"topics": [{"name": hidden}], "allow_auto_topic_creation": False,
+                               "include_topic_authorized_operations": True},
+         lambda r: [(t.name, t.error_code, t.topic_authorized_operations) for t in r.topics]),
+        (ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": True},
+         lambda r: (r.groups[0].error_code, r.groups[0].authorized_operations)),
+    ]  # fmt: skip
+    harness = AclHarness(tmp_path / "shoal")
+    broker = harness.start()
+    try:
+        broker.create_topic(topic, 1)
+        harness.add(*acls)
+        for api_key, version, values, pick in requests:
+            on_kafka = pick(alice.request(api_key, version, values))
+            on_shoal = pick(harness.call(api_key, version, values, principal=PRINCIPAL))
+            assert on_shoal == on_kafka, (api_key, on_shoal, on_kafka)
+    finally:
+        harness.stop()

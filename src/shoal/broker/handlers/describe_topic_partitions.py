@@ -71,7 +71,14 @@ async def handle_describe_topic_partitions(
     # a client following cursors would never finish. Serve at least one partition.
     limit = max(1, min(PARTITIONS_PER_RESPONSE_MAX, int(body.response_partition_limit)))
     described = _describable(broker, ctx, names)
-    topics, next_cursor = _page(broker, names, described, start_topic, start_partition, limit)
+    topics, next_cursor = _page(
+        broker, [n for n in names if n in described], start_topic, start_partition, limit
+    )
+    # As Kafka: the topics it may not describe come after the page, whether they exist or
+    # not untold, and take no room in it.
+    topics += [
+        _unknown(n, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for n in names if n not in described
+    ]
     for topic in topics:
         if topic["error_code"] != ErrorCode.TOPIC_AUTHORIZATION_FAILED:
             topic["topic_authorized_operations"] = broker.authorized_operations(
@@ -91,7 +98,6 @@ def _describable(broker: Broker, ctx: RequestContext, names: Iterable[str]) -> s
 def _page(
     broker: Broker,
     names: Iterable[str],
-    described: set[str],
     start_topic: str,
     start_partition: int,
     limit: int,
@@ -101,10 +107,6 @@ def _page(
     for name in names:
         if remaining == 0:
             return topics, {"topic_name": name, "partition_index": 0}
-        if name not in described:
-            # Whether it exists is not told; it takes no partition of the page.
-            topics.append(_unknown(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
-            continue
         topic = broker.topics.get(name)
         if topic is None:
             topics.append(_unknown(name, _unknown_error(name)))
