@@ -252,3 +252,49 @@ def test_authorized_operations_are_kafkas(
             assert on_shoal == on_kafka, (api_key, on_shoal, on_kafka)
     finally:
         harness.stop()
+
+
+def test_listings_show_alice_what_kafka_shows_her(
+    kafka: SaslKafka, alice: WireClient, superuser: WireClient, admin: AdminClient, tmp_path: Path
+) -> None:
+    """Metadata of every topic, and ListGroups without Describe on the cluster, list only what
+    alice may describe; the same names on both brokers."""
+    prefix = f"list{next(_names)}-"
+    topics = [prefix + name for name in ("apple", "apricot", "banana")]
+    groups = [prefix + name for name in ("g-one", "g-two", "h-three")]
+    for topic in topics:
+        admin.create_topics([NewTopic(topic, 1)])[topic].result(PROPAGATION_S_MAX)
+    join = {
+        "session_timeout": 30000, "rebalance_timeout": 30000, "member_id": "",
+        "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}],
+    }  # fmt: skip
+    for group in groups:
+        superuser.request(ApiKey.JOIN_GROUP, 3, {"group_id": group, **join})
+    acls = (
+        Acl("TOPIC", prefix + "ap", "PREFIXED", PRINCIPAL, "*", "WRITE", "ALLOW"),
+        Acl("TOPIC", prefix + "apricot", "LITERAL", PRINCIPAL, "*", "DESCRIBE", "DENY"),
+        Acl("GROUP", prefix + "g-", "PREFIXED", PRINCIPAL, "*", "READ", "ALLOW"),
+        Acl("GROUP", prefix + "g-two", "LITERAL", "User:*", "*", "ALL", "DENY"),
+    )
+    _only(admin, acls)
+
+    def seen(client: Any, principal: str | None) -> tuple[list[str], list[str]]:
+        call = (lambda k, v, body: client.request(k, v, body)) if principal is None else (
+            lambda k, v, body: client.call(k, v, body, principal=principal))  # fmt: skip
+        listed = call(ApiKey.METADATA, 12, {"topics": None})
+        grouped = call(ApiKey.LIST_GROUPS, 4, {"states_filter": []})
+        names = sorted(t.name for t in listed.topics if t.name.startswith(prefix))
+        return names, sorted(g.group_id for g in grouped.groups if g.group_id.startswith(prefix))
+
+    on_kafka = seen(alice, None)
+    harness = AclHarness(tmp_path / "shoal", AuthorizerConfig(super_users=frozenset({SUPER_USER})))
+    broker = harness.start()
+    try:
+        for topic in topics:
+            broker.create_topic(topic, 1)
+        for group in groups:
+            harness.call(ApiKey.JOIN_GROUP, 3, {"group_id": group, **join}, principal=SUPER_USER)
+        harness.add(*acls)
+        assert seen(harness, PRINCIPAL) == on_kafka == ([topics[0]], [groups[0]])
+    finally:
+        harness.stop()
