@@ -45,15 +45,13 @@ class BrokerAcls:
             config.allow_everyone_if_no_acl_found,
         )
 
-    def create(self, creations: Sequence[AclBinding | AclError]) -> list[AclOutcome]:
-        """Add the valid bindings (each one invalid, or given as an :class:`AclError`, gets
-        INVALID_REQUEST with Kafka's message); an ACL already present succeeds again."""
+    def create(self, creations: Sequence[AclBinding]) -> list[AclOutcome]:
+        """Add the valid bindings (each invalid one gets INVALID_REQUEST with Kafka's
+        message); an ACL already present succeeds again."""
         outcomes: list[AclOutcome] = []
         valid: list[AclBinding] = []
         for creation in creations:
             try:
-                if isinstance(creation, AclError):
-                    raise creation
                 validate_binding(creation)
             except AclError as exc:
                 outcomes.append(AclOutcome(ErrorCode.INVALID_REQUEST, str(exc)))

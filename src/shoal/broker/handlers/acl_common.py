@@ -18,7 +18,7 @@ NO_AUTHORIZER: Final = "No Authorizer is configured on the broker"
 """Kafka's message with SECURITY_DISABLED (DescribeAcls; Create/DeleteAcls say it shorter)."""
 
 
-class _Creation(Protocol):
+class AclCreationFields(Protocol):
     resource_type: int
     resource_name: str
     resource_pattern_type: int
@@ -28,7 +28,7 @@ class _Creation(Protocol):
     permission_type: int
 
 
-class _Filter(Protocol):
+class AclFilterFields(Protocol):
     resource_type_filter: int
     resource_name_filter: str | None
     pattern_type_filter: int
@@ -38,7 +38,7 @@ class _Filter(Protocol):
     permission_type: int
 
 
-def binding_of(creation: _Creation) -> AclBinding:
+def binding_of(creation: AclCreationFields) -> AclBinding:
     """The binding a CreateAcls creation asks for; codes Kafka does not know read as UNKNOWN,
     which the validation then refuses."""
     return AclBinding(
@@ -52,7 +52,7 @@ def binding_of(creation: _Creation) -> AclBinding:
     )
 
 
-def filter_of(body: _Filter) -> AclBindingFilter:
+def filter_of(body: AclFilterFields) -> AclBindingFilter:
     return AclBindingFilter(
         resource_type=resource_type(body.resource_type_filter),
         resource_name=body.resource_name_filter,

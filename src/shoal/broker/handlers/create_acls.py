@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shoal.broker.handlers.acl_common import _Creation, binding_of
+from shoal.broker.handlers.acl_common import AclCreationFields, binding_of
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class _CreateAclsRequest(Protocol):
-    creations: Sequence[_Creation]
+    creations: Sequence[AclCreationFields]
 
 
 async def handle_create_acls(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:

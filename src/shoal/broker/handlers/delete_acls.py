@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shoal.broker.handlers.acl_common import _Filter, filter_of
+from shoal.broker.handlers.acl_common import AclFilterFields, filter_of
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class _DeleteAclsRequest(Protocol):
-    filters: Sequence[_Filter]
+    filters: Sequence[AclFilterFields]
 
 
 async def handle_delete_acls(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:

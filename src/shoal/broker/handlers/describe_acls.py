@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shoal.broker.handlers.acl_common import NO_AUTHORIZER, _Filter, filter_of
+from shoal.broker.handlers.acl_common import NO_AUTHORIZER, AclFilterFields, filter_of
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 async def handle_describe_acls(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
-    header, body = request.header, request_body(request.body, _Filter)
+    header, body = request.header, request_body(request.body, AclFilterFields)
     answer: dict[str, Any] = {
         "throttle_time": 0,
         "error_code": ErrorCode.NONE,
