@@ -298,3 +298,46 @@ def test_listings_show_alice_what_kafka_shows_her(
         assert seen(harness, PRINCIPAL) == on_kafka == ([topics[0]], [groups[0]])
     finally:
         harness.stop()
+
+
+INVALID_CREATIONS: Final = [
+    # Kafka 4.4 answers UNKNOWN_SERVER_ERROR, no message, to a creation with a filter-only code
+    # (ANY, MATCH): its broker fails converting the binding before its controller's checks
+    # run. shoal answers what those checks would (INVALID_REQUEST, "Invalid resourceType ANY"):
+    # the request is the client's mistake, and retrying cannot help. A known, chosen difference.
+    ({"resource_type": 1}, ErrorCode.UNKNOWN_SERVER_ERROR),
+    ({"resource_pattern_type": 2}, ErrorCode.UNKNOWN_SERVER_ERROR),
+    ({"resource_pattern_type": 1}, ErrorCode.UNKNOWN_SERVER_ERROR),
+    ({"operation": 1}, ErrorCode.UNKNOWN_SERVER_ERROR),
+    ({"permission_type": 1}, ErrorCode.UNKNOWN_SERVER_ERROR),
+    # These two Kafka refuses as shoal does, message for message.
+    ({"resource_name": ""}, ErrorCode.INVALID_REQUEST),
+    ({"resource_type": 4, "resource_name": "other"}, ErrorCode.INVALID_REQUEST),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "kafka_code"),
+    INVALID_CREATIONS,
+    ids=["-".join(f"{k}={v}" for k, v in c.items()) for c, _ in INVALID_CREATIONS],
+)
+def test_invalid_creations_are_refused_as_kafka_refuses_them(
+    superuser: WireClient, tmp_path: Path, changes: dict[str, Any], kafka_code: ErrorCode
+) -> None:
+    creation = {
+        "resource_type": 2, "resource_name": f"inv{next(_names)}", "resource_pattern_type": 3,
+        "principal": PRINCIPAL, "host": "*", "operation": 3, "permission_type": 3, **changes,
+    }  # fmt: skip
+    on_kafka = superuser.request(ApiKey.CREATE_ACLS, 3, {"creations": [creation]}).results[0]
+    harness = AclHarness(tmp_path / "shoal", AuthorizerConfig(super_users=frozenset({SUPER_USER})))
+    harness.start()
+    try:
+        on_shoal = harness.call(
+            ApiKey.CREATE_ACLS, 3, {"creations": [creation]}, principal=SUPER_USER
+        ).results[0]
+    finally:
+        harness.stop()
+    assert on_kafka.error_code == kafka_code
+    assert on_shoal.error_code == ErrorCode.INVALID_REQUEST and on_shoal.error_message
+    if kafka_code == ErrorCode.INVALID_REQUEST:
+        assert on_shoal.error_message == on_kafka.error_message
