@@ -2,65 +2,40 @@
 and DescribeGroups (KIP-430).
 
 Each is a 32-bit field with bit N set when the principal may do AclOperation N on the resource.
-Kafka without an authorizer reports every operation the resource type supports
-(``AclEntry.supportedOperations``); shoal has no authorizer yet, so it does the same. When the
+The broker fills them from its authorizer (:meth:`Broker.authorized_operations`); without one,
+as Kafka, every operation the resource type supports (``AclEntry.supportedOperations``). When the
 client did not ask, the field keeps its schema default, INT32_MIN.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import Final
 
+from shoal.security.acl import AclOperation, ResourceType
+from shoal.security.acl_authorizer import SUPPORTED_OPERATIONS
 
-class AclOperation(IntEnum):
-    """Kafka's AclOperation codes (org.apache.kafka.common.acl.AclOperation)."""
-
-    READ = 3
-    WRITE = 4
-    CREATE = 5
-    DELETE = 6
-    ALTER = 7
-    DESCRIBE = 8
-    CLUSTER_ACTION = 9
-    DESCRIBE_CONFIGS = 10
-    ALTER_CONFIGS = 11
-    IDEMPOTENT_WRITE = 12
+__all__ = [
+    "CLUSTER_OPERATIONS",
+    "GROUP_OPERATIONS",
+    "NOT_ASKED",
+    "TOPIC_OPERATIONS",
+    "AclOperation",
+    "cluster_operations",
+    "group_operations",
+    "topic_operations",
+]
 
 
-def _bits(*operations: AclOperation) -> int:
-    return sum(1 << op for op in operations)
+def _bits(resource_type: ResourceType) -> int:
+    return sum(1 << op for op in SUPPORTED_OPERATIONS[resource_type])
 
 
 NOT_ASKED: Final = -(2**31)
 """The field's schema default, sent when the request did not ask for the operations."""
 
-TOPIC_OPERATIONS: Final = _bits(
-    AclOperation.READ,
-    AclOperation.WRITE,
-    AclOperation.CREATE,
-    AclOperation.DELETE,
-    AclOperation.ALTER,
-    AclOperation.DESCRIBE,
-    AclOperation.DESCRIBE_CONFIGS,
-    AclOperation.ALTER_CONFIGS,
-)
-CLUSTER_OPERATIONS: Final = _bits(
-    AclOperation.CREATE,
-    AclOperation.ALTER,
-    AclOperation.DESCRIBE,
-    AclOperation.CLUSTER_ACTION,
-    AclOperation.DESCRIBE_CONFIGS,
-    AclOperation.ALTER_CONFIGS,
-    AclOperation.IDEMPOTENT_WRITE,
-)
-GROUP_OPERATIONS: Final = _bits(
-    AclOperation.READ,
-    AclOperation.DELETE,
-    AclOperation.DESCRIBE,
-    AclOperation.DESCRIBE_CONFIGS,
-    AclOperation.ALTER_CONFIGS,
-)
+TOPIC_OPERATIONS: Final = _bits(ResourceType.TOPIC)
+CLUSTER_OPERATIONS: Final = _bits(ResourceType.CLUSTER)
+GROUP_OPERATIONS: Final = _bits(ResourceType.GROUP)
 
 
 def topic_operations(asked: bool) -> int:

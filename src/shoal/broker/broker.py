@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeAlias
 
+from shoal.broker.acls import BrokerAcls
+from shoal.broker.authorized_operations import NOT_ASKED
 from shoal.broker.broker_configs import (
     CLUSTER_SEED,
     ConfigLevels,
@@ -43,6 +45,8 @@ from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
 from shoal.records.header import BatchHeader
+from shoal.security.acl import CLUSTER_NAME, AclOperation, ResourceType
+from shoal.security.acl_authorizer import SUPPORTED_OPERATIONS
 from shoal.security.scram_store import ScramCredentialStore
 from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem, OsFileSystem
@@ -89,6 +93,12 @@ class Broker:
         """Producer-state snapshots being written on worker threads (see :meth:`drain`)."""
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         self.unsupported = UnsupportedFeatures(clock)
+        self.acls = (
+            None
+            if config.authorizer is None
+            else BrokerAcls(fs or OsFileSystem(), logs.path, config.authorizer)
+        )
+        """The ACLs and their authorizer; None when no authorizer is configured."""
         self.stats = BrokerStats()
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
@@ -414,3 +424,61 @@ class Broker:
                     plog.update_config(config)
         scope = "cluster-wide" if cluster else f"broker {self.config.node_id}"
         log.info("dynamic %s broker configs are now %s", scope, dict(level))
+
+    # -- authorization (the ACLs; with no authorizer configured everything is allowed) --------
+
+    def authorize(
+        self, ctx: RequestContext, operation: AclOperation, resource_type: ResourceType, name: str
+    ) -> bool:
+        """Whether the request's principal may do ``operation`` on the resource (Kafka's
+        AuthHelper.authorize)."""
+        if self.acls is None:
+            return True
+        return self.acls.authorizer.authorize(
+            ctx.principal, ctx.client_host, operation, resource_type, name
+        )
+
+    def authorize_cluster(self, ctx: RequestContext, operation: AclOperation) -> bool:
+        return self.authorize(ctx, operation, ResourceType.CLUSTER, CLUSTER_NAME)
+
+    def authorized_names(
+        self,
+        ctx: RequestContext,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        names: Iterable[str],
+    ) -> set[str]:
+        """The names among ``names`` the principal may do ``operation`` on, each decided once
+        (Kafka's AuthHelper.filterByAuthorized)."""
+        wanted = set(names)
+        if self.acls is None:
+            return wanted
+        authorizer = self.acls.authorizer
+        return {
+            name
+            for name in wanted
+            if authorizer.authorize(ctx.principal, ctx.client_host, operation, resource_type, name)
+        }
+
+    def authorize_by_resource_type(
+        self, ctx: RequestContext, operation: AclOperation, resource_type: ResourceType
+    ) -> bool:
+        """Whether the principal may do ``operation`` on some resource of the type."""
+        if self.acls is None:
+            return True
+        return self.acls.authorizer.authorize_by_resource_type(
+            ctx.principal, ctx.client_host, operation, resource_type
+        )
+
+    def authorized_operations(
+        self, ctx: RequestContext, resource_type: ResourceType, name: str, *, asked: bool
+    ) -> int:
+        """KIP-430's field: the supported operations the principal may do on the resource,
+        every supported one without an authorizer, INT32_MIN when the client did not ask."""
+        if not asked:
+            return NOT_ASKED
+        if self.acls is None:
+            return sum(1 << op for op in SUPPORTED_OPERATIONS[resource_type])
+        return self.acls.authorizer.authorized_operations(
+            ctx.principal, ctx.client_host, resource_type, name
+        )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from shoal.coordinator.group_config import GroupConfig
+from shoal.security.acl_authorizer import AuthorizerConfig
 from shoal.storage import LogConfig
 
 DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
@@ -47,3 +48,9 @@ class BrokerConfig:
             if name == listener_name:
                 return host, port
         return self.advertised_host, self.advertised_port
+
+    # -- ACLs (issue 13, slice A) --
+    authorizer: AuthorizerConfig | None = None
+    """authorizer.class.name set (with super.users and allow.everyone.if.no.acl.found): every
+    request is authorized against the ACLs; None: no authorizer, everything is allowed and the
+    ACL APIs answer SECURITY_DISABLED, as Kafka does."""

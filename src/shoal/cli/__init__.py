@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
+from shoal.cli.acl import add_acl_parser
 from shoal.cli.broker import add_broker_parser
 from shoal.cli.common import CliError, UsageError
 from shoal.cli.consume import add_consume_parser
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_docs_parser(sub)
     add_dlq_parser(sub)
     add_user_parser(sub)
+    add_acl_parser(sub)
     return parser
 
 

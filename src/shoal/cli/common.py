@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 

@@ -40,6 +40,12 @@ SCRAM_CREDENTIALS_FILE: Final = "scram-credentials.json"
 _VERSION: Final = 1
 
 
+INTERNAL_USER: Final = "__shoal_internal"
+"""The user shoal's own clients (the schema registry) log in as on a SASL listener: held in
+memory only (:meth:`ScramCredentialStore.add_internal`), refused to AlterUserScramCredentials,
+and a super user to the authorizer (``User:__shoal_internal``)."""
+
+
 class ScramCredentialsDamaged(RuntimeError):
     """scram-credentials.json cannot be read; the message says what to do."""
 

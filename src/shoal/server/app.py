@@ -18,11 +18,11 @@ import uvicorn
 from shoal.broker.broker import Broker
 from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
+from shoal.server.authentication import SaslServerConfig
 from shoal.server.http import build_http_app
 from shoal.server.kafka import KafkaServer
 from shoal.server.listeners import WILDCARD_HOSTS, Listener, SecurityProtocol
 from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
-from shoal.server.authentication import SaslServerConfig
 from shoal.server.sasl_config import refresh_jwks_forever, sasl_server_config
 from shoal.server.sasl_internal import internal_client
 from shoal.server.settings import Settings, parse_listen
@@ -148,9 +148,7 @@ class BrokerApp:
                 self.tls.watch(self.settings.ssl_reload_check_interval_ms / 1000)
             )
         if self._sasl is not None:
-            self._jwks_task = asyncio.ensure_future(
-                refresh_jwks_forever(self._sasl, self.settings)
-            )
+            self._jwks_task = asyncio.ensure_future(refresh_jwks_forever(self._sasl, self.settings))
         # The registry is a Kafka client of this broker, so it starts only once the listeners
         # answer; the broker is ready only once the registry has replayed _schemas.
         self._status = "loading schema registry"
@@ -244,8 +242,7 @@ class BrokerApp:
             bracketed = f"[{host}]" if ":" in host else host
             bootstrap = f"{bracketed}:{self.listeners[listener.name].port}"
             config: dict[str, str] = {"security.protocol": protocol.value}
-            if protocol.sasl:
-                assert self.broker is not None
+            if protocol.sasl and self.broker is not None:
                 login = internal_client(self._sasl, self.broker.scram_credentials)
                 if not login:
                     continue  # only OAUTHBEARER: no password the registry could use

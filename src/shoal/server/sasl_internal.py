@@ -13,12 +13,9 @@ from typing import Final
 
 from shoal.security.sasl import PLAIN, SCRAM_SHA_256, SCRAM_SHA_512
 from shoal.security.scram import ALGORITHMS, ITERATIONS_MIN, new_credential
-from shoal.security.scram_store import ScramCredentialStore
+from shoal.security.scram_store import INTERNAL_USER, ScramCredentialStore
 from shoal.server.authentication import SaslServerConfig
 
-INTERNAL_USER: Final = "__shoal_internal"
-"""The principal ``User:__shoal_internal`` of shoal's own clients (ACLs must let it use the
-``_schemas`` topic)."""
 _PREFERENCE: Final = (SCRAM_SHA_512, SCRAM_SHA_256, PLAIN)
 
 

@@ -13,7 +13,10 @@ from typing import Any, Final
 
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.group_config import GroupConfig
+from shoal.security.acl import AclError
+from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.security.principal import PrincipalMapper, PrincipalMappingError
+from shoal.security.scram_store import INTERNAL_USER
 from shoal.server.listeners import (
     DEFAULT_PROTOCOL_MAP,
     Listener,
@@ -37,6 +40,8 @@ HOSTNAME_LENGTH_MAX: Final = 253
 """The longest DNS name."""
 _HOSTNAME: Final = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 """Letters, digits, '-', '.' and '_' (container names often have one), no dot at either end."""
+STANDARD_AUTHORIZER: Final = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+AUTHORIZER_CLASS_NAMES: Final = frozenset({STANDARD_AUTHORIZER, "standard"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,14 @@ class Settings:
     """A client that has not finished its TLS handshake this long after connecting is dropped."""
     ssl_reload_check_interval_ms: int = 10_000
     """How often the keystore and truststore files are checked for a change (then reloaded)."""
+    # -- ACLs (issue 13, slice A): Kafka's authorizer.class.name, super.users and
+    # allow.everyone.if.no.acl.found --
+    authorizer_class_name: str = ""
+    """Kafka's StandardAuthorizer (org.apache.kafka.metadata.authorizer.StandardAuthorizer, or
+    ``standard``) authorizes every request against the ACLs; empty: no authorizer."""
+    super_users: str = ""
+    """Principals that may do anything, separated by semicolons: User:admin;User:ops"""
+    allow_everyone_if_no_acl_found: bool = False
 
     # -- SASL (issue 13, SASL slice): Kafka's names, dots as underscores ---------------------
     sasl_enabled_mechanisms: str = "SCRAM-SHA-512,SCRAM-SHA-256"
@@ -120,7 +133,6 @@ class Settings:
     sasl_oauthbearer_allow_unsecured: bool = False
     """shoal's: accept unsigned (alg none) tokens, as Kafka's unsecured validator does. For
     tests only: anyone can then log in as anyone."""
-
 
     def kafka_listeners(self) -> list[Listener]:
         """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""
@@ -247,6 +259,7 @@ class Settings:
             choices = ", ".join(p.value for p in FlushPolicy)
             raise SettingsError(f"flush_policy must be one of {choices}") from exc
         return BrokerConfig(
+            authorizer=self.authorizer_config(),
             node_id=self.node_id,
             advertised_host=advertised_host,
             advertised_port=advertised_port,
@@ -260,6 +273,24 @@ class Settings:
                 min_session_timeout_ms=self.group_min_session_timeout_ms,
             ),
         )
+
+    def authorizer_config(self) -> AuthorizerConfig | None:
+        name = self.authorizer_class_name.strip()
+        if not name:
+            return None
+        if name not in AUTHORIZER_CLASS_NAMES:
+            raise SettingsError(
+                f"authorizer_class_name {name!r} is not an authorizer shoal has: use "
+                f"{STANDARD_AUTHORIZER} (Kafka's, or its short name 'standard'), or leave it "
+                "empty for no authorizer"
+            )
+        try:
+            users = parse_super_users(self.super_users)
+        except AclError as exc:
+            raise SettingsError(f"super_users {self.super_users!r}: {exc}") from exc
+        # shoal's own clients (the registry, logged in as the in-memory internal user).
+        users |= {f"User:{INTERNAL_USER}"}
+        return AuthorizerConfig(users, self.allow_everyone_if_no_acl_found)
 
     def advertised_address(self, host: str, port: int) -> tuple[str, int]:
         """The address clients are told, given the bound ``host`` and ``port``.

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from shoal.broker.handlers.config_authorization import config_refusal
 from shoal.broker.handlers.describe_configs import (
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
@@ -25,6 +26,7 @@ from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -61,7 +63,7 @@ raises :class:`ConfigError` for what Kafka would refuse."""
 async def handle_alter_configs(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
-    return answer_alter(broker, request, replace_all, replace_broker_level)
+    return answer_alter(broker, ctx, request, replace_all, replace_broker_level)
 
 
 def replace_all(current: Mapping[str, str], entries: Sequence[ConfigValue]) -> dict[str, str]:
@@ -96,7 +98,11 @@ def check_unique(names: Iterable[str]) -> None:
 
 
 def answer_alter(
-    broker: Broker, request: Request, new_configs: NewConfigs, new_broker_configs: NewConfigs
+    broker: Broker,
+    ctx: RequestContext,
+    request: Request,
+    new_configs: NewConfigs,
+    new_broker_configs: NewConfigs,
 ) -> ResponseBody:
     """Alter every resource of an AlterConfigs or IncrementalAlterConfigs request on its own."""
     header, body = request.header, request_body(request.body, _AlterRequest)
@@ -109,6 +115,9 @@ def answer_alter(
         try:
             if resources[(kind, name)] > 1:
                 raise ConfigError("resource named more than once", ErrorCode.INVALID_REQUEST)
+            refusal = config_refusal(broker, ctx, AclOperation.ALTER_CONFIGS, kind, name)
+            if refusal is not None:
+                raise ConfigError(refusal.message, refusal)
             changes = new_configs if kind != RESOURCE_BROKER else new_broker_configs
             _alter(broker, kind, name, resource.configs, changes, bool(body.validate_only))
         except (ConfigError, TopicError) as exc:

@@ -25,6 +25,7 @@ from shoal.broker.handlers.hosted import hosted_partition, topic_exists
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -61,6 +62,8 @@ async def handle_alter_partition_reassignments(
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _AlterPartitionReassignmentsRequest)
     responses = []
+    allowed = broker.authorize_cluster(ctx, AclOperation.ALTER)
+    denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
     for topic in body.topics:
         name = str(topic.name)
         partitions = []
@@ -73,6 +76,8 @@ async def handle_alter_partition_reassignments(
                 "error_message": None,
             }
             try:
+                if not allowed:
+                    raise ReassignmentError(denied, denied.message)
                 _check(broker, name, index, replicas)
             except ReassignmentError as exc:
                 answer.update(error_code=exc.code, error_message=exc.message)
@@ -86,8 +91,8 @@ async def handle_alter_partition_reassignments(
             "allow_replication_factor_change": bool(
                 getattr(body, "allow_replication_factor_change", True)
             ),
-            "error_code": ErrorCode.NONE,
-            "error_message": None,
+            "error_code": ErrorCode.NONE if allowed else denied,
+            "error_message": None if allowed else denied.message,
             "responses": responses,
         },
     )

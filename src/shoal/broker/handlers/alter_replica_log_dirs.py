@@ -22,6 +22,7 @@ from shoal.broker.handlers.hosted import hosted_partition
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 from shoal.storage.volume import log_dir_path
 
 if TYPE_CHECKING:
@@ -53,8 +54,11 @@ async def handle_alter_replica_log_dirs(
             for index in topic.partitions:
                 destinations[(str(topic.name), int(index))] = str(directory.path)
     by_topic: dict[str, list[dict[str, Any]]] = {}
+    allowed = broker.authorize_cluster(ctx, AclOperation.ALTER)
     for (name, index), path in destinations.items():
-        error = _error(broker, name, index, path)
+        error = (
+            _error(broker, name, index, path) if allowed else ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        )
         by_topic.setdefault(name, []).append({"partition_index": index, "error_code": error})
     results = [{"topic_name": name, "partitions": parts} for name, parts in by_topic.items()]
     return response_for(

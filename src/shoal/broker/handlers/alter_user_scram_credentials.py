@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 from shoal.security.scram import (
     ALGORITHMS_BY_TYPE,
     ITERATIONS_MAX,
     ITERATIONS_MIN,
     credential_from_salted,
 )
-from shoal.security.scram_store import Deletion, Upsertion
+from shoal.security.scram_store import INTERNAL_USER, Deletion, Upsertion
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -54,6 +55,20 @@ async def handle_alter_user_scram_credentials(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _AlterRequest)
+    if not broker.authorize_cluster(ctx, AclOperation.ALTER):
+        # Kafka's answer: every user named is refused, nothing changes.
+        names = dict.fromkeys(e.name for e in [*body.deletions, *body.upsertions])
+        refused = [
+            {
+                "user": name,
+                "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                "error_message": None,
+            }
+            for name in names
+        ]
+        return response_for(
+            header.api_key, header.api_version, {"throttle_time": 0, "results": refused}
+        )
     store = broker.scram_credentials
     errors: dict[str, tuple[ErrorCode, str]] = {}
     deletions: dict[str, Deletion] = {}
@@ -84,12 +99,8 @@ async def handle_alter_user_scram_credentials(
             errors[name] = (ErrorCode.DUPLICATE_RESOURCE, _TWICE)
             continue
         algorithm = ALGORITHMS_BY_TYPE.get(int(entry.mechanism))
-        problem = _check_name_and_mechanism(name, algorithm is not None)
         iterations = int(entry.iterations)
-        if problem is None and iterations < ITERATIONS_MIN:
-            problem = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations")
-        elif problem is None and iterations > ITERATIONS_MAX:
-            problem = (ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations")
+        problem = _check_upsertion(name, algorithm is not None, iterations)
         if problem is not None:
             errors[name] = problem
         elif algorithm is not None:
@@ -111,9 +122,32 @@ async def handle_alter_user_scram_credentials(
     )
 
 
+def _refused(api_key: int, api_version: int, body: _AlterRequest) -> ResponseBody:
+    """Kafka's answer without Alter on the cluster: every user named is refused, nothing
+    changes."""
+    names = dict.fromkeys(entry.name for entry in [*body.deletions, *body.upsertions])
+    refused = [
+        {"user": name, "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "error_message": None}
+        for name in names
+    ]
+    return response_for(api_key, api_version, {"throttle_time": 0, "results": refused})
+
+
+def _check_upsertion(name: str, known: bool, iterations: int) -> tuple[ErrorCode, str] | None:
+    problem = _check_name_and_mechanism(name, known)
+    if problem is None and iterations < ITERATIONS_MIN:
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too few iterations"
+    if problem is None and iterations > ITERATIONS_MAX:
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations"
+    return problem
+
+
 def _check_name_and_mechanism(name: str, known: bool) -> tuple[ErrorCode, str] | None:
     if not name:
         return ErrorCode.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"
+    if name == INTERNAL_USER:
+        # shoal's own clients log in under it, and the authorizer counts it a super user.
+        return ErrorCode.UNACCEPTABLE_CREDENTIAL, f"{INTERNAL_USER} is reserved for shoal itself"
     if not known:
         return ErrorCode.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"
     return None

@@ -12,6 +12,7 @@ from shoal.broker.topics import TopicError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ async def handle_create_partitions(
         try:
             if counts[name] > 1:
                 raise TopicError(ErrorCode.INVALID_REQUEST, f"topic {name!r} is named twice")
+            if not broker.authorize(ctx, AclOperation.ALTER, ResourceType.TOPIC, name):
+                raise TopicError(
+                    ErrorCode.TOPIC_AUTHORIZATION_FAILED, "The topic authorization is failed."
+                )
             _grow(broker, name, int(topic.count), topic.assignments, bool(body.validate_only))
         except TopicError as exc:
             code, message = exc.error_code, str(exc)

@@ -16,6 +16,7 @@ from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -65,12 +66,29 @@ async def handle_create_topics(
         results.append(
             _error(name, ErrorCode.INVALID_REQUEST, f"topic {name!r} appears more than once")
         )
+    # Create on the cluster covers every topic; otherwise Create on each (Kafka).
+    creatable = (
+        set(counts)
+        if broker.authorize_cluster(ctx, AclOperation.CREATE)
+        else broker.authorized_names(ctx, AclOperation.CREATE, ResourceType.TOPIC, counts)
+    )
     for topic in body.topics:
         name = str(topic.name)
         if counts[name] > 1:
             continue
+        if name not in creatable:
+            results.append(
+                _error(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
+            )
+            continue
         try:
-            results.append(_create(broker, topic, bool(body.validate_only)))
+            result = _create(broker, topic, bool(body.validate_only))
+            if not broker.authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, name):
+                # Created, but its configs are not told to a principal that may not read them.
+                result.update(
+                    topic_config_error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, configs=[]
+                )
+            results.append(result)
         except TopicError as exc:
             results.append(_error(name, exc.error_code, str(exc)))
         except (StorageError, OSError) as exc:

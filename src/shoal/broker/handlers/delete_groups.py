@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from shoal.protocol import Request, ResponseBody
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -24,6 +25,11 @@ async def handle_delete_groups(
     header, body = request.header, request_body(request.body, _DeleteGroupsRequest)
     results = []
     for group_id in body.groups_names:
+        if not broker.authorize(ctx, AclOperation.DELETE, ResourceType.GROUP, group_id):
+            results.append(
+                {"group_id": group_id, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
+            )
+            continue
         error = await broker.groups.delete(group_id)
         results.append({"group_id": group_id, "error_code": error})
     return response_for(

@@ -15,6 +15,7 @@ from shoal.broker.topic_configs import cleanup_deletes
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -43,8 +44,23 @@ async def handle_delete_records(
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _DeleteRecordsRequest)
     topics = []
+    deletable = broker.authorized_names(
+        ctx, AclOperation.DELETE, ResourceType.TOPIC, (str(t.name) for t in body.topics)
+    )
     for topic in body.topics:
         name = str(topic.name)
+        if name not in deletable:
+            denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            partitions = [
+                {
+                    "partition_index": int(p.partition_index),
+                    "low_watermark": -1,
+                    "error_code": denied,
+                }
+                for p in topic.partitions
+            ]
+            topics.append({"name": name, "partitions": partitions})
+            continue
         partitions = [
             await _delete(broker, name, int(p.partition_index), int(p.offset))
             for p in topic.partitions

@@ -12,6 +12,7 @@ from shoal.broker.topics import Topic, TopicError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ZERO_ID: Final = uuid.UUID(int=0)
+_DENIED: Final = "Topic authorization failed."
 
 
 class _DeleteTopicsRequest(Protocol):
@@ -58,18 +60,30 @@ async def handle_delete_topics(
         if names.get(name, 0) > 1 or ids.get(topic_id, 0) > 1:
             result = _answer(name, topic_id, ErrorCode.INVALID_REQUEST, "named more than once")
         else:
-            result = _delete(broker, name, topic_id)
+            result = _delete(broker, ctx, name, topic_id)
         results.append(result)
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "responses": results}
     )
 
 
-def _delete(broker: Broker, name: str | None, topic_id: uuid.UUID | None) -> dict[str, Any]:
+def _delete(
+    broker: Broker, ctx: RequestContext, name: str | None, topic_id: uuid.UUID | None
+) -> dict[str, Any]:
+    if name is not None and topic_id is None:
+        # By name, Delete is decided before whether the topic exists is told (Kafka).
+        if not broker.authorize(ctx, AclOperation.DELETE, ResourceType.TOPIC, name):
+            return _answer(name, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED, _DENIED)
     try:
         topic = _resolve(broker, name, topic_id)
     except TopicError as exc:
         return _answer(name, topic_id, exc.error_code, str(exc))
+    if topic_id is not None:
+        if not broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name):
+            # As Kafka: the id is no secret, but the name is not told.
+            return _answer(None, topic_id, ErrorCode.TOPIC_AUTHORIZATION_FAILED, _DENIED)
+        if not broker.authorize(ctx, AclOperation.DELETE, ResourceType.TOPIC, topic.name):
+            return _answer(topic.name, topic_id, ErrorCode.TOPIC_AUTHORIZATION_FAILED, _DENIED)
     try:
         broker.delete_topic(topic.name)
     except TopicError as exc:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.authorized_operations import cluster_operations
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import CLUSTER_NAME, AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -36,10 +36,17 @@ async def handle_describe_cluster(
         "cluster_id": config.cluster_id,
         "controller_id": config.node_id,
         "brokers": [],
-        "cluster_authorized_operations": cluster_operations(
-            bool(body.include_cluster_authorized_operations)
+        "cluster_authorized_operations": broker.authorized_operations(
+            ctx,
+            ResourceType.CLUSTER,
+            CLUSTER_NAME,
+            asked=bool(body.include_cluster_authorized_operations),
         ),
     }
+    if body.include_cluster_authorized_operations and not broker.authorize_cluster(
+        ctx, AclOperation.DESCRIBE
+    ):
+        answer["cluster_authorized_operations"] = 0  # as Kafka: no Describe, no operations told
     # v0 has no endpoint type: it always asks for brokers.
     endpoint = int(getattr(body, "endpoint_type", ENDPOINT_BROKERS))
     if endpoint != ENDPOINT_BROKERS:

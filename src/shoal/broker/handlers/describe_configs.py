@@ -20,11 +20,13 @@ from shoal.broker.broker_configs import (
     ConfigSource,
     Synonym,
 )
+from shoal.broker.handlers.config_authorization import config_refusal
 from shoal.broker.topic_configs import TOPIC_CONFIGS, ConfigError, ConfigType
 from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -131,7 +133,22 @@ async def handle_describe_configs(
     header, body = request.header, request_body(request.body, _DescribeConfigsRequest)
     synonyms = bool(getattr(body, "include_synonyms", False))
     documentation = bool(getattr(body, "include_documentation", False))
-    results = [_describe(broker, resource, synonyms, documentation) for resource in body.resources]
+    results = []
+    for resource in body.resources:
+        kind, name = int(resource.resource_type), str(resource.resource_name)
+        refusal = config_refusal(broker, ctx, AclOperation.DESCRIBE_CONFIGS, kind, name)
+        if refusal is None:
+            results.append(_describe(broker, resource, synonyms, documentation))
+            continue
+        results.append(
+            {
+                "resource_type": kind,
+                "resource_name": name,
+                "error_code": refusal,
+                "error_message": refusal.message,
+                "configs": [],
+            }
+        )
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "results": results}
     )

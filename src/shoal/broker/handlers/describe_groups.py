@@ -15,6 +15,7 @@ from shoal.coordinator.group_state import GroupState
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -34,11 +35,13 @@ async def handle_describe_groups(
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _DescribeGroupsRequest)
     # v3+: as Kafka, only a group answered without error gets them.
-    operations = group_operations(bool(getattr(body, "include_authorized_operations", False)))
+    asked = bool(getattr(body, "include_authorized_operations", False))
     described = []
     for group_id in body.groups:
         group = broker.groups.describe(group_id)
-        if not group_id:
+        if not broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
+            described.append(_missing(group_id, ErrorCode.GROUP_AUTHORIZATION_FAILED))
+        elif not group_id:
             described.append(_missing(group_id, ErrorCode.INVALID_GROUP_ID))
         elif group is None:
             code = (
@@ -50,7 +53,9 @@ async def handle_describe_groups(
         else:
             described.append(_describe(group))
         if described[-1]["error_code"] == ErrorCode.NONE:
-            described[-1]["authorized_operations"] = operations
+            described[-1]["authorized_operations"] = broker.authorized_operations(
+                ctx, ResourceType.GROUP, group_id, asked=asked
+            )
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "groups": described}
     )

@@ -23,6 +23,7 @@ from shoal.broker.handlers.hosted import hosted_partition
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 from shoal.storage.volume import log_dir_path, volume_space
 
 if TYPE_CHECKING:
@@ -48,6 +49,16 @@ async def handle_describe_log_dirs(
     wanted: set[tuple[str, int]] | None = None
     if body.topics is not None:
         wanted = {(str(t.topic), int(p)) for t in body.topics for p in t.partitions}
+    if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
+        return response_for(
+            header.api_key,
+            header.api_version,
+            {
+                "throttle_time": 0,
+                "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                "results": [],
+            },
+        )
     result = await _describe(broker, wanted)
     return response_for(
         header.api_key,

@@ -19,6 +19,7 @@ from shoal.broker.handlers.hosted import hosted_partition
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -42,16 +43,33 @@ async def handle_describe_producers(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _DescribeProducersRequest)
+    readable = broker.authorized_names(
+        ctx, AclOperation.READ, ResourceType.TOPIC, (str(t.name) for t in body.topics)
+    )
     topics = [
         {
             "name": str(topic.name),
             "partitions": [
-                _describe(broker, str(topic.name), int(p)) for p in topic.partition_indexes
+                _describe(broker, str(topic.name), int(p))
+                if str(topic.name) in readable
+                else _denied(int(p))
+                for p in topic.partition_indexes
             ],
         }
         for topic in body.topics
     ]
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
+
+
+def _denied(index: int) -> dict[str, Any]:
+    """Read on the topic is needed (Kafka): that partition answers only the error."""
+    denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    return {
+        "partition_index": index,
+        "error_code": denied,
+        "error_message": denied.message,
+        "active_producers": [],
+    }
 
 
 def _describe(broker: Broker, name: str, index: int) -> dict[str, Any]:

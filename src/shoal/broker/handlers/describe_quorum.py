@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -60,7 +61,10 @@ async def handle_describe_quorum(
         (str(t.topic_name), [int(p.partition_index) for p in t.partitions]) for t in body.topics
     ]
     answer: dict[str, Any] = {"error_code": ErrorCode.NONE, "error_message": None}
-    if asked == [(METADATA_TOPIC, [METADATA_PARTITION])]:
+    if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
+        denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        answer.update(error_code=denied, error_message=denied.message, topics=[], nodes=[])
+    elif asked == [(METADATA_TOPIC, [METADATA_PARTITION])]:
         answer["topics"] = [{"topic_name": METADATA_TOPIC, "partitions": [_quorum(broker)]}]
         answer["nodes"] = [_node(broker)]
     else:

@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from shoal.broker.authorized_operations import topic_operations
+from shoal.broker.authorized_operations import NOT_ASKED
 from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -53,6 +54,9 @@ async def handle_describe_topic_partitions(
     every_topic = not body.topics
     if every_topic:
         names = sorted(t.name for t in broker.topics if t.name >= start_topic)
+        # Only the topics the principal may Describe: the others are not even named.
+        visible = _describable(broker, ctx, names)
+        names = [n for n in names if n in visible]
     else:
         names = sorted({str(t.name) for t in body.topics if str(t.name) >= start_topic})
     if cursor is not None and (
@@ -66,7 +70,20 @@ async def handle_describe_topic_partitions(
     # A limit of 0 or less would answer nothing and point the cursor at the first topic again:
     # a client following cursors would never finish. Serve at least one partition.
     limit = max(1, min(PARTITIONS_PER_RESPONSE_MAX, int(body.response_partition_limit)))
-    topics, next_cursor = _page(broker, names, start_topic, start_partition, limit)
+    described = _describable(broker, ctx, names)
+    topics, next_cursor = _page(
+        broker, [n for n in names if n in described], start_topic, start_partition, limit
+    )
+    # As Kafka: the topics it may not describe come after the page, whether they exist or
+    # not untold, and take no room in it.
+    topics += [
+        _unknown(n, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for n in names if n not in described
+    ]
+    for topic in topics:
+        if topic["error_code"] != ErrorCode.TOPIC_AUTHORIZATION_FAILED:
+            topic["topic_authorized_operations"] = broker.authorized_operations(
+                ctx, ResourceType.TOPIC, topic["name"], asked=True
+            )
     return response_for(
         header.api_key,
         header.api_version,
@@ -74,8 +91,16 @@ async def handle_describe_topic_partitions(
     )
 
 
+def _describable(broker: Broker, ctx: RequestContext, names: Iterable[str]) -> set[str]:
+    return broker.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
+
+
 def _page(
-    broker: Broker, names: Iterable[str], start_topic: str, start_partition: int, limit: int
+    broker: Broker,
+    names: Iterable[str],
+    start_topic: str,
+    start_partition: int,
+    limit: int,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     topics: list[dict[str, Any]] = []
     remaining = limit
@@ -119,8 +144,8 @@ def _describe(broker: Broker, topic: Topic, partitions: range) -> dict[str, Any]
         "topic_id": topic.topic_id,
         "is_internal": topic.is_internal,
         "partitions": answers,
-        # The request has no flag: Kafka always fills them in.
-        "topic_authorized_operations": topic_operations(True),
+        # The request has no flag: Kafka always fills them in (the handler does).
+        "topic_authorized_operations": NOT_ASKED,
     }
 
 
@@ -138,7 +163,7 @@ def _unknown(name: str, code: int) -> dict[str, Any]:
         "name": name,
         "topic_id": _ZERO_ID,
         # As Kafka: internal by name, and the operations even for a topic that is not there.
-        "is_internal": is_kafka_internal(name),
+        "is_internal": is_kafka_internal(name) and code != ErrorCode.TOPIC_AUTHORIZATION_FAILED,
         "partitions": [],
-        "topic_authorized_operations": topic_operations(True),
+        "topic_authorized_operations": NOT_ASKED,  # replaced for a topic it may describe
     }

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 from shoal.security.scram import ALGORITHMS
 
 if TYPE_CHECKING:
@@ -29,6 +30,18 @@ async def handle_describe_user_scram_credentials(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header = request.header
+    if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
+        # Kafka's answer: the top-level error, no results.
+        return response_for(
+            header.api_key,
+            header.api_version,
+            {
+                "throttle_time": 0,
+                "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                "error_message": None,
+                "results": [],
+            },
+        )
     store = broker.scram_credentials
     body = request_body(request.body, _DescribeRequest)
     asked = body.users

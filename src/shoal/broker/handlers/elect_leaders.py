@@ -22,6 +22,7 @@ from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -49,7 +50,19 @@ async def handle_elect_leaders(
     election_type = int(getattr(body, "election_type", 0))
     answer: dict[str, Any] = {"throttle_time": 0, "error_code": ErrorCode.NONE}
     asked = body.topic_partitions
-    if election_type not in ELECTION_TYPES:
+    if not broker.authorize_cluster(ctx, AclOperation.ALTER):
+        denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        answer["error_code"] = denied
+        answer["replica_election_results"] = [
+            {
+                "topic": str(topic.topic),
+                "partition_result": [
+                    _result(int(p), denied, denied.message) for p in topic.partitions
+                ],
+            }
+            for topic in asked or ()
+        ]
+    elif election_type not in ELECTION_TYPES:
         message = f"Unknown election type {election_type}"
         answer["error_code"] = ErrorCode.INVALID_REQUEST
         answer["replica_election_results"] = [

@@ -16,6 +16,7 @@ from shoal.buffers import Buffer
 from shoal.protocol import ErrorCode, Request
 from shoal.protocol.fetch_response import FetchedPartition, FetchedTopic, FetchResponse
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import OffsetOutOfRangeError, PartitionLog, ReadWouldWait, StorageError
 
 if TYPE_CHECKING:
@@ -52,8 +53,15 @@ class _FetchRequest(Protocol):
 
 async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) -> FetchResponse:
     body = request_body(request.body, _FetchRequest)
-    # Topic names and ids are resolved once, not on every round of the long poll.
-    resolved = [(entry, *_resolve(broker, entry)) for entry in body.topics]
+    # Topic names and ids are resolved, and Read on each topic decided, once, not on every
+    # round of the long poll.
+    named = [(entry, *_resolve(broker, entry)) for entry in body.topics]
+    readable = broker.authorized_names(
+        ctx, AclOperation.READ, ResourceType.TOPIC, (name for _, name, _ in named if name)
+    )
+    resolved = [
+        (entry, name, topic_id, name is None or name in readable) for entry, name, topic_id in named
+    ]
     max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
     deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
     while True:
@@ -76,7 +84,7 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
 async def _read_all_without_blocking(
     broker: Broker,
     body: _FetchRequest,
-    resolved: list[tuple[_FetchTopic, str | None, uuid.UUID]],
+    resolved: list[tuple[_FetchTopic, str | None, uuid.UUID, bool]],
     room: int,
 ) -> tuple[list[FetchedTopic], int]:
     """Reads on the event loop when every byte is in the page cache (the common case: tailing
@@ -94,7 +102,7 @@ async def _read_all_without_blocking(
 def _read_all(
     broker: Broker,
     body: _FetchRequest,
-    resolved: list[tuple[_FetchTopic, str | None, uuid.UUID]],
+    resolved: list[tuple[_FetchTopic, str | None, uuid.UUID, bool]],
     room: int,
     *,
     cached_only: bool,
@@ -105,9 +113,13 @@ def _read_all(
     budget = min(asked, FETCH_MAX_BYTES, room)
     total = 0
     out: list[FetchedTopic] = []
-    for topic_entry, name, topic_id in resolved:
+    for topic_entry, name, topic_id, readable in resolved:
         parts = []
         for p in topic_entry.partitions:
+            if not readable:
+                # That partition only: the others of the request are read as usual (Kafka).
+                parts.append(_partition(int(p.partition), ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             part = _read_partition(
                 broker, name, p, budget - total, first=total == 0, cached_only=cached_only
             )

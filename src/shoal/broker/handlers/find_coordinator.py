@@ -21,6 +21,7 @@ from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -52,7 +53,17 @@ async def handle_find_coordinator(
     if not keys and key is not None:
         keys = [key]
     answer = _answer(broker, key_type, ctx.listener_name)
-    if key_type == KEY_TYPE_GROUP:
+    # Describe on each key's group (or transactional id), as Kafka: a key it may not describe
+    # is answered with that error, and no internal topic is created for it.
+    refusal = _REFUSALS.get(key_type)
+    allowed = [
+        k
+        for k in keys
+        if refusal is None or broker.authorize(ctx, AclOperation.DESCRIBE, refusal[0], k)
+    ]
+    if keys and not allowed and refusal is not None:
+        answer = _unavailable(refusal[1], refusal[1].message)
+    elif key_type == KEY_TYPE_GROUP:
         try:
             broker.ensure_internal_topic(OFFSETS_TOPIC)
         except (StorageError, OSError) as exc:
@@ -66,8 +77,21 @@ async def handle_find_coordinator(
             "The client was told to unset transactional.id.",
         )
     values: dict[str, Any] = {"throttle_time": 0, **answer}
-    values["coordinators"] = [{"key": k, **answer} for k in keys]
+    denied = _unavailable(refusal[1], refusal[1].message) if refusal is not None else answer
+    values["coordinators"] = [
+        {"key": k, **(answer if k in allowed or refusal is None else denied)} for k in keys
+    ]
     return response_for(header.api_key, header.api_version, values)
+
+
+_REFUSALS: Final = {
+    KEY_TYPE_GROUP: (ResourceType.GROUP, ErrorCode.GROUP_AUTHORIZATION_FAILED),
+    KEY_TYPE_TRANSACTION: (
+        ResourceType.TRANSACTIONAL_ID,
+        ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    ),
+}
+"""What a key of each type needs Describe on, and the error when the principal lacks it."""
 
 
 def _answer(broker: Broker, key_type: int, listener_name: str) -> dict[str, Any]:

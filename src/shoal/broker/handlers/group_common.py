@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
+from shoal.security.acl import AclOperation, ResourceType
+
 if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 
@@ -14,6 +17,14 @@ def millis(value: datetime.timedelta | int) -> int:
     if isinstance(value, datetime.timedelta):
         return int(value.total_seconds() * 1000)
     return int(value)
+
+
+def may_use_group(
+    broker: Broker, ctx: RequestContext, group_id: str, operation: AclOperation = AclOperation.READ
+) -> bool:
+    """Whether the principal may do ``operation`` (Read: join, sync, heartbeat, leave, commit)
+    on the group; Kafka answers GROUP_AUTHORIZATION_FAILED otherwise."""
+    return broker.authorize(ctx, operation, ResourceType.GROUP, group_id)
 
 
 def client_host(ctx: RequestContext) -> str:

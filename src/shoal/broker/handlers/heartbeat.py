@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from shoal.broker.handlers.group_common import may_use_group
 from shoal.coordinator.group import HeartbeatRequest
-from shoal.protocol import Request, ResponseBody
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 
@@ -24,12 +25,15 @@ class _HeartbeatRequest(Protocol):
 
 async def handle_heartbeat(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     header, body = request.header, request_body(request.body, _HeartbeatRequest)
-    error = await broker.groups.heartbeat(
-        body.group_id,
-        HeartbeatRequest(
-            body.member_id, getattr(body, "group_instance_id", None), int(body.generation_id)
-        ),
-    )
+    if not may_use_group(broker, ctx, body.group_id):
+        error = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    else:
+        error = await broker.groups.heartbeat(
+            body.group_id,
+            HeartbeatRequest(
+                body.member_id, getattr(body, "group_instance_id", None), int(body.generation_id)
+            ),
+        )
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "error_code": error}
     )

@@ -47,7 +47,7 @@ class _Operation(Protocol):
 async def handle_incremental_alter_configs(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
-    return answer_alter(broker, request, apply_operations, apply_broker_operations)
+    return answer_alter(broker, ctx, request, apply_operations, apply_broker_operations)
 
 
 def apply_operations(current: Mapping[str, str], entries: Sequence[ConfigValue]) -> dict[str, str]:

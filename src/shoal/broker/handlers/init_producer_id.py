@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -45,6 +46,17 @@ async def handle_init_producer_id(
     producer_id, epoch = -1, -1
     if transactional_id == "":
         error = ErrorCode.INVALID_REQUEST
+    elif transactional_id is not None and not broker.authorize(
+        ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id
+    ):
+        error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif transactional_id is None and not (
+        broker.authorize_cluster(ctx, AclOperation.IDEMPOTENT_WRITE)
+        or broker.authorize_by_resource_type(ctx, AclOperation.WRITE, ResourceType.TOPIC)
+    ):
+        # KIP-679: an idempotent producer needs IdempotentWrite on the cluster, or Write on
+        # at least one topic.
+        error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
     elif transactional_id is not None:
         broker.unsupported.refused(
             "transactions (InitProducerId with a transactional id)",

@@ -6,9 +6,9 @@ import datetime
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Protocol
 
-from shoal.broker.handlers.group_common import client_host, millis
+from shoal.broker.handlers.group_common import client_host, may_use_group, millis
 from shoal.coordinator.group import JoinRequest
-from shoal.protocol import Request, ResponseBody
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 
@@ -38,6 +38,24 @@ class _JoinGroupRequest(Protocol):
 
 async def handle_join_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     header, body = request.header, request_body(request.body, _JoinGroupRequest)
+    if not may_use_group(broker, ctx, body.group_id):
+        return response_for(
+            header.api_key,
+            header.api_version,
+            {
+                "throttle_time": 0,
+                "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                "generation_id": -1,
+                "protocol_type": None,
+                "protocol_name": None
+                if header.api_version >= NULLABLE_PROTOCOL_NAME_MIN_VERSION
+                else "",
+                "leader": "",
+                "skip_assignment": False,
+                "member_id": "",
+                "members": [],
+            },
+        )
     session_ms = millis(body.session_timeout)
     rebalance_ms = millis(getattr(body, "rebalance_timeout", -1))
     join = JoinRequest(

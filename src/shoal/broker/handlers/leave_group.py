@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from shoal.broker.handlers.group_common import may_use_group
 from shoal.coordinator.group import LeaveRequest
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -36,6 +37,12 @@ class _BatchedLeave(Protocol):
 
 async def handle_leave_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     header, body = request.header, request_body(request.body, _LeaveGroupRequest)
+    if not may_use_group(broker, ctx, body.group_id):
+        return response_for(
+            header.api_key,
+            header.api_version,
+            {"throttle_time": 0, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "members": []},
+        )
     batched = hasattr(body, "members")
     if batched:
         members = request_body(request.body, _BatchedLeave).members

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -45,6 +46,9 @@ async def handle_list_config_resources(
 ) -> ResponseBody:
     header = request.header
     answer: dict[str, Any] = {"throttle_time": 0, "error_code": ErrorCode.NONE}
+    if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE_CONFIGS):
+        answer.update(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, config_resources=[])
+        return response_for(header.api_key, header.api_version, answer)
     if header.api_version == 0:
         answer["config_resources"] = []  # client-metrics subscriptions: shoal has none
         return response_for(header.api_key, header.api_version, answer)

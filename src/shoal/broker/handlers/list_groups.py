@@ -8,6 +8,7 @@ from shoal.coordinator.group_state import GroupState, parse_state
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -29,6 +30,13 @@ async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Reque
     groups = []
     if (not names or states) and (not types or GROUP_TYPE in types):
         groups = broker.groups.list(states or None)
+    if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
+        # Without Describe on the cluster, only the groups it may describe (as Kafka).
+        groups = [
+            g
+            for g in groups
+            if broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)
+        ]
     return response_for(
         header.api_key,
         header.api_version,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -41,10 +42,27 @@ async def handle_list_offsets(
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _ListOffsetsRequest)
     topics = []
+    described = broker.authorized_names(
+        ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (str(t.name) for t in body.topics)
+    )
     for topic in body.topics:
+        if str(topic.name) not in described:
+            partitions = [_denied(p) for p in topic.partitions]
+            topics.append({"name": topic.name, "partitions": partitions})
+            continue
         partitions = [_lookup(broker, str(topic.name), p) for p in topic.partitions]
         topics.append({"name": topic.name, "partitions": partitions})
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
+
+
+def _denied(p: _ListOffsetsPartition) -> dict[str, Any]:
+    """Describe on the topic is needed (Kafka): that partition answers only the error."""
+    return {
+        "partition_index": int(p.partition_index),
+        "error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        "timestamp": -1,
+        "offset": -1,
+    }
 
 
 def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition) -> dict[str, Any]:

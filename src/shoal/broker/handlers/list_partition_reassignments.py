@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -24,4 +25,7 @@ async def handle_list_partition_reassignments(
         "error_message": None,
         "topics": [],
     }
+    if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
+        denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        answer.update(error_code=denied, error_message=denied.message)
     return response_for(header.api_key, header.api_version, answer)

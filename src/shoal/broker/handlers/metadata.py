@@ -11,18 +11,21 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shoal.broker.authorized_operations import cluster_operations, topic_operations
+from shoal.broker.authorized_operations import NOT_ASKED, topic_operations
 from shoal.broker.internal_topics import is_kafka_internal
 from shoal.broker.topics import Topic, TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import CLUSTER_NAME, AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
 _ZERO_ID = uuid.UUID(int=0)
+_NO_OPERATIONS = frozenset({ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.TOPIC_AUTHORIZATION_FAILED})
+"""Topics answered with these errors get no authorized operations (the schema default)."""
 
 NULLABLE_NAME_MIN_VERSION = 12
 """Metadata v10 and v11 requests carry topic ids, but their responses cannot hold a null topic
@@ -48,20 +51,35 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
     allow_create = bool(getattr(body, "allow_auto_topic_creation", True))
     topics: list[dict[str, Any]] = []
     if every_topic:
-        topics = [_describe(broker, t) for t in sorted(broker.topics, key=lambda t: t.name)]
+        # Only the topics the principal may Describe: the others are not even named.
+        visible = broker.authorized_names(
+            ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (t.name for t in broker.topics)
+        )
+        topics = [
+            _describe(broker, t)
+            for t in sorted(broker.topics, key=lambda t: t.name)
+            if t.name in visible
+        ]
     else:
         for entry in requested or ():
-            topics.append(_lookup(broker, entry, allow_create, version))
+            topics.append(_lookup(broker, ctx, entry, allow_create, version))
     # As Kafka: every topic answered by name gets the operations, known or not; a topic id
-    # that names no topic gets none.
-    topic_ops = topic_operations(bool(getattr(body, "include_topic_authorized_operations", False)))
+    # that names no topic, or a topic the principal may not Describe, gets none.
+    ops_asked = bool(getattr(body, "include_topic_authorized_operations", False))
     for topic in topics:
-        if topic["error_code"] != ErrorCode.UNKNOWN_TOPIC_ID:
-            topic["topic_authorized_operations"] = topic_ops
+        if topic["error_code"] not in _NO_OPERATIONS:
+            topic["topic_authorized_operations"] = broker.authorized_operations(
+                ctx, ResourceType.TOPIC, topic["name"], asked=ops_asked
+            )
     # Absent from v11 on (KIP-700: DescribeCluster answers it there); ignored by build then.
-    cluster_ops = cluster_operations(
-        bool(getattr(body, "include_cluster_authorized_operations", False))
+    cluster_ops = broker.authorized_operations(
+        ctx,
+        ResourceType.CLUSTER,
+        CLUSTER_NAME,
+        asked=bool(getattr(body, "include_cluster_authorized_operations", False)),
     )
+    if cluster_ops != NOT_ASKED and not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
+        cluster_ops = 0  # as Kafka: no Describe on the cluster, no operations told
     node = broker.config.node_id
     # Each client is told the address of the listener its request came in on, as Kafka does.
     host, port = broker.config.advertised_address(ctx.listener_name)
@@ -87,7 +105,7 @@ async def handle_metadata(broker: Broker, ctx: RequestContext, request: Request)
 
 
 def _lookup(
-    broker: Broker, entry: _MetadataTopic, allow_create: bool, version: int
+    broker: Broker, ctx: RequestContext, entry: _MetadataTopic, allow_create: bool, version: int
 ) -> dict[str, Any]:
     name = getattr(entry, "name", None)
     topic_id = getattr(entry, "topic_id", None)
@@ -97,15 +115,27 @@ def _lookup(
         topic = broker.topic_by_id(topic_id) if topic_id not in (None, _ZERO_ID) else None
         if topic is None:
             return _error(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id)
+        if not broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name):
+            # As Kafka: the id is no secret, the name is.
+            return _error(None, ErrorCode.TOPIC_AUTHORIZATION_FAILED, topic_id)
         return _describe(broker, topic)
+    if not broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+        # Whether it exists is not told either.
+        return _error(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     topic = broker.topics.get(name)
     if topic is not None:
         return _describe(broker, topic)
+    may_create = allow_create and broker.config.auto_create_topics
+    if may_create and not (
+        broker.authorize_cluster(ctx, AclOperation.CREATE)
+        or broker.authorize(ctx, AclOperation.CREATE, ResourceType.TOPIC, name)
+    ):
+        return _error(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     try:
         check_topic_name(name)
     except TopicError:
         return _error(name, ErrorCode.INVALID_TOPIC_EXCEPTION)
-    if not (allow_create and broker.config.auto_create_topics):
+    if not may_create:
         return _error(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     try:
         topic = broker.auto_create(name)

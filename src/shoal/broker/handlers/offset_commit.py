@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shoal.broker.handlers.group_common import may_use_group
 from shoal.coordinator.offsets_log import CommittedOffset, TopicPartitionKey
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -53,6 +55,8 @@ async def handle_offset_commit(
     # (topic entry, partition index, error or None for "to commit")
     rows: list[tuple[_Topic, str | None, int, ErrorCode | None]] = []
     offsets: dict[TopicPartitionKey, CommittedOffset] = {}
+    if not may_use_group(broker, ctx, body.group_id):
+        return _every_partition(request, body, ErrorCode.GROUP_AUTHORIZATION_FAILED)
     for entry in body.topics:
         name = getattr(entry, "name", None)
         topic_id: uuid.UUID | None = getattr(entry, "topic_id", None)
@@ -63,8 +67,15 @@ async def handle_offset_commit(
         missing = (
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
         )
+        # Read on the topic, decided before whether it exists is told (Kafka's order).
+        readable = broker.authorize(
+            ctx, AclOperation.READ, ResourceType.TOPIC, topic.name if topic else name or ""
+        )
         for p in entry.partitions:
             index = int(p.partition_index)
+            if (topic is not None or name is not None) and not readable:
+                rows.append((entry, None, index, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                continue
             if topic is None or not 0 <= index < topic.partitions:
                 rows.append((entry, None, index, missing))
                 continue
@@ -100,3 +111,20 @@ async def handle_offset_commit(
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "topics": list(topics.values())}
     )
+
+
+def _every_partition(request: Request, body: _OffsetCommitRequest, code: ErrorCode) -> ResponseBody:
+    """The answer refusing the whole request: ``code`` for every partition in it."""
+    header = request.header
+    topics = [
+        {
+            "name": getattr(entry, "name", None),
+            "topic_id": getattr(entry, "topic_id", None),
+            "partitions": [
+                {"partition_index": int(p.partition_index), "error_code": code}
+                for p in entry.partitions
+            ],
+        }
+        for entry in body.topics
+    ]
+    return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})

@@ -15,11 +15,14 @@ from shoal.coordinator.offsets_log import TopicPartitionKey
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
+TOP_LEVEL_ERROR_MIN_VERSION: Final = 2
+"""OffsetFetch v2 added the response's top-level error code."""
 TOPIC_ID_MIN_VERSION: Final = 10
 """OffsetFetch v10 names topics by id, in the request and the response."""
 
@@ -50,30 +53,74 @@ async def handle_offset_fetch(
     header, body = request.header, request_body(request.body, _OffsetFetchRequest)
     by_id = header.api_version >= TOPIC_ID_MIN_VERSION
     if hasattr(body, "groups"):
-        groups = [
-            {
-                "group_id": g.group_id,
-                "error_code": ErrorCode.NONE,
-                "topics": _topics(broker, g.group_id, g.topics, by_id=by_id),
-            }
-            for g in request_body(request.body, _BatchedFetch).groups
-        ]
+        groups = []
+        for g in request_body(request.body, _BatchedFetch).groups:
+            # Describe on each group: a group it may not describe answers only that error.
+            allowed = broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)
+            if allowed:
+                code, topics = (
+                    ErrorCode.NONE,
+                    _topics(broker, ctx, g.group_id, g.topics, by_id=by_id),
+                )
+            else:
+                code, topics = ErrorCode.GROUP_AUTHORIZATION_FAILED, []
+            groups.append({"group_id": g.group_id, "error_code": code, "topics": topics})
         values: dict[str, Any] = {"throttle_time": 0, "groups": groups}
     else:
         single = request_body(request.body, _Group)
-        values = {
-            "throttle_time": 0,
-            "error_code": ErrorCode.NONE,
-            "topics": _topics(broker, single.group_id, single.topics, by_id=False),
-        }
+        if not broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, single.group_id):
+            values = {
+                "throttle_time": 0,
+                "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                # v1 has no top-level error: each partition asked about carries it; later
+                # versions list no topic (as Kafka).
+                "topics": _refused(single.topics, ErrorCode.GROUP_AUTHORIZATION_FAILED)
+                if header.api_version < TOP_LEVEL_ERROR_MIN_VERSION
+                else [],
+            }
+        else:
+            values = {
+                "throttle_time": 0,
+                "error_code": ErrorCode.NONE,
+                "topics": _topics(broker, ctx, single.group_id, single.topics, by_id=False),
+            }
     return response_for(header.api_key, header.api_version, values)
 
 
+def _refused(requested: Sequence[_RequestedTopic] | None, code: ErrorCode) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": getattr(entry, "name", ""),
+            "topic_id": getattr(entry, "topic_id", None),
+            "partitions": [
+                {
+                    "partition_index": int(i),
+                    "committed_offset": -1,
+                    "committed_leader_epoch": -1,
+                    "metadata": "",
+                    "error_code": code,
+                }
+                for i in entry.partition_indexes
+            ],
+        }
+        for entry in requested or ()
+    ]
+
+
 def _topics(
-    broker: Broker, group_id: str, requested: Sequence[_RequestedTopic] | None, *, by_id: bool
+    broker: Broker,
+    ctx: RequestContext,
+    group_id: str,
+    requested: Sequence[_RequestedTopic] | None,
+    *,
+    by_id: bool,
 ) -> list[dict[str, Any]]:
+    """The group's committed offsets: of the topics asked for, or of every topic. Offsets of
+    topics the principal may not Describe are never told: asked for by name, they answer
+    TOPIC_AUTHORIZATION_FAILED; in an every-topic answer, they are left out (as Kafka)."""
     wanted: list[TopicPartitionKey] | None = None
     unknown_ids: list[tuple[uuid.UUID, list[int]]] = []
+    denied: list[_RequestedTopic] = []
     if requested is not None:
         wanted = []
         for entry in requested:
@@ -87,8 +134,16 @@ def _topics(
                 name = topic.name
             else:
                 name = getattr(entry, "name", "")
+            if not broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+                denied.append(entry)
+                continue
             wanted.extend((name, i) for i in indexes)
     found = broker.groups.fetch_offsets(group_id, wanted)
+    if requested is None:
+        visible = broker.authorized_names(
+            ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, {name for name, _ in found}
+        )
+        found = {tp: c for tp, c in found.items() if tp[0] in visible}
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (name, index), committed in found.items():
         by_topic.setdefault(name, []).append(
@@ -109,6 +164,7 @@ def _topics(
                 continue  # committed for a topic deleted since: it has no id to name it by
             out["topic_id"] = topic.topic_id
         topics.append(out)
+    topics.extend(_refused(denied, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
     for topic_id, indexes in unknown_ids:
         topics.append(
             {

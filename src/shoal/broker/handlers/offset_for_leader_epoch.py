@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -52,9 +53,26 @@ async def handle_offset_for_leader_epoch(
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _OffsetForLeaderEpochRequest)
     topics = []
+    # ClusterAction (a follower's right) covers every topic; a client needs Describe on each.
+    everything = broker.authorize_cluster(ctx, AclOperation.CLUSTER_ACTION)
+    described = broker.authorized_names(
+        ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (str(t.topic) for t in body.topics)
+    )
     for topic in body.topics:
         name = str(topic.topic)
-        partitions = [_end_offset(broker, name, p) for p in topic.partitions]
+        if not everything and name not in described:
+            denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            partitions = [
+                {
+                    "partition": int(p.partition),
+                    "error_code": denied,
+                    "leader_epoch": NO_EPOCH,
+                    "end_offset": NO_OFFSET,
+                }
+                for p in topic.partitions
+            ]
+        else:
+            partitions = [_end_offset(broker, name, p) for p in topic.partitions]
         topics.append({"topic": name, "partitions": partitions})
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
 

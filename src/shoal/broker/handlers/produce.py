@@ -31,6 +31,7 @@ from shoal.records import (
     validate_produce_records,
 )
 from shoal.records.header import set_max_timestamp
+from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import PartitionLog, StorageError
 
 if TYPE_CHECKING:
@@ -81,12 +82,17 @@ async def handle_produce(
     header, body = request.header, request_body(request.body, _ProduceRequest)
     acks = int(body.acks)
     topics: list[tuple[_TopicData, str | None, list[tuple[int, _Outcome]]]] = []
-    for topic_data in body.topic_data:
-        name, topic = _resolve_topic(broker, topic_data)
+    resolved = [(topic_data, *_resolve_topic(broker, topic_data)) for topic_data in body.topic_data]
+    refusal = _refusal(broker, ctx, body, resolved)
+    for topic_data, name, topic in resolved:
         outcomes = []
         for partition_data in topic_data.partition_data:
             index = int(partition_data.index)
-            if acks not in (0, 1, -1):
+            if refusal is not None and (
+                refusal.topics is None or (name is not None and name in refusal.topics)
+            ):
+                outcome = _Outcome(refusal.error_code, refusal.message)
+            elif acks not in (0, 1, -1):
                 outcome = _Outcome(ErrorCode.INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
             elif topic is None:
                 outcome = _Outcome(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")
@@ -125,6 +131,63 @@ async def handle_produce(
             for topic_data, name, outcomes in topics
         ]
     )
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """What the principal may not write to: every topic, or the topics named."""
+
+    error_code: int
+    message: str
+    topics: frozenset[str] | None = None
+    """None: the whole request (a transactional id it may not use)."""
+
+
+def _refusal(
+    broker: Broker,
+    ctx: RequestContext,
+    body: _ProduceRequest,
+    resolved: list[tuple[_TopicData, str | None, Topic | None]],
+) -> _Refusal | None:
+    """Kafka's checks before anything is written: Write on the transactional id when a batch
+    is transactional (the whole request fails), then Write on each topic (its partitions
+    fail). Nothing refused is written. Idempotent batches need nothing more: IdempotentWrite
+    is checked by InitProducerId (KIP-679)."""
+    if broker.acls is None:
+        return None
+    transactional_id = getattr(body, "transactional_id", None)
+    if _has_transactional_batch(body) and not (
+        transactional_id is not None
+        and broker.authorize(
+            ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id
+        )
+    ):
+        return _Refusal(
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            f"{ctx.principal} may not write with transactional id {transactional_id!r}",
+        )
+    names = {name for _, name, _ in resolved if name is not None}
+    writable = broker.authorized_names(ctx, AclOperation.WRITE, ResourceType.TOPIC, names)
+    if writable == names:
+        return None
+    return _Refusal(
+        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        f"{ctx.principal} may not write to this topic",
+        frozenset(names - writable),
+    )
+
+
+_TRANSACTIONAL_BIT = 0x10
+"""Bit 4 of a RecordBatch v2's attributes (the int16 at byte 21): the batch is transactional."""
+
+
+def _has_transactional_batch(body: _ProduceRequest) -> bool:
+    for topic_data in body.topic_data:
+        for partition_data in topic_data.partition_data:
+            records = partition_data.records
+            if records is not None and len(records) > 22 and records[22] & _TRANSACTIONAL_BIT:
+                return True
+    return False
 
 
 def _resolve_topic(broker: Broker, topic_data: _TopicData) -> tuple[str | None, Topic | None]:

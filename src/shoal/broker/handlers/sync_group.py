@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from shoal.broker.handlers.group_common import may_use_group
 from shoal.coordinator.group import SyncRequest
-from shoal.protocol import Request, ResponseBody
+from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 
@@ -31,6 +32,18 @@ class _SyncGroupRequest(Protocol):
 
 async def handle_sync_group(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     header, body = request.header, request_body(request.body, _SyncGroupRequest)
+    if not may_use_group(broker, ctx, body.group_id):
+        return response_for(
+            header.api_key,
+            header.api_version,
+            {
+                "throttle_time": 0,
+                "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                "protocol_type": None,
+                "protocol_name": None,
+                "assignment": b"",
+            },
+        )
     assignments = {a.member_id: bytes(a.assignment) for a in body.assignments}
     sync = SyncRequest(
         body.member_id,

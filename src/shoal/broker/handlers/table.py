@@ -20,11 +20,14 @@ from shoal.broker.handlers.alter_user_scram_credentials import (
     handle_alter_user_scram_credentials,
 )
 from shoal.broker.handlers.api_versions import handle_api_versions
+from shoal.broker.handlers.create_acls import handle_create_acls
 from shoal.broker.handlers.create_partitions import handle_create_partitions
 from shoal.broker.handlers.create_topics import handle_create_topics
+from shoal.broker.handlers.delete_acls import handle_delete_acls
 from shoal.broker.handlers.delete_groups import handle_delete_groups
 from shoal.broker.handlers.delete_records import handle_delete_records
 from shoal.broker.handlers.delete_topics import handle_delete_topics
+from shoal.broker.handlers.describe_acls import handle_describe_acls
 from shoal.broker.handlers.describe_cluster import handle_describe_cluster
 from shoal.broker.handlers.describe_configs import handle_describe_configs
 from shoal.broker.handlers.describe_groups import handle_describe_groups
@@ -103,15 +106,16 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.SASL_AUTHENTICATE: handle_sasl_authenticate,
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: handle_describe_user_scram_credentials,
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: handle_alter_user_scram_credentials,
+    # ACLs (issue 13, slice A): always served, SECURITY_DISABLED without an authorizer.
+    ApiKey.DESCRIBE_ACLS: handle_describe_acls,
+    ApiKey.CREATE_ACLS: handle_create_acls,
+    ApiKey.DELETE_ACLS: handle_delete_acls,
 }
 
 UNHANDLED: Final = frozenset(
     {
         # Decoded by the codec (their versions are in the table for when they land) but answered
         # by no handler, so ApiVersions does not advertise them and a client never sends them.
-        ApiKey.DESCRIBE_ACLS,
-        ApiKey.CREATE_ACLS,
-        ApiKey.DELETE_ACLS,
         ApiKey.ADD_PARTITIONS_TO_TXN,
         ApiKey.ADD_OFFSETS_TO_TXN,
         ApiKey.END_TXN,

@@ -21,6 +21,7 @@ from shoal.broker.features import broker_features
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -53,6 +54,10 @@ async def handle_update_features(
         "error_message": None,
         "results": [],
     }
+    if not broker.authorize_cluster(ctx, AclOperation.ALTER):
+        denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        answer.update(error_code=denied, error_message=denied.message)
+        return response_for(header.api_key, header.api_version, answer)
     for update in body.feature_updates:
         name, level = str(update.feature), int(update.max_version_level)
         upgrade_type = int(getattr(update, "upgrade_type", DEFAULT_UPGRADE_TYPE))
