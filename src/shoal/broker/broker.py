@@ -43,6 +43,8 @@ from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
 from shoal.records.header import BatchHeader
+from shoal.security.quota_store import QuotaStore
+from shoal.security.quotas import ClientQuotas
 from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem, OsFileSystem
 
@@ -87,6 +89,8 @@ class Broker:
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         self.unsupported = UnsupportedFeatures(clock)
         self.stats = BrokerStats()
+        self.quotas = ClientQuotas(QuotaStore(fs or OsFileSystem(), logs.path), config.quota)
+        """Client quota configs (durable) and the rates they limit; the server enforces them."""
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from shoal.coordinator.group_config import GroupConfig
+from shoal.security.quotas import QuotaSettings
 from shoal.storage import LogConfig
 
 DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
@@ -36,3 +37,6 @@ class BrokerConfig:
     """Consumer group coordinator settings (group.* and offsets.* broker configs)."""
     fetch_max_wait_ms_max: int = 30_000
     """A Fetch never parks longer than this, whatever max_wait it asks for."""
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
+    """Client quota windows and the broker-wide connection creation rate (quota.window.*,
+    max.connection.creation.rate)."""

@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from shoal.broker.broker import Broker
+from shoal.broker.broker import Broker, HandlerResult
 from shoal.broker.context import RequestContext
 from shoal.buffers import Buffer
 from shoal.invariant import InvariantError
@@ -44,6 +46,12 @@ from shoal.protocol import (
     encode_response_frame,
 )
 from shoal.server.gather_write import GatherWriter
+from shoal.server.quota_enforcement import (
+    AcceptThrottle,
+    ConnectionMute,
+    apply_quotas,
+    fetch_room,
+)
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
 log = logging.getLogger(__name__)
@@ -95,6 +103,7 @@ class KafkaServer:
         self._limits = limits or ConnectionLimits()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._accept_throttle: AcceptThrottle | None = None
         self._responses = ResponseBudget(
             ResponseLimits(
                 self._limits.max_unsent_response_bytes,
@@ -135,6 +144,7 @@ class KafkaServer:
         if self._server is None:
             raise RuntimeError("KafkaServer.start: bind() first")
         self._broker = broker
+        self._accept_throttle = AcceptThrottle(broker.quotas, broker.clock)
         await self._server.start_serving()
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -157,6 +167,12 @@ class KafkaServer:
         broker = self._broker
         if broker is None:  # cannot happen: bind() accepts nobody, start() sets the broker first
             raise InvariantError("a connection was accepted before start() gave the broker")
+        # Client quotas: connection creation rates (see shoal.server.quota_enforcement).
+        if self._accept_throttle is not None:
+            peer = writer.get_extra_info("peername") or ("?", 0)
+            if not await self._accept_throttle.admit(str(peer[0])):
+                writer.close()
+                return
         connection = _Connection(
             broker,
             reader,
@@ -210,6 +226,8 @@ class _Connection:
         self._reading = True
         self._read_task: asyncio.Task[bool] | None = None
         self._write_task: asyncio.Task[None] | None = None
+        self.mute = ConnectionMute()
+        """Set by a throttled response: no request of this connection is read until it ends."""
 
     async def run(self) -> None:
         self._write_task = asyncio.ensure_future(self._write_loop())
@@ -286,6 +304,7 @@ class _Connection:
                 with contextlib.suppress(FrameError):
                     decoder.feed(data)
                 for frame in decoder.frames():
+                    await self.mute.wait()  # KIP-219: a throttled client is not read
                     await self._slots.acquire()
                     await self._reserve_bytes(len(frame))
                     if not self._dispatch(frame):
@@ -329,7 +348,7 @@ class _Connection:
         previous = self._previous_applied
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._previous_applied = applied
-        task = asyncio.ensure_future(self._handle(request, previous, applied))
+        task = asyncio.ensure_future(self._handle(request, previous, applied, len(frame)))
         self._responses.put_nowait((task, len(frame)))
         return True
 
@@ -343,11 +362,17 @@ class _Connection:
         request: Request,
         previous: asyncio.Future[None] | None,
         applied: asyncio.Future[None],
+        request_bytes: int,
     ) -> Frame | None:
         """Run one request once the one before it has applied its effects."""
+        # The handler's time until its effects are applied (its waits are not work) is what
+        # the request quota counts.
+        started_ns = applied_ns = 0
 
         def mark_applied() -> None:
+            nonlocal applied_ns
             if not applied.done():
+                applied_ns = time.perf_counter_ns()
                 applied.set_result(None)
 
         try:
@@ -364,12 +389,16 @@ class _Connection:
                 principal=self.principal,
                 listener_name=self._listener_name,
                 on_effects_applied=mark_applied,
-                response_room=self._budget.room,
+                response_room=self._response_room(header.api_key, header.client_id),
             )
+            started_ns = time.perf_counter_ns()
             response = await self._broker.handle(context, request)
         finally:
             # Also when the handler failed or was cancelled: the requests behind it proceed.
             mark_applied()
+        response = self._enforce_quotas(
+            request, request_bytes, max(applied_ns - started_ns, 0), response
+        )
         if response is None:
             return None
         frame = encode_response_frame(
@@ -377,6 +406,34 @@ class _Connection:
         )
         self._budget.produced(frame_size(frame))
         return frame
+
+    # -- client quotas (see shoal.server.quota_enforcement) -------------------------------
+
+    def _response_room(self, api_key: int, client_id: str | None) -> Callable[[], int]:
+        room = self._budget.room
+        if api_key != ApiKey.FETCH:
+            return room
+        most = fetch_room(self._broker.quotas, self.principal, client_id)
+        if most is None:
+            return room
+        return lambda: min(room(), most)
+
+    def _enforce_quotas(
+        self, request: Request, request_bytes: int, handler_ns: int, response: HandlerResult
+    ) -> HandlerResult:
+        throttled = apply_quotas(
+            self._broker.quotas,
+            self._broker.clock,
+            principal=self.principal,
+            client_id=request.header.client_id,
+            request=request,
+            request_bytes=request_bytes,
+            handler_ns=handler_ns,
+            response=response,
+        )
+        if throttled.throttle_ms > 0:
+            self.mute.mute_for(throttled.throttle_ms)
+        return throttled.response
 
     async def _write_loop(self) -> None:
         while True:

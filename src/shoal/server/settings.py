@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.group_config import GroupConfig
+from shoal.security.quotas import QuotaSettings
 from shoal.storage import FlushPolicy, LogConfig
 
 
@@ -48,6 +49,11 @@ class Settings:
     advertised_listener: str = ""
     """HOST:PORT clients are told to connect to (Kafka's advertised.listeners); empty: the
     kafka_listen address, which must then not be a wildcard."""
+    # -- client quotas (issue 13, quotas slice): Kafka's quota.window.num,
+    # quota.window.size.seconds and max.connection.creation.rate.
+    quota_window_num: int = QuotaSettings().quota_window_num
+    quota_window_size_seconds: int = QuotaSettings().quota_window_size_seconds
+    max_connection_creation_rate: int = QuotaSettings().max_connection_creation_rate
 
     def broker_config(self, bound_port: int | None = None) -> BrokerConfig:
         """The broker's settings. ``bound_port`` is the port the Kafka listener is bound to,
@@ -70,6 +76,7 @@ class Settings:
         except ValueError as exc:
             choices = ", ".join(p.value for p in FlushPolicy)
             raise SettingsError(f"flush_policy must be one of {choices}") from exc
+        quota = self.quota_settings()
         return BrokerConfig(
             node_id=self.node_id,
             advertised_host=advertised_host,
@@ -82,7 +89,18 @@ class Settings:
                 initial_rebalance_delay_ms=self.group_initial_rebalance_delay_ms,
                 min_session_timeout_ms=self.group_min_session_timeout_ms,
             ),
+            quota=quota,
         )
+
+    def quota_settings(self) -> QuotaSettings:
+        try:
+            return QuotaSettings(
+                quota_window_num=self.quota_window_num,
+                quota_window_size_seconds=self.quota_window_size_seconds,
+                max_connection_creation_rate=self.max_connection_creation_rate,
+            )
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
 
     def advertised_address(self, host: str, port: int) -> tuple[str, int]:
         """The address clients are told, given the bound ``host`` and ``port``.
