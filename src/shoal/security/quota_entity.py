@@ -78,7 +78,9 @@ class QuotaEntity:
 
     def __str__(self) -> str:
         # As Kafka prints a ClientQuotaEntity in its messages.
-        entries = ", ".join(f"{kind}={name}" for kind, name in self.parts)
+        entries = ", ".join(
+            f"{kind}={'null' if name is None else name}" for kind, name in self.parts
+        )
         return f"ClientQuotaEntity(entries={{{entries}}})"
 
 
