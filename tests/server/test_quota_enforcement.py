@@ -24,7 +24,7 @@ from shoal.broker.handlers import HANDLERS
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode, Request
 from shoal.records import SimpleRecord, build_batch
-from tests.server.wire import WireClient, fetch_values, produce_values
+from tests.server.wire import WireClient, fetch_values, produce_values, wait_until
 from tests.support.broker import create_topic, run_on_loop
 
 pytestmark = pytest.mark.integration
@@ -170,3 +170,40 @@ def _produce(batch: bytes) -> dict[str, Any]:
 
 def _api_versions() -> dict[str, Any]:
     return {"client_software_name": "shoal-wire-test", "client_software_version": "1"}
+
+
+def held_connections(broker: EmbeddedBroker) -> int:
+    def read() -> int:
+        kafka = broker.app.kafka
+        assert kafka is not None and kafka._accept_throttle is not None
+        return kafka._accept_throttle.held
+
+    return run_on_loop(broker, read)
+
+
+def test_a_connection_over_its_ips_creation_rate_is_closed_unserved(
+    shoal_broker_factory: Callable[..., EmbeddedBroker],
+) -> None:
+    broker = shoal_broker_factory(**SMALL_WINDOWS)
+    set_quota(broker, {"ip": "127.0.0.1"}, connection_creation_rate=1)
+    with WireClient(broker.bootstrap_servers, client_id="first") as first:
+        assert first.api_versions().error_code == ErrorCode.NONE
+        with WireClient(broker.bootstrap_servers, client_id="second") as second:
+            second.send(18, 3, _api_versions())
+            assert second.wait_closed() == b"", "the connection over the rate was served"
+        # The connection within the rate is unaffected.
+        assert first.api_versions().error_code == ErrorCode.NONE
+
+
+def test_over_the_broker_wide_creation_rate_accepting_waits(
+    shoal_broker_factory: Callable[..., EmbeddedBroker],
+) -> None:
+    broker = shoal_broker_factory(**SMALL_WINDOWS, max_connection_creation_rate=1)
+    with WireClient(broker.bootstrap_servers, client_id="first") as first:
+        assert first.api_versions().error_code == ErrorCode.NONE
+        with WireClient(broker.bootstrap_servers, client_id="second") as second:
+            correlation = second.send(18, 3, _api_versions())
+            assert wait_until(lambda: held_connections(broker), lambda n: n == 1) == 1
+            # Held, not refused: it is served once the acceptor's wait is over.
+            assert second.receive(18, 3, correlation).error_code == ErrorCode.NONE
+            assert held_connections(broker) == 0

@@ -141,21 +141,27 @@ class AcceptThrottle:
         self._quotas = quotas
         self._clock = clock
         self._acceptor = asyncio.Lock()
+        self.held = 0
+        """New connections being held back by a connection creation rate right now."""
 
     async def admit(self, ip: str) -> bool:
         """False when the connection must be closed (its IP is over its quota)."""
         connections = self._quotas.connections
-        async with self._acceptor:
-            delay_ms = connections.broker_throttle_ms(int(self._clock.monotonic_ms()))
-            if delay_ms > 0:
-                await asyncio.sleep(delay_ms / 1000.0)
-        ip_delay_ms = connections.ip_throttle_ms(ip, int(self._clock.monotonic_ms()))
-        if ip_delay_ms > 0:
-            log.info(
-                "connection from %s is over its connection_creation_rate; closing it in %d ms",
-                ip,
-                ip_delay_ms,
-            )
-            await asyncio.sleep(ip_delay_ms / 1000.0)
-            return False
-        return True
+        self.held += 1
+        try:
+            async with self._acceptor:
+                delay_ms = connections.broker_throttle_ms(int(self._clock.monotonic_ms()))
+                if delay_ms > 0:
+                    await asyncio.sleep(delay_ms / 1000.0)
+            ip_delay_ms = connections.ip_throttle_ms(ip, int(self._clock.monotonic_ms()))
+            if ip_delay_ms > 0:
+                log.info(
+                    "connection from %s is over its connection_creation_rate; closing it in %d ms",
+                    ip,
+                    ip_delay_ms,
+                )
+                await asyncio.sleep(ip_delay_ms / 1000.0)
+                return False
+            return True
+        finally:
+            self.held -= 1
