@@ -73,6 +73,11 @@ class ClientQuotas:
             rate,
         )
 
+    @property
+    def any_client_quota(self) -> bool:
+        """Whether any (user, client-id) quota that the server enforces is set."""
+        return self.produce.enabled or self.fetch.enabled or self.request.enabled
+
 
 class ConnectionRateQuota:
     """Kafka's connection-creation rates (``ConnectionQuotas``): broker-wide, where being over

@@ -59,6 +59,8 @@ def apply_quotas(
     response: HandlerResult,
 ) -> Throttled:
     """Record the request's costs; the response with its throttle time, and that time."""
+    if not quotas.any_client_quota:
+        return Throttled(response, 0)  # the common case: no quota set, nothing to count
     user = quota_user(principal)
     client = client_id or ""
     now_ms = int(clock.monotonic_ms())
