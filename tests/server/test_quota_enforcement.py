@@ -207,3 +207,21 @@ def test_over_the_broker_wide_creation_rate_accepting_waits(
             # Held, not refused: it is served once the acceptor's wait is over.
             assert second.receive(18, 3, correlation).error_code == ErrorCode.NONE
             assert held_connections(broker) == 0
+
+
+def test_a_consumers_fetch_is_capped_to_what_its_quota_allows(
+    shoal_broker_factory: Callable[..., EmbeddedBroker],
+) -> None:
+    broker = shoal_broker_factory(**SMALL_WINDOWS)
+    create_topic(broker, "capped", 1)
+    with WireClient(broker.bootstrap_servers, client_id="writer") as writer:
+        for _ in range(3):
+            writer.produce("capped", 0, build_batch([SimpleRecord(value=b"v" * 700)]))
+    # One window of 1 s at 1000 B/s: a Fetch may return about 1000 bytes, and always at least
+    # one batch, as Kafka caps fetch.max.bytes by the quota.
+    set_quota(broker, {"client-id": "reader"}, consumer_byte_rate=1000)
+    with WireClient(broker.bootstrap_servers, client_id="reader") as reader:
+        response = reader.request(1, 11, fetch_values("capped", 0))
+        assert throttle_ms(response) == 0
+        records = response.responses[0].partitions[0].records
+        assert 700 < len(records) < 2 * 700  # one batch of the three
