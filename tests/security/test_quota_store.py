@@ -61,11 +61,6 @@ def test_set_change_remove_and_reload(tmp_path: Path) -> None:
     [
         ([], {"producer_byte_rate": 1.0}, "Invalid empty client quota entity"),
         (
-            [("user", "a"), ("user", "b")],
-            {"producer_byte_rate": 1.0},
-            "Invalid client quota entity, duplicate entity entry user",
-        ),
-        (
             [("group", "g")],
             {"producer_byte_rate": 1.0},
             "Unhandled client quota entity type: group",
@@ -143,13 +138,16 @@ def test_a_refused_entity_does_not_stop_the_others(tmp_path: Path) -> None:
     assert list(everything(s)) == [QuotaEntity.of({"user": "a"})]
 
 
-def test_duplicates_are_refused(tmp_path: Path) -> None:
+def test_duplicates_as_kafka_answers_them(tmp_path: Path) -> None:
     s = store(tmp_path)
+    # A key twice: the entity is refused (Kafka's message for it is this one).
     [result] = s.alter(
         [Alteration([("user", "a")], [("producer_byte_rate", 5.0), ("producer_byte_rate", 6.0)])]
     )
     assert result.error is not None
-    assert "Duplicate quota key producer_byte_rate" in str(result.error)
+    assert str(result.error) == "Ignoring duplicate entity ClientQuotaEntity(entries={user=a})"
+    assert everything(s) == {}
+    # An entity twice: one answer, an error, and (as in Kafka) the first occurrence applied.
     results = s.alter(
         [
             Alteration([("user", "a")], [("producer_byte_rate", 5.0)]),
@@ -159,7 +157,10 @@ def test_duplicates_are_refused(tmp_path: Path) -> None:
     assert len(results) == 1
     assert results[0].error is not None
     assert "Ignoring duplicate entity" in str(results[0].error)
-    assert everything(s) == {}
+    assert everything(s) == {QuotaEntity.of({"user": "a"}): {"producer_byte_rate": 5.0}}
+    # A type twice in one entity: the last name wins, as Kafka reads the entity into a map.
+    assert alter(s, [("user", "x"), ("user", "y")], producer_byte_rate=7) is None
+    assert QuotaEntity.of({"user": "y"}) in everything(s)
 
 
 def test_validate_only_changes_nothing(tmp_path: Path) -> None:

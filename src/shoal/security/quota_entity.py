@@ -88,10 +88,10 @@ def checked_entity(parts: Sequence[tuple[str, str | None]]) -> QuotaEntity:
     """The entity of an AlterClientQuotas entry; :class:`QuotaRequestError` if Kafka refuses it."""
     if not parts:
         raise QuotaRequestError("Invalid empty client quota entity")
+    # A type named twice is not refused: Kafka reads the entity into a map, so the last name
+    # given wins (its controller's "duplicate entity entry" check never sees the duplicate).
     seen: dict[str, str | None] = {}
     for kind, name in parts:
-        if kind in seen:
-            raise QuotaRequestError(f"Invalid client quota entity, duplicate entity entry {kind}")
         if kind not in ENTITY_TYPES:
             raise QuotaRequestError(f"Unhandled client quota entity type: {kind}")
         if name is not None and not name:
@@ -153,9 +153,9 @@ def checked_ops(
     changes: dict[str, float | None] = {}
     for key, value in ops:
         if key in changes:
-            raise QuotaRequestError(
-                f"Duplicate quota key {key} not updating quota for this entity {entity}"
-            )
+            # Kafka's controller first says "Duplicate quota key ...", then overwrites that with
+            # this message because the entity now has a result; clients see this one.
+            raise QuotaRequestError(f"Ignoring duplicate entity {entity}")
         changes[key] = value
     keys = keys_for(entity)
     for key, value in changes.items():

@@ -130,14 +130,11 @@ class QuotaStore:
                 results[index] = AlterationResult(alteration.entity, exc)
                 continue
             if entity in seen:
-                # Kafka answers once per entity; a repeated one is refused whole, including
-                # the changes its first occurrence asked for.
+                # As Kafka: one answer per entity, an error, though the changes of its first
+                # occurrence stay applied (Kafka's controller keeps their records).
                 results[entity] = AlterationResult(
                     alteration.entity, QuotaRequestError(f"Ignoring duplicate entity {entity}")
                 )
-                entities[entity] = dict(self._entities.get(entity, {}))
-                if not entities[entity]:
-                    del entities[entity]
                 continue
             seen.add(entity)
             try:

@@ -1,0 +1,179 @@
+"""DescribeClientQuotas and AlterClientQuotas with bad input, sent byte for byte the same to
+Apache Kafka and to shoal: the same error codes and messages, per entity and per request, and
+validate_only changing nothing on either."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from shoal.embedded import EmbeddedBroker
+from shoal.protocol import ApiKey
+from tests.differential.scenarios import TIMEOUT_S
+from tests.peers.kafka_peer import KafkaPeer
+from tests.server.wire import WireClient
+
+pytestmark = pytest.mark.integration
+
+
+def _alter(
+    client: WireClient,
+    entries: list[tuple[list[tuple[str, str | None]], list[tuple[str, float | None]]]],
+    *,
+    validate_only: bool = False,
+) -> list[tuple[int, str | None]]:
+    response = client.request(
+        ApiKey.ALTER_CLIENT_QUOTAS,
+        1,
+        {
+            "entries": [
+                {
+                    "entity": [{"entity_type": k, "entity_name": n} for k, n in entity],
+                    "ops": [
+                        {"key": key, "value": value or 0.0, "remove": value is None}
+                        for key, value in ops
+                    ],
+                }
+                for entity, ops in entries
+            ],
+            "validate_only": validate_only,
+        },
+    )
+    return [(int(e.error_code), e.error_message) for e in response.entries]
+
+
+def _describe(
+    client: WireClient, components: list[tuple[str, int, str | None]], *, strict: bool = False
+) -> Any:
+    return client.request(
+        ApiKey.DESCRIBE_CLIENT_QUOTAS,
+        1,
+        {
+            "components": [
+                {"entity_type": k, "match_type": m, "match": v} for k, m, v in components
+            ],
+            "strict": strict,
+        },
+    )
+
+
+# Each alone in its request: Kafka answers per entity, and its answer order is not the request's.
+BAD_ALTERATIONS = [
+    pytest.param([], [("producer_byte_rate", 1.0)], id="empty-entity"),
+    pytest.param([("topic", "t")], [("producer_byte_rate", 1.0)], id="unknown-type"),
+    pytest.param([("user", "")], [("producer_byte_rate", 1.0)], id="empty-name"),
+    pytest.param(
+        [("user", "a"), ("ip", "1.2.3.4")], [("producer_byte_rate", 1.0)], id="ip-and-user"
+    ),
+    pytest.param([("user", "a")], [("no_such_quota", 1.0)], id="unknown-key"),
+    pytest.param([("user", "a")], [("connection_creation_rate", 1.0)], id="ip-key-on-user"),
+    pytest.param([("ip", None)], [("producer_byte_rate", 1.0)], id="user-key-on-ip"),
+    pytest.param([("user", "a")], [("producer_byte_rate", 0.0)], id="zero"),
+    pytest.param([("user", "a")], [("consumer_byte_rate", -3.0)], id="negative"),
+    pytest.param([("user", "a")], [("producer_byte_rate", 2.5)], id="fraction"),
+    pytest.param([("ip", None)], [("connection_creation_rate", 2.0**31)], id="int-overflow"),
+    pytest.param(
+        [("user", "a")], [("producer_byte_rate", 1.0), ("producer_byte_rate", 2.0)], id="dup-key"
+    ),
+]
+
+
+@pytest.fixture
+def both(kafka_peer: KafkaPeer, shoal_target: EmbeddedBroker) -> tuple[str, str]:
+    """The bootstrap addresses of Apache Kafka and of shoal."""
+    return kafka_peer.bootstrap_servers, shoal_target.bootstrap_servers
+
+
+@pytest.mark.parametrize(("entity", "ops"), BAD_ALTERATIONS)
+def test_bad_alterations(
+    both: tuple[str, str],
+    entity: list[tuple[str, str | None]],
+    ops: list[tuple[str, float | None]],
+) -> None:
+    answers = []
+    for bootstrap in both:
+        with WireClient(bootstrap) as client:
+            answers.append(_alter(client, [(entity, ops)]))
+    kafka, shoal = answers
+    assert kafka[0][0] != 0, f"Apache Kafka accepted it: {kafka}"
+    assert shoal == kafka
+
+
+BAD_FILTERS = [
+    pytest.param([("", 0, "x")], id="empty-type"),
+    pytest.param([("user", 0, "a"), ("user", 2, None)], id="dup-type"),
+    pytest.param([("group", 0, "a")], id="unknown-type"),
+    pytest.param([("user", 0, None)], id="exact-null"),
+    pytest.param([("user", 1, "a")], id="default-with-match"),
+    pytest.param([("user", 2, "a")], id="specified-with-match"),
+    pytest.param([("user", 7, None)], id="unknown-match-type"),
+    pytest.param([("ip", 2, None), ("user", 2, None)], id="ip-and-user"),
+]
+
+
+@pytest.mark.parametrize("components", BAD_FILTERS)
+def test_bad_filters(both: tuple[str, str], components: list[tuple[str, int, str | None]]) -> None:
+    answers = []
+    for bootstrap in both:
+        with WireClient(bootstrap) as client:
+            response = _describe(client, components)
+            answers.append((int(response.error_code), response.error_message))
+    kafka, shoal = answers
+    assert kafka[0] != 0, f"Apache Kafka accepted it: {kafka}"
+    assert shoal == kafka
+
+
+def test_duplicates(target: str) -> None:
+    """Kafka's answers to duplicates: a type twice in an entity, the last name wins; an entity
+    twice, an error and the first occurrence applied."""
+    first, last = f"d1-{uuid.uuid4().hex[:8]}", f"d2-{uuid.uuid4().hex[:8]}"
+    with WireClient(target) as client:
+        try:
+            entity = [("user", first), ("user", last)]
+            assert _alter(client, [(entity, [("producer_byte_rate", 1024.0)])]) == [(0, None)]
+            twice = [
+                ([("user", first)], [("producer_byte_rate", 2048.0)]),
+                ([("user", first)], [("consumer_byte_rate", 4096.0)]),
+            ]
+            assert _alter(client, twice) == [
+                (42, f"Ignoring duplicate entity ClientQuotaEntity(entries={{user={first}}})")
+            ]
+            assert _described_until(client, first, last) == {
+                first: {"producer_byte_rate": 2048.0},
+                last: {"producer_byte_rate": 1024.0},
+            }
+        finally:
+            _alter(
+                client,
+                [
+                    ([("user", first)], [("producer_byte_rate", None)]),
+                    ([("user", last)], [("producer_byte_rate", None)]),
+                ],
+            )
+
+
+def _described_until(client: WireClient, *users: str) -> dict[str, dict[str, float]]:
+    """The quotas of ``users`` once all have some (Kafka applies a change a moment later)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        found = {}
+        for entry in _describe(client, [("user", 2, None)], strict=True).entries or ():
+            (name,) = [e.entity_name for e in entry.entity]
+            if name in users:
+                found[name] = {v.key: float(v.value) for v in entry.values}
+        if len(found) == len(users) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_validate_only_changes_nothing(target: str) -> None:
+    user = f"v-{uuid.uuid4().hex[:8]}"
+    with WireClient(target) as client:
+        assert _alter(
+            client, [([("user", user)], [("producer_byte_rate", 1024.0)])], validate_only=True
+        ) == [(0, None)]
+        response = _describe(client, [("user", 0, user)])
+        assert (int(response.error_code), list(response.entries or ())) == (0, [])
