@@ -177,3 +177,20 @@ def test_validate_only_changes_nothing(target: str) -> None:
         ) == [(0, None)]
         response = _describe(client, [("user", 0, user)])
         assert (int(response.error_code), list(response.entries or ())) == (0, [])
+
+
+def test_advertised_versions_are_kafkas(both: tuple[str, str]) -> None:
+    ranges = []
+    for bootstrap in both:
+        with WireClient(bootstrap) as client:
+            response = client.api_versions()
+            ranges.append(
+                {
+                    k.api_key: (k.min_version, k.max_version)
+                    for k in response.api_keys
+                    if k.api_key in (ApiKey.DESCRIBE_CLIENT_QUOTAS, ApiKey.ALTER_CLIENT_QUOTAS)
+                }
+            )
+    kafka, shoal = ranges
+    assert len(kafka) == 2
+    assert shoal == kafka
