@@ -194,3 +194,121 @@ def test_advertised_versions_are_kafkas(both: tuple[str, str]) -> None:
     kafka, shoal = ranges
     assert len(kafka) == 2
     assert shoal == kafka
+
+
+def _create_topics(
+    client: WireClient, version: int, topics: dict[str, int]
+) -> tuple[int, list[tuple[str, int, str | None]]]:
+    response = client.request(
+        ApiKey.CREATE_TOPICS,
+        version,
+        {
+            "topics": [
+                {
+                    "name": name,
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [],
+                }
+                for name, partitions in topics.items()
+            ],
+            "timeout": 30_000,
+            "validate_only": False,
+        },
+    )
+    throttle = int(response.throttle_time.total_seconds() * 1000)
+    results = [(t.name, int(t.error_code), t.error_message) for t in response.topics]
+    return throttle, sorted(results)
+
+
+@pytest.mark.parametrize("version", [5, 7], ids=["permissive-v5", "strict-v7"])
+def test_controller_mutation_rate(both: tuple[str, str], version: int) -> None:
+    """1 partition per second: eleven windows' credit, then CreateTopics v6+ is refused with
+    THROTTLING_QUOTA_EXCEEDED and older versions are only throttled; on both brokers alike."""
+    answers = []
+    for bootstrap in both:
+        mutator = f"mutator-{uuid.uuid4().hex[:8]}"
+        prefix = f"mq-{uuid.uuid4().hex[:6]}"
+        with WireClient(bootstrap) as admin, WireClient(bootstrap, client_id=mutator) as client:
+            rate = [([("client-id", mutator)], [("controller_mutation_rate", 1.0)])]
+            assert _alter(admin, rate) == [(0, None)]
+            try:
+                deadline = time.monotonic() + TIMEOUT_S
+                while True:  # Kafka applies the quota a moment after it answers
+                    described = _describe(admin, [("client-id", 0, mutator)]).entries
+                    if described or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
+                time.sleep(1.0)  # and its controller a moment after its broker
+                throttle, results = _create_topics(
+                    client, version, {f"{prefix}-a": 12, f"{prefix}-b": 1}
+                )
+                answers.append(
+                    (throttle > 0, [(n.removeprefix(prefix), c, m) for n, c, m in results])
+                )
+            finally:
+                created = [f"{prefix}-a", f"{prefix}-b"]
+                admin.request(ApiKey.DELETE_TOPICS, 4, {"topic_names": created, "timeout": 30_000})
+                _alter(admin, [([("client-id", mutator)], [("controller_mutation_rate", None)])])
+    kafka, shoal = answers
+    assert shoal == kafka
+
+
+def test_controller_mutation_rate_on_partitions_and_deletes(both: tuple[str, str]) -> None:
+    """CreatePartitions v3 and DeleteTopics v6 (strict): the request that overdraws the bucket
+    is done, the ones after it are refused, alike on both brokers."""
+    answers = []
+    for bootstrap in both:
+        mutator = f"mutator-{uuid.uuid4().hex[:8]}"
+        prefix = f"mp-{uuid.uuid4().hex[:6]}"
+        names = [f"{prefix}-a", f"{prefix}-b"]
+        with WireClient(bootstrap) as admin, WireClient(bootstrap, client_id=mutator) as client:
+            assert _create_topics(admin, 7, dict.fromkeys(names, 1))[1][0][1] == 0
+            rate = [([("client-id", mutator)], [("controller_mutation_rate", 1.0)])]
+            assert _alter(admin, rate) == [(0, None)]
+            try:
+                deadline = time.monotonic() + TIMEOUT_S
+                while not _describe(admin, [("client-id", 0, mutator)]).entries:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+                time.sleep(1.0)  # Kafka's controller applies it a moment after its broker
+                # One topic per request: Kafka may take a request's topics in any order.
+                grown = [
+                    client.request(
+                        ApiKey.CREATE_PARTITIONS,
+                        3,
+                        {
+                            "topics": [{"name": name, "count": count, "assignments": None}],
+                            "timeout": 30_000,
+                            "validate_only": False,
+                        },
+                    ).results[0]
+                    for name, count in ((names[0], 13), (names[1], 2))
+                ]
+                deleted = client.request(
+                    ApiKey.DELETE_TOPICS,
+                    6,
+                    {
+                        "topics": [{"name": name, "topic_id": None} for name in names],
+                        "timeout": 30_000,
+                    },
+                )
+                answers.append(
+                    (
+                        sorted(
+                            (r.name.removeprefix(prefix), int(r.error_code), r.error_message)
+                            for r in grown
+                        ),
+                        sorted(
+                            (r.name.removeprefix(prefix), int(r.error_code), r.error_message)
+                            for r in deleted.responses
+                        ),
+                        deleted.throttle_time.total_seconds() > 0,
+                    )
+                )
+            finally:
+                admin.request(ApiKey.DELETE_TOPICS, 4, {"topic_names": names, "timeout": 30_000})
+                _alter(admin, [([("client-id", mutator)], [("controller_mutation_rate", None)])])
+    kafka, shoal = answers
+    assert shoal == kafka

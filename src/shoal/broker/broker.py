@@ -89,7 +89,7 @@ class Broker:
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         self.unsupported = UnsupportedFeatures(clock)
         self.stats = BrokerStats()
-        self.quotas = ClientQuotas(QuotaStore(fs or OsFileSystem(), logs.path), config.quota)
+        self.quotas = ClientQuotas(QuotaStore(fs or OsFileSystem(), logs.path), config.quota, clock)
         """Client quota configs (durable) and the rates they limit; the server enforces them."""
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""

@@ -127,3 +127,46 @@ def throttle_time_ms(rate: SampledRate, bound: float, now_ms: int) -> int:
         return 0
     # Java's Math.round: halves go up (Python's round() would go to even).
     return math.floor((observed - bound) / bound * rate.window_ms(now_ms) + 0.5)
+
+
+class TokenBucket:
+    """Kafka's ``TokenBucket`` (KIP-599, ``controller_mutation_rate``): credits refill at the
+    quota's rate up to a burst of ``samples`` windows' worth; a mutation takes its count.
+
+    Kafka's bucket starts at epoch 0 and so is full at its first use; this one starts full.
+    """
+
+    __slots__ = ("_config", "_last_ms", "tokens")
+
+    def __init__(self, config: RateConfig, bound: float, now_ms: int) -> None:
+        self._config = config
+        self.tokens = self._burst(bound)
+        self._last_ms = now_ms
+
+    def _burst(self, bound: float) -> float:
+        return self._config.samples * self._config.window_ms / 1000.0 * bound
+
+    def measure(self, bound: float, now_ms: int) -> float:
+        """The credits left at ``now_ms`` (negative: overdrawn)."""
+        self._refill(bound, now_ms)
+        return self.tokens
+
+    def record(self, value: float, bound: float, now_ms: int) -> None:
+        self._refill(bound, now_ms)
+        self.tokens = min(self._burst(bound), self.tokens - value)
+
+    def _refill(self, bound: float, now_ms: int) -> None:
+        elapsed_s = max(now_ms - self._last_ms, 0) / 1000.0
+        self.tokens = min(self._burst(bound), self.tokens + bound * elapsed_s)
+        self._last_ms = now_ms
+
+    def idle_since_ms(self) -> int:
+        return self._last_ms
+
+
+def bucket_throttle_time_ms(tokens: float, bound: float) -> int:
+    """How long until an overdrawn bucket is back at zero: -tokens / rate (Kafka's
+    ``ControllerMutationQuotaManager.throttleTimeMs``); 0 when not overdrawn."""
+    if tokens >= 0:
+        return 0
+    return math.floor(-tokens / bound * 1000 + 0.5)

@@ -4,8 +4,9 @@ Kafka keeps one quota manager per key; so does this facade: ``produce``
 (``producer_byte_rate``, request bytes of each Produce), ``fetch`` (``consumer_byte_rate``,
 response bytes of each Fetch), ``request`` (``request_percentage``, the share of one thread's
 time each client's requests take) and ``connections`` (``connection_creation_rate`` per IP,
-and the broker-wide ``max.connection.creation.rate``). ``controller_mutation_rate`` is stored
-and described but not enforced.
+and the broker-wide ``max.connection.creation.rate``), and ``mutations``
+(``controller_mutation_rate``, partitions created or deleted per second, charged by the
+CreateTopics, CreatePartitions and DeleteTopics handlers).
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.security.quota_entity import (
     CONNECTION_CREATION_RATE,
     CONSUMER_BYTE_RATE,
+    CONTROLLER_MUTATION_RATE,
     IP,
     PRODUCER_BYTE_RATE,
     REQUEST_PERCENTAGE,
     QuotaEntity,
 )
 from shoal.security.quota_manager import ClientQuotaManager
+from shoal.security.quota_mutations import ControllerMutationQuotas
 from shoal.security.quota_rate import RateConfig, SampledRate, throttle_time_ms
 from shoal.security.quota_store import QuotaStore
 
@@ -55,8 +59,19 @@ class QuotaSettings:
         return RateConfig(self.quota_window_num, self.quota_window_size_seconds * 1000)
 
 
+USER_PREFIX: Final = "User:"
+
+
+def quota_user(principal: str) -> str:
+    """The user name quotas know a principal by: ``User:alice`` → ``alice`` (Kafka uses the
+    principal's name, so ``User:ANONYMOUS`` is the user ``ANONYMOUS``)."""
+    return principal[len(USER_PREFIX) :] if principal.startswith(USER_PREFIX) else principal
+
+
 class ClientQuotas:
-    def __init__(self, store: QuotaStore, settings: QuotaSettings | None = None) -> None:
+    def __init__(
+        self, store: QuotaStore, settings: QuotaSettings | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.store = store
         self.settings = settings or QuotaSettings()
         rate = self.settings.rate
@@ -66,6 +81,11 @@ class ClientQuotas:
         # and a long mute would idle the connection far past its excess.
         self.request = ClientQuotaManager(
             lambda: store.values_of(REQUEST_PERCENTAGE), rate, max_throttle_ms=rate.window_ms
+        )
+        self.mutations = ControllerMutationQuotas(
+            lambda: store.values_of(CONTROLLER_MUTATION_RATE),
+            rate,
+            lambda: int(clock.monotonic_ms()),
         )
         self.connections = ConnectionRateQuota(
             lambda: store.values_of(CONNECTION_CREATION_RATE),

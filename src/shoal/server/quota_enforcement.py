@@ -28,17 +28,9 @@ from shoal.clock import Clock
 from shoal.protocol import ApiKey, Request
 from shoal.protocol.fetch_response import FetchResponse
 from shoal.protocol.produce_response import ProduceResponse
-from shoal.security.quotas import NANOS_TO_PERCENT, ClientQuotas
+from shoal.security.quotas import NANOS_TO_PERCENT, ClientQuotas, quota_user
 
 log = logging.getLogger(__name__)
-
-USER_PREFIX = "User:"
-
-
-def quota_user(principal: str) -> str:
-    """The user name quotas know a principal by: ``User:alice`` → ``alice`` (Kafka uses the
-    principal's name, so ``User:ANONYMOUS`` is the user ``ANONYMOUS``)."""
-    return principal[len(USER_PREFIX) :] if principal.startswith(USER_PREFIX) else principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +50,11 @@ def apply_quotas(
     handler_ns: int,
     response: HandlerResult,
 ) -> Throttled:
-    """Record the request's costs; the response with its throttle time, and that time."""
+    """Record the request's costs; the response with its throttle time, and that time (at
+    least what the handler put there itself: a controller mutation quota's)."""
     if not quotas.any_client_quota:
-        return Throttled(response, 0)  # the common case: no quota set, nothing to count
+        # The common case: no byte or request quota set, nothing to count.
+        return Throttled(response, throttle_time_of(response))
     user = quota_user(principal)
     client = client_id or ""
     now_ms = int(clock.monotonic_ms())
@@ -82,12 +76,24 @@ def apply_quotas(
     throttle_ms = max(bandwidth_ms, request_ms)
     if throttle_ms > 0:
         response = with_throttle_time(response, throttle_ms)
-    return Throttled(response, throttle_ms)
+    return Throttled(response, max(throttle_ms, throttle_time_of(response)))
+
+
+def throttle_time_of(response: HandlerResult) -> int:
+    """The throttle time ``response`` already carries, in ms (0 where it has none)."""
+    if isinstance(response, (ProduceResponse, FetchResponse)):
+        return response.throttle_time_ms
+    value = getattr(response, "throttle_time", None)
+    if isinstance(value, datetime.timedelta):
+        return int(value.total_seconds() * 1000)
+    return 0
 
 
 def with_throttle_time(response: HandlerResult, throttle_ms: int) -> HandlerResult:
-    """``response`` saying the client is throttled for ``throttle_ms``, where its schema has
-    the field (every client response but a few old versions does)."""
+    """``response`` saying the client is throttled for ``throttle_ms`` (or what it already
+    says, if longer), where its schema has the field (every client response but a few old
+    versions does)."""
+    throttle_ms = max(throttle_ms, throttle_time_of(response))
     if isinstance(response, (ProduceResponse, FetchResponse)):
         return dataclasses.replace(response, throttle_time_ms=throttle_ms)
     if response is None or not dataclasses.is_dataclass(response):

@@ -8,10 +8,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from shoal.broker.mutation_quota import STRICT_SINCE_DELETE_TOPICS, charge, mutation_quota
 from shoal.broker.topics import Topic, TopicError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
+from shoal.security.quota_mutations import MutationQuota
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -53,27 +55,33 @@ async def handle_delete_topics(
         wanted = [(str(name), None) for name in topic_names]
     names: Counter[str | None] = Counter(name for name, _ in wanted if name is not None)
     ids: Counter[uuid.UUID | None] = Counter(t for _, t in wanted if t is not None)
+    quota = mutation_quota(broker, ctx, header.api_version, STRICT_SINCE_DELETE_TOPICS)
     results = []
     for name, topic_id in wanted:
         if names.get(name, 0) > 1 or ids.get(topic_id, 0) > 1:
             result = _answer(name, topic_id, ErrorCode.INVALID_REQUEST, "named more than once")
         else:
-            result = _delete(broker, name, topic_id)
+            result = _delete(broker, name, topic_id, quota)
         results.append(result)
     return response_for(
-        header.api_key, header.api_version, {"throttle_time": 0, "responses": results}
+        header.api_key,
+        header.api_version,
+        {"throttle_time": quota.throttle_ms, "responses": results},
     )
 
 
-def _delete(broker: Broker, name: str | None, topic_id: uuid.UUID | None) -> dict[str, Any]:
+def _delete(
+    broker: Broker, name: str | None, topic_id: uuid.UUID | None, quota: MutationQuota
+) -> dict[str, Any]:
     try:
         topic = _resolve(broker, name, topic_id)
     except TopicError as exc:
         return _answer(name, topic_id, exc.error_code, str(exc))
     try:
+        charge(quota, topic.partitions)
         broker.delete_topic(topic.name)
     except TopicError as exc:
-        return _answer(topic.name, topic.topic_id, exc.error_code, str(exc))
+        return _answer(topic.name, topic.topic_id, exc.error_code, str(exc) or None)
     except (StorageError, OSError) as exc:
         log.error("deleting topic %s failed: %s", topic.name, exc)
         return _answer(
