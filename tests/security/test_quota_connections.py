@@ -43,3 +43,13 @@ def test_without_ip_quotas_nothing_is_kept() -> None:
     quota = ConnectionRateQuota(dict, UNLIMITED_CONNECTION_RATE, RATE)
     assert quota.ip_throttle_ms("10.0.0.1", 0) == 0
     assert quota.ip_quota("10.0.0.1") is None
+
+
+def test_addresses_silent_for_every_window_are_forgotten() -> None:
+    values = {QuotaEntity.of({"ip": None}): 100.0}
+    quota = ConnectionRateQuota(lambda: values, UNLIMITED_CONNECTION_RATE, RATE)
+    for n in range(50):
+        quota.ip_throttle_ms(f"10.0.0.{n}", 0)
+    assert quota.tracked_ips == 50
+    quota.ip_throttle_ms("10.0.1.1", 11_000)  # eleven windows later
+    assert quota.tracked_ips == 1

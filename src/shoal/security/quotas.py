@@ -11,6 +11,7 @@ CreateTopics, CreatePartitions and DeleteTopics handlers).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -25,7 +26,7 @@ from shoal.security.quota_entity import (
     REQUEST_PERCENTAGE,
     QuotaEntity,
 )
-from shoal.security.quota_manager import ClientQuotaManager
+from shoal.security.quota_manager import SENSORS_MAX, ClientQuotaManager
 from shoal.security.quota_mutations import ControllerMutationQuotas
 from shoal.security.quota_rate import RateConfig, SampledRate, throttle_time_ms
 from shoal.security.quota_store import QuotaStore
@@ -114,7 +115,8 @@ class ConnectionRateQuota:
         self._broker_rate = broker_rate
         self._config = config
         self._broker = SampledRate(config)
-        self._ips: dict[str, SampledRate] = {}
+        self._ips: OrderedDict[str, SampledRate] = OrderedDict()
+        """Least recently connected first, so expiry stops at the first address still in use."""
         # Kafka bounds both throttles by one window.
         self._max_throttle_ms = config.window_ms
 
@@ -143,6 +145,8 @@ class ConnectionRateQuota:
         if rate is None:
             self._expire(now_ms)
             rate = self._ips[ip] = SampledRate(self._config)
+        else:
+            self._ips.move_to_end(ip)
         rate.record(1.0, now_ms)
         throttle = min(throttle_time_ms(rate, bound, now_ms), self._max_throttle_ms)
         if throttle > 0:
@@ -150,6 +154,15 @@ class ConnectionRateQuota:
         return throttle
 
     def _expire(self, now_ms: int) -> None:
+        # An address silent for all the windows has a rate of zero: forgetting it changes
+        # nothing. Past SENSORS_MAX addresses the least recent goes regardless.
         span_ms = self._config.samples * self._config.window_ms
-        for ip in [ip for ip, r in self._ips.items() if now_ms - r.idle_since_ms() >= span_ms]:
+        while self._ips:
+            ip, rate = next(iter(self._ips.items()))
+            if now_ms - rate.idle_since_ms() < span_ms and len(self._ips) < SENSORS_MAX:
+                return
             del self._ips[ip]
+
+    @property
+    def tracked_ips(self) -> int:
+        return len(self._ips)
