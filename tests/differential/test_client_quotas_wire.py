@@ -12,9 +12,10 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey
+from shoal.records import SimpleRecord, build_batch
 from tests.differential.scenarios import TIMEOUT_S
 from tests.peers.kafka_peer import KafkaPeer
-from tests.server.wire import WireClient
+from tests.server.wire import WireClient, produce_values
 
 pytestmark = pytest.mark.integration
 
@@ -311,4 +312,33 @@ def test_controller_mutation_rate_on_partitions_and_deletes(both: tuple[str, str
                 admin.request(ApiKey.DELETE_TOPICS, 4, {"topic_names": names, "timeout": 30_000})
                 _alter(admin, [([("client-id", mutator)], [("controller_mutation_rate", None)])])
     kafka, shoal = answers
+    assert shoal == kafka
+
+
+def test_first_throttle_time_is_kafkas(both: tuple[str, str]) -> None:
+    """The same Produce request, the first of its client, over the same producer_byte_rate:
+    Kafka and shoal compute the same throttle time (a new client's rate is spread over ten
+    windows: (bytes / 10 s - quota) / quota * 10 s)."""
+    batch = build_batch([SimpleRecord(value=b"p" * 20_000)])
+    throttles = []
+    for bootstrap in both:
+        producer, topic = f"producer-{uuid.uuid4().hex[:8]}", f"pq-{uuid.uuid4().hex[:8]}"
+        with WireClient(bootstrap) as admin, WireClient(bootstrap, client_id=producer) as client:
+            assert _create_topics(admin, 7, {topic: 1})[1][0][1] == 0
+            rate = [([("client-id", producer)], [("producer_byte_rate", 1000.0)])]
+            assert _alter(admin, rate) == [(0, None)]
+            try:
+                deadline = time.monotonic() + TIMEOUT_S
+                while not _describe(admin, [("client-id", 0, producer)]).entries:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+                time.sleep(1.0)  # Kafka's quota manager applies it a moment after
+                response = client.request(0, 9, produce_values(topic, 0, batch))
+                assert response.responses[0].partition_responses[0].error_code == 0
+                throttles.append(int(response.throttle_time.total_seconds() * 1000))
+            finally:
+                admin.request(ApiKey.DELETE_TOPICS, 4, {"topic_names": [topic], "timeout": 30_000})
+                _alter(admin, [([("client-id", producer)], [("producer_byte_rate", None)])])
+    kafka, shoal = throttles
+    assert kafka > 0
     assert shoal == kafka
