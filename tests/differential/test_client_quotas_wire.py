@@ -15,7 +15,7 @@ from shoal.protocol import ApiKey
 from shoal.records import SimpleRecord, build_batch
 from tests.differential.scenarios import TIMEOUT_S
 from tests.peers.kafka_peer import KafkaPeer
-from tests.server.wire import WireClient, produce_values
+from tests.server.wire import WireClient, fetch_values, produce_values
 
 pytestmark = pytest.mark.integration
 
@@ -341,4 +341,35 @@ def test_first_throttle_time_is_kafkas(both: tuple[str, str]) -> None:
                 _alter(admin, [([("client-id", producer)], [("producer_byte_rate", None)])])
     kafka, shoal = throttles
     assert kafka > 0
+    assert shoal == kafka
+
+
+def test_first_fetch_throttle_is_kafkas(both: tuple[str, str]) -> None:
+    """The same Fetch, the first of its client, over the same consumer_byte_rate: both brokers
+    answer empty with the same throttle time (Kafka counts the response's size)."""
+    batch = build_batch([SimpleRecord(value=b"f" * 20_000)])
+    answers = []
+    for bootstrap in both:
+        reader, topic = f"reader-{uuid.uuid4().hex[:8]}", f"fq-{uuid.uuid4().hex[:8]}"
+        with WireClient(bootstrap) as admin, WireClient(bootstrap, client_id=reader) as client:
+            assert _create_topics(admin, 7, {topic: 1})[1][0][1] == 0
+            produced = admin.request(0, 9, produce_values(topic, 0, batch))
+            assert produced.responses[0].partition_responses[0].error_code == 0
+            rate = [([("client-id", reader)], [("consumer_byte_rate", 1000.0)])]
+            assert _alter(admin, rate) == [(0, None)]
+            try:
+                deadline = time.monotonic() + TIMEOUT_S
+                while not _describe(admin, [("client-id", 0, reader)]).entries:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+                time.sleep(1.0)  # Kafka's quota manager applies it a moment after
+                response = client.request(1, 11, fetch_values(topic, 0))
+                answers.append(
+                    (int(response.throttle_time.total_seconds() * 1000), len(response.responses))
+                )
+            finally:
+                admin.request(ApiKey.DELETE_TOPICS, 4, {"topic_names": [topic], "timeout": 30_000})
+                _alter(admin, [([("client-id", reader)], [("consumer_byte_rate", None)])])
+    kafka, shoal = answers
+    assert kafka[0] > 0
     assert shoal == kafka

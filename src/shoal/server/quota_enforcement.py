@@ -3,7 +3,7 @@ response that says so, and the mute that enforces it (KIP-219).
 
 After a request is handled the server records its cost against the client's quotas, as Kafka's
 KafkaApis does: Produce counts the request's bytes (``producer_byte_rate``), Fetch the
-response's record bytes (``consumer_byte_rate``), and every request the time its handler ran
+response's size (``consumer_byte_rate``), and every request the time its handler ran
 (``request_percentage``). The largest throttle time earned goes into the response's
 ``throttle_time_ms``; a throttled Fetch answers empty (its bytes are not counted, as Kafka
 un-records them), so the consumer asks again for the same records later. The connection is
@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from shoal.broker.broker import HandlerResult
 from shoal.clock import Clock
 from shoal.protocol import ApiKey, Request
+from shoal.protocol.fetch_response import FIRST_FLEXIBLE as FETCH_FIRST_FLEXIBLE
 from shoal.protocol.fetch_response import FetchResponse
+from shoal.protocol.headers import encode_response_header
 from shoal.protocol.produce_response import ProduceResponse
 from shoal.security.quotas import NANOS_TO_PERCENT, ClientQuotas, quota_user
 
@@ -67,7 +69,7 @@ def apply_quotas(
     if api_key == ApiKey.PRODUCE:
         bandwidth_ms = quotas.produce.record(user, client, request_bytes, now_ms)
     elif api_key == ApiKey.FETCH and isinstance(response, FetchResponse):
-        size = response.records_bytes
+        size = fetch_response_size(response, request.header.api_version)
         bandwidth_ms = quotas.fetch.record(user, client, size, now_ms)
         if max(bandwidth_ms, request_ms) > 0:
             # The records are not sent, so they are not counted.
@@ -77,6 +79,14 @@ def apply_quotas(
     if throttle_ms > 0:
         response = with_throttle_time(response, throttle_ms)
     return Throttled(response, max(throttle_ms, throttle_time_of(response)))
+
+
+def fetch_response_size(response: FetchResponse, version: int) -> int:
+    """The size Kafka counts against consumer_byte_rate: the response body plus 4
+    (``FetchResponse.sizeOf``), i.e. the frame less its header. Framing copies no record, so
+    measuring it costs little, and only clients under a fetch quota are measured."""
+    header = len(encode_response_header(0, flexible=version >= FETCH_FIRST_FLEXIBLE))
+    return sum(len(part) for part in response.encode_frame(0, version)) - header
 
 
 def throttle_time_of(response: HandlerResult) -> int:
