@@ -225,3 +225,31 @@ def test_a_consumers_fetch_is_capped_to_what_its_quota_allows(
         assert throttle_ms(response) == 0
         records = response.responses[0].partitions[0].records
         assert 700 < len(records) < 2 * 700  # one batch of the three
+
+
+def test_acks_0_over_the_byte_rate_mutes_though_nothing_is_answered(
+    shoal_broker_factory: Callable[..., EmbeddedBroker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = shoal_broker_factory(**SMALL_WINDOWS)
+    create_topic(broker, "limited", 1)
+    set_quota(broker, {"client-id": "silent"}, producer_byte_rate=1000)
+    started: list[float] = []
+    original = HANDLERS[ApiKey.API_VERSIONS]
+
+    async def recording(broker_: Broker, ctx: RequestContext, request: Request) -> HandlerResult:
+        started.append(asyncio.get_running_loop().time())
+        return await original(broker_, ctx, request)
+
+    monkeypatch.setitem(HANDLERS, ApiKey.API_VERSIONS, recording)  # type: ignore[arg-type]
+    batch = build_batch([SimpleRecord(value=b"x" * 1500)])
+    with WireClient(broker.bootstrap_servers, client_id="silent") as silent:
+        # Both requests in one write, so the broker reads them together, before the first
+        # has earned its throttle: the second must still wait for the mute (Kafka reads one
+        # request at a time).
+        _, produce = silent.encode(0, 9, produce_values("limited", 0, batch, acks=0))
+        correlation, versions = silent.encode(18, 3, _api_versions())
+        silent.send_raw(produce + versions)
+        reply = silent.receive(18, 3, correlation)
+        assert reply.error_code == ErrorCode.NONE
+        (deadline,) = [d for d in mute_deadlines(broker) if d > 0]
+        assert started[0] >= deadline

@@ -51,6 +51,7 @@ from shoal.server.quota_enforcement import (
     ConnectionMute,
     apply_quotas,
     fetch_room,
+    quota_applies,
 )
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
@@ -228,6 +229,8 @@ class _Connection:
         self._write_task: asyncio.Task[None] | None = None
         self.mute = ConnectionMute()
         """Set by a throttled response: no request of this connection is read until it ends."""
+        self._last_request: asyncio.Future[Frame | None] | None = None
+        """The latest dispatched request's task: under a quota, the next one waits for it."""
 
     async def run(self) -> None:
         self._write_task = asyncio.ensure_future(self._write_loop())
@@ -348,7 +351,10 @@ class _Connection:
         previous = self._previous_applied
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._previous_applied = applied
-        task = asyncio.ensure_future(self._handle(request, previous, applied, len(frame)))
+        task = asyncio.ensure_future(
+            self._handle(request, previous, applied, len(frame), self._last_request)
+        )
+        self._last_request = task
         self._responses.put_nowait((task, len(frame)))
         return True
 
@@ -363,6 +369,7 @@ class _Connection:
         previous: asyncio.Future[None] | None,
         applied: asyncio.Future[None],
         request_bytes: int,
+        prior: asyncio.Future[Frame | None] | None,
     ) -> Frame | None:
         """Run one request once the one before it has applied its effects."""
         # The handler's time until its effects are applied (its waits are not work) is what
@@ -379,6 +386,7 @@ class _Connection:
             if previous is not None and not previous.done():
                 # Shielded: cancelling this request must not resolve the previous one's future.
                 await asyncio.shield(previous)
+            await self._wait_out_throttle(request.header.client_id, prior)
             if not self._budget.has_room():
                 await self._budget.wait_for_room()
             header = request.header
@@ -408,6 +416,17 @@ class _Connection:
         return frame
 
     # -- client quotas (see shoal.server.quota_enforcement) -------------------------------
+
+    async def _wait_out_throttle(
+        self, client_id: str | None, prior: asyncio.Future[Frame | None] | None
+    ) -> None:
+        """A client under a quota gets Kafka's one request at a time: a request read before
+        the one ahead of it earned a throttle must still not start before the mute ends."""
+        if not quota_applies(self._broker.quotas, self.principal, client_id):
+            return
+        if prior is not None and not prior.done():
+            await asyncio.wait([prior])
+        await self.mute.wait()
 
     def _response_room(self, api_key: int, client_id: str | None) -> Callable[[], int]:
         room = self._budget.room

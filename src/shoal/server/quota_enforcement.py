@@ -115,6 +115,17 @@ def with_throttle_time(response: HandlerResult, throttle_ms: int) -> HandlerResu
     return response
 
 
+def quota_applies(quotas: ClientQuotas, principal: str, client_id: str | None) -> bool:
+    """Whether a byte-rate or request quota applies to this client (cheap when none is set)."""
+    if not quotas.any_client_quota:
+        return False
+    user, client = quota_user(principal), client_id or ""
+    return any(
+        manager.quota(user, client) is not None
+        for manager in (quotas.produce, quotas.fetch, quotas.request)
+    )
+
+
 def fetch_room(quotas: ClientQuotas, principal: str, client_id: str | None) -> int | None:
     """The most a Fetch of this client may return: Kafka caps fetch.max.bytes by what the
     client's consumer_byte_rate allows over the whole window, so that one response can never
