@@ -47,6 +47,8 @@ from shoal.protocol.frame_writer import FramedResponse
 from shoal.records.header import BatchHeader
 from shoal.security.acl import CLUSTER_NAME, AclOperation, ResourceType
 from shoal.security.acl_authorizer import SUPPORTED_OPERATIONS
+from shoal.security.quota_store import QuotaStore
+from shoal.security.quotas import ClientQuotas
 from shoal.security.scram_store import ScramCredentialStore
 from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem, OsFileSystem
@@ -100,6 +102,8 @@ class Broker:
         )
         """The ACLs and their authorizer; None when no authorizer is configured."""
         self.stats = BrokerStats()
+        self.quotas = ClientQuotas(QuotaStore(fs or OsFileSystem(), logs.path), config.quota, clock)
+        """Client quota configs (durable) and the rates they limit; the server enforces them."""
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())

@@ -167,6 +167,7 @@ def _catalogue() -> Iterator[BrokerConfigKey]:
         "delete.topic.enable", ConfigType.BOOLEAN, "true", False, False,
         Check(ConfigType.BOOLEAN), "DeleteTopics is allowed.",
     )  # fmt: skip
+    yield from _quota_catalogue()
     for topic_name, synonyms in TOPIC_SYNONYMS.items():
         topic = TOPIC_CONFIGS[topic_name]
         first, *units = synonyms
@@ -194,6 +195,24 @@ def _catalogue() -> Iterator[BrokerConfigKey]:
             )
 
 
+def _quota_catalogue() -> Iterator[BrokerConfigKey]:
+    """The client quota configs (issue 13, quotas slice)."""
+    yield BrokerConfigKey(
+        "quota.window.num", ConfigType.INT, "11", False, False, Check(ConfigType.INT),
+        "The number of samples to retain in memory for client quotas.",
+    )  # fmt: skip
+    yield BrokerConfigKey(
+        "quota.window.size.seconds", ConfigType.INT, "1", False, False, Check(ConfigType.INT),
+        "The time span of each sample for client quotas.",
+    )  # fmt: skip
+    yield BrokerConfigKey(
+        # Dynamic in Kafka; shoal takes it at start only (its acceptor is built with it).
+        "max.connection.creation.rate", ConfigType.INT, str(2**31 - 1), False, True,
+        Check(ConfigType.INT),
+        "The maximum connection creation rate the broker accepts, across all clients.",
+    )  # fmt: skip
+
+
 BROKER_CONFIGS: Final[Mapping[str, BrokerConfigKey]] = {key.name: key for key in _catalogue()}
 DYNAMIC_CONFIGS: Final = tuple(sorted(k.name for k in BROKER_CONFIGS.values() if k.dynamic))
 
@@ -214,6 +233,10 @@ def _settings_values(config: BrokerConfig) -> dict[str, str]:
         "log.retention.ms": str(log.retention_ms),
         "log.roll.ms": str(log.segment_ms),
         "log.segment.bytes": str(log.segment_bytes),
+        # Client quotas (issue 13, quotas slice).
+        "quota.window.num": str(config.quota.quota_window_num),
+        "quota.window.size.seconds": str(config.quota.quota_window_size_seconds),
+        "max.connection.creation.rate": str(config.quota.max_connection_creation_rate),
     }
 
 

@@ -14,6 +14,7 @@ from typing import Final
 
 from shoal.coordinator.group_config import GroupConfig
 from shoal.security.acl_authorizer import AuthorizerConfig
+from shoal.security.quotas import QuotaSettings
 from shoal.storage import LogConfig
 
 DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
@@ -54,3 +55,6 @@ class BrokerConfig:
     """authorizer.class.name set (with super.users and allow.everyone.if.no.acl.found): every
     request is authorized against the ACLs; None: no authorizer, everything is allowed and the
     ACL APIs answer SECURITY_DISABLED, as Kafka does."""
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
+    """Client quota windows and the broker-wide connection creation rate (quota.window.*,
+    max.connection.creation.rate)."""

@@ -66,6 +66,8 @@ class ApiKey(IntEnum):
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
+    DESCRIBE_CLIENT_QUOTAS = 48
+    ALTER_CLIENT_QUOTAS = 49
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
     DESCRIBE_QUORUM = 55
@@ -186,6 +188,8 @@ SUPPORTED_APIS: Final[Mapping[int, ApiVersionRange]] = MappingProxyType(
             _api(ApiKey.ALTER_PARTITION_REASSIGNMENTS, 0, 1, 0),
             _api(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, 0, 0),
             _api(ApiKey.OFFSET_DELETE, 0, 0, None),
+            _api(ApiKey.DESCRIBE_CLIENT_QUOTAS, 0, 1, 1),
+            _api(ApiKey.ALTER_CLIENT_QUOTAS, 0, 1, 1),
             _api(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0, 0),
             _api(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, 0, 0),
             _api(ApiKey.DESCRIBE_QUORUM, 0, 2, 0),

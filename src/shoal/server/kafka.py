@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
@@ -49,6 +50,13 @@ from shoal.protocol import (
 from shoal.security.sasl_session import Route
 from shoal.server.authentication import SaslGate, SaslServerConfig
 from shoal.server.gather_write import GatherWriter
+from shoal.server.quota_enforcement import (
+    AcceptThrottle,
+    ConnectionMute,
+    apply_quotas,
+    fetch_room,
+    quota_applies,
+)
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
 log = logging.getLogger(__name__)
@@ -117,6 +125,7 @@ class KafkaServer:
         self._limits = limits or ConnectionLimits()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._accept_throttle: AcceptThrottle | None = None
         self._responses = ResponseBudget(
             ResponseLimits(
                 self._limits.max_unsent_response_bytes,
@@ -159,6 +168,7 @@ class KafkaServer:
         if self._server is None:
             raise RuntimeError("KafkaServer.start: bind() first")
         self._broker = broker
+        self._accept_throttle = AcceptThrottle(broker.quotas, broker.clock)
         await self._server.start_serving()
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -181,6 +191,12 @@ class KafkaServer:
         broker = self._broker
         if broker is None:  # cannot happen: bind() accepts nobody, start() sets the broker first
             raise InvariantError("a connection was accepted before start() gave the broker")
+        # Client quotas: connection creation rates (see shoal.server.quota_enforcement).
+        if self._accept_throttle is not None:
+            peer = writer.get_extra_info("peername") or ("?", 0)
+            if not await self._accept_throttle.admit(str(peer[0])):
+                writer.close()
+                return
         principal = None
         if self._tls_principal is not None:
             try:
@@ -257,6 +273,10 @@ class _Connection:
         self._reading = True
         self._read_task: asyncio.Task[bool] | None = None
         self._write_task: asyncio.Task[None] | None = None
+        self.mute = ConnectionMute()
+        """Set by a throttled response: no request of this connection is read until it ends."""
+        self._last_request: asyncio.Future[Frame | None] | None = None
+        """The latest dispatched request's task: under a quota, the next one waits for it."""
 
     async def run(self) -> None:
         self._write_task = asyncio.ensure_future(self._write_loop())
@@ -338,6 +358,7 @@ class _Connection:
                 with contextlib.suppress(FrameError):
                     decoder.feed(data)
                 for frame in decoder.frames():
+                    await self.mute.wait()  # KIP-219: a throttled client is not read
                     await self._slots.acquire()
                     await self._reserve_bytes(len(frame))
                     if not self._dispatch(frame):
@@ -410,7 +431,10 @@ class _Connection:
         previous = self._previous_applied
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._previous_applied = applied
-        task = asyncio.ensure_future(self._handle(request, previous, applied, gated=gated))
+        task = asyncio.ensure_future(
+            self._handle(request, previous, applied, len(frame), self._last_request, gated=gated)
+        )
+        self._last_request = task
         self._responses.put_nowait((task, len(frame)))
         return True
 
@@ -450,20 +474,28 @@ class _Connection:
         request: Request,
         previous: asyncio.Future[None] | None,
         applied: asyncio.Future[None],
+        request_bytes: int,
+        prior: asyncio.Future[Frame | None] | None,
         *,
         gated: bool = False,
     ) -> Frame | None:
         """Run one request once the one before it has applied its effects; ``gated``: a SASL
-        request this connection's gate answers rather than the broker."""
+        request this connection's gate answers rather than the broker (no quota counts it)."""
+        # The handler's time until its effects are applied (its waits are not work) is what
+        # the request quota counts.
+        started_ns = applied_ns = 0
 
         def mark_applied() -> None:
+            nonlocal applied_ns
             if not applied.done():
+                applied_ns = time.perf_counter_ns()
                 applied.set_result(None)
 
         try:
             if previous is not None and not previous.done():
                 # Shielded: cancelling this request must not resolve the previous one's future.
                 await asyncio.shield(previous)
+            await self._wait_out_throttle(request.header.client_id, prior)
             if not self._budget.has_room():
                 await self._budget.wait_for_room()
             header = request.header
@@ -474,7 +506,7 @@ class _Connection:
                 principal=self.principal,
                 listener_name=self._listener_name,
                 on_effects_applied=mark_applied,
-                response_room=self._budget.room,
+                response_room=self._response_room(header.api_key, header.client_id),
             )
             response: HandlerResult
             if gated and self._gate is not None:
@@ -484,10 +516,15 @@ class _Connection:
                 if close:
                     self.stop_reading()  # this response is still written, then the socket closed
             else:
+                started_ns = time.perf_counter_ns()
                 response = await self._broker.handle(context, request)
         finally:
             # Also when the handler failed or was cancelled: the requests behind it proceed.
             mark_applied()
+        if not gated:
+            response = self._enforce_quotas(
+                request, request_bytes, max(applied_ns - started_ns, 0), response
+            )
         if response is None:
             return None
         frame = encode_response_frame(
@@ -495,6 +532,45 @@ class _Connection:
         )
         self._budget.produced(frame_size(frame))
         return frame
+
+    # -- client quotas (see shoal.server.quota_enforcement) -------------------------------
+
+    async def _wait_out_throttle(
+        self, client_id: str | None, prior: asyncio.Future[Frame | None] | None
+    ) -> None:
+        """A client under a quota gets Kafka's one request at a time: a request read before
+        the one ahead of it earned a throttle must still not start before the mute ends."""
+        if not quota_applies(self._broker.quotas, self.principal, client_id):
+            return
+        if prior is not None and not prior.done():
+            await asyncio.wait([prior])
+        await self.mute.wait()
+
+    def _response_room(self, api_key: int, client_id: str | None) -> Callable[[], int]:
+        room = self._budget.room
+        if api_key != ApiKey.FETCH:
+            return room
+        most = fetch_room(self._broker.quotas, self.principal, client_id)
+        if most is None:
+            return room
+        return lambda: min(room(), most)
+
+    def _enforce_quotas(
+        self, request: Request, request_bytes: int, handler_ns: int, response: HandlerResult
+    ) -> HandlerResult:
+        throttled = apply_quotas(
+            self._broker.quotas,
+            self._broker.clock,
+            principal=self.principal,
+            client_id=request.header.client_id,
+            request=request,
+            request_bytes=request_bytes,
+            handler_ns=handler_ns,
+            response=response,
+        )
+        if throttled.throttle_ms > 0:
+            self.mute.mute_for(throttled.throttle_ms)
+        return throttled.response
 
     async def _write_loop(self) -> None:
         while True:

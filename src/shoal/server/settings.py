@@ -16,6 +16,7 @@ from shoal.coordinator.group_config import GroupConfig
 from shoal.security.acl import AclError
 from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.security.principal import PrincipalMapper, PrincipalMappingError
+from shoal.security.quotas import QuotaSettings
 from shoal.security.scram_store import INTERNAL_USER
 from shoal.server.listeners import (
     DEFAULT_PROTOCOL_MAP,
@@ -101,6 +102,11 @@ class Settings:
     super_users: str = ""
     """Principals that may do anything, separated by semicolons: User:admin;User:ops"""
     allow_everyone_if_no_acl_found: bool = False
+    # -- client quotas (issue 13, quotas slice): Kafka's quota.window.num,
+    # quota.window.size.seconds and max.connection.creation.rate.
+    quota_window_num: int = QuotaSettings().quota_window_num
+    quota_window_size_seconds: int = QuotaSettings().quota_window_size_seconds
+    max_connection_creation_rate: int = QuotaSettings().max_connection_creation_rate
 
     # -- SASL (issue 13, SASL slice): Kafka's names, dots as underscores ---------------------
     sasl_enabled_mechanisms: str = "SCRAM-SHA-512,SCRAM-SHA-256"
@@ -258,6 +264,7 @@ class Settings:
         except ValueError as exc:
             choices = ", ".join(p.value for p in FlushPolicy)
             raise SettingsError(f"flush_policy must be one of {choices}") from exc
+        quota = self.quota_settings()
         return BrokerConfig(
             authorizer=self.authorizer_config(),
             node_id=self.node_id,
@@ -272,6 +279,7 @@ class Settings:
                 initial_rebalance_delay_ms=self.group_initial_rebalance_delay_ms,
                 min_session_timeout_ms=self.group_min_session_timeout_ms,
             ),
+            quota=quota,
         )
 
     def authorizer_config(self) -> AuthorizerConfig | None:
@@ -291,6 +299,16 @@ class Settings:
         # shoal's own clients (the registry, logged in as the in-memory internal user).
         users |= {f"User:{INTERNAL_USER}"}
         return AuthorizerConfig(users, self.allow_everyone_if_no_acl_found)
+
+    def quota_settings(self) -> QuotaSettings:
+        try:
+            return QuotaSettings(
+                quota_window_num=self.quota_window_num,
+                quota_window_size_seconds=self.quota_window_size_seconds,
+                max_connection_creation_rate=self.max_connection_creation_rate,
+            )
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
 
     def advertised_address(self, host: str, port: int) -> tuple[str, int]:
         """The address clients are told, given the bound ``host`` and ``port``.

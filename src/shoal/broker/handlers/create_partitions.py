@@ -8,11 +8,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shoal.broker.mutation_quota import STRICT_SINCE_CREATE_PARTITIONS, charge, mutation_quota
 from shoal.broker.topics import TopicError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation, ResourceType
+from shoal.security.quota_mutations import MutationQuota
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ async def handle_create_partitions(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _CreatePartitionsRequest)
+    quota = mutation_quota(broker, ctx, header.api_version, STRICT_SINCE_CREATE_PARTITIONS)
     counts = Counter(str(topic.name) for topic in body.topics)
     results: list[dict[str, Any]] = []
     for topic in body.topics:
@@ -54,15 +57,19 @@ async def handle_create_partitions(
                 raise TopicError(
                     ErrorCode.TOPIC_AUTHORIZATION_FAILED, "The topic authorization is failed."
                 )
-            _grow(broker, name, int(topic.count), topic.assignments, bool(body.validate_only))
+            _grow(
+                broker, name, int(topic.count), topic.assignments, bool(body.validate_only), quota
+            )
         except TopicError as exc:
-            code, message = exc.error_code, str(exc)
+            code, message = exc.error_code, str(exc) or None
         except (StorageError, OSError) as exc:
             log.error("adding partitions to %s failed: %s", name, exc)
             code, message = ErrorCode.KAFKA_STORAGE_ERROR, f"adding partitions failed: {exc}"
         results.append({"name": name, "error_code": code, "error_message": message})
     return response_for(
-        header.api_key, header.api_version, {"throttle_time": 0, "results": results}
+        header.api_key,
+        header.api_version,
+        {"throttle_time": quota.throttle_ms, "results": results},
     )
 
 
@@ -72,11 +79,13 @@ def _grow(
     count: int,
     assignments: Sequence[_Assignment] | None,
     validate_only: bool,
+    quota: MutationQuota,
 ) -> None:
     # Checked without creating first, so a bad assignment is reported only for a valid count.
     topic = broker.create_partitions(name, count, validate_only=True)
     if assignments is not None:
         _check_assignments(broker, count - topic.partitions, assignments)
+    charge(quota, count - topic.partitions)  # after every check, as Kafka's controller
     if not validate_only:
         broker.create_partitions(name, count)
 

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.handlers.describe_configs import topic_entries
+from shoal.broker.mutation_quota import STRICT_SINCE_CREATE_TOPICS, charge, mutation_quota
 from shoal.broker.topic_configs import ConfigError, validate_topic_configs
 from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation, ResourceType
+from shoal.security.quota_mutations import MutationQuota
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ async def handle_create_topics(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _CreateTopicsRequest)
+    quota = mutation_quota(broker, ctx, header.api_version, STRICT_SINCE_CREATE_TOPICS)
     counts = Counter(str(topic.name) for topic in body.topics)
     results: list[dict[str, Any]] = []
     for name in sorted(n for n, count in counts.items() if count > 1):
@@ -82,7 +85,7 @@ async def handle_create_topics(
             )
             continue
         try:
-            result = _create(broker, topic, bool(body.validate_only))
+            result = _create(broker, topic, bool(body.validate_only), quota)
             if not broker.authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, name):
                 # Created, but its configs are not told to a principal that may not read them.
                 result.update(
@@ -90,14 +93,20 @@ async def handle_create_topics(
                 )
             results.append(result)
         except TopicError as exc:
-            results.append(_error(name, exc.error_code, str(exc)))
+            results.append(_error(name, exc.error_code, str(exc) or None))
         except (StorageError, OSError) as exc:
             log.error("creating topic %s failed: %s", name, exc)
             results.append(_error(name, ErrorCode.KAFKA_STORAGE_ERROR, f"create failed: {exc}"))
-    return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": results})
+    return response_for(
+        header.api_key,
+        header.api_version,
+        {"throttle_time": quota.throttle_ms, "topics": results},
+    )
 
 
-def _create(broker: Broker, topic: _CreatableTopic, validate_only: bool) -> dict[str, Any]:
+def _create(
+    broker: Broker, topic: _CreatableTopic, validate_only: bool, quota: MutationQuota
+) -> dict[str, Any]:
     name = str(topic.name)
     check_topic_name(name)
     if broker.topics.get(name) is not None:
@@ -112,6 +121,7 @@ def _create(broker: Broker, topic: _CreatableTopic, validate_only: bool) -> dict
         configs = validate_topic_configs({str(c.name): c.value for c in topic.configs})
     except ConfigError as exc:
         raise TopicError(exc.error_code, str(exc)) from exc
+    charge(quota, partitions)  # after every check, as Kafka's controller (also validate_only)
     created = broker.create_topic(name, partitions, configs, validate_only=validate_only)
     return {
         "name": name,
@@ -201,5 +211,5 @@ def _assigned_partitions(broker: Broker, topic: _CreatableTopic) -> int:
     return len(indexes)
 
 
-def _error(name: str, code: int, message: str) -> dict[str, Any]:
+def _error(name: str, code: int, message: str | None) -> dict[str, Any]:
     return {"name": name, "topic_id": _ZERO_ID, "error_code": code, "error_message": message}

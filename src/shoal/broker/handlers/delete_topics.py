@@ -8,11 +8,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from shoal.broker.mutation_quota import STRICT_SINCE_DELETE_TOPICS, charge, mutation_quota
 from shoal.broker.topics import Topic, TopicError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation, ResourceType
+from shoal.security.quota_mutations import MutationQuota
 from shoal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -55,20 +57,27 @@ async def handle_delete_topics(
         wanted = [(str(name), None) for name in topic_names]
     names: Counter[str | None] = Counter(name for name, _ in wanted if name is not None)
     ids: Counter[uuid.UUID | None] = Counter(t for _, t in wanted if t is not None)
+    quota = mutation_quota(broker, ctx, header.api_version, STRICT_SINCE_DELETE_TOPICS)
     results = []
     for name, topic_id in wanted:
         if names.get(name, 0) > 1 or ids.get(topic_id, 0) > 1:
             result = _answer(name, topic_id, ErrorCode.INVALID_REQUEST, "named more than once")
         else:
-            result = _delete(broker, ctx, name, topic_id)
+            result = _delete(broker, ctx, name, topic_id, quota)
         results.append(result)
     return response_for(
-        header.api_key, header.api_version, {"throttle_time": 0, "responses": results}
+        header.api_key,
+        header.api_version,
+        {"throttle_time": quota.throttle_ms, "responses": results},
     )
 
 
 def _delete(
-    broker: Broker, ctx: RequestContext, name: str | None, topic_id: uuid.UUID | None
+    broker: Broker,
+    ctx: RequestContext,
+    name: str | None,
+    topic_id: uuid.UUID | None,
+    quota: MutationQuota,
 ) -> dict[str, Any]:
     if name is not None and topic_id is None:
         # By name, Delete is decided before whether the topic exists is told (Kafka).
@@ -85,9 +94,10 @@ def _delete(
         if not broker.authorize(ctx, AclOperation.DELETE, ResourceType.TOPIC, topic.name):
             return _answer(topic.name, topic_id, ErrorCode.TOPIC_AUTHORIZATION_FAILED, _DENIED)
     try:
+        charge(quota, topic.partitions)
         broker.delete_topic(topic.name)
     except TopicError as exc:
-        return _answer(topic.name, topic.topic_id, exc.error_code, str(exc))
+        return _answer(topic.name, topic.topic_id, exc.error_code, str(exc) or None)
     except (StorageError, OSError) as exc:
         log.error("deleting topic %s failed: %s", topic.name, exc)
         return _answer(

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from shoal.broker.broker import Handler
+from shoal.broker.handlers.alter_client_quotas import handle_alter_client_quotas
 from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
 from shoal.broker.handlers.alter_replica_log_dirs import handle_alter_replica_log_dirs
@@ -28,6 +29,7 @@ from shoal.broker.handlers.delete_groups import handle_delete_groups
 from shoal.broker.handlers.delete_records import handle_delete_records
 from shoal.broker.handlers.delete_topics import handle_delete_topics
 from shoal.broker.handlers.describe_acls import handle_describe_acls
+from shoal.broker.handlers.describe_client_quotas import handle_describe_client_quotas
 from shoal.broker.handlers.describe_cluster import handle_describe_cluster
 from shoal.broker.handlers.describe_configs import handle_describe_configs
 from shoal.broker.handlers.describe_groups import handle_describe_groups
@@ -110,6 +112,9 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.DESCRIBE_ACLS: handle_describe_acls,
     ApiKey.CREATE_ACLS: handle_create_acls,
     ApiKey.DELETE_ACLS: handle_delete_acls,
+    # Client quotas (issue 13, quotas slice).
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: handle_describe_client_quotas,
+    ApiKey.ALTER_CLIENT_QUOTAS: handle_alter_client_quotas,
 }
 
 UNHANDLED: Final = frozenset(
