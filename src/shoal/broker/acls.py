@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shoal.protocol import ErrorCode
 from shoal.security.acl import AclBinding, AclBindingFilter, AclError, validate_binding
 from shoal.security.acl_authorizer import Authorizer, AuthorizerConfig
 from shoal.security.acl_store import AclStore
+from shoal.security.scram_store import INTERNAL_PRINCIPAL
 from shoal.storage.fs import FileSystem
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,10 @@ def _failed_save(exc: OSError) -> AclOutcome:
 class BrokerAcls:
     def __init__(self, fs: FileSystem, data_dir: str, config: AuthorizerConfig) -> None:
         self._store = AclStore(fs, data_dir)
-        self.authorizer = Authorizer(config, self._store.load())
+        # shoal's own clients (the schema registry) log in as the internal user, whose password
+        # only this process holds: they may do anything, whatever the ACLs say.
+        internal = replace(config, super_users=config.super_users | {INTERNAL_PRINCIPAL})
+        self.authorizer = Authorizer(internal, self._store.load())
         log.info(
             "authorizer on: %d ACLs loaded, super users %s, allow everyone if no ACL found: %s",
             len(self.authorizer),

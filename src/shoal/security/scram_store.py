@@ -43,7 +43,8 @@ _VERSION: Final = 1
 INTERNAL_USER: Final = "__shoal_internal"
 """The user shoal's own clients (the schema registry) log in as on a SASL listener: held in
 memory only (:meth:`ScramCredentialStore.add_internal`), refused to AlterUserScramCredentials,
-and a super user to the authorizer (``User:__shoal_internal``)."""
+and a super user to the authorizer (:data:`INTERNAL_PRINCIPAL`)."""
+INTERNAL_PRINCIPAL: Final = f"User:{INTERNAL_USER}"
 
 
 class ScramCredentialsDamaged(RuntimeError):

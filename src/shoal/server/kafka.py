@@ -48,6 +48,7 @@ from shoal.protocol import (
     encode_response_frame,
 )
 from shoal.security.sasl_session import Route
+from shoal.security.scram_store import INTERNAL_PRINCIPAL
 from shoal.server.authentication import SaslGate, SaslServerConfig
 from shoal.server.gather_write import GatherWriter
 from shoal.server.quota_enforcement import (
@@ -203,6 +204,15 @@ class KafkaServer:
                 principal = self._tls_principal(writer)
             except LookupError as exc:  # no ssl.principal.mapping.rules rule: Kafka refuses
                 log.info("refusing TLS client %s:%d: %s", *peer_of(writer), exc)
+                writer.close()
+                return
+            if principal == INTERNAL_PRINCIPAL:
+                # Only shoal's own SASL login may be this super user, never a certificate.
+                log.warning(
+                    "refusing TLS client %s:%d: its certificate maps to %s",
+                    *peer_of(writer),
+                    principal,
+                )
                 writer.close()
                 return
             # Debug: one line per connection would drown a busy broker's log.

@@ -17,7 +17,6 @@ from shoal.security.acl import AclError
 from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.security.principal import PrincipalMapper, PrincipalMappingError
 from shoal.security.quotas import QuotaSettings
-from shoal.security.scram_store import INTERNAL_USER
 from shoal.server.listeners import (
     DEFAULT_PROTOCOL_MAP,
     Listener,
@@ -296,8 +295,6 @@ class Settings:
             users = parse_super_users(self.super_users)
         except AclError as exc:
             raise SettingsError(f"super_users {self.super_users!r}: {exc}") from exc
-        # shoal's own clients (the registry, logged in as the in-memory internal user).
-        users |= {f"User:{INTERNAL_USER}"}
         return AuthorizerConfig(users, self.allow_everyone_if_no_acl_found)
 
     def quota_settings(self) -> QuotaSettings:
