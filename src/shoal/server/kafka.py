@@ -445,6 +445,8 @@ class _Connection:
             self._handle(request, previous, applied, len(frame), self._last_request, gated=gated)
         )
         self._last_request = task
+        # Dropped once done: a finished task holds its response, which may be a large Fetch.
+        task.add_done_callback(self._forget_request)
         self._responses.put_nowait((task, len(frame)))
         return True
 
@@ -544,6 +546,10 @@ class _Connection:
         return frame
 
     # -- client quotas (see shoal.server.quota_enforcement) -------------------------------
+
+    def _forget_request(self, task: asyncio.Future[Frame | None]) -> None:
+        if self._last_request is task:
+            self._last_request = None
 
     async def _wait_out_throttle(
         self, client_id: str | None, prior: asyncio.Future[Frame | None] | None
