@@ -132,9 +132,7 @@ class _Rule:
         return result
 
 
-def _java_replacement(
-    replacement: str, pattern: re.Pattern[str]
-) -> Callable[[re.Match[str]], str]:
+def _java_replacement(replacement: str, pattern: re.Pattern[str]) -> Callable[[re.Match[str]], str]:
     """Java's replacement syntax: ``$n`` a group (a reference past the last group is literal,
     as Kafka escapes it), ``${name}`` a named group, ``\\x`` the character x."""
     groups = pattern.groups
