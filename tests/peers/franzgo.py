@@ -27,6 +27,8 @@ from tests.peers.servers import PeerServer, PeerServerError, _exchange
 REPO = Path(__file__).resolve().parents[2]
 PEER_SCRIPT = REPO / "scripts" / "peers" / "franzgo.sh"
 SKIPS_FILE = Path(__file__).with_name("franzgo_skips.txt")
+TLS_SKIPS_FILE = Path(__file__).with_name("franzgo_tls_skips.txt")
+"""Tests that cannot run over TLS whatever the broker (read with :func:`read_skips`)."""
 
 INSTALL_TIMEOUT_S = 1200.0
 """A first install downloads franz-go and compiles its tests: minutes on two busy cores."""

@@ -3,7 +3,11 @@ documentation), and the RFC 2253 form of a certificate subject that the rules se
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoal.security.principal import (
     NoMatchingRule,
@@ -134,3 +138,49 @@ def test_rfc2253_escapes_as_x500_principal_does() -> None:
     # Every one of ,=+<>#;"\ wherever it is, and every leading and trailing space.
     subject = ((("commonName", "  a=b#c;d "),),)
     assert rfc2253_name(subject) == "CN=\\ \\ a\\=b\\#c\\;d\\ "
+
+
+def test_a_replacement_naming_a_missing_group_is_refused_when_parsed() -> None:
+    with pytest.raises(PrincipalMappingError, match="names group 'who'"):
+        PrincipalMapper("RULE:^CN=(\\w+)$/${who}/")
+
+
+RULE_TEXT = st.text(alphabet=st.sampled_from("RULE:DEFAULT/$\\{}()^.*?,LU0123 =CNcn"), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rules=RULE_TEXT, name=st.text(max_size=40))
+def test_any_rules_parse_or_are_refused_clearly_and_any_name_maps_or_matches_no_rule(
+    rules: str, name: str
+) -> None:
+    try:
+        mapper = PrincipalMapper(rules)
+    except PrincipalMappingError:
+        return
+    try:
+        assert isinstance(mapper.name(name), str)
+    except NoMatchingRule:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    subject=st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["commonName", "organizationName", "emailAddress", "title"]),
+                st.text(max_size=12),
+            ),
+            min_size=1,
+            max_size=2,
+        ),
+        max_size=4,
+    )
+)
+def test_every_special_character_of_a_value_is_escaped(
+    subject: list[list[tuple[str, str]]],
+) -> None:
+    name = rfc2253_name(subject)
+    # Unescaped, the separators between RDNs are the only commas: as many as RDNs less one.
+    unescaped_commas = len(re.findall(r"(?<!\\),", name.replace("\\\\", "")))
+    assert unescaped_commas == max(len(subject) - 1, 0)

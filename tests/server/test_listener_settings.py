@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoal.embedded import EmbeddedBroker
 from shoal.server.listeners import SecurityProtocol
@@ -208,3 +210,26 @@ def test_an_allowed_insecure_listener_logs_a_warning(
                         allow_insecure=True):  # fmt: skip
         pass
     assert "authenticates nobody (PLAINTEXT) and other machines can reach it" in caplog.text
+
+
+LISTENER_TEXT = st.text(alphabet=st.sampled_from("PLAINTEXTSLCIN_:/[]0123456789.,: "), max_size=50)
+
+
+@settings(max_examples=300, deadline=None)
+@given(listeners=LISTENER_TEXT, advertised=LISTENER_TEXT, protocol_map=LISTENER_TEXT)
+def test_any_listener_settings_parse_or_are_refused_with_a_settings_error(
+    listeners: str, advertised: str, protocol_map: str
+) -> None:
+    chosen = Settings(
+        listeners=listeners,
+        advertised_listeners=advertised,
+        listener_security_protocol_map=protocol_map or "PLAINTEXT:PLAINTEXT",
+        allow_insecure=True,
+        ssl_keystore_location="k.pem",
+    )
+    try:
+        config = chosen.broker_config()
+    except SettingsError:
+        return
+    names = [item.name for item in chosen.kafka_listeners()]
+    assert [name for name, _, _ in config.advertised_listeners] == names

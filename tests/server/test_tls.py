@@ -29,7 +29,10 @@ from cryptography.hazmat.primitives import serialization
 
 from shoal.embedded import EmbeddedBroker
 from shoal.server.settings import SettingsError
-from tests.peers.kafka_peer import free_port
+from tests.differential.test_java_tools import CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPICS
+from tests.differential.tools import ok
+from tests.peers.kafka_peer import free_port, kafka_tool
+from tests.server.test_node_identity import shoal_broker_command
 from tests.server.tls_support import ClientCert, Pki, served_serial
 
 pytestmark = pytest.mark.integration
@@ -385,10 +388,6 @@ def java_client_properties(pki: Pki, path: Path, client: ClientCert | None = Non
 def test_the_java_client_over_mutual_tls(
     shoal_broker_factory: Factory, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.differential.test_java_tools import CONSOLE_CONSUMER, CONSOLE_PRODUCER, TOPICS
-    from tests.differential.tools import ok
-    from tests.peers.kafka_peer import kafka_tool
-
     caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
     _, port = tls_broker(
         shoal_broker_factory,
@@ -475,8 +474,6 @@ def test_an_encrypted_key_with_ssl_key_password(
 
 
 def test_shoal_broker_refuses_to_start_on_an_unreadable_keystore(tmp_path: Path) -> None:
-    from tests.server.test_node_identity import shoal_broker_command
-
     broken = tmp_path / "broken.pem"
     broken.write_text("not a certificate\n")
     code, stderr = shoal_broker_command(

@@ -113,7 +113,8 @@ def _escape(value: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _Rule:
     pattern: re.Pattern[str] | None  # None: DEFAULT
-    replacement: str
+    expand: Callable[[re.Match[str]], str]
+    """The replacement, Java's syntax compiled (checked against the pattern's groups)."""
     case: str  # "", "L" or "U"
 
     def apply(self, name: str) -> str | None:
@@ -123,7 +124,7 @@ class _Rule:
             return None
         # Java's String.replaceAll: every match, so a pattern that can match the empty string
         # also replaces it at the end, as Python's re.sub does.
-        result = self.pattern.sub(_java_replacement(self.replacement, self.pattern.groups), name)
+        result = self.pattern.sub(self.expand, name)
         if self.case == "L":
             return result.lower()
         if self.case == "U":
@@ -131,9 +132,10 @@ class _Rule:
         return result
 
 
-def _java_replacement(replacement: str, groups: int) -> Callable[[re.Match[str]], str]:
+def _java_replacement(replacement: str, pattern: re.Pattern[str]) -> Callable[[re.Match[str]], str]:
     """Java's replacement syntax: ``$n`` a group (a reference past the last group is literal,
     as Kafka escapes it), ``${name}`` a named group, ``\\x`` the character x."""
+    groups = pattern.groups
     parts: list[str | int | tuple[str]] = []  # literal text, group number, (group name,)
     i = 0
     while i < len(replacement):
@@ -145,7 +147,13 @@ def _java_replacement(replacement: str, groups: int) -> Callable[[re.Match[str]]
             end = replacement.find("}", i)
             if end < 0:
                 raise PrincipalMappingError(f"unclosed group name in replacement {replacement!r}")
-            parts.append((replacement[i + 2 : end],))
+            group_name = replacement[i + 2 : end]
+            if group_name not in pattern.groupindex:
+                raise PrincipalMappingError(
+                    f"replacement {replacement!r} names group {group_name!r}, which the "
+                    "pattern does not have"
+                )
+            parts.append((group_name,))
             i = end + 1
         elif char == "$" and replacement[i + 1 : i + 2].isdigit():
             j = i + 1
@@ -178,6 +186,10 @@ def _java_replacement(replacement: str, groups: int) -> Callable[[re.Match[str]]
     return expand
 
 
+def _unchanged(match: re.Match[str]) -> str:
+    return match.group(0)
+
+
 class PrincipalMapper:
     """Kafka's ``ssl.principal.mapping.rules``, parsed once (bad rules fail here)."""
 
@@ -204,7 +216,7 @@ def _parse(rules: str) -> list[_Rule]:
                 "RULE:pattern/replacement/ with an optional L or U after the last slash"
             )
         if match.group(1) is not None:
-            parsed.append(_Rule(None, "", ""))
+            parsed.append(_Rule(None, _unchanged, ""))
         elif match.group(2) is not None:
             pattern_text = _JAVA_NAMED_GROUP.sub(r"(?P<\1>", match.group(2))
             try:
@@ -213,6 +225,12 @@ def _parse(rules: str) -> list[_Rule]:
                 raise PrincipalMappingError(
                     f"invalid pattern in ssl.principal.mapping.rules rule {text!r}: {exc}"
                 ) from exc
-            parsed.append(_Rule(pattern, match.group(4), match.group(6) or ""))
+            try:
+                expand = _java_replacement(match.group(4), pattern)
+            except PrincipalMappingError as exc:
+                raise PrincipalMappingError(
+                    f"invalid ssl.principal.mapping.rules rule {text!r}: {exc}"
+                ) from None
+            parsed.append(_Rule(pattern, expand, match.group(6) or ""))
         # Otherwise an empty rule (two commas in a row): ignored, as Kafka ignores it.
     return parsed

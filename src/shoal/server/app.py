@@ -306,15 +306,17 @@ class BrokerApp:
 
     async def run_until_stopped(self) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`request_stop`), then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        # Before start, so that no SIGHUP after the ready line can find its default action
+        # (ending the process); uvicorn leaves SIGHUP alone.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload_certificates)
         await self.start()
         # After start: uvicorn sets its own handlers when its server starts on the main thread,
         # and the last one set wins.
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self.reload_certificates)
         try:
             await self._stopping.wait()
         finally:
