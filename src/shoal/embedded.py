@@ -68,7 +68,8 @@ class EmbeddedBroker:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.app.http_port}"
+        scheme = "https" if self.app.settings.http_ssl else "http"
+        return f"{scheme}://127.0.0.1:{self.app.http_port}"
 
     @property
     def app(self) -> BrokerApp:

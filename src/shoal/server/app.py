@@ -18,14 +18,16 @@ import uvicorn
 from shoal.broker.broker import Broker
 from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
+from shoal.security.oauthbearer import TokenError
 from shoal.server.authentication import SaslServerConfig
 from shoal.server.http import build_http_app
+from shoal.server.http_auth import HttpAuthentication
 from shoal.server.kafka import KafkaServer
 from shoal.server.listeners import WILDCARD_HOSTS, Listener, SecurityProtocol
 from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
-from shoal.server.sasl_config import refresh_jwks_forever, sasl_server_config
+from shoal.server.sasl_config import jwt_validator, refresh_jwks_forever, sasl_server_config
 from shoal.server.sasl_internal import internal_client
-from shoal.server.settings import Settings, parse_listen
+from shoal.server.settings import Settings, SettingsError, parse_listen
 from shoal.server.tls import CertificatePrincipal, ReloadingContext, TlsConfig
 from shoal.storage import LogManager
 
@@ -89,24 +91,7 @@ class BrokerApp:
         if any(listener.security_protocol.sasl for listener in listeners):
             # Checked (and the OAuth keys fetched) before anything binds, as the certificates.
             self._sasl = await asyncio.to_thread(sasl_server_config, self.settings)
-        http_host, http_port = parse_listen(self.settings.http_listen)
-        config = uvicorn.Config(
-            build_http_app(
-                self._readiness, build_registry_app(self.registry), metrics=self._metrics
-            ),
-            host=http_host,
-            port=http_port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-        )
-        self._http = uvicorn.Server(config)
-        self._http_task = asyncio.ensure_future(self._http.serve())
-        while not self._http.started:
-            if self._http_task.done():
-                self._http_task.result()  # raises the bind error
-                raise RuntimeError(f"HTTP listener on {self.settings.http_listen} did not start")
-            await asyncio.sleep(0.01)
+        await self._start_http()
 
         for listener in self.settings.insecure_listeners(listeners):
             log.warning(
@@ -175,7 +160,7 @@ class BrokerApp:
             "shoal broker ready: node %d, %s, http on %s:%d, data in %s",
             self.broker.config.node_id,
             ", ".join(served),
-            http_host,
+            parse_listen(self.settings.http_listen)[0],
             self.http_port,
             self.settings.data_dir,
         )
@@ -219,6 +204,69 @@ class BrokerApp:
                 )
             )
         return self.tls
+
+    async def _start_http(self) -> None:
+        """The HTTP face: up first, so /livez answers and /readyz tells what the start waits for."""
+        http_host, http_port = parse_listen(self.settings.http_listen)
+        authentication = await asyncio.to_thread(self._http_authentication)
+        if self.settings.http_ssl:
+            self._tls_context()  # as for the listeners: a bad file stops the start here
+        config = uvicorn.Config(
+            build_http_app(
+                self._readiness,
+                build_registry_app(self.registry),
+                metrics=self._metrics,
+                authentication=authentication,
+            ),
+            host=http_host,
+            port=http_port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ssl_context_factory=(
+                (lambda _config, _default: self._tls_context().front)
+                if self.settings.http_ssl
+                else None
+            ),
+        )
+        self._http = uvicorn.Server(config)
+        self._http_task = asyncio.ensure_future(self._http.serve())
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()  # raises the bind error
+                raise RuntimeError(f"HTTP listener on {self.settings.http_listen} did not start")
+            await asyncio.sleep(0.01)
+
+    def _http_authentication(self) -> HttpAuthentication:
+        """The credentials the HTTP face accepts (``http_authentication``). Blocking: a JWKS
+        endpoint may be fetched."""
+        kinds = {k.strip() for k in self.settings.http_authentication.split(",") if k.strip()}
+        unknown = kinds - {"basic", "bearer"}
+        if unknown:
+            raise SettingsError(
+                f"http_authentication: {', '.join(sorted(unknown))} is not basic or bearer"
+            )
+        check_password = None
+        if "basic" in kinds:
+
+            def check_password(user: str, password: str) -> bool:
+                # The users appear once the broker has opened its data directory.
+                broker = self.broker
+                return broker is not None and broker.scram_credentials.check_password(
+                    user, password
+                )
+
+        check_token = None
+        if "bearer" in kinds:
+            validator = jwt_validator(self.settings, "http_authentication=bearer")
+
+            def check_token(token: str) -> str | None:
+                try:
+                    return validator.validate(token).principal.removeprefix("User:")
+                except TokenError:
+                    return None
+
+        return HttpAuthentication(check_password=check_password, check_token=check_token)
 
     def _registry_client(self, listeners: list[Listener]) -> tuple[str, dict[str, str]] | None:
         """Where the registry's Kafka client connects (this broker, over loopback when a

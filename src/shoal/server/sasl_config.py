@@ -46,20 +46,7 @@ def sasl_server_config(settings: Settings) -> SaslServerConfig:
         raise SettingsError("connections_max_reauth_ms must be 0 (off) or more")
     if settings.connection_failed_authentication_delay_ms < 0:
         raise SettingsError("connection_failed_authentication_delay_ms must be 0 or more")
-    validator = None
-    if OAUTHBEARER in mechanisms:
-        validator = JwtValidator(_jwt_rules(settings))
-        url = settings.sasl_oauthbearer_jwks_endpoint_url
-        if url:
-            try:
-                validator.replace_keys(load_jwks(url))
-            except (OSError, ValueError, httpx.HTTPError) as exc:
-                raise SettingsError(f"sasl_oauthbearer_jwks_endpoint_url {url!r}: {exc}") from exc
-        elif not settings.sasl_oauthbearer_allow_unsecured:
-            raise SettingsError(
-                "OAUTHBEARER needs sasl_oauthbearer_jwks_endpoint_url (the keys that sign "
-                "tokens), or sasl_oauthbearer_allow_unsecured for tests"
-            )
+    validator = jwt_validator(settings, "OAUTHBEARER") if OAUTHBEARER in mechanisms else None
     return SaslServerConfig(
         enabled_mechanisms=mechanisms,
         connections_max_reauth_ms=settings.connections_max_reauth_ms,
@@ -68,6 +55,24 @@ def sasl_server_config(settings: Settings) -> SaslServerConfig:
         ),
         oauth_validator=validator,
     )
+
+
+def jwt_validator(settings: Settings, user: str) -> JwtValidator:
+    """The token validator of the ``sasl_oauthbearer_*`` settings, its keys loaded (blocking);
+    ``user`` names what needs it in the error (OAUTHBEARER, the HTTP face's bearer tokens)."""
+    validator = JwtValidator(_jwt_rules(settings))
+    url = settings.sasl_oauthbearer_jwks_endpoint_url
+    if url:
+        try:
+            validator.replace_keys(load_jwks(url))
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            raise SettingsError(f"sasl_oauthbearer_jwks_endpoint_url {url!r}: {exc}") from exc
+    elif not settings.sasl_oauthbearer_allow_unsecured:
+        raise SettingsError(
+            f"{user} needs sasl_oauthbearer_jwks_endpoint_url (the keys that sign tokens), or "
+            "sasl_oauthbearer_allow_unsecured for tests"
+        )
+    return validator
 
 
 def _jwt_rules(settings: Settings) -> JwtRules:

@@ -107,6 +107,15 @@ class Settings:
     quota_window_size_seconds: int = QuotaSettings().quota_window_size_seconds
     max_connection_creation_rate: int = QuotaSettings().max_connection_creation_rate
 
+    # -- the HTTP face's security (issue 13) ----------------------------------------------
+    http_authentication: str = ""
+    """Who may use the HTTP face (registry, metrics, readiness; /livez stays open): empty for
+    anyone; ``basic`` (HTTP basic against the broker's SCRAM users), ``bearer`` (a JWT checked
+    as OAUTHBEARER's, with the sasl_oauthbearer_* settings), or both, comma-separated."""
+    http_ssl: bool = False
+    """Serve the HTTP face over TLS with the listeners' certificate (ssl_keystore_location),
+    asking clients for certificates as ssl_client_auth says; reloaded with it."""
+
     # -- SASL (issue 13, SASL slice): Kafka's names, dots as underscores ---------------------
     sasl_enabled_mechanisms: str = "SCRAM-SHA-512,SCRAM-SHA-256"
     """Comma-separated, of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER. SCRAM by default:
