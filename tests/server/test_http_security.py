@@ -70,5 +70,5 @@ def test_the_schema_registry_client_logs_in_with_basic_auth(
     schema_id = client.register_schema("orders-value", Schema(SCHEMA, "AVRO"))
     assert client.get_schema(schema_id).schema_str is not None
     anonymous = SchemaRegistryClient({"url": broker.http_url, "ssl.ca.location": str(pki.ca_file)})
-    with pytest.raises(Exception, match="401|Unauthorized"):
+    with pytest.raises(Exception, match=r"401|Unauthorized"):
         anonymous.get_subjects()
