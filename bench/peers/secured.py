@@ -1,0 +1,149 @@
+"""The secured rows of compare.py: shoal and Apache Kafka on a SASL_SSL listener (SCRAM-SHA-512
+over TLS 1.3), both given the same certificate and the same user.
+
+Each broker also has a PLAINTEXT listener on loopback, used only to create the SCRAM user before
+the run (the first user of a SASL-only broker cannot log in to create itself); every measured
+byte goes over SASL_SSL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+import trustme
+from confluent_kafka.admin import AdminClient, UserScramCredentialUpsertion
+from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism
+from cryptography.hazmat.primitives import serialization
+
+from bench.peers.common import START_TIMEOUT_S, STOP_TIMEOUT_S, free_port
+from tests.peers.kafka_peer import KafkaPeer
+
+USER: Final = "bench"
+PASSWORD: Final = "bench-secret-password"
+ITERATIONS: Final = 8192
+
+
+class Certificates:
+    """A CA and a broker certificate for 127.0.0.1, as the PEM files both brokers read."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA(organization_name="shoal bench")
+        issued = ca.issue_cert("127.0.0.1", "localhost", common_name="bench-broker")
+        self.ca_file = directory / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        # Kafka's PEM keystore reads PKCS#8 keys only (trustme writes SEC1); shoal reads both.
+        key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+        pkcs8 = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self.keystore = directory / "broker.pem"
+        self.keystore.write_bytes(pkcs8 + b"".join(c.bytes() for c in issued.cert_chain_pems))
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka's settings of the measured clients."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": USER,
+            "sasl.password": PASSWORD,
+            "ssl.ca.location": str(self.ca_file),
+        }
+
+
+def create_user(admin_bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": admin_bootstrap, "log_level": 0})
+    upsert = UserScramCredentialUpsertion(
+        USER,
+        ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, ITERATIONS),
+        PASSWORD.encode(),
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            for future in admin.alter_user_scram_credentials([upsert]).values():
+                future.result(timeout=30)
+            return
+        except Exception:
+            # Kafka's controller may not take it the very moment the broker answers.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@contextmanager
+def shoal_sasl_ssl(work: Path, certs: Certificates) -> Iterator[str]:
+    """``shoal broker`` with a SASL_SSL listener (SCRAM-SHA-512); yields its address."""
+    admin_port, port = free_port(), free_port()
+    log_path = work / "shoal.log"
+    command = [
+        sys.executable, "-m", "shoal.cli", "broker",
+        "--data-dir", str(work / "shoal-data"),
+        "--http-listen", f"127.0.0.1:{free_port()}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env.update(
+        SHOAL_LISTENERS=f"ADMIN://127.0.0.1:{admin_port},SASL_SSL://127.0.0.1:{port}",
+        SHOAL_LISTENER_SECURITY_PROTOCOL_MAP="ADMIN:PLAINTEXT,SASL_SSL:SASL_SSL",
+        SHOAL_SASL_ENABLED_MECHANISMS="SCRAM-SHA-512",
+        SHOAL_SSL_KEYSTORE_LOCATION=str(certs.keystore),
+    )
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while b"shoal broker ready" not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"shoal did not start:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.05)
+        create_user(f"127.0.0.1:{admin_port}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class SaslSslKafka(KafkaPeer):
+    """Apache Kafka with a SASL_SSL listener (SCRAM-SHA-512) beside its PLAINTEXT one."""
+
+    def __init__(self, workdir: Path, certs: Certificates) -> None:
+        super().__init__(workdir)
+        self.sasl_port = free_port()
+        self.overrides = {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},SASL_SSL://127.0.0.1:"
+            f"{self.sasl_port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"SASL_SSL://127.0.0.1:{self.sasl_port}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+            "SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(certs.keystore),
+        }
+
+
+@contextmanager
+def kafka_sasl_ssl(work: Path, certs: Certificates) -> Iterator[str]:
+    peer = SaslSslKafka(work, certs).start()
+    try:
+        create_user(peer.bootstrap_servers)
+        yield f"127.0.0.1:{peer.sasl_port}"
+    finally:
+        peer.stop()
