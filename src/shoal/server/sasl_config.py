@@ -53,6 +53,8 @@ def sasl_server_config(settings: Settings) -> SaslServerConfig | None:
         raise SettingsError("connections_max_reauth_ms must be 0 (off) or more")
     if settings.connection_failed_authentication_delay_ms < 0:
         raise SettingsError("connection_failed_authentication_delay_ms must be 0 or more")
+    if settings.sasl_server_max_receive_size < 1024:
+        raise SettingsError("sasl_server_max_receive_size must be at least 1024 bytes")
     validator = None
     if OAUTHBEARER in mechanisms:
         validator = JwtValidator(_jwt_rules(settings))
@@ -73,6 +75,7 @@ def sasl_server_config(settings: Settings) -> SaslServerConfig | None:
         connection_failed_authentication_delay_ms=(
             settings.connection_failed_authentication_delay_ms
         ),
+        max_receive_bytes=settings.sasl_server_max_receive_size,
         oauth_validator=validator,
     )
 

@@ -66,6 +66,8 @@ class Settings:
     credential (OAuth tokens end at their exp)."""
     connection_failed_authentication_delay_ms: int = 100
     """A failed authentication is answered, and the connection closed, after this long."""
+    sasl_server_max_receive_size: int = 512 * 1024
+    """The largest frame, in bytes, a connection may send before it has authenticated."""
     sasl_oauthbearer_jwks_endpoint_url: str = ""
     """Where OAUTHBEARER's token-signing keys are: an https:// URL (refetched every
     sasl_oauthbearer_jwks_endpoint_refresh_ms) or a file:// URL / plain path to a JWKS file."""
