@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
@@ -87,12 +86,6 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         help="a librdkafka client property, e.g. -X security.protocol=SASL_SSL (repeatable)",
     )
     group.add_argument(
-        "--command-config",
-        metavar="FILE",
-        help="client properties (key=value lines, like Kafka's tools take), applied before -X; "
-        "a Java sasl.jaas.config line gives sasl.username and sasl.password",
-    )
-    group.add_argument(
         "--timeout",
         metavar="SECONDS",
         type=positive_float,
@@ -111,9 +104,7 @@ class ClientContext:
         self.bootstrap: str = args.bootstrap_server
         self.timeout_s: float = args.timeout
         self._verbose: bool = args.verbose
-        command_config: str | None = getattr(args, "command_config", None)
-        from_file = read_command_config(command_config) if command_config else []
-        self._properties: list[tuple[str, str]] = [*from_file, *args.client_properties]
+        self._properties: list[tuple[str, str]] = args.client_properties
         self._connection_error: KafkaError | None = None
 
     def config(self, settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -178,39 +169,6 @@ class ClientContext:
                 f"operation ({error.str()})"
             )
         return CliError(f"cannot {action}: {error.str()}")
-
-
-_JAAS_OPTION: Final = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
-
-
-def read_command_config(path: str) -> list[tuple[str, str]]:
-    """The properties of a Kafka client config file (``key=value`` lines; ``#`` and ``!``
-    comments). Java's ``sasl.jaas.config`` is turned into librdkafka's sasl.username and
-    sasl.password, so the file a Kafka tool takes works here too."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise CliError(f"cannot read --command-config {path}: {exc.strerror}") from None
-    properties: list[tuple[str, str]] = []
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line.startswith(("#", "!")):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise CliError(f"--command-config {path} line {number}: expected key=value")
-        key, value = key.strip(), value.strip()
-        if key == "sasl.jaas.config":
-            options = dict(_JAAS_OPTION.findall(value))
-            for option in ("username", "password"):
-                if option in options:
-                    properties.append((f"sasl.{option}", options[option]))
-            continue
-        if key == "sasl.mechanism":
-            key = "sasl.mechanisms"  # librdkafka takes both; keep one spelling
-        properties.append((key, value))
-    return properties
 
 
 def is_unknown_topic(error: KafkaError | None) -> bool:
