@@ -1,4 +1,5 @@
-"""``shoal user``: create, list, delete and change the password of SCRAM users.
+"""``shoal user``: create, list, delete and change the password of SCRAM users; ``hash``
+prints a line of a PLAIN users file (the broker's ``sasl_plain_users_file``).
 
 Through the AdminClient's SCRAM APIs (AlterUserScramCredentials / DescribeUserScramCredentials),
 so the same commands manage a Kafka cluster's users. The password is prompted for (twice, not
@@ -26,6 +27,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from shoal.cli.common import ClientContext, CliError, UsageError, add_client_options
+from shoal.security.plain_users import UsersFileError, hash_line
 
 MECHANISMS: Final = {
     "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
@@ -82,6 +84,16 @@ def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     for parser in (create, passwd, listing, delete):
         add_client_options(parser)
+
+    hashed = actions.add_parser(
+        "hash",
+        help="print a line for the broker's sasl_plain_users_file (offline: PLAIN users "
+        "without SCRAM credentials)",
+    )
+    hashed.add_argument("name")
+    hashed.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
+    hashed.add_argument("--password-file", metavar="FILE")
+    hashed.set_defaults(run=run_hash, command_parser=hashed)
 
 
 def _admin(ctx: ClientContext) -> AdminClient:
@@ -167,6 +179,17 @@ def run_create(args: argparse.Namespace) -> int:
 def run_passwd(args: argparse.Namespace) -> int:
     _upsert(ClientContext(args), args, "passwd")
     print(f"Changed the password of user {args.name}.")
+    return 0
+
+
+def run_hash(args: argparse.Namespace) -> int:
+    if not 4096 <= args.iterations <= 16384:
+        raise UsageError("--iterations must be between 4096 and 16384")
+    try:
+        line = hash_line(args.name, _password(args), args.iterations)
+    except UsersFileError as exc:
+        raise UsageError(str(exc)) from None
+    print(line)
     return 0
 
 

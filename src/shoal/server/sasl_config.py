@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import httpx
 
 from shoal.security.oauth_jwt import JwtRules, JwtValidator
+from shoal.security.plain_users import UsersFileError, parse_users
 from shoal.security.sasl import MECHANISMS, OAUTHBEARER
 from shoal.server.authentication import SaslServerConfig
 from shoal.server.settings import Settings, SettingsError
@@ -69,6 +70,13 @@ def sasl_server_config(settings: Settings) -> SaslServerConfig | None:
                 "OAUTHBEARER needs sasl_oauthbearer_jwks_endpoint_url (the keys that sign "
                 "tokens), or sasl_oauthbearer_allow_unsecured for tests"
             )
+    plain_users = None
+    if settings.sasl_plain_users_file:
+        path = settings.sasl_plain_users_file
+        try:
+            plain_users = parse_users(Path(path).read_text(encoding="utf-8"), path)
+        except (OSError, UnicodeDecodeError, UsersFileError) as exc:
+            raise SettingsError(f"sasl_plain_users_file: {exc}") from exc
     return SaslServerConfig(
         enabled_mechanisms=mechanisms,
         connections_max_reauth_ms=settings.connections_max_reauth_ms,
@@ -77,6 +85,7 @@ def sasl_server_config(settings: Settings) -> SaslServerConfig | None:
         ),
         max_receive_bytes=settings.sasl_server_max_receive_size,
         oauth_validator=validator,
+        plain_users=plain_users,
     )
 
 
