@@ -112,3 +112,25 @@ def test_one_mechanism_only(sasl_cli: tuple[EmbeddedBroker, Callable[..., Result
     assert created.code == 0, created.err
     assert _can_log_in(broker, "carol", "carol-secret", "SCRAM-SHA-256")
     assert auth_error(client_config(broker, "SCRAM-SHA-512", "carol", "carol-secret"))
+
+
+def test_first_user_written_into_a_stopped_brokers_data_directory(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.support.sasl import start_sasl_broker
+
+    data_dir = str(tmp_path / "data")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"root-secret\n")))
+    assert main(["user", "create", "root", "--data-dir", data_dir]) == 0
+    broker = start_sasl_broker(lambda **settings: EmbeddedBroker(data_dir, **settings).start())
+    try:
+        assert _can_log_in(broker, "root", "root-secret", "SCRAM-SHA-512")
+        # While the broker runs, the directory is its own: refused.
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\n")))
+        capsys.readouterr()
+        assert main(["user", "create", "other", "--data-dir", data_dir]) == 1
+        assert "stop the broker" in capsys.readouterr().err
+    finally:
+        broker.stop()

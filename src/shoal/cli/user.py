@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from typing import Any, Final
 
@@ -28,6 +29,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from shoal.cli.common import ClientContext, CliError, UsageError, add_client_options
 from shoal.security.plain_users import UsersFileError, hash_line
+from shoal.security.scram import ALGORITHMS, new_credential
+from shoal.security.scram_store import ScramCredentialStore, Upsertion
+from shoal.storage.fs import OsFileSystem
+from shoal.storage.manager import LOCK_FILE
 
 MECHANISMS: Final = {
     "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
@@ -64,6 +69,13 @@ def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             metavar="FILE",
             help="read the password from the first line of FILE (default: prompt on a "
             "terminal, else the first line of standard input)",
+        )
+        parser.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="write the credential straight into a stopped broker's data directory "
+            "instead of through a broker (the first user of a SASL-only listener, as "
+            "kafka-storage format --add-scram does)",
         )
         parser.set_defaults(run=run, command_parser=parser)
 
@@ -154,6 +166,9 @@ def _upsert(ctx: ClientContext, args: argparse.Namespace, verb: str) -> None:
     if not 4096 <= args.iterations <= 16384:
         raise UsageError("--iterations must be between 4096 and 16384")
     mechanisms = args.mechanism or ["SCRAM-SHA-512", "SCRAM-SHA-256"]
+    if args.data_dir:
+        _upsert_offline(args, mechanisms, verb)
+        return
     admin = _admin(ctx)
     existing = _existing(ctx, admin, args.name)
     if verb == "create" and existing:
@@ -168,6 +183,41 @@ def _upsert(ctx: ClientContext, args: argparse.Namespace, verb: str) -> None:
         # One request per mechanism: Kafka refuses a user named twice in one request.
         futures = admin.alter_user_scram_credentials([upsertion])
         _result(ctx, futures[args.name], f"{verb} user {args.name!r} ({mechanism})")
+
+
+def _upsert_offline(args: argparse.Namespace, mechanisms: list[str], verb: str) -> None:
+    fs = OsFileSystem()
+    data_dir: str = args.data_dir
+    lock = os.path.join(data_dir, LOCK_FILE)
+    try:
+        fs.makedirs(data_dir)
+        fs.lock(lock)  # refused while a broker uses the directory
+    except OSError as exc:
+        raise CliError(
+            f"cannot change users in {data_dir}: {exc.strerror or exc}; stop the broker, or "
+            "leave out --data-dir to go through it"
+        ) from None
+    try:
+        store = ScramCredentialStore(fs, data_dir)
+        existing = store.mechanisms_of(args.name)
+        if verb == "create" and existing:
+            raise CliError(f"user {args.name!r} already exists (use passwd to change it)")
+        if verb == "passwd" and not existing:
+            raise CliError(f"user {args.name!r} does not exist")
+        password = _password(args)
+        store.apply(
+            [
+                Upsertion(
+                    args.name,
+                    ALGORITHMS[m],
+                    new_credential(ALGORITHMS[m], password, args.iterations),
+                )
+                for m in mechanisms
+            ],
+            [],
+        )
+    finally:
+        fs.unlock(lock)
 
 
 def run_create(args: argparse.Namespace) -> int:
