@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Final
 
 import trustme
-from confluent_kafka.admin import AdminClient, UserScramCredentialUpsertion
-from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism
-from cryptography.hazmat.primitives import serialization
-
 from bench.peers.common import START_TIMEOUT_S, STOP_TIMEOUT_S, free_port
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+from cryptography.hazmat.primitives import serialization
 from tests.peers.kafka_peer import KafkaPeer
 
 USER: Final = "bench"

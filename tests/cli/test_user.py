@@ -1,5 +1,5 @@
 """``shoal user`` against a SASL_PLAINTEXT broker: create, list, passwd, delete; the password
-from stdin or a file, never printed; connection settings from -X or --command-config."""
+from stdin or a file, never printed; the admin's own login from -X."""
 
 from __future__ import annotations
 
@@ -29,19 +29,18 @@ def sasl_cli(
 ) -> tuple[EmbeddedBroker, Callable[..., Result]]:
     broker = sasl_broker_factory()
     add_user(broker, "admin", "admin-secret")
-    config = tmp_path / "admin.properties"
-    config.write_text(
-        "# as Kafka's tools take it\n"
-        "security.protocol=SASL_PLAINTEXT\n"
-        "sasl.mechanism=SCRAM-SHA-512\n"
-        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
-        'username="admin" password="admin-secret";\n'
-    )
+    # -X, which every client command takes (main's --command-config works the same way).
+    security = [
+        "-X", "security.protocol=SASL_PLAINTEXT",
+        "-X", "sasl.mechanisms=SCRAM-SHA-512",
+        "-X", "sasl.username=admin",
+        "-X", "sasl.password=admin-secret",
+    ]  # fmt: skip
 
     def run(*argv: str, stdin: bytes = b"") -> Result:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
         capsys.readouterr()
-        args = [*argv, "-b", broker.bootstrap_servers, "--command-config", str(config)]
+        args = [*argv, "-b", broker.bootstrap_servers, *security]
         try:
             code = main(args)
         except SystemExit as exc:
@@ -113,3 +112,25 @@ def test_one_mechanism_only(sasl_cli: tuple[EmbeddedBroker, Callable[..., Result
     assert created.code == 0, created.err
     assert _can_log_in(broker, "carol", "carol-secret", "SCRAM-SHA-256")
     assert auth_error(client_config(broker, "SCRAM-SHA-512", "carol", "carol-secret"))
+
+
+def test_first_user_written_into_a_stopped_brokers_data_directory(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.support.sasl import start_sasl_broker
+
+    data_dir = str(tmp_path / "data")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"root-secret\n")))
+    assert main(["user", "create", "root", "--data-dir", data_dir]) == 0
+    broker = start_sasl_broker(lambda **settings: EmbeddedBroker(data_dir, **settings).start())
+    try:
+        assert _can_log_in(broker, "root", "root-secret", "SCRAM-SHA-512")
+        # While the broker runs, the directory is its own: refused.
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\n")))
+        capsys.readouterr()
+        assert main(["user", "create", "other", "--data-dir", data_dir]) == 1
+        assert "stop the broker" in capsys.readouterr().err
+    finally:
+        broker.stop()

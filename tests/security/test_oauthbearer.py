@@ -120,3 +120,10 @@ def test_scope_as_a_list_and_odd_scope_claims() -> None:
     for odd in ([{"x": 1}], 7, {"write": True}):
         with pytest.raises(TokenError):
             validator.validate(KEY.token(scope=odd))
+
+
+def test_principal_of_for_the_http_bearer_check() -> None:
+    validator = _validator()
+    assert validator.principal_of(KEY.token()) == "alice"
+    assert validator.principal_of(KEY.token(lifetime_s=-300)) is None
+    assert validator.principal_of("not a jwt") is None

@@ -29,6 +29,8 @@ SASL = replace(Settings(), listeners="SASL_PLAINTEXT://127.0.0.1:9092")
         ({"sasl_enabled_mechanisms": ""}, "none given"),
         ({"sasl_enabled_mechanisms": "OAUTHBEARER"}, "jwks_endpoint_url"),
         ({"connections_max_reauth_ms": -1}, "connections_max_reauth_ms"),
+        ({"sasl_server_max_receive_size": 10}, "sasl_server_max_receive_size"),
+        ({"sasl_plain_users_file": "/nonexistent/users"}, "sasl_plain_users_file"),
         (
             {"sasl_enabled_mechanisms": "OAUTHBEARER", "sasl_oauthbearer_jwks_endpoint_url": "/no"},
             "jwks_endpoint_url",

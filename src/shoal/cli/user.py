@@ -1,4 +1,5 @@
-"""``shoal user``: create, list, delete and change the password of SCRAM users.
+"""``shoal user``: create, list, delete and change the password of SCRAM users; ``hash``
+prints a line of a PLAIN users file (the broker's ``sasl_plain_users_file``).
 
 Through the AdminClient's SCRAM APIs (AlterUserScramCredentials / DescribeUserScramCredentials),
 so the same commands manage a Kafka cluster's users. The password is prompted for (twice, not
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from typing import Any, Final
 
@@ -26,6 +28,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from shoal.cli.common import ClientContext, CliError, UsageError, add_client_options
+from shoal.security.plain_users import UsersFileError, hash_line
+from shoal.security.scram import ALGORITHMS, new_credential
+from shoal.security.scram_store import ScramCredentialStore, Upsertion
+from shoal.storage.fs import OsFileSystem
+from shoal.storage.manager import LOCK_FILE
 
 MECHANISMS: Final = {
     "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
@@ -63,6 +70,13 @@ def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="read the password from the first line of FILE (default: prompt on a "
             "terminal, else the first line of standard input)",
         )
+        parser.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="write the credential straight into a stopped broker's data directory "
+            "instead of through a broker (the first user of a SASL-only listener, as "
+            "kafka-storage format --add-scram does)",
+        )
         parser.set_defaults(run=run, command_parser=parser)
 
     listing = actions.add_parser("list", help="list users and their mechanisms")
@@ -82,6 +96,16 @@ def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     for parser in (create, passwd, listing, delete):
         add_client_options(parser)
+
+    hashed = actions.add_parser(
+        "hash",
+        help="print a line for the broker's sasl_plain_users_file (offline: PLAIN users "
+        "without SCRAM credentials)",
+    )
+    hashed.add_argument("name")
+    hashed.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
+    hashed.add_argument("--password-file", metavar="FILE")
+    hashed.set_defaults(run=run_hash, command_parser=hashed)
 
 
 def _admin(ctx: ClientContext) -> AdminClient:
@@ -142,6 +166,9 @@ def _upsert(ctx: ClientContext, args: argparse.Namespace, verb: str) -> None:
     if not 4096 <= args.iterations <= 16384:
         raise UsageError("--iterations must be between 4096 and 16384")
     mechanisms = args.mechanism or ["SCRAM-SHA-512", "SCRAM-SHA-256"]
+    if args.data_dir:
+        _upsert_offline(args, mechanisms, verb)
+        return
     admin = _admin(ctx)
     existing = _existing(ctx, admin, args.name)
     if verb == "create" and existing:
@@ -158,6 +185,41 @@ def _upsert(ctx: ClientContext, args: argparse.Namespace, verb: str) -> None:
         _result(ctx, futures[args.name], f"{verb} user {args.name!r} ({mechanism})")
 
 
+def _upsert_offline(args: argparse.Namespace, mechanisms: list[str], verb: str) -> None:
+    fs = OsFileSystem()
+    data_dir: str = args.data_dir
+    lock = os.path.join(data_dir, LOCK_FILE)
+    try:
+        fs.makedirs(data_dir)
+        fs.lock(lock)  # refused while a broker uses the directory
+    except OSError as exc:
+        raise CliError(
+            f"cannot change users in {data_dir}: {exc.strerror or exc}; stop the broker, or "
+            "leave out --data-dir to go through it"
+        ) from None
+    try:
+        store = ScramCredentialStore(fs, data_dir)
+        existing = store.mechanisms_of(args.name)
+        if verb == "create" and existing:
+            raise CliError(f"user {args.name!r} already exists (use passwd to change it)")
+        if verb == "passwd" and not existing:
+            raise CliError(f"user {args.name!r} does not exist")
+        password = _password(args)
+        store.apply(
+            [
+                Upsertion(
+                    args.name,
+                    ALGORITHMS[m],
+                    new_credential(ALGORITHMS[m], password, args.iterations),
+                )
+                for m in mechanisms
+            ],
+            [],
+        )
+    finally:
+        fs.unlock(lock)
+
+
 def run_create(args: argparse.Namespace) -> int:
     _upsert(ClientContext(args), args, "create")
     print(f"Created user {args.name}.")
@@ -167,6 +229,17 @@ def run_create(args: argparse.Namespace) -> int:
 def run_passwd(args: argparse.Namespace) -> int:
     _upsert(ClientContext(args), args, "passwd")
     print(f"Changed the password of user {args.name}.")
+    return 0
+
+
+def run_hash(args: argparse.Namespace) -> int:
+    if not 4096 <= args.iterations <= 16384:
+        raise UsageError("--iterations must be between 4096 and 16384")
+    try:
+        line = hash_line(args.name, _password(args), args.iterations)
+    except UsersFileError as exc:
+        raise UsageError(str(exc)) from None
+    print(line)
     return 0
 
 

@@ -87,6 +87,14 @@ class JwtValidator:
         with self._lock:
             self._keys = keys
 
+    def principal_of(self, token: str) -> str | None:
+        """The token's principal name, or None when it is not valid: the shape of the HTTP
+        face's bearer check (shoal.server.http_auth's TokenCheck)."""
+        try:
+            return self.validate(token).principal
+        except TokenError:
+            return None
+
     def validate(self, token: str) -> ValidToken:
         try:
             header = jwt.get_unverified_header(token)

@@ -25,6 +25,7 @@ from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.security.oauthbearer import OAuthBearerServer, TokenValidator
+from shoal.security.plain_users import PlainUsers
 from shoal.security.sasl import OAUTHBEARER, PLAIN, AuthenticationError, SaslMechanism
 from shoal.security.sasl_plain import PlainServer
 from shoal.security.sasl_session import (
@@ -66,6 +67,8 @@ class SaslServerConfig:
     max_receive_bytes: int = SASL_MAX_RECEIVE_BYTES
     authentication_timeout_s: float = AUTHENTICATION_TIMEOUT_S
     oauth_validator: TokenValidator | None = None
+    plain_users: PlainUsers | None = None
+    """PLAIN users from sasl_plain_users_file, checked after the SCRAM users."""
 
 
 def _now_ms() -> int:
@@ -93,13 +96,19 @@ class SaslGate:
 
     def _new_mechanism(self, name: str) -> SaslMechanism:
         if name == PLAIN:
-            return PlainServer(self._credentials.check_password)
+            return PlainServer(self._check_password)
         if name == OAUTHBEARER:
             validator = self._config.oauth_validator
             if validator is None:  # settings refuse OAUTHBEARER without a validator
                 raise AuthenticationError("OAUTHBEARER is enabled without a token validator")
             return OAuthBearerServer(validator)
         return ScramServer(ALGORITHMS[name], self._credentials.get, self._credentials.decoy)
+
+    def _check_password(self, user: str, password: str) -> bool:
+        users = self._config.plain_users
+        if users is not None and users.knows(user):
+            return users.check(user, password)
+        return self._credentials.check_password(user, password)
 
     # -- what the connection asks -------------------------------------------------------
 

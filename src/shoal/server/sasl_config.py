@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import httpx
 
 from shoal.security.oauth_jwt import JwtRules, JwtValidator
+from shoal.security.plain_users import UsersFileError, parse_users
 from shoal.security.sasl import MECHANISMS, OAUTHBEARER
 from shoal.server.authentication import SaslServerConfig
 from shoal.server.settings import Settings, SettingsError
@@ -46,14 +47,25 @@ def sasl_server_config(settings: Settings) -> SaslServerConfig:
         raise SettingsError("connections_max_reauth_ms must be 0 (off) or more")
     if settings.connection_failed_authentication_delay_ms < 0:
         raise SettingsError("connection_failed_authentication_delay_ms must be 0 or more")
+    if settings.sasl_server_max_receive_size < 1024:
+        raise SettingsError("sasl_server_max_receive_size must be at least 1024 bytes")
     validator = jwt_validator(settings, "OAUTHBEARER") if OAUTHBEARER in mechanisms else None
+    plain_users = None
+    if settings.sasl_plain_users_file:
+        path = settings.sasl_plain_users_file
+        try:
+            plain_users = parse_users(Path(path).read_text(encoding="utf-8"), path)
+        except (OSError, UnicodeDecodeError, UsersFileError) as exc:
+            raise SettingsError(f"sasl_plain_users_file: {exc}") from exc
     return SaslServerConfig(
         enabled_mechanisms=mechanisms,
         connections_max_reauth_ms=settings.connections_max_reauth_ms,
         connection_failed_authentication_delay_ms=(
             settings.connection_failed_authentication_delay_ms
         ),
+        max_receive_bytes=settings.sasl_server_max_receive_size,
         oauth_validator=validator,
+        plain_users=plain_users,
     )
 
 
