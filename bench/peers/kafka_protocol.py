@@ -63,18 +63,26 @@ class KafkaProtocolSystem:
     kind = "kafka"
     client = "confluent-kafka (librdkafka), 1 process, acks=all, linger.ms=5, 1 partition"
 
-    def __init__(self, name: str, bootstrap: str, durability: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        bootstrap: str,
+        durability: str,
+        security: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.url = bootstrap
         self.durability = durability
+        self.security = dict(security or {})
+        """librdkafka's security settings (SASL_SSL rows), given to every client."""
 
     def prepare(self, dest: str) -> None:
-        admin = AdminClient({"bootstrap.servers": self.url, "log_level": 0})
+        admin = AdminClient({"bootstrap.servers": self.url, "log_level": 0, **self.security})
         futures = admin.create_topics([NewTopic(dest, num_partitions=1, replication_factor=1)])
         futures[dest].result(timeout=30)
 
     def produce(self, dest: str, size: int, seconds: float) -> Throughput:
-        producer = Producer({"bootstrap.servers": self.url, **PRODUCER})
+        producer = Producer({"bootstrap.servers": self.url, **PRODUCER, **self.security})
         producer.list_topics(dest, timeout=30)  # connected, leader known, before timing
         value = os.urandom(size)
         produce, poll = producer.produce, producer.poll
@@ -100,7 +108,7 @@ class KafkaProtocolSystem:
         return Throughput(sent, size, timer.seconds, timer.cpu_s)
 
     def end_offset(self, dest: str) -> int:
-        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER})
+        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER, **self.security})
         try:
             high: int = consumer.get_watermark_offsets(TopicPartition(dest, 0), timeout=30)[1]
             return high
@@ -108,7 +116,7 @@ class KafkaProtocolSystem:
             consumer.close()
 
     def consume(self, dest: str, size: int, records: int) -> Throughput:
-        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER})
+        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER, **self.security})
         consumer.list_topics(dest, timeout=30)
         got = 0
         with Timer() as timer:
@@ -130,7 +138,9 @@ class KafkaProtocolSystem:
         return Throughput(got, size, timer.seconds, timer.cpu_s)
 
     def latency(self, dest: str, rate: int, seconds: float, size: int, warmup_s: float) -> Latency:
-        consumer = Consumer({"bootstrap.servers": self.url, **CONSUMER, "fetch.wait.max.ms": 5})
+        consumer = Consumer(
+            {"bootstrap.servers": self.url, **CONSUMER, "fetch.wait.max.ms": 5, **self.security}
+        )
         consumer.list_topics(dest, timeout=30)
         self.warm_up(consumer, dest)
         collector = Collector(start_pacer(self.kind, self.url, dest, rate, seconds, size), warmup_s)
@@ -146,7 +156,7 @@ class KafkaProtocolSystem:
         is start-up, not latency at a rate. The consumer is assigned at that record's offset
         (not OFFSET_END, whose resolution could race the record) and reads it, so its fetch
         position is settled before the pacer starts."""
-        producer = Producer({"bootstrap.servers": self.url, **LATENCY_PRODUCER})
+        producer = Producer({"bootstrap.servers": self.url, **LATENCY_PRODUCER, **self.security})
         offsets: list[int | None] = []
         producer.produce(dest, b"warm-up", on_delivery=lambda _e, m: offsets.append(m.offset()))
         if producer.flush(30) != 0 or not offsets or offsets[0] is None or offsets[0] < 0:

@@ -23,8 +23,12 @@ def rows_for(rates: list[int]) -> list[Row]:
 
 
 def lookup(cell: dict[str, Any], path: str) -> float:
+    """The figure at ``path``; NaN (shown as n/a) where the system was not measured on it (the
+    secured rows run no latency workload)."""
     value: Any = cell
     for part in path.split("/"):
+        if part not in value:
+            return math.nan
         value = value[part]
     return float(value)
 
@@ -33,8 +37,8 @@ def sustained_mark(cell: dict[str, Any], path: str) -> str:
     """'*' beside a latency figure taken at a rate the system did not sustain."""
     if not path.startswith("latency_"):
         return ""
-    run = cell[path.split("/")[0]]
-    if run["sustained"]:
+    run = cell.get(path.split("/")[0])
+    if run is None or run["sustained"]:
         return ""
     return "†" if not run["sender_kept_up"] else "*"
 
@@ -170,6 +174,8 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
         keys = [(r, "p99") for r in cfg["rates"]] + [(r, "p50") for r in cfg["rates"]]
         for i, name in enumerate(names):
             cell = systems[name]["results"][size]
+            if any(f"latency_{r}" not in cell for r, _ in keys):
+                continue  # a throughput-only row (the secured ones)
             values = [cell[f"latency_{r}"]["latency_ms"][q] for r, q in keys]
             xs = [k + (i - (len(names) - 1) / 2) * width for k in range(len(keys))]
             bars = bottom.bar(xs, values, width, label=name)

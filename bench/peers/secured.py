@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Final
 
 import trustme
-from bench.peers.common import START_TIMEOUT_S, STOP_TIMEOUT_S, free_port
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -27,11 +26,13 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 from cryptography.hazmat.primitives import serialization
-from tests.peers.kafka_peer import KafkaPeer
+from tests.peers.kafka_peer import KafkaPeer, free_port
 
 USER: Final = "bench"
 PASSWORD: Final = "bench-secret-password"
 ITERATIONS: Final = 8192
+START_TIMEOUT_S: Final = 60.0
+STOP_TIMEOUT_S: Final = 60.0
 
 
 class Certificates:
@@ -88,6 +89,7 @@ def create_user(admin_bootstrap: str) -> None:
 def shoal_sasl_ssl(work: Path, certs: Certificates) -> Iterator[str]:
     """``shoal broker`` with a SASL_SSL listener (SCRAM-SHA-512); yields its address."""
     admin_port, port = free_port(), free_port()
+    work.mkdir(parents=True, exist_ok=True)
     log_path = work / "shoal.log"
     command = [
         sys.executable, "-m", "shoal.cli", "broker",

@@ -57,6 +57,12 @@ DURABILITY: Final = {
         "nats-server 2.9 JetStream file store, acked publishes: written before the ack, fsynced "
         "on a periodic timer (a per-write sync_interval option only exists from 2.10)"
     ),
+    "shoal_sasl_ssl": (
+        "shoal as above, its client on a SASL_SSL listener: SCRAM-SHA-512 over TLS 1.3"
+    ),
+    "kafka_sasl_ssl": (
+        "Apache Kafka as above, its client on a SASL_SSL listener: SCRAM-SHA-512 over TLS 1.3"
+    ),
 }
 SYSTEMS: Final = list(DURABILITY)
 
@@ -125,6 +131,13 @@ def started(name: str, work: Path) -> Iterator[System]:
     elif name == "kafka_flush1":
         with kafka_broker(work / "kafka", **{"log.flush.interval.messages": "1"}) as bootstrap:
             yield KafkaProtocolSystem(name, bootstrap, durability)
+    elif name in ("shoal_sasl_ssl", "kafka_sasl_ssl"):
+        from bench.peers.secured import Certificates, kafka_sasl_ssl, shoal_sasl_ssl
+
+        certs = Certificates(work / "certs")
+        secured = shoal_sasl_ssl if name == "shoal_sasl_ssl" else kafka_sasl_ssl
+        with secured(work / name, certs) as bootstrap:
+            yield KafkaProtocolSystem(name, bootstrap, durability, certs.client_config())
     elif name == "redis":
         with start_redis(work / "redis", appendfsync="always") as server:
             system = RedisStreamsSystem(name, server.url, durability)
