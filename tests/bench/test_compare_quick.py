@@ -15,10 +15,21 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(540)]
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = {"shoal", "kafka", "kafka_flush1", "redis", "rabbitmq", "nats"}
+SYSTEMS = {
+    "shoal",
+    "kafka",
+    "kafka_flush1",
+    "redis",
+    "rabbitmq",
+    "nats",
+    "shoal_sasl_ssl",
+    "kafka_sasl_ssl",
+}
+SECURED = {"shoal_sasl_ssl", "kafka_sasl_ssl"}
+"""Throughput only: their latency runs would need the paced sender to log in."""
 RATES = (5_000, 50_000)
 
 
@@ -29,7 +40,7 @@ def test_quick_comparison_covers_every_system_and_workload(tmp_path: Path) -> No
          "--out", str(out), "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=520,
         cwd=ROOT,
         check=False,
     )  # fmt: skip
@@ -49,7 +60,7 @@ def test_quick_comparison_covers_every_system_and_workload(tmp_path: Path) -> No
             # Consumers read back exactly what producers had acknowledged.
             produced = [r["records"] for r in cell["produce"]["runs"]]
             assert [r["records"] for r in cell["consume"]["runs"]] == produced, name
-            for rate in RATES:
+            for rate in () if name in SECURED else RATES:
                 latency = cell[f"latency_{rate}"]
                 assert latency["sent"] > 0 and latency["received"] > 0, (name, rate)
                 assert latency["received"] <= latency["sent"], (name, rate)
