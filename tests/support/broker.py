@@ -113,11 +113,13 @@ class BrokerProcess:
 
     def start(self, *, kafka_port: int = 0) -> BrokerProcess:
         assert self.process is None, "already running"
+        # ``listeners`` names the listeners itself (then kafka_listen must stay unset).
+        listen = {} if "listeners" in self.settings else {"kafka_listen": f"127.0.0.1:{kafka_port}"}
         config = {
             "settings": {
                 **self.settings,
                 "data_dir": str(self.data_dir),
-                "kafka_listen": f"127.0.0.1:{kafka_port}",
+                **listen,
                 "http_listen": "127.0.0.1:0",
             },
             "broker_config": self.broker_config,
