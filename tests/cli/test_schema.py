@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from shoal.embedded import EmbeddedBroker
 from tests.cli.support import Cli, closed_port, shoal_script
+from tests.support.sasl import add_user
 
 pytestmark = pytest.mark.integration
 
@@ -216,9 +218,7 @@ def test_unreachable_registry(cli: Cli, tmp_path: Path) -> None:
     assert len(result.err.splitlines()) == 1
 
 
-def test_registry_standalone_serves_against_a_broker(
-    broker: EmbeddedBroker, tmp_path: Path
-) -> None:
+def _serve_standalone(bootstrap: str, tmp_path: Path, *client: str) -> None:
     port = closed_port()
     log = (tmp_path / "registry.log").open("wb")
     process = subprocess.Popen(
@@ -226,7 +226,8 @@ def test_registry_standalone_serves_against_a_broker(
             shoal_script(),
             "registry",
             "--bootstrap",
-            broker.bootstrap_servers,
+            bootstrap,
+            *client,
             "--listen",
             f"127.0.0.1:{port}",
             "--topic",
@@ -263,6 +264,34 @@ def test_registry_standalone_serves_against_a_broker(
             log.close()
     # A clean stop on SIGTERM: uvicorn shuts down, then re-raises the signal (not -9: killed).
     assert process.returncode in (0, -signal.SIGTERM), (tmp_path / "registry.log").read_text()
+
+
+def test_registry_standalone_serves_against_a_broker(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    _serve_standalone(broker.bootstrap_servers, tmp_path)
+
+
+def test_registry_standalone_logs_in_to_a_sasl_broker(
+    sasl_broker_factory: Callable[..., EmbeddedBroker], tmp_path: Path
+) -> None:
+    """Against a secured cluster: its Kafka clients take -X and --command-config settings."""
+    broker = sasl_broker_factory(mechanisms=("SCRAM-SHA-512",))
+    add_user(broker, "registry", "registry-secret", ["SCRAM-SHA-512"])
+    config = tmp_path / "client.properties"
+    config.write_text(
+        "security.protocol=SASL_PLAINTEXT\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="registry" password="registry-secret";\n'
+    )
+    _serve_standalone(
+        broker.bootstrap_servers,
+        tmp_path,
+        "--command-config",
+        str(config),
+        "-X",
+        "sasl.mechanism=SCRAM-SHA-512",
+    )
 
 
 def test_registry_needs_bootstrap(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

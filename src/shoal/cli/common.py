@@ -112,7 +112,7 @@ class ClientContext:
         self.bootstrap: str = args.bootstrap_server
         self.timeout_s: float = args.timeout
         self._verbose: bool = args.verbose
-        self._properties: list[tuple[str, str]] = _command_config(args) + args.client_properties
+        self._properties: list[tuple[str, str]] = command_config(args) + args.client_properties
         self._connection_error: KafkaError | None = None
 
     def config(self, settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -179,7 +179,8 @@ class ClientContext:
         return CliError(f"cannot {action}: {error.str()}")
 
 
-def _command_config(args: argparse.Namespace) -> list[tuple[str, str]]:
+def command_config(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The librdkafka settings of ``--command-config FILE`` (none without the flag)."""
     path = getattr(args, "command_config", None)
     if not path:
         return []

@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 
-from shoal.cli.common import BOOTSTRAP_ENV, CliError, UsageError
+from shoal.cli.common import BOOTSTRAP_ENV, CliError, UsageError, command_config, key_value
 
 DEFAULT_LISTEN = "127.0.0.1:8081"
 DEFAULT_TOPIC = "_schemas"
@@ -43,6 +43,20 @@ def add_registry_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help=f"the compacted topic that holds the registry's state (default {DEFAULT_TOPIC})",
     )
     registry.add_argument(
+        "-X",
+        dest="client_properties",
+        metavar="KEY=VALUE",
+        type=key_value,
+        action="append",
+        default=[],
+        help="a librdkafka setting of its Kafka clients, e.g. -X security.protocol=SASL_SSL",
+    )
+    registry.add_argument(
+        "--command-config",
+        metavar="FILE",
+        help="a Kafka tools client properties file for its Kafka clients; -X wins",
+    )
+    registry.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default="info"
     )
     registry.set_defaults(run=run_registry_command, command_parser=registry)
@@ -68,7 +82,13 @@ def run_registry_command(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        run_registry(args.bootstrap, host=host, port=port, topic=args.topic)
+        run_registry(
+            args.bootstrap,
+            host=host,
+            port=port,
+            topic=args.topic,
+            client_config=dict(command_config(args) + args.client_properties),
+        )
     except SchemaLogError as exc:
         raise CliError(f"cannot load the registry from {args.bootstrap}: {exc}") from None
     except OSError as exc:
