@@ -10,10 +10,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from shoal.embedded import EmbeddedBroker
 from tests.server.tls_support import Pki
-from tests.support.sasl import add_user, start_sasl_broker
+from tests.support.sasl import add_user, client_config, start_sasl_broker
 
 with warnings.catch_warnings():  # authlib warns at import (see tests/registry/conftest.py)
     warnings.simplefilter("ignore")
@@ -60,15 +68,61 @@ def test_the_schema_registry_client_logs_in_with_basic_auth(
 ) -> None:
     pki = Pki(tmp_path / "pki")
     broker = _secured(shoal_broker_factory, pki)
-    client = SchemaRegistryClient(
-        {
-            "url": broker.http_url,
-            "basic.auth.user.info": "alice:alice-secret",
-            "ssl.ca.location": str(pki.ca_file),
-        }
-    )
-    schema_id = client.register_schema("orders-value", Schema(SCHEMA, "AVRO"))
-    assert client.get_schema(schema_id).schema_str is not None
-    anonymous = SchemaRegistryClient({"url": broker.http_url, "ssl.ca.location": str(pki.ca_file)})
-    with pytest.raises(Exception, match=r"401|Unauthorized"):
+    trusted = {"url": broker.http_url, "ssl.ca.location": str(pki.ca_file)}
+    with SchemaRegistryClient({**trusted, "basic.auth.user.info": "alice:alice-secret"}) as client:
+        schema_id = client.register_schema("orders-value", Schema(SCHEMA, "AVRO"))
+        assert client.get_schema(schema_id).schema_str is not None
+    with (
+        SchemaRegistryClient(trusted) as anonymous,
+        pytest.raises(Exception, match=r"401|Unauthorized"),
+    ):
         anonymous.get_subjects()
+
+
+def test_the_registry_authorizes_each_subject_by_its_topics_acls(
+    shoal_broker_factory: Callable[..., EmbeddedBroker], tmp_path: Path
+) -> None:
+    pki = Pki(tmp_path / "pki")
+    broker = start_sasl_broker(
+        shoal_broker_factory,
+        http_authentication="basic",
+        authorizer_class_name="standard",
+        super_users="User:admin",
+        **pki.settings(),
+    )
+    for user in ("admin", "alice", "bob"):
+        add_user(broker, user, f"{user}-secret")
+    admin = AdminClient(client_config(broker, "SCRAM-SHA-512", "admin", "admin-secret"))
+    grants = [
+        AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", "*",
+                   AclOperation.WRITE, AclPermissionType.ALLOW),
+        AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:bob", "*",
+                   AclOperation.READ, AclPermissionType.ALLOW),
+    ]  # fmt: skip
+    for future in admin.create_acls(grants).values():
+        future.result(timeout=30)
+
+    body = {"schema": SCHEMA}
+    with httpx.Client(base_url=broker.http_url) as http:
+        alice, bob, boss = (
+            ("alice", "alice-secret"),
+            ("bob", "bob-secret"),
+            ("admin", "admin-secret"),
+        )
+        # Write on the topic: register its subjects' schemas; nothing else.
+        assert http.post("/subjects/orders-value/versions", json=body, auth=alice).is_success
+        denied = http.post("/subjects/payroll-value/versions", json=body, auth=alice)
+        assert denied.status_code == 403
+        assert denied.json()["error_code"] == 40301
+        assert http.post("/subjects/payroll-value/versions", json=body, auth=boss).is_success
+        # Read on the topic: read its schemas, never register.
+        assert http.get("/subjects/orders-value/versions/1", auth=bob).is_success
+        assert http.post("/subjects/orders-value/versions", json=body, auth=bob).status_code == 403
+        assert http.get("/subjects/payroll-value/versions", auth=bob).status_code == 403
+        # Listings name only what the principal may read.
+        assert http.get("/subjects", auth=bob).json() == ["orders-value"]
+        assert sorted(http.get("/subjects", auth=boss).json()) == ["orders-value", "payroll-value"]
+        # The global config: AlterConfigs on the cluster.
+        change = {"compatibility": "FULL"}
+        assert http.put("/config", json=change, auth=alice).status_code == 403
+        assert http.put("/config", json=change, auth=boss).is_success

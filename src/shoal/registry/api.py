@@ -21,6 +21,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoal.registry import errors
+from shoal.registry.access import (
+    ANONYMOUS,
+    DENIED_ERROR_CODE,
+    PRINCIPAL_SCOPE_KEY,
+    Action,
+    AllowEverything,
+    SubjectAuthorizer,
+    denied_message,
+)
 from shoal.registry.model import (
     SCHEMA_TYPES,
     Reference,
@@ -152,12 +161,25 @@ def _version_json(sv: SchemaVersion) -> dict[str, Any]:
     }
 
 
-def build_registry_app(service: RegistryService) -> ASGIApp:
-    """The registry's ASGI app, routed on raw paths (see :func:`match_on_raw_path`)."""
-    return match_on_raw_path(_routes_app(service))
+def build_registry_app(
+    service: RegistryService, access: SubjectAuthorizer | None = None
+) -> ASGIApp:
+    """The registry's ASGI app, routed on raw paths (see :func:`match_on_raw_path`); every
+    route asks ``access`` first (see :mod:`shoal.registry.access`)."""
+    return match_on_raw_path(_routes_app(service, access or AllowEverything()))
 
 
-def _routes_app(service: RegistryService) -> Starlette:  # noqa: C901 - one route table
+def _principal(request: Request) -> str:
+    return str(request.scope.get(PRINCIPAL_SCOPE_KEY) or ANONYMOUS)
+
+
+def _host(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
+def _routes_app(  # noqa: C901 - one route table
+    service: RegistryService, access: SubjectAuthorizer
+) -> Starlette:
     async def register(request: Request) -> Response:
         body = _schema_request(await _body(request))
         sv = await run_in_threadpool(
@@ -191,8 +213,11 @@ def _routes_app(service: RegistryService) -> Starlette:  # noqa: C901 - one rout
 
     async def list_subjects(request: Request) -> Response:
         prefix = request.query_params.get("subjectPrefix", "")
+        subjects = service.subjects(include_deleted=_flag(request, "deleted"), prefix=prefix)
+        principal, host = _principal(request), _host(request)
+        # Only the subjects the principal may read: a listing never names the others.
         return RegistryResponse(
-            service.subjects(include_deleted=_flag(request, "deleted"), prefix=prefix)
+            [s for s in subjects if access.may(principal, host, Action.READ, s)]
         )
 
     async def list_versions(request: Request) -> Response:
@@ -337,9 +362,19 @@ def _routes_app(service: RegistryService) -> Starlette:  # noqa: C901 - one rout
         previous = await run_in_threadpool(service.delete_mode, _subject(request))
         return RegistryResponse({"mode": previous})
 
-    def guarded(handler: Handler) -> Handler:
+    def guarded(handler: Handler, action: Action) -> Handler:
         async def run(request: Request) -> Response:
             _decoded_params(request)
+            subject = request.path_params.get("subject")
+            principal = _principal(request)
+            if not access.may(principal, _host(request), action, subject):
+                return RegistryResponse(
+                    {
+                        "error_code": DENIED_ERROR_CODE,
+                        "message": denied_message(principal, action, subject),
+                    },
+                    status_code=403,
+                )
             try:
                 return await handler(request)
             except errors.RegistryError as exc:
@@ -381,7 +416,20 @@ def _routes_app(service: RegistryService) -> Starlette:  # noqa: C901 - one rout
         ("/mode/{subject}", put_mode, ["PUT"]),
         ("/mode/{subject}", delete_mode, ["DELETE"]),
     ]
-    routes = [Route(path, guarded(handler), methods=methods) for path, handler, methods in table]
+    # A GET, a lookup (POST /subjects/{s}) and a compatibility check only read; every other
+    # method changes something.
+    reads = {lookup, compatibility}
+    routes = [
+        Route(
+            path,
+            guarded(
+                handler,
+                Action.READ if methods == ["GET"] or handler in reads else Action.WRITE,
+            ),
+            methods=methods,
+        )
+        for path, handler, methods in table
+    ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

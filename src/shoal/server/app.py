@@ -25,6 +25,7 @@ from shoal.server.http_auth import HttpAuthentication
 from shoal.server.kafka import KafkaServer
 from shoal.server.listeners import WILDCARD_HOSTS, Listener, SecurityProtocol
 from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
+from shoal.server.registry_access import BrokerSubjectAccess
 from shoal.server.sasl_config import jwt_validator, refresh_jwks_forever, sasl_server_config
 from shoal.server.sasl_internal import internal_client
 from shoal.server.settings import Settings, SettingsError, parse_listen
@@ -214,7 +215,7 @@ class BrokerApp:
         config = uvicorn.Config(
             build_http_app(
                 self._readiness,
-                build_registry_app(self.registry),
+                build_registry_app(self.registry, BrokerSubjectAccess(lambda: self.broker)),
                 metrics=self._metrics,
                 authentication=authentication,
             ),

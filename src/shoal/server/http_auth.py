@@ -28,7 +28,8 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-PRINCIPAL_SCOPE_KEY: Final = "shoal.principal"
+from shoal.registry.access import PRINCIPAL_SCOPE_KEY
+
 OPEN_PATHS: Final = frozenset({"/livez"})
 REMEMBER_S: Final = 60.0
 """How long a verified credential is trusted without hashing it again."""
