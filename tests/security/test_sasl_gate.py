@@ -3,7 +3,9 @@ and what it is answered; SaslHandshake/SaslAuthenticate where no exchange is und
 
 from __future__ import annotations
 
+import socket
 import struct
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +15,8 @@ from confluent_kafka import Producer
 
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ErrorCode
-from tests.server.wire import ClosedByPeer, WireClient
+from tests.server.wire import ClosedByPeer, WireClient, host_port
+from tests.support.broker import BrokerProcess
 from tests.support.sasl import add_user, client_config, scram_login
 
 pytestmark = pytest.mark.integration
@@ -220,3 +223,42 @@ def test_pipelined_requests_before_authentication_are_answered_in_order(
         assert client.receive(17, 1, ids[1]).error_code == 0
         assert client.receive(36, 2, ids[2]).error_code == 0
         assert client.metadata(None).brokers
+
+
+PRE_AUTH_FLOOD_CONNECTIONS = 200
+PRE_AUTH_PARTIAL_BYTES = 400 * 1024
+"""Each flooding connection sends this much of a frame just under the pre-auth bound, then
+stalls: the most an unauthenticated client can make the broker hold."""
+
+
+def test_a_pre_auth_flood_costs_at_most_the_per_connection_bound(
+    broker_process: Callable[..., BrokerProcess],
+) -> None:
+    """Many unauthenticated connections, each holding a partial frame near the 512 KiB bound:
+    memory grows by no more than that bound per connection, and a real client still logs in."""
+    process = broker_process(
+        listeners="SASL_PLAINTEXT://127.0.0.1:0", sasl_enabled_mechanisms="SCRAM-SHA-512"
+    )
+    host, port = host_port(process.bootstrap_servers)
+    before = process.rss_bytes()
+    flood: list[socket.socket] = []
+    try:
+        prefix = struct.pack(">i", PRE_AUTH_FRAME_MAX - 16)
+        for _ in range(PRE_AUTH_FLOOD_CONNECTIONS):
+            sock = socket.create_connection((host, port), timeout=10)
+            sock.sendall(prefix + b"\0" * PRE_AUTH_PARTIAL_BYTES)
+            flood.append(sock)
+        time.sleep(1.0)  # let the broker read what was sent
+        during = process.rss_bytes()
+        with WireClient(process.bootstrap_servers) as client:  # not starved by the flood
+            assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+    finally:
+        for sock in flood:
+            sock.close()
+    growth = during - before
+    print(
+        f"{PRE_AUTH_FLOOD_CONNECTIONS} connections x {PRE_AUTH_PARTIAL_BYTES // 1024} KiB "
+        f"pre-auth: RSS +{growth / 2**20:.1f} MiB"
+    )
+    assert growth <= PRE_AUTH_FLOOD_CONNECTIONS * PRE_AUTH_FRAME_MAX + 32 * 2**20
+    assert process.exit_code is None
