@@ -243,7 +243,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="length of a produce run (3; quick 0.3)")
     parser.add_argument("--repeats", type=int, help="throughput runs per size (3; quick 1)")
     parser.add_argument("--sizes", help="record sizes in bytes, comma-separated (100,1024)")
-    parser.add_argument("--rates", help="latency rates in records/s, comma-separated")
+    parser.add_argument(
+        "--rates", help="latency rates in records/s, comma-separated; none: throughput only"
+    )
     parser.add_argument(
         "--only-latency", action="store_true", help="skip the throughput and client-alone runs"
     )
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sizes:
         cfg.sizes = [int(v) for v in args.sizes.split(",")]
     if args.rates:
-        cfg.rates = [int(v) for v in args.rates.split(",")]
+        cfg.rates = [] if args.rates == "none" else [int(v) for v in args.rates.split(",")]
     cfg.only_latency = args.only_latency
     results = run(cfg, systems, args.out, args.dir)
     return 1 if results["failed"] else 0
