@@ -301,10 +301,10 @@ def test_controller_mutation_rate_on_partitions_and_deletes(both: tuple[str, str
                             (r.name.removeprefix(prefix), int(r.error_code), r.error_message)
                             for r in grown
                         ),
-                        sorted(
-                            (r.name.removeprefix(prefix), int(r.error_code), r.error_message)
-                            for r in deleted.responses
-                        ),
+                        # Which of the two topics overdraws the bucket follows the order the
+                        # broker takes them in (Kafka's is a hash order of the random names):
+                        # compare the answers, not which name got which.
+                        sorted((int(r.error_code), r.error_message) for r in deleted.responses),
                         deleted.throttle_time.total_seconds() > 0,
                     )
                 )
