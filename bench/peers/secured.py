@@ -8,10 +8,6 @@ byte goes over SASL_SSL.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 import trustme
+from bench.peers.systems import shoal_process
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -32,7 +29,7 @@ USER: Final = "bench"
 PASSWORD: Final = "bench-secret-password"
 ITERATIONS: Final = 8192
 START_TIMEOUT_S: Final = 60.0
-STOP_TIMEOUT_S: Final = 60.0
+"""How long the user creation may keep retrying while the broker settles."""
 
 
 class Certificates:
@@ -89,37 +86,15 @@ def create_user(admin_bootstrap: str) -> None:
 def shoal_sasl_ssl(work: Path, certs: Certificates) -> Iterator[str]:
     """``shoal broker`` with a SASL_SSL listener (SCRAM-SHA-512); yields its address."""
     admin_port, port = free_port(), free_port()
-    work.mkdir(parents=True, exist_ok=True)
-    log_path = work / "shoal.log"
-    command = [
-        sys.executable, "-m", "shoal.cli", "broker",
-        "--data-dir", str(work / "shoal-data"),
-        "--http-listen", f"127.0.0.1:{free_port()}",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
-    env.update(
-        SHOAL_LISTENERS=f"ADMIN://127.0.0.1:{admin_port},SASL_SSL://127.0.0.1:{port}",
-        SHOAL_LISTENER_SECURITY_PROTOCOL_MAP="ADMIN:PLAINTEXT,SASL_SSL:SASL_SSL",
-        SHOAL_SASL_ENABLED_MECHANISMS="SCRAM-SHA-512",
-        SHOAL_SSL_KEYSTORE_LOCATION=str(certs.keystore),
-    )
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while b"shoal broker ready" not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"shoal did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.05)
+    settings = {
+        "SHOAL_LISTENERS": f"ADMIN://127.0.0.1:{admin_port},SASL_SSL://127.0.0.1:{port}",
+        "SHOAL_LISTENER_SECURITY_PROTOCOL_MAP": "ADMIN:PLAINTEXT,SASL_SSL:SASL_SSL",
+        "SHOAL_SASL_ENABLED_MECHANISMS": "SCRAM-SHA-512",
+        "SHOAL_SSL_KEYSTORE_LOCATION": str(certs.keystore),
+    }
+    with shoal_process(work, [], settings):
         create_user(f"127.0.0.1:{admin_port}")
         yield f"127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class SaslSslKafka(KafkaPeer):

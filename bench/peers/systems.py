@@ -71,15 +71,27 @@ SYSTEMS: Final = list(DURABILITY)
 def shoal_broker(work: Path) -> Iterator[str]:
     """``shoal broker`` as a child process with default settings (flush policy sync)."""
     bootstrap = f"127.0.0.1:{free_port()}"
+    with shoal_process(work, ["--kafka-listen", bootstrap]):
+        yield bootstrap
+
+
+@contextmanager
+def shoal_process(
+    work: Path, flags: list[str], settings: dict[str, str] | None = None
+) -> Iterator[None]:
+    """``shoal broker`` on ``work`` with ``flags`` and ``SHOAL_*`` ``settings``, until it says
+    it is ready; SIGTERM on exit."""
+    work.mkdir(parents=True, exist_ok=True)
     log_path = work / "shoal.log"
     command = [
         sys.executable, "-m", "shoal.cli", "broker",
         "--data-dir", str(work / "shoal-data"),
-        "--kafka-listen", bootstrap,
         "--http-listen", f"127.0.0.1:{free_port()}",
+        *flags,
     ]  # fmt: skip
-    # Default settings only: a SHOAL_* variable in the caller's environment must not leak in.
+    # Only the settings asked for: a SHOAL_* variable in the caller's environment must not leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env.update(settings or {})
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     try:
@@ -88,7 +100,7 @@ def shoal_broker(work: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"shoal did not start:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.05)
-        yield bootstrap
+        yield
     finally:
         process.send_signal(signal.SIGTERM)
         try:
