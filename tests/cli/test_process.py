@@ -128,3 +128,29 @@ def test_broker_command_rejects_a_bad_listen_address(tmp_path: Path) -> None:
     result = run_shoal("broker", "--data-dir", str(tmp_path), "--kafka-listen", "nowhere")
     assert result.returncode == 2
     assert b"shoal broker: listen address 'nowhere' must look like HOST:PORT" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "expected"),
+    [
+        ("topics.json", b"{not json", b"topics.json cannot be used (not valid JSON"),
+        ("client-quotas.json", b'{"version": 7}', b"written by a newer shoal"),
+        ("broker-configs.json", b"[]", b"a JSON list, not an object"),
+    ],
+)
+def test_broker_command_names_a_damaged_state_file_and_what_to_do(
+    tmp_path: Path, file_name: str, content: bytes, expected: bytes
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / file_name).write_bytes(content)
+    result = run_shoal(
+        "broker", "--data-dir", str(data),
+        "--kafka-listen", f"127.0.0.1:{closed_port()}",
+        "--http-listen", f"127.0.0.1:{closed_port()}",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert b"shoal broker: cannot start:" in result.stderr
+    assert expected in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert (data / file_name).read_bytes() == content  # left for the operator to restore

@@ -12,12 +12,12 @@ than starting with configs nobody chose.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from shoal.storage.fs import FileSystem, read_whole, write_atomically
+from shoal.storage.documents import DocumentDamaged, read_document, write_document
+from shoal.storage.fs import FileSystem
 
 BROKER_CONFIGS_FILE: Final = "broker-configs.json"
 _VERSION: Final = 1
@@ -26,7 +26,7 @@ Validate = Callable[[Mapping[str, str], bool], Mapping[str, str]]
 """Checks one level (``True`` for the cluster-wide one); raises ValueError when invalid."""
 
 
-class DynamicConfigsDamaged(RuntimeError):
+class DynamicConfigsDamaged(DocumentDamaged):
     """broker-configs.json cannot be read; the message says what to do."""
 
 
@@ -43,9 +43,7 @@ class DynamicConfigStore:
 
     def _load(self, validate: Validate) -> None:
         try:
-            doc = json.loads(read_whole(self._fs, self._path))
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"unknown version {doc.get('version')!r}")
+            doc = read_document(self._fs, self._path, version=_VERSION) or {}
             cluster = _strings(doc["cluster"])
             brokers = {str(node): _strings(level) for node, level in doc["brokers"].items()}
             self._cluster = dict(validate(cluster, True))
@@ -82,9 +80,8 @@ class DynamicConfigStore:
             raise
 
     def _save(self) -> None:
-        doc = {"version": _VERSION, "cluster": self._cluster, "brokers": self._brokers}
-        data = json.dumps(doc, indent=1, sort_keys=True).encode()
-        write_atomically(self._fs, self._path, data)
+        body = {"cluster": self._cluster, "brokers": self._brokers}
+        write_document(self._fs, self._path, body, version=_VERSION, sort_keys=True)
 
 
 def _strings(level: object) -> dict[str, str]:

@@ -7,7 +7,6 @@ change: clients (librdkafka, Fetch v13+) key partitions by them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import uuid
@@ -17,9 +16,17 @@ from typing import Any, Final
 
 # Re-exported: topics and their storage settings used to live together here.
 from shoal.broker.topic_configs import log_config_for as log_config_for
-from shoal.storage.fs import FileSystem, read_whole, write_atomically
+from shoal.storage.documents import DocumentDamaged, read_document, write_document
+from shoal.storage.fs import FileSystem
 
 TOPICS_FILE: Final = "topics.json"
+_VERSION: Final = 1
+
+
+class TopicsDamaged(DocumentDamaged):
+    """topics.json cannot be read; the message says what to do."""
+
+
 MAX_TOPIC_NAME_LENGTH: Final = 249
 """Kafka's limit: a partition directory name must fit in 255 bytes with its suffix."""
 _LEGAL_NAME: Final = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -68,8 +75,15 @@ class TopicStore:
         self._path = os.path.join(data_dir, TOPICS_FILE)
         self._topics: dict[str, Topic] = {}
         self._by_id: dict[uuid.UUID, Topic] = {}
-        if fs.exists(self._path):
-            self._load(json.loads(read_whole(fs, self._path)))
+        try:
+            doc = read_document(fs, self._path, version=_VERSION)
+            if doc is not None:
+                self._load(doc)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TopicsDamaged(
+                f"{self._path} cannot be used ({exc}); restore it from a backup (without it the "
+                "broker does not know its topics, though their partition directories remain)"
+            ) from exc
 
     def _load(self, doc: Mapping[str, Any]) -> None:
         for entry in doc.get("topics", []):
@@ -84,8 +98,7 @@ class TopicStore:
             self._by_id[topic.topic_id] = topic
 
     def _save(self) -> None:
-        doc = {
-            "version": 1,
+        body = {
             "topics": [
                 {
                     "name": t.name,
@@ -97,7 +110,7 @@ class TopicStore:
                 for t in sorted(self._topics.values(), key=lambda t: t.name)
             ],
         }
-        write_atomically(self._fs, self._path, json.dumps(doc, indent=1).encode())
+        write_document(self._fs, self._path, body, version=_VERSION)
 
     def __iter__(self) -> Iterator[Topic]:
         return iter(list(self._topics.values()))

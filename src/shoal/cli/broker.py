@@ -87,6 +87,7 @@ def run_broker(args: argparse.Namespace) -> int:
     from shoal.server.app import BrokerApp
     from shoal.server.logs import configure_logging
     from shoal.server.settings import SettingsError, load_settings
+    from shoal.storage.documents import DocumentDamaged
 
     try:
         settings = load_settings(
@@ -117,7 +118,8 @@ def run_broker(args: argparse.Namespace) -> int:
     app = BrokerApp(settings)
     try:
         _event_loop_runner()(app.run_until_stopped())
-    except (OSError, SettingsError) as exc:  # a port taken, a certificate file unreadable...
+    # A port taken, a certificate file unreadable, a damaged topics.json or acls.json...
+    except (OSError, SettingsError, DocumentDamaged) as exc:
         print(f"shoal broker: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -12,7 +12,6 @@ rather than starting with ACLs nobody chose (fewer DENYs would let principals in
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import Final
@@ -26,13 +25,14 @@ from shoal.security.acl import (
     ResourceType,
     validate_binding,
 )
-from shoal.storage.fs import FileSystem, read_whole, write_atomically
+from shoal.storage.documents import DocumentDamaged, read_document, write_document
+from shoal.storage.fs import FileSystem
 
 ACLS_FILE: Final = "acls.json"
 _VERSION: Final = 1
 
 
-class AclsDamaged(RuntimeError):
+class AclsDamaged(DocumentDamaged):
     """acls.json cannot be read; the message says what to do."""
 
 
@@ -42,12 +42,10 @@ class AclStore:
         self.path = os.path.join(data_dir, ACLS_FILE)
 
     def load(self) -> list[AclBinding]:
-        if not self._fs.exists(self.path):
-            return []
         try:
-            doc = json.loads(read_whole(self._fs, self.path))
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"unknown version {doc.get('version')!r}")
+            doc = read_document(self._fs, self.path, version=_VERSION)
+            if doc is None:
+                return []
             bindings = [_binding(entry) for entry in doc["acls"]]
             for binding in bindings:
                 validate_binding(binding)
@@ -59,8 +57,9 @@ class AclStore:
         return bindings
 
     def save(self, bindings: Iterable[AclBinding]) -> None:
-        doc = {"version": _VERSION, "acls": [_entry(b) for b in bindings]}
-        write_atomically(self._fs, self.path, json.dumps(doc, indent=1).encode())
+        write_document(
+            self._fs, self.path, {"acls": [_entry(b) for b in bindings]}, version=_VERSION
+        )
 
 
 def _entry(binding: AclBinding) -> dict[str, str]:

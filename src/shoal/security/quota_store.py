@@ -14,7 +14,6 @@ silently lift every limit an operator set.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,8 @@ from shoal.security.quota_entity import (
     checked_ops,
     keys_for,
 )
-from shoal.storage.fs import FileSystem, read_whole, write_atomically
+from shoal.storage.documents import DocumentDamaged, read_document, write_document
+from shoal.storage.fs import FileSystem
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ QUOTA_ENTITIES_MAX: Final = 100_000
 operator sets quotas on users and client ids, not on every connection."""
 
 
-class QuotaConfigsDamaged(RuntimeError):
+class QuotaConfigsDamaged(DocumentDamaged):
     """client-quotas.json cannot be read; the message says what to do."""
 
 
@@ -73,9 +73,7 @@ class QuotaStore:
 
     def _load(self) -> None:
         try:
-            doc = json.loads(read_whole(self._fs, self._path))
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"unknown version {doc.get('version')!r}")
+            doc = read_document(self._fs, self._path, version=_VERSION) or {"entities": []}
             entities: dict[QuotaEntity, dict[str, float]] = {}
             for item in doc["entities"]:
                 entity = checked_entity(list(item["entity"].items()))
@@ -166,11 +164,10 @@ class QuotaStore:
         return list(results.values())
 
     def _save(self, entities: Mapping[QuotaEntity, Mapping[str, float]]) -> None:
-        doc = {
-            "version": _VERSION,
+        body = {
             "entities": [
                 {"entity": dict(entity.parts), "quotas": dict(sorted(quotas.items()))}
                 for entity, quotas in sorted(entities.items(), key=lambda item: str(item[0]))
             ],
         }
-        write_atomically(self._fs, self._path, json.dumps(doc, indent=1).encode())
+        write_document(self._fs, self._path, body, version=_VERSION)

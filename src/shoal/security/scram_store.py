@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import os
 import secrets
 from collections.abc import Iterable, Mapping
@@ -34,7 +33,8 @@ from shoal.security.scram import (
     credential_from_salted,
     salted_password,
 )
-from shoal.storage.fs import FileSystem, read_whole, write_atomically
+from shoal.storage.documents import DocumentDamaged, read_document, write_document
+from shoal.storage.fs import FileSystem
 
 SCRAM_CREDENTIALS_FILE: Final = "scram-credentials.json"
 _VERSION: Final = 1
@@ -47,7 +47,7 @@ and a super user to the authorizer (:data:`INTERNAL_PRINCIPAL`)."""
 INTERNAL_PRINCIPAL: Final = f"User:{INTERNAL_USER}"
 
 
-class ScramCredentialsDamaged(RuntimeError):
+class ScramCredentialsDamaged(DocumentDamaged):
     """scram-credentials.json cannot be read; the message says what to do."""
 
 
@@ -78,9 +78,7 @@ class ScramCredentialStore:
 
     def _load(self) -> None:
         try:
-            doc = json.loads(read_whole(self._fs, self._path))
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"unknown version {doc.get('version')!r}")
+            doc = read_document(self._fs, self._path, version=_VERSION) or {"users": {}}
             users: dict[str, dict[str, ScramCredential]] = {}
             for user, mechanisms in doc["users"].items():
                 users[str(user)] = {
@@ -162,15 +160,13 @@ class ScramCredentialStore:
         self._users = users
 
     def _save(self, users: Mapping[str, Mapping[str, ScramCredential]]) -> None:
-        doc = {
-            "version": _VERSION,
+        body = {
             "users": {
                 user: {name: _encode(c) for name, c in mechanisms.items()}
                 for user, mechanisms in users.items()
             },
         }
-        data = json.dumps(doc, indent=1, sort_keys=True).encode()
-        write_atomically(self._fs, self._path, data)
+        write_document(self._fs, self._path, body, version=_VERSION, sort_keys=True)
 
 
 def _mechanism(name: str) -> ScramAlgorithm:
