@@ -22,8 +22,8 @@ from confluent_kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
-from cryptography.hazmat.primitives import serialization
 from tests.peers.kafka_peer import KafkaPeer, free_port
+from tests.server.tls_support import pkcs8_keystore
 
 USER: Final = "bench"
 PASSWORD: Final = "bench-secret-password"
@@ -41,15 +41,9 @@ class Certificates:
         issued = ca.issue_cert("127.0.0.1", "localhost", common_name="bench-broker")
         self.ca_file = directory / "ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_file))
-        # Kafka's PEM keystore reads PKCS#8 keys only (trustme writes SEC1); shoal reads both.
-        key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
-        pkcs8 = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
         self.keystore = directory / "broker.pem"
-        self.keystore.write_bytes(pkcs8 + b"".join(c.bytes() for c in issued.cert_chain_pems))
+        chain = b"".join(c.bytes() for c in issued.cert_chain_pems)
+        self.keystore.write_bytes(pkcs8_keystore(issued.private_key_pem.bytes(), chain))
 
     def client_config(self) -> dict[str, str]:
         """librdkafka's settings of the measured clients."""

@@ -25,7 +25,6 @@ from typing import IO, Any, Final
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
-from cryptography.hazmat.primitives import serialization
 
 from shoal.embedded import EmbeddedBroker
 from shoal.server.settings import SettingsError
@@ -33,7 +32,7 @@ from tests.differential.test_java_tools import CONSOLE_CONSUMER, CONSOLE_PRODUCE
 from tests.differential.tools import ok
 from tests.peers.kafka_peer import free_port, kafka_tool
 from tests.server.test_node_identity import shoal_broker_command
-from tests.server.tls_support import ClientCert, Pki, served_serial
+from tests.server.tls_support import ClientCert, Pki, pkcs8_keystore, served_serial
 
 pytestmark = pytest.mark.integration
 
@@ -372,14 +371,7 @@ def java_client_properties(pki: Pki, path: Path, client: ClientCert | None = Non
     ]
     if client is not None:
         keystore = path.with_suffix(".keystore.pem")
-        # Kafka's PEM keystore reads PKCS#8 keys only (trustme writes SEC1 "EC PRIVATE KEY").
-        key = serialization.load_pem_private_key(client.key.read_bytes(), password=None)
-        pkcs8 = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        keystore.write_bytes(pkcs8 + client.cert.read_bytes())
+        keystore.write_bytes(pkcs8_keystore(client.key.read_bytes(), client.cert.read_bytes()))
         lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={keystore}"]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -453,16 +445,9 @@ def test_an_encrypted_key_with_ssl_key_password(
     shoal_broker_factory: Factory, pki: Pki, tmp_path: Path
 ) -> None:
     issued = pki.ca.issue_cert("127.0.0.1", common_name="shoal-broker")
-    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
     encrypted = tmp_path / "encrypted.pem"
-    encrypted.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"s3cret"),
-        )
-        + b"".join(blob.bytes() for blob in issued.cert_chain_pems)
-    )
+    chain = b"".join(blob.bytes() for blob in issued.cert_chain_pems)
+    encrypted.write_bytes(pkcs8_keystore(issued.private_key_pem.bytes(), chain, password=b"s3cret"))
     with pytest.raises(SettingsError, match="cannot load ssl_keystore_location") as refused:
         tls_broker(shoal_broker_factory, pki, ssl_keystore_location=str(encrypted),
                    ssl_key_password="wrong")  # fmt: skip

@@ -11,11 +11,30 @@ from typing import Any
 
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 SERVER_NAMES = ("localhost", "127.0.0.1")
 SERVER_COMMON_NAME = "shoal-broker"
 """The subject's CN of the broker's certificate, which is also the client certificate of its
 own schema registry's connections when clients must present one."""
+
+
+def pkcs8_keystore(key_pem: bytes, chain_pem: bytes, *, password: bytes | None = None) -> bytes:
+    """A PEM keystore as Kafka's ``ssl.keystore.type=PEM`` reads it: the key in PKCS#8
+    (encrypted with ``password`` if given), then the certificate chain.
+
+    Kafka reads PKCS#8 keys only, and trustme writes SEC1 ("EC PRIVATE KEY"); shoal reads both.
+    """
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password is not None
+        else serialization.NoEncryption()
+    )
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    return pkcs8 + chain_pem
 
 
 @dataclass
