@@ -50,6 +50,7 @@ from shoal.protocol import (
 from shoal.security.sasl_session import Route
 from shoal.security.scram_store import INTERNAL_PRINCIPAL
 from shoal.server.authentication import SaslGate, SaslServerConfig
+from shoal.server.buffered_stream import buffered_stream_factory
 from shoal.server.gather_write import GatherWriter
 from shoal.server.quota_enforcement import (
     AcceptThrottle,
@@ -153,11 +154,10 @@ class KafkaServer:
     async def bind(self) -> None:
         """Bind the listening socket, accepting no connection yet (a client is refused until
         :meth:`start`); :attr:`port` is then the bound port, also when the one asked for was 0."""
-        self._server = await asyncio.start_server(
-            self._accept,
+        self._server = await asyncio.get_running_loop().create_server(
+            buffered_stream_factory(self._accept, limit=READ_CHUNK_BYTES),
             self._host,
             self._port,
-            limit=READ_CHUNK_BYTES,
             backlog=1024,
             start_serving=False,
             ssl=self._ssl_context,
