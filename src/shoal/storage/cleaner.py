@@ -127,7 +127,7 @@ def write_cleaner_checkpoint(plog: PartitionLog, offset: int) -> None:
 def spans(segments: list[Segment], end: int) -> list[tuple[Segment, int]]:
     """Each segment with the offset where the next begins (its span includes any gap)."""
     ends = [s.base_offset for s in segments[1:]] + [end]
-    return list(zip(segments, ends, strict=True))
+    return list(zip(segments, ends[: len(segments)], strict=True))
 
 
 def assess(plog: PartitionLog, checkpoint: int | None, now_ms: int) -> Cleanable:
