@@ -117,10 +117,15 @@ class BrokerApp:
             broker_config = self.settings.broker_config(
                 bound_ports={name: server.port for name, server in self.listeners.items()}
             )
+            # -- log compaction (issue 15, slice C): checked before the logs open.
+            cleaner_settings = self.settings.cleaner_settings()
             self._status = "recovering logs"
             self.logs = await asyncio.to_thread(
                 LogManager.open, self.settings.data_dir, default_config=broker_config.log
             )
+            # -- log compaction (issue 15, slice C): the cleaner thread; logs.close stops it.
+            if cleaner_settings.enable:
+                self.logs.start_cleaner(cleaner_settings)
             self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
             for server in self.listeners.values():
                 await server.start(self.broker)
