@@ -635,9 +635,12 @@ class PartitionLog:
             self._delete_segments_below_start_locked()
 
     def _delete_segments_below_start_locked(self) -> None:
+        # A segment goes once the *next* one starts at or below the log start (Kafka's rule):
+        # not by its own end, since a segment the cleaner emptied ends where it begins, and
+        # dropping it would move the log start up to the next segment at the next open.
         with self._lock:
             doomed = []
-            while len(self._segments) > 1 and self._segments[0].next_offset <= self._log_start:
+            while len(self._segments) > 1 and self._segments[1].base_offset <= self._log_start:
                 doomed.append(self._segments.pop(0))
                 self._bases.pop(0)
             for segment in doomed:
