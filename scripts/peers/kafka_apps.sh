@@ -12,7 +12,7 @@ set -euo pipefail
 STREAMS_VERSION="${STREAMS_VERSION:-4.4.0}"
 MIRROR_VERSION="${MIRROR_VERSION:-4.1.0}"
 APPS_HOME="${SHOAL_KAFKA_APPS_HOME:-${HOME}/.cache/shoal/kafka-apps}"
-DONE="${APPS_HOME}/.complete-streams-${STREAMS_VERSION}-mirror-${MIRROR_VERSION}"
+DONE="${APPS_HOME}/.complete-streams-${STREAMS_VERSION}-mirror-${MIRROR_VERSION}-2"
 
 for tool in java javac mvn; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -69,6 +69,16 @@ POM
     <dependency>
       <groupId>org.apache.kafka</groupId>
       <artifactId>connect-mirror-client</artifactId>
+      <version>${MIRROR_VERSION}</version>
+    </dependency>
+    <!-- packaged with the plugin, as a connector built for an older Kafka ships its client:
+         connect-mirror 4.1 calls org.apache.kafka.common.utils.AppInfoParser, which kafka-clients
+         4.4 moved to ...utils.internals. Connect's plugin class loader takes org.apache.kafka
+         classes from the worker first and only falls back to the plugin's jars for what the
+         worker lacks, so this jar only fills those gaps. -->
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-clients</artifactId>
       <version>${MIRROR_VERSION}</version>
     </dependency>
   </dependencies>

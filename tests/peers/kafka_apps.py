@@ -111,6 +111,9 @@ class JvmApp:
             except queue.Empty:
                 pass
 
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def tail(self, count: int = 40) -> str:
         return "\n".join(self.lines[-count:])
 
@@ -138,3 +141,32 @@ class JvmApp:
                 self._process.kill()
                 self._process.wait(STOP_TIMEOUT_S)
         self._close_output()
+
+
+def connect_worker_properties(bootstrap: str, rest_port: int, group_id: str) -> str:
+    """A distributed-mode Connect worker on ``bootstrap``, its three internal topics compacted
+    on the broker, the connect-mirror plugin on its plugin path."""
+    settings = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "listeners": f"http://127.0.0.1:{rest_port}",
+        "plugin.path": connect_plugin_path(),
+        "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
+        "value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
+        "config.storage.topic": f"{group_id}-configs",
+        "offset.storage.topic": f"{group_id}-offsets",
+        "status.storage.topic": f"{group_id}-status",
+        "config.storage.replication.factor": "1",
+        "offset.storage.replication.factor": "1",
+        "status.storage.replication.factor": "1",
+        "offset.storage.partitions": "1",
+        "status.storage.partitions": "1",
+        # Commit source offsets often, so the test can wait for them before the SIGKILL.
+        "offset.flush.interval.ms": "500",
+        # A SIGKILLed worker's member leaves at its session timeout (the broker's minimum), and
+        # its connectors and tasks are reassigned at once, not after the default 5 minutes.
+        "session.timeout.ms": "6000",
+        "heartbeat.interval.ms": "1000",
+        "scheduled.rebalance.max.delay.ms": "0",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
