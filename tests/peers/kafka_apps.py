@@ -170,3 +170,12 @@ def connect_worker_properties(bootstrap: str, rest_port: int, group_id: str) -> 
         "scheduled.rebalance.max.delay.ms": "0",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def mirror_maker_classpath() -> str:
+    """Dedicated MirrorMaker 2 (``connect-mirror-maker.sh``): Kafka's libs, then the
+    connect-mirror jars and, last, the kafka-clients they were built with, which the JVM only
+    reaches for classes Kafka 4.4's own jars lack (see scripts/peers/kafka_apps.sh)."""
+    plugin = Path(connect_plugin_path()) / "connect-mirror"
+    jars = sorted(plugin.glob("connect-mirror*.jar")) + sorted(plugin.glob("kafka-clients-*.jar"))
+    return os.pathsep.join([connect_classpath(), *map(str, jars)])
