@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Final, Self
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
 from tests.peers.kafka_peer import KAFKA_HOME, LIBS, KafkaPeerError
 
 APPS_HOME: Final = Path(
@@ -169,6 +171,12 @@ def connect_worker_properties(bootstrap: str, rest_port: int, group_id: str) -> 
         "heartbeat.interval.ms": "1000",
         "scheduled.rebalance.max.delay.ms": "0",
     }
+    # Topic settings for the internal topics, given as Connect takes them (KIP-605: any topic
+    # config after the topic's prefix; Connect itself forces cleanup.policy=compact): segments
+    # that roll fast and a low dirty ratio, so shoal's cleaner compacts them during a test.
+    for prefix in ("config.storage.", "offset.storage.", "status.storage."):
+        settings[f"{prefix}segment.ms"] = "100"
+        settings[f"{prefix}min.cleanable.dirty.ratio"] = "0.01"
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -179,3 +187,30 @@ def mirror_maker_classpath() -> str:
     plugin = Path(connect_plugin_path()) / "connect-mirror"
     jars = sorted(plugin.glob("connect-mirror*.jar")) + sorted(plugin.glob("kafka-clients-*.jar"))
     return os.pathsep.join([connect_classpath(), *map(str, jars)])
+
+
+def read_partition(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Message]:
+    """Every record of partition 0 of ``topic`` from its log start to its end as of the call."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}"})
+    try:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        seen: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while (not seen or seen[-1].offset() < high - 1) and high > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"read {len(seen)} records of {topic} (end {high})")
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                seen.append(message)
+        return seen
+    finally:
+        consumer.close()
+
+
+def log_end_offset(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        consumer.close()

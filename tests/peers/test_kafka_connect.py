@@ -9,8 +9,11 @@ offsets and statuses in three topics it creates compacted on shoal. It runs conn
    arrives, in order, and that Connect stored the source offset;
 2. SIGKILLs the worker, produces a second batch, and starts a new worker: it reads the
    connector from the config topic (no new REST call) and resumes from the stored offset, so
-   the target ends with each record exactly once, none lost;
-3. checks Connect's three topics are compacted on shoal.
+   the target ends with each record exactly once, none lost; a third batch makes it store
+   its offset again;
+3. checks Connect's three topics are compacted on shoal, with the topic settings the worker
+   gave them, and that the cleaner compacted its offsets and status topics (records left from
+   the first worker were superseded by the second's).
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from shoal.embedded import EmbeddedBroker
-from tests.peers.kafka_apps import JvmApp, connect_classpath, connect_worker_properties
+from tests.peers.kafka_apps import (
+    JvmApp,
+    connect_classpath,
+    connect_worker_properties,
+    log_end_offset,
+    read_partition,
+)
 from tests.peers.kafka_peer import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -129,6 +138,8 @@ def test_mirror_source_connector_resumes_from_its_stored_offsets(
     properties.write_text(connect_worker_properties(bootstrap, port, GROUP))
     first = [f"order-{i:04d}".encode() for i in range(50)]
     second = [f"order-{i:04d}".encode() for i in range(50, 120)]
+    third = [f"order-{i:04d}".encode() for i in range(120, 150)]
+    total = len(first) + len(second) + len(third)
     _produce(bootstrap, first)
 
     worker = _start_worker(properties, tmp_path / "connect-1.log", rest)
@@ -166,6 +177,16 @@ def test_mirror_source_connector_resumes_from_its_stored_offsets(
             "the stored offset moving on",
             worker,
         )
+        # More records, so the second worker stores its offset again (the first store now sits
+        # in a sealed segment; a clean only compacts keys it maps from sealed segments).
+        _produce(bootstrap, third)
+        assert _read(bootstrap, TARGET, total, worker) == first + second + third
+        _wait(lambda: _stored_offset(rest) == total - 1, "the third offset store", worker)
+        # The offsets and statuses written before are superseded under the same keys: shoal's
+        # cleaner keeps only the latest of each in the sealed segments.
+        for topic in (f"{GROUP}-offsets", f"{GROUP}-status"):
+            written = log_end_offset(bootstrap, topic)
+            _wait(lambda t=topic, w=written: len(read_partition(bootstrap, t)) < w, topic, worker)
     finally:
         worker.stop()
 
@@ -173,3 +194,4 @@ def test_mirror_source_connector_resumes_from_its_stored_offsets(
         resource = ConfigResource(ResourceType.TOPIC, topic)
         configs = admin.describe_configs([resource])[resource].result(10)
         assert configs["cleanup.policy"].value == "compact", topic
+        assert configs["segment.ms"].value == "100", "the worker's topic settings apply"

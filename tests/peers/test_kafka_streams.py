@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConfigResource,
@@ -33,7 +33,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from shoal.embedded import EmbeddedBroker
-from tests.peers.kafka_apps import JvmApp, compile_java, streams_classpath
+from tests.peers.kafka_apps import JvmApp, compile_java, read_partition, streams_classpath
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -85,29 +85,8 @@ def _caught_up(admin: AdminClient, consumer: Consumer) -> bool:
     return True
 
 
-def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}"})
-    tp = TopicPartition(topic, 0)
-    _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    seen: list[tuple[bytes, bytes | None]] = []
-    deadline = time.monotonic() + WAIT_S
-    last = -1
-    try:
-        while last < high - 1 and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None or message.error() is not None:
-                continue
-            last = message.offset()
-            seen.append((message.key(), message.value()))
-    finally:
-        consumer.close()
-    assert last == high - 1, f"read {topic} up to {last}, not {high - 1}"
-    return seen
-
-
 def _counts(bootstrap: str) -> dict[str, int]:
-    latest = dict(_read_all(bootstrap, "counts"))
+    latest = {m.key(): m.value() for m in read_partition(bootstrap, "counts")}
     return {k.decode(): struct.unpack(">q", v)[0] for k, v in latest.items() if v is not None}
 
 
@@ -162,9 +141,13 @@ def test_word_count_restores_its_store_from_a_compacted_changelog(
         assert written == sum(both.values())
         cleaner = broker.app.logs.cleaner if broker.app.logs is not None else None
         assert cleaner is not None
-        _wait_until(lambda: len(_read_all(bootstrap, CHANGELOG)) < written, "compaction", app)
-        remaining = _read_all(bootstrap, CHANGELOG)
-        latest = {k.decode(): struct.unpack(">q", v)[0] for k, v in remaining if v is not None}
+        _wait_until(lambda: len(read_partition(bootstrap, CHANGELOG)) < written, "compaction", app)
+        remaining = read_partition(bootstrap, CHANGELOG)
+        latest = {
+            m.key().decode(): struct.unpack(">q", m.value())[0]
+            for m in remaining
+            if m.value() is not None
+        }
         assert latest == both, "compaction kept each word's latest count"
     finally:
         app.stop()
