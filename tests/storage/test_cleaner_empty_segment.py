@@ -85,3 +85,24 @@ def test_delete_records_past_an_emptied_segment_drops_it() -> None:
     h.open()
     assert h.log().log_start_offset == second
     h.close()
+
+
+def test_time_retention_of_compact_delete_passes_an_emptied_segment() -> None:
+    # cleanup.policy=compact,delete: retention still deletes old segments. An emptied segment
+    # has no record timestamp; like Kafka (which then uses the file's modification time) it
+    # ages from when the cleaner wrote it, instead of blocking retention behind it forever.
+    retention_ms = 60_000
+    h = compact_harness(delete_retention_ms=1000, retention_ms=retention_ms)
+    plog = _emptied_first_segment(h)
+    _clean_until_first_segment_empty(h, plog)
+    assert plog.apply_retention() == 0
+    assert plog.log_start_offset == 0 and _segment_bases(h, plog)[0] == 0
+    h.clock.advance(retention_ms + 1)
+    append(plog, [(b"fresh", b"v")], timestamp=h.clock.now_ms())
+    assert plog.apply_retention() > 0
+    # Every sealed segment was older than retention.ms, the emptied one first: only the active
+    # segment (which holds the fresh record) is left, and the log starts there.
+    (active_base,) = _segment_bases(h, plog)
+    assert plog.log_start_offset == active_base > 0
+    assert read_records(plog)[-1].key == b"fresh"
+    h.close()

@@ -45,6 +45,18 @@ def cleaner_checkpoint_path(plog: PartitionLog) -> str:
     return os.path.join(plog.directory, CLEANER_CHECKPOINT_FILE)
 
 
+def _retention_time_ms(segment: Segment) -> int:
+    """The time a sealed segment ages from for retention.ms: its newest record's timestamp.
+
+    A segment the cleaner emptied has none; Kafka then uses the file's modification time (when
+    the cleaner wrote it), and so does this, as the segment's creation time. Without it such a
+    segment would never expire and would hold back time retention of a compact,delete topic.
+    """
+    if segment.size == 0 and segment.max_timestamp < 0:
+        return segment.created_ms
+    return segment.max_timestamp
+
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -614,7 +626,9 @@ class PartitionLog:
                 # same end state as Kafka's separate time and size passes run to a fixpoint.
                 total = sum(s.size for s in self._segments)
                 for segment in self._segments[:-1]:
-                    expired = config.retention_ms >= 0 and 0 <= segment.max_timestamp < horizon
+                    expired = (
+                        config.retention_ms >= 0 and 0 <= _retention_time_ms(segment) < horizon
+                    )
                     oversized = (
                         config.retention_bytes >= 0
                         and total - segment.size >= config.retention_bytes
