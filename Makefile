@@ -92,3 +92,9 @@ example-orders: $(STAMP)
 .PHONY: check-install
 check-install: $(STAMP)
 	$(BIN)/pytest tests/packaging $(PYTEST_ARGS)
+
+# -- log compaction (issue 15, slice C): shoal's cleaner against Kafka's on the same data
+# (cleaning MB/s, produce p99 while cleaning); writes bench/results/compaction.json.
+.PHONY: bench-compaction
+bench-compaction: $(STAMP) peers
+	$(BIN)/python bench/compaction.py

@@ -3,8 +3,8 @@
 Every topic config of Kafka 4 is known here, so tools that set or describe configs (the admin
 clients, ``kafka-configs``, Terraform providers, Kafka Streams) work unchanged. A config either
 changes what shoal does (``enforced``) or is accepted, stored and reported without effect: the
-replication ones mean nothing on a single node, and compaction, broker-side compression and
-timestamp bounds are not implemented yet. Each documentation string says which.
+replication ones mean nothing on a single node, and broker-side compression and timestamp bounds
+are not implemented yet. Each documentation string says which.
 
 Values are kept in canonical form, the one Kafka's DescribeConfigs shows: numbers and choices
 trimmed, booleans in lower case, list items trimmed and joined with ``,``. A bad name or value
@@ -195,9 +195,9 @@ _SINGLE_NODE: Final = " Accepted and reported; it has no effect on a single node
 _CATALOGUE: Final[tuple[TopicConfigKey, ...]] = (
     _key("cleanup.policy", Check(ConfigType.LIST, choices=("delete", "compact")), "delete",
          "log.cleanup.policy",
-         "'delete' drops old segments by retention.ms/retention.bytes; a policy without "
-         "'delete' keeps every segment (compaction itself is not implemented yet) and "
-         "refuses DeleteRecords.", enforced=True),
+         "'delete' drops old segments by retention.ms/retention.bytes; 'compact' keeps the "
+         "latest record of each key (the log cleaner); a policy without 'delete' refuses "
+         "DeleteRecords.", enforced=True),
     _key("compression.gzip.level", Check(ConfigType.INT, -1, 9), "-1",
          "compression.gzip.level", "gzip level when compression.type is gzip."
          + _NOT_ENFORCED),
@@ -212,7 +212,7 @@ _CATALOGUE: Final[tuple[TopicConfigKey, ...]] = (
     _key("compression.zstd.level", _int(-131072, 22), "3", "compression.zstd.level",
          "zstd level when compression.type is zstd." + _NOT_ENFORCED),
     _key("delete.retention.ms", _long(0), "86400000", "log.cleaner.delete.retention.ms",
-         "How long compaction keeps tombstones." + _NOT_ENFORCED),
+         "How long compaction keeps tombstones.", enforced=True),
     _key("file.delete.delay.ms", _long(0), "60000", "log.segment.delete.delay.ms",
          "Delay before a deleted segment's files go; shoal removes them at once."
          + _NOT_ENFORCED),
@@ -236,7 +236,7 @@ _CATALOGUE: Final[tuple[TopicConfigKey, ...]] = (
          "Local retention under tiered storage, which shoal does not have." + _SINGLE_NODE),
     _key("max.compaction.lag.ms", _long(1), str(LONG_MAX),
          "log.cleaner.max.compaction.lag.ms",
-         "Longest a record stays uncompacted." + _NOT_ENFORCED),
+         "Longest a record stays uncompacted.", enforced=True),
     _key("max.message.bytes", _int(0), "1048588", "message.max.bytes",
          "Largest record batch a producer may append.", enforced=True),
     _key("message.timestamp.after.max.ms", _long(0), "3600000",
@@ -252,9 +252,9 @@ _CATALOGUE: Final[tuple[TopicConfigKey, ...]] = (
          "the broker's clock.", enforced=True),
     _key("min.cleanable.dirty.ratio", Check(ConfigType.DOUBLE, 0, 1), "0.5",
          "log.cleaner.min.cleanable.ratio",
-         "Dirty share of a log before compaction runs." + _NOT_ENFORCED),
+         "Dirty share of a log before compaction runs.", enforced=True),
     _key("min.compaction.lag.ms", _long(0), "0", "log.cleaner.min.compaction.lag.ms",
-         "Shortest a record stays uncompacted." + _NOT_ENFORCED),
+         "Shortest a record stays uncompacted.", enforced=True),
     _key("min.insync.replicas", _int(1), "1", "min.insync.replicas",
          "Replicas that must have an acks=all write. Kafka caps it at the replication factor, "
          "always 1 here, so it refuses nothing, in shoal as in Kafka."),
@@ -381,8 +381,26 @@ def log_config_for(defaults: LogConfig, overrides: Mapping[str, str]) -> LogConf
         changes["flush_policy"] = policy
         if interval is not None:
             changes["flush_interval_ms"] = interval
+    changes.update(_compaction_settings(configs))
     if not cleanup_deletes(configs):
         # Kafka applies neither time nor size retention to a topic whose policy lacks
         # 'delete': a compacted topic keeps the latest value of every key forever.
         changes.update(retention_ms=-1, retention_bytes=-1)
     return replace(defaults, **changes)
+
+
+def _compaction_settings(configs: Mapping[str, str]) -> dict[str, Any]:
+    """The log cleaner's topic configs as storage settings (issue 15)."""
+    changes: dict[str, Any] = {}
+    if "cleanup.policy" in configs:
+        changes["compact"] = "compact" in configs["cleanup.policy"].split(",")
+    for name, setting in (
+        ("delete.retention.ms", "delete_retention_ms"),
+        ("min.compaction.lag.ms", "min_compaction_lag_ms"),
+        ("max.compaction.lag.ms", "max_compaction_lag_ms"),
+    ):
+        if name in configs:
+            changes[setting] = int(configs[name])
+    if "min.cleanable.dirty.ratio" in configs:
+        changes["min_cleanable_dirty_ratio"] = float(configs["min.cleanable.dirty.ratio"])
+    return changes

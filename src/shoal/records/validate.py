@@ -260,3 +260,18 @@ def validate_records(
             offset_delta_of_max = expected
         expected += 1
     return RecordsSummary(expected, max_timestamp, offset_delta_of_max, len(data))
+
+
+def records_without_key(buf: Buffer, *, max_uncompressed_bytes: int) -> list[int]:
+    """Indexes (within the batch) of the records that have no key, decoding every record.
+
+    A compacted topic refuses such records (Kafka's ``LogValidator.validateKey``); the broker
+    names each in the Produce response's per-record errors (KIP-467). Raises what
+    :func:`validate_records` raises for malformed records.
+    """
+    header, data = batch_records_bytes(buf, max_uncompressed_bytes=max_uncompressed_bytes)
+    return [
+        index
+        for index, record in enumerate(iter_records_section(data, header.record_count))
+        if record.key is None
+    ]

@@ -20,6 +20,7 @@ from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.security.oauthbearer import TokenError
 from shoal.server.authentication import SaslServerConfig
+from shoal.server.cleaner_metrics import render_cleaner_metrics  # issue 15, slice C
 from shoal.server.http import build_http_app
 from shoal.server.http_auth import HttpAuthentication
 from shoal.server.kafka import KafkaServer
@@ -66,6 +67,8 @@ class BrokerApp:
     def _metrics(self) -> tuple[str, str]:
         # Called on the event loop, which owns the broker: reading its state is safe.
         body = render_group_metrics(self.broker) if self.broker is not None else ""
+        # -- log compaction (issue 15, slice C): the cleaner's families.
+        body += render_cleaner_metrics(self.logs.cleaner if self.logs is not None else None)
         return body, CONTENT_TYPE
 
     @property
@@ -117,10 +120,15 @@ class BrokerApp:
             broker_config = self.settings.broker_config(
                 bound_ports={name: server.port for name, server in self.listeners.items()}
             )
+            # -- log compaction (issue 15, slice C): checked before the logs open.
+            cleaner_settings = self.settings.cleaner_settings()
             self._status = "recovering logs"
             self.logs = await asyncio.to_thread(
                 LogManager.open, self.settings.data_dir, default_config=broker_config.log
             )
+            # -- log compaction (issue 15, slice C): the cleaner thread; logs.close stops it.
+            if cleaner_settings.enable:
+                self.logs.start_cleaner(cleaner_settings)
             self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
             for server in self.listeners.values():
                 await server.start(self.broker)

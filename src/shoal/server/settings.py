@@ -27,6 +27,7 @@ from shoal.server.listeners import (
 )
 from shoal.server.listeners import WILDCARD_HOSTS as WILDCARD_HOSTS
 from shoal.storage import FlushPolicy, LogConfig
+from shoal.storage.cleaner_thread import DEDUPE_BUFFER_BYTES_MIN, CleanerSettings
 
 
 class SettingsError(ValueError):
@@ -153,6 +154,40 @@ class Settings:
     sasl_oauthbearer_allow_unsecured: bool = False
     """shoal's: accept unsigned (alg none) tokens, as Kafka's unsecured validator does. For
     tests only: anyone can then log in as anyone."""
+
+    # -- log compaction (issue 15, slice C): Kafka's log.cleaner.* broker configs -----------
+    log_cleaner_enable: bool = True
+    """Run the log cleaner, which compacts topics with cleanup.policy=compact."""
+    log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
+    """Bytes of the cleaner's offset map, counted as Kafka counts them (24 a key; at least
+    1 MiB): how many distinct keys one clean can take in."""
+    log_cleaner_io_max_bytes_per_second: float = float("inf")
+    """The cleaner's disk reads and writes together stay under this rate (default: no limit)."""
+    log_cleaner_backoff_ms: int = 15_000
+    """How long the cleaner sleeps when no log needs cleaning."""
+    log_cleaner_io_buffer_load_factor: float = 0.9
+    """How full the offset map may get before a clean stops and continues next time."""
+
+    def cleaner_settings(self) -> CleanerSettings:
+        """The log cleaner's settings, checked."""
+        if self.log_cleaner_dedupe_buffer_size < DEDUPE_BUFFER_BYTES_MIN:
+            raise SettingsError(
+                f"log_cleaner_dedupe_buffer_size must be at least {DEDUPE_BUFFER_BYTES_MIN} "
+                f"bytes (1 MiB), not {self.log_cleaner_dedupe_buffer_size}"
+            )
+        if not 0 < self.log_cleaner_io_buffer_load_factor <= 1:
+            raise SettingsError("log_cleaner_io_buffer_load_factor must be in (0, 1]")
+        if not self.log_cleaner_io_max_bytes_per_second > 0 or self.log_cleaner_backoff_ms <= 0:
+            raise SettingsError(
+                "log_cleaner_io_max_bytes_per_second and log_cleaner_backoff_ms must be positive"
+            )
+        return CleanerSettings(
+            enable=self.log_cleaner_enable,
+            dedupe_buffer_bytes=self.log_cleaner_dedupe_buffer_size,
+            io_buffer_load_factor=self.log_cleaner_io_buffer_load_factor,
+            io_max_bytes_per_second=self.log_cleaner_io_max_bytes_per_second,
+            backoff_ms=self.log_cleaner_backoff_ms,
+        )
 
     def kafka_listeners(self) -> list[Listener]:
         """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""

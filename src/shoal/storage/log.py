@@ -36,6 +36,27 @@ from shoal.storage.index import MAX_RELATIVE
 from shoal.storage.recovery import recover_segments, remove_segment_files
 from shoal.storage.segment import Segment, SegmentRead
 
+CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
+"""Side file of the cleaner: where the next clean starts (Kafka's cleaner-offset-checkpoint,
+kept per partition). Its presence also says the log may have offset gaps."""
+
+
+def cleaner_checkpoint_path(plog: PartitionLog) -> str:
+    return os.path.join(plog.directory, CLEANER_CHECKPOINT_FILE)
+
+
+def _retention_time_ms(segment: Segment) -> int:
+    """The time a sealed segment ages from for retention.ms: its newest record's timestamp.
+
+    A segment the cleaner emptied has none; Kafka then uses the file's modification time (when
+    the cleaner wrote it), and so does this, as the segment's creation time. Without it such a
+    segment would never expire and would hold back time retention of a compact,delete topic.
+    """
+    if segment.size == 0 and segment.max_timestamp < 0:
+        return segment.created_ms
+    return segment.max_timestamp
+
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -169,6 +190,7 @@ class PartitionLog:
             self._config,
             now_ms=self._clock.now_ms,
             clean_shutdown=clean_shutdown,
+            allow_gaps=self._config.compact or self._fs.exists(cleaner_checkpoint_path(self)),
         )
         checkpoint = recovered.checkpoint
         if not recovered.segments:
@@ -283,7 +305,7 @@ class PartitionLog:
         if active.size == 0:
             return
         full = active.size + batch_bytes > self._config.segment_bytes
-        old = now_ms - active.created_ms >= self._config.segment_ms
+        old = now_ms - active.created_ms >= self._config.roll_ms
         offsets_exhausted = (
             self._next_offset + last_offset_delta - active.base_offset > MAX_RELATIVE
         )
@@ -604,7 +626,9 @@ class PartitionLog:
                 # same end state as Kafka's separate time and size passes run to a fixpoint.
                 total = sum(s.size for s in self._segments)
                 for segment in self._segments[:-1]:
-                    expired = config.retention_ms >= 0 and 0 <= segment.max_timestamp < horizon
+                    expired = (
+                        config.retention_ms >= 0 and 0 <= _retention_time_ms(segment) < horizon
+                    )
                     oversized = (
                         config.retention_bytes >= 0
                         and total - segment.size >= config.retention_bytes
@@ -625,9 +649,12 @@ class PartitionLog:
             self._delete_segments_below_start_locked()
 
     def _delete_segments_below_start_locked(self) -> None:
+        # A segment goes once the *next* one starts at or below the log start (Kafka's rule):
+        # not by its own end, since a segment the cleaner emptied ends where it begins, and
+        # dropping it would move the log start up to the next segment at the next open.
         with self._lock:
             doomed = []
-            while len(self._segments) > 1 and self._segments[0].next_offset <= self._log_start:
+            while len(self._segments) > 1 and self._segments[1].base_offset <= self._log_start:
                 doomed.append(self._segments.pop(0))
                 self._bases.pop(0)
             for segment in doomed:
@@ -643,6 +670,107 @@ class PartitionLog:
 
     def _remove_segment_files(self, segment: Segment) -> None:
         remove_segment_files(self._fs, self._handles, segment)
+
+    # -- compaction (the cleaner's side: shoal.storage.cleaner) ---------------------------
+
+    def cleanable_segments(self) -> tuple[list[Segment], int, int]:
+        """The sealed segments whose bytes are durable, oldest first, the log start, and the
+        base offset of the first segment after them (where they end, gaps included).
+
+        Only these may be cleaned: the active segment still grows, and a rolled segment the
+        flusher has not sealed yet may still be cut by recovery after a power loss.
+        """
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(f"{self.name} is closed")
+            sealed = []
+            for segment in self._segments[:-1]:
+                if segment in self._unsealed or segment.next_offset > self._flushed_offset:
+                    break
+                sealed.append(segment)
+            return sealed, self._log_start, self._segments[len(sealed)].base_offset
+
+    def new_cleaned_segment(self, base_offset: int) -> Segment:
+        """An empty segment written beside the others under ``.cleaned`` names."""
+        from shoal.storage.swap import CLEANED_SUFFIX
+
+        self._check_writable()
+        return Segment.create(
+            self._fs,
+            self.directory,
+            base_offset,
+            self._handles,
+            index_interval_bytes=self._config.index_interval_bytes,
+            now_ms=self._clock.now_ms(),
+            suffix=CLEANED_SUFFIX,
+            allow_gaps=True,
+        )
+
+    def replace_with_cleaned(self, old: list[Segment], new: Segment) -> bool:
+        """Swap ``new`` (written, fsynced, indexes saved) in for the consecutive ``old``.
+
+        Returns False, changing nothing, when ``old`` are no longer segments of the log
+        (retention or DeleteRecords removed one meanwhile); the caller discards ``new``.
+        Readers never see a mix: the in-memory swap and the renames happen under the log's
+        lock, and every read holds it.
+        """
+        from shoal.storage import swap
+
+        try:
+            with self._handles.using(new.path) as f:
+                f.fsync()
+            new.save_indexes(self._fs)
+        except OSError as exc:
+            raise self._health.fail(f"could not write a cleaned segment: {exc}") from exc
+        with self._flush_lock:
+            # Only holders of _flush_lock remove segments (retention, DeleteRecords, close), so
+            # what is checked here stays true until the swap; appends may go on meanwhile.
+            with self._lock:
+                self._check_writable()
+                if not self._holds_in_order(old):
+                    return False
+            try:
+                swap.write_manifest(self._fs, self.directory, new, old)
+                with self._lock:
+                    # Readers hold this lock: none sees the files change under it, and the
+                    # renames and unlinks here are quick metadata updates, never an fsync.
+                    for segment in old:
+                        segment.retired = True
+                        self._handles.close(segment.path)
+                    self._handles.close(new.path)
+                    new.release_active_file()
+                    swap.finish_swap_files(self._fs, self.directory, new, old)
+                    first = self._segments.index(old[0])
+                    self._segments[first : first + len(old)] = [new]
+                    self._bases[first : first + len(old)] = [new.base_offset]
+                swap.finish_commit(self._fs, self.directory)
+            except OSError as exc:
+                raise self._health.fail(
+                    f"swapping in a cleaned segment in {self.directory} failed: {exc}"
+                ) from exc
+        return True
+
+    def discard_cleaned_segment(self, segment: Segment) -> None:
+        """Remove the files of a cleaned segment that will not be swapped in."""
+        from shoal.storage.swap import discard_cleaned
+
+        try:
+            discard_cleaned(self._fs, self._handles, segment)
+        except OSError as exc:
+            log.warning("%s: could not remove %s: %s", self.name, segment.path, exc)
+
+    def _holds_in_order(self, old: list[Segment]) -> bool:
+        """Whether ``old`` are consecutive sealed segments of this log, not the last one."""
+        if not old or old[0] not in self._segments:
+            return False
+        first = self._segments.index(old[0])
+        current = self._segments[first : first + len(old)]
+        return (
+            len(current) == len(old)
+            and all(a is b for a, b in zip(current, old, strict=True))
+            and first + len(old) < len(self._segments)
+            and not any(s in self._unsealed for s in old)
+        )
 
     # -- closing --------------------------------------------------------------------------
 

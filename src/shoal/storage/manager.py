@@ -23,6 +23,7 @@ from typing import Final, Self
 
 from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.invariant import invariant
+from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
 from shoal.storage.config import LogConfig
 from shoal.storage.errors import CorruptLogError, StorageError
 from shoal.storage.flush import Flusher
@@ -87,6 +88,8 @@ class LogManager:
         """Partitions refused at start (damaged below their recovery point), with the reason."""
         self._clean_start = False
         self._closed = False
+        self.cleaner: LogCleaner | None = None
+        """The log cleaner thread, once :meth:`start_cleaner` started it."""
 
     @classmethod
     def open(
@@ -153,6 +156,19 @@ class LogManager:
             clean_shutdown=clean,
         )
 
+    def start_cleaner(self, settings: CleanerSettings | None = None) -> LogCleaner:
+        """Start compacting the logs whose config says ``compact``, on a thread of its own."""
+        invariant(self.cleaner is None, "the cleaner is already running")
+        self.cleaner = LogCleaner(
+            lambda: list(self._logs.values()), self._clock, settings or CleanerSettings()
+        )
+        self.cleaner.start()
+        return self.cleaner
+
+    def _stop_cleaner(self) -> None:
+        if self.cleaner is not None:
+            self.cleaner.stop()
+
     @property
     def recovered_cleanly(self) -> bool:
         """True when the previous process shut down cleanly (no recovery scan was needed)."""
@@ -218,6 +234,7 @@ class LogManager:
         if self._closed:
             return
         self._closed = True
+        self._stop_cleaner()  # a clean cut short leaves each log as it was
         failures = []
         for plog in self._logs.values():
             try:
@@ -240,6 +257,7 @@ class LogManager:
         of the filesystem, exactly as after ``kill -9``.
         """
         self._closed = True
+        self._stop_cleaner()
         self._flusher.stop()
         self._handles.close_all()
         self._fs.unlock(os.path.join(self.path, LOCK_FILE))

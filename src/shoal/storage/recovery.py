@@ -22,6 +22,7 @@ from shoal.storage.errors import CorruptLogError
 from shoal.storage.fs import FileSystem
 from shoal.storage.handles import FileHandles
 from shoal.storage.segment import LOG_SUFFIX, Segment
+from shoal.storage.swap import recover_swap
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,12 @@ def recover_segments(
     *,
     now_ms: Callable[[], int],
     clean_shutdown: bool,
+    allow_gaps: bool = False,
 ) -> RecoveredLog:
+    """Open the segments in ``directory``; ``allow_gaps`` for a log the cleaner may have
+    compacted (offsets then only increase, between batches and between segments)."""
     name = os.path.basename(directory)
+    recover_swap(fs, directory)
     bases = _remove_stray_files(fs, directory)
     checkpoint = read_checkpoint(fs, directory)
     recovery_point = checkpoint.recovery_point if checkpoint is not None else 0
@@ -60,9 +65,11 @@ def recover_segments(
             handles,
             index_interval_bytes=config.index_interval_bytes,
             created_ms=now_ms(),
+            allow_gaps=allow_gaps,
         )
         below = clean_shutdown or (i + 1 < len(bases) and bases[i + 1] <= recovery_point)
-        if segments and base != segments[-1].next_offset:
+        gap_ok = allow_gaps and segments and base > segments[-1].next_offset
+        if segments and base != segments[-1].next_offset and not gap_ok:
             if below or segments[-1].next_offset < recovery_point:
                 raise CorruptLogError(
                     f"{segment.path}: starts at offset {base} but the previous segment "

@@ -15,7 +15,7 @@ from typing import Final
 from shoal.buffers import Buffer
 from shoal.invariant import invariant
 from shoal.records.header import BatchHeader, encode_base_offset, read_header
-from shoal.storage.errors import CorruptLogError, ReadWouldWait
+from shoal.storage.errors import CorruptLogError, ReadWouldWait, StorageError
 from shoal.storage.fs import File, FileSystem, read_sealed, sealed
 from shoal.storage.handles import FileHandles
 from shoal.storage.index import OffsetIndex, TimeIndex
@@ -57,13 +57,17 @@ class Segment:
         *,
         index_interval_bytes: int,
         created_ms: int,
+        suffix: str = "",
+        allow_gaps: bool = False,
     ) -> None:
         self.base_offset = base_offset
-        self.path = os.path.join(directory, segment_name(base_offset) + LOG_SUFFIX)
-        self.index_path = os.path.join(directory, segment_name(base_offset) + INDEX_SUFFIX)
-        self.time_index_path = os.path.join(
-            directory, segment_name(base_offset) + TIME_INDEX_SUFFIX
-        )
+        self.directory = directory
+        self._set_paths(suffix)
+        self.allow_gaps = allow_gaps
+        """Compaction leaves gaps between batches; without it offsets must be contiguous, which
+        is the only check on a baseOffset (it lies outside the CRC)."""
+        self.retired = False
+        """Set when the cleaner replaced this segment: walks still holding it must stop."""
         self._handles = handles
         self._interval = index_interval_bytes
         self.created_ms = created_ms
@@ -77,6 +81,23 @@ class Segment:
         self._hints: dict[int, int] = {}
         self._active_file: File | None = None
 
+    def _set_paths(self, suffix: str) -> None:
+        stem = os.path.join(self.directory, segment_name(self.base_offset))
+        self.suffix = suffix
+        self.path = stem + LOG_SUFFIX + suffix
+        self.index_path = stem + INDEX_SUFFIX + suffix
+        self.time_index_path = stem + TIME_INDEX_SUFFIX + suffix
+
+    def rename_suffix(self, fs: FileSystem, suffix: str) -> None:
+        """Rename the segment's files to carry ``suffix`` (the log last: a log file whose index
+        files did not follow is still whole, and a missing index is rebuilt). The caller closes
+        the handle first and fsyncs the directory after."""
+        old = (self.index_path, self.time_index_path, self.path)
+        self._set_paths(suffix)
+        for src, dst in zip(old, (self.index_path, self.time_index_path, self.path), strict=True):
+            if fs.exists(src):
+                fs.rename(src, dst)
+
     # -- creation and loading -------------------------------------------------------------
 
     @classmethod
@@ -89,6 +110,8 @@ class Segment:
         *,
         index_interval_bytes: int,
         now_ms: int,
+        suffix: str = "",
+        allow_gaps: bool = False,
     ) -> Segment:
         """A new empty segment, pinned open for appends (the caller fsyncs the directory)."""
         segment = cls(
@@ -97,10 +120,14 @@ class Segment:
             handles,
             index_interval_bytes=index_interval_bytes,
             created_ms=now_ms,
+            suffix=suffix,
+            allow_gaps=allow_gaps,
         )
         for stale in (segment.index_path, segment.time_index_path):
             if fs.exists(stale):
                 fs.remove(stale)
+        if suffix and fs.exists(segment.path):
+            fs.remove(segment.path)  # a cleaned file left by an interrupted clean
         handles.create(segment.path)
         return segment
 
@@ -161,6 +188,7 @@ class Segment:
                 self.size,
                 crc_from_offset=crc_from_offset,
                 min_base_offset=start_offset,
+                contiguous=not self.allow_gaps,
             )
             for position, header in scanner:
                 if position > start_position:
@@ -189,10 +217,14 @@ class Segment:
     def append(self, base_offset: int, batch: Buffer, header: BatchHeader) -> int:
         """Write ``batch`` with ``base_offset`` and index it; returns its file position.
 
-        On an OSError the caller must :meth:`rollback` to the size before the call.
+        On an OSError the caller must :meth:`rollback` to the size before the call. A segment
+        that allows gaps (one the cleaner writes) takes any later offset.
         """
         view = memoryview(batch)
-        invariant(base_offset == self.next_offset, "appends must continue the segment's offsets")
+        invariant(
+            base_offset == self.next_offset or (self.allow_gaps and base_offset > self.next_offset),
+            "appends must continue the segment's offsets",
+        )
         position = self.size
         # An active segment is pinned open, so its handle is kept here rather than looked up
         # in the pool on every append (this is the produce hot path).
@@ -297,6 +329,7 @@ class Segment:
     def batches_from(self, offset: int) -> Iterator[tuple[int, BatchHeader]]:
         """``(position, header)`` of each batch from the one holding ``offset`` to the end."""
         with self._handles.using(self.path) as f:
+            self._check_not_retired()
             entry_offset, entry_position = self.index.floor(offset)
             walk = self._walk(f, entry_position, entry_offset)
             for position, header in walk:
@@ -306,6 +339,7 @@ class Segment:
 
     def read_batch(self, position: int, size: int) -> bytes:
         with self._handles.using(self.path) as f:
+            self._check_not_retired()
             data = f.pread(size, position)
         invariant(len(data) == size, f"short read of {self.path} at {position}")
         return data
@@ -365,6 +399,14 @@ class Segment:
         self._hints[offset] = position
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _check_not_retired(self) -> None:
+        # Checked after the file is opened: the cleaner marks a segment retired before it
+        # closes and renames its files, so a walk that opened either file learns of it here.
+        if self.retired:
+            raise StorageError(
+                f"{self.path} was replaced by the log cleaner during a walk; walk again"
+            )
 
     def _describe(self, problem: ScanProblem, where: str) -> str:
         return (

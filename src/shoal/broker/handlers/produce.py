@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
 from shoal.protocol import ErrorCode, Request
-from shoal.protocol.produce_response import ProducedPartition, ProducedTopic, ProduceResponse
+from shoal.protocol.produce_response import (
+    ProducedPartition,
+    ProducedTopic,
+    ProduceResponse,
+    RecordError,
+)
 from shoal.protocol.shape import request_body
 from shoal.records import (
     Compression,
@@ -31,6 +36,7 @@ from shoal.records import (
     validate_produce_records,
 )
 from shoal.records.header import set_max_timestamp
+from shoal.records.validate import records_without_key
 from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import PartitionLog, StorageError
 
@@ -57,6 +63,8 @@ class _Outcome:
     log_append_time: int = -1
     log_start_offset: int = -1
     durable: asyncio.Future[None] | None = None
+    record_errors: tuple[RecordError, ...] = ()
+    """KIP-467: the records of the batch that were refused, each with why."""
 
 
 class _PartitionData(Protocol):
@@ -124,6 +132,7 @@ async def handle_produce(
                         log_append_time_ms=o.log_append_time,
                         log_start_offset=o.log_start_offset,
                         error_message=o.error_message,
+                        record_errors=o.record_errors,
                     )
                     for index, o in outcomes
                 ],
@@ -224,6 +233,9 @@ def _append(
         return _Outcome(exc.kafka_error_code, str(exc))
     if batch_header.compression == Compression.ZSTD and version < ZSTD_MIN_PRODUCE_VERSION:
         return _Outcome(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or newer")
+    keyless = _keyless_refusal(broker, topic, index, records)
+    if keyless is not None:
+        return keyless
     if batch_header.is_transactional:
         # Kafka answers this code for a transactional batch outside a transaction it knows of;
         # without a transaction coordinator, shoal knows of none.
@@ -252,6 +264,40 @@ def _append(
     if acks == -1:
         outcome.durable = asyncio.wrap_future(plog.wait_durable(info.last_offset))
     return outcome
+
+
+MAX_DECODED_PRODUCE_BYTES = 64 * 1024 * 1024
+"""Bound on a batch's decompressed size when its records must be looked at (compacted topics):
+a produce batch is at most max.message.bytes compressed, and this stops a decompression bomb."""
+
+
+def _keyless_refusal(broker: Broker, topic: Topic, index: int, records: bytes) -> _Outcome | None:
+    """A batch for a compacted topic with records that have no key: INVALID_RECORD, each such
+    record named in record_errors, nothing written (Kafka's LogValidator, issue 15)."""
+    policy = broker.topic_setting(topic, "cleanup.policy") or ""
+    if "compact" not in policy.split(","):
+        return None
+    try:
+        keyless = records_without_key(records, max_uncompressed_bytes=MAX_DECODED_PRODUCE_BYTES)
+    except RecordsError as exc:
+        return _Outcome(exc.kafka_error_code, str(exc))
+    if not keyless:
+        return None
+    partition = f"{topic.name}-{index}"
+    errors = tuple(
+        RecordError(
+            i, f"Compacted topic cannot accept message without key in topic partition {partition}"
+        )
+        for i in keyless
+    )
+    shown = ", ".join(
+        f"RecordError(batchIndex={e.batch_index}, message='{e.message}')" for e in errors[:3]
+    )
+    message = (
+        f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        f"and only showing the first three errors at most: [{shown}]"
+    )
+    return _Outcome(ErrorCode.INVALID_RECORD, message, record_errors=errors)
 
 
 def _duplicate(

@@ -1,0 +1,247 @@
+"""The log cleaner's thread: picks the dirtiest compacted log and cleans it, in the background.
+
+As Kafka's ``LogCleaner`` with one thread (``log.cleaner.threads=1``): every
+``log.cleaner.backoff.ms`` with nothing to do, it looks at every compacted log, works out its
+dirty ratio (:func:`~shoal.storage.cleaner.assess`), and cleans the one with the highest ratio
+among those at or above their ``min.cleanable.dirty.ratio`` (or past ``max.compaction.lag.ms``).
+Its memory is the offset map, ``log.cleaner.dedupe.buffer.size`` bytes in Kafka's units; its
+disk I/O is throttled to ``log.cleaner.io.max.bytes.per.second`` (reads and writes together).
+It never runs on the event loop: the loop only appends and reads, under the log's lock, which a
+clean takes only for the moment of each swap.
+
+Where each log's clean should start next is its cleaner checkpoint (side file
+``cleaner-offset-checkpoint``), so a restart does not redo finished work. A log whose clean
+fails on damaged data is left alone until restart (Kafka's "uncleanable partitions").
+
+:class:`CleanerMetrics` holds plain numbers (per-partition dirty ratio, bytes cleaned, time of
+the last clean) that a metrics exporter can read at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from shoal.clock import Clock
+from shoal.invariant import invariant
+from shoal.storage.cleaner import (
+    Cleanable,
+    CleanAborted,
+    CleanContext,
+    CleanStats,
+    assess,
+    clean,
+    is_due,
+    read_cleaner_checkpoint,
+    write_cleaner_checkpoint,
+)
+from shoal.storage.errors import StorageError
+from shoal.storage.log import PartitionLog
+from shoal.storage.offset_map import LOAD_FACTOR_DEFAULT, OffsetMap
+
+log = logging.getLogger(__name__)
+
+DEDUPE_BUFFER_BYTES_DEFAULT: Final = 128 * 1024 * 1024
+"""Kafka's log.cleaner.dedupe.buffer.size default (128 MiB)."""
+DEDUPE_BUFFER_BYTES_MIN: Final = 1024 * 1024
+"""Kafka refuses less than 1 MiB per cleaner thread: the map must hold a useful key count."""
+BACKOFF_MS_DEFAULT: Final = 15_000
+"""Kafka's log.cleaner.backoff.ms: the pause when no log needs cleaning."""
+THROTTLE_CHECK_MS: Final = 300
+"""How often the throttle measures the rate (Kafka's Throttler checks every 300 ms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CleanerSettings:
+    """The broker's log.cleaner.* settings."""
+
+    enable: bool = True
+    dedupe_buffer_bytes: int = DEDUPE_BUFFER_BYTES_DEFAULT
+    io_buffer_load_factor: float = LOAD_FACTOR_DEFAULT
+    io_max_bytes_per_second: float = math.inf
+    """Kafka's default is Double.MaxValue: no throttling."""
+    backoff_ms: int = BACKOFF_MS_DEFAULT
+
+    def __post_init__(self) -> None:
+        invariant(
+            self.dedupe_buffer_bytes >= DEDUPE_BUFFER_BYTES_MIN,
+            "log.cleaner.dedupe.buffer.size must be at least 1 MiB",
+        )
+        invariant(0 < self.io_buffer_load_factor <= 1, "load factor must be in (0, 1]")
+        invariant(self.io_max_bytes_per_second > 0, "the cleaner's I/O rate must be positive")
+        invariant(self.backoff_ms > 0, "log.cleaner.backoff.ms must be positive")
+
+
+@dataclass
+class CleanerMetrics:
+    """Numbers a metrics exporter reads; written by the cleaner thread only."""
+
+    dirty_ratio: dict[str, float] = field(default_factory=dict)
+    """Partition directory name -> dirty bytes / cleanable bytes, as of the last look."""
+    max_dirty_ratio: float = 0.0
+    """The highest of those (Kafka's max-dirty-percent, as a fraction)."""
+    totals: CleanStats = field(default_factory=CleanStats)
+    """Bytes read and written, records kept... over every clean since start."""
+    cleans: int = 0
+    last_clean_time_ms: int = -1
+    """Wall-clock time the last clean finished; -1 before the first."""
+    last_clean_duration_ms: float = 0.0
+    uncleanable: dict[str, str] = field(default_factory=dict)
+    """Partitions skipped after a failed clean, with the reason."""
+
+
+class Throttler:
+    """Sleeps so that the bytes reported stay at about ``bytes_per_second``."""
+
+    def __init__(
+        self,
+        bytes_per_second: float,
+        clock: Clock,
+        sleep: Callable[[float], object],
+    ) -> None:
+        self._rate = bytes_per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._period_start_ms = clock.monotonic_ms()
+        self._bytes = 0
+
+    def __call__(self, size: int) -> None:
+        if math.isinf(self._rate):
+            return
+        self._bytes += size
+        elapsed_ms = self._clock.monotonic_ms() - self._period_start_ms
+        if elapsed_ms < THROTTLE_CHECK_MS and self._bytes < self._rate * THROTTLE_CHECK_MS / 1000:
+            return
+        due_ms = self._bytes / self._rate * 1000
+        if due_ms > elapsed_ms:
+            self._sleep((due_ms - elapsed_ms) / 1000)
+        self._period_start_ms = self._clock.monotonic_ms()
+        self._bytes = 0
+
+
+class LogCleaner:
+    """The cleaner thread over the logs ``logs()`` returns (the compacted ones are cleaned)."""
+
+    def __init__(
+        self,
+        logs: Callable[[], list[PartitionLog]],
+        clock: Clock,
+        settings: CleanerSettings,
+    ) -> None:
+        self._logs = logs
+        self._clock = clock
+        self.settings = settings
+        self.metrics = CleanerMetrics()
+        self._map = OffsetMap(
+            settings.dedupe_buffer_bytes, load_factor=settings.io_buffer_load_factor
+        )
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._checkpoints: weakref.WeakKeyDictionary[PartitionLog, int | None] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Each log's cleaner checkpoint, read once per log object (a deleted and re-created
+        partition is a new object)."""
+        self._skipped: weakref.WeakSet[PartitionLog] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        invariant(self._thread is None, "the cleaner starts once")
+        self._thread = threading.Thread(target=self._run, name="shoal-log-cleaner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the batch in progress; a clean cut short leaves the log as it was."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def wake(self) -> None:
+        """Look for work now rather than after the back-off (tests, config changes)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                cleaned = self.clean_dirtiest()
+            except Exception:  # a bug must not end compaction for every log silently
+                log.exception("the log cleaner failed; retrying after the back-off")
+                cleaned = False
+            if not cleaned:
+                self._wake.wait(self.settings.backoff_ms / 1000)
+                self._wake.clear()
+
+    def clean_dirtiest(self) -> bool:
+        """One round: clean the dirtiest log that is due; True if one was cleaned."""
+        now_ms = self._clock.now_ms()
+        chosen: tuple[PartitionLog, Cleanable] | None = None
+        ratios: dict[str, float] = {}
+        for plog in self._logs():
+            if not plog.config.compact or plog in self._skipped:
+                continue
+            try:
+                cleanable = assess(plog, self._checkpoint(plog), now_ms)
+            except StorageError:
+                continue  # closed or deleted meanwhile
+            ratios[plog.name] = cleanable.dirty_ratio
+            if is_due(cleanable, plog.config.min_cleanable_dirty_ratio) and (
+                chosen is None or cleanable.dirty_ratio > chosen[1].dirty_ratio
+            ):
+                chosen = (plog, cleanable)
+        self.metrics.dirty_ratio = ratios
+        self.metrics.max_dirty_ratio = max(ratios.values(), default=0.0)
+        if chosen is None:
+            return False
+        return self._clean(*chosen, now_ms)
+
+    def _checkpoint(self, plog: PartitionLog) -> int | None:
+        if plog not in self._checkpoints:
+            self._checkpoints[plog] = read_cleaner_checkpoint(plog)
+        return self._checkpoints[plog]
+
+    def _clean(self, plog: PartitionLog, cleanable: Cleanable, now_ms: int) -> bool:
+        started = time.monotonic()
+        ctx = CleanContext(
+            now_ms=now_ms,
+            offset_map=self._map,
+            delete_retention_ms=plog.config.delete_retention_ms,
+            throttle=Throttler(self.settings.io_max_bytes_per_second, self._clock, self._stop.wait),
+            should_stop=self._stop.is_set,
+            stats=self.metrics.totals,
+        )
+        try:
+            if self._checkpoint(plog) is None:
+                # The checkpoint's presence tells recovery that the log may have offset gaps:
+                # it must exist before the first swap does.
+                write_cleaner_checkpoint(plog, cleanable.first_dirty)
+            end = clean(plog, cleanable, ctx)
+            write_cleaner_checkpoint(plog, end)
+        except CleanAborted as exc:
+            log.info("%s", exc)
+            return False
+        except (StorageError, OSError) as exc:
+            log.error("%s: cleaning failed, the partition is left uncleaned: %s", plog.name, exc)
+            self._skipped.add(plog)
+            self.metrics.uncleanable[plog.name] = str(exc)
+            return False
+        finally:
+            self._map.clear()  # the map's memory is released between cleans
+        self._checkpoints[plog] = end
+        self.metrics.cleans += 1
+        self.metrics.last_clean_time_ms = self._clock.now_ms()
+        self.metrics.last_clean_duration_ms = (time.monotonic() - started) * 1000
+        self.metrics.dirty_ratio[plog.name] = assess(plog, end, now_ms).dirty_ratio
+        log.info(
+            "%s: cleaned up to offset %d (dirty ratio was %.2f)",
+            plog.name,
+            end,
+            cleanable.dirty_ratio,
+        )
+        return True
