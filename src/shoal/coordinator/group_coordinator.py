@@ -14,11 +14,20 @@ timer for it. Nothing here waits: durability is returned as a future for the cal
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from shoal.clock import Clock
+from shoal.coordinator.consumer_group import (
+    LEAVE_EPOCH,
+    STATIC_LEAVE_EPOCH,
+    ConsumerGroup,
+    ConsumerGroupError,
+    ConsumerGroupSettings,
+    ConsumerHeartbeat,
+    HeartbeatAnswer,
+)
 from shoal.coordinator.consumer_protocol import subscribed_topics
 from shoal.coordinator.group import (
     Group,
@@ -50,6 +59,8 @@ log = logging.getLogger(__name__)
 GROUP_ID_LENGTH_MAX = 32_767
 """A group id is a Kafka string: its length is an int16."""
 CONSUMER_PROTOCOL = "consumer"
+COMMIT_VERSION_MAX = 10
+"""The newest OffsetCommit version: what a caller that does not say is taken to speak."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,8 @@ class GroupCoordinator:
         self.offsets_log = offsets_log
         self._new_member_id = new_member_id
         self.groups: dict[str, Group] = {}
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
+        """KIP-848 groups by id; a group id is in this or in ``groups``, never both."""
         self.offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]] = {}
         if offsets_log is not None:
             self._load(offsets_log)
@@ -115,6 +128,13 @@ class GroupCoordinator:
         if error is not ErrorCode.NONE:
             respond(JoinResult(error, request.member_id))
             return
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            if not consumer_group.is_empty:
+                # Classic members in a consumer group (KIP-848 mixed groups) are not built.
+                respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
+                return
+            del self.consumer_groups[group_id]
         group = self.groups.get(group_id)
         if group is None:
             if request.member_id:
@@ -175,6 +195,54 @@ class GroupCoordinator:
         self._persist_metadata()
         return ErrorCode.NONE, outcomes
 
+    # -- KIP-848 consumer groups ----------------------------------------------------------
+
+    def consumer_settings(self, group_id: str) -> ConsumerGroupSettings:
+        del group_id  # per-group overrides (the GROUP config resource) come here
+        return ConsumerGroupSettings(
+            session_timeout_ms=self.config.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms,
+            assignors=self.config.consumer_assignors,
+            max_size=self.config.consumer_max_size,
+        )
+
+    def consumer_heartbeat(
+        self, group_id: str, request: ConsumerHeartbeat, topics: Mapping[str, int]
+    ) -> HeartbeatAnswer:
+        """A (checked) ConsumerGroupHeartbeat; ``topics``: every topic a subscription may
+        name, with its partition count. Raises ConsumerGroupError."""
+        if request.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
+            group = self.consumer_groups.get(group_id)
+            if group is None:
+                raise ConsumerGroupError(
+                    ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+                )
+            return group.leave(request.member_id, request.instance_id, request.member_epoch)
+        group = self._consumer_group_for(group_id, joining=request.member_epoch == 0)
+        return group.heartbeat(request, topics)
+
+    def _consumer_group_for(self, group_id: str, *, joining: bool) -> ConsumerGroup:
+        group = self.consumer_groups.get(group_id)
+        if group is not None:
+            return group
+        classic = self.groups.get(group_id)
+        if classic is not None and classic.state is not GroupState.DEAD:
+            if not (joining and classic.state is GroupState.EMPTY and classic.is_empty):
+                raise ConsumerGroupError(
+                    ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group."
+                )
+            # An empty classic group (e.g. one that only holds offsets) gives way; the
+            # offsets stay, they belong to the group id.
+            classic.mark_dead()
+            del self.groups[group_id]
+        elif not joining:
+            raise ConsumerGroupError(
+                ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found."
+            )
+        group = ConsumerGroup(group_id, self.clock, self.consumer_settings(group_id))
+        self.consumer_groups[group_id] = group
+        return group
+
     def _check_group_id(self, group_id: str | None) -> ErrorCode:
         if not group_id or len(group_id) > GROUP_ID_LENGTH_MAX:
             return ErrorCode.INVALID_GROUP_ID
@@ -196,6 +264,9 @@ class GroupCoordinator:
 
     def next_deadline_ms(self) -> float | None:
         deadlines = [d for g in self.groups.values() if (d := g.next_deadline_ms()) is not None]
+        deadlines += [
+            d for g in self.consumer_groups.values() if (d := g.next_deadline_ms()) is not None
+        ]
         return min(deadlines, default=None)
 
     def advance(self) -> None:
@@ -205,6 +276,13 @@ class GroupCoordinator:
             deadline = group.next_deadline_ms()
             if deadline is not None and deadline <= now:
                 group.expire()
+        for consumer_group in list(self.consumer_groups.values()):
+            deadline = consumer_group.next_deadline_ms()
+            if deadline is not None and deadline <= now:
+                for member_id in consumer_group.expire():
+                    log.info(
+                        "group %s: member %s fenced (timeout)", consumer_group.group_id, member_id
+                    )
         self._persist_metadata()
 
     # -- offsets --------------------------------------------------------------------------
@@ -216,12 +294,16 @@ class GroupCoordinator:
         group_instance_id: str | None,
         generation_id: int,
         offsets: dict[TopicPartitionKey, CommittedOffset],
+        api_version: int = COMMIT_VERSION_MAX,
     ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode], Future[None] | None]:
         """Check and store commits; returns the group error, per-partition errors (metadata
         too large), and the future of durability of what was written."""
         error = self._check_group_id(group_id)
         group = self.groups.get(group_id)
-        if error is ErrorCode.NONE:
+        consumer_group = self.consumer_groups.get(group_id)
+        if error is ErrorCode.NONE and consumer_group is not None:
+            error = consumer_group.check_commit(member_id, generation_id, api_version)
+        elif error is ErrorCode.NONE:
             if group is None:
                 # A group that exists only to store offsets ("simple" commits, generation -1).
                 if generation_id >= 0:
@@ -240,7 +322,7 @@ class GroupCoordinator:
         durable = self._write(
             [(offset_key(group_id, t, p), offset_value(c)) for (t, p), c in accepted.items()]
         )
-        if group is None:
+        if group is None and consumer_group is None:
             self._new_group(group_id)
         self.offsets.setdefault(group_id, {}).update(accepted)
         return ErrorCode.NONE, errors, durable
