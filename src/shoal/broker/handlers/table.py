@@ -21,6 +21,7 @@ from shoal.broker.handlers.alter_user_scram_credentials import (
     handle_alter_user_scram_credentials,
 )
 from shoal.broker.handlers.api_versions import handle_api_versions
+from shoal.broker.handlers.consumer_group_describe import handle_consumer_group_describe
 from shoal.broker.handlers.consumer_group_heartbeat import handle_consumer_group_heartbeat
 from shoal.broker.handlers.create_acls import handle_create_acls
 from shoal.broker.handlers.create_partitions import handle_create_partitions
@@ -118,6 +119,7 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.ALTER_CLIENT_QUOTAS: handle_alter_client_quotas,
     # KIP-848 consumer groups (issue 16, slice K).
     ApiKey.CONSUMER_GROUP_HEARTBEAT: handle_consumer_group_heartbeat,
+    ApiKey.CONSUMER_GROUP_DESCRIBE: handle_consumer_group_describe,
 }
 
 UNHANDLED: Final = frozenset(
@@ -130,7 +132,6 @@ UNHANDLED: Final = frozenset(
         ApiKey.TXN_OFFSET_COMMIT,
         ApiKey.DESCRIBE_TRANSACTIONS,
         ApiKey.LIST_TRANSACTIONS,
-        ApiKey.CONSUMER_GROUP_DESCRIBE,
         ApiKey.SHARE_GROUP_HEARTBEAT,
         ApiKey.SHARE_GROUP_DESCRIBE,
         ApiKey.SHARE_FETCH,
