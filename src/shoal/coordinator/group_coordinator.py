@@ -4,8 +4,10 @@ Holds the :class:`~shoal.coordinator.group.Group` machines, validates what Kafka
 before a group sees a request (group id, session timeout bounds), keeps committed offsets and
 writes every change to the ``__consumer_offsets`` log (:mod:`shoal.coordinator.offsets_log`),
 from which it is rebuilt at start: groups come back Empty with their generation and protocol
-type, offsets exactly as last committed. Members are not persisted: after a restart they get
-UNKNOWN_MEMBER_ID and rejoin, which every client handles.
+type, offsets exactly as last committed. Classic members are not persisted: after a restart
+they get UNKNOWN_MEMBER_ID and rejoin, which every client handles. KIP-848 consumer groups
+(:mod:`shoal.coordinator.consumer_group`) are persisted whole, members, epochs and assignments
+(:mod:`shoal.coordinator.consumer_group_record`), so their members carry on after a restart.
 
 Time: :meth:`next_deadline_ms` is when :meth:`advance` next has work; the broker arms one
 timer for it. Nothing here waits: durability is returned as a future for the caller to await.
@@ -28,6 +30,7 @@ from shoal.coordinator.consumer_group import (
     ConsumerHeartbeat,
     HeartbeatAnswer,
 )
+from shoal.coordinator.consumer_group_record import group_document, group_from_document
 from shoal.coordinator.consumer_protocol import subscribed_topics
 from shoal.coordinator.group import (
     Group,
@@ -46,6 +49,8 @@ from shoal.coordinator.offsets_log import (
     GroupRecord,
     OffsetsLog,
     TopicPartitionKey,
+    consumer_group_key,
+    consumer_group_value,
     group_key,
     group_value,
     offset_key,
@@ -96,8 +101,18 @@ class GroupCoordinator:
             group = self._new_group(group_id)
             group.protocol_type = record.protocol_type
             group.generation_id = record.generation_id
+        for group_id, document in state.consumer_groups.items():
+            try:
+                consumer_group = group_from_document(
+                    group_id, document, self.clock, self.consumer_settings(group_id)
+                )
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("skipping the unreadable consumer group %s: %s", group_id, exc)
+                continue
+            self.consumer_groups[group_id] = consumer_group
+            self.groups.pop(group_id, None)  # a consumer group replaced the classic one
         for group_id in state.offsets:
-            if group_id not in self.groups:
+            if group_id not in self.groups and group_id not in self.consumer_groups:
                 self._new_group(group_id)
         log.info(
             "loaded %d groups and %d committed offsets from %s",
@@ -135,6 +150,7 @@ class GroupCoordinator:
                 respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
                 return
             del self.consumer_groups[group_id]
+            self._write_persisting_errors([(consumer_group_key(group_id), None)])
         group = self.groups.get(group_id)
         if group is None:
             if request.member_id:
@@ -217,9 +233,15 @@ class GroupCoordinator:
                 raise ConsumerGroupError(
                     ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
                 )
-            return group.leave(request.member_id, request.instance_id, request.member_epoch)
+            try:
+                return group.leave(request.member_id, request.instance_id, request.member_epoch)
+            finally:
+                self._persist_consumer_groups()
         group = self._consumer_group_for(group_id, joining=request.member_epoch == 0)
-        return group.heartbeat(request, topics)
+        try:
+            return group.heartbeat(request, topics)
+        finally:
+            self._persist_consumer_groups()
 
     def _consumer_group_for(self, group_id: str, *, joining: bool) -> ConsumerGroup:
         group = self.consumer_groups.get(group_id)
@@ -284,6 +306,7 @@ class GroupCoordinator:
                         "group %s: member %s fenced (timeout)", consumer_group.group_id, member_id
                     )
         self._persist_metadata()
+        self._persist_consumer_groups()
 
     # -- offsets --------------------------------------------------------------------------
 
@@ -376,6 +399,15 @@ class GroupCoordinator:
         error = self._check_group_id(group_id)
         if error is not ErrorCode.NONE:
             return error
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            if not consumer_group.is_empty:
+                return ErrorCode.NON_EMPTY_GROUP
+            doomed = [(offset_key(group_id, t, p), None) for t, p in self.offsets.get(group_id, {})]
+            self._write([*doomed, (consumer_group_key(group_id), None)])
+            del self.consumer_groups[group_id]
+            self.offsets.pop(group_id, None)
+            return ErrorCode.NONE
         group = self.groups.get(group_id)
         if group is None or group.state is GroupState.DEAD:
             return ErrorCode.GROUP_ID_NOT_FOUND
@@ -411,8 +443,32 @@ class GroupCoordinator:
             # offsets, which matter, fail their own commit loudly.
             log.error("could not write group metadata to the offsets log: %s", exc)
 
-    def snapshot_entries(self) -> list[Entry]:
+    def _persist_consumer_groups(self) -> None:
         entries: list[Entry] = []
+        for group in self.consumer_groups.values():
+            if group.changed:
+                group.changed = False
+                entries.append(
+                    (
+                        consumer_group_key(group.group_id),
+                        consumer_group_value(group_document(group)),
+                    )
+                )
+        self._write_persisting_errors(entries)
+
+    def _write_persisting_errors(self, entries: list[Entry]) -> None:
+        try:
+            self._write(entries)
+        except StorageError as exc:
+            # Like classic group metadata: members and epochs only speed up a restart (a
+            # member the broker forgot rejoins); offsets fail their own commit loudly.
+            log.error("could not write consumer group state to the offsets log: %s", exc)
+
+    def snapshot_entries(self) -> list[Entry]:
+        entries: list[Entry] = [
+            (consumer_group_key(g.group_id), consumer_group_value(group_document(g)))
+            for g in self.consumer_groups.values()
+        ]
         for group in self.groups.values():
             record = GroupRecord(group.protocol_type, group.generation_id, group.protocol_name)
             entries.append((group_key(group.group_id), group_value(record)))

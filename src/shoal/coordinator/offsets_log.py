@@ -6,6 +6,8 @@ Every change is one record, appended through :mod:`shoal.storage` like any parti
   ``{"offset", "epoch", "metadata", "ts"}``; a null value (tombstone) deletes the offset;
 - group metadata: key ``{"k": "group", "group"}``, value ``{"type", "generation",
   "protocol"}``; a tombstone deletes the group.
+- a KIP-848 consumer group: key ``{"k": "consumer_group", "group"}``, value the whole group
+  (:mod:`shoal.coordinator.consumer_group_record`); a tombstone deletes it.
 
 Keys and values are JSON (sorted keys, so equal keys are equal bytes): the state is small next
 to the data logs, and anyone can read it with a consumer. Start-up replays the log from its
@@ -25,7 +27,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shoal.clock import Clock
@@ -66,6 +68,8 @@ class GroupRecord:
 class ReplayedState:
     groups: dict[str, GroupRecord]
     offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]]
+    consumer_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """KIP-848 groups by id: each the document of consumer_group_record."""
 
 
 def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
@@ -104,6 +108,14 @@ def offset_value(committed: CommittedOffset) -> bytes:
 
 def group_key(group: str) -> bytes:
     return _dump({"k": "group", "group": group})
+
+
+def consumer_group_key(group: str) -> bytes:
+    return _dump({"k": "consumer_group", "group": group})
+
+
+def consumer_group_value(document: dict[str, Any]) -> bytes:
+    return _dump(document)
 
 
 def group_value(record: GroupRecord) -> bytes:
@@ -202,6 +214,11 @@ class OffsetsLog:
                     str(value["metadata"]),
                     int(value["ts"]),
                 )
+        elif key["k"] == "consumer_group":
+            if value is None:
+                state.consumer_groups.pop(group, None)
+            else:
+                state.consumer_groups[group] = value
         elif key["k"] == "group":
             if value is None:
                 state.groups.pop(group, None)
