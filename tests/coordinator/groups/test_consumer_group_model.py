@@ -144,7 +144,11 @@ class Reconciliation(RuleBasedStateMachine):
                 assert tp not in seen, f"{tp}: {seen[tp]} and {member.member_id}"
                 seen[tp] = member.member_id
         believed: dict[tuple[str, int], str] = {}
+        # A client fenced on the broker (its session ran out) still believes in its partitions
+        # until its next heartbeat tells it otherwise, as in Kafka: only members count.
         for client in self.clients.values():
+            if client.member_id not in self.group.members:
+                continue
             for tp in _tps(client.owned):
                 assert tp not in believed, f"clients {believed[tp]} and {client.member_id}: {tp}"
                 believed[tp] = client.member_id

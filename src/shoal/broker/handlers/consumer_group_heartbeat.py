@@ -108,7 +108,8 @@ async def handle_consumer_group_heartbeat(
         )
         if not heartbeat.member_id:  # v0: the coordinator names a joining member
             heartbeat = dataclasses.replace(heartbeat, member_id=new_member_id())
-        topics = {t.name: t.partitions for t in broker.topics if not t.internal}
+        # Internal topics too: a regex that names one gets it, as Kafka resolves it.
+        topics = {t.name: t.partitions for t in broker.topics}
         result = await groups.consumer_heartbeat(body.group_id, heartbeat, topics)
     except ConsumerGroupError as exc:
         return refused(exc.error, exc.message)
