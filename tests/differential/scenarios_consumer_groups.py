@@ -1,0 +1,223 @@
+"""Differential scenarios of KIP-848 consumer groups (ConsumerGroupHeartbeat on the wire):
+
+- ``heartbeat_errors``: the error code and message of each kind of bad heartbeat (fields a
+  join needs, bad epochs, unknown groups and members, static-member conflicts, assignors,
+  regexes), and the answers to leaving (epoch -1) and a static member's temporary leave (-2);
+- ``uniform_assignment`` / ``range_assignment``: members heartbeat as a well-behaved client
+  does (reporting what they own) until the group is stable; the final assignment (per member
+  name, for range; as partition counts, for uniform, whose choice among equals is Kafka's hash
+  order) and the fact that every partition is owned once.
+
+Epoch numbers in messages are replaced by ``N`` (Kafka 4.4 computes assignments off the
+request path, so its epochs may run ahead of shoal's); everything else must be equal. A
+regex's error message is the regex engine's own (RE2/J's vs Python's), so only its code is
+compared.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests.differential.scenarios import TIMEOUT_S, Result, create_topic, unique
+from tests.server.wire import WireClient
+
+HEARTBEAT = 68
+FIND_COORDINATOR = 10
+DESCRIBE = 69
+VERSION = 1
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_GROUP = re.compile(r"\b(cg-errors|nogroup)-[0-9a-f]{8}\b")
+
+
+def _numbers(text: str | None) -> str | None:
+    """The message with member ids, group ids and numbers (epochs) made generic."""
+    if text is None:
+        return None
+    return re.sub(r"\d+", "N", _GROUP.sub(r"\1", _UUID.sub("ID", text)))
+
+
+class Member:
+    def __init__(self, client: WireClient, group: str, member_id: str, ids: dict[uuid.UUID, str]):
+        self.client, self.group, self.member_id, self.ids = client, group, member_id, ids
+        self.epoch = 0
+        self.owned: dict[str, list[int]] = {}
+        self.names = {name: topic_id for topic_id, name in ids.items()}
+
+    def beat(self, **fields: Any) -> Any:
+        values: dict[str, Any] = {
+            "group_id": self.group,
+            "member_id": self.member_id,
+            "member_epoch": self.epoch,
+            "topic_partitions": [
+                {"topic_id": self.names[t], "partitions": ps} for t, ps in self.owned.items()
+            ],
+            **fields,
+        }
+        response = self.client.request(HEARTBEAT, VERSION, values)
+        if int(response.error_code) == 0:
+            self.epoch = int(response.member_epoch)
+            if response.assignment is not None:
+                self.owned = {
+                    self.ids[tp.topic_id]: sorted(int(p) for p in tp.partitions)
+                    for tp in response.assignment.topic_partitions
+                }
+        return response
+
+
+def _ready(client: WireClient, group: str) -> None:
+    """Wait until the coordinator answers (Kafka creates __consumer_offsets on first use)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = client.request(FIND_COORDINATOR, 4, {"key_type": 0, "coordinator_keys": [group]})
+        if int(found.coordinators[0].error_code) == 0:
+            probe = client.request(
+                HEARTBEAT,
+                VERSION,
+                {"group_id": group, "member_id": str(uuid.uuid4()), "member_epoch": 1},
+            )
+            if int(probe.error_code) not in (14, 15, 16):  # loading / not available / not ours
+                return
+        time.sleep(0.2)
+    raise AssertionError("the group coordinator never became available")
+
+
+def _topic_ids(client: WireClient, topics: list[str]) -> dict[uuid.UUID, str]:
+    """The topics' ids, once Metadata knows them all (Kafka's metadata lags a creation)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        listed = client.metadata(topics, auto_create=False).topics
+        if all(int(t.error_code) == 0 for t in listed) or time.monotonic() > deadline:
+            return {t.topic_id: t.name for t in listed}
+        time.sleep(0.1)
+
+
+def _answer(response: Any, *, message: bool = True) -> dict[str, Any]:
+    return {
+        "error": int(response.error_code),
+        "message": _numbers(response.error_message) if message else None,
+    }
+
+
+def heartbeat_errors(bootstrap: str) -> Result:
+    topic = create_topic(bootstrap, 2)
+    group = unique("cg-errors")
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        _ready(client, group)
+        ids = _topic_ids(client, [topic])
+        join = {
+            "member_epoch": 0,
+            "rebalance_timeout": 30000,
+            "subscribed_topic_names": [topic],
+            "topic_partitions": [],
+        }
+
+        def send(name: str, *, message: bool = True, **fields: Any) -> None:
+            values = {"group_id": group, "member_id": str(uuid.uuid4()), **join, **fields}
+            out[name] = _answer(client.request(HEARTBEAT, VERSION, values), message=message)
+
+        send("empty_member_id", member_id="")
+        send("no_rebalance_timeout", rebalance_timeout=-1)
+        send("no_subscription", subscribed_topic_names=None)
+        send("owned_on_join", topic_partitions=[{"topic_id": next(iter(ids)), "partitions": [0]}])
+        send("null_owned_on_join", topic_partitions=None)
+        send("bad_epoch", member_epoch=-3)
+        send("empty_instance_id", instance_id="")
+        send("static_leave_without_instance", member_epoch=-2)
+        send("unknown_assignor", server_assignor="sticky")
+        send("bad_regex", message=False, subscribed_topic_names=None, subscribed_topic_regex="(")
+        send("unknown_group_heartbeat", group_id=unique("nogroup"), member_epoch=3)
+        send("unknown_group_leave", group_id=unique("nogroup"), member_epoch=-1)
+
+        member = Member(client, group, str(uuid.uuid4()), ids)
+        joined = member.beat(**join)
+        out["join"] = {
+            "error": int(joined.error_code),
+            "echoes_member_id": joined.member_id == member.member_id,
+        }
+        out["greater_epoch"] = _answer(member.beat(member_epoch=member.epoch + 5))
+        send("unknown_member", member_epoch=1)
+        left = member.beat(member_epoch=-1)
+        out["leave"] = {
+            **_answer(left),
+            "epoch": int(left.member_epoch),
+            "interval": int(left.heartbeat_interval.total_seconds() * 1000),
+        }
+        out["after_leave"] = _answer(member.beat(member_epoch=1))
+
+        static = Member(client, group, str(uuid.uuid4()), ids)
+        static.beat(**join, instance_id="inst")
+        send("instance_in_use", instance_id="inst")
+        paused = static.beat(member_epoch=-2, instance_id="inst")
+        out["static_leave"] = {**_answer(paused), "epoch": int(paused.member_epoch)}
+        successor = Member(client, group, str(uuid.uuid4()), ids)
+        back = successor.beat(**join, instance_id="inst")
+        out["static_rejoin"] = {
+            "error": int(back.error_code),
+            "keeps_partitions": bool(back.assignment and back.assignment.topic_partitions),
+        }
+        out["replaced_static_member"] = _answer(static.beat(member_epoch=1, instance_id="inst"))
+    return out
+
+
+def _stable_assignment(
+    bootstrap: str, assignor: str, topics: dict[str, int], names: list[str]
+) -> Result:
+    created = [create_topic(bootstrap, n) for n in topics.values()]
+    group = unique(f"cg-{assignor}")
+    with WireClient(bootstrap) as client:
+        _ready(client, group)
+        ids = _topic_ids(client, created)
+        members = [Member(client, group, f"{name}-{uuid.uuid4().hex[:6]}", ids) for name in names]
+        for m in members:
+            m.beat(
+                member_epoch=0,
+                rebalance_timeout=30000,
+                subscribed_topic_names=created,
+                server_assignor=assignor,
+                topic_partitions=[],
+            )
+        wanted = {(t, p) for t, n in zip(created, topics.values(), strict=True) for p in range(n)}
+        deadline = time.monotonic() + TIMEOUT_S
+        owned: list[tuple[str, int]] = []
+        while time.monotonic() < deadline:
+            for m in members:
+                m.beat()
+            owned = [(t, p) for m in members for t, ps in m.owned.items() for p in ps]
+            described = client.request(DESCRIBE, VERSION, {"group_ids": [group]}).groups[0]
+            # Stable: the target is computed for the group epoch and every member reached it.
+            if described.group_state == "Stable" and sorted(owned) == sorted(wanted):
+                break
+            time.sleep(0.1)
+        index = {t: i for i, t in enumerate(created)}
+        return {
+            "every_partition_once": sorted(owned) == sorted(wanted),
+            "counts": sorted(sum(len(ps) for ps in m.owned.values()) for m in members),
+            "by_member": {
+                name: sorted((index[t], p) for t, ps in m.owned.items() for p in ps)
+                for name, m in zip(names, members, strict=True)
+            },
+        }
+
+
+def uniform_assignment(bootstrap: str) -> Result:
+    result = _stable_assignment(bootstrap, "uniform", {"a": 7, "b": 3}, ["m1", "m2", "m3"])
+    result.pop("by_member")  # which of equals gets what is each broker's own order
+    return result
+
+
+def range_assignment(bootstrap: str) -> Result:
+    return _stable_assignment(bootstrap, "range", {"a": 5, "b": 5}, ["m1", "m2"])
+
+
+SCENARIOS: dict[str, Callable[[str], Result]] = {
+    "heartbeat_errors": heartbeat_errors,
+    "uniform_assignment": uniform_assignment,
+    "range_assignment": range_assignment,
+}
