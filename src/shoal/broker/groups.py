@@ -161,6 +161,11 @@ class GroupService:
 
     # -- KIP-848 consumer groups (ConsumerGroupHeartbeat) ----------------------------------
 
+    def use_topics(self, topics: Callable[[], Mapping[str, int]]) -> None:
+        """Where subscriptions find topics and their partition counts (the broker's topics);
+        a classic member joining a consumer group needs them."""
+        self._coordinator.topics = topics
+
     @property
     def consumer_assignors(self) -> tuple[str, ...]:
         """group.consumer.assignors: the server-side assignors members may ask for."""

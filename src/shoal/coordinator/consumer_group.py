@@ -132,6 +132,16 @@ class ConsumerMember:
     pending_revocation: Assignment = field(default_factory=dict)
     session_deadline_ms: float = 0.0
     rebalance_deadline_ms: float | None = None
+    classic: ClassicMembership | None = None
+    """Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    in this consumer group (:mod:`shoal.coordinator.mixed_group`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicMembership:
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
+    """Its JoinGroup protocols, (name, metadata), in its order of preference."""
 
 
 def _tps(assignment: Mapping[str, frozenset[int]]) -> set[tuple[str, int]]:
@@ -242,6 +252,14 @@ class ConsumerGroup:
                     f"{self.settings.max_size} members.",
                 )
         member = self._member_for(request)
+        return self.apply(member, request, topics)
+
+    def apply(
+        self, member: ConsumerMember, request: ConsumerHeartbeat, topics: Mapping[str, int]
+    ) -> HeartbeatAnswer:
+        """Update the (new or known) member from the request, recompute the target if the
+        group epoch moved, and reconcile the member one step; its session starts again."""
+        joining = request.member_epoch == 0
         before = (
             member.subscribed_topic_names,
             member.subscribed_topic_regex,
@@ -280,7 +298,10 @@ class ConsumerGroup:
             self._compute_target(topics)
         previous_assigned = dict(member.assigned)
         self._reconcile(member, request.owned)
-        member.session_deadline_ms = self.clock.monotonic_ms() + self.settings.session_timeout_ms
+        session_ms = self.settings.session_timeout_ms
+        if member.classic is not None:
+            session_ms = member.classic.session_timeout_ms
+        member.session_deadline_ms = self.clock.monotonic_ms() + session_ms
         full = joining or (
             request.rebalance_timeout_ms != -1
             and request.subscribed_topic_names is not None
@@ -322,7 +343,7 @@ class ConsumerGroup:
                     f"Static member {request.member_id} with instance id {instance} cannot join "
                     f"the group because the instance id is owned by {existing.member_id} member.",
                 )
-            return self._replace_static(existing, request.member_id)
+            return self.take_over_static(existing, request.member_id)
         if existing is None:
             raise ConsumerGroupError(
                 ErrorCode.UNKNOWN_MEMBER_ID, f"Instance id {instance} is unknown."
@@ -336,7 +357,7 @@ class ConsumerGroup:
         self._check_epoch(existing, request)
         return existing
 
-    def _replace_static(self, old: ConsumerMember, member_id: str) -> ConsumerMember:
+    def take_over_static(self, old: ConsumerMember, member_id: str) -> ConsumerMember:
         """A static member back under a new member id takes over the old one's assignment."""
         del self.members[old.member_id]
         new = ConsumerMember(
@@ -399,6 +420,11 @@ class ConsumerGroup:
         member = self.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
+        if member.classic is not None:
+            # A classic member commits with its generation, which is its member epoch.
+            if member_epoch != member.member_epoch:
+                return ErrorCode.ILLEGAL_GENERATION
+            return ErrorCode.NONE
         if api_version < OFFSET_COMMIT_EPOCH_VERSION:
             return ErrorCode.UNSUPPORTED_VERSION
         if member_epoch != member.member_epoch:

@@ -10,12 +10,14 @@ deadlines are not kept: each member gets a full session from the load, as Kafka 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
 from shoal.clock import Clock
 from shoal.coordinator.consumer_group import (
     Assignment,
+    ClassicMembership,
     ConsumerGroup,
     ConsumerGroupSettings,
     ConsumerMember,
@@ -29,6 +31,15 @@ def _parts(assignment: Mapping[str, frozenset[int]]) -> dict[str, list[int]]:
 
 def _assignment(doc: Mapping[str, Any]) -> Assignment:
     return {str(t): frozenset(int(p) for p in ps) for t, ps in doc.items()}
+
+
+def _classic(doc: Mapping[str, Any] | None) -> ClassicMembership | None:
+    if doc is None:
+        return None
+    return ClassicMembership(
+        int(doc["session_timeout_ms"]),
+        tuple((str(name), base64.b64decode(meta)) for name, meta in doc["protocols"]),
+    )
 
 
 def group_document(group: ConsumerGroup) -> dict[str, Any]:
@@ -53,6 +64,15 @@ def group_document(group: ConsumerGroup) -> dict[str, Any]:
                 "assigned": _parts(m.assigned),
                 "revoking": _parts(m.pending_revocation),
                 "target": _parts(group.target.get(m.member_id, {})),
+                "classic": None
+                if m.classic is None
+                else {
+                    "session_timeout_ms": m.classic.session_timeout_ms,
+                    "protocols": [
+                        [name, base64.b64encode(meta).decode()]
+                        for name, meta in m.classic.protocols
+                    ],
+                },
             }
             for m in group.members.values()
         ],
@@ -85,7 +105,10 @@ def group_from_document(
             assigned=_assignment(entry["assigned"]),
             pending_revocation=_assignment(entry["revoking"]),
             session_deadline_ms=session_deadline,
+            classic=_classic(entry.get("classic")),
         )
+        if member.classic is not None:
+            member.session_deadline_ms = clock.monotonic_ms() + member.classic.session_timeout_ms
         if member.state is MemberState.UNREVOKED_PARTITIONS:
             member.rebalance_deadline_ms = clock.monotonic_ms() + member.rebalance_timeout_ms
         group.members[member.member_id] = member

@@ -35,6 +35,9 @@ class GroupConfig:
     """group.consumer.heartbeat.interval.ms: what heartbeat answers tell members to keep."""
     consumer_assignors: tuple[str, ...] = ("uniform", "range")
     """group.consumer.assignors: the server-side assignors; the first is the default."""
+    consumer_migration_policy: str = "bidirectional"
+    """group.consumer.migration.policy: which classic <-> consumer group conversions happen
+    (see shoal.coordinator.mixed_group for what shoal implements)."""
     consumer_max_size: int = 10_000
     """group.consumer.max.size (Kafka: unbounded; shoal bounds it as ``max_size``)."""
 

@@ -16,6 +16,7 @@ timer for it. Nothing here waits: durability is returned as a future for the cal
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -43,6 +44,16 @@ from shoal.coordinator.group import (
 )
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_state import GroupState
+from shoal.coordinator.mixed_group import (
+    MigrationPolicy,
+    can_upgrade,
+    classic_heartbeat,
+    classic_join,
+    classic_leave,
+    classic_sync,
+    convert_classic,
+    parse_policy,
+)
 from shoal.coordinator.offsets_log import (
     CommittedOffset,
     Entry,
@@ -60,6 +71,11 @@ from shoal.protocol.errors import ErrorCode
 from shoal.storage import StorageError
 
 log = logging.getLogger(__name__)
+
+
+def _uuid_member_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4()}"
+
 
 GROUP_ID_LENGTH_MAX = 32_767
 """A group id is a Kafka string: its length is an int16."""
@@ -88,6 +104,9 @@ class GroupCoordinator:
         self.offsets_log = offsets_log
         self._new_member_id = new_member_id
         self.groups: dict[str, Group] = {}
+        self.topics: Callable[[], Mapping[str, int]] = dict
+        """Every topic with its partition count: what KIP-848 subscriptions resolve against
+        (the broker sets it; a classic member joining a consumer group needs it)."""
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         """KIP-848 groups by id; a group id is in this or in ``groups``, never both."""
         self.offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]] = {}
@@ -146,8 +165,7 @@ class GroupCoordinator:
         consumer_group = self.consumer_groups.get(group_id)
         if consumer_group is not None:
             if not consumer_group.is_empty:
-                # Classic members in a consumer group (KIP-848 mixed groups) are not built.
-                respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
+                self._classic_join_consumer_group(consumer_group, request, respond)
                 return
             del self.consumer_groups[group_id]
             self._write_persisting_errors([(consumer_group_key(group_id), None)])
@@ -161,6 +179,28 @@ class GroupCoordinator:
         group.join(request, respond)
         self._persist_metadata()
 
+    def _classic_join_consumer_group(
+        self, group: ConsumerGroup, request: JoinRequest, respond: JoinCallback
+    ) -> None:
+        """A classic member joins a KIP-848 group (mixed_group)."""
+        new_member = request.member_id == ""
+        member_id = request.member_id
+        if new_member:
+            member_id = (self._new_member_id or _uuid_member_id)(
+                request.group_instance_id or request.client_id or "member"
+            )
+            if request.group_instance_id is None and request.require_known_member_id:
+                respond(JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id))
+                return
+        elif member_id not in group.members:
+            # The rejoin after MEMBER_ID_REQUIRED: a new member with the id it was given.
+            new_member = True
+        try:
+            result = classic_join(group, request, member_id, self.topics(), new_member=new_member)
+        finally:
+            self._persist_consumer_groups()
+        respond(result)
+
     def sync(
         self,
         group_id: str,
@@ -173,6 +213,19 @@ class GroupCoordinator:
         protocol_type: str | None = None,
         protocol_name: str | None = None,
     ) -> None:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            respond(
+                classic_sync(
+                    consumer_group,
+                    member_id,
+                    group_instance_id,
+                    generation_id,
+                    protocol_type,
+                    protocol_name,
+                )
+            )
+            return
         group = self.groups.get(group_id)
         if group is None:
             error = self._check_group_id(group_id)
@@ -192,6 +245,9 @@ class GroupCoordinator:
     def heartbeat(
         self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
     ) -> ErrorCode:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return classic_heartbeat(consumer_group, member_id, group_instance_id, generation_id)
         group = self.groups.get(group_id)
         if group is None:
             error = self._check_group_id(group_id)
@@ -201,6 +257,12 @@ class GroupCoordinator:
     def leave(
         self, group_id: str, leaving: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[LeaveOutcome]]:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            try:
+                return ErrorCode.NONE, classic_leave(consumer_group, leaving)
+            finally:
+                self._persist_consumer_groups()
         group = self.groups.get(group_id)
         if group is None:
             error = self._check_group_id(group_id)
@@ -212,6 +274,10 @@ class GroupCoordinator:
         return ErrorCode.NONE, outcomes
 
     # -- KIP-848 consumer groups ----------------------------------------------------------
+
+    @property
+    def migration_policy(self) -> MigrationPolicy:
+        return parse_policy(self.config.consumer_migration_policy) or MigrationPolicy.DISABLED
 
     def consumer_settings(self, group_id: str) -> ConsumerGroupSettings:
         del group_id  # per-group overrides (the GROUP config resource) come here
@@ -249,7 +315,23 @@ class GroupCoordinator:
             return group
         classic = self.groups.get(group_id)
         if classic is not None and classic.state is not GroupState.DEAD:
-            if not (joining and classic.state is GroupState.EMPTY and classic.is_empty):
+            settings = self.consumer_settings(group_id)
+            empty = classic.state is GroupState.EMPTY and classic.is_empty
+            if (
+                joining
+                and not empty
+                and can_upgrade(classic, self.migration_policy, settings.max_size)
+            ):
+                # The online upgrade (mixed_group): the classic members stay, as classic
+                # members of the consumer group.
+                converted = convert_classic(classic, settings)
+                classic.mark_dead()
+                del self.groups[group_id]
+                self._write_persisting_errors([(group_key(group_id), None)])
+                self.consumer_groups[group_id] = converted
+                log.info("group %s: upgraded from a classic group", group_id)
+                return converted
+            if not (joining and empty):
                 raise ConsumerGroupError(
                     ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group."
                 )

@@ -14,6 +14,7 @@ from typing import Any, Final
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.assignors import ASSIGNORS
 from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.mixed_group import parse_policy
 from shoal.security.acl import AclError
 from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.security.principal import PrincipalMapper, PrincipalMappingError
@@ -159,6 +160,8 @@ class Settings:
     group_consumer_heartbeat_interval_ms: int = GroupConfig().consumer_heartbeat_interval_ms
     group_consumer_assignors: str = ",".join(GroupConfig().consumer_assignors)
     """Comma-separated, the default first: ``uniform`` and ``range`` are the ones shoal has."""
+    group_consumer_migration_policy: str = GroupConfig().consumer_migration_policy
+    """disabled, upgrade, downgrade or bidirectional (shoal.coordinator.mixed_group)."""
 
     def kafka_listeners(self) -> list[Listener]:
         """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""
@@ -321,7 +324,13 @@ class Settings:
                 "group_consumer_heartbeat_interval_ms must be positive and below "
                 "group_consumer_session_timeout_ms"
             )
+        if parse_policy(self.group_consumer_migration_policy) is None:
+            raise SettingsError(
+                "group_consumer_migration_policy must be disabled, upgrade, downgrade or "
+                "bidirectional"
+            )
         return {
+            "consumer_migration_policy": self.group_consumer_migration_policy.strip().lower(),
             "consumer_session_timeout_ms": self.group_consumer_session_timeout_ms,
             "consumer_heartbeat_interval_ms": self.group_consumer_heartbeat_interval_ms,
             "consumer_assignors": assignors,

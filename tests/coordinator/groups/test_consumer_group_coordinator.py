@@ -203,3 +203,17 @@ def test_members_epochs_and_assignments_survive_a_restart(tmp_path: Path) -> Non
         assert answer.member_epoch >= epoch
     finally:
         store.close()
+
+
+def test_a_classic_member_of_a_consumer_group_round_trips_through_its_record() -> None:
+    from shoal.coordinator.consumer_group import ClassicMembership
+    from shoal.coordinator.consumer_group_record import group_document, group_from_document
+
+    clock = FakeClock()
+    coordinator = GroupCoordinator(clock)
+    coordinator.consumer_heartbeat("g", _join("a"), TOPICS)
+    group = coordinator.consumer_groups["g"]
+    group.members["a"].classic = ClassicMembership(7000, (("range", b"\x00\x01meta"),))
+    back = group_from_document("g", group_document(group), clock, group.settings)
+    assert back.members["a"].classic == ClassicMembership(7000, (("range", b"\x00\x01meta"),))
+    assert back.members["a"].session_deadline_ms == clock.monotonic_ms() + 7000

@@ -37,6 +37,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         str(directory),
         group_consumer_heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         group_consumer_session_timeout_ms=SESSION_TIMEOUT_MS,
+        group_initial_rebalance_delay_ms=0,
     ) as embedded:
         yield embedded
 
@@ -220,3 +221,82 @@ def test_three_members_with_churn_own_each_partition_once(broker: EmbeddedBroker
     assert checker.problems == []
     assert checker.samples > 10
     assert len(checker.epochs_seen) >= 3  # the group went through several epochs
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_classic_group_upgrades_when_a_consumer_protocol_member_joins(
+    broker: EmbeddedBroker, strategy: str
+) -> None:
+    """Online upgrade (mixed_group): two classic members consume; a consumer-protocol member
+    joins; the group becomes a consumer group with the classic members still in it, the
+    partitions are shared among all three, one owner each, and nothing is lost."""
+    topic, group = f"kip848-upgrade-{next(_names)}", f"g-upgrade-{next(_names)}"
+    partitions, count = 6, 300
+    create_topic(broker, topic, partitions)
+    _produce(broker, topic, count // 2, partitions)
+    inner = broker.app.broker
+    assert inner is not None
+    classic = [
+        Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap_servers,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 200,
+                "partition.assignment.strategy": strategy,
+            }
+        )
+        for _ in range(2)
+    ]
+    for c in classic:
+        c.subscribe([topic])
+    consumers = list(classic)
+    seen: set[int] = set()
+    checker = OwnershipChecker(broker, group)
+
+    def poll_until(condition: Any) -> None:
+        deadline = time.monotonic() + PATIENCE_S
+        while not run_on_loop(broker, condition) and time.monotonic() < deadline:
+            for c in consumers:
+                message = c.poll(0.05)
+                if message is not None and not message.error():
+                    seen.add(int(message.value()))
+                    c.commit(message=message, asynchronous=False)
+        assert run_on_loop(broker, condition)
+
+    try:
+        poll_until(lambda: len(seen) >= count // 4)
+        assert run_on_loop(broker, lambda: inner.groups.consumer_group(group)) is None
+        modern = _consumer(broker, group)
+        modern.subscribe([topic])
+        consumers.append(modern)
+
+        def mixed_and_stable() -> bool:
+            g = inner.groups.consumer_group(group)
+            return (
+                g is not None
+                and g.state.value == "Stable"
+                and len(g.members) == 3
+                and all(m.assigned for m in g.members.values())
+            )
+
+        poll_until(mixed_and_stable)
+        described = run_on_loop(broker, lambda: inner.groups.consumer_group(group))
+        assert described is not None
+        assert sorted(m.classic is not None for m in described.members.values()) == [
+            False,
+            True,
+            True,
+        ]
+        _produce(broker, topic, count // 2, partitions, start=count // 2)
+        poll_until(lambda: len(seen) >= count)
+        assert seen == set(range(count))
+        owned = sorted(tp.partition for c in consumers for tp in c.assignment())
+        assert owned == list(range(partitions))
+    finally:
+        checker.stop()
+        for c in consumers:
+            c.close()
+    assert checker.problems == []

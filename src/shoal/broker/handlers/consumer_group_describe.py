@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 CONSUMER_MEMBER_TYPE: Final = 1
-"""MemberType (v1+): 1 for a member speaking the consumer protocol (0 would be classic)."""
+"""MemberType (v1+): 1 for a member speaking the consumer protocol..."""
+CLASSIC_MEMBER_TYPE: Final = 0
+"""...0 for a classic member of a consumer group (mixed_group)."""
 
 
 class _DescribeRequest(Protocol):
@@ -55,7 +57,7 @@ def _describe(broker: Broker, group: ConsumerGroup) -> dict[str, Any]:
                 "subscribed_topic_regex": m.subscribed_topic_regex or "",
                 "assignment": _assignment(broker, m.assigned),
                 "target_assignment": _assignment(broker, group.target.get(m.member_id, {})),
-                "member_type": CONSUMER_MEMBER_TYPE,
+                "member_type": CLASSIC_MEMBER_TYPE if m.classic else CONSUMER_MEMBER_TYPE,
             }
             for m in group.members.values()
         ],
