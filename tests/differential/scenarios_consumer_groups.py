@@ -6,7 +6,10 @@
 - ``uniform_assignment`` / ``range_assignment``: members heartbeat as a well-behaved client
   does (reporting what they own) until the group is stable; the final assignment (per member
   name, for range; as partition counts, for uniform, whose choice among equals is Kafka's hash
-  order) and the fact that every partition is owned once.
+  order) and the fact that every partition is owned once;
+- ``group_configs``: the GROUP config resource (consumer.session.timeout.ms,
+  consumer.heartbeat.interval.ms): refusals, described values and synonyms, and the heartbeat
+  interval a group's config gives its members.
 
 Epoch numbers in messages are replaced by ``N`` (Kafka 4.4 computes assignments off the
 request path, so its epochs may run ahead of shoal's); everything else must be equal. A
@@ -216,7 +219,82 @@ def range_assignment(bootstrap: str) -> Result:
     return _stable_assignment(bootstrap, "range", {"a": 5, "b": 5}, ["m1", "m2"])
 
 
+DESCRIBE_CONFIGS = 32
+INCREMENTAL_ALTER_CONFIGS = 44
+GROUP_RESOURCE = 32
+CONSUMER_GROUP_CONFIGS = ("consumer.heartbeat.interval.ms", "consumer.session.timeout.ms")
+
+
+def group_configs(bootstrap: str) -> Result:
+    """The GROUP config resource: alters Kafka refuses (and why), the consumer.* entries as
+    described (value, source, synonyms), and a heartbeat interval a group config sets."""
+    topic = create_topic(bootstrap, 1)
+    group = unique("cg-configs")
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        _ready(client, group)
+
+        def alter(name: str, key: str, op: int, value: str | None) -> dict[str, Any]:
+            resource = {
+                "resource_type": GROUP_RESOURCE,
+                "resource_name": name,
+                "configs": [{"name": key, "config_operation": op, "value": value}],
+            }
+            answer = client.request(
+                INCREMENTAL_ALTER_CONFIGS, 1, {"resources": [resource], "validate_only": False}
+            ).responses[0]
+            return {"error": int(answer.error_code), "message": answer.error_message or None}
+
+        def describe(name: str) -> Any:
+            resource = {
+                "resource_type": GROUP_RESOURCE,
+                "resource_name": name,
+                "configuration_keys": list(CONSUMER_GROUP_CONFIGS),
+            }
+            answer = client.request(
+                DESCRIBE_CONFIGS,
+                4,
+                {"resources": [resource], "include_synonyms": True, "include_documentation": False},
+            ).results[0]
+            return {
+                "error": int(answer.error_code),
+                "configs": sorted(
+                    (
+                        e.name,
+                        e.value,
+                        int(e.config_source),
+                        int(e.config_type),
+                        [(y.name, y.value, int(y.source)) for y in e.synonyms],
+                    )
+                    for e in answer.configs
+                ),
+            }
+
+        out["defaults"] = describe(group)
+        out["empty_name"] = describe("")["error"]
+        out["too_short"] = alter(group, "consumer.session.timeout.ms", 0, "5")
+        out["too_long"] = alter(group, "consumer.heartbeat.interval.ms", 0, "100000")
+        out["unknown"] = alter(group, "bogus.config", 0, "1")
+        out["append"] = alter(group, "consumer.session.timeout.ms", 2, "1")
+        out["default_resource"] = alter("", "consumer.session.timeout.ms", 0, "50000")
+        out["set_session"] = alter(group, "consumer.session.timeout.ms", 0, "50000")
+        out["set_interval"] = alter(group, "consumer.heartbeat.interval.ms", 0, "6000")
+        out["overridden"] = describe(group)
+        ids = _topic_ids(client, [topic])
+        joined = Member(client, group, str(uuid.uuid4()), ids).beat(
+            member_epoch=0,
+            rebalance_timeout=30000,
+            subscribed_topic_names=[topic],
+            topic_partitions=[],
+        )
+        out["heartbeat_interval_ms"] = int(joined.heartbeat_interval.total_seconds() * 1000)
+        out["delete"] = alter(group, "consumer.session.timeout.ms", 1, None)
+        out["after_delete"] = describe(group)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
+    "group_configs": group_configs,
     "heartbeat_errors": heartbeat_errors,
     "uniform_assignment": uniform_assignment,
     "range_assignment": range_assignment,

@@ -161,6 +161,22 @@ class GroupService:
 
     # -- KIP-848 consumer groups (ConsumerGroupHeartbeat) ----------------------------------
 
+    def group_configs(self, group_id: str) -> dict[str, str]:
+        """The group's config overrides (the GROUP config resource)."""
+        return dict(self._coordinator.group_configs.get(group_id, {}))
+
+    def set_group_configs(
+        self, group_id: str, configs: Mapping[str, str], *, validate_only: bool = False
+    ) -> None:
+        """Replace the group's overrides; raises GroupConfigError (or StorageError)."""
+        self._coordinator.set_group_configs(group_id, configs, validate_only=validate_only)
+        self._changed()
+
+    @property
+    def base_config(self) -> GroupConfig:
+        """The broker-wide group settings the per-group configs override."""
+        return self._coordinator.config
+
     def use_topics(self, topics: Callable[[], Mapping[str, int]]) -> None:
         """Where subscriptions find topics and their partition counts (the broker's topics);
         a classic member joining a consumer group needs them."""

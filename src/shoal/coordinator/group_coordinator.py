@@ -43,6 +43,12 @@ from shoal.coordinator.group import (
     SyncResult,
 )
 from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.group_configs import (
+    HEARTBEAT_INTERVAL,
+    SESSION_TIMEOUT,
+    effective,
+    validate_group_configs,
+)
 from shoal.coordinator.group_state import GroupState
 from shoal.coordinator.mixed_group import (
     MigrationPolicy,
@@ -62,6 +68,8 @@ from shoal.coordinator.offsets_log import (
     TopicPartitionKey,
     consumer_group_key,
     consumer_group_value,
+    group_config_key,
+    group_config_value,
     group_key,
     group_value,
     offset_key,
@@ -107,6 +115,8 @@ class GroupCoordinator:
         self.topics: Callable[[], Mapping[str, int]] = dict
         """Every topic with its partition count: what KIP-848 subscriptions resolve against
         (the broker sets it; a classic member joining a consumer group needs it)."""
+        self.group_configs: dict[str, dict[str, str]] = {}
+        """Per-group overrides (the GROUP config resource), by group id."""
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         """KIP-848 groups by id; a group id is in this or in ``groups``, never both."""
         self.offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]] = {}
@@ -120,6 +130,7 @@ class GroupCoordinator:
             group = self._new_group(group_id)
             group.protocol_type = record.protocol_type
             group.generation_id = record.generation_id
+        self.group_configs = state.group_configs
         for group_id, document in state.consumer_groups.items():
             try:
                 consumer_group = group_from_document(
@@ -279,11 +290,30 @@ class GroupCoordinator:
     def migration_policy(self) -> MigrationPolicy:
         return parse_policy(self.config.consumer_migration_policy) or MigrationPolicy.DISABLED
 
+    def set_group_configs(
+        self, group_id: str, configs: Mapping[str, str], *, validate_only: bool = False
+    ) -> None:
+        """Replace the group's config overrides (raises GroupConfigError, changing nothing).
+        A live consumer group uses them from its next heartbeat on."""
+        checked = validate_group_configs(configs, self.config)
+        if validate_only:
+            return
+        self._write(
+            [(group_config_key(group_id), group_config_value(checked) if checked else None)]
+        )
+        if checked:
+            self.group_configs[group_id] = checked
+        else:
+            self.group_configs.pop(group_id, None)
+        group = self.consumer_groups.get(group_id)
+        if group is not None:
+            group.settings = self.consumer_settings(group_id)
+
     def consumer_settings(self, group_id: str) -> ConsumerGroupSettings:
-        del group_id  # per-group overrides (the GROUP config resource) come here
+        values = effective(self.group_configs.get(group_id, {}), self.config)
         return ConsumerGroupSettings(
-            session_timeout_ms=self.config.consumer_session_timeout_ms,
-            heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms,
+            session_timeout_ms=values[SESSION_TIMEOUT],
+            heartbeat_interval_ms=values[HEARTBEAT_INTERVAL],
             assignors=self.config.consumer_assignors,
             max_size=self.config.consumer_max_size,
         )
@@ -550,6 +580,10 @@ class GroupCoordinator:
         entries: list[Entry] = [
             (consumer_group_key(g.group_id), consumer_group_value(group_document(g)))
             for g in self.consumer_groups.values()
+        ]
+        entries += [
+            (group_config_key(group_id), group_config_value(configs))
+            for group_id, configs in self.group_configs.items()
         ]
         for group in self.groups.values():
             record = GroupRecord(group.protocol_type, group.generation_id, group.protocol_name)

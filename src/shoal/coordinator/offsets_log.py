@@ -8,6 +8,8 @@ Every change is one record, appended through :mod:`shoal.storage` like any parti
   "protocol"}``; a tombstone deletes the group.
 - a KIP-848 consumer group: key ``{"k": "consumer_group", "group"}``, value the whole group
   (:mod:`shoal.coordinator.consumer_group_record`); a tombstone deletes it.
+- a group's configs (the GROUP config resource): key ``{"k": "group_config", "group"}``,
+  value ``{name: value}``; a tombstone (or an empty value) clears them.
 
 Keys and values are JSON (sorted keys, so equal keys are equal bytes): the state is small next
 to the data logs, and anyone can read it with a consumer. Start-up replays the log from its
@@ -70,6 +72,7 @@ class ReplayedState:
     offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]]
     consumer_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     """KIP-848 groups by id: each the document of consumer_group_record."""
+    group_configs: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
@@ -116,6 +119,14 @@ def consumer_group_key(group: str) -> bytes:
 
 def consumer_group_value(document: dict[str, Any]) -> bytes:
     return _dump(document)
+
+
+def group_config_key(group: str) -> bytes:
+    return _dump({"k": "group_config", "group": group})
+
+
+def group_config_value(configs: dict[str, str]) -> bytes:
+    return _dump(configs)
 
 
 def group_value(record: GroupRecord) -> bytes:
@@ -214,6 +225,11 @@ class OffsetsLog:
                     str(value["metadata"]),
                     int(value["ts"]),
                 )
+        elif key["k"] == "group_config":
+            if value:
+                state.group_configs[group] = {str(k): str(v) for k, v in value.items()}
+            else:
+                state.group_configs.pop(group, None)
         elif key["k"] == "consumer_group":
             if value is None:
                 state.consumer_groups.pop(group, None)

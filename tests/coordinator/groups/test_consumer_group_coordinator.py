@@ -217,3 +217,24 @@ def test_a_classic_member_of_a_consumer_group_round_trips_through_its_record() -
     back = group_from_document("g", group_document(group), clock, group.settings)
     assert back.members["a"].classic == ClassicMembership(7000, (("range", b"\x00\x01meta"),))
     assert back.members["a"].session_deadline_ms == clock.monotonic_ms() + 7000
+
+
+def test_group_configs_apply_to_the_group_and_survive_a_restart(tmp_path: Path) -> None:
+    from shoal.coordinator.group_configs import GroupConfigError
+
+    store = Store(tmp_path, GroupConfig())
+    try:
+        coordinator = GroupCoordinator(FakeClock(), store.config, store.open())
+        coordinator.consumer_heartbeat("g", _join("a"), TOPICS)
+        with pytest.raises(GroupConfigError, match="must be in the range 45000 to 60000"):
+            coordinator.set_group_configs("g", {"consumer.session.timeout.ms": "10"})
+        coordinator.set_group_configs("g", {"consumer.heartbeat.interval.ms": "7000"})
+        # The live group answers with it at once.
+        assert (
+            coordinator.consumer_heartbeat("g", _beat("a", 1), TOPICS).heartbeat_interval_ms == 7000
+        )
+        reloaded = GroupCoordinator(FakeClock(), store.config, store.open())
+        assert reloaded.group_configs == {"g": {"consumer.heartbeat.interval.ms": "7000"}}
+        assert reloaded.consumer_groups["g"].settings.heartbeat_interval_ms == 7000
+    finally:
+        store.close()
