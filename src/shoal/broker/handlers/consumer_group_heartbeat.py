@@ -80,10 +80,8 @@ async def handle_consumer_group_heartbeat(
             ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, set(names)
         )
         if set(names) - allowed:
-            return refused(
-                ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                "The group has subscribed to topics that are not authorized.",
-            )
+            # As Kafka 4.4: the code alone; which topics is not told.
+            return refused(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     heartbeat = ConsumerHeartbeat(
         member_id=body.member_id,
         member_epoch=int(body.member_epoch),
