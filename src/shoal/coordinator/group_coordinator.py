@@ -52,12 +52,14 @@ from shoal.coordinator.group_configs import (
 from shoal.coordinator.group_state import GroupState
 from shoal.coordinator.mixed_group import (
     MigrationPolicy,
+    can_downgrade,
     can_upgrade,
     classic_heartbeat,
     classic_join,
     classic_leave,
     classic_sync,
     convert_classic,
+    convert_consumer,
     parse_policy,
 )
 from shoal.coordinator.offsets_log import (
@@ -332,12 +334,26 @@ class GroupCoordinator:
             try:
                 return group.leave(request.member_id, request.instance_id, request.member_epoch)
             finally:
+                self._maybe_downgrade(group)
                 self._persist_consumer_groups()
         group = self._consumer_group_for(group_id, joining=request.member_epoch == 0)
         try:
             return group.heartbeat(request, topics)
         finally:
             self._persist_consumer_groups()
+
+    def _maybe_downgrade(self, group: ConsumerGroup) -> None:
+        """The online downgrade (mixed_group): only classic members are left."""
+        if not can_downgrade(group, self.migration_policy):
+            return
+        group_id = group.group_id
+        del self.consumer_groups[group_id]
+        group.changed = False  # its record is deleted below, not rewritten
+        self._write_persisting_errors([(consumer_group_key(group_id), None)])
+        classic = self._new_group(group_id)
+        convert_consumer(group, classic)
+        log.info("group %s: downgraded to a classic group", group_id)
+        self._persist_metadata()
 
     def _consumer_group_for(self, group_id: str, *, joining: bool) -> ConsumerGroup:
         group = self.consumer_groups.get(group_id)
@@ -417,6 +433,7 @@ class GroupCoordinator:
                     log.info(
                         "group %s: member %s fenced (timeout)", consumer_group.group_id, member_id
                     )
+                self._maybe_downgrade(consumer_group)
         self._persist_metadata()
         self._persist_consumer_groups()
 

@@ -39,11 +39,13 @@ members: any policy allows that, as in Kafka):
 
 A classic JoinGroup to an *empty* consumer group replaces it with a new classic group.
 
-Downgrade (consumer group -> classic group) is not built: when the last consumer-protocol
-member leaves, the remaining classic members stay in the consumer group and keep working as
-described above (Kafka 4.4 would convert the group back to a classic one under ``downgrade``
-or ``bidirectional``). The policy values ``downgrade`` and ``bidirectional`` are accepted and
-say so in this docstring only.
+Downgrade (consumer group -> classic group): when the last consumer-protocol member leaves
+(epoch -1, or fenced by a timeout) and members remain, all of them classic, and the policy
+allows downgrades, the group becomes a classic group again: its members keep their member
+ids, instance ids, protocols, session and rebalance timeouts and current assignments, the
+generation is the group epoch, and a rebalance starts at once (every member rejoins on its next
+Heartbeat, REBALANCE_IN_PROGRESS). Under ``disabled`` or ``upgrade`` the classic members stay
+in the consumer group and keep working as described above.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from shoal.coordinator.group import (
     JoinRequest,
     JoinResult,
     LeaveOutcome,
+    Member,
     SyncResult,
 )
 from shoal.protocol.errors import ErrorCode
@@ -88,6 +91,10 @@ class MigrationPolicy(Enum):
     @property
     def upgrades(self) -> bool:
         return self in (MigrationPolicy.UPGRADE, MigrationPolicy.BIDIRECTIONAL)
+
+    @property
+    def downgrades(self) -> bool:
+        return self in (MigrationPolicy.DOWNGRADE, MigrationPolicy.BIDIRECTIONAL)
 
 
 def parse_policy(value: str) -> MigrationPolicy | None:
@@ -288,3 +295,36 @@ def classic_leave(
         group.fence(target_id)
         outcomes.append(LeaveOutcome(member_id, instance, ErrorCode.NONE))
     return outcomes
+
+
+def can_downgrade(group: ConsumerGroup, policy: MigrationPolicy) -> bool:
+    """Every remaining member is classic (the last consumer-protocol one just left)."""
+    return (
+        policy.downgrades
+        and bool(group.members)
+        and all(m.classic is not None for m in group.members.values())
+    )
+
+
+def convert_consumer(group: ConsumerGroup, classic: Group) -> None:
+    """Move the classic members of ``group`` into the new, empty classic group ``classic``
+    (see the module docstring)."""
+    members = []
+    protocol_name = ""
+    for m in group.members.values():
+        if m.classic is None:  # pragma: no cover - can_downgrade checked it
+            continue
+        protocol_name = protocol_name or m.classic.protocols[0][0]
+        members.append(
+            Member(
+                member_id=m.member_id,
+                group_instance_id=m.instance_id,
+                client_id=m.client_id,
+                client_host=m.client_host,
+                session_timeout_ms=m.classic.session_timeout_ms,
+                rebalance_timeout_ms=m.rebalance_timeout_ms,
+                protocols=m.classic.protocols,
+                assignment=encode_assignment({t: sorted(ps) for t, ps in m.assigned.items()}),
+            )
+        )
+    classic.adopt(members, group.group_epoch, protocol_name)

@@ -224,12 +224,13 @@ def test_three_members_with_churn_own_each_partition_once(broker: EmbeddedBroker
 
 
 @pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
-def test_classic_group_upgrades_when_a_consumer_protocol_member_joins(
+def test_classic_group_upgrades_and_downgrades_online(
     broker: EmbeddedBroker, strategy: str
 ) -> None:
-    """Online upgrade (mixed_group): two classic members consume; a consumer-protocol member
-    joins; the group becomes a consumer group with the classic members still in it, the
-    partitions are shared among all three, one owner each, and nothing is lost."""
+    """Online upgrade and downgrade (mixed_group): two classic members consume; a
+    consumer-protocol member joins; the group becomes a consumer group with the classic members
+    still in it, the partitions are shared among all three, one owner each; the
+    consumer-protocol member leaves and the group is classic again. Nothing is lost."""
     topic, group = f"kip848-upgrade-{next(_names)}", f"g-upgrade-{next(_names)}"
     partitions, count = 6, 300
     create_topic(broker, topic, partitions)
@@ -290,7 +291,27 @@ def test_classic_group_upgrades_when_a_consumer_protocol_member_joins(
             True,
             True,
         ]
-        _produce(broker, topic, count // 2, partitions, start=count // 2)
+        _produce(broker, topic, count // 3, partitions, start=count // 3)
+        poll_until(lambda: len(seen) >= 2 * count // 3)
+        assert seen == set(range(2 * count // 3))
+        owned = sorted(tp.partition for c in consumers for tp in c.assignment())
+        assert owned == list(range(partitions))
+        # Online downgrade: the consumer-protocol member leaves, the classic ones remain, and
+        # the group is a classic group again; they rebalance and own everything.
+        modern.close()
+        consumers.remove(modern)
+
+        def classic_again() -> bool:
+            g = inner.groups.describe(group)
+            return (
+                inner.groups.consumer_group(group) is None
+                and g is not None
+                and g.state.value == "Stable"
+                and len(g.members) == 2
+            )
+
+        poll_until(classic_again)
+        _produce(broker, topic, count - 2 * count // 3, partitions, start=2 * count // 3)
         poll_until(lambda: len(seen) >= count)
         assert seen == set(range(count))
         owned = sorted(tp.partition for c in consumers for tp in c.assignment())
