@@ -188,14 +188,35 @@ class GroupService:
         return self._coordinator.config.consumer_assignors
 
     async def consumer_heartbeat(
-        self, group_id: str, request: ConsumerHeartbeat, topics: Mapping[str, int]
+        self,
+        group_id: str,
+        request: ConsumerHeartbeat,
+        topics: Mapping[str, int],
+        applied: Applied,
     ) -> HeartbeatAnswer:
         """Join, heartbeat or leave a consumer group; raises
-        :class:`~shoal.coordinator.consumer_group.ConsumerGroupError` with Kafka's answer."""
+        :class:`~shoal.coordinator.consumer_group.ConsumerGroupError` with Kafka's answer.
+
+        A change of the group (an epoch, an assignment) is answered once its record in the
+        offsets log is durable, as Kafka answers once its records are committed: a restart
+        never forgets an epoch a member was told."""
         try:
-            return self._coordinator.consumer_heartbeat(group_id, request, topics)
+            answer, durable = self._coordinator.consumer_heartbeat_durably(
+                group_id, request, topics
+            )
         finally:
             self._changed()
+        if durable is None:
+            return answer
+        applied()
+        try:
+            # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+        except (TimeoutError, StorageError) as exc:
+            # The answer stands (the group has changed); a restart may then fence the member,
+            # which rejoins.
+            log.error("state of group %s was not made durable: %r", group_id, exc)
+        return answer
 
     def consumer_group(self, group_id: str) -> ConsumerGroup | None:
         """The KIP-848 group of that id, or None. Read it, do not change it."""

@@ -323,6 +323,12 @@ class GroupCoordinator:
     def consumer_heartbeat(
         self, group_id: str, request: ConsumerHeartbeat, topics: Mapping[str, int]
     ) -> HeartbeatAnswer:
+        """As :meth:`consumer_heartbeat_durably`, without waiting for the write."""
+        return self.consumer_heartbeat_durably(group_id, request, topics)[0]
+
+    def consumer_heartbeat_durably(
+        self, group_id: str, request: ConsumerHeartbeat, topics: Mapping[str, int]
+    ) -> tuple[HeartbeatAnswer, Future[None] | None]:
         """A (checked) ConsumerGroupHeartbeat; ``topics``: every topic a subscription may
         name, with its partition count. Raises ConsumerGroupError."""
         if request.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
@@ -332,15 +338,17 @@ class GroupCoordinator:
                     ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
                 )
             try:
-                return group.leave(request.member_id, request.instance_id, request.member_epoch)
+                answer = group.leave(request.member_id, request.instance_id, request.member_epoch)
             finally:
                 self._maybe_downgrade(group)
-                self._persist_consumer_groups()
+                durable = self._persist_consumer_groups()
+            return answer, durable
         group = self._consumer_group_for(group_id, joining=request.member_epoch == 0)
         try:
-            return group.heartbeat(request, topics)
+            answer = group.heartbeat(request, topics)
         finally:
-            self._persist_consumer_groups()
+            durable = self._persist_consumer_groups()
+        return answer, durable
 
     def _maybe_downgrade(self, group: ConsumerGroup) -> None:
         """The online downgrade (mixed_group): only classic members are left."""
@@ -572,7 +580,8 @@ class GroupCoordinator:
             # offsets, which matter, fail their own commit loudly.
             log.error("could not write group metadata to the offsets log: %s", exc)
 
-    def _persist_consumer_groups(self) -> None:
+    def _persist_consumer_groups(self) -> Future[None] | None:
+        """Write every changed consumer group; the future of their durability, if any."""
         entries: list[Entry] = []
         for group in self.consumer_groups.values():
             if group.changed:
@@ -583,15 +592,16 @@ class GroupCoordinator:
                         consumer_group_value(group_document(group)),
                     )
                 )
-        self._write_persisting_errors(entries)
+        return self._write_persisting_errors(entries)
 
-    def _write_persisting_errors(self, entries: list[Entry]) -> None:
+    def _write_persisting_errors(self, entries: list[Entry]) -> Future[None] | None:
         try:
-            self._write(entries)
+            return self._write(entries)
         except StorageError as exc:
             # Like classic group metadata: members and epochs only speed up a restart (a
             # member the broker forgot rejoins); offsets fail their own commit loudly.
             log.error("could not write consumer group state to the offsets log: %s", exc)
+            return None
 
     def snapshot_entries(self) -> list[Entry]:
         entries: list[Entry] = [

@@ -108,7 +108,9 @@ async def handle_consumer_group_heartbeat(
             heartbeat = dataclasses.replace(heartbeat, member_id=new_member_id())
         # Internal topics too: a regex that names one gets it, as Kafka resolves it.
         topics = {t.name: t.partitions for t in broker.topics}
-        result = await groups.consumer_heartbeat(body.group_id, heartbeat, topics)
+        result = await groups.consumer_heartbeat(
+            body.group_id, heartbeat, topics, ctx.effects_applied
+        )
     except ConsumerGroupError as exc:
         return refused(exc.error, exc.message)
     assignment = None
