@@ -42,6 +42,7 @@ from typing import Final
 
 from shoal.clock import Clock
 from shoal.coordinator.assignors import ASSIGNORS, UNIFORM
+from shoal.coordinator.topic_regex import RegexError, compile_topic_regex
 from shoal.invariant import invariant
 from shoal.protocol.errors import ErrorCode
 
@@ -158,8 +159,8 @@ def _from_tps(tps: set[tuple[str, int]]) -> Assignment:
 def compile_regex(pattern: str) -> re.Pattern[str]:
     """The subscription regex, matched against whole topic names as Kafka (RE2/J) does."""
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return compile_topic_regex(pattern)
+    except RegexError as exc:
         raise ConsumerGroupError(
             ErrorCode.INVALID_REGULAR_EXPRESSION,
             f"SubscribedTopicRegex `{pattern}` is not a valid regular expression: {exc}.",
