@@ -7,6 +7,8 @@
   does (reporting what they own) until the group is stable; the final assignment (per member
   name, for range; as partition counts, for uniform, whose choice among equals is Kafka's hash
   order) and the fact that every partition is owned once;
+- ``offsets_and_admin``: OffsetCommit/OffsetFetch v9 member-epoch checks (STALE_MEMBER_EPOCH,
+  UNKNOWN_MEMBER_ID, UNSUPPORTED_VERSION below v9) and the classic admin APIs on such a group;
 - ``group_configs``: the GROUP config resource (consumer.session.timeout.ms,
   consumer.heartbeat.interval.ms): refusals, described values and synonyms, and the heartbeat
   interval a group's config gives its members.
@@ -34,7 +36,7 @@ VERSION = 1
 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_GROUP = re.compile(r"\b(cg-errors|nogroup)-[0-9a-f]{8}\b")
+_GROUP = re.compile(r"\b(cg-errors|cg-offsets|nogroup)-[0-9a-f]{8}\b")
 
 
 def _numbers(text: str | None) -> str | None:
@@ -318,7 +320,94 @@ def group_configs(bootstrap: str) -> Result:
     return out
 
 
+def _commit(
+    client: WireClient, group: str, topic: str, epoch: int, member: str, version: int
+) -> int:
+    answer = client.request(
+        8,
+        version,
+        {
+            "group_id": group,
+            "generation_id_or_member_epoch": epoch,
+            "member_id": member,
+            "topics": [
+                {"name": topic, "partitions": [{"partition_index": 0, "committed_offset": 1}]}
+            ],
+        },
+    )
+    return int(answer.topics[0].partitions[0].error_code)
+
+
+def _fetch(client: WireClient, group: str, epoch: int, member: str | None) -> Any:
+    values = {
+        "groups": [{"group_id": group, "member_id": member, "member_epoch": epoch, "topics": None}],
+        "require_stable": False,
+    }
+    answer = client.request(9, 9, values).groups[0]
+    return {
+        "error": int(answer.error_code),
+        "offsets": sorted(
+            (p.partition_index, p.committed_offset) for t in answer.topics for p in t.partitions
+        ),
+    }
+
+
+def offsets_and_admin(bootstrap: str) -> Result:
+    """OffsetCommit/OffsetFetch v9+ member-epoch checks on a consumer group, and how the
+    classic admin APIs (OffsetDelete, DescribeGroups, DeleteGroups) answer for one."""
+    topic = create_topic(bootstrap, 2)
+    group = unique("cg-offsets")
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        _ready(client, group)
+        member = Member(client, group, str(uuid.uuid4()), _topic_ids(client, [topic]))
+        member.beat(
+            member_epoch=0, rebalance_timeout=30000, subscribed_topic_names=[topic],
+            topic_partitions=[],
+        )  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT_S
+        while not member.owned and time.monotonic() < deadline:
+            member.beat()
+            time.sleep(0.1)
+        epoch, mid = member.epoch, member.member_id
+        out["commit"] = _commit(client, group, topic, epoch, mid, 9)
+        out["commit_stale"] = _commit(client, group, topic, epoch - 1, mid, 9)
+        out["commit_ahead"] = _commit(client, group, topic, epoch + 1, mid, 9)
+        out["commit_unknown_member"] = _commit(client, group, topic, epoch, "nobody", 9)
+        out["commit_without_member"] = _commit(client, group, topic, -1, "", 9)
+        out["commit_v8"] = _commit(client, group, topic, epoch, mid, 8)
+        out["fetch"] = _fetch(client, group, epoch, mid)
+        out["fetch_stale"] = _fetch(client, group, epoch - 1, mid)
+        out["fetch_unknown_member"] = _fetch(client, group, epoch, "nobody")
+        out["fetch_without_member"] = _fetch(client, group, -1, None)
+        deleted = client.request(
+            47,
+            0,
+            {
+                "group_id": group,
+                "topics": [{"name": topic, "partitions": [{"partition_index": 0}]}],
+            },
+        )
+        out["offset_delete"] = [
+            int(deleted.error_code),
+            int(deleted.topics[0].partitions[0].error_code),
+        ]
+        for version in (5, 6):
+            g = client.request(
+                15, version, {"groups": [group], "include_authorized_operations": False}
+            ).groups[0]
+            out[f"describe_groups_v{version}"] = {
+                "error": int(g.error_code),
+                "message": _numbers(getattr(g, "error_message", None)),
+                "state": g.group_state,
+            }
+        dropped = client.request(42, 2, {"groups_names": [group]})
+        out["delete_groups"] = int(dropped.results[0].error_code)
+    return out
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
+    "offsets_and_admin": offsets_and_admin,
     "group_configs": group_configs,
     "heartbeat_errors": heartbeat_errors,
     "uniform_assignment": uniform_assignment,

@@ -499,15 +499,22 @@ class GroupCoordinator:
     def delete_offsets(
         self, group_id: str, partitions: list[TopicPartitionKey]
     ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode]]:
+        subscribed: set[str] = set()
+        consumer_group = self.consumer_groups.get(group_id)
         group = self.groups.get(group_id)
-        if group is None or group.state is GroupState.DEAD:
+        if consumer_group is not None:
+            # A KIP-848 group: the topics its members' subscriptions resolve to.
+            topics = self.topics()
+            for consumer in consumer_group.members.values():
+                subscribed |= consumer_group.subscribed_topics(consumer, topics)
+        elif group is None or group.state is GroupState.DEAD:
             error = self._check_group_id(group_id)
             return (ErrorCode.GROUP_ID_NOT_FOUND if not error else error), {}
-        if group.protocol_type not in (None, CONSUMER_PROTOCOL) and group.members:
+        elif group.protocol_type not in (None, CONSUMER_PROTOCOL) and group.members:
             return ErrorCode.NON_EMPTY_GROUP, {}
-        subscribed: set[str] = set()
-        for member in group.members.values():
-            subscribed |= subscribed_topics(member.metadata_for(group.protocol_name))
+        else:
+            for member in group.members.values():
+                subscribed |= subscribed_topics(member.metadata_for(group.protocol_name))
         errors: dict[TopicPartitionKey, ErrorCode] = {}
         doomed: list[TopicPartitionKey] = []
         committed = self.offsets.get(group_id, {})
