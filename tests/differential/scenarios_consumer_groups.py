@@ -403,6 +403,44 @@ def offsets_and_admin(bootstrap: str) -> Result:
             }
         dropped = client.request(42, 2, {"groups_names": [group]})
         out["delete_groups"] = int(dropped.results[0].error_code)
+        # KIP-1251: a second member takes some partitions; the first one's older epoch still
+        # commits the partitions it kept, not the ones it gave up, and not both at once.
+        other = Member(client, group, str(uuid.uuid4()), member.ids)
+        other.beat(
+            member_epoch=0, rebalance_timeout=30000, subscribed_topic_names=[topic],
+            topic_partitions=[],
+        )  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            member.beat()
+            other.beat()
+            state = client.request(DESCRIBE, VERSION, {"group_ids": [group]}).groups[0]
+            if state.group_state == "Stable" and member.owned and other.owned:
+                break
+            time.sleep(0.1)
+        kept, lost = member.owned[topic][0], other.owned[topic][0]
+
+        def commit_at(epoch: int, partitions: list[int]) -> list[int]:
+            values = {
+                "group_id": group,
+                "generation_id_or_member_epoch": epoch,
+                "member_id": mid,
+                "topics": [
+                    {
+                        "name": topic,
+                        "partitions": [
+                            {"partition_index": p, "committed_offset": 2} for p in partitions
+                        ],
+                    }
+                ],
+            }
+            answer = client.request(8, 9, values)
+            return [int(p.error_code) for p in answer.topics[0].partitions]
+
+        out["moved_on"] = member.epoch > epoch
+        out["older_epoch_kept_partition"] = commit_at(epoch, [kept])
+        out["older_epoch_given_up_partition"] = commit_at(epoch, [lost])
+        out["older_epoch_both"] = commit_at(epoch, [kept, lost])
     return out
 
 

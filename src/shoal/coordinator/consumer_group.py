@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -133,6 +133,9 @@ class ConsumerMember:
     pending_revocation: Assignment = field(default_factory=dict)
     session_deadline_ms: float = 0.0
     rebalance_deadline_ms: float | None = None
+    assignment_epochs: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Each owned partition (assigned or pending revocation) -> the member epoch it was
+    assigned in (KIP-1251: what an OffsetCommit with an older epoch is checked against)."""
     classic: ClassicMembership | None = None
     """Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
     in this consumer group (:mod:`shoal.coordinator.mixed_group`)."""
@@ -374,6 +377,7 @@ class ConsumerGroup:
             state=old.state,
             assigned=old.assigned,
             pending_revocation=old.pending_revocation,
+            assignment_epochs=dict.fromkeys(old.assignment_epochs, 0),
         )
         self.members[member_id] = new
         if old.instance_id is not None:
@@ -413,9 +417,17 @@ class ConsumerGroup:
 
     # -- offsets ---------------------------------------------------------------------------
 
-    def check_commit(self, member_id: str, member_epoch: int, api_version: int) -> ErrorCode:
-        """May this OffsetCommit (v9+: member id and epoch) commit? (Kafka's
-        ConsumerGroup.validateOffsetCommit.)"""
+    def check_commit(
+        self,
+        member_id: str,
+        member_epoch: int,
+        api_version: int,
+        partitions: Iterable[tuple[str, int]] = (),
+    ) -> ErrorCode:
+        """May this OffsetCommit (v9+: member id and epoch) commit these partitions? (Kafka's
+        ConsumerGroup.validateOffsetCommit, with KIP-1251's assignment epochs: an older epoch
+        still commits partitions the member has owned since that epoch, since a commit may
+        cross the heartbeat that moved the member on.)"""
         if member_epoch < 0 and not self.members:
             return ErrorCode.NONE  # an admin or a consumer outside any group
         member = self.members.get(member_id)
@@ -428,9 +440,14 @@ class ConsumerGroup:
             return ErrorCode.NONE
         if api_version < OFFSET_COMMIT_EPOCH_VERSION:
             return ErrorCode.UNSUPPORTED_VERSION
-        if member_epoch != member.member_epoch:
+        if member_epoch == member.member_epoch:
+            return ErrorCode.NONE
+        if member_epoch > member.member_epoch:
             return ErrorCode.STALE_MEMBER_EPOCH
-        return ErrorCode.NONE
+        since = member.assignment_epochs
+        if all(tp in since and since[tp] <= member_epoch for tp in partitions):
+            return ErrorCode.NONE
+        return ErrorCode.STALE_MEMBER_EPOCH
 
     def check_fetch(self, member_id: str | None, member_epoch: int) -> ErrorCode:
         """May this OffsetFetch (v9+) read? Without a member (epoch -1) anyone may."""
@@ -571,6 +588,10 @@ class ConsumerGroup:
                 del self.owners[tp]
         member.assigned = _from_tps(assigned)
         member.pending_revocation = _from_tps(pending)
+        # KIP-1251: each owned partition remembers the epoch it came with; kept ones keep it.
+        member.assignment_epochs = {
+            tp: member.assignment_epochs.get(tp, new_epoch) for tp in assigned | pending
+        }
         for tp in assigned | pending:
             self.owners[tp] = (member.member_id, new_epoch)
         if entering_revocation:

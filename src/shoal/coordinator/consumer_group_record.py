@@ -64,6 +64,7 @@ def group_document(group: ConsumerGroup) -> dict[str, Any]:
                 "assigned": _parts(m.assigned),
                 "revoking": _parts(m.pending_revocation),
                 "target": _parts(group.target.get(m.member_id, {})),
+                "since": sorted([t, p, e] for (t, p), e in m.assignment_epochs.items()),
                 "classic": None
                 if m.classic is None
                 else {
@@ -109,6 +110,14 @@ def group_from_document(
         )
         if member.classic is not None:
             member.session_deadline_ms = clock.monotonic_ms() + member.classic.session_timeout_ms
+        owned = [
+            (t, p)
+            for parts in (member.assigned, member.pending_revocation)
+            for t, ps in parts.items()
+            for p in ps
+        ]
+        since = {(str(t), int(p)): int(e) for t, p, e in entry.get("since", [])}
+        member.assignment_epochs = {tp: since.get(tp, member.member_epoch) for tp in owned}
         if member.state is MemberState.UNREVOKED_PARTITIONS:
             member.rebalance_deadline_ms = clock.monotonic_ms() + member.rebalance_timeout_ms
         group.members[member.member_id] = member

@@ -462,7 +462,7 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         consumer_group = self.consumer_groups.get(group_id)
         if error is ErrorCode.NONE and consumer_group is not None:
-            error = consumer_group.check_commit(member_id, generation_id, api_version)
+            error = consumer_group.check_commit(member_id, generation_id, api_version, offsets)
         elif error is ErrorCode.NONE:
             if group is None:
                 # A group that exists only to store offsets ("simple" commits, generation -1).

@@ -155,6 +155,9 @@ def convert_classic(group: Group, settings: ConsumerGroupSettings) -> ConsumerGr
             session_deadline_ms=now + old.session_timeout_ms,
             classic=ClassicMembership(old.session_timeout_ms, old.protocols),
         )
+        member.assignment_epochs = {
+            (t, p): group.generation_id for t, ps in assigned.items() for p in ps
+        }
         converted.members[member.member_id] = member
         if member.instance_id is not None:
             converted.static_members[member.instance_id] = member.member_id

@@ -238,3 +238,27 @@ def test_group_configs_apply_to_the_group_and_survive_a_restart(tmp_path: Path) 
         assert reloaded.consumer_groups["g"].settings.heartbeat_interval_ms == 7000
     finally:
         store.close()
+
+
+def test_an_older_epoch_commits_only_partitions_owned_since_then() -> None:
+    """KIP-1251 (Kafka 4.4): a commit that crossed the heartbeat moving its member on."""
+    coordinator = GroupCoordinator(FakeClock())
+    coordinator.consumer_heartbeat("g", _join("a"), TOPICS)  # a: epoch 1, all of t
+    coordinator.consumer_heartbeat("g", _join("b"), TOPICS)  # group epoch 2
+    a = coordinator.consumer_heartbeat("g", _beat("a", 1, {"t": frozenset(range(4))}), TOPICS)
+    assert a.assignment is not None
+    kept = sorted(a.assignment["t"])
+    coordinator.consumer_heartbeat("g", _beat("a", 1, a.assignment), TOPICS)  # acknowledges
+    assert coordinator.consumer_groups["g"].members["a"].member_epoch == 2
+    revoked = sorted(set(range(4)) - set(kept))
+
+    def commit(epoch: int, partitions: list[int]) -> ErrorCode:
+        offsets = {("t", p): CommittedOffset(1) for p in partitions}
+        return coordinator.commit_offsets("g", "a", None, epoch, offsets)[0]
+
+    assert commit(1, kept) is ErrorCode.NONE
+    assert commit(1, revoked[:1]) is ErrorCode.STALE_MEMBER_EPOCH
+    assert commit(1, [kept[0], revoked[0]]) is ErrorCode.STALE_MEMBER_EPOCH  # all or nothing
+    assert commit(0, kept) is ErrorCode.STALE_MEMBER_EPOCH
+    assert commit(3, kept) is ErrorCode.STALE_MEMBER_EPOCH
+    assert commit(2, kept) is ErrorCode.NONE
