@@ -12,8 +12,8 @@ import pytest
 from shoal.coordinator.consumer_group import (
     ConsumerGroupError,
     ConsumerHeartbeat,
-    check_heartbeat,
 )
+from shoal.coordinator.consumer_group_checks import check_heartbeat
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import CommittedOffset

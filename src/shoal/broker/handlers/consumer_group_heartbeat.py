@@ -17,9 +17,9 @@ from shoal.coordinator.consumer_group import (
     Assignment,
     ConsumerGroupError,
     ConsumerHeartbeat,
-    check_heartbeat,
     new_member_id,
 )
+from shoal.coordinator.consumer_group_checks import check_heartbeat
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
