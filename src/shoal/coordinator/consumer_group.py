@@ -104,6 +104,9 @@ class ConsumerHeartbeat:
     owned: Assignment | None = None
     client_id: str = ""
     client_host: str = ""
+    visible_topics: frozenset[str] | None = None
+    """The topics the member's principal may Describe (None: every topic, no authorizer):
+    its regex resolves among these only, as Kafka's does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,9 @@ class ConsumerMember:
     pending_revocation: Assignment = field(default_factory=dict)
     session_deadline_ms: float = 0.0
     rebalance_deadline_ms: float | None = None
+    visible_topics: frozenset[str] | None = None
+    """What its regex may resolve to (the topics its principal may Describe, as of its last
+    heartbeat); None: every topic."""
     assignment_epochs: dict[tuple[str, int], int] = field(default_factory=dict)
     """Each owned partition (assigned or pending revocation) -> the member epoch it was
     assigned in (KIP-1251: what an OffsetCommit with an older epoch is checked against)."""
@@ -229,7 +235,10 @@ class ConsumerGroup:
         names = {t for t in member.subscribed_topic_names if t in topics}
         if member.subscribed_topic_regex:
             pattern = compile_regex(member.subscribed_topic_regex)
-            names |= {t for t in topics if pattern.fullmatch(t)}
+            visible = member.visible_topics
+            names |= {
+                t for t in topics if pattern.fullmatch(t) and (visible is None or t in visible)
+            }
         return frozenset(names)
 
     def next_deadline_ms(self) -> float | None:
@@ -268,6 +277,7 @@ class ConsumerGroup:
             member.subscribed_topic_names,
             member.subscribed_topic_regex,
             member.server_assignor,
+            member.visible_topics,
         )
         if request.instance_id is not None:
             member.instance_id = request.instance_id
@@ -283,6 +293,7 @@ class ConsumerGroup:
             member.server_assignor = request.server_assignor
         member.client_id = request.client_id
         member.client_host = request.client_host
+        member.visible_topics = request.visible_topics
         new_member = member.member_id not in self.members
         if new_member:
             self.members[member.member_id] = member
@@ -292,6 +303,7 @@ class ConsumerGroup:
             member.subscribed_topic_names,
             member.subscribed_topic_regex,
             member.server_assignor,
+            member.visible_topics,
         )
         metadata = self._subscription_metadata(topics)
         if changed_subscription or metadata != self.subscription_metadata:

@@ -65,6 +65,7 @@ def group_document(group: ConsumerGroup) -> dict[str, Any]:
                 "revoking": _parts(m.pending_revocation),
                 "target": _parts(group.target.get(m.member_id, {})),
                 "since": sorted([t, p, e] for (t, p), e in m.assignment_epochs.items()),
+                "visible": None if m.visible_topics is None else sorted(m.visible_topics),
                 "classic": None
                 if m.classic is None
                 else {
@@ -118,6 +119,8 @@ def group_from_document(
         ]
         since = {(str(t), int(p)): int(e) for t, p, e in entry.get("since", [])}
         member.assignment_epochs = {tp: since.get(tp, member.member_epoch) for tp in owned}
+        visible = entry.get("visible")
+        member.visible_topics = None if visible is None else frozenset(map(str, visible))
         if member.state is MemberState.UNREVOKED_PARTITIONS:
             member.rebalance_deadline_ms = clock.monotonic_ms() + member.rebalance_timeout_ms
         group.members[member.member_id] = member

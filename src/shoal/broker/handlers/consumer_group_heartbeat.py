@@ -49,6 +49,15 @@ class _HeartbeatRequest(Protocol):
     topic_partitions: Sequence[_TopicPartitions] | None
 
 
+def _visible_topics(broker: Broker, ctx: RequestContext) -> frozenset[str] | None:
+    """With an authorizer, the topics this principal may Describe: a regex subscription
+    resolves among these only (Kafka's). None without one."""
+    if broker.acls is None:
+        return None
+    names = {t.name for t in broker.topics}
+    return frozenset(broker.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names))
+
+
 def _owned(broker: Broker, body: _HeartbeatRequest) -> Assignment | None:
     if body.topic_partitions is None:
         return None
@@ -94,6 +103,7 @@ async def handle_consumer_group_heartbeat(
         owned=_owned(broker, body),
         client_id=ctx.client_id or "",
         client_host=client_host(ctx),
+        visible_topics=_visible_topics(broker, ctx),
     )
     groups = broker.groups
     try:
