@@ -9,6 +9,9 @@
   order) and the fact that every partition is owned once;
 - ``offsets_and_admin``: OffsetCommit/OffsetFetch v9 member-epoch checks (STALE_MEMBER_EPOCH,
   UNKNOWN_MEMBER_ID, UNSUPPORTED_VERSION below v9) and the classic admin APIs on such a group;
+- ``describe_group``: ConsumerGroupDescribe of a stable group (a member subscribed by name with
+  the range assignor, one by regex), of an unknown and of a classic group; ListGroups v5's type
+  filter;
 - ``group_configs``: the GROUP config resource (consumer.session.timeout.ms,
   consumer.heartbeat.interval.ms): refusals, described values and synonyms, and the heartbeat
   interval a group's config gives its members.
@@ -36,7 +39,7 @@ VERSION = 1
 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_GROUP = re.compile(r"\b(cg-errors|cg-offsets|nogroup)-[0-9a-f]{8}\b")
+_GROUP = re.compile(r"\b(cg-errors|cg-offsets|cg-classic|nogroup)-[0-9a-f]{8}\b")
 
 
 def _numbers(text: str | None) -> str | None:
@@ -444,7 +447,100 @@ def offsets_and_admin(bootstrap: str) -> Result:
     return out
 
 
+def _anonymous(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list | tuple):
+        return [_anonymous(v, names) for v in value]
+    return value
+
+
+def describe_group(bootstrap: str) -> Result:
+    """ConsumerGroupDescribe of a stable one-member group (names and regex), an unknown group
+    and a classic group; ListGroups v5 with its type filter."""
+    topic = create_topic(bootstrap, 2)
+    group, classic = unique("cg-describe"), unique("cg-classic")
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        _ready(client, group)
+        ids = _topic_ids(client, [topic])
+        named = Member(client, group, str(uuid.uuid4()), ids)
+        named.beat(
+            member_epoch=0, rebalance_timeout=30000, subscribed_topic_names=[topic],
+            topic_partitions=[], server_assignor="range",
+        )  # fmt: skip
+        regex = Member(client, group, str(uuid.uuid4()), ids)
+        regex.beat(
+            member_epoch=0, rebalance_timeout=30000, subscribed_topic_regex=re.escape(topic),
+            topic_partitions=[],
+        )  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT_S
+        described: Any = None
+        while time.monotonic() < deadline:
+            named.beat()
+            regex.beat()
+            described = client.request(
+                DESCRIBE, VERSION, {"group_ids": [group], "include_authorized_operations": True}
+            ).groups[0]
+            if described.group_state == "Stable" and named.owned and regex.owned:
+                break
+            time.sleep(0.1)
+        members = sorted(
+            (
+                m.member_id == named.member_id,
+                m.instance_id,
+                m.rack_id,
+                m.member_epoch == described.assignment_epoch,
+                m.client_id,
+                m.client_host,
+                list(m.subscribed_topic_names),
+                m.subscribed_topic_regex,
+                sorted(
+                    (tp.topic_name, sorted(tp.partitions)) for tp in m.assignment.topic_partitions
+                ),
+                sorted(
+                    (tp.topic_name, sorted(tp.partitions))
+                    for tp in m.target_assignment.topic_partitions
+                ),
+                int(m.member_type),
+            )
+            for m in described.members
+        )
+        # Topic names are random per run: name them by role.
+        members = [
+            tuple(
+                _anonymous(value, {topic: "TOPIC", re.escape(topic): "TOPIC-REGEX"}) for value in m
+            )
+            for m in members
+        ]
+        out["group"] = {
+            "error": int(described.error_code),
+            "state": described.group_state,
+            "assignor": described.assignor_name,
+            "epochs_agree": described.group_epoch == described.assignment_epoch,
+            "authorized_operations": int(described.authorized_operations),
+            "members": members,
+        }
+        # A classic group: one that only holds committed offsets (a "simple" commit).
+        assert _commit(client, classic, topic, -1, "", 9) == 0
+        others = client.request(
+            DESCRIBE, VERSION, {"group_ids": [unique("nogroup"), classic]}
+        ).groups
+        out["others"] = [
+            {"error": int(g.error_code), "message": _numbers(g.error_message)} for g in others
+        ]
+        for types in ([], ["consumer"], ["classic"]):
+            listed = client.request(16, 5, {"states_filter": [], "types_filter": types}).groups
+            out[f"list_{'_'.join(types) or 'all'}"] = sorted(
+                (g.group_type, g.protocol_type, g.group_state)
+                for g in listed
+                if g.group_id == group
+            )
+    return out
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
+    "describe_group": describe_group,
     "offsets_and_admin": offsets_and_admin,
     "group_configs": group_configs,
     "heartbeat_errors": heartbeat_errors,
