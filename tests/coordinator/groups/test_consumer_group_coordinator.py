@@ -262,3 +262,25 @@ def test_an_older_epoch_commits_only_partitions_owned_since_then() -> None:
     assert commit(0, kept) is ErrorCode.STALE_MEMBER_EPOCH
     assert commit(3, kept) is ErrorCode.STALE_MEMBER_EPOCH
     assert commit(2, kept) is ErrorCode.NONE
+
+
+def test_a_member_that_never_revokes_is_fenced_after_its_rebalance_timeout() -> None:
+    clock = FakeClock()
+    coordinator = GroupCoordinator(clock)
+    coordinator.consumer_heartbeat("g", _join("a"), TOPICS)  # rebalance timeout 30 s
+    coordinator.consumer_heartbeat("g", _join("b"), TOPICS)
+    # a is asked to revoke half of t, and keeps heartbeating without doing it.
+    coordinator.consumer_heartbeat("g", _beat("a", 1, {"t": frozenset(range(4))}), TOPICS)
+    for _ in range(4):
+        clock.advance(6_000)
+        coordinator.consumer_heartbeat("g", _beat("a", 1, {"t": frozenset(range(4))}), TOPICS)
+        coordinator.consumer_heartbeat("g", _beat("b", 2, {}), TOPICS)
+        coordinator.advance()
+    assert "a" in coordinator.consumer_groups["g"].members  # 24 of its 30 s
+    clock.advance(6_000)
+    coordinator.advance()
+    group = coordinator.consumer_groups["g"]
+    assert "a" not in group.members
+    # b now gets everything.
+    b = coordinator.consumer_heartbeat("g", _beat("b", 2, {}), TOPICS)
+    assert b.assignment == {"t": frozenset(range(4))}
