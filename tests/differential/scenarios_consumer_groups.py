@@ -464,12 +464,13 @@ def describe_group(bootstrap: str) -> Result:
     with WireClient(bootstrap) as client:
         _ready(client, group)
         ids = _topic_ids(client, [topic])
-        named = Member(client, group, str(uuid.uuid4()), ids)
+        # Member ids in a known order: range hands out partitions in member-id order.
+        named = Member(client, group, f"a-{uuid.uuid4()}", ids)
         named.beat(
             member_epoch=0, rebalance_timeout=30000, subscribed_topic_names=[topic],
             topic_partitions=[], server_assignor="range",
         )  # fmt: skip
-        regex = Member(client, group, str(uuid.uuid4()), ids)
+        regex = Member(client, group, f"b-{uuid.uuid4()}", ids)
         regex.beat(
             member_epoch=0, rebalance_timeout=30000, subscribed_topic_regex=re.escape(topic),
             topic_partitions=[],
