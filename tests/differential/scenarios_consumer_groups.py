@@ -320,6 +320,16 @@ def group_configs(bootstrap: str) -> Result:
         out["heartbeat_interval_ms"] = int(joined.heartbeat_interval.total_seconds() * 1000)
         out["delete"] = alter(group, "consumer.session.timeout.ms", 1, None)
         out["after_delete"] = describe(group)
+
+        def listed() -> bool:
+            answer = client.request(74, 1, {"resource_types": [GROUP_RESOURCE]})
+            return group in {r.resource_name for r in answer.config_resources}
+
+        out["listed_with_an_override"] = listed()
+        # No override left: the group is no config resource any more (and other scenarios
+        # that list config resources see none of this one's).
+        out["delete_last"] = alter(group, "consumer.heartbeat.interval.ms", 1, None)
+        out["listed_without"] = listed()
     return out
 
 

@@ -165,6 +165,10 @@ class GroupService:
         """The group's config overrides (the GROUP config resource)."""
         return dict(self._coordinator.group_configs.get(group_id, {}))
 
+    def groups_with_configs(self) -> list[str]:
+        """The ids of the groups that have config overrides, sorted."""
+        return sorted(self._coordinator.group_configs)
+
     def set_group_configs(
         self, group_id: str, configs: Mapping[str, str], *, validate_only: bool = False
     ) -> None:
