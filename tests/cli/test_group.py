@@ -240,3 +240,28 @@ def test_delete_of_a_non_empty_group_fails_clearly(
     assert group not in {g["group"] for g in json.loads(listed.out)}
     missing = _shoal(broker, capsys, "group", "describe", group)
     assert missing.code == 1
+
+
+def test_describe_members_shows_kip848_epochs_and_assignments(
+    broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic, group = "cli-group-848", "cli-848-group"
+    _setup(broker, topic)
+    consumer = _consumer(broker, group, **{"group.protocol": "consumer"})
+    try:
+        _consume_and_commit(consumer, topic)
+        result = _shoal(broker, capsys, "group", "describe", group, "--members", "--format", "json")
+        assert result.code == 0, result.err
+        doc = json.loads(result.out)
+        assert doc["state"].lower() == "stable"
+        assert doc["assignor"] == "uniform"
+        (member,) = doc["members"]
+        assert member["client_id"] == "cli-test-client"
+        assert member["member_epoch"] == doc["assignment_epoch"] >= 1
+        assert member["assignment"] == {topic: list(range(PARTITIONS))} == member["target"]
+        text = _shoal(broker, capsys, "group", "describe", group, "--members")
+        assert text.code == 0, text.err
+        assert "CURRENT-EPOCH" in text.out
+        assert f"{topic}:0,1,2" in text.out
+    finally:
+        consumer.close()

@@ -94,6 +94,8 @@ class Broker:
         self._snapshot_jobs: set[asyncio.Future[None]] = set()
         """Producer-state snapshots being written on worker threads (see :meth:`drain`)."""
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
+        # KIP-848 subscriptions resolve against the topics (issue 16, slice K).
+        self.groups.use_topics(lambda: {t.name: t.partitions for t in self.topics})
         self.unsupported = UnsupportedFeatures(clock)
         self.acls = (
             None

@@ -52,6 +52,8 @@ class ConfigSource(IntEnum):
     DYNAMIC_DEFAULT_BROKER_CONFIG = 3
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
+    # KIP-848 group configs (issue 16, slice K): a GROUP resource's own override.
+    GROUP_CONFIG = 8
 
 
 @dataclass(frozen=True, slots=True)

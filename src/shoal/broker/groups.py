@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from shoal.clock import Clock
+from shoal.coordinator.consumer_group import ConsumerGroup, ConsumerHeartbeat, HeartbeatAnswer
 from shoal.coordinator.group import (
     Group,
     HeartbeatRequest,
@@ -39,7 +40,11 @@ from shoal.coordinator.group import (
     SyncResult,
 )
 from shoal.coordinator.group_config import GroupConfig
-from shoal.coordinator.group_coordinator import GroupCoordinator, PendingSnapshot
+from shoal.coordinator.group_coordinator import (
+    COMMIT_VERSION_MAX,
+    GroupCoordinator,
+    PendingSnapshot,
+)
 from shoal.coordinator.group_state import GroupState
 from shoal.coordinator.offsets_log import (
     OFFSETS_TOPIC,
@@ -154,6 +159,86 @@ class GroupService:
         self._changed()
         return result
 
+    # -- KIP-848 consumer groups (ConsumerGroupHeartbeat) ----------------------------------
+
+    def group_configs(self, group_id: str) -> dict[str, str]:
+        """The group's config overrides (the GROUP config resource)."""
+        return dict(self._coordinator.group_configs.get(group_id, {}))
+
+    def groups_with_configs(self) -> list[str]:
+        """The ids of the groups that have config overrides, sorted."""
+        return sorted(self._coordinator.group_configs)
+
+    def set_group_configs(
+        self, group_id: str, configs: Mapping[str, str], *, validate_only: bool = False
+    ) -> None:
+        """Replace the group's overrides; raises GroupConfigError (or StorageError)."""
+        self._coordinator.set_group_configs(group_id, configs, validate_only=validate_only)
+        self._changed()
+
+    @property
+    def base_config(self) -> GroupConfig:
+        """The broker-wide group settings the per-group configs override."""
+        return self._coordinator.config
+
+    def use_topics(self, topics: Callable[[], Mapping[str, int]]) -> None:
+        """Where subscriptions find topics and their partition counts (the broker's topics);
+        a classic member joining a consumer group needs them."""
+        self._coordinator.topics = topics
+
+    @property
+    def consumer_assignors(self) -> tuple[str, ...]:
+        """group.consumer.assignors: the server-side assignors members may ask for."""
+        return self._coordinator.config.consumer_assignors
+
+    async def consumer_heartbeat(
+        self,
+        group_id: str,
+        request: ConsumerHeartbeat,
+        topics: Mapping[str, int],
+        applied: Applied,
+    ) -> HeartbeatAnswer:
+        """Join, heartbeat or leave a consumer group; raises
+        :class:`~shoal.coordinator.consumer_group.ConsumerGroupError` with Kafka's answer.
+
+        A change of the group (an epoch, an assignment) is answered once its record in the
+        offsets log is durable, as Kafka answers once its records are committed: a restart
+        never forgets an epoch a member was told."""
+        try:
+            answer, durable = self._coordinator.consumer_heartbeat_durably(
+                group_id, request, topics
+            )
+        finally:
+            self._changed()
+        if durable is None:
+            return answer
+        applied()
+        try:
+            # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+        except (TimeoutError, StorageError) as exc:
+            # The answer stands (the group has changed); a restart may then fence the member,
+            # which rejoins.
+            log.error("state of group %s was not made durable: %r", group_id, exc)
+        return answer
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        """The KIP-848 group of that id, or None. Read it, do not change it."""
+        return self._coordinator.consumer_groups.get(group_id)
+
+    def consumer_groups(self) -> list[ConsumerGroup]:
+        """Every KIP-848 group, by id. Read them, do not change them."""
+        return [g for _, g in sorted(self._coordinator.consumer_groups.items())]
+
+    def check_offset_fetch(
+        self, group_id: str, member_id: str | None, member_epoch: int
+    ) -> ErrorCode:
+        """OffsetFetch v9+ from a member of a consumer group: is its epoch current?"""
+        group = self._coordinator.consumer_groups.get(group_id)
+        if group is None:
+            return ErrorCode.NONE
+        return group.check_fetch(member_id, member_epoch)
+
     # -- offsets (OffsetCommit, OffsetFetch, OffsetDelete) ----------------------------------
 
     async def commit_offsets(
@@ -164,6 +249,7 @@ class GroupService:
         generation_id: int,
         offsets: dict[TopicPartitionKey, CommittedOffset],
         applied: Applied,
+        api_version: int = COMMIT_VERSION_MAX,
     ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode]]:
         """Store the offsets (visible to OffsetFetch at once), then wait for their fsync.
 
@@ -172,7 +258,7 @@ class GroupService:
         """
         try:
             error, errors, durable = self._coordinator.commit_offsets(
-                group_id, member_id, group_instance_id, generation_id, offsets
+                group_id, member_id, group_instance_id, generation_id, offsets, api_version
             )
         except StorageError as exc:
             log.error("could not write offsets of group %s: %s", group_id, exc)

@@ -38,6 +38,7 @@ from shoal.cli.common import (
     add_client_options,
     topic_partitions,
 )
+from shoal.cli.group_members import assignment_text, describe_epochs
 
 NO_OFFSET = -1001
 """librdkafka's OFFSET_INVALID: the group has no committed offset for the partition."""
@@ -56,6 +57,12 @@ def add_group_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     describe.add_argument("name")
     describe.add_argument("--format", choices=["text", "json"], default="text")
+    describe.add_argument(
+        "--members",
+        action="store_true",
+        help="each member with its epoch, assignment and target (KIP-848 consumer groups), "
+        "as kafka-consumer-groups --describe --members --verbose",
+    )
     describe.set_defaults(run=run_describe, command_parser=describe)
 
     reset = actions.add_parser(
@@ -280,6 +287,8 @@ def run_describe(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
     name: str = args.name
     admin = _admin(ctx)
+    if args.members:
+        return describe_members(ctx, admin, name, args.format)
     rows = describe_rows(ctx, admin, name)
     if args.format == "json":
         print(json.dumps([asdict(row) for row in rows]))
@@ -312,6 +321,79 @@ def run_describe(args: argparse.Namespace) -> int:
         )
     if not rows:
         print(f"Consumer group '{name}' has no active members and no committed offsets.")
+        return 0
+    print(_table(table))
+    return 0
+
+
+def describe_members(ctx: ClientContext, admin: AdminClient, name: str, output: str) -> int:
+    """The members of a group; for a KIP-848 group with their epochs (group_members)."""
+    description = _describe(ctx, admin, name)
+    epochs = None
+    plaintext = str(ctx.config().get("security.protocol", "PLAINTEXT")).upper() == "PLAINTEXT"
+    coordinator = description.coordinator
+    if plaintext and coordinator is not None:
+        try:
+            epochs = describe_epochs(coordinator.host, coordinator.port, name, ctx.timeout_s)
+        except OSError as exc:
+            raise CliError(f"could not ask the coordinator of {name!r} for epochs: {exc}") from None
+    if output == "json":
+        doc: dict[str, Any] = {"group": name, "state": _state_name(description.state)}
+        if epochs is not None:
+            doc.update(
+                group_epoch=epochs.group_epoch,
+                assignment_epoch=epochs.assignment_epoch,
+                assignor=epochs.assignor,
+                members=[asdict(m) for m in epochs.members],
+            )
+        else:
+            doc["members"] = [
+                {"member_id": m.member_id, "client_id": m.client_id, "host": m.host}
+                for m in description.members
+            ]
+        print(json.dumps(doc))
+        return 0
+    if epochs is None:
+        table: list[tuple[str, ...]] = [
+            ("GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS")
+        ]
+        for m in description.members:
+            count = len(m.assignment.topic_partitions) if m.assignment else 0
+            table.append((name, m.member_id, m.host, m.client_id, str(count)))
+    else:
+        print(
+            f"GROUP {name}  STATE {epochs.state}  GROUP-EPOCH {epochs.group_epoch}  "
+            f"ASSIGNMENT-EPOCH {epochs.assignment_epoch}  ASSIGNOR {epochs.assignor}"
+        )
+        table = [
+            (
+                "GROUP",
+                "CONSUMER-ID",
+                "HOST",
+                "CLIENT-ID",
+                "#PARTITIONS",
+                "CURRENT-EPOCH",
+                "CURRENT-ASSIGNMENT",
+                "TARGET-EPOCH",
+                "TARGET-ASSIGNMENT",
+            )
+        ]
+        for em in epochs.members:
+            table.append(
+                (
+                    name,
+                    em.member_id,
+                    em.host,
+                    em.client_id,
+                    str(sum(len(ps) for ps in em.assignment.values())),
+                    str(em.member_epoch),
+                    assignment_text(em.assignment),
+                    str(epochs.assignment_epoch),
+                    assignment_text(em.target),
+                )
+            )
+    if len(table) == 1:
+        print(f"Consumer group '{name}' has no active members.")
         return 0
     print(_table(table))
     return 0

@@ -72,3 +72,51 @@ def assigned_partitions(assignment: bytes) -> dict[str, list[int]]:
         return result
     except (struct.error, ValueError, UnicodeDecodeError):
         return {}
+
+
+# -- KIP-848 mixed groups (issue 16, slice K) ------------------------------------------------
+#
+# A classic member of a consumer group tells its subscription, and (Subscription v1+) the
+# partitions it still owns, in JoinGroup; it learns its assignment from SyncGroup, which the
+# coordinator then writes itself:
+#
+#   Subscription v1+: ... | user_data [int32 len, bytes] | owned [int32 count, (topic string,
+#                     [int32 count, int32...])...] | (v2+ generation, v3+ rack: not read)
+#   Assignment v0:    version int16 (0) | [int32 count, (topic string, [int32 count,
+#                     int32...])...] | user_data int32 (-1: null)
+
+
+def owned_partitions(metadata: bytes) -> dict[str, list[int]] | None:
+    """The partitions a Subscription says its member owns; None when the version has no such
+    field (v0) or the bytes are unreadable."""
+    try:
+        reader = _Reader(metadata)
+        version = reader.i16()
+        if version < 1:
+            return None
+        for _ in range(reader.count()):
+            reader.string()
+        user_data = reader.i32()
+        if user_data > 0:
+            reader.pos += user_data
+        owned: dict[str, list[int]] = {}
+        for _ in range(reader.count()):
+            topic = reader.string()
+            owned[topic] = [reader.i32() for _ in range(reader.count())]
+        return owned
+    except (struct.error, ValueError, UnicodeDecodeError):
+        return None
+
+
+def encode_assignment(assignment: dict[str, list[int]]) -> bytes:
+    """An Assignment v0 without user data: what every consumer protocol version reads."""
+    out = bytearray(_I16.pack(0))
+    out += _I32.pack(len(assignment))
+    for topic, partitions in sorted(assignment.items()):
+        name = topic.encode()
+        out += _I16.pack(len(name)) + name
+        out += _I32.pack(len(partitions))
+        for p in sorted(partitions):
+            out += _I32.pack(p)
+    out += _I32.pack(-1)
+    return bytes(out)

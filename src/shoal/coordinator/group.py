@@ -556,6 +556,25 @@ class Group:
         self._touch(member)
         return ErrorCode.NONE
 
+    # -- a consumer group turning back into a classic one (mixed_group's downgrade) --------
+
+    def adopt(self, members: list[Member], generation_id: int, protocol_name: str) -> None:
+        """Take in the classic members of a KIP-848 group that became classic again, with
+        their assignments, and start a rebalance: they learn of it from Heartbeat
+        (REBALANCE_IN_PROGRESS) and rejoin."""
+        invariant(self.state is GroupState.EMPTY and not self.members, "adopt into a new group")
+        self.generation_id = generation_id
+        self.protocol_type = "consumer"
+        self.protocol_name = protocol_name
+        for member in members:
+            self.members[member.member_id] = member
+            if member.group_instance_id is not None:
+                self.static_members[member.group_instance_id] = member.member_id
+            self._touch(member)
+        self.leader_id = members[0].member_id if members else None
+        self.metadata_changed = True
+        self._prepare_rebalance()
+
     # -- LeaveGroup -----------------------------------------------------------------------
 
     def leave(self, leaving: list[tuple[str, str | None]]) -> list[LeaveOutcome]:

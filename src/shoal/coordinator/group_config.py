@@ -27,6 +27,19 @@ class GroupConfig:
     the current state is written again as a snapshot and everything before it is deleted."""
     offsets_segment_bytes: int = 1024 * 1024
     """segment.bytes of ``__consumer_offsets``: small, so a snapshot frees space soon."""
+    # KIP-848 consumer groups (issue 16): the broker-level defaults Kafka 4.4 names so.
+    consumer_session_timeout_ms: int = 45_000
+    """group.consumer.session.timeout.ms: a consumer-protocol member heard from less often
+    than this is fenced."""
+    consumer_heartbeat_interval_ms: int = 5_000
+    """group.consumer.heartbeat.interval.ms: what heartbeat answers tell members to keep."""
+    consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    """group.consumer.assignors: the server-side assignors; the first is the default."""
+    consumer_migration_policy: str = "bidirectional"
+    """group.consumer.migration.policy: which classic <-> consumer group conversions happen
+    (see shoal.coordinator.mixed_group for what shoal implements)."""
+    consumer_max_size: int = 10_000
+    """group.consumer.max.size (Kafka: unbounded; shoal bounds it as ``max_size``)."""
 
     def __post_init__(self) -> None:
         invariant(self.initial_rebalance_delay_ms >= 0, "initial rebalance delay must be >= 0")
@@ -36,3 +49,8 @@ class GroupConfig:
         )
         invariant(self.max_size > 0, "group max size must be positive")
         invariant(self.offsets_snapshot_bytes > 0, "offsets snapshot threshold must be positive")
+        invariant(
+            0 < self.consumer_heartbeat_interval_ms < self.consumer_session_timeout_ms,
+            "consumer heartbeat interval must be positive and below the session timeout",
+        )
+        invariant(bool(self.consumer_assignors), "at least one consumer group assignor")

@@ -4,8 +4,10 @@ Holds the :class:`~shoal.coordinator.group.Group` machines, validates what Kafka
 before a group sees a request (group id, session timeout bounds), keeps committed offsets and
 writes every change to the ``__consumer_offsets`` log (:mod:`shoal.coordinator.offsets_log`),
 from which it is rebuilt at start: groups come back Empty with their generation and protocol
-type, offsets exactly as last committed. Members are not persisted: after a restart they get
-UNKNOWN_MEMBER_ID and rejoin, which every client handles.
+type, offsets exactly as last committed. Classic members are not persisted: after a restart
+they get UNKNOWN_MEMBER_ID and rejoin, which every client handles. KIP-848 consumer groups
+(:mod:`shoal.coordinator.consumer_group`) are persisted whole, members, epochs and assignments
+(:mod:`shoal.coordinator.consumer_group_record`), so their members carry on after a restart.
 
 Time: :meth:`next_deadline_ms` is when :meth:`advance` next has work; the broker arms one
 timer for it. Nothing here waits: durability is returned as a future for the caller to await.
@@ -14,11 +16,22 @@ timer for it. Nothing here waits: durability is returned as a future for the cal
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from shoal.clock import Clock
+from shoal.coordinator.consumer_group import (
+    LEAVE_EPOCH,
+    STATIC_LEAVE_EPOCH,
+    ConsumerGroup,
+    ConsumerGroupError,
+    ConsumerGroupSettings,
+    ConsumerHeartbeat,
+    HeartbeatAnswer,
+)
+from shoal.coordinator.consumer_group_record import group_document, group_from_document
 from shoal.coordinator.consumer_protocol import subscribed_topics
 from shoal.coordinator.group import (
     Group,
@@ -30,13 +43,35 @@ from shoal.coordinator.group import (
     SyncResult,
 )
 from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.group_configs import (
+    HEARTBEAT_INTERVAL,
+    SESSION_TIMEOUT,
+    effective,
+    validate_group_configs,
+)
 from shoal.coordinator.group_state import GroupState
+from shoal.coordinator.mixed_group import (
+    MigrationPolicy,
+    can_downgrade,
+    can_upgrade,
+    classic_heartbeat,
+    classic_join,
+    classic_leave,
+    classic_sync,
+    convert_classic,
+    convert_consumer,
+    parse_policy,
+)
 from shoal.coordinator.offsets_log import (
     CommittedOffset,
     Entry,
     GroupRecord,
     OffsetsLog,
     TopicPartitionKey,
+    consumer_group_key,
+    consumer_group_value,
+    group_config_key,
+    group_config_value,
     group_key,
     group_value,
     offset_key,
@@ -47,9 +82,16 @@ from shoal.storage import StorageError
 
 log = logging.getLogger(__name__)
 
+
+def _uuid_member_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4()}"
+
+
 GROUP_ID_LENGTH_MAX = 32_767
 """A group id is a Kafka string: its length is an int16."""
 CONSUMER_PROTOCOL = "consumer"
+COMMIT_VERSION_MAX = 10
+"""The newest OffsetCommit version: what a caller that does not say is taken to speak."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +114,13 @@ class GroupCoordinator:
         self.offsets_log = offsets_log
         self._new_member_id = new_member_id
         self.groups: dict[str, Group] = {}
+        self.topics: Callable[[], Mapping[str, int]] = dict
+        """Every topic with its partition count: what KIP-848 subscriptions resolve against
+        (the broker sets it; a classic member joining a consumer group needs it)."""
+        self.group_configs: dict[str, dict[str, str]] = {}
+        """Per-group overrides (the GROUP config resource), by group id."""
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
+        """KIP-848 groups by id; a group id is in this or in ``groups``, never both."""
         self.offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]] = {}
         if offsets_log is not None:
             self._load(offsets_log)
@@ -83,8 +132,19 @@ class GroupCoordinator:
             group = self._new_group(group_id)
             group.protocol_type = record.protocol_type
             group.generation_id = record.generation_id
+        self.group_configs = state.group_configs
+        for group_id, document in state.consumer_groups.items():
+            try:
+                consumer_group = group_from_document(
+                    group_id, document, self.clock, self.consumer_settings(group_id)
+                )
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("skipping the unreadable consumer group %s: %s", group_id, exc)
+                continue
+            self.consumer_groups[group_id] = consumer_group
+            self.groups.pop(group_id, None)  # a consumer group replaced the classic one
         for group_id in state.offsets:
-            if group_id not in self.groups:
+            if group_id not in self.groups and group_id not in self.consumer_groups:
                 self._new_group(group_id)
         log.info(
             "loaded %d groups and %d committed offsets from %s",
@@ -115,6 +175,13 @@ class GroupCoordinator:
         if error is not ErrorCode.NONE:
             respond(JoinResult(error, request.member_id))
             return
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            if not consumer_group.is_empty:
+                self._classic_join_consumer_group(consumer_group, request, respond)
+                return
+            del self.consumer_groups[group_id]
+            self._write_persisting_errors([(consumer_group_key(group_id), None)])
         group = self.groups.get(group_id)
         if group is None:
             if request.member_id:
@@ -124,6 +191,28 @@ class GroupCoordinator:
             group = self._new_group(group_id)
         group.join(request, respond)
         self._persist_metadata()
+
+    def _classic_join_consumer_group(
+        self, group: ConsumerGroup, request: JoinRequest, respond: JoinCallback
+    ) -> None:
+        """A classic member joins a KIP-848 group (mixed_group)."""
+        new_member = request.member_id == ""
+        member_id = request.member_id
+        if new_member:
+            member_id = (self._new_member_id or _uuid_member_id)(
+                request.group_instance_id or request.client_id or "member"
+            )
+            if request.group_instance_id is None and request.require_known_member_id:
+                respond(JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id))
+                return
+        elif member_id not in group.members:
+            # The rejoin after MEMBER_ID_REQUIRED: a new member with the id it was given.
+            new_member = True
+        try:
+            result = classic_join(group, request, member_id, self.topics(), new_member=new_member)
+        finally:
+            self._persist_consumer_groups()
+        respond(result)
 
     def sync(
         self,
@@ -137,6 +226,19 @@ class GroupCoordinator:
         protocol_type: str | None = None,
         protocol_name: str | None = None,
     ) -> None:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            respond(
+                classic_sync(
+                    consumer_group,
+                    member_id,
+                    group_instance_id,
+                    generation_id,
+                    protocol_type,
+                    protocol_name,
+                )
+            )
+            return
         group = self.groups.get(group_id)
         if group is None:
             error = self._check_group_id(group_id)
@@ -156,6 +258,9 @@ class GroupCoordinator:
     def heartbeat(
         self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
     ) -> ErrorCode:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return classic_heartbeat(consumer_group, member_id, group_instance_id, generation_id)
         group = self.groups.get(group_id)
         if group is None:
             error = self._check_group_id(group_id)
@@ -165,6 +270,12 @@ class GroupCoordinator:
     def leave(
         self, group_id: str, leaving: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[LeaveOutcome]]:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            try:
+                return ErrorCode.NONE, classic_leave(consumer_group, leaving)
+            finally:
+                self._persist_consumer_groups()
         group = self.groups.get(group_id)
         if group is None:
             error = self._check_group_id(group_id)
@@ -174,6 +285,121 @@ class GroupCoordinator:
         outcomes = group.leave(leaving)
         self._persist_metadata()
         return ErrorCode.NONE, outcomes
+
+    # -- KIP-848 consumer groups ----------------------------------------------------------
+
+    @property
+    def migration_policy(self) -> MigrationPolicy:
+        return parse_policy(self.config.consumer_migration_policy) or MigrationPolicy.DISABLED
+
+    def set_group_configs(
+        self, group_id: str, configs: Mapping[str, str], *, validate_only: bool = False
+    ) -> None:
+        """Replace the group's config overrides (raises GroupConfigError, changing nothing).
+        A live consumer group uses them from its next heartbeat on."""
+        checked = validate_group_configs(configs, self.config)
+        if validate_only:
+            return
+        self._write(
+            [(group_config_key(group_id), group_config_value(checked) if checked else None)]
+        )
+        if checked:
+            self.group_configs[group_id] = checked
+        else:
+            self.group_configs.pop(group_id, None)
+        group = self.consumer_groups.get(group_id)
+        if group is not None:
+            group.settings = self.consumer_settings(group_id)
+
+    def consumer_settings(self, group_id: str) -> ConsumerGroupSettings:
+        values = effective(self.group_configs.get(group_id, {}), self.config)
+        return ConsumerGroupSettings(
+            session_timeout_ms=values[SESSION_TIMEOUT],
+            heartbeat_interval_ms=values[HEARTBEAT_INTERVAL],
+            assignors=self.config.consumer_assignors,
+            max_size=self.config.consumer_max_size,
+        )
+
+    def consumer_heartbeat(
+        self, group_id: str, request: ConsumerHeartbeat, topics: Mapping[str, int]
+    ) -> HeartbeatAnswer:
+        """As :meth:`consumer_heartbeat_durably`, without waiting for the write."""
+        return self.consumer_heartbeat_durably(group_id, request, topics)[0]
+
+    def consumer_heartbeat_durably(
+        self, group_id: str, request: ConsumerHeartbeat, topics: Mapping[str, int]
+    ) -> tuple[HeartbeatAnswer, Future[None] | None]:
+        """A (checked) ConsumerGroupHeartbeat; ``topics``: every topic a subscription may
+        name, with its partition count. Raises ConsumerGroupError."""
+        if request.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
+            group = self.consumer_groups.get(group_id)
+            if group is None:
+                raise ConsumerGroupError(
+                    ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+                )
+            try:
+                answer = group.leave(request.member_id, request.instance_id, request.member_epoch)
+            finally:
+                self._maybe_downgrade(group)
+                durable = self._persist_consumer_groups()
+            return answer, durable
+        group = self._consumer_group_for(group_id, joining=request.member_epoch == 0)
+        try:
+            answer = group.heartbeat(request, topics)
+        finally:
+            durable = self._persist_consumer_groups()
+        return answer, durable
+
+    def _maybe_downgrade(self, group: ConsumerGroup) -> None:
+        """The online downgrade (mixed_group): only classic members are left."""
+        if not can_downgrade(group, self.migration_policy):
+            return
+        group_id = group.group_id
+        del self.consumer_groups[group_id]
+        group.changed = False  # its record is deleted below, not rewritten
+        self._write_persisting_errors([(consumer_group_key(group_id), None)])
+        classic = self._new_group(group_id)
+        convert_consumer(group, classic)
+        log.info("group %s: downgraded to a classic group", group_id)
+        self._persist_metadata()
+
+    def _consumer_group_for(self, group_id: str, *, joining: bool) -> ConsumerGroup:
+        group = self.consumer_groups.get(group_id)
+        if group is not None:
+            return group
+        classic = self.groups.get(group_id)
+        if classic is not None and classic.state is not GroupState.DEAD:
+            settings = self.consumer_settings(group_id)
+            empty = classic.state is GroupState.EMPTY and classic.is_empty
+            if (
+                joining
+                and not empty
+                and can_upgrade(classic, self.migration_policy, settings.max_size)
+            ):
+                # The online upgrade (mixed_group): the classic members stay, as classic
+                # members of the consumer group.
+                converted = convert_classic(classic, settings)
+                classic.mark_dead()
+                del self.groups[group_id]
+                self._write_persisting_errors([(group_key(group_id), None)])
+                self.consumer_groups[group_id] = converted
+                log.info("group %s: upgraded from a classic group", group_id)
+                return converted
+            if not (joining and empty):
+                raise ConsumerGroupError(
+                    ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group."
+                )
+            # An empty classic group (e.g. one that only holds offsets) gives way; the
+            # offsets stay, they belong to the group id.
+            classic.mark_dead()
+            del self.groups[group_id]
+        elif not joining:
+            raise ConsumerGroupError(
+                ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found."
+            )
+        group = ConsumerGroup(group_id, self.clock, self.consumer_settings(group_id))
+        self.consumer_groups[group_id] = group
+        return group
 
     def _check_group_id(self, group_id: str | None) -> ErrorCode:
         if not group_id or len(group_id) > GROUP_ID_LENGTH_MAX:
@@ -196,6 +422,9 @@ class GroupCoordinator:
 
     def next_deadline_ms(self) -> float | None:
         deadlines = [d for g in self.groups.values() if (d := g.next_deadline_ms()) is not None]
+        deadlines += [
+            d for g in self.consumer_groups.values() if (d := g.next_deadline_ms()) is not None
+        ]
         return min(deadlines, default=None)
 
     def advance(self) -> None:
@@ -205,7 +434,16 @@ class GroupCoordinator:
             deadline = group.next_deadline_ms()
             if deadline is not None and deadline <= now:
                 group.expire()
+        for consumer_group in list(self.consumer_groups.values()):
+            deadline = consumer_group.next_deadline_ms()
+            if deadline is not None and deadline <= now:
+                for member_id in consumer_group.expire():
+                    log.info(
+                        "group %s: member %s fenced (timeout)", consumer_group.group_id, member_id
+                    )
+                self._maybe_downgrade(consumer_group)
         self._persist_metadata()
+        self._persist_consumer_groups()
 
     # -- offsets --------------------------------------------------------------------------
 
@@ -216,12 +454,16 @@ class GroupCoordinator:
         group_instance_id: str | None,
         generation_id: int,
         offsets: dict[TopicPartitionKey, CommittedOffset],
+        api_version: int = COMMIT_VERSION_MAX,
     ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode], Future[None] | None]:
         """Check and store commits; returns the group error, per-partition errors (metadata
         too large), and the future of durability of what was written."""
         error = self._check_group_id(group_id)
         group = self.groups.get(group_id)
-        if error is ErrorCode.NONE:
+        consumer_group = self.consumer_groups.get(group_id)
+        if error is ErrorCode.NONE and consumer_group is not None:
+            error = consumer_group.check_commit(member_id, generation_id, api_version, offsets)
+        elif error is ErrorCode.NONE:
             if group is None:
                 # A group that exists only to store offsets ("simple" commits, generation -1).
                 if generation_id >= 0:
@@ -240,7 +482,7 @@ class GroupCoordinator:
         durable = self._write(
             [(offset_key(group_id, t, p), offset_value(c)) for (t, p), c in accepted.items()]
         )
-        if group is None:
+        if group is None and consumer_group is None:
             self._new_group(group_id)
         self.offsets.setdefault(group_id, {}).update(accepted)
         return ErrorCode.NONE, errors, durable
@@ -257,15 +499,22 @@ class GroupCoordinator:
     def delete_offsets(
         self, group_id: str, partitions: list[TopicPartitionKey]
     ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode]]:
+        subscribed: set[str] = set()
+        consumer_group = self.consumer_groups.get(group_id)
         group = self.groups.get(group_id)
-        if group is None or group.state is GroupState.DEAD:
+        if consumer_group is not None:
+            # A KIP-848 group: the topics its members' subscriptions resolve to.
+            topics = self.topics()
+            for consumer in consumer_group.members.values():
+                subscribed |= consumer_group.subscribed_topics(consumer, topics)
+        elif group is None or group.state is GroupState.DEAD:
             error = self._check_group_id(group_id)
             return (ErrorCode.GROUP_ID_NOT_FOUND if not error else error), {}
-        if group.protocol_type not in (None, CONSUMER_PROTOCOL) and group.members:
+        elif group.protocol_type not in (None, CONSUMER_PROTOCOL) and group.members:
             return ErrorCode.NON_EMPTY_GROUP, {}
-        subscribed: set[str] = set()
-        for member in group.members.values():
-            subscribed |= subscribed_topics(member.metadata_for(group.protocol_name))
+        else:
+            for member in group.members.values():
+                subscribed |= subscribed_topics(member.metadata_for(group.protocol_name))
         errors: dict[TopicPartitionKey, ErrorCode] = {}
         doomed: list[TopicPartitionKey] = []
         committed = self.offsets.get(group_id, {})
@@ -294,6 +543,15 @@ class GroupCoordinator:
         error = self._check_group_id(group_id)
         if error is not ErrorCode.NONE:
             return error
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            if not consumer_group.is_empty:
+                return ErrorCode.NON_EMPTY_GROUP
+            doomed = [(offset_key(group_id, t, p), None) for t, p in self.offsets.get(group_id, {})]
+            self._write([*doomed, (consumer_group_key(group_id), None)])
+            del self.consumer_groups[group_id]
+            self.offsets.pop(group_id, None)
+            return ErrorCode.NONE
         group = self.groups.get(group_id)
         if group is None or group.state is GroupState.DEAD:
             return ErrorCode.GROUP_ID_NOT_FOUND
@@ -329,8 +587,38 @@ class GroupCoordinator:
             # offsets, which matter, fail their own commit loudly.
             log.error("could not write group metadata to the offsets log: %s", exc)
 
-    def snapshot_entries(self) -> list[Entry]:
+    def _persist_consumer_groups(self) -> Future[None] | None:
+        """Write every changed consumer group; the future of their durability, if any."""
         entries: list[Entry] = []
+        for group in self.consumer_groups.values():
+            if group.changed:
+                group.changed = False
+                entries.append(
+                    (
+                        consumer_group_key(group.group_id),
+                        consumer_group_value(group_document(group)),
+                    )
+                )
+        return self._write_persisting_errors(entries)
+
+    def _write_persisting_errors(self, entries: list[Entry]) -> Future[None] | None:
+        try:
+            return self._write(entries)
+        except StorageError as exc:
+            # Like classic group metadata: members and epochs only speed up a restart (a
+            # member the broker forgot rejoins); offsets fail their own commit loudly.
+            log.error("could not write consumer group state to the offsets log: %s", exc)
+            return None
+
+    def snapshot_entries(self) -> list[Entry]:
+        entries: list[Entry] = [
+            (consumer_group_key(g.group_id), consumer_group_value(group_document(g)))
+            for g in self.consumer_groups.values()
+        ]
+        entries += [
+            (group_config_key(group_id), group_config_value(configs))
+            for group_id, configs in self.group_configs.items()
+        ]
         for group in self.groups.values():
             record = GroupRecord(group.protocol_type, group.generation_id, group.protocol_name)
             entries.append((group_key(group.group_id), group_value(record)))

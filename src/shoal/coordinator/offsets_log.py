@@ -6,6 +6,10 @@ Every change is one record, appended through :mod:`shoal.storage` like any parti
   ``{"offset", "epoch", "metadata", "ts"}``; a null value (tombstone) deletes the offset;
 - group metadata: key ``{"k": "group", "group"}``, value ``{"type", "generation",
   "protocol"}``; a tombstone deletes the group.
+- a KIP-848 consumer group: key ``{"k": "consumer_group", "group"}``, value the whole group
+  (:mod:`shoal.coordinator.consumer_group_record`); a tombstone deletes it.
+- a group's configs (the GROUP config resource): key ``{"k": "group_config", "group"}``,
+  value ``{name: value}``; a tombstone (or an empty value) clears them.
 
 Keys and values are JSON (sorted keys, so equal keys are equal bytes): the state is small next
 to the data logs, and anyone can read it with a consumer. Start-up replays the log from its
@@ -25,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shoal.clock import Clock
@@ -66,6 +70,9 @@ class GroupRecord:
 class ReplayedState:
     groups: dict[str, GroupRecord]
     offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]]
+    consumer_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """KIP-848 groups by id: each the document of consumer_group_record."""
+    group_configs: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
@@ -104,6 +111,22 @@ def offset_value(committed: CommittedOffset) -> bytes:
 
 def group_key(group: str) -> bytes:
     return _dump({"k": "group", "group": group})
+
+
+def consumer_group_key(group: str) -> bytes:
+    return _dump({"k": "consumer_group", "group": group})
+
+
+def consumer_group_value(document: dict[str, Any]) -> bytes:
+    return _dump(document)
+
+
+def group_config_key(group: str) -> bytes:
+    return _dump({"k": "group_config", "group": group})
+
+
+def group_config_value(configs: dict[str, str]) -> bytes:
+    return _dump(configs)
 
 
 def group_value(record: GroupRecord) -> bytes:
@@ -202,6 +225,16 @@ class OffsetsLog:
                     str(value["metadata"]),
                     int(value["ts"]),
                 )
+        elif key["k"] == "group_config":
+            if value:
+                state.group_configs[group] = {str(k): str(v) for k, v in value.items()}
+            else:
+                state.group_configs.pop(group, None)
+        elif key["k"] == "consumer_group":
+            if value is None:
+                state.consumer_groups.pop(group, None)
+            else:
+                state.consumer_groups[group] = value
         elif key["k"] == "group":
             if value is None:
                 state.groups.pop(group, None)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 from shoal.broker.broker_settings import BrokerConfig
+from shoal.coordinator.assignors import ASSIGNORS
 from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.mixed_group import parse_policy
 from shoal.security.acl import AclError
 from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.security.principal import PrincipalMapper, PrincipalMappingError
@@ -154,6 +156,13 @@ class Settings:
     sasl_oauthbearer_allow_unsecured: bool = False
     """shoal's: accept unsigned (alg none) tokens, as Kafka's unsecured validator does. For
     tests only: anyone can then log in as anyone."""
+    # -- KIP-848 consumer groups (issue 16, slice K): Kafka's group.consumer.* ---------------
+    group_consumer_session_timeout_ms: int = GroupConfig().consumer_session_timeout_ms
+    group_consumer_heartbeat_interval_ms: int = GroupConfig().consumer_heartbeat_interval_ms
+    group_consumer_assignors: str = ",".join(GroupConfig().consumer_assignors)
+    """Comma-separated, the default first: ``uniform`` and ``range`` are the ones shoal has."""
+    group_consumer_migration_policy: str = GroupConfig().consumer_migration_policy
+    """disabled, upgrade, downgrade or bidirectional (shoal.coordinator.mixed_group)."""
 
     # -- log compaction (issue 15, slice C): Kafka's log.cleaner.* broker configs -----------
     log_cleaner_enable: bool = True
@@ -327,9 +336,40 @@ class Settings:
             group=GroupConfig(
                 initial_rebalance_delay_ms=self.group_initial_rebalance_delay_ms,
                 min_session_timeout_ms=self.group_min_session_timeout_ms,
+                **self.consumer_group_settings(),
             ),
             quota=quota,
         )
+
+    def consumer_group_settings(self) -> dict[str, Any]:
+        """The KIP-848 fields of GroupConfig (issue 16, slice K), checked."""
+        assignors = tuple(a.strip() for a in self.group_consumer_assignors.split(",") if a.strip())
+        unknown = [a for a in assignors if a not in ASSIGNORS]
+        if unknown or not assignors:
+            raise SettingsError(
+                f"group_consumer_assignors: {', '.join(unknown) or 'none given'}; the assignors "
+                f"shoal has are {', '.join(ASSIGNORS)}"
+            )
+        if (
+            not 0
+            < self.group_consumer_heartbeat_interval_ms
+            < self.group_consumer_session_timeout_ms
+        ):
+            raise SettingsError(
+                "group_consumer_heartbeat_interval_ms must be positive and below "
+                "group_consumer_session_timeout_ms"
+            )
+        if parse_policy(self.group_consumer_migration_policy) is None:
+            raise SettingsError(
+                "group_consumer_migration_policy must be disabled, upgrade, downgrade or "
+                "bidirectional"
+            )
+        return {
+            "consumer_migration_policy": self.group_consumer_migration_policy.strip().lower(),
+            "consumer_session_timeout_ms": self.group_consumer_session_timeout_ms,
+            "consumer_heartbeat_interval_ms": self.group_consumer_heartbeat_interval_ms,
+            "consumer_assignors": assignors,
+        }
 
     def authorizer_config(self) -> AuthorizerConfig | None:
         name = self.authorizer_class_name.strip()

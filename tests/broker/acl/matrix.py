@@ -318,6 +318,31 @@ CASES: Final[tuple[Case, ...]] = (
         {"group_id": GROUP, "generation_id": 1, "member_id": "m"},
         (Need(_group("READ"), GROUP_DENIED, ("error_code",)),),
     ),
+    # KIP-848 consumer groups (issue 16, slice K).
+    Case(
+        "ConsumerGroupHeartbeat",
+        68,
+        1,
+        {
+            "group_id": GROUP,
+            "member_id": "kip848-member",
+            "member_epoch": 0,
+            "rebalance_timeout": 30000,
+            "subscribed_topic_names": [TOPIC],
+            "topic_partitions": [],
+        },
+        (
+            Need(_group("READ"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("DESCRIBE"), TOPIC_DENIED, ("error_code",)),
+        ),
+    ),
+    Case(
+        "ConsumerGroupDescribe",
+        69,
+        1,
+        {"group_ids": [GROUP], "include_authorized_operations": False},
+        (Need(_group("DESCRIBE"), GROUP_DENIED, ("groups", 0, "error_code")),),
+    ),
     Case(
         "LeaveGroup",
         13,

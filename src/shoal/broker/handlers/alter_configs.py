@@ -17,16 +17,19 @@ from typing import TYPE_CHECKING, Protocol
 from shoal.broker.handlers.config_authorization import config_refusal
 from shoal.broker.handlers.describe_configs import (
     RESOURCE_BROKER,
+    RESOURCE_GROUP,
     RESOURCE_TOPIC,
     check_broker_resource,
     unsupported_resource,
 )
 from shoal.broker.topic_configs import ConfigError, validate_topic_configs
 from shoal.broker.topics import TopicError, check_topic_name
+from shoal.coordinator.group_configs import GroupConfigError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation
+from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -103,8 +106,10 @@ def answer_alter(
     request: Request,
     new_configs: NewConfigs,
     new_broker_configs: NewConfigs,
+    new_group_configs: NewConfigs | None = None,
 ) -> ResponseBody:
-    """Alter every resource of an AlterConfigs or IncrementalAlterConfigs request on its own."""
+    """Alter every resource of an AlterConfigs or IncrementalAlterConfigs request on its own
+    (GROUP resources only where ``new_group_configs`` is given: IncrementalAlterConfigs)."""
     header, body = request.header, request_body(request.body, _AlterRequest)
     resources = Counter((int(r.resource_type), str(r.resource_name)) for r in body.resources)
     responses = []
@@ -118,10 +123,18 @@ def answer_alter(
             refusal = config_refusal(broker, ctx, AclOperation.ALTER_CONFIGS, kind, name)
             if refusal is not None:
                 raise ConfigError(refusal.message, refusal)
-            changes = new_configs if kind != RESOURCE_BROKER else new_broker_configs
-            _alter(broker, kind, name, resource.configs, changes, bool(body.validate_only))
+            if kind == RESOURCE_GROUP and new_group_configs is not None:
+                _alter_group(broker, name, resource.configs, new_group_configs, body.validate_only)
+            else:
+                changes = new_configs if kind != RESOURCE_BROKER else new_broker_configs
+                _alter(broker, kind, name, resource.configs, changes, bool(body.validate_only))
         except (ConfigError, TopicError) as exc:
             code, message = exc.error_code, str(exc)
+        except GroupConfigError as exc:
+            code, message = ErrorCode.INVALID_CONFIG, str(exc)
+        except StorageError as exc:  # the offsets log refused the group's configs; no change
+            log.error("altering configs of group %s failed: %s", name, exc)
+            code, message = ErrorCode.KAFKA_STORAGE_ERROR, f"saving the configs failed: {exc}"
         except OSError as exc:  # saving topics.json or broker-configs.json failed; no change
             log.error("altering configs of %s failed: %s", name, exc)
             code, message = ErrorCode.KAFKA_STORAGE_ERROR, f"saving the configs failed: {exc}"
@@ -136,6 +149,20 @@ def answer_alter(
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "responses": responses}
     )
+
+
+def _alter_group(
+    broker: Broker,
+    name: str,
+    entries: Sequence[ConfigValue],
+    new_configs: NewConfigs,
+    validate_only: bool,
+) -> None:
+    """A group's configs (issue 16, slice K), kept with the group in __consumer_offsets."""
+    if not name:
+        raise ConfigError("Default group resources are not allowed.", ErrorCode.INVALID_REQUEST)
+    configs = new_configs(broker.groups.group_configs(name), entries)
+    broker.groups.set_group_configs(name, configs, validate_only=validate_only)
 
 
 def _alter(

@@ -23,6 +23,8 @@ from shoal.broker.broker_configs import (
 from shoal.broker.handlers.config_authorization import config_refusal
 from shoal.broker.topic_configs import TOPIC_CONFIGS, ConfigError, ConfigType
 from shoal.broker.topics import TopicError, check_topic_name
+from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.group_configs import GROUP_CONFIG_KEYS
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
 
 RESOURCE_TOPIC: Final = 2
 RESOURCE_BROKER: Final = 4
-"""ConfigResource.Type ids; BROKER_LOGGER (8), CLIENT_METRICS (16) and GROUP (32) are not served."""
+RESOURCE_GROUP: Final = 32
+"""ConfigResource.Type ids; BROKER_LOGGER (8) and CLIENT_METRICS (16) are not served."""
 
 
 _BROKER_ID: Final = re.compile(r"-?[0-9]{1,10}")
@@ -109,8 +112,8 @@ def check_broker_resource(broker: Broker, name: str) -> None:
 
 def unsupported_resource(resource_type: int) -> ConfigError:
     return ConfigError(
-        f"shoal serves configs of topics ({RESOURCE_TOPIC}) and brokers ({RESOURCE_BROKER}), "
-        f"not of resource type {resource_type}",
+        f"shoal serves configs of topics ({RESOURCE_TOPIC}), brokers ({RESOURCE_BROKER}) and "
+        f"groups ({RESOURCE_GROUP}), not of resource type {resource_type}",
         ErrorCode.INVALID_REQUEST,
     )
 
@@ -189,7 +192,31 @@ def _entries(broker: Broker, resource_type: int, name: str) -> list[ConfigEntry]
     if resource_type == RESOURCE_BROKER:
         check_broker_resource(broker, name)
         return broker_entries(broker.config_levels(), cluster=name == "")
+    if resource_type == RESOURCE_GROUP:
+        if not name:
+            raise ConfigError("Group name must not be empty", ErrorCode.INVALID_REQUEST)
+        return group_entries(broker.groups.group_configs(name), broker.groups.base_config)
     raise unsupported_resource(resource_type)
+
+
+def group_entries(overrides: Mapping[str, str], base: GroupConfig) -> list[ConfigEntry]:
+    """Every group config of a group with ``overrides`` (issue 16, slice K)."""
+    entries = []
+    for name, key in sorted(GROUP_CONFIG_KEYS.items()):
+        default = key.default(base)
+        kafka_default = key.default(GroupConfig())
+        source = (
+            ConfigSource.DEFAULT_CONFIG
+            if default == kafka_default
+            else ConfigSource.STATIC_BROKER_CONFIG
+        )
+        synonyms = [Synonym(key.broker_name, str(default), source)]
+        if name in overrides:
+            synonyms.insert(0, Synonym(name, overrides[name], ConfigSource.GROUP_CONFIG))
+        entries.append(
+            ConfigEntry(name, synonyms[0].value, ConfigType.INT, key.doc, False, tuple(synonyms))
+        )
+    return entries
 
 
 def _wire(entry: ConfigEntry, synonyms: bool, documentation: bool) -> dict[str, Any]:

@@ -50,6 +50,9 @@ async def handle_describe_groups(
                 else ErrorCode.NONE
             )
             described.append(_missing(group_id, code))
+            if code is not ErrorCode.NONE and broker.groups.consumer_group(group_id) is not None:
+                # A KIP-848 group: ConsumerGroupDescribe describes it (Kafka 4.4's words).
+                described[-1]["error_message"] = f"Group {group_id} is not a classic group."
         else:
             described.append(_describe(group))
         if described[-1]["error_code"] == ErrorCode.NONE:

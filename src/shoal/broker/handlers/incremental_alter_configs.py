@@ -47,7 +47,9 @@ class _Operation(Protocol):
 async def handle_incremental_alter_configs(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
-    return answer_alter(broker, ctx, request, apply_operations, apply_broker_operations)
+    return answer_alter(
+        broker, ctx, request, apply_operations, apply_broker_operations, apply_group_operations
+    )
 
 
 def apply_operations(current: Mapping[str, str], entries: Sequence[ConfigValue]) -> dict[str, str]:
@@ -67,6 +69,25 @@ def apply_broker_operations(
         str(e.name) for e in operations if e.value is None and e.config_operation != deleting
     )
     return _apply(current, entries, _broker_list_start)
+
+
+def apply_group_operations(
+    current: Mapping[str, str], entries: Sequence[ConfigValue]
+) -> dict[str, str]:
+    """A group's new override set, checked by the coordinator when it is set."""
+    check_unique(str(entry.name) for entry in entries)
+    return _apply(current, entries, _group_list_start)
+
+
+def _group_list_start(name: str, op: AlterOp) -> str:
+    if op in (AlterOp.APPEND, AlterOp.SUBTRACT):
+        # Kafka's words: no group config is a list.
+        raise ConfigError(
+            f"Can't {op.name} to key {name} because its type is not LIST."
+            if op is AlterOp.APPEND
+            else f"Can't {op.name} from key {name} because its type is not LIST."
+        )
+    return ""
 
 
 def _apply(

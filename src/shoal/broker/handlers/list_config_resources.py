@@ -5,8 +5,8 @@ resources that exist, of the types asked for.
   none: it collects no client metrics.
 - v1 lists the types asked for, or every type Kafka lists when the list is empty: topics (2),
   this broker (4, by node id), broker loggers (8), client-metrics subscriptions (16) and groups
-  with config overrides (32). shoal serves configs of topics and of the broker only, so it has no
-  logger, subscription or group config resources to list.
+  with config overrides (32). shoal serves configs of topics, of the broker and of groups, so it
+  has no logger or subscription config resources to list.
 - A type outside those five: UNSUPPORTED_VERSION, with nothing listed, as Kafka answers.
 
 Topics are those DescribeConfigs can describe: the user topics.
@@ -63,5 +63,9 @@ async def handle_list_config_resources(
         resources += [{"resource_name": name, "resource_type": TOPIC} for name in names]
     if BROKER in types:
         resources.append({"resource_name": str(broker.config.node_id), "resource_type": BROKER})
+    if GROUP in types:
+        # Groups with config overrides (KIP-848's GROUP resource, issue 16 slice K).
+        names = broker.groups.groups_with_configs()
+        resources += [{"resource_name": name, "resource_type": GROUP} for name in names]
     answer["config_resources"] = resources
     return response_for(header.api_key, header.api_version, answer)

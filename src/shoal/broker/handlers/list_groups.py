@@ -1,4 +1,8 @@
-"""ListGroups (16), v0-v5: every group, filtered by state (v4+) and type (v5+)."""
+"""ListGroups (16), v0-v5: every group, filtered by state (v4+) and type (v5+).
+
+Classic groups have type "classic"; KIP-848 groups type "consumer", protocol type "consumer"
+and their own states (Empty, Assigning, Reconciling, Stable), as Kafka 4.4 lists them.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ if TYPE_CHECKING:
     from shoal.broker.context import RequestContext
 
 GROUP_TYPE: Final = "classic"
-"""The only group type shoal has (KIP-848 "consumer" groups are not served)."""
+CONSUMER_GROUP_TYPE: Final = "consumer"
 
 
 class _ListGroupsRequest(Protocol):
@@ -26,16 +30,36 @@ async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Reque
     header, body = request.header, request_body(request.body, _ListGroupsRequest)
     names = list(getattr(body, "states_filter", ()) or ())
     states: set[GroupState] = {s for n in names if (s := parse_state(n)) is not None}
+    wanted_states = {n.lower() for n in names}
     types = [t.lower() for t in getattr(body, "types_filter", ()) or ()]
-    groups = []
+    rows: list[dict[str, str]] = []
     if (not names or states) and (not types or GROUP_TYPE in types):
-        groups = broker.groups.list(states or None)
+        rows = [
+            {
+                "group_id": g.group_id,
+                "protocol_type": g.protocol_type or "",
+                "group_state": g.state.value,
+                "group_type": GROUP_TYPE,
+            }
+            for g in broker.groups.list(states or None)
+        ]
+    if not types or CONSUMER_GROUP_TYPE in types:
+        rows += [
+            {
+                "group_id": g.group_id,
+                "protocol_type": CONSUMER_GROUP_TYPE,
+                "group_state": g.state.value,
+                "group_type": CONSUMER_GROUP_TYPE,
+            }
+            for g in broker.groups.consumer_groups()
+            if not names or g.state.value.lower() in wanted_states
+        ]
     if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
         # Without Describe on the cluster, only the groups it may describe (as Kafka).
-        groups = [
-            g
-            for g in groups
-            if broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)
+        rows = [
+            r
+            for r in rows
+            if broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, r["group_id"])
         ]
     return response_for(
         header.api_key,
@@ -43,14 +67,6 @@ async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Reque
         {
             "throttle_time": 0,
             "error_code": ErrorCode.NONE,
-            "groups": [
-                {
-                    "group_id": g.group_id,
-                    "protocol_type": g.protocol_type or "",
-                    "group_state": g.state.value,
-                    "group_type": GROUP_TYPE,
-                }
-                for g in groups
-            ],
+            "groups": sorted(rows, key=lambda r: r["group_id"]),
         },
     )

@@ -95,6 +95,7 @@ async def handle_offset_commit(
         int(body.generation_id_or_member_epoch),
         offsets,
         ctx.effects_applied,
+        header.api_version,
     )
     topics: dict[int, dict[str, Any]] = {}
     for entry, name, index, own in rows:

@@ -57,7 +57,15 @@ async def handle_offset_fetch(
         for g in request_body(request.body, _BatchedFetch).groups:
             # Describe on each group: a group it may not describe answers only that error.
             allowed = broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)
-            if allowed:
+            # v9+ (KIP-848): a member of a consumer group reads with its current epoch.
+            stale = broker.groups.check_offset_fetch(
+                g.group_id, getattr(g, "member_id", None), int(getattr(g, "member_epoch", -1))
+            )
+            code: ErrorCode
+            topics: list[dict[str, Any]]
+            if allowed and stale is not ErrorCode.NONE:
+                code, topics = stale, []
+            elif allowed:
                 code, topics = (
                     ErrorCode.NONE,
                     _topics(broker, ctx, g.group_id, g.topics, by_id=by_id),

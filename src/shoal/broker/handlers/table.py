@@ -21,6 +21,8 @@ from shoal.broker.handlers.alter_user_scram_credentials import (
     handle_alter_user_scram_credentials,
 )
 from shoal.broker.handlers.api_versions import handle_api_versions
+from shoal.broker.handlers.consumer_group_describe import handle_consumer_group_describe
+from shoal.broker.handlers.consumer_group_heartbeat import handle_consumer_group_heartbeat
 from shoal.broker.handlers.create_acls import handle_create_acls
 from shoal.broker.handlers.create_partitions import handle_create_partitions
 from shoal.broker.handlers.create_topics import handle_create_topics
@@ -115,6 +117,9 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     # Client quotas (issue 13, quotas slice).
     ApiKey.DESCRIBE_CLIENT_QUOTAS: handle_describe_client_quotas,
     ApiKey.ALTER_CLIENT_QUOTAS: handle_alter_client_quotas,
+    # KIP-848 consumer groups (issue 16, slice K).
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: handle_consumer_group_heartbeat,
+    ApiKey.CONSUMER_GROUP_DESCRIBE: handle_consumer_group_describe,
 }
 
 UNHANDLED: Final = frozenset(
@@ -127,8 +132,6 @@ UNHANDLED: Final = frozenset(
         ApiKey.TXN_OFFSET_COMMIT,
         ApiKey.DESCRIBE_TRANSACTIONS,
         ApiKey.LIST_TRANSACTIONS,
-        ApiKey.CONSUMER_GROUP_HEARTBEAT,
-        ApiKey.CONSUMER_GROUP_DESCRIBE,
         ApiKey.SHARE_GROUP_HEARTBEAT,
         ApiKey.SHARE_GROUP_DESCRIBE,
         ApiKey.SHARE_FETCH,
