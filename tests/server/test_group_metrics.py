@@ -15,15 +15,15 @@ from tests.support.broker import create_topic
 pytestmark = pytest.mark.integration
 
 PATIENCE_S = 60.0
-_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (-?\d+)$")
+_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (\S+)$")
 """A sample line, with or without labels (both are the exposition format)."""
 
 
-def _scrape(broker: EmbeddedBroker) -> dict[tuple[str, frozenset[tuple[str, str]]], int]:
+def _scrape(broker: EmbeddedBroker) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     response = httpx.get(f"{broker.http_url}/metrics", timeout=30)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], int] = {}
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for line in response.text.splitlines():
         if line.startswith("#"):
             continue
@@ -31,7 +31,7 @@ def _scrape(broker: EmbeddedBroker) -> dict[tuple[str, frozenset[tuple[str, str]
         assert match is not None, line
         pairs = match.group(2).split(",") if match.group(2) else []
         labels = frozenset(tuple(pair.split("=", 1)) for pair in pairs)
-        samples[(match.group(1), labels)] = int(match.group(3))
+        samples[(match.group(1), labels)] = float(match.group(3))
     return samples
 
 

@@ -158,6 +158,7 @@ class Broker:
         if isinstance(verdict, (Duplicate, Rejected)):
             return verdict
         info = plog.append(batch, header)
+        self.stats.appended(topic, header.size, header.record_count)  # metrics (issue 17)
         snapshot = self.producers.on_append(topic, partition, plog, header, info)
         if snapshot is not None:
             # An fsync'd file write: off the event loop. The job logs its own failures.
