@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Final
 
 import httpx
@@ -21,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
 from tests.metrics.scrape import Scrape, parse, scrape
+from tests.metrics.series import broker_families
 from tests.server.wire import WireClient
 from tests.support.sasl import add_user, auth_error, client_config
 
@@ -155,7 +155,7 @@ def _admin_error(broker: EmbeddedBroker) -> None:
 
 def test_every_family_is_exported(run: tuple[Scrape, Scrape, Scrape]) -> None:
     _before, during, _after = run
-    documented = documented_families()
+    documented = broker_families()
     assert set(during.kinds) == set(documented), (
         "docs/metrics.md and /metrics disagree: "
         f"undocumented {sorted(set(during.kinds) - set(documented))}, "
@@ -294,18 +294,6 @@ def test_promtool_accepts_the_exposition(run: tuple[Scrape, Scrape, Scrape]) -> 
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-DOC: Final = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-
-
-def documented_families() -> dict[str, str]:
-    """Family -> type from the tables of docs/metrics.md (rows ``| `name` | type | ...``)."""
-    families: dict[str, str] = {}
-    for line in DOC.read_text().splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[0].startswith("`") and cells[0].endswith("`"):
-            families[cells[0].strip("`")] = cells[1]
-    return families
 
 
 def _family_of(sample: str, scrape_: Scrape) -> str:
