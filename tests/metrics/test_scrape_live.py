@@ -9,12 +9,13 @@ counters) and one client quota (for the throttle counters).
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Final
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shoal.embedded import EmbeddedBroker
@@ -30,6 +31,9 @@ TIMEOUT_S: Final = 30.0
 """Bounds each client call; measures nothing."""
 TOPIC: Final = "metrics-orders"
 DLQ: Final = "metrics-orders.dlq"
+RETAINED: Final = "metrics-retained"
+"""A topic whose records expire after a second, for the retention counters."""
+RETENTION_CHECK_S: Final = 0.2
 GROUP: Final = "metrics-group"
 RECORDS: Final = 200
 CONSUMED: Final = 120
@@ -53,6 +57,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         sasl_enabled_mechanisms="SCRAM-SHA-256",
         quota_window_num=2,
         quota_window_size_seconds=1,
+        retention_check_interval_s=RETENTION_CHECK_S,
     ) as started:
         add_user(started, "alice", "alice-secret", mechanisms=("SCRAM-SHA-256",))
         yield started
@@ -63,9 +68,11 @@ def run(broker: EmbeddedBroker) -> tuple[Scrape, Scrape, Scrape]:
     """Scrapes before, during and after the run (the run happens once for the module)."""
     before = scrape(broker)
     _produce_and_consume(broker)
+    _tail(broker)
     _authenticate(broker)
     _throttle(broker)
     _admin_error(broker)
+    _expire(broker)
     response = httpx.get(f"{broker.http_url}/subjects", timeout=TIMEOUT_S)
     assert response.status_code == 200
     during = scrape(broker)
@@ -112,6 +119,32 @@ def _produce_and_consume(broker: EmbeddedBroker) -> None:
         consumer.close()
 
 
+def _tail(broker: EmbeddedBroker) -> None:
+    """Read the DLQ to its end and keep polling: caught up, the Fetches long-poll."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": "metrics-tail",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(DLQ, 0, 0)])
+        read = 0
+        for _ in range(100):  # bounded: ~10 s at most
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                read += 1
+            elif read == 3:
+                break
+        assert read == 3
+        for _ in range(5):  # about half a second caught up: several long polls
+            assert consumer.poll(0.1) is None
+    finally:
+        consumer.close()
+
+
 def _authenticate(broker: EmbeddedBroker) -> None:
     sasl = f"127.0.0.1:{broker.app.listener_port('SASL_PLAINTEXT')}"
     good = client_config(broker, "SCRAM-SHA-256", "alice", "alice-secret")
@@ -141,6 +174,21 @@ def _throttle(broker: EmbeddedBroker) -> None:
         assert [e.error_code for e in response.entries] == [ErrorCode.NONE]
     # 20 records of ~100 bytes in one go: well over 1000 bytes a second.
     _produce(broker, TOPIC, 20, **{"client.id": THROTTLED_CLIENT, "linger.ms": "50"})
+
+
+def _expire(broker: EmbeddedBroker) -> None:
+    """Records written to a topic with retention.ms=1000 are deleted once they expire."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    topic = NewTopic(RETAINED, 1, config={"retention.ms": "1000"})
+    admin.create_topics([topic])[RETAINED].result(TIMEOUT_S)
+    _produce(broker, RETAINED, 5)
+    deadline = time.monotonic() + TIMEOUT_S
+    while (
+        scrape(broker).value("kafka_topic_partition_oldest_offset", topic=RETAINED, partition="0")
+        < 5
+    ):
+        assert time.monotonic() < deadline, "retention did not delete the expired records"
+        time.sleep(RETENTION_CHECK_S)
 
 
 def _admin_error(broker: EmbeddedBroker) -> None:
@@ -223,6 +271,13 @@ def test_traffic_matches_the_logs(run: tuple[Scrape, Scrape, Scrape]) -> None:
     assert during.value("shoal_fsync_duration_seconds_count") > 0
     assert during.value("shoal_fsync_batches_sum") == batches
     assert during.value("shoal_fetch_wait_seconds_count") > 0
+    # The consumer caught up at times and long-polled for more.
+    assert during.value("shoal_fetch_wait_seconds_sum") > 0
+    assert during.value("shoal_retention_segments_deleted_total") >= 1
+    assert during.value("shoal_retention_runs_total") > before.value("shoal_retention_runs_total")
+    assert during.value("shoal_retention_seconds_total") > 0
+    assert during.value("shoal_topic_records_in_total", topic=RETAINED) == 5
+    assert during.value("shoal_log_size_bytes", topic=RETAINED, partition="0") == 0
 
 
 def test_group_lag_in_records_seconds_and_status(run: tuple[Scrape, Scrape, Scrape]) -> None:
