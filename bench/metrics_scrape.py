@@ -6,7 +6,7 @@ within 3% of the throughput without. The broker runs as its own ``shoal broker``
 scrapes and the load are this process's clients), so the scrape's cost is paid where it would
 be in production: on the broker's event loop, between requests.
 
-    python bench/metrics_scrape.py                 # 1,000 partitions, 100 groups, 3 rounds
+    make bench-metrics                             # 1,000 partitions, 100 groups, 3 rounds
     python bench/metrics_scrape.py --quick         # a smoke run (tests/bench runs it)
 
 Prints the scrape time (median, min, max over ``--scrapes``), the exposition's size, and the

@@ -348,6 +348,16 @@ def test_promtool_accepts_the_exposition(run: tuple[Scrape, Scrape, Scrape]) -> 
     assert parse(after.text).samples == after.samples
 
 
+def test_a_deleted_topics_series_go_with_it(
+    broker: EmbeddedBroker, run: tuple[Scrape, Scrape, Scrape]
+) -> None:
+    # Last in the module: the other tests compare scrapes in which the topic exists.
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin.delete_topics([RETAINED])[RETAINED].result(TIMEOUT_S)
+    left = [key for key in scrape(broker).samples if ("topic", RETAINED) in key[1]]
+    assert left == []
+
+
 # -- helpers ------------------------------------------------------------------------------
 
 

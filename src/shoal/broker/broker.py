@@ -329,6 +329,7 @@ class Broker:
             # A Fetch parked on the partition wakes up and finds it gone.
             self.signals.notify(name, partition)
         self.topics.remove(name)
+        self.stats.topics.pop(name, None)  # metrics (issue 17): as Kafka drops a topic's meters
         log.info("deleted topic %s (%d partitions)", name, topic.partitions)
         return topic
 

@@ -49,7 +49,8 @@ class BrokerStats:
     """Fetches whose records were not all in the page cache, so were read on a worker thread
     rather than on the event loop (a consumer catching up from cold segments)."""
     topics: dict[str, TopicTraffic] = field(default_factory=dict)
-    """By topic name; a deleted topic keeps its counters (counters never go down)."""
+    """By topic name; a deleted topic's counters go with it (as Kafka drops its topic meters),
+    so topic churn does not grow this; a topic created again under the name starts from 0."""
     produce_batch_bytes: Histogram = field(default_factory=lambda: Histogram(BATCH_BYTES_BUCKETS))
     """Size of each batch appended (Produce and the group coordinator's own writes)."""
     fetch_wait_s: Histogram = field(default_factory=lambda: Histogram(FETCH_WAIT_BUCKETS_S))
