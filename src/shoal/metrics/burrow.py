@@ -25,7 +25,6 @@ Pure logic (no clock, no I/O): the caller says what it saw and when.
 from __future__ import annotations
 
 import enum
-import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -62,17 +61,32 @@ class Commit:
 
 def partition_status(window: Sequence[Commit], current_lag: int, now_ms: int) -> Status:
     """The verdict of one partition (rules 1-6 of the module docstring)."""
-    if not window or current_lag <= 0 or any(c.lag == 0 for c in window):
+    if not window or current_lag <= 0:
         return Status.OK
-    pairs = list(itertools.pairwise(window))
-    if any(later.offset < earlier.offset for earlier, later in pairs):
+    # One pass over the window (it is scraped for every partition of every group).
+    rewound = False
+    offsets_moved = False
+    lag_went_down = False
+    previous = None
+    for commit in window:
+        if commit.lag == 0:
+            return Status.OK
+        if previous is not None:
+            if commit.offset < previous.offset:
+                rewound = True
+            if commit.offset != previous.offset:
+                offsets_moved = True
+            if commit.lag < previous.lag:
+                lag_went_down = True
+        previous = commit
+    if rewound:
         return Status.REWIND
     first, last = window[0], window[-1]
     if now_ms - last.timestamp_ms > last.timestamp_ms - first.timestamp_ms:
         return Status.STOP
-    if all(later.offset == earlier.offset for earlier, later in pairs):
+    if not offsets_moved:
         return Status.STALL
-    if all(later.lag >= earlier.lag for earlier, later in pairs):
+    if not lag_went_down:
         return Status.WARNING
     return Status.OK
 

@@ -19,6 +19,8 @@ Labels = Sequence[tuple[str, str]]
 
 
 def escape(value: str) -> str:
+    if "\\" not in value and '"' not in value and "\n" not in value:
+        return value  # nearly always: topic names cannot hold these, group ids rarely do
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

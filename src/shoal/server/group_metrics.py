@@ -15,7 +15,7 @@ so commits between two scrapes count as one (as Burrow's own min-distance folds 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 
 from shoal.broker.broker import Broker
 from shoal.metrics.burrow import (
@@ -43,8 +43,11 @@ class GroupMetrics:
         self._windows = CommitWindows()
         self._timestamps: dict[_Key, tuple[int, int]] = {}
         """(committed offset, timestamp of its batch) per (group, topic, partition)."""
+        self._labels: dict[_Key, str] = {}
+        """The rendered labels per (group, topic, partition), kept between scrapes."""
 
-    def write(self, out: Exposition) -> None:
+    def write(self, out: Exposition, logs: Mapping[tuple[str, int], PartitionLog]) -> None:
+        """``logs``: the online partition logs of the registered topics, by (topic, partition)."""
         broker = self._broker
         now_ms = broker.clock.now_ms()
         current: list[str] = []
@@ -55,14 +58,20 @@ class GroupMetrics:
         live: set[Hashable] = set()
         for group_id, offsets in sorted(broker.groups.committed_offsets().items()):
             for (topic, partition), committed in sorted(offsets.items()):
-                labels = label_text(
-                    (("consumergroup", group_id), ("topic", topic), ("partition", str(partition)))
-                )
+                key = (group_id, topic, partition)
+                labels = self._labels.get(key)
+                if labels is None:
+                    labels = self._labels[key] = label_text(
+                        (
+                            ("consumergroup", group_id),
+                            ("topic", topic),
+                            ("partition", str(partition)),
+                        )
+                    )
                 current.append(f"kafka_consumergroup_current_offset{labels} {committed.offset}")
-                plog = broker.partition(topic, partition)
+                plog = logs.get((topic, partition))
                 if plog is None:  # the topic was deleted; its offsets linger until expiry
                     continue
-                key = (group_id, topic, partition)
                 live.add(key)
                 partition_lag = max(0, plog.log_end_offset - committed.offset)
                 lag.append(f"kafka_consumergroup_lag{labels} {partition_lag}")
@@ -79,6 +88,8 @@ class GroupMetrics:
         self._windows.keep_only(live)
         for key in [k for k in self._timestamps if k not in live]:
             del self._timestamps[key]
+        for key in [k for k in self._labels if k not in live]:
+            del self._labels[key]
 
         out.family(
             "kafka_consumergroup_current_offset",

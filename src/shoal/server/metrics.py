@@ -25,6 +25,7 @@ from shoal.server.kafka import KafkaServer
 from shoal.server.process_metrics import write_disk, write_process
 from shoal.server.registry_metrics import RegistryMetrics
 from shoal.server.request_metrics import RequestMetrics
+from shoal.storage import PartitionLog
 
 __all__ = ["CONTENT_TYPE", "BrokerMetrics", "api_name"]
 
@@ -59,6 +60,9 @@ class BrokerMetrics:
         self._registry = registry
         self._readiness = readiness
         self._groups = GroupMetrics(broker)
+        self._partition_labels: dict[tuple[str, int], str] = {}
+        """``{topic="t",partition="0"}`` per partition, kept between scrapes (the labels
+        of a thousand partitions are the bulk of a scrape's text)."""
 
     def render(self) -> str:
         out = Exposition()
@@ -71,8 +75,9 @@ class BrokerMetrics:
         out.sample("shoal_broker_ready", "", int(ready))
         out.family("kafka_brokers", "gauge", "Number of Brokers in the Kafka Cluster.")
         out.sample("kafka_brokers", "", 1)
-        self._write_topics(out)
-        self._groups.write(out)
+        logs = self._partition_logs()
+        self._write_topics(out, logs)
+        self._groups.write(out, logs)
         self._write_requests(out)
         self._write_listeners(out)
         self._write_traffic(out)
@@ -83,7 +88,25 @@ class BrokerMetrics:
 
     # -- topics and partitions ----------------------------------------------------------
 
-    def _write_topics(self, out: Exposition) -> None:
+    def _partition_logs(self) -> dict[tuple[str, int], PartitionLog]:
+        """The logs of every registered topic's partitions that are online, by (topic,
+        partition): one pass over the manager's map rather than a lookup per partition."""
+        registered = {topic.name for topic in self._broker.topics}
+        return {
+            (tp.topic, tp.partition): plog
+            for tp, plog in self._broker.logs.partitions().items()
+            if tp.topic in registered
+        }
+
+    def _labels(self, topic: str, partition: int) -> str:
+        key = (topic, partition)
+        labels = self._partition_labels.get(key)
+        if labels is None:
+            labels = label_text((("topic", topic), ("partition", str(partition))))
+            self._partition_labels[key] = labels
+        return labels
+
+    def _write_topics(self, out: Exposition, logs: dict[tuple[str, int], PartitionLog]) -> None:
         broker = self._broker
         partitions: list[str] = []
         current: list[str] = []
@@ -95,10 +118,10 @@ class BrokerMetrics:
                 f"kafka_topic_partitions{label_text((('topic', topic.name),))} {topic.partitions}"
             )
             for index in range(topic.partitions):
-                plog = broker.logs.get(topic.name, index)
+                plog = logs.get((topic.name, index))
                 if plog is None:  # offline: recovery refused it
                     continue
-                labels = label_text((("topic", topic.name), ("partition", str(index))))
+                labels = self._labels(topic.name, index)
                 current.append(
                     f"kafka_topic_partition_current_offset{labels} {plog.log_end_offset}"
                 )
@@ -125,6 +148,8 @@ class BrokerMetrics:
         out.extend(sizes)
         out.family("shoal_log_segments", "gauge", "Segments of the partition's log")
         out.extend(segments)
+        if len(self._partition_labels) > len(logs):  # topics were deleted: forget their labels
+            self._partition_labels = {k: v for k, v in self._partition_labels.items() if k in logs}
 
     # -- requests, listeners ------------------------------------------------------------
 
