@@ -15,7 +15,7 @@ from tests.support.broker import create_topic
 pytestmark = pytest.mark.integration
 
 PATIENCE_S = 60.0
-_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)$")
+_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (\S+)$")
 """A sample line, with or without labels (both are the exposition format)."""
 
 
@@ -31,7 +31,7 @@ def _scrape(broker: EmbeddedBroker) -> dict[tuple[str, frozenset[tuple[str, str]
         assert match is not None, line
         pairs = match.group(2).split(",") if match.group(2) else []
         labels = frozenset(tuple(pair.split("=", 1)) for pair in pairs)
-        samples[(match.group(1), labels)] = float(match.group(3))  # the cleaner's are ratios
+        samples[(match.group(1), labels)] = float(match.group(3))
     return samples
 
 

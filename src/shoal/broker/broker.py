@@ -160,6 +160,7 @@ class Broker:
         if isinstance(verdict, (Duplicate, Rejected)):
             return verdict
         info = plog.append(batch, header)
+        self.stats.appended(topic, header.size, header.record_count)  # metrics (issue 17)
         snapshot = self.producers.on_append(topic, partition, plog, header, info)
         if snapshot is not None:
             # An fsync'd file write: off the event loop. The job logs its own failures.
@@ -330,6 +331,7 @@ class Broker:
             # A Fetch parked on the partition wakes up and finds it gone.
             self.signals.notify(name, partition)
         self.topics.remove(name)
+        self.stats.topics.pop(name, None)  # metrics (issue 17): as Kafka drops a topic's meters
         log.info("deleted topic %s (%d partitions)", name, topic.partitions)
         return topic
 

@@ -25,8 +25,10 @@ from shoal.server.http import build_http_app
 from shoal.server.http_auth import HttpAuthentication
 from shoal.server.kafka import KafkaServer
 from shoal.server.listeners import WILDCARD_HOSTS, Listener, SecurityProtocol
-from shoal.server.metrics import CONTENT_TYPE, render_group_metrics
+from shoal.server.metrics import CONTENT_TYPE, BrokerMetrics
 from shoal.server.registry_access import BrokerSubjectAccess
+from shoal.server.registry_metrics import CountRequests, RegistryMetrics
+from shoal.server.request_metrics import RequestMetrics
 from shoal.server.sasl_config import jwt_validator, refresh_jwks_forever, sasl_server_config
 from shoal.server.sasl_internal import internal_client
 from shoal.server.settings import Settings, SettingsError, parse_listen
@@ -56,6 +58,10 @@ class BrokerApp:
         self._stopping = asyncio.Event()
         self._status = "starting"
         self.registry = RegistryService()
+        # Metrics (issue 17): counted by the listeners and the registry's HTTP wrapper.
+        self.request_metrics = RequestMetrics()
+        self.registry_metrics = RegistryMetrics()
+        self._broker_metrics: BrokerMetrics | None = None
 
     @property
     def ready(self) -> bool:
@@ -66,7 +72,17 @@ class BrokerApp:
 
     def _metrics(self) -> tuple[str, str]:
         # Called on the event loop, which owns the broker: reading its state is safe.
-        body = render_group_metrics(self.broker) if self.broker is not None else ""
+        if self.broker is None:  # still recovering logs: only say so
+            return "# TYPE shoal_broker_ready gauge\nshoal_broker_ready 0\n", CONTENT_TYPE
+        if self._broker_metrics is None:
+            self._broker_metrics = BrokerMetrics(
+                self.broker,
+                self.listeners,
+                self.request_metrics,
+                self.registry_metrics,
+                self._readiness,
+            )
+        body = self._broker_metrics.render()
         # -- log compaction (issue 15, slice C): the cleaner's families.
         body += render_cleaner_metrics(self.logs.cleaner if self.logs is not None else None)
         return body, CONTENT_TYPE
@@ -195,6 +211,7 @@ class BrokerApp:
             ssl_handshake_timeout_s=settings.ssl_handshake_timeout_ms / 1000,
             tls_principal=tls_principal,
             sasl=self._sasl if protocol.sasl else None,
+            request_metrics=self.request_metrics,
         )
 
     def _tls_context(self) -> ReloadingContext:
@@ -223,7 +240,10 @@ class BrokerApp:
         config = uvicorn.Config(
             build_http_app(
                 self._readiness,
-                build_registry_app(self.registry, BrokerSubjectAccess(lambda: self.broker)),
+                CountRequests(
+                    build_registry_app(self.registry, BrokerSubjectAccess(lambda: self.broker)),
+                    self.registry_metrics,
+                ),
                 metrics=self._metrics,
                 authentication=authentication,
             ),

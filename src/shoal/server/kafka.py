@@ -59,6 +59,7 @@ from shoal.server.quota_enforcement import (
     fetch_room,
     quota_applies,
 )
+from shoal.server.request_metrics import ListenerStats, RequestMetrics
 from shoal.server.response_budget import ConnectionBudget, ResponseBudget, ResponseLimits
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,14 @@ class KafkaServer:
         ssl_handshake_timeout_s: float = 10.0,
         tls_principal: Callable[[asyncio.StreamWriter], str] | None = None,
         sasl: SaslServerConfig | None = None,
+        request_metrics: RequestMetrics | None = None,
     ) -> None:
         """``ssl_context``: TLS on this listener (SSL, SASL_SSL), the handshake done by the
         event loop before a connection is accepted, and dropped when it has not finished
         within ``ssl_handshake_timeout_s``. ``tls_principal``: the principal of an accepted
         connection from its client certificate (SSL listeners); it raises to refuse one.
-        ``sasl``: SASL on this listener (SASL_PLAINTEXT, SASL_SSL)."""
+        ``sasl``: SASL on this listener (SASL_PLAINTEXT, SASL_SSL). ``request_metrics``: where
+        requests are counted (one for all of a broker's listeners)."""
         self._broker: Broker | None = None
         self.listener_name = listener_name
         self.security_protocol = security_protocol
@@ -128,6 +131,9 @@ class KafkaServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._accept_throttle: AcceptThrottle | None = None
+        # Metrics (issue 17).
+        self.stats = ListenerStats()
+        self.request_metrics = request_metrics if request_metrics is not None else RequestMetrics()
         self._responses = ResponseBudget(
             ResponseLimits(
                 self._limits.max_unsent_response_bytes,
@@ -145,6 +151,11 @@ class KafkaServer:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests read and not yet answered, over this listener's connections."""
+        return sum(connection.in_flight for connection in self._connections)
 
     @property
     def unsent_response_bytes(self) -> int:
@@ -203,11 +214,13 @@ class KafkaServer:
             try:
                 principal = self._tls_principal(writer)
             except LookupError as exc:  # no ssl.principal.mapping.rules rule: Kafka refuses
+                self.stats.authentication_failures += 1
                 log.info("refusing TLS client %s:%d: %s", *peer_of(writer), exc)
                 writer.close()
                 return
             if principal == INTERNAL_PRINCIPAL:
                 # Only shoal's own SASL login may be this super user, never a certificate.
+                self.stats.authentication_failures += 1
                 log.warning(
                     "refusing TLS client %s:%d: its certificate maps to %s",
                     *peer_of(writer),
@@ -222,6 +235,7 @@ class KafkaServer:
                 self.listener_name,
                 principal,
             )
+        self.stats.connections_accepted += 1
         connection = _Connection(
             broker,
             reader,
@@ -230,6 +244,8 @@ class KafkaServer:
             self._responses.connection(),
             listener_name=self.listener_name,
             sasl=self._sasl,
+            listener_stats=self.stats,
+            request_metrics=self.request_metrics,
         )
         if principal is not None:
             connection.principal = principal
@@ -253,8 +269,14 @@ class _Connection:
         *,
         listener_name: str,
         sasl: SaslServerConfig | None = None,
+        listener_stats: ListenerStats | None = None,
+        request_metrics: RequestMetrics | None = None,
     ) -> None:
         self._broker = broker
+        self._listener_stats = listener_stats or ListenerStats()
+        self._request_metrics = request_metrics or RequestMetrics()
+        self.in_flight = 0
+        """Requests read and not yet answered (metrics)."""
         self._listener_name = listener_name
         self.principal = "User:ANONYMOUS"
         """Who the client is: set by authentication (TLS client certificate, SASL)."""
@@ -398,9 +420,11 @@ class _Connection:
             self._bytes_freed.clear()
             await self._bytes_freed.wait()
         self._bytes_in_flight += size
+        self.in_flight += 1
 
     def _release(self, size: int) -> None:
         self._slots.release()
+        self.in_flight -= 1
         self._bytes_in_flight -= size
         self._bytes_freed.set()
 
@@ -470,10 +494,11 @@ class _Connection:
             if not applied.done():
                 applied.set_result(None)
         if gate is None or answer is None:
+            self._listener_stats.authentication_failures += 1
             self.stop_reading()  # failed: closed with nothing sent, as Kafka does for v0
             return None
         if gate.principal is not None:
-            self.principal = gate.principal
+            self._authenticated(gate.principal)
         return [encode_frame_bytes(answer)]
 
     def _queue_ready(self, data: bytes, size: int) -> None:
@@ -496,6 +521,7 @@ class _Connection:
         # The handler's time until its effects are applied (its waits are not work) is what
         # the request quota counts.
         started_ns = applied_ns = 0
+        received_s = time.perf_counter()  # metrics: the request's whole time, waits included
 
         def mark_applied() -> None:
             nonlocal applied_ns
@@ -524,8 +550,9 @@ class _Connection:
             if gated and self._gate is not None:
                 response, close = await self._gate.answer(request)
                 if self._gate.principal is not None:
-                    self.principal = self._gate.principal
+                    self._authenticated(self._gate.principal)
                 if close:
+                    self._listener_stats.authentication_failures += 1
                     self.stop_reading()  # this response is still written, then the socket closed
             else:
                 started_ns = time.perf_counter_ns()
@@ -537,6 +564,9 @@ class _Connection:
             response = self._enforce_quotas(
                 request, request_bytes, max(applied_ns - started_ns, 0), response
             )
+        self._request_metrics.observe(
+            header.api_key, header.api_version, time.perf_counter() - received_s, response
+        )
         if response is None:
             return None
         frame = encode_response_frame(
@@ -544,6 +574,11 @@ class _Connection:
         )
         self._budget.produced(frame_size(frame))
         return frame
+
+    def _authenticated(self, principal: str) -> None:
+        if self.principal != principal:  # the first time, or a re-authentication as another
+            self._listener_stats.authentication_successes += 1
+        self.principal = principal
 
     # -- client quotas (see shoal.server.quota_enforcement) -------------------------------
 
@@ -586,6 +621,7 @@ class _Connection:
         )
         if throttled.throttle_ms > 0:
             self.mute.mute_for(throttled.throttle_ms)
+            self._request_metrics.throttle(request.header.api_key, throttled.throttle_ms)
         return throttled.response
 
     async def _write_loop(self) -> None:

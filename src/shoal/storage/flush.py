@@ -17,6 +17,7 @@ from typing import Final, Protocol
 
 from shoal.clock import Clock
 from shoal.storage.errors import StorageError
+from shoal.storage.stats import FlushStats
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Flusher:
         self._dirty: dict[int, Flushable] = {}
         """Logs with periodic work pending (checkpoint due, INTERVAL flush due)."""
         self._stopping = False
+        self.stats = FlushStats()
+        """fsync durations and batches per fsync, written by the logs this thread flushes."""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from bisect import bisect_right
 from collections import deque
 from concurrent.futures import Future
@@ -144,6 +145,9 @@ class PartitionLog:
         self._last_flush_ms = 0.0
         self.flush_count = 0
         """Flushes that fsynced something: appends per flush show how well group commit works."""
+        # Metrics (issue 17): batches appended, and how many of them the flushes covered.
+        self.appended_batches = 0
+        self._flushed_batches = 0
         self._waiters: deque[tuple[int, Future[None]]] = deque()
         self._closed = False
 
@@ -283,6 +287,7 @@ class PartitionLog:
                 segment.append(base, view, header)
             except OSError as exc:
                 raise self._failed_write(segment, size_before, exc) from exc
+            self.appended_batches += 1
             info = AppendInfo(base, base + header.last_offset_delta, now_ms, self._log_start)
         if self._flusher is not None and self._config.flush_policy is FlushPolicy.INTERVAL:
             self._flusher.mark_dirty(self)
@@ -389,6 +394,8 @@ class PartitionLog:
                 to_seal = list(self._unsealed)
                 if target <= self._flushed_offset and not to_seal:
                     return
+                appended = self.appended_batches
+            started_s = time.perf_counter()
             try:
                 for segment in to_seal:
                     with self._handles.using(segment.path) as f:
@@ -404,6 +411,11 @@ class PartitionLog:
                 self._flushed_offset = max(self._flushed_offset, target)
                 self._last_flush_ms = self._clock.monotonic_ms()
                 self.flush_count += 1
+                if self._flusher is not None:
+                    self._flusher.stats.observe(
+                        time.perf_counter() - started_s, appended - self._flushed_batches
+                    )
+                self._flushed_batches = appended
                 for segment in to_seal:
                     self._unsealed.remove(segment)
                     segment.release_active_file()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -30,6 +31,7 @@ from shoal.storage.flush import Flusher
 from shoal.storage.fs import FileSystem, OsFileSystem
 from shoal.storage.handles import FileHandles
 from shoal.storage.log import DirectoryHealth, PartitionLog
+from shoal.storage.stats import StorageStats
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class LogManager:
         self.health = DirectoryHealth(path)
         self._handles = FileHandles(fs, max_open_files=max_open_files)
         self._flusher = Flusher(clock)
+        self.stats = StorageStats(flush=self._flusher.stats)
+        """What the logs' fsyncs, retention and cleaner did (read by the broker's metrics)."""
         self._logs: dict[LogId, PartitionLog] = {}
         self.offline: dict[LogId, str] = {}
         """Partitions refused at start (damaged below their recovery point), with the reason."""
@@ -222,11 +226,16 @@ class LogManager:
         """Run retention on every log; returns the number of segments deleted."""
         deleted = 0
         now = self._clock.now_ms()
+        started_s = time.perf_counter()
         for plog in list(self._logs.values()):
             try:
                 deleted += plog.apply_retention(now)
             except StorageError as exc:
                 log.error("retention of %s failed: %s", plog.name, exc)
+        retention = self.stats.retention
+        retention.runs += 1
+        retention.segments_deleted += deleted
+        retention.duration_s += time.perf_counter() - started_s
         return deleted
 
     def close(self) -> None:

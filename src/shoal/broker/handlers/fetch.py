@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -64,6 +65,7 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
     ]
     max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
     deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
+    waited_s = 0.0  # metrics (issue 17): the long poll's time, excluding the reads
     while True:
         topics, total = await _read_all_without_blocking(
             broker, body, resolved, ctx.response_room()
@@ -76,7 +78,11 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
         keys = [
             (t.name, p.partition_index) for t in topics if t.name is not None for p in t.partitions
         ]
+        wait_started_s = time.perf_counter()
         await broker.signals.wait_any(keys, remaining_s)
+        waited_s += time.perf_counter() - wait_started_s
+    broker.stats.fetch_wait_s.observe(waited_s)
+    broker.stats.fetched(topics)
     # Framed by shoal, not kio: the record bytes read above go to the socket as they are.
     return FetchResponse(topics=topics)
 
