@@ -20,7 +20,6 @@ from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.security.oauthbearer import TokenError
 from shoal.server.authentication import SaslServerConfig
-from shoal.server.cleaner_metrics import render_cleaner_metrics  # issue 15, slice C
 from shoal.server.http import build_http_app
 from shoal.server.http_auth import HttpAuthentication
 from shoal.server.kafka import KafkaServer
@@ -82,10 +81,7 @@ class BrokerApp:
                 self.registry_metrics,
                 self._readiness,
             )
-        body = self._broker_metrics.render()
-        # -- log compaction (issue 15, slice C): the cleaner's families.
-        body += render_cleaner_metrics(self.logs.cleaner if self.logs is not None else None)
-        return body, CONTENT_TYPE
+        return self._broker_metrics.render(), CONTENT_TYPE
 
     @property
     def kafka_port(self) -> int:

@@ -8,7 +8,8 @@ lists each with its labels and meaning.
 The figures themselves are plain numbers kept where the work happens (see
 :mod:`shoal.metrics.core` for why): requests and listeners in the server
 (:mod:`shoal.server.request_metrics`), topic traffic in the broker (:mod:`shoal.broker.stats`),
-fsyncs, retention and cleaner work in storage (:mod:`shoal.storage.stats`). This module only
+fsyncs and retention in storage (:mod:`shoal.storage.stats`), cleaner work in the cleaner thread
+(:class:`shoal.storage.cleaner_thread.CleanerMetrics`). This module only
 reads them, so :meth:`BrokerMetrics.render` must run on the broker's event loop thread (the
 HTTP face does: it shares the loop).
 """
@@ -26,6 +27,11 @@ from shoal.server.process_metrics import write_disk, write_process
 from shoal.server.registry_metrics import RegistryMetrics
 from shoal.server.request_metrics import RequestMetrics
 from shoal.storage import PartitionLog
+from shoal.storage.cleaner_thread import CleanerMetrics
+
+DIRTY_RATIO_FAMILY = "shoal_log_cleaner_dirty_ratio"
+"""Read back by ``shoal topic describe`` (shoal.cli.dirty_ratio names it too: the CLI is a
+client and imports nothing of the server)."""
 
 __all__ = ["CONTENT_TYPE", "BrokerMetrics", "api_name"]
 
@@ -308,24 +314,67 @@ class BrokerMetrics:
         ):
             out.family(name, "counter", help_text)
             out.sample(name, "", value)
-        # Cleaner work (log compaction, issue 15): the cleaner bumps logs.stats.cleaner.
-        cleaner = stats.cleaner
+        self._write_cleaner(out)
+
+    def _write_cleaner(self, out: Exposition) -> None:
+        """Log compaction: what the cleaner thread did, and how dirty each compacted partition
+        is (Kafka publishes its cleaner's state only as broker metrics, never in a protocol
+        API; ``shoal topic describe`` reads the dirty ratio from here). Counters stay 0 when
+        the cleaner is off (``log_cleaner_enable``), so dashboards keep their series.
+
+        The cleaner thread writes these numbers; the dicts are copied whole (one C-level
+        operation under the GIL) so the scrape never sees one change size under it.
+        """
+        cleaner = self._broker.logs.cleaner
+        metrics = cleaner.metrics if cleaner is not None else CleanerMetrics()
+        totals = metrics.totals
         for name, help_text, value in (
-            ("shoal_cleaner_runs_total", "Log cleaner passes (compaction)", cleaner.runs),
-            ("shoal_cleaner_read_bytes_total", "Bytes the log cleaner read", cleaner.bytes_read),
+            ("shoal_cleaner_runs_total", "Log cleaner passes (compaction)", metrics.cleans),
+            ("shoal_cleaner_read_bytes_total", "Bytes the log cleaner read", totals.bytes_read),
             (
                 "shoal_cleaner_written_bytes_total",
                 "Bytes the log cleaner wrote",
-                cleaner.bytes_written,
+                totals.bytes_written,
             ),
             (
                 "shoal_cleaner_records_removed_total",
                 "Records the log cleaner removed",
-                cleaner.records_removed,
+                totals.records_read - totals.records_kept,
             ),
-            ("shoal_cleaner_seconds_total", "Time spent cleaning logs", cleaner.duration_s),
+            ("shoal_cleaner_seconds_total", "Time spent cleaning logs", metrics.seconds_total),
         ):
             out.family(name, "counter", help_text)
+            out.sample(name, "", value)
+        ratios = dict(metrics.dirty_ratio)
+        out.family(
+            DIRTY_RATIO_FAMILY,
+            "gauge",
+            "Dirty bytes over cleanable bytes of a compacted partition, at the cleaner's last look",
+        )
+        for log_name, ratio in sorted(ratios.items()):
+            topic, _, partition = log_name.rpartition("-")
+            if topic and partition.isdigit():
+                labels = label_text((("topic", topic), ("partition", partition)))
+                out.sample(DIRTY_RATIO_FAMILY, labels, ratio)
+        last_clean_s = metrics.last_clean_time_ms / 1000 if metrics.last_clean_time_ms >= 0 else 0
+        for name, help_text, value in (
+            (
+                "shoal_log_cleaner_max_dirty_ratio",
+                "The highest dirty ratio of any compacted partition",
+                max(ratios.values(), default=0.0),
+            ),
+            (
+                "shoal_log_cleaner_uncleanable_partitions",
+                "Partitions the cleaner left alone after a failed clean",
+                len(dict(metrics.uncleanable)),
+            ),
+            (
+                "shoal_log_cleaner_last_clean_timestamp_seconds",
+                "When the last clean finished (Unix time; 0 before the first)",
+                last_clean_s,
+            ),
+        ):
+            out.family(name, "gauge", help_text)
             out.sample(name, "", value)
 
     def _write_registry(self, out: Exposition) -> None:

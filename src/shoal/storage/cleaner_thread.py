@@ -92,6 +92,8 @@ class CleanerMetrics:
     last_clean_time_ms: int = -1
     """Wall-clock time the last clean finished; -1 before the first."""
     last_clean_duration_ms: float = 0.0
+    seconds_total: float = 0.0
+    """Time spent in cleans that finished, summed."""
     uncleanable: dict[str, str] = field(default_factory=dict)
     """Partitions skipped after a failed clean, with the reason."""
 
@@ -236,7 +238,9 @@ class LogCleaner:
         self._checkpoints[plog] = end
         self.metrics.cleans += 1
         self.metrics.last_clean_time_ms = self._clock.now_ms()
-        self.metrics.last_clean_duration_ms = (time.monotonic() - started) * 1000
+        elapsed_s = time.monotonic() - started
+        self.metrics.last_clean_duration_ms = elapsed_s * 1000
+        self.metrics.seconds_total += elapsed_s
         self.metrics.dirty_ratio[plog.name] = assess(plog, end, now_ms).dirty_ratio
         log.info(
             "%s: cleaned up to offset %d (dirty ratio was %.2f)",

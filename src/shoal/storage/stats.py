@@ -42,22 +42,8 @@ class RetentionStats:
 
 
 @dataclass(slots=True)
-class CleanerStats:
-    """Cleaner work: the hook for log compaction (issue 15). The cleaner bumps these as it
-    works; the metrics endpoint exports them as ``shoal_cleaner_*`` (zero until it does)."""
-
-    runs: int = 0
-    """Cleaning passes over one log."""
-    bytes_read: int = 0
-    bytes_written: int = 0
-    records_removed: int = 0
-    duration_s: float = 0.0
-
-
-@dataclass(slots=True)
 class StorageStats:
     """Everything a :class:`~shoal.storage.manager.LogManager` counts."""
 
     flush: FlushStats = field(default_factory=FlushStats)
     retention: RetentionStats = field(default_factory=RetentionStats)
-    cleaner: CleanerStats = field(default_factory=CleanerStats)
