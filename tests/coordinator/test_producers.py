@@ -89,7 +89,7 @@ class World:
             return verdict.original.first_offset
         assert isinstance(verdict, Append)
         info = plog.append(batch, header)
-        job = self.producers.on_append("t", 0, plog, header, info)
+        job = self.producers.on_append("t", 0, plog, header, info, batch)
         if job is not None:
             job.run()
         return info.base_offset

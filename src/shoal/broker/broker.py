@@ -36,11 +36,13 @@ from shoal.broker.signals import AppendSignals
 from shoal.broker.stats import BrokerStats
 from shoal.broker.topic_configs import ConfigError
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
+from shoal.broker.transactions import TransactionService
 from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
+from shoal.coordinator.txn_coordinator import TransactionCoordinator
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
@@ -104,6 +106,18 @@ class Broker:
         self.stats = BrokerStats()
         self.quotas = ClientQuotas(QuotaStore(fs or OsFileSystem(), logs.path), config.quota, clock)
         """Client quota configs (durable) and the rates they limit; the server enforces them."""
+        # Transactions (issue 14, transactions slice).
+        self.transactions = TransactionService(
+            TransactionCoordinator(
+                clock,
+                self.producers.ids.allocate,
+                max_timeout_ms=config.transaction_max_timeout_ms,
+                expiration_ms=config.transactional_id_expiration_ms,
+            ),
+            clock,
+            logs,
+            self.append,
+        )
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())
@@ -158,7 +172,7 @@ class Broker:
         if isinstance(verdict, (Duplicate, Rejected)):
             return verdict
         info = plog.append(batch, header)
-        snapshot = self.producers.on_append(topic, partition, plog, header, info)
+        snapshot = self.producers.on_append(topic, partition, plog, header, info, batch)
         if snapshot is not None:
             # An fsync'd file write: off the event loop. The job logs its own failures.
             job = asyncio.get_running_loop().run_in_executor(None, snapshot.run)
@@ -171,6 +185,7 @@ class Broker:
         """Finish the background work appends started: producer-state snapshots and the
         offsets log's snapshot. Call after the last request, before the logs close."""
         await self.groups.drain()
+        await self.transactions.stop()
         if self._snapshot_jobs:
             await asyncio.gather(*self._snapshot_jobs, return_exceptions=True)
 

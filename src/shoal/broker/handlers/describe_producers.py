@@ -96,7 +96,7 @@ def _describe(broker: Broker, name: str, index: int) -> dict[str, Any]:
             "producer_id": producer_id,
             "producer_epoch": entry.epoch,
             "last_sequence": entry.last_sequence,
-            "last_timestamp": entry.batches[-1].timestamp_ms,
+            "last_timestamp": entry.last_timestamp_ms,
             "coordinator_epoch": NO_COORDINATOR_EPOCH,
             "current_txn_start_offset": NO_TRANSACTION,
         }

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from shoal.broker.broker import Handler
+from shoal.broker.handlers.add_partitions_to_txn import handle_add_partitions_to_txn
 from shoal.broker.handlers.alter_client_quotas import handle_alter_client_quotas
 from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
@@ -41,6 +42,7 @@ from shoal.broker.handlers.describe_user_scram_credentials import (
     handle_describe_user_scram_credentials,
 )
 from shoal.broker.handlers.elect_leaders import handle_elect_leaders
+from shoal.broker.handlers.end_txn import handle_end_txn
 from shoal.broker.handlers.fetch import handle_fetch
 from shoal.broker.handlers.find_coordinator import handle_find_coordinator
 from shoal.broker.handlers.heartbeat import handle_heartbeat
@@ -115,15 +117,16 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     # Client quotas (issue 13, quotas slice).
     ApiKey.DESCRIBE_CLIENT_QUOTAS: handle_describe_client_quotas,
     ApiKey.ALTER_CLIENT_QUOTAS: handle_alter_client_quotas,
+    # Transactions (issue 14, transactions slice).
+    ApiKey.ADD_PARTITIONS_TO_TXN: handle_add_partitions_to_txn,
+    ApiKey.END_TXN: handle_end_txn,
 }
 
 UNHANDLED: Final = frozenset(
     {
         # Decoded by the codec (their versions are in the table for when they land) but answered
         # by no handler, so ApiVersions does not advertise them and a client never sends them.
-        ApiKey.ADD_PARTITIONS_TO_TXN,
         ApiKey.ADD_OFFSETS_TO_TXN,
-        ApiKey.END_TXN,
         ApiKey.TXN_OFFSET_COMMIT,
         ApiKey.DESCRIBE_TRANSACTIONS,
         ApiKey.LIST_TRANSACTIONS,
