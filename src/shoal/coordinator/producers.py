@@ -28,6 +28,15 @@ newest ones (up to five requests per producer and partition, each retried within
 a few seconds once. Producer ids silent for ``producer.id.expiration.ms`` (1 day) are forgotten
 too, as in Kafka.
 
+Transactions (:mod:`shoal.coordinator.partition_txns`) are rebuilt the same way: the snapshot
+holds the open transactions (each one's first offset) and the aborted ranges, the replay
+applies the transactional batches and markers after it. This is shoal's form of Kafka's
+per-segment ``.txnindex``: as durable (the markers are in the fsynced log, the snapshot is
+replaced atomically) and trimmed with retention, but kept as one list per partition. Without
+a usable snapshot, the transaction part of the replay walks the headers of the whole log, not
+just its newest bytes, because an aborted range is never safe to forget while its records
+remain.
+
 A snapshot newer than the log must not survive: if the lost tail were re-filled past the
 snapshot's offset, the next start-up would trust a state describing batches that no longer
 exist. So the rebuild replaces such a snapshot before the partition accepts an append.
@@ -225,20 +234,27 @@ class Producers:
         stale = snapshot is not None and snapshot.log_offset > end
         if snapshot is not None and not stale:
             snapshot.restore_into(state, txns)
-            start = snapshot.log_offset
+            start = walk_from = snapshot.log_offset
         else:
             start = plog.offset_before_end(self._replay_bytes_without_snapshot)
+            # Transactions are not forgotten like old producers: an aborted range anywhere in
+            # the log must stay hidden from read_committed readers, and a transaction left
+            # open must hold the last stable offset. So without a snapshot the whole log's
+            # headers are walked for them (headers only, and only in this rare case).
+            walk_from = plog.log_start_offset
         replayed_bytes = replayed_batches = 0
-        for header in plog.headers_from(start):
+        for header in plog.headers_from(walk_from):
             replayed_bytes += header.size
             replayed_batches += 1
             if header.is_control:
-                self._replay_marker(plog, header, state, txns, now_ms)
+                self._replay_marker(
+                    plog, header, state if header.base_offset >= start else None, txns, now_ms
+                )
                 continue
             if header.has_producer_id and header.is_transactional:
                 txns.on_transactional_batch(header.producer_id, header.base_offset)
             # Batches of producers without idempotence carry no sequences.
-            if header.has_producer_id and header.base_sequence >= 0:
+            if header.base_offset >= start and header.has_producer_id and header.base_sequence >= 0:
                 batch = BatchMetadata(
                     header.base_sequence,
                     header.last_sequence,
@@ -271,7 +287,7 @@ class Producers:
     def _replay_marker(
         plog: PartitionLog,
         header: BatchHeader,
-        state: PartitionProducers,
+        state: PartitionProducers | None,
         txns: PartitionTxns,
         now_ms: int,
     ) -> None:
@@ -287,5 +303,6 @@ class Producers:
             log.error("%s: unreadable control batch at %d: %s", plog.name, header.base_offset, exc)
             return
         if marker is not None:
-            state.record_marker(header.producer_id, header.producer_epoch, now_ms)
+            if state is not None:
+                state.record_marker(header.producer_id, header.producer_epoch, now_ms)
             txns.on_marker(header.producer_id, marker.commit, header.base_offset)
