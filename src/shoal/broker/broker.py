@@ -118,6 +118,7 @@ class Broker:
             logs,
             self.append,
         )
+        self.transactions.on_offsets_marker(self.groups.end_txn_offsets)
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())

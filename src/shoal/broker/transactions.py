@@ -26,6 +26,7 @@ from typing import Final
 
 from shoal.broker.groups import AppendOperation
 from shoal.clock import Clock
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.txn_coordinator import (
     COORDINATOR_EPOCH,
     EndResult,
@@ -48,9 +49,11 @@ DURABLE_WAIT_S_MAX: Final = 30.0
 """How long a request waits for the fsync of its markers or state before it answers
 REQUEST_TIMED_OUT-like errors (the markers are then written again by the timer)."""
 
-OffsetsMarkerHook = Callable[[int, int, bool], None]
-"""(producer id, producer epoch, commit): the group coordinator's side of a marker written to
-``__consumer_offsets`` (transactional offset commits become visible or are dropped)."""
+OffsetsMarkerHook = Callable[[int, bool], "asyncio.Future[None] | None"]
+"""(producer id, commit) -> the fsync to wait for: the group coordinator's side of the marker
+Kafka writes to ``__consumer_offsets`` (the transaction's offset commits become committed or
+are dropped). shoal's offsets log has a record format of its own, so the group coordinator
+logs the end of the transaction there in that format instead of a control batch."""
 
 
 class TransactionService:
@@ -67,7 +70,7 @@ class TransactionService:
         self._append = append
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
-        self._offsets_marker_hooks: list[OffsetsMarkerHook] = []
+        self._offsets_marker: OffsetsMarkerHook | None = None
         self._finishing: set[str] = set()
         """Transactional ids whose markers a task is writing now (the timer leaves them)."""
         self._persist: Callable[[list[TxnMetadata]], asyncio.Future[None] | None] | None = None
@@ -79,7 +82,7 @@ class TransactionService:
         self._persist = persist
 
     def on_offsets_marker(self, hook: OffsetsMarkerHook) -> None:
-        self._offsets_marker_hooks.append(hook)
+        self._offsets_marker = hook
 
     # -- requests --------------------------------------------------------------------------
 
@@ -148,6 +151,12 @@ class TransactionService:
         timestamp = self._clock.now_ms()
         try:
             for topic, partition in work.partitions:
+                if topic == OFFSETS_TOPIC:
+                    if self._offsets_marker is not None:
+                        ended = self._offsets_marker(work.producer_id, work.commit)
+                        if ended is not None:
+                            waits.append(ended)
+                    continue
                 plog = self._logs.get(topic, partition)
                 if plog is None:
                     continue  # deleted since it joined the transaction: nothing to end there
@@ -162,9 +171,6 @@ class TransactionService:
                 if not isinstance(result, AppendInfo):
                     raise StorageError(f"the marker for {topic}-{partition} was refused: {result}")
                 waits.append(asyncio.wrap_future(plog.wait_durable(result.last_offset)))
-                if topic == _OFFSETS_TOPIC:
-                    for hook in self._offsets_marker_hooks:
-                        hook(work.producer_id, work.producer_epoch, work.commit)
             if waits:
                 await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), DURABLE_WAIT_S_MAX)
         except (StorageError, TimeoutError) as exc:
@@ -242,6 +248,3 @@ class TransactionService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
-
-
-_OFFSETS_TOPIC: Final = "__consumer_offsets"

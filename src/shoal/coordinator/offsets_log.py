@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shoal.clock import Clock
@@ -66,6 +66,10 @@ class GroupRecord:
 class ReplayedState:
     groups: dict[str, GroupRecord]
     offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]]
+    # Transactional offset commits (issue 14, transactions slice; see txn_offsets).
+    pending: dict[int, dict[tuple[str, TopicPartitionKey], CommittedOffset]] = field(
+        default_factory=dict
+    )
 
 
 def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
@@ -113,6 +117,12 @@ def group_value(record: GroupRecord) -> bytes:
             "generation": record.generation_id,
             "protocol": record.protocol_name,
         }
+    )
+
+
+def _committed(value: dict[str, Any]) -> CommittedOffset:
+    return CommittedOffset(
+        int(value["offset"]), int(value["epoch"]), str(value["metadata"]), int(value["ts"])
     )
 
 
@@ -187,7 +197,17 @@ class OffsetsLog:
     def _apply(state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None) -> None:
         if key["k"] == "snapshot":
             return
+        if key["k"] == "txn-end" and value is not None:
+            ended = state.pending.pop(int(key["pid"]), {})
+            if bool(value["commit"]):
+                for (group_id, tp), committed in ended.items():
+                    state.offsets.setdefault(group_id, {})[tp] = committed
+            return
         group = str(key["group"])
+        if key["k"] == "txn-offset" and value is not None:
+            tp = (str(key["topic"]), int(key["partition"]))
+            state.pending.setdefault(int(key["pid"]), {})[(group, tp)] = _committed(value)
+            return
         if key["k"] == "offset":
             tp = (str(key["topic"]), int(key["partition"]))
             offsets = state.offsets.setdefault(group, {})
@@ -196,12 +216,7 @@ class OffsetsLog:
                 if not offsets:
                     del state.offsets[group]
             else:
-                offsets[tp] = CommittedOffset(
-                    int(value["offset"]),
-                    int(value["epoch"]),
-                    str(value["metadata"]),
-                    int(value["ts"]),
-                )
+                offsets[tp] = _committed(value)
         elif key["k"] == "group":
             if value is None:
                 state.groups.pop(group, None)

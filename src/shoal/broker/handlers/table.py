@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from shoal.broker.broker import Handler
+from shoal.broker.handlers.add_offsets_to_txn import handle_add_offsets_to_txn
 from shoal.broker.handlers.add_partitions_to_txn import handle_add_partitions_to_txn
 from shoal.broker.handlers.alter_client_quotas import handle_alter_client_quotas
 from shoal.broker.handlers.alter_configs import handle_alter_configs
@@ -63,6 +64,7 @@ from shoal.broker.handlers.produce import handle_produce
 from shoal.broker.handlers.sasl_authenticate import handle_sasl_authenticate
 from shoal.broker.handlers.sasl_handshake import handle_sasl_handshake
 from shoal.broker.handlers.sync_group import handle_sync_group
+from shoal.broker.handlers.txn_offset_commit import handle_txn_offset_commit
 from shoal.broker.handlers.update_features import handle_update_features
 from shoal.protocol import ApiKey
 
@@ -120,14 +122,14 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     # Transactions (issue 14, transactions slice).
     ApiKey.ADD_PARTITIONS_TO_TXN: handle_add_partitions_to_txn,
     ApiKey.END_TXN: handle_end_txn,
+    ApiKey.ADD_OFFSETS_TO_TXN: handle_add_offsets_to_txn,
+    ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
 }
 
 UNHANDLED: Final = frozenset(
     {
         # Decoded by the codec (their versions are in the table for when they land) but answered
         # by no handler, so ApiVersions does not advertise them and a client never sends them.
-        ApiKey.ADD_OFFSETS_TO_TXN,
-        ApiKey.TXN_OFFSET_COMMIT,
         ApiKey.DESCRIBE_TRANSACTIONS,
         ApiKey.LIST_TRANSACTIONS,
         ApiKey.CONSUMER_GROUP_HEARTBEAT,
