@@ -39,10 +39,11 @@ from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name,
 from shoal.broker.transactions import TransactionService
 from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
-from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC, offsets_log_config
 from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
 from shoal.coordinator.txn_coordinator import TransactionCoordinator
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
@@ -117,6 +118,7 @@ class Broker:
             clock,
             logs,
             self.append,
+            offsets_log_config(config.log, config.group),
         )
         self.transactions.on_offsets_marker(self.groups.end_txn_offsets)
         self._handlers = handlers
@@ -285,6 +287,10 @@ class Broker:
         used = offsets is not None and offsets.log_end_offset > 0
         if self.topics.get(OFFSETS_TOPIC) is None and used:
             self.ensure_internal_topic(OFFSETS_TOPIC)
+        # Transactions (issue 14, transactions slice): the same for the transaction log.
+        txn_state = self.logs.get(TXN_STATE_TOPIC, 0)
+        if self.topics.get(TXN_STATE_TOPIC) is None and txn_state and txn_state.log_end_offset:
+            self.ensure_internal_topic(TXN_STATE_TOPIC)
         # Their configs follow the broker's settings, which may have changed since.
         wanted = internal_topic_configs(self.config)
         for topic in self.topics:

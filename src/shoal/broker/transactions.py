@@ -34,12 +34,12 @@ from shoal.coordinator.txn_coordinator import (
     MarkerWork,
     TopicPartition,
     TransactionCoordinator,
-    TxnMetadata,
 )
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC, TxnLog
 from shoal.protocol import ErrorCode
 from shoal.records.control import build_control_batch
 from shoal.records.header import read_header
-from shoal.storage import AppendInfo, LogManager, StorageError
+from shoal.storage import AppendInfo, LogConfig, LogManager, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +63,42 @@ class TransactionService:
         clock: Clock,
         logs: LogManager,
         append: AppendOperation,
+        state_log_config: LogConfig,
     ) -> None:
         self.coordinator = coordinator
         self._clock = clock
         self._logs = logs
         self._append = append
+        plog = logs.get(TXN_STATE_TOPIC, 0)
+        if plog is None:
+            plog = logs.create(TXN_STATE_TOPIC, 0, state_log_config)
+        else:
+            plog.update_config(state_log_config)
+        state_plog = plog
+
+        def write(batch: bytes) -> AppendInfo:
+            result = append(TXN_STATE_TOPIC, 0, state_plog, batch, read_header(batch))
+            if not isinstance(result, AppendInfo):  # these batches have no producer id
+                raise StorageError(f"{TXN_STATE_TOPIC}: the batch was refused: {result}")
+            return result
+
+        self.state_log = TxnLog(plog, write, clock.now_ms)
+        restored = self.state_log.replay()
+        for meta in restored.values():
+            coordinator.restore(meta)
+        if restored:
+            log.info(
+                "loaded %d transactional ids from %s (%d with markers to write)",
+                len(restored),
+                TXN_STATE_TOPIC,
+                len(coordinator.unfinished()),
+            )
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._offsets_marker: OffsetsMarkerHook | None = None
         self._finishing: set[str] = set()
         """Transactional ids whose markers a task is writing now (the timer leaves them)."""
-        self._persist: Callable[[list[TxnMetadata]], asyncio.Future[None] | None] | None = None
-
-    def set_persistence(
-        self, persist: Callable[[list[TxnMetadata]], asyncio.Future[None] | None]
-    ) -> None:
-        """Where changed transactions are logged (returns the fsync to wait for, or None)."""
-        self._persist = persist
+        self._snapshot_in_flight = False
 
     def on_offsets_marker(self, hook: OffsetsMarkerHook) -> None:
         self._offsets_marker = hook
@@ -185,17 +204,43 @@ class TransactionService:
         return await self._log_changes()
 
     async def _log_changes(self) -> ErrorCode:
+        """Log every changed transaction to ``__transaction_state`` and wait for the fsync."""
         changed = self.coordinator.take_changed()
-        if not changed or self._persist is None:
+        if not changed:
             return ErrorCode.NONE
         try:
-            durable = self._persist(changed)
+            durable = self.state_log.append(changed)
             if durable is not None:
-                await asyncio.wait_for(asyncio.shield(durable), DURABLE_WAIT_S_MAX)
+                await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX
+                )
         except (StorageError, TimeoutError) as exc:
+            # The change stays in memory: the coordinator acts on it, but the client is told
+            # to retry, and the next change of the id logs its whole metadata again.
             log.error("transaction state not logged: %s", exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        await self._maybe_snapshot()
         return ErrorCode.NONE
+
+    async def _maybe_snapshot(self) -> None:
+        """Rewrite the state and delete the older records once the log has grown enough."""
+        if self._snapshot_in_flight or not self.state_log.snapshot_due():
+            return
+        self._snapshot_in_flight = True
+        plog = self.state_log.plog
+        try:
+            written = self.state_log.write_snapshot(list(self.coordinator))
+            if written is None:
+                first = plog.log_end_offset
+            else:
+                durable, first = written
+                await asyncio.wrap_future(durable)
+            await asyncio.to_thread(plog.delete_records, first)
+        except StorageError as exc:
+            # Not fatal: the older records still say everything; the next change tries again.
+            log.error("could not snapshot %s: %s", TXN_STATE_TOPIC, exc)
+        finally:
+            self._snapshot_in_flight = False
 
     # -- the timer -------------------------------------------------------------------------
 
@@ -239,7 +284,8 @@ class TransactionService:
                 wait_ms = deadline - self._clock.now_ms()
                 timeout = min(timeout, max(0.0, wait_ms / 1000))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await wakeup.wait()
             wakeup.clear()
 
     async def stop(self) -> None:

@@ -122,6 +122,8 @@ class BrokerApp:
                 LogManager.open, self.settings.data_dir, default_config=broker_config.log
             )
             self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
+            # Transactions (issue 14): finish markers a crash left unwritten, run timeouts.
+            self.broker.transactions.start()
             for server in self.listeners.values():
                 await server.start(self.broker)
         except BaseException:

@@ -2,7 +2,8 @@
 
 Key type 0 (group): the answer is this broker, for any key (batched in v4+). As Kafka creates
 ``__consumer_offsets`` on the first such request, this registers it (clients see it from then
-on, see :mod:`shoal.broker.internal_topics`).
+on, see :mod:`shoal.broker.internal_topics`); key type 1 does the same for
+``__transaction_state``.
 
 Key type 1 (transaction): this broker too, the transaction coordinator of every transactional
 id (see :mod:`shoal.broker.transactions`). Other key types (e.g. share groups) get
@@ -15,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -56,12 +58,13 @@ async def handle_find_coordinator(
     ]
     if keys and not allowed and refusal is not None:
         answer = _unavailable(refusal[1], refusal[1].message)
-    elif key_type == KEY_TYPE_GROUP:
+    elif key_type in _INTERNAL_TOPIC:
+        internal = _INTERNAL_TOPIC[key_type]
         try:
-            broker.ensure_internal_topic(OFFSETS_TOPIC)
+            broker.ensure_internal_topic(internal)
         except (StorageError, OSError) as exc:
             # Kafka answers this while it creates the topic; the client asks again.
-            log.error("could not register %s: %s", OFFSETS_TOPIC, exc)
+            log.error("could not register %s: %s", internal, exc)
             answer = _unavailable(ErrorCode.COORDINATOR_NOT_AVAILABLE, str(exc))
     values: dict[str, Any] = {"throttle_time": 0, **answer}
     denied = _unavailable(refusal[1], refusal[1].message) if refusal is not None else answer
@@ -70,6 +73,9 @@ async def handle_find_coordinator(
     ]
     return response_for(header.api_key, header.api_version, values)
 
+
+_INTERNAL_TOPIC: Final = {KEY_TYPE_GROUP: OFFSETS_TOPIC, KEY_TYPE_TRANSACTION: TXN_STATE_TOPIC}
+"""The internal topic Kafka creates on the first FindCoordinator of each key type."""
 
 _REFUSALS: Final = {
     KEY_TYPE_GROUP: (ResourceType.GROUP, ErrorCode.GROUP_AUTHORIZATION_FAILED),
