@@ -39,6 +39,7 @@ from shoal.broker.handlers.describe_log_dirs import handle_describe_log_dirs
 from shoal.broker.handlers.describe_producers import handle_describe_producers
 from shoal.broker.handlers.describe_quorum import handle_describe_quorum
 from shoal.broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
+from shoal.broker.handlers.describe_transactions import handle_describe_transactions
 from shoal.broker.handlers.describe_user_scram_credentials import (
     handle_describe_user_scram_credentials,
 )
@@ -55,6 +56,7 @@ from shoal.broker.handlers.list_config_resources import handle_list_config_resou
 from shoal.broker.handlers.list_groups import handle_list_groups
 from shoal.broker.handlers.list_offsets import handle_list_offsets
 from shoal.broker.handlers.list_partition_reassignments import handle_list_partition_reassignments
+from shoal.broker.handlers.list_transactions import handle_list_transactions
 from shoal.broker.handlers.metadata import handle_metadata
 from shoal.broker.handlers.offset_commit import handle_offset_commit
 from shoal.broker.handlers.offset_delete import handle_offset_delete
@@ -124,14 +126,14 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.END_TXN: handle_end_txn,
     ApiKey.ADD_OFFSETS_TO_TXN: handle_add_offsets_to_txn,
     ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
+    ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,
+    ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
 }
 
 UNHANDLED: Final = frozenset(
     {
         # Decoded by the codec (their versions are in the table for when they land) but answered
         # by no handler, so ApiVersions does not advertise them and a client never sends them.
-        ApiKey.DESCRIBE_TRANSACTIONS,
-        ApiKey.LIST_TRANSACTIONS,
         ApiKey.CONSUMER_GROUP_HEARTBEAT,
         ApiKey.CONSUMER_GROUP_DESCRIBE,
         ApiKey.SHARE_GROUP_HEARTBEAT,
