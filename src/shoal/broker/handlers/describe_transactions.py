@@ -48,7 +48,8 @@ def _describe(broker: Broker, ctx: RequestContext, txn_id: str) -> dict[str, Any
         "transactional_id": txn_id,
         "transaction_state": "",
         "transaction_timeout": 0,
-        "transaction_start_time": NO_START_TIME,
+        # An error answer leaves the field at its default, 0, as Kafka's does.
+        "transaction_start_time": 0,
         "producer_id": -1,
         "producer_epoch": -1,
         "topics": [],
