@@ -328,7 +328,7 @@ class Broker:
             # coordinator owns the log's settings and its single partition: refuse, loudly.
             raise TopicError(
                 ErrorCode.POLICY_VIOLATION,
-                f"{name} is shoal's internal topic for consumer groups: shoal does not {action} it",
+                f"{name} is an internal topic of shoal's coordinators: shoal does not {action} it",
             )
         return topic
 

@@ -151,6 +151,12 @@ class Producers:
         """The partition's open and aborted transactions (rebuilt like :meth:`state`)."""
         return self._partition(topic, partition, plog).txns
 
+    def loaded_txns(self, topic: str, partition: int, plog: PartitionLog) -> PartitionTxns | None:
+        """The partition's transactions if its state is loaded, else None (never rebuilds:
+        for readers that can do without, such as a read_uncommitted Fetch reporting the LSO)."""
+        entry = self._partitions.get((topic, partition))
+        return entry.txns if entry is not None and entry.log is plog else None
+
     def check(self, topic: str, partition: int, plog: PartitionLog, header: BatchHeader) -> Verdict:
         """May this batch be appended? Batches without a producer id always may, and so may
         transaction markers (only the broker writes those, after its coordinator decided)."""

@@ -77,7 +77,7 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
     deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
     committed = int(getattr(body, "isolation_level", 0)) == READ_COMMITTED
     while True:
-        stability = _stability(broker, resolved)
+        stability = _stability(broker, resolved, committed)
         topics, total = await _read_all_without_blocking(
             broker, body, resolved, ctx.response_room(), stability, committed
         )
@@ -256,8 +256,14 @@ loop before each read round (the read itself may run on a worker thread)."""
 
 
 def _stability(
-    broker: Broker, resolved: list[tuple[_FetchTopic, str | None, uuid.UUID, bool]]
+    broker: Broker,
+    resolved: list[tuple[_FetchTopic, str | None, uuid.UUID, bool]],
+    committed: bool,
 ) -> Stability:
+    """A read_committed Fetch needs each partition's transactions (rebuilt on first use after
+    a start, as a Produce would); a read_uncommitted one only reports the LSO, from the state
+    if it is loaded (a partition with an open transaction has had an append since start, or
+    a read_committed reader), else as the high watermark, and so never pays a rebuild."""
     out: Stability = {}
     for entry, name, _topic_id, readable in resolved:
         if name is None or not readable:
@@ -266,6 +272,14 @@ def _stability(
             index = int(p.partition)
             plog = broker.partition(name, index)
             if plog is None:
+                continue
+            if not committed:
+                loaded = broker.producers.loaded_txns(name, index, plog)
+                end = plog.log_end_offset
+                out[(name, index)] = (
+                    end if loaded is None else loaded.last_stable_offset(end),
+                    loaded,
+                )
                 continue
             try:
                 txns = broker.producers.txns(name, index, plog)
