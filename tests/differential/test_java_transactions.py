@@ -5,21 +5,26 @@ While a confluent-kafka producer holds a transaction open: ``list`` shows the id
 ``describe`` its state, epoch, timeout and partitions, ``describe-producers`` the open
 transaction's start offset and ``find-hanging`` finds nothing hanging (the coordinator knows the
 transaction). The Java client's transactional producer (kafka-producer-perf-test with a
-transactional id) commits every record."""
+transactional id) commits every record, and Kafka's TransactionalMessageCopier copies a topic
+exactly once through random aborts (shoal only: its outcome is fixed by its input)."""
 
 from __future__ import annotations
 
 import confluent_kafka as ck
 import pytest
 
-from tests.differential.scenarios import TIMEOUT_S, consume, create_topic, unique
+from shoal.embedded import EmbeddedBroker
+from tests.differential.scenarios import TIMEOUT_S, consume, create_topic, produce, unique
 from tests.differential.tools import ok
+from tests.differential.txn_scenarios import read_to_end
 from tests.peers.kafka_peer import kafka_tool
 
 pytestmark = pytest.mark.integration
 
 TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand"
 PERF = "org.apache.kafka.tools.ProducerPerformance"
+COPIER = "org.apache.kafka.tools.TransactionalMessageCopier"
+COPIED = 300
 
 
 def _rows(out: str) -> list[list[str]]:
@@ -109,3 +114,29 @@ def test_the_java_transactional_producer_commits_every_record(target: str) -> No
     records = [m for m in consume(target, topic, 200) if "value" in m]
     assert len(records) == 200
     assert high > 200  # the markers of the transactions sit between the records
+
+
+def test_transactional_message_copier_copies_exactly_once(shoal_target: EmbeddedBroker) -> None:
+    """Kafka's TransactionalMessageCopier (kafka-tools jar), with random aborts: each
+    transaction copies records and commits the consumed offsets with them; an aborted one is
+    redone from the committed offsets. The output must hold every input once, in order."""
+    target = shoal_target.bootstrap_servers
+    source, sink = create_topic(target), create_topic(target)
+    produce(target, source, [{"value": f"{i}".encode(), "partition": 0} for i in range(COPIED)])
+    group = unique("copier")
+    ok(
+        kafka_tool(
+            COPIER, "--broker-list", target, "--input-topic", source, "--input-partition", "0",
+            "--output-topic", sink, "--transactional-id", unique("copier-tx"),
+            "--consumer-group", group, "--transaction-size", "40", "--enable-random-aborts",
+            "--use-group-metadata",
+        )
+    )  # fmt: skip
+    copied = read_to_end(target, sink, "read_committed")
+    assert [value for _offset, value in copied] == [f"{i}".encode() for i in range(COPIED)]
+    consumer = ck.Consumer({"bootstrap.servers": target, "group.id": group})
+    try:
+        (committed,) = consumer.committed([ck.TopicPartition(source, 0)], TIMEOUT_S)
+    finally:
+        consumer.close()
+    assert committed.offset == COPIED

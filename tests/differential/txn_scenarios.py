@@ -5,14 +5,12 @@ offsets, error names), nothing broker-chosen (producer ids, timestamps)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import confluent_kafka as ck
 
 from tests.differential.scenarios import TIMEOUT_S, Result, create_topic, unique
-
-POLLS_MAX = 60
-"""Polls (of up to 1 s each) a read may take before it gives up on reaching the end."""
 
 
 def _producer(bootstrap: str, txn_id: str) -> ck.Producer:
@@ -21,7 +19,7 @@ def _producer(bootstrap: str, txn_id: str) -> ck.Producer:
     return producer
 
 
-def _read(bootstrap: str, topic: str, isolation: str, partition: int = 0) -> list[Any]:
+def read_to_end(bootstrap: str, topic: str, isolation: str, partition: int = 0) -> list[Any]:
     """(offset, value) of every record ``isolation`` lets a consumer see, up to the end."""
     consumer = ck.Consumer(
         {
@@ -34,8 +32,9 @@ def _read(bootstrap: str, topic: str, isolation: str, partition: int = 0) -> lis
     )
     consumer.assign([ck.TopicPartition(topic, partition, 0)])
     got: list[Any] = []
+    deadline = time.monotonic() + TIMEOUT_S
     try:
-        for _ in range(POLLS_MAX):
+        while time.monotonic() < deadline:
             message = consumer.poll(1.0)
             if message is None:
                 continue
@@ -76,9 +75,9 @@ def txn_commit_abort(bootstrap: str) -> Result:
             producer.abort_transaction(TIMEOUT_S)
         outcome.append(commit)
     return {
-        "committed_p0": _read(bootstrap, topic, "read_committed", 0),
-        "committed_p1": _read(bootstrap, topic, "read_committed", 1),
-        "uncommitted_p0": _read(bootstrap, topic, "read_uncommitted", 0),
+        "committed_p0": read_to_end(bootstrap, topic, "read_committed", 0),
+        "committed_p1": read_to_end(bootstrap, topic, "read_committed", 1),
+        "uncommitted_p0": read_to_end(bootstrap, topic, "read_uncommitted", 0),
         "latest": [_latest(bootstrap, topic, i) for i in ("read_committed", "read_uncommitted")],
     }
 
@@ -103,8 +102,8 @@ def txn_fencing(bootstrap: str) -> Result:
         zombie_error = [error.name(), error.fatal()]
     return {
         "zombie_error": zombie_error,
-        "committed": _read(bootstrap, topic, "read_committed"),
-        "uncommitted": _read(bootstrap, topic, "read_uncommitted"),
+        "committed": read_to_end(bootstrap, topic, "read_committed"),
+        "uncommitted": read_to_end(bootstrap, topic, "read_uncommitted"),
     }
 
 
@@ -126,8 +125,8 @@ def txn_aborted_range(bootstrap: str) -> Result:
     producer.produce(topic, value=b"committed", partition=0)
     producer.commit_transaction(TIMEOUT_S)
     return {
-        "committed": _read(bootstrap, topic, "read_committed"),
-        "uncommitted": _read(bootstrap, topic, "read_uncommitted"),
+        "committed": read_to_end(bootstrap, topic, "read_committed"),
+        "uncommitted": read_to_end(bootstrap, topic, "read_uncommitted"),
     }
 
 
@@ -141,7 +140,7 @@ def txn_list_offsets(bootstrap: str) -> Result:
     producer.produce(topic, value=b"open", partition=0)
     producer.flush(TIMEOUT_S)
     open_ = [_latest(bootstrap, topic, i) for i in ("read_committed", "read_uncommitted")]
-    open_read = _read(bootstrap, topic, "read_committed")
+    open_read = read_to_end(bootstrap, topic, "read_committed")
     producer.commit_transaction(TIMEOUT_S)
     done = [_latest(bootstrap, topic, i) for i in ("read_committed", "read_uncommitted")]
     return {"open": open_, "open_read": open_read, "done": done}
