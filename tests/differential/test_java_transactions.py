@@ -94,7 +94,10 @@ def test_kafka_transactions_tool_sees_an_open_transaction(target: str) -> None:
     assert dict(zip(after[0], after[1], strict=False))["TransactionState"] == "CompleteAbort"
 
 
-def test_the_java_transactional_producer_commits_every_record(target: str) -> None:
+def test_the_java_transactional_producer_commits_every_record(
+    shoal_target: EmbeddedBroker,
+) -> None:
+    target = shoal_target.bootstrap_servers
     topic = create_topic(target)
     ok(
         kafka_tool(
