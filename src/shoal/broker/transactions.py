@@ -44,7 +44,9 @@ from shoal.storage import AppendInfo, LogConfig, LogManager, StorageError
 log = logging.getLogger(__name__)
 
 TIMER_SLEEP_S_MAX: Final = 10.0
-"""The timer wakes at least this often, to expire idle ids and retry unfinished markers."""
+"""The timer wakes at least this often, to expire idle ids and retry what failed (logging a
+change, writing markers). A failure does not wake it sooner: a broken disk must not turn the
+timer into a busy loop."""
 DURABLE_WAIT_S_MAX: Final = 30.0
 """How long a request waits for the fsync of its markers or state before it answers
 REQUEST_TIMED_OUT-like errors (the markers are then written again by the timer)."""
@@ -115,13 +117,15 @@ class TransactionService:
         except StorageError as exc:
             log.error("could not allocate a producer id: %s", exc)
             return InitResult(ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        error = await self._log_changes()
-        if error is not ErrorCode.NONE:
-            return InitResult(error)
         if result.work is not None:
             # The previous instance's open transaction is aborted now; the client's retry
             # (it got CONCURRENT_TRANSACTIONS) then finds it complete.
-            await self._finish(result.work)
+            await self._prepare_and_finish(result.work)
+            self._kick()
+            return result
+        error = await self._log_changes()
+        if error is not ErrorCode.NONE:
+            return InitResult(error)
         self._kick()
         return result
 
@@ -148,12 +152,22 @@ class TransactionService:
         )
         if result.work is None:
             return result.error
-        error = await self._log_changes()
-        if error is not ErrorCode.NONE:
-            return error
-        return await self._finish(result.work)
+        return await self._prepare_and_finish(result.work)
 
     # -- markers ---------------------------------------------------------------------------
+
+    async def _prepare_and_finish(self, work: MarkerWork) -> ErrorCode:
+        """Log the prepare state of ``work`` (just decided), then write its markers. The id is
+        held from the decision on, so the timer cannot write markers of a prepare that is not
+        yet durable: after a crash the log must never say less than the partitions do."""
+        self._finishing.add(work.transactional_id)
+        try:
+            error = await self._log_changes()
+            if error is not ErrorCode.NONE:
+                return error  # the timer writes the markers once the state is logged
+            return await self._write_markers(work)
+        finally:
+            self._finishing.discard(work.transactional_id)
 
     async def _finish(self, work: MarkerWork) -> ErrorCode:
         """Write the markers of ``work``, wait for their fsync, complete the transaction."""
@@ -198,7 +212,6 @@ class TransactionService:
                 work.transactional_id,
                 exc,
             )
-            self._kick()
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         self.coordinator.complete(work)
         return await self._log_changes()
@@ -215,9 +228,10 @@ class TransactionService:
                     asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX
                 )
         except (StorageError, TimeoutError) as exc:
-            # The change stays in memory: the coordinator acts on it, but the client is told
-            # to retry, and the next change of the id logs its whole metadata again.
+            # The change stays in memory and queued: the client is told to retry, and the
+            # next round of the timer logs it again before writing any marker.
             log.error("transaction state not logged: %s", exc)
+            self.coordinator.requeue(changed)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         await self._maybe_snapshot()
         return ErrorCode.NONE
@@ -264,7 +278,8 @@ class TransactionService:
                 work.producer_epoch,
             )
         self.coordinator.expire()
-        await self._log_changes()
+        if await self._log_changes() is not ErrorCode.NONE:
+            return  # markers only once their prepare state is logged: next round
         for work in self.coordinator.unfinished():
             await self._finish(work)
 

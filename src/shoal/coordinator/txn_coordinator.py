@@ -136,6 +136,12 @@ class TransactionCoordinator:
         self._changed.clear()
         return changed
 
+    def requeue(self, metas: Iterable[TxnMetadata]) -> None:
+        """Changes taken by :meth:`take_changed` that could not be logged: take them again
+        (unless a newer change of the same id is already queued)."""
+        for meta in metas:
+            self._changed.setdefault(meta.transactional_id, meta)
+
     def unfinished(self) -> list[MarkerWork]:
         """The markers of every transaction in a prepare state: after a restart (or a failed
         marker write) they are written again; a marker written twice is harmless, because

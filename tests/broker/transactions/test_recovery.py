@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,7 +19,7 @@ from shoal.coordinator.txn_state import TxnState
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ErrorCode
 from shoal.records import SimpleRecord, build_batch, read_header
-from shoal.storage import AppendInfo, LogManager
+from shoal.storage import AppendInfo, LogManager, StorageError
 from shoal.testing.clock import FakeClock
 from tests.broker.transactions.clients import (
     TIMEOUT_S,
@@ -228,3 +228,31 @@ def test_a_restart_mid_transaction_keeps_the_lso_until_the_successor_aborts_it(
         successor.commit_transaction(TIMEOUT_S)
         assert read_all(broker, "r", "read_committed", 2, partitions=1) == [b"kept", b"after"]
     del first
+
+
+def test_a_marker_that_cannot_be_written_is_retried_by_the_timer(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    broker = node.start()
+    broker.create_topic("t", 1)
+    service = broker.transactions
+    real_append = service._append
+
+    def failing(*args: Any) -> Any:
+        raise StorageError("test: the disk refuses the marker")
+
+    async def scenario(broker: Broker) -> None:
+        pid, epoch = await open_transaction(broker)
+        service._append = failing
+        end = await service.end_txn(TXN, pid, epoch, True)
+        assert end is ErrorCode.COORDINATOR_NOT_AVAILABLE  # retriable: the client asks again
+        assert await service.end_txn(TXN, pid, epoch, True) is ErrorCode.CONCURRENT_TRANSACTIONS
+        await service.tick()  # still failing: nothing changes
+        meta = service.coordinator.get(TXN)
+        assert meta is not None and meta.state is TxnState.PREPARE_COMMIT
+        service._append = real_append
+        await service.tick()
+        assert meta.state is TxnState.COMPLETE_COMMIT
+        assert await service.end_txn(TXN, pid, epoch, True) is ErrorCode.NONE
+
+    node.run(scenario)
+    assert lso(broker) == (2, 2)
