@@ -92,3 +92,8 @@ example-orders: $(STAMP)
 .PHONY: check-install
 check-install: $(STAMP)
 	$(BIN)/pytest tests/packaging $(PYTEST_ARGS)
+
+# Transactions (issue 14): the transactional SIGKILL loop's long mode (`make test` kills 3 times).
+.PHONY: txn-crash-full
+txn-crash-full: $(STAMP)
+	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py

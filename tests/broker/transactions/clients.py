@@ -3,8 +3,9 @@ a topic to its end under an isolation level."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -22,8 +23,13 @@ def transactional_producer(broker: EmbeddedBroker, txn_id: str, **extra: Any) ->
     return producer
 
 
+class HasBootstrap(Protocol):
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+
 def read_all(
-    broker: EmbeddedBroker, topic: str, isolation: str, expected_end: int, *, partitions: int = 2
+    broker: HasBootstrap, topic: str, isolation: str, expected_end: int, *, partitions: int = 2
 ) -> list[bytes]:
     """Every value a consumer with ``isolation`` gets from ``topic`` before it reaches the end
     it would stop at (``expected_end`` records polled and every partition at its end)."""
@@ -40,8 +46,9 @@ def read_all(
     consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
     values: list[bytes] = []
     eofs: set[int] = set()
+    deadline = time.monotonic() + TIMEOUT_S
     try:
-        for _ in range(200):
+        while time.monotonic() < deadline:
             message = consumer.poll(0.5)
             if message is None:
                 continue
