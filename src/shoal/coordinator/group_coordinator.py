@@ -285,10 +285,11 @@ class GroupCoordinator:
     def end_txn_offsets(self, producer_id: int, commit: bool) -> Future[None] | None:
         """The transaction of ``producer_id`` ended: its pending offsets become committed
         (commit) or are dropped (abort). Returns the durability of the logged end."""
-        ended = self.txn_offsets.end(producer_id)
-        if not ended:
+        if not self.txn_offsets.by_producer.get(producer_id):
             return None
+        # Logged first: if the write fails, the offsets stay pending for the retry.
         durable = self._write([txn_end_entry(producer_id, commit)])
+        ended = self.txn_offsets.end(producer_id)
         if commit:
             for (group_id, tp), committed in ended.items():
                 self.offsets.setdefault(group_id, {})[tp] = committed
