@@ -104,3 +104,8 @@ bench-compaction: $(STAMP) peers
 .PHONY: bench-metrics
 bench-metrics: $(STAMP)
 	$(BIN)/python bench/metrics_scrape.py $(BENCH_METRICS_ARGS)
+
+# Transactions (issue 14): the transactional SIGKILL loop's long mode (`make test` kills 3 times).
+.PHONY: txn-crash-full
+txn-crash-full: $(STAMP)
+	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py

@@ -7,6 +7,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shoal.coordinator.partition_txns import AbortedTxn, PartitionTxns
 from shoal.coordinator.producer_snapshot import decode_snapshot, encode_snapshot
 from shoal.coordinator.producer_state import (
     BATCHES_RETAINED,
@@ -72,11 +73,10 @@ def test_insane_values_are_refused() -> None:
     head = 4 + 1 + 8 + 4
     cases = {
         "magic": (0, b"XXXX"),
-        "version": (4, b"\x02"),
+        "version": (4, b"\x03"),
         "huge producer count": (13, struct.pack(">I", 2**32 - 1)),
         "negative producer id": (head, struct.pack(">q", -1)),
         "negative epoch": (head + 8, struct.pack(">h", -1)),
-        "no batches": (head + 18, b"\x00"),
         "six batches": (head + 18, b"\x06"),
         "offset past the snapshot's": (head + 19 + 8, struct.pack(">qq", 0, 11)),
         "negative sequence": (head + 19, struct.pack(">i", -5)),
@@ -94,3 +94,30 @@ def test_duplicate_producer_ids_are_refused() -> None:
     head = 4 + 1 + 8 + 4
     twice = one[:13] + struct.pack(">I", 2) + one[head:] + one[head:]
     assert decode_snapshot(twice) is None
+
+
+def test_transactions_round_trip_and_version_1_still_reads() -> None:
+    state = PartitionProducers()
+    state.record(5, 1, BatchMetadata(0, 9, 0, 9, 123), 1000)
+    state.record_marker(7, 3, 1001)  # an epoch a marker started: no batch yet
+    txns = PartitionTxns()
+    txns.on_transactional_batch(5, 0)
+    txns.on_transactional_batch(8, 4)
+    txns.on_marker(8, False, 10)
+    decoded = decode_snapshot(encode_snapshot(state, 11, txns))
+    assert decoded is not None
+    restored, restored_txns = PartitionProducers(), PartitionTxns()
+    decoded.restore_into(restored, restored_txns)
+    marker_only = restored.get(7)
+    assert marker_only is not None and marker_only.epoch == 3 and not marker_only.batches
+    assert restored_txns.ongoing == {5: 0}
+    assert restored_txns.aborted == [AbortedTxn(8, 4, 10)]
+    # A version 1 snapshot is the same without the two transaction sections.
+    one = bytearray(encode_snapshot(state, 11))[:-8]
+    one[4] = 1
+    old = decode_snapshot(bytes(one))
+    assert old is not None and old.ongoing == () and old.aborted == ()
+    # An aborted range past the snapshot's offset is damage.
+    txns.on_transactional_batch(9, 11)
+    txns.on_marker(9, False, 12)
+    assert decode_snapshot(encode_snapshot(state, 11, txns)) is None

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from shoal.coordinator.partition_txns import AbortedTxn, PartitionTxns
 from shoal.coordinator.producer_snapshot import decode_snapshot
 from shoal.coordinator.producer_state import Append, Duplicate, Rejected
 from shoal.coordinator.producers import SNAPSHOT_FILE, Producers
 from shoal.protocol import ErrorCode
 from shoal.records import build_batch, read_header
+from shoal.records.control import build_control_batch
 from shoal.records.header import BatchHeader
 from shoal.records.record import SimpleRecord
 from shoal.storage import LogConfig, LogManager, PartitionLog
@@ -89,7 +91,7 @@ class World:
             return verdict.original.first_offset
         assert isinstance(verdict, Append)
         info = plog.append(batch, header)
-        job = self.producers.on_append("t", 0, plog, header, info)
+        job = self.producers.on_append("t", 0, plog, header, info, batch)
         if job is not None:
             job.run()
         return info.base_offset
@@ -211,7 +213,7 @@ def test_damaged_snapshot_means_a_longer_replay_not_a_wrong_state(world: World) 
     assert world.replays == [0]
 
 
-def test_without_a_snapshot_only_the_newest_bytes_are_replayed(world: World) -> None:
+def test_without_a_snapshot_only_the_newest_bytes_rebuild_producers(world: World) -> None:
     world.replay_bytes_without_snapshot = 2000
     world.start()
     world.produce(1, 0, 0)  # producer 1 appears only at the start of the log
@@ -224,8 +226,9 @@ def test_without_a_snapshot_only_the_newest_bytes_are_replayed(world: World) -> 
     world.replays.clear()
     end = world.log.log_end_offset
     assert world.produce(2, 0, seq - 3) == end - 3  # still a duplicate
-    (start,) = world.replays
-    assert start == world.log.offset_before_end(2000) > 0
+    # One header walk, from the log start: transactions are rebuilt from the whole log (an
+    # aborted range is never forgotten), producers only from the newest 2000 bytes.
+    assert world.replays == [0] and world.log.offset_before_end(2000) > 0
     # Producer 1 was forgotten (the documented bound): a retry of its batch is taken as new.
     assert world.produce(1, 0, 0) == end
 
@@ -262,3 +265,76 @@ def test_epoch_bump_survives_a_restart(world: World) -> None:
     world.start()
     assert world.produce(1, 0, 3) == ErrorCode.INVALID_PRODUCER_EPOCH.name
     assert world.produce(1, 1, 0) == 3
+
+
+def _transactional(world: World, pid: int, epoch: int, seq: int) -> int:
+    assert world.producers is not None
+    batch = build_batch(
+        [SimpleRecord(value=b"x")],
+        base_timestamp=world.clock.now_ms(),
+        producer_id=pid,
+        producer_epoch=epoch,
+        base_sequence=seq,
+        transactional=True,
+    )
+    return _append(world, batch)
+
+
+def _marker(world: World, pid: int, epoch: int, *, commit: bool) -> int:
+    batch = build_control_batch(
+        pid, epoch, commit=commit, coordinator_epoch=0, timestamp=world.clock.now_ms()
+    )
+    return _append(world, batch)
+
+
+def _append(world: World, batch: bytes) -> int:
+    assert world.producers is not None
+    header = read_header(batch)
+    plog = world.log
+    assert isinstance(world.producers.check("t", 0, plog, header), Append)
+    info = plog.append(batch, header)
+    job = world.producers.on_append("t", 0, plog, header, info, batch)
+    if job is not None:
+        job.run()
+    return info.base_offset
+
+
+def _txns(world: World) -> PartitionTxns:
+    assert world.producers is not None
+    return world.producers.txns("t", 0, world.log)
+
+
+@pytest.mark.parametrize("snapshot", ["every append", "none", "damaged"])
+def test_open_and_aborted_transactions_survive_a_crash(world: World, snapshot: str) -> None:
+    if snapshot == "every append":
+        world.snapshot_interval_bytes = 1
+    world.start()
+    _transactional(world, 7, 0, 0)  # 0: aborted below
+    world.produce(1, 0, 0)  # 1-3: not transactional
+    _marker(world, 7, 0, commit=False)  # 4
+    _transactional(world, 8, 0, 0)  # 5: committed
+    _marker(world, 8, 0, commit=True)  # 6
+    _transactional(world, 9, 2, 0)  # 7: still open at the crash
+    world.produce(1, 0, 3)  # 8-10
+    if snapshot == "damaged":
+        world.snapshot_interval_bytes = 1
+        world.produce(1, 0, 6)  # 11-13, and a snapshot
+        path = f"{DATA}/t-0/{SNAPSHOT_FILE}"
+        world.fs.write_bytes(path, b"garbage")
+    world.process_crash()
+    world.start()
+    txns = _txns(world)
+    assert txns.ongoing == {9: 7}
+    assert txns.aborted == [AbortedTxn(7, 0, 4)]
+    assert txns.last_stable_offset(world.log.log_end_offset) == 7
+    # The fenced epoch of producer 9 is known again once its marker is replayed.
+    _marker(world, 9, 3, commit=False)
+    world.process_crash()
+    world.start()
+    txns = _txns(world)
+    assert txns.ongoing == {}
+    assert txns.last_stable_offset(world.log.log_end_offset) == world.log.log_end_offset
+    assert [a.producer_id for a in txns.aborted] == [7, 9]
+    assert world.producers is not None
+    entry = world.producers.state("t", 0, world.log).get(9)
+    assert entry is not None and entry.epoch == 3 and entry.last_sequence == -1

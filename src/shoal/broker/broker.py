@@ -36,11 +36,14 @@ from shoal.broker.signals import AppendSignals
 from shoal.broker.stats import BrokerStats
 from shoal.broker.topic_configs import ConfigError
 from shoal.broker.topics import Topic, TopicError, TopicStore, check_topic_name, log_config_for
+from shoal.broker.transactions import TransactionService
 from shoal.broker.unsupported import UnsupportedFeatures
 from shoal.clock import SYSTEM_CLOCK, Clock
-from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC, offsets_log_config
 from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
+from shoal.coordinator.txn_coordinator import TransactionCoordinator
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
@@ -106,6 +109,20 @@ class Broker:
         self.stats = BrokerStats()
         self.quotas = ClientQuotas(QuotaStore(fs or OsFileSystem(), logs.path), config.quota, clock)
         """Client quota configs (durable) and the rates they limit; the server enforces them."""
+        # Transactions (issue 14, transactions slice).
+        self.transactions = TransactionService(
+            TransactionCoordinator(
+                clock,
+                self.producers.ids.allocate,
+                max_timeout_ms=config.transaction_max_timeout_ms,
+                expiration_ms=config.transactional_id_expiration_ms,
+            ),
+            clock,
+            logs,
+            self.append,
+            offsets_log_config(config.log, config.group),
+        )
+        self.transactions.on_offsets_marker(self.groups.end_txn_offsets)
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())
@@ -161,7 +178,7 @@ class Broker:
             return verdict
         info = plog.append(batch, header)
         self.stats.appended(topic, header.size, header.record_count)  # metrics (issue 17)
-        snapshot = self.producers.on_append(topic, partition, plog, header, info)
+        snapshot = self.producers.on_append(topic, partition, plog, header, info, batch)
         if snapshot is not None:
             # An fsync'd file write: off the event loop. The job logs its own failures.
             job = asyncio.get_running_loop().run_in_executor(None, snapshot.run)
@@ -174,6 +191,7 @@ class Broker:
         """Finish the background work appends started: producer-state snapshots and the
         offsets log's snapshot. Call after the last request, before the logs close."""
         await self.groups.drain()
+        await self.transactions.stop()
         if self._snapshot_jobs:
             await asyncio.gather(*self._snapshot_jobs, return_exceptions=True)
 
@@ -272,6 +290,10 @@ class Broker:
         used = offsets is not None and offsets.log_end_offset > 0
         if self.topics.get(OFFSETS_TOPIC) is None and used:
             self.ensure_internal_topic(OFFSETS_TOPIC)
+        # Transactions (issue 14, transactions slice): the same for the transaction log.
+        txn_state = self.logs.get(TXN_STATE_TOPIC, 0)
+        if self.topics.get(TXN_STATE_TOPIC) is None and txn_state and txn_state.log_end_offset:
+            self.ensure_internal_topic(TXN_STATE_TOPIC)
         # Their configs follow the broker's settings, which may have changed since.
         wanted = internal_topic_configs(self.config)
         for topic in self.topics:
@@ -309,7 +331,7 @@ class Broker:
             # coordinator owns the log's settings and its single partition: refuse, loudly.
             raise TopicError(
                 ErrorCode.POLICY_VIOLATION,
-                f"{name} is shoal's internal topic for consumer groups: shoal does not {action} it",
+                f"{name} is an internal topic of shoal's coordinators: shoal does not {action} it",
             )
         return topic
 

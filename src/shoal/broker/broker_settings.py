@@ -58,3 +58,11 @@ class BrokerConfig:
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     """Client quota windows and the broker-wide connection creation rate (quota.window.*,
     max.connection.creation.rate)."""
+
+    # -- transactions (issue 14, transactions slice) --
+    transaction_max_timeout_ms: int = 900_000
+    """transaction.max.timeout.ms: a producer's transaction.timeout.ms above it is refused
+    (INVALID_TRANSACTION_TIMEOUT)."""
+    transactional_id_expiration_ms: int = 604_800_000
+    """transactional.id.expiration.ms: an id idle this long with no open transaction is
+    forgotten."""

@@ -278,6 +278,47 @@ class GroupService:
             error = ErrorCode.COORDINATOR_NOT_AVAILABLE
         return error, errors
 
+    # -- transactional offsets (issue 14, transactions slice) --------------------------------
+
+    async def txn_commit_offsets(
+        self,
+        group_id: str,
+        producer_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        offsets: dict[TopicPartitionKey, CommittedOffset],
+    ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode]]:
+        """Log the offsets as pending in the producer's transaction, then wait for the fsync."""
+        try:
+            error, errors, durable = self._coordinator.txn_commit_offsets(
+                group_id, producer_id, member_id, group_instance_id, generation_id, offsets
+            )
+        except StorageError as exc:
+            log.error("could not write transactional offsets of group %s: %s", group_id, exc)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
+        self._changed()
+        if durable is None:
+            return error, errors
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+        except TimeoutError:
+            error = ErrorCode.REQUEST_TIMED_OUT
+        except StorageError as exc:
+            log.error("transactional offsets of group %s not durable: %s", group_id, exc)
+            error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+        return error, errors
+
+    def end_txn_offsets(self, producer_id: int, commit: bool) -> asyncio.Future[None] | None:
+        """The transaction's marker for ``__consumer_offsets``: its pending offsets become
+        committed or are dropped. Returns the fsync to wait for. Raises StorageError."""
+        durable = self._coordinator.end_txn_offsets(producer_id, commit)
+        self._changed()
+        return None if durable is None else asyncio.wrap_future(durable)
+
+    def has_pending_txn_offset(self, group_id: str, tp: TopicPartitionKey) -> bool:
+        return self._coordinator.txn_offsets.is_pending(group_id, tp)
+
     def fetch_offsets(
         self, group_id: str, partitions: Iterable[TopicPartitionKey] | None
     ) -> dict[TopicPartitionKey, CommittedOffset | None]:

@@ -23,24 +23,24 @@ from typing import Final
 
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 
 OFFSETS_TOPIC_PARTITIONS: Final = 1
 """shoal's group coordinator keeps every group in one log (Kafka: offsets.topic.num.partitions,
 50 by default; the differential Kafka peer runs with 1)."""
 
-KAFKA_INTERNAL_TOPICS: Final = frozenset(
-    {OFFSETS_TOPIC, "__transaction_state", "__share_group_state"}
-)
+KAFKA_INTERNAL_TOPICS: Final = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC, "__share_group_state"})
 """Kafka's ``Topic.INTERNAL_TOPICS``: Metadata says IsInternal=true for these names."""
 
 RESERVED_TOPICS: Final = KAFKA_INTERNAL_TOPICS | {"__cluster_metadata"}
 """Names a client may not create a topic under in shoal."""
 
-KEPT_INTERNAL_TOPICS: Final = frozenset({OFFSETS_TOPIC})
-"""The internal topics shoal has a log for."""
+KEPT_INTERNAL_TOPICS: Final = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC})
+"""The internal topics shoal has a log for (``__transaction_state``: the transaction
+coordinator's, see :mod:`shoal.coordinator.txn_log`; registered on the first FindCoordinator
+for a transactional id)."""
 
 _KAFKA_OWNERS: Final = {
-    "__transaction_state": "the transaction coordinator's state",
     "__share_group_state": "the share group coordinator's state",
     "__cluster_metadata": "KRaft's metadata log",
 }

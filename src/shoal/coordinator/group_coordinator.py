@@ -77,6 +77,7 @@ from shoal.coordinator.offsets_log import (
     offset_key,
     offset_value,
 )
+from shoal.coordinator.txn_offsets import PendingTxnOffsets, txn_end_entry
 from shoal.protocol.errors import ErrorCode
 from shoal.storage import StorageError
 
@@ -122,12 +123,15 @@ class GroupCoordinator:
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         """KIP-848 groups by id; a group id is in this or in ``groups``, never both."""
         self.offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]] = {}
+        # Transactional offset commits (issue 14, transactions slice).
+        self.txn_offsets = PendingTxnOffsets()
         if offsets_log is not None:
             self._load(offsets_log)
 
     def _load(self, offsets_log: OffsetsLog) -> None:
         state = offsets_log.replay()
         self.offsets = state.offsets
+        self.txn_offsets.by_producer = state.pending
         for group_id, record in state.groups.items():
             group = self._new_group(group_id)
             group.protocol_type = record.protocol_type
@@ -487,6 +491,52 @@ class GroupCoordinator:
         self.offsets.setdefault(group_id, {}).update(accepted)
         return ErrorCode.NONE, errors, durable
 
+    # -- transactional offsets (issue 14, transactions slice) --------------------------------
+
+    def txn_commit_offsets(
+        self,
+        group_id: str,
+        producer_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        offsets: dict[TopicPartitionKey, CommittedOffset],
+    ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode], Future[None] | None]:
+        """Log offsets committed inside ``producer_id``'s transaction as pending (see
+        :mod:`shoal.coordinator.txn_offsets`). A member id (KIP-447) is checked against the
+        group as OffsetCommit checks it; without one (generation -1) the commit is not tied
+        to a generation."""
+        error = self._check_group_id(group_id)
+        group = self.groups.get(group_id)
+        if error is ErrorCode.NONE and group is not None and member_id:
+            error = group.check_commit(member_id, group_instance_id, generation_id)
+        if error is not ErrorCode.NONE:
+            return error, {}, None
+        errors: dict[TopicPartitionKey, ErrorCode] = {}
+        accepted: dict[TopicPartitionKey, CommittedOffset] = {}
+        for tp, committed in offsets.items():
+            if len(committed.metadata.encode()) > self.config.offset_metadata_max_bytes:
+                errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            else:
+                accepted[tp] = committed
+        if group is None:
+            self._new_group(group_id)
+        durable = self._write(self.txn_offsets.add(producer_id, group_id, accepted))
+        return ErrorCode.NONE, errors, durable
+
+    def end_txn_offsets(self, producer_id: int, commit: bool) -> Future[None] | None:
+        """The transaction of ``producer_id`` ended: its pending offsets become committed
+        (commit) or are dropped (abort). Returns the durability of the logged end."""
+        if not self.txn_offsets.by_producer.get(producer_id):
+            return None
+        # Logged first: if the write fails, the offsets stay pending for the retry.
+        durable = self._write([txn_end_entry(producer_id, commit)])
+        ended = self.txn_offsets.end(producer_id)
+        if commit:
+            for (group_id, tp), committed in ended.items():
+                self.offsets.setdefault(group_id, {})[tp] = committed
+        return durable
+
     def fetch_offsets(
         self, group_id: str, partitions: Iterable[TopicPartitionKey] | None
     ) -> dict[TopicPartitionKey, CommittedOffset | None]:
@@ -626,6 +676,7 @@ class GroupCoordinator:
             entries.extend(
                 (offset_key(group_id, t, p), offset_value(c)) for (t, p), c in committed.items()
             )
+        entries.extend(self.txn_offsets.entries())
         return entries
 
     def maybe_snapshot(self) -> PendingSnapshot | None:

@@ -73,6 +73,10 @@ class ReplayedState:
     consumer_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     """KIP-848 groups by id: each the document of consumer_group_record."""
     group_configs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Transactional offset commits (issue 14, transactions slice; see txn_offsets).
+    pending: dict[int, dict[tuple[str, TopicPartitionKey], CommittedOffset]] = field(
+        default_factory=dict
+    )
 
 
 def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
@@ -136,6 +140,12 @@ def group_value(record: GroupRecord) -> bytes:
             "generation": record.generation_id,
             "protocol": record.protocol_name,
         }
+    )
+
+
+def _committed(value: dict[str, Any]) -> CommittedOffset:
+    return CommittedOffset(
+        int(value["offset"]), int(value["epoch"]), str(value["metadata"]), int(value["ts"])
     )
 
 
@@ -210,7 +220,17 @@ class OffsetsLog:
     def _apply(state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None) -> None:
         if key["k"] == "snapshot":
             return
+        if key["k"] == "txn-end" and value is not None:
+            ended = state.pending.pop(int(key["pid"]), {})
+            if bool(value["commit"]):
+                for (group_id, tp), committed in ended.items():
+                    state.offsets.setdefault(group_id, {})[tp] = committed
+            return
         group = str(key["group"])
+        if key["k"] == "txn-offset" and value is not None:
+            tp = (str(key["topic"]), int(key["partition"]))
+            state.pending.setdefault(int(key["pid"]), {})[(group, tp)] = _committed(value)
+            return
         if key["k"] == "offset":
             tp = (str(key["topic"]), int(key["partition"]))
             offsets = state.offsets.setdefault(group, {})
@@ -219,12 +239,7 @@ class OffsetsLog:
                 if not offsets:
                     del state.offsets[group]
             else:
-                offsets[tp] = CommittedOffset(
-                    int(value["offset"]),
-                    int(value["epoch"]),
-                    str(value["metadata"]),
-                    int(value["ts"]),
-                )
+                offsets[tp] = _committed(value)
         elif key["k"] == "group_config":
             if value:
                 state.group_configs[group] = {str(k): str(v) for k, v in value.items()}

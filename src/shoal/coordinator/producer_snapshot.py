@@ -7,6 +7,14 @@ Layout (big-endian); storage adds a CRC-32C trailer and replaces the file atomic
     per batch:     first_sequence i32 | last_sequence i32 | first_offset i64 | last_offset i64
                    | timestamp_ms i64
 
+Version 2 appends the partition's transactions (:mod:`shoal.coordinator.partition_txns`)::
+
+    open count u32    | per open transaction:    producer_id i64 | first_offset i64
+    aborted count u32 | per aborted transaction: producer_id i64 | first_offset i64
+                                                 | last_offset i64
+
+Version 1 snapshots (written before transactions) are still read, with no transactions.
+
 ``log_offset`` is the log end offset when the state was taken: the state reflects every batch
 below it and none at or after it, so start-up replays the log from there. Producers are stored
 least recently active first, the order :meth:`PartitionProducers.restore` expects.
@@ -18,6 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from shoal.coordinator.partition_txns import AbortedTxn, PartitionTxns
 from shoal.coordinator.producer_state import (
     BATCHES_RETAINED,
     EPOCH_MAX,
@@ -27,8 +36,12 @@ from shoal.coordinator.producer_state import (
 )
 
 _MAGIC: Final = b"SHPS"
-_VERSION: Final = 1
+_VERSION: Final = 2
+_VERSIONS_READ: Final = frozenset({1, 2})
 _HEAD = struct.Struct(">4sBqI")
+_COUNT = struct.Struct(">I")
+_OPEN = struct.Struct(">qq")
+_ABORTED = struct.Struct(">qqq")
 _PRODUCER = struct.Struct(">qhqB")
 _BATCH = struct.Struct(">iiqqq")
 
@@ -45,13 +58,20 @@ class ProducerRecord:
 class Snapshot:
     log_offset: int
     producers: tuple[ProducerRecord, ...]
+    ongoing: tuple[tuple[int, int], ...] = ()
+    aborted: tuple[AbortedTxn, ...] = ()
 
-    def restore_into(self, state: PartitionProducers) -> None:
+    def restore_into(self, state: PartitionProducers, txns: PartitionTxns | None = None) -> None:
         for p in self.producers:
             state.restore(p.producer_id, p.epoch, p.batches, p.last_seen_ms)
+        if txns is not None:
+            txns.ongoing = dict(self.ongoing)
+            txns.aborted = list(self.aborted)
 
 
-def encode_snapshot(state: PartitionProducers, log_offset: int) -> bytes:
+def encode_snapshot(
+    state: PartitionProducers, log_offset: int, txns: PartitionTxns | None = None
+) -> bytes:
     parts = [_HEAD.pack(_MAGIC, _VERSION, log_offset, len(state))]
     for producer_id, entry in state.items():
         parts.append(
@@ -63,6 +83,12 @@ def encode_snapshot(state: PartitionProducers, log_offset: int) -> bytes:
             )
             for b in entry.batches
         )
+    ongoing = txns.ongoing if txns is not None else {}
+    aborted = txns.aborted if txns is not None else []
+    parts.append(_COUNT.pack(len(ongoing)))
+    parts.extend(_OPEN.pack(pid, first) for pid, first in ongoing.items())
+    parts.append(_COUNT.pack(len(aborted)))
+    parts.extend(_ABORTED.pack(a.producer_id, a.first_offset, a.last_offset) for a in aborted)
     return b"".join(parts)
 
 
@@ -75,11 +101,11 @@ def decode_snapshot(data: bytes) -> Snapshot | None:
     if len(data) < _HEAD.size:
         return None
     magic, version, log_offset, count = _HEAD.unpack_from(data, 0)
-    if magic != _MAGIC or version != _VERSION or log_offset < 0:
+    if magic != _MAGIC or version not in _VERSIONS_READ or log_offset < 0:
         return None
-    # Each producer takes at least one header and one batch: a count the bytes cannot hold is
+    # Each producer takes at least its header: a count the bytes cannot hold is
     # damage, and checking it first keeps a bad count from driving a long loop.
-    if count * (_PRODUCER.size + _BATCH.size) > len(data) - _HEAD.size:
+    if count * _PRODUCER.size > len(data) - _HEAD.size:
         return None
     position = _HEAD.size
     producers = []
@@ -91,7 +117,8 @@ def decode_snapshot(data: bytes) -> Snapshot | None:
         position += _PRODUCER.size
         if producer_id < 0 or producer_id in seen or not 0 <= epoch <= EPOCH_MAX:
             return None
-        if not 1 <= batch_count <= BATCHES_RETAINED:
+        # Zero batches: an epoch a transaction marker started (see record_marker).
+        if not 0 <= batch_count <= BATCHES_RETAINED:
             return None
         if position + batch_count * _BATCH.size > len(data):
             return None
@@ -108,6 +135,43 @@ def decode_snapshot(data: bytes) -> Snapshot | None:
             batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
         seen.add(producer_id)
         producers.append(ProducerRecord(producer_id, epoch, last_seen_ms, tuple(batches)))
+    ongoing: tuple[tuple[int, int], ...] = ()
+    aborted: tuple[AbortedTxn, ...] = ()
+    if version >= 2:
+        decoded = _decode_txns(data, position, log_offset)
+        if decoded is None:
+            return None
+        ongoing, aborted, position = decoded
     if position != len(data):
         return None
-    return Snapshot(log_offset, tuple(producers))
+    return Snapshot(log_offset, tuple(producers), ongoing, aborted)
+
+
+def _decode_txns(
+    data: bytes, position: int, log_offset: int
+) -> tuple[tuple[tuple[int, int], ...], tuple[AbortedTxn, ...], int] | None:
+    if position + _COUNT.size > len(data):
+        return None
+    (count,) = _COUNT.unpack_from(data, position)
+    position += _COUNT.size
+    if position + count * _OPEN.size + _COUNT.size > len(data):
+        return None
+    ongoing = []
+    for _ in range(count):
+        pid, first = _OPEN.unpack_from(data, position)
+        position += _OPEN.size
+        if pid < 0 or not 0 <= first < log_offset:
+            return None
+        ongoing.append((pid, first))
+    (count,) = _COUNT.unpack_from(data, position)
+    position += _COUNT.size
+    if position + count * _ABORTED.size > len(data):
+        return None
+    aborted = []
+    for _ in range(count):
+        pid, first, last = _ABORTED.unpack_from(data, position)
+        position += _ABORTED.size
+        if pid < 0 or not 0 <= first <= last < log_offset:
+            return None
+        aborted.append(AbortedTxn(pid, first, last))
+    return tuple(ongoing), tuple(aborted), position

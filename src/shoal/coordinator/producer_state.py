@@ -53,6 +53,9 @@ BATCHES_RETAINED: Final = 5
 partition (max.in.flight.requests.per.connection <= 5), so a retry is always of one of the last
 five batches the broker appended."""
 
+NO_SEQUENCE: Final = -1
+"""The last sequence of an entry with no batch in its epoch (see ProducerEntry.last_sequence)."""
+
 PRODUCER_ID_EXPIRATION_MS: Final = 24 * 3600 * 1000
 """Kafka's producer.id.expiration.ms default: a producer id silent this long is forgotten."""
 
@@ -117,8 +120,13 @@ class ProducerEntry:
 
     @property
     def last_sequence(self) -> int:
-        invariant(bool(self.batches), "a producer entry always holds at least one batch")
-        return self.batches[-1].last_sequence
+        """The last sequence appended in this epoch; NO_SEQUENCE (-1) when a transaction
+        marker started the epoch and no batch followed yet, so the next must be 0."""
+        return self.batches[-1].last_sequence if self.batches else NO_SEQUENCE
+
+    @property
+    def last_timestamp_ms(self) -> int:
+        return self.batches[-1].timestamp_ms if self.batches else -1
 
     def find(self, first_sequence: int, last_sequence: int) -> BatchMetadata | None:
         for batch in self.batches:
@@ -210,13 +218,28 @@ class PartitionProducers:
         entry.last_seen_ms = max(entry.last_seen_ms, now_ms)
         self._entries[producer_id] = entry  # re-inserted: now the most recently active
 
+    def record_marker(self, producer_id: int, epoch: int, now_ms: int) -> None:
+        """A transaction marker of the producer was appended (or replayed). A marker with a
+        newer epoch (the coordinator fenced the producer, or a timeout aborted its
+        transaction) moves the partition to that epoch, so the fenced instance's batches get
+        INVALID_PRODUCER_EPOCH here, and the new epoch's first batch must have sequence 0."""
+        invariant(producer_id >= 0 and 0 <= epoch <= EPOCH_MAX, "a marker has a producer")
+        entry = self._entries.pop(producer_id, None)
+        if entry is None:
+            entry = ProducerEntry(epoch, now_ms)
+            self._make_room()
+        elif epoch > entry.epoch:
+            entry.epoch = epoch
+            entry.batches.clear()
+        entry.last_seen_ms = max(entry.last_seen_ms, now_ms)
+        self._entries[producer_id] = entry
+
     def restore(
         self, producer_id: int, epoch: int, batches: Iterable[BatchMetadata], last_seen_ms: int
     ) -> None:
         """Put back an entry read from a snapshot (call in least-recently-active order)."""
         entry = ProducerEntry(epoch, last_seen_ms)
         entry.batches.extend(batches)
-        invariant(bool(entry.batches), "a restored producer entry needs at least one batch")
         self._entries.pop(producer_id, None)
         self._make_room()
         self._entries[producer_id] = entry

@@ -28,6 +28,15 @@ newest ones (up to five requests per producer and partition, each retried within
 a few seconds once. Producer ids silent for ``producer.id.expiration.ms`` (1 day) are forgotten
 too, as in Kafka.
 
+Transactions (:mod:`shoal.coordinator.partition_txns`) are rebuilt the same way: the snapshot
+holds the open transactions (each one's first offset) and the aborted ranges, the replay
+applies the transactional batches and markers after it. This is shoal's form of Kafka's
+per-segment ``.txnindex``: as durable (the markers are in the fsynced log, the snapshot is
+replaced atomically) and trimmed with retention, but kept as one list per partition. Without
+a usable snapshot, the transaction part of the replay walks the headers of the whole log, not
+just its newest bytes, because an aborted range is never safe to forget while its records
+remain.
+
 A snapshot newer than the log must not survive: if the lost tail were re-filled past the
 snapshot's offset, the next start-up would trust a state describing batches that no longer
 exist. So the rebuild replaces such a snapshot before the partition accepts an append.
@@ -40,7 +49,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Final
 
+from shoal.buffers import Buffer
 from shoal.clock import Clock
+from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.producer_ids import ProducerIdAllocator
 from shoal.coordinator.producer_snapshot import decode_snapshot, encode_snapshot
 from shoal.coordinator.producer_state import (
@@ -51,6 +62,8 @@ from shoal.coordinator.producer_state import (
     PartitionProducers,
     Verdict,
 )
+from shoal.records.control import transaction_marker
+from shoal.records.errors import RecordsError
 from shoal.records.header import BatchHeader
 from shoal.storage import AppendInfo, LogClosedError, LogManager, PartitionLog, StorageError
 from shoal.storage.fs import FileSystem
@@ -72,6 +85,7 @@ still retry are; twice the snapshot interval, so a rare fallback stays bounded t
 class _Partition:
     log: PartitionLog
     state: PartitionProducers
+    txns: PartitionTxns
     bytes_since_snapshot: int = 0
     batches_since_snapshot: int = 0
     snapshot_in_flight: threading.Event = field(default_factory=threading.Event)
@@ -133,10 +147,21 @@ class Producers:
         if the log cannot be read; the next call tries again."""
         return self._partition(topic, partition, plog).state
 
+    def txns(self, topic: str, partition: int, plog: PartitionLog) -> PartitionTxns:
+        """The partition's open and aborted transactions (rebuilt like :meth:`state`)."""
+        return self._partition(topic, partition, plog).txns
+
+    def loaded_txns(self, topic: str, partition: int, plog: PartitionLog) -> PartitionTxns | None:
+        """The partition's transactions if its state is loaded, else None (never rebuilds:
+        for readers that can do without, such as a read_uncommitted Fetch reporting the LSO)."""
+        entry = self._partitions.get((topic, partition))
+        return entry.txns if entry is not None and entry.log is plog else None
+
     def check(self, topic: str, partition: int, plog: PartitionLog, header: BatchHeader) -> Verdict:
-        """May this batch be appended? Batches without a producer id always may."""
+        """May this batch be appended? Batches without a producer id always may, and so may
+        transaction markers (only the broker writes those, after its coordinator decided)."""
         state = self.state(topic, partition, plog)
-        if not header.has_producer_id:
+        if not header.has_producer_id or header.is_control:
             return APPEND
         return state.check(
             header.producer_id, header.producer_epoch, header.base_sequence, header.last_sequence
@@ -149,11 +174,21 @@ class Producers:
         plog: PartitionLog,
         header: BatchHeader,
         info: AppendInfo,
+        batch: Buffer,
     ) -> SnapshotJob | None:
         """Record an appended batch; returns a snapshot to write when one is due."""
         entry = self._partition(topic, partition, plog)
-        if header.has_producer_id:
-            batch = BatchMetadata(
+        if header.is_control:
+            marker = transaction_marker(batch)  # validated by its writer, the broker
+            if marker is not None:
+                entry.state.record_marker(
+                    header.producer_id, header.producer_epoch, self._clock.now_ms()
+                )
+                entry.txns.on_marker(header.producer_id, marker.commit, info.base_offset)
+        elif header.has_producer_id:
+            if header.is_transactional:
+                entry.txns.on_transactional_batch(header.producer_id, info.base_offset)
+            appended = BatchMetadata(
                 header.base_sequence,
                 header.last_sequence,
                 info.base_offset,
@@ -161,7 +196,7 @@ class Producers:
                 header.max_timestamp,
             )
             entry.state.record(
-                header.producer_id, header.producer_epoch, batch, self._clock.now_ms()
+                header.producer_id, header.producer_epoch, appended, self._clock.now_ms()
             )
         entry.bytes_since_snapshot += header.size
         entry.batches_since_snapshot += 1
@@ -172,10 +207,11 @@ class Producers:
         if not due or entry.snapshot_in_flight.is_set():
             return None
         entry.state.expire(self._clock.now_ms())
+        entry.txns.trim(plog.log_start_offset)
         entry.bytes_since_snapshot = entry.batches_since_snapshot = 0
         entry.snapshot_in_flight.set()
         offset = plog.log_end_offset
-        return SnapshotJob(entry, encode_snapshot(entry.state, offset), offset)
+        return SnapshotJob(entry, encode_snapshot(entry.state, offset, entry.txns), offset)
 
     def forget(self, topic: str, partition: int) -> None:
         """Drop a partition's state once its log is deleted, to free the memory (correctness
@@ -197,22 +233,34 @@ class Producers:
         state = PartitionProducers(
             producers_max=self._producers_max, expiration_ms=self._expiration_ms
         )
+        txns = PartitionTxns()
         raw = plog.read_side_file(SNAPSHOT_FILE)
         snapshot = decode_snapshot(raw) if raw is not None else None
         end = plog.log_end_offset
         stale = snapshot is not None and snapshot.log_offset > end
         if snapshot is not None and not stale:
-            snapshot.restore_into(state)
-            start = snapshot.log_offset
+            snapshot.restore_into(state, txns)
+            start = walk_from = snapshot.log_offset
         else:
             start = plog.offset_before_end(self._replay_bytes_without_snapshot)
+            # Transactions are not forgotten like old producers: an aborted range anywhere in
+            # the log must stay hidden from read_committed readers, and a transaction left
+            # open must hold the last stable offset. So without a snapshot the whole log's
+            # headers are walked for them (headers only, and only in this rare case).
+            walk_from = plog.log_start_offset
         replayed_bytes = replayed_batches = 0
-        for header in plog.headers_from(start):
+        for header in plog.headers_from(walk_from):
             replayed_bytes += header.size
             replayed_batches += 1
-            # Control batches (transaction markers) carry no sequences; nor do batches of
-            # producers without idempotence.
-            if header.has_producer_id and not header.is_control and header.base_sequence >= 0:
+            if header.is_control:
+                self._replay_marker(
+                    plog, header, state if header.base_offset >= start else None, txns, now_ms
+                )
+                continue
+            if header.has_producer_id and header.is_transactional:
+                txns.on_transactional_batch(header.producer_id, header.base_offset)
+            # Batches of producers without idempotence carry no sequences.
+            if header.base_offset >= start and header.has_producer_id and header.base_sequence >= 0:
                 batch = BatchMetadata(
                     header.base_sequence,
                     header.last_sequence,
@@ -224,9 +272,10 @@ class Producers:
                 # log, and a client may be about to retry one.
                 state.record(header.producer_id, header.producer_epoch, batch, now_ms)
         state.expire(now_ms)
-        entry = _Partition(plog, state, replayed_bytes, replayed_batches)
+        txns.trim(plog.log_start_offset)
+        entry = _Partition(plog, state, txns, replayed_bytes, replayed_batches)
         if stale:
-            plog.write_side_file(SNAPSHOT_FILE, encode_snapshot(state, plog.log_end_offset))
+            plog.write_side_file(SNAPSHOT_FILE, encode_snapshot(state, plog.log_end_offset, txns))
             entry.bytes_since_snapshot = entry.batches_since_snapshot = 0
         log.info(
             "%s: producer state rebuilt (%s, %d batches replayed from offset %d): %d producers",
@@ -239,3 +288,27 @@ class Producers:
             len(state),
         )
         return entry
+
+    @staticmethod
+    def _replay_marker(
+        plog: PartitionLog,
+        header: BatchHeader,
+        state: PartitionProducers | None,
+        txns: PartitionTxns,
+        now_ms: int,
+    ) -> None:
+        """A control batch met in the replay: its record says COMMIT or ABORT (a marker
+        batch is tiny, so reading it whole costs one small read)."""
+        if not header.has_producer_id:
+            return
+        data = plog.read(header.base_offset, header.size).data
+        try:
+            marker = transaction_marker(memoryview(data)[: header.size])
+        except RecordsError as exc:
+            # CRC-checked at recovery, so a bug rather than damage; the log is still served.
+            log.error("%s: unreadable control batch at %d: %s", plog.name, header.base_offset, exc)
+            return
+        if marker is not None:
+            if state is not None:
+                state.record_marker(header.producer_id, header.producer_epoch, now_ms)
+            txns.on_marker(header.producer_id, marker.commit, header.base_offset)

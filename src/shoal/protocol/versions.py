@@ -167,10 +167,13 @@ SUPPORTED_APIS: Final[Mapping[int, ApiVersionRange]] = MappingProxyType(
             # v6 adds two-phase commit (KIP-939), which shoal's transactions do not implement.
             _api(ApiKey.INIT_PRODUCER_ID, 0, 5, 2),
             _api(ApiKey.OFFSET_FOR_LEADER_EPOCH, 2, 4, 4),
-            # v4+ batches transactions for broker-to-broker calls only; clients use v0-3.
-            _api(ApiKey.ADD_PARTITIONS_TO_TXN, 0, 3, 3),
+            # v4+ batches transactions (with verify_only) for broker-to-coordinator calls;
+            # clients use v0-3.
+            _api(ApiKey.ADD_PARTITIONS_TO_TXN, 0, 5, 3),
             _api(ApiKey.ADD_OFFSETS_TO_TXN, 0, 4, 3),
-            _api(ApiKey.END_TXN, 0, 5, 3),
+            # v5 is transactions V2 (KIP-890: an epoch bump per transaction), which shoal does
+            # not implement (docs/transactions.md).
+            _api(ApiKey.END_TXN, 0, 4, 3),
             _api(ApiKey.TXN_OFFSET_COMMIT, 0, 5, 3),
             _api(ApiKey.DESCRIBE_ACLS, 1, 3, 2),
             _api(ApiKey.CREATE_ACLS, 1, 3, 2),

@@ -16,6 +16,7 @@ import struct
 from enum import IntEnum
 from typing import Final, NamedTuple
 
+from shoal.buffers import Buffer
 from shoal.records.builder import assemble_batch, encode_records
 from shoal.records.errors import CorruptBatchError
 from shoal.records.header import (
@@ -23,11 +24,17 @@ from shoal.records.header import (
     ATTR_TRANSACTIONAL,
     NO_PARTITION_LEADER_EPOCH,
     NO_SEQUENCE,
+    read_header,
 )
+from shoal.records.reader import iter_records
 from shoal.records.record import DecodedRecord, Record, SimpleRecord
 
 CONTROL_KEY_VERSION: Final = 0
 END_TXN_MARKER_VERSION: Final = 0
+
+MARKER_RECORDS_BYTES_MAX: Final = 64 * 1024
+"""Decompression bound when reading a control batch: a marker's one record is a few dozen
+bytes, so anything near this is not a marker."""
 
 _KEY: Final = struct.Struct(">hh")  # version, type
 _END_TXN_VALUE: Final = struct.Struct(">hi")  # version, coordinatorEpoch
@@ -107,3 +114,21 @@ def read_end_txn_marker(record: Record | DecodedRecord) -> EndTxnMarker:
     if version < 0:
         raise CorruptBatchError(f"transaction marker has a negative version {version}")
     return EndTxnMarker(kind == ControlType.COMMIT, coordinator_epoch)
+
+
+def transaction_marker(batch: Buffer) -> EndTxnMarker | None:
+    """The transaction marker in ``batch`` (exactly one whole batch), or None when the batch
+    is not a control batch or its record is not a COMMIT/ABORT marker.
+
+    The one place markers are recognised in stored data: the producer-state replay uses it,
+    and so can the log cleaner (compaction), which must keep markers until the transactions
+    they end are cleaned. Raises :class:`CorruptBatchError` for a damaged control batch.
+    """
+    header = read_header(batch)
+    if not header.is_control:
+        return None
+    for record in iter_records(batch, max_uncompressed_bytes=MARKER_RECORDS_BYTES_MAX):
+        if control_type(record) not in (ControlType.ABORT, ControlType.COMMIT):
+            return None
+        return read_end_txn_marker(record)
+    return None

@@ -142,6 +142,8 @@ class BrokerApp:
             if cleaner_settings.enable:
                 self.logs.start_cleaner(cleaner_settings)
             self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
+            # Transactions (issue 14): finish markers a crash left unwritten, run timeouts.
+            self.broker.transactions.start()
             for server in self.listeners.values():
                 await server.start(self.broker)
         except BaseException:

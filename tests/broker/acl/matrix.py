@@ -33,6 +33,9 @@ AUTHORIZATION_ERRORS: Final = frozenset({29, 30, 31, 53})
 TOPIC_DENIED: Final = 29
 GROUP_DENIED: Final = 30
 CLUSTER_DENIED: Final = 31
+TXN_DENIED: Final = 53
+TXN_ID: Final = "billing"
+"""A transactional id (named like the group: one of the names :func:`renamed` makes unique)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,19 @@ def _group(operation: str) -> Right:
 
 def _cluster(operation: str) -> Right:
     return Right("CLUSTER", CLUSTER, operation)
+
+
+def _txn(operation: str) -> Right:
+    return Right("TRANSACTIONAL_ID", TXN_ID, operation)
+
+
+_ADDED: Final = (
+    "results_by_topic_v3_and_below",
+    0,
+    "results_by_partition",
+    0,
+    "partition_error_code",
+)
 
 
 def _one_partition(name: str = TOPIC, **fields: Any) -> dict[str, Any]:
@@ -659,6 +675,85 @@ CASES: Final[tuple[Case, ...]] = (
             ]
         },
         (Need(_cluster("ALTER"), CLUSTER_DENIED, ("filter_results", 0, "error_code")),),
+    ),
+    # Transactions (issue 14, transactions slice).
+    Case(
+        "FindCoordinator-transaction",
+        10,
+        3,
+        {"key": TXN_ID, "key_type": 1},
+        (Need(_txn("DESCRIBE"), TXN_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "InitProducerId-transactional",
+        22,
+        4,
+        {
+            "transactional_id": TXN_ID,
+            "transaction_timeout": 60000,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        },
+        (Need(_txn("WRITE"), TXN_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "AddPartitionsToTxn",
+        24,
+        3,
+        {
+            "v3_and_below_transactional_id": TXN_ID,
+            "v3_and_below_producer_id": 0,
+            "v3_and_below_producer_epoch": 0,
+            "v3_and_below_topics": [{"name": TOPIC, "partitions": [0]}],
+        },
+        (
+            Need(_txn("WRITE"), TXN_DENIED, _ADDED),
+            Need(_topic("WRITE"), TOPIC_DENIED, _ADDED),
+        ),
+    ),
+    Case(
+        "AddOffsetsToTxn",
+        25,
+        3,
+        {"transactional_id": TXN_ID, "producer_id": 0, "producer_epoch": 0, "group_id": GROUP},
+        (
+            Need(_txn("WRITE"), TXN_DENIED, ("error_code",)),
+            Need(_group("READ"), GROUP_DENIED, ("error_code",)),
+        ),
+    ),
+    Case(
+        "EndTxn",
+        26,
+        3,
+        {"transactional_id": TXN_ID, "producer_id": 0, "producer_epoch": 0, "committed": True},
+        (Need(_txn("WRITE"), TXN_DENIED, ("error_code",)),),
+    ),
+    Case(
+        "TxnOffsetCommit",
+        28,
+        3,
+        {
+            "transactional_id": TXN_ID,
+            "group_id": GROUP,
+            "producer_id": 0,
+            "producer_epoch": 0,
+            "generation_id": -1,
+            "member_id": "",
+            "group_instance_id": None,
+            "topics": [_one_partition(committed_offset=0, committed_metadata="")],
+        },
+        (
+            Need(_txn("WRITE"), TXN_DENIED, ("topics", 0, "partitions", 0, "error_code")),
+            Need(_group("READ"), GROUP_DENIED, ("topics", 0, "partitions", 0, "error_code")),
+            Need(_topic("READ"), TOPIC_DENIED, ("topics", 0, "partitions", 0, "error_code")),
+        ),
+    ),
+    Case(
+        "DescribeTransactions",
+        65,
+        0,
+        {"transactional_ids": [TXN_ID]},
+        (Need(_txn("DESCRIBE"), TXN_DENIED, ("transaction_states", 0, "error_code")),),
     ),
 )
 

@@ -127,7 +127,18 @@ def test_user_topics_are_never_internal(shoal_broker: EmbeddedBroker) -> None:
     assert described.is_internal is False
 
 
-@pytest.mark.parametrize("name", ["__transaction_state", "__share_group_state"])
+def test_transaction_state_appears_with_the_first_transaction_coordinator_lookup(
+    shoal_broker: EmbeddedBroker,
+) -> None:
+    assert "__transaction_state" not in listed(shoal_broker)
+    with WireClient(shoal_broker.bootstrap_servers) as client:
+        found = client.request(10, 3, {"key": "tx", "key_type": 1})
+    assert found.error_code == ErrorCode.NONE
+    topic = listed(shoal_broker)["__transaction_state"]
+    assert (topic.error_code, topic.is_internal, len(topic.partitions)) == (0, True, 1)
+
+
+@pytest.mark.parametrize("name", ["__share_group_state"])
 def test_kafka_internal_names_shoal_does_not_keep_are_refused(
     shoal_broker: EmbeddedBroker, name: str
 ) -> None:

@@ -133,6 +133,8 @@ VERSION_SHAPES = [
     ("delete_topics", "_ByName", 20, range(1, 6)),
     ("delete_topics", "_ByState", 20, range(6, 7)),
     ("list_config_resources", "_ByType", 74, range(1, 2)),
+    ("add_partitions_to_txn", "_ClientForm", 24, range(0, 4)),
+    ("add_partitions_to_txn", "_BatchedForm", 24, range(4, 6)),
 ]
 VERSION_CASES = [(m, s, k, v) for m, s, k, versions in VERSION_SHAPES for v in versions]
 

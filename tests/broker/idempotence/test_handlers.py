@@ -150,9 +150,10 @@ def test_kip_360_request_gets_a_new_id_as_in_kafka(harness: Harness) -> None:
     assert new_pid != pid
 
 
-def test_transactional_ids_are_refused_for_now(harness: Harness) -> None:
-    refused = harness.init_producer_id(4, transactional_id="orders-tx")
-    assert refused == (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1)
+def test_transactional_ids_get_epochs_and_an_empty_one_is_refused(harness: Harness) -> None:
+    error, pid, epoch = harness.init_producer_id(4, transactional_id="orders-tx")
+    assert (error, epoch) == (ErrorCode.NONE, 0) and pid >= 0
+    assert harness.init_producer_id(4, transactional_id="orders-tx") == (ErrorCode.NONE, pid, 1)
     assert harness.init_producer_id(4, transactional_id="")[0] == ErrorCode.INVALID_REQUEST
 
 
@@ -194,7 +195,7 @@ def test_errors_are_per_partition(harness: Harness) -> None:
     assert [log_end(harness, "t", p) for p in range(3)] == [2, 2, 4]
 
 
-def test_transactional_batches_are_refused_for_now(harness: Harness) -> None:
+def test_transactional_batches_outside_a_transaction_are_refused(harness: Harness) -> None:
     assert harness.broker is not None
     harness.broker.create_topic("t", 1)
     answer = harness.produce({("t", 0): batch(5, 0, 0, transactional=True)})

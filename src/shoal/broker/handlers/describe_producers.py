@@ -3,8 +3,11 @@
 
 Each is reported from the partition's producer state (the state that deduplicates retries): its
 id, epoch, the last sequence and the timestamp of its last batch (the batch's max timestamp, as
-stored). shoal has no transaction coordinator, so, as Kafka reports a producer outside any
-transaction, the coordinator epoch is -1 and there is no open transaction (start offset -1).
+stored), and the first offset of its open transaction on the partition (-1 when none;
+``kafka-transactions describe-producers`` and ``find-hanging`` read it). The coordinator epoch
+is that of shoal's one transaction coordinator (0) for a producer with an open transaction
+here, -1 otherwise (Kafka reports the epoch of the producer's last marker, which shoal does
+not keep per producer).
 
 A topic or partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION. A partition whose state
 cannot be read from its log: the storage error's code.
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.handlers.hosted import hosted_partition
+from shoal.coordinator.txn_coordinator import COORDINATOR_EPOCH
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -89,6 +93,7 @@ def _describe(broker: Broker, name: str, index: int) -> dict[str, Any]:
     try:
         # Built from a snapshot and the newest batch headers on first use: bounded work.
         state = broker.producers.state(name, index, plog)
+        ongoing = broker.producers.txns(name, index, plog).ongoing
     except StorageError as exc:
         return {**answer, "error_code": exc.kafka_error_code, "error_message": str(exc)}
     answer["active_producers"] = [
@@ -96,9 +101,11 @@ def _describe(broker: Broker, name: str, index: int) -> dict[str, Any]:
             "producer_id": producer_id,
             "producer_epoch": entry.epoch,
             "last_sequence": entry.last_sequence,
-            "last_timestamp": entry.batches[-1].timestamp_ms,
-            "coordinator_epoch": NO_COORDINATOR_EPOCH,
-            "current_txn_start_offset": NO_TRANSACTION,
+            "last_timestamp": entry.last_timestamp_ms,
+            "coordinator_epoch": COORDINATOR_EPOCH
+            if producer_id in ongoing
+            else NO_COORDINATOR_EPOCH,
+            "current_txn_start_offset": ongoing.get(producer_id, NO_TRANSACTION),
         }
         for producer_id, entry in state.items()
     ]

@@ -2,6 +2,11 @@
 
 Record bytes go out as stored, never re-encoded. Fetch sessions (KIP-227) are declined by
 answering session id 0, which every client accepts as "send full requests".
+
+Transactions: every partition reports its last stable offset (the first offset of its oldest
+open transaction, else the high watermark). With ``isolation_level`` 1 (read_committed) the
+read stops there, and the answer lists the aborted transactions whose records overlap what is
+returned, so the consumer drops them (:mod:`shoal.coordinator.partition_txns`).
 """
 
 from __future__ import annotations
@@ -14,8 +19,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from shoal.buffers import Buffer
+from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.protocol import ErrorCode, Request
-from shoal.protocol.fetch_response import FetchedPartition, FetchedTopic, FetchResponse
+from shoal.protocol.fetch_response import (
+    AbortedTransaction,
+    FetchedPartition,
+    FetchedTopic,
+    FetchResponse,
+)
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import OffsetOutOfRangeError, PartitionLog, ReadWouldWait, StorageError
@@ -66,9 +77,11 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
     max_wait_s = min(body.max_wait.total_seconds(), broker.config.fetch_max_wait_ms_max / 1000)
     deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
     waited_s = 0.0  # metrics (issue 17): the long poll's time, excluding the reads
+    committed = int(getattr(body, "isolation_level", 0)) == READ_COMMITTED
     while True:
+        stability = _stability(broker, resolved, committed)
         topics, total = await _read_all_without_blocking(
-            broker, body, resolved, ctx.response_room()
+            broker, body, resolved, ctx.response_room(), stability, committed
         )
         remaining_s = (deadline - broker.clock.monotonic_ms()) / 1000
         if total >= max(1, int(body.min_bytes)) or remaining_s <= 0 or _has_error(topics):
@@ -92,17 +105,21 @@ async def _read_all_without_blocking(
     body: _FetchRequest,
     resolved: list[tuple[_FetchTopic, str | None, uuid.UUID, bool]],
     room: int,
+    stability: Stability,
+    committed: bool,
 ) -> tuple[list[FetchedTopic], int]:
     """Reads on the event loop when every byte is in the page cache (the common case: tailing
     consumers read what was just written), else on a worker thread, so that one consumer
     catching up from cold segments never stalls every other connection behind a disk read."""
     try:
-        return _read_all(broker, body, resolved, room, cached_only=True)
+        return _read_all(broker, body, resolved, room, stability, committed, cached_only=True)
     except ReadWouldWait:
         # Nothing was changed by the attempt; the partitions already read are cached, so
         # reading them again costs a copy, not a disk access.
         broker.stats.fetch_reads_off_loop += 1
-        return await asyncio.to_thread(_read_all, broker, body, resolved, room, cached_only=False)
+        return await asyncio.to_thread(
+            _read_all, broker, body, resolved, room, stability, committed, cached_only=False
+        )
 
 
 def _read_all(
@@ -110,6 +127,8 @@ def _read_all(
     body: _FetchRequest,
     resolved: list[tuple[_FetchTopic, str | None, uuid.UUID, bool]],
     room: int,
+    stability: Stability,
+    committed: bool,
     *,
     cached_only: bool,
 ) -> tuple[list[FetchedTopic], int]:
@@ -126,8 +145,16 @@ def _read_all(
                 # That partition only: the others of the request are read as usual (Kafka).
                 parts.append(_partition(int(p.partition), ErrorCode.TOPIC_AUTHORIZATION_FAILED))
                 continue
+            stable = stability.get((name, int(p.partition))) if name is not None else None
             part = _read_partition(
-                broker, name, p, budget - total, first=total == 0, cached_only=cached_only
+                broker,
+                name,
+                p,
+                budget - total,
+                stable,
+                committed,
+                first=total == 0,
+                cached_only=cached_only,
             )
             total += len(part.records)
             parts.append(part)
@@ -140,6 +167,8 @@ def _read_partition(
     name: str | None,
     p: _FetchPartition,
     budget: int,
+    stable: tuple[int, PartitionTxns | None] | None,
+    committed: bool,
     *,
     first: bool,
     cached_only: bool,
@@ -151,25 +180,44 @@ def _read_partition(
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
         )
         return _partition(index, code)
+    lso, txns = stable if stable is not None else (plog.log_end_offset, None)
+    aborted: list[AbortedTransaction] | None = [] if committed else None
     limit = min(int(p.partition_max_bytes), budget)
     if limit <= 0 and not first:
-        return _partition(index, 0, plog=plog)
+        return _partition(index, 0, plog=plog, lso=lso, aborted=aborted)
+    fetch_offset = int(p.fetch_offset)
     try:
         # At least one batch is returned even above the limits, so that a batch larger than
         # max.partition.fetch.bytes never blocks a consumer forever.
-        result = plog.read(int(p.fetch_offset), max(limit, 1), cached_only=cached_only)
+        result = plog.read(
+            fetch_offset,
+            max(limit, 1),
+            max_offset=lso if committed else None,
+            cached_only=cached_only,
+        )
     except OffsetOutOfRangeError:
-        return _partition(index, ErrorCode.OFFSET_OUT_OF_RANGE, plog=plog)
+        return _partition(index, ErrorCode.OFFSET_OUT_OF_RANGE, plog=plog, lso=lso)
     except StorageError as exc:
-        return _partition(index, exc.kafka_error_code, plog=plog)
+        return _partition(index, exc.kafka_error_code, plog=plog, lso=lso)
     if not first and len(result.data) > limit:
         # Only the first non-empty partition may exceed the limits (KIP-74).
-        return _partition(index, 0, plog=plog)
-    return _partition(index, 0, plog=plog, records=result.data)
+        return _partition(index, 0, plog=plog, lso=lso, aborted=aborted)
+    if committed and txns is not None and result.data:
+        aborted = [
+            AbortedTransaction(a.producer_id, a.first_offset)
+            for a in txns.aborted_overlapping(result.first_offset, result.next_offset)
+        ]
+    return _partition(index, 0, plog=plog, records=result.data, lso=lso, aborted=aborted)
 
 
 def _partition(
-    index: int, code: int, *, plog: PartitionLog | None = None, records: Buffer = b""
+    index: int,
+    code: int,
+    *,
+    plog: PartitionLog | None = None,
+    records: Buffer = b"",
+    lso: int | None = None,
+    aborted: list[AbortedTransaction] | None = None,
 ) -> FetchedPartition:
     # Error partitions carry empty records, never null: librdkafka reads a null as a broken
     # message set ("invalid MessageSetSize -1") and never sees the error code.
@@ -178,9 +226,10 @@ def _partition(
         partition_index=index,
         error_code=int(code),
         high_watermark=high,
-        last_stable_offset=high,
+        last_stable_offset=high if lso is None else min(lso, high),
         log_start_offset=plog.log_start_offset if plog is not None else -1,
         records=records,
+        aborted_transactions=aborted,
     )
 
 
@@ -204,3 +253,45 @@ def _resolve(broker: Broker, topic_entry: _FetchTopic) -> tuple[str | None, uuid
 
 
 _ZERO_ID = uuid.UUID(int=0)
+READ_COMMITTED = 1
+"""isolation_level 1: read only below the last stable offset (0: read_uncommitted)."""
+
+Stability = dict[tuple[str, int], tuple[int, PartitionTxns | None]]
+"""(topic, partition) -> (last stable offset, the partition's transactions), taken on the event
+loop before each read round (the read itself may run on a worker thread)."""
+
+
+def _stability(
+    broker: Broker,
+    resolved: list[tuple[_FetchTopic, str | None, uuid.UUID, bool]],
+    committed: bool,
+) -> Stability:
+    """A read_committed Fetch needs each partition's transactions (rebuilt on first use after
+    a start, as a Produce would); a read_uncommitted one only reports the LSO, from the state
+    if it is loaded (a partition with an open transaction has had an append since start, or
+    a read_committed reader), else as the high watermark, and so never pays a rebuild."""
+    out: Stability = {}
+    for entry, name, _topic_id, readable in resolved:
+        if name is None or not readable:
+            continue
+        for p in entry.partitions:
+            index = int(p.partition)
+            plog = broker.partition(name, index)
+            if plog is None:
+                continue
+            if not committed:
+                loaded = broker.producers.loaded_txns(name, index, plog)
+                end = plog.log_end_offset
+                out[(name, index)] = (
+                    end if loaded is None else loaded.last_stable_offset(end),
+                    loaded,
+                )
+                continue
+            try:
+                txns = broker.producers.txns(name, index, plog)
+            except StorageError:
+                # The state could not be rebuilt (the read reports the storage error itself).
+                out[(name, index)] = (plog.log_end_offset, None)
+                continue
+            out[(name, index)] = (txns.last_stable_offset(plog.log_end_offset), txns)
+    return out

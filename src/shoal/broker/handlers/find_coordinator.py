@@ -2,14 +2,12 @@
 
 Key type 0 (group): the answer is this broker, for any key (batched in v4+). As Kafka creates
 ``__consumer_offsets`` on the first such request, this registers it (clients see it from then
-on, see :mod:`shoal.broker.internal_topics`).
+on, see :mod:`shoal.broker.internal_topics`); key type 1 does the same for
+``__transaction_state``.
 
-Key type 1 (transaction): shoal has no transaction coordinator yet. The answer must stop the
-client at once: librdkafka treats every FindCoordinator error but TRANSACTIONAL_ID_AUTHORIZATION_
-FAILED as retriable and retries until its own timeout (rdkafka_txnmgr.c), and the Java client
-makes any error but COORDINATOR_NOT_AVAILABLE fatal. So TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-with an error message (v1+) that says what is really missing; both clients show that message.
-Other key types (e.g. share groups) get INVALID_REQUEST.
+Key type 1 (transaction): this broker too, the transaction coordinator of every transactional
+id (see :mod:`shoal.broker.transactions`). Other key types (e.g. share groups) get
+INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -32,10 +31,6 @@ log = logging.getLogger(__name__)
 
 KEY_TYPE_GROUP: Final = 0
 KEY_TYPE_TRANSACTION: Final = 1
-NO_TRANSACTIONS: Final = (
-    "shoal does not support Kafka transactions yet: unset transactional.id (an idempotent "
-    "producer, enable.idempotence=true, still writes each record exactly once per partition)"
-)
 
 
 class _FindCoordinatorRequest(Protocol):
@@ -63,19 +58,14 @@ async def handle_find_coordinator(
     ]
     if keys and not allowed and refusal is not None:
         answer = _unavailable(refusal[1], refusal[1].message)
-    elif key_type == KEY_TYPE_GROUP:
+    elif key_type in _INTERNAL_TOPIC:
+        internal = _INTERNAL_TOPIC[key_type]
         try:
-            broker.ensure_internal_topic(OFFSETS_TOPIC)
+            broker.ensure_internal_topic(internal)
         except (StorageError, OSError) as exc:
             # Kafka answers this while it creates the topic; the client asks again.
-            log.error("could not register %s: %s", OFFSETS_TOPIC, exc)
+            log.error("could not register %s: %s", internal, exc)
             answer = _unavailable(ErrorCode.COORDINATOR_NOT_AVAILABLE, str(exc))
-    elif key_type == KEY_TYPE_TRANSACTION:
-        broker.unsupported.refused(
-            "transactions (FindCoordinator for a transactional id)",
-            ctx,
-            "The client was told to unset transactional.id.",
-        )
     values: dict[str, Any] = {"throttle_time": 0, **answer}
     denied = _unavailable(refusal[1], refusal[1].message) if refusal is not None else answer
     values["coordinators"] = [
@@ -83,6 +73,9 @@ async def handle_find_coordinator(
     ]
     return response_for(header.api_key, header.api_version, values)
 
+
+_INTERNAL_TOPIC: Final = {KEY_TYPE_GROUP: OFFSETS_TOPIC, KEY_TYPE_TRANSACTION: TXN_STATE_TOPIC}
+"""The internal topic Kafka creates on the first FindCoordinator of each key type."""
 
 _REFUSALS: Final = {
     KEY_TYPE_GROUP: (ResourceType.GROUP, ErrorCode.GROUP_AUTHORIZATION_FAILED),
@@ -95,7 +88,7 @@ _REFUSALS: Final = {
 
 
 def _answer(broker: Broker, key_type: int, listener_name: str) -> dict[str, Any]:
-    if key_type == KEY_TYPE_GROUP:
+    if key_type in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
         # The coordinator's address on the listener the request came in on.
         host, port = broker.config.advertised_address(listener_name)
         return {
@@ -105,11 +98,7 @@ def _answer(broker: Broker, key_type: int, listener_name: str) -> dict[str, Any]
             "host": host,
             "port": port,
         }
-    if key_type == KEY_TYPE_TRANSACTION:
-        code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, NO_TRANSACTIONS
-    else:
-        code, message = ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}"
-    return _unavailable(code, message)
+    return _unavailable(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
 
 
 def _unavailable(code: int, message: str) -> dict[str, Any]:

@@ -6,17 +6,16 @@ returns a new producerId" with epoch 0, whatever producer id and epoch a v3+ req
 recovery). shoal does the same: a fresh id has no state on any partition, so it is always valid,
 and there is nothing to check the old pair against.
 
-Transactions are not served yet. An empty transactional id is INVALID_REQUEST, as in Kafka. For
-any other the answer is TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the response has no message field,
-and this is a code every client treats as fatal at once, naming the transactional id as the
-problem; the retriable COORDINATOR_NOT_AVAILABLE would instead keep the client retrying until
-its timeout with no hint why. The broker log says what is really missing. (Clients normally
-stop earlier: FindCoordinator for the transactional id already fails the same way, with a
-message.)
+With a transactional id the transaction coordinator answers (:mod:`shoal.broker.transactions`):
+a new id gets a producer id and epoch 0, a known one the next epoch, which fences the previous
+instance; if that instance left a transaction open, it is aborted first and the answer is
+CONCURRENT_TRANSACTIONS, which clients retry. An empty transactional id is INVALID_REQUEST, as
+in Kafka; ``transaction_timeout`` must be positive and at most ``transaction.max.timeout.ms``.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,7 +33,10 @@ log = logging.getLogger(__name__)
 
 
 class _InitProducerIdRequest(Protocol):
+    """producer_id and producer_epoch are of v3+ only: read with getattr."""
+
     transactional_id: str | None
+    transaction_timeout: datetime.timedelta
 
 
 async def handle_init_producer_id(
@@ -58,12 +60,13 @@ async def handle_init_producer_id(
         # at least one topic.
         error = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
     elif transactional_id is not None:
-        broker.unsupported.refused(
-            "transactions (InitProducerId with a transactional id)",
-            ctx,
-            "Idempotent producers (enable.idempotence without transactional.id) work.",
+        result = await broker.transactions.init_producer_id(
+            transactional_id,
+            body.transaction_timeout // datetime.timedelta(milliseconds=1),
+            int(getattr(body, "producer_id", -1)),
+            int(getattr(body, "producer_epoch", -1)),
         )
-        error = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        error, producer_id, epoch = result.error, result.producer_id, result.producer_epoch
     else:
         try:
             producer_id, epoch = broker.producers.ids.allocate(), 0

@@ -1,5 +1,9 @@
 """ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), or the first offset at or
-after a timestamp."""
+after a timestamp.
+
+With isolation_level 1 (read_committed, v2+) "latest" is the last stable offset: the first
+offset of the oldest open transaction, where a read_committed consumer stops (Kafka).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
+READ_COMMITTED = 1
 EARLIEST_LOCAL = -4
 """KIP-405: earliest offset in local storage; without tiered storage, the log start."""
 
@@ -42,6 +47,7 @@ async def handle_list_offsets(
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _ListOffsetsRequest)
     topics = []
+    committed = int(getattr(body, "isolation_level", 0)) == READ_COMMITTED
     described = broker.authorized_names(
         ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (str(t.name) for t in body.topics)
     )
@@ -50,7 +56,7 @@ async def handle_list_offsets(
             partitions = [_denied(p) for p in topic.partitions]
             topics.append({"name": topic.name, "partitions": partitions})
             continue
-        partitions = [_lookup(broker, str(topic.name), p) for p in topic.partitions]
+        partitions = [_lookup(broker, str(topic.name), p, committed) for p in topic.partitions]
         topics.append({"name": topic.name, "partitions": partitions})
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "topics": topics})
 
@@ -65,7 +71,7 @@ def _denied(p: _ListOffsetsPartition) -> dict[str, Any]:
     }
 
 
-def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition) -> dict[str, Any]:
+def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition, committed: bool) -> dict[str, Any]:
     index = int(p.partition_index)
     plog = broker.partition(name, index)
     answer = {"partition_index": index, "error_code": 0, "timestamp": -1, "offset": -1}
@@ -74,7 +80,10 @@ def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition) -> dict[str, An
     timestamp = int(p.timestamp)
     try:
         if timestamp == LATEST:
-            return {**answer, "offset": plog.log_end_offset, "leader_epoch": 0}
+            latest = plog.log_end_offset
+            if committed:
+                latest = broker.producers.txns(name, index, plog).last_stable_offset(latest)
+            return {**answer, "offset": latest, "leader_epoch": 0}
         if timestamp in (EARLIEST, EARLIEST_LOCAL):
             return {**answer, "offset": plog.log_start_offset, "leader_epoch": 0}
         if timestamp == MAX_TIMESTAMP:

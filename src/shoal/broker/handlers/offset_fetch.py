@@ -1,8 +1,10 @@
 """OffsetFetch (9), v1-v10: committed offsets of one group (v1-v7) or several (v8+).
 
 A partition without a committed offset answers offset -1 with no error; a null topic list
-(v2+) means every partition the group has committed. require_stable (v7+) asks to wait for
-pending transactional commits: shoal has no transactions yet, so nothing is ever pending.
+(v2+) means every partition the group has committed. require_stable (v7+) asks not to be told
+offsets of an open transaction's TxnOffsetCommit: a partition with such a pending offset answers
+UNSTABLE_OFFSET_COMMIT (retriable) and offset -1 until the transaction ends, as Kafka does.
+Without require_stable the last committed offset is answered, the pending one not yet.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ async def handle_offset_fetch(
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _OffsetFetchRequest)
     by_id = header.api_version >= TOPIC_ID_MIN_VERSION
+    stable = bool(getattr(body, "require_stable", False))
     if hasattr(body, "groups"):
         groups = []
         for g in request_body(request.body, _BatchedFetch).groups:
@@ -68,7 +71,7 @@ async def handle_offset_fetch(
             elif allowed:
                 code, topics = (
                     ErrorCode.NONE,
-                    _topics(broker, ctx, g.group_id, g.topics, by_id=by_id),
+                    _topics(broker, ctx, g.group_id, g.topics, by_id=by_id, stable=stable),
                 )
             else:
                 code, topics = ErrorCode.GROUP_AUTHORIZATION_FAILED, []
@@ -90,7 +93,9 @@ async def handle_offset_fetch(
             values = {
                 "throttle_time": 0,
                 "error_code": ErrorCode.NONE,
-                "topics": _topics(broker, ctx, single.group_id, single.topics, by_id=False),
+                "topics": _topics(
+                    broker, ctx, single.group_id, single.topics, by_id=False, stable=stable
+                ),
             }
     return response_for(header.api_key, header.api_version, values)
 
@@ -122,6 +127,7 @@ def _topics(
     requested: Sequence[_RequestedTopic] | None,
     *,
     by_id: bool,
+    stable: bool = False,
 ) -> list[dict[str, Any]]:
     """The group's committed offsets: of the topics asked for, or of every topic. Offsets of
     topics the principal may not Describe are never told: asked for by name, they answer
@@ -154,6 +160,17 @@ def _topics(
         found = {tp: c for tp, c in found.items() if tp[0] in visible}
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (name, index), committed in found.items():
+        if stable and broker.groups.has_pending_txn_offset(group_id, (name, index)):
+            by_topic.setdefault(name, []).append(
+                {
+                    "partition_index": index,
+                    "committed_offset": -1,
+                    "committed_leader_epoch": -1,
+                    "metadata": "",
+                    "error_code": ErrorCode.UNSTABLE_OFFSET_COMMIT,
+                }
+            )
+            continue
         by_topic.setdefault(name, []).append(
             {
                 "partition_index": index,

@@ -1,5 +1,8 @@
 """Produce (0): check each partition's batch, append it, and answer once durable as asked.
 
+A transactional batch must belong to the producer's open transaction, and to a partition
+added to it (the transaction coordinator says so); else it is refused and nothing is written.
+
 Batches of idempotent producers (producer id >= 0) pass the partition's producer-state check
 first (:mod:`shoal.coordinator.producer_state`): a retry of a batch already in the log is
 answered with its original offsets and not appended again; a batch out of sequence or from a
@@ -49,10 +52,6 @@ log = logging.getLogger(__name__)
 
 ZSTD_MIN_PRODUCE_VERSION = 7
 """Produce v7 is the first that may carry zstd (KIP-110); older clients cannot read it back."""
-_NO_TRANSACTIONS = (
-    "transactional produce is not supported by this shoal version yet; use an idempotent "
-    "producer (enable.idempotence=true without transactional.id)"
-)
 
 
 @dataclass
@@ -237,9 +236,18 @@ def _append(
     if keyless is not None:
         return keyless
     if batch_header.is_transactional:
-        # Kafka answers this code for a transactional batch outside a transaction it knows of;
-        # without a transaction coordinator, shoal knows of none.
-        return _Outcome(ErrorCode.INVALID_TXN_STATE, _NO_TRANSACTIONS)
+        # As Kafka verifies with its coordinator (KIP-890 part 1): only a partition added to
+        # the producer's open transaction, only by its current epoch. A zombie's batch, or a
+        # late one after the transaction ended, writes nothing.
+        error = broker.transactions.coordinator.verify_produce(
+            batch_header.producer_id, batch_header.producer_epoch, (topic.name, index)
+        )
+        if error is not ErrorCode.NONE:
+            return _Outcome(
+                error,
+                f"producer {batch_header.producer_id} (epoch {batch_header.producer_epoch}) "
+                f"has no open transaction that includes {topic.name}-{index}",
+            )
     batch: bytes | bytearray = records
     append_time = -1
     if broker.topic_setting(topic, "message.timestamp.type") == "LogAppendTime":

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Final
 
 from shoal.broker.broker import Handler
+from shoal.broker.handlers.add_offsets_to_txn import handle_add_offsets_to_txn
+from shoal.broker.handlers.add_partitions_to_txn import handle_add_partitions_to_txn
 from shoal.broker.handlers.alter_client_quotas import handle_alter_client_quotas
 from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
@@ -39,10 +41,12 @@ from shoal.broker.handlers.describe_log_dirs import handle_describe_log_dirs
 from shoal.broker.handlers.describe_producers import handle_describe_producers
 from shoal.broker.handlers.describe_quorum import handle_describe_quorum
 from shoal.broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
+from shoal.broker.handlers.describe_transactions import handle_describe_transactions
 from shoal.broker.handlers.describe_user_scram_credentials import (
     handle_describe_user_scram_credentials,
 )
 from shoal.broker.handlers.elect_leaders import handle_elect_leaders
+from shoal.broker.handlers.end_txn import handle_end_txn
 from shoal.broker.handlers.fetch import handle_fetch
 from shoal.broker.handlers.find_coordinator import handle_find_coordinator
 from shoal.broker.handlers.heartbeat import handle_heartbeat
@@ -54,6 +58,7 @@ from shoal.broker.handlers.list_config_resources import handle_list_config_resou
 from shoal.broker.handlers.list_groups import handle_list_groups
 from shoal.broker.handlers.list_offsets import handle_list_offsets
 from shoal.broker.handlers.list_partition_reassignments import handle_list_partition_reassignments
+from shoal.broker.handlers.list_transactions import handle_list_transactions
 from shoal.broker.handlers.metadata import handle_metadata
 from shoal.broker.handlers.offset_commit import handle_offset_commit
 from shoal.broker.handlers.offset_delete import handle_offset_delete
@@ -63,6 +68,7 @@ from shoal.broker.handlers.produce import handle_produce
 from shoal.broker.handlers.sasl_authenticate import handle_sasl_authenticate
 from shoal.broker.handlers.sasl_handshake import handle_sasl_handshake
 from shoal.broker.handlers.sync_group import handle_sync_group
+from shoal.broker.handlers.txn_offset_commit import handle_txn_offset_commit
 from shoal.broker.handlers.update_features import handle_update_features
 from shoal.protocol import ApiKey
 
@@ -120,18 +126,19 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     # KIP-848 consumer groups (issue 16, slice K).
     ApiKey.CONSUMER_GROUP_HEARTBEAT: handle_consumer_group_heartbeat,
     ApiKey.CONSUMER_GROUP_DESCRIBE: handle_consumer_group_describe,
+    # Transactions (issue 14, transactions slice).
+    ApiKey.ADD_PARTITIONS_TO_TXN: handle_add_partitions_to_txn,
+    ApiKey.END_TXN: handle_end_txn,
+    ApiKey.ADD_OFFSETS_TO_TXN: handle_add_offsets_to_txn,
+    ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
+    ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,
+    ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
 }
 
 UNHANDLED: Final = frozenset(
     {
         # Decoded by the codec (their versions are in the table for when they land) but answered
         # by no handler, so ApiVersions does not advertise them and a client never sends them.
-        ApiKey.ADD_PARTITIONS_TO_TXN,
-        ApiKey.ADD_OFFSETS_TO_TXN,
-        ApiKey.END_TXN,
-        ApiKey.TXN_OFFSET_COMMIT,
-        ApiKey.DESCRIBE_TRANSACTIONS,
-        ApiKey.LIST_TRANSACTIONS,
         ApiKey.SHARE_GROUP_HEARTBEAT,
         ApiKey.SHARE_GROUP_DESCRIBE,
         ApiKey.SHARE_FETCH,

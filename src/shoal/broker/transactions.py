@@ -1,0 +1,311 @@
+"""The transaction service: the broker's face of the transaction coordinator.
+
+Handlers ask it to do a thing (init a transactional producer, add partitions, end a
+transaction); it asks the pure coordinator (:mod:`shoal.coordinator.txn_coordinator`) for the
+decision, logs every changed transaction durably, writes the COMMIT/ABORT markers to every
+partition of a finished transaction through the broker's one append operation, and waits for
+their fsync before it tells the coordinator (and the client) that the transaction is complete.
+
+Durability: a transaction state change is answered only after its record in
+``__transaction_state`` is fsynced, and an EndTxn only after every marker is fsynced too, as
+acks=all produce is answered (ARCHITECTURE.md). If a marker cannot be written, the transaction
+stays in its prepare state and the timer writes the markers again later; the client gets a
+retriable error meanwhile.
+
+The timer task aborts transactions that outlive their timeout and forgets transactional ids
+idle for ``transactional.id.expiration.ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from shoal.broker.groups import AppendOperation
+from shoal.clock import Clock
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.txn_coordinator import (
+    COORDINATOR_EPOCH,
+    EndResult,
+    InitResult,
+    MarkerWork,
+    TopicPartition,
+    TransactionCoordinator,
+)
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC, TxnLog
+from shoal.protocol import ErrorCode
+from shoal.records.control import build_control_batch
+from shoal.records.header import read_header
+from shoal.storage import AppendInfo, LogConfig, LogManager, StorageError
+
+log = logging.getLogger(__name__)
+
+TIMER_SLEEP_S_MAX: Final = 10.0
+"""The timer wakes at least this often, to expire idle ids and retry what failed (logging a
+change, writing markers). A failure does not wake it sooner: a broken disk must not turn the
+timer into a busy loop."""
+DURABLE_WAIT_S_MAX: Final = 30.0
+"""How long a request waits for the fsync of its markers or state before it answers
+REQUEST_TIMED_OUT-like errors (the markers are then written again by the timer)."""
+
+OffsetsMarkerHook = Callable[[int, bool], "asyncio.Future[None] | None"]
+"""(producer id, commit) -> the fsync to wait for: the group coordinator's side of the marker
+Kafka writes to ``__consumer_offsets`` (the transaction's offset commits become committed or
+are dropped). shoal's offsets log has a record format of its own, so the group coordinator
+logs the end of the transaction there in that format instead of a control batch."""
+
+
+class TransactionService:
+    def __init__(
+        self,
+        coordinator: TransactionCoordinator,
+        clock: Clock,
+        logs: LogManager,
+        append: AppendOperation,
+        state_log_config: LogConfig,
+    ) -> None:
+        self.coordinator = coordinator
+        self._clock = clock
+        self._logs = logs
+        self._append = append
+        plog = logs.get(TXN_STATE_TOPIC, 0)
+        if plog is None:
+            plog = logs.create(TXN_STATE_TOPIC, 0, state_log_config)
+        else:
+            plog.update_config(state_log_config)
+        state_plog = plog
+
+        def write(batch: bytes) -> AppendInfo:
+            result = append(TXN_STATE_TOPIC, 0, state_plog, batch, read_header(batch))
+            if not isinstance(result, AppendInfo):  # these batches have no producer id
+                raise StorageError(f"{TXN_STATE_TOPIC}: the batch was refused: {result}")
+            return result
+
+        self.state_log = TxnLog(plog, write, clock.now_ms)
+        restored = self.state_log.replay()
+        for meta in restored.values():
+            coordinator.restore(meta)
+        if restored:
+            log.info(
+                "loaded %d transactional ids from %s (%d with markers to write)",
+                len(restored),
+                TXN_STATE_TOPIC,
+                len(coordinator.unfinished()),
+            )
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._offsets_marker: OffsetsMarkerHook | None = None
+        self._finishing: set[str] = set()
+        """Transactional ids whose markers a task is writing now (the timer leaves them)."""
+        self._snapshot_in_flight = False
+
+    def on_offsets_marker(self, hook: OffsetsMarkerHook) -> None:
+        self._offsets_marker = hook
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def init_producer_id(
+        self, transactional_id: str, timeout_ms: int, producer_id: int, producer_epoch: int
+    ) -> InitResult:
+        try:
+            result = self.coordinator.init_producer_id(
+                transactional_id, timeout_ms, producer_id, producer_epoch
+            )
+        except StorageError as exc:
+            log.error("could not allocate a producer id: %s", exc)
+            return InitResult(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        if result.work is not None:
+            # The previous instance's open transaction is aborted now; the client's retry
+            # (it got CONCURRENT_TRANSACTIONS) then finds it complete.
+            await self._prepare_and_finish(result.work)
+            self._kick()
+            return result
+        error = await self._log_changes()
+        if error is not ErrorCode.NONE:
+            return InitResult(error)
+        self._kick()
+        return result
+
+    async def add_partitions(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Iterable[TopicPartition],
+    ) -> ErrorCode:
+        error = self.coordinator.add_partitions(
+            transactional_id, producer_id, producer_epoch, partitions
+        )
+        if error is ErrorCode.NONE:
+            error = await self._log_changes()
+            self._kick()
+        return error
+
+    async def end_txn(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
+    ) -> ErrorCode:
+        result: EndResult = self.coordinator.end_txn(
+            transactional_id, producer_id, producer_epoch, commit
+        )
+        if result.work is None:
+            return result.error
+        return await self._prepare_and_finish(result.work)
+
+    # -- markers ---------------------------------------------------------------------------
+
+    async def _prepare_and_finish(self, work: MarkerWork) -> ErrorCode:
+        """Log the prepare state of ``work`` (just decided), then write its markers. The id is
+        held from the decision on, so the timer cannot write markers of a prepare that is not
+        yet durable: after a crash the log must never say less than the partitions do."""
+        self._finishing.add(work.transactional_id)
+        try:
+            error = await self._log_changes()
+            if error is not ErrorCode.NONE:
+                return error  # the timer writes the markers once the state is logged
+            return await self._write_markers(work)
+        finally:
+            self._finishing.discard(work.transactional_id)
+
+    async def _finish(self, work: MarkerWork) -> ErrorCode:
+        """Write the markers of ``work``, wait for their fsync, complete the transaction."""
+        if work.transactional_id in self._finishing:
+            return ErrorCode.CONCURRENT_TRANSACTIONS
+        self._finishing.add(work.transactional_id)
+        try:
+            return await self._write_markers(work)
+        finally:
+            self._finishing.discard(work.transactional_id)
+
+    async def _write_markers(self, work: MarkerWork) -> ErrorCode:
+        waits = []
+        timestamp = self._clock.now_ms()
+        try:
+            for topic, partition in work.partitions:
+                if topic == OFFSETS_TOPIC:
+                    if self._offsets_marker is not None:
+                        ended = self._offsets_marker(work.producer_id, work.commit)
+                        if ended is not None:
+                            waits.append(ended)
+                    continue
+                plog = self._logs.get(topic, partition)
+                if plog is None:
+                    continue  # deleted since it joined the transaction: nothing to end there
+                batch = build_control_batch(
+                    work.producer_id,
+                    work.producer_epoch,
+                    commit=work.commit,
+                    coordinator_epoch=COORDINATOR_EPOCH,
+                    timestamp=timestamp,
+                )
+                result = self._append(topic, partition, plog, batch, read_header(batch))
+                if not isinstance(result, AppendInfo):
+                    raise StorageError(f"the marker for {topic}-{partition} was refused: {result}")
+                waits.append(asyncio.wrap_future(plog.wait_durable(result.last_offset)))
+            if waits:
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), DURABLE_WAIT_S_MAX)
+        except (StorageError, TimeoutError) as exc:
+            log.error(
+                "markers of transactional id %r not written yet (retried by the timer): %s",
+                work.transactional_id,
+                exc,
+            )
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        self.coordinator.complete(work)
+        return await self._log_changes()
+
+    async def _log_changes(self) -> ErrorCode:
+        """Log every changed transaction to ``__transaction_state`` and wait for the fsync."""
+        changed = self.coordinator.take_changed()
+        if not changed:
+            return ErrorCode.NONE
+        try:
+            durable = self.state_log.append(changed)
+            if durable is not None:
+                await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX
+                )
+        except (StorageError, TimeoutError) as exc:
+            # The change stays in memory and queued: the client is told to retry, and the
+            # next round of the timer logs it again before writing any marker.
+            log.error("transaction state not logged: %s", exc)
+            self.coordinator.requeue(changed)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        await self._maybe_snapshot()
+        return ErrorCode.NONE
+
+    async def _maybe_snapshot(self) -> None:
+        """Rewrite the state and delete the older records once the log has grown enough."""
+        if self._snapshot_in_flight or not self.state_log.snapshot_due():
+            return
+        self._snapshot_in_flight = True
+        plog = self.state_log.plog
+        try:
+            written = self.state_log.write_snapshot(list(self.coordinator))
+            if written is None:
+                first = plog.log_end_offset
+            else:
+                durable, first = written
+                await asyncio.wrap_future(durable)
+            await asyncio.to_thread(plog.delete_records, first)
+        except StorageError as exc:
+            # Not fatal: the older records still say everything; the next change tries again.
+            log.error("could not snapshot %s: %s", TXN_STATE_TOPIC, exc)
+        finally:
+            self._snapshot_in_flight = False
+
+    # -- the timer -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Finish what a previous run left half done (markers of prepared transactions)."""
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.ensure_future(self._run_timer())
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def tick(self) -> None:
+        """One round of the timer's work (tests call it with a fake clock)."""
+        for work in self.coordinator.abort_timed_out():
+            log.info(
+                "transactional id %r: transaction timed out, aborting it (epoch now %d)",
+                work.transactional_id,
+                work.producer_epoch,
+            )
+        self.coordinator.expire()
+        if await self._log_changes() is not ErrorCode.NONE:
+            return  # markers only once their prepare state is logged: next round
+        for work in self.coordinator.unfinished():
+            await self._finish(work)
+
+    async def _run_timer(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is None:  # pragma: no cover - _kick() sets it first
+            return
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                # A bug here must not stop every transaction's timeout.
+                log.exception("transaction coordinator timer failed")
+            deadline = self.coordinator.next_deadline_ms()
+            timeout = TIMER_SLEEP_S_MAX
+            if deadline is not None:
+                wait_ms = deadline - self._clock.now_ms()
+                timeout = min(timeout, max(0.0, wait_ms / 1000))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await wakeup.wait()
+            wakeup.clear()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None

@@ -1,0 +1,398 @@
+"""The transaction coordinator: one :class:`TxnMetadata` per transactional id, and the rules of
+InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the timeouts (Kafka's
+``TransactionCoordinator`` with the classic protocol, "transactions V1").
+
+Pure: no I/O, time from the injected clock. A request that is accepted changes the metadata
+here and may hand back :class:`MarkerWork` (the COMMIT or ABORT markers to write to every
+partition of the transaction). The caller writes the markers, waits for their fsync and then
+calls :meth:`TransactionCoordinator.complete`; until then the transaction sits in a prepare
+state and requests that would change it are answered CONCURRENT_TRANSACTIONS (retriable), as
+Kafka answers while its markers are in flight. Every accepted change is also reported by
+:meth:`TransactionCoordinator.take_changed`, for the caller to log durably before it answers.
+
+Epochs, as Kafka's classic protocol bumps them: InitProducerId gives epoch 0 to a new id and
+bumps the epoch of a known one (so the previous instance, still on the old epoch, is fenced:
+PRODUCER_FENCED from the coordinator, INVALID_PRODUCER_EPOCH from the partitions once a marker
+with the new epoch is there). If the previous instance left a transaction open, InitProducerId
+bumps the epoch, aborts that transaction with the new epoch (PrepareEpochFence, then
+PrepareAbort) and answers CONCURRENT_TRANSACTIONS; the client retries and gets the next epoch
+once the abort is complete. A transaction open longer than its timeout is aborted the same
+way, which fences its producer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from shoal.clock import Clock
+from shoal.coordinator.producer_state import EPOCH_MAX
+from shoal.coordinator.txn_state import (
+    OPEN_STATES,
+    PREPARE_STATES,
+    TxnEvent,
+    TxnState,
+    next_state,
+)
+from shoal.invariant import invariant
+from shoal.protocol import ErrorCode
+
+TRANSACTION_MAX_TIMEOUT_MS: Final = 900_000
+"""Kafka's transaction.max.timeout.ms default (15 minutes): a client's transaction.timeout.ms
+above it is refused with INVALID_TRANSACTION_TIMEOUT."""
+TRANSACTIONAL_ID_EXPIRATION_MS: Final = 604_800_000
+"""Kafka's transactional.id.expiration.ms default (7 days): an id with no transaction open and
+no request for this long is forgotten (Dead)."""
+COORDINATOR_EPOCH: Final = 0
+"""The epoch written into markers. Kafka uses the leader epoch of the __transaction_state
+partition, which changes when the coordinator moves; shoal's never moves."""
+NO_PRODUCER_ID: Final = -1
+NO_PRODUCER_EPOCH: Final = -1
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class TxnMetadata:
+    """What the coordinator knows of one transactional id (Kafka's TransactionMetadata)."""
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    timeout_ms: int
+    state: TxnState = TxnState.EMPTY
+    last_producer_epoch: int = NO_PRODUCER_EPOCH
+    """The epoch before the last bump: a retried InitProducerId (KIP-360) may present it."""
+    partitions: set[TopicPartition] = field(default_factory=set)
+    txn_start_ms: int = -1
+    """When the open transaction began (its first AddPartitions), -1 when none is open."""
+    last_update_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerWork:
+    """Markers to write: one control batch per partition, then :meth:`complete`."""
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    commit: bool
+    partitions: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    error: ErrorCode
+    producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
+    work: MarkerWork | None = None
+    """The abort of the previous instance's open transaction (error is then
+    CONCURRENT_TRANSACTIONS: the client asks again once it is done)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndResult:
+    error: ErrorCode
+    work: MarkerWork | None = None
+
+
+class TransactionCoordinator:
+    """Every transactional id's metadata. Not thread-safe: the broker's event loop calls it."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        allocate_producer_id: Callable[[], int],
+        *,
+        max_timeout_ms: int = TRANSACTION_MAX_TIMEOUT_MS,
+        expiration_ms: int = TRANSACTIONAL_ID_EXPIRATION_MS,
+    ) -> None:
+        invariant(max_timeout_ms > 0, "transaction.max.timeout.ms must be positive")
+        invariant(expiration_ms > 0, "transactional.id.expiration.ms must be positive")
+        self._clock = clock
+        self._allocate = allocate_producer_id
+        self.max_timeout_ms = max_timeout_ms
+        self.expiration_ms = expiration_ms
+        self._txns: dict[str, TxnMetadata] = {}
+        self._by_producer_id: dict[int, str] = {}
+        self._changed: dict[str, TxnMetadata] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, transactional_id: str) -> TxnMetadata | None:
+        return self._txns.get(transactional_id)
+
+    def by_producer_id(self, producer_id: int) -> TxnMetadata | None:
+        txn_id = self._by_producer_id.get(producer_id)
+        return None if txn_id is None else self._txns.get(txn_id)
+
+    def __iter__(self) -> Iterator[TxnMetadata]:
+        return iter(self._txns.values())
+
+    def take_changed(self) -> list[TxnMetadata]:
+        """The metadata changed since the last call, to be logged durably (then forgotten)."""
+        changed = list(self._changed.values())
+        self._changed.clear()
+        return changed
+
+    def requeue(self, metas: Iterable[TxnMetadata]) -> None:
+        """Changes taken by :meth:`take_changed` that could not be logged: take them again
+        (unless a newer change of the same id is already queued)."""
+        for meta in metas:
+            self._changed.setdefault(meta.transactional_id, meta)
+
+    def unfinished(self) -> list[MarkerWork]:
+        """The markers of every transaction in a prepare state: after a restart (or a failed
+        marker write) they are written again; a marker written twice is harmless, because
+        the second finds no open transaction of its producer on the partition."""
+        works = []
+        for meta in self._txns.values():
+            if meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                works.append(_work(meta, commit=meta.state is TxnState.PREPARE_COMMIT))
+        return works
+
+    # -- InitProducerId ----------------------------------------------------------------------
+
+    def init_producer_id(
+        self,
+        transactional_id: str,
+        timeout_ms: int,
+        producer_id: int = NO_PRODUCER_ID,
+        producer_epoch: int = NO_PRODUCER_EPOCH,
+    ) -> InitResult:
+        if not 0 < timeout_ms <= self.max_timeout_ms:
+            return InitResult(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
+        now = self._clock.now_ms()
+        meta = self._txns.get(transactional_id)
+        if meta is None or meta.state is TxnState.DEAD:
+            meta = TxnMetadata(transactional_id, self._allocate(), 0, timeout_ms)
+            meta.last_update_ms = now
+            self._store(meta)
+            return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
+        if meta.state in PREPARE_STATES:
+            return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
+        if producer_id != NO_PRODUCER_ID:
+            # KIP-360: a client recovering its own id presents it; any other id or an older
+            # epoch means another instance took over meanwhile.
+            if producer_id != meta.producer_id:
+                return InitResult(ErrorCode.PRODUCER_FENCED)
+            if producer_epoch == meta.last_producer_epoch and meta.state is not TxnState.ONGOING:
+                # A retry of the bump that already happened: the same answer again.
+                return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
+            if producer_epoch != meta.producer_epoch:
+                return InitResult(ErrorCode.PRODUCER_FENCED)
+        if meta.state is TxnState.ONGOING:
+            return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS, work=self._fence(meta, now))
+        self._bump_epoch(meta, now)
+        meta.state = next_state(transactional_id, meta.state, TxnEvent.INIT)
+        meta.timeout_ms = timeout_ms
+        meta.partitions = set()
+        meta.txn_start_ms = -1
+        self._store(meta)
+        return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
+
+    def _bump_epoch(self, meta: TxnMetadata, now: int) -> None:
+        if meta.producer_epoch >= EPOCH_MAX - 1:
+            # The epoch is exhausted: a new producer id starts again at 0 (Kafka does the same),
+            # keeping one epoch in reserve for fencing.
+            self._by_producer_id.pop(meta.producer_id, None)
+            meta.producer_id = self._allocate()
+            meta.last_producer_epoch = NO_PRODUCER_EPOCH
+            meta.producer_epoch = 0
+        else:
+            meta.last_producer_epoch = meta.producer_epoch
+            meta.producer_epoch += 1
+        meta.last_update_ms = now
+
+    def _fence(self, meta: TxnMetadata, now: int) -> MarkerWork:
+        """Bump the epoch of an open transaction and abort it with the new epoch."""
+        meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.FENCE)
+        meta.last_producer_epoch = meta.producer_epoch
+        meta.producer_epoch += 1  # ONGOING epochs are below EPOCH_MAX - 1 (see _bump_epoch)
+        meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.PREPARE_ABORT)
+        meta.last_update_ms = now
+        self._store(meta)
+        return _work(meta, commit=False)
+
+    # -- AddPartitionsToTxn / AddOffsetsToTxn ------------------------------------------------
+
+    def check_producer(
+        self, transactional_id: str, producer_id: int, producer_epoch: int
+    ) -> ErrorCode:
+        """The error of a request naming this id, producer id and epoch, NONE if it may go on."""
+        meta = self._txns.get(transactional_id)
+        if meta is None or meta.state is TxnState.DEAD or meta.producer_id != producer_id:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        if producer_epoch != meta.producer_epoch:
+            return ErrorCode.PRODUCER_FENCED
+        if meta.state in PREPARE_STATES:
+            return ErrorCode.CONCURRENT_TRANSACTIONS
+        return ErrorCode.NONE
+
+    def add_partitions(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Iterable[TopicPartition],
+    ) -> ErrorCode:
+        """Add partitions to the open transaction (opening one if none is)."""
+        error = self.check_producer(transactional_id, producer_id, producer_epoch)
+        if error is not ErrorCode.NONE:
+            return error
+        meta = self._txns[transactional_id]
+        wanted = set(partitions)
+        if meta.state is TxnState.ONGOING and wanted <= meta.partitions:
+            return ErrorCode.NONE  # nothing new: a retry, no state change to log
+        now = self._clock.now_ms()
+        if meta.state is not TxnState.ONGOING:
+            meta.partitions = set()
+            meta.txn_start_ms = now
+        meta.state = next_state(transactional_id, meta.state, TxnEvent.ADD)
+        meta.partitions |= wanted
+        meta.last_update_ms = now
+        self._store(meta)
+        return ErrorCode.NONE
+
+    def verify_partitions(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Iterable[TopicPartition],
+    ) -> dict[TopicPartition, ErrorCode]:
+        """AddPartitionsToTxn v4+ with verify_only: is each partition in the open
+        transaction? Changes nothing."""
+        error = self.check_producer(transactional_id, producer_id, producer_epoch)
+        meta = self._txns.get(transactional_id)
+        out: dict[TopicPartition, ErrorCode] = {}
+        for tp in partitions:
+            if error is not ErrorCode.NONE:
+                out[tp] = error
+            elif meta is None or meta.state is not TxnState.ONGOING or tp not in meta.partitions:
+                out[tp] = ErrorCode.INVALID_TXN_STATE
+            else:
+                out[tp] = ErrorCode.NONE
+        return out
+
+    def verify_produce(
+        self, producer_id: int, producer_epoch: int, tp: TopicPartition
+    ) -> ErrorCode:
+        """May a transactional batch of this producer go to ``tp``? Kafka (KIP-890 part 1)
+        asks the coordinator the same before appending: only partitions added to the open
+        transaction, only by its current epoch."""
+        meta = self.by_producer_id(producer_id)
+        if meta is None:
+            return ErrorCode.INVALID_TXN_STATE
+        if producer_epoch < meta.producer_epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        if meta.state is not TxnState.ONGOING or tp not in meta.partitions:
+            return ErrorCode.INVALID_TXN_STATE
+        if producer_epoch != meta.producer_epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        return ErrorCode.NONE
+
+    # -- EndTxn ------------------------------------------------------------------------------
+
+    def end_txn(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
+    ) -> EndResult:
+        meta = self._txns.get(transactional_id)
+        if meta is None or meta.state is TxnState.DEAD or meta.producer_id != producer_id:
+            return EndResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if producer_epoch != meta.producer_epoch:
+            return EndResult(ErrorCode.PRODUCER_FENCED)
+        state = meta.state
+        if state is TxnState.ONGOING:
+            event = TxnEvent.PREPARE_COMMIT if commit else TxnEvent.PREPARE_ABORT
+            meta.state = next_state(transactional_id, state, event)
+            meta.last_update_ms = self._clock.now_ms()
+            self._store(meta)
+            return EndResult(ErrorCode.NONE, _work(meta, commit=commit))
+        done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+        preparing = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+        if state is done:
+            return EndResult(ErrorCode.NONE)  # a retry of an EndTxn that completed
+        if state is preparing or state is TxnState.PREPARE_EPOCH_FENCE:
+            return EndResult(ErrorCode.CONCURRENT_TRANSACTIONS)
+        return EndResult(ErrorCode.INVALID_TXN_STATE)
+
+    def complete(self, work: MarkerWork) -> None:
+        """Every marker of ``work`` is written and durable: the transaction is complete."""
+        meta = self._txns.get(work.transactional_id)
+        if meta is None or meta.producer_id != work.producer_id:
+            return
+        wanted = TxnState.PREPARE_COMMIT if work.commit else TxnState.PREPARE_ABORT
+        if meta.state is not wanted:
+            return  # completed already (a second writer of the same markers)
+        meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.MARKERS_WRITTEN)
+        meta.partitions = set()
+        meta.txn_start_ms = -1
+        meta.last_update_ms = self._clock.now_ms()
+        self._store(meta)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def abort_timed_out(self) -> list[MarkerWork]:
+        """Fence and abort every transaction open longer than its timeout (Kafka's
+        abortTimedOutTransactions): the producer's next request finds itself fenced."""
+        now = self._clock.now_ms()
+        return [
+            self._fence(meta, now)
+            for meta in list(self._txns.values())
+            if meta.state is TxnState.ONGOING and now - meta.txn_start_ms > meta.timeout_ms
+        ]
+
+    def expire(self) -> list[str]:
+        """Forget ids idle for transactional.id.expiration.ms with no transaction open."""
+        now = self._clock.now_ms()
+        doomed = [
+            meta
+            for meta in self._txns.values()
+            if meta.state not in OPEN_STATES and now - meta.last_update_ms >= self.expiration_ms
+        ]
+        for meta in doomed:
+            meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.EXPIRE)
+            meta.last_update_ms = now
+            self._changed[meta.transactional_id] = meta
+            del self._txns[meta.transactional_id]
+            if self._by_producer_id.get(meta.producer_id) == meta.transactional_id:
+                del self._by_producer_id[meta.producer_id]
+        return [meta.transactional_id for meta in doomed]
+
+    def next_deadline_ms(self) -> int | None:
+        """The wall-clock time of the next timeout, None when no transaction is open."""
+        deadlines = [
+            meta.txn_start_ms + meta.timeout_ms + 1
+            for meta in self._txns.values()
+            if meta.state is TxnState.ONGOING
+        ]
+        return min(deadlines, default=None)
+
+    # -- replay --------------------------------------------------------------------------
+
+    def restore(self, meta: TxnMetadata) -> None:
+        """Put back metadata read from the durable log (the last record of each id wins)."""
+        old = self._txns.pop(meta.transactional_id, None)
+        if old is not None and self._by_producer_id.get(old.producer_id) == old.transactional_id:
+            del self._by_producer_id[old.producer_id]
+        if meta.state is TxnState.DEAD:
+            return
+        self._txns[meta.transactional_id] = meta
+        self._by_producer_id[meta.producer_id] = meta.transactional_id
+
+    def _store(self, meta: TxnMetadata) -> None:
+        self._txns[meta.transactional_id] = meta
+        self._by_producer_id[meta.producer_id] = meta.transactional_id
+        self._changed[meta.transactional_id] = meta
+
+
+def _work(meta: TxnMetadata, *, commit: bool) -> MarkerWork:
+    return MarkerWork(
+        meta.transactional_id,
+        meta.producer_id,
+        meta.producer_epoch,
+        commit,
+        tuple(sorted(meta.partitions)),
+    )

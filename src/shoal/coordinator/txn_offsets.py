@@ -1,0 +1,84 @@
+"""Transactional offset commits (TxnOffsetCommit): pending until their transaction ends.
+
+A consume-transform-produce loop commits its consumed offsets inside its transaction, so that
+the outputs and the offsets become visible together or not at all. Until the transaction's
+COMMIT reaches ``__consumer_offsets``, the offsets are *pending*: OffsetFetch does not return
+them (and answers UNSTABLE_OFFSET_COMMIT to a require_stable fetch of those partitions); a
+COMMIT makes them the group's committed offsets, an ABORT drops them.
+
+They are kept in the offsets log like every other commit, as records of two more kinds, so
+they survive a crash between TxnOffsetCommit and the end of the transaction:
+
+- pending offset: key ``{"k": "txn-offset", "pid", "group", "topic", "partition"}``, value as
+  an ordinary offset commit's;
+- end of a transaction: key ``{"k": "txn-end", "pid"}``, value ``{"commit": bool}``, written
+  where Kafka writes its COMMIT/ABORT marker into ``__consumer_offsets``.
+
+Replay applies them in log order. A snapshot of the offsets log repeats the pending offsets,
+so deleting the log before the snapshot loses none.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shoal.coordinator.offsets_log import CommittedOffset, Entry, TopicPartitionKey, offset_value
+
+GroupPartition = tuple[str, TopicPartitionKey]
+"""(group id, (topic, partition))."""
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def txn_offset_key(producer_id: int, group: str, topic: str, partition: int) -> bytes:
+    return _dump(
+        {
+            "k": "txn-offset",
+            "pid": producer_id,
+            "group": group,
+            "topic": topic,
+            "partition": partition,
+        }
+    )
+
+
+def txn_end_entry(producer_id: int, commit: bool) -> Entry:
+    return _dump({"k": "txn-end", "pid": producer_id}), _dump({"commit": commit})
+
+
+class PendingTxnOffsets:
+    """Producer id -> the offsets its open transaction committed, by group and partition."""
+
+    def __init__(self) -> None:
+        self.by_producer: dict[int, dict[GroupPartition, CommittedOffset]] = {}
+
+    def add(
+        self, producer_id: int, group: str, offsets: dict[TopicPartitionKey, CommittedOffset]
+    ) -> list[Entry]:
+        """Remember the offsets; returns the records to log for them."""
+        pending = self.by_producer.setdefault(producer_id, {})
+        entries: list[Entry] = []
+        for (topic, partition), committed in offsets.items():
+            pending[(group, (topic, partition))] = committed
+            entries.append(
+                (txn_offset_key(producer_id, group, topic, partition), offset_value(committed))
+            )
+        return entries
+
+    def end(self, producer_id: int) -> dict[GroupPartition, CommittedOffset]:
+        """The transaction ended: its offsets, to apply (commit) or forget (abort)."""
+        return self.by_producer.pop(producer_id, {})
+
+    def is_pending(self, group: str, tp: TopicPartitionKey) -> bool:
+        return any((group, tp) in pending for pending in self.by_producer.values())
+
+    def entries(self) -> list[Entry]:
+        """Every pending offset as log records (for a snapshot of the offsets log)."""
+        return [
+            (txn_offset_key(pid, group, topic, partition), offset_value(committed))
+            for pid, pending in self.by_producer.items()
+            for (group, (topic, partition)), committed in pending.items()
+        ]

@@ -1,0 +1,79 @@
+"""Transactional offset commits through ``__consumer_offsets``: pending until the
+transaction's end, and replayed as such after a restart (also across a snapshot)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.group_coordinator import GroupCoordinator
+from shoal.coordinator.offsets_log import CommittedOffset
+from shoal.protocol.errors import ErrorCode
+from shoal.testing.clock import FakeClock
+from tests.coordinator.groups.test_offsets_log import Store
+
+TP = ("t", 0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path, GroupConfig(offsets_snapshot_bytes=1, offsets_segment_bytes=16 * 1024))
+    yield s
+    s.close()
+
+
+def _txn_commit(coordinator: GroupCoordinator, pid: int, offset: int) -> None:
+    error, errors, durable = coordinator.txn_commit_offsets(
+        "g", pid, "", None, -1, {TP: CommittedOffset(offset, -1, "", 1000)}
+    )
+    assert error is ErrorCode.NONE and not errors and durable is not None
+    durable.result(timeout=10)
+
+
+def _restart(store: Store) -> GroupCoordinator:
+    return GroupCoordinator(FakeClock(), store.config, store.open())
+
+
+def test_pending_offsets_survive_a_restart_and_end_with_their_transaction(store: Store) -> None:
+    coordinator = _restart(store)
+    _txn_commit(coordinator, 7, 10)  # committed below
+    _txn_commit(coordinator, 8, 99)  # aborted below
+    assert coordinator.fetch_offsets("g", [TP]) == {TP: None}
+    assert coordinator.txn_offsets.is_pending("g", TP)
+
+    coordinator = _restart(store)
+    assert coordinator.txn_offsets.is_pending("g", TP)
+    ended = coordinator.end_txn_offsets(7, commit=True)
+    assert ended is not None
+    ended.result(timeout=10)
+    assert coordinator.fetch_offsets("g", [TP])[TP] == CommittedOffset(10, -1, "", 1000)
+
+    coordinator = _restart(store)
+    assert coordinator.fetch_offsets("g", [TP])[TP] == CommittedOffset(10, -1, "", 1000)
+    assert coordinator.txn_offsets.is_pending("g", TP)  # producer 8's, still open
+    aborted = coordinator.end_txn_offsets(8, commit=False)
+    assert aborted is not None
+    aborted.result(timeout=10)
+    assert not coordinator.txn_offsets.is_pending("g", TP)
+
+    coordinator = _restart(store)
+    assert coordinator.fetch_offsets("g", [TP])[TP] == CommittedOffset(10, -1, "", 1000)
+    assert not coordinator.txn_offsets.is_pending("g", TP)
+    # Ending a transaction that committed no offsets writes nothing.
+    assert coordinator.end_txn_offsets(9, commit=True) is None
+
+
+def test_a_snapshot_of_the_offsets_log_keeps_pending_offsets(store: Store) -> None:
+    coordinator = _restart(store)
+    _txn_commit(coordinator, 7, 10)
+    pending = coordinator.maybe_snapshot()
+    assert pending is not None
+    durable, first = pending.durable, pending.first_offset
+    durable.result(timeout=10)
+    assert coordinator.offsets_log is not None
+    coordinator.offsets_log.finish_snapshot(first)
+    coordinator = _restart(store)
+    assert coordinator.txn_offsets.is_pending("g", TP)
