@@ -1,0 +1,212 @@
+"""Consumer groups: list, describe (members, committed offsets, lag in records and seconds),
+reset offsets (dry run, then apply).
+
+Authorization as ListGroups / DescribeGroups / OffsetFetch / OffsetCommit: Describe on the
+group to see it (and Describe on a topic to see its offsets), Read on the group and the topic
+to move its offsets. A reset is refused with 409 while the group has members, as
+kafka-consumer-groups refuses it ("consumer group is active").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shoal.broker.broker import Broker
+from shoal.broker.context import RequestContext
+from shoal.coordinator.offsets_log import CommittedOffset, TopicPartitionKey
+from shoal.protocol import ErrorCode
+from shoal.security.acl import AclOperation, ResourceType
+from shoal.server.admin.access import require
+from shoal.server.admin.errors import ApiError, from_kafka
+from shoal.server.admin.params import field, field_or, json_object
+from shoal.server.group_metrics import batch_timestamp
+
+RESET_TARGETS: Final = ("earliest", "latest", "timestamp", "offset")
+ADMIN_GENERATION: Final = -1
+"""The generation of an offset commit from outside the group (AdminClient's alterOffsets)."""
+
+
+def _known(broker: Broker, group_id: str) -> bool:
+    return broker.groups.describe(group_id) is not None or bool(
+        broker.groups.committed_offsets().get(group_id)
+    )
+
+
+def list_groups(broker: Broker, ctx: RequestContext) -> Response:
+    """Every group the principal may describe (all with Describe on the cluster)."""
+    groups = broker.groups.list()
+    if broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
+        allowed = {g.group_id for g in groups}
+    else:
+        allowed = broker.authorized_names(
+            ctx, AclOperation.DESCRIBE, ResourceType.GROUP, (g.group_id for g in groups)
+        )
+    rows = [
+        {
+            "group_id": g.group_id,
+            "state": g.state.value,
+            "protocol_type": g.protocol_type,
+            "members": len(g.members),
+        }
+        for g in sorted(groups, key=lambda g: g.group_id)
+        if g.group_id in allowed
+    ]
+    return JSONResponse({"groups": rows})
+
+
+def _offsets(broker: Broker, ctx: RequestContext, group_id: str) -> list[dict[str, Any]]:
+    """Committed offset and lag of each partition whose topic the principal may describe."""
+    committed = broker.groups.committed_offsets().get(group_id, {})
+    topics = broker.authorized_names(
+        ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, {t for t, _ in committed}
+    )
+    now_ms = broker.clock.now_ms()
+    rows = []
+    for (topic, partition), offset in sorted(committed.items()):
+        if topic not in topics:
+            continue
+        plog = broker.partition(topic, partition)
+        row: dict[str, Any] = {
+            "topic": topic,
+            "partition": partition,
+            "committed_offset": offset.offset,
+            "metadata": offset.metadata,
+            "high_watermark": None,
+            "lag": None,
+            "lag_seconds": None,
+        }
+        if plog is not None:  # else the topic is gone; its offsets linger until expiry
+            lag = max(0, plog.log_end_offset - offset.offset)
+            row["high_watermark"] = plog.log_end_offset
+            row["lag"] = lag
+            # The same measure as shoal_consumergroup_lag_seconds: age of the first record
+            # the group has not consumed, 0 when caught up.
+            stamp = batch_timestamp(plog, offset.offset) if lag else None
+            row["lag_seconds"] = 0.0 if stamp is None else max(0, now_ms - stamp) / 1000
+        rows.append(row)
+    return rows
+
+
+def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> Response:
+    require(broker, ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
+    if not _known(broker, group_id):
+        raise ApiError(404, "group_id_not_found", f"group {group_id!r} does not exist")
+    group = broker.groups.describe(group_id)
+    members = (
+        []
+        if group is None
+        else [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+            }
+            for m in sorted(group.members.values(), key=lambda m: m.member_id)
+        ]
+    )
+    return JSONResponse(
+        {
+            "group_id": group_id,
+            "state": "Empty" if group is None else group.state.value,
+            "protocol_type": None if group is None else group.protocol_type,
+            "protocol": None if group is None else group.protocol_name,
+            "members": members,
+            "offsets": _offsets(broker, ctx, group_id),
+        }
+    )
+
+
+def _target_offset(broker: Broker, topic: str, partition: int, spec: dict[str, Any]) -> int:
+    plog = broker.partition(topic, partition)
+    if plog is None:
+        raise ApiError(
+            404, "unknown_topic_or_partition", f"partition {topic}-{partition} does not exist"
+        )
+    to = spec["to"]
+    if to == "earliest":
+        return plog.log_start_offset
+    if to == "latest":
+        return plog.log_end_offset
+    if to == "timestamp":
+        found = plog.offset_for_timestamp(spec["value"])
+        return plog.log_end_offset if found is None else found[0]
+    offset = int(spec["value"])
+    if not plog.log_start_offset <= offset <= plog.log_end_offset:
+        raise ApiError(
+            400,
+            "offset_out_of_range",
+            f"offset {offset} is outside {topic}-{partition}'s log "
+            f"[{plog.log_start_offset}, {plog.log_end_offset}]",
+        )
+    return offset
+
+
+def _reset_spec(body: dict[str, Any]) -> dict[str, Any]:
+    to = field(body, "to", str)
+    if to not in RESET_TARGETS:
+        raise ApiError(400, "invalid_field", f"'to' must be one of {', '.join(RESET_TARGETS)}")
+    value = field(body, "value", int)
+    if to in ("timestamp", "offset") and value is None:
+        raise ApiError(400, "invalid_field", f"resetting to {to} needs an integer 'value'")
+    return {"to": to, "value": value}
+
+
+async def reset_offsets(
+    broker: Broker, ctx: RequestContext, group_id: str, request: Request
+) -> Response:
+    """``{"topic", "partitions"?, "to", "value"?, "dry_run"?}`` (dry run unless ``dry_run`` is
+    false): the new offset of each partition, committed only when not a dry run."""
+    body = await json_object(request)
+    spec = _reset_spec(body)
+    topic = field(body, "topic", str)
+    if topic is None:
+        raise ApiError(400, "invalid_field", "'topic' is required")
+    dry_run = field_or(body, "dry_run", bool, True)
+    require(broker, ctx, AclOperation.READ, ResourceType.GROUP, group_id)
+    require(broker, ctx, AclOperation.READ, ResourceType.TOPIC, topic)
+    known = broker.topics.get(topic)
+    if known is None:
+        raise ApiError(404, "unknown_topic_or_partition", f"topic {topic!r} does not exist")
+    partitions = field_or(body, "partitions", list, list(range(known.partitions)))
+    if not partitions or not all(
+        isinstance(p, int) and not isinstance(p, bool) for p in partitions
+    ):
+        raise ApiError(400, "invalid_field", "'partitions' must be a non-empty list of integers")
+    group = broker.groups.describe(group_id)
+    if group is not None and not group.is_empty:
+        raise ApiError(
+            409,
+            "group_active",
+            f"group {group_id!r} has {len(group.members)} active member(s): stop its consumers "
+            "before resetting its offsets",
+        )
+    targets: dict[TopicPartitionKey, int] = {
+        (topic, p): _target_offset(broker, topic, p, spec) for p in sorted(set(partitions))
+    }
+    current = broker.groups.committed_offsets().get(group_id, {})
+    rows = [
+        {
+            "topic": t,
+            "partition": p,
+            "current_offset": current[(t, p)].offset if (t, p) in current else None,
+            "new_offset": offset,
+        }
+        for (t, p), offset in targets.items()
+    ]
+    if not dry_run:
+        now_ms = broker.clock.now_ms()
+        offsets = {
+            key: CommittedOffset(offset, commit_timestamp_ms=now_ms)
+            for key, offset in targets.items()
+        }
+        error, errors = await broker.groups.commit_offsets(
+            group_id, "", None, ADMIN_GENERATION, offsets, lambda: None
+        )
+        failed = [e for e in [error, *errors.values()] if e is not ErrorCode.NONE]
+        if failed:
+            raise from_kafka(failed[0], f"the broker refused the commit: {failed[0].name}")
+    return JSONResponse({"group_id": group_id, "dry_run": dry_run, "partitions": rows})

@@ -1,0 +1,158 @@
+"""Topics: list, describe (with configs and their sources), create, delete, alter configs.
+
+Each route authorizes as the Kafka API doing the same (Metadata, DescribeConfigs, CreateTopics,
+DeleteTopics, IncrementalAlterConfigs) and calls the broker functions those handlers call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shoal.broker.broker import Broker
+from shoal.broker.context import RequestContext
+from shoal.broker.handlers.describe_configs import topic_entries
+from shoal.broker.topic_configs import ConfigError, topic_config_key, validate_topic_configs
+from shoal.broker.topics import Topic, TopicError, check_topic_name
+from shoal.protocol import ErrorCode
+from shoal.security.acl import AclOperation, ResourceType
+from shoal.server.admin.access import require
+from shoal.server.admin.errors import ApiError, from_kafka
+from shoal.server.admin.params import field, field_or, json_object, string_map
+
+
+def partitions_of(broker: Broker, topic: Topic) -> list[dict[str, Any]]:
+    """Each partition's watermarks and size on disk (null while its log is offline)."""
+    rows = []
+    for index in range(topic.partitions):
+        plog = broker.partition(topic.name, index)
+        rows.append(
+            {
+                "partition": index,
+                "low_watermark": None if plog is None else plog.log_start_offset,
+                "high_watermark": None if plog is None else plog.log_end_offset,
+                "size_bytes": None if plog is None else plog.size_bytes,
+            }
+        )
+    return rows
+
+
+def _summary(broker: Broker, topic: Topic) -> dict[str, Any]:
+    return {
+        "name": topic.name,
+        "topic_id": str(topic.topic_id),
+        "internal": topic.internal,
+        "partitions": partitions_of(broker, topic),
+    }
+
+
+def _valid_name(name: str) -> None:
+    try:
+        check_topic_name(name)
+    except TopicError as exc:
+        raise from_kafka(exc.error_code, str(exc)) from exc
+
+
+def existing_topic(broker: Broker, ctx: RequestContext, name: str) -> Topic:
+    """The topic the principal may describe; 403 before 404, as Kafka hides what one may not
+    see."""
+    _valid_name(name)
+    require(broker, ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+    topic = broker.topics.get(name)
+    if topic is None:
+        raise ApiError(404, "unknown_topic_or_partition", f"topic {name!r} does not exist")
+    return topic
+
+
+def list_topics(broker: Broker, ctx: RequestContext) -> Response:
+    """Every topic the principal may describe (Metadata filters the same way)."""
+    topics = list(broker.topics)
+    allowed = broker.authorized_names(
+        ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, (t.name for t in topics)
+    )
+    rows = [_summary(broker, t) for t in sorted(topics, key=lambda t: t.name) if t.name in allowed]
+    return JSONResponse({"topics": rows})
+
+
+def describe_topic(broker: Broker, ctx: RequestContext, name: str) -> Response:
+    """The topic, and its configs when the principal may DescribeConfigs it (else null)."""
+    topic = existing_topic(broker, ctx, name)
+    body = _summary(broker, topic)
+    body["configs"] = None
+    if broker.authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, name):
+        body["configs"] = [
+            {
+                "name": entry.name,
+                "value": entry.value,
+                "source": entry.source.name,
+                "read_only": entry.read_only,
+            }
+            for entry in topic_entries(broker.config_levels(), topic.configs)
+        ]
+    return JSONResponse(body)
+
+
+async def create_topic(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    """``{"name", "partitions"?, "configs"?}``; 201 with the new topic."""
+    body = await json_object(request)
+    name = field(body, "name", str)
+    if name is None:
+        raise ApiError(400, "invalid_field", "'name' is required")
+    partitions = field_or(body, "partitions", int, broker.config.num_partitions)
+    configs = string_map(field_or(body, "configs", dict, {}), "configs")
+    _valid_name(name)
+    if not broker.authorize_cluster(ctx, AclOperation.CREATE):
+        require(broker, ctx, AclOperation.CREATE, ResourceType.TOPIC, name)
+    try:
+        canonical = validate_topic_configs(configs)
+        topic = broker.create_topic(name, partitions, canonical)
+    except (TopicError, ConfigError) as exc:
+        raise from_kafka(exc.error_code, str(exc)) from exc
+    if topic is None:  # only with validate_only, which this route never sets
+        raise ApiError(500, "internal", "the broker created no topic")
+    return JSONResponse(_summary(broker, topic), status_code=201)
+
+
+def delete_topic(broker: Broker, ctx: RequestContext, name: str, confirm: str | None) -> Response:
+    """Delete the topic and its data; ``confirm`` must repeat the topic's name."""
+    _valid_name(name)
+    require(broker, ctx, AclOperation.DELETE, ResourceType.TOPIC, name)
+    if confirm != name:
+        raise ApiError(
+            400,
+            "confirmation_required",
+            "deleting a topic destroys its data: pass confirm=<the topic's name>",
+        )
+    try:
+        broker.delete_topic(name)
+    except TopicError as exc:
+        raise from_kafka(exc.error_code, str(exc)) from exc
+    return JSONResponse({"deleted": name})
+
+
+async def alter_topic_configs(
+    broker: Broker, ctx: RequestContext, name: str, request: Request
+) -> Response:
+    """``{"set": {name: value}, "delete": [name]}``: IncrementalAlterConfigs' SET and DELETE."""
+    body = await json_object(request)
+    updates = string_map(field_or(body, "set", dict, {}), "set")
+    removals = field_or(body, "delete", list, [])
+    if not all(isinstance(n, str) for n in removals):
+        raise ApiError(400, "invalid_field", "'delete' must be a list of config names")
+    _valid_name(name)
+    require(broker, ctx, AclOperation.ALTER_CONFIGS, ResourceType.TOPIC, name)
+    topic = broker.topics.get(name)
+    if topic is None:
+        raise from_kafka(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+    wanted = {k: v for k, v in topic.configs.items() if k not in removals}
+    wanted.update(updates)
+    try:
+        for removed in removals:  # an unknown name is an error, as in Kafka
+            topic_config_key(removed)
+        canonical = validate_topic_configs(wanted)
+        broker.set_topic_configs(name, canonical)
+    except (TopicError, ConfigError) as exc:
+        raise from_kafka(exc.error_code, str(exc)) from exc
+    return describe_topic(broker, ctx, name)
