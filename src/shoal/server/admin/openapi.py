@@ -40,7 +40,43 @@ _CSRF: Final = {"$ref": "#/components/parameters/CsrfHeader"}
 _TOPIC: Final = {"$ref": "#/components/parameters/Topic"}
 _GROUP: Final = {"$ref": "#/components/parameters/Group"}
 
+_BYTES: Final = {
+    "type": ["object", "null"],
+    "description": "UTF-8 text when the bytes are valid UTF-8, else base64",
+    "required": ["encoding", "data"],
+    "properties": {"encoding": {"type": "string", "enum": ["utf-8", "base64"]}, "data": _STR},
+}
+_BYTES_IN: Final = {
+    "description": "null, a string (sent as UTF-8), or {encoding, data}",
+    "oneOf": [{"type": "null"}, _STR, _BYTES],
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
 _SCHEMAS: Final[dict[str, Any]] = {
+    "Message": {
+        "type": "object",
+        "properties": {
+            "partition": _INT,
+            "offset": _INT,
+            "timestamp": _INT,
+            "key": _BYTES,
+            "value": _BYTES,
+            "headers": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"key": _STR, "value": _BYTES}},
+            },
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error", "message"],
@@ -220,6 +256,80 @@ def openapi_document() -> dict[str, Any]:
                     ),
                     "responses": {
                         "200": _json(topic_ref, "The topic as it is now"),
+                        **_errors(400, 403, 404, 415),
+                    },
+                },
+            },
+            "/topics/{topic}/messages": {
+                "get": {
+                    "operationId": "browseMessages",
+                    "summary": "One page of a partition's (or every partition's) messages",
+                    "parameters": [
+                        _TOPIC,
+                        _query("partition", _INT, "One partition; all when absent"),
+                        _query(
+                            "from",
+                            {"type": "string", "enum": ["oldest", "newest", "offset", "timestamp"]},
+                            "Where to start; newest: the last `limit` messages of each partition",
+                        ),
+                        _query("offset", _INT, "With from=offset"),
+                        _query("timestamp", _INT, "With from=timestamp (ms since the epoch)"),
+                        _query("cursor", _STR, "The previous page's next_cursor (wins over from)"),
+                        _query(
+                            "limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size"
+                        ),
+                        _query("key", _STR, "Substring the key must contain"),
+                        _query("value", _STR, "Substring the value must contain"),
+                        _query("header", _STR, "Substring of some header's key or value"),
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "messages": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Message"},
+                                    },
+                                    "next_cursor": _STR,
+                                    "end_offsets": {"type": "object", "additionalProperties": _INT},
+                                },
+                            },
+                            "The page",
+                        ),
+                        **_errors(400, 403, 404),
+                    },
+                },
+                "post": {
+                    "operationId": "produceMessage",
+                    "summary": "Produce one message (acks=all)",
+                    "parameters": [_TOPIC, _CSRF],
+                    "requestBody": _body(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "partition": _INT,
+                                "key": _BYTES_IN,
+                                "value": _BYTES_IN,
+                                "headers": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["key"],
+                                        "properties": {"key": _STR, "value": _BYTES_IN},
+                                    },
+                                },
+                            },
+                        }
+                    ),
+                    "responses": {
+                        "201": _json(
+                            {
+                                "type": "object",
+                                "properties": {"topic": _STR, "partition": _INT, "offset": _INT},
+                            },
+                            "Written and on disk",
+                        ),
                         **_errors(400, 403, 404, 415),
                     },
                 },

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
-from shoal.server.admin import groups, topics
+from shoal.server.admin import groups, messages, topics
 from shoal.server.admin.access import check_csrf, request_context
 from shoal.server.admin.errors import ApiError, error_response
 from shoal.server.admin.openapi import openapi_document
@@ -66,6 +66,14 @@ async def _alter_configs(broker: Broker, ctx: RequestContext, request: Request) 
     return await topics.alter_topic_configs(broker, ctx, name, request)
 
 
+async def _browse(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await messages.browse(broker, ctx, request.path_params["topic"], request)
+
+
+async def _produce(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await messages.produce(broker, ctx, request.path_params["topic"], request)
+
+
 async def _list_groups(broker: Broker, ctx: RequestContext, request: Request) -> Response:
     return groups.list_groups(broker, ctx)
 
@@ -84,6 +92,8 @@ ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/topics/{topic}", "GET", _describe_topic),
     ("/topics/{topic}", "DELETE", _delete_topic),
     ("/topics/{topic}/configs", "PATCH", _alter_configs),
+    ("/topics/{topic}/messages", "GET", _browse),
+    ("/topics/{topic}/messages", "POST", _produce),
     ("/groups", "GET", _list_groups),
     ("/groups/{group}", "GET", _describe_group),
     ("/groups/{group}/offsets/reset", "POST", _reset_offsets),
