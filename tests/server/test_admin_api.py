@@ -273,3 +273,33 @@ def test_group_describe_and_reset(broker: EmbeddedBroker, api: httpx.Client) -> 
     # The groups' own topic exists now; the API refuses to delete it, as the Kafka API does.
     offsets_topic = {"confirm": "__consumer_offsets"}
     _error(api.delete("/topics/__consumer_offsets", params=offsets_topic), 403, "policy_violation")
+
+
+def test_a_kip_848_group_is_described_and_guarded_too(
+    broker: EmbeddedBroker, api: httpx.Client
+) -> None:
+    topic, group = "streams", "new-protocol"
+    assert api.post("/topics", json={"name": topic, "partitions": 1}).status_code == 201
+    _produce(broker, topic, 3)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": group,
+            "group.protocol": "consumer",
+            "client.id": "streamer",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        eventually(lambda: consumer.poll(0.2) is not None, "a record")
+        described = api.get(f"/groups/{group}").json()
+        assert described["type"] == "consumer"
+        assert [m["client_id"] for m in described["members"]] == ["streamer"]
+        listed = {g["group_id"]: g for g in api.get("/groups").json()["groups"]}
+        assert listed[group]["type"] == "consumer"
+        body = {"topic": topic, "to": "latest", "dry_run": False}
+        _error(api.post(f"/groups/{group}/offsets/reset", json=body), 409, "group_active")
+    finally:
+        consumer.close()

@@ -35,6 +35,10 @@ def _allow(resource: ResourceType, name: str, operation: AclOperation) -> AclBin
     )
 
 
+def reset_body(to_latest: bool) -> dict[str, object]:
+    return {"topic": "visible", "to": "latest" if to_latest else "earliest", "dry_run": False}
+
+
 def test_each_action_needs_the_kafka_apis_acl(
     shoal_broker_factory: Callable[..., EmbeddedBroker],
 ) -> None:
@@ -89,10 +93,32 @@ def test_each_action_needs_the_kafka_apis_acl(
         assert alice.post("/topics", json={"name": "other"}).status_code == 403
         assert alice.delete("/topics/mine", params={"confirm": "mine"}).status_code == 200
         assert alice.delete("/topics/hidden", params={"confirm": "hidden"}).status_code == 403
+        # Messages: Describe alone reads and writes nothing (Fetch needs Read, Produce Write).
+        assert alice.get("/topics/visible/messages").status_code == 403
+        assert alice.post("/topics/visible/messages", json={"value": "v"}).status_code == 403
+        assert boss.post("/topics/visible/messages", json={"value": "v"}).status_code == 201
+        # Groups: none visible without Describe on them; no reset without Read.
+        assert boss.post("/groups/team/offsets/reset", json=reset_body(False)).status_code == 200
         assert alice.get("/groups").json() == {"groups": []}
-        assert alice.get("/groups/any").status_code == 403
-        reset = {"topic": "visible", "to": "earliest"}
-        assert alice.post("/groups/any/offsets/reset", json=reset).status_code == 403
+        assert alice.get("/groups/team").status_code == 403
+        assert alice.post("/groups/team/offsets/reset", json=reset_body(True)).status_code == 403
+
+        grants = [
+            _allow(ResourceType.TOPIC, "visible", AclOperation.READ),
+            _allow(ResourceType.TOPIC, "visible", AclOperation.WRITE),
+            _allow(ResourceType.GROUP, "team", AclOperation.READ),
+        ]
+        for future in kafka_admin.create_acls(grants).values():
+            future.result(timeout=TIMEOUT_S)
+        assert alice.post("/topics/visible/messages", json={"value": "w"}).status_code == 201
+        page = alice.get("/topics/visible/messages").json()["messages"]
+        assert [m["value"]["data"] for m in page] == ["v", "w"]
+        # Read on the group implies Describe, as in Kafka's authorizer.
+        assert [g["group_id"] for g in alice.get("/groups").json()["groups"]] == ["team"]
+        assert alice.get("/groups/team").json()["offsets"][0]["committed_offset"] == 0
+        moved = alice.post("/groups/team/offsets/reset", json=reset_body(True))
+        assert moved.status_code == 200
+        assert alice.get("/groups/team").json()["offsets"][0]["committed_offset"] == 2
         names = {t["name"] for t in boss.get("/topics").json()["topics"]}
         assert names == {"visible", "hidden"}
     with httpx.Client(base_url=broker.http_url) as plain:

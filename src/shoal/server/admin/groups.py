@@ -9,6 +9,8 @@ kafka-consumer-groups refuses it ("consumer group is active").
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -16,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
+from shoal.coordinator.consumer_group import ConsumerGroup
+from shoal.coordinator.group import Group
 from shoal.coordinator.offsets_log import CommittedOffset, TopicPartitionKey
 from shoal.protocol import ErrorCode
 from shoal.security.acl import AclOperation, ResourceType
@@ -29,15 +33,71 @@ ADMIN_GENERATION: Final = -1
 """The generation of an offset commit from outside the group (AdminClient's alterOffsets)."""
 
 
-def _known(broker: Broker, group_id: str) -> bool:
-    return broker.groups.describe(group_id) is not None or bool(
-        broker.groups.committed_offsets().get(group_id)
+@dataclass(frozen=True)
+class GroupView:
+    """A classic group or a KIP-848 consumer group, as the API shows either."""
+
+    group_id: str
+    type: str
+    """``classic`` or ``consumer`` (Kafka's GroupType)."""
+    state: str
+    protocol_type: str | None
+    protocol: str | None
+    members: list[dict[str, Any]]
+
+
+def _classic(group: Group) -> GroupView:
+    members = [
+        {
+            "member_id": m.member_id,
+            "group_instance_id": m.group_instance_id,
+            "client_id": m.client_id,
+            "client_host": m.client_host,
+        }
+        for m in sorted(group.members.values(), key=lambda m: m.member_id)
+    ]
+    return GroupView(
+        group.group_id,
+        "classic",
+        group.state.value,
+        group.protocol_type,
+        group.protocol_name,
+        members,
     )
+
+
+def _consumer(group: ConsumerGroup) -> GroupView:
+    members = [
+        {
+            "member_id": m.member_id,
+            "group_instance_id": m.instance_id,
+            "client_id": m.client_id,
+            "client_host": m.client_host,
+        }
+        for m in sorted(group.members.values(), key=lambda m: m.member_id)
+    ]
+    return GroupView(group.group_id, "consumer", group.state.value, "consumer", None, members)
+
+
+def _view(broker: Broker, group_id: str) -> GroupView | None:
+    """The group, or None if the coordinator knows none of that id (it may still have
+    committed offsets: a group of manually assigned consumers)."""
+    consumer = broker.groups.consumer_group(group_id)
+    if consumer is not None:
+        return _consumer(consumer)
+    classic = broker.groups.describe(group_id)
+    return None if classic is None else _classic(classic)
+
+
+def _all_views(broker: Broker) -> list[GroupView]:
+    views = {g.group_id: _classic(g) for g in broker.groups.list()}
+    views.update((g.group_id, _consumer(g)) for g in broker.groups.consumer_groups())
+    return [views[k] for k in sorted(views)]
 
 
 def list_groups(broker: Broker, ctx: RequestContext) -> Response:
     """Every group the principal may describe (all with Describe on the cluster)."""
-    groups = broker.groups.list()
+    groups = _all_views(broker)
     if broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
         allowed = {g.group_id for g in groups}
     else:
@@ -47,11 +107,12 @@ def list_groups(broker: Broker, ctx: RequestContext) -> Response:
     rows = [
         {
             "group_id": g.group_id,
-            "state": g.state.value,
+            "type": g.type,
+            "state": g.state,
             "protocol_type": g.protocol_type,
             "members": len(g.members),
         }
-        for g in sorted(groups, key=lambda g: g.group_id)
+        for g in groups
         if g.group_id in allowed
     ]
     return JSONResponse({"groups": rows})
@@ -92,29 +153,17 @@ def _offsets(broker: Broker, ctx: RequestContext, group_id: str) -> list[dict[st
 
 def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> Response:
     require(broker, ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
-    if not _known(broker, group_id):
+    group = _view(broker, group_id)
+    if group is None and not broker.groups.committed_offsets().get(group_id):
         raise ApiError(404, "group_id_not_found", f"group {group_id!r} does not exist")
-    group = broker.groups.describe(group_id)
-    members = (
-        []
-        if group is None
-        else [
-            {
-                "member_id": m.member_id,
-                "group_instance_id": m.group_instance_id,
-                "client_id": m.client_id,
-                "client_host": m.client_host,
-            }
-            for m in sorted(group.members.values(), key=lambda m: m.member_id)
-        ]
-    )
     return JSONResponse(
         {
             "group_id": group_id,
-            "state": "Empty" if group is None else group.state.value,
+            "type": "classic" if group is None else group.type,
+            "state": "Empty" if group is None else group.state,
             "protocol_type": None if group is None else group.protocol_type,
-            "protocol": None if group is None else group.protocol_name,
-            "members": members,
+            "protocol": None if group is None else group.protocol,
+            "members": [] if group is None else group.members,
             "offsets": _offsets(broker, ctx, group_id),
         }
     )
@@ -176,17 +225,20 @@ async def reset_offsets(
         isinstance(p, int) and not isinstance(p, bool) for p in partitions
     ):
         raise ApiError(400, "invalid_field", "'partitions' must be a non-empty list of integers")
-    group = broker.groups.describe(group_id)
-    if group is not None and not group.is_empty:
+    group = _view(broker, group_id)
+    if group is not None and group.members:
         raise ApiError(
             409,
             "group_active",
             f"group {group_id!r} has {len(group.members)} active member(s): stop its consumers "
             "before resetting its offsets",
         )
-    targets: dict[TopicPartitionKey, int] = {
-        (topic, p): _target_offset(broker, topic, p, spec) for p in sorted(set(partitions))
-    }
+    # Looking up a timestamp reads the time index from disk: on a worker thread.
+    targets: dict[TopicPartitionKey, int] = await asyncio.to_thread(
+        lambda: {
+            (topic, p): _target_offset(broker, topic, p, spec) for p in sorted(set(partitions))
+        }
+    )
     current = broker.groups.committed_offsets().get(group_id, {})
     rows = [
         {

@@ -116,6 +116,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "type": "object",
         "properties": {
             "group_id": _STR,
+            "type": {"type": "string", "enum": ["classic", "consumer"]},
             "state": _STR,
             "protocol_type": {"type": ["string", "null"]},
             "members": _INT,
@@ -125,6 +126,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "type": "object",
         "properties": {
             "group_id": _STR,
+            "type": {"type": "string", "enum": ["classic", "consumer"]},
             "state": _STR,
             "protocol_type": {"type": ["string", "null"]},
             "protocol": {"type": ["string", "null"]},
