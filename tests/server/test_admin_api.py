@@ -36,10 +36,17 @@ def api(broker: EmbeddedBroker) -> Iterator[httpx.Client]:
         yield client
 
 
-def _produce(broker: EmbeddedBroker, topic: str, count: int, partition: int = 0) -> None:
+OLD_TS = 1_000_000_000_000
+"""A record timestamp in 2001: a group behind such records lags by over 20 years."""
+TWENTY_YEARS_S = 20 * 365 * 24 * 3600
+
+
+def _produce(broker: EmbeddedBroker, topic: str, count: int, timestamp: int = 0) -> None:
+    """``count`` records to partition 0, stamped ``timestamp`` (0: the producer's clock)."""
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
     for i in range(count):
-        producer.produce(topic, f"value-{i}".encode(), key=f"key-{i}".encode(), partition=partition)
+        key = f"key-{i}".encode()
+        producer.produce(topic, f"value-{i}".encode(), key=key, partition=0, timestamp=timestamp)
     assert producer.flush(TIMEOUT_S) == 0
 
 
@@ -185,7 +192,7 @@ def _offsets(api: httpx.Client, group: str) -> dict[int, dict[str, Any]]:
 def test_group_describe_and_reset(broker: EmbeddedBroker, api: httpx.Client) -> None:
     topic, group = "payments", "payers"
     assert api.post("/topics", json={"name": topic, "partitions": 1}).status_code == 201
-    _produce(broker, topic, 10)
+    _produce(broker, topic, 10, timestamp=OLD_TS)
     consumer = Consumer(
         {
             "bootstrap.servers": broker.bootstrap_servers,
@@ -206,7 +213,7 @@ def test_group_describe_and_reset(broker: EmbeddedBroker, api: httpx.Client) -> 
         assert member["client_host"]
         [row] = described["offsets"]
         assert (row["committed_offset"], row["high_watermark"], row["lag"]) == (4, 10, 6)
-        assert row["lag_seconds"] >= 0
+        assert row["lag_seconds"] > TWENTY_YEARS_S  # the age of record 4, from its timestamp
         groups = {g["group_id"]: g for g in api.get("/groups").json()["groups"]}
         assert groups[group]["members"] == 1
         # As kafka-consumer-groups: no reset under a live consumer.
@@ -267,7 +274,8 @@ def test_group_describe_and_reset(broker: EmbeddedBroker, api: httpx.Client) -> 
         reset, json={"topic": topic, "to": "timestamp", "value": 2**62, "dry_run": False}
     )
     assert latest.json()["partitions"][0]["new_offset"] == 10  # nothing that late: the end
-    assert _offsets(api, group)[0]["lag"] == 0
+    caught_up = _offsets(api, group)[0]
+    assert (caught_up["lag"], caught_up["lag_seconds"]) == (0, 0.0)
 
     _error(api.get("/groups/no-such-group"), 404, "group_id_not_found")
     # The groups' own topic exists now; the API refuses to delete it, as the Kafka API does.

@@ -27,6 +27,7 @@ from shoal.server.admin.access import require
 from shoal.server.admin.errors import ApiError, from_kafka
 from shoal.server.admin.params import field, field_or, json_object
 from shoal.server.group_metrics import batch_timestamp
+from shoal.storage import PartitionLog
 
 RESET_TARGETS: Final = ("earliest", "latest", "timestamp", "offset")
 ADMIN_GENERATION: Final = -1
@@ -118,13 +119,15 @@ def list_groups(broker: Broker, ctx: RequestContext) -> Response:
     return JSONResponse({"groups": rows})
 
 
-def _offsets(broker: Broker, ctx: RequestContext, group_id: str) -> list[dict[str, Any]]:
-    """Committed offset and lag of each partition whose topic the principal may describe."""
+def _offsets(
+    broker: Broker, ctx: RequestContext, group_id: str
+) -> list[tuple[dict[str, Any], PartitionLog | None]]:
+    """Committed offset and lag of each partition whose topic the principal may describe,
+    each with its log (to find the lag in seconds with)."""
     committed = broker.groups.committed_offsets().get(group_id, {})
     topics = broker.authorized_names(
         ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, {t for t, _ in committed}
     )
-    now_ms = broker.clock.now_ms()
     rows = []
     for (topic, partition), offset in sorted(committed.items()):
         if topic not in topics:
@@ -140,22 +143,30 @@ def _offsets(broker: Broker, ctx: RequestContext, group_id: str) -> list[dict[st
             "lag_seconds": None,
         }
         if plog is not None:  # else the topic is gone; its offsets linger until expiry
-            lag = max(0, plog.log_end_offset - offset.offset)
             row["high_watermark"] = plog.log_end_offset
-            row["lag"] = lag
-            # The same measure as shoal_consumergroup_lag_seconds: age of the first record
-            # the group has not consumed, 0 when caught up.
-            stamp = batch_timestamp(plog, offset.offset) if lag else None
-            row["lag_seconds"] = 0.0 if stamp is None else max(0, now_ms - stamp) / 1000
-        rows.append(row)
+            row["lag"] = max(0, plog.log_end_offset - offset.offset)
+        rows.append((row, plog))
     return rows
 
 
-def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> Response:
+def _fill_lag_seconds(rows: list[tuple[dict[str, Any], PartitionLog | None]], now_ms: int) -> None:
+    """On a worker thread (it reads a batch header from disk per lagging partition): the same
+    measure as shoal_consumergroup_lag_seconds, the age of the first record the group has not
+    consumed, 0 when caught up."""
+    for row, plog in rows:
+        if plog is None:
+            continue
+        stamp = batch_timestamp(plog, row["committed_offset"]) if row["lag"] else None
+        row["lag_seconds"] = 0.0 if stamp is None else max(0, now_ms - stamp) / 1000
+
+
+async def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> Response:
     require(broker, ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
     group = _view(broker, group_id)
     if group is None and not broker.groups.committed_offsets().get(group_id):
         raise ApiError(404, "group_id_not_found", f"group {group_id!r} does not exist")
+    offsets = _offsets(broker, ctx, group_id)
+    await asyncio.to_thread(_fill_lag_seconds, offsets, broker.clock.now_ms())
     return JSONResponse(
         {
             "group_id": group_id,
@@ -164,7 +175,7 @@ def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> Respon
             "protocol_type": None if group is None else group.protocol_type,
             "protocol": None if group is None else group.protocol,
             "members": [] if group is None else group.members,
-            "offsets": _offsets(broker, ctx, group_id),
+            "offsets": [row for row, _ in offsets],
         }
     )
 

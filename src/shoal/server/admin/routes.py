@@ -79,7 +79,7 @@ async def _list_groups(broker: Broker, ctx: RequestContext, request: Request) ->
 
 
 async def _describe_group(broker: Broker, ctx: RequestContext, request: Request) -> Response:
-    return groups.describe_group(broker, ctx, request.path_params["group"])
+    return await groups.describe_group(broker, ctx, request.path_params["group"])
 
 
 async def _reset_offsets(broker: Broker, ctx: RequestContext, request: Request) -> Response:
