@@ -96,6 +96,9 @@ def test_topic_create_describe_alter_delete(broker: EmbeddedBroker, api: httpx.C
     assert seen["max.message.bytes"].value == "2048"
     assert seen["retention.ms"].source != ConfigResource.Type.TOPIC  # back to the default
     assert seen["retention.ms"].is_default
+    appended = api.patch("/topics/orders/configs", json={"append": {"cleanup.policy": "compact"}})
+    policy = {c["name"]: c["value"] for c in appended.json()["configs"]}["cleanup.policy"]
+    assert policy == "delete,compact"
 
     _error(api.delete("/topics/orders"), 400, "confirmation_required")
     _error(api.delete("/topics/orders", params={"confirm": "other"}), 400, "confirmation_required")
@@ -171,9 +174,13 @@ def test_describe_refuses_bad_and_unknown_names_as_inert_json(api: httpx.Client)
         400,
         "invalid_config",
     )
-    _error(
-        api.patch("/topics/twice/configs", json={"delete": ["nope.config"]}), 400, "invalid_config"
-    )
+    # As IncrementalAlterConfigs: deleting a config that is not set (or not known) is no error.
+    assert api.patch("/topics/twice/configs", json={"delete": ["nope.config"]}).status_code == 200
+    both = {"set": {"retention.ms": "1"}, "delete": ["retention.ms"]}
+    _error(api.patch("/topics/twice/configs", json=both), 400, "invalid_request")
+    _error(api.patch("/topics/twice/configs", json={}), 400, "invalid_field")
+    not_a_list = {"append": {"retention.ms": "5"}}
+    _error(api.patch("/topics/twice/configs", json=not_a_list), 400, "invalid_config")
     _error(
         api.patch("/topics/nope/configs", json={"set": {"retention.ms": "1"}}),
         404,

@@ -245,7 +245,8 @@ def openapi_document() -> dict[str, Any]:
             "/topics/{topic}/configs": {
                 "patch": {
                     "operationId": "alterTopicConfigs",
-                    "summary": "Set and delete topic config overrides",
+                    "summary": "Set, delete, append to or subtract from topic configs "
+                    "(IncrementalAlterConfigs' operations)",
                     "parameters": [_TOPIC, _CSRF],
                     "requestBody": _body(
                         {
@@ -253,6 +254,8 @@ def openapi_document() -> dict[str, Any]:
                             "properties": {
                                 "set": {"type": "object", "additionalProperties": _STR},
                                 "delete": {"type": "array", "items": _STR},
+                                "append": {"type": "object", "additionalProperties": _STR},
+                                "subtract": {"type": "object", "additionalProperties": _STR},
                             },
                         }
                     ),

@@ -6,6 +6,7 @@ DeleteTopics, IncrementalAlterConfigs) and calls the broker functions those hand
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers.describe_configs import topic_entries
-from shoal.broker.topic_configs import ConfigError, topic_config_key, validate_topic_configs
+from shoal.broker.handlers.incremental_alter_configs import AlterOp, apply_operations
+from shoal.broker.topic_configs import ConfigError, validate_topic_configs
 from shoal.broker.topics import Topic, TopicError, check_topic_name
 from shoal.protocol import ErrorCode
 from shoal.security.acl import AclOperation, ResourceType
@@ -132,27 +134,46 @@ def delete_topic(broker: Broker, ctx: RequestContext, name: str, confirm: str | 
     return JSONResponse({"deleted": name})
 
 
+@dataclass
+class ConfigOperation:
+    """One IncrementalAlterConfigs entry, in the shape its handler's functions read."""
+
+    name: str
+    value: str | None
+    config_operation: int
+
+
+def _operations(body: dict[str, Any]) -> list[ConfigOperation]:
+    """``set`` / ``delete`` / ``append`` / ``subtract`` as IncrementalAlterConfigs entries."""
+    names = field_or(body, "delete", list, [])
+    if not all(isinstance(n, str) for n in names):
+        raise ApiError(400, "invalid_field", "'delete' must be a list of config names")
+    operations = [ConfigOperation(n, None, AlterOp.DELETE) for n in names]
+    for key, op in (
+        ("set", AlterOp.SET),
+        ("append", AlterOp.APPEND),
+        ("subtract", AlterOp.SUBTRACT),
+    ):
+        items = string_map(field_or(body, key, dict, {}), key)
+        operations.extend(ConfigOperation(n, v, op) for n, v in items.items())
+    if not operations:
+        raise ApiError(400, "invalid_field", "give at least one of set, delete, append, subtract")
+    return operations
+
+
 async def alter_topic_configs(
     broker: Broker, ctx: RequestContext, name: str, request: Request
 ) -> Response:
-    """``{"set": {name: value}, "delete": [name]}``: IncrementalAlterConfigs' SET and DELETE."""
-    body = await json_object(request)
-    updates = string_map(field_or(body, "set", dict, {}), "set")
-    removals = field_or(body, "delete", list, [])
-    if not all(isinstance(n, str) for n in removals):
-        raise ApiError(400, "invalid_field", "'delete' must be a list of config names")
+    """``{"set": {name: value}, "delete": [name], "append"/"subtract": {name: "a,b"}}``:
+    IncrementalAlterConfigs' operations, applied by its own function."""
+    operations = _operations(await json_object(request))
     _valid_name(name)
     require(broker, ctx, AclOperation.ALTER_CONFIGS, ResourceType.TOPIC, name)
     topic = broker.topics.get(name)
     if topic is None:
         raise from_kafka(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-    wanted = {k: v for k, v in topic.configs.items() if k not in removals}
-    wanted.update(updates)
     try:
-        for removed in removals:  # an unknown name is an error, as in Kafka
-            topic_config_key(removed)
-        canonical = validate_topic_configs(wanted)
-        broker.set_topic_configs(name, canonical)
+        broker.set_topic_configs(name, apply_operations(topic.configs, operations))
     except (TopicError, ConfigError) as exc:
         raise from_kafka(exc.error_code, str(exc)) from exc
     return describe_topic(broker, ctx, name)
