@@ -38,6 +38,7 @@ _STATUS_BY_KAFKA_ERROR: Final = {
     ErrorCode.CLUSTER_AUTHORIZATION_FAILED: 403,
     ErrorCode.GROUP_ID_NOT_FOUND: 404,
     ErrorCode.NON_EMPTY_GROUP: 409,
+    ErrorCode.THROTTLING_QUOTA_EXCEEDED: 429,
 }
 """Kafka errors with a more precise HTTP status than 400 (bad input)."""
 

@@ -14,9 +14,11 @@ from starlette.responses import JSONResponse, Response
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
+from shoal.broker.handlers.create_topics import USE_DEFAULT, create_one
 from shoal.broker.handlers.describe_configs import topic_entries
 from shoal.broker.handlers.incremental_alter_configs import AlterOp, apply_operations
-from shoal.broker.topic_configs import ConfigError, validate_topic_configs
+from shoal.broker.mutation_quota import STRICT_SINCE_CREATE_TOPICS, mutation_quota
+from shoal.broker.topic_configs import ConfigError
 from shoal.broker.topics import Topic, TopicError, check_topic_name
 from shoal.protocol import ErrorCode
 from shoal.security.acl import AclOperation, ResourceType
@@ -96,23 +98,51 @@ def describe_topic(broker: Broker, ctx: RequestContext, name: str) -> Response:
     return JSONResponse(body)
 
 
+@dataclass
+class NewConfig:
+    name: str
+    value: str | None
+
+
+@dataclass
+class NewAssignment:
+    partition_index: int
+    broker_ids: tuple[int, ...]
+
+
+@dataclass
+class NewTopic:
+    """A topic to create, in CreateTopics' shape (its handler's checks read these fields)."""
+
+    name: str
+    num_partitions: int
+    replication_factor: int
+    assignments: tuple[NewAssignment, ...]
+    configs: tuple[NewConfig, ...]
+
+
 async def create_topic(broker: Broker, ctx: RequestContext, request: Request) -> Response:
-    """``{"name", "partitions"?, "configs"?}``; 201 with the new topic."""
+    """``{"name", "partitions"?, "configs"?}``; 201 with the new topic. Created by CreateTopics'
+    own checks and creation, charged to the principal's controller mutation quota (strict:
+    this API has no throttle time to answer with, so an exhausted quota is a 429)."""
     body = await json_object(request)
     name = field(body, "name", str)
     if name is None:
         raise ApiError(400, "invalid_field", "'name' is required")
-    partitions = field_or(body, "partitions", int, broker.config.num_partitions)
+    partitions = field_or(body, "partitions", int, USE_DEFAULT)
     configs = string_map(field_or(body, "configs", dict, {}), "configs")
     _valid_name(name)
     if not broker.authorize_cluster(ctx, AclOperation.CREATE):
         require(broker, ctx, AclOperation.CREATE, ResourceType.TOPIC, name)
+    settings = tuple(NewConfig(k, v) for k, v in configs.items())
+    new = NewTopic(name, partitions, USE_DEFAULT, (), settings)
+    quota = mutation_quota(broker, ctx, STRICT_SINCE_CREATE_TOPICS, STRICT_SINCE_CREATE_TOPICS)
     try:
-        canonical = validate_topic_configs(configs)
-        topic = broker.create_topic(name, partitions, canonical)
-    except (TopicError, ConfigError) as exc:
-        raise from_kafka(exc.error_code, str(exc)) from exc
-    if topic is None:  # only with validate_only, which this route never sets
+        create_one(broker, new, quota)
+    except TopicError as exc:
+        raise from_kafka(exc.error_code, str(exc) or "controller mutation quota exceeded") from exc
+    topic = broker.topics.get(name)
+    if topic is None:
         raise ApiError(500, "internal", "the broker created no topic")
     return JSONResponse(_summary(broker, topic), status_code=201)
 
