@@ -19,6 +19,7 @@ from shoal.broker.broker import Broker
 from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.security.oauthbearer import TokenError
+from shoal.server.admin import build_admin_app
 from shoal.server.authentication import SaslServerConfig
 from shoal.server.http import build_http_app
 from shoal.server.http_auth import HttpAuthentication
@@ -244,6 +245,7 @@ class BrokerApp:
                 ),
                 metrics=self._metrics,
                 authentication=authentication,
+                admin=build_admin_app(lambda: self.broker),  # issue 17: the admin API
             ),
             host=http_host,
             port=http_port,

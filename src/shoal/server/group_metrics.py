@@ -153,14 +153,14 @@ class GroupMetrics:
             return 0.0
         cached = self._timestamps.get(key)
         if cached is None or cached[0] != offset:
-            timestamp = _batch_timestamp(plog, offset)
+            timestamp = batch_timestamp(plog, offset)
             if timestamp is None:
                 return 0.0
             cached = self._timestamps[key] = (offset, timestamp)
         return max(0, now_ms - cached[1]) / 1000
 
 
-def _batch_timestamp(plog: PartitionLog, offset: int) -> int | None:
+def batch_timestamp(plog: PartitionLog, offset: int) -> int | None:
     """The timestamp of the batch holding ``offset`` (or the first one after it), or None."""
     try:
         for header in plog.headers_from(offset):

@@ -1,4 +1,4 @@
-"""The broker's HTTP face: liveness, readiness, metrics and the schema registry; admin API later."""
+"""The broker's HTTP face: liveness, readiness, metrics, the admin API and the schema registry."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ def build_http_app(
     registry: ASGIApp | None = None,
     metrics: Callable[[], tuple[str, str]] | None = None,
     authentication: HttpAuthentication | None = None,
+    admin: ASGIApp | None = None,
 ) -> Starlette:
     """``readiness`` says whether the broker serves (listeners bound, logs recovered) and why.
     ``registry``, when given, serves every other path (Confluent's API lives at the root).
     ``metrics``, when given, answers ``GET /metrics`` with its (body, content type); it runs on
     the server's event loop, which is the broker's. ``authentication``, when it accepts any
-    credentials, guards every path but /livez (see :mod:`shoal.server.http_auth`)."""
+    credentials, guards every path but /livez (see :mod:`shoal.server.http_auth`). ``admin``,
+    when given, serves the admin API under /api/v1 (see :mod:`shoal.server.admin`)."""
 
     async def livez(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -42,6 +44,8 @@ def build_http_app(
             return Response(body, media_type=content_type)
 
         routes.append(Route("/metrics", metrics_endpoint))
+    if admin is not None:  # before the registry, which serves every other path
+        routes.append(Mount("/api/v1", app=admin))
     if registry is not None:
         routes.append(Mount("", app=registry))
     middleware = []

@@ -16,7 +16,7 @@ from shoal.broker.topic_configs import ConfigError, validate_topic_configs
 from shoal.broker.topics import TopicError, check_topic_name
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
-from shoal.protocol.shape import request_body
+from shoal.protocol.shape import narrow, request_body
 from shoal.security.acl import AclOperation, ResourceType
 from shoal.security.quota_mutations import MutationQuota
 from shoal.storage import StorageError
@@ -213,3 +213,12 @@ def _assigned_partitions(broker: Broker, topic: _CreatableTopic) -> int:
 
 def _error(name: str, code: int, message: str | None) -> dict[str, Any]:
     return {"name": name, "topic_id": _ZERO_ID, "error_code": code, "error_message": message}
+
+
+# -- the admin API (issue 17, slice M) creates a topic through the same checks ----------------
+
+
+def create_one(broker: Broker, topic: object, quota: MutationQuota) -> dict[str, Any]:
+    """Check and create one topic given as any struct of CreateTopics' topic shape (name,
+    num_partitions, replication_factor, assignments, configs); raises :class:`TopicError`."""
+    return _create(broker, narrow(topic, _CreatableTopic), False, quota)

@@ -347,3 +347,7 @@ async def _await_durability(outcomes: list[_Outcome], timeout_s: float) -> None:
             exc = future.exception()
             outcome.error_code = getattr(exc, "kafka_error_code", ErrorCode.KAFKA_STORAGE_ERROR)
             outcome.error_message = str(exc)
+
+
+# The admin API (issue 17, slice M) appends a message from HTTP through the same checks.
+append_records = _append

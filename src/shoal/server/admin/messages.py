@@ -1,0 +1,214 @@
+"""The message browser (a page of one partition or of all) and producing one message.
+
+Browse: ``GET /topics/{topic}/messages`` with ``partition`` (else all), where to start
+(``from=oldest|newest|offset|timestamp`` and ``offset``/``timestamp``, or the ``cursor`` of the
+previous page), ``limit`` (at most :data:`MAX_PAGE_SIZE`) and substring filters ``key``,
+``value``, ``header``. Reads run on a worker thread (:mod:`shoal.server.admin.scan`). Needs
+Read on the topic, as Fetch does. Produce: ``POST /topics/{topic}/messages``, Write on the
+topic, through the Produce handler's own append (every check a Kafka producer meets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shoal.broker.broker import Broker
+from shoal.broker.context import RequestContext
+from shoal.broker.handlers.produce import append_records
+from shoal.broker.topics import Topic
+from shoal.records import DecodedRecord, RecordsError, SimpleRecord, build_batch
+from shoal.security.acl import AclOperation, ResourceType
+from shoal.server.admin.access import require
+from shoal.server.admin.encoding import decode_bytes, encode_bytes
+from shoal.server.admin.errors import ApiError, from_kafka
+from shoal.server.admin.params import field, json_object, query_int
+from shoal.server.admin.partitioner import partition_for_key
+from shoal.server.admin.scan import Filters, Scan, scan_partition
+from shoal.server.admin.topics import existing_topic
+from shoal.storage import PartitionLog, StorageError
+
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 500
+"""Messages per page at most: a page is built in memory and sent whole."""
+STARTS: Final = ("oldest", "newest", "offset", "timestamp")
+PRODUCE_VERSION: Final = 11
+"""The Produce version whose checks a message from the API meets (the newest shoal serves)."""
+ACKS_ALL: Final = -1
+
+
+def _partitions(broker: Broker, topic: Topic, request: Request) -> dict[int, PartitionLog]:
+    chosen = query_int(request, "partition")
+    indexes = range(topic.partitions) if chosen is None else [chosen]
+    logs = {}
+    for index in indexes:
+        plog = broker.partition(topic.name, index) if 0 <= index < topic.partitions else None
+        if plog is None:
+            raise ApiError(
+                404, "unknown_topic_or_partition", f"partition {topic.name}-{index} is not online"
+            )
+        logs[index] = plog
+    return logs
+
+
+def _in_range(plog: PartitionLog, name: str, offset: int) -> int:
+    start, end = plog.log_start_offset, plog.log_end_offset
+    if not start <= offset <= end:
+        raise ApiError(
+            400,
+            "offset_out_of_range",
+            f"offset {offset} is outside {name}'s log [{start}, {end}]",
+        )
+    return offset
+
+
+def _cursor(raw: str, logs: dict[int, PartitionLog], topic: str) -> dict[int, int]:
+    """``partition:offset,...`` as the previous page's ``next_cursor`` gave it."""
+    starts = {}
+    try:
+        for item in raw.split(","):
+            partition, offset = item.split(":")
+            starts[int(partition)] = int(offset)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", f"cursor {raw!r} is not a page cursor") from exc
+    if set(starts) != set(logs):
+        raise ApiError(400, "invalid_parameter", "the cursor is for other partitions")
+    return {p: _in_range(logs[p], f"{topic}-{p}", o) for p, o in starts.items()}
+
+
+def _starts(
+    request: Request, logs: dict[int, PartitionLog], topic: str, limit: int
+) -> dict[int, int] | int:
+    """Where each partition's page starts, or the timestamp to look that up by (on the
+    worker thread: the time index is on disk)."""
+    cursor = request.query_params.get("cursor")
+    if cursor is not None:
+        return _cursor(cursor, logs, topic)
+    start = request.query_params.get("from", "oldest")
+    if start not in STARTS:
+        raise ApiError(400, "invalid_parameter", f"from must be one of {', '.join(STARTS)}")
+    if start == "oldest":
+        return {p: plog.log_start_offset for p, plog in logs.items()}
+    if start == "newest":  # the last ``limit`` messages of each partition
+        return {
+            p: max(plog.log_start_offset, plog.log_end_offset - limit) for p, plog in logs.items()
+        }
+    value = query_int(request, start)
+    if value is None:
+        raise ApiError(400, "invalid_parameter", f"from={start} needs the {start} parameter")
+    if start == "offset":
+        return {p: _in_range(plog, f"{topic}-{p}", value) for p, plog in logs.items()}
+    if value < 0:
+        raise ApiError(400, "invalid_parameter", "timestamp is in milliseconds since the epoch")
+    return value
+
+
+def _read_page(
+    logs: dict[int, PartitionLog], starts: dict[int, int] | int, limit: int, filters: Filters
+) -> dict[int, Scan]:
+    """On a worker thread: each partition's matching records from its start."""
+    scans = {}
+    for partition, plog in logs.items():
+        if isinstance(starts, int):  # a timestamp: the first record at or after it, else the end
+            found = plog.offset_for_timestamp(starts)
+            start = plog.log_end_offset if found is None else found[0]
+        else:
+            start = starts[partition]
+        scans[partition] = scan_partition(plog, start, limit, filters)
+    return scans
+
+
+def _message(partition: int, record: DecodedRecord) -> dict[str, Any]:
+    return {
+        "partition": partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": encode_bytes(record.key),
+        "value": encode_bytes(record.value),
+        "headers": [{"key": k, "value": encode_bytes(v)} for k, v in record.headers],
+    }
+
+
+async def browse(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
+    topic = existing_topic(broker, ctx, name)
+    require(broker, ctx, AclOperation.READ, ResourceType.TOPIC, name)
+    limit = query_int(request, "limit", DEFAULT_PAGE_SIZE) or 0
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ApiError(
+            400, "invalid_page_size", f"limit must be between 1 and {MAX_PAGE_SIZE}, not {limit}"
+        )
+    logs = _partitions(broker, topic, request)
+    starts = _starts(request, logs, name, limit)
+    params = request.query_params
+    filters = Filters(params.get("key"), params.get("value"), params.get("header"))
+    try:
+        scans = await asyncio.to_thread(_read_page, logs, starts, limit, filters)
+    except (StorageError, RecordsError) as exc:
+        raise ApiError(500, "read_failed", f"could not read {name}: {exc}") from exc
+    # All partitions: the earliest ``limit`` of their pages by timestamp; each partition's
+    # cursor moves past what this page shows, no further.
+    candidates = sorted(
+        ((r.timestamp, p, r.offset, r) for p, scan in scans.items() for r in scan.records),
+        key=lambda c: c[:3],
+    )[:limit]
+    shown: dict[int, int] = {}
+    for _, partition, _, _ in candidates:
+        shown[partition] = shown.get(partition, 0) + 1
+    cursor = {}
+    for partition, scan in scans.items():
+        taken = shown.get(partition, 0)
+        cursor[partition] = (
+            scan.next_offset if taken == len(scan.records) else scan.records[taken].offset
+        )
+    return JSONResponse(
+        {
+            "messages": [_message(p, r) for _, p, _, r in candidates],
+            "next_cursor": ",".join(f"{p}:{o}" for p, o in sorted(cursor.items())),
+            "end_offsets": {str(p): plog.log_end_offset for p, plog in logs.items()},
+        }
+    )
+
+
+def _headers(value: object) -> list[tuple[str, bytes | None]]:
+    if not isinstance(value, list):
+        raise ApiError(400, "invalid_field", "'headers' must be a list of {key, value}")
+    headers = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise ApiError(400, "invalid_field", "each header needs a string 'key'")
+        headers.append((str(item["key"]), decode_bytes(item.get("value"), "header value")))
+    return headers
+
+
+async def produce(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
+    """``{"partition"?, "key"?, "value"?, "headers"?}``; 201 with where it was written."""
+    body = await json_object(request)
+    key = decode_bytes(body.get("key"), "key")
+    value = decode_bytes(body.get("value"), "value")
+    headers = _headers(body.get("headers", []))
+    chosen = field(body, "partition", int)
+    topic = existing_topic(broker, ctx, name)
+    require(broker, ctx, AclOperation.WRITE, ResourceType.TOPIC, name)
+    if chosen is not None:
+        partition = chosen
+    elif key is not None:
+        partition = partition_for_key(key, topic.partitions)
+    else:
+        partition = 0  # a keyless record may go anywhere (Kafka's partitioner is sticky)
+    try:
+        batch = build_batch(
+            [SimpleRecord(key, value, headers)], base_timestamp=broker.clock.now_ms()
+        )
+    except ValueError as exc:
+        raise ApiError(400, "invalid_field", f"no record can hold this: {exc}") from exc
+    outcome = append_records(broker, topic, partition, batch, PRODUCE_VERSION, ACKS_ALL)
+    if outcome.error_code:
+        raise from_kafka(outcome.error_code, outcome.error_message or "the broker refused it")
+    if outcome.durable is not None:  # acks=all: answered once it is on disk
+        await outcome.durable
+    return JSONResponse(
+        {"topic": name, "partition": partition, "offset": outcome.base_offset}, status_code=201
+    )

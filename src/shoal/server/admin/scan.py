@@ -1,0 +1,84 @@
+"""Reading one page of messages from a partition's log: only the batches the page needs, in
+chunks of :data:`READ_CHUNK_BYTES`, and at most :data:`MAX_SCAN_BYTES` per partition per page
+(a filter that matches nothing stops there and the cursor says where to go on). Blocking disk
+reads: call from a worker thread, never on the event loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from shoal.records import DecodedRecord, decode_batch, split_batches
+from shoal.storage import OffsetOutOfRangeError, PartitionLog
+
+READ_CHUNK_BYTES: Final = 1024 * 1024
+"""One read from the log (whole batches, so a larger batch comes whole)."""
+MAX_SCAN_BYTES: Final = 16 * 1024 * 1024
+"""Stored bytes one page reads from a partition at most, whatever the filters."""
+MAX_DECODED_BATCH_BYTES: Final = 64 * 1024 * 1024
+"""Bound on one batch's decompressed size (a decompression bomb stops here)."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Substrings the key, the value, or some header (its key or value) must contain; records
+    are compared as UTF-8 text (invalid bytes replaced)."""
+
+    key: str | None = None
+    value: str | None = None
+    header: str | None = None
+
+    def match(self, record: DecodedRecord) -> bool:
+        if self.key is not None and self.key not in _text(record.key):
+            return False
+        if self.value is not None and self.value not in _text(record.value):
+            return False
+        if self.header is not None:
+            return any(self.header in k or self.header in _text(v) for k, v in record.headers)
+        return True
+
+
+def _text(data: bytes | None) -> str:
+    return "" if data is None else data.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class Scan:
+    records: list[DecodedRecord]
+    """The matching records, by offset."""
+    next_offset: int
+    """Where the next page of this partition starts."""
+
+
+def scan_partition(plog: PartitionLog, start: int, limit: int, filters: Filters) -> Scan:
+    """Up to ``limit`` records at or after ``start`` that match ``filters``."""
+    found: list[DecodedRecord] = []
+    position = start
+    scanned = 0
+    while len(found) < limit and scanned < MAX_SCAN_BYTES:
+        try:
+            read = plog.read(position, READ_CHUNK_BYTES)
+        except OffsetOutOfRangeError:
+            if position < plog.log_start_offset:  # retention deleted it meanwhile: go on
+                position = plog.log_start_offset
+                continue
+            break
+        if not read.data:
+            break
+        scanned += len(read.data)
+        view = memoryview(read.data)
+        for pos, size in split_batches(view):
+            batch = decode_batch(
+                view[pos : pos + size], max_uncompressed_bytes=MAX_DECODED_BATCH_BYTES
+            )
+            if not batch.header.is_control:  # transaction markers are not messages
+                for record in batch.records:
+                    if record.offset < position:
+                        continue
+                    if len(found) >= limit:
+                        return Scan(found, record.offset)
+                    position = record.offset + 1
+                    if filters.match(record):
+                        found.append(record)
+            position = max(position, batch.header.next_offset)
+    return Scan(found, position)
