@@ -21,6 +21,7 @@ from typing import Any, Final
 from shoal.broker.broker import Broker
 from shoal.broker.handlers import HANDLERS
 from shoal.clock import SYSTEM_CLOCK, Clock
+from shoal.coordinator.group_config import GroupConfig
 from shoal.server.kafka import KafkaServer
 from shoal.server.settings import Settings
 from shoal.storage import FlushPolicy, LogManager
@@ -40,6 +41,7 @@ class PowerBroker:
         group_initial_rebalance_delay_ms: int = 300,
         clock: Clock = SYSTEM_CLOCK,
         advertised_listener: str = "",
+        group_min_session_timeout_ms: int = GroupConfig().min_session_timeout_ms,
     ) -> None:
         self.fs = FaultyFileSystem(seed)
         self.clock = clock
@@ -48,6 +50,7 @@ class PowerBroker:
             flush_policy=flush_policy.value,
             group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
             advertised_listener=advertised_listener,
+            group_min_session_timeout_ms=group_min_session_timeout_ms,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="power-broker")

@@ -42,6 +42,7 @@ class WorkloadSettings:
     idempotent_producers: int = 2
     plain_producers: int = 1
     consumers: int = 2
+    session_timeout_ms: int = SESSION_TIMEOUT_MS
 
 
 @dataclass
@@ -182,6 +183,14 @@ class Workload:
 
     # -- consumers -----------------------------------------------------------------------
 
+    def stop_consuming(self) -> None:
+        self._stop_consuming.set()
+
+    def consume(self, name: str) -> None:
+        """One group consumer's loop, until :meth:`stop_consuming` (also run alone, in a
+        child process: consumer_child.py)."""
+        self._consume(name)
+
     def _consume(self, name: str) -> None:
         consumer = Consumer(
             {
@@ -189,7 +198,7 @@ class Workload:
                 "group.id": f"{self.settings.topic}-group",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "session.timeout.ms": SESSION_TIMEOUT_MS,
+                "session.timeout.ms": self.settings.session_timeout_ms,
                 "heartbeat.interval.ms": 1_000,
                 "reconnect.backoff.max.ms": 500,
                 "log_level": 0,
