@@ -103,6 +103,16 @@ class PowerBroker:
 
         return int(self._call(unsent()))
 
+    def apply_retention(self) -> int:
+        """One retention pass now (shoal's app runs them on a timer; this broker has no app):
+        how many segments it deleted."""
+
+        async def apply() -> int:
+            assert self._logs is not None
+            return await asyncio.to_thread(self._logs.apply_retention)
+
+        return int(self._call(apply()))
+
     def power_loss(self, *, keep_unsynced: bool) -> None:
         """The machine dies: nothing more reaches the disk, connections drop, then it boots."""
         self._call(self._power_loss(keep_unsynced))

@@ -14,22 +14,16 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Final
 
 import pytest
 
 from tests.reliability.checker import check
-from tests.reliability.consumer_child import parse_event
-from tests.reliability.history import History
+from tests.reliability.fleet import SESSION_TIMEOUT_MS, ConsumerFleet
 from tests.reliability.power_broker import PowerBroker
 from tests.reliability.workload import Workload, WorkloadSettings
-from tests.support.broker import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600 * 4)]
 
@@ -39,66 +33,6 @@ MEMBERS: Final = (1, 4)
 GAP_S: Final = (1.0, 2.0)
 """Between two membership changes: shorter than a rebalance under a dead member's session
 timeout, so changes pile onto rebalances in progress."""
-STOP_TIMEOUT_S: Final = 30.0
-SESSION_TIMEOUT_MS: Final = 3_000
-"""Short, so the group notices a killed member (which never says goodbye) within the quick
-mode's budget; the broker's group.min.session.timeout.ms is lowered to allow it."""
-
-
-@dataclass
-class ConsumerFleet:
-    bootstrap: str
-    topic: str
-    history: History
-    alive: list[subprocess.Popen[str]] = field(default_factory=list)
-    _readers: list[threading.Thread] = field(default_factory=list)
-    started: int = 0
-
-    def join(self) -> None:
-        name = f"p{self.started}"
-        self.started += 1
-        arguments = [self.bootstrap, self.topic, name, str(SESSION_TIMEOUT_MS)]
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.consumer_child", *arguments],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        reader = threading.Thread(target=self._read, args=(child,), name=f"fleet-{name}")
-        reader.start()
-        self.alive.append(child)
-        self._readers.append(reader)
-
-    def _read(self, child: subprocess.Popen[str]) -> None:
-        assert child.stdout is not None
-        with child.stdout:
-            for line in child.stdout:
-                event = parse_event(line)
-                if event is not None:
-                    self.history.record(event)
-
-    def kill(self, rng: random.Random) -> None:
-        child = self.alive.pop(rng.randrange(len(self.alive)))
-        child.kill()
-        child.wait()
-        self.history.fault(f"consumer SIGKILLed (pid {child.pid})")
-
-    def leave(self, rng: random.Random) -> None:
-        child = self.alive.pop(rng.randrange(len(self.alive)))
-        child.terminate()
-        child.wait(STOP_TIMEOUT_S)
-
-    def stop(self) -> None:
-        for child in self.alive:
-            child.terminate()
-        for child in self.alive:
-            try:
-                child.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        self.alive.clear()
-        for reader in self._readers:
-            reader.join()
 
 
 @pytest.fixture

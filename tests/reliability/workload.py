@@ -43,6 +43,7 @@ class WorkloadSettings:
     plain_producers: int = 1
     consumers: int = 2
     session_timeout_ms: int = SESSION_TIMEOUT_MS
+    topic_configs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Workload:
     settings: WorkloadSettings
     history: History = field(default_factory=History)
     fatal_errors: list[str] = field(default_factory=list)
+    timestamps: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    """(partition, offset) -> (timestamp type, timestamp) of each record :meth:`read_back` saw."""
     _stop_producing: threading.Event = field(default_factory=threading.Event)
     _producing: threading.Event = field(default_factory=threading.Event)
     _stop_consuming: threading.Event = field(default_factory=threading.Event)
@@ -59,7 +62,15 @@ class Workload:
     def create_topic(self) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = admin.create_topics(
-            [NewTopic(self.settings.topic, self.settings.partitions, 1)], operation_timeout=30
+            [
+                NewTopic(
+                    self.settings.topic,
+                    self.settings.partitions,
+                    1,
+                    config=self.settings.topic_configs,
+                )
+            ],
+            operation_timeout=30,
         )
         for future in futures.values():
             future.result(timeout=60)
@@ -288,6 +299,7 @@ class Workload:
                     continue
                 partition, offset = message.partition(), message.offset()
                 log[partition].append((offset, message.value().decode()))
+                self.timestamps[(partition, offset)] = message.timestamp()
                 if offset + 1 >= ends[partition]:
                     done.add(partition)
             return log
