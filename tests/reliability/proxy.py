@@ -37,6 +37,11 @@ class CuttingProxy:
         self._server: asyncio.Server | None = None
         self.port = 0
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections the proxy is still forwarding (two sockets each)."""
+        return len(self._open) // 2
+
     def _call(self, coroutine: Any) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return future.result(CALL_TIMEOUT_S)

@@ -281,6 +281,8 @@ class _Connection:
         self._bytes_in_flight = 0
         self._bytes_freed = asyncio.Event()
         self._reading = True
+        self._peer_gone = False
+        """The client went away: nothing more is written to it."""
         self._read_task: asyncio.Task[bool] | None = None
         self._write_task: asyncio.Task[None] | None = None
         self.mute = ConnectionMute()
@@ -311,9 +313,13 @@ class _Connection:
         write_task = self._write_task
         if write_task is not None:
             if peer_gone:
+                self._peer_gone = True
                 write_task.cancel()
-            else:
-                self._responses.put_nowait(None)  # the writer finishes what is queued, stops
+            # The writer finishes what is queued and stops here. Also after the cancel above:
+            # a handler that swallows its cancellation (a shielded wait, or a race in
+            # asyncio.wait_for on Python 3.11) hands the writer a normal result, the
+            # cancellation is lost, and without this the writer would wait for good.
+            self._responses.put_nowait(None)
             with contextlib.suppress(asyncio.CancelledError):
                 await write_task
         # Whatever the writer did not take (it stopped on an error, or was cancelled) is
@@ -602,6 +608,8 @@ class _Connection:
                 return
             finally:
                 self._release(size)
+            if self._peer_gone:
+                return  # nobody is left to read it (its cancellation was swallowed)
             if frame is not None:
                 try:
                     await self._send(frame)
