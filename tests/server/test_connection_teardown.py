@@ -1,11 +1,12 @@
-"""A connection whose client is gone is closed even when a handler swallows its cancellation.
+"""A connection whose client is gone is closed even when its writer's cancellation is lost.
 
 When the client goes away, the connection cancels its writer, which cancels the request it is
-waiting on. A handler that catches that cancellation and returns (a shielded wait, or a race
-in ``asyncio.wait_for`` on Python 3.11) hands the writer a normal result instead, and the
-cancellation is lost: the writer went back to waiting for the next response, which never
-came, and the connection stayed open for good. The reliability suite's connection cuts found
-it (tests/reliability/test_connection_cuts.py); this reproduces it deterministically.
+waiting on. If that cancellation is lost (here: a handler catches it and returns, as a shielded
+wait or Python 3.11's ``asyncio.wait_for`` race can), the writer used to go back to waiting for
+a next response that never came, and the connection stayed open for good. The reliability
+suite's connection cuts (tests/reliability/test_connection_cuts.py) found a connection left in
+exactly that state (its writer "cancelling", waiting on the response queue) about one run in
+three; this reproduces the state deterministically.
 """
 
 from __future__ import annotations

@@ -316,9 +316,9 @@ class _Connection:
                 self._peer_gone = True
                 write_task.cancel()
             # The writer finishes what is queued and stops here. Also after the cancel above:
-            # a handler that swallows its cancellation (a shielded wait, or a race in
-            # asyncio.wait_for on Python 3.11) hands the writer a normal result, the
-            # cancellation is lost, and without this the writer would wait for good.
+            # if that cancellation is lost (a handler that swallows it hands the writer a
+            # normal result, as a shielded wait or Python 3.11's asyncio.wait_for race can),
+            # the writer would otherwise wait on the queue for good.
             self._responses.put_nowait(None)
             with contextlib.suppress(asyncio.CancelledError):
                 await write_task
@@ -609,7 +609,7 @@ class _Connection:
             finally:
                 self._release(size)
             if self._peer_gone:
-                return  # nobody is left to read it (its cancellation was swallowed)
+                return  # nobody is left to read it (the writer's cancellation was lost)
             if frame is not None:
                 try:
                     await self._send(frame)
