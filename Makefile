@@ -71,8 +71,11 @@ crash-full: $(STAMP)
 
 # The reliability suite's full mode (tests/reliability): 500 broker SIGKILLs, 100 pauses, 100
 # power losses and 50 disk-full episodes under the checked workload; `make test` runs a quick mode.
+# Issue 19, faults slice: 1,000 connection cuts, 100 consumer kills in rebalances, 50 fsync EIO
+# failures with restarts, 50 clock jumps (each one long workload; quick mode in `make test`).
+RELIABILITY_FAULTS_FULL = SHOAL_RELIABILITY_CUTS=1000 SHOAL_RELIABILITY_CONSUMER_KILLS=100 SHOAL_RELIABILITY_FSYNC_ERRORS=50 SHOAL_RELIABILITY_CLOCK_JUMPS=50
 reliability: $(STAMP)
-	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 SHOAL_RELIABILITY_DISK_FULL=50 SHOAL_RELIABILITY_PARTITIONS=10000 $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
+	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 SHOAL_RELIABILITY_DISK_FULL=50 SHOAL_RELIABILITY_PARTITIONS=10000 $(RELIABILITY_FAULTS_FULL) $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
 
 # Differential conformance: the same client scenarios against Apache Kafka and shoal.
 conformance: $(STAMP) peers

@@ -20,6 +20,8 @@ from typing import Any, Final
 
 from shoal.broker.broker import Broker
 from shoal.broker.handlers import HANDLERS
+from shoal.clock import SYSTEM_CLOCK, Clock
+from shoal.coordinator.group_config import GroupConfig
 from shoal.server.kafka import KafkaServer
 from shoal.server.settings import Settings
 from shoal.storage import FlushPolicy, LogManager
@@ -37,12 +39,18 @@ class PowerBroker:
         seed: int,
         flush_policy: FlushPolicy = FlushPolicy.SYNC,
         group_initial_rebalance_delay_ms: int = 300,
+        clock: Clock = SYSTEM_CLOCK,
+        advertised_listener: str = "",
+        group_min_session_timeout_ms: int = GroupConfig().min_session_timeout_ms,
     ) -> None:
         self.fs = FaultyFileSystem(seed)
+        self.clock = clock
         self._settings = Settings(
             kafka_listen="127.0.0.1:0",
             flush_policy=flush_policy.value,
             group_initial_rebalance_delay_ms=group_initial_rebalance_delay_ms,
+            advertised_listener=advertised_listener,
+            group_min_session_timeout_ms=group_min_session_timeout_ms,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="power-broker")
@@ -72,12 +80,38 @@ class PowerBroker:
         await server.bind()
         config = self._settings.broker_config(bound_port=server.port)
         logs = await asyncio.to_thread(
-            LogManager.open, DATA_DIR, fs=switch, default_config=config.log
+            LogManager.open, DATA_DIR, fs=switch, clock=self.clock, default_config=config.log
         )
-        broker = Broker(replace(config), logs, handlers=HANDLERS, fs=switch)
+        broker = Broker(replace(config), logs, handlers=HANDLERS, fs=switch, clock=self.clock)
         await server.start(broker)
         self._switch, self._server, self._broker, self._logs = switch, server, broker, logs
         self.port = server.port
+
+    def connection_count(self) -> int:
+        """Client connections the running incarnation holds (read on its event loop)."""
+
+        async def count() -> int:
+            assert self._server is not None
+            return self._server.connection_count
+
+        return int(self._call(count()))
+
+    def unsent_response_bytes(self) -> int:
+        async def unsent() -> int:
+            assert self._server is not None
+            return self._server.unsent_response_bytes
+
+        return int(self._call(unsent()))
+
+    def apply_retention(self) -> int:
+        """One retention pass now (shoal's app runs them on a timer; this broker has no app):
+        how many segments it deleted."""
+
+        async def apply() -> int:
+            assert self._logs is not None
+            return await asyncio.to_thread(self._logs.apply_retention)
+
+        return int(self._call(apply()))
 
     def power_loss(self, *, keep_unsynced: bool) -> None:
         """The machine dies: nothing more reaches the disk, connections drop, then it boots."""

@@ -42,6 +42,8 @@ class WorkloadSettings:
     idempotent_producers: int = 2
     plain_producers: int = 1
     consumers: int = 2
+    session_timeout_ms: int = SESSION_TIMEOUT_MS
+    topic_configs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Workload:
     settings: WorkloadSettings
     history: History = field(default_factory=History)
     fatal_errors: list[str] = field(default_factory=list)
+    timestamps: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    """(partition, offset) -> (timestamp type, timestamp) of each record :meth:`read_back` saw."""
     _stop_producing: threading.Event = field(default_factory=threading.Event)
     _producing: threading.Event = field(default_factory=threading.Event)
     _stop_consuming: threading.Event = field(default_factory=threading.Event)
@@ -58,7 +62,15 @@ class Workload:
     def create_topic(self) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = admin.create_topics(
-            [NewTopic(self.settings.topic, self.settings.partitions, 1)], operation_timeout=30
+            [
+                NewTopic(
+                    self.settings.topic,
+                    self.settings.partitions,
+                    1,
+                    config=self.settings.topic_configs,
+                )
+            ],
+            operation_timeout=30,
         )
         for future in futures.values():
             future.result(timeout=60)
@@ -182,6 +194,14 @@ class Workload:
 
     # -- consumers -----------------------------------------------------------------------
 
+    def stop_consuming(self) -> None:
+        self._stop_consuming.set()
+
+    def consume(self, name: str) -> None:
+        """One group consumer's loop, until :meth:`stop_consuming` (also run alone, in a
+        child process: consumer_child.py)."""
+        self._consume(name)
+
     def _consume(self, name: str) -> None:
         consumer = Consumer(
             {
@@ -189,7 +209,7 @@ class Workload:
                 "group.id": f"{self.settings.topic}-group",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "session.timeout.ms": SESSION_TIMEOUT_MS,
+                "session.timeout.ms": self.settings.session_timeout_ms,
                 "heartbeat.interval.ms": 1_000,
                 "reconnect.backoff.max.ms": 500,
                 "log_level": 0,
@@ -279,6 +299,7 @@ class Workload:
                     continue
                 partition, offset = message.partition(), message.offset()
                 log[partition].append((offset, message.value().decode()))
+                self.timestamps[(partition, offset)] = message.timestamp()
                 if offset + 1 >= ends[partition]:
                     done.add(partition)
             return log

@@ -303,6 +303,8 @@ class _Connection:
         self._bytes_in_flight = 0
         self._bytes_freed = asyncio.Event()
         self._reading = True
+        self._peer_gone = False
+        """The client went away: nothing more is written to it."""
         self._read_task: asyncio.Task[bool] | None = None
         self._write_task: asyncio.Task[None] | None = None
         self.mute = ConnectionMute()
@@ -333,9 +335,13 @@ class _Connection:
         write_task = self._write_task
         if write_task is not None:
             if peer_gone:
+                self._peer_gone = True
                 write_task.cancel()
-            else:
-                self._responses.put_nowait(None)  # the writer finishes what is queued, stops
+            # The writer finishes what is queued and stops here. Also after the cancel above:
+            # if that cancellation is lost (a handler that swallows it hands the writer a
+            # normal result, as a shielded wait or Python 3.11's asyncio.wait_for race can),
+            # the writer would otherwise wait on the queue for good.
+            self._responses.put_nowait(None)
             with contextlib.suppress(asyncio.CancelledError):
                 await write_task
         # Whatever the writer did not take (it stopped on an error, or was cancelled) is
@@ -638,6 +644,8 @@ class _Connection:
                 return
             finally:
                 self._release(size)
+            if self._peer_gone:
+                return  # nobody is left to read it (the writer's cancellation was lost)
             if frame is not None:
                 try:
                     await self._send(frame)

@@ -9,6 +9,8 @@ survives, as the page cache may have written some back).
 
 Faults are armed one at a time: ``fail_next_write(ENOSPC, after_bytes=10)`` writes 10 bytes
 and then fails, like a disk that fills up mid-write; ``fail_next_fsync(EIO)`` fails an fsync.
+``fail_fsyncs_under(directory)`` fails every fsync of a file or directory under ``directory``
+until ``heal_fsyncs()``, like a bad region of a disk under one partition.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class _MemFile:
 
     def fsync(self) -> None:
         self._check_open()
-        err = self._fs._take_fsync_fault()
+        err = self._fs._take_fsync_fault(self._path)
         if err is not None:
             raise OSError(err, os.strerror(err), self._path)
         self._inode.durable = bytes(self._inode.data)
@@ -98,6 +100,7 @@ class FaultyFileSystem:
         self._write_faults: list[tuple[int, int]] = []
         self._fsync_faults: list[int] = []
         self._truncate_faults = 0
+        self._failing_fsyncs: tuple[str, int] | None = None
         self.space_left_bytes: int | None = None
         """When set, writes past this many more bytes fail with ENOSPC (partially)."""
         self.fsync_count = 0
@@ -110,6 +113,12 @@ class FaultyFileSystem:
 
     def fail_next_fsync(self, err: int = errno.EIO) -> None:
         self._fsync_faults.append(err)
+
+    def fail_fsyncs_under(self, directory: str, err: int = errno.EIO) -> None:
+        self._failing_fsyncs = (self._norm(directory), err)
+
+    def heal_fsyncs(self) -> None:
+        self._failing_fsyncs = None
 
     def fail_next_truncate(self) -> None:
         self._truncate_faults += 1
@@ -126,8 +135,15 @@ class FaultyFileSystem:
             self.space_left_bytes -= size
         return None
 
-    def _take_fsync_fault(self) -> int | None:
-        return self._fsync_faults.pop(0) if self._fsync_faults else None
+    def _take_fsync_fault(self, path: str) -> int | None:
+        if self._fsync_faults:
+            return self._fsync_faults.pop(0)
+        if self._failing_fsyncs is not None:
+            directory, err = self._failing_fsyncs
+            path = self._norm(path)
+            if path == directory or path.startswith(directory + "/"):
+                return err
+        return None
 
     def _take_truncate_fault(self) -> bool:
         if self._truncate_faults:
@@ -157,6 +173,7 @@ class FaultyFileSystem:
         self._write_faults.clear()
         self._fsync_faults.clear()
         self._truncate_faults = 0
+        self._failing_fsyncs = None
         self.space_left_bytes = None
 
     # -- the FileSystem interface ---------------------------------------------------------
@@ -225,7 +242,7 @@ class FaultyFileSystem:
 
     def fsync_dir(self, path: str) -> None:
         path = self._norm(path)
-        err = self._take_fsync_fault()
+        err = self._take_fsync_fault(path)
         if err is not None:
             raise OSError(err, os.strerror(err), path)
         self._durable_dirs[path] = dict(self._dir(path))
