@@ -89,6 +89,8 @@ class SubscriberRunner:
                 if len(self._loops_subscribed) >= self._loop_count:
                     self.subscribed.set()
                 await self._consume(consumer, retry_stage)
+            except Stopped:
+                continue  # an exactly-once fetch aborted because the app stops: not a failure
             except Exception:
                 # Uncommitted records are fetched again by the next consumer: at-least-once.
                 log.exception("subscriber %s failed; reconnecting", self.sub.name)
