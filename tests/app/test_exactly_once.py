@@ -1,6 +1,7 @@
 """``@app.subscriber(..., exactly_once=True)``: on a Kafka transport each fetch's outputs and
 consumed offsets commit in one transaction (seen by a read_committed consumer and in the
-group's committed offsets); on a transport without transactions the app refuses to start."""
+group's committed offsets), in-place retries and the DLQ included; on a transport without
+transactions the app refuses to start."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.broker.transactions.clients import read_all
 pytestmark = pytest.mark.integration
 
 INPUTS = 12
+POISON = 7
 
 
 def test_outputs_and_offsets_commit_in_one_transaction(shoal_broker: EmbeddedBroker) -> None:
@@ -33,6 +35,9 @@ def test_outputs_and_offsets_commit_in_one_transaction(shoal_broker: EmbeddedBro
             source, group=group, output=out, exactly_once=True, retry=Retry(base_delay_ms=1)
         )
         async def double(n: int) -> int:
+            if n == POISON:
+                handled.append(n)
+                raise ValueError("never works")  # dead-lettered, inside the transaction
             if n % 5 == 0 and n not in failed_once:
                 failed_once.add(n)  # fails once, retried in place: still one output
                 raise RuntimeError("transient")
@@ -42,12 +47,14 @@ def test_outputs_and_offsets_commit_in_one_transaction(shoal_broker: EmbeddedBro
         async with app:
             for n in range(INPUTS):
                 await app.publish(source, n, key=f"k{n % 3}")
-            await wait_until(lambda: len(handled) == INPUTS, "every input handled")
+            await wait_until(lambda: len(handled) == INPUTS + 2, "every input handled")
             await asyncio.sleep(0)
 
     run(scenario())
-    outputs = read_all(shoal_broker, out, "read_committed", INPUTS, partitions=1)
-    assert sorted(int(v) for v in outputs) == [n * 2 for n in range(INPUTS)]
+    outputs = read_all(shoal_broker, out, "read_committed", INPUTS - 1, partitions=1)
+    assert sorted(int(v) for v in outputs) == [n * 2 for n in range(INPUTS) if n != POISON]
+    dead = read_all(shoal_broker, f"{source}.dlq", "read_committed", 1, partitions=1)
+    assert [int(v) for v in dead] == [POISON]
     consumer = Consumer({"bootstrap.servers": shoal_broker.bootstrap_servers, "group.id": group})
     try:
         partitions = consumer.list_topics(source, timeout=10).topics[source].partitions
@@ -59,7 +66,7 @@ def test_outputs_and_offsets_commit_in_one_transaction(shoal_broker: EmbeddedBro
     assert [tp.offset for tp in committed] == ends  # every input's offset committed
     assert sum(ends) == INPUTS
     # The outputs were written in transactions: their COMMIT markers take offsets too.
-    assert out_end > INPUTS
+    assert out_end > INPUTS - 1
 
 
 def test_a_transport_without_transactions_refuses_exactly_once() -> None:
