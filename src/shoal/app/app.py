@@ -39,7 +39,7 @@ from shoal.app.runner import SubscriberRunner
 from shoal.app.secrets import redact_url
 from shoal.app.serdes.codec import Codec
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
-from shoal.app.transport import Transport, TransportError
+from shoal.app.transport import TransactionalTransport, Transport, TransportError
 from shoal.app.transports.memory import MemoryTransport
 from shoal.clock import SYSTEM_CLOCK, Clock
 
@@ -202,6 +202,7 @@ class App:
         idempotency_key: KeyFunction | None = None,
         codec: Codec | None = None,
         output_codec: Codec | None = None,
+        exactly_once: bool = False,
     ) -> Callable[[H], H]:
         """Register an async handler for ``topic``.
 
@@ -213,6 +214,9 @@ class App:
         message id (or ``idempotency_key(msg)``) was already processed by this group.
         ``codec``/``output_codec``: a payload format other than JSON (e.g. Avro through the
         schema registry) for the records read / the return values published.
+        ``exactly_once``: each fetch's outputs (and records moved to retry or dead-letter
+        topics) and its consumed offsets commit in one Kafka transaction, read with
+        read_committed; the app refuses to start on a transport that cannot do it.
         """
         if not 1 <= concurrency <= CONCURRENCY_MAX:
             raise ValueError(f"concurrency must be in 1..{CONCURRENCY_MAX}")
@@ -246,6 +250,7 @@ class App:
                     idempotency_key=idempotency_key,
                     codec=codec,
                     output_codec=output_codec,
+                    exactly_once=exactly_once,
                 )
             )
             return handler
@@ -310,10 +315,23 @@ class App:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def _check_exactly_once(self) -> None:
+        """exactly_once=True needs transactions, which only Kafka transports have."""
+        if isinstance(self.transport, TransactionalTransport):
+            return
+        for sub in self.subscribers:
+            if sub.exactly_once:
+                raise TransportError(
+                    f"subscriber {sub.name}: exactly_once=True needs a Kafka transport (kafka:// "
+                    f"or embedded://): {type(self.transport).__name__} cannot commit a handler's "
+                    "outputs and its consumed offsets in one transaction"
+                )
+
     async def start(self) -> None:
         if self._started:
             return
         tracing.refresh()  # an OpenTelemetry SDK may have been installed since the last look
+        self._check_exactly_once()
         if self._embedded_dir is not None:
             await self._start_embedded(self._embedded_dir)
         await self.transport.start()

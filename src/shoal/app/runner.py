@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from shoal.app.delivery import Deliver, Pipeline, Runtime, Stopped, Waits
 from shoal.app.message import Message
@@ -23,7 +23,12 @@ from shoal.app.observability import tracing
 from shoal.app.offsets import OffsetTracker
 from shoal.app.resilience.breaker import BreakerState
 from shoal.app.subscriber import Subscriber
-from shoal.app.transport import TransportConsumer
+from shoal.app.transport import (
+    TransactionalConsumer,
+    TransactionalTransport,
+    TransportConsumer,
+)
+from shoal.invariant import invariant
 
 log = logging.getLogger("shoal.app")
 
@@ -75,7 +80,7 @@ class SubscriberRunner:
 
     async def _run(self, topics: list[str], group: str, *, retry_stage: bool) -> None:
         while not self.rt.stopping.is_set():
-            consumer = self.rt.transport.consumer(topics, group)
+            consumer = self._new_consumer(topics, group)
             entry = (group, consumer)
             try:
                 await consumer.start()
@@ -84,6 +89,8 @@ class SubscriberRunner:
                 if len(self._loops_subscribed) >= self._loop_count:
                     self.subscribed.set()
                 await self._consume(consumer, retry_stage)
+            except Stopped:
+                continue  # an exactly-once fetch aborted because the app stops: not a failure
             except Exception:
                 # Uncommitted records are fetched again by the next consumer: at-least-once.
                 log.exception("subscriber %s failed; reconnecting", self.sub.name)
@@ -94,6 +101,14 @@ class SubscriberRunner:
                     self.consumers.remove(entry)
                 with contextlib.suppress(Exception):
                     await consumer.close()
+
+    def _new_consumer(self, topics: list[str], group: str) -> TransportConsumer:
+        transport = self.rt.transport
+        if self.sub.exactly_once:
+            # App.start refused exactly_once on a transport without transactions.
+            invariant(isinstance(transport, TransactionalTransport), "no transactions")
+            return cast(TransactionalTransport, transport).transactional_consumer(topics, group)
+        return transport.consumer(topics, group)
 
     async def _consume(self, consumer: TransportConsumer, retry_stage: bool) -> None:
         tracker = OffsetTracker()
@@ -107,16 +122,24 @@ class SubscriberRunner:
                 continue
             tracker.track_all(records)
             deliver = self.pipeline(retry_stage).deliver
+            done = [0]
 
             # One coroutine per run of records (a fetch, or a lane), not one per record.
-            async def run(msgs: list[Message], deliver: Deliver = deliver) -> None:
+            async def run(
+                msgs: list[Message], deliver: Deliver = deliver, done: list[int] = done
+            ) -> None:
                 for msg in msgs:
                     try:
                         await deliver(msg, waits, None)
                     except Stopped:
                         continue  # not completed: not committed, redelivered after a restart
                     complete((msg.topic, msg.partition), msg.offset)
+                    done[0] += 1
 
+            if self.sub.exactly_once:
+                txn = cast(TransactionalConsumer, consumer)
+                await _in_transaction(txn, concurrency, records, run, done, tracker)
+                continue
             try:
                 await _dispatch(concurrency, records, run)
             finally:
@@ -143,3 +166,26 @@ async def _dispatch(
     async with asyncio.TaskGroup() as group:
         for lane in lanes.values():
             group.create_task(run_lane(lane))
+
+
+async def _in_transaction(
+    consumer: TransactionalConsumer,
+    concurrency: int,
+    records: list[Message],
+    run: Callable[[list[Message]], Awaitable[None]],
+    done: list[int],
+    tracker: OffsetTracker,
+) -> None:
+    """One fetch, exactly once: its sends and its offsets commit together, or neither. A
+    fetch not wholly handled (the app is stopping) is aborted; after any abort the consumer is
+    given up (an exception), so a new one reads again from the committed offsets."""
+    await consumer.begin()
+    try:
+        await _dispatch(concurrency, records, run)
+    except BaseException:
+        await consumer.abort()
+        raise
+    if done[0] != len(records):
+        await consumer.abort()
+        raise Stopped("stopped within an exactly-once fetch: it was aborted")
+    await consumer.commit_transaction(tracker.committable())

@@ -42,6 +42,8 @@ class Subscriber:
     codec: Codec | None = None
     """Decodes the records (instead of the JSON serde chosen by ``payload_type``)."""
     output_codec: Codec | None = None
+    exactly_once: bool = False
+    """Outputs and consumed offsets commit in one transaction (Kafka transports only)."""
 
     @property
     def name(self) -> str:

@@ -93,3 +93,29 @@ class Transport(Protocol):
         """Every record of ``topic`` present when called, all partitions, in offset order per
         partition; no group and no commit (redrive and inspection use it)."""
         ...
+
+
+class TransactionalConsumer(TransportConsumer, Protocol):
+    """A consumer whose handlers' sends and consumed offsets commit together (Kafka
+    transactions). Between :meth:`begin` and :meth:`commit_transaction` or :meth:`abort`,
+    every ``Transport.send`` made in the same task (and the tasks it starts) joins the
+    transaction; a consumer whose transaction was aborted must be closed, not fetched from
+    again (what it fetched since is not committed and must be read again by a new one)."""
+
+    async def begin(self) -> None: ...
+
+    async def commit_transaction(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit the sends since :meth:`begin` with ``offsets`` (next offsets to read) as
+        this consumer's group's committed offsets, atomically; raises TransportError (the
+        transaction is then aborted) when it cannot, e.g. after a rebalance fenced it."""
+        ...
+
+    async def abort(self) -> None: ...
+
+
+@runtime_checkable
+class TransactionalTransport(Protocol):
+    """An optional capability (exactly-once subscribers, issue 14): a transport whose
+    consumers can commit a handler's outputs and the consumed offsets in one transaction."""
+
+    def transactional_consumer(self, topics: list[str], group: str) -> TransactionalConsumer: ...

@@ -25,6 +25,7 @@ from shoal.cli.registry import add_registry_parser
 from shoal.cli.run import add_run_parser
 from shoal.cli.schema import add_schema_parser
 from shoal.cli.topic import add_topic_parser
+from shoal.cli.txn import add_txn_parser  # issue 14 (transactions): shoal txn
 from shoal.cli.user import add_user_parser
 
 __all__ = ["build_parser", "main"]
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dlq_parser(sub)
     add_user_parser(sub)
     add_acl_parser(sub)
+    add_txn_parser(sub)  # issue 14 (transactions)
     return parser
 
 
@@ -70,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "dlq_command", None),
             getattr(args, "docs_command", None),
             getattr(args, "user_command", None),
+            getattr(args, "txn_command", None),
         )
         if word
     )

@@ -42,7 +42,12 @@ from shoal.records.header import BatchHeader, read_header
 from shoal.records.reader import iter_records
 from shoal.records.record import Record
 from shoal.records.rewrite import delete_horizon_ms, rebuild_batch, rebuild_empty
-from shoal.storage.cleaner_txn import NoTransactionCleaning, TransactionCleaning
+from shoal.storage.cleaner_txn import (
+    NoTransactionCleaning,
+    TransactionCleaning,
+    first_unstable_offset,
+    read_log_transactions,
+)
 from shoal.storage.errors import StorageError
 from shoal.storage.index import MAX_RELATIVE
 from shoal.storage.log import CLEANER_CHECKPOINT_FILE, PartitionLog
@@ -98,6 +103,7 @@ class CleanContext:
     now_ms: int
     offset_map: OffsetMap
     transactions: TransactionCleaning = field(default_factory=NoTransactionCleaning)
+    """Replaced by :func:`clean` with what it reads of the log's transactions."""
     delete_retention_ms: int = 24 * 3600 * 1000
     """The log's delete.retention.ms when the clean started."""
     throttle: Callable[[int], None] = lambda _bytes: None
@@ -137,7 +143,12 @@ def assess(plog: PartitionLog, checkpoint: int | None, now_ms: int) -> Cleanable
     # A checkpoint outside the log (it was truncated, or records deleted) restarts from the
     # log start, as Kafka does.
     first_dirty = checkpoint if checkpoint is not None and log_start <= checkpoint else log_start
-    uncleanable = [limit, _last_stable_offset(plog)]
+    uncleanable = [limit]
+    unstable = first_unstable_offset(plog.headers_from(first_dirty))
+    if unstable is not None:
+        # Never clean at or past an open transaction's first record: if it aborts, the
+        # committed values before it must still be there (Kafka's firstUncleanableOffset).
+        uncleanable.append(unstable)
     if config.min_compaction_lag_ms > 0:
         for segment, end in spans(segments, limit):
             if end > first_dirty and segment.max_timestamp > now_ms - config.min_compaction_lag_ms:
@@ -160,11 +171,6 @@ def assess(plog: PartitionLog, checkpoint: int | None, now_ms: int) -> Cleanable
     return Cleanable(first_dirty, first_uncleanable, clean_bytes, dirty_bytes, due)
 
 
-def _last_stable_offset(plog: PartitionLog) -> int:
-    # The transactions slice will report open transactions here (see cleaner_txn).
-    return NoTransactionCleaning().last_stable_offset(plog.log_end_offset)
-
-
 def is_due(cleanable: Cleanable, min_ratio: float) -> bool:
     if cleanable.dirty_bytes == 0:
         return False
@@ -184,6 +190,9 @@ def clean(plog: PartitionLog, cleanable: Cleanable, ctx: CleanContext) -> int:
         for s, end in spans(segments, limit)
         if end > cleanable.first_dirty and s.base_offset < cleanable.first_uncleanable
     ]
+    # The whole log's transactions: an aborted range or a marker may lie anywhere before the
+    # end of the map, and a marker's transaction may have batches in the clean part.
+    ctx.transactions = read_log_transactions(plog, log_start)
     build_offset_map(dirty, cleanable.first_dirty, cleanable.first_uncleanable, ctx)
     end = ctx.offset_map.latest_offset + 1
     if end <= cleanable.first_dirty:
@@ -203,7 +212,6 @@ def build_offset_map(segments: list[Segment], start: int, stop: int, ctx: CleanC
         for header, data in _batches(segment, start, ctx):
             if header.base_offset >= stop:
                 return
-            ctx.transactions.on_batch(header)
             if header.is_control or ctx.transactions.is_aborted(header):
                 offset_map.advance(header.last_offset)
                 continue
@@ -278,7 +286,6 @@ def clean_group(
             for header, data in _batches(segment, segment.base_offset, ctx):
                 if ctx.should_stop():
                     raise CleanAborted(f"{plog.name}: clean stopped")
-                ctx.transactions.on_batch(header)
                 kept = filter_batch(segment, header, data, producers, ctx)
                 if kept is None:
                     continue
@@ -304,11 +311,16 @@ def filter_batch(
     """The batch as the clean keeps it: ``data`` itself, a rebuilt batch, or None (removed)."""
     keep_empty = header.has_producer_id and _is_last_of_producer(header, producers)
     if header.is_control:
-        # Markers stay until the transactions rules say otherwise (cleaner_txn).
-        if ctx.transactions.can_discard_marker(header) and not keep_empty:
-            horizon = delete_horizon_ms(header)
-            if horizon is not None and horizon <= ctx.now_ms:
-                return None
+        # A marker stays while its transaction has a batch in the log; then it gets a delete
+        # horizon like a tombstone and goes once that has passed (cleaner_txn).
+        if not ctx.transactions.can_discard_marker(header):
+            return data
+        horizon = delete_horizon_ms(header)
+        if horizon is None:
+            stamped = ctx.now_ms + ctx.delete_retention_ms
+            return rebuild_batch(header, _records(segment, header, data), delete_horizon=stamped)
+        if horizon <= ctx.now_ms and not keep_empty:
+            return None
         return data
     records = _records(segment, header, data)
     ctx.stats.records_read += len(records)

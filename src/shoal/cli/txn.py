@@ -1,0 +1,196 @@
+"""``shoal txn``: list and describe transactions, like Kafka's ``kafka-transactions.sh list``
+and ``describe``; ``abort`` says why it cannot run against shoal.
+
+``list`` asks every broker of the cluster (ListTransactions), ``describe`` asks the id's
+transaction coordinator (FindCoordinator, then DescribeTransactions), so both work against a
+Kafka cluster as well. The requests go over the wire (:mod:`shoal.cli.txn_wire`): the installed
+confluent-kafka has no transaction admin API.
+
+``abort`` is Kafka's way to end a *hanging* transaction (one whose producer is gone but whose
+coordinator lost track of it): the tool writes an ABORT marker to the partition itself with
+WriteTxnMarkers (API 27), an inter-broker request. shoal does not serve it; there, an open
+transaction is aborted by the coordinator when its ``transaction.timeout.ms`` passes, or when a
+producer with the same ``transactional.id`` calls InitProducerId.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+from typing import Any, Final
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from shoal.cli.common import ClientContext, CliError, add_client_options
+from shoal.cli.txn_wire import (
+    LIST_TRANSACTIONS,
+    WRITE_TXN_MARKERS,
+    describe_transactions,
+    request,
+    serves,
+    transaction_coordinator,
+)
+
+TRANSACTIONAL_ID_NOT_FOUND: Final = 105
+STATES: Final = (
+    "Empty",
+    "Ongoing",
+    "PrepareCommit",
+    "PrepareAbort",
+    "CompleteCommit",
+    "CompleteAbort",
+    "PrepareEpochFence",
+    "Dead",
+)
+
+
+def add_txn_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    txn = sub.add_parser("txn", help="list and describe transactions (kafka-transactions.sh)")
+    actions = txn.add_subparsers(dest="txn_command", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="the transactional ids every broker knows")
+    listing.add_argument(
+        "--state", choices=STATES, action="append", help="only these states (repeatable)"
+    )
+    listing.add_argument(
+        "--producer-id", type=int, action="append", help="only these producer ids (repeatable)"
+    )
+    listing.add_argument("--format", choices=["text", "json"], default="text")
+    listing.set_defaults(run=run_list, command_parser=listing)
+
+    describe = actions.add_parser("describe", help="one transactional id's current transaction")
+    describe.add_argument("transactional_id")
+    describe.add_argument("--format", choices=["text", "json"], default="text")
+    describe.set_defaults(run=run_describe, command_parser=describe)
+
+    abort = actions.add_parser(
+        "abort", help="abort a hanging transaction (needs WriteTxnMarkers, which shoal lacks)"
+    )
+    abort.add_argument("--topic", required=True)
+    abort.add_argument("--partition", type=int, required=True)
+    abort.set_defaults(run=run_abort, command_parser=abort)
+    for parser in (listing, describe, abort):
+        add_client_options(parser)
+
+
+def _bootstrap_address(ctx: ClientContext) -> tuple[str, int]:
+    _plaintext_only(ctx)
+    first = ctx.bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise CliError(f"bootstrap server {first!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _plaintext_only(ctx: ClientContext) -> None:
+    protocol = str(ctx.config().get("security.protocol", "PLAINTEXT")).upper()
+    if protocol != "PLAINTEXT":
+        raise CliError(
+            f"shoal txn speaks only to PLAINTEXT listeners (not {protocol}): the installed "
+            "confluent-kafka has no transaction admin API, so these requests go over a plain "
+            "connection; use kafka-transactions.sh on this listener"
+        )
+
+
+def _brokers(ctx: ClientContext) -> list[tuple[int, tuple[str, int]]]:
+    _plaintext_only(ctx)
+    admin = AdminClient(ctx.config())
+    try:
+        metadata = admin.list_topics(timeout=ctx.timeout_s)
+    except KafkaException as exc:
+        raise ctx.unreachable(exc.args[0].code()) from None
+    return sorted((b.id, (str(b.host), b.port)) for b in metadata.brokers.values())
+
+
+def run_list(args: argparse.Namespace) -> int:
+    ctx = ClientContext(args)
+    rows: list[dict[str, Any]] = []
+    for node_id, address in _brokers(ctx):
+        body = {"state_filters": args.state or [], "producer_id_filters": args.producer_id or []}
+        try:
+            answer = request(address, LIST_TRANSACTIONS, 0, body, ctx.timeout_s)
+        except OSError as exc:
+            raise CliError(f"could not list the transactions of broker {node_id}: {exc}") from None
+        if int(answer.error_code) != 0:
+            raise CliError(
+                f"broker {node_id} answered ListTransactions with error {int(answer.error_code)}"
+            )
+        rows.extend(
+            {
+                "transactional_id": t.transactional_id,
+                "coordinator": node_id,
+                "producer_id": int(t.producer_id),
+                "state": t.transaction_state,
+            }
+            for t in answer.transaction_states
+        )
+    rows.sort(key=lambda r: r["transactional_id"])
+    if args.format == "json":
+        print(json.dumps(rows))
+        return 0
+    print("TransactionalId\tCoordinator\tProducerId\tTransactionState")
+    for r in rows:
+        print(f"{r['transactional_id']}\t{r['coordinator']}\t{r['producer_id']}\t{r['state']}")
+    return 0
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    ctx = ClientContext(args)
+    txn_id: str = args.transactional_id
+    try:
+        node_id, address = transaction_coordinator(_bootstrap_address(ctx), txn_id, ctx.timeout_s)
+        (state,) = describe_transactions(address, [txn_id], ctx.timeout_s)
+    except (OSError, struct.error, ValueError) as exc:
+        raise CliError(f"could not ask the coordinator of {txn_id!r}: {exc}") from None
+    code = state.error_code
+    if code == TRANSACTIONAL_ID_NOT_FOUND:
+        raise CliError(f"transactional id {txn_id!r} not found")
+    if code != 0:
+        raise CliError(f"DescribeTransactions of {txn_id!r} failed with error {code}")
+    start_ms = state.start_time_ms
+    partitions = sorted(f"{t}-{p}" for t, p in state.partitions)
+    doc = {
+        "coordinator": node_id,
+        "transactional_id": txn_id,
+        "producer_id": state.producer_id,
+        "producer_epoch": state.producer_epoch,
+        "state": state.state,
+        "transaction_timeout_ms": state.timeout_ms,
+        "current_transaction_start_time_ms": start_ms if start_ms >= 0 else None,
+        "topic_partitions": partitions,
+    }
+    if args.format == "json":
+        print(json.dumps(doc))
+        return 0
+    print(
+        "CoordinatorId\tTransactionalId\tProducerId\tProducerEpoch\tTransactionState\t"
+        "TransactionTimeoutMs\tCurrentTransactionStartTimeMs\tTopicPartitions"
+    )
+    started = "None" if start_ms < 0 else str(start_ms)
+    print(
+        f"{node_id}\t{txn_id}\t{doc['producer_id']}\t{doc['producer_epoch']}\t{doc['state']}\t"
+        f"{doc['transaction_timeout_ms']}\t{started}\t{','.join(partitions)}"
+    )
+    return 0
+
+
+def run_abort(args: argparse.Namespace) -> int:
+    ctx = ClientContext(args)
+    address = _bootstrap_address(ctx)
+    try:
+        supported = serves(address, WRITE_TXN_MARKERS, ctx.timeout_s)
+    except OSError as exc:
+        raise CliError(f"could not ask the broker for its API versions: {exc}") from None
+    if not supported:
+        raise CliError(
+            "not supported: aborting a hanging transaction writes its ABORT marker with "
+            "WriteTxnMarkers (API 27), which this broker does not serve; shoal's coordinator "
+            "aborts an open transaction when its transaction.timeout.ms passes, or when a "
+            "producer with the same transactional.id calls InitProducerId"
+        )
+    raise CliError(
+        f"the broker serves WriteTxnMarkers, but shoal txn abort does not send it; abort "
+        f"{args.topic}-{args.partition}'s hanging transaction with kafka-transactions.sh abort"
+    )
