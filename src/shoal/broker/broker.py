@@ -32,6 +32,7 @@ from shoal.broker.internal_topics import (
     internal_topic_configs,
     reserved_name_message,
 )
+from shoal.broker.share_groups import ShareGroups
 from shoal.broker.signals import AppendSignals
 from shoal.broker.stats import BrokerStats
 from shoal.broker.topic_configs import ConfigError
@@ -41,6 +42,8 @@ from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
+from shoal.coordinator.share_group import ShareGroupSettings
+from shoal.coordinator.share_partition import SharePartitionSettings
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
@@ -96,6 +99,18 @@ class Broker:
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         # KIP-848 subscriptions resolve against the topics (issue 16, slice K).
         self.groups.use_topics(lambda: {t.name: t.partitions for t in self.topics})
+        # KIP-932 share groups (issue 16, slice K).
+        self.share_groups = ShareGroups(
+            clock,
+            ShareGroupSettings(
+                session_timeout_ms=config.group.share_session_timeout_ms,
+                heartbeat_interval_ms=config.group.share_heartbeat_interval_ms,
+            ),
+            SharePartitionSettings(
+                record_lock_duration_ms=config.group.share_record_lock_duration_ms,
+                delivery_count_limit=config.group.share_delivery_count_limit,
+            ),
+        )
         self.unsupported = UnsupportedFeatures(clock)
         self.acls = (
             None

@@ -162,6 +162,11 @@ class Settings:
     """Comma-separated, the default first: ``uniform`` and ``range`` are the ones shoal has."""
     group_consumer_migration_policy: str = GroupConfig().consumer_migration_policy
     """disabled, upgrade, downgrade or bidirectional (shoal.coordinator.mixed_group)."""
+    # -- KIP-932 share groups (issue 16, slice K): Kafka's group.share.* ----------------------
+    group_share_record_lock_duration_ms: int = GroupConfig().share_record_lock_duration_ms
+    group_share_delivery_count_limit: int = GroupConfig().share_delivery_count_limit
+    group_share_session_timeout_ms: int = GroupConfig().share_session_timeout_ms
+    group_share_heartbeat_interval_ms: int = GroupConfig().share_heartbeat_interval_ms
 
     def kafka_listeners(self) -> list[Listener]:
         """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""
@@ -334,6 +339,25 @@ class Settings:
             "consumer_session_timeout_ms": self.group_consumer_session_timeout_ms,
             "consumer_heartbeat_interval_ms": self.group_consumer_heartbeat_interval_ms,
             "consumer_assignors": assignors,
+            **self.share_group_settings(),
+        }
+
+    def share_group_settings(self) -> dict[str, Any]:
+        """The KIP-932 fields of GroupConfig (issue 16, slice K), checked."""
+        if self.group_share_record_lock_duration_ms < 1000:
+            raise SettingsError("group_share_record_lock_duration_ms must be at least 1000")
+        if not 2 <= self.group_share_delivery_count_limit <= 10:
+            raise SettingsError("group_share_delivery_count_limit must be between 2 and 10")
+        if not 0 < self.group_share_heartbeat_interval_ms < self.group_share_session_timeout_ms:
+            raise SettingsError(
+                "group_share_heartbeat_interval_ms must be positive and below "
+                "group_share_session_timeout_ms"
+            )
+        return {
+            "share_record_lock_duration_ms": self.group_share_record_lock_duration_ms,
+            "share_delivery_count_limit": self.group_share_delivery_count_limit,
+            "share_session_timeout_ms": self.group_share_session_timeout_ms,
+            "share_heartbeat_interval_ms": self.group_share_heartbeat_interval_ms,
         }
 
     def authorizer_config(self) -> AuthorizerConfig | None:

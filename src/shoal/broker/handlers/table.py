@@ -62,6 +62,10 @@ from shoal.broker.handlers.offset_for_leader_epoch import handle_offset_for_lead
 from shoal.broker.handlers.produce import handle_produce
 from shoal.broker.handlers.sasl_authenticate import handle_sasl_authenticate
 from shoal.broker.handlers.sasl_handshake import handle_sasl_handshake
+from shoal.broker.handlers.share_acknowledge import handle_share_acknowledge
+from shoal.broker.handlers.share_fetch import handle_share_fetch
+from shoal.broker.handlers.share_group_describe import handle_share_group_describe
+from shoal.broker.handlers.share_group_heartbeat import handle_share_group_heartbeat
 from shoal.broker.handlers.sync_group import handle_sync_group
 from shoal.broker.handlers.update_features import handle_update_features
 from shoal.protocol import ApiKey
@@ -120,6 +124,11 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     # KIP-848 consumer groups (issue 16, slice K).
     ApiKey.CONSUMER_GROUP_HEARTBEAT: handle_consumer_group_heartbeat,
     ApiKey.CONSUMER_GROUP_DESCRIBE: handle_consumer_group_describe,
+    # KIP-932 share groups (issue 16, slice K).
+    ApiKey.SHARE_GROUP_HEARTBEAT: handle_share_group_heartbeat,
+    ApiKey.SHARE_GROUP_DESCRIBE: handle_share_group_describe,
+    ApiKey.SHARE_FETCH: handle_share_fetch,
+    ApiKey.SHARE_ACKNOWLEDGE: handle_share_acknowledge,
 }
 
 UNHANDLED: Final = frozenset(
@@ -132,9 +141,5 @@ UNHANDLED: Final = frozenset(
         ApiKey.TXN_OFFSET_COMMIT,
         ApiKey.DESCRIBE_TRANSACTIONS,
         ApiKey.LIST_TRANSACTIONS,
-        ApiKey.SHARE_GROUP_HEARTBEAT,
-        ApiKey.SHARE_GROUP_DESCRIBE,
-        ApiKey.SHARE_FETCH,
-        ApiKey.SHARE_ACKNOWLEDGE,
     }
 )

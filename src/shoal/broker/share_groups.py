@@ -1,0 +1,132 @@
+"""The broker's KIP-932 share groups: each group's membership, its share-partitions (created
+on first fetch where ``share.auto.offset.reset`` says) and its members' share sessions.
+
+Share sessions as KIP-932 defines them: a ShareFetch with epoch 0 opens a member's session
+(replacing an old one) with the partitions it names, a later request must carry the epoch the
+last one was given (the epoch goes up by one per request, 1 after Integer.MAX_VALUE) and adds
+partitions or forgets some, and epoch -1 closes it (acknowledgements only, no fetching).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from shoal.clock import Clock
+from shoal.coordinator.share_group import ShareGroup, ShareGroupSettings
+from shoal.coordinator.share_offset_reset import (
+    OffsetReset,
+    initial_start_offset,
+    parse_offset_reset,
+)
+from shoal.coordinator.share_partition import SharePartition, SharePartitionSettings
+from shoal.protocol import ErrorCode
+from shoal.storage import PartitionLog
+
+INITIAL_EPOCH: Final = 0
+FINAL_EPOCH: Final = -1
+MAX_EPOCH: Final = 2**31 - 1
+
+TopicPartition = tuple[str, int]
+
+
+class ShareSessionError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class ShareSession:
+    epoch: int = 1
+    partitions: set[TopicPartition] = field(default_factory=set)
+
+
+def next_epoch(epoch: int) -> int:
+    return 1 if epoch >= MAX_EPOCH else epoch + 1
+
+
+class ShareGroups:
+    def __init__(
+        self,
+        clock: Clock,
+        group_settings: ShareGroupSettings | None = None,
+        partition_settings: SharePartitionSettings | None = None,
+        offset_reset: str = "latest",
+    ) -> None:
+        self.clock = clock
+        self.group_settings = group_settings or ShareGroupSettings()
+        self.partition_settings = partition_settings or SharePartitionSettings()
+        self.offset_reset: OffsetReset = parse_offset_reset(offset_reset)
+        self.groups: dict[str, ShareGroup] = {}
+        self.partitions: dict[tuple[str, str, int], SharePartition] = {}
+        self.sessions: dict[tuple[str, str], ShareSession] = {}
+
+    def group(self, group_id: str) -> ShareGroup:
+        group = self.groups.get(group_id)
+        if group is None:
+            group = self.groups[group_id] = ShareGroup(group_id, self.clock, self.group_settings)
+        return group
+
+    def expire(self, group_id: str) -> None:
+        """Members past their session timeout leave; their records are released."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return
+        for member_id in group.expire_sessions():
+            self.member_left(group_id, member_id)
+
+    def member_left(self, group_id: str, member_id: str) -> None:
+        self.sessions.pop((group_id, member_id), None)
+        for (g, _, _), sp in self.partitions.items():
+            if g == group_id:
+                sp.release_member(member_id)
+
+    def share_partition(
+        self, group_id: str, topic: str, index: int, plog: PartitionLog
+    ) -> SharePartition:
+        key = (group_id, topic, index)
+        sp = self.partitions.get(key)
+        if sp is None:
+            start = initial_start_offset(
+                self.offset_reset,
+                plog.log_start_offset,
+                plog.log_end_offset,
+                self.clock.now_ms(),
+                lambda _ts: None,  # by_duration without a time index: from the log end
+            )
+            sp = self.partitions[key] = SharePartition(self.clock, self.partition_settings, start)
+        if plog.log_start_offset > sp.start_offset:
+            sp.skip_to(plog.log_start_offset)  # retention deleted records still in flight
+        return sp
+
+    def session(
+        self,
+        group_id: str,
+        member_id: str,
+        epoch: int,
+        added: set[TopicPartition],
+        forgotten: set[TopicPartition],
+    ) -> ShareSession | None:
+        """The session this request belongs to, updated; None when the request closes it."""
+        key = (group_id, member_id)
+        if epoch == INITIAL_EPOCH:
+            session = self.sessions[key] = ShareSession(1, set(added))
+            return session
+        existing = self.sessions.get(key)
+        if existing is None:
+            raise ShareSessionError(
+                ErrorCode.SHARE_SESSION_NOT_FOUND, f"Share session for member {member_id} not found"
+            )
+        if epoch == FINAL_EPOCH:
+            del self.sessions[key]
+            return None
+        if epoch != existing.epoch:
+            raise ShareSessionError(
+                ErrorCode.INVALID_SHARE_SESSION_EPOCH,
+                f"Share session epoch {epoch} is not the expected {existing.epoch}",
+            )
+        existing.partitions |= added
+        existing.partitions -= forgotten
+        existing.epoch = next_epoch(existing.epoch)
+        return existing
