@@ -32,7 +32,7 @@ from shoal.broker.internal_topics import (
     internal_topic_configs,
     reserved_name_message,
 )
-from shoal.broker.share_groups import ShareGroups
+from shoal.broker.share_groups import SHARE_GROUP_APIS, ShareGroups
 from shoal.broker.signals import AppendSignals
 from shoal.broker.stats import BrokerStats
 from shoal.broker.topic_configs import ConfigError
@@ -123,7 +123,10 @@ class Broker:
         """Client quota configs (durable) and the rates they limit; the server enforces them."""
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
-        self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())
+        served = set(handlers.keys())
+        if config.group.share_version < 1:  # share.version 0: no share groups (issue 16)
+            served -= SHARE_GROUP_APIS
+        self.apis: Mapping[int, ApiVersionRange] = restrict_to(served)
         self._ensure_logs()
         self._ensure_internal_topics()
 

@@ -20,8 +20,18 @@ from shoal.coordinator.share_offset_reset import (
     parse_offset_reset,
 )
 from shoal.coordinator.share_partition import SharePartition, SharePartitionSettings
-from shoal.protocol import ErrorCode
+from shoal.protocol import ApiKey, ErrorCode
 from shoal.storage import PartitionLog
+
+SHARE_GROUP_APIS: Final = frozenset(
+    {
+        ApiKey.SHARE_GROUP_HEARTBEAT,
+        ApiKey.SHARE_GROUP_DESCRIBE,
+        ApiKey.SHARE_FETCH,
+        ApiKey.SHARE_ACKNOWLEDGE,
+    }
+)
+"""Served only at share.version 1 (GroupConfig.share_version)."""
 
 INITIAL_EPOCH: Final = 0
 FINAL_EPOCH: Final = -1

@@ -167,6 +167,8 @@ class Settings:
     group_share_delivery_count_limit: int = GroupConfig().share_delivery_count_limit
     group_share_session_timeout_ms: int = GroupConfig().share_session_timeout_ms
     group_share_heartbeat_interval_ms: int = GroupConfig().share_heartbeat_interval_ms
+    share_version: int = GroupConfig().share_version
+    """The share.version feature: 1 serves KIP-932 share groups, 0 (the default for now) not."""
 
     def kafka_listeners(self) -> list[Listener]:
         """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""
@@ -353,7 +355,10 @@ class Settings:
                 "group_share_heartbeat_interval_ms must be positive and below "
                 "group_share_session_timeout_ms"
             )
+        if self.share_version not in (0, 1):
+            raise SettingsError("share_version must be 0 or 1")
         return {
+            "share_version": self.share_version,
             "share_record_lock_duration_ms": self.group_share_record_lock_duration_ms,
             "share_delivery_count_limit": self.group_share_delivery_count_limit,
             "share_session_timeout_ms": self.group_share_session_timeout_ms,

@@ -40,7 +40,7 @@ def _deliveries(out: str) -> list[tuple[str, str, int]]:
 def test_java_share_consumers_release_reject_and_lock_timeout(
     shoal_broker_factory: Callable[..., EmbeddedBroker], tmp_path: Path
 ) -> None:
-    broker = shoal_broker_factory(group_share_record_lock_duration_ms=LOCK_MS)
+    broker = shoal_broker_factory(share_version=1, group_share_record_lock_duration_ms=LOCK_MS)
     topic, group = "share-java", "share-java-group"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
