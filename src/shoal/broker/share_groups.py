@@ -20,6 +20,7 @@ from shoal.coordinator.share_offset_reset import (
     parse_offset_reset,
 )
 from shoal.coordinator.share_partition import SharePartition, SharePartitionSettings
+from shoal.coordinator.share_state import decode_state, encode_state, state_file_name
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.storage import PartitionLog
 
@@ -105,10 +106,31 @@ class ShareGroups:
                 self.clock.now_ms(),
                 lambda _ts: None,  # by_duration without a time index: from the log end
             )
-            sp = self.partitions[key] = SharePartition(self.clock, self.partition_settings, start)
+            sp = self.partitions[key] = self._recovered(group_id, plog) or SharePartition(
+                self.clock, self.partition_settings, start
+            )
         if plog.log_start_offset > sp.start_offset:
             sp.skip_to(plog.log_start_offset)  # retention deleted records still in flight
         return sp
+
+    def _recovered(self, group_id: str, plog: PartitionLog) -> SharePartition | None:
+        """The share-partition as last written (see shoal.coordinator.share_state)."""
+        raw = plog.read_side_file(state_file_name(group_id))
+        if raw is None:
+            return None
+        try:
+            state = decode_state(group_id, raw)
+            return SharePartition.restore(self.clock, self.partition_settings, state)
+        except ValueError:
+            # Not this group's (a name collision) or damaged: start where offset reset says.
+            return None
+
+    def persist(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
+        """Write the share-partition's state durably (fsynced) before answering the
+        acknowledgement that changed it; raises StorageError when it cannot."""
+        sp = self.partitions.get((group_id, topic, index))
+        if sp is not None:
+            plog.write_side_file(state_file_name(group_id), encode_state(group_id, sp.snapshot()))
 
     def session(
         self,

@@ -19,6 +19,12 @@ from shoal.coordinator.share_partition import (
     SharePartitionError,
     SharePartitionSettings,
 )
+from shoal.coordinator.share_state import (
+    ShareStateError,
+    decode_state,
+    encode_state,
+    state_file_name,
+)
 from shoal.protocol.errors import ErrorCode
 from shoal.testing.clock import FakeClock
 
@@ -141,3 +147,16 @@ def test_initial_start_offset() -> None:
     assert initial_start_offset(OffsetReset("earliest"), 2, 10, 5_000, lookup) == 2
     assert initial_start_offset(OffsetReset("by_duration", 4_000), 2, 10, 5_000, lookup) == 7
     assert initial_start_offset(OffsetReset("by_duration", 1_000), 2, 10, 5_000, lookup) == 10
+
+
+def test_durable_state_round_trips_and_names_its_group() -> None:
+    clock, sp = _partition()
+    sp.acquire("a", range(0, 4), 10)
+    sp.acknowledge("a", _ack(1, 1, AcknowledgeType.ACCEPT))
+    payload = encode_state("g", sp.snapshot())
+    assert decode_state("g", payload) == sp.snapshot()
+    with pytest.raises(ShareStateError):
+        decode_state("other", payload)  # two groups' names hashing alike never share state
+    with pytest.raises(ShareStateError):
+        decode_state("g", payload[:-3])
+    assert state_file_name("g").startswith("share-") and len(state_file_name("g")) == 46

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from shoal.coordinator.share_partition import AcknowledgementBatch, SharePartitionError
 from shoal.protocol import ErrorCode
+from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -47,6 +48,11 @@ def acknowledge(
         )
     except SharePartitionError as exc:
         return exc.code, str(exc)
+    try:
+        # Durable before it is answered: a restart must not deliver an accepted record again.
+        broker.share_groups.persist(group_id, topic, index, plog)
+    except StorageError as exc:
+        return ErrorCode(exc.kafka_error_code), str(exc)
     # A released record is Available again: wake the share fetches waiting on the partition.
     broker.signals.notify(topic, index)
     return ErrorCode.NONE, None
