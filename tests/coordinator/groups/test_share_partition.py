@@ -150,7 +150,7 @@ def test_initial_start_offset() -> None:
 
 
 def test_durable_state_round_trips_and_names_its_group() -> None:
-    clock, sp = _partition()
+    _, sp = _partition()
     sp.acquire("a", range(0, 4), 10)
     sp.acknowledge("a", _ack(1, 1, AcknowledgeType.ACCEPT))
     payload = encode_state("g", sp.snapshot())
