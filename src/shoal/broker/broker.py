@@ -111,6 +111,7 @@ class Broker:
                 delivery_count_limit=config.group.share_delivery_count_limit,
             ),
         )
+        self.share_groups.use_group_configs(self.groups.group_configs, self.groups.base_config)
         self.unsupported = UnsupportedFeatures(clock)
         self.acls = (
             None

@@ -9,10 +9,21 @@ partitions or forgets some, and epoch -1 closes it (acknowledgements only, no fe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from shoal.clock import Clock
+from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.group_configs import (
+    SHARE_AUTO_OFFSET_RESET,
+    SHARE_DELIVERY_COUNT_LIMIT,
+    SHARE_HEARTBEAT_INTERVAL,
+    SHARE_RECORD_LOCK_DURATION,
+    SHARE_SESSION_TIMEOUT,
+    effective,
+    effective_text,
+)
 from shoal.coordinator.share_group import ShareGroup, ShareGroupSettings
 from shoal.coordinator.share_offset_reset import (
     OffsetReset,
@@ -72,12 +83,47 @@ class ShareGroups:
         self.groups: dict[str, ShareGroup] = {}
         self.partitions: dict[tuple[str, str, int], SharePartition] = {}
         self.sessions: dict[tuple[str, str], ShareSession] = {}
+        self._configs: Callable[[str], Mapping[str, str]] = lambda _group: {}
+        self._base: GroupConfig | None = None
+
+    def use_group_configs(
+        self, configs: Callable[[str], Mapping[str, str]], base: GroupConfig
+    ) -> None:
+        """Where the per-group overrides (the GROUP config resource) are read: the share.*
+        ones apply from a group's next heartbeat, fetch or acknowledgement on."""
+        self._configs = configs
+        self._base = base
+
+    def _override(self, group_id: str) -> tuple[dict[str, int], str]:
+        if self._base is None:
+            return {}, ""
+        overrides = self._configs(group_id)
+        return effective(overrides, self._base), effective_text(
+            overrides, self._base, SHARE_AUTO_OFFSET_RESET
+        )
+
+    def _settings(self, group_id: str) -> tuple[ShareGroupSettings, SharePartitionSettings]:
+        values, _ = self._override(group_id)
+        if not values:
+            return self.group_settings, self.partition_settings
+        return (
+            ShareGroupSettings(values[SHARE_SESSION_TIMEOUT], values[SHARE_HEARTBEAT_INTERVAL]),
+            SharePartitionSettings(
+                values[SHARE_RECORD_LOCK_DURATION],
+                values[SHARE_DELIVERY_COUNT_LIMIT],
+                self.partition_settings.max_record_locks,
+            ),
+        )
 
     def group(self, group_id: str) -> ShareGroup:
         group = self.groups.get(group_id)
         if group is None:
             group = self.groups[group_id] = ShareGroup(group_id, self.clock, self.group_settings)
+        group.settings = self._settings(group_id)[0]
         return group
+
+    def lock_duration_ms(self, group_id: str) -> int:
+        return self._settings(group_id)[1].record_lock_duration_ms
 
     def expire(self, group_id: str) -> None:
         """Members past their session timeout leave; their records are released."""
@@ -98,17 +144,21 @@ class ShareGroups:
     ) -> SharePartition:
         key = (group_id, topic, index)
         sp = self.partitions.get(key)
+        settings = self._settings(group_id)[1]
         if sp is None:
+            reset_text = self._override(group_id)[1]
+            reset = parse_offset_reset(reset_text) if reset_text else self.offset_reset
             start = initial_start_offset(
-                self.offset_reset,
+                reset,
                 plog.log_start_offset,
                 plog.log_end_offset,
                 self.clock.now_ms(),
                 lambda _ts: None,  # by_duration without a time index: from the log end
             )
             sp = self.partitions[key] = self._recovered(group_id, plog) or SharePartition(
-                self.clock, self.partition_settings, start
+                self.clock, settings, start
             )
+        sp.settings = settings  # a changed group config applies from the next acquisition
         if plog.log_start_offset > sp.start_offset:
             sp.skip_to(plog.log_start_offset)  # retention deleted records still in flight
         return sp

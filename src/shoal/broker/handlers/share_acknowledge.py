@@ -65,7 +65,7 @@ async def handle_share_acknowledge(
                 "throttle_time": 0,
                 "error_code": error,
                 "error_message": message,
-                "acquisition_lock_timeout": shares.partition_settings.record_lock_duration_ms,
+                "acquisition_lock_timeout": shares.lock_duration_ms(body.group_id or ""),
                 "responses": responses,
                 "node_endpoints": [{"node_id": node, "host": host, "port": port, "rack": None}],
             },

@@ -88,7 +88,7 @@ class _Partition:
 async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
     header, body = request.header, request_body(request.body, _ShareFetchRequest)
     shares = broker.share_groups
-    lock_ms = shares.partition_settings.record_lock_duration_ms
+    lock_ms = shares.lock_duration_ms(body.group_id or "")
 
     unknown: list[tuple[uuid.UUID | None, int]] = []
 
