@@ -9,7 +9,7 @@ partitions or forgets some, and epoch -1 closes it (acknowledgements only, no fe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,7 +31,12 @@ from shoal.coordinator.share_offset_reset import (
     parse_offset_reset,
 )
 from shoal.coordinator.share_partition import SharePartition, SharePartitionSettings
-from shoal.coordinator.share_state import decode_state, encode_state, state_file_name
+from shoal.coordinator.share_state import (
+    decode_state,
+    encode_deleted,
+    encode_state,
+    state_file_name,
+)
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.storage import PartitionLog
 
@@ -170,6 +175,8 @@ class ShareGroups:
             return None
         try:
             state = decode_state(group_id, raw)
+            if state is None:
+                return None  # the group was deleted since
             return SharePartition.restore(self.clock, self.partition_settings, state)
         except ValueError:
             # Not this group's (a name collision) or damaged: start where offset reset says.
@@ -181,6 +188,25 @@ class ShareGroups:
         sp = self.partitions.get((group_id, topic, index))
         if sp is not None:
             plog.write_side_file(state_file_name(group_id), encode_state(group_id, sp.snapshot()))
+
+    def delete(self, group_id: str, plogs: Iterable[PartitionLog]) -> ErrorCode | None:
+        """DeleteGroups of a share group: None when ``group_id`` is no share group here,
+        NON_EMPTY_GROUP while it has members, else its state is gone (memory and disk)."""
+        group = self.groups.get(group_id)
+        name = state_file_name(group_id)
+        on_disk = [plog for plog in plogs if plog.read_side_file(name) is not None]
+        if group is None and not on_disk:
+            return None
+        if group is not None and group.members:
+            return ErrorCode.NON_EMPTY_GROUP
+        for plog in on_disk:
+            plog.write_side_file(name, encode_deleted(group_id))
+        self.groups.pop(group_id, None)
+        for partition_key in [k for k in self.partitions if k[0] == group_id]:
+            del self.partitions[partition_key]
+        for session_key in [k for k in self.sessions if k[0] == group_id]:
+            del self.sessions[session_key]
+        return ErrorCode.NONE
 
     def session(
         self,

@@ -45,13 +45,22 @@ def encode_state(group_id: str, state: ShareState) -> bytes:
     ).encode()
 
 
-def decode_state(group_id: str, payload: bytes) -> ShareState:
+def encode_deleted(group_id: str) -> bytes:
+    """What replaces the state when the group is deleted: a later group of that name starts
+    afresh (where share.auto.offset.reset says)."""
+    return json.dumps({"version": FORMAT_VERSION, "group": group_id, "deleted": True}).encode()
+
+
+def decode_state(group_id: str, payload: bytes) -> ShareState | None:
+    """The state written for the group; None once the group was deleted."""
     try:
         doc = json.loads(payload)
         if doc["version"] != FORMAT_VERSION:
             raise ShareStateError(f"unknown share state version {doc['version']!r}")
         if doc["group"] != group_id:
             raise ShareStateError(f"share state of group {doc['group']!r}, not {group_id!r}")
+        if doc.get("deleted"):
+            return None
         batches = tuple(
             StateBatch(int(first), int(last), RecordState(int(state)), int(count))
             for first, last, state, count in doc["batches"]

@@ -81,6 +81,12 @@ def test_share_group_configs_apply(shoal_broker_factory: Callable[..., EmbeddedB
             got.append((message.key().decode(), message.offset()))
             consumer.acknowledge(message, AcknowledgeType.ACCEPT)
         consumer.commit_sync()
+    # DeleteGroups refuses a share group with members...
+    with pytest.raises(KafkaException) as busy:
+        admin.delete_consumer_groups([group])[group].result(30)
+    assert "NON_EMPTY_GROUP" in str(busy.value) or "not empty" in str(busy.value)
     consumer.close()
     # Produced before the group ever fetched: only earliest delivers them.
     assert got == [("k0", 0), ("k1", 1), ("k2", 2)]
+    # ...and deletes an empty one with its share-partition state.
+    admin.delete_consumer_groups([group])[group].result(30)

@@ -92,3 +92,5 @@ def test_java_share_consumers_release_reject_and_lock_timeout(
     )
     assert described.returncode == 0, described.stderr
     assert f"{topic}:0" in described.stdout, described.stdout
+    listed = kafka_tool(SHARE_GROUPS, "--bootstrap-server", broker.bootstrap_servers, "--list")
+    assert group in listed.stdout.split(), listed.stdout + listed.stderr

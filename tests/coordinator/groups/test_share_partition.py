@@ -22,6 +22,7 @@ from shoal.coordinator.share_partition import (
 from shoal.coordinator.share_state import (
     ShareStateError,
     decode_state,
+    encode_deleted,
     encode_state,
     state_file_name,
 )
@@ -160,3 +161,7 @@ def test_durable_state_round_trips_and_names_its_group() -> None:
     with pytest.raises(ShareStateError):
         decode_state("g", payload[:-3])
     assert state_file_name("g").startswith("share-") and len(state_file_name("g")) == 46
+
+
+def test_a_deleted_groups_state_reads_as_none() -> None:
+    assert decode_state("g", encode_deleted("g")) is None
