@@ -46,6 +46,9 @@ SHARE_GROUP_APIS: Final = frozenset(
         ApiKey.SHARE_GROUP_DESCRIBE,
         ApiKey.SHARE_FETCH,
         ApiKey.SHARE_ACKNOWLEDGE,
+        ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS,
+        ApiKey.ALTER_SHARE_GROUP_OFFSETS,
+        ApiKey.DELETE_SHARE_GROUP_OFFSETS,
     }
 )
 """Served only at share.version 1 (GroupConfig.share_version)."""
@@ -207,6 +210,31 @@ class ShareGroups:
         for session_key in [k for k in self.sessions if k[0] == group_id]:
             del self.sessions[session_key]
         return ErrorCode.NONE
+
+    def known(
+        self, group_id: str, topic: str, index: int, plog: PartitionLog
+    ) -> SharePartition | None:
+        """The group's share-partition if it has state (in memory or on disk), else None."""
+        sp = self.partitions.get((group_id, topic, index))
+        if sp is None:
+            recovered = self._recovered(group_id, plog)
+            if recovered is not None:
+                sp = self.partitions[(group_id, topic, index)] = recovered
+        return sp
+
+    def reset(self, group_id: str, topic: str, index: int, plog: PartitionLog, start: int) -> None:
+        """AlterShareGroupOffsets: the partition starts afresh at ``start``, durably."""
+        self.group(group_id)  # an admin may create the (empty) group this way, as in Kafka
+        settings = self._settings(group_id)[1]
+        self.partitions[(group_id, topic, index)] = SharePartition(self.clock, settings, start)
+        self.persist(group_id, topic, index, plog)
+
+    def forget(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
+        """DeleteShareGroupOffsets: the partition's state goes (a later fetch starts where
+        share.auto.offset.reset says)."""
+        self.partitions.pop((group_id, topic, index), None)
+        if plog.read_side_file(state_file_name(group_id)) is not None:
+            plog.write_side_file(state_file_name(group_id), encode_deleted(group_id))
 
     def session(
         self,

@@ -17,6 +17,7 @@ from shoal.broker.handlers.alter_client_quotas import handle_alter_client_quotas
 from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
 from shoal.broker.handlers.alter_replica_log_dirs import handle_alter_replica_log_dirs
+from shoal.broker.handlers.alter_share_group_offsets import handle_alter_share_group_offsets
 from shoal.broker.handlers.alter_user_scram_credentials import (
     handle_alter_user_scram_credentials,
 )
@@ -29,6 +30,7 @@ from shoal.broker.handlers.create_topics import handle_create_topics
 from shoal.broker.handlers.delete_acls import handle_delete_acls
 from shoal.broker.handlers.delete_groups import handle_delete_groups
 from shoal.broker.handlers.delete_records import handle_delete_records
+from shoal.broker.handlers.delete_share_group_offsets import handle_delete_share_group_offsets
 from shoal.broker.handlers.delete_topics import handle_delete_topics
 from shoal.broker.handlers.describe_acls import handle_describe_acls
 from shoal.broker.handlers.describe_client_quotas import handle_describe_client_quotas
@@ -38,6 +40,9 @@ from shoal.broker.handlers.describe_groups import handle_describe_groups
 from shoal.broker.handlers.describe_log_dirs import handle_describe_log_dirs
 from shoal.broker.handlers.describe_producers import handle_describe_producers
 from shoal.broker.handlers.describe_quorum import handle_describe_quorum
+from shoal.broker.handlers.describe_share_group_offsets import (
+    handle_describe_share_group_offsets,
+)
 from shoal.broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
 from shoal.broker.handlers.describe_user_scram_credentials import (
     handle_describe_user_scram_credentials,
@@ -129,6 +134,9 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.SHARE_GROUP_DESCRIBE: handle_share_group_describe,
     ApiKey.SHARE_FETCH: handle_share_fetch,
     ApiKey.SHARE_ACKNOWLEDGE: handle_share_acknowledge,
+    ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS: handle_describe_share_group_offsets,
+    ApiKey.ALTER_SHARE_GROUP_OFFSETS: handle_alter_share_group_offsets,
+    ApiKey.DELETE_SHARE_GROUP_OFFSETS: handle_delete_share_group_offsets,
 }
 
 UNHANDLED: Final = frozenset(
