@@ -12,8 +12,8 @@ cannot leave, so it supports exactly its finalized level:
   ConsumerGroupHeartbeat.
 
 Features shoal does not have are left out, which clients read as level 0: ``transaction.version``
-(0 keeps producers on the classic transaction protocol), ``share.version`` (while share groups
-are not served),
+(0 keeps producers on the classic transaction protocol), ``share.version`` (when share groups
+are not served, share_version 0),
 ``streams.version``, ``eligible.leader.replicas.version`` (no replicas to elect among) and
 ``kraft.version`` (no Raft quorum).
 """

@@ -50,11 +50,10 @@ class GroupConfig:
     """group.share.session.timeout.ms: a share member heard from less often leaves."""
     share_heartbeat_interval_ms: int = 5_000
     """group.share.heartbeat.interval.ms."""
-    share_version: int = 0
+    share_version: int = 1
     """The ``share.version`` feature level: 1 serves share groups (and advertises their APIs),
-    0 does not, as a Kafka cluster with share.version=0. 0 by default while shoal lacks
-    what franz-go's share-group tests also need (per-group share configs, share group
-    deletion, the share-group offsets admin APIs); Kafka 4.4 finalizes 2 (1 plus DLQs)."""
+    0 does not, as a Kafka cluster with share.version=0. Kafka 4.4 finalizes 2 (1 plus
+    share-group dead-letter queues, which shoal does not have)."""
 
     def __post_init__(self) -> None:
         invariant(self.initial_rebalance_delay_ms >= 0, "initial rebalance delay must be >= 0")

@@ -168,7 +168,7 @@ class Settings:
     group_share_session_timeout_ms: int = GroupConfig().share_session_timeout_ms
     group_share_heartbeat_interval_ms: int = GroupConfig().share_heartbeat_interval_ms
     share_version: int = GroupConfig().share_version
-    """The share.version feature: 1 serves KIP-932 share groups, 0 (the default for now) not."""
+    """The share.version feature: 1 (the default) serves KIP-932 share groups, 0 does not."""
 
     def kafka_listeners(self) -> list[Listener]:
         """Every listener, checked: from ``listeners``, or the one ``kafka_listen`` names."""

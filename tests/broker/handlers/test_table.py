@@ -37,9 +37,9 @@ def test_the_broker_serves_and_advertises_exactly_the_handled_keys(tmp_path: Pat
     logs = LogManager.open(str(tmp_path))
     try:
         broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
-        # share.version 0 (the default for now) serves no share-group API (issue 16).
-        assert set(broker.apis) == set(HANDLERS) - SHARE_GROUP_APIS
-        sharing = Broker(BrokerConfig(group=GroupConfig(share_version=1)), logs, handlers=HANDLERS)
-        assert set(sharing.apis) == set(HANDLERS)
+        assert set(broker.apis) == set(HANDLERS)
+        # share.version 0 serves no share-group API (issue 16).
+        unshared = Broker(BrokerConfig(group=GroupConfig(share_version=0)), logs, handlers=HANDLERS)
+        assert set(unshared.apis) == set(HANDLERS) - SHARE_GROUP_APIS
     finally:
         logs.close()
