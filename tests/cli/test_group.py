@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    Producer,
+    ShareConsumer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from shoal.cli import main
@@ -34,7 +40,9 @@ class Result:
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     directory = tmp_path_factory.mktemp("cli-group")
-    with EmbeddedBroker(str(directory), group_initial_rebalance_delay_ms=100) as embedded:
+    with EmbeddedBroker(
+        str(directory), group_initial_rebalance_delay_ms=100, share_version=1
+    ) as embedded:
         yield embedded
 
 
@@ -140,7 +148,7 @@ def test_describe_matches_the_admin_client(
         assert first[6] == member.member_id
 
         listed = _shoal(broker, capsys, "group", "list", "--format", "json")
-        assert {"group": group, "state": "Stable"} in json.loads(listed.out)
+        assert {"group": group, "state": "Stable", "type": "consumer"} in json.loads(listed.out)
     finally:
         consumer.close()
 
@@ -263,5 +271,29 @@ def test_describe_members_shows_kip848_epochs_and_assignments(
         assert text.code == 0, text.err
         assert "CURRENT-EPOCH" in text.out
         assert f"{topic}:0,1,2" in text.out
+    finally:
+        consumer.close()
+
+
+def test_list_shows_share_groups(
+    broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KIP-932 share groups are listed with their type (issue 16)."""
+    topic, group = "cli-share", "cli-share-group"
+    _setup(broker, topic)
+    consumer = ShareConsumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group})
+    consumer.subscribe([topic])
+    try:
+
+        def listed() -> list[dict[str, str]]:
+            doc: list[dict[str, str]] = json.loads(
+                _shoal(broker, capsys, "group", "list", "--format", "json").out
+            )
+            return doc
+
+        entry = {"group": group, "state": "Stable", "type": "share"}
+        assert wait_until(lambda: entry in listed(), 30, lambda: consumer.poll(0.1))
+        table = _shoal(broker, capsys, "group", "list")
+        assert any(line.split() == [group, "Stable", "share"] for line in table.out.splitlines())
     finally:
         consumer.close()

@@ -32,6 +32,7 @@ from shoal.broker.internal_topics import (
     internal_topic_configs,
     reserved_name_message,
 )
+from shoal.broker.share_groups import SHARE_GROUP_APIS, ShareGroups
 from shoal.broker.signals import AppendSignals
 from shoal.broker.stats import BrokerStats
 from shoal.broker.topic_configs import ConfigError
@@ -44,6 +45,8 @@ from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
 from shoal.coordinator.txn_coordinator import TransactionCoordinator
 from shoal.coordinator.txn_log import TXN_STATE_TOPIC
+from shoal.coordinator.share_group import ShareGroupSettings
+from shoal.coordinator.share_partition import SharePartitionSettings
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
@@ -99,6 +102,19 @@ class Broker:
         self.groups = GroupService(logs, config.log, clock, config.group, self.append)
         # KIP-848 subscriptions resolve against the topics (issue 16, slice K).
         self.groups.use_topics(lambda: {t.name: t.partitions for t in self.topics})
+        # KIP-932 share groups (issue 16, slice K).
+        self.share_groups = ShareGroups(
+            clock,
+            ShareGroupSettings(
+                session_timeout_ms=config.group.share_session_timeout_ms,
+                heartbeat_interval_ms=config.group.share_heartbeat_interval_ms,
+            ),
+            SharePartitionSettings(
+                record_lock_duration_ms=config.group.share_record_lock_duration_ms,
+                delivery_count_limit=config.group.share_delivery_count_limit,
+            ),
+        )
+        self.share_groups.use_group_configs(self.groups.group_configs, self.groups.base_config)
         self.unsupported = UnsupportedFeatures(clock)
         self.acls = (
             None
@@ -125,7 +141,10 @@ class Broker:
         self.transactions.on_offsets_marker(self.groups.end_txn_offsets)
         self._handlers = handlers
         """By API key; kept as given (not copied), so a test may wrap one in the table."""
-        self.apis: Mapping[int, ApiVersionRange] = restrict_to(handlers.keys())
+        served = set(handlers.keys())
+        if config.group.share_version < 1:  # share.version 0: no share groups (issue 16)
+            served -= SHARE_GROUP_APIS
+        self.apis: Mapping[int, ApiVersionRange] = restrict_to(served)
         self._ensure_logs()
         self._ensure_internal_topics()
 

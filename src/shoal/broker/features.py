@@ -12,7 +12,8 @@ cannot leave, so it supports exactly its finalized level:
   ConsumerGroupHeartbeat.
 
 Features shoal does not have are left out, which clients read as level 0: ``transaction.version``
-(0 keeps producers on the classic transaction protocol), ``share.version``,
+(0 keeps producers on the classic transaction protocol), ``share.version`` (when share groups
+are not served, share_version 0),
 ``streams.version``, ``eligible.leader.replicas.version`` (no replicas to elect among) and
 ``kraft.version`` (no Raft quorum).
 """
@@ -29,6 +30,9 @@ METADATA_VERSION: Final = "metadata.version"
 METADATA_VERSION_LEVEL: Final = 33
 """Kafka 4.4's latest production metadata.version, 4.4-IV2."""
 GROUP_VERSION: Final = "group.version"
+SHARE_VERSION: Final = "share.version"
+"""KIP-932 share groups (issue 16): level 1 (share groups). Kafka 4.4 finalizes 2, which adds
+share-group dead-letter queues (KIP-1191) that shoal does not have."""
 FINALIZED_FEATURES_EPOCH: Final = 1
 """Clients keep the finalized features of the highest epoch they have seen (-1 meaning
 unknown), so the epoch must be at least 0; shoal's features never change while it runs."""
@@ -46,4 +50,6 @@ def broker_features(apis: Mapping[int, ApiVersionRange]) -> tuple[Feature, ...]:
     features = [Feature(METADATA_VERSION, METADATA_VERSION_LEVEL)]
     if ApiKey.CONSUMER_GROUP_HEARTBEAT in apis:
         features.append(Feature(GROUP_VERSION, 1))
+    if ApiKey.SHARE_GROUP_HEARTBEAT in apis:  # share groups (issue 16)
+        features.append(Feature(SHARE_VERSION, 1))
     return tuple(sorted(features, key=lambda f: f.name))

@@ -39,6 +39,7 @@ from shoal.cli.common import (
     topic_partitions,
 )
 from shoal.cli.group_members import assignment_text, describe_epochs
+from shoal.cli.share_groups import list_share_groups, split_bootstrap
 
 NO_OFFSET = -1001
 """librdkafka's OFFSET_INVALID: the group has no committed offset for the partition."""
@@ -159,14 +160,26 @@ def run_list(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
     admin = _admin(ctx)
     result = _await(ctx, admin.list_consumer_groups(request_timeout=ctx.timeout_s), "list groups")
-    groups = sorted(result.valid, key=lambda g: g.group_id)
+    listed = [(g.group_id, _state_name(g.state), "consumer") for g in result.valid]
+    listed += [(group, state, "share") for group, state in _share_groups(ctx)]
+    listed.sort()
     if args.format == "json":
-        doc = [{"group": g.group_id, "state": _state_name(g.state)} for g in groups]
+        doc = [{"group": g, "state": s, "type": t} for g, s, t in listed]
         print(json.dumps(doc))
     else:
-        rows = [("GROUP", "STATE")] + [(g.group_id, _state_name(g.state)) for g in groups]
-        print(_table(rows))
+        print(_table([("GROUP", "STATE", "TYPE"), *listed]))
     return 0
+
+
+def _share_groups(ctx: ClientContext) -> list[tuple[str, str]]:
+    """KIP-932 share groups (share_groups), on a plaintext listener; none elsewhere."""
+    if str(ctx.config().get("security.protocol", "PLAINTEXT")).upper() != "PLAINTEXT":
+        return []
+    try:
+        host, port = split_bootstrap(ctx.bootstrap)
+        return list_share_groups(host, port, ctx.timeout_s)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"could not list share groups at {ctx.bootstrap}: {exc}") from None
 
 
 def run_delete(args: argparse.Namespace) -> int:

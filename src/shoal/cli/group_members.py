@@ -60,6 +60,15 @@ def _receive(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
+def receive_frame_size(sock: socket.socket) -> int:
+    (size,) = _SIZE.unpack(_receive(sock, 4))
+    return int(size)
+
+
+def receive_exactly(sock: socket.socket, size: int) -> bytes:
+    return _receive(sock, size)
+
+
 def describe_epochs(host: str, port: int, group: str, timeout_s: float) -> GroupEpochs | None:
     """The group as its coordinator describes it; None if it is not a consumer group.
     Raises OSError (or ConnectionError) when the coordinator cannot be asked."""

@@ -41,6 +41,20 @@ class GroupConfig:
     consumer_max_size: int = 10_000
     """group.consumer.max.size (Kafka: unbounded; shoal bounds it as ``max_size``)."""
 
+    # KIP-932 share groups (issue 16, slice K): Kafka 4.4's group.share.* broker defaults.
+    share_record_lock_duration_ms: int = 30_000
+    """group.share.record.lock.duration.ms: how long a record stays acquired by one member."""
+    share_delivery_count_limit: int = 5
+    """group.share.delivery.count.limit: deliveries after which a record is archived."""
+    share_session_timeout_ms: int = 45_000
+    """group.share.session.timeout.ms: a share member heard from less often leaves."""
+    share_heartbeat_interval_ms: int = 5_000
+    """group.share.heartbeat.interval.ms."""
+    share_version: int = 1
+    """The ``share.version`` feature level: 1 serves share groups (and advertises their APIs),
+    0 does not, as a Kafka cluster with share.version=0. Kafka 4.4 finalizes 2 (1 plus
+    share-group dead-letter queues, which shoal does not have)."""
+
     def __post_init__(self) -> None:
         invariant(self.initial_rebalance_delay_ms >= 0, "initial rebalance delay must be >= 0")
         invariant(
@@ -54,3 +68,12 @@ class GroupConfig:
             "consumer heartbeat interval must be positive and below the session timeout",
         )
         invariant(bool(self.consumer_assignors), "at least one consumer group assignor")
+        invariant(
+            self.share_record_lock_duration_ms >= 1000, "share record lock duration >= 1000 ms"
+        )
+        invariant(2 <= self.share_delivery_count_limit <= 10, "share delivery count limit 2-10")
+        invariant(self.share_version in (0, 1), "share.version is 0 or 1")
+        invariant(
+            0 < self.share_heartbeat_interval_ms < self.share_session_timeout_ms,
+            "share heartbeat interval must be positive and below the share session timeout",
+        )

@@ -6,8 +6,10 @@ settings (``consumer.session.timeout.ms`` within ``group.consumer.min/max.sessio
 45 s to 60 s by default; ``consumer.heartbeat.interval.ms`` within 5 s to 15 s). shoal serves
 the two consumer-group configs it honours; where shoal's broker default lies outside Kafka's
 bounds (tests run with short sessions) the bound widens to include it. The share-group and
-streams configs Kafka 4.4 also lists belong to the features that honour them: a slice that
-builds one appends its keys to :data:`GROUP_CONFIG_KEYS` (the hook for share groups).
+streams configs Kafka 4.4 also lists belong to the features that honour them: share groups
+append theirs below (``share.auto.offset.reset``, lock duration, delivery count limit, session
+and heartbeat), within Kafka 4.4's default bounds; ``share.isolation.level`` is not served
+(shoal's share fetches read uncommitted).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.share_offset_reset import parse_offset_reset
 
 KAFKA_MIN_SESSION_TIMEOUT_MS: Final = 45_000
 KAFKA_MAX_SESSION_TIMEOUT_MS: Final = 60_000
@@ -32,10 +35,12 @@ class GroupConfigError(ValueError):
 class GroupConfigKey:
     name: str
     broker_name: str
-    """The broker config it overrides (its synonym in DescribeConfigs)."""
-    default: Callable[[GroupConfig], int]
+    """The broker config it overrides (its synonym in DescribeConfigs); empty when none."""
+    default: Callable[[GroupConfig], int | str]
     bounds: Callable[[GroupConfig], tuple[int, int]]
     doc: str
+    text: Callable[[str], str] | None = None
+    """For a STRING config: its canonical form, raising ValueError with Kafka's message."""
 
 
 def _session_bounds(config: GroupConfig) -> tuple[int, int]:
@@ -78,6 +83,12 @@ def validate_group_configs(configs: Mapping[str, str], base: GroupConfig) -> dic
         key = GROUP_CONFIG_KEYS.get(name)
         if key is None:
             raise GroupConfigError(f"Unknown group config name: {name}")
+        if key.text is not None:
+            try:
+                out[name] = key.text(value)
+            except ValueError as exc:
+                raise GroupConfigError(str(exc)) from None
+            continue
         try:
             number = int(value.strip())
         except ValueError:
@@ -92,8 +103,86 @@ def validate_group_configs(configs: Mapping[str, str], base: GroupConfig) -> dic
 
 
 def effective(configs: Mapping[str, str], base: GroupConfig) -> dict[str, int]:
-    """Every group config's value for a group with these (valid) overrides."""
+    """Every numeric group config's value for a group with these (valid) overrides."""
     return {
-        name: int(configs[name]) if name in configs else key.default(base)
+        name: int(configs[name]) if name in configs else int(key.default(base))
         for name, key in GROUP_CONFIG_KEYS.items()
+        if key.text is None
     }
+
+
+def effective_text(configs: Mapping[str, str], base: GroupConfig, name: str) -> str:
+    """A STRING group config's value for a group with these (valid) overrides."""
+    return configs[name] if name in configs else str(GROUP_CONFIG_KEYS[name].default(base))
+
+
+# -- KIP-932 share groups (issue 16, slice K): the share.* group configs shoal honours --------
+
+KAFKA_MIN_SHARE_LOCK_MS: Final = 15_000
+KAFKA_MAX_SHARE_LOCK_MS: Final = 60_000
+KAFKA_MIN_DELIVERY_COUNT: Final = 2
+KAFKA_MAX_DELIVERY_COUNT: Final = 10
+KAFKA_MIN_SHARE_SESSION_MS: Final = 45_000
+KAFKA_MAX_SHARE_SESSION_MS: Final = 60_000
+KAFKA_MIN_SHARE_HEARTBEAT_MS: Final = 5_000
+KAFKA_MAX_SHARE_HEARTBEAT_MS: Final = 15_000
+SHARE_AUTO_OFFSET_RESET: Final = "share.auto.offset.reset"
+SHARE_RECORD_LOCK_DURATION: Final = "share.record.lock.duration.ms"
+SHARE_DELIVERY_COUNT_LIMIT: Final = "share.delivery.count.limit"
+SHARE_SESSION_TIMEOUT: Final = "share.session.timeout.ms"
+SHARE_HEARTBEAT_INTERVAL: Final = "share.heartbeat.interval.ms"
+
+
+def _widened(low: int, high: int, default: int) -> tuple[int, int]:
+    return min(low, default), max(high, default)
+
+
+def _offset_reset_text(value: str) -> str:
+    reset = parse_offset_reset(value)  # raises OffsetResetError, a ValueError
+    return value.strip() if reset.strategy == "by_duration" else reset.strategy
+
+
+GROUP_CONFIG_KEYS[SHARE_AUTO_OFFSET_RESET] = GroupConfigKey(
+    SHARE_AUTO_OFFSET_RESET,
+    "",
+    lambda c: "latest",
+    lambda c: (0, 0),
+    "The strategy to use to initialize the share-partition start offset.",
+    _offset_reset_text,
+)
+GROUP_CONFIG_KEYS[SHARE_RECORD_LOCK_DURATION] = GroupConfigKey(
+    SHARE_RECORD_LOCK_DURATION,
+    "group.share.record.lock.duration.ms",
+    lambda c: c.share_record_lock_duration_ms,
+    lambda c: _widened(
+        KAFKA_MIN_SHARE_LOCK_MS, KAFKA_MAX_SHARE_LOCK_MS, c.share_record_lock_duration_ms
+    ),
+    "The record acquisition lock duration in milliseconds for share groups.",
+)
+GROUP_CONFIG_KEYS[SHARE_DELIVERY_COUNT_LIMIT] = GroupConfigKey(
+    SHARE_DELIVERY_COUNT_LIMIT,
+    "group.share.delivery.count.limit",
+    lambda c: c.share_delivery_count_limit,
+    lambda c: _widened(
+        KAFKA_MIN_DELIVERY_COUNT, KAFKA_MAX_DELIVERY_COUNT, c.share_delivery_count_limit
+    ),
+    "The maximum number of delivery attempts for a record delivered to a share group.",
+)
+GROUP_CONFIG_KEYS[SHARE_SESSION_TIMEOUT] = GroupConfigKey(
+    SHARE_SESSION_TIMEOUT,
+    "group.share.session.timeout.ms",
+    lambda c: c.share_session_timeout_ms,
+    lambda c: _widened(
+        KAFKA_MIN_SHARE_SESSION_MS, KAFKA_MAX_SHARE_SESSION_MS, c.share_session_timeout_ms
+    ),
+    "The timeout to detect client failures when using the share group protocol.",
+)
+GROUP_CONFIG_KEYS[SHARE_HEARTBEAT_INTERVAL] = GroupConfigKey(
+    SHARE_HEARTBEAT_INTERVAL,
+    "group.share.heartbeat.interval.ms",
+    lambda c: c.share_heartbeat_interval_ms,
+    lambda c: _widened(
+        KAFKA_MIN_SHARE_HEARTBEAT_MS, KAFKA_MAX_SHARE_HEARTBEAT_MS, c.share_heartbeat_interval_ms
+    ),
+    "The heartbeat interval given to the members of a share group.",
+)

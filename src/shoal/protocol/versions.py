@@ -84,6 +84,9 @@ class ApiKey(IntEnum):
     SHARE_GROUP_DESCRIBE = 77
     SHARE_FETCH = 78
     SHARE_ACKNOWLEDGE = 79
+    DESCRIBE_SHARE_GROUP_OFFSETS = 90
+    ALTER_SHARE_GROUP_OFFSETS = 91
+    DELETE_SHARE_GROUP_OFFSETS = 92
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,10 @@ SUPPORTED_APIS: Final[Mapping[int, ApiVersionRange]] = MappingProxyType(
             _api(ApiKey.SHARE_GROUP_DESCRIBE, 1, 1, 0),
             _api(ApiKey.SHARE_FETCH, 1, 2, 0),
             _api(ApiKey.SHARE_ACKNOWLEDGE, 1, 2, 0),
+            # KIP-932's admin APIs for share-group start offsets (issue 16).
+            _api(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, 0, 1, 0),
+            _api(ApiKey.ALTER_SHARE_GROUP_OFFSETS, 0, 0, 0),
+            _api(ApiKey.DELETE_SHARE_GROUP_OFFSETS, 0, 0, 0),
         ]
     )
 )

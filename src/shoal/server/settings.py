@@ -163,6 +163,13 @@ class Settings:
     """Comma-separated, the default first: ``uniform`` and ``range`` are the ones shoal has."""
     group_consumer_migration_policy: str = GroupConfig().consumer_migration_policy
     """disabled, upgrade, downgrade or bidirectional (shoal.coordinator.mixed_group)."""
+    # -- KIP-932 share groups (issue 16, slice K): Kafka's group.share.* ----------------------
+    group_share_record_lock_duration_ms: int = GroupConfig().share_record_lock_duration_ms
+    group_share_delivery_count_limit: int = GroupConfig().share_delivery_count_limit
+    group_share_session_timeout_ms: int = GroupConfig().share_session_timeout_ms
+    group_share_heartbeat_interval_ms: int = GroupConfig().share_heartbeat_interval_ms
+    share_version: int = GroupConfig().share_version
+    """The share.version feature: 1 (the default) serves KIP-932 share groups, 0 does not."""
 
     # -- log compaction (issue 15, slice C): Kafka's log.cleaner.* broker configs -----------
     log_cleaner_enable: bool = True
@@ -369,6 +376,28 @@ class Settings:
             "consumer_session_timeout_ms": self.group_consumer_session_timeout_ms,
             "consumer_heartbeat_interval_ms": self.group_consumer_heartbeat_interval_ms,
             "consumer_assignors": assignors,
+            **self.share_group_settings(),
+        }
+
+    def share_group_settings(self) -> dict[str, Any]:
+        """The KIP-932 fields of GroupConfig (issue 16, slice K), checked."""
+        if self.group_share_record_lock_duration_ms < 1000:
+            raise SettingsError("group_share_record_lock_duration_ms must be at least 1000")
+        if not 2 <= self.group_share_delivery_count_limit <= 10:
+            raise SettingsError("group_share_delivery_count_limit must be between 2 and 10")
+        if not 0 < self.group_share_heartbeat_interval_ms < self.group_share_session_timeout_ms:
+            raise SettingsError(
+                "group_share_heartbeat_interval_ms must be positive and below "
+                "group_share_session_timeout_ms"
+            )
+        if self.share_version not in (0, 1):
+            raise SettingsError("share_version must be 0 or 1")
+        return {
+            "share_version": self.share_version,
+            "share_record_lock_duration_ms": self.group_share_record_lock_duration_ms,
+            "share_delivery_count_limit": self.group_share_delivery_count_limit,
+            "share_session_timeout_ms": self.group_share_session_timeout_ms,
+            "share_heartbeat_interval_ms": self.group_share_heartbeat_interval_ms,
         }
 
     def authorizer_config(self) -> AuthorizerConfig | None:

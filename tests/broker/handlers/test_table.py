@@ -9,6 +9,8 @@ from shoal.broker.broker import Broker
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.handlers import HANDLERS
 from shoal.broker.handlers.table import UNHANDLED
+from shoal.broker.share_groups import SHARE_GROUP_APIS
+from shoal.coordinator.group_config import GroupConfig
 from shoal.protocol import SUPPORTED_APIS, ApiKey
 from shoal.storage import LogManager
 
@@ -36,5 +38,8 @@ def test_the_broker_serves_and_advertises_exactly_the_handled_keys(tmp_path: Pat
     try:
         broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
         assert set(broker.apis) == set(HANDLERS)
+        # share.version 0 serves no share-group API (issue 16).
+        unshared = Broker(BrokerConfig(group=GroupConfig(share_version=0)), logs, handlers=HANDLERS)
+        assert set(unshared.apis) == set(HANDLERS) - SHARE_GROUP_APIS
     finally:
         logs.close()

@@ -9,6 +9,7 @@ from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation, ResourceType
+from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -30,7 +31,19 @@ async def handle_delete_groups(
                 {"group_id": group_id, "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
             )
             continue
-        error = await broker.groups.delete(group_id)
+        # A KIP-932 share group (issue 16) is deleted with its share-partition state.
+        plogs = (
+            plog
+            for topic in broker.topics
+            for index in range(topic.partitions)
+            if (plog := broker.partition(topic.name, index)) is not None
+        )
+        try:
+            shared = broker.share_groups.delete(group_id, plogs)
+        except StorageError as exc:
+            results.append({"group_id": group_id, "error_code": exc.kafka_error_code})
+            continue
+        error = shared if shared is not None else await broker.groups.delete(group_id)
         results.append({"group_id": group_id, "error_code": error})
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "results": results}

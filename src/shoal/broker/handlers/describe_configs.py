@@ -210,12 +210,13 @@ def group_entries(overrides: Mapping[str, str], base: GroupConfig) -> list[Confi
             if default == kafka_default
             else ConfigSource.STATIC_BROKER_CONFIG
         )
-        synonyms = [Synonym(key.broker_name, str(default), source)]
+        # A config with no broker setting (share.auto.offset.reset) has no broker synonym.
+        synonyms = [Synonym(key.broker_name, str(default), source)] if key.broker_name else []
         if name in overrides:
             synonyms.insert(0, Synonym(name, overrides[name], ConfigSource.GROUP_CONFIG))
-        entries.append(
-            ConfigEntry(name, synonyms[0].value, ConfigType.INT, key.doc, False, tuple(synonyms))
-        )
+        kind = ConfigType.INT if key.text is None else ConfigType.STRING
+        value = synonyms[0].value if synonyms else str(default)
+        entries.append(ConfigEntry(name, value, kind, key.doc, False, tuple(synonyms)))
     return entries
 
 

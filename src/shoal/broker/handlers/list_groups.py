@@ -1,7 +1,8 @@
 """ListGroups (16), v0-v5: every group, filtered by state (v4+) and type (v5+).
 
 Classic groups have type "classic"; KIP-848 groups type "consumer", protocol type "consumer"
-and their own states (Empty, Assigning, Reconciling, Stable), as Kafka 4.4 lists them.
+and their own states (Empty, Assigning, Reconciling, Stable), KIP-932 share groups type and
+protocol type "share" (Empty, Stable), as Kafka 4.4 lists them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 GROUP_TYPE: Final = "classic"
 CONSUMER_GROUP_TYPE: Final = "consumer"
+SHARE_GROUP_TYPE: Final = "share"
 
 
 class _ListGroupsRequest(Protocol):
@@ -53,6 +55,17 @@ async def handle_list_groups(broker: Broker, ctx: RequestContext, request: Reque
             }
             for g in broker.groups.consumer_groups()
             if not names or g.state.value.lower() in wanted_states
+        ]
+    if not types or SHARE_GROUP_TYPE in types:  # KIP-932 share groups (issue 16)
+        rows += [
+            {
+                "group_id": g.group_id,
+                "protocol_type": SHARE_GROUP_TYPE,
+                "group_state": g.state,
+                "group_type": SHARE_GROUP_TYPE,
+            }
+            for g in broker.share_groups.groups.values()
+            if not names or g.state.lower() in wanted_states
         ]
     if not broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
         # Without Describe on the cluster, only the groups it may describe (as Kafka).

@@ -19,6 +19,7 @@ from shoal.broker.handlers.alter_client_quotas import handle_alter_client_quotas
 from shoal.broker.handlers.alter_configs import handle_alter_configs
 from shoal.broker.handlers.alter_partition_reassignments import handle_alter_partition_reassignments
 from shoal.broker.handlers.alter_replica_log_dirs import handle_alter_replica_log_dirs
+from shoal.broker.handlers.alter_share_group_offsets import handle_alter_share_group_offsets
 from shoal.broker.handlers.alter_user_scram_credentials import (
     handle_alter_user_scram_credentials,
 )
@@ -31,6 +32,7 @@ from shoal.broker.handlers.create_topics import handle_create_topics
 from shoal.broker.handlers.delete_acls import handle_delete_acls
 from shoal.broker.handlers.delete_groups import handle_delete_groups
 from shoal.broker.handlers.delete_records import handle_delete_records
+from shoal.broker.handlers.delete_share_group_offsets import handle_delete_share_group_offsets
 from shoal.broker.handlers.delete_topics import handle_delete_topics
 from shoal.broker.handlers.describe_acls import handle_describe_acls
 from shoal.broker.handlers.describe_client_quotas import handle_describe_client_quotas
@@ -40,6 +42,9 @@ from shoal.broker.handlers.describe_groups import handle_describe_groups
 from shoal.broker.handlers.describe_log_dirs import handle_describe_log_dirs
 from shoal.broker.handlers.describe_producers import handle_describe_producers
 from shoal.broker.handlers.describe_quorum import handle_describe_quorum
+from shoal.broker.handlers.describe_share_group_offsets import (
+    handle_describe_share_group_offsets,
+)
 from shoal.broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
 from shoal.broker.handlers.describe_transactions import handle_describe_transactions
 from shoal.broker.handlers.describe_user_scram_credentials import (
@@ -67,6 +72,10 @@ from shoal.broker.handlers.offset_for_leader_epoch import handle_offset_for_lead
 from shoal.broker.handlers.produce import handle_produce
 from shoal.broker.handlers.sasl_authenticate import handle_sasl_authenticate
 from shoal.broker.handlers.sasl_handshake import handle_sasl_handshake
+from shoal.broker.handlers.share_acknowledge import handle_share_acknowledge
+from shoal.broker.handlers.share_fetch import handle_share_fetch
+from shoal.broker.handlers.share_group_describe import handle_share_group_describe
+from shoal.broker.handlers.share_group_heartbeat import handle_share_group_heartbeat
 from shoal.broker.handlers.sync_group import handle_sync_group
 from shoal.broker.handlers.txn_offset_commit import handle_txn_offset_commit
 from shoal.broker.handlers.update_features import handle_update_features
@@ -133,15 +142,19 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
     ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,
     ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
+    # KIP-932 share groups (issue 16, slice K).
+    ApiKey.SHARE_GROUP_HEARTBEAT: handle_share_group_heartbeat,
+    ApiKey.SHARE_GROUP_DESCRIBE: handle_share_group_describe,
+    ApiKey.SHARE_FETCH: handle_share_fetch,
+    ApiKey.SHARE_ACKNOWLEDGE: handle_share_acknowledge,
+    ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS: handle_describe_share_group_offsets,
+    ApiKey.ALTER_SHARE_GROUP_OFFSETS: handle_alter_share_group_offsets,
+    ApiKey.DELETE_SHARE_GROUP_OFFSETS: handle_delete_share_group_offsets,
 }
 
 UNHANDLED: Final = frozenset(
     {
         # Decoded by the codec (their versions are in the table for when they land) but answered
         # by no handler, so ApiVersions does not advertise them and a client never sends them.
-        ApiKey.SHARE_GROUP_HEARTBEAT,
-        ApiKey.SHARE_GROUP_DESCRIBE,
-        ApiKey.SHARE_FETCH,
-        ApiKey.SHARE_ACKNOWLEDGE,
     }
 )

@@ -1,0 +1,118 @@
+"""ShareAcknowledge (79), v1-v2: acknowledge records of a share session without fetching.
+
+The session epoch is checked as for ShareFetch (epoch 0 cannot acknowledge: there is no
+session yet; -1 acknowledges and closes the session); each partition's batches are applied
+all or none and answered with the partition's error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shoal.broker.handlers.group_common import may_use_group
+from shoal.broker.handlers.share_common import acknowledge, topic_name
+from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
+from shoal.protocol import ErrorCode, Request, ResponseBody
+from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
+from shoal.security.acl import AclOperation, ResourceType
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+
+class _AckBatch(Protocol):
+    first_offset: int
+    last_offset: int
+    acknowledge_types: Sequence[int]
+
+
+class _AckPartition(Protocol):
+    partition_index: int
+    acknowledgement_batches: Sequence[_AckBatch]
+
+
+class _AckTopic(Protocol):
+    topic_id: uuid.UUID | None
+    partitions: Sequence[_AckPartition]
+
+
+class _ShareAcknowledgeRequest(Protocol):
+    group_id: str | None
+    member_id: str | None
+    share_session_epoch: int
+    topics: Sequence[_AckTopic]
+
+
+async def handle_share_acknowledge(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _ShareAcknowledgeRequest)
+    shares = broker.share_groups
+    host, port = broker.config.advertised_address(ctx.listener_name)
+    node = broker.config.node_id
+
+    def answer(
+        error: ErrorCode, message: str | None, responses: list[dict[str, Any]]
+    ) -> ResponseBody:
+        return response_for(
+            header.api_key,
+            header.api_version,
+            {
+                "throttle_time": 0,
+                "error_code": error,
+                "error_message": message,
+                "acquisition_lock_timeout": shares.lock_duration_ms(body.group_id or ""),
+                "responses": responses,
+                "node_endpoints": [{"node_id": node, "host": host, "port": port, "rack": None}],
+            },
+        )
+
+    group_id, member_id = body.group_id or "", body.member_id or ""
+    epoch = int(body.share_session_epoch)
+    if not group_id or not member_id:
+        return answer(ErrorCode.INVALID_REQUEST, "GroupId and MemberId must be set", [])
+    if not may_use_group(broker, ctx, group_id):
+        return answer(ErrorCode.GROUP_AUTHORIZATION_FAILED, None, [])
+    if epoch == INITIAL_EPOCH:
+        return answer(
+            ErrorCode.INVALID_SHARE_SESSION_EPOCH,
+            "Acknowledge request cannot open a share session (epoch 0)",
+            [],
+        )
+    shares.expire(group_id)
+    try:
+        shares.session(group_id, member_id, epoch, set(), set())
+    except ShareSessionError as exc:
+        return answer(exc.code, str(exc), [])
+    named = [(t, topic_name(broker, t.topic_id)) for t in body.topics]
+    readable = broker.authorized_names(
+        ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n}
+    )
+    responses = []
+    for topic, name in named:
+        partitions = []
+        for p in topic.partitions:
+            index = int(p.partition_index)
+            message: str | None = None
+            if name is None:
+                error = ErrorCode.UNKNOWN_TOPIC_ID
+            elif name not in readable:
+                error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            else:
+                error, message = acknowledge(
+                    broker, group_id, member_id, name, index, p.acknowledgement_batches
+                )
+            partitions.append(
+                {
+                    "partition_index": index,
+                    "error_code": error,
+                    "error_message": message,
+                    "current_leader": {"leader_id": node, "leader_epoch": 0},
+                }
+            )
+        responses.append({"topic_id": topic.topic_id, "partitions": partitions})
+    return answer(ErrorCode.NONE, None, responses)

@@ -1,0 +1,63 @@
+"""What ShareFetch and ShareAcknowledge share: naming topics by id, checking Group and Topic
+Read, and applying a partition's acknowledgement batches to its share-partition."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from shoal.coordinator.share_partition import AcknowledgementBatch, SharePartitionError
+from shoal.protocol import ErrorCode
+from shoal.storage import StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+
+
+class _AckBatch(Protocol):
+    first_offset: int
+    last_offset: int
+    acknowledge_types: Sequence[int]
+
+
+def acknowledge(
+    broker: Broker,
+    group_id: str,
+    member_id: str,
+    topic: str,
+    index: int,
+    batches: Sequence[_AckBatch],
+) -> tuple[ErrorCode, str | None]:
+    """One partition's acknowledgements, all or none: the partition's error and message."""
+    plog = broker.partition(topic, index)
+    if plog is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
+    sp = broker.share_groups.share_partition(group_id, topic, index, plog)
+    try:
+        sp.acknowledge(
+            member_id,
+            [
+                AcknowledgementBatch(
+                    int(b.first_offset),
+                    int(b.last_offset),
+                    tuple(int(t) for t in b.acknowledge_types),
+                )
+                for b in batches
+            ],
+        )
+    except SharePartitionError as exc:
+        return exc.code, str(exc)
+    try:
+        # Durable before it is answered: a restart must not deliver an accepted record again.
+        broker.share_groups.persist(group_id, topic, index, plog)
+    except StorageError as exc:
+        return ErrorCode(exc.kafka_error_code), str(exc)
+    # A released record is Available again: wake the share fetches waiting on the partition.
+    broker.signals.notify(topic, index)
+    return ErrorCode.NONE, None
+
+
+def topic_name(broker: Broker, topic_id: uuid.UUID | None) -> str | None:
+    topic = broker.topic_by_id(topic_id) if topic_id is not None else None
+    return topic.name if topic is not None else None

@@ -1,0 +1,321 @@
+"""ShareFetch (78), v1-v2: acknowledge what the request carries, then acquire records of the
+member's share session for it (KIP-932).
+
+Order as Kafka's: the session epoch is checked first (SHARE_SESSION_NOT_FOUND /
+INVALID_SHARE_SESSION_EPOCH, nothing applied), the piggy-backed acknowledgements are applied
+partition by partition (each partition's AcknowledgeErrorCode), then the session's partitions
+are read from their next Available record and what was read is acquired, at most MaxRecords
+records in all. Whole stored batches go out; the client keeps only the AcquiredRecords ranges
+(and acknowledges as GAP an acquired offset no batch holds). With nothing to acquire the
+request waits up to MaxWaitMs for an append or a lock to expire. Epoch -1 closes the session:
+acknowledgements only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shoal.broker.handlers.group_common import may_use_group
+from shoal.broker.handlers.share_common import acknowledge, topic_name
+from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
+from shoal.coordinator.share_partition import AcquiredRange
+from shoal.protocol import ErrorCode, Request, ResponseBody
+from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
+from shoal.records.header import read_header
+from shoal.security.acl import AclOperation, ResourceType
+from shoal.storage import OffsetOutOfRangeError, ReadWouldWait, StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+SHARE_FETCH_MAX_BYTES = 55 * 1024 * 1024
+"""As Fetch's fetch.max.bytes: the most one answer carries (plus its first batch)."""
+DEFAULT_MAX_RECORDS = 500
+"""v0 had no MaxRecords; the Java share consumer's max.poll.records default."""
+
+
+class _AckBatch(Protocol):
+    first_offset: int
+    last_offset: int
+    acknowledge_types: Sequence[int]
+
+
+class _FetchPartition(Protocol):
+    partition_index: int
+    acknowledgement_batches: Sequence[_AckBatch]
+
+
+class _FetchTopic(Protocol):
+    topic_id: uuid.UUID | None
+    partitions: Sequence[_FetchPartition]
+
+
+class _ForgottenTopic(Protocol):
+    topic_id: uuid.UUID | None
+    partitions: Sequence[int]
+
+
+class _ShareFetchRequest(Protocol):
+    group_id: str | None
+    member_id: str | None
+    share_session_epoch: int
+    max_wait: datetime.timedelta
+    max_bytes: int
+    topics: Sequence[_FetchTopic]
+    forgotten_topics_data: Sequence[_ForgottenTopic]
+
+
+class _Partition:
+    """One partition's part of the answer, filled as the request is served."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.error = ErrorCode.NONE
+        self.ack_error = ErrorCode.NONE
+        self.ack_message: str | None = None
+        self.records: bytes = b""
+        self.acquired: list[AcquiredRange] = []
+        self.told = False
+        """Whether the answer must name it (an error, an acknowledgement, records)."""
+
+
+async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Request) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _ShareFetchRequest)
+    shares = broker.share_groups
+    lock_ms = shares.lock_duration_ms(body.group_id or "")
+
+    unknown: list[tuple[uuid.UUID | None, int]] = []
+
+    def answer(
+        error: ErrorCode, message: str | None, parts: dict[tuple[str, int], _Partition]
+    ) -> ResponseBody:
+        values = _response(broker, ctx, error, message, lock_ms, parts)
+        for topic_id, index in unknown:
+            values["responses"].append(
+                {
+                    "topic_id": topic_id,
+                    "partitions": [
+                        {
+                            "partition_index": index,
+                            "error_code": ErrorCode.UNKNOWN_TOPIC_ID,
+                            "acknowledge_error_code": ErrorCode.NONE,
+                            "current_leader": {"leader_id": -1, "leader_epoch": -1},
+                            "records": b"",
+                            "acquired_records": [],
+                        }
+                    ],
+                }
+            )
+        return response_for(header.api_key, header.api_version, values)
+
+    group_id, member_id = body.group_id or "", body.member_id or ""
+    epoch = int(body.share_session_epoch)
+    if not group_id or not member_id:
+        return answer(ErrorCode.INVALID_REQUEST, "GroupId and MemberId must be set", {})
+    if not may_use_group(broker, ctx, group_id):
+        return answer(ErrorCode.GROUP_AUTHORIZATION_FAILED, None, {})
+    named = [(t, topic_name(broker, t.topic_id)) for t in body.topics]
+    if epoch == INITIAL_EPOCH and any(
+        p.acknowledgement_batches for t in body.topics for p in t.partitions
+    ):
+        return answer(
+            ErrorCode.INVALID_REQUEST,
+            "Acknowledge data present on initial ShareFetchRequest",
+            {},
+        )
+    added = {(name, int(p.partition_index)) for t, name in named if name for p in t.partitions}
+    forgotten = {
+        (name, int(p))
+        for f in body.forgotten_topics_data
+        if (name := topic_name(broker, f.topic_id)) is not None
+        for p in f.partitions
+    }
+    shares.expire(group_id)
+    try:
+        session = shares.session(group_id, member_id, epoch, added, forgotten)
+    except ShareSessionError as exc:
+        return answer(exc.code, str(exc), {})
+    # Read is decided for the request's topics and the session's (an incremental request
+    # names only what changed).
+    in_session = {tp[0] for tp in session.partitions} if session is not None else set()
+    readable = broker.authorized_names(
+        ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n} | in_session
+    )
+    parts = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
+    if session is None:  # epoch -1: the session is closed, nothing is fetched
+        return answer(ErrorCode.NONE, None, parts)
+    ctx.effects_applied()
+    fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
+    asked = int(body.max_bytes)
+    budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
+    max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
+    deadline = broker.clock.monotonic_ms() + body.max_wait.total_seconds() * 1000
+    while True:
+        got = await _acquire_all(broker, group_id, member_id, fetchable, parts, budget, max_records)
+        remaining_ms = deadline - broker.clock.monotonic_ms()
+        if got or remaining_ms <= 0:
+            break
+        await broker.signals.wait_any(
+            fetchable, _wait_ms(broker, group_id, fetchable, remaining_ms) / 1000
+        )
+    return answer(ErrorCode.NONE, None, parts)
+
+
+def _apply_acknowledgements(
+    broker: Broker,
+    group_id: str,
+    member_id: str,
+    named: Sequence[tuple[_FetchTopic, str | None]],
+    readable: set[str] | frozenset[str],
+    unknown: list[tuple[uuid.UUID | None, int]],
+) -> dict[tuple[str, int], _Partition]:
+    parts: dict[tuple[str, int], _Partition] = {}
+    for entry, name in named:
+        for p in entry.partitions:
+            index = int(p.partition_index)
+            if name is None:
+                unknown.append((entry.topic_id, index))
+                continue
+            part = parts.setdefault((name, index), _Partition(index))
+            if name not in readable:
+                part.error, part.told = ErrorCode.TOPIC_AUTHORIZATION_FAILED, True
+                continue
+            if p.acknowledgement_batches:
+                part.ack_error, part.ack_message = acknowledge(
+                    broker, group_id, member_id, name, index, p.acknowledgement_batches
+                )
+                part.told = True
+    return parts
+
+
+def _wait_ms(
+    broker: Broker, group_id: str, fetchable: Sequence[tuple[str, int]], remaining_ms: float
+) -> float:
+    """Until an append wakes the request, or the earliest lock of these partitions expires."""
+    wait_ms = remaining_ms
+    for name, index in fetchable:
+        sp = broker.share_groups.partitions.get((group_id, name, index))
+        lock = sp.next_lock_deadline_ms() if sp is not None else None
+        if lock is not None:
+            wait_ms = min(wait_ms, max(lock - broker.clock.monotonic_ms(), 1))
+    return wait_ms
+
+
+async def _acquire_all(
+    broker: Broker,
+    group_id: str,
+    member_id: str,
+    fetchable: Sequence[tuple[str, int]],
+    parts: dict[tuple[str, int], _Partition],
+    budget: int,
+    max_records: int,
+) -> int:
+    """Reads and acquires for each partition; the number of records acquired."""
+    total_records = 0
+    total_bytes = 0
+    for topic, index in fetchable:
+        if total_records >= max_records or total_bytes >= budget:
+            break
+        part = parts.setdefault((topic, index), _Partition(index))
+        plog = broker.partition(topic, index)
+        if plog is None:
+            part.error, part.told = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, True
+            continue
+        sp = broker.share_groups.share_partition(group_id, topic, index, plog)
+        offset = sp.next_fetch_offset()
+        if offset >= plog.log_end_offset:
+            continue
+        try:
+            try:
+                data = plog.read(offset, budget - total_bytes, cached_only=True).data
+            except ReadWouldWait:
+                result = await asyncio.to_thread(plog.read, offset, budget - total_bytes)
+                data = result.data
+        except OffsetOutOfRangeError:
+            sp.skip_to(plog.log_start_offset)
+            continue
+        except StorageError as exc:
+            part.error, part.told = ErrorCode(exc.kafka_error_code), True
+            continue
+        # The read happened off the loop maybe: take the partition's state afresh.
+        acquired = sp.acquire(member_id, _record_offsets(data), max_records - total_records)
+        if not acquired:
+            continue
+        part.acquired.extend(acquired)
+        part.records = bytes(data)
+        part.told = True
+        total_records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
+        total_bytes += len(data)
+    return total_records
+
+
+def _record_offsets(data: bytes | bytearray) -> list[int]:
+    """The offsets of the data records in whole stored batches (control batches hold none
+    a consumer sees)."""
+    offsets: list[int] = []
+    position = 0
+    while position < len(data):
+        batch = read_header(data, position)
+        if not batch.is_control:
+            offsets.extend(range(batch.base_offset, batch.last_offset + 1))
+        position += batch.size
+    return offsets
+
+
+def _response(
+    broker: Broker,
+    ctx: RequestContext,
+    error: ErrorCode,
+    message: str | None,
+    lock_ms: int,
+    parts: dict[tuple[str, int], _Partition],
+) -> dict[str, Any]:
+    by_topic: dict[str, list[_Partition]] = {}
+    for (topic, _), part in sorted(parts.items()):
+        if part.told:
+            by_topic.setdefault(topic, []).append(part)
+    host, port = broker.config.advertised_address(ctx.listener_name)
+    node = broker.config.node_id
+    responses = []
+    for name, ps in by_topic.items():
+        known = broker.topics.get(name)
+        if known is None:
+            continue
+        responses.append(
+            {
+                "topic_id": known.topic_id,
+                "partitions": [
+                    {
+                        "partition_index": p.index,
+                        "error_code": p.error,
+                        "acknowledge_error_code": p.ack_error,
+                        "acknowledge_error_message": p.ack_message,
+                        "current_leader": {"leader_id": node, "leader_epoch": 0},
+                        "records": p.records,
+                        "acquired_records": [
+                            {
+                                "first_offset": r.first_offset,
+                                "last_offset": r.last_offset,
+                                "delivery_count": r.delivery_count,
+                            }
+                            for r in p.acquired
+                        ],
+                    }
+                    for p in ps
+                ],
+            }
+        )
+    return {
+        "throttle_time": 0,
+        "error_code": error,
+        "error_message": message,
+        "acquisition_lock_timeout": lock_ms,
+        "responses": responses,
+        "node_endpoints": [{"node_id": node, "host": host, "port": port, "rack": None}],
+    }

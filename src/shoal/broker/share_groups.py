@@ -1,0 +1,268 @@
+"""The broker's KIP-932 share groups: each group's membership, its share-partitions (created
+on first fetch where ``share.auto.offset.reset`` says) and its members' share sessions.
+
+Share sessions as KIP-932 defines them: a ShareFetch with epoch 0 opens a member's session
+(replacing an old one) with the partitions it names, a later request must carry the epoch the
+last one was given (the epoch goes up by one per request, 1 after Integer.MAX_VALUE) and adds
+partitions or forgets some, and epoch -1 closes it (acknowledgements only, no fetching).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from shoal.clock import Clock
+from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.group_configs import (
+    SHARE_AUTO_OFFSET_RESET,
+    SHARE_DELIVERY_COUNT_LIMIT,
+    SHARE_HEARTBEAT_INTERVAL,
+    SHARE_RECORD_LOCK_DURATION,
+    SHARE_SESSION_TIMEOUT,
+    effective,
+    effective_text,
+)
+from shoal.coordinator.share_group import ShareGroup, ShareGroupSettings
+from shoal.coordinator.share_offset_reset import (
+    OffsetReset,
+    initial_start_offset,
+    parse_offset_reset,
+)
+from shoal.coordinator.share_partition import SharePartition, SharePartitionSettings
+from shoal.coordinator.share_state import (
+    decode_state,
+    encode_deleted,
+    encode_state,
+    state_file_name,
+)
+from shoal.protocol import ApiKey, ErrorCode
+from shoal.storage import PartitionLog
+
+SHARE_GROUP_APIS: Final = frozenset(
+    {
+        ApiKey.SHARE_GROUP_HEARTBEAT,
+        ApiKey.SHARE_GROUP_DESCRIBE,
+        ApiKey.SHARE_FETCH,
+        ApiKey.SHARE_ACKNOWLEDGE,
+        ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS,
+        ApiKey.ALTER_SHARE_GROUP_OFFSETS,
+        ApiKey.DELETE_SHARE_GROUP_OFFSETS,
+    }
+)
+"""Served only at share.version 1 (GroupConfig.share_version)."""
+
+INITIAL_EPOCH: Final = 0
+FINAL_EPOCH: Final = -1
+MAX_EPOCH: Final = 2**31 - 1
+
+TopicPartition = tuple[str, int]
+
+
+class ShareSessionError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class ShareSession:
+    epoch: int = 1
+    partitions: set[TopicPartition] = field(default_factory=set)
+
+
+def next_epoch(epoch: int) -> int:
+    return 1 if epoch >= MAX_EPOCH else epoch + 1
+
+
+class ShareGroups:
+    def __init__(
+        self,
+        clock: Clock,
+        group_settings: ShareGroupSettings | None = None,
+        partition_settings: SharePartitionSettings | None = None,
+        offset_reset: str = "latest",
+    ) -> None:
+        self.clock = clock
+        self.group_settings = group_settings or ShareGroupSettings()
+        self.partition_settings = partition_settings or SharePartitionSettings()
+        self.offset_reset: OffsetReset = parse_offset_reset(offset_reset)
+        self.groups: dict[str, ShareGroup] = {}
+        self.partitions: dict[tuple[str, str, int], SharePartition] = {}
+        self.sessions: dict[tuple[str, str], ShareSession] = {}
+        self._configs: Callable[[str], Mapping[str, str]] = lambda _group: {}
+        self._base: GroupConfig | None = None
+
+    def use_group_configs(
+        self, configs: Callable[[str], Mapping[str, str]], base: GroupConfig
+    ) -> None:
+        """Where the per-group overrides (the GROUP config resource) are read: the share.*
+        ones apply from a group's next heartbeat, fetch or acknowledgement on."""
+        self._configs = configs
+        self._base = base
+
+    def _override(self, group_id: str) -> tuple[dict[str, int], str]:
+        if self._base is None:
+            return {}, ""
+        overrides = self._configs(group_id)
+        return effective(overrides, self._base), effective_text(
+            overrides, self._base, SHARE_AUTO_OFFSET_RESET
+        )
+
+    def _settings(self, group_id: str) -> tuple[ShareGroupSettings, SharePartitionSettings]:
+        values, _ = self._override(group_id)
+        if not values:
+            return self.group_settings, self.partition_settings
+        return (
+            ShareGroupSettings(values[SHARE_SESSION_TIMEOUT], values[SHARE_HEARTBEAT_INTERVAL]),
+            SharePartitionSettings(
+                values[SHARE_RECORD_LOCK_DURATION],
+                values[SHARE_DELIVERY_COUNT_LIMIT],
+                self.partition_settings.max_record_locks,
+            ),
+        )
+
+    def group(self, group_id: str) -> ShareGroup:
+        group = self.groups.get(group_id)
+        if group is None:
+            group = self.groups[group_id] = ShareGroup(group_id, self.clock, self.group_settings)
+        group.settings = self._settings(group_id)[0]
+        return group
+
+    def lock_duration_ms(self, group_id: str) -> int:
+        return self._settings(group_id)[1].record_lock_duration_ms
+
+    def expire(self, group_id: str) -> None:
+        """Members past their session timeout leave; their records are released."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return
+        for member_id in group.expire_sessions():
+            self.member_left(group_id, member_id)
+
+    def member_left(self, group_id: str, member_id: str) -> None:
+        self.sessions.pop((group_id, member_id), None)
+        for (g, _, _), sp in self.partitions.items():
+            if g == group_id:
+                sp.release_member(member_id)
+
+    def share_partition(
+        self, group_id: str, topic: str, index: int, plog: PartitionLog
+    ) -> SharePartition:
+        key = (group_id, topic, index)
+        sp = self.partitions.get(key)
+        settings = self._settings(group_id)[1]
+        if sp is None:
+            reset_text = self._override(group_id)[1]
+            reset = parse_offset_reset(reset_text) if reset_text else self.offset_reset
+            start = initial_start_offset(
+                reset,
+                plog.log_start_offset,
+                plog.log_end_offset,
+                self.clock.now_ms(),
+                lambda _ts: None,  # by_duration without a time index: from the log end
+            )
+            sp = self.partitions[key] = self._recovered(group_id, plog) or SharePartition(
+                self.clock, settings, start
+            )
+        sp.settings = settings  # a changed group config applies from the next acquisition
+        if plog.log_start_offset > sp.start_offset:
+            sp.skip_to(plog.log_start_offset)  # retention deleted records still in flight
+        return sp
+
+    def _recovered(self, group_id: str, plog: PartitionLog) -> SharePartition | None:
+        """The share-partition as last written (see shoal.coordinator.share_state)."""
+        raw = plog.read_side_file(state_file_name(group_id))
+        if raw is None:
+            return None
+        try:
+            state = decode_state(group_id, raw)
+            if state is None:
+                return None  # the group was deleted since
+            return SharePartition.restore(self.clock, self.partition_settings, state)
+        except ValueError:
+            # Not this group's (a name collision) or damaged: start where offset reset says.
+            return None
+
+    def persist(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
+        """Write the share-partition's state durably (fsynced) before answering the
+        acknowledgement that changed it; raises StorageError when it cannot."""
+        sp = self.partitions.get((group_id, topic, index))
+        if sp is not None:
+            plog.write_side_file(state_file_name(group_id), encode_state(group_id, sp.snapshot()))
+
+    def delete(self, group_id: str, plogs: Iterable[PartitionLog]) -> ErrorCode | None:
+        """DeleteGroups of a share group: None when ``group_id`` is no share group here,
+        NON_EMPTY_GROUP while it has members, else its state is gone (memory and disk)."""
+        group = self.groups.get(group_id)
+        name = state_file_name(group_id)
+        on_disk = [plog for plog in plogs if plog.read_side_file(name) is not None]
+        if group is None and not on_disk:
+            return None
+        if group is not None and group.members:
+            return ErrorCode.NON_EMPTY_GROUP
+        for plog in on_disk:
+            plog.write_side_file(name, encode_deleted(group_id))
+        self.groups.pop(group_id, None)
+        for partition_key in [k for k in self.partitions if k[0] == group_id]:
+            del self.partitions[partition_key]
+        for session_key in [k for k in self.sessions if k[0] == group_id]:
+            del self.sessions[session_key]
+        return ErrorCode.NONE
+
+    def known(
+        self, group_id: str, topic: str, index: int, plog: PartitionLog
+    ) -> SharePartition | None:
+        """The group's share-partition if it has state (in memory or on disk), else None."""
+        sp = self.partitions.get((group_id, topic, index))
+        if sp is None:
+            recovered = self._recovered(group_id, plog)
+            if recovered is not None:
+                sp = self.partitions[(group_id, topic, index)] = recovered
+        return sp
+
+    def reset(self, group_id: str, topic: str, index: int, plog: PartitionLog, start: int) -> None:
+        """AlterShareGroupOffsets: the partition starts afresh at ``start``, durably."""
+        self.group(group_id)  # an admin may create the (empty) group this way, as in Kafka
+        settings = self._settings(group_id)[1]
+        self.partitions[(group_id, topic, index)] = SharePartition(self.clock, settings, start)
+        self.persist(group_id, topic, index, plog)
+
+    def forget(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
+        """DeleteShareGroupOffsets: the partition's state goes (a later fetch starts where
+        share.auto.offset.reset says)."""
+        self.partitions.pop((group_id, topic, index), None)
+        if plog.read_side_file(state_file_name(group_id)) is not None:
+            plog.write_side_file(state_file_name(group_id), encode_deleted(group_id))
+
+    def session(
+        self,
+        group_id: str,
+        member_id: str,
+        epoch: int,
+        added: set[TopicPartition],
+        forgotten: set[TopicPartition],
+    ) -> ShareSession | None:
+        """The session this request belongs to, updated; None when the request closes it."""
+        key = (group_id, member_id)
+        if epoch == INITIAL_EPOCH:
+            session = self.sessions[key] = ShareSession(1, set(added))
+            return session
+        existing = self.sessions.get(key)
+        if existing is None:
+            raise ShareSessionError(
+                ErrorCode.SHARE_SESSION_NOT_FOUND, f"Share session for member {member_id} not found"
+            )
+        if epoch == FINAL_EPOCH:
+            del self.sessions[key]
+            return None
+        if epoch != existing.epoch:
+            raise ShareSessionError(
+                ErrorCode.INVALID_SHARE_SESSION_EPOCH,
+                f"Share session epoch {epoch} is not the expected {existing.epoch}",
+            )
+        existing.partitions |= added
+        existing.partitions -= forgotten
+        existing.epoch = next_epoch(existing.epoch)
+        return existing

@@ -1,0 +1,349 @@
+"""The state of one share-partition (KIP-932): which records of a topic-partition a share
+group has delivered, to whom, how often, and which are done.
+
+Pure logic with an injected clock, as Kafka 4.4's ``SharePartition`` keeps it on the leader:
+
+- the *start offset* is the first record not yet done (acknowledged or archived); every record
+  below it is done. The *end offset* here is the first offset never acquired (exclusive;
+  Kafka's ``endOffset`` is the last in-flight offset, one less);
+- records between them are *in flight*, each Available, Acquired (by one member, under an
+  acquisition lock that times out after ``share.record.lock.duration.ms``), Acknowledged or
+  Archived. A record is acquired by a fetch, which adds one to its delivery count;
+- an acknowledgement is ACCEPT (-> Acknowledged), RELEASE (-> Available, to be delivered
+  again), REJECT (-> Archived) or GAP (the offset held no record: -> Archived). Only the
+  member holding the lock may acknowledge, and one bad batch refuses the whole partition's
+  acknowledgement (INVALID_RECORD_STATE) and changes nothing, as Kafka rolls back;
+- a record that would become Available again (RELEASE, lock timeout, its member gone) after
+  ``share.delivery.count.limit`` deliveries is Archived instead (Kafka's ``InFlightState``:
+  AVAILABLE with deliveryCount >= maxDeliveryCount -> ARCHIVED);
+- new records are acquired only while fewer than ``group.share.partition.max.record.locks``
+  records are in flight, so a stuck consumer cannot pin an unbounded window.
+
+Time moves only through :meth:`expire_locks`, which every operation calls first, so a lock
+past its deadline is never honoured. :meth:`snapshot` gives what must be durable
+(Kafka's ``__share_group_state`` batches): an Acquired record is written as Available with
+its delivery count (Archived if that count reached the limit), because a lock does not
+survive a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+from shoal.clock import Clock
+from shoal.protocol.errors import ErrorCode
+
+DEFAULT_RECORD_LOCK_DURATION_MS: Final = 30_000
+DEFAULT_DELIVERY_COUNT_LIMIT: Final = 5
+DEFAULT_MAX_RECORD_LOCKS: Final = 2_000
+"""Kafka 4.4's ``group.share.partition.max.record.locks`` default (records in flight)."""
+
+
+class RecordState(IntEnum):
+    """Kafka's ``RecordState`` ids (what ``__share_group_state`` stores)."""
+
+    AVAILABLE = 0
+    ACQUIRED = 1
+    ACKNOWLEDGED = 2
+    ARCHIVED = 4
+
+
+class AcknowledgeType(IntEnum):
+    """The AcknowledgeTypes of ShareFetch/ShareAcknowledge."""
+
+    GAP = 0
+    ACCEPT = 1
+    RELEASE = 2
+    REJECT = 3
+
+
+_DONE: Final = frozenset({RecordState.ACKNOWLEDGED, RecordState.ARCHIVED})
+
+
+class SharePartitionError(Exception):
+    """An operation Kafka refuses, with its error code; the partition is unchanged."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class SharePartitionSettings:
+    record_lock_duration_ms: int = DEFAULT_RECORD_LOCK_DURATION_MS
+    delivery_count_limit: int = DEFAULT_DELIVERY_COUNT_LIMIT
+    max_record_locks: int = DEFAULT_MAX_RECORD_LOCKS
+
+
+@dataclass(slots=True)
+class InFlightRecord:
+    state: RecordState
+    delivery_count: int
+    member_id: str | None = None
+    lock_deadline_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcquiredRange:
+    """A ShareFetch answer's AcquiredRecords entry: consecutive offsets with one count."""
+
+    first_offset: int
+    last_offset: int
+    delivery_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgementBatch:
+    """One AcknowledgementBatches entry: one type for the whole range, or one per offset."""
+
+    first_offset: int
+    last_offset: int
+    types: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateBatch:
+    """A durable run of offsets with one state and delivery count."""
+
+    first_offset: int
+    last_offset: int
+    state: RecordState
+    delivery_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareState:
+    """What a share-partition must keep across a restart."""
+
+    start_offset: int
+    batches: tuple[StateBatch, ...]
+
+
+class SharePartition:
+    def __init__(self, clock: Clock, settings: SharePartitionSettings, start_offset: int) -> None:
+        if start_offset < 0:
+            raise ValueError(f"start offset {start_offset} < 0")
+        self.clock = clock
+        self.settings = settings
+        self.start_offset = start_offset
+        self.end_offset = start_offset
+        self.records: dict[int, InFlightRecord] = {}
+        """In-flight records by offset, all in [start_offset, end_offset)."""
+
+    # -- restart ------------------------------------------------------------------------
+
+    def snapshot(self) -> ShareState:
+        batches: list[StateBatch] = []
+        for offset in sorted(self.records):
+            record = self.records[offset]
+            state = record.state
+            if state is RecordState.ACQUIRED:
+                # Written as the lock's expiry would leave it: a restart ends every lock.
+                state = self._unlocked_state(record)
+            last = batches[-1] if batches else None
+            if (
+                last is not None
+                and last.last_offset == offset - 1
+                and last.state is state
+                and last.delivery_count == record.delivery_count
+            ):
+                batches[-1] = StateBatch(last.first_offset, offset, state, record.delivery_count)
+            else:
+                batches.append(StateBatch(offset, offset, state, record.delivery_count))
+        # Done batches at the front (a lock ended past the limit) move the start past them.
+        start = self.start_offset
+        while batches and batches[0].first_offset == start and batches[0].state in _DONE:
+            start = batches.pop(0).last_offset + 1
+        return ShareState(start, tuple(batches))
+
+    @classmethod
+    def restore(
+        cls, clock: Clock, settings: SharePartitionSettings, state: ShareState
+    ) -> SharePartition:
+        partition = cls(clock, settings, state.start_offset)
+        for batch in state.batches:
+            if batch.first_offset < state.start_offset or batch.last_offset < batch.first_offset:
+                raise ValueError(f"state batch {batch} outside start offset {state.start_offset}")
+            if batch.state is RecordState.ACQUIRED:
+                raise ValueError(f"state batch {batch} is acquired (locks are not durable)")
+            for offset in range(batch.first_offset, batch.last_offset + 1):
+                partition.records[offset] = InFlightRecord(batch.state, batch.delivery_count)
+            partition.end_offset = max(partition.end_offset, batch.last_offset + 1)
+        partition._advance_start()
+        return partition
+
+    # -- acquisition --------------------------------------------------------------------
+
+    def next_fetch_offset(self) -> int:
+        """Where the next fetch must read: the first Available in-flight record, else the end."""
+        self.expire_locks()
+        for offset in sorted(self.records):
+            if self.records[offset].state is RecordState.AVAILABLE:
+                return offset
+        return self.end_offset
+
+    def acquire(
+        self, member_id: str, offsets: Iterable[int], max_records: int
+    ) -> list[AcquiredRange]:
+        """Lock up to ``max_records`` of the records the broker read (their offsets, ascending,
+        from :meth:`next_fetch_offset` on) for ``member_id``; the ranges it now holds."""
+        self.expire_locks()
+        deadline = self.clock.monotonic_ms() + self.settings.record_lock_duration_ms
+        acquired: list[tuple[int, int]] = []
+        for offset in offsets:
+            if len(acquired) >= max_records:
+                break
+            if offset < self.start_offset:
+                continue
+            record = self.records.get(offset)
+            if record is None:
+                if offset < self.end_offset:
+                    continue  # below the end and not in flight: done before a restart
+                if self.end_offset - self.start_offset >= self.settings.max_record_locks:
+                    break
+                record = InFlightRecord(RecordState.AVAILABLE, 0)
+                self.records[offset] = record
+                self.end_offset = offset + 1
+            if record.state is not RecordState.AVAILABLE:
+                continue
+            record.state = RecordState.ACQUIRED
+            record.delivery_count += 1
+            record.member_id = member_id
+            record.lock_deadline_ms = deadline
+            acquired.append((offset, record.delivery_count))
+        return _ranges(acquired)
+
+    def skip_to(self, offset: int) -> None:
+        """Records below ``offset`` no longer exist (log start moved past them): archive them."""
+        if offset <= self.start_offset:
+            return
+        for o in list(self.records):
+            if o < offset:
+                del self.records[o]
+        self.start_offset = offset
+        self.end_offset = max(self.end_offset, offset)
+        self._advance_start()
+
+    # -- acknowledgement ----------------------------------------------------------------
+
+    def acknowledge(self, member_id: str, batches: Sequence[AcknowledgementBatch]) -> None:
+        """Apply every batch or none (INVALID_RECORD_STATE / INVALID_REQUEST, unchanged)."""
+        self.expire_locks()
+        planned: dict[int, AcknowledgeType] = {}
+        for batch in batches:
+            self._check_batch(member_id, batch, planned)
+        for offset, kind in planned.items():
+            record = self.records[offset]
+            record.member_id = None
+            record.lock_deadline_ms = None
+            if kind is AcknowledgeType.ACCEPT:
+                record.state = RecordState.ACKNOWLEDGED
+            elif kind is AcknowledgeType.RELEASE:
+                self._make_available(record)
+            else:
+                record.state = RecordState.ARCHIVED
+        self._advance_start()
+
+    def _check_batch(
+        self, member_id: str, batch: AcknowledgementBatch, planned: dict[int, AcknowledgeType]
+    ) -> None:
+        first, last = batch.first_offset, batch.last_offset
+        if last < first:
+            raise SharePartitionError(
+                ErrorCode.INVALID_REQUEST, f"last offset {last} < first offset {first}"
+            )
+        count = last - first + 1
+        if len(batch.types) not in (1, count):
+            raise SharePartitionError(
+                ErrorCode.INVALID_REQUEST,
+                f"{len(batch.types)} acknowledge types for {count} offsets (want 1 or {count})",
+            )
+        for i, offset in enumerate(range(first, last + 1)):
+            raw = batch.types[0] if len(batch.types) == 1 else batch.types[i]
+            try:
+                kind = AcknowledgeType(raw)
+            except ValueError:
+                raise SharePartitionError(
+                    ErrorCode.INVALID_REQUEST, f"unknown acknowledge type {raw}"
+                ) from None
+            record = self.records.get(offset)
+            if (
+                record is None
+                or record.state is not RecordState.ACQUIRED
+                or record.member_id != member_id
+                or offset in planned
+            ):
+                raise SharePartitionError(
+                    ErrorCode.INVALID_RECORD_STATE,
+                    f"offset {offset} is not acquired by member {member_id}",
+                )
+            planned[offset] = kind
+
+    def release_member(self, member_id: str) -> None:
+        """The member left or its session ended: what it holds is Available again."""
+        self.expire_locks()
+        for record in self.records.values():
+            if record.state is RecordState.ACQUIRED and record.member_id == member_id:
+                self._make_available(record)
+        self._advance_start()
+
+    # -- time ---------------------------------------------------------------------------
+
+    def expire_locks(self) -> list[int]:
+        """Locks past their deadline are released; the offsets that were freed."""
+        now = self.clock.monotonic_ms()
+        expired = [
+            offset
+            for offset, record in self.records.items()
+            if record.state is RecordState.ACQUIRED
+            and record.lock_deadline_ms is not None
+            and record.lock_deadline_ms <= now
+        ]
+        for offset in expired:
+            self._make_available(self.records[offset])
+        if expired:
+            self._advance_start()
+        return sorted(expired)
+
+    def next_lock_deadline_ms(self) -> float | None:
+        deadlines = [
+            r.lock_deadline_ms
+            for r in self.records.values()
+            if r.state is RecordState.ACQUIRED and r.lock_deadline_ms is not None
+        ]
+        return min(deadlines, default=None)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _unlocked_state(self, record: InFlightRecord) -> RecordState:
+        if record.delivery_count >= self.settings.delivery_count_limit:
+            return RecordState.ARCHIVED
+        return RecordState.AVAILABLE
+
+    def _make_available(self, record: InFlightRecord) -> None:
+        record.member_id = None
+        record.lock_deadline_ms = None
+        record.state = self._unlocked_state(record)
+
+    def _advance_start(self) -> None:
+        # Done records at the front leave the in-flight window; the start moves past them.
+        while self.start_offset < self.end_offset:
+            record = self.records.get(self.start_offset)
+            if record is not None and record.state not in _DONE:
+                break
+            self.records.pop(self.start_offset, None)
+            self.start_offset += 1
+
+
+def _ranges(acquired: Sequence[tuple[int, int]]) -> list[AcquiredRange]:
+    out: list[AcquiredRange] = []
+    for offset, count in acquired:
+        last = out[-1] if out else None
+        if last is not None and last.last_offset == offset - 1 and last.delivery_count == count:
+            out[-1] = AcquiredRange(last.first_offset, offset, count)
+        else:
+            out.append(AcquiredRange(offset, offset, count))
+    return out
