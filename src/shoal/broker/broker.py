@@ -43,10 +43,10 @@ from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC, offsets_log_config
 from shoal.coordinator.producer_state import Duplicate, Rejected
 from shoal.coordinator.producers import Producers
-from shoal.coordinator.txn_coordinator import TransactionCoordinator
-from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 from shoal.coordinator.share_group import ShareGroupSettings
 from shoal.coordinator.share_partition import SharePartitionSettings
+from shoal.coordinator.txn_coordinator import TransactionCoordinator
+from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 from shoal.invariant import invariant
 from shoal.protocol import ApiVersionRange, ErrorCode, Request, ResponseBody, restrict_to
 from shoal.protocol.frame_writer import FramedResponse
