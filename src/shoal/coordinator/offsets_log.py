@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
-from shoal.records import SimpleRecord, build_batch, decode_batch, split_batches
+from shoal.coordinator.keyed_log import keyed_records
+from shoal.records import SimpleRecord, build_batch
 from shoal.storage import AppendInfo, LogConfig, PartitionLog
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ OFFSETS_TOPIC: Final = "__consumer_offsets"
 RECORDS_PER_BATCH_MAX: Final = 1000
 """A commit of many partitions is split into batches of this many records: a batch stays far
 below any size limit (a record is ~150 bytes), and replay decodes one batch at a time."""
-READ_BYTES: Final = 1024 * 1024
-"""Bytes read per step of the replay."""
-DECODE_BYTES_MAX: Final = 64 * 1024 * 1024
-"""Uncompressed bytes one batch may decode to (these batches are never compressed)."""
 
 TopicPartitionKey = tuple[str, int]
 
@@ -190,7 +187,7 @@ class OffsetsLog:
 
     def replay(self) -> ReplayedState:
         state = ReplayedState({}, {})
-        for key, value in self._records():
+        for key, value in keyed_records(self.plog):
             try:
                 self._apply(state, json.loads(key), None if value is None else json.loads(value))
             except (ValueError, KeyError, TypeError) as exc:
@@ -198,23 +195,6 @@ class OffsetsLog:
                 # rather than refuse to start, and say so.
                 log.error("skipping an unreadable record in %s: %s", OFFSETS_TOPIC, exc)
         return state
-
-    def _records(self) -> Iterator[tuple[bytes, bytes | None]]:
-        offset = self.plog.log_start_offset
-        end = self.plog.log_end_offset
-        while offset < end:
-            result = self.plog.read(offset, READ_BYTES)
-            if not result.data:
-                break
-            data = result.data
-            for pos, size in split_batches(data):
-                batch = decode_batch(
-                    data[pos : pos + size], max_uncompressed_bytes=DECODE_BYTES_MAX
-                )
-                for record in batch.records:
-                    if record.offset >= offset and record.key is not None:
-                        yield record.key, record.value
-            offset = result.next_offset
 
     @staticmethod
     def _apply(state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None) -> None:

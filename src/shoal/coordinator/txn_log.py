@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Final
 
+from shoal.coordinator.keyed_log import keyed_records
 from shoal.coordinator.txn_coordinator import TxnMetadata
 from shoal.coordinator.txn_state import TxnState
-from shoal.records import SimpleRecord, build_batch, decode_batch, split_batches
+from shoal.records import SimpleRecord, build_batch
 from shoal.storage import AppendInfo, PartitionLog
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ SNAPSHOT_BYTES: Final = 16 * 1024 * 1024
 hundred bytes, so this is tens of thousands of state changes between rewrites."""
 RECORDS_PER_BATCH_MAX: Final = 1000
 """Records per batch when many are written at once (a snapshot); keeps batches small."""
-READ_BYTES: Final = 1024 * 1024
-DECODE_BYTES_MAX: Final = 64 * 1024 * 1024
 
 BatchWriter = Callable[[bytes], AppendInfo]
 """Appends one batch to the log (the broker's append operation); raises StorageError."""
@@ -107,7 +106,7 @@ class TxnLog:
     def replay(self) -> dict[str, TxnMetadata]:
         """Every live transactional id's metadata, as the log last says."""
         state: dict[str, TxnMetadata] = {}
-        for key, value in self._records():
+        for key, value in keyed_records(self.plog):
             try:
                 doc = json.loads(key)
                 if doc.get("k") != "txn":
@@ -121,23 +120,6 @@ class TxnLog:
                 # Written by shoal itself: damage or a future format. Skip it and say so.
                 log.error("skipping an unreadable record in %s: %s", TXN_STATE_TOPIC, exc)
         return state
-
-    def _records(self) -> Iterator[tuple[bytes, bytes | None]]:
-        offset = self.plog.log_start_offset
-        end = self.plog.log_end_offset
-        while offset < end:
-            result = self.plog.read(offset, READ_BYTES)
-            if not result.data:
-                break
-            data = result.data
-            for pos, size in split_batches(data):
-                batch = decode_batch(
-                    data[pos : pos + size], max_uncompressed_bytes=DECODE_BYTES_MAX
-                )
-                for record in batch.records:
-                    if record.offset >= offset and record.key is not None:
-                        yield record.key, record.value
-            offset = result.next_offset
 
     # -- snapshots ------------------------------------------------------------------------
 

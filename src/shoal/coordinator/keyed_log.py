@@ -1,0 +1,34 @@
+"""Reading back an internal topic of keyed JSON records (``__consumer_offsets``,
+``__transaction_state``): every record with a key, in offset order, one batch decoded at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+from shoal.records import decode_batch, split_batches
+from shoal.storage import PartitionLog
+
+READ_BYTES: Final = 1024 * 1024
+"""Bytes read per step of the replay."""
+DECODE_BYTES_MAX: Final = 64 * 1024 * 1024
+"""Uncompressed bytes one batch may decode to (these batches are never compressed)."""
+
+
+def keyed_records(plog: PartitionLog) -> Iterator[tuple[bytes, bytes | None]]:
+    """``(key, value)`` of every keyed record from the log start to its end (a tombstone's value
+    is None); records before the log start, in a batch that straddles it, are skipped."""
+    offset = plog.log_start_offset
+    end = plog.log_end_offset
+    while offset < end:
+        result = plog.read(offset, READ_BYTES)
+        if not result.data:
+            break
+        data = result.data
+        for pos, size in split_batches(data):
+            batch = decode_batch(data[pos : pos + size], max_uncompressed_bytes=DECODE_BYTES_MAX)
+            for record in batch.records:
+                if record.offset >= offset and record.key is not None:
+                    yield record.key, record.value
+        offset = result.next_offset
