@@ -29,8 +29,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +51,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.peers.common import MIB, percentiles
+from bench.peers.systems import shoal_process
 from tests.peers.kafka_peer import KafkaPeer, free_port
 
 DIRTY: Final = "dirty"
@@ -66,7 +65,6 @@ POLL_S: Final = 0.05
 SETTLED_S: Final = 3.0
 """The log's size unchanged this long after it shrank: the clean is over."""
 CLEAN_TIMEOUT_S: Final = 600.0
-START_TIMEOUT_S: Final = 60.0
 
 
 @dataclass
@@ -91,32 +89,10 @@ class Result:
 
 @contextmanager
 def shoal_broker(work: Path) -> Iterator[tuple[str, Path]]:
-    work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    data = work / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
-    env["SHOAL_LOG_CLEANER_BACKOFF_MS"] = str(CLEANER_BACKOFF_MS)
-    log_path = work / "broker.log"
-    command = [
-        sys.executable, "-m", "shoal.cli", "broker", "--data-dir", str(data),
-        "--kafka-listen", f"127.0.0.1:{port}", "--http-listen", f"127.0.0.1:{free_port()}",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while b"shoal broker ready" not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"shoal did not start:\n{log_path.read_text()}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{port}", data
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(START_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    bootstrap = f"127.0.0.1:{free_port()}"
+    settings = {"SHOAL_LOG_CLEANER_BACKOFF_MS": str(CLEANER_BACKOFF_MS)}
+    with shoal_process(work, ["--kafka-listen", bootstrap], settings):
+        yield bootstrap, work / "shoal-data"
 
 
 @contextmanager

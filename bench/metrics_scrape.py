@@ -19,11 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,8 +34,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT: Final = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.peers.systems import shoal_process  # noqa: E402  (run as a script)
+from tests.peers.kafka_peer import free_port  # noqa: E402
+
 RESULTS: Final = ROOT / "bench" / "results"
-START_TIMEOUT_S: Final = 120.0
 CLIENT_TIMEOUT_S: Final = 60.0
 """Bounds each admin or client call; measures nothing."""
 PARTITIONS_PER_TOPIC: Final = 10
@@ -60,39 +59,12 @@ class Results:
     scrapes_during_load: int = 0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def broker(work: Path) -> Iterator[tuple[str, str]]:
     """A ``shoal broker`` process; yields (bootstrap servers, HTTP base URL)."""
-    kafka_port, http_port = free_port(), free_port()
-    log_path = work / "shoal.log"
-    command = [
-        sys.executable, "-m", "shoal.cli", "broker",
-        "--data-dir", str(work / "data"),
-        "--kafka-listen", f"127.0.0.1:{kafka_port}",
-        "--http-listen", f"127.0.0.1:{http_port}",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while b"shoal broker ready" not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"shoal did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.05)
-        yield f"127.0.0.1:{kafka_port}", f"http://127.0.0.1:{http_port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(CLIENT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    bootstrap = f"127.0.0.1:{free_port()}"
+    with shoal_process(work, ["--kafka-listen", bootstrap]) as http:
+        yield bootstrap, http
 
 
 def populate(bootstrap: str, partitions: int, groups: int) -> None:

@@ -78,15 +78,17 @@ def shoal_broker(work: Path) -> Iterator[str]:
 @contextmanager
 def shoal_process(
     work: Path, flags: list[str], settings: dict[str, str] | None = None
-) -> Iterator[None]:
-    """``shoal broker`` on ``work`` with ``flags`` and ``SHOAL_*`` ``settings``, until it says
-    it is ready; SIGTERM on exit."""
+) -> Iterator[str]:
+    """``shoal broker`` on ``work`` (data in ``work/shoal-data``) with ``flags`` and
+    ``SHOAL_*`` ``settings``, until it says it is ready; yields its HTTP base URL; SIGTERM on
+    exit."""
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "shoal.log"
+    http = f"127.0.0.1:{free_port()}"
     command = [
         sys.executable, "-m", "shoal.cli", "broker",
         "--data-dir", str(work / "shoal-data"),
-        "--http-listen", f"127.0.0.1:{free_port()}",
+        "--http-listen", http,
         *flags,
     ]  # fmt: skip
     # Only the settings asked for: a SHOAL_* variable in the caller's environment must not leak in.
@@ -100,7 +102,7 @@ def shoal_process(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"shoal did not start:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.05)
-        yield
+        yield f"http://{http}"
     finally:
         process.send_signal(signal.SIGTERM)
         try:
