@@ -476,13 +476,7 @@ class GroupCoordinator:
                 error = group.check_commit(member_id, group_instance_id, generation_id)
         if error is not ErrorCode.NONE:
             return error, {}, None
-        errors: dict[TopicPartitionKey, ErrorCode] = {}
-        accepted: dict[TopicPartitionKey, CommittedOffset] = {}
-        for tp, committed in offsets.items():
-            if len(committed.metadata.encode()) > self.config.offset_metadata_max_bytes:
-                errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            else:
-                accepted[tp] = committed
+        accepted, errors = self._within_metadata_limit(offsets)
         durable = self._write(
             [(offset_key(group_id, t, p), offset_value(c)) for (t, p), c in accepted.items()]
         )
@@ -490,6 +484,21 @@ class GroupCoordinator:
             self._new_group(group_id)
         self.offsets.setdefault(group_id, {}).update(accepted)
         return ErrorCode.NONE, errors, durable
+
+    def _within_metadata_limit(
+        self, offsets: dict[TopicPartitionKey, CommittedOffset]
+    ) -> tuple[dict[TopicPartitionKey, CommittedOffset], dict[TopicPartitionKey, ErrorCode]]:
+        """The offsets whose metadata fits ``offset.metadata.max.bytes``, and
+        OFFSET_METADATA_TOO_LARGE for each of the others (a commit, plain or transactional,
+        stores the first and refuses only the second)."""
+        errors: dict[TopicPartitionKey, ErrorCode] = {}
+        accepted: dict[TopicPartitionKey, CommittedOffset] = {}
+        for tp, committed in offsets.items():
+            if len(committed.metadata.encode()) > self.config.offset_metadata_max_bytes:
+                errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            else:
+                accepted[tp] = committed
+        return accepted, errors
 
     # -- transactional offsets (issue 14, transactions slice) --------------------------------
 
@@ -512,13 +521,7 @@ class GroupCoordinator:
             error = group.check_commit(member_id, group_instance_id, generation_id)
         if error is not ErrorCode.NONE:
             return error, {}, None
-        errors: dict[TopicPartitionKey, ErrorCode] = {}
-        accepted: dict[TopicPartitionKey, CommittedOffset] = {}
-        for tp, committed in offsets.items():
-            if len(committed.metadata.encode()) > self.config.offset_metadata_max_bytes:
-                errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            else:
-                accepted[tp] = committed
+        accepted, errors = self._within_metadata_limit(offsets)
         if group is None:
             self._new_group(group_id)
         durable = self._write(self.txn_offsets.add(producer_id, group_id, accepted))
