@@ -69,6 +69,12 @@ bench-broker: $(STAMP)
 crash-full: $(STAMP)
 	SHOAL_CRASH_LOOPS=500 $(BIN)/pytest -m slow tests/storage
 
+# KIP-848/classic group churn (tests/coordinator/groups/test_churn.py): the issue's minute of 20
+# consumers joining and leaving; `make test` churns for 20 s.
+.PHONY: churn-full
+churn-full: $(STAMP)
+	SHOAL_CHURN_SECONDS=60 $(BIN)/pytest tests/coordinator/groups/test_churn.py $(PYTEST_ARGS)
+
 # The reliability suite's full mode (tests/reliability): 500 broker SIGKILLs, 100 pauses, 100
 # power losses and 50 disk-full episodes under the checked workload; `make test` runs a quick mode.
 # Issue 19, faults slice: 1,000 connection cuts, 100 consumer kills in rebalances, 50 fsync EIO

@@ -35,6 +35,10 @@ BROKER_TESTS_EXPECTED = ("TestGroupETL", "TestClient_Produce", "TestIssue434", "
 """Tests that need the broker for every step (topics, produce, groups, fetch): that they pass
 shows the run reached shoal, rather than only franz-go's unit tests passing."""
 
+TLS_RECORDS = 10_000
+"""KGO_TEST_RECORDS for the TLS run: a fifth of the plaintext run's, enough for the ETL tests'
+groups to rebalance under load (SHOAL_FRANZGO_RECORDS overrides both)."""
+
 
 @pytest.fixture(scope="module")
 def franzgo() -> FranzGoTests:
@@ -89,11 +93,13 @@ def test_franzgo_kgo_suite_passes_over_tls(franzgo: FranzGoTests, tmp_path: Path
     """The whole suite a second time, over TLS: ``KGO_TEST_TLS`` against shoal's SSL listener,
     its certificate from a CA made here. It costs no more than the plaintext run (75 s against
     150 s for that one in the same session, on a shared 2-core machine). Left out: the skip
-    list, and the tests that cannot run over TLS (franzgo_tls_skips.txt)."""
+    list, and the tests that cannot run over TLS (franzgo_tls_skips.txt). The ETL tests move
+    TLS_RECORDS here: this run is about every request over TLS; the volume is the plaintext
+    run's."""
     pki = Pki(tmp_path / "pki")
     tls = TlsFiles(keystore=pki.keystore, ca=pki.ca_file)
     skips = {**read_skips(), **read_skips(TLS_SKIPS_FILE)}
-    records = int(os.environ.get("SHOAL_FRANZGO_RECORDS", RECORDS_DEFAULT))
+    records = int(os.environ.get("SHOAL_FRANZGO_RECORDS", TLS_RECORDS))
     with ShoalBrokerServer(tmp_path / "shoal", tls=tls) as broker:
         result = run_suite(
             franzgo, broker.seeds, tmp_path / "franzgo-tls.log", records, skip=list(skips), tls=tls
