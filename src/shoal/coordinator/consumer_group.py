@@ -433,13 +433,14 @@ class ConsumerGroup:
         self,
         member_id: str,
         member_epoch: int,
-        api_version: int,
+        api_version: int | None,
         partitions: Iterable[tuple[str, int]] = (),
     ) -> ErrorCode:
         """May this OffsetCommit (v9+: member id and epoch) commit these partitions? (Kafka's
         ConsumerGroup.validateOffsetCommit, with KIP-1251's assignment epochs: an older epoch
         still commits partitions the member has owned since that epoch, since a commit may
-        cross the heartbeat that moved the member on.)"""
+        cross the heartbeat that moved the member on.) ``api_version`` None: a TxnOffsetCommit,
+        which any version may send."""
         if member_epoch < 0 and not self.members:
             return ErrorCode.NONE  # an admin or a consumer outside any group
         member = self.members.get(member_id)
@@ -450,7 +451,7 @@ class ConsumerGroup:
             if member_epoch != member.member_epoch:
                 return ErrorCode.ILLEGAL_GENERATION
             return ErrorCode.NONE
-        if api_version < OFFSET_COMMIT_EPOCH_VERSION:
+        if api_version is not None and api_version < OFFSET_COMMIT_EPOCH_VERSION:
             return ErrorCode.UNSUPPORTED_VERSION
         if member_epoch == member.member_epoch:
             return ErrorCode.NONE

@@ -462,28 +462,55 @@ class GroupCoordinator:
     ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode], Future[None] | None]:
         """Check and store commits; returns the group error, per-partition errors (metadata
         too large), and the future of durability of what was written."""
-        error = self._check_group_id(group_id)
-        group = self.groups.get(group_id)
-        consumer_group = self.consumer_groups.get(group_id)
-        if error is ErrorCode.NONE and consumer_group is not None:
-            error = consumer_group.check_commit(member_id, generation_id, api_version, offsets)
-        elif error is ErrorCode.NONE:
-            if group is None:
-                # A group that exists only to store offsets ("simple" commits, generation -1).
-                if generation_id >= 0:
-                    error = ErrorCode.ILLEGAL_GENERATION
-            else:
-                error = group.check_commit(member_id, group_instance_id, generation_id)
+        error = self._commit_verdict(
+            group_id, member_id, group_instance_id, generation_id, offsets, api_version
+        )
         if error is not ErrorCode.NONE:
             return error, {}, None
         accepted, errors = self._within_metadata_limit(offsets)
         durable = self._write(
             [(offset_key(group_id, t, p), offset_value(c)) for (t, p), c in accepted.items()]
         )
-        if group is None and consumer_group is None:
+        if group_id not in self.groups and group_id not in self.consumer_groups:
             self._new_group(group_id)
         self.offsets.setdefault(group_id, {}).update(accepted)
         return ErrorCode.NONE, errors, durable
+
+    def _commit_verdict(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        partitions: Iterable[TopicPartitionKey],
+        api_version: int | None,
+    ) -> ErrorCode:
+        """May this member commit offsets of ``group_id``? One rule for OffsetCommit
+        (``api_version`` its version) and TxnOffsetCommit (None), as Kafka's
+        validateOffsetCommit and validateTransactionalOffsetCommit share theirs.
+
+        A group that does not exist takes only commits without a generation (-1: an admin, or
+        a consumer outside group management), which create a "simple" group to hold them. A
+        TxnOffsetCommit without a member id (v0-2, or a producer given no group metadata) is
+        not tied to a classic group's generation. TxnOffsetCommit has no STALE_MEMBER_EPOCH:
+        a KIP-848 member's stale epoch is ILLEGAL_GENERATION there, as in Kafka, which
+        producers treat as abortable."""
+        error = self._check_group_id(group_id)
+        if error is not ErrorCode.NONE:
+            return error
+        transactional = api_version is None
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            error = consumer_group.check_commit(member_id, generation_id, api_version, partitions)
+            if transactional and error is ErrorCode.STALE_MEMBER_EPOCH:
+                return ErrorCode.ILLEGAL_GENERATION
+            return error
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.ILLEGAL_GENERATION if generation_id >= 0 else ErrorCode.NONE
+        if transactional and not member_id:
+            return ErrorCode.NONE
+        return group.check_commit(member_id, group_instance_id, generation_id)
 
     def _within_metadata_limit(
         self, offsets: dict[TopicPartitionKey, CommittedOffset]
@@ -515,14 +542,13 @@ class GroupCoordinator:
         :mod:`shoal.coordinator.txn_offsets`). A member id (KIP-447) is checked against the
         group as OffsetCommit checks it; without one (generation -1) the commit is not tied
         to a generation."""
-        error = self._check_group_id(group_id)
-        group = self.groups.get(group_id)
-        if error is ErrorCode.NONE and group is not None and member_id:
-            error = group.check_commit(member_id, group_instance_id, generation_id)
+        error = self._commit_verdict(
+            group_id, member_id, group_instance_id, generation_id, offsets, api_version=None
+        )
         if error is not ErrorCode.NONE:
             return error, {}, None
         accepted, errors = self._within_metadata_limit(offsets)
-        if group is None:
+        if group_id not in self.groups and group_id not in self.consumer_groups:
             self._new_group(group_id)
         durable = self._write(self.txn_offsets.add(producer_id, group_id, accepted))
         return ErrorCode.NONE, errors, durable

@@ -157,6 +157,32 @@ def test_commits_check_the_member_epoch() -> None:
     assert coordinator.commit_offsets("g", "", None, -1, offsets)[0] is ErrorCode.UNKNOWN_MEMBER_ID
 
 
+def test_transactional_commits_check_the_member_epoch_as_kafka_does() -> None:
+    """TxnOffsetCommit to a KIP-848 group goes through the group's own check (franz-go's
+    TestTxnEtl/*/848 aborted every transaction while a classic group of the same id, made by
+    the first commit, answered UNKNOWN_MEMBER_ID). It has no STALE_MEMBER_EPOCH: a stale
+    epoch is ILLEGAL_GENERATION, and any version may commit."""
+    coordinator = GroupCoordinator(FakeClock())
+    coordinator.consumer_heartbeat("g", _join("a"), TOPICS)
+    offsets = {("t", 0): CommittedOffset(5)}
+
+    def commit(member_id: str, epoch: int) -> ErrorCode:
+        return coordinator.txn_commit_offsets("g", 7, member_id, None, epoch, offsets)[0]
+
+    assert commit("a", 1) is ErrorCode.NONE
+    assert commit("a", 1) is ErrorCode.NONE  # and again: no classic group took the id
+    assert coordinator.group("g") is None
+    assert commit("a", 0) is ErrorCode.ILLEGAL_GENERATION
+    assert commit("x", 1) is ErrorCode.UNKNOWN_MEMBER_ID
+    assert commit("", -1) is ErrorCode.UNKNOWN_MEMBER_ID  # the group has members
+    # A group that does not exist takes only commits without a generation.
+    assert (
+        coordinator.txn_commit_offsets("new", 7, "m", None, 3, offsets)[0]
+        is ErrorCode.ILLEGAL_GENERATION
+    )
+    assert coordinator.txn_commit_offsets("new", 7, "", None, -1, offsets)[0] is ErrorCode.NONE
+
+
 def test_session_timeout_fences_the_member() -> None:
     clock = FakeClock()
     coordinator = GroupCoordinator(
