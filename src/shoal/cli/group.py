@@ -39,7 +39,8 @@ from shoal.cli.common import (
     topic_partitions,
 )
 from shoal.cli.group_members import assignment_text, describe_epochs
-from shoal.cli.share_groups import list_share_groups, split_bootstrap
+from shoal.cli.share_groups import list_share_groups
+from shoal.cli.wire import split_bootstrap
 
 NO_OFFSET = -1001
 """librdkafka's OFFSET_INVALID: the group has no committed offset for the partition."""

@@ -2,27 +2,20 @@
 --members``), asked of the group coordinator with ConsumerGroupDescribe.
 
 confluent-kafka's admin API describes members without their epochs, so the CLI sends this one
-request itself, over a plain TCP connection to the coordinator the admin client found. The
-CLI's SASL and TLS settings are librdkafka's; on such a listener (``security.protocol`` other
-than PLAINTEXT) the members are shown without epochs instead.
+request itself (:mod:`shoal.cli.wire`) to the coordinator the admin client found. On a SASL or
+TLS listener (``security.protocol`` other than PLAINTEXT) the members are shown without epochs
+instead.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shoal.protocol import RequestHeader, decode_response, encode_request
-from shoal.protocol._kio import request_class
-from shoal.protocol.build import build
+from shoal.cli.wire import request
 
 CONSUMER_GROUP_DESCRIBE: Final = 69
 VERSION: Final = 0
-RESPONSE_BYTES_MAX: Final = 64 * 1024 * 1024
-"""A bound on the answer read (a group of thousands of members is a few MB)."""
-_SIZE: Final = struct.Struct(">i")
 
 
 @dataclass(frozen=True)
@@ -50,39 +43,16 @@ def _parts(assignment: Any) -> dict[str, list[int]]:
     }
 
 
-def _receive(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(min(size - len(data), 1 << 16))
-        if not chunk:
-            raise ConnectionError("the coordinator closed the connection")
-        data += chunk
-    return bytes(data)
-
-
-def receive_frame_size(sock: socket.socket) -> int:
-    (size,) = _SIZE.unpack(_receive(sock, 4))
-    return int(size)
-
-
-def receive_exactly(sock: socket.socket, size: int) -> bytes:
-    return _receive(sock, size)
-
-
 def describe_epochs(host: str, port: int, group: str, timeout_s: float) -> GroupEpochs | None:
     """The group as its coordinator describes it; None if it is not a consumer group.
     Raises OSError (or ConnectionError) when the coordinator cannot be asked."""
-    body = build(
-        request_class(CONSUMER_GROUP_DESCRIBE, VERSION),
+    response = request(
+        (host, port),
+        CONSUMER_GROUP_DESCRIBE,
+        VERSION,
         {"group_ids": [group], "include_authorized_operations": False},
+        timeout_s,
     )
-    frame = encode_request(RequestHeader(CONSUMER_GROUP_DESCRIBE, VERSION, 1, "shoal-cli"), body)
-    with socket.create_connection((host, port), timeout=timeout_s) as sock:
-        sock.sendall(frame)
-        (size,) = _SIZE.unpack(_receive(sock, 4))
-        if not 0 <= size <= RESPONSE_BYTES_MAX:
-            raise ConnectionError(f"the coordinator sent a frame of {size} bytes")
-        _, response = decode_response(_receive(sock, size), CONSUMER_GROUP_DESCRIBE, VERSION)
     described: Any = getattr(response, "groups", [None])[0]
     if described is None:  # pragma: no cover - every ConsumerGroupDescribe answer has groups
         raise ConnectionError("the coordinator's answer names no group")

@@ -28,10 +28,10 @@ from shoal.cli.txn_wire import (
     LIST_TRANSACTIONS,
     WRITE_TXN_MARKERS,
     describe_transactions,
-    request,
     serves,
     transaction_coordinator,
 )
+from shoal.cli.wire import request
 
 TRANSACTIONAL_ID_NOT_FOUND: Final = 105
 STATES: Final = (

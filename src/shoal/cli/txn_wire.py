@@ -1,22 +1,17 @@
-"""The transaction admin requests of ``shoal txn``, sent over a plain TCP connection.
+"""The transaction admin requests of ``shoal txn``, sent through :mod:`shoal.cli.wire`.
 
 confluent-kafka (2.16 here) has no admin API for ListTransactions, DescribeTransactions or
-FindCoordinator of a transactional id, so the CLI sends these few requests itself, as
-:mod:`shoal.cli.group_members` does for ConsumerGroupDescribe. Only PLAINTEXT listeners: the
-CLI's SASL and TLS settings are librdkafka's, and the command says so when they are set.
+FindCoordinator of a transactional id, so the CLI sends these few requests itself. Only
+PLAINTEXT listeners: the command says so when SASL or TLS settings are given.
 """
 
 from __future__ import annotations
 
-import itertools
-import socket
 import struct
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from shoal.protocol import RequestHeader, decode_response, encode_request
-from shoal.protocol._kio import request_class
-from shoal.protocol.build import build
+from shoal.cli.wire import exchange, request
 
 API_VERSIONS: Final = 18
 FIND_COORDINATOR: Final = 10
@@ -25,44 +20,6 @@ LIST_TRANSACTIONS: Final = 66
 WRITE_TXN_MARKERS: Final = 27
 TRANSACTION_KEY_TYPE: Final = 1
 """FindCoordinator's key type of a transactional id."""
-RESPONSE_BYTES_MAX: Final = 64 * 1024 * 1024
-"""A bound on one answer read (thousands of transactions are a few MB)."""
-_SIZE: Final = struct.Struct(">i")
-_correlation = itertools.count(1)
-
-
-def _receive(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(min(size - len(data), 1 << 16))
-        if not chunk:
-            raise ConnectionError("the broker closed the connection")
-        data += chunk
-    return bytes(data)
-
-
-def exchange(
-    address: tuple[str, int], api_key: int, version: int, body: dict[str, Any], timeout_s: float
-) -> bytes:
-    """Send one request to ``address`` and return its response frame (header included).
-    Raises OSError (or ConnectionError) when the broker cannot be asked."""
-    message = build(request_class(api_key, version), body)
-    header = RequestHeader(api_key, version, next(_correlation), "shoal-cli")
-    with socket.create_connection(address, timeout=timeout_s) as sock:
-        sock.sendall(encode_request(header, message))
-        (size,) = _SIZE.unpack(_receive(sock, _SIZE.size))
-        if not 0 <= size <= RESPONSE_BYTES_MAX:
-            raise ConnectionError(f"the broker sent a frame of {size} bytes")
-        return _receive(sock, size)
-
-
-def request(
-    address: tuple[str, int], api_key: int, version: int, body: dict[str, Any], timeout_s: float
-) -> Any:
-    """Send one request to ``address`` and return its decoded response."""
-    frame = exchange(address, api_key, version, body, timeout_s)
-    _, response = decode_response(frame, api_key, version)
-    return response
 
 
 @dataclass(frozen=True)
