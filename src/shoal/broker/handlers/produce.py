@@ -55,7 +55,7 @@ ZSTD_MIN_PRODUCE_VERSION = 7
 
 
 @dataclass
-class _Outcome:
+class AppendOutcome:
     error_code: int = 0
     error_message: str | None = None
     base_offset: int = -1
@@ -88,7 +88,7 @@ async def handle_produce(
 ) -> ProduceResponse | None:
     header, body = request.header, request_body(request.body, _ProduceRequest)
     acks = int(body.acks)
-    topics: list[tuple[_TopicData, str | None, list[tuple[int, _Outcome]]]] = []
+    topics: list[tuple[_TopicData, str | None, list[tuple[int, AppendOutcome]]]] = []
     resolved = [(topic_data, *_resolve_topic(broker, topic_data)) for topic_data in body.topic_data]
     refusal = _refusal(broker, ctx, body, resolved)
     for topic_data, name, topic in resolved:
@@ -98,13 +98,13 @@ async def handle_produce(
             if refusal is not None and (
                 refusal.topics is None or (name is not None and name in refusal.topics)
             ):
-                outcome = _Outcome(refusal.error_code, refusal.message)
+                outcome = AppendOutcome(refusal.error_code, refusal.message)
             elif acks not in (0, 1, -1):
-                outcome = _Outcome(ErrorCode.INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
+                outcome = AppendOutcome(ErrorCode.INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
             elif topic is None:
-                outcome = _Outcome(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")
+                outcome = AppendOutcome(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")
             else:
-                outcome = _append(
+                outcome = append_records(
                     broker, topic, index, partition_data.records, header.api_version, acks
                 )
             outcomes.append((index, outcome))
@@ -207,31 +207,36 @@ def _resolve_topic(broker: Broker, topic_data: _TopicData) -> tuple[str | None, 
     return (topic.name if topic else None), topic
 
 
-def _append(
+def append_records(
     broker: Broker, topic: Topic, index: int, records: bytes | None, version: int, acks: int
-) -> _Outcome:
+) -> AppendOutcome:
+    """Check and append one partition's records as Produce does (also the admin API's way to
+    produce from HTTP, so both take the same checks). With acks=-1 the outcome carries the
+    fsync to wait for."""
     if topic.internal:
         # As Kafka (which lets only its own admin tools through): the coordinator alone writes
         # there, and shoal's records have a format of its own.
-        return _Outcome(
+        return AppendOutcome(
             ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic.name}"
         )
     plog = broker.partition(topic.name, index) if 0 <= index < topic.partitions else None
     if plog is None:
-        return _Outcome(
+        return AppendOutcome(
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"no partition {index} in {topic.name}"
         )
     if not records:
-        return _Outcome(ErrorCode.INVALID_RECORD, "the partition's records are empty")
+        return AppendOutcome(ErrorCode.INVALID_RECORD, "the partition's records are empty")
     max_bytes = int(
         broker.topic_setting(topic, "max.message.bytes") or broker.config.message_max_bytes
     )
     try:
         batch_header = validate_produce_records(records, max_batch_bytes=max_bytes)
     except RecordsError as exc:
-        return _Outcome(exc.kafka_error_code, str(exc))
+        return AppendOutcome(exc.kafka_error_code, str(exc))
     if batch_header.compression == Compression.ZSTD and version < ZSTD_MIN_PRODUCE_VERSION:
-        return _Outcome(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or newer")
+        return AppendOutcome(
+            ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or newer"
+        )
     keyless = _keyless_refusal(broker, topic, index, records)
     if keyless is not None:
         return keyless
@@ -243,7 +248,7 @@ def _append(
             batch_header.producer_id, batch_header.producer_epoch, (topic.name, index)
         )
         if error is not ErrorCode.NONE:
-            return _Outcome(
+            return AppendOutcome(
                 error,
                 f"producer {batch_header.producer_id} (epoch {batch_header.producer_epoch}) "
                 f"has no open transaction that includes {topic.name}-{index}",
@@ -258,13 +263,13 @@ def _append(
     try:
         result = broker.append(topic.name, index, plog, batch, batch_header)
     except StorageError as exc:
-        return _Outcome(exc.kafka_error_code, str(exc))
+        return AppendOutcome(exc.kafka_error_code, str(exc))
     if isinstance(result, Rejected):
-        return _Outcome(result.error_code, result.message)
+        return AppendOutcome(result.error_code, result.message)
     if isinstance(result, Duplicate):
         return _duplicate(plog, broker, topic, result.original, acks)
     info = result
-    outcome = _Outcome(
+    outcome = AppendOutcome(
         base_offset=info.base_offset,
         log_append_time=append_time,
         log_start_offset=info.log_start_offset,
@@ -279,7 +284,9 @@ MAX_DECODED_PRODUCE_BYTES = 64 * 1024 * 1024
 a produce batch is at most max.message.bytes compressed, and this stops a decompression bomb."""
 
 
-def _keyless_refusal(broker: Broker, topic: Topic, index: int, records: bytes) -> _Outcome | None:
+def _keyless_refusal(
+    broker: Broker, topic: Topic, index: int, records: bytes
+) -> AppendOutcome | None:
     """A batch for a compacted topic with records that have no key: INVALID_RECORD, each such
     record named in record_errors, nothing written (Kafka's LogValidator, issue 15)."""
     policy = broker.topic_setting(topic, "cleanup.policy") or ""
@@ -288,7 +295,7 @@ def _keyless_refusal(broker: Broker, topic: Topic, index: int, records: bytes) -
     try:
         keyless = records_without_key(records, max_uncompressed_bytes=MAX_DECODED_PRODUCE_BYTES)
     except RecordsError as exc:
-        return _Outcome(exc.kafka_error_code, str(exc))
+        return AppendOutcome(exc.kafka_error_code, str(exc))
     if not keyless:
         return None
     partition = f"{topic.name}-{index}"
@@ -305,12 +312,12 @@ def _keyless_refusal(broker: Broker, topic: Topic, index: int, records: bytes) -
         f"One or more records have been rejected due to {len(errors)} record errors in total, "
         f"and only showing the first three errors at most: [{shown}]"
     )
-    return _Outcome(ErrorCode.INVALID_RECORD, message, record_errors=errors)
+    return AppendOutcome(ErrorCode.INVALID_RECORD, message, record_errors=errors)
 
 
 def _duplicate(
     plog: PartitionLog, broker: Broker, topic: Topic, original: BatchMetadata, acks: int
-) -> _Outcome:
+) -> AppendOutcome:
     """A retry of a batch already in the log: its original offsets, as Kafka answers.
 
     With acks=all the answer still waits until the original is fsynced: the first attempt may
@@ -319,7 +326,7 @@ def _duplicate(
     log_append_time = -1
     if broker.topic_setting(topic, "message.timestamp.type") == "LogAppendTime":
         log_append_time = original.timestamp_ms
-    outcome = _Outcome(
+    outcome = AppendOutcome(
         base_offset=original.first_offset,
         log_append_time=log_append_time,
         log_start_offset=plog.log_start_offset,
@@ -329,7 +336,7 @@ def _duplicate(
     return outcome
 
 
-async def _await_durability(outcomes: list[_Outcome], timeout_s: float) -> None:
+async def _await_durability(outcomes: list[AppendOutcome], timeout_s: float) -> None:
     pending = [o for o in outcomes if o.durable is not None]
     if not pending:
         return
@@ -347,7 +354,3 @@ async def _await_durability(outcomes: list[_Outcome], timeout_s: float) -> None:
             exc = future.exception()
             outcome.error_code = getattr(exc, "kafka_error_code", ErrorCode.KAFKA_STORAGE_ERROR)
             outcome.error_message = str(exc)
-
-
-# The admin API (issue 17, slice M) appends a message from HTTP through the same checks.
-append_records = _append
