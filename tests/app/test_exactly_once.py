@@ -21,15 +21,22 @@ pytestmark = pytest.mark.integration
 
 INPUTS = 12
 POISON = 7
+FIRST_WAVE = 6
+"""Inputs 0-5: no poison among them, so each is handled once (0 and 5 after one failure)."""
 
 
-def test_outputs_and_offsets_commit_in_one_transaction(shoal_broker: EmbeddedBroker) -> None:
-    source, out, group = f"in-{uuid.uuid4()}", f"out-{uuid.uuid4()}", "eos"
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_outputs_and_offsets_commit_in_one_transaction(
+    shoal_broker: EmbeddedBroker, protocol: str
+) -> None:
+    """Through a classic group and a KIP-848 one (group.protocol=consumer, whose members'
+    transactional commits are checked by member epoch)."""
+    source, out, group = f"in-{uuid.uuid4()}", f"out-{uuid.uuid4()}", f"eos-{protocol}"
     handled: list[int] = []
     failed_once: set[int] = set()
 
     async def scenario() -> None:
-        app = App(f"kafka://{shoal_broker.bootstrap_servers}")
+        app = App(f"kafka://{shoal_broker.bootstrap_servers}?group.protocol={protocol}")
 
         @app.subscriber(
             source, group=group, output=out, exactly_once=True, retry=Retry(base_delay_ms=1)
@@ -45,7 +52,12 @@ def test_outputs_and_offsets_commit_in_one_transaction(shoal_broker: EmbeddedBro
             return n * 2
 
         async with app:
-            for n in range(INPUTS):
+            # Two waves, so that at least two transactions commit offsets: the second
+            # commit is the one a wrong member check refuses.
+            for n in range(FIRST_WAVE):
+                await app.publish(source, n, key=f"k{n % 3}")
+            await wait_until(lambda: len(handled) >= FIRST_WAVE, "the first wave handled")
+            for n in range(FIRST_WAVE, INPUTS):
                 await app.publish(source, n, key=f"k{n % 3}")
             await wait_until(lambda: len(handled) == INPUTS + 2, "every input handled")
             await asyncio.sleep(0)
