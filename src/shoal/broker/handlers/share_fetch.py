@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
-from shoal.broker.handlers.share_common import acknowledge, topic_name
+from shoal.broker.handlers.share_common import AckOutcome, acknowledge, settled, topic_name
 from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
 from shoal.coordinator.share_partition import AcquiredRange
 from shoal.protocol import ErrorCode, Request, ResponseBody
@@ -147,10 +147,12 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     readable = broker.authorized_names(
         ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n} | in_session
     )
-    parts = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
+    parts, writes = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
+    ctx.effects_applied()
+    for part, outcome in writes:
+        part.ack_error, part.ack_message = await settled(outcome)
     if session is None:  # epoch -1: the session is closed, nothing is fetched
         return answer(ErrorCode.NONE, None, parts)
-    ctx.effects_applied()
     fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
@@ -174,8 +176,11 @@ def _apply_acknowledgements(
     named: Sequence[tuple[_FetchTopic, str | None]],
     readable: set[str] | frozenset[str],
     unknown: list[tuple[uuid.UUID | None, int]],
-) -> dict[tuple[str, int], _Partition]:
+) -> tuple[dict[tuple[str, int], _Partition], list[tuple[_Partition, AckOutcome]]]:
+    """The request's partitions, and the outcome of each one's acknowledgements (applied in
+    memory; their state writes still to await)."""
     parts: dict[tuple[str, int], _Partition] = {}
+    writes: list[tuple[_Partition, AckOutcome]] = []
     for entry, name in named:
         for p in entry.partitions:
             index = int(p.partition_index)
@@ -187,11 +192,12 @@ def _apply_acknowledgements(
                 part.error, part.told = ErrorCode.TOPIC_AUTHORIZATION_FAILED, True
                 continue
             if p.acknowledgement_batches:
-                part.ack_error, part.ack_message = acknowledge(
+                outcome = acknowledge(
                     broker, group_id, member_id, name, index, p.acknowledgement_batches
                 )
+                writes.append((part, outcome))
                 part.told = True
-    return parts
+    return parts, writes
 
 
 def _wait_ms(
