@@ -35,7 +35,7 @@ from confluent_kafka.admin import (
 
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.security.acl_authorizer import AuthorizerConfig
-from tests.broker.acl.harness import AclHarness, run_setup, with_batch
+from tests.broker.acl.harness import AclHarness, run_setup, with_batch, with_topic_ids
 from tests.broker.acl.matrix import (
     AUTHORIZATION_ERRORS,
     PRINCIPAL,
@@ -188,10 +188,18 @@ def test_kafka_answers_the_documented_result_and_shoal_the_same(
     (variant,) = [v for v in variants(case) if v.label == template.label]
     topic = prefix + "orders"
     admin.create_topics([NewTopic(topic, 1)])[topic].result(PROPAGATION_S_MAX)
+
+    def topic_id(name: str) -> Any:
+        found = superuser.request(
+            ApiKey.METADATA, 12, {"topics": [{"name": name}], "allow_auto_topic_creation": False}
+        )
+        return found.topics[0].topic_id
+
     for api_key, version, values in case.setup:
-        superuser.request(api_key, version, values)
+        superuser.request(api_key, version, with_topic_ids(values, topic_id))
     _only(admin, variant.acls)
-    response = alice.request(case.api_key, case.version, with_batch(case.request))
+    request = with_topic_ids(with_batch(case.request), topic_id)
+    response = alice.request(case.api_key, case.version, request)
     if variant.denied is not None:
         assert read_code(response, variant.denied.at) == variant.denied.error, response
     else:
