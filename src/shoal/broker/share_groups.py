@@ -18,9 +18,11 @@ from shoal.broker.share_state_writer import ShareStateWriter
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_configs import (
+    READ_COMMITTED,
     SHARE_AUTO_OFFSET_RESET,
     SHARE_DELIVERY_COUNT_LIMIT,
     SHARE_HEARTBEAT_INTERVAL,
+    SHARE_ISOLATION_LEVEL,
     SHARE_RECORD_LOCK_DURATION,
     SHARE_SESSION_TIMEOUT,
     effective,
@@ -134,6 +136,14 @@ class ShareGroups:
             group = self.groups[group_id] = ShareGroup(group_id, self.clock, self.group_settings)
         group.settings = self._settings(group_id)[0]
         return group
+
+    def read_committed(self, group_id: str) -> bool:
+        """Whether the group's share fetches read committed records only
+        (``share.isolation.level``): up to the last stable offset, aborted records archived."""
+        if self._base is None:
+            return False
+        overrides = self._configs(group_id)
+        return effective_text(overrides, self._base, SHARE_ISOLATION_LEVEL) == READ_COMMITTED
 
     def lock_duration_ms(self, group_id: str) -> int:
         return self._settings(group_id)[1].record_lock_duration_ms

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shoal.broker.handlers.group_common import may_use_group
 from shoal.broker.handlers.share_common import AckOutcome, acknowledge, settled, topic_name
 from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
+from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.share_partition import AcquiredRange
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -235,7 +236,17 @@ async def _acquire_all(
             continue
         sp = broker.share_groups.share_partition(group_id, topic, index, plog)
         offset = sp.next_fetch_offset()
-        if offset >= plog.log_end_offset:
+        txns: PartitionTxns | None = None
+        end = plog.log_end_offset
+        if broker.share_groups.read_committed(group_id):
+            # share.isolation.level=read_committed: nothing at or past the last stable offset.
+            try:
+                txns = broker.producers.txns(topic, index, plog)
+            except StorageError as exc:
+                part.error, part.told = ErrorCode(exc.kafka_error_code), True
+                continue
+            end = txns.last_stable_offset(end)
+        if offset >= end:
             continue
         try:
             try:
@@ -249,8 +260,13 @@ async def _acquire_all(
         except StorageError as exc:
             part.error, part.told = ErrorCode(exc.kafka_error_code), True
             continue
+        archived: frozenset[int] = frozenset()
+        if txns is not None:
+            data, archived = _committed_view(data, txns, end)
         # The read happened off the loop maybe: take the partition's state afresh.
-        acquired = sp.acquire(member_id, _record_offsets(data), max_records - total_records)
+        acquired = sp.acquire(
+            member_id, _record_offsets(data), max_records - total_records, archived
+        )
         if not acquired:
             continue
         part.acquired.extend(acquired)
@@ -259,6 +275,28 @@ async def _acquire_all(
         total_records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
         total_bytes += len(data)
     return total_records
+
+
+def _committed_view(
+    data: bytes | bytearray, txns: PartitionTxns, stable_end: int
+) -> tuple[bytes | bytearray, frozenset[int]]:
+    """What a read_committed share group may see of ``data``: the whole batches below the
+    last stable offset, and the offsets of their records that aborted transactions wrote
+    (Kafka archives those rather than delivering them)."""
+    position = 0
+    aborted: set[int] = set()
+    while position < len(data):
+        batch = read_header(data, position)
+        if batch.base_offset >= stable_end:
+            break
+        if (
+            batch.is_transactional
+            and not batch.is_control
+            and txns.is_aborted(batch.producer_id, batch.base_offset)
+        ):
+            aborted.update(range(batch.base_offset, batch.last_offset + 1))
+        position += batch.size
+    return data[:position], frozenset(aborted)
 
 
 def _record_offsets(data: bytes | bytearray) -> list[int]:
