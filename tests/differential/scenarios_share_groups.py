@@ -164,6 +164,10 @@ def share_isolation(bootstrap: str) -> Result:
             bootstrap, uncommitted, {"share.auto.offset.reset": "earliest"}
         ),
     }
+    # Both consumers join first, together: a share consumer's first assignment takes a
+    # heartbeat interval on Kafka (5 s), which they then wait out once, not twice.
+    reader = _consumer(bootstrap, committed, topic)
+    everything = _consumer(bootstrap, uncommitted, topic)
     _produce(bootstrap, topic, ["a"])
     txn = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": unique("share-txn")})
     txn.init_transactions(TIMEOUT_S)
@@ -180,7 +184,6 @@ def share_isolation(bootstrap: str) -> Result:
     assert txn.flush(TIMEOUT_S) == 0  # written, not committed: the last stable offset stays
     _produce(bootstrap, topic, ["g"])
 
-    reader = _consumer(bootstrap, committed, topic)
     try:
         stable = {"a", "b", "c", "e"}
         out["committed_open_txn"] = sorted(
@@ -190,14 +193,11 @@ def share_isolation(bootstrap: str) -> Result:
         out["committed_after_commit"] = sorted(
             _consume(reader, lambda seen: {"f", "g"} <= {k for k, _ in seen})
         )
-    finally:
-        reader.close()
-    everything = _consumer(bootstrap, uncommitted, topic)
-    try:
         out["uncommitted"] = sorted(
             _consume(everything, lambda seen: set("abcefg") <= {k for k, _ in seen})
         )
     finally:
+        reader.close()
         everything.close()
     return out
 
