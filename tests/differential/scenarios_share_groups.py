@@ -250,3 +250,38 @@ SCENARIOS: dict[str, Callable[[str], Result]] = {
     "share_delivery": share_delivery,
     "share_isolation": share_isolation,
 }
+
+
+LOCK_MS: Final = 15_000
+"""Kafka 4.4's smallest share.record.lock.duration.ms (group.share.min.record.lock.duration.ms):
+this scenario lasts at least that long on each broker."""
+
+
+def share_lock_timeout(bootstrap: str) -> Result:
+    """A consumer acquires a record and neither acknowledges it nor leaves; another consumer of
+    the group gets it once the lock times out, with delivery count 2, and meanwhile gets a
+    later record at once."""
+    topic, group = create_topic(bootstrap), unique("share-lock")
+    out: Result = {
+        "configs": _set_configs(
+            bootstrap,
+            group,
+            {"share.auto.offset.reset": "earliest", "share.record.lock.duration.ms": str(LOCK_MS)},
+        )
+    }
+    _produce(bootstrap, topic, ["held"])
+    holder = _consumer(bootstrap, group, topic)
+    other = _consumer(bootstrap, group, topic)
+    try:
+        held: Seen = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while not held and time.monotonic() < deadline:
+            held = [((m.key() or b"").decode(), m.delivery_count()) for m in holder.poll(POLL_S)]
+        out["holder"] = held  # never acknowledged; the holder polls no more (explicit mode)
+        _produce(bootstrap, topic, ["later"])
+        out["other_before_timeout"] = sorted(_consume(other, lambda seen: ("later", 1) in seen))
+        out["other_after_timeout"] = sorted(_consume(other, lambda seen: ("held", 2) in seen))
+    finally:
+        other.close()
+        holder.close()
+    return out
