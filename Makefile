@@ -120,7 +120,7 @@ share-lock-differential: $(STAMP) peers
 	SHOAL_SHARE_LOCK_DIFFERENTIAL=1 $(BIN)/pytest tests/differential/test_differential_share_groups.py -k lock $(PYTEST_ARGS)
 
 # -- KIP-848 churn (issue 16, slice Q): the issue's minute of 20-member churn on a
-# group.protocol=consumer group; `make test` churns for 10 s.
+# group.protocol=consumer group; `make test` churns for 6 s.
 .PHONY: churn-full
 churn-full: $(STAMP)
 	SHOAL_CHURN848_SECONDS=60 $(BIN)/pytest -s tests/coordinator/groups/test_churn_consumer_protocol.py $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ describes the group (ConsumerGroupDescribe) throughout: no partition is ever in 
 current assignments, in any epoch, Stable or not; whenever the group is Stable its members own
 every partition once; and no committed offset ever goes backwards.
 
-``SHOAL_CHURN848_SECONDS`` sets how long it churns (default 10, `make test`'s quick mode; the
+``SHOAL_CHURN848_SECONDS`` sets how long it churns (default 6, `make test`'s quick mode; the
 issue's minute is ``make churn-full``). ``SHOAL_CHURN_SEED`` replays a printed seed.
 """
 
@@ -35,7 +35,7 @@ from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
 
-CHURN_S = float(os.environ.get("SHOAL_CHURN848_SECONDS", "10"))
+CHURN_S = float(os.environ.get("SHOAL_CHURN848_SECONDS", "6"))
 HEARTBEAT_MS = 300
 """The broker's group.consumer.heartbeat.interval.ms: reconciliation advances one heartbeat
 at a time, so a short one lets the group settle between churn events."""
