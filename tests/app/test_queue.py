@@ -18,6 +18,7 @@ import pytest
 
 from shoal import App, Message, Retry
 from shoal.app.resilience import dlq
+from shoal.app.resilience.breaker import Breaker
 from shoal.app.transport import TransportError
 from shoal.embedded import EmbeddedBroker
 from shoal.testing.clock import FakeClock
@@ -128,6 +129,39 @@ def test_failures_are_released_redelivered_and_rejected_to_the_dlq(broker_url: s
     assert [count for job, count in seen if job == "flaky"] == [1, 2]
     assert [count for job, count in seen if job == "fine"] == [1]
     assert len(sleep.delays_s) == 3  # a backoff before each release: flaky once, poison twice
+
+
+def test_an_open_breaker_holds_the_queue_and_the_record_comes_back(
+    shoal_queue_broker: EmbeddedBroker,
+) -> None:
+    """The dependency fails: the breaker opens, the record is released, and its next delivery
+    waits at the breaker (the queue consumer paused, records in flight) until it lets a probe
+    through; then it succeeds. The consumer is not failed by the wait."""
+    topic, group = _names()
+    clock = FakeClock()
+    app = App(
+        f"kafka://{shoal_queue_broker.bootstrap_servers}",
+        clock=clock,
+        sleep=FakeSleep(clock),
+        lag_interval_s=0,
+    )
+    seen: list[int | None] = []
+
+    @app.subscriber(topic, group=group, queue=True, breaker=Breaker(failures=1, open_s=5.0))
+    async def work(job: str, msg: Message) -> None:
+        seen.append(msg.delivery_count)
+        if len(seen) == 1:
+            raise ConnectionError("the dependency is down")
+
+    async def scenario() -> None:
+        async with app:
+            await app.publish(topic, "job")
+            await wait_until(lambda: len(seen) == 2, "the second delivery")
+            assert app.live()
+
+    run(scenario())
+    assert seen == [1, 2]
+    assert app.breakers.get(Breaker(failures=1, open_s=5.0), work.__qualname__).state == "closed"
 
 
 def test_queue_refuses_what_it_cannot_do(tmp_path: Path) -> None:

@@ -92,23 +92,27 @@ class KafkaQueueConsumer:
             )
             admin.incremental_alter_configs([change])[change].result(METADATA_TIMEOUT_S)
         except confluent_kafka.KafkaException as exc:
-            raise TransportError(
-                f"cannot set {SHARE_AUTO_OFFSET_RESET}=earliest for share group {self._group} "
-                f"(the queue needs share groups on the broker, and AlterConfigs on the group "
-                f"where ACLs are on): {exc}"
-            ) from exc
+            # Not fatal: where ACLs deny the app DescribeConfigs/AlterConfigs on its group, the
+            # queue starts where the group's config (set by an operator) says.
+            log.warning(
+                "share group %s: could not make it start at the earliest offset (%s=earliest): %s",
+                self._group,
+                SHARE_AUTO_OFFSET_RESET,
+                exc,
+            )
 
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
         """Records of the queue, each with its delivery count. ``max_records`` is not passed
         on: the share consumer returns what the broker acquired for it (its
         ``max.poll.records``), and all of it must be settled before the next fetch."""
-        if self._in_flight:
-            raise TransportError("fetch before the last fetch's records were settled")
         if self._paused:
-            # A share consumer may not poll with records unsettled, and while paused the
-            # runner holds some: wait instead. The broker keeps the member for its session.
+            # A share consumer may not poll with records unsettled, and while paused (an open
+            # breaker) the runner holds some: wait instead. The share consumer's own thread
+            # keeps heartbeating, so the member stays in the group.
             await asyncio.sleep(timeout_s)
             return []
+        if self._in_flight:
+            raise TransportError("fetch before the last fetch's records were settled")
         msgs = await self._call(self._consumer.poll, timeout_s)
         self._polled = True
         out = []
