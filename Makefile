@@ -124,3 +124,9 @@ share-lock-differential: $(STAMP) peers
 .PHONY: churn-full
 churn-full: $(STAMP)
 	SHOAL_CHURN848_SECONDS=60 $(BIN)/pytest -s tests/coordinator/groups/test_churn_consumer_protocol.py $(PYTEST_ARGS)
+
+# -- share consumers SIGKILLed at random (issue 16, slice Q): the issue's 10 consumers and many
+# kills; `make test` runs 3 consumers and 3 kills.
+.PHONY: share-kills-full
+share-kills-full: $(STAMP)
+	SHOAL_SHARE_CONSUMERS=10 SHOAL_SHARE_KILLS=30 $(BIN)/pytest -s tests/coordinator/groups/test_share_sigkill.py -k random $(PYTEST_ARGS)

@@ -1,9 +1,10 @@
-"""A confluent-kafka share consumer in its own process that acquires records and never
-acknowledges them, for tests that SIGKILL it with records in flight.
+"""A confluent-kafka share consumer in its own process, for tests that SIGKILL it.
 
-Usage: ``python share_child.py '<json: bootstrap, group, topic>'``. Prints a JSON line
+Usage: ``python share_child.py '<json: bootstrap, group, topic, accept>'``. Prints a JSON line
 ``{"record": "<key>:<delivery count>"}`` for each record it was handed (the report format of
-consumer_child.py, which tests/coordinator/groups/clients.py reads).
+consumer_child.py, which tests/coordinator/groups/clients.py reads). With ``accept`` it then
+accepts the poll's records after ``process_s`` seconds (commit_sync) and polls on; without,
+it holds the first records it gets, never acknowledged, until it is killed.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
+from typing import Any
 
-from confluent_kafka import ShareConsumer
+from confluent_kafka import AcknowledgeType, ShareConsumer
 
 
-def main(args: dict[str, str]) -> None:
+def main(args: dict[str, Any]) -> None:
     consumer = ShareConsumer(
         {
             "bootstrap.servers": args["bootstrap"],
@@ -31,7 +34,12 @@ def main(args: dict[str, str]) -> None:
                 key = (message.key() or b"").decode()
                 report = f"{key}:{message.delivery_count()}"
                 print(json.dumps({"record": report}), flush=True)
-        if messages:
+        if messages and args.get("accept"):
+            time.sleep(float(args.get("process_s", 0)))  # "processing": records in flight
+            for message in messages:
+                consumer.acknowledge(message, AcknowledgeType.ACCEPT)
+            consumer.commit_sync()
+        elif messages:
             # Holding them: explicit mode allows no further poll before they are settled, so
             # the child waits here, records locked, until it is killed.
             threading.Event().wait()

@@ -1,9 +1,19 @@
-"""A share consumer SIGKILLed with records in flight (KIP-932): its records come back to the
-group's other consumer once their acquisition locks time out, each with its delivery count
-one higher; none is lost, and none comes back again once accepted."""
+"""Share consumers SIGKILLed with records in flight (KIP-932).
+
+One killed holder: its records come back to the group's other consumer once their
+acquisition locks time out, each with its delivery count one higher; none is lost, and none
+comes back again once accepted. Then random kills among consumers that accept what they get,
+while a producer runs: every record is delivered, no delivery (record, count) is handed out
+twice, and in the end every record is acknowledged or archived (the group's start offset is
+the log end). ``SHOAL_SHARE_CONSUMERS`` (3) and ``SHOAL_SHARE_KILLS`` (3) size the quick run;
+``make share-kills-full`` runs the issue's 10 consumers; ``SHOAL_SHARE_SEED`` replays a seed.
+"""
 
 from __future__ import annotations
 
+import os
+import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +31,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from shoal.embedded import EmbeddedBroker
 from tests.coordinator.groups.clients import ChildConsumer, wait_until
+from tests.server.wire import WireClient
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +103,103 @@ def test_records_of_a_killed_share_consumer_are_redelivered_after_the_lock_timeo
     assert sorted(key for key, _ in seen) == keys, "every record once, none lost or repeated"
     for key, count in seen:
         assert count == (2 if key in in_flight else 1), (key, count, in_flight)
+
+
+CONSUMERS = int(os.environ.get("SHOAL_SHARE_CONSUMERS", "3"))
+KILLS = int(os.environ.get("SHOAL_SHARE_KILLS", "3"))
+DELIVERY_LIMIT = 5  # share.delivery.count.limit, Kafka's default
+PRODUCE_INTERVAL_S = 0.01
+
+
+def _start_offset(bootstrap: str, group: str, topic: str) -> int:
+    with WireClient(bootstrap) as client:
+        answer = client.request(
+            90,  # DescribeShareGroupOffsets
+            0,
+            {"groups": [{"group_id": group, "topics": [{"topic_name": topic, "partitions": [0]}]}]},
+        )
+    return int(answer.groups[0].topics[0].partitions[0].start_offset)
+
+
+def test_random_kills_lose_nothing_and_settle_everything(
+    shoal_broker_factory: Callable[..., EmbeddedBroker],
+) -> None:
+    broker = shoal_broker_factory(group_share_record_lock_duration_ms=LOCK_MS)
+    bootstrap = broker.bootstrap_servers
+    topic, group = "share-kills", "share-kills-group"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    earliest = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[
+            ConfigEntry(
+                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
+            )
+        ],
+    )
+    admin.incremental_alter_configs([earliest])[earliest].result(30)
+    seed = int(os.environ.get("SHOAL_SHARE_SEED") or random.randrange(1 << 30))
+    print(f"SHOAL_SHARE_SEED={seed}")
+    rng = random.Random(seed)
+    produced: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        while not stop.is_set():
+            key = f"r{len(produced)}"
+            producer.produce(topic, key=key.encode(), value=key.encode())
+            produced.append(key)
+            producer.poll(0)
+            stop.wait(PRODUCE_INTERVAL_S)
+        assert producer.flush(30) == 0
+
+    def spawn() -> ChildConsumer:
+        return ChildConsumer(
+            bootstrap, group, topic, {}, script=CHILD, extra={"accept": True, "process_s": 0.2}
+        )
+
+    everyone: list[ChildConsumer] = []
+    live = [spawn() for _ in range(CONSUMERS)]
+    everyone += live
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(0.5, 1.5))
+            victim = rng.randrange(len(live))
+            live[victim].kill()  # SIGKILL, mid-stream: some records are in flight
+            live[victim] = spawn()
+            everyone.append(live[victim])
+        stop.set()
+        producer.join(timeout=60)
+
+        def reports() -> list[tuple[str, int]]:
+            out = []
+            for child in everyone:
+                for report in child.snapshot()[1]:
+                    key, count = report.split(":")
+                    out.append((key, int(count)))
+            return out
+
+        def settled() -> bool:
+            return {key for key, _ in reports()} == set(produced) and _start_offset(
+                bootstrap, group, topic
+            ) == len(produced)
+
+        assert wait_until(settled, WAIT_S, lambda: time.sleep(0.2)), (
+            f"seed {seed}: not settled: {len(set(produced) - {k for k, _ in reports()})} "
+            f"records never delivered, start offset {_start_offset(bootstrap, group, topic)} "
+            f"of {len(produced)}"
+        )
+    finally:
+        stop.set()
+        for child in everyone:
+            child.kill()
+    seen = reports()
+    assert len(seen) == len(set(seen)), f"seed {seed}: a delivery was handed out twice"
+    assert all(1 <= count <= DELIVERY_LIMIT for _, count in seen), seed
+    redelivered = len(seen) - len(produced)
+    print(f"{len(produced)} records, {redelivered} redeliveries, {KILLS} kills")
+    assert redelivered > 0, f"seed {seed}: no kill hit a record in flight; nothing was tested"
