@@ -356,7 +356,8 @@ class App:
             if sub.queue:
                 raise TransportError(
                     f"subscriber {sub.name}: queue=True needs a transport with queues (kafka:// "
-                    f"or embedded://, share groups): {type(self.transport).__name__} has none yet"
+                    f"or embedded:// share groups, memory://): {type(self.transport).__name__} "
+                    "has none yet"
                 )
 
     async def start(self) -> None:
