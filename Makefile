@@ -118,3 +118,21 @@ bench-metrics: $(STAMP)
 .PHONY: txn-crash-full
 txn-crash-full: $(STAMP)
 	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py
+
+# -- share groups (issue 16, slice Q): the lock-timeout differential scenario waits out Kafka's
+# minimum record lock (15 s) on both brokers; `make test` leaves it out for its time budget.
+.PHONY: share-lock-differential
+share-lock-differential: $(STAMP) peers
+	SHOAL_SHARE_LOCK_DIFFERENTIAL=1 $(BIN)/pytest tests/differential/test_differential_share_groups.py -k lock $(PYTEST_ARGS)
+
+# -- KIP-848 churn (issue 16, slice Q): the issue's minute of 20-member churn on a
+# group.protocol=consumer group; `make test` churns for 6 s.
+.PHONY: churn-full
+churn-full: $(STAMP)
+	SHOAL_CHURN848_SECONDS=60 $(BIN)/pytest -s tests/coordinator/groups/test_churn_consumer_protocol.py $(PYTEST_ARGS)
+
+# -- share consumers SIGKILLed at random (issue 16, slice Q): the issue's 10 consumers and many
+# kills; `make test` runs 3 consumers and 3 kills.
+.PHONY: share-kills-full
+share-kills-full: $(STAMP)
+	SHOAL_SHARE_CONSUMERS=10 SHOAL_SHARE_KILLS=30 $(BIN)/pytest -s tests/coordinator/groups/test_share_sigkill.py -k random $(PYTEST_ARGS)

@@ -39,7 +39,12 @@ from shoal.app.runner import SubscriberRunner
 from shoal.app.secrets import redact_url
 from shoal.app.serdes.codec import Codec
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
-from shoal.app.transport import TransactionalTransport, Transport, TransportError
+from shoal.app.transport import (
+    QueueTransport,
+    TransactionalTransport,
+    Transport,
+    TransportError,
+)
 from shoal.app.transports.memory import MemoryTransport
 from shoal.clock import SYSTEM_CLOCK, Clock
 
@@ -203,6 +208,7 @@ class App:
         codec: Codec | None = None,
         output_codec: Codec | None = None,
         exactly_once: bool = False,
+        queue: bool = False,
     ) -> Callable[[H], H]:
         """Register an async handler for ``topic``.
 
@@ -217,6 +223,13 @@ class App:
         ``exactly_once``: each fetch's outputs (and records moved to retry or dead-letter
         topics) and its consumed offsets commit in one Kafka transaction, read with
         read_committed; the app refuses to start on a transport that cannot do it.
+        ``queue``: consume as a queue (a Kafka share group): any number of instances share
+        the records without partition limits, each record is acknowledged on its own; a
+        failure releases it for redelivery after the retry backoff (the handler sees
+        ``msg.delivery_count``) until ``retry.max_attempts`` deliveries, then it is rejected
+        (to the DLQ unless ``dlq=False``); a crashed instance's records come back after the
+        queue's lock timeout. ``concurrency`` then runs records in parallel without per-key
+        order. Not with retry topics or ``exactly_once``.
         """
         if not 1 <= concurrency <= CONCURRENCY_MAX:
             raise ValueError(f"concurrency must be in 1..{CONCURRENCY_MAX}")
@@ -227,6 +240,13 @@ class App:
             raise ValueError("a subscriber needs a consumer group name")
         if idempotency_key is not None and not idempotent:
             raise ValueError("idempotency_key is only used with idempotent=True")
+        if queue and exactly_once:
+            raise ValueError(
+                "queue=True and exactly_once=True do not combine: a queue has no "
+                "offsets to commit in a transaction"
+            )
+        if queue and retry is not None and retry.topics:
+            raise ValueError("queue=True retries by redelivery from the queue: no retry topics")
 
         def register(handler: H) -> H:
             if self._started:
@@ -251,6 +271,7 @@ class App:
                     codec=codec,
                     output_codec=output_codec,
                     exactly_once=exactly_once,
+                    queue=queue,
                 )
             )
             return handler
@@ -327,11 +348,24 @@ class App:
                     "outputs and its consumed offsets in one transaction"
                 )
 
+    def _check_queues(self) -> None:
+        """queue=True needs a transport with queues (issue 16: Kafka share groups)."""
+        if isinstance(self.transport, QueueTransport):
+            return
+        for sub in self.subscribers:
+            if sub.queue:
+                raise TransportError(
+                    f"subscriber {sub.name}: queue=True needs a transport with queues (kafka:// "
+                    f"or embedded:// share groups, memory://): {type(self.transport).__name__} "
+                    "has none yet"
+                )
+
     async def start(self) -> None:
         if self._started:
             return
         tracing.refresh()  # an OpenTelemetry SDK may have been installed since the last look
         self._check_exactly_once()
+        self._check_queues()
         if self._embedded_dir is not None:
             await self._start_embedded(self._embedded_dir)
         await self.transport.start()

@@ -72,6 +72,15 @@ class Stopped(Exception):
     """The app is stopping: the record is left unfinished (uncommitted) for redelivery."""
 
 
+class Released(Exception):
+    """Queue mode: the record failed and goes back to the queue for another delivery."""
+
+
+class Rejected(Exception):
+    """Queue mode: the record failed for good (dead-lettered, or skipped without a DLQ); the
+    queue must not deliver it again."""
+
+
 @dataclass
 class _Delivery:
     """A record's history across deliveries: from its own headers on a retry topic."""
@@ -251,7 +260,8 @@ class Pipeline:
         to :meth:`_recover`. Built as a closure over what it reads, so the path every record
         takes does no attribute look-ups on the pipeline or the subscriber."""
         codec, decoder, attempt = self.sub.codec, self.sub.decoder, self._attempt
-        stopping, recover, undecodable = self.rt.stopping, self._recover, self._undecodable
+        recover = self._recover_queued if self.sub.queue else self._recover
+        stopping, undecodable = self.rt.stopping, self._undecodable
         decode_with = self._decode_with
 
         async def decode_and_attempt(
@@ -335,6 +345,30 @@ class Pipeline:
             await rt.sleep(sub.retry.delay_ms(attempt, rt.rng) / 1000.0)
             attempt += 1
             error = None
+
+    async def _recover_queued(
+        self, msg: Message, value: Any, delivery: _Delivery, waits: Waits, failed: Exception
+    ) -> None:
+        """Queue mode, after a failed attempt: one attempt per delivery, counted by the queue
+        (``msg.delivery_count``). Released after the backoff while the retry policy allows
+        another delivery, else rejected (dead-lettered first). The queue's own delivery limit
+        (Kafka's ``share.delivery.count.limit``, 5 by default) must not be below
+        ``retry.max_attempts``, or the broker archives the record before it reaches the DLQ."""
+        sub, rt = self.sub, self.rt
+        rt.metrics.failed(self.name, msg.topic, failed)
+        if self._breaker_holds(failed):
+            # The dependency is down, not the record: another delivery, which waits at the
+            # breaker's gate.
+            raise Released
+        attempt = msg.delivery_count or 1
+        now = rt.clock.now_ms()
+        failure = Failure(failed, attempt, now, now)
+        if not sub.retry.should_retry(failed, attempt):
+            await self._give_up(msg, delivery, failure)
+            return
+        rt.metrics.retried(self.name, msg.topic)
+        await rt.sleep(sub.retry.delay_ms(attempt, rt.rng) / 1000.0)
+        raise Released
 
     async def _try_once(self, msg: Message, value: Any, waits: Waits) -> Exception | None:
         """One more attempt: None on success, else the exception."""
@@ -427,6 +461,8 @@ class Pipeline:
                 failure.attempts,
                 exc_info=failure.exc,
             )
+            if sub.queue:
+                raise Rejected
             return
         source = dataclasses.replace(original, headers=retry_headers.strip(msg.headers))
         await self.rt.outbox.forward(target, msg.value, msg.key, dlq_headers(source, failure))
@@ -441,3 +477,5 @@ class Pipeline:
             failure.attempts,
             failure.exc,
         )
+        if sub.queue:
+            raise Rejected

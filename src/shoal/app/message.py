@@ -52,6 +52,10 @@ class Message:
     """For an idempotent subscriber on a store that can (SQLite): the connection whose open
     transaction also holds the dedup record. Writes made through it commit together with it,
     so a redelivered message can never apply its effect twice. None otherwise."""
+    delivery_count: int | None = None
+    """For a queue subscriber (``queue=True``): how many times the queue has delivered this
+    record, this delivery included (Kafka share groups count it on the broker). None for
+    records read by a consumer group, which has no such count."""
 
     def header(self, name: str) -> bytes | None:
         """The last value of header ``name`` (Kafka allows repeats; the last one wins)."""

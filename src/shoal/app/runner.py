@@ -17,13 +17,16 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
-from shoal.app.delivery import Deliver, Pipeline, Runtime, Stopped, Waits
+from shoal.app.delivery import Deliver, Pipeline, Rejected, Released, Runtime, Stopped, Waits
 from shoal.app.message import Message
 from shoal.app.observability import tracing
 from shoal.app.offsets import OffsetTracker
 from shoal.app.resilience.breaker import BreakerState
 from shoal.app.subscriber import Subscriber
 from shoal.app.transport import (
+    Acknowledgement,
+    QueueConsumer,
+    QueueTransport,
     TransactionalConsumer,
     TransactionalTransport,
     TransportConsumer,
@@ -104,6 +107,10 @@ class SubscriberRunner:
 
     def _new_consumer(self, topics: list[str], group: str) -> TransportConsumer:
         transport = self.rt.transport
+        if self.sub.queue:
+            # App.start refused queue=True on a transport without queues.
+            invariant(isinstance(transport, QueueTransport), "no queues")
+            return cast(QueueTransport, transport).queue_consumer(topics, group)
         if self.sub.exactly_once:
             # App.start refused exactly_once on a transport without transactions.
             invariant(isinstance(transport, TransactionalTransport), "no transactions")
@@ -111,6 +118,9 @@ class SubscriberRunner:
         return transport.consumer(topics, group)
 
     async def _consume(self, consumer: TransportConsumer, retry_stage: bool) -> None:
+        if self.sub.queue:
+            await self._consume_queue(cast(QueueConsumer, consumer))
+            return
         tracker = OffsetTracker()
         waits = Waits(consumer)
         complete = tracker.complete
@@ -144,6 +154,46 @@ class SubscriberRunner:
                 await _dispatch(concurrency, records, run)
             finally:
                 await consumer.commit(tracker.committable())
+
+    async def _consume_queue(self, consumer: QueueConsumer) -> None:
+        """Queue mode: every record of a fetch is delivered (up to ``concurrency`` at once, no
+        per-key order) and settled on its own: accepted when its delivery returned, released
+        or rejected as the pipeline decided, released when the app stops first. The whole
+        fetch is settled before the next one."""
+        waits = Waits(consumer)
+        slots = asyncio.Semaphore(self.sub.concurrency)
+        while not self.rt.stopping.is_set():
+            records = await consumer.fetch(FETCH_RECORDS_MAX, POLL_TIMEOUT_S)
+            if not records:
+                continue
+            deliver = self.pipeline(retry_stage=False).deliver
+            outcomes: list[tuple[Message, Acknowledgement]] = []
+
+            async def settle_one(
+                msg: Message,
+                deliver: Deliver = deliver,
+                outcomes: list[tuple[Message, Acknowledgement]] = outcomes,
+            ) -> None:
+                async with slots:
+                    try:
+                        await deliver(msg, waits, None)
+                    except Released:
+                        outcomes.append((msg, Acknowledgement.RELEASE))
+                    except Rejected:
+                        outcomes.append((msg, Acknowledgement.REJECT))
+                    except Stopped:
+                        outcomes.append((msg, Acknowledgement.RELEASE))  # not handled: again
+                    else:
+                        outcomes.append((msg, Acknowledgement.ACCEPT))
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for msg in records:
+                        group.create_task(settle_one(msg))
+            finally:
+                # What finished is settled even when a delivery failed the consumer; the rest
+                # comes back once the broker sees this consumer leave or its locks expire.
+                await consumer.settle(outcomes)
 
 
 async def _dispatch(

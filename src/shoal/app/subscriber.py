@@ -44,6 +44,9 @@ class Subscriber:
     output_codec: Codec | None = None
     exactly_once: bool = False
     """Outputs and consumed offsets commit in one transaction (Kafka transports only)."""
+    queue: bool = False
+    """Consumed as a queue (a Kafka share group): records acknowledged one by one, a failed one
+    released for redelivery or rejected, no partition limit on consumers (issue 16)."""
 
     @property
     def name(self) -> str:

@@ -12,6 +12,7 @@ delivery below the committed offset. The App only ever commits contiguous comple
 
 from __future__ import annotations
 
+import enum
 from typing import Protocol, runtime_checkable
 
 from shoal.app.message import Headers, Message
@@ -119,3 +120,36 @@ class TransactionalTransport(Protocol):
     consumers can commit a handler's outputs and the consumed offsets in one transaction."""
 
     def transactional_consumer(self, topics: list[str], group: str) -> TransactionalConsumer: ...
+
+
+class Acknowledgement(enum.IntEnum):
+    """How a queue consumer settles one delivered record (Kafka's AcknowledgeType values)."""
+
+    ACCEPT = 1
+    """Processed: never delivered again."""
+    RELEASE = 2
+    """Not processed this time: delivered again (to any consumer), its delivery count up."""
+    REJECT = 3
+    """Not processable: never delivered again (Kafka archives it)."""
+
+
+class QueueConsumer(TransportConsumer, Protocol):
+    """A consumer of a queue (Kafka share group, issue 16): records are spread over every
+    consumer of the queue without partition limits, and each one is settled on its own with an
+    :class:`Acknowledgement`. Records it fetched and did not settle (a crash) are delivered
+    again once the queue's lock on them times out. ``commit`` has nothing to do: queues keep no
+    consumer offsets, and :meth:`settle` is how progress is made."""
+
+    async def settle(self, outcomes: list[tuple[Message, Acknowledgement]]) -> None:
+        """Settle every record of the last fetch (each exactly once), durably, before the
+        next fetch. An outcome the queue refuses (the record's lock had expired, so it was
+        delivered elsewhere) is logged, not raised: at-least-once holds either way."""
+        ...
+
+
+@runtime_checkable
+class QueueTransport(Protocol):
+    """An optional capability (``queue=True`` subscribers): a transport with queues whose
+    consumers acknowledge records one by one."""
+
+    def queue_consumer(self, topics: list[str], group: str) -> QueueConsumer: ...

@@ -211,6 +211,7 @@ class Broker:
         offsets log's snapshot. Call after the last request, before the logs close."""
         await self.groups.drain()
         await self.transactions.stop()
+        await self.share_groups.writer.drain()  # share-group state files (issue 16, slice Q)
         if self._snapshot_jobs:
             await asyncio.gather(*self._snapshot_jobs, return_exceptions=True)
 

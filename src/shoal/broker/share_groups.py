@@ -9,16 +9,20 @@ partitions or forgets some, and epoch -1 closes it (acknowledgements only, no fe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from shoal.broker.share_state_writer import ShareStateWriter
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_configs import (
+    READ_COMMITTED,
     SHARE_AUTO_OFFSET_RESET,
     SHARE_DELIVERY_COUNT_LIMIT,
     SHARE_HEARTBEAT_INTERVAL,
+    SHARE_ISOLATION_LEVEL,
     SHARE_RECORD_LOCK_DURATION,
     SHARE_SESSION_TIMEOUT,
     effective,
@@ -83,8 +87,11 @@ class ShareGroups:
         group_settings: ShareGroupSettings | None = None,
         partition_settings: SharePartitionSettings | None = None,
         offset_reset: str = "latest",
+        writer: ShareStateWriter | None = None,
     ) -> None:
         self.clock = clock
+        self.writer = writer or ShareStateWriter()
+        """Every state file write goes through it: off the event loop, in order."""
         self.group_settings = group_settings or ShareGroupSettings()
         self.partition_settings = partition_settings or SharePartitionSettings()
         self.offset_reset: OffsetReset = parse_offset_reset(offset_reset)
@@ -129,6 +136,14 @@ class ShareGroups:
             group = self.groups[group_id] = ShareGroup(group_id, self.clock, self.group_settings)
         group.settings = self._settings(group_id)[0]
         return group
+
+    def read_committed(self, group_id: str) -> bool:
+        """Whether the group's share fetches read committed records only
+        (``share.isolation.level``): up to the last stable offset, aborted records archived."""
+        if self._base is None:
+            return False
+        overrides = self._configs(group_id)
+        return effective_text(overrides, self._base, SHARE_ISOLATION_LEVEL) == READ_COMMITTED
 
     def lock_duration_ms(self, group_id: str) -> int:
         return self._settings(group_id)[1].record_lock_duration_ms
@@ -185,30 +200,42 @@ class ShareGroups:
             # Not this group's (a name collision) or damaged: start where offset reset says.
             return None
 
-    def persist(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
-        """Write the share-partition's state durably (fsynced) before answering the
-        acknowledgement that changed it; raises StorageError when it cannot."""
+    def persist(
+        self, group_id: str, topic: str, index: int, plog: PartitionLog
+    ) -> asyncio.Future[None] | None:
+        """Start writing the share-partition's state (fsynced, on a worker thread): await
+        the future before answering the acknowledgement that changed it; it fails with a
+        StorageError when the state cannot be written. None when there is no state."""
         sp = self.partitions.get((group_id, topic, index))
-        if sp is not None:
-            plog.write_side_file(state_file_name(group_id), encode_state(group_id, sp.snapshot()))
+        if sp is None:
+            return None
+        payload = encode_state(group_id, sp.snapshot())
+        return self.writer.write(plog, state_file_name(group_id), payload)
 
-    def delete(self, group_id: str, plogs: Iterable[PartitionLog]) -> ErrorCode | None:
+    async def delete(self, group_id: str, plogs: Iterable[PartitionLog]) -> ErrorCode | None:
         """DeleteGroups of a share group: None when ``group_id`` is no share group here,
         NON_EMPTY_GROUP while it has members, else its state is gone (memory and disk)."""
-        group = self.groups.get(group_id)
         name = state_file_name(group_id)
-        on_disk = [plog for plog in plogs if plog.read_side_file(name) is not None]
+        candidates = list(plogs)
+        # Reading every partition's directory is disk work: off the event loop too.
+        writing = [plog for plog in candidates if self.writer.writing(plog, name)]
+        others = [plog for plog in candidates if not self.writer.writing(plog, name)]
+        on_disk = writing + await asyncio.to_thread(
+            lambda: [plog for plog in others if plog.read_side_file(name) is not None]
+        )
+        group = self.groups.get(group_id)  # as it is now, after the scan
         if group is None and not on_disk:
             return None
         if group is not None and group.members:
             return ErrorCode.NON_EMPTY_GROUP
-        for plog in on_disk:
-            plog.write_side_file(name, encode_deleted(group_id))
         self.groups.pop(group_id, None)
         for partition_key in [k for k in self.partitions if k[0] == group_id]:
             del self.partitions[partition_key]
         for session_key in [k for k in self.sessions if k[0] == group_id]:
             del self.sessions[session_key]
+        writes = [self.writer.write(plog, name, encode_deleted(group_id)) for plog in on_disk]
+        if writes:
+            await asyncio.gather(*writes)
         return ErrorCode.NONE
 
     def known(
@@ -222,19 +249,26 @@ class ShareGroups:
                 sp = self.partitions[(group_id, topic, index)] = recovered
         return sp
 
-    def reset(self, group_id: str, topic: str, index: int, plog: PartitionLog, start: int) -> None:
+    async def reset(
+        self, group_id: str, topic: str, index: int, plog: PartitionLog, start: int
+    ) -> None:
         """AlterShareGroupOffsets: the partition starts afresh at ``start``, durably."""
         self.group(group_id)  # an admin may create the (empty) group this way, as in Kafka
         settings = self._settings(group_id)[1]
         self.partitions[(group_id, topic, index)] = SharePartition(self.clock, settings, start)
-        self.persist(group_id, topic, index, plog)
+        written = self.persist(group_id, topic, index, plog)
+        if written is not None:
+            await written
 
-    def forget(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
+    async def forget(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
         """DeleteShareGroupOffsets: the partition's state goes (a later fetch starts where
         share.auto.offset.reset says)."""
+        name = state_file_name(group_id)
         self.partitions.pop((group_id, topic, index), None)
-        if plog.read_side_file(state_file_name(group_id)) is not None:
-            plog.write_side_file(state_file_name(group_id), encode_deleted(group_id))
+        if self.writer.writing(plog, name) or (
+            await asyncio.to_thread(plog.read_side_file, name) is not None
+        ):
+            await self.writer.write(plog, name, encode_deleted(group_id))
 
     def session(
         self,

@@ -8,8 +8,8 @@ the two consumer-group configs it honours; where shoal's broker default lies out
 bounds (tests run with short sessions) the bound widens to include it. The share-group and
 streams configs Kafka 4.4 also lists belong to the features that honour them: share groups
 append theirs below (``share.auto.offset.reset``, lock duration, delivery count limit, session
-and heartbeat), within Kafka 4.4's default bounds; ``share.isolation.level`` is not served
-(shoal's share fetches read uncommitted).
+and heartbeat), within Kafka 4.4's default bounds, and ``share.isolation.level``
+(read_committed share fetches stop at the last stable offset and archive aborted records).
 """
 
 from __future__ import annotations
@@ -131,6 +131,9 @@ SHARE_RECORD_LOCK_DURATION: Final = "share.record.lock.duration.ms"
 SHARE_DELIVERY_COUNT_LIMIT: Final = "share.delivery.count.limit"
 SHARE_SESSION_TIMEOUT: Final = "share.session.timeout.ms"
 SHARE_HEARTBEAT_INTERVAL: Final = "share.heartbeat.interval.ms"
+SHARE_ISOLATION_LEVEL: Final = "share.isolation.level"
+READ_COMMITTED: Final = "read_committed"
+READ_UNCOMMITTED: Final = "read_uncommitted"
 
 
 def _widened(low: int, high: int, default: int) -> tuple[int, int]:
@@ -185,4 +188,31 @@ GROUP_CONFIG_KEYS[SHARE_HEARTBEAT_INTERVAL] = GroupConfigKey(
         KAFKA_MIN_SHARE_HEARTBEAT_MS, KAFKA_MAX_SHARE_HEARTBEAT_MS, c.share_heartbeat_interval_ms
     ),
     "The heartbeat interval given to the members of a share group.",
+)
+
+
+# -- share.isolation.level (issue 16, slice Q) -------------------------------------------------
+
+
+def _isolation_text(value: str) -> str:
+    if value not in (READ_COMMITTED, READ_UNCOMMITTED):
+        # Kafka's ValidString message (GroupConfig defines the config with in(...)).
+        raise ValueError(
+            f"Invalid value {value} for configuration {SHARE_ISOLATION_LEVEL}: String must be "
+            f"one of: {READ_COMMITTED}, {READ_UNCOMMITTED}"
+        )
+    return value
+
+
+GROUP_CONFIG_KEYS[SHARE_ISOLATION_LEVEL] = GroupConfigKey(
+    SHARE_ISOLATION_LEVEL,
+    "",
+    lambda c: READ_UNCOMMITTED,
+    lambda c: (0, 0),
+    "Controls how to read records written transactionally. If set to read_committed, the "
+    "share group will only deliver transactional records which have been committed. If set "
+    "to read_uncommitted, the share group will return all messages, even transactional "
+    "messages which have been aborted. Non-transactional records will be returned "
+    "unconditionally in either mode.",
+    _isolation_text,
 )

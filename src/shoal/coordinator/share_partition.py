@@ -186,10 +186,16 @@ class SharePartition:
         return self.end_offset
 
     def acquire(
-        self, member_id: str, offsets: Iterable[int], max_records: int
+        self,
+        member_id: str,
+        offsets: Iterable[int],
+        max_records: int,
+        archived: frozenset[int] = frozenset(),
     ) -> list[AcquiredRange]:
         """Lock up to ``max_records`` of the records the broker read (their offsets, ascending,
-        from :meth:`next_fetch_offset` on) for ``member_id``; the ranges it now holds."""
+        from :meth:`next_fetch_offset` on) for ``member_id``; the ranges it now holds. Those
+        of ``offsets`` also in ``archived`` (records of aborted transactions, for a
+        read_committed group) are Archived on first sight instead: never delivered."""
         self.expire_locks()
         deadline = self.clock.monotonic_ms() + self.settings.record_lock_duration_ms
         acquired: list[tuple[int, int]] = []
@@ -204,6 +210,10 @@ class SharePartition:
                     continue  # below the end and not in flight: done before a restart
                 if self.end_offset - self.start_offset >= self.settings.max_record_locks:
                     break
+                if offset in archived:
+                    self.records[offset] = InFlightRecord(RecordState.ARCHIVED, 0)
+                    self.end_offset = offset + 1
+                    continue
                 record = InFlightRecord(RecordState.AVAILABLE, 0)
                 self.records[offset] = record
                 self.end_offset = offset + 1
@@ -214,6 +224,8 @@ class SharePartition:
             record.member_id = member_id
             record.lock_deadline_ms = deadline
             acquired.append((offset, record.delivery_count))
+        if archived:
+            self._advance_start()  # archived records at the front are done
         return _ranges(acquired)
 
     def skip_to(self, offset: int) -> None:

@@ -4,6 +4,8 @@ principal: for the ACL matrix and the ACL API tests."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from shoal.security.acl import (
 from shoal.security.acl_authorizer import AuthorizerConfig
 from shoal.storage import LogManager
 from shoal.testing.responses import as_client_reads
-from tests.broker.acl.matrix import CLIENT_HOST, SUPER_USER, Acl, Case
+from tests.broker.acl.matrix import CLIENT_HOST, SUPER_USER, Acl, Case, TopicIdOf
 
 DEFAULT = AuthorizerConfig()
 
@@ -67,12 +69,18 @@ class AclHarness:
         host: str = CLIENT_HOST,
     ) -> Any:
         assert self.broker is not None
-        body = build(request_class(api_key, version), values)
+        body = build(request_class(api_key, version), with_topic_ids(values, self.topic_id))
         request = Request(RequestHeader(api_key, version, 1, "acl-test"), body)
         ctx = RequestContext(
             client_id="acl-test", client_host=host, client_port=1, principal=principal
         )
         return as_client_reads(asyncio.run(self.broker.handle(ctx, request)), api_key, version)
+
+    def topic_id(self, name: str) -> uuid.UUID:
+        assert self.broker is not None
+        topic = self.broker.topics.get(name)
+        assert topic is not None, name
+        return topic.topic_id
 
 
 def binding(acl: Acl) -> AclBinding:
@@ -95,6 +103,17 @@ def with_batch(values: Any) -> Any:
         return {k: with_batch(v) for k, v in values.items()}
     if isinstance(values, list):
         return [with_batch(v) for v in values]
+    return values
+
+
+def with_topic_ids(values: Any, topic_id: Callable[[str], uuid.UUID]) -> Any:
+    """The matrix's :class:`TopicIdOf` placeholders replaced by the ids ``topic_id`` gives."""
+    if isinstance(values, TopicIdOf):
+        return topic_id(values.name)
+    if isinstance(values, dict):
+        return {k: with_topic_ids(v, topic_id) for k, v in values.items()}
+    if isinstance(values, list):
+        return [with_topic_ids(v, topic_id) for v in values]
     return values
 
 

@@ -39,6 +39,14 @@ TXN_ID: Final = "billing"
 
 
 @dataclass(frozen=True)
+class TopicIdOf:
+    """A placeholder for the id of topic ``name`` (share-group requests name topics by id):
+    each runner puts in the id its broker gave the topic (:func:`harness.with_topic_ids`)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Right:
     """An ACL's resource and operation, by Kafka's names (ResourceType, AclOperation)."""
 
@@ -207,6 +215,45 @@ _COMMITTED: Final = (
 )
 """An offset of the group on the topic, committed by a super user: the group then exists."""
 
+SHARE_MEMBER: Final = "share-member-0000000001"
+"""The share-group member the share cases act as (KIP-932 v1: the client names itself)."""
+_SHARE_JOIN: Final = {
+    "group_id": GROUP,
+    "member_id": SHARE_MEMBER,
+    "member_epoch": 0,
+    "rack_id": None,
+    "subscribed_topic_names": [TOPIC],
+}
+"""A member joins the share group subscribed to the topic (a super user's, as setup)."""
+
+
+_SHARE_START: Final = {
+    "group_id": GROUP,
+    "topics": [{"topic_name": TOPIC, "partitions": [{"partition_index": 0, "start_offset": 0}]}],
+}
+"""The group's share-partition set to start at 0 (an admin's; it makes an empty group)."""
+
+
+def _share_fetch(epoch: int) -> dict[str, Any]:
+    return {
+        "group_id": GROUP,
+        "member_id": SHARE_MEMBER,
+        "share_session_epoch": epoch,
+        "max_wait": 0,
+        "min_bytes": 0,
+        "max_bytes": 1 << 20,
+        "max_records": 10,
+        "batch_size": 10,
+        "topics": [
+            {
+                "topic_id": TopicIdOf(TOPIC),
+                "partitions": [{"partition_index": 0, "acknowledgement_batches": []}],
+            }
+        ],
+        "forgotten_topics_data": [],
+    }
+
+
 CASES: Final[tuple[Case, ...]] = (
     Case(
         "Produce",
@@ -358,6 +405,104 @@ CASES: Final[tuple[Case, ...]] = (
         1,
         {"group_ids": [GROUP], "include_authorized_operations": False},
         (Need(_group("DESCRIBE"), GROUP_DENIED, ("groups", 0, "error_code")),),
+    ),
+    # KIP-932 share groups (issue 16, slice Q): Group Read to take part, Topic Describe to
+    # subscribe and Read to fetch or acknowledge; Group Describe (and Topic Describe) to
+    # describe; Group Read (Delete to delete) and Topic Read to change a group's offsets.
+    Case(
+        "ShareGroupHeartbeat",
+        76,
+        1,
+        _SHARE_JOIN,
+        (
+            Need(_group("READ"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("DESCRIBE"), TOPIC_DENIED, ("error_code",)),
+        ),
+    ),
+    Case(
+        "ShareGroupDescribe",
+        77,
+        1,
+        {"group_ids": [GROUP], "include_authorized_operations": False},
+        (Need(_group("DESCRIBE"), GROUP_DENIED, ("groups", 0, "error_code")),),
+        setup=((76, 1, _SHARE_JOIN),),
+    ),
+    Case(
+        "ShareFetch",
+        78,
+        1,
+        _share_fetch(0),
+        (
+            Need(_group("READ"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("READ"), TOPIC_DENIED, ("responses", 0, "partitions", 0, "error_code")),
+        ),
+        setup=((76, 1, _SHARE_JOIN),),
+    ),
+    Case(
+        "ShareAcknowledge",
+        79,
+        1,
+        {
+            "group_id": GROUP,
+            "member_id": SHARE_MEMBER,
+            "share_session_epoch": 1,
+            "topics": [
+                {
+                    "topic_id": TopicIdOf(TOPIC),
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "acknowledgement_batches": [
+                                {"first_offset": 0, "last_offset": 0, "acknowledge_types": [1]}
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+        (
+            Need(_group("READ"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("READ"), TOPIC_DENIED, ("responses", 0, "partitions", 0, "error_code")),
+        ),
+        # The member's share session (epoch 0 opens it; the next request carries epoch 1).
+        setup=((76, 1, _SHARE_JOIN), (78, 1, _share_fetch(0))),
+    ),
+    Case(
+        "DescribeShareGroupOffsets",
+        90,
+        0,
+        {"groups": [{"group_id": GROUP, "topics": [{"topic_name": TOPIC, "partitions": [0]}]}]},
+        (
+            Need(_group("DESCRIBE"), GROUP_DENIED, ("groups", 0, "error_code")),
+            Need(
+                _topic("DESCRIBE"),
+                TOPIC_DENIED,
+                ("groups", 0, "topics", 0, "partitions", 0, "error_code"),
+            ),
+        ),
+        setup=((76, 1, _SHARE_JOIN),),
+    ),
+    Case(
+        "AlterShareGroupOffsets",
+        91,
+        0,
+        _SHARE_START,
+        (
+            Need(_group("READ"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("READ"), TOPIC_DENIED, ("responses", 0, "partitions", 0, "error_code")),
+        ),
+    ),
+    Case(
+        "DeleteShareGroupOffsets",
+        92,
+        0,
+        {"group_id": GROUP, "topics": [{"topic_name": TOPIC}]},
+        (
+            Need(_group("DELETE"), GROUP_DENIED, ("error_code",)),
+            Need(_topic("READ"), TOPIC_DENIED, ("responses", 0, "error_code")),
+        ),
+        # An empty share group: its member joins and leaves (epoch -1).
+        setup=((76, 1, _SHARE_JOIN), (76, 1, {**_SHARE_JOIN, "member_epoch": -1})),
     ),
     Case(
         "LeaveGroup",
@@ -793,7 +938,7 @@ def renamed(case: Case, prefix: str) -> Case:
             return {k: swap(v) for k, v in value.items()}
         if isinstance(value, list):
             return [swap(v) for v in value]
-        if isinstance(value, Right):
+        if isinstance(value, (Right, TopicIdOf)):
             return replace(value, name=swap(value.name))
         if isinstance(value, tuple):
             return tuple(swap(v) for v in value)

@@ -19,7 +19,7 @@ from shoal.protocol import Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
 from shoal.security.acl import MATCH_ALL
-from tests.broker.acl.harness import binding, with_batch
+from tests.broker.acl.harness import binding, with_batch, with_topic_ids
 from tests.broker.acl.matrix import (
     AUTHORIZATION_ERRORS,
     PRINCIPAL,
@@ -86,9 +86,16 @@ def test_the_answer_on_the_wire_is_the_documented_one(
         assert all(o.error_code == 0 for o in core.acls.create(acls))
 
     on_broker(broker, prepare)
+
+    def topic_id(name: str) -> Any:
+        topic = broker.app.broker.topics.get(name)  # type: ignore[union-attr]
+        assert topic is not None, name
+        return topic.topic_id
+
     for api_key, version, values in case.setup:
-        _as_super_user(broker, api_key, version, values)
-    response = client.request(case.api_key, case.version, with_batch(case.request))
+        _as_super_user(broker, api_key, version, with_topic_ids(values, topic_id))
+    request = with_topic_ids(with_batch(case.request), topic_id)
+    response = client.request(case.api_key, case.version, request)
     if variant.denied is not None:
         assert read_code(response, variant.denied.at) == variant.denied.error, response
     else:

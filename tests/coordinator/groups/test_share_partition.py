@@ -165,3 +165,18 @@ def test_durable_state_round_trips_and_names_its_group() -> None:
 
 def test_a_deleted_groups_state_reads_as_none() -> None:
     assert decode_state("g", encode_deleted("g")) is None
+
+
+def test_records_of_aborted_transactions_are_archived_never_delivered() -> None:
+    """share.isolation.level=read_committed: the broker names the aborted offsets it read."""
+    _, sp = _partition()
+    got = sp.acquire("a", range(0, 6), 100, archived=frozenset({0, 1, 4}))
+    assert got == [AcquiredRange(2, 3, 1), AcquiredRange(5, 5, 1)]
+    assert sp.start_offset == 2  # the archived records at the front are done
+    assert sp.records[4].state is RecordState.ARCHIVED and sp.records[4].delivery_count == 0
+    sp.acknowledge("a", _ack(2, 3, AcknowledgeType.RELEASE))
+    again = sp.acquire("b", range(sp.next_fetch_offset(), 6), 100, archived=frozenset({4}))
+    assert again == [AcquiredRange(2, 3, 2)]  # 4 stays archived, 5 is still a's
+    sp.acknowledge("b", _ack(2, 3, AcknowledgeType.ACCEPT))
+    sp.acknowledge("a", _ack(5, 5, AcknowledgeType.ACCEPT))
+    assert (sp.start_offset, sp.records) == (6, {})

@@ -14,6 +14,7 @@ import zlib
 
 from shoal.app.message import Headers, Message
 from shoal.app.transport import TopicPartition
+from shoal.app.transports.memory_queue import MemoryQueueConsumer
 
 PARTITIONS_DEFAULT = 1
 
@@ -183,6 +184,10 @@ class MemoryTransport:
 
     def consumer(self, topics: list[str], group: str) -> MemoryConsumer:
         return MemoryConsumer(self.broker, topics, group)
+
+    def queue_consumer(self, topics: list[str], group: str) -> MemoryQueueConsumer:
+        """A queue subscriber's consumer (issue 16): see memory_queue."""
+        return MemoryQueueConsumer(self.broker, topics, group)
 
     async def read_topic(self, topic: str) -> list[Message]:
         return [m for log in self.broker.topic(topic) for m in log]

@@ -76,7 +76,7 @@ async def handle_alter_share_group_offsets(
                 )
             else:
                 try:
-                    broker.share_groups.reset(group_id, name, index, plog, start)
+                    await broker.share_groups.reset(group_id, name, index, plog, start)
                 except StorageError as exc:
                     error, message = ErrorCode(exc.kafka_error_code), str(exc)
             partitions.append(

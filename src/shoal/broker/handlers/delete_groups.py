@@ -39,7 +39,7 @@ async def handle_delete_groups(
             if (plog := broker.partition(topic.name, index)) is not None
         )
         try:
-            shared = broker.share_groups.delete(group_id, plogs)
+            shared = await broker.share_groups.delete(group_id, plogs)
         except StorageError as exc:
             results.append({"group_id": group_id, "error_code": exc.kafka_error_code})
             continue

@@ -64,7 +64,7 @@ async def handle_delete_share_group_offsets(
                 for index in range(topic.partitions):
                     plog = broker.partition(name, index)
                     if plog is not None:
-                        broker.share_groups.forget(group_id, name, index, plog)
+                        await broker.share_groups.forget(group_id, name, index, plog)
             except StorageError as exc:
                 error, message = ErrorCode(exc.kafka_error_code), str(exc)
         responses.append(

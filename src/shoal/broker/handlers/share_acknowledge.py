@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
-from shoal.broker.handlers.share_common import acknowledge, topic_name
+from shoal.broker.handlers.share_common import AckOutcome, acknowledge, settled, topic_name
 from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -92,21 +92,34 @@ async def handle_share_acknowledge(
     readable = broker.authorized_names(
         ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n}
     )
-    responses = []
+    # Every partition's acknowledgements are applied before any write is awaited: the
+    # writes of several partitions overlap.
+    outcomes: list[tuple[_AckTopic, list[tuple[int, AckOutcome]]]] = []
     for topic, name in named:
-        partitions = []
+        partitions: list[tuple[int, AckOutcome]] = []
         for p in topic.partitions:
             index = int(p.partition_index)
-            message: str | None = None
             if name is None:
-                error = ErrorCode.UNKNOWN_TOPIC_ID
+                partitions.append((index, (ErrorCode.UNKNOWN_TOPIC_ID, None)))
             elif name not in readable:
-                error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                partitions.append((index, (ErrorCode.TOPIC_AUTHORIZATION_FAILED, None)))
             else:
-                error, message = acknowledge(
-                    broker, group_id, member_id, name, index, p.acknowledgement_batches
+                partitions.append(
+                    (
+                        index,
+                        acknowledge(
+                            broker, group_id, member_id, name, index, p.acknowledgement_batches
+                        ),
+                    )
                 )
-            partitions.append(
+        outcomes.append((topic, partitions))
+    ctx.effects_applied()
+    responses = []
+    for topic, partitions in outcomes:
+        answered = []
+        for index, outcome in partitions:
+            error, message = await settled(outcome)
+            answered.append(
                 {
                     "partition_index": index,
                     "error_code": error,
@@ -114,5 +127,5 @@ async def handle_share_acknowledge(
                     "current_leader": {"leader_id": node, "leader_epoch": 0},
                 }
             )
-        responses.append({"topic_id": topic.topic_id, "partitions": partitions})
+        responses.append({"topic_id": topic.topic_id, "partitions": answered})
     return answer(ErrorCode.NONE, None, responses)

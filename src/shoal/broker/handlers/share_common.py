@@ -3,9 +3,10 @@ Read, and applying a partition's acknowledgement batches to its share-partition.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from shoal.coordinator.share_partition import AcknowledgementBatch, SharePartitionError
 from shoal.protocol import ErrorCode
@@ -13,6 +14,10 @@ from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
+
+
+AckOutcome: TypeAlias = tuple[ErrorCode, str | None] | asyncio.Future[None]
+"""A partition's answer (error and message), or the write of its state to await first."""
 
 
 class _AckBatch(Protocol):
@@ -28,8 +33,9 @@ def acknowledge(
     topic: str,
     index: int,
     batches: Sequence[_AckBatch],
-) -> tuple[ErrorCode, str | None]:
-    """One partition's acknowledgements, all or none: the partition's error and message."""
+) -> AckOutcome:
+    """One partition's acknowledgements, all or none, applied in memory: the partition's
+    error and message, or the write of its new state to await (see :func:`settled`)."""
     plog = broker.partition(topic, index)
     if plog is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
@@ -48,13 +54,22 @@ def acknowledge(
         )
     except SharePartitionError as exc:
         return exc.code, str(exc)
-    try:
-        # Durable before it is answered: a restart must not deliver an accepted record again.
-        broker.share_groups.persist(group_id, topic, index, plog)
-    except StorageError as exc:
-        return ErrorCode(exc.kafka_error_code), str(exc)
     # A released record is Available again: wake the share fetches waiting on the partition.
     broker.signals.notify(topic, index)
+    written = broker.share_groups.persist(group_id, topic, index, plog)
+    return written if written is not None else (ErrorCode.NONE, None)
+
+
+async def settled(outcome: AckOutcome) -> tuple[ErrorCode, str | None]:
+    """The partition's answer once its state is durable: an acknowledgement is answered only
+    after the state holding it is fsynced, so a restart never delivers an accepted record
+    again. The write runs on a worker thread (shoal.broker.share_state_writer)."""
+    if isinstance(outcome, tuple):
+        return outcome
+    try:
+        await outcome
+    except StorageError as exc:
+        return ErrorCode(exc.kafka_error_code), str(exc)
     return ErrorCode.NONE, None
 
 

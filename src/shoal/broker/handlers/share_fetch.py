@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
-from shoal.broker.handlers.share_common import acknowledge, topic_name
+from shoal.broker.handlers.share_common import AckOutcome, acknowledge, settled, topic_name
 from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
+from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.share_partition import AcquiredRange
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -147,10 +148,12 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     readable = broker.authorized_names(
         ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n} | in_session
     )
-    parts = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
+    parts, writes = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
+    ctx.effects_applied()
+    for part, outcome in writes:
+        part.ack_error, part.ack_message = await settled(outcome)
     if session is None:  # epoch -1: the session is closed, nothing is fetched
         return answer(ErrorCode.NONE, None, parts)
-    ctx.effects_applied()
     fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
@@ -174,8 +177,11 @@ def _apply_acknowledgements(
     named: Sequence[tuple[_FetchTopic, str | None]],
     readable: set[str] | frozenset[str],
     unknown: list[tuple[uuid.UUID | None, int]],
-) -> dict[tuple[str, int], _Partition]:
+) -> tuple[dict[tuple[str, int], _Partition], list[tuple[_Partition, AckOutcome]]]:
+    """The request's partitions, and the outcome of each one's acknowledgements (applied in
+    memory; their state writes still to await)."""
     parts: dict[tuple[str, int], _Partition] = {}
+    writes: list[tuple[_Partition, AckOutcome]] = []
     for entry, name in named:
         for p in entry.partitions:
             index = int(p.partition_index)
@@ -187,11 +193,12 @@ def _apply_acknowledgements(
                 part.error, part.told = ErrorCode.TOPIC_AUTHORIZATION_FAILED, True
                 continue
             if p.acknowledgement_batches:
-                part.ack_error, part.ack_message = acknowledge(
+                outcome = acknowledge(
                     broker, group_id, member_id, name, index, p.acknowledgement_batches
                 )
+                writes.append((part, outcome))
                 part.told = True
-    return parts
+    return parts, writes
 
 
 def _wait_ms(
@@ -229,7 +236,17 @@ async def _acquire_all(
             continue
         sp = broker.share_groups.share_partition(group_id, topic, index, plog)
         offset = sp.next_fetch_offset()
-        if offset >= plog.log_end_offset:
+        txns: PartitionTxns | None = None
+        end = plog.log_end_offset
+        if broker.share_groups.read_committed(group_id):
+            # share.isolation.level=read_committed: nothing at or past the last stable offset.
+            try:
+                txns = broker.producers.txns(topic, index, plog)
+            except StorageError as exc:
+                part.error, part.told = ErrorCode(exc.kafka_error_code), True
+                continue
+            end = txns.last_stable_offset(end)
+        if offset >= end:
             continue
         try:
             try:
@@ -243,8 +260,13 @@ async def _acquire_all(
         except StorageError as exc:
             part.error, part.told = ErrorCode(exc.kafka_error_code), True
             continue
+        archived: frozenset[int] = frozenset()
+        if txns is not None:
+            data, archived = _committed_view(data, txns, end)
         # The read happened off the loop maybe: take the partition's state afresh.
-        acquired = sp.acquire(member_id, _record_offsets(data), max_records - total_records)
+        acquired = sp.acquire(
+            member_id, _record_offsets(data), max_records - total_records, archived
+        )
         if not acquired:
             continue
         part.acquired.extend(acquired)
@@ -253,6 +275,28 @@ async def _acquire_all(
         total_records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
         total_bytes += len(data)
     return total_records
+
+
+def _committed_view(
+    data: bytes | bytearray, txns: PartitionTxns, stable_end: int
+) -> tuple[bytes | bytearray, frozenset[int]]:
+    """What a read_committed share group may see of ``data``: the whole batches below the
+    last stable offset, and the offsets of their records that aborted transactions wrote
+    (Kafka archives those rather than delivering them)."""
+    position = 0
+    aborted: set[int] = set()
+    while position < len(data):
+        batch = read_header(data, position)
+        if batch.base_offset >= stable_end:
+            break
+        if (
+            batch.is_transactional
+            and not batch.is_control
+            and txns.is_aborted(batch.producer_id, batch.base_offset)
+        ):
+            aborted.update(range(batch.base_offset, batch.last_offset + 1))
+        position += batch.size
+    return data[:position], frozenset(aborted)
 
 
 def _record_offsets(data: bytes | bytearray) -> list[int]:

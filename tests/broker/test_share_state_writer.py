@@ -1,0 +1,151 @@
+"""Share-partition state is written and fsynced on a worker thread, never on the event loop
+(shoal.broker.share_state_writer), in the order the state changed, and an acknowledgement's
+write is done (durable) before the future the handler awaits is."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import threading
+
+import pytest
+
+from shoal.broker.share_groups import ShareGroups
+from shoal.broker.share_state_writer import ShareStateWriter
+from shoal.coordinator.share_partition import AcknowledgementBatch
+from shoal.coordinator.share_state import decode_state, state_file_name
+from shoal.storage import FlushPolicy, LogConfig, PartitionLog, StorageError
+from shoal.storage.fs import File
+from shoal.storage.handles import FileHandles
+from shoal.storage.log import DirectoryHealth
+from shoal.testing.clock import FakeClock
+from shoal.testing.faultfs import FaultyFileSystem
+from tests.storage.batches import make_batch
+
+DATA = "/data"
+GROUP, TOPIC = "workers", "jobs"
+ACCEPT, RELEASE = 1, 2
+
+
+class ThreadRecordingFileSystem(FaultyFileSystem):
+    """Remembers the thread of every fsync of a share state file (a test seam, not a clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state_fsync_threads: list[int] = []
+
+    def open(self, path: str, *, create: bool = False) -> File:
+        file = super().open(path, create=create)
+        if "/share-" not in path:
+            return file
+        fsync, threads = file.fsync, self.state_fsync_threads
+
+        def recording_fsync() -> None:
+            threads.append(threading.get_ident())
+            fsync()
+
+        file.fsync = recording_fsync  # type: ignore[method-assign]
+        return file
+
+
+def _log(fs: FaultyFileSystem, clock: FakeClock) -> PartitionLog:
+    plog = PartitionLog.open(
+        fs,
+        f"{DATA}/{TOPIC}-0",
+        LogConfig(flush_policy=FlushPolicy.NONE),
+        clock=clock,
+        handles=FileHandles(fs, max_open_files=16),
+        health=DirectoryHealth(DATA),
+    )
+    for seed in range(4):
+        plog.append(make_batch(payload=10, seed=seed))
+    return plog
+
+
+def _acquire(shares: ShareGroups, plog: PartitionLog, count: int) -> None:
+    sp = shares.share_partition(GROUP, TOPIC, 0, plog)
+    assert sp.acquire("m1", list(range(plog.log_start_offset, plog.log_end_offset)), count)
+
+
+def _ack(shares: ShareGroups, plog: PartitionLog, offset: int, kind: int) -> None:
+    sp = shares.share_partition(GROUP, TOPIC, 0, plog)
+    sp.acknowledge("m1", [AcknowledgementBatch(offset, offset, (kind,))])
+
+
+def test_the_state_fsync_runs_on_a_worker_thread_and_is_done_when_awaited() -> None:
+    fs, clock = ThreadRecordingFileSystem(), FakeClock()
+    plog = _log(fs, clock)
+    shares = ShareGroups(clock, offset_reset="earliest")
+
+    async def scenario() -> int:
+        _acquire(shares, plog, 2)
+        _ack(shares, plog, 0, ACCEPT)
+        written = shares.persist(GROUP, TOPIC, 0, plog)
+        assert written is not None
+        assert not written.done()  # nothing was written on the loop, before any await
+        await written
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert fs.state_fsync_threads, "the state file was not fsynced"
+    assert loop_thread not in fs.state_fsync_threads
+    state = decode_state(GROUP, plog.read_side_file(state_file_name(GROUP)) or b"")
+    assert state is not None and state.start_offset == 1  # offset 0 accepted, durably
+
+
+def test_writes_land_in_the_order_the_state_changed() -> None:
+    """Acknowledgements arriving while a write is in flight are covered by one later write of
+    the newest state; an older state never overwrites a newer one."""
+    clock = FakeClock()
+    fs = FaultyFileSystem()
+    plog = _log(fs, clock)
+    gate = threading.Event()
+    calls: list[int] = []
+
+    async def gated_thread(call: object) -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            await asyncio.to_thread(gate.wait)
+        await asyncio.to_thread(call)  # type: ignore[arg-type]
+
+    shares = ShareGroups(clock, offset_reset="earliest", writer=ShareStateWriter(gated_thread))
+
+    async def scenario() -> None:
+        _acquire(shares, plog, 4)
+        _ack(shares, plog, 0, ACCEPT)
+        first = shares.persist(GROUP, TOPIC, 0, plog)
+        await asyncio.sleep(0)  # the first write starts and blocks on the gate
+        later = []
+        for offset in (1, 2):
+            _ack(shares, plog, offset, ACCEPT)
+            later.append(shares.persist(GROUP, TOPIC, 0, plog))
+        _ack(shares, plog, 3, RELEASE)
+        later.append(shares.persist(GROUP, TOPIC, 0, plog))
+        assert first is not None and not any(f is None or f.done() for f in later)
+        gate.set()
+        await asyncio.gather(first, *later)  # type: ignore[arg-type]
+        assert shares.writer.pending == 0
+
+    asyncio.run(scenario())
+    assert len(calls) == 2  # one write for the first, one for the three behind it
+    state = decode_state(GROUP, plog.read_side_file(state_file_name(GROUP)) or b"")
+    assert state is not None and state.start_offset == 3  # 3 released: Available again
+
+
+def test_a_failed_write_fails_the_acknowledgements_it_covers() -> None:
+    fs, clock = FaultyFileSystem(), FakeClock()
+    plog = _log(fs, clock)
+    shares = ShareGroups(clock, offset_reset="earliest")
+
+    async def scenario() -> None:
+        _acquire(shares, plog, 1)
+        _ack(shares, plog, 0, ACCEPT)
+        fs.fail_next_fsync(errno.EIO)
+        written = shares.persist(GROUP, TOPIC, 0, plog)
+        assert written is not None
+        with pytest.raises(StorageError):
+            await written
+        await shares.writer.drain()
+
+    asyncio.run(scenario())
+    assert shares.writer.pending == 0

@@ -1,0 +1,287 @@
+"""Differential scenarios of KIP-932 share groups, with confluent-kafka's ShareConsumer and
+the wire for the admin APIs (issue 16, slice Q):
+
+- ``share_delivery``: a RELEASE comes back with delivery count 2, a REJECT is archived (never
+  delivered again), and the group's start offset moves past what is done; then
+  (``share_offsets_admin``) Describe/Alter/DeleteShareGroupOffsets of a group that does not
+  exist (AlterShareGroupOffsets creates it, empty), then of that group;
+- ``share_isolation``: ``share.isolation.level=read_committed`` delivers committed records
+  only, stops at the last stable offset until the open transaction commits, and never
+  delivers an aborted record; read_uncommitted delivers past the open transaction (an aborted
+  record reaches neither group's handler: librdkafka's share consumer drops it too); a bad
+  value is refused.
+
+Records are keyed; results are what each consumer saw, as (key, delivery count), sorted (the
+two brokers may split deliveries over polls differently).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import confluent_kafka as ck
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
+
+from tests.differential.scenarios import TIMEOUT_S, Result, create_topic, error_name, unique
+from tests.server.wire import WireClient
+
+POLL_S: Final = 0.3
+QUIET_POLLS: Final = 3
+"""Polls that must bring nothing once the expected records are in: what is not delivered
+is not, rather than late (a bound in polls, not a measured time)."""
+DESCRIBE_OFFSETS, ALTER_OFFSETS, DELETE_OFFSETS = 90, 91, 92
+
+Seen = list[tuple[str, int]]
+
+
+def _set_configs(bootstrap: str, group: str, configs: dict[str, str]) -> str | None:
+    """IncrementalAlterConfigs on the GROUP resource: None, or the error and its message."""
+    resource = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+            for name, value in configs.items()
+        ],
+    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+    except ck.KafkaException as exc:
+        return f"{error_name(exc)}: {exc.args[0].str()}"
+    return None
+
+
+def _consumer(bootstrap: str, group: str, topic: str) -> Any:
+    consumer = ck.ShareConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "share.acknowledgement.mode": "explicit",
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer
+
+
+def _consume(
+    consumer: Any,
+    until: Callable[[Seen], bool],
+    outcome: Callable[[str, int], Any] = lambda _key, _count: ck.AcknowledgeType.ACCEPT,
+) -> Seen:
+    """Poll (acknowledging each record as ``outcome`` says) until ``until`` holds, then
+    :data:`QUIET_POLLS` more; every (key, delivery count) seen."""
+    seen: Seen = []
+    deadline = time.monotonic() + TIMEOUT_S
+    quiet = 0
+    while quiet < QUIET_POLLS and time.monotonic() < deadline:
+        messages = consumer.poll(POLL_S)
+        for message in messages:
+            assert message.error() is None, message.error()
+            key, count = (message.key() or b"").decode(), message.delivery_count()
+            seen.append((key, count))
+            consumer.acknowledge(message, outcome(key, count))
+        if messages:
+            consumer.commit_sync()
+        if until(seen):
+            quiet += 1
+    return seen
+
+
+def _produce(bootstrap: str, topic: str, keys: Iterable[str]) -> None:
+    producer = ck.Producer({"bootstrap.servers": bootstrap})
+    for key in keys:
+        producer.produce(topic, key=key.encode(), value=key.encode())
+    assert producer.flush(TIMEOUT_S) == 0
+
+
+def _start_offsets(client: WireClient, group: str, topic: str) -> list[Any]:
+    answer = client.request(
+        DESCRIBE_OFFSETS,
+        0,
+        {"groups": [{"group_id": group, "topics": [{"topic_name": topic, "partitions": [0]}]}]},
+    )
+    described = answer.groups[0]
+    return [
+        int(described.error_code),
+        [
+            (int(p.partition_index), int(p.start_offset), int(p.error_code))
+            for t in described.topics
+            for p in t.partitions
+        ],
+    ]
+
+
+def share_delivery(bootstrap: str) -> Result:
+    topic, group = create_topic(bootstrap), unique("share-delivery")
+    earliest = {"share.auto.offset.reset": "earliest"}
+    out: Result = {"earliest": _set_configs(bootstrap, group, earliest)}
+    _produce(bootstrap, topic, ["k0", "k1", "k2"])
+
+    def outcome(key: str, count: int) -> Any:
+        if key == "k1" and count == 1:
+            return ck.AcknowledgeType.RELEASE
+        if key == "k2":
+            return ck.AcknowledgeType.REJECT
+        return ck.AcknowledgeType.ACCEPT
+
+    consumer = _consumer(bootstrap, group, topic)
+    try:
+        out["first"] = sorted(_consume(consumer, lambda seen: ("k1", 2) in seen, outcome))
+        _produce(bootstrap, topic, ["k3"])
+        out["after_reject"] = sorted(_consume(consumer, lambda seen: ("k3", 1) in seen))
+    finally:
+        consumer.close()
+    with WireClient(bootstrap) as client:
+        error, offsets = _start_offsets(client, group, topic)
+    # Past the rejected record. Kafka 4.4 reports the start offset its share coordinator last
+    # wrote, which lags the last acknowledgement (it writes the state, then advances), so 3
+    # where shoal, which writes the advanced state, says 4: either is past the REJECT.
+    out["start_past_reject"] = [error, [(p, start >= 3, e) for p, start, e in offsets]]
+    out["offsets_admin"] = share_offsets_admin(bootstrap)
+    return out
+
+
+def share_isolation(bootstrap: str) -> Result:
+    topic = create_topic(bootstrap)
+    committed, uncommitted = unique("share-rc"), unique("share-ru")
+    out: Result = {
+        "bad_value": _set_configs(bootstrap, committed, {"share.isolation.level": "serializable"}),
+        "set_committed": _set_configs(
+            bootstrap,
+            committed,
+            {"share.auto.offset.reset": "earliest", "share.isolation.level": "read_committed"},
+        ),
+        "set_uncommitted": _set_configs(
+            bootstrap, uncommitted, {"share.auto.offset.reset": "earliest"}
+        ),
+    }
+    # Both consumers join first, together: a share consumer's first assignment takes a
+    # heartbeat interval on Kafka (5 s), which they then wait out once, not twice.
+    reader = _consumer(bootstrap, committed, topic)
+    everything = _consumer(bootstrap, uncommitted, topic)
+    _produce(bootstrap, topic, ["a"])
+    txn = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": unique("share-txn")})
+    txn.init_transactions(TIMEOUT_S)
+    txn.begin_transaction()
+    for key in ("b", "c"):
+        txn.produce(topic, key=key.encode(), value=key.encode())
+    txn.commit_transaction(TIMEOUT_S)
+    txn.begin_transaction()
+    txn.produce(topic, key=b"d", value=b"d")
+    txn.abort_transaction(TIMEOUT_S)
+    _produce(bootstrap, topic, ["e"])
+    txn.begin_transaction()
+    txn.produce(topic, key=b"f", value=b"f")
+    assert txn.flush(TIMEOUT_S) == 0  # written, not committed: the last stable offset stays
+    _produce(bootstrap, topic, ["g"])
+
+    try:
+        stable = {"a", "b", "c", "e"}
+        out["committed_open_txn"] = sorted(
+            _consume(reader, lambda seen: stable <= {k for k, _ in seen})
+        )
+        txn.commit_transaction(TIMEOUT_S)
+        out["committed_after_commit"] = sorted(
+            _consume(reader, lambda seen: {"f", "g"} <= {k for k, _ in seen})
+        )
+        out["uncommitted"] = sorted(
+            _consume(everything, lambda seen: set("abcefg") <= {k for k, _ in seen})
+        )
+    finally:
+        reader.close()
+        everything.close()
+    return out
+
+
+RETRIABLE: Final = frozenset({3, 14, 15, 16})
+"""UNKNOWN_TOPIC_OR_PARTITION (a topic created a moment ago that Kafka's group coordinator
+does not see yet), COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
+(Kafka's share coordinator starting): a client retries these, and so does the scenario."""
+
+
+def _until_settled(send: Callable[[], Any], codes: Callable[[Any], list[int]]) -> Any:
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        answer = send()
+        if not RETRIABLE & set(codes(answer)) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
+def share_offsets_admin(bootstrap: str) -> Result:
+    """An admin sets the start offset of a group that does not exist (which creates it, empty),
+    describes it, deletes it and describes it again. Run by :func:`share_delivery`, once a
+    share group has fetched: Kafka starts its share coordinator then, and answers
+    NOT_COORDINATOR to these APIs before."""
+    topic, group = create_topic(bootstrap), unique("share-admin")
+    out: Result = {}
+    start = {"topic_name": topic, "partitions": [{"partition_index": 0, "start_offset": 0}]}
+    with WireClient(bootstrap) as client:
+        out["describe_unknown"] = _start_offsets(client, group, topic)
+        altered = _until_settled(
+            lambda: client.request(ALTER_OFFSETS, 0, {"group_id": group, "topics": [start]}),
+            lambda a: (
+                [int(a.error_code)] + [int(p.error_code) for r in a.responses for p in r.partitions]
+            ),
+        )
+        out["alter_unknown"] = [
+            int(altered.error_code),
+            [int(p.error_code) for r in altered.responses for p in r.partitions],
+        ]
+        out["describe_altered"] = _start_offsets(client, group, topic)
+        deleted = client.request(
+            DELETE_OFFSETS, 0, {"group_id": group, "topics": [{"topic_name": topic}]}
+        )
+        out["delete"] = [int(deleted.error_code), [int(r.error_code) for r in deleted.responses]]
+        out["describe_deleted"] = _start_offsets(client, group, topic)
+    return out
+
+
+SCENARIOS: dict[str, Callable[[str], Result]] = {
+    "share_delivery": share_delivery,
+    "share_isolation": share_isolation,
+}
+
+
+LOCK_MS: Final = 15_000
+"""Kafka 4.4's smallest share.record.lock.duration.ms (group.share.min.record.lock.duration.ms):
+this scenario lasts at least that long on each broker."""
+
+
+def share_lock_timeout(bootstrap: str) -> Result:
+    """A consumer acquires a record and neither acknowledges it nor leaves; another consumer of
+    the group gets it once the lock times out, with delivery count 2, and meanwhile gets a
+    later record at once."""
+    topic, group = create_topic(bootstrap), unique("share-lock")
+    out: Result = {
+        "configs": _set_configs(
+            bootstrap,
+            group,
+            {"share.auto.offset.reset": "earliest", "share.record.lock.duration.ms": str(LOCK_MS)},
+        )
+    }
+    _produce(bootstrap, topic, ["held"])
+    holder = _consumer(bootstrap, group, topic)
+    other = _consumer(bootstrap, group, topic)
+    try:
+        held: Seen = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while not held and time.monotonic() < deadline:
+            held = [((m.key() or b"").decode(), m.delivery_count()) for m in holder.poll(POLL_S)]
+        out["holder"] = held  # never acknowledged; the holder polls no more (explicit mode)
+        _produce(bootstrap, topic, ["later"])
+        out["other_before_timeout"] = sorted(_consume(other, lambda seen: ("later", 1) in seen))
+        out["other_after_timeout"] = sorted(_consume(other, lambda seen: ("held", 2) in seen))
+    finally:
+        other.close()
+        holder.close()
+    return out
