@@ -69,10 +69,11 @@ bench-broker: $(STAMP)
 crash-full: $(STAMP)
 	SHOAL_CRASH_LOOPS=500 $(BIN)/pytest -m slow tests/storage
 
-# KIP-848/classic group churn (tests/coordinator/groups/test_churn.py): the issue's minute of 20
-# consumers joining and leaving; `make test` churns for 20 s.
+# Group churn, the issue's minute of 20 consumers joining and leaving: a classic group
+# (tests/coordinator/groups/test_churn.py; `make test` churns 20 s) and a KIP-848 one
+# (churn848-full below; `make test` churns 6 s).
 .PHONY: churn-full
-churn-full: $(STAMP)
+churn-full: $(STAMP) churn848-full
 	SHOAL_CHURN_SECONDS=60 $(BIN)/pytest tests/coordinator/groups/test_churn.py $(PYTEST_ARGS)
 
 # The reliability suite's full mode (tests/reliability): 500 broker SIGKILLs, 100 pauses, 100
@@ -126,9 +127,9 @@ share-lock-differential: $(STAMP) peers
 	SHOAL_SHARE_LOCK_DIFFERENTIAL=1 $(BIN)/pytest tests/differential/test_differential_share_groups.py -k lock $(PYTEST_ARGS)
 
 # -- KIP-848 churn (issue 16, slice Q): the issue's minute of 20-member churn on a
-# group.protocol=consumer group; `make test` churns for 6 s.
-.PHONY: churn-full
-churn-full: $(STAMP)
+# group.protocol=consumer group; `make test` churns for 6 s. (`make churn-full` runs it too.)
+.PHONY: churn848-full
+churn848-full: $(STAMP)
 	SHOAL_CHURN848_SECONDS=60 $(BIN)/pytest -s tests/coordinator/groups/test_churn_consumer_protocol.py $(PYTEST_ARGS)
 
 # -- share consumers SIGKILLed at random (issue 16, slice Q): the issue's 10 consumers and many
