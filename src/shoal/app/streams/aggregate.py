@@ -150,6 +150,13 @@ class WindowedAggregator(Generic[V, A]):
             self._dirty.add(key)
         return out
 
+    def advance(self, ts_ms: int) -> list[Result[A]]:
+        """Let an event time move the watermark without counting the event (a record replayed
+        after a restart whose effect the restored state already holds)."""
+        if self.max_event_ms is None or ts_ms > self.max_event_ms:
+            self.max_event_ms = ts_ms
+        return self._close_until(self.watermark_ms)
+
     def flush(self) -> list[Result[A]]:
         """Close every open window (the end of a finite stream), in close order."""
         return self._close_until(None)

@@ -1,0 +1,91 @@
+"""A stream processor run as its own process by the table-restore tests, so that it can be
+SIGKILLed: ``python -m tests.app.streams.tick_processor BOOTSTRAP PREFIX --log FILE [--slow]``.
+
+It reads ``PREFIX.ticks`` (JSON ``{"id", "k", "ts"}``), keeps per key the ids of each 100 ms
+tumbling window (50 ms allowed lateness) and a count of events, sends each closed window to
+``PREFIX.windows`` and each late event to ``PREFIX.late``. It stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+from typing import Any
+
+from shoal.app.message import Message
+from shoal.app.streams import Aggregation, Tumbling
+from shoal.app.streams.processor import Outputs, Processor, json_value
+from shoal.app.streams.table import Table, WindowedTable
+from shoal.app.transports.kafka import KafkaTransport
+
+WINDOW_MS = 100
+LATENESS_MS = 50
+SESSION_TIMEOUT_MS = 6_000
+"""The broker's minimum: a SIGKILLed member's partitions move on after this, not 45 s."""
+SLOW_HANDLER_S = 0.002
+"""With --slow, each record takes this long: a SIGKILL then lands inside a fetch."""
+
+IDS: Aggregation[int, list[int]] = Aggregation(
+    initial=list, add=lambda agg, value, _ts: sorted([*agg, value])
+)
+
+
+def stores(prefix: str) -> tuple[WindowedTable[int, list[int]], Table]:
+    source = f"{prefix}.ticks"
+    windows = WindowedTable(
+        f"{prefix}.tick-windows",
+        source=source,
+        windows=Tumbling(WINDOW_MS),
+        aggregation=IDS,
+        allowed_lateness_ms=LATENESS_MS,
+    )
+    return windows, Table(f"{prefix}.tick-counts", source=source)
+
+
+async def main(bootstrap: str, prefix: str, slow: bool) -> None:
+    transport = KafkaTransport(bootstrap, **{"session.timeout.ms": SESSION_TIMEOUT_MS})
+    await transport.start()
+    windows, counts = stores(prefix)
+
+    async def handle(msg: Message, out: Outputs) -> None:
+        tick: dict[str, Any] = json.loads(msg.value)
+        key = tick["k"]
+        step = windows.add(msg, key, tick["ts"], tick["id"])
+        for result in step.closed:
+            body = [result.key, result.window.start_ms, result.window.end_ms, result.value]
+            out.send(f"{prefix}.windows", json_value(body), result.key)
+        if step.late:
+            out.send(f"{prefix}.late", msg.value, key)
+        counts.put(msg, key, counts.get(key, 0) + 1)
+        if slow:
+            await asyncio.sleep(SLOW_HANDLER_S)
+
+    proc = Processor(
+        transport,
+        group=f"{prefix}.group",
+        topics=[f"{prefix}.ticks"],
+        handle=handle,
+        stores=[windows, counts],
+        fetch_records_max=20,
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await proc.run(stop)
+    finally:
+        await transport.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bootstrap")
+    parser.add_argument("prefix")
+    parser.add_argument("--slow", action="store_true")
+    parser.add_argument("--log", required=True, help="file the processor logs to")
+    args = parser.parse_args()
+    logging.basicConfig(filename=args.log, level=logging.INFO, format="%(name)s: %(message)s")
+    logging.getLogger("shoal.app.transports").setLevel(logging.WARNING)
+    asyncio.run(main(args.bootstrap, args.prefix, args.slow))
