@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from shoal.app.message import Message
@@ -20,6 +21,8 @@ from shoal.app.streams import Aggregation, Tumbling
 from shoal.app.streams.processor import Outputs, Processor, json_value
 from shoal.app.streams.table import Table, WindowedTable
 from shoal.app.transports.kafka import KafkaTransport
+
+log = logging.getLogger("tick_processor")
 
 WINDOW_MS = 100
 LATENESS_MS = 50
@@ -45,10 +48,33 @@ def stores(prefix: str) -> tuple[WindowedTable[int, list[int]], Table]:
     return windows, Table(f"{prefix}.tick-counts", source=source)
 
 
-async def main(bootstrap: str, prefix: str, slow: bool) -> None:
+class HangBeforeCommit:
+    """A consumer that, once ``after`` records were handled, announces itself in ``marker``
+    and hangs in its next commit: the state of that fetch is in the changelog, its offsets
+    are not committed, and the test SIGKILLs the process right there."""
+
+    def __init__(self, consumer: Any, after: int, marker: Path, handled: Any) -> None:
+        self._consumer = consumer
+        self._after = after
+        self._marker = marker
+        self._handled = handled
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        if self._handled() >= self._after:
+            self._marker.write_text(json.dumps(sorted(offsets.items())))
+            await asyncio.Event().wait()  # until killed
+        await self._consumer.commit(offsets)
+
+
+async def main(args: argparse.Namespace) -> None:
+    bootstrap, prefix, slow = args.bootstrap, args.prefix, args.slow
     transport = KafkaTransport(bootstrap, **{"session.timeout.ms": SESSION_TIMEOUT_MS})
     await transport.start()
     windows, counts = stores(prefix)
+    skipped = 0
 
     async def handle(msg: Message, out: Outputs) -> None:
         tick: dict[str, Any] = json.loads(msg.value)
@@ -59,7 +85,13 @@ async def main(bootstrap: str, prefix: str, slow: bool) -> None:
             out.send(f"{prefix}.windows", json_value(body), result.key)
         if step.late:
             out.send(f"{prefix}.late", msg.value, key)
-        counts.put(msg, key, counts.get(key, 0) + 1)
+        if not counts.put(msg, key, counts.get(key, 0) + 1):
+            nonlocal skipped
+            skipped += 1
+            if skipped == 1:  # logged at once: this process may well be SIGKILLed later
+                log.info(
+                    "a replayed record skipped: %s[%d]@%d", msg.topic, msg.partition, msg.offset
+                )
         if slow:
             await asyncio.sleep(SLOW_HANDLER_S)
 
@@ -71,12 +103,25 @@ async def main(bootstrap: str, prefix: str, slow: bool) -> None:
         stores=[windows, counts],
         fetch_records_max=20,
     )
+    if args.hang_before_commit_after is not None:
+        make_consumer = transport.consumer
+
+        def consumer(topics: list[str], group: str) -> Any:
+            return HangBeforeCommit(
+                make_consumer(topics, group),
+                args.hang_before_commit_after,
+                Path(args.log + ".hang"),
+                lambda: proc.records_handled,
+            )
+
+        transport.consumer = consumer  # type: ignore[method-assign]
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         await proc.run(stop)
     finally:
         await transport.stop()
+        log.info("replayed records skipped: %d", skipped)
 
 
 if __name__ == "__main__":
@@ -85,7 +130,8 @@ if __name__ == "__main__":
     parser.add_argument("prefix")
     parser.add_argument("--slow", action="store_true")
     parser.add_argument("--log", required=True, help="file the processor logs to")
+    parser.add_argument("--hang-before-commit-after", type=int, help="see HangBeforeCommit")
     args = parser.parse_args()
     logging.basicConfig(filename=args.log, level=logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("shoal.app.transports").setLevel(logging.WARNING)
-    asyncio.run(main(args.bootstrap, args.prefix, args.slow))
+    asyncio.run(main(args))
