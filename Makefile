@@ -112,3 +112,11 @@ bench-metrics: $(STAMP)
 .PHONY: txn-crash-full
 txn-crash-full: $(STAMP)
 	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py
+
+# -- market data (issue 20, slice K): the feed, bars/VWAP on event-time windows, the latest-quote
+# table, alerts and the latency monitor on an embedded broker. Another broker or rate:
+# make example-market MARKET_ARGS='--broker kafka://127.0.0.1:9092 --rate 20000 --seconds 10'
+MARKET_ARGS ?= --rate 2000 --seconds 5
+.PHONY: example-market
+example-market: $(STAMP)
+	$(BIN)/python -m examples.market $(MARKET_ARGS)

@@ -88,6 +88,10 @@ class Processor:
         self._fetch_records_max = fetch_records_max
         self._owned: set[TopicPartition] = set()
         self.records_handled = 0
+        self.assigned = asyncio.Event()
+        """Set once the group has given this instance partitions (and they are restored)."""
+        self.positions: dict[TopicPartition, int] = {}
+        """The next offset to handle per partition, as far as this instance got."""
 
     async def prepare(self) -> None:
         """Create the source topics and the compacted changelog topics when missing."""
@@ -118,6 +122,7 @@ class Processor:
             await self._handle(msg, out)
             offsets[(msg.topic, msg.partition)] = msg.offset + 1
         self.records_handled += len(batch)
+        self.positions.update(offsets)
         await out.drain()
         await self._write_changes()
         await consumer.commit(offsets)
@@ -156,6 +161,8 @@ class Processor:
                 store.changelog,
             )
         self._owned = owned
+        if owned:
+            self.assigned.set()
 
 
 def json_value(value: Any) -> bytes:
