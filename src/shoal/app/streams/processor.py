@@ -114,6 +114,10 @@ class Processor:
     async def _one_fetch(self, consumer: TransportConsumer) -> None:
         batch = await consumer.fetch(self._fetch_records_max, FETCH_WAIT_S)
         await self._follow_assignment(set(consumer.assignment()))
+        # The consumer may already have polled again (it prefetches) and lost a partition of
+        # this batch in a rebalance: its state is forgotten, so its records are left to the
+        # new owner (uncommitted), never applied to an empty state.
+        batch = [m for m in batch if (m.topic, m.partition) in self._owned]
         if not batch:
             return
         out = Outputs(self.transport)
