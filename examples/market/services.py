@@ -118,6 +118,7 @@ def bar_service(
         topics=[topics.trades],
         handle=handle,
         stores=list(tables.values()),
+        outputs=[topics.bars, topics.late_trades],
     )
     return proc, tables
 
@@ -163,5 +164,6 @@ def quote_service(
         topics=[topics.quotes, topics.trades],
         handle=handle,
         stores=[quotes],
+        outputs=[topics.alerts],
     )
     return proc, quotes

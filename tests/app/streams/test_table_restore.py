@@ -84,13 +84,20 @@ class Feed:
         assert self.producer.flush(30) == 0
 
     def start(
-        self, name: str, *, slow: bool, hang_after: int | None = None
+        self,
+        name: str,
+        *,
+        slow: bool,
+        hang_after: int | None = None,
+        hang_in_handler_after: int | None = None,
     ) -> tuple[subprocess.Popen[str], Path]:
         log = self.logs / f"{self.prefix}-{name}.log"
         args = [sys.executable, "-m", "tests.app.streams.tick_processor", self.bootstrap]
         args += [self.prefix, "--log", str(log), *(["--slow"] if slow else [])]
         if hang_after is not None:
             args += ["--hang-before-commit-after", str(hang_after)]
+        if hang_in_handler_after is not None:
+            args += ["--hang-in-handler-after", str(hang_in_handler_after)]
         proc = subprocess.Popen(
             args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -196,10 +203,10 @@ def test_a_killed_processor_restarts_with_the_exact_state(feeds: Any) -> None:
     first.kill()
     first.communicate(timeout=WAIT_S_MAX)
 
-    second, _ = feed.start("second", slow=True)
-    feed.wait(lambda: sum(max(o, 0) for o in feed.committed().values()) >= 250, "progress")
     feed.send(ticks[250:400])
-    time.sleep(0.15)  # inside a fetch: the handler sleeps per record (--slow)
+    second, log = feed.start("second", slow=False, hang_in_handler_after=150)
+    hang = Path(f"{log}.hang")
+    feed.wait(hang.exists, "the processor to hang inside a fetch")
     second.kill()
     second.communicate(timeout=WAIT_S_MAX)
     assert sum(max(o, 0) for o in feed.committed().values()) < 400

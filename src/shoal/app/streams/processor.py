@@ -71,8 +71,11 @@ class Processor:
         topics: Sequence[str],
         handle: Handler,
         stores: Sequence[Store] = (),
+        outputs: Sequence[str] = (),
         fetch_records_max: int = FETCH_RECORDS_MAX,
     ) -> None:
+        """``outputs``: the topics the handler sends to, created at start when missing (a
+        broker may not create topics on first use: Apache Kafka's default does not)."""
         if not topics:
             raise ValueError("a processor needs at least one topic")
         for store in stores:
@@ -84,6 +87,7 @@ class Processor:
         self.group = group
         self.topics = list(topics)
         self.stores = list(stores)
+        self.outputs = list(outputs)
         self._handle = handle
         self._fetch_records_max = fetch_records_max
         self._owned: set[TopicPartition] = set()
@@ -94,8 +98,9 @@ class Processor:
         """The next offset to handle per partition, as far as this instance got."""
 
     async def prepare(self) -> None:
-        """Create the source topics and the compacted changelog topics when missing."""
-        await self.transport.ensure_topics(self.topics)
+        """Create the source and output topics and the compacted changelog topics when
+        missing."""
+        await self.transport.ensure_topics(list(dict.fromkeys(self.topics + self.outputs)))
         changelogs = [s.changelog for s in self.stores]
         if changelogs:
             await self.transport.ensure_topics(changelogs, compacted=True)
