@@ -17,16 +17,20 @@ PERCENTILES = (50.0, 99.0, 99.9)
 @dataclass
 class Stage:
     samples_ms: list[float] = field(default_factory=list)
+    at_ms: list[float] = field(default_factory=list)
+    """When each sample was taken (wall clock ms): the latency-over-time chart."""
     every: int = 1
     seen: int = 0
 
-    def add(self, latency_ms: float) -> None:
+    def add(self, latency_ms: float, now_ms: float) -> None:
         self.seen += 1
         if self.seen % self.every:
             return
         self.samples_ms.append(latency_ms)
+        self.at_ms.append(now_ms)
         if len(self.samples_ms) >= SAMPLES_PER_STAGE_MAX:
             self.samples_ms = self.samples_ms[::2]
+            self.at_ms = self.at_ms[::2]
             self.every *= 2
 
 
@@ -44,7 +48,7 @@ class LatencyMonitor:
         self.stages: dict[str, Stage] = {}
 
     def record(self, stage: str, exchange_ts_ms: int, now_ms: float) -> None:
-        self.stages.setdefault(stage, Stage()).add(now_ms - exchange_ts_ms)
+        self.stages.setdefault(stage, Stage()).add(now_ms - exchange_ts_ms, now_ms)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per stage: count and the percentiles, in ms."""

@@ -46,6 +46,8 @@ class MarketRun:
     latency: LatencyMonitor
     crashes: int = 0
     produced: dict[str, int] = field(default_factory=dict)
+    feed_s: float = 0.0
+    """From the first send of the feed to the last acknowledgement."""
     topics: dict[str, list[Message]] = field(default_factory=dict)
     """The trades topic, the bar changelogs and the latest-quotes topic as they ended."""
 
@@ -56,7 +58,8 @@ async def _send_feed(
     feed: list[tuple[float, Event]],
     monitor: LatencyMonitor,
     realtime: bool,
-) -> None:
+) -> float:
+    """Send the feed; return how long it took (first send to last acknowledgement)."""
     started = time.monotonic()
     pending: list[asyncio.Task[None]] = []
 
@@ -75,6 +78,7 @@ async def _send_feed(
             await asyncio.gather(*pending)
             pending = []
     await asyncio.gather(*pending)
+    return time.monotonic() - started
 
 
 async def _wait_for(done: Callable[[], bool], what: str) -> None:
@@ -157,7 +161,7 @@ async def run_pipeline(
             )
             await bars.crash_and_restart()
             crashes = 1
-        await sending
+        feed_s = await sending
         await _wait_for(lambda: bars.handled(topics.trades) >= trades, "the bar service")
         await _wait_for(
             lambda: quotes.handled(topics.quotes) + quotes.handled(topics.trades) >= len(events),
@@ -174,12 +178,13 @@ async def run_pipeline(
     finally:
         await app.stop()
     return MarketRun(
-        events,
-        bar_records,
-        alerts,
-        late,
-        monitor,
-        crashes,
-        {"trades": trades, "quotes": len(events) - trades},
-        contents,
+        events=events,
+        bars=bar_records,
+        alerts=alerts,
+        late_seqs=late,
+        latency=monitor,
+        crashes=crashes,
+        produced={"trades": trades, "quotes": len(events) - trades},
+        feed_s=feed_s,
+        topics=contents,
     )
