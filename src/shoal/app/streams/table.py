@@ -108,11 +108,18 @@ class _Source:
     def source(self) -> str:
         return self._source
 
-    def _check(self, msg: Message) -> None:
+    def _check(self, msg: Message, key: str, partition_of: dict[str, int]) -> None:
         if msg.topic != self._source:
             raise ValueError(
                 f"a record of {msg.topic!r} cannot change a store fed by {self._source!r}: "
                 "a store's offsets belong to one source topic"
+            )
+        known = partition_of.get(key)
+        if known is not None and known != msg.partition:
+            raise ValueError(
+                f"key {key!r} came from partition {msg.partition} of {self._source!r} but the "
+                f"store has it from partition {known}: a store needs its source keyed by the "
+                "store's key (each key in one partition)"
             )
 
 
@@ -152,7 +159,7 @@ class Table(_Source):
     def put(self, msg: Message, key: str, value: Any) -> bool:
         """Set ``key`` to ``value`` because of ``msg``; False (and no change) when ``msg`` is a
         replayed record whose effect the table already has. ``None`` deletes the key."""
-        self._check(msg)
+        self._check(msg, key, self._partition)
         if msg.offset < self._next_offset.get(key, 0):
             return False
         if value is None:
@@ -237,7 +244,7 @@ class WindowedTable(_Source, Generic[V, A]):
         """Count ``value`` at event time ``ts_ms`` in ``key``'s windows because of ``msg``;
         the step holds the windows this closed (on any key of the partition) and whether the
         event was late. A replayed record already counted only moves the watermark."""
-        self._check(msg)
+        self._check(msg, key, self._partition)
         agg = self._aggregator(msg.partition)
         if msg.offset < self._next_offset.get(key, 0):
             step: Step[A] = Step(closed=agg.advance(ts_ms))
