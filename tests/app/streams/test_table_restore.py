@@ -90,6 +90,7 @@ class Feed:
         slow: bool,
         hang_after: int | None = None,
         hang_in_handler_after: int | None = None,
+        exactly_once: bool = False,
     ) -> tuple[subprocess.Popen[str], Path]:
         log = self.logs / f"{self.prefix}-{name}.log"
         args = [sys.executable, "-m", "tests.app.streams.tick_processor", self.bootstrap]
@@ -98,6 +99,8 @@ class Feed:
             args += ["--hang-before-commit-after", str(hang_after)]
         if hang_in_handler_after is not None:
             args += ["--hang-in-handler-after", str(hang_in_handler_after)]
+        if exactly_once:
+            args.append("--exactly-once")
         proc = subprocess.Popen(
             args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -151,7 +154,7 @@ def _restored(log: Path) -> list[str]:
     return [line for line in log.read_text().splitlines() if "restored" in line]
 
 
-def _check_exact(feed: Feed) -> None:
+def _check_exact(feed: Feed, *, outputs_once: bool = False) -> None:
     """State and outputs equal one pass over each partition's records in offset order."""
     source = feed.read(f"{feed.prefix}.ticks")
     expected_closed: dict[tuple[str, int], list[int]] = {}
@@ -172,6 +175,8 @@ def _check_exact(feed: Feed) -> None:
     for msg in feed.read(f"{feed.prefix}.windows"):
         key, start, end, ids = json.loads(msg.value)
         assert end - start == WINDOW_MS
+        if outputs_once:  # exactly-once: not even an identical repeat
+            assert (key, start) not in emitted, f"window {key}@{start} published twice"
         # A replay may send a window again: only ever with the same content.
         assert emitted.setdefault((key, start), ids) == ids, f"window {key}@{start} differs"
     assert emitted == expected_closed
@@ -223,12 +228,14 @@ def test_a_killed_processor_restarts_with_the_exact_state(feeds: Any) -> None:
 
 
 def test_a_second_instance_takes_a_partition_over_from_the_changelog(feeds: Any) -> None:
+    """Exactly-once processors (transactional fetches): besides the exact state, every window
+    is published once, across the rebalance that fences the first instance's fetch."""
     feed = feeds("takeover")
     ticks = _ticks(seed=2, count=500)
     feed.send(ticks[:250])
-    first, _ = feed.start("first", slow=True)
+    first, _ = feed.start("first", slow=True, exactly_once=True)
     feed.wait(lambda: sum(max(o, 0) for o in feed.committed().values()) >= 250, "first pass")
-    second, log = feed.start("second", slow=True)
+    second, log = feed.start("second", slow=True, exactly_once=True)
     # The newcomer is handed one of the two partitions and restores it from the changelog,
     # which by then holds the first instance's state of it.
     feed.wait(lambda: bool(_restored(log)), "the second instance's restore")
@@ -237,4 +244,4 @@ def test_a_second_instance_takes_a_partition_over_from_the_changelog(feeds: Any)
     feed.wait_all_committed(len(ticks))
     _stop(second)
     _stop(first)
-    _check_exact(feed)
+    _check_exact(feed, outputs_once=True)

@@ -111,6 +111,7 @@ async def main(args: argparse.Namespace) -> None:
         stores=[windows, counts],
         outputs=[f"{prefix}.windows", f"{prefix}.late"],
         fetch_records_max=20,
+        exactly_once=args.exactly_once,
     )
     if args.hang_before_commit_after is not None:
         make_consumer = transport.consumer
@@ -139,6 +140,7 @@ if __name__ == "__main__":
     parser.add_argument("prefix")
     parser.add_argument("--slow", action="store_true")
     parser.add_argument("--log", required=True, help="file the processor logs to")
+    parser.add_argument("--exactly-once", action="store_true", help="transactional fetches")
     parser.add_argument("--hang-before-commit-after", type=int, help="see HangBeforeCommit")
     parser.add_argument(
         "--hang-in-handler-after", type=int, help="hang in the handler of this record (1-based)"

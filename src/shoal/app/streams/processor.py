@@ -11,7 +11,12 @@ key records, then their watermark records; (4) the consumed offsets are committe
 any point leaves committed offsets at or behind the stores' state, which the stores' replay
 rule makes exact. Outputs are at-least-once: a replay may send a window result again, the same
 value under the same key, which a consumer can drop (give it a message id derived from the key
-and window).
+and window). With ``exactly_once=True`` (Kafka transports) steps 2-4 of a fetch are one
+transaction, and outputs are not repeated either.
+
+A processor SIGKILLed inside a transaction leaves it open until the transaction times out
+(``transaction.timeout.ms``, 60 s): a restarted instance's read_committed restore waits for
+that, as Kafka Streams' does; the transactional id is per instance, so nothing fences it sooner.
 """
 
 from __future__ import annotations
@@ -20,11 +25,18 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from shoal.app.message import Message
 from shoal.app.streams.table import Store
-from shoal.app.transport import TopicPartition, Transport, TransportConsumer
+from shoal.app.transport import (
+    TopicPartition,
+    TransactionalConsumer,
+    TransactionalTransport,
+    Transport,
+    TransportConsumer,
+    TransportError,
+)
 
 log = logging.getLogger("shoal.app.streams")
 
@@ -73,11 +85,21 @@ class Processor:
         stores: Sequence[Store] = (),
         outputs: Sequence[str] = (),
         fetch_records_max: int = FETCH_RECORDS_MAX,
+        exactly_once: bool = False,
     ) -> None:
         """``outputs``: the topics the handler sends to, created at start when missing (a
-        broker may not create topics on first use: Apache Kafka's default does not)."""
+        broker may not create topics on first use: Apache Kafka's default does not).
+        ``exactly_once``: each fetch's outputs, changelog records and consumed offsets commit
+        in one Kafka transaction (Kafka transports only), so outputs are not repeated either;
+        a fetch whose transaction aborts (a rebalance fenced it) is dropped with all local
+        state, which is restored again from the committed changelogs."""
         if not topics:
             raise ValueError("a processor needs at least one topic")
+        if exactly_once and not isinstance(transport, TransactionalTransport):
+            raise TransportError(
+                f"exactly_once=True needs a Kafka transport: {type(transport).__name__} "
+                "cannot commit outputs, state and offsets in one transaction"
+            )
         for store in stores:
             if store.source not in topics:
                 raise ValueError(
@@ -90,6 +112,8 @@ class Processor:
         self.outputs = list(outputs)
         self._handle = handle
         self._fetch_records_max = fetch_records_max
+        self.exactly_once = exactly_once
+        self.aborted_fetches = 0
         self._owned: set[TopicPartition] = set()
         self.records_handled = 0
         self.assigned = asyncio.Event()
@@ -108,13 +132,35 @@ class Processor:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the last fetch is handled and committed first."""
         await self.prepare()
-        consumer = self.transport.consumer(self.topics, self.group)
-        await consumer.start()
-        try:
-            while not stop.is_set():
-                await self._one_fetch(consumer)
-        finally:
-            await consumer.close()
+        while not stop.is_set():
+            consumer = self._new_consumer()
+            await consumer.start()
+            try:
+                while not stop.is_set():
+                    await self._one_fetch(consumer)
+            except TransportError as exc:
+                if not self.exactly_once:
+                    raise
+                # Aborted: what this instance holds may include the fetch's changes, and a
+                # consumer whose transaction aborted must not fetch again (see transport.py).
+                log.warning(
+                    "%s: fetch aborted (%s); restoring from the changelogs", self.group, exc
+                )
+                self.aborted_fetches += 1
+                self._forget_all()
+            finally:
+                await consumer.close()
+
+    def _new_consumer(self) -> TransportConsumer:
+        if self.exactly_once:
+            transport = cast(TransactionalTransport, self.transport)
+            return transport.transactional_consumer(self.topics, self.group)
+        return self.transport.consumer(self.topics, self.group)
+
+    def _forget_all(self) -> None:
+        for store in self.stores:
+            store.forget({p for t, p in self._owned if t == store.source})
+        self._owned = set()
 
     async def _one_fetch(self, consumer: TransportConsumer) -> None:
         batch = await consumer.fetch(self._fetch_records_max, FETCH_WAIT_S)
@@ -125,16 +171,28 @@ class Processor:
         batch = [m for m in batch if (m.topic, m.partition) in self._owned]
         if not batch:
             return
-        out = Outputs(self.transport)
-        offsets: dict[TopicPartition, int] = {}
-        for msg in batch:
-            await self._handle(msg, out)
-            offsets[(msg.topic, msg.partition)] = msg.offset + 1
+        offsets = {(m.topic, m.partition): m.offset + 1 for m in batch}
+        if self.exactly_once:
+            transactional = cast(TransactionalConsumer, consumer)
+            await transactional.begin()
+            try:
+                await self._handle_batch(batch)
+            except BaseException:
+                await transactional.abort()
+                raise
+            await transactional.commit_transaction(offsets)
+        else:
+            await self._handle_batch(batch)
+            await consumer.commit(offsets)
         self.records_handled += len(batch)
         self.positions.update(offsets)
+
+    async def _handle_batch(self, batch: list[Message]) -> None:
+        out = Outputs(self.transport)
+        for msg in batch:
+            await self._handle(msg, out)
         await out.drain()
         await self._write_changes()
-        await consumer.commit(offsets)
 
     async def _write_changes(self) -> None:
         changes = [store.take_changes() for store in self.stores]
