@@ -89,7 +89,6 @@ class Feed:
         *,
         slow: bool,
         hang_after: int | None = None,
-        hang_in_handler_after: int | None = None,
         exactly_once: bool = False,
     ) -> tuple[subprocess.Popen[str], Path]:
         log = self.logs / f"{self.prefix}-{name}.log"
@@ -97,8 +96,6 @@ class Feed:
         args += [self.prefix, "--log", str(log), *(["--slow"] if slow else [])]
         if hang_after is not None:
             args += ["--hang-before-commit-after", str(hang_after)]
-        if hang_in_handler_after is not None:
-            args += ["--hang-in-handler-after", str(hang_in_handler_after)]
         if exactly_once:
             args.append("--exactly-once")
         proc = subprocess.Popen(
@@ -198,7 +195,8 @@ def _check_exact(feed: Feed, *, outputs_once: bool = False) -> None:
 def test_a_killed_processor_restarts_with_the_exact_state(feeds: Any) -> None:
     """Killed in the worst place: a fetch's state is in the changelog but its offsets are not
     committed, so the restarted processor reads those records again and must not count them
-    twice; and killed inside a fetch's handling, so its state is lost and recomputed."""
+    twice. (A crash at any other point, with any part of a fetch's writes durable, is covered
+    without a broker by test_store_replay.py.)"""
     feed = feeds("kill")
     ticks = _ticks(seed=1, count=600)
     feed.send(ticks[:250])
@@ -208,21 +206,13 @@ def test_a_killed_processor_restarts_with_the_exact_state(feeds: Any) -> None:
     first.kill()
     first.communicate(timeout=WAIT_S_MAX)
 
-    feed.send(ticks[250:400])
-    second, log = feed.start("second", slow=False, hang_in_handler_after=150)
-    hang = Path(f"{log}.hang")
-    feed.wait(hang.exists, "the processor to hang inside a fetch")
-    second.kill()
-    second.communicate(timeout=WAIT_S_MAX)
-    assert sum(max(o, 0) for o in feed.committed().values()) < 400
-
-    third, log = feed.start("third", slow=False)
-    feed.send(ticks[400:])
+    second, log = feed.start("second", slow=False)
+    feed.send(ticks[250:])
     feed.wait_all_committed(len(ticks))
-    _stop(third)
+    _stop(second)
     assert _restored(log)
     _check_exact(feed)
-    second_log = (feed.logs / "kill-second.log").read_text()
+    second_log = log.read_text()
     # The replay after the first kill really met records whose effect was already stored.
     assert "a replayed record skipped" in second_log
 

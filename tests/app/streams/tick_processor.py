@@ -75,7 +75,6 @@ async def main(args: argparse.Namespace) -> None:
     await transport.start()
     windows, counts = stores(prefix)
     skipped = 0
-    handled = 0
 
     async def handle(msg: Message, out: Outputs) -> None:
         tick: dict[str, Any] = json.loads(msg.value)
@@ -95,13 +94,6 @@ async def main(args: argparse.Namespace) -> None:
                 )
         if slow:
             await asyncio.sleep(SLOW_HANDLER_S)
-        nonlocal handled
-        handled += 1
-        if args.hang_in_handler_after is not None and handled >= args.hang_in_handler_after:
-            # Mid-fetch: this fetch's state and outputs are not written yet.
-            marker = Path(args.log + ".hang")
-            await asyncio.to_thread(marker.write_text, f"{msg.partition}@{msg.offset}")
-            await asyncio.Event().wait()  # until killed
 
     proc = Processor(
         transport,
@@ -142,9 +134,6 @@ if __name__ == "__main__":
     parser.add_argument("--log", required=True, help="file the processor logs to")
     parser.add_argument("--exactly-once", action="store_true", help="transactional fetches")
     parser.add_argument("--hang-before-commit-after", type=int, help="see HangBeforeCommit")
-    parser.add_argument(
-        "--hang-in-handler-after", type=int, help="hang in the handler of this record (1-based)"
-    )
     args = parser.parse_args()
     logging.basicConfig(filename=args.log, level=logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("shoal.app.transports").setLevel(logging.WARNING)
