@@ -33,6 +33,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="send the feed without pacing it to its rate (latency then measures queueing)",
     )
+    parser.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help="the services commit each fetch's outputs, state and offsets in a transaction",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the framework's logs")
     return parser.parse_args(argv)
 
@@ -75,6 +80,7 @@ async def _main(args: argparse.Namespace, workdir: Path) -> int:
             namespace=namespace,
             realtime=not args.as_fast_as_possible,
             csv_path=args.csv,
+            exactly_once=frozenset({"bars", "quotes"}) if args.exactly_once else frozenset(),
         )
     except PipelineTimeout as exc:
         print(f"HUNG: {exc}")

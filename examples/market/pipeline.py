@@ -126,11 +126,13 @@ async def run_pipeline(
     realtime: bool = False,
     csv_path: Path | None = None,
     crash_bars_after: int | None = None,
+    exactly_once: frozenset[str] = frozenset(),
     on_started: Callable[[Transport], Awaitable[None]] | None = None,
 ) -> MarketRun:
     """Run the feed through the services; ``crash_bars_after``: crash the bar service once
     it has handled that many trades, and start a new instance (it restores from the
-    changelogs)."""
+    changelogs). ``exactly_once``: the services ("bars", "quotes") that commit each fetch in
+    a Kafka transaction."""
     topics = Topics(namespace)
     monitor = LatencyMonitor()
     app = App(broker, name="market")
@@ -140,8 +142,14 @@ async def run_pipeline(
         await transport.ensure_topics([topics.trades, topics.quotes])
         if on_started is not None:
             await on_started(transport)
-        bars = _Service(lambda: bar_service(transport, topics, monitor)[0])
-        quotes = _Service(lambda: quote_service(transport, topics, monitor)[0])
+        bars = _Service(
+            lambda: bar_service(transport, topics, monitor, exactly_once="bars" in exactly_once)[0]
+        )
+        quotes = _Service(
+            lambda: quote_service(
+                transport, topics, monitor, exactly_once="quotes" in exactly_once
+            )[0]
+        )
         for service in (bars, quotes):
             await _wait_for(service.proc.assigned.is_set, "the services to join their groups")
         # Exchange time starts now, once the broker and the services are up.

@@ -82,7 +82,7 @@ def bar_tables(topics: Topics) -> dict[str, WindowedTable[Trade, Bar]]:
 
 
 def bar_service(
-    transport: Transport, topics: Topics, monitor: LatencyMonitor
+    transport: Transport, topics: Topics, monitor: LatencyMonitor, *, exactly_once: bool = False
 ) -> tuple[Processor, dict[str, WindowedTable[Trade, Bar]]]:
     tables = bar_tables(topics)
 
@@ -119,6 +119,7 @@ def bar_service(
         handle=handle,
         stores=list(tables.values()),
         outputs=[topics.bars, topics.late_trades],
+        exactly_once=exactly_once,
     )
     return proc, tables
 
@@ -128,7 +129,7 @@ def quote_table(topics: Topics) -> Table:
 
 
 def quote_service(
-    transport: Transport, topics: Topics, monitor: LatencyMonitor
+    transport: Transport, topics: Topics, monitor: LatencyMonitor, *, exactly_once: bool = False
 ) -> tuple[Processor, Table]:
     quotes = quote_table(topics)
 
@@ -165,5 +166,6 @@ def quote_service(
         handle=handle,
         stores=[quotes],
         outputs=[topics.alerts],
+        exactly_once=exactly_once,
     )
     return proc, quotes
