@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from shoal.cli import main
+from shoal.cli.bench import RECORD_SIZE_MAX
 from shoal.cli.perf_stats import (
     ProducerTotals,
     Throttle,
@@ -56,11 +58,35 @@ def test_producer_consumer_and_e2e_against_a_broker(cli: Cli, tmp_path: Path) ->
     assert e2e.lines[-1].startswith("200 records end to end at 500 records/sec")
 
 
-def test_bad_options_are_usage_errors(cli: Cli) -> None:
-    result = cli("bench", "producer", "--topic", "t", "--num-records", "0", "--throughput", "1")
-    assert result.code == 2 and "positive" in result.err
-    result = cli("bench", "e2e", "--topic", "t", "--num-records", "5", "--record-size", "4")
-    assert result.code == 2 and "at least 8" in result.err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["producer", "--topic", "t", "--num-records", "0", "--throughput", "1"], "positive"),
+        (
+            [
+                "producer",
+                "--topic",
+                "t",
+                "--num-records",
+                "5",
+                "--throughput",
+                "1",
+                "--record-size",
+                str(RECORD_SIZE_MAX + 1),
+            ],
+            "record size over",
+        ),
+        (["e2e", "--topic", "t", "--num-records", "5", "--record-size", "4"], "at least 8"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before any broker is contacted (none runs here): usage, exit code 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", *argv, "-b", "127.0.0.1:1"])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_percentiles_are_kafkas() -> None:
