@@ -73,6 +73,7 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     e2e.add_argument("--record-size", type=_record_size, default=100, help="bytes")
     e2e.add_argument("--throughput", type=float, default=1000.0, help="records/s (default 1000)")
     e2e.add_argument("--acks", choices=ACKS_CHOICES, default="all")
+    e2e.add_argument("--partitions", type=_positive_int, help="create the topic with these")
     e2e.set_defaults(run=run_e2e, command_parser=e2e)
 
 
@@ -230,6 +231,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
     if args.record_size < E2E_STAMP.size:
         raise UsageError(f"--record-size must be at least {E2E_STAMP.size} for e2e")
+    _ensure_topic(ctx, args.topic, args.partitions)
     producer = Producer(ctx.config({"acks": args.acks, "linger.ms": 0}))
     consumer = Consumer(
         ctx.config(
@@ -294,9 +296,15 @@ def _wait_assigned(ctx: ClientContext, consumer: Consumer, producer: Producer, t
     """Until the consumer owns the topic's partitions and knows where their ends are: records
     sent before that would be skipped by ``auto.offset.reset=latest``."""
     try:
-        producer.list_topics(topic, timeout=ctx.timeout_s)  # creates it where auto-created
+        meta = producer.list_topics(topic, timeout=ctx.timeout_s)  # creates it if auto-created
     except KafkaException as exc:
         raise ctx.error(exc, f"read topic {topic!r}", producer) from None
+    found = meta.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise CliError(
+            f"topic {topic!r} does not exist and the broker did not create it: create it, or "
+            "pass --partitions N"
+        )
     deadline = time.monotonic() + ctx.timeout_s
     while not consumer.assignment():
         consumer.consume(1, 0.1)
