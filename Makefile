@@ -137,3 +137,16 @@ churn848-full: $(STAMP)
 .PHONY: share-kills-full
 share-kills-full: $(STAMP)
 	SHOAL_SHARE_CONSUMERS=10 SHOAL_SHARE_KILLS=30 $(BIN)/pytest -s tests/coordinator/groups/test_share_sigkill.py -k random $(PYTEST_ARGS)
+
+# -- market data (issue 20, slice K): the feed, bars/VWAP on event-time windows, the latest-quote
+# table, alerts and the latency monitor on an embedded broker. Another broker or rate:
+# make example-market MARKET_ARGS='--broker kafka://127.0.0.1:9092 --rate 20000 --seconds 10'
+MARKET_ARGS ?= --rate 2000 --seconds 5
+.PHONY: example-market
+example-market: $(STAMP)
+	$(BIN)/python -m examples.market $(MARKET_ARGS)
+# The pipeline under load on shoal broker and the Apache Kafka peer (a benchmark: not in CI);
+# writes bench/results/market.json and market.png. BENCH_MARKET_ARGS='--smoke' for a quick look.
+.PHONY: bench-market
+bench-market: $(STAMP)
+	$(BIN)/python bench/market.py $(BENCH_MARKET_ARGS)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from shoal.cli.acl import add_acl_parser
+from shoal.cli.bench import add_bench_parser  # issue 20 (market data): shoal bench
 from shoal.cli.broker import add_broker_parser
 from shoal.cli.common import CliError, UsageError
 from shoal.cli.consume import add_consume_parser
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_user_parser(sub)
     add_acl_parser(sub)
     add_txn_parser(sub)  # issue 14 (transactions)
+    add_bench_parser(sub)  # issue 20 (market data)
     return parser
 
 
@@ -73,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(args, "docs_command", None),
             getattr(args, "user_command", None),
             getattr(args, "txn_command", None),
+            getattr(args, "bench_command", None),  # issue 20 (market data)
         )
         if word
     )

@@ -183,6 +183,14 @@ class KafkaTransport:
                     out.append(_message(msg))
                     if offset + 1 >= end:
                         del ends[partition]
+                if ends:
+                    # A transaction's commit or abort marker takes an offset but is never
+                    # returned as a record: a topic written with transactions can end in one,
+                    # so the end is reached when the position is, not the last record.
+                    at = [confluent_kafka.TopicPartition(topic, p) for p in ends]
+                    for tp in consumer.position(at):
+                        if tp.offset >= ends[tp.partition]:
+                            del ends[tp.partition]
             return out
         finally:
             consumer.close()

@@ -1,0 +1,198 @@
+"""The whole pipeline on one broker URL: the feed, the bar and quote services, the latency
+monitor; optionally the bar service crashes once mid-stream and a new instance takes over.
+
+    run = await run_pipeline("embedded:///tmp/m", FeedSettings(rate_per_s=2_000, seconds=3))
+
+It waits for outcomes (each service has handled every record of its topics), not for time;
+``WAIT_S_MAX`` only stops a run that hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from examples.market.bars import BAR_WINDOWS
+from examples.market.feed import Event, FeedSettings, generate, replay_csv
+from examples.market.latency import LatencyMonitor
+from examples.market.services import Topics, bar_service, now_ms, quote_service
+from shoal import App, Message
+from shoal.app.streams.processor import Processor, json_value
+from shoal.app.transport import Transport
+
+WAIT_S_MAX = 120.0
+"""A hang guard, not a timing expectation."""
+SEND_CHUNK = 1_000
+"""Records in flight from the feed at once (each send waits for acks=all)."""
+POLL_S = 0.05
+
+
+class PipelineTimeout(Exception):
+    pass
+
+
+@dataclass
+class MarketRun:
+    events: list[Event]
+    bars: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    late_seqs: set[int]
+    latency: LatencyMonitor
+    crashes: int = 0
+    produced: dict[str, int] = field(default_factory=dict)
+    feed_s: float = 0.0
+    """From the first send of the feed to the last acknowledgement."""
+    topics: dict[str, list[Message]] = field(default_factory=dict)
+    """The trades topic, the bar changelogs and the latest-quotes topic as they ended."""
+
+
+async def _send_feed(
+    transport: Transport,
+    topics: Topics,
+    feed: list[tuple[float, Event]],
+    monitor: LatencyMonitor,
+    realtime: bool,
+) -> float:
+    """Send the feed; return how long it took (first send to last acknowledgement)."""
+    started = time.monotonic()
+    pending: list[asyncio.Task[None]] = []
+
+    async def send(event: Event) -> None:
+        topic = topics.trades if event.kind == "trade" else topics.quotes
+        await transport.send(topic, json_value(event.to_json()), event.symbol.encode(), [])
+        monitor.record(f"{event.kind} -> broker ack", event.ts_ms, now_ms())
+
+    for arrival_ms, event in feed:
+        if realtime:
+            due = started + arrival_ms / 1_000
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())
+        pending.append(asyncio.ensure_future(send(event)))
+        if len(pending) >= SEND_CHUNK:
+            await asyncio.gather(*pending)
+            pending = []
+    await asyncio.gather(*pending)
+    return time.monotonic() - started
+
+
+async def _wait_for(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S_MAX
+    while not done():
+        if time.monotonic() > deadline:
+            raise PipelineTimeout(f"timed out waiting for {what}")
+        await asyncio.sleep(POLL_S)
+
+
+class _Service:
+    """A processor running as a task, which can be crashed (cancelled mid-fetch: what it had
+    not written or committed is lost) and started anew."""
+
+    def __init__(self, make: Callable[[], Processor]) -> None:
+        self._make = make
+        self.stop = asyncio.Event()
+        self.proc = make()
+        self.task = asyncio.create_task(self.proc.run(self.stop))
+        self.done_before: list[Processor] = []
+
+    async def crash_and_restart(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.done_before.append(self.proc)
+        self.proc = self._make()
+        self.task = asyncio.create_task(self.proc.run(self.stop))
+
+    def handled(self, topic: str) -> int:
+        if self.task.done():
+            self.task.result()  # a processor that died: raise its error here
+        return sum(o for (t, _), o in self.proc.positions.items() if t == topic)
+
+    async def finish(self) -> None:
+        self.stop.set()
+        await self.task
+
+
+async def run_pipeline(
+    broker: str,
+    settings: FeedSettings,
+    *,
+    namespace: str = "",
+    realtime: bool = False,
+    csv_path: Path | None = None,
+    crash_bars_after: int | None = None,
+    exactly_once: frozenset[str] = frozenset(),
+    on_started: Callable[[Transport], Awaitable[None]] | None = None,
+) -> MarketRun:
+    """Run the feed through the services; ``crash_bars_after``: crash the bar service once
+    it has handled that many trades, and start a new instance (it restores from the
+    changelogs). ``exactly_once``: the services ("bars", "quotes") that commit each fetch in
+    a Kafka transaction."""
+    topics = Topics(namespace)
+    monitor = LatencyMonitor()
+    app = App(broker, name="market")
+    await app.start()
+    try:
+        transport = app.transport
+        await transport.ensure_topics([topics.trades, topics.quotes])
+        if on_started is not None:
+            await on_started(transport)
+        bars = _Service(
+            lambda: bar_service(transport, topics, monitor, exactly_once="bars" in exactly_once)[0]
+        )
+        quotes = _Service(
+            lambda: quote_service(
+                transport, topics, monitor, exactly_once="quotes" in exactly_once
+            )[0]
+        )
+        for service in (bars, quotes):
+            await _wait_for(service.proc.assigned.is_set, "the services to join their groups")
+        # Exchange time starts now, once the broker and the services are up.
+        start_ms = int(time.time() * 1_000)
+        if csv_path is not None:
+            feed = [(0.0, e) for e in replay_csv(csv_path, start_ms if realtime else None)]
+        else:
+            feed = generate(settings, start_ms)
+        events = [e for _, e in feed]
+        sending = asyncio.create_task(_send_feed(transport, topics, feed, monitor, realtime))
+        trades = sum(1 for e in events if e.kind == "trade")
+        crashes = 0
+        if crash_bars_after is not None:
+            await _wait_for(
+                lambda: bars.handled(topics.trades) >= min(crash_bars_after, trades),
+                "the bar service's progress before its crash",
+            )
+            await bars.crash_and_restart()
+            crashes = 1
+        feed_s = await sending
+        await _wait_for(lambda: bars.handled(topics.trades) >= trades, "the bar service")
+        await _wait_for(
+            lambda: quotes.handled(topics.quotes) + quotes.handled(topics.trades) >= len(events),
+            "the quote service",
+        )
+        await bars.finish()
+        await quotes.finish()
+        bar_records = [json.loads(m.value) for m in await transport.read_topic(topics.bars)]
+        alerts = [json.loads(m.value) for m in await transport.read_topic(topics.alerts)]
+        late = {json.loads(m.value)["seq"] for m in await transport.read_topic(topics.late_trades)}
+        kept = [topics.trades, topics.latest_quotes]
+        kept += [topics.bar_changelog(series) for series in BAR_WINDOWS]
+        contents = {name: await transport.read_topic(name) for name in kept}
+    finally:
+        await app.stop()
+    return MarketRun(
+        events=events,
+        bars=bar_records,
+        alerts=alerts,
+        late_seqs=late,
+        latency=monitor,
+        crashes=crashes,
+        produced={"trades": trades, "quotes": len(events) - trades},
+        feed_s=feed_s,
+        topics=contents,
+    )

@@ -1,0 +1,224 @@
+"""The market-data example against a brute-force computation over the same feed.
+
+One run on an embedded broker serves every check: a few seconds of feed with out-of-order and
+late trades, sent as fast as it goes, and the bar service crashed once in the middle (a new
+instance restores its windows from the changelogs and replays from the committed offsets); the
+quote service runs exactly-once (transactional fetches), so its alerts are never repeated.
+Every bar published, every window still open, every late trade, the latest-quote table and
+the spread alerts must equal what a from-scratch computation over the trades topic gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from examples.market.bars import ALLOWED_LATENESS_MS, BAR_WINDOWS, bar_of, vwap
+from examples.market.feed import Event, FeedSettings, generate, replay_csv
+from examples.market.latency import LatencyMonitor, percentile
+from examples.market.pipeline import MarketRun, run_pipeline
+from examples.market.services import SPREAD_ALERT_BPS, Topics, bar_tables, quote_table
+
+from tests.peers.kafka_peer import KafkaPeer
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SUBPROCESS_TIMEOUT_S = 300
+FEED = FeedSettings(rate_per_s=1_500, seconds=3, symbols=4, seed=7, late_share=0.02)
+
+Key = tuple[str, str, int]  # series, symbol, window start
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> MarketRun:
+    workdir = tmp_path_factory.mktemp("market")
+    trades = sum(1 for _, e in generate(FEED, 0) if e.kind == "trade")
+    return asyncio.run(
+        run_pipeline(
+            f"embedded://{workdir / 'broker'}",
+            FEED,
+            crash_bars_after=trades // 3,
+            exactly_once=frozenset({"quotes"}),
+        )
+    )
+
+
+def _brute_force(run: MarketRun) -> tuple[dict[Key, dict[str, Any]], dict[Key, Any], set[int]]:
+    """(closed bars, open bars, late trade seqs) from the trades topic alone: per partition in
+    offset order, a trade is late when older than the newest before it minus the allowed
+    lateness; each other trade is in every window holding its time; a window is closed once
+    the partition's newest time minus the lateness reached its end."""
+    members: dict[Key, list[tuple[int, int, int, int]]] = defaultdict(list)
+    partition_of: dict[str, int] = {}
+    newest: dict[int, int] = {}
+    late: set[int] = set()
+    for msg in run.topics[Topics().trades]:
+        t = json.loads(msg.value)
+        partition_of[t["symbol"]] = msg.partition
+        seen = newest.get(msg.partition)
+        if seen is not None and t["ts"] < seen - ALLOWED_LATENESS_MS:
+            late.add(t["seq"])
+            continue
+        newest[msg.partition] = t["ts"] if seen is None else max(seen, t["ts"])
+        for series, spec in BAR_WINDOWS.items():
+            start = t["ts"] - t["ts"] % spec.advance_ms
+            while start > t["ts"] - spec.size_ms and start >= 0:
+                members[(series, t["symbol"], start)].append(
+                    (t["ts"], t["seq"], t["price"], t["size"])
+                )
+                start -= spec.advance_ms
+    closed: dict[Key, dict[str, Any]] = {}
+    still_open: dict[Key, Any] = {}
+    for key, trades in members.items():
+        series, symbol, start = key
+        end = start + BAR_WINDOWS[series].size_ms
+        bar = bar_of(trades)
+        if end <= newest[partition_of[symbol]] - ALLOWED_LATENESS_MS:
+            closed[key] = bar
+        else:
+            still_open[key] = bar
+    return closed, still_open, late
+
+
+def test_the_bar_service_crashed_and_a_new_instance_took_over(ran: MarketRun) -> None:
+    assert ran.crashes == 1
+    assert ran.produced["trades"] > 1_000
+
+
+def test_published_bars_equal_the_brute_force(ran: MarketRun) -> None:
+    closed, _, _ = _brute_force(ran)
+    published: dict[Key, dict[str, Any]] = {}
+    for bar in ran.bars:
+        key = (bar["series"], bar["symbol"], bar["start"])
+        assert bar["end"] - bar["start"] == BAR_WINDOWS[bar["series"]].size_ms
+        # A replay after the crash may publish a bar again: only ever the same bar.
+        assert published.setdefault(key, bar) == bar, f"bar {key} published twice, differently"
+    assert {k: {f: b[f] for f in closed[k]} for k, b in published.items()} == closed
+    for key, bar in published.items():
+        assert math.isclose(bar["vwap"], vwap(closed[key]))
+    assert {k[0] for k in closed} == {"1s", "5s-every-1s"}, "a 3 s feed closes no 1 min bar"
+
+
+def test_open_windows_restored_from_the_changelogs_equal_the_brute_force(ran: MarketRun) -> None:
+    _, still_open, _ = _brute_force(ran)
+    restored: dict[Key, Any] = {}
+    for series, table in bar_tables(Topics()).items():
+        table.restore(ran.topics[table.changelog], {0, 1, 2, 3, 4, 5, 6, 7})
+        for symbol in table.keys():
+            for window, bar in table.open_windows(symbol).items():
+                restored[(series, symbol, window.start_ms)] = bar
+    assert restored == still_open
+    assert any(k[0] == "1m" for k in still_open)
+
+
+def test_late_trades_went_to_the_side_topic(ran: MarketRun) -> None:
+    _, _, late = _brute_force(ran)
+    assert late, "the feed should have late trades"
+    assert ran.late_seqs == late
+
+
+def test_the_latest_quote_table_in_its_compacted_topic(ran: MarketRun) -> None:
+    latest: dict[str, Event] = {}
+    for event in ran.events:
+        if event.kind == "quote":
+            seen = latest.get(event.symbol)
+            if seen is None or (event.ts_ms, event.seq) > (seen.ts_ms, seen.seq):
+                latest[event.symbol] = event
+    table = quote_table(Topics())
+    table.restore(ran.topics[Topics().latest_quotes], set(range(8)))
+    assert dict(table.items()) == {
+        s: {"bid": e.bid, "ask": e.ask, "ts": e.ts_ms, "seq": e.seq} for s, e in latest.items()
+    }
+
+
+def test_alerts(ran: MarketRun) -> None:
+    wide = {
+        e.seq
+        for e in ran.events
+        if e.kind == "quote" and (e.ask - e.bid) / ((e.ask + e.bid) / 2) * 10_000 > SPREAD_ALERT_BPS
+    }
+    assert wide
+    spread_alerts = [a["seq"] for a in ran.alerts if a["alert"] == "wide spread"]
+    assert sorted(spread_alerts) == sorted(wide)  # exactly once each
+    for alert in ran.alerts:
+        if alert["alert"] == "trade off quote":  # joined with the quote it was compared to
+            mid = (alert["quote"]["bid"] + alert["quote"]["ask"]) / 2
+            assert abs(alert["price"] - mid) / mid * 10_000 == pytest.approx(alert["bps"], 0.01)
+
+
+def test_latency_was_measured_for_every_stage(ran: MarketRun) -> None:
+    summary = ran.latency.summary()
+    for stage in ("trade -> broker ack", "trade -> bars", "quote -> table", "trade -> join"):
+        assert summary[stage]["count"] >= 1
+        assert summary[stage]["p50"] <= summary[stage]["p99"] <= summary[stage]["p99.9"]
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 1_001)]
+    assert percentile(values, 50) == 500
+    assert percentile(values, 99) == 990
+    assert percentile(values, 99.9) == 999
+    monitor = LatencyMonitor()
+    monitor.record("s", 1_000, 1_002.5)
+    assert monitor.summary()["s"]["p50"] == 2.5
+
+
+def test_the_feed_is_deterministic_and_out_of_order() -> None:
+    first, again = generate(FEED, 1_000), generate(FEED, 1_000)
+    assert first == again
+    times = [e.ts_ms for _, e in first]
+    assert times != sorted(times)
+    assert {e.kind for _, e in first} == {"trade", "quote"}
+    with pytest.raises(ValueError, match="symbols"):
+        FeedSettings(symbols=9)
+
+
+def test_csv_replay(tmp_path: Path) -> None:
+    path = tmp_path / "feed.csv"
+    path.write_text(
+        "kind,symbol,ts,price,size,bid,ask\n"
+        "trade,ACME,1000,101.5,10,,\n"
+        "quote,ACME,1005,,,101.4,101.6\n"
+    )
+    events = list(replay_csv(path, start_ms=50_000))
+    assert [(e.kind, e.ts_ms, e.price, e.bid) for e in events] == [
+        ("trade", 50_000, 1_015_000, 0),
+        ("quote", 50_005, 0, 1_014_000),
+    ]
+    path.write_text("kind,symbol,ts\nfill,ACME,1\n")
+    with pytest.raises(ValueError, match="trade or quote"):
+        list(replay_csv(path))
+
+
+def test_the_example_runs_as_a_program_on_apache_kafka(kafka_peer: KafkaPeer) -> None:
+    """Unchanged on the reference broker: only the URL differs (topics get a namespace)."""
+    broker = f"kafka://{kafka_peer.bootstrap_servers}"
+    done = subprocess.run(
+        # 2.5 s of feed: the first 1 s bars close once trades are 1 s past them (lateness)
+        [
+            sys.executable,
+            "-m",
+            "examples.market",
+            "--broker",
+            broker,
+            "--seconds",
+            "2.5",
+            "--rate",
+            "300",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Bars published: {'1s':" in done.stdout and "p99.9 ms" in done.stdout
