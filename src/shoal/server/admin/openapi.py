@@ -77,6 +77,38 @@ _SCHEMAS: Final[dict[str, Any]] = {
             },
         },
     },
+    "Broker": {
+        "type": "object",
+        "properties": {
+            "node_id": _INT,
+            "version": _STR,
+            "topics": _INT,
+            "partitions": _INT,
+            "disk": {
+                "type": ["object", "null"],
+                "properties": {"capacity_bytes": _INT, "free_bytes": _INT},
+            },
+            "traffic": {"$ref": "#/components/schemas/Traffic"},
+            "topic_traffic": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Traffic"},
+                        {"type": "object", "properties": {"topic": _STR}},
+                    ]
+                },
+            },
+        },
+    },
+    "Traffic": {
+        "type": "object",
+        "properties": {
+            "bytes_in": _INT,
+            "records_in": _INT,
+            "bytes_out": _INT,
+            "records_out": _INT,
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error", "message"],
@@ -421,6 +453,17 @@ def openapi_document() -> dict[str, Any]:
                             "The new offsets (committed unless a dry run)",
                         ),
                         **_errors(400, 403, 404, 409, 415),
+                    },
+                },
+            },
+            "/broker": {
+                "get": {
+                    "operationId": "brokerOverview",
+                    "summary": "The broker: node, version, disk, and traffic counters (totals "
+                    "since start; a rate is the difference of two readings)",
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Broker"}, "The broker"),
+                        **_errors(),
                     },
                 },
             },

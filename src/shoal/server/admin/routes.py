@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
-from shoal.server.admin import groups, messages, topics
+from shoal.server.admin import groups, messages, overview, topics
 from shoal.server.admin.access import check_csrf, request_context
 from shoal.server.admin.errors import ApiError, error_response
 from shoal.server.admin.openapi import openapi_document
@@ -86,6 +86,10 @@ async def _reset_offsets(broker: Broker, ctx: RequestContext, request: Request) 
     return await groups.reset_offsets(broker, ctx, request.path_params["group"], request)
 
 
+async def _overview(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await overview.broker_overview(broker, ctx)
+
+
 ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/topics", "GET", _list_topics),
     ("/topics", "POST", _create_topic),
@@ -97,6 +101,7 @@ ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/groups", "GET", _list_groups),
     ("/groups/{group}", "GET", _describe_group),
     ("/groups/{group}/offsets/reset", "POST", _reset_offsets),
+    ("/broker", "GET", _overview),  # the console's overview page
 )
 """(path under /api/v1, method, action): the OpenAPI document must describe exactly these."""
 

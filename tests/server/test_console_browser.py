@@ -1,0 +1,333 @@
+"""The web console in a real browser (Debian's chromium driven by Playwright) against a real
+broker: each page and action, with data that real Kafka clients wrote and read.
+
+One broker and one browser for the module; each test uses its own topic and group names.
+Waits are Playwright's waits on a condition (an element, a text), never sleeps. Set
+``SHOAL_SCREENSHOT_DIR=docs/images`` to refresh the screenshots docs/console.md shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, Producer
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from shoal.embedded import EmbeddedBroker
+from shoal.server.console import CONTENT_SECURITY_POLICY
+from tests.server.admin_support import TIMEOUT_S, admin_client, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM: Final = "/usr/bin/chromium"
+"""Debian's chromium (scripts/peers/chromium.sh installs it); Playwright never downloads one."""
+WAIT_MS: Final = 15_000
+"""How long a page may take to show what a test waits for (a loaded CI machine is slow)."""
+XSS_SCRIPT: Final = "<script>window.__pwned = 1</script>"
+XSS_IMG: Final = '<img src=x onerror="window.__pwned = 1">'
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The browser binary; a missing one fails the module with how to get it."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/peers/chromium.sh` (make peers)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    started = EmbeddedBroker(str(tmp_path_factory.mktemp("console"))).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, broker: EmbeddedBroker) -> Iterator[Page]:
+    context = browser.new_context(base_url=broker.http_url, viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    context.close()
+    assert errors == [], f"the console's script failed: {errors}"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("SHOAL_SCREENSHOT_DIR")
+    if configured:
+        return Path(configured)
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def _open(page: Page, hash_path: str) -> None:
+    page.goto("/#" + hash_path)
+    expect(page.locator("body[data-loading=false]")).to_have_count(1)
+
+
+def _produce(broker: EmbeddedBroker, topic: str, records: list[dict[str, object]]) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    for record in records:
+        producer.produce(topic, **record)  # type: ignore[arg-type]
+    assert producer.flush(TIMEOUT_S) == 0
+
+
+def test_overview_shows_the_broker_and_its_rates(page: Page, shots: Path) -> None:
+    response = page.goto("/")
+    assert response is not None and response.ok
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    expect(page.locator("h1")).to_have_text("Overview")
+    expect(page.locator(".card", has_text="Broker")).to_contain_text("node 1")
+    expect(page.locator(".card", has_text="Disk free")).to_contain_text("of ")
+    expect(page.locator("svg.spark")).to_have_count(4)
+    page.screenshot(path=shots / "console-overview.png", full_page=True)
+
+
+def test_create_a_topic_edit_a_config_and_delete_with_confirmation(
+    page: Page, broker: EmbeddedBroker, shots: Path
+) -> None:
+    _open(page, "/topics")
+    page.fill("#new-topic-name", "console-orders")
+    page.fill("#new-topic-partitions", "3")
+    page.click("#create-topic button[type=submit]")
+    expect(page.locator("#topic-name")).to_have_text("console-orders")
+    expect(page.locator("#partitions tbody tr")).to_have_count(3)
+    page.fill("[data-config='retention.ms']", "3600000")
+    page.click("[data-save='retention.ms']")
+    expect(page.locator("#topic-status")).to_contain_text("Set retention.ms = 3600000")
+    with admin_client(broker) as api:
+        configs = {c["name"]: c for c in api.get("/topics/console-orders").json()["configs"]}
+    assert configs["retention.ms"]["value"] == "3600000"
+    assert configs["retention.ms"]["source"] == "TOPIC_CONFIG"
+    page.screenshot(path=shots / "console-topic.png", full_page=True)
+
+    _open(page, "/topics")
+    page.fill("#topic-search", "orders")
+    expect(page.locator("#topics tbody tr")).to_have_count(1)
+    page.fill("#topic-search", "")
+    page.screenshot(path=shots / "console-topics.png", full_page=True)
+
+    page.fill("#new-topic-name", "console-doomed")
+    page.click("#create-topic button[type=submit]")
+    expect(page.locator("#topic-name")).to_have_text("console-doomed")
+    expect(page.locator("#delete-topic")).to_be_disabled()
+    page.fill("#confirm-delete", "console-doome")  # not the name: still refused
+    expect(page.locator("#delete-topic")).to_be_disabled()
+    page.fill("#confirm-delete", "console-doomed")
+    page.click("#delete-topic")
+    expect(page.locator("h1")).to_have_text("Topics")
+    with admin_client(broker) as api:
+        assert api.get("/topics/console-doomed").status_code == 404
+
+    _open(page, "/topics")  # a bad name: the broker's answer, shown as text
+    page.fill("#new-topic-name", "bad name!")
+    page.click("#create-topic button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("invalid_topic_exception")
+
+
+def test_produce_then_browse_with_each_filter_and_inert_markup(
+    page: Page, broker: EmbeddedBroker, shots: Path
+) -> None:
+    topic = "console-browse"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic, "partitions": 2}).status_code == 201
+    _open(page, f"/produce/{topic}")
+    page.fill("#produce-partition", "0")
+    page.fill("#produce-key", "order-1")
+    page.fill("#produce-value", '{"id": 1, "item": "lamp"}')
+    page.fill("#produce-headers", "source=console\ntrace=abc")
+    page.click("#produce button[type=submit]")
+    expect(page.locator("#produce-status")).to_contain_text("partition 0 at offset 0")
+    page.screenshot(path=shots / "console-produce.png", full_page=True)
+    stamp_ms = 2_000_000_000_000  # 2033: later than every other record here
+    _produce(
+        broker,
+        topic,
+        [
+            {"key": b"order-2", "value": b"plain text", "partition": 0},
+            {"key": XSS_SCRIPT, "value": XSS_IMG, "partition": 1, "headers": [("h", XSS_SCRIPT)]},
+            {"key": b"bin", "value": bytes([0, 1, 2, 255]), "partition": 1, "timestamp": stamp_ms},
+        ],
+    )
+
+    _open(page, f"/messages/{topic}")
+    rows = page.locator("#messages tr.message")
+    expect(rows).to_have_count(4)
+    # Markup in a key, value or header is shown as its characters and never runs.
+    expect(page.locator("#messages td.key", has_text=XSS_SCRIPT)).to_have_count(1)
+    expect(page.locator("#messages td.value", has_text=XSS_IMG)).to_have_count(1)
+    expect(page.locator("#messages td.headers", has_text=XSS_SCRIPT)).to_have_count(1)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#messages img, #messages script").count() == 0
+    # A JSON value pretty-printed, a binary one in hex.
+    page.locator("#messages tr.message", has_text="lamp").click()
+    expect(page.locator("pre.json").first).to_contain_text('"item": "lamp"')
+    page.locator("#messages tr.message", has_text="0x").click()
+    expect(page.locator("pre.hex", has_text="00 01 02 ff")).to_have_count(1)
+    page.screenshot(path=shots / "console-messages.png", full_page=True)
+
+    def browse(**fields: str) -> list[str]:
+        _open(page, f"/messages/{topic}")
+        for name, value in fields.items():
+            if name in ("partition", "from"):
+                page.select_option(f"#{name}", value)
+            else:
+                page.fill(f"#{name}", value)
+        page.click("#browse button[type=submit]")
+        expect(page.locator("#page-info")).to_be_visible()
+        expect(page.locator("body[data-loading=false]")).to_have_count(1)
+        cells = page.locator("#messages tr.message td:nth-child(2)").all_inner_texts()
+        keys = page.locator("#messages tr.message td.key").all_inner_texts()
+        return [f"{k}@{o}" for k, o in zip(keys, cells, strict=True)]
+
+    assert browse(key="order-") == ["order-1@0", "order-2@1"]
+    assert browse(value="plain") == ["order-2@1"]
+    assert browse(header="console") == ["order-1@0"]
+    assert browse(header="script") == [f"{XSS_SCRIPT}@0"]
+    assert browse(partition="1") == [f"{XSS_SCRIPT}@0", "bin@1"]
+    assert browse(partition="0", **{"from": "offset"}, offset="1") == ["order-2@1"]
+    assert browse(**{"from": "timestamp"}, timestamp=str(stamp_ms)) == ["bin@1"]
+    newest = browse(partition="0", **{"from": "newest"})
+    assert newest == ["order-1@0", "order-2@1"]
+
+
+def test_group_offsets_reset_dry_run_then_apply(
+    page: Page, broker: EmbeddedBroker, shots: Path
+) -> None:
+    topic, group = "console-lagging", "console-readers"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic}).status_code == 201
+    _produce(broker, topic, [{"value": f"v{i}".encode(), "partition": 0} for i in range(5)])
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": group,
+            "client.id": "console-test",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        seen = []
+        eventually(
+            lambda: bool(seen.append(consumer.poll(0.2)) or len([m for m in seen if m]) >= 3),
+            "3 records",
+        )
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+
+    _open(page, "/groups")
+    expect(page.locator("#groups tr", has_text=group)).to_have_count(1)
+    page.screenshot(path=shots / "console-groups.png", full_page=True)
+    page.click(f"#groups a:text-is('{group}')")
+    expect(page.locator("#offsets td.lag")).to_have_text(["2"])
+
+    page.select_option("#reset-topic", topic)
+    page.select_option("#reset-to", "earliest")
+    expect(page.locator("#reset-apply")).to_be_disabled()
+    page.click("#reset-dry-run")
+    expect(page.locator("#reset-preview")).to_contain_text("Dry run")
+    expect(page.locator("#reset-preview tbody td").nth(3)).to_have_text("0")
+    with admin_client(broker) as api:  # a dry run changes nothing
+        offsets = api.get(f"/groups/{group}").json()["offsets"]
+    assert [o["committed_offset"] for o in offsets] == [3]
+    page.screenshot(path=shots / "console-group.png", full_page=True)
+    page.click("#reset-apply")
+    expect(page.locator("#reset-preview")).to_contain_text("Offsets committed")
+    expect(page.locator("#offsets td.lag")).to_have_text(["5"])
+    with admin_client(broker) as api:
+        offsets = api.get(f"/groups/{group}").json()["offsets"]
+    assert [o["committed_offset"] for o in offsets] == [0]
+
+
+def test_schemas_show_subjects_versions_and_compatibility(
+    page: Page, broker: EmbeddedBroker, shots: Path
+) -> None:
+    subject = "console-payments-value"
+    schema = {"type": "record", "name": "Payment", "fields": [{"name": "id", "type": "long"}]}
+    v2 = {
+        **schema,
+        "fields": [*schema["fields"], {"name": "note", "type": "string", "default": ""}],
+    }
+    media = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    with httpx.Client(base_url=broker.http_url, headers=media, timeout=TIMEOUT_S) as registry:
+        for body in (schema, v2):
+            answer = registry.post(
+                f"/subjects/{subject}/versions", json={"schema": json.dumps(body)}
+            )
+            assert answer.status_code == 200, answer.text
+        answer = registry.put(f"/config/{subject}", json={"compatibility": "FULL"})
+        assert answer.status_code == 200, answer.text
+    _open(page, "/schemas")
+    page.click(f"#subjects a:text-is('{subject}')")
+    expect(page.locator("#compatibility")).to_have_text("FULL")
+    expect(page.locator("#schema-text")).to_contain_text('"note"')
+    page.click("a:text-is('1')")
+    expect(page.locator("#schema-text")).not_to_contain_text('"note"')
+    expect(page.locator("#schema-text")).to_contain_text('"Payment"')
+    page.screenshot(path=shots / "console-schemas.png", full_page=True)
+
+
+def test_dlq_shows_failure_columns_and_redrives_a_record(
+    page: Page, broker: EmbeddedBroker, shots: Path
+) -> None:
+    original, dead = "console-payments", "console-payments.dlq"
+    with admin_client(broker) as api:
+        for name in (original, dead):
+            assert api.post("/topics", json={"name": name}).status_code == 201
+    failure = [
+        ("shoal.dlq.original.topic", original.encode()),
+        ("shoal.dlq.original.partition", b"0"),
+        ("shoal.dlq.original.offset", b"41"),
+        ("shoal.dlq.exception.type", b"builtins.ValueError"),
+        ("shoal.dlq.exception.message", b"amount must be positive"),
+        ("shoal.dlq.attempts", b"3"),
+        ("trace", b"t-1"),
+    ]
+    _produce(broker, dead, [{"key": b"pay-7", "value": b'{"amount": -5}', "headers": failure}])
+    _open(page, "/dlq")
+    page.click(f"#dlqs a:text-is('{dead}')")
+    row = page.locator("#dlq-messages tr.message")
+    expect(row).to_have_count(1)
+    for shown in (original, "builtins.ValueError", "amount must be positive", "3"):
+        expect(row.locator("td", has_text=shown).first).to_be_visible()
+    page.screenshot(path=shots / "console-dlq.png", full_page=True)
+    row.locator("button.redrive-one").click()
+    expect(page.locator("#redrive-status")).to_contain_text("Redrove 1 record")
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": "console-redriven",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.subscribe([original])
+        got = []
+        eventually(lambda: bool(got.append(consumer.poll(0.2)) or any(got)), "the redriven record")
+    finally:
+        consumer.close()
+    record = next(m for m in got if m is not None)
+    assert record.error() is None
+    assert (record.key(), record.value()) == (b"pay-7", b'{"amount": -5}')
+    assert record.headers() == [("trace", b"t-1")]  # the failure headers stay in the DLQ
