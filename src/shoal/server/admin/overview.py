@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from importlib import metadata
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-import shoal
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
 from shoal.security.acl import AclOperation, ResourceType
@@ -26,6 +26,15 @@ def _disk(path: str) -> dict[str, int] | None:
     except OSError:
         return None
     return {"capacity_bytes": usage.total, "free_bytes": usage.free}
+
+
+def _version() -> str:
+    """The installed distribution's version (``import shoal`` would load the framework, a
+    layer above the server)."""
+    try:
+        return metadata.version("shoal")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 async def broker_overview(broker: Broker, ctx: RequestContext) -> Response:
@@ -46,7 +55,7 @@ async def broker_overview(broker: Broker, ctx: RequestContext) -> Response:
     return JSONResponse(
         {
             "node_id": broker.config.node_id,
-            "version": shoal.__version__,
+            "version": _version(),
             "topics": len(allowed),
             "partitions": partitions,
             "disk": disk,

@@ -125,7 +125,9 @@ function table(columns, rows, attrs) {
 
 const main = () => document.getElementById("main");
 let pageTimer = null;
-function render(...nodes) { main().replaceChildren(...nodes.flat()); }
+function render(...nodes) {
+  main().replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+}
 
 // ---- overview --------------------------------------------------------------------------
 
@@ -291,7 +293,9 @@ async function topicPage(name) {
 
 // ---- messages --------------------------------------------------------------------------
 
-function messageRows(messages, extraColumns) {
+// extraColumns: functions of a message giving a cell each; otherHeaders: which headers the
+// Headers column lists (all by default; the DLQ page shows its failure headers as columns).
+function messageRows(messages, extraColumns, otherHeaders = () => true) {
   const rows = [];
   for (const m of messages) {
     const value = decodeBytes(m.value);
@@ -303,7 +307,7 @@ function messageRows(messages, extraColumns) {
     const row = h("tr", { class: "message", "data-offset": m.offset, "data-partition": m.partition },
       h("td", { class: "num" }, m.partition), h("td", { class: "num" }, m.offset), h("td", {}, when(m.timestamp)),
       h("td", { class: "data key" }, shown(m.key)), h("td", { class: "data value" }, shown(m.value)),
-      h("td", { class: "data headers" }, headerText(m.headers)),
+      h("td", { class: "data headers" }, headerText(m.headers.filter(otherHeaders))),
       extraColumns.map((c) => h("td", { class: "data" }, c(m))));
     row.addEventListener("click", (e) => { if (e.target.tagName !== "INPUT" && e.target.tagName !== "BUTTON") detail.hidden = !detail.hidden; });
     rows.push(row, detail);
@@ -546,8 +550,9 @@ async function dlqPage(topicName, params) {
       h("button", { id: "redrive-page", class: "secondary", type: "button", onclick: run(page.messages) }, "Redrive all on this page"),
       h("button", { id: "dlq-next", class: "secondary", type: "button", onclick: () => go(["dlq", topicName], nextParams) }, "Next page")),
     status,
-    table([{ title: "Partition", num: 1 }, { title: "Offset", num: 1 }, { title: "Timestamp" }, { title: "Key" }, { title: "Value" }, { title: "Headers" },
-      ...DLQ_COLUMNS.map(([title]) => ({ title })), { title: "" }], messageRows(page.messages, extra), { id: "dlq-messages" }));
+    table([{ title: "Partition", num: 1 }, { title: "Offset", num: 1 }, { title: "Timestamp" }, { title: "Key" }, { title: "Value" }, { title: "Other headers" },
+      ...DLQ_COLUMNS.map(([title]) => ({ title })), { title: "" }],
+    messageRows(page.messages, extra, (x) => !x.key.startsWith(DLQ_PREFIX)), { id: "dlq-messages" }));
 }
 
 // ---- router ----------------------------------------------------------------------------
