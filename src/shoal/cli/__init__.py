@@ -16,6 +16,7 @@ from importlib import metadata
 from shoal.cli.acl import add_acl_parser
 from shoal.cli.broker import add_broker_parser
 from shoal.cli.common import CliError, UsageError
+from shoal.cli.console import add_console_parser  # issue 17 (web console): shoal console
 from shoal.cli.consume import add_consume_parser
 from shoal.cli.dlq import add_dlq_parser
 from shoal.cli.docs import add_docs_parser
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_user_parser(sub)
     add_acl_parser(sub)
     add_txn_parser(sub)  # issue 14 (transactions)
+    add_console_parser(sub)  # issue 17 (web console)
     return parser
 
 

@@ -157,14 +157,14 @@ async function overviewPage() {
   async function refresh() {
     const [info, groups] = await Promise.all([api("GET", "/broker"), api("GET", "/groups")]);
     const now = Date.now();
-    if (last) {
+    if (last && info.traffic) {
       const seconds = Math.max(0.001, (now - last.at) / 1000);
       for (const key of Object.keys(history)) {
         history[key].push(Math.max(0, info.traffic[key] - last.traffic[key]) / seconds);
         if (history[key].length > SPARK_POINTS) history[key].shift();
       }
     }
-    last = { at: now, traffic: info.traffic };
+    last = info.traffic ? { at: now, traffic: info.traffic } : null;
     const rate = (key, unit) => {
       const series = history[key];
       const current = series.length ? series[series.length - 1] : 0;
@@ -183,7 +183,11 @@ async function overviewPage() {
           disk ? h("div", {}, h("div", { class: "muted" }, "of " + bytes(disk.capacity_bytes)),
             h("div", { class: "bar" }, h("div", { style: "width:" + (used * 100).toFixed(1) + "%" }))) : null)),
       h("h2", {}, "Rates"),
-      h("div", { class: "cards" }, rate("bytes_in", "bytes"), rate("records_in"), rate("bytes_out", "bytes"), rate("records_out")),
+      info.traffic === null
+        // Served by `shoal console` against another cluster: traffic is a broker metric,
+        // which Kafka's client APIs do not expose.
+        ? h("p", { class: "muted", id: "no-rates" }, "Traffic rates come from broker metrics, which this cluster's client APIs do not expose.")
+        : h("div", { class: "cards" }, rate("bytes_in", "bytes"), rate("records_in"), rate("bytes_out", "bytes"), rate("records_out")),
       h("h2", {}, "Traffic by topic (since start)"),
       table(
         [{ title: "Topic" }, { title: "Records in", num: 1 }, { title: "Bytes in", num: 1 }, { title: "Records out", num: 1 }, { title: "Bytes out", num: 1 }],
