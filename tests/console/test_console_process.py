@@ -4,21 +4,18 @@ Apache Kafka peer, and the command itself as a user starts it."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka import Consumer, Producer
 
-from shoal.console import build_console_app
 from shoal.embedded import EmbeddedBroker
+from tests.console.support import console_server
 from tests.peers.kafka_peer import KafkaPeer
 from tests.server.admin_support import TIMEOUT_S, admin_client, eventually
 
@@ -36,22 +33,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @contextmanager
 def _console(bootstrap: str, registry: str | None = None) -> Iterator[httpx.Client]:
-    """The console app under uvicorn on a thread (a real HTTP server on loopback)."""
-    app = build_console_app({"bootstrap.servers": bootstrap}, registry)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        eventually(lambda: server.started, "the console to listen")
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        with httpx.Client(base_url=url, headers=CSRF, timeout=TIMEOUT_S) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(TIMEOUT_S)
-        sock.close()
+    with (
+        console_server(bootstrap, registry) as url,
+        httpx.Client(base_url=url, headers=CSRF, timeout=TIMEOUT_S) as client,
+    ):
+        yield client
 
 
 @pytest.fixture(scope="module")

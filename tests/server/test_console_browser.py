@@ -22,6 +22,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from shoal.embedded import EmbeddedBroker
 from shoal.server.console import CONTENT_SECURITY_POLICY
+from tests.console.support import console_server
+from tests.peers.kafka_peer import KafkaPeer
 from tests.server.admin_support import TIMEOUT_S, admin_client, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -341,3 +343,36 @@ def test_overview_counts_the_traffic_of_the_tests_above(page: Page, shots: Path)
         "0"
     )
     page.screenshot(path=shots / "console-overview.png", full_page=True)
+
+
+def test_the_console_process_against_apache_kafka(
+    browser: Browser, kafka_peer: KafkaPeer, shots: Path
+) -> None:
+    """``shoal console`` (a Kafka client) in front of Apache Kafka 4.4: the same pages create a
+    topic, produce, and browse with a filter."""
+    with console_server(kafka_peer.bootstrap_servers) as url:
+        context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            _open(page, "/")
+            expect(page.locator("#no-rates")).to_be_visible()  # broker metrics: not via Kafka
+            _open(page, "/topics")
+            page.fill("#new-topic-name", "console-browser-on-kafka")
+            page.click("#create-topic button[type=submit]")
+            expect(page.locator("#topic-name")).to_have_text("console-browser-on-kafka")
+            _open(page, "/produce/console-browser-on-kafka")
+            page.fill("#produce-key", "kafka-key")
+            page.fill("#produce-value", XSS_IMG)
+            page.fill("#produce-headers", "origin=kafka")
+            page.click("#produce button[type=submit]")
+            expect(page.locator("#produce-status")).to_contain_text("at offset 0")
+            _open(page, "/messages/console-browser-on-kafka?header=kafka")
+            expect(page.locator("#messages td.value")).to_have_text([XSS_IMG])
+            assert page.evaluate("window.__pwned") is None
+            page.screenshot(path=shots / "console-on-kafka.png", full_page=True)
+        finally:
+            context.close()
+        assert errors == [], f"the console's script failed: {errors}"
