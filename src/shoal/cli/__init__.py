@@ -25,6 +25,7 @@ from shoal.cli.produce import add_produce_parser
 from shoal.cli.registry import add_registry_parser
 from shoal.cli.run import add_run_parser
 from shoal.cli.schema import add_schema_parser
+from shoal.cli.top import add_top_parser  # issue 17: shoal top
 from shoal.cli.topic import add_topic_parser
 from shoal.cli.txn import add_txn_parser  # issue 14 (transactions): shoal txn
 from shoal.cli.user import add_user_parser
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_acl_parser(sub)
     add_txn_parser(sub)  # issue 14 (transactions)
     add_console_parser(sub)  # issue 17 (web console)
+    add_top_parser(sub)  # issue 17
     return parser
 
 
