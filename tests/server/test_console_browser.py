@@ -208,6 +208,32 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     newest = browse(partition="0", **{"from": "newest"})
     assert newest == ["order-1@0", "order-2@1"]
 
+    # Export the page as JSON (what the API gave) and CSV (text; markup and formulas inert).
+    _open(page, f"/messages/{topic}")
+    with page.expect_download() as exported:
+        page.click("#export-json")
+    with admin_client(broker) as api:
+        truth = api.get(f"/topics/{topic}/messages", params={"limit": "50"}).json()["messages"]
+    assert json.loads(Path(exported.value.path()).read_text()) == truth
+    with page.expect_download() as exported:
+        page.click("#export-csv")
+    csv_lines = Path(exported.value.path()).read_text().splitlines()
+    assert csv_lines[0] == "partition,offset,timestamp,key,value,headers"
+    assert len(csv_lines) == 5
+    assert '"<img src=x onerror=""window.__pwned = 1"">"' in csv_lines[3]
+    assert "base64:AAEC/w==" in csv_lines[4]
+
+    # Live tail: the newest messages, then each one produced after the page opened.
+    page.click("#live-tail")
+    expect(page.locator("#tail-info")).to_contain_text("Live: 4 messages")
+    with admin_client(broker) as api:
+        body = {"partition": 1, "key": "tailed", "value": "=1+1"}
+        assert api.post(f"/topics/{topic}/messages", json=body).status_code == 201
+    expect(page.locator("#messages td.key", has_text="tailed")).to_have_count(1)
+    expect(page.locator("#tail-info")).to_contain_text("Live: 5 messages")
+    page.click("#stop-tail")
+    expect(page.locator("#page-info")).to_be_visible()
+
 
 def test_group_offsets_reset_dry_run_then_apply(
     page: Page, broker: EmbeddedBroker, shots: Path
@@ -282,10 +308,21 @@ def test_schemas_show_subjects_versions_and_compatibility(
     page.click(f"#subjects a:text-is('{subject}')")
     expect(page.locator("#compatibility")).to_have_text("FULL")
     expect(page.locator("#schema-text")).to_contain_text('"note"')
+    page.click("#show-diff")  # version 2 against version 1: the added field
+    expect(page.locator("#schema-diff .diff-add")).to_contain_text(['+       "name": "note",'])
+    expect(page.locator("#schema-diff .diff-del")).to_have_count(0)  # nothing was removed
+    # A candidate without a default for a new field breaks FULL compatibility; with one, fine.
+    breaking = {**schema, "fields": [*schema["fields"], {"name": "n", "type": "string"}]}
+    page.fill("#candidate", json.dumps(breaking))
+    page.click("#check-candidate")
+    expect(page.locator("#candidate-verdict .error")).to_contain_text("Not compatible")
+    page.fill("#candidate", json.dumps(v2))
+    page.click("#check-candidate")
+    expect(page.locator("#candidate-verdict")).to_contain_text("Compatible with the latest")
+    page.screenshot(path=shots / "console-schemas.png", full_page=True)
     page.click("a:text-is('1')")
     expect(page.locator("#schema-text")).not_to_contain_text('"note"')
     expect(page.locator("#schema-text")).to_contain_text('"Payment"')
-    page.screenshot(path=shots / "console-schemas.png", full_page=True)
 
 
 def test_dlq_shows_failure_columns_and_redrives_a_record(

@@ -11,6 +11,8 @@ const CSRF = { "X-Shoal-Admin": "console" };
 const PAGE_SIZE = 50; // messages per page: the admin API allows up to 500
 const OVERVIEW_POLL_MS = 3000; // how often the overview reads the traffic counters
 const SPARK_POINTS = 40; // readings kept per chart (two minutes at the poll above)
+const TAIL_POLL_MS = 1000; // how often live tail asks for new messages
+const TAIL_ROWS_MAX = 500; // rows a live tail keeps on screen (older ones are dropped)
 const DLQ_SUFFIX = ".dlq";
 const DLQ_PREFIX = "shoal.dlq.";
 
@@ -319,6 +321,64 @@ function messageRows(messages, extraColumns, otherHeaders = () => true) {
   return rows;
 }
 
+// A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
+// such cells are exported with a leading apostrophe, which spreadsheets show as text.
+const FORMULA_START = /^[=+\-@\t\r]/;
+function csvCell(text) {
+  let cell = text === null || text === undefined ? "" : String(text);
+  if (FORMULA_START.test(cell)) cell = "'" + cell;
+  return /[",\n\r]/.test(cell) ? '"' + cell.replace(/"/g, '""') + '"' : cell;
+}
+function bytesCell(v) {
+  if (v === null || v === undefined) return null;
+  return v.encoding === "utf-8" ? v.data : "base64:" + v.data;
+}
+function download(name, type, text) {
+  const link = h("a", { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+function exportButtons(topicName, messages) {
+  const csv = () => {
+    const lines = [["partition", "offset", "timestamp", "key", "value", "headers"].join(",")];
+    for (const m of messages) {
+      const headers = m.headers.map((x) => x.key + "=" + (bytesCell(x.value) ?? "")).join(";");
+      lines.push([m.partition, m.offset, m.timestamp, bytesCell(m.key), bytesCell(m.value), headers].map(csvCell).join(","));
+    }
+    download(topicName + ".csv", "text/csv", lines.join("\r\n") + "\r\n");
+  };
+  return [
+    h("button", { id: "export-json", class: "secondary", type: "button",
+      onclick: () => download(topicName + ".json", "application/json", JSON.stringify(messages, null, 2)) }, "Export JSON"),
+    h("button", { id: "export-csv", class: "secondary", type: "button", onclick: csv }, "Export CSV"),
+  ];
+}
+
+// Live tail: the newest page, then every TAIL_POLL_MS what arrived after it (the page cursor).
+async function tail(topicName, query, tbody, info) {
+  query.set("from", "newest");
+  let page = await api("GET", "/topics/" + enc(topicName) + "/messages?" + query.toString());
+  let shown = 0;
+  const add = (messages) => {
+    tbody.append(...messageRows(messages, []));
+    shown += messages.length;
+    while (tbody.children.length > TAIL_ROWS_MAX * 2) { tbody.firstChild.remove(); tbody.firstChild.remove(); }
+    info.textContent = "Live: " + shown + " messages since opened · end offsets " +
+      Object.entries(page.end_offsets).map(([p, o]) => p + ":" + o).join(", ");
+  };
+  add(page.messages);
+  pageTimer = setInterval(async () => {
+    const next = new URLSearchParams(query);
+    next.delete("from");
+    next.set("cursor", page.next_cursor);
+    try {
+      page = await api("GET", "/topics/" + enc(topicName) + "/messages?" + next.toString());
+      add(page.messages);
+    } catch (err) { info.replaceChildren(errorBox(err)); }
+  }, TAIL_POLL_MS);
+}
+
 async function messagesPage(topicName, params) {
   const { topics } = await api("GET", "/topics");
   if (!topicName) {
@@ -358,6 +418,21 @@ async function messagesPage(topicName, params) {
     query.set("timestamp", /^\d+$/.test(raw) ? raw : String(Date.parse(raw)));
   }
   const head = [h("h1", {}, "Messages in ", h("a", { href: "#/topics/" + enc(topicName) }, topicName)), form];
+  const tailParams = new URLSearchParams(params);
+  tailParams.delete("cursor");
+  if (params.get("tail")) {
+    tailParams.delete("tail");
+    const tbody = h("tbody", {});
+    const info = h("p", { class: "muted", id: "tail-info" }, "Live tail starting…");
+    render(head,
+      h("div", { class: "row" }, h("button", { id: "stop-tail", class: "secondary", type: "button", onclick: () => go(["messages", topicName], tailParams) }, "Stop live tail")),
+      info,
+      h("table", { id: "messages" }, h("thead", {}, h("tr", {}, ["Partition", "Offset", "Timestamp", "Key", "Value", "Headers"].map((c) => h("th", {}, c)))), tbody));
+    query.delete("cursor");
+    await tail(topicName, query, tbody, info);
+    return;
+  }
+  tailParams.set("tail", "1");
   let page;
   try {
     page = await api("GET", "/topics/" + enc(topicName) + "/messages?" + query.toString());
@@ -369,7 +444,9 @@ async function messagesPage(topicName, params) {
       Object.entries(page.end_offsets).map(([p, o]) => p + ":" + o).join(", ") + " · click a row for JSON and hex"),
     table([{ title: "Partition", num: 1 }, { title: "Offset", num: 1 }, { title: "Timestamp" }, { title: "Key" }, { title: "Value" }, { title: "Headers" }],
       messageRows(page.messages, []), { id: "messages" }),
-    h("div", { class: "row" }, h("button", { id: "next-page", class: "secondary", onclick: () => go(["messages", topicName], nextParams) }, "Next page")));
+    h("div", { class: "row" }, h("button", { id: "next-page", class: "secondary", onclick: () => go(["messages", topicName], nextParams) }, "Next page"),
+      h("button", { id: "live-tail", class: "secondary", type: "button", onclick: () => go(["messages", topicName], tailParams) }, "Live tail"),
+      exportButtons(topicName, page.messages)));
 }
 
 // ---- produce ---------------------------------------------------------------------------
@@ -496,13 +573,61 @@ async function schemasPage(subject, params) {
   const chosen = params.get("version") || String(versions[versions.length - 1]);
   const schema = await call("GET", REGISTRY + "/subjects/" + enc(subject) + "/versions/" + enc(chosen));
   const text = prettyJson(schema.schema) ?? schema.schema;
+  // Diff: the chosen version against another, line by line.
+  const other = h("select", { id: "diff-with" }, versions.filter((v) => String(v) !== chosen).map((v) => h("option", { value: String(v) }, String(v))));
+  const diffOut = h("pre", { id: "schema-diff", hidden: true });
+  const showDiff = async () => {
+    const base = await call("GET", REGISTRY + "/subjects/" + enc(subject) + "/versions/" + enc(other.value));
+    diffOut.replaceChildren(...lineDiff((prettyJson(base.schema) ?? base.schema).split("\n"), text.split("\n")));
+    diffOut.hidden = false;
+  };
+  // Check a candidate schema against the subject's latest version, with the reasons.
+  const candidate = h("textarea", { id: "candidate", placeholder: "a candidate schema" });
+  const candidateType = h("select", { id: "candidate-type" }, ["AVRO", "JSON", "PROTOBUF"].map((t) => h("option", { value: t, selected: t === (schema.schemaType || "AVRO") }, t)));
+  const verdict = h("div", { id: "candidate-verdict" });
+  const check = async () => {
+    try {
+      const answer = await call("POST", REGISTRY + "/compatibility/subjects/" + enc(subject) + "/versions/latest?verbose=true",
+        { schema: candidate.value, schemaType: candidateType.value });
+      verdict.replaceChildren(answer.is_compatible ? notice("Compatible with the latest version.")
+        : h("div", { class: "error" }, "Not compatible: ", (answer.messages || []).join("; ")));
+    } catch (err) { verdict.replaceChildren(errorBox(err)); }
+  };
   render(head,
     h("h2", {}, "Subject ", subject),
     h("p", {}, "Compatibility: ", h("strong", { id: "compatibility" }, level ? level.compatibilityLevel : "–"),
       " · type ", schema.schemaType || "AVRO", " · id ", schema.id),
     h("div", { class: "row" }, "Versions: ", versions.map((v) =>
       h("a", { href: "#/schemas/" + enc(subject) + "?version=" + v, class: String(v) === chosen ? "badge" : null }, String(v)))),
-    h("pre", { id: "schema-text" }, text));
+    h("pre", { id: "schema-text" }, text),
+    versions.length > 1 ? h("div", { class: "row" }, "Diff with version ", other,
+      h("button", { id: "show-diff", class: "secondary", type: "button", onclick: showDiff }, "Show diff")) : null,
+    diffOut,
+    h("h2", {}, "Check a candidate schema"),
+    h("div", { class: "panel" }, h("div", { class: "row" }, h("label", {}, "Type ", candidateType),
+      h("button", { id: "check-candidate", type: "button", onclick: check }, "Check compatibility")), candidate, verdict));
+}
+
+// Lines of ``after`` against ``before`` (longest common subsequence): spans "  ", "- ", "+ ".
+function lineDiff(before, after) {
+  const n = before.length, m = after.length;
+  const common = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      common[i][j] = before[i] === after[j] ? common[i + 1][j + 1] + 1 : Math.max(common[i + 1][j], common[i][j + 1]);
+    }
+  }
+  const out = [];
+  let i = 0, j = 0;
+  const line = (kind, text) => out.push(h("span", { class: "diff-" + kind }, { same: "  ", del: "- ", add: "+ " }[kind] + text + "\n"));
+  while (i < n && j < m) {
+    if (before[i] === after[j]) { line("same", before[i]); i++; j++; }
+    else if (common[i + 1][j] >= common[i][j + 1]) line("del", before[i++]);
+    else line("add", after[j++]);
+  }
+  while (i < n) line("del", before[i++]);
+  while (j < m) line("add", after[j++]);
+  return out;
 }
 
 // ---- dead-letter topics ----------------------------------------------------------------
