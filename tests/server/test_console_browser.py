@@ -8,6 +8,8 @@ Waits are Playwright's waits on a condition (an element, a text), never sleeps. 
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -15,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+import fastavro
 import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
+from google.protobuf import descriptor_pool, message_factory
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from shoal.embedded import EmbeddedBroker
@@ -235,6 +239,109 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     expect(page.locator("#page-info")).to_be_visible()
 
 
+PROTO: Final = """
+syntax = "proto3";
+package shop;
+
+message Item { string sku = 1; }
+
+message Order {
+  enum Status { NEW = 0; PAID = 1; }
+  string id = 1;
+  int64 amount = 2;
+  repeated string tags = 3;
+  Item item = 4;
+  Status status = 5;
+  map<string, int32> counts = 6;
+  sint32 delta = 7;
+  double price = 8;
+}
+"""
+
+
+def _register(registry: httpx.Client, subject: str, schema: str, kind: str) -> int:
+    answer = registry.post(
+        f"/subjects/{subject}/versions", json={"schema": schema, "schemaType": kind}
+    )
+    assert answer.status_code == 200, answer.text
+    schema_id: int = answer.json()["id"]
+    return schema_id
+
+
+def _framed(schema_id: int, payload: bytes, indexes: bytes = b"") -> bytes:
+    """Confluent's wire format: magic 0, the schema id (4 bytes, big-endian), [indexes], data."""
+    return b"\x00" + schema_id.to_bytes(4, "big") + indexes + payload
+
+
+def test_avro_json_schema_and_protobuf_values_are_decoded(
+    page: Page, broker: EmbeddedBroker, shots: Path
+) -> None:
+    topic = "console-decoded"
+    avro = {
+        "type": "record",
+        "name": "Payment",
+        "namespace": "shop",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "note", "type": "string"},
+            {"name": "tags", "type": {"type": "array", "items": "string"}},
+            {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["CARD", "CASH"]}},
+            {"name": "amount", "type": ["null", "double"]},
+        ],
+    }
+    media = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    with httpx.Client(base_url=broker.http_url, headers=media, timeout=TIMEOUT_S) as registry:
+        avro_id = _register(registry, f"{topic}-avro", json.dumps(avro), "AVRO")
+        json_id = _register(registry, f"{topic}-json", json.dumps({"type": "object"}), "JSON")
+        proto_id = _register(registry, f"{topic}-proto", PROTO, "PROTOBUF")
+        serialized = registry.get(f"/schemas/ids/{proto_id}", params={"format": "serialized"})
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(base64.b64decode(serialized.json()["schema"]))
+    order_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
+    order = order_class(id="o-1", amount=-(2**40), tags=["a", "b"], status=1, delta=-3, price=2.5)
+    order.item.sku = "lamp-1"
+    order.counts["x"] = 7
+    out = io.BytesIO()
+    record = {"id": 42, "note": "<b>hi</b>", "tags": ["t"], "kind": "CASH", "amount": 9.5}
+    fastavro.schemaless_writer(out, fastavro.parse_schema(avro), record)
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic}).status_code == 201
+    _produce(
+        broker,
+        topic,
+        [
+            {"key": b"avro", "value": _framed(avro_id, out.getvalue()), "partition": 0},
+            {"key": b"json", "value": _framed(json_id, b'{"sku": "lamp-1"}'), "partition": 0},
+            # Order is the file's second message: indexes [1] (count 1, index 1; zigzag).
+            {
+                "key": b"proto",
+                "value": _framed(proto_id, order.SerializeToString(), b"\x02\x02"),
+                "partition": 0,
+            },
+        ],
+    )
+    _open(page, f"/messages/{topic}")
+    decoded = page.locator("#messages td.value.decoded")
+    expect(decoded).to_have_count(3)
+    expect(decoded.nth(0)).to_contain_text(
+        '{"id":42,"note":"<b>hi</b>","tags":["t"],"kind":"CASH","amount":9.5}'
+    )
+    expect(decoded.nth(0)).to_contain_text(f"AVRO #{avro_id}")
+    expect(decoded.nth(1)).to_contain_text('{"sku":"lamp-1"}')
+    expect(decoded.nth(2)).to_contain_text(f"PROTOBUF #{proto_id}")
+    expect(decoded.nth(2)).to_contain_text(
+        '{"id":"o-1","amount":-1099511627776,"tags":["a","b"],"item":{"sku":"lamp-1"},'
+        '"status":"PAID","counts":{"x":7},"delta":-3,"price":2.5}'
+    )
+    assert page.locator("#messages b").count() == 0  # decoded text is text too
+    proto_row = page.locator("#messages tr.message", has=page.locator("td.key", has_text="proto"))
+    proto_row.click()
+    expect(page.locator("pre.decoded-json:visible")).to_contain_text('"status": "PAID"')
+    page.screenshot(path=shots / "console-decoded.png", full_page=True)
+    _open(page, f"/messages/{topic}?decode=0")  # raw bytes on request
+    expect(page.locator("#messages td.value.decoded")).to_have_count(0)
+
+
 def test_group_offsets_reset_dry_run_then_apply(
     page: Page, broker: EmbeddedBroker, shots: Path
 ) -> None:
@@ -371,14 +478,12 @@ def test_dlq_shows_failure_columns_and_redrives_a_record(
     assert record.headers() == [("trace", b"t-1")]  # the failure headers stay in the DLQ
 
 
-def test_overview_counts_the_traffic_of_the_tests_above(page: Page, shots: Path) -> None:
-    """Last in the module, so the overview has topics, groups and traffic to show."""
+def test_overview_counts_traffic_per_topic(page: Page, broker: EmbeddedBroker, shots: Path) -> None:
+    """Late in the module, so its screenshot has the other tests' topics and groups too."""
+    _produce(broker, "console-overview", [{"value": b"a"}, {"value": b"b"}])
     _open(page, "/")
-    row = page.locator("tr", has=page.locator("a:text-is('console-browse')"))
-    expect(row.locator("td").nth(1)).to_have_text("4")  # records in: one from the form, 3 more
-    expect(page.locator(".card", has_text="Consumer groups").locator(".value")).not_to_have_text(
-        "0"
-    )
+    row = page.locator("tr", has=page.locator("a:text-is('console-overview')"))
+    expect(row.locator("td").nth(1)).to_have_text("2")  # records in
     page.screenshot(path=shots / "console-overview.png", full_page=True)
 
 

@@ -301,6 +301,22 @@ async function topicPage(name) {
 
 // extraColumns: functions of a message giving a cell each; otherHeaders: which headers the
 // Headers column lists (all by default; the DLQ page shows its failure headers as columns).
+// Schema-registry framed keys and values are decoded (decode.js) unless the page says not to.
+let decodeWithRegistry = true;
+const registryJson = (path) => call("GET", REGISTRY + path);
+
+function decodeInto(cell, detailCell, label, v) {
+  if (!decodeWithRegistry || !v) return;
+  SchemaDecode.decode(v, registryJson).then((decoded) => {
+    if (decoded === null) return;
+    const text = JSON.stringify(decoded.value);
+    cell.replaceChildren(h("span", { class: "badge", title: "schema id " + decoded.id }, decoded.type + " #" + decoded.id), " ", text);
+    cell.classList.add("decoded");
+    detailCell.prepend(h("strong", {}, label + " (" + decoded.type + ", schema " + decoded.id + ")"),
+      h("pre", { class: "decoded-json" }, JSON.stringify(decoded.value, null, 2)));
+  }).catch((err) => cell.append(h("div", { class: "muted" }, "not decoded: " + err.message)));
+}
+
 function messageRows(messages, extraColumns, otherHeaders = () => true) {
   const rows = [];
   for (const m of messages) {
@@ -315,6 +331,8 @@ function messageRows(messages, extraColumns, otherHeaders = () => true) {
       h("td", { class: "data key" }, shown(m.key)), h("td", { class: "data value" }, shown(m.value)),
       h("td", { class: "data headers" }, headerText(m.headers.filter(otherHeaders))),
       extraColumns.map((c) => h("td", { class: "data" }, c(m))));
+    decodeInto(row.querySelector("td.key"), detail.firstChild, "Key", m.key);
+    decodeInto(row.querySelector("td.value"), detail.firstChild, "Value", m.value);
     row.addEventListener("click", (e) => { if (e.target.tagName !== "INPUT" && e.target.tagName !== "BUTTON") detail.hidden = !detail.hidden; });
     rows.push(row, detail);
   }
@@ -397,6 +415,8 @@ async function messagesPage(topicName, params) {
   const key = field("key", { placeholder: "key contains" });
   const value = field("value", { placeholder: "value contains" });
   const hdr = field("header", { placeholder: "header contains" });
+  const decodeBox = h("input", { type: "checkbox", id: "decode", checked: params.get("decode") !== "0" });
+  decodeWithRegistry = params.get("decode") !== "0";
   const form = h("form", {
     id: "browse",
     onsubmit: (e) => {
@@ -405,10 +425,11 @@ async function messagesPage(topicName, params) {
       for (const [name, el] of Object.entries({ partition, from, offset, timestamp, key, value, header: hdr })) {
         if (el.value) next.set(name, el.value);
       }
+      if (!decodeBox.checked) next.set("decode", "0");
       go(["messages", topicName], next);
     },
   }, h("div", { class: "row" }, h("label", {}, "Partition ", partition), h("label", {}, "From ", from), offset, timestamp),
-  h("div", { class: "row" }, key, value, hdr, h("button", { type: "submit" }, "Search")));
+  h("div", { class: "row" }, key, value, hdr, h("label", {}, decodeBox, " decode with the schema registry"), h("button", { type: "submit" }, "Search")));
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   for (const name of ["partition", "from", "offset", "key", "value", "header", "cursor"]) {
     if (params.get(name)) query.set(name, params.get(name));
@@ -689,6 +710,7 @@ async function dlqPage(topicName, params) {
 async function route() {
   if (pageTimer !== null) { clearInterval(pageTimer); pageTimer = null; }
   const { parts, params } = parseHash();
+  decodeWithRegistry = params.get("decode") !== "0";
   const [page, arg] = parts;
   for (const link of document.querySelectorAll("#nav a")) {
     link.classList.toggle("active", link.dataset.page === (page || "overview"));
