@@ -36,6 +36,8 @@ CHROMIUM: Final = "/usr/bin/chromium"
 """Debian's chromium (scripts/peers/chromium.sh installs it); Playwright never downloads one."""
 WAIT_MS: Final = 15_000
 """How long a page may take to show what a test waits for (a loaded CI machine is slow)."""
+expect.set_options(timeout=WAIT_MS)
+
 XSS_SCRIPT: Final = "<script>window.__pwned = 1</script>"
 XSS_IMG: Final = '<img src=x onerror="window.__pwned = 1">'
 
@@ -504,6 +506,8 @@ def test_the_console_process_against_apache_kafka(
             _open(page, "/topics")
             page.fill("#new-topic-name", "console-browser-on-kafka")
             page.click("#create-topic button[type=submit]")
+            expect(page.locator("#topic-name, .error").first).to_be_visible()
+            assert page.locator(".error").count() == 0, page.locator(".error").inner_text()
             expect(page.locator("#topic-name")).to_have_text("console-browser-on-kafka")
             _open(page, "/produce/console-browser-on-kafka")
             page.fill("#produce-key", "kafka-key")

@@ -26,14 +26,33 @@ _SLUG: Final = {
 """librdkafka's names that differ from Kafka's (the broker-served API uses Kafka's)."""
 
 
+_RETRIABLE: Final = frozenset(
+    {
+        "UNKNOWN_TOPIC_OR_PART",
+        "LEADER_NOT_AVAILABLE",
+        "NOT_LEADER_FOR_PARTITION",
+        "UNKNOWN_LEADER_EPOCH",
+        "FENCED_LEADER_EPOCH",
+        "OFFSET_NOT_AVAILABLE",
+        "COORDINATOR_LOAD_IN_PROGRESS",
+        "COORDINATOR_NOT_AVAILABLE",
+        "NOT_COORDINATOR",
+        "REQUEST_TIMED_OUT",
+    }
+)
+"""Kafka's retriable errors that librdkafka's admin results do not always flag as such."""
+
+
 class ConsoleError(Exception):
     """A refusal: answered as ``{"error": slug, "message": message}`` with ``status``."""
 
-    def __init__(self, status: int, slug: str, message: str) -> None:
+    def __init__(self, status: int, slug: str, message: str, *, retriable: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.slug = slug
         self.message = message
+        self.retriable = retriable
+        """A Kafka error the client may retry (a leader moving, metadata not yet there)."""
 
 
 def from_kafka(exc: KafkaException, action: str) -> ConsoleError:
@@ -46,7 +65,12 @@ def from_kafka(exc: KafkaException, action: str) -> ConsoleError:
     if error.code() < 0:
         return ConsoleError(502, "broker_unreachable", f"{action}: {error.str()}")
     slug = _SLUG.get(name, name.lower())
-    return ConsoleError(_STATUS.get(name, 400), slug, f"{action}: {error.str()}")
+    return ConsoleError(
+        _STATUS.get(name, 400),
+        slug,
+        f"{action}: {error.str()}",
+        retriable=error.retriable() or name in _RETRIABLE,
+    )
 
 
 def encode_bytes(data: bytes | None) -> dict[str, str] | None:

@@ -9,6 +9,7 @@ What Kafka's Admin API does not expose is null here: a partition's size on disk
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from importlib import metadata
 from typing import Any, Final
@@ -33,6 +34,10 @@ from shoal.console.errors import ConsoleError, from_kafka
 
 REQUEST_TIMEOUT_S: Final = 15.0
 """How long one Admin request may take before the page gets a 502 (a cluster under load)."""
+CREATED_VISIBLE_S: Final = 10.0
+"""How long describing a topic just created may get retriable errors (its metadata and
+leaders settling) before the page shows the error."""
+CREATED_POLL_S: Final = 0.1
 NO_OFFSET: Final = -1001
 """librdkafka's OFFSET_INVALID: a partition the group has no committed offset for."""
 _OPERATIONS: Final = {
@@ -132,7 +137,17 @@ class KafkaAdmin:
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> dict[str, Any]:
         topic = NewTopic(name, num_partitions=partitions, config=configs)
         _result(self.admin.create_topics([topic])[name], f"create topic {name!r}")
-        return self.describe_topic(name)
+        # Kafka answers CreateTopics once the controller has the topic; a broker's metadata
+        # and its partitions' leaders can lag behind for a moment, so describing it at once
+        # may get a retriable error (UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_LEADER_EPOCH).
+        deadline = time.monotonic() + CREATED_VISIBLE_S
+        while True:
+            try:
+                return self.describe_topic(name)
+            except ConsoleError as exc:
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+            time.sleep(CREATED_POLL_S)
 
     def delete_topic(self, name: str) -> dict[str, Any]:
         _result(self.admin.delete_topics([name])[name], f"delete topic {name!r}")
