@@ -198,7 +198,12 @@ class Produce:
     def __init__(self, config: dict[str, str]) -> None:
         # murmur2 as Java's default partitioner: a keyed message lands where a Kafka client
         # would put it; acks=all, as the broker-served API answers once on disk.
-        self.producer = Producer({**config, "partitioner": "murmur2_random", "acks": "all"})
+        self.producer: Producer | None = Producer(
+            {**config, "partitioner": "murmur2_random", "acks": "all"}
+        )
+
+    def close(self) -> None:
+        self.producer = None  # librdkafka's handle goes with the last reference
 
     def send(
         self,
@@ -214,13 +219,14 @@ class Produce:
             outcome.append(err if err is not None else msg)
 
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        producer = self.producer
+        if producer is None:
+            raise ConsoleError(503, "shutting_down", "the console is shutting down")
         try:
-            self.producer.produce(
-                topic, value, key, headers=headers, on_delivery=delivered, **extra
-            )
+            producer.produce(topic, value, key, headers=headers, on_delivery=delivered, **extra)
         except (KafkaException, BufferError) as exc:
             raise ConsoleError(400, "produce_failed", f"produce to {topic!r}: {exc}") from exc
-        self.producer.flush(REQUEST_TIMEOUT_S)
+        producer.flush(REQUEST_TIMEOUT_S)
         if not outcome:
             raise ConsoleError(502, "broker_unreachable", f"produce to {topic!r}: no answer")
         result = outcome[0]

@@ -8,7 +8,8 @@ API's (docs/admin-api.md), so the same pages and scripts work against either.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import httpx
@@ -40,6 +41,11 @@ class Backend:
         self.config = config
         self.admin = KafkaAdmin(config)
         self.produce = Produce(config)
+
+    def close(self) -> None:
+        """At shutdown: nothing is left in flight (each produce waited for its answer), so the
+        producer goes without waiting; it would otherwise keep reconnecting until exit."""
+        self.produce.close()
 
 
 def _check_csrf(request: Request) -> None:
@@ -315,6 +321,13 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
 def build_console_app(config: dict[str, str], registry_url: str | None = None) -> Starlette:
     """``config``: librdkafka settings of the console's Kafka clients."""
     backend = Backend(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        backend.close()
+
     return Starlette(
-        routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)]
+        routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)],
+        lifespan=lifespan,
     )
