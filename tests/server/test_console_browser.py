@@ -86,7 +86,12 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _open(page: Page, hash_path: str) -> None:
-    page.goto("/#" + hash_path)
+    """Show the console's page at ``hash_path``, freshly read (the same hash again would not
+    route, so that reloads)."""
+    if page.url.endswith("/#" + hash_path):
+        page.reload()
+    else:
+        page.goto("/#" + hash_path)
     expect(page.locator("body[data-loading=false]")).to_have_count(1)
 
 
@@ -213,6 +218,8 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     assert browse(**{"from": "timestamp"}, timestamp=str(stamp_ms)) == ["bin@1"]
     newest = browse(partition="0", **{"from": "newest"})
     assert newest == ["order-1@0", "order-2@1"]
+    _open(page, f"/messages/{topic}?partition=0&from=offset&offset=99")  # past the end
+    expect(page.locator(".error")).to_contain_text("offset_out_of_range")
 
     # Export the page as JSON (what the API gave) and CSV (text; markup and formulas inert).
     _open(page, f"/messages/{topic}")
@@ -368,6 +375,13 @@ def test_group_offsets_reset_dry_run_then_apply(
             "3 records",
         )
         consumer.commit(asynchronous=False)
+        # While its consumer is up: the member is shown, and a reset is refused.
+        _open(page, f"/groups/{group}")
+        expect(page.locator("#members td:text-is('console-test')")).to_have_count(1)
+        page.select_option("#reset-to", "earliest")
+        page.click("#reset-dry-run")
+        expect(page.locator("#reset-preview .error")).to_contain_text("group_active")
+        expect(page.locator("#reset-apply")).to_be_disabled()
     finally:
         consumer.close()
 
@@ -478,6 +492,16 @@ def test_dlq_shows_failure_columns_and_redrives_a_record(
     assert record.error() is None
     assert (record.key(), record.value()) == (b"pay-7", b'{"amount": -5}')
     assert record.headers() == [("trace", b"t-1")]  # the failure headers stay in the DLQ
+
+    # Redrive all: every record of the DLQ (a log: the one redriven above goes again).
+    _produce(broker, dead, [{"key": b"pay-8", "value": b"{}", "headers": failure}])
+    _open(page, f"/dlq/{dead}")
+    expect(page.locator("#dlq-messages tr.message")).to_have_count(2)
+    page.click("#redrive-all")
+    expect(page.locator("#redrive-status")).to_contain_text("Redrove 2 record(s)")
+    with admin_client(broker) as api:
+        partitions = api.get(f"/topics/{original}").json()["partitions"]
+    assert sum(p["high_watermark"] for p in partitions) == 3
 
 
 def test_overview_counts_traffic_per_topic(page: Page, broker: EmbeddedBroker, shots: Path) -> None:

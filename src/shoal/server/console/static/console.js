@@ -14,6 +14,7 @@ const SPARK_POINTS = 40; // readings kept per chart (two minutes at the poll abo
 const TAIL_POLL_MS = 1000; // how often live tail asks for new messages
 const TAIL_ROWS_MAX = 500; // rows a live tail keeps on screen (older ones are dropped)
 const DLQ_SUFFIX = ".dlq";
+const REDRIVE_PAGE_SIZE = 500; // DLQ records read per request by "Redrive all" (the API's maximum)
 const DLQ_PREFIX = "shoal.dlq.";
 
 // ---- helpers ---------------------------------------------------------------------------
@@ -691,6 +692,23 @@ async function dlqPage(topicName, params) {
     (m) => h("span", {}, h("input", { type: "checkbox", class: "pick", onchange: (e) => { if (e.target.checked) selected.set(m, true); else selected.delete(m); } }), " ",
       h("button", { class: "secondary redrive-one", type: "button", onclick: run([m]) }, "Redrive")),
   ];
+  // Every record of the DLQ, page by page from the oldest, until each partition's end.
+  const redriveAll = async () => {
+    let done = 0;
+    let cursor = null;
+    for (;;) {
+      const q = new URLSearchParams({ limit: String(REDRIVE_PAGE_SIZE) });
+      if (cursor) q.set("cursor", cursor);
+      const batch = await api("GET", "/topics/" + enc(topicName) + "/messages?" + q.toString());
+      done += await redrive(batch.messages);
+      status.replaceChildren(notice("Redriving… " + done + " record(s) so far."));
+      const positions = Object.fromEntries(batch.next_cursor.split(",").map((item) => item.split(":").map(Number)));
+      const atEnd = Object.entries(batch.end_offsets).every(([p, end]) => positions[p] >= end);
+      if (atEnd || batch.next_cursor === cursor) break;
+      cursor = batch.next_cursor;
+    }
+    return done;
+  };
   const nextParams = new URLSearchParams(params);
   nextParams.set("cursor", page.next_cursor);
   render(head,
@@ -698,6 +716,10 @@ async function dlqPage(topicName, params) {
     h("div", { class: "row" },
       h("button", { id: "redrive-selected", type: "button", onclick: () => run([...selected.keys()])() }, "Redrive selected"),
       h("button", { id: "redrive-page", class: "secondary", type: "button", onclick: run(page.messages) }, "Redrive all on this page"),
+      h("button", { id: "redrive-all", class: "secondary", type: "button", onclick: async () => {
+        try { status.replaceChildren(notice("Redrove " + (await redriveAll()) + " record(s) to their original topics.")); }
+        catch (err) { status.replaceChildren(errorBox(err)); }
+      } }, "Redrive all"),
       h("button", { id: "dlq-next", class: "secondary", type: "button", onclick: () => go(["dlq", topicName], nextParams) }, "Next page")),
     status,
     table([{ title: "Partition", num: 1 }, { title: "Offset", num: 1 }, { title: "Timestamp" }, { title: "Key" }, { title: "Value" }, { title: "Other headers" },
