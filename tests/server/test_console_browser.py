@@ -404,6 +404,10 @@ def test_group_offsets_reset_dry_run_then_apply(
     page.click("#reset-apply")
     expect(page.locator("#reset-preview")).to_contain_text("Offsets committed")
     expect(page.locator("#offsets td.lag")).to_have_text(["5"])
+    # The page re-reads the group: new records show in the lag and its trend.
+    _produce(broker, topic, [{"value": b"late", "partition": 0}] * 2)
+    expect(page.locator("#lag-trend .value")).to_have_text("7")
+    expect(page.locator("#offsets td.lag")).to_have_text(["7"])
     with admin_client(broker) as api:
         offsets = api.get(f"/groups/{group}").json()["offsets"]
     assert [o["committed_offset"] for o in offsets] == [0]

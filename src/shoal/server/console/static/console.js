@@ -556,10 +556,26 @@ async function groupPage(groupId) {
     },
   }, h("div", { class: "row" }, h("label", {}, "Topic ", topicSelect), h("label", {}, "Partitions ", partitions),
     h("label", {}, "To ", to), value, h("button", { type: "submit", id: "reset-dry-run" }, "Dry run"), apply), preview);
+  // Lag trend: the group's total lag, re-read every OVERVIEW_POLL_MS while the page is open.
+  const totalLag = (g) => g.offsets.reduce((n, o) => n + (o.lag ?? 0), 0);
+  const lagHistory = [totalLag(group)];
+  const lagCard = h("div", { class: "card", id: "lag-trend" });
+  const drawLag = () => lagCard.replaceChildren(h("div", { class: "label" }, "Total lag (trend)"),
+    h("div", { class: "value" }, String(lagHistory[lagHistory.length - 1])), spark(lagHistory));
+  drawLag();
+  pageTimer = setInterval(async () => {
+    try {
+      const again = await api("GET", "/groups/" + enc(groupId));
+      lagHistory.push(totalLag(again));
+      if (lagHistory.length > SPARK_POINTS) lagHistory.shift();
+      drawLag();
+      document.getElementById("offsets").replaceWith(offsetsTable(again));
+    } catch (err) { lagCard.replaceChildren(errorBox(err)); }
+  }, OVERVIEW_POLL_MS);
   render(
     h("h1", {}, "Group ", groupId),
     h("div", { class: "cards" }, card("State", group.state), card("Type", group.type), card("Protocol", group.protocol ?? "–"),
-      card("Members", String(group.members.length))),
+      card("Members", String(group.members.length)), lagCard),
     h("h2", {}, "Members"),
     table([{ title: "Member" }, { title: "Client id" }, { title: "Host" }],
       group.members.map((m) => h("tr", {}, h("td", {}, m.member_id ?? "–"), h("td", {}, m.client_id ?? "–"), h("td", {}, m.host ?? m.client_host ?? "–"))),
