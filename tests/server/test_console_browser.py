@@ -347,6 +347,27 @@ def test_avro_json_schema_and_protobuf_values_are_decoded(
     proto_row.click()
     expect(page.locator("pre.decoded-json:visible")).to_contain_text('"status": "PAID"')
     page.screenshot(path=shots / "console-decoded.png", full_page=True)
+
+    # Produce with a schema: the form's JSON is written as the subject's latest Avro version.
+    _open(page, f"/produce/{topic}")
+    page.select_option("#produce-schema", f"{topic}-avro")
+    page.fill("#produce-partition", "0")
+    written = {"id": 7, "note": "from the form", "tags": [], "kind": "CARD", "amount": None}
+    page.fill("#produce-value", json.dumps(written))
+    page.click("#produce button[type=submit]")
+    expect(page.locator("#produce-status")).to_contain_text("at offset 3")
+    with admin_client(broker) as api:
+        query = {"partition": "0", "from": "offset", "offset": "3"}
+        (message,) = api.get(f"/topics/{topic}/messages", params=query).json()["messages"]
+    value = message["value"]  # UTF-8 text when the bytes happen to be valid UTF-8
+    data = value["data"]
+    framed = data.encode() if value["encoding"] == "utf-8" else base64.b64decode(data)
+    assert framed[:5] == b"\x00" + avro_id.to_bytes(4, "big")
+    parsed = fastavro.parse_schema(avro)
+    assert fastavro.schemaless_reader(io.BytesIO(framed[5:]), parsed, parsed) == written
+    page.fill("#produce-value", '{"id": "not a number"}')  # refused in the page, nothing sent
+    page.click("#produce button[type=submit]")
+    expect(page.locator("#produce-status .error")).to_contain_text("id: expected an integer")
     _open(page, f"/messages/{topic}?decode=0")  # raw bytes on request
     expect(page.locator("#messages td.value.decoded")).to_have_count(0)
 

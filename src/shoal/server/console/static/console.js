@@ -72,6 +72,11 @@ function bytes(n) {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return (i ? n.toFixed(1) : String(n)) + " " + units[i];
 }
+function base64Of(bytes) {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
 function when(ms) { return ms === null || ms === undefined ? "–" : new Date(ms).toISOString(); }
 
 // {encoding, data} (or null) as text: UTF-8 as is, base64 as hex bytes.
@@ -302,7 +307,7 @@ async function topicPage(name) {
 
 // extraColumns: functions of a message giving a cell each; otherHeaders: which headers the
 // Headers column lists (all by default; the DLQ page shows its failure headers as columns).
-// Schema-registry framed keys and values are decoded (decode.js) unless the page says not to.
+// Schema-registry framed keys and values are decoded (schema_codec.js) unless the page says not to.
 let decodeWithRegistry = true;
 const registryJson = (path) => call("GET", REGISTRY + path);
 
@@ -482,11 +487,21 @@ async function producePage(topicName) {
   const value = h("textarea", { id: "produce-value", placeholder: "value (text or JSON)" });
   const headers = h("textarea", { id: "produce-headers", placeholder: "one header per line: name=value" });
   const status = h("div", { id: "produce-status" });
+  // The value can be written with a registry schema (the subject's latest version).
+  const subjects = await call("GET", REGISTRY + "/subjects").catch(() => []);
+  const schemaSelect = h("select", { id: "produce-schema" }, h("option", { value: "" }, "none (bytes as typed)"),
+    subjects.map((s) => h("option", { value: s }, s)));
   const form = h("form", {
     id: "produce",
     onsubmit: async (e) => {
       e.preventDefault();
       const body = { key: key.value === "" ? null : key.value, value: value.value, headers: [] };
+      if (schemaSelect.value) {
+        try {
+          const latest = await call("GET", REGISTRY + "/subjects/" + enc(schemaSelect.value) + "/versions/latest");
+          body.value = { encoding: "base64", data: base64Of(SchemaDecode.encode(latest.id, latest, JSON.parse(value.value))) };
+        } catch (err) { status.replaceChildren(errorBox(err)); return; }
+      }
       for (const line of headers.value.split("\n")) {
         if (!line.trim()) continue;
         const at = line.indexOf("=");
@@ -499,6 +514,7 @@ async function producePage(topicName) {
       } catch (err) { status.replaceChildren(errorBox(err)); }
     },
   }, h("div", { class: "row" }, h("label", {}, "Topic ", topicSelect), h("label", {}, "Partition ", partition), h("label", {}, "Key ", key)),
+  h("div", { class: "row" }, h("label", {}, "Value schema ", schemaSelect), h("span", { class: "muted" }, "with a schema, the value is JSON")),
   h("label", {}, "Value"), value, h("label", {}, "Headers"), headers, h("div", { class: "row" }, h("button", { type: "submit" }, "Produce")), status);
   render(h("h1", {}, "Produce a message"), form);
 }

@@ -1,4 +1,5 @@
-// Decoding of schema-registry framed records (Confluent's wire format) in the console:
+// Schema-registry framed records (Confluent's wire format) in the console, decoded for the
+// message browser and encoded (Avro, JSON Schema) for the produce page:
 //
 //   byte 0: 0x00 (magic) | bytes 1-4: schema id, big-endian | [Protobuf: message indexes] | payload
 //
@@ -53,7 +54,7 @@ const SchemaDecode = (() => {
 
   // ---- Avro ---------------------------------------------------------------------------
 
-  function avroReader(schemaText) {
+  function avroNames(root) {
     const named = new Map();
     function register(schema, namespace) {
       if (Array.isArray(schema)) { schema.forEach((s) => register(s, namespace)); return; }
@@ -69,8 +70,13 @@ const SchemaDecode = (() => {
       else if (schema.type === "map") register(schema.values, namespace);
       else if (typeof schema.type === "object") register(schema.type, namespace);
     }
-    const root = JSON.parse(schemaText);
     register(root, "");
+    return (name, ns) => named.get(name.includes(".") || !ns ? name : ns + "." + name) || named.get(name);
+  }
+
+  function avroReader(schemaText) {
+    const root = JSON.parse(schemaText);
+    const lookup = avroNames(root);
     function read(schema, r, ns) {
       if (Array.isArray(schema)) return read(schema[num(r.zigzag())], r, ns);
       if (typeof schema === "string") {
@@ -83,7 +89,7 @@ const SchemaDecode = (() => {
           case "bytes": return hex(r.take(num(r.zigzag())));
           case "string": return utf8.decode(r.take(num(r.zigzag())));
           default: {
-            const found = named.get(schema.includes(".") || !ns ? schema : ns + "." + schema) || named.get(schema);
+            const found = lookup(schema, ns);
             if (!found) throw new Error("unknown Avro type " + schema);
             return read(found, r, found.__ns);
           }
@@ -257,6 +263,127 @@ const SchemaDecode = (() => {
     };
   }
 
+  // ---- Avro encoding (produce) ---------------------------------------------------------
+
+  class Writer {
+    constructor() { this.parts = []; }
+    raw(bytes) { this.parts.push(bytes); }
+    varint(big) { // unsigned BigInt
+      const out = [];
+      do {
+        let b = Number(big & 0x7fn);
+        big >>= 7n;
+        if (big) b |= 0x80;
+        out.push(b);
+      } while (big);
+      this.raw(Uint8Array.from(out));
+    }
+    zigzag(n) { const v = BigInt(n); this.varint(v >= 0n ? v << 1n : ((-v) << 1n) - 1n); }
+    bytes(b) { this.zigzag(b.length); this.raw(b); }
+    float(size, v) {
+      const buf = new Uint8Array(size), view = new DataView(buf.buffer);
+      if (size === 4) view.setFloat32(0, v, true); else view.setFloat64(0, v, true);
+      this.raw(buf);
+    }
+    result() {
+      const total = this.parts.reduce((n, p) => n + p.length, 0);
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const p of this.parts) { out.set(p, at); at += p.length; }
+      return out;
+    }
+  }
+
+  function avroWriter(schemaText) {
+    const root = JSON.parse(schemaText);
+    const lookup = avroNames(root);
+    const fail = (path, what) => { throw new Error((path || "value") + ": " + what); };
+    function resolve(schema, ns) {
+      if (typeof schema === "string" && !PRIMITIVES.has(schema)) return lookup(schema, ns) || fail("", "unknown Avro type " + schema);
+      return schema;
+    }
+    function matches(schema, value, ns) {
+      const s = resolve(schema, ns);
+      const t = typeof s === "string" ? s : s.type;
+      if (value === null) return t === "null";
+      if (t === "boolean") return typeof value === "boolean";
+      if (["int", "long", "float", "double"].includes(t)) return typeof value === "number";
+      if (["string", "bytes", "enum", "fixed"].includes(t)) return typeof value === "string";
+      if (t === "array") return Array.isArray(value);
+      if (t === "record" || t === "error" || t === "map") return typeof value === "object" && !Array.isArray(value);
+      return typeof s === "object" && matches(s.type, value, ns);
+    }
+    function write(schema, value, w, ns, path) {
+      if (Array.isArray(schema)) { // a union: the first branch the value fits
+        const index = schema.findIndex((branch) => matches(branch, value, ns));
+        if (index < 0) fail(path, "fits no branch of the union");
+        w.zigzag(index);
+        return write(schema[index], value, w, ns, path);
+      }
+      const s = resolve(schema, ns);
+      const type = typeof s === "string" ? s : s.type;
+      const need = (ok, what) => { if (!ok) fail(path, "expected " + what); };
+      switch (type) {
+        case "null": need(value === null, "null"); return;
+        case "boolean": need(typeof value === "boolean", "true or false"); w.raw(Uint8Array.of(value ? 1 : 0)); return;
+        case "int": case "long": need(Number.isInteger(value), "an integer"); w.zigzag(value); return;
+        case "float": case "double": need(typeof value === "number", "a number"); w.float(type === "float" ? 4 : 8, value); return;
+        case "string": case "bytes": need(typeof value === "string", "a string"); w.bytes(new TextEncoder().encode(value)); return;
+        case "enum": {
+          const index = s.symbols.indexOf(value);
+          need(index >= 0, "one of " + s.symbols.join(", "));
+          w.zigzag(index);
+          return;
+        }
+        case "fixed": {
+          const b = new TextEncoder().encode(value);
+          need(b.length === s.size, s.size + " bytes");
+          w.raw(b);
+          return;
+        }
+        case "array":
+          need(Array.isArray(value), "an array");
+          if (value.length) { w.zigzag(value.length); value.forEach((v, i) => write(s.items, v, w, ns, path + "[" + i + "]")); }
+          w.zigzag(0);
+          return;
+        case "map": {
+          need(typeof value === "object" && value !== null && !Array.isArray(value), "an object");
+          const entries = Object.entries(value);
+          if (entries.length) {
+            w.zigzag(entries.length);
+            for (const [k, v] of entries) { w.bytes(new TextEncoder().encode(k)); write(s.values, v, w, ns, path + "." + k); }
+          }
+          w.zigzag(0);
+          return;
+        }
+        case "record": case "error":
+          need(typeof value === "object" && value !== null && !Array.isArray(value), "an object");
+          for (const f of s.fields) {
+            const v = f.name in value ? value[f.name] : f.default;
+            if (v === undefined) fail(path ? path + "." + f.name : f.name, "is required");
+            write(f.type, v, w, s.__ns, path ? path + "." + f.name : f.name);
+          }
+          return;
+        default: return write(s.type, value, w, ns, path);
+      }
+    }
+    return (value) => { const w = new Writer(); write(root, value, w, root.__ns, ""); return w.result(); };
+  }
+  const PRIMITIVES = new Set(["null", "boolean", "int", "long", "float", "double", "bytes", "string"]);
+
+  // A JSON value framed for schema ``id`` (its registry answer ``found``): Avro or JSON Schema.
+  function encode(id, found, value) {
+    const type = found.schemaType || "AVRO";
+    let payload;
+    if (type === "AVRO") payload = avroWriter(found.schema)(value);
+    else if (type === "JSON") payload = new TextEncoder().encode(JSON.stringify(value));
+    else throw new Error("producing " + type + " from the console is not supported yet");
+    const out = new Uint8Array(HEADER_BYTES + payload.length);
+    new DataView(out.buffer).setUint32(1, id, false); // out[0] stays MAGIC (0)
+    out.set(payload, HEADER_BYTES);
+    return out;
+  }
+
   // ---- entry point --------------------------------------------------------------------
 
   function schema(id, fetchJson) {
@@ -286,5 +413,5 @@ const SchemaDecode = (() => {
     return { id, type: found.type, value: found.read(bytes, HEADER_BYTES) };
   }
 
-  return { decode };
+  return { decode, encode };
 })();
