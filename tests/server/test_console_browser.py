@@ -368,6 +368,60 @@ def test_avro_json_schema_and_protobuf_values_are_decoded(
     page.fill("#produce-value", '{"id": "not a number"}')  # refused in the page, nothing sent
     page.click("#produce button[type=submit]")
     expect(page.locator("#produce-status .error")).to_contain_text("id: expected an integer")
+    # Protobuf: the file's first message (Item), message indexes [0].
+    page.select_option("#produce-schema", f"{topic}-proto")
+    page.fill("#produce-value", '{"sku": "from-the-form"}')
+    page.click("#produce button[type=submit]")
+    expect(page.locator("#produce-status")).to_contain_text("at offset 4")
+    with admin_client(broker) as api:
+        query = {"partition": "0", "from": "offset", "offset": "4"}
+        (message,) = api.get(f"/topics/{topic}/messages", params=query).json()["messages"]
+    framed = message["value"]["data"].encode()  # valid UTF-8 here
+    assert framed[:6] == b"\x00" + proto_id.to_bytes(4, "big") + b"\x00"
+    item_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Item"))
+    assert item_class.FromString(framed[6:]).sku == "from-the-form"
+    # Every field kind of Order (first in a file of its own): written by the page, read back
+    # by protobuf's own parser.
+    orders_proto = (
+        PROTO.replace("message Item { string sku = 1; }\n", "")
+        + "message Item { string sku = 1; }\n"
+    )
+    with httpx.Client(base_url=broker.http_url, headers=media, timeout=TIMEOUT_S) as registry:
+        orders_id = _register(registry, f"{topic}-orders", orders_proto, "PROTOBUF")
+        orders_serialized = registry.get(f"/schemas/ids/{orders_id}?format=serialized").json()
+    orders_pool = descriptor_pool.DescriptorPool()
+    orders_pool.AddSerializedFile(base64.b64decode(orders_serialized["schema"]))
+    orders_class = message_factory.GetMessageClass(orders_pool.FindMessageTypeByName("shop.Order"))
+    form_order = {
+        "id": "o-2",
+        "amount": -(2**40),
+        "tags": ["x", "y"],
+        "item": {"sku": "s"},
+        "status": "PAID",
+        "counts": {"k": 3},
+        "delta": -9,
+        "price": 1.25,
+    }
+    _open(page, f"/produce/{topic}")
+    page.select_option("#produce-schema", f"{topic}-orders")
+    page.fill("#produce-partition", "0")
+    page.fill("#produce-value", json.dumps(form_order))
+    page.click("#produce button[type=submit]")
+    expect(page.locator("#produce-status")).to_contain_text("at offset 5")
+    with admin_client(broker) as api:
+        query = {"partition": "0", "from": "offset", "offset": "5"}
+        (message,) = api.get(f"/topics/{topic}/messages", params=query).json()["messages"]
+    value = message["value"]
+    data = value["data"]
+    framed = data.encode() if value["encoding"] == "utf-8" else base64.b64decode(data)
+    read = orders_class.FromString(framed[6:])
+    assert (read.id, read.amount, list(read.tags), read.item.sku) == (
+        "o-2",
+        -(2**40),
+        ["x", "y"],
+        "s",
+    )
+    assert (read.status, dict(read.counts), read.delta, read.price) == (1, {"k": 3}, -9, 1.25)
     _open(page, f"/messages/{topic}?decode=0")  # raw bytes on request
     expect(page.locator("#messages td.value.decoded")).to_have_count(0)
 

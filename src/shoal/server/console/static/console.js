@@ -499,7 +499,10 @@ async function producePage(topicName) {
       if (schemaSelect.value) {
         try {
           const latest = await call("GET", REGISTRY + "/subjects/" + enc(schemaSelect.value) + "/versions/latest");
-          body.value = { encoding: "base64", data: base64Of(SchemaDecode.encode(latest.id, latest, JSON.parse(value.value))) };
+          const serialized = latest.schemaType === "PROTOBUF"
+            ? (await call("GET", REGISTRY + "/schemas/ids/" + latest.id + "?format=serialized")).schema : null;
+          const framed = SchemaDecode.encode(latest.id, latest, JSON.parse(value.value), serialized);
+          body.value = { encoding: "base64", data: base64Of(framed) };
         } catch (err) { status.replaceChildren(errorBox(err)); return; }
       }
       for (const line of headers.value.split("\n")) {

@@ -279,7 +279,8 @@ const SchemaDecode = (() => {
       this.raw(Uint8Array.from(out));
     }
     zigzag(n) { const v = BigInt(n); this.varint(v >= 0n ? v << 1n : ((-v) << 1n) - 1n); }
-    bytes(b) { this.zigzag(b.length); this.raw(b); }
+    bytes(b) { this.zigzag(b.length); this.raw(b); } // Avro: zigzag length
+    delimited(b) { this.varint(BigInt(b.length)); this.raw(b); } // Protobuf: varint length
     float(size, v) {
       const buf = new Uint8Array(size), view = new DataView(buf.buffer);
       if (size === 4) view.setFloat32(0, v, true); else view.setFloat64(0, v, true);
@@ -371,13 +372,78 @@ const SchemaDecode = (() => {
   }
   const PRIMITIVES = new Set(["null", "boolean", "int", "long", "float", "double", "bytes", "string"]);
 
-  // A JSON value framed for schema ``id`` (its registry answer ``found``): Avro or JSON Schema.
-  function encode(id, found, value) {
+  // ---- Protobuf encoding (produce) -----------------------------------------------------
+
+  // JSON -> the file's first message (message indexes [0], written as a single 0 byte).
+  function protoWriter(serializedBase64) {
+    const desc = protoDescriptor(Uint8Array.from(atob(serializedBase64), (c) => c.charCodeAt(0)));
+    const fail = (path, what) => { throw new Error(path + ": " + what); };
+    const tag = (w, number, wire) => w.varint(BigInt(number * 8 + wire));
+    const VARINT_TYPES = new Set([3, 4, 5, 8, 13, 14, 17, 18]);
+    function scalar(w, field, value, path) {
+      const t = field.type;
+      if (t === 9) { if (typeof value !== "string") fail(path, "expected a string"); tag(w, field.number, 2); w.delimited(new TextEncoder().encode(value)); return; }
+      if (t === 12) { if (typeof value !== "string") fail(path, "expected a string"); tag(w, field.number, 2); w.delimited(new TextEncoder().encode(value)); return; }
+      if (t === 1 || t === 2) { if (typeof value !== "number") fail(path, "expected a number"); tag(w, field.number, t === 1 ? 1 : 5); w.float(t === 1 ? 8 : 4, value); return; }
+      let n;
+      if (t === 8) { if (typeof value !== "boolean") fail(path, "expected true or false"); n = value ? 1n : 0n; }
+      else if (t === 14) {
+        const e = desc.enums.get(field.typeName);
+        const found = e && [...e.values].find(([, name]) => name === value);
+        if (found) n = BigInt(found[0]); else if (Number.isInteger(value)) n = BigInt(value); else fail(path, "expected one of " + (e ? [...e.values.values()].join(", ") : "the enum"));
+      } else {
+        if (!Number.isInteger(value) && !(typeof value === "string" && /^-?\d+$/.test(value))) fail(path, "expected an integer");
+        n = BigInt(value);
+      }
+      if (VARINT_TYPES.has(t)) {
+        tag(w, field.number, 0);
+        if (t === 17 || t === 18) w.varint(n >= 0n ? n << 1n : ((-n) << 1n) - 1n);
+        else w.varint(BigInt.asUintN(64, n));
+        return;
+      }
+      const size = [6, 16].includes(t) ? 8 : 4; // fixed64/sfixed64, fixed32/sfixed32
+      const buf = new Uint8Array(size), view = new DataView(buf.buffer);
+      if (size === 8) view.setBigUint64(0, BigInt.asUintN(64, n), true); else view.setUint32(0, Number(BigInt.asUintN(32, n)), true);
+      tag(w, field.number, size === 8 ? 1 : 5);
+      w.raw(buf);
+    }
+    function message(m, value, path) {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) fail(path, "expected an object");
+      const byName = new Map([...m.fields.values()].map((f) => [f.name, f]));
+      const w = new Writer();
+      for (const [name, v] of Object.entries(value)) {
+        const field = byName.get(name) || fail(path ? path + "." + name : name, "no such field");
+        const at = path ? path + "." + name : name;
+        const sub = field.type === 11 ? desc.messages.get(field.typeName) : null;
+        const one = (item, itemPath) => {
+          if (sub) { tag(w, field.number, 2); w.delimited(message(sub, item, itemPath)); } else scalar(w, field, item, itemPath);
+        };
+        if (sub && sub.mapEntry) {
+          for (const [k, item] of Object.entries(v)) one({ key: k, value: item }, at + "." + k);
+        } else if (field.label === 3) {
+          if (!Array.isArray(v)) fail(at, "expected an array");
+          v.forEach((item, i) => one(item, at + "[" + i + "]"));
+        } else one(v, at);
+      }
+      return w.result();
+    }
+    return (value) => {
+      if (!desc.top.length) throw new Error("the schema has no message");
+      const body = message(desc.top[0], value, "");
+      const out = new Uint8Array(1 + body.length);
+      out.set(body, 1); // out[0] = 0: message indexes [0]
+      return out;
+    };
+  }
+
+  // A JSON value framed for schema ``id`` (its registry answer ``found``; for Protobuf,
+  // ``serialized`` is its ?format=serialized descriptor).
+  function encode(id, found, value, serialized) {
     const type = found.schemaType || "AVRO";
     let payload;
     if (type === "AVRO") payload = avroWriter(found.schema)(value);
     else if (type === "JSON") payload = new TextEncoder().encode(JSON.stringify(value));
-    else throw new Error("producing " + type + " from the console is not supported yet");
+    else payload = protoWriter(serialized)(value);
     const out = new Uint8Array(HEADER_BYTES + payload.length);
     new DataView(out.buffer).setUint32(1, id, false); // out[0] stays MAGIC (0)
     out.set(payload, HEADER_BYTES);
