@@ -29,6 +29,7 @@ from shoal.server.console import CONTENT_SECURITY_POLICY
 from tests.console.support import console_server
 from tests.peers.kafka_peer import KafkaPeer
 from tests.server.admin_support import TIMEOUT_S, admin_client, eventually
+from tests.support.sasl import add_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -581,6 +582,17 @@ def test_dlq_shows_failure_columns_and_redrives_a_record(
     with admin_client(broker) as api:
         partitions = api.get(f"/topics/{original}").json()["partitions"]
     assert sum(p["high_watermark"] for p in partitions) == 3
+
+
+def test_security_page_lists_users_and_says_when_no_authorizer_runs(
+    page: Page, broker: EmbeddedBroker, shots: Path
+) -> None:
+    add_user(broker, "console-reader", "console-secret")
+    _open(page, "/security")
+    expect(page.locator("#no-authorizer")).to_be_visible()  # this broker has no authorizer
+    row = page.locator("#users tr", has=page.locator("td:text-is('console-reader')"))
+    expect(row).to_contain_text("SCRAM-SHA-256")
+    page.screenshot(path=shots / "console-security.png", full_page=True)
 
 
 def test_overview_counts_traffic_per_topic(page: Page, broker: EmbeddedBroker, shots: Path) -> None:

@@ -467,6 +467,79 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/acls": {
+                "get": {
+                    "operationId": "listAcls",
+                    "summary": "Every ACL binding (needs Describe on the cluster)",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "authorizer": {"type": "boolean"},
+                                    "acls": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                key: _STR
+                                                for key in (
+                                                    "resource_type",
+                                                    "resource_name",
+                                                    "pattern_type",
+                                                    "principal",
+                                                    "host",
+                                                    "operation",
+                                                    "permission_type",
+                                                )
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                            "The ACLs; authorizer is false when none is configured",
+                        ),
+                        **_errors(403),
+                    },
+                },
+            },
+            "/users": {
+                "get": {
+                    "operationId": "listUsers",
+                    "summary": "SCRAM users with their mechanisms and iterations (needs Describe "
+                    "on the cluster; no credential material)",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "users": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "user": _STR,
+                                                "mechanisms": {
+                                                    "type": "array",
+                                                    "items": {
+                                                        "type": "object",
+                                                        "properties": {
+                                                            "mechanism": _STR,
+                                                            "iterations": _INT,
+                                                        },
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                            "The users",
+                        ),
+                        **_errors(403),
+                    },
+                },
+            },
         },
         "components": {
             "schemas": _SCHEMAS,

@@ -762,6 +762,27 @@ async function dlqPage(topicName, params) {
     messageRows(page.messages, extra, (x) => !x.key.startsWith(DLQ_PREFIX)), { id: "dlq-messages" }));
 }
 
+// ---- security (read-only) --------------------------------------------------------------
+
+async function securityPage() {
+  const [acls, users] = await Promise.all([
+    api("GET", "/acls").catch((err) => err),
+    api("GET", "/users").catch((err) => err),
+  ]);
+  const aclPart = acls instanceof Error ? errorBox(acls)
+    : !acls.authorizer ? h("p", { class: "muted", id: "no-authorizer" }, "No authorizer is configured: every principal may do everything.")
+      : table(["Resource type", "Resource", "Pattern", "Principal", "Host", "Operation", "Permission"].map((title) => ({ title })),
+        acls.acls.map((a) => h("tr", {}, [a.resource_type, a.resource_name, a.pattern_type, a.principal, a.host, a.operation, a.permission_type].map((v) => h("td", {}, v)))),
+        { id: "acls" });
+  const userPart = users instanceof Error ? errorBox(users)
+    : table([{ title: "User" }, { title: "SCRAM mechanisms (iterations)" }],
+      users.users.map((u) => h("tr", {}, h("td", {}, u.user), h("td", {}, u.mechanisms.map((m) => m.mechanism + " (" + m.iterations + ")").join(", ")))),
+      { id: "users" });
+  render(h("h1", {}, "Security"),
+    h("p", { class: "muted" }, "Read-only: change ACLs and users with shoal acl / shoal user or Kafka's tools."),
+    h("h2", {}, "ACLs"), aclPart, h("h2", {}, "SCRAM users"), userPart);
+}
+
 // ---- router ----------------------------------------------------------------------------
 
 async function route() {
@@ -781,6 +802,7 @@ async function route() {
     groups: () => (arg === undefined ? groupsPage() : groupPage(arg)),
     schemas: () => schemasPage(arg, params),
     dlq: () => dlqPage(arg, params),
+    security: () => securityPage(),
   };
   const show = pages[page] || (() => render(h("h1", {}, "No such page"), h("a", { href: "#/" }, "Overview")));
   document.body.dataset.loading = "true";
