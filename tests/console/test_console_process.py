@@ -18,6 +18,7 @@ from shoal.embedded import EmbeddedBroker
 from tests.console.support import console_server
 from tests.peers.kafka_peer import KafkaPeer
 from tests.server.admin_support import TIMEOUT_S, admin_client, eventually
+from tests.support.sasl import add_user
 
 pytestmark = pytest.mark.integration
 
@@ -195,6 +196,17 @@ def test_group_reset_dry_run_then_apply(broker: EmbeddedBroker, console: httpx.C
     _group_reset(console, broker.bootstrap_servers, "process-lag", "process-readers")
 
 
+def test_security_pages_match_the_broker_served_api(
+    broker: EmbeddedBroker, console: httpx.Client
+) -> None:
+    add_user(broker, "process-user", "process-secret")
+    with admin_client(broker) as served:
+        assert console.get("/api/v1/users").json() == served.get("/users").json()
+        assert served.get("/acls").json() == {"authorizer": False, "acls": []}
+    # Through Kafka's client API "no authorizer" and "no ACLs" look the same: unknown.
+    assert console.get("/api/v1/acls").json() == {"authorizer": None, "acls": []}
+
+
 def test_registry_is_forwarded(broker: EmbeddedBroker, console: httpx.Client) -> None:
     assert console.get("/subjects").json() == httpx.get(f"{broker.http_url}/subjects").json()
     with _console(broker.bootstrap_servers) as without:
@@ -222,6 +234,8 @@ def test_against_the_apache_kafka_peer(kafka_peer: KafkaPeer) -> None:
         page = console.get(f"/api/v1/topics/{topic}/messages", params={"header": "v"}).json()
         assert [m["value"]["data"] for m in page["messages"]] == ["<script>x</script>"]
         assert console.get(f"/api/v1/topics/{topic}").json()["configs"]
+        assert console.get("/api/v1/acls").json() == {"authorizer": None, "acls": []}
+        assert console.get("/api/v1/users").json() == {"users": []}
         overview = console.get("/api/v1/broker").json()
         assert overview["traffic"] is None and overview["brokers"]
         _group_reset(console, kafka_peer.bootstrap_servers, "console-lag-on-kafka", "console-g")

@@ -21,6 +21,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
@@ -28,6 +31,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigSource,
     NewTopic,
     OffsetSpec,
+    ResourcePatternType,
+    ResourceType,
 )
 
 from shoal.console.errors import ConsoleError, from_kafka
@@ -289,6 +294,57 @@ class KafkaAdmin:
         request = [ConsumerGroupTopicPartitions(group_id, tps)]
         future = self.admin.alter_consumer_group_offsets(request)[group_id]
         _result(future, f"commit offsets of group {group_id!r}")
+
+    # -- security (read-only) -----------------------------------------------------------------
+
+    def acls(self) -> dict[str, Any]:
+        """Every ACL binding. ``authorizer`` is true when there are ACLs, else null (unknown):
+        a broker without an authorizer answers DescribeAcls with SECURITY_DISABLED, but
+        librdkafka gives an empty list for that, so the client API cannot tell."""
+        # None in a text field matches every value (Kafka's AclBindingFilter); the stubs say
+        # str only.
+        everything = AclBindingFilter(
+            ResourceType.ANY,
+            None,  # type: ignore[arg-type]
+            ResourcePatternType.ANY,
+            None,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        bindings = _result(self.admin.describe_acls(everything), "describe ACLs")
+        rows = [
+            {
+                "resource_type": b.restype.name,
+                "resource_name": b.name,
+                "pattern_type": b.resource_pattern_type.name,
+                "principal": b.principal,
+                "host": b.host,
+                "operation": b.operation.name,
+                "permission_type": b.permission_type.name,
+            }
+            for b in bindings
+        ]
+        rows.sort(key=lambda r: (r["resource_type"], r["resource_name"], r["principal"]))
+        return {"authorizer": True if rows else None, "acls": rows}
+
+    def users(self) -> dict[str, Any]:
+        described = _result(self.admin.describe_user_scram_credentials(), "describe users")
+        return {
+            "users": [
+                {
+                    "user": user,
+                    "mechanisms": [
+                        {
+                            "mechanism": info.mechanism.name.replace("_", "-"),
+                            "iterations": info.iterations,
+                        }
+                        for info in description.scram_credential_infos
+                    ],
+                }
+                for user, description in sorted(described.items())
+            ]
+        }
 
     # -- overview -----------------------------------------------------------------------------
 

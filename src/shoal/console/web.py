@@ -223,6 +223,14 @@ async def _overview(backend: Backend, request: Request) -> Any:
     return await run_in_threadpool(backend.admin.overview)
 
 
+async def _acls(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.acls)
+
+
+async def _users(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.users)
+
+
 ROUTES: Final[tuple[tuple[str, str, Action, int], ...]] = (
     ("/topics", "GET", _list_topics, 200),
     ("/topics", "POST", _create_topic, 201),
@@ -235,6 +243,8 @@ ROUTES: Final[tuple[tuple[str, str, Action, int], ...]] = (
     ("/groups/{group}", "GET", _describe_group, 200),
     ("/groups/{group}/offsets/reset", "POST", _reset, 200),
     ("/broker", "GET", _overview, 200),
+    ("/acls", "GET", _acls, 200),
+    ("/users", "GET", _users, 200),
 )
 """(path under /api/v1, method, action, success status): the broker-served API's routes."""
 

@@ -770,7 +770,8 @@ async function securityPage() {
     api("GET", "/users").catch((err) => err),
   ]);
   const aclPart = acls instanceof Error ? errorBox(acls)
-    : !acls.authorizer ? h("p", { class: "muted", id: "no-authorizer" }, "No authorizer is configured: every principal may do everything.")
+    : acls.authorizer === false ? h("p", { class: "muted", id: "no-authorizer" }, "No authorizer is configured: every principal may do everything.")
+    : acls.authorizer === null ? h("p", { class: "muted", id: "no-acls" }, "No ACLs (whether an authorizer runs is not visible through this cluster's client API).")
       : table(["Resource type", "Resource", "Pattern", "Principal", "Host", "Operation", "Permission"].map((title) => ({ title })),
         acls.acls.map((a) => h("tr", {}, [a.resource_type, a.resource_name, a.pattern_type, a.principal, a.host, a.operation, a.permission_type].map((v) => h("td", {}, v)))),
         { id: "acls" });
