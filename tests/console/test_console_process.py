@@ -4,6 +4,7 @@ Apache Kafka peer, and the command itself as a user starts it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from shoal.cli.common import BOOTSTRAP_ENV
 from shoal.embedded import EmbeddedBroker
 from tests.console.support import console_server
 from tests.peers.kafka_peer import KafkaPeer
@@ -259,5 +261,6 @@ def test_shoal_console_command_serves_the_console(broker: EmbeddedBroker) -> Non
         finally:
             process.terminate()
             process.wait(TIMEOUT_S)
-    missing = subprocess.run([*command[:4]], capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k != BOOTSTRAP_ENV}  # no default either
+    missing = subprocess.run(command[:4], capture_output=True, text=True, check=False, env=env)
     assert missing.returncode == 2 and "--bootstrap is required" in missing.stderr
