@@ -523,6 +523,12 @@ def test_schemas_show_subjects_versions_and_compatibility(
     page.click("#check-candidate")
     expect(page.locator("#candidate-verdict")).to_contain_text("Compatible with the latest")
     page.screenshot(path=shots / "console-schemas.png", full_page=True)
+    page.select_option("#set-compatibility", "BACKWARD_TRANSITIVE")
+    page.click("#apply-compatibility")
+    expect(page.locator("#compatibility")).to_have_text("BACKWARD_TRANSITIVE")
+    with httpx.Client(base_url=broker.http_url, timeout=TIMEOUT_S) as registry:
+        level = registry.get(f"/config/{subject}").json()["compatibilityLevel"]
+    assert level == "BACKWARD_TRANSITIVE"
     page.click("a:text-is('1')")
     expect(page.locator("#schema-text")).not_to_contain_text('"note"')
     expect(page.locator("#schema-text")).to_contain_text('"Payment"')

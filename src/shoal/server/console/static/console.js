@@ -650,10 +650,25 @@ async function schemasPage(subject, params) {
         : h("div", { class: "error" }, "Not compatible: ", (answer.messages || []).join("; ")));
     } catch (err) { verdict.replaceChildren(errorBox(err)); }
   };
+  // Changing the subject's compatibility level is a registry write: it needs the CSRF header
+  // when it goes through `shoal console`, and the registry's own authorization.
+  const LEVELS = ["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"];
+  const levelSelect = h("select", { id: "set-compatibility" }, LEVELS.map((l) =>
+    h("option", { value: l, selected: level && level.compatibilityLevel === l }, l)));
+  const levelStatus = h("span", { id: "compatibility-status" });
+  const setLevel = async () => {
+    try {
+      const answer = await call("PUT", REGISTRY + "/config/" + enc(subject), { compatibility: levelSelect.value });
+      document.getElementById("compatibility").textContent = answer.compatibility || levelSelect.value;
+      levelStatus.replaceChildren(notice("Compatibility set to " + (answer.compatibility || levelSelect.value)));
+    } catch (err) { levelStatus.replaceChildren(errorBox(err)); }
+  };
   render(head,
     h("h2", {}, "Subject ", subject),
     h("p", {}, "Compatibility: ", h("strong", { id: "compatibility" }, level ? level.compatibilityLevel : "–"),
       " · type ", schema.schemaType || "AVRO", " · id ", schema.id),
+    h("div", { class: "row" }, "Set compatibility ", levelSelect,
+      h("button", { id: "apply-compatibility", class: "secondary", type: "button", onclick: setLevel }, "Set"), levelStatus),
     h("div", { class: "row" }, "Versions: ", versions.map((v) =>
       h("a", { href: "#/schemas/" + enc(subject) + "?version=" + v, class: String(v) === chosen ? "badge" : null }, String(v)))),
     h("pre", { id: "schema-text" }, text),
