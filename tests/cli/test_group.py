@@ -18,6 +18,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from shoal.cli import main
+from shoal.cli.live import Rates
 from shoal.embedded import EmbeddedBroker
 from tests.coordinator.groups.clients import wait_until
 from tests.support.broker import create_topic
@@ -297,3 +298,53 @@ def test_list_shows_share_groups(
         assert any(line.split() == [group, "Stable", "share"] for line in table.out.splitlines())
     finally:
         consumer.close()
+
+
+# -- describe --watch and top (issue 17) ------------------------------------------------------
+
+
+def test_describe_watch_and_top_print_a_snapshot_per_refresh(
+    broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Piped (not a terminal), each refresh prints one table, so every reading is seen."""
+    topic, group = "cli-watch", "cli-watch-group"
+    _setup(broker, topic)
+    consumer = _consumer(broker, group)
+    try:
+        _consume_and_commit(consumer, topic)
+        watch = ("group", "describe", group, "--watch", "--interval", "0.05", "--iterations", "2")
+        result = _shoal(broker, capsys, *watch)
+        assert result.code == 0, result.err
+        assert result.out.count(f"group {group} · Stable") == 2
+        rows = [line.split() for line in result.out.splitlines() if f" {topic} " in line]
+        assert len(rows) == 2 * PARTITIONS
+        lag = str(RECORDS_PER_PARTITION - CONSUMED_PER_PARTITION)
+        for row in rows:  # │ topic │ partition │ current │ end │ lag │ consumed/s │ ...
+            cells = [c for c in row if c != "│"]
+            assert cells[2:5] == [str(CONSUMED_PER_PARTITION), str(RECORDS_PER_PARTITION), lag]
+            assert "cli-test-client" in cells
+    finally:
+        consumer.close()
+
+    top = _shoal(broker, capsys, "top", "--interval", "0.05", "--iterations", "2")
+    assert top.code == 0, top.err
+    topic_rows = [line.split() for line in top.out.splitlines() if f" {topic} " in line]
+    assert [[c for c in r if c != "│"][:3] for r in topic_rows] == [
+        [topic, str(PARTITIONS), str(PARTITIONS * RECORDS_PER_PARTITION)]
+    ] * 2
+    group_rows = [[c for c in line.split() if c != "│"] for line in top.out.splitlines()]
+    lag_total = str(PARTITIONS * (RECORDS_PER_PARTITION - CONSUMED_PER_PARTITION))
+    assert [r[:4] for r in group_rows if r[:1] == [group]] == [[group, "Empty", "0", lag_total]] * 2
+
+    bad = _shoal(broker, capsys, "group", "describe", group, "--watch", "--format", "json")
+    assert bad.code == 2 and "--watch" in bad.err
+
+
+def test_rates_are_differences_over_time() -> None:
+    now = [100.0]
+    rates = Rates(clock=lambda: now[0])
+    assert rates.update({"t": 10}) == {"t": None}  # one reading: no rate yet
+    now[0] = 102.0
+    assert rates.update({"t": 30, "new": 5}) == {"t": 10.0, "new": None}
+    now[0] = 103.0
+    assert rates.update({"t": 25}) == {"t": 0.0}  # a reset (lower offset) is not negative

@@ -56,6 +56,8 @@ def test_the_wheel_holds_shoal_and_its_metadata_only(artifacts: Artifacts) -> No
     outside = [n for n in names if not n.startswith(("shoal/", f"shoal-{version}.dist-info/"))]
     assert outside == []  # no tests/, examples/ or bench/ in a user's site-packages
     assert "shoal/py.typed" in names
+    for page in ("index.html", "console.js", "schema_codec.js", "console.css"):  # the web console
+        assert f"shoal/server/console/static/{page}" in names
     assert "License-Expression: Apache-2.0" in metadata.splitlines()
     assert "Requires-Dist: confluent-kafka>=2.5" in metadata.splitlines()
 
@@ -67,6 +69,10 @@ def test_shoal_version_runs_from_the_installed_package(installed: Installed) -> 
     location = Path(installed.python_code("import shoal; print(shoal.__file__)").strip())
     assert location.is_relative_to(installed.venv), location
     assert not location.is_relative_to(REPO), location
+    # The web console's pages come with the package, from the wheel and the sdist alike.
+    code = "import os; from shoal.server.console import STATIC_DIR as d; print(*os.listdir(d))"
+    pages = sorted(installed.python_code(code).split())
+    assert pages == ["console.css", "console.js", "index.html", "schema_codec.js"]
 
 
 def test_cli_round_trip_through_the_installed_broker(installed: Installed) -> None:

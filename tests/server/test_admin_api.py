@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shoal.embedded import EmbeddedBroker
 from shoal.server.admin.access import CSRF_HEADER
+from shoal.server.settings import Settings
 from tests.server.admin_support import TIMEOUT_S, admin_client, eventually
 
 pytestmark = pytest.mark.integration
@@ -321,3 +322,22 @@ def test_a_kip_848_group_is_described_and_guarded_too(
         _error(api.post(f"/groups/{group}/offsets/reset", json=body), 409, "group_active")
     finally:
         consumer.close()
+
+
+def test_broker_overview_counts_traffic_and_disk(broker: EmbeddedBroker, api: httpx.Client) -> None:
+    """The console's overview: counters that grow with produce and fetch (a rate is the
+    difference of two readings), the data directory's disk, and the visible topics."""
+    topic = "overview-traffic"
+    assert api.post("/topics", json={"name": topic, "partitions": 2}).status_code == 201
+    before = api.get("/broker").json()
+    _produce(broker, topic, 3)
+    after = api.get("/broker").json()
+    assert after["node_id"] == Settings().node_id
+    assert after["traffic"]["records_in"] == before["traffic"]["records_in"] + 3
+    assert after["traffic"]["bytes_in"] > before["traffic"]["bytes_in"]
+    rows = {row["topic"]: row for row in after["topic_traffic"]}
+    assert rows[topic]["records_in"] == 3
+    assert after["topics"] >= 1 and after["partitions"] >= 2
+    disk = after["disk"]
+    assert 0 < disk["free_bytes"] <= disk["capacity_bytes"]
+    assert after["version"]

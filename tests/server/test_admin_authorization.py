@@ -3,6 +3,7 @@ ACLs (granted here through the Kafka API), the same operation per action as the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
@@ -121,5 +122,16 @@ def test_each_action_needs_the_kafka_apis_acl(
         assert alice.get("/groups/team").json()["offsets"][0]["committed_offset"] == 2
         names = {t["name"] for t in boss.get("/topics").json()["topics"]}
         assert names == {"visible", "hidden"}
+        # The console's security pages: Describe on the cluster, as the Kafka APIs need.
+        assert alice.get("/acls").status_code == 403
+        assert alice.get("/users").status_code == 403
+        acls = boss.get("/acls").json()
+        assert acls["authorizer"] is True
+        mine = {(a["resource_name"], a["operation"]) for a in acls["acls"]}
+        assert ("visible", "READ") in mine and ("team", "READ") in mine
+        assert {a["principal"] for a in acls["acls"]} == {"User:alice"}
+        users = {u["user"]: u for u in boss.get("/users").json()["users"]}
+        assert set(users) >= {"admin", "alice"}
+        assert users["alice"]["mechanisms"] and "salt" not in json.dumps(users)
     with httpx.Client(base_url=broker.http_url) as plain:
         assert plain.get("/livez").status_code == 200

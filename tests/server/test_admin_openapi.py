@@ -77,6 +77,9 @@ def test_served_document_and_live_answers_match(shoal_broker: EmbeddedBroker) ->
             ("/topics", "200"),
             ("/topics/documented", "200"),
             ("/groups", "200"),
+            ("/broker", "200"),
+            ("/acls", "200"),
+            ("/users", "200"),
             ("/topics/nope", "404"),
         ]:
             answer = api.get(path)

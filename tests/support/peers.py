@@ -35,6 +35,8 @@ PEER_SUITES: Final = frozenset({"peers", "differential", "packaging", "bench"})
 
 PEER_FIXTURES: Final = frozenset(
     {"kafka_peer", "redis_server", "rabbitmq_server", "nats_server", "kcat"}
+    # the web console's browser tests (issue 17): Debian's chromium
+    | {"chromium"}
 )
 """The session's peer servers (tests/conftest.py) and the kcat binary (tests/conformance)."""
 

@@ -17,6 +17,7 @@ from shoal.cli.acl import add_acl_parser
 from shoal.cli.bench import add_bench_parser  # issue 20 (market data): shoal bench
 from shoal.cli.broker import add_broker_parser
 from shoal.cli.common import CliError, UsageError
+from shoal.cli.console import add_console_parser  # issue 17 (web console): shoal console
 from shoal.cli.consume import add_consume_parser
 from shoal.cli.dlq import add_dlq_parser
 from shoal.cli.docs import add_docs_parser
@@ -25,6 +26,7 @@ from shoal.cli.produce import add_produce_parser
 from shoal.cli.registry import add_registry_parser
 from shoal.cli.run import add_run_parser
 from shoal.cli.schema import add_schema_parser
+from shoal.cli.top import add_top_parser  # issue 17: shoal top
 from shoal.cli.topic import add_topic_parser
 from shoal.cli.txn import add_txn_parser  # issue 14 (transactions): shoal txn
 from shoal.cli.user import add_user_parser
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_acl_parser(sub)
     add_txn_parser(sub)  # issue 14 (transactions)
     add_bench_parser(sub)  # issue 20 (market data)
+    add_console_parser(sub)  # issue 17 (web console)
+    add_top_parser(sub)  # issue 17
     return parser
 
 

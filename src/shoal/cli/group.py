@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import Enum
@@ -30,6 +31,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConsumerGroupDescription,
 )
+from rich.table import Table
 
 from shoal.cli.common import (
     ClientContext,
@@ -39,6 +41,7 @@ from shoal.cli.common import (
     topic_partitions,
 )
 from shoal.cli.group_members import assignment_text, describe_epochs
+from shoal.cli.live import Rates, add_watch_options, dash, rate_text, show_live
 from shoal.cli.share_groups import list_share_groups
 from shoal.cli.wire import split_bootstrap
 
@@ -65,6 +68,10 @@ def add_group_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="each member with its epoch, assignment and target (KIP-848 consumer groups), "
         "as kafka-consumer-groups --describe --members --verbose",
     )
+    describe.add_argument(  # issue 17: a live table
+        "--watch", action="store_true", help="redraw the table every --interval seconds"
+    )
+    add_watch_options(describe)
     describe.set_defaults(run=run_describe, command_parser=describe)
 
     reset = actions.add_parser(
@@ -298,6 +305,12 @@ def describe_rows(ctx: ClientContext, admin: AdminClient, name: str) -> list[Off
 
 
 def run_describe(args: argparse.Namespace) -> int:
+    if args.watch:
+        if args.members or args.format != "text":
+            raise UsageError(
+                "--watch shows the text table; it goes with neither --members nor --format json"
+            )
+        return watch_group(args)
     ctx = ClientContext(args)
     name: str = args.name
     admin = _admin(ctx)
@@ -538,4 +551,48 @@ def run_reset_offsets(args: argparse.Namespace) -> int:
         print(_table(rows))
         if not args.execute:
             print("Dry run: nothing changed; add --execute to commit these offsets.")
+    return 0
+
+
+# -- describe --watch (issue 17) ---------------------------------------------------------
+
+
+def watch_group(args: argparse.Namespace) -> int:
+    ctx = ClientContext(args)
+    name: str = args.name
+    admin = _admin(ctx)
+    rates = Rates()
+
+    def render() -> Table:
+        rows = describe_rows(ctx, admin, name)
+        consumed = rates.update(
+            {
+                (r.topic, r.partition): r.current_offset
+                for r in rows
+                if r.current_offset is not None and r.partition >= 0
+            }
+        )
+        described = _await(ctx, admin.describe_consumer_groups([name])[name], "describe", name)
+        state = _state_name(described.state)
+        table = Table(title=f"group {name} · {state} · {time.strftime('%H:%M:%S')}")
+        for column in ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"):
+            table.add_column(column, justify="left" if column == "TOPIC" else "right")
+        table.add_column("CONSUMED/S", justify="right")
+        for column in ("CONSUMER-ID", "HOST", "CLIENT-ID"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r.topic or "-",
+                str(r.partition) if r.partition >= 0 else "-",
+                dash(r.current_offset),
+                dash(r.log_end_offset),
+                dash(r.lag),
+                rate_text(consumed.get((r.topic, r.partition))),
+                r.consumer_id or "-",
+                r.host or "-",
+                r.client_id or "-",
+            )
+        return table
+
+    show_live(render, args.interval, args.iterations)
     return 0

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from shoal.server.console import console_routes
 from shoal.server.http_auth import HttpAuthentication, RequireAuthentication
 
 
@@ -26,7 +27,8 @@ def build_http_app(
     ``metrics``, when given, answers ``GET /metrics`` with its (body, content type); it runs on
     the server's event loop, which is the broker's. ``authentication``, when it accepts any
     credentials, guards every path but /livez (see :mod:`shoal.server.http_auth`). ``admin``,
-    when given, serves the admin API under /api/v1 (see :mod:`shoal.server.admin`)."""
+    when given, serves the admin API under /api/v1 (see :mod:`shoal.server.admin`) and the web
+    console at / (see :mod:`shoal.server.console`)."""
 
     async def livez(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -46,6 +48,9 @@ def build_http_app(
         routes.append(Route("/metrics", metrics_endpoint))
     if admin is not None:  # before the registry, which serves every other path
         routes.append(Mount("/api/v1", app=admin))
+        # The web console (issue 17) is a client of the admin API, so it comes with it: `/`
+        # and `/console/*`, which the registry's API (at the root) does not use.
+        routes.extend(console_routes())
     if registry is not None:
         routes.append(Mount("", app=registry))
     middleware = []

@@ -77,6 +77,38 @@ _SCHEMAS: Final[dict[str, Any]] = {
             },
         },
     },
+    "Broker": {
+        "type": "object",
+        "properties": {
+            "node_id": _INT,
+            "version": _STR,
+            "topics": _INT,
+            "partitions": _INT,
+            "disk": {
+                "type": ["object", "null"],
+                "properties": {"capacity_bytes": _INT, "free_bytes": _INT},
+            },
+            "traffic": {"$ref": "#/components/schemas/Traffic"},
+            "topic_traffic": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Traffic"},
+                        {"type": "object", "properties": {"topic": _STR}},
+                    ]
+                },
+            },
+        },
+    },
+    "Traffic": {
+        "type": "object",
+        "properties": {
+            "bytes_in": _INT,
+            "records_in": _INT,
+            "bytes_out": _INT,
+            "records_out": _INT,
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error", "message"],
@@ -421,6 +453,90 @@ def openapi_document() -> dict[str, Any]:
                             "The new offsets (committed unless a dry run)",
                         ),
                         **_errors(400, 403, 404, 409, 415),
+                    },
+                },
+            },
+            "/broker": {
+                "get": {
+                    "operationId": "brokerOverview",
+                    "summary": "The broker: node, version, disk, and traffic counters (totals "
+                    "since start; a rate is the difference of two readings)",
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Broker"}, "The broker"),
+                        **_errors(),
+                    },
+                },
+            },
+            "/acls": {
+                "get": {
+                    "operationId": "listAcls",
+                    "summary": "Every ACL binding (needs Describe on the cluster)",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "authorizer": {"type": "boolean"},
+                                    "acls": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                key: _STR
+                                                for key in (
+                                                    "resource_type",
+                                                    "resource_name",
+                                                    "pattern_type",
+                                                    "principal",
+                                                    "host",
+                                                    "operation",
+                                                    "permission_type",
+                                                )
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                            "The ACLs; authorizer is false when none is configured",
+                        ),
+                        **_errors(403),
+                    },
+                },
+            },
+            "/users": {
+                "get": {
+                    "operationId": "listUsers",
+                    "summary": "SCRAM users with their mechanisms and iterations (needs Describe "
+                    "on the cluster; no credential material)",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "users": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "user": _STR,
+                                                "mechanisms": {
+                                                    "type": "array",
+                                                    "items": {
+                                                        "type": "object",
+                                                        "properties": {
+                                                            "mechanism": _STR,
+                                                            "iterations": _INT,
+                                                        },
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                            "The users",
+                        ),
+                        **_errors(403),
                     },
                 },
             },

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
-from shoal.server.admin import groups, messages, topics
+from shoal.server.admin import groups, messages, overview, security, topics
 from shoal.server.admin.access import check_csrf, request_context
 from shoal.server.admin.errors import ApiError, error_response
 from shoal.server.admin.openapi import openapi_document
@@ -86,6 +86,18 @@ async def _reset_offsets(broker: Broker, ctx: RequestContext, request: Request) 
     return await groups.reset_offsets(broker, ctx, request.path_params["group"], request)
 
 
+async def _overview(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await overview.broker_overview(broker, ctx)
+
+
+async def _acls(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return security.list_acls(broker, ctx)
+
+
+async def _users(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return security.list_users(broker, ctx)
+
+
 ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/topics", "GET", _list_topics),
     ("/topics", "POST", _create_topic),
@@ -97,6 +109,9 @@ ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/groups", "GET", _list_groups),
     ("/groups/{group}", "GET", _describe_group),
     ("/groups/{group}/offsets/reset", "POST", _reset_offsets),
+    ("/broker", "GET", _overview),  # the console's overview page
+    ("/acls", "GET", _acls),  # the console's security pages (read-only)
+    ("/users", "GET", _users),
 )
 """(path under /api/v1, method, action): the OpenAPI document must describe exactly these."""
 

@@ -1,0 +1,100 @@
+"""Live terminal views (``shoal group describe --watch``, ``shoal top``): the refresh loop
+and rates.
+
+Rates are differences of two readings (end offsets for topics, committed offsets for groups)
+over the time between them. On a terminal the table is redrawn in place (rich's Live); piped,
+each refresh prints one snapshot, so a script or a log sees every reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rich.console import Console
+from rich.live import Live
+
+from shoal.cli.common import positive_float
+
+DEFAULT_INTERVAL_S: Final = 2.0
+PIPED_WIDTH: Final = 200
+"""Columns of a snapshot printed to a pipe (no terminal to ask): wide enough that a table's
+columns do not wrap, so a log or grep sees one row per line."""
+
+
+def add_watch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        type=positive_float,
+        default=DEFAULT_INTERVAL_S,
+        help=f"seconds between refreshes (default {DEFAULT_INTERVAL_S:g})",
+    )
+    parser.add_argument(
+        "--iterations",
+        metavar="N",
+        type=int,
+        help="stop after N refreshes (default: until Ctrl-C)",
+    )
+
+
+def show_live(
+    render: Callable[[], Any],
+    interval_s: float,
+    iterations: int | None,
+    console: Console | None = None,
+) -> None:
+    """Call ``render`` every ``interval_s`` and show what it returns; Ctrl-C stops."""
+    out = console or Console()
+    if console is None and not out.is_terminal:
+        out = Console(width=PIPED_WIDTH)
+    count = 0
+    try:
+        if out.is_terminal:
+            with Live(render(), console=out, auto_refresh=False) as live:
+                count = 1
+                while iterations is None or count < iterations:
+                    time.sleep(interval_s)  # the refresh interval the user asked for
+                    live.update(render(), refresh=True)
+                    count += 1
+        else:
+            while iterations is None or count < iterations:
+                if count:
+                    time.sleep(interval_s)
+                out.print(render())
+                count += 1
+    except KeyboardInterrupt:
+        pass
+
+
+@dataclass
+class Rates:
+    """Per-key rates from successive readings of counters that only grow (offsets); None
+    for a key's first reading."""
+
+    clock: Callable[[], float] = time.monotonic
+    previous: dict[Any, int] = field(default_factory=dict)
+    at: float | None = None
+
+    def update(self, readings: dict[Any, int]) -> dict[Any, float | None]:
+        now = self.clock()
+        rates: dict[Any, float | None] = {}
+        for key, value in readings.items():
+            before = self.previous.get(key)
+            if self.at is None or before is None or now <= self.at:
+                rates[key] = None
+            else:
+                rates[key] = max(0, value - before) / (now - self.at)
+        self.previous, self.at = dict(readings), now
+        return rates
+
+
+def rate_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def dash(value: int | None) -> str:
+    return "-" if value is None else str(value)

@@ -1,0 +1,384 @@
+"""Topics, consumer groups and the cluster overview through Kafka's Admin API.
+
+Each method answers in the JSON shape of the broker-served admin API (docs/admin-api.md), so
+the console's pages work unchanged. Blocking calls: the web app runs them on worker threads.
+What Kafka's Admin API does not expose is null here: a partition's size on disk
+(DescribeLogDirs is not in confluent-kafka), the broker's free disk and its traffic counters
+(those are broker metrics), and a group's lag in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any, Final
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    OffsetSpec,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from shoal.console.errors import ConsoleError, from_kafka
+
+REQUEST_TIMEOUT_S: Final = 15.0
+"""How long one Admin request may take before the page gets a 502 (a cluster under load)."""
+CREATED_VISIBLE_S: Final = 10.0
+"""How long describing a topic just created may get retriable errors (its metadata and
+leaders settling) before the page shows the error."""
+CREATED_POLL_S: Final = 0.1
+NO_OFFSET: Final = -1001
+"""librdkafka's OFFSET_INVALID: a partition the group has no committed offset for."""
+_OPERATIONS: Final = {
+    "set": AlterConfigOpType.SET,
+    "delete": AlterConfigOpType.DELETE,
+    "append": AlterConfigOpType.APPEND,
+    "subtract": AlterConfigOpType.SUBTRACT,
+}
+_SOURCES: Final = {"DYNAMIC_TOPIC_CONFIG": "TOPIC_CONFIG"}
+"""librdkafka's config source names where they differ from the broker-served API's."""
+
+
+def _result(future: Any, action: str) -> Any:
+    try:
+        return future.result(timeout=REQUEST_TIMEOUT_S)
+    except KafkaException as exc:
+        raise from_kafka(exc, action) from exc
+    except TimeoutError as exc:
+        raise ConsoleError(502, "broker_unreachable", f"{action}: no answer in time") from exc
+
+
+class KafkaAdmin:
+    """The Admin-API half of the console's backend. ``config``: librdkafka settings
+    (``bootstrap.servers`` and any security settings)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.admin = AdminClient(dict(config))
+
+    # -- topics -------------------------------------------------------------------------------
+
+    def watermarks(self, partitions: Iterable[TopicPartition]) -> dict[tuple[str, int], list[int]]:
+        """(topic, partition) → [low, high], by ListOffsets (earliest and latest)."""
+        wanted = list(partitions)
+        marks: dict[tuple[str, int], list[int]] = {
+            (tp.topic, tp.partition): [0, 0] for tp in wanted
+        }
+        specs = (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        for index, spec in enumerate(specs):
+            if not wanted:
+                break
+            futures = self.admin.list_offsets({tp: spec for tp in wanted})
+            for tp, future in futures.items():
+                marks[(tp.topic, tp.partition)][index] = _result(future, "list offsets").offset
+        return marks
+
+    def _describe(self, names: list[str]) -> list[Any]:
+        if not names:
+            return []
+        futures = self.admin.describe_topics(TopicCollection(names))
+        return [_result(futures[n], f"describe topic {n!r}") for n in names]
+
+    def _summaries(self, descriptions: list[Any]) -> list[dict[str, Any]]:
+        marks = self.watermarks(
+            TopicPartition(d.name, p.id) for d in descriptions for p in d.partitions
+        )
+        return [
+            {
+                "name": d.name,
+                "topic_id": str(d.topic_id),
+                "internal": bool(d.is_internal),
+                "partitions": [
+                    {
+                        "partition": p.id,
+                        "low_watermark": marks[(d.name, p.id)][0],
+                        "high_watermark": marks[(d.name, p.id)][1],
+                        "size_bytes": None,
+                    }
+                    for p in sorted(d.partitions, key=lambda p: p.id)
+                ],
+            }
+            for d in descriptions
+        ]
+
+    def list_topics(self) -> dict[str, Any]:
+        try:
+            names = sorted(self.admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics)
+        except KafkaException as exc:
+            raise from_kafka(exc, "list topics") from exc
+        return {"topics": self._summaries(self._describe(names))}
+
+    def describe_topic(self, name: str) -> dict[str, Any]:
+        (summary,) = self._summaries(self._describe([name]))
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        entries = _result(self.admin.describe_configs([resource])[resource], "describe configs")
+        summary["configs"] = [
+            {
+                "name": entry.name,
+                "value": entry.value,
+                "source": _source_name(entry.source),
+                "read_only": bool(entry.is_read_only),
+            }
+            for entry in sorted(entries.values(), key=lambda e: e.name)
+        ]
+        return summary
+
+    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> dict[str, Any]:
+        topic = NewTopic(name, num_partitions=partitions, config=configs)
+        _result(self.admin.create_topics([topic])[name], f"create topic {name!r}")
+        # Kafka answers CreateTopics once the controller has the topic; a broker's metadata
+        # and its partitions' leaders can lag behind for a moment, so describing it at once
+        # may get a retriable error (UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_LEADER_EPOCH).
+        deadline = time.monotonic() + CREATED_VISIBLE_S
+        while True:
+            try:
+                return self.describe_topic(name)
+            except ConsoleError as exc:
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+            time.sleep(CREATED_POLL_S)
+
+    def delete_topic(self, name: str) -> dict[str, Any]:
+        _result(self.admin.delete_topics([name])[name], f"delete topic {name!r}")
+        return {"deleted": name}
+
+    def alter_configs(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """``{"set": {k: v}, "delete": [k], "append": {k: v}, "subtract": {k: v}}``."""
+        entries: list[Any] = []
+        for operation, items in changes.items():
+            op = _OPERATIONS[operation]
+            pairs = [(k, None) for k in items] if operation == "delete" else items.items()
+            entries.extend(ConfigEntry(k, v, incremental_operation=op) for k, v in pairs)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
+        futures = self.admin.incremental_alter_configs([resource])
+        _result(futures[resource], f"alter configs of {name!r}")
+        return self.describe_topic(name)
+
+    # -- consumer groups ----------------------------------------------------------------------
+
+    def _group_descriptions(self, ids: list[str]) -> dict[str, Any]:
+        if not ids:
+            return {}
+        futures = self.admin.describe_consumer_groups(ids)
+        return {g: _result(futures[g], f"describe group {g!r}") for g in ids}
+
+    def list_groups(self) -> dict[str, Any]:
+        listing = _result(self.admin.list_consumer_groups(), "list groups")
+        ids = sorted(g.group_id for g in listing.valid)
+        described = self._group_descriptions(ids)
+        return {
+            "groups": [
+                {
+                    "group_id": g,
+                    "type": _group_type(described[g]),
+                    "state": _state(described[g]),
+                    "protocol_type": "consumer",
+                    "members": len(described[g].members),
+                }
+                for g in ids
+            ]
+        }
+
+    def committed(self, group_id: str) -> list[TopicPartition]:
+        request = [ConsumerGroupTopicPartitions(group_id)]
+        future = self.admin.list_consumer_group_offsets(request)[group_id]
+        answer = _result(future, f"list offsets of group {group_id!r}")
+        return [tp for tp in answer.topic_partitions if tp.offset != NO_OFFSET]
+
+    def describe_group(self, group_id: str) -> dict[str, Any]:
+        group = self._group_descriptions([group_id])[group_id]
+        committed = sorted(self.committed(group_id), key=lambda tp: (tp.topic, tp.partition))
+        if _state(group) == "Dead" and not committed:
+            raise ConsoleError(404, "group_id_not_found", f"group {group_id!r} does not exist")
+        marks = self.watermarks(TopicPartition(tp.topic, tp.partition) for tp in committed)
+        return {
+            "group_id": group_id,
+            "type": _group_type(group),
+            "state": "Empty" if _state(group) == "Dead" else _state(group),
+            "protocol_type": "consumer",
+            "protocol": group.partition_assignor or None,
+            "members": [
+                {
+                    "member_id": m.member_id,
+                    "group_instance_id": m.group_instance_id,
+                    "client_id": m.client_id,
+                    "client_host": m.host,
+                }
+                for m in group.members
+            ],
+            "offsets": [
+                {
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "committed_offset": tp.offset,
+                    "metadata": tp.metadata,
+                    "high_watermark": marks[(tp.topic, tp.partition)][1],
+                    "lag": max(0, marks[(tp.topic, tp.partition)][1] - tp.offset),
+                    "lag_seconds": None,  # needs a record's timestamp: a Fetch per partition
+                }
+                for tp in committed
+            ],
+        }
+
+    def reset_offsets(
+        self, group_id: str, topic: str, partitions: list[int] | None, to: str, value: int | None
+    ) -> list[dict[str, Any]]:
+        """The new offsets (a dry run: nothing is committed here; see :meth:`commit`)."""
+        group = self._group_descriptions([group_id])[group_id]
+        if group.members:
+            raise ConsoleError(
+                409,
+                "group_active",
+                f"group {group_id!r} has {len(group.members)} active members: stop its "
+                "consumers first",
+            )
+        (description,) = self._describe([topic])
+        every = sorted(p.id for p in description.partitions)
+        chosen = every if partitions is None else partitions
+        unknown = sorted(set(chosen) - set(every))
+        if unknown:
+            raise ConsoleError(
+                404, "unknown_topic_or_partition", f"{topic!r} has no partitions {unknown}"
+            )
+        tps = [TopicPartition(topic, p) for p in chosen]
+        marks = self.watermarks(tps)
+        current = {(tp.topic, tp.partition): tp.offset for tp in self.committed(group_id)}
+        targets: dict[int, int] = {}
+        if to in ("timestamp", "offset") and value is None:
+            raise ConsoleError(400, "invalid_field", f"to={to} needs an integer value")
+        if to == "timestamp" and value is not None:
+            futures = self.admin.list_offsets({tp: OffsetSpec.for_timestamp(value) for tp in tps})
+            for tp, future in futures.items():
+                found = _result(future, "list offsets by timestamp").offset
+                targets[tp.partition] = marks[(topic, tp.partition)][1] if found < 0 else found
+        for p in chosen:
+            low, high = marks[(topic, p)]
+            if to == "earliest":
+                targets[p] = low
+            elif to == "latest":
+                targets[p] = high
+            elif to == "offset" and value is not None:
+                if not low <= value <= high:
+                    raise ConsoleError(
+                        400, "offset_out_of_range", f"offset {value} is outside [{low}, {high}]"
+                    )
+                targets[p] = value
+        return [
+            {
+                "topic": topic,
+                "partition": p,
+                "current_offset": current.get((topic, p)),
+                "new_offset": targets[p],
+            }
+            for p in chosen
+        ]
+
+    def commit(self, group_id: str, rows: list[dict[str, Any]]) -> None:
+        tps = [TopicPartition(r["topic"], r["partition"], r["new_offset"]) for r in rows]
+        request = [ConsumerGroupTopicPartitions(group_id, tps)]
+        future = self.admin.alter_consumer_group_offsets(request)[group_id]
+        _result(future, f"commit offsets of group {group_id!r}")
+
+    # -- security (read-only) -----------------------------------------------------------------
+
+    def acls(self) -> dict[str, Any]:
+        """Every ACL binding. ``authorizer`` is true when there are ACLs, else null (unknown):
+        a broker without an authorizer answers DescribeAcls with SECURITY_DISABLED, but
+        librdkafka gives an empty list for that, so the client API cannot tell."""
+        # None in a text field matches every value (Kafka's AclBindingFilter); the stubs say
+        # str only.
+        everything = AclBindingFilter(
+            ResourceType.ANY,
+            None,  # type: ignore[arg-type]
+            ResourcePatternType.ANY,
+            None,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        bindings = _result(self.admin.describe_acls(everything), "describe ACLs")
+        rows = [
+            {
+                "resource_type": b.restype.name,
+                "resource_name": b.name,
+                "pattern_type": b.resource_pattern_type.name,
+                "principal": b.principal,
+                "host": b.host,
+                "operation": b.operation.name,
+                "permission_type": b.permission_type.name,
+            }
+            for b in bindings
+        ]
+        rows.sort(key=lambda r: (r["resource_type"], r["resource_name"], r["principal"]))
+        return {"authorizer": True if rows else None, "acls": rows}
+
+    def users(self) -> dict[str, Any]:
+        described = _result(self.admin.describe_user_scram_credentials(), "describe users")
+        return {
+            "users": [
+                {
+                    "user": user,
+                    "mechanisms": [
+                        {
+                            "mechanism": info.mechanism.name.replace("_", "-"),
+                            "iterations": info.iterations,
+                        }
+                        for info in description.scram_credential_infos
+                    ],
+                }
+                for user, description in sorted(described.items())
+            ]
+        }
+
+    # -- overview -----------------------------------------------------------------------------
+
+    def overview(self) -> dict[str, Any]:
+        cluster = _result(self.admin.describe_cluster(), "describe cluster")
+        topics = self.admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics
+        try:
+            version = metadata.version("shoal")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        return {
+            "node_id": cluster.controller.id if cluster.controller else None,
+            "version": version,
+            "cluster_id": cluster.cluster_id,
+            "brokers": [{"node_id": n.id, "host": n.host, "port": n.port} for n in cluster.nodes],
+            "topics": len(topics),
+            "partitions": sum(len(t.partitions) for t in topics.values()),
+            "disk": None,  # a broker metric: not in Kafka's Admin API
+            "traffic": None,
+            "topic_traffic": [],
+        }
+
+
+def _source_name(source: Any) -> str:
+    name = str(ConfigSource(source).name)
+    return _SOURCES.get(name, name)
+
+
+def _state(group: Any) -> str:
+    """ConsumerGroupState as Kafka's tools print it (``Stable``, ``Empty``, ...)."""
+    name: str = group.state.name
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _group_type(group: Any) -> str:
+    kind = getattr(group, "type", None)
+    return "consumer" if kind is not None and kind.name == "CONSUMER" else "classic"

@@ -1,0 +1,24 @@
+"""Run the console app under uvicorn until SIGINT/SIGTERM (which uvicorn handles)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import uvicorn
+
+from shoal.console.web import build_console_app
+
+
+def serve(config: dict[str, str], registry_url: str | None, host: str, port: int) -> None:
+    # Bound here, before uvicorn starts, so the address (a port 0 becomes a free one) is known
+    # and printed as one line a script or a test can read.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound = sock.getsockname()
+    app = build_console_app(config, registry_url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    print(f"shoal console on http://{host}:{bound[1]}/", flush=True, file=sys.stdout)
+    server.run(sockets=[sock])

@@ -1,0 +1,343 @@
+"""The console process's HTTP app: the console's pages, ``/api/v1`` over Kafka's client APIs,
+and the schema registry's API forwarded to ``--registry``.
+
+The routes, parameters, JSON shapes, CSRF rule and error answers are the broker-served admin
+API's (docs/admin-api.md), so the same pages and scripts work against either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import httpx
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shoal.console.browse import Filters, Produce, read_page, start_offsets
+from shoal.console.errors import ConsoleError, decode_bytes
+from shoal.console.kafka_admin import KafkaAdmin
+from shoal.server.console import console_routes
+
+CSRF_HEADER: Final = "X-Shoal-Admin"
+"""The broker-served API's header: a cross-site form cannot set it (see docs/admin-api.md)."""
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 500
+"""Messages per page at most, as the broker-served API: a page is built in memory."""
+STARTS: Final = ("oldest", "newest", "offset", "timestamp")
+RESET_TO: Final = ("earliest", "latest", "timestamp", "offset")
+REGISTRY_PATHS: Final = ("subjects", "schemas", "config", "compatibility", "mode")
+"""Top-level paths of Confluent's registry API that the console forwards."""
+REGISTRY_TIMEOUT_S: Final = 15.0
+
+
+class Backend:
+    def __init__(self, config: dict[str, str]) -> None:
+        self.config = config
+        self.admin = KafkaAdmin(config)
+        self.produce = Produce(config)
+
+    def close(self) -> None:
+        """At shutdown: nothing is left in flight (each produce waited for its answer), so the
+        producer goes without waiting; it would otherwise keep reconnecting until exit."""
+        self.produce.close()
+
+
+def _check_csrf(request: Request) -> None:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    if not request.headers.get(CSRF_HEADER):
+        raise ConsoleError(403, "csrf_header_missing", f"send the {CSRF_HEADER} header")
+    has_body = int(request.headers.get("content-length", "0") or "0") > 0
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if has_body and media != "application/json":
+        raise ConsoleError(415, "unsupported_media_type", "request bodies must be application/json")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise ConsoleError(400, "invalid_json", f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ConsoleError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def _int(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConsoleError(400, "invalid_parameter", f"{name} must be an integer") from exc
+
+
+Action = Callable[[Backend, Request], Awaitable[Any]]
+
+
+def _json_endpoint(
+    backend: Backend, action: Action, status: int
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            _check_csrf(request)
+            response = JSONResponse(await action(backend, request), status_code=status)
+        except ConsoleError as exc:
+            response = JSONResponse(
+                {"error": exc.slug, "message": exc.message}, status_code=exc.status
+            )
+        # Answers echo what callers sent (names, keys, values): never sniffed as HTML.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    return endpoint
+
+
+async def _list_topics(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.list_topics)
+
+
+async def _create_topic(backend: Backend, request: Request) -> Any:
+    body = await _body(request)
+    name, partitions = body.get("name"), body.get("partitions", 1)
+    if not isinstance(name, str) or not isinstance(partitions, int):
+        raise ConsoleError(400, "invalid_field", "name must be a string, partitions an integer")
+    configs = body.get("configs", {})
+    if not isinstance(configs, dict):
+        raise ConsoleError(400, "invalid_field", "configs must be an object")
+    return await run_in_threadpool(backend.admin.create_topic, name, partitions, configs)
+
+
+async def _describe_topic(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.describe_topic, request.path_params["topic"])
+
+
+async def _delete_topic(backend: Backend, request: Request) -> Any:
+    name = request.path_params["topic"]
+    if request.query_params.get("confirm") != name:
+        raise ConsoleError(
+            400, "confirmation_required", "repeat the topic's name in ?confirm= to delete it"
+        )
+    return await run_in_threadpool(backend.admin.delete_topic, name)
+
+
+async def _alter_configs(backend: Backend, request: Request) -> Any:
+    body = await _body(request)
+    unknown = set(body) - {"set", "delete", "append", "subtract"}
+    if unknown:
+        raise ConsoleError(400, "invalid_field", f"unknown fields {sorted(unknown)}")
+    return await run_in_threadpool(backend.admin.alter_configs, request.path_params["topic"], body)
+
+
+def _page_starts(
+    backend: Backend, request: Request, topic: str, marks: dict[int, list[int]], limit: int
+) -> dict[int, int]:
+    """On a worker thread: where each partition's page starts (cursor, or from=...)."""
+    query = request.query_params
+    if query.get("cursor"):
+        return _cursor(query["cursor"], marks)
+    start = query.get("from", "oldest")
+    if start not in STARTS:
+        raise ConsoleError(400, "invalid_parameter", f"from must be one of {', '.join(STARTS)}")
+    number = _int(request, start) if start in ("offset", "timestamp") else None
+    return start_offsets(backend.admin, topic, marks, start, number, limit)
+
+
+async def _browse(backend: Backend, request: Request) -> Any:
+    topic = request.path_params["topic"]
+    limit = _int(request, "limit") or DEFAULT_PAGE_SIZE
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ConsoleError(400, "invalid_page_size", f"limit must be 1 to {MAX_PAGE_SIZE}")
+    query = request.query_params
+    filters = Filters(
+        query.get("key") or None, query.get("value") or None, query.get("header") or None
+    )
+    summary = await run_in_threadpool(backend.admin.describe_topic, topic)
+    marks = {
+        p["partition"]: [p["low_watermark"], p["high_watermark"]] for p in summary["partitions"]
+    }
+    chosen = _int(request, "partition")
+    if chosen is not None:
+        if chosen not in marks:
+            raise ConsoleError(404, "unknown_topic_or_partition", f"no partition {topic}-{chosen}")
+        marks = {chosen: marks[chosen]}
+    starts = await run_in_threadpool(_page_starts, backend, request, topic, marks, limit)
+    ends = {p: high for p, (_, high) in marks.items()}
+    return await run_in_threadpool(read_page, backend.config, topic, starts, ends, limit, filters)
+
+
+async def _produce(backend: Backend, request: Request) -> Any:
+    body = await _body(request)
+    partition = body.get("partition")
+    if partition is not None and not isinstance(partition, int):
+        raise ConsoleError(400, "invalid_field", "partition must be an integer")
+    raw_headers = body.get("headers") or []
+    if not isinstance(raw_headers, list):
+        raise ConsoleError(400, "invalid_field", "headers must be a list")
+    headers: list[tuple[str, str | bytes | None]] = []
+    for h in raw_headers:
+        if not isinstance(h, dict) or not isinstance(h.get("key"), str):
+            raise ConsoleError(400, "invalid_field", "each header needs a string key")
+        headers.append((h["key"], decode_bytes(h.get("value"), "header value")))
+    key, value = decode_bytes(body.get("key"), "key"), decode_bytes(body.get("value"), "value")
+    topic = request.path_params["topic"]
+    return await run_in_threadpool(backend.produce.send, topic, partition, key, value, headers)
+
+
+async def _list_groups(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.list_groups)
+
+
+async def _describe_group(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.describe_group, request.path_params["group"])
+
+
+async def _reset(backend: Backend, request: Request) -> Any:
+    group = request.path_params["group"]
+    body = await _body(request)
+    topic, to, value = body.get("topic"), body.get("to"), body.get("value")
+    partitions, dry_run = body.get("partitions"), body.get("dry_run", True)
+    if not isinstance(topic, str) or to not in RESET_TO:
+        raise ConsoleError(400, "invalid_field", f"topic is required; to is one of {RESET_TO}")
+    if value is not None and not isinstance(value, int):
+        raise ConsoleError(400, "invalid_field", "value must be an integer")
+    if partitions is not None and not (
+        isinstance(partitions, list) and all(isinstance(p, int) for p in partitions)
+    ):
+        raise ConsoleError(400, "invalid_field", "partitions must be a list of integers")
+    admin = backend.admin
+    rows = await run_in_threadpool(admin.reset_offsets, group, topic, partitions, to, value)
+    if dry_run is False:
+        await run_in_threadpool(admin.commit, group, rows)
+    return {"group_id": group, "dry_run": dry_run is not False, "partitions": rows}
+
+
+async def _overview(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.overview)
+
+
+async def _acls(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.acls)
+
+
+async def _users(backend: Backend, request: Request) -> Any:
+    return await run_in_threadpool(backend.admin.users)
+
+
+ROUTES: Final[tuple[tuple[str, str, Action, int], ...]] = (
+    ("/topics", "GET", _list_topics, 200),
+    ("/topics", "POST", _create_topic, 201),
+    ("/topics/{topic}", "GET", _describe_topic, 200),
+    ("/topics/{topic}", "DELETE", _delete_topic, 200),
+    ("/topics/{topic}/configs", "PATCH", _alter_configs, 200),
+    ("/topics/{topic}/messages", "GET", _browse, 200),
+    ("/topics/{topic}/messages", "POST", _produce, 201),
+    ("/groups", "GET", _list_groups, 200),
+    ("/groups/{group}", "GET", _describe_group, 200),
+    ("/groups/{group}/offsets/reset", "POST", _reset, 200),
+    ("/broker", "GET", _overview, 200),
+    ("/acls", "GET", _acls, 200),
+    ("/users", "GET", _users, 200),
+)
+"""(path under /api/v1, method, action, success status): the broker-served API's routes."""
+
+
+def _api_routes(backend: Backend) -> list[Route]:
+    return [
+        Route("/api/v1" + path, _json_endpoint(backend, action, status), methods=[method])
+        for path, method, action, status in ROUTES
+    ]
+
+
+def _cursor(raw: str, marks: dict[int, list[int]]) -> dict[int, int]:
+    starts = {}
+    try:
+        for item in raw.split(","):
+            partition, offset = item.split(":")
+            starts[int(partition)] = int(offset)
+    except ValueError as exc:
+        raise ConsoleError(
+            400, "invalid_parameter", f"cursor {raw!r} is not a page cursor"
+        ) from exc
+    if set(starts) != set(marks):
+        raise ConsoleError(400, "invalid_parameter", "the cursor is for other partitions")
+    for p, at in starts.items():
+        low, high = marks[p]
+        if not low <= at <= high:
+            raise ConsoleError(
+                400, "offset_out_of_range", f"cursor offset {at} is outside [{low}, {high}]"
+            )
+    return starts
+
+
+def _registry_routes(registry_url: str | None) -> list[Route]:
+    """Confluent's registry API, forwarded as is (status, body, content type) to ``--registry``;
+    without one, a registry-shaped 404 that says how to configure it."""
+
+    async def forward(request: Request) -> Response:
+        try:  # a write through this process needs the header too: no cross-site forms
+            _check_csrf(request)
+        except ConsoleError as exc:
+            return JSONResponse({"error_code": exc.status, "message": exc.message}, exc.status)
+        if registry_url is None:
+            return JSONResponse(
+                {"error_code": 404, "message": "no schema registry: start with --registry URL"},
+                status_code=404,
+            )
+        async with httpx.AsyncClient(base_url=registry_url, timeout=REGISTRY_TIMEOUT_S) as client:
+            try:
+                answer = await client.request(
+                    request.method,
+                    request.url.path,
+                    params=request.query_params,
+                    content=await request.body(),
+                    headers={
+                        k: v
+                        for k, v in request.headers.items()
+                        if k.lower() in ("content-type", "accept", "authorization")
+                    },
+                )
+            except httpx.HTTPError as exc:
+                return JSONResponse(
+                    {"error_code": 502, "message": f"schema registry unreachable: {exc}"},
+                    status_code=502,
+                )
+        response = Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type=answer.headers.get("content-type"),
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    methods = ["GET", "POST", "PUT", "DELETE"]
+    return [
+        route
+        for top in REGISTRY_PATHS
+        for route in (
+            Route(f"/{top}", forward, methods=methods),
+            Route(f"/{top}/{{rest:path}}", forward, methods=methods),
+        )
+    ]
+
+
+def build_console_app(config: dict[str, str], registry_url: str | None = None) -> Starlette:
+    """``config``: librdkafka settings of the console's Kafka clients."""
+    backend = Backend(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        backend.close()
+
+    return Starlette(
+        routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)],
+        lifespan=lifespan,
+    )
