@@ -145,6 +145,7 @@ MARKET_ARGS ?= --rate 2000 --seconds 5
 .PHONY: example-market
 example-market: $(STAMP)
 	$(BIN)/python -m examples.market $(MARKET_ARGS)
+
 # The pipeline under load on shoal broker and the Apache Kafka peer (a benchmark: not in CI);
 # writes bench/results/market.json and market.png. BENCH_MARKET_ARGS='--smoke' for a quick look.
 .PHONY: bench-market
