@@ -112,3 +112,10 @@ bench-metrics: $(STAMP)
 .PHONY: txn-crash-full
 txn-crash-full: $(STAMP)
 	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py
+
+# Issue 21 (cluster slice): the framework app and the registry on a 3-broker Kafka cluster
+# through repeated broker SIGKILLs (tests/peers/cluster); `make test` runs one kill.
+.PHONY: cluster-soak
+CLUSTER_KILLS ?= 10
+cluster-soak: $(STAMP) peers
+	SHOAL_CLUSTER_KILLS=$(CLUSTER_KILLS) $(BIN)/pytest -s tests/peers/cluster/test_failover.py $(PYTEST_ARGS)
