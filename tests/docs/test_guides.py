@@ -5,8 +5,9 @@ directory, and must exit 0 (issue 21).
 The guides are written for a broker on shoal's default addresses (``127.0.0.1:9092``, HTTP on
 ``127.0.0.1:8080``) and a data directory in ``/var/lib/shoal``; the test swaps in free ports and
 a temporary directory, so it can run beside other tests. Each block runs in its own process
-(``bash -euo pipefail`` or the venv's python), so state passes between blocks through files, as
-it does for a reader who pastes them one by one.
+(``bash -euo pipefail``), or for ``python`` in this interpreter as a fresh ``__main__`` module
+in the same directory (the imports are paid once, not per block), so state passes between
+blocks through files, as it does for a reader who pastes them one by one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,18 @@ def blocks(doc: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in BLOCK.finditer((DOCS / doc).read_text())]
 
 
+def run_python(code: str, workdir: Path) -> None:
+    """A python block, as ``python block.py`` in ``workdir`` would run it."""
+    before = Path.cwd()
+    os.chdir(workdir)
+    try:
+        exec(compile(code, "<block>", "exec"), {"__name__": "__main__"})
+    finally:
+        os.chdir(before)
+
+
 def run_blocks(doc: str, workdir: Path, replacements: dict[str, str]) -> list[str]:
-    """Run ``doc``'s blocks with ``replacements`` applied; return each block's stdout."""
+    """Run ``doc``'s blocks with ``replacements`` applied; return each sh block's stdout."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     outputs = []
     found = blocks(doc)
@@ -49,13 +60,14 @@ def run_blocks(doc: str, workdir: Path, replacements: dict[str, str]) -> list[st
     for n, (language, code) in enumerate(found, 1):
         for old, new in replacements.items():
             code = code.replace(old, new)
-        command = (
-            ["bash", "-euo", "pipefail", "-c", code]
-            if language == "sh"
-            else [sys.executable, "-c", code]
-        )
+        if language == "python":
+            try:
+                run_python(code, workdir)
+            except BaseException as exc:
+                raise AssertionError(f"{doc}, block {n} (python) failed:\n{code}") from exc
+            continue
         done = subprocess.run(
-            command,
+            ["bash", "-euo", "pipefail", "-c", code],
             cwd=workdir,
             env=env,
             capture_output=True,
@@ -64,7 +76,7 @@ def run_blocks(doc: str, workdir: Path, replacements: dict[str, str]) -> list[st
             check=False,
         )
         assert done.returncode == 0, (
-            f"{doc}, block {n} ({language}) exited {done.returncode}:\n{code}\n"
+            f"{doc}, block {n} (sh) exited {done.returncode}:\n{code}\n"
             f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
         )
         outputs.append(done.stdout)
@@ -99,11 +111,16 @@ def test_operations_guide(tmp_path: Path, broker_pid_file: Path) -> None:
     assert restored.splitlines()[-2:] == ['o-1={"id":1}', 'o-2={"id":2}']
 
 
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One broker for the guides that need one running (their topics differ)."""
+    process = BrokerProcess(tmp_path_factory.mktemp("docs-broker") / "data").start()
+    yield process
+    process.kill()
+
+
 @pytest.mark.parametrize("doc", ["message-contracts.md", "patterns.md"])
-def test_guides_against_a_broker(
-    doc: str, broker_process: Callable[..., BrokerProcess], tmp_path: Path
-) -> None:
-    broker = broker_process()
+def test_guides_against_a_broker(doc: str, broker: BrokerProcess, tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
     run_blocks(
