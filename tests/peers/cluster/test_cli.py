@@ -8,8 +8,7 @@ import asyncio
 import json
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from shoal.app import App, Retry
 from shoal.cli import main
@@ -57,16 +56,16 @@ async def run_billing(bootstrap: str) -> None:
 
 
 def committed(bootstrap: str, group: str) -> int:
-    """The sum of the group's committed offsets on the topic."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    request = ConsumerGroupTopicPartitions(
-        group, [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
-    )
+    """The sum of the group's committed offsets on the topic (an OffsetFetch, without joining;
+    not AdminClient.list_consumer_group_offsets, which has crashed the process on a cluster)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
     try:
-        result = admin.list_consumer_group_offsets([request])[group].result(10)
+        partitions = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
     except KafkaException:
         return 0  # no group yet
-    return sum(max(tp.offset, 0) for tp in result.topic_partitions)
+    finally:
+        consumer.close()
 
 
 def test_topic_group_dlq_and_consume_on_the_cluster(

@@ -27,7 +27,18 @@ from tests.peers.kafka_apps import JvmApp, mirror_maker_classpath
 from tests.peers.kafka_cluster import KafkaCluster
 from tests.support.broker import BrokerProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+# Outside CI's quick mode (`make cluster-migrate` sets SHOAL_CLUSTER_MIGRATION=1): MirrorMaker
+# adds a fourth JVM, about 30 s on an idle machine, and on the shared 2-core CI machine it has
+# gone over two minutes without translating the group's offsets (see the issue's closing note).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(480),
+    pytest.mark.skipif(
+        not os.environ.get("SHOAL_CLUSTER_MIGRATION"),
+        reason="the full migration run: make cluster-migrate",
+    ),
+]
 
 TOPIC = "ledger"
 GROUP = "ledger-app"
@@ -35,7 +46,7 @@ PARTITIONS = 3
 RECORDS = 300
 BEFORE_MOVE = 60
 """Effects applied on shoal before the app stops: the move happens mid-topic."""
-WAIT_S = 120.0
+WAIT_S = 240.0
 """MirrorMaker's start, its first topic and group refresh, the copy and a checkpoint."""
 
 
@@ -178,7 +189,7 @@ def test_an_app_moves_from_shoal_to_the_cluster_exactly_once(
         # Every partition the group committed on shoal has a translated offset on Kafka.
         while set(committed_on(kafka)) < set(on_shoal):
             assert mirror.alive(), mirror.tail()
-            assert time.monotonic() < deadline, mirror.tail()
+            assert time.monotonic() < deadline, (committed_on(kafka), on_shoal, mirror.tail())
             time.sleep(0.5)
         translated = committed_on(kafka)
     finally:
