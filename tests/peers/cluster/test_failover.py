@@ -188,8 +188,9 @@ def coordinator_of(bootstrap: str, group: str) -> int:
     return int(description.coordinator.id)
 
 
-class Readiness:
-    """Polls the app's /readyz the whole time, so a dip and its recovery are both seen."""
+class Poller:
+    """GETs a URL every 0.25 s the whole time: the app's /readyz, so that a dip and its
+    recovery are both seen; a registry read, so that every answer during the failure is."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -201,7 +202,7 @@ class Readiness:
         while not self._stop.wait(0.25):
             self.statuses.append(http("GET", self.url)[0])
 
-    def __enter__(self) -> Readiness:
+    def __enter__(self) -> Poller:
         self._thread.start()
         return self
 
@@ -311,7 +312,10 @@ def test_app_and_registry_through_a_broker_kill(
         }
     )
     registry_reads: list[int] = []
-    with Readiness(f"http://127.0.0.1:{http_port}/readyz") as readiness:
+    with (
+        Poller(f"http://127.0.0.1:{http_port}/readyz") as readiness,
+        Poller(f"{registry}/subjects/{SUBJECT}/versions/latest") as registry_poll,
+    ):
         for _ in range(KILLS):
             produce_batch(producer, ledger)
             # Kill mid-stream: the app has applied some of what is there, not all.
@@ -356,6 +360,7 @@ def test_app_and_registry_through_a_broker_kill(
     assert set(applied) == good  # nothing applied that was not produced, poison never applied
     assert set(dlq) == poison
     assert registry_reads and all(status == 200 for status in registry_reads), registry_reads
+    assert registry_poll.statuses and set(registry_poll.statuses) == {200}, registry_poll.statuses
     assert readiness.statuses[-1] == 200
     # A write after the failure: the registry's producer found the new leaders.
     evolved = {
