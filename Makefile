@@ -151,3 +151,14 @@ example-market: $(STAMP)
 .PHONY: bench-market
 bench-market: $(STAMP)
 	$(BIN)/python bench/market.py $(BENCH_MARKET_ARGS)
+
+# Issue 21 (cluster slice): the framework app and the registry on a 3-broker Kafka cluster
+# through repeated broker SIGKILLs (tests/peers/cluster); `make test` runs one kill.
+.PHONY: cluster-soak
+CLUSTER_KILLS ?= 10
+cluster-soak: $(STAMP) peers
+	SHOAL_CLUSTER_KILLS=$(CLUSTER_KILLS) $(BIN)/pytest -s tests/peers/cluster/test_failover.py $(PYTEST_ARGS)
+# The move from shoal to the cluster with MirrorMaker 2 (tests/peers/cluster/test_migration.py).
+.PHONY: cluster-migrate
+cluster-migrate: $(STAMP) peers
+	SHOAL_CLUSTER_MIGRATION=1 $(BIN)/pytest -s tests/peers/cluster/test_migration.py $(PYTEST_ARGS)

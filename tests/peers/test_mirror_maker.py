@@ -39,8 +39,9 @@ WAIT_S = 120.0
 
 
 def mm2_properties(shoal: str, kafka: str) -> str:
-    """The configuration docs/migrating-to-kafka.md shows, with the test's addresses and
-    intervals of a second instead of minutes."""
+    """The configuration docs/migrating-to-kafka.md shows, with the test's addresses,
+    intervals of a second instead of minutes, and replication factor 1 on the one-broker peer
+    (the doc sizes its topics for a three-broker cluster: tests/peers/cluster/test_migration.py)."""
     return f"""\
 clusters = shoal, kafka
 shoal.bootstrap.servers = {shoal}

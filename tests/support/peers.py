@@ -34,7 +34,7 @@ PEER_SUITES: Final = frozenset({"peers", "differential", "packaging", "bench"})
 """Folders under tests/ whose every test drives a peer or builds the package."""
 
 PEER_FIXTURES: Final = frozenset(
-    {"kafka_peer", "redis_server", "rabbitmq_server", "nats_server", "kcat"}
+    {"kafka_peer", "redis_server", "rabbitmq_server", "nats_server", "kcat", "kafka_cluster"}
     # the web console's browser tests (issue 17): Debian's chromium
     | {"chromium"}
 )

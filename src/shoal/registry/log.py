@@ -30,6 +30,10 @@ REQUEST_TIMEOUT_S: Final = 30.0
 """A broker that does not acknowledge a write within this is treated as down: the request
 fails with 50001 and the state stays as it was."""
 REPLAY_POLL_S: Final = 0.5
+REPLICATION_FACTOR_MAX: Final = 3
+"""Copies of ``_schemas`` on a Kafka cluster (Confluent's ``kafkastore.topic.replication.factor``
+default): the registry's state survives the loss of a broker. A cluster with fewer brokers
+(one shoal broker) gets one copy per broker, as Confluent's registry does."""
 
 
 class SchemaLogError(Exception):
@@ -93,6 +97,10 @@ class KafkaSchemaLog:
         topic = metadata.topics.get(self.topic)
         return topic is not None and topic.error is None
 
+    def _replication_factor(self) -> int:
+        brokers = len(self._admin().list_topics(timeout=REQUEST_TIMEOUT_S).brokers)
+        return max(1, min(REPLICATION_FACTOR_MAX, brokers))
+
     def _ensure_topic(self) -> None:
         if self._topic_ready or self._topic_exists():
             self._topic_ready = True
@@ -100,7 +108,7 @@ class KafkaSchemaLog:
         new = NewTopic(
             self.topic,
             num_partitions=1,
-            replication_factor=1,
+            replication_factor=self._replication_factor(),
             # Compaction keeps the newest record per key forever: the registry's state never
             # ages out, and tombstones forget hard-deleted versions.
             config={"cleanup.policy": "compact"},
