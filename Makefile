@@ -158,6 +158,7 @@ bench-market: $(STAMP)
 CLUSTER_KILLS ?= 10
 cluster-soak: $(STAMP) peers
 	SHOAL_CLUSTER_KILLS=$(CLUSTER_KILLS) $(BIN)/pytest -s tests/peers/cluster/test_failover.py $(PYTEST_ARGS)
+
 # The move from shoal to the cluster with MirrorMaker 2 (tests/peers/cluster/test_migration.py).
 .PHONY: cluster-migrate
 cluster-migrate: $(STAMP) peers
