@@ -127,6 +127,30 @@ def _accepted(reports: list[str]) -> dict[str, float]:
     return out
 
 
+def _holding(child: ChildConsumer) -> bool:
+    """Whether ``child`` was handed a record it has not had accepted yet (one in flight)."""
+    reports = child.snapshot()[1]
+    accepted = _accepted(reports)
+    return any(key not in accepted for key, _, _ in _deliveries(reports))
+
+
+HOLDING_WAIT_S = 10.0
+"""How long a kill waits for a consumer with a record in flight (an upper bound only): on a
+loaded machine a consumer just spawned may not have fetched yet, and killing one that holds
+nothing tests nothing."""
+
+
+def _victim(live: list[ChildConsumer], rng: random.Random) -> int:
+    """The consumer to kill: one holding a record in flight, chosen at random among those (any
+    one if none holds a record within HOLDING_WAIT_S)."""
+    deadline = time.monotonic() + HOLDING_WAIT_S
+    while True:
+        holding = [i for i, child in enumerate(live) if _holding(child)]
+        if holding or time.monotonic() > deadline:
+            return rng.choice(holding) if holding else rng.randrange(len(live))
+        time.sleep(0.05)
+
+
 CONSUMERS = int(os.environ.get("SHOAL_SHARE_CONSUMERS", "3"))
 KILLS = int(os.environ.get("SHOAL_SHARE_KILLS", "3"))
 DELIVERY_LIMIT = 5  # share.delivery.count.limit, Kafka's default
@@ -209,7 +233,7 @@ def test_random_kills_lose_nothing_and_settle_everything(
                 port = process.kafka_port
                 process.kill()  # SIGKILL mid-run: unwritten acquisitions are lost, no ack
                 process.start(kafka_port=port)
-            victim = rng.randrange(len(live))
+            victim = _victim(live, rng)
             live[victim].kill()  # SIGKILL, mid-stream: some records are in flight
             live[victim] = spawn()
             everyone.append(live[victim])
