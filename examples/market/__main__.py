@@ -1,5 +1,6 @@
-"""``python -m examples.market [--rate N] [--seconds S] [--broker URL] [--csv FILE]``: run the
-market-data pipeline in real time and print its bars, alerts and latency per stage."""
+"""``python -m examples.market [--rate N] [--seconds S] [--broker URL] [--registry URL]
+[--format avro|json] [--csv FILE]``: run the market-data pipeline in real time and print its
+bars, alerts and latency per stage."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from examples.market.feed import TICKS_PER_UNIT, FeedSettings
+from examples.market.formats import FORMATS
 from examples.market.pipeline import MarketRun, PipelineTimeout, run_pipeline
 
 
@@ -38,8 +40,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the services commit each fetch's outputs, state and offsets in a transaction",
     )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="avro",
+        help="payloads: Avro with schemas in the registry (default) or JSON",
+    )
+    parser.add_argument(
+        "--registry",
+        help="schema registry URL for Avro (default: the embedded broker's; with --broker, "
+        "required: e.g. `shoal registry --bootstrap HOST:PORT`)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the framework's logs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.format == "avro" and args.broker is not None and args.registry is None:
+        parser.error("--format avro with --broker needs --registry URL (or use --format json)")
+    return args
 
 
 def _price(ticks: float) -> str:
@@ -72,7 +88,7 @@ async def _main(args: argparse.Namespace, workdir: Path) -> int:
     settings = FeedSettings(
         rate_per_s=args.rate, seconds=args.seconds, symbols=args.symbols, seed=args.seed
     )
-    print(f"Market data on {broker}: {args.rate}/s for {args.seconds} s")
+    print(f"Market data on {broker}: {args.rate}/s for {args.seconds} s, {args.format}")
     try:
         run = await run_pipeline(
             broker,
@@ -81,6 +97,8 @@ async def _main(args: argparse.Namespace, workdir: Path) -> int:
             realtime=not args.as_fast_as_possible,
             csv_path=args.csv,
             exactly_once=frozenset({"bars", "quotes"}) if args.exactly_once else frozenset(),
+            fmt=args.format,
+            registry_url=args.registry,
         )
     except PipelineTimeout as exc:
         print(f"HUNG: {exc}")
