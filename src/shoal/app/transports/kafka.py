@@ -140,8 +140,11 @@ class KafkaTransport:
         except confluent_kafka.KafkaException as exc:
             raise TransportError(f"the broker does not answer: {exc}") from exc
 
-    def consumer(self, topics: list[str], group: str) -> KafkaConsumer:
-        return KafkaConsumer(dict(self._config), topics, group)
+    def consumer(
+        self, topics: list[str], group: str, *, start_at_ms: int | None = None
+    ) -> KafkaConsumer:
+        """``start_at_ms``: see :class:`KafkaConsumer` (a replay from a point in time)."""
+        return KafkaConsumer(dict(self._config), topics, group, start_at_ms=start_at_ms)
 
     def queue_consumer(self, topics: list[str], group: str) -> KafkaQueueConsumer:
         """A consumer for a queue subscriber (issue 16): a share group, see kafka_queue."""
