@@ -214,3 +214,45 @@ async def run_pipeline(
 
 async def _read(transport: Transport, pay: Payloads, topic: str) -> list[dict[str, Any]]:
     return [await pay.decode(topic, m.value) for m in await transport.read_topic(topic)]
+
+
+async def run_replay(
+    broker: str,
+    start_at_ms: int,
+    *,
+    namespace: str = "",
+    fmt: str = "avro",
+    registry_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """Recompute the bars from the trades already in ``namespace``'s trades topic, starting in
+    each partition at its first record timestamped at or after ``start_at_ms`` (the records'
+    Kafka timestamps: when the feed sent them). The bar service runs in a group of its own
+    with new changelogs and writes to its own bars topic (``Topics.replay``); returns the bars
+    it published once it reached the end of the trades as they were when it started."""
+    topics = Topics(namespace, replay=f"replay-{start_at_ms}")
+    app = App(broker, name="market-replay")
+    await app.start()
+    try:
+        pay = payloads(fmt, topics, registry_url or app.embedded_http_url)
+        transport = app.transport
+        ends: dict[int, int] = {}
+        """Per partition with records from the time on: the offset after its last record."""
+        for msg in await transport.read_topic(topics.trades):
+            if msg.partition in ends or msg.timestamp_ms >= start_at_ms:
+                ends[msg.partition] = msg.offset + 1
+        bars = _Service(
+            lambda: bar_service(transport, topics, LatencyMonitor(), pay, start_at_ms=start_at_ms)[
+                0
+            ]
+        )
+        positions = bars.proc.positions
+
+        def caught_up() -> bool:
+            bars.handled(topics.trades)  # raises the service's error if it died
+            return all(positions.get((topics.trades, p), 0) >= end for p, end in ends.items())
+
+        await _wait_for(caught_up, "the replay to reach the end of the trades")
+        await bars.finish()
+        return await _read(transport, pay, topics.bars)
+    finally:
+        await app.stop()

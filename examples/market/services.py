@@ -32,9 +32,15 @@ OFF_QUOTE_ALERT_BPS = 100
 @dataclass(frozen=True)
 class Topics:
     namespace: str = ""
+    replay: str = ""
+    """Set for a replay (:func:`~examples.market.pipeline.run_replay`): the bar service's
+    outputs, changelogs and group get this suffix, so the replay has its own state."""
 
     def _name(self, name: str) -> str:
         return f"{self.namespace}market.{name}"
+
+    def _bar_output(self, name: str) -> str:
+        return self._name(f"{name}.{self.replay}" if self.replay else name)
 
     @property
     def trades(self) -> str:
@@ -46,11 +52,11 @@ class Topics:
 
     @property
     def bars(self) -> str:
-        return self._name("bars")
+        return self._bar_output("bars")
 
     @property
     def late_trades(self) -> str:
-        return self._name("trades.late")
+        return self._bar_output("trades.late")
 
     @property
     def latest_quotes(self) -> str:
@@ -62,7 +68,11 @@ class Topics:
         return self._name("alerts")
 
     def bar_changelog(self, series: str) -> str:
-        return self._name(f"bars-{series}-changelog")
+        return self._bar_output(f"bars-{series}-changelog")
+
+    @property
+    def bar_group(self) -> str:
+        return self._bar_output("bars")
 
 
 def now_ms() -> float:
@@ -90,6 +100,7 @@ def bar_service(
     payloads: Payloads,
     *,
     exactly_once: bool = False,
+    start_at_ms: int | None = None,
 ) -> tuple[Processor, dict[str, WindowedTable[Trade, Bar]]]:
     tables = bar_tables(topics)
 
@@ -122,12 +133,13 @@ def bar_service(
 
     proc = Processor(
         transport,
-        group=f"{topics.namespace}market.bars",
+        group=topics.bar_group,
         topics=[topics.trades],
         handle=handle,
         stores=list(tables.values()),
         outputs=[topics.bars, topics.late_trades],
         exactly_once=exactly_once,
+        start_at_ms=start_at_ms,
     )
     return proc, tables
 

@@ -28,7 +28,7 @@ from examples.market.__main__ import main as market_main
 from examples.market.bars import ALLOWED_LATENESS_MS, BAR_WINDOWS, bar_of, vwap
 from examples.market.feed import Event, FeedSettings, generate, replay_csv
 from examples.market.latency import LatencyMonitor, percentile
-from examples.market.pipeline import MarketRun, run_pipeline
+from examples.market.pipeline import MarketRun, run_pipeline, run_replay
 from examples.market.services import SPREAD_ALERT_BPS, Topics, bar_tables, quote_table
 
 from shoal.app.serdes.registry import unframe
@@ -48,8 +48,12 @@ Key = tuple[str, str, int]  # series, symbol, window start
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory) -> MarketRun:
-    workdir = tmp_path_factory.mktemp("market")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("market")
+
+
+@pytest.fixture(scope="module")
+def ran(workdir: Path) -> MarketRun:
     trades = sum(1 for _, e in generate(FEED, 0) if e.kind == "trade")
     # Started first so that it has no initial rebalance delay (3 s for every empty group the
     # services join, the restarted one too); the pipeline's App then shares it.
@@ -68,15 +72,21 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> MarketRun:
 
 
 def _brute_force(run: MarketRun) -> tuple[dict[Key, dict[str, Any]], dict[Key, Any], set[int]]:
-    """(closed bars, open bars, late trade seqs) from the trades topic alone: per partition in
-    offset order, a trade is late when older than the newest before it minus the allowed
+    return _brute_force_over(run.trades)
+
+
+def _brute_force_over(
+    trades_topic: list[tuple[int, dict[str, Any]]],
+) -> tuple[dict[Key, dict[str, Any]], dict[Key, Any], set[int]]:
+    """(closed bars, open bars, late trade seqs) from (partition, trade) in offset order per
+    partition alone: a trade is late when older than the newest before it minus the allowed
     lateness; each other trade is in every window holding its time; a window is closed once
     the partition's newest time minus the lateness reached its end."""
     members: dict[Key, list[tuple[int, int, int, int]]] = defaultdict(list)
     partition_of: dict[str, int] = {}
     newest: dict[int, int] = {}
     late: set[int] = set()
-    for partition, t in run.trades:
+    for partition, t in trades_topic:
         partition_of[t["symbol"]] = partition
         seen = newest.get(partition)
         if seen is not None and t["ts"] < seen - ALLOWED_LATENESS_MS:
@@ -144,6 +154,32 @@ def test_open_windows_restored_from_the_changelogs_equal_the_brute_force(ran: Ma
                 restored[(series, symbol, window.start_ms)] = bar
     assert restored == still_open
     assert any(k[0] == "1m" for k in still_open)
+
+
+def test_a_replay_from_a_time_recomputes_the_bars_from_there(ran: MarketRun, workdir: Path) -> None:
+    """The bar service in a new group from the middle of the trades topic (by the records'
+    timestamps): its bars equal a computation from scratch over each partition's trades from
+    its first record at or after that time."""
+    trades = ran.topics[Topics().trades]
+    stamps = sorted(m.timestamp_ms for m in trades)
+    start_at = stamps[len(stamps) // 2]
+    broker = EMBEDDED_BROKERS.acquire(str(workdir / "broker"), group_initial_rebalance_delay_ms=0)
+    try:
+        replayed = asyncio.run(run_replay(f"embedded://{workdir / 'broker'}", start_at))
+    finally:
+        EMBEDDED_BROKERS.release(broker)
+    started: set[int] = set()
+    picked = []
+    for msg, (partition, trade) in zip(trades, ran.trades, strict=True):
+        if partition in started or msg.timestamp_ms >= start_at:
+            started.add(partition)
+            picked.append((partition, trade))
+    assert 0 < len(picked) < len(trades)
+    closed, _, _ = _brute_force_over(picked)
+    published = {(b["series"], b["symbol"], b["start"]): b for b in replayed}
+    assert len(published) == len(replayed), "a bar published twice in a run without crash"
+    assert {k: {f: b[f] for f in closed[k]} for k, b in published.items()} == closed
+    assert closed
 
 
 def test_late_trades_went_to_the_side_topic(ran: MarketRun) -> None:
