@@ -11,11 +11,12 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from examples.market.feed import TICKS_PER_UNIT, FeedSettings
 from examples.market.formats import FORMATS
-from examples.market.pipeline import MarketRun, PipelineTimeout, run_pipeline
+from examples.market.pipeline import MarketRun, PipelineTimeout, run_pipeline, run_replay
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -51,11 +52,37 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="schema registry URL for Avro (default: the embedded broker's; with --broker, "
         "required: e.g. `shoal registry --bootstrap HOST:PORT`)",
     )
+    parser.add_argument(
+        "--namespace",
+        help="topic prefix (default: none on the embedded broker, a random one with --broker)",
+    )
+    parser.add_argument(
+        "--replay-from",
+        type=_time_ms,
+        metavar="ISO|MS",
+        help="no feed: recompute the bars from the trades already in --namespace's topics, "
+        "from this time (ISO 8601, UTC unless it says otherwise, or ms since the epoch)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the framework's logs")
     args = parser.parse_args(argv)
-    if args.format == "avro" and args.broker is not None and args.registry is None:
+    if args.replay_from is not None and args.broker is None:
+        parser.error("--replay-from needs --broker (the default embedded broker starts empty)")
+    embedded = args.broker is None or args.broker.startswith("embedded://")
+    if args.format == "avro" and not embedded and args.registry is None:
         parser.error("--format avro with --broker needs --registry URL (or use --format json)")
     return args
+
+
+def _time_ms(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not ISO 8601 or ms since the epoch: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000)
 
 
 def _price(ticks: float) -> str:
@@ -84,7 +111,20 @@ def _report(run: MarketRun) -> None:
 
 async def _main(args: argparse.Namespace, workdir: Path) -> int:
     broker = args.broker or f"embedded://{workdir / 'broker'}"
-    namespace = "" if args.broker is None else f"market-{uuid.uuid4().hex[:8]}."
+    namespace = args.namespace
+    if namespace is None:
+        namespace = "" if args.broker is None else f"market-{uuid.uuid4().hex[:8]}."
+    if args.replay_from is not None:
+        bars = await run_replay(
+            broker,
+            args.replay_from,
+            namespace=namespace,
+            fmt=args.format,
+            registry_url=args.registry,
+        )
+        by_series = Counter(bar["series"] for bar in bars)
+        print(f"Replayed from {args.replay_from} ms: bars {dict(sorted(by_series.items()))}")
+        return 0
     settings = FeedSettings(
         rate_per_s=args.rate, seconds=args.seconds, symbols=args.symbols, seed=args.seed
     )

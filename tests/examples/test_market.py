@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from examples.market.__main__ import _time_ms
 from examples.market.__main__ import main as market_main
 from examples.market.bars import ALLOWED_LATENESS_MS, BAR_WINDOWS, bar_of, vwap
 from examples.market.feed import Event, FeedSettings, generate, replay_csv
@@ -332,3 +333,15 @@ def test_avro_on_another_broker_needs_a_registry(capsys: pytest.CaptureFixture[s
         market_main(["--broker", "kafka://127.0.0.1:1"])
     assert exited.value.code == 2
     assert "needs --registry URL" in capsys.readouterr().err
+
+
+def test_replay_times_are_iso_or_ms(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _time_ms("1700000000123") == 1_700_000_000_123
+    assert _time_ms("2023-11-14T22:13:20") == 1_700_000_000_000  # UTC unless it says
+    assert _time_ms("2023-11-14T23:13:20+01:00") == 1_700_000_000_000
+    with pytest.raises(SystemExit):
+        market_main(["--broker", "kafka://127.0.0.1:1", "--replay-from", "yesterday"])
+    assert "not ISO 8601 or ms since the epoch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        market_main(["--replay-from", "5"])  # the default embedded broker starts empty
+    assert "--replay-from needs --broker" in capsys.readouterr().err
