@@ -140,7 +140,7 @@ share-kills-full: $(STAMP)
 
 # -- market data (issue 20, slice K): the feed, bars/VWAP on event-time windows, the latest-quote
 # table, alerts and the latency monitor on an embedded broker. Another broker or rate:
-# make example-market MARKET_ARGS='--broker kafka://127.0.0.1:9092 --rate 20000 --seconds 10'
+# make example-market MARKET_ARGS='--broker kafka://127.0.0.1:9092 --registry http://127.0.0.1:8080 --rate 20000'
 MARKET_ARGS ?= --rate 2000 --seconds 5
 .PHONY: example-market
 example-market: $(STAMP)

@@ -1,5 +1,6 @@
-"""``python -m examples.market [--rate N] [--seconds S] [--broker URL] [--csv FILE]``: run the
-market-data pipeline in real time and print its bars, alerts and latency per stage."""
+"""``python -m examples.market [--rate N] [--seconds S] [--broker URL] [--registry URL]
+[--format avro|json] [--csv FILE]``: run the market-data pipeline in real time and print its
+bars, alerts and latency per stage."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from examples.market.feed import TICKS_PER_UNIT, FeedSettings
-from examples.market.pipeline import MarketRun, PipelineTimeout, run_pipeline
+from examples.market.formats import FORMATS
+from examples.market.pipeline import MarketRun, PipelineTimeout, run_pipeline, run_replay
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -38,8 +41,48 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the services commit each fetch's outputs, state and offsets in a transaction",
     )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="avro",
+        help="payloads: Avro with schemas in the registry (default) or JSON",
+    )
+    parser.add_argument(
+        "--registry",
+        help="schema registry URL for Avro (default: the embedded broker's; with --broker, "
+        "required: e.g. `shoal registry --bootstrap HOST:PORT`)",
+    )
+    parser.add_argument(
+        "--namespace",
+        help="topic prefix (default: none on the embedded broker, a random one with --broker)",
+    )
+    parser.add_argument(
+        "--replay-from",
+        type=_time_ms,
+        metavar="ISO|MS",
+        help="no feed: recompute the bars from the trades already in --namespace's topics, "
+        "from this time (ISO 8601, UTC unless it says otherwise, or ms since the epoch)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the framework's logs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.replay_from is not None and args.broker is None:
+        parser.error("--replay-from needs --broker (the default embedded broker starts empty)")
+    embedded = args.broker is None or args.broker.startswith("embedded://")
+    if args.format == "avro" and not embedded and args.registry is None:
+        parser.error("--format avro with --broker needs --registry URL (or use --format json)")
+    return args
+
+
+def _time_ms(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not ISO 8601 or ms since the epoch: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000)
 
 
 def _price(ticks: float) -> str:
@@ -68,11 +111,24 @@ def _report(run: MarketRun) -> None:
 
 async def _main(args: argparse.Namespace, workdir: Path) -> int:
     broker = args.broker or f"embedded://{workdir / 'broker'}"
-    namespace = "" if args.broker is None else f"market-{uuid.uuid4().hex[:8]}."
+    namespace = args.namespace
+    if namespace is None:
+        namespace = "" if args.broker is None else f"market-{uuid.uuid4().hex[:8]}."
+    if args.replay_from is not None:
+        bars = await run_replay(
+            broker,
+            args.replay_from,
+            namespace=namespace,
+            fmt=args.format,
+            registry_url=args.registry,
+        )
+        by_series = Counter(bar["series"] for bar in bars)
+        print(f"Replayed from {args.replay_from} ms: bars {dict(sorted(by_series.items()))}")
+        return 0
     settings = FeedSettings(
         rate_per_s=args.rate, seconds=args.seconds, symbols=args.symbols, seed=args.seed
     )
-    print(f"Market data on {broker}: {args.rate}/s for {args.seconds} s")
+    print(f"Market data on {broker}: {args.rate}/s for {args.seconds} s, {args.format}")
     try:
         run = await run_pipeline(
             broker,
@@ -81,6 +137,8 @@ async def _main(args: argparse.Namespace, workdir: Path) -> int:
             realtime=not args.as_fast_as_possible,
             csv_path=args.csv,
             exactly_once=frozenset({"bars", "quotes"}) if args.exactly_once else frozenset(),
+            fmt=args.format,
+            registry_url=args.registry,
         )
     except PipelineTimeout as exc:
         print(f"HUNG: {exc}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,10 +19,11 @@ from typing import Any
 
 from examples.market.bars import BAR_WINDOWS
 from examples.market.feed import Event, FeedSettings, generate, replay_csv
+from examples.market.formats import Payloads, payloads
 from examples.market.latency import LatencyMonitor
 from examples.market.services import Topics, bar_service, now_ms, quote_service
 from shoal import App, Message
-from shoal.app.streams.processor import Processor, json_value
+from shoal.app.streams.processor import Processor
 from shoal.app.transport import Transport
 
 WAIT_S_MAX = 120.0
@@ -50,6 +50,8 @@ class MarketRun:
     """From the first send of the feed to the last acknowledgement."""
     topics: dict[str, list[Message]] = field(default_factory=dict)
     """The trades topic, the bar changelogs and the latest-quotes topic as they ended."""
+    trades: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """The trades topic decoded: (partition, trade) in offset order per partition."""
 
 
 async def _send_feed(
@@ -57,6 +59,7 @@ async def _send_feed(
     topics: Topics,
     feed: list[tuple[float, Event]],
     monitor: LatencyMonitor,
+    pay: Payloads,
     realtime: bool,
 ) -> float:
     """Send the feed; return how long it took (first send to last acknowledgement)."""
@@ -65,7 +68,8 @@ async def _send_feed(
 
     async def send(event: Event) -> None:
         topic = topics.trades if event.kind == "trade" else topics.quotes
-        await transport.send(topic, json_value(event.to_json()), event.symbol.encode(), [])
+        value = await pay.encode(topic, event.to_json())
+        await transport.send(topic, value, event.symbol.encode(), [])
         monitor.record(f"{event.kind} -> broker ack", event.ts_ms, now_ms())
 
     for arrival_ms, event in feed:
@@ -128,26 +132,32 @@ async def run_pipeline(
     crash_bars_after: int | None = None,
     exactly_once: frozenset[str] = frozenset(),
     on_started: Callable[[Transport], Awaitable[None]] | None = None,
+    fmt: str = "avro",
+    registry_url: str | None = None,
 ) -> MarketRun:
     """Run the feed through the services; ``crash_bars_after``: crash the bar service once
     it has handled that many trades, and start a new instance (it restores from the
     changelogs). ``exactly_once``: the services ("bars", "quotes") that commit each fetch in
-    a Kafka transaction."""
+    a Kafka transaction. ``fmt``: "avro" (schemas in the registry at ``registry_url``; by
+    default the embedded broker's) or "json"."""
     topics = Topics(namespace)
     monitor = LatencyMonitor()
     app = App(broker, name="market")
     await app.start()
     try:
+        pay = payloads(fmt, topics, registry_url or app.embedded_http_url)
         transport = app.transport
         await transport.ensure_topics([topics.trades, topics.quotes])
         if on_started is not None:
             await on_started(transport)
         bars = _Service(
-            lambda: bar_service(transport, topics, monitor, exactly_once="bars" in exactly_once)[0]
+            lambda: bar_service(
+                transport, topics, monitor, pay, exactly_once="bars" in exactly_once
+            )[0]
         )
         quotes = _Service(
             lambda: quote_service(
-                transport, topics, monitor, exactly_once="quotes" in exactly_once
+                transport, topics, monitor, pay, exactly_once="quotes" in exactly_once
             )[0]
         )
         for service in (bars, quotes):
@@ -159,7 +169,7 @@ async def run_pipeline(
         else:
             feed = generate(settings, start_ms)
         events = [e for _, e in feed]
-        sending = asyncio.create_task(_send_feed(transport, topics, feed, monitor, realtime))
+        sending = asyncio.create_task(_send_feed(transport, topics, feed, monitor, pay, realtime))
         trades = sum(1 for e in events if e.kind == "trade")
         crashes = 0
         if crash_bars_after is not None:
@@ -177,12 +187,15 @@ async def run_pipeline(
         )
         await bars.finish()
         await quotes.finish()
-        bar_records = [json.loads(m.value) for m in await transport.read_topic(topics.bars)]
-        alerts = [json.loads(m.value) for m in await transport.read_topic(topics.alerts)]
-        late = {json.loads(m.value)["seq"] for m in await transport.read_topic(topics.late_trades)}
+        bar_records = await _read(transport, pay, topics.bars)
+        alerts = await _read(transport, pay, topics.alerts)
+        late = {t["seq"] for t in await _read(transport, pay, topics.late_trades)}
         kept = [topics.trades, topics.latest_quotes]
         kept += [topics.bar_changelog(series) for series in BAR_WINDOWS]
         contents = {name: await transport.read_topic(name) for name in kept}
+        decoded = [
+            (m.partition, await pay.decode(topics.trades, m.value)) for m in contents[topics.trades]
+        ]
     finally:
         await app.stop()
     return MarketRun(
@@ -195,4 +208,51 @@ async def run_pipeline(
         produced={"trades": trades, "quotes": len(events) - trades},
         feed_s=feed_s,
         topics=contents,
+        trades=decoded,
     )
+
+
+async def _read(transport: Transport, pay: Payloads, topic: str) -> list[dict[str, Any]]:
+    return [await pay.decode(topic, m.value) for m in await transport.read_topic(topic)]
+
+
+async def run_replay(
+    broker: str,
+    start_at_ms: int,
+    *,
+    namespace: str = "",
+    fmt: str = "avro",
+    registry_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """Recompute the bars from the trades already in ``namespace``'s trades topic, starting in
+    each partition at its first record timestamped at or after ``start_at_ms`` (the records'
+    Kafka timestamps: when the feed sent them). The bar service runs in a group of its own
+    with new changelogs and writes to its own bars topic (``Topics.replay``); returns the bars
+    it published once it reached the end of the trades as they were when it started."""
+    topics = Topics(namespace, replay=f"replay-{start_at_ms}")
+    app = App(broker, name="market-replay")
+    await app.start()
+    try:
+        pay = payloads(fmt, topics, registry_url or app.embedded_http_url)
+        transport = app.transport
+        ends: dict[int, int] = {}
+        """Per partition with records from the time on: the offset after its last record."""
+        for msg in await transport.read_topic(topics.trades):
+            if msg.partition in ends or msg.timestamp_ms >= start_at_ms:
+                ends[msg.partition] = msg.offset + 1
+        bars = _Service(
+            lambda: bar_service(transport, topics, LatencyMonitor(), pay, start_at_ms=start_at_ms)[
+                0
+            ]
+        )
+        positions = bars.proc.positions
+
+        def caught_up() -> bool:
+            bars.handled(topics.trades)  # raises the service's error if it died
+            return all(positions.get((topics.trades, p), 0) >= end for p, end in ends.items())
+
+        await _wait_for(caught_up, "the replay to reach the end of the trades")
+        await bars.finish()
+        return await _read(transport, pay, topics.bars)
+    finally:
+        await app.stop()

@@ -9,17 +9,19 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from examples.market.bars import ALLOWED_LATENESS_MS, BAR_WINDOWS, OHLC, Bar, Trade, vwap
 from examples.market.latency import LatencyMonitor
 from shoal.app.message import MESSAGE_ID_HEADER, Message
-from shoal.app.streams.processor import Outputs, Processor, json_value
+from shoal.app.streams.processor import Outputs, Processor
 from shoal.app.streams.table import Table, WindowedTable
 from shoal.app.transport import Transport
+
+if TYPE_CHECKING:
+    from examples.market.formats import Payloads
 
 SPREAD_ALERT_BPS = 50
 """A quote whose spread is wider than this (basis points of the mid) raises an alert."""
@@ -30,9 +32,15 @@ OFF_QUOTE_ALERT_BPS = 100
 @dataclass(frozen=True)
 class Topics:
     namespace: str = ""
+    replay: str = ""
+    """Set for a replay (:func:`~examples.market.pipeline.run_replay`): the bar service's
+    outputs, changelogs and group get this suffix, so the replay has its own state."""
 
     def _name(self, name: str) -> str:
         return f"{self.namespace}market.{name}"
+
+    def _bar_output(self, name: str) -> str:
+        return self._name(f"{name}.{self.replay}" if self.replay else name)
 
     @property
     def trades(self) -> str:
@@ -44,11 +52,11 @@ class Topics:
 
     @property
     def bars(self) -> str:
-        return self._name("bars")
+        return self._bar_output("bars")
 
     @property
     def late_trades(self) -> str:
-        return self._name("trades.late")
+        return self._bar_output("trades.late")
 
     @property
     def latest_quotes(self) -> str:
@@ -60,7 +68,11 @@ class Topics:
         return self._name("alerts")
 
     def bar_changelog(self, series: str) -> str:
-        return self._name(f"bars-{series}-changelog")
+        return self._bar_output(f"bars-{series}-changelog")
+
+    @property
+    def bar_group(self) -> str:
+        return self._bar_output("bars")
 
 
 def now_ms() -> float:
@@ -82,12 +94,18 @@ def bar_tables(topics: Topics) -> dict[str, WindowedTable[Trade, Bar]]:
 
 
 def bar_service(
-    transport: Transport, topics: Topics, monitor: LatencyMonitor, *, exactly_once: bool = False
+    transport: Transport,
+    topics: Topics,
+    monitor: LatencyMonitor,
+    payloads: Payloads,
+    *,
+    exactly_once: bool = False,
+    start_at_ms: int | None = None,
 ) -> tuple[Processor, dict[str, WindowedTable[Trade, Bar]]]:
     tables = bar_tables(topics)
 
     async def handle(msg: Message, out: Outputs) -> None:
-        trade = json.loads(msg.value)
+        trade = await payloads.decode(msg.topic, msg.value)
         monitor.record("trade -> bars", trade["ts"], now_ms())
         late = False
         for series, table in tables.items():
@@ -107,19 +125,21 @@ def bar_service(
                 }
                 # The same id on a replayed bar: a consumer can drop the repeat.
                 bar_id = f"{series}/{result.key}/{window.start_ms}".encode()
-                out.send(topics.bars, json_value(bar), result.key, [(MESSAGE_ID_HEADER, bar_id)])
+                value = await payloads.encode(topics.bars, bar)
+                out.send(topics.bars, value, result.key, [(MESSAGE_ID_HEADER, bar_id)])
                 monitor.record(f"bar {series} close", window.end_ms, now_ms())
-        if late:
+        if late:  # the record as it came (with Avro: framed with the trade schema's id)
             out.send(topics.late_trades, msg.value, msg.key)
 
     proc = Processor(
         transport,
-        group=f"{topics.namespace}market.bars",
+        group=topics.bar_group,
         topics=[topics.trades],
         handle=handle,
         stores=list(tables.values()),
         outputs=[topics.bars, topics.late_trades],
         exactly_once=exactly_once,
+        start_at_ms=start_at_ms,
     )
     return proc, tables
 
@@ -129,12 +149,17 @@ def quote_table(topics: Topics) -> Table:
 
 
 def quote_service(
-    transport: Transport, topics: Topics, monitor: LatencyMonitor, *, exactly_once: bool = False
+    transport: Transport,
+    topics: Topics,
+    monitor: LatencyMonitor,
+    payloads: Payloads,
+    *,
+    exactly_once: bool = False,
 ) -> tuple[Processor, Table]:
     quotes = quote_table(topics)
 
     async def handle(msg: Message, out: Outputs) -> None:
-        event = json.loads(msg.value)
+        event = await payloads.decode(msg.topic, msg.value)
         symbol = event["symbol"]
         if msg.topic == topics.quotes:
             monitor.record("quote -> table", event["ts"], now_ms())
@@ -146,7 +171,7 @@ def quote_service(
             spread_bps = (event["ask"] - event["bid"]) / mid * 10_000
             if spread_bps > SPREAD_ALERT_BPS:
                 alert = {"alert": "wide spread", "bps": round(spread_bps, 1), **event}
-                out.send(topics.alerts, json_value(alert), symbol)
+                out.send(topics.alerts, await payloads.encode(topics.alerts, alert), symbol)
             return
         # A trade: joined with its symbol's latest quote (same key, co-partitioned topics).
         monitor.record("trade -> join", event["ts"], now_ms())
@@ -157,7 +182,7 @@ def quote_service(
         off_bps = abs(event["price"] - mid) / mid * 10_000
         if off_bps > OFF_QUOTE_ALERT_BPS:
             alert = {"alert": "trade off quote", "bps": round(off_bps, 1), **event, "quote": quote}
-            out.send(topics.alerts, json_value(alert), symbol)
+            out.send(topics.alerts, await payloads.encode(topics.alerts, alert), symbol)
 
     proc = Processor(
         transport,

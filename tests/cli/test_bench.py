@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,20 @@ from shoal.cli.perf_stats import (
     total_line,
     window_line,
 )
+from shoal.embedded import EmbeddedBroker
 from tests.cli.support import Cli
 
 PRODUCER_TOTAL = re.compile(
     r"^(\d+) records sent, [\d.]+ records/sec \([\d.]+ MB/sec\), [\d.]+ ms avg latency, "
     r"[\d.]+ ms max latency, \d+ ms 50th, \d+ ms 95th, \d+ ms 99th, \d+ ms 99\.9th\.$"
 )
+
+
+@pytest.fixture
+def broker(shoal_broker_factory: Callable[..., EmbeddedBroker]) -> EmbeddedBroker:
+    """No initial rebalance delay: the consumer and e2e modes each join a new group, which
+    would otherwise wait 3 s for more members."""
+    return shoal_broker_factory(num_partitions=3, group_initial_rebalance_delay_ms=0)
 
 
 @pytest.mark.integration

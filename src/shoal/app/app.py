@@ -457,6 +457,12 @@ class App:
             self._store = None
             self._owns_store = False
 
+    @property
+    def embedded_http_url(self) -> str | None:
+        """The HTTP URL of the started embedded broker (its schema registry, console and
+        metrics); None before start and for any other broker."""
+        return None if self._embedded is None else str(self._embedded.http_url)
+
     async def _start_embedded(self, data_dir: str) -> None:
         from shoal.app.transports.embedded import EMBEDDED_BROKERS
         from shoal.app.transports.kafka import KafkaTransport

@@ -3,6 +3,7 @@ and against confluent-kafka's own serializers (interop both ways)."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import importlib
 import json
@@ -287,6 +288,29 @@ def test_avro_reader_resolves_an_older_writer_schema(url: str) -> None:
 
     run(scenario())
     assert latest(url, f"{topic}-value")["version"] == 2
+
+
+@pytest.mark.integration
+def test_records_encoded_at_once_register_their_schema_once(url: str) -> None:
+    """A producer sending many records before the registry first answers asks it once."""
+    codec = AvroCodec(url, ORDER_V1)
+    calls: list[str] = []
+    register = codec.registry.register
+
+    async def counted(subject: str, *args: Any, **kwargs: Any) -> int:
+        calls.append(subject)
+        return await register(subject, *args, **kwargs)
+
+    codec.registry.register = counted  # type: ignore[method-assign]
+    topic = topic_name("herd")
+
+    async def scenario() -> None:
+        sent = [{"id": i, "item": "x"} for i in range(50)]
+        raws = await asyncio.gather(*(codec.encode(topic, value) for value in sent))
+        assert [await codec.decode(topic, raw) for raw in raws] == sent
+
+    run(scenario())
+    assert calls == [f"{topic}-value"]
 
 
 @pytest.mark.integration

@@ -24,7 +24,13 @@ from shoal.app.message import Message
 from shoal.app.streams import WindowedAggregator
 from shoal.app.transports.kafka import KafkaTransport
 from shoal.embedded import EmbeddedBroker
-from tests.app.streams.tick_processor import IDS, LATENESS_MS, WINDOW_MS, stores
+from tests.app.streams.tick_processor import (
+    IDS,
+    LATENESS_MS,
+    SESSION_TIMEOUT_MS,
+    WINDOW_MS,
+    stores,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +56,13 @@ def feeds(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(str(tmp_path_factory.mktemp("streams-broker"))) as running:
+    # No initial rebalance delay (3 s for each empty group joined) and a minimum session
+    # timeout below the processors' (a killed member is then noticed in 2 s, not 6).
+    with EmbeddedBroker(
+        str(tmp_path_factory.mktemp("streams-broker")),
+        group_initial_rebalance_delay_ms=0,
+        group_min_session_timeout_ms=SESSION_TIMEOUT_MS // 2,
+    ) as running:
         yield running
 
 

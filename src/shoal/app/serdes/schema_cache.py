@@ -10,6 +10,7 @@ per subject for writing and once per schema id for reading.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Final, Generic, TypeVar
 
@@ -60,10 +61,33 @@ class SchemaCache(Generic[T]):
         self._use_latest = use_latest
         self._references = references
         self._writers: dict[str, tuple[int, T]] = {}
+        self._writing: dict[str, asyncio.Task[tuple[int, T]]] = {}
         self._readers: dict[int, T] = {}
 
     async def writer(self, subject: str) -> tuple[int, T]:
-        """The schema id records of ``subject`` are written with, and its prepared form."""
+        """The schema id records of ``subject`` are written with, and its prepared form.
+
+        Records encoded concurrently before the first answer share one registry call (a
+        producer sending a thousand records at once would otherwise register a thousand
+        times)."""
+        cached = self._writers.get(subject)
+        if cached is not None:
+            return cached
+        task = self._writing.get(subject)
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            task = asyncio.ensure_future(self._writer(subject))
+            self._writing[subject] = task
+            task.add_done_callback(lambda done: self._written(subject, done))
+        # Shielded: one waiter cancelled must not cancel the call the others share.
+        return await asyncio.shield(task)
+
+    def _written(self, subject: str, task: asyncio.Task[tuple[int, T]]) -> None:
+        if self._writing.get(subject) is task:
+            del self._writing[subject]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter was cancelled
+
+    async def _writer(self, subject: str) -> tuple[int, T]:
         cached = self._writers.get(subject)
         if cached is None:
             references = () if self._references is None else await self._references()

@@ -22,6 +22,7 @@ that, as Kafka Streams' does; the transactional id is per instance, so nothing f
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -86,13 +87,25 @@ class Processor:
         outputs: Sequence[str] = (),
         fetch_records_max: int = FETCH_RECORDS_MAX,
         exactly_once: bool = False,
+        start_at_ms: int | None = None,
     ) -> None:
         """``outputs``: the topics the handler sends to, created at start when missing (a
         broker may not create topics on first use: Apache Kafka's default does not).
         ``exactly_once``: each fetch's outputs, changelog records and consumed offsets commit
         in one Kafka transaction (Kafka transports only), so outputs are not repeated either;
         a fetch whose transaction aborts (a rebalance fenced it) is dropped with all local
-        state, which is restored again from the committed changelogs."""
+        state, which is restored again from the committed changelogs.
+        ``start_at_ms``: a replay from a point in time: source partitions this group never
+        committed start at their first record timestamped at or after it (Kafka transports,
+        not yet with exactly_once). Give the replay a new group and new changelog topics: the
+        stores' state must come from the same records as the offsets."""
+        if start_at_ms is not None and (
+            exactly_once or "start_at_ms" not in inspect.signature(transport.consumer).parameters
+        ):
+            raise TransportError(
+                f"start_at_ms needs a Kafka transport without exactly_once: "
+                f"{type(transport).__name__}, exactly_once={exactly_once}"
+            )
         if not topics:
             raise ValueError("a processor needs at least one topic")
         if exactly_once and not isinstance(transport, TransactionalTransport):
@@ -113,6 +126,7 @@ class Processor:
         self._handle = handle
         self._fetch_records_max = fetch_records_max
         self.exactly_once = exactly_once
+        self.start_at_ms = start_at_ms
         self.aborted_fetches = 0
         self._owned: set[TopicPartition] = set()
         self.records_handled = 0
@@ -155,6 +169,11 @@ class Processor:
         if self.exactly_once:
             transport = cast(TransactionalTransport, self.transport)
             return transport.transactional_consumer(self.topics, self.group)
+        if self.start_at_ms is not None:
+            consumer: TransportConsumer = cast(Any, self.transport).consumer(
+                self.topics, self.group, start_at_ms=self.start_at_ms
+            )
+            return consumer
         return self.transport.consumer(self.topics, self.group)
 
     def _forget_all(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shoal.embedded import EmbeddedBroker
@@ -31,8 +31,11 @@ class EmbeddedBrokers:
         self._lock = threading.Lock()
         self._running: dict[str, tuple[EmbeddedBroker, int]] = {}
 
-    def acquire(self, data_dir: str) -> EmbeddedBroker:
-        """The broker of ``data_dir``, started if it is not running yet; one more user."""
+    def acquire(self, data_dir: str, **settings: Any) -> EmbeddedBroker:
+        """The broker of ``data_dir``, started if it is not running yet; one more user.
+        ``settings`` (:class:`~shoal.embedded.EmbeddedBroker` keywords) apply only when this
+        call starts it: a program or test acquiring first chooses them for the Apps that
+        name the directory after it."""
         from shoal.embedded import EmbeddedBroker
 
         key = str(Path(data_dir).resolve())
@@ -40,7 +43,7 @@ class EmbeddedBrokers:
             if key in self._running:
                 broker, users = self._running[key]
             else:
-                broker, users = EmbeddedBroker(data_dir).start(), 0
+                broker, users = EmbeddedBroker(data_dir, **settings).start(), 0
             self._running[key] = (broker, users + 1)
             return broker
 

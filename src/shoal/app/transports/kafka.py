@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import confluent_kafka
@@ -29,9 +30,14 @@ PRODUCER_POLL_S = 0.05
 """How long the delivery-report thread blocks in poll; also how long stop() may wait for it."""
 FLUSH_TIMEOUT_S = 30.0
 PING_TIMEOUT_S = 2.0
-READ_IDLE_POLLS_MAX = 30
-"""Empty one-second polls before read_topic gives up: the end offsets were taken from the
+READ_STALL_S_MAX = 30.0
+"""Seconds without a record before read_topic gives up: the end offsets were taken from the
 broker, so records are there; a long silence means something is wrong, not slow."""
+READ_POLL_S = 0.1
+"""One wait of read_topic's consume. consume() returns early only once it has all the records
+it asked for; when the rest ends in a transaction marker (an offset, never a record) it waits
+this long before read_topic sees that the position reached the end."""
+READ_BATCH_MAX = 500
 
 
 class KafkaTransport:
@@ -134,8 +140,11 @@ class KafkaTransport:
         except confluent_kafka.KafkaException as exc:
             raise TransportError(f"the broker does not answer: {exc}") from exc
 
-    def consumer(self, topics: list[str], group: str) -> KafkaConsumer:
-        return KafkaConsumer(dict(self._config), topics, group)
+    def consumer(
+        self, topics: list[str], group: str, *, start_at_ms: int | None = None
+    ) -> KafkaConsumer:
+        """``start_at_ms``: see :class:`KafkaConsumer` (a replay from a point in time)."""
+        return KafkaConsumer(dict(self._config), topics, group, start_at_ms=start_at_ms)
 
     def queue_consumer(self, topics: list[str], group: str) -> KafkaQueueConsumer:
         """A consumer for a queue subscriber (issue 16): a share group, see kafka_queue."""
@@ -157,21 +166,23 @@ class KafkaTransport:
             if meta is None or meta.error is not None:
                 return []
             ends: dict[int, int] = {}
-            assignment = []
+            at: dict[int, int] = {}
             for partition in meta.partitions:
                 low, high = consumer.get_watermark_offsets(
                     confluent_kafka.TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S
                 )
                 if high > low:
-                    ends[partition] = high
-                    assignment.append(confluent_kafka.TopicPartition(topic, partition, low))
-            consumer.assign(assignment)
+                    ends[partition], at[partition] = high, low
+            consumer.assign([confluent_kafka.TopicPartition(topic, p, o) for p, o in at.items()])
             out: list[Message] = []
-            idle_polls = 0
+            progress_at = time.monotonic()
             while ends:
-                msgs = consumer.consume(500, 1.0)
-                idle_polls = 0 if msgs else idle_polls + 1
-                if idle_polls > READ_IDLE_POLLS_MAX:
+                # Asking for no more than remain: consume() returns once it has them all.
+                remaining = sum(end - at[p] for p, end in ends.items())
+                msgs = consumer.consume(min(READ_BATCH_MAX, remaining), READ_POLL_S)
+                if msgs:
+                    progress_at = time.monotonic()
+                elif time.monotonic() - progress_at > READ_STALL_S_MAX:
                     raise TransportError(f"reading {topic} stalled before its end offsets")
                 for msg in msgs:
                     partition, offset = msg.partition(), msg.offset()
@@ -181,14 +192,16 @@ class KafkaTransport:
                     if end is None or offset >= end:
                         continue
                     out.append(_message(msg))
+                    at[partition] = offset + 1
                     if offset + 1 >= end:
                         del ends[partition]
                 if ends:
                     # A transaction's commit or abort marker takes an offset but is never
                     # returned as a record: a topic written with transactions can end in one,
                     # so the end is reached when the position is, not the last record.
-                    at = [confluent_kafka.TopicPartition(topic, p) for p in ends]
-                    for tp in consumer.position(at):
+                    positions = [confluent_kafka.TopicPartition(topic, p) for p in ends]
+                    for tp in consumer.position(positions):
+                        at[tp.partition] = max(at[tp.partition], tp.offset)
                         if tp.offset >= ends[tp.partition]:
                             del ends[tp.partition]
             return out

@@ -39,7 +39,18 @@ def _message(msg: Any) -> Message:
 
 
 class KafkaConsumer:
-    def __init__(self, config: dict[str, Any], topics: list[str], group: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: list[str],
+        group: str,
+        *,
+        start_at_ms: int | None = None,
+    ) -> None:
+        """``start_at_ms``: a partition the group never committed starts at the first record
+        with a timestamp at or after this (ms since the epoch; Kafka's offsets_for_times)
+        instead of the earliest: a replay from a point in time, in a new group."""
+        self._start_at_ms = start_at_ms
         self._config = {
             **config,
             "group.id": group,
@@ -68,7 +79,32 @@ class KafkaConsumer:
 
     async def start(self) -> None:
         self._consumer = await self._call(confluent_kafka.Consumer, self._config)
-        await self._call(self._consumer.subscribe, self._topics)
+        if self._start_at_ms is None:
+            await self._call(self._consumer.subscribe, self._topics)
+        else:
+            await self._call(self._consumer.subscribe, self._topics, on_assign=self._start_at)
+
+    def _start_at(self, consumer: Any, partitions: list[Any]) -> None:
+        """On assignment (the consumer's thread, inside a poll): partitions without a committed
+        offset start at the first record at or after ``start_at_ms``; the others where the
+        group left them. A time past the last record gives the end offset."""
+        committed = consumer.committed(partitions, timeout=METADATA_TIMEOUT_S)
+        at_ms = self._start_at_ms if self._start_at_ms is not None else 0
+        fresh = [
+            confluent_kafka.TopicPartition(tp.topic, tp.partition, at_ms)
+            for tp in committed
+            if tp.offset < 0
+        ]
+        found = consumer.offsets_for_times(fresh, timeout=METADATA_TIMEOUT_S) if fresh else []
+        by_time = {(tp.topic, tp.partition): tp.offset for tp in found}
+        consumer.assign(
+            [
+                confluent_kafka.TopicPartition(
+                    tp.topic, tp.partition, by_time.get((tp.topic, tp.partition), tp.offset)
+                )
+                for tp in committed
+            ]
+        )
 
     def _consume(self, max_records: int, timeout_s: float) -> list[Any]:
         # Runs on the consumer's thread. Pausing every assigned partition before each poll
