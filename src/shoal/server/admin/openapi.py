@@ -62,7 +62,22 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
+_BURROW: Final = {
+    "type": ["object", "null"],
+    "description": "Burrow's consumer status (null: no committed offset to judge)",
+    "properties": {
+        "group": {"type": "string", "enum": ["OK", "WARNING", "ERROR"]},
+        "worst": {"$ref": "#/components/schemas/PartitionStatus"},
+        "reason": _STR,
+    },
+}
+
 _SCHEMAS: Final[dict[str, Any]] = {
+    "PartitionStatus": {
+        "type": "string",
+        "description": "Burrow's partition status",
+        "enum": ["OK", "WARNING", "STOP", "STALL", "REWIND"],
+    },
     "Message": {
         "type": "object",
         "properties": {
@@ -152,6 +167,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "state": _STR,
             "protocol_type": {"type": ["string", "null"]},
             "members": _INT,
+            "status": _BURROW,
         },
     },
     "Group": {
@@ -174,6 +190,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     },
                 },
             },
+            "status": _BURROW,
             "offsets": {
                 "type": "array",
                 "items": {
@@ -186,6 +203,13 @@ _SCHEMAS: Final[dict[str, Any]] = {
                         "high_watermark": _NULLABLE_INT,
                         "lag": _NULLABLE_INT,
                         "lag_seconds": {"type": ["number", "null"]},
+                        "status": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/PartitionStatus"},
+                                {"type": "null"},
+                            ]
+                        },
+                        "status_reason": {"type": ["string", "null"]},
                     },
                 },
             },
