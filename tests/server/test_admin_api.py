@@ -296,8 +296,10 @@ def test_group_describe_and_reset(broker: EmbeddedBroker, api: httpx.Client) -> 
     # The status follows the commits without any /metrics scrape (sampled on a timer and on
     # reads): caught up is OK.
     eventually(
-        lambda: api.get(f"/groups/{group}").json()["status"]
-        == {"group": "OK", "worst": "OK", "reason": "all 1 partition(s) OK"},
+        lambda: (
+            api.get(f"/groups/{group}").json()["status"]
+            == {"group": "OK", "worst": "OK", "reason": "all 1 partition(s) OK"}
+        ),
         "the group judged OK once caught up",
     )
     assert _offsets(api, group)[0]["status_reason"] == "caught up (lag 0)"

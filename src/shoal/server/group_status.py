@@ -2,10 +2,11 @@
 broker's event loop whether or not anyone scrapes ``/metrics``.
 
 A timer (:func:`sample_forever`, started by the server) samples every
-``SAMPLE_INTERVAL_MS``, and every reader (a scrape, an admin-API read) samples first when the
-last sample is older than that: so the windows advance on their own, and what a reader sees is
-never older than one interval. One tracker per broker (:func:`tracker_for`), shared by the
-metrics and the admin API so both say the same.
+``SAMPLE_INTERVAL_MS``, so the windows advance on their own; every reader (a scrape, an
+admin-API read) samples first too, so what it shows includes the latest commit. Sampling is
+idempotent (a commit already recorded is not recorded again; commits closer than Burrow's
+min-distance fold into one entry), so extra samples change no verdict. One tracker per broker
+(:func:`tracker_for`), shared by the metrics and the admin API so both say the same.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from shoal.metrics.burrow import (
 from shoal.storage import PartitionLog
 
 SAMPLE_INTERVAL_MS: Final = 1000
-"""Burrow's min-distance: commits closer than this fold into one entry anyway, so sampling
-more often would change no window."""
+"""The timer's period: Burrow's min-distance (commits closer than this fold into one entry
+anyway, so a faster timer would change no window)."""
 
 _Key = tuple[str, str, int]
 
@@ -56,23 +57,17 @@ class GroupStatusTracker:
     """Burrow's commit windows of every (group, topic, partition) with a committed offset on a
     live topic, and the lag seen at the last sample. Used on the broker's event loop only."""
 
-    def __init__(self, broker: Broker, interval_ms: int = SAMPLE_INTERVAL_MS) -> None:
+    def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._interval_ms = interval_ms
         self._windows = CommitWindows()
         self._current: dict[_Key, tuple[Sequence[Commit], int]] = {}
         """(window, lag at the last sample) per key."""
-        self._last_ms: int | None = None
 
     def sample(self, logs: Mapping[tuple[str, int], PartitionLog] | None = None) -> None:
-        """Record the commits not seen yet, unless the last sample is younger than the
-        interval. ``logs``: the online partition logs by (topic, partition), if the caller
-        has them at hand (else each is looked up)."""
+        """Record the commits not seen yet and the lag now. ``logs``: the online partition
+        logs by (topic, partition), if the caller has them at hand (else each is looked up)."""
         broker = self._broker
         now_ms = broker.clock.now_ms()
-        if self._last_ms is not None and 0 <= now_ms - self._last_ms < self._interval_ms:
-            return
-        self._last_ms = now_ms
         current: dict[_Key, tuple[Sequence[Commit], int]] = {}
         for group_id, offsets in broker.groups.committed_offsets().items():
             for (topic, partition), committed in offsets.items():

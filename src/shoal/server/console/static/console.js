@@ -524,11 +524,21 @@ async function producePage(topicName) {
 
 // ---- consumer groups -------------------------------------------------------------------
 
+// Burrow's verdict (OK, WARNING, or which error: STOP, STALL, REWIND), its reason as the
+// tooltip. A backend that does not judge (Apache Kafka via `shoal console`) sends none.
+function statusBadge(name, level, reason) {
+  if (!name) return h("span", { class: "badge", title: "No committed offsets to judge" }, "–");
+  return h("span", { class: "badge status-" + level.toLowerCase(), "data-status": name, title: reason }, name);
+}
+const groupBadge = (status) => (status ? statusBadge(status.worst, status.group, status.reason) : statusBadge(null));
+const partitionLevel = (name) => (name === "OK" || name === "WARNING" ? name : "ERROR");
+
 async function groupsPage() {
   const { groups } = await api("GET", "/groups");
   render(h("h1", {}, "Consumer groups"),
-    table([{ title: "Group" }, { title: "Type" }, { title: "State" }, { title: "Protocol type" }, { title: "Members", num: 1 }],
+    table([{ title: "Group" }, { title: "Status" }, { title: "Type" }, { title: "State" }, { title: "Protocol type" }, { title: "Members", num: 1 }],
       groups.map((g) => h("tr", {}, h("td", {}, h("a", { href: "#/groups/" + enc(g.group_id) }, g.group_id)),
+        h("td", { class: "status" }, groupBadge(g.status)),
         h("td", {}, g.type), h("td", {}, g.state), h("td", {}, g.protocol_type ?? "–"), h("td", { class: "num" }, g.members))),
       { id: "groups" }));
 }
@@ -589,12 +599,13 @@ async function groupPage(groupId) {
       if (lagHistory.length > SPARK_POINTS) lagHistory.shift();
       drawLag();
       document.getElementById("offsets").replaceWith(offsetsTable(again));
+      document.getElementById("group-status").replaceWith(statusCard(again));
     } catch (err) { lagCard.replaceChildren(errorBox(err)); }
   }, OVERVIEW_POLL_MS);
   render(
     h("h1", {}, "Group ", groupId),
     h("div", { class: "cards" }, card("State", group.state), card("Type", group.type), card("Protocol", group.protocol ?? "–"),
-      card("Members", String(group.members.length)), lagCard),
+      card("Members", String(group.members.length)), statusCard(group), lagCard),
     h("h2", {}, "Members"),
     table([{ title: "Member" }, { title: "Client id" }, { title: "Host" }],
       group.members.map((m) => h("tr", {}, h("td", {}, m.member_id ?? "–"), h("td", {}, m.client_id ?? "–"), h("td", {}, m.host ?? m.client_host ?? "–"))),
@@ -606,11 +617,18 @@ async function groupPage(groupId) {
     form);
 }
 
+function statusCard(group) {
+  const c = card("Status", groupBadge(group.status));
+  c.id = "group-status";
+  return c;
+}
+
 function offsetsTable(group) {
-  return table([{ title: "Topic" }, { title: "Partition", num: 1 }, { title: "Committed", num: 1 }, { title: "High watermark", num: 1 }, { title: "Lag", num: 1 }, { title: "Lag (s)", num: 1 }],
+  return table([{ title: "Topic" }, { title: "Partition", num: 1 }, { title: "Committed", num: 1 }, { title: "High watermark", num: 1 }, { title: "Lag", num: 1 }, { title: "Lag (s)", num: 1 }, { title: "Status" }],
     group.offsets.map((o) => h("tr", {}, h("td", {}, o.topic), h("td", { class: "num" }, o.partition), h("td", { class: "num" }, o.committed_offset),
       h("td", { class: "num" }, o.high_watermark ?? "–"), h("td", { class: "num lag" }, o.lag ?? "–"),
-      h("td", { class: "num" }, o.lag_seconds === null ? "–" : o.lag_seconds.toFixed(1)))),
+      h("td", { class: "num" }, o.lag_seconds === null || o.lag_seconds === undefined ? "–" : o.lag_seconds.toFixed(1)),
+      h("td", { class: "status" }, o.status ? statusBadge(o.status, partitionLevel(o.status), o.status_reason) : statusBadge(null)))),
     { id: "offsets" });
 }
 
