@@ -45,6 +45,8 @@ XSS_SCRIPT: Final = "<script>window.__pwned = 1</script>"
 XSS_IMG: Final = '<img src=x onerror="window.__pwned = 1">'
 POLL_MS: Final = 3000
 """console.js's OVERVIEW_POLL_MS: how often an open group page re-reads the group."""
+TAIL_POLL_MS: Final = 1000
+"""console.js's TAIL_POLL_MS: how often a live tail asks for new messages."""
 
 
 @pytest.fixture(scope="module")
@@ -212,14 +214,17 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     page.screenshot(path=shots / "console-messages.png", full_page=True)
 
     def browse(**fields: str) -> list[str]:
-        _open(page, f"/messages/{topic}")
-        for name, value in fields.items():
-            if name in ("partition", "from"):
-                page.select_option(f"#{name}", value)
-            else:
-                page.fill(f"#{name}", value)
+        """Search with exactly ``fields`` set in the form (the others back to their defaults),
+        in place: the page re-renders from the new hash, no reload."""
+        page.locator("#page-info").evaluate("el => el.dataset.stale = 'yes'")
+        for name in ("partition", "from"):
+            page.select_option(
+                f"#{name}", fields.get(name, "" if name == "partition" else "oldest")
+            )
+        for name in ("offset", "timestamp", "key", "value", "header"):
+            page.fill(f"#{name}", fields.get(name, ""))
         page.click("#browse button[type=submit]")
-        expect(page.locator("#page-info")).to_be_visible()
+        expect(page.locator("#page-info:not([data-stale])")).to_be_visible()
         expect(page.locator("body[data-loading=false]")).to_have_count(1)
         cells = page.locator("#messages tr.message td:nth-child(2)").all_inner_texts()
         keys = page.locator("#messages tr.message td.key").all_inner_texts()
@@ -253,11 +258,13 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     assert "base64:AAEC/w==" in csv_lines[4]
 
     # Live tail: the newest messages, then each one produced after the page opened.
+    page.clock.install()  # the tail's polling timer runs when the test says
     page.click("#live-tail")
     expect(page.locator("#tail-info")).to_contain_text("Live: 4 messages")
     with admin_client(broker) as api:
         body = {"partition": 1, "key": "tailed", "value": "=1+1"}
         assert api.post(f"/topics/{topic}/messages", json=body).status_code == 201
+    page.clock.run_for(TAIL_POLL_MS)
     expect(page.locator("#messages td.key", has_text="tailed")).to_have_count(1)
     expect(page.locator("#tail-info")).to_contain_text("Live: 5 messages")
     page.click("#stop-tail")
