@@ -632,7 +632,30 @@ def test_security_page_lists_users_and_says_when_no_authorizer_runs(
     expect(page.locator("#no-authorizer")).to_be_visible()  # this broker has no authorizer
     row = page.locator("#users tr", has=page.locator("td:text-is('console-reader')"))
     expect(row).to_contain_text("SCRAM-SHA-256")
+    # A user set from the page gets a credential (listed by the API, never its password) and
+    # loses it by the row's button.
+    page.fill("#user-name", "console-writer")
+    page.select_option("#user-mechanism", "SCRAM-SHA-512")
+    page.fill("#user-password", "writer-secret")
+    page.fill("#user-iterations", "4096")
+    page.click("#set-user button[type=submit]")
+    expect(page.locator("#security-status")).to_contain_text("Set SCRAM-SHA-512 for console-writer")
+    writer = page.locator("#users tr", has=page.locator("td:text-is('console-writer')"))
+    expect(writer).to_contain_text("SCRAM-SHA-512 (4096)")
     page.screenshot(path=shots / "console-security.png", full_page=True)
+    with admin_client(broker) as api:
+        users = {u["user"]: u for u in api.get("/users").json()["users"]}
+    assert users["console-writer"]["mechanisms"] == [
+        {"mechanism": "SCRAM-SHA-512", "iterations": 4096}
+    ]
+    writer.locator("button.delete-credential").click()
+    expect(page.locator("#security-status")).to_contain_text("Deleted SCRAM-SHA-512")
+    expect(writer).to_have_count(0)
+    # Without an authorizer an ACL cannot be added: the broker's answer, shown as text.
+    page.fill("#acl-resource-name", "orders")
+    page.fill("#acl-principal", "User:console-writer")
+    page.click("#add-acl button[type=submit]")
+    expect(page.locator("#security-status .error")).to_contain_text("security_disabled")
 
 
 def test_overview_counts_traffic_per_topic(page: Page, broker: EmbeddedBroker, shots: Path) -> None:

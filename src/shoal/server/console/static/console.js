@@ -797,24 +797,74 @@ async function dlqPage(topicName, params) {
 
 // ---- security (read-only) --------------------------------------------------------------
 
-async function securityPage() {
+const ACL_RESOURCE_TYPES = ["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID", "DELEGATION_TOKEN", "USER"];
+const ACL_OPERATIONS = ["ALL", "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "CREATE_TOKENS", "DESCRIBE_TOKENS"];
+const SCRAM_MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+// ACLs and SCRAM users: listed, added and deleted through /api/v1 (Alter on the cluster, as
+// CreateAcls, DeleteAcls and AlterUserScramCredentials need). `notice` is the last change's result.
+async function securityPage(notice) {
   const [acls, users] = await Promise.all([
     api("GET", "/acls").catch((err) => err),
     api("GET", "/users").catch((err) => err),
   ]);
+  const status = h("div", { id: "security-status" }, notice || null);
+  const change = async (method, path, body, done) => {
+    try {
+      await api(method, path, body);
+      await securityPage(notice_(done));
+    } catch (err) { status.replaceChildren(errorBox(err)); }
+  };
+  const notice_ = (text) => h("div", { class: "notice" }, text);
+  const select = (id, options) => h("select", { id }, options.map((o) => h("option", { value: o }, o)));
+  const aclForm = (() => {
+    const fields = {
+      resource_type: select("acl-resource-type", ACL_RESOURCE_TYPES),
+      resource_name: h("input", { id: "acl-resource-name", placeholder: "resource name (or *)" }),
+      pattern_type: select("acl-pattern-type", ["LITERAL", "PREFIXED"]),
+      principal: h("input", { id: "acl-principal", placeholder: "User:alice" }),
+      host: h("input", { id: "acl-host", value: "*" }),
+      operation: select("acl-operation", ACL_OPERATIONS),
+      permission_type: select("acl-permission", ["ALLOW", "DENY"]),
+    };
+    return h("form", {
+      id: "add-acl",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const body = Object.fromEntries(Object.entries(fields).map(([k, el]) => [k, el.value]));
+        change("POST", "/acls", body, "Added the ACL.");
+      },
+    }, h("div", { class: "row" }, Object.values(fields), h("button", { type: "submit" }, "Add ACL")));
+  })();
   const aclPart = acls instanceof Error ? errorBox(acls)
     : acls.authorizer === false ? h("p", { class: "muted", id: "no-authorizer" }, "No authorizer is configured: every principal may do everything.")
     : acls.authorizer === null ? h("p", { class: "muted", id: "no-acls" }, "No ACLs (whether an authorizer runs is not visible through this cluster's client API).")
-      : table(["Resource type", "Resource", "Pattern", "Principal", "Host", "Operation", "Permission"].map((title) => ({ title })),
-        acls.acls.map((a) => h("tr", {}, [a.resource_type, a.resource_name, a.pattern_type, a.principal, a.host, a.operation, a.permission_type].map((v) => h("td", {}, v)))),
+      : table(["Resource type", "Resource", "Pattern", "Principal", "Host", "Operation", "Permission", ""].map((title) => ({ title })),
+        acls.acls.map((a) => h("tr", {}, [a.resource_type, a.resource_name, a.pattern_type, a.principal, a.host, a.operation, a.permission_type].map((v) => h("td", {}, v)),
+          h("td", {}, h("button", { class: "danger delete-acl", type: "button", onclick: () => change("DELETE", "/acls", a, "Deleted the ACL.") }, "Delete")))),
         { id: "acls" });
+  const userForm = (() => {
+    const user = h("input", { id: "user-name", placeholder: "user" });
+    const mechanism = select("user-mechanism", SCRAM_MECHANISMS);
+    const password = h("input", { id: "user-password", type: "password", placeholder: "password", autocomplete: "new-password" });
+    const iterations = h("input", { id: "user-iterations", type: "number", min: 4096, max: 16384, value: "8192" });
+    return h("form", {
+      id: "set-user",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const body = { mechanism: mechanism.value, password: password.value, iterations: Number(iterations.value) };
+        change("PUT", "/users/" + enc(user.value), body, "Set " + mechanism.value + " for " + user.value + ".");
+      },
+    }, h("div", { class: "row" }, user, mechanism, password, h("label", {}, "Iterations ", iterations), h("button", { type: "submit" }, "Set credential")));
+  })();
   const userPart = users instanceof Error ? errorBox(users)
     : table([{ title: "User" }, { title: "SCRAM mechanisms (iterations)" }],
-      users.users.map((u) => h("tr", {}, h("td", {}, u.user), h("td", {}, u.mechanisms.map((m) => m.mechanism + " (" + m.iterations + ")").join(", ")))),
+      users.users.map((u) => h("tr", {}, h("td", {}, u.user), h("td", {}, u.mechanisms.map((m) => h("span", { class: "row" }, m.mechanism + " (" + m.iterations + ") ",
+        h("button", { class: "danger delete-credential", type: "button", "data-mechanism": m.mechanism,
+          onclick: () => change("DELETE", "/users/" + enc(u.user) + "?mechanism=" + enc(m.mechanism), undefined, "Deleted " + m.mechanism + " of " + u.user + ".") }, "Delete")))))),
       { id: "users" });
-  render(h("h1", {}, "Security"),
-    h("p", { class: "muted" }, "Read-only: change ACLs and users with shoal acl / shoal user or Kafka's tools."),
-    h("h2", {}, "ACLs"), aclPart, h("h2", {}, "SCRAM users"), userPart);
+  render(h("h1", {}, "Security"), status,
+    h("h2", {}, "ACLs"), aclPart, aclForm, h("h2", {}, "SCRAM users"), userPart, userForm);
 }
 
 // ---- router ----------------------------------------------------------------------------
