@@ -29,7 +29,10 @@ CSRF: Final = {"X-Shoal-Admin": "1"}
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    started = EmbeddedBroker(str(tmp_path_factory.mktemp("console-process"))).start()
+    # No initial rebalance delay: a consumer's first join answers at once (one member here).
+    started = EmbeddedBroker(
+        str(tmp_path_factory.mktemp("console-process")), group_initial_rebalance_delay_ms=0
+    ).start()
     yield started
     started.stop()
 
