@@ -29,7 +29,10 @@ CSRF: Final = {"X-Shoal-Admin": "1"}
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    started = EmbeddedBroker(str(tmp_path_factory.mktemp("console-process"))).start()
+    # No initial rebalance delay: a consumer's first join answers at once (one member here).
+    started = EmbeddedBroker(
+        str(tmp_path_factory.mktemp("console-process")), group_initial_rebalance_delay_ms=0
+    ).start()
     yield started
     started.stop()
 
@@ -207,6 +210,52 @@ def test_security_pages_match_the_broker_served_api(
         assert served.get("/acls").json() == {"authorizer": False, "acls": []}
     # Through Kafka's client API "no authorizer" and "no ACLs" look the same: unknown.
     assert console.get("/api/v1/acls").json() == {"authorizer": None, "acls": []}
+    _change_security(console)
+    with admin_client(broker) as served:
+        grant = {**GRANT, "resource_name": "served"}
+        _error(served.post("/acls", json=grant), 409, "security_disabled")  # the same answer
+
+
+GRANT: Final = {
+    "resource_type": "TOPIC",
+    "resource_name": "orders",
+    "principal": "User:process-user",
+    "operation": "READ",
+}
+
+
+def _change_security(console: httpx.Client) -> None:
+    """Through CreateAcls and AlterUserScramCredentials: an ACL is refused where no authorizer
+    runs; a user set is listed (mechanism and iterations only) until deleted."""
+    _error(console.post("/api/v1/acls", json=GRANT), 409, "security_disabled")
+    _error(console.post("/api/v1/acls", json={**GRANT, "operation": "FLY"}), 400, "invalid_field")
+    body = {"mechanism": "SCRAM-SHA-256", "password": "w-secret", "iterations": 4096}
+    _error(
+        console.put("/api/v1/users/writer", json={**body, "iterations": 1}),
+        400,
+        "unacceptable_credential",
+    )
+    _error(
+        console.put("/api/v1/users/writer", json={**body, "mechanism": "PLAIN"}),
+        400,
+        "unsupported_sasl_mechanism",
+    )
+    answer = console.put("/api/v1/users/writer", json=body)
+    assert answer.status_code == 200, answer.text
+    eventually(
+        lambda: (
+            {"user": "writer", "mechanisms": [{"mechanism": "SCRAM-SHA-256", "iterations": 4096}]}
+            in console.get("/api/v1/users").json()["users"]
+        ),
+        "the user listed",
+    )
+    params = {"mechanism": "SCRAM-SHA-256"}
+    assert console.delete("/api/v1/users/writer", params=params).status_code == 200
+    eventually(
+        lambda: "writer" not in {u["user"] for u in console.get("/api/v1/users").json()["users"]},
+        "the user gone",
+    )
+    _error(console.delete("/api/v1/users/writer", params=params), 404, "resource_not_found")
 
 
 def test_registry_is_forwarded(broker: EmbeddedBroker, console: httpx.Client) -> None:
@@ -238,6 +287,7 @@ def test_against_the_apache_kafka_peer(kafka_peer: KafkaPeer) -> None:
         assert console.get(f"/api/v1/topics/{topic}").json()["configs"]
         assert console.get("/api/v1/acls").json() == {"authorizer": None, "acls": []}
         assert console.get("/api/v1/users").json() == {"users": []}
+        _change_security(console)
         overview = console.get("/api/v1/broker").json()
         assert overview["traffic"] is None and overview["brokers"]
         _group_reset(console, kafka_peer.bootstrap_servers, "console-lag-on-kafka", "console-g")

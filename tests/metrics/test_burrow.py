@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from shoal.metrics.burrow import Commit, CommitWindows, Status, group_status, partition_status
+from shoal.metrics.burrow import (
+    Commit,
+    CommitWindows,
+    Status,
+    explain,
+    group_status,
+    partition_status,
+)
 
 NOW_MS = 1_000_000
 
@@ -62,3 +69,17 @@ def test_windows_keep_the_last_commits_fold_close_ones_and_forget_dropped_keys()
     assert [c.offset for c in folded] == [2, 3, 5]
     windows.keep_only(set())
     assert list(windows.record("k", tokens[5], Commit(7, 20_000, 1))) == [Commit(7, 20_000, 1)]
+
+
+def test_each_verdict_is_explained_with_the_figures_behind_it() -> None:
+    """The console's tooltip: what made the verdict, in words and numbers."""
+    cases = [
+        (window((100, 500, 5), (50, 490, 60)), 60, "went back from 100 to 50"),
+        (window((10, 100, 5), (20, 90, 4), (30, 80, 3)), 3, "no commit for 80 s"),
+        (window((10, 30, 5), (10, 20, 8), (10, 10, 12)), 12, "offset 10 in each of its last 3"),
+        (window((10, 30, 5), (20, 20, 5), (30, 10, 8)), 8, "never went down over its last 3"),
+        (window((10, 30, 9), (20, 20, 5)), 0, "caught up"),
+    ]
+    for commits, lag, expected in cases:
+        status = partition_status(commits, current_lag=lag, now_ms=NOW_MS)
+        assert expected in explain(status, commits, lag, NOW_MS), (status, expected)

@@ -227,6 +227,12 @@ def test_group_describe_and_reset(broker: EmbeddedBroker, api: httpx.Client) -> 
         assert row["lag_seconds"] > TWENTY_YEARS_S  # the age of record 4, from its timestamp
         groups = {g["group_id"]: g for g in api.get("/groups").json()["groups"]}
         assert groups[group]["members"] == 1
+        # Burrow's verdict on one commit that leaves 6 records waiting: an ERROR (STALL, or
+        # STOP as soon as time passes it), with the partition and figures as its reason.
+        status = groups[group]["status"]
+        assert (status["group"], status["worst"]) in {("ERROR", "STALL"), ("ERROR", "STOP")}
+        assert status["reason"].startswith(f"{topic}-0 {status['worst']}: ")
+        assert row["status"] in {"STALL", "STOP"} and "6" in row["status_reason"]
         # As kafka-consumer-groups: no reset under a live consumer.
         body = {"topic": topic, "to": "earliest", "dry_run": False}
         _error(api.post(f"/groups/{group}/offsets/reset", json=body), 409, "group_active")
@@ -287,6 +293,16 @@ def test_group_describe_and_reset(broker: EmbeddedBroker, api: httpx.Client) -> 
     assert latest.json()["partitions"][0]["new_offset"] == 10  # nothing that late: the end
     caught_up = _offsets(api, group)[0]
     assert (caught_up["lag"], caught_up["lag_seconds"]) == (0, 0.0)
+    # The status follows the commits without any /metrics scrape (sampled on a timer and on
+    # reads): caught up is OK.
+    eventually(
+        lambda: (
+            api.get(f"/groups/{group}").json()["status"]
+            == {"group": "OK", "worst": "OK", "reason": "all 1 partition(s) OK"}
+        ),
+        "the group judged OK once caught up",
+    )
+    assert _offsets(api, group)[0]["status_reason"] == "caught up (lag 0)"
 
     _error(api.get("/groups/no-such-group"), 404, "group_id_not_found")
     # The groups' own topic exists now; the API refuses to delete it, as the Kafka API does.

@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -19,7 +21,7 @@ from confluent_kafka.admin import (
 
 from shoal.embedded import EmbeddedBroker
 from tests.server.admin_support import TIMEOUT_S, admin_client
-from tests.support.sasl import add_user, client_config, start_sasl_broker
+from tests.support.sasl import add_user, auth_error, client_config, start_sasl_broker
 
 pytestmark = pytest.mark.integration
 
@@ -133,5 +135,91 @@ def test_each_action_needs_the_kafka_apis_acl(
         users = {u["user"]: u for u in boss.get("/users").json()["users"]}
         assert set(users) >= {"admin", "alice"}
         assert users["alice"]["mechanisms"] and "salt" not in json.dumps(users)
+        _change_acls_and_users(broker, boss, alice, kafka_admin)
     with httpx.Client(base_url=broker.http_url) as plain:
         assert plain.get("/livez").status_code == 200
+
+
+GRANT = {
+    "resource_type": "TOPIC",
+    "resource_name": "hidden",
+    "principal": "User:alice",
+    "operation": "DESCRIBE",
+}
+
+
+def _change_acls_and_users(
+    broker: EmbeddedBroker, boss: httpx.Client, alice: httpx.Client, kafka_admin: AdminClient
+) -> None:
+    """ACLs and SCRAM users changed through the API: Alter on the cluster, as CreateAcls,
+    DeleteAcls and AlterUserScramCredentials need; the Kafka side sees the same ACLs, and a
+    user set here logs in."""
+    # Alice has no Alter on the cluster: refused, nothing changes.
+    assert alice.post("/acls", json=GRANT).status_code == 403
+    assert (
+        alice.put("/users/carol", json={"mechanism": "SCRAM-SHA-256", "password": "x"}).status_code
+        == 403
+    )
+    assert (
+        alice.request("DELETE", "/users/alice", params={"mechanism": "SCRAM-SHA-512"}).status_code
+        == 403
+    )
+    # Bad input: 400 with the reason, nothing changes.
+    for bad, error in [
+        ({**GRANT, "operation": "FLY"}, "invalid_field"),
+        ({**GRANT, "resource_type": "ANY"}, "invalid_field"),
+        ({**GRANT, "pattern_type": "MATCH"}, "invalid_field"),
+        ({**GRANT, "principal": ""}, "invalid_field"),
+        ({**GRANT, "principal": "alice"}, "invalid_request"),  # no "User:" type
+    ]:
+        refused = boss.post("/acls", json=bad)
+        assert (refused.status_code, refused.json()["error"]) == (400, error), refused.text
+    assert "hidden" not in {t["name"] for t in alice.get("/topics").json()["topics"]}
+
+    created = boss.post("/acls", json=GRANT)
+    assert created.status_code == 201, created.text
+    assert created.json()["acl"]["pattern_type"] == "LITERAL"
+    assert "hidden" in {t["name"] for t in alice.get("/topics").json()["topics"]}
+    seen = kafka_admin.describe_acls(
+        AclBindingFilter(
+            ResourceType.TOPIC,
+            "hidden",
+            ResourcePatternType.LITERAL,
+            None,
+            None,
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+    ).result(TIMEOUT_S)
+    assert [(b.principal, b.operation) for b in seen] == [("User:alice", AclOperation.DESCRIBE)]
+    deleted = boss.request("DELETE", "/acls", json=GRANT)
+    assert deleted.status_code == 200, deleted.text
+    assert [a["resource_name"] for a in deleted.json()["deleted"]] == ["hidden"]
+    assert boss.request("DELETE", "/acls", json=GRANT).json()["error"] == "acl_not_found"
+    assert "hidden" not in {t["name"] for t in alice.get("/topics").json()["topics"]}
+
+    # A user set through the API logs in (HTTP basic checks the SCRAM credential) until
+    # deleted; the password is never echoed.
+    body = {"mechanism": "SCRAM-SHA-256", "password": "carol-secret", "iterations": 4096}
+    for bad, error in [
+        ({**body, "mechanism": "PLAIN"}, "unsupported_sasl_mechanism"),
+        ({**body, "iterations": 100}, "unacceptable_credential"),
+        ({**body, "password": ""}, "invalid_field"),
+    ]:
+        refused = boss.put("/users/carol", json=bad)
+        assert (refused.status_code, refused.json()["error"]) == (400, error), refused.text
+    assert "carol" not in {u["user"] for u in boss.get("/users").json()["users"]}
+    answer = boss.put("/users/carol", json=body)
+    assert answer.status_code == 200, answer.text
+    assert "carol-secret" not in answer.text
+    with admin_client(broker, auth=("carol", "carol-secret")) as carol:
+        assert carol.get("/topics").status_code == 200
+    carol_kafka = client_config(broker, "SCRAM-SHA-256", "carol", "carol-secret")
+    assert AdminClient(carol_kafka).list_topics(timeout=TIMEOUT_S).topics is not None
+    gone = boss.request("DELETE", "/users/carol", params={"mechanism": "SCRAM-SHA-256"})
+    assert gone.status_code == 200, gone.text
+    assert "carol" not in {u["user"] for u in boss.get("/users").json()["users"]}
+    # (HTTP basic remembers a verified password for http_auth.REMEMBER_S; Kafka asks again.)
+    assert auth_error(carol_kafka).code() == KafkaError._AUTHENTICATION
+    again = boss.request("DELETE", "/users/carol", params={"mechanism": "SCRAM-SHA-256"})
+    assert (again.status_code, again.json()["error"]) == (404, "resource_not_found")

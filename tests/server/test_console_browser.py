@@ -1,8 +1,9 @@
 """The web console in a real browser (Debian's chromium driven by Playwright) against a real
 broker: each page and action, with data that real Kafka clients wrote and read.
 
-One broker and one browser for the module; each test uses its own topic and group names.
-Waits are Playwright's waits on a condition (an element, a text), never sleeps. Set
+One broker, one browser and one browser context for the module (each test opens its own tab);
+each test uses its own topic and group names. Waits are Playwright's waits on a condition (an
+element, a text), never sleeps; the page's polling timer is driven by Playwright's clock. Set
 ``SHOAL_SCREENSHOT_DIR=docs/images`` to refresh the screenshots docs/console.md shows.
 """
 
@@ -12,6 +13,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 from google.protobuf import descriptor_pool, message_factory
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from shoal.embedded import EmbeddedBroker
 from shoal.server.console import CONTENT_SECURITY_POLICY
@@ -41,6 +43,10 @@ expect.set_options(timeout=WAIT_MS)
 
 XSS_SCRIPT: Final = "<script>window.__pwned = 1</script>"
 XSS_IMG: Final = '<img src=x onerror="window.__pwned = 1">'
+POLL_MS: Final = 3000
+"""console.js's OVERVIEW_POLL_MS: how often an open group page re-reads the group."""
+TAIL_POLL_MS: Final = 1000
+"""console.js's TAIL_POLL_MS: how often a live tail asks for new messages."""
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +59,11 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    started = EmbeddedBroker(str(tmp_path_factory.mktemp("console"))).start()
+    # No initial rebalance delay: a consumer's first join answers at once (Kafka waits 3 s for
+    # more members; these tests have one).
+    started = EmbeddedBroker(
+        str(tmp_path_factory.mktemp("console")), group_initial_rebalance_delay_ms=0
+    ).start()
     yield started
     started.stop()
 
@@ -66,15 +76,22 @@ def browser(chromium: str) -> Iterator[Browser]:
         launched.close()
 
 
+@pytest.fixture(scope="module")
+def context(browser: Browser, broker: EmbeddedBroker) -> Iterator[BrowserContext]:
+    shared = browser.new_context(base_url=broker.http_url, viewport={"width": 1280, "height": 800})
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def page(browser: Browser, broker: EmbeddedBroker) -> Iterator[Page]:
-    context = browser.new_context(base_url=broker.http_url, viewport={"width": 1280, "height": 800})
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A tab of its own (a fresh page state, its own clock) in the module's context."""
     opened = context.new_page()
     opened.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
     yield opened
-    context.close()
+    opened.close()
     assert errors == [], f"the console's script failed: {errors}"
 
 
@@ -197,14 +214,17 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     page.screenshot(path=shots / "console-messages.png", full_page=True)
 
     def browse(**fields: str) -> list[str]:
-        _open(page, f"/messages/{topic}")
-        for name, value in fields.items():
-            if name in ("partition", "from"):
-                page.select_option(f"#{name}", value)
-            else:
-                page.fill(f"#{name}", value)
+        """Search with exactly ``fields`` set in the form (the others back to their defaults),
+        in place: the page re-renders from the new hash, no reload."""
+        page.locator("#page-info").evaluate("el => el.dataset.stale = 'yes'")
+        for name in ("partition", "from"):
+            page.select_option(
+                f"#{name}", fields.get(name, "" if name == "partition" else "oldest")
+            )
+        for name in ("offset", "timestamp", "key", "value", "header"):
+            page.fill(f"#{name}", fields.get(name, ""))
         page.click("#browse button[type=submit]")
-        expect(page.locator("#page-info")).to_be_visible()
+        expect(page.locator("#page-info:not([data-stale])")).to_be_visible()
         expect(page.locator("body[data-loading=false]")).to_have_count(1)
         cells = page.locator("#messages tr.message td:nth-child(2)").all_inner_texts()
         keys = page.locator("#messages tr.message td.key").all_inner_texts()
@@ -238,11 +258,13 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     assert "base64:AAEC/w==" in csv_lines[4]
 
     # Live tail: the newest messages, then each one produced after the page opened.
+    page.clock.install()  # the tail's polling timer runs when the test says
     page.click("#live-tail")
     expect(page.locator("#tail-info")).to_contain_text("Live: 4 messages")
     with admin_client(broker) as api:
         body = {"partition": 1, "key": "tailed", "value": "=1+1"}
         assert api.post(f"/topics/{topic}/messages", json=body).status_code == 201
+    page.clock.run_for(TAIL_POLL_MS)
     expect(page.locator("#messages td.key", has_text="tailed")).to_have_count(1)
     expect(page.locator("#tail-info")).to_contain_text("Live: 5 messages")
     page.click("#stop-tail")
@@ -462,10 +484,21 @@ def test_group_offsets_reset_dry_run_then_apply(
         consumer.close()
 
     _open(page, "/groups")
-    expect(page.locator("#groups tr", has_text=group)).to_have_count(1)
+    row = page.locator("#groups tr", has_text=group)
+    expect(row).to_have_count(1)
+    # Burrow's verdict: one commit leaving 2 records behind is an error (STALL, or STOP once
+    # time passes it), its reason in the tooltip.
+    badge = row.locator("td.status .badge.status-error")
+    expect(badge).to_have_text(re.compile("^(STALL|STOP)$"))
+    expect(badge).to_have_attribute("title", re.compile(f"^{topic}-0 (STALL|STOP): .*2"))
     page.screenshot(path=shots / "console-groups.png", full_page=True)
+    page.clock.install()  # the group page's re-read timer runs when the test says
     page.click(f"#groups a:text-is('{group}')")
     expect(page.locator("#offsets td.lag")).to_have_text(["2"])
+    expect(page.locator("#group-status .badge.status-error")).to_have_count(1)
+    expect(page.locator("#offsets td.status .badge")).to_have_attribute(
+        "title", re.compile("2 records wait|lag 2")
+    )
 
     page.select_option("#reset-topic", topic)
     page.select_option("#reset-to", "earliest")
@@ -482,6 +515,7 @@ def test_group_offsets_reset_dry_run_then_apply(
     expect(page.locator("#offsets td.lag")).to_have_text(["5"])
     # The page re-reads the group: new records show in the lag and its trend.
     _produce(broker, topic, [{"value": b"late", "partition": 0}] * 2)
+    page.clock.run_for(POLL_MS)
     expect(page.locator("#lag-trend .value")).to_have_text("7")
     expect(page.locator("#offsets td.lag")).to_have_text(["7"])
     with admin_client(broker) as api:
@@ -598,7 +632,30 @@ def test_security_page_lists_users_and_says_when_no_authorizer_runs(
     expect(page.locator("#no-authorizer")).to_be_visible()  # this broker has no authorizer
     row = page.locator("#users tr", has=page.locator("td:text-is('console-reader')"))
     expect(row).to_contain_text("SCRAM-SHA-256")
+    # A user set from the page gets a credential (listed by the API, never its password) and
+    # loses it by the row's button.
+    page.fill("#user-name", "console-writer")
+    page.select_option("#user-mechanism", "SCRAM-SHA-512")
+    page.fill("#user-password", "writer-secret")
+    page.fill("#user-iterations", "4096")
+    page.click("#set-user button[type=submit]")
+    expect(page.locator("#security-status")).to_contain_text("Set SCRAM-SHA-512 for console-writer")
+    writer = page.locator("#users tr", has=page.locator("td:text-is('console-writer')"))
+    expect(writer).to_contain_text("SCRAM-SHA-512 (4096)")
     page.screenshot(path=shots / "console-security.png", full_page=True)
+    with admin_client(broker) as api:
+        users = {u["user"]: u for u in api.get("/users").json()["users"]}
+    assert users["console-writer"]["mechanisms"] == [
+        {"mechanism": "SCRAM-SHA-512", "iterations": 4096}
+    ]
+    writer.locator("button.delete-credential").click()
+    expect(page.locator("#security-status")).to_contain_text("Deleted SCRAM-SHA-512")
+    expect(writer).to_have_count(0)
+    # Without an authorizer an ACL cannot be added: the broker's answer, shown as text.
+    page.fill("#acl-resource-name", "orders")
+    page.fill("#acl-principal", "User:console-writer")
+    page.click("#add-acl button[type=submit]")
+    expect(page.locator("#security-status .error")).to_contain_text("security_disabled")
 
 
 def test_overview_counts_traffic_per_topic(page: Page, broker: EmbeddedBroker, shots: Path) -> None:

@@ -35,6 +35,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from shoal.console import security_changes
 from shoal.console.errors import ConsoleError, from_kafka
 
 REQUEST_TIMEOUT_S: Final = 15.0
@@ -345,6 +346,35 @@ class KafkaAdmin:
                 for user, description in sorted(described.items())
             ]
         }
+
+    # -- security changes (CreateAcls, DeleteAcls, AlterUserScramCredentials) ----------------
+
+    def create_acl(self, body: dict[str, Any]) -> dict[str, Any]:
+        acl = security_changes.binding(body)
+        [future] = self.admin.create_acls([acl]).values()
+        _result(future, "create ACL")
+        return {"acl": security_changes.row(acl)}
+
+    def delete_acl(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Remove exactly the ACL in the body: 404 when there is none such."""
+        exact = security_changes.exact_filter(security_changes.binding(body))
+        [future] = self.admin.delete_acls([exact]).values()
+        deleted = _result(future, "delete ACL")
+        if not deleted:
+            raise ConsoleError(404, "acl_not_found", "no such ACL: nothing deleted")
+        return {"deleted": [security_changes.row(b) for b in deleted]}
+
+    def set_user(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        change, iterations = security_changes.upsertion(user, body)
+        [future] = self.admin.alter_user_scram_credentials([change]).values()
+        _result(future, f"set the credential of {user!r}")
+        return {"user": user, "mechanism": body["mechanism"], "iterations": iterations}
+
+    def delete_user(self, user: str, mechanism: str | None) -> dict[str, Any]:
+        change = security_changes.deletion(user, mechanism)
+        [future] = self.admin.alter_user_scram_credentials([change]).values()
+        _result(future, f"delete the {mechanism} credential of {user!r}")
+        return {"user": user, "mechanism": mechanism, "deleted": True}
 
     # -- overview -----------------------------------------------------------------------------
 

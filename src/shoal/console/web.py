@@ -231,6 +231,26 @@ async def _users(backend: Backend, request: Request) -> Any:
     return await run_in_threadpool(backend.admin.users)
 
 
+async def _create_acl(backend: Backend, request: Request) -> Any:
+    body = await _body(request)
+    return await run_in_threadpool(backend.admin.create_acl, body)
+
+
+async def _delete_acl(backend: Backend, request: Request) -> Any:
+    body = await _body(request)
+    return await run_in_threadpool(backend.admin.delete_acl, body)
+
+
+async def _set_user(backend: Backend, request: Request) -> Any:
+    body = await _body(request)
+    return await run_in_threadpool(backend.admin.set_user, request.path_params["user"], body)
+
+
+async def _delete_user(backend: Backend, request: Request) -> Any:
+    user, mechanism = request.path_params["user"], request.query_params.get("mechanism")
+    return await run_in_threadpool(backend.admin.delete_user, user, mechanism)
+
+
 ROUTES: Final[tuple[tuple[str, str, Action, int], ...]] = (
     ("/topics", "GET", _list_topics, 200),
     ("/topics", "POST", _create_topic, 201),
@@ -245,6 +265,10 @@ ROUTES: Final[tuple[tuple[str, str, Action, int], ...]] = (
     ("/broker", "GET", _overview, 200),
     ("/acls", "GET", _acls, 200),
     ("/users", "GET", _users, 200),
+    ("/acls", "POST", _create_acl, 201),
+    ("/acls", "DELETE", _delete_acl, 200),
+    ("/users/{user}", "PUT", _set_user, 200),
+    ("/users/{user}", "DELETE", _delete_user, 200),
 )
 """(path under /api/v1, method, action, success status): the broker-served API's routes."""
 

@@ -25,6 +25,7 @@ Pure logic (no clock, no I/O): the caller says what it saw and when.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -126,3 +127,27 @@ class CommitWindows:
         for key in [k for k in self._windows if k not in keys]:
             del self._windows[key]
             self._seen.pop(key, None)
+
+
+def explain(status: Status, window: Sequence[Commit], current_lag: int, now_ms: int) -> str:
+    """Why ``partition_status`` gave ``status``, in words (the console's tooltip)."""
+    if status is Status.REWIND:
+        back = next((b, a) for a, b in itertools.pairwise(window) if b.offset < a.offset)
+        return f"the committed offset went back from {back[1].offset} to {back[0].offset}"
+    if status is Status.STOP:
+        idle_s = (now_ms - window[-1].timestamp_ms) // 1000
+        span_s = (window[-1].timestamp_ms - window[0].timestamp_ms) // 1000
+        return (
+            f"no commit for {idle_s} s, longer than its last {len(window)} commits span "
+            f"({span_s} s); lag {current_lag}"
+        )
+    if status is Status.STALL:
+        return (
+            f"committed offset {window[-1].offset} in each of its last {len(window)} commits "
+            f"while {current_lag} records wait"
+        )
+    if status is Status.WARNING:
+        return f"lag never went down over its last {len(window)} commits (lag {current_lag})"
+    if current_lag <= 0:
+        return "caught up (lag 0)"
+    return f"consuming (lag {current_lag}, down or zero within its last {len(window)} commits)"

@@ -21,6 +21,7 @@ from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.security.oauthbearer import TokenError
 from shoal.server.admin import build_admin_app
 from shoal.server.authentication import SaslServerConfig
+from shoal.server.group_status import sample_forever
 from shoal.server.http import build_http_app
 from shoal.server.http_auth import HttpAuthentication
 from shoal.server.kafka import KafkaServer
@@ -52,6 +53,7 @@ class BrokerApp:
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._group_status_task: asyncio.Task[None] | None = None  # issue 17 (console)
         self._jwks_task: asyncio.Task[None] | None = None
         self._sasl: SaslServerConfig | None = None
         """The SASL listeners' mechanisms and keys (None when there is none)."""
@@ -152,6 +154,8 @@ class BrokerApp:
                 await server.stop()  # a failed start holds no port
             raise
         self._retention_task = asyncio.ensure_future(self._retention_loop())
+        # Issue 17 (console): Burrow's group status windows advance without /metrics scrapes.
+        self._group_status_task = asyncio.ensure_future(sample_forever(self.broker))
         if self.tls is not None:
             self._tls_watch_task = asyncio.ensure_future(
                 self.tls.watch(self.settings.ssl_reload_check_interval_ms / 1000)
@@ -357,6 +361,8 @@ class BrokerApp:
         self._status = "stopping"
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self._group_status_task is not None:
+            self._group_status_task.cancel()
         if self._tls_watch_task is not None:
             self._tls_watch_task.cancel()
         if self._jwks_task is not None:

@@ -8,39 +8,31 @@ minus the timestamp of the batch holding the committed offset (its first record'
 or the append time under LogAppendTime), zero when the group is caught up. That timestamp is
 read once per commit (one batch header from the index), not at every scrape.
 
-Burrow's windows are fed at scrape time: each scrape records the commits it has not seen yet,
-so commits between two scrapes count as one (as Burrow's own min-distance folds close ones).
+Burrow's windows are kept by :mod:`shoal.server.group_status`, sampled on a timer and by
+each reader (a scrape too), so they advance whether or not anyone scrapes.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 
 from shoal.broker.broker import Broker
-from shoal.metrics.burrow import (
-    GROUP_STATUSES,
-    PARTITION_STATUSES,
-    Commit,
-    CommitWindows,
-    Status,
-    group_status,
-    partition_status,
-)
+from shoal.metrics.burrow import GROUP_STATUSES, PARTITION_STATUSES, Status, group_status
 from shoal.metrics.exposition import Exposition, label_text
 from shoal.records.header import TimestampType
+from shoal.server.group_status import tracker_for
 from shoal.storage import PartitionLog, StorageError
 
 _Key = tuple[str, str, int]
 
 
 class GroupMetrics:
-    """State kept between scrapes: Burrow's commit windows and the timestamps of committed
-    offsets. Used on the broker's event loop only."""
+    """State kept between scrapes: the timestamps of committed offsets. Used on the broker's
+    event loop only."""
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._windows = CommitWindows()
         self._timestamps: dict[_Key, tuple[int, int]] = {}
         """(committed offset, timestamp of its batch) per (group, topic, partition)."""
         self._labels: dict[_Key, str] = {}
@@ -54,8 +46,7 @@ class GroupMetrics:
         lag: list[str] = []
         lag_seconds: list[str] = []
         lag_sum: dict[tuple[str, str], int] = defaultdict(int)
-        statuses: dict[str, list[Status]] = defaultdict(list)
-        live: set[Hashable] = set()
+        live: set[_Key] = set()
         for group_id, offsets in sorted(broker.groups.committed_offsets().items()):
             for (topic, partition), committed in sorted(offsets.items()):
                 key = (group_id, topic, partition)
@@ -78,14 +69,12 @@ class GroupMetrics:
                 lag_sum[(group_id, topic)] += partition_lag
                 seconds = self._lag_seconds(key, plog, committed.offset, partition_lag, now_ms)
                 lag_seconds.append(f"shoal_consumergroup_lag_seconds{labels} {seconds}")
-                stamp = committed.commit_timestamp_ms
-                window = self._windows.record(
-                    key,
-                    committed,
-                    Commit(committed.offset, stamp if stamp >= 0 else now_ms, partition_lag),
-                )
-                statuses[group_id].append(partition_status(window, partition_lag, now_ms))
-        self._windows.keep_only(live)
+        tracker = tracker_for(broker)
+        tracker.sample(logs)
+        statuses = {
+            group_id: [p.status for p in verdict.partitions]
+            for group_id, verdict in tracker.verdicts().items()
+        }
         for key in [k for k in self._timestamps if k not in live]:
             del self._timestamps[key]
         for key in [k for k in self._labels if k not in live]:

@@ -27,6 +27,7 @@ from shoal.server.admin.access import require
 from shoal.server.admin.errors import ApiError, from_kafka
 from shoal.server.admin.params import field, field_or, json_object
 from shoal.server.group_metrics import batch_timestamp
+from shoal.server.group_status import GroupVerdict, tracker_for
 from shoal.storage import PartitionLog
 
 RESET_TARGETS: Final = ("earliest", "latest", "timestamp", "offset")
@@ -96,9 +97,28 @@ def _all_views(broker: Broker) -> list[GroupView]:
     return [views[k] for k in sorted(views)]
 
 
+def _status(verdict: GroupVerdict | None) -> dict[str, str] | None:
+    """Burrow's verdict as the API shows it: None for a group with no committed offset on a
+    topic the caller may describe (nothing to judge)."""
+    if verdict is None:
+        return None
+    return {"group": verdict.status.name, "worst": verdict.worst.name, "reason": verdict.reason}
+
+
+def _verdicts(broker: Broker, ctx: RequestContext) -> dict[str, GroupVerdict]:
+    """Burrow's verdict of each group, judged on the topics the caller may describe only."""
+    tracker = tracker_for(broker)
+    tracker.sample()
+    topics = {t for offsets in broker.groups.committed_offsets().values() for t, _ in offsets}
+    visible = broker.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, topics)
+    return tracker.verdicts(lambda topic: topic in visible)
+
+
 def list_groups(broker: Broker, ctx: RequestContext) -> Response:
-    """Every group the principal may describe (all with Describe on the cluster)."""
+    """Every group the principal may describe (all with Describe on the cluster), with
+    Burrow's status."""
     groups = _all_views(broker)
+    verdicts = _verdicts(broker, ctx)
     if broker.authorize_cluster(ctx, AclOperation.DESCRIBE):
         allowed = {g.group_id for g in groups}
     else:
@@ -112,6 +132,7 @@ def list_groups(broker: Broker, ctx: RequestContext) -> Response:
             "state": g.state,
             "protocol_type": g.protocol_type,
             "members": len(g.members),
+            "status": _status(verdicts.get(g.group_id)),
         }
         for g in groups
         if g.group_id in allowed
@@ -166,6 +187,12 @@ async def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> 
     if group is None and not broker.groups.committed_offsets().get(group_id):
         raise ApiError(404, "group_id_not_found", f"group {group_id!r} does not exist")
     offsets = _offsets(broker, ctx, group_id)
+    verdict = _verdicts(broker, ctx).get(group_id)
+    judged_by = {} if verdict is None else {(p.topic, p.partition): p for p in verdict.partitions}
+    for row, _plog in offsets:
+        judged = judged_by.get((row["topic"], row["partition"]))
+        row["status"] = None if judged is None else judged.status.name
+        row["status_reason"] = None if judged is None else judged.reason
     await asyncio.to_thread(_fill_lag_seconds, offsets, broker.clock.now_ms())
     return JSONResponse(
         {
@@ -175,6 +202,7 @@ async def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> 
             "protocol_type": None if group is None else group.protocol_type,
             "protocol": None if group is None else group.protocol,
             "members": [] if group is None else group.members,
+            "status": _status(verdict),
             "offsets": [row for row, _ in offsets],
         }
     )

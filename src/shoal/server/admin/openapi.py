@@ -62,7 +62,22 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
+_BURROW: Final = {
+    "type": ["object", "null"],
+    "description": "Burrow's consumer status (null: no committed offset to judge)",
+    "properties": {
+        "group": {"type": "string", "enum": ["OK", "WARNING", "ERROR"]},
+        "worst": {"$ref": "#/components/schemas/PartitionStatus"},
+        "reason": _STR,
+    },
+}
+
 _SCHEMAS: Final[dict[str, Any]] = {
+    "PartitionStatus": {
+        "type": "string",
+        "description": "Burrow's partition status",
+        "enum": ["OK", "WARNING", "STOP", "STALL", "REWIND"],
+    },
     "Message": {
         "type": "object",
         "properties": {
@@ -152,6 +167,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "state": _STR,
             "protocol_type": {"type": ["string", "null"]},
             "members": _INT,
+            "status": _BURROW,
         },
     },
     "Group": {
@@ -174,6 +190,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     },
                 },
             },
+            "status": _BURROW,
             "offsets": {
                 "type": "array",
                 "items": {
@@ -186,6 +203,13 @@ _SCHEMAS: Final[dict[str, Any]] = {
                         "high_watermark": _NULLABLE_INT,
                         "lag": _NULLABLE_INT,
                         "lag_seconds": {"type": ["number", "null"]},
+                        "status": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/PartitionStatus"},
+                                {"type": "null"},
+                            ]
+                        },
+                        "status_reason": {"type": ["string", "null"]},
                     },
                 },
             },
@@ -196,7 +220,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
 
 def openapi_document() -> dict[str, Any]:
     topic_ref = {"$ref": "#/components/schemas/Topic"}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "shoal admin API",
@@ -556,3 +580,107 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    document["paths"]["/acls"].update(_ACL_CHANGES)
+    document["paths"]["/users/{user}"] = _USER_CHANGES
+    document["components"]["schemas"]["Acl"] = _ACL
+    return document
+
+
+_ACL: Final = {
+    "type": "object",
+    "required": ["resource_type", "resource_name", "principal", "operation"],
+    "properties": {
+        "resource_type": {
+            "type": "string",
+            "enum": ["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID", "DELEGATION_TOKEN", "USER"],
+        },
+        "resource_name": _STR,
+        "pattern_type": {"type": "string", "enum": ["LITERAL", "PREFIXED"], "default": "LITERAL"},
+        "principal": {**_STR, "description": "e.g. User:alice"},
+        "host": {**_STR, "default": "*"},
+        "operation": _STR,
+        "permission_type": {"type": "string", "enum": ["ALLOW", "DENY"], "default": "ALLOW"},
+    },
+}
+_ACL_REF: Final = {"$ref": "#/components/schemas/Acl"}
+_ACL_CHANGES: Final = {
+    "post": {
+        "operationId": "createAcl",
+        "summary": "Add one ACL (as CreateAcls: needs Alter on the cluster)",
+        "parameters": [_CSRF],
+        "requestBody": _body(_ACL_REF),
+        "responses": {
+            "201": _json({"type": "object", "properties": {"acl": _ACL_REF}}, "Added"),
+            **_errors(400, 403, 409, 415),
+        },
+    },
+    "delete": {
+        "operationId": "deleteAcl",
+        "summary": "Remove exactly the ACL in the body (as DeleteAcls: needs Alter on the cluster)",
+        "parameters": [_CSRF],
+        "requestBody": _body(_ACL_REF),
+        "responses": {
+            "200": _json(
+                {"type": "object", "properties": {"deleted": {"type": "array", "items": _ACL_REF}}},
+                "Removed",
+            ),
+            **_errors(400, 403, 404, 409, 415),
+        },
+    },
+}
+_USER: Final = {"name": "user", "in": "path", "required": True, "schema": _STR}
+_MECHANISM: Final = {"type": "string", "enum": ["SCRAM-SHA-256", "SCRAM-SHA-512"]}
+_USER_CHANGES: Final = {
+    "put": {
+        "operationId": "setUserCredential",
+        "summary": "Add or replace a user's SCRAM credential for one mechanism (as "
+        "AlterUserScramCredentials: needs Alter on the cluster); the password is kept only "
+        "as its salted credential",
+        "parameters": [_USER, _CSRF],
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["mechanism", "password"],
+                "properties": {
+                    "mechanism": _MECHANISM,
+                    "password": _STR,
+                    "iterations": {"type": "integer", "minimum": 4096, "maximum": 16384},
+                },
+            }
+        ),
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {"user": _STR, "mechanism": _STR, "iterations": _INT},
+                },
+                "Set",
+            ),
+            **_errors(400, 403, 415),
+        },
+    },
+    "delete": {
+        "operationId": "deleteUserCredential",
+        "summary": "Delete a user's SCRAM credential for one mechanism (needs Alter on the "
+        "cluster)",
+        "parameters": [
+            _USER,
+            _CSRF,
+            {"name": "mechanism", "in": "query", "required": True, "schema": _MECHANISM},
+        ],
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "user": _STR,
+                        "mechanism": _STR,
+                        "deleted": {"type": "boolean"},
+                    },
+                },
+                "Deleted",
+            ),
+            **_errors(400, 403, 404),
+        },
+    },
+}

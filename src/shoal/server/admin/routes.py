@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
-from shoal.server.admin import groups, messages, overview, security, topics
+from shoal.server.admin import groups, messages, overview, security, security_changes, topics
 from shoal.server.admin.access import check_csrf, request_context
 from shoal.server.admin.errors import ApiError, error_response
 from shoal.server.admin.openapi import openapi_document
@@ -98,6 +98,23 @@ async def _users(broker: Broker, ctx: RequestContext, request: Request) -> Respo
     return security.list_users(broker, ctx)
 
 
+async def _create_acl(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await security_changes.create_acl(broker, ctx, request)
+
+
+async def _delete_acl(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await security_changes.delete_acl(broker, ctx, request)
+
+
+async def _set_user(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await security_changes.set_user(broker, ctx, request.path_params["user"], request)
+
+
+async def _delete_user(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    user, mechanism = request.path_params["user"], request.query_params.get("mechanism")
+    return await security_changes.delete_user(broker, ctx, user, mechanism)
+
+
 ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/topics", "GET", _list_topics),
     ("/topics", "POST", _create_topic),
@@ -112,6 +129,11 @@ ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/broker", "GET", _overview),  # the console's overview page
     ("/acls", "GET", _acls),  # the console's security pages (read-only)
     ("/users", "GET", _users),
+    # The console's security pages change ACLs and SCRAM users too (Alter on the cluster).
+    ("/acls", "POST", _create_acl),
+    ("/acls", "DELETE", _delete_acl),
+    ("/users/{user}", "PUT", _set_user),
+    ("/users/{user}", "DELETE", _delete_user),
 )
 """(path under /api/v1, method, action): the OpenAPI document must describe exactly these."""
 

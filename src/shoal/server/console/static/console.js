@@ -524,11 +524,21 @@ async function producePage(topicName) {
 
 // ---- consumer groups -------------------------------------------------------------------
 
+// Burrow's verdict (OK, WARNING, or which error: STOP, STALL, REWIND), its reason as the
+// tooltip. A backend that does not judge (Apache Kafka via `shoal console`) sends none.
+function statusBadge(name, level, reason) {
+  if (!name) return h("span", { class: "badge", title: "No committed offsets to judge" }, "–");
+  return h("span", { class: "badge status-" + level.toLowerCase(), "data-status": name, title: reason }, name);
+}
+const groupBadge = (status) => (status ? statusBadge(status.worst, status.group, status.reason) : statusBadge(null));
+const partitionLevel = (name) => (name === "OK" || name === "WARNING" ? name : "ERROR");
+
 async function groupsPage() {
   const { groups } = await api("GET", "/groups");
   render(h("h1", {}, "Consumer groups"),
-    table([{ title: "Group" }, { title: "Type" }, { title: "State" }, { title: "Protocol type" }, { title: "Members", num: 1 }],
+    table([{ title: "Group" }, { title: "Status" }, { title: "Type" }, { title: "State" }, { title: "Protocol type" }, { title: "Members", num: 1 }],
       groups.map((g) => h("tr", {}, h("td", {}, h("a", { href: "#/groups/" + enc(g.group_id) }, g.group_id)),
+        h("td", { class: "status" }, groupBadge(g.status)),
         h("td", {}, g.type), h("td", {}, g.state), h("td", {}, g.protocol_type ?? "–"), h("td", { class: "num" }, g.members))),
       { id: "groups" }));
 }
@@ -589,12 +599,13 @@ async function groupPage(groupId) {
       if (lagHistory.length > SPARK_POINTS) lagHistory.shift();
       drawLag();
       document.getElementById("offsets").replaceWith(offsetsTable(again));
+      document.getElementById("group-status").replaceWith(statusCard(again));
     } catch (err) { lagCard.replaceChildren(errorBox(err)); }
   }, OVERVIEW_POLL_MS);
   render(
     h("h1", {}, "Group ", groupId),
     h("div", { class: "cards" }, card("State", group.state), card("Type", group.type), card("Protocol", group.protocol ?? "–"),
-      card("Members", String(group.members.length)), lagCard),
+      card("Members", String(group.members.length)), statusCard(group), lagCard),
     h("h2", {}, "Members"),
     table([{ title: "Member" }, { title: "Client id" }, { title: "Host" }],
       group.members.map((m) => h("tr", {}, h("td", {}, m.member_id ?? "–"), h("td", {}, m.client_id ?? "–"), h("td", {}, m.host ?? m.client_host ?? "–"))),
@@ -606,11 +617,18 @@ async function groupPage(groupId) {
     form);
 }
 
+function statusCard(group) {
+  const c = card("Status", groupBadge(group.status));
+  c.id = "group-status";
+  return c;
+}
+
 function offsetsTable(group) {
-  return table([{ title: "Topic" }, { title: "Partition", num: 1 }, { title: "Committed", num: 1 }, { title: "High watermark", num: 1 }, { title: "Lag", num: 1 }, { title: "Lag (s)", num: 1 }],
+  return table([{ title: "Topic" }, { title: "Partition", num: 1 }, { title: "Committed", num: 1 }, { title: "High watermark", num: 1 }, { title: "Lag", num: 1 }, { title: "Lag (s)", num: 1 }, { title: "Status" }],
     group.offsets.map((o) => h("tr", {}, h("td", {}, o.topic), h("td", { class: "num" }, o.partition), h("td", { class: "num" }, o.committed_offset),
       h("td", { class: "num" }, o.high_watermark ?? "–"), h("td", { class: "num lag" }, o.lag ?? "–"),
-      h("td", { class: "num" }, o.lag_seconds === null ? "–" : o.lag_seconds.toFixed(1)))),
+      h("td", { class: "num" }, o.lag_seconds === null || o.lag_seconds === undefined ? "–" : o.lag_seconds.toFixed(1)),
+      h("td", { class: "status" }, o.status ? statusBadge(o.status, partitionLevel(o.status), o.status_reason) : statusBadge(null)))),
     { id: "offsets" });
 }
 
@@ -779,24 +797,74 @@ async function dlqPage(topicName, params) {
 
 // ---- security (read-only) --------------------------------------------------------------
 
-async function securityPage() {
+const ACL_RESOURCE_TYPES = ["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID", "DELEGATION_TOKEN", "USER"];
+const ACL_OPERATIONS = ["ALL", "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "CREATE_TOKENS", "DESCRIBE_TOKENS"];
+const SCRAM_MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+// ACLs and SCRAM users: listed, added and deleted through /api/v1 (Alter on the cluster, as
+// CreateAcls, DeleteAcls and AlterUserScramCredentials need). `notice` is the last change's result.
+async function securityPage(notice) {
   const [acls, users] = await Promise.all([
     api("GET", "/acls").catch((err) => err),
     api("GET", "/users").catch((err) => err),
   ]);
+  const status = h("div", { id: "security-status" }, notice || null);
+  const change = async (method, path, body, done) => {
+    try {
+      await api(method, path, body);
+      await securityPage(notice_(done));
+    } catch (err) { status.replaceChildren(errorBox(err)); }
+  };
+  const notice_ = (text) => h("div", { class: "notice" }, text);
+  const select = (id, options) => h("select", { id }, options.map((o) => h("option", { value: o }, o)));
+  const aclForm = (() => {
+    const fields = {
+      resource_type: select("acl-resource-type", ACL_RESOURCE_TYPES),
+      resource_name: h("input", { id: "acl-resource-name", placeholder: "resource name (or *)" }),
+      pattern_type: select("acl-pattern-type", ["LITERAL", "PREFIXED"]),
+      principal: h("input", { id: "acl-principal", placeholder: "User:alice" }),
+      host: h("input", { id: "acl-host", value: "*" }),
+      operation: select("acl-operation", ACL_OPERATIONS),
+      permission_type: select("acl-permission", ["ALLOW", "DENY"]),
+    };
+    return h("form", {
+      id: "add-acl",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const body = Object.fromEntries(Object.entries(fields).map(([k, el]) => [k, el.value]));
+        change("POST", "/acls", body, "Added the ACL.");
+      },
+    }, h("div", { class: "row" }, Object.values(fields), h("button", { type: "submit" }, "Add ACL")));
+  })();
   const aclPart = acls instanceof Error ? errorBox(acls)
     : acls.authorizer === false ? h("p", { class: "muted", id: "no-authorizer" }, "No authorizer is configured: every principal may do everything.")
     : acls.authorizer === null ? h("p", { class: "muted", id: "no-acls" }, "No ACLs (whether an authorizer runs is not visible through this cluster's client API).")
-      : table(["Resource type", "Resource", "Pattern", "Principal", "Host", "Operation", "Permission"].map((title) => ({ title })),
-        acls.acls.map((a) => h("tr", {}, [a.resource_type, a.resource_name, a.pattern_type, a.principal, a.host, a.operation, a.permission_type].map((v) => h("td", {}, v)))),
+      : table(["Resource type", "Resource", "Pattern", "Principal", "Host", "Operation", "Permission", ""].map((title) => ({ title })),
+        acls.acls.map((a) => h("tr", {}, [a.resource_type, a.resource_name, a.pattern_type, a.principal, a.host, a.operation, a.permission_type].map((v) => h("td", {}, v)),
+          h("td", {}, h("button", { class: "danger delete-acl", type: "button", onclick: () => change("DELETE", "/acls", a, "Deleted the ACL.") }, "Delete")))),
         { id: "acls" });
+  const userForm = (() => {
+    const user = h("input", { id: "user-name", placeholder: "user" });
+    const mechanism = select("user-mechanism", SCRAM_MECHANISMS);
+    const password = h("input", { id: "user-password", type: "password", placeholder: "password", autocomplete: "new-password" });
+    const iterations = h("input", { id: "user-iterations", type: "number", min: 4096, max: 16384, value: "8192" });
+    return h("form", {
+      id: "set-user",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const body = { mechanism: mechanism.value, password: password.value, iterations: Number(iterations.value) };
+        change("PUT", "/users/" + enc(user.value), body, "Set " + mechanism.value + " for " + user.value + ".");
+      },
+    }, h("div", { class: "row" }, user, mechanism, password, h("label", {}, "Iterations ", iterations), h("button", { type: "submit" }, "Set credential")));
+  })();
   const userPart = users instanceof Error ? errorBox(users)
     : table([{ title: "User" }, { title: "SCRAM mechanisms (iterations)" }],
-      users.users.map((u) => h("tr", {}, h("td", {}, u.user), h("td", {}, u.mechanisms.map((m) => m.mechanism + " (" + m.iterations + ")").join(", ")))),
+      users.users.map((u) => h("tr", {}, h("td", {}, u.user), h("td", {}, u.mechanisms.map((m) => h("span", { class: "row" }, m.mechanism + " (" + m.iterations + ") ",
+        h("button", { class: "danger delete-credential", type: "button", "data-mechanism": m.mechanism,
+          onclick: () => change("DELETE", "/users/" + enc(u.user) + "?mechanism=" + enc(m.mechanism), undefined, "Deleted " + m.mechanism + " of " + u.user + ".") }, "Delete")))))),
       { id: "users" });
-  render(h("h1", {}, "Security"),
-    h("p", { class: "muted" }, "Read-only: change ACLs and users with shoal acl / shoal user or Kafka's tools."),
-    h("h2", {}, "ACLs"), aclPart, h("h2", {}, "SCRAM users"), userPart);
+  render(h("h1", {}, "Security"), status,
+    h("h2", {}, "ACLs"), aclPart, aclForm, h("h2", {}, "SCRAM users"), userPart, userForm);
 }
 
 // ---- router ----------------------------------------------------------------------------
