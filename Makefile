@@ -112,3 +112,12 @@ bench-metrics: $(STAMP)
 .PHONY: txn-crash-full
 txn-crash-full: $(STAMP)
 	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py
+
+# Issue 19, reliability slice: coverage-guided fuzzing (atheris) of the request decoder, record
+# batches, the registry's schema parsers and the admin API, from tests/fuzz/corpus. `make test`
+# runs 3,000 inputs per target; this runs FUZZ_RUNS per target (10 million over the decoder and
+# record paths by default: several minutes per target on 2 cores).
+FUZZ_RUNS ?= 5000000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	SHOAL_FUZZ_RUNS=$(FUZZ_RUNS) SHOAL_FUZZ_ADMIN_RUNS=$(or $(FUZZ_ADMIN_RUNS),100000) $(BIN)/pytest -s --timeout=3600 tests/fuzz $(PYTEST_ARGS)
