@@ -271,6 +271,10 @@ class Broker:
             raise TopicError(ErrorCode.INVALID_CONFIG, f"invalid topic config: {exc}") from exc
         if validate_only:
             return None
+        # A failed (read-only) log directory refuses before topics.json records the topic:
+        # otherwise the topic would exist without its logs (issue 19, found by
+        # tests/reliability/test_log_dir_failure.py).
+        self.logs.health.check()
         topic = self.topics.add(name, partitions, overrides)
         config = self.log_config(topic)
         for partition in range(partitions):
