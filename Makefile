@@ -116,7 +116,7 @@ txn-crash-full: $(STAMP)
 	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py
 
 # Issue 19, reliability slice: coverage-guided fuzzing (atheris) of the request decoder, record
-# batches, the registry's schema parsers and the admin API, from tests/fuzz/corpus. `make test`
+# batches, the registry's schema parsers, the admin API and SASL, from tests/fuzz/corpus. `make test`
 # runs 3,000 inputs per target; this runs FUZZ_RUNS per target (10 million over the decoder and
 # record paths by default: several minutes per target on 2 cores).
 FUZZ_RUNS ?= 5000000

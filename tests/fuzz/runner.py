@@ -15,7 +15,7 @@ import sys
 
 import atheris
 
-TARGETS = ("requests", "records", "registry", "admin", "planted")
+TARGETS = ("requests", "records", "registry", "admin", "sasl", "planted")
 """Module ``tests.fuzz.target_<name>`` for each; ``planted`` crashes on purpose (see there)."""
 
 

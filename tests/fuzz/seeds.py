@@ -25,6 +25,7 @@ from shoal.records import (
     compress,
 )
 from tests.fuzz.target_requests import body_seed, stream_seed
+from tests.fuzz.target_sasl import SERVER_NONCE
 from tests.protocol.kio_values import empty_instance, message_class
 
 CORPUS: Final = Path(__file__).parent / "corpus"
@@ -135,12 +136,25 @@ def admin_seeds() -> list[bytes]:
     return [bytes((n * 37 + i * 11) % 256 for i in range(64)) for n in range(8)]
 
 
+def sasl_seeds() -> list[bytes]:
+    first = b"n,,n=alice,r=clientnonce"
+    final = b"c=biws,r=clientnonce" + SERVER_NONCE.encode() + b",p=" + b"A" * 44
+    return [
+        b"\x00" + first + b"\xff" + final,
+        b"\x01" + first + b"\xff" + final.replace(b"A" * 44, b"A" * 88),
+        b"\x00" + b"n,a=alice,n=al=2Cice,r=x",
+        b"\x02" + b"\x00alice\x00alice-secret",
+        b"\x02" + b"admin\x00alice\x00wrong",
+    ]
+
+
 def write() -> None:
     groups = {
         "requests": request_seeds(),
         "records": record_seeds(),
         "registry": registry_seeds(),
         "admin": admin_seeds(),
+        "sasl": sasl_seeds(),
         "planted": [b"PLANT: the harness must report this input as a crash"],
     }
     shutil.rmtree(CORPUS, ignore_errors=True)
