@@ -35,10 +35,10 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from shoal.broker.topics import TopicsDamaged
 from shoal.coordinator.producer_snapshot import decode_snapshot
 from shoal.coordinator.producers import SNAPSHOT_FILE
 from shoal.embedded import EmbeddedBroker
+from shoal.storage.documents import DocumentDamaged
 from shoal.storage.fs import OsFileSystem, read_sealed
 from tests.upgrade.make_fixture import (
     AVRO_SCHEMA,
@@ -160,20 +160,28 @@ def test_the_registered_schema_is_served(broker: EmbeddedBroker) -> None:
     assert json.loads(response.json()["schema"]) == json.loads(AVRO_SCHEMA)
 
 
-@pytest.mark.parametrize("release", RELEASES)
-def test_a_directory_from_a_newer_format_is_refused_naming_both_versions(
-    release: str, tmp_path: Path
+DOCUMENTS: Final = [
+    (release, path.name)
+    for release in RELEASES
+    for path in sorted((FIXTURES / release).glob("*.json"))
+]
+"""Every versioned JSON document each fixture holds (topics, ACLs, SCRAM credentials...)."""
+
+
+@pytest.mark.parametrize(("release", "document"), DOCUMENTS)
+def test_a_document_from_a_newer_format_is_refused_naming_both_versions(
+    release: str, document: str, tmp_path: Path
 ) -> None:
     data = _opened(release, tmp_path)
-    topics = data / "topics.json"
-    doc = json.loads(topics.read_text())
+    path = data / document
+    doc = json.loads(path.read_text())
     doc["version"] = 99
-    topics.write_text(json.dumps(doc))
-    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
-    with pytest.raises(TopicsDamaged, match=r"format version 99 .*newer shoal.*reads version 1"):
+    path.write_text(json.dumps(doc))
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(DocumentDamaged, match=r"format version 99 .*newer shoal.*reads version 1"):
         EmbeddedBroker(str(data), **BROKER_SETTINGS).start()
     after = {p: p.read_bytes() for p in data.rglob("*") if p.is_file() and p.name != ".lock"}
-    assert after == {p: b for p, b in before.items() if p.name != ".lock"}, "refusing changed files"
+    assert after == before, "refusing the directory changed its files"
 
 
 @pytest.mark.parametrize("release", RELEASES)
