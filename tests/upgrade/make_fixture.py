@@ -26,6 +26,9 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
     NewTopic,
     ResourcePatternType,
     ResourceType,
@@ -51,6 +54,8 @@ BROKER_SETTINGS: Final = {
     "allow_everyone_if_no_acl_found": True,
 }
 """The ACL store is only used with an authorizer; everyone may do what no ACL covers."""
+BROKER_RETENTION_MS: Final = "604800001"
+"""A dynamic broker config (broker-configs.json): a week and a millisecond."""
 CODECS: Final = ("none", "gzip", "snappy", "lz4", "zstd")
 
 
@@ -87,6 +92,12 @@ def _admin(broker: EmbeddedBroker) -> AdminClient:
         AclPermissionType.ALLOW,
     )
     for future in admin.create_acls([acl]).values():
+        future.result(TIMEOUT_S)
+    retention = ConfigEntry(
+        "log.retention.ms", BROKER_RETENTION_MS, incremental_operation=AlterConfigOpType.SET
+    )
+    broker_config = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[retention])
+    for future in admin.incremental_alter_configs([broker_config]).values():
         future.result(TIMEOUT_S)
     return admin
 

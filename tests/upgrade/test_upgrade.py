@@ -42,6 +42,7 @@ from shoal.storage.documents import DocumentDamaged
 from shoal.storage.fs import OsFileSystem, read_sealed
 from tests.upgrade.make_fixture import (
     AVRO_SCHEMA,
+    BROKER_RETENTION_MS,
     BROKER_SETTINGS,
     GROUP,
     SUBJECT,
@@ -152,6 +153,9 @@ def test_group_offsets_credentials_acls_and_configs_are_kept(broker: EmbeddedBro
     resource = ConfigResource(ResourceType.TOPIC, TOPIC)
     configs = admin.describe_configs([resource])[resource].result(TIMEOUT_S)
     assert configs["retention.ms"].value == "-1"
+    node = ConfigResource(ResourceType.BROKER, "1")
+    broker_configs = admin.describe_configs([node])[node].result(TIMEOUT_S)
+    assert broker_configs["log.retention.ms"].value == BROKER_RETENTION_MS
 
 
 def test_the_registered_schema_is_served(broker: EmbeddedBroker) -> None:
