@@ -85,7 +85,7 @@ class Broker:
         self.config = config
         self.clock = clock
         self.logs = logs
-        self.topics = TopicStore(fs or OsFileSystem(), logs.path)
+        self.topics = TopicStore(fs or OsFileSystem(), logs.path, logs.health.check)
         self.dynamic_configs = DynamicConfigStore(
             fs or OsFileSystem(),
             logs.path,
@@ -271,10 +271,6 @@ class Broker:
             raise TopicError(ErrorCode.INVALID_CONFIG, f"invalid topic config: {exc}") from exc
         if validate_only:
             return None
-        # A failed (read-only) log directory refuses before topics.json records the topic:
-        # otherwise the topic would exist without its logs (issue 19, found by
-        # tests/reliability/test_log_dir_failure.py).
-        self.logs.health.check()
         topic = self.topics.add(name, partitions, overrides)
         config = self.log_config(topic)
         for partition in range(partitions):
