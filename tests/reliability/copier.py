@@ -8,15 +8,17 @@ did not commit, the copier rewinds its consumer to the group's committed offsets
 Streams task does.
 
 Issue 14's first try at this workload hung inside ``send_offsets_to_transaction``/commit
-after kills; its harness was not committed, so that hang cannot be replayed. What this one does
-differently: every client call that can wait (``init_transactions``,
-``send_offsets_to_transaction``, ``commit_transaction``, ``abort_transaction``, ``flush``,
-``Consumer.committed``) gets :data:`CALL_TIMEOUT_S`; a call that times out or fails fatally
-makes the transaction's outcome unknown, and the copier then starts a new producer with the
-same transactional id (fencing the old one: the coordinator aborts what it left open) instead
-of waiting on it; it reads with ``assign`` (no group membership, so no rebalance can stall it)
-and rewinds to the group's committed offsets; and the whole run has a deadline. With that, 3
-kills in the quick mode and 20 in a longer run finished, checked, with no anomaly.
+after kills. Found here: after a broker SIGKILL, confluent-kafka's
+``send_offsets_to_transaction(offsets, metadata, 15)`` can block for minutes, its timeout
+ignored (a faulthandler dump after 200 s showed the copier's thread still in that call, the
+broker serving metadata meanwhile); it happened in 3 of 4 quick runs. So that call runs in a
+watchdog thread (:func:`_bounded`): given up on after :data:`STUCK_CALL_S`, the outcome is
+unknown and the copier starts a new producer with the same transactional id, which fences the
+stuck one. Every other call that can wait has a timeout too, the consumer reads with
+``assign`` (no group membership, so no rebalance can stall it) and rewinds to the group's
+committed offsets after any transaction that did not commit, and the whole run has a deadline.
+Whether the broker's answers provoke the stuck call (rather than librdkafka alone) is not
+known yet.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from tests.reliability.txn_checker import (
 CALL_TIMEOUT_S: Final = 15.0
 """Each transactional or offset call: far above its time on a live broker (milliseconds), and
 short enough that a call stuck on a killed broker is given up within the test's budget."""
+STUCK_CALL_S: Final = 2 * CALL_TIMEOUT_S
+"""A client call still blocked this long after its own timeout is abandoned (see _bounded)."""
 RETRIES_MAX: Final = 3
 """Retries of a retriable commit or abort before the outcome is called unknown."""
 BATCH_MAX: Final = 20
@@ -72,6 +76,7 @@ class Copier:
     _producer: Any = None
     _consumer: Any = None
     _txn: int = 0
+    _abandoned: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -97,24 +102,39 @@ class Copier:
             self._consumer.close()
 
     def _new_producer(self, deadline: float) -> None:
+        """A producer with the copier's transactional id, initialised (which fences the one
+        before it). A timed-out ``init_transactions`` is called again on the same instance,
+        as librdkafka asks: it goes on in the background, so a second instance started
+        instead would compete with it, each bumping the epoch and fencing the other."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            # Kept, not destroyed: destroying an instance whose call is stuck could block too.
+            # The new instance's init fences it.
+            old.purge(blocking=False)
+            self._abandoned.append(old)
+        producer = self._make_producer()
         while time.monotonic() < deadline:
-            producer = Producer(
-                {
-                    "bootstrap.servers": self.bootstrap,
-                    "transactional.id": f"{self.output}-copier",
-                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                    "reconnect.backoff.max.ms": 500,
-                    "log_level": 0,
-                }
-            )
             try:
                 producer.init_transactions(CALL_TIMEOUT_S)
             except KafkaException as exc:
                 self.history.fault(f"init_transactions: {exc}")
+                if exc.args[0].fatal():
+                    producer = self._make_producer()
                 continue
             self._producer = producer
             return
         raise TimeoutError("the copier could not start a transactional producer")
+
+    def _make_producer(self) -> Any:
+        return Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "transactional.id": f"{self.output}-copier",
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "reconnect.backoff.max.ms": 500,
+                "log_level": 0,
+            }
+        )
 
     def _rewind(self, deadline: float) -> None:
         """Resume from the group's committed offsets (read_committed: stable ones only)."""
@@ -162,10 +182,13 @@ class Copier:
                 return "aborted" if _ending(producer.abort_transaction) == "done" else "unknown"
             offsets = _next_offsets(self.source, messages)
             metadata = self._consumer.consumer_group_metadata()
-            producer.send_offsets_to_transaction(offsets, metadata, CALL_TIMEOUT_S)
+            _bounded(producer.send_offsets_to_transaction, offsets, metadata, CALL_TIMEOUT_S)
         except (KafkaException, TimeoutError) as exc:
             if isinstance(exc, KafkaException) and exc.args[0].fatal():
                 return "unknown"
+            if isinstance(exc, TimeoutError) and "did not return" in str(exc):
+                self.history.fault(str(exc))
+                return "unknown"  # the instance is stuck: fence it with a new one
             return "aborted" if _ending(producer.abort_transaction) == "done" else "unknown"
         self.history.record(Committing(txn))
         ended = _ending(producer.commit_transaction)
@@ -174,6 +197,35 @@ class Copier:
         if ended == "abort" and _ending(producer.abort_transaction) == "done":
             return "aborted"
         return "unknown"
+
+
+def _bounded(call: Callable[..., None], *args: Any) -> None:
+    """``call(*args)`` in a daemon thread, given up on (TimeoutError) after
+    :data:`STUCK_CALL_S` even if it never returns. Seen here: after a broker SIGKILL,
+    ``send_offsets_to_transaction(..., 15)`` blocked for over 200 s, its timeout ignored
+    (issue 14's hang). The instance is then abandoned: the copier starts a new producer with
+    the same transactional id, which fences it."""
+    outcome: list[BaseException | None] = []
+    thread = threading.Thread(
+        target=_capture, args=(call, args, outcome), name="copier-call", daemon=True
+    )
+    thread.start()
+    thread.join(STUCK_CALL_S)
+    if not outcome:
+        raise TimeoutError(f"{getattr(call, '__name__', call)} did not return in {STUCK_CALL_S} s")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def _capture(
+    call: Callable[..., None], args: tuple[Any, ...], out: list[BaseException | None]
+) -> None:
+    try:
+        call(*args)
+    except BaseException as exc:  # handed to the caller's thread
+        out.append(exc)
+    else:
+        out.append(None)
 
 
 def _ending(call: Callable[[float], None]) -> str | None:

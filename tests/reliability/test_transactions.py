@@ -105,6 +105,12 @@ def test_read_committed_sees_no_aborted_or_open_transaction_under_broker_kills(
 
     try:
         copier.run(done, deadline=time.monotonic() + RUN_BUDGET_S)
+    except TimeoutError as exc:
+        # What the copier saw and what the broker logged: a stuck transaction shows in both.
+        raise AssertionError(
+            f"{exc}; last client errors: {history.faults[-8:]}\n"
+            f"broker log tail:\n{process.log_text()[-4000:]}"
+        ) from exc
     finally:
         thread.join()
         final = [v.decode() for v in read_all(process, "txn-output", "read_committed", 0)]
