@@ -115,7 +115,12 @@ class Copier:
         producer = self._make_producer()
         while time.monotonic() < deadline:
             try:
-                producer.init_transactions(CALL_TIMEOUT_S)
+                _bounded(producer.init_transactions, CALL_TIMEOUT_S)
+            except TimeoutError as exc:  # stuck past its own timeout: try a fresh instance
+                self.history.fault(str(exc))
+                self._abandoned.append(producer)
+                producer = self._make_producer()
+                continue
             except KafkaException as exc:
                 self.history.fault(f"init_transactions: {exc}")
                 if exc.args[0].fatal():
@@ -232,8 +237,10 @@ def _ending(call: Callable[[float], None]) -> str | None:
     """commit or abort with retries: "done", "abort" (must abort instead) or None (unknown)."""
     for _ in range(RETRIES_MAX):
         try:
-            call(CALL_TIMEOUT_S)
+            _bounded(call, CALL_TIMEOUT_S)
             return "done"
+        except TimeoutError:
+            return None  # stuck past its own timeout: the instance is abandoned and fenced
         except KafkaException as exc:
             error = exc.args[0]
             if error.fatal():
