@@ -81,8 +81,10 @@ churn-full: $(STAMP) churn848-full
 # Issue 19, faults slice: 1,000 connection cuts, 100 consumer kills in rebalances, 50 fsync EIO
 # failures with restarts, 50 clock jumps (each one long workload; quick mode in `make test`).
 RELIABILITY_FAULTS_FULL = SHOAL_RELIABILITY_CUTS=1000 SHOAL_RELIABILITY_CONSUMER_KILLS=100 SHOAL_RELIABILITY_FSYNC_ERRORS=50 SHOAL_RELIABILITY_CLOCK_JUMPS=50
+# Issue 19, transactions slice: 100 broker SIGKILLs under the consume-transform-produce copier.
+RELIABILITY_TXN_FULL = SHOAL_RELIABILITY_TXN_KILLS=100
 reliability: $(STAMP)
-	SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 SHOAL_RELIABILITY_DISK_FULL=50 SHOAL_RELIABILITY_PARTITIONS=10000 $(RELIABILITY_FAULTS_FULL) $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
+	$(RELIABILITY_TXN_FULL) SHOAL_RELIABILITY_KILLS=500 SHOAL_RELIABILITY_PAUSES=100 SHOAL_RELIABILITY_POWER_LOSSES=100 SHOAL_RELIABILITY_DISK_FULL=50 SHOAL_RELIABILITY_PARTITIONS=10000 $(RELIABILITY_FAULTS_FULL) $(BIN)/pytest -s tests/reliability $(PYTEST_ARGS)
 
 # Differential conformance: the same client scenarios against Apache Kafka and shoal.
 conformance: $(STAMP) peers
@@ -163,3 +165,12 @@ cluster-soak: $(STAMP) peers
 .PHONY: cluster-migrate
 cluster-migrate: $(STAMP) peers
 	SHOAL_CLUSTER_MIGRATION=1 $(BIN)/pytest -s tests/peers/cluster/test_migration.py $(PYTEST_ARGS)
+
+# Issue 19, reliability slice: coverage-guided fuzzing (atheris) of the request decoder, record
+# batches, the registry's schema parsers, the admin API and SASL, from tests/fuzz/corpus. `make test`
+# runs 3,000 inputs per target; this runs FUZZ_RUNS per target (10 million over the decoder and
+# record paths by default: several minutes per target on 2 cores).
+FUZZ_RUNS ?= 5000000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	SHOAL_FUZZ_RUNS=$(FUZZ_RUNS) SHOAL_FUZZ_ADMIN_RUNS=$(or $(FUZZ_ADMIN_RUNS),100000) $(BIN)/pytest -s --timeout=3600 tests/fuzz $(PYTEST_ARGS)

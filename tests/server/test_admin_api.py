@@ -171,6 +171,10 @@ def test_describe_refuses_bad_and_unknown_names_as_inert_json(api: httpx.Client)
     _error(api.get("/topics/no-such-topic"), 404, "unknown_topic_or_partition")
     _error(api.get(f"/topics/{XSS}"), 404, "no_such_route")  # its '/' makes another path
     _error(api.put("/topics"), 405, "no_such_route")
+    # A line break in a path segment matches no mount at all (found by tests/fuzz): still the
+    # API's JSON error, not the bare server's plain-text "Not Found".
+    _error(api.get("/topics/a%0Ab"), 404, "no_such_route")
+    _error(api.patch("/topics/a%0Ab/configs", json={}), 404, "no_such_route")
     assert api.post("/topics", json={"name": "twice"}).status_code == 201
     _error(api.post("/topics", json={"name": "twice"}), 409, "topic_already_exists")
     _error(

@@ -85,7 +85,7 @@ class Broker:
         self.config = config
         self.clock = clock
         self.logs = logs
-        self.topics = TopicStore(fs or OsFileSystem(), logs.path)
+        self.topics = TopicStore(fs or OsFileSystem(), logs.path, logs.health.check)
         self.dynamic_configs = DynamicConfigStore(
             fs or OsFileSystem(),
             logs.path,

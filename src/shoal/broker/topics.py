@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -70,8 +70,15 @@ class Topic:
 
 
 class TopicStore:
-    def __init__(self, fs: FileSystem, data_dir: str) -> None:
+    """``check_writable`` raises when the data directory may not be written (it failed: see
+    :class:`shoal.storage.log.DirectoryHealth`); every change asks it first, so a failed
+    directory refuses topic changes before anything moves, as it refuses appends."""
+
+    def __init__(
+        self, fs: FileSystem, data_dir: str, check_writable: Callable[[], None] | None = None
+    ) -> None:
         self._fs = fs
+        self._check_writable = check_writable
         self._path = os.path.join(data_dir, TOPICS_FILE)
         self._topics: dict[str, Topic] = {}
         self._by_id: dict[uuid.UUID, Topic] = {}
@@ -98,6 +105,8 @@ class TopicStore:
             self._by_id[topic.topic_id] = topic
 
     def _save(self) -> None:
+        if self._check_writable is not None:
+            self._check_writable()
         body = {
             "topics": [
                 {

@@ -70,6 +70,11 @@ class BrokerApp:
         return self._status == "ready"
 
     def _readiness(self) -> tuple[bool, str]:
+        # Issue 19, reliability slice: the only log directory failed (Kafka would halt, see
+        # docs/architecture.md): still up for reads, but not ready, so probes and alerts see it.
+        failure = self.broker.logs.health.failure if self.broker is not None else None
+        if self.ready and failure is not None:
+            return False, f"log directory failed ({failure}): read-only until restarted"
         return self.ready, self._status
 
     def _metrics(self) -> tuple[str, str]:

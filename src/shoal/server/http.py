@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from shoal.server.admin.errors import ApiError, error_response
+from shoal.server.admin.routes import PREFIX as ADMIN_PREFIX
 from shoal.server.console import console_routes
 from shoal.server.http_auth import HttpAuthentication, RequireAuthentication
 
@@ -56,4 +59,19 @@ def build_http_app(
     middleware = []
     if authentication is not None and authentication.enabled:
         middleware.append(Middleware(RequireAuthentication, authentication=authentication))
-    return Starlette(routes=routes, middleware=middleware)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """A path no mount matches. Mounts match ``.*``, which stops at a line break, so a
+        percent-encoded one in an admin path (a topic named "a%0Ab") ends up here: answer it
+        in the admin API's JSON error shape, as its own unknown routes are (found by
+        tests/fuzz, target admin)."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        if admin is not None and request.url.path.startswith(f"{ADMIN_PREFIX}/"):
+            message = f"{request.method} {request.url.path!r}: no such route"
+            response = error_response(ApiError(status, "no_such_route", message))
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            return response
+        detail = exc.detail if isinstance(exc, HTTPException) else "Not Found"
+        return PlainTextResponse(detail, status_code=status)
+
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})

@@ -208,7 +208,11 @@ class LogManager:
         return plog
 
     def delete(self, topic: str, partition: int) -> None:
-        """Remove a partition's log and files. A crash midway leaves no half-deleted log."""
+        """Remove a partition's log and files. A crash midway leaves no half-deleted log.
+
+        A failed directory refuses (it is read-only): DeleteTopics once removed the data there
+        and then failed to save topics.json, leaving a listed topic without its logs."""
+        self.health.check()
         tp = LogId(topic, partition)
         plog = self._logs.pop(tp, None)
         self.offline.pop(tp, None)

@@ -132,8 +132,8 @@ def answer_alter(
             code, message = exc.error_code, str(exc)
         except GroupConfigError as exc:
             code, message = ErrorCode.INVALID_CONFIG, str(exc)
-        except StorageError as exc:  # the offsets log refused the group's configs; no change
-            log.error("altering configs of group %s failed: %s", name, exc)
+        except StorageError as exc:  # the offsets log or a failed directory refused; no change
+            log.error("altering configs of %s failed: %s", name, exc)
             code, message = ErrorCode.KAFKA_STORAGE_ERROR, f"saving the configs failed: {exc}"
         except OSError as exc:  # saving topics.json or broker-configs.json failed; no change
             log.error("altering configs of %s failed: %s", name, exc)

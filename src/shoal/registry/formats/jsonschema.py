@@ -70,10 +70,19 @@ def parse_json_schema(text: str, references: Sequence[ResolvedReference]) -> Jso
 def _check_valid(document: Any, what: str) -> None:
     if not isinstance(document, dict | bool):
         raise SchemaParseError(f"{what}: a JSON schema is an object or a boolean")
+    dialect = document.get("$schema", "") if isinstance(document, dict) else ""
+    if not isinstance(dialect, str):
+        # jsonschema looks the dialect up as a URI: a number or an array crashed it (TypeError,
+        # AttributeError) instead of being refused (found by tests/fuzz, target registry).
+        raise SchemaParseError(f"{what}: '$schema' must be a URI string, not {dialect!r}")
     try:
         validator = jsonschema.validators.validator_for(
             document, default=jsonschema.Draft7Validator
         )
+    except ValueError as exc:
+        # urllib's "Invalid IPv6 URL" for a '$schema' such as "http://[": not a URI at all.
+        raise SchemaParseError(f"{what}: '$schema' is not a valid URI ({exc})") from exc
+    try:
         validator.check_schema(document)  # type: ignore[arg-type]  # booleans are schemas too
     except jsonschema.exceptions.SchemaError as exc:
         raise SchemaParseError(f"{what}: {exc.message}") from exc

@@ -1,0 +1,61 @@
+"""The SASL servers' parsers: SCRAM-SHA-256/512 client-first and client-final, and PLAIN.
+
+Property: a token is accepted or refused with :class:`AuthenticationError` (which the server
+answers as SASL_AUTHENTICATION_FAILED); no other exception, no hang.
+
+``data[0]`` picks the mechanism; the rest is split at the first ``0xFF`` byte (never valid
+UTF-8, so never inside a real token) into the exchange's tokens, each fed to ``step`` in turn.
+The server nonce is fixed, so a seed can carry a client-final whose nonce matches and the
+fuzzer reaches the proof check instead of failing at the nonce.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Final
+
+from shoal.security.sasl import AuthenticationError
+from shoal.security.sasl_plain import PlainServer
+from shoal.security.scram import (
+    ITERATIONS_MIN,
+    SHA_256,
+    SHA_512,
+    ScramAlgorithm,
+    ScramCredential,
+    ScramServer,
+    new_credential,
+)
+
+SERVER_NONCE: Final = "fuzzservernonce"
+USER: Final = "alice"
+PASSWORD: Final = "alice-secret"
+SALT: Final = b"fuzz-salt-fuzz-salt-fuzz-salt-32"
+MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+
+
+@cache
+def _credential(algorithm: ScramAlgorithm) -> ScramCredential:
+    return new_credential(algorithm, PASSWORD, ITERATIONS_MIN, SALT)
+
+
+def _server(mechanism: str) -> ScramServer | PlainServer:
+    if mechanism == "PLAIN":
+        return PlainServer(lambda user, password: (user, password) == (USER, PASSWORD))
+    algorithm = SHA_256 if mechanism == "SCRAM-SHA-256" else SHA_512
+    return ScramServer(
+        algorithm,
+        lambda user, alg: _credential(alg) if user == USER else None,
+        lambda _user, alg: _credential(alg),
+        server_nonce=lambda: SERVER_NONCE,
+    )
+
+
+def one_input(data: bytes) -> None:
+    if not data:
+        return
+    server = _server(MECHANISMS[data[0] % len(MECHANISMS)])
+    for token in data[1:].split(b"\xff", 1):
+        try:
+            server.step(token)
+        except AuthenticationError:
+            return
