@@ -104,7 +104,9 @@ def tool_jvm_options() -> list[str]:
     heap = os.environ.get("KAFKA_HEAP_OPTS") or TOOL_HEAP_OPTS
     performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS") or TOOL_QUICK_START_OPTS
     archive = tool_archive() if LIBS.exists() else None
-    sharing = [f"-XX:SharedArchiveFile={archive}", QUIET_CDS] if archive and archive.exists() else []
+    sharing = []
+    if archive is not None and archive.exists():
+        sharing = [f"-XX:SharedArchiveFile={archive}", QUIET_CDS]
     return [*heap.split(), *performance.split(), *sharing]
 
 
