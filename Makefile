@@ -68,6 +68,7 @@ bench-broker: $(STAMP)
 # The crash loops run a quick mode inside `make test`; this is the long mode.
 crash-full: $(STAMP)
 	SHOAL_CRASH_LOOPS=500 $(BIN)/pytest -m slow tests/storage
+	SHOAL_IDEMPOTENCE_KILLS=50 $(BIN)/pytest -m slow tests/broker/idempotence/test_crash_loop.py
 
 # Group churn, the issue's minute of 20 consumers joining and leaving: a classic group
 # (tests/coordinator/groups/test_churn.py; `make test` churns 20 s) and a KIP-848 one

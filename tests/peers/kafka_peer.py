@@ -5,9 +5,10 @@
 waits until a confluent-kafka AdminClient lists topics, and ``stop()`` sends SIGTERM, then SIGKILL,
 and removes the directory. ``kafka_tool(main_class, *args)`` runs a Kafka CLI tool the same way.
 
-The JVMs run with the settings Kafka's own start scripts give them, so that the peer's latency
-and throughput are those a user of ``bin/kafka-server-start.sh`` gets (the differential tests
-and the benchmarks share this peer): see ``server_jvm_options`` and ``tool_jvm_options``.
+The broker's JVM runs with the settings Kafka's own start scripts give it, so that the peer's
+latency and throughput are those a user of ``bin/kafka-server-start.sh`` gets (the differential
+tests and the benchmarks share this peer): see ``server_jvm_options``. CLI tools start with
+quick-start settings instead (``tool_jvm_options``): they are timed by nobody.
 """
 
 from __future__ import annotations
@@ -75,9 +76,38 @@ def server_jvm_options() -> list[str]:
     return _jvm_options(SERVER_HEAP_OPTS)
 
 
+TOOL_QUICK_START_OPTS: Final = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+"""Not the script's: a tool JVM in a test lives a few seconds, most of them start-up, and on 2
+shared cores C1 alone and the serial collector halve that (the tests assert what the tools do,
+never how fast; the broker keeps the script's settings)."""
+
+
+CDS_DIR: Final = Path(os.environ.get("SHOAL_CDS_DIR", Path.home() / ".cache" / "shoal" / "cds"))
+QUIET_CDS: Final = "-Xlog:cds*=off"
+"""The JVM logs a stale or foreign archive to stdout, which tests parse: it is then simply not
+used, and says nothing."""
+
+
+def tool_archive() -> Path:
+    """The class data sharing archive of tool JVMs: the classes the first tool of a session
+    loaded, dumped when it exited, mapped by every later tool instead of parsed from the jars
+    again (about a third of a tool's start-up). Named after the JDK and the jars it was made
+    from, so a new JDK or Kafka makes a new one."""
+    java = Path(shutil.which("java") or "java").resolve()
+    stamp = f"{java}:{java.stat().st_mtime_ns if java.exists() else 0}:{LIBS.stat().st_mtime_ns}"
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, stamp).hex[:12]
+    return CDS_DIR / f"kafka-{KAFKA_VERSION}-tools-{digest}.jsa"
+
+
 def tool_jvm_options() -> list[str]:
-    """A CLI tool's JVM options: kafka-run-class.sh's (a 256 MiB heap, G1)."""
-    return _jvm_options(TOOL_HEAP_OPTS)
+    """A CLI tool's JVM options: kafka-run-class.sh's 256 MiB heap, started quickly (above)."""
+    heap = os.environ.get("KAFKA_HEAP_OPTS") or TOOL_HEAP_OPTS
+    performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS") or TOOL_QUICK_START_OPTS
+    archive = tool_archive() if LIBS.exists() else None
+    sharing = []
+    if archive is not None and archive.exists():
+        sharing = [f"-XX:SharedArchiveFile={archive}", QUIET_CDS]
+    return [*heap.split(), *performance.split(), *sharing]
 
 
 def java_command(main_class: str, *args: str, server: bool = False) -> list[str]:
@@ -88,15 +118,23 @@ def java_command(main_class: str, *args: str, server: bool = False) -> list[str]
 def kafka_tool(
     main_class: str, *args: str, timeout: float = 120.0, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a Kafka CLI tool (e.g. ``org.apache.kafka.tools.TopicCommand``) to completion."""
-    return subprocess.run(
-        java_command(main_class, *args),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run a Kafka CLI tool (e.g. ``org.apache.kafka.tools.TopicCommand``) to completion.
+
+    The first tool run without a class data sharing archive writes one (``tool_archive``): to
+    a name of its own, renamed into place whole, so concurrent runs never map a partial one."""
+    command = java_command(main_class, *args)
+    archive = tool_archive()
+    dumped = archive.with_name(f"{archive.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
+    if not archive.exists():
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        command[1:1] = [f"-XX:ArchiveClassesAtExit={dumped}", QUIET_CDS]
+    try:
+        return subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    finally:
+        if dumped.exists():
+            os.replace(dumped, archive)
 
 
 def free_port() -> int:

@@ -120,11 +120,16 @@ def test_the_readme_secured_broker(
     wrong = Producer(_client(bootstrap, pki.ca_file, "alice", "not-her-password"))
     with pytest.raises(KafkaException):
         wrong.list_topics(timeout=5)
-    stranger = Consumer({**alice, "group.id": "other", "enable.auto.commit": False})
+    # librdkafka gives up waiting for a coordinator after session.timeout.ms (45 s by default):
+    # 6 s is plenty here, since the group never joins and nothing else depends on it.
+    stranger = Consumer(
+        {**alice, "group.id": "other", "enable.auto.commit": False, "session.timeout.ms": 6000}
+    )
     try:
         # FindCoordinator refuses the group (Describe on it is needed), so librdkafka never
         # finds a coordinator to commit to, as against Kafka.
-        with pytest.raises(KafkaException):
+        with pytest.raises(KafkaException) as failed:
             stranger.commit(offsets=[TopicPartition("orders", 0, 1)], asynchronous=False)
+        assert failed.value.args[0].code() == KafkaError._WAIT_COORD
     finally:
         stranger.close()

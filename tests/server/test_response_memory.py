@@ -33,8 +33,10 @@ RECORD_BYTES: Final = 512 * 1024
 RECORDS_PER_PARTITION: Final = 30
 """60 MiB in all: more than one Fetch may return, so every response is as large as allowed."""
 
-ATTACK_SECONDS: Final = 20.0
-"""How long the attack is held while memory is sampled and the healthy client works."""
+ATTACK_SECONDS: Final = 8.0
+"""How long the attack is held while memory is sampled and the healthy client works. Unbounded,
+the broker grew by about 350 MB a second (7.1 GB in 20 s): the 512 MiB bound is passed in the
+first two seconds, so 8 s shows the bound holds with room to spare (CI time)."""
 
 
 def rss_bytes(pid: int) -> int:
