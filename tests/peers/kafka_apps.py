@@ -72,8 +72,23 @@ def compile_java(source: str, classpath: str, out_dir: Path) -> str:
 class JvmApp:
     """One JVM running ``main_class``; its stdout and stderr lines are kept in :attr:`lines`."""
 
-    def __init__(self, classpath: str, main_class: str, *args: str, log_path: Path) -> None:
-        self._command = ["java", *APP_JVM_OPTIONS, "-cp", classpath, main_class, *args]
+    def __init__(
+        self,
+        classpath: str,
+        main_class: str,
+        *args: str,
+        log_path: Path,
+        jvm_options: tuple[str, ...] = (),
+    ) -> None:
+        self._command = [
+            "java",
+            *APP_JVM_OPTIONS,
+            *jvm_options,
+            "-cp",
+            classpath,
+            main_class,
+            *args,
+        ]
         self._log_path = log_path
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()

@@ -8,56 +8,157 @@ parse or do not go together give the usage and exit code 2. Neither prints a tra
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
+from dataclasses import dataclass
+from typing import Any, Final
 
-from shoal.cli.acl import add_acl_parser
-from shoal.cli.bench import add_bench_parser  # issue 20 (market data): shoal bench
-from shoal.cli.broker import add_broker_parser
-from shoal.cli.common import CliError, UsageError
-from shoal.cli.console import add_console_parser  # issue 17 (web console): shoal console
-from shoal.cli.consume import add_consume_parser
-from shoal.cli.dlq import add_dlq_parser
-from shoal.cli.docs import add_docs_parser
-from shoal.cli.group import add_group_parser
-from shoal.cli.produce import add_produce_parser
-from shoal.cli.registry import add_registry_parser
-from shoal.cli.run import add_run_parser
-from shoal.cli.schema import add_schema_parser
-from shoal.cli.top import add_top_parser  # issue 17: shoal top
-from shoal.cli.topic import add_topic_parser
-from shoal.cli.txn import add_txn_parser  # issue 14 (transactions): shoal txn
-from shoal.cli.user import add_user_parser
+from shoal.cli.errors import CliError, UsageError
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True, slots=True)
+class _Command:
+    """A subcommand, named without importing its module: ``add`` (in ``module``) builds its
+    parser. ``help`` is the line ``shoal --help`` shows; it must equal the one ``add`` gives
+    (tests/cli/test_startup.py compares the two help screens)."""
+
+    name: str
+    module: str
+    add: str
+    help: str
+
+
+# A command's module imports its client libraries (confluent-kafka, httpx, the framework, the
+# protocol's message classes: a few hundred ms together), so only the chosen command's module
+# is imported: `shoal --version`, `shoal --help` and each command pay only for what they use.
+_COMMANDS: Final = (
+    _Command("broker", "shoal.cli.broker", "add_broker_parser", "run the broker"),
+    _Command(
+        "topic",
+        "shoal.cli.topic",
+        "add_topic_parser",
+        "create, list, describe, alter and delete topics",
+    ),
+    _Command(
+        "produce",
+        "shoal.cli.produce",
+        "add_produce_parser",
+        "produce lines of standard input as records",
+    ),
+    _Command("consume", "shoal.cli.consume", "add_consume_parser", "print records of a topic"),
+    _Command(
+        "group",
+        "shoal.cli.group",
+        "add_group_parser",
+        "list, describe, reset offsets of and delete groups",
+    ),
+    _Command(
+        "schema",
+        "shoal.cli.schema",
+        "add_schema_parser",
+        "register, get, list, check and delete schemas in a schema registry",
+    ),
+    _Command(
+        "registry",
+        "shoal.cli.registry",
+        "add_registry_parser",
+        "run the schema registry standalone against a Kafka cluster",
+    ),
+    _Command("run", "shoal.cli.run", "add_run_parser", "run a shoal App until SIGTERM/SIGINT"),
+    _Command("docs", "shoal.cli.docs", "add_docs_parser", "generate documentation of a shoal App"),
+    _Command("dlq", "shoal.cli.dlq", "add_dlq_parser", "list, show and redrive dead-letter topics"),
+    _Command(
+        "user",
+        "shoal.cli.user",
+        "add_user_parser",
+        "create, list, delete SCRAM users and change passwords",
+    ),
+    _Command(
+        "acl", "shoal.cli.acl", "add_acl_parser", "add, list and remove ACLs (as kafka-acls.sh)"
+    ),
+    _Command(  # issue 14 (transactions)
+        "txn",
+        "shoal.cli.txn",
+        "add_txn_parser",
+        "list and describe transactions (kafka-transactions.sh)",
+    ),
+    _Command(  # issue 20 (market data)
+        "bench",
+        "shoal.cli.bench",
+        "add_bench_parser",
+        "producer, consumer and end-to-end performance tests",
+    ),
+    _Command(  # issue 17 (web console)
+        "console",
+        "shoal.cli.console",
+        "add_console_parser",
+        "serve the web console for a Kafka cluster",
+    ),
+    _Command(  # issue 17
+        "top",
+        "shoal.cli.top",
+        "add_top_parser",
+        "live rates per topic and lag per consumer group",
+    ),
+)
+
+
+def build_parser(
+    argv: Sequence[str] | None = None, *, every_command: bool = True
+) -> argparse.ArgumentParser:
+    """The ``shoal`` parser. With ``every_command`` false, only the command ``argv`` names is
+    built in full (its module imported); the others are bare entries for ``shoal --help``."""
+    chosen = None if every_command else _chosen_command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="shoal", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"shoal {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_broker_parser(sub)
-    add_topic_parser(sub)
-    add_produce_parser(sub)
-    add_consume_parser(sub)
-    add_group_parser(sub)
-    add_schema_parser(sub)
-    add_registry_parser(sub)
-    add_run_parser(sub)
-    add_docs_parser(sub)
-    add_dlq_parser(sub)
-    add_user_parser(sub)
-    add_acl_parser(sub)
-    add_txn_parser(sub)  # issue 14 (transactions)
-    add_bench_parser(sub)  # issue 20 (market data)
-    add_console_parser(sub)  # issue 17 (web console)
-    add_top_parser(sub)  # issue 17
+    for command in _COMMANDS:
+        if every_command or command.name == chosen:
+            add: Callable[[Any], object] = getattr(
+                importlib.import_module(command.module), command.add
+            )
+            add(sub)
+        else:
+            sub.add_parser(command.name, help=command.help, add_help=False)
     return parser
 
 
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    # The top-level parser has no option that takes a value (only -h and --version), so its
+    # first positional word is the command.
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the installed version only when asked for: importlib.metadata
+    alone costs tens of ms at start-up, paid by every command otherwise."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"shoal {_version()}")
+        parser.exit()
+
+
 def _version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("shoal")
     except metadata.PackageNotFoundError:  # running from a source tree that is not installed
@@ -65,7 +166,7 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv, every_command=False)
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     command = " ".join(

@@ -14,6 +14,9 @@ from urllib.parse import urlencode
 from confluent_kafka import KafkaError, KafkaException
 
 from shoal.cli.client_properties import PropertiesError, read_properties, to_librdkafka
+from shoal.cli.errors import CliError, UsageError
+
+__all__ = ["CliError", "UsageError"]  # re-exported: every command imports them from here
 
 BOOTSTRAP_ENV: Final = "SHOAL_BOOTSTRAP"
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
@@ -32,18 +35,6 @@ _UNREACHABLE_CODES: Final = frozenset(
 _UNKNOWN_TOPIC_CODES: Final = frozenset(
     {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_ID}
 )
-
-
-class CliError(Exception):
-    """A user or operating error: printed as one line without a traceback, exit code 1."""
-
-    exit_code = 1
-
-
-class UsageError(CliError):
-    """Flags that parse one by one but not together: answered with the usage, exit code 2."""
-
-    exit_code = 2
 
 
 class _Pollable(Protocol):

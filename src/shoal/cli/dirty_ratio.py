@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 from typing import Final
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 DEFAULT_HTTP_URL: Final = "http://127.0.0.1:8080"
 """shoal broker's default ``http_listen``."""
 HTTP_URL_ENV: Final = "SHOAL_HTTP_URL"
@@ -35,6 +32,11 @@ def is_compacted(configs: dict[str, str] | None) -> bool:
 
 def dirty_ratios(http_url: str, topic: str, timeout_s: float) -> dict[int, float]:
     """Partition -> dirty ratio of ``topic``, from the broker's ``/metrics``."""
+    # Imported here: only `shoal topic describe` of a compacted topic reads the metrics, and
+    # httpx costs every other topic command tens of ms of start-up.
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
     url = http_url.rstrip("/") + "/metrics"
     try:
         response = httpx.get(url, timeout=timeout_s)

@@ -30,9 +30,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from shoal.cli.common import ClientContext, CliError, UsageError, add_client_options
 from shoal.security.plain_users import UsersFileError, hash_line
 from shoal.security.scram import ALGORITHMS, new_credential
-from shoal.security.scram_store import ScramCredentialStore, Upsertion
-from shoal.storage.fs import OsFileSystem
-from shoal.storage.manager import LOCK_FILE
 
 MECHANISMS: Final = {
     "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
@@ -186,6 +183,12 @@ def _upsert(ctx: ClientContext, args: argparse.Namespace, verb: str) -> None:
 
 
 def _upsert_offline(args: argparse.Namespace, mechanisms: list[str], verb: str) -> None:
+    # Imported here: the broker's storage layer costs the other user commands' start-up
+    # tens of ms, and only --data-dir writes to a data directory.
+    from shoal.security.scram_store import ScramCredentialStore, Upsertion
+    from shoal.storage.fs import OsFileSystem
+    from shoal.storage.manager import LOCK_FILE
+
     fs = OsFileSystem()
     data_dir: str = args.data_dir
     lock = os.path.join(data_dir, LOCK_FILE)

@@ -13,10 +13,6 @@ import socket
 import struct
 from typing import Any, Final
 
-from shoal.protocol import RequestHeader, decode_response, encode_request
-from shoal.protocol._kio import request_class
-from shoal.protocol.build import build
-
 CLIENT_ID: Final = "shoal-cli"
 RESPONSE_BYTES_MAX: Final = 64 * 1024 * 1024
 """A bound on one answer read (thousands of groups, members or transactions are a few MB)."""
@@ -39,6 +35,12 @@ def exchange(
 ) -> bytes:
     """Send one request to ``address`` and return its response frame (header included).
     Raises OSError (or ConnectionError) when the broker cannot be asked."""
+    # Imported here, not at the top: the protocol's message classes (kio) take a few hundred ms
+    # to import, and the commands that import this module need them only when they send.
+    from shoal.protocol import RequestHeader, encode_request
+    from shoal.protocol._kio import request_class
+    from shoal.protocol.build import build
+
     message = build(request_class(api_key, version), body)
     header = RequestHeader(api_key, version, next(_correlation), CLIENT_ID)
     with socket.create_connection(address, timeout=timeout_s) as sock:
@@ -53,6 +55,8 @@ def request(
     address: tuple[str, int], api_key: int, version: int, body: dict[str, Any], timeout_s: float
 ) -> Any:
     """Send one request to ``address`` and return its decoded response."""
+    from shoal.protocol import decode_response  # see exchange
+
     frame = exchange(address, api_key, version, body, timeout_s)
     _, response = decode_response(frame, api_key, version)
     return response
