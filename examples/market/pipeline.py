@@ -113,9 +113,19 @@ class _Service:
         self.task = asyncio.create_task(self.proc.run(self.stop))
 
     def handled(self, topic: str) -> int:
+        """Records of ``topic`` handled and committed, by this instance or a crashed one.
+
+        A processor's positions are the offsets it committed, so the crashed instances' count
+        too: a partition the old instance had finished is never fetched by the new one (it
+        starts at the committed offset), and would otherwise never be counted."""
         if self.task.done():
             self.task.result()  # a processor that died: raise its error here
-        return sum(o for (t, _), o in self.proc.positions.items() if t == topic)
+        committed: dict[int, int] = {}
+        for proc in [*self.done_before, self.proc]:
+            for (t, partition), offset in proc.positions.items():
+                if t == topic:
+                    committed[partition] = max(offset, committed.get(partition, 0))
+        return sum(committed.values())
 
     async def finish(self) -> None:
         self.stop.set()

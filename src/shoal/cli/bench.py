@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -247,8 +247,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     latencies: list[int] = []
     latencies_us: list[int] = []
     try:
-        consumer.subscribe([args.topic])
-        _wait_assigned(ctx, consumer, producer, args.topic)
+        _assign_at_end(ctx, consumer, producer, args.topic)
         throttle = Throttle(args.throughput)
         sent = 0
         deadline = time.monotonic() + ctx.timeout_s
@@ -292,9 +291,10 @@ def run_e2e(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_assigned(ctx: ClientContext, consumer: Consumer, producer: Producer, topic: str) -> None:
-    """Until the consumer owns the topic's partitions and knows where their ends are: records
-    sent before that would be skipped by ``auto.offset.reset=latest``."""
+def _assign_at_end(ctx: ClientContext, consumer: Consumer, producer: Producer, topic: str) -> None:
+    """Assign every partition of ``topic`` at its end (as Kafka's EndToEndLatency seeks to the
+    end), read from the broker before anything is sent: a group's 'latest' reset is an
+    asynchronous lookup, and records sent before it answers would be skipped."""
     try:
         meta = producer.list_topics(topic, timeout=ctx.timeout_s)  # creates it if auto-created
     except KafkaException as exc:
@@ -305,11 +305,13 @@ def _wait_assigned(ctx: ClientContext, consumer: Consumer, producer: Producer, t
             f"topic {topic!r} does not exist and the broker did not create it: create it, or "
             "pass --partitions N"
         )
-    deadline = time.monotonic() + ctx.timeout_s
-    while not consumer.assignment():
-        consumer.consume(1, 0.1)
-        if time.monotonic() > deadline:
-            raise CliError(f"the consumer got no partition of {topic!r} within the timeout")
-    for tp in consumer.assignment():
-        consumer.position([tp])  # resolves the 'latest' start before anything is sent
-    consumer.consume(1, 0.2)
+    ends = []
+    for partition in sorted(found.partitions):
+        try:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=ctx.timeout_s
+            )
+        except KafkaException as exc:
+            raise ctx.error(exc, f"read the end of {topic!r}", producer) from None
+        ends.append(TopicPartition(topic, partition, high))
+    consumer.assign(ends)
