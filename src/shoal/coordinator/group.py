@@ -610,22 +610,34 @@ class Group:
     # -- OffsetCommit checks --------------------------------------------------------------
 
     def check_commit(
-        self, member_id: str, group_instance_id: str | None, generation_id: int
+        self,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        *,
+        transactional: bool = False,
     ) -> ErrorCode:
         """May this member commit offsets now? Generation -1 is a "simple" commit, allowed
-        only while the group has no members (an application managing its own partitions)."""
+        only while the group has no members (an application managing its own partitions).
+        A TxnOffsetCommit (``transactional``) needs no member fields (v0-2 have none): they
+        are checked only when given, and the group's state does not matter (Kafka's
+        ClassicGroup.validateOffsetCommit)."""
         if self.state is GroupState.DEAD:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if generation_id < 0 and self.state is GroupState.EMPTY:
             return ErrorCode.NONE
-        error = self._check_member(member_id, group_instance_id)
-        if error is not ErrorCode.NONE:
-            return error
-        if generation_id != self.generation_id:
-            return ErrorCode.ILLEGAL_GENERATION
-        if self.state is GroupState.COMPLETING_REBALANCE:
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            error = self._check_member(member_id, group_instance_id)
+            if error is not ErrorCode.NONE:
+                return error
+            if generation_id != self.generation_id:
+                return ErrorCode.ILLEGAL_GENERATION
+        elif not transactional:
+            return ErrorCode.UNKNOWN_MEMBER_ID  # no member fields, and the group has members
+        if not transactional and self.state is GroupState.COMPLETING_REBALANCE:
             return ErrorCode.REBALANCE_IN_PROGRESS
-        self._touch(self.members[member_id])
+        if member_id in self.members:
+            self._touch(self.members[member_id])
         return ErrorCode.NONE
 
     # -- timers ---------------------------------------------------------------------------

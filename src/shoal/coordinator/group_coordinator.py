@@ -491,16 +491,19 @@ class GroupCoordinator:
 
         A group that does not exist takes only commits without a generation (-1: an admin, or
         a consumer outside group management), which create a "simple" group to hold them. A
-        TxnOffsetCommit without a member id (v0-2, or a producer given no group metadata) is
-        not tied to a classic group's generation. TxnOffsetCommit has no STALE_MEMBER_EPOCH:
-        a KIP-848 member's stale epoch is ILLEGAL_GENERATION there, as in Kafka, which
-        producers treat as abortable."""
+        TxnOffsetCommit needs no member fields (v0-2 have none, and a producer may be given
+        no group metadata): they are checked only when one is given. TxnOffsetCommit has no
+        STALE_MEMBER_EPOCH: a KIP-848 member's stale epoch is ILLEGAL_GENERATION there, as in
+        Kafka, which producers treat as abortable."""
         error = self._check_group_id(group_id)
         if error is not ErrorCode.NONE:
             return error
         transactional = api_version is None
+        no_member_fields = generation_id == -1 and not member_id and group_instance_id is None
         consumer_group = self.consumer_groups.get(group_id)
         if consumer_group is not None:
+            if transactional and no_member_fields:
+                return ErrorCode.NONE
             error = consumer_group.check_commit(member_id, generation_id, api_version, partitions)
             if transactional and error is ErrorCode.STALE_MEMBER_EPOCH:
                 return ErrorCode.ILLEGAL_GENERATION
@@ -508,9 +511,9 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return ErrorCode.ILLEGAL_GENERATION if generation_id >= 0 else ErrorCode.NONE
-        if transactional and not member_id:
-            return ErrorCode.NONE
-        return group.check_commit(member_id, group_instance_id, generation_id)
+        return group.check_commit(
+            member_id, group_instance_id, generation_id, transactional=transactional
+        )
 
     def _within_metadata_limit(
         self, offsets: dict[TopicPartitionKey, CommittedOffset]

@@ -161,7 +161,8 @@ def test_transactional_commits_check_the_member_epoch_as_kafka_does() -> None:
     """TxnOffsetCommit to a KIP-848 group goes through the group's own check (franz-go's
     TestTxnEtl/*/848 aborted every transaction while a classic group of the same id, made by
     the first commit, answered UNKNOWN_MEMBER_ID). It has no STALE_MEMBER_EPOCH: a stale
-    epoch is ILLEGAL_GENERATION, and any version may commit."""
+    epoch is ILLEGAL_GENERATION, any version may commit, and member fields are checked only
+    when one is given."""
     coordinator = GroupCoordinator(FakeClock())
     coordinator.consumer_heartbeat("g", _join("a"), TOPICS)
     offsets = {("t", 0): CommittedOffset(5)}
@@ -174,7 +175,8 @@ def test_transactional_commits_check_the_member_epoch_as_kafka_does() -> None:
     assert coordinator.group("g") is None
     assert commit("a", 0) is ErrorCode.ILLEGAL_GENERATION
     assert commit("x", 1) is ErrorCode.UNKNOWN_MEMBER_ID
-    assert commit("", -1) is ErrorCode.UNKNOWN_MEMBER_ID  # the group has members
+    # No member fields at all (v0-2, or a producer given no group metadata): not checked.
+    assert commit("", -1) is ErrorCode.NONE
     # A group that does not exist takes only commits without a generation.
     assert (
         coordinator.txn_commit_offsets("new", 7, "m", None, 3, offsets)[0]
