@@ -308,6 +308,15 @@ def test_shoal_console_command_serves_the_console(broker: EmbeddedBroker) -> Non
             assert page.headers["content-security-policy"].startswith("default-src 'self'")
             topics = httpx.get(url + "api/v1/topics", timeout=TIMEOUT_S)
             assert topics.status_code == 200
+            # On loopback and without authentication: a DNS-rebinding page (another Host) is
+            # refused, its CSRF header notwithstanding.
+            rebound = httpx.post(
+                url + "api/v1/topics",
+                headers={"Host": "attacker.example", **CSRF},
+                json={"name": "rebound", "partitions": 1},
+                timeout=TIMEOUT_S,
+            )
+            assert rebound.status_code == 421
         finally:
             process.terminate()
             process.wait(TIMEOUT_S)

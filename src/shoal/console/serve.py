@@ -8,6 +8,10 @@ import sys
 import uvicorn
 
 from shoal.console.web import build_console_app
+from shoal.server.host_guard import is_loopback
+
+LISTEN_BACKLOG = 128
+"""Connections the kernel queues before uvicorn accepts them (its own default)."""
 
 
 def serve(config: dict[str, str], registry_url: str | None, host: str, port: int) -> None:
@@ -18,7 +22,10 @@ def serve(config: dict[str, str], registry_url: str | None, host: str, port: int
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()
-    app = build_console_app(config, registry_url)
+    # Listening before the line is printed: a client that connects at once waits in the
+    # backlog until uvicorn accepts, rather than being refused.
+    sock.listen(LISTEN_BACKLOG)
+    app = build_console_app(config, registry_url, loopback_only=is_loopback(host))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     print(f"shoal console on http://{host}:{bound[1]}/", flush=True, file=sys.stdout)
     server.run(sockets=[sock])

@@ -15,6 +15,7 @@ from typing import Any, Final
 import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,7 @@ from shoal.console.browse import Filters, Produce, read_page, start_offsets
 from shoal.console.errors import ConsoleError, decode_bytes
 from shoal.console.kafka_admin import KafkaAdmin
 from shoal.server.console import console_routes
+from shoal.server.host_guard import LoopbackHostGuard
 
 CSRF_HEADER: Final = "X-Shoal-Admin"
 """The broker-served API's header: a cross-site form cannot set it (see docs/admin-api.md)."""
@@ -352,8 +354,12 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
     ]
 
 
-def build_console_app(config: dict[str, str], registry_url: str | None = None) -> Starlette:
-    """``config``: librdkafka settings of the console's Kafka clients."""
+def build_console_app(
+    config: dict[str, str], registry_url: str | None = None, *, loopback_only: bool = False
+) -> Starlette:
+    """``config``: librdkafka settings of the console's Kafka clients. ``loopback_only``: it
+    listens on loopback, so it answers only requests for a loopback Host (the console has no
+    authentication of its own: see :mod:`shoal.server.host_guard` on DNS rebinding)."""
     backend = Backend(config)
 
     @asynccontextmanager
@@ -363,5 +369,6 @@ def build_console_app(config: dict[str, str], registry_url: str | None = None) -
 
     return Starlette(
         routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)],
+        middleware=[Middleware(LoopbackHostGuard)] if loopback_only else [],
         lifespan=lifespan,
     )

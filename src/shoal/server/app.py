@@ -22,6 +22,7 @@ from shoal.security.oauthbearer import TokenError
 from shoal.server.admin import build_admin_app
 from shoal.server.authentication import SaslServerConfig
 from shoal.server.group_status import sample_forever
+from shoal.server.host_guard import is_loopback
 from shoal.server.http import build_http_app
 from shoal.server.http_auth import HttpAuthentication
 from shoal.server.kafka import KafkaServer
@@ -255,6 +256,7 @@ class BrokerApp:
                 metrics=self._metrics,
                 authentication=authentication,
                 admin=build_admin_app(lambda: self.broker),  # issue 17: the admin API
+                loopback_only=is_loopback(http_host),
             ),
             host=http_host,
             port=http_port,

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from shoal.server.admin.errors import ApiError, error_response
 from shoal.server.admin.routes import PREFIX as ADMIN_PREFIX
 from shoal.server.console import console_routes
+from shoal.server.host_guard import LoopbackHostGuard
 from shoal.server.http_auth import HttpAuthentication, RequireAuthentication
 
 
@@ -24,6 +25,7 @@ def build_http_app(
     metrics: Callable[[], tuple[str, str]] | None = None,
     authentication: HttpAuthentication | None = None,
     admin: ASGIApp | None = None,
+    loopback_only: bool = False,
 ) -> Starlette:
     """``readiness`` says whether the broker serves (listeners bound, logs recovered) and why.
     ``registry``, when given, serves every other path (Confluent's API lives at the root).
@@ -57,6 +59,8 @@ def build_http_app(
     if registry is not None:
         routes.append(Mount("", app=registry))
     middleware = []
+    if loopback_only:  # first: a DNS-rebinding page gets nothing, not even a login prompt
+        middleware.append(Middleware(LoopbackHostGuard))
     if authentication is not None and authentication.enabled:
         middleware.append(Middleware(RequireAuthentication, authentication=authentication))
 
