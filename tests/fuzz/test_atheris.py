@@ -16,6 +16,7 @@ start of that target's every run, and a named regression test where it was fixed
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,9 @@ RSS_LIMIT_MB: Final = 2048
 PROCESS_TIMEOUT_S: Final = 3000
 """A last resort for the whole run: the full mode takes minutes per target."""
 FUZZED: Final = [t for t in TARGETS if t != "planted"]
+SEED: Final = int(os.environ.get("SHOAL_FUZZ_SEED") or random.randrange(1, 1 << 31))
+"""libFuzzer's seed: a new one each run (CI explores further every time), named in any failure
+so that ``SHOAL_FUZZ_SEED=... make fuzz`` replays it."""
 
 
 def run_target(target: str, runs: int, work: Path) -> subprocess.CompletedProcess[str]:
@@ -51,6 +55,7 @@ def run_target(target: str, runs: int, work: Path) -> subprocess.CompletedProces
         "tests.fuzz.runner",
         target,
         f"-runs={runs}",
+        f"-seed={SEED}",
         f"-timeout={INPUT_TIMEOUT_S}",
         f"-rss_limit_mb={RSS_LIMIT_MB}",
         f"-artifact_prefix={work}/",
@@ -82,7 +87,8 @@ def test_fuzz_target_finds_no_crash(target: str, tmp_path: Path) -> None:
     result = run_target(target, runs, tmp_path)
     crashes = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
     assert result.returncode == 0 and not crashes, (
-        f"{target}: exit {result.returncode}, saved {crashes}\n{result.stdout[-4000:]}"
+        f"{target}: exit {result.returncode}, saved {crashes}, SHOAL_FUZZ_SEED={SEED}\n"
+        f"{result.stdout[-4000:]}"
     )
     assert f"Done {runs} runs" in result.stdout, result.stdout[-2000:]
     print(f"fuzz {target}: {runs} inputs, 0 crashes")  # the quick-mode figure for the README
