@@ -126,15 +126,21 @@ def kafka_tool(
     archive = tool_archive()
     dumped = archive.with_name(f"{archive.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
     if not archive.exists():
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        command[1:1] = [f"-XX:ArchiveClassesAtExit={dumped}", QUIET_CDS]
+        try:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            command[1:1] = [f"-XX:ArchiveClassesAtExit={dumped}", QUIET_CDS]
+        except OSError:
+            pass  # no cache directory: the tool runs without an archive, only slower
     try:
-        return subprocess.run(
+        result = subprocess.run(
             command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
-    finally:
-        if dumped.exists():
-            os.replace(dumped, archive)
+    except subprocess.TimeoutExpired:
+        dumped.unlink(missing_ok=True)  # killed, perhaps mid-dump: never put in place
+        raise
+    if dumped.exists():
+        os.replace(dumped, archive)  # the JVM exited on its own: the archive is whole
+    return result
 
 
 def free_port() -> int:
