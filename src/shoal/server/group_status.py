@@ -12,6 +12,7 @@ min-distance fold into one entry), so extra samples change no verdict. One track
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -118,6 +119,8 @@ def _judge(partitions: list[PartitionVerdict]) -> GroupVerdict:
     )
 
 
+log = logging.getLogger(__name__)
+
 _TRACKERS: WeakKeyDictionary[Broker, GroupStatusTracker] = WeakKeyDictionary()
 
 
@@ -133,5 +136,8 @@ async def sample_forever(broker: Broker) -> None:
     """The timer: sample every interval until cancelled (when the server stops)."""
     tracker = tracker_for(broker)
     while True:
-        tracker.sample()
+        try:
+            tracker.sample()
+        except Exception:  # one bad round (a failed log directory...) must not end the timer
+            log.exception("group status: sampling the committed offsets failed")
         await asyncio.sleep(SAMPLE_INTERVAL_MS / 1000)
