@@ -130,15 +130,19 @@ def check_transactions(
     read_uncommitted one must be caught on its own)."""
     report = TxnReport()
     produced: dict[int, set[str]] = {}
-    outcome: dict[int, str] = {}
-    committing: set[int] = set()
-    for event in history.events:
+    # Outcomes are final ones, known before any read is judged: a read usually comes before
+    # its transaction's end is recorded (an observer sees a value as soon as it is visible),
+    # and a read of a transaction that ends aborted is an aborted read whenever it came.
+    events = list(history.events)
+    outcome: dict[int, str] = {e.txn: e.outcome for e in events if isinstance(e, Ended)}
+    committing: set[int] = set()  # as of each read: "commit asked" must come before the read
+    for event in events:
         if isinstance(event, Produced):
             produced[event.txn] = set(event.values)
         elif isinstance(event, Committing):
             committing.add(event.txn)
         elif isinstance(event, Ended):
-            outcome[event.txn] = event.outcome
+            continue
         elif observer is None or event.observer == observer:
             if event.isolation != "read_committed" and observer is None:
                 continue  # a read_uncommitted observer may see anything
