@@ -192,3 +192,36 @@ def test_queue_refuses_what_it_cannot_do() -> None:
         app.subscriber("jobs", group="g", queue=True, exactly_once=True)
     with pytest.raises(ValueError, match="no retry topics"):
         app.subscriber("jobs", group="g", queue=True, retry=Retry.with_topics(1_000))
+
+
+def test_a_kafka_queue_fetch_takes_at_most_fetch_records_max(
+    shoal_queue_broker: EmbeddedBroker,
+) -> None:
+    """A fetch is settled as a whole, within the record lock: the share consumer asks for
+    FETCH_RECORDS_MAX records a poll, not librdkafka's 500 (the broker URL may still set it)."""
+    from confluent_kafka import Producer
+
+    from shoal.app.transports.kafka_queue import FETCH_RECORDS_MAX, KafkaQueueConsumer
+
+    topic, group = f"bounded-{uuid.uuid4()}", f"bounded-{uuid.uuid4()}"
+    producer = Producer({"bootstrap.servers": shoal_queue_broker.bootstrap_servers})
+    for i in range(3 * FETCH_RECORDS_MAX):
+        producer.produce(topic, str(i).encode())
+    assert producer.flush(30) == 0
+
+    fetched: list[int] = []
+
+    async def first_fetch() -> None:
+        config = {"bootstrap.servers": shoal_queue_broker.bootstrap_servers}
+        consumer = KafkaQueueConsumer(config, [topic], group)
+        await consumer.start()
+        try:
+            for _ in range(100):
+                if records := await consumer.fetch(10_000, 0.5):
+                    fetched.append(len(records))
+                    return
+        finally:
+            await consumer.close()
+
+    run(first_fetch())
+    assert fetched and 0 < fetched[0] <= FETCH_RECORDS_MAX, fetched

@@ -34,6 +34,12 @@ SHARE_AUTO_OFFSET_RESET: Final = "share.auto.offset.reset"
 SETTLE_TIMEOUT_S: Final = 30.0
 """How long a settle waits for the broker's answer; past it the outcome is unknown, and the
 records come back after their lock timeout if the broker never got it (at-least-once)."""
+FETCH_RECORDS_MAX: Final = 50
+"""The share consumer's ``max.poll.records`` unless the broker URL sets one: a fetch is settled
+as a whole, so its records must all be handled within the broker's record lock (Kafka's
+``share.record.lock.duration.ms``, 30 s by default); librdkafka's default, 500, held locks for
+50 s with 100 ms handlers one at a time, and the broker gave those records to another consumer
+meanwhile. Fewer records a fetch cost one more acknowledgement round trip per 50 records."""
 ALL_PARTITIONS: Final = -1
 """The partition :meth:`KafkaQueueConsumer.assignment` names: a share group has no
 per-consumer partitions, every consumer reads every partition."""
@@ -48,7 +54,12 @@ _ACK_TYPES: Final = {
 class KafkaQueueConsumer:
     def __init__(self, config: dict[str, Any], topics: list[str], group: str) -> None:
         self._client_config = config
-        self._config = {**config, "group.id": group, "share.acknowledgement.mode": "explicit"}
+        self._config = {
+            "max.poll.records": str(FETCH_RECORDS_MAX),
+            **config,
+            "group.id": group,
+            "share.acknowledgement.mode": "explicit",
+        }
         self._topics = topics
         self._group = group
         self._consumer: Any = None
