@@ -772,14 +772,19 @@ async function dlqPage(topicName, params) {
   const redriveAll = async () => {
     let done = 0;
     let cursor = null;
+    // The DLQ's end when the redrive starts is where it stops: a record that fails again comes
+    // back to this DLQ, and chasing the moving end would redrive it again and again.
+    let stopAt = null;
     for (;;) {
       const q = new URLSearchParams({ limit: String(REDRIVE_PAGE_SIZE) });
       if (cursor) q.set("cursor", cursor);
       const batch = await api("GET", "/topics/" + enc(topicName) + "/messages?" + q.toString());
-      done += await redrive(batch.messages);
+      stopAt = stopAt || batch.end_offsets;
+      const due = batch.messages.filter((m) => m.offset < (stopAt[m.partition] ?? 0));
+      done += await redrive(due);
       status.replaceChildren(notice("Redriving… " + done + " record(s) so far."));
       const positions = Object.fromEntries(batch.next_cursor.split(",").map((item) => item.split(":").map(Number)));
-      const atEnd = Object.entries(batch.end_offsets).every(([p, end]) => positions[p] >= end);
+      const atEnd = Object.entries(stopAt).every(([p, end]) => (positions[p] ?? end) >= end);
       if (atEnd || batch.next_cursor === cursor) break;
       cursor = batch.next_cursor;
     }
