@@ -249,16 +249,17 @@ class ShareGroups:
                 sp = self.partitions[(group_id, topic, index)] = recovered
         return sp
 
-    async def reset(
+    def reset(
         self, group_id: str, topic: str, index: int, plog: PartitionLog, start: int
-    ) -> None:
-        """AlterShareGroupOffsets: the partition starts afresh at ``start``, durably."""
+    ) -> asyncio.Future[None] | None:
+        """AlterShareGroupOffsets: the partition starts afresh at ``start`` now; await the
+        returned write before answering. Not a coroutine, so that a request resetting many
+        partitions changes them all with no await in between (no member can join and fetch
+        half-way through, after the request found the group empty)."""
         self.group(group_id)  # an admin may create the (empty) group this way, as in Kafka
         settings = self._settings(group_id)[1]
         self.partitions[(group_id, topic, index)] = SharePartition(self.clock, settings, start)
-        written = self.persist(group_id, topic, index, plog)
-        if written is not None:
-            await written
+        return self.persist(group_id, topic, index, plog)
 
     async def forget(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
         """DeleteShareGroupOffsets: the partition's state goes (a later fetch starts where

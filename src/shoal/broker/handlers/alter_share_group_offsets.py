@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -55,6 +56,8 @@ async def handle_alter_share_group_offsets(
     if busy(broker, group_id):
         return answer(ErrorCode.NON_EMPTY_GROUP, "The group is not empty.", [])
     responses = []
+    # Every partition is reset in memory first, with no await in between; then the writes.
+    writes: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     for entry in body.topics:
         name = entry.topic_name
         topic = broker.topics.get(name)
@@ -74,14 +77,16 @@ async def handle_alter_share_group_offsets(
                     f"Start offset {start} is outside the log of {name}-{index} "
                     f"[{plog.log_start_offset}, {plog.log_end_offset}]"
                 )
-            else:
-                try:
-                    await broker.share_groups.reset(group_id, name, index, plog, start)
-                except StorageError as exc:
-                    error, message = ErrorCode(exc.kafka_error_code), str(exc)
-            partitions.append(
-                {"partition_index": index, "error_code": error, "error_message": message}
-            )
+            row: dict[str, Any] = {
+                "partition_index": index,
+                "error_code": error,
+                "error_message": message,
+            }
+            if error is ErrorCode.NONE and plog is not None:
+                written = broker.share_groups.reset(group_id, name, index, plog, start)
+                if written is not None:
+                    writes.append((row, written))
+            partitions.append(row)
         responses.append(
             {
                 "topic_name": name,
@@ -89,4 +94,9 @@ async def handle_alter_share_group_offsets(
                 "partitions": partitions,
             }
         )
+    for row, written in writes:
+        try:
+            await written
+        except StorageError as exc:
+            row["error_code"], row["error_message"] = ErrorCode(exc.kafka_error_code), str(exc)
     return answer(ErrorCode.NONE, None, responses)
