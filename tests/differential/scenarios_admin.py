@@ -401,16 +401,34 @@ COMPARED_TYPES = (2, 4, 16, 32)
 
 def list_config_resources(bootstrap: str) -> Result:
     topic = hosted_topic(bootstrap)
+    # A group with a config of its own (GROUP resources are listed once they have one). Only
+    # this scenario's topic and group are compared: the reference broker is shared by the
+    # session, and other tests leave topics and group configs on it.
+    group = unique("cfg-group")
+    resource = ck.admin.ConfigResource(
+        ck.admin.ResourceType.GROUP,
+        group,
+        incremental_configs=[
+            ck.admin.ConfigEntry(
+                "consumer.session.timeout.ms",
+                "50000",
+                incremental_operation=ck.admin.AlterConfigOpType.SET,
+            )
+        ],
+    )
+    client = admin(bootstrap)  # held: a collected client destroys its pending futures
+    client.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+    mine = {(2, topic): "<topic>", (32, group): "<group>"}
 
     def listed(types: list[int], version: int = 1) -> Any:
         response = request(bootstrap, 74, version, {"resource_types": types})
         return (
             response.error_code,
             sorted(
-                (r.resource_type, "<topic>" if r.resource_name == topic else r.resource_name)
+                (r.resource_type, mine.get((r.resource_type, r.resource_name), r.resource_name))
                 for r in response.config_resources
                 if r.resource_type in COMPARED_TYPES
-                and (r.resource_type != 2 or r.resource_name == topic)
+                and (r.resource_type not in (2, 32) or (r.resource_type, r.resource_name) in mine)
             ),
         )
 
