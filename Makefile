@@ -162,6 +162,12 @@ CLUSTER_KILLS ?= 10
 cluster-soak: $(STAMP) peers
 	SHOAL_CLUSTER_KILLS=$(CLUSTER_KILLS) $(BIN)/pytest -s tests/peers/cluster/test_failover.py $(PYTEST_ARGS)
 
+# The orders example through a broker SIGKILL on the cluster (tests/peers/cluster/test_orders.py):
+# out of `make test` until a hang it showed once is explained.
+.PHONY: cluster-orders
+cluster-orders: $(STAMP) peers
+	SHOAL_CLUSTER_ORDERS=1 $(BIN)/pytest -s tests/peers/cluster/test_orders.py $(PYTEST_ARGS)
+
 # The move from shoal to the cluster with MirrorMaker 2 (tests/peers/cluster/test_migration.py).
 .PHONY: cluster-migrate
 cluster-migrate: $(STAMP) peers
