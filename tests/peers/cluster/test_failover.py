@@ -49,8 +49,8 @@ BATCH = 60
 """Records produced in each phase: before a kill, while a broker is down, after the restart."""
 WAIT_S = 120.0
 """For the app to catch up, a node to come back, a server to answer: a hang fails the test."""
-TOPIC = "orders"
-GROUP = "orders-app"
+TOPIC = "failover-orders"
+GROUP = "failover-orders-app"
 SUBJECT = "orders-value"
 FLAKY_EVERY = 10
 """Every 10th record fails on its first delivery (a timeout), and succeeds from the retry topic."""
