@@ -77,3 +77,21 @@ class ChildConsumer:
         self._reader.join(timeout=30)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def check_commits_never_go_back(admin: Any, group: str, high: dict[int, int], seed: int) -> None:
+    """Read ``group``'s committed offsets and assert none is below the highest seen before
+    (``high``, partition -> offset, updated here): a commit from a member of a past
+    generation or epoch must have been refused. For the churn tests of both group protocols."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    request = ConsumerGroupTopicPartitions(group)
+    offsets = admin.list_consumer_group_offsets([request])[group].result(30)
+    for tp in offsets.topic_partitions:
+        if tp.offset < 0:
+            continue
+        assert tp.offset >= high.get(tp.partition, 0), (
+            f"seed {seed}: the committed offset of partition {tp.partition} went back "
+            f"from {high[tp.partition]} to {tp.offset}"
+        )
+        high[tp.partition] = tp.offset

@@ -24,13 +24,13 @@ import pytest
 from confluent_kafka import (
     Consumer,
     ConsumerGroupState,
-    ConsumerGroupTopicPartitions,
     KafkaException,
     Producer,
 )
 from confluent_kafka.admin import AdminClient
 
 from shoal.embedded import EmbeddedBroker
+from tests.coordinator.groups.clients import check_commits_never_go_back
 from tests.support.broker import create_topic
 
 pytestmark = pytest.mark.integration
@@ -151,16 +151,7 @@ def test_every_partition_has_exactly_one_owner_through_random_churn(
                     f"does not own each partition once: {dict(owners)}"
                 )
                 stable_member_sets.add(frozenset(m.member_id for m in described.members))
-            request = ConsumerGroupTopicPartitions(group)
-            offsets = admin.list_consumer_group_offsets([request])[group].result(30)
-            for tp in offsets.topic_partitions:
-                if tp.offset < 0:
-                    continue
-                assert tp.offset >= high.get(tp.partition, 0), (
-                    f"seed {seed}: the committed offset of partition {tp.partition} went back "
-                    f"from {high[tp.partition]} to {tp.offset}"
-                )
-                high[tp.partition] = tp.offset
+            check_commits_never_go_back(admin, group, high, seed)
             time.sleep(CHECK_INTERVAL_S)
     finally:
         churn.stop.set()

@@ -24,12 +24,12 @@ import pytest
 from confluent_kafka import (
     Consumer,
     ConsumerGroupState,
-    ConsumerGroupTopicPartitions,
     ConsumerGroupType,
 )
 from confluent_kafka.admin import AdminClient
 
 from shoal.embedded import EmbeddedBroker
+from tests.coordinator.groups.clients import check_commits_never_go_back
 from tests.coordinator.groups.test_churn import CONSUMERS, PARTITIONS, Churn
 from tests.support.broker import create_topic
 
@@ -115,16 +115,7 @@ def test_ownership_is_unique_in_every_epoch_through_random_churn(broker: Embedde
                     f"not own each partition once: {dict(owners)}"
                 )
                 stable_checks += 1
-            request = ConsumerGroupTopicPartitions(group)
-            offsets = admin.list_consumer_group_offsets([request])[group].result(30)
-            for tp in offsets.topic_partitions:
-                if tp.offset < 0:
-                    continue
-                assert tp.offset >= high.get(tp.partition, 0), (
-                    f"seed {seed}: the committed offset of partition {tp.partition} went back "
-                    f"from {high[tp.partition]} to {tp.offset}"
-                )
-                high[tp.partition] = tp.offset
+            check_commits_never_go_back(admin, group, high, seed)
             time.sleep(CHECK_INTERVAL_S)
     finally:
         churn.stop.set()
