@@ -12,7 +12,6 @@ from tests.server.wire import WireClient
 
 Result = dict[str, Any]
 READY_WAIT_S = 30.0
-NOT_LEADER_OR_FOLLOWER = 6
 
 
 def keyless_records_into_a_compacted_topic(bootstrap: str) -> Result:
@@ -26,12 +25,7 @@ def keyless_records_into_a_compacted_topic(bootstrap: str) -> Result:
         keys = [b"a", None, b"c", None, None, None]
         batch = build_batch([SimpleRecord(key=k, value=b"v", timestamp=now_ms) for k in keys])
         with WireClient(bootstrap) as wire:
-            deadline = time.monotonic() + READY_WAIT_S
-            refused = wire.produce(topic, 0, batch)
-            # Kafka answers NOT_LEADER_OR_FOLLOWER until a new topic's leader is known.
-            while refused.error_code == NOT_LEADER_OR_FOLLOWER and time.monotonic() < deadline:
-                time.sleep(0.1)
-                refused = wire.produce(topic, 0, batch)
+            refused = wire.produce_once_led(topic, 0, batch, wait_s=READY_WAIT_S)
             keyed = wire.produce(topic, 0, build_batch([SimpleRecord(b"k", b"v")]))
 
         def scrub(text: str | None, name: str = topic) -> str | None:

@@ -353,8 +353,7 @@ def test_first_fetch_throttle_is_kafkas(both: tuple[str, str]) -> None:
         reader, topic = f"reader-{uuid.uuid4().hex[:8]}", f"fq-{uuid.uuid4().hex[:8]}"
         with WireClient(bootstrap) as admin, WireClient(bootstrap, client_id=reader) as client:
             assert _create_topics(admin, 7, {topic: 1})[1][0][1] == 0
-            produced = admin.request(0, 9, produce_values(topic, 0, batch))
-            assert produced.responses[0].partition_responses[0].error_code == 0
+            assert admin.produce_once_led(topic, 0, batch).error_code == 0
             rate = [([("client-id", reader)], [("consumer_byte_rate", 1000.0)])]
             assert _alter(admin, rate) == [(0, None)]
             try:

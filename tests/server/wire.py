@@ -36,6 +36,10 @@ FETCH_VERSION: Final = 11
 METADATA_VERSION: Final = 12
 API_VERSIONS_VERSION: Final = 3
 
+NO_LEADER_YET: Final = frozenset({5, 6})
+"""LEADER_NOT_AVAILABLE and NOT_LEADER_OR_FOLLOWER: what a new topic's partition answers until
+its leader is known."""
+
 _SIZE: Final = struct.Struct(">i")
 T = TypeVar("T")
 
@@ -171,6 +175,18 @@ class WireClient:
             return None
         response = self.request(0, version, values)
         return response.responses[0].partition_responses[0]
+
+    def produce_once_led(
+        self, topic: str, partition: int, records: bytes, *, wait_s: float = 30.0
+    ) -> Any:
+        """``produce``, repeated (bounded) while the partition has no leader yet: Apache Kafka
+        answers NOT_LEADER_OR_FOLLOWER for a moment after CreateTopics returns."""
+        deadline = time.monotonic() + wait_s
+        answer = self.produce(topic, partition, records)
+        while answer.error_code in NO_LEADER_YET and time.monotonic() < deadline:
+            time.sleep(0.1)
+            answer = self.produce(topic, partition, records)
+        return answer
 
     def fetch(self, topic: str, partition: int, offset: int, *, max_bytes: int = 1 << 20) -> Any:
         """Fetch from one partition without waiting; return that partition's response."""
