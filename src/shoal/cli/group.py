@@ -43,7 +43,6 @@ from shoal.cli.common import (
 from shoal.cli.group_members import assignment_text, describe_epochs
 from shoal.cli.live import Rates, add_watch_options, dash, rate_text, show_live
 from shoal.cli.share_groups import list_share_groups
-from shoal.cli.wire import split_bootstrap
 
 NO_OFFSET = -1001
 """librdkafka's OFFSET_INVALID: the group has no committed offset for the partition."""
@@ -169,7 +168,7 @@ def run_list(args: argparse.Namespace) -> int:
     admin = _admin(ctx)
     result = _await(ctx, admin.list_consumer_groups(request_timeout=ctx.timeout_s), "list groups")
     listed = [(g.group_id, _state_name(g.state), "consumer") for g in result.valid]
-    listed += [(group, state, "share") for group, state in _share_groups(ctx)]
+    listed += [(group, state, "share") for group, state in _share_groups(ctx, admin)]
     listed.sort()
     if args.format == "json":
         doc = [{"group": g, "state": s, "type": t} for g, s, t in listed]
@@ -179,15 +178,26 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _share_groups(ctx: ClientContext) -> list[tuple[str, str]]:
-    """KIP-932 share groups (share_groups), on a plaintext listener; none elsewhere."""
+def _share_groups(ctx: ClientContext, admin: AdminClient) -> list[tuple[str, str]]:
+    """KIP-932 share groups (share_groups), on a plaintext listener; none elsewhere.
+
+    Each broker lists only the groups it coordinates, so every broker of the cluster is asked
+    (one, on shoal)."""
     if str(ctx.config().get("security.protocol", "PLAINTEXT")).upper() != "PLAINTEXT":
         return []
     try:
-        host, port = split_bootstrap(ctx.bootstrap)
-        return list_share_groups(host, port, ctx.timeout_s)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"could not list share groups at {ctx.bootstrap}: {exc}") from None
+        brokers = admin.list_topics(timeout=ctx.timeout_s).brokers.values()
+    except KafkaException as exc:
+        raise ctx.kafka_error(exc.args[0], "list brokers") from None
+    listed: set[tuple[str, str]] = set()
+    for broker in brokers:
+        try:
+            listed.update(list_share_groups(str(broker.host), int(broker.port), ctx.timeout_s))
+        except OSError as exc:
+            raise CliError(
+                f"could not list share groups at {broker.host}:{broker.port}: {exc}"
+            ) from None
+    return sorted(listed)
 
 
 def run_delete(args: argparse.Namespace) -> int:

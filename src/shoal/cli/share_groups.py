@@ -1,7 +1,8 @@
 """``shoal group list`` for KIP-932 share groups: librdkafka's group listing asks only for
 classic and consumer groups, so the CLI sends ListGroups v5 with the ``share`` type filter
-itself (:mod:`shoal.cli.wire`) to the bootstrap broker (a single shoal node coordinates every
-group). Plaintext listeners only, like group_members."""
+itself (:mod:`shoal.cli.wire`) to each broker (a broker lists the groups it coordinates: one
+shoal node coordinates every group, a Kafka cluster spreads them). Plaintext listeners only,
+like group_members."""
 
 from __future__ import annotations
 

@@ -60,10 +60,3 @@ def request(
     frame = exchange(address, api_key, version, body, timeout_s)
     _, response = decode_response(frame, api_key, version)
     return response
-
-
-def split_bootstrap(bootstrap: str) -> tuple[str, int]:
-    """The first host:port of a bootstrap list ([v6]:port allowed)."""
-    first = bootstrap.split(",")[0].strip()
-    host, _, port = first.rpartition(":")
-    return host.strip("[]"), int(port)

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, ShareConsumer, TopicPartition
 
 from shoal.app import App, Retry
 from shoal.cli import main
+from shoal.protocol import ApiKey
 from tests.cli.support import Result
 from tests.peers.kafka_cluster import NODES, REPLICATION_FACTOR, KafkaCluster
+from tests.server.wire import WireClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -109,3 +112,52 @@ def test_topic_group_dlq_and_consume_on_the_cluster(
     auditors = shoal(capsys, cluster, "group", "describe", "auditors", "--format", "json")
     assert auditors.code == 0, auditors.err
     assert sum(r["current_offset"] for r in json.loads(auditors.out)) == len(PAYMENTS) + 1
+
+
+SHARE_TOPIC = "cli-share-jobs"
+SHARE_GROUPS = [f"cli-share-{i}" for i in range(6)]
+"""Enough share groups that their coordinators (a hash of the id over the offsets topic's
+partitions, led by different brokers) are not all the bootstrap broker."""
+
+
+def coordinators(cluster: KafkaCluster, groups: list[str]) -> set[int]:
+    """The groups' coordinators, once the cluster has them (the first FindCoordinator creates
+    the offsets topic: COORDINATOR_NOT_AVAILABLE until its partitions have leaders)."""
+    asked = {"key_type": 0, "coordinator_keys": groups}
+    with WireClient(cluster.bootstrap_servers.split(",")[0]) as client:
+        for _ in range(WAIT_ROUNDS_MAX):
+            found = client.request(ApiKey.FIND_COORDINATOR, 4, asked).coordinators
+            if all(c.error_code == 0 for c in found):
+                return {int(c.node_id) for c in found}
+            time.sleep(0.2)
+    raise AssertionError(f"no coordinator for some of {groups}: {found}")
+
+
+def test_group_list_shows_share_groups_of_every_coordinator(
+    healthy_cluster: KafkaCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each Kafka broker lists only the groups it coordinates: ``shoal group list`` asks them
+    all, not just the first bootstrap broker."""
+    cluster = healthy_cluster
+    created = shoal(capsys, cluster, "topic", "create", SHARE_TOPIC, "-p", "1")
+    assert created.code == 0, created.err
+    assert len(coordinators(cluster, SHARE_GROUPS)) > 1, "every group on one broker: rename them"
+    consumers = []
+    try:
+        for group in SHARE_GROUPS:
+            config = {"bootstrap.servers": cluster.bootstrap_servers, "group.id": group}
+            consumer = ShareConsumer(config)
+            consumer.subscribe([SHARE_TOPIC])
+            consumers.append(consumer)
+        listed: set[str] = set()
+        for _ in range(WAIT_ROUNDS_MAX):
+            for consumer in consumers:
+                consumer.poll(0.05)
+            doc = json.loads(shoal(capsys, cluster, "group", "list", "--format", "json").out)
+            listed = {g["group"] for g in doc if g["type"] == "share"}
+            if listed >= set(SHARE_GROUPS):
+                break
+        assert listed >= set(SHARE_GROUPS)
+    finally:
+        for consumer in consumers:
+            consumer.close()
