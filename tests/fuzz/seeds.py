@@ -8,6 +8,7 @@ the parsers branch on. They are made by today's code, so the corpus follows the 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -145,7 +146,25 @@ def sasl_seeds() -> list[bytes]:
         b"\x00" + b"n,a=alice,n=al=2Cice,r=x",
         b"\x02" + b"\x00alice\x00alice-secret",
         b"\x02" + b"admin\x00alice\x00wrong",
+        b"\x03" + _bearer(_unsecured_jwt({"sub": "alice", "exp": 1_800_000_000})),
+        b"\x03" + _bearer(_unsecured_jwt({"sub": "alice", "exp": 1}), authzid=b"bob") + b"\xff\x01",
+        b"\x04" + _bearer(_unsecured_jwt({"sub": "alice", "scope": "a b"}, alg="ES256")),
     ]
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _unsecured_jwt(claims: dict[str, object], *, alg: str = "none") -> bytes:
+    header = _b64url(json.dumps({"alg": alg, "typ": "JWT", "kid": "fuzz"}).encode())
+    return header + b"." + _b64url(json.dumps(claims).encode()) + b"."
+
+
+def _bearer(token: bytes, *, authzid: bytes = b"") -> bytes:
+    """OAUTHBEARER's initial response (RFC 7628)."""
+    gs2 = b"n,a=" + authzid + b"," if authzid else b"n,,"
+    return gs2 + b"\x01auth=Bearer " + token + b"\x01\x01"
 
 
 def write() -> None:

@@ -1,5 +1,6 @@
 """Coverage-guided fuzzing (atheris, libFuzzer) of the request decoder, record batches, the
-schema registry's parsers, the admin API's parameters and the SASL (SCRAM, PLAIN) servers.
+schema registry's parsers, the admin API's parameters and the SASL (SCRAM, PLAIN,
+OAUTHBEARER with its JWT checks) servers.
 
 Each target runs in its own process (a native abort must fail the test, not kill pytest) from
 the committed seed corpus (tests/fuzz/corpus/<target>, written by ``python -m tests.fuzz.seeds``)
