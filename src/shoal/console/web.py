@@ -19,10 +19,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from shoal.console.browse import Filters, Produce, read_page, start_offsets
 from shoal.console.errors import ConsoleError, decode_bytes
 from shoal.console.kafka_admin import KafkaAdmin
+from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.console import console_routes
 from shoal.server.host_guard import LoopbackHostGuard
 
@@ -89,6 +91,7 @@ def _json_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
+            decode_path_params(request.scope)
             _check_csrf(request)
             response = JSONResponse(await action(backend, request), status_code=status)
         except ConsoleError as exc:
@@ -321,7 +324,9 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
             try:
                 answer = await client.request(
                     request.method,
-                    request.url.path,
+                    # The path as the page sent it (the app routes on the raw path): a subject
+                    # "a/b" stays one segment, "a%2Fb", as the registry must see it.
+                    request.scope["path"],
                     params=request.query_params,
                     content=await request.body(),
                     headers={
@@ -356,7 +361,7 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
 
 def build_console_app(
     config: dict[str, str], registry_url: str | None = None, *, loopback_only: bool = False
-) -> Starlette:
+) -> ASGIApp:
     """``config``: librdkafka settings of the console's Kafka clients. ``loopback_only``: it
     listens on loopback, so it answers only requests for a loopback Host (the console has no
     authentication of its own: see :mod:`shoal.server.host_guard` on DNS rebinding)."""
@@ -367,8 +372,11 @@ def build_console_app(
         yield
         backend.close()
 
-    return Starlette(
-        routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)],
-        middleware=[Middleware(LoopbackHostGuard)] if loopback_only else [],
-        lifespan=lifespan,
+    # Routed on the raw path: a group id or a subject may hold a "/" (see shoal.raw_path).
+    return match_on_raw_path(
+        Starlette(
+            routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)],
+            middleware=[Middleware(LoopbackHostGuard)] if loopback_only else [],
+            lifespan=lifespan,
+        )
     )
