@@ -24,12 +24,11 @@ from starlette.types import ASGIApp
 from shoal.console.browse import Filters, Produce, read_page, start_offsets
 from shoal.console.errors import ConsoleError, decode_bytes
 from shoal.console.kafka_admin import KafkaAdmin
+from shoal.cross_site import admin_refusal
 from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.console import console_routes
 from shoal.server.host_guard import LoopbackHostGuard
 
-CSRF_HEADER: Final = "X-Shoal-Admin"
-"""The broker-served API's header: a cross-site form cannot set it (see docs/admin-api.md)."""
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
 """Messages per page at most, as the broker-served API: a page is built in memory."""
@@ -53,14 +52,10 @@ class Backend:
 
 
 def _check_csrf(request: Request) -> None:
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    if not request.headers.get(CSRF_HEADER):
-        raise ConsoleError(403, "csrf_header_missing", f"send the {CSRF_HEADER} header")
-    has_body = int(request.headers.get("content-length", "0") or "0") > 0
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if has_body and media != "application/json":
-        raise ConsoleError(415, "unsupported_media_type", "request bodies must be application/json")
+    """The broker-served API's rule, from the same function (see shoal.cross_site)."""
+    refused = admin_refusal(request.method, request.headers)
+    if refused is not None:
+        raise ConsoleError(refused.status, refused.slug, refused.message)
 
 
 async def _body(request: Request) -> dict[str, Any]:

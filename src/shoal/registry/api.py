@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from shoal.cross_site import refusal
 from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.registry import errors
 from shoal.registry.access import (
@@ -46,6 +47,8 @@ ACCEPTED_CONTENT_TYPES: Final = (
     "application/json",
     "application/octet-stream",
 )
+"""Confluent's (Jersey's @Consumes). None is a type a cross-site page can send without a
+preflight, so a write in any of them comes from a client, not from a form elsewhere."""
 BODY_BYTES_MAX: Final = 16 * 1024 * 1024
 """Large Protobuf or JSON schemas run to a few hundred KiB; 16 MiB bounds a hostile body."""
 
@@ -73,7 +76,7 @@ def _schema_id(request: Request) -> int:
 
 async def _body(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
+    if content_type not in ACCEPTED_CONTENT_TYPES:  # none: what a no-cors fetch sends
         raise errors.RegistryError(415, 415, f"HTTP 415 Unsupported Media Type: {content_type}")
     raw = await request.body()
     if len(raw) > BODY_BYTES_MAX:
@@ -336,6 +339,14 @@ def _routes_app(  # noqa: C901 - one route table
 
     def guarded(handler: Handler, action: Action) -> Handler:
         async def run(request: Request) -> Response:
+            # Before anything else: a write a page on another site could send (a form POST)
+            # gets nothing but the refusal (see shoal.cross_site).
+            refused = refusal(request.method, request.headers, ACCEPTED_CONTENT_TYPES)
+            if refused is not None:
+                return RegistryResponse(
+                    {"error_code": refused.status, "message": refused.message},
+                    status_code=refused.status,
+                )
             decode_path_params(request.scope)
             subject = request.path_params.get("subject")
             principal = _principal(request)

@@ -1,10 +1,16 @@
-"""Names that need escaping in a URL path (a "/", "%", "?", "#", a space, non-ASCII): group ids,
-SCRAM user names and registry subjects through the broker-served admin API and registry, and
-through ``shoal console`` in front of the same broker. Kafka topic names cannot hold these; the
-others can, and each must reach its route as one path segment (issue 17)."""
+"""The console's HTTP faces hardened (issue 17), through the broker-served admin API and
+registry and through ``shoal console`` in front of the same broker:
+
+- names that need escaping in a URL path (a "/", "%", "?", "#", a space, non-ASCII): group ids,
+  SCRAM user names and registry subjects. Kafka topic names cannot hold these; the others can,
+  and each must reach its route as one path segment;
+- cross-site requests (a form POST, a no-cors fetch, another Origin) refused before anything
+  changes, while confluent-kafka's registry client and the console's own page still work.
+"""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from typing import Final
@@ -109,3 +115,78 @@ def test_a_subject_with_a_slash_through_the_console_process(
         latest = http.get(f"/subjects/{_segment(AWKWARD)}/versions/latest")
         assert latest.json()["id"] == schema_id
         assert latest.json()["subject"] == AWKWARD
+
+
+FORM_BODIES: Final = (
+    {"content-type": "application/x-www-form-urlencoded"},
+    {"content-type": "text/plain"},
+    {"content-type": "multipart/form-data; boundary=x"},
+    {},  # a no-cors fetch of a Blob sends no type at all
+)
+"""What a page on another site can POST without a preflight."""
+EVIL: Final = "http://evil.example"
+
+
+def test_the_registry_refuses_what_a_cross_site_page_can_send(broker: EmbeddedBroker) -> None:
+    subject = "csrf-value"
+    body = json.dumps({"schema": SCHEMA})
+    with httpx.Client(base_url=broker.http_url, timeout=TIMEOUT_S) as http:
+        for headers in FORM_BODIES:
+            refused = http.post(f"/subjects/{subject}/versions", content=body, headers=headers)
+            assert refused.status_code == 415, (headers, refused.text)
+            assert refused.json()["error_code"] == 415
+        json_type = {"content-type": "application/vnd.schemaregistry.v1+json"}
+        for browser_says in (
+            {"origin": EVIL},
+            {"origin": "null"},
+            {"sec-fetch-site": "cross-site"},
+        ):
+            refused = http.post(
+                f"/subjects/{subject}/versions", content=body, headers=json_type | browser_says
+            )
+            assert refused.status_code == 403, (browser_says, refused.text)
+            assert "another site" in refused.json()["message"]
+        refused = http.put("/config", json={"compatibility": "NONE"}, headers={"origin": EVIL})
+        assert refused.status_code == 403
+        assert subject not in http.get("/subjects").json()
+        assert http.get("/config").json()["compatibilityLevel"] == "BACKWARD"
+        # The page's own requests (same origin) and plain clients still write.
+        own = http.post(
+            f"/subjects/{subject}/versions",
+            content=body,
+            headers=json_type | {"origin": broker.http_url, "sec-fetch-site": "same-origin"},
+        )
+        assert own.status_code == 200, own.text
+    with SchemaRegistryClient({"url": broker.http_url}) as registry:
+        registry.register_schema("csrf-client-value", Schema(SCHEMA, "AVRO"))
+        registry.set_compatibility("csrf-client-value", "FULL")
+        assert registry.get_compatibility("csrf-client-value") == "FULL"
+
+
+@pytest.mark.parametrize("backend", ["broker", "console"])
+def test_the_admin_api_refuses_cross_site_writes_on_both_backends(
+    broker: EmbeddedBroker, console: httpx.Client, backend: str
+) -> None:
+    base = f"{broker.http_url}/api/v1" if backend == "broker" else str(console.base_url)
+    topic = f"csrf-{backend}"
+    header = {"X-Shoal-Admin": "1"}
+    with httpx.Client(base_url=base, timeout=TIMEOUT_S) as http:
+        # Without the header: refused the same way by both (one rule: shoal.cross_site).
+        refused = http.post("/topics", json={"name": topic})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "csrf_header_missing"
+        for headers in FORM_BODIES:
+            refused = http.post(
+                "/topics", content=f'{{"name": "{topic}"}}', headers=header | headers
+            )
+            assert refused.status_code == 415, (headers, refused.text)
+            assert refused.json()["error"] == "unsupported_media_type"
+        for browser_says in ({"origin": EVIL}, {"sec-fetch-site": "same-site"}):
+            refused = http.post("/topics", json={"name": topic}, headers=header | browser_says)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"] == "cross_site_request"
+        assert topic not in [t["name"] for t in http.get("/topics").json()["topics"]]
+        created = http.post(
+            "/topics", json={"name": topic}, headers=header | {"sec-fetch-site": "same-origin"}
+        )
+        assert created.status_code == 201, created.text
