@@ -73,6 +73,9 @@ class ScramCredentialStore:
         # Decoy salts for unknown users (see shoal.security.scram): derived from a key that
         # lives as long as the process, so one name always gets the same salt.
         self._decoy_key = secrets.token_bytes(32)
+        self.version = 0
+        """Bumped by every change: whoever remembers a verified password (the HTTP face)
+        trusts it only while the version it was checked at is still current."""
         if fs.exists(self._path):
             self._load()
 
@@ -144,6 +147,7 @@ class ScramCredentialStore:
         """A user known only to this process (shoal's own clients, e.g. the schema registry):
         never saved, never listed, gone at restart."""
         self._internal[user] = dict(credentials)
+        self.version += 1
 
     def apply(self, upsertions: Iterable[Upsertion], deletions: Iterable[Deletion]) -> None:
         """Apply one AlterUserScramCredentials request's accepted changes, all or none: saved
@@ -158,6 +162,7 @@ class ScramCredentialStore:
             users.setdefault(upsertion.user, {})[upsertion.algorithm.name] = upsertion.credential
         self._save(users)
         self._users = users
+        self.version += 1
 
     def _save(self, users: Mapping[str, Mapping[str, ScramCredential]]) -> None:
         body = {
