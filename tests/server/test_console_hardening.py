@@ -190,3 +190,26 @@ def test_the_admin_api_refuses_cross_site_writes_on_both_backends(
             "/topics", json={"name": topic}, headers=header | {"sec-fetch-site": "same-origin"}
         )
         assert created.status_code == 201, created.text
+
+
+@pytest.mark.parametrize("backend", ["broker", "console"])
+def test_a_redrive_goes_only_to_an_existing_topic_that_is_not_internal(
+    broker: EmbeddedBroker, console: httpx.Client, backend: str
+) -> None:
+    dlq, origin = f"redrive-{backend}.dlq", f"redrive-{backend}"
+    with admin_client(broker) as api:
+        for name in (dlq, origin):
+            assert api.post("/topics", json={"name": name}).status_code == 201
+    record = {"key": "k", "value": "v", "redrive_from": dlq}
+    with admin_client(broker) as served:
+        client = console if backend == "console" else served
+        for target in ("__consumer_offsets", "_schemas", "no-such-topic", dlq):
+            refused = client.post(f"/topics/{_segment(target)}/messages", json=record)
+            assert refused.status_code == 400, (target, refused.text)
+            assert refused.json()["error"] == "redrive_target_refused"
+            assert target in refused.json()["message"]
+        assert client.get("/topics/no-such-topic").status_code == 404  # not created either
+        ends = client.get(f"/topics/{dlq}/messages").json()["end_offsets"]
+        assert ends == {"0": 0}
+        written = client.post(f"/topics/{origin}/messages", json=record)
+        assert written.status_code == 201, written.text

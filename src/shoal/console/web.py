@@ -27,6 +27,8 @@ from shoal.console.kafka_admin import KafkaAdmin
 from shoal.cross_site import admin_refusal
 from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.console import console_routes
+from shoal.server.console.redrive import REFUSED as REDRIVE_REFUSED
+from shoal.server.console.redrive import redrive_refusal
 from shoal.server.host_guard import LoopbackHostGuard
 
 DEFAULT_PAGE_SIZE: Final = 50
@@ -188,7 +190,22 @@ async def _produce(backend: Backend, request: Request) -> Any:
         headers.append((h["key"], decode_bytes(h.get("value"), "header value")))
     key, value = decode_bytes(body.get("key"), "key"), decode_bytes(body.get("value"), "value")
     topic = request.path_params["topic"]
+    redrive_from = body.get("redrive_from")
+    if redrive_from is not None:
+        if not isinstance(redrive_from, str):
+            raise ConsoleError(400, "invalid_field", "redrive_from must be a topic name")
+        await _check_redrive(backend, redrive_from, topic)
     return await run_in_threadpool(backend.produce.send, topic, partition, key, value, headers)
+
+
+async def _check_redrive(backend: Backend, dlq: str, target: str) -> None:
+    """The broker-served API's rule (shoal.server.console.redrive): a redrive goes only to an
+    existing, non-internal topic other than its DLQ."""
+    await run_in_threadpool(backend.admin.describe_topic, dlq)  # 404 when there is no DLQ
+    exists, internal = await run_in_threadpool(backend.admin.topic_kind, target)
+    refused = redrive_refusal(target, dlq, exists=exists, internal=internal)
+    if refused is not None:
+        raise ConsoleError(400, REDRIVE_REFUSED, refused)
 
 
 async def _list_groups(backend: Backend, request: Request) -> Any:

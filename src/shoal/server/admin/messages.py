@@ -29,6 +29,8 @@ from shoal.server.admin.params import field, json_object, query_int
 from shoal.server.admin.partitioner import partition_for_key
 from shoal.server.admin.scan import Filters, Scan, scan_partition
 from shoal.server.admin.topics import existing_topic
+from shoal.server.console.redrive import REFUSED as REDRIVE_REFUSED
+from shoal.server.console.redrive import redrive_refusal
 from shoal.storage import PartitionLog, StorageError
 
 DEFAULT_PAGE_SIZE: Final = 50
@@ -183,13 +185,31 @@ def _headers(value: object) -> list[tuple[str, bytes | None]]:
     return headers
 
 
+def _check_redrive(broker: Broker, ctx: RequestContext, dlq: str, target: str) -> None:
+    """A produce that says it redrives ``dlq``'s records: only into an existing,
+    non-internal topic other than the DLQ (see :mod:`shoal.server.console.redrive`)."""
+    existing_topic(broker, ctx, dlq)
+    require(broker, ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, target)  # 403 before 404
+    topic = broker.topics.get(target)
+    refused = redrive_refusal(
+        target, dlq, exists=topic is not None, internal=topic is not None and topic.internal
+    )
+    if refused is not None:
+        raise ApiError(400, REDRIVE_REFUSED, refused)
+
+
 async def produce(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
-    """``{"partition"?, "key"?, "value"?, "headers"?}``; 201 with where it was written."""
+    """``{"partition"?, "key"?, "value"?, "headers"?, "redrive_from"?}``; 201 with where it
+    was written. ``redrive_from`` (the console's DLQ redrive) names the DLQ the record comes
+    from, and the target is checked as a redrive target (400 ``redrive_target_refused``)."""
     body = await json_object(request)
     key = decode_bytes(body.get("key"), "key")
     value = decode_bytes(body.get("value"), "value")
     headers = _headers(body.get("headers", []))
     chosen = field(body, "partition", int)
+    redrive_from = field(body, "redrive_from", str)
+    if redrive_from is not None:
+        _check_redrive(broker, ctx, redrive_from, name)
     topic = existing_topic(broker, ctx, name)
     require(broker, ctx, AclOperation.WRITE, ResourceType.TOPIC, name)
     if chosen is not None:

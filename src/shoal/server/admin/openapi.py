@@ -380,6 +380,14 @@ def openapi_document() -> dict[str, Any]:
                                         "properties": {"key": _STR, "value": _BYTES_IN},
                                     },
                                 },
+                                "redrive_from": {
+                                    "type": "string",
+                                    "description": (
+                                        "The DLQ this record is redriven from: the topic must "
+                                        "then exist, differ from it and not be internal (400 "
+                                        "redrive_target_refused)"
+                                    ),
+                                },
                             },
                         }
                     ),

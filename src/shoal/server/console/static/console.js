@@ -43,16 +43,43 @@ class ApiError extends Error {
   }
 }
 
+// Navigation generations: each route() starts a new one. An answer that arrives after the
+// user moved to another page belongs to an older generation and is dropped (the promise never
+// settles, so the old page's code stops there and never draws over the new page). Reads of the
+// old page are also aborted; writes are not (the user asked for them; only their result is
+// no longer shown).
+let routeGeneration = 0;
+let routeReads = new AbortController();
+function newRouteGeneration() {
+  routeGeneration++;
+  routeReads.abort();
+  routeReads = new AbortController();
+}
+function dropStale() {
+  // How many answers were dropped so: tests wait on this instead of on time.
+  document.body.dataset.staleDropped = String(Number(document.body.dataset.staleDropped || 0) + 1);
+  return new Promise(() => {});
+}
+
 async function call(method, url, body) {
+  const generation = routeGeneration;
   const init = { method, headers: { Accept: "application/json" } };
-  if (method !== "GET") Object.assign(init.headers, CSRF);
+  if (method === "GET") init.signal = routeReads.signal;
+  else Object.assign(init.headers, CSRF);
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(url, init);
+  let response;
   let data = null;
-  try { data = await response.json(); } catch (e) { data = null; }
+  try {
+    response = await fetch(url, init);
+    try { data = await response.json(); } catch (e) { data = null; }
+  } catch (err) {
+    if (generation !== routeGeneration) return dropStale();
+    throw err;
+  }
+  if (generation !== routeGeneration) return dropStale();
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
@@ -748,19 +775,35 @@ async function dlqPage(topicName, params) {
   const page = await api("GET", "/topics/" + enc(topicName) + "/messages?" + query.toString());
   const status = h("div", { id: "redrive-status" });
   const selected = new Map();
+  // Where records go: the topic the user names here, or else each record's origin topic (its
+  // shoal.dlq.original.topic header). The API refuses internal topics, the DLQ itself and
+  // topics that do not exist ("redrive_from" tells it this is a redrive); the page checks the
+  // same first, so a batch with one bad target writes nothing.
+  const redriveTo = h("input", { id: "redrive-to", placeholder: "to its original topic, or name one" });
+  const known = new Map(topics.map((t) => [t.name, t]));
+  const targetOf = (m) => redriveTo.value.trim() || header(m, DLQ_PREFIX + "original.topic");
+  function refusedTarget(target) {
+    const topic = known.get(target);
+    if (target === topicName) return "cannot redrive " + topicName + " into itself";
+    if (!topic) return "topic " + JSON.stringify(target) + " does not exist";
+    if (topic.internal || target.startsWith("_")) return JSON.stringify(target) + " is an internal topic";
+    return null;
+  }
   async function redrive(messages) {
-    let done = 0;
-    for (const m of messages) {
-      const original = header(m, DLQ_PREFIX + "original.topic");
-      if (original === null) continue; // not a shoal DLQ record: nothing says where it belongs
-      const headers = m.headers.filter((x) => !x.key.startsWith(DLQ_PREFIX));
-      await api("POST", "/topics/" + enc(original) + "/messages", { key: m.key, value: m.value, headers });
-      done++;
+    // not a shoal DLQ record (and no topic named): nothing says where it belongs
+    const due = messages.filter((m) => targetOf(m) !== null);
+    for (const m of due) {
+      const refused = refusedTarget(targetOf(m));
+      if (refused) throw new Error("Refused: " + refused + "; nothing of this batch was redriven.");
     }
-    return done;
+    for (const m of due) {
+      const headers = m.headers.filter((x) => !x.key.startsWith(DLQ_PREFIX));
+      await api("POST", "/topics/" + enc(targetOf(m)) + "/messages", { key: m.key, value: m.value, headers, redrive_from: topicName });
+    }
+    return due.length;
   }
   const run = (messages) => async () => {
-    try { status.replaceChildren(notice("Redrove " + (await redrive(messages)) + " record(s) to their original topics.")); }
+    try { status.replaceChildren(notice("Redrove " + (await redrive(messages)) + " record(s).")); }
     catch (err) { status.replaceChildren(errorBox(err)); }
   };
   const extra = [
@@ -794,11 +837,12 @@ async function dlqPage(topicName, params) {
   nextParams.set("cursor", page.next_cursor);
   render(head,
     h("h2", {}, "Records in ", topicName),
+    h("div", { class: "row" }, h("label", {}, "Redrive to ", redriveTo)),
     h("div", { class: "row" },
       h("button", { id: "redrive-selected", type: "button", onclick: () => run([...selected.keys()])() }, "Redrive selected"),
       h("button", { id: "redrive-page", class: "secondary", type: "button", onclick: run(page.messages) }, "Redrive all on this page"),
       h("button", { id: "redrive-all", class: "secondary", type: "button", onclick: async () => {
-        try { status.replaceChildren(notice("Redrove " + (await redriveAll()) + " record(s) to their original topics.")); }
+        try { status.replaceChildren(notice("Redrove " + (await redriveAll()) + " record(s).")); }
         catch (err) { status.replaceChildren(errorBox(err)); }
       } }, "Redrive all"),
       h("button", { id: "dlq-next", class: "secondary", type: "button", onclick: () => go(["dlq", topicName], nextParams) }, "Next page")),
@@ -884,6 +928,7 @@ async function securityPage(notice) {
 
 async function route() {
   if (pageTimer !== null) { clearInterval(pageTimer); pageTimer = null; }
+  newRouteGeneration();
   const { parts, params } = parseHash();
   decodeWithRegistry = params.get("decode") !== "0";
   const [page, arg] = parts;
