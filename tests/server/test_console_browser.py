@@ -690,6 +690,39 @@ def test_overview_counts_traffic_per_topic(page: Page, broker: EmbeddedBroker, s
     page.screenshot(path=shots / "console-overview.png", full_page=True)
 
 
+def test_export_all_matching_streams_every_match(page: Page, broker: EmbeddedBroker) -> None:
+    """More matches than a page holds: the page's export has the page, "Export all matching"
+    every match of the query, streamed by the API."""
+    topic = "console-export-all"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic, "partitions": 2}).status_code == 201
+    records: list[dict[str, object]] = [
+        {"key": f"k{i}".encode(), "value": f"keep-{i}".encode(), "partition": i % 2}
+        for i in range(60)
+    ]
+    records += [{"value": b"drop", "partition": 0} for _ in range(20)]
+    records.append({"key": b"formula", "value": b"=keep()", "partition": 1})
+    _produce(broker, topic, records)
+
+    _open(page, f"/messages/{topic}?value=keep")
+    expect(page.locator("#messages tr.message")).to_have_count(50)  # one page
+    with page.expect_download() as exported:
+        page.click("#export-all-json")
+    everything = json.loads(Path(exported.value.path()).read_text())
+    assert exported.value.suggested_filename == f"{topic}.json"
+    assert len(everything) == 61
+    assert all("keep" in m["value"]["data"] for m in everything)
+    assert sorted((m["partition"], m["offset"]) for m in everything) == sorted(
+        {(m["partition"], m["offset"]) for m in everything}
+    )  # each once
+    with page.expect_download() as exported:
+        page.click("#export-all-csv")
+    lines = Path(exported.value.path()).read_text().splitlines()
+    assert lines[0] == "partition,offset,timestamp,key,value,headers"
+    assert len(lines) == 62
+    assert any(line.endswith(",formula,'=keep(),") for line in lines)  # a formula made inert
+
+
 def test_a_page_answered_late_never_draws_over_the_next_one(
     page: Page, broker: EmbeddedBroker
 ) -> None:

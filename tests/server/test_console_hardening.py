@@ -213,3 +213,29 @@ def test_a_redrive_goes_only_to_an_existing_topic_that_is_not_internal(
         assert ends == {"0": 0}
         written = client.post(f"/topics/{origin}/messages", json=record)
         assert written.status_code == 201, written.text
+
+
+def test_export_all_matching_is_the_same_on_both_backends(
+    broker: EmbeddedBroker, console: httpx.Client
+) -> None:
+    topic = "export-both"
+    with admin_client(broker) as served:
+        assert served.post("/topics", json={"name": topic, "partitions": 2}).status_code == 201
+        for i in range(12):
+            record = {"partition": i % 2, "key": f"k{i}", "value": "yes" if i % 3 else "no"}
+            assert served.post(f"/topics/{topic}/messages", json=record).status_code == 201
+        answers = {}
+        for name, client in (("broker", served), ("console", console)):
+            exported = client.get(f"/topics/{topic}/messages/export", params={"value": "yes"})
+            assert exported.status_code == 200, exported.text
+            assert exported.headers["content-disposition"] == f'attachment; filename="{topic}.json"'
+            answers[name] = sorted(exported.json(), key=lambda m: (m["partition"], m["offset"]))
+            csv = client.get(
+                f"/topics/{topic}/messages/export", params={"format": "csv", "partition": "1"}
+            )
+            assert csv.headers["content-type"].startswith("text/csv")
+            assert len(csv.text.splitlines()) == 1 + 6
+            refused = client.get(f"/topics/{topic}/messages/export", params={"format": "xml"})
+            assert refused.status_code == 400
+        assert len(answers["broker"]) == 8
+        assert answers["broker"] == answers["console"]

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -27,6 +27,12 @@ from shoal.console.kafka_admin import KafkaAdmin
 from shoal.cross_site import admin_refusal
 from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.console import console_routes
+from shoal.server.console.export import (
+    EXPORT_PAGE_SIZE,
+    FORMATS,
+    export_headers,
+    export_text,
+)
 from shoal.server.console.redrive import REFUSED as REDRIVE_REFUSED
 from shoal.server.console.redrive import redrive_refusal
 from shoal.server.host_guard import LoopbackHostGuard
@@ -152,11 +158,11 @@ def _page_starts(
     return start_offsets(backend.admin, topic, marks, start, number, limit)
 
 
-async def _browse(backend: Backend, request: Request) -> Any:
+async def _query(
+    backend: Backend, request: Request, limit: int
+) -> tuple[Filters, dict[int, int], dict[int, int]]:
+    """A browser query's filters, and each chosen partition's start and end offsets."""
     topic = request.path_params["topic"]
-    limit = _int(request, "limit") or DEFAULT_PAGE_SIZE
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ConsoleError(400, "invalid_page_size", f"limit must be 1 to {MAX_PAGE_SIZE}")
     query = request.query_params
     filters = Filters(
         query.get("key") or None, query.get("value") or None, query.get("header") or None
@@ -171,8 +177,54 @@ async def _browse(backend: Backend, request: Request) -> Any:
             raise ConsoleError(404, "unknown_topic_or_partition", f"no partition {topic}-{chosen}")
         marks = {chosen: marks[chosen]}
     starts = await run_in_threadpool(_page_starts, backend, request, topic, marks, limit)
-    ends = {p: high for p, (_, high) in marks.items()}
+    return filters, starts, {p: high for p, (_, high) in marks.items()}
+
+
+async def _browse(backend: Backend, request: Request) -> Any:
+    limit = _int(request, "limit") or DEFAULT_PAGE_SIZE
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ConsoleError(400, "invalid_page_size", f"limit must be 1 to {MAX_PAGE_SIZE}")
+    filters, starts, ends = await _query(backend, request, limit)
+    topic = request.path_params["topic"]
     return await run_in_threadpool(read_page, backend.config, topic, starts, ends, limit, filters)
+
+
+def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response]]:
+    """``GET .../messages/export``: every match of the query, streamed page by page (the
+    broker-served API's answer, from shoal.server.console.export)."""
+
+    async def endpoint(request: Request) -> Response:
+        decode_path_params(request.scope)
+        topic = request.path_params["topic"]
+        fmt = request.query_params.get("format", "json")
+        try:
+            if fmt not in FORMATS:
+                raise ConsoleError(
+                    400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}"
+                )
+            filters, starts, ends = await _query(backend, request, EXPORT_PAGE_SIZE)
+        except ConsoleError as exc:
+            response = JSONResponse({"error": exc.slug, "message": exc.message}, exc.status)
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            return response
+
+        async def pages() -> AsyncIterator[list[dict[str, Any]]]:
+            positions = starts
+            while any(positions[p] < ends[p] for p in positions):
+                page = await run_in_threadpool(
+                    read_page, backend.config, topic, positions, ends, EXPORT_PAGE_SIZE, filters
+                )
+                yield page["messages"]
+                following = _cursor(page["next_cursor"], {p: [0, e] for p, e in ends.items()})
+                if following == positions:  # no progress: nothing more can be read
+                    break
+                positions = following
+
+        return StreamingResponse(
+            export_text(pages(), fmt), media_type=FORMATS[fmt], headers=export_headers(topic, fmt)
+        )
+
+    return endpoint
 
 
 async def _produce(backend: Backend, request: Request) -> Any:
@@ -291,7 +343,8 @@ ROUTES: Final[tuple[tuple[str, str, Action, int], ...]] = (
 
 
 def _api_routes(backend: Backend) -> list[Route]:
-    return [
+    export = Route("/api/v1/topics/{topic}/messages/export", _export_endpoint(backend))
+    return [export] + [
         Route("/api/v1" + path, _json_endpoint(backend, action, status), methods=[method])
         for path, method, action, status in ROUTES
     ]

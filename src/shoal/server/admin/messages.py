@@ -11,10 +11,11 @@ topic, through the Produce handler's own append (every check a Kafka producer me
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
@@ -29,6 +30,12 @@ from shoal.server.admin.params import field, json_object, query_int
 from shoal.server.admin.partitioner import partition_for_key
 from shoal.server.admin.scan import Filters, Scan, scan_partition
 from shoal.server.admin.topics import existing_topic
+from shoal.server.console.export import (
+    EXPORT_PAGE_SIZE,
+    FORMATS,
+    export_headers,
+    export_text,
+)
 from shoal.server.console.redrive import REFUSED as REDRIVE_REFUSED
 from shoal.server.console.redrive import redrive_refusal
 from shoal.storage import PartitionLog, StorageError
@@ -112,15 +119,58 @@ def _read_page(
     logs: dict[int, PartitionLog], starts: dict[int, int] | int, limit: int, filters: Filters
 ) -> dict[int, Scan]:
     """On a worker thread: each partition's matching records from its start."""
-    scans = {}
+    firsts = _first_offsets(logs, starts)
+    return {p: scan_partition(plog, firsts[p], limit, filters) for p, plog in logs.items()}
+
+
+def _first_offsets(logs: dict[int, PartitionLog], starts: dict[int, int] | int) -> dict[int, int]:
+    """On a worker thread: each partition's start; for a timestamp, the first record at or
+    after it (its time index), else the end."""
+    if not isinstance(starts, int):
+        return starts
+    firsts = {}
     for partition, plog in logs.items():
-        if isinstance(starts, int):  # a timestamp: the first record at or after it, else the end
-            found = plog.offset_for_timestamp(starts)
-            start = plog.log_end_offset if found is None else found[0]
-        else:
-            start = starts[partition]
-        scans[partition] = scan_partition(plog, start, limit, filters)
-    return scans
+        found = plog.offset_for_timestamp(starts)
+        firsts[partition] = plog.log_end_offset if found is None else found[0]
+    return firsts
+
+
+def export_format(request: Request) -> str:
+    fmt = request.query_params.get("format", "json")
+    if fmt not in FORMATS:
+        raise ApiError(400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}")
+    return fmt
+
+
+async def export(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
+    """Every message the browser's query (partition, from, filters; no cursor) matches, as a
+    streamed JSON or CSV download (see :mod:`shoal.server.console.export`), read a page at a
+    time on a worker thread, up to each partition's end when the export began."""
+    topic = existing_topic(broker, ctx, name)
+    require(broker, ctx, AclOperation.READ, ResourceType.TOPIC, name)
+    fmt = export_format(request)
+    logs = _partitions(broker, topic, request)
+    starts = _starts(request, logs, name, EXPORT_PAGE_SIZE)
+    params = request.query_params
+    filters = Filters(params.get("key"), params.get("value"), params.get("header"))
+    ends = {p: plog.log_end_offset for p, plog in logs.items()}
+
+    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
+        firsts = await asyncio.to_thread(_first_offsets, logs, starts)
+        for partition, plog in logs.items():
+            position, end = firsts[partition], ends[partition]
+            while position < end:
+                scan = await asyncio.to_thread(
+                    scan_partition, plog, position, EXPORT_PAGE_SIZE, filters
+                )
+                yield [_message(partition, r) for r in scan.records if r.offset < end]
+                if scan.next_offset <= position:  # nothing more to read (retention, a gap)
+                    break
+                position = scan.next_offset
+
+    return StreamingResponse(
+        export_text(pages(), fmt), media_type=FORMATS[fmt], headers=export_headers(name, fmt)
+    )
 
 
 def _message(partition: int, record: DecodedRecord) -> dict[str, Any]:

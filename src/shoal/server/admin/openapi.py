@@ -403,6 +403,44 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/topics/{topic}/messages/export": {
+                "get": {
+                    "operationId": "exportMessages",
+                    "summary": "Every message the browser's query matches, streamed as a "
+                    "JSON array or CSV download (up to each partition's end when it began; "
+                    "100,000 messages at most)",
+                    "parameters": [
+                        _TOPIC,
+                        _query("format", {"type": "string", "enum": ["json", "csv"]}, "json"),
+                        _query("partition", _INT, "One partition; all when absent"),
+                        _query(
+                            "from",
+                            {"type": "string", "enum": ["oldest", "newest", "offset", "timestamp"]},
+                            "Where to start",
+                        ),
+                        _query("offset", _INT, "With from=offset"),
+                        _query("timestamp", _INT, "With from=timestamp (ms since the epoch)"),
+                        _query("key", _STR, "Substring the key must contain"),
+                        _query("value", _STR, "Substring the value must contain"),
+                        _query("header", _STR, "Substring of some header's key or value"),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The download",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Message"},
+                                    }
+                                },
+                                "text/csv": {"schema": _STR},
+                            },
+                        },
+                        **_errors(400, 403, 404),
+                    },
+                },
+            },
             "/groups": {
                 "get": {
                     "operationId": "listGroups",

@@ -73,6 +73,10 @@ async def _browse(broker: Broker, ctx: RequestContext, request: Request) -> Resp
     return await messages.browse(broker, ctx, request.path_params["topic"], request)
 
 
+async def _export(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await messages.export(broker, ctx, request.path_params["topic"], request)
+
+
 async def _produce(broker: Broker, ctx: RequestContext, request: Request) -> Response:
     return await messages.produce(broker, ctx, request.path_params["topic"], request)
 
@@ -126,6 +130,7 @@ ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/topics/{topic}/configs", "PATCH", _alter_configs),
     ("/topics/{topic}/messages", "GET", _browse),
     ("/topics/{topic}/messages", "POST", _produce),
+    ("/topics/{topic}/messages/export", "GET", _export),  # every match, streamed
     ("/groups", "GET", _list_groups),
     ("/groups/{group}", "GET", _describe_group),
     ("/groups/{group}/offsets/reset", "POST", _reset_offsets),

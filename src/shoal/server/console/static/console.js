@@ -409,8 +409,8 @@ function exportButtons(topicName, messages) {
   };
   return [
     h("button", { id: "export-json", class: "secondary", type: "button",
-      onclick: () => download(topicName + ".json", "application/json", JSON.stringify(messages, null, 2)) }, "Export JSON"),
-    h("button", { id: "export-csv", class: "secondary", type: "button", onclick: csv }, "Export CSV"),
+      onclick: () => download(topicName + ".json", "application/json", JSON.stringify(messages, null, 2)) }, "Export page (JSON)"),
+    h("button", { id: "export-csv", class: "secondary", type: "button", onclick: csv }, "Export page (CSV)"),
   ];
 }
 
@@ -508,7 +508,20 @@ async function messagesPage(topicName, params) {
       messageRows(page.messages, []), { id: "messages" }),
     h("div", { class: "row" }, h("button", { id: "next-page", class: "secondary", onclick: () => go(["messages", topicName], nextParams) }, "Next page"),
       h("button", { id: "live-tail", class: "secondary", type: "button", onclick: () => go(["messages", topicName], tailParams) }, "Live tail"),
-      exportButtons(topicName, page.messages)));
+      exportButtons(topicName, page.messages), exportAllLinks(topicName, query)));
+}
+
+// Every message the query matches (not just this page), streamed by the API as a download.
+function exportAllLinks(topicName, query) {
+  const link = (format) => {
+    const q = new URLSearchParams(query);
+    q.delete("cursor");
+    q.delete("limit");
+    q.set("format", format);
+    return h("a", { id: "export-all-" + format, class: "secondary", download: "",
+      href: API + "/topics/" + enc(topicName) + "/messages/export?" + q.toString() }, "Export all matching (" + format.toUpperCase() + ")");
+  };
+  return [link("json"), link("csv")];
 }
 
 // ---- produce ---------------------------------------------------------------------------
