@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from shoal.console.browse import Filters, Produce, read_page, start_offsets
+from shoal.console.browse import Filters, Produce, end_offsets, read_page, start_offsets
 from shoal.console.errors import ConsoleError, decode_bytes
 from shoal.console.kafka_admin import KafkaAdmin
 from shoal.cross_site import admin_refusal
@@ -177,7 +177,11 @@ async def _query(
             raise ConsoleError(404, "unknown_topic_or_partition", f"no partition {topic}-{chosen}")
         marks = {chosen: marks[chosen]}
     starts = await run_in_threadpool(_page_starts, backend, request, topic, marks, limit)
-    return filters, starts, {p: high for p, (_, high) in marks.items()}
+    until = _int(request, "until")
+    if until is not None and until < 0:
+        raise ConsoleError(400, "invalid_parameter", "until is in milliseconds since the epoch")
+    ends = await run_in_threadpool(end_offsets, backend.admin, topic, marks, until)
+    return filters, {p: min(at, ends[p]) for p, at in starts.items()}, ends
 
 
 async def _browse(backend: Backend, request: Request) -> Any:

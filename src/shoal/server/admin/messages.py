@@ -115,12 +115,37 @@ def _starts(
     return value
 
 
+def _ends(logs: dict[int, PartitionLog], until: int | None) -> dict[int, int]:
+    """On a worker thread: where each partition's reading stops: its end, or with ``until``
+    (ms) its first record at or after that time (the time index, as ListOffsets by time)."""
+    ends = {}
+    for partition, plog in logs.items():
+        found = None if until is None else plog.offset_for_timestamp(until)
+        ends[partition] = plog.log_end_offset if found is None else found[0]
+    return ends
+
+
+def _until(request: Request) -> int | None:
+    until = query_int(request, "until")
+    if until is not None and until < 0:
+        raise ApiError(400, "invalid_parameter", "until is in milliseconds since the epoch")
+    return until
+
+
 def _read_page(
-    logs: dict[int, PartitionLog], starts: dict[int, int] | int, limit: int, filters: Filters
-) -> dict[int, Scan]:
-    """On a worker thread: each partition's matching records from its start."""
-    firsts = _first_offsets(logs, starts)
-    return {p: scan_partition(plog, firsts[p], limit, filters) for p, plog in logs.items()}
+    logs: dict[int, PartitionLog],
+    starts: dict[int, int] | int,
+    limit: int,
+    filters: Filters,
+    until: int | None,
+) -> tuple[dict[int, Scan], dict[int, int]]:
+    """On a worker thread: each partition's matching records from its start, before its end."""
+    firsts, ends = _first_offsets(logs, starts), _ends(logs, until)
+    scans = {
+        p: scan_partition(plog, min(firsts[p], ends[p]), limit, filters, ends[p])
+        for p, plog in logs.items()
+    }
+    return scans, ends
 
 
 def _first_offsets(logs: dict[int, PartitionLog], starts: dict[int, int] | int) -> dict[int, int]:
@@ -153,17 +178,18 @@ async def export(broker: Broker, ctx: RequestContext, name: str, request: Reques
     starts = _starts(request, logs, name, EXPORT_PAGE_SIZE)
     params = request.query_params
     filters = Filters(params.get("key"), params.get("value"), params.get("header"))
-    ends = {p: plog.log_end_offset for p, plog in logs.items()}
+    until = _until(request)
 
     async def pages() -> AsyncIterator[list[dict[str, Any]]]:
         firsts = await asyncio.to_thread(_first_offsets, logs, starts)
+        ends = await asyncio.to_thread(_ends, logs, until)  # the ends when the export began
         for partition, plog in logs.items():
             position, end = firsts[partition], ends[partition]
             while position < end:
                 scan = await asyncio.to_thread(
-                    scan_partition, plog, position, EXPORT_PAGE_SIZE, filters
+                    scan_partition, plog, position, EXPORT_PAGE_SIZE, filters, end
                 )
-                yield [_message(partition, r) for r in scan.records if r.offset < end]
+                yield [_message(partition, r) for r in scan.records]
                 if scan.next_offset <= position:  # nothing more to read (retention, a gap)
                     break
                 position = scan.next_offset
@@ -197,7 +223,9 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
     params = request.query_params
     filters = Filters(params.get("key"), params.get("value"), params.get("header"))
     try:
-        scans = await asyncio.to_thread(_read_page, logs, starts, limit, filters)
+        scans, ends = await asyncio.to_thread(
+            _read_page, logs, starts, limit, filters, _until(request)
+        )
     except (StorageError, RecordsError) as exc:
         raise ApiError(500, "read_failed", f"could not read {name}: {exc}") from exc
     # All partitions: the earliest ``limit`` of their pages by timestamp; each partition's
@@ -219,7 +247,7 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
         {
             "messages": [_message(p, r) for _, p, _, r in candidates],
             "next_cursor": ",".join(f"{p}:{o}" for p, o in sorted(cursor.items())),
-            "end_offsets": {str(p): plog.log_end_offset for p, plog in logs.items()},
+            "end_offsets": {str(p): end for p, end in ends.items()},
         }
     )
 

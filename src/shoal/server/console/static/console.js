@@ -453,6 +453,7 @@ async function messagesPage(topicName, params) {
     h("option", { value: f, selected: (params.get("from") || "oldest") === f }, f)));
   const offset = field("offset", { type: "number", min: 0, placeholder: "offset" });
   const timestamp = field("timestamp", { placeholder: "ms or ISO time" });
+  const until = field("until", { placeholder: "until: ms or ISO time" });
   const key = field("key", { placeholder: "key contains" });
   const value = field("value", { placeholder: "value contains" });
   const hdr = field("header", { placeholder: "header contains" });
@@ -463,21 +464,23 @@ async function messagesPage(topicName, params) {
     onsubmit: (e) => {
       e.preventDefault();
       const next = new URLSearchParams();
-      for (const [name, el] of Object.entries({ partition, from, offset, timestamp, key, value, header: hdr })) {
+      for (const [name, el] of Object.entries({ partition, from, offset, timestamp, until, key, value, header: hdr })) {
         if (el.value) next.set(name, el.value);
       }
       if (!decodeBox.checked) next.set("decode", "0");
       go(["messages", topicName], next);
     },
-  }, h("div", { class: "row" }, h("label", {}, "Partition ", partition), h("label", {}, "From ", from), offset, timestamp),
+  }, h("div", { class: "row" }, h("label", {}, "Partition ", partition), h("label", {}, "From ", from), offset, timestamp, until),
   h("div", { class: "row" }, key, value, hdr, h("label", {}, decodeBox, " decode with the schema registry"), h("button", { type: "submit" }, "Search")));
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   for (const name of ["partition", "from", "offset", "key", "value", "header", "cursor"]) {
     if (params.get(name)) query.set(name, params.get(name));
   }
-  if (params.get("timestamp")) {
-    const raw = params.get("timestamp");
-    query.set("timestamp", /^\d+$/.test(raw) ? raw : String(Date.parse(raw)));
+  // Times as typed: milliseconds, or an ISO time the browser parses. "until" ends the window:
+  // each partition is read up to its first record at or after it (ListOffsets by time).
+  for (const name of ["timestamp", "until"]) {
+    const raw = params.get(name);
+    if (raw) query.set(name, /^\d+$/.test(raw) ? raw : String(Date.parse(raw)));
   }
   const head = [h("h1", {}, "Messages in ", h("a", { href: "#/topics/" + enc(topicName) }, topicName)), form];
   const tailParams = new URLSearchParams(params);
