@@ -23,7 +23,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: "Bad input; nothing changed",
-        403: "Not authorized, or the CSRF header is missing",
+        403: "Not authorized, the CSRF header is missing, or another site sent it",
         404: "No such topic, partition or group",
         409: "Conflicts with the current state (exists already, group active)",
         415: "The body is not application/json",
