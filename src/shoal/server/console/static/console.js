@@ -144,7 +144,10 @@ function header(msg, name) {
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
   const [path, query] = raw.split("?");
-  const parts = path ? path.split("/").map(decodeURIComponent) : [];
+  // Each segment decoded on its own: a name's "/" arrives as %2F and stays in its segment. A
+  // malformed escape typed by hand ("100%") is taken as written rather than failing the page.
+  const decode = (part) => { try { return decodeURIComponent(part); } catch (e) { return part; } };
+  const parts = path ? path.split("/").map(decode) : [];
   return { parts, params: new URLSearchParams(query || "") };
 }
 function go(path, params) {
