@@ -772,6 +772,9 @@ def test_names_that_need_escaping_open_their_pages(page: Page, broker: EmbeddedB
     page.click("#reset-dry-run")
     expect(page.locator("#reset-preview")).to_contain_text("Dry run")
 
+    _open(page, "/groups/100%")  # a malformed escape typed by hand: asked for as written
+    expect(page.locator(".error")).to_contain_text("100%")
+
     _open(page, "/schemas")
     page.locator("#subjects a", has_text=name).click()
     expect(page.locator("h2", has_text="Subject")).to_have_text(f"Subject {name}")
