@@ -10,6 +10,7 @@ element, a text), never sleeps; the page's polling timer is driven by Playwright
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -18,13 +19,15 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 import fastavro
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from google.protobuf import descriptor_pool, message_factory
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from shoal.embedded import EmbeddedBroker
 from shoal.server.console import CONTENT_SECURITY_POLICY
@@ -45,6 +48,7 @@ XSS_SCRIPT: Final = "<script>window.__pwned = 1</script>"
 XSS_IMG: Final = '<img src=x onerror="window.__pwned = 1">'
 POLL_MS: Final = 3000
 """console.js's OVERVIEW_POLL_MS: how often an open group page re-reads the group."""
+AWKWARD_SCHEMA: Final = '{"type": "record", "name": "Awkward", "fields": []}'
 TAIL_POLL_MS: Final = 1000
 """console.js's TAIL_POLL_MS: how often a live tail asks for new messages."""
 
@@ -623,6 +627,25 @@ def test_dlq_shows_failure_columns_and_redrives_a_record(
         partitions = api.get(f"/topics/{original}").json()["partitions"]
     assert sum(p["high_watermark"] for p in partitions) == 3
 
+    # A record whose header names an internal topic is not redriven there; one the user
+    # sends to a topic they name explicitly is.
+    forged = [("shoal.dlq.original.topic", b"__consumer_offsets")]
+    _produce(broker, dead, [{"key": b"pay-9", "value": b"{}", "headers": forged}])
+    retry = "console-payments-retry"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": retry}).status_code == 201
+    _open(page, f"/dlq/{dead}")
+    last = page.locator("#dlq-messages tr.message[data-offset='2']")
+    last.locator("button.redrive-one").click()
+    expect(page.locator("#redrive-status .error")).to_contain_text("internal topic")
+    page.fill("#redrive-to", retry)
+    last.locator("button.redrive-one").click()
+    expect(page.locator("#redrive-status")).to_contain_text("Redrove 1 record")
+    with admin_client(broker) as api:
+        assert api.get(f"/topics/{retry}").json()["partitions"][0]["high_watermark"] == 1
+        partitions = api.get(f"/topics/{original}").json()["partitions"]
+    assert sum(p["high_watermark"] for p in partitions) == 3
+
 
 def test_security_page_lists_users_and_says_when_no_authorizer_runs(
     page: Page, broker: EmbeddedBroker, shots: Path
@@ -665,6 +688,97 @@ def test_overview_counts_traffic_per_topic(page: Page, broker: EmbeddedBroker, s
     row = page.locator("tr", has=page.locator("a:text-is('console-overview')"))
     expect(row.locator("td").nth(1)).to_have_text("2")  # records in
     page.screenshot(path=shots / "console-overview.png", full_page=True)
+
+
+def test_export_all_matching_streams_every_match(page: Page, broker: EmbeddedBroker) -> None:
+    """More matches than a page holds: the page's export has the page, "Export all matching"
+    every match of the query, streamed by the API."""
+    topic = "console-export-all"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic, "partitions": 2}).status_code == 201
+    records: list[dict[str, object]] = [
+        {"key": f"k{i}".encode(), "value": f"keep-{i}".encode(), "partition": i % 2}
+        for i in range(60)
+    ]
+    records += [{"value": b"drop", "partition": 0} for _ in range(20)]
+    records.append({"key": b"formula", "value": b"=keep()", "partition": 1})
+    _produce(broker, topic, records)
+
+    _open(page, f"/messages/{topic}?value=keep")
+    expect(page.locator("#messages tr.message")).to_have_count(50)  # one page
+    with page.expect_download() as exported:
+        page.click("#export-all-json")
+    everything = json.loads(Path(exported.value.path()).read_text())
+    assert exported.value.suggested_filename == f"{topic}.json"
+    assert len(everything) == 61
+    assert all("keep" in m["value"]["data"] for m in everything)
+    assert sorted((m["partition"], m["offset"]) for m in everything) == sorted(
+        {(m["partition"], m["offset"]) for m in everything}
+    )  # each once
+    with page.expect_download() as exported:
+        page.click("#export-all-csv")
+    lines = Path(exported.value.path()).read_text().splitlines()
+    assert lines[0] == "partition,offset,timestamp,key,value,headers"
+    assert len(lines) == 62
+    assert any(line.endswith(",formula,'=keep(),") for line in lines)  # a formula made inert
+
+
+def test_a_page_answered_late_never_draws_over_the_next_one(
+    page: Page, broker: EmbeddedBroker
+) -> None:
+    """The user opens a topic, whose read is held back, then moves on to the groups page: the
+    topic's late answer must not draw over it (issue 17)."""
+    topic = "console-late"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic}).status_code == 201
+    held: list[Route] = []
+    page.route(f"**/api/v1/topics/{topic}", lambda route: held.append(route))
+    with page.expect_request(f"**/api/v1/topics/{topic}"):
+        page.goto(f"/#/topics/{topic}")
+    page.evaluate("location.hash = '#/groups'")
+    expect(page.locator("h1")).to_have_text("Consumer groups")
+    expect(page.locator("body[data-loading=false]")).to_have_count(1)
+    assert len(held) == 1
+    # The page aborted its read when the user moved on; a browser that still wanted the
+    # answer gets it now. Either way it must be dropped, not drawn.
+    with contextlib.suppress(PlaywrightError):
+        held[0].continue_()
+    expect(page.locator("body")).to_have_attribute("data-stale-dropped", "1")
+    expect(page.locator("h1")).to_have_text("Consumer groups")
+    expect(page.locator("#topic-name")).to_have_count(0)
+
+
+def test_names_that_need_escaping_open_their_pages(page: Page, broker: EmbeddedBroker) -> None:
+    """A group id and a subject with "/", "?", "#", "%", a space and non-ASCII: links from the
+    lists open their own pages, and the page's actions reach the right routes."""
+    name = "team/a b?c#d%25e-é"
+    topic = "console-awkward"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic}).status_code == 201
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": name})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
+    with httpx.Client(base_url=broker.http_url, timeout=TIMEOUT_S) as registry:
+        path = f"/subjects/{quote(name, safe='')}/versions"
+        assert registry.post(path, json={"schema": AWKWARD_SCHEMA}).status_code == 200
+
+    _open(page, "/groups")
+    page.locator("#groups a", has_text=name).click()
+    expect(page.locator("h1")).to_have_text(f"Group {name}")
+    expect(page.locator("#offsets")).to_contain_text(topic)
+    page.select_option("#reset-topic", topic)
+    page.click("#reset-dry-run")
+    expect(page.locator("#reset-preview")).to_contain_text("Dry run")
+
+    _open(page, "/groups/100%")  # a malformed escape typed by hand: asked for as written
+    expect(page.locator(".error")).to_contain_text("100%")
+
+    _open(page, "/schemas")
+    page.locator("#subjects a", has_text=name).click()
+    expect(page.locator("h2", has_text="Subject")).to_have_text(f"Subject {name}")
+    expect(page.locator("#schema-text")).to_contain_text('"Awkward"')
 
 
 def test_the_console_process_against_apache_kafka(

@@ -107,3 +107,21 @@ def test_a_bearer_token_is_checked_by_the_token_validator() -> None:
 def test_with_no_credentials_configured_nothing_is_asked() -> None:
     client = _client(HttpAuthentication())
     assert client.get("/metrics").status_code == 200
+
+
+def test_a_change_to_the_users_forgets_remembered_passwords() -> None:
+    version = [0]
+    passwords = CountingPasswords()
+    client = _client(
+        HttpAuthentication(check_password=passwords, credentials_version=lambda: version[0])
+    )
+    assert client.get("/metrics", headers=_basic("bob", "bob-secret")).status_code == 200
+    assert client.get("/metrics", headers=_basic("bob", "bob-secret")).status_code == 200
+    assert passwords.checks == 1
+    version[0] += 1  # e.g. bob's password changed: the next request is checked again
+    USERS["bob"] = "bob-renewed"
+    try:
+        assert client.get("/metrics", headers=_basic("bob", "bob-secret")).status_code == 401
+        assert passwords.checks == 2
+    finally:
+        USERS["bob"] = "bob-secret"

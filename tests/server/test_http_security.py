@@ -17,6 +17,11 @@ from confluent_kafka.admin import (
     AdminClient,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
 
 from shoal.embedded import EmbeddedBroker
@@ -126,3 +131,37 @@ def test_the_registry_authorizes_each_subject_by_its_topics_acls(
         change = {"compatibility": "FULL"}
         assert http.put("/config", json=change, auth=alice).status_code == 403
         assert http.put("/config", json=change, auth=boss).is_success
+
+
+def test_a_changed_password_or_a_deleted_user_loses_http_access_at_once(
+    shoal_broker_factory: Callable[..., EmbeddedBroker],
+) -> None:
+    """A verified password is remembered (http_auth.REMEMBER_S), but only until the users
+    change: a new Kafka SASL login would be refused at once, and so is the next HTTP request
+    (issue 17)."""
+    broker = start_sasl_broker(shoal_broker_factory, http_authentication="basic")
+    for user in ("alice", "bob"):
+        add_user(broker, user, f"{user}-secret")
+    admin = AdminClient(client_config(broker, "SCRAM-SHA-512", "bob", "bob-secret"))
+
+    def alter(change: UserScramCredentialAlteration) -> None:
+        for future in admin.alter_user_scram_credentials([change]).values():
+            future.result(timeout=30)
+
+    with httpx.Client(base_url=broker.http_url, timeout=30) as http:
+        old, new = ("alice", "alice-secret"), ("alice", "alice-renewed")
+        assert http.get("/readyz", auth=old).status_code == 200  # verified: remembered now
+        mechanisms = (ScramMechanism.SCRAM_SHA_512, ScramMechanism.SCRAM_SHA_256)
+        # One alteration per request: Kafka refuses two for one user (DUPLICATE_RESOURCE).
+        for m in mechanisms:
+            alter(
+                UserScramCredentialUpsertion(
+                    "alice", ScramCredentialInfo(m, 4096), b"alice-renewed"
+                )
+            )
+        assert http.get("/readyz", auth=old).status_code == 401
+        assert http.get("/readyz", auth=new).status_code == 200
+        for m in mechanisms:
+            alter(UserScramCredentialDeletion("alice", m))
+        assert http.get("/readyz", auth=new).status_code == 401
+        assert http.get("/readyz", auth=("bob", "bob-secret")).status_code == 200

@@ -7,6 +7,7 @@ failed save changes nothing, and a crash after the save leaves the new set on di
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -48,10 +49,53 @@ class BrokerAcls:
             sorted(config.super_users) or "none",
             config.allow_everyone_if_no_acl_found,
         )
+        self._changing = asyncio.Lock()
 
     def create(self, creations: Sequence[AclBinding]) -> list[AclOutcome]:
         """Add the valid bindings (each invalid one gets INVALID_REQUEST with Kafka's
-        message); an ACL already present succeeds again."""
+        message); an ACL already present succeeds again. Saves on the calling thread: for
+        callers with no event loop to keep free (tools, tests); the server uses
+        :meth:`create_off_loop`."""
+        outcomes, new = self._plan_create(creations)
+        if not new:
+            return outcomes
+        return self._commit_create(outcomes, new, self._save([*self.authorizer, *new]))
+
+    async def create_off_loop(self, creations: Sequence[AclBinding]) -> list[AclOutcome]:
+        """:meth:`create`, with the save (a file write and an fsync) on a worker thread, so
+        the event loop the Kafka listener shares keeps answering meanwhile. Changes are made
+        one at a time (planned, saved, then applied on the loop, where the authorizer is
+        read), so two of them never save sets that miss each other's ACLs."""
+        async with self._changing:
+            outcomes, new = self._plan_create(creations)
+            if not new:
+                return outcomes
+            failure = await asyncio.to_thread(self._save, [*self.authorizer, *new])
+            return self._commit_create(outcomes, new, failure)
+
+    def delete(self, filters: Sequence[AclBindingFilter]) -> list[AclOutcome]:
+        """Remove the ACLs each filter matches; a filter with an UNKNOWN part gets
+        INVALID_REQUEST ("Unknown patternFilter." as Kafka says) and removes nothing. Saves on
+        the calling thread, as :meth:`create` does; the server uses :meth:`delete_off_loop`."""
+        outcomes, gone = self._plan_delete(filters)
+        if not gone:
+            return outcomes
+        kept = [b for b in self.authorizer if b not in gone]
+        return self._commit_delete(outcomes, gone, self._save(kept))
+
+    async def delete_off_loop(self, filters: Sequence[AclBindingFilter]) -> list[AclOutcome]:
+        """:meth:`delete` with the save on a worker thread (see :meth:`create_off_loop`)."""
+        async with self._changing:
+            outcomes, gone = self._plan_delete(filters)
+            if not gone:
+                return outcomes
+            kept = [b for b in self.authorizer if b not in gone]
+            failure = await asyncio.to_thread(self._save, kept)
+            return self._commit_delete(outcomes, gone, failure)
+
+    def _plan_create(
+        self, creations: Sequence[AclBinding]
+    ) -> tuple[list[AclOutcome], list[AclBinding]]:
         outcomes: list[AclOutcome] = []
         valid: list[AclBinding] = []
         for creation in creations:
@@ -62,20 +106,20 @@ class BrokerAcls:
                 continue
             valid.append(creation)
             outcomes.append(AclOutcome())
-        new = [b for b in dict.fromkeys(valid) if b not in self.authorizer]
-        if new:
-            try:
-                self._store.save([*self.authorizer, *new])
-            except OSError as exc:
-                failed = _failed_save(exc)
-                return [failed if o.error_code == ErrorCode.NONE else o for o in outcomes]
-            self.authorizer.add(new)
-            log.info("ACLs added: %s", new)
+        return outcomes, [b for b in dict.fromkeys(valid) if b not in self.authorizer]
+
+    def _commit_create(
+        self, outcomes: list[AclOutcome], new: list[AclBinding], failure: AclOutcome | None
+    ) -> list[AclOutcome]:
+        if failure is not None:
+            return [failure if o.error_code == ErrorCode.NONE else o for o in outcomes]
+        self.authorizer.add(new)
+        log.info("ACLs added: %s", new)
         return outcomes
 
-    def delete(self, filters: Sequence[AclBindingFilter]) -> list[AclOutcome]:
-        """Remove the ACLs each filter matches; a filter with an UNKNOWN part gets
-        INVALID_REQUEST ("Unknown patternFilter." as Kafka says) and removes nothing."""
+    def _plan_delete(
+        self, filters: Sequence[AclBindingFilter]
+    ) -> tuple[list[AclOutcome], dict[AclBinding, None]]:
         outcomes: list[AclOutcome] = []
         gone: dict[AclBinding, None] = {}
         for matching in filters:
@@ -86,15 +130,24 @@ class BrokerAcls:
             removed = tuple(self.authorizer.acls(matching))
             gone.update(dict.fromkeys(removed))
             outcomes.append(AclOutcome(bindings=removed))
-        if gone:
-            try:
-                self._store.save([b for b in self.authorizer if b not in gone])
-            except OSError as exc:
-                failed = _failed_save(exc)
-                return [failed if o.error_code == ErrorCode.NONE else o for o in outcomes]
-            self.authorizer.remove(gone)
-            log.info("ACLs removed: %s", list(gone))
+        return outcomes, gone
+
+    def _commit_delete(
+        self, outcomes: list[AclOutcome], gone: dict[AclBinding, None], failure: AclOutcome | None
+    ) -> list[AclOutcome]:
+        if failure is not None:
+            return [failure if o.error_code == ErrorCode.NONE else o for o in outcomes]
+        self.authorizer.remove(gone)
+        log.info("ACLs removed: %s", list(gone))
         return outcomes
+
+    def _save(self, bindings: list[AclBinding]) -> AclOutcome | None:
+        """Write the whole set (blocking); the failure every change gets, or None."""
+        try:
+            self._store.save(bindings)
+        except OSError as exc:
+            return _failed_save(exc)
+        return None
 
     def describe(self, matching: AclBindingFilter) -> list[AclBinding]:
         return self.authorizer.acls(matching)

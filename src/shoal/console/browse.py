@@ -91,6 +91,22 @@ def message_json(msg: Message) -> dict[str, Any]:
     }
 
 
+def end_offsets(
+    admin: KafkaAdmin, topic: str, marks: dict[int, list[int]], until: int | None
+) -> dict[int, int]:
+    """Where each partition's reading stops: its high watermark, or with ``until`` (ms) its
+    first record at or after that time (ListOffsets by time), as the broker-served browser."""
+    ends = {p: high for p, (_, high) in marks.items()}
+    if until is None:
+        return ends
+    specs = {TopicPartition(topic, p): OffsetSpec.for_timestamp(until) for p in marks}
+    for tp, future in admin.admin.list_offsets(specs).items():
+        found = _result(future, "list offsets by timestamp").offset
+        if found >= 0:
+            ends[tp.partition] = min(found, ends[tp.partition])
+    return ends
+
+
 def start_offsets(
     admin: KafkaAdmin,
     topic: str,

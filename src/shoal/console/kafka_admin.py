@@ -96,6 +96,16 @@ class KafkaAdmin:
         futures = self.admin.describe_topics(TopicCollection(names))
         return [_result(futures[n], f"describe topic {n!r}") for n in names]
 
+    def topic_kind(self, name: str) -> tuple[bool, bool]:
+        """(exists, internal) for ``name``, as Metadata says (a redrive target's check)."""
+        try:
+            (described,) = self._describe([name])
+        except ConsoleError as exc:
+            if exc.status == 404:
+                return False, False
+            raise
+        return True, bool(described.is_internal)
+
     def _summaries(self, descriptions: list[Any]) -> list[dict[str, Any]]:
         marks = self.watermarks(
             TopicPartition(d.name, p.id) for d in descriptions for p in d.partitions

@@ -17,17 +17,26 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from shoal.console.browse import Filters, Produce, read_page, start_offsets
+from shoal.console.browse import Filters, Produce, end_offsets, read_page, start_offsets
 from shoal.console.errors import ConsoleError, decode_bytes
 from shoal.console.kafka_admin import KafkaAdmin
+from shoal.cross_site import admin_refusal
+from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.console import console_routes
+from shoal.server.console.export import (
+    EXPORT_PAGE_SIZE,
+    FORMATS,
+    export_headers,
+    export_text,
+)
+from shoal.server.console.redrive import REFUSED as REDRIVE_REFUSED
+from shoal.server.console.redrive import redrive_refusal
 from shoal.server.host_guard import LoopbackHostGuard
 
-CSRF_HEADER: Final = "X-Shoal-Admin"
-"""The broker-served API's header: a cross-site form cannot set it (see docs/admin-api.md)."""
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
 """Messages per page at most, as the broker-served API: a page is built in memory."""
@@ -51,14 +60,10 @@ class Backend:
 
 
 def _check_csrf(request: Request) -> None:
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    if not request.headers.get(CSRF_HEADER):
-        raise ConsoleError(403, "csrf_header_missing", f"send the {CSRF_HEADER} header")
-    has_body = int(request.headers.get("content-length", "0") or "0") > 0
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if has_body and media != "application/json":
-        raise ConsoleError(415, "unsupported_media_type", "request bodies must be application/json")
+    """The broker-served API's rule, from the same function (see shoal.cross_site)."""
+    refused = admin_refusal(request.method, request.headers)
+    if refused is not None:
+        raise ConsoleError(refused.status, refused.slug, refused.message)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -89,6 +94,7 @@ def _json_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
+            decode_path_params(request.scope)
             _check_csrf(request)
             response = JSONResponse(await action(backend, request), status_code=status)
         except ConsoleError as exc:
@@ -152,11 +158,11 @@ def _page_starts(
     return start_offsets(backend.admin, topic, marks, start, number, limit)
 
 
-async def _browse(backend: Backend, request: Request) -> Any:
+async def _query(
+    backend: Backend, request: Request, limit: int
+) -> tuple[Filters, dict[int, int], dict[int, int]]:
+    """A browser query's filters, and each chosen partition's start and end offsets."""
     topic = request.path_params["topic"]
-    limit = _int(request, "limit") or DEFAULT_PAGE_SIZE
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ConsoleError(400, "invalid_page_size", f"limit must be 1 to {MAX_PAGE_SIZE}")
     query = request.query_params
     filters = Filters(
         query.get("key") or None, query.get("value") or None, query.get("header") or None
@@ -171,8 +177,58 @@ async def _browse(backend: Backend, request: Request) -> Any:
             raise ConsoleError(404, "unknown_topic_or_partition", f"no partition {topic}-{chosen}")
         marks = {chosen: marks[chosen]}
     starts = await run_in_threadpool(_page_starts, backend, request, topic, marks, limit)
-    ends = {p: high for p, (_, high) in marks.items()}
+    until = _int(request, "until")
+    if until is not None and until < 0:
+        raise ConsoleError(400, "invalid_parameter", "until is in milliseconds since the epoch")
+    ends = await run_in_threadpool(end_offsets, backend.admin, topic, marks, until)
+    return filters, {p: min(at, ends[p]) for p, at in starts.items()}, ends
+
+
+async def _browse(backend: Backend, request: Request) -> Any:
+    limit = _int(request, "limit") or DEFAULT_PAGE_SIZE
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ConsoleError(400, "invalid_page_size", f"limit must be 1 to {MAX_PAGE_SIZE}")
+    filters, starts, ends = await _query(backend, request, limit)
+    topic = request.path_params["topic"]
     return await run_in_threadpool(read_page, backend.config, topic, starts, ends, limit, filters)
+
+
+def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response]]:
+    """``GET .../messages/export``: every match of the query, streamed page by page (the
+    broker-served API's answer, from shoal.server.console.export)."""
+
+    async def endpoint(request: Request) -> Response:
+        decode_path_params(request.scope)
+        topic = request.path_params["topic"]
+        fmt = request.query_params.get("format", "json")
+        try:
+            if fmt not in FORMATS:
+                raise ConsoleError(
+                    400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}"
+                )
+            filters, starts, ends = await _query(backend, request, EXPORT_PAGE_SIZE)
+        except ConsoleError as exc:
+            response = JSONResponse({"error": exc.slug, "message": exc.message}, exc.status)
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            return response
+
+        async def pages() -> AsyncIterator[list[dict[str, Any]]]:
+            positions = starts
+            while any(positions[p] < ends[p] for p in positions):
+                page = await run_in_threadpool(
+                    read_page, backend.config, topic, positions, ends, EXPORT_PAGE_SIZE, filters
+                )
+                yield page["messages"]
+                following = _cursor(page["next_cursor"], {p: [0, e] for p, e in ends.items()})
+                if following == positions:  # no progress: nothing more can be read
+                    break
+                positions = following
+
+        return StreamingResponse(
+            export_text(pages(), fmt), media_type=FORMATS[fmt], headers=export_headers(topic, fmt)
+        )
+
+    return endpoint
 
 
 async def _produce(backend: Backend, request: Request) -> Any:
@@ -190,7 +246,22 @@ async def _produce(backend: Backend, request: Request) -> Any:
         headers.append((h["key"], decode_bytes(h.get("value"), "header value")))
     key, value = decode_bytes(body.get("key"), "key"), decode_bytes(body.get("value"), "value")
     topic = request.path_params["topic"]
+    redrive_from = body.get("redrive_from")
+    if redrive_from is not None:
+        if not isinstance(redrive_from, str):
+            raise ConsoleError(400, "invalid_field", "redrive_from must be a topic name")
+        await _check_redrive(backend, redrive_from, topic)
     return await run_in_threadpool(backend.produce.send, topic, partition, key, value, headers)
+
+
+async def _check_redrive(backend: Backend, dlq: str, target: str) -> None:
+    """The broker-served API's rule (shoal.server.console.redrive): a redrive goes only to an
+    existing, non-internal topic other than its DLQ."""
+    await run_in_threadpool(backend.admin.describe_topic, dlq)  # 404 when there is no DLQ
+    exists, internal = await run_in_threadpool(backend.admin.topic_kind, target)
+    refused = redrive_refusal(target, dlq, exists=exists, internal=internal)
+    if refused is not None:
+        raise ConsoleError(400, REDRIVE_REFUSED, refused)
 
 
 async def _list_groups(backend: Backend, request: Request) -> Any:
@@ -276,7 +347,8 @@ ROUTES: Final[tuple[tuple[str, str, Action, int], ...]] = (
 
 
 def _api_routes(backend: Backend) -> list[Route]:
-    return [
+    export = Route("/api/v1/topics/{topic}/messages/export", _export_endpoint(backend))
+    return [export] + [
         Route("/api/v1" + path, _json_endpoint(backend, action, status), methods=[method])
         for path, method, action, status in ROUTES
     ]
@@ -321,7 +393,9 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
             try:
                 answer = await client.request(
                     request.method,
-                    request.url.path,
+                    # The path as the page sent it (the app routes on the raw path): a subject
+                    # "a/b" stays one segment, "a%2Fb", as the registry must see it.
+                    request.scope["path"],
                     params=request.query_params,
                     content=await request.body(),
                     headers={
@@ -356,7 +430,7 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
 
 def build_console_app(
     config: dict[str, str], registry_url: str | None = None, *, loopback_only: bool = False
-) -> Starlette:
+) -> ASGIApp:
     """``config``: librdkafka settings of the console's Kafka clients. ``loopback_only``: it
     listens on loopback, so it answers only requests for a loopback Host (the console has no
     authentication of its own: see :mod:`shoal.server.host_guard` on DNS rebinding)."""
@@ -367,8 +441,11 @@ def build_console_app(
         yield
         backend.close()
 
-    return Starlette(
-        routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)],
-        middleware=[Middleware(LoopbackHostGuard)] if loopback_only else [],
-        lifespan=lifespan,
+    # Routed on the raw path: a group id or a subject may hold a "/" (see shoal.raw_path).
+    return match_on_raw_path(
+        Starlette(
+            routes=[*console_routes(), *_api_routes(backend), *_registry_routes(registry_url)],
+            middleware=[Middleware(LoopbackHostGuard)] if loopback_only else [],
+            lifespan=lifespan,
+        )
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
-from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -18,8 +17,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from shoal.cross_site import refusal
+from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.registry import errors
 from shoal.registry.access import (
     ANONYMOUS,
@@ -46,12 +47,12 @@ ACCEPTED_CONTENT_TYPES: Final = (
     "application/json",
     "application/octet-stream",
 )
+"""Confluent's (Jersey's @Consumes). None is a type a cross-site page can send without a
+preflight, so a write in any of them comes from a client, not from a form elsewhere."""
 BODY_BYTES_MAX: Final = 16 * 1024 * 1024
 """Large Protobuf or JSON schemas run to a few hundred KiB; 16 MiB bounds a hostile body."""
 
 Handler = Callable[[Request], Awaitable[Response]]
-RAW_PATH_KEY: Final = "shoal.registry.raw_path"
-"""Set in the scope when routes matched the path as sent (still percent-encoded)."""
 
 
 class RegistryResponse(Response):
@@ -65,32 +66,6 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").lower() == "true"
 
 
-def match_on_raw_path(app: ASGIApp) -> ASGIApp:
-    """Route on the path as the client sent it, still percent-encoded.
-
-    Subject names may hold a ``/`` (confluent-kafka's Protobuf serializer registers an import
-    under its file path, ``google/protobuf/timestamp.proto``), which clients send as ``%2F``.
-    The server decodes the path before routing, and a decoded ``/`` would split the subject
-    into two path segments that no route matches; on the raw path each parameter is one
-    segment, and :func:`_decoded_params` decodes it once matched."""
-
-    async def run(scope: Scope, receive: Receive, send: Send) -> None:
-        raw = scope.get("raw_path")
-        if scope["type"] == "http" and isinstance(raw, bytes) and raw:
-            # A client that sent raw UTF-8 bytes rather than escapes still gets its name.
-            path = raw.decode("utf-8", errors="replace").split("?", 1)[0]
-            scope = {**scope, "path": path, RAW_PATH_KEY: True}
-        await app(scope, receive, send)
-
-    return run
-
-
-def _decoded_params(request: Request) -> None:
-    if request.scope.get(RAW_PATH_KEY):
-        params = request.scope.get("path_params", {})
-        request.scope["path_params"] = {k: unquote(v) for k, v in params.items()}
-
-
 def _schema_id(request: Request) -> int:
     raw = request.path_params["schema_id"]
     try:
@@ -101,7 +76,7 @@ def _schema_id(request: Request) -> int:
 
 async def _body(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
+    if content_type not in ACCEPTED_CONTENT_TYPES:  # none: what a no-cors fetch sends
         raise errors.RegistryError(415, 415, f"HTTP 415 Unsupported Media Type: {content_type}")
     raw = await request.body()
     if len(raw) > BODY_BYTES_MAX:
@@ -364,7 +339,15 @@ def _routes_app(  # noqa: C901 - one route table
 
     def guarded(handler: Handler, action: Action) -> Handler:
         async def run(request: Request) -> Response:
-            _decoded_params(request)
+            # Before anything else: a write a page on another site could send (a form POST)
+            # gets nothing but the refusal (see shoal.cross_site).
+            refused = refusal(request.method, request.headers, ACCEPTED_CONTENT_TYPES)
+            if refused is not None:
+                return RegistryResponse(
+                    {"error_code": refused.status, "message": refused.message},
+                    status_code=refused.status,
+                )
+            decode_path_params(request.scope)
             subject = request.path_params.get("subject")
             principal = _principal(request)
             if not access.may(principal, _host(request), action, subject):

@@ -20,6 +20,7 @@ import base64
 import hmac
 import os
 import secrets
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -73,6 +74,10 @@ class ScramCredentialStore:
         # Decoy salts for unknown users (see shoal.security.scram): derived from a key that
         # lives as long as the process, so one name always gets the same salt.
         self._decoy_key = secrets.token_bytes(32)
+        self._applying = threading.Lock()
+        self.version = 0
+        """Bumped by every change: whoever remembers a verified password (the HTTP face)
+        trusts it only while the version it was checked at is still current."""
         if fs.exists(self._path):
             self._load()
 
@@ -144,10 +149,18 @@ class ScramCredentialStore:
         """A user known only to this process (shoal's own clients, e.g. the schema registry):
         never saved, never listed, gone at restart."""
         self._internal[user] = dict(credentials)
+        self.version += 1
 
     def apply(self, upsertions: Iterable[Upsertion], deletions: Iterable[Deletion]) -> None:
         """Apply one AlterUserScramCredentials request's accepted changes, all or none: saved
-        before they count (if the save fails, memory stays as it was)."""
+        before they count (if the save fails, memory stays as it was). Thread-safe: the admin
+        API applies on a worker thread (the save blocks), the Kafka API on the event loop;
+        one at a time, so neither saves a set that misses the other's change. Readers see the
+        old set or the new one, never half of it (one reference swap)."""
+        with self._applying:
+            self._apply(upsertions, deletions)
+
+    def _apply(self, upsertions: Iterable[Upsertion], deletions: Iterable[Deletion]) -> None:
         users = {user: dict(mechanisms) for user, mechanisms in self._users.items()}
         for deletion in deletions:
             mechanisms = users.get(deletion.user, {})
@@ -158,6 +171,7 @@ class ScramCredentialStore:
             users.setdefault(upsertion.user, {})[upsertion.algorithm.name] = upsertion.credential
         self._save(users)
         self._users = users
+        self.version += 1
 
     def _save(self, users: Mapping[str, Mapping[str, ScramCredential]]) -> None:
         body = {

@@ -287,6 +287,12 @@ class BrokerApp:
                 f"http_authentication: {', '.join(sorted(unknown))} is not basic or bearer"
             )
         check_password = None
+
+        def credentials_version() -> int:
+            # issue 17 (console): a change to the users forgets remembered passwords.
+            broker = self.broker
+            return -1 if broker is None else broker.scram_credentials.version
+
         if "basic" in kinds:
 
             def check_password(user: str, password: str) -> bool:
@@ -306,7 +312,11 @@ class BrokerApp:
                 except TokenError:
                     return None
 
-        return HttpAuthentication(check_password=check_password, check_token=check_token)
+        return HttpAuthentication(
+            check_password=check_password,
+            check_token=check_token,
+            credentials_version=credentials_version,
+        )
 
     def _registry_client(self, listeners: list[Listener]) -> tuple[str, dict[str, str]] | None:
         """Where the registry's Kafka client connects (this broker, over loopback when a

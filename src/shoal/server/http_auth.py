@@ -8,7 +8,9 @@ is put in the ASGI scope under :data:`PRINCIPAL_SCOPE_KEY` for the routes that a
 Checking a password costs a salted, iterated hash (thousands of HMAC rounds, by design), so it
 runs on a worker thread, never on the event loop the Kafka listener shares; a recent success is
 remembered for a short while under a keyed digest of the credentials (never the password), so a
-scraper polling /metrics every few seconds costs one hash a minute, not one a request.
+scraper polling /metrics every few seconds costs one hash a minute, not one a request. What is
+remembered is forgotten as soon as the users change (``credentials_version`` moves): a deleted
+user or a changed password loses HTTP access at once, as a new Kafka SASL login would.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ REMEMBERED_MAX: Final = 1024
 
 PasswordCheck = Callable[[str, str], bool]
 """``(user, password) -> ok``: the broker's user store (SCRAM credentials)."""
+CredentialsVersion = Callable[[], int]
+"""The user store's change counter: a remembered success counts only at the version it was
+checked at."""
 TokenCheck = Callable[[str], str | None]
 """``token -> principal name`` or None: a JWT validator."""
 
@@ -51,8 +56,9 @@ class HttpAuthentication:
     realm: str = "shoal"
     open_paths: Collection[str] = OPEN_PATHS
     clock: Callable[[], float] = time.monotonic
+    credentials_version: CredentialsVersion = lambda: 0
     _key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
-    _remembered: OrderedDict[bytes, tuple[str, float]] = field(
+    _remembered: OrderedDict[bytes, tuple[str, float, int]] = field(
         default_factory=OrderedDict, repr=False
     )
 
@@ -88,14 +94,16 @@ class HttpAuthentication:
             return None
         digest = hmac.new(self._key, decoded.encode(), hashlib.sha256).digest()
         now = self.clock()
+        # Read before the check: a change made while the hash runs makes this success stale.
+        version = self.credentials_version()
         known = self._remembered.get(digest)
-        if known is not None and known[1] > now:
+        if known is not None and known[1] > now and known[2] == version:
             self._remembered.move_to_end(digest)
             return known[0]
         if not await asyncio.to_thread(check, user, password):
             return None
         principal = f"User:{user}"
-        self._remembered[digest] = (principal, now + REMEMBER_S)
+        self._remembered[digest] = (principal, now + REMEMBER_S, version)
         while len(self._remembered) > REMEMBERED_MAX:
             self._remembered.popitem(last=False)
         return principal

@@ -11,6 +11,7 @@ The accepted changes are saved together before the answer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -108,7 +109,9 @@ async def handle_alter_user_scram_credentials(
             credential = credential_from_salted(algorithm, salted, salt, iterations)
             upsertions[name] = Upsertion(name, algorithm, credential)
     if deletions or upsertions:
-        store.apply(upsertions.values(), deletions.values())
+        # The save (a write and an fsync) on a worker thread, off the event loop every
+        # connection shares; the store takes one change at a time (issue 17).
+        await asyncio.to_thread(store.apply, list(upsertions.values()), list(deletions.values()))
     results: list[dict[str, Any]] = [
         {"user": name, "error_code": ErrorCode.NONE, "error_message": None}
         for name in [*deletions, *upsertions]

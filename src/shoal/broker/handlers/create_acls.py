@@ -32,7 +32,7 @@ async def handle_create_acls(broker: Broker, ctx: RequestContext, request: Reque
     elif broker.acls is None:
         results = every(ErrorCode.SECURITY_DISABLED, "No Authorizer is configured.")
     else:
-        outcomes = broker.acls.create([binding_of(c) for c in body.creations])
+        outcomes = await broker.acls.create_off_loop([binding_of(c) for c in body.creations])
         results = [{"error_code": o.error_code, "error_message": o.error_message} for o in outcomes]
     return response_for(
         header.api_key, header.api_version, {"throttle_time": 0, "results": results}

@@ -35,7 +35,7 @@ async def handle_delete_acls(broker: Broker, ctx: RequestContext, request: Reque
     elif broker.acls is None:
         results = every(ErrorCode.SECURITY_DISABLED, "No Authorizer is configured.")
     else:
-        outcomes = broker.acls.delete([filter_of(f) for f in body.filters])
+        outcomes = await broker.acls.delete_off_loop([filter_of(f) for f in body.filters])
         results = [
             {
                 "error_code": o.error_code,

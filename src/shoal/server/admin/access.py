@@ -6,10 +6,11 @@ broker's authorizer on the same operation and resource as the Kafka API that doe
 thing (CreateTopics: Create on the cluster or the topic; DeleteTopics: Delete on the topic...).
 
 CSRF: a state-changing request (any method but GET/HEAD/OPTIONS) must carry the header
-:data:`CSRF_HEADER` (any non-empty value) and, when it has a body, ``Content-Type:
-application/json``. A cross-site HTML form can set neither; a cross-site ``fetch`` that sets
-them needs a CORS preflight, which this server never grants. Browsers send the cookie-less
-basic credentials they remember, so without this check a page elsewhere could act as the user.
+:data:`CSRF_HEADER` (any non-blank value), a JSON body if any, and no browser sign of coming
+from another site (see :mod:`shoal.cross_site`, shared with ``shoal console``). A cross-site
+HTML form can do none of this; a cross-site ``fetch`` that does needs a CORS preflight, which
+this server never grants. Browsers send the basic credentials they remember, so without this
+check a page elsewhere could act as the user.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from starlette.requests import Request
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
+from shoal.cross_site import ADMIN_HEADER, admin_refusal
 from shoal.registry.access import PRINCIPAL_SCOPE_KEY
 from shoal.security.acl import AclOperation, ResourceType
-from shoal.server.admin.errors import JSON_MEDIA_TYPE, ApiError
+from shoal.server.admin.errors import ApiError
 
-CSRF_HEADER: Final = "X-Shoal-Admin"
-SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER: Final = ADMIN_HEADER
 ANONYMOUS: Final = "User:ANONYMOUS"
 HTTP_LISTENER: Final = "HTTP"
 
@@ -44,18 +45,9 @@ def request_context(request: Request) -> RequestContext:
 
 def check_csrf(request: Request) -> None:
     """Refuse a state-changing request that a cross-site page could have sent."""
-    if request.method in SAFE_METHODS:
-        return
-    if not request.headers.get(CSRF_HEADER, "").strip():
-        raise ApiError(
-            403,
-            "csrf_header_missing",
-            f"state-changing requests must carry the {CSRF_HEADER} header (any value)",
-        )
-    has_body = int(request.headers.get("content-length", "0") or "0") > 0
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if has_body and media_type != JSON_MEDIA_TYPE:
-        raise ApiError(415, "unsupported_media_type", "request bodies must be application/json")
+    refused = admin_refusal(request.method, request.headers)
+    if refused is not None:
+        raise ApiError(refused.status, refused.slug, refused.message)
 
 
 def require(

@@ -11,10 +11,11 @@ topic, through the Produce handler's own append (every check a Kafka producer me
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
@@ -29,6 +30,14 @@ from shoal.server.admin.params import field, json_object, query_int
 from shoal.server.admin.partitioner import partition_for_key
 from shoal.server.admin.scan import Filters, Scan, scan_partition
 from shoal.server.admin.topics import existing_topic
+from shoal.server.console.export import (
+    EXPORT_PAGE_SIZE,
+    FORMATS,
+    export_headers,
+    export_text,
+)
+from shoal.server.console.redrive import REFUSED as REDRIVE_REFUSED
+from shoal.server.console.redrive import redrive_refusal
 from shoal.storage import PartitionLog, StorageError
 
 DEFAULT_PAGE_SIZE: Final = 50
@@ -106,19 +115,88 @@ def _starts(
     return value
 
 
-def _read_page(
-    logs: dict[int, PartitionLog], starts: dict[int, int] | int, limit: int, filters: Filters
-) -> dict[int, Scan]:
-    """On a worker thread: each partition's matching records from its start."""
-    scans = {}
+def _ends(logs: dict[int, PartitionLog], until: int | None) -> dict[int, int]:
+    """On a worker thread: where each partition's reading stops: its end, or with ``until``
+    (ms) its first record at or after that time (the time index, as ListOffsets by time)."""
+    ends = {}
     for partition, plog in logs.items():
-        if isinstance(starts, int):  # a timestamp: the first record at or after it, else the end
-            found = plog.offset_for_timestamp(starts)
-            start = plog.log_end_offset if found is None else found[0]
-        else:
-            start = starts[partition]
-        scans[partition] = scan_partition(plog, start, limit, filters)
-    return scans
+        found = None if until is None else plog.offset_for_timestamp(until)
+        ends[partition] = plog.log_end_offset if found is None else found[0]
+    return ends
+
+
+def _until(request: Request) -> int | None:
+    until = query_int(request, "until")
+    if until is not None and until < 0:
+        raise ApiError(400, "invalid_parameter", "until is in milliseconds since the epoch")
+    return until
+
+
+def _read_page(
+    logs: dict[int, PartitionLog],
+    starts: dict[int, int] | int,
+    limit: int,
+    filters: Filters,
+    until: int | None,
+) -> tuple[dict[int, Scan], dict[int, int]]:
+    """On a worker thread: each partition's matching records from its start, before its end."""
+    firsts, ends = _first_offsets(logs, starts), _ends(logs, until)
+    scans = {
+        p: scan_partition(plog, min(firsts[p], ends[p]), limit, filters, ends[p])
+        for p, plog in logs.items()
+    }
+    return scans, ends
+
+
+def _first_offsets(logs: dict[int, PartitionLog], starts: dict[int, int] | int) -> dict[int, int]:
+    """On a worker thread: each partition's start; for a timestamp, the first record at or
+    after it (its time index), else the end."""
+    if not isinstance(starts, int):
+        return starts
+    firsts = {}
+    for partition, plog in logs.items():
+        found = plog.offset_for_timestamp(starts)
+        firsts[partition] = plog.log_end_offset if found is None else found[0]
+    return firsts
+
+
+def export_format(request: Request) -> str:
+    fmt = request.query_params.get("format", "json")
+    if fmt not in FORMATS:
+        raise ApiError(400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}")
+    return fmt
+
+
+async def export(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
+    """Every message the browser's query (partition, from, filters; no cursor) matches, as a
+    streamed JSON or CSV download (see :mod:`shoal.server.console.export`), read a page at a
+    time on a worker thread, up to each partition's end when the export began."""
+    topic = existing_topic(broker, ctx, name)
+    require(broker, ctx, AclOperation.READ, ResourceType.TOPIC, name)
+    fmt = export_format(request)
+    logs = _partitions(broker, topic, request)
+    starts = _starts(request, logs, name, EXPORT_PAGE_SIZE)
+    params = request.query_params
+    filters = Filters(params.get("key"), params.get("value"), params.get("header"))
+    until = _until(request)
+
+    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
+        firsts = await asyncio.to_thread(_first_offsets, logs, starts)
+        ends = await asyncio.to_thread(_ends, logs, until)  # the ends when the export began
+        for partition, plog in logs.items():
+            position, end = firsts[partition], ends[partition]
+            while position < end:
+                scan = await asyncio.to_thread(
+                    scan_partition, plog, position, EXPORT_PAGE_SIZE, filters, end
+                )
+                yield [_message(partition, r) for r in scan.records]
+                if scan.next_offset <= position:  # nothing more to read (retention, a gap)
+                    break
+                position = scan.next_offset
+
+    return StreamingResponse(
+        export_text(pages(), fmt), media_type=FORMATS[fmt], headers=export_headers(name, fmt)
+    )
 
 
 def _message(partition: int, record: DecodedRecord) -> dict[str, Any]:
@@ -145,7 +223,9 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
     params = request.query_params
     filters = Filters(params.get("key"), params.get("value"), params.get("header"))
     try:
-        scans = await asyncio.to_thread(_read_page, logs, starts, limit, filters)
+        scans, ends = await asyncio.to_thread(
+            _read_page, logs, starts, limit, filters, _until(request)
+        )
     except (StorageError, RecordsError) as exc:
         raise ApiError(500, "read_failed", f"could not read {name}: {exc}") from exc
     # All partitions: the earliest ``limit`` of their pages by timestamp; each partition's
@@ -167,7 +247,7 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
         {
             "messages": [_message(p, r) for _, p, _, r in candidates],
             "next_cursor": ",".join(f"{p}:{o}" for p, o in sorted(cursor.items())),
-            "end_offsets": {str(p): plog.log_end_offset for p, plog in logs.items()},
+            "end_offsets": {str(p): end for p, end in ends.items()},
         }
     )
 
@@ -183,13 +263,31 @@ def _headers(value: object) -> list[tuple[str, bytes | None]]:
     return headers
 
 
+def _check_redrive(broker: Broker, ctx: RequestContext, dlq: str, target: str) -> None:
+    """A produce that says it redrives ``dlq``'s records: only into an existing,
+    non-internal topic other than the DLQ (see :mod:`shoal.server.console.redrive`)."""
+    existing_topic(broker, ctx, dlq)
+    require(broker, ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, target)  # 403 before 404
+    topic = broker.topics.get(target)
+    refused = redrive_refusal(
+        target, dlq, exists=topic is not None, internal=topic is not None and topic.internal
+    )
+    if refused is not None:
+        raise ApiError(400, REDRIVE_REFUSED, refused)
+
+
 async def produce(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
-    """``{"partition"?, "key"?, "value"?, "headers"?}``; 201 with where it was written."""
+    """``{"partition"?, "key"?, "value"?, "headers"?, "redrive_from"?}``; 201 with where it
+    was written. ``redrive_from`` (the console's DLQ redrive) names the DLQ the record comes
+    from, and the target is checked as a redrive target (400 ``redrive_target_refused``)."""
     body = await json_object(request)
     key = decode_bytes(body.get("key"), "key")
     value = decode_bytes(body.get("value"), "value")
     headers = _headers(body.get("headers", []))
     chosen = field(body, "partition", int)
+    redrive_from = field(body, "redrive_from", str)
+    if redrive_from is not None:
+        _check_redrive(broker, ctx, redrive_from, name)
     topic = existing_topic(broker, ctx, name)
     require(broker, ctx, AclOperation.WRITE, ResourceType.TOPIC, name)
     if chosen is not None:

@@ -23,7 +23,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: "Bad input; nothing changed",
-        403: "Not authorized, or the CSRF header is missing",
+        403: "Not authorized, the CSRF header is missing, or another site sent it",
         404: "No such topic, partition or group",
         409: "Conflicts with the current state (exists already, group active)",
         415: "The body is not application/json",
@@ -380,6 +380,14 @@ def openapi_document() -> dict[str, Any]:
                                         "properties": {"key": _STR, "value": _BYTES_IN},
                                     },
                                 },
+                                "redrive_from": {
+                                    "type": "string",
+                                    "description": (
+                                        "The DLQ this record is redriven from: the topic must "
+                                        "then exist, differ from it and not be internal (400 "
+                                        "redrive_target_refused)"
+                                    ),
+                                },
                             },
                         }
                     ),
@@ -392,6 +400,44 @@ def openapi_document() -> dict[str, Any]:
                             "Written and on disk",
                         ),
                         **_errors(400, 403, 404, 415),
+                    },
+                },
+            },
+            "/topics/{topic}/messages/export": {
+                "get": {
+                    "operationId": "exportMessages",
+                    "summary": "Every message the browser's query matches, streamed as a "
+                    "JSON array or CSV download (up to each partition's end when it began; "
+                    "100,000 messages at most)",
+                    "parameters": [
+                        _TOPIC,
+                        _query("format", {"type": "string", "enum": ["json", "csv"]}, "json"),
+                        _query("partition", _INT, "One partition; all when absent"),
+                        _query(
+                            "from",
+                            {"type": "string", "enum": ["oldest", "newest", "offset", "timestamp"]},
+                            "Where to start",
+                        ),
+                        _query("offset", _INT, "With from=offset"),
+                        _query("timestamp", _INT, "With from=timestamp (ms since the epoch)"),
+                        _query("key", _STR, "Substring the key must contain"),
+                        _query("value", _STR, "Substring the value must contain"),
+                        _query("header", _STR, "Substring of some header's key or value"),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The download",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Message"},
+                                    }
+                                },
+                                "text/csv": {"schema": _STR},
+                            },
+                        },
+                        **_errors(400, 403, 404),
                     },
                 },
             },

@@ -11,9 +11,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
+from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.admin import groups, messages, overview, security, security_changes, topics
 from shoal.server.admin.access import check_csrf, request_context
 from shoal.server.admin.errors import ApiError, error_response
@@ -29,6 +31,7 @@ Action = Callable[[Broker, RequestContext, Request], Awaitable[Response]]
 def _endpoint(source: BrokerSource, action: Action) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
+            decode_path_params(request.scope)
             check_csrf(request)
             broker = source()
             if broker is None:
@@ -68,6 +71,10 @@ async def _alter_configs(broker: Broker, ctx: RequestContext, request: Request) 
 
 async def _browse(broker: Broker, ctx: RequestContext, request: Request) -> Response:
     return await messages.browse(broker, ctx, request.path_params["topic"], request)
+
+
+async def _export(broker: Broker, ctx: RequestContext, request: Request) -> Response:
+    return await messages.export(broker, ctx, request.path_params["topic"], request)
 
 
 async def _produce(broker: Broker, ctx: RequestContext, request: Request) -> Response:
@@ -123,6 +130,7 @@ ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
     ("/topics/{topic}/configs", "PATCH", _alter_configs),
     ("/topics/{topic}/messages", "GET", _browse),
     ("/topics/{topic}/messages", "POST", _produce),
+    ("/topics/{topic}/messages/export", "GET", _export),  # every match, streamed
     ("/groups", "GET", _list_groups),
     ("/groups/{group}", "GET", _describe_group),
     ("/groups/{group}/offsets/reset", "POST", _reset_offsets),
@@ -138,8 +146,9 @@ ROUTES: Final[tuple[tuple[str, str, Action], ...]] = (
 """(path under /api/v1, method, action): the OpenAPI document must describe exactly these."""
 
 
-def build_admin_app(source: BrokerSource) -> Starlette:
-    """The ASGI app to mount at :data:`PREFIX`."""
+def build_admin_app(source: BrokerSource) -> ASGIApp:
+    """The ASGI app to mount at :data:`PREFIX`, routed on the raw path: a group id, a user
+    name may hold a ``/`` (sent as ``%2F``; see :mod:`shoal.raw_path`)."""
     routes = [
         Route(path, _endpoint(source, action), methods=[method]) for path, method, action in ROUTES
     ]
@@ -157,4 +166,4 @@ def build_admin_app(source: BrokerSource) -> Starlette:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    return Starlette(routes=routes, exception_handlers={HTTPException: no_route})
+    return match_on_raw_path(Starlette(routes=routes, exception_handlers={HTTPException: no_route}))

@@ -50,12 +50,15 @@ class Scan:
     """Where the next page of this partition starts."""
 
 
-def scan_partition(plog: PartitionLog, start: int, limit: int, filters: Filters) -> Scan:
-    """Up to ``limit`` records at or after ``start`` that match ``filters``."""
+def scan_partition(
+    plog: PartitionLog, start: int, limit: int, filters: Filters, end: int | None = None
+) -> Scan:
+    """Up to ``limit`` records at or after ``start`` (and before ``end``, when given) that
+    match ``filters``."""
     found: list[DecodedRecord] = []
     position = start
     scanned = 0
-    while len(found) < limit and scanned < MAX_SCAN_BYTES:
+    while len(found) < limit and scanned < MAX_SCAN_BYTES and (end is None or position < end):
         try:
             read = plog.read(position, READ_CHUNK_BYTES)
         except OffsetOutOfRangeError:
@@ -75,6 +78,8 @@ def scan_partition(plog: PartitionLog, start: int, limit: int, filters: Filters)
                 for record in batch.records:
                     if record.offset < position:
                         continue
+                    if end is not None and record.offset >= end:
+                        return Scan(found, end)
                     if len(found) >= limit:
                         return Scan(found, record.offset)
                     position = record.offset + 1

@@ -10,6 +10,7 @@ credential, salted here as a Kafka client salts it for AlterUserScramCredentials
 
 from __future__ import annotations
 
+import asyncio
 from enum import IntEnum
 from typing import Any, Final, TypeVar
 
@@ -92,10 +93,19 @@ def _binding(body: dict[str, Any]) -> AclBinding:
         resource_name=name,
         pattern_type=_enum_field(body, "pattern_type", PatternType, _PATTERN_TYPES),
         principal=principal,
-        host=field_or(body, "host", str, "*"),
+        host=_host(body),
         operation=_enum_field(body, "operation", AclOperation, _OPERATIONS),
         permission_type=_enum_field(body, "permission_type", PermissionType, _PERMISSIONS),
     )
+
+
+def _host(body: dict[str, Any]) -> str:
+    """An empty host is valid to Kafka but matches no client: a form left blank, refused
+    here as ``shoal console`` refuses it (``*`` is every host)."""
+    host = field_or(body, "host", str, "*")
+    if not host:
+        raise ApiError(400, "invalid_field", "'host' must be a non-empty string (* for any host)")
+    return host
 
 
 def _row(acl: AclBinding) -> dict[str, str]:
@@ -113,18 +123,18 @@ def _row(acl: AclBinding) -> dict[str, str]:
 async def _acls_or_refuse(
     broker: Broker, ctx: RequestContext, request: Request, what: str
 ) -> tuple[BrokerAcls, AclBinding]:
-    body = await json_object(request)
-    binding = _binding(body)
+    # Authorized first, as CreateAcls and DeleteAcls are: whoever may not change ACLs learns
+    # nothing from how their body would have been judged.
     _require_cluster_alter(broker, ctx, what)
     if broker.acls is None:
         raise ApiError(409, "security_disabled", "No Authorizer is configured on the broker")
-    return broker.acls, binding
+    return broker.acls, _binding(await json_object(request))
 
 
 async def create_acl(broker: Broker, ctx: RequestContext, request: Request) -> Response:
     """Add one ACL (as CreateAcls); present already is success again, as in Kafka."""
     acls, binding = await _acls_or_refuse(broker, ctx, request, "creating ACLs")
-    [outcome] = acls.create([binding])
+    [outcome] = await acls.create_off_loop([binding])
     if outcome.error_code != ErrorCode.NONE:
         raise ApiError(400, ErrorCode(outcome.error_code).name.lower(), outcome.error_message or "")
     return JSONResponse({"acl": _row(binding)}, status_code=201)
@@ -145,7 +155,7 @@ async def delete_acl(broker: Broker, ctx: RequestContext, request: Request) -> R
     )
     if not acls.describe(exact):
         raise ApiError(404, "acl_not_found", "no such ACL: nothing deleted")
-    [outcome] = acls.delete([exact])
+    [outcome] = await acls.delete_off_loop([exact])
     if outcome.error_code != ErrorCode.NONE:
         raise ApiError(400, ErrorCode(outcome.error_code).name.lower(), outcome.error_message or "")
     return JSONResponse({"deleted": [_row(b) for b in outcome.bindings]})
@@ -173,6 +183,7 @@ def _mechanism(value: str | None) -> ScramAlgorithm:
 async def set_user(broker: Broker, ctx: RequestContext, user: str, request: Request) -> Response:
     """``{"mechanism", "password", "iterations"?}``: add or replace the user's credential for
     that mechanism (as AlterUserScramCredentials' upsertion)."""
+    _require_cluster_alter(broker, ctx, "changing SCRAM credentials")  # before any validation
     body = await json_object(request)
     name = _user_name(user)
     algorithm = _mechanism(field(body, "mechanism", str))
@@ -186,9 +197,11 @@ async def set_user(broker: Broker, ctx: RequestContext, user: str, request: Requ
             "unacceptable_credential",
             f"iterations must be within [{ITERATIONS_MIN}, {ITERATIONS_MAX}]",
         )
-    _require_cluster_alter(broker, ctx, "changing SCRAM credentials")
-    credential = new_credential(algorithm, password, iterations)
-    broker.scram_credentials.apply([Upsertion(name, algorithm, credential)], [])
+    # Salting (thousands of HMAC rounds) and the save (a write and an fsync) block: on a
+    # worker thread, off the event loop the Kafka listener shares.
+    credential = await asyncio.to_thread(new_credential, algorithm, password, iterations)
+    upsertion = Upsertion(name, algorithm, credential)
+    await asyncio.to_thread(broker.scram_credentials.apply, [upsertion], [])
     return JSONResponse({"user": name, "mechanism": algorithm.name, "iterations": iterations})
 
 
@@ -197,9 +210,9 @@ async def delete_user(
 ) -> Response:
     """Delete the user's credential for ``mechanism`` (a query parameter): 404 when the user
     has none (Kafka's RESOURCE_NOT_FOUND)."""
+    _require_cluster_alter(broker, ctx, "changing SCRAM credentials")  # before any validation
     name = _user_name(user)
     algorithm = _mechanism(mechanism)
-    _require_cluster_alter(broker, ctx, "changing SCRAM credentials")
     store = broker.scram_credentials
     if store.get(name, algorithm) is None:
         raise ApiError(
@@ -207,5 +220,5 @@ async def delete_user(
             "resource_not_found",
             f"user {name!r} has no {algorithm.name} credential: nothing deleted",
         )
-    store.apply([], [Deletion(name, algorithm)])
+    await asyncio.to_thread(store.apply, [], [Deletion(name, algorithm)])
     return JSONResponse({"user": name, "mechanism": algorithm.name, "deleted": True})

@@ -43,16 +43,43 @@ class ApiError extends Error {
   }
 }
 
+// Navigation generations: each route() starts a new one. An answer that arrives after the
+// user moved to another page belongs to an older generation and is dropped (the promise never
+// settles, so the old page's code stops there and never draws over the new page). Reads of the
+// old page are also aborted; writes are not (the user asked for them; only their result is
+// no longer shown).
+let routeGeneration = 0;
+let routeReads = new AbortController();
+function newRouteGeneration() {
+  routeGeneration++;
+  routeReads.abort();
+  routeReads = new AbortController();
+}
+function dropStale() {
+  // How many answers were dropped so: tests wait on this instead of on time.
+  document.body.dataset.staleDropped = String(Number(document.body.dataset.staleDropped || 0) + 1);
+  return new Promise(() => {});
+}
+
 async function call(method, url, body) {
+  const generation = routeGeneration;
   const init = { method, headers: { Accept: "application/json" } };
-  if (method !== "GET") Object.assign(init.headers, CSRF);
+  if (method === "GET") init.signal = routeReads.signal;
+  else Object.assign(init.headers, CSRF);
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(url, init);
+  let response;
   let data = null;
-  try { data = await response.json(); } catch (e) { data = null; }
+  try {
+    response = await fetch(url, init);
+    try { data = await response.json(); } catch (e) { data = null; }
+  } catch (err) {
+    if (generation !== routeGeneration) return dropStale();
+    throw err;
+  }
+  if (generation !== routeGeneration) return dropStale();
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
@@ -117,7 +144,10 @@ function header(msg, name) {
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
   const [path, query] = raw.split("?");
-  const parts = path ? path.split("/").map(decodeURIComponent) : [];
+  // Each segment decoded on its own: a name's "/" arrives as %2F and stays in its segment. A
+  // malformed escape typed by hand ("100%") is taken as written rather than failing the page.
+  const decode = (part) => { try { return decodeURIComponent(part); } catch (e) { return part; } };
+  const parts = path ? path.split("/").map(decode) : [];
   return { parts, params: new URLSearchParams(query || "") };
 }
 function go(path, params) {
@@ -382,8 +412,8 @@ function exportButtons(topicName, messages) {
   };
   return [
     h("button", { id: "export-json", class: "secondary", type: "button",
-      onclick: () => download(topicName + ".json", "application/json", JSON.stringify(messages, null, 2)) }, "Export JSON"),
-    h("button", { id: "export-csv", class: "secondary", type: "button", onclick: csv }, "Export CSV"),
+      onclick: () => download(topicName + ".json", "application/json", JSON.stringify(messages, null, 2)) }, "Export page (JSON)"),
+    h("button", { id: "export-csv", class: "secondary", type: "button", onclick: csv }, "Export page (CSV)"),
   ];
 }
 
@@ -426,6 +456,7 @@ async function messagesPage(topicName, params) {
     h("option", { value: f, selected: (params.get("from") || "oldest") === f }, f)));
   const offset = field("offset", { type: "number", min: 0, placeholder: "offset" });
   const timestamp = field("timestamp", { placeholder: "ms or ISO time" });
+  const until = field("until", { placeholder: "until: ms or ISO time" });
   const key = field("key", { placeholder: "key contains" });
   const value = field("value", { placeholder: "value contains" });
   const hdr = field("header", { placeholder: "header contains" });
@@ -436,21 +467,23 @@ async function messagesPage(topicName, params) {
     onsubmit: (e) => {
       e.preventDefault();
       const next = new URLSearchParams();
-      for (const [name, el] of Object.entries({ partition, from, offset, timestamp, key, value, header: hdr })) {
+      for (const [name, el] of Object.entries({ partition, from, offset, timestamp, until, key, value, header: hdr })) {
         if (el.value) next.set(name, el.value);
       }
       if (!decodeBox.checked) next.set("decode", "0");
       go(["messages", topicName], next);
     },
-  }, h("div", { class: "row" }, h("label", {}, "Partition ", partition), h("label", {}, "From ", from), offset, timestamp),
+  }, h("div", { class: "row" }, h("label", {}, "Partition ", partition), h("label", {}, "From ", from), offset, timestamp, until),
   h("div", { class: "row" }, key, value, hdr, h("label", {}, decodeBox, " decode with the schema registry"), h("button", { type: "submit" }, "Search")));
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   for (const name of ["partition", "from", "offset", "key", "value", "header", "cursor"]) {
     if (params.get(name)) query.set(name, params.get(name));
   }
-  if (params.get("timestamp")) {
-    const raw = params.get("timestamp");
-    query.set("timestamp", /^\d+$/.test(raw) ? raw : String(Date.parse(raw)));
+  // Times as typed: milliseconds, or an ISO time the browser parses. "until" ends the window:
+  // each partition is read up to its first record at or after it (ListOffsets by time).
+  for (const name of ["timestamp", "until"]) {
+    const raw = params.get(name);
+    if (raw) query.set(name, /^\d+$/.test(raw) ? raw : String(Date.parse(raw)));
   }
   const head = [h("h1", {}, "Messages in ", h("a", { href: "#/topics/" + enc(topicName) }, topicName)), form];
   const tailParams = new URLSearchParams(params);
@@ -481,7 +514,20 @@ async function messagesPage(topicName, params) {
       messageRows(page.messages, []), { id: "messages" }),
     h("div", { class: "row" }, h("button", { id: "next-page", class: "secondary", onclick: () => go(["messages", topicName], nextParams) }, "Next page"),
       h("button", { id: "live-tail", class: "secondary", type: "button", onclick: () => go(["messages", topicName], tailParams) }, "Live tail"),
-      exportButtons(topicName, page.messages)));
+      exportButtons(topicName, page.messages), exportAllLinks(topicName, query)));
+}
+
+// Every message the query matches (not just this page), streamed by the API as a download.
+function exportAllLinks(topicName, query) {
+  const link = (format) => {
+    const q = new URLSearchParams(query);
+    q.delete("cursor");
+    q.delete("limit");
+    q.set("format", format);
+    return h("a", { id: "export-all-" + format, class: "secondary", download: "",
+      href: API + "/topics/" + enc(topicName) + "/messages/export?" + q.toString() }, "Export all matching (" + format.toUpperCase() + ")");
+  };
+  return [link("json"), link("csv")];
 }
 
 // ---- produce ---------------------------------------------------------------------------
@@ -748,19 +794,35 @@ async function dlqPage(topicName, params) {
   const page = await api("GET", "/topics/" + enc(topicName) + "/messages?" + query.toString());
   const status = h("div", { id: "redrive-status" });
   const selected = new Map();
+  // Where records go: the topic the user names here, or else each record's origin topic (its
+  // shoal.dlq.original.topic header). The API refuses internal topics, the DLQ itself and
+  // topics that do not exist ("redrive_from" tells it this is a redrive); the page checks the
+  // same first, so a batch with one bad target writes nothing.
+  const redriveTo = h("input", { id: "redrive-to", placeholder: "to its original topic, or name one" });
+  const known = new Map(topics.map((t) => [t.name, t]));
+  const targetOf = (m) => redriveTo.value.trim() || header(m, DLQ_PREFIX + "original.topic");
+  function refusedTarget(target) {
+    const topic = known.get(target);
+    if (target === topicName) return "cannot redrive " + topicName + " into itself";
+    if (!topic) return "topic " + JSON.stringify(target) + " does not exist";
+    if (topic.internal || target.startsWith("_")) return JSON.stringify(target) + " is an internal topic";
+    return null;
+  }
   async function redrive(messages) {
-    let done = 0;
-    for (const m of messages) {
-      const original = header(m, DLQ_PREFIX + "original.topic");
-      if (original === null) continue; // not a shoal DLQ record: nothing says where it belongs
-      const headers = m.headers.filter((x) => !x.key.startsWith(DLQ_PREFIX));
-      await api("POST", "/topics/" + enc(original) + "/messages", { key: m.key, value: m.value, headers });
-      done++;
+    // not a shoal DLQ record (and no topic named): nothing says where it belongs
+    const due = messages.filter((m) => targetOf(m) !== null);
+    for (const m of due) {
+      const refused = refusedTarget(targetOf(m));
+      if (refused) throw new Error("Refused: " + refused + "; nothing of this batch was redriven.");
     }
-    return done;
+    for (const m of due) {
+      const headers = m.headers.filter((x) => !x.key.startsWith(DLQ_PREFIX));
+      await api("POST", "/topics/" + enc(targetOf(m)) + "/messages", { key: m.key, value: m.value, headers, redrive_from: topicName });
+    }
+    return due.length;
   }
   const run = (messages) => async () => {
-    try { status.replaceChildren(notice("Redrove " + (await redrive(messages)) + " record(s) to their original topics.")); }
+    try { status.replaceChildren(notice("Redrove " + (await redrive(messages)) + " record(s).")); }
     catch (err) { status.replaceChildren(errorBox(err)); }
   };
   const extra = [
@@ -794,11 +856,12 @@ async function dlqPage(topicName, params) {
   nextParams.set("cursor", page.next_cursor);
   render(head,
     h("h2", {}, "Records in ", topicName),
+    h("div", { class: "row" }, h("label", {}, "Redrive to ", redriveTo)),
     h("div", { class: "row" },
       h("button", { id: "redrive-selected", type: "button", onclick: () => run([...selected.keys()])() }, "Redrive selected"),
       h("button", { id: "redrive-page", class: "secondary", type: "button", onclick: run(page.messages) }, "Redrive all on this page"),
       h("button", { id: "redrive-all", class: "secondary", type: "button", onclick: async () => {
-        try { status.replaceChildren(notice("Redrove " + (await redriveAll()) + " record(s) to their original topics.")); }
+        try { status.replaceChildren(notice("Redrove " + (await redriveAll()) + " record(s).")); }
         catch (err) { status.replaceChildren(errorBox(err)); }
       } }, "Redrive all"),
       h("button", { id: "dlq-next", class: "secondary", type: "button", onclick: () => go(["dlq", topicName], nextParams) }, "Next page")),
@@ -884,6 +947,7 @@ async function securityPage(notice) {
 
 async function route() {
   if (pageTimer !== null) { clearInterval(pageTimer); pageTimer = null; }
+  newRouteGeneration();
   const { parts, params } = parseHash();
   decodeWithRegistry = params.get("decode") !== "0";
   const [page, arg] = parts;
