@@ -225,3 +225,66 @@ def test_a_kafka_queue_fetch_takes_at_most_fetch_records_max(
 
     run(first_fetch())
     assert fetched and 0 < fetched[0] <= FETCH_RECORDS_MAX, fetched
+
+
+@pytest.fixture(params=["shoal", pytest.param("kafka", marks=pytest.mark.peer)])
+def kafka_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "shoal":
+        broker: EmbeddedBroker = request.getfixturevalue("shoal_queue_broker")
+        return f"kafka://{broker.bootstrap_servers}"
+    peer: KafkaPeer = request.getfixturevalue("kafka_peer")
+    return f"kafka://{peer.bootstrap_servers}"
+
+
+def _set_group_config(bootstrap: str, group: str, name: str, value: str) -> None:
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    change = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)],
+    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.incremental_alter_configs([change])[change].result(30)
+
+
+def test_retry_attempts_above_the_share_delivery_limit_are_refused_at_start(
+    kafka_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker archives a record released share.delivery.count.limit times: with a lower
+    limit than retry.max_attempts a failing record would never reach the DLQ, so start refuses
+    (the group's limit read with DescribeConfigs), or warns when the subscriber opted in."""
+    topic, group = _names()
+    _set_group_config(kafka_url.removeprefix("kafka://"), group, "share.delivery.count.limit", "3")
+
+    def app_with(retry: Retry) -> App:
+        app = App(kafka_url, lag_interval_s=0)
+
+        @app.subscriber(topic, group=group, queue=True, retry=retry)
+        async def work(job: str) -> None:
+            del job
+
+        return app
+
+    refused = app_with(Retry(max_attempts=5))
+    with pytest.raises(TransportError) as refusal:
+        run(refused.start())
+    message = str(refusal.value)
+    assert "retry.max_attempts=5" in message and "after 3 deliveries" in message
+    assert "share.delivery.count.limit" in message and "queue_limit_below_ok" in message
+
+    async def starts_and_stops(app: App) -> None:
+        async with app:
+            pass
+
+    run(starts_and_stops(app_with(Retry(max_attempts=3))))  # at the limit: the DLQ is reached
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="shoal.app"):
+        run(starts_and_stops(app_with(Retry(max_attempts=5, queue_limit_below_ok=True))))
+    assert any("after 3 deliveries" in r.getMessage() for r in caplog.records)

@@ -153,3 +153,15 @@ class QueueTransport(Protocol):
     consumers acknowledge records one by one."""
 
     def queue_consumer(self, topics: list[str], group: str) -> QueueConsumer: ...
+
+
+@runtime_checkable
+class QueueDeliveryLimits(Protocol):
+    """An optional capability of a transport with queues that stop delivering a record after a
+    number of deliveries of their own (Kafka's ``share.delivery.count.limit``): the App checks
+    a queue subscriber's ``retry.max_attempts`` against it at start."""
+
+    async def queue_delivery_limit(self, group: str) -> int | None:
+        """After how many deliveries the queue of ``group`` gives a record up itself (None:
+        never, or not known)."""
+        ...
