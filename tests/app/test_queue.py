@@ -38,10 +38,33 @@ def shoal_queue_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emb
     broker.stop()
 
 
-@pytest.fixture(params=["memory", "shoal", pytest.param("kafka", marks=pytest.mark.peer)])
+WORK_QUEUES = ("amqp", "redis", "nats")
+"""The work-queue transports: their queue consumers are the group's consumers settling each
+delivery on its own; the lock timeout is short here (Redis claim_idle_ms, JetStream
+ack_wait_s; RabbitMQ returns a dead consumer's deliveries when its connection drops)."""
+
+
+def work_queue_url(request: pytest.FixtureRequest, kind: str) -> str:
+    if kind == "amqp":
+        return str(request.getfixturevalue("rabbitmq_server").url)
+    if kind == "redis":
+        return f"{request.getfixturevalue('redis_server').url}/0?claim_idle_ms=1000"
+    return f"{request.getfixturevalue('nats_server').url}?ack_wait_s=1"
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "shoal",
+        pytest.param("kafka", marks=pytest.mark.peer),
+        *(pytest.param(kind, marks=pytest.mark.peer) for kind in WORK_QUEUES),
+    ]
+)
 def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return f"memory://queue-{uuid.uuid4().hex[:8]}"  # named: the test's Apps share it
+    if request.param in WORK_QUEUES:
+        return work_queue_url(request, request.param)
     if request.param == "shoal":
         broker: EmbeddedBroker = request.getfixturevalue("shoal_queue_broker")
         return f"kafka://{broker.bootstrap_servers}"

@@ -357,8 +357,8 @@ class App:
             if sub.queue:
                 raise TransportError(
                     f"subscriber {sub.name}: queue=True needs a transport with queues (kafka:// "
-                    f"or embedded:// share groups, memory://): {type(self.transport).__name__} "
-                    "has none yet"
+                    "or embedded:// share groups, amqp://, redis://, nats://, memory://): "
+                    f"{type(self.transport).__name__} has none"
                 )
 
     async def start(self) -> None:

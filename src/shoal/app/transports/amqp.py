@@ -37,6 +37,7 @@ from shoal.app.transports.amqp_consumer import (
     TRANSPORT_ERRORS,
     AmqpConsumer,
 )
+from shoal.app.transports.amqp_queue import AmqpQueueConsumer
 from shoal.app.transports.amqp_topology import (
     DELAY_EXCHANGE,
     DELAY_QUEUE_HEADER,
@@ -246,6 +247,20 @@ class AmqpTransport:
 
     def consumer(self, topics: list[str], group: str) -> AmqpConsumer:
         return AmqpConsumer(self._client_url, self.options, topics, group, self._on_subscribing)
+
+    def queue_consumer(self, topics: list[str], group: str) -> AmqpQueueConsumer:
+        """A queue subscriber's consumer (issue 16): see amqp_queue."""
+        return AmqpQueueConsumer(
+            self._client_url, self.options, topics, group, self._on_subscribing
+        )
+
+    async def queue_delivery_limit(self, group: str) -> int | None:
+        """Deliveries before a quorum queue dead-letters a message itself: its
+        ``x-delivery-limit`` counts returns, so one more than the limit (QueueDeliveryLimits)."""
+        del group  # every group queue is declared with the URL's options
+        if self.options.queue_type != "quorum" or self.options.delivery_limit <= 0:
+            return None
+        return self.options.delivery_limit + 1
 
     async def read_topic(self, topic: str) -> list[Message]:
         """Every record in the topic's journal stream, from its first offset to the end it had
