@@ -10,8 +10,11 @@ deliveries and never delivered again. Retry backoff runs on a fake sleep.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -311,3 +314,111 @@ def test_retry_attempts_above_the_share_delivery_limit_are_refused_at_start(
     with caplog.at_level("WARNING", logger="shoal.app"):
         run(starts_and_stops(app_with(Retry(max_attempts=5, queue_limit_below_ok=True))))
     assert any("after 3 deliveries" in r.getMessage() for r in caplog.records)
+
+
+CRASH_LINE_WAIT_S = 60.0
+"""Bound on the child's start-up and on its handler getting the record (a hang guard)."""
+
+
+@pytest.fixture(scope="module")
+def short_lock_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """shoal with a 1 s record lock (a group config may not go below Kafka's 15 s minimum)."""
+    broker = EmbeddedBroker(
+        str(tmp_path_factory.mktemp("short-lock-broker")),
+        group_share_record_lock_duration_ms=1000,
+    ).start()
+    yield broker
+    broker.stop()
+
+
+def _crash_url_of(request: pytest.FixtureRequest, kind: str) -> str:
+    if kind == "shoal":
+        return f"kafka://{request.getfixturevalue('short_lock_broker').bootstrap_servers}"
+    return work_queue_url(request, kind)
+
+
+async def _line(child: subprocess.Popen[str], expected: str) -> str:
+    """The child's next stdout line, which must start with ``expected`` (bounded wait)."""
+    assert child.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), CRASH_LINE_WAIT_S)
+    assert line.startswith(expected), f"child said {line!r}, expected {expected!r}"
+    return line.strip()
+
+
+@pytest.mark.parametrize("kind", ["shoal", *WORK_QUEUES])
+def test_a_killed_instance_s_record_comes_back_to_another_after_the_lock_timeout(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    """An App instance SIGKILLed while its handler holds a record: another instance of the
+    group gets the record after the queue's lock timeout (RabbitMQ: when the dead instance's
+    connection drops), with delivery count 2, once."""
+    if kind != "shoal":
+        request.applymarker(pytest.mark.peer)
+    url = _crash_url_of(request, kind)
+    topic, group = _names()
+    handled: list[tuple[str, int | None]] = []
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("queue_crash_child.py")), url, topic, group],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+    async def scenario() -> None:
+        try:
+            await _line(child, "ready")
+            publisher = App(url, name="publisher", lag_interval_s=0)
+            async with publisher:
+                await publisher.publish(topic, "job")
+            assert await _line(child, "holding") == "holding job 1"
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        survivor = App(url, name="survivor", lag_interval_s=0)
+
+        @survivor.subscriber(topic, group=group, queue=True)
+        async def work(job: str, msg: Message) -> None:
+            handled.append((job, msg.delivery_count))
+
+        async with survivor:
+            await wait_until(lambda: bool(handled), "the dead instance's record")
+            # A later record is handled once too, and the first one did not come back.
+            await survivor.publish(topic, "after")
+            await wait_until(lambda: ("after", 1) in handled, "a later record")
+
+    run(scenario())
+    assert handled == [("job", 2), ("after", 1)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "query"),
+    [pytest.param("amqp", "?delivery_limit=2", marks=pytest.mark.peer),
+     pytest.param("nats", "?max_deliver=3", marks=pytest.mark.peer)],
+)  # fmt: skip
+def test_work_queue_delivery_limits_are_checked_at_start(
+    request: pytest.FixtureRequest, kind: str, query: str
+) -> None:
+    """RabbitMQ's x-delivery-limit (returns: 2 allows 3 deliveries) and JetStream's
+    max_deliver (3) are the queue's own limits: retry.max_attempts=4 is refused, 3 starts."""
+    base = work_queue_url(request, kind).split("?")[0]
+    topic, group = _names()
+
+    def app_with(retry: Retry) -> App:
+        app = App(base + query, lag_interval_s=0)
+
+        @app.subscriber(topic, group=group, queue=True, retry=retry)
+        async def work(job: str) -> None:
+            del job
+
+        return app
+
+    with pytest.raises(TransportError, match=r"retry\.max_attempts=4 .* after 3 deliveries"):
+        run(app_with(Retry(max_attempts=4)).start())
+
+    async def starts_and_stops(app: App) -> None:
+        async with app:
+            pass
+
+    run(starts_and_stops(app_with(Retry(max_attempts=3))))
