@@ -184,7 +184,7 @@ fuzz: $(STAMP)
 
 # -- share-group bench (issue 16, slice Q): consume-and-acknowledge throughput and redelivery
 # latency with 1, 4 and 16 consumers, shoal against Apache Kafka 4.4 and RabbitMQ quorum queues
-# in the same run; writes bench/results/share.{md,json}. BENCH_SHARE_ARGS='--quick' for a look.
+# in the same run; writes bench/results/share.{md,json,png}. BENCH_SHARE_ARGS='--quick' for a look.
 .PHONY: bench-share
 bench-share: $(STAMP) peers
 	$(BIN)/python bench/share.py $(BENCH_SHARE_ARGS)

@@ -11,9 +11,9 @@ group; a quorum queue), in the same run, one system running at a time:
    RELEASE; AMQP ``basic.nack`` with requeue) and the time until a consumer (any) gets it again
    is measured, p50/p99 over every such record of the runs (see bench/peers/share_common.py).
 
-Writes share.md (ratio tables shoal / each peer, then the figures) and share.json into ``--out``
-(default bench/results/). ``--quick`` is a smoke run (a few hundred records, 1 and 4 consumers)
-that checks the bench works and says nothing about speed.
+Writes share.md (ratio tables shoal / each peer, then the figures), share.json and share.png
+into ``--out`` (default bench/results/). ``--quick`` is a smoke run (a few hundred records, 1
+and 4 consumers) that checks the bench works and says nothing about speed.
 
     python bench/share.py                    # full run: never on a shared machine during tests
     python bench/share.py --quick --out /tmp/share
@@ -201,6 +201,7 @@ def consume_run(target: Target, dest: str, consumers: int, records: int) -> dict
         "redelivered": len(redelivery_ms),
         "redelivery_ms_each": redelivery_ms,
         "max_delivery_count": max(c["max_delivery_count"] for c in children),
+        "client_cpu_fraction_max": max(c["cpu_s"] for c in children) / ((end_ns - start_ns) / 1e9),
     }
 
 
@@ -225,6 +226,7 @@ def measure(target: Target, cfg: Config, log: Callable[[str], None]) -> dict[str
                 f"  {consumers} consumers: {run['records_per_s']:,.0f} records/s "
                 f"(join {run['join_ms']:.0f} ms), redelivery p50 {lat['p50']:.2f} "
                 f"p99 {lat['p99']:.2f} ms ({run['redelivered']}/{run['released']} came back; "
+                f"busiest client cpu {run['client_cpu_fraction_max']:.0%}; "
                 f"publishing took {run['prepare_s']:.1f} s, the run {run['run_s']:.1f} s)"
             )
         pooled = [ms for run in runs for ms in run["redelivery_ms_each"]]
@@ -301,6 +303,39 @@ def write_markdown(results: dict[str, Any], path: Path) -> str:
     return text
 
 
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    """Throughput (top) and redelivery p50/p99 (bottom) by consumer count, a bar per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = results["config"]["consumers"]
+    names = [n for n in SYSTEMS if n in results["systems"]]
+    width = 0.8 / max(1, len(names))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8))
+    for i, name in enumerate(names):
+        offset = (i - (len(names) - 1) / 2) * width
+        cells = [results["systems"][name]["results"][f"consumers_{c}"] for c in counts]
+        xs = [k + offset for k in range(len(counts))]
+        color = f"C{i}"  # one colour per system in both panels
+        top.bar(xs, [c["records_per_s"]["median"] for c in cells], width, label=name, color=color)
+        p50 = [c["redelivery_ms"]["p50"] for c in cells]
+        p99 = [c["redelivery_ms"]["p99"] for c in cells]
+        bottom.bar(xs, p99, width, label=f"{name} p99", color=color, alpha=0.35)
+        bottom.bar(xs, p50, width * 0.5, label=f"{name} p50 (narrow)", color=color)
+    for axis in (top, bottom):
+        axis.set_xticks(range(len(counts)), [f"{c} consumers" for c in counts])
+        axis.set_yscale("log")
+        axis.legend(fontsize=8)
+    top.set_title("consume + acknowledge, records/s (higher is better)")
+    bottom.set_title("redelivery after a release, ms (lower is better)")
+    bottom.set_ylabel("ms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def run(
     cfg: Config, systems: list[str], out_dir: Path, work_base: Path, running: dict[str, str]
 ) -> dict[str, Any]:
@@ -338,6 +373,8 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "share.json").write_text(json.dumps(results, indent=2) + "\n")
     print(write_markdown(results, out_dir / "share.md"))
+    if results["systems"]:
+        write_chart(results, out_dir / "share.png")
     return results
 
 

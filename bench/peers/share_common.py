@@ -50,6 +50,9 @@ class ChildResult:
     redelivered_ns: dict[int, int] = field(default_factory=dict)
     """Record id -> when this child got it again (delivery count above 1)."""
     max_delivery_count: int = 0
+    cpu_s: float = 0.0
+    """CPU the child used from the start signal to its stop (all its threads): near the
+    run's length means the client, not the broker, may be what limits it."""
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -59,6 +62,7 @@ class ChildResult:
             "released_ns": self.released_ns,
             "redelivered_ns": self.redelivered_ns,
             "max_delivery_count": self.max_delivery_count,
+            "cpu_s": self.cpu_s,
             "error": self.error,
         }
 

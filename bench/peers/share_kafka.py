@@ -102,6 +102,7 @@ def consumer_child(bootstrap: str, group: str, topic: str, shared: Shared) -> No
         with shared.ready.get_lock():
             shared.ready.value += 1
         shared.start.wait()
+        cpu0 = time.process_time()
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while not shared.done() and time.monotonic() < deadline:
             accepted = 0
@@ -124,6 +125,7 @@ def consumer_child(bootstrap: str, group: str, topic: str, shared: Shared) -> No
             if accepted:
                 result.accepted += accepted
                 shared.add_accepted(accepted)
+        result.cpu_s = time.process_time() - cpu0
         consumer.commit_sync()
         consumer.close()
     except Exception:

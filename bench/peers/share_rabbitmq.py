@@ -93,6 +93,7 @@ async def _consume(url: str, queue_name: str, shared: Shared, result: ChildResul
         with shared.ready.get_lock():
             shared.ready.value += 1
         await asyncio.to_thread(shared.start.wait)
+        cpu0 = time.process_time()
         tag = await queue.consume(on_message)
         deadline = time.monotonic() + RUN_TIMEOUT_S
         # The last acknowledgement may be another child's: this one looks at the shared count
@@ -100,6 +101,7 @@ async def _consume(url: str, queue_name: str, shared: Shared, result: ChildResul
         while not shared.done() and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), POLL_S)
+        result.cpu_s = time.process_time() - cpu0
         await queue.cancel(tag)
 
 

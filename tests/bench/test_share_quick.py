@@ -61,6 +61,7 @@ def test_quick_share_bench_covers_every_system_and_consumer_count(
                 assert run_["released"] > 0, (name, consumers)
                 assert run_["redelivered"] == run_["released"], (name, consumers)
                 assert run_["max_delivery_count"] >= 2, (name, consumers)
+                assert run_["client_cpu_fraction_max"] > 0, (name, consumers)
             redelivery = cell["redelivery_ms"]
             assert 0 < redelivery["p50"] <= redelivery["p99"], (name, consumers)
 
