@@ -59,7 +59,12 @@ from nats.js.api import (
 
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
 from shoal.app.secrets import redact_url
-from shoal.app.transport import Acknowledgement, TopicPartition, TransportError
+from shoal.app.transport import (
+    Acknowledgement,
+    DeliveryLimit,
+    TopicPartition,
+    TransportError,
+)
 from shoal.app.transports.background import keep_alive
 from shoal.app.transports.ledger import DeliveryLedger
 from shoal.app.transports.work_queue import FetchGuard, Settlement
@@ -528,10 +533,17 @@ class NatsTransport:
         """A queue subscriber's consumer (issue 16): see nats_queue."""
         return NatsQueueConsumer(self, self.settings, topics, group)
 
-    async def queue_delivery_limit(self, group: str) -> int | None:
+    async def queue_delivery_limit(self, group: str, attempts: int) -> DeliveryLimit | None:
         """The durable consumer's ``max_deliver`` (QueueDeliveryLimits); None: unlimited."""
         del group  # every group's consumer is created with the URL's settings
-        return self.settings.max_deliver if self.settings.max_deliver > 0 else None
+        if self.settings.max_deliver <= 0:
+            return None
+        return DeliveryLimit(
+            self.settings.max_deliver,
+            f"the JetStream consumer's max_deliver={self.settings.max_deliver}",
+            "no longer delivered by JetStream, never dead-lettered by the app",
+            f"raise the URL's max_deliver to at least {attempts} (or -1, unlimited)",
+        )
 
     async def read_topic(self, topic: str) -> list[Message]:
         js = self.jetstream()
