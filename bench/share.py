@@ -12,8 +12,8 @@ group; a quorum queue), in the same run, one system running at a time:
    is measured, p50/p99 over every such record of the runs (see bench/peers/share_common.py).
 
 Writes share.md (ratio tables shoal / each peer, then the figures), share.json and share.png
-into ``--out`` (default bench/results/). ``--quick`` is a smoke run (a few hundred records, 1
-and 4 consumers) that checks the bench works and says nothing about speed.
+into ``--out`` (default bench/results/). ``--quick`` is a smoke run (200 records, 1
+and 2 consumers) that checks the bench works and says nothing about speed.
 
     python bench/share.py                    # full run: never on a shared machine during tests
     python bench/share.py --quick --out /tmp/share
@@ -78,7 +78,7 @@ class Config:
 
 def config_for(quick: bool) -> Config:
     if quick:
-        return Config(True, 300, [1, 4], 1)
+        return Config(True, 200, [1, 2], 1)
     return Config(False, 50_000, [1, 4, 16], 3)
 
 
@@ -384,7 +384,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
     parser.add_argument("--consumers", help="consumer counts, comma-separated (1,4,16)")
-    parser.add_argument("--records", type=int, help="records per run (50,000; quick 300)")
+    parser.add_argument("--records", type=int, help="records per run (50,000; quick 200)")
     parser.add_argument("--repeats", type=int, help="runs per consumer count (3; quick 1)")
     parser.add_argument("--kafka-bootstrap", help="use this running Apache Kafka 4.4")
     parser.add_argument("--rabbitmq-url", help="use this running RabbitMQ (amqp://...)")
