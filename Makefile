@@ -181,3 +181,10 @@ FUZZ_RUNS ?= 5000000
 .PHONY: fuzz
 fuzz: $(STAMP)
 	SHOAL_FUZZ_RUNS=$(FUZZ_RUNS) SHOAL_FUZZ_ADMIN_RUNS=$(or $(FUZZ_ADMIN_RUNS),100000) $(BIN)/pytest -s --timeout=3600 tests/fuzz $(PYTEST_ARGS)
+
+# -- share-group bench (issue 16, slice Q): consume-and-acknowledge throughput and redelivery
+# latency with 1, 4 and 16 consumers, shoal against Apache Kafka 4.4 and RabbitMQ quorum queues
+# in the same run; writes bench/results/share.{md,json,png}. BENCH_SHARE_ARGS='--quick' for a look.
+.PHONY: bench-share
+bench-share: $(STAMP) peers
+	$(BIN)/python bench/share.py $(BENCH_SHARE_ARGS)

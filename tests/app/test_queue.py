@@ -10,8 +10,11 @@ deliveries and never delivered again. Retry backoff runs on a fake sleep.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,10 +41,33 @@ def shoal_queue_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emb
     broker.stop()
 
 
-@pytest.fixture(params=["memory", "shoal", pytest.param("kafka", marks=pytest.mark.peer)])
+WORK_QUEUES = ("amqp", "redis", "nats")
+"""The work-queue transports: their queue consumers are the group's consumers settling each
+delivery on its own; the lock timeout is short here (Redis claim_idle_ms, JetStream
+ack_wait_s; RabbitMQ returns a dead consumer's deliveries when its connection drops)."""
+
+
+def work_queue_url(request: pytest.FixtureRequest, kind: str) -> str:
+    if kind == "amqp":
+        return str(request.getfixturevalue("rabbitmq_server").url)
+    if kind == "redis":
+        return f"{request.getfixturevalue('redis_server').url}/0?claim_idle_ms=1000"
+    return f"{request.getfixturevalue('nats_server').url}?ack_wait_s=1"
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "shoal",
+        pytest.param("kafka", marks=pytest.mark.peer),
+        *(pytest.param(kind, marks=pytest.mark.peer) for kind in WORK_QUEUES),
+    ]
+)
 def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return f"memory://queue-{uuid.uuid4().hex[:8]}"  # named: the test's Apps share it
+    if request.param in WORK_QUEUES:
+        return work_queue_url(request, request.param)
     if request.param == "shoal":
         broker: EmbeddedBroker = request.getfixturevalue("shoal_queue_broker")
         return f"kafka://{broker.bootstrap_servers}"
@@ -225,3 +251,174 @@ def test_a_kafka_queue_fetch_takes_at_most_fetch_records_max(
 
     run(first_fetch())
     assert fetched and 0 < fetched[0] <= FETCH_RECORDS_MAX, fetched
+
+
+@pytest.fixture(params=["shoal", pytest.param("kafka", marks=pytest.mark.peer)])
+def kafka_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "shoal":
+        broker: EmbeddedBroker = request.getfixturevalue("shoal_queue_broker")
+        return f"kafka://{broker.bootstrap_servers}"
+    peer: KafkaPeer = request.getfixturevalue("kafka_peer")
+    return f"kafka://{peer.bootstrap_servers}"
+
+
+def _set_group_config(bootstrap: str, group: str, name: str, value: str) -> None:
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    change = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)],
+    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.incremental_alter_configs([change])[change].result(30)
+
+
+def test_retry_attempts_above_the_share_delivery_limit_are_refused_at_start(
+    kafka_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker archives a record released share.delivery.count.limit times: with a lower
+    limit than retry.max_attempts a failing record would never reach the DLQ, so start refuses
+    (the group's limit read with DescribeConfigs), or warns when the subscriber opted in."""
+    topic, group = _names()
+    _set_group_config(kafka_url.removeprefix("kafka://"), group, "share.delivery.count.limit", "3")
+
+    def app_with(retry: Retry) -> App:
+        app = App(kafka_url, lag_interval_s=0)
+
+        @app.subscriber(topic, group=group, queue=True, retry=retry)
+        async def work(job: str) -> None:
+            del job
+
+        return app
+
+    refused = app_with(Retry(max_attempts=5))
+    with pytest.raises(TransportError) as refusal:
+        run(refused.start())
+    message = str(refusal.value)
+    assert "retry.max_attempts=5" in message and "after 3 deliveries" in message
+    assert "share.delivery.count.limit" in message and "queue_limit_below_ok" in message
+
+    async def starts_and_stops(app: App) -> None:
+        async with app:
+            pass
+
+    run(starts_and_stops(app_with(Retry(max_attempts=3))))  # at the limit: the DLQ is reached
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="shoal.app"):
+        run(starts_and_stops(app_with(Retry(max_attempts=5, queue_limit_below_ok=True))))
+    assert any("after 3 deliveries" in r.getMessage() for r in caplog.records)
+
+
+CRASH_LINE_WAIT_S = 60.0
+"""Bound on the child's start-up and on its handler getting the record (a hang guard)."""
+
+
+@pytest.fixture(scope="module")
+def short_lock_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """shoal with a 1 s record lock (a group config may not go below Kafka's 15 s minimum)."""
+    broker = EmbeddedBroker(
+        str(tmp_path_factory.mktemp("short-lock-broker")),
+        group_share_record_lock_duration_ms=1000,
+    ).start()
+    yield broker
+    broker.stop()
+
+
+def _crash_url_of(request: pytest.FixtureRequest, kind: str) -> str:
+    if kind == "shoal":
+        return f"kafka://{request.getfixturevalue('short_lock_broker').bootstrap_servers}"
+    return work_queue_url(request, kind)
+
+
+async def _line(child: subprocess.Popen[str], expected: str) -> str:
+    """The child's next stdout line, which must start with ``expected`` (bounded wait)."""
+    assert child.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), CRASH_LINE_WAIT_S)
+    assert line.startswith(expected), f"child said {line!r}, expected {expected!r}"
+    return line.strip()
+
+
+@pytest.mark.parametrize("kind", ["shoal", *WORK_QUEUES])
+def test_a_killed_instance_s_record_comes_back_to_another_after_the_lock_timeout(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    """An App instance SIGKILLed while its handler holds a record: another instance of the
+    group gets the record after the queue's lock timeout (RabbitMQ: when the dead instance's
+    connection drops), with delivery count 2, once."""
+    if kind != "shoal":
+        request.applymarker(pytest.mark.peer)
+    url = _crash_url_of(request, kind)
+    topic, group = _names()
+    handled: list[tuple[str, int | None]] = []
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("queue_crash_child.py")), url, topic, group],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+    async def scenario() -> None:
+        try:
+            await _line(child, "ready")
+            publisher = App(url, name="publisher", lag_interval_s=0)
+            async with publisher:
+                await publisher.publish(topic, "job")
+            assert await _line(child, "holding") == "holding job 1"
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        survivor = App(url, name="survivor", lag_interval_s=0)
+
+        @survivor.subscriber(topic, group=group, queue=True)
+        async def work(job: str, msg: Message) -> None:
+            handled.append((job, msg.delivery_count))
+
+        async with survivor:
+            await wait_until(lambda: bool(handled), "the dead instance's record")
+            # A later record is handled once too, and the first one did not come back.
+            await survivor.publish(topic, "after")
+            await wait_until(lambda: ("after", 1) in handled, "a later record")
+
+    run(scenario())
+    assert handled == [("job", 2), ("after", 1)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "query"),
+    [pytest.param("amqp", "?delivery_limit=2", marks=pytest.mark.peer),
+     pytest.param("nats", "?max_deliver=3", marks=pytest.mark.peer)],
+)  # fmt: skip
+def test_work_queue_delivery_limits_are_checked_at_start(
+    request: pytest.FixtureRequest, kind: str, query: str
+) -> None:
+    """RabbitMQ's x-delivery-limit (returns: 2 allows 3 deliveries) and JetStream's
+    max_deliver (3) are the queue's own limits: retry.max_attempts=4 is refused, 3 starts."""
+    base = work_queue_url(request, kind).split("?")[0]
+    topic, group = _names()
+
+    def app_with(retry: Retry) -> App:
+        app = App(base + query, lag_interval_s=0)
+
+        @app.subscriber(topic, group=group, queue=True, retry=retry)
+        async def work(job: str) -> None:
+            del job
+
+        return app
+
+    with pytest.raises(TransportError, match=r"retry\.max_attempts=4 .* after 3 deliveries"):
+        run(app_with(Retry(max_attempts=4)).start())
+
+    async def starts_and_stops(app: App) -> None:
+        async with app:
+            pass
+
+    run(starts_and_stops(app_with(Retry(max_attempts=3))))

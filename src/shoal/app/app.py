@@ -32,6 +32,7 @@ from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message, caused_by_hea
 from shoal.app.observability import tracing
 from shoal.app.observability.metrics import Instruments
 from shoal.app.outbox import Outbox, TransportOutbox
+from shoal.app.queue_limits import check_delivery_limits
 from shoal.app.resilience.breaker import Breaker, BreakerRegistry, BreakerState
 from shoal.app.resilience.idempotency import IdempotencyStore
 from shoal.app.resilience.retry import Retry
@@ -356,8 +357,8 @@ class App:
             if sub.queue:
                 raise TransportError(
                     f"subscriber {sub.name}: queue=True needs a transport with queues (kafka:// "
-                    f"or embedded:// share groups, memory://): {type(self.transport).__name__} "
-                    "has none yet"
+                    "or embedded:// share groups, amqp://, redis://, nats://, memory://): "
+                    f"{type(self.transport).__name__} has none"
                 )
 
     async def start(self) -> None:
@@ -371,6 +372,7 @@ class App:
         await self.transport.start()
         try:
             await self.transport.ensure_topics(self._declared_topics())
+            await check_delivery_limits(self.transport, self.subscribers)  # issue 16: queues
             await self._open_store()
             for hook in self._on_startup:
                 await _call_hook(hook)

@@ -13,6 +13,7 @@ delivery below the committed offset. The App only ever commits contiguous comple
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from shoal.app.message import Headers, Message
@@ -153,3 +154,30 @@ class QueueTransport(Protocol):
     consumers acknowledge records one by one."""
 
     def queue_consumer(self, topics: list[str], group: str) -> QueueConsumer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLimit:
+    """A queue's own limit on deliveries of one record (see :class:`QueueDeliveryLimits`)."""
+
+    deliveries: int
+    """The queue gives a record up after this many deliveries."""
+    setting: str
+    """Where the limit comes from, e.g. "the broker's share.delivery.count.limit for the group"."""
+    outcome: str
+    """What the queue does with a record past it, e.g. "archived by the broker"."""
+    remedy: str
+    """How to raise it."""
+
+
+@runtime_checkable
+class QueueDeliveryLimits(Protocol):
+    """An optional capability of a transport with queues that stop delivering a record after a
+    number of deliveries of their own (Kafka's ``share.delivery.count.limit``, RabbitMQ's
+    ``x-delivery-limit``, JetStream's ``max_deliver``): the App checks a queue subscriber's
+    ``retry.max_attempts`` against it at start."""
+
+    async def queue_delivery_limit(self, group: str, attempts: int) -> DeliveryLimit | None:
+        """The limit of the queue of ``group`` (None: none, or not known); ``attempts``, the
+        deliveries the App wants, is for the remedy's wording."""
+        ...

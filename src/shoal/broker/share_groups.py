@@ -188,7 +188,11 @@ class ShareGroups:
 
     def _recovered(self, group_id: str, plog: PartitionLog) -> SharePartition | None:
         """The share-partition as last written (see shoal.coordinator.share_state)."""
-        raw = plog.read_side_file(state_file_name(group_id))
+        name = state_file_name(group_id)
+        # A write not yet on disk (a DeleteShareGroupOffsets tombstone a moment ago) wins.
+        raw = self.writer.newest(plog, name)
+        if raw is None:
+            raw = plog.read_side_file(name)
         if raw is None:
             return None
         try:
@@ -261,15 +265,31 @@ class ShareGroups:
         self.partitions[(group_id, topic, index)] = SharePartition(self.clock, settings, start)
         return self.persist(group_id, topic, index, plog)
 
-    async def forget(self, group_id: str, topic: str, index: int, plog: PartitionLog) -> None:
-        """DeleteShareGroupOffsets: the partition's state goes (a later fetch starts where
-        share.auto.offset.reset says)."""
+    async def with_state(
+        self, group_id: str, plogs: Iterable[tuple[str, int, PartitionLog]]
+    ) -> set[tuple[str, int]]:
+        """The (topic, partition) of ``plogs`` with a state file of the group on disk or being
+        written; the directories are read off the event loop."""
         name = state_file_name(group_id)
+        candidates = list(plogs)
+        found = {(t, i) for t, i, plog in candidates if self.writer.writing(plog, name)}
+        others = [(t, i, plog) for t, i, plog in candidates if (t, i) not in found]
+        found |= await asyncio.to_thread(
+            lambda: {(t, i) for t, i, plog in others if plog.read_side_file(name) is not None}
+        )
+        return found
+
+    def forget(
+        self, group_id: str, topic: str, index: int, plog: PartitionLog, on_disk: bool
+    ) -> asyncio.Future[None] | None:
+        """DeleteShareGroupOffsets: the partition's state goes now (a later fetch starts where
+        share.auto.offset.reset says); await the returned tombstone write (None when there was
+        no state file) before answering. Not a coroutine, as :meth:`reset`: a request forgets
+        every partition with no await in between, once it found the group empty."""
         self.partitions.pop((group_id, topic, index), None)
-        if self.writer.writing(plog, name) or (
-            await asyncio.to_thread(plog.read_side_file, name) is not None
-        ):
-            await self.writer.write(plog, name, encode_deleted(group_id))
+        if not on_disk:
+            return None
+        return self.writer.write(plog, state_file_name(group_id), encode_deleted(group_id))
 
     def session(
         self,

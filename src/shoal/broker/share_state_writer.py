@@ -93,6 +93,13 @@ class ShareStateWriter:
             if self._files.get(key) is state_file and not state_file.waiters:
                 del self._files[key]
 
+    def newest(self, plog: PartitionLog, name: str) -> bytes | None:
+        """The newest payload asked for while its write is in flight or wanted (what the file
+        will hold), else None: a reader must see a state written a moment ago, not the
+        older one still on disk."""
+        state_file = self._files.get((plog.directory, name))
+        return None if state_file is None else state_file.payload
+
     def writing(self, plog: PartitionLog, name: str) -> bool:
         """Whether a write of this file is in flight or wanted (it may not be on disk yet)."""
         return (plog.directory, name) in self._files

@@ -39,6 +39,10 @@ class Retry:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     topics: tuple[int, ...] = ()
     """Delays (ms) of the retry topics; delivery n+1 happens on ``<topic>.retry.<n>``."""
+    queue_limit_below_ok: bool = False
+    """Queue mode only: start even when the queue gives a record up after fewer deliveries than
+    ``max_attempts`` (Kafka's ``share.delivery.count.limit``), with a warning instead of the
+    refusal; such records are then archived by the broker, not dead-lettered."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_attempts <= MAX_ATTEMPTS_MAX:

@@ -29,7 +29,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelNotFoundEntity
 
 from shoal.app.message import Headers, Message
-from shoal.app.transport import TransportError
+from shoal.app.transport import DeliveryLimit, TransportError
 from shoal.app.transports.amqp_codec import amqp_properties, decode_record, routing_key
 from shoal.app.transports.amqp_consumer import (
     CALL_TIMEOUT_S,
@@ -37,6 +37,7 @@ from shoal.app.transports.amqp_consumer import (
     TRANSPORT_ERRORS,
     AmqpConsumer,
 )
+from shoal.app.transports.amqp_queue import AmqpQueueConsumer
 from shoal.app.transports.amqp_topology import (
     DELAY_EXCHANGE,
     DELAY_QUEUE_HEADER,
@@ -246,6 +247,26 @@ class AmqpTransport:
 
     def consumer(self, topics: list[str], group: str) -> AmqpConsumer:
         return AmqpConsumer(self._client_url, self.options, topics, group, self._on_subscribing)
+
+    def queue_consumer(self, topics: list[str], group: str) -> AmqpQueueConsumer:
+        """A queue subscriber's consumer (issue 16): see amqp_queue."""
+        return AmqpQueueConsumer(
+            self._client_url, self.options, topics, group, self._on_subscribing
+        )
+
+    async def queue_delivery_limit(self, group: str, attempts: int) -> DeliveryLimit | None:
+        """Deliveries before a quorum queue dead-letters a message itself: its
+        ``x-delivery-limit`` counts returns, so one more than the limit (QueueDeliveryLimits)."""
+        del group  # every group queue is declared with the URL's options
+        if self.options.queue_type != "quorum" or self.options.delivery_limit <= 0:
+            return None
+        return DeliveryLimit(
+            self.options.delivery_limit + 1,
+            f"the quorum queue's x-delivery-limit={self.options.delivery_limit} (returns)",
+            "dead-lettered by RabbitMQ after fewer attempts than the retry policy asks",
+            f"raise the URL's delivery_limit to at least {attempts - 1} (a queue declared "
+            "already keeps its arguments: delete it to declare it anew)",
+        )
 
     async def read_topic(self, topic: str) -> list[Message]:
         """Every record in the topic's journal stream, from its first offset to the end it had

@@ -18,9 +18,9 @@ import confluent_kafka.admin
 from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.message import Headers, Message
-from shoal.app.transport import TransportError
+from shoal.app.transport import DeliveryLimit, TransportError
 from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, KafkaConsumer, _message
-from shoal.app.transports.kafka_queue import KafkaQueueConsumer
+from shoal.app.transports.kafka_queue import KafkaQueueConsumer, share_delivery_count_limit
 from shoal.app.transports.kafka_txn import ACTIVE_TRANSACTION, KafkaTransactionalConsumer
 
 log = logging.getLogger("shoal.app.transports.kafka")
@@ -149,6 +149,20 @@ class KafkaTransport:
     def queue_consumer(self, topics: list[str], group: str) -> KafkaQueueConsumer:
         """A consumer for a queue subscriber (issue 16): a share group, see kafka_queue."""
         return KafkaQueueConsumer(dict(self._config), topics, group)
+
+    async def queue_delivery_limit(self, group: str, attempts: int) -> DeliveryLimit | None:
+        """The share group's ``share.delivery.count.limit`` (QueueDeliveryLimits)."""
+        limit = await asyncio.to_thread(share_delivery_count_limit, dict(self._config), group)
+        if limit is None:
+            return None
+        return DeliveryLimit(
+            limit,
+            "the broker's share.delivery.count.limit for the group",
+            "archived by the broker, never dead-lettered by the app",
+            f"raise the group's limit (kafka-configs.sh --alter --entity-type groups "
+            f"--entity-name {group} --add-config share.delivery.count.limit={attempts}; at "
+            "most the broker's group.share.max.delivery.count.limit)",
+        )
 
     def transactional_consumer(self, topics: list[str], group: str) -> KafkaTransactionalConsumer:
         """A consumer for an exactly-once subscriber (issue 14): see kafka_txn."""

@@ -31,6 +31,7 @@ from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, _message
 log = logging.getLogger("shoal.app.transports.kafka")
 
 SHARE_AUTO_OFFSET_RESET: Final = "share.auto.offset.reset"
+SHARE_DELIVERY_COUNT_LIMIT: Final = "share.delivery.count.limit"
 SETTLE_TIMEOUT_S: Final = 30.0
 """How long a settle waits for the broker's answer; past it the outcome is unknown, and the
 records come back after their lock timeout if the broker never got it (at-least-once)."""
@@ -206,3 +207,21 @@ class KafkaQueueConsumer:
                 log.warning("share group %s: close failed: %s", self._group, exc)
         self._in_flight.clear()
         self._executor.shutdown(wait=True)
+
+
+def share_delivery_count_limit(config: dict[str, Any], group: str) -> int | None:
+    """The share group's ``share.delivery.count.limit`` as the broker serves it (the group's
+    own value, or the broker's ``group.share.delivery.count.limit``), read with DescribeConfigs
+    of the GROUP resource; None when the broker does not say (ACLs denying DescribeConfigs on
+    the group, a broker without group configs): the App cannot check it then, and says so."""
+    admin = confluent_kafka.admin.AdminClient({"log_level": 4, **config})
+    resource = ConfigResource(ResourceType.GROUP, group)
+    try:
+        described = admin.describe_configs([resource])[resource].result(METADATA_TIMEOUT_S)
+    except confluent_kafka.KafkaException as exc:
+        log.warning("share group %s: cannot read %s: %s", group, SHARE_DELIVERY_COUNT_LIMIT, exc)
+        return None
+    entry = described.get(SHARE_DELIVERY_COUNT_LIMIT)
+    if entry is None or entry.value is None:
+        return None
+    return int(entry.value)

@@ -60,6 +60,12 @@ class DeliveryLedger(Generic[T]):
         for offset in numbers:
             del pending[offset]
 
+    def take(self, topic: str, numbers: Iterable[int]) -> list[T]:
+        """Queue mode (each delivery settled on its own, not by prefix): the deliveries of
+        ``topic`` numbered ``numbers``, no longer pending; numbers not pending are skipped."""
+        pending = self._pending[topic]
+        return [pending.pop(n) for n in numbers if n in pending]
+
     def pending(self, topic: str | None = None) -> list[T]:
         """The deliveries not yet settled, of ``topic`` or of every topic, oldest first."""
         topics = self._pending if topic is None else [topic]

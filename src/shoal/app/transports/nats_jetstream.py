@@ -59,9 +59,15 @@ from nats.js.api import (
 
 from shoal.app.message import MESSAGE_ID_HEADER, Headers, Message
 from shoal.app.secrets import redact_url
-from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transport import (
+    Acknowledgement,
+    DeliveryLimit,
+    TopicPartition,
+    TransportError,
+)
 from shoal.app.transports.background import keep_alive
 from shoal.app.transports.ledger import DeliveryLedger
+from shoal.app.transports.work_queue import FetchGuard, Settlement
 
 log = logging.getLogger("shoal.app.nats")
 
@@ -367,6 +373,54 @@ class NatsConsumer:
                 await sub.unsubscribe()
 
 
+class NatsQueueConsumer(NatsConsumer):
+    """Queue subscribers (``queue=True``) on NATS JetStream: the group's durable pull consumer,
+    each delivery settled on its own.
+
+    ACCEPT is an ack, RELEASE a nak (JetStream redelivers at once, to any member, its
+    ``num_delivered`` up), REJECT a term (never redelivered: the App dead-lettered it first, or
+    skips it on purpose). A member that dies leaves its deliveries unacknowledged: JetStream
+    redelivers them after ``ack_wait_s`` (the lock timeout; live members signal work in progress,
+    so a slow handler keeps its records). The consumer's ``max_deliver`` (the URL option; -1, the
+    default, is unlimited) is the queue's delivery limit that ``retry.max_attempts`` is checked
+    against at start.
+    """
+
+    def __init__(
+        self, transport: NatsTransport, settings: NatsSettings, topics: list[str], group: str
+    ) -> None:
+        super().__init__(transport, settings, topics, group)
+        self._guard = FetchGuard()
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        self._guard.check()
+        records = await super().fetch(max_records, timeout_s)
+        for message in records:
+            count = message.header(DELIVERY_COUNT_HEADER)
+            message.delivery_count = int(count) if count else 1
+        return self._guard.hold(records)
+
+    async def settle(self, outcomes: list[tuple[Message, Acknowledgement]]) -> None:
+        settled = Settlement(self._ledger, self._guard.take(), outcomes)
+        for msgs in settled.of(Acknowledgement.RELEASE).values():
+            for msg in msgs:
+                await _translate("nak", msg.nak())
+        for msgs in settled.of(Acknowledgement.REJECT).values():
+            for msg in msgs:
+                await _translate("term", msg.term())
+        accepted = [msg for msgs in settled.of(Acknowledgement.ACCEPT).values() for msg in msgs]
+        if not accepted:
+            return
+        # Plain acks, then one double ack last: the server handles one connection's acks,
+        # naks and terms in order, so its reply means every one before it is recorded too.
+        for msg in accepted[:-1]:
+            await _translate("ack", msg.ack())
+        await _translate("ack", accepted[-1].ack_sync(timeout=REQUEST_TIMEOUT_S))
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Queues keep no consumer offsets: :meth:`settle` makes the progress."""
+
+
 # -- transport -------------------------------------------------------------------------------
 
 
@@ -474,6 +528,22 @@ class NatsTransport:
 
     def consumer(self, topics: list[str], group: str) -> NatsConsumer:
         return NatsConsumer(self, self.settings, topics, group)
+
+    def queue_consumer(self, topics: list[str], group: str) -> NatsQueueConsumer:
+        """A queue subscriber's consumer (issue 16): see nats_queue."""
+        return NatsQueueConsumer(self, self.settings, topics, group)
+
+    async def queue_delivery_limit(self, group: str, attempts: int) -> DeliveryLimit | None:
+        """The durable consumer's ``max_deliver`` (QueueDeliveryLimits); None: unlimited."""
+        del group  # every group's consumer is created with the URL's settings
+        if self.settings.max_deliver <= 0:
+            return None
+        return DeliveryLimit(
+            self.settings.max_deliver,
+            f"the JetStream consumer's max_deliver={self.settings.max_deliver}",
+            "no longer delivered by JetStream, never dead-lettered by the app",
+            f"raise the URL's max_deliver to at least {attempts} (or -1, unlimited)",
+        )
 
     async def read_topic(self, topic: str) -> list[Message]:
         js = self.jetstream()

@@ -51,10 +51,11 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from shoal.app.message import Headers, Message
-from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transport import Acknowledgement, TopicPartition, TransportError
 from shoal.app.transports.background import keep_alive
 from shoal.app.transports.ledger import DeliveryLedger
 from shoal.app.transports.redis_delay import DelayScheduler
+from shoal.app.transports.work_queue import FetchGuard, Settlement
 
 log = logging.getLogger("shoal.app.redis")
 
@@ -429,6 +430,56 @@ class RedisConsumer:
             await client.aclose()
 
 
+class RedisQueueConsumer(RedisConsumer):
+    """Queue subscribers (``queue=True``) on Redis Streams: the group's consumer, each delivery
+    settled on its own.
+
+    ACCEPT and REJECT are an XACK (a rejected record was dead-lettered by the App first, or is
+    skipped on purpose). RELEASE hands the entry back to the group at once: its idle time is set
+    past ``claim_idle_ms`` (XCLAIM to itself with IDLE and JUSTID, the delivery counter unchanged),
+    so the next XAUTOCLAIM of any consumer of the group takes it, and that claim counts the
+    delivery (the count then comes from XPENDING's times-delivered). This consumer's next fetch
+    claims at once. A consumer that dies leaves its entries pending: another one claims them
+    once they have been idle ``claim_idle_ms`` (the lock timeout; live consumers refresh the idle
+    time of what they hold, so a slow handler keeps its records). Redis gives no entry up on its
+    own: there is no delivery limit to check ``retry.max_attempts`` against.
+    """
+
+    def __init__(self, settings: RedisSettings, topics: list[str], group: str) -> None:
+        super().__init__(settings, topics, group)
+        self._guard = FetchGuard()
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        self._guard.check()
+        records = await super().fetch(max_records, timeout_s)
+        for message in records:
+            count = message.header(DELIVERY_COUNT_HEADER)
+            message.delivery_count = int(count) if count else 1
+        return self._guard.hold(records)
+
+    async def settle(self, outcomes: list[tuple[Message, Acknowledgement]]) -> None:
+        client = self._redis()
+        settled = Settlement(self._ledger, self._guard.take(), outcomes)
+        for kind in (Acknowledgement.ACCEPT, Acknowledgement.REJECT):
+            for topic, ids in settled.of(kind).items():
+                await _translate("XACK", client.xack(topic, self._group, *ids))
+        released = settled.of(Acknowledgement.RELEASE)
+        for topic, ids in released.items():
+            if self._set_idle_of_owned_script is not None:
+                await _translate(
+                    "release",
+                    self._set_idle_of_owned_script(
+                        keys=[topic], args=[self._group, self.name, RELEASED_IDLE_MS, *ids]
+                    ),
+                )
+            self._claim_cursor[topic] = b"0-0"  # the released entries may be behind it
+        if released:
+            self._next_claim_s = 0.0
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Queues keep no consumer offsets: :meth:`settle` makes the progress."""
+
+
 # -- transport -------------------------------------------------------------------------------
 
 
@@ -503,6 +554,10 @@ class RedisTransport:
 
     def consumer(self, topics: list[str], group: str) -> RedisConsumer:
         return RedisConsumer(self.settings, topics, group)
+
+    def queue_consumer(self, topics: list[str], group: str) -> RedisQueueConsumer:
+        """A queue subscriber's consumer (issue 16): see redis_queue."""
+        return RedisQueueConsumer(self.settings, topics, group)
 
     async def read_topic(self, topic: str) -> list[Message]:
         client = self._redis()

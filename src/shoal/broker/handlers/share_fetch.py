@@ -160,10 +160,17 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
     deadline = broker.clock.monotonic_ms() + body.max_wait.total_seconds() * 1000
     while True:
-        got = await _acquire_all(broker, group_id, member_id, fetchable, parts, budget, max_records)
+        got, moved = await _acquire_all(
+            broker, group_id, member_id, fetchable, parts, budget, max_records
+        )
         remaining_ms = deadline - broker.clock.monotonic_ms()
         if got or remaining_ms <= 0:
             break
+        if moved:
+            # The read held only records a read_committed group never sees (archived): what
+            # follows them may be deliverable now, so read on instead of waiting for an append.
+            # Each round moves a fetch offset forward, so the log end bounds the rounds.
+            continue
         await broker.signals.wait_any(
             fetchable, _wait_ms(broker, group_id, fetchable, remaining_ms) / 1000
         )
@@ -222,9 +229,11 @@ async def _acquire_all(
     parts: dict[tuple[str, int], _Partition],
     budget: int,
     max_records: int,
-) -> int:
-    """Reads and acquires for each partition; the number of records acquired."""
+) -> tuple[int, bool]:
+    """Reads and acquires for each partition: the number of records acquired, and whether a
+    partition's fetch offset moved without any (its read was all archived)."""
     total_records = 0
+    moved = False
     total_bytes = 0
     for topic, index in fetchable:
         if total_records >= max_records or total_bytes >= budget:
@@ -268,13 +277,14 @@ async def _acquire_all(
             member_id, _record_offsets(data), max_records - total_records, archived
         )
         if not acquired:
+            moved = moved or sp.next_fetch_offset() > offset
             continue
         part.acquired.extend(acquired)
         part.records = bytes(data)
         part.told = True
         total_records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
         total_bytes += len(data)
-    return total_records
+    return total_records, moved
 
 
 def _committed_view(
