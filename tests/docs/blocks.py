@@ -26,6 +26,17 @@ RUNNABLE: Final = frozenset({"sh", "bash", "console", "python"})
 SHELL: Final = frozenset({"sh", "bash", "console"})
 PARSED: Final = frozenset({"toml", "properties", "yaml", "json"})
 LANGUAGES: Final = RUNNABLE | PARSED | {"text"}
+OWN_BROKER_PAGES: Final = ("getting-started.md", "operations.md")
+"""Pages whose runnable blocks start (and stop) their own ``shoal broker``."""
+SHARED_BROKER_PAGES: Final = (
+    "admin-api.md",
+    "concepts.md",
+    "framework.md",
+    "message-contracts.md",
+    "patterns.md",
+    "troubleshooting.md",
+)
+"""Pages whose runnable blocks run against one broker started for them all (their topics differ)."""
 _FENCE: Final = re.compile(r"^```(?P<language>\S*)\s*$")
 _MARKER: Final = re.compile(r"^<!-- (?P<kind>not-run|file): (?P<value>.*?) -->$")
 
@@ -126,6 +137,7 @@ def shoal_invocations(command: str, variables: dict[str, str]) -> list[list[str]
         return []
     found = []
     current: list[str] | None = None
+    command_start = True  # where a command name stands: first, or after | & ; ( and NAME=value
     for word in [*words, ";"]:
         if word and set(word) <= set("|&;<>()"):
             if current is not None:
@@ -134,11 +146,16 @@ def shoal_invocations(command: str, variables: dict[str, str]) -> list[list[str]
                     current.pop()
                 found.append(current)
             current = None
+            command_start = not word.startswith((">", "<"))
             continue
         if current is not None:
             current.append(word)
-        elif word == "shoal" or word.endswith("/shoal"):
+        elif command_start and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", word):
+            continue
+        elif command_start and (word == "shoal" or word.endswith("/bin/shoal")):
             current = []
+        else:
+            command_start = False
     return found
 
 

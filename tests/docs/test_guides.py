@@ -28,7 +28,13 @@ from typing import Final
 
 import pytest
 
-from tests.docs.blocks import Block, doc_blocks, shell_commands
+from tests.docs.blocks import (
+    OWN_BROKER_PAGES,
+    SHARED_BROKER_PAGES,
+    Block,
+    doc_blocks,
+    shell_commands,
+)
 from tests.peers.kafka_peer import free_port
 from tests.support.broker import BrokerProcess
 
@@ -41,17 +47,6 @@ HTTP_ADDRESS: Final = "127.0.0.1:8080"
 HTTP_SHORT_ADDRESS: Final = "localhost:8080"
 DATA_ROOT: Final = "/var/lib/shoal"
 
-OWN_BROKER_PAGES: Final = ("getting-started.md", "operations.md")
-"""Pages whose blocks start (and stop) their own ``shoal broker``."""
-SHARED_BROKER_PAGES: Final = (
-    "admin-api.md",
-    "concepts.md",
-    "framework.md",
-    "message-contracts.md",
-    "patterns.md",
-    "troubleshooting.md",
-)
-"""Pages whose blocks run against one broker started for them all (their topics differ)."""
 
 
 def run_python(code: str, workdir: Path) -> None:
