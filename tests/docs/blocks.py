@@ -97,6 +97,24 @@ def doc_blocks(doc: str) -> list[Block]:
     return read_blocks(DOCS / doc)
 
 
+def console_steps(code: str) -> list[tuple[str, list[str]]]:
+    """A ``console`` block as (command, the output lines shown under it) pairs. In a shown line
+    ``...`` stands for any text (a path, a client library's own wording)."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in code.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        elif steps and line.strip():
+            steps[-1][1].append(line)
+    return steps
+
+
+def shows(expected: str, output: str) -> bool:
+    """Whether a line of ``output`` is the shown line ``expected`` (``...``: any text)."""
+    pattern = ".*".join(re.escape(part) for part in expected.strip().split("..."))
+    return any(re.fullmatch(pattern, line.strip()) for line in output.splitlines())
+
+
 def shell_commands(block: Block) -> list[str]:
     """The shell command lines of a shell block: continuations joined, heredoc bodies dropped,
     ``console`` prompts (``$ ``) stripped and their output lines left out."""

@@ -35,11 +35,13 @@ from tests.docs.blocks import (
     SHELL,
     Block,
     assignments,
+    console_steps,
     doc_blocks,
     pages,
     read_blocks,
     shell_commands,
     shoal_invocations,
+    shows,
 )
 
 SETTING_NAMES: Final = frozenset(f.name for f in fields(Settings))
@@ -183,3 +185,13 @@ def test_shoal_commands_in_prose_exist() -> None:
                     wrong.append(f"{name}:{n}: `{mention}`: {problem}")
     assert checked > 30
     assert not wrong, "\n".join(wrong)
+
+
+def test_console_output_lines_are_matched_with_ellipses() -> None:
+    """The check console blocks get can fail: a shown line must be one the command printed."""
+    steps = console_steps("$ shoal x\nshoal x: cannot reach ... at 1.2.3.4\n$ true\n")
+    assert steps == [("shoal x", ["shoal x: cannot reach ... at 1.2.3.4"]), ("true", [])]
+    printed = "noise\nshoal x: cannot reach a broker at 1.2.3.4\n"
+    assert shows(steps[0][1][0], printed)
+    assert not shows(steps[0][1][0], "shoal x: cannot reach a broker at 5.6.7.8\n")
+    assert not shows("shoal x: topic 'a' does not exist", "shoal x: topic 'b' does not exist")

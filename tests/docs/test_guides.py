@@ -29,11 +29,11 @@ from typing import Final
 import pytest
 
 from tests.docs.blocks import (
-    OWN_BROKER_PAGES,
     SHARED_BROKER_PAGES,
     Block,
+    console_steps,
     doc_blocks,
-    shell_commands,
+    shows,
 )
 from tests.peers.kafka_peer import free_port
 from tests.support.broker import BrokerProcess
@@ -48,7 +48,6 @@ HTTP_SHORT_ADDRESS: Final = "localhost:8080"
 DATA_ROOT: Final = "/var/lib/shoal"
 
 
-
 def run_python(code: str, workdir: Path) -> None:
     """A python block, as ``python block.py`` in ``workdir`` would run it."""
     before = Path.cwd()
@@ -59,10 +58,24 @@ def run_python(code: str, workdir: Path) -> None:
         os.chdir(before)
 
 
-def _shell_code(block: Block) -> str:
-    if block.language == "console":
-        return "\n".join(shell_commands(block)) + "\n"
-    return block.code
+def run_console(block: Block, code: str, workdir: Path, env: dict[str, str]) -> None:
+    """A ``console`` block: each ``$`` command runs (its exit status is not checked: these
+    blocks show errors), and every line shown under it must be in what it printed."""
+    for command, expected in console_steps(code):
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", command],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BLOCK_TIMEOUT_S,
+            check=False,
+        )
+        printed = done.stdout + done.stderr
+        missing = [line for line in expected if not shows(line, printed)]
+        assert not missing, (
+            f"{block.where}: `{command}` did not print {missing}; it printed:\n{printed[-3000:]}"
+        )
 
 
 def run_blocks(doc: str, workdir: Path, replacements: dict[str, str]) -> list[str]:
@@ -94,7 +107,10 @@ def run_blocks(doc: str, workdir: Path, replacements: dict[str, str]) -> list[st
             except BaseException as exc:
                 raise AssertionError(f"{block.where} failed:\n{code}") from exc
             continue
-        shell = _shell_code(Block(block.doc, block.line, block.language, code))
+        if block.language == "console":
+            run_console(block, code, workdir, env)
+            continue
+        shell = code
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", shell],
             cwd=workdir,

@@ -97,12 +97,12 @@ def broker_flags() -> dict[str, str]:
     from shoal.cli import build_parser
 
     parser = build_parser(["broker"], every_command=False)
-    actions = parser._subparsers._group_actions if parser._subparsers else []  # noqa: SLF001
+    actions = parser._subparsers._group_actions if parser._subparsers else []
     (commands,) = actions
     assert isinstance(commands, argparse._SubParsersAction)  # noqa: S101
     broker = commands.choices["broker"]
     flags = {}
-    for action in broker._actions:  # noqa: SLF001
+    for action in broker._actions:
         long = [o for o in action.option_strings if o.startswith("--")]
         if long and action.dest != "help":
             flags[action.dest] = long[0]
@@ -120,7 +120,7 @@ def render() -> str:
         "",
         "Every setting of `shoal broker`, generated from the code. Each is read from, in order",
         "(a later source wins): its default, the TOML file named by `--config` (the name as",
-        "written here: `flush_policy = \"sync\"`), an environment variable `SHOAL_` + the name in",
+        'written here: `flush_policy = "sync"`), an environment variable `SHOAL_` + the name in',
         "capitals (`SHOAL_FLUSH_POLICY=sync`), and a flag of `shoal broker` where it has one",
         "(`--flush-policy sync`). An unknown name in the file is refused at start, naming the",
         "known ones; a value of the wrong type is refused naming the setting and the source.",

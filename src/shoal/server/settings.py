@@ -55,7 +55,8 @@ class Settings:
     kafka_listen: str = DEFAULT_KAFKA_LISTEN
     """Shorthand for ``listeners = "PLAINTEXT://HOST:PORT"`` (one plaintext listener)."""
     http_listen: str = "127.0.0.1:8080"
-    """HOST:PORT of the HTTP face: schema registry, admin API, console, /metrics, /livez, /readyz."""
+    """HOST:PORT of the HTTP face: schema registry, admin API, console, /metrics, /livez and
+    /readyz."""
     log_level: str = "info"
     """debug, info, warning or error."""
     log_format: str = "text"
