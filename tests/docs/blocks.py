@@ -8,6 +8,10 @@ tests/docs/test_guides.py unless the line right above its fence is one of:
 - ``<!-- file: NAME -->``: written to ``NAME`` in the working directory (after the same address
   replacements), for a later block to run, as a reader saves it to a file.
 
+A ``console`` block is commands after ``$ `` with what they print below them: each command
+runs (its exit status is not checked, since these blocks show errors) and each line shown under
+it must be a line it printed, ``...`` standing for any text.
+
 ``toml``, ``properties``, ``yaml`` and ``json`` blocks are parsed; ``text`` blocks (diagrams,
 sample output) are only shown.
 """
