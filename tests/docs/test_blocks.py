@@ -195,3 +195,14 @@ def test_console_output_lines_are_matched_with_ellipses() -> None:
     assert shows(steps[0][1][0], printed)
     assert not shows(steps[0][1][0], "shoal x: cannot reach a broker at 5.6.7.8\n")
     assert not shows("shoal x: topic 'a' does not exist", "shoal x: topic 'b' does not exist")
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    """The README is not part of the site (whose links the build checks): its own links and the
+    ``docs/...`` pages it names are checked here."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)", text) + re.findall(r"`(docs/[\w-]+\.md)`", text)
+    targets = [t for t in targets if "://" not in t]
+    assert targets
+    missing = sorted({t for t in targets if not (REPO / t).exists()})
+    assert not missing

@@ -17,11 +17,13 @@ their pid to a ``*.pid`` file; they are killed at the end whatever the outcome.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -89,6 +91,7 @@ def run_blocks(doc: str, workdir: Path, replacements: dict[str, str]) -> list[st
         "SHOAL_REGISTRY_URL": f"http://{http}",
         "SHOAL_KAFKA_LISTEN": kafka,
         "SHOAL_HTTP_LISTEN": http,
+        "PYTHONFAULTHANDLER": "1",  # a hung process's stacks, see stacks_of_left_running
     }
     replacements = {**replacements, HTTP_SHORT_ADDRESS: http}
     outputs = []
@@ -111,21 +114,41 @@ def run_blocks(doc: str, workdir: Path, replacements: dict[str, str]) -> list[st
             run_console(block, code, workdir, env)
             continue
         shell = code
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", shell],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=BLOCK_TIMEOUT_S,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", shell],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=BLOCK_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{block.where} did not finish in {BLOCK_TIMEOUT_S} s:\n{shell}\n"
+                + stacks_of_left_running(workdir)
+            ) from None
         assert done.returncode == 0, (
             f"{block.where} exited {done.returncode}:\n{shell}\n"
             f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
         )
         outputs.append(done.stdout)
     return outputs
+
+
+def stacks_of_left_running(root: Path) -> str:
+    """The Python stacks of the processes the blocks started (SIGABRT makes faulthandler,
+    switched on by PYTHONFAULTHANDLER, print them to the process's log), with the logs' tails:
+    what a hung block was waiting for."""
+    for pid_file in root.rglob("*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGABRT)
+    time.sleep(1)  # bounded: faulthandler writes at once
+    return "".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-6000:]}\n"
+        for log in sorted(root.rglob("*.log"))
+    )
 
 
 def kill_left_running(root: Path) -> None:
