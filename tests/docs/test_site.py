@@ -1,4 +1,4 @@
-"""The documentation site builds, and its generated page is current (issue 21).
+"""The documentation site builds, and its generated pages are current (issue 21).
 
 ``mkdocs build --strict`` is what ``make docs`` runs: any warning fails it, among them a link to
 a missing page or anchor and a page left out of mkdocs.yml's nav. It takes about a second, so
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shoal.cli import cli_reference
 from shoal.cli.settings_reference import render, setting_docs
 from tests.docs.blocks import DOCS, REPO, pages
 
@@ -26,6 +27,13 @@ def test_settings_reference_is_current() -> None:
     assert SETTINGS_PAGE.read_text(encoding="utf-8") == render(), (
         "docs/settings.md differs from shoal.server.settings: run `make docs` (or "
         "`python -m shoal.cli.settings_reference docs/settings.md`) and commit the page"
+    )
+
+
+def test_cli_reference_is_current() -> None:
+    assert (DOCS / "cli.md").read_text(encoding="utf-8") == cli_reference.render(), (
+        "docs/cli.md differs from the shoal parsers: run `make docs` (or "
+        "`python -m shoal.cli.cli_reference docs/cli.md`) and commit the page"
     )
 
 
