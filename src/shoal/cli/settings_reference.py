@@ -20,6 +20,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Final
 
+from shoal.invariant import InvariantError
 from shoal.server.settings import Settings
 
 _SECTION: Final = re.compile(r"^\s*# -- (?P<title>[^(:-]+)")
@@ -41,7 +42,8 @@ def setting_docs() -> list[SettingDoc]:
     source = inspect.getsource(Settings)
     lines = source.splitlines()
     (cls,) = ast.parse(source).body
-    assert isinstance(cls, ast.ClassDef)  # noqa: S101  (the source of a class is its class)
+    if not isinstance(cls, ast.ClassDef):  # the source of a class is its class statement
+        raise InvariantError(f"the source of Settings parsed as {type(cls).__name__}")
     docstrings: dict[str, str] = {}
     sections: dict[str, str] = {}
     section = GENERAL_SECTION
@@ -97,9 +99,7 @@ def broker_flags() -> dict[str, str]:
     from shoal.cli import build_parser
 
     parser = build_parser(["broker"], every_command=False)
-    actions = parser._subparsers._group_actions if parser._subparsers else []
-    (commands,) = actions
-    assert isinstance(commands, argparse._SubParsersAction)  # noqa: S101
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     broker = commands.choices["broker"]
     flags = {}
     for action in broker._actions:
