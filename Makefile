@@ -188,3 +188,13 @@ fuzz: $(STAMP)
 .PHONY: bench-share
 bench-share: $(STAMP) peers
 	$(BIN)/python bench/share.py $(BENCH_SHARE_ARGS)
+
+# -- the documentation site (issue 21, docs slice): the settings and command-line references are
+# generated from the code (tests/docs/test_site.py fails when a committed page drifts), then
+# MkDocs builds docs/ into site/ with --strict: a warning, a broken internal link or anchor, or a
+# page left out of mkdocs.yml's nav fails the build. External links are not fetched.
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/python -m shoal.cli.settings_reference docs/settings.md
+	$(BIN)/python -m shoal.cli.cli_reference docs/cli.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

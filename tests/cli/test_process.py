@@ -154,3 +154,22 @@ def test_broker_command_names_a_damaged_state_file_and_what_to_do(
     assert expected in result.stderr
     assert b"Traceback" not in result.stderr
     assert (data / file_name).read_bytes() == content  # left for the operator to restore
+
+
+def test_broker_command_names_a_taken_http_address(tmp_path: Path) -> None:
+    """issue 21 (docs slice): uvicorn exits the process on a bind error; the broker turns that
+    into its one-line start error instead of a traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        http = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = run_shoal(
+            "broker", "--data-dir", str(tmp_path / "data"),
+            "--kafka-listen", f"127.0.0.1:{closed_port()}",
+            "--http-listen", http,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"shoal broker: cannot start: cannot serve HTTP on {http}".encode() in result.stderr
+    assert b"Traceback" not in result.stderr

@@ -388,8 +388,12 @@ class GroupService:
             timeout = TIMER_SLEEP_S_MAX
             if deadline is not None:
                 timeout = min(timeout, max(0.0, (deadline - self.clock.monotonic_ms()) / 1000))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # arrives as the wakeup fires (a request just before stop()), and stop() then
+            # waited for this task forever (issue 21, docs slice: a broker that never exited).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await wakeup.wait()
             wakeup.clear()
             try:
                 self._coordinator.advance()

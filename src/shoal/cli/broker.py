@@ -83,11 +83,10 @@ def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_broker(args: argparse.Namespace) -> int:
-    # Imported here so that the client commands do not pay for loading the broker.
-    from shoal.server.app import BrokerApp
-    from shoal.server.logs import configure_logging
+    # Imported here so that the client commands do not pay for loading the broker; the
+    # broker itself (the HTTP stack, the registry) only once the settings are known good, so a
+    # mistyped setting is answered without loading it.
     from shoal.server.settings import SettingsError, load_settings
-    from shoal.storage.documents import DocumentDamaged
 
     try:
         settings = load_settings(
@@ -114,6 +113,10 @@ def run_broker(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"shoal broker: {exc}", file=sys.stderr)
         return 2
+    from shoal.server.app import BrokerApp
+    from shoal.server.logs import configure_logging
+    from shoal.storage.documents import DocumentDamaged
+
     configure_logging(settings.log_level, settings.log_format)
     app = BrokerApp(settings)
     try:

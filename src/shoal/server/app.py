@@ -270,12 +270,23 @@ class BrokerApp:
             ),
         )
         self._http = uvicorn.Server(config)
-        self._http_task = asyncio.ensure_future(self._http.serve())
+        self._http_task = asyncio.ensure_future(self._serve_http(self._http))
         while not self._http.started:
             if self._http_task.done():
                 self._http_task.result()  # raises the bind error
                 raise RuntimeError(f"HTTP listener on {self.settings.http_listen} did not start")
             await asyncio.sleep(0.01)
+
+    async def _serve_http(self, server: uvicorn.Server) -> None:
+        # issue 21 (docs slice): uvicorn logs a bind error, then calls sys.exit(), which would
+        # escape the event loop as a traceback; the start fails with a clear error instead.
+        try:
+            await server.serve()
+        except SystemExit:
+            raise OSError(
+                f"cannot serve HTTP on {self.settings.http_listen}: the address is in use or "
+                "not available here (http_listen, --http-listen)"
+            ) from None
 
     def _http_authentication(self) -> HttpAuthentication:
         """The credentials the HTTP face accepts (``http_authentication``). Blocking: a JWKS

@@ -50,18 +50,39 @@ AUTHORIZER_CLASS_NAMES: Final = frozenset({STANDARD_AUTHORIZER, "standard"})
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: str = "./shoal-data"
+    """The log directory: every partition, the internal topics, SCRAM users, ACLs and dynamic
+    configs. One broker uses it at a time (a ``.lock`` file refuses a second)."""
     kafka_listen: str = DEFAULT_KAFKA_LISTEN
     """Shorthand for ``listeners = "PLAINTEXT://HOST:PORT"`` (one plaintext listener)."""
     http_listen: str = "127.0.0.1:8080"
+    """HOST:PORT of the HTTP face: schema registry, admin API, console, /metrics, /livez and
+    /readyz."""
     log_level: str = "info"
+    """debug, info, warning or error."""
     log_format: str = "text"
+    """text, or json: one JSON object a line, for a log collector."""
     flush_policy: str = "sync"
+    """When an acks=all write is answered: ``sync`` after the fsync that covers it (one fsync
+    is shared by the writes that arrived meanwhile); ``interval`` at once, fsync every second;
+    ``none`` at once, fsync on segment roll and shutdown. A topic's flush.ms overrides it."""
     auto_create_topics: bool = True
+    """Kafka's auto.create.topics.enable: a Metadata or Produce request naming an unknown topic
+    creates it, with num_partitions partitions."""
     num_partitions: int = 1
+    """Kafka's num.partitions: partitions of an auto-created topic, and of a CreateTopics that
+    leaves the count to the broker."""
     message_max_bytes: int = BrokerConfig().message_max_bytes
+    """Kafka's message.max.bytes: the largest record batch a producer may send; one byte more is
+    refused with MESSAGE_TOO_LARGE (a topic's max.message.bytes overrides it)."""
     retention_check_interval_s: float = 300.0
+    """Kafka's log.retention.check.interval.ms, in seconds: how often segments past retention.ms or
+    retention.bytes are deleted."""
     group_initial_rebalance_delay_ms: int = GroupConfig().initial_rebalance_delay_ms
+    """Kafka's group.initial.rebalance.delay.ms: the first rebalance of an empty classic group
+    waits this long for more members to join."""
     group_min_session_timeout_ms: int = GroupConfig().min_session_timeout_ms
+    """Kafka's group.min.session.timeout.ms: a classic member asking for a shorter session
+    timeout is refused with INVALID_SESSION_TIMEOUT."""
     node_id: int = BrokerConfig().node_id
     """node.id: the broker id clients see in Metadata, FindCoordinator, DescribeCluster."""
     advertised_listener: str = ""
@@ -104,11 +125,17 @@ class Settings:
     super_users: str = ""
     """Principals that may do anything, separated by semicolons: User:admin;User:ops"""
     allow_everyone_if_no_acl_found: bool = False
+    """Kafka's allow.everyone.if.no.acl.found: with an authorizer, a resource that no ACL names is
+    open to everyone (true) or to super users only (false, Kafka's default)."""
     # -- client quotas (issue 13, quotas slice): Kafka's quota.window.num,
     # quota.window.size.seconds and max.connection.creation.rate.
     quota_window_num: int = QuotaSettings().quota_window_num
+    """Kafka's quota.window.num: the windows a client's rate is measured over."""
     quota_window_size_seconds: int = QuotaSettings().quota_window_size_seconds
+    """Kafka's quota.window.size.seconds: the length of each window."""
     max_connection_creation_rate: int = QuotaSettings().max_connection_creation_rate
+    """Kafka's max.connection.creation.rate: new connections a second the broker accepts, across
+    all clients; past it, accepting waits."""
 
     # -- the HTTP face's security (issue 13) ----------------------------------------------
     http_authentication: str = ""
@@ -143,6 +170,7 @@ class Settings:
     """Where OAUTHBEARER's token-signing keys are: an https:// URL (refetched every
     sasl_oauthbearer_jwks_endpoint_refresh_ms) or a file:// URL / plain path to a JWKS file."""
     sasl_oauthbearer_jwks_endpoint_refresh_ms: int = 3_600_000
+    """How often an https:// JWKS is fetched again."""
     sasl_oauthbearer_expected_issuer: str = ""
     """When set, a token's iss must be exactly this."""
     sasl_oauthbearer_expected_audience: str = ""
@@ -150,24 +178,36 @@ class Settings:
     sasl_oauthbearer_sub_claim_name: str = "sub"
     """The claim holding the principal name."""
     sasl_oauthbearer_scope_claim_name: str = "scope"
+    """The claim holding the scopes a token grants."""
     sasl_oauthbearer_required_scopes: str = ""
     """shoal's: comma-separated scopes every token must grant (none when empty)."""
     sasl_oauthbearer_clock_skew_seconds: int = 30
+    """Leeway, in seconds, when checking a token's exp, nbf and iat against the clock."""
     sasl_oauthbearer_allow_unsecured: bool = False
     """shoal's: accept unsigned (alg none) tokens, as Kafka's unsecured validator does. For
     tests only: anyone can then log in as anyone."""
     # -- KIP-848 consumer groups (issue 16, slice K): Kafka's group.consumer.* ---------------
     group_consumer_session_timeout_ms: int = GroupConfig().consumer_session_timeout_ms
+    """Kafka's group.consumer.session.timeout.ms: a KIP-848 member silent this long is removed."""
     group_consumer_heartbeat_interval_ms: int = GroupConfig().consumer_heartbeat_interval_ms
+    """Kafka's group.consumer.heartbeat.interval.ms: the interval KIP-848 members are told to
+    heartbeat at."""
     group_consumer_assignors: str = ",".join(GroupConfig().consumer_assignors)
     """Comma-separated, the default first: ``uniform`` and ``range`` are the ones shoal has."""
     group_consumer_migration_policy: str = GroupConfig().consumer_migration_policy
     """disabled, upgrade, downgrade or bidirectional (shoal.coordinator.mixed_group)."""
     # -- KIP-932 share groups (issue 16, slice K): Kafka's group.share.* ----------------------
     group_share_record_lock_duration_ms: int = GroupConfig().share_record_lock_duration_ms
+    """Kafka's group.share.record.lock.duration.ms: how long a share consumer holds a record it was
+    given before it is offered to another."""
     group_share_delivery_count_limit: int = GroupConfig().share_delivery_count_limit
+    """Kafka's group.share.delivery.count.limit: deliveries of a record before it is archived
+    (2 to 10)."""
     group_share_session_timeout_ms: int = GroupConfig().share_session_timeout_ms
+    """Kafka's group.share.session.timeout.ms: a share member silent this long is removed."""
     group_share_heartbeat_interval_ms: int = GroupConfig().share_heartbeat_interval_ms
+    """Kafka's group.share.heartbeat.interval.ms: the interval share members are told to
+    heartbeat at."""
     share_version: int = GroupConfig().share_version
     """The share.version feature: 1 (the default) serves KIP-932 share groups, 0 does not."""
 

@@ -1,0 +1,99 @@
+"""The documentation site builds, and its generated pages are current (issue 21).
+
+``mkdocs build --strict`` is what ``make docs`` runs: any warning fails it, among them a link to
+a missing page or anchor and a page left out of mkdocs.yml's nav. It takes about a second, so
+the test runs the real build instead of a copy of its checks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shoal.cli import cli_reference
+from shoal.cli.settings_reference import render, setting_docs
+from tests.docs.blocks import DOCS, REPO, pages
+
+SETTINGS_PAGE = DOCS / "settings.md"
+BUILD_TIMEOUT_S = 120
+
+
+def test_settings_reference_is_current() -> None:
+    assert SETTINGS_PAGE.read_text(encoding="utf-8") == render(), (
+        "docs/settings.md differs from shoal.server.settings: run `make docs` (or "
+        "`python -m shoal.cli.settings_reference docs/settings.md`) and commit the page"
+    )
+
+
+def test_cli_reference_is_current() -> None:
+    assert (DOCS / "cli.md").read_text(encoding="utf-8") == cli_reference.render(), (
+        "docs/cli.md differs from the shoal parsers: run `make docs` (or "
+        "`python -m shoal.cli.cli_reference docs/cli.md`) and commit the page"
+    )
+
+
+def test_every_setting_is_documented_in_the_code() -> None:
+    bare = [doc.name for doc in setting_docs() if not doc.description]
+    assert not bare, f"give these fields of Settings a docstring (the reference shows it): {bare}"
+
+
+def test_every_page_is_in_the_nav() -> None:
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+
+    def names(node: object) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, dict):
+            return [n for value in node.values() for n in names(value)]
+        if isinstance(node, list):
+            return [n for item in node for n in names(item)]
+        return []
+
+    assert sorted(names(config["nav"])) == pages()
+
+
+@pytest.mark.integration
+def test_site_builds_strict_with_no_warning(tmp_path: Path) -> None:
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    done = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert "WARNING" not in done.stderr, done.stderr[-5000:]
+    assert (tmp_path / "site" / "index.html").exists()
+    assert (tmp_path / "site" / "settings" / "index.html").exists()
+
+
+@pytest.mark.integration
+def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
+    """The check can fail: a page linking to an anchor that does not exist breaks the build."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Home\n\n[there](other.md#nowhere)\n")
+    (docs / "other.md").write_text("# Other\n")
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+    config.update(docs_dir=str(docs), site_dir=str(tmp_path / "site"))
+    config["nav"] = ["index.md", "other.md"]
+    (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("mkdocs")), "build", "--strict"],
+        cwd=tmp_path,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "#nowhere" in done.stderr
