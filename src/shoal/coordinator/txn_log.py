@@ -6,7 +6,15 @@ AddPartitionsToTxn or EndTxn is never forgotten by a crash)::
 
     key   {"k": "txn", "id": <transactional id>}
     value {"pid", "epoch", "last_epoch", "timeout_ms", "state", "partitions": [[topic, p], ...],
-           "start_ms", "update_ms"}        (null: the id expired, Dead)
+           "start_ms", "update_ms", "prev_pid", "next_pid", "tv"}  (null: the id expired, Dead)
+
+The fields are those of Kafka's TransactionLogValue v1 (ProducerId, ProducerEpoch,
+TransactionTimeoutMs, TransactionStatus, TransactionPartitions, TransactionStartTimestampMs,
+TransactionLastUpdateTimestampMs and the tagged PreviousProducerId, NextProducerId and
+ClientTransactionVersion that transactions V2 needs), plus the epoch before the last bump,
+which Kafka keeps only in memory and shoal logs so that a retried InitProducerId after a
+restart gets the same answer. Records written before transactions V2 have no "prev_pid",
+"next_pid" or "tv": they read as Kafka reads a v0 value, -1, -1 and 0.
 
 JSON with sorted keys, as the offsets log (:mod:`shoal.coordinator.offsets_log`): anyone can
 read it with a consumer. Kafka keeps the same information in its own binary format, in 50
@@ -68,6 +76,9 @@ def txn_value(meta: TxnMetadata) -> bytes | None:
             "partitions": sorted([t, p] for t, p in meta.partitions),
             "start_ms": meta.txn_start_ms,
             "update_ms": meta.last_update_ms,
+            "prev_pid": meta.previous_producer_id,
+            "next_pid": meta.next_producer_id,
+            "tv": meta.client_transaction_version,
         }
     )
 
@@ -83,6 +94,9 @@ def _metadata(transactional_id: str, value: dict[str, Any]) -> TxnMetadata:
         partitions={(str(t), int(p)) for t, p in value["partitions"]},
         txn_start_ms=int(value["start_ms"]),
         last_update_ms=int(value["update_ms"]),
+        previous_producer_id=int(value.get("prev_pid", -1)),
+        next_producer_id=int(value.get("next_pid", -1)),
+        client_transaction_version=int(value.get("tv", 0)),
     )
 
 
