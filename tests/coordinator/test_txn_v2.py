@@ -1,0 +1,178 @@
+"""Transactions V2 (KIP-890 part 2) in the pure coordinator, with a fake clock: the epoch bump
+of every EndTxn v5, Kafka's retry/fencing table for it, the implicit add's client transaction
+version, epoch exhaustion (a new producer id after the markers of the last epoch), and the
+``__transaction_state`` record that carries all of it (old records still read)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from shoal.coordinator.producer_state import EPOCH_MAX
+from shoal.coordinator.txn_coordinator import TransactionCoordinator, TxnMetadata
+from shoal.coordinator.txn_log import _metadata, txn_value
+from shoal.coordinator.txn_state import TxnState
+from shoal.protocol import ErrorCode
+from shoal.testing.clock import FakeClock
+
+E = ErrorCode
+TIMEOUT_MS = 60_000
+TP = ("orders", 0)
+V2 = 2
+
+
+def make() -> TransactionCoordinator:
+    ids = itertools.count(1000)
+    return TransactionCoordinator(FakeClock(), lambda: next(ids))
+
+
+def begin(c: TransactionCoordinator, pid: int, epoch: int, txn: str = "t") -> None:
+    assert c.add_partitions(txn, pid, epoch, [TP], V2) is E.NONE
+
+
+def end(c: TransactionCoordinator, pid: int, epoch: int, commit: bool) -> tuple[E, int, int]:
+    """EndTxn v5 with its markers written at once: (error, producer id, epoch answered)."""
+    result = c.end_txn("t", pid, epoch, commit, bump_epoch=True)
+    if result.work is not None:
+        c.complete(result.work)
+        meta = c.get("t")
+        assert meta is not None
+        return result.error, meta.producer_id, meta.producer_epoch
+    return result.error, result.producer_id, result.producer_epoch
+
+
+def test_every_end_bumps_the_epoch_and_the_markers_carry_the_new_one() -> None:
+    c = make()
+    init = c.init_producer_id("t", TIMEOUT_MS)
+    pid = init.producer_id
+    begin(c, pid, 0)
+    meta = c.get("t")
+    assert meta is not None and meta.client_transaction_version == V2
+    work = c.end_txn("t", pid, 0, True, bump_epoch=True).work
+    assert work is not None and (work.producer_epoch, work.commit) == (1, True)
+    c.complete(work)
+    begin(c, pid, 1)
+    assert end(c, pid, 1, commit=False) == (E.NONE, pid, 2)
+    assert c.get("t").state is TxnState.COMPLETE_ABORT  # type: ignore[union-attr]
+
+
+def test_the_classic_end_keeps_the_epoch() -> None:
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    assert c.add_partitions("t", pid, 0, [TP]) is E.NONE
+    assert c.get("t").client_transaction_version == 0  # type: ignore[union-attr]
+    work = c.end_txn("t", pid, 0, True).work
+    assert work is not None and work.producer_epoch == 0
+
+
+@pytest.mark.parametrize(
+    ("state", "commit", "epoch_offset", "expected"),
+    [
+        # Kafka's TransactionCoordinator table for Empty and Complete* (offset -1: a retry).
+        ("empty", False, -1, E.PRODUCER_FENCED),
+        ("empty", False, 0, "bump"),
+        ("empty", True, -1, E.PRODUCER_FENCED),
+        ("empty", True, 0, E.INVALID_TXN_STATE),
+        ("abort", False, -1, E.NONE),
+        ("abort", False, 0, "bump"),
+        ("abort", True, -1, E.INVALID_TXN_STATE),
+        ("abort", True, 0, E.INVALID_TXN_STATE),
+        ("commit", False, -1, E.INVALID_TXN_STATE),
+        ("commit", False, 0, "bump"),
+        ("commit", True, -1, E.NONE),
+        ("commit", True, 0, E.INVALID_TXN_STATE),
+        # Anything else than the current epoch or one behind is fenced.
+        ("commit", True, -2, E.PRODUCER_FENCED),
+        ("commit", True, 1, E.PRODUCER_FENCED),
+    ],
+)
+def test_the_v2_table_for_empty_and_complete_states(
+    state: str, commit: bool, epoch_offset: int, expected: E | str
+) -> None:
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    c.init_producer_id("t", TIMEOUT_MS)  # epoch 1: a retry of epoch 0 is then possible
+    epoch = 1
+    if state != "empty":
+        begin(c, pid, epoch)
+        assert end(c, pid, epoch, commit=state == "commit")[0] is E.NONE
+        epoch = 2
+    error, answered_pid, answered_epoch = end(c, pid, epoch + epoch_offset, commit)
+    if expected == "bump":
+        assert (error, answered_pid, answered_epoch) == (E.NONE, pid, epoch + 1)
+        assert c.get("t").state is TxnState.COMPLETE_ABORT  # type: ignore[union-attr]
+    elif expected is E.NONE:
+        assert (error, answered_pid, answered_epoch) == (E.NONE, pid, epoch)
+    else:
+        assert (error, answered_pid, answered_epoch) == (expected, -1, -1)
+
+
+def test_a_retry_while_the_markers_are_written_is_concurrent() -> None:
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    begin(c, pid, 0)
+    work = c.end_txn("t", pid, 0, True, bump_epoch=True).work
+    assert work is not None
+    assert c.end_txn("t", pid, 0, True, bump_epoch=True).error is E.CONCURRENT_TRANSACTIONS
+    assert c.end_txn("t", pid, 0, False, bump_epoch=True).error is E.INVALID_TXN_STATE
+    assert c.end_txn("t", pid, 1, True, bump_epoch=True).error is E.PRODUCER_FENCED
+
+
+def test_the_old_epoch_cannot_add_after_the_bump() -> None:
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    begin(c, pid, 0)
+    end(c, pid, 0, commit=True)
+    assert c.add_partitions("t", pid, 0, [TP], V2) is E.PRODUCER_FENCED
+    assert c.verify_produce(pid, 0, TP) is E.INVALID_PRODUCER_EPOCH
+
+
+def test_the_exhausted_epoch_ends_on_a_new_producer_id() -> None:
+    """As Kafka: at epoch EPOCH_MAX - 1 the markers take EPOCH_MAX and the producer goes on
+    with a new id at epoch 0; a retry from the old id's last epoch is answered the same."""
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    meta = c.get("t")
+    assert meta is not None
+    meta.producer_epoch = EPOCH_MAX - 1
+    begin(c, pid, EPOCH_MAX - 1)
+    work = c.end_txn("t", pid, EPOCH_MAX - 1, True, bump_epoch=True).work
+    assert work is not None and (work.producer_id, work.producer_epoch) == (pid, EPOCH_MAX)
+    assert meta.next_producer_id not in (-1, pid)
+    c.complete(work)
+    new_pid = meta.producer_id
+    assert new_pid != pid and meta.producer_epoch == 0
+    assert (meta.previous_producer_id, meta.next_producer_id) == (pid, -1)
+    assert c.by_producer_id(pid) is None and c.by_producer_id(new_pid) is meta
+    retried = c.end_txn("t", pid, EPOCH_MAX - 1, True, bump_epoch=True)
+    assert (retried.error, retried.producer_id, retried.producer_epoch) == (E.NONE, new_pid, 0)
+    init_retry = c.init_producer_id("t", TIMEOUT_MS, pid, EPOCH_MAX - 1)
+    assert (init_retry.error, init_retry.producer_id, init_retry.producer_epoch) == (
+        E.NONE,
+        new_pid,
+        0,
+    )
+    begin(c, new_pid, 0)
+    assert end(c, new_pid, 0, commit=True) == (E.NONE, new_pid, 1)
+
+
+def test_the_state_record_carries_v2_fields_and_old_records_read() -> None:
+    meta = TxnMetadata(
+        "t", 7, 3, TIMEOUT_MS, TxnState.PREPARE_COMMIT, 2, {TP}, 10, 20,
+        client_transaction_version=2, previous_producer_id=5, next_producer_id=9,
+    )  # fmt: skip
+    value = txn_value(meta)
+    assert value is not None
+    doc = json.loads(value)
+    assert (doc["tv"], doc["prev_pid"], doc["next_pid"]) == (2, 5, 9)
+    assert _metadata("t", doc) == meta
+    for key in ("tv", "prev_pid", "next_pid"):
+        del doc[key]
+    old = _metadata("t", doc)  # written before transactions V2
+    assert (old.client_transaction_version, old.previous_producer_id, old.next_producer_id) == (
+        0,
+        -1,
+        -1,
+    )
