@@ -1,6 +1,9 @@
 """The transaction coordinator: one :class:`TxnMetadata` per transactional id, and the rules of
 InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the timeouts (Kafka's
-``TransactionCoordinator`` with the classic protocol, "transactions V1").
+``TransactionCoordinator``), for the classic protocol ("transactions V1") and for transactions
+V2 (KIP-890 part 2: every EndTxn v5 bumps the epoch, see :meth:`TransactionCoordinator.
+_end_txn_v2`; partitions are added implicitly by the broker's Produce and TxnOffsetCommit,
+which call :meth:`TransactionCoordinator.add_partitions` with client transaction version 2).
 
 Pure: no I/O, time from the injected clock. A request that is accepted changes the metadata
 here and may hand back :class:`MarkerWork` (the COMMIT or ABORT markers to write to every
