@@ -51,7 +51,11 @@ def run_check(cp: str, bootstrap: str) -> dict[str, Any]:
         "steps": done.stdout.split("\n"),
         "read_committed": [v for _, v in read_to_end(bootstrap, topic, "read_committed")],
         "committed_offset": _committed(bootstrap, group, topic),
-        "final_state": (state["TransactionState"], state["ProducerEpoch"]),
+        "final_state": (
+            state["TransactionState"],
+            state["ProducerEpoch"],
+            state["CurrentTransactionStartTimeMs"] != "None",  # kept once complete
+        ),
     }
 
 
@@ -64,5 +68,5 @@ def test_java_producer_on_transactions_v2(
     assert shoal["steps"][:3] == ["COMMITTED", "ABORTED", "OFFSETS"]
     assert shoal["steps"][3].startswith("FENCED ")
     # 3 transactions (+3), the successor's init (+1) and its transaction (+1).
-    assert shoal["final_state"] == ("CompleteCommit", "5")
+    assert shoal["final_state"] == ("CompleteCommit", "5", True)
     assert run_check(txn_v2_classpath, kafka_peer.bootstrap_servers) == shoal

@@ -69,7 +69,8 @@ class TxnMetadata:
     """The epoch before the last bump: a retried InitProducerId (KIP-360) may present it."""
     partitions: set[TopicPartition] = field(default_factory=set)
     txn_start_ms: int = -1
-    """When the open transaction began (its first AddPartitions), -1 when none is open."""
+    """When the last transaction began (its first AddPartitions), -1 after InitProducerId.
+    Kept once it completes, as Kafka keeps it (DescribeTransactions shows it)."""
     last_update_ms: int = 0
     client_transaction_version: int = 0
     """The transaction protocol of the producer's current transaction (Kafka's
@@ -429,7 +430,6 @@ class TransactionCoordinator:
             return  # completed already (a second writer of the same markers)
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.MARKERS_WRITTEN)
         meta.partitions = set()
-        meta.txn_start_ms = -1
         meta.last_update_ms = self._clock.now_ms()
         if meta.next_producer_id != NO_PRODUCER_ID:
             # A V2 transaction ended on the exhausted epoch: its markers carried EPOCH_MAX,
@@ -499,12 +499,13 @@ class TransactionCoordinator:
         """Move ``meta`` to PrepareCommit or PrepareAbort (bumping the epoch first, for
         transactions V2) and hand back the markers to write."""
         event = TxnEvent.PREPARE_COMMIT if commit else TxnEvent.PREPARE_ABORT
+        was_open = meta.state is TxnState.ONGOING
         meta.state = next_state(meta.transactional_id, meta.state, event)
         now = self._clock.now_ms()
         if bump_epoch:
             meta.last_producer_epoch = meta.producer_epoch
             meta.producer_epoch += 1
-        if meta.txn_start_ms < 0:
+        if not was_open:
             # An abort with no partition added (V2): Kafka takes the update time as the start.
             meta.txn_start_ms = now
         meta.last_update_ms = now
