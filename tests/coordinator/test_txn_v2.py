@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import itertools
 import json
+import struct
+from pathlib import Path
 
 import pytest
 
 from shoal.coordinator.producer_state import EPOCH_MAX
 from shoal.coordinator.txn_coordinator import TransactionCoordinator, TxnMetadata
-from shoal.coordinator.txn_log import _metadata, txn_value
+from shoal.coordinator.txn_log import TxnLog, _from_value, legacy_json_value, txn_key, txn_value
+from shoal.coordinator.txn_log_format import decode_value
 from shoal.coordinator.txn_state import TxnState
 from shoal.protocol import ErrorCode
+from shoal.records import SimpleRecord, build_batch
+from shoal.storage import LogConfig, LogManager
 from shoal.testing.clock import FakeClock
 
 E = ErrorCode
@@ -158,21 +163,61 @@ def test_the_exhausted_epoch_ends_on_a_new_producer_id() -> None:
     assert end(c, new_pid, 0, commit=True) == (E.NONE, new_pid, 1)
 
 
-def test_the_state_record_carries_v2_fields_and_old_records_read() -> None:
-    meta = TxnMetadata(
-        "t", 7, 3, TIMEOUT_MS, TxnState.PREPARE_COMMIT, 2, {TP}, 10, 20,
+def v2_meta() -> TxnMetadata:
+    return TxnMetadata(
+        "t", 7, 3, TIMEOUT_MS, TxnState.PREPARE_COMMIT, 2, {TP, ("orders", 3), ("b", 0)}, 10, 20,
         client_transaction_version=2, previous_producer_id=5, next_producer_id=9,
     )  # fmt: skip
-    value = txn_value(meta)
-    assert value is not None
-    doc = json.loads(value)
-    assert (doc["tv"], doc["prev_pid"], doc["next_pid"]) == (2, 5, 9)
-    assert _metadata("t", doc) == meta
-    for key in ("tv", "prev_pid", "next_pid"):
+
+
+def test_the_state_record_is_kafkas_with_the_v2_fields() -> None:
+    meta = v2_meta()
+    key, value = txn_key("t"), txn_value(meta)
+    assert key == b"\x00\x00\x00\x01t"  # TransactionLogKey v0
+    assert value is not None and value[:2] == b"\x00\x01"  # TransactionLogValue v1
+    decoded = decode_value(value)
+    assert (decoded.previous_producer_id, decoded.next_producer_id) == (5, 9)
+    assert decoded.client_transaction_version == 2
+    assert decoded.state is TxnState.PREPARE_COMMIT and value[16] == 2  # Kafka's state id
+    assert _from_value("t", decoded) == meta
+    # Defaults are left out, as Kafka's writer leaves them: the tagged section is then empty.
+    empty = TxnMetadata("t", 7, 0, TIMEOUT_MS)
+    plain = txn_value(empty)
+    assert plain is not None and plain[-1] == 0
+    assert plain[17] == 0  # an Empty transaction's partitions: null
+    assert _from_value("t", decode_value(plain)) == empty
+
+
+def test_a_kafka_v0_value_reads() -> None:
+    """The non-flexible form Kafka writes while transaction.version is 0."""
+    value = (
+        struct.pack(">hqhib", 0, 7, 3, TIMEOUT_MS, 1)
+        + struct.pack(">i", 1) + struct.pack(">h", 6) + b"orders" + struct.pack(">ii", 1, 0)
+        + struct.pack(">qq", 20, 10)
+    )  # fmt: skip
+    decoded = decode_value(value)
+    assert (decoded.state, decoded.partitions) == (TxnState.ONGOING, frozenset({TP}))
+    assert (decoded.last_update_ms, decoded.start_ms, decoded.next_producer_id) == (20, 10, -1)
+
+
+def test_old_json_records_still_load(tmp_path: Path) -> None:
+    """A log shoal wrote before it used Kafka's format, then a newer record of the same id."""
+    logs = LogManager.open(str(tmp_path))
+    plog = logs.create("__transaction_state", 0, LogConfig())
+    old = v2_meta()
+    legacy = legacy_json_value(old)
+    assert legacy is not None
+    doc = json.loads(legacy)
+    for key in ("tv", "prev_pid", "next_pid"):  # written before transactions V2
         del doc[key]
-    old = _metadata("t", doc)  # written before transactions V2
-    assert (old.client_transaction_version, old.previous_producer_id, old.next_producer_id) == (
-        0,
-        -1,
-        -1,
-    )
+    records = [
+        SimpleRecord(json.dumps({"id": "t", "k": "txn"}).encode(), json.dumps(doc).encode()),
+        SimpleRecord(json.dumps({"id": "u", "k": "txn"}).encode(), legacy),
+        SimpleRecord(txn_key("u"), txn_value(TxnMetadata("u", 8, 4, TIMEOUT_MS))),
+    ]
+    plog.append(build_batch(records))
+    state = TxnLog(plog, lambda batch: plog.append(batch), lambda: 0).replay()
+    assert state["t"].producer_id == 7 and state["t"].client_transaction_version == 0
+    assert (state["t"].previous_producer_id, state["t"].next_producer_id) == (-1, -1)
+    assert (state["u"].producer_id, state["u"].producer_epoch) == (8, 4)
+    logs.close()

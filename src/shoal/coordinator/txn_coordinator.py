@@ -77,8 +77,9 @@ class TxnMetadata:
     ClientTransactionVersion): 2 when it was opened by an implicit add (Produce v12+,
     TxnOffsetCommit v5+), 0 when by AddPartitionsToTxn or AddOffsetsToTxn."""
     previous_producer_id: int = NO_PRODUCER_ID
-    """The producer id before the last rotation (its epoch was exhausted): a client retrying
-    the EndTxn that rotated it still presents it (Kafka's PreviousProducerId)."""
+    """Kafka's PreviousProducerId: the id an InitProducerId bumped (so the current one), or
+    after a rotation (an exhausted epoch) the id it replaced, which a client retrying the
+    EndTxn or InitProducerId of the rotation still presents."""
     next_producer_id: int = NO_PRODUCER_ID
     """While a V2 transaction whose epoch is exhausted ends: the producer id that replaces
     the current one once its markers are written (Kafka's NextProducerId)."""
@@ -185,6 +186,7 @@ class TransactionCoordinator:
         meta = self._txns.get(transactional_id)
         if meta is None or meta.state is TxnState.DEAD:
             meta = TxnMetadata(transactional_id, self._allocate(), 0, timeout_ms)
+            meta.previous_producer_id = meta.producer_id  # as Kafka logs a first epoch
             meta.last_update_ms = now
             self._store(meta)
             return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
@@ -194,7 +196,7 @@ class TransactionCoordinator:
             # KIP-360: a client recovering its own id presents it; any other id or an older
             # epoch means another instance took over meanwhile.
             if (
-                producer_id == meta.previous_producer_id
+                producer_id == meta.previous_producer_id != meta.producer_id
                 and producer_epoch >= EPOCH_MAX - 1
                 and meta.state is not TxnState.ONGOING
             ):
@@ -228,6 +230,9 @@ class TransactionCoordinator:
             meta.last_producer_epoch = NO_PRODUCER_EPOCH
             meta.producer_epoch = 0
         else:
+            # Kafka's epoch bump names the id it bumps as the previous one too (its log
+            # shows PreviousProducerId = ProducerId until a rotation).
+            meta.previous_producer_id = meta.producer_id
             meta.last_producer_epoch = meta.producer_epoch
             meta.producer_epoch += 1
         meta.last_update_ms = now
