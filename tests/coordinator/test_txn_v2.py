@@ -163,6 +163,52 @@ def test_the_exhausted_epoch_ends_on_a_new_producer_id() -> None:
     assert end(c, new_pid, 0, commit=True) == (E.NONE, new_pid, 1)
 
 
+@pytest.mark.parametrize("fenced_by", ["init", "timeout"])
+def test_a_v2_transaction_fenced_on_the_exhausted_epoch_rotates_after_its_markers(
+    fenced_by: str,
+) -> None:
+    """As Kafka's coordinator: the abort's markers carry EPOCH_MAX, then the id rotates; the
+    fenced client's retry gets the new id at 0, a new instance the next epoch."""
+    ids = itertools.count(1000)
+    clock = FakeClock()
+    c = TransactionCoordinator(clock, lambda: next(ids))
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    meta = c.get("t")
+    assert meta is not None
+    meta.producer_epoch = EPOCH_MAX - 1
+    begin(c, pid, EPOCH_MAX - 1)
+    if fenced_by == "init":
+        result = c.init_producer_id("t", TIMEOUT_MS)
+        assert result.error is E.CONCURRENT_TRANSACTIONS
+        work = result.work
+    else:
+        clock.advance(TIMEOUT_MS + 1)
+        (work,) = c.abort_timed_out()
+    assert work is not None and (work.producer_id, work.producer_epoch) == (pid, EPOCH_MAX)
+    c.complete(work)
+    new_pid = meta.producer_id
+    assert (new_pid != pid, meta.producer_epoch, meta.previous_producer_id) == (True, 0, pid)
+    retry = c.init_producer_id("t", TIMEOUT_MS, pid, EPOCH_MAX - 1)
+    assert (retry.error, retry.producer_id, retry.producer_epoch) == (E.NONE, new_pid, 0)
+    fresh = c.init_producer_id("t", TIMEOUT_MS)
+    assert (fresh.error, fresh.producer_id, fresh.producer_epoch) == (E.NONE, new_pid, 1)
+
+
+def test_a_classic_transaction_fenced_on_the_exhausted_epoch_rotates_at_the_next_init() -> None:
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    meta = c.get("t")
+    assert meta is not None
+    meta.producer_epoch = EPOCH_MAX - 1
+    assert c.add_partitions("t", pid, EPOCH_MAX - 1, [TP]) is E.NONE
+    work = c.init_producer_id("t", TIMEOUT_MS).work
+    assert work is not None and work.producer_epoch == EPOCH_MAX
+    c.complete(work)
+    assert (meta.producer_id, meta.producer_epoch) == (pid, EPOCH_MAX)
+    again = c.init_producer_id("t", TIMEOUT_MS)
+    assert again.producer_id != pid and again.producer_epoch == 0
+
+
 def v2_meta() -> TxnMetadata:
     return TxnMetadata(
         "t", 7, 3, TIMEOUT_MS, TxnState.PREPARE_COMMIT, 2, {TP, ("orders", 3), ("b", 0)}, 10, 20,

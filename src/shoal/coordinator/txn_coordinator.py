@@ -50,6 +50,8 @@ no request for this long is forgotten (Dead)."""
 COORDINATOR_EPOCH: Final = 0
 """The epoch written into markers. Kafka uses the leader epoch of the __transaction_state
 partition, which changes when the coordinator moves; shoal's never moves."""
+CLIENT_TRANSACTION_VERSION_2: Final = 2
+"""ClientTransactionVersion of a transactions V2 producer (KIP-890 part 2)."""
 NO_PRODUCER_ID: Final = -1
 NO_PRODUCER_EPOCH: Final = -1
 
@@ -239,10 +241,18 @@ class TransactionCoordinator:
 
     def _fence(self, meta: TxnMetadata, now: int) -> MarkerWork:
         """Bump the epoch of an open transaction and abort it with the new epoch."""
+        if (
+            meta.client_transaction_version >= CLIENT_TRANSACTION_VERSION_2
+            and meta.producer_epoch >= EPOCH_MAX - 1
+        ):
+            # As Kafka fences a V2 transaction on the exhausted epoch: the producer id is
+            # rotated once the abort's markers (epoch EPOCH_MAX) are written, see complete().
+            meta.next_producer_id = self._allocate()
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.FENCE)
         meta.last_producer_epoch = meta.producer_epoch
         # An Ongoing epoch is at most EPOCH_MAX - 1 (_bump_epoch and _prepare_end_v2 rotate
-        # the id there), so the fenced epoch fits; the InitProducerId that follows rotates.
+        # the id there), so the fenced epoch fits; a classic (V1) producer's id is rotated by
+        # the InitProducerId that follows.
         meta.producer_epoch += 1
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.PREPARE_ABORT)
         meta.last_update_ms = now
