@@ -432,7 +432,7 @@ class TransactionCoordinator:
             # The markers take the last epoch (EPOCH_MAX); the producer continues with a new
             # id at epoch 0 once they are written (see complete()).
             meta.next_producer_id = self._allocate()
-        work = self.prepare_end(meta, commit, bump_epoch=True)
+        work = self._prepare_end(meta, commit, bump_epoch=True)
         return EndResult(ErrorCode.NONE, work)
 
     def complete(self, work: MarkerWork) -> None:
@@ -506,11 +506,7 @@ class TransactionCoordinator:
         self._txns[meta.transactional_id] = meta
         self._by_producer_id[meta.producer_id] = meta.transactional_id
 
-    def allocate_producer_id(self) -> int:
-        """A fresh producer id (raises StorageError when it cannot be made durable)."""
-        return self._allocate()
-
-    def prepare_end(self, meta: TxnMetadata, commit: bool, *, bump_epoch: bool) -> MarkerWork:
+    def _prepare_end(self, meta: TxnMetadata, commit: bool, *, bump_epoch: bool) -> MarkerWork:
         """Move ``meta`` to PrepareCommit or PrepareAbort (bumping the epoch first, for
         transactions V2) and hand back the markers to write."""
         event = TxnEvent.PREPARE_COMMIT if commit else TxnEvent.PREPARE_ABORT
