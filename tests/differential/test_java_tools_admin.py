@@ -105,6 +105,10 @@ def test_features_describe(target: str) -> None:
     metadata = lines["metadata.version"]
     assert metadata[metadata.index("FinalizedVersionLevel:") + 1] == "4.4-IV2"
     assert metadata[metadata.index("SupportedMaxVersion:") + 1] == "4.4-IV2"
+    # Transactions V2 (issue 14): the level Kafka 4.4 finalizes, from a supported 0-2.
+    txn = lines["transaction.version"]
+    fields = ("SupportedMinVersion", "SupportedMaxVersion", "FinalizedVersionLevel")
+    assert [txn[txn.index(f"{field}:") + 1] for field in fields] == ["0", "2", "2"]
 
 
 def test_transactions_describe_producers(target: str) -> None:

@@ -38,7 +38,7 @@ NOTES_TABLE = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4, 4),
     ApiKey.ADD_PARTITIONS_TO_TXN: (0, 5, 3),
     ApiKey.ADD_OFFSETS_TO_TXN: (0, 4, 3),
-    ApiKey.END_TXN: (0, 4, 3),
+    ApiKey.END_TXN: (0, 5, 3),
     ApiKey.TXN_OFFSET_COMMIT: (0, 5, 3),
     ApiKey.CONSUMER_GROUP_HEARTBEAT: (0, 1, 0),
     ApiKey.CONSUMER_GROUP_DESCRIBE: (0, 1, 0),

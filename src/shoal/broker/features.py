@@ -11,9 +11,13 @@ cannot leave, so it supports exactly its finalized level:
 - ``group.version`` 1 (KIP-848 consumer groups), only while the broker serves
   ConsumerGroupHeartbeat.
 
-Features shoal does not have are left out, which clients read as level 0: ``transaction.version``
-(0 keeps producers on the classic transaction protocol), ``share.version`` (when share groups
-are not served, share_version 0),
+- ``transaction.version`` 2 (transactions V2, KIP-890 part 2), supported from 0 as Kafka 4.4
+  reports it: 4.x clients then end each transaction with EndTxn v5 (an epoch bump per
+  transaction) and let Produce v12+ and TxnOffsetCommit v5+ add partitions implicitly; older
+  clients (librdkafka) keep the classic protocol, which the same coordinator serves.
+
+Features shoal does not have are left out, which clients read as level 0: ``share.version``
+(when share groups are not served, share_version 0),
 ``streams.version``, ``eligible.leader.replicas.version`` (no replicas to elect among) and
 ``kraft.version`` (no Raft quorum).
 """
@@ -38,11 +42,23 @@ FINALIZED_FEATURES_EPOCH: Final = 1
 unknown), so the epoch must be at least 0; shoal's features never change while it runs."""
 
 
+TRANSACTION_VERSION: Final = "transaction.version"
+TRANSACTION_VERSION_LEVEL: Final = 2
+"""Transactions V2 (issue 14): EndTxn v5, implicit adds by Produce v12+ and TxnOffsetCommit
+v5+. Level 0 would keep every client on the classic protocol."""
+
+
 @dataclass(frozen=True, slots=True)
 class Feature:
     name: str
     level: int
-    """The finalized level, which is also the only supported one."""
+    """The finalized level, which is also the highest supported one."""
+    min_supported: int | None = None
+    """The lowest supported level when it is below ``level`` (None: only ``level``)."""
+
+    @property
+    def min_level(self) -> int:
+        return self.level if self.min_supported is None else self.min_supported
 
 
 def broker_features(apis: Mapping[int, ApiVersionRange]) -> tuple[Feature, ...]:
@@ -52,4 +68,12 @@ def broker_features(apis: Mapping[int, ApiVersionRange]) -> tuple[Feature, ...]:
         features.append(Feature(GROUP_VERSION, 1))
     if ApiKey.SHARE_GROUP_HEARTBEAT in apis:  # share groups (issue 16)
         features.append(Feature(SHARE_VERSION, 1))
+    if TRANSACTION_VERSION_LEVEL > 0:  # transactions V2 (issue 14)
+        features.append(Feature(TRANSACTION_VERSION, TRANSACTION_VERSION_LEVEL, min_supported=0))
     return tuple(sorted(features, key=lambda f: f.name))
+
+
+def transactions_v2() -> bool:
+    """Whether the broker serves transactions V2 (the implicit adds of Produce v12+ and
+    TxnOffsetCommit v5+ follow the advertised feature, as Kafka's follow its finalized one)."""
+    return TRANSACTION_VERSION_LEVEL >= 2

@@ -135,9 +135,12 @@ class TransactionService:
         producer_id: int,
         producer_epoch: int,
         partitions: Iterable[TopicPartition],
+        client_transaction_version: int = 0,
     ) -> ErrorCode:
+        """AddPartitionsToTxn, AddOffsetsToTxn, and (``client_transaction_version`` 2) the
+        implicit adds of transactions V2 by Produce v12+ and TxnOffsetCommit v5+."""
         error = self.coordinator.add_partitions(
-            transactional_id, producer_id, producer_epoch, partitions
+            transactional_id, producer_id, producer_epoch, partitions, client_transaction_version
         )
         if error is ErrorCode.NONE:
             error = await self._log_changes()
@@ -153,6 +156,26 @@ class TransactionService:
         if result.work is None:
             return result.error
         return await self._prepare_and_finish(result.work)
+
+    async def end_txn_bumping(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
+    ) -> tuple[ErrorCode, int, int]:
+        """EndTxn v5+ (transactions V2): the epoch is bumped by every end. Returns the error
+        and, on success, the producer id and epoch the producer's next transaction uses."""
+        try:
+            result = self.coordinator.end_txn(
+                transactional_id, producer_id, producer_epoch, commit, bump_epoch=True
+            )
+        except StorageError as exc:  # the id for a rotation could not be allocated
+            log.error("could not allocate a producer id: %s", exc)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, -1
+        if result.work is not None:
+            error = await self._prepare_and_finish(result.work)
+            meta = self.coordinator.get(transactional_id)
+            if error is not ErrorCode.NONE or meta is None:
+                return error, -1, -1
+            return ErrorCode.NONE, meta.producer_id, meta.producer_epoch
+        return result.error, result.producer_id, result.producer_epoch
 
     # -- markers ---------------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """The transaction coordinator: one :class:`TxnMetadata` per transactional id, and the rules of
 InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and the timeouts (Kafka's
-``TransactionCoordinator`` with the classic protocol, "transactions V1").
+``TransactionCoordinator``), for the classic protocol ("transactions V1") and for transactions
+V2 (KIP-890 part 2: every EndTxn v5 bumps the epoch, see :meth:`TransactionCoordinator.
+_end_txn_v2`; partitions are added implicitly by the broker's Produce and TxnOffsetCommit,
+which call :meth:`TransactionCoordinator.add_partitions` with client transaction version 2).
 
 Pure: no I/O, time from the injected clock. A request that is accepted changes the metadata
 here and may hand back :class:`MarkerWork` (the COMMIT or ABORT markers to write to every
@@ -47,6 +50,8 @@ no request for this long is forgotten (Dead)."""
 COORDINATOR_EPOCH: Final = 0
 """The epoch written into markers. Kafka uses the leader epoch of the __transaction_state
 partition, which changes when the coordinator moves; shoal's never moves."""
+CLIENT_TRANSACTION_VERSION_2: Final = 2
+"""ClientTransactionVersion of a transactions V2 producer (KIP-890 part 2)."""
 NO_PRODUCER_ID: Final = -1
 NO_PRODUCER_EPOCH: Final = -1
 
@@ -66,8 +71,20 @@ class TxnMetadata:
     """The epoch before the last bump: a retried InitProducerId (KIP-360) may present it."""
     partitions: set[TopicPartition] = field(default_factory=set)
     txn_start_ms: int = -1
-    """When the open transaction began (its first AddPartitions), -1 when none is open."""
+    """When the last transaction began (its first AddPartitions), -1 after InitProducerId.
+    Kept once it completes, as Kafka keeps it (DescribeTransactions shows it)."""
     last_update_ms: int = 0
+    client_transaction_version: int = 0
+    """The transaction protocol of the producer's current transaction (Kafka's
+    ClientTransactionVersion): 2 when it was opened by an implicit add (Produce v12+,
+    TxnOffsetCommit v5+), 0 when by AddPartitionsToTxn or AddOffsetsToTxn."""
+    previous_producer_id: int = NO_PRODUCER_ID
+    """Kafka's PreviousProducerId: the id an InitProducerId bumped (so the current one), or
+    after a rotation (an exhausted epoch) the id it replaced, which a client retrying the
+    EndTxn or InitProducerId of the rotation still presents."""
+    next_producer_id: int = NO_PRODUCER_ID
+    """While a V2 transaction whose epoch is exhausted ends: the producer id that replaces
+    the current one once its markers are written (Kafka's NextProducerId)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +112,10 @@ class InitResult:
 class EndResult:
     error: ErrorCode
     work: MarkerWork | None = None
+    producer_id: int = NO_PRODUCER_ID
+    """Transactions V2 (EndTxn v5): the producer id and epoch of the producer's next
+    transaction, read from the metadata once the transaction is complete."""
+    producer_epoch: int = NO_PRODUCER_EPOCH
 
 
 class TransactionCoordinator:
@@ -167,6 +188,7 @@ class TransactionCoordinator:
         meta = self._txns.get(transactional_id)
         if meta is None or meta.state is TxnState.DEAD:
             meta = TxnMetadata(transactional_id, self._allocate(), 0, timeout_ms)
+            meta.previous_producer_id = meta.producer_id  # as Kafka logs a first epoch
             meta.last_update_ms = now
             self._store(meta)
             return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
@@ -175,6 +197,14 @@ class TransactionCoordinator:
         if producer_id != NO_PRODUCER_ID:
             # KIP-360: a client recovering its own id presents it; any other id or an older
             # epoch means another instance took over meanwhile.
+            if (
+                producer_id == meta.previous_producer_id != meta.producer_id
+                and producer_epoch >= EPOCH_MAX - 1
+                and meta.state is not TxnState.ONGOING
+            ):
+                # A retry from before a rotation (the exhausted epoch of the id it replaced,
+                # as Kafka accepts it): the rotated id is the answer.
+                return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
             if producer_id != meta.producer_id:
                 return InitResult(ErrorCode.PRODUCER_FENCED)
             if producer_epoch == meta.last_producer_epoch and meta.state is not TxnState.ONGOING:
@@ -197,19 +227,33 @@ class TransactionCoordinator:
             # The epoch is exhausted: a new producer id starts again at 0 (Kafka does the same),
             # keeping one epoch in reserve for fencing.
             self._by_producer_id.pop(meta.producer_id, None)
+            meta.previous_producer_id = meta.producer_id
             meta.producer_id = self._allocate()
             meta.last_producer_epoch = NO_PRODUCER_EPOCH
             meta.producer_epoch = 0
         else:
+            # Kafka's epoch bump names the id it bumps as the previous one too (its log
+            # shows PreviousProducerId = ProducerId until a rotation).
+            meta.previous_producer_id = meta.producer_id
             meta.last_producer_epoch = meta.producer_epoch
             meta.producer_epoch += 1
         meta.last_update_ms = now
 
     def _fence(self, meta: TxnMetadata, now: int) -> MarkerWork:
         """Bump the epoch of an open transaction and abort it with the new epoch."""
+        if (
+            meta.client_transaction_version >= CLIENT_TRANSACTION_VERSION_2
+            and meta.producer_epoch >= EPOCH_MAX - 1
+        ):
+            # As Kafka fences a V2 transaction on the exhausted epoch: the producer id is
+            # rotated once the abort's markers (epoch EPOCH_MAX) are written, see complete().
+            meta.next_producer_id = self._allocate()
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.FENCE)
         meta.last_producer_epoch = meta.producer_epoch
-        meta.producer_epoch += 1  # ONGOING epochs are below EPOCH_MAX - 1 (see _bump_epoch)
+        # An Ongoing epoch is at most EPOCH_MAX - 1 (_bump_epoch and _prepare_end_v2 rotate
+        # the id there), so the fenced epoch fits; a classic (V1) producer's id is rotated by
+        # the InitProducerId that follows.
+        meta.producer_epoch += 1
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.PREPARE_ABORT)
         meta.last_update_ms = now
         self._store(meta)
@@ -236,8 +280,10 @@ class TransactionCoordinator:
         producer_id: int,
         producer_epoch: int,
         partitions: Iterable[TopicPartition],
+        client_transaction_version: int = 0,
     ) -> ErrorCode:
-        """Add partitions to the open transaction (opening one if none is)."""
+        """Add partitions to the open transaction (opening one if none is).
+        ``client_transaction_version`` is 2 for the implicit adds of transactions V2."""
         error = self.check_producer(transactional_id, producer_id, producer_epoch)
         if error is not ErrorCode.NONE:
             return error
@@ -249,6 +295,7 @@ class TransactionCoordinator:
         if meta.state is not TxnState.ONGOING:
             meta.partitions = set()
             meta.txn_start_ms = now
+            meta.client_transaction_version = client_transaction_version
         meta.state = next_state(transactional_id, meta.state, TxnEvent.ADD)
         meta.partitions |= wanted
         meta.last_update_ms = now
@@ -296,8 +343,17 @@ class TransactionCoordinator:
     # -- EndTxn ------------------------------------------------------------------------------
 
     def end_txn(
-        self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        *,
+        bump_epoch: bool = False,
     ) -> EndResult:
+        """EndTxn. ``bump_epoch``: transactions V2 (EndTxn v5+), see :meth:`_end_txn_v2`."""
+        if bump_epoch:
+            return self._end_txn_v2(transactional_id, producer_id, producer_epoch, commit)
         meta = self._txns.get(transactional_id)
         if meta is None or meta.state is TxnState.DEAD or meta.producer_id != producer_id:
             return EndResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
@@ -318,6 +374,67 @@ class TransactionCoordinator:
             return EndResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         return EndResult(ErrorCode.INVALID_TXN_STATE)
 
+    def _end_txn_v2(
+        self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
+    ) -> EndResult:
+        """EndTxn v5+ (KIP-890 part 2), as Kafka 4.4's coordinator rules it: every end bumps
+        the epoch (the markers carry the new one, and the answer names it), so a client's
+        retry is recognised by its epoch being one behind, and an abort is accepted with no
+        transaction open. For Empty and Complete* (R: a retry, the epoch one behind, or the
+        exhausted epoch of the id a rotation replaced; C: the current epoch)::
+
+                          abort R   abort C   commit R   commit C
+            Empty         FENCED    bump      FENCED     INVALID_TXN_STATE
+            CompleteAbort NONE      bump      ITS        ITS
+            CompleteCommit ITS      bump      NONE       ITS
+        """
+        meta = self._txns.get(transactional_id)
+        if meta is None or meta.state is TxnState.DEAD:
+            return EndResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        state = meta.state
+        retry_on_overflow = (
+            meta.previous_producer_id == producer_id
+            and producer_epoch == EPOCH_MAX - 1
+            and meta.producer_epoch == 0
+        )
+        retry_on_bump = (
+            meta.producer_id == producer_id and meta.producer_epoch == producer_epoch + 1
+        )
+        if meta.producer_id != producer_id and not retry_on_overflow:
+            return EndResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if state in (TxnState.ONGOING, TxnState.EMPTY):
+            valid = producer_epoch == meta.producer_epoch
+        elif state in PREPARE_STATES:
+            valid = retry_on_bump
+        else:
+            valid = retry_on_bump or retry_on_overflow or producer_epoch == meta.producer_epoch
+        if not valid:
+            return EndResult(ErrorCode.PRODUCER_FENCED)
+        retry = retry_on_bump or retry_on_overflow
+        if state is TxnState.ONGOING:
+            return self._prepare_end_v2(meta, commit)
+        if state in PREPARE_STATES:
+            preparing = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+            if state is preparing:
+                return EndResult(ErrorCode.CONCURRENT_TRANSACTIONS)
+            return EndResult(ErrorCode.INVALID_TXN_STATE)
+        done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+        if retry:
+            if state is done:
+                return EndResult(ErrorCode.NONE, None, meta.producer_id, meta.producer_epoch)
+            return EndResult(ErrorCode.INVALID_TXN_STATE)
+        if not commit:
+            return self._prepare_end_v2(meta, commit)
+        return EndResult(ErrorCode.INVALID_TXN_STATE)
+
+    def _prepare_end_v2(self, meta: TxnMetadata, commit: bool) -> EndResult:
+        if meta.producer_epoch >= EPOCH_MAX - 1:
+            # The markers take the last epoch (EPOCH_MAX); the producer continues with a new
+            # id at epoch 0 once they are written (see complete()).
+            meta.next_producer_id = self._allocate()
+        work = self._prepare_end(meta, commit, bump_epoch=True)
+        return EndResult(ErrorCode.NONE, work)
+
     def complete(self, work: MarkerWork) -> None:
         """Every marker of ``work`` is written and durable: the transaction is complete."""
         meta = self._txns.get(work.transactional_id)
@@ -328,8 +445,15 @@ class TransactionCoordinator:
             return  # completed already (a second writer of the same markers)
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.MARKERS_WRITTEN)
         meta.partitions = set()
-        meta.txn_start_ms = -1
         meta.last_update_ms = self._clock.now_ms()
+        if meta.next_producer_id != NO_PRODUCER_ID:
+            # A V2 transaction ended on the exhausted epoch: its markers carried EPOCH_MAX,
+            # and the producer goes on with the id allocated for it, at epoch 0.
+            self._by_producer_id.pop(meta.producer_id, None)
+            meta.previous_producer_id = meta.producer_id
+            meta.producer_id = meta.next_producer_id
+            meta.next_producer_id = NO_PRODUCER_ID
+            meta.producer_epoch = 0
         self._store(meta)
 
     # -- timers ------------------------------------------------------------------------------
@@ -381,6 +505,23 @@ class TransactionCoordinator:
             return
         self._txns[meta.transactional_id] = meta
         self._by_producer_id[meta.producer_id] = meta.transactional_id
+
+    def _prepare_end(self, meta: TxnMetadata, commit: bool, *, bump_epoch: bool) -> MarkerWork:
+        """Move ``meta`` to PrepareCommit or PrepareAbort (bumping the epoch first, for
+        transactions V2) and hand back the markers to write."""
+        event = TxnEvent.PREPARE_COMMIT if commit else TxnEvent.PREPARE_ABORT
+        was_open = meta.state is TxnState.ONGOING
+        meta.state = next_state(meta.transactional_id, meta.state, event)
+        now = self._clock.now_ms()
+        if bump_epoch:
+            meta.last_producer_epoch = meta.producer_epoch
+            meta.producer_epoch += 1
+        if not was_open:
+            # An abort with no partition added (V2): Kafka takes the update time as the start.
+            meta.txn_start_ms = now
+        meta.last_update_ms = now
+        self._store(meta)
+        return _work(meta, commit=commit)
 
     def _store(self, meta: TxnMetadata) -> None:
         self._txns[meta.transactional_id] = meta

@@ -11,6 +11,8 @@
       └──────────────────── InitProducerId ◀───────────────────────────────┴────┘
 
     Complete* ──add──▶ Ongoing (the next transaction of the same producer)
+    Empty/Complete* ──EndTxn v5 (abort)──▶ PrepareAbort (transactions V2: nothing to abort but
+    the epoch, which is bumped)
     Dead: an id idle for transactional.id.expiration.ms (from Empty, CompleteCommit,
     CompleteAbort); its metadata is then forgotten.
 
@@ -62,6 +64,11 @@ TRANSITIONS: Final[dict[tuple[TxnState, TxnEvent], TxnState]] = {
     (_S.ONGOING, _E.PREPARE_COMMIT): _S.PREPARE_COMMIT,
     (_S.ONGOING, _E.PREPARE_ABORT): _S.PREPARE_ABORT,
     (_S.PREPARE_EPOCH_FENCE, _E.PREPARE_ABORT): _S.PREPARE_ABORT,
+    # Transactions V2 (KIP-890 part 2): EndTxn v5 may abort with no transaction open, to bump
+    # the epoch past batches the producer sent but never saw added (the abort has no partitions).
+    (_S.EMPTY, _E.PREPARE_ABORT): _S.PREPARE_ABORT,
+    (_S.COMPLETE_COMMIT, _E.PREPARE_ABORT): _S.PREPARE_ABORT,
+    (_S.COMPLETE_ABORT, _E.PREPARE_ABORT): _S.PREPARE_ABORT,
     (_S.ONGOING, _E.FENCE): _S.PREPARE_EPOCH_FENCE,
     (_S.PREPARE_COMMIT, _E.MARKERS_WRITTEN): _S.COMPLETE_COMMIT,
     (_S.PREPARE_ABORT, _E.MARKERS_WRITTEN): _S.COMPLETE_ABORT,

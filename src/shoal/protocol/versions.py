@@ -174,9 +174,8 @@ SUPPORTED_APIS: Final[Mapping[int, ApiVersionRange]] = MappingProxyType(
             # clients use v0-3.
             _api(ApiKey.ADD_PARTITIONS_TO_TXN, 0, 5, 3),
             _api(ApiKey.ADD_OFFSETS_TO_TXN, 0, 4, 3),
-            # v5 is transactions V2 (KIP-890: an epoch bump per transaction), which shoal does
-            # not implement (docs/transactions.md).
-            _api(ApiKey.END_TXN, 0, 4, 3),
+            # v5 is transactions V2 (KIP-890 part 2: an epoch bump per transaction, answered).
+            _api(ApiKey.END_TXN, 0, 5, 3),
             _api(ApiKey.TXN_OFFSET_COMMIT, 0, 5, 3),
             _api(ApiKey.DESCRIBE_ACLS, 1, 3, 2),
             _api(ApiKey.CREATE_ACLS, 1, 3, 2),

@@ -143,7 +143,7 @@ def test_features(kp_admin: Any) -> None:
     with pytest.raises(InvalidUpdateVersionError):
         kp_admin.update_features({"metadata.version": 30})
     with pytest.raises(InvalidUpdateVersionError):
-        kp_admin.update_features({"transaction.version": 2})
+        kp_admin.update_features({"transaction.version": 1})
     assert kp_admin.describe_features() == described
 
 

@@ -101,9 +101,12 @@ def test_api_versions_reports_metadata_version_of_kafka_4_4(
     }
     assert supported["metadata.version"] == finalized["metadata.version"] == (33, 33)
     assert response.finalized_features_epoch >= 0
-    # Left out, so that clients read level 0 (e.g. classic transactions for the producers).
-    assert "transaction.version" not in finalized and "kraft.version" not in finalized
-    assert supported.keys() == finalized.keys()
+    # Transactions V2 is finalized; its supported range starts at 0, which (as Kafka 4.4 does,
+    # KAFKA-17011) only v4+ lists.
+    assert finalized["transaction.version"] == (2, 2)
+    assert supported.get("transaction.version") == ((0, 2) if version >= 4 else None)
+    assert "kraft.version" not in finalized
+    assert supported.keys() - {"transaction.version"} == finalized.keys() - {"transaction.version"}
 
 
 def update(broker: EmbeddedBroker, changes: list[tuple[str, int, int]], version: int = 1) -> Any:
@@ -144,7 +147,7 @@ def test_update_to_the_current_level_is_a_no_op(
         ([("metadata.version", 30, 2)], "only supports version 33"),
         ([("metadata.version", 0, 3)], "only supports version 33"),
         ([("metadata.version", 33, 9)], "does not support the given upgrade type"),
-        ([("metadata.version", 33, 1), ("transaction.version", 2, 1)], "does not support"),
+        ([("metadata.version", 33, 1), ("transaction.version", 1, 2)], "only supports version 2"),
     ],
     ids=repr,
 )

@@ -14,6 +14,7 @@ from shoal.broker.broker import Broker
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.handlers import HANDLERS
 from shoal.coordinator.partition_txns import AbortedTxn
+from shoal.coordinator.producer_state import EPOCH_MAX
 from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 from shoal.coordinator.txn_state import TxnState
 from shoal.embedded import EmbeddedBroker
@@ -256,3 +257,55 @@ def test_a_marker_that_cannot_be_written_is_retried_by_the_timer(tmp_path: Path)
 
     node.run(scenario)
     assert lso(broker) == (2, 2)
+
+
+def test_a_v2_end_on_the_exhausted_epoch_is_finished_after_a_crash(tmp_path: Path) -> None:
+    """Transactions V2: the prepare of an EndTxn v5 at epoch EPOCH_MAX - 1 logs the bumped
+    epoch and the producer id that follows (NextProducerId); a crash before the markers
+    leaves exactly that to replay, and the restart finishes the rotation."""
+    node = Node(tmp_path)
+    broker = node.start()
+    broker.create_topic("t", 1)
+    broker.transactions._kick = lambda: None  # type: ignore[method-assign]
+    last = EPOCH_MAX - 1
+
+    async def prepare_only(broker: Broker) -> int:
+        init = await broker.transactions.init_producer_id(TXN, TIMEOUT_MS, -1, -1)
+        pid = init.producer_id
+        meta = broker.transactions.coordinator.get(TXN)
+        assert meta is not None
+        meta.producer_epoch = last  # as after 32,766 transactions
+        added = await broker.transactions.add_partitions(TXN, pid, last, [("t", 0)], 2)
+        assert added is ErrorCode.NONE
+        plog = broker.partition("t", 0)
+        assert plog is not None
+        batch = transactional_batch(pid, last, 0)
+        assert isinstance(broker.append("t", 0, plog, batch, read_header(batch)), AppendInfo)
+        result = broker.transactions.coordinator.end_txn(TXN, pid, last, True, bump_epoch=True)
+        assert result.work is not None and result.work.producer_epoch == EPOCH_MAX
+        assert await broker.transactions._log_changes() is ErrorCode.NONE
+        return pid
+
+    pid = node.run(prepare_only)
+    node.crash()
+
+    broker = node.start()
+    meta = broker.transactions.coordinator.get(TXN)
+    assert meta is not None and meta.state is TxnState.PREPARE_COMMIT
+    assert (meta.producer_id, meta.producer_epoch, meta.client_transaction_version) == (
+        pid,
+        EPOCH_MAX,
+        2,
+    )
+    next_pid = meta.next_producer_id
+    assert next_pid not in (-1, pid)
+    node.run(lambda b: b.transactions.tick())
+    assert lso(broker) == (2, 2)
+    node.crash()
+    broker = node.start()
+    meta = broker.transactions.coordinator.get(TXN)
+    assert meta is not None and meta.state is TxnState.COMPLETE_COMMIT
+    assert (meta.producer_id, meta.producer_epoch, meta.previous_producer_id) == (next_pid, 0, pid)
+    # The client's retry from the old id's last epoch gets the new id, as from Kafka.
+    retried = node.run(lambda b: b.transactions.end_txn_bumping(TXN, pid, last, True))
+    assert retried == (ErrorCode.NONE, next_pid, 0)

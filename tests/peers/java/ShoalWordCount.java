@@ -3,7 +3,9 @@
 // lines (input topic) -> words -> groupBy(word) [repartition topic] -> count() [state store
 // "counts", whose changelog topic is compacted] -> counts (output topic, word -> count).
 //
-// Usage: ShoalWordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT OUTPUT
+// Usage: ShoalWordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT OUTPUT [PROCESSING_GUARANTEE]
+// (PROCESSING_GUARANTEE: at_least_once, the default, or exactly_once_v2, used by
+// tests/peers/test_kafka_streams_eos.py).
 // Prints "STATE <new state>" on each state change, so the test sees RUNNING and restoration.
 import java.util.Arrays;
 import java.util.Locale;
@@ -35,6 +37,9 @@ public final class ShoalWordCount {
         props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
         props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
+        if (args.length > 5) {
+            props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, args[5]);
+        }
         // Commit (and so purge the repartition topic with DeleteRecords) often, and write every
         // count update to the changelog (no record cache), so a short test sees both.
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);

@@ -96,6 +96,8 @@ async def handle_add_partitions_to_txn(
             int(txn.producer_epoch),
             txn.topics,
             verify_only=bool(txn.verify_only),
+            # v5 is the broker-to-coordinator add of transactions V2 (KIP-890 part 2).
+            client_transaction_version=2 if version >= 5 else 0,
         )
         by_txn.append({"transactional_id": txn.transactional_id, "topic_results": results})
     values = {"throttle_time": 0, "error_code": 0, "results_by_transaction": by_txn}
@@ -111,6 +113,7 @@ async def _one(
     topics: Sequence[_Topic],
     *,
     verify_only: bool,
+    client_transaction_version: int = 0,
 ) -> list[dict[str, Any]]:
     wanted = [(str(t.name), int(p)) for t in topics for p in t.partitions]
     errors: dict[tuple[str, int], ErrorCode] = {}
@@ -136,7 +139,7 @@ async def _one(
             )
         else:
             error = await broker.transactions.add_partitions(
-                transactional_id, producer_id, producer_epoch, wanted
+                transactional_id, producer_id, producer_epoch, wanted, client_transaction_version
             )
             errors = dict.fromkeys(wanted, error)
     by_topic: dict[str, list[dict[str, Any]]] = {}

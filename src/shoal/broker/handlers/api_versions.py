@@ -4,11 +4,14 @@ by the server in v0 format (KIP-511) before a handler is reached."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from shoal.broker.features import FINALIZED_FEATURES_EPOCH, broker_features
 from shoal.protocol import Request, ResponseBody, advertised_versions
 from shoal.protocol.build import response_for
+
+SUPPORTED_MIN_0_VERSION: Final = 4
+"""The first ApiVersions version whose supported features may have a minimum of 0."""
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -31,10 +34,12 @@ async def handle_api_versions(
             "error_code": 0,
             "api_keys": keys,
             "throttle_time": 0,
-            # Every supported range starts at the finalized level, never at 0, so v3 may list
-            # them all (KAFKA-17011: v0-3 readers choke on a minimum of 0).
+            # KAFKA-17011: v0-3 readers choke on a supported minimum of 0, so (as Kafka) v3
+            # leaves such features out of the supported list; v4+ lists them all.
             "supported_features": [
-                {"name": f.name, "min_version": f.level, "max_version": f.level} for f in features
+                {"name": f.name, "min_version": f.min_level, "max_version": f.level}
+                for f in features
+                if f.min_level > 0 or header.api_version >= SUPPORTED_MIN_0_VERSION
             ],
             "finalized_features_epoch": FINALIZED_FEATURES_EPOCH,
             "finalized_features": [

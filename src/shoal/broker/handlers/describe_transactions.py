@@ -4,7 +4,8 @@
 Describe on the transactional id is needed (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an id the
 coordinator does not know (never used, or expired) is TRANSACTIONAL_ID_NOT_FOUND. The
 partitions of the open transaction are listed only for topics the principal may Describe, as
-Kafka filters them. A transaction not open has start time -1 and no partitions.
+Kafka filters them. A finished transaction has no partitions and keeps its start time (as
+Kafka's); after InitProducerId the start time is -1.
 """
 
 from __future__ import annotations

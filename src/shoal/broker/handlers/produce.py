@@ -22,6 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from shoal.broker.implicit_adds import (
+    IMPLICIT_ADD_PRODUCE_VERSION,
+    add_for_produce,
+    implicit_adds_apply,
+)
 from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
 from shoal.protocol import ErrorCode, Request
 from shoal.protocol.produce_response import (
@@ -91,6 +96,7 @@ async def handle_produce(
     topics: list[tuple[_TopicData, str | None, list[tuple[int, AppendOutcome]]]] = []
     resolved = [(topic_data, *_resolve_topic(broker, topic_data)) for topic_data in body.topic_data]
     refusal = _refusal(broker, ctx, body, resolved)
+    not_added = await _implicit_adds(broker, body, header.api_version, resolved, refusal)
     for topic_data, name, topic in resolved:
         outcomes = []
         for partition_data in topic_data.partition_data:
@@ -103,6 +109,8 @@ async def handle_produce(
                 outcome = AppendOutcome(ErrorCode.INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1")
             elif topic is None:
                 outcome = AppendOutcome(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")
+            elif (topic.name, index) in not_added:
+                outcome = AppendOutcome(*not_added[(topic.name, index)])
             else:
                 outcome = append_records(
                     broker, topic, index, partition_data.records, header.api_version, acks
@@ -139,6 +147,36 @@ async def handle_produce(
             for topic_data, name, outcomes in topics
         ]
     )
+
+
+async def _implicit_adds(
+    broker: Broker,
+    body: _ProduceRequest,
+    version: int,
+    resolved: list[tuple[_TopicData, str | None, Topic | None]],
+    refusal: _Refusal | None,
+) -> dict[tuple[str, int], tuple[ErrorCode, str]]:
+    """Transactions V2: add the partitions of the transactional batches to their transaction
+    (see :mod:`shoal.broker.implicit_adds`) before anything is appended. Partitions that do
+    not exist or are refused are left to the checks below."""
+    transactional_id = getattr(body, "transactional_id", None)
+    if (
+        not transactional_id
+        or int(body.acks) not in (0, 1, -1)
+        or not implicit_adds_apply(version, IMPLICIT_ADD_PRODUCE_VERSION)
+    ):
+        return {}
+    batches = [
+        ((topic.name, int(p.index)), p.records)
+        for topic_data, name, topic in resolved
+        if topic is not None and not topic.internal
+        and (refusal is None or (refusal.topics is not None and name not in refusal.topics))
+        for p in topic_data.partition_data
+        if p.records and 0 <= int(p.index) < topic.partitions
+    ]  # fmt: skip
+    if not batches:
+        return {}
+    return await add_for_produce(broker, transactional_id, batches)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@ current epoch (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH otherwise). v3+ may nam
 and generation (KIP-447): a stale member of a rebalanced group is refused as OffsetCommit
 refuses it. Accepted offsets stay pending until the transaction's end (see
 :mod:`shoal.coordinator.txn_offsets`) and are answered after their fsync.
+
+v5+ is transactions V2 (KIP-890 part 2): the producer sends no AddOffsetsToTxn, and the
+request adds the group's offsets partition to the transaction itself, as Produce v12+ adds
+its partitions (:mod:`shoal.broker.implicit_adds`). A failed add is answered as Kafka's group
+coordinator answers it: PRODUCER_FENCED as INVALID_PRODUCER_EPOCH, a retriable coordinator
+error as COORDINATOR_NOT_AVAILABLE.
 """
 
 from __future__ import annotations
@@ -15,11 +21,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shoal.broker.implicit_adds import (
+    CLIENT_TRANSACTION_VERSION_2,
+    IMPLICIT_ADD_TXN_OFFSET_COMMIT_VERSION,
+    implicit_adds_apply,
+    produce_error,
+)
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC, CommittedOffset, TopicPartitionKey
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation, ResourceType
+from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -62,7 +75,7 @@ async def handle_txn_offset_commit(
     elif not broker.authorize(ctx, AclOperation.READ, ResourceType.GROUP, group_id):
         errors = dict.fromkeys(keys, ErrorCode.GROUP_AUTHORIZATION_FAILED)
     else:
-        errors = await _commit(broker, ctx, body, group_id, wanted)
+        errors = await _commit(broker, ctx, body, group_id, wanted, header.api_version)
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (name, index), error in errors.items():
         by_topic.setdefault(name, []).append({"partition_index": index, "error_code": error})
@@ -76,6 +89,7 @@ async def _commit(
     body: _TxnOffsetCommitRequest,
     group_id: str,
     wanted: list[tuple[str, _Partition]],
+    version: int,
 ) -> dict[TopicPartitionKey, ErrorCode]:
     errors: dict[TopicPartitionKey, ErrorCode] = {}
     readable = broker.authorized_names(
@@ -98,6 +112,10 @@ async def _commit(
             )
     if not offsets:
         return errors
+    if implicit_adds_apply(version, IMPLICIT_ADD_TXN_OFFSET_COMMIT_VERSION):
+        added = await _add_offsets_partition(broker, body)
+        if added is not ErrorCode.NONE:
+            return {**errors, **dict.fromkeys(offsets, added)}
     verdict = broker.transactions.coordinator.verify_produce(
         int(body.producer_id), int(body.producer_epoch), (OFFSETS_TOPIC, 0)
     )
@@ -114,3 +132,21 @@ async def _commit(
     for tp in offsets:
         errors[tp] = partition_errors.get(tp, error)
     return errors
+
+
+async def _add_offsets_partition(broker: Broker, body: _TxnOffsetCommitRequest) -> ErrorCode:
+    try:
+        broker.ensure_internal_topic(OFFSETS_TOPIC)
+        error = await broker.transactions.add_partitions(
+            str(body.transactional_id),
+            int(body.producer_id),
+            int(body.producer_epoch),
+            [(OFFSETS_TOPIC, 0)],
+            CLIENT_TRANSACTION_VERSION_2,
+        )
+    except (StorageError, OSError):
+        error = ErrorCode.COORDINATOR_NOT_AVAILABLE
+    error = produce_error(error)
+    if error is ErrorCode.NOT_ENOUGH_REPLICAS:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    return error
