@@ -21,7 +21,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
-from shoal.broker.handlers.share_common import AckOutcome, acknowledge, settled, topic_name
+from shoal.broker.handlers.share_common import (
+    AckOutcome,
+    acknowledge,
+    load_states,
+    settled,
+    topic_name,
+)
 from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.share_partition import AcquiredRange
@@ -138,6 +144,14 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
         if (name := topic_name(broker, f.topic_id)) is not None
         for p in f.partitions
     }
+    # The state files of the partitions this request may touch are read first, off the loop;
+    # no await from the session check until the acknowledgements are applied.
+    known_session = shares.sessions.get((group_id, member_id))
+    touched = added | (known_session.partitions if known_session is not None else set())
+    may_read = broker.authorized_names(
+        ctx, AclOperation.READ, ResourceType.TOPIC, {name for name, _ in touched}
+    )
+    await load_states(broker, group_id, {tp for tp in touched if tp[0] in may_read})
     shares.expire(group_id)
     try:
         session = shares.session(group_id, member_id, epoch, added, forgotten)
