@@ -422,3 +422,79 @@ def test_work_queue_delivery_limits_are_checked_at_start(
             pass
 
     run(starts_and_stops(app_with(Retry(max_attempts=3))))
+
+
+SHORT_LOCK_MS = 1000
+"""short_lock_broker's record lock."""
+LOCK_PERIODS_OPEN = 3
+"""The breaker below stays open this many record locks (and a half) of real time."""
+
+
+def test_an_open_breaker_acquires_nothing_so_no_delivery_is_counted(
+    short_lock_broker: EmbeddedBroker,
+) -> None:
+    """The breaker opens on a record's failure and stays open for several record locks (real
+    time: the broker's locks run on its own clock). Meanwhile the queue consumer fetches
+    nothing: the failed record is delivered again once, as the probe, with delivery count 2
+    (before, its next delivery waited at the breaker past its lock, which the broker counted,
+    and its late outcome was refused, so it ran a third time), and a record published during
+    the outage is delivered once, with delivery count 1, after the probe."""
+    topic, group = _names()
+    app = App(f"kafka://{short_lock_broker.bootstrap_servers}", lag_interval_s=0)
+    breaker = Breaker(failures=1, open_s=(LOCK_PERIODS_OPEN + 0.5) * SHORT_LOCK_MS / 1000)
+    seen: list[tuple[str, int | None]] = []
+
+    @app.subscriber(topic, group=group, queue=True, breaker=breaker)
+    async def work(job: str, msg: Message) -> None:
+        seen.append((job, msg.delivery_count))
+        if seen == [("trip", 1)]:
+            raise ConnectionError("the dependency is down")
+
+    async def scenario() -> None:
+        async with app:
+            await _ready(app)
+            await app.publish(topic, "trip")
+            await wait_until(lambda: bool(seen), "the failing delivery")
+            await app.publish(topic, "waiting")
+            await wait_until(lambda: ("waiting", 1) in seen, "the waiting record")
+            # A later record is handled once too; neither earlier one came back.
+            await app.publish(topic, "after")
+            await wait_until(lambda: ("after", 1) in seen, "a later record")
+
+    run(scenario())
+    assert seen == [("trip", 1), ("trip", 2), ("waiting", 1), ("after", 1)]
+    assert app.breakers.get(breaker, work.__qualname__).opened_total == 1
+
+
+def test_records_fetched_with_the_failing_one_go_back_at_once_when_the_breaker_opens() -> None:
+    """A record of the same fetch as the one whose failure opened the breaker has not started:
+    it is released at once (a delivery the queue counts, once) rather than held at the breaker
+    for its open time, past the record lock; it comes back after the probe. memory:// on a
+    fake clock: the open time passes without waiting."""
+    topic, group = _names()
+    clock = FakeClock()
+    sleep = FakeSleep(clock)
+    url = f"memory://queue-{uuid.uuid4().hex[:8]}"
+    app = App(url, clock=clock, sleep=sleep, lag_interval_s=0)
+    breaker = Breaker(failures=1, open_s=60.0)
+    seen: list[tuple[str, int | None]] = []
+
+    @app.subscriber(topic, group=group, queue=True, breaker=breaker)
+    async def work(job: str, msg: Message) -> None:
+        seen.append((job, msg.delivery_count))
+        if seen == [("trip", 1)]:
+            raise ConnectionError("the dependency is down")
+
+    async def scenario() -> None:
+        publisher = App(url, name="publisher", lag_interval_s=0)
+        async with publisher:
+            await publisher.publish(topic, "trip")
+            await publisher.publish(topic, "sibling")
+        async with app:
+            await wait_until(lambda: ("sibling", 2) in seen, "the sibling's redelivery")
+
+    run(scenario())
+    assert seen == [("trip", 1), ("trip", 2), ("sibling", 2)]
+    # The open time passed in the runner's looks (no fetch), none of them as long as it.
+    assert sum(sleep.delays_s) >= breaker.open_s
+    assert max(sleep.delays_s) < breaker.open_s

@@ -149,3 +149,83 @@ def test_a_failed_write_fails_the_acknowledgements_it_covers() -> None:
 
     asyncio.run(scenario())
     assert shares.writer.pending == 0
+
+
+class ReadRecordingFileSystem(FaultyFileSystem):
+    """Remembers the thread of every open of a share state file for reading (a test seam)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state_read_threads: list[int] = []
+        self.before_read: list[object] = []
+        """Called (once each, in order) on the reading thread before a read: a test's hook."""
+
+    def open(self, path: str, *, create: bool = False) -> File:
+        if "/share-" in path and not create:
+            self.state_read_threads.append(threading.get_ident())
+            if self.before_read:
+                self.before_read.pop(0)()  # type: ignore[operator]
+        return super().open(path, create=create)
+
+
+def _written_state(fs: FaultyFileSystem, clock: FakeClock) -> PartitionLog:
+    """A partition whose group state (offset 0 accepted) is on disk, as before a restart."""
+    plog = _log(fs, clock)
+    shares = ShareGroups(clock, offset_reset="earliest")
+
+    async def write() -> None:
+        _acquire(shares, plog, 2)
+        _ack(shares, plog, 0, ACCEPT)
+        written = shares.persist(GROUP, TOPIC, 0, plog)
+        assert written is not None
+        await written
+
+    asyncio.run(write())
+    return plog
+
+
+def test_the_first_read_of_a_state_file_runs_on_a_worker_thread() -> None:
+    """After a restart the first touch of a share-partition reads its state file: ShareFetch and
+    ShareAcknowledge load it (ShareGroups.load) off the event loop before their checks."""
+    fs, clock = ReadRecordingFileSystem(), FakeClock()
+    plog = _written_state(fs, clock)
+    fs.state_read_threads.clear()
+    restarted = ShareGroups(clock, offset_reset="earliest")
+
+    async def scenario() -> int:
+        await restarted.load(GROUP, [(TOPIC, 0, plog)])
+        # Loaded: later calls use memory, and read nothing more on the loop.
+        assert restarted.share_partition(GROUP, TOPIC, 0, plog).start_offset == 1
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert len(fs.state_read_threads) == 1
+    assert loop_thread not in fs.state_read_threads
+
+
+def test_a_state_read_that_a_delete_overtook_is_dropped() -> None:
+    """DeleteShareGroupOffsets forgets the partition while its state file is being read: what
+    was read (the state before the delete) is not installed; the partition starts afresh."""
+    fs, clock = ReadRecordingFileSystem(), FakeClock()
+    plog = _written_state(fs, clock)
+    restarted = ShareGroups(clock, offset_reset="earliest")
+    forgotten = threading.Event()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        def forget_on_the_loop() -> None:
+            def forget() -> None:
+                # The test's write is long done: the tombstone replaces it on disk later.
+                restarted.forget(GROUP, TOPIC, 0, plog, on_disk=False)
+                forgotten.set()
+
+            loop.call_soon_threadsafe(forget)
+            assert forgotten.wait(5), "the loop did not run the delete"
+
+        fs.before_read.append(forget_on_the_loop)
+        await restarted.load(GROUP, [(TOPIC, 0, plog)])
+        assert (GROUP, TOPIC, 0) not in restarted.partitions
+
+    asyncio.run(scenario())
+    assert forgotten.is_set()

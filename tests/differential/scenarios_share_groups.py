@@ -9,7 +9,10 @@ the wire for the admin APIs (issue 16, slice Q):
   only, stops at the last stable offset until the open transaction commits, and never
   delivers an aborted record; read_uncommitted delivers past the open transaction (an aborted
   record reaches neither group's handler: librdkafka's share consumer drops it too); a bad
-  value is refused.
+  value is refused;
+- ``share_marker_offsets`` (over the wire, one stored batch a read): a read that holds only a
+  transaction's commit marker acquires the marker's offset, a GAP acknowledgement of it is
+  accepted, and the record after it comes next.
 
 Records are keyed; results are what each consumer saw, as (key, delivery count), sorted (the
 two brokers may split deliveries over polls differently).
@@ -17,7 +20,9 @@ two brokers may split deliveries over polls differently).
 
 from __future__ import annotations
 
+import base64
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -246,9 +251,133 @@ def share_offsets_admin(bootstrap: str) -> Result:
     return out
 
 
+FIND_COORDINATOR, SHARE_GROUP_HEARTBEAT, SHARE_FETCH = 10, 76, 78
+ACCEPT, GAP = 1, 0
+MARKER_FETCH_WAIT_MS: Final = 500
+"""A ShareFetch's max_wait in :func:`share_marker_offsets`: short, so that the scenario's loop
+heartbeats often while Kafka assigns the partition."""
+
+
+class _WireShareMember:
+    """A share group member over the wire, on one single-partition topic: ShareFetches of one
+    stored batch each (max_bytes 1), to see what each read acquires."""
+
+    def __init__(self, client: WireClient, group: str, topic: str) -> None:
+        self.client, self.group, self.topic = client, group, topic
+        self.member = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        self.member_epoch = 0
+        self.session_epoch = 0
+        (described,) = client.metadata([topic], auto_create=False).topics
+        self.topic_id = described.topic_id
+
+    def join(self) -> None:
+        """FindCoordinator (Kafka loads the group's coordinator on it, and answers
+        NOT_COORDINATOR to heartbeats before), then heartbeats until the member is in."""
+        _until_settled(
+            lambda: self.client.request(
+                FIND_COORDINATOR, 4, {"key_type": 0, "coordinator_keys": [self.group]}
+            ),
+            lambda a: [int(c.error_code) for c in a.coordinators],
+        )
+        _until_settled(self.heartbeat, lambda a: [int(a.error_code)])
+
+    def heartbeat(self) -> Any:
+        answer = self.client.request(
+            SHARE_GROUP_HEARTBEAT,
+            1,
+            {
+                "group_id": self.group,
+                "member_id": self.member,
+                "member_epoch": self.member_epoch,
+                "rack_id": None,
+                "subscribed_topic_names": [self.topic],
+            },
+        )
+        if int(answer.error_code) == 0:
+            self.member_epoch = int(answer.member_epoch)
+        return answer
+
+    def fetch(self, acks: list[tuple[int, int, int]]) -> tuple[int, list[tuple[int, int]]]:
+        """One ShareFetch carrying ``acks`` (first, last, type): the partition's acknowledge
+        error code and the ranges it acquired."""
+        answer = self.client.request(
+            SHARE_FETCH,
+            1,
+            {
+                "group_id": self.group,
+                "member_id": self.member,
+                "share_session_epoch": self.session_epoch,
+                "max_wait": MARKER_FETCH_WAIT_MS,
+                "min_bytes": 1,
+                "max_bytes": 1,
+                "max_records": 100,
+                "batch_size": 100,
+                "topics": [
+                    {
+                        "topic_id": self.topic_id,
+                        "partitions": [
+                            {
+                                "partition_index": 0,
+                                "acknowledgement_batches": [
+                                    {"first_offset": f, "last_offset": la, "acknowledge_types": [k]}
+                                    for f, la, k in acks
+                                ],
+                            }
+                        ],
+                    }
+                ],
+                "forgotten_topics_data": [],
+            },
+        )
+        assert int(answer.error_code) == 0, answer
+        self.session_epoch += 1
+        parts = [p for r in answer.responses for p in r.partitions]
+        acquired = [
+            (int(r.first_offset), int(r.last_offset)) for p in parts for r in p.acquired_records
+        ]
+        ack_error = max((int(p.acknowledge_error_code) for p in parts), default=0)
+        return ack_error, acquired
+
+    def next_acquired(self, acks: list[tuple[int, int, int]]) -> list[Any]:
+        """Fetch (``acks`` on the first request only), heartbeating, until something is
+        acquired: [acknowledge error code, acquired ranges]."""
+        deadline = time.monotonic() + TIMEOUT_S
+        ack_error, acquired = self.fetch(acks)
+        while not acquired and time.monotonic() < deadline:
+            self.heartbeat()
+            _, acquired = self.fetch([])
+        return [ack_error, acquired]
+
+
+def share_marker_offsets(bootstrap: str) -> Result:
+    """A share fetch whose read holds only a transaction's commit marker acquires the marker's
+    offset (Kafka's SharePartition.acquire takes the whole fetched range); acknowledged as GAP
+    (as the share consumers do), it is done, and the record after it comes next."""
+    topic, group = create_topic(bootstrap), unique("share-marker")
+    out: Result = {
+        "earliest": _set_configs(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    }
+    txn = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": unique("share-txn")})
+    txn.init_transactions(TIMEOUT_S)
+    txn.begin_transaction()
+    for key in ("a", "b", "c"):
+        txn.produce(topic, key=key.encode(), value=key.encode())
+    txn.commit_transaction(TIMEOUT_S)  # records 0-2 (one batch), the commit marker at 3
+    _produce(bootstrap, topic, ["d"])  # offset 4
+    with WireClient(bootstrap) as client:
+        member = _WireShareMember(client, group, topic)
+        member.join()
+        out["data"] = member.next_acquired([])
+        out["marker"] = member.next_acquired([(0, 2, ACCEPT)])
+        out["after_marker"] = member.next_acquired([(3, 3, GAP)])
+        out["last_ack"] = member.fetch([(4, 4, ACCEPT)])[0]
+    return out
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
     "share_delivery": share_delivery,
     "share_isolation": share_isolation,
+    "share_marker_offsets": share_marker_offsets,
 }
 
 

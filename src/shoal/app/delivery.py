@@ -76,6 +76,13 @@ class Released(Exception):
     """Queue mode: the record failed and goes back to the queue for another delivery."""
 
 
+class HeldBack(Stopped):
+    """Queue mode: the breaker opened before this record's attempt started; it goes back to the
+    queue unhandled (released) instead of waiting out the open time while holding its
+    acquisition lock. A Stopped: nothing was attempted, and nothing is reported to the
+    breaker or the retry policy."""
+
+
 class Rejected(Exception):
     """Queue mode: the record failed for good (dead-lettered, or skipped without a DLQ); the
     queue must not deliver it again."""
@@ -411,11 +418,18 @@ class Pipeline:
     async def _pass_breaker(self, waits: Waits, breaker: BreakerState) -> None:
         if breaker.allow():
             return
+        queue = self.sub.queue
 
         def wait_ms() -> int:
             if breaker.allow():
                 return 0
-            # Half-open with every probe slot taken: look again soon.
+            if queue and breaker.state == "open":
+                # Queue mode: the record's acquisition lock would run out long before the
+                # breaker's open time (and the broker would count another delivery anyway,
+                # and hand it on while this handler may still run it): back to the queue now.
+                # The runner fetches nothing more until the breaker lets a probe through.
+                raise HeldBack
+            # Half-open with every probe slot taken (a probe is running): look again soon.
             return breaker.remaining_open_ms() or 100
 
         await self._wait(waits, wait_ms)

@@ -39,6 +39,8 @@ FETCH_RECORDS_MAX = 500
 """Records per fetch: a bound on in-flight work, and on what a crash sends round again."""
 POLL_TIMEOUT_S = 0.1
 """How long a fetch waits for records; also how quickly a subscriber notices stop()."""
+BREAKER_LOOK_MS = 100
+"""Queue mode: how often a subscriber whose breaker is open looks again (for stop() too)."""
 RESTART_DELAY_S = 1.0
 """Pause before a subscriber that hit a transport error reconnects (real time, not injected)."""
 
@@ -163,6 +165,8 @@ class SubscriberRunner:
         waits = Waits(consumer)
         slots = asyncio.Semaphore(self.sub.concurrency)
         while not self.rt.stopping.is_set():
+            if not await self._breaker_admits():
+                continue
             records = await consumer.fetch(FETCH_RECORDS_MAX, POLL_TIMEOUT_S)
             if not records:
                 continue
@@ -194,6 +198,22 @@ class SubscriberRunner:
                 # What finished is settled even when a delivery failed the consumer; the rest
                 # comes back once the broker sees this consumer leave or its locks expire.
                 await consumer.settle(outcomes)
+
+    async def _breaker_admits(self) -> bool:
+        """Queue mode: False (after waiting a while) while the subscriber's breaker is open, so
+        that nothing is fetched then. A fetch acquires records, and each acquisition is a
+        delivery the broker counts towards its delivery limit (Kafka's
+        ``share.delivery.count.limit``): fetching during an outage only to hand the records
+        back would archive them, without a dead letter, after a few open periods. Nothing is
+        polled meanwhile; the share consumer's own thread keeps the member in its group."""
+        breaker = self.breaker
+        if breaker is None:
+            return True
+        left_ms = breaker.remaining_open_ms()
+        if left_ms <= 0:
+            return True
+        await self.rt.sleep(min(left_ms, BREAKER_LOOK_MS) / 1000.0)
+        return False
 
 
 async def _dispatch(

@@ -98,6 +98,9 @@ class ShareGroups:
         self.groups: dict[str, ShareGroup] = {}
         self.partitions: dict[tuple[str, str, int], SharePartition] = {}
         self.sessions: dict[tuple[str, str], ShareSession] = {}
+        self._generations: dict[str, int] = {}
+        """Per group, how many times a delete or reset replaced its share-partitions: a state
+        file read begun before one is stale (see :meth:`load`)."""
         self._configs: Callable[[str], Mapping[str, str]] = lambda _group: {}
         self._base: GroupConfig | None = None
 
@@ -169,30 +172,66 @@ class ShareGroups:
         sp = self.partitions.get(key)
         settings = self._settings(group_id)[1]
         if sp is None:
-            reset_text = self._override(group_id)[1]
-            reset = parse_offset_reset(reset_text) if reset_text else self.offset_reset
-            start = initial_start_offset(
-                reset,
-                plog.log_start_offset,
-                plog.log_end_offset,
-                self.clock.now_ms(),
-                lambda _ts: None,  # by_duration without a time index: from the log end
-            )
-            sp = self.partitions[key] = self._recovered(group_id, plog) or SharePartition(
-                self.clock, settings, start
-            )
+            # Not loaded (see :meth:`load`, which handlers call first): read here, on the loop.
+            stored = self._stored(group_id, plog)
+            sp = self.partitions[key] = self._new(group_id, plog, stored)
         sp.settings = settings  # a changed group config applies from the next acquisition
         if plog.log_start_offset > sp.start_offset:
             sp.skip_to(plog.log_start_offset)  # retention deleted records still in flight
         return sp
 
-    def _recovered(self, group_id: str, plog: PartitionLog) -> SharePartition | None:
-        """The share-partition as last written (see shoal.coordinator.share_state)."""
+    async def load(self, group_id: str, parts: Iterable[tuple[str, int, PartitionLog]]) -> None:
+        """Bring the group's share-partitions of ``parts`` into memory, their state files read
+        off the event loop (as the writes are): the first touch of a partition since the
+        broker started, or since its state was deleted, reads the disk. A read that a delete
+        or a reset of the group overtook is dropped, as is one for a partition made meanwhile:
+        memory is newer than such a read."""
+        name = state_file_name(group_id)
+        todo = [
+            (topic, index, plog)
+            for topic, index, plog in parts
+            if (group_id, topic, index) not in self.partitions
+            and self.writer.newest(plog, name) is None
+        ]
+        if not todo:
+            return
+        generation = self._generations.get(group_id, 0)
+        stored = await asyncio.to_thread(lambda: [plog.read_side_file(name) for *_, plog in todo])
+        if self._generations.get(group_id, 0) != generation:
+            return  # deleted or reset meanwhile: share_partition reads afresh
+        for (topic, index, plog), raw in zip(todo, stored, strict=True):
+            key = (group_id, topic, index)
+            if key not in self.partitions and self.writer.newest(plog, name) is None:
+                self.partitions[key] = self._new(group_id, plog, raw)
+
+    def _stored(self, group_id: str, plog: PartitionLog) -> bytes | None:
         name = state_file_name(group_id)
         # A write not yet on disk (a DeleteShareGroupOffsets tombstone a moment ago) wins.
         raw = self.writer.newest(plog, name)
-        if raw is None:
-            raw = plog.read_side_file(name)
+        return raw if raw is not None else plog.read_side_file(name)
+
+    def _new(self, group_id: str, plog: PartitionLog, stored: bytes | None) -> SharePartition:
+        """The share-partition as ``stored`` (its state file) says, else starting where
+        share.auto.offset.reset says."""
+        recovered = self._restore(group_id, stored)
+        if recovered is not None:
+            return recovered
+        reset_text = self._override(group_id)[1]
+        reset = parse_offset_reset(reset_text) if reset_text else self.offset_reset
+        start = initial_start_offset(
+            reset,
+            plog.log_start_offset,
+            plog.log_end_offset,
+            self.clock.now_ms(),
+            lambda _ts: None,  # by_duration without a time index: from the log end
+        )
+        return SharePartition(self.clock, self._settings(group_id)[1], start)
+
+    def _recovered(self, group_id: str, plog: PartitionLog) -> SharePartition | None:
+        """The share-partition as last written (see shoal.coordinator.share_state)."""
+        return self._restore(group_id, self._stored(group_id, plog))
+
+    def _restore(self, group_id: str, raw: bytes | None) -> SharePartition | None:
         if raw is None:
             return None
         try:
@@ -233,6 +272,7 @@ class ShareGroups:
         if group is not None and group.members:
             return ErrorCode.NON_EMPTY_GROUP
         self.groups.pop(group_id, None)
+        self._replaced(group_id)
         for partition_key in [k for k in self.partitions if k[0] == group_id]:
             del self.partitions[partition_key]
         for session_key in [k for k in self.sessions if k[0] == group_id]:
@@ -262,8 +302,12 @@ class ShareGroups:
         half-way through, after the request found the group empty)."""
         self.group(group_id)  # an admin may create the (empty) group this way, as in Kafka
         settings = self._settings(group_id)[1]
+        self._replaced(group_id)
         self.partitions[(group_id, topic, index)] = SharePartition(self.clock, settings, start)
         return self.persist(group_id, topic, index, plog)
+
+    def _replaced(self, group_id: str) -> None:
+        self._generations[group_id] = self._generations.get(group_id, 0) + 1
 
     async def with_state(
         self, group_id: str, plogs: Iterable[tuple[str, int, PartitionLog]]
@@ -286,6 +330,7 @@ class ShareGroups:
         share.auto.offset.reset says); await the returned tombstone write (None when there was
         no state file) before answering. Not a coroutine, as :meth:`reset`: a request forgets
         every partition with no await in between, once it found the group empty."""
+        self._replaced(group_id)
         self.partitions.pop((group_id, topic, index), None)
         if not on_disk:
             return None

@@ -1,18 +1,24 @@
-"""A read_committed share fetch whose read held only records of an aborted transaction reads
-on at once (issue 16): those records are archived, and the committed record after them is
-delivered in the same ShareFetch, not after the request's max_wait.
+"""ShareFetch over transaction data and markers (issue 16): a fetch never waits out its
+max_wait while there is something after what it read.
 
-The fetch asks for few bytes (the aborted batch alone fills them) and a long max_wait; before
-the fix the request archived the aborted records, found nothing to deliver, and waited for an
-append that never came until max_wait ran out. The bound below is a hang guard well under
-that max_wait, not a measurement.
+- read_committed, a read that held only records of an aborted transaction: those records are
+  archived, and the fetch reads on at once (the abort marker after them);
+- a read that held only a transaction's marker (a commit, then more records): Kafka 4.4
+  acquires the marker's offset like any offset read (``SharePartition.acquire`` takes the
+  whole fetched range) and the consumer acknowledges it as GAP; shoal used to acquire
+  nothing there, so the fetch waited for an append and then read the same marker again.
+
+Each fetch asks for few bytes (one stored batch a read) and a long max_wait. The bound below
+is a hang guard well under that max_wait, not a measurement.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -35,12 +41,22 @@ MAX_WAIT_MS = 60_000
 """The request's max_wait: a fetch that waits it out fails the hang guard first."""
 ANSWER_WAIT_S = 20.0
 """The hang guard: well under MAX_WAIT_MS."""
-FETCH_MAX_BYTES = 300
-"""Less than the aborted batch (20 records of 100 B): a read holds that batch alone."""
+ONE_BATCH = 1
+"""max_bytes below any batch: a read holds its first stored batch alone."""
 ABORTED_RECORDS = 20
+COMMITTED_RECORDS = 3
+ACCEPT, GAP = 1, 0
 
 
-def _configure(bootstrap: str, topic: str, group: str) -> None:
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    data_dir: Path = tmp_path_factory.mktemp("share-txn-fetch")
+    started = EmbeddedBroker(str(data_dir), share_version=1).start()
+    yield started
+    started.stop()
+
+
+def _configure(bootstrap: str, topic: str, group: str, isolation: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     change = ConfigResource(
@@ -50,72 +66,123 @@ def _configure(bootstrap: str, topic: str, group: str) -> None:
             ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
             for name, value in (
                 ("share.auto.offset.reset", "earliest"),
-                ("share.isolation.level", "read_committed"),
+                ("share.isolation.level", isolation),
             )
         ],
     )
     admin.incremental_alter_configs([change])[change].result(30)
 
 
-def _aborted_then_committed(bootstrap: str, topic: str) -> None:
+def _transaction_then_plain(bootstrap: str, topic: str, records: int, *, commit: bool) -> None:
+    """One transaction of ``records`` records (one batch), ended, then one plain record."""
     txn = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"txn-{uuid.uuid4()}"})
     txn.init_transactions(30)
     txn.begin_transaction()
-    for i in range(ABORTED_RECORDS):
-        txn.produce(topic, key=b"aborted", value=bytes(100) + str(i).encode())
+    for i in range(records):
+        txn.produce(topic, key=b"txn", value=bytes(100) + str(i).encode())
     assert txn.flush(30) == 0
-    txn.abort_transaction(30)
+    if commit:
+        txn.commit_transaction(30)
+    else:
+        txn.abort_transaction(30)
     plain = Producer({"bootstrap.servers": bootstrap})
-    plain.produce(topic, key=b"committed", value=b"after")
+    plain.produce(topic, key=b"plain", value=b"after")
     assert plain.flush(30) == 0
 
 
-def test_a_fetch_reads_on_past_an_aborted_transaction_without_waiting(
-    shoal_broker_factory: Callable[..., EmbeddedBroker],
-) -> None:
-    broker = shoal_broker_factory(share_version=1)
-    bootstrap = broker.bootstrap_servers
-    topic, group, member = "rc-share", "rc-share-group", f"member-{uuid.uuid4().hex[:16]}"
-    _configure(bootstrap, topic, group)
-    _aborted_then_committed(bootstrap, topic)
-    topic_id = broker.app.broker.topics.get(topic).topic_id  # type: ignore[union-attr]
+class _ShareSession:
+    """One member's share session over the wire, on one partition."""
 
-    with WireClient(bootstrap) as client:
+    def __init__(self, client: WireClient, broker: EmbeddedBroker, topic: str, group: str):
+        self.client, self.group = client, group
+        self.member = f"member-{uuid.uuid4().hex[:16]}"
+        self.topic_id = broker.app.broker.topics.get(topic).topic_id  # type: ignore[union-attr]
+        self.epoch = 0
         joined = client.request(
             SHARE_GROUP_HEARTBEAT,
             1,
             {
                 "group_id": group,
-                "member_id": member,
+                "member_id": self.member,
                 "member_epoch": 0,
                 "rack_id": None,
                 "subscribed_topic_names": [topic],
             },
         )
         assert int(joined.error_code) == 0, joined
-        fetch = {
-            "group_id": group,
-            "member_id": member,
-            "share_session_epoch": 0,
+
+    def fetch(self, acks: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+        """A ShareFetch carrying ``acks`` (first, last, type): the ranges it acquired."""
+        values: dict[str, Any] = {
+            "group_id": self.group,
+            "member_id": self.member,
+            "share_session_epoch": self.epoch,
             "max_wait": MAX_WAIT_MS,
             "min_bytes": 1,
-            "max_bytes": FETCH_MAX_BYTES,
-            "max_records": 10,
-            "batch_size": 10,
+            "max_bytes": ONE_BATCH,
+            "max_records": 100,
+            "batch_size": 100,
             "topics": [
                 {
-                    "topic_id": topic_id,
-                    "partitions": [{"partition_index": 0, "acknowledgement_batches": []}],
+                    "topic_id": self.topic_id,
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "acknowledgement_batches": [
+                                {
+                                    "first_offset": first,
+                                    "last_offset": last,
+                                    "acknowledge_types": [kind],
+                                }
+                                for first, last, kind in acks
+                            ],
+                        }
+                    ],
                 }
             ],
             "forgotten_topics_data": [],
         }
         with ThreadPoolExecutor(1) as pool:
-            answer = pool.submit(client.request, SHARE_FETCH, 1, fetch).result(ANSWER_WAIT_S)
+            answer = pool.submit(self.client.request, SHARE_FETCH, 1, values).result(ANSWER_WAIT_S)
+        self.epoch += 1
+        assert int(answer.error_code) == 0, answer
+        (partition,) = answer.responses[0].partitions
+        assert int(partition.error_code) == 0
+        assert int(partition.acknowledge_error_code) == 0, partition
+        return [(int(r.first_offset), int(r.last_offset)) for r in partition.acquired_records]
 
-    assert int(answer.error_code) == 0, answer
-    (partition,) = answer.responses[0].partitions
-    assert int(partition.error_code) == 0
-    acquired = [(int(r.first_offset), int(r.last_offset)) for r in partition.acquired_records]
-    # Offsets 0-19 aborted (archived), 20 the abort marker, 21 the committed record.
-    assert acquired == [(ABORTED_RECORDS + 1, ABORTED_RECORDS + 1)]
+
+def test_a_fetch_reads_on_past_an_aborted_transaction_without_waiting(
+    broker: EmbeddedBroker,
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic, group = "rc-share", "rc-share-group"
+    _configure(bootstrap, topic, group, "read_committed")
+    _transaction_then_plain(bootstrap, topic, ABORTED_RECORDS, commit=False)
+
+    with WireClient(bootstrap) as client:
+        acquired = _ShareSession(client, broker, topic, group).fetch([])
+    # Offsets 0-19 aborted (archived on the first read), 20 the abort marker: the second read
+    # holds it alone and acquires it (to be acknowledged as GAP), in the same request.
+    assert acquired == [(ABORTED_RECORDS, ABORTED_RECORDS)]
+
+
+@pytest.mark.parametrize("isolation", ["read_committed", "read_uncommitted"])
+def test_a_read_holding_only_a_commit_marker_acquires_it(
+    broker: EmbeddedBroker, isolation: str
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic, group = f"marker-share-{isolation}", f"marker-share-group-{isolation}"
+    _configure(bootstrap, topic, group, isolation)
+    _transaction_then_plain(bootstrap, topic, COMMITTED_RECORDS, commit=True)
+    marker = COMMITTED_RECORDS
+
+    with WireClient(bootstrap) as client:
+        session = _ShareSession(client, broker, topic, group)
+        assert session.fetch([]) == [(0, marker - 1)]
+        # The next read holds the commit marker alone: its offset is acquired, as Kafka does.
+        assert session.fetch([(0, marker - 1, ACCEPT)]) == [(marker, marker)]
+        assert session.fetch([(marker, marker, GAP)]) == [(marker + 1, marker + 1)]
+    # The GAP acknowledgement made the marker done: the share-partition starts past it.
+    share_partition = broker.app.broker.share_groups.partitions[(group, topic, 0)]
+    assert share_partition.start_offset == marker + 1

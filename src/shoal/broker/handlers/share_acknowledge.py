@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
-from shoal.broker.handlers.share_common import AckOutcome, acknowledge, settled, topic_name
+from shoal.broker.handlers.share_common import (
+    AckOutcome,
+    acknowledge,
+    load_states,
+    settled,
+    topic_name,
+)
 from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -83,15 +89,21 @@ async def handle_share_acknowledge(
             "Acknowledge request cannot open a share session (epoch 0)",
             [],
         )
+    named = [(t, topic_name(broker, t.topic_id)) for t in body.topics]
+    readable = broker.authorized_names(
+        ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n}
+    )
+    await load_states(
+        broker,
+        group_id,
+        {(n, int(p.partition_index)) for t, n in named if n in readable for p in t.partitions},
+    )
+    # No await from here until the acknowledgements are applied.
     shares.expire(group_id)
     try:
         shares.session(group_id, member_id, epoch, set(), set())
     except ShareSessionError as exc:
         return answer(exc.code, str(exc), [])
-    named = [(t, topic_name(broker, t.topic_id)) for t in body.topics]
-    readable = broker.authorized_names(
-        ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n}
-    )
     # Every partition's acknowledgements are applied before any write is awaited: the
     # writes of several partitions overlap.
     outcomes: list[tuple[_AckTopic, list[tuple[int, AckOutcome]]]] = []

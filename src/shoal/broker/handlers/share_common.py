@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from shoal.coordinator.share_partition import AcknowledgementBatch, SharePartitionError
@@ -24,6 +24,14 @@ class _AckBatch(Protocol):
     first_offset: int
     last_offset: int
     acknowledge_types: Sequence[int]
+
+
+async def load_states(broker: Broker, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+    """The group's share-partitions of ``partitions`` into memory, their state files read off
+    the event loop: call it before the request's checks, which are then applied with no await
+    in between."""
+    parts = [(t, i, plog) for t, i in partitions if (plog := broker.partition(t, i)) is not None]
+    await broker.share_groups.load(group_id, parts)
 
 
 def acknowledge(

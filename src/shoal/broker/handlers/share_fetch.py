@@ -6,7 +6,8 @@ INVALID_SHARE_SESSION_EPOCH, nothing applied), the piggy-backed acknowledgements
 partition by partition (each partition's AcknowledgeErrorCode), then the session's partitions
 are read from their next Available record and what was read is acquired, at most MaxRecords
 records in all. Whole stored batches go out; the client keeps only the AcquiredRecords ranges
-(and acknowledges as GAP an acquired offset no batch holds). With nothing to acquire the
+(and acknowledges as GAP an acquired offset that holds no data record: a transaction marker,
+which is acquired like any offset read, as Kafka does). With nothing to acquire the
 request waits up to MaxWaitMs for an append or a lock to expire. Epoch -1 closes the session:
 acknowledgements only.
 """
@@ -20,7 +21,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
-from shoal.broker.handlers.share_common import AckOutcome, acknowledge, settled, topic_name
+from shoal.broker.handlers.share_common import (
+    AckOutcome,
+    acknowledge,
+    load_states,
+    settled,
+    topic_name,
+)
 from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.share_partition import AcquiredRange
@@ -137,6 +144,14 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
         if (name := topic_name(broker, f.topic_id)) is not None
         for p in f.partitions
     }
+    # The state files of the partitions this request may touch are read first, off the loop;
+    # no await from the session check until the acknowledgements are applied.
+    known_session = shares.sessions.get((group_id, member_id))
+    touched = added | (known_session.partitions if known_session is not None else set())
+    may_read = broker.authorized_names(
+        ctx, AclOperation.READ, ResourceType.TOPIC, {name for name, _ in touched}
+    )
+    await load_states(broker, group_id, {tp for tp in touched if tp[0] in may_read})
     shares.expire(group_id)
     try:
         session = shares.session(group_id, member_id, epoch, added, forgotten)
@@ -310,14 +325,17 @@ def _committed_view(
 
 
 def _record_offsets(data: bytes | bytearray) -> list[int]:
-    """The offsets of the data records in whole stored batches (control batches hold none
-    a consumer sees)."""
+    """Every offset of the whole stored batches read, control batches (transaction markers)
+    included: Kafka 4.4's ``SharePartition.acquire`` acquires the whole fetched range, markers
+    too, and the share consumer acknowledges an acquired offset that holds no data record as
+    GAP (the Java client's ``ShareCompletedFetch``, librdkafka's inflight acks). Leaving a
+    marker out left the fetch offset on it: a read that held only the marker acquired nothing
+    and waited for an append, and read the same marker again after it."""
     offsets: list[int] = []
     position = 0
     while position < len(data):
         batch = read_header(data, position)
-        if not batch.is_control:
-            offsets.extend(range(batch.base_offset, batch.last_offset + 1))
+        offsets.extend(range(batch.base_offset, batch.last_offset + 1))
         position += batch.size
     return offsets
 
