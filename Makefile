@@ -163,8 +163,7 @@ cluster-soak: $(STAMP) peers
 	SHOAL_CLUSTER_KILLS=$(CLUSTER_KILLS) $(BIN)/pytest -s tests/peers/cluster/test_failover.py $(PYTEST_ARGS)
 
 # The orders example through broker SIGKILLs on the cluster (tests/peers/cluster/test_orders.py):
-# CLUSTER_ORDERS_ROUNDS rounds, killing the nodes in turn. Out of `make test` until a second hang
-# (a consumer steady with no partitions) is explained.
+# `make test` runs one round (one kill); this runs CLUSTER_ORDERS_ROUNDS, killing the nodes in turn.
 .PHONY: cluster-orders
 CLUSTER_ORDERS_ROUNDS ?= 6
 cluster-orders: $(STAMP) peers
