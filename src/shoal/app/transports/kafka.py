@@ -21,6 +21,7 @@ from shoal.app.message import Headers, Message
 from shoal.app.transport import DeliveryLimit, TransportError
 from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, KafkaConsumer, _message
 from shoal.app.transports.kafka_queue import KafkaQueueConsumer, share_delivery_count_limit
+from shoal.app.transports.kafka_topics_known import wait_known_everywhere
 from shoal.app.transports.kafka_txn import ACTIVE_TRANSACTION, KafkaTransactionalConsumer
 
 log = logging.getLogger("shoal.app.transports.kafka")
@@ -122,15 +123,16 @@ class KafkaTransport:
             for t in dict.fromkeys(topics)
             if t not in existing
         ]
-        if not wanted:
-            return
-        for topic, future in admin.create_topics(wanted).items():
+        for topic, future in admin.create_topics(wanted).items() if wanted else ():
             try:
                 future.result(METADATA_TIMEOUT_S)
             except confluent_kafka.KafkaException as exc:
                 # Another instance of the app may have created it a moment ago.
                 if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TransportError(f"cannot create topic {topic}: {exc}") from exc
+        # Every topic, not only those created here: another app may have created one a moment
+        # ago, and the consumers about to join their groups need every broker to know it.
+        wait_known_everywhere(self._config, list(dict.fromkeys(topics)))
 
     async def ping(self) -> None:
         if self._producer is None:

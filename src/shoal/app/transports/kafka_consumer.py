@@ -13,6 +13,7 @@ import confluent_kafka
 
 from shoal.app.message import Message
 from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transports.kafka_join_watch import STATS_INTERVAL_MS, JoinStalled, JoinWatch
 
 log = logging.getLogger("shoal.app.transports.kafka")
 
@@ -46,11 +47,16 @@ class KafkaConsumer:
         group: str,
         *,
         start_at_ms: int | None = None,
+        join_stall_s: dict[str, float] | None = None,
     ) -> None:
         """``start_at_ms``: a partition the group never committed starts at the first record
         with a timestamp at or after this (ms since the epoch; Kafka's offsets_for_times)
-        instead of the earliest: a replay from a point in time, in a new group."""
+        instead of the earliest: a replay from a point in time, in a new group.
+        ``join_stall_s``: the join watch's limits (:data:`kafka_join_watch.STALL_S` by
+        default); a consumer stuck longer than they allow fails its fetch, and the App
+        replaces it."""
         self._start_at_ms = start_at_ms
+        self._join_watch = JoinWatch(group, stall_s=join_stall_s)
         self._config = {
             **config,
             "group.id": group,
@@ -58,6 +64,9 @@ class KafkaConsumer:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "allow.auto.create.topics": True,
+            # The join watch reads the group's join state from the statistics.
+            "statistics.interval.ms": config.get("statistics.interval.ms") or STATS_INTERVAL_MS,
+            "stats_cb": self._on_stats(config.get("stats_cb")),
         }
         self._topics = topics
         self._consumer: Any = None
@@ -72,6 +81,18 @@ class KafkaConsumer:
         self._next: asyncio.Future[list[Any]] | None = None
         self._to_commit: dict[TopicPartition, int] = {}
         """The latest offsets handed to commit(): committed for sure on close."""
+
+    def _on_stats(self, user_cb: Any) -> Any:
+        """The statistics callback: the join watch's, then the user's own if it set one."""
+        watch = self._join_watch.on_stats
+        if user_cb is None:
+            return watch
+
+        def both(stats: str) -> None:
+            watch(stats)
+            user_cb(stats)
+
+        return both
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -120,6 +141,13 @@ class KafkaConsumer:
             if msgs and max_records > 1:
                 msgs.extend(self._consumer.consume(max_records - 1, 0))
         self._assignment = [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+        if not msgs:
+            try:
+                self._join_watch.check()
+            except JoinStalled as exc:
+                # The runner closes this consumer and starts a new one (at-least-once: what
+                # this one never committed is read again).
+                raise TransportError(str(exc)) from exc
         return list(msgs)
 
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
