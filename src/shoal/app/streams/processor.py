@@ -134,6 +134,15 @@ class Processor:
         """Set once the group has given this instance partitions (and they are restored)."""
         self.positions: dict[TopicPartition, int] = {}
         """The next offset to handle per partition, as far as this instance got."""
+        self.consumer: TransportConsumer | None = None
+        """The consumer of the running loop (None between consumers): lag and readiness."""
+        self.subscribed = asyncio.Event()
+        """Set once the first consumer has started (the App's start waits for it)."""
+
+    @property
+    def owned(self) -> frozenset[TopicPartition]:
+        """The source partitions this instance owns, their state restored."""
+        return frozenset(self._owned)
 
     async def prepare(self) -> None:
         """Create the source and output topics and the compacted changelog topics when
@@ -149,6 +158,8 @@ class Processor:
         while not stop.is_set():
             consumer = self._new_consumer()
             await consumer.start()
+            self.consumer = consumer
+            self.subscribed.set()
             try:
                 while not stop.is_set():
                     await self._one_fetch(consumer)
@@ -161,8 +172,9 @@ class Processor:
                     "%s: fetch aborted (%s); restoring from the changelogs", self.group, exc
                 )
                 self.aborted_fetches += 1
-                self._forget_all()
+                self.forget_all()
             finally:
+                self.consumer = None
                 await consumer.close()
 
     def _new_consumer(self) -> TransportConsumer:
@@ -176,7 +188,9 @@ class Processor:
             return consumer
         return self.transport.consumer(self.topics, self.group)
 
-    def _forget_all(self) -> None:
+    def forget_all(self) -> None:
+        """Drop the state of every owned partition (after a failure: what the stores hold may
+        include a fetch that was never committed); the next assignment restores it."""
         for store in self.stores:
             store.forget({p for t, p in self._owned if t == store.source})
         self._owned = set()
