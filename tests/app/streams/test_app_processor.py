@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shoal import App, Message, Retry
 from shoal.app.streams.processor import Outputs, json_value
 from shoal.app.streams.table import Table
+from shoal.app.transport import TransportError
 from shoal.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
@@ -147,3 +148,60 @@ def test_a_processor_runs_in_the_app_with_retries_dlq_metrics_and_restore(
         assert last == expected
 
     asyncio.run(scenario())
+
+
+def test_on_the_memory_transport_a_failing_record_is_dead_lettered_and_the_rest_counted() -> None:
+    """The same lifecycle without a broker (the transport has no rebalance callbacks: the
+    processor follows its consumer's assignment), and with ``dlq=False`` a failed record is
+    logged and skipped."""
+
+    async def scenario() -> None:
+        counts = Table("mem.counts", source="mem.events")
+        app = App("memory://hosted-mem", name="mem", lag_interval_s=0)
+
+        @app.processor("mem.events", group="mem", stores=[counts], retry=Retry(max_attempts=1))
+        async def count(msg: Message, out: Outputs) -> None:
+            if msg.value == b"bad":
+                raise ValueError("bad record")
+            key = (msg.key or b"").decode()
+            counts.put(msg, key, counts.get(key, 0) + 1)
+
+        skipped_past: list[bytes] = []
+
+        @app.processor("mem.events", group="mem-nodlq", dlq=False, retry=Retry(max_attempts=1))
+        async def skip(msg: Message, out: Outputs) -> None:
+            if msg.value == b"bad":
+                raise ValueError("bad record")
+            skipped_past.append(msg.value)
+
+        await app.start()
+        try:
+            for value in (b"a", b"bad", b"b", b"c"):
+                await app.transport.send("mem.events", value, b"k", [])
+            await _wait(lambda: counts.get("k") == 3, "the good records")
+            await _wait(lambda: skipped_past == [b"a", b"b", b"c"], "the dlq=False processor")
+            dead = await app.transport.read_topic("mem.events.dlq")
+            assert [m.value for m in dead] == [b"bad"]  # once: not from the dlq=False one
+            assert await app.ready()
+        finally:
+            await app.stop()
+
+    asyncio.run(scenario())
+
+
+def test_exactly_once_processors_need_a_kafka_transport() -> None:
+    app = App("memory://hosted-eos")
+
+    @app.processor("eos.events", group="eos", exactly_once=True)
+    async def handle(msg: Message, out: Outputs) -> None: ...
+
+    with pytest.raises(TransportError, match="exactly_once=True needs a Kafka transport"):
+        asyncio.run(app.start())
+
+
+def test_a_processor_refuses_retry_topics_and_sync_handlers() -> None:
+    app = App("memory://hosted-bad")
+    with pytest.raises(ValueError, match="no retry topics"):
+        app.processor("t", group="g", retry=Retry.with_topics(1_000))
+    with pytest.raises(TypeError, match="async function"):
+        app.processor("t", group="g")(lambda msg, out: None)  # type: ignore[arg-type]
