@@ -20,16 +20,13 @@ import types
 import typing
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from shoal.app.message import MESSAGE_ID_HEADER
 from shoal.app.resilience import dlq as dlq_headers
-from shoal.app.resilience.retry import retry_topic
+from shoal.app.resilience.retry import Retry, retry_topic
 from shoal.app.subscriber import Publisher, Subscriber
-
-if TYPE_CHECKING:
-    from shoal.app.streams.hosted import ProcessorSpec
 
 Schema = dict[str, Any]
 
@@ -301,6 +298,41 @@ class Described(Protocol):
 
     @property
     def publishers(self) -> Sequence[Publisher]: ...
+
+
+class _Changelogged(Protocol):
+    @property
+    def changelog(self) -> str: ...
+
+
+class ProcessorSpec(Protocol):
+    """What the document needs of a stream processor (``shoal.app.streams.hosted``'s
+    ProcessorSpec; named here by shape: the streams package sits above this one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
+
+    @property
+    def stores(self) -> Sequence[_Changelogged]: ...
+
+    @property
+    def retry(self) -> Retry: ...
+
+    @property
+    def exactly_once(self) -> bool: ...
+
+    @property
+    def handler(self) -> Any: ...
+
+    def dlq_for(self, topic: str) -> str | None: ...
+
+    def all_outputs(self) -> list[str]: ...
 
 
 def document(app: Described) -> dict[str, Any]:
