@@ -9,6 +9,7 @@ import asyncio
 import logging
 import sys
 import tempfile
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from examples.market.feed import TICKS_PER_UNIT, FeedSettings
 from examples.market.formats import FORMATS
+from examples.market.latency import LatencyMonitor, Stage, percentile
 from examples.market.pipeline import MarketRun, PipelineTimeout, run_pipeline, run_replay
 
 
@@ -62,6 +64,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="ISO|MS",
         help="no feed: recompute the bars from the trades already in --namespace's topics, "
         "from this time (ISO 8601, UTC unless it says otherwise, or ms since the epoch)",
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="print a status line every second while it runs"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the framework's logs")
     args = parser.parse_args(argv)
@@ -129,6 +134,8 @@ async def _main(args: argparse.Namespace, workdir: Path) -> int:
         rate_per_s=args.rate, seconds=args.seconds, symbols=args.symbols, seed=args.seed
     )
     print(f"Market data on {broker}: {args.rate}/s for {args.seconds} s, {args.format}")
+    monitor = LatencyMonitor()
+    live = asyncio.create_task(_live(monitor)) if args.live else None
     try:
         run = await run_pipeline(
             broker,
@@ -139,12 +146,49 @@ async def _main(args: argparse.Namespace, workdir: Path) -> int:
             exactly_once=frozenset({"bars", "quotes"}) if args.exactly_once else frozenset(),
             fmt=args.format,
             registry_url=args.registry,
+            monitor=monitor,
         )
     except PipelineTimeout as exc:
         print(f"HUNG: {exc}")
         return 2
+    finally:
+        if live is not None:
+            live.cancel()
+    print()
     _report(run)
     return 0
+
+
+LIVE_INTERVAL_S = 1.0
+
+
+async def _live(monitor: LatencyMonitor) -> None:
+    """One line a second: events the broker acknowledged, records each service handled, bars
+    closed, and the p99 from exchange time to the bar service over that second."""
+    started = time.monotonic()
+    seen_bars = 0
+    while True:
+        await asyncio.sleep(LIVE_INTERVAL_S)
+        stages = monitor.stages
+
+        def seen(*names: str, stages: dict[str, Stage] = stages) -> int:
+            return sum(stages[n].seen for n in names if n in stages)
+
+        acked = seen("trade -> broker ack", "quote -> broker ack")
+        closed = sum(s.seen for n, s in stages.items() if n.startswith("bar "))
+        bars = stages.get("trade -> bars")
+        recent: list[float] = []
+        if bars is not None:
+            seen_bars = min(seen_bars, len(bars.samples_ms))  # samples thinned meanwhile
+            recent, seen_bars = sorted(bars.samples_ms[seen_bars:]), len(bars.samples_ms)
+        p99 = f"{percentile(recent, 99.0):.1f} ms" if recent else "-"
+        print(
+            f"{time.monotonic() - started:5.0f} s  acked {acked:>8,}  bars service "
+            f"{seen('trade -> bars'):>8,}  quotes service "
+            f"{seen('quote -> table', 'trade -> join'):>8,}  bars closed {closed:>6,}  "
+            f"p99 trade->bars {p99}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

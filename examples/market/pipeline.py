@@ -144,14 +144,16 @@ async def run_pipeline(
     on_started: Callable[[Transport], Awaitable[None]] | None = None,
     fmt: str = "avro",
     registry_url: str | None = None,
+    monitor: LatencyMonitor | None = None,
 ) -> MarketRun:
     """Run the feed through the services; ``crash_bars_after``: crash the bar service once
     it has handled that many trades, and start a new instance (it restores from the
     changelogs). ``exactly_once``: the services ("bars", "quotes") that commit each fetch in
     a Kafka transaction. ``fmt``: "avro" (schemas in the registry at ``registry_url``; by
-    default the embedded broker's) or "json"."""
+    default the embedded broker's) or "json". ``monitor``: where the stages' latencies go
+    (one the caller watches while the run goes on; a new one by default)."""
     topics = Topics(namespace)
-    monitor = LatencyMonitor()
+    monitor = monitor if monitor is not None else LatencyMonitor()
     app = App(broker, name="market")
     await app.start()
     try:

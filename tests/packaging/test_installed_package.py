@@ -1,7 +1,7 @@
 """The package a user installs works: ``pip install`` of the wheel, and of the sdist, each into a
 fresh virtual environment without dev extras, gives a ``shoal`` that starts a broker, round-trips
-records through the CLI, runs the orders example on ``embedded://`` and names the extra to install
-for a transport whose client library is missing.
+records through the CLI, runs the orders example on ``embedded://``, runs ``shoal demo market``
+and names the extra to install for a transport whose client library is missing.
 
 The source tree is never on the path of what runs here (see :mod:`tests.packaging.installed`).
 """
@@ -126,6 +126,27 @@ def test_orders_example_on_embedded_broker_uses_the_installed_shoal(installed: I
         installed.python, "-m", "examples.orders", cwd=app_dir, timeout_s=EXAMPLE_TIMEOUT_S
     )
     assert "All orders reached their expected end state." in ran.stdout, ran.stdout
+
+
+def test_shoal_demo_market_runs_from_the_installed_package(
+    installed: Installed, request: pytest.FixtureRequest
+) -> None:
+    """Issue 20: ``shoal demo`` needs no checkout: the examples ride in the package. Run from
+    the wheel's install; the sdist's (built by pip from the sdist) is only checked to carry
+    them, which keeps the cost of this test to one demo run."""
+    code = "import shoal.demo as d; print(d.example_root())"
+    root = Path(installed.python_code(code).strip())
+    assert root.is_relative_to(installed.venv), root
+    assert (root / "examples" / "market" / "avro").is_dir()
+    if request.node.callspec.params["installed"] == "sdist":
+        return
+    ran = installed.run(
+        installed.shoal, "demo", "market", "--seconds", "5", timeout_s=EXAMPLE_TIMEOUT_S
+    )
+    lines = ran.stdout.splitlines()
+    assert any("bars service" in line for line in lines), ran.stdout  # the live status lines
+    assert "Bars published: {'1s':" in ran.stdout, ran.stdout
+    assert "Latency from exchange timestamp" in ran.stdout, ran.stdout
 
 
 # The import each transport's client library gives; all must be absent without extras.

@@ -39,6 +39,10 @@ from shoal.app.resilience.retry import Retry
 from shoal.app.runner import SubscriberRunner
 from shoal.app.secrets import redact_url
 from shoal.app.serdes.codec import Codec
+from shoal.app.streams.hosted import ProcessorRunner, ProcessorSpec
+from shoal.app.streams.processor import FETCH_RECORDS_MAX
+from shoal.app.streams.processor import Handler as ProcessorHandler
+from shoal.app.streams.table import Store
 from shoal.app.subscriber import KeyFunction, Publisher, Subscriber, inspect_handler
 from shoal.app.transport import (
     QueueTransport,
@@ -163,6 +167,9 @@ class App:
         self._on_startup: list[Hook] = []
         self._on_shutdown: list[Hook] = []
         self._runners: list[SubscriberRunner] = []
+        # issue 20 (stream processing in the App): declared processors and their runners.
+        self.processors: list[ProcessorSpec] = []
+        self._processor_runners: list[ProcessorRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._started = False
@@ -295,6 +302,61 @@ class App:
         self.publishers.append(declared)
         return declared
 
+    def processor(
+        self,
+        topic: str | Sequence[str],
+        *,
+        group: str,
+        stores: Sequence[Store] = (),
+        outputs: Sequence[str] = (),
+        retry: Retry | None = None,
+        dlq: bool | str = True,
+        exactly_once: bool = False,
+        fetch_records_max: int = FETCH_RECORDS_MAX,
+        start_at_ms: int | None = None,
+    ) -> Callable[[ProcessorHandler], ProcessorHandler]:
+        """Register a stream processor (:mod:`shoal.app.streams`): ``handler(msg, out)`` runs
+        for each record of ``topic`` in offset order per partition, changing ``stores`` (tables
+        kept in compacted changelog topics, restored on start and on partition reassignment)
+        and sending records with ``out.send`` to ``outputs``. It starts and stops with the app
+        and counts in its readiness, metrics and lag. A handler that raises is retried in place
+        (``retry``; no retry topics) and then dead-lettered (``dlq`` as for subscribers); the
+        processor goes on. ``exactly_once``: each fetch's outputs, changelog records and offsets
+        commit in one Kafka transaction. ``start_at_ms``: see :class:`Processor`."""
+        topics = (topic,) if isinstance(topic, str) else tuple(topic)
+        if not topics or not all(topics):
+            raise ValueError("a processor needs at least one non-empty topic name")
+        if not group:
+            raise ValueError("a processor needs a consumer group name")
+        if retry is not None and retry.topics:
+            raise ValueError(
+                "a processor retries in place (its state follows each partition in offset "
+                "order): no retry topics"
+            )
+
+        def register(handler: ProcessorHandler) -> ProcessorHandler:
+            if self._started:
+                raise RuntimeError("processors must be registered before start()")
+            if not inspect.iscoroutinefunction(handler):
+                raise TypeError(f"{handler!r} must be an async function of (msg, out)")
+            self.processors.append(
+                ProcessorSpec(
+                    topics=topics,
+                    group=group,
+                    handler=handler,
+                    stores=tuple(stores),
+                    outputs=tuple(outputs),
+                    retry=retry or Retry(),
+                    dlq=dlq,
+                    exactly_once=exactly_once,
+                    fetch_records_max=fetch_records_max,
+                    start_at_ms=start_at_ms,
+                )
+            )
+            return handler
+
+        return register
+
     def on_startup(self, hook: Hook) -> Hook:
         """Run ``hook`` (sync or async) at start, after the broker connection and before any
         subscriber consumes; a failing hook fails start()."""
@@ -341,6 +403,13 @@ class App:
         """exactly_once=True needs transactions, which only Kafka transports have."""
         if isinstance(self.transport, TransactionalTransport):
             return
+        for spec in self.processors:
+            if spec.exactly_once:
+                raise TransportError(
+                    f"processor {spec.name}: exactly_once=True needs a Kafka transport "
+                    f"(kafka:// or embedded://): {type(self.transport).__name__} cannot commit "
+                    "outputs, changelogs and offsets in one transaction"
+                )
         for sub in self.subscribers:
             if sub.exactly_once:
                 raise TransportError(
@@ -399,7 +468,11 @@ class App:
             self._runners.append(runner)
             for i, loop in enumerate(runner.loops()):
                 self._tasks.append(asyncio.create_task(loop(), name=f"shoal:{sub.name}:{i}"))
-        if self._lag_interval_s > 0 and self._runners:
+        for spec in self.processors:
+            proc_runner = ProcessorRunner(runtime, spec)
+            self._processor_runners.append(proc_runner)
+            self._tasks.append(asyncio.create_task(proc_runner.run(), name=f"shoal:{spec.name}"))
+        if self._lag_interval_s > 0 and (self._runners or self._processor_runners):
             self._tasks.append(asyncio.create_task(self._report_lag(), name="shoal:lag"))
         await self._wait_subscribed()
 
@@ -407,6 +480,7 @@ class App:
         """Return once every subscriber's consumers exist (a broker that is down makes them
         retry in the background; start() does not wait for it forever)."""
         waits = [asyncio.create_task(r.subscribed.wait()) for r in self._runners]
+        waits += [asyncio.create_task(r.subscribed.wait()) for r in self._processor_runners]
         if not waits:
             return
         _, pending = await asyncio.wait(waits, timeout=SUBSCRIBE_TIMEOUT_S)
@@ -423,6 +497,7 @@ class App:
     def _declared_topics(self) -> list[str]:
         topics = [t for sub in self.subscribers for t in sub.all_topics()]
         topics += [p.topic for p in self.publishers]
+        topics += [t for spec in self.processors for t in (*spec.topics, *spec.all_outputs())]
         return list(dict.fromkeys(topics))
 
     def _breaker_for(self, sub: Subscriber) -> BreakerState | None:
@@ -494,6 +569,7 @@ class App:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         self._runners.clear()
+        self._processor_runners.clear()
         try:
             for hook in self._on_shutdown:
                 try:
@@ -583,6 +659,8 @@ class App:
         for runner in self._runners:
             if not runner.consumers or not all(c.assignment() for _, c in runner.consumers):
                 return False
+        if not all(r.ready() for r in self._processor_runners):
+            return False
         try:
             await asyncio.wait_for(self.transport.ping(), READY_PING_TIMEOUT_S)
         except (TransportError, TimeoutError):
@@ -593,7 +671,11 @@ class App:
         reported: set[tuple[str, str, int]] = set()
         while not self._stopping.is_set():
             now: set[tuple[str, str, int]] = set()
-            for runner in list(self._runners):
+            runners: list[SubscriberRunner | ProcessorRunner] = [
+                *self._runners,
+                *self._processor_runners,
+            ]
+            for runner in runners:
                 for group, consumer in list(runner.consumers):
                     try:
                         lags = await consumer.lag()

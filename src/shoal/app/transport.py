@@ -181,3 +181,22 @@ class QueueDeliveryLimits(Protocol):
         """The limit of the queue of ``group`` (None: none, or not known); ``attempts``, the
         deliveries the App wants, is for the remedy's wording."""
         ...
+
+
+class RebalanceListener(Protocol):
+    """Told by a consumer when its group moves partitions (issue 20: stream processors keep
+    per-partition state). A Kafka consumer calls these from inside its poll, before it hands
+    out a record of the new assignment and before a revoked partition can reach another
+    member (the eager protocol), and waits for them: what they do is done in time."""
+
+    async def partitions_assigned(self, partitions: list[TopicPartition]) -> None:
+        """``partitions`` are this consumer's now: restore their state before their records."""
+        ...
+
+    async def partitions_revoked(
+        self, partitions: list[TopicPartition], *, lost: bool
+    ) -> dict[TopicPartition, int]:
+        """``partitions`` go to another member: finish with them and return the next offsets
+        to commit for them before they go ({} for none). ``lost``: the group already gave
+        them away (this member was too slow or cut off), nothing can be committed."""
+        ...

@@ -104,6 +104,12 @@ _COMMANDS: Final = (
         "add_top_parser",
         "live rates per topic and lag per consumer group",
     ),
+    _Command(  # issue 20 (shoal demo)
+        "demo",
+        "shoal.cli.demo",
+        "add_demo_parser",
+        "run a worked example (market data, order saga) on an embedded broker",
+    ),
 )
 
 

@@ -328,3 +328,32 @@ def test_a_memory_app_without_anything_is_still_a_valid_document() -> None:
     assert "servers" not in doc
     assert "description" not in doc["info"]
     assert doc["channels"] == {} and doc["operations"] == {}
+
+
+def test_a_stream_processor_is_documented_with_its_outputs_dlq_and_changelog() -> None:
+    from shoal.app.message import Message
+    from shoal.app.streams.processor import Outputs
+    from shoal.app.streams.table import Table
+
+    app = App("memory://")
+    quotes = Table("latest", source="quotes", changelog="quotes.latest")
+
+    @app.processor("quotes", group="quotes", stores=[quotes], outputs=["alerts"])
+    async def on_quote(msg: Message, out: Outputs) -> None:
+        """Keep the latest quote per symbol; alert on wide spreads."""
+
+    doc = document(app)
+    check_structure(doc)
+    addresses = sorted(c["address"] for c in doc["channels"].values())
+    assert addresses == ["alerts", "quotes", "quotes.dlq", "quotes.latest"]
+    (receive,) = [op for op in doc["operations"].values() if op["action"] == "receive"]
+    assert receive["bindings"]["kafka"]["groupId"]["enum"] == ["quotes"]
+    assert receive["description"] == "Keep the latest quote per symbol; alert on wide spreads."
+    assert receive["x-shoal"]["changelogs"] == ["quotes.latest"]
+    assert receive["x-shoal"]["deadLetterTopic"] == "quotes.dlq"
+    sends = {
+        resolve(doc, op["channel"]["$ref"])["address"]
+        for op in doc["operations"].values()
+        if op["action"] == "send"
+    }
+    assert sends == {"alerts", "quotes.dlq"}

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from shoal.app.message import MESSAGE_ID_HEADER
 from shoal.app.resilience import dlq as dlq_headers
-from shoal.app.resilience.retry import retry_topic
+from shoal.app.resilience.retry import Retry, retry_topic
 from shoal.app.subscriber import Publisher, Subscriber
 
 Schema = dict[str, Any]
@@ -300,6 +300,41 @@ class Described(Protocol):
     def publishers(self) -> Sequence[Publisher]: ...
 
 
+class _Changelogged(Protocol):
+    @property
+    def changelog(self) -> str: ...
+
+
+class ProcessorSpec(Protocol):
+    """What the document needs of a stream processor (``shoal.app.streams.hosted``'s
+    ProcessorSpec; named here by shape: the streams package sits above this one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
+
+    @property
+    def stores(self) -> Sequence[_Changelogged]: ...
+
+    @property
+    def retry(self) -> Retry: ...
+
+    @property
+    def exactly_once(self) -> bool: ...
+
+    @property
+    def handler(self) -> Any: ...
+
+    def dlq_for(self, topic: str) -> str | None: ...
+
+    def all_outputs(self) -> list[str]: ...
+
+
 def document(app: Described) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of ``app``, as plain JSON-compatible data."""
     return _DocumentBuilder(app).build()
@@ -319,6 +354,10 @@ class _DocumentBuilder:
         app = self.app
         for sub in app.subscribers:
             self._subscriber(sub)
+        # issue 20: stream processors (``@app.processor``), on an App that has them.
+        processors: Sequence[ProcessorSpec] = getattr(app, "processors", ())
+        for spec in processors:
+            self._processor(spec)
         for pub in app.publishers:
             channel = self._channel(pub.topic, pub.description)
             message = self._message(channel, pub.payload_type, "")
@@ -370,6 +409,38 @@ class _DocumentBuilder:
             out = self._channel(sub.output, None)
             message = self._message(out, sub.output_type, "")
             self._operation(f"{sub.name}_output", "send", out, message, None, None)
+
+    def _processor(self, spec: ProcessorSpec) -> None:
+        """A processor reads raw records (its handler decodes them) and sends to its outputs,
+        its DLQ and its stores' changelogs."""
+        description = typing.cast(str | None, getattr(spec.handler, "__doc__", None))
+        extension: Schema = {
+            "group": spec.group,
+            "processor": True,
+            "exactlyOnce": spec.exactly_once,
+            "retry": {
+                "maxAttempts": spec.retry.max_attempts,
+                "baseDelayMs": spec.retry.base_delay_ms,
+                "maxDelayMs": spec.retry.max_delay_ms,
+            },
+            "changelogs": [store.changelog for store in spec.stores],
+        }
+        for topic in spec.topics:
+            channel = self._channel(topic, None)
+            message = self._message(channel, bytes, "")
+            op_id = spec.name if len(spec.topics) == 1 else f"{spec.name}_{topic}"
+            op = self._operation(op_id, "receive", channel, message, description, spec.group)
+            op["x-shoal"] = {**extension, "deadLetterTopic": spec.dlq_for(topic)}
+        for topic in spec.all_outputs():
+            channel = self._channel(topic, None)
+            message = self._message(channel, bytes, "")
+            self._operation(f"{spec.name}_to_{topic}", "send", channel, message, None, None)
+        for store in spec.stores:
+            self._channel(
+                store.changelog,
+                f"Changelog of a state store of {spec.name} (compacted): restored from on "
+                "start and on partition reassignment.",
+            )
 
     def _channel(self, topic: str, description: str | None) -> str:
         channel_id = self._channel_ids.get(topic)

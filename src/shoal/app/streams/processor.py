@@ -14,6 +14,21 @@ value under the same key, which a consumer can drop (give it a message id derive
 and window). With ``exactly_once=True`` (Kafka transports) steps 2-4 of a fetch are one
 transaction, and outputs are not repeated either.
 
+Rebalances. On a Kafka transport the consumer tells the processor of each assignment and
+revocation from inside the poll that makes it (a :class:`RebalanceListener`), and waits: a
+partition assigned is restored before any of its records is handed out; a partition revoked
+is let go only once the fetch in progress is handled (its changelog records written, its
+offsets committed, synchronously, before another member can start on it), and its state is
+dropped. From then on this instance writes nothing of it: a record of it still in a prefetched
+batch is left alone, and the changelog records of a partition it no longer owns are not sent
+(the fence). A revocation that cannot wait (a fetch longer than ``REVOKE_FETCH_WAIT_S``)
+fences at once: that fetch then writes and commits nothing of the partition. A member the
+group dropped without a revocation (cut off past its session timeout) may still write until
+it notices; the stores' replay rule keeps the new owner's state exact regardless, and with
+``exactly_once`` that zombie's transaction is refused by the group's generation (KIP-447) and
+aborted with all it wrote. Transports without rebalance callbacks follow the consumer's
+assignment after each fetch instead.
+
 A processor SIGKILLed inside a transaction leaves it open until the transaction times out
 (``transaction.timeout.ms``, 60 s): a restarted instance's read_committed restore waits for
 that, as Kafka Streams' does; the transactional id is per instance, so nothing fences it sooner.
@@ -29,7 +44,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from shoal.app.message import Message
-from shoal.app.streams.table import Store
+from shoal.app.streams.table import PARTITION_HEADER, ChangelogRecord, Store
 from shoal.app.transport import (
     TopicPartition,
     TransactionalConsumer,
@@ -45,6 +60,10 @@ FETCH_RECORDS_MAX = 500
 """Records handled per fetch: also the most a crash can make the processor replay."""
 FETCH_WAIT_S = 0.1
 """How long a fetch waits for the first record; also how soon a stop is noticed when idle."""
+REVOKE_FETCH_WAIT_S = 30.0
+"""How long a revocation waits for the fetch in progress to finish (its state written, its
+offsets committed) before fencing the partitions instead; below the Kafka consumer's own
+bound on the wait (kafka_consumer.REVOKE_WAIT_S)."""
 
 
 class Outputs:
@@ -134,6 +153,25 @@ class Processor:
         """Set once the group has given this instance partitions (and they are restored)."""
         self.positions: dict[TopicPartition, int] = {}
         """The next offset to handle per partition, as far as this instance got."""
+        self.consumer: TransportConsumer | None = None
+        """The consumer of the running loop (None between consumers): lag and readiness."""
+        self.subscribed = asyncio.Event()
+        """Set once the first consumer has started (the App's start waits for it)."""
+        self._fetch_lock = asyncio.Lock()
+        """Held while a fetch is handled and while partitions move (rebalance callbacks), so
+        a partition never moves in the middle of a fetch that handles it."""
+        self._listening = False
+        """The consumer tells this processor of rebalances (Kafka): ownership follows its
+        callbacks; otherwise it follows the consumer's assignment after each fetch."""
+        self._rebalance_error: BaseException | None = None
+        self.fenced = 0
+        """Revocations that could not wait for the fetch in progress (it took longer than
+        REVOKE_FETCH_WAIT_S): that fetch wrote and committed nothing more of them."""
+
+    @property
+    def owned(self) -> frozenset[TopicPartition]:
+        """The source partitions this instance owns, their state restored."""
+        return frozenset(self._owned)
 
     async def prepare(self) -> None:
         """Create the source and output topics and the compacted changelog topics when
@@ -149,6 +187,8 @@ class Processor:
         while not stop.is_set():
             consumer = self._new_consumer()
             await consumer.start()
+            self.consumer = consumer
+            self.subscribed.set()
             try:
                 while not stop.is_set():
                     await self._one_fetch(consumer)
@@ -161,50 +201,67 @@ class Processor:
                     "%s: fetch aborted (%s); restoring from the changelogs", self.group, exc
                 )
                 self.aborted_fetches += 1
-                self._forget_all()
+                self.forget_all()
             finally:
+                self.consumer = None
                 await consumer.close()
 
     def _new_consumer(self) -> TransportConsumer:
-        if self.exactly_once:
-            transport = cast(TransactionalTransport, self.transport)
-            return transport.transactional_consumer(self.topics, self.group)
+        factory: Any = (
+            cast(TransactionalTransport, self.transport).transactional_consumer
+            if self.exactly_once
+            else self.transport.consumer
+        )
+        options: dict[str, Any] = {}
+        self._listening = "rebalance" in inspect.signature(factory).parameters
+        if self._listening:
+            options["rebalance"] = self
         if self.start_at_ms is not None:
-            consumer: TransportConsumer = cast(Any, self.transport).consumer(
-                self.topics, self.group, start_at_ms=self.start_at_ms
-            )
-            return consumer
-        return self.transport.consumer(self.topics, self.group)
+            options["start_at_ms"] = self.start_at_ms
+        consumer: TransportConsumer = factory(self.topics, self.group, **options)
+        return consumer
 
-    def _forget_all(self) -> None:
+    def forget_all(self) -> None:
+        """Drop the state of every owned partition (after a failure: what the stores hold may
+        include a fetch that was never committed); the next assignment restores it."""
         for store in self.stores:
             store.forget({p for t, p in self._owned if t == store.source})
         self._owned = set()
 
     async def _one_fetch(self, consumer: TransportConsumer) -> None:
         batch = await consumer.fetch(self._fetch_records_max, FETCH_WAIT_S)
-        await self._follow_assignment(set(consumer.assignment()))
-        # The consumer may already have polled again (it prefetches) and lost a partition of
-        # this batch in a rebalance: its state is forgotten, so its records are left to the
-        # new owner (uncommitted), never applied to an empty state.
-        batch = [m for m in batch if (m.topic, m.partition) in self._owned]
-        if not batch:
-            return
-        offsets = {(m.topic, m.partition): m.offset + 1 for m in batch}
-        if self.exactly_once:
-            transactional = cast(TransactionalConsumer, consumer)
-            await transactional.begin()
-            try:
+        if self._rebalance_error is not None:
+            error, self._rebalance_error = self._rebalance_error, None
+            raise TransportError(f"{self.group}: restoring an assignment failed") from error
+        async with self._fetch_lock:
+            if not self._listening:
+                await self._follow_assignment(set(consumer.assignment()))
+            # The consumer may have polled again (it prefetches) and lost a partition of this
+            # batch in a rebalance: its state is forgotten, so its records are left to the
+            # new owner (uncommitted), never applied to an empty state.
+            batch = [m for m in batch if (m.topic, m.partition) in self._owned]
+            if not batch:
+                return
+            offsets = {(m.topic, m.partition): m.offset + 1 for m in batch}
+            if self.exactly_once:
+                transactional = cast(TransactionalConsumer, consumer)
+                await transactional.begin()
+                try:
+                    await self._handle_batch(batch)
+                except BaseException:
+                    await transactional.abort()
+                    raise
+                await transactional.commit_transaction(self._still_owned(offsets))
+            else:
                 await self._handle_batch(batch)
-            except BaseException:
-                await transactional.abort()
-                raise
-            await transactional.commit_transaction(offsets)
-        else:
-            await self._handle_batch(batch)
-            await consumer.commit(offsets)
-        self.records_handled += len(batch)
-        self.positions.update(offsets)
+                await consumer.commit(self._still_owned(offsets))
+            self.records_handled += len(batch)
+            self.positions.update(offsets)
+
+    def _still_owned(self, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Offsets of the partitions this instance still owns: a partition fenced during the
+        fetch (see :meth:`partitions_revoked`) is its next owner's to commit."""
+        return {tp: o for tp, o in offsets.items() if tp in self._owned}
 
     async def _handle_batch(self, batch: list[Message]) -> None:
         out = Outputs(self.transport)
@@ -216,22 +273,72 @@ class Processor:
     async def _write_changes(self) -> None:
         changes = [store.take_changes() for store in self.stores]
         for phase in (0, 1):  # key records first; watermarks only once those are durable
+            # The fence: nothing is written for a partition revoked meanwhile.
             sends = [
                 self.transport.send(store.changelog, r.value, r.key, r.headers)
                 for store, change in zip(self.stores, changes, strict=True)
                 for r in change[phase]
+                if (store.source, _partition_of(r)) in self._owned
             ]
             if sends:
                 await asyncio.gather(*sends)
 
+    # -- ownership: rebalance callbacks (Kafka), or the assignment seen after each fetch ------
+
+    async def partitions_assigned(self, partitions: list[TopicPartition]) -> None:
+        """RebalanceListener: restore the new partitions before any of their records."""
+        try:
+            async with self._fetch_lock:
+                await self._gain(set(partitions) - self._owned)
+        except BaseException as exc:
+            self._rebalance_error = exc  # the next fetch fails, and a new consumer restores
+            raise
+
+    async def partitions_revoked(
+        self, partitions: list[TopicPartition], *, lost: bool
+    ) -> dict[TopicPartition, int]:
+        """RebalanceListener: once the fetch in progress is handled (its changelog records
+        written, its offsets committed), drop the partitions' state and return their offsets
+        for the consumer to commit before they go. Should that fetch take longer than
+        REVOKE_FETCH_WAIT_S, the partitions are dropped at once instead (fenced): the fetch
+        then writes and commits nothing more of them, and their next owner reads those
+        records again."""
+        gone = set(partitions)
+        try:
+            await asyncio.wait_for(self._fetch_lock.acquire(), REVOKE_FETCH_WAIT_S)
+        except TimeoutError:
+            self.fenced += 1
+            log.warning("%s: %s revoked during a long fetch: fenced", self.group, sorted(gone))
+            self._drop(gone)
+            return {}
+        try:
+            self._drop(gone)
+            if lost or self.exactly_once:  # lost: not ours to commit; EOS: committed in txns
+                return {}
+            return {tp: self.positions[tp] for tp in gone if tp in self.positions}
+        finally:
+            self._fetch_lock.release()
+
+    def _drop(self, gone: set[TopicPartition]) -> None:
+        mine = gone & self._owned
+        if not mine:
+            return
+        for store in self.stores:
+            partitions = {p for t, p in mine if t == store.source}
+            if partitions:
+                store.forget(partitions)
+        self._owned -= mine
+        log.info("%s: revoked %s; their state dropped", self.group, sorted(mine))
+
     async def _follow_assignment(self, owned: set[TopicPartition]) -> None:
         if owned == self._owned:
             return
-        lost, gained = self._owned - owned, owned - self._owned
-        for store in self.stores:
-            gone = {p for t, p in lost if t == store.source}
-            if gone:
-                store.forget(gone)
+        self._drop(self._owned - owned)
+        await self._gain(owned - self._owned)
+
+    async def _gain(self, gained: set[TopicPartition]) -> None:
+        if not gained:
+            return
         restoring = [s for s in self.stores if any(t == s.source for t, _ in gained)]
         changelogs: dict[str, list[Message]] = {}
         for store in restoring:
@@ -246,9 +353,16 @@ class Processor:
                 sorted(partitions),
                 store.changelog,
             )
-        self._owned = owned
-        if owned:
-            self.assigned.set()
+        self._owned |= gained
+        self.assigned.set()
+
+
+def _partition_of(record: ChangelogRecord) -> int:
+    """The source partition a store's changelog record belongs to."""
+    for name, value in record.headers:
+        if name == PARTITION_HEADER:
+            return int(value)
+    raise ValueError("a changelog record without its source partition header")
 
 
 def json_value(value: Any) -> bytes:

@@ -171,6 +171,15 @@ class Table(_Source):
         self._dirty.add(key)
         return True
 
+    def state_of(self, partition: int) -> dict[str, tuple[Any, int]]:
+        """Per key of source ``partition``: its value (None once deleted) and the next source
+        offset that value reflects. Two instances with the same of a partition agree on it."""
+        return {
+            k: (self._values.get(k), self._next_offset[k])
+            for k, p in self._partition.items()
+            if p == partition
+        }
+
     def take_changes(self) -> tuple[list[ChangelogRecord], list[ChangelogRecord]]:
         dirty, self._dirty = self._dirty, set()
         records = [

@@ -18,7 +18,7 @@ import confluent_kafka.admin
 from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.message import Headers, Message
-from shoal.app.transport import DeliveryLimit, TransportError
+from shoal.app.transport import DeliveryLimit, RebalanceListener, TransportError
 from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, KafkaConsumer, _message
 from shoal.app.transports.kafka_queue import KafkaQueueConsumer, share_delivery_count_limit
 from shoal.app.transports.kafka_topics_known import wait_known_everywhere
@@ -143,10 +143,18 @@ class KafkaTransport:
             raise TransportError(f"the broker does not answer: {exc}") from exc
 
     def consumer(
-        self, topics: list[str], group: str, *, start_at_ms: int | None = None
+        self,
+        topics: list[str],
+        group: str,
+        *,
+        start_at_ms: int | None = None,
+        rebalance: RebalanceListener | None = None,
     ) -> KafkaConsumer:
-        """``start_at_ms``: see :class:`KafkaConsumer` (a replay from a point in time)."""
-        return KafkaConsumer(dict(self._config), topics, group, start_at_ms=start_at_ms)
+        """``start_at_ms``, ``rebalance``: see :class:`KafkaConsumer` (a replay from a point
+        in time; a listener told of assignments and revocations)."""
+        return KafkaConsumer(
+            dict(self._config), topics, group, start_at_ms=start_at_ms, rebalance=rebalance
+        )
 
     def queue_consumer(self, topics: list[str], group: str) -> KafkaQueueConsumer:
         """A consumer for a queue subscriber (issue 16): a share group, see kafka_queue."""
@@ -166,9 +174,11 @@ class KafkaTransport:
             "most the broker's group.share.max.delivery.count.limit)",
         )
 
-    def transactional_consumer(self, topics: list[str], group: str) -> KafkaTransactionalConsumer:
+    def transactional_consumer(
+        self, topics: list[str], group: str, *, rebalance: RebalanceListener | None = None
+    ) -> KafkaTransactionalConsumer:
         """A consumer for an exactly-once subscriber (issue 14): see kafka_txn."""
-        return KafkaTransactionalConsumer(dict(self._config), topics, group)
+        return KafkaTransactionalConsumer(dict(self._config), topics, group, rebalance=rebalance)
 
     async def read_topic(self, topic: str) -> list[Message]:
         return await asyncio.to_thread(self._read_topic, topic)

@@ -12,12 +12,16 @@ from typing import Any
 import confluent_kafka
 
 from shoal.app.message import Message
-from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transport import RebalanceListener, TopicPartition, TransportError
 from shoal.app.transports.kafka_join_watch import STATS_INTERVAL_MS, JoinStalled, JoinWatch
 
 log = logging.getLogger("shoal.app.transports.kafka")
 
 METADATA_TIMEOUT_S = 10.0
+REVOKE_WAIT_S = 60.0
+"""How long a revocation waits for the listener (a processor finishing its fetch in progress).
+Well inside max.poll.interval.ms (300 s), the time the group gives a member to rejoin; past it
+the listener fences the partitions instead (see Processor.partitions_revoked)."""
 
 
 def _message(msg: Any) -> Message:
@@ -48,15 +52,25 @@ class KafkaConsumer:
         *,
         start_at_ms: int | None = None,
         join_stall_s: dict[str, float] | None = None,
+        rebalance: RebalanceListener | None = None,
     ) -> None:
         """``start_at_ms``: a partition the group never committed starts at the first record
         with a timestamp at or after this (ms since the epoch; Kafka's offsets_for_times)
         instead of the earliest: a replay from a point in time, in a new group.
         ``join_stall_s``: the join watch's limits (:data:`kafka_join_watch.STALL_S` by
         default); a consumer stuck longer than they allow fails its fetch, and the App
-        replaces it."""
+        replaces it.
+        ``rebalance``: told of every assignment and revocation, from inside the poll that
+        makes it, which waits for it (a listener's coroutines run on the caller's loop)."""
         self._start_at_ms = start_at_ms
         self._join_watch = JoinWatch(group, stall_s=join_stall_s)
+        self._rebalance = rebalance
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._group_metadata: Any = None
+        """With a listener: the group's metadata (member, generation) as of the last
+        assignment, read inside its callback. Read from another thread while a rebalance
+        callback waits for the listener, it would wait for that callback: a deadlock when
+        the listener waits for a transaction that needs it."""
         self._config = {
             **config,
             "group.id": group,
@@ -99,11 +113,80 @@ class KafkaConsumer:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._consumer = await self._call(confluent_kafka.Consumer, self._config)
-        if self._start_at_ms is None:
+        if self._rebalance is not None:
+            await self._call(
+                self._consumer.subscribe,
+                self._topics,
+                on_assign=self._assigned,
+                on_revoke=self._revoked,
+                on_lost=self._lost,
+            )
+        elif self._start_at_ms is None:
             await self._call(self._consumer.subscribe, self._topics)
         else:
             await self._call(self._consumer.subscribe, self._topics, on_assign=self._start_at)
+
+    # -- rebalance callbacks: on the consumer's thread, inside a poll -------------------------
+
+    def _tell(self, coro: Any, what: str, timeout_s: float | None) -> Any:
+        """Run a listener coroutine on the App's loop and wait for its result (None if it
+        failed or took too long: logged). The loop is free meanwhile: the App awaits this
+        poll, it does not block on it."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            coro.close()
+            return None
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(timeout_s)
+        except TimeoutError:
+            future.cancel()
+            log.warning("rebalance listener: %s took over %s s", what, timeout_s)
+        except Exception:
+            log.exception("rebalance listener: %s failed", what)
+        return None
+
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        if self._start_at_ms is not None:
+            self._start_at(consumer, partitions)
+        listener = self._rebalance
+        if listener is None:
+            return
+        self._group_metadata = consumer.consumer_group_metadata()
+        if not partitions:
+            return
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        # No bound: records of these partitions must not be handed out before their state is
+        # restored, and the restore's own reads are bounded (a stall raises).
+        self._tell(listener.partitions_assigned(tps), f"assignment of {tps}", None)
+
+    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+        self._take_back(consumer, partitions, lost=False)
+
+    def _lost(self, consumer: Any, partitions: list[Any]) -> None:
+        self._take_back(consumer, partitions, lost=True)
+
+    def _take_back(self, consumer: Any, partitions: list[Any], *, lost: bool) -> None:
+        listener = self._rebalance
+        if listener is None or not partitions:
+            return
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        offsets = self._tell(
+            listener.partitions_revoked(tps, lost=lost), f"revocation of {tps}", REVOKE_WAIT_S
+        )
+        for tp in tps:
+            self._to_commit.pop(tp, None)  # committed here, or not ours to commit any more
+        if lost or not offsets:
+            return
+        # Committed before the partitions can reach another member (eager rebalance): the
+        # next owner starts exactly where the listener's state stopped.
+        commit = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            consumer.commit(offsets=commit, asynchronous=False)
+        except confluent_kafka.KafkaException as exc:
+            log.warning("commit on revocation of %s failed (read again): %s", tps, exc)
 
     def _start_at(self, consumer: Any, partitions: list[Any]) -> None:
         """On assignment (the consumer's thread, inside a poll): partitions without a committed
@@ -219,6 +302,13 @@ class KafkaConsumer:
         self._executor.submit(self._commit_now, tps, False)
 
     def _commit_now(self, tps: list[Any], synchronous: bool) -> None:
+        if self._rebalance is not None:
+            # A commit queued before a revocation must not land after it: the listener
+            # committed those partitions then, and their next owner may be ahead by now.
+            owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+            tps = [tp for tp in tps if (tp.topic, tp.partition) in owned]
+            if not tps:
+                return
         try:
             self._consumer.commit(offsets=tps, asynchronous=not synchronous)
         except confluent_kafka.KafkaException as exc:

@@ -22,7 +22,7 @@ from typing import Any
 
 import confluent_kafka
 
-from shoal.app.transport import TopicPartition, TransportError
+from shoal.app.transport import RebalanceListener, TopicPartition, TransportError
 from shoal.app.transports.kafka_consumer import KafkaConsumer
 
 ACTIVE_TRANSACTION: contextvars.ContextVar[Any] = contextvars.ContextVar(
@@ -39,8 +39,17 @@ TXN_CALL_TIMEOUT_S = 30.0
 
 
 class KafkaTransactionalConsumer(KafkaConsumer):
-    def __init__(self, config: dict[str, Any], topics: list[str], group: str) -> None:
-        super().__init__({**config, "isolation.level": "read_committed"}, topics, group)
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: list[str],
+        group: str,
+        *,
+        rebalance: RebalanceListener | None = None,
+    ) -> None:
+        super().__init__(
+            {**config, "isolation.level": "read_committed"}, topics, group, rebalance=rebalance
+        )
         self._producer_config = {
             **config,
             "transactional.id": f"shoal-eos-{group}-{uuid.uuid4()}",
@@ -72,7 +81,9 @@ class KafkaTransactionalConsumer(KafkaConsumer):
         try:
             if offsets:
                 tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-                metadata = self._consumer.consumer_group_metadata()
+                metadata = self._group_metadata
+                if metadata is None:  # no rebalance listener: no callback can hold it up
+                    metadata = self._consumer.consumer_group_metadata()
                 await self._txn_call(
                     self._producer.send_offsets_to_transaction, tps, metadata, TXN_CALL_TIMEOUT_S
                 )
