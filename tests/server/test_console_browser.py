@@ -143,6 +143,11 @@ def test_create_a_topic_edit_a_config_and_delete_with_confirmation(
     page.click("#create-topic button[type=submit]")
     expect(page.locator("#topic-name")).to_have_text("console-orders")
     expect(page.locator("#partitions tbody tr")).to_have_count(3)
+    # Leader, replicas, in sync: the one broker (node 1) everywhere.
+    cells = page.locator("#partitions tbody tr").first.locator("td")
+    expect(cells.nth(4)).to_have_text("1")
+    expect(cells.nth(5)).to_have_text("1")
+    expect(cells.nth(6)).to_have_text("1")
     page.fill("[data-config='retention.ms']", "3600000")
     page.click("[data-save='retention.ms']")
     expect(page.locator("#topic-status")).to_contain_text("Set retention.ms = 3600000")
