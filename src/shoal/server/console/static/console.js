@@ -553,6 +553,8 @@ async function producePage(topicName) {
   const subjects = await call("GET", REGISTRY + "/subjects").catch(() => []);
   const schemaSelect = h("select", { id: "produce-schema" }, h("option", { value: "" }, "none (bytes as typed)"),
     subjects.map((s) => h("option", { value: s }, s)));
+  // Protobuf: which of the file's messages the value is (Confluent's message indexes).
+  const messageName = h("input", { id: "produce-message", placeholder: "Protobuf: the file's first message" });
   const form = h("form", {
     id: "produce",
     onsubmit: async (e) => {
@@ -561,9 +563,12 @@ async function producePage(topicName) {
       if (schemaSelect.value) {
         try {
           const latest = await call("GET", REGISTRY + "/subjects/" + enc(schemaSelect.value) + "/versions/latest");
-          const serialized = latest.schemaType === "PROTOBUF"
+          const proto = latest.schemaType === "PROTOBUF";
+          if (!proto && messageName.value.trim()) throw new Error("a message type applies to Protobuf schemas only");
+          const serialized = proto
             ? (await call("GET", REGISTRY + "/schemas/ids/" + latest.id + "?format=serialized")).schema : null;
-          const framed = SchemaDecode.encode(latest.id, latest, JSON.parse(value.value), serialized);
+          const imports = proto ? await SchemaDecode.protoImports(latest, registryJson) : [];
+          const framed = SchemaDecode.encode(latest.id, latest, JSON.parse(value.value), serialized, imports, messageName.value.trim());
           body.value = { encoding: "base64", data: base64Of(framed) };
         } catch (err) { status.replaceChildren(errorBox(err)); return; }
       }
@@ -579,7 +584,8 @@ async function producePage(topicName) {
       } catch (err) { status.replaceChildren(errorBox(err)); }
     },
   }, h("div", { class: "row" }, h("label", {}, "Topic ", topicSelect), h("label", {}, "Partition ", partition), h("label", {}, "Key ", key)),
-  h("div", { class: "row" }, h("label", {}, "Value schema ", schemaSelect), h("span", { class: "muted" }, "with a schema, the value is JSON")),
+  h("div", { class: "row" }, h("label", {}, "Value schema ", schemaSelect), h("label", {}, "Message type ", messageName),
+    h("span", { class: "muted" }, "with a schema, the value is JSON")),
   h("label", {}, "Value"), value, h("label", {}, "Headers"), headers, h("div", { class: "row" }, h("button", { type: "submit" }, "Produce")), status);
   render(h("h1", {}, "Produce a message"), form);
 }
