@@ -421,7 +421,6 @@ class KafkaAdmin:
             "topic_traffic": [],
         }
 
-
     def _brokers(self, live: list[Any], topics: Iterable[Any]) -> list[dict[str, Any]]:
         """Every broker known, each ``up`` or ``down``. Known: live now, seen live before by
         this console, or named as a replica of a partition (a broker that died before the
