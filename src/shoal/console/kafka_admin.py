@@ -9,6 +9,7 @@ What Kafka's Admin API does not expose is null here: a partition's size on disk
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from importlib import metadata
@@ -75,6 +76,19 @@ class KafkaAdmin:
         self._seen_brokers: dict[int, tuple[str, int]] = {}
         """node id → (host, port) of every broker the overview has seen up: Kafka's Metadata
         and DescribeCluster list only the live ones, so a broker that dies would vanish."""
+        self._up: set[int] = set()
+        """The brokers up at the last overview."""
+
+    def renew(self) -> None:
+        """A fresh Admin client, after a request got no answer in time. librdkafka keeps a
+        group's coordinator cached: when that broker dies, the client goes on sending the
+        group's requests to it (each one waits out its timeout) until it comes back, where a
+        new client looks the coordinator up again and finds the one that took over."""
+        old, self.admin = self.admin, AdminClient(dict(self.config))
+        # Destroyed on a thread of its own: destroying a client may wait for its requests in
+        # flight, and this runs on a request's worker thread.
+        threading.Thread(target=_discard, args=(old,), daemon=True).start()
+        del old
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -428,6 +442,9 @@ class KafkaAdmin:
         for node in live:
             self._seen_brokers[node.id] = (node.host, node.port)
         up = {node.id for node in live}
+        lost, self._up = self._up - up, up
+        if lost:  # coordinators cached on a lost broker: look them up afresh (see renew)
+            self.renew()
         assigned = {r for t in topics for p in t.partitions.values() for r in p.replicas}
         rows = []
         for node_id in sorted(up | assigned | set(self._seen_brokers)):
@@ -435,6 +452,11 @@ class KafkaAdmin:
             status = "up" if node_id in up else "down"
             rows.append({"node_id": node_id, "host": host, "port": port, "status": status})
         return rows
+
+
+def _discard(client: AdminClient) -> None:
+    """Drop the last reference to ``client`` here, so its destruction runs on this thread."""
+    del client
 
 
 def _source_name(source: Any) -> str:

@@ -16,7 +16,9 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from shoal.protocol import ApiKey
 from tests.peers.kafka_cluster import NODES, KafkaCluster
+from tests.server.wire import WireClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -61,10 +63,10 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
-def until(condition: Callable[[], bool], what: str) -> None:
+def until(condition: Callable[[], bool], what: str, detail: Callable[[], str] = lambda: "") -> None:
     deadline = time.monotonic() + CHANGE_TIMEOUT_S
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}{detail()}"
         time.sleep(POLL_S)
 
 
@@ -81,9 +83,23 @@ def leaders(console: httpx.Client) -> set[int | None]:
     return {p["leader"] for p in answer.json()["partitions"]}
 
 
+LAST_GROUP_ANSWER: list[str] = [""]
+"""The console's last answer about the group, for a failure's message."""
+
+
+def coordinator(cluster: KafkaCluster) -> int:
+    """The group's coordinator, by FindCoordinator (v4: a list of keys; type 0, a group)."""
+    with WireClient(cluster.bootstrap_servers.split(",")[0]) as client:
+        asked = {"key_type": 0, "coordinator_keys": [GROUP]}
+        (found,) = client.request(ApiKey.FIND_COORDINATOR, 4, asked).coordinators
+    assert found.error_code == 0, found
+    return int(found.node_id)
+
+
 def lag(console: httpx.Client) -> int | None:
     """The group's total lag; None while the console answers with an error."""
     answer = console.get(f"/groups/{GROUP}")
+    LAST_GROUP_ANSWER[0] = f"{answer.status_code} {answer.text}"
     if answer.status_code != 200:
         return None
     return sum(o["lag"] for o in answer.json()["offsets"])
@@ -151,8 +167,10 @@ def test_console_on_the_cluster_through_a_broker_failure(healthy_cluster: KafkaC
         check_topic_and_group(console, cluster)
         check_redrive(console)
 
-        # The leader of partition 0 dies: no clean shutdown, no hand-off.
-        victim = ok(console.get(f"/topics/{TOPIC}"))["partitions"][0]["leader"]
+        # The group's coordinator dies (it leads one of the topic's partitions too, as the
+        # leaders are spread): no clean shutdown, no hand-off.
+        victim = coordinator(cluster)
+        assert victim in leaders(console)
         cluster.kill(victim)
         until(lambda: statuses(console)[victim] == "down", f"broker {victim} shown down")
         assert set(statuses(console).values()) == {"up", "down"}
@@ -161,8 +179,13 @@ def test_console_on_the_cluster_through_a_broker_failure(healthy_cluster: KafkaC
         ok(console.post(f"/topics/{TOPIC}/messages", json={"key": "after", "value": "v"}), 201)
         assert len(browse(console, TOPIC)) == len(KEYS) + 2  # with the redriven one
         # The group's coordinator may have been the victim too: once the offsets topic has a
-        # new leader there, the lag counts the message produced since.
-        until(lambda: lag(console) == len(KEYS) + 2, "the group's lag from the new coordinator")
+        # new leader there (and the console's Admin client, renewed after a request that got
+        # no answer, has found it), the lag counts the message produced since.
+        until(
+            lambda: lag(console) == len(KEYS) + 2,
+            "the group's lag from the new coordinator",
+            lambda: f"; the console's last answer: {LAST_GROUP_ANSWER[0]}",
+        )
 
         cluster.restart(victim)
         until(lambda: statuses(console)[victim] == "up", f"broker {victim} shown up again")
