@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from shoal.cli import main
+from shoal.cli import live, main
 from shoal.cli.live import Rates
 from shoal.embedded import EmbeddedBroker
 from tests.coordinator.groups.clients import wait_until
@@ -348,3 +350,33 @@ def test_rates_are_differences_over_time() -> None:
     assert rates.update({"t": 30, "new": 5}) == {"t": 10.0, "new": None}
     now[0] = 103.0
     assert rates.update({"t": 25}) == {"t": 0.0}  # a reset (lower offset) is not negative
+
+
+def test_top_takes_a_partitions_first_commit_as_its_baseline(
+    broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group that commits a partition for the first time, at offset 1,000,000, between two
+    refreshes has consumed nothing in that refresh: the commit is where its count starts."""
+    topic, group = "cli-top-baseline", "cli-top-baseline-group"
+    _setup(broker, topic)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+
+    def commit(partition: int, offset: int) -> None:
+        request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, partition, offset)])]
+        admin.alter_consumer_group_offsets(request)[group].result(PATIENCE_S)
+
+    commit(0, CONSUMED_PER_PARTITION)
+
+    def first_commit_between_refreshes(interval_s: float) -> None:
+        commit(1, 1_000_000)
+        time.sleep(interval_s)
+
+    monkeypatch.setattr(live, "time", SimpleNamespace(sleep=first_commit_between_refreshes))
+    top = _shoal(broker, capsys, "top", "--interval", "0.05", "--iterations", "2")
+    assert top.code == 0, top.err
+    rows = [[c for c in line.split() if c != "│"] for line in top.out.splitlines()]
+    readings = [r for r in rows if r[:1] == [group]]
+    # group, state, members, lag, consumed/s: no rate yet, then nothing consumed.
+    assert [r[4] for r in readings] == ["-", "0.0"], readings
+    assert readings[1][3] == str(RECORDS_PER_PARTITION - CONSUMED_PER_PARTITION)
+    assert _admin_offsets(broker, group)[(topic, 1)] == 1_000_000  # the commit did happen

@@ -143,6 +143,11 @@ def test_create_a_topic_edit_a_config_and_delete_with_confirmation(
     page.click("#create-topic button[type=submit]")
     expect(page.locator("#topic-name")).to_have_text("console-orders")
     expect(page.locator("#partitions tbody tr")).to_have_count(3)
+    # Leader, replicas, in sync: the one broker (node 1) everywhere.
+    cells = page.locator("#partitions tbody tr").first.locator("td")
+    expect(cells.nth(4)).to_have_text("1")
+    expect(cells.nth(5)).to_have_text("1")
+    expect(cells.nth(6)).to_have_text("1")
     page.fill("[data-config='retention.ms']", "3600000")
     page.click("[data-save='retention.ms']")
     expect(page.locator("#topic-status")).to_contain_text("Set retention.ms = 3600000")
@@ -451,6 +456,98 @@ def test_avro_json_schema_and_protobuf_values_are_decoded(
     assert (read.status, dict(read.counts), read.delta, read.price) == (1, {"k": 3}, -9, 1.25)
     _open(page, f"/messages/{topic}?decode=0")  # raw bytes on request
     expect(page.locator("#messages td.value.decoded")).to_have_count(0)
+
+
+COMMON_PROTO: Final = """
+syntax = "proto3";
+package shop.common;
+
+message Money { int64 cents = 1; string currency = 2; }
+enum Kind { SALE = 0; REFUND = 1; }
+"""
+
+INVOICE_PROTO: Final = """
+syntax = "proto3";
+package shop;
+import "common.proto";
+
+message Header { string id = 1; }
+message Invoice {
+  message Line { string sku = 1; shop.common.Money price = 2; }
+  string id = 1;
+  shop.common.Money total = 2;
+  repeated Line lines = 3;
+  shop.common.Kind kind = 4;
+}
+"""
+
+LINE: Final = b"\x0a\x01s" + b"\x12\x02\x08\x05"
+"""Invoice.Line {sku: "s", price: {cents: 5}}, encoded by hand (tag, length, bytes)."""
+INVOICE: Final = (
+    b"\x0a\x03i-1"  # id
+    + b"\x12\x08" + b"\x08\xfa\x01" + b"\x12\x03EUR"  # total: Money {cents 250, EUR}
+    + b"\x1a\x07" + LINE  # lines
+    + b"\x20\x01"  # kind: REFUND
+)  # fmt: skip
+
+
+def test_protobuf_with_imports_is_decoded_and_produced_by_message_name(
+    page: Page, broker: EmbeddedBroker
+) -> None:
+    """A schema that imports another (a registry reference) decodes with the imported types,
+    as Confluent's deserializer resolves references; produce writes the message named."""
+    topic = "console-invoices"
+    media = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    with httpx.Client(base_url=broker.http_url, headers=media, timeout=TIMEOUT_S) as registry:
+        _register(registry, f"{topic}-common", COMMON_PROTO, "PROTOBUF")
+        answer = registry.post(
+            f"/subjects/{topic}-value/versions",
+            json={
+                "schema": INVOICE_PROTO,
+                "schemaType": "PROTOBUF",
+                "references": [
+                    {"name": "common.proto", "subject": f"{topic}-common", "version": 1}
+                ],
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        invoice_id: int = answer.json()["id"]
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic}).status_code == 201
+    # Invoice is the file's second message: indexes [1] (count 1, index 1; zigzag).
+    _produce(broker, topic, [{"value": _framed(invoice_id, INVOICE, b"\x02\x02"), "partition": 0}])
+    _open(page, f"/messages/{topic}")
+    decoded = page.locator("#messages td.value.decoded")
+    expect(decoded).to_have_count(1)
+    expect(decoded.first).to_contain_text(
+        '{"id":"i-1","total":{"cents":250,"currency":"EUR"},'
+        '"lines":[{"sku":"s","price":{"cents":5}}],"kind":"REFUND"}'
+    )
+
+    def produced(name: str, value: str, offset: int) -> bytes:
+        _open(page, f"/produce/{topic}")
+        page.select_option("#produce-schema", f"{topic}-value")
+        page.fill("#produce-partition", "0")
+        page.fill("#produce-message", name)
+        page.fill("#produce-value", value)
+        page.click("#produce button[type=submit]")
+        expect(page.locator("#produce-status")).to_contain_text(f"at offset {offset}")
+        with admin_client(broker) as api:
+            query = {"partition": "0", "from": "offset", "offset": str(offset)}
+            (message,) = api.get(f"/topics/{topic}/messages", params=query).json()["messages"]
+        data = message["value"]["data"]
+        return data.encode() if message["value"]["encoding"] == "utf-8" else base64.b64decode(data)
+
+    line = '{"sku": "s", "price": {"cents": 5}}'
+    framing = b"\x00" + invoice_id.to_bytes(4, "big")
+    # A nested message: indexes [1, 0] (count 2, then 1 and 0; zigzag).
+    assert produced("Invoice.Line", line, 1) == framing + b"\x04\x02\x00" + LINE
+    assert produced("shop.Header", '{"id": "h"}', 2) == framing + b"\x00" + b"\x0a\x01h"
+    page.fill("#produce-message", "Receipt")
+    page.click("#produce button[type=submit]")
+    expect(page.locator("#produce-status .error")).to_contain_text("Receipt: no such message")
+    with admin_client(broker) as api:
+        assert api.get(f"/topics/{topic}").json()["partitions"][0]["high_watermark"] == 3
 
 
 def test_group_offsets_reset_dry_run_then_apply(

@@ -91,6 +91,20 @@ class Rates:
         self.previous, self.at = dict(readings), now
         return rates
 
+    def update_sums(self, readings: dict[tuple[Any, Any], int]) -> dict[Any, float | None]:
+        """Rates of totals, from readings keyed ``(total, part)`` (a group and one of its
+        partitions): each part's rate is its own difference, so a part's first reading is its
+        baseline and adds nothing. Summing first would count a partition's first commit at
+        offset 1,000,000 as a million records consumed in one refresh. None for a total none of
+        whose parts has a rate yet."""
+        sums: dict[Any, float | None] = {}
+        for (total, _), rate in self.update(readings).items():
+            if rate is None:
+                sums.setdefault(total, None)
+            else:
+                sums[total] = (sums.get(total) or 0.0) + rate
+        return sums
+
 
 def rate_text(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"

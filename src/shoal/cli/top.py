@@ -61,13 +61,15 @@ def run_top(args: argparse.Namespace) -> int:
             ctx, admin, [TopicPartition(t, p) for t in names for p in topics[t].partitions]
         )
         totals = {t: sum(o for (topic, _), o in ends.items() if topic == t) for t in names}
-        produced = topic_rates.update(totals)
+        produced = topic_rates.update_sums(
+            {(topic, partition): o for (topic, partition), o in ends.items()}
+        )
         topic_table = Table(title=f"topics · {time.strftime('%H:%M:%S')}")
         for column in ("TOPIC", "PARTITIONS", "MESSAGES", "IN/S"):
             topic_table.add_column(column, justify="left" if column == "TOPIC" else "right")
         for t in names:
             topic_table.add_row(
-                t, str(len(topics[t].partitions)), str(totals[t]), rate_text(produced[t])
+                t, str(len(topics[t].partitions)), str(totals[t]), rate_text(produced.get(t))
             )
 
         listing = _await(ctx, admin.list_consumer_groups(), "list groups")
@@ -77,7 +79,7 @@ def run_top(args: argparse.Namespace) -> int:
             group_table.add_column(column, justify="left" if column == "GROUP" else "right")
         if ids:
             described = admin.describe_consumer_groups(ids)
-            committed_totals: dict[str, int] = {}
+            committed: dict[tuple[str, tuple[str, int]], int] = {}
             lags: dict[str, int] = {}
             members: dict[str, tuple[str, int]] = {}
             for g in ids:
@@ -92,14 +94,14 @@ def run_top(args: argparse.Namespace) -> int:
                 group_ends = _end_offsets(
                     ctx, admin, [TopicPartition(tp.topic, tp.partition) for tp in offsets]
                 )
-                committed_totals[g] = sum(tp.offset for tp in offsets)
+                committed.update({(g, (tp.topic, tp.partition)): tp.offset for tp in offsets})
                 lags[g] = sum(
                     max(0, group_ends[(tp.topic, tp.partition)] - tp.offset) for tp in offsets
                 )
-            consumed = group_rates.update(committed_totals)
+            consumed = group_rates.update_sums(committed)
             for g in ids:
                 state, count = members[g]
-                group_table.add_row(g, state, str(count), str(lags[g]), rate_text(consumed[g]))
+                group_table.add_row(g, state, str(count), str(lags[g]), rate_text(consumed.get(g)))
         return Group(topic_table, group_table)
 
     show_live(render, args.interval, args.iterations)

@@ -9,6 +9,7 @@ What Kafka's Admin API does not expose is null here: a partition's size on disk
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from importlib import metadata
@@ -72,6 +73,22 @@ class KafkaAdmin:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.admin = AdminClient(dict(config))
+        self._seen_brokers: dict[int, tuple[str, int]] = {}
+        """node id → (host, port) of every broker the overview has seen up: Kafka's Metadata
+        and DescribeCluster list only the live ones, so a broker that dies would vanish."""
+        self._up: set[int] = set()
+        """The brokers up at the last overview."""
+
+    def renew(self) -> None:
+        """A fresh Admin client, after a request got no answer in time. librdkafka keeps a
+        group's coordinator cached: when that broker dies, the client goes on sending the
+        group's requests to it (each one waits out its timeout) until it comes back, where a
+        new client looks the coordinator up again and finds the one that took over."""
+        old, self.admin = self.admin, AdminClient(dict(self.config))
+        # Destroyed on a thread of its own: destroying a client may wait for its requests in
+        # flight, and this runs on a request's worker thread.
+        threading.Thread(target=_discard, args=(old,), daemon=True).start()
+        del old
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -121,6 +138,11 @@ class KafkaAdmin:
                         "low_watermark": marks[(d.name, p.id)][0],
                         "high_watermark": marks[(d.name, p.id)][1],
                         "size_bytes": None,
+                        # Where the partition lives: on a cluster, which broker leads it (null
+                        # while none does) and which replicas are in sync with it.
+                        "leader": p.leader.id if p.leader is not None else None,
+                        "replicas": [r.id for r in p.replicas],
+                        "isr": [r.id for r in p.isr],
                     }
                     for p in sorted(d.partitions, key=lambda p: p.id)
                 ],
@@ -389,23 +411,52 @@ class KafkaAdmin:
     # -- overview -----------------------------------------------------------------------------
 
     def overview(self) -> dict[str, Any]:
-        cluster = _result(self.admin.describe_cluster(), "describe cluster")
-        topics = self.admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics
+        # Metadata, not DescribeCluster: librdkafka sends DescribeCluster to one broker and
+        # waits out its timeout if that broker has just died, where a Metadata request is
+        # retried on another; and Metadata carries the same cluster id, controller and brokers.
+        try:
+            cluster = self.admin.list_topics(timeout=REQUEST_TIMEOUT_S)
+        except KafkaException as exc:
+            raise from_kafka(exc, "describe cluster") from exc
+        topics = cluster.topics
         try:
             version = metadata.version("shoal")
         except metadata.PackageNotFoundError:
             version = "unknown"
         return {
-            "node_id": cluster.controller.id if cluster.controller else None,
+            "node_id": cluster.controller_id if cluster.controller_id >= 0 else None,
             "version": version,
             "cluster_id": cluster.cluster_id,
-            "brokers": [{"node_id": n.id, "host": n.host, "port": n.port} for n in cluster.nodes],
+            "brokers": self._brokers(list(cluster.brokers.values()), topics.values()),
             "topics": len(topics),
             "partitions": sum(len(t.partitions) for t in topics.values()),
             "disk": None,  # a broker metric: not in Kafka's Admin API
             "traffic": None,
             "topic_traffic": [],
         }
+
+    def _brokers(self, live: list[Any], topics: Iterable[Any]) -> list[dict[str, Any]]:
+        """Every broker known, each ``up`` or ``down``. Known: live now, seen live before by
+        this console, or named as a replica of a partition (a broker that died before the
+        console started still holds its replicas' assignment)."""
+        for node in live:
+            self._seen_brokers[node.id] = (node.host, node.port)
+        up = {node.id for node in live}
+        lost, self._up = self._up - up, up
+        if lost:  # coordinators cached on a lost broker: look them up afresh (see renew)
+            self.renew()
+        assigned = {r for t in topics for p in t.partitions.values() for r in p.replicas}
+        rows = []
+        for node_id in sorted(up | assigned | set(self._seen_brokers)):
+            host, port = self._seen_brokers.get(node_id, (None, None))
+            status = "up" if node_id in up else "down"
+            rows.append({"node_id": node_id, "host": host, "port": port, "status": status})
+        return rows
+
+
+def _discard(client: AdminClient) -> None:
+    """Drop the last reference to ``client`` here, so its destruction runs on this thread."""
+    del client
 
 
 def _source_name(source: Any) -> str:

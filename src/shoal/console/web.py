@@ -98,6 +98,8 @@ def _json_endpoint(
             _check_csrf(request)
             response = JSONResponse(await action(backend, request), status_code=status)
         except ConsoleError as exc:
+            if exc.slug == "broker_unreachable":  # see KafkaAdmin.renew
+                backend.admin.renew()
             response = JSONResponse(
                 {"error": exc.slug, "message": exc.message}, status_code=exc.status
             )

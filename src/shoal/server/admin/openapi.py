@@ -136,6 +136,9 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "low_watermark": _NULLABLE_INT,
             "high_watermark": _NULLABLE_INT,
             "size_bytes": _NULLABLE_INT,
+            "leader": _NULLABLE_INT,
+            "replicas": {"type": "array", "items": _INT},
+            "isr": {"type": "array", "items": _INT},
         },
     },
     "Topic": {

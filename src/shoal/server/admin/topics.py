@@ -28,7 +28,7 @@ from shoal.server.admin.params import field, field_or, json_object, string_map
 
 
 def partitions_of(broker: Broker, topic: Topic) -> list[dict[str, Any]]:
-    """Each partition's watermarks and size on disk (null while its log is offline)."""
+    """Each partition's watermarks, size on disk (null while its log is offline) and replicas."""
     rows = []
     for index in range(topic.partitions):
         plog = broker.partition(topic.name, index)
@@ -38,6 +38,11 @@ def partitions_of(broker: Broker, topic: Topic) -> list[dict[str, Any]]:
                 "low_watermark": None if plog is None else plog.log_start_offset,
                 "high_watermark": None if plog is None else plog.log_end_offset,
                 "size_bytes": None if plog is None else plog.size_bytes,
+                # One broker: it holds and leads every partition (the console's fields for a
+                # cluster, where they differ per partition).
+                "leader": None if plog is None else broker.config.node_id,
+                "replicas": [broker.config.node_id],
+                "isr": [] if plog is None else [broker.config.node_id],
             }
         )
     return rows

@@ -228,6 +228,12 @@ async function overviewPage() {
         card("Disk free", disk ? bytes(disk.free_bytes) : "–",
           disk ? h("div", {}, h("div", { class: "muted" }, "of " + bytes(disk.capacity_bytes)),
             h("div", { class: "bar" }, filled(used))) : null)),
+      // `shoal console` against a cluster lists its brokers; a dead one shows as down.
+      info.brokers ? h("h2", {}, "Brokers") : null,
+      info.brokers ? table([{ title: "Node", num: 1 }, { title: "Address" }, { title: "Status" }],
+        info.brokers.map((b) => h("tr", { "data-broker": String(b.node_id) },
+          h("td", { class: "num" }, b.node_id), h("td", {}, b.host === null ? "–" : b.host + ":" + b.port),
+          h("td", { class: b.status === "up" ? null : "down" }, b.status))), { id: "brokers" }) : null,
       h("h2", {}, "Rates"),
       info.traffic === null
         // Served by `shoal console` against another cluster: traffic is a broker metric,
@@ -301,7 +307,9 @@ async function topicPage(name) {
   const status = h("div", { id: "topic-status" });
   const partitionRows = topic.partitions.map((p) => h("tr", {},
     h("td", { class: "num" }, p.partition), h("td", { class: "num" }, p.low_watermark ?? "–"),
-    h("td", { class: "num" }, p.high_watermark ?? "–"), h("td", { class: "num" }, bytes(p.size_bytes))));
+    h("td", { class: "num" }, p.high_watermark ?? "–"), h("td", { class: "num" }, bytes(p.size_bytes)),
+    h("td", { class: "num" }, p.leader ?? "none"), h("td", {}, (p.replicas ?? []).join(", ")),
+    h("td", {}, (p.isr ?? []).join(", "))));
   const configRows = (topic.configs || []).map((c) => {
     const input = h("input", { value: c.value ?? "", "data-config": c.name, disabled: c.read_only });
     const save = h("button", {
@@ -332,7 +340,7 @@ async function topicPage(name) {
       h("a", { href: "#/produce/" + enc(name) }, "Produce a message")),
     status,
     h("h2", {}, "Partitions"),
-    table([{ title: "Partition", num: 1 }, { title: "Low watermark", num: 1 }, { title: "High watermark", num: 1 }, { title: "Size", num: 1 }], partitionRows, { id: "partitions" }),
+    table([{ title: "Partition", num: 1 }, { title: "Low watermark", num: 1 }, { title: "High watermark", num: 1 }, { title: "Size", num: 1 }, { title: "Leader", num: 1 }, { title: "Replicas" }, { title: "In sync" }], partitionRows, { id: "partitions" }),
     h("h2", {}, "Configs"),
     topic.configs === null ? h("p", { class: "muted" }, "Not authorized to describe configs.")
       : table([{ title: "Name" }, { title: "Value" }, { title: "Source" }], configRows, { id: "configs" }),
@@ -545,6 +553,8 @@ async function producePage(topicName) {
   const subjects = await call("GET", REGISTRY + "/subjects").catch(() => []);
   const schemaSelect = h("select", { id: "produce-schema" }, h("option", { value: "" }, "none (bytes as typed)"),
     subjects.map((s) => h("option", { value: s }, s)));
+  // Protobuf: which of the file's messages the value is (Confluent's message indexes).
+  const messageName = h("input", { id: "produce-message", placeholder: "Protobuf: the file's first message" });
   const form = h("form", {
     id: "produce",
     onsubmit: async (e) => {
@@ -553,9 +563,12 @@ async function producePage(topicName) {
       if (schemaSelect.value) {
         try {
           const latest = await call("GET", REGISTRY + "/subjects/" + enc(schemaSelect.value) + "/versions/latest");
-          const serialized = latest.schemaType === "PROTOBUF"
+          const proto = latest.schemaType === "PROTOBUF";
+          if (!proto && messageName.value.trim()) throw new Error("a message type applies to Protobuf schemas only");
+          const serialized = proto
             ? (await call("GET", REGISTRY + "/schemas/ids/" + latest.id + "?format=serialized")).schema : null;
-          const framed = SchemaDecode.encode(latest.id, latest, JSON.parse(value.value), serialized);
+          const imports = proto ? await SchemaDecode.protoImports(latest, registryJson) : [];
+          const framed = SchemaDecode.encode(latest.id, latest, JSON.parse(value.value), serialized, imports, messageName.value.trim());
           body.value = { encoding: "base64", data: base64Of(framed) };
         } catch (err) { status.replaceChildren(errorBox(err)); return; }
       }
@@ -571,7 +584,8 @@ async function producePage(topicName) {
       } catch (err) { status.replaceChildren(errorBox(err)); }
     },
   }, h("div", { class: "row" }, h("label", {}, "Topic ", topicSelect), h("label", {}, "Partition ", partition), h("label", {}, "Key ", key)),
-  h("div", { class: "row" }, h("label", {}, "Value schema ", schemaSelect), h("span", { class: "muted" }, "with a schema, the value is JSON")),
+  h("div", { class: "row" }, h("label", {}, "Value schema ", schemaSelect), h("label", {}, "Message type ", messageName),
+    h("span", { class: "muted" }, "with a schema, the value is JSON")),
   h("label", {}, "Value"), value, h("label", {}, "Headers"), headers, h("div", { class: "row" }, h("button", { type: "submit" }, "Produce")), status);
   render(h("h1", {}, "Produce a message"), form);
 }

@@ -143,8 +143,10 @@ const SchemaDecode = (() => {
   }
   const str = (v) => utf8.decode(v);
 
-  // FileDescriptorProto -> { messages: full name -> descriptor, enums, top: [names] }
-  function protoDescriptor(serialized) {
+  // FileDescriptorProto -> { messages: full name -> descriptor, enums, top: [the file's
+  // messages], pkg }. ``imports``: the files it imports (its registry references), whose
+  // messages and enums its fields may name; only the main file's messages have indexes.
+  function protoDescriptor(serialized, imports = []) {
     const messages = new Map(), enums = new Map();
     function enumOf(bytes, prefix) {
       const e = { name: "", values: new Map() };
@@ -163,6 +165,7 @@ const SchemaDecode = (() => {
       const raw = fields(bytes);
       for (const f of raw) if (f.number === 1) m.name = str(f.value);
       const full = prefix + "." + m.name;
+      m.full = full;
       for (const f of raw) {
         if (f.number === 2) {
           const field = { name: "", number: 0, label: 1, type: 0, typeName: "" };
@@ -182,20 +185,43 @@ const SchemaDecode = (() => {
       messages.set(full, m);
       return m;
     }
-    let pkg = "";
-    const file = fields(serialized);
-    for (const f of file) if (f.number === 2) pkg = str(f.value);
-    const prefix = pkg ? "." + pkg : "";
     const top = [];
-    for (const f of file) {
-      if (f.number === 4) top.push(messageOf(f.value, prefix));
-      if (f.number === 5) enumOf(f.value, prefix);
+    function file(bytes, main) {
+      let pkg = "";
+      const parsed = fields(bytes);
+      for (const f of parsed) if (f.number === 2) pkg = str(f.value);
+      const prefix = pkg ? "." + pkg : "";
+      for (const f of parsed) {
+        if (f.number === 4) { const m = messageOf(f.value, prefix); if (main) top.push(m); }
+        if (f.number === 5) enumOf(f.value, prefix);
+      }
+      return prefix;
     }
-    return { messages, enums, top };
+    imports.forEach((bytes) => file(bytes, false));
+    const pkg = file(serialized, true); // last: its own names win over an import's
+    return { messages, enums, top, pkg };
+  }
+  const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const descriptorOf = (serializedBase64, imports) =>
+    protoDescriptor(fromBase64(serializedBase64), (imports || []).map(fromBase64));
+
+  // The serialized descriptors of every file a Protobuf schema imports: its references (each
+  // a subject's version), theirs, and so on, dependencies first, as Confluent's deserializer
+  // resolves them. ``found``: the schema's registry answer.
+  async function protoImports(found, fetchJson, seen = new Set()) {
+    const out = [];
+    for (const ref of found.references || []) {
+      const version = await fetchJson("/subjects/" + encodeURIComponent(ref.subject) + "/versions/" + encodeURIComponent(ref.version));
+      if (seen.has(version.id)) continue; // imported twice (or a cycle): once is enough
+      seen.add(version.id);
+      out.push(...(await protoImports(version, fetchJson, seen)));
+      out.push((await fetchJson("/schemas/ids/" + version.id + "?format=serialized")).schema);
+    }
+    return out;
   }
 
-  function protoReader(serializedBase64) {
-    const desc = protoDescriptor(Uint8Array.from(atob(serializedBase64), (c) => c.charCodeAt(0)));
+  function protoReader(serializedBase64, imports) {
+    const desc = descriptorOf(serializedBase64, imports);
     const FIXED64 = new Set([1, 6, 16]), FIXED32 = new Set([2, 7, 15]);
     function scalar(field, value) {
       const t = field.type;
@@ -374,9 +400,10 @@ const SchemaDecode = (() => {
 
   // ---- Protobuf encoding (produce) -----------------------------------------------------
 
-  // JSON -> the file's first message (message indexes [0], written as a single 0 byte).
-  function protoWriter(serializedBase64) {
-    const desc = protoDescriptor(Uint8Array.from(atob(serializedBase64), (c) => c.charCodeAt(0)));
+  // JSON -> the message named (its full name, or its name within the file's package), else
+  // the file's first message (message indexes [0], written as a single 0 byte).
+  function protoWriter(serializedBase64, imports, messageName) {
+    const desc = descriptorOf(serializedBase64, imports);
     const fail = (path, what) => { throw new Error(path + ": " + what); };
     const tag = (w, number, wire) => w.varint(BigInt(number * 8 + wire));
     const VARINT_TYPES = new Set([3, 4, 5, 8, 13, 14, 17, 18]);
@@ -427,23 +454,45 @@ const SchemaDecode = (() => {
       }
       return w.result();
     }
-    return (value) => {
+    // The message's path of indexes in the file: [i] for its i-th message, [i, j] for the
+    // j-th message nested in that one, ... (what a Confluent deserializer reads back).
+    function chosen(name) {
       if (!desc.top.length) throw new Error("the schema has no message");
-      const body = message(desc.top[0], value, "");
-      const out = new Uint8Array(1 + body.length);
-      out.set(body, 1); // out[0] = 0: message indexes [0]
-      return out;
+      if (!name) return { m: desc.top[0], path: [0] };
+      const wanted = name.startsWith(".") ? [name] : ["." + name, desc.pkg + "." + name];
+      const names = [];
+      function search(list, path) {
+        for (const [i, m] of list.entries()) {
+          if (m.mapEntry) continue;
+          names.push(m.full.slice(1));
+          if (wanted.includes(m.full)) return { m, path: [...path, i] };
+          const found = search(m.nested, [...path, i]);
+          if (found) return found;
+        }
+        return null;
+      }
+      return search(desc.top, []) || fail(name, "no such message in the schema (it has " + names.join(", ") + ")");
+    }
+    const { m: root, path } = chosen(messageName);
+    return (value) => {
+      const body = message(root, value, "");
+      const w = new Writer();
+      if (path.length === 1 && path[0] === 0) w.varint(0n); // the common case: a single 0
+      else { w.varint(BigInt(path.length * 2)); for (const i of path) w.varint(BigInt(i * 2)); } // zigzag
+      w.raw(body);
+      return w.result();
     };
   }
 
   // A JSON value framed for schema ``id`` (its registry answer ``found``; for Protobuf,
-  // ``serialized`` is its ?format=serialized descriptor).
-  function encode(id, found, value, serialized) {
+  // ``serialized`` is its ?format=serialized descriptor, ``imports`` those of the files it
+  // imports (protoImports), ``messageName`` the message to write, else the file's first).
+  function encode(id, found, value, serialized, imports = [], messageName = "") {
     const type = found.schemaType || "AVRO";
     let payload;
     if (type === "AVRO") payload = avroWriter(found.schema)(value);
     else if (type === "JSON") payload = new TextEncoder().encode(JSON.stringify(value));
-    else payload = protoWriter(serialized)(value);
+    else payload = protoWriter(serialized, imports, messageName)(value);
     const out = new Uint8Array(HEADER_BYTES + payload.length);
     new DataView(out.buffer).setUint32(1, id, false); // out[0] stays MAGIC (0)
     out.set(payload, HEADER_BYTES);
@@ -459,7 +508,7 @@ const SchemaDecode = (() => {
         const type = found.schemaType || "AVRO";
         if (type === "PROTOBUF") {
           const serialized = await fetchJson("/schemas/ids/" + id + "?format=serialized");
-          return { type, read: protoReader(serialized.schema) };
+          return { type, read: protoReader(serialized.schema, await protoImports(found, fetchJson)) };
         }
         if (type === "JSON") return { type, read: (bytes, pos) => JSON.parse(utf8.decode(bytes.subarray(pos))) };
         return { type, read: avroReader(found.schema) };
@@ -479,5 +528,5 @@ const SchemaDecode = (() => {
     return { id, type: found.type, value: found.read(bytes, HEADER_BYTES) };
   }
 
-  return { decode, encode };
+  return { decode, encode, protoImports };
 })();
