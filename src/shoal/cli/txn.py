@@ -1,5 +1,5 @@
-"""``shoal txn``: list and describe transactions, like Kafka's ``kafka-transactions.sh list``
-and ``describe``; ``abort`` says why it cannot run against shoal.
+"""``shoal txn``: list, describe and abort transactions, like Kafka's ``kafka-transactions.sh
+list``, ``describe`` and ``abort``.
 
 ``list`` asks every broker of the cluster (ListTransactions), ``describe`` asks the id's
 transaction coordinator (FindCoordinator, then DescribeTransactions), so both work against a
@@ -7,10 +7,10 @@ Kafka cluster as well. The requests go over the wire (:mod:`shoal.cli.txn_wire`)
 confluent-kafka has no transaction admin API.
 
 ``abort`` is Kafka's way to end a *hanging* transaction (one whose producer is gone but whose
-coordinator lost track of it): the tool writes an ABORT marker to the partition itself with
-WriteTxnMarkers (API 27), an inter-broker request. shoal does not serve it; there, an open
-transaction is aborted by the coordinator when its ``transaction.timeout.ms`` passes, or when a
-producer with the same ``transactional.id`` calls InitProducerId.
+coordinator lost track of it): it writes an ABORT marker to the partition itself with
+WriteTxnMarkers (API 27), sent to the partition's leader, for the producer id and epoch and the
+coordinator epoch that ``kafka-transactions.sh describe-producers`` (or ``find-hanging``) shows.
+The principal needs CLUSTER_ACTION on the cluster.
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ from shoal.cli.txn_wire import (
 from shoal.cli.wire import request
 
 TRANSACTIONAL_ID_NOT_FOUND: Final = 105
+ABORT_ERRORS: Final = {
+    3: "the partition does not exist",
+    31: "not authorized (CLUSTER_ACTION on the cluster is needed)",
+    47: "the producer epoch is older than the partition's (INVALID_PRODUCER_EPOCH)",
+    52: "the coordinator epoch is older than the partition's (TRANSACTION_COORDINATOR_FENCED)",
+}
+"""WriteTxnMarkers' errors for one partition, as an operator reads them."""
 STATES: Final = (
     "Empty",
     "Ongoing",
@@ -66,10 +73,13 @@ def add_txn_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     describe.set_defaults(run=run_describe, command_parser=describe)
 
     abort = actions.add_parser(
-        "abort", help="abort a hanging transaction (needs WriteTxnMarkers, which shoal lacks)"
+        "abort", help="abort a hanging transaction: write its ABORT marker (WriteTxnMarkers)"
     )
     abort.add_argument("--topic", required=True)
     abort.add_argument("--partition", type=int, required=True)
+    abort.add_argument("--producer-id", type=int, required=True)
+    abort.add_argument("--producer-epoch", type=int, required=True)
+    abort.add_argument("--coordinator-epoch", type=int, required=True)
     abort.set_defaults(run=run_abort, command_parser=abort)
     for parser in (listing, describe, abort):
         add_client_options(parser)
@@ -178,19 +188,50 @@ def run_describe(args: argparse.Namespace) -> int:
 
 def run_abort(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
-    address = _bootstrap_address(ctx)
+    topic, partition = str(args.topic), int(args.partition)
+    address = _leader(ctx, topic, partition)
     try:
-        supported = serves(address, WRITE_TXN_MARKERS, ctx.timeout_s)
-    except OSError as exc:
-        raise CliError(f"could not ask the broker for its API versions: {exc}") from None
-    if not supported:
-        raise CliError(
-            "not supported: aborting a hanging transaction writes its ABORT marker with "
-            "WriteTxnMarkers (API 27), which this broker does not serve; shoal's coordinator "
-            "aborts an open transaction when its transaction.timeout.ms passes, or when a "
-            "producer with the same transactional.id calls InitProducerId"
+        if not serves(address, WRITE_TXN_MARKERS, ctx.timeout_s):
+            raise CliError("the partition's leader does not serve WriteTxnMarkers (API 27)")
+        answer = request(
+            address,
+            WRITE_TXN_MARKERS,
+            1,
+            {
+                "markers": [
+                    {
+                        "producer_id": args.producer_id,
+                        "producer_epoch": args.producer_epoch,
+                        "transaction_result": False,
+                        "topics": [{"name": topic, "partition_indexes": [partition]}],
+                        "coordinator_epoch": args.coordinator_epoch,
+                    }
+                ]
+            },
+            ctx.timeout_s,
         )
-    raise CliError(
-        f"the broker serves WriteTxnMarkers, but shoal txn abort does not send it; abort "
-        f"{args.topic}-{args.partition}'s hanging transaction with kafka-transactions.sh abort"
-    )
+    except (OSError, struct.error, ValueError) as exc:
+        raise CliError(f"could not ask the leader of {topic}-{partition}: {exc}") from None
+    code = int(answer.markers[0].topics[0].partitions[0].error_code)
+    if code != 0:
+        reason = ABORT_ERRORS.get(code, f"error {code}")
+        raise CliError(f"could not abort the transaction on {topic}-{partition}: {reason}")
+    print(f"aborted the transaction of producer {args.producer_id} on {topic}-{partition}")
+    return 0
+
+
+def _leader(ctx: ClientContext, topic: str, partition: int) -> tuple[str, int]:
+    """The address of the partition's leader, from the cluster's metadata."""
+    _plaintext_only(ctx)
+    admin = AdminClient(ctx.config())
+    try:
+        metadata = admin.list_topics(topic=topic, timeout=ctx.timeout_s)
+    except KafkaException as exc:
+        raise ctx.unreachable(exc.args[0].code()) from None
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or partition not in found.partitions:
+        raise CliError(f"partition {topic}-{partition} does not exist")
+    leader = metadata.brokers.get(found.partitions[partition].leader)
+    if leader is None:
+        raise CliError(f"partition {topic}-{partition} has no leader")
+    return str(leader.host), int(leader.port)
