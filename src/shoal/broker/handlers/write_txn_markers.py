@@ -9,8 +9,9 @@ process), so this request comes from operators' tools.
 As Kafka: CLUSTER_ACTION on the cluster is needed, else every partition answers
 CLUSTER_AUTHORIZATION_FAILED and nothing is written. Per partition: one that does not exist
 answers UNKNOWN_TOPIC_OR_PARTITION; a marker whose producer epoch is older than the one the
-partition knows for that producer answers INVALID_PRODUCER_EPOCH (with a transaction version 2
-marker, an epoch equal to it too: a V2 marker carries the bumped epoch). A marker for a producer
+partition knows for that producer answers INVALID_PRODUCER_EPOCH, whatever the marker's
+transaction version (v2 of the request: Kafka 4.4 accepts a version 2 marker at the
+partition's epoch too, tests/differential/txn_marker_scenarios.py). A marker for a producer
 with no open transaction on the partition is written all the same, as Kafka does (it ends
 nothing and moves no reader). A written marker is answered once it is fsynced. For
 ``__consumer_offsets`` the marker makes the producer's pending offset commits committed or
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 
 DURABLE_WAIT_S_MAX: Final = 30.0
 """How long a marker's fsync is waited for before the partition answers REQUEST_TIMED_OUT."""
-TRANSACTION_VERSION_2: Final = 2
-"""A marker of transactions V2 (KIP-890): its epoch was bumped by the end of the transaction."""
 
 
 class _Topic(Protocol):
@@ -86,11 +85,6 @@ async def handle_write_txn_markers(
     return response_for(header.api_key, header.api_version, {"markers": markers})
 
 
-def _transaction_version(marker: _Marker) -> int:
-    """The marker's transaction version (v2+ of the request; 0 before)."""
-    return int(getattr(marker, "transaction_version", 0))
-
-
 async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> ErrorCode:
     producer_id, epoch = int(marker.producer_id), int(marker.producer_epoch)
     if producer_id < 0 or not 0 <= epoch <= EPOCH_MAX:
@@ -106,14 +100,8 @@ async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> Erro
                 await asyncio.wait_for(asyncio.shield(ended), DURABLE_WAIT_S_MAX)
             return ErrorCode.NONE
         entry = broker.producers.state(name, index, plog).get(producer_id)
-        if entry is not None:
-            stale = (
-                epoch <= entry.epoch
-                if _transaction_version(marker) >= TRANSACTION_VERSION_2
-                else epoch < entry.epoch
-            )
-            if stale:
-                return ErrorCode.INVALID_PRODUCER_EPOCH
+        if entry is not None and epoch < entry.epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
         batch = build_control_batch(
             producer_id,
             epoch,
