@@ -56,7 +56,13 @@ def test_txn_list_describe_and_abort(broker: EmbeddedBroker, cli: Cli) -> None:
     missing_partition = cli("txn", "abort", "--topic", "txn-cli", "--partition", "9", *ids)
     assert missing_partition.code == 1 and "txn-cli-9 does not exist" in missing_partition.err
     assert _committed_end(broker, 1) == 0  # held at the open transaction's first record
-    aborted = cli("txn", "abort", "--topic", "txn-cli", "--partition", "1", *ids)
+    where = ("--topic", "txn-cli", "--partition", "1")
+    both = cli("txn", "abort", *where, "--start-offset", "0", "--producer-id", pid)
+    assert both.code == 1 and "either --start-offset or all of" in both.err
+    nothing_there = cli("txn", "abort", *where, "--start-offset", "5")
+    assert nothing_there.code == 1 and "no transaction is open at offset 5" in nothing_there.err
+    # --start-offset finds the producer (DescribeProducers) as kafka-transactions does
+    aborted = cli("txn", "abort", *where, "--start-offset", "0")
     assert aborted.code == 0, aborted.err
     assert f"producer {pid} on txn-cli-1" in aborted.out
     assert _committed_end(broker, 1) == 2  # the record and the marker

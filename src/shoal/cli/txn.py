@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from shoal.cli.common import ClientContext, CliError, add_client_options
 from shoal.cli.txn_wire import (
+    DESCRIBE_PRODUCERS,
     LIST_TRANSACTIONS,
     WRITE_TXN_MARKERS,
     describe_transactions,
@@ -77,9 +78,15 @@ def add_txn_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     abort.add_argument("--topic", required=True)
     abort.add_argument("--partition", type=int, required=True)
-    abort.add_argument("--producer-id", type=int, required=True)
-    abort.add_argument("--producer-epoch", type=int, required=True)
-    abort.add_argument("--coordinator-epoch", type=int, required=True)
+    abort.add_argument(
+        "--start-offset",
+        type=int,
+        help="the open transaction's first offset (its producer is looked up with "
+        "DescribeProducers); or give the three ids below",
+    )
+    abort.add_argument("--producer-id", type=int)
+    abort.add_argument("--producer-epoch", type=int)
+    abort.add_argument("--coordinator-epoch", type=int)
     abort.set_defaults(run=run_abort, command_parser=abort)
     for parser in (listing, describe, abort):
         add_client_options(parser)
@@ -189,10 +196,21 @@ def run_describe(args: argparse.Namespace) -> int:
 def run_abort(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
     topic, partition = str(args.topic), int(args.partition)
+    ids = (args.producer_id, args.producer_epoch, args.coordinator_epoch)
+    by_offset = args.start_offset is not None and all(i is None for i in ids)
+    by_ids = args.start_offset is None and None not in ids
+    if not (by_offset or by_ids):
+        raise CliError(
+            "give either --start-offset or all of --producer-id, --producer-epoch and "
+            "--coordinator-epoch"
+        )
     address = _leader(ctx, topic, partition)
     try:
         if not serves(address, WRITE_TXN_MARKERS, ctx.timeout_s):
             raise CliError("the partition's leader does not serve WriteTxnMarkers (API 27)")
+        if args.start_offset is not None:
+            ids = _open_at(address, topic, partition, int(args.start_offset), ctx.timeout_s)
+        producer_id, producer_epoch, coordinator_epoch = ids
         answer = request(
             address,
             WRITE_TXN_MARKERS,
@@ -200,11 +218,11 @@ def run_abort(args: argparse.Namespace) -> int:
             {
                 "markers": [
                     {
-                        "producer_id": args.producer_id,
-                        "producer_epoch": args.producer_epoch,
+                        "producer_id": producer_id,
+                        "producer_epoch": producer_epoch,
                         "transaction_result": False,
                         "topics": [{"name": topic, "partition_indexes": [partition]}],
-                        "coordinator_epoch": args.coordinator_epoch,
+                        "coordinator_epoch": coordinator_epoch,
                     }
                 ]
             },
@@ -216,8 +234,35 @@ def run_abort(args: argparse.Namespace) -> int:
     if code != 0:
         reason = ABORT_ERRORS.get(code, f"error {code}")
         raise CliError(f"could not abort the transaction on {topic}-{partition}: {reason}")
-    print(f"aborted the transaction of producer {args.producer_id} on {topic}-{partition}")
+    print(f"aborted the transaction of producer {producer_id} on {topic}-{partition}")
     return 0
+
+
+def _open_at(
+    address: tuple[str, int], topic: str, partition: int, start: int, timeout_s: float
+) -> tuple[int, int, int]:
+    """The producer id, epoch and coordinator epoch of the transaction open at ``start``
+    (DescribeProducers), as kafka-transactions abort --start-offset finds them."""
+    answer = request(
+        address,
+        DESCRIBE_PRODUCERS,
+        0,
+        {"topics": [{"name": topic, "partition_indexes": [partition]}]},
+        timeout_s,
+    )
+    described = answer.topics[0].partitions[0]
+    if int(described.error_code) != 0:
+        raise CliError(
+            f"DescribeProducers of {topic}-{partition} failed with error "
+            f"{int(described.error_code)}: {described.error_message}"
+        )
+    for producer in described.active_producers:
+        if int(producer.current_txn_start_offset) == start:
+            # A producer that has seen no marker has coordinator epoch -1: Kafka's tool then
+            # sends 0, the lowest a coordinator has.
+            coordinator_epoch = max(0, int(producer.coordinator_epoch))
+            return int(producer.producer_id), int(producer.producer_epoch), coordinator_epoch
+    raise CliError(f"no transaction is open at offset {start} of {topic}-{partition}")
 
 
 def _leader(ctx: ClientContext, topic: str, partition: int) -> tuple[str, int]:
