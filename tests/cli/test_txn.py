@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from shoal.embedded import EmbeddedBroker
 from tests.broker.transactions.clients import TIMEOUT_S, transactional_producer
@@ -48,15 +49,42 @@ def test_txn_list_describe_and_abort(broker: EmbeddedBroker, cli: Cli) -> None:
     missing = cli("txn", "describe", "no-such-id")
     assert missing.code == 1 and "'no-such-id' not found" in missing.err
 
-    # shoal serves no WriteTxnMarkers: abort says so and changes nothing.
-    aborted = cli("txn", "abort", "--topic", "txn-cli", "--partition", "1")
-    assert aborted.code == 1 and "WriteTxnMarkers (API 27)" in aborted.err
-    assert json.loads(cli("txn", "describe", "cli-open", "--format", "json").out)["state"] == (
-        "Ongoing"
-    )
+    # abort writes the ABORT marker (WriteTxnMarkers) for the open transaction's producer: the
+    # partition's read_committed end moves past it; the producer's own commit then ends nothing.
+    pid = rows["cli-open"][2]
+    ids = ("--producer-id", pid, "--producer-epoch", "0", "--coordinator-epoch", "0")
+    missing_partition = cli("txn", "abort", "--topic", "txn-cli", "--partition", "9", *ids)
+    assert missing_partition.code == 1 and "txn-cli-9 does not exist" in missing_partition.err
+    assert _committed_end(broker, 1) == 0  # held at the open transaction's first record
+    where = ("--topic", "txn-cli", "--partition", "1")
+    both = cli("txn", "abort", *where, "--start-offset", "0", "--producer-id", pid)
+    assert both.code == 1 and "either --start-offset or all of" in both.err
+    nothing_there = cli("txn", "abort", *where, "--start-offset", "5")
+    assert nothing_there.code == 1 and "no transaction is open at offset 5" in nothing_there.err
+    # --start-offset finds the producer (DescribeProducers) as kafka-transactions does
+    aborted = cli("txn", "abort", *where, "--start-offset", "0")
+    assert aborted.code == 0, aborted.err
+    assert f"producer {pid} on txn-cli-1" in aborted.out
+    assert _committed_end(broker, 1) == 2  # the record and the marker
     hanging.commit_transaction(TIMEOUT_S)
 
     unreachable = cli("txn", "describe", "x", "-b", f"127.0.0.1:{closed_port()}")
     assert unreachable.code == 1 and "could not ask the coordinator" in unreachable.err
     tls = cli("txn", "list", "-X", "security.protocol=SSL")
     assert tls.code == 1 and "PLAINTEXT" in tls.err
+
+
+def _committed_end(broker: EmbeddedBroker, partition: int) -> int:
+    """The end a read_committed consumer sees on txn-cli (its last stable offset)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": "cli-lso",
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        low_high = consumer.get_watermark_offsets(TopicPartition("txn-cli", partition), TIMEOUT_S)
+        return int(low_high[1])
+    finally:
+        consumer.close()

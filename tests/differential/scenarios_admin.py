@@ -444,7 +444,7 @@ def list_config_resources(bootstrap: str) -> Result:
 
 # --- versions ----------------------------------------------------------------------------------
 
-ADMIN_API_KEYS = (34, 35, 43, 45, 46, 55, 57, 61, 74)
+ADMIN_API_KEYS = (34, 35, 43, 45, 46, 55, 57, 61, 74, 27)  # 27: WriteTxnMarkers (issue 14)
 
 
 def advertised_versions(bootstrap: str) -> Result:

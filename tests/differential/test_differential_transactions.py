@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shoal.embedded import EmbeddedBroker
+from tests.differential.txn_marker_scenarios import TXN_MARKER_SCENARIOS
 from tests.differential.txn_scenarios import TXN_SCENARIOS
 from tests.differential.txn_v2_scenarios import TXN_V2_SCENARIOS
 from tests.peers.kafka_peer import KafkaPeer
@@ -13,7 +14,7 @@ from tests.peers.kafka_peer import KafkaPeer
 pytestmark = pytest.mark.integration
 
 
-ALL_SCENARIOS = TXN_SCENARIOS | TXN_V2_SCENARIOS
+ALL_SCENARIOS = TXN_SCENARIOS | TXN_V2_SCENARIOS | TXN_MARKER_SCENARIOS
 
 
 @pytest.mark.parametrize("scenario", sorted(ALL_SCENARIOS))

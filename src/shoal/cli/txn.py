@@ -1,5 +1,5 @@
-"""``shoal txn``: list and describe transactions, like Kafka's ``kafka-transactions.sh list``
-and ``describe``; ``abort`` says why it cannot run against shoal.
+"""``shoal txn``: list, describe and abort transactions, like Kafka's ``kafka-transactions.sh
+list``, ``describe`` and ``abort``.
 
 ``list`` asks every broker of the cluster (ListTransactions), ``describe`` asks the id's
 transaction coordinator (FindCoordinator, then DescribeTransactions), so both work against a
@@ -7,10 +7,10 @@ Kafka cluster as well. The requests go over the wire (:mod:`shoal.cli.txn_wire`)
 confluent-kafka has no transaction admin API.
 
 ``abort`` is Kafka's way to end a *hanging* transaction (one whose producer is gone but whose
-coordinator lost track of it): the tool writes an ABORT marker to the partition itself with
-WriteTxnMarkers (API 27), an inter-broker request. shoal does not serve it; there, an open
-transaction is aborted by the coordinator when its ``transaction.timeout.ms`` passes, or when a
-producer with the same ``transactional.id`` calls InitProducerId.
+coordinator lost track of it): it writes an ABORT marker to the partition itself with
+WriteTxnMarkers (API 27), sent to the partition's leader, for the producer id and epoch and the
+coordinator epoch that ``kafka-transactions.sh describe-producers`` (or ``find-hanging``) shows.
+The principal needs CLUSTER_ACTION on the cluster.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from shoal.cli.common import ClientContext, CliError, add_client_options
 from shoal.cli.txn_wire import (
+    DESCRIBE_PRODUCERS,
     LIST_TRANSACTIONS,
     WRITE_TXN_MARKERS,
     describe_transactions,
@@ -34,6 +35,13 @@ from shoal.cli.txn_wire import (
 from shoal.cli.wire import request
 
 TRANSACTIONAL_ID_NOT_FOUND: Final = 105
+ABORT_ERRORS: Final = {
+    3: "the partition does not exist",
+    31: "not authorized (CLUSTER_ACTION on the cluster is needed)",
+    47: "the producer epoch is older than the partition's (INVALID_PRODUCER_EPOCH)",
+    52: "the coordinator epoch is older than the partition's (TRANSACTION_COORDINATOR_FENCED)",
+}
+"""WriteTxnMarkers' errors for one partition, as an operator reads them."""
 STATES: Final = (
     "Empty",
     "Ongoing",
@@ -66,10 +74,19 @@ def add_txn_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     describe.set_defaults(run=run_describe, command_parser=describe)
 
     abort = actions.add_parser(
-        "abort", help="abort a hanging transaction (needs WriteTxnMarkers, which shoal lacks)"
+        "abort", help="abort a hanging transaction: write its ABORT marker (WriteTxnMarkers)"
     )
     abort.add_argument("--topic", required=True)
     abort.add_argument("--partition", type=int, required=True)
+    abort.add_argument(
+        "--start-offset",
+        type=int,
+        help="the open transaction's first offset (its producer is looked up with "
+        "DescribeProducers); or give the three ids below",
+    )
+    abort.add_argument("--producer-id", type=int)
+    abort.add_argument("--producer-epoch", type=int)
+    abort.add_argument("--coordinator-epoch", type=int)
     abort.set_defaults(run=run_abort, command_parser=abort)
     for parser in (listing, describe, abort):
         add_client_options(parser)
@@ -178,19 +195,88 @@ def run_describe(args: argparse.Namespace) -> int:
 
 def run_abort(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
-    address = _bootstrap_address(ctx)
-    try:
-        supported = serves(address, WRITE_TXN_MARKERS, ctx.timeout_s)
-    except OSError as exc:
-        raise CliError(f"could not ask the broker for its API versions: {exc}") from None
-    if not supported:
+    topic, partition = str(args.topic), int(args.partition)
+    ids = (args.producer_id, args.producer_epoch, args.coordinator_epoch)
+    by_offset = args.start_offset is not None and all(i is None for i in ids)
+    by_ids = args.start_offset is None and None not in ids
+    if not (by_offset or by_ids):
         raise CliError(
-            "not supported: aborting a hanging transaction writes its ABORT marker with "
-            "WriteTxnMarkers (API 27), which this broker does not serve; shoal's coordinator "
-            "aborts an open transaction when its transaction.timeout.ms passes, or when a "
-            "producer with the same transactional.id calls InitProducerId"
+            "give either --start-offset or all of --producer-id, --producer-epoch and "
+            "--coordinator-epoch"
         )
-    raise CliError(
-        f"the broker serves WriteTxnMarkers, but shoal txn abort does not send it; abort "
-        f"{args.topic}-{args.partition}'s hanging transaction with kafka-transactions.sh abort"
+    address = _leader(ctx, topic, partition)
+    try:
+        if not serves(address, WRITE_TXN_MARKERS, ctx.timeout_s):
+            raise CliError("the partition's leader does not serve WriteTxnMarkers (API 27)")
+        if args.start_offset is not None:
+            ids = _open_at(address, topic, partition, int(args.start_offset), ctx.timeout_s)
+        producer_id, producer_epoch, coordinator_epoch = ids
+        answer = request(
+            address,
+            WRITE_TXN_MARKERS,
+            1,
+            {
+                "markers": [
+                    {
+                        "producer_id": producer_id,
+                        "producer_epoch": producer_epoch,
+                        "transaction_result": False,
+                        "topics": [{"name": topic, "partition_indexes": [partition]}],
+                        "coordinator_epoch": coordinator_epoch,
+                    }
+                ]
+            },
+            ctx.timeout_s,
+        )
+    except (OSError, struct.error, ValueError) as exc:
+        raise CliError(f"could not ask the leader of {topic}-{partition}: {exc}") from None
+    code = int(answer.markers[0].topics[0].partitions[0].error_code)
+    if code != 0:
+        reason = ABORT_ERRORS.get(code, f"error {code}")
+        raise CliError(f"could not abort the transaction on {topic}-{partition}: {reason}")
+    print(f"aborted the transaction of producer {producer_id} on {topic}-{partition}")
+    return 0
+
+
+def _open_at(
+    address: tuple[str, int], topic: str, partition: int, start: int, timeout_s: float
+) -> tuple[int, int, int]:
+    """The producer id, epoch and coordinator epoch of the transaction open at ``start``
+    (DescribeProducers), as kafka-transactions abort --start-offset finds them."""
+    answer = request(
+        address,
+        DESCRIBE_PRODUCERS,
+        0,
+        {"topics": [{"name": topic, "partition_indexes": [partition]}]},
+        timeout_s,
     )
+    described = answer.topics[0].partitions[0]
+    if int(described.error_code) != 0:
+        raise CliError(
+            f"DescribeProducers of {topic}-{partition} failed with error "
+            f"{int(described.error_code)}: {described.error_message}"
+        )
+    for producer in described.active_producers:
+        if int(producer.current_txn_start_offset) == start:
+            # A producer that has seen no marker has coordinator epoch -1: Kafka's tool then
+            # sends 0, the lowest a coordinator has.
+            coordinator_epoch = max(0, int(producer.coordinator_epoch))
+            return int(producer.producer_id), int(producer.producer_epoch), coordinator_epoch
+    raise CliError(f"no transaction is open at offset {start} of {topic}-{partition}")
+
+
+def _leader(ctx: ClientContext, topic: str, partition: int) -> tuple[str, int]:
+    """The address of the partition's leader, from the cluster's metadata."""
+    _plaintext_only(ctx)
+    admin = AdminClient(ctx.config())
+    try:
+        metadata = admin.list_topics(topic=topic, timeout=ctx.timeout_s)
+    except KafkaException as exc:
+        raise ctx.unreachable(exc.args[0].code()) from None
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or partition not in found.partitions:
+        raise CliError(f"partition {topic}-{partition} does not exist")
+    leader = metadata.brokers.get(found.partitions[partition].leader)
+    if leader is None:
+        raise CliError(f"partition {topic}-{partition} has no leader")
+    return str(leader.host), int(leader.port)

@@ -18,6 +18,7 @@ FIND_COORDINATOR: Final = 10
 DESCRIBE_TRANSACTIONS: Final = 65
 LIST_TRANSACTIONS: Final = 66
 WRITE_TXN_MARKERS: Final = 27
+DESCRIBE_PRODUCERS: Final = 61
 TRANSACTION_KEY_TYPE: Final = 1
 """FindCoordinator's key type of a transactional id."""
 

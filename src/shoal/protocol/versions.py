@@ -50,6 +50,7 @@ class ApiKey(IntEnum):
     ADD_PARTITIONS_TO_TXN = 24
     ADD_OFFSETS_TO_TXN = 25
     END_TXN = 26
+    WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
     DESCRIBE_ACLS = 29
     CREATE_ACLS = 30
@@ -177,6 +178,8 @@ SUPPORTED_APIS: Final[Mapping[int, ApiVersionRange]] = MappingProxyType(
             # v5 is transactions V2 (KIP-890 part 2: an epoch bump per transaction, answered).
             _api(ApiKey.END_TXN, 0, 5, 3),
             _api(ApiKey.TXN_OFFSET_COMMIT, 0, 5, 3),
+            # Operators' kafka-transactions.sh abort (issue 14, txn7b); v0 removed by Kafka 4.0.
+            _api(ApiKey.WRITE_TXN_MARKERS, 1, 2, 1),
             _api(ApiKey.DESCRIBE_ACLS, 1, 3, 2),
             _api(ApiKey.CREATE_ACLS, 1, 3, 2),
             _api(ApiKey.DELETE_ACLS, 1, 3, 2),

@@ -900,6 +900,31 @@ CASES: Final[tuple[Case, ...]] = (
         {"transactional_ids": [TXN_ID]},
         (Need(_txn("DESCRIBE"), TXN_DENIED, ("transaction_states", 0, "error_code")),),
     ),
+    # An operator's marker (kafka-transactions abort; issue 14, txn7b): granted, an ABORT
+    # marker for a producer with nothing open on the partition, written and harmless.
+    Case(
+        "WriteTxnMarkers",
+        27,
+        1,
+        {
+            "markers": [
+                {
+                    "producer_id": 4242,
+                    "producer_epoch": 0,
+                    "transaction_result": False,
+                    "topics": [{"name": TOPIC, "partition_indexes": [0]}],
+                    "coordinator_epoch": 0,
+                }
+            ]
+        },
+        (
+            Need(
+                _cluster("CLUSTER_ACTION"),
+                CLUSTER_DENIED,
+                ("markers", 0, "topics", 0, "partitions", 0, "error_code"),
+            ),
+        ),
+    ),
 )
 
 VARIANTS: Final[tuple[Variant, ...]] = tuple(v for case in CASES for v in variants(case))

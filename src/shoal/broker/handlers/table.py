@@ -79,6 +79,7 @@ from shoal.broker.handlers.share_group_heartbeat import handle_share_group_heart
 from shoal.broker.handlers.sync_group import handle_sync_group
 from shoal.broker.handlers.txn_offset_commit import handle_txn_offset_commit
 from shoal.broker.handlers.update_features import handle_update_features
+from shoal.broker.handlers.write_txn_markers import handle_write_txn_markers
 from shoal.protocol import ApiKey
 
 # Keyed by ApiKey members; typed by int because the request header's key is a plain int. A
@@ -142,6 +143,8 @@ HANDLERS: Final[Mapping[int, Handler]] = {
     ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
     ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,
     ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
+    # Hanging transactions: kafka-transactions.sh abort (issue 14, txn7b).
+    ApiKey.WRITE_TXN_MARKERS: handle_write_txn_markers,
     # KIP-932 share groups (issue 16, slice K).
     ApiKey.SHARE_GROUP_HEARTBEAT: handle_share_group_heartbeat,
     ApiKey.SHARE_GROUP_DESCRIBE: handle_share_group_describe,

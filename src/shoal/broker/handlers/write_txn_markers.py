@@ -1,0 +1,125 @@
+"""WriteTxnMarkers (27): write COMMIT or ABORT markers to partitions this broker leads.
+
+In Kafka the transaction coordinator sends it to partition leaders; operators send it too, with
+``kafka-transactions.sh abort``, to end a *hanging* transaction (its producer gone, its
+coordinator no longer tracking it), which otherwise holds every read_committed reader of the
+partition at its first offset. shoal's own coordinator writes its markers directly (one
+process), so this request comes from operators' tools.
+
+As Kafka: CLUSTER_ACTION on the cluster is needed, else every partition answers
+CLUSTER_AUTHORIZATION_FAILED and nothing is written. Per partition: one that does not exist
+answers UNKNOWN_TOPIC_OR_PARTITION; a marker whose producer epoch is older than the one the
+partition knows for that producer answers INVALID_PRODUCER_EPOCH, whatever the marker's
+transaction version (v2 of the request: Kafka 4.4 accepts a version 2 marker at the
+partition's epoch too, tests/differential/txn_marker_scenarios.py). A marker for a producer
+with no open transaction on the partition is written all the same, as Kafka does (it ends
+nothing and moves no reader). A written marker is answered once it is fsynced. For
+``__consumer_offsets`` the marker makes the producer's pending offset commits committed or
+drops them, in shoal's offsets-log format (see :mod:`shoal.broker.transactions`).
+
+Not done: Kafka refuses with TRANSACTION_COORDINATOR_FENCED a marker whose coordinator epoch is
+below the last one the partition saw for the producer; shoal keeps no coordinator epoch per
+producer, so it does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, Protocol
+
+from shoal.broker.handlers.hosted import hosted_partition
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.producer_state import EPOCH_MAX, Rejected
+from shoal.protocol import ErrorCode, Request, ResponseBody
+from shoal.protocol.build import response_for
+from shoal.protocol.shape import request_body
+from shoal.records.control import build_control_batch
+from shoal.records.header import read_header
+from shoal.security.acl import AclOperation
+from shoal.storage import AppendInfo, StorageError
+
+if TYPE_CHECKING:
+    from shoal.broker.broker import Broker
+    from shoal.broker.context import RequestContext
+
+DURABLE_WAIT_S_MAX: Final = 30.0
+"""How long a marker's fsync is waited for before the partition answers REQUEST_TIMED_OUT."""
+
+
+class _Topic(Protocol):
+    name: str
+    partition_indexes: Sequence[int]
+
+
+class _Marker(Protocol):
+    producer_id: int
+    producer_epoch: int
+    transaction_result: bool
+    topics: Sequence[_Topic]
+    coordinator_epoch: int
+
+
+class _WriteTxnMarkersRequest(Protocol):
+    markers: Sequence[_Marker]
+
+
+async def handle_write_txn_markers(
+    broker: Broker, ctx: RequestContext, request: Request
+) -> ResponseBody:
+    header, body = request.header, request_body(request.body, _WriteTxnMarkersRequest)
+    allowed = broker.authorize_cluster(ctx, AclOperation.CLUSTER_ACTION)
+    markers = []
+    for marker in body.markers:
+        topics = []
+        for topic in marker.topics:
+            partitions = []
+            for index in topic.partition_indexes:
+                if allowed:
+                    code = await _write(broker, marker, str(topic.name), int(index))
+                else:
+                    code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+                partitions.append({"partition_index": int(index), "error_code": code})
+            topics.append({"name": str(topic.name), "partitions": partitions})
+        markers.append({"producer_id": int(marker.producer_id), "topics": topics})
+    return response_for(header.api_key, header.api_version, {"markers": markers})
+
+
+async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> ErrorCode:
+    producer_id, epoch = int(marker.producer_id), int(marker.producer_epoch)
+    if producer_id < 0 or not 0 <= epoch <= EPOCH_MAX:
+        return ErrorCode.INVALID_REQUEST  # no producer to end a transaction of
+    plog = hosted_partition(broker, name, index)
+    if plog is None:
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    commit = bool(marker.transaction_result)
+    try:
+        if name == OFFSETS_TOPIC:
+            ended = broker.groups.end_txn_offsets(producer_id, commit)
+            if ended is not None:
+                await asyncio.wait_for(asyncio.shield(ended), DURABLE_WAIT_S_MAX)
+            return ErrorCode.NONE
+        entry = broker.producers.state(name, index, plog).get(producer_id)
+        if entry is not None and epoch < entry.epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        batch = build_control_batch(
+            producer_id,
+            epoch,
+            commit=commit,
+            coordinator_epoch=int(marker.coordinator_epoch),
+            timestamp=broker.clock.now_ms(),
+        )
+        result = broker.append(name, index, plog, batch, read_header(batch))
+        if isinstance(result, Rejected):  # markers pass the producer check: defensive
+            return result.error_code
+        if not isinstance(result, AppendInfo):
+            return ErrorCode.NONE  # a Duplicate: never for a marker, which has no sequence
+        await asyncio.wait_for(
+            asyncio.shield(asyncio.wrap_future(plog.wait_durable(result.last_offset))),
+            DURABLE_WAIT_S_MAX,
+        )
+    except StorageError as exc:
+        return ErrorCode(exc.kafka_error_code)
+    except TimeoutError:
+        return ErrorCode.REQUEST_TIMED_OUT
+    return ErrorCode.NONE
