@@ -36,6 +36,7 @@ GROUP, TOPIC = "workers", "jobs"
 DELETE_SHARE_GROUP_OFFSETS = 92
 ACCEPT = 1
 RECORDS = 4
+WAIT_S_MAX = 30.0
 
 
 @pytest.fixture
@@ -113,11 +114,13 @@ def test_a_fetch_while_the_tombstone_is_written_does_not_see_the_old_state(
 ) -> None:
     gate = threading.Event()
     tombstones: list[object] = []
+    tombstone_waits = asyncio.Event()
 
     async def gated_thread(call: Callable[[], None]) -> None:
         # The writer hands over functools.partial(plog.write_side_file, name, payload).
         if getattr(call, "args", (None, None))[1] == encode_deleted(GROUP):
             tombstones.append(call)
+            tombstone_waits.set()
             await asyncio.to_thread(gate.wait)  # the tombstones wait at the gate
         await asyncio.to_thread(call)
 
@@ -127,10 +130,9 @@ def test_a_fetch_while_the_tombstone_is_written_does_not_see_the_old_state(
         await _accept_first_record(broker)
         broker.share_groups.partitions.clear()  # as after a restart: the state is on disk only
         deleting = asyncio.create_task(_delete(broker))
-        for _ in range(1000):  # a bound, not a time: until a tombstone write waits at the gate
-            if tombstones:
-                break
-            await asyncio.sleep(0)
+        # Until a tombstone write waits at the gate: the request first reads the state on a
+        # worker thread, which a loaded machine can make slow (the bound catches a hang only).
+        await asyncio.wait_for(tombstone_waits.wait(), WAIT_S_MAX)
         assert tombstones, "the request wrote no tombstone"
         plog = _plog(broker, 0)
         start = broker.share_groups.share_partition(GROUP, TOPIC, 0, plog).start_offset
