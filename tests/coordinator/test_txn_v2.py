@@ -44,7 +44,11 @@ def end(c: TransactionCoordinator, pid: int, epoch: int, commit: bool) -> tuple[
         c.complete(result.work)
         meta = c.get("t")
         assert meta is not None
-        return result.error, meta.producer_id, meta.producer_epoch
+        # The answer decided with the end is where the metadata is once the markers are in.
+        assert (result.producer_id, result.producer_epoch) == (
+            meta.producer_id,
+            meta.producer_epoch,
+        )
     return result.error, result.producer_id, result.producer_epoch
 
 
@@ -267,3 +271,87 @@ def test_old_json_records_still_load(tmp_path: Path) -> None:
     assert (state["t"].previous_producer_id, state["t"].next_producer_id) == (-1, -1)
     assert (state["u"].producer_id, state["u"].producer_epoch) == (8, 4)
     logs.close()
+
+
+# -- review findings: fencing that must never hand two instances the same id and epoch -------
+
+
+def test_the_end_answer_is_decided_with_the_end_not_read_back_after_the_markers() -> None:
+    """A new instance's InitProducerId between the markers and the EndTxn v5 answer bumps the
+    epoch; the old instance must still be answered the epoch its end made, not the new one's."""
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    begin(c, pid, 0)
+    result = c.end_txn("t", pid, 0, True, bump_epoch=True)
+    assert result.work is not None
+    c.complete(result.work)
+    newcomer = c.init_producer_id("t", TIMEOUT_MS)
+    assert (newcomer.error, newcomer.producer_id, newcomer.producer_epoch) == (E.NONE, pid, 2)
+    assert (result.error, result.producer_id, result.producer_epoch) == (E.NONE, pid, 1)
+
+
+def test_a_rotation_asked_by_a_new_instance_fences_the_old_id_at_its_last_epoch() -> None:
+    """Kafka's prepareProducerIdRotation keeps the old epoch as the last one only when the
+    request named the producer: a zombie presenting the old id is then fenced, not handed the
+    new instance's id and epoch."""
+    c = make()
+    old = c.init_producer_id("t", TIMEOUT_MS)
+    meta = c.get("t")
+    assert meta is not None
+    meta.producer_epoch = EPOCH_MAX - 1
+    newcomer = c.init_producer_id("t", TIMEOUT_MS)
+    assert newcomer.error is E.NONE and newcomer.producer_id != old.producer_id
+    zombie = c.init_producer_id("t", TIMEOUT_MS, old.producer_id, EPOCH_MAX - 1)
+    assert zombie.error is E.PRODUCER_FENCED
+
+
+def test_a_rotation_asked_by_the_producer_itself_answers_its_retry() -> None:
+    c = make()
+    old = c.init_producer_id("t", TIMEOUT_MS)
+    meta = c.get("t")
+    assert meta is not None
+    meta.producer_epoch = EPOCH_MAX - 1
+    first = c.init_producer_id("t", TIMEOUT_MS, old.producer_id, EPOCH_MAX - 1)
+    assert first.error is E.NONE and first.producer_id != old.producer_id
+    retry = c.init_producer_id("t", TIMEOUT_MS, old.producer_id, EPOCH_MAX - 1)
+    assert (retry.error, retry.producer_id, retry.producer_epoch) == (E.NONE, first.producer_id, 0)
+
+
+def test_a_fenced_instance_is_not_handed_the_epoch_that_fenced_it() -> None:
+    """Kafka's prepareFenceProducerEpoch clears the last epoch: the fenced instance's
+    InitProducerId with its old epoch is PRODUCER_FENCED (not a retry of a bump)."""
+    c = make()
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    begin(c, pid, 0)
+    fencing = c.init_producer_id("t", TIMEOUT_MS)
+    assert fencing.error is E.CONCURRENT_TRANSACTIONS and fencing.work is not None
+    c.complete(fencing.work)
+    zombie = c.init_producer_id("t", TIMEOUT_MS, pid, 0)
+    assert zombie.error is E.PRODUCER_FENCED
+    newcomer = c.init_producer_id("t", TIMEOUT_MS)
+    assert (newcomer.error, newcomer.producer_id, newcomer.producer_epoch) == (E.NONE, pid, 2)
+
+
+def test_no_epoch_past_the_last_is_ever_handed_out_or_logged() -> None:
+    """A transaction opened the classic way and fenced by its timeout on the exhausted epoch
+    ends on EPOCH_MAX: an EndTxn v5 retry is then fenced (InitProducerId rotates the id) and
+    the state stays loggable."""
+    clock = FakeClock()
+    ids = itertools.count(1000)
+    c = TransactionCoordinator(clock, lambda: next(ids))
+    pid = c.init_producer_id("t", TIMEOUT_MS).producer_id
+    meta = c.get("t")
+    assert meta is not None
+    meta.producer_epoch = EPOCH_MAX - 1
+    assert c.add_partitions("t", pid, EPOCH_MAX - 1, [TP]) is E.NONE  # classic: version 0
+    clock.advance(TIMEOUT_MS + 1)
+    for work in c.abort_timed_out():
+        c.complete(work)
+    assert meta.producer_epoch == EPOCH_MAX
+    retry = c.end_txn("t", pid, EPOCH_MAX - 1, False, bump_epoch=True)
+    assert retry.error is E.PRODUCER_FENCED
+    assert c.end_txn("t", pid, EPOCH_MAX, True, bump_epoch=True).error is not E.NONE
+    assert meta.producer_epoch == EPOCH_MAX
+    txn_value(meta)  # still encodable: the epoch fits the record's int16
+    rotated = c.init_producer_id("t", TIMEOUT_MS)
+    assert rotated.error is E.NONE and (rotated.producer_id, rotated.producer_epoch) != (pid, 0)

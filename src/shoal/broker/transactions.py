@@ -171,10 +171,8 @@ class TransactionService:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, -1
         if result.work is not None:
             error = await self._prepare_and_finish(result.work)
-            meta = self.coordinator.get(transactional_id)
-            if error is not ErrorCode.NONE or meta is None:
+            if error is not ErrorCode.NONE:
                 return error, -1, -1
-            return ErrorCode.NONE, meta.producer_id, meta.producer_epoch
         return result.error, result.producer_id, result.producer_epoch
 
     # -- markers ---------------------------------------------------------------------------

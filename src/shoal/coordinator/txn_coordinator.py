@@ -114,7 +114,7 @@ class EndResult:
     work: MarkerWork | None = None
     producer_id: int = NO_PRODUCER_ID
     """Transactions V2 (EndTxn v5): the producer id and epoch of the producer's next
-    transaction, read from the metadata once the transaction is complete."""
+    transaction, decided with the end (the answer once its markers are written)."""
     producer_epoch: int = NO_PRODUCER_EPOCH
 
 
@@ -200,10 +200,12 @@ class TransactionCoordinator:
             if (
                 producer_id == meta.previous_producer_id != meta.producer_id
                 and producer_epoch >= EPOCH_MAX - 1
+                and producer_epoch == meta.last_producer_epoch
                 and meta.state is not TxnState.ONGOING
             ):
                 # A retry from before a rotation (the exhausted epoch of the id it replaced,
-                # as Kafka accepts it): the rotated id is the answer.
+                # which the rotation recorded as the last epoch, as Kafka accepts it): the
+                # rotated id is the answer. Anyone else presenting the old id is fenced.
                 return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
             if producer_id != meta.producer_id:
                 return InitResult(ErrorCode.PRODUCER_FENCED)
@@ -214,7 +216,7 @@ class TransactionCoordinator:
                 return InitResult(ErrorCode.PRODUCER_FENCED)
         if meta.state is TxnState.ONGOING:
             return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS, work=self._fence(meta, now))
-        self._bump_epoch(meta, now)
+        self._bump_epoch(meta, now, requested=producer_id != NO_PRODUCER_ID)
         meta.state = next_state(transactional_id, meta.state, TxnEvent.INIT)
         meta.timeout_ms = timeout_ms
         meta.partitions = set()
@@ -222,14 +224,18 @@ class TransactionCoordinator:
         self._store(meta)
         return InitResult(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
 
-    def _bump_epoch(self, meta: TxnMetadata, now: int) -> None:
+    def _bump_epoch(self, meta: TxnMetadata, now: int, *, requested: bool) -> None:
+        """``requested``: the InitProducerId named the producer id and epoch (a client
+        recovering its own id), not a new instance."""
         if meta.producer_epoch >= EPOCH_MAX - 1:
             # The epoch is exhausted: a new producer id starts again at 0 (Kafka does the same),
-            # keeping one epoch in reserve for fencing.
+            # keeping one epoch in reserve for fencing. As Kafka's prepareProducerIdRotation,
+            # the old epoch is kept as the last one only when the requester named it, so that
+            # only its retry is answered with the new id, never a zombie's request.
             self._by_producer_id.pop(meta.producer_id, None)
             meta.previous_producer_id = meta.producer_id
             meta.producer_id = self._allocate()
-            meta.last_producer_epoch = NO_PRODUCER_EPOCH
+            meta.last_producer_epoch = meta.producer_epoch if requested else NO_PRODUCER_EPOCH
             meta.producer_epoch = 0
         else:
             # Kafka's epoch bump names the id it bumps as the previous one too (its log
@@ -249,7 +255,13 @@ class TransactionCoordinator:
             # rotated once the abort's markers (epoch EPOCH_MAX) are written, see complete().
             meta.next_producer_id = self._allocate()
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.FENCE)
-        meta.last_producer_epoch = meta.producer_epoch
+        # As Kafka's prepareFenceProducerEpoch: no last epoch, so the fenced instance's
+        # InitProducerId with its old epoch is PRODUCER_FENCED, not a "retry of the bump"
+        # answered with the epoch that fenced it. When the id rotates after the markers, the
+        # exhausted epoch stays the last one the client saw (Kafka's prepareComplete): its
+        # InitProducerId gets the new id at 0, and any later instance a higher epoch.
+        rotating = meta.next_producer_id != NO_PRODUCER_ID
+        meta.last_producer_epoch = meta.producer_epoch if rotating else NO_PRODUCER_EPOCH
         # An Ongoing epoch is at most EPOCH_MAX - 1 (_bump_epoch and _prepare_end_v2 rotate
         # the id there), so the fenced epoch fits; a classic (V1) producer's id is rotated by
         # the InitProducerId that follows.
@@ -420,6 +432,10 @@ class TransactionCoordinator:
             return EndResult(ErrorCode.INVALID_TXN_STATE)
         done = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
         if retry:
+            if state is done and meta.producer_epoch >= EPOCH_MAX:
+                # The end was a fence's, on the exhausted epoch of a transaction opened the
+                # classic way: no epoch is left to hand out, InitProducerId rotates the id.
+                return EndResult(ErrorCode.PRODUCER_FENCED)
             if state is done:
                 return EndResult(ErrorCode.NONE, None, meta.producer_id, meta.producer_epoch)
             return EndResult(ErrorCode.INVALID_TXN_STATE)
@@ -428,12 +444,23 @@ class TransactionCoordinator:
         return EndResult(ErrorCode.INVALID_TXN_STATE)
 
     def _prepare_end_v2(self, meta: TxnMetadata, commit: bool) -> EndResult:
+        if meta.producer_epoch >= EPOCH_MAX:
+            # No epoch left for the markers (a transaction opened the classic way and fenced
+            # on the exhausted epoch): the producer must ask InitProducerId for a new id.
+            return EndResult(ErrorCode.PRODUCER_FENCED)
+        # Kafka takes the client's transaction version from the EndTxn request.
+        meta.client_transaction_version = CLIENT_TRANSACTION_VERSION_2
         if meta.producer_epoch >= EPOCH_MAX - 1:
             # The markers take the last epoch (EPOCH_MAX); the producer continues with a new
             # id at epoch 0 once they are written (see complete()).
             meta.next_producer_id = self._allocate()
         work = self._prepare_end(meta, commit, bump_epoch=True)
-        return EndResult(ErrorCode.NONE, work)
+        # The answer is decided now, as Kafka's (the prepared metadata), never read back after
+        # the markers: by then another instance's InitProducerId may have bumped the epoch,
+        # and this (old) instance must not be handed the new one's epoch.
+        if meta.next_producer_id != NO_PRODUCER_ID:
+            return EndResult(ErrorCode.NONE, work, meta.next_producer_id, 0)
+        return EndResult(ErrorCode.NONE, work, meta.producer_id, meta.producer_epoch)
 
     def complete(self, work: MarkerWork) -> None:
         """Every marker of ``work`` is written and durable: the transaction is complete."""
