@@ -181,3 +181,12 @@ FUZZ_RUNS ?= 5000000
 .PHONY: fuzz
 fuzz: $(STAMP)
 	SHOAL_FUZZ_RUNS=$(FUZZ_RUNS) SHOAL_FUZZ_ADMIN_RUNS=$(or $(FUZZ_ADMIN_RUNS),100000) $(BIN)/pytest -s --timeout=3600 tests/fuzz $(PYTEST_ARGS)
+
+# Deterministic simulation (issue 19, slice R): thousands of seeds of the broker's storage and
+# coordinators on a fake clock and the fault-injecting disk; SEED=n replays one seed (its trace
+# is printed on failure), STEPS sets the steps per seed.
+.PHONY: simulate
+SIM_SEEDS ?= 3000
+SIM_STEPS ?= 200
+simulate: $(STAMP)
+	SHOAL_SIM_SEED=$(SEED) SHOAL_SIM_SEEDS=$(SIM_SEEDS) SHOAL_SIM_STEPS=$(or $(STEPS),$(SIM_STEPS)) $(BIN)/pytest -s --timeout=7200 tests/simulation/test_simulation.py -k every_seed $(PYTEST_ARGS)

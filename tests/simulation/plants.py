@@ -1,0 +1,34 @@
+"""Bugs planted on purpose, to show the simulation catches what it claims to.
+
+Each is a context manager that patches one promise away the way a real bug would, for the
+duration of a test, in this process only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+from shoal.storage import PartitionLog
+
+
+@contextlib.contextmanager
+def ack_before_fsync() -> Iterator[None]:
+    """acks=all answered as soon as the batch is written, before the fsync that makes it
+    durable (Kafka's default without replicas; shoal promises better)."""
+    original = PartitionLog.wait_durable
+
+    def wait_durable(self: PartitionLog, offset: int) -> Future[None]:
+        future: Future[None] = Future()
+        future.set_result(None)
+        return future
+
+    PartitionLog.wait_durable = wait_durable  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PartitionLog.wait_durable = original  # type: ignore[method-assign]
+
+
+PLANTS = {"ack-before-fsync": ack_before_fsync}
