@@ -8,13 +8,20 @@ replays one, printing its trace on failure.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from typing import Final
 
 import pytest
 
 from tests.simulation import plants
 from tests.simulation.runner import run_seeds, seeds_from_env
 from tests.simulation.sim import Simulation
+
+REPLAY_TIMEOUT_S: Final = 120.0
+"""A bound on one seed's run in a subprocess (it takes well under a second)."""
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +46,23 @@ def test_a_seed_replays_exactly() -> None:
     second.run()
     assert first.trace == second.trace
     assert first.fs.fsync_count == second.fs.fsync_count
+
+
+def test_a_seed_replays_exactly_in_another_process() -> None:
+    """A replay runs in a new process: nothing may depend on string hashing (set order)."""
+    traces = []
+    for hash_seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.simulation.trace", "11", "200"],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            timeout=REPLAY_TIMEOUT_S,
+            check=True,
+        )
+        traces.append(done.stdout)
+    assert traces[0] == traces[1]
+    assert "POWER LOSS" in traces[0]
 
 
 def test_acknowledging_before_the_fsync_is_caught() -> None:
