@@ -10,16 +10,20 @@ import contextlib
 from collections.abc import Iterator
 from concurrent.futures import Future
 
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.storage import PartitionLog
 
 
 @contextlib.contextmanager
-def ack_before_fsync() -> Iterator[None]:
+def ack_before_fsync(log_prefix: str = "") -> Iterator[None]:
     """acks=all answered as soon as the batch is written, before the fsync that makes it
-    durable (Kafka's default without replicas; shoal promises better)."""
+    durable (Kafka's default without replicas; shoal promises better), in the logs whose
+    name starts with ``log_prefix``."""
     original = PartitionLog.wait_durable
 
     def wait_durable(self: PartitionLog, offset: int) -> Future[None]:
+        if not self.name.startswith(log_prefix):
+            return original(self, offset)
         future: Future[None] = Future()
         future.set_result(None)
         return future
@@ -31,4 +35,9 @@ def ack_before_fsync() -> Iterator[None]:
         PartitionLog.wait_durable = original  # type: ignore[method-assign]
 
 
-PLANTS = {"ack-before-fsync": ack_before_fsync}
+def commit_before_fsync() -> contextlib.AbstractContextManager[None]:
+    """OffsetCommit answered before its record in ``__consumer_offsets`` is fsynced."""
+    return ack_before_fsync(OFFSETS_TOPIC)
+
+
+PLANTS = {"ack-before-fsync": ack_before_fsync, "commit-before-fsync": commit_before_fsync}

@@ -24,6 +24,7 @@ from shoal.records import read_header
 from shoal.storage import StorageError
 from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem
+from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
 from tests.simulation.model import PartitionModel, Violation, check_partition
 from tests.simulation.node import InFlight, Node
@@ -79,6 +80,13 @@ class Simulation:
             prod.Producer("i1", idempotent=True),
             prod.Producer("p0", idempotent=False),
         ]
+        self.members = [
+            cons.Member("c0", "g"),
+            cons.Member("c1", "g"),
+            cons.Member("c2", "g"),
+            cons.Member("solo", "solo", standalone=True),
+        ]
+        self.commits = cons.CommitModel()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
 
     # -- running --------------------------------------------------------------------------
@@ -114,6 +122,7 @@ class Simulation:
         self.stats.steps = step
         ops: list[tuple[int, Callable[[], None]]] = [
             (30, self._produce),
+            (20, self._group),
             (10, self._fetch),
             (20, self._flush),
             (5, self._run_job),
@@ -355,6 +364,9 @@ class Simulation:
             producer.flight = None
             if not producer.idempotent:
                 producer.pending = None
+        for member in self.members:
+            member.flight = None
+        self.commits.lost_answers()
         self._boot()
 
     # -- answers and invariants -----------------------------------------------------------
@@ -384,3 +396,80 @@ class Simulation:
     def _check(self) -> None:
         for partition, model in self.models.items():
             check_partition(f"{TOPIC}-{partition}", self._plog(partition), model)
+        assert self.node.broker is not None
+        committed: dict[tuple[str, int], int | None] = {}
+        for group in {m.group for m in self.members}:
+            for (topic, partition), offset in self.node.broker.groups.fetch_offsets(
+                group, None
+            ).items():
+                if topic == TOPIC:
+                    committed[(group, partition)] = None if offset is None else offset.offset
+        self.commits.check(committed)
+
+    # -- group members ----------------------------------------------------------------------
+
+    def _group(self) -> None:
+        member = self.rng.choice(self.members)
+        if member.flight is not None:
+            self._note(f"{member.name}: still waiting for its request")
+            return
+        if member.standalone or (member.state == "stable" and self.rng.random() < 0.5):
+            self._commit(member)
+        elif member.state == "out":
+            self._note(f"{member.name}: JoinGroup {member.group} as {member.member_id!r}")
+            member.flight = self._send(
+                cons.JOIN, member.join_values(TOPIC), lambda f: self._answered(member, "join", f)
+            )
+        elif member.state == "syncing":
+            self._note(f"{member.name}: SyncGroup generation {member.generation}")
+            member.flight = self._send(
+                cons.SYNC,
+                member.sync_values(TOPIC, PARTITIONS),
+                lambda f: self._answered(member, "sync", f),
+            )
+        elif self.rng.random() < 0.85:
+            self._note(f"{member.name}: Heartbeat generation {member.generation}")
+            member.flight = self._send(
+                cons.HEARTBEAT,
+                member.heartbeat_values(),
+                lambda f: self._answered(member, "heartbeat", f),
+            )
+        else:
+            self._note(f"{member.name}: LeaveGroup")
+            member.flight = self._send(
+                cons.LEAVE, member.leave_values(), lambda f: self._answered(member, "leave", f)
+            )
+            member.reset(forget_id=True)
+
+    def _commit(self, member: cons.Member) -> None:
+        partitions = member.assigned if not member.standalone else list(range(PARTITIONS))
+        if not partitions:
+            partitions = [self.rng.randrange(PARTITIONS)]
+        chosen = self.rng.sample(partitions, self.rng.randint(1, len(partitions)))
+        offsets = {p: self.rng.randint(0, 500) for p in chosen}
+        commits = {p: self.commits.sent(member.group, p, v) for p, v in offsets.items()}
+        self._note(f"{member.name}: OffsetCommit {member.group} {offsets}")
+        member.flight = self._send(
+            cons.COMMIT,
+            member.commit_values(TOPIC, offsets),
+            lambda f: self._committed(member, commits, f),
+        )
+
+    def _committed(self, member: cons.Member, commits: dict[int, cons.Commit], f: InFlight) -> None:
+        member.flight = None
+        self._note(
+            f"{member.name}: OffsetCommit -> {member.on_commit(self.node.answer(f), commits)}"
+        )
+
+    def _answered(self, member: cons.Member, what: str, flight: InFlight) -> None:
+        member.flight = None
+        answer = self.node.answer(flight)
+        if what == "join":
+            outcome = member.on_join(answer)
+        elif what == "sync":
+            outcome = member.on_sync(answer, TOPIC)
+        elif what == "heartbeat":
+            outcome = member.on_heartbeat(answer)
+        else:
+            outcome = ErrorCode(answer.error_code).name
+        self._note(f"{member.name}: {what} -> {outcome}")

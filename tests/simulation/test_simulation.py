@@ -72,3 +72,11 @@ def test_acknowledging_before_the_fsync_is_caught() -> None:
     assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
     assert "is lost" in totals.failures[0], totals.failures[0]
     assert "make simulate SEED=" in totals.failures[0]  # the replay command, then the trace
+
+
+def test_acknowledging_a_commit_before_its_fsync_is_caught() -> None:
+    seeds, steps = seeds_from_env()
+    with plants.commit_before_fsync():
+        totals = run_seeds(seeds, steps)
+    assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
+    assert "committed offset" in totals.failures[0], totals.failures[0]
