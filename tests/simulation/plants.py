@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from concurrent.futures import Future
+from typing import Any
 
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.storage import PartitionLog
 
 
@@ -40,4 +42,23 @@ def commit_before_fsync() -> contextlib.AbstractContextManager[None]:
     return ack_before_fsync(OFFSETS_TOPIC)
 
 
-PLANTS = {"ack-before-fsync": ack_before_fsync, "commit-before-fsync": commit_before_fsync}
+@contextlib.contextmanager
+def forget_aborted_transactions() -> Iterator[None]:
+    """Fetch lists no aborted transaction: a read_committed client delivers aborted data."""
+    original = PartitionTxns.aborted_overlapping
+
+    def aborted_overlapping(self: PartitionTxns, start: int, end: int) -> list[Any]:
+        return []
+
+    PartitionTxns.aborted_overlapping = aborted_overlapping  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PartitionTxns.aborted_overlapping = original  # type: ignore[method-assign]
+
+
+PLANTS = {
+    "ack-before-fsync": ack_before_fsync,
+    "commit-before-fsync": commit_before_fsync,
+    "forget-aborted-transactions": forget_aborted_transactions,
+}

@@ -26,6 +26,7 @@ from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem
 from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
+from tests.simulation import txns as tx
 from tests.simulation.model import PartitionModel, Violation, check_partition
 from tests.simulation.node import InFlight, Node
 
@@ -87,6 +88,8 @@ class Simulation:
             cons.Member("solo", "solo", standalone=True),
         ]
         self.commits = cons.CommitModel()
+        self.txn_producers = [tx.TxnProducer("t0", "tx-0"), tx.TxnProducer("t1", "tx-1")]
+        self.txns = tx.TxnModel()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
 
     # -- running --------------------------------------------------------------------------
@@ -123,6 +126,7 @@ class Simulation:
         ops: list[tuple[int, Callable[[], None]]] = [
             (30, self._produce),
             (20, self._group),
+            (20, self._transact),
             (10, self._fetch),
             (20, self._flush),
             (5, self._run_job),
@@ -224,12 +228,7 @@ class Simulation:
         header = read_header(pending.batch)
         if error is ErrorCode.NONE:
             if pending.acks == -1:
-                model = self.models[pending.partition]
-                known = model.acked.get(base)
-                if known is not None and known != pending.batch[8:]:
-                    raise Violation(f"offset {base} acknowledged for two different batches")
-                model.acked[base] = pending.batch[8:]
-                self.stats.acked_batches += 1
+                self._acked(pending, base)
             if producer.idempotent:
                 producer.next_sequence[pending.partition] = (
                     header.base_sequence + header.record_count
@@ -251,6 +250,14 @@ class Simulation:
             raise Violation(
                 f"{producer.name}: unexpected answer {error.name}: {part.error_message}"
             )
+
+    def _acked(self, pending: prod.Pending, base: int) -> None:
+        model = self.models[pending.partition]
+        known = model.acked.get(base)
+        if known is not None and known != pending.batch[8:]:
+            raise Violation(f"offset {base} acknowledged for two different batches")
+        model.acked[base] = pending.batch[8:]
+        self.stats.acked_batches += 1
 
     def _fetch(self) -> None:
         partition = self.rng.randrange(PARTITIONS)
@@ -285,10 +292,12 @@ class Simulation:
             "rack_id": "",
         }
         self._send(
-            (int(ApiKey.FETCH), FETCH_VERSION), values, lambda f: self._on_fetch(partition, f)
+            (int(ApiKey.FETCH), FETCH_VERSION),
+            values,
+            lambda f: self._on_fetch(partition, isolation, f),
         )
 
-    def _on_fetch(self, partition: int, flight: InFlight) -> None:
+    def _on_fetch(self, partition: int, isolation: int, flight: InFlight) -> None:
         answer = self.node.answer(flight)
         part = answer.responses[0].partitions[0]
         error = ErrorCode(part.error_code)
@@ -312,6 +321,24 @@ class Simulation:
                 )
             expected = header.base_offset + header.last_offset_delta + 1
             position += header.size
+        if isolation == 1:
+            aborted = [
+                (int(a.producer_id), int(a.first_offset)) for a in part.aborted_transactions or ()
+            ]
+            for header in tx.read_committed_view(bytes(data), aborted):
+                if header.is_transactional:
+                    self._check_committed(partition, header)
+
+    def _check_committed(self, partition: int, header: Any) -> None:
+        key = (header.producer_id, header.producer_epoch, partition, header.base_sequence)
+        txn = self.txns.batches.get(key)
+        if txn is None:
+            raise Violation(f"read_committed fetch p{partition}: unknown batch {key}")
+        if not txn.commit_sent:
+            raise Violation(
+                f"read_committed fetch p{partition}: batch at {header.base_offset} of "
+                f"transaction {txn.number} (pid {txn.producer_id}) that was never committed"
+            )
 
     def _flush(self) -> None:
         self._note("flusher round")
@@ -366,6 +393,11 @@ class Simulation:
                 producer.pending = None
         for member in self.members:
             member.flight = None
+        for producer in self.txn_producers:
+            # The client's connection died with the broker: it starts over (InitProducerId
+            # aborts an open transaction, or completes one whose commit was prepared).
+            producer.flight = None
+            producer.fenced()
         self.commits.lost_answers()
         self._boot()
 
@@ -405,6 +437,93 @@ class Simulation:
                 if topic == TOPIC:
                     committed[(group, partition)] = None if offset is None else offset.offset
         self.commits.check(committed)
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def _transact(self) -> None:
+        producer = self.rng.choice(self.txn_producers)
+        if producer.flight is not None:
+            self._note(f"{producer.name}: still waiting for its request")
+            return
+        if producer.state == "init":
+            self._note(f"{producer.name}: InitProducerId {producer.transactional_id}")
+            producer.flight = self._send(
+                prod.INIT_PRODUCER_ID,
+                producer.init_values(),
+                lambda f: self._txn_answer(producer, "init", f),
+            )
+            return
+        if producer.state == "ready":
+            producer.txn = self.txns.begin(producer.producer_id, producer.epoch)
+            producer.state = "open"
+            self._note(f"{producer.name}: begin transaction {producer.txn.number}")
+        choice = self.rng.random()
+        if producer.pending is not None:
+            self._txn_produce(producer)
+        elif (choice < 0.25 or not producer.added) and len(producer.added) < PARTITIONS:
+            partition = self.rng.choice([p for p in range(PARTITIONS) if p not in producer.added])
+            self._note(f"{producer.name}: AddPartitionsToTxn p{partition}")
+            producer.flight = self._send(
+                tx.ADD_PARTITIONS,
+                producer.add_values(TOPIC, partition),
+                lambda f: self._txn_answer(producer, "add", f, partition),
+            )
+        elif choice < 0.75 and producer.added:
+            self._txn_produce(producer)
+        else:
+            assert producer.txn is not None
+            producer.commit = self.rng.random() < 0.7
+            producer.txn.commit_sent |= producer.commit
+            producer.state = "ending"
+            verb = "commit" if producer.commit else "abort"
+            self._note(f"{producer.name}: EndTxn {verb} transaction {producer.txn.number}")
+            producer.flight = self._send(
+                tx.END_TXN, producer.end_values(), lambda f: self._txn_answer(producer, "end", f)
+            )
+
+    def _txn_produce(self, producer: tx.TxnProducer) -> None:
+        assert producer.txn is not None
+        if producer.pending is None:
+            partition = self.rng.choice(sorted(producer.added))
+            producer.pending = producer.new_batch(
+                partition, self.clock.now_ms(), self.rng.randint(1, 4)
+            )
+        pending = producer.pending
+        header = read_header(pending.batch)
+        key = (header.producer_id, header.producer_epoch, pending.partition, header.base_sequence)
+        self.txns.batches[key] = producer.txn
+        self._note(
+            f"{producer.name}: produce p{pending.partition} in transaction "
+            f"{producer.txn.number} seq={header.base_sequence} n={header.record_count}"
+        )
+        values = prod.produce_values(TOPIC, pending)
+        values["transactional_id"] = producer.transactional_id
+        producer.flight = self._send(
+            prod.PRODUCE, values, lambda f: self._txn_produced(producer, pending, f)
+        )
+
+    def _txn_produced(self, producer: tx.TxnProducer, pending: prod.Pending, f: InFlight) -> None:
+        producer.flight = None
+        part = self.node.answer(f).responses[0].partition_responses[0]
+        error = ErrorCode(part.error_code)
+        self._note(f"{producer.name}: p{pending.partition} -> {error.name} at {part.base_offset}")
+        if error is ErrorCode.NONE:
+            self._acked(pending, int(part.base_offset))
+        if producer.pending is pending:
+            producer.on_produced(error, pending)
+
+    def _txn_answer(
+        self, producer: tx.TxnProducer, what: str, flight: InFlight, partition: int = -1
+    ) -> None:
+        producer.flight = None
+        answer = self.node.answer(flight)
+        if what == "init":
+            outcome = producer.on_init(answer)
+        elif what == "add":
+            outcome = producer.on_add(answer, partition)
+        else:
+            outcome = producer.on_end(answer)
+        self._note(f"{producer.name}: {what} -> {outcome}")
 
     # -- group members ----------------------------------------------------------------------
 

@@ -80,3 +80,11 @@ def test_acknowledging_a_commit_before_its_fsync_is_caught() -> None:
         totals = run_seeds(seeds, steps)
     assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
     assert "committed offset" in totals.failures[0], totals.failures[0]
+
+
+def test_showing_aborted_data_to_read_committed_is_caught() -> None:
+    seeds, steps = seeds_from_env()
+    with plants.forget_aborted_transactions():
+        totals = run_seeds(seeds, steps)
+    assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
+    assert "never committed" in totals.failures[0], totals.failures[0]
