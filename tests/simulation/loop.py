@@ -15,6 +15,7 @@ run to replay exactly from its seed, three things are taken from the scheduler h
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,7 +54,7 @@ class DeferredExecutor(ThreadPoolExecutor):
                 future.set_result(fn(*args))
             except BaseException as exc:
                 future.set_exception(exc)
-        return getattr(fn, "__qualname__", repr(fn))
+        return job_name(fn)
 
     def run_all(self, rng: random.Random) -> None:
         while self.jobs:
@@ -63,6 +64,15 @@ class DeferredExecutor(ThreadPoolExecutor):
         for _fn, _args, future in self.jobs:
             future.cancel()
         self.jobs.clear()
+
+
+def job_name(fn: Callable[..., Any]) -> str:
+    """The function a job runs, named without addresses (the trace must replay exactly):
+    ``asyncio.to_thread`` hands over ``partial(context.run, function, *args)``."""
+    while isinstance(fn, functools.partial):
+        inner = fn.func
+        fn = fn.args[0] if getattr(inner, "__name__", "") == "run" and fn.args else inner
+    return str(getattr(fn, "__qualname__", type(fn).__name__))
 
 
 def invariant_no_kwargs(kwargs: dict[str, Any]) -> None:

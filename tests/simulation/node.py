@@ -10,6 +10,7 @@ from what survived.
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -18,6 +19,8 @@ from shoal.broker.broker import Broker
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
+from shoal.coordinator.group_config import GroupConfig
+from shoal.coordinator.producers import Producers
 from shoal.protocol import Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
@@ -30,6 +33,12 @@ from tests.simulation.loop import SimLoop
 
 DATA_DIR: Final = "/data"
 CTX: Final = RequestContext(client_id="sim", client_host="127.0.0.1", client_port=1)
+
+
+SHUTDOWN_ROUNDS_MAX: Final = 100
+"""Rounds of (settle, run the queued jobs) a clean shutdown may take; a handful is usual."""
+PRODUCER_SNAPSHOT_BATCHES: Final = 8
+PRODUCER_SNAPSHOT_BYTES: Final = 4_000
 
 
 @dataclass
@@ -54,6 +63,19 @@ def log_config() -> LogConfig:
     )
 
 
+def group_config() -> GroupConfig:
+    # A snapshot of __consumer_offsets (and the deletion of what it replaces) every few KiB.
+    return GroupConfig(offsets_snapshot_bytes=1_000, offsets_segment_bytes=700)
+
+
+def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
+    """Where every task of ``loop`` waits: what a hang report needs."""
+    out = io.StringIO()
+    for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
+        task.print_stack(file=out)
+    return out.getvalue()
+
+
 class Node:
     def __init__(self, fs: FaultyFileSystem, clock: FakeClock, rng: random.Random) -> None:
         self.fs = fs
@@ -69,7 +91,7 @@ class Node:
         self.loop = SimLoop(self.clock)
         asyncio.set_event_loop(self.loop)
         self.switch = PowerSwitch(self.fs)
-        config = BrokerConfig(log=log_config())
+        config = BrokerConfig(log=log_config(), group=group_config())
         try:
             self.logs = LogManager.open(
                 DATA_DIR,
@@ -81,6 +103,18 @@ class Node:
             self.broker = Broker(
                 config, self.logs, handlers=HANDLERS, fs=self.switch, clock=self.clock
             )
+            # Producer-state snapshots every few batches (16 MiB by default), so that the
+            # snapshot jobs and their recovery run within a short simulation. Same allocator
+            # of producer ids: the transaction coordinator holds it already.
+            producers = Producers(
+                self.switch,
+                self.logs,
+                self.clock,
+                snapshot_interval_batches=PRODUCER_SNAPSHOT_BATCHES,
+                snapshot_interval_bytes=PRODUCER_SNAPSHOT_BYTES,
+            )
+            producers.ids = self.broker.producers.ids
+            self.broker.producers = producers
             self.broker.transactions.start()
             self.loop.settle()
         except BaseException:
@@ -96,6 +130,38 @@ class Node:
         self.switch.cut()
         self.fs.crash(keep_unsynced=keep_unsynced)
         self._discard()
+
+    def clean_shutdown(self, requests: list[asyncio.Task[Any]]) -> None:
+        """Stop as the app does (groups, connections, background work, then the logs, which
+        flush and leave the clean-shutdown marker), running queued jobs until it is done."""
+        assert self.loop is not None and self.broker is not None and self.logs is not None
+        broker, logs = self.broker, self.logs
+
+        async def stop() -> None:
+            await broker.groups.stop()
+            for task in requests:  # the listeners close the connections
+                task.cancel()
+            await broker.drain()
+            logs.close()
+
+        stopping = self.loop.create_task(stop())
+        for _ in range(SHUTDOWN_ROUNDS_MAX):
+            self.loop.settle()
+            if stopping.done():
+                break
+            # The flusher thread and the worker threads keep running while the app stops
+            # (the logs close last, in the same step as the task ends).
+            logs.flush_pending()
+            self.loop.executor.run_all(self.rng)
+        if not stopping.done():
+            raise RuntimeError(
+                f"the clean shutdown did not finish in {SHUTDOWN_ROUNDS_MAX} rounds; tasks:\n"
+                + task_stacks(self.loop)
+            )
+        try:
+            stopping.result()
+        finally:
+            self._discard()
 
     def _discard(self) -> None:
         assert self.loop is not None

@@ -48,6 +48,7 @@ class Stats:
     steps: int = 0
     power_losses: int = 0
     process_crashes: int = 0
+    clean_restarts: int = 0
     acked_batches: int = 0
     enospc: int = 0
     eio: int = 0
@@ -136,6 +137,7 @@ class Simulation:
             (1, self._eio),
             (2, self._power_loss),
             (1, self._process_crash),
+            (1, self._clean_restart),
         ]
         assert self.node.logs is not None
         if self.node.logs.health.failure is not None:
@@ -383,6 +385,19 @@ class Simulation:
         # The operator who restarts a full or failing disk frees space or swaps it first.
         self.fs.clear_faults()
         self._after_restart()
+
+    def _clean_restart(self) -> None:
+        self._note("CLEAN SHUTDOWN, restart")
+        self.stats.clean_restarts += 1
+        try:
+            self.node.clean_shutdown([f.task for _, f in self._flights])
+        except StorageError as exc:
+            self._note(f"shutdown: {exc}")  # a failed directory cannot be closed cleanly
+        self.fs.clear_faults()
+        self._after_restart()
+        assert self.node.logs is not None
+        if self.node.logs.health.failure is None and not self.node.logs.recovered_cleanly:
+            self._note("(the previous shutdown was not clean)")
 
     def _after_restart(self) -> None:
         # Every request in flight died with the broker: its outcome is unknown.

@@ -53,7 +53,7 @@ def test_a_seed_replays_exactly_in_another_process() -> None:
     traces = []
     for hash_seed in ("1", "2"):
         done = subprocess.run(
-            [sys.executable, "-m", "tests.simulation.trace", "11", "200"],
+            [sys.executable, "-m", "tests.simulation.trace", "11", "400"],
             env={**os.environ, "PYTHONHASHSEED": hash_seed},
             capture_output=True,
             text=True,

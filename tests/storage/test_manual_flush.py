@@ -3,6 +3,8 @@ runs a round, and then the waiting appends are released."""
 
 from __future__ import annotations
 
+import errno
+
 from shoal.records import SimpleRecord, build_batch
 from shoal.storage import LogConfig, LogManager
 from shoal.testing.clock import FakeClock
@@ -31,4 +33,25 @@ def test_appends_wait_for_the_owners_flush_round() -> None:
     reopened = LogManager.open("/data", fs=fs, clock=FakeClock(), threaded_flusher=False)
     assert reopened.get("t", 0) is not None
     assert reopened.get("t", 0).log_end_offset == 1  # type: ignore[union-attr]
+    reopened.close()
+
+
+def test_a_full_disk_at_close_is_a_storage_failure_not_a_crash() -> None:
+    """Regression (found by tests/simulation, seed 289): ENOSPC while the close saved a log's
+    indexes escaped LogManager.close as a bare OSError, so the other logs were never closed."""
+    fs = FaultyFileSystem()
+    clock = FakeClock()
+    logs = LogManager.open("/data", fs=fs, clock=clock, threaded_flusher=False)
+    for partition in (0, 1):
+        plog = logs.create("t", partition)
+        plog.append(build_batch([SimpleRecord(value=b"v")]))
+    fs.fail_next_write(errno.ENOSPC, after_bytes=3)
+    logs.close()  # no exception: the failure is logged and the marker left out
+    assert not fs.exists("/data/.clean-shutdown")
+    reopened = LogManager.open("/data", fs=fs, clock=clock, threaded_flusher=False)
+    assert not reopened.recovered_cleanly
+    for partition in (0, 1):
+        plog = reopened.get("t", partition)
+        assert plog is not None and plog.log_end_offset == 1
+        assert plog.read(0, 1000).data  # the index is rebuilt, the batch readable
     reopened.close()

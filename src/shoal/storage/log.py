@@ -787,19 +787,39 @@ class PartitionLog:
     # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush, save indexes and checkpoint (a clean shutdown), then release files."""
+        """Flush, save indexes and checkpoint (a clean shutdown), then release files.
+
+        The files are released even when a final write fails; the failure is then raised as a
+        :class:`StorageError` (so the manager leaves no clean-shutdown marker and the next start
+        rebuilds what could not be saved), never as a bare OSError.
+        """
         if self._closed:
             return
-        if self._health.failure is None:
-            self.flush()
-            with self._flush_lock:
-                active = self._segments[-1]
-                active.save_indexes(self._fs)
-                self._write_checkpoint()
-        with self._flush_lock, self._lock:
-            self._closed = True
-            for segment in self._segments:
-                self._handles.close(segment.path)
-        if self._flusher is not None:
-            self._flusher.unregister(self)
-        self._fail_waiters(LogClosedError(f"{self.name} was closed"))
+        try:
+            if self._health.failure is None:
+                self.flush()
+                with self._flush_lock:
+                    active = self._segments[-1]
+                    try:
+                        active.save_indexes(self._fs)
+                    except OSError as exc:
+                        raise self._failed_index_save(active, exc) from exc
+                    self._write_checkpoint()
+        finally:
+            with self._flush_lock, self._lock:
+                self._closed = True
+                for segment in self._segments:
+                    self._handles.close(segment.path)
+            if self._flusher is not None:
+                self._flusher.unregister(self)
+            self._fail_waiters(LogClosedError(f"{self.name} was closed"))
+
+    def _failed_index_save(self, segment: Segment, exc: OSError) -> StorageError:
+        # Found by the deterministic simulation (tests/simulation): ENOSPC here escaped
+        # LogManager.close as an OSError, leaving the other logs unclosed and the lock held.
+        if exc.errno in SPACE_ERRNOS:
+            return DiskFullError(
+                f"{self.name}: no space to save the indexes of {segment.path} at close; "
+                "the next start rebuilds them"
+            )
+        return self._health.fail(f"could not save the indexes of {segment.path}: {exc}")
