@@ -154,9 +154,8 @@ class Simulation:
             try:
                 self.node.boot()
                 break
-            except (StorageError, OSError) as exc:
+            except StorageError as exc:
                 # A fault armed before the crash hit the recovery: the operator starts again.
-                # (Recovery lets an fsync's EIO out as a bare OSError: the start fails either way.)
                 self._note(f"start {attempt} failed: {exc}")
                 if attempt == BOOT_ATTEMPTS_MAX:
                     raise Violation(f"the broker did not start in {attempt} attempts") from exc

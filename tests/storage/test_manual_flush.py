@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 
+import pytest
+
 from shoal.records import SimpleRecord, build_batch
-from shoal.storage import LogConfig, LogManager
+from shoal.storage import LogConfig, LogDirectoryFailedError, LogManager
 from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem
 
@@ -55,3 +57,16 @@ def test_a_full_disk_at_close_is_a_storage_failure_not_a_crash() -> None:
         assert plog is not None and plog.log_end_offset == 1
         assert plog.read(0, 1000).data  # the index is rebuilt, the batch readable
     reopened.close()
+
+
+def test_a_failed_fsync_during_recovery_fails_the_directory_clearly() -> None:
+    """Regression (found by tests/simulation): EIO while recovery fsynced a re-checked segment
+    left LogManager.open as a bare OSError instead of the directory's failure."""
+    fs = FaultyFileSystem()
+    clock = FakeClock()
+    logs = LogManager.open("/data", fs=fs, clock=clock, threaded_flusher=False)
+    logs.create("t", 0).append(build_batch([SimpleRecord(value=b"v")]))
+    logs.abandon()  # a process crash: the unsynced batch is still in the page cache
+    fs.fail_next_fsync(errno.EIO)
+    with pytest.raises(LogDirectoryFailedError, match="fsync of recovered t-0 failed"):
+        LogManager.open("/data", fs=fs, clock=clock, threaded_flusher=False)

@@ -213,9 +213,13 @@ class PartitionLog:
         self._handles.pin(active.path)
         # What survived a process crash may still sit in the page cache: make every segment
         # that was re-checked durable before the new recovery point claims it.
-        for segment in recovered.rebuilt:
-            with self._handles.using(segment.path) as f:
-                f.fsync()
+        try:
+            for segment in recovered.rebuilt:
+                with self._handles.using(segment.path) as f:
+                    f.fsync()
+        except OSError as exc:
+            # Found by tests/simulation: this EIO left LogManager.open as a bare OSError.
+            raise self._health.fail(f"fsync of recovered {self.name} failed: {exc}") from exc
         self._flushed_offset = self._next_offset
         self._write_checkpoint()
         self._delete_segments_below_start()
