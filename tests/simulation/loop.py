@@ -86,6 +86,12 @@ class SimLoop(asyncio.SelectorEventLoop):
         self._sim_clock = clock
         self.executor = DeferredExecutor()
         self.set_default_executor(self.executor)
+        self.unhandled: list[str] = []
+        """What asyncio reports as unhandled (a callback's or a lost task's exception)."""
+        self.set_exception_handler(self._unhandled)
+
+    def _unhandled(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.unhandled.append(f"{context.get('message')}: {context.get('exception')!r}")
 
     def time(self) -> float:
         return self._sim_clock.monotonic_ms() / 1000.0

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
+from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.storage import PartitionLog
@@ -57,8 +58,32 @@ def forget_aborted_transactions() -> Iterator[None]:
         PartitionTxns.aborted_overlapping = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def failing_group_timer() -> Iterator[None]:
+    """The group coordinator's timer raises once (a bug the broker logs and survives).
+
+    Once: raising every time makes the timer spin (its deadline stays in the past), which the
+    simulation reports as a loop that does not settle; this plant checks the logged path."""
+    original = GroupCoordinator.advance
+    raised = False
+
+    def advance(self: GroupCoordinator) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise RuntimeError("planted: the group timer failed")
+        original(self)
+
+    GroupCoordinator.advance = advance  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        GroupCoordinator.advance = original  # type: ignore[method-assign]
+
+
 PLANTS = {
     "ack-before-fsync": ack_before_fsync,
     "commit-before-fsync": commit_before_fsync,
     "forget-aborted-transactions": forget_aborted_transactions,
+    "failing-group-timer": failing_group_timer,
 }

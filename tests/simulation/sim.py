@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,10 +50,47 @@ class Stats:
     power_losses: int = 0
     process_crashes: int = 0
     clean_restarts: int = 0
+    unretrieved: int = 0
     acked_batches: int = 0
     enospc: int = 0
     eio: int = 0
     ops: dict[str, int] = field(default_factory=dict)
+
+
+class ErrorCatcher(logging.Handler):
+    """Keeps the exceptions shoal logged (a background task's failure is logged, not raised)
+    that are not the I/O failures the simulation injects: each one is a bug."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.unexpected: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info is None or record.exc_info[1] is None:
+            return
+        exc = record.exc_info[1]
+        if not isinstance(exc, EXPECTED_ERRORS):
+            self.unexpected.append(f"{record.getMessage()}: {exc!r}")
+
+
+EXPECTED_ERRORS: Final = (StorageError, OSError)
+
+
+@contextlib.contextmanager
+def caught_errors(catcher: ErrorCatcher) -> Iterator[None]:
+    """Route shoal's log records to ``catcher`` only (a run's expected warnings, torn tails
+    cut after each crash, would otherwise flood the output)."""
+    logger = logging.getLogger("shoal")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    logger.handlers = [catcher]
+    try:
+        yield
+    finally:
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        logger.handlers = saved[2]
 
 
 @contextlib.contextmanager
@@ -92,11 +130,12 @@ class Simulation:
         self.txn_producers = [tx.TxnProducer("t0", "tx-0"), tx.TxnProducer("t1", "tx-1")]
         self.txns = tx.TxnModel()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
+        self._errors = ErrorCatcher()
 
     # -- running --------------------------------------------------------------------------
 
     def run(self) -> Stats:
-        with seeded_uuids(self.rng):
+        with seeded_uuids(self.rng), caught_errors(self._errors):
             try:
                 self._boot()
                 assert self.node.broker is not None
@@ -148,6 +187,16 @@ class Simulation:
         op()
         self._collect()
         self._check()
+        if self._errors.unexpected:
+            raise Violation(f"the broker logged an exception: {self._errors.unexpected[0]}")
+        assert self.node.loop is not None
+        unhandled = self.node.loop.unhandled
+        # A failed fsync's future that nobody awaited any more (its waiter timed out or gave
+        # up) is only reported by asyncio, as "never retrieved": log noise, not a lost answer.
+        self.stats.unretrieved += sum("never retrieved" in u for u in unhandled)
+        unhandled[:] = [u for u in unhandled if "never retrieved" not in u]
+        if unhandled:
+            raise Violation(f"asyncio saw an unhandled exception: {unhandled[0]}")
 
     def _boot(self) -> None:
         for attempt in range(1, BOOT_ATTEMPTS_MAX + 1):

@@ -7,14 +7,10 @@ replays one, printing its trace on failure.
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Final
-
-import pytest
 
 from tests.simulation import plants
 from tests.simulation.runner import run_seeds, seeds_from_env
@@ -22,14 +18,6 @@ from tests.simulation.sim import Simulation
 
 REPLAY_TIMEOUT_S: Final = 120.0
 """A bound on one seed's run in a subprocess (it takes well under a second)."""
-
-
-@pytest.fixture(autouse=True)
-def quiet_logs() -> Iterator[None]:
-    # Each crash makes recovery log torn tails at WARNING: thousands of lines of expected noise.
-    logging.disable(logging.CRITICAL)
-    yield
-    logging.disable(logging.NOTSET)
 
 
 def test_every_seed_keeps_the_invariants() -> None:
@@ -88,3 +76,11 @@ def test_showing_aborted_data_to_read_committed_is_caught() -> None:
         totals = run_seeds(seeds, steps)
     assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
     assert "never committed" in totals.failures[0], totals.failures[0]
+
+
+def test_an_exception_the_broker_only_logs_is_caught() -> None:
+    seeds, steps = seeds_from_env()
+    with plants.failing_group_timer():
+        totals = run_seeds(seeds, steps)
+    assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
+    assert "planted: the group timer failed" in totals.failures[0], totals.failures[0]

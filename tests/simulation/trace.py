@@ -7,14 +7,12 @@ on another day runs in another process, so the trace must not depend on Python's
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from tests.simulation.sim import Simulation
 
 
 def main() -> None:
-    logging.disable(logging.CRITICAL)
     simulation = Simulation(int(sys.argv[1]), int(sys.argv[2]))
     try:
         simulation.run()
