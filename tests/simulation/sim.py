@@ -164,11 +164,11 @@ class Simulation:
     def _step(self, step: int) -> None:
         self.stats.steps = step
         ops: list[tuple[int, Callable[[], None]]] = [
-            (30, self._produce),
-            (20, self._group),
-            (20, self._transact),
+            (25, self._produce),
+            (15, self._group),
+            (30, self._transact),
             (10, self._fetch),
-            (20, self._flush),
+            (25, self._flush),
             (5, self._run_job),
             (8, self._advance),
             (2, self._retention),
@@ -457,10 +457,10 @@ class Simulation:
         for member in self.members:
             member.flight = None
         for producer in self.txn_producers:
-            # The client's connection died with the broker: it starts over (InitProducerId
-            # aborts an open transaction, or completes one whose commit was prepared).
+            # The client reconnects and carries on where it was, retrying what was in flight
+            # (Kafka's producer does): the broker must have kept its transaction, or answer
+            # with an error after which the client starts over.
             producer.flight = None
-            producer.fenced()
         self.commits.lost_answers()
         self._boot()
 
@@ -500,6 +500,16 @@ class Simulation:
                 if topic == TOPIC:
                     committed[(group, partition)] = None if offset is None else offset.offset
         self.commits.check(committed)
+        txn_committed = self.node.broker.groups.fetch_offsets(tx.TXN_GROUP, None)
+        for partition in range(PARTITIONS):
+            found = txn_committed.get((TOPIC, partition))
+            value = None if found is None else found.offset
+            allowed = self.txns.allowed_offsets(partition)
+            if value not in allowed:
+                raise Violation(
+                    f"group {tx.TXN_GROUP} partition {partition}: committed offset {value} "
+                    f"from no committed transaction (allowed {sorted(map(str, allowed))})"
+                )
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -516,6 +526,9 @@ class Simulation:
                 lambda f: self._txn_answer(producer, "init", f),
             )
             return
+        if producer.state == "ending":
+            self._end_txn(producer)
+            return
         if producer.state == "ready":
             producer.txn = self.txns.begin(producer.producer_id, producer.epoch)
             producer.state = "open"
@@ -531,18 +544,41 @@ class Simulation:
                 producer.add_values(TOPIC, partition),
                 lambda f: self._txn_answer(producer, "add", f, partition),
             )
-        elif choice < 0.75 and producer.added:
+        elif choice < 0.65 and producer.added:
             self._txn_produce(producer)
+        elif choice < 0.8 and not producer.offsets_added:
+            self._note(f"{producer.name}: AddOffsetsToTxn {tx.TXN_GROUP}")
+            producer.flight = self._send(
+                tx.ADD_OFFSETS,
+                tx.add_offsets_values(producer),
+                lambda f: self._txn_answer(producer, "add offsets", f),
+            )
+        elif choice < 0.8:
+            assert producer.txn is not None
+            offsets = {p: self.rng.randint(0, 500) for p in range(PARTITIONS)}
+            for p, value in offsets.items():
+                producer.txn.offsets.setdefault(p, set()).add(value)
+            self._note(f"{producer.name}: TxnOffsetCommit {offsets}")
+            producer.flight = self._send(
+                tx.TXN_OFFSET_COMMIT,
+                tx.txn_offset_commit_values(producer, TOPIC, offsets),
+                lambda f: self._txn_answer(producer, "offsets", f),
+            )
         else:
             assert producer.txn is not None
             producer.commit = self.rng.random() < 0.7
-            producer.txn.commit_sent |= producer.commit
+            if producer.commit:
+                self.txns.commit_sent(producer.txn)
             producer.state = "ending"
-            verb = "commit" if producer.commit else "abort"
-            self._note(f"{producer.name}: EndTxn {verb} transaction {producer.txn.number}")
-            producer.flight = self._send(
-                tx.END_TXN, producer.end_values(), lambda f: self._txn_answer(producer, "end", f)
-            )
+            self._end_txn(producer)
+
+    def _end_txn(self, producer: tx.TxnProducer) -> None:
+        assert producer.txn is not None
+        verb = "commit" if producer.commit else "abort"
+        self._note(f"{producer.name}: EndTxn {verb} transaction {producer.txn.number}")
+        producer.flight = self._send(
+            tx.END_TXN, producer.end_values(), lambda f: self._txn_answer(producer, "end", f)
+        )
 
     def _txn_produce(self, producer: tx.TxnProducer) -> None:
         assert producer.txn is not None
@@ -584,6 +620,18 @@ class Simulation:
             outcome = producer.on_init(answer)
         elif what == "add":
             outcome = producer.on_add(answer, partition)
+        elif what == "add offsets":
+            error = ErrorCode(answer.error_code)
+            if error is ErrorCode.NONE:
+                producer.offsets_added = True
+            elif error not in tx.RETRY:
+                producer.fenced()
+            outcome = error.name
+        elif what == "offsets":
+            errors = {ErrorCode(p.error_code) for p in answer.topics[0].partitions}
+            if errors - {ErrorCode.NONE} - tx.RETRY:
+                producer.fenced()
+            outcome = ", ".join(sorted(e.name for e in errors))
         else:
             outcome = producer.on_end(answer)
         self._note(f"{producer.name}: {what} -> {outcome}")

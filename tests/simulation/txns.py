@@ -19,7 +19,11 @@ from tests.simulation.node import InFlight
 from tests.simulation.producers import Pending
 
 ADD_PARTITIONS = (int(ApiKey.ADD_PARTITIONS_TO_TXN), 3)
+ADD_OFFSETS = (int(ApiKey.ADD_OFFSETS_TO_TXN), 3)
+TXN_OFFSET_COMMIT = (int(ApiKey.TXN_OFFSET_COMMIT), 3)
 END_TXN = (int(ApiKey.END_TXN), 3)
+TXN_GROUP: Final = "txg"
+"""The group only transactions commit offsets to (consume-transform-produce)."""
 TRANSACTION_TIMEOUT_MS: Final = 15_000
 """Short enough that the scheduler's clock advances (up to 31 s, and more) expire some."""
 
@@ -43,6 +47,11 @@ class Txn:
     producer_id: int
     epoch: int
     commit_sent: bool = False
+    committed: bool = False
+    """Its EndTxn(commit) was answered NONE."""
+    offsets: dict[int, set[int]] = field(default_factory=dict)
+    """Offsets of TXN_GROUP it sent (TxnOffsetCommit), by partition: applied only if it
+    commits."""
 
 
 @dataclass
@@ -51,10 +60,31 @@ class TxnModel:
     batches: dict[tuple[int, int, int, int], Txn] = field(default_factory=dict)
     """(pid, epoch, partition, base sequence) of every transactional batch sent -> its txn."""
 
+    ending: list[Txn] = field(default_factory=list)
+    """Transactions with offsets, in the order their EndTxn(commit) was first sent."""
+
     def begin(self, producer_id: int, epoch: int) -> Txn:
         txn = Txn(len(self.txns) + 1, producer_id, epoch)
         self.txns.append(txn)
         return txn
+
+    def commit_sent(self, txn: Txn) -> None:
+        if not txn.commit_sent and txn.offsets:
+            self.ending.append(txn)
+        txn.commit_sent = True
+
+    def allowed_offsets(self, partition: int) -> set[int | None]:
+        """What TXN_GROUP's committed offset of ``partition`` may be: that of the last
+        acknowledged commit with offsets for it (None before any), or one of a transaction
+        whose commit was sent after it. Never one of a transaction that did not commit."""
+        with_partition = [t for t in self.ending if partition in t.offsets]
+        last = max((i for i, t in enumerate(with_partition) if t.committed), default=-1)
+        allowed: set[int | None] = (
+            set(with_partition[last].offsets[partition]) if last >= 0 else {None}
+        )
+        for txn in with_partition[last + 1 :]:
+            allowed |= txn.offsets[partition]
+        return allowed
 
 
 @dataclass
@@ -66,6 +96,7 @@ class TxnProducer:
     state: str = "init"  # init | ready | open | ending
     txn: Txn | None = None
     added: set[int] = field(default_factory=set)
+    offsets_added: bool = False
     commit: bool = True
     next_sequence: dict[int, int] = field(default_factory=dict)
     pending: Pending | None = None
@@ -78,6 +109,7 @@ class TxnProducer:
         self.txn = None
         self.pending = None
         self.added.clear()
+        self.offsets_added = False
 
     def init_values(self) -> dict[str, Any]:
         return {
@@ -149,14 +181,54 @@ class TxnProducer:
     def on_end(self, answer: Any) -> str:
         error = ErrorCode(answer.error_code)
         if error is ErrorCode.NONE:
+            if self.txn is not None and self.commit:
+                self.txn.committed = True
             self.state = "ready"
             self.txn = None
             self.added.clear()
+            self.offsets_added = False
         elif error in RETRY:
-            self.state = "open"  # sends the same EndTxn again
+            pass  # state stays "ending": the same EndTxn is sent again
         else:
             self.fenced()
         return error.name
+
+
+def add_offsets_values(producer: TxnProducer) -> dict[str, Any]:
+    return {
+        "transactional_id": producer.transactional_id,
+        "producer_id": producer.producer_id,
+        "producer_epoch": producer.epoch,
+        "group_id": TXN_GROUP,
+    }
+
+
+def txn_offset_commit_values(
+    producer: TxnProducer, topic: str, offsets: dict[int, int]
+) -> dict[str, Any]:
+    return {
+        "transactional_id": producer.transactional_id,
+        "group_id": TXN_GROUP,
+        "producer_id": producer.producer_id,
+        "producer_epoch": producer.epoch,
+        "generation_id": -1,
+        "member_id": "",
+        "group_instance_id": None,
+        "topics": [
+            {
+                "name": topic,
+                "partitions": [
+                    {
+                        "partition_index": p,
+                        "committed_offset": value,
+                        "committed_leader_epoch": -1,
+                        "committed_metadata": "",
+                    }
+                    for p, value in sorted(offsets.items())
+                ],
+            }
+        ],
+    }
 
 
 def read_committed_view(records: bytes, aborted: list[tuple[int, int]]) -> list[Any]:
