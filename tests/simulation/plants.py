@@ -81,9 +81,25 @@ def failing_group_timer() -> Iterator[None]:
         GroupCoordinator.advance = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def commit_aborted_txn_offsets() -> Iterator[None]:
+    """An aborted transaction's offsets are committed anyway (its marker read as COMMIT)."""
+    original = GroupCoordinator.end_txn_offsets
+
+    def end_txn_offsets(self: GroupCoordinator, producer_id: int, commit: bool) -> Any:
+        return original(self, producer_id, True)
+
+    GroupCoordinator.end_txn_offsets = end_txn_offsets  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        GroupCoordinator.end_txn_offsets = original  # type: ignore[method-assign]
+
+
 PLANTS = {
     "ack-before-fsync": ack_before_fsync,
     "commit-before-fsync": commit_before_fsync,
     "forget-aborted-transactions": forget_aborted_transactions,
     "failing-group-timer": failing_group_timer,
+    "commit-aborted-txn-offsets": commit_aborted_txn_offsets,
 }

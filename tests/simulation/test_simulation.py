@@ -84,3 +84,11 @@ def test_an_exception_the_broker_only_logs_is_caught() -> None:
         totals = run_seeds(seeds, steps)
     assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
     assert "planted: the group timer failed" in totals.failures[0], totals.failures[0]
+
+
+def test_committing_an_aborted_transactions_offsets_is_caught() -> None:
+    seeds, steps = seeds_from_env()
+    with plants.commit_aborted_txn_offsets():
+        totals = run_seeds(seeds, steps)
+    assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
+    assert "from no committed transaction" in totals.failures[0], totals.failures[0]
