@@ -16,6 +16,7 @@ from tests.simulation import plants
 from tests.simulation.runner import run_seeds, seeds_from_env
 from tests.simulation.sim import Simulation
 
+SANITY_SEEDS_MIN: Final = 50
 REPLAY_TIMEOUT_S: Final = 120.0
 """A bound on one seed's run in a subprocess (it takes well under a second)."""
 
@@ -25,7 +26,9 @@ def test_every_seed_keeps_the_invariants() -> None:
     totals = run_seeds(seeds, steps)
     print(totals.summary())
     assert not totals.failures, totals.failures[0]
-    assert totals.power_losses > 0 and totals.acked_batches > 0, totals.summary()
+    if len(seeds) >= SANITY_SEEDS_MIN:  # not when replaying one seed
+        # Many seeds that never lost power or acknowledged a write would prove nothing.
+        assert totals.power_losses > 0 and totals.acked_batches > 0, totals.summary()
 
 
 def test_a_seed_replays_exactly() -> None:
