@@ -562,7 +562,7 @@ class Simulation:
             producer.flight = self._send(
                 tx.TXN_OFFSET_COMMIT,
                 tx.txn_offset_commit_values(producer, TOPIC, offsets),
-                lambda f: self._txn_answer(producer, "offsets", f),
+                lambda f: self._txn_offsets_answer(producer, offsets, f),
             )
         else:
             assert producer.txn is not None
@@ -611,6 +611,22 @@ class Simulation:
         if producer.pending is pending:
             producer.on_produced(error, pending)
 
+    def _txn_offsets_answer(
+        self, producer: tx.TxnProducer, offsets: dict[int, int], flight: InFlight
+    ) -> None:
+        producer.flight = None
+        answer = self.node.answer(flight)
+        errors = {
+            int(p.partition_index): ErrorCode(p.error_code) for p in answer.topics[0].partitions
+        }
+        if producer.txn is not None:
+            for partition, error in errors.items():
+                if error is ErrorCode.NONE:
+                    producer.txn.acked_offsets.setdefault(partition, set()).add(offsets[partition])
+        if set(errors.values()) - {ErrorCode.NONE} - tx.RETRY:
+            producer.fenced()
+        self._note(f"{producer.name}: offsets -> {sorted((p, e.name) for p, e in errors.items())}")
+
     def _txn_answer(
         self, producer: tx.TxnProducer, what: str, flight: InFlight, partition: int = -1
     ) -> None:
@@ -627,11 +643,7 @@ class Simulation:
             elif error not in tx.RETRY:
                 producer.fenced()
             outcome = error.name
-        elif what == "offsets":
-            errors = {ErrorCode(p.error_code) for p in answer.topics[0].partitions}
-            if errors - {ErrorCode.NONE} - tx.RETRY:
-                producer.fenced()
-            outcome = ", ".join(sorted(e.name for e in errors))
+
         else:
             outcome = producer.on_end(answer)
         self._note(f"{producer.name}: {what} -> {outcome}")

@@ -52,6 +52,8 @@ class Txn:
     offsets: dict[int, set[int]] = field(default_factory=dict)
     """Offsets of TXN_GROUP it sent (TxnOffsetCommit), by partition: applied only if it
     commits."""
+    acked_offsets: dict[int, set[int]] = field(default_factory=dict)
+    """Those of them whose TxnOffsetCommit was answered NONE (the others may be lost)."""
 
 
 @dataclass
@@ -74,16 +76,19 @@ class TxnModel:
         txn.commit_sent = True
 
     def allowed_offsets(self, partition: int) -> set[int | None]:
-        """What TXN_GROUP's committed offset of ``partition`` may be: that of the last
-        acknowledged commit with offsets for it (None before any), or one of a transaction
-        whose commit was sent after it. Never one of a transaction that did not commit."""
-        with_partition = [t for t in self.ending if partition in t.offsets]
-        last = max((i for i, t in enumerate(with_partition) if t.committed), default=-1)
-        allowed: set[int | None] = (
-            set(with_partition[last].offsets[partition]) if last >= 0 else {None}
-        )
-        for txn in with_partition[last + 1 :]:
-            allowed |= txn.offsets[partition]
+        """What TXN_GROUP's committed offset of ``partition`` may be. A transaction whose
+        commit was acknowledged, with an acknowledged TxnOffsetCommit for the partition,
+        decides it (one of its values); one whose commit or TxnOffsetCommit is unknown may
+        have. A transaction whose commit was never sent never does."""
+        allowed: set[int | None] = {None}
+        for txn in self.ending:
+            values = txn.offsets.get(partition)
+            if not values:
+                continue
+            if txn.committed and txn.acked_offsets.get(partition):
+                allowed = set(values)
+            else:
+                allowed |= values
         return allowed
 
 
