@@ -26,13 +26,20 @@ class Totals:
     acked_batches: int = 0
     enospc: int = 0
     eio: int = 0
+    clean_restarts: int = 0
+    offsets_committed: int = 0
+    txns_committed: int = 0
+    txns_other: int = 0
     failures: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.seeds} seeds, {self.steps} steps: {self.power_losses} power losses, "
-            f"{self.process_crashes} process crashes, {self.enospc} ENOSPC and {self.eio} EIO "
-            f"armed, {self.acked_batches} batches acknowledged; {len(self.failures)} failed"
+            f"{self.process_crashes} process crashes, {self.clean_restarts} clean restarts, "
+            f"{self.enospc} ENOSPC and {self.eio} EIO armed; {self.acked_batches} batches "
+            f"and {self.offsets_committed} offset commits acknowledged, {self.txns_committed} "
+            f"transactions committed, {self.txns_other} aborted or abandoned; "
+            f"{len(self.failures)} failed"
         )
 
 
@@ -64,4 +71,8 @@ def run_seeds(seeds: list[int], steps: int, *, stop_at_first: bool = True) -> To
         totals.acked_batches += stats.acked_batches
         totals.enospc += stats.enospc
         totals.eio += stats.eio
+        totals.clean_restarts += stats.clean_restarts
+        totals.offsets_committed += stats.offsets_committed
+        totals.txns_committed += stats.txns_committed
+        totals.txns_other += stats.txns_aborted_or_lost
     return totals

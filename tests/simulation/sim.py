@@ -51,6 +51,9 @@ class Stats:
     process_crashes: int = 0
     clean_restarts: int = 0
     unretrieved: int = 0
+    offsets_committed: int = 0
+    txns_committed: int = 0
+    txns_aborted_or_lost: int = 0
     acked_batches: int = 0
     enospc: int = 0
     eio: int = 0
@@ -148,6 +151,11 @@ class Simulation:
                 raise Violation(self._report(f"the simulation raised {exc!r}")) from exc
             finally:
                 self.node.shutdown()
+        self.stats.offsets_committed = sum(
+            c.status == "acked" for commits in self.commits.commits.values() for c in commits
+        )
+        self.stats.txns_committed = sum(t.committed for t in self.txns.txns)
+        self.stats.txns_aborted_or_lost = len(self.txns.txns) - self.stats.txns_committed
         return self.stats
 
     def _report(self, what: str) -> str:
