@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Final
 
 from tests.simulation import plants
 from tests.simulation.runner import run_seeds, seeds_from_env
 from tests.simulation.sim import Simulation
 
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 SANITY_SEEDS_MIN: Final = 50
 REPLAY_TIMEOUT_S: Final = 120.0
 """A bound on one seed's run in a subprocess (it takes well under a second)."""
@@ -46,6 +48,7 @@ def test_a_seed_replays_exactly_in_another_process() -> None:
         done = subprocess.run(
             [sys.executable, "-m", "tests.simulation.trace", "11", "400"],
             env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=REPLAY_TIMEOUT_S,
