@@ -28,11 +28,12 @@ from shoal.testing.faultfs import FaultyFileSystem
 from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
 from tests.simulation import txns as tx
+from tests.simulation.group_steps import GroupSteps
 from tests.simulation.model import PartitionModel, Violation, check_partition
 from tests.simulation.node import InFlight, Node
+from tests.simulation.topic import PARTITIONS, TOPIC
+from tests.simulation.txn_steps import TxnSteps
 
-TOPIC: Final = "sim"
-PARTITIONS: Final = 2
 FETCH_VERSION: Final = 12
 FETCH_BYTES_MAX: Final = 1 << 20
 CLOCK_STEPS_MS: Final = (1, 10, 100, 1_000, 7_000, 31_000, 700_000)
@@ -107,7 +108,7 @@ def seeded_uuids(rng: random.Random) -> Iterator[None]:
         uuid.uuid4 = original
 
 
-class Simulation:
+class Simulation(TxnSteps, GroupSteps):
     def __init__(self, seed: int, steps: int) -> None:
         self.seed = seed
         self.steps = steps
@@ -518,208 +519,3 @@ class Simulation:
                     f"group {tx.TXN_GROUP} partition {partition}: committed offset {value} "
                     f"from no committed transaction (allowed {sorted(map(str, allowed))})"
                 )
-
-    # -- transactions -----------------------------------------------------------------------
-
-    def _transact(self) -> None:
-        producer = self.rng.choice(self.txn_producers)
-        if producer.flight is not None:
-            self._note(f"{producer.name}: still waiting for its request")
-            return
-        if producer.state == "init":
-            self._note(f"{producer.name}: InitProducerId {producer.transactional_id}")
-            producer.flight = self._send(
-                prod.INIT_PRODUCER_ID,
-                producer.init_values(),
-                lambda f: self._txn_answer(producer, "init", f),
-            )
-            return
-        if producer.state == "ending":
-            self._end_txn(producer)
-            return
-        if producer.state == "ready":
-            producer.txn = self.txns.begin(producer.producer_id, producer.epoch)
-            producer.state = "open"
-            self._note(f"{producer.name}: begin transaction {producer.txn.number}")
-        choice = self.rng.random()
-        if producer.pending is not None:
-            self._txn_produce(producer)
-        elif (choice < 0.25 or not producer.added) and len(producer.added) < PARTITIONS:
-            partition = self.rng.choice([p for p in range(PARTITIONS) if p not in producer.added])
-            self._note(f"{producer.name}: AddPartitionsToTxn p{partition}")
-            producer.flight = self._send(
-                tx.ADD_PARTITIONS,
-                producer.add_values(TOPIC, partition),
-                lambda f: self._txn_answer(producer, "add", f, partition),
-            )
-        elif choice < 0.65 and producer.added:
-            self._txn_produce(producer)
-        elif choice < 0.8 and not producer.offsets_added:
-            self._note(f"{producer.name}: AddOffsetsToTxn {tx.TXN_GROUP}")
-            producer.flight = self._send(
-                tx.ADD_OFFSETS,
-                tx.add_offsets_values(producer),
-                lambda f: self._txn_answer(producer, "add offsets", f),
-            )
-        elif choice < 0.8:
-            assert producer.txn is not None
-            offsets = {p: self.rng.randint(0, 500) for p in range(PARTITIONS)}
-            for p, value in offsets.items():
-                producer.txn.offsets.setdefault(p, set()).add(value)
-            self._note(f"{producer.name}: TxnOffsetCommit {offsets}")
-            producer.flight = self._send(
-                tx.TXN_OFFSET_COMMIT,
-                tx.txn_offset_commit_values(producer, TOPIC, offsets),
-                lambda f: self._txn_offsets_answer(producer, offsets, f),
-            )
-        else:
-            assert producer.txn is not None
-            producer.commit = self.rng.random() < 0.7
-            if producer.commit:
-                self.txns.commit_sent(producer.txn)
-            producer.state = "ending"
-            self._end_txn(producer)
-
-    def _end_txn(self, producer: tx.TxnProducer) -> None:
-        assert producer.txn is not None
-        verb = "commit" if producer.commit else "abort"
-        self._note(f"{producer.name}: EndTxn {verb} transaction {producer.txn.number}")
-        producer.flight = self._send(
-            tx.END_TXN, producer.end_values(), lambda f: self._txn_answer(producer, "end", f)
-        )
-
-    def _txn_produce(self, producer: tx.TxnProducer) -> None:
-        assert producer.txn is not None
-        if producer.pending is None:
-            partition = self.rng.choice(sorted(producer.added))
-            producer.pending = producer.new_batch(
-                partition, self.clock.now_ms(), self.rng.randint(1, 4)
-            )
-        pending = producer.pending
-        header = read_header(pending.batch)
-        key = (header.producer_id, header.producer_epoch, pending.partition, header.base_sequence)
-        self.txns.batches[key] = producer.txn
-        self._note(
-            f"{producer.name}: produce p{pending.partition} in transaction "
-            f"{producer.txn.number} seq={header.base_sequence} n={header.record_count}"
-        )
-        values = prod.produce_values(TOPIC, pending)
-        values["transactional_id"] = producer.transactional_id
-        producer.flight = self._send(
-            prod.PRODUCE, values, lambda f: self._txn_produced(producer, pending, f)
-        )
-
-    def _txn_produced(self, producer: tx.TxnProducer, pending: prod.Pending, f: InFlight) -> None:
-        producer.flight = None
-        part = self.node.answer(f).responses[0].partition_responses[0]
-        error = ErrorCode(part.error_code)
-        self._note(f"{producer.name}: p{pending.partition} -> {error.name} at {part.base_offset}")
-        if error is ErrorCode.NONE:
-            self._acked(pending, int(part.base_offset))
-        if producer.pending is pending:
-            producer.on_produced(error, pending)
-
-    def _txn_offsets_answer(
-        self, producer: tx.TxnProducer, offsets: dict[int, int], flight: InFlight
-    ) -> None:
-        producer.flight = None
-        answer = self.node.answer(flight)
-        errors = {
-            int(p.partition_index): ErrorCode(p.error_code) for p in answer.topics[0].partitions
-        }
-        if producer.txn is not None:
-            for partition, error in errors.items():
-                if error is ErrorCode.NONE:
-                    producer.txn.acked_offsets.setdefault(partition, set()).add(offsets[partition])
-        if set(errors.values()) - {ErrorCode.NONE} - tx.RETRY:
-            producer.fenced()
-        self._note(f"{producer.name}: offsets -> {sorted((p, e.name) for p, e in errors.items())}")
-
-    def _txn_answer(
-        self, producer: tx.TxnProducer, what: str, flight: InFlight, partition: int = -1
-    ) -> None:
-        producer.flight = None
-        answer = self.node.answer(flight)
-        if what == "init":
-            outcome = producer.on_init(answer)
-        elif what == "add":
-            outcome = producer.on_add(answer, partition)
-        elif what == "add offsets":
-            error = ErrorCode(answer.error_code)
-            if error is ErrorCode.NONE:
-                producer.offsets_added = True
-            elif error not in tx.RETRY:
-                producer.fenced()
-            outcome = error.name
-
-        else:
-            outcome = producer.on_end(answer)
-        self._note(f"{producer.name}: {what} -> {outcome}")
-
-    # -- group members ----------------------------------------------------------------------
-
-    def _group(self) -> None:
-        member = self.rng.choice(self.members)
-        if member.flight is not None:
-            self._note(f"{member.name}: still waiting for its request")
-            return
-        if member.standalone or (member.state == "stable" and self.rng.random() < 0.5):
-            self._commit(member)
-        elif member.state == "out":
-            self._note(f"{member.name}: JoinGroup {member.group} as {member.member_id!r}")
-            member.flight = self._send(
-                cons.JOIN, member.join_values(TOPIC), lambda f: self._answered(member, "join", f)
-            )
-        elif member.state == "syncing":
-            self._note(f"{member.name}: SyncGroup generation {member.generation}")
-            member.flight = self._send(
-                cons.SYNC,
-                member.sync_values(TOPIC, PARTITIONS),
-                lambda f: self._answered(member, "sync", f),
-            )
-        elif self.rng.random() < 0.85:
-            self._note(f"{member.name}: Heartbeat generation {member.generation}")
-            member.flight = self._send(
-                cons.HEARTBEAT,
-                member.heartbeat_values(),
-                lambda f: self._answered(member, "heartbeat", f),
-            )
-        else:
-            self._note(f"{member.name}: LeaveGroup")
-            member.flight = self._send(
-                cons.LEAVE, member.leave_values(), lambda f: self._answered(member, "leave", f)
-            )
-            member.reset(forget_id=True)
-
-    def _commit(self, member: cons.Member) -> None:
-        partitions = member.assigned if not member.standalone else list(range(PARTITIONS))
-        if not partitions:
-            partitions = [self.rng.randrange(PARTITIONS)]
-        chosen = self.rng.sample(partitions, self.rng.randint(1, len(partitions)))
-        offsets = {p: self.rng.randint(0, 500) for p in chosen}
-        commits = {p: self.commits.sent(member.group, p, v) for p, v in offsets.items()}
-        self._note(f"{member.name}: OffsetCommit {member.group} {offsets}")
-        member.flight = self._send(
-            cons.COMMIT,
-            member.commit_values(TOPIC, offsets),
-            lambda f: self._committed(member, commits, f),
-        )
-
-    def _committed(self, member: cons.Member, commits: dict[int, cons.Commit], f: InFlight) -> None:
-        member.flight = None
-        self._note(
-            f"{member.name}: OffsetCommit -> {member.on_commit(self.node.answer(f), commits)}"
-        )
-
-    def _answered(self, member: cons.Member, what: str, flight: InFlight) -> None:
-        member.flight = None
-        answer = self.node.answer(flight)
-        if what == "join":
-            outcome = member.on_join(answer)
-        elif what == "sync":
-            outcome = member.on_sync(answer, TOPIC)
-        elif what == "heartbeat":
-            outcome = member.on_heartbeat(answer)
-        else:
-            outcome = ErrorCode(answer.error_code).name
-        self._note(f"{member.name}: {what} -> {outcome}")
