@@ -199,3 +199,12 @@ docs: $(STAMP)
 	$(BIN)/python -m shoal.cli.settings_reference docs/settings.md
 	$(BIN)/python -m shoal.cli.cli_reference docs/cli.md
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Deterministic simulation (issue 19, slice R): thousands of seeds of the broker's storage and
+# coordinators on a fake clock and the fault-injecting disk; SEED=n replays one seed (its trace
+# is printed on failure), STEPS sets the steps per seed.
+.PHONY: simulate
+SIM_SEEDS ?= 3000
+SIM_STEPS ?= 200
+simulate: $(STAMP)
+	SHOAL_SIM_SEED=$(SEED) SHOAL_SIM_SEEDS=$(SIM_SEEDS) SHOAL_SIM_STEPS=$(or $(STEPS),$(SIM_STEPS)) $(BIN)/pytest -s --timeout=7200 tests/simulation/test_simulation.py -k every_seed $(PYTEST_ARGS)

@@ -97,6 +97,8 @@ class TransactionService:
             )
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
+        self._stopping = False
+        """Set by :meth:`stop`: the timer ends even if its cancellation was lost (see there)."""
         self._offsets_marker: OffsetsMarkerHook | None = None
         self._finishing: set[str] = set()
         """Transactional ids whose markers a task is writing now (the timer leaves them)."""
@@ -308,12 +310,14 @@ class TransactionService:
         wakeup = self._wakeup
         if wakeup is None:  # pragma: no cover - _kick() sets it first
             return
-        while True:
+        while not self._stop_requested():
             try:
                 await self.tick()
             except Exception:
                 # A bug here must not stop every transaction's timeout.
                 log.exception("transaction coordinator timer failed")
+            if self._stop_requested():
+                return
             deadline = self.coordinator.next_deadline_ms()
             timeout = TIMER_SLEEP_S_MAX
             if deadline is not None:
@@ -324,7 +328,18 @@ class TransactionService:
                     await wakeup.wait()
             wakeup.clear()
 
+    def _stop_requested(self) -> bool:
+        # A method, not the attribute: it changes while the timer awaits.
+        return self._stopping
+
     async def stop(self) -> None:
+        # The flag, and not only the cancellation: a cancel that arrives as the future a
+        # wait_for awaits completes is lost on Python 3.11 (wait_for returns the result), and
+        # the timer then looped on while stop() waited for it forever. Found by the
+        # deterministic simulation (tests/simulation: a clean shutdown that never ended).
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -40,7 +40,10 @@ class Flushable(Protocol):
 
 
 class Flusher:
-    def __init__(self, clock: Clock, *, name: str = "shoal-flusher") -> None:
+    """With ``threaded=False`` no thread runs: nothing is fsynced until the owner calls
+    :meth:`run_pending` (the deterministic simulation decides when the disk syncs)."""
+
+    def __init__(self, clock: Clock, *, name: str = "shoal-flusher", threaded: bool = True) -> None:
         self._clock = clock
         self._cond = threading.Condition()
         self._urgent: dict[int, Flushable] = {}
@@ -50,8 +53,11 @@ class Flusher:
         self._stopping = False
         self.stats = FlushStats()
         """fsync durations and batches per fsync, written by the logs this thread flushes."""
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._next_tick_ms = clock.monotonic_ms() + TICK_MS
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
 
     def register(self, plog: Flushable) -> None:
         self.mark_dirty(plog)
@@ -75,34 +81,40 @@ class Flusher:
         with self._cond:
             self._stopping = True
             self._cond.notify()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def _run(self) -> None:
-        next_tick = self._clock.monotonic_ms() + TICK_MS
         while True:
             with self._cond:
                 while not self._urgent and not self._stopping:
-                    timeout_ms = next_tick - self._clock.monotonic_ms()
+                    timeout_ms = self._next_tick_ms - self._clock.monotonic_ms()
                     if timeout_ms <= 0:
                         break
                     self._cond.wait(timeout_ms / 1000.0)
                 if self._stopping:
                     return
-                urgent = list(self._urgent.values())
-                self._urgent.clear()
-                now = self._clock.monotonic_ms()
-                periodic: list[Flushable] = []
-                if now >= next_tick:
-                    periodic = list(self._dirty.values())
-                    self._dirty.clear()
-                    next_tick = now + TICK_MS
-            for plog in urgent:
-                self._guarded(plog.flush)
-            for plog in periodic:
-                if self._guarded(plog.periodic, now):
-                    self.mark_dirty(plog)
-            for plog in urgent:
-                self.mark_dirty(plog)  # its checkpoint may now be due
+            self.run_pending()
+
+    def run_pending(self) -> None:
+        """One round: flush the logs with waiting appenders, then, if a tick is due, do the
+        periodic duties. The thread's loop body; called directly when not ``threaded``."""
+        with self._cond:
+            urgent = list(self._urgent.values())
+            self._urgent.clear()
+            now = self._clock.monotonic_ms()
+            periodic: list[Flushable] = []
+            if now >= self._next_tick_ms:
+                periodic = list(self._dirty.values())
+                self._dirty.clear()
+                self._next_tick_ms = now + TICK_MS
+        for plog in urgent:
+            self._guarded(plog.flush)
+        for plog in periodic:
+            if self._guarded(plog.periodic, now):
+                self.mark_dirty(plog)
+        for plog in urgent:
+            self.mark_dirty(plog)  # its checkpoint may now be due
 
     @staticmethod
     def _guarded(work: Callable[..., object], *args: object) -> bool:

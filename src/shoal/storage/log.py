@@ -213,9 +213,13 @@ class PartitionLog:
         self._handles.pin(active.path)
         # What survived a process crash may still sit in the page cache: make every segment
         # that was re-checked durable before the new recovery point claims it.
-        for segment in recovered.rebuilt:
-            with self._handles.using(segment.path) as f:
-                f.fsync()
+        try:
+            for segment in recovered.rebuilt:
+                with self._handles.using(segment.path) as f:
+                    f.fsync()
+        except OSError as exc:
+            # Found by tests/simulation: this EIO left LogManager.open as a bare OSError.
+            raise self._health.fail(f"fsync of recovered {self.name} failed: {exc}") from exc
         self._flushed_offset = self._next_offset
         self._write_checkpoint()
         self._delete_segments_below_start()
@@ -787,19 +791,39 @@ class PartitionLog:
     # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush, save indexes and checkpoint (a clean shutdown), then release files."""
+        """Flush, save indexes and checkpoint (a clean shutdown), then release files.
+
+        The files are released even when a final write fails; the failure is then raised as a
+        :class:`StorageError` (so the manager leaves no clean-shutdown marker and the next start
+        rebuilds what could not be saved), never as a bare OSError.
+        """
         if self._closed:
             return
-        if self._health.failure is None:
-            self.flush()
-            with self._flush_lock:
-                active = self._segments[-1]
-                active.save_indexes(self._fs)
-                self._write_checkpoint()
-        with self._flush_lock, self._lock:
-            self._closed = True
-            for segment in self._segments:
-                self._handles.close(segment.path)
-        if self._flusher is not None:
-            self._flusher.unregister(self)
-        self._fail_waiters(LogClosedError(f"{self.name} was closed"))
+        try:
+            if self._health.failure is None:
+                self.flush()
+                with self._flush_lock:
+                    active = self._segments[-1]
+                    try:
+                        active.save_indexes(self._fs)
+                    except OSError as exc:
+                        raise self._failed_index_save(active, exc) from exc
+                    self._write_checkpoint()
+        finally:
+            with self._flush_lock, self._lock:
+                self._closed = True
+                for segment in self._segments:
+                    self._handles.close(segment.path)
+            if self._flusher is not None:
+                self._flusher.unregister(self)
+            self._fail_waiters(LogClosedError(f"{self.name} was closed"))
+
+    def _failed_index_save(self, segment: Segment, exc: OSError) -> StorageError:
+        # Found by the deterministic simulation (tests/simulation): ENOSPC here escaped
+        # LogManager.close as an OSError, leaving the other logs unclosed and the lock held.
+        if exc.errno in SPACE_ERRNOS:
+            return DiskFullError(
+                f"{self.name}: no space to save the indexes of {segment.path} at close; "
+                "the next start rebuilds them"
+            )
+        return self._health.fail(f"could not save the indexes of {segment.path}: {exc}")

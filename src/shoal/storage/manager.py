@@ -77,6 +77,7 @@ class LogManager:
         clock: Clock,
         default_config: LogConfig,
         max_open_files: int,
+        threaded_flusher: bool = True,
     ) -> None:
         self.path = path
         self._fs = fs
@@ -84,7 +85,7 @@ class LogManager:
         self.default_config = default_config
         self.health = DirectoryHealth(path)
         self._handles = FileHandles(fs, max_open_files=max_open_files)
-        self._flusher = Flusher(clock)
+        self._flusher = Flusher(clock, threaded=threaded_flusher)
         self.stats = StorageStats(flush=self._flusher.stats)
         """What the logs' fsyncs, retention and cleaner did (read by the broker's metrics)."""
         self._logs: dict[LogId, PartitionLog] = {}
@@ -105,8 +106,14 @@ class LogManager:
         default_config: LogConfig | None = None,
         config_for: Callable[[LogId], LogConfig] | None = None,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
+        threaded_flusher: bool = True,
     ) -> LogManager:
-        """Open ``path`` (created if missing) and recover every partition in it."""
+        """Open ``path`` (created if missing) and recover every partition in it.
+
+        With ``threaded_flusher=False`` nothing is fsynced in the background: appends wait
+        until the caller runs :meth:`flush_pending` (a seam for the deterministic simulation,
+        which decides when the disk syncs).
+        """
         fs = OsFileSystem() if fs is None else fs
         fs.makedirs(path)
         fs.lock(os.path.join(path, LOCK_FILE))
@@ -116,6 +123,7 @@ class LogManager:
             clock=clock,
             default_config=default_config or LogConfig(),
             max_open_files=max_open_files,
+            threaded_flusher=threaded_flusher,
         )
         try:
             manager._load(config_for)
@@ -172,6 +180,10 @@ class LogManager:
     def _stop_cleaner(self) -> None:
         if self.cleaner is not None:
             self.cleaner.stop()
+
+    def flush_pending(self) -> None:
+        """One round of the flusher's work, on the caller's thread (see ``threaded_flusher``)."""
+        self._flusher.run_pending()
 
     @property
     def recovered_cleanly(self) -> bool:

@@ -170,6 +170,10 @@ class FaultyFileSystem:
                     kept = data[: self._rng.randint(len(kept), len(data))]
                 inode.data = bytearray(kept)
                 inode.durable = kept
+        self.clear_faults()
+
+    def clear_faults(self) -> None:
+        """Disarm every fault not yet fired (space freed, the disk replaced)."""
         self._write_faults.clear()
         self._fsync_faults.clear()
         self._truncate_faults = 0

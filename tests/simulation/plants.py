@@ -1,0 +1,105 @@
+"""Bugs planted on purpose, to show the simulation catches what it claims to.
+
+Each is a context manager that patches one promise away the way a real bug would, for the
+duration of a test, in this process only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from shoal.coordinator.group_coordinator import GroupCoordinator
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.partition_txns import PartitionTxns
+from shoal.storage import PartitionLog
+
+
+@contextlib.contextmanager
+def ack_before_fsync(log_prefix: str = "") -> Iterator[None]:
+    """acks=all answered as soon as the batch is written, before the fsync that makes it
+    durable (Kafka's default without replicas; shoal promises better), in the logs whose
+    name starts with ``log_prefix``."""
+    original = PartitionLog.wait_durable
+
+    def wait_durable(self: PartitionLog, offset: int) -> Future[None]:
+        if not self.name.startswith(log_prefix):
+            return original(self, offset)
+        future: Future[None] = Future()
+        future.set_result(None)
+        return future
+
+    PartitionLog.wait_durable = wait_durable  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PartitionLog.wait_durable = original  # type: ignore[method-assign]
+
+
+def commit_before_fsync() -> contextlib.AbstractContextManager[None]:
+    """OffsetCommit answered before its record in ``__consumer_offsets`` is fsynced."""
+    return ack_before_fsync(OFFSETS_TOPIC)
+
+
+@contextlib.contextmanager
+def forget_aborted_transactions() -> Iterator[None]:
+    """Fetch lists no aborted transaction: a read_committed client delivers aborted data."""
+    original = PartitionTxns.aborted_overlapping
+
+    def aborted_overlapping(self: PartitionTxns, start: int, end: int) -> list[Any]:
+        return []
+
+    PartitionTxns.aborted_overlapping = aborted_overlapping  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PartitionTxns.aborted_overlapping = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def failing_group_timer() -> Iterator[None]:
+    """The group coordinator's timer raises once (a bug the broker logs and survives).
+
+    Once: raising every time makes the timer spin (its deadline stays in the past), which the
+    simulation reports as a loop that does not settle; this plant checks the logged path."""
+    original = GroupCoordinator.advance
+    raised = False
+
+    def advance(self: GroupCoordinator) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise RuntimeError("planted: the group timer failed")
+        original(self)
+
+    GroupCoordinator.advance = advance  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        GroupCoordinator.advance = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def commit_aborted_txn_offsets() -> Iterator[None]:
+    """An aborted transaction's offsets are committed anyway (its marker read as COMMIT)."""
+    original = GroupCoordinator.end_txn_offsets
+
+    def end_txn_offsets(self: GroupCoordinator, producer_id: int, commit: bool) -> Any:
+        return original(self, producer_id, True)
+
+    GroupCoordinator.end_txn_offsets = end_txn_offsets  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        GroupCoordinator.end_txn_offsets = original  # type: ignore[method-assign]
+
+
+PLANTS = {
+    "ack-before-fsync": ack_before_fsync,
+    "commit-before-fsync": commit_before_fsync,
+    "forget-aborted-transactions": forget_aborted_transactions,
+    "failing-group-timer": failing_group_timer,
+    "commit-aborted-txn-offsets": commit_aborted_txn_offsets,
+}
