@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ if str(ROOT) not in sys.path:
 
 from bench.peers.common import print_report  # noqa: E402
 from bench.peers.load import busy_processes  # noqa: E402
-from bench.peers.report import write_chart, write_markdown  # noqa: E402
+from bench.peers.report import environment, write_chart, write_markdown  # noqa: E402
 from bench.peers.systems import SYSTEMS, System, pacer_for, started  # noqa: E402
 
 RESULTS: Final = ROOT / "bench" / "results"
@@ -184,12 +183,7 @@ def run(cfg: Config, systems: list[str], out_dir: Path, work_base: Path) -> dict
 
     results: dict[str, Any] = {
         "config": asdict(cfg),
-        "environment": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_before": os.getloadavg(),
-        },
+        "environment": environment(),
         "systems": {},
         "failed": {},
     }

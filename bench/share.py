@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 from bench.peers import share_kafka, share_rabbitmq  # noqa: E402
 from bench.peers.common import percentiles  # noqa: E402
+from bench.peers.report import environment  # noqa: E402
 from bench.peers.share_common import (  # noqa: E402
     READY_TIMEOUT_S,
     RUN_TIMEOUT_S,
@@ -344,12 +344,7 @@ def run(
 
     results: dict[str, Any] = {
         "config": asdict(cfg),
-        "environment": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_before": os.getloadavg(),
-        },
+        "environment": environment(),
         "systems": {},
         "failed": {},
     }

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import math
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
 
 Row = tuple[str, str, bool]
 """(label, /-separated key path inside a size's results, higher is better)."""
+
+
+def environment() -> dict[str, Any]:
+    """The machine a bench ran on, for its results: cores, Python, platform and the load
+    average before it started (other work on the cores makes every figure an upper bound)."""
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_before": os.getloadavg(),
+    }
 
 
 def rows_for(rates: list[int]) -> list[Row]:

@@ -67,14 +67,18 @@ def render() -> str:
             os.environ["COLUMNS"] = previous
 
 
-def main(argv: list[str] | None = None) -> int:
+def write_page(text: str, argv: list[str] | None) -> int:
+    """A generated reference page to the file named by the first argument, or to stdout."""
     args = sys.argv[1:] if argv is None else argv
-    text = render()
     if not args:
         sys.stdout.write(text)
         return 0
     Path(args[0]).write_text(text, encoding="utf-8")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_page(render(), argv)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import math
 import re
 import sys
 from dataclasses import MISSING, dataclass, fields
-from pathlib import Path
 from typing import Final
 
+from shoal.cli.cli_reference import write_page
 from shoal.invariant import InvariantError
 from shoal.server.settings import Settings
 
@@ -149,13 +149,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    text = render()
-    if not args:
-        sys.stdout.write(text)
-        return 0
-    Path(args[0]).write_text(text, encoding="utf-8")
-    return 0
+    return write_page(render(), argv)
 
 
 if __name__ == "__main__":

@@ -395,10 +395,7 @@ class NatsQueueConsumer(NatsConsumer):
     async def fetch(self, max_records: int, timeout_s: float) -> list[Message]:
         self._guard.check()
         records = await super().fetch(max_records, timeout_s)
-        for message in records:
-            count = message.header(DELIVERY_COUNT_HEADER)
-            message.delivery_count = int(count) if count else 1
-        return self._guard.hold(records)
+        return self._guard.hold(records, DELIVERY_COUNT_HEADER)
 
     async def settle(self, outcomes: list[tuple[Message, Acknowledgement]]) -> None:
         settled = Settlement(self._ledger, self._guard.take(), outcomes)

@@ -51,7 +51,14 @@ class FetchGuard:
         if self.fetched:
             raise TransportError("fetch before the last fetch's records were settled")
 
-    def hold(self, records: list[Message]) -> list[Message]:
+    def hold(self, records: list[Message], count_header: str | None = None) -> list[Message]:
+        """Keep ``records`` until they are settled; ``count_header``: the header in which the
+        group consumer put each record's delivery count (1 when absent), moved to
+        ``Message.delivery_count``."""
+        if count_header is not None:
+            for message in records:
+                count = message.header(count_header)
+                message.delivery_count = int(count) if count else 1
         self.fetched = list(records)
         return records
 
