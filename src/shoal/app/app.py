@@ -709,8 +709,10 @@ class App:
             for group, topic, partition in reported - now:
                 self.metrics.forget_lag(group, topic, partition)
             reported = now
+            # asyncio.timeout, not wait_for (which on Python 3.11 can swallow a cancel).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._lag_interval_s)
+                async with asyncio.timeout(self._lag_interval_s):
+                    await self._stopping.wait()
 
 
 async def _unfinished(
