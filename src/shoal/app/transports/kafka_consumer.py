@@ -331,6 +331,9 @@ class KafkaConsumer:
                 await self._next
             self._next = None
         if self._consumer is not None:
+            # A barrier: what the executor still holds (an asynchronous commit) runs first, so
+            # the consumer is used by one thread at a time and that commit still finds it.
+            await self._call(lambda: None)
             consumer, self._consumer = self._consumer, None
             tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in self._to_commit.items()]
 
