@@ -2,11 +2,15 @@
 ``--shutdown-timeout`` whatever the broker does. The consumer's last commit and its leave of the
 group cannot reach anyone; librdkafka would retry them for ever, so they are abandoned once the
 budget is spent, the log says so and what it means (those offsets are redelivered), and the
-process exits.
+process exits. Redis and NATS: App.stop returns within its timeout after the server was killed
+(their asyncio clients were bounded by the stop's cancellation before this fix too; the test
+keeps them so).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +22,9 @@ from pathlib import Path
 import confluent_kafka
 import pytest
 
+from shoal import App
 from shoal.embedded import EmbeddedBroker
+from tests.peers.servers import start_nats, start_redis
 
 pytestmark = [pytest.mark.integration]
 
@@ -87,3 +93,40 @@ def test_sigterm_after_the_broker_stopped_exits_and_says_what_was_abandoned(
     # What was given up, and what that means for the offsets.
     assert "group billing: closing the consumer abandoned" in text, text[-3000:]
     assert "offsets not committed yet are redelivered" in text, text[-3000:]
+
+
+@pytest.mark.parametrize("peer", ["redis", "nats"])
+def test_app_stop_keeps_to_its_timeout_after_the_server_went_away(
+    tmp_path: Path, peer: str
+) -> None:
+    """The other transports' close paths: their clients are asyncio-native, so the stop budget
+    (cancellation) bounds them; the server is killed first, so nothing can answer."""
+    start = start_redis if peer == "redis" else start_nats
+    server = start(tmp_path / peer)
+    handled = asyncio.Event()
+
+    async def scenario() -> None:
+        app = App(server.url, name="billing")
+
+        @app.subscriber("orders", group="billing")
+        async def bill(n: int) -> None:
+            handled.set()
+
+        await app.start()
+        try:
+            await app.publish("orders", 1)
+            async with asyncio.timeout(WAIT_S):
+                await handled.wait()
+        finally:
+            server.kill()
+            stopping = asyncio.ensure_future(app.stop(SHUTDOWN_TIMEOUT_S))
+            # asyncio.wait, not wait_for: it reports a stop that hangs instead of cancelling it.
+            done, _ = await asyncio.wait([stopping], timeout=WAIT_S)
+            assert stopping in done, f"App.stop did not return after the {peer} server died"
+            with contextlib.suppress(Exception):  # a transport may report the lost server
+                stopping.result()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.kill()
