@@ -198,6 +198,7 @@ bench-share: $(STAMP) peers
 docs: $(STAMP)
 	$(BIN)/python -m shoal.cli.settings_reference docs/settings.md
 	$(BIN)/python -m shoal.cli.cli_reference docs/cli.md
+	$(BIN)/python -m examples.orders.asyncapi_page docs/asyncapi-orders.md
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Deterministic simulation (issue 19, slice R): thousands of seeds of the broker's storage and

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from examples.orders import asyncapi_page
 
 from shoal.cli import cli_reference
 from shoal.cli.settings_reference import render, setting_docs
@@ -34,6 +35,13 @@ def test_cli_reference_is_current() -> None:
     assert (DOCS / "cli.md").read_text(encoding="utf-8") == cli_reference.render(), (
         "docs/cli.md differs from the shoal parsers: run `make docs` (or "
         "`python -m shoal.cli.cli_reference docs/cli.md`) and commit the page"
+    )
+
+
+def test_orders_asyncapi_page_is_current() -> None:
+    assert (DOCS / "asyncapi-orders.md").read_text(encoding="utf-8") == asyncapi_page.render(), (
+        "docs/asyncapi-orders.md differs from examples/orders: run `make docs` (or `python -m "
+        "examples.orders.asyncapi_page docs/asyncapi-orders.md`) and commit the page"
     )
 
 

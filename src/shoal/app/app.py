@@ -60,7 +60,15 @@ Hook = Callable[[], object]
 
 CONCURRENCY_MAX = 1024
 STOP_TIMEOUT_S = 30.0
-"""How long stop() lets in-flight handlers finish before cancelling them (uncommitted)."""
+"""How long stop() may take in all: in-flight handlers, then the last commits, the leave of the
+groups, the shutdown hooks and the disconnect (anything still waiting then is abandoned)."""
+DISCONNECT_RESERVE_S = 1.0
+"""Of the stop budget, what in-flight handlers may not use: the last commits, the leave of the
+groups, the hooks and the disconnect get it (at most a quarter of the budget). A healthy broker
+answers all of that in milliseconds."""
+CANCELLED_UNWIND_S = 1.0
+"""How long a consumer loop cancelled a second time (its close abandoned) gets to unwind; only a
+handler that swallows the cancellation takes longer."""
 READY_PING_TIMEOUT_S = 2.0
 LAG_INTERVAL_S = 15.0
 """How often consumer lag is read for the metrics (a few requests per owned partition)."""
@@ -557,27 +565,39 @@ class App:
     async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop fetching; let in-flight records finish (records not yet started are left for
         redelivery) and commit what finished; leave the groups; run the shutdown hooks;
-        disconnect. After ``timeout_s`` unfinished handlers are cancelled, uncommitted."""
+        disconnect. All of it within ``timeout_s``, whatever the broker does: handlers get the
+        budget but :data:`DISCONNECT_RESERVE_S`, then are cancelled (uncommitted); a commit,
+        leave, hook or disconnect still waiting when the budget is spent is abandoned, and the
+        log says what that means (uncommitted records are redelivered, unflushed ones were
+        never acknowledged)."""
         if not self._started:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        handlers_s = timeout_s - min(DISCONNECT_RESERVE_S, timeout_s / 4)
         self._stopping.set()
         tasks, self._tasks = self._tasks, []
-        _, pending = await asyncio.wait(tasks, timeout=timeout_s) if tasks else (set(), set())
+        pending = await _unfinished(tasks, handlers_s)
         for task in pending:
-            log.warning("%s did not finish within %.1f s; cancelled", task.get_name(), timeout_s)
+            log.warning("%s did not finish within %.1f s; cancelled", task.get_name(), handlers_s)
             task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        # Cancelled loops still commit what finished and close their consumers, in what is
+        # left of the budget; a close still waiting then is abandoned (cancelled again).
+        stuck = await _unfinished(pending, deadline - loop.time())
+        for task in stuck:
+            task.cancel()
+        for task in await _unfinished(stuck, CANCELLED_UNWIND_S):
+            log.error("%s ignored its cancellation; left running", task.get_name())
         self._runners.clear()
         self._processor_runners.clear()
         try:
             for hook in self._on_shutdown:
                 try:
-                    await _call_hook(hook)
+                    await _within(deadline, f"shutdown hook {hook!r}", _call_hook(hook))
                 except Exception:
                     log.exception("shutdown hook %r failed", hook)
-            await self._close_store()
-            await self.transport.stop()
+            await self._close_store()  # a local SQLite file: no broker to wait for
+            await _within(deadline, "closing the transport", self.transport.stop())
         finally:
             self._started = False
             await self._stop_embedded()
@@ -689,8 +709,32 @@ class App:
             for group, topic, partition in reported - now:
                 self.metrics.forget_lag(group, topic, partition)
             reported = now
+            # asyncio.timeout, not wait_for (which on Python 3.11 can swallow a cancel).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._lag_interval_s)
+                async with asyncio.timeout(self._lag_interval_s):
+                    await self._stopping.wait()
+
+
+async def _unfinished(
+    tasks: Sequence[asyncio.Task[None]] | set[asyncio.Task[None]], timeout_s: float
+) -> set[asyncio.Task[None]]:
+    """The tasks still running after waiting up to ``timeout_s`` (none: no wait at all)."""
+    if not tasks:
+        return set()
+    _, pending = await asyncio.wait(tasks, timeout=max(timeout_s, 0.0))
+    return pending
+
+
+async def _within(deadline: float, what: str, step: Awaitable[None]) -> None:
+    """Await ``step`` until the loop time ``deadline``; past it, abandon it with a warning
+    (the step logs what it leaves undone, when it knows)."""
+    try:
+        async with asyncio.timeout_at(deadline) as budget:
+            await step
+    except TimeoutError:
+        if not budget.expired():
+            raise  # the step's own timeout, not the stop budget: its error to report
+        log.warning("%s abandoned: the stop timeout was spent", what)
 
 
 async def _call_hook(hook: Hook) -> None:

@@ -99,8 +99,10 @@ class SubscriberRunner:
             except Exception:
                 # Uncommitted records are fetched again by the next consumer: at-least-once.
                 log.exception("subscriber %s failed; reconnecting", self.sub.name)
+                # asyncio.timeout, not wait_for (which on Python 3.11 can swallow a cancel).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.rt.stopping.wait(), RESTART_DELAY_S)
+                    async with asyncio.timeout(RESTART_DELAY_S):
+                        await self.rt.stopping.wait()
             finally:
                 if entry in self.consumers:
                     self.consumers.remove(entry)

@@ -26,7 +26,10 @@ class AppendSignals:
         for key in keys:
             self._waiters.setdefault(key, set()).add(future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallowed a cancel that
+            # came in the turn an append woke this wait (see the group timer's fix).
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(future)
         except TimeoutError:
             pass
         finally:

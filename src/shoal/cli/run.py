@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Final
 
 from shoal.app import App
+from shoal.app.app import STOP_TIMEOUT_S
 from shoal.cli.common import CliError, UsageError
 
 WORKERS_MAX: Final = 256
@@ -32,6 +33,8 @@ SUPERVISE_POLL_S: Final = 0.1
 """How often the supervisor looks at its workers; it also bounds how late a failure is seen."""
 WORKER_INDEX_ENV: Final = "SHOAL_WORKER_INDEX"
 """Set in each worker (0..N-1), for apps that want to know which one they are."""
+SHUTDOWN_TIMEOUT_S_MAX: Final = 3600.0
+"""An hour: a longer graceful stop than any orchestrator waits for is a typo."""
 PER_PROCESS_SCHEMES: Final = ("memory", "embedded")
 """Broker URLs whose broker lives inside the process: N workers would be N separate brokers."""
 
@@ -63,6 +66,14 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="HOST",
         default="127.0.0.1",
         help="address for --http-port (default 127.0.0.1; 0.0.0.0 for all interfaces)",
+    )
+    run.add_argument(
+        "--shutdown-timeout",
+        metavar="SECONDS",
+        type=_shutdown_timeout,
+        default=STOP_TIMEOUT_S,
+        help="after SIGTERM/SIGINT, how long in-flight records, the last commits and the "
+        f"disconnect may take before they are abandoned (default {STOP_TIMEOUT_S:g})",
     )
     add_app_dir_option(run)
     run.add_argument(
@@ -100,6 +111,18 @@ def _workers(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a number of workers, got {text!r}") from None
     if not 1 <= value <= WORKERS_MAX:
         raise argparse.ArgumentTypeError(f"expected 1..{WORKERS_MAX} workers, got {value}")
+    return value
+
+
+def _shutdown_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= SHUTDOWN_TIMEOUT_S_MAX:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 < seconds <= {SHUTDOWN_TIMEOUT_S_MAX:g}, got {text}"
+        )
     return value
 
 
@@ -177,7 +200,7 @@ def run_app(args: argparse.Namespace) -> int:
     # Loaded here in the supervisor too: a typo fails once, clearly, rather than in N workers.
     app = load_app(args.app, args.app_dir)
     if args.workers == 1:
-        return _run_one(app, args.http_host, args.http_port)
+        return _run_one(app, args.http_host, args.http_port, args.shutdown_timeout)
     scheme = app.url.partition("://")[0]
     if scheme in PER_PROCESS_SCHEMES:
         raise UsageError(
@@ -189,9 +212,9 @@ def run_app(args: argparse.Namespace) -> int:
     return _supervise(args)
 
 
-def _run_one(app: App, http_host: str, http_port: int | None) -> int:
+def _run_one(app: App, http_host: str, http_port: int | None, shutdown_timeout_s: float) -> int:
     try:
-        app.run(http_host=http_host, http_port=http_port)
+        app.run(http_host=http_host, http_port=http_port, shutdown_timeout_s=shutdown_timeout_s)
     except OSError as exc:  # the health port is taken, the broker address does not resolve
         raise CliError(str(exc)) from None
     except Exception as exc:
@@ -213,6 +236,8 @@ def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
         args.http_host,
         "--log-level",
         args.log_level,
+        "--shutdown-timeout",
+        str(args.shutdown_timeout),
     ]
     if args.http_port is not None:
         # Port 0 stays 0 in every worker (each gets a free port of its own).

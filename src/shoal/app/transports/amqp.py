@@ -343,7 +343,9 @@ class AmqpTransport:
             while not reached_end:
                 progress.clear()
                 try:
-                    await asyncio.wait_for(progress.wait(), READ_IDLE_S)
+                    # asyncio.timeout, not wait_for (which on Python 3.11 can swallow a cancel).
+                    async with asyncio.timeout(READ_IDLE_S):
+                        await progress.wait()
                 except TimeoutError:
                     raise TransportError(
                         f"reading {topic} stalled after {len(out)} records"

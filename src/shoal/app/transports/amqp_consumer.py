@@ -180,8 +180,10 @@ class AmqpConsumer:
                 raise TransportError(f"cannot consume for {self._group}: {exc}") from exc
         if self._paused or not self._buffer:
             self._arrived.clear()
+            # asyncio.timeout, not wait_for (which on Python 3.11 can swallow a cancel).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._arrived.wait()
             self._check()
             if self._paused:
                 return []

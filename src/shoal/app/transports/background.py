@@ -8,9 +8,15 @@ import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+CANCEL_REPEAT_S = 0.1
+"""How often stop() cancels again a task that is still running: a client library can swallow a
+cancel that races a reply (redis-py does; so does ``asyncio.wait_for`` on Python 3.11), and a
+``while True`` task would then run on and stop() never return."""
+
 
 class BackgroundTask:
-    """Started once (a second start is a no-op); stopping cancels the task and waits for it."""
+    """Started once (a second start is a no-op); stopping cancels the task (again, until it
+    ends) and waits for it."""
 
     def __init__(self, run: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
         self._run = run
@@ -24,7 +30,9 @@ class BackgroundTask:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=CANCEL_REPEAT_S)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -19,6 +19,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.message import Headers, Message
 from shoal.app.transport import DeliveryLimit, RebalanceListener, TransportError
+from shoal.app.transports.daemon_call import in_daemon_thread
 from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, KafkaConsumer, _message
 from shoal.app.transports.kafka_queue import KafkaQueueConsumer, share_delivery_count_limit
 from shoal.app.transports.kafka_topics_known import wait_known_everywhere
@@ -59,21 +60,43 @@ class KafkaTransport:
             {**self._config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
         )
         self._running = True
-        self._poller = threading.Thread(target=self._poll, name="shoal-producer", daemon=True)
+        self._poller = threading.Thread(
+            target=self._poll, args=(self._producer,), name="shoal-producer", daemon=True
+        )
         self._poller.start()
 
-    def _poll(self) -> None:
+    def _poll(self, producer: Any) -> None:
+        # The producer as an argument: stop() drops self._producer while this may still poll.
         while self._running:
-            self._producer.poll(PRODUCER_POLL_S)
+            producer.poll(PRODUCER_POLL_S)
 
     async def stop(self) -> None:
         if self._producer is None:
             return
-        remaining = await asyncio.to_thread(self._producer.flush, FLUSH_TIMEOUT_S)
-        self._running = False
-        if self._poller is not None:
-            await asyncio.to_thread(self._poller.join)
-        self._producer = None
+        producer, self._producer = self._producer, None
+        try:
+            # A daemon thread: App.stop may stop waiting once its budget is spent (a broker
+            # that went away), and the process still exits. Nothing buffered or in flight:
+            # nothing to wait for.
+            remaining = (
+                await in_daemon_thread(
+                    lambda: producer.flush(FLUSH_TIMEOUT_S), "shoal-producer-flush"
+                )
+                if len(producer)
+                else 0
+            )
+        except asyncio.CancelledError:
+            log.warning(
+                "flushing the producer abandoned with %d records not acknowledged by the "
+                "broker: they may or may not have been written",
+                len(producer),
+            )
+            raise
+        finally:
+            self._running = False  # the poller ends within PRODUCER_POLL_S
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            await in_daemon_thread(poller.join, "shoal-producer-join")
         if remaining:
             raise TransportError(f"{remaining} records were not delivered before stop")
 

@@ -13,6 +13,7 @@ import confluent_kafka
 
 from shoal.app.message import Message
 from shoal.app.transport import RebalanceListener, TopicPartition, TransportError
+from shoal.app.transports.daemon_call import in_daemon_thread
 from shoal.app.transports.kafka_join_watch import STATS_INTERVAL_MS, JoinStalled, JoinWatch
 
 log = logging.getLogger("shoal.app.transports.kafka")
@@ -63,6 +64,7 @@ class KafkaConsumer:
         ``rebalance``: told of every assignment and revocation, from inside the poll that
         makes it, which waits for it (a listener's coroutines run on the caller's loop)."""
         self._start_at_ms = start_at_ms
+        self._group = group
         self._join_watch = JoinWatch(group, stall_s=join_stall_s)
         self._rebalance = rebalance
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -314,6 +316,13 @@ class KafkaConsumer:
         except confluent_kafka.KafkaException as exc:
             log.warning("commit of %s failed (those records will be read again): %s", tps, exc)
 
+    @staticmethod
+    def _commit_sync(consumer: Any, tps: list[Any]) -> None:
+        try:
+            consumer.commit(offsets=tps, asynchronous=False)
+        except confluent_kafka.KafkaException as exc:
+            log.warning("commit of %s failed (those records will be read again): %s", tps, exc)
+
     async def close(self) -> None:
         if self._next is not None:
             # Records prefetched but never handed out: not committed, so the partition's next
@@ -322,12 +331,28 @@ class KafkaConsumer:
                 await self._next
             self._next = None
         if self._consumer is not None:
-            if self._to_commit:
-                # The last word before leaving the group: everything finished, synchronously.
-                tps = [
-                    confluent_kafka.TopicPartition(t, p, o) for (t, p), o in self._to_commit.items()
-                ]
-                await self._call(self._commit_now, tps, True)
-            await self._call(self._consumer.close)
-            self._consumer = None
-        self._executor.shutdown(wait=True)
+            # A barrier: what the executor still holds (an asynchronous commit) runs first, so
+            # the consumer is used by one thread at a time and that commit still finds it.
+            await self._call(lambda: None)
+            consumer, self._consumer = self._consumer, None
+            tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in self._to_commit.items()]
+
+            def commit_and_leave() -> None:
+                if tps:
+                    # The last word before leaving the group: everything finished, synchronously.
+                    self._commit_sync(consumer, tps)
+                consumer.close()
+
+            # The executor is idle now (the prefetch was awaited above); a daemon thread of its
+            # own lets App.stop abandon a close that a vanished broker would keep retrying.
+            try:
+                await in_daemon_thread(commit_and_leave, f"shoal-close-{self._group}")
+            except asyncio.CancelledError:
+                log.warning(
+                    "group %s: closing the consumer abandoned (the broker did not answer in "
+                    "time): offsets not committed yet are redelivered to the group's next "
+                    "member; the broker drops this member when its session times out",
+                    self._group,
+                )
+                raise
+        self._executor.shutdown(wait=False)

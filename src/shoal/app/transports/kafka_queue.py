@@ -26,6 +26,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from shoal.app.message import Message
 from shoal.app.transport import Acknowledgement, TopicPartition, TransportError
+from shoal.app.transports.daemon_call import in_daemon_thread
 from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, _message
 
 log = logging.getLogger("shoal.app.transports.kafka")
@@ -202,11 +203,21 @@ class KafkaQueueConsumer:
             # close() acknowledges what was settled and leaves the group; records fetched and
             # not settled are released by the broker when the member leaves.
             try:
-                await self._call(consumer.close)
+                # A daemon thread of its own: App.stop may abandon a close a vanished broker
+                # keeps retrying, and the process still exits (see daemon_call).
+                await in_daemon_thread(consumer.close, f"shoal-close-{self._group}")
             except confluent_kafka.KafkaException as exc:
                 log.warning("share group %s: close failed: %s", self._group, exc)
+            except asyncio.CancelledError:
+                log.warning(
+                    "share group %s: closing the consumer abandoned (the broker did not answer "
+                    "in time): its settled acknowledgements may be lost, and records it held "
+                    "are redelivered once their acquisition locks expire",
+                    self._group,
+                )
+                raise
         self._in_flight.clear()
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=False)
 
 
 def share_delivery_count_limit(config: dict[str, Any], group: str) -> int | None:

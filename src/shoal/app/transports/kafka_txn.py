@@ -23,6 +23,7 @@ from typing import Any
 import confluent_kafka
 
 from shoal.app.transport import RebalanceListener, TopicPartition, TransportError
+from shoal.app.transports.daemon_call import in_daemon_thread
 from shoal.app.transports.kafka_consumer import KafkaConsumer
 
 ACTIVE_TRANSACTION: contextvars.ContextVar[Any] = contextvars.ContextVar(
@@ -110,5 +111,7 @@ class KafkaTransactionalConsumer(KafkaConsumer):
     async def close(self) -> None:
         await super().close()
         if self._producer is not None:
-            await asyncio.to_thread(self._producer.flush, TXN_CALL_TIMEOUT_S)
-            self._producer = None
+            producer, self._producer = self._producer, None
+            # Nothing should be buffered (every fetch ended in a commit or an abort); a daemon
+            # thread still, so that App.stop can abandon it like the consumer's close.
+            await in_daemon_thread(lambda: producer.flush(TXN_CALL_TIMEOUT_S), "shoal-txn-flush")

@@ -50,7 +50,9 @@ class MemoryBroker:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout_s)
+            # asyncio.timeout, not wait_for (which on Python 3.11 can swallow a cancel).
+            async with asyncio.timeout(timeout_s):
+                await waiter
         except TimeoutError:
             pass
         finally:

@@ -219,5 +219,8 @@ class DelayScheduler:
                 self._wake_at_ms = 0.0
                 wait_ms = ERROR_BACKOFF_MS
             if wait_ms > 0:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallowed a cancel
+                # that came in the turn a send woke this task, and stop() never returned.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait_ms / 1000)
+                    async with asyncio.timeout(wait_ms / 1000):
+                        await self._wake.wait()
