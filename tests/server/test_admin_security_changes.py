@@ -56,10 +56,14 @@ class HeldSaves(OsFileSystem):
     def __init__(self) -> None:
         super().__init__()
         self.held = False
+        self.full = False
+        """Saves of those files fail as on a full disk."""
         self.saving = threading.Event()
         self.go_ahead = threading.Event()
 
     def rename(self, src: str, dst: str) -> None:
+        if self.full and os.path.basename(dst) in (ACLS_FILE, SCRAM_CREDENTIALS_FILE):
+            raise OSError(28, "No space left on device")
         if self.held and os.path.basename(dst) in (ACLS_FILE, SCRAM_CREDENTIALS_FILE):
             self.saving.set()
             if not self.go_ahead.wait(HELD_S_MAX):
@@ -170,3 +174,21 @@ def test_an_empty_acl_host_is_refused_by_both_backends(
     with pytest.raises(ConsoleError) as console_refusal:
         console_binding({**ACL, "host": ""})
     assert (console_refusal.value.status, console_refusal.value.slug) == (400, "invalid_field")
+
+
+def test_a_change_that_cannot_be_saved_is_a_503_and_changes_nothing(
+    held: tuple[HeldSaves, Broker, TestClient],
+) -> None:
+    """The broker could not save (not the caller's mistake): 503 with the API's JSON error,
+    so the same request can be tried again later; nothing counts meanwhile."""
+    fs, broker, client = held
+    fs.full = True
+    acl = client.post("/api/v1/acls", json=ACL)
+    assert acl.status_code == 503, acl.text
+    assert acl.json()["error"] == "kafka_storage_error"
+    assert broker.acls is not None and len(broker.acls.authorizer) == 0
+    password = {"mechanism": "SCRAM-SHA-512", "password": "alice-secret"}
+    user = client.put("/api/v1/users/alice", json=password)
+    assert user.status_code == 503, user.text
+    assert user.json()["error"] == "kafka_storage_error"
+    assert broker.scram_credentials.users() == []

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from shoal.protocol import ErrorCode
 from shoal.security.acl import AclBinding, AclBindingFilter, AclError, validate_binding
@@ -50,6 +51,17 @@ class BrokerAcls:
             config.allow_everyone_if_no_acl_found,
         )
         self._changing = asyncio.Lock()
+        self._unfinished: set[asyncio.Task[list[AclOutcome]]] = set()
+
+    async def _to_the_end(self, change: Coroutine[Any, Any, list[AclOutcome]]) -> list[AclOutcome]:
+        """Run a change to its end even when the caller is cancelled (its client went away
+        mid-save): the save on the worker thread finishes anyway, so the in-memory apply after
+        it must too, or memory and disk disagree until the next change writes memory's set
+        back over the saved one."""
+        task = asyncio.ensure_future(change)
+        self._unfinished.add(task)
+        task.add_done_callback(self._unfinished.discard)
+        return await asyncio.shield(task)
 
     def create(self, creations: Sequence[AclBinding]) -> list[AclOutcome]:
         """Add the valid bindings (each invalid one gets INVALID_REQUEST with Kafka's
@@ -66,6 +78,9 @@ class BrokerAcls:
         the event loop the Kafka listener shares keeps answering meanwhile. Changes are made
         one at a time (planned, saved, then applied on the loop, where the authorizer is
         read), so two of them never save sets that miss each other's ACLs."""
+        return await self._to_the_end(self._create_off_loop(creations))
+
+    async def _create_off_loop(self, creations: Sequence[AclBinding]) -> list[AclOutcome]:
         async with self._changing:
             outcomes, new = self._plan_create(creations)
             if not new:
@@ -85,6 +100,9 @@ class BrokerAcls:
 
     async def delete_off_loop(self, filters: Sequence[AclBindingFilter]) -> list[AclOutcome]:
         """:meth:`delete` with the save on a worker thread (see :meth:`create_off_loop`)."""
+        return await self._to_the_end(self._delete_off_loop(filters))
+
+    async def _delete_off_loop(self, filters: Sequence[AclBindingFilter]) -> list[AclOutcome]:
         async with self._changing:
             outcomes, gone = self._plan_delete(filters)
             if not gone:

@@ -148,8 +148,9 @@ class ScramCredentialStore:
     def add_internal(self, user: str, credentials: Mapping[str, ScramCredential]) -> None:
         """A user known only to this process (shoal's own clients, e.g. the schema registry):
         never saved, never listed, gone at restart."""
-        self._internal[user] = dict(credentials)
-        self.version += 1
+        with self._applying:  # the version counts every change, whichever thread makes it
+            self._internal[user] = dict(credentials)
+            self.version += 1
 
     def apply(self, upsertions: Iterable[Upsertion], deletions: Iterable[Deletion]) -> None:
         """Apply one AlterUserScramCredentials request's accepted changes, all or none: saved

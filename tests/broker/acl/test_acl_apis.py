@@ -3,6 +3,8 @@ and the listings that must hide what a principal may not Describe."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,17 +16,21 @@ from shoal.protocol import ApiKey, ErrorCode
 from shoal.records import SimpleRecord, build_batch
 from shoal.security.acl import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     PatternType,
     PermissionType,
     ResourceType,
 )
 from shoal.security.acl_authorizer import AuthorizerConfig
+from shoal.security.acl_store import AclStore
 from shoal.storage.fs import OsFileSystem
 from tests.broker.acl.harness import AclHarness
 from tests.broker.acl.matrix import CLIENT_HOST, PRINCIPAL, Acl
 
 ADMIN = "User:admin"
+WAIT_S_MAX = 30.0
+"""A bound on a hang, not a timing."""
 TOPIC_READ = Acl("TOPIC", "orders", "LITERAL", PRINCIPAL, "*", "READ", "ALLOW")
 
 
@@ -215,6 +221,71 @@ def test_a_failed_save_changes_nothing(tmp_path: Path) -> None:
     assert len(acls.authorizer) == 0
 
 
+def _topic_read(topic: str) -> AclBinding:
+    return AclBinding(
+        ResourceType.TOPIC, topic, PatternType.LITERAL, PRINCIPAL, "*", AclOperation.READ,
+        PermissionType.ALLOW,
+    )  # fmt: skip
+
+
+class _GatedRename(OsFileSystem):
+    """The first save's rename waits at a gate: the change is then on its worker thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def rename(self, src: str, dst: str) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(WAIT_S_MAX)
+        super().rename(src, dst)
+
+
+@pytest.mark.parametrize("change", ["create", "delete"])
+def test_a_change_whose_caller_is_cancelled_mid_save_still_counts(
+    tmp_path: Path, change: str
+) -> None:
+    """A client that goes away while its change is being saved cancels the request: the save
+    finishes on its thread, and the change must count in memory too, or memory and the file
+    disagree (a revoked ACL kept granting until restart, then the next change wrote it back)."""
+    fs = _GatedRename()
+    acls = BrokerAcls(fs, str(tmp_path), AuthorizerConfig())
+    first, second = (_topic_read(name) for name in ("orders", "payments"))
+    if change == "delete":
+        fs.entered.set()  # no gate for the set-up
+        acls.create([first])
+        fs.entered.clear()
+
+    async def scenario() -> None:
+        if change == "create":
+            request = asyncio.create_task(acls.create_off_loop([first]))
+        else:
+            exact = AclBindingFilter(
+                resource_type=first.resource_type,
+                resource_name=first.resource_name,
+                pattern_type=first.pattern_type,
+                principal=first.principal,
+                host=first.host,
+                operation=first.operation,
+                permission_type=first.permission_type,
+            )
+            request = asyncio.create_task(acls.delete_off_loop([exact]))
+        assert await asyncio.to_thread(fs.entered.wait, WAIT_S_MAX)
+        request.cancel()
+        fs.gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        # Changes are made one at a time: this one starts once the cancelled one has ended.
+        await acls.create_off_loop([second])
+
+    asyncio.run(scenario())
+    expected = {first, second} if change == "create" else {second}
+    assert set(acls.authorizer) == expected
+    assert set(AclStore(OsFileSystem(), str(tmp_path)).load()) == expected
+
+
 def test_a_damaged_acl_file_stops_the_broker(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -352,3 +423,31 @@ def test_an_unauthorized_produce_writes_nothing_and_a_fetch_fails_only_that_part
     parts = {t.topic: t.partitions[0] for t in fetched.responses}
     assert parts["orders"].error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
     assert parts["open"].error_code == ErrorCode.NONE and parts["open"].records
+
+
+def test_a_scram_change_that_cannot_be_saved_is_answered_per_user_and_changes_nothing(
+    harness: AclHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AlterUserScramCredentials whose save fails: each user gets KAFKA_STORAGE_ERROR (the
+    connection is not dropped for the client to retry blindly) and no credential counts."""
+    assert harness.broker is not None
+    store = harness.broker.scram_credentials
+
+    def full_disk(_users: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "_save", full_disk)
+    version = store.version
+    upsertion = {
+        "name": "carol", "mechanism": 1, "iterations": 4096, "salt": b"s" * 16,
+        "salted_password": b"p" * 32,
+    }  # fmt: skip
+    response = harness.call(
+        ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0,
+        {"deletions": [], "upsertions": [upsertion]}, principal=ADMIN,
+    )  # fmt: skip
+    [result] = response.results
+    assert (result.user, result.error_code) == ("carol", ErrorCode.KAFKA_STORAGE_ERROR)
+    assert "No space left on device" in result.error_message
+    assert "carol" not in store.users()
+    assert store.version == version  # a remembered HTTP password stays valid: nothing changed

@@ -12,6 +12,7 @@ The accepted changes are saved together before the answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,11 +27,13 @@ from shoal.security.scram import (
     credential_from_salted,
 )
 from shoal.security.scram_store import INTERNAL_USER, Deletion, Upsertion
+from shoal.storage import StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
+log = logging.getLogger(__name__)
 _TWICE = "A user credential cannot be altered twice in the same request"
 
 
@@ -108,12 +111,21 @@ async def handle_alter_user_scram_credentials(
             salt, salted = bytes(entry.salt), bytes(entry.salted_password)
             credential = credential_from_salted(algorithm, salted, salt, iterations)
             upsertions[name] = Upsertion(name, algorithm, credential)
+    saved: tuple[ErrorCode, str | None] = (ErrorCode.NONE, None)
     if deletions or upsertions:
         # The save (a write and an fsync) on a worker thread, off the event loop every
         # connection shares; the store takes one change at a time (issue 17).
-        await asyncio.to_thread(store.apply, list(upsertions.values()), list(deletions.values()))
+        try:
+            await asyncio.to_thread(
+                store.apply, list(upsertions.values()), list(deletions.values())
+            )
+        except (OSError, StorageError) as exc:
+            # Nothing changed (the store saves before it swaps): each user is told, and the
+            # connection stays open, rather than a dropped connection the client retries.
+            log.error("could not save the SCRAM credentials: %s", exc)
+            saved = (ErrorCode.KAFKA_STORAGE_ERROR, f"could not save the credentials: {exc}")
     results: list[dict[str, Any]] = [
-        {"user": name, "error_code": ErrorCode.NONE, "error_message": None}
+        {"user": name, "error_code": saved[0], "error_message": saved[1]}
         for name in [*deletions, *upsertions]
     ]
     results.extend(

@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shoal.broker.acls import BrokerAcls
+from shoal.broker.acls import AclOutcome, BrokerAcls
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
 from shoal.protocol import ErrorCode
@@ -39,6 +39,7 @@ from shoal.security.scram import (
 from shoal.security.scram_store import INTERNAL_USER, Deletion, Upsertion
 from shoal.server.admin.errors import ApiError
 from shoal.server.admin.params import field, field_or, json_object
+from shoal.storage import StorageError
 
 DEFAULT_ITERATIONS: Final = 8192
 """kafka-configs' default for ``SCRAM-SHA-*=[iterations=...,password=...]`` is 4096 (the
@@ -136,7 +137,7 @@ async def create_acl(broker: Broker, ctx: RequestContext, request: Request) -> R
     acls, binding = await _acls_or_refuse(broker, ctx, request, "creating ACLs")
     [outcome] = await acls.create_off_loop([binding])
     if outcome.error_code != ErrorCode.NONE:
-        raise ApiError(400, ErrorCode(outcome.error_code).name.lower(), outcome.error_message or "")
+        raise _refusal(outcome)
     return JSONResponse({"acl": _row(binding)}, status_code=201)
 
 
@@ -157,8 +158,28 @@ async def delete_acl(broker: Broker, ctx: RequestContext, request: Request) -> R
         raise ApiError(404, "acl_not_found", "no such ACL: nothing deleted")
     [outcome] = await acls.delete_off_loop([exact])
     if outcome.error_code != ErrorCode.NONE:
-        raise ApiError(400, ErrorCode(outcome.error_code).name.lower(), outcome.error_message or "")
+        raise _refusal(outcome)
     return JSONResponse({"deleted": [_row(b) for b in outcome.bindings]})
+
+
+def _refusal(outcome: AclOutcome) -> ApiError:
+    """400 for what was wrong with the request; 503 when the broker could not save (nothing
+    changed, the same request may succeed later)."""
+    status = 503 if outcome.error_code == ErrorCode.KAFKA_STORAGE_ERROR else 400
+    code = ErrorCode(outcome.error_code).name.lower()
+    return ApiError(status, code, outcome.error_message or "")
+
+
+async def _apply_credentials(
+    broker: Broker, upsertions: list[Upsertion], deletions: list[Deletion]
+) -> None:
+    """Save and apply on a worker thread (the save blocks); 503 when it cannot be saved."""
+    try:
+        await asyncio.to_thread(broker.scram_credentials.apply, upsertions, deletions)
+    except (OSError, StorageError) as exc:
+        raise ApiError(
+            503, "kafka_storage_error", f"could not save the credentials: {exc}"
+        ) from None
 
 
 def _user_name(name: str) -> str:
@@ -201,7 +222,7 @@ async def set_user(broker: Broker, ctx: RequestContext, user: str, request: Requ
     # worker thread, off the event loop the Kafka listener shares.
     credential = await asyncio.to_thread(new_credential, algorithm, password, iterations)
     upsertion = Upsertion(name, algorithm, credential)
-    await asyncio.to_thread(broker.scram_credentials.apply, [upsertion], [])
+    await _apply_credentials(broker, [upsertion], [])
     return JSONResponse({"user": name, "mechanism": algorithm.name, "iterations": iterations})
 
 
@@ -220,5 +241,5 @@ async def delete_user(
             "resource_not_found",
             f"user {name!r} has no {algorithm.name} credential: nothing deleted",
         )
-    await asyncio.to_thread(store.apply, [], [Deletion(name, algorithm)])
+    await _apply_credentials(broker, [], [Deletion(name, algorithm)])
     return JSONResponse({"user": name, "mechanism": algorithm.name, "deleted": True})
