@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
+from shoal.broker.durable import awaitable_durable
 from shoal.clock import Clock
 from shoal.coordinator.consumer_group import ConsumerGroup, ConsumerHeartbeat, HeartbeatAnswer
 from shoal.coordinator.group import (
@@ -215,7 +216,7 @@ class GroupService:
         applied()
         try:
             # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+            await asyncio.wait_for(asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX)
         except (TimeoutError, StorageError) as exc:
             # The answer stands (the group has changed); a restart may then fence the member,
             # which rejoins.
@@ -270,7 +271,7 @@ class GroupService:
         try:
             # Shielded: a cancelled wait (timeout, client gone) must not cancel the storage
             # future itself, which the flusher thread still completes.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+            await asyncio.wait_for(asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX)
         except TimeoutError:
             error = ErrorCode.REQUEST_TIMED_OUT
         except StorageError as exc:
@@ -301,7 +302,7 @@ class GroupService:
         if durable is None:
             return error, errors
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+            await asyncio.wait_for(asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX)
         except TimeoutError:
             error = ErrorCode.REQUEST_TIMED_OUT
         except StorageError as exc:
@@ -314,7 +315,7 @@ class GroupService:
         committed or are dropped. Returns the fsync to wait for. Raises StorageError."""
         durable = self._coordinator.end_txn_offsets(producer_id, commit)
         self._changed()
-        return None if durable is None else asyncio.wrap_future(durable)
+        return None if durable is None else awaitable_durable(durable)
 
     def has_pending_txn_offset(self, group_id: str, tp: TopicPartitionKey) -> bool:
         return self._coordinator.txn_offsets.is_pending(group_id, tp)
@@ -436,7 +437,7 @@ class GroupService:
     async def _finish_snapshot(self, pending: PendingSnapshot) -> None:
         try:
             # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
-            await asyncio.shield(asyncio.wrap_future(pending.durable))
+            await asyncio.shield(awaitable_durable(pending.durable))
             await asyncio.to_thread(self._offsets_log.finish_snapshot, pending.first_offset)
         except Exception:
             self._offsets_log.abandon_snapshot()
