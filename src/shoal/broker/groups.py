@@ -63,6 +63,9 @@ from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, Stora
 log = logging.getLogger(__name__)
 
 TIMER_SLEEP_S_MAX: Final = 60.0
+TIMER_FAILURE_BACKOFF_S: Final = 1.0
+"""After the coordinator's timer step raised: the next try waits at least this long (a step that
+keeps failing left its deadline in the past, and the timer spun on it, logging each time)."""
 """The timer wakes at least this often even with no deadline: a cheap guard against a missed
 kick leaving a timer unarmed for long."""
 DURABLE_WAIT_S_MAX: Final = 30.0
@@ -384,11 +387,14 @@ class GroupService:
         wakeup = self._wakeup
         if wakeup is None:  # pragma: no cover - _kick() sets it before starting the task
             return
+        failures = 0
         while True:
             deadline = self._coordinator.next_deadline_ms()
             timeout = TIMER_SLEEP_S_MAX
             if deadline is not None:
                 timeout = min(timeout, max(0.0, (deadline - self.clock.monotonic_ms()) / 1000))
+            if failures:
+                timeout = max(timeout, TIMER_FAILURE_BACKOFF_S)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
             # arrives as the wakeup fires (a request just before stop()), and stop() then
             # waited for this task forever (issue 21, docs slice: a broker that never exited).
@@ -400,8 +406,18 @@ class GroupService:
                 self._coordinator.advance()
                 self._maybe_snapshot()
             except Exception:
-                # A bug in the coordinator must not silently stop every group's timers.
-                log.exception("group coordinator timer failed")
+                # A bug in the coordinator must not silently stop every group's timers; the
+                # traceback is logged once per run of failures, not at every retry.
+                failures += 1
+                if failures == 1:
+                    log.exception(
+                        "group coordinator timer failed (retried every %.1f s)",
+                        TIMER_FAILURE_BACKOFF_S,
+                    )
+            else:
+                if failures:
+                    log.warning("group coordinator timer recovered after %d failures", failures)
+                failures = 0
 
     async def stop(self) -> None:
         """Stop the timer and answer every parked JoinGroup/SyncGroup (NOT_COORDINATOR), so
