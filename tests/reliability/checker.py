@@ -16,7 +16,8 @@ does:
   end offset, so offsets go back within the assignment, over erased records only. Counted
   apart; a rewind that hands again a record the log still holds is non-monotonic;
 - **skipped**: a consumer resuming from the group's committed offset that was first handed a
-  later record, skipping stored ones in between;
+  later record, skipping stored ones in between, or handed offsets within one assignment that
+  pass over stored ones (except truncation skips, counted apart: see ``truncation_skips``);
 - **lost commit**: a consumer resuming from a committed offset older than one the broker had
   already acknowledged for the group, while the group's commits never go back (each consumer
   commits only what it read past its own resume point).
@@ -24,6 +25,8 @@ does:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -49,6 +52,14 @@ class Report:
     non_monotonic: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     lost_commits: list[str] = field(default_factory=list)
+    truncation_skips: list[str] = field(default_factory=list)
+    """Consumers that went on past records a crash erased after handing them out, so never saw
+    what the log stored at those offsets afterwards. A known broker gap, counted apart: shoal
+    keeps leader epoch 0 across restarts, so the client's KIP-320 check sees a truncation only
+    when its position is past the log end (a truncation rewind), not once the log has grown
+    back past it. In Kafka a restarted leader comes back under a new leader epoch (the
+    controller fences the old incarnation and elects it again), so the client's
+    OffsetForLeaderEpoch check finds the divergence and seeks back to it."""
 
     @property
     def anomalies(self) -> dict[str, list[str]]:
@@ -71,7 +82,8 @@ class Report:
         return (
             f"{self.acknowledged} acknowledged, {self.unknown} unknown, {self.stored} stored, "
             f"{self.read_by_group} read by the group ({self.truncation_rewinds} truncation "
-            f"rewinds); anomalies: {counts or 'none'}"
+            f"rewinds, {len(self.truncation_skips)} truncation skips); anomalies: "
+            f"{counts or 'none'}"
         )
 
 
@@ -145,6 +157,7 @@ def _consumers(
     reads = {key: [r.offset for r in handed_reads] for key, handed_reads in handed.items()}
     for handed_reads in handed.values():
         _monotonic(handed_reads, at, report)
+        _gaps(handed_reads, stored_offsets, at, report)
     for resume in history.resumes:
         got = reads.get((resume.consumer, resume.assignment, resume.partition))
         if not got:
@@ -178,6 +191,37 @@ def _monotonic(handed: list[Read], at: dict[tuple[int, int], str], report: Repor
             report.truncation_rewinds += 1
             since_rewind = [r for r in since_rewind if r.offset < read.offset]
         since_rewind.append(read)
+
+
+def _gaps(
+    handed: list[Read],
+    stored_offsets: dict[int, list[int]],
+    at: dict[tuple[int, int], str],
+    report: Report,
+) -> None:
+    """Rising reads of one assignment pass over no stored record, but for truncation skips."""
+    for previous, read in itertools.pairwise(handed):
+        if read.offset <= previous.offset:
+            continue  # a rewind: _monotonic judges it
+        now = at.get((previous.partition, previous.offset))
+        if now is not None and now != previous.value:
+            report.truncation_skips.append(
+                f"{read.consumer} (assignment {read.assignment}) was handed "
+                f"{previous.partition}@{previous.offset} ({previous.value}), which a crash "
+                f"erased, then {read.offset}: never saw {now}, stored there since"
+            )
+            continue
+        stored = stored_offsets.get(read.partition, [])
+        passed = stored[
+            bisect.bisect_right(stored, previous.offset) : bisect.bisect_left(stored, read.offset)
+        ]
+        if passed:
+            report.skipped.append(
+                f"{read.consumer} (assignment {read.assignment}) read "
+                f"{read.partition}@{read.offset} after {previous.partition}@{previous.offset}, "
+                f"passing over stored offsets {passed[:5]}"
+            )
+            return
 
 
 def _commits_kept(history: History, report: Report) -> None:
