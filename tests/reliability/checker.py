@@ -9,9 +9,15 @@ does:
   producer's retries may duplicate by Kafka's contract: counted apart, not an anomaly);
 - **reordered**: an idempotent producer's values in one partition not in the order it sent them;
 - **non-monotonic**: a consumer handed offsets of a partition that do not rise within one
-  assignment;
+  assignment, except a *truncation rewind*: after a crash erased records it had already been
+  handed (never acknowledged: fsynced only for an acks=all ack, readable before, as in Kafka, whose
+  high watermark does not wait for an fsync either), its client's position is past the log end;
+  the client's KIP-320 check (OffsetForLeaderEpoch) finds the truncation and seeks back to the
+  end offset, so offsets go back within the assignment, over erased records only. Counted
+  apart; a rewind that hands again a record the log still holds is non-monotonic;
 - **skipped**: a consumer resuming from the group's committed offset that was first handed a
-  later record, skipping stored ones in between;
+  later record, skipping stored ones in between, or handed offsets within one assignment that
+  pass over stored ones (except truncation skips, counted apart: see ``truncation_skips``);
 - **lost commit**: a consumer resuming from a committed offset older than one the broker had
   already acknowledged for the group, while the group's commits never go back (each consumer
   commits only what it read past its own resume point).
@@ -19,11 +25,12 @@ does:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tests.reliability.history import Commit, History, Resume, parse_value
+from tests.reliability.history import Commit, History, Read, Resume, parse_value
 
 Log = dict[int, list[tuple[int, str]]]
 """partition -> [(offset, value)] in offset order."""
@@ -39,10 +46,20 @@ class Report:
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     plain_duplicates: int = 0
+    truncation_rewinds: int = 0
+    """Consumers sent back over records a crash erased after they were handed out (see above)."""
     reordered: list[str] = field(default_factory=list)
     non_monotonic: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     lost_commits: list[str] = field(default_factory=list)
+    truncation_skips: list[str] = field(default_factory=list)
+    """Consumers that went on past records a crash erased after handing them out, so never saw
+    what the log stored at those offsets afterwards. A known broker gap, counted apart: shoal
+    keeps leader epoch 0 across restarts, so the client's KIP-320 check sees a truncation only
+    when its position is past the log end (a truncation rewind), not once the log has grown
+    back past it. In Kafka a restarted leader comes back under a new leader epoch (the
+    controller fences the old incarnation and elects it again), so the client's
+    OffsetForLeaderEpoch check finds the divergence and seeks back to it."""
 
     @property
     def anomalies(self) -> dict[str, list[str]]:
@@ -64,7 +81,9 @@ class Report:
         counts = ", ".join(f"{name}: {len(items)}" for name, items in self.anomalies.items())
         return (
             f"{self.acknowledged} acknowledged, {self.unknown} unknown, {self.stored} stored, "
-            f"{self.read_by_group} read by the group; anomalies: {counts or 'none'}"
+            f"{self.read_by_group} read by the group ({self.truncation_rewinds} truncation "
+            f"rewinds, {len(self.truncation_skips)} truncation skips); anomalies: "
+            f"{counts or 'none'}"
         )
 
 
@@ -80,7 +99,7 @@ def check(history: History, final: Log) -> Report:
     _lost(history, at, report)
     _duplicates(where, idempotent, report)
     _reordering(final, idempotent, report)
-    _consumers(history, final, report)
+    _consumers(history, final, at, report)
     return report
 
 
@@ -127,20 +146,18 @@ def _reordering(final: Log, idempotent: set[str], report: Report) -> None:
             last[producer] = (sequence, offset)
 
 
-def _consumers(history: History, final: Log, report: Report) -> None:
+def _consumers(
+    history: History, final: Log, at: dict[tuple[int, int], str], report: Report
+) -> None:
     report.read_by_group = len(history.reads)
     stored_offsets = {p: [offset for offset, _ in records] for p, records in final.items()}
-    reads: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+    handed: dict[tuple[str, int, int], list[Read]] = defaultdict(list)
     for read in history.reads:
-        reads[(read.consumer, read.assignment, read.partition)].append(read.offset)
-    for (consumer, assignment, partition), offsets in reads.items():
-        for before, after in itertools.pairwise(offsets):
-            if after <= before:
-                report.non_monotonic.append(
-                    f"{consumer} (assignment {assignment}) read {partition}@{after} after "
-                    f"{partition}@{before}"
-                )
-                break
+        handed[(read.consumer, read.assignment, read.partition)].append(read)
+    reads = {key: [r.offset for r in handed_reads] for key, handed_reads in handed.items()}
+    for handed_reads in handed.values():
+        _monotonic(handed_reads, at, report)
+        _gaps(handed_reads, stored_offsets, at, report)
     for resume in history.resumes:
         got = reads.get((resume.consumer, resume.assignment, resume.partition))
         if not got:
@@ -153,6 +170,58 @@ def _consumers(history: History, final: Log, report: Report) -> None:
                 f"but was first handed {got[0]}; {expected} was stored"
             )
     _commits_kept(history, report)
+
+
+def _monotonic(handed: list[Read], at: dict[tuple[int, int], str], report: Report) -> None:
+    """One consumer's reads of one partition within one assignment: offsets rise, but for
+    truncation rewinds over records the log no longer holds."""
+    since_rewind: list[Read] = []
+    for read in handed:
+        previous = since_rewind[-1] if since_rewind else None
+        if previous is not None and read.offset <= previous.offset:
+            gone = [r for r in since_rewind if r.offset >= read.offset]
+            if any(at.get((r.partition, r.offset)) == r.value for r in gone):
+                report.non_monotonic.append(
+                    f"{read.consumer} (assignment {read.assignment}) read "
+                    f"{read.partition}@{read.offset} ({read.value}) after "
+                    f"{previous.partition}@{previous.offset} ({previous.value}), which the log "
+                    "still holds"
+                )
+                return
+            report.truncation_rewinds += 1
+            since_rewind = [r for r in since_rewind if r.offset < read.offset]
+        since_rewind.append(read)
+
+
+def _gaps(
+    handed: list[Read],
+    stored_offsets: dict[int, list[int]],
+    at: dict[tuple[int, int], str],
+    report: Report,
+) -> None:
+    """Rising reads of one assignment pass over no stored record, but for truncation skips."""
+    for previous, read in itertools.pairwise(handed):
+        if read.offset <= previous.offset:
+            continue  # a rewind: _monotonic judges it
+        now = at.get((previous.partition, previous.offset))
+        if now is not None and now != previous.value:
+            report.truncation_skips.append(
+                f"{read.consumer} (assignment {read.assignment}) was handed "
+                f"{previous.partition}@{previous.offset} ({previous.value}), which a crash "
+                f"erased, then {read.offset}: never saw {now}, stored there since"
+            )
+            continue
+        stored = stored_offsets.get(read.partition, [])
+        passed = stored[
+            bisect.bisect_right(stored, previous.offset) : bisect.bisect_left(stored, read.offset)
+        ]
+        if passed:
+            report.skipped.append(
+                f"{read.consumer} (assignment {read.assignment}) read "
+                f"{read.partition}@{read.offset} after {previous.partition}@{previous.offset}, "
+                f"passing over stored offsets {passed[:5]}"
+            )
+            return
 
 
 def _commits_kept(history: History, report: Report) -> None:

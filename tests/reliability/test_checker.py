@@ -84,6 +84,66 @@ def test_offsets_going_back_within_one_assignment_are_non_monotonic() -> None:
     assert len(report.non_monotonic) == 1
 
 
+def test_a_rewind_over_records_a_crash_erased_is_a_truncation_rewind_not_an_anomaly() -> None:
+    # c was handed a0@0 and an unacknowledged b0@1; a power loss erased b0 (never fsynced), a1
+    # was then stored at 1, and c's client, past the log end, sought back to it (KIP-320).
+    b0 = value_of("b", 0)
+    history = _history(
+        _acked("a", 0, 0, 0),
+        Read("c", 1, 0, 0, A0),
+        Read("c", 1, 0, 1, b0),
+        _acked("a", 1, 0, 1),
+        Read("c", 1, 0, 1, A1),
+    )
+    report = check(history, _log(A0, A1))
+    assert report.valid, report.anomalies
+    assert report.truncation_rewinds == 1
+
+
+def test_a_rewind_that_hands_a_stored_record_again_is_non_monotonic() -> None:
+    # Going back past the erased record to a0, which the log still holds, is no truncation
+    # rewind: the client was handed a stored offset twice.
+    b0 = value_of("b", 0)
+    history = _history(
+        _acked("a", 0, 0, 0),
+        Read("c", 1, 0, 0, A0),
+        Read("c", 1, 0, 1, b0),
+        Read("c", 1, 0, 0, A0),
+    )
+    report = check(history, _log(A0))
+    assert list(report.anomalies) == ["non-monotonic"]
+    assert report.truncation_rewinds == 0
+
+
+def test_reads_passing_over_a_stored_record_within_one_assignment_skipped_it() -> None:
+    history = _history(
+        _acked("a", 0, 0, 0),
+        _acked("a", 1, 0, 1),
+        _acked("a", 2, 0, 2),
+        Read("c", 1, 0, 0, A0),
+        Read("c", 1, 0, 2, A2),
+    )
+    report = check(history, _log(A0, A1, A2))
+    assert list(report.anomalies) == ["skipped"]
+
+
+def test_going_on_past_an_erased_record_is_a_truncation_skip_counted_apart() -> None:
+    # c was handed an unacknowledged b0@1; a crash erased it, a1 and a2 were stored at 1 and 2
+    # before c fetched again at 2, so c never saw a1 (shoal's known leader-epoch gap).
+    b0 = value_of("b", 0)
+    history = _history(
+        _acked("a", 0, 0, 0),
+        Read("c", 1, 0, 0, A0),
+        Read("c", 1, 0, 1, b0),
+        _acked("a", 1, 0, 1),
+        _acked("a", 2, 0, 2),
+        Read("c", 1, 0, 2, A2),
+    )
+    report = check(history, _log(A0, A1, A2))
+    assert report.valid, report.anomalies
+    assert len(report.truncation_skips) == 1 and A1 in report.truncation_skips[0]
+
+
 def test_a_resume_that_starts_past_the_committed_offset_skipped_records() -> None:
     history = _history(
         _acked("a", 0, 0, 0),

@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
+from shoal.broker.durable import awaitable_durable
 from shoal.clock import Clock
 from shoal.coordinator.consumer_group import ConsumerGroup, ConsumerHeartbeat, HeartbeatAnswer
 from shoal.coordinator.group import (
@@ -62,6 +63,9 @@ from shoal.storage import AppendInfo, LogConfig, LogManager, PartitionLog, Stora
 log = logging.getLogger(__name__)
 
 TIMER_SLEEP_S_MAX: Final = 60.0
+TIMER_FAILURE_BACKOFF_S: Final = 1.0
+"""After the coordinator's timer step raised: the next try waits at least this long (a step that
+keeps failing left its deadline in the past, and the timer spun on it, logging each time)."""
 """The timer wakes at least this often even with no deadline: a cheap guard against a missed
 kick leaving a timer unarmed for long."""
 DURABLE_WAIT_S_MAX: Final = 30.0
@@ -215,7 +219,7 @@ class GroupService:
         applied()
         try:
             # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+            await asyncio.wait_for(asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX)
         except (TimeoutError, StorageError) as exc:
             # The answer stands (the group has changed); a restart may then fence the member,
             # which rejoins.
@@ -270,7 +274,7 @@ class GroupService:
         try:
             # Shielded: a cancelled wait (timeout, client gone) must not cancel the storage
             # future itself, which the flusher thread still completes.
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+            await asyncio.wait_for(asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX)
         except TimeoutError:
             error = ErrorCode.REQUEST_TIMED_OUT
         except StorageError as exc:
@@ -301,7 +305,7 @@ class GroupService:
         if durable is None:
             return error, errors
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX)
+            await asyncio.wait_for(asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX)
         except TimeoutError:
             error = ErrorCode.REQUEST_TIMED_OUT
         except StorageError as exc:
@@ -314,7 +318,7 @@ class GroupService:
         committed or are dropped. Returns the fsync to wait for. Raises StorageError."""
         durable = self._coordinator.end_txn_offsets(producer_id, commit)
         self._changed()
-        return None if durable is None else asyncio.wrap_future(durable)
+        return None if durable is None else awaitable_durable(durable)
 
     def has_pending_txn_offset(self, group_id: str, tp: TopicPartitionKey) -> bool:
         return self._coordinator.txn_offsets.is_pending(group_id, tp)
@@ -383,11 +387,14 @@ class GroupService:
         wakeup = self._wakeup
         if wakeup is None:  # pragma: no cover - _kick() sets it before starting the task
             return
+        failures = 0
         while True:
             deadline = self._coordinator.next_deadline_ms()
             timeout = TIMER_SLEEP_S_MAX
             if deadline is not None:
                 timeout = min(timeout, max(0.0, (deadline - self.clock.monotonic_ms()) / 1000))
+            if failures:
+                timeout = max(timeout, TIMER_FAILURE_BACKOFF_S)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
             # arrives as the wakeup fires (a request just before stop()), and stop() then
             # waited for this task forever (issue 21, docs slice: a broker that never exited).
@@ -399,8 +406,18 @@ class GroupService:
                 self._coordinator.advance()
                 self._maybe_snapshot()
             except Exception:
-                # A bug in the coordinator must not silently stop every group's timers.
-                log.exception("group coordinator timer failed")
+                # A bug in the coordinator must not silently stop every group's timers; the
+                # traceback is logged once per run of failures, not at every retry.
+                failures += 1
+                if failures == 1:
+                    log.exception(
+                        "group coordinator timer failed (retried every %.1f s)",
+                        TIMER_FAILURE_BACKOFF_S,
+                    )
+            else:
+                if failures:
+                    log.warning("group coordinator timer recovered after %d failures", failures)
+                failures = 0
 
     async def stop(self) -> None:
         """Stop the timer and answer every parked JoinGroup/SyncGroup (NOT_COORDINATOR), so
@@ -436,7 +453,7 @@ class GroupService:
     async def _finish_snapshot(self, pending: PendingSnapshot) -> None:
         try:
             # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
-            await asyncio.shield(asyncio.wrap_future(pending.durable))
+            await asyncio.shield(awaitable_durable(pending.durable))
             await asyncio.to_thread(self._offsets_log.finish_snapshot, pending.first_offset)
         except Exception:
             self._offsets_log.abandon_snapshot()

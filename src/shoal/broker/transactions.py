@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from shoal.broker.durable import awaitable_durable, settled_quietly
 from shoal.broker.groups import AppendOperation
 from shoal.clock import Clock
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
@@ -226,9 +227,11 @@ class TransactionService:
                 result = self._append(topic, partition, plog, batch, read_header(batch))
                 if not isinstance(result, AppendInfo):
                     raise StorageError(f"the marker for {topic}-{partition} was refused: {result}")
-                waits.append(asyncio.wrap_future(plog.wait_durable(result.last_offset)))
+                waits.append(awaitable_durable(plog.wait_durable(result.last_offset)))
             if waits:
-                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), DURABLE_WAIT_S_MAX)
+                await asyncio.wait_for(
+                    asyncio.shield(settled_quietly(asyncio.gather(*waits))), DURABLE_WAIT_S_MAX
+                )
         except (StorageError, TimeoutError) as exc:
             log.error(
                 "markers of transactional id %r not written yet (retried by the timer): %s",
@@ -248,7 +251,7 @@ class TransactionService:
             durable = self.state_log.append(changed)
             if durable is not None:
                 await asyncio.wait_for(
-                    asyncio.shield(asyncio.wrap_future(durable)), DURABLE_WAIT_S_MAX
+                    asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX
                 )
         except (StorageError, TimeoutError) as exc:
             # The change stays in memory and queued: the client is told to retry, and the
@@ -271,7 +274,7 @@ class TransactionService:
                 first = plog.log_end_offset
             else:
                 durable, first = written
-                await asyncio.wrap_future(durable)
+                await awaitable_durable(durable)
             await asyncio.to_thread(plog.delete_records, first)
         except StorageError as exc:
             # Not fatal: the older records still say everything; the next change tries again.

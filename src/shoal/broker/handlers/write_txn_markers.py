@@ -28,6 +28,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Protocol
 
+from shoal.broker.durable import awaitable_durable
 from shoal.broker.handlers.hosted import hosted_partition
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.producer_state import EPOCH_MAX, Rejected
@@ -115,7 +116,7 @@ async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> Erro
         if not isinstance(result, AppendInfo):
             return ErrorCode.NONE  # a Duplicate: never for a marker, which has no sequence
         await asyncio.wait_for(
-            asyncio.shield(asyncio.wrap_future(plog.wait_durable(result.last_offset))),
+            asyncio.shield(awaitable_durable(plog.wait_durable(result.last_offset))),
             DURABLE_WAIT_S_MAX,
         )
     except StorageError as exc:
