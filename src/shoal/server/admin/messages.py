@@ -28,7 +28,7 @@ from shoal.server.admin.encoding import decode_bytes, encode_bytes
 from shoal.server.admin.errors import ApiError, from_kafka
 from shoal.server.admin.params import field, json_object, query_int
 from shoal.server.admin.partitioner import partition_for_key
-from shoal.server.admin.scan import Filters, Scan, scan_partition
+from shoal.server.admin.scan import PAGE_DECODED_BYTES_MAX, Filters, Scan, scan_partition
 from shoal.server.admin.topics import existing_topic
 from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
@@ -42,6 +42,9 @@ from shoal.storage import PartitionLog, StorageError
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
+SHOWN_BYTES_MAX: Final = 1024 * 1024
+"""A browse page shows at most this many bytes of a key, value or header value (with its
+size and ``truncated``); an export writes them whole."""
 """Messages per page at most: a page is built in memory and sent whole."""
 STARTS: Final = ("oldest", "newest", "offset", "timestamp")
 PRODUCE_VERSION: Final = 11
@@ -141,8 +144,9 @@ def _read_page(
 ) -> tuple[dict[int, Scan], dict[int, int]]:
     """On a worker thread: each partition's matching records from its start, before its end."""
     firsts, ends = _first_offsets(logs, starts), _ends(logs, until)
+    share = max(1, PAGE_DECODED_BYTES_MAX // max(1, len(logs)))  # the page's bytes, split
     scans = {
-        p: scan_partition(plog, min(firsts[p], ends[p]), limit, filters, ends[p])
+        p: scan_partition(plog, min(firsts[p], ends[p]), limit, filters, ends[p], share)
         for p, plog in logs.items()
     }
     return scans, ends
@@ -199,14 +203,15 @@ async def export(broker: Broker, ctx: RequestContext, name: str, request: Reques
     )
 
 
-def _message(partition: int, record: DecodedRecord) -> dict[str, Any]:
+def _message(partition: int, record: DecodedRecord, limit: int | None = None) -> dict[str, Any]:
+    """A record as JSON; with ``limit`` (bytes), longer keys and values are cut short."""
     return {
         "partition": partition,
         "offset": record.offset,
         "timestamp": record.timestamp,
-        "key": encode_bytes(record.key),
-        "value": encode_bytes(record.value),
-        "headers": [{"key": k, "value": encode_bytes(v)} for k, v in record.headers],
+        "key": encode_bytes(record.key, limit),
+        "value": encode_bytes(record.value, limit),
+        "headers": [{"key": k, "value": encode_bytes(v, limit)} for k, v in record.headers],
     }
 
 
@@ -245,7 +250,7 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
         )
     return JSONResponse(
         {
-            "messages": [_message(p, r) for _, p, _, r in candidates],
+            "messages": [_message(p, r, SHOWN_BYTES_MAX) for _, p, _, r in candidates],
             "next_cursor": ",".join(f"{p}:{o}" for p, o in sorted(cursor.items())),
             "end_offsets": {str(p): end for p, end in ends.items()},
         }

@@ -127,7 +127,10 @@ function hexOf(v) {
 function shown(v) {
   if (v === null || v === undefined) return h("span", { class: "muted" }, "null");
   const text = decodeBytes(v);
-  return text === null ? h("span", { class: "muted", title: "binary" }, "0x " + hexOf(v).slice(10, 57)) : text;
+  const cut = v.truncated ? h("span", { class: "badge truncated", title: "the page shows the first bytes only" },
+    "truncated: " + v.size + " bytes") : null;
+  const body = text === null ? h("span", { class: "muted", title: "binary" }, "0x " + hexOf(v).slice(10, 57)) : text;
+  return cut ? h("span", {}, cut, " ", body) : body;
 }
 function prettyJson(text) {
   if (text === null) return null;
