@@ -218,7 +218,14 @@ def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response
             positions = starts
             while any(positions[p] < ends[p] for p in positions):
                 page = await run_in_threadpool(
-                    read_page, backend.config, topic, positions, ends, EXPORT_PAGE_SIZE, filters
+                    read_page,
+                    backend.config,
+                    topic,
+                    positions,
+                    ends,
+                    EXPORT_PAGE_SIZE,
+                    filters,
+                    shown_bytes=None,  # an export writes values whole
                 )
                 yield page["messages"]
                 following = _cursor(page["next_cursor"], {p: [0, e] for p, e in ends.items()})
