@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
+from urllib.parse import unquote
 
 import httpx
 from starlette.applications import Starlette
@@ -384,6 +385,22 @@ def _cursor(raw: str, marks: dict[int, list[int]]) -> dict[int, int]:
     return starts
 
 
+DECODE_ROUNDS_MAX: Final = 3
+"""Percent-decodings a forwarded path segment is checked through (``%252e`` is ``%2e``)."""
+
+
+def _dot_segment(raw_path: str) -> str | None:
+    """The first raw segment that is empty, ``.`` or ``..`` in any percent-encoding, or None:
+    the forward must not be resolved by the client to a path outside the registry's API."""
+    for segment in raw_path.split("/")[1:]:
+        text = segment
+        for _ in range(DECODE_ROUNDS_MAX):
+            text = unquote(text)
+        if text in ("", ".", ".."):
+            return segment
+    return None
+
+
 def _registry_routes(registry_url: str | None) -> list[Route]:
     """Confluent's registry API, forwarded as is (status, body, content type) to ``--registry``;
     without one, a registry-shaped 404 that says how to configure it."""
@@ -393,6 +410,12 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
             _check_csrf(request)
         except ConsoleError as exc:
             return JSONResponse({"error_code": exc.status, "message": exc.message}, exc.status)
+        bad = _dot_segment(request.scope["path"])
+        if bad is not None:  # httpx would resolve it: the request could leave the registry API
+            return JSONResponse(
+                {"error_code": 400, "message": f"path segment {bad!r} is not allowed"},
+                status_code=400,
+            )
         if registry_url is None:
             return JSONResponse(
                 {"error_code": 404, "message": "no schema registry: start with --registry URL"},
