@@ -10,7 +10,6 @@ topic, through the Produce handler's own append (every check a Kafka producer me
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
@@ -28,7 +27,14 @@ from shoal.server.admin.encoding import decode_bytes, encode_bytes
 from shoal.server.admin.errors import ApiError, from_kafka
 from shoal.server.admin.params import field, json_object, query_int
 from shoal.server.admin.partitioner import partition_for_key
-from shoal.server.admin.scan import PAGE_DECODED_BYTES_MAX, Filters, Scan, scan_partition
+from shoal.server.admin.reads import admin_read
+from shoal.server.admin.scan import (
+    MAX_SCAN_BYTES,
+    PAGE_DECODED_BYTES_MAX,
+    Filters,
+    Scan,
+    scan_partition,
+)
 from shoal.server.admin.topics import existing_topic
 from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
@@ -42,6 +48,10 @@ from shoal.storage import PartitionLog, StorageError
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
+EXPORT_SCAN_BYTES_MAX: Final = 1024 * 1024 * 1024
+"""Stored bytes one export reads at most over all its partitions (1 GiB): a filter that matches
+little cannot make an export read a whole huge topic; the file ends there, as it does after
+EXPORT_MESSAGES_MAX messages."""
 SHOWN_BYTES_MAX: Final = 1024 * 1024
 """A browse page shows at most this many bytes of a key, value or header value (with its
 size and ``truncated``); an export writes them whole."""
@@ -182,25 +192,41 @@ async def export(broker: Broker, ctx: RequestContext, name: str, request: Reques
     starts = _starts(request, logs, name, EXPORT_PAGE_SIZE)
     params = request.query_params
     filters = Filters(params.get("key"), params.get("value"), params.get("header"))
-    until = _until(request)
-
-    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
-        firsts = await asyncio.to_thread(_first_offsets, logs, starts)
-        ends = await asyncio.to_thread(_ends, logs, until)  # the ends when the export began
-        for partition, plog in logs.items():
-            position, end = firsts[partition], ends[partition]
-            while position < end:
-                scan = await asyncio.to_thread(
-                    scan_partition, plog, position, EXPORT_PAGE_SIZE, filters, end
-                )
-                yield [_message(partition, r) for r in scan.records]
-                if scan.next_offset <= position:  # nothing more to read (retention, a gap)
-                    break
-                position = scan.next_offset
-
+    pages = export_pages(logs, starts, filters, _until(request))
     return StreamingResponse(
-        export_text(pages(), fmt), media_type=FORMATS[fmt], headers=export_headers(name, fmt)
+        export_text(pages, fmt), media_type=FORMATS[fmt], headers=export_headers(name, fmt)
     )
+
+
+async def export_pages(
+    logs: dict[int, PartitionLog],
+    starts: dict[int, int] | int,
+    filters: Filters,
+    until: int | None,
+    scan_bytes_max: int = EXPORT_SCAN_BYTES_MAX,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """An export's pages, partition after partition, up to each partition's end when the
+    export began, reading at most ``scan_bytes_max`` stored bytes in all."""
+    firsts = await admin_read(_first_offsets, logs, starts)
+    ends = await admin_read(_ends, logs, until)  # the ends when the export began
+    scanned = 0
+    for partition, plog in logs.items():
+        position, end = firsts[partition], ends[partition]
+        while position < end and scanned < scan_bytes_max:
+            scan = await admin_read(
+                scan_partition,
+                plog,
+                position,
+                EXPORT_PAGE_SIZE,
+                filters,
+                end,
+                max_scan_bytes=min(MAX_SCAN_BYTES, scan_bytes_max - scanned),
+            )
+            scanned += scan.scanned
+            yield [_message(partition, r) for r in scan.records]
+            if scan.next_offset <= position:  # nothing more to read (retention, a gap)
+                break
+            position = scan.next_offset
 
 
 def _message(partition: int, record: DecodedRecord, limit: int | None = None) -> dict[str, Any]:
@@ -228,9 +254,7 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
     params = request.query_params
     filters = Filters(params.get("key"), params.get("value"), params.get("header"))
     try:
-        scans, ends = await asyncio.to_thread(
-            _read_page, logs, starts, limit, filters, _until(request)
-        )
+        scans, ends = await admin_read(_read_page, logs, starts, limit, filters, _until(request))
     except (StorageError, RecordsError) as exc:
         raise ApiError(500, "read_failed", f"could not read {name}: {exc}") from exc
     # All partitions: the earliest ``limit`` of their pages by timestamp; each partition's

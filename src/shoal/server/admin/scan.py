@@ -52,6 +52,8 @@ class Scan:
     """The matching records, by offset."""
     next_offset: int
     """Where the next page of this partition starts."""
+    scanned: int = 0
+    """Stored bytes read for it."""
 
 
 def record_bytes(record: DecodedRecord) -> int:
@@ -67,14 +69,16 @@ def scan_partition(
     filters: Filters,
     end: int | None = None,
     max_bytes: int = PAGE_DECODED_BYTES_MAX,
+    max_scan_bytes: int = MAX_SCAN_BYTES,
 ) -> Scan:
     """Up to ``limit`` records at or after ``start`` (and before ``end``, when given) that
-    match ``filters``, holding at most ``max_bytes`` decoded bytes (but at least one record)."""
+    match ``filters``, holding at most ``max_bytes`` decoded bytes (but at least one record),
+    reading about ``max_scan_bytes`` stored bytes at most (whole chunks)."""
     found: list[DecodedRecord] = []
     position = start
     scanned = 0
     held = 0
-    while len(found) < limit and scanned < MAX_SCAN_BYTES and (end is None or position < end):
+    while len(found) < limit and scanned < max_scan_bytes and (end is None or position < end):
         try:
             read = plog.read(position, READ_CHUNK_BYTES)
         except OffsetOutOfRangeError:
@@ -95,15 +99,15 @@ def scan_partition(
                     if record.offset < position:
                         continue
                     if end is not None and record.offset >= end:
-                        return Scan(found, end)
+                        return Scan(found, end, scanned)
                     if len(found) >= limit:
-                        return Scan(found, record.offset)
+                        return Scan(found, record.offset, scanned)
                     if filters.match(record):
                         size = record_bytes(record)
                         if found and held + size > max_bytes:
-                            return Scan(found, record.offset)
+                            return Scan(found, record.offset, scanned)
                         held += size
                         found.append(record)
                     position = record.offset + 1
             position = max(position, batch.header.next_offset)
-    return Scan(found, position)
+    return Scan(found, position, scanned)
