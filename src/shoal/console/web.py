@@ -260,16 +260,19 @@ async def _produce(backend: Backend, request: Request) -> Any:
     if redrive_from is not None:
         if not isinstance(redrive_from, str):
             raise ConsoleError(400, "invalid_field", "redrive_from must be a topic name")
-        await _check_redrive(backend, redrive_from, topic)
+        chosen = body.get("redrive_target_chosen", False)
+        if not isinstance(chosen, bool):
+            raise ConsoleError(400, "invalid_field", "redrive_target_chosen must be a boolean")
+        await _check_redrive(backend, redrive_from, topic, chosen=chosen)
     return await run_in_threadpool(backend.produce.send, topic, partition, key, value, headers)
 
 
-async def _check_redrive(backend: Backend, dlq: str, target: str) -> None:
+async def _check_redrive(backend: Backend, dlq: str, target: str, *, chosen: bool) -> None:
     """The broker-served API's rule (shoal.server.console.redrive): a redrive goes only to an
     existing, non-internal topic other than its DLQ."""
     await run_in_threadpool(backend.admin.describe_topic, dlq)  # 404 when there is no DLQ
     exists, internal = await run_in_threadpool(backend.admin.topic_kind, target)
-    refused = redrive_refusal(target, dlq, exists=exists, internal=internal)
+    refused = redrive_refusal(target, dlq, exists=exists, internal=internal, chosen=chosen)
     if refused is not None:
         raise ConsoleError(400, REDRIVE_REFUSED, refused)
 

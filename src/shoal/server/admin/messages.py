@@ -25,7 +25,7 @@ from shoal.security.acl import AclOperation, ResourceType
 from shoal.server.admin.access import require
 from shoal.server.admin.encoding import decode_bytes, encode_bytes
 from shoal.server.admin.errors import ApiError, from_kafka
-from shoal.server.admin.params import field, json_object, query_int
+from shoal.server.admin.params import field, field_or, json_object, query_int
 from shoal.server.admin.partitioner import partition_for_key
 from shoal.server.admin.reads import admin_read
 from shoal.server.admin.scan import (
@@ -292,14 +292,20 @@ def _headers(value: object) -> list[tuple[str, bytes | None]]:
     return headers
 
 
-def _check_redrive(broker: Broker, ctx: RequestContext, dlq: str, target: str) -> None:
+def _check_redrive(
+    broker: Broker, ctx: RequestContext, dlq: str, target: str, *, chosen: bool
+) -> None:
     """A produce that says it redrives ``dlq``'s records: only into an existing,
     non-internal topic other than the DLQ (see :mod:`shoal.server.console.redrive`)."""
     existing_topic(broker, ctx, dlq)
     require(broker, ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, target)  # 403 before 404
     topic = broker.topics.get(target)
     refused = redrive_refusal(
-        target, dlq, exists=topic is not None, internal=topic is not None and topic.internal
+        target,
+        dlq,
+        exists=topic is not None,
+        internal=topic is not None and topic.internal,
+        chosen=chosen,
     )
     if refused is not None:
         raise ApiError(400, REDRIVE_REFUSED, refused)
@@ -308,7 +314,8 @@ def _check_redrive(broker: Broker, ctx: RequestContext, dlq: str, target: str) -
 async def produce(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
     """``{"partition"?, "key"?, "value"?, "headers"?, "redrive_from"?}``; 201 with where it
     was written. ``redrive_from`` (the console's DLQ redrive) names the DLQ the record comes
-    from, and the target is checked as a redrive target (400 ``redrive_target_refused``)."""
+    from, and the target is checked as a redrive target (400 ``redrive_target_refused``);
+    ``redrive_target_chosen`` (the user named the target) allows other than the DLQ's origin."""
     body = await json_object(request)
     key = decode_bytes(body.get("key"), "key")
     value = decode_bytes(body.get("value"), "value")
@@ -316,7 +323,8 @@ async def produce(broker: Broker, ctx: RequestContext, name: str, request: Reque
     chosen = field(body, "partition", int)
     redrive_from = field(body, "redrive_from", str)
     if redrive_from is not None:
-        _check_redrive(broker, ctx, redrive_from, name)
+        named = field_or(body, "redrive_target_chosen", bool, False)
+        _check_redrive(broker, ctx, redrive_from, name, chosen=named)
     topic = existing_topic(broker, ctx, name)
     require(broker, ctx, AclOperation.WRITE, ResourceType.TOPIC, name)
     if chosen is not None:
