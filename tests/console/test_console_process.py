@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer
 
 from shoal.cli.common import BOOTSTRAP_ENV
 from shoal.console.browse import Filters as ConsoleFilters
-from shoal.console.browse import read_page
+from shoal.console.browse import read_page, read_page_counted
 from shoal.embedded import EmbeddedBroker
 from tests.console.support import console_server
 from tests.peers.kafka_peer import KafkaPeer
@@ -352,3 +352,9 @@ def test_a_page_collects_a_bounded_number_of_bytes(
         "size": value_bytes,
     }
     assert cut["next_cursor"] == "0:5"
+    # What an export counts against EXPORT_SCAN_BYTES_MAX: every message read, matching or not.
+    nothing, read = read_page_counted(
+        config, topic, {0: 0}, {0: 5}, 500, ConsoleFilters(value="needle")
+    )
+    assert nothing["messages"] == []
+    assert read == 5 * value_bytes

@@ -172,6 +172,34 @@ def read_page(
 ) -> dict[str, Any]:
     """One page; ``shown_bytes`` cuts long keys and values (None: whole, for exports), and
     each partition collects at most its share of ``page_bytes``."""
+    page, _ = read_page_counted(
+        config,
+        topic,
+        starts,
+        ends,
+        limit,
+        filters,
+        clock,
+        shown_bytes=shown_bytes,
+        page_bytes=page_bytes,
+    )
+    return page
+
+
+def read_page_counted(
+    config: dict[str, str],
+    topic: str,
+    starts: dict[int, int],
+    ends: dict[int, int],
+    limit: int,
+    filters: Filters,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    shown_bytes: int | None = SHOWN_BYTES_MAX,
+    page_bytes: int = PAGE_DECODED_BYTES_MAX,
+) -> tuple[dict[str, Any], int]:
+    """:func:`read_page`, and the decoded bytes of every message it read (matching or not)."""
+    read_bytes = 0
     scans = {p: _Scan(starts[p], ends[p]) for p in starts}
     share = max(1, page_bytes // max(1, len(scans)))
     consumer = Consumer(
@@ -199,8 +227,8 @@ def read_page(
                         scan.position = max(scan.position, scan.end)  # past control records
                         continue
                     raise from_kafka(KafkaException(error), f"read {topic}")
+                size = message_bytes(msg)
                 if filters.match(msg):
-                    size = message_bytes(msg)
                     if scan.matched and scan.held + size > share:
                         scan.full = True  # this message starts the next page
                         continue
@@ -208,9 +236,10 @@ def read_page(
                     scan.matched.append(msg)
                 scan.position = _offset(msg) + 1
                 scan.scanned += 1
+                read_bytes += size
     finally:
         consumer.close()
-    return _page(scans, starts, ends, limit, shown_bytes)
+    return _page(scans, starts, ends, limit, shown_bytes), read_bytes
 
 
 def _page(

@@ -22,7 +22,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from shoal.console.browse import Filters, Produce, end_offsets, read_page, start_offsets
+from shoal.console.browse import (
+    Filters,
+    Produce,
+    end_offsets,
+    read_page,
+    read_page_counted,
+    start_offsets,
+)
 from shoal.console.errors import ConsoleError, decode_bytes
 from shoal.console.kafka_admin import KafkaAdmin
 from shoal.cross_site import admin_refusal
@@ -30,6 +37,7 @@ from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.console import console_routes
 from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
+    EXPORT_SCAN_BYTES_MAX,
     FORMATS,
     export_headers,
     export_text,
@@ -217,9 +225,12 @@ def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response
 
         async def pages() -> AsyncIterator[list[dict[str, Any]]]:
             positions = starts
+            read_bytes = 0  # decoded: librdkafka decompresses
             while any(positions[p] < ends[p] for p in positions):
-                page = await run_in_threadpool(
-                    read_page,
+                if read_bytes >= EXPORT_SCAN_BYTES_MAX:
+                    break
+                page, read = await run_in_threadpool(
+                    read_page_counted,
                     backend.config,
                     topic,
                     positions,
@@ -228,6 +239,7 @@ def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response
                     filters,
                     shown_bytes=None,  # an export writes values whole
                 )
+                read_bytes += read
                 yield page["messages"]
                 following = _cursor(page["next_cursor"], {p: [0, e] for p, e in ends.items()})
                 if following == positions:  # no progress: nothing more can be read

@@ -38,6 +38,7 @@ from shoal.server.admin.scan import (
 from shoal.server.admin.topics import existing_topic
 from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
+    EXPORT_SCAN_BYTES_MAX,
     FORMATS,
     export_headers,
     export_text,
@@ -48,10 +49,6 @@ from shoal.storage import PartitionLog, StorageError
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
-EXPORT_SCAN_BYTES_MAX: Final = 1024 * 1024 * 1024
-"""Stored bytes one export reads at most over all its partitions (1 GiB): a filter that matches
-little cannot make an export read a whole huge topic; the file ends there, as it does after
-EXPORT_MESSAGES_MAX messages."""
 SHOWN_BYTES_MAX: Final = 1024 * 1024
 """A browse page shows at most this many bytes of a key, value or header value (with its
 size and ``truncated``); an export writes them whole."""
