@@ -16,6 +16,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from shoal.cli.common import BOOTSTRAP_ENV
+from shoal.console.browse import Filters as ConsoleFilters
+from shoal.console.browse import read_page, read_page_counted
 from shoal.embedded import EmbeddedBroker
 from tests.console.support import console_server
 from tests.peers.kafka_peer import KafkaPeer
@@ -321,3 +323,38 @@ def test_shoal_console_command_serves_the_console(broker: EmbeddedBroker) -> Non
     env = {k: v for k, v in os.environ.items() if k != BOOTSTRAP_ENV}  # no default either
     missing = subprocess.run(command[:4], capture_output=True, text=True, check=False, env=env)
     assert missing.returncode == 2 and "--bootstrap is required" in missing.stderr
+
+
+def test_a_page_collects_a_bounded_number_of_bytes(
+    broker: EmbeddedBroker, console: httpx.Client
+) -> None:
+    """librdkafka decompresses: the page stops collecting at its byte share, the cursor on the
+    first message left out, and long values are shown cut short with their size."""
+    topic = "process-page-bytes"
+    assert console.post("/api/v1/topics", json={"name": topic}).status_code == 201
+    value_bytes = 10_000
+    _produce(
+        broker.bootstrap_servers,
+        topic,
+        [{"value": bytes(value_bytes), "partition": 0} for _ in range(5)],
+    )
+    config = {"bootstrap.servers": broker.bootstrap_servers}
+    page = read_page(
+        config, topic, {0: 0}, {0: 5}, 500, ConsoleFilters(), page_bytes=2 * value_bytes + 1
+    )
+    assert [m["offset"] for m in page["messages"]] == [0, 1]
+    assert page["next_cursor"] == "0:2"
+    cut = read_page(config, topic, {0: 4}, {0: 5}, 500, ConsoleFilters(), shown_bytes=100)
+    assert cut["messages"][0]["value"] == {
+        "encoding": "utf-8",
+        "data": "\0" * 100,
+        "truncated": True,
+        "size": value_bytes,
+    }
+    assert cut["next_cursor"] == "0:5"
+    # What an export counts against EXPORT_SCAN_BYTES_MAX: every message read, matching or not.
+    nothing, read = read_page_counted(
+        config, topic, {0: 0}, {0: 5}, 500, ConsoleFilters(value="needle")
+    )
+    assert nothing["messages"] == []
+    assert read == 5 * value_bytes

@@ -21,7 +21,9 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from shoal.app.resilience.dlq import dlq_topic
 from shoal.embedded import EmbeddedBroker
+from shoal.server.console.redrive import dlq_origin
 from tests.console.support import console_server
 from tests.server.admin_support import TIMEOUT_S, admin_client
 
@@ -214,6 +216,21 @@ def test_a_redrive_goes_only_to_an_existing_topic_that_is_not_internal(
         assert ends == {"0": 0}
         written = client.post(f"/topics/{origin}/messages", json=record)
         assert written.status_code == 201, written.text
+        # A record's header is not the user: another existing topic only when the user names it.
+        other = f"redrive-{backend}-other"
+        assert served.post("/topics", json={"name": other}).status_code == 201
+        refused = client.post(f"/topics/{other}/messages", json=record)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "redrive_target_refused"
+        assert client.get(f"/topics/{other}/messages").json()["end_offsets"] == {"0": 0}
+        typed = client.post(
+            f"/topics/{other}/messages", json=record | {"redrive_target_chosen": True}
+        )
+        assert typed.status_code == 201, typed.text
+        wrong = client.post(
+            f"/topics/{other}/messages", json=record | {"redrive_target_chosen": "yes"}
+        )
+        assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_field"
 
 
 def test_export_all_matching_is_the_same_on_both_backends(
@@ -272,3 +289,8 @@ def test_browse_and_export_a_time_window(
         assert [m["offset"] for m in exported.json()] == [1, 2]
         refused = client.get(f"/topics/{topic}/messages", params={"until": "-1"})
         assert refused.status_code == 400
+
+
+def test_the_redrive_rule_names_dlqs_as_the_framework_does() -> None:
+    assert dlq_origin(dlq_topic("orders")) == "orders"
+    assert dlq_origin("orders") is None

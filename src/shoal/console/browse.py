@@ -25,6 +25,13 @@ cursor instead of scanning on (the broker-served browser stops after 16 MiB like
 SCAN_DEADLINE_S: Final = 10.0
 """Wall time one page may read for: a page is an interactive answer."""
 POLL_BATCH: Final = 500
+PAGE_DECODED_BYTES_MAX: Final = 32 * 1024 * 1024
+"""Decoded bytes (keys, values, headers) one page collects at most over its partitions, as
+the broker-served browser: the page ends before the message that would pass it (a page's
+first message per partition always comes)."""
+SHOWN_BYTES_MAX: Final = 1024 * 1024
+"""A browse page shows at most this many bytes of a key, value or header value (with its
+size and ``truncated``); an export writes them whole."""
 POLL_WAIT_S: Final = 0.2
 
 
@@ -71,24 +78,36 @@ class _Scan:
     end: int
     matched: list[Message] = field(default_factory=list)
     scanned: int = 0
+    held: int = 0
+    """Decoded bytes of ``matched``."""
+    full: bool = False
+    """The next match would pass the page's byte share: the page ends before it."""
 
     def done(self, limit: int) -> bool:
         return (
-            self.position >= self.end
+            self.full
+            or self.position >= self.end
             or len(self.matched) >= limit
             or (self.scanned >= SCAN_RECORDS_MAX)
         )
 
 
-def message_json(msg: Message) -> dict[str, Any]:
+def message_json(msg: Message, limit: int | None = None) -> dict[str, Any]:
+    """A message as JSON; with ``limit`` (bytes), longer keys and values are cut short."""
     return {
         "partition": _partition(msg),
         "offset": _offset(msg),
         "timestamp": msg.timestamp()[1],
-        "key": encode_bytes(_bytes(msg.key())),
-        "value": encode_bytes(_bytes(msg.value())),
-        "headers": [{"key": k, "value": encode_bytes(v)} for k, v in _headers(msg)],
+        "key": encode_bytes(_bytes(msg.key()), limit),
+        "value": encode_bytes(_bytes(msg.value()), limit),
+        "headers": [{"key": k, "value": encode_bytes(v, limit)} for k, v in _headers(msg)],
     }
+
+
+def message_bytes(msg: Message) -> int:
+    """The decoded bytes a message holds: key, value, header keys and values."""
+    size = len(msg.key() or b"") + len(msg.value() or b"")
+    return size + sum(len(k) + len(v or b"") for k, v in _headers(msg))
 
 
 def end_offsets(
@@ -147,8 +166,42 @@ def read_page(
     limit: int,
     filters: Filters,
     clock: Callable[[], float] = time.monotonic,
+    *,
+    shown_bytes: int | None = SHOWN_BYTES_MAX,
+    page_bytes: int = PAGE_DECODED_BYTES_MAX,
 ) -> dict[str, Any]:
+    """One page; ``shown_bytes`` cuts long keys and values (None: whole, for exports), and
+    each partition collects at most its share of ``page_bytes``."""
+    page, _ = read_page_counted(
+        config,
+        topic,
+        starts,
+        ends,
+        limit,
+        filters,
+        clock,
+        shown_bytes=shown_bytes,
+        page_bytes=page_bytes,
+    )
+    return page
+
+
+def read_page_counted(
+    config: dict[str, str],
+    topic: str,
+    starts: dict[int, int],
+    ends: dict[int, int],
+    limit: int,
+    filters: Filters,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    shown_bytes: int | None = SHOWN_BYTES_MAX,
+    page_bytes: int = PAGE_DECODED_BYTES_MAX,
+) -> tuple[dict[str, Any], int]:
+    """:func:`read_page`, and the decoded bytes of every message it read (matching or not)."""
+    read_bytes = 0
     scans = {p: _Scan(starts[p], ends[p]) for p in starts}
+    share = max(1, page_bytes // max(1, len(scans)))
     consumer = Consumer(
         {
             **config,
@@ -174,17 +227,27 @@ def read_page(
                         scan.position = max(scan.position, scan.end)  # past control records
                         continue
                     raise from_kafka(KafkaException(error), f"read {topic}")
+                size = message_bytes(msg)
+                if filters.match(msg):
+                    if scan.matched and scan.held + size > share:
+                        scan.full = True  # this message starts the next page
+                        continue
+                    scan.held += size
+                    scan.matched.append(msg)
                 scan.position = _offset(msg) + 1
                 scan.scanned += 1
-                if filters.match(msg):
-                    scan.matched.append(msg)
+                read_bytes += size
     finally:
         consumer.close()
-    return _page(scans, starts, ends, limit)
+    return _page(scans, starts, ends, limit, shown_bytes), read_bytes
 
 
 def _page(
-    scans: dict[int, _Scan], starts: dict[int, int], ends: dict[int, int], limit: int
+    scans: dict[int, _Scan],
+    starts: dict[int, int],
+    ends: dict[int, int],
+    limit: int,
+    shown_bytes: int | None,
 ) -> dict[str, Any]:
     """The earliest ``limit`` matches by timestamp across partitions, and where to go on."""
     every = sorted(
@@ -202,7 +265,7 @@ def _page(
         else:
             cursor[partition] = min(scan.position, ends[partition])
     return {
-        "messages": [message_json(m) for m in page],
+        "messages": [message_json(m, shown_bytes) for m in page],
         "next_cursor": ",".join(f"{p}:{o}" for p, o in sorted(cursor.items())),
         "end_offsets": {str(p): e for p, e in sorted(ends.items())},
     }

@@ -75,14 +75,24 @@ def from_kafka(exc: KafkaException, action: str) -> ConsoleError:
     )
 
 
-def encode_bytes(data: bytes | None) -> dict[str, str] | None:
-    """``{"encoding", "data"}``: UTF-8 text when the bytes are valid UTF-8, else base64."""
+def encode_bytes(data: bytes | None, limit: int | None = None) -> dict[str, Any] | None:
+    """``{"encoding", "data"}``: UTF-8 text when the bytes are valid UTF-8, else base64. With
+    ``limit`` (bytes), longer data is cut to its first ``limit`` bytes, with ``"truncated":
+    true`` and ``"size"`` (its whole length), as the broker-served browser."""
     if data is None:
         return None
+    if limit is None or len(data) <= limit:
+        return _encoded(data, cut=False)
+    return {**_encoded(data[:limit], cut=True), "truncated": True, "size": len(data)}
+
+
+def _encoded(data: bytes, *, cut: bool) -> dict[str, Any]:
     try:
         return {"encoding": "utf-8", "data": data.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"encoding": "base64", "data": base64.b64encode(data).decode("ascii")}
+    except UnicodeDecodeError as exc:
+        if cut and exc.reason == "unexpected end of data":  # a character's first bytes end it
+            return {"encoding": "utf-8", "data": data[: exc.start].decode("utf-8")}
+    return {"encoding": "base64", "data": base64.b64encode(data).decode("ascii")}
 
 
 def decode_bytes(value: Any, name: str) -> bytes | None:

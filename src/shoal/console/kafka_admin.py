@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Any, Final
 
@@ -45,6 +45,9 @@ CREATED_VISIBLE_S: Final = 10.0
 """How long describing a topic just created may get retriable errors (its metadata and
 leaders settling) before the page shows the error."""
 CREATED_POLL_S: Final = 0.1
+RENEW_INTERVAL_S: Final = 5.0
+"""A fresh Admin client at most this often (seconds): many requests timing out together
+(worker threads and the event loop) renew it once, not once each."""
 NO_OFFSET: Final = -1001
 """librdkafka's OFFSET_INVALID: a partition the group has no committed offset for."""
 _OPERATIONS: Final = {
@@ -70,25 +73,39 @@ class KafkaAdmin:
     """The Admin-API half of the console's backend. ``config``: librdkafka settings
     (``bootstrap.servers`` and any security settings)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.admin = AdminClient(dict(config))
+        self._clock = clock
+        self._renew_lock = threading.Lock()
+        self._renewed_at: float | None = None
         self._seen_brokers: dict[int, tuple[str, int]] = {}
         """node id → (host, port) of every broker the overview has seen up: Kafka's Metadata
         and DescribeCluster list only the live ones, so a broker that dies would vanish."""
         self._up: set[int] = set()
         """The brokers up at the last overview."""
 
-    def renew(self) -> None:
+    def renew(self, *, force: bool = False) -> bool:
         """A fresh Admin client, after a request got no answer in time. librdkafka keeps a
         group's coordinator cached: when that broker dies, the client goes on sending the
         group's requests to it (each one waits out its timeout) until it comes back, where a
-        new client looks the coordinator up again and finds the one that took over."""
-        old, self.admin = self.admin, AdminClient(dict(self.config))
+        new client looks the coordinator up again and finds the one that took over.
+
+        Called from worker threads and the event loop: at most once per
+        :data:`RENEW_INTERVAL_S` (``force``: now, for a broker seen lost, which is rare);
+        returns whether this call made a new client."""
+        with self._renew_lock:
+            now = self._clock()
+            recent = self._renewed_at is not None and now - self._renewed_at < RENEW_INTERVAL_S
+            if recent and not force:
+                return False
+            self._renewed_at = now
+            old, self.admin = self.admin, AdminClient(dict(self.config))
         # Destroyed on a thread of its own: destroying a client may wait for its requests in
         # flight, and this runs on a request's worker thread.
         threading.Thread(target=_discard, args=(old,), daemon=True).start()
         del old
+        return True
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -444,7 +461,7 @@ class KafkaAdmin:
         up = {node.id for node in live}
         lost, self._up = self._up - up, up
         if lost:  # coordinators cached on a lost broker: look them up afresh (see renew)
-            self.renew()
+            self.renew(force=True)
         assigned = {r for t in topics for p in t.partitions.values() for r in p.replicas}
         rows = []
         for node_id in sorted(up | assigned | set(self._seen_brokers)):

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
+from urllib.parse import unquote
 
 import httpx
 from starlette.applications import Starlette
@@ -21,7 +22,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from shoal.console.browse import Filters, Produce, end_offsets, read_page, start_offsets
+from shoal.console.browse import (
+    Filters,
+    Produce,
+    end_offsets,
+    read_page,
+    read_page_counted,
+    start_offsets,
+)
 from shoal.console.errors import ConsoleError, decode_bytes
 from shoal.console.kafka_admin import KafkaAdmin
 from shoal.cross_site import admin_refusal
@@ -29,6 +37,7 @@ from shoal.raw_path import decode_path_params, match_on_raw_path
 from shoal.server.console import console_routes
 from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
+    EXPORT_SCAN_BYTES_MAX,
     FORMATS,
     export_headers,
     export_text,
@@ -216,10 +225,21 @@ def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response
 
         async def pages() -> AsyncIterator[list[dict[str, Any]]]:
             positions = starts
+            read_bytes = 0  # decoded: librdkafka decompresses
             while any(positions[p] < ends[p] for p in positions):
-                page = await run_in_threadpool(
-                    read_page, backend.config, topic, positions, ends, EXPORT_PAGE_SIZE, filters
+                if read_bytes >= EXPORT_SCAN_BYTES_MAX:
+                    break
+                page, read = await run_in_threadpool(
+                    read_page_counted,
+                    backend.config,
+                    topic,
+                    positions,
+                    ends,
+                    EXPORT_PAGE_SIZE,
+                    filters,
+                    shown_bytes=None,  # an export writes values whole
                 )
+                read_bytes += read
                 yield page["messages"]
                 following = _cursor(page["next_cursor"], {p: [0, e] for p, e in ends.items()})
                 if following == positions:  # no progress: nothing more can be read
@@ -252,16 +272,19 @@ async def _produce(backend: Backend, request: Request) -> Any:
     if redrive_from is not None:
         if not isinstance(redrive_from, str):
             raise ConsoleError(400, "invalid_field", "redrive_from must be a topic name")
-        await _check_redrive(backend, redrive_from, topic)
+        chosen = body.get("redrive_target_chosen", False)
+        if not isinstance(chosen, bool):
+            raise ConsoleError(400, "invalid_field", "redrive_target_chosen must be a boolean")
+        await _check_redrive(backend, redrive_from, topic, chosen=chosen)
     return await run_in_threadpool(backend.produce.send, topic, partition, key, value, headers)
 
 
-async def _check_redrive(backend: Backend, dlq: str, target: str) -> None:
+async def _check_redrive(backend: Backend, dlq: str, target: str, *, chosen: bool) -> None:
     """The broker-served API's rule (shoal.server.console.redrive): a redrive goes only to an
     existing, non-internal topic other than its DLQ."""
     await run_in_threadpool(backend.admin.describe_topic, dlq)  # 404 when there is no DLQ
     exists, internal = await run_in_threadpool(backend.admin.topic_kind, target)
-    refused = redrive_refusal(target, dlq, exists=exists, internal=internal)
+    refused = redrive_refusal(target, dlq, exists=exists, internal=internal, chosen=chosen)
     if refused is not None:
         raise ConsoleError(400, REDRIVE_REFUSED, refused)
 
@@ -377,6 +400,22 @@ def _cursor(raw: str, marks: dict[int, list[int]]) -> dict[int, int]:
     return starts
 
 
+DECODE_ROUNDS_MAX: Final = 3
+"""Percent-decodings a forwarded path segment is checked through (``%252e`` is ``%2e``)."""
+
+
+def _dot_segment(raw_path: str) -> str | None:
+    """The first raw segment that is empty, ``.`` or ``..`` in any percent-encoding, or None:
+    the forward must not be resolved by the client to a path outside the registry's API."""
+    for segment in raw_path.split("/")[1:]:
+        text = segment
+        for _ in range(DECODE_ROUNDS_MAX):
+            text = unquote(text)
+        if text in ("", ".", ".."):
+            return segment
+    return None
+
+
 def _registry_routes(registry_url: str | None) -> list[Route]:
     """Confluent's registry API, forwarded as is (status, body, content type) to ``--registry``;
     without one, a registry-shaped 404 that says how to configure it."""
@@ -386,6 +425,12 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
             _check_csrf(request)
         except ConsoleError as exc:
             return JSONResponse({"error_code": exc.status, "message": exc.message}, exc.status)
+        bad = _dot_segment(request.scope["path"])
+        if bad is not None:  # httpx would resolve it: the request could leave the registry API
+            return JSONResponse(
+                {"error_code": 400, "message": f"path segment {bad!r} is not allowed"},
+                status_code=400,
+            )
         if registry_url is None:
             return JSONResponse(
                 {"error_code": 404, "message": "no schema registry: start with --registry URL"},

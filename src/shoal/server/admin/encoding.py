@@ -12,14 +12,26 @@ UTF8: Final = "utf-8"
 BASE64: Final = "base64"
 
 
-def encode_bytes(data: bytes | None) -> dict[str, str] | None:
-    """``{"encoding", "data"}``, or None for a null key/value/header."""
+def encode_bytes(data: bytes | None, limit: int | None = None) -> dict[str, Any] | None:
+    """``{"encoding", "data"}``, or None for a null key/value/header. With ``limit`` (bytes),
+    longer data is cut to its first ``limit`` bytes and says so: ``"truncated": true`` and
+    ``"size"``, its whole length in bytes."""
     if data is None:
         return None
+    if limit is None or len(data) <= limit:
+        return _encoded(data, cut=False)
+    return {**_encoded(data[:limit], cut=True), "truncated": True, "size": len(data)}
+
+
+def _encoded(data: bytes, *, cut: bool) -> dict[str, Any]:
+    """UTF-8 text if it is (a ``cut`` may end inside a character: that is dropped), else
+    base64."""
     try:
         return {"encoding": UTF8, "data": data.decode(UTF8)}
-    except UnicodeDecodeError:
-        return {"encoding": BASE64, "data": base64.b64encode(data).decode("ascii")}
+    except UnicodeDecodeError as exc:
+        if cut and exc.reason == "unexpected end of data":  # a character's first bytes end it
+            return {"encoding": UTF8, "data": data[: exc.start].decode(UTF8)}
+    return {"encoding": BASE64, "data": base64.b64encode(data).decode("ascii")}
 
 
 def decode_bytes(value: Any, name: str) -> bytes | None:  # noqa: ANN401 - JSON of any shape

@@ -9,7 +9,6 @@ kafka-consumer-groups refuses it ("consumer group is active").
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,6 +25,7 @@ from shoal.security.acl import AclOperation, ResourceType
 from shoal.server.admin.access import require
 from shoal.server.admin.errors import ApiError, from_kafka
 from shoal.server.admin.params import field, field_or, json_object
+from shoal.server.admin.reads import admin_read
 from shoal.server.group_metrics import batch_timestamp
 from shoal.server.group_status import GroupVerdict, tracker_for
 from shoal.storage import PartitionLog
@@ -193,7 +193,7 @@ async def describe_group(broker: Broker, ctx: RequestContext, group_id: str) -> 
         judged = judged_by.get((row["topic"], row["partition"]))
         row["status"] = None if judged is None else judged.status.name
         row["status_reason"] = None if judged is None else judged.reason
-    await asyncio.to_thread(_fill_lag_seconds, offsets, broker.clock.now_ms())
+    await admin_read(_fill_lag_seconds, offsets, broker.clock.now_ms())
     return JSONResponse(
         {
             "group_id": group_id,
@@ -273,7 +273,7 @@ async def reset_offsets(
             "before resetting its offsets",
         )
     # Looking up a timestamp reads the time index from disk: on a worker thread.
-    targets: dict[TopicPartitionKey, int] = await asyncio.to_thread(
+    targets: dict[TopicPartitionKey, int] = await admin_read(
         lambda: {
             (topic, p): _target_offset(broker, topic, p, spec) for p in sorted(set(partitions))
         }

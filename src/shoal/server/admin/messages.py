@@ -10,7 +10,6 @@ topic, through the Produce handler's own append (every check a Kafka producer me
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
@@ -26,12 +25,20 @@ from shoal.security.acl import AclOperation, ResourceType
 from shoal.server.admin.access import require
 from shoal.server.admin.encoding import decode_bytes, encode_bytes
 from shoal.server.admin.errors import ApiError, from_kafka
-from shoal.server.admin.params import field, json_object, query_int
+from shoal.server.admin.params import field, field_or, json_object, query_int
 from shoal.server.admin.partitioner import partition_for_key
-from shoal.server.admin.scan import Filters, Scan, scan_partition
+from shoal.server.admin.reads import admin_read
+from shoal.server.admin.scan import (
+    MAX_SCAN_BYTES,
+    PAGE_DECODED_BYTES_MAX,
+    Filters,
+    Scan,
+    scan_partition,
+)
 from shoal.server.admin.topics import existing_topic
 from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
+    EXPORT_SCAN_BYTES_MAX,
     FORMATS,
     export_headers,
     export_text,
@@ -42,6 +49,9 @@ from shoal.storage import PartitionLog, StorageError
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
+SHOWN_BYTES_MAX: Final = 1024 * 1024
+"""A browse page shows at most this many bytes of a key, value or header value (with its
+size and ``truncated``); an export writes them whole."""
 """Messages per page at most: a page is built in memory and sent whole."""
 STARTS: Final = ("oldest", "newest", "offset", "timestamp")
 PRODUCE_VERSION: Final = 11
@@ -141,8 +151,9 @@ def _read_page(
 ) -> tuple[dict[int, Scan], dict[int, int]]:
     """On a worker thread: each partition's matching records from its start, before its end."""
     firsts, ends = _first_offsets(logs, starts), _ends(logs, until)
+    share = max(1, PAGE_DECODED_BYTES_MAX // max(1, len(logs)))  # the page's bytes, split
     scans = {
-        p: scan_partition(plog, min(firsts[p], ends[p]), limit, filters, ends[p])
+        p: scan_partition(plog, min(firsts[p], ends[p]), limit, filters, ends[p], share)
         for p, plog in logs.items()
     }
     return scans, ends
@@ -178,35 +189,52 @@ async def export(broker: Broker, ctx: RequestContext, name: str, request: Reques
     starts = _starts(request, logs, name, EXPORT_PAGE_SIZE)
     params = request.query_params
     filters = Filters(params.get("key"), params.get("value"), params.get("header"))
-    until = _until(request)
-
-    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
-        firsts = await asyncio.to_thread(_first_offsets, logs, starts)
-        ends = await asyncio.to_thread(_ends, logs, until)  # the ends when the export began
-        for partition, plog in logs.items():
-            position, end = firsts[partition], ends[partition]
-            while position < end:
-                scan = await asyncio.to_thread(
-                    scan_partition, plog, position, EXPORT_PAGE_SIZE, filters, end
-                )
-                yield [_message(partition, r) for r in scan.records]
-                if scan.next_offset <= position:  # nothing more to read (retention, a gap)
-                    break
-                position = scan.next_offset
-
+    pages = export_pages(logs, starts, filters, _until(request))
     return StreamingResponse(
-        export_text(pages(), fmt), media_type=FORMATS[fmt], headers=export_headers(name, fmt)
+        export_text(pages, fmt), media_type=FORMATS[fmt], headers=export_headers(name, fmt)
     )
 
 
-def _message(partition: int, record: DecodedRecord) -> dict[str, Any]:
+async def export_pages(
+    logs: dict[int, PartitionLog],
+    starts: dict[int, int] | int,
+    filters: Filters,
+    until: int | None,
+    scan_bytes_max: int = EXPORT_SCAN_BYTES_MAX,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """An export's pages, partition after partition, up to each partition's end when the
+    export began, reading at most ``scan_bytes_max`` stored bytes in all."""
+    firsts = await admin_read(_first_offsets, logs, starts)
+    ends = await admin_read(_ends, logs, until)  # the ends when the export began
+    scanned = 0
+    for partition, plog in logs.items():
+        position, end = firsts[partition], ends[partition]
+        while position < end and scanned < scan_bytes_max:
+            scan = await admin_read(
+                scan_partition,
+                plog,
+                position,
+                EXPORT_PAGE_SIZE,
+                filters,
+                end,
+                max_scan_bytes=min(MAX_SCAN_BYTES, scan_bytes_max - scanned),
+            )
+            scanned += scan.scanned
+            yield [_message(partition, r) for r in scan.records]
+            if scan.next_offset <= position:  # nothing more to read (retention, a gap)
+                break
+            position = scan.next_offset
+
+
+def _message(partition: int, record: DecodedRecord, limit: int | None = None) -> dict[str, Any]:
+    """A record as JSON; with ``limit`` (bytes), longer keys and values are cut short."""
     return {
         "partition": partition,
         "offset": record.offset,
         "timestamp": record.timestamp,
-        "key": encode_bytes(record.key),
-        "value": encode_bytes(record.value),
-        "headers": [{"key": k, "value": encode_bytes(v)} for k, v in record.headers],
+        "key": encode_bytes(record.key, limit),
+        "value": encode_bytes(record.value, limit),
+        "headers": [{"key": k, "value": encode_bytes(v, limit)} for k, v in record.headers],
     }
 
 
@@ -223,9 +251,7 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
     params = request.query_params
     filters = Filters(params.get("key"), params.get("value"), params.get("header"))
     try:
-        scans, ends = await asyncio.to_thread(
-            _read_page, logs, starts, limit, filters, _until(request)
-        )
+        scans, ends = await admin_read(_read_page, logs, starts, limit, filters, _until(request))
     except (StorageError, RecordsError) as exc:
         raise ApiError(500, "read_failed", f"could not read {name}: {exc}") from exc
     # All partitions: the earliest ``limit`` of their pages by timestamp; each partition's
@@ -245,7 +271,7 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
         )
     return JSONResponse(
         {
-            "messages": [_message(p, r) for _, p, _, r in candidates],
+            "messages": [_message(p, r, SHOWN_BYTES_MAX) for _, p, _, r in candidates],
             "next_cursor": ",".join(f"{p}:{o}" for p, o in sorted(cursor.items())),
             "end_offsets": {str(p): end for p, end in ends.items()},
         }
@@ -263,14 +289,20 @@ def _headers(value: object) -> list[tuple[str, bytes | None]]:
     return headers
 
 
-def _check_redrive(broker: Broker, ctx: RequestContext, dlq: str, target: str) -> None:
+def _check_redrive(
+    broker: Broker, ctx: RequestContext, dlq: str, target: str, *, chosen: bool
+) -> None:
     """A produce that says it redrives ``dlq``'s records: only into an existing,
     non-internal topic other than the DLQ (see :mod:`shoal.server.console.redrive`)."""
     existing_topic(broker, ctx, dlq)
     require(broker, ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, target)  # 403 before 404
     topic = broker.topics.get(target)
     refused = redrive_refusal(
-        target, dlq, exists=topic is not None, internal=topic is not None and topic.internal
+        target,
+        dlq,
+        exists=topic is not None,
+        internal=topic is not None and topic.internal,
+        chosen=chosen,
     )
     if refused is not None:
         raise ApiError(400, REDRIVE_REFUSED, refused)
@@ -279,7 +311,8 @@ def _check_redrive(broker: Broker, ctx: RequestContext, dlq: str, target: str) -
 async def produce(broker: Broker, ctx: RequestContext, name: str, request: Request) -> Response:
     """``{"partition"?, "key"?, "value"?, "headers"?, "redrive_from"?}``; 201 with where it
     was written. ``redrive_from`` (the console's DLQ redrive) names the DLQ the record comes
-    from, and the target is checked as a redrive target (400 ``redrive_target_refused``)."""
+    from, and the target is checked as a redrive target (400 ``redrive_target_refused``);
+    ``redrive_target_chosen`` (the user named the target) allows other than the DLQ's origin."""
     body = await json_object(request)
     key = decode_bytes(body.get("key"), "key")
     value = decode_bytes(body.get("value"), "value")
@@ -287,7 +320,8 @@ async def produce(broker: Broker, ctx: RequestContext, name: str, request: Reque
     chosen = field(body, "partition", int)
     redrive_from = field(body, "redrive_from", str)
     if redrive_from is not None:
-        _check_redrive(broker, ctx, redrive_from, name)
+        named = field_or(body, "redrive_target_chosen", bool, False)
+        _check_redrive(broker, ctx, redrive_from, name, chosen=named)
     topic = existing_topic(broker, ctx, name)
     require(broker, ctx, AclOperation.WRITE, ResourceType.TOPIC, name)
     if chosen is not None:

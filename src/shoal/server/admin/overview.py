@@ -6,7 +6,6 @@ seconds) takes the difference, so the broker keeps no per-caller state.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from importlib import metadata
 from typing import Any
@@ -16,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from shoal.broker.broker import Broker
 from shoal.broker.context import RequestContext
 from shoal.security.acl import AclOperation, ResourceType
+from shoal.server.admin.reads import admin_read
 
 
 def _disk(path: str) -> dict[str, int] | None:
@@ -51,7 +51,7 @@ async def broker_overview(broker: Broker, ctx: RequestContext) -> Response:
         for key, value in row.items():
             totals[key] += value
         traffic.append({"topic": name, **row})
-    disk = await asyncio.to_thread(_disk, broker.logs.path)
+    disk = await admin_read(_disk, broker.logs.path)
     return JSONResponse(
         {
             "node_id": broker.config.node_id,

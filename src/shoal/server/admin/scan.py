@@ -17,6 +17,10 @@ MAX_SCAN_BYTES: Final = 16 * 1024 * 1024
 """Stored bytes one page reads from a partition at most, whatever the filters."""
 MAX_DECODED_BATCH_BYTES: Final = 64 * 1024 * 1024
 """Bound on one batch's decompressed size (a decompression bomb stops here)."""
+PAGE_DECODED_BYTES_MAX: Final = 32 * 1024 * 1024
+"""Decoded bytes (keys, values, headers) one page holds at most, over all its partitions: a
+few highly compressed records must not blow a page up to gigabytes. The page ends before the
+record that would pass it (the cursor points there); a page's first record always comes."""
 
 
 @dataclass(frozen=True)
@@ -48,17 +52,33 @@ class Scan:
     """The matching records, by offset."""
     next_offset: int
     """Where the next page of this partition starts."""
+    scanned: int = 0
+    """Stored bytes read for it."""
+
+
+def record_bytes(record: DecodedRecord) -> int:
+    """The decoded bytes a record holds: key, value, header keys and values."""
+    size = len(record.key or b"") + len(record.value or b"")
+    return size + sum(len(k) + len(v or b"") for k, v in record.headers)
 
 
 def scan_partition(
-    plog: PartitionLog, start: int, limit: int, filters: Filters, end: int | None = None
+    plog: PartitionLog,
+    start: int,
+    limit: int,
+    filters: Filters,
+    end: int | None = None,
+    max_bytes: int = PAGE_DECODED_BYTES_MAX,
+    max_scan_bytes: int = MAX_SCAN_BYTES,
 ) -> Scan:
     """Up to ``limit`` records at or after ``start`` (and before ``end``, when given) that
-    match ``filters``."""
+    match ``filters``, holding at most ``max_bytes`` decoded bytes (but at least one record),
+    reading about ``max_scan_bytes`` stored bytes at most (whole chunks)."""
     found: list[DecodedRecord] = []
     position = start
     scanned = 0
-    while len(found) < limit and scanned < MAX_SCAN_BYTES and (end is None or position < end):
+    held = 0
+    while len(found) < limit and scanned < max_scan_bytes and (end is None or position < end):
         try:
             read = plog.read(position, READ_CHUNK_BYTES)
         except OffsetOutOfRangeError:
@@ -79,11 +99,15 @@ def scan_partition(
                     if record.offset < position:
                         continue
                     if end is not None and record.offset >= end:
-                        return Scan(found, end)
+                        return Scan(found, end, scanned)
                     if len(found) >= limit:
-                        return Scan(found, record.offset)
-                    position = record.offset + 1
+                        return Scan(found, record.offset, scanned)
                     if filters.match(record):
+                        size = record_bytes(record)
+                        if found and held + size > max_bytes:
+                            return Scan(found, record.offset, scanned)
+                        held += size
                         found.append(record)
+                    position = record.offset + 1
             position = max(position, batch.header.next_offset)
-    return Scan(found, position)
+    return Scan(found, position, scanned)

@@ -18,6 +18,11 @@ from typing import Any, Final
 EXPORT_MESSAGES_MAX: Final = 100_000
 """Messages one export writes at most: a few hundred MiB of JSON for 1 KiB values, which a
 browser still saves; a larger extract is a job for a consumer (``shoal consume``)."""
+EXPORT_SCAN_BYTES_MAX: Final = 1024 * 1024 * 1024
+"""Bytes one export reads at most over all its partitions (1 GiB; stored bytes for the broker,
+decoded ones for ``shoal console``, whose client decompresses): a filter that matches little
+cannot make an export read a whole huge topic; the file ends there, as after
+:data:`EXPORT_MESSAGES_MAX` messages."""
 EXPORT_PAGE_SIZE: Final = 500
 """Messages read per step: the browser's largest page."""
 FORMATS: Final = {"json": "application/json", "csv": "text/csv"}

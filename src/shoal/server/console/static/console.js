@@ -127,7 +127,10 @@ function hexOf(v) {
 function shown(v) {
   if (v === null || v === undefined) return h("span", { class: "muted" }, "null");
   const text = decodeBytes(v);
-  return text === null ? h("span", { class: "muted", title: "binary" }, "0x " + hexOf(v).slice(10, 57)) : text;
+  const cut = v.truncated ? h("span", { class: "badge truncated", title: "the page shows the first bytes only" },
+    "truncated: " + v.size + " bytes") : null;
+  const body = text === null ? h("span", { class: "muted", title: "binary" }, "0x " + hexOf(v).slice(10, 57)) : text;
+  return cut ? h("span", {}, cut, " ", body) : body;
 }
 function prettyJson(text) {
   if (text === null) return null;
@@ -820,6 +823,9 @@ async function dlqPage(topicName, params) {
     if (target === topicName) return "cannot redrive " + topicName + " into itself";
     if (!topic) return "topic " + JSON.stringify(target) + " does not exist";
     if (topic.internal || target.startsWith("_")) return JSON.stringify(target) + " is an internal topic";
+    // A header alone sends records only back to the DLQ's origin (<topic>.dlq -> <topic>).
+    if (!redriveTo.value.trim() && !(topicName.endsWith(".dlq") && target === topicName.slice(0, -4)))
+      return JSON.stringify(target) + " is not the origin of " + topicName + ": name the target";
     return null;
   }
   async function redrive(messages) {
@@ -831,7 +837,8 @@ async function dlqPage(topicName, params) {
     }
     for (const m of due) {
       const headers = m.headers.filter((x) => !x.key.startsWith(DLQ_PREFIX));
-      await api("POST", "/topics/" + enc(targetOf(m)) + "/messages", { key: m.key, value: m.value, headers, redrive_from: topicName });
+      await api("POST", "/topics/" + enc(targetOf(m)) + "/messages", { key: m.key, value: m.value, headers, redrive_from: topicName,
+        redrive_target_chosen: redriveTo.value.trim() !== "" });
     }
     return due.length;
   }
