@@ -14,41 +14,50 @@ from shoal.invariant import invariant
 
 
 class OffsetTracker:
+    """Per partition, the offsets fetched and not yet completed, in fetch (= offset) order.
+
+    The committable next-offset is the first of them still unfinished, or one past the last
+    fetched when all are done. Offsets are not assumed contiguous: transaction markers and
+    compaction leave gaps a consumer never sees, and a commit must pass over them.
+    """
+
     def __init__(self) -> None:
-        self._next: dict[TopicPartition, int] = {}  # first offset not yet known completed
-        self._done: dict[TopicPartition, set[int]] = {}
+        self._pending: dict[TopicPartition, dict[int, None]] = {}  # an ordered set each
+        self._last: dict[TopicPartition, int] = {}  # the last offset fetched
+        self._next: dict[TopicPartition, int] = {}
         self._dirty: set[TopicPartition] = set()
 
     def track(self, tp: TopicPartition, offset: int) -> None:
-        """Note a fetched record; the first one of a partition sets where contiguity starts."""
-        if tp not in self._next:
-            self._next[tp] = offset
-            self._done[tp] = set()
+        """Note a fetched record (in the order the partition's records were fetched)."""
+        last = self._last.get(tp)
+        pending = self._pending.setdefault(tp, {})
+        if last is not None and offset <= last:
+            # Read again from an earlier offset: the partition went to another member and
+            # came back, or the consumer was sent back. What was pending of it is not this
+            # reading's to commit: contiguity starts again here.
+            pending.clear()
+        pending[offset] = None
+        self._last[tp] = offset
 
     def track_all(self, records: Iterable[Message]) -> None:
         """:meth:`track` for each record of a fetch (one call per fetch, not per record)."""
-        nxt, done = self._next, self._done
+        track = self.track
         for msg in records:
-            tp = (msg.topic, msg.partition)
-            if tp not in nxt:
-                nxt[tp] = msg.offset
-                done[tp] = set()
+            track((msg.topic, msg.partition), msg.offset)
 
     def complete(self, tp: TopicPartition, offset: int) -> None:
-        nxt = self._next.get(tp)
-        if nxt is None:
+        pending = self._pending.get(tp)
+        if pending is None:
             invariant(False, "completing a record that was never tracked")
             return
-        done = self._done[tp]
-        if offset != nxt:
-            done.add(offset)  # out of order: held back until the ones before it complete
-            return
-        # The common case, in order: the run grows by one, plus whatever finished ahead of it.
-        nxt += 1
-        while nxt in done:
-            done.remove(nxt)
-            nxt += 1
-        self._next[tp] = nxt
+        if offset not in pending:
+            return  # of a reading that was started again since (see track)
+        first = next(iter(pending))
+        del pending[offset]
+        if offset != first:
+            return  # out of order: held back until the ones before it complete
+        # Everything fetched before the first unfinished record is done (or never existed).
+        self._next[tp] = next(iter(pending)) if pending else self._last[tp] + 1
         self._dirty.add(tp)
 
     def committable(self) -> dict[TopicPartition, int]:

@@ -127,3 +127,33 @@ def test_undecodable_payloads_raise_serde_error(annotation: type, raw: bytes) ->
 def test_a_handler_type_shoal_cannot_decode_is_refused_at_registration() -> None:
     with pytest.raises(TypeError, match="cannot decode"):
         decoder_for(complex)
+
+
+def test_commits_pass_over_offsets_a_consumer_never_sees() -> None:
+    """Transaction markers and compaction leave gaps in a partition's offsets: the records
+    either side of one are contiguous for committing (the commit used to stop at the gap)."""
+    tracker = OffsetTracker()
+    tp = ("t", 0)
+    records = [Message("t", 0, o, None, b"{}") for o in (0, 1, 2, 4, 5, 9)]  # 3, 6-8: markers
+    tracker.track_all(records)
+    for offset in (5, 0, 1, 4, 2):
+        tracker.complete(tp, offset)
+    assert tracker.committable() == {tp: 9}  # 9 is unfinished
+    tracker.complete(tp, 9)
+    assert tracker.committable() == {tp: 10}
+
+
+def test_a_partition_read_again_from_an_earlier_offset_starts_its_run_again() -> None:
+    """The partition went to another member and came back (or the consumer was sent back):
+    what was pending of the earlier reading no longer holds the commit back."""
+    tracker = OffsetTracker()
+    tp = ("t", 0)
+    tracker.track_all([Message("t", 0, o, None, b"{}") for o in range(10, 15)])
+    tracker.complete(tp, 10)
+    assert tracker.committable() == {tp: 11}
+    tracker.track_all([Message("t", 0, o, None, b"{}") for o in range(12, 14)])
+    tracker.complete(tp, 12)
+    tracker.complete(tp, 13)
+    assert tracker.committable() == {tp: 14}
+    tracker.complete(tp, 11)  # of the earlier reading: changes nothing
+    assert tracker.committable() == {}

@@ -339,6 +339,10 @@ class Processor:
     async def _gain(self, gained: set[TopicPartition]) -> None:
         if not gained:
             return
+        for tp in gained:
+            # A position from an earlier ownership is stale (another member moved on since):
+            # a revocation before this reading handles a record must not commit it back.
+            self.positions.pop(tp, None)
         restoring = [s for s in self.stores if any(t == s.source for t, _ in gained)]
         changelogs: dict[str, list[Message]] = {}
         for store in restoring:

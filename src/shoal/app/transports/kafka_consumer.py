@@ -117,18 +117,15 @@ class KafkaConsumer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._consumer = await self._call(confluent_kafka.Consumer, self._config)
-        if self._rebalance is not None:
-            await self._call(
-                self._consumer.subscribe,
-                self._topics,
-                on_assign=self._assigned,
-                on_revoke=self._revoked,
-                on_lost=self._lost,
-            )
-        elif self._start_at_ms is None:
-            await self._call(self._consumer.subscribe, self._topics)
-        else:
-            await self._call(self._consumer.subscribe, self._topics, on_assign=self._start_at)
+        # Every consumer hears of revocations: a partition that left must not be committed
+        # from here any more (its next owner may be ahead), listener or not.
+        await self._call(
+            self._consumer.subscribe,
+            self._topics,
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._lost,
+        )
 
     # -- rebalance callbacks: on the consumer's thread, inside a poll -------------------------
 
@@ -171,15 +168,17 @@ class KafkaConsumer:
         self._take_back(consumer, partitions, lost=True)
 
     def _take_back(self, consumer: Any, partitions: list[Any], *, lost: bool) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        for tp in tps:
+            # Not ours to commit any more: a close must not write this reading's offset back
+            # over what the partition's next owner commits (offsets would go backwards).
+            self._to_commit.pop(tp, None)
         listener = self._rebalance
         if listener is None or not partitions:
             return
-        tps = [(tp.topic, tp.partition) for tp in partitions]
         offsets = self._tell(
             listener.partitions_revoked(tps, lost=lost), f"revocation of {tps}", REVOKE_WAIT_S
         )
-        for tp in tps:
-            self._to_commit.pop(tp, None)  # committed here, or not ours to commit any more
         if lost or not offsets:
             return
         # Committed before the partitions can reach another member (eager rebalance): the
@@ -304,15 +303,17 @@ class KafkaConsumer:
         self._executor.submit(self._commit_now, tps, False)
 
     def _commit_now(self, tps: list[Any], synchronous: bool) -> None:
-        if self._rebalance is not None:
-            # A commit queued before a revocation must not land after it: the listener
-            # committed those partitions then, and their next owner may be ahead by now.
-            owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-            tps = [tp for tp in tps if (tp.topic, tp.partition) in owned]
-            if not tps:
-                return
+        # A commit queued before a revocation must not land after it: the partitions' next
+        # owner may be ahead by now (a listener committed them at the revocation).
+        consumer = self._consumer
+        if consumer is None:
+            return
+        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        tps = [tp for tp in tps if (tp.topic, tp.partition) in owned]
+        if not tps:
+            return
         try:
-            self._consumer.commit(offsets=tps, asynchronous=not synchronous)
+            consumer.commit(offsets=tps, asynchronous=not synchronous)
         except confluent_kafka.KafkaException as exc:
             log.warning("commit of %s failed (those records will be read again): %s", tps, exc)
 
@@ -338,6 +339,8 @@ class KafkaConsumer:
             tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in self._to_commit.items()]
 
             def commit_and_leave() -> None:
+                owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+                tps[:] = [tp for tp in tps if (tp.topic, tp.partition) in owned]
                 if tps:
                     # The last word before leaving the group: everything finished, synchronously.
                     self._commit_sync(consumer, tps)

@@ -1,0 +1,132 @@
+"""What a subscriber commits on Kafka, checked with the group's committed offsets on a real
+broker: past transaction markers (offsets no record holds), and never backwards when a
+partition goes to another instance and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import confluent_kafka
+import pytest
+
+from shoal.app import App
+from shoal.app.message import Message
+from shoal.embedded import EmbeddedBroker
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 2
+WAIT_S_MAX = 60.0
+"""A bound on a hang, not a timing."""
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    data = tmp_path_factory.mktemp("committed")
+    with EmbeddedBroker(
+        str(data), num_partitions=PARTITIONS, group_initial_rebalance_delay_ms=0
+    ) as b:
+        yield b
+
+
+def committed_and_ends(bootstrap: str, group: str, topic: str) -> tuple[list[int], list[int]]:
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [confluent_kafka.TopicPartition(topic, p) for p in range(PARTITIONS)]
+        committed = [tp.offset for tp in consumer.committed(tps, timeout=10)]
+        ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
+        return committed, ends
+    finally:
+        consumer.close()
+
+
+async def until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S_MAX
+    while not done():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+def subscriber(bootstrap: str, topic: str, seen: list[tuple[int, int]]) -> App:
+    app = App(f"kafka://{bootstrap}?heartbeat.interval.ms=200", name="committed", lag_interval_s=0)
+
+    @app.subscriber(topic, group=f"{topic}.g", dlq=False)
+    async def handle(value: bytes, msg: Message) -> None:
+        seen.append((msg.partition, msg.offset))
+
+    return app
+
+
+def test_commits_pass_over_transaction_markers(broker: EmbeddedBroker) -> None:
+    topic = "committed-txn"
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": broker.bootstrap_servers, "transactional.id": "committed-txn"}
+    )
+    producer.init_transactions()
+    for _ in range(3):  # each transaction ends with a marker: an offset no record holds
+        producer.begin_transaction()
+        for i in range(5):
+            producer.produce(topic, b"%d" % i, partition=0)
+        producer.commit_transaction()
+    seen: list[tuple[int, int]] = []
+
+    async def scenario() -> None:
+        async with subscriber(broker.bootstrap_servers, topic, seen):
+            await until(lambda: len(seen) == 15, "every record handled")
+            last = max(o for _, o in seen)
+            await until(
+                lambda: (
+                    committed_and_ends(broker.bootstrap_servers, f"{topic}.g", topic)[0][0] > last
+                ),
+                "the commit passed the last record",
+            )
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_that_comes_back_is_committed_again_and_never_backwards(
+    broker: EmbeddedBroker,
+) -> None:
+    topic = "committed-moves"
+    seen_a: list[tuple[int, int]] = []
+    seen_b: list[tuple[int, int]] = []
+    bootstrap = broker.bootstrap_servers
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap})
+
+    def send(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            producer.produce(topic, b"%d" % i, partition=i % PARTITIONS)
+        assert producer.flush(30) == 0
+
+    def handled() -> int:
+        return len(set(seen_a) | set(seen_b))
+
+    async def scenario() -> None:
+        a, b = subscriber(bootstrap, topic, seen_a), subscriber(bootstrap, topic, seen_b)
+        await a.start()
+        send(0, 40)
+        await until(lambda: handled() == 40, "A handled the first 40")
+        await b.start()
+        sent = 40
+        deadline = time.monotonic() + WAIT_S_MAX
+        while not seen_b:  # until B owns a partition and handles a record of it
+            assert time.monotonic() < deadline, "B never got a partition"
+            send(sent, 2)
+            sent += 2
+            await asyncio.sleep(0.1)
+        await until(lambda: handled() == sent, "A and B handled every record")
+        await b.stop()  # B's partition comes back to A
+        send(sent, 40)
+        sent += 40
+        await until(lambda: handled() == sent, "A handled the last 40")
+        await until(
+            lambda: (c := committed_and_ends(bootstrap, f"{topic}.g", topic))[0] == c[1],
+            "A commits the partition it got back",
+        )
+        await a.stop()
+
+    asyncio.run(scenario())
+    committed, ends = committed_and_ends(bootstrap, f"{topic}.g", topic)
+    assert committed == ends  # A's close did not write an earlier reading's offset back
