@@ -186,20 +186,7 @@ class Member:
             "generation_id_or_member_epoch": -1 if self.standalone else self.generation,
             "member_id": "" if self.standalone else self.member_id,
             "group_instance_id": None,
-            "topics": [
-                {
-                    "name": topic,
-                    "partitions": [
-                        {
-                            "partition_index": p,
-                            "committed_offset": value,
-                            "committed_leader_epoch": -1,
-                            "committed_metadata": "",
-                        }
-                        for p, value in sorted(offsets.items())
-                    ],
-                }
-            ],
+            "topics": committed_topics(topic, offsets),
         }
 
     def on_commit(self, answer: Any, commits: dict[int, Commit]) -> str:
@@ -219,3 +206,21 @@ class Member:
             else:
                 commit.status = "unknown"
         return ", ".join(f"p{p}:{e.name}" for p, e in sorted(errors.items()))
+
+
+def committed_topics(topic: str, offsets: dict[int, int]) -> list[dict[str, Any]]:
+    """The ``topics`` of an OffsetCommit or TxnOffsetCommit: one topic's next offsets."""
+    return [
+        {
+            "name": topic,
+            "partitions": [
+                {
+                    "partition_index": p,
+                    "committed_offset": value,
+                    "committed_leader_epoch": -1,
+                    "committed_metadata": "",
+                }
+                for p, value in sorted(offsets.items())
+            ],
+        }
+    ]

@@ -15,6 +15,7 @@ from typing import Any, Final
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.records import SimpleRecord, build_batch, control_type, iter_records, read_header
 from shoal.records.control import ControlType
+from tests.simulation.consumers import committed_topics
 from tests.simulation.node import InFlight
 from tests.simulation.producers import Pending
 
@@ -219,20 +220,7 @@ def txn_offset_commit_values(
         "generation_id": -1,
         "member_id": "",
         "group_instance_id": None,
-        "topics": [
-            {
-                "name": topic,
-                "partitions": [
-                    {
-                        "partition_index": p,
-                        "committed_offset": value,
-                        "committed_leader_epoch": -1,
-                        "committed_metadata": "",
-                    }
-                    for p, value in sorted(offsets.items())
-                ],
-            }
-        ],
+        "topics": committed_topics(topic, offsets),
     }
 
 
