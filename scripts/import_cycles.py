@@ -13,8 +13,9 @@ allowed only when one of its TYPE_CHECKING imports carries a comment ``# import 
 on the import's line or on a line between it and its ``if TYPE_CHECKING:``. An import inside a
 function is a run-time import like any other (it hides a cycle, it does not break it).
 
-Imports of a package by its own children (``from shoal.broker import X`` in ``shoal.broker.y``)
-are not sibling imports and are not counted, as in import-linter's ``acyclic_siblings``.
+A package's own ``__init__`` is one more node among its children, so a child importing the
+package (``from shoal.storage import X`` in ``shoal.storage.cleaner``) while the ``__init__``
+imports that child is a cycle too; import-linter's ``acyclic_siblings`` does not see those.
 
 Usage: ``python scripts/import_cycles.py [PACKAGE]`` (default ``shoal``); prints every cycle
 and exits 1 when one is not allowed. The package is found on ``sys.path``, so
@@ -138,7 +139,10 @@ def collect_imports(root: str) -> list[Import]:
 
 
 def child_of(package: str, module: str) -> str | None:
-    """The child of ``package`` that ``module`` is or lies under; None for the package itself."""
+    """The child of ``package`` that ``module`` is or lies under, or the package itself (its
+    ``__init__``, a node of its own); None for a module outside it."""
+    if module == package:
+        return package
     if not module.startswith(package + "."):
         return None
     return package + "." + module[len(package) + 1 :].split(".")[0]

@@ -1,10 +1,10 @@
 """No import cycle inside any package of shoal (issue 18, must-show 4).
 
 ``scripts/import_cycles.py`` lists the cycles among the children of every package over grimp's
-graph, TYPE_CHECKING imports apart; the import-linter ``acyclic_siblings`` contracts that
-``make lint`` runs say the same for run-time cycles. The mutation tests plant cycles in a copy
-of the source tree and check that both notice (and that a justified TYPE_CHECKING-only cycle,
-and only that, is let through).
+graph, TYPE_CHECKING imports apart, a package's ``__init__`` counted as one of its modules;
+the import-linter ``acyclic_siblings`` contracts that ``make lint`` runs check the siblings
+alone. The mutation tests plant cycles in a copy of the source tree and check that they are
+reported (and that a justified TYPE_CHECKING-only cycle, and only that, is let through).
 """
 
 from __future__ import annotations
@@ -88,6 +88,11 @@ RUN_TIME_CYCLES: dict[str, tuple[dict[str, str], str]] = {
             "    return handle_produce\n"
         },
         "shoal.broker: cycle among shoal.broker.broker, shoal.broker.handlers",
+    ),
+    # Through the package's __init__, which re-exports the log (import-linter misses these).
+    "the log and its package": (
+        {"storage/log.py": "from shoal.storage import LogConfig  # noqa: E402, F401\n"},
+        "shoal.storage: cycle among shoal.storage, .*shoal.storage.log",
     ),
     # Deeper down: two siblings inside a subpackage.
     "two handlers": (
