@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.server.app import BrokerApp
 from shoal.server.settings import WILDCARD_HOSTS, Settings
 
@@ -28,8 +30,10 @@ START_TIMEOUT_S = 60.0
 class EmbeddedBroker:
     """``host`` is the address the Kafka listener binds (loopback by default);
     ``advertised_listener`` (``HOST:PORT``) is what clients are told to connect to, needed
-    when ``host`` is a wildcard such as 0.0.0.0; ``node_id`` is the broker's node.id. Other
-    keyword arguments are :class:`~shoal.server.settings.Settings` fields. Bad settings raise
+    when ``host`` is a wildcard such as 0.0.0.0; ``node_id`` is the broker's node.id;
+    ``adjust_broker_config`` (for tests) returns the broker's config given the one the settings
+    make, before the broker is built. Other keyword arguments are
+    :class:`~shoal.server.settings.Settings` fields. Bad settings raise
     :class:`~shoal.server.settings.SettingsError` here, before anything starts."""
 
     def __init__(
@@ -41,6 +45,7 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         advertised_listener: str = "",
         node_id: int = Settings().node_id,
+        adjust_broker_config: Callable[[BrokerConfig], BrokerConfig] | None = None,
         **settings: Any,
     ) -> None:
         bind = f"[{host}]" if ":" in host else host
@@ -56,6 +61,7 @@ class EmbeddedBroker:
             **settings,
         )
         self._settings.broker_config()
+        self._adjust_broker_config = adjust_broker_config
         self._local_host = "127.0.0.1" if host in WILDCARD_HOSTS else bind
         self._app: BrokerApp | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,7 +95,7 @@ class EmbeddedBroker:
     def _run(self, started: Future[None]) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        app = BrokerApp(self._settings)
+        app = BrokerApp(self._settings, adjust_broker_config=self._adjust_broker_config)
         try:
             loop.run_until_complete(app.start())
         except BaseException as exc:

@@ -11,22 +11,17 @@ import pytest
 from shoal.embedded import EmbeddedBroker
 from tests.server.support import FETCH_WAIT_MS_MAX, HEALTHY_TOPIC, Arena
 from tests.server.wire import HealthyClient
-from tests.support.broker import run_on_loop
 
 
 @pytest.fixture(scope="module")
 def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
     data_dir = tmp_path_factory.mktemp("arena")
-    with EmbeddedBroker(str(data_dir)) as broker:
-
-        def cap_fetch_wait() -> None:
-            inner = broker.app.broker
-            assert inner is not None
-            inner.config = dataclasses.replace(
-                inner.config, fetch_max_wait_ms_max=FETCH_WAIT_MS_MAX
-            )
-
-        run_on_loop(broker, cap_fetch_wait)
+    with EmbeddedBroker(
+        str(data_dir),
+        adjust_broker_config=lambda config: dataclasses.replace(
+            config, fetch_max_wait_ms_max=FETCH_WAIT_MS_MAX
+        ),
+    ) as broker:
         healthy = HealthyClient(broker.bootstrap_servers, HEALTHY_TOPIC).start()
         try:
             yield Arena(broker, healthy)

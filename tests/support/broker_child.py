@@ -1,7 +1,7 @@
 """A broker in a child process, for tests that kill it (see ``BrokerProcess`` in broker.py).
 
 Usage: ``python tests/support/broker_child.py '{"settings": {...}, "broker_config": {...}}'``:
-Settings fields, then BrokerConfig fields to replace once the broker runs; an optional
+Settings fields, then BrokerConfig fields to replace before the broker is built; an optional
 ``"plant"`` names a bug of tests/reliability/planted.py to plant first. Prints one JSON line
 ``{"kafka_port": ..., "http_port": ...}`` once the broker is ready, then runs until SIGTERM
 (clean shutdown) or SIGKILL.
@@ -23,10 +23,8 @@ from shoal.server.settings import Settings
 
 
 async def main(settings: Settings, broker_config: dict[str, Any]) -> None:
-    app = BrokerApp(settings)
+    app = BrokerApp(settings, adjust_broker_config=lambda config: replace(config, **broker_config))
     await app.start()
-    if broker_config and app.broker is not None:
-        app.broker.config = replace(app.broker.config, **broker_config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

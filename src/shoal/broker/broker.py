@@ -73,6 +73,13 @@ Handler: TypeAlias = Callable[["Broker", RequestContext, Request], Awaitable[Han
 
 
 class Broker:
+    @property
+    def config(self) -> BrokerConfig:
+        """The settings the broker was built with, listeners' bound addresses included. Read
+        only: the services below copy parts of it when built, so a field changed afterwards
+        would reach some readers and not others (issue 18: give it in, never patch it)."""
+        return self._config
+
     def __init__(
         self,
         config: BrokerConfig,
@@ -82,7 +89,7 @@ class Broker:
         fs: FileSystem | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.config = config
+        self._config = config
         self.clock = clock
         self.logs = logs
         self.topics = TopicStore(fs or OsFileSystem(), logs.path, logs.health.check)

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 import uvicorn
 
 from shoal.broker.broker import Broker
+from shoal.broker.broker_settings import BrokerConfig
 from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.security.oauthbearer import TokenError
@@ -41,8 +43,16 @@ log = logging.getLogger(__name__)
 
 
 class BrokerApp:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        adjust_broker_config: Callable[[BrokerConfig], BrokerConfig] | None = None,
+    ) -> None:
         self.settings = settings
+        # shape8 (issue 18): BrokerConfig fields Settings does not expose (tests cap
+        # fetch_max_wait_ms_max) are set here, before the broker is built, not patched in after.
+        self._adjust_broker_config = adjust_broker_config
         self.logs: LogManager | None = None
         self.broker: Broker | None = None
         self.kafka: KafkaServer | None = None
@@ -141,6 +151,8 @@ class BrokerApp:
             broker_config = self.settings.broker_config(
                 bound_ports={name: server.port for name, server in self.listeners.items()}
             )
+            if self._adjust_broker_config is not None:
+                broker_config = self._adjust_broker_config(broker_config)
             # -- log compaction (issue 15, slice C): checked before the logs open.
             cleaner_settings = self.settings.cleaner_settings()
             self._status = "recovering logs"
