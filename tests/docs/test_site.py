@@ -105,3 +105,17 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "#nowhere" in done.stderr
+
+
+def test_the_api_reference_names_every_public_name() -> None:
+    """docs/api.md renders each public name's docstring; a name added to ``shoal.__all__`` or
+    ``shoal.app.__all__`` without its entry there would be missing from the reference."""
+    import shoal
+    import shoal.app
+
+    text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
+    documented = {
+        line.split()[1].rsplit(".", 1)[-1] for line in text.splitlines() if line.startswith(":::")
+    }
+    public = (set(shoal.__all__) - {"__version__"}) | set(shoal.app.__all__)
+    assert public - documented == set()
