@@ -45,10 +45,30 @@ def test_a_join_waiting_for_metadata_longer_than_allowed_is_reported() -> None:
     watch = JoinWatch("orders", clock=clock)
     watch.on_stats(stats("wait-metadata"))
     clock.now += STALL_S["wait-metadata"]
-    watch.check()  # at the limit: still allowed
     watch.on_stats(stats("wait-metadata"))  # the same state reported again: not a new start
+    watch.check()  # at the limit: still allowed
     clock.now += 1.0
+    watch.on_stats(stats("wait-metadata"))
     with pytest.raises(JoinStalled, match=r"'orders'.*'wait-metadata' for 16 s"):
+        watch.check()
+
+
+def test_only_reports_decide_a_stale_report_never_does() -> None:
+    """A user's statistics.interval.ms longer than the allowed time: one report of
+    ``wait-metadata``, then none for a minute. The consumer may have joined a moment after that
+    report: it is judged on its next report, not replaced on an old one."""
+    clock = Clock()
+    watch = JoinWatch("orders", clock=clock)
+    watch.on_stats(stats("wait-metadata"))
+    clock.now += 60.0
+    watch.check()  # no report since the first: nothing shows it stayed
+    watch.on_stats(stats("steady"))  # the next report: it had joined
+    clock.now += 60.0
+    watch.check()
+    watch.on_stats(stats("wait-metadata"))
+    clock.now += 60.0
+    watch.on_stats(stats("wait-metadata"))  # reported twice, a minute apart: stuck
+    with pytest.raises(JoinStalled, match=r"'wait-metadata' for 60 s"):
         watch.check()
 
 

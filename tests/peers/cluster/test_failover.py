@@ -4,18 +4,21 @@ broker is SIGKILLed and later restarted (issue 21).
 The app (in its own process, as deployed) uses the resilience patterns together: a retry topic
 for transient failures, a dead-letter queue for records that can never succeed, and the
 idempotency store, whose dedup row commits in one SQLite transaction with the handler's effect.
-The broker killed is the app's group coordinator, the one whose loss hurts most: the group's
-offsets move to a new coordinator, and commits in flight may be lost, so records are delivered
-again. Pass: every record the producer saw acknowledged (acks=all, min.insync.replicas=2) has
-its effect applied exactly once, or is in the DLQ if it was poison; the app's readiness is back
-to 200 afterwards; the registry answered every read during the failure, and its ``_schemas``
-topic has three replicas.
+The broker killed leads the registry's ``_schemas`` partition and is the app's group
+coordinator (the group's name is chosen so that it is): the registry's reads and writes move to
+a new leader, the group's offsets to a new coordinator, and commits in flight may be lost, so
+records are delivered again. Pass: every record the producer saw acknowledged (acks=all,
+min.insync.replicas=2) has its effect applied exactly once, or is in the DLQ if it was poison;
+the app's readiness probe answered throughout (200, or 503 while a rebalance leaves a consumer
+without partitions), every dip recovered, and it ends at 200; the registry answered every read
+during the failure, accepts a write after it, and its ``_schemas`` topic has three replicas.
 
 CI runs one kill; ``make cluster-soak`` runs several (SHOAL_CLUSTER_KILLS).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -31,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ElectionType, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.cli.support import shoal_script
+from tests.differential.test_java_txn_v2 import state_partition
 from tests.peers.kafka_cluster import REPLICATION_FACTOR, KafkaCluster
 from tests.peers.kafka_peer import free_port
 
@@ -191,6 +195,33 @@ def coordinator_of(bootstrap: str, group: str) -> int:
     return int(description.coordinator.id)
 
 
+def leader_of(bootstrap: str, topic: str, partition: int) -> int:
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    return int(metadata.topics[topic].partitions[partition].leader)
+
+
+def group_coordinated_by(bootstrap: str, node_id: int) -> str:
+    """A group name whose coordinator is ``node_id``: the leader of the ``__consumer_offsets``
+    partition Kafka maps the name to (abs(hashCode) % partitions, as for transactional ids)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        metadata = admin.list_topics("__consumer_offsets", timeout=10)
+        partitions = metadata.topics["__consumer_offsets"].partitions
+        if partitions and all(p.leader >= 0 for p in partitions.values()):
+            break
+        # A fresh cluster creates the topic on the first FindCoordinator request.
+        with contextlib.suppress(Exception):
+            admin.describe_consumer_groups([GROUP])[GROUP].result(10)
+        assert time.monotonic() < deadline, "no __consumer_offsets topic with leaders"
+        time.sleep(0.25)
+    for n in range(1000):
+        group = f"{GROUP}-{n}"
+        if partitions[state_partition(group, len(partitions))].leader == node_id:
+            return group
+    raise AssertionError(f"no __consumer_offsets partition is led by node {node_id}")
+
+
 class Poller:
     """GETs a URL every 0.25 s the whole time: the app's /readyz, so that a dip and its
     recovery are both seen; a registry read, so that every answer during the failure is."""
@@ -220,14 +251,34 @@ class AppProcess:
     http_port: int
     db: Path
     """The idempotency store, which holds the effects too."""
+    group: str
+    """The app's group, coordinated by the ``_schemas`` leader when the app started."""
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
 
 @pytest.fixture
-def app_process(healthy_cluster: KafkaCluster, tmp_path: Path) -> Iterator[AppProcess]:
-    """The app, started on the cluster."""
+def app_process(
+    healthy_cluster: KafkaCluster, registry: str, tmp_path: Path
+) -> Iterator[AppProcess]:
+    """The app, started on the cluster after the registry (which creates ``_schemas``), in a
+    group whose coordinator leads ``_schemas``: one kill hits both."""
+    # The registry creates _schemas on its first write (the test registers the same schema
+    # again: the same id).
+    registered = http(
+        "POST", f"{registry}/subjects/{SUBJECT}/versions", {"schema": json.dumps(SCHEMA)}
+    )
+    assert registered[0] == 200, registered
+    # Leaders back on their preferred replicas (a node restarted by an earlier test leads
+    # nothing until then): Kafka's periodic rebalancing of leaders then has nothing to move
+    # between here and the kill. Partitions already there answer ELECTION_NOT_NEEDED: ignored.
+    electing = AdminClient({"bootstrap.servers": healthy_cluster.bootstrap_servers})
+    electing.elect_leaders(ElectionType.PREFERRED).result(30)  # the client must outlive it
+    group = group_coordinated_by(
+        healthy_cluster.bootstrap_servers,
+        leader_of(healthy_cluster.bootstrap_servers, "_schemas", 0),
+    )
     admin = AdminClient({"bootstrap.servers": healthy_cluster.bootstrap_servers})
     admin.create_topics([NewTopic(TOPIC, 3)])[TOPIC].result(30)  # the cluster's RF: 3
     script = tmp_path / "orders_app.py"
@@ -237,7 +288,7 @@ def app_process(healthy_cluster: KafkaCluster, tmp_path: Path) -> Iterator[AppPr
         **os.environ,
         "BOOTSTRAP": healthy_cluster.bootstrap_servers,
         "TOPIC": TOPIC,
-        "GROUP": GROUP,
+        "GROUP": group,
         "HTTP_PORT": str(port),
     }
     log = tmp_path / "app.log"
@@ -251,7 +302,7 @@ def app_process(healthy_cluster: KafkaCluster, tmp_path: Path) -> Iterator[AppPr
             "the app to be ready",
             lambda: proc.poll() is None,
         )
-        yield AppProcess(proc, port, tmp_path / "shoal-idempotency.db")
+        yield AppProcess(proc, port, tmp_path / "shoal-idempotency.db", group)
         assert proc.poll() is None, log.read_text()[-3000:]
     finally:
         proc.terminate()
@@ -315,6 +366,8 @@ def test_app_and_registry_through_a_broker_kill(
         }
     )
     registry_reads: list[int] = []
+    victims: list[tuple[int, int]] = []
+    """(the node killed, which led ``_schemas``; the app's coordinator then) per round."""
     with (
         Poller(f"http://127.0.0.1:{http_port}/readyz") as readiness,
         Poller(f"{registry}/subjects/{SUBJECT}/versions/latest") as registry_poll,
@@ -324,7 +377,11 @@ def test_app_and_registry_through_a_broker_kill(
             # Kill mid-stream: the app has applied some of what is there, not all.
             started = len(effects(db))
             wait_for(lambda s=started: len(effects(db)) > s, "the app to apply records", alive)
-            victim = coordinator_of(bootstrap, GROUP)
+            victim = leader_of(bootstrap, "_schemas", 0)
+            coordinator = coordinator_of(bootstrap, app_process.group)
+            # Leadership may have moved since the app started (a restarted node takes its
+            # partitions back): the registry's leader is the one this test must hit.
+            victims.append((victim, coordinator))
             cluster.kill(victim)
             produce_batch(producer, ledger)  # acks=all on the two brokers left
             for path in (f"/subjects/{SUBJECT}/versions/latest", f"/schemas/ids/{schema_id}"):
@@ -360,7 +417,8 @@ def test_app_and_registry_through_a_broker_kill(
         f"\ncluster failover: kills={cluster.kills} acknowledged={len(acknowledged)} "
         f"consumed={len(applied)} dead-lettered={len(dlq)} lost={len(lost)} "
         f"duplicated={duplicated} dlq-duplicates={dlq_duplicates} "
-        f"readiness-dipped={any(s != 200 for s in readiness.statuses)}"
+        f"readiness-not-ready={readiness.statuses.count(503)}/{len(readiness.statuses)} "
+        f"killed(schemas leader, coordinator)={victims}"
     )
     assert not ledger.failed, ledger.failed
     assert len(acknowledged) == ledger.produced
@@ -370,7 +428,16 @@ def test_app_and_registry_through_a_broker_kill(
     assert set(dlq) == poison
     assert registry_reads and all(status == 200 for status in registry_reads), registry_reads
     assert registry_poll.statuses and set(registry_poll.statuses) == {200}, registry_poll.statuses
+    # The probe answered every time (0: no answer in 10 s; 500: the check itself failed): the
+    # app kept serving, and said "not ready" only while a consumer had no partitions or the
+    # broker did not answer its ping.
+    assert readiness.statuses and set(readiness.statuses) <= {200, 503}, readiness.statuses
+    dips = [i for i, status in enumerate(readiness.statuses) if status == 503]
+    assert not dips or 200 in readiness.statuses[dips[-1] :], readiness.statuses  # recovered
     assert readiness.statuses[-1] == 200
+    # The first kill hit the coordinator too (the group was chosen so); later rounds' victims
+    # follow the _schemas leader wherever the restarts moved it.
+    assert victims[0][0] == victims[0][1], victims
     # A write after the failure: the registry's producer found the new leaders.
     evolved = {
         **SCHEMA,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +24,13 @@ REVOKE_WAIT_S = 60.0
 """How long a revocation waits for the listener (a processor finishing its fetch in progress).
 Well inside max.poll.interval.ms (300 s), the time the group gives a member to rejoin; past it
 the listener fences the partitions instead (see Processor.partitions_revoked)."""
+ASSIGN_WAIT_S = 300.0
+"""How long an assignment waits for the listener (a processor restoring its state): Kafka's
+default max.poll.interval.ms, the time the group gives a member between polls. Past it the
+consumer fails its fetch and the App replaces it: the listener is stuck, and the partitions are
+better off with another member."""
+CLOSE_CHECK_S = 0.1
+"""How often an assignment waiting for the listener checks whether the consumer is closing."""
 
 
 def _message(msg: Any) -> Message:
@@ -97,6 +105,10 @@ class KafkaConsumer:
         self._next: asyncio.Future[list[Any]] | None = None
         self._to_commit: dict[TopicPartition, int] = {}
         """The latest offsets handed to commit(): committed for sure on close."""
+        self._closing = threading.Event()
+        """Set by close(): an assignment waiting for the listener stops waiting."""
+        self._assign_failed: str | None = None
+        """Why the last assignment's listener did not finish; the next fetch fails with it."""
 
     def _on_stats(self, user_cb: Any) -> Any:
         """The statistics callback: the join watch's, then the user's own if it set one."""
@@ -157,9 +169,34 @@ class KafkaConsumer:
         if not partitions:
             return
         tps = [(tp.topic, tp.partition) for tp in partitions]
-        # No bound: records of these partitions must not be handed out before their state is
-        # restored, and the restore's own reads are bounded (a stall raises).
-        self._tell(listener.partitions_assigned(tps), f"assignment of {tps}", None)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # Records of these partitions must not be handed out before their state is restored:
+        # the wait ends when the listener does, when the consumer closes (a stop during a
+        # restore), or after ASSIGN_WAIT_S; in the last two cases this poll's records are
+        # never handed out (the fetch fails, or close drops them).
+        future = asyncio.run_coroutine_threadsafe(listener.partitions_assigned(tps), loop)
+        waited_s = 0.0
+        while not self._closing.is_set() and waited_s < ASSIGN_WAIT_S:
+            try:
+                future.result(CLOSE_CHECK_S)
+                return
+            except TimeoutError:
+                waited_s += CLOSE_CHECK_S
+            except Exception as exc:
+                log.exception("rebalance listener: assignment of %s failed", tps)
+                self._assign_failed = f"the listener failed on the assignment of {tps}: {exc}"
+                return
+        future.cancel()
+        if self._closing.is_set():
+            log.warning("group %s: closing during the assignment of %s", self._group, tps)
+            return
+        self._assign_failed = (
+            f"the listener did not finish the assignment of {tps} in {ASSIGN_WAIT_S:.0f} s; "
+            "starting a new consumer"
+        )
+        log.warning("group %s: %s", self._group, self._assign_failed)
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
         self._take_back(consumer, partitions, lost=False)
@@ -225,6 +262,10 @@ class KafkaConsumer:
             if msgs and max_records > 1:
                 msgs.extend(self._consumer.consume(max_records - 1, 0))
         self._assignment = [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+        if self._assign_failed is not None:
+            # These records may belong to partitions whose state was never restored: none is
+            # handed out, and the runner replaces this consumer (the group reads them again).
+            raise TransportError(self._assign_failed)
         if not msgs:
             try:
                 self._join_watch.check()
@@ -325,6 +366,7 @@ class KafkaConsumer:
             log.warning("commit of %s failed (those records will be read again): %s", tps, exc)
 
     async def close(self) -> None:
+        self._closing.set()
         if self._next is not None:
             # Records prefetched but never handed out: not committed, so the partition's next
             # owner reads them again.

@@ -11,6 +11,12 @@ when a broker was SIGKILLed (the orders example: the refund subscriber never joi
 
 A consumer that is not yet in its group holds no partitions and no uncommitted records, so
 replacing it costs a new connection and nothing else.
+
+The watch decides from the statistics alone: a state has lasted from the first report of it to
+the latest, never to "now". With a user's ``statistics.interval.ms`` longer than the allowed
+time (reports a minute apart), the last report may be a minute old; judging it against the
+clock would replace a consumer that joined a moment after that report. Such a consumer is
+judged at its next report instead: later, never wrongly.
 """
 
 from __future__ import annotations
@@ -53,15 +59,20 @@ class JoinWatch:
         self.join_state: str | None = None
         """The join state the latest statistics reported (None before the first)."""
         self._since = 0.0
+        """When the first report of the current state came."""
+        self._seen = 0.0
+        """When the latest report came."""
 
     def on_stats(self, stats: str | bytes) -> None:
         """librdkafka's ``stats_cb``: called on the consumer's thread, inside its poll."""
         raw = stats.encode() if isinstance(stats, str) else stats
         found = _JOIN_STATE.search(raw)
         state = found.group(1).decode() if found is not None else None
+        now = self._clock()
         if state != self.join_state:
             self.join_state = state
-            self._since = self._clock()
+            self._since = now
+        self._seen = now
 
     def check(self) -> None:
         """Raise :class:`JoinStalled` if the consumer is stuck in a watched join state."""
@@ -71,7 +82,8 @@ class JoinWatch:
         allowed_s = self._stall_s.get(state)
         if allowed_s is None:
             return
-        stuck_s = self._clock() - self._since
+        # Reported in this state throughout, not merely last reported in it some time ago.
+        stuck_s = self._seen - self._since
         if stuck_s > allowed_s:
             raise JoinStalled(
                 f"consumer of group {self.group!r} has been in join state {state!r} for "
