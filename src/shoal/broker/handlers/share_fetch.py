@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
@@ -165,11 +165,29 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     )
     parts, writes = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
     ctx.effects_applied()
+    if session is not None:  # epoch -1 closes the session: nothing is fetched
+        await _fetch(broker, group_id, member_id, session.partitions, readable, parts, body)
+    # The acknowledgements' state writes (fsync) ran while the records were acquired, as Kafka
+    # runs a ShareFetch's acknowledgements and its fetch side by side: the member that freed
+    # room in the window is not kept from it for an fsync while parked fetches take it all.
     for part, outcome in writes:
         part.ack_error, part.ack_message = await settled(outcome)
-    if session is None:  # epoch -1: the session is closed, nothing is fetched
-        return answer(ErrorCode.NONE, None, parts)
-    fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
+    return answer(ErrorCode.NONE, None, parts)
+
+
+async def _fetch(
+    broker: Broker,
+    group_id: str,
+    member_id: str,
+    session_partitions: set[tuple[str, int]],
+    readable: set[str] | frozenset[str],
+    parts: dict[tuple[str, int], _Partition],
+    body: _ShareFetchRequest,
+) -> None:
+    """Acquire records of the session's partitions into ``parts``: at once if any can be,
+    else when an append, a release or a lock expiry makes some acquirable, or none by the
+    request's max_wait."""
+    fetchable = sorted(tp for tp in session_partitions if tp[0] in readable)
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
     max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
@@ -189,7 +207,6 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
         await broker.signals.wait_any(
             fetchable, _wait_ms(broker, group_id, fetchable, remaining_ms) / 1000
         )
-    return answer(ErrorCode.NONE, None, parts)
 
 
 def _apply_acknowledgements(
@@ -259,6 +276,8 @@ async def _acquire_all(
             part.error, part.told = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, True
             continue
         sp = broker.share_groups.share_partition(group_id, topic, index, plog)
+        if not sp.can_acquire():
+            continue  # the in-flight window is full and nothing in it is Available: no read
         offset = sp.next_fetch_offset()
         txns: PartitionTxns | None = None
         end = plog.log_end_offset
@@ -295,10 +314,10 @@ async def _acquire_all(
             moved = moved or sp.next_fetch_offset() > offset
             continue
         part.acquired.extend(acquired)
-        part.records = bytes(data)
+        part.records = _acquired_batches(data, acquired[0].first_offset, acquired[-1].last_offset)
         part.told = True
         total_records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
-        total_bytes += len(data)
+        total_bytes += len(part.records)
     return total_records, moved
 
 
@@ -324,20 +343,37 @@ def _committed_view(
     return data[:position], frozenset(aborted)
 
 
-def _record_offsets(data: bytes | bytearray) -> list[int]:
+def _acquired_batches(data: bytes | bytearray, first: int, last: int) -> bytes:
+    """The whole stored batches of ``data`` that hold offsets ``first``..``last``, as Kafka
+    4.4's ``ShareFetchUtils.maybeSliceFetchRecords`` slices a share fetch's records: the
+    client keeps only the acquired ranges, so the batches before and after them were bytes
+    sent for nothing (a read of the whole backlog for MaxRecords records made every answer
+    carry megabytes, and every consumer of the queue parse them)."""
+    start = end = position = 0
+    while position < len(data):
+        batch = read_header(data, position)
+        if batch.last_offset < first:
+            start = position + batch.size
+        end = position + batch.size
+        if batch.last_offset >= last:
+            break
+        position = end
+    return bytes(data[start:end])
+
+
+def _record_offsets(data: bytes | bytearray) -> Iterator[int]:
     """Every offset of the whole stored batches read, control batches (transaction markers)
     included: Kafka 4.4's ``SharePartition.acquire`` acquires the whole fetched range, markers
     too, and the share consumer acknowledges an acquired offset that holds no data record as
     GAP (the Java client's ``ShareCompletedFetch``, librdkafka's inflight acks). Leaving a
     marker out left the fetch offset on it: a read that held only the marker acquired nothing
-    and waited for an append, and read the same marker again after it."""
-    offsets: list[int] = []
+    and waited for an append, and read the same marker again after it. Lazily: acquisition
+    stops at MaxRecords, usually long before the end of what was read."""
     position = 0
     while position < len(data):
         batch = read_header(data, position)
-        offsets.extend(range(batch.base_offset, batch.last_offset + 1))
+        yield from range(batch.base_offset, batch.last_offset + 1)
         position += batch.size
-    return offsets
 
 
 def _response(
