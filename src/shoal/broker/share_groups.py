@@ -168,6 +168,17 @@ class ShareGroups:
             if g == group_id and sp.release_member(member_id):
                 self.wake(topic, index)
 
+    def release_session(
+        self, group_id: str, member_id: str, partitions: Iterable[TopicPartition]
+    ) -> None:
+        """A share session closed (epoch -1): what the member holds of its partitions is
+        Available again at once, as Kafka 4.4's ``SharePartitionManager.releaseSession``
+        releases it, rather than locked until the acquisition lock times out."""
+        for topic, index in partitions:
+            sp = self.partitions.get((group_id, topic, index))
+            if sp is not None and sp.release_member(member_id):
+                self.wake(topic, index)
+
     def share_partition(
         self, group_id: str, topic: str, index: int, plog: PartitionLog
     ) -> SharePartition:

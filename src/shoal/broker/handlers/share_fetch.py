@@ -28,7 +28,7 @@ from shoal.broker.handlers.share_common import (
     settled,
     topic_name,
 )
-from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
+from shoal.broker.share_groups import FINAL_EPOCH, INITIAL_EPOCH, ShareSessionError
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.share_partition import AcquiredRange
 from shoal.protocol import ErrorCode, Request, ResponseBody
@@ -153,6 +153,7 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     )
     await load_states(broker, group_id, {tp for tp in touched if tp[0] in may_read})
     shares.expire(group_id)
+    closing = shares.sessions.get((group_id, member_id)) if epoch == FINAL_EPOCH else None
     try:
         session = shares.session(group_id, member_id, epoch, added, forgotten)
     except ShareSessionError as exc:
@@ -164,6 +165,8 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
         ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n} | in_session
     )
     parts, writes = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
+    if closing is not None:  # after its acknowledgements: what it still holds goes back
+        shares.release_session(group_id, member_id, closing.partitions)
     ctx.effects_applied()
     if session is not None:  # epoch -1 closes the session: nothing is fetched
         await _fetch(broker, group_id, member_id, session.partitions, readable, parts, body)
