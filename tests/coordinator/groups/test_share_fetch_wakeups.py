@@ -34,6 +34,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from shoal.broker.handlers import share_fetch
 from shoal.embedded import EmbeddedBroker
 from shoal.records.header import read_header
 from tests.server.wire import WireClient, wait_until
@@ -82,7 +83,8 @@ def _queue(broker: EmbeddedBroker) -> tuple[str, str]:
         ],
     )
     admin.incremental_alter_configs([change])[change].result(30)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    # A long linger: the records wait for the flush, which sends them as one batch.
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
     for batch in range(BATCHES):
         for i in range(BATCH_RECORDS):
             producer.produce(topic, value=b"%d-%d" % (batch, i))
@@ -289,3 +291,26 @@ def test_an_acknowledgement_that_frees_nothing_wakes_no_parked_fetch(
         assert len(woken) == 1
     finally:
         signals.notify = notify  # type: ignore[method-assign]
+
+
+def test_a_fetch_reads_on_chunk_by_chunk_past_records_others_hold(
+    queue: tuple[_Member, _Member, _Member], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A share fetch reads the log a bounded chunk at a time (whole batches, at least one),
+    not all of MaxBytes at once; a chunk whose records are all held by others is passed over
+    and the next one read, in the same request."""
+    monkeypatch.setattr(share_fetch, "SHARE_READ_CHUNK_BYTES", 1)  # one batch per read
+    a, b, _ = queue
+    assert a.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    partition = b.start_fetch(max_records=2 * BATCH_RECORDS).result(ANSWER_WAIT_S)
+    # The first read holds a's batch alone; the second b's; the window (10) stops the third.
+    assert _acquired(partition) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    assert _batch_offsets(bytes(partition.records)) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    assert a.fetch(max_records=BATCH_RECORDS, acks=((0, BATCH_RECORDS - 1, ACCEPT),)) == [
+        (WINDOW_RECORDS, WINDOW_RECORDS + BATCH_RECORDS - 1)
+    ]
+    # Acquired over two reads: the answer holds both batches, one after the other.
+    acks = ((BATCH_RECORDS, WINDOW_RECORDS - 1, ACCEPT),)
+    partition = b.start_fetch(max_records=2 * BATCH_RECORDS, acks=acks).result(ANSWER_WAIT_S)
+    assert _acquired(partition) == [(15, 19)]
+    assert _batch_offsets(bytes(partition.records)) == [(15, 19)]

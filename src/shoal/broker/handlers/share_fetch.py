@@ -30,13 +30,13 @@ from shoal.broker.handlers.share_common import (
 )
 from shoal.broker.share_groups import FINAL_EPOCH, INITIAL_EPOCH, ShareSessionError
 from shoal.coordinator.partition_txns import PartitionTxns
-from shoal.coordinator.share_partition import AcquiredRange
+from shoal.coordinator.share_partition import AcquiredRange, SharePartition
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.records.header import read_header
 from shoal.security.acl import AclOperation, ResourceType
-from shoal.storage import OffsetOutOfRangeError, ReadWouldWait, StorageError
+from shoal.storage import OffsetOutOfRangeError, PartitionLog, ReadWouldWait, StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -46,6 +46,9 @@ SHARE_FETCH_MAX_BYTES = 55 * 1024 * 1024
 """As Fetch's fetch.max.bytes: the most one answer carries (plus its first batch)."""
 DEFAULT_MAX_RECORDS = 500
 """v0 had no MaxRecords; the Java share consumer's max.poll.records default."""
+SHARE_READ_CHUNK_BYTES = 1024 * 1024
+"""How much of the log one read of a share fetch takes (whole batches, at least one): a
+fetch reads on chunk by chunk only while it acquires less than MaxRecords."""
 
 
 class _AckBatch(Protocol):
@@ -295,33 +298,83 @@ async def _acquire_all(
         if offset >= end:
             continue
         try:
-            try:
-                data = plog.read(offset, budget - total_bytes, cached_only=True).data
-            except ReadWouldWait:
-                result = await asyncio.to_thread(plog.read, offset, budget - total_bytes)
-                data = result.data
+            records, size = await _read_and_acquire(
+                plog, sp, member_id, part, offset, end, txns,
+                budget - total_bytes, max_records - total_records,
+            )  # fmt: skip
         except OffsetOutOfRangeError:
             sp.skip_to(plog.log_start_offset)
             continue
         except StorageError as exc:
             part.error, part.told = ErrorCode(exc.kafka_error_code), True
             continue
+        if not records:
+            moved = moved or sp.next_fetch_offset() > offset
+            continue
+        part.told = True
+        total_records += records
+        total_bytes += size
+    return total_records, moved
+
+
+async def _read_and_acquire(
+    plog: PartitionLog,
+    sp: SharePartition,
+    member_id: str,
+    part: _Partition,
+    offset: int,
+    end: int,
+    txns: PartitionTxns | None,
+    byte_budget: int,
+    record_budget: int,
+) -> tuple[int, int]:
+    """Read the log from ``offset`` (below ``end``) a chunk at a time and acquire what was
+    read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are kept for
+    the answer, the in-flight window is full or the log ends: the records acquired and the
+    bytes kept (``part`` gets both). A chunk is at most SHARE_READ_CHUNK_BYTES (whole
+    batches, at least one): reading all MaxBytes (50 MiB for librdkafka) of a backlog for
+    MaxRecords records copied the whole backlog on every fetch of every consumer."""
+    records = size = 0
+    position = offset
+    while position < end and records < record_budget and size < byte_budget:
+        want = min(byte_budget - size, SHARE_READ_CHUNK_BYTES)
+        try:
+            try:
+                data = plog.read(position, want, cached_only=True).data
+            except ReadWouldWait:
+                data = (await asyncio.to_thread(plog.read, position, want)).data
+        except StorageError:
+            if records:
+                break  # what was acquired goes out; the next fetch meets the error again
+            raise
         archived: frozenset[int] = frozenset()
         if txns is not None:
             data, archived = _committed_view(data, txns, end)
-        # The read happened off the loop maybe: take the partition's state afresh.
-        acquired = sp.acquire(
-            member_id, _record_offsets(data), max_records - total_records, archived
-        )
-        if not acquired:
-            moved = moved or sp.next_fetch_offset() > offset
-            continue
-        part.acquired.extend(acquired)
-        part.records = _acquired_batches(data, acquired[0].first_offset, acquired[-1].last_offset)
-        part.told = True
-        total_records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
-        total_bytes += len(part.records)
-    return total_records, moved
+        if not data:
+            break
+        # The read may have happened off the loop: the partition's state is taken afresh.
+        acquired = sp.acquire(member_id, _record_offsets(data), record_budget - records, archived)
+        if acquired:
+            kept = _acquired_batches(data, acquired[0].first_offset, acquired[-1].last_offset)
+            part.acquired.extend(acquired)
+            part.records += kept
+            records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
+            size += len(kept)
+        if not sp.can_acquire():
+            break
+        position = _next_offset(data)
+    return records, size
+
+
+def _next_offset(data: bytes | bytearray) -> int:
+    """The offset after the last stored batch of ``data`` (not empty)."""
+    position = 0
+    last = -1
+    while position < len(data):
+        batch = read_header(data, position)
+        last = batch.last_offset
+        position += batch.size
+    return last + 1
 
 
 def _committed_view(
