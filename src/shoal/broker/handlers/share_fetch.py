@@ -5,11 +5,12 @@ Order as Kafka's: the session epoch is checked first (SHARE_SESSION_NOT_FOUND /
 INVALID_SHARE_SESSION_EPOCH, nothing applied), the piggy-backed acknowledgements are applied
 partition by partition (each partition's AcknowledgeErrorCode), then the session's partitions
 are read from their next Available record and what was read is acquired, at most MaxRecords
-records in all. Whole stored batches go out; the client keeps only the AcquiredRecords ranges
+records in all (the acknowledgements' state writes run meanwhile). The whole stored batches
+holding acquired records go out, no others; the client keeps only the AcquiredRecords ranges
 (and acknowledges as GAP an acquired offset that holds no data record: a transaction marker,
 which is acquired like any offset read, as Kafka does). With nothing to acquire the
-request waits up to MaxWaitMs for an append or a lock to expire. Epoch -1 closes the session:
-acknowledgements only.
+request waits up to MaxWaitMs for an append, a release or a lock to expire. Epoch -1 closes
+the session: acknowledgements only, then what the member still holds is released.
 """
 
 from __future__ import annotations
