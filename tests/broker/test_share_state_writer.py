@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -229,3 +230,39 @@ def test_a_state_read_that_a_delete_overtook_is_dropped() -> None:
 
     asyncio.run(scenario())
     assert forgotten.is_set()
+
+
+def test_the_state_is_encoded_once_per_write_not_once_per_acknowledgement() -> None:
+    """A payload given as a function is made when its write starts: the acknowledgements that
+    arrive while a write is in flight share the next write and one encoding of the newest
+    state (the state is rewritten whole: encoding it per acknowledgement cost a pass over the
+    in-flight window each time)."""
+    clock = FakeClock()
+    plog = _log(FaultyFileSystem(), clock)
+    gate = threading.Event()
+    made: list[int] = []
+
+    async def gated_thread(call: object) -> None:
+        await asyncio.to_thread(gate.wait)
+        await asyncio.to_thread(call)  # type: ignore[arg-type]
+
+    writer = ShareStateWriter(gated_thread)
+
+    def payload(version: int) -> Callable[[], bytes]:
+        def make() -> bytes:
+            made.append(version)
+            return b"state %d" % version
+
+        return make
+
+    async def scenario() -> None:
+        first = writer.write(plog, "share-test", payload(1))
+        await asyncio.sleep(0)  # the first write starts (its payload is made) and waits
+        later = [writer.write(plog, "share-test", payload(v)) for v in (2, 3, 4)]
+        assert made == [1]
+        gate.set()
+        await asyncio.gather(first, *later)
+
+    asyncio.run(scenario())
+    assert made == [1, 4]  # 2 and 3 were never encoded: 4 replaced them before their write
+    assert plog.read_side_file("share-test") == b"state 4"

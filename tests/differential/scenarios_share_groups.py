@@ -374,10 +374,59 @@ def share_marker_offsets(bootstrap: str) -> Result:
     return out
 
 
+CLOSE_LOCK_MS: Final = 60_000
+"""Kafka 4.4's largest share.record.lock.duration.ms: in :func:`share_session_close` the
+records come back at once only if closing the session released them."""
+
+
+def share_session_close(bootstrap: str) -> Result:
+    """A member closes its share session (ShareFetch epoch -1) holding records it never
+    acknowledged: they are Available again at once (Kafka's releaseSession), not after the
+    acquisition lock times out; another member acquires them, delivered a second time."""
+    topic, group = create_topic(bootstrap), unique("share-close")
+    out: Result = {
+        "configs": _set_configs(
+            bootstrap,
+            group,
+            {
+                "share.auto.offset.reset": "earliest",
+                "share.record.lock.duration.ms": str(CLOSE_LOCK_MS),
+            },
+        )
+    }
+    _produce(bootstrap, topic, ["held"])
+    with WireClient(bootstrap) as first_client, WireClient(bootstrap) as second_client:
+        holder = _WireShareMember(first_client, group, topic)
+        holder.join()
+        out["held"] = holder.next_acquired([])
+        closed = first_client.request(  # no acknowledgement, nothing fetched
+            SHARE_FETCH,
+            1,
+            {
+                "group_id": group,
+                "member_id": holder.member,
+                "share_session_epoch": -1,
+                "max_wait": 0,
+                "min_bytes": 1,
+                "max_bytes": 1,
+                "max_records": 100,
+                "batch_size": 100,
+                "topics": [],
+                "forgotten_topics_data": [],
+            },
+        )
+        out["close"] = int(closed.error_code)
+        other = _WireShareMember(second_client, group, topic)
+        other.join()
+        out["other"] = other.next_acquired([])
+    return out
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
     "share_delivery": share_delivery,
     "share_isolation": share_isolation,
     "share_marker_offsets": share_marker_offsets,
+    "share_session_close": share_session_close,
 }
 
 

@@ -122,6 +122,8 @@ class Broker:
             ),
         )
         self.share_groups.use_group_configs(self.groups.group_configs, self.groups.base_config)
+        # Records a leaving share member gave back wake the fetches parked on them (slice Q).
+        self.share_groups.wake = self.signals.notify
         self.unsupported = UnsupportedFeatures(clock)
         self.acls = (
             None

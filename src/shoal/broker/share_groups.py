@@ -103,6 +103,9 @@ class ShareGroups:
         file read begun before one is stale (see :meth:`load`)."""
         self._configs: Callable[[str], Mapping[str, str]] = lambda _group: {}
         self._base: GroupConfig | None = None
+        self.wake: Callable[[str, int], None] = lambda _topic, _index: None
+        """Called with a partition whose records a leaving member gave back: the broker wakes
+        the ShareFetches parked on it (they would otherwise wait out their max_wait)."""
 
     def use_group_configs(
         self, configs: Callable[[str], Mapping[str, str]], base: GroupConfig
@@ -161,9 +164,20 @@ class ShareGroups:
 
     def member_left(self, group_id: str, member_id: str) -> None:
         self.sessions.pop((group_id, member_id), None)
-        for (g, _, _), sp in self.partitions.items():
-            if g == group_id:
-                sp.release_member(member_id)
+        for (g, topic, index), sp in self.partitions.items():
+            if g == group_id and sp.release_member(member_id):
+                self.wake(topic, index)
+
+    def release_session(
+        self, group_id: str, member_id: str, partitions: Iterable[TopicPartition]
+    ) -> None:
+        """A share session closed (epoch -1): what the member holds of its partitions is
+        Available again at once, as Kafka 4.4's ``SharePartitionManager.releaseSession``
+        releases it, rather than locked until the acquisition lock times out."""
+        for topic, index in partitions:
+            sp = self.partitions.get((group_id, topic, index))
+            if sp is not None and sp.release_member(member_id):
+                self.wake(topic, index)
 
     def share_partition(
         self, group_id: str, topic: str, index: int, plog: PartitionLog
@@ -252,8 +266,12 @@ class ShareGroups:
         sp = self.partitions.get((group_id, topic, index))
         if sp is None:
             return None
-        payload = encode_state(group_id, sp.snapshot())
-        return self.writer.write(plog, state_file_name(group_id), payload)
+        # Encoded when the write starts: acknowledgements that arrive while one is in flight
+        # share the next write, and the state (up to max_record_locks records) is encoded
+        # once for them all.
+        return self.writer.write(
+            plog, state_file_name(group_id), lambda: encode_state(group_id, sp.snapshot())
+        )
 
     async def delete(self, group_id: str, plogs: Iterable[PartitionLog]) -> ErrorCode | None:
         """DeleteGroups of a share group: None when ``group_id`` is no share group here,

@@ -6,6 +6,9 @@ requests meanwhile, as it does while the flusher fsyncs appends. One write per s
 in flight at a time; requests that arrive meanwhile are covered by the next write, which takes
 the newest state (a group commit, as for acks=all appends). So writes land in the order the
 state changed, and a slow disk costs one write per round rather than one per acknowledgement.
+A payload may be given as a function that makes it: it is called once, when the write starts
+(or a reader asks), so a state rewritten whole is encoded once per write, not once per
+acknowledgement that asked for one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from shoal.storage import PartitionLog
+
+Payload: TypeAlias = bytes | Callable[[], bytes]
+"""The file's new content, or a function (called on the event loop) that makes it."""
 
 RunInThread: TypeAlias = Callable[[Callable[[], None]], Awaitable[None]]
 """Runs a blocking call on a worker thread (``asyncio.to_thread``); a seam for tests."""
@@ -30,7 +36,7 @@ async def _to_thread(call: Callable[[], None]) -> None:
 class _StateFile:
     plog: PartitionLog
     name: str
-    payload: bytes = b""
+    payload: Payload = b""
     wanted_version: int = 0
     """The version of ``payload``, the newest state asked for."""
     written_version: int = 0
@@ -45,7 +51,7 @@ class ShareStateWriter:
         self._run_in_thread = run_in_thread
         self._files: dict[tuple[str, str], _StateFile] = {}
 
-    def write(self, plog: PartitionLog, name: str, payload: bytes) -> asyncio.Future[None]:
+    def write(self, plog: PartitionLog, name: str, payload: Payload) -> asyncio.Future[None]:
         """Replace side file ``name`` of ``plog`` with ``payload`` durably. The future is done
         once this payload or a newer one is fsynced, or fails with the write's exception
         (a :class:`shoal.storage.StorageError` for a disk that fails)."""
@@ -68,7 +74,7 @@ class ShareStateWriter:
             while state_file.written_version < state_file.wanted_version:
                 version, payload, plog = (
                     state_file.wanted_version,
-                    state_file.payload,
+                    _made(state_file),
                     state_file.plog,
                 )
                 error: Exception | None = None
@@ -98,7 +104,7 @@ class ShareStateWriter:
         will hold), else None: a reader must see a state written a moment ago, not the
         older one still on disk."""
         state_file = self._files.get((plog.directory, name))
-        return None if state_file is None else state_file.payload
+        return None if state_file is None else _made(state_file)
 
     def writing(self, plog: PartitionLog, name: str) -> bool:
         """Whether a write of this file is in flight or wanted (it may not be on disk yet)."""
@@ -113,3 +119,11 @@ class ShareStateWriter:
         """Finish every write asked for: call before the logs close."""
         while writers := [f.writer for f in self._files.values() if f.writer is not None]:
             await asyncio.gather(*writers, return_exceptions=True)
+
+
+def _made(state_file: _StateFile) -> bytes:
+    """The file's payload as bytes, made now (and kept) if it was given as a function."""
+    payload = state_file.payload
+    if not isinstance(payload, bytes):
+        payload = state_file.payload = payload()
+    return payload

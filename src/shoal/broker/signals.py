@@ -19,6 +19,11 @@ class AppendSignals:
                 if not future.done():
                     future.set_result(None)
 
+    def waiting(self, topic: str, partition: int) -> int:
+        """How many waits (parked Fetches and ShareFetches) the next append to the partition
+        would wake: what a test watches to know a fetch is parked."""
+        return len(self._waiters.get((topic, partition), ()))
+
     async def wait_any(self, partitions: Iterable[tuple[str, int]], timeout_s: float) -> None:
         """Return after the first append to any of ``partitions``, or after ``timeout_s``."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

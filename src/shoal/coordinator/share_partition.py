@@ -28,6 +28,7 @@ survive a restart.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -84,6 +85,8 @@ class InFlightRecord:
     delivery_count: int
     member_id: str | None = None
     lock_deadline_ms: float | None = None
+    lock_id: int = 0
+    """The acquisition that locked it (0: none): see ``SharePartition._locks``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,17 @@ class SharePartition:
         self.end_offset = start_offset
         self.records: dict[int, InFlightRecord] = {}
         """In-flight records by offset, all in [start_offset, end_offset)."""
+        # Every fetch, acknowledgement and parked fetch asks where the first Available record
+        # is, whether a lock has expired and when the next one does: answered from these two
+        # heaps (stale entries dropped as they surface), not by scanning the up to
+        # max_record_locks in-flight records each time.
+        self._available: list[int] = []
+        """Offsets that became Available (a min-heap; an entry is stale once acquired)."""
+        self._locks: list[tuple[float, int, int, int]] = []
+        """(deadline, lock id, first offset, last offset) per acquired range (a min-heap)."""
+        self._held: dict[int, int] = {}
+        """Lock id -> records still Acquired under it; a lock not here is stale."""
+        self._next_lock_id = 1
 
     # -- restart ------------------------------------------------------------------------
 
@@ -171,6 +185,8 @@ class SharePartition:
                 raise ValueError(f"state batch {batch} is acquired (locks are not durable)")
             for offset in range(batch.first_offset, batch.last_offset + 1):
                 partition.records[offset] = InFlightRecord(batch.state, batch.delivery_count)
+                if batch.state is RecordState.AVAILABLE:
+                    heapq.heappush(partition._available, offset)
             partition.end_offset = max(partition.end_offset, batch.last_offset + 1)
         partition._advance_start()
         return partition
@@ -180,10 +196,22 @@ class SharePartition:
     def next_fetch_offset(self) -> int:
         """Where the next fetch must read: the first Available in-flight record, else the end."""
         self.expire_locks()
-        for offset in sorted(self.records):
-            if self.records[offset].state is RecordState.AVAILABLE:
+        available = self._available
+        while available:
+            offset = available[0]
+            record = self.records.get(offset)
+            if record is not None and record.state is RecordState.AVAILABLE:
                 return offset
+            heapq.heappop(available)  # acquired or done since it became Available
         return self.end_offset
+
+    def can_acquire(self) -> bool:
+        """Whether a fetch may acquire anything now (Kafka's ``canAcquireRecords``): an
+        Available record in flight, or room in the window for records past its end. When
+        not, a fetch need not read the log at all."""
+        if self.next_fetch_offset() < self.end_offset:
+            return True
+        return self.end_offset - self.start_offset < self.settings.max_record_locks
 
     def acquire(
         self,
@@ -198,6 +226,8 @@ class SharePartition:
         read_committed group) are Archived on first sight instead: never delivered."""
         self.expire_locks()
         deadline = self.clock.monotonic_ms() + self.settings.record_lock_duration_ms
+        lock_id = self._next_lock_id
+        self._next_lock_id += 1
         acquired: list[tuple[int, int]] = []
         for offset in offsets:
             if len(acquired) >= max_records:
@@ -223,7 +253,11 @@ class SharePartition:
             record.delivery_count += 1
             record.member_id = member_id
             record.lock_deadline_ms = deadline
+            record.lock_id = lock_id
             acquired.append((offset, record.delivery_count))
+        if acquired:
+            self._held[lock_id] = len(acquired)
+            heapq.heappush(self._locks, (deadline, lock_id, acquired[0][0], acquired[-1][0]))
         if archived:
             self._advance_start()  # archived records at the front are done
         return _ranges(acquired)
@@ -234,7 +268,7 @@ class SharePartition:
             return
         for o in list(self.records):
             if o < offset:
-                del self.records[o]
+                self._unlock(self.records.pop(o))
         self.start_offset = offset
         self.end_offset = max(self.end_offset, offset)
         self._advance_start()
@@ -249,12 +283,11 @@ class SharePartition:
             self._check_batch(member_id, batch, planned)
         for offset, kind in planned.items():
             record = self.records[offset]
-            record.member_id = None
-            record.lock_deadline_ms = None
+            self._unlock(record)
             if kind is AcknowledgeType.ACCEPT:
                 record.state = RecordState.ACKNOWLEDGED
             elif kind is AcknowledgeType.RELEASE:
-                self._make_available(record)
+                self._make_available(offset, record)
             else:
                 record.state = RecordState.ARCHIVED
         self._advance_start()
@@ -294,39 +327,43 @@ class SharePartition:
                 )
             planned[offset] = kind
 
-    def release_member(self, member_id: str) -> None:
-        """The member left or its session ended: what it holds is Available again."""
+    def release_member(self, member_id: str) -> bool:
+        """The member left or its session ended: what it holds is Available again (or
+        Archived past the delivery limit). Whether it held anything."""
         self.expire_locks()
-        for record in self.records.values():
+        released = False
+        for offset, record in self.records.items():
             if record.state is RecordState.ACQUIRED and record.member_id == member_id:
-                self._make_available(record)
+                self._make_available(offset, record)
+                released = True
         self._advance_start()
+        return released
 
     # -- time ---------------------------------------------------------------------------
 
     def expire_locks(self) -> list[int]:
         """Locks past their deadline are released; the offsets that were freed."""
         now = self.clock.monotonic_ms()
-        expired = [
-            offset
-            for offset, record in self.records.items()
-            if record.state is RecordState.ACQUIRED
-            and record.lock_deadline_ms is not None
-            and record.lock_deadline_ms <= now
-        ]
-        for offset in expired:
-            self._make_available(self.records[offset])
+        expired: list[int] = []
+        locks = self._locks
+        while locks and locks[0][0] <= now:
+            _, lock_id, first, last = heapq.heappop(locks)
+            if lock_id not in self._held:
+                continue  # every record it locked was acknowledged or released
+            for offset in range(first, last + 1):
+                record = self.records.get(offset)
+                if record is not None and record.lock_id == lock_id:
+                    self._make_available(offset, record)
+                    expired.append(offset)
         if expired:
             self._advance_start()
         return sorted(expired)
 
     def next_lock_deadline_ms(self) -> float | None:
-        deadlines = [
-            r.lock_deadline_ms
-            for r in self.records.values()
-            if r.state is RecordState.ACQUIRED and r.lock_deadline_ms is not None
-        ]
-        return min(deadlines, default=None)
+        locks = self._locks
+        while locks and locks[0][1] not in self._held:
+            heapq.heappop(locks)  # nothing held under it any more
+        return locks[0][0] if locks else None
 
     # -- internals ----------------------------------------------------------------------
 
@@ -335,10 +372,22 @@ class SharePartition:
             return RecordState.ARCHIVED
         return RecordState.AVAILABLE
 
-    def _make_available(self, record: InFlightRecord) -> None:
+    def _unlock(self, record: InFlightRecord) -> None:
+        if record.lock_id:
+            held = self._held.get(record.lock_id, 0) - 1
+            if held > 0:
+                self._held[record.lock_id] = held
+            else:
+                self._held.pop(record.lock_id, None)
         record.member_id = None
         record.lock_deadline_ms = None
+        record.lock_id = 0
+
+    def _make_available(self, offset: int, record: InFlightRecord) -> None:
+        self._unlock(record)
         record.state = self._unlocked_state(record)
+        if record.state is RecordState.AVAILABLE:
+            heapq.heappush(self._available, offset)
 
     def _advance_start(self) -> None:
         # Done records at the front leave the in-flight window; the start moves past them.

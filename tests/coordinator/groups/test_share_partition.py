@@ -180,3 +180,40 @@ def test_records_of_aborted_transactions_are_archived_never_delivered() -> None:
     sp.acknowledge("b", _ack(2, 3, AcknowledgeType.ACCEPT))
     sp.acknowledge("a", _ack(5, 5, AcknowledgeType.ACCEPT))
     assert (sp.start_offset, sp.records) == (6, {})
+
+
+def test_can_acquire_only_with_an_available_record_or_room_in_the_window() -> None:
+    """Kafka's ``canAcquireRecords``: a fetch may acquire while a record in flight is
+    Available or the window (start to end) is below the record-lock limit; otherwise it need
+    not read the log at all."""
+    clock = FakeClock()
+    sp = SharePartition(clock, SharePartitionSettings(max_record_locks=4), 0)
+    assert sp.can_acquire()
+    assert sp.acquire("a", range(0, 2), 10) == [AcquiredRange(0, 1, 1)]
+    assert sp.acquire("b", range(2, 6), 10) == [AcquiredRange(2, 3, 1)]  # the limit stops it
+    assert not sp.can_acquire()
+    sp.acknowledge("b", _ack(2, 3, AcknowledgeType.ACCEPT))  # inside the window: no room
+    assert not sp.can_acquire()
+    sp.acknowledge("a", _ack(1, 1, AcknowledgeType.RELEASE))  # Available again
+    assert sp.can_acquire() and sp.next_fetch_offset() == 1
+    assert sp.acquire("b", range(1, 6), 10) == [AcquiredRange(1, 1, 2)]
+    assert not sp.can_acquire()
+    sp.acknowledge("a", _ack(0, 0, AcknowledgeType.ACCEPT))
+    assert sp.start_offset == 1 and sp.can_acquire()  # the start moved: room past the end
+
+
+def test_the_next_lock_deadline_is_that_of_a_record_still_locked() -> None:
+    clock = FakeClock()
+    sp = SharePartition(clock, SETTINGS, 0)
+    sp.acquire("a", range(0, 2), 10)
+    clock.advance(100)
+    sp.acquire("b", range(2, 4), 10)
+    assert sp.next_lock_deadline_ms() == clock.monotonic_ms() - 100 + 1_000
+    sp.acknowledge("a", _ack(0, 0, AcknowledgeType.ACCEPT))
+    assert sp.next_lock_deadline_ms() == clock.monotonic_ms() - 100 + 1_000  # 1 still held
+    sp.acknowledge("a", _ack(1, 1, AcknowledgeType.REJECT))
+    assert sp.next_lock_deadline_ms() == clock.monotonic_ms() + 1_000  # only b's lock is left
+    sp.release_member("b")
+    assert sp.next_lock_deadline_ms() is None
+    clock.advance(5_000)
+    assert sp.expire_locks() == []  # nothing was locked any more: nothing expires

@@ -19,7 +19,7 @@ from shoal.broker.handlers.share_common import (
     settled,
     topic_name,
 )
-from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
+from shoal.broker.share_groups import FINAL_EPOCH, INITIAL_EPOCH, ShareSessionError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -100,6 +100,7 @@ async def handle_share_acknowledge(
     )
     # No await from here until the acknowledgements are applied.
     shares.expire(group_id)
+    closing = shares.sessions.get((group_id, member_id)) if epoch == FINAL_EPOCH else None
     try:
         shares.session(group_id, member_id, epoch, set(), set())
     except ShareSessionError as exc:
@@ -125,6 +126,8 @@ async def handle_share_acknowledge(
                     )
                 )
         outcomes.append((topic, partitions))
+    if closing is not None:  # after its acknowledgements: what it still holds goes back
+        shares.release_session(group_id, member_id, closing.partitions)
     ctx.effects_applied()
     responses = []
     for topic, partitions in outcomes:

@@ -48,6 +48,7 @@ def acknowledge(
     if plog is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, None
     sp = broker.share_groups.share_partition(group_id, topic, index, plog)
+    start = sp.start_offset
     try:
         sp.acknowledge(
             member_id,
@@ -62,8 +63,12 @@ def acknowledge(
         )
     except SharePartitionError as exc:
         return exc.code, str(exc)
-    # A released record is Available again: wake the share fetches waiting on the partition.
-    broker.signals.notify(topic, index)
+    # Wake the share fetches parked on the partition only when this made something acquirable:
+    # a record released (Available again) or the start moved (room in the in-flight window).
+    # An acknowledgement inside the window frees nothing, and waking every parked fetch of
+    # the queue for it made each of them read the log and find nothing, per acknowledgement.
+    if sp.start_offset != start or sp.next_fetch_offset() < sp.end_offset:
+        broker.signals.notify(topic, index)
     written = broker.share_groups.persist(group_id, topic, index, plog)
     return written if written is not None else (ErrorCode.NONE, None)
 

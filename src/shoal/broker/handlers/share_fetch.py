@@ -5,11 +5,12 @@ Order as Kafka's: the session epoch is checked first (SHARE_SESSION_NOT_FOUND /
 INVALID_SHARE_SESSION_EPOCH, nothing applied), the piggy-backed acknowledgements are applied
 partition by partition (each partition's AcknowledgeErrorCode), then the session's partitions
 are read from their next Available record and what was read is acquired, at most MaxRecords
-records in all. Whole stored batches go out; the client keeps only the AcquiredRecords ranges
+records in all (the acknowledgements' state writes run meanwhile). The whole stored batches
+holding acquired records go out, no others; the client keeps only the AcquiredRecords ranges
 (and acknowledges as GAP an acquired offset that holds no data record: a transaction marker,
 which is acquired like any offset read, as Kafka does). With nothing to acquire the
-request waits up to MaxWaitMs for an append or a lock to expire. Epoch -1 closes the session:
-acknowledgements only.
+request waits up to MaxWaitMs for an append, a release or a lock to expire. Epoch -1 closes
+the session: acknowledgements only, then what the member still holds is released.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
@@ -28,15 +29,15 @@ from shoal.broker.handlers.share_common import (
     settled,
     topic_name,
 )
-from shoal.broker.share_groups import INITIAL_EPOCH, ShareSessionError
+from shoal.broker.share_groups import FINAL_EPOCH, INITIAL_EPOCH, ShareSessionError
 from shoal.coordinator.partition_txns import PartitionTxns
-from shoal.coordinator.share_partition import AcquiredRange
+from shoal.coordinator.share_partition import AcquiredRange, SharePartition
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
 from shoal.records.header import read_header
 from shoal.security.acl import AclOperation, ResourceType
-from shoal.storage import OffsetOutOfRangeError, ReadWouldWait, StorageError
+from shoal.storage import OffsetOutOfRangeError, PartitionLog, ReadWouldWait, StorageError
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
@@ -46,6 +47,9 @@ SHARE_FETCH_MAX_BYTES = 55 * 1024 * 1024
 """As Fetch's fetch.max.bytes: the most one answer carries (plus its first batch)."""
 DEFAULT_MAX_RECORDS = 500
 """v0 had no MaxRecords; the Java share consumer's max.poll.records default."""
+SHARE_READ_CHUNK_BYTES = 1024 * 1024
+"""How much of the log one read of a share fetch takes (whole batches, at least one): a
+fetch reads on chunk by chunk only while it acquires less than MaxRecords."""
 
 
 class _AckBatch(Protocol):
@@ -153,6 +157,7 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     )
     await load_states(broker, group_id, {tp for tp in touched if tp[0] in may_read})
     shares.expire(group_id)
+    closing = shares.sessions.get((group_id, member_id)) if epoch == FINAL_EPOCH else None
     try:
         session = shares.session(group_id, member_id, epoch, added, forgotten)
     except ShareSessionError as exc:
@@ -164,12 +169,32 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
         ctx, AclOperation.READ, ResourceType.TOPIC, {n for _, n in named if n} | in_session
     )
     parts, writes = _apply_acknowledgements(broker, group_id, member_id, named, readable, unknown)
+    if closing is not None:  # after its acknowledgements: what it still holds goes back
+        shares.release_session(group_id, member_id, closing.partitions)
     ctx.effects_applied()
+    if session is not None:  # epoch -1 closes the session: nothing is fetched
+        await _fetch(broker, group_id, member_id, session.partitions, readable, parts, body)
+    # The acknowledgements' state writes (fsync) ran while the records were acquired, as Kafka
+    # runs a ShareFetch's acknowledgements and its fetch side by side: the member that freed
+    # room in the window is not kept from it for an fsync while parked fetches take it all.
     for part, outcome in writes:
         part.ack_error, part.ack_message = await settled(outcome)
-    if session is None:  # epoch -1: the session is closed, nothing is fetched
-        return answer(ErrorCode.NONE, None, parts)
-    fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
+    return answer(ErrorCode.NONE, None, parts)
+
+
+async def _fetch(
+    broker: Broker,
+    group_id: str,
+    member_id: str,
+    session_partitions: set[tuple[str, int]],
+    readable: set[str] | frozenset[str],
+    parts: dict[tuple[str, int], _Partition],
+    body: _ShareFetchRequest,
+) -> None:
+    """Acquire records of the session's partitions into ``parts``: at once if any can be,
+    else when an append, a release or a lock expiry makes some acquirable, or none by the
+    request's max_wait."""
+    fetchable = sorted(tp for tp in session_partitions if tp[0] in readable)
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
     max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
@@ -189,7 +214,6 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
         await broker.signals.wait_any(
             fetchable, _wait_ms(broker, group_id, fetchable, remaining_ms) / 1000
         )
-    return answer(ErrorCode.NONE, None, parts)
 
 
 def _apply_acknowledgements(
@@ -259,6 +283,8 @@ async def _acquire_all(
             part.error, part.told = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, True
             continue
         sp = broker.share_groups.share_partition(group_id, topic, index, plog)
+        if not sp.can_acquire():
+            continue  # the in-flight window is full and nothing in it is Available: no read
         offset = sp.next_fetch_offset()
         txns: PartitionTxns | None = None
         end = plog.log_end_offset
@@ -273,33 +299,83 @@ async def _acquire_all(
         if offset >= end:
             continue
         try:
-            try:
-                data = plog.read(offset, budget - total_bytes, cached_only=True).data
-            except ReadWouldWait:
-                result = await asyncio.to_thread(plog.read, offset, budget - total_bytes)
-                data = result.data
+            records, size = await _read_and_acquire(
+                plog, sp, member_id, part, offset, end, txns,
+                budget - total_bytes, max_records - total_records,
+            )  # fmt: skip
         except OffsetOutOfRangeError:
             sp.skip_to(plog.log_start_offset)
             continue
         except StorageError as exc:
             part.error, part.told = ErrorCode(exc.kafka_error_code), True
             continue
+        if not records:
+            moved = moved or sp.next_fetch_offset() > offset
+            continue
+        part.told = True
+        total_records += records
+        total_bytes += size
+    return total_records, moved
+
+
+async def _read_and_acquire(
+    plog: PartitionLog,
+    sp: SharePartition,
+    member_id: str,
+    part: _Partition,
+    offset: int,
+    end: int,
+    txns: PartitionTxns | None,
+    byte_budget: int,
+    record_budget: int,
+) -> tuple[int, int]:
+    """Read the log from ``offset`` (below ``end``) a chunk at a time and acquire what was
+    read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are kept for
+    the answer, the in-flight window is full or the log ends: the records acquired and the
+    bytes kept (``part`` gets both). A chunk is at most SHARE_READ_CHUNK_BYTES (whole
+    batches, at least one): reading all MaxBytes (50 MiB for librdkafka) of a backlog for
+    MaxRecords records copied the whole backlog on every fetch of every consumer."""
+    records = size = 0
+    position = offset
+    while position < end and records < record_budget and size < byte_budget:
+        want = min(byte_budget - size, SHARE_READ_CHUNK_BYTES)
+        try:
+            try:
+                data = plog.read(position, want, cached_only=True).data
+            except ReadWouldWait:
+                data = (await asyncio.to_thread(plog.read, position, want)).data
+        except StorageError:
+            if records:
+                break  # what was acquired goes out; the next fetch meets the error again
+            raise
         archived: frozenset[int] = frozenset()
         if txns is not None:
             data, archived = _committed_view(data, txns, end)
-        # The read happened off the loop maybe: take the partition's state afresh.
-        acquired = sp.acquire(
-            member_id, _record_offsets(data), max_records - total_records, archived
-        )
-        if not acquired:
-            moved = moved or sp.next_fetch_offset() > offset
-            continue
-        part.acquired.extend(acquired)
-        part.records = bytes(data)
-        part.told = True
-        total_records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
-        total_bytes += len(data)
-    return total_records, moved
+        if not data:
+            break
+        # The read may have happened off the loop: the partition's state is taken afresh.
+        acquired = sp.acquire(member_id, _record_offsets(data), record_budget - records, archived)
+        if acquired:
+            kept = _acquired_batches(data, acquired[0].first_offset, acquired[-1].last_offset)
+            part.acquired.extend(acquired)
+            part.records += kept
+            records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
+            size += len(kept)
+        if not sp.can_acquire():
+            break
+        position = _next_offset(data)
+    return records, size
+
+
+def _next_offset(data: bytes | bytearray) -> int:
+    """The offset after the last stored batch of ``data`` (not empty)."""
+    position = 0
+    last = -1
+    while position < len(data):
+        batch = read_header(data, position)
+        last = batch.last_offset
+        position += batch.size
+    return last + 1
 
 
 def _committed_view(
@@ -324,20 +400,37 @@ def _committed_view(
     return data[:position], frozenset(aborted)
 
 
-def _record_offsets(data: bytes | bytearray) -> list[int]:
+def _acquired_batches(data: bytes | bytearray, first: int, last: int) -> bytes:
+    """The whole stored batches of ``data`` that hold offsets ``first``..``last``, as Kafka
+    4.4's ``ShareFetchUtils.maybeSliceFetchRecords`` slices a share fetch's records: the
+    client keeps only the acquired ranges, so the batches before and after them were bytes
+    sent for nothing (a read of the whole backlog for MaxRecords records made every answer
+    carry megabytes, and every consumer of the queue parse them)."""
+    start = end = position = 0
+    while position < len(data):
+        batch = read_header(data, position)
+        if batch.last_offset < first:
+            start = position + batch.size
+        end = position + batch.size
+        if batch.last_offset >= last:
+            break
+        position = end
+    return bytes(data[start:end])
+
+
+def _record_offsets(data: bytes | bytearray) -> Iterator[int]:
     """Every offset of the whole stored batches read, control batches (transaction markers)
     included: Kafka 4.4's ``SharePartition.acquire`` acquires the whole fetched range, markers
     too, and the share consumer acknowledges an acquired offset that holds no data record as
     GAP (the Java client's ``ShareCompletedFetch``, librdkafka's inflight acks). Leaving a
     marker out left the fetch offset on it: a read that held only the marker acquired nothing
-    and waited for an append, and read the same marker again after it."""
-    offsets: list[int] = []
+    and waited for an append, and read the same marker again after it. Lazily: acquisition
+    stops at MaxRecords, usually long before the end of what was read."""
     position = 0
     while position < len(data):
         batch = read_header(data, position)
-        offsets.extend(range(batch.base_offset, batch.last_offset + 1))
+        yield from range(batch.base_offset, batch.last_offset + 1)
         position += batch.size
-    return offsets
 
 
 def _response(

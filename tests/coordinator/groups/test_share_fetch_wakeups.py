@@ -1,0 +1,316 @@
+"""ShareFetch with several members on one partition (issue 16: consumption that did not scale
+with consumers), over the wire against the broker:
+
+- an answer carries only the stored batches that hold its acquired records (Kafka 4.4's
+  ``ShareFetchUtils.maybeSliceFetchRecords``), not everything the read returned;
+- a member whose acknowledgement frees room in the in-flight window acquires in that same
+  request, before the parked fetches it wakes (the fetch used to wait for the
+  acknowledgement's fsync first, and the parked fetches took the room);
+- a parked ShareFetch is answered when another member gives records back by leaving the group
+  or closing its share session (Kafka's ``releaseSession``), not at its max_wait;
+- an acknowledgement that frees nothing (inside the window) wakes no parked fetch.
+
+The parked fetches have a long max_wait; the bound on their answers is a hang guard well
+under it, not a measurement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
+
+from shoal.broker.handlers import share_fetch
+from shoal.embedded import EmbeddedBroker
+from shoal.records.header import read_header
+from tests.server.wire import WireClient, wait_until
+
+pytestmark = pytest.mark.integration
+
+SHARE_GROUP_HEARTBEAT, SHARE_FETCH = 76, 78
+LEAVE_EPOCH, CLOSE_SESSION_EPOCH = -1, -1
+PARKED_MAX_WAIT_MS = 60_000
+"""A parked fetch's max_wait: one that waits it out fails the hang guard first."""
+SHORT_MAX_WAIT_MS = 300
+"""For a fetch expected to find nothing: how long it stays parked before answering empty."""
+ANSWER_WAIT_S = 10.0
+"""The hang guard: well under PARKED_MAX_WAIT_MS (and the wire client's socket timeout)."""
+BATCH_RECORDS = 5
+BATCHES = 4
+WINDOW_RECORDS = 10
+"""group.share.partition.max.record.locks for these tests: two batches in flight at most."""
+ACCEPT = 1
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    data_dir: Path = tmp_path_factory.mktemp("share-wakeups")
+    started = EmbeddedBroker(str(data_dir), share_version=1).start()
+    shares = started.app.broker.share_groups
+    shares.partition_settings = replace(shares.partition_settings, max_record_locks=WINDOW_RECORDS)
+    yield started
+    started.stop()
+
+
+def _queue(broker: EmbeddedBroker) -> tuple[str, str]:
+    """A one-partition topic holding BATCHES stored batches of BATCH_RECORDS records, and a
+    share group that reads it from the start."""
+    bootstrap = broker.bootstrap_servers
+    topic, group = f"wake-{uuid.uuid4().hex[:8]}", f"wake-group-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    change = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[
+            ConfigEntry(
+                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
+            )
+        ],
+    )
+    admin.incremental_alter_configs([change])[change].result(30)
+    # A long linger: the records wait for the flush, which sends them as one batch.
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
+    for batch in range(BATCHES):
+        for i in range(BATCH_RECORDS):
+            producer.produce(topic, value=b"%d-%d" % (batch, i))
+        assert producer.flush(30) == 0  # one stored batch per flush
+    return topic, group
+
+
+class _Member:
+    """One share-group member with its own connection and share session."""
+
+    def __init__(self, broker: EmbeddedBroker, topic: str, group: str) -> None:
+        self.client = WireClient(broker.bootstrap_servers)
+        self.broker, self.topic = broker, topic
+        self.group = group
+        self.member = f"member-{uuid.uuid4().hex[:16]}"
+        self.topic_id = broker.app.broker.topics.get(topic).topic_id  # type: ignore[union-attr]
+        self.epoch = 0
+        self._pool = ThreadPoolExecutor(1)
+        self._heartbeat(0, [topic])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.client.close()
+
+    def _heartbeat(self, epoch: int, topics: list[str] | None) -> None:
+        answer = self.client.request(
+            SHARE_GROUP_HEARTBEAT,
+            1,
+            {
+                "group_id": self.group,
+                "member_id": self.member,
+                "member_epoch": epoch,
+                "rack_id": None,
+                "subscribed_topic_names": topics,
+            },
+        )
+        assert int(answer.error_code) == 0, answer
+
+    def leave(self) -> None:
+        self._heartbeat(LEAVE_EPOCH, None)
+
+    def start_fetch(
+        self,
+        *,
+        max_records: int,
+        max_wait_ms: int = PARKED_MAX_WAIT_MS,
+        acks: tuple[tuple[int, int, int], ...] = (),
+        close: bool = False,
+    ) -> Future[Any]:
+        """Send a ShareFetch (answered on a worker thread): its partition's answer."""
+        epoch = CLOSE_SESSION_EPOCH if close else self.epoch
+        values: dict[str, Any] = {
+            "group_id": self.group,
+            "member_id": self.member,
+            "share_session_epoch": epoch,
+            "max_wait": max_wait_ms,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "max_records": max_records,
+            "batch_size": max_records,
+            "topics": [
+                {
+                    "topic_id": self.topic_id,
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "acknowledgement_batches": [
+                                {"first_offset": f, "last_offset": la, "acknowledge_types": [k]}
+                                for f, la, k in acks
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+        }
+        self.epoch += 1
+
+        def send() -> Any:
+            answer = self.client.request(SHARE_FETCH, 1, values)
+            assert int(answer.error_code) == 0, answer
+            if not answer.responses:
+                return None
+            (partition,) = answer.responses[0].partitions
+            assert int(partition.error_code) == 0, partition
+            assert int(partition.acknowledge_error_code) == 0, partition
+            return partition
+
+        return self._pool.submit(send)
+
+    def park(self, **kwargs: Any) -> Future[Any]:
+        """A ShareFetch that finds nothing to acquire, once the broker has it parked."""
+        signals = self.broker.app.broker.signals
+        before = signals.waiting(self.topic, 0)
+        parked = self.start_fetch(**kwargs)
+        wait_until(lambda: signals.waiting(self.topic, 0), lambda n: n > before or parked.done())
+        assert not parked.done(), parked.result()
+        return parked
+
+    def fetch(self, **kwargs: Any) -> list[tuple[int, int]]:
+        return _acquired(self.start_fetch(**kwargs).result(ANSWER_WAIT_S))
+
+
+def _acquired(partition: Any) -> list[tuple[int, int]]:
+    if partition is None:
+        return []
+    return [(int(r.first_offset), int(r.last_offset)) for r in partition.acquired_records]
+
+
+def _batch_offsets(records: bytes) -> list[tuple[int, int]]:
+    """(base offset, last offset) of each stored batch in a ShareFetch answer's records."""
+    out, position = [], 0
+    while position < len(records):
+        header = read_header(records, position)
+        out.append((header.base_offset, header.last_offset))
+        position += header.size
+    return out
+
+
+@pytest.fixture
+def queue(broker: EmbeddedBroker) -> Iterator[tuple[_Member, _Member, _Member]]:
+    topic, group = _queue(broker)
+    members = tuple(_Member(broker, topic, group) for _ in range(3))
+    yield members  # type: ignore[misc]
+    for member in members:
+        member.close()
+
+
+def test_an_answer_carries_only_the_batches_holding_its_acquired_records(
+    queue: tuple[_Member, _Member, _Member],
+) -> None:
+    a, _, _ = queue
+    partition = a.start_fetch(max_records=BATCH_RECORDS + 1).result(ANSWER_WAIT_S)
+    # Offsets 0-5 are acquired: the first batch and the one holding offset 5; the read held
+    # all four batches, and the two after offset 5 stay out of the answer.
+    assert _acquired(partition) == [(0, BATCH_RECORDS)]
+    assert _batch_offsets(bytes(partition.records)) == [
+        (0, BATCH_RECORDS - 1),
+        (BATCH_RECORDS, 2 * BATCH_RECORDS - 1),
+    ]
+
+
+def test_the_member_that_frees_the_window_acquires_before_the_fetches_it_wakes(
+    queue: tuple[_Member, _Member, _Member],
+) -> None:
+    a, b, _ = queue
+    assert a.fetch(max_records=WINDOW_RECORDS) == [(0, WINDOW_RECORDS - 1)]  # the window is full
+    parked = b.park(max_records=WINDOW_RECORDS)
+    # a accepts everything it holds and asks for more in the same request: the room it freed
+    # is its own to fill first; b, woken by the acknowledgement, finds the window full again.
+    got = a.fetch(
+        max_records=WINDOW_RECORDS,
+        max_wait_ms=SHORT_MAX_WAIT_MS,
+        acks=((0, WINDOW_RECORDS - 1, ACCEPT),),
+    )
+    assert got == [(WINDOW_RECORDS, 2 * WINDOW_RECORDS - 1)]
+    a.leave()  # what a holds goes to b, still parked
+    assert _acquired(parked.result(ANSWER_WAIT_S)) == [(WINDOW_RECORDS, 2 * WINDOW_RECORDS - 1)]
+
+
+@pytest.mark.parametrize("how", ["leaves the group", "closes its share session"])
+def test_a_parked_fetch_is_answered_when_another_member_gives_records_back(
+    queue: tuple[_Member, _Member, _Member], how: str
+) -> None:
+    a, b, _ = queue
+    assert a.fetch(max_records=BATCH_RECORDS * BATCHES) == [(0, WINDOW_RECORDS - 1)]
+    assert b.fetch(max_records=BATCH_RECORDS, max_wait_ms=0) == []  # the window is full
+    parked = b.park(max_records=BATCH_RECORDS)
+    if how == "leaves the group":
+        a.leave()
+    else:
+        assert a.fetch(max_records=BATCH_RECORDS, close=True) == []
+    # a's records are Available again (delivery 2) and b's parked fetch takes some at once.
+    assert _acquired(parked.result(ANSWER_WAIT_S)) == [(0, BATCH_RECORDS - 1)]
+
+
+def test_an_acknowledgement_that_frees_nothing_wakes_no_parked_fetch(
+    broker: EmbeddedBroker, queue: tuple[_Member, _Member, _Member]
+) -> None:
+    a, b, c = queue
+    assert a.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    assert b.fetch(max_records=BATCH_RECORDS) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    signals = broker.app.broker.signals
+    woken: list[tuple[str, int]] = []
+    notify = signals.notify
+
+    def counting(topic: str, partition: int) -> None:
+        woken.append((topic, partition))
+        notify(topic, partition)
+
+    signals.notify = counting  # type: ignore[method-assign]
+    try:
+        parked = c.park(max_records=BATCH_RECORDS)
+        # b's records sit inside the window (a's are before them): accepting them frees no
+        # room, as the start offset stays at 0; b acquires nothing and nothing is woken.
+        acks = ((BATCH_RECORDS, WINDOW_RECORDS - 1, ACCEPT),)
+        assert b.fetch(max_records=BATCH_RECORDS, max_wait_ms=0, acks=acks) == []
+        assert woken == []
+        # a's acceptance moves the start past both: room for a (in its own request) and for
+        # c, woken once.
+        acks = ((0, BATCH_RECORDS - 1, ACCEPT),)
+        assert a.fetch(max_records=BATCH_RECORDS, acks=acks) == [(10, 14)]
+        assert _acquired(parked.result(ANSWER_WAIT_S)) == [(15, 19)]
+        assert len(woken) == 1
+    finally:
+        signals.notify = notify  # type: ignore[method-assign]
+
+
+def test_a_fetch_reads_on_chunk_by_chunk_past_records_others_hold(
+    queue: tuple[_Member, _Member, _Member], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A share fetch reads the log a bounded chunk at a time (whole batches, at least one),
+    not all of MaxBytes at once; a chunk whose records are all held by others is passed over
+    and the next one read, in the same request."""
+    monkeypatch.setattr(share_fetch, "SHARE_READ_CHUNK_BYTES", 1)  # one batch per read
+    a, b, _ = queue
+    assert a.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    partition = b.start_fetch(max_records=2 * BATCH_RECORDS).result(ANSWER_WAIT_S)
+    # The first read holds a's batch alone; the second b's; the window (10) stops the third.
+    assert _acquired(partition) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    assert _batch_offsets(bytes(partition.records)) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    assert a.fetch(max_records=BATCH_RECORDS, acks=((0, BATCH_RECORDS - 1, ACCEPT),)) == [
+        (WINDOW_RECORDS, WINDOW_RECORDS + BATCH_RECORDS - 1)
+    ]
+    # Acquired over two reads: the answer holds both batches, one after the other.
+    acks = ((BATCH_RECORDS, WINDOW_RECORDS - 1, ACCEPT),)
+    partition = b.start_fetch(max_records=2 * BATCH_RECORDS, acks=acks).result(ANSWER_WAIT_S)
+    assert _acquired(partition) == [(15, 19)]
+    assert _batch_offsets(bytes(partition.records)) == [(15, 19)]
