@@ -73,18 +73,31 @@ def test_insane_values_are_refused() -> None:
     head = 4 + 1 + 8 + 4
     cases = {
         "magic": (0, b"XXXX"),
-        "version": (4, b"\x03"),
+        "version": (4, b"\x04"),
         "huge producer count": (13, struct.pack(">I", 2**32 - 1)),
         "negative producer id": (head, struct.pack(">q", -1)),
         "negative epoch": (head + 8, struct.pack(">h", -1)),
         "six batches": (head + 18, b"\x06"),
         "offset past the snapshot's": (head + 19 + 8, struct.pack(">qq", 0, 11)),
         "negative sequence": (head + 19, struct.pack(">i", -5)),
+        "coordinator epoch below -1": (head + 19 + 32, struct.pack(">i", -2)),
     }
     for name, (position, patch) in cases.items():
         damaged = bytearray(data)
         damaged[position : position + len(patch)] = patch
         assert decode_snapshot(bytes(damaged)) is None, name
+
+
+def test_the_coordinator_epoch_and_timestamp_of_the_last_marker_round_trip() -> None:
+    state = PartitionProducers()
+    state.record(5, 1, BatchMetadata(0, 9, 0, 9, 123), 1000)
+    state.record_marker(5, 1, 1001, coordinator_epoch=4, timestamp_ms=777)
+    decoded = decode_snapshot(encode_snapshot(state, 11))
+    assert decoded is not None
+    decoded.restore_into(restored := PartitionProducers())
+    entry = restored.get(5)
+    assert entry is not None and (entry.coordinator_epoch, entry.last_timestamp_ms) == (4, 777)
+    assert entry.last_sequence == 9  # the same epoch: the batches stay
 
 
 def test_duplicate_producer_ids_are_refused() -> None:
@@ -112,11 +125,20 @@ def test_transactions_round_trip_and_version_1_still_reads() -> None:
     assert marker_only is not None and marker_only.epoch == 3 and not marker_only.batches
     assert restored_txns.ongoing == {5: 0}
     assert restored_txns.aborted == [AbortedTxn(8, 4, 10)]
-    # A version 1 snapshot is the same without the two transaction sections.
-    one = bytearray(encode_snapshot(state, 11))[:-8]
-    one[4] = 1
-    old = decode_snapshot(bytes(one))
+    # A version 1 snapshot has no transaction sections, and (as version 2) no marker fields.
+    one = b"".join(
+        [
+            struct.pack(">4sBqI", b"SHPS", 1, 11, 2),
+            struct.pack(">qhqB", 5, 1, 1000, 1),
+            struct.pack(">iiqqq", 0, 9, 0, 9, 123),
+            struct.pack(">qhqB", 7, 3, 1001, 0),
+        ]
+    )
+    old = decode_snapshot(one)
     assert old is not None and old.ongoing == () and old.aborted == ()
+    old.restore_into(restored := PartitionProducers())
+    entry = restored.get(5)
+    assert entry is not None and (entry.coordinator_epoch, entry.last_timestamp_ms) == (-1, 123)
     # An aborted range past the snapshot's offset is damage.
     txns.on_transactional_batch(9, 11)
     txns.on_marker(9, False, 12)

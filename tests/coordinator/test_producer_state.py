@@ -25,6 +25,7 @@ from shoal.coordinator.producer_state import (
     next_sequence,
 )
 from shoal.invariant import InvariantError
+from shoal.protocol import ErrorCode
 
 PID = 7
 EPOCH = 3
@@ -207,3 +208,21 @@ def test_impossible_inputs_are_bugs() -> None:
         state.check(1, 0, SEQUENCE_MAX + 1, 0)
     with pytest.raises(InvariantError):
         state.record(1, 0, BatchMetadata(0, 0, 5, 4, 0), NOW_MS)
+
+
+def test_a_marker_from_an_older_coordinator_is_fenced() -> None:
+    """Kafka's ProducerAppendInfo.appendEndTxnMarker: the producer epoch first, then the
+    coordinator epoch of the producer's last marker; a refused marker changes nothing."""
+    state = PartitionProducers()
+    assert state.check_marker(5, 2, 0) is None  # unknown producer: any marker
+    state.record(5, 2, BatchMetadata(0, 0, 0, 0, 100), 1000)
+    entry = state.get(5)
+    assert entry is not None and entry.coordinator_epoch == -1
+    state.record_marker(5, 2, 1001, coordinator_epoch=3, timestamp_ms=200)
+    assert (entry.coordinator_epoch, entry.last_timestamp_ms) == (3, 200)
+    fenced = state.check_marker(5, 2, 2)
+    assert fenced is not None and fenced.error_code is ErrorCode.TRANSACTION_COORDINATOR_FENCED
+    older_epoch = state.check_marker(5, 1, 2)
+    assert older_epoch is not None and older_epoch.error_code is ErrorCode.INVALID_PRODUCER_EPOCH
+    assert state.check_marker(5, 2, 3) is None and state.check_marker(5, 3, 9) is None
+    assert entry.coordinator_epoch == 3

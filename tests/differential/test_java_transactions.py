@@ -81,6 +81,17 @@ def test_kafka_transactions_tool_sees_an_open_transaction(target: str) -> None:
             )
         )  # fmt: skip
         assert hanging.strip().splitlines()[1:] == []
+        # With no age threshold the open transaction is a candidate, and the tool asks the
+        # coordinator (ListTransactions by producer id, DescribeTransactions), which lists
+        # the partition: still not hanging. (A real hang: tests/broker/transactions/
+        # test_find_hanging.py.)
+        hanging = ok(
+            kafka_tool(
+                TRANSACTIONS, "--bootstrap-server", target, "find-hanging",
+                "--topic", topic, "--max-transaction-timeout", "0",
+            )
+        )  # fmt: skip
+        assert hanging.strip().splitlines()[1:] == []
     finally:
         producer.abort_transaction(TIMEOUT_S)
     after = _rows(

@@ -5,6 +5,8 @@ open transaction). Codes and counts only, nothing broker-chosen."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka as ck
@@ -14,19 +16,29 @@ from tests.differential.txn_scenarios import read_to_end
 from tests.server.wire import WireClient
 
 WRITE_TXN_MARKERS = 27
+DESCRIBE_PRODUCERS = 61
+WAIT_S_MAX = 30.0
+"""How long a scenario waits for a partition's leader or a coordinator's marker."""
 PRODUCER_ID = 4_000_001
 """Never allocated by either broker in a test run: the partition knows it only from markers."""
 
 
 def _marker(
-    client: WireClient, topic: str, partition: int, epoch: int, *, commit: bool, tv: int | None
+    client: WireClient,
+    topic: str,
+    partition: int,
+    epoch: int,
+    *,
+    commit: bool,
+    tv: int | None,
+    coordinator_epoch: int = 0,
 ) -> int:
     marker: dict[str, Any] = {
         "producer_id": PRODUCER_ID,
         "producer_epoch": epoch,
         "transaction_result": commit,
         "topics": [{"name": topic, "partition_indexes": [partition]}],
-        "coordinator_epoch": 0,
+        "coordinator_epoch": coordinator_epoch,
     }
     version = 1
     if tv is not None:
@@ -40,6 +52,7 @@ def _marker(
 def write_txn_markers(bootstrap: str) -> Result:
     topic = create_topic(bootstrap, partitions=1)
     with WireClient(bootstrap) as client:
+        _wait(client, topic, lambda partition: partition.error_code == 0)
         codes = {
             "first": _marker(client, topic, 0, 5, commit=False, tv=None),
             "older_epoch": _marker(client, topic, 0, 4, commit=False, tv=None),
@@ -57,4 +70,84 @@ def write_txn_markers(bootstrap: str) -> Result:
     return {**codes, "log_end": ends[1], "read": read_to_end(bootstrap, topic, "read_committed")}
 
 
-TXN_MARKER_SCENARIOS = {"write_txn_markers": write_txn_markers}
+def transactional_producer(bootstrap: str, txn_id: str) -> ck.Producer:
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id})
+    producer.init_transactions(TIMEOUT_S)
+    return producer
+
+
+def _describe_partition(client: WireClient, topic: str) -> Any:
+    answer = client.request(
+        DESCRIBE_PRODUCERS, 0, {"topics": [{"name": topic, "partition_indexes": [0]}]}
+    )
+    ((partition,),) = [t.partitions for t in answer.topics]
+    return partition
+
+
+def _wait(client: WireClient, topic: str, ready: Callable[[Any], bool]) -> None:
+    """Ask DescribeProducers of partition 0 again (bounded) until ``ready`` holds for its
+    answer: Apache Kafka has no leader for a moment after CreateTopics returns, and writes
+    its own coordinator's markers after EndTxn is answered."""
+    deadline = time.monotonic() + WAIT_S_MAX
+    while not ready(_describe_partition(client, topic)):
+        assert time.monotonic() < deadline, f"{topic}-0 not ready within {WAIT_S_MAX}s"
+        time.sleep(0.05)
+
+
+def _producer_states(client: WireClient, topic: str) -> list[tuple[bool, int, int, bool]]:
+    """DescribeProducers of partition 0: per producer (the markers' producer?, epoch,
+    coordinator epoch, whether a last timestamp is known); the ids and timestamps themselves
+    are the brokers' choice."""
+    partition = _describe_partition(client, topic)
+    return sorted(
+        (
+            s.producer_id == PRODUCER_ID,
+            int(s.producer_epoch),
+            int(s.coordinator_epoch),
+            s.last_timestamp > 0,
+        )
+        for s in partition.active_producers
+    )
+
+
+def marker_coordinator_epochs(bootstrap: str) -> Result:
+    """A marker whose coordinator epoch is older than the last one the partition saw for the
+    producer is from a zombie coordinator: TRANSACTION_COORDINATOR_FENCED, nothing written.
+    DescribeProducers reports the coordinator epoch of the producer's last marker."""
+    topic = create_topic(bootstrap, partitions=1)
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        _wait(client, topic, lambda partition: partition.error_code == 0)
+        for step, coordinator_epoch in (("first", 3), ("older", 2), ("same", 3), ("newer", 7)):
+            out[step] = _marker(
+                client, topic, 0, 5, commit=False, tv=None, coordinator_epoch=coordinator_epoch
+            )
+            out[f"{step}_state"] = _producer_states(client, topic)
+        # The producer epoch is checked first: an older one is INVALID_PRODUCER_EPOCH even
+        # from an older coordinator.
+        out["older_both"] = _marker(client, topic, 0, 4, commit=False, tv=None, coordinator_epoch=1)
+        # The broker's own coordinator's marker: its epoch as the partition reports it.
+        producer = transactional_producer(bootstrap, unique("marks-txn"))
+        producer.begin_transaction()
+        producer.produce(topic, value=b"committed", partition=0)
+        producer.commit_transaction(TIMEOUT_S)
+        _wait(
+            client,
+            topic,
+            lambda partition: all(
+                s.current_txn_start_offset == -1 for s in partition.active_producers
+            ),
+        )
+        out["own_coordinator_state"] = _producer_states(client, topic)
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": unique("marks")})
+    try:
+        ends = consumer.get_watermark_offsets(ck.TopicPartition(topic, 0), TIMEOUT_S)
+    finally:
+        consumer.close()
+    return {**out, "log_end": ends[1]}
+
+
+TXN_MARKER_SCENARIOS = {
+    "write_txn_markers": write_txn_markers,
+    "marker_coordinator_epochs": marker_coordinator_epochs,
+}

@@ -35,6 +35,7 @@ from shoal.coordinator.txn_coordinator import (
     MarkerWork,
     TopicPartition,
     TransactionCoordinator,
+    TxnMetadata,
 )
 from shoal.coordinator.txn_log import TXN_STATE_TOPIC, TxnLog
 from shoal.protocol import ErrorCode
@@ -104,6 +105,13 @@ class TransactionService:
         self._finishing: set[str] = set()
         """Transactional ids whose markers a task is writing now (the timer leaves them)."""
         self._snapshot_in_flight = False
+        self._writes: dict[str, asyncio.Future[None]] = {}
+        """Per transactional id, the fsync of the last log write that holds its change, until
+        it settles: a request whose answer rests on that change (a retried add answered "already
+        added", a retried InitProducerId) waits for it (:meth:`_await_logged`)."""
+        self._timer_wake_ms: int | None = None
+        """When the sleeping timer wakes by itself (None while it is awake or not started): a
+        request kicks it only to move that earlier (:meth:`_kick_for`)."""
 
     def on_offsets_marker(self, hook: OffsetsMarkerHook) -> None:
         self._offsets_marker = hook
@@ -124,12 +132,13 @@ class TransactionService:
             # The previous instance's open transaction is aborted now; the client's retry
             # (it got CONCURRENT_TRANSACTIONS) then finds it complete.
             await self._prepare_and_finish(result.work)
-            self._kick()
             return result
-        error = await self._log_changes()
+        if result.error is not ErrorCode.NONE:
+            return result
+        # A retry of a bump another connection made is answered once that bump is durable.
+        error = await self._await_logged(transactional_id)
         if error is not ErrorCode.NONE:
             return InitResult(error)
-        self._kick()
         return result
 
     async def add_partitions(
@@ -145,9 +154,14 @@ class TransactionService:
         error = self.coordinator.add_partitions(
             transactional_id, producer_id, producer_epoch, partitions, client_transaction_version
         )
-        if error is ErrorCode.NONE:
-            error = await self._log_changes()
-            self._kick()
+        if error is not ErrorCode.NONE:
+            return error
+        # Partitions already in the transaction change nothing, but the add that put them
+        # there may be another connection's, still being logged: answered once it is durable
+        # (else a crash could forget a partition the producer was told it may write to).
+        error = await self._await_logged(transactional_id)
+        # Only the add that opens a transaction sets a deadline; later adds keep it.
+        self._kick_for(self.coordinator.deadline_ms(transactional_id))
         return error
 
     async def end_txn(
@@ -186,7 +200,7 @@ class TransactionService:
         yet durable: after a crash the log must never say less than the partitions do."""
         self._finishing.add(work.transactional_id)
         try:
-            error = await self._log_changes()
+            error = await self._await_logged(work.transactional_id)
             if error is not ErrorCode.NONE:
                 return error  # the timer writes the markers once the state is logged
             return await self._write_markers(work)
@@ -249,18 +263,56 @@ class TransactionService:
             return ErrorCode.NONE
         try:
             durable = self.state_log.append(changed)
-            if durable is not None:
-                await asyncio.wait_for(
-                    asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX
-                )
-        except (StorageError, TimeoutError) as exc:
-            # The change stays in memory and queued: the client is told to retry, and the
-            # next round of the timer logs it again before writing any marker.
-            log.error("transaction state not logged: %s", exc)
-            self.coordinator.requeue(changed)
+        except StorageError as exc:
+            self._not_logged(changed, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        await self._maybe_snapshot()
+        if durable is None:  # pragma: no cover - a non-empty change always writes a record
+            self.coordinator.logged(changed)
+            return ErrorCode.NONE
+        fsync = awaitable_durable(durable)
+        # The coordinator hears how the write ended from the fsync itself, not from this
+        # waiter: a waiter that times out or is cancelled (its client gone) must not leave
+        # the ids "being logged" forever, nor call durable a write that may still fail.
+        fsync.add_done_callback(lambda done: self._settled(changed, done))
+        for meta in changed:
+            self._writes[meta.transactional_id] = fsync
+        error = await self._wait_fsync(fsync)
+        if error is ErrorCode.NONE:
+            await self._maybe_snapshot()
+        return error
+
+    def _settled(self, changed: list[TxnMetadata], fsync: asyncio.Future[None]) -> None:
+        for meta in changed:
+            if self._writes.get(meta.transactional_id) is fsync:
+                del self._writes[meta.transactional_id]
+        if fsync.cancelled() or fsync.exception() is not None:
+            self._not_logged(changed, fsync.exception() if not fsync.cancelled() else None)
+        else:
+            self.coordinator.logged(changed)
+
+    def _not_logged(self, changed: list[TxnMetadata], exc: BaseException | None) -> None:
+        # The change stays in memory and queued: the client is told to retry, and the next
+        # round of the timer logs it again before writing any marker.
+        log.error("transaction state not logged: %s", exc)
+        self.coordinator.requeue(changed)
+
+    async def _wait_fsync(self, fsync: asyncio.Future[None]) -> ErrorCode:
+        try:
+            await asyncio.wait_for(asyncio.shield(fsync), DURABLE_WAIT_S_MAX)
+        except (StorageError, TimeoutError) as exc:
+            log.error("transaction state not logged yet: %s", exc)
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         return ErrorCode.NONE
+
+    async def _await_logged(self, transactional_id: str) -> ErrorCode:
+        """Wait until every change of the id is durable: log what is queued (a change just
+        made, or one whose write failed), or wait for the write in flight that holds it."""
+        if self.coordinator.is_queued(transactional_id):
+            return await self._log_changes()
+        fsync = self._writes.get(transactional_id)
+        if fsync is None:
+            return ErrorCode.NONE
+        return await self._wait_fsync(fsync)
 
     async def _maybe_snapshot(self) -> None:
         """Rewrite the state and delete the older records once the log has grown enough."""
@@ -288,6 +340,16 @@ class TransactionService:
         """Finish what a previous run left half done (markers of prepared transactions)."""
         self._kick()
 
+    def _kick_for(self, deadline_ms: int | None) -> None:
+        """Wake the timer if ``deadline_ms`` comes before it would wake by itself (a timer
+        awake now reads every deadline before it sleeps again)."""
+        if deadline_ms is None:
+            return
+        if self._task is None or self._task.done():
+            self._kick()
+        elif self._timer_wake_ms is not None and deadline_ms < self._timer_wake_ms:
+            self._kick()
+
     def _kick(self) -> None:
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
@@ -307,7 +369,11 @@ class TransactionService:
         if await self._log_changes() is not ErrorCode.NONE:
             return  # markers only once their prepare state is logged: next round
         for work in self.coordinator.unfinished():
-            await self._finish(work)
+            # Asked again at each turn: while an earlier id's markers were written, this one
+            # may have completed, or begun a new transaction whose prepare is not durable.
+            current = self.coordinator.pending_work(work.transactional_id)
+            if current is not None:
+                await self._finish(current)
 
     async def _run_timer(self) -> None:
         wakeup = self._wakeup
@@ -326,9 +392,13 @@ class TransactionService:
             if deadline is not None:
                 wait_ms = deadline - self._clock.now_ms()
                 timeout = min(timeout, max(0.0, wait_ms / 1000))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await wakeup.wait()
+            self._timer_wake_ms = self._clock.now_ms() + int(timeout * 1000)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await wakeup.wait()
+            finally:
+                self._timer_wake_ms = None
             wakeup.clear()
 
     def _stop_requested(self) -> bool:

@@ -13,7 +13,14 @@ Version 2 appends the partition's transactions (:mod:`shoal.coordinator.partitio
     aborted count u32 | per aborted transaction: producer_id i64 | first_offset i64
                                                  | last_offset i64
 
-Version 1 snapshots (written before transactions) are still read, with no transactions.
+Version 3 adds, after each producer's batches, the coordinator epoch of its last transaction
+marker and the timestamp of its last batch or marker (Kafka's, for DescribeProducers and the
+marker check)::
+
+    coordinator_epoch i32 | last_timestamp_ms i64
+
+Versions 1 and 2 are still read: version 1 (written before transactions) with no
+transactions, both with no coordinator epoch (-1) and the last batch's timestamp.
 
 ``log_offset`` is the log end offset when the state was taken: the state reflects every batch
 below it and none at or after it, so start-up replays the log from there. Producers are stored
@@ -30,20 +37,22 @@ from shoal.coordinator.partition_txns import AbortedTxn, PartitionTxns
 from shoal.coordinator.producer_state import (
     BATCHES_RETAINED,
     EPOCH_MAX,
+    NO_COORDINATOR_EPOCH,
     SEQUENCE_MAX,
     BatchMetadata,
     PartitionProducers,
 )
 
 _MAGIC: Final = b"SHPS"
-_VERSION: Final = 2
-_VERSIONS_READ: Final = frozenset({1, 2})
+_VERSION: Final = 3
+_VERSIONS_READ: Final = frozenset({1, 2, 3})
 _HEAD = struct.Struct(">4sBqI")
 _COUNT = struct.Struct(">I")
 _OPEN = struct.Struct(">qq")
 _ABORTED = struct.Struct(">qqq")
 _PRODUCER = struct.Struct(">qhqB")
 _BATCH = struct.Struct(">iiqqq")
+_MARKED = struct.Struct(">iq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,9 @@ class ProducerRecord:
     epoch: int
     last_seen_ms: int
     batches: tuple[BatchMetadata, ...]
+    coordinator_epoch: int = NO_COORDINATOR_EPOCH
+    last_timestamp_ms: int | None = None
+    """None when read from a snapshot older than version 3 (the last batch's is used)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +75,14 @@ class Snapshot:
 
     def restore_into(self, state: PartitionProducers, txns: PartitionTxns | None = None) -> None:
         for p in self.producers:
-            state.restore(p.producer_id, p.epoch, p.batches, p.last_seen_ms)
+            state.restore(
+                p.producer_id,
+                p.epoch,
+                p.batches,
+                p.last_seen_ms,
+                p.coordinator_epoch,
+                p.last_timestamp_ms,
+            )
         if txns is not None:
             txns.ongoing = dict(self.ongoing)
             txns.aborted = list(self.aborted)
@@ -83,6 +102,7 @@ def encode_snapshot(
             )
             for b in entry.batches
         )
+        parts.append(_MARKED.pack(entry.coordinator_epoch, entry.last_timestamp_ms))
     ongoing = txns.ongoing if txns is not None else {}
     aborted = txns.aborted if txns is not None else []
     parts.append(_COUNT.pack(len(ongoing)))
@@ -111,30 +131,14 @@ def decode_snapshot(data: bytes) -> Snapshot | None:
     producers = []
     seen: set[int] = set()
     for _ in range(count):
-        if position + _PRODUCER.size > len(data):
+        decoded_producer = _decode_producer(data, position, version, log_offset)
+        if decoded_producer is None:
             return None
-        producer_id, epoch, last_seen_ms, batch_count = _PRODUCER.unpack_from(data, position)
-        position += _PRODUCER.size
-        if producer_id < 0 or producer_id in seen or not 0 <= epoch <= EPOCH_MAX:
+        producer, position = decoded_producer
+        if producer.producer_id in seen:
             return None
-        # Zero batches: an epoch a transaction marker started (see record_marker).
-        if not 0 <= batch_count <= BATCHES_RETAINED:
-            return None
-        if position + batch_count * _BATCH.size > len(data):
-            return None
-        batches = []
-        for _ in range(batch_count):
-            first_seq, last_seq, first_offset, last_offset, timestamp = _BATCH.unpack_from(
-                data, position
-            )
-            position += _BATCH.size
-            if not (0 <= first_seq <= SEQUENCE_MAX and 0 <= last_seq <= SEQUENCE_MAX):
-                return None
-            if not 0 <= first_offset <= last_offset < log_offset:
-                return None
-            batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
-        seen.add(producer_id)
-        producers.append(ProducerRecord(producer_id, epoch, last_seen_ms, tuple(batches)))
+        seen.add(producer.producer_id)
+        producers.append(producer)
     ongoing: tuple[tuple[int, int], ...] = ()
     aborted: tuple[AbortedTxn, ...] = ()
     if version >= 2:
@@ -145,6 +149,46 @@ def decode_snapshot(data: bytes) -> Snapshot | None:
     if position != len(data):
         return None
     return Snapshot(log_offset, tuple(producers), ongoing, aborted)
+
+
+def _decode_producer(
+    data: bytes, position: int, version: int, log_offset: int
+) -> tuple[ProducerRecord, int] | None:
+    """One producer at ``position`` and the position after it, None if it is not sane."""
+    if position + _PRODUCER.size > len(data):
+        return None
+    producer_id, epoch, last_seen_ms, batch_count = _PRODUCER.unpack_from(data, position)
+    position += _PRODUCER.size
+    if producer_id < 0 or not 0 <= epoch <= EPOCH_MAX:
+        return None
+    # Zero batches: an epoch a transaction marker started (see record_marker).
+    if not 0 <= batch_count <= BATCHES_RETAINED:
+        return None
+    if position + batch_count * _BATCH.size > len(data):
+        return None
+    batches = []
+    for _ in range(batch_count):
+        first_seq, last_seq, first_offset, last_offset, timestamp = _BATCH.unpack_from(
+            data, position
+        )
+        position += _BATCH.size
+        if not (0 <= first_seq <= SEQUENCE_MAX and 0 <= last_seq <= SEQUENCE_MAX):
+            return None
+        if not 0 <= first_offset <= last_offset < log_offset:
+            return None
+        batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
+    coordinator_epoch, last_timestamp_ms = NO_COORDINATOR_EPOCH, None
+    if version >= 3:
+        if position + _MARKED.size > len(data):
+            return None
+        coordinator_epoch, last_timestamp_ms = _MARKED.unpack_from(data, position)
+        position += _MARKED.size
+        if coordinator_epoch < NO_COORDINATOR_EPOCH:
+            return None
+    record = ProducerRecord(
+        producer_id, epoch, last_seen_ms, tuple(batches), coordinator_epoch, last_timestamp_ms
+    )
+    return record, position
 
 
 def _decode_txns(

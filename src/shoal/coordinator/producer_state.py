@@ -56,6 +56,10 @@ five batches the broker appended."""
 NO_SEQUENCE: Final = -1
 """The last sequence of an entry with no batch in its epoch (see ProducerEntry.last_sequence)."""
 
+NO_TIMESTAMP: Final = -1
+NO_COORDINATOR_EPOCH: Final = -1
+"""The coordinator epoch of a producer no transaction marker has reached yet (Kafka's)."""
+
 PRODUCER_ID_EXPIRATION_MS: Final = 24 * 3600 * 1000
 """Kafka's producer.id.expiration.ms default: a producer id silent this long is forgotten."""
 
@@ -110,23 +114,31 @@ def next_sequence(sequence: int) -> int:
 class ProducerEntry:
     """One producer id on one partition: its epoch and its last batches, oldest first."""
 
-    __slots__ = ("batches", "epoch", "last_seen_ms")
+    __slots__ = ("batches", "coordinator_epoch", "epoch", "last_seen_ms", "last_timestamp_ms")
 
-    def __init__(self, epoch: int, last_seen_ms: int) -> None:
+    def __init__(
+        self,
+        epoch: int,
+        last_seen_ms: int,
+        coordinator_epoch: int = NO_COORDINATOR_EPOCH,
+        last_timestamp_ms: int = NO_TIMESTAMP,
+    ) -> None:
         self.epoch = epoch
         self.last_seen_ms = last_seen_ms
         """When the producer last appended here, on the broker's clock (for expiry)."""
         self.batches: deque[BatchMetadata] = deque(maxlen=BATCHES_RETAINED)
+        self.coordinator_epoch = coordinator_epoch
+        """The coordinator epoch of the producer's last transaction marker here: a marker
+        from an older coordinator is a zombie's (Kafka's ProducerStateEntry.coordinatorEpoch)."""
+        self.last_timestamp_ms = last_timestamp_ms
+        """The max timestamp of the producer's last batch or transaction marker here, as
+        stored (Kafka's lastTimestamp, which DescribeProducers reports)."""
 
     @property
     def last_sequence(self) -> int:
         """The last sequence appended in this epoch; NO_SEQUENCE (-1) when a transaction
         marker started the epoch and no batch followed yet, so the next must be 0."""
         return self.batches[-1].last_sequence if self.batches else NO_SEQUENCE
-
-    @property
-    def last_timestamp_ms(self) -> int:
-        return self.batches[-1].timestamp_ms if self.batches else -1
 
     def find(self, first_sequence: int, last_sequence: int) -> BatchMetadata | None:
         for batch in self.batches:
@@ -215,14 +227,45 @@ class PartitionProducers:
             entry.epoch = epoch
             entry.batches.clear()
         entry.batches.append(batch)  # the deque's maxlen drops the oldest of six
+        entry.last_timestamp_ms = batch.timestamp_ms
         entry.last_seen_ms = max(entry.last_seen_ms, now_ms)
         self._entries[producer_id] = entry  # re-inserted: now the most recently active
 
-    def record_marker(self, producer_id: int, epoch: int, now_ms: int) -> None:
+    def check_marker(self, producer_id: int, epoch: int, coordinator_epoch: int) -> Rejected | None:
+        """May a transaction marker from an operator or another coordinator be appended?
+        Kafka's ProducerAppendInfo.appendEndTxnMarker checks the producer epoch, then the
+        coordinator epoch. None when it may. Changes nothing."""
+        entry = self._entries.get(producer_id)
+        if entry is None:
+            return None
+        if epoch < entry.epoch:
+            return Rejected(
+                ErrorCode.INVALID_PRODUCER_EPOCH,
+                f"the marker's producer epoch {epoch} of producer {producer_id} is older than "
+                f"its epoch {entry.epoch} on this partition",
+            )
+        if coordinator_epoch < entry.coordinator_epoch:
+            return Rejected(
+                ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+                f"the marker's coordinator epoch {coordinator_epoch} for producer {producer_id} "
+                f"is older than the last one this partition saw ({entry.coordinator_epoch})",
+            )
+        return None
+
+    def record_marker(
+        self,
+        producer_id: int,
+        epoch: int,
+        now_ms: int,
+        coordinator_epoch: int = NO_COORDINATOR_EPOCH,
+        timestamp_ms: int = NO_TIMESTAMP,
+    ) -> None:
         """A transaction marker of the producer was appended (or replayed). A marker with a
         newer epoch (the coordinator fenced the producer, or a timeout aborted its
         transaction) moves the partition to that epoch, so the fenced instance's batches get
-        INVALID_PRODUCER_EPOCH here, and the new epoch's first batch must have sequence 0."""
+        INVALID_PRODUCER_EPOCH here, and the new epoch's first batch must have sequence 0.
+        The marker's coordinator epoch and timestamp become the producer's, as Kafka
+        records them."""
         invariant(producer_id >= 0 and 0 <= epoch <= EPOCH_MAX, "a marker has a producer")
         entry = self._entries.pop(producer_id, None)
         if entry is None:
@@ -231,15 +274,28 @@ class PartitionProducers:
         elif epoch > entry.epoch:
             entry.epoch = epoch
             entry.batches.clear()
+        entry.coordinator_epoch = coordinator_epoch
+        entry.last_timestamp_ms = timestamp_ms
         entry.last_seen_ms = max(entry.last_seen_ms, now_ms)
         self._entries[producer_id] = entry
 
     def restore(
-        self, producer_id: int, epoch: int, batches: Iterable[BatchMetadata], last_seen_ms: int
+        self,
+        producer_id: int,
+        epoch: int,
+        batches: Iterable[BatchMetadata],
+        last_seen_ms: int,
+        coordinator_epoch: int = NO_COORDINATOR_EPOCH,
+        last_timestamp_ms: int | None = None,
     ) -> None:
-        """Put back an entry read from a snapshot (call in least-recently-active order)."""
-        entry = ProducerEntry(epoch, last_seen_ms)
+        """Put back an entry read from a snapshot (call in least-recently-active order).
+        ``last_timestamp_ms`` None (a snapshot from before it was kept): the last batch's."""
+        entry = ProducerEntry(epoch, last_seen_ms, coordinator_epoch)
         entry.batches.extend(batches)
+        if last_timestamp_ms is not None:
+            entry.last_timestamp_ms = last_timestamp_ms
+        elif entry.batches:
+            entry.last_timestamp_ms = entry.batches[-1].timestamp_ms
         self._entries.pop(producer_id, None)
         self._make_room()
         self._entries[producer_id] = entry

@@ -182,7 +182,11 @@ class Producers:
             marker = transaction_marker(batch)  # validated by its writer, the broker
             if marker is not None:
                 entry.state.record_marker(
-                    header.producer_id, header.producer_epoch, self._clock.now_ms()
+                    header.producer_id,
+                    header.producer_epoch,
+                    self._clock.now_ms(),
+                    marker.coordinator_epoch,
+                    header.max_timestamp,
                 )
                 entry.txns.on_marker(header.producer_id, marker.commit, info.base_offset)
         elif header.has_producer_id:
@@ -310,5 +314,11 @@ class Producers:
             return
         if marker is not None:
             if state is not None:
-                state.record_marker(header.producer_id, header.producer_epoch, now_ms)
+                state.record_marker(
+                    header.producer_id,
+                    header.producer_epoch,
+                    now_ms,
+                    marker.coordinator_epoch,
+                    header.max_timestamp,
+                )
             txns.on_marker(header.producer_id, marker.commit, header.base_offset)

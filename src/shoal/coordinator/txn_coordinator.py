@@ -79,9 +79,11 @@ class TxnMetadata:
     ClientTransactionVersion): 2 when it was opened by an implicit add (Produce v12+,
     TxnOffsetCommit v5+), 0 when by AddPartitionsToTxn or AddOffsetsToTxn."""
     previous_producer_id: int = NO_PRODUCER_ID
-    """Kafka's PreviousProducerId: the id an InitProducerId bumped (so the current one), or
-    after a rotation (an exhausted epoch) the id it replaced, which a client retrying the
-    EndTxn or InitProducerId of the rotation still presents."""
+    """Kafka's PreviousProducerId: the producer id before the last transition, as every
+    transition of Kafka's TransactionMetadata records it. So the current id, except right
+    after a rotation (an exhausted epoch), when it is the id replaced, which a client retrying
+    the EndTxn or InitProducerId of the rotation still presents; the next transition (the new
+    id's first add) names the new id, and the old id is then fenced."""
     next_producer_id: int = NO_PRODUCER_ID
     """While a V2 transaction whose epoch is exhausted ends: the producer id that replaces
     the current one once its markers are written (Kafka's NextProducerId)."""
@@ -138,6 +140,9 @@ class TransactionCoordinator:
         self._txns: dict[str, TxnMetadata] = {}
         self._by_producer_id: dict[int, str] = {}
         self._changed: dict[str, TxnMetadata] = {}
+        self._logging: dict[str, int] = {}
+        """Ids taken by :meth:`take_changed` whose log write is not yet known durable: how
+        many writes of each are in flight (see :meth:`is_logged`)."""
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -152,26 +157,67 @@ class TransactionCoordinator:
         return iter(self._txns.values())
 
     def take_changed(self) -> list[TxnMetadata]:
-        """The metadata changed since the last call, to be logged durably (then forgotten)."""
+        """The metadata changed since the last call, to be logged durably. The caller then
+        says how the write ended: :meth:`logged` once it is durable, :meth:`requeue` if it
+        failed; until then the ids count as not logged (:meth:`is_logged`)."""
         changed = list(self._changed.values())
         self._changed.clear()
+        for meta in changed:
+            txn_id = meta.transactional_id
+            self._logging[txn_id] = self._logging.get(txn_id, 0) + 1
         return changed
+
+    def logged(self, metas: Iterable[TxnMetadata]) -> None:
+        """Changes taken by :meth:`take_changed` are durable now."""
+        for meta in metas:
+            self._settle(meta.transactional_id)
 
     def requeue(self, metas: Iterable[TxnMetadata]) -> None:
         """Changes taken by :meth:`take_changed` that could not be logged: take them again
         (unless a newer change of the same id is already queued)."""
         for meta in metas:
+            self._settle(meta.transactional_id)
             self._changed.setdefault(meta.transactional_id, meta)
 
+    def _settle(self, txn_id: str) -> None:
+        left = self._logging.get(txn_id, 0) - 1
+        invariant(left >= 0, f"transactional id {txn_id!r}: a log write settled twice")
+        if left:
+            self._logging[txn_id] = left
+        else:
+            del self._logging[txn_id]
+
+    def is_queued(self, transactional_id: str) -> bool:
+        """Has the id a change not yet handed to the log by :meth:`take_changed`?"""
+        return transactional_id in self._changed
+
+    def is_logged(self, transactional_id: str) -> bool:
+        """Is every change of the id durable (none queued, none being written)? Markers are
+        written only then: after a crash the log must never say less than the partitions."""
+        return transactional_id not in self._changed and transactional_id not in self._logging
+
     def unfinished(self) -> list[MarkerWork]:
-        """The markers of every transaction in a prepare state: after a restart (or a failed
-        marker write) they are written again; a marker written twice is harmless, because
-        the second finds no open transaction of its producer on the partition."""
+        """The markers of every transaction in a prepare state that is durable: after a
+        restart (or a failed marker write) they are written again; a marker written twice is
+        harmless, because the second finds no open transaction of its producer on the
+        partition. A prepare whose log write is queued or in flight is left out: its markers
+        wait until the log says the transaction ends (else a crash could leave markers of a
+        transaction the replayed log still calls Ongoing)."""
         works = []
-        for meta in self._txns.values():
-            if meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
-                works.append(_work(meta, commit=meta.state is TxnState.PREPARE_COMMIT))
+        for txn_id in self._txns:
+            work = self.pending_work(txn_id)
+            if work is not None:
+                works.append(work)
         return works
+
+    def pending_work(self, transactional_id: str) -> MarkerWork | None:
+        """The markers the id's durable prepare state still needs written, None if none."""
+        meta = self._txns.get(transactional_id)
+        if meta is None or meta.state not in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+            return None
+        if not self.is_logged(transactional_id):
+            return None
+        return _work(meta, commit=meta.state is TxnState.PREPARE_COMMIT)
 
     # -- InitProducerId ----------------------------------------------------------------------
 
@@ -255,6 +301,7 @@ class TransactionCoordinator:
             # rotated once the abort's markers (epoch EPOCH_MAX) are written, see complete().
             meta.next_producer_id = self._allocate()
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.FENCE)
+        meta.previous_producer_id = meta.producer_id
         # As Kafka's prepareFenceProducerEpoch: no last epoch, so the fenced instance's
         # InitProducerId with its old epoch is PRODUCER_FENCED, not a "retry of the bump"
         # answered with the epoch that fenced it. When the id rotates after the markers, the
@@ -309,6 +356,7 @@ class TransactionCoordinator:
             meta.txn_start_ms = now
             meta.client_transaction_version = client_transaction_version
         meta.state = next_state(transactional_id, meta.state, TxnEvent.ADD)
+        meta.previous_producer_id = meta.producer_id
         meta.partitions |= wanted
         meta.last_update_ms = now
         self._store(meta)
@@ -375,6 +423,7 @@ class TransactionCoordinator:
         if state is TxnState.ONGOING:
             event = TxnEvent.PREPARE_COMMIT if commit else TxnEvent.PREPARE_ABORT
             meta.state = next_state(transactional_id, state, event)
+            meta.previous_producer_id = meta.producer_id
             meta.last_update_ms = self._clock.now_ms()
             self._store(meta)
             return EndResult(ErrorCode.NONE, _work(meta, commit=commit))
@@ -473,6 +522,7 @@ class TransactionCoordinator:
         meta.state = next_state(meta.transactional_id, meta.state, TxnEvent.MARKERS_WRITTEN)
         meta.partitions = set()
         meta.last_update_ms = self._clock.now_ms()
+        meta.previous_producer_id = meta.producer_id  # the rotation below names the old id too
         if meta.next_producer_id != NO_PRODUCER_ID:
             # A V2 transaction ended on the exhausted epoch: its markers carried EPOCH_MAX,
             # and the producer goes on with the id allocated for it, at epoch 0.
@@ -514,12 +564,14 @@ class TransactionCoordinator:
 
     def next_deadline_ms(self) -> int | None:
         """The wall-clock time of the next timeout, None when no transaction is open."""
-        deadlines = [
-            meta.txn_start_ms + meta.timeout_ms + 1
-            for meta in self._txns.values()
-            if meta.state is TxnState.ONGOING
-        ]
-        return min(deadlines, default=None)
+        deadlines = [_deadline_ms(meta) for meta in self._txns.values()]
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def deadline_ms(self, transactional_id: str) -> int | None:
+        """When the id's open transaction times out, None when it has none open. An add to
+        a transaction already open leaves it as it was (the timeout runs from the start)."""
+        meta = self._txns.get(transactional_id)
+        return None if meta is None else _deadline_ms(meta)
 
     # -- replay --------------------------------------------------------------------------
 
@@ -539,6 +591,7 @@ class TransactionCoordinator:
         event = TxnEvent.PREPARE_COMMIT if commit else TxnEvent.PREPARE_ABORT
         was_open = meta.state is TxnState.ONGOING
         meta.state = next_state(meta.transactional_id, meta.state, event)
+        meta.previous_producer_id = meta.producer_id
         now = self._clock.now_ms()
         if bump_epoch:
             meta.last_producer_epoch = meta.producer_epoch
@@ -554,6 +607,12 @@ class TransactionCoordinator:
         self._txns[meta.transactional_id] = meta
         self._by_producer_id[meta.producer_id] = meta.transactional_id
         self._changed[meta.transactional_id] = meta
+
+
+def _deadline_ms(meta: TxnMetadata) -> int | None:
+    if meta.state is not TxnState.ONGOING:
+        return None
+    return meta.txn_start_ms + meta.timeout_ms + 1  # the timeout is exclusive
 
 
 def _work(meta: TxnMetadata, *, commit: bool) -> MarkerWork:

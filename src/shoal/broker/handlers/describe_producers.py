@@ -5,9 +5,8 @@ Each is reported from the partition's producer state (the state that deduplicate
 id, epoch, the last sequence and the timestamp of its last batch (the batch's max timestamp, as
 stored), and the first offset of its open transaction on the partition (-1 when none;
 ``kafka-transactions describe-producers`` and ``find-hanging`` read it). The coordinator epoch
-is that of shoal's one transaction coordinator (0) for a producer with an open transaction
-here, -1 otherwise (Kafka reports the epoch of the producer's last marker, which shoal does
-not keep per producer).
+is that of the producer's last transaction marker on the partition (-1 before any), as Kafka
+reports it; ``kafka-transactions abort`` sends it back in its marker.
 
 A topic or partition that does not exist: UNKNOWN_TOPIC_OR_PARTITION. A partition whose state
 cannot be read from its log: the storage error's code.
@@ -19,7 +18,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.coordinator.txn_coordinator import COORDINATOR_EPOCH
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -30,7 +28,6 @@ if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
 
-NO_COORDINATOR_EPOCH: Final = -1
 NO_TRANSACTION: Final = -1
 
 
@@ -102,9 +99,7 @@ def _describe(broker: Broker, name: str, index: int) -> dict[str, Any]:
             "producer_epoch": entry.epoch,
             "last_sequence": entry.last_sequence,
             "last_timestamp": entry.last_timestamp_ms,
-            "coordinator_epoch": COORDINATOR_EPOCH
-            if producer_id in ongoing
-            else NO_COORDINATOR_EPOCH,
+            "coordinator_epoch": entry.coordinator_epoch,
             "current_txn_start_offset": ongoing.get(producer_id, NO_TRANSACTION),
         }
         for producer_id, entry in state.items()

@@ -17,9 +17,12 @@ nothing and moves no reader). A written marker is answered once it is fsynced. F
 ``__consumer_offsets`` the marker makes the producer's pending offset commits committed or
 drops them, in shoal's offsets-log format (see :mod:`shoal.broker.transactions`).
 
-Not done: Kafka refuses with TRANSACTION_COORDINATOR_FENCED a marker whose coordinator epoch is
-below the last one the partition saw for the producer; shoal keeps no coordinator epoch per
-producer, so it does not.
+A marker whose coordinator epoch is below the last one the partition saw for the producer is
+from a zombie coordinator: TRANSACTION_COORDINATOR_FENCED, nothing written (the producer epoch
+is checked first, as Kafka's ProducerAppendInfo does). The partition keeps the coordinator epoch
+of each producer's last marker, across restarts (the producer-state snapshot, version 3).
+shoal's own coordinator writes its markers directly with epoch 0 and is not checked: it is the
+only coordinator there is.
 """
 
 from __future__ import annotations
@@ -100,9 +103,11 @@ async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> Erro
             if ended is not None:
                 await asyncio.wait_for(asyncio.shield(ended), DURABLE_WAIT_S_MAX)
             return ErrorCode.NONE
-        entry = broker.producers.state(name, index, plog).get(producer_id)
-        if entry is not None and epoch < entry.epoch:
-            return ErrorCode.INVALID_PRODUCER_EPOCH
+        refused = broker.producers.state(name, index, plog).check_marker(
+            producer_id, epoch, int(marker.coordinator_epoch)
+        )
+        if refused is not None:
+            return refused.error_code
         batch = build_control_batch(
             producer_id,
             epoch,
