@@ -386,6 +386,7 @@ class Settings:
                 **self.consumer_group_settings(),
             ),
             quota=quota,
+            cleaner=self.cleaner_settings(),  # issue 15 leftovers: log.cleaner.* described
         )
 
     def consumer_group_settings(self) -> dict[str, Any]:
