@@ -60,7 +60,14 @@ CLEANER_BROKER_CONFIGS = [
 """The log cleaner's broker configs (issue 15): both brokers run with Kafka's defaults."""
 
 
-RUNTIME_IN_KAFKA_ONLY = frozenset(CLEANER_BROKER_CONFIGS[1:7])
+RUNTIME_IN_KAFKA_ONLY = frozenset(
+    {
+        "log.cleaner.threads",
+        "log.cleaner.dedupe.buffer.size",
+        "log.cleaner.io.buffer.load.factor",
+        "log.cleaner.io.buffer.size",
+    }
+)
 """The cleaner-thread configs Kafka changes at runtime and shoal takes at start only: their
 read-only flags differ (an accepted difference, see accepted_differences.toml)."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import IntEnum
 from typing import Final
@@ -225,9 +225,11 @@ def _cleaner_catalogue() -> Iterator[BrokerConfigKey]:
     (log.cleaner.min.cleanable.ratio, log.cleaner.delete.retention.ms,
     log.cleaner.{min,max}.compaction.lag.ms) come from the topic catalogue above.
 
-    Kafka changes all but log.cleaner.enable at runtime; shoal's cleaner thread takes them at
-    start only (its offset map is sized once, and it has one thread), so they are read-only
-    here and a runtime change is refused with a message saying so."""
+    Kafka changes all but log.cleaner.enable at runtime. shoal applies a runtime change of
+    log.cleaner.backoff.ms and log.cleaner.io.max.bytes.per.second at once (the cleaner thread
+    reads them before each wait and each clean, see :func:`cleaner_settings_with`); the others
+    it takes at start only (its offset map is sized once, and it has one thread), so they are
+    read-only here and a runtime change is refused with a message saying so."""
     cleaner = CleanerSettings()
     entries = (
         ("log.cleaner.enable", ConfigType.BOOLEAN, "true", False,
@@ -248,7 +250,27 @@ def _cleaner_catalogue() -> Iterator[BrokerConfigKey]:
          "Kafka's cleaner I/O buffers; shoal reads whole batches and has no such buffer."),
     )  # fmt: skip
     for name, kind, default, kafka_dynamic, doc in entries:
-        yield BrokerConfigKey(name, kind, default, False, kafka_dynamic, Check(kind), doc)
+        runtime = name in CLEANER_RUNTIME_CONFIGS
+        # A runtime value must be one the cleaner can run with: a positive wait and rate.
+        check = Check(kind, 1) if runtime else Check(kind)
+        yield BrokerConfigKey(name, kind, default, runtime, kafka_dynamic, check, doc)
+
+
+CLEANER_RUNTIME_CONFIGS: Final = ("log.cleaner.backoff.ms", "log.cleaner.io.max.bytes.per.second")
+"""The cleaner configs shoal changes at runtime (see _cleaner_catalogue)."""
+
+
+def cleaner_settings_with(base: CleanerSettings, levels: ConfigLevels) -> CleanerSettings:
+    """``base`` (the settings the broker started with) with the dynamic levels' values of the
+    configs the cleaner takes at runtime."""
+    dynamic = ConfigLevels(levels.per_broker, levels.cluster, {}, {})
+    backoff = dynamic.value("log.cleaner.backoff.ms")
+    rate = dynamic.value("log.cleaner.io.max.bytes.per.second")
+    return replace(
+        base,
+        backoff_ms=base.backoff_ms if backoff is None else int(backoff),
+        io_max_bytes_per_second=base.io_max_bytes_per_second if rate is None else float(rate),
+    )
 
 
 CLEANER_IO_BUFFER_BYTES: Final = 512 * 1024

@@ -170,6 +170,17 @@ class LogCleaner:
         if self._thread is not None:
             self._thread.join()
 
+    def update_settings(self, settings: CleanerSettings) -> None:
+        """Take new settings from now on: the back-off before the next wait, the I/O rate
+        from the next clean. The offset map keeps its size (set once, at construction)."""
+        invariant(
+            (settings.dedupe_buffer_bytes, settings.io_buffer_load_factor)
+            == (self.settings.dedupe_buffer_bytes, self.settings.io_buffer_load_factor),
+            "the offset map's size is set at start",
+        )
+        self.settings = settings  # one reference swap: the thread sees old or new, whole
+        self._wake.set()
+
     def wake(self) -> None:
         """Look for work now rather than after the back-off (tests, config changes)."""
         self._wake.set()
