@@ -9,6 +9,7 @@ from shoal.records import DecodedBatch, SimpleRecord, build_batch, decode_batch
 from shoal.records.header import read_header
 from shoal.storage import LogConfig, PartitionLog
 from shoal.storage.cleaner import (
+    PRODUCER_ID_EXPIRATION_MS_DEFAULT,
     CleanContext,
     assess,
     clean,
@@ -54,7 +55,12 @@ def append(
 
 
 def run_clean(
-    plog: PartitionLog, now_ms: int = NOW, *, map_bytes: int = 1 << 20, ratio: float = 0.0
+    plog: PartitionLog,
+    now_ms: int = NOW,
+    *,
+    map_bytes: int = 1 << 20,
+    ratio: float = 0.0,
+    producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS_DEFAULT,
 ) -> CleanContext | None:
     """Flush, then one clean if due at ``ratio``; checkpoints its end. None when not due."""
     plog.flush()
@@ -67,6 +73,7 @@ def run_clean(
         now_ms=now_ms,
         offset_map=OffsetMap(map_bytes),
         delete_retention_ms=plog.config.delete_retention_ms,
+        producer_id_expiration_ms=producer_id_expiration_ms,
     )
     end = clean(plog, cleanable, ctx)
     write_cleaner_checkpoint(plog, end)
@@ -93,6 +100,8 @@ def read_batches(plog: PartitionLog, start: int | None = None) -> list[DecodedBa
                 decode_batch(data[position : position + size], max_uncompressed_bytes=1 << 24)
             )
             position += size
+        if not data and not any(True for _ in plog.headers_from(offset)):
+            break  # every batch past ``offset`` was cleaned away (the active segment is empty)
         assert result.next_offset > offset, "reads must advance"
         offset = result.next_offset
     return out

@@ -7,7 +7,9 @@ once or twice with :func:`shoal.storage.cleaner.clean`, and reads the log back t
 
 from __future__ import annotations
 
-from shoal.storage.cleaner import assess, read_cleaner_checkpoint
+from shoal.coordinator.producer_state import Duplicate
+from shoal.coordinator.producers import Producers
+from shoal.storage.cleaner import ProducerLast, active_producers, assess, read_cleaner_checkpoint
 from tests.storage.cleaning import (
     NOW,
     Seen,
@@ -87,6 +89,46 @@ def test_a_producers_last_batch_stays_as_an_empty_batch() -> None:
     assert first.header.record_count == 0 and first.records == []
     assert first.header.size == 61  # header only
     h.close()
+
+
+def test_an_expired_producers_last_batch_is_cleaned_like_any_other() -> None:
+    """Kafka keeps a producer's last batch only while the producer is in the producer state:
+    once its last batch is producer.id.expiration.ms old (1 day by default) the producer has
+    expired and its emptied batch goes; one a millisecond younger stays, as does the dedup
+    state the broker rebuilds from it."""
+    h = compact_harness()
+    plog = h.log()
+    day_ms = 24 * 3600 * 1000
+    append(plog, [(b"k", b"old")], timestamp=NOW - day_ms, producer=(5, 0, 0))  # expired
+    append(plog, [(b"j", b"old")], timestamp=NOW - day_ms + 1, producer=(7, 0, 0))  # live
+    append(plog, [(b"k", b"new"), (b"j", b"new")], timestamp=NOW, producer=(6, 0, 0))
+    for i in range(12):
+        append(plog, [(b"filler", str(i).encode())])
+    run_clean(plog, NOW)
+    heads = [
+        (b.header.base_offset, b.header.producer_id, b.header.record_count)
+        for b in read_batches(plog)[:2]
+    ]
+    assert heads == [(1, 7, 0), (2, 6, 2)]
+
+    # The broker's idempotence state rebuilt from the cleaned log (after a restart, no
+    # snapshot): the live producers' retries are still duplicates; the expired one is unknown.
+    h.close()
+    manager = h.open()
+    state = Producers(h.fs, manager, h.clock).state("t", 0, h.log())
+    assert isinstance(state.check(7, 0, 0, 0), Duplicate)
+    assert isinstance(state.check(6, 0, 0, 1), Duplicate)
+    assert state.get(5) is None
+    h.close()
+
+
+def test_a_producer_with_an_open_transaction_never_expires() -> None:
+    """Kafka's isProducerExpired: only a producer with no transaction open can expire."""
+    old = ProducerLast(last_data_offset=4, epoch=0, last_timestamp=NOW - 10_000)
+    young = ProducerLast(last_data_offset=9, epoch=0, last_timestamp=NOW - 9_999)
+    producers = {1: old, 2: old, 3: young}
+    active = active_producers(producers, open_transactions={2}, now_ms=NOW, expiration_ms=10_000)
+    assert active == {2: old, 3: young}
 
 
 def test_tombstones_stay_until_their_delete_horizon_then_go() -> None:

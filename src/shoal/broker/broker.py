@@ -18,6 +18,7 @@ from shoal.broker.authorized_operations import NOT_ASKED
 from shoal.broker.broker_configs import (
     CLUSTER_SEED,
     ConfigLevels,
+    cleaner_settings_with,
     static_configs,
     validate_dynamic,
 )
@@ -100,6 +101,7 @@ class Broker:
             lambda configs, cluster: validate_dynamic(configs, cluster=cluster),
         )
         self._topic_defaults = self.config_levels().dynamic_topic_defaults()
+        self._apply_cleaner_configs()  # issue 15 leftovers: runtime log.cleaner.* kept on disk
         self.scram_credentials = ScramCredentialStore(fs or OsFileSystem(), logs.path)
         """SCRAM users (AlterUserScramCredentials); SASL listeners authenticate against it."""
         self.signals = AppendSignals()
@@ -481,8 +483,15 @@ class Broker:
                 plog = self.logs.get(topic.name, partition)
                 if plog is not None:
                     plog.update_config(config)
+        self._apply_cleaner_configs()
         scope = "cluster-wide" if cluster else f"broker {self.config.node_id}"
         log.info("dynamic %s broker configs are now %s", scope, dict(level))
+
+    def _apply_cleaner_configs(self) -> None:
+        """Hand the log cleaner the log.cleaner.* values it takes at runtime (issue 15)."""
+        if self.logs.cleaner is not None:
+            levels = self.config_levels()
+            self.logs.cleaner.update_settings(cleaner_settings_with(self.config.cleaner, levels))
 
     # -- authorization (the ACLs; with no authorizer configured everything is allowed) --------
 

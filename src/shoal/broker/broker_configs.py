@@ -19,8 +19,11 @@ other dynamic configs are refused with a message saying so, rather than stored w
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import IntEnum
 from typing import Final
 
@@ -34,6 +37,7 @@ from shoal.broker.topic_configs import (
     flush_ms_of,
 )
 from shoal.protocol import ErrorCode
+from shoal.storage.cleaner_thread import CleanerSettings
 
 MIN_INSYNC_REPLICAS: Final = "min.insync.replicas"
 CLUSTER_SEED: Final[Mapping[str, str]] = {MIN_INSYNC_REPLICAS: "1"}
@@ -170,6 +174,7 @@ def _catalogue() -> Iterator[BrokerConfigKey]:
         Check(ConfigType.BOOLEAN), "DeleteTopics is allowed.",
     )  # fmt: skip
     yield from _quota_catalogue()
+    yield from _cleaner_catalogue()
     for topic_name, synonyms in TOPIC_SYNONYMS.items():
         topic = TOPIC_CONFIGS[topic_name]
         first, *units = synonyms
@@ -215,6 +220,81 @@ def _quota_catalogue() -> Iterator[BrokerConfigKey]:
     )  # fmt: skip
 
 
+def _cleaner_catalogue() -> Iterator[BrokerConfigKey]:
+    """The log cleaner's own broker configs (issue 15, leftovers); its topic-default synonyms
+    (log.cleaner.min.cleanable.ratio, log.cleaner.delete.retention.ms,
+    log.cleaner.{min,max}.compaction.lag.ms) come from the topic catalogue above.
+
+    Kafka changes all but log.cleaner.enable at runtime. shoal applies a runtime change of
+    log.cleaner.backoff.ms and log.cleaner.io.max.bytes.per.second at once (the cleaner thread
+    reads them before each wait and each clean, see :func:`cleaner_settings_with`); the others
+    it takes at start only (its offset map is sized once, and it has one thread), so they are
+    read-only here and a runtime change is refused with a message saying so."""
+    cleaner = CleanerSettings()
+    entries = (
+        ("log.cleaner.enable", ConfigType.BOOLEAN, "true", False,
+         "Run the log cleaner (compaction of topics with cleanup.policy=compact)."),
+        ("log.cleaner.threads", ConfigType.INT, "1", True,
+         "The number of cleaner threads; shoal always runs one."),
+        ("log.cleaner.dedupe.buffer.size", ConfigType.LONG, str(cleaner.dedupe_buffer_bytes),
+         True, "Bytes of the cleaner's offset map (24 a key): keys one clean can take in."),
+        ("log.cleaner.io.max.bytes.per.second", ConfigType.DOUBLE,
+         java_double(cleaner.io_max_bytes_per_second), True,
+         "The cleaner's reads and writes together stay under this rate."),
+        ("log.cleaner.backoff.ms", ConfigType.LONG, str(cleaner.backoff_ms), True,
+         "How long the cleaner sleeps when no log needs cleaning."),
+        ("log.cleaner.io.buffer.load.factor", ConfigType.DOUBLE,
+         java_double(cleaner.io_buffer_load_factor), True,
+         "How full the offset map may get before a clean stops and continues next time."),
+        ("log.cleaner.io.buffer.size", ConfigType.INT, str(CLEANER_IO_BUFFER_BYTES), True,
+         "Kafka's cleaner I/O buffers; shoal reads whole batches and has no such buffer."),
+    )  # fmt: skip
+    for name, kind, default, kafka_dynamic, doc in entries:
+        runtime = name in CLEANER_RUNTIME_CONFIGS
+        # A runtime value must be one the cleaner can run with: a positive wait and rate.
+        check = Check(kind, 1) if runtime else Check(kind)
+        yield BrokerConfigKey(name, kind, default, runtime, kafka_dynamic, check, doc)
+
+
+CLEANER_RUNTIME_CONFIGS: Final = ("log.cleaner.backoff.ms", "log.cleaner.io.max.bytes.per.second")
+"""The cleaner configs shoal changes at runtime (see _cleaner_catalogue)."""
+
+
+def cleaner_settings_with(base: CleanerSettings, levels: ConfigLevels) -> CleanerSettings:
+    """``base`` (the settings the broker started with) with the dynamic levels' values of the
+    configs the cleaner takes at runtime."""
+    dynamic = ConfigLevels(levels.per_broker, levels.cluster, {}, {})
+    backoff = dynamic.value("log.cleaner.backoff.ms")
+    rate = dynamic.value("log.cleaner.io.max.bytes.per.second")
+    return replace(
+        base,
+        backoff_ms=base.backoff_ms if backoff is None else int(backoff),
+        io_max_bytes_per_second=base.io_max_bytes_per_second if rate is None else float(rate),
+    )
+
+
+CLEANER_IO_BUFFER_BYTES: Final = 512 * 1024
+"""Kafka's log.cleaner.io.buffer.size default (512 KiB), reported as is."""
+
+
+def java_double(value: float) -> str:
+    """``value`` as Java's Double.toString writes it (Kafka's DOUBLE configs are shown so):
+    plain between 10^-3 and 10^7, else d.dddE<n>; infinity, shoal's "no limit", is Kafka's
+    Double.MAX_VALUE, the default that means the same."""
+    if math.isinf(value) or value >= sys.float_info.max:
+        value = sys.float_info.max
+    if value == 0:
+        return "0.0"
+    if 1e-3 <= abs(value) < 1e7:
+        return repr(float(value))
+    sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
+    power = len(digits) + int(exponent) - 1  # finite here: never 'n' or 'F'
+
+    significant = "".join(map(str, digits)).rstrip("0") or "0"
+    mantissa = significant[0] + "." + (significant[1:] or "0")
+    return f"{'-' if sign else ''}{mantissa}E{power}"
+
+
 BROKER_CONFIGS: Final[Mapping[str, BrokerConfigKey]] = {key.name: key for key in _catalogue()}
 DYNAMIC_CONFIGS: Final = tuple(sorted(k.name for k in BROKER_CONFIGS.values() if k.dynamic))
 
@@ -239,6 +319,12 @@ def _settings_values(config: BrokerConfig) -> dict[str, str]:
         "quota.window.num": str(config.quota.quota_window_num),
         "quota.window.size.seconds": str(config.quota.quota_window_size_seconds),
         "max.connection.creation.rate": str(config.quota.max_connection_creation_rate),
+        # The log cleaner (issue 15, leftovers).
+        "log.cleaner.enable": str(config.cleaner.enable).lower(),
+        "log.cleaner.dedupe.buffer.size": str(config.cleaner.dedupe_buffer_bytes),
+        "log.cleaner.io.max.bytes.per.second": java_double(config.cleaner.io_max_bytes_per_second),
+        "log.cleaner.backoff.ms": str(config.cleaner.backoff_ms),
+        "log.cleaner.io.buffer.load.factor": java_double(config.cleaner.io_buffer_load_factor),
     }
 
 

@@ -16,6 +16,7 @@ from shoal.coordinator.group_config import GroupConfig
 from shoal.security.acl_authorizer import AuthorizerConfig
 from shoal.security.quotas import QuotaSettings
 from shoal.storage import LogConfig
+from shoal.storage.cleaner_thread import CleanerSettings
 
 DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
 """message.max.bytes: Kafka's default (1 MiB plus the batch overhead)."""
@@ -66,3 +67,8 @@ class BrokerConfig:
     transactional_id_expiration_ms: int = 604_800_000
     """transactional.id.expiration.ms: an id idle this long with no open transaction is
     forgotten."""
+
+    # -- log compaction (issue 15, leftovers): the log.cleaner.* broker configs --
+    cleaner: CleanerSettings = field(default_factory=CleanerSettings)
+    """The log cleaner's settings, as DescribeConfigs of the BROKER resource reports them (the
+    cleaner thread itself is started with the same values by the server)."""

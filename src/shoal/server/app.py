@@ -153,8 +153,9 @@ class BrokerApp:
             )
             if self._adjust_broker_config is not None:
                 broker_config = self._adjust_broker_config(broker_config)
-            # -- log compaction (issue 15, slice C): checked before the logs open.
-            cleaner_settings = self.settings.cleaner_settings()
+            # -- log compaction (issue 15, slice C): checked before the logs open (by
+            # broker_config); the broker describes the same settings it starts the cleaner with.
+            cleaner_settings = broker_config.cleaner
             self._status = "recovering logs"
             self.logs = await asyncio.to_thread(
                 LogManager.open, self.settings.data_dir, default_config=broker_config.log

@@ -218,9 +218,11 @@ class Settings:
     """Bytes of the cleaner's offset map, counted as Kafka counts them (24 a key; at least
     1 MiB): how many distinct keys one clean can take in."""
     log_cleaner_io_max_bytes_per_second: float = float("inf")
-    """The cleaner's disk reads and writes together stay under this rate (default: no limit)."""
+    """The cleaner's disk reads and writes together stay under this rate (default: no limit).
+    Kafka's log.cleaner.io.max.bytes.per.second, which AlterConfigs can change at runtime."""
     log_cleaner_backoff_ms: int = 15_000
-    """How long the cleaner sleeps when no log needs cleaning."""
+    """How long the cleaner sleeps when no log needs cleaning. Kafka's log.cleaner.backoff.ms,
+    which AlterConfigs can change at runtime."""
     log_cleaner_io_buffer_load_factor: float = 0.9
     """How full the offset map may get before a clean stops and continues next time."""
 
@@ -386,6 +388,7 @@ class Settings:
                 **self.consumer_group_settings(),
             ),
             quota=quota,
+            cleaner=self.cleaner_settings(),  # issue 15 leftovers: log.cleaner.* described
         )
 
     def consumer_group_settings(self) -> dict[str, Any]:

@@ -19,8 +19,11 @@ One clean:
    its key, or lies past the map; a tombstone (null value) stays until its batch's delete horizon
    (``delete.retention.ms`` after the clean that first kept it) has passed; a record without a
    key goes. Batches keep their offsets, producer fields and timestamps (see
-   :mod:`shoal.records.rewrite`); a producer's last batch stays, even emptied, so idempotent
-   producer state rebuilds the same.
+   :mod:`shoal.records.rewrite`); the last batch of a producer still in the producer state
+   stays, even emptied, so idempotent producer state rebuilds the same. A producer silent for
+   ``producer.id.expiration.ms`` is no longer in that state (Kafka's
+   ``ProducerStateManager.removeExpiredProducers``), so its batches are cleaned like any others
+   (:func:`active_producers`).
 3. **Checkpoint**: the end of the map becomes the next first dirty offset.
 
 Transaction markers and aborted transactions follow :mod:`shoal.storage.cleaner_txn`.
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -60,6 +63,9 @@ MAX_DECODED_BATCH_BYTES: Final = 64 * 1024 * 1024
 """Bound on one batch's decompressed size while cleaning (a stored batch passed the produce
 limits, so this only guards against damage)."""
 _CHECKPOINT: Final = struct.Struct(">q")
+PRODUCER_ID_EXPIRATION_MS_DEFAULT: Final = 24 * 3600 * 1000
+"""Kafka's producer.id.expiration.ms default (1 day): a producer whose last batch is older than
+this, with no transaction open, has left the producer state."""
 
 
 class CleanAborted(Exception):
@@ -106,6 +112,8 @@ class CleanContext:
     """Replaced by :func:`clean` with what it reads of the log's transactions."""
     delete_retention_ms: int = 24 * 3600 * 1000
     """The log's delete.retention.ms when the clean started."""
+    producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS_DEFAULT
+    """The broker's producer.id.expiration.ms: whose last batch the clean must keep."""
     throttle: Callable[[int], None] = lambda _bytes: None
     """Called with every byte count read or written: sleeps to honour the I/O rate."""
     should_stop: Callable[[], bool] = lambda: False
@@ -192,12 +200,18 @@ def clean(plog: PartitionLog, cleanable: Cleanable, ctx: CleanContext) -> int:
     ]
     # The whole log's transactions: an aborted range or a marker may lie anywhere before the
     # end of the map, and a marker's transaction may have batches in the clean part.
-    ctx.transactions = read_log_transactions(plog, log_start)
+    transactions = read_log_transactions(plog, log_start)
+    ctx.transactions = transactions
     build_offset_map(dirty, cleanable.first_dirty, cleanable.first_uncleanable, ctx)
     end = ctx.offset_map.latest_offset + 1
     if end <= cleanable.first_dirty:
         return cleanable.first_dirty
-    producers = last_batches_of_producers(plog, log_start)
+    producers = active_producers(
+        last_batches_of_producers(plog, log_start),
+        open_transactions=transactions.open_first.keys(),
+        now_ms=ctx.now_ms,
+        expiration_ms=ctx.producer_id_expiration_ms,
+    )
     to_clean = [s for s in segments if s.base_offset < end]
     for group in group_segments(to_clean, plog.config.segment_bytes):
         clean_group(plog, group, producers, ctx)
@@ -230,6 +244,9 @@ class ProducerLast:
     last_data_offset: int
     """Last offset of the producer's last data batch, -1 if it wrote only markers."""
     epoch: int
+    last_timestamp: int
+    """maxTimestamp of the producer's last batch, data or marker (Kafka's
+    ProducerStateEntry.lastTimestamp, which its expiry is measured from)."""
 
 
 def last_batches_of_producers(plog: PartitionLog, log_start: int) -> dict[int, ProducerLast]:
@@ -246,10 +263,36 @@ def last_batches_of_producers(plog: PartitionLog, log_start: int) -> dict[int, P
         if header.is_control:
             previous = last.get(header.producer_id)
             data_offset = previous.last_data_offset if previous is not None else -1
-            last[header.producer_id] = ProducerLast(data_offset, header.producer_epoch)
         else:
-            last[header.producer_id] = ProducerLast(header.last_offset, header.producer_epoch)
+            data_offset = header.last_offset
+        last[header.producer_id] = ProducerLast(
+            data_offset, header.producer_epoch, header.max_timestamp
+        )
     return last
+
+
+def active_producers(
+    producers: dict[int, ProducerLast],
+    *,
+    open_transactions: Collection[int],
+    now_ms: int,
+    expiration_ms: int,
+) -> dict[int, ProducerLast]:
+    """The producers still in the producer state: Kafka keeps only their last batches
+    (``LogCleaner`` takes ``lastRecordsOfActiveProducers``). A producer leaves it when its last
+    batch's timestamp is ``expiration_ms`` old and it has no transaction open (Kafka's
+    ``isProducerExpired``); from then on a retry of its batches could not be recognised anyway,
+    so keeping them would only hold dead bytes forever.
+
+    The broker's own producer state may forget a producer a little earlier or later (it measures
+    from the append's arrival); either way is safe: a batch kept longer only costs bytes, and a
+    producer the cleaner takes as expired is one the broker treats as new after its next
+    restart, which is what expiry means."""
+    return {
+        pid: last
+        for pid, last in producers.items()
+        if pid in open_transactions or now_ms - last.last_timestamp < expiration_ms
+    }
 
 
 def group_segments(segments: list[Segment], max_bytes: int) -> Iterator[list[Segment]]:

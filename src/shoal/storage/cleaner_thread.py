@@ -31,6 +31,7 @@ from typing import Final
 from shoal.clock import Clock
 from shoal.invariant import invariant
 from shoal.storage.cleaner import (
+    PRODUCER_ID_EXPIRATION_MS_DEFAULT,
     Cleanable,
     CleanAborted,
     CleanContext,
@@ -67,6 +68,9 @@ class CleanerSettings:
     io_max_bytes_per_second: float = math.inf
     """Kafka's default is Double.MaxValue: no throttling."""
     backoff_ms: int = BACKOFF_MS_DEFAULT
+    producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS_DEFAULT
+    """Kafka's producer.id.expiration.ms: a producer silent this long loses its kept last
+    batch (see :func:`~shoal.storage.cleaner.active_producers`)."""
 
     def __post_init__(self) -> None:
         invariant(
@@ -76,6 +80,7 @@ class CleanerSettings:
         invariant(0 < self.io_buffer_load_factor <= 1, "load factor must be in (0, 1]")
         invariant(self.io_max_bytes_per_second > 0, "the cleaner's I/O rate must be positive")
         invariant(self.backoff_ms > 0, "log.cleaner.backoff.ms must be positive")
+        invariant(self.producer_id_expiration_ms > 0, "producer.id.expiration.ms must be positive")
 
 
 @dataclass
@@ -165,6 +170,17 @@ class LogCleaner:
         if self._thread is not None:
             self._thread.join()
 
+    def update_settings(self, settings: CleanerSettings) -> None:
+        """Take new settings from now on: the back-off before the next wait, the I/O rate
+        from the next clean. The offset map keeps its size (set once, at construction)."""
+        invariant(
+            (settings.dedupe_buffer_bytes, settings.io_buffer_load_factor)
+            == (self.settings.dedupe_buffer_bytes, self.settings.io_buffer_load_factor),
+            "the offset map's size is set at start",
+        )
+        self.settings = settings  # one reference swap: the thread sees old or new, whole
+        self._wake.set()
+
     def wake(self) -> None:
         """Look for work now rather than after the back-off (tests, config changes)."""
         self._wake.set()
@@ -214,6 +230,7 @@ class LogCleaner:
             now_ms=now_ms,
             offset_map=self._map,
             delete_retention_ms=plog.config.delete_retention_ms,
+            producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
             throttle=Throttler(self.settings.io_max_bytes_per_second, self._clock, self._stop.wait),
             should_stop=self._stop.is_set,
             stats=self.metrics.totals,

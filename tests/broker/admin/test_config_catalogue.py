@@ -13,6 +13,7 @@ from shoal.broker.broker_configs import (
     ConfigLevels,
     ConfigSource,
     Synonym,
+    cleaner_settings_with,
     static_configs,
     validate_dynamic,
 )
@@ -27,6 +28,7 @@ from shoal.broker.topic_configs import (
 )
 from shoal.protocol import ErrorCode
 from shoal.storage import FlushPolicy, LogConfig
+from shoal.storage.cleaner_thread import CleanerSettings
 
 
 @pytest.mark.parametrize("name", sorted(TOPIC_CONFIGS))
@@ -129,6 +131,38 @@ def test_static_configs_are_what_the_operator_set() -> None:
     # Every topic config's broker synonym is a known broker config.
     synonyms = {k.broker_name for k in TOPIC_CONFIGS.values() if k.broker_name is not None}
     assert synonyms <= set(BROKER_CONFIGS)
+
+
+def test_the_cleaners_configs_are_the_settings_it_runs_with() -> None:
+    """log.cleaner.* (issue 15, leftovers): what the operator set is STATIC_BROKER_CONFIG, in
+    Kafka's spelling of each type; the rest are Kafka's defaults; two change at runtime."""
+    cleaner = CleanerSettings(backoff_ms=50, io_max_bytes_per_second=1e7, enable=False)
+    static = static_configs(BrokerConfig(cleaner=cleaner), "/d")
+    assert static["log.cleaner.backoff.ms"] == "50"
+    assert static["log.cleaner.io.max.bytes.per.second"] == "1.0E7"  # Java's Double.toString
+    assert static["log.cleaner.enable"] == "false"
+    assert "log.cleaner.dedupe.buffer.size" not in static  # the built-in value
+    defaults = {n: BROKER_CONFIGS[n].default for n in BROKER_CONFIGS if "cleaner" in n}
+    assert defaults["log.cleaner.io.max.bytes.per.second"] == "1.7976931348623157E308"
+    assert defaults["log.cleaner.dedupe.buffer.size"] == "134217728"
+    assert defaults["log.cleaner.io.buffer.load.factor"] == "0.9"
+    assert defaults["log.cleaner.threads"] == "1"
+    for name, words in (
+        ("log.cleaner.enable", "Cannot update these configs dynamically"),
+        ("log.cleaner.threads", "does not apply a runtime change"),
+        ("log.cleaner.dedupe.buffer.size", "does not apply a runtime change"),
+        ("log.cleaner.backoff.ms", "Invalid value 0"),  # the cleaner needs a positive wait
+        ("log.cleaner.io.max.bytes.per.second", "Invalid value 0"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            validate_dynamic({name: "0"}, cluster=False)
+    # The two the cleaner thread reads before each wait and clean change at runtime.
+    runtime = {"log.cleaner.backoff.ms": "100", "log.cleaner.io.max.bytes.per.second": "2e6"}
+    level = validate_dynamic(runtime, cluster=False)
+    applied = cleaner_settings_with(cleaner, levels(per_broker=level))
+    assert (applied.backoff_ms, applied.io_max_bytes_per_second) == (100, 2e6)
+    assert applied.enable is False  # the rest stays as started
+    assert cleaner_settings_with(cleaner, levels()) == cleaner
 
 
 def levels(
