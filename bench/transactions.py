@@ -86,8 +86,15 @@ CLIENT: Final = (
 class Config:
     quick: bool
     transactions: int
+    plain_records: int
+    """Records of the non-transactional produce run: more than the transactional run's, so
+    that a run at several hundred thousand records/s still lasts about a second."""
     eos_records: int
     repeats: int
+    warmup_runs: int
+    """Runs of every workload before the counted ones, their figures dropped: Apache Kafka's
+    JVM compiles its hot paths in the first seconds (its first run here was half its later
+    ones), and shoal gets the same courtesy."""
     records_per_transaction: int = RECORDS_PER_TRANSACTION
     size: int = RECORD_BYTES
     partitions: int = PARTITIONS
@@ -95,8 +102,12 @@ class Config:
 
 def config_for(quick: bool) -> Config:
     if quick:
-        return Config(True, transactions=3, eos_records=300, repeats=1)
-    return Config(False, transactions=40, eos_records=10_000, repeats=3)
+        return Config(
+            True, transactions=3, plain_records=3_000, eos_records=300, repeats=1, warmup_runs=0
+        )
+    return Config(
+        False, transactions=100, plain_records=300_000, eos_records=10_000, repeats=3, warmup_runs=1
+    )
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
@@ -289,12 +300,14 @@ WORKLOADS: Final = {
 
 def measure(bootstrap: str, cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in WORKLOADS}
-    records = cfg.transactions * cfg.records_per_transaction
-    for repeat in range(cfg.repeats):
+    for repeat in range(-cfg.warmup_runs, cfg.repeats):
+        if repeat == 0:
+            for got in runs.values():
+                got.clear()  # the warm-up's figures: not counted
         tag = f"{repeat}-{time.monotonic_ns()}"
         plain, txn = f"txb-plain-{tag}", f"txb-txn-{tag}"
         create_topics(bootstrap, [plain, txn], cfg.partitions)
-        runs["produce_plain"].append(produce_plain(bootstrap, plain, records, cfg.size))
+        runs["produce_plain"].append(produce_plain(bootstrap, plain, cfg.plain_records, cfg.size))
         runs["produce_transactional"].append(
             produce_transactional(
                 bootstrap, txn, cfg.transactions, cfg.records_per_transaction, cfg.size
@@ -310,7 +323,8 @@ def measure(bootstrap: str, cfg: Config, log: Callable[[str], None]) -> dict[str
             )
         t = runs["produce_transactional"][-1]
         log(
-            f"  run {repeat + 1}: produce {runs['produce_plain'][-1]['records_per_s']:,.0f}/s, "
+            f"  {'warm-up' if repeat < 0 else f'run {repeat + 1}'}: produce "
+            f"{runs['produce_plain'][-1]['records_per_s']:,.0f}/s, "
             f"transactional {t['records_per_s']:,.0f}/s ({t['transactions_per_s']:.1f} txn/s, "
             f"commit median {t['commit_ms_median']:.1f} ms); framework at-least-once "
             f"{runs['framework_at_least_once'][-1]['records_per_s']:,.0f}/s, exactly-once "
@@ -365,9 +379,11 @@ def write_markdown(results: dict[str, Any], path: Path) -> str:
         "# Transactions: shoal against Apache Kafka 4.4",
         "",
         f"{cfg['partitions']} partitions, {cfg['size']} B records; transactions of "
-        f"{cfg['records_per_transaction']:,} records, {cfg['transactions']} per run; the "
+        f"{cfg['records_per_transaction']:,} records, {cfg['transactions']} per run (without: "
+        f"{cfg['plain_records']:,} records per run); the "
         f"framework reads {cfg['eos_records']:,} records per run; median of {cfg['repeats']} "
-        f"run(s). {env['cores']} cores shared with other work (load average before "
+        f"run(s) after {cfg['warmup_runs']} warm-up run(s) not counted. {env['cores']} cores "
+        f"shared with other work (load average before "
         f"{env['load_average_before'][0]:.1f}, after {env['load_average_after'][0]:.1f}): "
         "every figure is what this machine gave then.",
         "",
@@ -445,9 +461,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI smoke run: tiny counts")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
-    parser.add_argument("--transactions", type=int, help="transactions per run (40; quick 3)")
+    parser.add_argument("--transactions", type=int, help="transactions per run (100; quick 3)")
+    parser.add_argument("--plain-records", type=int, help="plain produce records (300,000)")
     parser.add_argument("--eos-records", type=int, help="framework records per run (10,000)")
     parser.add_argument("--repeats", type=int, help="runs per system (3; quick 1)")
+    parser.add_argument("--warmup-runs", type=int, help="uncounted runs first (1; quick 0)")
     parser.add_argument("--kafka-bootstrap", help="use this running Apache Kafka 4.4")
     parser.add_argument(
         "--profile", type=Path, help="run the shoal broker under cProfile, stats written here"
@@ -468,7 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_for(args.quick)
     cfg.transactions = args.transactions or cfg.transactions
     cfg.eos_records = args.eos_records or cfg.eos_records
+    cfg.plain_records = args.plain_records or cfg.plain_records
     cfg.repeats = args.repeats or cfg.repeats
+    if args.warmup_runs is not None:
+        cfg.warmup_runs = args.warmup_runs
     running = {"kafka": args.kafka_bootstrap} if args.kafka_bootstrap else {}
     results = run(cfg, systems, args.out, args.dir, running, args.profile)
     return 1 if results["failed"] else 0
