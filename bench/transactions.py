@@ -15,7 +15,10 @@ records, confluent-kafka / librdkafka clients):
    (at-least-once: outputs then a commit of offsets per fetch), the baseline.
 
 Ratios: shoal / Apache Kafka for each workload (goal >= 1.0), and transactional / plain on each
-system (what the transactions cost). Writes transactions.md and transactions.json into
+system (what the transactions cost). On shoal, each transactional run also reads the broker's
+own metrics before and after: requests per transaction and their mean time inside the broker
+(Produce, AddPartitionsToTxn, EndTxn), and fsyncs per transaction with their mean duration, the
+answer to "where does a transaction's time go". Writes transactions.md and transactions.json into
 ``--out`` (default bench/results/). ``--quick`` is a smoke run (a few transactions, a few
 hundred records) that checks the bench works and says nothing about speed.
 
@@ -286,6 +289,47 @@ def framework_run(
         progress.close()
 
 
+BREAKDOWN_APIS: Final = ("Produce", "AddPartitionsToTxn", "EndTxn", "InitProducerId")
+
+
+def scrape(metrics_url: str) -> dict[str, float]:
+    """The ``_sum`` and ``_count`` samples of shoal's request and fsync histograms, summed
+    over versions: ``{"EndTxn_sum": ..., "EndTxn_count": ..., "fsync_sum": ...}``."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=CLIENT_TIMEOUT_S) as answer:
+        text = answer.read().decode()
+    got: dict[str, float] = {}
+    request = re.compile(r'^shoal_request_duration_seconds_(sum|count)\{api="(\w+)".*\} (\S+)$')
+    fsync = re.compile(r"^shoal_fsync_duration_seconds_(sum|count) (\S+)$")
+    for line in text.splitlines():
+        if m := request.match(line):
+            key = f"{m[2]}_{m[1]}"
+            got[key] = got.get(key, 0.0) + float(m[3])
+        elif m := fsync.match(line):
+            got[f"fsync_{m[1]}"] = float(m[2])
+    return got
+
+
+def breakdown(before: dict[str, float], after: dict[str, float], txns: int) -> dict[str, Any]:
+    """Where a transactional run's time went inside shoal, from its metrics: per API the
+    requests per transaction and their mean time in the broker (arrival to response ready),
+    and the fsyncs per transaction with their mean duration."""
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    out: dict[str, Any] = {}
+    for name in (*BREAKDOWN_APIS, "fsync"):
+        count = delta(f"{name}_count")
+        out[name] = {
+            "per_transaction": count / txns,
+            "mean_ms": delta(f"{name}_sum") / count * 1000 if count else float("nan"),
+        }
+    return out
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -298,7 +342,9 @@ WORKLOADS: Final = {
 }
 
 
-def measure(bootstrap: str, cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:
+def measure(
+    bootstrap: str, cfg: Config, log: Callable[[str], None], metrics_url: str | None
+) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in WORKLOADS}
     for repeat in range(-cfg.warmup_runs, cfg.repeats):
         if repeat == 0:
@@ -308,11 +354,22 @@ def measure(bootstrap: str, cfg: Config, log: Callable[[str], None]) -> dict[str
         plain, txn = f"txb-plain-{tag}", f"txb-txn-{tag}"
         create_topics(bootstrap, [plain, txn], cfg.partitions)
         runs["produce_plain"].append(produce_plain(bootstrap, plain, cfg.plain_records, cfg.size))
+        before = scrape(metrics_url) if metrics_url else {}
         runs["produce_transactional"].append(
             produce_transactional(
                 bootstrap, txn, cfg.transactions, cfg.records_per_transaction, cfg.size
             )
         )
+        if metrics_url:
+            inside = breakdown(before, scrape(metrics_url), cfg.transactions)
+            runs["produce_transactional"][-1]["broker_breakdown"] = inside
+            log(
+                "    inside shoal, per transaction: "
+                + ", ".join(
+                    f"{name} {v['per_transaction']:.1f} x {v['mean_ms']:.2f} ms"
+                    for name, v in inside.items()
+                )
+            )
         # The framework reads the plain run's first records: the same input for both modes.
         for mode, exactly_once in (("at_least_once", False), ("exactly_once", True)):
             source = f"txb-app-{mode}-{tag}"
@@ -339,22 +396,23 @@ def measure(bootstrap: str, cfg: Config, log: Callable[[str], None]) -> dict[str
 @contextmanager
 def started(
     name: str, work: Path, running: dict[str, str], profile: Path | None
-) -> Iterator[tuple[str, str]]:
-    """(bootstrap, durability) of ``name`` running in ``work`` (or already at ``running``)."""
+) -> Iterator[tuple[str, str, str | None]]:
+    """(bootstrap, durability, shoal's HTTP base URL) of ``name`` running in ``work`` (or
+    already at ``running``)."""
     from bench.peers.systems import DURABILITY, kafka_broker, shoal_process
     from tests.peers.kafka_peer import free_port
 
     work.mkdir(parents=True, exist_ok=True)
     if name in running:
-        yield running[name], f"{DURABILITY[name]} (a server already running)"
+        yield running[name], f"{DURABILITY[name]} (a server already running)", None
     elif name == "shoal":
         bootstrap = f"127.0.0.1:{free_port()}"
         python = ["-m", "cProfile", "-o", str(profile)] if profile else []
-        with shoal_process(work, ["--kafka-listen", bootstrap], python_args=python):
-            yield bootstrap, DURABILITY[name]
+        with shoal_process(work, ["--kafka-listen", bootstrap], python_args=python) as http:
+            yield bootstrap, DURABILITY[name], http
     elif name == "kafka":
         with kafka_broker(work / "kafka") as bootstrap:
-            yield bootstrap, DURABILITY[name]
+            yield bootstrap, DURABILITY[name], None
     else:
         raise ValueError(f"unknown system {name!r}; known: {SYSTEMS}")
 
@@ -437,8 +495,9 @@ def run(
         for name in systems:
             log(f"== {name}")
             try:
-                with started(name, Path(work) / name, running, profile) as (bootstrap, durability):
-                    figures = measure(bootstrap, cfg, log)
+                with started(name, Path(work) / name, running, profile) as system:
+                    bootstrap, durability, metrics_url = system
+                    figures = measure(bootstrap, cfg, log, metrics_url)
                 results["systems"][name] = {
                     "durability": durability,
                     "client": CLIENT,
