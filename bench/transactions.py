@@ -325,7 +325,7 @@ def breakdown(before: dict[str, float], after: dict[str, float], txns: int) -> d
         count = delta(f"{name}_count")
         out[name] = {
             "per_transaction": count / txns,
-            "mean_ms": delta(f"{name}_sum") / count * 1000 if count else float("nan"),
+            "mean_ms": delta(f"{name}_sum") / count * 1000 if count else 0.0,
         }
     return out
 
