@@ -209,3 +209,12 @@ SIM_SEEDS ?= 3000
 SIM_STEPS ?= 200
 simulate: $(STAMP)
 	SHOAL_SIM_SEED=$(SEED) SHOAL_SIM_SEEDS=$(SIM_SEEDS) SHOAL_SIM_STEPS=$(or $(STEPS),$(SIM_STEPS)) $(BIN)/pytest -s --timeout=7200 tests/simulation/test_simulation.py -k every_seed $(PYTEST_ARGS)
+
+# -- transactions bench (issue 14, slice T): transactional produce (transactions of 1,000 records
+# of 100 B, 8 partitions) and the App's exactly_once=True subscriber, shoal against Apache Kafka
+# 4.4 and against themselves without transactions, in the same run; writes
+# bench/results/transactions.{md,json}. BENCH_TRANSACTIONS_ARGS='--quick' for a look,
+# '--systems shoal --profile /tmp/shoal.prof' to profile the broker.
+.PHONY: bench-transactions
+bench-transactions: $(STAMP) peers
+	$(BIN)/python bench/transactions.py $(BENCH_TRANSACTIONS_ARGS)

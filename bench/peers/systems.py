@@ -77,16 +77,19 @@ def shoal_broker(work: Path) -> Iterator[str]:
 
 @contextmanager
 def shoal_process(
-    work: Path, flags: list[str], settings: dict[str, str] | None = None
+    work: Path,
+    flags: list[str],
+    settings: dict[str, str] | None = None,
+    python_args: list[str] | None = None,
 ) -> Iterator[str]:
     """``shoal broker`` on ``work`` (data in ``work/shoal-data``) with ``flags`` and
     ``SHOAL_*`` ``settings``, until it says it is ready; yields its HTTP base URL; SIGTERM on
-    exit."""
+    exit. ``python_args`` go to the interpreter before ``-m shoal.cli`` (a profiler's)."""
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "shoal.log"
     http = f"127.0.0.1:{free_port()}"
     command = [
-        sys.executable, "-m", "shoal.cli", "broker",
+        sys.executable, *(python_args or []), "-m", "shoal.cli", "broker",
         "--data-dir", str(work / "shoal-data"),
         "--http-listen", http,
         *flags,
