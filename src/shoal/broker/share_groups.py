@@ -98,6 +98,10 @@ class ShareGroups:
         self.groups: dict[str, ShareGroup] = {}
         self.partitions: dict[tuple[str, str, int], SharePartition] = {}
         self.sessions: dict[tuple[str, str], ShareSession] = {}
+        self._opened_on: dict[str, tuple[str, str]] = {}
+        """Per connection id, the (group, member) of the last share session it opened: as
+        Kafka's ``ShareSessionCache.connectionIdToSessionMap``, so that its disconnect ends
+        that session (see :meth:`connection_closed`)."""
         self._generations: dict[str, int] = {}
         """Per group, how many times a delete or reset replaced its share-partitions: a state
         file read begun before one is stale (see :meth:`load`)."""
@@ -178,6 +182,20 @@ class ShareGroups:
             sp = self.partitions.get((group_id, topic, index))
             if sp is not None and sp.release_member(member_id):
                 self.wake(topic, index)
+
+    def connection_closed(self, connection_id: str) -> None:
+        """The client connection ``connection_id`` is gone: the share session it opened last,
+        if still open, ends and its member's records of the session's partitions are
+        Available again at once (parked fetches woken), as Kafka 4.4's disconnect listener
+        ends it (``ShareSessionCache.maybeRemoveAndNotifyListeners`` → ``releaseSession``),
+        rather than locked until the acquisition lock or the member's session times out.
+        The member stays in the group: membership is the heartbeat's."""
+        key = self._opened_on.pop(connection_id, None)
+        if key is None:
+            return
+        session = self.sessions.pop(key, None)
+        if session is not None:
+            self.release_session(key[0], key[1], session.partitions)
 
     def share_partition(
         self, group_id: str, topic: str, index: int, plog: PartitionLog
@@ -361,11 +379,16 @@ class ShareGroups:
         epoch: int,
         added: set[TopicPartition],
         forgotten: set[TopicPartition],
+        connection_id: str = "",
     ) -> ShareSession | None:
-        """The session this request belongs to, updated; None when the request closes it."""
+        """The session this request belongs to, updated; None when the request closes it.
+        ``connection_id``: the client connection the request came on (a session opened on it
+        ends when it closes; "" for none)."""
         key = (group_id, member_id)
         if epoch == INITIAL_EPOCH:
             session = self.sessions[key] = ShareSession(1, set(added))
+            if connection_id:
+                self._opened_on[connection_id] = key
             return session
         existing = self.sessions.get(key)
         if existing is None:
