@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from shoal.broker.share_state_writer import ShareStateWriter
+from shoal.broker.share_state_writer import ShareStateWriter, read_stored
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_configs import (
@@ -228,7 +228,7 @@ class ShareGroups:
         if not todo:
             return
         generation = self._generations.get(group_id, 0)
-        stored = await asyncio.to_thread(lambda: [plog.read_side_file(name) for *_, plog in todo])
+        stored = await asyncio.to_thread(lambda: [read_stored(plog, name) for *_, plog in todo])
         if self._generations.get(group_id, 0) != generation:
             return  # deleted or reset meanwhile: share_partition reads afresh
         for (topic, index, plog), raw in zip(todo, stored, strict=True):
@@ -240,7 +240,7 @@ class ShareGroups:
         name = state_file_name(group_id)
         # A write not yet on disk (a DeleteShareGroupOffsets tombstone a moment ago) wins.
         raw = self.writer.newest(plog, name)
-        return raw if raw is not None else plog.read_side_file(name)
+        return raw if raw is not None else read_stored(plog, name)
 
     def _new(self, group_id: str, plog: PartitionLog, stored: bytes | None) -> SharePartition:
         """The share-partition as ``stored`` (its state file) says, else starting where
@@ -300,7 +300,7 @@ class ShareGroups:
         writing = [plog for plog in candidates if self.writer.writing(plog, name)]
         others = [plog for plog in candidates if not self.writer.writing(plog, name)]
         on_disk = writing + await asyncio.to_thread(
-            lambda: [plog for plog in others if plog.read_side_file(name) is not None]
+            lambda: [plog for plog in others if read_stored(plog, name) is not None]
         )
         group = self.groups.get(group_id)  # as it is now, after the scan
         if group is None and not on_disk:
@@ -355,7 +355,7 @@ class ShareGroups:
         found = {(t, i) for t, i, plog in candidates if self.writer.writing(plog, name)}
         others = [(t, i, plog) for t, i, plog in candidates if (t, i) not in found]
         found |= await asyncio.to_thread(
-            lambda: {(t, i) for t, i, plog in others if plog.read_side_file(name) is not None}
+            lambda: {(t, i) for t, i, plog in others if read_stored(plog, name) is not None}
         )
         return found
 
