@@ -13,6 +13,7 @@ import pytest
 
 from shoal.storage import journals
 from shoal.storage.errors import DiskFullError
+from shoal.storage.handles import FileHandles
 from shoal.storage.journals import Journals, encode_record, journal_path, last_record, read_journal
 from shoal.testing.faultfs import FaultyFileSystem
 
@@ -29,6 +30,11 @@ def small_journals(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journals, "JOURNAL_MIN_COMPACT_BYTES", SMALL_COMPACT_BYTES)
 
 
+def _journals(fs: FaultyFileSystem) -> Journals:
+    """A process's journals, through a pool of open files smaller than what they use."""
+    return Journals(fs, DIRECTORY, FileHandles(fs, max_open_files=1))
+
+
 def _fs() -> FaultyFileSystem:
     fs = FaultyFileSystem()
     fs.makedirs(DIRECTORY)
@@ -42,7 +48,7 @@ def _version(rng: random.Random, number: int) -> bytes:
 
 def test_the_newest_version_is_read_and_each_append_is_one_fsync() -> None:
     fs = _fs()
-    journal = Journals(fs, DIRECTORY)
+    journal = _journals(fs)
     assert read_journal(fs, DIRECTORY, NAME) is None
     journal.append(NAME, b"one")  # the first append of a process rewrites the journal whole
     before = fs.fsync_count
@@ -56,7 +62,7 @@ def test_the_newest_version_is_read_and_each_append_is_one_fsync() -> None:
 
 def test_a_journal_is_compacted_once_it_grows(small_journals: None) -> None:
     fs = _fs()
-    journal = Journals(fs, DIRECTORY)
+    journal = _journals(fs)
     for number in range(100):
         journal.append(NAME, b"%03d" % number + b"x" * 50)
         assert len(fs.read_bytes(journal_path(DIRECTORY, NAME))) <= SMALL_COMPACT_BYTES
@@ -79,13 +85,13 @@ def test_a_new_process_never_appends_behind_a_torn_record() -> None:
     """A torn record left by a crash ends what a reader trusts: the first append after the
     restart rewrites the journal, or its records would be unreadable behind the torn one."""
     fs = _fs()
-    Journals(fs, DIRECTORY).append(NAME, b"kept")
+    _journals(fs).append(NAME, b"kept")
     fs.fail_next_write(errno.EIO, after_bytes=5)
     with pytest.raises(OSError):
-        Journals(fs, DIRECTORY).append(NAME, b"torn")  # the first append compacts: intact
+        _journals(fs).append(NAME, b"torn")  # the first append compacts: intact
     path = journal_path(DIRECTORY, NAME)
     fs.write_bytes(path, fs.read_bytes(path) + encode_record(b"torn")[:6])  # a torn tail
-    restarted = Journals(fs, DIRECTORY)
+    restarted = _journals(fs)
     restarted.append(NAME, b"after")
     assert read_journal(fs, DIRECTORY, NAME) == b"after"
     restarted.append(NAME, b"later")
@@ -94,7 +100,7 @@ def test_a_new_process_never_appends_behind_a_torn_record() -> None:
 
 def test_a_failed_append_is_followed_by_a_rewrite() -> None:
     fs = _fs()
-    journal = Journals(fs, DIRECTORY)
+    journal = _journals(fs)
     journal.append(NAME, b"one")
     journal.append(NAME, b"two")
     fs.fail_next_write(errno.ENOSPC, after_bytes=3)
@@ -112,7 +118,7 @@ def test_power_loss_at_any_moment_keeps_the_last_returned_version(
     rng = random.Random(seed)
     fs = FaultyFileSystem(seed)
     fs.makedirs(DIRECTORY)
-    journal = Journals(fs, DIRECTORY)
+    journal = _journals(fs)
     returned: bytes | None = None
     for number in range(VERSIONS_PER_RUN):
         payload = _version(rng, number)
@@ -128,13 +134,29 @@ def test_power_loss_at_any_moment_keeps_the_last_returned_version(
             # The version being appended may have reached the disk whole; nothing else may.
             assert found in (returned, payload), (seed, number, found)
             returned = found
-            journal = Journals(fs, DIRECTORY)  # the restarted process
+            journal = _journals(fs)  # the restarted process
             continue
         journal.append(NAME, payload)
         returned = payload
         if rng.random() < 0.1:  # a power cut between appends loses nothing returned
             fs.crash(keep_unsynced=rng.random() < 0.7)
             assert read_journal(fs, DIRECTORY, NAME) == returned, (seed, number)
-            journal = Journals(fs, DIRECTORY)
+            journal = _journals(fs)
     fs.crash(keep_unsynced=True)
     assert read_journal(fs, DIRECTORY, NAME) == returned
+
+
+def test_more_journals_than_the_pool_of_open_files() -> None:
+    """Journals hold no descriptor of their own: with a pool of one open file, two journals
+    appended in turn evict each other's handle and each still gets its versions."""
+    fs = _fs()
+    handles = FileHandles(fs, max_open_files=1)
+    journal = Journals(fs, DIRECTORY, handles)
+    for number in range(10):
+        for name in ("share-a", "share-b"):
+            journal.append(name, b"%s %d" % (name.encode(), number))
+            assert handles.open_count <= 1
+    assert read_journal(fs, DIRECTORY, "share-a") == b"share-a 9"
+    assert read_journal(fs, DIRECTORY, "share-b") == b"share-b 9"
+    fs.crash()
+    assert read_journal(fs, DIRECTORY, "share-b") == b"share-b 9"

@@ -22,12 +22,12 @@ vanishes with the partition's directory.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from shoal.records.crc import crc32c
 from shoal.storage.errors import DiskFullError
-from shoal.storage.fs import SPACE_ERRNOS, File, FileSystem, write_atomically
+from shoal.storage.fs import SPACE_ERRNOS, FileSystem, write_atomically
+from shoal.storage.handles import FileHandles
 from shoal.storage.sidefiles import SIDE_FILE_BYTES_MAX, side_file_path
 
 JOURNAL_SUFFIX: Final = ".journal"
@@ -78,20 +78,18 @@ def read_journal(fs: FileSystem, directory: str, name: str) -> bytes | None:
         f.close()
 
 
-@dataclass(slots=True)
-class _Open:
-    file: File
-    size: int
-
-
 class Journals:
-    """The side journals of one partition directory that this process appends to, each kept
-    open between appends. Not thread-safe: the partition log calls it under its flush lock."""
+    """The side journals of one partition directory that this process appends to. Their files
+    are opened through the log's bounded pool of open files (a journal per share group and
+    partition would otherwise hold a descriptor each). Not thread-safe: the partition log
+    calls it under its flush lock."""
 
-    def __init__(self, fs: FileSystem, directory: str) -> None:
+    def __init__(self, fs: FileSystem, directory: str, handles: FileHandles) -> None:
         self._fs = fs
         self._directory = directory
-        self._open: dict[str, _Open] = {}
+        self._handles = handles
+        self._sizes: dict[str, int] = {}
+        """Per journal this process compacted since: its size, every byte a whole record."""
 
     def append(self, name: str, payload: bytes) -> None:
         """Make ``payload`` the newest version of journal ``name``, durably (fsynced) before
@@ -100,34 +98,29 @@ class Journals:
         if len(payload) > SIDE_FILE_BYTES_MAX:
             raise ValueError(f"side journal {name!r} of {len(payload)} bytes is over the limit")
         record = encode_record(payload)
-        current = self._open.get(name)
+        size = self._sizes.pop(name, None)  # back only once this append is whole and durable
+        path = journal_path(self._directory, name)
         try:
-            if current is None or _wants_compaction(current.size + len(record), len(record)):
-                self._compact(name, record)
+            if size is None or _wants_compaction(size + len(record), len(record)):
+                # The pool's handle would stay on the file the rename replaces.
+                self._handles.close(path)
+                write_atomically(self._fs, path, record)  # NoSpaceForCopy: ENOSPC
+                self._sizes[name] = len(record)
                 return
-            current.file.append([record])
-            current.file.fsync()
-            current.size += len(record)
+            with self._handles.using(path) as f:
+                f.append([record])
+                f.fsync()
+            self._sizes[name] = size + len(record)
         except OSError as exc:
-            self._drop(name)  # a torn tail: the next append rewrites the journal whole
+            # A torn tail may follow the last whole record: the next append rewrites it all.
             if exc.errno in SPACE_ERRNOS:
                 raise DiskFullError(f"no space to append to side journal {name}") from exc
             raise
 
-    def _compact(self, name: str, record: bytes) -> None:
-        self._drop(name)
-        path = journal_path(self._directory, name)
-        write_atomically(self._fs, path, record)  # NoSpaceForCopy is an OSError of ENOSPC
-        self._open[name] = _Open(self._fs.open(path), len(record))
-
-    def _drop(self, name: str) -> None:
-        current = self._open.pop(name, None)
-        if current is not None:
-            current.file.close()
-
     def close(self) -> None:
-        for name in list(self._open):
-            self._drop(name)
+        for name in list(self._sizes):
+            self._handles.close(journal_path(self._directory, name))
+        self._sizes.clear()
 
 
 def _wants_compaction(size_after: int, record_bytes: int) -> bool:

@@ -151,7 +151,7 @@ class PartitionLog:
         self._flushed_batches = 0
         self._waiters: deque[tuple[int, Future[None]]] = deque()
         self._closed = False
-        self._journals = Journals(fs, directory)
+        self._journals = Journals(fs, directory, handles)
         """Side journals appended to by this process (see :mod:`shoal.storage.journals`)."""
 
     # -- opening and recovery -------------------------------------------------------------
