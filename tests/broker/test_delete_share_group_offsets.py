@@ -117,7 +117,7 @@ def test_a_fetch_while_the_tombstone_is_written_does_not_see_the_old_state(
     tombstone_waits = asyncio.Event()
 
     async def gated_thread(call: Callable[[], None]) -> None:
-        # The writer hands over functools.partial(plog.write_side_file, name, payload).
+        # The writer hands over functools.partial(plog.append_side_journal, name, payload).
         if getattr(call, "args", (None, None))[1] == encode_deleted(GROUP):
             tombstones.append(call)
             tombstone_waits.set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shoal.broker.share_groups import MAX_EPOCH, ShareGroups, ShareSessionError, next_epoch
+from shoal.coordinator.share_partition import RecordState, SharePartition, SharePartitionSettings
 from shoal.protocol import ErrorCode
 from shoal.testing.clock import FakeClock
 
@@ -29,3 +30,28 @@ def test_session_epochs() -> None:
     with pytest.raises(ShareSessionError):
         shares.session("g", "m", 1, set(), set())
     assert next_epoch(MAX_EPOCH) == 1
+
+
+def test_a_session_ends_with_the_connection_that_opened_it() -> None:
+    """Kafka 4.4's share-session cache maps each connection to the session it opened last and
+    ends that session when the connection closes, releasing what its member holds."""
+    clock = FakeClock()
+    shares = ShareGroups(clock)
+    woken: list[tuple[str, int]] = []
+    shares.wake = lambda topic, index: woken.append((topic, index))
+    sp = shares.partitions[("g", "t", 0)] = SharePartition(clock, SharePartitionSettings(), 0)
+    assert sp.acquire("m", range(3), 3)
+    shares.session("g", "m", 0, {("t", 0)}, set(), "conn-1")
+    shares.session("g", "other", 0, {("t", 0)}, set(), "conn-2")
+    shares.connection_closed("conn-9")  # no session of its own: nothing happens
+    assert ("g", "m") in shares.sessions and woken == []
+    shares.connection_closed("conn-1")
+    assert ("g", "m") not in shares.sessions and ("g", "other") in shares.sessions
+    assert woken == [("t", 0)]
+    assert all(r.state is RecordState.AVAILABLE for r in sp.records.values())
+    shares.connection_closed("conn-1")  # once only
+    assert woken == [("t", 0)]
+    # A session already closed (epoch -1) before its connection went: nothing left to end.
+    assert shares.session("g", "other", -1, set(), set()) is None
+    shares.connection_closed("conn-2")
+    assert woken == [("t", 0)]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from shoal.broker.share_groups import ShareGroups
-from shoal.broker.share_state_writer import ShareStateWriter
+from shoal.broker.share_state_writer import ShareStateWriter, read_stored
 from shoal.coordinator.share_partition import AcknowledgementBatch
 from shoal.coordinator.share_state import decode_state, state_file_name
 from shoal.storage import FlushPolicy, LogConfig, PartitionLog, StorageError
@@ -90,7 +90,7 @@ def test_the_state_fsync_runs_on_a_worker_thread_and_is_done_when_awaited() -> N
     loop_thread = asyncio.run(scenario())
     assert fs.state_fsync_threads, "the state file was not fsynced"
     assert loop_thread not in fs.state_fsync_threads
-    state = decode_state(GROUP, plog.read_side_file(state_file_name(GROUP)) or b"")
+    state = decode_state(GROUP, read_stored(plog, state_file_name(GROUP)) or b"")
     assert state is not None and state.start_offset == 1  # offset 0 accepted, durably
 
 
@@ -129,7 +129,7 @@ def test_writes_land_in_the_order_the_state_changed() -> None:
 
     asyncio.run(scenario())
     assert len(calls) == 2  # one write for the first, one for the three behind it
-    state = decode_state(GROUP, plog.read_side_file(state_file_name(GROUP)) or b"")
+    state = decode_state(GROUP, read_stored(plog, state_file_name(GROUP)) or b"")
     assert state is not None and state.start_offset == 3  # 3 released: Available again
 
 
@@ -265,4 +265,4 @@ def test_the_state_is_encoded_once_per_write_not_once_per_acknowledgement() -> N
 
     asyncio.run(scenario())
     assert made == [1, 4]  # 2 and 3 were never encoded: 4 replaced them before their write
-    assert plog.read_side_file("share-test") == b"state 4"
+    assert read_stored(plog, "share-test") == b"state 4"

@@ -14,6 +14,9 @@ the wire for the admin APIs (issue 16, slice Q):
   transaction's commit marker acquires the marker's offset, a GAP acknowledgement of it is
   accepted, and the record after it comes next.
 
+- ``share_disconnect``: a member's connection is cut while it holds a record; Kafka releases
+  the record at once (another member acquires it, delivery count 2, inside a 60 s lock).
+
 Records are keyed; results are what each consumer saw, as (key, delivery count), sorted (the
 two brokers may split deliveries over polls differently).
 """
@@ -422,11 +425,42 @@ def share_session_close(bootstrap: str) -> Result:
     return out
 
 
+def share_disconnect(bootstrap: str) -> Result:
+    """A member's connection is cut while it holds a record it never acknowledged (no session
+    close, no leave): Kafka 4.4's share-session cache hears of the disconnect and releases the
+    record at once, so another member acquires it well inside the 60 s lock (delivered a
+    second time); the cut member is still in the group meanwhile (its heartbeat session has
+    not expired)."""
+    topic, group = create_topic(bootstrap), unique("share-cut")
+    out: Result = {
+        "configs": _set_configs(
+            bootstrap,
+            group,
+            {
+                "share.auto.offset.reset": "earliest",
+                "share.record.lock.duration.ms": str(CLOSE_LOCK_MS),
+            },
+        )
+    }
+    _produce(bootstrap, topic, ["held"])
+    with WireClient(bootstrap) as second_client:
+        with WireClient(bootstrap) as first_client:
+            holder = _WireShareMember(first_client, group, topic)
+            holder.join()
+            out["held"] = holder.next_acquired([])
+        # first_client's socket is closed here, nothing more sent on it.
+        other = _WireShareMember(second_client, group, topic)
+        other.join()
+        out["other"] = other.next_acquired([])
+    return out
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
     "share_delivery": share_delivery,
     "share_isolation": share_isolation,
     "share_marker_offsets": share_marker_offsets,
     "share_session_close": share_session_close,
+    "share_disconnect": share_disconnect,
 }
 
 

@@ -178,6 +178,12 @@ class Broker:
         handler = self._handlers[int(request.header.api_key)]
         return await handler(self, ctx, request)
 
+    def connection_closed(self, connection_id: str) -> None:
+        """The server closed, or lost, client connection ``connection_id`` (after its
+        requests ended): what was tied to it ends too, as Kafka's connection-disconnect
+        listeners do: the share session it opened (issue 16, slice Q)."""
+        self.share_groups.connection_closed(connection_id)
+
     # -- the one append operation -------------------------------------------------------
 
     def append(

@@ -46,6 +46,11 @@ class RequestContext:
     builds the response: the value holds until the handler next awaits, because the server
     encodes and counts the response before any other task runs."""
 
+    connection_id: str = ""
+    """The client connection the request came on, unique while the broker runs (Kafka's
+    connection id: local address, peer address, a counter); "" with no connection behind it.
+    Share sessions opened on it end when it closes (issue 16, slice Q)."""
+
     def effects_applied(self) -> None:
         """Everything this request changes is changed: the next request may start."""
         self.on_effects_applied()

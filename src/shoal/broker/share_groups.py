@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from shoal.broker.share_state_writer import ShareStateWriter
+from shoal.broker.share_state_writer import ShareStateWriter, read_stored
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_configs import (
@@ -98,6 +98,10 @@ class ShareGroups:
         self.groups: dict[str, ShareGroup] = {}
         self.partitions: dict[tuple[str, str, int], SharePartition] = {}
         self.sessions: dict[tuple[str, str], ShareSession] = {}
+        self._opened_on: dict[str, tuple[str, str]] = {}
+        """Per connection id, the (group, member) of the last share session it opened: as
+        Kafka's ``ShareSessionCache.connectionIdToSessionMap``, so that its disconnect ends
+        that session (see :meth:`connection_closed`)."""
         self._generations: dict[str, int] = {}
         """Per group, how many times a delete or reset replaced its share-partitions: a state
         file read begun before one is stale (see :meth:`load`)."""
@@ -179,6 +183,20 @@ class ShareGroups:
             if sp is not None and sp.release_member(member_id):
                 self.wake(topic, index)
 
+    def connection_closed(self, connection_id: str) -> None:
+        """The client connection ``connection_id`` is gone: the share session it opened last,
+        if still open, ends and its member's records of the session's partitions are
+        Available again at once (parked fetches woken), as Kafka 4.4's disconnect listener
+        ends it (``ShareSessionCache.maybeRemoveAndNotifyListeners`` → ``releaseSession``),
+        rather than locked until the acquisition lock or the member's session times out.
+        The member stays in the group: membership is the heartbeat's."""
+        key = self._opened_on.pop(connection_id, None)
+        if key is None:
+            return
+        session = self.sessions.pop(key, None)
+        if session is not None:
+            self.release_session(key[0], key[1], session.partitions)
+
     def share_partition(
         self, group_id: str, topic: str, index: int, plog: PartitionLog
     ) -> SharePartition:
@@ -210,7 +228,7 @@ class ShareGroups:
         if not todo:
             return
         generation = self._generations.get(group_id, 0)
-        stored = await asyncio.to_thread(lambda: [plog.read_side_file(name) for *_, plog in todo])
+        stored = await asyncio.to_thread(lambda: [read_stored(plog, name) for *_, plog in todo])
         if self._generations.get(group_id, 0) != generation:
             return  # deleted or reset meanwhile: share_partition reads afresh
         for (topic, index, plog), raw in zip(todo, stored, strict=True):
@@ -222,7 +240,7 @@ class ShareGroups:
         name = state_file_name(group_id)
         # A write not yet on disk (a DeleteShareGroupOffsets tombstone a moment ago) wins.
         raw = self.writer.newest(plog, name)
-        return raw if raw is not None else plog.read_side_file(name)
+        return raw if raw is not None else read_stored(plog, name)
 
     def _new(self, group_id: str, plog: PartitionLog, stored: bytes | None) -> SharePartition:
         """The share-partition as ``stored`` (its state file) says, else starting where
@@ -282,7 +300,7 @@ class ShareGroups:
         writing = [plog for plog in candidates if self.writer.writing(plog, name)]
         others = [plog for plog in candidates if not self.writer.writing(plog, name)]
         on_disk = writing + await asyncio.to_thread(
-            lambda: [plog for plog in others if plog.read_side_file(name) is not None]
+            lambda: [plog for plog in others if read_stored(plog, name) is not None]
         )
         group = self.groups.get(group_id)  # as it is now, after the scan
         if group is None and not on_disk:
@@ -337,7 +355,7 @@ class ShareGroups:
         found = {(t, i) for t, i, plog in candidates if self.writer.writing(plog, name)}
         others = [(t, i, plog) for t, i, plog in candidates if (t, i) not in found]
         found |= await asyncio.to_thread(
-            lambda: {(t, i) for t, i, plog in others if plog.read_side_file(name) is not None}
+            lambda: {(t, i) for t, i, plog in others if read_stored(plog, name) is not None}
         )
         return found
 
@@ -361,11 +379,16 @@ class ShareGroups:
         epoch: int,
         added: set[TopicPartition],
         forgotten: set[TopicPartition],
+        connection_id: str = "",
     ) -> ShareSession | None:
-        """The session this request belongs to, updated; None when the request closes it."""
+        """The session this request belongs to, updated; None when the request closes it.
+        ``connection_id``: the client connection the request came on (a session opened on it
+        ends when it closes; "" for none)."""
         key = (group_id, member_id)
         if epoch == INITIAL_EPOCH:
             session = self.sessions[key] = ShareSession(1, set(added))
+            if connection_id:
+                self._opened_on[connection_id] = key
             return session
         existing = self.sessions.get(key)
         if existing is None:

@@ -1,5 +1,10 @@
 """Share-partition state files written off the event loop, in order (KIP-932, issue 16).
 
+Each version of a state is appended to the partition's side journal for it (one append and
+one fsync: shoal.storage.journals), not written as a new whole file (temporary file, fsync,
+rename, directory fsync) as before; :func:`read_stored` still reads a state file of that older
+format when there is no journal yet (an upgrade); once a journal is written, it wins.
+
 An acknowledgement is answered only once a state that includes it is on disk (fsynced), but
 the write and its fsync run on a worker thread: the event loop serves every other client's
 requests meanwhile, as it does while the flusher fsyncs appends. One write per state file is
@@ -80,7 +85,7 @@ class ShareStateWriter:
                 error: Exception | None = None
                 try:
                     await self._run_in_thread(
-                        functools.partial(plog.write_side_file, state_file.name, payload)
+                        functools.partial(plog.append_side_journal, state_file.name, payload)
                     )
                 except Exception as exc:  # handed to every waiter this write covers
                     error = exc
@@ -119,6 +124,13 @@ class ShareStateWriter:
         """Finish every write asked for: call before the logs close."""
         while writers := [f.writer for f in self._files.values() if f.writer is not None]:
             await asyncio.gather(*writers, return_exceptions=True)
+
+
+def read_stored(plog: PartitionLog, name: str) -> bytes | None:
+    """The state on disk (blocking: call it off the event loop): the newest version in the
+    side journal, else the whole side file that shoal wrote before it kept journals."""
+    stored = plog.read_side_journal(name)
+    return stored if stored is not None else plog.read_side_file(name)
 
 
 def _made(state_file: _StateFile) -> bytes:

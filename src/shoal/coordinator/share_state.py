@@ -2,10 +2,11 @@
 start offset and in-flight batches with state and delivery count, as JSON, named after its
 group so that two groups never read each other's state.
 
-shoal keeps one such side file per share group in the partition's directory, replaced
-atomically and fsynced before an acknowledgement is answered, so a restart redelivers no
-acknowledged record. Acquisitions are not written: after a crash a record acquired since the
-last write is Available again (delivered again, its count as last written), as Kafka's state
+shoal keeps one such state per share group in the partition's directory, each version
+appended to a side journal and fsynced before an acknowledgement is answered (see
+shoal.broker.share_state_writer), so a restart redelivers no acknowledged record.
+Acquisitions are not written: after a crash a record acquired since the last write is
+Available again (delivered again, its count as last written), as Kafka's state
 after a leader change; none is lost.
 """
 

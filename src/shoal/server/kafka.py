@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import ssl
 import time
@@ -65,6 +66,9 @@ from shoal.server.response_budget import ConnectionBudget, ResponseBudget, Respo
 log = logging.getLogger(__name__)
 
 READ_CHUNK_BYTES: Final = 256 * 1024
+
+_connection_numbers = itertools.count()
+"""Makes each connection's id unique while the process runs (issue 16, slice Q)."""
 
 Frame: TypeAlias = list[Buffer]
 """A response frame as the buffers to write in order (see :func:`encode_response_frame`)."""
@@ -290,6 +294,11 @@ class _Connection:
         self._limits = limits
         peer = writer.get_extra_info("peername") or ("?", 0)
         self._host, self._port = str(peer[0]), int(peer[1])
+        local = writer.get_extra_info("sockname") or ("?", 0)
+        self.connection_id = (
+            f"{local[0]}:{local[1]}-{self._host}:{self._port}-{next(_connection_numbers)}"
+        )
+        """Kafka's connection id: the broker hears of the connection's end by it."""
         # Each entry: the response frame being produced (as buffers to write in order), and
         # the request's size (released once sent).
         self._responses: asyncio.Queue[tuple[asyncio.Future[Frame | None], int] | None] = (
@@ -323,7 +332,12 @@ class _Connection:
         except Exception:
             log.exception("connection from %s:%d failed; closing", self._host, self._port)
         finally:
-            await self._finish(peer_gone)
+            try:
+                await self._finish(peer_gone)
+            finally:
+                # Its requests ended (or were cancelled): what was tied to the connection
+                # goes, such as the share session it opened (records released at once).
+                self._broker.connection_closed(self.connection_id)
 
     async def _finish(self, peer_gone: bool) -> None:
         """Write the queued responses (unless nobody is left to read them), then close.
@@ -551,6 +565,7 @@ class _Connection:
                 listener_name=self._listener_name,
                 on_effects_applied=mark_applied,
                 response_room=self._response_room(header.api_key, header.client_id),
+                connection_id=self.connection_id,
             )
             response: HandlerResult
             if gated and self._gate is not None:

@@ -34,6 +34,7 @@ from shoal.storage.errors import (
 from shoal.storage.fs import SPACE_ERRNOS, FileSystem, NoSpaceForCopy
 from shoal.storage.handles import FileHandles
 from shoal.storage.index import MAX_RELATIVE
+from shoal.storage.journals import Journals, read_journal
 from shoal.storage.recovery import recover_segments, remove_segment_files
 from shoal.storage.segment import Segment, SegmentRead
 
@@ -150,6 +151,8 @@ class PartitionLog:
         self._flushed_batches = 0
         self._waiters: deque[tuple[int, Future[None]]] = deque()
         self._closed = False
+        self._journals = Journals(fs, directory, handles)
+        """Side journals appended to by this process (see :mod:`shoal.storage.journals`)."""
 
     # -- opening and recovery -------------------------------------------------------------
 
@@ -600,6 +603,25 @@ class PartitionLog:
             except OSError as exc:
                 raise self._health.fail(f"could not write {name} of {self.name}: {exc}") from exc
 
+    def read_side_journal(self, name: str) -> bytes | None:
+        """The newest whole version in side journal ``name`` (see
+        :mod:`shoal.storage.journals`), or None when there is none."""
+        try:
+            return read_journal(self._fs, self.directory, name)
+        except OSError as exc:
+            raise StorageError(f"could not read side journal {name} of {self.name}: {exc}") from exc
+
+    def append_side_journal(self, name: str, payload: bytes) -> None:
+        """Make ``payload`` the newest version of side journal ``name``, durably: one append
+        and one fsync (a rewrite now and then); safe from any thread. Errors as
+        :meth:`write_side_file`."""
+        with self._flush_lock:
+            self._check_writable()
+            try:
+                self._journals.append(name, payload)  # DiskFullError without space
+            except OSError as exc:
+                raise self._health.fail(f"could not write {name} of {self.name}: {exc}") from exc
+
     # -- deleting data --------------------------------------------------------------------
 
     def delete_records(self, before_offset: int) -> int:
@@ -814,6 +836,7 @@ class PartitionLog:
                 self._closed = True
                 for segment in self._segments:
                     self._handles.close(segment.path)
+                self._journals.close()
             if self._flusher is not None:
                 self._flusher.unregister(self)
             self._fail_waiters(LogClosedError(f"{self.name} was closed"))

@@ -6,8 +6,9 @@ with consumers), over the wire against the broker:
 - a member whose acknowledgement frees room in the in-flight window acquires in that same
   request, before the parked fetches it wakes (the fetch used to wait for the
   acknowledgement's fsync first, and the parked fetches took the room);
-- a parked ShareFetch is answered when another member gives records back by leaving the group
-  or closing its share session (Kafka's ``releaseSession``), not at its max_wait;
+- a parked ShareFetch is answered when another member gives records back by leaving the group,
+  closing its share session (Kafka's ``releaseSession``) or losing the connection that opened
+  it (Kafka's share-session disconnect listener), not at its max_wait;
 - an acknowledgement that frees nothing (inside the window) wakes no parked fetch.
 
 The parked fetches have a long max_wait; the bound on their answers is a hang guard well
@@ -245,7 +246,9 @@ def test_the_member_that_frees_the_window_acquires_before_the_fetches_it_wakes(
     assert _acquired(parked.result(ANSWER_WAIT_S)) == [(WINDOW_RECORDS, 2 * WINDOW_RECORDS - 1)]
 
 
-@pytest.mark.parametrize("how", ["leaves the group", "closes its share session"])
+@pytest.mark.parametrize(
+    "how", ["leaves the group", "closes its share session", "loses its connection"]
+)
 def test_a_parked_fetch_is_answered_when_another_member_gives_records_back(
     queue: tuple[_Member, _Member, _Member], how: str
 ) -> None:
@@ -255,8 +258,10 @@ def test_a_parked_fetch_is_answered_when_another_member_gives_records_back(
     parked = b.park(max_records=BATCH_RECORDS)
     if how == "leaves the group":
         a.leave()
-    else:
+    elif how == "closes its share session":
         assert a.fetch(max_records=BATCH_RECORDS, close=True) == []
+    else:  # the socket is cut, nothing sent: Kafka's disconnect listener ends a's session
+        a.client.close()
     # a's records are Available again (delivery 2) and b's parked fetch takes some at once.
     assert _acquired(parked.result(ANSWER_WAIT_S)) == [(0, BATCH_RECORDS - 1)]
 

@@ -10,7 +10,8 @@ holding acquired records go out, no others; the client keeps only the AcquiredRe
 (and acknowledges as GAP an acquired offset that holds no data record: a transaction marker,
 which is acquired like any offset read, as Kafka does). With nothing to acquire the
 request waits up to MaxWaitMs for an append, a release or a lock to expire. Epoch -1 closes
-the session: acknowledgements only, then what the member still holds is released.
+the session: acknowledgements only, then what the member still holds is released; so does
+the close of the connection that opened the session (``ShareGroups.connection_closed``).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     shares.expire(group_id)
     closing = shares.sessions.get((group_id, member_id)) if epoch == FINAL_EPOCH else None
     try:
-        session = shares.session(group_id, member_id, epoch, added, forgotten)
+        session = shares.session(group_id, member_id, epoch, added, forgotten, ctx.connection_id)
     except ShareSessionError as exc:
         return answer(exc.code, str(exc), {})
     # Read is decided for the request's topics and the session's (an incremental request
