@@ -75,7 +75,11 @@ class Outputs:
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
-        self._pending: list[asyncio.Task[None]] = []
+        self._pending: list[asyncio.Future[None]] = []
+        # A transport that can produce at once (Kafka) saves a coroutine and a task per output.
+        self._send_nowait: Callable[..., asyncio.Future[None]] | None = getattr(
+            transport, "send_nowait", None
+        )
 
     def send(
         self,
@@ -85,6 +89,16 @@ class Outputs:
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         raw_key = key.encode() if isinstance(key, str) else key
+        if self._send_nowait is not None:
+            try:
+                sent = self._send_nowait(topic, value, raw_key, list(headers))
+            except TransportError as exc:
+                # Raised where send's task would: at drain, failing the fetch, not the handler
+                # (whose retry policy is for its own failures).
+                sent = asyncio.get_running_loop().create_future()
+                sent.set_exception(exc)
+            self._pending.append(sent)
+            return
         send = self._transport.send(topic, value, raw_key, list(headers))
         self._pending.append(asyncio.ensure_future(send))
 
@@ -196,6 +210,7 @@ class Processor:
             await consumer.start()
             self.consumer = consumer
             self.subscribed.set()
+            aborted = False
             try:
                 while not stop.is_set():
                     await self._one_fetch(consumer)
@@ -208,10 +223,15 @@ class Processor:
                     "%s: fetch aborted (%s); restoring from the changelogs", self.group, exc
                 )
                 self.aborted_fetches += 1
-                self.forget_all()
+                aborted = True
             finally:
                 self.consumer = None
                 await consumer.close()
+            if aborted:
+                # After the close: a poll still running when the fetch aborted (the consumer's
+                # prefetch) may have been given partitions meanwhile and restored them; the
+                # next consumer's assignment restores what it is given, from scratch.
+                self.forget_all()
 
     def _new_consumer(self) -> TransportConsumer:
         factory: Any = (
