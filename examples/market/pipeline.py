@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,13 @@ async def _send_feed(
             pending = []
     await asyncio.gather(*pending)
     return time.monotonic() - started
+
+
+def _shifted(feed: list[tuple[float, Event]], by_ms: int) -> list[tuple[float, Event]]:
+    """The feed with every exchange timestamp ``by_ms`` later."""
+    if by_ms == 0:
+        return feed
+    return [(arrival, replace(e, ts_ms=e.ts_ms + by_ms)) for arrival, e in feed]
 
 
 async def _wait_for(done: Callable[[], bool], what: str) -> None:
@@ -198,6 +205,10 @@ async def run_pipeline(
             feed = [(0.0, e) for e in replay_csv(csv_path, start_ms if realtime else None)]
         else:
             feed = generate(settings, start_ms)
+        if realtime or csv_path is None:
+            # ... once the feed is made, too: its making (seconds for a large feed) would
+            # otherwise count in every event's latency from its exchange timestamp.
+            feed = _shifted(feed, int(time.time() * 1_000) - start_ms)
         events = [e for _, e in feed]
         sending = asyncio.create_task(_send_feed(transport, topics, feed, monitor, pay, realtime))
         trades = sum(1 for e in events if e.kind == "trade")
