@@ -38,10 +38,20 @@ def test_orders_takes_only_the_broker() -> None:
     ]  # fmt: skip
 
 
+def test_orders_refuses_the_market_options_instead_of_ignoring_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "orders", "--seconds", "5", "--rate", "100"])
+    assert exited.value.code == 2
+    assert "--seconds and --rate: only for the market demo" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ("nope",),
+        ("orders", "--registry", "http://h:8081"),
         ("market", "--seconds", "0"),
         ("market", "--rate", "-5"),
         ("market", "--seconds", "1e9"),

@@ -19,6 +19,11 @@ SECONDS_MAX: Final = 3_600.0
 """A demo, not a soak: an hour is already far more than anyone watches."""
 RATE_MAX: Final = 1_000_000
 """Events per second of the market feed; beyond what one process generates."""
+SECONDS_DEFAULT: Final = 10.0
+RATE_DEFAULT: Final = 2_000
+MARKET_ONLY: Final = ("seconds", "rate", "registry")
+"""Options of the market demo alone: the orders demo runs a fixed saga (six orders, a duplicate
+and a redrive) with no feed to time or pace, so it refuses them rather than ignore them."""
 
 
 def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,16 +43,15 @@ def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.add_argument(
         "--seconds",
         type=_seconds,
-        default=10.0,
-        help="market: how long the feed runs (default 10)",
+        help=f"market only: how long the feed runs (default {SECONDS_DEFAULT:g})",
     )
     demo.add_argument(
-        "--rate", type=_rate, default=2_000, help="market: events per second (default 2000)"
+        "--rate", type=_rate, help=f"market only: events per second (default {RATE_DEFAULT})"
     )
     demo.add_argument(
         "--registry",
         metavar="URL",
-        help="market with --bootstrap: a schema registry for Avro payloads (default: JSON)",
+        help="market only, with --bootstrap: a schema registry for Avro payloads (default: JSON)",
     )
     demo.add_argument("-v", "--verbose", action="store_true", help="show the framework's logs")
     demo.set_defaults(run=run_demo, command_parser=demo)
@@ -67,13 +71,22 @@ def _rate(text: str) -> int:
     return value
 
 
+def misplaced_options(args: argparse.Namespace) -> list[str]:
+    """The market-only options given to another example."""
+    if args.example == "market":
+        return []
+    return [f"--{name}" for name in MARKET_ONLY if getattr(args, name) is not None]
+
+
 def example_argv(args: argparse.Namespace) -> list[str]:
     """The example's own command line for these options."""
     argv = ["--verbose"] if args.verbose else []
     if args.bootstrap:
         argv += ["--broker", f"kafka://{args.bootstrap}"]
     if args.example == "market":
-        argv += ["--seconds", f"{args.seconds:g}", "--rate", str(args.rate), "--live"]
+        seconds = SECONDS_DEFAULT if args.seconds is None else args.seconds
+        rate = RATE_DEFAULT if args.rate is None else args.rate
+        argv += ["--seconds", f"{seconds:g}", "--rate", str(rate), "--live"]
         if args.registry:
             argv += ["--registry", args.registry]
         elif args.bootstrap:
@@ -84,6 +97,12 @@ def example_argv(args: argparse.Namespace) -> list[str]:
 def run_demo(args: argparse.Namespace) -> int:
     from shoal.demo import DemoUnavailable, run
 
+    misplaced = misplaced_options(args)
+    if misplaced:
+        args.command_parser.error(
+            f"{' and '.join(misplaced)}: only for the market demo (the {args.example} demo runs "
+            "a fixed saga of six orders, with no feed to time or pace)"
+        )
     try:
         return run(args.example, example_argv(args))
     except DemoUnavailable as exc:

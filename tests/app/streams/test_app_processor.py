@@ -205,3 +205,43 @@ def test_a_processor_refuses_retry_topics_and_sync_handlers() -> None:
         app.processor("t", group="g", retry=Retry.with_topics(1_000))
     with pytest.raises(TypeError, match="async function"):
         app.processor("t", group="g")(lambda msg, out: None)  # type: ignore[arg-type]
+
+
+def test_a_processors_lag_is_reported_under_its_group_until_it_catches_up(
+    broker: EmbeddedBroker,
+) -> None:
+    """The lag metric counts a processor's records not yet committed: all of them while its
+    handler is held up on the first, none once it has caught up."""
+    bootstrap = broker.bootstrap_servers
+    source, group, records = f"{PREFIX}.lagging", f"{PREFIX}.lag-group", 5
+
+    async def scenario() -> None:
+        app = App(f"kafka://{bootstrap}", name="lagging", lag_interval_s=0.05)
+        release = asyncio.Event()
+
+        @app.processor(source, group=group)
+        async def slow(msg: Message, out: Outputs) -> None:
+            await release.wait()
+
+        def lag() -> float | None:
+            series = [
+                v
+                for (name, labels), v in _scrape(app).items()
+                if name == "shoal_consumer_lag" and ("group", group) in labels
+            ]
+            return sum(series) if series else None
+
+        await app.start()
+        try:
+            producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+            for i in range(records):
+                producer.produce(source, str(i).encode(), b"k")
+            assert producer.flush(30) == 0
+            await _wait(lambda: lag() == records, f"a lag of {records}")
+            release.set()
+            await _wait(lambda: lag() == 0, "the lag to fall to 0")
+        finally:
+            release.set()
+            await app.stop()
+
+    asyncio.run(scenario())

@@ -22,7 +22,10 @@ offsets committed, synchronously, before another member can start on it), and it
 dropped. From then on this instance writes nothing of it: a record of it still in a prefetched
 batch is left alone, and the changelog records of a partition it no longer owns are not sent
 (the fence). A revocation that cannot wait (a fetch longer than ``REVOKE_FETCH_WAIT_S``)
-fences at once: that fetch then writes and commits nothing of the partition. A member the
+fences at once: that fetch then writes and commits nothing of the partition; with
+``exactly_once`` its whole transaction is aborted (the outputs it sent for the fenced
+partition must not commit without that partition's offsets), and the instance restores its
+other partitions from their changelogs, as after any abort. A member the
 group dropped without a revocation (cut off past its session timeout) may still write until
 it notices; the stores' replay rule keeps the new owner's state exact regardless, and with
 ``exactly_once`` that zombie's transaction is refused by the group's generation (KIP-447) and
@@ -72,7 +75,11 @@ class Outputs:
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
-        self._pending: list[asyncio.Task[None]] = []
+        self._pending: list[asyncio.Future[None]] = []
+        # A transport that can produce at once (Kafka) saves a coroutine and a task per output.
+        self._send_nowait: Callable[..., asyncio.Future[None]] | None = getattr(
+            transport, "send_nowait", None
+        )
 
     def send(
         self,
@@ -82,6 +89,16 @@ class Outputs:
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         raw_key = key.encode() if isinstance(key, str) else key
+        if self._send_nowait is not None:
+            try:
+                sent = self._send_nowait(topic, value, raw_key, list(headers))
+            except TransportError as exc:
+                # Raised where send's task would: at drain, failing the fetch, not the handler
+                # (whose retry policy is for its own failures).
+                sent = asyncio.get_running_loop().create_future()
+                sent.set_exception(exc)
+            self._pending.append(sent)
+            return
         send = self._transport.send(topic, value, raw_key, list(headers))
         self._pending.append(asyncio.ensure_future(send))
 
@@ -107,6 +124,7 @@ class Processor:
         fetch_records_max: int = FETCH_RECORDS_MAX,
         exactly_once: bool = False,
         start_at_ms: int | None = None,
+        revoke_fetch_wait_s: float = REVOKE_FETCH_WAIT_S,
     ) -> None:
         """``outputs``: the topics the handler sends to, created at start when missing (a
         broker may not create topics on first use: Apache Kafka's default does not).
@@ -117,7 +135,9 @@ class Processor:
         ``start_at_ms``: a replay from a point in time: source partitions this group never
         committed start at their first record timestamped at or after it (Kafka transports,
         not yet with exactly_once). Give the replay a new group and new changelog topics: the
-        stores' state must come from the same records as the offsets."""
+        stores' state must come from the same records as the offsets.
+        ``revoke_fetch_wait_s``: how long a revocation waits for the fetch in progress before
+        fencing (see :meth:`partitions_revoked`); tests shorten it."""
         if start_at_ms is not None and (
             exactly_once or "start_at_ms" not in inspect.signature(transport.consumer).parameters
         ):
@@ -164,6 +184,7 @@ class Processor:
         """The consumer tells this processor of rebalances (Kafka): ownership follows its
         callbacks; otherwise it follows the consumer's assignment after each fetch."""
         self._rebalance_error: BaseException | None = None
+        self._revoke_fetch_wait_s = revoke_fetch_wait_s
         self.fenced = 0
         """Revocations that could not wait for the fetch in progress (it took longer than
         REVOKE_FETCH_WAIT_S): that fetch wrote and committed nothing more of them."""
@@ -189,6 +210,7 @@ class Processor:
             await consumer.start()
             self.consumer = consumer
             self.subscribed.set()
+            aborted = False
             try:
                 while not stop.is_set():
                     await self._one_fetch(consumer)
@@ -201,10 +223,15 @@ class Processor:
                     "%s: fetch aborted (%s); restoring from the changelogs", self.group, exc
                 )
                 self.aborted_fetches += 1
-                self.forget_all()
+                aborted = True
             finally:
                 self.consumer = None
                 await consumer.close()
+            if aborted:
+                # After the close: a poll still running when the fetch aborted (the consumer's
+                # prefetch) may have been given partitions meanwhile and restored them; the
+                # next consumer's assignment restores what it is given, from scratch.
+                self.forget_all()
 
     def _new_consumer(self) -> TransportConsumer:
         factory: Any = (
@@ -251,7 +278,17 @@ class Processor:
                 except BaseException:
                     await transactional.abort()
                     raise
-                await transactional.commit_transaction(self._still_owned(offsets))
+                owned = self._still_owned(offsets)
+                if owned != offsets:
+                    # A revocation fenced a partition of this fetch: the transaction holds
+                    # outputs of its records, which must not commit without its offsets.
+                    await transactional.abort()
+                    fenced = sorted(offsets.keys() - owned.keys())
+                    raise TransportError(
+                        f"{self.group}: {fenced} revoked during the fetch (fenced); its "
+                        "transaction is aborted and its records read again by their next owner"
+                    )
+                await transactional.commit_transaction(owned)
             else:
                 await self._handle_batch(batch)
                 await consumer.commit(self._still_owned(offsets))
@@ -300,12 +337,12 @@ class Processor:
         """RebalanceListener: once the fetch in progress is handled (its changelog records
         written, its offsets committed), drop the partitions' state and return their offsets
         for the consumer to commit before they go. Should that fetch take longer than
-        REVOKE_FETCH_WAIT_S, the partitions are dropped at once instead (fenced): the fetch
-        then writes and commits nothing more of them, and their next owner reads those
-        records again."""
+        ``revoke_fetch_wait_s``, the partitions are dropped at once instead (fenced): the
+        fetch then writes and commits nothing more of them (exactly-once: it aborts), and
+        their next owner reads those records again."""
         gone = set(partitions)
         try:
-            await asyncio.wait_for(self._fetch_lock.acquire(), REVOKE_FETCH_WAIT_S)
+            await asyncio.wait_for(self._fetch_lock.acquire(), self._revoke_fetch_wait_s)
         except TimeoutError:
             self.fenced += 1
             log.warning("%s: %s revoked during a long fetch: fenced", self.group, sorted(gone))

@@ -2,7 +2,10 @@
 
 librdkafka calls block, so they run on a worker thread: one single-thread executor per
 consumer (a consumer's calls are then never concurrent), and one poll thread for the
-producer's delivery reports, which resolve asyncio futures through ``call_soon_threadsafe``.
+producer's delivery reports, which resolve asyncio futures through ``call_soon_threadsafe``:
+once per poll for every report that poll served, not once per record (each call writes to the
+loop's wake-up pipe; at tens of thousands of records a second that was a system call and a
+loop wake-up per record).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class KafkaTransport:
         self._producer: Any = None
         self._poller: threading.Thread | None = None
         self._running = False
+        self._reports = _DeliveryReports()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -69,6 +73,7 @@ class KafkaTransport:
         # The producer as an argument: stop() drops self._producer while this may still poll.
         while self._running:
             producer.poll(PRODUCER_POLL_S)
+            self._reports.hand_over()
 
     async def stop(self) -> None:
         if self._producer is None:
@@ -79,9 +84,7 @@ class KafkaTransport:
             # that went away), and the process still exits. Nothing buffered or in flight:
             # nothing to wait for.
             remaining = (
-                await in_daemon_thread(
-                    lambda: producer.flush(FLUSH_TIMEOUT_S), "shoal-producer-flush"
-                )
+                await in_daemon_thread(lambda: self._flush(producer), "shoal-producer-flush")
                 if len(producer)
                 else 0
             )
@@ -100,9 +103,24 @@ class KafkaTransport:
         if remaining:
             raise TransportError(f"{remaining} records were not delivered before stop")
 
+    def _flush(self, producer: Any) -> int:
+        remaining: int = producer.flush(FLUSH_TIMEOUT_S)
+        self._reports.hand_over()  # the reports flush served on this thread
+        return remaining
+
     async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
+        await self.send_nowait(topic, value, key, headers)
+
+    def send_nowait(
+        self, topic: str, value: bytes, key: bytes | None, headers: Headers
+    ) -> asyncio.Future[None]:
+        """Produce now and return the delivery's future: what ``send`` awaits, without a
+        coroutine and a task per record for callers that send many (processor outputs, a
+        feed). Raises TransportError at once when the record cannot even be queued."""
         if self._producer is None:
             raise TransportError("the transport is not started")
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
         transactional = ACTIVE_TRANSACTION.get()
         if transactional is not None:
             # Part of an exactly-once fetch: its commit flushes it, and fails (aborting the
@@ -111,26 +129,18 @@ class KafkaTransport:
                 transactional.produce(topic, value, key, headers=headers)
             except (BufferError, confluent_kafka.KafkaException) as exc:
                 raise TransportError(f"cannot produce to {topic}: {exc}") from exc
-            return
-        loop = asyncio.get_running_loop()
-        delivered: asyncio.Future[None] = loop.create_future()
+            delivered.set_result(None)
+            return delivered
+        reports = self._reports
 
-        def settle(err: Any, _msg: Any) -> None:
-            if delivered.done():
-                return
-            if err is None:
-                delivered.set_result(None)
-            else:
-                delivered.set_exception(TransportError(f"delivery to {topic} failed: {err}"))
-
-        def on_delivery(err: Any, msg: Any) -> None:
-            loop.call_soon_threadsafe(settle, err, msg)
+        def on_delivery(err: Any, _msg: Any) -> None:
+            reports.add(loop, delivered, topic, err)
 
         try:
             self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
         except (BufferError, confluent_kafka.KafkaException) as exc:
             raise TransportError(f"cannot produce to {topic}: {exc}") from exc
-        await delivered
+        return delivered
 
     async def ensure_topics(self, topics: list[str], *, compacted: bool = False) -> None:
         await asyncio.to_thread(self._ensure_topics, topics, compacted)
@@ -256,3 +266,42 @@ class KafkaTransport:
             return out
         finally:
             consumer.close()
+
+
+Report = tuple["asyncio.Future[None]", str, Any]
+
+
+class _DeliveryReports:
+    """Delivery reports collected on the thread that serves them (the poller's poll, stop's
+    flush) and handed to each future's loop in one call per batch."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[asyncio.AbstractEventLoop, list[Report]] = {}
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], topic: str, err: Any
+    ) -> None:
+        with self._lock:
+            self._pending.setdefault(loop, []).append((future, topic, err))
+
+    def hand_over(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, {}
+        for loop, reports in pending.items():
+            try:
+                loop.call_soon_threadsafe(_settle, reports)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits these any more
+
+
+def _settle(reports: list[Report]) -> None:
+    for future, topic, err in reports:
+        if future.done():
+            continue
+        if err is None:
+            future.set_result(None)
+        else:
+            future.set_exception(TransportError(f"delivery to {topic} failed: {err}"))

@@ -1,0 +1,47 @@
+"""The Kafka transport's delivery reports: collected on the thread that polls the producer and
+handed to the loop in one call per batch; each future settles once, a failed delivery as a
+TransportError naming the topic."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from shoal.app.transport import TransportError
+from shoal.app.transports.kafka import _DeliveryReports
+
+
+def test_a_batch_of_reports_settles_every_future_from_another_thread() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        reports = _DeliveryReports()
+        ok = [loop.create_future() for _ in range(3)]
+        failed: asyncio.Future[None] = loop.create_future()
+
+        def poller() -> None:  # what the producer's poll thread does
+            for future in ok:
+                reports.add(loop, future, "t", None)
+            reports.add(loop, failed, "t", "Broker: Message size too large")
+            reports.hand_over()
+            reports.hand_over()  # nothing left: no second call
+
+        thread = threading.Thread(target=poller)
+        thread.start()
+        thread.join()
+        await asyncio.wait_for(asyncio.gather(*ok), 10)
+        with pytest.raises(TransportError, match="delivery to t failed: Broker: Message size"):
+            await asyncio.wait_for(failed, 10)
+
+    asyncio.run(scenario())
+
+
+def test_reports_for_a_closed_loop_are_dropped_not_raised_in_the_poller() -> None:
+    loop = asyncio.new_event_loop()
+    future: asyncio.Future[None] = loop.create_future()
+    loop.close()
+    reports = _DeliveryReports()
+    reports.add(loop, future, "t", None)
+    reports.hand_over()  # the poller thread must survive an app that went away
+    assert not future.done()
