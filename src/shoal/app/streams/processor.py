@@ -327,6 +327,11 @@ class Processor:
         try:
             async with self._fetch_lock:
                 await self._gain(set(partitions) - self._owned)
+        except asyncio.CancelledError:
+            # The consumer gave up on this assignment: it is closing (its successor's own
+            # assignment restores anew) or it timed out (its next fetch fails by itself). Not
+            # a failure of the next consumer's fetch, which would abort a healthy batch.
+            raise
         except BaseException as exc:
             self._rebalance_error = exc  # the next fetch fails, and a new consumer restores
             raise
