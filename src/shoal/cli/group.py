@@ -41,7 +41,7 @@ from shoal.cli.common import (
     topic_partitions,
 )
 from shoal.cli.group_members import assignment_text, describe_epochs
-from shoal.cli.live import Rates, add_watch_options, dash, rate_text, show_live
+from shoal.cli.live import Rates, Renewable, add_watch_options, dash, rate_text, show_live
 from shoal.cli.share_groups import list_share_groups
 
 NO_OFFSET = -1001
@@ -127,7 +127,7 @@ def _datetime(text: str) -> datetime:
 
 
 def _admin(ctx: ClientContext) -> AdminClient:
-    admin = AdminClient(ctx.config({"allow.auto.create.topics": False}))
+    admin = _new_admin(ctx)
     # One metadata round trip first, so that an unreachable broker is named as such rather
     # than reported as a timed-out admin request.
     try:
@@ -135,6 +135,16 @@ def _admin(ctx: ClientContext) -> AdminClient:
     except KafkaException as exc:
         raise ctx.error(exc, "read cluster metadata", admin) from None
     return admin
+
+
+def _new_admin(ctx: ClientContext) -> AdminClient:
+    """An Admin client, without the metadata round trip (a live view's fresh client)."""
+    return AdminClient(ctx.config({"allow.auto.create.topics": False}))
+
+
+def renewable_admin(ctx: ClientContext) -> Renewable[AdminClient]:
+    """The Admin client of a live view: checked as :func:`_admin`, renewed on a failure."""
+    return Renewable(_admin(ctx), lambda: _new_admin(ctx))
 
 
 def _await(ctx: ClientContext, future: Any, action: str, group: str | None = None) -> Any:
@@ -570,11 +580,11 @@ def run_reset_offsets(args: argparse.Namespace) -> int:
 def watch_group(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
     name: str = args.name
-    admin = _admin(ctx)
+    admin = renewable_admin(ctx)
     rates = Rates()
 
     def render() -> Table:
-        rows = describe_rows(ctx, admin, name)
+        rows = describe_rows(ctx, admin.client, name)
         consumed = rates.update(
             {
                 (r.topic, r.partition): r.current_offset
@@ -582,8 +592,7 @@ def watch_group(args: argparse.Namespace) -> int:
                 if r.current_offset is not None and r.partition >= 0
             }
         )
-        described = _await(ctx, admin.describe_consumer_groups([name])[name], "describe", name)
-        state = _state_name(described.state)
+        state = _state_name(_describe(ctx, admin.client, name).state)
         table = Table(title=f"group {name} · {state} · {time.strftime('%H:%M:%S')}")
         for column in ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"):
             table.add_column(column, justify="left" if column == "TOPIC" else "right")
@@ -604,5 +613,5 @@ def watch_group(args: argparse.Namespace) -> int:
             )
         return table
 
-    show_live(render, args.interval, args.iterations)
+    show_live(render, args.interval, args.iterations, recover=admin.renew)
     return 0

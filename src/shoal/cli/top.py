@@ -18,8 +18,8 @@ from rich.console import Group
 from rich.table import Table
 
 from shoal.cli.common import ClientContext, add_client_options
-from shoal.cli.group import _admin, _await, _state_name
-from shoal.cli.live import Rates, add_watch_options, rate_text, show_live
+from shoal.cli.group import _await, _state_name, renewable_admin
+from shoal.cli.live import Rates, add_watch_options, rate_text, reason, show_live
 
 NO_OFFSET: Final = -1001
 """librdkafka's OFFSET_INVALID: no committed offset for the partition."""
@@ -51,10 +51,11 @@ def _end_offsets(
 
 def run_top(args: argparse.Namespace) -> int:
     ctx = ClientContext(args)
-    admin = _admin(ctx)
+    renewable = renewable_admin(ctx)
     topic_rates, group_rates = Rates(), Rates()
 
     def render() -> Group:
+        admin = renewable.client
         topics = admin.list_topics(timeout=ctx.timeout_s).topics
         names = sorted(t for t in topics if args.internal or not t.startswith("_"))
         ends = _end_offsets(
@@ -74,7 +75,15 @@ def run_top(args: argparse.Namespace) -> int:
 
         listing = _await(ctx, admin.list_consumer_groups(), "list groups")
         ids = sorted(g.group_id for g in listing.valid)
-        group_table = Table(title="consumer groups")
+        # A broker that did not answer ListGroups (dead, or its groups moving): the groups it
+        # coordinates are missing from the table, and the table says so.
+        missing = (
+            f"UNAVAILABLE: the groups of {len(listing.errors)} broker(s) are not listed: "
+            f"{reason(listing.errors[0])}"
+            if listing.errors
+            else None
+        )
+        group_table = Table(title="consumer groups", caption=missing, caption_style="bold red")
         for column in ("GROUP", "STATE", "MEMBERS", "LAG", "CONSUMED/S"):
             group_table.add_column(column, justify="left" if column == "GROUP" else "right")
         if ids:
@@ -104,5 +113,5 @@ def run_top(args: argparse.Namespace) -> int:
                 group_table.add_row(g, state, str(count), str(lags[g]), rate_text(consumed.get(g)))
         return Group(topic_table, group_table)
 
-    show_live(render, args.interval, args.iterations)
+    show_live(render, args.interval, args.iterations, recover=renewable.renew)
     return 0
