@@ -5,13 +5,17 @@ the view; the next good refresh shows the data again (issue 17)."""
 from __future__ import annotations
 
 import io
+import operator
+import os
+import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from rich.console import Console
 
 from shoal.cli.common import CliError
-from shoal.cli.live import Renewable, show_live
+from shoal.cli.live import show_live
+from shoal.cli.live_worker import ClientWorker
 
 
 def piped() -> tuple[Console, io.StringIO]:
@@ -58,11 +62,31 @@ def test_the_first_refresh_failing_ends_the_command() -> None:
         show_live(render, 0.001, 3, console=console)
 
 
-def test_renewable_replaces_its_client() -> None:
-    made = iter(["second", "third"])
-    renewable = Renewable("first", lambda: next(made))
-    assert renewable.client == "first"
-    renewable.renew()
-    assert renewable.client == "second"
-    renewable.renew()
-    assert renewable.client == "third"
+def test_a_worker_that_dies_is_reported_and_replaced() -> None:
+    """librdkafka's abort (issue 4605) ends only the worker: the call says so, a new worker
+    answers."""
+    worker = ClientWorker(wait_s=30)
+    try:
+        assert worker.call(operator.add, 2, 3) == 5
+        with pytest.raises(CliError, match="process ended"):
+            worker.call(os.abort)
+        with pytest.raises(CliError, match="process ended"):
+            worker.call(operator.add, 1, 1)  # still the dead one, until renewed
+        worker.renew()
+        assert worker.call(operator.add, 1, 1) == 2
+        with pytest.raises(ZeroDivisionError):  # a failure inside comes back as raised
+            worker.call(operator.truediv, 1, 0)
+        assert worker.call(operator.add, 2, 2) == 4
+    finally:
+        worker.close()
+
+
+def test_a_worker_that_does_not_answer_in_time_is_reported() -> None:
+    worker = ClientWorker(wait_s=0.5)
+    try:
+        with pytest.raises(CliError, match=r"no answer within 0\.5 s"):
+            worker.call(time.sleep, 60)
+        worker.renew()  # the stuck one killed
+        assert worker.call(operator.add, 1, 2) == 3
+    finally:
+        worker.close()

@@ -8,20 +8,17 @@ each refresh prints one snapshot, so a script or a log sees every reading.
 A refresh that fails after the first one (a broker or a group's coordinator gone, a request
 without an answer) does not end the view: it shows, in place of the table, that the data is
 unavailable, since when and why, and the next refresh tries again with fresh clients
-(``recover``). librdkafka keeps a group's coordinator cached: when that broker dies, the same
-client goes on sending the group's requests to it until it comes back, where a new client looks
-the coordinator up again and finds the broker that took over. The first refresh's failure
+(``recover``: a new worker process, see shoal.cli.live_worker). The first refresh's failure
 still ends the command, as the one-shot commands do (a wrong address or group name).
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException
 from rich.console import Console
@@ -29,8 +26,6 @@ from rich.live import Live
 from rich.text import Text
 
 from shoal.cli.common import CliError, positive_float
-
-T = TypeVar("T")
 
 DEFAULT_INTERVAL_S: Final = 2.0
 PIPED_WIDTH: Final = 200
@@ -118,26 +113,6 @@ class Outage:
 
     def ended(self) -> None:
         self.since, self.failures = None, 0
-
-
-class Renewable(Generic[T]):
-    """A Kafka client the live view replaces with a new one after a failed refresh."""
-
-    def __init__(self, first: T, make: Callable[[], T]) -> None:
-        self.client = first
-        self._make = make
-
-    def renew(self) -> None:
-        old, self.client = self.client, self._make()
-        # Destroyed on a thread of its own: destroying a client waits for its requests in
-        # flight, which may be waiting on the dead broker.
-        threading.Thread(target=_discard, args=(old,), daemon=True).start()
-        del old
-
-
-def _discard(client: object) -> None:
-    """Drop the last reference to ``client`` here, so its destruction runs on this thread."""
-    del client
 
 
 def reason(exc: Exception) -> str:
