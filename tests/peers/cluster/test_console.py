@@ -223,6 +223,8 @@ class LiveView:
         self.process.terminate()
         self.process.wait(REQUEST_TIMEOUT_S)
         self._reader.join(REQUEST_TIMEOUT_S)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         assert alive, f"{self.title!r} exited with {self.process.returncode}:\n{self.output()}"
 
 
@@ -335,7 +337,9 @@ def test_console_on_the_cluster_through_a_broker_failure(healthy_cluster: KafkaC
                 silent = [s for s in shots if not shows_or_says_unavailable(s, view_lag)]
                 assert not silent, f"{view.title!r} showed no group, not saying why: {silent}"
             watch_shots = views[0][0].snapshots(marks[0])
-            assert any(watch_lag(shot) is None for shot in watch_shots), views[0][0].output()
+            outage = [shot[0] for shot in watch_shots if watch_lag(shot) is None]
+            assert outage, views[0][0].output()
+            print(f"group describe --watch through the kill of {victim}: {outage}")
         finally:
             for view, _ in views:
                 view.stop()
