@@ -48,6 +48,9 @@ CHROMIUM: Final = "/usr/bin/chromium"
 """Debian's chromium (scripts/peers/chromium.sh installs it); Playwright never downloads one."""
 LIVE_INTERVAL_S: Final = "1"
 """``--interval`` of the live CLI views: a refresh a second, so the kill falls between two."""
+LIVE_TIMEOUT_S: Final = "5"
+"""``--timeout`` of the live CLI views: a request to the dead coordinator fails (and the view
+retries with a new worker) after this, not the default 10 s (CI time)."""
 
 
 @contextmanager
@@ -178,6 +181,7 @@ class LiveView:
     def __init__(self, title: str, *argv: str, bootstrap: str) -> None:
         self.title = title
         command = [sys.executable, "-m", "shoal.cli", *argv, "--interval", LIVE_INTERVAL_S]
+        command += ["--timeout", LIVE_TIMEOUT_S]
         self.process = subprocess.Popen(
             [*command, "--bootstrap-server", bootstrap],
             stdout=subprocess.PIPE,
