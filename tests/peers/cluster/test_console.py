@@ -333,16 +333,16 @@ def test_console_on_the_cluster_through_a_broker_failure(healthy_cluster: KafkaC
             browser_status(page, victim, "down")
             check_survivors(console, cluster, victim)
             # The live views show the group again, from its new coordinator, with the record
-            # produced since; until then each refresh said it was unavailable, never showed
-            # nothing without saying why; the group's coordinator was unreachable at least once.
+            # produced since; until then each refresh showed the group or said it was
+            # unavailable, never showed nothing without saying why.
             for (view, view_lag), since in zip(views, marks, strict=True):
                 until_lag(view, since, view_lag, len(KEYS) + 2)
                 shots = view.snapshots(since)[:-1]
                 silent = [s for s in shots if not shows_or_says_unavailable(s, view_lag)]
                 assert not silent, f"{view.title!r} showed no group, not saying why: {silent}"
             watch_shots = views[0][0].snapshots(marks[0])
+            # Not asserted: a refresh may wait out the move (1 run in 7 showed no outage).
             outage = [shot[0] for shot in watch_shots if watch_lag(shot) is None]
-            assert outage, views[0][0].output()
             print(f"group describe --watch through the kill of {victim}: {outage}")
         finally:
             for view, _ in views:
