@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import (
     Consumer,
@@ -42,6 +42,7 @@ from shoal.cli.common import (
 )
 from shoal.cli.group_members import assignment_text, describe_epochs
 from shoal.cli.live import Rates, add_watch_options, dash, rate_text, show_live
+from shoal.cli.live_worker import ClientWorker
 from shoal.cli.share_groups import list_share_groups
 
 NO_OFFSET = -1001
@@ -135,6 +136,37 @@ def _admin(ctx: ClientContext) -> AdminClient:
     except KafkaException as exc:
         raise ctx.error(exc, "read cluster metadata", admin) from None
     return admin
+
+
+_WORKER_CLIENTS: dict[str, tuple[ClientContext, AdminClient]] = {}
+"""A live view's worker process (shoal.cli.live_worker): its context and Admin client, made on
+its first read and kept for its life (a new worker has new ones)."""
+REFRESH_TIMEOUTS: Final = 3
+"""A live view's refresh may take this many --timeout periods (it makes several requests in
+turn) before its worker is replaced."""
+
+
+def client_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The connection flags alone: what a live view's worker process needs (picklable)."""
+    return argparse.Namespace(
+        bootstrap_server=args.bootstrap_server,
+        timeout=args.timeout,
+        verbose=args.verbose,
+        client_properties=args.client_properties,
+        command_config=args.command_config,
+    )
+
+
+def worker_clients(args: argparse.Namespace) -> tuple[ClientContext, AdminClient]:
+    """In a live view's worker: its context and Admin client (checked as :func:`_admin`)."""
+    if "admin" not in _WORKER_CLIENTS:
+        ctx = ClientContext(args)
+        _WORKER_CLIENTS["admin"] = (ctx, _admin(ctx))
+    return _WORKER_CLIENTS["admin"]
+
+
+def live_worker(args: argparse.Namespace) -> ClientWorker:
+    return ClientWorker(wait_s=args.timeout * REFRESH_TIMEOUTS)
 
 
 def _await(ctx: ClientContext, future: Any, action: str, group: str | None = None) -> Any:
@@ -567,14 +599,22 @@ def run_reset_offsets(args: argparse.Namespace) -> int:
 # -- describe --watch (issue 17) ---------------------------------------------------------
 
 
+def read_group(args: argparse.Namespace, name: str) -> tuple[list[OffsetRow], str]:
+    """In a live view's worker: the group's rows and state."""
+    ctx, admin = worker_clients(args)
+    rows = describe_rows(ctx, admin, name)
+    return rows, _state_name(_describe(ctx, admin, name).state)
+
+
 def watch_group(args: argparse.Namespace) -> int:
-    ctx = ClientContext(args)
+    ClientContext(args)  # the flags checked here, before the worker starts
     name: str = args.name
-    admin = _admin(ctx)
+    worker = live_worker(args)
+    connection = client_args(args)
     rates = Rates()
 
     def render() -> Table:
-        rows = describe_rows(ctx, admin, name)
+        rows, state = worker.call(read_group, connection, name)
         consumed = rates.update(
             {
                 (r.topic, r.partition): r.current_offset
@@ -582,8 +622,6 @@ def watch_group(args: argparse.Namespace) -> int:
                 if r.current_offset is not None and r.partition >= 0
             }
         )
-        described = _await(ctx, admin.describe_consumer_groups([name])[name], "describe", name)
-        state = _state_name(described.state)
         table = Table(title=f"group {name} · {state} · {time.strftime('%H:%M:%S')}")
         for column in ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"):
             table.add_column(column, justify="left" if column == "TOPIC" else "right")
@@ -604,5 +642,8 @@ def watch_group(args: argparse.Namespace) -> int:
             )
         return table
 
-    show_live(render, args.interval, args.iterations)
+    try:
+        show_live(render, args.interval, args.iterations, recover=worker.renew)
+    finally:
+        worker.close()
     return 0

@@ -4,6 +4,12 @@ and rates.
 Rates are differences of two readings (end offsets for topics, committed offsets for groups)
 over the time between them. On a terminal the table is redrawn in place (rich's Live); piped,
 each refresh prints one snapshot, so a script or a log sees every reading.
+
+A refresh that fails after the first one (a broker or a group's coordinator gone, a request
+without an answer) does not end the view: it shows, in place of the table, that the data is
+unavailable, since when and why, and the next refresh tries again with fresh clients
+(``recover``: a new worker process, see shoal.cli.live_worker). The first refresh's failure
+still ends the command, as the one-shot commands do (a wrong address or group name).
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from confluent_kafka import KafkaError, KafkaException
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
-from shoal.cli.common import positive_float
+from shoal.cli.common import CliError, positive_float
 
 DEFAULT_INTERVAL_S: Final = 2.0
 PIPED_WIDTH: Final = 200
@@ -46,11 +54,24 @@ def show_live(
     interval_s: float,
     iterations: int | None,
     console: Console | None = None,
+    recover: Callable[[], None] = lambda: None,
 ) -> None:
-    """Call ``render`` every ``interval_s`` and show what it returns; Ctrl-C stops."""
+    """Call ``render`` every ``interval_s`` and show what it returns; Ctrl-C stops. A refresh
+    failing after the first shows the outage (:class:`Outage`) and calls ``recover``."""
     out = console or Console()
     if console is None and not out.is_terminal:
         out = Console(width=PIPED_WIDTH)
+    outage = Outage()
+
+    def refresh() -> Any:
+        try:
+            shown = render()
+        except (CliError, KafkaException) as exc:
+            recover()
+            return outage.failed(exc)
+        outage.ended()
+        return shown
+
     count = 0
     try:
         if out.is_terminal:
@@ -58,16 +79,47 @@ def show_live(
                 count = 1
                 while iterations is None or count < iterations:
                     time.sleep(interval_s)  # the refresh interval the user asked for
-                    live.update(render(), refresh=True)
+                    live.update(refresh(), refresh=True)
                     count += 1
         else:
             while iterations is None or count < iterations:
                 if count:
                     time.sleep(interval_s)
-                out.print(render())
+                out.print(refresh() if count else render())
                 count += 1
     except KeyboardInterrupt:
         pass
+
+
+@dataclass
+class Outage:
+    """Refreshes failing in a row: since when, how many, and the latest reason."""
+
+    clock: Callable[[], float] = time.time
+    since: float | None = None
+    failures: int = 0
+
+    def failed(self, exc: Exception) -> Text:
+        if self.since is None:
+            self.since = self.clock()
+        self.failures += 1
+        started = time.strftime("%H:%M:%S", time.localtime(self.since))
+        return Text(
+            f"UNAVAILABLE since {started} ({self.failures} failed refresh"
+            f"{'es' if self.failures > 1 else ''}, at {time.strftime('%H:%M:%S')}): "
+            f"{reason(exc)}; retrying with fresh clients",
+            style="bold red",
+        )
+
+    def ended(self) -> None:
+        self.since, self.failures = None, 0
+
+
+def reason(exc: Exception) -> str:
+    """A failure in one line: a Kafka error's own text, else the exception's."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return str(exc.args[0].str())
+    return str(exc)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -18,8 +19,8 @@ from rich.console import Group
 from rich.table import Table
 
 from shoal.cli.common import ClientContext, add_client_options
-from shoal.cli.group import _admin, _await, _state_name
-from shoal.cli.live import Rates, add_watch_options, rate_text, show_live
+from shoal.cli.group import _await, _state_name, client_args, live_worker, worker_clients
+from shoal.cli.live import Rates, add_watch_options, rate_text, reason, show_live
 
 NO_OFFSET: Final = -1001
 """librdkafka's OFFSET_INVALID: no committed offset for the partition."""
@@ -49,60 +50,98 @@ def _end_offsets(
     }
 
 
+@dataclass(frozen=True)
+class TopReading:
+    """One refresh's data, read in the live view's worker process."""
+
+    partitions: dict[str, int]
+    """topic → its partition count"""
+    ends: dict[tuple[str, int], int]
+    groups: dict[str, tuple[str, int]]
+    """group → (state, members)"""
+    committed: dict[tuple[str, tuple[str, int]], int]
+    lags: dict[str, int]
+    unlisted: str | None
+    """Why some brokers' groups are missing (a broker that did not answer ListGroups)."""
+
+
+def read_top(args: argparse.Namespace, internal: bool) -> TopReading:
+    """In a live view's worker: end offsets of the topics, and the groups' offsets."""
+    ctx, admin = worker_clients(args)
+    topics = admin.list_topics(timeout=ctx.timeout_s).topics
+    names = sorted(t for t in topics if internal or not t.startswith("_"))
+    ends = _end_offsets(
+        ctx, admin, [TopicPartition(t, p) for t in names for p in topics[t].partitions]
+    )
+    listing = _await(ctx, admin.list_consumer_groups(), "list groups")
+    ids = sorted(g.group_id for g in listing.valid)
+    # A broker that did not answer ListGroups (dead, or its groups moving): the groups it
+    # coordinates are missing from the table, and the table says so.
+    unlisted = (
+        f"UNAVAILABLE: the groups of {len(listing.errors)} broker(s) are not listed: "
+        f"{reason(listing.errors[0])}"
+        if listing.errors
+        else None
+    )
+    committed: dict[tuple[str, tuple[str, int]], int] = {}
+    lags: dict[str, int] = {}
+    groups: dict[str, tuple[str, int]] = {}
+    if ids:
+        described = admin.describe_consumer_groups(ids)
+        for g in ids:
+            info = _await(ctx, described[g], f"describe group {g!r}", g)
+            groups[g] = (_state_name(info.state), len(info.members))
+            answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)])[g]
+            offsets = [
+                tp
+                for tp in _await(ctx, answer, f"list offsets of {g!r}", g).topic_partitions
+                if tp.offset != NO_OFFSET
+            ]
+            group_ends = _end_offsets(
+                ctx, admin, [TopicPartition(tp.topic, tp.partition) for tp in offsets]
+            )
+            committed.update({(g, (tp.topic, tp.partition)): tp.offset for tp in offsets})
+            lags[g] = sum(
+                max(0, group_ends[(tp.topic, tp.partition)] - tp.offset) for tp in offsets
+            )
+    partitions = {t: len(topics[t].partitions) for t in names}
+    return TopReading(partitions, ends, groups, committed, lags, unlisted)
+
+
 def run_top(args: argparse.Namespace) -> int:
-    ctx = ClientContext(args)
-    admin = _admin(ctx)
+    ClientContext(args)  # the flags checked here, before the worker starts
+    worker = live_worker(args)
+    connection = client_args(args)
     topic_rates, group_rates = Rates(), Rates()
 
     def render() -> Group:
-        topics = admin.list_topics(timeout=ctx.timeout_s).topics
-        names = sorted(t for t in topics if args.internal or not t.startswith("_"))
-        ends = _end_offsets(
-            ctx, admin, [TopicPartition(t, p) for t in names for p in topics[t].partitions]
-        )
-        totals = {t: sum(o for (topic, _), o in ends.items() if topic == t) for t in names}
-        produced = topic_rates.update_sums(
-            {(topic, partition): o for (topic, partition), o in ends.items()}
-        )
+        reading: TopReading = worker.call(read_top, connection, args.internal)
+        totals = {
+            t: sum(o for (topic, _), o in reading.ends.items() if topic == t)
+            for t in reading.partitions
+        }
+        produced = topic_rates.update_sums(dict(reading.ends))
         topic_table = Table(title=f"topics · {time.strftime('%H:%M:%S')}")
         for column in ("TOPIC", "PARTITIONS", "MESSAGES", "IN/S"):
             topic_table.add_column(column, justify="left" if column == "TOPIC" else "right")
-        for t in names:
-            topic_table.add_row(
-                t, str(len(topics[t].partitions)), str(totals[t]), rate_text(produced.get(t))
-            )
+        for t, count in reading.partitions.items():
+            topic_table.add_row(t, str(count), str(totals[t]), rate_text(produced.get(t)))
 
-        listing = _await(ctx, admin.list_consumer_groups(), "list groups")
-        ids = sorted(g.group_id for g in listing.valid)
-        group_table = Table(title="consumer groups")
+        group_table = Table(
+            title="consumer groups", caption=reading.unlisted, caption_style="bold red"
+        )
         for column in ("GROUP", "STATE", "MEMBERS", "LAG", "CONSUMED/S"):
             group_table.add_column(column, justify="left" if column == "GROUP" else "right")
-        if ids:
-            described = admin.describe_consumer_groups(ids)
-            committed: dict[tuple[str, tuple[str, int]], int] = {}
-            lags: dict[str, int] = {}
-            members: dict[str, tuple[str, int]] = {}
-            for g in ids:
-                info = _await(ctx, described[g], f"describe group {g!r}", g)
-                members[g] = (_state_name(info.state), len(info.members))
-                answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)])[g]
-                offsets = [
-                    tp
-                    for tp in _await(ctx, answer, f"list offsets of {g!r}", g).topic_partitions
-                    if tp.offset != NO_OFFSET
-                ]
-                group_ends = _end_offsets(
-                    ctx, admin, [TopicPartition(tp.topic, tp.partition) for tp in offsets]
+        if reading.groups:
+            consumed = group_rates.update_sums(reading.committed)
+            for g, (state, count) in reading.groups.items():
+                group_table.add_row(
+                    g, state, str(count), str(reading.lags[g]), rate_text(consumed.get(g))
                 )
-                committed.update({(g, (tp.topic, tp.partition)): tp.offset for tp in offsets})
-                lags[g] = sum(
-                    max(0, group_ends[(tp.topic, tp.partition)] - tp.offset) for tp in offsets
-                )
-            consumed = group_rates.update_sums(committed)
-            for g in ids:
-                state, count = members[g]
-                group_table.add_row(g, state, str(count), str(lags[g]), rate_text(consumed.get(g)))
         return Group(topic_table, group_table)
 
-    show_live(render, args.interval, args.iterations)
+    try:
+        show_live(render, args.interval, args.iterations, recover=worker.renew)
+    finally:
+        worker.close()
     return 0
