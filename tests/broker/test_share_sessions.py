@@ -55,3 +55,34 @@ def test_a_session_ends_with_the_connection_that_opened_it() -> None:
     assert shares.session("g", "other", -1, set(), set()) is None
     shares.connection_closed("conn-2")
     assert woken == [("t", 0)]
+
+
+def test_closing_an_old_connection_keeps_the_session_reopened_on_a_new_one() -> None:
+    """A member that reopened its session on connection B (after a reconnect) keeps it, and
+    its records, when the server only then notices that connection A is gone: Kafka 4.4's
+    cache marks A's entry stale when B's session replaces it (found in review: the old
+    connection's close ended the new session and released its records for redelivery)."""
+    clock = FakeClock()
+    shares = ShareGroups(clock)
+    woken: list[tuple[str, int]] = []
+    shares.wake = lambda topic, index: woken.append((topic, index))
+    sp = shares.partitions[("g", "t", 0)] = SharePartition(clock, SharePartitionSettings(), 0)
+    shares.session("g", "m", 0, {("t", 0)}, set(), "conn-A")
+    on_b = shares.session("g", "m", 0, {("t", 0)}, set(), "conn-B")
+    assert sp.acquire("m", range(5), 5)
+    shares.connection_closed("conn-A")
+    assert shares.sessions.get(("g", "m")) is on_b and woken == []
+    assert all(r.state is RecordState.ACQUIRED for r in sp.records.values())
+    shares.connection_closed("conn-B")
+    assert ("g", "m") not in shares.sessions and woken == [("t", 0)]
+
+
+def test_a_session_closed_with_epoch_minus_one_is_forgotten_by_its_connection() -> None:
+    """After a close (-1) and a reopen on another connection, the first connection's close
+    ends nothing."""
+    shares = ShareGroups(FakeClock())
+    shares.session("g", "m", 0, {("t", 0)}, set(), "conn-A")
+    assert shares.session("g", "m", -1, set(), set()) is None
+    reopened = shares.session("g", "m", 0, {("t", 0)}, set(), "conn-B")
+    shares.connection_closed("conn-A")
+    assert shares.sessions.get(("g", "m")) is reopened

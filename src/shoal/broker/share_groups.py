@@ -74,6 +74,10 @@ class ShareSessionError(Exception):
 class ShareSession:
     epoch: int = 1
     partitions: set[TopicPartition] = field(default_factory=set)
+    connection_id: str = ""
+    """The connection that opened it: only that connection's close ends it (a member that
+    reopened its session on another connection keeps the new one when the old one closes,
+    as Kafka 4.4's ShareSessionCache marks the old connection's entry stale)."""
 
 
 def next_epoch(epoch: int) -> int:
@@ -193,8 +197,9 @@ class ShareGroups:
         key = self._opened_on.pop(connection_id, None)
         if key is None:
             return
-        session = self.sessions.pop(key, None)
-        if session is not None:
+        session = self.sessions.get(key)
+        if session is not None and session.connection_id == connection_id:
+            del self.sessions[key]
             self.release_session(key[0], key[1], session.partitions)
 
     def share_partition(
@@ -386,7 +391,10 @@ class ShareGroups:
         ends when it closes; "" for none)."""
         key = (group_id, member_id)
         if epoch == INITIAL_EPOCH:
-            session = self.sessions[key] = ShareSession(1, set(added))
+            replaced = self.sessions.get(key)
+            if replaced is not None and replaced.connection_id != connection_id:
+                self._opened_on.pop(replaced.connection_id, None)
+            session = self.sessions[key] = ShareSession(1, set(added), connection_id)
             if connection_id:
                 self._opened_on[connection_id] = key
             return session
@@ -397,6 +405,8 @@ class ShareGroups:
             )
         if epoch == FINAL_EPOCH:
             del self.sessions[key]
+            if self._opened_on.get(existing.connection_id) == key:
+                del self._opened_on[existing.connection_id]
             return None
         if epoch != existing.epoch:
             raise ShareSessionError(

@@ -319,3 +319,31 @@ def test_a_fetch_reads_on_chunk_by_chunk_past_records_others_hold(
     partition = b.start_fetch(max_records=2 * BATCH_RECORDS, acks=acks).result(ANSWER_WAIT_S)
     assert _acquired(partition) == [(15, 19)]
     assert _batch_offsets(bytes(partition.records)) == [(15, 19)]
+
+
+SHARE_ACKNOWLEDGE = 79
+
+
+def test_a_closed_sessions_own_parked_fetch_does_not_take_back_what_the_close_released(
+    broker: EmbeddedBroker, queue: tuple[_Member, _Member, _Member]
+) -> None:
+    """a's session is closed (ShareAcknowledge with epoch -1, here from another connection)
+    while a's own fetch is parked: the close releases a's records and wakes the partition's
+    parked fetches, a's among them, which must acquire nothing for a session that no longer
+    exists (found in review: it re-acquired them, locked for a whole lock duration)."""
+    a, b, _ = queue
+    assert a.fetch(max_records=BATCH_RECORDS * BATCHES) == [(0, WINDOW_RECORDS - 1)]
+    parked = a.park(max_records=BATCH_RECORDS)
+    closer = WireClient(broker.bootstrap_servers)
+    try:
+        answer = closer.request(
+            SHARE_ACKNOWLEDGE,
+            1,
+            {"group_id": a.group, "member_id": a.member, "share_session_epoch": -1, "topics": []},
+        )
+        assert int(answer.error_code) == 0, answer
+    finally:
+        closer.close()
+    assert _acquired(parked.result(ANSWER_WAIT_S)) == []
+    # What the close released is the group's: another member takes it at once.
+    assert b.fetch(max_records=BATCH_RECORDS, max_wait_ms=0) == [(0, BATCH_RECORDS - 1)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.broker.handlers.group_common import may_use_group
@@ -30,7 +30,12 @@ from shoal.broker.handlers.share_common import (
     settled,
     topic_name,
 )
-from shoal.broker.share_groups import FINAL_EPOCH, INITIAL_EPOCH, ShareSessionError
+from shoal.broker.share_groups import (
+    FINAL_EPOCH,
+    INITIAL_EPOCH,
+    ShareSession,
+    ShareSessionError,
+)
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.share_partition import AcquiredRange, SharePartition
 from shoal.protocol import ErrorCode, Request, ResponseBody
@@ -174,7 +179,7 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
         shares.release_session(group_id, member_id, closing.partitions)
     ctx.effects_applied()
     if session is not None:  # epoch -1 closes the session: nothing is fetched
-        await _fetch(broker, group_id, member_id, session.partitions, readable, parts, body)
+        await _fetch(broker, group_id, member_id, session, readable, parts, body)
     # The acknowledgements' state writes (fsync) ran while the records were acquired, as Kafka
     # runs a ShareFetch's acknowledgements and its fetch side by side: the member that freed
     # room in the window is not kept from it for an fsync while parked fetches take it all.
@@ -187,22 +192,26 @@ async def _fetch(
     broker: Broker,
     group_id: str,
     member_id: str,
-    session_partitions: set[tuple[str, int]],
+    session: ShareSession,
     readable: set[str] | frozenset[str],
     parts: dict[tuple[str, int], _Partition],
     body: _ShareFetchRequest,
 ) -> None:
     """Acquire records of the session's partitions into ``parts``: at once if any can be,
     else when an append, a release or a lock expiry makes some acquirable, or none by the
-    request's max_wait."""
-    fetchable = sorted(tp for tp in session_partitions if tp[0] in readable)
+    request's max_wait. Nothing more is acquired once the session has ended (closed with
+    epoch -1 by another request, its connection gone, its member left) while this request
+    waited or read: the release that ended it must not be undone by its own parked fetch."""
+    fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
     max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
     deadline = broker.clock.monotonic_ms() + body.max_wait.total_seconds() * 1000
     while True:
+        if broker.share_groups.sessions.get((group_id, member_id)) is not session:
+            break
         got, moved = await _acquire_all(
-            broker, group_id, member_id, fetchable, parts, budget, max_records
+            broker, group_id, member_id, session, fetchable, parts, budget, max_records
         )
         remaining_ms = deadline - broker.clock.monotonic_ms()
         if got or remaining_ms <= 0:
@@ -265,6 +274,7 @@ async def _acquire_all(
     broker: Broker,
     group_id: str,
     member_id: str,
+    session: ShareSession,
     fetchable: Sequence[tuple[str, int]],
     parts: dict[tuple[str, int], _Partition],
     budget: int,
@@ -284,6 +294,18 @@ async def _acquire_all(
             part.error, part.told = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, True
             continue
         sp = broker.share_groups.share_partition(group_id, topic, index, plog)
+        key = (group_id, topic, index)
+
+        def still_current(sp: SharePartition = sp, key: tuple[str, str, int] = key) -> bool:
+            # After a read off the loop: the session may have ended, and an admin request
+            # (reset, delete) may have replaced the partition's state; acquiring into either
+            # would hand out records nobody can acknowledge, or that the new state gives again.
+            shares = broker.share_groups
+            return (
+                shares.sessions.get((group_id, member_id)) is session
+                and shares.partitions.get(key) is sp
+            )
+
         if not sp.can_acquire():
             continue  # the in-flight window is full and nothing in it is Available: no read
         offset = sp.next_fetch_offset()
@@ -302,7 +324,7 @@ async def _acquire_all(
         try:
             records, size = await _read_and_acquire(
                 plog, sp, member_id, part, offset, end, txns,
-                budget - total_bytes, max_records - total_records,
+                budget - total_bytes, max_records - total_records, still_current,
             )  # fmt: skip
         except OffsetOutOfRangeError:
             sp.skip_to(plog.log_start_offset)
@@ -329,6 +351,7 @@ async def _read_and_acquire(
     txns: PartitionTxns | None,
     byte_budget: int,
     record_budget: int,
+    still_current: Callable[[], bool],
 ) -> tuple[int, int]:
     """Read the log from ``offset`` (below ``end``) a chunk at a time and acquire what was
     read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are kept for
@@ -352,7 +375,7 @@ async def _read_and_acquire(
         archived: frozenset[int] = frozenset()
         if txns is not None:
             data, archived = _committed_view(data, txns, end)
-        if not data:
+        if not data or not still_current():
             break
         # The read may have happened off the loop: the partition's state is taken afresh.
         acquired = sp.acquire(member_id, _record_offsets(data), record_budget - records, archived)
