@@ -37,6 +37,11 @@ class StoredBatch:
     body: bytes
 
 
+def stamped_body(batch: bytes) -> bytes:
+    """A batch without baseOffset and partitionLeaderEpoch, the bytes the broker stamps."""
+    return batch[8:12] + batch[16:]
+
+
 def stored_batches(plog: PartitionLog) -> tuple[int, list[StoredBatch]]:
     """The log start and every batch from it to the log end, read through the log."""
     out: list[StoredBatch] = []
@@ -47,7 +52,7 @@ def stored_batches(plog: PartitionLog) -> tuple[int, list[StoredBatch]]:
         position = 0
         while position < len(data):
             header = read_header(data[position:])
-            body = bytes(data[position + 8 : position + header.size])
+            body = stamped_body(bytes(data[position : position + header.size]))
             out.append(
                 StoredBatch(
                     header.base_offset,

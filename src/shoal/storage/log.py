@@ -24,6 +24,7 @@ from shoal.invariant import invariant
 from shoal.records.header import BatchHeader, read_header
 from shoal.storage.checkpoint import Checkpoint, write_checkpoint
 from shoal.storage.config import FlushPolicy, LogConfig
+from shoal.storage.epochs import LeaderEpochCache, read_epoch_file, write_epoch_file
 from shoal.storage.errors import (
     DiskFullError,
     LogClosedError,
@@ -150,6 +151,9 @@ class PartitionLog:
         self._flushed_batches = 0
         self._waiters: deque[tuple[int, Future[None]]] = deque()
         self._closed = False
+        self._epochs = LeaderEpochCache()
+        self._leader_epoch = 0
+        """The current epoch (the latest of ``_epochs``), stamped into every appended batch."""
 
     # -- opening and recovery -------------------------------------------------------------
 
@@ -165,8 +169,12 @@ class PartitionLog:
         health: DirectoryHealth,
         flusher: Flusher | None = None,
         clean_shutdown: bool = False,
+        new_leader_epoch: bool = False,
     ) -> PartitionLog:
         """Open (creating if needed) the log in ``directory``, recovering it after a crash.
+
+        ``new_leader_epoch``: the partition's leader is elected again (a broker start), so a
+        new leader epoch begins at the log end; a new partition starts at epoch 0.
 
         Raises :class:`CorruptLogError` when data below the recovery point is damaged; the files
         are then left exactly as found.
@@ -182,6 +190,7 @@ class PartitionLog:
             flusher=flusher,
         )
         plog._recover(clean_shutdown)
+        plog._load_epochs(new_leader_epoch)
         if flusher is not None:
             flusher.register(plog)
         return plog
@@ -224,6 +233,39 @@ class PartitionLog:
         self._write_checkpoint()
         self._delete_segments_below_start()
 
+    def _load_epochs(self, new_leader_epoch: bool) -> None:
+        """Load the epoch history, cut it to the recovered log, open a new epoch if asked, and
+        save it durably before any append can be stamped with that epoch."""
+        cache = read_epoch_file(self._fs, self.directory)
+        if cache is None:
+            cache = self._epochs_from_batches()
+        end = self._next_offset
+        cache.truncate_from_end(end)  # epochs whose records a crash erased
+        cache.truncate_from_start(self._log_start)
+        if cache.latest_epoch < 0:
+            cache.assign(0, self._log_start)
+        if new_leader_epoch:
+            cache.assign(cache.latest_epoch + 1, end)
+        self._epochs = cache
+        self._leader_epoch = cache.latest_epoch
+        try:
+            write_epoch_file(self._fs, self.directory, cache)
+        except NoSpaceForCopy as exc:
+            raise DiskFullError(f"could not save the leader epochs of {self.name}: {exc}") from exc
+        except OSError as exc:
+            raise self._health.fail(
+                f"could not save the leader epochs of {self.name}: {exc}"
+            ) from exc
+
+    def _epochs_from_batches(self) -> LeaderEpochCache:
+        """The history as stamped in the batches (Kafka's rebuild): for a missing or damaged
+        file. Batches written before shoal kept epochs carry -1 and add nothing."""
+        cache = LeaderEpochCache()
+        for header in self.headers_from(self._log_start):
+            if header.partition_leader_epoch >= 0:
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        return cache
+
     def _created_ms_of(self, segment: Segment) -> int:
         first = segment.first_batch_timestamp()
         return first if first >= 0 else self._clock.now_ms()
@@ -250,6 +292,34 @@ class PartitionLog:
     def log_end_offset(self) -> int:
         """The offset the next append gets (Kafka's log end offset; the high watermark here)."""
         return self._next_offset
+
+    @property
+    def leader_epoch(self) -> int:
+        """The partition's current leader epoch."""
+        return self._leader_epoch
+
+    def epoch_entries(self) -> list[tuple[int, int]]:
+        """The epoch history, ``(epoch, start offset)`` oldest first."""
+        with self._lock:
+            return self._epochs.entries()
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """``(epoch, end offset)`` as Kafka's leader-epoch cache answers (OffsetForLeaderEpoch)."""
+        with self._lock:
+            return self._epochs.end_offset_for(epoch, self._next_offset)
+
+    def epoch_of_offset(self, offset: int) -> int:
+        """The leader epoch the record at ``offset`` was written in (-1 before every epoch)."""
+        with self._lock:
+            return self._epochs.epoch_for(offset)
+
+    def first_epoch(self) -> int:
+        """The epoch of the log start offset, or -1 when the history does not reach it."""
+        with self._lock:
+            entries = self._epochs.entries()
+            if entries and entries[0][1] <= self._log_start:
+                return entries[0][0]
+            return -1
 
     @property
     def flushed_offset(self) -> int:
@@ -288,7 +358,7 @@ class PartitionLog:
             segment = self._segments[-1]
             size_before = segment.size
             try:
-                segment.append(base, view, header)
+                segment.append(base, view, header, self._leader_epoch)
             except OSError as exc:
                 raise self._failed_write(segment, size_before, exc) from exc
             self.appended_batches += 1

@@ -147,7 +147,10 @@ class LogManager:
                 continue
             config = config_for(tp) if config_for is not None else self.default_config
             try:
-                self._logs[tp] = self._open_log(full, config, clean=self._clean_start)
+                # A start elects every partition's leader again: a new leader epoch.
+                self._logs[tp] = self._open_log(
+                    full, config, clean=self._clean_start, new_leader_epoch=True
+                )
             except CorruptLogError as exc:
                 log.critical("partition %s is offline: %s", name, exc)
                 self.offline[tp] = str(exc)
@@ -156,7 +159,9 @@ class LogManager:
             self._fs.remove(marker)
             self._fs.fsync_dir(self.path)
 
-    def _open_log(self, directory: str, config: LogConfig, *, clean: bool) -> PartitionLog:
+    def _open_log(
+        self, directory: str, config: LogConfig, *, clean: bool, new_leader_epoch: bool = False
+    ) -> PartitionLog:
         return PartitionLog.open(
             self._fs,
             directory,
@@ -166,6 +171,7 @@ class LogManager:
             health=self.health,
             flusher=self._flusher,
             clean_shutdown=clean,
+            new_leader_epoch=new_leader_epoch,
         )
 
     def start_cleaner(self, settings: CleanerSettings | None = None) -> LogCleaner:
