@@ -688,6 +688,7 @@ class PartitionLog:
                 if before_offset <= self._log_start:
                     return self._log_start
                 self._log_start = before_offset
+                self._epochs.truncate_from_start(before_offset)
             self._write_checkpoint()
             self._delete_segments_below_start_locked()
             return before_offset
@@ -726,6 +727,7 @@ class PartitionLog:
                 if not doomed:
                     return 0
                 self._log_start = max(self._log_start, self._segments[len(doomed)].base_offset)
+                self._epochs.truncate_from_start(self._log_start)
             self._write_checkpoint()
             self._delete_segments_below_start_locked()
             return len(doomed)
