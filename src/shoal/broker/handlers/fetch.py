@@ -199,7 +199,7 @@ def _read_partition(
     if last_epoch >= 0:
         epoch, end = plog.end_offset_for_epoch(last_epoch)
         if epoch < 0 or end < 0 or fetch_offset < plog.log_start_offset:
-            return _partition(index, ErrorCode.OFFSET_OUT_OF_RANGE, plog=plog, lso=lso)
+            return _partition(index, ErrorCode.OFFSET_OUT_OF_RANGE)
         if epoch < last_epoch or end < fetch_offset:
             return _partition(index, 0, plog=plog, lso=lso, aborted=aborted, diverging=(epoch, end))
     limit = min(int(p.partition_max_bytes), budget)
@@ -215,7 +215,8 @@ def _read_partition(
             cached_only=cached_only,
         )
     except OffsetOutOfRangeError:
-        return _partition(index, ErrorCode.OFFSET_OUT_OF_RANGE, plog=plog, lso=lso)
+        # Offsets -1 with the error, as Kafka answers (checked by tests/differential).
+        return _partition(index, ErrorCode.OFFSET_OUT_OF_RANGE)
     except StorageError as exc:
         return _partition(index, exc.kafka_error_code, plog=plog, lso=lso)
     if not first and len(result.data) > limit:
