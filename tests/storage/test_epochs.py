@@ -68,7 +68,10 @@ def test_the_file_has_kafkas_layout_and_damage_is_not_trusted(tmp_path: Path) ->
 
 
 def _open(path: str, clock: FakeClock) -> LogManager:
-    return LogManager.open(path, clock=clock, default_config=LogConfig(), threaded_flusher=False)
+    """Open the directory as a broker start does: recover, then begin a new leader epoch."""
+    manager = LogManager.open(path, clock=clock, default_config=LogConfig(), threaded_flusher=False)
+    manager.begin_leader_epochs()
+    return manager
 
 
 def _log(manager: LogManager) -> PartitionLog:
@@ -122,3 +125,17 @@ def test_a_directory_from_before_epochs_starts_at_epoch_0(tmp_path: Path) -> Non
     os.remove(os.path.join(path, "t-0", EPOCH_FILE))
     with _open(path, clock) as manager:
         assert _log(manager).epoch_entries() == [(0, 0), (1, 4)]
+
+
+def test_opening_alone_changes_no_epoch_and_writes_nothing(tmp_path: Path) -> None:
+    path, clock = str(tmp_path), FakeClock()
+    with _open(path, clock) as manager:
+        manager.create("t", 0).append(make_batch(2))
+    saved = (tmp_path / "t-0" / EPOCH_FILE).read_bytes()
+    # A start refused after the logs opened (a newer document format) must change no file.
+    manager = LogManager.open(path, clock=clock, default_config=LogConfig(), threaded_flusher=False)
+    try:
+        assert _log(manager).leader_epoch == 0
+    finally:
+        manager.abandon()
+    assert (tmp_path / "t-0" / EPOCH_FILE).read_bytes() == saved == b"0\n1\n0 0\n"

@@ -169,12 +169,12 @@ class PartitionLog:
         health: DirectoryHealth,
         flusher: Flusher | None = None,
         clean_shutdown: bool = False,
-        new_leader_epoch: bool = False,
     ) -> PartitionLog:
         """Open (creating if needed) the log in ``directory``, recovering it after a crash.
 
-        ``new_leader_epoch``: the partition's leader is elected again (a broker start), so a
-        new leader epoch begins at the log end; a new partition starts at epoch 0.
+        Its leader-epoch history is loaded and cut to the recovered log, but neither extended
+        nor saved: :meth:`begin_leader_epoch` does that when the broker starts serving (so a
+        start refused later, e.g. for a document from a newer format, changes no file).
 
         Raises :class:`CorruptLogError` when data below the recovery point is damaged; the files
         are then left exactly as found.
@@ -190,7 +190,7 @@ class PartitionLog:
             flusher=flusher,
         )
         plog._recover(clean_shutdown)
-        plog._load_epochs(new_leader_epoch)
+        plog._load_epochs()
         if flusher is not None:
             flusher.register(plog)
         return plog
@@ -233,21 +233,39 @@ class PartitionLog:
         self._write_checkpoint()
         self._delete_segments_below_start()
 
-    def _load_epochs(self, new_leader_epoch: bool) -> None:
-        """Load the epoch history, cut it to the recovered log, open a new epoch if asked, and
-        save it durably before any append can be stamped with that epoch."""
+    def _load_epochs(self) -> None:
+        """Load the epoch history (in memory) and cut it to the recovered log."""
         cache = read_epoch_file(self._fs, self.directory)
         if cache is None:
             cache = self._epochs_from_batches()
-        end = self._next_offset
-        cache.truncate_from_end(end)  # epochs whose records a crash erased
+        cache.truncate_from_end(self._next_offset)  # epochs whose records a crash erased
         cache.truncate_from_start(self._log_start)
-        if cache.latest_epoch < 0:
+        if cache.latest_epoch < 0:  # a new partition, or one from before epochs
             cache.assign(0, self._log_start)
-        if new_leader_epoch:
-            cache.assign(cache.latest_epoch + 1, end)
         self._epochs = cache
         self._leader_epoch = cache.latest_epoch
+
+    def begin_leader_epoch(self) -> int:
+        """The partition's leader is elected again (a broker start): a new leader epoch
+        begins at the log end. Saved durably before it returns, so no batch is ever stamped
+        with an epoch the file lacks; returns the new epoch."""
+        with self._flush_lock:
+            self._check_writable()
+            with self._lock:
+                self._epochs.assign(self._epochs.latest_epoch + 1, self._next_offset)
+                self._leader_epoch = self._epochs.latest_epoch
+            self._save_epochs()
+            return self._leader_epoch
+
+    def save_leader_epochs(self) -> None:
+        """Save the epoch history durably (a new partition's epoch 0, before it serves)."""
+        with self._flush_lock:
+            self._check_writable()
+            self._save_epochs()
+
+    def _save_epochs(self) -> None:
+        with self._lock:
+            cache = LeaderEpochCache(self._epochs.entries())
         try:
             write_epoch_file(self._fs, self.directory, cache)
         except NoSpaceForCopy as exc:

@@ -147,10 +147,7 @@ class LogManager:
                 continue
             config = config_for(tp) if config_for is not None else self.default_config
             try:
-                # A start elects every partition's leader again: a new leader epoch.
-                self._logs[tp] = self._open_log(
-                    full, config, clean=self._clean_start, new_leader_epoch=True
-                )
+                self._logs[tp] = self._open_log(full, config, clean=self._clean_start)
             except CorruptLogError as exc:
                 log.critical("partition %s is offline: %s", name, exc)
                 self.offline[tp] = str(exc)
@@ -159,9 +156,7 @@ class LogManager:
             self._fs.remove(marker)
             self._fs.fsync_dir(self.path)
 
-    def _open_log(
-        self, directory: str, config: LogConfig, *, clean: bool, new_leader_epoch: bool = False
-    ) -> PartitionLog:
+    def _open_log(self, directory: str, config: LogConfig, *, clean: bool) -> PartitionLog:
         return PartitionLog.open(
             self._fs,
             directory,
@@ -171,8 +166,15 @@ class LogManager:
             health=self.health,
             flusher=self._flusher,
             clean_shutdown=clean,
-            new_leader_epoch=new_leader_epoch,
         )
+
+    def begin_leader_epochs(self) -> None:
+        """A broker start: every partition's leader is elected again, under a new leader epoch
+        (Kafka's controller does this when a restarted broker rejoins). Clients that read
+        records a crash erased then find the truncation (KIP-320) instead of skipping what was
+        written at those offsets since. Each log saves its history before this returns."""
+        for plog in self._logs.values():
+            plog.begin_leader_epoch()
 
     def start_cleaner(self, settings: CleanerSettings | None = None) -> LogCleaner:
         """Start compacting the logs whose config says ``compact``, on a thread of its own."""
@@ -219,6 +221,7 @@ class LogManager:
         directory = os.path.join(self.path, tp.dirname)
         try:
             plog = self._open_log(directory, config or self.default_config, clean=False)
+            plog.save_leader_epochs()  # epoch 0 from its first offset
             self._fs.fsync_dir(self.path)
         except OSError as exc:
             raise self.health.fail(f"could not create {directory}: {exc}") from exc
