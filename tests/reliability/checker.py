@@ -207,6 +207,10 @@ def _gaps(
             continue  # a rewind: _monotonic judges it
         now = at.get((previous.partition, previous.offset))
         if now is not None and now != previous.value:
+            if at.get((read.partition, read.offset)) != read.value:
+                # Read from the same erased tail (one fetch, before the crash): it skipped
+                # nothing yet; the pair that leaves the erased tail is judged instead.
+                continue
             report.truncation_skips.append(
                 f"{read.consumer} (assignment {read.assignment}) was handed "
                 f"{previous.partition}@{previous.offset} ({previous.value}), which a crash "

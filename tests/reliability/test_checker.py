@@ -145,6 +145,22 @@ def test_going_on_past_an_erased_record_is_a_truncation_skip() -> None:
     assert len(report.truncation_skips) == 1 and A1 in report.truncation_skips[0]
 
 
+def test_reading_on_within_the_erased_tail_is_no_truncation_skip() -> None:
+    # c was handed b0@1 and b1@2 in one fetch; a crash erased both, a1 and a2 took their
+    # offsets, and c's assignment ended there (the group resumed from a commit): no skip yet.
+    b0, b1 = value_of("b", 0), value_of("b", 1)
+    history = _history(
+        _acked("a", 0, 0, 0),
+        Read("c", 1, 0, 0, A0),
+        Read("c", 1, 0, 1, b0),
+        Read("c", 1, 0, 2, b1),
+        _acked("a", 1, 0, 1),
+        _acked("a", 2, 0, 2),
+    )
+    report = check(history, _log(A0, A1, A2))
+    assert report.valid, report.anomalies
+
+
 def test_a_resume_that_starts_past_the_committed_offset_skipped_records() -> None:
     history = _history(
         _acked("a", 0, 0, 0),
