@@ -71,6 +71,11 @@ def _latest(client: WireClient, timestamp: int) -> tuple[int, int]:
     return int(p.offset), int(p.leader_epoch)
 
 
+def _epochs(client: WireClient) -> dict[str, int]:
+    topics = client.metadata([TOPIC], auto_create=False).topics
+    return {str(t.name): int(t.partitions[0].leader_epoch) for t in topics}
+
+
 def _produce(client: WireClient, count: int) -> None:
     answer = client.produce(TOPIC, 0, batch_of([b"v"] * count), acks=-1)
     assert answer.error_code == 0, answer
@@ -80,10 +85,10 @@ def test_a_restart_opens_a_new_epoch_that_every_api_reports(tmp_path: Path) -> N
     with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
         client.metadata([TOPIC])  # created at epoch 0
         _produce(client, 3)  # offsets 0-2, epoch 0
+        assert _epochs(client) == {TOPIC: 0}  # created during this start
     with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
         _produce(client, 2)  # offsets 3-4, epoch 1
-        (topic,) = client.metadata([TOPIC], auto_create=False).topics
-        assert topic.partitions[0].leader_epoch == 1
+        assert _epochs(client) == {TOPIC: 1}
 
         assert _latest(client, -1) == (5, 1)
         assert _latest(client, -2) == (0, 0)

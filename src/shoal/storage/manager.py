@@ -89,6 +89,8 @@ class LogManager:
         self.stats = StorageStats(flush=self._flusher.stats)
         """What the logs' fsyncs, retention and cleaner did (read by the broker's metrics)."""
         self._logs: dict[LogId, PartitionLog] = {}
+        self._recovered: set[LogId] = set()
+        """The logs found on disk at open: their leaders are elected again at start."""
         self.offline: dict[LogId, str] = {}
         """Partitions refused at start (damaged below their recovery point), with the reason."""
         self._clean_start = False
@@ -148,6 +150,7 @@ class LogManager:
             config = config_for(tp) if config_for is not None else self.default_config
             try:
                 self._logs[tp] = self._open_log(full, config, clean=self._clean_start)
+                self._recovered.add(tp)
             except CorruptLogError as exc:
                 log.critical("partition %s is offline: %s", name, exc)
                 self.offline[tp] = str(exc)
@@ -169,12 +172,16 @@ class LogManager:
         )
 
     def begin_leader_epochs(self) -> None:
-        """A broker start: every partition's leader is elected again, under a new leader epoch
-        (Kafka's controller does this when a restarted broker rejoins). Clients that read
+        """A broker start: every partition found on disk has its leader elected again, under a
+        new leader epoch (Kafka's controller does this when a restarted broker rejoins); one
+        created during this start keeps epoch 0. Clients that read
         records a crash erased then find the truncation (KIP-320) instead of skipping what was
         written at those offsets since. Each log saves its history before this returns."""
-        for plog in self._logs.values():
-            plog.begin_leader_epoch()
+        for tp in sorted(self._recovered, key=lambda t: (t.topic, t.partition)):
+            plog = self._logs.get(tp)
+            if plog is not None:
+                plog.begin_leader_epoch()
+        self._recovered.clear()  # once per start
 
     def start_cleaner(self, settings: CleanerSettings | None = None) -> LogCleaner:
         """Start compacting the logs whose config says ``compact``, on a thread of its own."""
