@@ -18,6 +18,7 @@ from shoal.storage.epochs import (
 from shoal.storage.fs import OsFileSystem
 from shoal.storage.log import PartitionLog
 from shoal.testing.clock import FakeClock
+from shoal.testing.faultfs import FaultyFileSystem
 from tests.storage.batches import make_batch
 
 
@@ -122,7 +123,8 @@ def test_a_directory_from_before_epochs_starts_at_epoch_0(tmp_path: Path) -> Non
     with open(segment, "r+b") as f:
         f.seek(12)
         f.write(b"\xff\xff\xff\xff")
-    os.remove(os.path.join(path, "t-0", EPOCH_FILE))
+    # (A partition created at runtime saves no file until its next start: none to remove.)
+    assert not (tmp_path / "t-0" / EPOCH_FILE).exists()
     with _open(path, clock) as manager:
         assert _log(manager).epoch_entries() == [(0, 0), (1, 4)]
 
@@ -131,11 +133,44 @@ def test_opening_alone_changes_no_epoch_and_writes_nothing(tmp_path: Path) -> No
     path, clock = str(tmp_path), FakeClock()
     with _open(path, clock) as manager:
         manager.create("t", 0).append(make_batch(2))
+    _open(path, clock).close()  # a start: epoch 1, saved
     saved = (tmp_path / "t-0" / EPOCH_FILE).read_bytes()
     # A start refused after the logs opened (a newer document format) must change no file.
     manager = LogManager.open(path, clock=clock, default_config=LogConfig(), threaded_flusher=False)
+    manager.abandon()
+    assert (tmp_path / "t-0" / EPOCH_FILE).read_bytes() == saved == b"0\n2\n0 0\n1 2\n"
+
+
+def test_an_epoch_whose_records_a_crash_erased_is_never_used_again(tmp_path: Path) -> None:
+    # Epoch 1 began at 2 and held 3 records that were never fsynced: a crash erased them all,
+    # so recovery cuts epoch 1 from the history. The next start must not call itself epoch 1
+    # again: a consumer that read those records (epoch 1) would see no change, and skip.
+    path = str(tmp_path)
+    fs = FaultyFileSystem(seed=1)
+    clock = FakeClock()
+
+    def start() -> LogManager:
+        manager = LogManager.open(
+            path, fs=fs, clock=clock, default_config=LogConfig(), threaded_flusher=False
+        )
+        manager.begin_leader_epochs()
+        return manager
+
+    manager = start()
+    plog = manager.create("t", 0)
+    plog.append(make_batch(2))
+    manager.flush_pending()  # nothing waits: fsync explicitly
+    plog.flush()
+    manager.close()
+    manager = start()
+    assert _log(manager).epoch_entries() == [(0, 0), (1, 2)]
+    _log(manager).append(make_batch(3))  # epoch 1, never fsynced
+    manager.abandon()
+    fs.crash(keep_unsynced=False)
+    manager = start()
     try:
-        assert _log(manager).leader_epoch == 0
+        assert _log(manager).log_end_offset == 2
+        assert _log(manager).epoch_entries() == [(0, 0), (2, 2)]
+        assert _log(manager).end_offset_for_epoch(1) == (0, 2)  # where the reader goes back
     finally:
-        manager.abandon()
-    assert (tmp_path / "t-0" / EPOCH_FILE).read_bytes() == saved == b"0\n1\n0 0\n"
+        manager.close()

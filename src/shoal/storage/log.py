@@ -153,6 +153,8 @@ class PartitionLog:
         self._closed = False
         self._epochs = LeaderEpochCache()
         self._leader_epoch = 0
+        self._highest_epoch = -1
+        """The highest epoch the history ever held (its latest before recovery cut it)."""
         """The current epoch (the latest of ``_epochs``), stamped into every appended batch."""
 
     # -- opening and recovery -------------------------------------------------------------
@@ -238,6 +240,9 @@ class PartitionLog:
         cache = read_epoch_file(self._fs, self.directory)
         if cache is None:
             cache = self._epochs_from_batches()
+        # An epoch number is never used twice, even once the records it held are gone: a
+        # client that read them must see the next start's epoch as a change.
+        self._highest_epoch = cache.latest_epoch
         cache.truncate_from_end(self._next_offset)  # epochs whose records a crash erased
         cache.truncate_from_start(self._log_start)
         if cache.latest_epoch < 0:  # a new partition, or one from before epochs
@@ -252,7 +257,9 @@ class PartitionLog:
         with self._flush_lock:
             self._check_writable()
             with self._lock:
-                self._epochs.assign(self._epochs.latest_epoch + 1, self._next_offset)
+                epoch = max(self._highest_epoch, self._epochs.latest_epoch) + 1
+                self._epochs.assign(epoch, self._next_offset)
+                self._highest_epoch = epoch
                 self._leader_epoch = self._epochs.latest_epoch
             self._save_epochs()
             return self._leader_epoch
