@@ -23,7 +23,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.reliability.power_broker import PowerBroker
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # A connection of the powered-off incarnation is at times collected with its socket still
+    # open (the consumer reconnects while the dead server stops): a harness leak reported in
+    # issue 19's notes, not what these tests check. Only that warning is ignored.
+    pytest.mark.filterwarnings(
+        r"ignore:Exception ignored in. <(socket\.socket|function _SelectorTransport\.__del__)"
+        ":pytest.PytestUnraisableExceptionWarning"
+    ),
+]
 
 TOPIC: Final = "epoch-truncation"
 DURABLE, ERASED, AFTER = 5, 5, 10
@@ -38,7 +47,7 @@ def power_broker() -> Iterator[PowerBroker]:
     broker.stop()
 
 
-def _produce(bootstrap: str, values: list[str], acks: str) -> list[int]:
+def _produce(bootstrap: str, values: list[str], acks: str, topic: str = TOPIC) -> list[int]:
     """The offsets the values were acknowledged at (in order)."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0})
     offsets: list[int] = []
@@ -48,7 +57,7 @@ def _produce(bootstrap: str, values: list[str], acks: str) -> list[int]:
         offsets.append(message.offset())  # type: ignore[attr-defined]
 
     for value in values:
-        producer.produce(TOPIC, value.encode(), partition=0, on_delivery=delivered)
+        producer.produce(topic, value.encode(), partition=0, on_delivery=delivered)
         assert producer.flush(TIMEOUT_S) == 0  # one batch each, in order
     return offsets
 
@@ -109,3 +118,41 @@ def test_a_consumer_goes_back_over_records_a_power_loss_erased(
         consumer.close()
     # Back to where epoch 0 ended (5), then every acknowledged record, under epoch 1.
     assert handed == [(DURABLE + i, v, 1) for i, v in enumerate(after)]
+
+
+def test_a_start_after_a_whole_epoch_was_erased_still_changes_the_epoch(
+    power_broker: PowerBroker,
+) -> None:
+    """Every record of the latest epoch was erased: recovery cuts that epoch from the history,
+    and the next start must still be a new epoch number (not the erased one's again), or the
+    consumer that read those records sees no change and skips."""
+    bootstrap, topic = power_broker.bootstrap_servers, "whole-epoch"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT_S)
+    assert _produce(bootstrap, ["durable"], "all", topic) == [0]
+    power_broker.power_loss(keep_unsynced=False)  # a restart that loses nothing: epoch 1 at 1
+    erased = [f"erased-{i}" for i in range(3)]
+    assert _produce(bootstrap, erased, "1", topic) == [1, 2, 3]  # all of epoch 1, never fsynced
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "whole-epoch-reader",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
+    partition = TopicPartition(topic, 0, 0)
+    try:
+        consumer.assign([partition])
+        before = _read(consumer, {"durable", *erased})
+        assert before == [(0, "durable", 0)] + [(1 + i, v, 1) for i, v in enumerate(erased)]
+        consumer.pause([partition])
+        power_broker.power_loss(keep_unsynced=False)  # epoch 1 is gone; this start is epoch 2
+        after = [f"after-{i}" for i in range(5)]
+        assert _produce(bootstrap, after, "all", topic) == [1, 2, 3, 4, 5]
+        consumer.resume([partition])
+        handed = _read(consumer, set(after))
+    finally:
+        consumer.close()
+    assert handed == [(1 + i, v, 2) for i, v in enumerate(after)]
