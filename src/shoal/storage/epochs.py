@@ -14,9 +14,11 @@ The file keeps Kafka's ``leader-epoch-checkpoint`` text layout::
     0 0             "epoch start_offset", oldest first
     1 57
 
-It is replaced atomically (fsynced) before the partition serves, so no batch is ever stamped
-with an epoch the file does not hold. A missing or unreadable file is rebuilt from the epochs
-stamped in the batches (a data directory from before epochs has none: epoch 0 from the start).
+It is replaced atomically (fsynced) at each start before the partition serves, so no batch is
+ever stamped with an epoch above the file's. A partition created at runtime writes none until
+its next start: a missing or unreadable file is rebuilt from the epochs stamped in the batches,
+which for it gives epoch 0 (and for a data directory from before epochs, which stamped -1,
+epoch 0 from the log start).
 """
 
 from __future__ import annotations

@@ -153,9 +153,9 @@ class PartitionLog:
         self._closed = False
         self._epochs = LeaderEpochCache()
         self._leader_epoch = 0
+        """The current epoch (the latest of ``_epochs``), stamped into every appended batch."""
         self._highest_epoch = -1
         """The highest epoch the history ever held (its latest before recovery cut it)."""
-        """The current epoch (the latest of ``_epochs``), stamped into every appended batch."""
 
     # -- opening and recovery -------------------------------------------------------------
 
@@ -263,12 +263,6 @@ class PartitionLog:
                 self._leader_epoch = self._epochs.latest_epoch
             self._save_epochs()
             return self._leader_epoch
-
-    def save_leader_epochs(self) -> None:
-        """Save the epoch history durably (a new partition's epoch 0, before it serves)."""
-        with self._flush_lock:
-            self._check_writable()
-            self._save_epochs()
 
     def _save_epochs(self) -> None:
         with self._lock:
