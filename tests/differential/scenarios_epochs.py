@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.differential.scenarios import Result
+from confluent_kafka import TopicPartition
+
+from tests.differential.scenarios import TIMEOUT_S, Result, admin
 from tests.differential.scenarios_admin import hosted_topic
 from tests.server.wire import WireClient, batch_of, fetch_values
 
@@ -115,4 +117,26 @@ def fresh_topic_epochs(bootstrap: str) -> Result:
         }
 
 
-SCENARIOS: dict[str, Callable[[str], Any]] = {"fresh_topic_epochs": fresh_topic_epochs}
+def after_delete_records(bootstrap: str) -> Result:
+    """Epochs and out-of-range answers once DeleteRecords moved the log start to 2."""
+    topic = hosted_topic(bootstrap)
+    with WireClient(bootstrap) as client:
+        produced = client.produce_once_led(topic, 0, batch_of([b"a", b"b", b"c"]), wait_s=30)
+        assert produced.error_code == 0, produced
+        client_admin = admin(bootstrap)  # kept alive until the future resolves
+        (deleted,) = client_admin.delete_records([TopicPartition(topic, 0, 2)]).values()
+        low = deleted.result(TIMEOUT_S).low_watermark
+        return {
+            "low_watermark": low,
+            "earliest": _list_offsets(client, topic, -2, -1),
+            "fetch_below_start": _fetch(client, topic, 0, -1, -1),
+            "fetch_below_start_last_epoch_0": _fetch(client, topic, 0, -1, 0),
+            "fetch_at_start": _fetch(client, topic, 2, 0, -1),
+            "end_offset_of_epoch_0": _end_offset(client, topic, -1, 0),
+        }
+
+
+SCENARIOS: dict[str, Callable[[str], Any]] = {
+    "fresh_topic_epochs": fresh_topic_epochs,
+    "after_delete_records": after_delete_records,
+}

@@ -23,12 +23,14 @@ def test_same_as_kafka(scenario: str, kafka_peer: KafkaPeer, shoal_target: Embed
     differing = {
         f"{section}[{case}]": {"shoal": shoal[section].get(case), "kafka": answer}
         for section, cases in kafka.items()
-        if isinstance(cases, dict)
+        if isinstance(cases, dict) and all(isinstance(a, dict) for a in cases.values())
         for case, answer in cases.items()
         if shoal[section].get(case) != answer
     }
     assert not differing, differing  # each case named, the two answers side by side
     assert shoal == kafka
+    if scenario != "fresh_topic_epochs":
+        return
     # The scenario saw what it tests: Kafka's answers for a fresh topic's epoch 0.
     assert kafka["metadata_epoch"] == 0
     assert kafka["fetch"]["0/0/-1"]["stamped_epoch"] == 0
