@@ -11,13 +11,16 @@ does:
 - **non-monotonic**: a consumer handed offsets of a partition that do not rise within one
   assignment, except a *truncation rewind*: after a crash erased records it had already been
   handed (never acknowledged: fsynced only for an acks=all ack, readable before, as in Kafka, whose
-  high watermark does not wait for an fsync either), its client's position is past the log end;
-  the client's KIP-320 check (OffsetForLeaderEpoch) finds the truncation and seeks back to the
-  end offset, so offsets go back within the assignment, over erased records only. Counted
+  high watermark does not wait for an fsync either), the restarted broker's new leader epoch
+  sends the client's KIP-320 check (OffsetForLeaderEpoch) to where the epoch it read ended, and
+  it seeks back there, so offsets go back within the assignment, over erased records only. Counted
   apart; a rewind that hands again a record the log still holds is non-monotonic;
 - **skipped**: a consumer resuming from the group's committed offset that was first handed a
   later record, skipping stored ones in between, or handed offsets within one assignment that
-  pass over stored ones (except truncation skips, counted apart: see ``truncation_skips``);
+  pass over stored ones;
+- **truncation skip**: a consumer that went on past records a crash erased after handing them
+  out, never seeing what the log stored at those offsets since (the partition's leader epoch
+  did not change at the restart, so the client's KIP-320 check could not find the truncation);
 - **lost commit**: a consumer resuming from a committed offset older than one the broker had
   already acknowledged for the group, while the group's commits never go back (each consumer
   commits only what it read past its own resume point).
@@ -54,12 +57,10 @@ class Report:
     lost_commits: list[str] = field(default_factory=list)
     truncation_skips: list[str] = field(default_factory=list)
     """Consumers that went on past records a crash erased after handing them out, so never saw
-    what the log stored at those offsets afterwards. A known broker gap, counted apart: shoal
-    keeps leader epoch 0 across restarts, so the client's KIP-320 check sees a truncation only
-    when its position is past the log end (a truncation rewind), not once the log has grown
-    back past it. In Kafka a restarted leader comes back under a new leader epoch (the
-    controller fences the old incarnation and elects it again), so the client's
-    OffsetForLeaderEpoch check finds the divergence and seeks back to it."""
+    what the log stored at those offsets afterwards. An anomaly: every broker start opens a new
+    leader epoch (as a restarted Kafka leader comes back under one), so the client's
+    OffsetForLeaderEpoch check finds the divergence and seeks back to it (a truncation
+    rewind). Counted before epochs existed without failing the run (issue 19)."""
 
     @property
     def anomalies(self) -> dict[str, list[str]]:
@@ -70,6 +71,7 @@ class Report:
             "non-monotonic": self.non_monotonic,
             "skipped": self.skipped,
             "lost commits": self.lost_commits,
+            "truncation skips": self.truncation_skips,
         }
         return {name: items for name, items in found.items() if items}
 
@@ -205,6 +207,10 @@ def _gaps(
             continue  # a rewind: _monotonic judges it
         now = at.get((previous.partition, previous.offset))
         if now is not None and now != previous.value:
+            if at.get((read.partition, read.offset)) != read.value:
+                # Read from the same erased tail (one fetch, before the crash): it skipped
+                # nothing yet; the pair that leaves the erased tail is judged instead.
+                continue
             report.truncation_skips.append(
                 f"{read.consumer} (assignment {read.assignment}) was handed "
                 f"{previous.partition}@{previous.offset} ({previous.value}), which a crash "

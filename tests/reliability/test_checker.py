@@ -127,9 +127,10 @@ def test_reads_passing_over_a_stored_record_within_one_assignment_skipped_it() -
     assert list(report.anomalies) == ["skipped"]
 
 
-def test_going_on_past_an_erased_record_is_a_truncation_skip_counted_apart() -> None:
+def test_going_on_past_an_erased_record_is_a_truncation_skip() -> None:
     # c was handed an unacknowledged b0@1; a crash erased it, a1 and a2 were stored at 1 and 2
-    # before c fetched again at 2, so c never saw a1 (shoal's known leader-epoch gap).
+    # before c fetched again at 2, so c never saw a1 (what a restart without a new leader
+    # epoch let happen).
     b0 = value_of("b", 0)
     history = _history(
         _acked("a", 0, 0, 0),
@@ -140,8 +141,24 @@ def test_going_on_past_an_erased_record_is_a_truncation_skip_counted_apart() -> 
         Read("c", 1, 0, 2, A2),
     )
     report = check(history, _log(A0, A1, A2))
-    assert report.valid, report.anomalies
+    assert list(report.anomalies) == ["truncation skips"]
     assert len(report.truncation_skips) == 1 and A1 in report.truncation_skips[0]
+
+
+def test_reading_on_within_the_erased_tail_is_no_truncation_skip() -> None:
+    # c was handed b0@1 and b1@2 in one fetch; a crash erased both, a1 and a2 took their
+    # offsets, and c's assignment ended there (the group resumed from a commit): no skip yet.
+    b0, b1 = value_of("b", 0), value_of("b", 1)
+    history = _history(
+        _acked("a", 0, 0, 0),
+        Read("c", 1, 0, 0, A0),
+        Read("c", 1, 0, 1, b0),
+        Read("c", 1, 0, 2, b1),
+        _acked("a", 1, 0, 1),
+        _acked("a", 2, 0, 2),
+    )
+    report = check(history, _log(A0, A1, A2))
+    assert report.valid, report.anomalies
 
 
 def test_a_resume_that_starts_past_the_committed_offset_skipped_records() -> None:

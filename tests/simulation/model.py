@@ -8,6 +8,7 @@ not have happened, and the invariants allow both.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -35,6 +36,12 @@ class StoredBatch:
     is_control: bool
     is_transactional: bool
     body: bytes
+    leader_epoch: int
+
+
+def stamped_body(batch: bytes) -> bytes:
+    """A batch without baseOffset and partitionLeaderEpoch, the bytes the broker stamps."""
+    return batch[8:12] + batch[16:]
 
 
 def stored_batches(plog: PartitionLog) -> tuple[int, list[StoredBatch]]:
@@ -47,7 +54,7 @@ def stored_batches(plog: PartitionLog) -> tuple[int, list[StoredBatch]]:
         position = 0
         while position < len(data):
             header = read_header(data[position:])
-            body = bytes(data[position + 8 : position + header.size])
+            body = stamped_body(bytes(data[position : position + header.size]))
             out.append(
                 StoredBatch(
                     header.base_offset,
@@ -58,6 +65,7 @@ def stored_batches(plog: PartitionLog) -> tuple[int, list[StoredBatch]]:
                     header.is_control,
                     header.is_transactional,
                     body,
+                    header.partition_leader_epoch,
                 )
             )
             position += header.size
@@ -101,4 +109,24 @@ def check_partition(name: str, plog: PartitionLog, model: PartitionModel) -> lis
     twice = [key for key, count in seen.items() if count > 1]
     if twice:
         raise Violation(f"{name}: idempotent batches stored twice (pid, epoch, seq): {twice}")
+    _check_epochs(name, plog, start, batches)
     return batches
+
+
+def _check_epochs(name: str, plog: PartitionLog, start: int, batches: list[StoredBatch]) -> None:
+    """The leader-epoch history rises in epoch and offset, ends at the current epoch within the
+    log, and every batch carries the epoch its offset falls in (so a client's KIP-320 check,
+    answered from the history, agrees with the batches it read)."""
+    entries = plog.epoch_entries()
+    if not entries or entries[-1][0] != plog.leader_epoch:
+        raise Violation(f"{name}: epoch history {entries} does not end at {plog.leader_epoch}")
+    rising = all(a[0] < b[0] and a[1] < b[1] for a, b in itertools.pairwise(entries))
+    if not rising or entries[0][1] < start or entries[-1][1] > plog.log_end_offset:
+        raise Violation(f"{name}: epoch history {entries} out of order or outside the log")
+    for batch in batches:
+        expected = plog.epoch_of_offset(max(batch.base, start))
+        if batch.leader_epoch != expected:
+            raise Violation(
+                f"{name}: batch at {batch.base} stamped with epoch {batch.leader_epoch}, "
+                f"the history says {expected}"
+            )

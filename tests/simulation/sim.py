@@ -29,7 +29,7 @@ from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
 from tests.simulation import txns as tx
 from tests.simulation.group_steps import GroupSteps
-from tests.simulation.model import PartitionModel, Violation, check_partition
+from tests.simulation.model import PartitionModel, Violation, check_partition, stamped_body
 from tests.simulation.node import InFlight, Node
 from tests.simulation.topic import PARTITIONS, TOPIC
 from tests.simulation.txn_steps import TxnSteps
@@ -313,9 +313,9 @@ class Simulation(TxnSteps, GroupSteps):
     def _acked(self, pending: prod.Pending, base: int) -> None:
         model = self.models[pending.partition]
         known = model.acked.get(base)
-        if known is not None and known != pending.batch[8:]:
+        if known is not None and known != stamped_body(pending.batch):
             raise Violation(f"offset {base} acknowledged for two different batches")
-        model.acked[base] = pending.batch[8:]
+        model.acked[base] = stamped_body(pending.batch)
         self.stats.acked_batches += 1
 
     def _fetch(self) -> None:
@@ -374,7 +374,8 @@ class Simulation(TxnSteps, GroupSteps):
                     f"fetch p{partition}: batch at {header.base_offset}, not {expected}"
                 )
             known = model.acked.get(header.base_offset)
-            if known is not None and bytes(data[position + 8 : position + header.size]) != known:
+            body = stamped_body(bytes(data[position : position + header.size]))
+            if known is not None and body != known:
                 raise Violation(
                     f"fetch p{partition}: acknowledged batch {header.base_offset} differs"
                 )

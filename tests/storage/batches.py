@@ -29,5 +29,6 @@ def make_batch(
 
 
 def payload_of(batch: bytes) -> bytes:
-    """The batch without its baseOffset (the only bytes the log rewrites)."""
-    return batch[8:]
+    """The batch without baseOffset and partitionLeaderEpoch (the only bytes the log rewrites:
+    the offsets it assigns and the partition's current leader epoch)."""
+    return batch[8:12] + batch[16:]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from shoal.storage import LogConfig, LogManager, PartitionLog
 from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem
+from tests.storage.batches import payload_of
 
 DATA = "/data"
 
@@ -63,7 +64,7 @@ def read_all(h: Harness) -> list[bytes]:
         position = 0
         while position < len(data):
             size = int.from_bytes(data[position + 8 : position + 12], "big") + 12
-            out.append(bytes(data[position + 8 : position + size]))
+            out.append(payload_of(bytes(data[position : position + size])))
             position += size
         offset = result.next_offset
     return out

@@ -51,6 +51,7 @@ import pytest
 
 from shoal.records.header import read_header
 from shoal.storage import LogManager, PartitionLog
+from tests.storage.batches import payload_of
 from tests.storage.crash_writer import (
     PARTITION,
     TOPIC,
@@ -178,7 +179,8 @@ def walk_log(
             )
             seed = seed_of(data, position)
             expected = build_batch(run_seed, seed, timestamp_ms)
-            intact = data[position + 8 : position + header.size] == expected[8:]
+            stored = bytes(data[position : position + header.size])
+            intact = payload_of(stored) == payload_of(expected)
             assert intact, (
                 f"batch at offset {offset} (seed {seed}, {header.size} bytes) is not the batch "
                 "the writer appended: damaged, torn or misplaced"

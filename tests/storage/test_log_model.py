@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from shoal.records import Compression, SimpleRecord, build_batch, read_header
 from shoal.storage import LogConfig, OffsetOutOfRangeError
+from tests.storage.batches import payload_of
 from tests.storage.support import Harness
 
 NOW = 1_700_000_000_000
@@ -86,7 +87,9 @@ class PartitionLogMachine(RuleBasedStateMachine):
         assert info.base_offset == self.end
         assert info.last_offset == self.end + len(records) - 1
         self.batches.append(
-            ModelBatch(self.end, len(records), batch[8:], tuple(r.timestamp or 0 for r in records))
+            ModelBatch(
+                self.end, len(records), payload_of(batch), tuple(r.timestamp or 0 for r in records)
+            )
         )
 
     @rule(where=st.floats(0, 1), max_bytes=st.integers(1, 5000))
@@ -188,7 +191,7 @@ def split(data: bytes) -> list[tuple[int, bytes]]:
     out, position = [], 0
     while position < len(data):
         header = read_header(data, position)
-        out.append((header.base_offset, data[position + 8 : position + header.size]))
+        out.append((header.base_offset, payload_of(data[position : position + header.size])))
         position += header.size
     return out
 

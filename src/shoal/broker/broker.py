@@ -158,6 +158,9 @@ class Broker:
         self.apis: Mapping[int, ApiVersionRange] = restrict_to(served)
         self._ensure_logs()
         self._ensure_internal_topics()
+        # Issue 19 (leader epochs, slice L): this start is a new leader epoch for every
+        # partition, begun only now that every document loaded (a refused start changes no file).
+        logs.begin_leader_epochs()
 
     def _ensure_logs(self) -> None:
         """Open or create every partition the metadata names (e.g. after a crash mid-create)."""

@@ -18,9 +18,12 @@ Layout (``[]`` arrays, compact in flexible versions v12+; ``?`` from the version
                tagged fields (v12) ]
     tagged fields (v12)
 
-No tagged field is ever sent: diverging_epoch, current_leader and snapshot_id concern
-replicas and leader changes, which a single node does not have, and node_endpoints (v16+) is
-sent only with NOT_LEADER_OR_FOLLOWER. A test compares every version with kio's encoding.
+Tagged fields (v12+): a partition's diverging_epoch (tag 0) when the client's last fetched
+epoch ended before its fetch offset (KIP-320, after a crash erased records), and its
+current_leader (tag 1) with FENCED_LEADER_EPOCH, so the client learns the new epoch at once;
+snapshot_id concerns KRaft replicas, and node_endpoints (v16+) goes only with
+NOT_LEADER_OR_FOLLOWER, which a single node never answers. A test compares every version with
+kio's encoding.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Final
 from shoal.buffers import Buffer
 from shoal.protocol.errors import EncodeError
 from shoal.protocol.frame_writer import FramedResponse, FrameWriter
-from shoal.protocol.headers import encode_response_header
+from shoal.protocol.headers import encode_response_header, encode_uvarint
 from shoal.protocol.versions import ApiKey
 
 FETCH_MIN_VERSION: Final = 4
@@ -50,6 +53,10 @@ _PARTITION_OFFSETS: Final = struct.Struct(">ihqq")  # index, error, high waterma
 _I64: Final = struct.Struct(">q")
 _ABORTED: Final = struct.Struct(">qq")
 _TOP: Final = struct.Struct(">ihi")  # throttle, error, session
+_EPOCH_END: Final = struct.Struct(">iqB")  # epoch, end offset, no tags
+_LEADER: Final = struct.Struct(">iiB")  # leader id, leader epoch, no tags
+_DIVERGING_TAG: Final = 0
+_CURRENT_LEADER_TAG: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,10 @@ class FetchedPartition:
     records: Buffer
     aborted_transactions: Sequence[AbortedTransaction] | None = None
     preferred_read_replica: int = -1
+    diverging_epoch: tuple[int, int] | None = None
+    """``(epoch, end offset)`` where the client's log diverges from this one (v12+)."""
+    current_leader: tuple[int, int] | None = None
+    """``(leader id, leader epoch)`` sent with FENCED_LEADER_EPOCH (v12+)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,4 +147,20 @@ def _write_partition(writer: FrameWriter, p: FetchedPartition, version: int) -> 
     if version >= FIRST_WITH_READ_REPLICA:
         writer.add(_I32.pack(p.preferred_read_replica))
     writer.records(p.records)
-    writer.tags()
+    if writer.flexible and (p.diverging_epoch is not None or p.current_leader is not None):
+        writer.add(_partition_tags(p))
+    else:
+        writer.tags()
+
+
+def _partition_tags(p: FetchedPartition) -> bytes:
+    """The partition's tagged fields, in tag order: count, then (tag, size, value) each."""
+    tagged = []
+    if p.diverging_epoch is not None:
+        tagged.append((_DIVERGING_TAG, _EPOCH_END.pack(*p.diverging_epoch, 0)))
+    if p.current_leader is not None:
+        tagged.append((_CURRENT_LEADER_TAG, _LEADER.pack(*p.current_leader, 0)))
+    out = [encode_uvarint(len(tagged))]
+    for tag, value in tagged:
+        out += [encode_uvarint(tag), encode_uvarint(len(value)), value]
+    return b"".join(out)

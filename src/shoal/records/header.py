@@ -56,6 +56,7 @@ _OFFSET = struct.Struct(">q")
 _PREFIX = struct.Struct(">qiib")  # baseOffset, batchLength, partitionLeaderEpoch, magic
 _FULL = struct.Struct(">qiibIhiqqqhii")
 _CRC = struct.Struct(">I")
+_STORED_PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
 _ATTRIBUTES = struct.Struct(">h")
 _MAX_TIMESTAMP = struct.Struct(">q")
 _ATTRIBUTES_AT: Final = 21
@@ -192,6 +193,12 @@ def crc_matches(buf: Buffer, position: int = 0, size: int | None = None) -> bool
 def encode_base_offset(base_offset: int) -> bytes:
     """The eight bytes that replace a batch's baseOffset on append (outside the CRC)."""
     return _OFFSET.pack(base_offset)
+
+
+def encode_prefix(base_offset: int, batch_length: int, partition_leader_epoch: int) -> bytes:
+    """The first 16 bytes of a stored batch: baseOffset, batchLength, partitionLeaderEpoch
+    (all outside the CRC), written on append in place of the producer's."""
+    return _STORED_PREFIX.pack(base_offset, batch_length, partition_leader_epoch)
 
 
 def write_header(buf: bytearray | memoryview, position: int, header: BatchHeader) -> None:

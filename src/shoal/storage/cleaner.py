@@ -333,7 +333,8 @@ def clean_group(
                 if kept is None:
                     continue
                 kept_header = header if kept is data else read_header(kept)
-                new.append(header.base_offset, kept, kept_header)
+                # A cleaned batch keeps the epoch it was written in (the history refers to it).
+                new.append(header.base_offset, kept, kept_header, header.partition_leader_epoch)
                 ctx.stats.bytes_written += len(kept)
                 ctx.throttle(len(kept))
         if not plog.replace_with_cleaned(group, new):

@@ -24,6 +24,7 @@ from shoal.invariant import invariant
 from shoal.records.header import BatchHeader, read_header
 from shoal.storage.checkpoint import Checkpoint, write_checkpoint
 from shoal.storage.config import FlushPolicy, LogConfig
+from shoal.storage.epochs import LeaderEpochCache, read_epoch_file, write_epoch_file
 from shoal.storage.errors import (
     DiskFullError,
     LogClosedError,
@@ -153,6 +154,11 @@ class PartitionLog:
         self._closed = False
         self._journals = Journals(fs, directory, handles)
         """Side journals appended to by this process (see :mod:`shoal.storage.journals`)."""
+        self._epochs = LeaderEpochCache()
+        self._leader_epoch = 0
+        """The current epoch (the latest of ``_epochs``), stamped into every appended batch."""
+        self._highest_epoch = -1
+        """The highest epoch the history ever held (its latest before recovery cut it)."""
 
     # -- opening and recovery -------------------------------------------------------------
 
@@ -171,6 +177,10 @@ class PartitionLog:
     ) -> PartitionLog:
         """Open (creating if needed) the log in ``directory``, recovering it after a crash.
 
+        Its leader-epoch history is loaded and cut to the recovered log, but neither extended
+        nor saved: :meth:`begin_leader_epoch` does that when the broker starts serving (so a
+        start refused later, e.g. for a document from a newer format, changes no file).
+
         Raises :class:`CorruptLogError` when data below the recovery point is damaged; the files
         are then left exactly as found.
         """
@@ -185,6 +195,7 @@ class PartitionLog:
             flusher=flusher,
         )
         plog._recover(clean_shutdown)
+        plog._load_epochs()
         if flusher is not None:
             flusher.register(plog)
         return plog
@@ -227,6 +238,56 @@ class PartitionLog:
         self._write_checkpoint()
         self._delete_segments_below_start()
 
+    def _load_epochs(self) -> None:
+        """Load the epoch history (in memory) and cut it to the recovered log."""
+        cache = read_epoch_file(self._fs, self.directory)
+        if cache is None:
+            cache = self._epochs_from_batches()
+        # An epoch number is never used twice, even once the records it held are gone: a
+        # client that read them must see the next start's epoch as a change.
+        self._highest_epoch = cache.latest_epoch
+        cache.truncate_from_end(self._next_offset)  # epochs whose records a crash erased
+        cache.truncate_from_start(self._log_start)
+        if cache.latest_epoch < 0:  # a new partition, or one from before epochs
+            cache.assign(0, self._log_start)
+        self._epochs = cache
+        self._leader_epoch = cache.latest_epoch
+
+    def begin_leader_epoch(self) -> int:
+        """The partition's leader is elected again (a broker start): a new leader epoch
+        begins at the log end. Saved durably before it returns, so no batch is ever stamped
+        with an epoch the file lacks; returns the new epoch."""
+        with self._flush_lock:
+            self._check_writable()
+            with self._lock:
+                epoch = max(self._highest_epoch, self._epochs.latest_epoch) + 1
+                self._epochs.assign(epoch, self._next_offset)
+                self._highest_epoch = epoch
+                self._leader_epoch = self._epochs.latest_epoch
+            self._save_epochs()
+            return self._leader_epoch
+
+    def _save_epochs(self) -> None:
+        with self._lock:
+            cache = LeaderEpochCache(self._epochs.entries())
+        try:
+            write_epoch_file(self._fs, self.directory, cache)
+        except NoSpaceForCopy as exc:
+            raise DiskFullError(f"could not save the leader epochs of {self.name}: {exc}") from exc
+        except OSError as exc:
+            raise self._health.fail(
+                f"could not save the leader epochs of {self.name}: {exc}"
+            ) from exc
+
+    def _epochs_from_batches(self) -> LeaderEpochCache:
+        """The history as stamped in the batches (Kafka's rebuild): for a missing or damaged
+        file. Batches written before shoal kept epochs carry -1 and add nothing."""
+        cache = LeaderEpochCache()
+        for header in self.headers_from(self._log_start):
+            if header.partition_leader_epoch >= 0:
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        return cache
+
     def _created_ms_of(self, segment: Segment) -> int:
         first = segment.first_batch_timestamp()
         return first if first >= 0 else self._clock.now_ms()
@@ -253,6 +314,34 @@ class PartitionLog:
     def log_end_offset(self) -> int:
         """The offset the next append gets (Kafka's log end offset; the high watermark here)."""
         return self._next_offset
+
+    @property
+    def leader_epoch(self) -> int:
+        """The partition's current leader epoch."""
+        return self._leader_epoch
+
+    def epoch_entries(self) -> list[tuple[int, int]]:
+        """The epoch history, ``(epoch, start offset)`` oldest first."""
+        with self._lock:
+            return self._epochs.entries()
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """``(epoch, end offset)`` as Kafka's leader-epoch cache answers (OffsetForLeaderEpoch)."""
+        with self._lock:
+            return self._epochs.end_offset_for(epoch, self._next_offset)
+
+    def epoch_of_offset(self, offset: int) -> int:
+        """The leader epoch the record at ``offset`` was written in (-1 before every epoch)."""
+        with self._lock:
+            return self._epochs.epoch_for(offset)
+
+    def first_epoch(self) -> int:
+        """The epoch of the log start offset, or -1 when the history does not reach it."""
+        with self._lock:
+            entries = self._epochs.entries()
+            if entries and entries[0][1] <= self._log_start:
+                return entries[0][0]
+            return -1
 
     @property
     def flushed_offset(self) -> int:
@@ -291,7 +380,7 @@ class PartitionLog:
             segment = self._segments[-1]
             size_before = segment.size
             try:
-                segment.append(base, view, header)
+                segment.append(base, view, header, self._leader_epoch)
             except OSError as exc:
                 raise self._failed_write(segment, size_before, exc) from exc
             self.appended_batches += 1
@@ -640,6 +729,7 @@ class PartitionLog:
                 if before_offset <= self._log_start:
                     return self._log_start
                 self._log_start = before_offset
+                self._epochs.truncate_from_start(before_offset)
             self._write_checkpoint()
             self._delete_segments_below_start_locked()
             return before_offset
@@ -678,6 +768,7 @@ class PartitionLog:
                 if not doomed:
                     return 0
                 self._log_start = max(self._log_start, self._segments[len(doomed)].base_offset)
+                self._epochs.truncate_from_start(self._log_start)
             self._write_checkpoint()
             self._delete_segments_below_start_locked()
             return len(doomed)

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Self
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 LOCK_FILE: Final = ".lock"
 CLEAN_SHUTDOWN_FILE: Final = ".clean-shutdown"
 DELETE_SUFFIX: Final = ".deleted"
+EPOCH_SAVE_THREADS: Final = 8
+"""Threads saving the partitions' leader-epoch files at start (their fsyncs overlap)."""
 DEFAULT_MAX_OPEN_FILES: Final = 1024
 """Sealed segment files kept open at once (active segments are extra): well under the usual
 soft RLIMIT_NOFILE of 1024-65536 once sockets are counted."""
@@ -86,9 +89,12 @@ class LogManager:
         self.health = DirectoryHealth(path)
         self._handles = FileHandles(fs, max_open_files=max_open_files)
         self._flusher = Flusher(clock, threaded=threaded_flusher)
+        self._threaded = threaded_flusher
         self.stats = StorageStats(flush=self._flusher.stats)
         """What the logs' fsyncs, retention and cleaner did (read by the broker's metrics)."""
         self._logs: dict[LogId, PartitionLog] = {}
+        self._recovered: set[LogId] = set()
+        """The logs found on disk at open: their leaders are elected again at start."""
         self.offline: dict[LogId, str] = {}
         """Partitions refused at start (damaged below their recovery point), with the reason."""
         self._clean_start = False
@@ -148,6 +154,7 @@ class LogManager:
             config = config_for(tp) if config_for is not None else self.default_config
             try:
                 self._logs[tp] = self._open_log(full, config, clean=self._clean_start)
+                self._recovered.add(tp)
             except CorruptLogError as exc:
                 log.critical("partition %s is offline: %s", name, exc)
                 self.offline[tp] = str(exc)
@@ -167,6 +174,28 @@ class LogManager:
             flusher=self._flusher,
             clean_shutdown=clean,
         )
+
+    def begin_leader_epochs(self) -> None:
+        """A broker start: every partition found on disk has its leader elected again, under a
+        new leader epoch (Kafka's controller does this when a restarted broker rejoins); one
+        created during this start keeps epoch 0. Clients that read
+        records a crash erased then find the truncation (KIP-320) instead of skipping what was
+        written at those offsets since. Each log saves its history before this returns."""
+        logs = [
+            plog
+            for tp in sorted(self._recovered, key=lambda t: (t.topic, t.partition))
+            if (plog := self._logs.get(tp)) is not None
+        ]
+        self._recovered.clear()  # once per start
+        if not self._threaded or len(logs) < 2:
+            for plog in logs:  # the deterministic simulation: one thread, in order
+                plog.begin_leader_epoch()
+            return
+        # Each save is two fsyncs (file, directory): overlapped, the disk commits them together
+        # (a start with thousands of partitions would otherwise wait for each in turn).
+        with ThreadPoolExecutor(EPOCH_SAVE_THREADS, thread_name_prefix="shoal-epochs") as pool:
+            for future in [pool.submit(plog.begin_leader_epoch) for plog in logs]:
+                future.result()  # the first failure is raised, after every save has ended
 
     def start_cleaner(self, settings: CleanerSettings | None = None) -> LogCleaner:
         """Start compacting the logs whose config says ``compact``, on a thread of its own."""

@@ -14,7 +14,7 @@ from typing import Final
 
 from shoal.buffers import Buffer
 from shoal.invariant import invariant
-from shoal.records.header import BatchHeader, encode_base_offset, read_header
+from shoal.records.header import BatchHeader, encode_prefix, read_header
 from shoal.storage.errors import CorruptLogError, ReadWouldWait, StorageError
 from shoal.storage.fs import File, FileSystem, read_sealed, sealed
 from shoal.storage.handles import FileHandles
@@ -214,8 +214,12 @@ class Segment:
 
     # -- appending ------------------------------------------------------------------------
 
-    def append(self, base_offset: int, batch: Buffer, header: BatchHeader) -> int:
-        """Write ``batch`` with ``base_offset`` and index it; returns its file position.
+    def append(
+        self, base_offset: int, batch: Buffer, header: BatchHeader, leader_epoch: int
+    ) -> int:
+        """Write ``batch`` with ``base_offset`` and ``leader_epoch`` and index it; returns its
+        file position. Both fields lie outside the CRC: one 16-byte prefix replaces the first
+        16 bytes of the batch and the rest is written from the caller's buffer, uncopied.
 
         On an OSError the caller must :meth:`rollback` to the size before the call. A segment
         that allows gaps (one the cleaner writes) takes any later offset.
@@ -231,7 +235,7 @@ class Segment:
         f = self._active_file
         if f is None:
             f = self._active_file = self._handles.pinned(self.path)
-        f.append([encode_base_offset(base_offset), view[8:]])
+        f.append([encode_prefix(base_offset, header.batch_length, leader_epoch), view[16:]])
         self.size = position + view.nbytes
         if position > 0:
             self._maybe_index(base_offset, position)

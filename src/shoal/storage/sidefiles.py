@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 SIDE_FILE_NAME: Final = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 """Lower-case words and dashes: never a segment (digits), index, checkpoint or temporary name."""
-RESERVED_NAMES: Final = frozenset({"checkpoint"})
+RESERVED_NAMES: Final = frozenset({"checkpoint", "leader-epoch-checkpoint"})
 SIDE_FILE_BYTES_MAX: Final = 64 * 1024 * 1024
 """Side files are read whole into memory; anything larger is not a small file."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shoal.broker.leader_epochs import epoch_of
 from shoal.coordinator.share_partition import RecordState, SharePartition
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -82,7 +83,7 @@ def _describe_group(broker: Broker, ctx: RequestContext, entry: _DescribeGroup) 
                 {
                     "partition_index": index,
                     "start_offset": sp.start_offset if sp is not None else -1,
-                    "leader_epoch": 0 if sp is not None else -1,
+                    "leader_epoch": epoch_of(plog) if sp is not None else -1,
                     "lag": _lag(sp, plog.log_end_offset)
                     if sp is not None and plog is not None
                     else -1,

@@ -124,13 +124,14 @@ def _describe(broker: Broker, topic: Topic, partitions: range) -> dict[str, Any]
     node = broker.config.node_id
     answers = []
     for index in partitions:
-        online = broker.partition(topic.name, index) is not None
+        plog = broker.partition(topic.name, index)
+        online = plog is not None
         answers.append(
             {
                 "error_code": 0 if online else ErrorCode.KAFKA_STORAGE_ERROR,
                 "partition_index": index,
                 "leader_id": node,
-                "leader_epoch": 0,
+                "leader_epoch": plog.leader_epoch if plog is not None else 0,
                 "replica_nodes": [node],
                 "isr_nodes": [node],
                 "eligible_leader_replicas": [],

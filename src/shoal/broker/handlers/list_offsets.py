@@ -3,6 +3,11 @@ after a timestamp.
 
 With isolation_level 1 (read_committed, v2+) "latest" is the last stable offset: the first
 offset of the oldest open transaction, where a read_committed consumer stops (Kafka).
+
+Each answer carries the leader epoch of the offset found (v4+), as Kafka's does: the current
+epoch for "latest", the oldest epoch for "earliest", the epoch the found record was written
+in otherwise (from the partition's epoch history, which every stamped batch agrees with). A
+client's ``current_leader_epoch`` (v4+) is checked first (FENCED/UNKNOWN_LEADER_EPOCH).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shoal.broker.leader_epochs import fence
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -77,15 +83,19 @@ def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition, committed: bool
     answer = {"partition_index": index, "error_code": 0, "timestamp": -1, "offset": -1}
     if plog is None:
         return {**answer, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    fenced = fence(plog, int(getattr(p, "current_leader_epoch", -1)))
+    if fenced is not None:
+        return {**answer, "error_code": fenced}
     timestamp = int(p.timestamp)
     try:
         if timestamp == LATEST:
             latest = plog.log_end_offset
             if committed:
                 latest = broker.producers.txns(name, index, plog).last_stable_offset(latest)
-            return {**answer, "offset": latest, "leader_epoch": 0}
+            return {**answer, "offset": latest, "leader_epoch": plog.leader_epoch}
         if timestamp in (EARLIEST, EARLIEST_LOCAL):
-            return {**answer, "offset": plog.log_start_offset, "leader_epoch": 0}
+            start = plog.log_start_offset
+            return {**answer, "offset": start, "leader_epoch": plog.first_epoch()}
         if timestamp == MAX_TIMESTAMP:
             found = plog.max_timestamp()
         elif timestamp < 0:
@@ -97,4 +107,9 @@ def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition, committed: bool
     if found is None:
         return answer  # no such record: offset -1, timestamp -1, as Kafka answers
     offset, ts = found
-    return {**answer, "offset": offset, "timestamp": ts, "leader_epoch": 0}
+    return {
+        **answer,
+        "offset": offset,
+        "timestamp": ts,
+        "leader_epoch": plog.epoch_of_offset(offset),
+    }

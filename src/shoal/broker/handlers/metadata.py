@@ -22,6 +22,7 @@ from shoal.security.acl import CLUSTER_NAME, AclOperation, ResourceType
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
+    from shoal.storage import PartitionLog
 
 _ZERO_ID = uuid.UUID(int=0)
 _NO_OPERATIONS = frozenset({ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.TOPIC_AUTHORIZATION_FAILED})
@@ -154,19 +155,23 @@ def _describe(broker: Broker, topic: Topic) -> dict[str, Any]:
         "topic_id": topic.topic_id,
         "is_internal": topic.is_internal,
         "partitions": [
-            {
-                "error_code": 0
-                if broker.partition(topic.name, p) is not None
-                else ErrorCode.KAFKA_STORAGE_ERROR,
-                "partition_index": p,
-                "leader_id": node,
-                "leader_epoch": 0,
-                "replica_nodes": [node],
-                "isr_nodes": [node],
-                "offline_replicas": [] if broker.partition(topic.name, p) is not None else [node],
-            }
-            for p in range(topic.partitions)
+            _partition(node, p, broker.partition(topic.name, p)) for p in range(topic.partitions)
         ],
+    }
+
+
+def _partition(node: int, index: int, plog: PartitionLog | None) -> dict[str, Any]:
+    # The leader epoch grows at every broker start: a client that sees it grow checks its
+    # position against the partition's epoch history (KIP-320). An offline partition (its log
+    # refused at start) keeps epoch 0, as before epochs existed.
+    return {
+        "error_code": 0 if plog is not None else ErrorCode.KAFKA_STORAGE_ERROR,
+        "partition_index": index,
+        "leader_id": node,
+        "leader_epoch": plog.leader_epoch if plog is not None else 0,
+        "replica_nodes": [node],
+        "isr_nodes": [node],
+        "offline_replicas": [] if plog is not None else [node],
     }
 
 

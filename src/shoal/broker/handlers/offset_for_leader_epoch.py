@@ -1,15 +1,17 @@
 """OffsetForLeaderEpoch (23): the end offset of a leader epoch, for log truncation checks.
 
-A shoal partition never changes leader, so it has one epoch, 0, starting at the log start.
-Kafka's answers for such a log (its leader-epoch cache lookup) are:
+A partition's leader epoch grows by one at every broker start (see
+:mod:`shoal.storage.epochs`); the answer comes from the partition's epoch history as Kafka's
+leader-epoch cache gives it:
 
-- requested epoch 0, the current one: the log end offset;
-- a later epoch, or -1 (undefined): epoch -1 and offset -1, without an error;
-- an epoch below -1, before every known one: that epoch and the start of epoch 0.
+- the current epoch: the log end offset;
+- an older epoch: the largest known epoch at or below it, and the start of the next one
+  (a consumer whose records a crash erased learns where its log and the broker's diverge);
+- an epoch older than every known one: that epoch and the start of the oldest;
+- a later epoch, or -1 (undefined): epoch -1 and offset -1, without an error.
 
-``current_leader_epoch`` fences clients with stale metadata first: above 0 is
-UNKNOWN_LEADER_EPOCH (the client knows of a newer leader), other than 0 or -1 (no check)
-FENCED_LEADER_EPOCH.
+``current_leader_epoch`` fences clients with stale metadata first: older than the partition's
+is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, -1 asks for no check.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from shoal.broker.leader_epochs import fence
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
 from shoal.protocol.shape import request_body
@@ -25,10 +28,7 @@ from shoal.security.acl import AclOperation, ResourceType
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
     from shoal.broker.context import RequestContext
-    from shoal.storage import PartitionLog
 
-LEADER_EPOCH: Final = 0
-"""The only leader epoch of every shoal partition (Metadata and Fetch report it too)."""
 NO_EPOCH: Final = -1
 NO_OFFSET: Final = -1
 
@@ -83,19 +83,8 @@ def _end_offset(broker: Broker, name: str, p: _EpochPartition) -> dict[str, Any]
     plog = broker.partition(name, index)
     if plog is None:
         return {**answer, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
-    current = int(p.current_leader_epoch)
-    if current > LEADER_EPOCH:
-        return {**answer, "error_code": ErrorCode.UNKNOWN_LEADER_EPOCH}
-    if current not in (LEADER_EPOCH, NO_EPOCH):
-        return {**answer, "error_code": ErrorCode.FENCED_LEADER_EPOCH}
-    epoch, offset = lookup(plog, int(p.leader_epoch))
+    fenced = fence(plog, int(p.current_leader_epoch))
+    if fenced is not None:
+        return {**answer, "error_code": fenced}
+    epoch, offset = plog.end_offset_for_epoch(int(p.leader_epoch))
     return {**answer, "leader_epoch": epoch, "end_offset": offset}
-
-
-def lookup(plog: PartitionLog, epoch: int) -> tuple[int, int]:
-    """``(epoch, end offset)`` for a log whose only epoch, 0, spans all of it."""
-    if epoch == LEADER_EPOCH:
-        return LEADER_EPOCH, plog.log_end_offset
-    if epoch < NO_EPOCH:
-        return epoch, plog.log_start_offset
-    return NO_EPOCH, NO_OFFSET

@@ -19,6 +19,7 @@ from shoal.broker.handlers.share_common import (
     settled,
     topic_name,
 )
+from shoal.broker.leader_epochs import epoch_of
 from shoal.broker.share_groups import FINAL_EPOCH, INITIAL_EPOCH, ShareSessionError
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -107,7 +108,7 @@ async def handle_share_acknowledge(
         return answer(exc.code, str(exc), [])
     # Every partition's acknowledgements are applied before any write is awaited: the
     # writes of several partitions overlap.
-    outcomes: list[tuple[_AckTopic, list[tuple[int, AckOutcome]]]] = []
+    outcomes: list[tuple[_AckTopic, str | None, list[tuple[int, AckOutcome]]]] = []
     for topic, name in named:
         partitions: list[tuple[int, AckOutcome]] = []
         for p in topic.partitions:
@@ -125,12 +126,12 @@ async def handle_share_acknowledge(
                         ),
                     )
                 )
-        outcomes.append((topic, partitions))
+        outcomes.append((topic, name, partitions))
     if closing is not None:  # after its acknowledgements: what it still holds goes back
         shares.release_session(group_id, member_id, closing.partitions)
     ctx.effects_applied()
     responses = []
-    for topic, partitions in outcomes:
+    for topic, name, partitions in outcomes:
         answered = []
         for index, outcome in partitions:
             error, message = await settled(outcome)
@@ -139,7 +140,10 @@ async def handle_share_acknowledge(
                     "partition_index": index,
                     "error_code": error,
                     "error_message": message,
-                    "current_leader": {"leader_id": node, "leader_epoch": 0},
+                    "current_leader": {
+                        "leader_id": node,
+                        "leader_epoch": epoch_of(broker.partition(name, index) if name else None),
+                    },
                 }
             )
         responses.append({"topic_id": topic.topic_id, "partitions": answered})

@@ -30,6 +30,7 @@ from shoal.broker.handlers.share_common import (
     settled,
     topic_name,
 )
+from shoal.broker.leader_epochs import epoch_of
 from shoal.broker.share_groups import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
@@ -485,7 +486,10 @@ def _response(
                         "error_code": p.error,
                         "acknowledge_error_code": p.ack_error,
                         "acknowledge_error_message": p.ack_message,
-                        "current_leader": {"leader_id": node, "leader_epoch": 0},
+                        "current_leader": {
+                            "leader_id": node,
+                            "leader_epoch": epoch_of(broker.partition(name, p.index)),
+                        },
                         "records": p.records,
                         "acquired_records": [
                             {

@@ -1,0 +1,176 @@
+"""The leader-epoch history (Kafka's LeaderEpochFileCache): its answers, its truncation, its
+file, and how a partition log keeps it across starts and crashes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shoal.storage import LogConfig, LogManager
+from shoal.storage.epochs import (
+    EPOCH_FILE,
+    LeaderEpochCache,
+    read_epoch_file,
+    write_epoch_file,
+)
+from shoal.storage.fs import OsFileSystem
+from shoal.storage.log import PartitionLog
+from shoal.testing.clock import FakeClock
+from shoal.testing.faultfs import FaultyFileSystem
+from tests.storage.batches import make_batch
+
+
+def test_end_offset_for_answers_as_kafka() -> None:
+    cache = LeaderEpochCache([(0, 0), (2, 10), (5, 30)])
+    assert cache.end_offset_for(5, 42) == (5, 42)  # current epoch: the log end
+    assert cache.end_offset_for(2, 42) == (2, 30)  # ends where the next one starts
+    assert cache.end_offset_for(3, 42) == (2, 30)  # unknown epoch: the largest at or below it
+    assert cache.end_offset_for(1, 42) == (0, 10)
+    assert cache.end_offset_for(6, 42) == (-1, -1)  # newer than all: undefined
+    assert cache.end_offset_for(-1, 42) == (-1, -1)
+    late = LeaderEpochCache([(3, 7), (4, 9)])
+    assert late.end_offset_for(1, 20) == (1, 7)  # older than all: itself, first start
+    assert LeaderEpochCache().end_offset_for(0, 5) == (-1, -1)
+
+
+def test_assign_keeps_epochs_and_offsets_increasing() -> None:
+    cache = LeaderEpochCache([(0, 0), (1, 5)])
+    assert not cache.assign(1, 8)  # the same epoch going on: nothing new
+    assert cache.assign(2, 5)  # a restart with no append since: epoch 1 is empty, dropped
+    assert cache.entries() == [(0, 0), (2, 5)]
+    assert cache.assign(1, 3)  # a lower epoch replaces every entry at or above it
+    assert cache.entries() == [(0, 0), (1, 3)]
+    with pytest.raises(ValueError):
+        cache.assign(-1, 0)
+
+
+def test_truncation_from_the_end_and_from_the_start() -> None:
+    cache = LeaderEpochCache([(0, 0), (1, 5), (2, 9)])
+    assert not cache.truncate_from_end(10)
+    assert cache.truncate_from_end(9)  # a crash cut the log at 9: epoch 2 held nothing
+    assert cache.entries() == [(0, 0), (1, 5)]
+    assert cache.truncate_from_start(7)  # retention: epoch 0's records are gone
+    assert cache.entries() == [(1, 7)]
+    assert not cache.truncate_from_start(7)
+    assert cache.epoch_for(6) == -1 and cache.epoch_for(7) == 1 and cache.epoch_for(99) == 1
+
+
+def test_the_file_has_kafkas_layout_and_damage_is_not_trusted(tmp_path: Path) -> None:
+    cache = LeaderEpochCache([(0, 0), (1, 57)])
+    assert cache.encode() == b"0\n2\n0 0\n1 57\n"
+    fs, directory = OsFileSystem(), str(tmp_path)
+    write_epoch_file(fs, directory, cache)
+    loaded = read_epoch_file(fs, directory)
+    assert loaded is not None and loaded.entries() == [(0, 0), (1, 57)]
+    for damaged in (b"0\n2\n0 0\n", b"1\n1\n0 0\n", b"0\n2\n1 5\n0 9\n", b"0\n1\n0 0", b"\xff"):
+        assert LeaderEpochCache.decode(damaged) is None, damaged
+
+
+def _open(path: str, clock: FakeClock) -> LogManager:
+    """Open the directory as a broker start does: recover, then begin a new leader epoch."""
+    manager = LogManager.open(path, clock=clock, default_config=LogConfig(), threaded_flusher=False)
+    manager.begin_leader_epochs()
+    return manager
+
+
+def _log(manager: LogManager) -> PartitionLog:
+    plog = manager.get("t", 0)
+    assert plog is not None
+    return plog
+
+
+def _stored_epochs(manager: LogManager) -> list[int]:
+    return [h.partition_leader_epoch for h in _log(manager).headers_from(0)]
+
+
+def test_every_start_opens_an_epoch_and_batches_carry_it(tmp_path: Path) -> None:
+    path, clock = str(tmp_path), FakeClock()
+    with _open(path, clock) as manager:
+        plog = manager.create("t", 0)
+        assert plog.leader_epoch == 0 and plog.epoch_entries() == [(0, 0)]
+        plog.append(make_batch(3))
+    with _open(path, clock) as manager:
+        plog = _log(manager)
+        assert plog.leader_epoch == 1 and plog.epoch_entries() == [(0, 0), (1, 3)]
+        plog.append(make_batch(2))
+        assert _stored_epochs(manager) == [0, 1]
+        assert plog.end_offset_for_epoch(0) == (0, 3)
+        assert plog.end_offset_for_epoch(1) == (1, 5)
+    with _open(path, clock) as manager:
+        assert _log(manager).epoch_entries() == [(0, 0), (1, 3), (2, 5)]
+
+
+def test_a_lost_file_is_rebuilt_from_the_batches(tmp_path: Path) -> None:
+    path, clock = str(tmp_path), FakeClock()
+    with _open(path, clock) as manager:
+        manager.create("t", 0).append(make_batch(1))
+    with _open(path, clock) as manager:
+        _log(manager).append(make_batch(1))
+    os.remove(os.path.join(path, "t-0", EPOCH_FILE))
+    with _open(path, clock) as manager:
+        # Epoch 0 at 0 and 1 at 1 come back from the batches; this start opens epoch 2.
+        assert _log(manager).epoch_entries() == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_a_directory_from_before_epochs_starts_at_epoch_0(tmp_path: Path) -> None:
+    path, clock = str(tmp_path), FakeClock()
+    with _open(path, clock) as manager:
+        manager.create("t", 0).append(make_batch(4))
+    # Older shoal stored the producer's -1 and wrote no epoch file.
+    segment = os.path.join(path, "t-0", "00000000000000000000.log")
+    with open(segment, "r+b") as f:
+        f.seek(12)
+        f.write(b"\xff\xff\xff\xff")
+    # (A partition created at runtime saves no file until its next start: none to remove.)
+    assert not (tmp_path / "t-0" / EPOCH_FILE).exists()
+    with _open(path, clock) as manager:
+        assert _log(manager).epoch_entries() == [(0, 0), (1, 4)]
+
+
+def test_opening_alone_changes_no_epoch_and_writes_nothing(tmp_path: Path) -> None:
+    path, clock = str(tmp_path), FakeClock()
+    with _open(path, clock) as manager:
+        manager.create("t", 0).append(make_batch(2))
+    _open(path, clock).close()  # a start: epoch 1, saved
+    saved = (tmp_path / "t-0" / EPOCH_FILE).read_bytes()
+    # A start refused after the logs opened (a newer document format) must change no file.
+    manager = LogManager.open(path, clock=clock, default_config=LogConfig(), threaded_flusher=False)
+    manager.abandon()
+    assert (tmp_path / "t-0" / EPOCH_FILE).read_bytes() == saved == b"0\n2\n0 0\n1 2\n"
+
+
+def test_an_epoch_whose_records_a_crash_erased_is_never_used_again(tmp_path: Path) -> None:
+    # Epoch 1 began at 2 and held 3 records that were never fsynced: a crash erased them all,
+    # so recovery cuts epoch 1 from the history. The next start must not call itself epoch 1
+    # again: a consumer that read those records (epoch 1) would see no change, and skip.
+    path = str(tmp_path)
+    fs = FaultyFileSystem(seed=1)
+    clock = FakeClock()
+
+    def start() -> LogManager:
+        manager = LogManager.open(
+            path, fs=fs, clock=clock, default_config=LogConfig(), threaded_flusher=False
+        )
+        manager.begin_leader_epochs()
+        return manager
+
+    manager = start()
+    plog = manager.create("t", 0)
+    plog.append(make_batch(2))
+    manager.flush_pending()  # nothing waits: fsync explicitly
+    plog.flush()
+    manager.close()
+    manager = start()
+    assert _log(manager).epoch_entries() == [(0, 0), (1, 2)]
+    _log(manager).append(make_batch(3))  # epoch 1, never fsynced
+    manager.abandon()
+    fs.crash(keep_unsynced=False)
+    manager = start()
+    try:
+        assert _log(manager).log_end_offset == 2
+        assert _log(manager).epoch_entries() == [(0, 0), (2, 2)]
+        assert _log(manager).end_offset_for_epoch(1) == (0, 2)  # where the reader goes back
+    finally:
+        manager.close()
