@@ -37,6 +37,7 @@ from shoal.buffers import Buffer
 from shoal.invariant import InvariantError
 from shoal.protocol import (
     ApiKey,
+    ErrorCode,
     FrameDecoder,
     FrameError,
     ProtocolError,
@@ -47,6 +48,7 @@ from shoal.protocol import (
     encode_frame_bytes,
     encode_response_frame,
 )
+from shoal.protocol.build import refusal_response
 from shoal.security.sasl_session import Route
 from shoal.security.scram_store import INTERNAL_PRINCIPAL
 from shoal.server.authentication import SaslGate, SaslServerConfig
@@ -467,6 +469,8 @@ class _Connection:
                 )
                 self._release(len(frame))
                 return False
+            if route is Route.REFUSE:
+                return self._refuse_in_sasl_state(request, len(frame))
             gated = route is Route.SASL
         previous = self._previous_applied
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -479,6 +483,29 @@ class _Connection:
         task.add_done_callback(self._forget_request)
         self._responses.put_nowait((task, len(frame)))
         return True
+
+    def _refuse_in_sasl_state(self, request: Request, size: int) -> bool:
+        """A request other than SaslAuthenticate after a SaslHandshake: answered with its error
+        response (ILLEGAL_SASL_STATE), as Kafka answers, and the connection closed once that
+        is written; closed without an answer where shoal cannot build one (see
+        refusal_response). Always False (close)."""
+        header = request.header
+        message = f"Unexpected Kafka request of type {header.api_key} during SASL authentication."
+        log.info("closing connection from %s:%d: %s", self._host, self._port, message)
+        self._listener_stats.authentication_failures += 1
+        response = refusal_response(
+            header.api_key, header.api_version, request.body, ErrorCode.ILLEGAL_SASL_STATE, message
+        )
+        if response is None:
+            self._release(size)
+            return False
+        frame = encode_response_frame(
+            header.correlation_id, header.api_key, header.api_version, response
+        )
+        future: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
+        future.set_result(frame)
+        self._responses.put_nowait((future, size))
+        return False
 
     def _dispatch_raw_token(self, frame: bytes) -> None:
         """A bare SASL token (after SaslHandshake v0), answered in turn by the gate."""
