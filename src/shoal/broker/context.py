@@ -46,6 +46,12 @@ class RequestContext:
     builds the response: the value holds until the handler next awaits, because the server
     encodes and counts the response before any other task runs."""
 
+    # -- issue 13 (S2): acks=0 Produce errors close the connection, as in Kafka -------------
+    close_connection: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
+    """Close the client's connection once the responses before this request are written: a
+    request that gets no response (Produce with acks=0) tells its client about an error this
+    way, as Kafka does, so the client refreshes its metadata."""
+
     def effects_applied(self) -> None:
         """Everything this request changes is changed: the next request may start."""
         self.on_effects_applied()

@@ -578,6 +578,7 @@ class _Connection:
                 listener_name=self._listener_name,
                 on_effects_applied=mark_applied,
                 response_room=self._response_room(header.api_key, header.client_id),
+                close_connection=self._close_after_produce_error,
             )
             response: HandlerResult
             if gated and self._gate is not None:
@@ -607,6 +608,14 @@ class _Connection:
         )
         self._budget.produced(frame_size(frame))
         return frame
+
+    def _close_after_produce_error(self) -> None:
+        log.info(
+            "closing connection from %s:%d: an acks=0 Produce failed (it has no response)",
+            self._host,
+            self._port,
+        )
+        self.stop_reading()
 
     def _authenticated(self, principal: str) -> None:
         if self.principal != principal:  # the first time, or a re-authentication as another
