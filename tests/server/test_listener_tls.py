@@ -18,6 +18,7 @@ from shoal.embedded import EmbeddedBroker
 from shoal.server.tls import TlsError
 from tests.server.test_tls import round_trip, wait_for
 from tests.server.tls_support import Pki, served_serial
+from tests.support.broker import run_on_loop
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,25 @@ def test_two_tls_listeners_with_their_own_certificates_and_client_auth(
     rotated = internal.rotate()
     wait_for(lambda: served_serial(internal_port, internal.ca_file) == rotated, "the reload")
     assert served_serial(external_port, shared.ca_file) == shared.server_serial
+
+
+def test_sighup_reloads_a_listener_s_own_certificate(
+    shoal_broker_factory: Factory, tmp_path: Path
+) -> None:
+    # shoal broker's SIGHUP handler calls reload_certificates; no file watch gets there first.
+    shared, internal = Pki(tmp_path / "shared"), Pki(tmp_path / "internal")
+    broker = shoal_broker_factory(
+        listeners="EXTERNAL://127.0.0.1:0,INTERNAL://127.0.0.1:0",
+        listener_security_protocol_map="EXTERNAL:SSL,INTERNAL:SSL",
+        ssl_keystore_location=str(shared.keystore),
+        ssl_reload_check_interval_ms=3_600_000,
+        listener_ssl_keystore_location=f"INTERNAL:{internal.keystore}",
+    )
+    internal_port = broker.app.listener_port("INTERNAL")
+    rotated = internal.rotate()
+    assert served_serial(internal_port, internal.ca_file) != rotated
+    assert run_on_loop(broker, broker.app.reload_certificates)
+    assert served_serial(internal_port, internal.ca_file) == rotated
 
 
 def _negotiated(port: int, ca_file: Path, ciphers: str | None = None) -> tuple[str, str]:
