@@ -20,6 +20,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from shoal.records import SimpleRecord, build_batch
+from tests.server.wire import WireClient
+
 TIMEOUT_S = 30.0
 Result = dict[str, Any]
 
@@ -344,6 +347,25 @@ def groups(bootstrap: str) -> Result:
     return out
 
 
+# --- acks=0 Produce (issue 13, S2) ---------------------------------------------------------
+
+
+def acks_0_produce(bootstrap: str) -> Result:
+    """An acks=0 Produce gets no response: one that succeeds keeps the connection, one with a
+    failed partition (an unknown topic) closes it (KafkaApis.handleProduceRequest)."""
+    topic = create_topic(bootstrap)
+    batch = build_batch([SimpleRecord(value=b"v")])
+    with WireClient(bootstrap) as client:
+        # acks=1 first, until the partition has its leader (Kafka's election right after
+        # CreateTopics would otherwise fail, and so close, the acks=0 request).
+        led = client.produce_once_led(topic, 0, batch).error_code
+        client.produce(topic, 0, batch, acks=0)
+        still_open = client.api_versions().error_code
+        client.produce(unique("missing"), 0, batch, acks=0)
+        after_unknown = client.wait_closed()
+    return {"led": led, "still_open": still_open, "after_unknown_topic": after_unknown}
+
+
 SCENARIOS: dict[str, Callable[[str], Result]] = {
     **{
         f"produce_consume_{codec}": (lambda b, c=codec: produce_consume(b, c))
@@ -357,4 +379,5 @@ SCENARIOS: dict[str, Callable[[str], Result]] = {
     "out_of_range_fetch": out_of_range_fetch,
     "message_too_large": message_too_large,
     "groups": groups,
+    "acks_0_produce": acks_0_produce,  # issue 13, S2
 }

@@ -54,12 +54,31 @@ def test_metadata_before_authentication_closes_the_connection(broker: EmbeddedBr
     _still_serves(broker)
 
 
-def test_metadata_after_the_handshake_but_before_authenticate_closes(
+def test_metadata_after_the_handshake_is_answered_illegal_sasl_state_then_closed(
+    broker: EmbeddedBroker,
+) -> None:
+    # Kafka's SaslServerAuthenticator answers a request other than SaslAuthenticate with that
+    # request's error response, then closes.
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
+        response = client.request(
+            3,
+            12,
+            {"topics": [{"name": "t1", "topic_id": None}], "allow_auto_topic_creation": False},
+        )
+        assert [(t.name, t.error_code) for t in response.topics] == [
+            ("t1", ErrorCode.ILLEGAL_SASL_STATE)
+        ]
+        assert client.wait_closed() == b""
+    _still_serves(broker)
+
+
+def test_api_versions_after_the_handshake_is_answered_illegal_sasl_state_then_closed(
     broker: EmbeddedBroker,
 ) -> None:
     with WireClient(broker.bootstrap_servers) as client:
         assert client.request(17, 1, {"mechanism": "SCRAM-SHA-512"}).error_code == 0
-        client.send(3, 12, {"topics": None, "allow_auto_topic_creation": False})
+        assert client.request(18, 3, {}).error_code == ErrorCode.ILLEGAL_SASL_STATE
         assert client.wait_closed() == b""
 
 

@@ -50,6 +50,11 @@ class RequestContext:
     """The client connection the request came on, unique while the broker runs (Kafka's
     connection id: local address, peer address, a counter); "" with no connection behind it.
     Share sessions opened on it end when it closes (issue 16, slice Q)."""
+    # -- issue 13 (S2): acks=0 Produce errors close the connection, as in Kafka -------------
+    close_connection: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
+    """Close the client's connection once the responses before this request are written: a
+    request that gets no response (Produce with acks=0) tells its client about an error this
+    way, as Kafka does, so the client refreshes its metadata."""
 
     def effects_applied(self) -> None:
         """Everything this request changes is changed: the next request may start."""

@@ -79,6 +79,27 @@ def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=["none", "requested", "required"],
         help="ask SSL clients for a certificate (default none)",
     )
+    # Issue 13 (S2): Kafka's listener.name.<name>.ssl.* overrides and ssl.cipher.suites.
+    broker.add_argument(
+        "--listener-ssl-keystore-location",
+        metavar="NAME:PEM,...",
+        help="a TLS listener's own key and certificate chain (others: --ssl-keystore-location)",
+    )
+    broker.add_argument(
+        "--listener-ssl-truststore-location",
+        metavar="NAME:PEM,...",
+        help="a TLS listener's own CA certificates of client certificates",
+    )
+    broker.add_argument(
+        "--listener-ssl-client-auth",
+        metavar="NAME:none|requested|required,...",
+        help="a TLS listener's own --ssl-client-auth",
+    )
+    broker.add_argument(
+        "--ssl-cipher-suites",
+        metavar="SUITE,...",
+        help="the TLS 1.2 cipher suites offered, by IANA or OpenSSL name (default: OpenSSL's)",
+    )
     broker.set_defaults(run=run_broker, command_parser=broker)
 
 
@@ -107,6 +128,10 @@ def run_broker(args: argparse.Namespace) -> int:
                 "ssl_keystore_location": args.ssl_keystore_location,
                 "ssl_truststore_location": args.ssl_truststore_location,
                 "ssl_client_auth": args.ssl_client_auth,
+                "listener_ssl_keystore_location": args.listener_ssl_keystore_location,
+                "listener_ssl_truststore_location": args.listener_ssl_truststore_location,
+                "listener_ssl_client_auth": args.listener_ssl_client_auth,
+                "ssl_cipher_suites": args.ssl_cipher_suites,
             },
         )
         settings.broker_config()

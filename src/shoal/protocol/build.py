@@ -21,7 +21,7 @@ import typing
 import uuid
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from kio.schema.errors import ErrorCode as KioErrorCode
 
@@ -258,3 +258,32 @@ def response_for(api_key: int, api_version: int, values: Mapping[str, Any]) -> R
     from shoal.protocol._kio import response_class
 
     return build(response_class(api_key, api_version), values)
+
+
+_METADATA: Final = 3
+
+
+def refusal_response(
+    api_key: int, api_version: int, request_body: object, error: int, message: str | None = None
+) -> ResponseBody | None:
+    """``api_key``'s response at ``api_version`` refusing the request as a whole with
+    ``error``, as Kafka's ``AbstractRequest.getErrorResponse`` does: the top-level error code
+    (and message) where the response has one; Metadata names each requested topic with the
+    error. None for the other responses without a top-level error code (their errors are per
+    partition; Kafka mirrors each request's items there)."""
+    from shoal.protocol._kio import response_class
+
+    cls = response_class(api_key, api_version)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if api_key == _METADATA:
+        topics = getattr(request_body, "topics", None) or ()
+        return build(
+            cls,
+            {"topics": [{"name": t.name, "error_code": error} for t in topics]},
+        )
+    if "error_code" not in names:
+        return None
+    values: dict[str, Any] = {"error_code": error}
+    if "error_message" in names:
+        values["error_message"] = message
+    return build(cls, values)

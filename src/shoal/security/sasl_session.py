@@ -64,6 +64,9 @@ class Route(enum.Enum):
     BROKER = "to the broker's handler"
     SASL = "to this session"
     CLOSE = "close the connection"
+    REFUSE = "answer ILLEGAL_SASL_STATE, then close"
+    """Kafka's SaslServerAuthenticator, expecting a SaslAuthenticate after a SaslHandshake v1,
+    answers any other request with that request's error response, then closes."""
 
 
 class IllegalSaslState(Exception):
@@ -136,7 +139,7 @@ class SaslSession:
                 return Route.BROKER
             return Route.SASL if api_key == SASL_HANDSHAKE else Route.CLOSE
         if state is State.AUTHENTICATE:
-            return Route.SASL if api_key == SASL_AUTHENTICATE else Route.CLOSE
+            return Route.SASL if api_key == SASL_AUTHENTICATE else Route.REFUSE
         if state is State.AUTHENTICATED:
             if api_key == SASL_HANDSHAKE and self.session_expiry_ms is not None:
                 return Route.SASL  # KIP-368 re-authentication

@@ -36,7 +36,7 @@ from shoal.server.request_metrics import RequestMetrics
 from shoal.server.sasl_config import jwt_validator, refresh_jwks_forever, sasl_server_config
 from shoal.server.sasl_internal import internal_client
 from shoal.server.settings import Settings, SettingsError, parse_listen
-from shoal.server.tls import CertificatePrincipal, ReloadingContext, TlsConfig
+from shoal.server.tls import CertificatePrincipal, ReloadingContext, TlsConfig, tls_config
 from shoal.storage import LogManager
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,10 @@ class BrokerApp:
         self.tls: ReloadingContext | None = None
         """The certificates of the TLS listeners (None when there is none)."""
         self._tls_watch_task: asyncio.Task[None] | None = None
+        # Issue 13 (S2): a TLS listener whose own files or client-auth rule differ from the
+        # ssl_* settings (listener_ssl_*) gets a context of its own, reloaded like self.tls.
+        self.listener_tls: dict[TlsConfig, ReloadingContext] = {}
+        self._listener_tls_tasks: list[asyncio.Task[None]] = []
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
@@ -121,8 +125,7 @@ class BrokerApp:
 
     async def start(self) -> None:
         listeners = self.settings.kafka_listeners()
-        if any(listener.security_protocol.tls for listener in listeners):
-            self._tls_context()  # a bad certificate file stops the start before anything binds
+        self._load_listener_tls(listeners)  # a bad certificate file stops the start here
         if any(listener.security_protocol.sasl for listener in listeners):
             # Checked (and the OAuth keys fetched) before anything binds, as the certificates.
             self._sasl = await asyncio.to_thread(sasl_server_config, self.settings)
@@ -179,6 +182,10 @@ class BrokerApp:
             self._tls_watch_task = asyncio.ensure_future(
                 self.tls.watch(self.settings.ssl_reload_check_interval_ms / 1000)
             )
+        self._listener_tls_tasks = [
+            asyncio.ensure_future(context.watch(self.settings.ssl_reload_check_interval_ms / 1000))
+            for context in self.listener_tls.values()
+        ]
         if self._sasl is not None:
             self._jwks_task = asyncio.ensure_future(refresh_jwks_forever(self._sasl, self.settings))
         # The registry is a Kafka client of this broker, so it starts only once the listeners
@@ -220,7 +227,7 @@ class BrokerApp:
         ssl_context = None
         tls_principal = None
         if protocol.tls:
-            ssl_context = self._tls_context().front
+            ssl_context = self._listener_tls_context(listener.name).front
             if protocol is SecurityProtocol.SSL:
                 # On SASL_SSL the principal is SASL's, as in Kafka.
                 tls_principal = CertificatePrincipal(settings.ssl_principal_mapping_rules).of
@@ -239,19 +246,23 @@ class BrokerApp:
     def _tls_context(self) -> ReloadingContext:
         """The TLS listeners' certificates, loaded on first use (TlsError if a file is bad)."""
         if self.tls is None:
-            settings = self.settings
-            self.tls = ReloadingContext(
-                TlsConfig(
-                    keystore_location=settings.ssl_keystore_location,
-                    key_password=settings.ssl_key_password,
-                    truststore_location=settings.ssl_truststore_location,
-                    client_auth=settings.ssl_client_auth,
-                    enabled_protocols=tuple(
-                        p.strip() for p in settings.ssl_enabled_protocols.split(",") if p.strip()
-                    ),
-                )
-            )
+            self.tls = ReloadingContext(tls_config(self.settings))
         return self.tls
+
+    def _load_listener_tls(self, listeners: list[Listener]) -> None:
+        for listener in listeners:
+            if listener.security_protocol.tls:
+                self._listener_tls_context(listener.name)
+
+    def _listener_tls_context(self, listener_name: str) -> ReloadingContext:
+        """A listener's certificates: the shared context unless its listener_ssl_* settings
+        make its configuration differ (then one per distinct configuration)."""
+        config = tls_config(self.settings, listener_name)
+        if config == tls_config(self.settings):
+            return self._tls_context()
+        if config not in self.listener_tls:
+            self.listener_tls[config] = ReloadingContext(config)
+        return self.listener_tls[config]
 
     async def _start_http(self) -> None:
         """The HTTP face: up first, so /livez answers and /readyz tells what the start waits for."""
@@ -374,20 +385,22 @@ class BrokerApp:
                 # Its own socket over loopback: the server certificate (which may name only
                 # the public host) is not checked.
                 config["enable.ssl.certificate.verification"] = "false"
-                if protocol is SecurityProtocol.SSL and self.settings.ssl_client_auth != "none":
-                    config["ssl.certificate.location"] = self.settings.ssl_keystore_location
-                    config["ssl.key.location"] = self.settings.ssl_keystore_location
-                    if self.settings.ssl_key_password:
-                        config["ssl.key.password"] = self.settings.ssl_key_password
+                own = self.settings.listener_ssl(listener.name)
+                if protocol is SecurityProtocol.SSL and own.client_auth != "none":
+                    config["ssl.certificate.location"] = own.keystore_location
+                    config["ssl.key.location"] = own.keystore_location
+                    if own.key_password:
+                        config["ssl.key.password"] = own.key_password
             return bootstrap, config
         return None
 
     def reload_certificates(self) -> bool:
         """Load the TLS listeners' certificate files again (SIGHUP): new connections get them."""
-        if self.tls is None:
+        contexts = ([] if self.tls is None else [self.tls]) + list(self.listener_tls.values())
+        if not contexts:
             log.info("no TLS listener: no certificates to reload")
             return False
-        return self.tls.reload()
+        return all([context.reload() for context in contexts])
 
     async def _retention_loop(self) -> None:
         interval = self.settings.retention_check_interval_s
@@ -406,6 +419,8 @@ class BrokerApp:
             self._group_status_task.cancel()
         if self._tls_watch_task is not None:
             self._tls_watch_task.cancel()
+        for task in self._listener_tls_tasks:
+            task.cancel()
         if self._jwks_task is not None:
             self._jwks_task.cancel()
         await asyncio.to_thread(self.registry.close)

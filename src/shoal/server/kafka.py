@@ -38,6 +38,7 @@ from shoal.buffers import Buffer
 from shoal.invariant import InvariantError
 from shoal.protocol import (
     ApiKey,
+    ErrorCode,
     FrameDecoder,
     FrameError,
     ProtocolError,
@@ -48,6 +49,7 @@ from shoal.protocol import (
     encode_frame_bytes,
     encode_response_frame,
 )
+from shoal.protocol.build import refusal_response
 from shoal.security.sasl_session import Route
 from shoal.security.scram_store import INTERNAL_PRINCIPAL
 from shoal.server.authentication import SaslGate, SaslServerConfig
@@ -481,6 +483,8 @@ class _Connection:
                 )
                 self._release(len(frame))
                 return False
+            if route is Route.REFUSE:
+                return self._refuse_in_sasl_state(request, len(frame))
             gated = route is Route.SASL
         previous = self._previous_applied
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -493,6 +497,29 @@ class _Connection:
         task.add_done_callback(self._forget_request)
         self._responses.put_nowait((task, len(frame)))
         return True
+
+    def _refuse_in_sasl_state(self, request: Request, size: int) -> bool:
+        """A request other than SaslAuthenticate after a SaslHandshake: answered with its error
+        response (ILLEGAL_SASL_STATE), as Kafka answers, and the connection closed once that
+        is written; closed without an answer where shoal cannot build one (see
+        refusal_response). Always False (close)."""
+        header = request.header
+        message = f"Unexpected Kafka request of type {header.api_key} during SASL authentication."
+        log.info("closing connection from %s:%d: %s", self._host, self._port, message)
+        self._listener_stats.authentication_failures += 1
+        response = refusal_response(
+            header.api_key, header.api_version, request.body, ErrorCode.ILLEGAL_SASL_STATE, message
+        )
+        if response is None:
+            self._release(size)
+            return False
+        frame = encode_response_frame(
+            header.correlation_id, header.api_key, header.api_version, response
+        )
+        future: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
+        future.set_result(frame)
+        self._responses.put_nowait((future, size))
+        return False
 
     def _dispatch_raw_token(self, frame: bytes) -> None:
         """A bare SASL token (after SaslHandshake v0), answered in turn by the gate."""
@@ -566,6 +593,7 @@ class _Connection:
                 on_effects_applied=mark_applied,
                 response_room=self._response_room(header.api_key, header.client_id),
                 connection_id=self.connection_id,
+                close_connection=self._close_after_produce_error,
             )
             response: HandlerResult
             if gated and self._gate is not None:
@@ -595,6 +623,14 @@ class _Connection:
         )
         self._budget.produced(frame_size(frame))
         return frame
+
+    def _close_after_produce_error(self) -> None:
+        log.info(
+            "closing connection from %s:%d: an acks=0 Produce failed (it has no response)",
+            self._host,
+            self._port,
+        )
+        self.stop_reading()
 
     def _authenticated(self, principal: str) -> None:
         if self.principal != principal:  # the first time, or a re-authentication as another

@@ -19,6 +19,12 @@ from shoal.security.acl import AclError
 from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.security.principal import PrincipalMapper, PrincipalMappingError
 from shoal.security.quotas import QuotaSettings
+from shoal.server.listener_ssl import (
+    CLIENT_AUTH_VALUES,
+    ListenerSsl,
+    ListenerSslError,
+    parse_listener_values,
+)
 from shoal.server.listeners import (
     DEFAULT_PROTOCOL_MAP,
     Listener,
@@ -117,6 +123,21 @@ class Settings:
     """A client that has not finished its TLS handshake this long after connecting is dropped."""
     ssl_reload_check_interval_ms: int = 10_000
     """How often the keystore and truststore files are checked for a change (then reloaded)."""
+    # -- TLS per listener, and cipher suites (issue 13, S2): Kafka's
+    # listener.name.<name>.ssl.* overrides and ssl.cipher.suites --
+    listener_ssl_keystore_location: str = ""
+    """``NAME:PATH,...``: a listener's own keystore (Kafka's
+    listener.name.<name>.ssl.keystore.location); other TLS listeners use ssl_keystore_location."""
+    listener_ssl_key_password: str = field(default="", repr=False)
+    """``NAME:PASSWORD,...``: the password of that listener's private key."""
+    listener_ssl_truststore_location: str = ""
+    """``NAME:PATH,...``: a listener's own CA certificates for client certificates."""
+    listener_ssl_client_auth: str = ""
+    """``NAME:none|requested|required,...``: a listener's own ssl_client_auth."""
+    ssl_cipher_suites: str = ""
+    """Kafka's ssl.cipher.suites: the TLS 1.2 cipher suites offered, comma-separated, by IANA
+    (Java) or OpenSSL name; empty: OpenSSL's secure defaults. TLS 1.3's suites cannot be
+    narrowed (CPython has no call for it): a list naming none of them turns TLS 1.3 off."""
     # -- ACLs (issue 13, slice A): Kafka's authorizer.class.name, super.users and
     # allow.everyone.if.no.acl.found --
     authorizer_class_name: str = ""
@@ -283,6 +304,69 @@ class Settings:
         except ListenerError as exc:
             raise SettingsError(str(exc)) from None
 
+    def listener_ssl(self, name: str) -> ListenerSsl:
+        """Listener ``name``'s TLS files and client-auth rule: its listener_ssl_* entries,
+        else the ssl_* settings (SettingsError when a list does not parse)."""
+        try:
+            own = {
+                key: parse_listener_values(text, f"listener_{key}").get(name.upper())
+                for key, text in (
+                    ("ssl_keystore_location", self.listener_ssl_keystore_location),
+                    ("ssl_key_password", self.listener_ssl_key_password),
+                    ("ssl_truststore_location", self.listener_ssl_truststore_location),
+                    ("ssl_client_auth", self.listener_ssl_client_auth),
+                )
+            }
+        except ListenerSslError as exc:
+            raise SettingsError(str(exc)) from None
+        keystore = own["ssl_keystore_location"]
+        password = own["ssl_key_password"]
+        if keystore is not None and password is None:
+            password = ""  # a listener's own keystore does not take the shared key's password
+        return ListenerSsl(
+            keystore_location=keystore or self.ssl_keystore_location,
+            key_password=self.ssl_key_password if password is None else password,
+            truststore_location=own["ssl_truststore_location"] or self.ssl_truststore_location,
+            client_auth=own["ssl_client_auth"] or self.ssl_client_auth,
+        )
+
+    def _check_listener_ssl(self, listeners: list[Listener]) -> None:
+        """Every name in the listener_ssl_* lists is a TLS listener; each TLS listener has a
+        keystore, and a truststore when it checks client certificates."""
+        tls_names = {item.name for item in listeners if item.security_protocol.tls}
+        for key in ("keystore_location", "key_password", "truststore_location", "client_auth"):
+            setting = f"listener_ssl_{key}"
+            try:
+                names = parse_listener_values(getattr(self, setting), setting)
+            except ListenerSslError as exc:
+                raise SettingsError(str(exc)) from None
+            for name in names:
+                if name not in tls_names:
+                    raise SettingsError(
+                        f"{setting} names {name}, which is not an SSL or SASL_SSL listener "
+                        f"(TLS listeners: {', '.join(sorted(tls_names)) or 'none'})"
+                    )
+        for name in sorted(tls_names):
+            ssl = self.listener_ssl(name)
+            if ssl.client_auth not in CLIENT_AUTH_VALUES:
+                raise SettingsError(
+                    f"listener {name}: ssl_client_auth must be none, requested or required, "
+                    f"not {ssl.client_auth!r}"
+                )
+            if not ssl.keystore_location:
+                raise SettingsError(
+                    f"listener {name} uses TLS: set ssl_keystore_location (or its own in "
+                    "listener_ssl_keystore_location) to a PEM file with the server's private "
+                    "key and certificate chain"
+                )
+            if ssl.client_auth != "none" and not ssl.truststore_location:
+                raise SettingsError(
+                    f"listener {name}: ssl_client_auth={ssl.client_auth} checks client "
+                    "certificates: set ssl_truststore_location (or its own in "
+                    "listener_ssl_truststore_location) to a PEM file of the CA certificates "
+                    "that sign them"
+                )
+
     def insecure_listeners(self, listeners: list[Listener]) -> list[Listener]:
         """Listeners other machines can reach that authenticate nobody."""
         return [
@@ -292,7 +376,7 @@ class Settings:
             and not listener.security_protocol.sasl
             and not (
                 listener.security_protocol is SecurityProtocol.SSL
-                and self.ssl_client_auth == "required"
+                and self.listener_ssl(listener.name).client_auth == "required"
             )
         ]
 
@@ -317,23 +401,13 @@ class Settings:
             raise SettingsError(
                 "ssl_handshake_timeout_ms and ssl_reload_check_interval_ms must be positive"
             )
-        tls = [listener.name for listener in listeners if listener.security_protocol.tls]
-        if tls and not self.ssl_keystore_location:
-            raise SettingsError(
-                f"listener {tls[0]} uses TLS: set ssl_keystore_location to a PEM file with the "
-                "server's private key and certificate chain"
-            )
-        if self.ssl_client_auth != "none" and tls and not self.ssl_truststore_location:
-            raise SettingsError(
-                f"ssl_client_auth={self.ssl_client_auth} checks client certificates: set "
-                "ssl_truststore_location to a PEM file of the CA certificates that sign them"
-            )
+        self._check_listener_ssl(listeners)
         insecure = self.insecure_listeners(listeners)
         if insecure and not self.allow_insecure:
             listener = insecure[0]
             how = listener.security_protocol.value
             if listener.security_protocol is SecurityProtocol.SSL:
-                how += f" with ssl_client_auth={self.ssl_client_auth}"
+                how += f" with ssl_client_auth={self.listener_ssl(listener.name).client_auth}"
             raise SettingsError(
                 f"listener {listener.name} binds {listener.host}, which other machines can "
                 f"reach, and authenticates nobody ({how}): anyone who reaches it may read, "

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from shoal.security.principal import NoMatchingRule, PrincipalMapper, rfc2253_name
-from shoal.server.settings import SettingsError
+from shoal.server.cipher_suites import CipherSuiteError, apply_cipher_suites
+from shoal.server.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class TlsConfig:
     client_auth: str
     """none, requested or required (ssl.client.auth)."""
     enabled_protocols: tuple[str, ...]
+    cipher_suites: tuple[str, ...] = ()
+    """Kafka's ssl.cipher.suites (see :mod:`shoal.server.cipher_suites`); empty: OpenSSL's."""
 
     def files(self) -> tuple[str, ...]:
         return tuple(f for f in (self.keystore_location, self.truststore_location) if f)
@@ -58,6 +61,10 @@ def build_context(config: TlsConfig) -> ssl.SSLContext:
     versions = sorted(_VERSIONS[p] for p in config.enabled_protocols)
     context.minimum_version = versions[0]
     context.maximum_version = versions[-1]
+    try:
+        apply_cipher_suites(context, config.cipher_suites)
+    except CipherSuiteError as exc:
+        raise TlsError(str(exc)) from None
     try:
         context.load_cert_chain(config.keystore_location, password=config.key_password or None)
     except (OSError, ssl.SSLError, ValueError) as exc:
@@ -75,6 +82,28 @@ def build_context(config: TlsConfig) -> ssl.SSLContext:
             ) from exc
     context.verify_mode = _VERIFY_MODES[config.client_auth]
     return context
+
+
+def tls_config(settings: Settings, listener_name: str | None = None) -> TlsConfig:
+    """The TLS configuration of listener ``listener_name`` (its listener_ssl_* overrides
+    applied), or with None the ssl_* settings themselves (the HTTP face's)."""
+    if listener_name is None:
+        keystore, password = settings.ssl_keystore_location, settings.ssl_key_password
+        truststore, client_auth = settings.ssl_truststore_location, settings.ssl_client_auth
+    else:
+        own = settings.listener_ssl(listener_name)
+        keystore, password = own.keystore_location, own.key_password
+        truststore, client_auth = own.truststore_location, own.client_auth
+    return TlsConfig(
+        keystore_location=keystore,
+        key_password=password,
+        truststore_location=truststore,
+        client_auth=client_auth,
+        enabled_protocols=tuple(
+            p.strip() for p in settings.ssl_enabled_protocols.split(",") if p.strip()
+        ),
+        cipher_suites=tuple(c.strip() for c in settings.ssl_cipher_suites.split(",") if c.strip()),
+    )
 
 
 class ReloadingContext:
@@ -157,4 +186,5 @@ __all__ = [
     "TlsConfig",
     "TlsError",
     "build_context",
+    "tls_config",
 ]

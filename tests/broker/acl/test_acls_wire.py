@@ -26,6 +26,7 @@ from confluent_kafka.admin import (
 from shoal.cli import main
 from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ErrorCode
+from shoal.records import SimpleRecord, build_batch
 from shoal.security.acl import AclBinding as ShoalBinding
 from shoal.security.acl import AclOperation as Op
 from shoal.security.acl import PatternType, PermissionType
@@ -130,6 +131,27 @@ def test_a_denied_producer_fails_with_topic_authorization_failed_and_writes_noth
     assert errors[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     plog = partition_log(secured, "orders", 0)
     assert plog is not None and plog.log_end_offset == 0
+
+
+def test_an_acks_0_produce_refused_closes_the_connection_and_writes_nothing(
+    secured: EmbeddedBroker,
+) -> None:
+    # Kafka cannot answer an acks=0 Produce, so it closes the connection when a partition
+    # failed (KafkaApis.handleProduceRequest); one that succeeded keeps it open.
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap_servers})
+    for name in ("denied0", "allowed0"):
+        admin.create_topics([NewTopic(name, 1)])[name].result(TIMEOUT_S)
+    grant(secured, anonymous(Kind.TOPIC, "denied0", Op.DESCRIBE),
+          anonymous(Kind.TOPIC, "allowed0", Op.WRITE))  # fmt: skip
+    batch = build_batch([SimpleRecord(value=b"v")])
+    with WireClient(secured.bootstrap_servers) as client:
+        assert client.produce("allowed0", 0, batch, acks=0) is None
+        assert client.api_versions().error_code == ErrorCode.NONE  # still open
+        client.produce("denied0", 0, batch, acks=0)
+        assert client.wait_closed() == b""
+    for name, end in (("denied0", 0), ("allowed0", 1)):
+        plog = partition_log(secured, name, 0)
+        assert plog is not None and plog.log_end_offset == end
 
 
 def test_an_idempotent_producer_needs_write_somewhere_or_idempotent_write(

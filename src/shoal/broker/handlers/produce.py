@@ -9,7 +9,8 @@ answered with its original offsets and not appended again; a batch out of sequen
 fenced epoch gets that partition's error. Check, append and recording happen with no await in
 between, so no other append to the partition can slip in.
 
-acks=0 gets no response; acks=1 is answered after the write; acks=-1 (all) after the fsync
+acks=0 gets no response (the connection is closed when a partition failed, as Kafka does);
+acks=1 is answered after the write; acks=-1 (all) after the fsync
 that covers the batch (group commit). Each partition succeeds or fails on its own.
 """
 
@@ -125,6 +126,10 @@ async def handle_produce(
             [o for _, _, outs in topics for _, o in outs], body.timeout.total_seconds()
         )
     if acks == 0:
+        # No response can say why; Kafka (KafkaApis.handleProduceRequest) closes the
+        # connection when any partition failed, so the producer notices and refreshes.
+        if any(o.error_code for _, _, outs in topics for _, o in outs):
+            ctx.close_connection()
         return None
     return ProduceResponse(
         topics=[
