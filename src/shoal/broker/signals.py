@@ -11,13 +11,25 @@ class AppendSignals:
 
     def __init__(self) -> None:
         self._waiters: dict[tuple[str, int], set[asyncio.Future[None]]] = {}
+        self._notices: dict[tuple[str, int], int] = {}
+        """How many times each partition was notified: a waiter that looked at a partition
+        across an await compares it to know whether it missed a notice (see :meth:`notices`)."""
 
     def notify(self, topic: str, partition: int) -> None:
-        waiters = self._waiters.pop((topic, partition), None)
+        key = (topic, partition)
+        self._notices[key] = self._notices.get(key, 0) + 1
+        waiters = self._waiters.pop(key, None)
         if waiters:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
+
+    def notices(self, partitions: Iterable[tuple[str, int]]) -> int:
+        """The notices these partitions have had so far. A fetch that found nothing after a
+        pass with awaits in it (a read off the loop) compares this with the count from before
+        the pass: a notice in between woke nobody (it was not parked yet), so it looks again
+        instead of parking until a later one."""
+        return sum(self._notices.get(key, 0) for key in partitions)
 
     def waiting(self, topic: str, partition: int) -> int:
         """How many waits (parked Fetches and ShareFetches) the next append to the partition

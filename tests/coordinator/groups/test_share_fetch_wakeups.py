@@ -17,6 +17,7 @@ under it, not a measurement.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from shoal.broker.handlers import share_fetch
 from shoal.embedded import EmbeddedBroker
 from shoal.records.header import read_header
+from shoal.storage import ReadWouldWait
 from tests.server.wire import WireClient, wait_until
 
 pytestmark = pytest.mark.integration
@@ -347,3 +349,74 @@ def test_a_closed_sessions_own_parked_fetch_does_not_take_back_what_the_close_re
     assert _acquired(parked.result(ANSWER_WAIT_S)) == []
     # What the close released is the group's: another member takes it at once.
     assert b.fetch(max_records=BATCH_RECORDS, max_wait_ms=0) == [(0, BATCH_RECORDS - 1)]
+
+
+RELEASE = 2
+
+
+def _release(member: _Member, first: int, last: int) -> None:
+    """A ShareAcknowledge (no fetch) giving ``first``..``last`` back."""
+    answer = member.client.request(
+        SHARE_ACKNOWLEDGE,
+        1,
+        {
+            "group_id": member.group,
+            "member_id": member.member,
+            "share_session_epoch": member.epoch,
+            "topics": [
+                {
+                    "topic_id": member.topic_id,
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "acknowledgement_batches": [
+                                {"first_offset": first, "last_offset": last,
+                                 "acknowledge_types": [RELEASE]}
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+    )  # fmt: skip
+    member.epoch += 1
+    assert int(answer.error_code) == 0, answer
+
+
+def test_records_released_while_a_fetch_reads_off_the_loop_are_not_missed(
+    broker: EmbeddedBroker, queue: tuple[_Member, _Member, _Member]
+) -> None:
+    """b's fetch reads off the loop (not cached) from offset 5; meanwhile a takes 5-9 again
+    (the window is full) and c releases 0-4: that release notifies no parked fetch (b is still
+    reading). b's read holds nothing it may acquire, yet 0-4 are Available: it must answer
+    with them at once instead of parking until a lock expiry or its max_wait (found in
+    review: a lost wake-up)."""
+    a, b, c = queue
+    plog = broker.app.broker.partition(a.topic, 0)
+    assert plog is not None
+    assert c.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    assert a.fetch(max_records=BATCH_RECORDS) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    _release(a, BATCH_RECORDS, WINDOW_RECORDS - 1)
+    armed, reading, gate = [True], threading.Event(), threading.Event()
+    real_read = plog.read
+
+    def held_read(offset: int, max_bytes: int, cached_only: bool = False) -> Any:
+        if armed[0] and cached_only:
+            raise ReadWouldWait()
+        if armed[0]:
+            armed[0] = False
+            reading.set()
+            gate.wait(ANSWER_WAIT_S)
+        return real_read(offset, max_bytes)
+
+    plog.read = held_read  # type: ignore[method-assign]
+    try:
+        parked = b.start_fetch(max_records=BATCH_RECORDS)
+        assert reading.wait(ANSWER_WAIT_S)
+        assert a.fetch(max_records=BATCH_RECORDS) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+        _release(c, 0, BATCH_RECORDS - 1)
+        gate.set()
+        assert _acquired(parked.result(ANSWER_WAIT_S)) == [(0, BATCH_RECORDS - 1)]
+    finally:
+        gate.set()
+        plog.read = real_read  # type: ignore[method-assign]

@@ -211,6 +211,7 @@ async def _fetch(
     while True:
         if broker.share_groups.sessions.get((group_id, member_id)) is not session:
             break
+        notices = broker.signals.notices(fetchable)
         got, moved = await _acquire_all(
             broker, group_id, member_id, session, fetchable, parts, budget, max_records
         )
@@ -221,6 +222,11 @@ async def _fetch(
             # The read held only records a read_committed group never sees (archived): what
             # follows them may be deliverable now, so read on instead of waiting for an append.
             # Each round moves a fetch offset forward, so the log end bounds the rounds.
+            continue
+        if broker.signals.notices(fetchable) != notices:
+            # An append or a release came while this pass read off the loop: it woke nobody
+            # (this fetch was not parked yet), so look again rather than park until the next
+            # one. A pass with no await in it cannot see one, so this never spins.
             continue
         await broker.signals.wait_any(
             fetchable, _wait_ms(broker, group_id, fetchable, remaining_ms) / 1000
