@@ -135,6 +135,7 @@ def test_a_fetch_while_the_tombstone_is_written_does_not_see_the_old_state(
         await asyncio.wait_for(tombstone_waits.wait(), WAIT_S_MAX)
         assert tombstones, "the request wrote no tombstone"
         plog = _plog(broker, 0)
+        await broker.share_groups.load(GROUP, [(TOPIC, 0, plog)])  # as a ShareFetch does
         start = broker.share_groups.share_partition(GROUP, TOPIC, 0, plog).start_offset
         gate.set()
         return await deleting, start, plog.log_end_offset

@@ -68,6 +68,7 @@ def _loaded(fs: FaultyFileSystem, clock: FakeClock) -> tuple[PartitionLog, Share
 def _round(rng: random.Random, shares: ShareGroups, plog: PartitionLog) -> ShareState:
     """Acquire what is Available, acknowledge a random part of it (random types): the state
     the acknowledgements make, which the next write must persist."""
+    asyncio.run(shares.load(GROUP, [(TOPIC, 0, plog)]))  # as ShareFetch does first
     sp = shares.share_partition(GROUP, TOPIC, 0, plog)
     acquired = sp.acquire(MEMBER, list(range(sp.next_fetch_offset(), plog.log_end_offset)), 20)
     offsets = [o for r in acquired for o in range(r.first_offset, r.last_offset + 1)]
@@ -125,6 +126,7 @@ def test_a_state_file_written_before_journals_still_loads() -> None:
     fs, clock = FaultyFileSystem(), FakeClock()
     plog = _log_with_records(fs, clock)
     old = ShareGroups(clock, offset_reset="earliest")
+    asyncio.run(old.load(GROUP, [(TOPIC, 0, plog)]))
     sp = old.share_partition(GROUP, TOPIC, 0, plog)
     sp.acquire(MEMBER, range(0, 10), 10)
     sp.acknowledge(MEMBER, [AcknowledgementBatch(0, 4, (1,)), AcknowledgementBatch(7, 7, (3,))])
@@ -140,7 +142,37 @@ def test_a_state_file_written_before_journals_still_loads() -> None:
     sp.acknowledge(MEMBER, [AcknowledgementBatch(5, 6, (1,))])
     after = sp.snapshot()
     asyncio.run(_persist(shares, plog))
+    assert plog.read_side_file(state_file_name(GROUP)) is None  # the old file is gone
     fs.crash()
+    assert plog.read_side_file(state_file_name(GROUP)) is None  # durably
+    assert _loaded(fs, clock)[2] == after != before
+
+
+class CutAfterRemoveFileSystem(FaultyFileSystem):
+    """Fails the directory fsync that follows a removal: a power cut then brings the removed
+    file back (a test seam for the moment between the journal's write and the removal's)."""
+
+    def remove(self, path: str) -> None:
+        super().remove(path)
+        self.fail_next_fsync(errno.EIO)
+
+
+def test_a_crash_before_the_old_state_file_is_removed_loads_the_journal() -> None:
+    fs, clock = CutAfterRemoveFileSystem(), FakeClock()
+    plog = _log_with_records(fs, clock)
+    old = ShareGroups(clock, offset_reset="earliest")
+    asyncio.run(old.load(GROUP, [(TOPIC, 0, plog)]))
+    sp = old.share_partition(GROUP, TOPIC, 0, plog)
+    sp.acquire(MEMBER, range(0, 10), 10)
+    sp.acknowledge(MEMBER, [AcknowledgementBatch(0, 4, (1,))])
+    before = sp.snapshot()
+    plog.write_side_file(state_file_name(GROUP), encode_state(GROUP, before))
+    sp.acknowledge(MEMBER, [AcknowledgementBatch(5, 6, (1,))])
+    after = sp.snapshot()
+    with pytest.raises(StorageError):  # the journal is durable, the removal is not
+        asyncio.run(_persist(old, plog))
+    fs.crash()
+    assert plog.read_side_file(state_file_name(GROUP)) is not None  # both files are there
     assert _loaded(fs, clock)[2] == after != before
 
 

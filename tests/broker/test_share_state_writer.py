@@ -63,7 +63,8 @@ def _log(fs: FaultyFileSystem, clock: FakeClock) -> PartitionLog:
     return plog
 
 
-def _acquire(shares: ShareGroups, plog: PartitionLog, count: int) -> None:
+async def _acquire(shares: ShareGroups, plog: PartitionLog, count: int) -> None:
+    await shares.load(GROUP, [(TOPIC, 0, plog)])
     sp = shares.share_partition(GROUP, TOPIC, 0, plog)
     assert sp.acquire("m1", list(range(plog.log_start_offset, plog.log_end_offset)), count)
 
@@ -79,7 +80,7 @@ def test_the_state_fsync_runs_on_a_worker_thread_and_is_done_when_awaited() -> N
     shares = ShareGroups(clock, offset_reset="earliest")
 
     async def scenario() -> int:
-        _acquire(shares, plog, 2)
+        await _acquire(shares, plog, 2)
         _ack(shares, plog, 0, ACCEPT)
         written = shares.persist(GROUP, TOPIC, 0, plog)
         assert written is not None
@@ -112,7 +113,7 @@ def test_writes_land_in_the_order_the_state_changed() -> None:
     shares = ShareGroups(clock, offset_reset="earliest", writer=ShareStateWriter(gated_thread))
 
     async def scenario() -> None:
-        _acquire(shares, plog, 4)
+        await _acquire(shares, plog, 4)
         _ack(shares, plog, 0, ACCEPT)
         first = shares.persist(GROUP, TOPIC, 0, plog)
         await asyncio.sleep(0)  # the first write starts and blocks on the gate
@@ -139,7 +140,7 @@ def test_a_failed_write_fails_the_acknowledgements_it_covers() -> None:
     shares = ShareGroups(clock, offset_reset="earliest")
 
     async def scenario() -> None:
-        _acquire(shares, plog, 1)
+        await _acquire(shares, plog, 1)
         _ack(shares, plog, 0, ACCEPT)
         fs.fail_next_fsync(errno.EIO)
         written = shares.persist(GROUP, TOPIC, 0, plog)
@@ -175,7 +176,7 @@ def _written_state(fs: FaultyFileSystem, clock: FakeClock) -> PartitionLog:
     shares = ShareGroups(clock, offset_reset="earliest")
 
     async def write() -> None:
-        _acquire(shares, plog, 2)
+        await _acquire(shares, plog, 2)
         _ack(shares, plog, 0, ACCEPT)
         written = shares.persist(GROUP, TOPIC, 0, plog)
         assert written is not None
@@ -206,19 +207,19 @@ def test_the_first_read_of_a_state_file_runs_on_a_worker_thread() -> None:
 
 def test_a_state_read_that_a_delete_overtook_is_dropped() -> None:
     """DeleteShareGroupOffsets forgets the partition while its state file is being read: what
-    was read (the state before the delete) is not installed; the partition starts afresh."""
+    was read (the state before the delete) is not installed; the load reads again and the
+    partition starts afresh (where share.auto.offset.reset says: earliest here)."""
     fs, clock = ReadRecordingFileSystem(), FakeClock()
     plog = _written_state(fs, clock)
     restarted = ShareGroups(clock, offset_reset="earliest")
     forgotten = threading.Event()
 
-    async def scenario() -> None:
+    async def scenario() -> int:
         loop = asyncio.get_running_loop()
 
         def forget_on_the_loop() -> None:
             def forget() -> None:
-                # The test's write is long done: the tombstone replaces it on disk later.
-                restarted.forget(GROUP, TOPIC, 0, plog, on_disk=False)
+                restarted.forget(GROUP, TOPIC, 0, plog, on_disk=True)  # writes a tombstone
                 forgotten.set()
 
             loop.call_soon_threadsafe(forget)
@@ -226,9 +227,11 @@ def test_a_state_read_that_a_delete_overtook_is_dropped() -> None:
 
         fs.before_read.append(forget_on_the_loop)
         await restarted.load(GROUP, [(TOPIC, 0, plog)])
-        assert (GROUP, TOPIC, 0) not in restarted.partitions
+        start = restarted.share_partition(GROUP, TOPIC, 0, plog).start_offset
+        await restarted.writer.drain()
+        return start
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == 0  # not 1, the start offset of the state read
     assert forgotten.is_set()
 
 
@@ -266,3 +269,41 @@ def test_the_state_is_encoded_once_per_write_not_once_per_acknowledgement() -> N
     asyncio.run(scenario())
     assert made == [1, 4]  # 2 and 3 were never encoded: 4 replaced them before their write
     assert read_stored(plog, "share-test") == b"state 4"
+
+
+def test_describe_reads_the_state_files_on_a_worker_thread() -> None:
+    """DescribeShareGroupOffsets after a restart (ShareGroups.described): the state files are
+    read off the event loop, a partition without state is left out and not made."""
+    fs, clock = ReadRecordingFileSystem(), FakeClock()
+    plog = _written_state(fs, clock)
+    other = PartitionLog.open(
+        fs,
+        f"{DATA}/{TOPIC}-1",
+        LogConfig(flush_policy=FlushPolicy.NONE),
+        clock=clock,
+        handles=FileHandles(fs, max_open_files=16),
+        health=DirectoryHealth(DATA),
+    )
+    fs.state_read_threads.clear()
+    restarted = ShareGroups(clock, offset_reset="earliest")
+
+    async def scenario() -> tuple[int, list[tuple[str, int]]]:
+        found = await restarted.described(GROUP, [(TOPIC, 0, plog), (TOPIC, 1, other)])
+        assert found[(TOPIC, 0)].start_offset == 1
+        return threading.get_ident(), sorted(found)
+
+    loop_thread, found = asyncio.run(scenario())
+    assert found == [(TOPIC, 0)]
+    assert (GROUP, TOPIC, 1) not in restarted.partitions
+    assert fs.state_read_threads and loop_thread not in fs.state_read_threads
+
+
+def test_a_share_partition_is_never_read_on_the_loop() -> None:
+    """The fallback that read a state file on the event loop is gone: a share-partition not
+    loaded first is a programming error, not a silent read on the loop."""
+    fs, clock = ReadRecordingFileSystem(), FakeClock()
+    plog = _written_state(fs, clock)
+    fs.state_read_threads.clear()
+    with pytest.raises(RuntimeError, match=r"before ShareGroups\.load"):
+        ShareGroups(clock).share_partition(GROUP, TOPIC, 0, plog)
+    assert fs.state_read_threads == []

@@ -15,6 +15,7 @@ from shoal.storage import journals
 from shoal.storage.errors import DiskFullError
 from shoal.storage.handles import FileHandles
 from shoal.storage.journals import Journals, encode_record, journal_path, last_record, read_journal
+from shoal.storage.sidefiles import read_side_file, write_side_file
 from shoal.testing.faultfs import FaultyFileSystem
 
 DIRECTORY = "/data/jobs-0"
@@ -160,3 +161,22 @@ def test_more_journals_than_the_pool_of_open_files() -> None:
     assert read_journal(fs, DIRECTORY, "share-b") == b"share-b 9"
     fs.crash()
     assert read_journal(fs, DIRECTORY, "share-b") == b"share-b 9"
+
+
+def test_the_side_file_a_journal_replaces_is_removed_once_the_journal_is_durable() -> None:
+    """The format before journals (a whole side file of the same name) goes after the
+    journal's first write, durably; a crash after the journal's fsync and before the removal's
+    leaves both (the journal wins in readers: shoal.broker.share_state_writer.read_stored)."""
+    fs = _fs()
+    write_side_file(fs, DIRECTORY, NAME, b"old format")
+    fs.fail_next_fsync(errno.EIO)  # the journal's own fsync: the old file must stay
+    with pytest.raises(OSError):
+        _journals(fs).append(NAME, b"new")
+    fs.crash()
+    assert read_side_file(fs, DIRECTORY, NAME) == b"old format"
+    journal = _journals(fs)
+    journal.append(NAME, b"new")
+    assert read_side_file(fs, DIRECTORY, NAME) is None
+    fs.crash()  # the removal was fsynced with its directory
+    assert read_side_file(fs, DIRECTORY, NAME) is None
+    assert read_journal(fs, DIRECTORY, NAME) == b"new"

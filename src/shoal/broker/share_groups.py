@@ -205,14 +205,13 @@ class ShareGroups:
     def share_partition(
         self, group_id: str, topic: str, index: int, plog: PartitionLog
     ) -> SharePartition:
+        """The group's share-partition, which :meth:`load` brought into memory: callers await
+        it first, with no await in between (a state file is never read on the event loop)."""
         key = (group_id, topic, index)
         sp = self.partitions.get(key)
-        settings = self._settings(group_id)[1]
         if sp is None:
-            # Not loaded (see :meth:`load`, which handlers call first): read here, on the loop.
-            stored = self._stored(group_id, plog)
-            sp = self.partitions[key] = self._new(group_id, plog, stored)
-        sp.settings = settings  # a changed group config applies from the next acquisition
+            raise RuntimeError(f"share-partition {key} used before ShareGroups.load")
+        sp.settings = self._settings(group_id)[1]  # a changed group config applies from now on
         if plog.log_start_offset > sp.start_offset:
             sp.skip_to(plog.log_start_offset)  # retention deleted records still in flight
         return sp
@@ -220,32 +219,83 @@ class ShareGroups:
     async def load(self, group_id: str, parts: Iterable[tuple[str, int, PartitionLog]]) -> None:
         """Bring the group's share-partitions of ``parts`` into memory, their state files read
         off the event loop (as the writes are): the first touch of a partition since the
-        broker started, or since its state was deleted, reads the disk. A read that a delete
-        or a reset of the group overtook is dropped, as is one for a partition made meanwhile:
-        memory is newer than such a read."""
-        name = state_file_name(group_id)
-        todo = [
-            (topic, index, plog)
-            for topic, index, plog in parts
-            if (group_id, topic, index) not in self.partitions
-            and self.writer.newest(plog, name) is None
-        ]
-        if not todo:
-            return
-        generation = self._generations.get(group_id, 0)
-        stored = await asyncio.to_thread(lambda: [read_stored(plog, name) for *_, plog in todo])
-        if self._generations.get(group_id, 0) != generation:
-            return  # deleted or reset meanwhile: share_partition reads afresh
-        for (topic, index, plog), raw in zip(todo, stored, strict=True):
-            key = (group_id, topic, index)
-            if key not in self.partitions and self.writer.newest(plog, name) is None:
-                self.partitions[key] = self._new(group_id, plog, raw)
+        broker started, or since its state was deleted, reads the disk (a write not yet on
+        disk, such as a DeleteShareGroupOffsets tombstone, is taken from memory). Once it
+        returns, every one of ``parts`` is in memory. A read that a delete or a reset of the
+        group overtook is dropped and done again: memory and the tombstones are newer."""
+        todo = list(parts)
+        while todo:
+            todo = self._install_pending(group_id, todo)
+            if not todo:
+                return
+            generation = self._generations.get(group_id, 0)
+            stored = await self._read_off_loop(group_id, [plog for *_, plog in todo])
+            if self._generations.get(group_id, 0) != generation:
+                continue  # deleted or reset meanwhile: read again
+            for (topic, index, plog), raw in zip(todo, stored, strict=True):
+                key = (group_id, topic, index)
+                if key not in self.partitions:  # else made meanwhile (a fetch): newer
+                    self.partitions[key] = self._new(group_id, plog, raw)
+            todo = []
 
-    def _stored(self, group_id: str, plog: PartitionLog) -> bytes | None:
+    def _install_pending(
+        self, group_id: str, parts: list[tuple[str, int, PartitionLog]]
+    ) -> list[tuple[str, int, PartitionLog]]:
+        """Of ``parts`` not in memory, install those whose state write is pending (from
+        memory); the rest, whose state is on disk or nowhere, are returned."""
         name = state_file_name(group_id)
-        # A write not yet on disk (a DeleteShareGroupOffsets tombstone a moment ago) wins.
-        raw = self.writer.newest(plog, name)
-        return raw if raw is not None else read_stored(plog, name)
+        rest = []
+        for topic, index, plog in parts:
+            key = (group_id, topic, index)
+            if key in self.partitions:
+                continue
+            pending = self.writer.newest(plog, name)
+            if pending is not None:
+                self.partitions[key] = self._new(group_id, plog, pending)
+            else:
+                rest.append((topic, index, plog))
+        return rest
+
+    async def _read_off_loop(self, group_id: str, plogs: list[PartitionLog]) -> list[bytes | None]:
+        name = state_file_name(group_id)
+        return await asyncio.to_thread(lambda: [read_stored(plog, name) for plog in plogs])
+
+    async def described(
+        self, group_id: str, parts: Iterable[tuple[str, int, PartitionLog]]
+    ) -> dict[tuple[str, int], SharePartition]:
+        """DescribeShareGroupOffsets: the group's share-partitions of ``parts`` that have state
+        (in memory, being written, or on disk, read off the event loop); a partition with
+        none is left out and not made (a describe does not start a partition)."""
+        todo = list(parts)
+        while True:
+            found = {}
+            unread = []
+            name = state_file_name(group_id)
+            for topic, index, plog in todo:
+                sp = self.partitions.get((group_id, topic, index))
+                pending = self.writer.newest(plog, name) if sp is None else None
+                if sp is None and pending is not None:
+                    sp = self._restore(group_id, pending)
+                if sp is not None:
+                    found[(topic, index)] = sp
+                elif pending is None:
+                    unread.append((topic, index, plog))
+            if not unread:
+                return found
+            generation = self._generations.get(group_id, 0)
+            stored = await self._read_off_loop(group_id, [plog for *_, plog in unread])
+            if self._generations.get(group_id, 0) != generation:
+                continue  # deleted or reset meanwhile: look again
+            for (topic, index, _plog), raw in zip(unread, stored, strict=True):
+                key = (group_id, topic, index)
+                sp = self.partitions.get(key)
+                if sp is None:
+                    sp = self._restore(group_id, raw)
+                    if sp is not None:
+                        self.partitions[key] = sp  # kept, as a fetch's load would
+                if sp is not None:
+                    found[(topic, index)] = sp
+            return found
 
     def _new(self, group_id: str, plog: PartitionLog, stored: bytes | None) -> SharePartition:
         """The share-partition as ``stored`` (its state file) says, else starting where
@@ -263,10 +313,6 @@ class ShareGroups:
             lambda _ts: None,  # by_duration without a time index: from the log end
         )
         return SharePartition(self.clock, self._settings(group_id)[1], start)
-
-    def _recovered(self, group_id: str, plog: PartitionLog) -> SharePartition | None:
-        """The share-partition as last written (see shoal.coordinator.share_state)."""
-        return self._restore(group_id, self._stored(group_id, plog))
 
     def _restore(self, group_id: str, raw: bytes | None) -> SharePartition | None:
         if raw is None:
@@ -322,17 +368,6 @@ class ShareGroups:
         if writes:
             await asyncio.gather(*writes)
         return ErrorCode.NONE
-
-    def known(
-        self, group_id: str, topic: str, index: int, plog: PartitionLog
-    ) -> SharePartition | None:
-        """The group's share-partition if it has state (in memory or on disk), else None."""
-        sp = self.partitions.get((group_id, topic, index))
-        if sp is None:
-            recovered = self._recovered(group_id, plog)
-            if recovered is not None:
-                sp = self.partitions[(group_id, topic, index)] = recovered
-        return sp
 
     def reset(
         self, group_id: str, topic: str, index: int, plog: PartitionLog, start: int

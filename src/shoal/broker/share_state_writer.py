@@ -3,7 +3,8 @@
 Each version of a state is appended to the partition's side journal for it (one append and
 one fsync: shoal.storage.journals), not written as a new whole file (temporary file, fsync,
 rename, directory fsync) as before; :func:`read_stored` still reads a state file of that older
-format when there is no journal yet (an upgrade); once a journal is written, it wins.
+format when there is no journal yet (an upgrade); once a journal is written, it wins, and
+the old file is removed after the journal's first write is durable.
 
 An acknowledgement is answered only once a state that includes it is on disk (fsynced), but
 the write and its fsync run on a worker thread: the event loop serves every other client's

@@ -16,7 +16,10 @@ reader would stop before the new records. Like Kafka's ``__share_group_state`` (
 appended, snapshots written now and then), in one file per state.
 
 The journal is named after the side file it stands for, with :data:`JOURNAL_SUFFIX`; it
-vanishes with the partition's directory.
+vanishes with the partition's directory. A side file of that name (the state's format before
+its journal) is removed once the journal's first rewrite is durable (its fsync and its
+directory's), and the removal fsynced: a crash in between leaves both, and readers take the
+journal, which wins.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class Journals:
                 # The pool's handle would stay on the file the rename replaces.
                 self._handles.close(path)
                 write_atomically(self._fs, path, record)  # NoSpaceForCopy: ENOSPC
+                self._remove_superseded(name)
                 self._sizes[name] = len(record)
                 return
             with self._handles.using(path) as f:
@@ -116,6 +120,16 @@ class Journals:
             if exc.errno in SPACE_ERRNOS:
                 raise DiskFullError(f"no space to append to side journal {name}") from exc
             raise
+
+    def _remove_superseded(self, name: str) -> None:
+        """Remove the side file that journal ``name`` replaced, now that the journal is
+        durable: it would otherwise sit next to the journal for ever (readers prefer the
+        journal). Checked on each rewrite (the first append of a process is one), not on each
+        append. The directory is fsynced so the removal outlives a power cut."""
+        old = side_file_path(self._directory, name)
+        if self._fs.exists(old):
+            self._fs.remove(old)
+            self._fs.fsync_dir(self._directory)
 
     def close(self) -> None:
         for name in list(self._sizes):

@@ -49,7 +49,9 @@ def _lag(sp: SharePartition, log_end: int) -> int:
     return max(log_end - sp.start_offset - done, 0)
 
 
-def _describe_group(broker: Broker, ctx: RequestContext, entry: _DescribeGroup) -> dict[str, Any]:
+async def _describe_group(
+    broker: Broker, ctx: RequestContext, entry: _DescribeGroup
+) -> dict[str, Any]:
     group_id = entry.group_id
     if not broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
         return {
@@ -64,14 +66,30 @@ def _describe_group(broker: Broker, ctx: RequestContext, entry: _DescribeGroup) 
         ]
     else:
         wanted = [(t.topic_name, [int(p) for p in t.partitions]) for t in entry.topics]
+    allowed_names = {
+        name
+        for name, _ in wanted
+        if broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+    }
+    # The state files are read off the event loop, all in one go, before the answer is built.
+    states = await shares.described(
+        group_id,
+        [
+            (name, index, plog)
+            for name, indexes in wanted
+            if name in allowed_names and broker.topics.get(name) is not None
+            for index in indexes
+            if (plog := broker.partition(name, index)) is not None
+        ],
+    )
     topics = []
     for name, indexes in wanted:
         topic = broker.topics.get(name)
-        allowed = broker.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+        allowed = name in allowed_names
         partitions = []
         for index in indexes:
             plog = broker.partition(name, index) if topic is not None else None
-            sp = shares.known(group_id, name, index, plog) if plog is not None and allowed else None
+            sp = states.get((name, index)) if plog is not None and allowed else None
             if entry.topics is None and sp is None:
                 continue
             error = ErrorCode.NONE
@@ -105,5 +123,5 @@ async def handle_describe_share_group_offsets(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _DescribeRequest)
-    groups = [_describe_group(broker, ctx, g) for g in body.groups]
+    groups = [await _describe_group(broker, ctx, g) for g in body.groups]
     return response_for(header.api_key, header.api_version, {"throttle_time": 0, "groups": groups})

@@ -300,6 +300,9 @@ async def _acquire_all(
         if plog is None:
             part.error, part.told = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, True
             continue
+        # Loaded at the request's start, but a delete may have dropped it since (an await):
+        # read again off the loop then (no thread hop when it is in memory).
+        await broker.share_groups.load(group_id, [(topic, index, plog)])
         sp = broker.share_groups.share_partition(group_id, topic, index, plog)
         key = (group_id, topic, index)
 
