@@ -606,7 +606,13 @@ class PartitionLog:
         """Make ``before_offset`` the new log start (Kafka DeleteRecords); returns it.
 
         The new start is saved durably before this returns; whole segments below it go.
+        The records below it are fsynced first: else a power loss could erase them, leave the
+        log ending below the saved start, and recovery would move the start back under what
+        this answered (found by tests/simulation, DeleteRecords to the high watermark right
+        after acks=1 appends).
         """
+        if before_offset > self.flushed_offset:
+            self.flush()  # the log end only grows: this covers before_offset if it is valid
         with self._flush_lock:
             with self._lock:
                 self._check_writable()
@@ -617,6 +623,10 @@ class PartitionLog:
                     )
                 if before_offset <= self._log_start:
                     return self._log_start
+                if before_offset > self._flushed_offset:
+                    raise StorageError(
+                        f"{self.name}: records before {before_offset} are not durable"
+                    )
                 self._log_start = before_offset
             self._write_checkpoint()
             self._delete_segments_below_start_locked()
