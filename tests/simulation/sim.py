@@ -28,6 +28,7 @@ from shoal.testing.faultfs import FaultyFileSystem
 from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
 from tests.simulation import txns as tx
+from tests.simulation.delete_steps import DeleteSteps
 from tests.simulation.group_steps import GroupSteps
 from tests.simulation.model import PartitionModel, Violation, check_partition
 from tests.simulation.node import InFlight, Node
@@ -108,7 +109,7 @@ def seeded_uuids(rng: random.Random) -> Iterator[None]:
         uuid.uuid4 = original
 
 
-class Simulation(TxnSteps, GroupSteps):
+class Simulation(TxnSteps, GroupSteps, DeleteSteps):
     def __init__(self, seed: int, steps: int) -> None:
         self.seed = seed
         self.steps = steps
@@ -177,6 +178,8 @@ class Simulation(TxnSteps, GroupSteps):
             (15, self._group),
             (30, self._transact),
             (10, self._fetch),
+            (4, self._delete_records),
+            (2, self._list_earliest),
             (25, self._flush),
             (5, self._run_job),
             (8, self._advance),
@@ -321,7 +324,8 @@ class Simulation(TxnSteps, GroupSteps):
     def _fetch(self) -> None:
         partition = self.rng.randrange(PARTITIONS)
         plog = self._plog(partition)
-        offset = self.rng.randint(plog.log_start_offset, plog.log_end_offset)
+        start = plog.log_start_offset
+        offset = self.rng.randint(start, plog.log_end_offset)
         isolation = self.rng.choice((0, 1))
         self._note(f"fetch p{partition} at {offset} isolation={isolation}")
         values = {
@@ -353,10 +357,10 @@ class Simulation(TxnSteps, GroupSteps):
         self._send(
             (int(ApiKey.FETCH), FETCH_VERSION),
             values,
-            lambda f: self._on_fetch(partition, isolation, f),
+            lambda f: self._on_fetch(partition, isolation, start, f),
         )
 
-    def _on_fetch(self, partition: int, isolation: int, flight: InFlight) -> None:
+    def _on_fetch(self, partition: int, isolation: int, start: int, flight: InFlight) -> None:
         answer = self.node.answer(flight)
         part = answer.responses[0].partitions[0]
         error = ErrorCode(part.error_code)
@@ -379,6 +383,13 @@ class Simulation(TxnSteps, GroupSteps):
                     f"fetch p{partition}: acknowledged batch {header.base_offset} differs"
                 )
             expected = header.base_offset + header.last_offset_delta + 1
+            if expected <= start:
+                # A batch may straddle the log start (Kafka returns whole batches), but none
+                # may lie wholly below the start the fetch was sent at.
+                raise Violation(
+                    f"fetch p{partition}: batch [{header.base_offset}, {expected}) below the "
+                    f"log start {start}"
+                )
             position += header.size
         if isolation == 1:
             aborted = [
@@ -471,6 +482,9 @@ class Simulation(TxnSteps, GroupSteps):
             # with an error after which the client starts over.
             producer.flight = None
         self.commits.lost_answers()
+        for model in self.models.values():
+            # A DeleteRecords whose answer was lost may be undone, down to the answered floor.
+            model.seen_start = model.start_floor
         self._boot()
 
     # -- answers and invariants -----------------------------------------------------------
