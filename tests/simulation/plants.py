@@ -96,10 +96,30 @@ def commit_aborted_txn_offsets() -> Iterator[None]:
         GroupCoordinator.end_txn_offsets = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def delete_records_before_checkpoint() -> Iterator[None]:
+    """DeleteRecords answered with the new log start in memory only: its checkpoint is left to
+    the flusher's next periodic one, so a power loss before it brings the start back."""
+    original = PartitionLog.delete_records
+
+    def delete_records(self: PartitionLog, before_offset: int) -> int:
+        with self._lock:
+            if before_offset > self._log_start:
+                self._log_start = before_offset
+            return self._log_start
+
+    PartitionLog.delete_records = delete_records  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PartitionLog.delete_records = original  # type: ignore[method-assign]
+
+
 PLANTS = {
     "ack-before-fsync": ack_before_fsync,
     "commit-before-fsync": commit_before_fsync,
     "forget-aborted-transactions": forget_aborted_transactions,
     "failing-group-timer": failing_group_timer,
     "commit-aborted-txn-offsets": commit_aborted_txn_offsets,
+    "delete-records-before-checkpoint": delete_records_before_checkpoint,
 }
