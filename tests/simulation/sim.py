@@ -28,6 +28,7 @@ from shoal.testing.faultfs import FaultyFileSystem
 from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
 from tests.simulation import txns as tx
+from tests.simulation.admin_steps import AdminModel, AdminSteps
 from tests.simulation.delete_steps import DeleteSteps
 from tests.simulation.group_steps import GroupSteps
 from tests.simulation.model import PartitionModel, Violation, check_partition
@@ -109,7 +110,7 @@ def seeded_uuids(rng: random.Random) -> Iterator[None]:
         uuid.uuid4 = original
 
 
-class Simulation(TxnSteps, GroupSteps, DeleteSteps):
+class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
     def __init__(self, seed: int, steps: int) -> None:
         self.seed = seed
         self.steps = steps
@@ -134,6 +135,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps):
         self.commits = cons.CommitModel()
         self.txn_producers = [tx.TxnProducer("t0", "tx-0"), tx.TxnProducer("t1", "tx-1")]
         self.txns = tx.TxnModel()
+        self.admin = AdminModel()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
         self._errors = ErrorCatcher()
 
@@ -180,6 +182,8 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps):
             (10, self._fetch),
             (4, self._delete_records),
             (2, self._list_earliest),
+            (3, self._admin),
+            (5, self._produce_admin_topic),
             (25, self._flush),
             (5, self._run_job),
             (8, self._advance),
@@ -482,6 +486,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps):
             # with an error after which the client starts over.
             producer.flight = None
         self.commits.lost_answers()
+        self._admin_restarted()
         for model in self.models.values():
             # A DeleteRecords whose answer was lost may be undone, down to the answered floor.
             model.seen_start = model.start_floor
@@ -514,6 +519,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps):
     def _check(self) -> None:
         for partition, model in self.models.items():
             check_partition(f"{TOPIC}-{partition}", self._plog(partition), model)
+        self._check_admin_topic()
         assert self.node.broker is not None
         committed: dict[tuple[str, int], int | None] = {}
         for group in {m.group for m in self.members}:
