@@ -14,7 +14,7 @@ from typing import Any
 from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
-from shoal.storage import PartitionLog
+from shoal.storage import LogId, LogManager, PartitionLog
 
 
 @contextlib.contextmanager
@@ -115,6 +115,27 @@ def delete_records_before_checkpoint() -> Iterator[None]:
         PartitionLog.delete_records = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def delete_topic_leaves_files() -> Iterator[None]:
+    """DeleteTopics forgets a partition's log but leaves its files: the next start finds the
+    directory again and serves the deleted data (under the name, if the topic is re-created)."""
+    original = LogManager.delete
+
+    def delete(self: LogManager, topic: str, partition: int) -> None:
+        self.health.check()
+        tp = LogId(topic, partition)
+        plog = self._logs.pop(tp, None)
+        self.offline.pop(tp, None)
+        if plog is not None:
+            plog.close()
+
+    LogManager.delete = delete  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LogManager.delete = original  # type: ignore[method-assign]
+
+
 PLANTS = {
     "ack-before-fsync": ack_before_fsync,
     "commit-before-fsync": commit_before_fsync,
@@ -122,4 +143,5 @@ PLANTS = {
     "failing-group-timer": failing_group_timer,
     "commit-aborted-txn-offsets": commit_aborted_txn_offsets,
     "delete-records-before-checkpoint": delete_records_before_checkpoint,
+    "delete-topic-leaves-files": delete_topic_leaves_files,
 }
