@@ -3,10 +3,12 @@
 A run boots a broker (storage, group and transaction coordinators, through the Broker and its
 handlers) on the fault-injecting filesystem with a fake clock, then takes steps: requests from
 simulated clients, flusher rounds (fsyncs happen only then), queued worker jobs, clock
-advances, retention, injected ENOSPC and EIO, process crashes and power losses followed by a
-restart from the same files. After each step the invariants of :mod:`tests.simulation.model`
-are checked; a failure raises :class:`Violation` with the seed and the trace of steps, and the
-same seed replays the same run exactly.
+advances, retention, DeleteRecords and ListOffsets (:mod:`tests.simulation.delete_steps`),
+topic admin on a second topic (:mod:`tests.simulation.admin_steps`), injected ENOSPC and EIO,
+process crashes and power losses followed by a restart from the same files. After each step
+the invariants of :mod:`tests.simulation.model` are checked; a failure raises
+:class:`Violation` with the seed and the trace of steps, and the same seed replays the same
+run exactly.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from tests.simulation.txn_steps import TxnSteps
 
 FETCH_VERSION: Final = 12
 FETCH_BYTES_MAX: Final = 1 << 20
+FETCH_BELOW_START_RATIO: Final = 0.1
+"""Fetches aimed below the log start (Kafka answers OFFSET_OUT_OF_RANGE)."""
 CLOCK_STEPS_MS: Final = (1, 10, 100, 1_000, 7_000, 31_000, 700_000)
 """Clock advances: sub-tick, flusher ticks, session timeouts (6-45 s), produce timeouts (30 s)
 and past retention.ms (600 s, see node.log_config)."""
@@ -329,7 +333,10 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
         partition = self.rng.randrange(PARTITIONS)
         plog = self._plog(partition)
         start = plog.log_start_offset
-        offset = self.rng.randint(start, plog.log_end_offset)
+        if start > 0 and self.rng.random() < FETCH_BELOW_START_RATIO:
+            offset = self.rng.randrange(start)  # a consumer behind DeleteRecords or retention
+        else:
+            offset = self.rng.randint(start, plog.log_end_offset)
         isolation = self.rng.choice((0, 1))
         self._note(f"fetch p{partition} at {offset} isolation={isolation}")
         values = {
@@ -361,15 +368,20 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
         self._send(
             (int(ApiKey.FETCH), FETCH_VERSION),
             values,
-            lambda f: self._on_fetch(partition, isolation, start, f),
+            lambda f: self._on_fetch(partition, isolation, offset, start, f),
         )
 
-    def _on_fetch(self, partition: int, isolation: int, start: int, flight: InFlight) -> None:
+    def _on_fetch(
+        self, partition: int, isolation: int, offset: int, start: int, flight: InFlight
+    ) -> None:
         answer = self.node.answer(flight)
         part = answer.responses[0].partitions[0]
         error = ErrorCode(part.error_code)
         if error is ErrorCode.OFFSET_OUT_OF_RANGE:
-            return  # retention moved the start meanwhile
+            return  # below the start, or retention or DeleteRecords moved it meanwhile
+        if error is ErrorCode.NONE and offset < start:
+            # The start only moves forward while running: this offset was deleted already.
+            raise Violation(f"fetch p{partition} at {offset}, below the log start {start}: NONE")
         if error is not ErrorCode.NONE:
             raise Violation(f"fetch p{partition}: unexpected answer {error.name}")
         data = memoryview(part.records or b"")
