@@ -202,6 +202,9 @@ class AdminSteps(_Base):
         if self.admin.flight is not None:
             self._admin_outcome_unknown(self.admin.flight)
         self.admin.flight = None
+        for model in self.admin.models.values():
+            # Retention's moves of the start are not promised durable (no DeleteRecords here).
+            model.seen_start = model.start_floor
         self.admin.producer.flight = None
         self.admin.producer.pending = None
 

@@ -141,6 +141,8 @@ class PartitionLog:
         self._flushed_offset = 0
         """Every offset below this is fsynced (the in-memory recovery point)."""
         self._saved_recovery_point = 0
+        self._saved_log_start = 0
+        """The log start in the checkpoint on disk (DeleteRecords answers only a saved one)."""
         self._last_checkpoint_ms = 0.0
         self._last_flush_ms = 0.0
         self.flush_count = 0
@@ -480,6 +482,7 @@ class PartitionLog:
                 f"could not write the checkpoint of {self.name}: {exc}"
             ) from exc
         self._saved_recovery_point = checkpoint.recovery_point
+        self._saved_log_start = checkpoint.log_start_offset
         self._last_checkpoint_ms = self._clock.monotonic_ms()
 
     # -- reading --------------------------------------------------------------------------
@@ -609,9 +612,11 @@ class PartitionLog:
         The records below it are fsynced first: else a power loss could erase them, leave the
         log ending below the saved start, and recovery would move the start back under what
         this answered (found by tests/simulation, DeleteRecords to the high watermark right
-        after acks=1 appends).
+        after acks=1 appends). A start at or above ``before_offset`` that is not saved yet (a
+        retention or DeleteRecords whose checkpoint write failed) is saved the same way before
+        it is answered.
         """
-        if before_offset > self.flushed_offset:
+        if max(before_offset, self.log_start_offset) > self.flushed_offset:
             self.flush()  # the log end only grows: this covers before_offset if it is valid
         with self._flush_lock:
             with self._lock:
@@ -621,16 +626,15 @@ class PartitionLog:
                         f"{self.name}: cannot delete records before {before_offset}: the log "
                         f"ends at {self._next_offset}"
                     )
-                if before_offset <= self._log_start:
-                    return self._log_start
-                if before_offset > self._flushed_offset:
-                    raise StorageError(
-                        f"{self.name}: records before {before_offset} are not durable"
-                    )
-                self._log_start = before_offset
+                start = max(before_offset, self._log_start)
+                if start <= self._saved_log_start:
+                    return self._saved_log_start
+                if start > self._flushed_offset:
+                    raise StorageError(f"{self.name}: records before {start} are not durable")
+                self._log_start = start
             self._write_checkpoint()
             self._delete_segments_below_start_locked()
-            return before_offset
+            return start
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete whole segments past ``retention.ms`` or beyond ``retention.bytes``.
