@@ -38,10 +38,11 @@ def test_the_log_start_survives_a_power_loss_over_unsynced_records(keep_unsynced
     assert recovered.log_end_offset == end
 
 
-def test_a_start_whose_checkpoint_failed_is_saved_before_a_later_answer() -> None:
-    """A DeleteRecords whose checkpoint write hit ENOSPC moved the start in memory only; a
-    later DeleteRecords below it answered that start without saving it (seed 646 of the
-    simulation's full mode), and a power loss brought the start back under the answer."""
+def test_a_delete_whose_checkpoint_failed_moves_nothing() -> None:
+    """The new start is saved before it is used: a DeleteRecords whose checkpoint write hit
+    ENOSPC used to move the start in memory only, where the producer-state rebuild and a
+    later DeleteRecords trusted it until a power loss undid it (simulation full mode, seeds
+    646 and 860: an answered start undone, a retry stored twice)."""
     h = Harness(config=LogConfig(checkpoint_interval_ms=10**12))
     h.open()
     plog = h.log()
@@ -52,10 +53,10 @@ def test_a_start_whose_checkpoint_failed_is_saved_before_a_later_answer() -> Non
     h.fs.fail_next_write(errno.ENOSPC, after_bytes=0)
     with pytest.raises(StorageError):
         plog.delete_records(target)
+    assert plog.log_start_offset == 0
+    assert plog.delete_records(0) == 0
 
-    answered = plog.delete_records(0)
-
+    assert plog.delete_records(target) == target  # the retry, with space again
     h.crash()
     h.open()
-    assert answered == target
     assert h.log().log_start_offset == target
