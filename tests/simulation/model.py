@@ -24,6 +24,11 @@ class Violation(AssertionError):
 class PartitionModel:
     acked: dict[int, bytes] = field(default_factory=dict)
     """offset -> the acknowledged batch's bytes from its length field on (baseOffset aside)."""
+    start_floor: int = 0
+    """The highest log start a DeleteRecords answered NONE: durable, no restart may undo it."""
+    seen_start: int = 0
+    """The highest log start seen in this incarnation (it only moves forward while running; a
+    restart may lose a move whose answer never came, down to ``start_floor``)."""
 
 
 @dataclass
@@ -79,6 +84,14 @@ def check_partition(name: str, plog: PartitionLog, model: PartitionModel) -> lis
     """Offsets contiguous and monotonic; every acknowledged batch at its offset with its bytes;
     no idempotent batch twice. Returns the batches read."""
     start, batches = stored_batches(plog)
+    if start < model.start_floor:
+        raise Violation(
+            f"{name}: log start {start} is below {model.start_floor}, which a DeleteRecords "
+            f"answered (undone by a restart)"
+        )
+    if start < model.seen_start:
+        raise Violation(f"{name}: log start went back from {model.seen_start} to {start}")
+    model.seen_start = start
     expected = start
     for i, batch in enumerate(batches):
         # The first batch may begin below the log start (the start can fall inside it).

@@ -14,7 +14,7 @@ from typing import Any
 from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
-from shoal.storage import PartitionLog
+from shoal.storage import LogId, LogManager, PartitionLog
 
 
 @contextlib.contextmanager
@@ -96,10 +96,55 @@ def commit_aborted_txn_offsets() -> Iterator[None]:
         GroupCoordinator.end_txn_offsets = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def delete_records_before_checkpoint() -> Iterator[None]:
+    """DeleteRecords answered with the new log start in memory only: its checkpoint is left to
+    the flusher's next periodic one, so a power loss before it brings the start back."""
+    original = PartitionLog.delete_records
+
+    def delete_records(self: PartitionLog, before_offset: int) -> int:
+        with self._lock:
+            if before_offset > self._log_start:
+                self._log_start = before_offset
+                # The epoch history follows the start as the real method does: only the
+                # checkpoint is skipped, so the run fails for that reason and no other.
+                self._epochs.truncate_from_start(before_offset)
+            return self._log_start
+
+    PartitionLog.delete_records = delete_records  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PartitionLog.delete_records = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def delete_topic_leaves_files() -> Iterator[None]:
+    """DeleteTopics forgets a partition's log but leaves its files: the next start finds the
+    directory again and serves the deleted data (under the name, if the topic is re-created)."""
+    original = LogManager.delete
+
+    def delete(self: LogManager, topic: str, partition: int) -> None:
+        self.health.check()
+        tp = LogId(topic, partition)
+        plog = self._logs.pop(tp, None)
+        self.offline.pop(tp, None)
+        if plog is not None:
+            plog.close()
+
+    LogManager.delete = delete  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LogManager.delete = original  # type: ignore[method-assign]
+
+
 PLANTS = {
     "ack-before-fsync": ack_before_fsync,
     "commit-before-fsync": commit_before_fsync,
     "forget-aborted-transactions": forget_aborted_transactions,
     "failing-group-timer": failing_group_timer,
     "commit-aborted-txn-offsets": commit_aborted_txn_offsets,
+    "delete-records-before-checkpoint": delete_records_before_checkpoint,
+    "delete-topic-leaves-files": delete_topic_leaves_files,
 }

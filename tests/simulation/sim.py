@@ -3,10 +3,12 @@
 A run boots a broker (storage, group and transaction coordinators, through the Broker and its
 handlers) on the fault-injecting filesystem with a fake clock, then takes steps: requests from
 simulated clients, flusher rounds (fsyncs happen only then), queued worker jobs, clock
-advances, retention, injected ENOSPC and EIO, process crashes and power losses followed by a
-restart from the same files. After each step the invariants of :mod:`tests.simulation.model`
-are checked; a failure raises :class:`Violation` with the seed and the trace of steps, and the
-same seed replays the same run exactly.
+advances, retention, DeleteRecords and ListOffsets (:mod:`tests.simulation.delete_steps`),
+topic admin on a second topic (:mod:`tests.simulation.admin_steps`), injected ENOSPC and EIO,
+process crashes and power losses followed by a restart from the same files. After each step
+the invariants of :mod:`tests.simulation.model` are checked; a failure raises
+:class:`Violation` with the seed and the trace of steps, and the same seed replays the same
+run exactly.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from shoal.testing.faultfs import FaultyFileSystem
 from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
 from tests.simulation import txns as tx
+from tests.simulation.admin_steps import AdminModel, AdminSteps
+from tests.simulation.delete_steps import DeleteSteps
 from tests.simulation.group_steps import GroupSteps
 from tests.simulation.model import PartitionModel, Violation, check_partition, stamped_body
 from tests.simulation.node import InFlight, Node
@@ -36,6 +40,8 @@ from tests.simulation.txn_steps import TxnSteps
 
 FETCH_VERSION: Final = 12
 FETCH_BYTES_MAX: Final = 1 << 20
+FETCH_BELOW_START_RATIO: Final = 0.1
+"""Fetches aimed below the log start (Kafka answers OFFSET_OUT_OF_RANGE)."""
 CLOCK_STEPS_MS: Final = (1, 10, 100, 1_000, 7_000, 31_000, 700_000)
 """Clock advances: sub-tick, flusher ticks, session timeouts (6-45 s), produce timeouts (30 s)
 and past retention.ms (600 s, see node.log_config)."""
@@ -108,7 +114,7 @@ def seeded_uuids(rng: random.Random) -> Iterator[None]:
         uuid.uuid4 = original
 
 
-class Simulation(TxnSteps, GroupSteps):
+class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
     def __init__(self, seed: int, steps: int) -> None:
         self.seed = seed
         self.steps = steps
@@ -133,6 +139,7 @@ class Simulation(TxnSteps, GroupSteps):
         self.commits = cons.CommitModel()
         self.txn_producers = [tx.TxnProducer("t0", "tx-0"), tx.TxnProducer("t1", "tx-1")]
         self.txns = tx.TxnModel()
+        self.admin = AdminModel()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
         self._errors = ErrorCatcher()
 
@@ -177,6 +184,10 @@ class Simulation(TxnSteps, GroupSteps):
             (15, self._group),
             (30, self._transact),
             (10, self._fetch),
+            (4, self._delete_records),
+            (2, self._list_earliest),
+            (3, self._admin),
+            (5, self._produce_admin_topic),
             (25, self._flush),
             (5, self._run_job),
             (8, self._advance),
@@ -321,7 +332,11 @@ class Simulation(TxnSteps, GroupSteps):
     def _fetch(self) -> None:
         partition = self.rng.randrange(PARTITIONS)
         plog = self._plog(partition)
-        offset = self.rng.randint(plog.log_start_offset, plog.log_end_offset)
+        start = plog.log_start_offset
+        if start > 0 and self.rng.random() < FETCH_BELOW_START_RATIO:
+            offset = self.rng.randrange(start)  # a consumer behind DeleteRecords or retention
+        else:
+            offset = self.rng.randint(start, plog.log_end_offset)
         isolation = self.rng.choice((0, 1))
         self._note(f"fetch p{partition} at {offset} isolation={isolation}")
         values = {
@@ -353,15 +368,20 @@ class Simulation(TxnSteps, GroupSteps):
         self._send(
             (int(ApiKey.FETCH), FETCH_VERSION),
             values,
-            lambda f: self._on_fetch(partition, isolation, f),
+            lambda f: self._on_fetch(partition, isolation, offset, start, f),
         )
 
-    def _on_fetch(self, partition: int, isolation: int, flight: InFlight) -> None:
+    def _on_fetch(
+        self, partition: int, isolation: int, offset: int, start: int, flight: InFlight
+    ) -> None:
         answer = self.node.answer(flight)
         part = answer.responses[0].partitions[0]
         error = ErrorCode(part.error_code)
         if error is ErrorCode.OFFSET_OUT_OF_RANGE:
-            return  # retention moved the start meanwhile
+            return  # below the start, or retention or DeleteRecords moved it meanwhile
+        if error is ErrorCode.NONE and offset < start:
+            # The start only moves forward while running: this offset was deleted already.
+            raise Violation(f"fetch p{partition} at {offset}, below the log start {start}: NONE")
         if error is not ErrorCode.NONE:
             raise Violation(f"fetch p{partition}: unexpected answer {error.name}")
         data = memoryview(part.records or b"")
@@ -380,6 +400,13 @@ class Simulation(TxnSteps, GroupSteps):
                     f"fetch p{partition}: acknowledged batch {header.base_offset} differs"
                 )
             expected = header.base_offset + header.last_offset_delta + 1
+            if expected <= start:
+                # A batch may straddle the log start (Kafka returns whole batches), but none
+                # may lie wholly below the start the fetch was sent at.
+                raise Violation(
+                    f"fetch p{partition}: batch [{header.base_offset}, {expected}) below the "
+                    f"log start {start}"
+                )
             position += header.size
         if isolation == 1:
             aborted = [
@@ -472,6 +499,10 @@ class Simulation(TxnSteps, GroupSteps):
             # with an error after which the client starts over.
             producer.flight = None
         self.commits.lost_answers()
+        self._admin_restarted()
+        for model in self.models.values():
+            # A DeleteRecords whose answer was lost may be undone, down to the answered floor.
+            model.seen_start = model.start_floor
         self._boot()
 
     # -- answers and invariants -----------------------------------------------------------
@@ -501,6 +532,7 @@ class Simulation(TxnSteps, GroupSteps):
     def _check(self) -> None:
         for partition, model in self.models.items():
             check_partition(f"{TOPIC}-{partition}", self._plog(partition), model)
+        self._check_admin_topic()
         assert self.node.broker is not None
         committed: dict[tuple[str, int], int | None] = {}
         for group in {m.group for m in self.members}:

@@ -98,3 +98,19 @@ def test_committing_an_aborted_transactions_offsets_is_caught() -> None:
         totals = run_seeds(seeds, steps)
     assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
     assert "from no committed transaction" in totals.failures[0], totals.failures[0]
+
+
+def test_answering_delete_records_before_its_checkpoint_is_caught() -> None:
+    seeds, steps = seeds_from_env()
+    with plants.delete_records_before_checkpoint():
+        totals = run_seeds(seeds, steps)
+    assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
+    assert "which a DeleteRecords answered" in totals.failures[0], totals.failures[0]
+
+
+def test_a_deleted_topics_data_coming_back_is_caught() -> None:
+    seeds, steps = seeds_from_env()
+    with plants.delete_topic_leaves_files():
+        totals = run_seeds(seeds, steps)
+    assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
+    assert "batches of a deleted topic came back" in totals.failures[0], totals.failures[0]

@@ -258,13 +258,16 @@ class Producers:
             replayed_batches += 1
             if header.is_control:
                 self._replay_marker(
-                    plog, header, state if header.base_offset >= start else None, txns, now_ms
+                    plog, header, state if header.last_offset >= start else None, txns, now_ms
                 )
                 continue
             if header.has_producer_id and header.is_transactional:
                 txns.on_transactional_batch(header.producer_id, header.base_offset)
-            # Batches of producers without idempotence carry no sequences.
-            if header.base_offset >= start and header.has_producer_id and header.base_sequence >= 0:
+            # Batches of producers without idempotence carry no sequences. A batch that
+            # straddles ``start`` counts: DeleteRecords may put the log start (where the walk
+            # starts without a snapshot) inside a batch its producer may still retry (found by
+            # tests/simulation: the retry was stored twice after a restart).
+            if header.last_offset >= start and header.has_producer_id and header.base_sequence >= 0:
                 batch = BatchMetadata(
                     header.base_sequence,
                     header.last_sequence,

@@ -143,6 +143,8 @@ class PartitionLog:
         self._flushed_offset = 0
         """Every offset below this is fsynced (the in-memory recovery point)."""
         self._saved_recovery_point = 0
+        self._saved_log_start = 0
+        """The log start in the checkpoint on disk (DeleteRecords answers only a saved one)."""
         self._last_checkpoint_ms = 0.0
         self._last_flush_ms = 0.0
         self.flush_count = 0
@@ -558,9 +560,10 @@ class PartitionLog:
             if not self._closed:
                 self._write_checkpoint()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self, *, log_start: int | None = None) -> None:
         with self._lock:
-            checkpoint = Checkpoint(self._flushed_offset, self._log_start)
+            start = self._log_start if log_start is None else max(log_start, self._log_start)
+            checkpoint = Checkpoint(self._flushed_offset, start)
         try:
             write_checkpoint(self._fs, self.directory, checkpoint)
         except NoSpaceForCopy as exc:
@@ -572,6 +575,7 @@ class PartitionLog:
                 f"could not write the checkpoint of {self.name}: {exc}"
             ) from exc
         self._saved_recovery_point = checkpoint.recovery_point
+        self._saved_log_start = checkpoint.log_start_offset
         self._last_checkpoint_ms = self._clock.monotonic_ms()
 
     # -- reading --------------------------------------------------------------------------
@@ -717,7 +721,15 @@ class PartitionLog:
         """Make ``before_offset`` the new log start (Kafka DeleteRecords); returns it.
 
         The new start is saved durably before this returns; whole segments below it go.
+        The records below it are fsynced first: else a power loss could erase them, leave the
+        log ending below the saved start, and recovery would move the start back under what
+        this answered (found by tests/simulation, DeleteRecords to the high watermark right
+        after acks=1 appends). A start at or above ``before_offset`` that is not saved yet (a
+        retention or DeleteRecords whose checkpoint write failed) is saved the same way before
+        it is answered.
         """
+        if max(before_offset, self.log_start_offset) > self.flushed_offset:
+            self.flush()  # the log end only grows: this covers before_offset if it is valid
         with self._flush_lock:
             with self._lock:
                 self._check_writable()
@@ -726,13 +738,20 @@ class PartitionLog:
                         f"{self.name}: cannot delete records before {before_offset}: the log "
                         f"ends at {self._next_offset}"
                     )
-                if before_offset <= self._log_start:
-                    return self._log_start
-                self._log_start = before_offset
-                self._epochs.truncate_from_start(before_offset)
-            self._write_checkpoint()
+                start = max(before_offset, self._log_start)
+                if start <= self._saved_log_start:
+                    return self._saved_log_start
+                if start > self._flushed_offset:
+                    raise StorageError(f"{self.name}: records before {start} are not durable")
+            # Saved first, moved in memory after: a failed write leaves no start that readers
+            # and the producer-state rebuild trust but a power loss would undo (found by
+            # tests/simulation, seed 860 of the full mode: a retry stored twice).
+            self._write_checkpoint(log_start=start)
+            with self._lock:
+                self._log_start = max(self._log_start, start)
+                self._epochs.truncate_from_start(self._log_start)
             self._delete_segments_below_start_locked()
-            return before_offset
+            return start
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete whole segments past ``retention.ms`` or beyond ``retention.bytes``.

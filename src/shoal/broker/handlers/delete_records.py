@@ -89,7 +89,8 @@ async def _delete(broker: Broker, name: str, index: int, offset: int) -> dict[st
         return {**answer, "error_code": ErrorCode.OFFSET_OUT_OF_RANGE}
     try:
         # Saving the new start and removing whole segments is file I/O: off the event loop.
-        await asyncio.to_thread(plog.delete_records, target)
+        start = await asyncio.to_thread(plog.delete_records, target)
     except StorageError as exc:
         return {**answer, "error_code": exc.kafka_error_code}
-    return {**answer, "low_watermark": plog.log_start_offset}
+    # The start it saved durably (a later, unsaved move by retention is not promised yet).
+    return {**answer, "low_watermark": start}
