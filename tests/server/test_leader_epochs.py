@@ -11,6 +11,7 @@ tests/differential/test_differential_epochs.py.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,20 @@ def test_a_restart_opens_a_new_epoch_that_every_api_reports(tmp_path: Path) -> N
         assert (diverged.diverging_epoch.epoch, diverged.diverging_epoch.end_offset) == (0, 3)
         same = _fetch(client, 3, current=1, last=0)  # epoch 0 did end at 3: no divergence
         assert same.diverging_epoch.epoch == -1 and same.records
+
+
+def test_a_partition_whose_log_was_lost_comes_back_above_every_epoch_used(
+    tmp_path: Path,
+) -> None:
+    # The metadata still names the partition; its directory is gone. Recreated at the start,
+    # it must not report epoch 0 again: a client on epoch 1 would be told UNKNOWN_LEADER_EPOCH
+    # instead of FENCED, and a truncation check against epoch 0 would find nothing.
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        client.metadata([TOPIC])
+        _produce(client, 1)
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        assert _epochs(client) == {TOPIC: 1}
+    shutil.rmtree(tmp_path / f"{TOPIC}-0")
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        assert _epochs(client) == {TOPIC: 2}
+        assert _latest(client, -1) == (0, 2)

@@ -173,7 +173,7 @@ class Broker:
                 plog = self.logs.get(topic.name, partition)
                 if plog is None:
                     if (topic.name, partition) not in offline:
-                        self.logs.create(topic.name, partition, config)
+                        self.logs.create(topic.name, partition, config, elect=True)  # issue 19
                 else:
                     plog.update_config(config)
 

@@ -258,14 +258,21 @@ class PartitionLog:
         self._epochs = cache
         self._leader_epoch = cache.latest_epoch
 
-    def begin_leader_epoch(self) -> int:
-        """The partition's leader is elected again (a broker start): a new leader epoch
+    @property
+    def highest_epoch(self) -> int:
+        """The highest epoch this partition's history ever held (before recovery cut it)."""
+        with self._lock:
+            return max(self._highest_epoch, self._epochs.latest_epoch)
+
+    def begin_leader_epoch(self, floor: int = -1) -> int:
+        """The partition's leader is elected again (a broker start): a new leader epoch,
+        above every one it ever held and above ``floor`` (the broker's highest ever begun),
         begins at the log end. Saved durably before it returns, so no batch is ever stamped
         with an epoch the file lacks; returns the new epoch."""
         with self._flush_lock:
             self._check_writable()
             with self._lock:
-                epoch = max(self._highest_epoch, self._epochs.latest_epoch) + 1
+                epoch = max(self._highest_epoch, self._epochs.latest_epoch, floor) + 1
                 self._epochs.assign(epoch, self._next_offset)
                 self._highest_epoch = epoch
                 self._leader_epoch = self._epochs.latest_epoch
