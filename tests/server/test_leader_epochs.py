@@ -26,6 +26,8 @@ from tests.server.wire import WireClient, batch_of, fetch_values
 
 TOPIC = "epochs"
 NODE = 1
+FETCH_V16 = 16
+"""The first Fetch version in which Kafka names the current leader (KIP-951)."""
 
 
 def _broker(path: Path) -> EmbeddedBroker:
@@ -37,6 +39,12 @@ def _fetch(client: WireClient, offset: int, *, current: int = -1, last: int = -1
     part = values["topics"][0]["partitions"][0]
     part["current_leader_epoch"], part["last_fetched_epoch"] = current, last
     return client.request(1, FETCH_V12, values).responses[0].partitions[0]
+
+
+def _fetch_v16(client: WireClient, topic_id: Any, *, current: int) -> Any:
+    values = fetch_values(None, 0, topic_id=topic_id)
+    values["topics"][0]["partitions"][0]["current_leader_epoch"] = current
+    return client.request(1, FETCH_V16, values)
 
 
 def _end_offset(client: WireClient, epoch: int, current: int = -1) -> tuple[int, int, int]:
@@ -102,7 +110,21 @@ def test_a_restart_opens_a_new_epoch_that_every_api_reports(tmp_path: Path) -> N
 
         stale = _fetch(client, 0, current=0)
         assert stale.error_code == ErrorCode.FENCED_LEADER_EPOCH
-        assert (stale.current_leader.leader_id, stale.current_leader.leader_epoch) == (NODE, 1)
+        # Kafka names the current leader only from v16 (with the node's endpoint); before,
+        # the tagged field keeps its default.
+        assert (stale.current_leader.leader_id, stale.current_leader.leader_epoch) == (-1, -1)
+        topic_id = client.metadata([TOPIC], auto_create=False).topics[0].topic_id
+        stale_v16 = _fetch_v16(client, topic_id, current=0)
+        (fenced,) = stale_v16.responses[0].partitions
+        assert fenced.error_code == ErrorCode.FENCED_LEADER_EPOCH
+        assert (fenced.current_leader.leader_id, fenced.current_leader.leader_epoch) == (NODE, 1)
+        host, port = broker.bootstrap_servers.rsplit(":", 1)
+        assert [(e.node_id, e.host, e.port) for e in stale_v16.node_endpoints] == [
+            (NODE, host, int(port))
+        ]
+        read_v16 = _fetch_v16(client, topic_id, current=1)
+        assert read_v16.responses[0].partitions[0].error_code == 0
+        assert not read_v16.node_endpoints  # only with a fenced (or not-leader) partition
         assert _fetch(client, 0, current=2).error_code == ErrorCode.UNKNOWN_LEADER_EPOCH
 
         read = _fetch(client, 0, current=1)
