@@ -19,6 +19,7 @@ from shoal.protocol.fetch_response import (
     FetchedPartition,
     FetchedTopic,
     FetchResponse,
+    NodeEndpoint,
 )
 
 VERSIONS = range(FETCH_MIN_VERSION, FETCH_MAX_VERSION + 1)
@@ -51,11 +52,27 @@ responses = st.builds(
     throttle_time_ms=st.integers(0, 2**31 - 1),
     error_code=error_codes,
     session_id=i32,
+    node_endpoints=st.lists(
+        st.builds(
+            NodeEndpoint,
+            node_id=i32,
+            host=st.text(max_size=20),
+            port=i32,
+            rack=st.none() | st.text(max_size=8),
+        ),
+        max_size=2,
+    ),
 )
 
 
-def as_kio_values(response: FetchResponse) -> dict[str, Any]:
+def as_kio_values(response: FetchResponse, version: int) -> dict[str, Any]:
+    endpoints = [
+        {"node_id": e.node_id, "host": e.host, "port": e.port, "rack": e.rack}
+        for e in response.node_endpoints
+    ]
+    # Sent from v16 only: shoal leaves them out of older versions, as Kafka does.
     return {
+        "node_endpoints": endpoints if version >= 16 else [],
         "throttle_time": response.throttle_time_ms,
         "error_code": response.error_code,
         "session_id": response.session_id,
@@ -94,7 +111,7 @@ def as_kio_values(response: FetchResponse) -> dict[str, Any]:
 @given(response=responses, correlation_id=i32)
 def test_same_bytes_as_kio(version: int, response: FetchResponse, correlation_id: int) -> None:
     ours = b"".join(response.encode_frame(correlation_id, version))
-    kio_body = response_for(ApiKey.FETCH, version, as_kio_values(response))
+    kio_body = response_for(ApiKey.FETCH, version, as_kio_values(response, version))
     theirs = encode_response(correlation_id, ApiKey.FETCH, version, kio_body)
     assert ours == theirs
     # And a client reads it back: the records of every partition, unchanged.

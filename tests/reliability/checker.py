@@ -33,7 +33,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tests.reliability.history import Commit, History, Read, Resume, parse_value
+from tests.reliability.history import Commit, History, Read, Resume, Write, parse_value
 
 Log = dict[int, list[tuple[int, str]]]
 """partition -> [(offset, value)] in offset order."""
@@ -153,13 +153,17 @@ def _consumers(
 ) -> None:
     report.read_by_group = len(history.reads)
     stored_offsets = {p: [offset for offset, _ in records] for p, records in final.items()}
-    handed: dict[tuple[str, int, int], list[Read]] = defaultdict(list)
-    for read in history.reads:
-        handed[(read.consumer, read.assignment, read.partition)].append(read)
-    reads = {key: [r.offset for r in handed_reads] for key, handed_reads in handed.items()}
+    handed: dict[tuple[str, int, int], list[tuple[int, Read]]] = defaultdict(list)
+    acked_before: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for position, event in enumerate(history.events):
+        if isinstance(event, Read):
+            handed[(event.consumer, event.assignment, event.partition)].append((position, event))
+        elif isinstance(event, Write) and event.acked and event.offset is not None:
+            acked_before[event.partition].append((position, event.offset))
+    reads = {key: [r.offset for _, r in handed_reads] for key, handed_reads in handed.items()}
     for handed_reads in handed.values():
-        _monotonic(handed_reads, at, report)
-        _gaps(handed_reads, stored_offsets, at, report)
+        _monotonic([r for _, r in handed_reads], at, report)
+        _gaps(handed_reads, stored_offsets, at, acked_before, report)
     for resume in history.resumes:
         got = reads.get((resume.consumer, resume.assignment, resume.partition))
         if not got:
@@ -196,20 +200,31 @@ def _monotonic(handed: list[Read], at: dict[tuple[int, int], str], report: Repor
 
 
 def _gaps(
-    handed: list[Read],
+    handed: list[tuple[int, Read]],
     stored_offsets: dict[int, list[int]],
     at: dict[tuple[int, int], str],
+    acked_before: dict[int, list[tuple[int, int]]],
     report: Report,
 ) -> None:
-    """Rising reads of one assignment pass over no stored record, but for truncation skips."""
-    for previous, read in itertools.pairwise(handed):
+    """Rising reads of one assignment pass over no stored record, but for truncation skips.
+
+    ``handed`` holds each read with its position in the history; ``acked_before`` each
+    partition's acknowledged writes as (position in the history, offset).
+    """
+    for (_, previous), (position, read) in itertools.pairwise(handed):
         if read.offset <= previous.offset:
             continue  # a rewind: _monotonic judges it
         now = at.get((previous.partition, previous.offset))
         if now is not None and now != previous.value:
-            if at.get((read.partition, read.offset)) != read.value:
+            erased_too = at.get((read.partition, read.offset)) != read.value
+            if erased_too and not _stored_between(
+                acked_before[read.partition], position, previous.offset, read.offset
+            ):
                 # Read from the same erased tail (one fetch, before the crash): it skipped
-                # nothing yet; the pair that leaves the erased tail is judged instead.
+                # nothing yet; the pair that leaves the erased tail is judged instead. But
+                # when an acknowledged write had landed between the two before ``read`` was
+                # handed, a crash came between them (``read`` is of a later tail, a second
+                # crash erased it) and the consumer went past that write.
                 continue
             report.truncation_skips.append(
                 f"{read.consumer} (assignment {read.assignment}) was handed "
@@ -228,6 +243,11 @@ def _gaps(
                 f"passing over stored offsets {passed[:5]}"
             )
             return
+
+
+def _stored_between(acked: list[tuple[int, int]], before: int, low: int, high: int) -> bool:
+    """An acknowledged write at an offset in [low, high) was recorded before position ``before``."""
+    return any(position < before and low <= offset < high for position, offset in acked)
 
 
 def _commits_kept(history: History, report: Report) -> None:

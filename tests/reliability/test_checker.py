@@ -161,6 +161,24 @@ def test_reading_on_within_the_erased_tail_is_no_truncation_skip() -> None:
     assert report.valid, report.anomalies
 
 
+def test_a_skip_between_two_crashes_is_a_truncation_skip() -> None:
+    # c was handed an unacknowledged b0@1; crash 1 erased it and a1 was stored at 1; c went
+    # on (no new epoch) to b1@2, past a1; crash 2 erased b1 and a2 took 2. Both reads are of
+    # erased tails, but of two different ones: c never saw a1.
+    b0, b1 = value_of("b", 0), value_of("b", 1)
+    history = _history(
+        _acked("a", 0, 0, 0),
+        Read("c", 1, 0, 0, A0),
+        Read("c", 1, 0, 1, b0),
+        _acked("a", 1, 0, 1),
+        Read("c", 1, 0, 2, b1),
+        _acked("a", 2, 0, 2),
+    )
+    report = check(history, _log(A0, A1, A2))
+    assert list(report.anomalies) == ["truncation skips"]
+    assert len(report.truncation_skips) == 1 and A1 in report.truncation_skips[0]
+
+
 def test_a_resume_that_starts_past_the_committed_offset_skipped_records() -> None:
     history = _history(
         _acked("a", 0, 0, 0),

@@ -11,6 +11,7 @@ tests/differential/test_differential_epochs.py.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from tests.server.wire import WireClient, batch_of, fetch_values
 
 TOPIC = "epochs"
 NODE = 1
+FETCH_V16 = 16
+"""The first Fetch version in which Kafka names the current leader (KIP-951)."""
 
 
 def _broker(path: Path) -> EmbeddedBroker:
@@ -36,6 +39,12 @@ def _fetch(client: WireClient, offset: int, *, current: int = -1, last: int = -1
     part = values["topics"][0]["partitions"][0]
     part["current_leader_epoch"], part["last_fetched_epoch"] = current, last
     return client.request(1, FETCH_V12, values).responses[0].partitions[0]
+
+
+def _fetch_v16(client: WireClient, topic_id: Any, *, current: int) -> Any:
+    values = fetch_values(None, 0, topic_id=topic_id)
+    values["topics"][0]["partitions"][0]["current_leader_epoch"] = current
+    return client.request(1, FETCH_V16, values)
 
 
 def _end_offset(client: WireClient, epoch: int, current: int = -1) -> tuple[int, int, int]:
@@ -101,7 +110,21 @@ def test_a_restart_opens_a_new_epoch_that_every_api_reports(tmp_path: Path) -> N
 
         stale = _fetch(client, 0, current=0)
         assert stale.error_code == ErrorCode.FENCED_LEADER_EPOCH
-        assert (stale.current_leader.leader_id, stale.current_leader.leader_epoch) == (NODE, 1)
+        # Kafka names the current leader only from v16 (with the node's endpoint); before,
+        # the tagged field keeps its default.
+        assert (stale.current_leader.leader_id, stale.current_leader.leader_epoch) == (-1, -1)
+        topic_id = client.metadata([TOPIC], auto_create=False).topics[0].topic_id
+        stale_v16 = _fetch_v16(client, topic_id, current=0)
+        (fenced,) = stale_v16.responses[0].partitions
+        assert fenced.error_code == ErrorCode.FENCED_LEADER_EPOCH
+        assert (fenced.current_leader.leader_id, fenced.current_leader.leader_epoch) == (NODE, 1)
+        host, port = broker.bootstrap_servers.rsplit(":", 1)
+        assert [(e.node_id, e.host, e.port) for e in stale_v16.node_endpoints] == [
+            (NODE, host, int(port))
+        ]
+        read_v16 = _fetch_v16(client, topic_id, current=1)
+        assert read_v16.responses[0].partitions[0].error_code == 0
+        assert not read_v16.node_endpoints  # only with a fenced (or not-leader) partition
         assert _fetch(client, 0, current=2).error_code == ErrorCode.UNKNOWN_LEADER_EPOCH
 
         read = _fetch(client, 0, current=1)
@@ -117,3 +140,20 @@ def test_a_restart_opens_a_new_epoch_that_every_api_reports(tmp_path: Path) -> N
         assert (diverged.diverging_epoch.epoch, diverged.diverging_epoch.end_offset) == (0, 3)
         same = _fetch(client, 3, current=1, last=0)  # epoch 0 did end at 3: no divergence
         assert same.diverging_epoch.epoch == -1 and same.records
+
+
+def test_a_partition_whose_log_was_lost_comes_back_above_every_epoch_used(
+    tmp_path: Path,
+) -> None:
+    # The metadata still names the partition; its directory is gone. Recreated at the start,
+    # it must not report epoch 0 again: a client on epoch 1 would be told UNKNOWN_LEADER_EPOCH
+    # instead of FENCED, and a truncation check against epoch 0 would find nothing.
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        client.metadata([TOPIC])
+        _produce(client, 1)
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        assert _epochs(client) == {TOPIC: 1}
+    shutil.rmtree(tmp_path / f"{TOPIC}-0")
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        assert _epochs(client) == {TOPIC: 2}
+        assert _latest(client, -1) == (0, 2)

@@ -4,11 +4,15 @@ file, and how a partition log keeps it across starts and crashes."""
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from shoal.storage import LogConfig, LogManager
+from shoal.records.header import BatchHeader
+from shoal.storage import LogConfig, LogManager, sidefiles
 from shoal.storage.epochs import (
     EPOCH_FILE,
     LeaderEpochCache,
@@ -114,6 +118,34 @@ def test_a_lost_file_is_rebuilt_from_the_batches(tmp_path: Path) -> None:
         assert _log(manager).epoch_entries() == [(0, 0), (1, 1), (2, 2)]
 
 
+def test_the_first_start_after_a_runtime_create_reads_only_the_last_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A partition created at runtime saves no epoch file until its next start; that start
+    # must not read every batch header of the log (0.8 s for 200,000 batches) to learn that
+    # they all carry epoch 0: the last batch's stamp says so.
+    batches = 400  # about 7 index intervals (4096 bytes) of one-record batches
+    path, clock = str(tmp_path), FakeClock()
+    with _open(path, clock) as manager:
+        plog = manager.create("t", 0)
+        for _ in range(batches):
+            plog.append(make_batch(1))
+    assert not (tmp_path / "t-0" / EPOCH_FILE).exists()
+    walked = 0
+    real_walk = sidefiles.walk_headers
+
+    def counting_walk(*args: Any) -> Iterator[BatchHeader]:
+        nonlocal walked
+        for header in real_walk(*args):
+            walked += 1
+            yield header
+
+    monkeypatch.setattr(sidefiles, "walk_headers", counting_walk)
+    with _open(path, clock) as manager:
+        assert _log(manager).epoch_entries() == [(0, 0), (1, batches)]
+    assert 0 < walked < batches // 4
+
+
 def test_a_directory_from_before_epochs_starts_at_epoch_0(tmp_path: Path) -> None:
     path, clock = str(tmp_path), FakeClock()
     with _open(path, clock) as manager:
@@ -174,3 +206,56 @@ def test_an_epoch_whose_records_a_crash_erased_is_never_used_again(tmp_path: Pat
         assert _log(manager).end_offset_for_epoch(1) == (0, 2)  # where the reader goes back
     finally:
         manager.close()
+
+
+def _crash_start(path: str, fs: FaultyFileSystem, clock: FakeClock) -> LogManager:
+    manager = LogManager.open(
+        path, fs=fs, clock=clock, default_config=LogConfig(), threaded_flusher=False
+    )
+    manager.begin_leader_epochs()
+    return manager
+
+
+def test_a_lost_epoch_file_after_a_crash_erased_the_last_epoch_reuses_no_number(
+    tmp_path: Path,
+) -> None:
+    # The reviewer's probe: epoch 1's records were never fsynced and a crash erased them;
+    # then the partition's epoch file was lost too (a backup restored without it, damage).
+    # Nothing in the partition remembers epoch 1: the broker-wide floor does.
+    path, fs, clock = str(tmp_path), FaultyFileSystem(seed=1), FakeClock()
+    manager = _crash_start(path, fs, clock)
+    plog = manager.create("t", 0)
+    plog.append(make_batch(2))
+    manager.flush_pending()
+    plog.flush()
+    manager.close()
+    manager = _crash_start(path, fs, clock)  # epoch 1 at 2
+    assert _log(manager).leader_epoch == 1
+    _log(manager).append(make_batch(3))  # epoch 1, never fsynced; a consumer reads them
+    manager.abandon()
+    fs.crash(keep_unsynced=False)
+    fs.remove(os.path.join(path, "t-0", EPOCH_FILE))
+    manager = _crash_start(path, fs, clock)
+    try:
+        assert _log(manager).log_end_offset == 2
+        assert _log(manager).epoch_entries() == [(0, 0), (2, 2)]
+    finally:
+        manager.close()
+
+
+def test_a_log_recreated_at_start_begins_above_every_epoch_used(tmp_path: Path) -> None:
+    # The metadata names a partition whose directory is gone (lost, or a crash mid-create):
+    # clients may have seen its epochs up to the last start's, so it must not begin at 0
+    # again. One created at runtime (a new topic) starts at 0, as in a new Kafka cluster.
+    path, clock = str(tmp_path), FakeClock()
+    with _open(path, clock) as manager:
+        manager.create("t", 0).append(make_batch(1))
+    with _open(path, clock) as manager:
+        assert _log(manager).leader_epoch == 1
+    shutil.rmtree(tmp_path / "t-0")
+    manager = LogManager.open(path, clock=clock, default_config=LogConfig(), threaded_flusher=False)
+    with manager:
+        manager.create("t", 0, elect=True)
+        manager.begin_leader_epochs()
+        assert _log(manager).epoch_entries() == [(2, 0)]
+        assert manager.create("new", 0).epoch_entries() == [(0, 0)]

@@ -89,7 +89,10 @@ class Broker:
         handlers: Mapping[int, Handler],
         fs: FileSystem | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        begin_epochs: bool = True,
     ) -> None:
+        """``begin_epochs=False``: the caller runs ``logs.begin_leader_epochs()`` itself before
+        serving (app.py does, on a worker thread: two fsyncs per partition)."""
         self._config = config
         self.clock = clock
         self.logs = logs
@@ -160,7 +163,8 @@ class Broker:
         self._ensure_internal_topics()
         # Issue 19 (leader epochs, slice L): this start is a new leader epoch for every
         # partition, begun only now that every document loaded (a refused start changes no file).
-        logs.begin_leader_epochs()
+        if begin_epochs:
+            logs.begin_leader_epochs()
 
     def _ensure_logs(self) -> None:
         """Open or create every partition the metadata names (e.g. after a crash mid-create)."""
@@ -173,7 +177,7 @@ class Broker:
                 plog = self.logs.get(topic.name, partition)
                 if plog is None:
                     if (topic.name, partition) not in offline:
-                        self.logs.create(topic.name, partition, config)
+                        self.logs.create(topic.name, partition, config, elect=True)  # issue 19
                 else:
                     plog.update_config(config)
 

@@ -19,11 +19,11 @@ Layout (``[]`` arrays, compact in flexible versions v12+; ``?`` from the version
     tagged fields (v12)
 
 Tagged fields (v12+): a partition's diverging_epoch (tag 0) when the client's last fetched
-epoch ended before its fetch offset (KIP-320, after a crash erased records), and its
-current_leader (tag 1) with FENCED_LEADER_EPOCH, so the client learns the new epoch at once;
-snapshot_id concerns KRaft replicas, and node_endpoints (v16+) goes only with
-NOT_LEADER_OR_FOLLOWER, which a single node never answers. A test compares every version with
-kio's encoding.
+epoch ended before its fetch offset (KIP-320, after a crash erased records), and, from v16
+(KIP-951, as KafkaApis.handleFetchRequest sets them), its current_leader (tag 1) with
+FENCED_LEADER_EPOCH or NOT_LEADER_OR_FOLLOWER, along with the response's node_endpoints (tag 0
+of the top level: where that leader is); snapshot_id concerns KRaft replicas. A test compares
+every version with kio's encoding.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ _EPOCH_END: Final = struct.Struct(">iqB")  # epoch, end offset, no tags
 _LEADER: Final = struct.Struct(">iiB")  # leader id, leader epoch, no tags
 _DIVERGING_TAG: Final = 0
 _CURRENT_LEADER_TAG: Final = 1
+_NODE_ENDPOINTS_TAG: Final = 0
+FIRST_WITH_NODE_ENDPOINTS: Final = 16
+"""The first version with node_endpoints, and the first Kafka sets current_leader in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,17 @@ class FetchedPartition:
     diverging_epoch: tuple[int, int] | None = None
     """``(epoch, end offset)`` where the client's log diverges from this one (v12+)."""
     current_leader: tuple[int, int] | None = None
-    """``(leader id, leader epoch)`` sent with FENCED_LEADER_EPOCH (v12+)."""
+    """``(leader id, leader epoch)``: the caller sets it with FENCED_LEADER_EPOCH from v16."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEndpoint:
+    """Where a node named in a partition's current_leader is reached (v16+)."""
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +113,8 @@ class FetchResponse(FramedResponse):
     throttle_time_ms: int = 0
     error_code: int = 0
     session_id: int = 0
+    node_endpoints: Sequence[NodeEndpoint] = ()
+    """Sent from v16 only (tag 0 of the top level)."""
 
     @property
     def records_bytes(self) -> int:
@@ -125,8 +140,27 @@ class FetchResponse(FramedResponse):
             for partition in topic.partitions:
                 _write_partition(writer, partition, version)
             writer.tags()
-        writer.tags()
+        if version >= FIRST_WITH_NODE_ENDPOINTS and self.node_endpoints:
+            writer.add(_top_tags(self.node_endpoints))
+        else:
+            writer.tags()
         return writer.frame()
+
+
+def _top_tags(endpoints: Sequence[NodeEndpoint]) -> bytes:
+    """The top level's tagged fields: node_endpoints only (count 1, tag, size, value)."""
+    value = bytearray(encode_uvarint(len(endpoints) + 1))
+    for e in endpoints:
+        host = e.host.encode()
+        value += _I32.pack(e.node_id) + encode_uvarint(len(host) + 1) + host + _I32.pack(e.port)
+        if e.rack is None:
+            value += encode_uvarint(0)
+        else:
+            rack = e.rack.encode()
+            value += encode_uvarint(len(rack) + 1) + rack
+        value += encode_uvarint(0)  # the entry's own tagged fields: none
+    tag = encode_uvarint(_NODE_ENDPOINTS_TAG) + encode_uvarint(len(value))
+    return encode_uvarint(1) + tag + bytes(value)
 
 
 def _write_partition(writer: FrameWriter, p: FetchedPartition, version: int) -> None:

@@ -166,7 +166,11 @@ class BrokerApp:
             # -- log compaction (issue 15, slice C): the cleaner thread; logs.close stops it.
             if cleaner_settings.enable:
                 self.logs.start_cleaner(cleaner_settings)
-            self.broker = Broker(broker_config, self.logs, handlers=HANDLERS)
+            self.broker = Broker(broker_config, self.logs, handlers=HANDLERS, begin_epochs=False)
+            # Issue 19 (slice L): the new leader epochs are saved (two fsyncs per partition)
+            # off the event loop, before anything is appended or served.
+            self._status = "beginning leader epochs"
+            await asyncio.to_thread(self.logs.begin_leader_epochs)
             # Transactions (issue 14): finish markers a crash left unwritten, run timeouts.
             self.broker.transactions.start()
             for server in self.listeners.values():

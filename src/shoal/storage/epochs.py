@@ -14,11 +14,14 @@ The file keeps Kafka's ``leader-epoch-checkpoint`` text layout::
     0 0             "epoch start_offset", oldest first
     1 57
 
+A broker-wide floor (:data:`EPOCH_FLOOR_FILE`) keeps the highest epoch ever begun, saved
+before the partitions' files, so a partition that lost its file still begins above it.
+
 It is replaced atomically (fsynced) at each start before the partition serves, so no batch is
 ever stamped with an epoch above the file's. A partition created at runtime writes none until
-its next start: a missing or unreadable file is rebuilt from the epochs stamped in the batches,
-which for it gives epoch 0 (and for a data directory from before epochs, which stamped -1,
-epoch 0 from the log start).
+its next start: with no readable file, a last batch stamped 0 (or -1, from before epochs) gives
+epoch 0 from the log start, reading only the last headers; a higher stamp means the file was
+lost, and the history is rebuilt from the epochs stamped in every batch.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ from typing import Final
 from shoal.storage.fs import FileSystem, write_atomically
 
 EPOCH_FILE: Final = "leader-epoch-checkpoint"
+EPOCH_FLOOR_FILE: Final = ".leader-epoch-floor"
+"""At the data directory's root: the highest leader epoch any partition ever began. A
+partition's own file can be lost (a backup restored without it, damage) after a crash erased
+the records of its last epoch, leaving nothing in the partition that remembers the number;
+the floor does, so an epoch number is never used twice."""
+EPOCH_FLOOR_BYTES_MAX: Final = 64
+"""One decimal number and a newline: a larger file is damaged."""
 FORMAT_VERSION: Final = 0
 """Kafka's version of the file's layout, kept so that Kafka's tools can read it too."""
 UNDEFINED_EPOCH: Final = -1
@@ -168,3 +178,25 @@ def read_epoch_file(fs: FileSystem, directory: str) -> LeaderEpochCache | None:
 def write_epoch_file(fs: FileSystem, directory: str, cache: LeaderEpochCache) -> None:
     """Replace the file with ``cache``, durably (write, fsync, rename, fsync the directory)."""
     write_atomically(fs, os.path.join(directory, EPOCH_FILE), cache.encode())
+
+
+def read_epoch_floor(fs: FileSystem, data_dir: str) -> int:
+    """The highest epoch ever begun in ``data_dir``, or -1 when none was saved (a new data
+    directory, or one from before the floor) or the file is damaged (the partitions' own
+    files and batches still give each its highest)."""
+    path = os.path.join(data_dir, EPOCH_FLOOR_FILE)
+    if not fs.exists(path):
+        return UNDEFINED_EPOCH
+    f = fs.open(path)
+    try:
+        size = f.size()
+        data = b"" if size > EPOCH_FLOOR_BYTES_MAX else bytes(f.pread(size, 0))
+    finally:
+        f.close()
+    text = data.decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else UNDEFINED_EPOCH
+
+
+def write_epoch_floor(fs: FileSystem, data_dir: str, epoch: int) -> None:
+    """Replace the floor with ``epoch``, durably."""
+    write_atomically(fs, os.path.join(data_dir, EPOCH_FLOOR_FILE), f"{epoch}\n".encode())

@@ -243,8 +243,13 @@ class PartitionLog:
     def _load_epochs(self) -> None:
         """Load the epoch history (in memory) and cut it to the recovered log."""
         cache = read_epoch_file(self._fs, self.directory)
+        if cache is None and self._last_batch_epoch() > 0:
+            cache = self._epochs_from_batches()  # the file was lost: rebuild it
         if cache is None:
-            cache = self._epochs_from_batches()
+            # No file and the last batch carries epoch 0 or none (-1): a partition created
+            # at runtime (it saves no file until its next start) or one from before epochs.
+            # Its history is epoch 0 from the start, without reading every batch header.
+            cache = LeaderEpochCache()
         # An epoch number is never used twice, even once the records it held are gone: a
         # client that read them must see the next start's epoch as a change.
         self._highest_epoch = cache.latest_epoch
@@ -255,14 +260,21 @@ class PartitionLog:
         self._epochs = cache
         self._leader_epoch = cache.latest_epoch
 
-    def begin_leader_epoch(self) -> int:
-        """The partition's leader is elected again (a broker start): a new leader epoch
+    @property
+    def highest_epoch(self) -> int:
+        """The highest epoch this partition's history ever held (before recovery cut it)."""
+        with self._lock:
+            return max(self._highest_epoch, self._epochs.latest_epoch)
+
+    def begin_leader_epoch(self, floor: int = -1) -> int:
+        """The partition's leader is elected again (a broker start): a new leader epoch,
+        above every one it ever held and above ``floor`` (the broker's highest ever begun),
         begins at the log end. Saved durably before it returns, so no batch is ever stamped
         with an epoch the file lacks; returns the new epoch."""
         with self._flush_lock:
             self._check_writable()
             with self._lock:
-                epoch = max(self._highest_epoch, self._epochs.latest_epoch) + 1
+                epoch = max(self._highest_epoch, self._epochs.latest_epoch, floor) + 1
                 self._epochs.assign(epoch, self._next_offset)
                 self._highest_epoch = epoch
                 self._leader_epoch = self._epochs.latest_epoch
@@ -280,6 +292,14 @@ class PartitionLog:
             raise self._health.fail(
                 f"could not save the leader epochs of {self.name}: {exc}"
             ) from exc
+
+    def _last_batch_epoch(self) -> int:
+        """The epoch stamped in the last batch (-1 if the log is empty): reads only the
+        headers of the log's last index interval."""
+        epoch = -1
+        for header in self.headers_from(self.offset_before_end(1)):
+            epoch = header.partition_leader_epoch
+        return epoch
 
     def _epochs_from_batches(self) -> LeaderEpochCache:
         """The history as stamped in the batches (Kafka's rebuild): for a missing or damaged

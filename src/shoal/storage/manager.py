@@ -5,6 +5,7 @@ Layout::
     <data dir>/
         .lock                    held while a process uses the directory
         .clean-shutdown          present only after a clean close: recovery can trust indexes
+        .leader-epoch-floor      the highest leader epoch ever begun (see storage.epochs)
         <topic>-<partition>/     one PartitionLog each
 
 The manager owns what the logs share: the file-handle pool that bounds open descriptors, the
@@ -27,9 +28,10 @@ from shoal.clock import SYSTEM_CLOCK, Clock
 from shoal.invariant import invariant
 from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
 from shoal.storage.config import LogConfig
-from shoal.storage.errors import CorruptLogError, StorageError
+from shoal.storage.epochs import read_epoch_floor, write_epoch_floor
+from shoal.storage.errors import CorruptLogError, DiskFullError, StorageError
 from shoal.storage.flush import Flusher
-from shoal.storage.fs import FileSystem, OsFileSystem
+from shoal.storage.fs import FileSystem, NoSpaceForCopy, OsFileSystem
 from shoal.storage.handles import FileHandles
 from shoal.storage.log import DirectoryHealth, PartitionLog
 from shoal.storage.stats import StorageStats
@@ -94,7 +96,8 @@ class LogManager:
         """What the logs' fsyncs, retention and cleaner did (read by the broker's metrics)."""
         self._logs: dict[LogId, PartitionLog] = {}
         self._recovered: set[LogId] = set()
-        """The logs found on disk at open: their leaders are elected again at start."""
+        """The logs found on disk at open (and those re-created with ``elect``): their leaders
+        are elected again at start."""
         self.offline: dict[LogId, str] = {}
         """Partitions refused at start (damaged below their recovery point), with the reason."""
         self._clean_start = False
@@ -187,14 +190,26 @@ class LogManager:
             if (plog := self._logs.get(tp)) is not None
         ]
         self._recovered.clear()  # once per start
+        if not logs:
+            return
+        # The broker-wide floor first: once it is durable, no partition's epoch can go back
+        # to a number already used, even if its own file is then lost.
+        floor = read_epoch_floor(self._fs, self.path)
+        highest = max(floor, *(plog.highest_epoch for plog in logs)) + 1
+        try:
+            write_epoch_floor(self._fs, self.path, highest)
+        except NoSpaceForCopy as exc:
+            raise DiskFullError(f"could not save the leader epoch floor: {exc}") from exc
+        except OSError as exc:
+            raise self.health.fail(f"could not save the leader epoch floor: {exc}") from exc
         if not self._threaded or len(logs) < 2:
             for plog in logs:  # the deterministic simulation: one thread, in order
-                plog.begin_leader_epoch()
+                plog.begin_leader_epoch(floor)
             return
         # Each save is two fsyncs (file, directory): overlapped, the disk commits them together
         # (a start with thousands of partitions would otherwise wait for each in turn).
         with ThreadPoolExecutor(EPOCH_SAVE_THREADS, thread_name_prefix="shoal-epochs") as pool:
-            for future in [pool.submit(plog.begin_leader_epoch) for plog in logs]:
+            for future in [pool.submit(plog.begin_leader_epoch, floor) for plog in logs]:
                 future.result()  # the first failure is raised, after every save has ended
 
     def start_cleaner(self, settings: CleanerSettings | None = None) -> LogCleaner:
@@ -229,8 +244,20 @@ class LogManager:
     def get(self, topic: str, partition: int) -> PartitionLog | None:
         return self._logs.get(LogId(topic, partition))
 
-    def create(self, topic: str, partition: int, config: LogConfig | None = None) -> PartitionLog:
-        """Create the log of a new partition (an existing one is returned as is)."""
+    def create(
+        self,
+        topic: str,
+        partition: int,
+        config: LogConfig | None = None,
+        *,
+        elect: bool = False,
+    ) -> PartitionLog:
+        """Create the log of a new partition (an existing one is returned as is).
+
+        ``elect``: the metadata names this partition but its log was missing at start (lost,
+        or a crash mid-create); the coming :meth:`begin_leader_epochs` gives it the start's
+        epoch like the logs found on disk, not epoch 0, which clients may have seen before.
+        """
         invariant(not self._closed, "manager is closed")
         tp = LogId(topic, partition)
         existing = self._logs.get(tp)
@@ -246,6 +273,8 @@ class LogManager:
         except OSError as exc:
             raise self.health.fail(f"could not create {directory}: {exc}") from exc
         self._logs[tp] = plog
+        if elect:
+            self._recovered.add(tp)
         return plog
 
     def delete(self, topic: str, partition: int) -> None:

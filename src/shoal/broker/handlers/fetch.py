@@ -9,7 +9,8 @@ read stops there, and the answer lists the aborted transactions whose records ov
 returned, so the consumer drops them (:mod:`shoal.coordinator.partition_txns`).
 
 Leader epochs (KIP-320), as Kafka's Partition checks them: a ``current_leader_epoch`` (v9+)
-older than the partition's is FENCED_LEADER_EPOCH (with the current leader and epoch, v12+),
+older than the partition's is FENCED_LEADER_EPOCH (with the current leader and epoch and the
+response's node_endpoints from v16, as KafkaApis.handleFetchRequest sets them: none before),
 a newer one UNKNOWN_LEADER_EPOCH; a negative one asks for no check. A ``last_fetched_epoch``
 (v12+) whose end in this log's epoch history lies before the fetch offset (the client read
 records a crash then erased) gets no records but a ``diverging_epoch``: where to truncate.
@@ -29,10 +30,12 @@ from shoal.buffers import Buffer
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.protocol import ErrorCode, Request
 from shoal.protocol.fetch_response import (
+    FIRST_WITH_NODE_ENDPOINTS,
     AbortedTransaction,
     FetchedPartition,
     FetchedTopic,
     FetchResponse,
+    NodeEndpoint,
 )
 from shoal.protocol.shape import request_body
 from shoal.security.acl import AclOperation, ResourceType
@@ -85,10 +88,11 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
     deadline = broker.clock.monotonic_ms() + max_wait_s * 1000
     waited_s = 0.0  # metrics (issue 17): the long poll's time, excluding the reads
     committed = int(getattr(body, "isolation_level", 0)) == READ_COMMITTED
+    with_leader = request.header.api_version >= FIRST_WITH_NODE_ENDPOINTS
     while True:
         stability = _stability(broker, resolved, committed)
         topics, total = await _read_all_without_blocking(
-            broker, body, resolved, ctx.response_room(), stability, committed
+            broker, body, resolved, ctx.response_room(), stability, committed, with_leader
         )
         remaining_s = (deadline - broker.clock.monotonic_ms()) / 1000
         if total >= max(1, int(body.min_bytes)) or remaining_s <= 0 or _has_error(topics):
@@ -104,6 +108,10 @@ async def handle_fetch(broker: Broker, ctx: RequestContext, request: Request) ->
     broker.stats.fetch_wait_s.observe(waited_s)
     broker.stats.fetched(topics)
     # Framed by shoal, not kio: the record bytes read above go to the socket as they are.
+    if any(p.current_leader is not None for t in topics for p in t.partitions):
+        host, port = broker.config.advertised_address(ctx.listener_name)
+        endpoint = NodeEndpoint(broker.config.node_id, host, port)
+        return FetchResponse(topics=topics, node_endpoints=[endpoint])
     return FetchResponse(topics=topics)
 
 
@@ -114,18 +122,29 @@ async def _read_all_without_blocking(
     room: int,
     stability: Stability,
     committed: bool,
+    with_leader: bool,
 ) -> tuple[list[FetchedTopic], int]:
     """Reads on the event loop when every byte is in the page cache (the common case: tailing
     consumers read what was just written), else on a worker thread, so that one consumer
     catching up from cold segments never stalls every other connection behind a disk read."""
     try:
-        return _read_all(broker, body, resolved, room, stability, committed, cached_only=True)
+        return _read_all(
+            broker, body, resolved, room, stability, committed, with_leader, cached_only=True
+        )
     except ReadWouldWait:
         # Nothing was changed by the attempt; the partitions already read are cached, so
         # reading them again costs a copy, not a disk access.
         broker.stats.fetch_reads_off_loop += 1
         return await asyncio.to_thread(
-            _read_all, broker, body, resolved, room, stability, committed, cached_only=False
+            _read_all,
+            broker,
+            body,
+            resolved,
+            room,
+            stability,
+            committed,
+            with_leader,
+            cached_only=False,
         )
 
 
@@ -136,6 +155,7 @@ def _read_all(
     room: int,
     stability: Stability,
     committed: bool,
+    with_leader: bool,
     *,
     cached_only: bool,
 ) -> tuple[list[FetchedTopic], int]:
@@ -162,6 +182,7 @@ def _read_all(
                 committed,
                 first=total == 0,
                 cached_only=cached_only,
+                with_leader=with_leader,
             )
             total += len(part.records)
             parts.append(part)
@@ -179,6 +200,7 @@ def _read_partition(
     *,
     first: bool,
     cached_only: bool,
+    with_leader: bool,
 ) -> FetchedPartition:
     index = int(p.partition)
     plog = broker.partition(name, index) if name is not None else None
@@ -191,7 +213,9 @@ def _read_partition(
     fenced = fence(plog, current) if current >= 0 else None
     if fenced is not None:
         leader = (broker.config.node_id, plog.leader_epoch)
-        return _partition(index, fenced, leader=leader if fenced == FENCED else None)
+        return _partition(
+            index, fenced, leader=leader if with_leader and fenced == FENCED else None
+        )
     lso, txns = stable if stable is not None else (plog.log_end_offset, None)
     aborted: list[AbortedTransaction] | None = [] if committed else None
     fetch_offset = int(p.fetch_offset)
