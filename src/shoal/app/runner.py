@@ -27,9 +27,11 @@ from shoal.app.transport import (
     Acknowledgement,
     QueueConsumer,
     QueueTransport,
+    TopicPartition,
     TransactionalConsumer,
     TransactionalTransport,
     TransportConsumer,
+    TransportError,
 )
 from shoal.invariant import invariant
 
@@ -37,6 +39,9 @@ log = logging.getLogger("shoal.app")
 
 FETCH_RECORDS_MAX = 500
 """Records per fetch: a bound on in-flight work, and on what a crash sends round again."""
+OUTPUTS_IN_FLIGHT_MAX = 10_000
+"""Pipelined outputs (records) a subscriber's consumer has out before it fetches no more:
+librdkafka queues 100,000 messages by default, shared by every sender of the app."""
 POLL_TIMEOUT_S = 0.1
 """How long a fetch waits for records; also how quickly a subscriber notices stop()."""
 BREAKER_LOOK_MS = 100
@@ -128,26 +133,43 @@ class SubscriberRunner:
         tracker = OffsetTracker()
         waits = Waits(consumer)
         complete = tracker.complete
+        # Pipelined outputs still out, across fetches: their offsets commit as they land.
+        outputs = _Outputs(complete)
         # Records waiting on a retry topic are due in offset order: one at a time.
         concurrency = 1 if retry_stage else self.sub.concurrency
         while not self.rt.stopping.is_set():
+            await outputs.below(OUTPUTS_IN_FLIGHT_MAX)
             records = await consumer.fetch(FETCH_RECORDS_MAX, POLL_TIMEOUT_S)
             if not records:
+                landed = tracker.committable()  # pipelined outputs delivered meanwhile
+                if landed:
+                    await consumer.commit(landed)
+                outputs.raise_failure()
                 continue
             tracker.track_all(records)
-            deliver = self.pipeline(retry_stage).deliver
+            pipeline = self.pipeline(retry_stage)
+            deliver, in_flight = pipeline.deliver, pipeline.outputs_in_flight
             done = [0]
 
             # One coroutine per run of records (a fetch, or a lane), not one per record.
             async def run(
-                msgs: list[Message], deliver: Deliver = deliver, done: list[int] = done
+                msgs: list[Message],
+                deliver: Deliver = deliver,
+                done: list[int] = done,
+                in_flight: dict[tuple[str, int, int], asyncio.Future[None]] = in_flight,
             ) -> None:
                 for msg in msgs:
                     try:
                         await deliver(msg, waits, None)
                     except Stopped:
                         continue  # not completed: not committed, redelivered after a restart
-                    complete((msg.topic, msg.partition), msg.offset)
+                    finally:
+                        output = in_flight.pop((msg.topic, msg.partition, msg.offset), None)
+                    if output is not None:
+                        # Pipelined output: the lane goes on, the offset waits for it.
+                        outputs.watch(msg, output)
+                    else:
+                        complete((msg.topic, msg.partition), msg.offset)
                     done[0] += 1
 
             if self.sub.exactly_once:
@@ -158,6 +180,13 @@ class SubscriberRunner:
                 await _dispatch(concurrency, records, run)
             finally:
                 await consumer.commit(tracker.committable())
+            outputs.raise_failure()
+        if outputs.outstanding():
+            # Stopping: what was handled commits once its output is delivered (the producer's
+            # delivery timeout bounds the wait).
+            await outputs.settled()
+            await consumer.commit(tracker.committable())
+            outputs.raise_failure()
 
     async def _consume_queue(self, consumer: QueueConsumer) -> None:
         """Queue mode: every record of a fetch is delivered (up to ``concurrency`` at once, no
@@ -216,6 +245,58 @@ class SubscriberRunner:
             return True
         await self.rt.sleep(min(left_ms, BREAKER_LOOK_MS) / 1000.0)
         return False
+
+
+class _Outputs:
+    """The pipelined outputs of one fetch (at-least-once subscribers on a transport with
+    ``send_nowait``): each record's offset completes from its output's delivery callback, so
+    it becomes committable only once that output is delivered. A failed delivery leaves its
+    record uncommitted and fails the consumer once the fetch is settled: the next consumer
+    reads again from the committed offset, handling that record (and those after it) again,
+    so one key's outputs stay in order and none is lost."""
+
+    def __init__(self, complete: Callable[[TopicPartition, int], None]) -> None:
+        self._complete = complete
+        self._pending: set[asyncio.Future[None]] = set()
+        self.failure: BaseException | None = None
+
+    def watch(self, msg: Message, delivered: asyncio.Future[None]) -> None:
+        tp, offset = (msg.topic, msg.partition), msg.offset
+
+        def on_done(fut: asyncio.Future[None]) -> None:
+            self._pending.discard(fut)
+            if fut.cancelled():
+                self.failure = self.failure or TransportError("an output's delivery was cancelled")
+            elif (exc := fut.exception()) is not None:
+                self.failure = self.failure or exc
+            else:
+                self._complete(tp, offset)
+
+        self._pending.add(delivered)
+        delivered.add_done_callback(on_done)
+
+    def outstanding(self) -> int:
+        return len(self._pending)
+
+    async def below(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` outputs are out (a bound on memory, and on what the
+        producer's own queue must hold, so a slow broker slows the handlers down instead of
+        failing their outputs)."""
+        while len(self._pending) >= limit:
+            await asyncio.wait(list(self._pending), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.sleep(0)  # the done callbacks run in the loop's next round
+
+    async def settled(self) -> None:
+        """Wait for every output still out."""
+        if self._pending:
+            await asyncio.wait(list(self._pending))
+            await asyncio.sleep(0)  # the done callbacks run in the loop's next round
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise TransportError(
+                f"an output was not delivered; its record is handled again: {self.failure}"
+            ) from self.failure
 
 
 async def _dispatch(
