@@ -5,6 +5,7 @@ partition goes to another instance and comes back."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -130,3 +131,37 @@ def test_a_partition_that_comes_back_is_committed_again_and_never_backwards(
     asyncio.run(scenario())
     committed, ends = committed_and_ends(bootstrap, f"{topic}.g", topic)
     assert committed == ends  # A's close did not write an earlier reading's offset back
+
+
+def test_pipelined_outputs_keep_per_key_order_and_commit_to_the_end(
+    broker: EmbeddedBroker,
+) -> None:
+    """An at-least-once subscriber's outputs are sent without waiting (send_nowait): one key's
+    outputs still arrive in its input order (one idempotent producer keeps a partition's
+    order), and the group commits every input once its output is delivered."""
+    topic, out = "committed-pipelined", "committed-pipelined.out"
+    keys, per_key = [f"k{i}" for i in range(8)], 25
+    bootstrap = broker.bootstrap_servers
+    app = App(f"kafka://{bootstrap}", name="pipelined", lag_interval_s=0)
+
+    @app.subscriber(topic, group=f"{topic}.g", output=out, concurrency=8, dlq=False)
+    async def forward(value: dict[str, int], msg: Message) -> dict[str, int]:
+        await asyncio.sleep(0)  # let the lanes interleave
+        return value
+
+    async def scenario() -> None:
+        async with app:
+            for n in range(per_key):
+                for key in keys:
+                    await app.publish(topic, {"n": n}, key=key)
+            await until(
+                lambda: (c := committed_and_ends(bootstrap, f"{topic}.g", topic))[0] == c[1],
+                "every input committed",
+            )
+            outputs = await app.transport.read_topic(out)
+        by_key: dict[bytes | None, list[int]] = {}
+        for msg in outputs:
+            by_key.setdefault(msg.key, []).append(json.loads(msg.value)["n"])
+        assert by_key == {key.encode(): list(range(per_key)) for key in keys}
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT_S_MAX * 2))
