@@ -4,9 +4,13 @@ A subscriber has a main consumer on its topics and, with retry topics, one consu
 ``<topic>.retry.<n>`` (its own group, so a record waiting for its delay never holds up the main
 topic). Each record goes through the subscriber's delivery pipeline (:mod:`shoal.app.delivery`),
 built once per kind of consumer; a record is committed once its delivery returned, as part of
-a contiguous run of finished records per partition. What the pipeline sends (outputs, records
-moved to a retry topic or a DLQ) goes through the :class:`~shoal.app.outbox.Outbox` in its
-:class:`~shoal.app.delivery.Runtime`, never through the App itself.
+a contiguous run of finished records per partition. An at-least-once subscriber's output on a
+transport with ``send_nowait`` (Kafka) is not awaited in the lane: the record finishes when
+that output's delivery succeeds (:class:`_Outputs`), so the lane goes on to its next record.
+
+What the pipeline sends (outputs, records moved to a retry topic or a DLQ) goes through the
+:class:`~shoal.app.outbox.Outbox` in its :class:`~shoal.app.delivery.Runtime`, never through
+the App itself.
 """
 
 from __future__ import annotations
