@@ -135,7 +135,9 @@ Deliver = Callable[[Message, Waits, "_Delivery | None"], Awaitable[None]]
 
 class Pipeline:
     """The delivery steps of one subscriber, for its main topics or (``retry_stage``) its retry
-    topics, with or without tracing (``traced``): :attr:`deliver` is the composed pipeline."""
+    topics, with or without tracing (``traced``): :attr:`deliver` is the composed pipeline.
+    ``pipelined`` False awaits each output even where the transport could pipeline it (the
+    records up to one whose pipelined output failed, so it goes through retries and the DLQ)."""
 
     def __init__(
         self,
@@ -145,6 +147,7 @@ class Pipeline:
         *,
         retry_stage: bool,
         traced: bool,
+        pipelined: bool = True,
     ) -> None:
         self.rt = rt
         self.sub = sub
@@ -153,7 +156,8 @@ class Pipeline:
         outbox = rt.outbox
         self._pipelined: TransportOutbox | None = (
             outbox
-            if isinstance(outbox, TransportOutbox)
+            if pipelined
+            and isinstance(outbox, TransportOutbox)
             and outbox.pipelines
             and sub.output is not None
             # Exactly-once outputs are flushed once at the commit; a queue settles each record

@@ -66,19 +66,33 @@ class SubscriberRunner:
         it: on RabbitMQ a record published before the queue is bound would go nowhere)."""
         self._loops_subscribed: set[str] = set()
         self._loop_count = 1 + len(sub.retry_topics())
-        self._pipelines: dict[tuple[bool, bool], Pipeline] = {}
+        self._pipelines: dict[tuple[bool, bool, bool], Pipeline] = {}
+        self._awaited_through: dict[TopicPartition, int] = {}
+        """Partition -> the highest offset whose pipelined output failed: the next consumers
+        handle that partition's records up to it with each output awaited, so a record whose
+        output can never be delivered (too large, not authorized) goes through its retries to
+        the DLQ instead of failing consumer after consumer. Dropped once handled past it."""
 
-    def pipeline(self, retry_stage: bool) -> Pipeline:
+    def pipeline(self, retry_stage: bool, *, awaited: bool = False) -> Pipeline:
         """The delivery pipeline for the main topics or the retry topics, built once for each,
         and once more should an OpenTelemetry SDK appear (an App restarted after installing
-        one): the tracing step is in it only while spans would be recorded."""
-        key = (retry_stage, tracing.enabled())
+        one): the tracing step is in it only while spans would be recorded. ``awaited``: the
+        one that awaits each output even where outputs could be pipelined."""
+        key = (retry_stage, tracing.enabled(), awaited)
         pipeline = self._pipelines.get(key)
         if pipeline is None:
             pipeline = self._pipelines[key] = Pipeline(
-                self.rt, self.sub, self.breaker, retry_stage=retry_stage, traced=key[1]
+                self.rt,
+                self.sub,
+                self.breaker,
+                retry_stage=retry_stage,
+                traced=key[1],
+                pipelined=not awaited,
             )
         return pipeline
+
+    def _output_failed(self, tp: TopicPartition, offset: int) -> None:
+        self._awaited_through[tp] = max(offset, self._awaited_through.get(tp, offset))
 
     # -- consumer loops ----------------------------------------------------------------------
 
@@ -138,7 +152,7 @@ class SubscriberRunner:
         waits = Waits(consumer)
         complete = tracker.complete
         # Pipelined outputs still out, across fetches: their offsets commit as they land.
-        outputs = _Outputs(complete)
+        outputs = _Outputs(complete, self._output_failed)
         # Records waiting on a retry topic are due in offset order: one at a time.
         concurrency = 1 if retry_stage else self.sub.concurrency
         while not self.rt.stopping.is_set():
@@ -154,6 +168,9 @@ class SubscriberRunner:
             pipeline = self.pipeline(retry_stage)
             deliver, in_flight = pipeline.deliver, pipeline.outputs_in_flight
             done = [0]
+            # Fixed for the whole fetch, so that every lane takes the same records awaited.
+            through = dict(self._awaited_through)
+            awaited = self.pipeline(retry_stage, awaited=True).deliver if through else deliver
 
             # One coroutine per run of records (a fetch, or a lane), not one per record.
             async def run(
@@ -161,10 +178,20 @@ class SubscriberRunner:
                 deliver: Deliver = deliver,
                 done: list[int] = done,
                 in_flight: dict[tuple[str, int, int], asyncio.Future[None]] = in_flight,
+                through: dict[TopicPartition, int] = through,
+                awaited: Deliver = awaited,
             ) -> None:
                 for msg in msgs:
+                    if outputs.failure is not None:
+                        # The consumer restarts once the fetch is settled: the records left
+                        # are handled then, after the failed one, not twice.
+                        return
+                    last = through.get((msg.topic, msg.partition))
                     try:
-                        await deliver(msg, waits, None)
+                        if last is not None and msg.offset <= last:
+                            await awaited(msg, waits, None)
+                        else:
+                            await deliver(msg, waits, None)
                     except Stopped:
                         continue  # not completed: not committed, redelivered after a restart
                     finally:
@@ -185,12 +212,26 @@ class SubscriberRunner:
             finally:
                 await consumer.commit(tracker.committable())
             outputs.raise_failure()
+            if through:
+                self._past_awaited(records, through)
         if outputs.outstanding():
-            # Stopping: what was handled commits once its output is delivered (the producer's
-            # delivery timeout bounds the wait).
-            await outputs.settled()
-            await consumer.commit(tracker.committable())
+            # Stopping: what was handled commits once its output is delivered. App.stop bounds
+            # the wait: it cancels this loop once its handlers' budget (the shutdown timeout
+            # but DISCONNECT_RESERVE_S) is spent; what landed by then still commits.
+            try:
+                await outputs.settled()
+            finally:
+                await consumer.commit(tracker.committable())
             outputs.raise_failure()
+
+    def _past_awaited(self, records: list[Message], through: dict[TopicPartition, int]) -> None:
+        """A fetch handled without an output failing: its partitions handled up to (or past)
+        their awaited offset pipeline their outputs again."""
+        for msg in records:
+            tp = (msg.topic, msg.partition)
+            last = through.get(tp)
+            if last is not None and msg.offset >= last and self._awaited_through.get(tp) == last:
+                del self._awaited_through[tp]
 
     async def _consume_queue(self, consumer: QueueConsumer) -> None:
         """Queue mode: every record of a fetch is delivered (up to ``concurrency`` at once, no
@@ -257,10 +298,16 @@ class _Outputs:
     it becomes committable only once that output is delivered. A failed delivery leaves its
     record uncommitted and fails the consumer once the fetch is settled: the next consumer
     reads again from the committed offset, handling that record (and those after it) again,
-    so one key's outputs stay in order and none is lost."""
+    so one key's outputs stay in order and none is lost. ``failed`` hears of the record, so
+    the next consumers await the outputs up to it (its retries and DLQ apply: no loop)."""
 
-    def __init__(self, complete: Callable[[TopicPartition, int], None]) -> None:
+    def __init__(
+        self,
+        complete: Callable[[TopicPartition, int], None],
+        failed: Callable[[TopicPartition, int], None],
+    ) -> None:
         self._complete = complete
+        self._failed = failed
         self._pending: set[asyncio.Future[None]] = set()
         self.failure: BaseException | None = None
 
@@ -271,11 +318,16 @@ class _Outputs:
             self._pending.discard(fut)
             if fut.cancelled():
                 self.failure = self.failure or TransportError("an output's delivery was cancelled")
+                self._failed(tp, offset)
             elif (exc := fut.exception()) is not None:
                 self.failure = self.failure or exc
+                self._failed(tp, offset)
             else:
                 self._complete(tp, offset)
 
+        if delivered.done():
+            on_done(delivered)  # settled already: its lane hears of a failure at once
+            return
         self._pending.add(delivered)
         delivered.add_done_callback(on_done)
 
