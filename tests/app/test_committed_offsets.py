@@ -10,10 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 
 import confluent_kafka
+import confluent_kafka.admin
 import pytest
 
 from shoal.app import App
 from shoal.app.message import Message
+from shoal.app.resilience.dlq import dlq_topic
+from shoal.app.resilience.retry import Retry
 from shoal.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
@@ -163,5 +166,49 @@ def test_pipelined_outputs_keep_per_key_order_and_commit_to_the_end(
         for msg in outputs:
             by_key.setdefault(msg.key, []).append(json.loads(msg.value)["n"])
         assert by_key == {key.encode(): list(range(per_key)) for key in keys}
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT_S_MAX * 2))
+
+
+def test_a_pipelined_output_the_broker_refuses_takes_its_record_to_the_dlq(
+    broker: EmbeddedBroker,
+) -> None:
+    """An output larger than its topic's max.message.bytes is refused by the broker after it
+    was sent without waiting: its record is handled again with its output awaited, goes
+    through its retries to the DLQ, and the group commits to the end (no consumer restarts
+    forever on it)."""
+    topic, out = "committed-refused", "committed-refused.out"
+    bootstrap = broker.bootstrap_servers
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": bootstrap})
+    created = admin.create_topics(
+        [confluent_kafka.admin.NewTopic(out, 1, config={"max.message.bytes": "1024"})]
+    )
+    created[out].result(timeout=10)
+    app = App(f"kafka://{bootstrap}", name="refused", lag_interval_s=0)
+    handled: list[int] = []
+
+    @app.subscriber(
+        topic,
+        group=f"{topic}.g",
+        output=out,
+        retry=Retry(max_attempts=2, base_delay_ms=0, max_delay_ms=0),
+    )
+    async def bill(value: dict[str, int]) -> dict[str, object]:
+        handled.append(value["n"])
+        return {"n": value["n"], "pad": "x" * (4_096 if value["n"] == 1 else 0)}
+
+    async def scenario() -> None:
+        async with app:
+            for n in range(4):
+                await app.publish(topic, {"n": n}, key="one-lane")
+            # One key: one partition holds every input (the other's end is 0, never committed).
+            await until(
+                lambda: max(committed_and_ends(bootstrap, f"{topic}.g", topic)[0]) == 4,
+                "every input committed",
+            )
+            dead = await app.transport.read_topic(dlq_topic(topic))
+            outputs = await app.transport.read_topic(out)
+        assert [json.loads(m.value)["n"] for m in dead] == [1]
+        assert {json.loads(m.value)["n"] for m in outputs} == {0, 2, 3}  # at least once
 
     asyncio.run(asyncio.wait_for(scenario(), WAIT_S_MAX * 2))
