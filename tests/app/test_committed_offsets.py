@@ -5,14 +5,18 @@ partition goes to another instance and comes back."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 
 import confluent_kafka
+import confluent_kafka.admin
 import pytest
 
 from shoal.app import App
 from shoal.app.message import Message
+from shoal.app.resilience.dlq import dlq_topic
+from shoal.app.resilience.retry import Retry
 from shoal.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
@@ -130,3 +134,81 @@ def test_a_partition_that_comes_back_is_committed_again_and_never_backwards(
     asyncio.run(scenario())
     committed, ends = committed_and_ends(bootstrap, f"{topic}.g", topic)
     assert committed == ends  # A's close did not write an earlier reading's offset back
+
+
+def test_pipelined_outputs_keep_per_key_order_and_commit_to_the_end(
+    broker: EmbeddedBroker,
+) -> None:
+    """An at-least-once subscriber's outputs are sent without waiting (send_nowait): one key's
+    outputs still arrive in its input order (one idempotent producer keeps a partition's
+    order), and the group commits every input once its output is delivered."""
+    topic, out = "committed-pipelined", "committed-pipelined.out"
+    keys, per_key = [f"k{i}" for i in range(8)], 25
+    bootstrap = broker.bootstrap_servers
+    app = App(f"kafka://{bootstrap}", name="pipelined", lag_interval_s=0)
+
+    @app.subscriber(topic, group=f"{topic}.g", output=out, concurrency=8, dlq=False)
+    async def forward(value: dict[str, int], msg: Message) -> dict[str, int]:
+        await asyncio.sleep(0)  # let the lanes interleave
+        return value
+
+    async def scenario() -> None:
+        async with app:
+            for n in range(per_key):
+                for key in keys:
+                    await app.publish(topic, {"n": n}, key=key)
+            await until(
+                lambda: (c := committed_and_ends(bootstrap, f"{topic}.g", topic))[0] == c[1],
+                "every input committed",
+            )
+            outputs = await app.transport.read_topic(out)
+        by_key: dict[bytes | None, list[int]] = {}
+        for msg in outputs:
+            by_key.setdefault(msg.key, []).append(json.loads(msg.value)["n"])
+        assert by_key == {key.encode(): list(range(per_key)) for key in keys}
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT_S_MAX * 2))
+
+
+def test_a_pipelined_output_the_broker_refuses_takes_its_record_to_the_dlq(
+    broker: EmbeddedBroker,
+) -> None:
+    """An output larger than its topic's max.message.bytes is refused by the broker after it
+    was sent without waiting: its record is handled again with its output awaited, goes
+    through its retries to the DLQ, and the group commits to the end (no consumer restarts
+    forever on it)."""
+    topic, out = "committed-refused", "committed-refused.out"
+    bootstrap = broker.bootstrap_servers
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": bootstrap})
+    created = admin.create_topics(
+        [confluent_kafka.admin.NewTopic(out, 1, config={"max.message.bytes": "1024"})]
+    )
+    created[out].result(timeout=10)
+    app = App(f"kafka://{bootstrap}", name="refused", lag_interval_s=0)
+    handled: list[int] = []
+
+    @app.subscriber(
+        topic,
+        group=f"{topic}.g",
+        output=out,
+        retry=Retry(max_attempts=2, base_delay_ms=0, max_delay_ms=0),
+    )
+    async def bill(value: dict[str, int]) -> dict[str, object]:
+        handled.append(value["n"])
+        return {"n": value["n"], "pad": "x" * (4_096 if value["n"] == 1 else 0)}
+
+    async def scenario() -> None:
+        async with app:
+            for n in range(4):
+                await app.publish(topic, {"n": n}, key="one-lane")
+            # One key: one partition holds every input (the other's end is 0, never committed).
+            await until(
+                lambda: max(committed_and_ends(bootstrap, f"{topic}.g", topic)[0]) == 4,
+                "every input committed",
+            )
+            dead = await app.transport.read_topic(dlq_topic(topic))
+            outputs = await app.transport.read_topic(out)
+        assert [json.loads(m.value)["n"] for m in dead] == [1]
+        assert {json.loads(m.value)["n"] for m in outputs} == {0, 2, 3}  # at least once
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT_S_MAX * 2))

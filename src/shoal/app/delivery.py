@@ -27,7 +27,7 @@ from typing import Any
 from shoal.app.message import Message, caused_by_headers
 from shoal.app.observability import tracing
 from shoal.app.observability.metrics import Instruments
-from shoal.app.outbox import Outbox
+from shoal.app.outbox import Outbox, TransportOutbox
 from shoal.app.resilience import retry_headers
 from shoal.app.resilience.breaker import BreakerState
 from shoal.app.resilience.dlq import Failure, dlq_headers
@@ -135,7 +135,9 @@ Deliver = Callable[[Message, Waits, "_Delivery | None"], Awaitable[None]]
 
 class Pipeline:
     """The delivery steps of one subscriber, for its main topics or (``retry_stage``) its retry
-    topics, with or without tracing (``traced``): :attr:`deliver` is the composed pipeline."""
+    topics, with or without tracing (``traced``): :attr:`deliver` is the composed pipeline.
+    ``pipelined`` False awaits each output even where the transport could pipeline it (the
+    records up to one whose pipelined output failed, so it goes through retries and the DLQ)."""
 
     def __init__(
         self,
@@ -145,11 +147,31 @@ class Pipeline:
         *,
         retry_stage: bool,
         traced: bool,
+        pipelined: bool = True,
     ) -> None:
         self.rt = rt
         self.sub = sub
         self.breaker = breaker
         self.name = sub.name
+        outbox = rt.outbox
+        self._pipelined: TransportOutbox | None = (
+            outbox
+            if pipelined
+            and isinstance(outbox, TransportOutbox)
+            and outbox.pipelines
+            and sub.output is not None
+            # Exactly-once outputs are flushed once at the commit; a queue settles each record
+            # when its delivery returns; an idempotency claim must not commit before its output
+            # is delivered: those await each output as before.
+            and not sub.exactly_once
+            and not sub.queue
+            and not (sub.idempotent and rt.store is not None)
+            else None
+        )
+        self.outputs_in_flight: dict[tuple[str, int, int], asyncio.Future[None]] = {}
+        """(topic, partition, offset) of a record whose delivery returned -> its output's
+        delivery, when outputs are pipelined: the runner takes it from here and completes the
+        record's offset only once that future succeeded."""
         self._attempt = self._build_attempt()
         deliver = self._decoding()
         if traced:
@@ -178,6 +200,24 @@ class Pipeline:
         handler, wants_message, output = self.sub.handler, self.sub.wants_message, self.sub.output
         processed = self.rt.metrics.processed_by(self.name)
         publish_output, clock = self._publish_output, time.perf_counter
+
+        pipelined, in_flight = self._pipelined, self.outputs_in_flight
+        if pipelined is not None and output is not None:
+            output_codec = self.sub.output_codec
+
+            async def handle_pipelined(msg: Message, value: Any, waits: Waits) -> None:
+                started = clock()
+                result = await (handler(value, msg) if wants_message else handler(value))
+                if result is not None:
+                    headers = caused_by_headers(msg, self.sub.name)
+                    in_flight[
+                        (msg.topic, msg.partition, msg.offset)
+                    ] = await pipelined.publish_pipelined(
+                        output, result, key=msg.key, headers=headers, codec=output_codec
+                    )
+                processed(msg.topic, clock() - started)
+
+            return handle_pipelined
 
         async def handle(msg: Message, value: Any, waits: Waits) -> None:
             started = clock()

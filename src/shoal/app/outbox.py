@@ -9,6 +9,7 @@ record gets its message id, span and metric in one place.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Protocol
 
@@ -17,7 +18,7 @@ from shoal.app.observability import tracing
 from shoal.app.observability.metrics import Instruments
 from shoal.app.serdes.codec import Codec
 from shoal.app.serdes.payload import encode
-from shoal.app.transport import DelayedSend, Transport
+from shoal.app.transport import DelayedSend, PipelinedSend, Transport
 
 
 class Outbox(Protocol):
@@ -61,6 +62,14 @@ class TransportOutbox:
         self._delayed: DelayedSend | None = (
             transport if isinstance(transport, DelayedSend) else None
         )
+        self._pipelined: PipelinedSend | None = (
+            transport if isinstance(transport, PipelinedSend) else None
+        )
+
+    @property
+    def pipelines(self) -> bool:
+        """Whether :meth:`publish_pipelined` returns before the record is delivered."""
+        return self._pipelined is not None
 
     async def publish(
         self,
@@ -80,6 +89,35 @@ class TransportOutbox:
             await self.transport.send(topic, payload, key, headers)
         self._metrics.published(topic)
         return message_id
+
+    async def publish_pipelined(
+        self,
+        topic: str,
+        value: object,
+        *,
+        key: bytes | None,
+        headers: Headers,
+        codec: Codec | None,
+    ) -> asyncio.Future[None]:
+        """:meth:`publish` without waiting for the delivery: the record is queued and the
+        delivery's future returned (TransportError at once when it cannot be queued). The
+        metric counts it once delivered. Only with :attr:`pipelines`."""
+        sender = self._pipelined
+        if sender is None:
+            raise TypeError("the transport cannot send without waiting (no send_nowait)")
+        if not any(k == MESSAGE_ID_HEADER for k, _ in headers):
+            headers.append((MESSAGE_ID_HEADER, uuid.uuid4().hex.encode()))
+        payload = encode(value) if codec is None else await codec.encode(topic, value)
+        with tracing.publish_span(topic, self._system, headers=headers):
+            delivered = sender.send_nowait(topic, payload, key, headers)
+        published = self._metrics.published
+
+        def count(fut: asyncio.Future[None]) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                published(topic)
+
+        delivered.add_done_callback(count)
+        return delivered
 
     async def forward(
         self,

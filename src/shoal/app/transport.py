@@ -12,6 +12,7 @@ delivery below the committed offset. The App only ever commits contiguous comple
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -53,6 +54,20 @@ class TransportConsumer(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class PipelinedSend(Protocol):
+    """An optional capability: a transport that queues a record at once and reports its
+    delivery later (the Kafka producer), so a subscriber's outputs need not be awaited one by
+    one: the record's offset is committed only once the returned future succeeded."""
+
+    def send_nowait(
+        self, topic: str, value: bytes, key: bytes | None, headers: Headers
+    ) -> asyncio.Future[None]:
+        """Queue the record and return its delivery's future; TransportError at once when it
+        cannot even be queued."""
+        ...
 
 
 @runtime_checkable
