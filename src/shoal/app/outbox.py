@@ -80,11 +80,7 @@ class TransportOutbox:
         headers: Headers,
         codec: Codec | None,
     ) -> str:
-        message_id = next((v.decode() for k, v in headers if k == MESSAGE_ID_HEADER), None)
-        if message_id is None:
-            message_id = uuid.uuid4().hex
-            headers.append((MESSAGE_ID_HEADER, message_id.encode()))
-        payload = encode(value) if codec is None else await codec.encode(topic, value)
+        message_id, payload = await _identified_payload(topic, value, headers, codec)
         with tracing.publish_span(topic, self._system, headers=headers):
             await self.transport.send(topic, payload, key, headers)
         self._metrics.published(topic)
@@ -105,9 +101,7 @@ class TransportOutbox:
         sender = self._pipelined
         if sender is None:
             raise TypeError("the transport cannot send without waiting (no send_nowait)")
-        if not any(k == MESSAGE_ID_HEADER for k, _ in headers):
-            headers.append((MESSAGE_ID_HEADER, uuid.uuid4().hex.encode()))
-        payload = encode(value) if codec is None else await codec.encode(topic, value)
+        _, payload = await _identified_payload(topic, value, headers, codec)
         with tracing.publish_span(topic, self._system, headers=headers):
             delivered = sender.send_nowait(topic, payload, key, headers)
         published = self._metrics.published
@@ -132,3 +126,16 @@ class TransportOutbox:
             await self._delayed.send_delayed(topic, value, key, headers, delay_ms)
         else:
             await self.transport.send(topic, value, key, headers)
+
+
+async def _identified_payload(
+    topic: str, value: object, headers: Headers, codec: Codec | None
+) -> tuple[str, bytes]:
+    """The record's message id (the one in ``headers``, else a new one added to them) and
+    ``value`` encoded (JSON, or with ``codec``): what every publish does before it sends."""
+    message_id = next((v.decode() for k, v in headers if k == MESSAGE_ID_HEADER), None)
+    if message_id is None:
+        message_id = uuid.uuid4().hex
+        headers.append((MESSAGE_ID_HEADER, message_id.encode()))
+    payload = encode(value) if codec is None else await codec.encode(topic, value)
+    return message_id, payload
