@@ -17,7 +17,7 @@ from shoal import App
 from shoal.app.message import Headers
 from shoal.app.resilience.dlq import dlq_topic
 from shoal.app.resilience.retry import Retry
-from shoal.app.transport import PipelinedSend, TransportError
+from shoal.app.transport import PipelinedSend, TransportBusy, TransportError
 from shoal.app.transports.memory import MemoryTransport
 
 OUTPUT = "bills"
@@ -224,3 +224,66 @@ def test_stop_does_not_wait_past_its_budget_for_an_output_never_acknowledged() -
         assert transport.committed("orders") == 0  # never delivered: handled again later
 
     asyncio.run(asyncio.wait_for(scenario(), WAIT_S_MAX))
+
+
+class SharedQueueTransport(HeldMemoryTransport):
+    """A send queue shared by every publisher of the app, full at QUEUE_MAX records not yet
+    delivered (librdkafka's queue.buffering.max.messages): a send then raises TransportBusy,
+    as the Kafka transport does on "Queue full"."""
+
+    QUEUE_MAX = 4
+
+    def send_nowait(
+        self, topic: str, value: bytes, key: bytes | None, headers: Headers
+    ) -> asyncio.Future[None]:
+        if sum(not h.delivered.done() for h in self.held) >= self.QUEUE_MAX:
+            raise TransportBusy("cannot produce now: Local: Queue full")
+        return super().send_nowait(topic, value, key, headers)
+
+
+def test_a_full_send_queue_holds_outputs_back_instead_of_failing_their_records() -> None:
+    """Two subscribers' outputs fill the app's one send queue: the records that find it full
+    wait for room (back-pressure); none is handled twice or dead-lettered (found in review:
+    the queue-full error went to the retry policy, which ran healthy handlers again and sent
+    their records to the DLQ)."""
+    transport = SharedQueueTransport()
+    app = App("memory://", lag_interval_s=0)
+    app.transport = transport
+    calls: list[str] = []
+    retry = Retry(max_attempts=2, base_delay_ms=0, max_delay_ms=0)
+
+    @app.subscriber("a", group="ga", output=OUTPUT, concurrency=1, retry=retry)
+    async def first(order: dict[str, int]) -> dict[str, int]:
+        calls.append(f"a{order['id']}")
+        return order
+
+    @app.subscriber("b", group="gb", output=OUTPUT, concurrency=1, retry=retry)
+    async def second(order: dict[str, int]) -> dict[str, int]:
+        calls.append(f"b{order['id']}")
+        return order
+
+    async def scenario() -> None:
+        async with app:
+            for i in range(3):
+                await app.publish("a", {"id": i}, key="k")
+            await until(lambda: len(transport.held) == 3, "a's outputs queued")
+            for i in range(3):
+                await app.publish("b", {"id": i}, key="k")
+            await until(lambda: "b1" in calls, "b's second record handled (queue full)")
+            await asyncio.sleep(0.2)  # b's output waits for room; nothing is retried meanwhile
+            for i in range(3):
+                await transport.release(i)
+            await until(lambda: len(transport.held) == 6, "b's outputs queued once room came")
+            for i in range(3, 6):
+                await transport.release(i)
+            committed = transport.broker.committed
+            await until(
+                lambda: (
+                    sum(o for (g, (t, _)), o in committed.items() if (g, t) == ("gb", "b")) == 3
+                ),
+                "b committed to its end",
+            )
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT_S_MAX * 2))
+    assert sorted(calls) == ["a0", "a1", "a2", "b0", "b1", "b2"]
+    assert transport.broker.topic(dlq_topic("b"))[0] == []

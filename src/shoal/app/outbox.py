@@ -18,7 +18,7 @@ from shoal.app.observability import tracing
 from shoal.app.observability.metrics import Instruments
 from shoal.app.serdes.codec import Codec
 from shoal.app.serdes.payload import encode
-from shoal.app.transport import DelayedSend, PipelinedSend, Transport
+from shoal.app.transport import DelayedSend, PipelinedSend, Transport, send_when_room
 
 
 class Outbox(Protocol):
@@ -103,7 +103,7 @@ class TransportOutbox:
             raise TypeError("the transport cannot send without waiting (no send_nowait)")
         _, payload = await _identified_payload(topic, value, headers, codec)
         with tracing.publish_span(topic, self._system, headers=headers):
-            delivered = sender.send_nowait(topic, payload, key, headers)
+            delivered = await send_when_room(sender, topic, payload, key, headers)
         published = self._metrics.published
 
         def count(fut: asyncio.Future[None]) -> None:

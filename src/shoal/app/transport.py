@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from shoal.app.message import Headers, Message
 
@@ -24,6 +24,17 @@ TopicPartition = tuple[str, int]
 
 class TransportError(Exception):
     """The transport failed to send, fetch or commit (translated from the client's errors)."""
+
+
+class TransportBusy(TransportError):
+    """The transport's send queue is full for now (librdkafka's "Queue full"): back-pressure,
+    not a failure of the record. :func:`send_when_room` waits for room instead."""
+
+
+QUEUE_FULL_WAIT_S: Final = 60.0
+"""How long a send waits for room in a full send queue before it fails (a broker that accepts
+nothing for that long is a failure the retry policy should see)."""
+QUEUE_FULL_PAUSE_MAX_S: Final = 0.05
 
 
 class TransportConsumer(Protocol):
@@ -66,8 +77,28 @@ class PipelinedSend(Protocol):
         self, topic: str, value: bytes, key: bytes | None, headers: Headers
     ) -> asyncio.Future[None]:
         """Queue the record and return its delivery's future; TransportError at once when it
-        cannot even be queued."""
+        cannot even be queued (TransportBusy while the queue is full)."""
         ...
+
+
+async def send_when_room(
+    sender: PipelinedSend, topic: str, value: bytes, key: bytes | None, headers: Headers
+) -> asyncio.Future[None]:
+    """``sender.send_nowait``, waiting (up to QUEUE_FULL_WAIT_S) while its queue is full: the
+    queue is shared by every publisher of the app, and many pipelined subscribers can fill it
+    with outputs in flight; a record that finds it full is not a failed record (retried, then
+    dead-lettered), it waits for deliveries to make room."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + QUEUE_FULL_WAIT_S
+    pause = 0.001
+    while True:
+        try:
+            return sender.send_nowait(topic, value, key, headers)
+        except TransportBusy:
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, QUEUE_FULL_PAUSE_MAX_S)
 
 
 @runtime_checkable

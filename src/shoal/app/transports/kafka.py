@@ -21,7 +21,13 @@ import confluent_kafka.admin
 from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.message import Headers, Message
-from shoal.app.transport import DeliveryLimit, RebalanceListener, TransportError
+from shoal.app.transport import (
+    DeliveryLimit,
+    RebalanceListener,
+    TransportBusy,
+    TransportError,
+    send_when_room,
+)
 from shoal.app.transports.daemon_call import in_daemon_thread
 from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, KafkaConsumer, _message
 from shoal.app.transports.kafka_queue import KafkaQueueConsumer, share_delivery_count_limit
@@ -109,7 +115,7 @@ class KafkaTransport:
         return remaining
 
     async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
-        await self.send_nowait(topic, value, key, headers)
+        await (await send_when_room(self, topic, value, key, headers))
 
     def send_nowait(
         self, topic: str, value: bytes, key: bytes | None, headers: Headers
@@ -127,7 +133,9 @@ class KafkaTransport:
             # whole fetch) if this record cannot be delivered.
             try:
                 transactional.produce(topic, value, key, headers=headers)
-            except (BufferError, confluent_kafka.KafkaException) as exc:
+            except BufferError as exc:
+                raise TransportBusy(f"cannot produce to {topic} now: {exc}") from exc
+            except confluent_kafka.KafkaException as exc:
                 raise TransportError(f"cannot produce to {topic}: {exc}") from exc
             delivered.set_result(None)
             return delivered
@@ -138,7 +146,9 @@ class KafkaTransport:
 
         try:
             self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
-        except (BufferError, confluent_kafka.KafkaException) as exc:
+        except BufferError as exc:  # librdkafka's queue is full: back-pressure
+            raise TransportBusy(f"cannot produce to {topic} now: {exc}") from exc
+        except confluent_kafka.KafkaException as exc:
             raise TransportError(f"cannot produce to {topic}: {exc}") from exc
         return delivered
 

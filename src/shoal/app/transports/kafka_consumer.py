@@ -105,6 +105,11 @@ class KafkaConsumer:
         self._next: asyncio.Future[list[Any]] | None = None
         self._to_commit: dict[TopicPartition, int] = {}
         """The latest offsets handed to commit(): committed for sure on close."""
+        self._reading_from: dict[TopicPartition, int] = {}
+        """Per partition owned now, the lowest offset handed out since it was assigned: a
+        commit below it belongs to an earlier ownership (an output delivered late, after the
+        partition went to another member and came back) and would move the group's offset
+        backwards over what the other member committed; commit() drops it."""
         self._closing = threading.Event()
         """Set by close(): an assignment waiting for the listener stops waiting."""
         self._assign_failed: str | None = None
@@ -210,6 +215,7 @@ class KafkaConsumer:
             # Not ours to commit any more: a close must not write this reading's offset back
             # over what the partition's next owner commits (offsets would go backwards).
             self._to_commit.pop(tp, None)
+            self._reading_from.pop(tp, None)
         listener = self._rebalance
         if listener is None or not partitions:
             return
@@ -285,10 +291,15 @@ class KafkaConsumer:
         else:
             msgs = await self._call(self._consume, max_records, timeout_s)
         out = []
+        reading_from = self._reading_from
         for msg in msgs:
             error = msg.error()
             if error is None:
-                out.append(_message(msg))
+                message = _message(msg)
+                tp = (message.topic, message.partition)
+                if message.offset < reading_from.get(tp, message.offset + 1):
+                    reading_from[tp] = message.offset  # first, or read again from before
+                out.append(message)
             elif error.fatal():
                 raise TransportError(f"consumer failed: {error}")
             # Other errors (a topic not yet created, a broker reconnecting) are transient and
@@ -335,6 +346,11 @@ class KafkaConsumer:
         """Queue an asynchronous commit and return at once; ``close`` commits the latest
         offsets synchronously. A commit that fails or is overtaken by a rebalance only means
         those records are read again by the next owner: at-least-once holds."""
+        offsets = {
+            tp: offset
+            for tp, offset in offsets.items()
+            if offset >= self._reading_from.get(tp, offset + 1)
+        }
         if not offsets:
             return
         self._to_commit.update(offsets)
