@@ -10,7 +10,11 @@ import threading
 import pytest
 
 from shoal.app.transport import TransportError
-from shoal.app.transports.kafka import _DeliveryReports
+from shoal.app.transports.kafka import KafkaTransport, _DeliveryReports
+from shoal.embedded import EmbeddedBroker
+
+SEND_WAIT_S = 30.0
+"""A bound on a hang, not a timing."""
 
 
 def test_a_batch_of_reports_settles_every_future_from_another_thread() -> None:
@@ -45,3 +49,35 @@ def test_reports_for_a_closed_loop_are_dropped_not_raised_in_the_poller() -> Non
     reports.add(loop, future, "t", None)
     reports.hand_over()  # the poller thread must survive an app that went away
     assert not future.done()
+
+
+def test_a_raising_user_callback_does_not_end_the_producers_deliveries(
+    shoal_broker: EmbeddedBroker,
+) -> None:
+    """A stats_cb of the user's config raises inside the producer's poll: the poll thread logs
+    it and goes on, so deliveries are still reported (before, the thread ended and every
+    later send waited forever)."""
+    raised: list[str] = []
+
+    def stats_cb(_stats: str) -> None:
+        raised.append("stats")
+        raise RuntimeError("a user's callback failed")
+
+    transport = KafkaTransport(
+        shoal_broker.bootstrap_servers, **{"statistics.interval.ms": 10, "stats_cb": stats_cb}
+    )
+
+    async def scenario() -> None:
+        await transport.start()
+        try:
+            for i in range(3):
+                # Each send waits for its delivery report, which only the poll thread hands over.
+                await asyncio.wait_for(
+                    transport.send("raising-callback", b"v%d" % i, None, []), SEND_WAIT_S
+                )
+                await asyncio.sleep(0.05)
+        finally:
+            await transport.stop()
+
+    asyncio.run(scenario())
+    assert len(raised) >= 2

@@ -78,7 +78,13 @@ class KafkaTransport:
     def _poll(self, producer: Any) -> None:
         # The producer as an argument: stop() drops self._producer while this may still poll.
         while self._running:
-            producer.poll(PRODUCER_POLL_S)
+            try:
+                producer.poll(PRODUCER_POLL_S)
+            except Exception:
+                # A callback of the user's config (error_cb, stats_cb) raised out of poll: if
+                # this thread ended, no delivery would ever be reported again and every send
+                # would wait forever. Log it and go on polling.
+                log.exception("a producer callback raised; the producer goes on")
             self._reports.hand_over()
 
     async def stop(self) -> None:
