@@ -80,11 +80,15 @@ class KafkaTransport:
         while self._running:
             try:
                 producer.poll(PRODUCER_POLL_S)
-            except Exception:
+            except Exception as exc:
                 # A callback of the user's config (error_cb, stats_cb) raised out of poll: if
                 # this thread ended, no delivery would ever be reported again and every send
                 # would wait forever. Log it and go on polling.
                 log.exception("a producer callback raised; the producer goes on")
+                # The traceback holds this frame, which holds the producer: a cycle through
+                # the client's C object that the garbage collector cannot break, keeping a
+                # stopped producer (and its threads, reconnecting) alive.
+                exc.__traceback__ = None
             self._reports.hand_over()
 
     async def stop(self) -> None:
