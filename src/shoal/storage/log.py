@@ -15,6 +15,7 @@ import time
 from bisect import bisect_right
 from collections import deque
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -284,14 +285,20 @@ class PartitionLog:
     def _save_epochs(self) -> None:
         with self._lock:
             cache = LeaderEpochCache(self._epochs.entries())
-        try:
+        with self._file_write_errors("could not save the leader epochs"):
             write_epoch_file(self._fs, self.directory, cache)
+
+    @contextmanager
+    def _file_write_errors(self, doing: str) -> Iterator[None]:
+        """How a failed atomic file write (temp file, fsync, rename) surfaces: without space
+        the old file is whole and still true, so DiskFullError (wait for space, try again);
+        any other I/O error fails the directory. ``doing`` begins the message."""
+        try:
+            yield
         except NoSpaceForCopy as exc:
-            raise DiskFullError(f"could not save the leader epochs of {self.name}: {exc}") from exc
+            raise DiskFullError(f"{doing} of {self.name}: {exc}") from exc
         except OSError as exc:
-            raise self._health.fail(
-                f"could not save the leader epochs of {self.name}: {exc}"
-            ) from exc
+            raise self._health.fail(f"{doing} of {self.name}: {exc}") from exc
 
     def _last_batch_epoch(self) -> int:
         """The epoch stamped in the last batch (-1 if the log is empty): reads only the
@@ -584,16 +591,10 @@ class PartitionLog:
         with self._lock:
             start = self._log_start if log_start is None else max(log_start, self._log_start)
             checkpoint = Checkpoint(self._flushed_offset, start)
-        try:
+        # Without space the old checkpoint is whole and still true (an older recovery point
+        # only means a longer scan after a crash): the next flush tries again.
+        with self._file_write_errors("could not write the checkpoint"):
             write_checkpoint(self._fs, self.directory, checkpoint)
-        except NoSpaceForCopy as exc:
-            # The old checkpoint is whole and still true (an older recovery point only means
-            # a longer scan after a crash): wait for space, the next flush tries again.
-            raise DiskFullError(f"could not write the checkpoint of {self.name}: {exc}") from exc
-        except OSError as exc:
-            raise self._health.fail(
-                f"could not write the checkpoint of {self.name}: {exc}"
-            ) from exc
         self._saved_recovery_point = checkpoint.recovery_point
         self._saved_log_start = checkpoint.log_start_offset
         self._last_checkpoint_ms = self._clock.monotonic_ms()
@@ -709,12 +710,8 @@ class PartitionLog:
 
         with self._flush_lock:
             self._check_writable()
-            try:
+            with self._file_write_errors(f"could not write {name}"):
                 write_side_file(self._fs, self.directory, name, payload)
-            except NoSpaceForCopy as exc:
-                raise DiskFullError(f"could not write {name} of {self.name}: {exc}") from exc
-            except OSError as exc:
-                raise self._health.fail(f"could not write {name} of {self.name}: {exc}") from exc
 
     def read_side_journal(self, name: str) -> bytes | None:
         """The newest whole version in side journal ``name`` (see
