@@ -52,6 +52,10 @@ ROLES = Path(__file__).parent / "market_roles.py"
 CHART_STAGE = "quote -> table"
 RATIO_STAGES = ("quote -> table", "trade -> bars", "quote -> broker ack")
 BUCKET_MS = 1_000
+STAGE_QUERY = "?linger.ms=0"
+"""The services' producer sends at once: a processor awaits its writes (outputs, then its
+state) before it handles the next fetch, so a linger there is a wait on every record's path;
+the feed keeps librdkafka's 5 ms, which batches its stream."""
 ROLE_TIMEOUT_S = 600.0
 """A hang guard for one role process, not a timing expectation."""
 
@@ -153,6 +157,7 @@ def run_one(
     stages: list[str],
     unpaced: bool = False,
     profile: Path | None = None,
+    stage_query: str = "",
 ) -> dict[str, Any]:
     """The feed and each stage as processes of their own; figures and latency samples."""
     label = f"{'max' if unpaced else rate}"
@@ -164,7 +169,8 @@ def run_one(
     with ExitStack() as cleanup:
         services = []
         for service in stages:
-            role = Role(service, ["stage", *common, "--service", service], work, profile)
+            argv = ["stage", *common, "--service", service, "--query", stage_query]
+            role = Role(service, argv, work, profile)
             cleanup.callback(role.stop)
             services.append(role)
         for role in services:
@@ -201,6 +207,8 @@ def run_one(
         "events": events,
         "rate_reached": events / sent["feed_s"] if sent["feed_s"] else 0.0,
         "feed_cpu_per_event_us": sent["cpu_s"] / events * 1e6,
+        "feed_s": sent["feed_s"],
+        "feed_run_queue_s": sent["run_queue_s"],
         "pipeline_rate": events / pipeline_s if pipeline_s > 0 else 0.0,
         "services": per_stage,
         "stages": monitor.summary(),
@@ -212,13 +220,15 @@ def _print_row(system: str, row: dict[str, Any]) -> None:
     asked = "max" if row["rate_asked"] is None else f"{row['rate_asked']:,}/s"
     print(
         f"{system:<6} asked {asked:>9} feed reached {row['rate_reached']:>9,.0f}/s "
-        f"({row['feed_cpu_per_event_us']:.1f} us CPU/event); pipeline "
+        f"({row['feed_cpu_per_event_us']:.1f} us CPU/event; waited for a core "
+        f"{row['feed_run_queue_s']:.1f} s of {row['feed_s']:.1f} s); pipeline "
         f"{row['pipeline_rate']:>9,.0f}/s"
     )
     for name, fig in row["services"].items():
         print(
             f"    service {name:<7} {fig['handled']:>9,} records  {fig['rate']:>9,.0f}/s  "
-            f"{fig['cpu_per_record_us']:.1f} us CPU/record"
+            f"{fig['cpu_per_record_us']:.1f} us CPU/record; waited for a core "
+            f"{fig['run_queue_s']:.1f} s"
         )
     for stage, fig in row["stages"].items():
         print(
@@ -280,6 +290,11 @@ def main() -> None:
         default=200_000,
         help="events of the unpaced throughput run (0: none)",
     )
+    parser.add_argument(
+        "--stage-query",
+        default=STAGE_QUERY,
+        help=f"librdkafka settings of the services' kafka:// URL (default {STAGE_QUERY!r})",
+    )
     parser.add_argument("--profile", type=Path, help="cProfile every role; statistics here")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--smoke", action="store_true", help="2 s at 500/s on shoal only")
@@ -291,6 +306,7 @@ def main() -> None:
     throughput = 2_000 if args.smoke else args.throughput_events
     results: dict[str, Any] = {
         "config": {
+            "stage_query": args.stage_query,
             "rates": rates,
             "seconds": seconds,
             "stages": stages,
@@ -316,6 +332,7 @@ def main() -> None:
                         stages=stages,
                         unpaced=unpaced,
                         profile=args.profile / name if args.profile else None,
+                        stage_query=args.stage_query,
                     )
                     results["systems"].setdefault(system, []).append(row)
                     _print_row(system, row)

@@ -13,7 +13,8 @@ stage: runs one service of the example (``quotes``: the latest-quote table, spre
 the trade/quote join; ``bars``: OHLC/VWAP windows) as a stream processor; prints
 ``{"ready": true}`` once its group gave it its partitions, restored; then reads one line from
 stdin, ``{"<topic>": records, ...}``, the records the feed sent, and stops once it handled and
-committed them all, printing ``{"handled": n, "cpu_s": s}`` (CPU from ready to done).
+committed them all, printing ``{"handled": n, "cpu_s": s, "run_queue_s": s}`` (from ready to
+done: CPU used, and time its threads waited for a core).
 
 Latency samples (exchange timestamp -> the stage, per event) go to ``--out`` as JSON:
 ``{stage: {"seen": n, "at_ms": [...], "latency_ms": [...]}}``. Both ends read the same clock:
@@ -49,6 +50,18 @@ WAIT_S_MAX = 300.0
 POLL_S = 0.01
 
 
+def _run_queue_s() -> float:
+    """Seconds this process's threads have waited for a core so far (Linux schedstat, summed
+    over its threads; 0 elsewhere): on a loaded machine, a share of every latency."""
+    total_ns = 0
+    for stat in Path("/proc/self/task").glob("*/schedstat"):
+        try:
+            total_ns += int(stat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total_ns / 1e9
+
+
 def _say(doc: dict[str, Any]) -> None:
     print(json.dumps(doc), flush=True)
 
@@ -79,7 +92,7 @@ async def feed(args: argparse.Namespace) -> None:
     try:
         await app.transport.ensure_topics([topics.trades, topics.quotes])
         monitor = LatencyMonitor()
-        cpu = time.process_time()
+        cpu, waited, loop_cpu = time.process_time(), _run_queue_s(), time.thread_time()
         # Exchange time starts at the first send: each event is stamped with the ms of the
         # feed it is due in (its arrival, truncated to the ms: up to 1 ms early).
         feed_s, start_ms = await send_feed(
@@ -91,7 +104,8 @@ async def feed(args: argparse.Namespace) -> None:
             realtime=not args.unpaced,
             stamped_at_start=True,
         )
-        cpu_s = time.process_time() - cpu
+        cpu_s, waited_s = time.process_time() - cpu, _run_queue_s() - waited
+        loop_cpu_s = time.thread_time() - loop_cpu
     finally:
         await app.stop()
     _dump(monitor, args.out)
@@ -103,6 +117,8 @@ async def feed(args: argparse.Namespace) -> None:
             "start_ms": start_ms,
             "feed_s": feed_s,
             "cpu_s": cpu_s,
+            "loop_cpu_s": loop_cpu_s,
+            "run_queue_s": waited_s,
         }
     )
 
@@ -118,7 +134,7 @@ async def stage(args: argparse.Namespace) -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(proc.run(stop))
         await _until(proc.assigned.is_set, task, "the group's assignment")
-        cpu = time.process_time()
+        cpu, waited = time.process_time(), _run_queue_s()
         _say({"ready": True})
         loop = asyncio.get_running_loop()
         expected: dict[str, int] = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
@@ -131,13 +147,13 @@ async def stage(args: argparse.Namespace) -> None:
             task,
             "every record the feed sent",
         )
-        cpu_s = time.process_time() - cpu
+        cpu_s, waited_s = time.process_time() - cpu, _run_queue_s() - waited
         stop.set()
         await task
     finally:
         await app.stop()
     _dump(monitor, args.out)
-    _say({"handled": proc.records_handled, "cpu_s": cpu_s})
+    _say({"handled": proc.records_handled, "cpu_s": cpu_s, "run_queue_s": waited_s})
 
 
 async def _until(done: Any, task: asyncio.Task[None], what: str) -> None:

@@ -25,7 +25,7 @@ from examples.market.latency import LatencyMonitor
 from examples.market.services import Topics, bar_service, now_ms, quote_service
 from shoal import App, Message
 from shoal.app.streams.processor import Processor
-from shoal.app.transport import Transport
+from shoal.app.transport import Transport, wait_all
 
 WAIT_S_MAX = 120.0
 """A hang guard, not a timing expectation."""
@@ -131,7 +131,7 @@ async def send_feed(
             pending.append(asyncio.ensure_future(send(topic, value, event)))
         while len(pending) > SEND_IN_FLIGHT_MAX:
             await pending.popleft()
-    await asyncio.gather(*pending)
+    await wait_all(list(pending))
     return time.monotonic() - started, started_ms
 
 
