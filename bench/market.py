@@ -205,6 +205,7 @@ def run_one(
     return {
         "rate_asked": None if unpaced else rate,
         "events": events,
+        "trades": sent["trades"],
         "rate_reached": events / sent["feed_s"] if sent["feed_s"] else 0.0,
         "feed_cpu_per_event_us": sent["cpu_s"] / events * 1e6,
         "feed_s": sent["feed_s"],
