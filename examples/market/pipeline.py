@@ -10,6 +10,7 @@ It waits for outcomes (each service has handled every record of its topics), not
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -24,12 +25,15 @@ from examples.market.latency import LatencyMonitor
 from examples.market.services import Topics, bar_service, now_ms, quote_service
 from shoal import App, Message
 from shoal.app.streams.processor import Processor
-from shoal.app.transport import Transport
+from shoal.app.transport import Transport, wait_all
 
 WAIT_S_MAX = 120.0
 """A hang guard, not a timing expectation."""
-SEND_CHUNK = 1_000
-"""Records in flight from the feed at once (each send waits for acks=all)."""
+SEND_IN_FLIGHT_MAX = 50_000
+"""Records the feed has sent and the broker not yet acknowledged, at most (half of
+librdkafka's default queue.buffering.max.messages)."""
+SEND_YIELD_EVERY = 100
+"""Events the feed sends in a row, at most, before it lets the event loop run."""
 POLL_S = 0.05
 
 
@@ -54,17 +58,32 @@ class MarketRun:
     """The trades topic decoded: (partition, trade) in offset order per partition."""
 
 
-async def _send_feed(
+async def send_feed(
     transport: Transport,
     topics: Topics,
     feed: list[tuple[float, Event]],
     monitor: LatencyMonitor,
     pay: Payloads,
     realtime: bool,
-) -> float:
-    """Send the feed; return how long it took (first send to last acknowledgement)."""
+    *,
+    stamped_at_start: bool = False,
+) -> tuple[float, int]:
+    """Send the feed; return how long it took (first send to last acknowledgement) and the
+    wall-clock ms of the first send.
+
+    ``realtime``: each event is sent at its arrival time (ms after the first send), the
+    events already due together, then a sleep until the next one is due. The feed never waits
+    for acknowledgements except to keep at most ``SEND_IN_FLIGHT_MAX`` in flight (then for the
+    oldest): waiting for a whole chunk of acks made every event due meanwhile late, and that
+    wait counted in its latency from the exchange timestamp.
+
+    ``stamped_at_start``: the events' exchange timestamps count from 0, and are stamped from
+    the wall clock (CLOCK_REALTIME, in ms) of the first send: what a feed process does, whose
+    exchange clock must not include making the feed (seconds for millions of events)."""
     started = time.monotonic()
-    pending: list[asyncio.Future[None]] = []
+    started_ms = int(time.time() * 1_000)
+    shift_ms = started_ms if stamped_at_start else 0
+    pending: collections.deque[asyncio.Future[None]] = collections.deque()
     # A transport that can produce at once (Kafka) saves a coroutine and a task per event.
     send_nowait: Callable[..., asyncio.Future[None]] | None = getattr(
         transport, "send_nowait", None
@@ -72,35 +91,48 @@ async def _send_feed(
 
     async def send(topic: str, value: bytes, event: Event) -> None:
         await transport.send(topic, value, event.symbol.encode(), [])
-        monitor.record(f"{event.kind} -> broker ack", event.ts_ms, now_ms())
+        monitor.record(f"{event.kind} -> broker ack", event.ts_ms + shift_ms, now_ms())
 
     def acked(event: Event) -> Callable[[asyncio.Future[None]], None]:
         stage = f"{event.kind} -> broker ack"
+        ts_ms = event.ts_ms + shift_ms
 
         def record(done: asyncio.Future[None]) -> None:
             if not done.cancelled() and done.exception() is None:
-                monitor.record(stage, event.ts_ms, now_ms())
+                monitor.record(stage, ts_ms, now_ms())
 
         return record
 
+    # Events sent since the loop last ran: a feed behind its schedule never sleeps, and
+    # without a yield the loop would run no delivery report (each ack's latency, the services
+    # of a pipeline in the same loop) until the feed ends.
+    behind = 0
     for arrival_ms, event in feed:
         if realtime:
             due = started + arrival_ms / 1_000
             if due > time.monotonic():
                 await asyncio.sleep(due - time.monotonic())
+                behind = 0
+        behind += 1
+        if behind >= SEND_YIELD_EVERY:
+            await asyncio.sleep(0)
+            behind = 0
         topic = topics.trades if event.kind == "trade" else topics.quotes
-        value = await pay.encode(topic, event.to_json())
+        doc = event.to_json()
+        doc["ts"] += shift_ms
+        if realtime:  # how late the feed itself is: every later stage counts it too
+            monitor.record("event -> sent", doc["ts"], now_ms())
+        value = await pay.encode(topic, doc)
         if send_nowait is not None:
             sent = send_nowait(topic, value, event.symbol.encode(), [])
             sent.add_done_callback(acked(event))
             pending.append(sent)
         else:
             pending.append(asyncio.ensure_future(send(topic, value, event)))
-        if len(pending) >= SEND_CHUNK:
-            await asyncio.gather(*pending)
-            pending = []
-    await asyncio.gather(*pending)
-    return time.monotonic() - started
+        while len(pending) > SEND_IN_FLIGHT_MAX:
+            await pending.popleft()
+    await wait_all(list(pending))
+    return time.monotonic() - started, started_ms
 
 
 def _shifted(feed: list[tuple[float, Event]], by_ms: int) -> list[tuple[float, Event]]:
@@ -210,7 +242,7 @@ async def run_pipeline(
             # otherwise count in every event's latency from its exchange timestamp.
             feed = _shifted(feed, int(time.time() * 1_000) - start_ms)
         events = [e for _, e in feed]
-        sending = asyncio.create_task(_send_feed(transport, topics, feed, monitor, pay, realtime))
+        sending = asyncio.create_task(send_feed(transport, topics, feed, monitor, pay, realtime))
         trades = sum(1 for e in events if e.kind == "trade")
         crashes = 0
         if crash_bars_after is not None:
@@ -220,7 +252,7 @@ async def run_pipeline(
             )
             await bars.crash_and_restart()
             crashes = 1
-        feed_s = await sending
+        feed_s, _ = await sending
         await _wait_for(lambda: bars.handled(topics.trades) >= trades, "the bar service")
         await _wait_for(
             lambda: quotes.handled(topics.quotes) + quotes.handled(topics.trades) >= len(events),

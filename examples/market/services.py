@@ -157,12 +157,13 @@ def quote_service(
     exactly_once: bool = False,
 ) -> tuple[Processor, Table]:
     quotes = quote_table(topics)
+    quotes_topic, alerts_topic = topics.quotes, topics.alerts  # names built once, not per record
 
     async def handle(msg: Message, out: Outputs) -> None:
         event = await payloads.decode(msg.topic, msg.value)
         symbol = event["symbol"]
-        if msg.topic == topics.quotes:
-            monitor.record("quote -> table", event["ts"], now_ms())
+        if msg.topic == quotes_topic:
+            monitor.record("quote -> table", event["ts"], time.time() * 1_000)
             latest = quotes.get(symbol)
             # Latest by exchange time: a quote that arrives out of order does not win.
             if latest is None or (event["ts"], event["seq"]) > (latest["ts"], latest["seq"]):
@@ -171,10 +172,10 @@ def quote_service(
             spread_bps = (event["ask"] - event["bid"]) / mid * 10_000
             if spread_bps > SPREAD_ALERT_BPS:
                 alert = {"alert": "wide spread", "bps": round(spread_bps, 1), **event}
-                out.send(topics.alerts, await payloads.encode(topics.alerts, alert), symbol)
+                out.send(alerts_topic, await payloads.encode(alerts_topic, alert), symbol)
             return
         # A trade: joined with its symbol's latest quote (same key, co-partitioned topics).
-        monitor.record("trade -> join", event["ts"], now_ms())
+        monitor.record("trade -> join", event["ts"], time.time() * 1_000)
         quote = quotes.get(symbol)
         if quote is None:
             return
@@ -182,7 +183,7 @@ def quote_service(
         off_bps = abs(event["price"] - mid) / mid * 10_000
         if off_bps > OFF_QUOTE_ALERT_BPS:
             alert = {"alert": "trade off quote", "bps": round(off_bps, 1), **event, "quote": quote}
-            out.send(topics.alerts, await payloads.encode(topics.alerts, alert), symbol)
+            out.send(alerts_topic, await payloads.encode(alerts_topic, alert), symbol)
 
     proc = Processor(
         transport,

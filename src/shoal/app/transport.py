@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from shoal.app.message import Headers, Message
 
@@ -99,6 +100,27 @@ async def send_when_room(
                 raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, QUEUE_FULL_PAUSE_MAX_S)
+
+
+async def wait_all(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait for every future, in order; raise the first failure met. What
+    ``asyncio.gather(*futures)`` does for sends, without its cost per future (a done callback
+    on each, and a loop call as each settles: a quarter of a feed's CPU per record at tens
+    of thousands a second); a future already settled costs no suspension. Unlike gather, a
+    failure is raised once the futures before it have settled. The failures of the futures
+    after it are retrieved as they come (asyncio would log each as never retrieved)."""
+    for index, future in enumerate(futures):
+        try:
+            await future
+        except BaseException:
+            for rest in futures[index + 1 :]:
+                rest.add_done_callback(_retrieve)
+            raise
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @runtime_checkable

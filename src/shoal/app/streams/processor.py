@@ -55,6 +55,7 @@ from shoal.app.transport import (
     Transport,
     TransportConsumer,
     TransportError,
+    wait_all,
 )
 
 log = logging.getLogger("shoal.app.streams")
@@ -104,8 +105,7 @@ class Outputs:
 
     async def drain(self) -> None:
         pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+        await wait_all(pending)
 
 
 Handler = Callable[[Message, Outputs], Awaitable[None]]

@@ -29,7 +29,12 @@ from shoal.app.transport import (
     send_when_room,
 )
 from shoal.app.transports.daemon_call import in_daemon_thread
-from shoal.app.transports.kafka_consumer import METADATA_TIMEOUT_S, KafkaConsumer, _message
+from shoal.app.transports.kafka_consumer import (
+    METADATA_TIMEOUT_S,
+    PRODUCER_DEFAULTS,
+    KafkaConsumer,
+    _message,
+)
 from shoal.app.transports.kafka_queue import KafkaQueueConsumer, share_delivery_count_limit
 from shoal.app.transports.kafka_topics_known import wait_known_everywhere
 from shoal.app.transports.kafka_txn import ACTIVE_TRANSACTION, KafkaTransactionalConsumer
@@ -65,10 +70,14 @@ class KafkaTransport:
         """The librdkafka settings every client of this transport starts from (a copy)."""
         return dict(self._config)
 
+    def producer_config(self) -> dict[str, Any]:
+        """The producer's librdkafka settings: the transport's, over shoal's defaults (a
+        URL's ``?linger.ms=0`` wins), under what the framework's guarantees need (idempotent,
+        acks=all: not overridable)."""
+        return {**PRODUCER_DEFAULTS, **self._config, "enable.idempotence": True, "acks": "all"}
+
     async def start(self) -> None:
-        self._producer = confluent_kafka.Producer(
-            {**self._config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
-        )
+        self._producer = confluent_kafka.Producer(self.producer_config())
         self._running = True
         self._poller = threading.Thread(
             target=self._poll, args=(self._producer,), name="shoal-producer", daemon=True

@@ -20,6 +20,15 @@ from shoal.app.transports.kafka_join_watch import STATS_INTERVAL_MS, JoinStalled
 log = logging.getLogger("shoal.app.transports.kafka")
 
 METADATA_TIMEOUT_S = 10.0
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "linger.ms": 5,
+    # Nagle off, as the Java client always has it (librdkafka leaves it on): with several
+    # requests in flight, a small produce request otherwise waits for the previous one's ACK.
+    "socket.nagle.disable": True,
+}
+"""What shoal's producer starts from; a URL's query (the transport's config) overrides these.
+``linger.ms``: 5 ms, librdkafka's and Kafka 4's default, trades a little latency for batches;
+a latency-bound app sets ``?linger.ms=0``."""
 REVOKE_WAIT_S = 60.0
 """How long a revocation waits for the listener (a processor finishing its fetch in progress).
 Well inside max.poll.interval.ms (300 s), the time the group gives a member to rejoin; past it

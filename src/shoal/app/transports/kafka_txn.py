@@ -24,7 +24,7 @@ import confluent_kafka
 
 from shoal.app.transport import RebalanceListener, TopicPartition, TransportError
 from shoal.app.transports.daemon_call import in_daemon_thread
-from shoal.app.transports.kafka_consumer import KafkaConsumer
+from shoal.app.transports.kafka_consumer import PRODUCER_DEFAULTS, KafkaConsumer
 
 ACTIVE_TRANSACTION: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "shoal_kafka_transaction", default=None
@@ -52,12 +52,12 @@ class KafkaTransactionalConsumer(KafkaConsumer):
             {**config, "isolation.level": "read_committed"}, topics, group, rebalance=rebalance
         )
         self._producer_config = {
+            **PRODUCER_DEFAULTS,
             **config,
             "transactional.id": f"shoal-eos-{group}-{uuid.uuid4()}",
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 5,
         }
         self._producer: Any = None
         self._token: contextvars.Token[Any] | None = None
