@@ -3,12 +3,13 @@
 The fault layer holds the fsyncs under one partition's directory (a slow disk region): what
 another partition appends meanwhile must still be acknowledged, a failure released into the
 held fsync fails only the appends it covers, and the appends queued behind a held fsync of the
-same log share the next one (group commit).
+same log share the next one (group commit). A bug in one log's flush does not stop the workers.
 """
 
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Final
@@ -17,6 +18,7 @@ import pytest
 
 from shoal.records import SimpleRecord, build_batch
 from shoal.storage import LogConfig, LogDirectoryFailedError, LogManager, PartitionLog
+from shoal.storage.flush import Flusher
 from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem
 
@@ -135,3 +137,33 @@ def test_no_more_logs_are_fsynced_at_once_than_the_flusher_has_threads(
     finally:
         fs.release_hold()
         logs.close()
+
+
+class _Flushes:
+    """A Flushable that counts its flushes, or fails them with a bug (not a StorageError)."""
+
+    def __init__(self, *, fails: bool = False) -> None:
+        self.fails = fails
+        self.flushed = threading.Event()
+
+    def flush(self) -> None:
+        if self.fails:
+            raise RuntimeError("a bug in a flush")
+        self.flushed.set()
+
+    def periodic(self, now_monotonic_ms: float) -> bool:
+        return False
+
+
+def test_a_bug_in_one_flush_does_not_stop_the_flusher(caplog: pytest.LogCaptureFixture) -> None:
+    flusher = Flusher(FakeClock(), threads=1)
+    try:
+        broken, fine = _Flushes(fails=True), _Flushes()
+        for plog in (broken, fine):
+            flusher.register(plog)
+        flusher.request(broken)
+        flusher.request(fine)
+        assert fine.flushed.wait(WAIT_S), "the only worker died with the broken flush"
+        assert "failed unexpectedly" in caplog.text
+    finally:
+        flusher.stop()

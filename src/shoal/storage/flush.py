@@ -184,10 +184,16 @@ class Flusher:
                 if self._stopping:
                     self._busy.discard(id(job.plog))
                     return
-            self._run(job)
-            with self._cond:
-                # Asked again while this ran: still queued, and taken by this loop's next turn.
-                self._busy.discard(id(job.plog))
+            try:
+                self._run(job)
+            except Exception:
+                # A bug: said loudly, and the worker goes on serving the other logs (without
+                # threads it is raised to the owner, where the simulation finds it).
+                log.exception("flush of %r failed unexpectedly", job.plog)
+            finally:
+                with self._cond:
+                    # Asked again while this ran: still queued, taken by this loop's next turn.
+                    self._busy.discard(id(job.plog))
 
     def _take_locked(self) -> _Job | None:
         # Any worker queues a due tick (the one that sleeps until it may be stuck in an fsync).
@@ -249,6 +255,10 @@ class Flusher:
         for job in jobs:
             try:
                 self._run(job)
+            except Exception:
+                # A bug: said loudly, and the worker goes on serving the other logs (without
+                # threads it is raised to the owner, where the simulation finds it).
+                log.exception("flush of %r failed unexpectedly", job.plog)
             finally:
                 with self._cond:
                     self._busy.discard(id(job.plog))
