@@ -1,9 +1,10 @@
 """The log of one partition: ordered segments, appends, reads, recovery, retention, durability.
 
 Threading: appends, reads and retention run on the caller's thread (the broker's event loop);
-the :class:`~shoal.storage.flush.Flusher` thread fsyncs. ``_lock`` guards the in-memory state
-and is held only briefly by the flusher; ``_flush_lock`` serialises flushes with the operations
-that delete files. Lock order: ``_flush_lock`` before ``_lock``.
+a :class:`~shoal.storage.flush.Flusher` worker thread fsyncs (one at a time per log; other logs
+meanwhile on other workers). ``_lock`` guards the in-memory state and is held only briefly by
+the flusher; ``_flush_lock`` serialises flushes with the operations that delete files. Lock
+order: ``_flush_lock`` before ``_lock``.
 """
 
 from __future__ import annotations
@@ -550,7 +551,7 @@ class PartitionLog:
                     released.append(self._waiters.popleft()[1])
         for future in released:
             # A waiter may have given up (a Produce timed out and cancelled it): skip it, as
-            # completing a cancelled future raises and would kill the flusher thread.
+            # completing a cancelled future raises and would kill the flusher's worker.
             if future.set_running_or_notify_cancel():
                 future.set_result(None)
         if to_seal:
