@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,8 +33,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench.peers and tests.peers import from root
 
 from bench.peers.report import environment  # noqa: E402
+from bench.transactions import create_topics, scrape  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: E402
 
 RESULTS: Final = ROOT / "bench" / "results"
 RECORD: Final = b"x" * 100
@@ -51,34 +49,18 @@ PRODUCER: Final[dict[str, Any]] = {
 TIMEOUT_S: Final = 60.0
 
 
-def scrape(http: str) -> dict[str, float]:
-    """Produce request and flush ``_sum``/``_count`` from the broker's metrics."""
-    with urllib.request.urlopen(f"{http}/metrics", timeout=TIMEOUT_S) as answer:
-        text = answer.read().decode()
-    got: dict[str, float] = {}
-    produce = re.compile(r'^shoal_request_duration_seconds_(sum|count)\{api="Produce".*\} (\S+)$')
-    fsync = re.compile(r"^shoal_fsync_duration_seconds_(sum|count) (\S+)$")
-    for line in text.splitlines():
-        if m := produce.match(line):
-            got[f"produce_{m[1]}"] = got.get(f"produce_{m[1]}", 0.0) + float(m[2])
-        elif m := fsync.match(line):
-            got[f"fsync_{m[1]}"] = float(m[2])
-    return got
-
-
 def run_once(
     bootstrap: str, http: str, topic: str, partitions: int, seconds: float
 ) -> dict[str, Any]:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(TIMEOUT_S)
+    create_topics(bootstrap, [topic], partitions)
     failures: list[str] = []
-
-    def delivered(error: Any, _message: Any) -> None:
-        if error is not None:
-            failures.append(str(error))
-
-    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER, "on_delivery": delivered})
-    producer.list_topics(topic, timeout=TIMEOUT_S)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            **PRODUCER,
+            "on_delivery": lambda error, _message: error and failures.append(str(error)),
+        }
+    )
     before = scrape(http)
     sent = 0
     began = time.perf_counter()
@@ -102,8 +84,8 @@ def run_once(
 
     return {
         "records_per_s": sent / elapsed,
-        "produce_mean_ms": delta("produce_sum") / max(1.0, delta("produce_count")) * 1000,
-        "produce_requests": delta("produce_count"),
+        "produce_mean_ms": delta("Produce_sum") / max(1.0, delta("Produce_count")) * 1000,
+        "produce_requests": delta("Produce_count"),
         "fsyncs_per_s": delta("fsync_count") / elapsed,
         "fsync_mean_ms": delta("fsync_sum") / max(1.0, delta("fsync_count")) * 1000,
     }

@@ -20,7 +20,7 @@ from shoal.records import SimpleRecord, build_batch
 from shoal.storage import LogConfig, LogDirectoryFailedError, LogManager, PartitionLog
 from shoal.storage.flush import Flusher
 from shoal.testing.clock import FakeClock
-from shoal.testing.faultfs import FaultyFileSystem
+from shoal.testing.faultfs import FaultyFileSystem, FsyncHold
 
 DATA: Final = "/data"
 WAIT_S: Final = 30.0
@@ -55,13 +55,20 @@ def _append(plog: PartitionLog, value: bytes) -> Future[None]:
     return plog.wait_durable(info.last_offset)
 
 
+def _held_append(fs: FaultyFileSystem, plog: PartitionLog) -> tuple[FsyncHold, Future[None]]:
+    """An append to ``plog`` whose fsync has begun and is held (with every later one under
+    the log's directory) until the hold is released."""
+    hold = fs.hold_fsyncs_under(plog.directory)
+    durable = _append(plog, b"held")
+    assert hold.wait_held(1, WAIT_S), f"the fsync of {plog.name} never started"
+    return hold, durable
+
+
 def test_an_append_is_acknowledged_while_another_logs_fsync_is_held(
     fs: FaultyFileSystem, logs: LogManager
 ) -> None:
     slow, fast = logs.create("t", 0), logs.create("t", 1)
-    hold = fs.hold_fsyncs_under(slow.directory)
-    held = _append(slow, b"slow")
-    assert hold.wait_held(1, WAIT_S), "the slow partition's fsync never started"
+    hold, held = _held_append(fs, slow)
     # One flusher thread would be stuck in the held fsync: this would never be acknowledged.
     _append(fast, b"fast").result(WAIT_S)
     assert fast.flushed_offset == 1
@@ -75,9 +82,7 @@ def test_a_failed_fsync_fails_only_the_appends_of_its_own_file(
     fs: FaultyFileSystem, logs: LogManager
 ) -> None:
     bad, good = logs.create("t", 0), logs.create("t", 1)
-    hold = fs.hold_fsyncs_under(bad.directory)
-    first = _append(bad, b"lost-1")
-    assert hold.wait_held(1, WAIT_S)
+    hold, first = _held_append(fs, bad)
     queued = _append(bad, b"lost-2")  # behind the held fsync of its own log
     acknowledged = [_append(good, f"kept-{n}".encode()) for n in range(3)]
     for future in acknowledged:
@@ -106,9 +111,7 @@ def test_appends_queued_behind_a_held_fsync_share_the_next_one(
     fs: FaultyFileSystem, logs: LogManager
 ) -> None:
     plog = logs.create("t", 0)
-    hold = fs.hold_fsyncs_under(plog.directory)
-    first = _append(plog, b"first")
-    assert hold.wait_held(1, WAIT_S)
+    hold, first = _held_append(fs, plog)
     queued = [_append(plog, f"queued-{n}".encode()) for n in range(10)]
     # One log is fsynced by one worker at a time: no second fsync of it started meanwhile.
     assert hold.held == 1
@@ -167,3 +170,19 @@ def test_a_bug_in_one_flush_does_not_stop_the_flusher(caplog: pytest.LogCaptureF
         assert "failed unexpectedly" in caplog.text
     finally:
         flusher.stop()
+
+
+def test_without_threads_a_bug_reaches_the_owner_and_the_other_logs_wait_for_the_next_round() -> (
+    None
+):
+    flusher = Flusher(FakeClock(), threaded=False)
+    broken, fine = _Flushes(fails=True), _Flushes()
+    for plog in (broken, fine):
+        flusher.register(plog)
+    flusher.request(broken)
+    flusher.request(fine)
+    with pytest.raises(RuntimeError, match="a bug in a flush"):
+        flusher.run_pending()  # the simulation sees the bug
+    assert not fine.flushed.is_set()
+    flusher.run_pending()
+    assert fine.flushed.is_set()

@@ -102,11 +102,6 @@ class Flusher:
         if threaded:
             self._start_worker()  # the first one also keeps the ticks
 
-    @property
-    def thread_count(self) -> int:
-        """Workers started so far (they start as parallel work needs them)."""
-        return len(self._threads)
-
     def register(self, plog: Flushable) -> None:
         with self._cond:
             self._registered[id(plog)] = plog
@@ -190,10 +185,6 @@ class Flusher:
                 # A bug: said loudly, and the worker goes on serving the other logs (without
                 # threads it is raised to the owner, where the simulation finds it).
                 log.exception("flush of %r failed unexpectedly", job.plog)
-            finally:
-                with self._cond:
-                    # Asked again while this ran: still queued, taken by this loop's next turn.
-                    self._busy.discard(id(job.plog))
 
     def _take_locked(self) -> _Job | None:
         # Any worker queues a due tick (the one that sleeps until it may be stuck in an fsync).
@@ -222,8 +213,8 @@ class Flusher:
             self._dirty.clear()
 
     def _run(self, job: _Job) -> None:
-        """Flush the log if asked, then its periodic duties if due; a failing log must not
-        stop the workers for the others."""
+        """Flush the log if asked, then its periodic duties if due, and let the log be taken
+        again; a failing log must not stop the workers for the others."""
         plog = job.plog
         more = False
         try:
@@ -236,6 +227,10 @@ class Flusher:
             # The log already failed its waiters and marked its directory; nothing to retry.
             log.error("flush failed: %s", exc)
             more = False
+        finally:
+            with self._cond:
+                # Asked again while this ran: still queued, taken by a worker's next turn.
+                self._busy.discard(id(plog))
         if more:
             self.mark_dirty(plog)
 
@@ -252,13 +247,14 @@ class Flusher:
                 del self._queue[id(job.plog)]
                 self._busy.add(id(job.plog))
         jobs.sort(key=lambda job: not job.flush)  # waiting appenders first
-        for job in jobs:
+        for done, job in enumerate(jobs):
             try:
                 self._run(job)
-            except Exception:
-                # A bug: said loudly, and the worker goes on serving the other logs (without
-                # threads it is raised to the owner, where the simulation finds it).
-                log.exception("flush of %r failed unexpectedly", job.plog)
-            finally:
-                with self._cond:
-                    self._busy.discard(id(job.plog))
+            except BaseException:
+                with self._cond:  # the logs not reached wait for the next round
+                    for rest in jobs[done + 1 :]:
+                        self._busy.discard(id(rest.plog))
+                        queued = self._queue.setdefault(id(rest.plog), rest)
+                        queued.flush |= rest.flush
+                        queued.periodic |= rest.periodic
+                raise
