@@ -142,6 +142,21 @@ def test_no_more_logs_are_fsynced_at_once_than_the_flusher_has_threads(
         logs.close()
 
 
+def test_fsyncs_failing_at_once_fail_the_directory_once(
+    fs: FaultyFileSystem, logs: LogManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    plogs = [logs.create("t", p) for p in range(4)]
+    hold = fs.hold_fsyncs_under(DATA)
+    waits = [_append(plog, b"v") for plog in plogs]
+    assert hold.wait_held(len(plogs), WAIT_S), f"only {hold.held} fsyncs ran at once"
+    hold.release(errno.EIO)  # the whole disk gives up under every worker at once
+    for future in waits:
+        with pytest.raises(LogDirectoryFailedError):
+            future.result(WAIT_S)
+    critical = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert len(critical) == 1, [r.getMessage() for r in critical]
+
+
 class _Flushes:
     """A Flushable that counts its flushes, or fails them with a bug (not a StorageError)."""
 

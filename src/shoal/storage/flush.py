@@ -155,7 +155,12 @@ class Flusher:
         waiting = len(self._queue) - sum(1 for i in self._busy if i in self._queue)
         if not waiting:
             return  # the log is being flushed: its worker takes it again when done
-        if self._threaded and waiting > self._idle and len(self._threads) < self._max_threads:
+        if (
+            self._threaded
+            and not self._stopping
+            and waiting > self._idle
+            and len(self._threads) < self._max_threads
+        ):
             self._start_worker()
         self._cond.notify()
 

@@ -77,10 +77,15 @@ class DirectoryHealth:
     def __init__(self, path: str) -> None:
         self.path = path
         self.failure: str | None = None
+        self._lock = threading.Lock()
+        """The flusher's workers may fail at once: the first reason is kept and logged once."""
 
     def fail(self, reason: str) -> LogDirectoryFailedError:
-        if self.failure is None:
-            self.failure = reason
+        with self._lock:
+            first = self.failure is None
+            if first:
+                self.failure = reason
+        if first:
             log.critical("log directory %s is now read-only: %s", self.path, reason)
         return LogDirectoryFailedError(self._message())
 
