@@ -4,13 +4,14 @@ The broker counts on its hot paths (every request, every appended batch, every f
 observation must cost a few attribute writes: prometheus-client's Counter and Histogram take a
 lock per increment and its label lookup builds a tuple per call. Here a counter is a plain
 ``int`` in a dict or a slotted object, bumped by the one thread that owns it (the event loop;
-the flusher thread for fsyncs), and a histogram is a list of per-bucket counts found with one
-``bisect``. Nothing is allocated per observation. The scrape (rare, on the event loop) turns the
-numbers into text with :class:`~shoal.metrics.exposition.Exposition`, written by hand because
-generating the text directly is several times faster than building prometheus-client's sample
-objects for every partition and group (the scrape goal is 1,000 partitions and 100 groups in
-well under 100 ms). A reader on another thread may see a histogram mid-update; the writer then
-derives ``_count`` from the buckets it writes, so one exposition is always self-consistent.
+the flusher's workers, under a lock, for fsyncs), and a histogram is a list of per-bucket
+counts found with one ``bisect``. Nothing is allocated per observation. The scrape (rare, on
+the event loop) turns the numbers into text with :class:`~shoal.metrics.exposition.Exposition`,
+written by hand because generating the text directly is several times faster than building
+prometheus-client's sample objects for every partition and group (the scrape goal is 1,000
+partitions and 100 groups in well under 100 ms). A reader on another thread may see a histogram
+mid-update; the writer then derives ``_count`` from the buckets it writes, so one exposition is
+always self-consistent.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The log of one partition: ordered segments, appends, reads, recovery, retention, durability.
 
 Threading: appends, reads and retention run on the caller's thread (the broker's event loop);
-the :class:`~shoal.storage.flush.Flusher` thread fsyncs. ``_lock`` guards the in-memory state
-and is held only briefly by the flusher; ``_flush_lock`` serialises flushes with the operations
-that delete files. Lock order: ``_flush_lock`` before ``_lock``.
+a :class:`~shoal.storage.flush.Flusher` worker thread fsyncs (one at a time per log; other logs
+meanwhile on other workers). ``_lock`` guards the in-memory state and is held only briefly by
+the flusher; ``_flush_lock`` serialises flushes with the operations that delete files. Lock
+order: ``_flush_lock`` before ``_lock``.
 """
 
 from __future__ import annotations
@@ -76,10 +77,15 @@ class DirectoryHealth:
     def __init__(self, path: str) -> None:
         self.path = path
         self.failure: str | None = None
+        self._lock = threading.Lock()
+        """The flusher's workers may fail at once: the first reason is kept and logged once."""
 
     def fail(self, reason: str) -> LogDirectoryFailedError:
-        if self.failure is None:
-            self.failure = reason
+        with self._lock:
+            first = self.failure is None
+            if first:
+                self.failure = reason
+        if first:
             log.critical("log directory %s is now read-only: %s", self.path, reason)
         return LogDirectoryFailedError(self._message())
 
@@ -584,7 +590,7 @@ class PartitionLog:
                     released.append(self._waiters.popleft()[1])
         for future in released:
             # A waiter may have given up (a Produce timed out and cancelled it): skip it, as
-            # completing a cancelled future raises and would kill the flusher thread.
+            # completing a cancelled future raises and would kill the flusher's worker.
             if future.set_running_or_notify_cancel():
                 future.set_result(None)
         if to_seal:

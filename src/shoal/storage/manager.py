@@ -9,8 +9,8 @@ Layout::
         <topic>-<partition>/     one PartitionLog each
 
 The manager owns what the logs share: the file-handle pool that bounds open descriptors, the
-flusher thread, and the directory's health (one failed fsync makes the whole directory
-read-only).
+flusher (its worker threads fsync different logs at once), and the directory's health (one
+failed fsync makes the whole directory read-only).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
 from shoal.storage.config import LogConfig
 from shoal.storage.epochs import read_epoch_floor, write_epoch_floor
 from shoal.storage.errors import CorruptLogError, DiskFullError, StorageError
-from shoal.storage.flush import Flusher
+from shoal.storage.flush import FLUSH_THREADS, Flusher
 from shoal.storage.fs import FileSystem, NoSpaceForCopy, OsFileSystem
 from shoal.storage.handles import FileHandles
 from shoal.storage.log import DirectoryHealth, PartitionLog
@@ -83,6 +83,7 @@ class LogManager:
         default_config: LogConfig,
         max_open_files: int,
         threaded_flusher: bool = True,
+        flush_threads: int = FLUSH_THREADS,
     ) -> None:
         self.path = path
         self._fs = fs
@@ -90,7 +91,7 @@ class LogManager:
         self.default_config = default_config
         self.health = DirectoryHealth(path)
         self._handles = FileHandles(fs, max_open_files=max_open_files)
-        self._flusher = Flusher(clock, threaded=threaded_flusher)
+        self._flusher = Flusher(clock, threaded=threaded_flusher, threads=flush_threads)
         self._threaded = threaded_flusher
         self.stats = StorageStats(flush=self._flusher.stats)
         """What the logs' fsyncs, retention and cleaner did (read by the broker's metrics)."""
@@ -116,12 +117,13 @@ class LogManager:
         config_for: Callable[[LogId], LogConfig] | None = None,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
         threaded_flusher: bool = True,
+        flush_threads: int = FLUSH_THREADS,
     ) -> LogManager:
         """Open ``path`` (created if missing) and recover every partition in it.
 
         With ``threaded_flusher=False`` nothing is fsynced in the background: appends wait
         until the caller runs :meth:`flush_pending` (a seam for the deterministic simulation,
-        which decides when the disk syncs).
+        which decides when the disk syncs). ``flush_threads`` bounds the logs fsynced at once.
         """
         fs = OsFileSystem() if fs is None else fs
         fs.makedirs(path)
@@ -133,6 +135,7 @@ class LogManager:
             default_config=default_config or LogConfig(),
             max_open_files=max_open_files,
             threaded_flusher=threaded_flusher,
+            flush_threads=flush_threads,
         )
         try:
             manager._load(config_for)

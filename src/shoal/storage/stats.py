@@ -1,11 +1,13 @@
 """Figures the storage layer keeps about its own work, read by the broker's metrics.
 
-Written by one thread each (the flusher for fsyncs; the thread running retention or the
-cleaner for theirs) and read by the scrape: plain numbers, no locks (see :mod:`shoal.metrics`).
+Written by one thread each (the thread running retention or the cleaner for theirs), or under
+a lock by several (the flusher's workers for fsyncs), and read by the scrape: plain numbers,
+no lock to read them (see :mod:`shoal.metrics`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -26,10 +28,13 @@ class FlushStats:
         default_factory=lambda: Histogram(BATCHES_PER_FSYNC_BUCKETS)
     )
     """Batches appended since the previous flush of the same log, made durable by this one."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """The flusher's workers observe at once (a bucket's ``+= 1`` is not atomic)."""
 
     def observe(self, duration_s: float, batches: int) -> None:
-        self.fsync_duration_s.observe(duration_s)
-        self.batches_per_fsync.observe(batches)
+        with self._lock:
+            self.fsync_duration_s.observe(duration_s)
+            self.batches_per_fsync.observe(batches)
 
 
 @dataclass(slots=True)

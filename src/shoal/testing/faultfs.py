@@ -10,7 +10,11 @@ survives, as the page cache may have written some back).
 Faults are armed one at a time: ``fail_next_write(ENOSPC, after_bytes=10)`` writes 10 bytes
 and then fails, like a disk that fills up mid-write; ``fail_next_fsync(EIO)`` fails an fsync.
 ``fail_fsyncs_under(directory)`` fails every fsync of a file or directory under ``directory``
-until ``heal_fsyncs()``, like a bad region of a disk under one partition.
+until ``heal_fsyncs()``, like a bad region of a disk under one partition;
+``hold_fsyncs_under(directory)`` makes those fsyncs wait until the test releases them (with
+success or an error), like a slow one, to see what runs meanwhile.
+
+Safe to use from several threads at once (the flusher's workers fsync in parallel).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -67,11 +72,12 @@ class _MemFile:
 
     def fsync(self) -> None:
         self._check_open()
-        err = self._fs._take_fsync_fault(self._path)
+        err = self._fs._fsync_outcome(self._path)
         if err is not None:
             raise OSError(err, os.strerror(err), self._path)
-        self._inode.durable = bytes(self._inode.data)
-        self._fs.fsync_count += 1
+        with self._fs._lock:
+            self._inode.durable = bytes(self._inode.data)
+            self._fs.fsync_count += 1
 
     def truncate(self, size: int) -> None:
         self._check_open()
@@ -90,10 +96,55 @@ class _MemFile:
             raise OSError(errno.EBADF, "file is closed", self._path)
 
 
+class FsyncHold:
+    """fsyncs held by :meth:`FaultyFileSystem.hold_fsyncs_under` until :meth:`release`."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._cond = threading.Condition()
+        self._held = 0
+        self.most_held = 0
+        """The most fsyncs held at once so far."""
+        self._released = False
+        self._err: int | None = None
+
+    @property
+    def held(self) -> int:
+        """fsyncs waiting now."""
+        return self._held
+
+    def wait_held(self, count: int = 1, timeout_s: float = 30.0) -> bool:
+        """Wait until ``count`` fsyncs are held at once; False if that did not happen within
+        ``timeout_s`` (a bound for a test that would otherwise hang, not a measure)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._held >= count, timeout_s)
+
+    def release(self, err: int | None = None) -> None:
+        """Let the held fsyncs (and later ones under the directory) end: with ``err`` they
+        fail with that errno, as a disk that gave up would, else they succeed."""
+        with self._cond:
+            self._err = err
+            self._released = True
+            self._cond.notify_all()
+
+    def wait(self) -> int | None:
+        """Called by a held fsync: returns once released, with the errno to fail with."""
+        with self._cond:
+            self._held += 1
+            self.most_held = max(self.most_held, self._held)
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._released)
+            self._held -= 1
+            return self._err
+
+
 class FaultyFileSystem:
     """A :class:`shoal.storage.fs.FileSystem` in memory, with crashes and injected faults."""
 
     def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        """Guards the faults and counters: fsyncs arrive from several threads at once."""
+        self._hold: FsyncHold | None = None
         self._rng = random.Random(seed)
         self._dirs: dict[str, dict[str, _Inode]] = {"/": {}}
         self._durable_dirs: dict[str, dict[str, _Inode]] = {"/": {}}
@@ -120,6 +171,30 @@ class FaultyFileSystem:
     def heal_fsyncs(self) -> None:
         self._failing_fsyncs = None
 
+    def hold_fsyncs_under(self, directory: str) -> FsyncHold:
+        """Make every fsync of a file or directory under ``directory`` wait until the returned
+        hold is released (one hold at a time; a released hold lets later fsyncs through)."""
+        self._hold = FsyncHold(self._norm(directory))
+        return self._hold
+
+    def release_hold(self) -> None:
+        """Release the hold, if any, and hold nothing more (a test's teardown: a thread
+        still held would never end)."""
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.release()
+
+    def _fsync_outcome(self, path: str) -> int | None:
+        """The errno an fsync of ``path`` fails with (None: it succeeds), once any hold on it
+        is released."""
+        with self._lock:
+            err = self._take_fsync_fault(path)
+        hold = self._hold
+        if hold is not None and self._under(self._norm(path), hold.directory):
+            held_err = hold.wait()
+            err = held_err if err is None else err
+        return err
+
     def fail_next_truncate(self) -> None:
         self._truncate_faults += 1
 
@@ -140,10 +215,13 @@ class FaultyFileSystem:
             return self._fsync_faults.pop(0)
         if self._failing_fsyncs is not None:
             directory, err = self._failing_fsyncs
-            path = self._norm(path)
-            if path == directory or path.startswith(directory + "/"):
+            if self._under(self._norm(path), directory):
                 return err
         return None
+
+    @staticmethod
+    def _under(path: str, directory: str) -> bool:
+        return path == directory or path.startswith(directory + "/")
 
     def _take_truncate_fault(self) -> bool:
         if self._truncate_faults:
@@ -174,6 +252,7 @@ class FaultyFileSystem:
 
     def clear_faults(self) -> None:
         """Disarm every fault not yet fired (space freed, the disk replaced)."""
+        self._hold = None
         self._write_faults.clear()
         self._fsync_faults.clear()
         self._truncate_faults = 0
@@ -246,11 +325,12 @@ class FaultyFileSystem:
 
     def fsync_dir(self, path: str) -> None:
         path = self._norm(path)
-        err = self._take_fsync_fault(path)
+        err = self._fsync_outcome(path)
         if err is not None:
             raise OSError(err, os.strerror(err), path)
-        self._durable_dirs[path] = dict(self._dir(path))
-        self.fsync_count += 1
+        with self._lock:
+            self._durable_dirs[path] = dict(self._dir(path))
+            self.fsync_count += 1
 
     def lock(self, path: str) -> None:
         directory, name = self._split(path)

@@ -1,8 +1,8 @@
 """A power switch in front of a file system: after :meth:`PowerSwitch.cut`, nothing gets through.
 
 A whole broker can run on :class:`~shoal.testing.faultfs.FaultyFileSystem` and "lose power":
-but a Python process cannot be frozen mid-instruction, and its flusher thread or a snapshot job
-may still be inside a write or an fsync when the test pulls the plug. Every call of the broker's
+but a Python process cannot be frozen mid-instruction, and its flusher's threads or a snapshot
+job may still be inside a write or an fsync when the test pulls the plug. Every call of the broker's
 incarnation goes through this switch under one lock, so the cut happens between two calls:
 after it each call fails with EIO, and the fault layer's crash decides what survived. A new
 incarnation (the broker after the power comes back) gets a new switch on the same files.

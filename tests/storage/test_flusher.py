@@ -1,0 +1,203 @@
+"""The flusher's workers fsync different logs at once, each log by one worker at a time.
+
+The fault layer holds the fsyncs under one partition's directory (a slow disk region): what
+another partition appends meanwhile must still be acknowledged, a failure released into the
+held fsync fails only the appends it covers, and the appends queued behind a held fsync of the
+same log share the next one (group commit). A bug in one log's flush does not stop the workers.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Final
+
+import pytest
+
+from shoal.records import SimpleRecord, build_batch
+from shoal.storage import LogConfig, LogDirectoryFailedError, LogManager, PartitionLog
+from shoal.storage.flush import Flusher
+from shoal.testing.clock import FakeClock
+from shoal.testing.faultfs import FaultyFileSystem, FsyncHold
+
+DATA: Final = "/data"
+WAIT_S: Final = 30.0
+"""Bound on a wait that only a bug makes long (the test then fails instead of hanging)."""
+
+
+@pytest.fixture
+def fs() -> FaultyFileSystem:
+    return FaultyFileSystem()
+
+
+def _open(fs: FaultyFileSystem, **kwargs: int) -> LogManager:
+    return LogManager.open(
+        DATA,
+        fs=fs,
+        clock=FakeClock(),
+        default_config=LogConfig(checkpoint_interval_ms=10**12),
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def logs(fs: FaultyFileSystem) -> Iterator[LogManager]:
+    manager = _open(fs)
+    yield manager
+    fs.release_hold()  # a fsync left held by a failing test must not hang the stop
+    manager.abandon()
+
+
+def _append(plog: PartitionLog, value: bytes) -> Future[None]:
+    info = plog.append(build_batch([SimpleRecord(value=value)]))
+    return plog.wait_durable(info.last_offset)
+
+
+def _held_append(fs: FaultyFileSystem, plog: PartitionLog) -> tuple[FsyncHold, Future[None]]:
+    """An append to ``plog`` whose fsync has begun and is held (with every later one under
+    the log's directory) until the hold is released."""
+    hold = fs.hold_fsyncs_under(plog.directory)
+    durable = _append(plog, b"held")
+    assert hold.wait_held(1, WAIT_S), f"the fsync of {plog.name} never started"
+    return hold, durable
+
+
+def test_an_append_is_acknowledged_while_another_logs_fsync_is_held(
+    fs: FaultyFileSystem, logs: LogManager
+) -> None:
+    slow, fast = logs.create("t", 0), logs.create("t", 1)
+    hold, held = _held_append(fs, slow)
+    # One flusher thread would be stuck in the held fsync: this would never be acknowledged.
+    _append(fast, b"fast").result(WAIT_S)
+    assert fast.flushed_offset == 1
+    assert not held.done() and slow.flushed_offset == 0
+    hold.release()
+    held.result(WAIT_S)
+    assert slow.flushed_offset == 1
+
+
+def test_a_failed_fsync_fails_only_the_appends_of_its_own_file(
+    fs: FaultyFileSystem, logs: LogManager
+) -> None:
+    bad, good = logs.create("t", 0), logs.create("t", 1)
+    hold, first = _held_append(fs, bad)
+    queued = _append(bad, b"lost-2")  # behind the held fsync of its own log
+    acknowledged = [_append(good, f"kept-{n}".encode()) for n in range(3)]
+    for future in acknowledged:
+        future.result(WAIT_S)
+    hold.release(errno.EIO)
+    for future in (first, queued):
+        with pytest.raises(LogDirectoryFailedError):
+            future.result(WAIT_S)
+    assert logs.health.failure is not None
+    with pytest.raises(LogDirectoryFailedError):
+        good.append(build_batch([SimpleRecord(value=b"refused")]))
+    # A power cut now keeps what was acknowledged, and only that.
+    logs.abandon()
+    fs.crash()
+    reopened = _open(fs)
+    try:
+        kept = reopened.get("t", 1)
+        assert kept is not None and kept.log_end_offset == 3
+        lost = reopened.get("t", 0)
+        assert lost is not None and lost.log_end_offset == 0
+    finally:
+        reopened.close()
+
+
+def test_appends_queued_behind_a_held_fsync_share_the_next_one(
+    fs: FaultyFileSystem, logs: LogManager
+) -> None:
+    plog = logs.create("t", 0)
+    hold, first = _held_append(fs, plog)
+    queued = [_append(plog, f"queued-{n}".encode()) for n in range(10)]
+    # One log is fsynced by one worker at a time: no second fsync of it started meanwhile.
+    assert hold.held == 1
+    flushes = plog.flush_count
+    hold.release()
+    for future in (first, *queued):
+        future.result(WAIT_S)
+    assert plog.flush_count == flushes + 2  # the held flush, then one for all ten
+
+
+def test_no_more_logs_are_fsynced_at_once_than_the_flusher_has_threads(
+    fs: FaultyFileSystem,
+) -> None:
+    logs = _open(fs, flush_threads=3)
+    try:
+        plogs = [logs.create("t", p) for p in range(6)]
+        hold = fs.hold_fsyncs_under(DATA)
+        waits = [_append(plog, b"v") for plog in plogs]
+        assert hold.wait_held(3, WAIT_S), f"only {hold.held} fsyncs ran at once"
+        assert hold.held == 3 and not any(w.done() for w in waits)
+        hold.release()
+        for future in waits:
+            future.result(WAIT_S)
+        assert hold.most_held == 3
+        assert logs.stats.flush.fsync_duration_s.count >= 6
+    finally:
+        fs.release_hold()
+        logs.close()
+
+
+def test_fsyncs_failing_at_once_fail_the_directory_once(
+    fs: FaultyFileSystem, logs: LogManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    plogs = [logs.create("t", p) for p in range(4)]
+    hold = fs.hold_fsyncs_under(DATA)
+    waits = [_append(plog, b"v") for plog in plogs]
+    assert hold.wait_held(len(plogs), WAIT_S), f"only {hold.held} fsyncs ran at once"
+    hold.release(errno.EIO)  # the whole disk gives up under every worker at once
+    for future in waits:
+        with pytest.raises(LogDirectoryFailedError):
+            future.result(WAIT_S)
+    critical = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert len(critical) == 1, [r.getMessage() for r in critical]
+
+
+class _Flushes:
+    """A Flushable that counts its flushes, or fails them with a bug (not a StorageError)."""
+
+    def __init__(self, *, fails: bool = False) -> None:
+        self.fails = fails
+        self.flushed = threading.Event()
+
+    def flush(self) -> None:
+        if self.fails:
+            raise RuntimeError("a bug in a flush")
+        self.flushed.set()
+
+    def periodic(self, now_monotonic_ms: float) -> bool:
+        return False
+
+
+def test_a_bug_in_one_flush_does_not_stop_the_flusher(caplog: pytest.LogCaptureFixture) -> None:
+    flusher = Flusher(FakeClock(), threads=1)
+    try:
+        broken, fine = _Flushes(fails=True), _Flushes()
+        for plog in (broken, fine):
+            flusher.register(plog)
+        flusher.request(broken)
+        flusher.request(fine)
+        assert fine.flushed.wait(WAIT_S), "the only worker died with the broken flush"
+        assert "failed unexpectedly" in caplog.text
+    finally:
+        flusher.stop()
+
+
+def test_without_threads_a_bug_reaches_the_owner_and_the_other_logs_wait_for_the_next_round() -> (
+    None
+):
+    flusher = Flusher(FakeClock(), threaded=False)
+    broken, fine = _Flushes(fails=True), _Flushes()
+    for plog in (broken, fine):
+        flusher.register(plog)
+    flusher.request(broken)
+    flusher.request(fine)
+    with pytest.raises(RuntimeError, match="a bug in a flush"):
+        flusher.run_pending()  # the simulation sees the bug
+    assert not fine.flushed.is_set()
+    flusher.run_pending()
+    assert fine.flushed.is_set()
