@@ -163,6 +163,7 @@ class _Flushes:
     def __init__(self, *, fails: bool = False) -> None:
         self.fails = fails
         self.flushed = threading.Event()
+        self.failed_after: Exception | None = None
 
     def flush(self) -> None:
         if self.fails:
@@ -171,6 +172,9 @@ class _Flushes:
 
     def periodic(self, now_monotonic_ms: float) -> bool:
         return False
+
+    def fail_after_bug(self, exc: Exception) -> None:
+        self.failed_after = exc
 
 
 def test_a_bug_in_one_flush_does_not_stop_the_flusher(caplog: pytest.LogCaptureFixture) -> None:
@@ -183,6 +187,8 @@ def test_a_bug_in_one_flush_does_not_stop_the_flusher(caplog: pytest.LogCaptureF
         flusher.request(fine)
         assert fine.flushed.wait(WAIT_S), "the only worker died with the broken flush"
         assert "failed unexpectedly" in caplog.text
+        assert isinstance(broken.failed_after, RuntimeError)  # its appenders are answered
+        assert fine.failed_after is None
     finally:
         flusher.stop()
 
@@ -201,3 +207,19 @@ def test_without_threads_a_bug_reaches_the_owner_and_the_other_logs_wait_for_the
     assert not fine.flushed.is_set()
     flusher.run_pending()
     assert fine.flushed.is_set()
+
+
+def test_a_bug_after_a_real_logs_fsync_answers_its_waiting_append(
+    logs: LogManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: a bug raised inside a flush (here the stats, after the fsync) was only
+    logged, and the append waiting for that flush waited until the log's next append."""
+    plog = logs.create("t", 0)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug in the flush stats")
+
+    monkeypatch.setattr(type(logs.stats.flush), "observe", broken)
+    with pytest.raises(LogDirectoryFailedError, match="failed unexpectedly"):
+        _append(plog, b"v").result(WAIT_S)
+    assert logs.health.failure is not None

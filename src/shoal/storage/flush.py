@@ -56,6 +56,9 @@ class Flushable(Protocol):
     def periodic(self, now_monotonic_ms: float) -> bool:
         """Do the log's due periodic work; True if some remains for a later tick."""
 
+    def fail_after_bug(self, exc: Exception) -> None:
+        """A bug broke off the log's flush: fail it, and answer its waiting appenders."""
+
 
 @dataclass(slots=True)
 class _Job:
@@ -186,10 +189,13 @@ class Flusher:
                     return
             try:
                 self._run(job)
-            except Exception:
+            except Exception as exc:
                 # A bug: said loudly, and the worker goes on serving the other logs (without
-                # threads it is raised to the owner, where the simulation finds it).
+                # threads it is raised to the owner, where the simulation finds it). The log's
+                # state is unknown, so its directory fails and its waiting appends are answered
+                # with that failure; they must not wait for a flush nobody will ask for.
                 log.exception("flush of %r failed unexpectedly", job.plog)
+                job.plog.fail_after_bug(exc)
 
     def _take_locked(self) -> _Job | None:
         # Any worker queues a due tick (the one that sleeps until it may be stuck in an fsync).

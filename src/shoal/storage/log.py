@@ -596,6 +596,13 @@ class PartitionLog:
         if to_seal:
             self.checkpoint()
 
+    def fail_after_bug(self, exc: Exception) -> None:
+        """A bug (not a storage error) broke off this log's flush, leaving its state unknown:
+        the directory fails as for an I/O error, and the appends waiting for durability get
+        that failure instead of waiting for a flush that may never come."""
+        failure = self._health.fail(f"flush of {self.name} failed unexpectedly: {exc!r}")
+        self._fail_waiters(failure)
+
     def _fail_waiters(self, error: Exception) -> None:
         with self._lock:
             waiters = [f for _, f in self._waiters]
