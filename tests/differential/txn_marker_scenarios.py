@@ -76,9 +76,9 @@ def transactional_producer(bootstrap: str, txn_id: str) -> ck.Producer:
     return producer
 
 
-def _describe_partition(client: WireClient, topic: str) -> Any:
+def _describe_partition(client: WireClient, topic: str, partition: int = 0) -> Any:
     answer = client.request(
-        DESCRIBE_PRODUCERS, 0, {"topics": [{"name": topic, "partition_indexes": [0]}]}
+        DESCRIBE_PRODUCERS, 0, {"topics": [{"name": topic, "partition_indexes": [partition]}]}
     )
     ((partition,),) = [t.partitions for t in answer.topics]
     return partition
@@ -153,14 +153,6 @@ NEWER_COORDINATOR_EPOCH = 1_000
 DESCRIBE_TRANSACTIONS = 65
 
 
-def _describe_partition_of(client: WireClient, topic: str, partition: int) -> Any:
-    answer = client.request(
-        DESCRIBE_PRODUCERS, 0, {"topics": [{"name": topic, "partition_indexes": [partition]}]}
-    )
-    ((only,),) = [t.partitions for t in answer.topics]
-    return only
-
-
 def own_marker_fenced(bootstrap: str) -> Result:
     """The coordinator's own marker is checked as an operator's is: a partition that took an
     ABORT for the producer from a newer coordinator (``kafka-transactions abort`` with a higher
@@ -176,7 +168,7 @@ def own_marker_fenced(bootstrap: str) -> Result:
         producer.produce(topic, value=b"a", partition=0)
         producer.produce(topic, value=b"b", partition=1)
         producer.flush(TIMEOUT_S)
-        (state,) = _describe_partition_of(client, topic, 0).active_producers
+        (state,) = _describe_partition(client, topic, 0).active_producers
         marker = {
             "producer_id": int(state.producer_id),
             "producer_epoch": int(state.producer_epoch),
@@ -192,13 +184,12 @@ def own_marker_fenced(bootstrap: str) -> Result:
         deadline = time.monotonic() + WAIT_S_MAX
         while any(
             s.current_txn_start_offset != -1
-            for s in _describe_partition_of(client, topic, 1).active_producers
+            for s in _describe_partition(client, topic, 1).active_producers
         ):
             assert time.monotonic() < deadline, f"{topic}-1: no COMMIT within {WAIT_S_MAX}s"
             time.sleep(0.05)
         out["coordinator_epoch_0"] = [
-            int(s.coordinator_epoch)
-            for s in _describe_partition_of(client, topic, 0).active_producers
+            int(s.coordinator_epoch) for s in _describe_partition(client, topic, 0).active_producers
         ]
         described = client.request(DESCRIBE_TRANSACTIONS, 0, {"transactional_ids": [txn_id]})
         out["state"] = str(described.transaction_states[0].transaction_state)

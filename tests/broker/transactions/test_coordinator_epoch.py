@@ -21,6 +21,7 @@ from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
 from tests.broker.transactions.clients import (
     TIMEOUT_S,
+    abort_marker,
     latest_offset,
     read_all,
     transactional_producer,
@@ -54,25 +55,6 @@ def _state(client: WireClient, txn_id: str) -> str:
     return str(state.transaction_state)
 
 
-def _abort(client: WireClient, producer: Any, coordinator_epoch: int) -> int:
-    answer = client.request(
-        ApiKey.WRITE_TXN_MARKERS,
-        1,
-        {
-            "markers": [
-                {
-                    "producer_id": int(producer.producer_id),
-                    "producer_epoch": int(producer.producer_epoch),
-                    "transaction_result": False,
-                    "topics": [{"name": "r", "partition_indexes": [0]}],
-                    "coordinator_epoch": coordinator_epoch,
-                }
-            ]
-        },
-    )
-    return int(answer.markers[0].topics[0].partitions[0].error_code)
-
-
 def test_markers_carry_the_leader_epoch_of_transaction_state(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     epochs = []
@@ -103,7 +85,9 @@ def test_a_newer_coordinators_marker_fences_shoals_own_until_a_higher_epoch(
         # than shoal's (the epoch the next start begins).
         newer = _state_epoch(broker) + 1
         with WireClient(broker.bootstrap_servers) as client:
-            assert _abort(client, _producer(client, 0), newer) == ErrorCode.NONE
+            described = _producer(client, 0)
+            pid, epoch = int(described.producer_id), int(described.producer_epoch)
+            assert abort_marker(client, pid, epoch, newer) == ErrorCode.NONE
         producer.commit_transaction(TIMEOUT_S)  # answered: the decision is logged
         assert latest_offset(broker, "r", "read_uncommitted") == 2  # "a", the abort: no commit
         # Partition 1 took the COMMIT marker; partition 0 read nothing ("a" was aborted).
