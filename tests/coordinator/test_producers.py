@@ -84,7 +84,7 @@ class World:
         )
         header = read_header(batch)
         plog = self.log
-        verdict = self.producers.check("t", 0, plog, header)
+        verdict = self.producers.check("t", 0, plog, header, batch)
         if isinstance(verdict, Rejected):
             return verdict.error_code.name
         if isinstance(verdict, Duplicate):
@@ -291,7 +291,7 @@ def _append(world: World, batch: bytes) -> int:
     assert world.producers is not None
     header = read_header(batch)
     plog = world.log
-    assert isinstance(world.producers.check("t", 0, plog, header), Append)
+    assert isinstance(world.producers.check("t", 0, plog, header, batch), Append)
     info = plog.append(batch, header)
     job = world.producers.on_append("t", 0, plog, header, info, batch)
     if job is not None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import confluent_kafka as ck
 import pytest
 
+from shoal.embedded import EmbeddedBroker
 from tests.differential.scenarios import TIMEOUT_S, create_topic, unique
 from tests.differential.tools import ok
 from tests.differential.txn_scenarios import read_to_end
-from tests.peers.kafka_peer import kafka_tool
+from tests.peers.kafka_peer import KafkaPeer, kafka_tool
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +81,65 @@ def test_kafka_transactions_abort_ends_an_open_transaction(target: str) -> None:
         assert read_to_end(target, topic, "read_committed") == []
     finally:
         producer.abort_transaction(TIMEOUT_S)
+
+
+def _force_terminate(target: str, txn_id: str) -> dict[str, object]:
+    """A producer leaves a transaction open; ``kafka-transactions forceTerminateTransaction``
+    ends it. What the tool, ``describe`` and the producer then see (nothing broker-chosen)."""
+    topic = create_topic(target, partitions=1)
+    producer = _producer(target, txn_id)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"left open", partition=0)
+    producer.flush(TIMEOUT_S)
+    done = kafka_tool(
+        TRANSACTIONS, "--bootstrap-server", target, "forceTerminateTransaction",
+        "--transactionalId", txn_id,
+    )  # fmt: skip
+    described = ok(
+        kafka_tool(
+            TRANSACTIONS, "--bootstrap-server", target, "describe", "--transactional-id", txn_id
+        )
+    )
+    # Tab-separated, each column padded; the last one (TopicPartitions) may be empty.
+    header, row = (line.split("\t") for line in described.splitlines() if line.strip())
+    state = {k.strip(): v.strip() for k, v in zip(header, row, strict=True)}
+    try:
+        producer.commit_transaction(TIMEOUT_S)
+        commit = "committed"
+    except ck.KafkaException as exc:
+        error = exc.args[0]
+        commit = f"fatal={error.fatal()} fenced={error.code() == ck.KafkaError._FENCED}"
+    return {
+        "exit": done.returncode,
+        "state": state["TransactionState"],
+        "epoch": state["ProducerEpoch"],
+        "partitions": state["TopicPartitions"],
+        "open": _open_transaction(target, topic)["CurrentTransactionStartOffset"],
+        "read_committed": read_to_end(target, topic, "read_committed"),
+        "log_end": _log_end(target, topic),
+        "commit": commit,
+    }
+
+
+def _log_end(target: str, topic: str) -> int:
+    consumer = ck.Consumer({"bootstrap.servers": target, "group.id": unique("ft")})
+    try:
+        return int(consumer.get_watermark_offsets(ck.TopicPartition(topic, 0), TIMEOUT_S)[1])
+    finally:
+        consumer.close()
+
+
+def test_kafka_transactions_force_terminate_aborts_an_open_transaction(
+    shoal_target: EmbeddedBroker, kafka_peer: KafkaPeer
+) -> None:
+    """Kafka 4.4's ``forceTerminateTransaction`` (KIP-939's tool; Admin.forceTerminate-
+    Transaction) fences the transactional id: InitProducerId v0-5 with no producer id (v6,
+    two-phase commit, is an unstable version Kafka 4.4 does not serve by default, nor does
+    shoal), which aborts the open transaction with a bumped epoch and is retried until the
+    abort is complete. The producer is fenced; its record is aborted."""
+    shoal = _force_terminate(shoal_target.bootstrap_servers, unique("ft"))
+    assert shoal == {
+        "exit": 0, "state": "Empty", "epoch": "2", "partitions": "", "open": "None",
+        "read_committed": [], "log_end": 2, "commit": "fatal=True fenced=True",
+    }  # fmt: skip
+    assert _force_terminate(kafka_peer.bootstrap_servers, unique("ft")) == shoal

@@ -17,17 +17,23 @@ from typing import Any
 
 import pytest
 
+from shoal.broker.features import TRANSACTION_VERSION
+from shoal.embedded import EmbeddedBroker
+from shoal.protocol import ApiKey
 from tests.differential.scenarios import admin, create_topic, unique
 from tests.differential.txn_scenarios import read_to_end
 from tests.differential.txn_v2_scenarios import _committed
 from tests.peers.kafka_apps import compile_java
 from tests.peers.kafka_peer import classpath, kafka_tool, tool_jvm_options
+from tests.server.wire import WireClient
 
 pytestmark = pytest.mark.integration
 
 RUN_TIMEOUT_S = 120.0
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 FORMATTER = "org.apache.kafka.tools.consumer.TransactionLogMessageFormatter"
+STEPS = frozenset({"COMMITTED", "ABORTED", "OFFSETS", "FENCED", "NOT", "SUCCESSOR"})
+"""The first words of TxnV2Check's step lines."""
 FORMATTER_IDLE_MS = 1500
 """The console consumer stops after this long without a record: the log is all there."""
 
@@ -37,7 +43,7 @@ def txn_v2_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
     return compile_java("TxnV2Check.java", classpath(), tmp_path_factory.mktemp("txnv2"))
 
 
-def run_check(cp: str, bootstrap: str) -> dict[str, Any]:
+def run_check(cp: str, bootstrap: str, *, state_record: bool = True) -> dict[str, Any]:
     topic, txn_id, group = create_topic(bootstrap), unique("jtv2"), unique("jtv2-group")
     done = subprocess.run(
         ["java", *tool_jvm_options(), "-cp", cp, "TxnV2Check", bootstrap, topic, txn_id, group],
@@ -51,7 +57,8 @@ def run_check(cp: str, bootstrap: str) -> dict[str, Any]:
         "steps": done.stdout.split("\n"),
         "read_committed": [v for _, v in read_to_end(bootstrap, topic, "read_committed")],
         "committed_offset": _committed(bootstrap, group, topic),
-        "last_state_record": last_state_record(bootstrap, txn_id),
+        "txn_id": txn_id,
+        "last_state_record": last_state_record(bootstrap, txn_id) if state_record else None,
     }
 
 
@@ -108,4 +115,47 @@ def test_java_producer_on_transactions_v2(
         "transactionTimeoutMs": 60000, "transactionStatus": "CompleteCommit",
         "transactionPartitions": [], "clientTransactionVersion": 2,
     }  # fmt: skip
-    assert run_check(txn_v2_classpath, kafka_peer.bootstrap_servers) == shoal
+    kafka = run_check(txn_v2_classpath, kafka_peer.bootstrap_servers)
+    assert {**kafka, "txn_id": None} == {**shoal, "txn_id": None}
+
+
+def test_java_producer_keeps_the_classic_protocol_at_transaction_version_1(
+    txn_v2_classpath: str, tmp_path: Any
+) -> None:
+    """With the ``transaction_version`` setting at 1 (Kafka's ``kafka-features downgrade
+    --feature transaction.version=1``), the 4.4 Java producer keeps transactions V1: the same
+    story, but its transactions end with EndTxn v4 or older (the coordinator records client
+    transaction version 0, which it takes from the EndTxn's version) and bump no epoch: only
+    each initTransactions does (0, then 1 for the successor)."""
+    with EmbeddedBroker(
+        str(tmp_path / "data"),
+        auto_create_topics=False,
+        group_initial_rebalance_delay_ms=0,
+        transaction_version=1,
+    ) as shoal:
+        with WireClient(shoal.bootstrap_servers) as client:
+            features = client.request(ApiKey.API_VERSIONS, 4, {})
+            finalized = {str(f.name): int(f.max_version_level) for f in features.finalized_features}
+            assert finalized[TRANSACTION_VERSION] == 1
+            classic = run_check(txn_v2_classpath, shoal.bootstrap_servers, state_record=False)
+            described = client.request(
+                ApiKey.DESCRIBE_TRANSACTIONS, 0, {"transactional_ids": [classic["txn_id"]]}
+            )
+        (state,) = described.transaction_states
+        served = shoal.app.broker
+        assert served is not None
+        meta = served.transactions.coordinator.get(classic["txn_id"])
+        assert meta is not None
+    assert classic["read_committed"] == [b"c1", b"c2", b"c3", b"o1", b"s1"]
+    assert classic["committed_offset"] == 7
+    # The classic producer's Sender also logs the fencing (to stdout): only the steps count.
+    steps = [s for s in classic["steps"] if s.split(" ")[0] in STEPS]
+    assert steps == [
+        "COMMITTED",
+        "ABORTED",
+        "OFFSETS",
+        "FENCED ProducerFencedException",
+        "SUCCESSOR",
+    ]
+    assert (str(state.transaction_state), int(state.producer_epoch)) == ("CompleteCommit", 1)
+    assert meta.client_transaction_version == 0

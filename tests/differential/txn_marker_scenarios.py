@@ -76,9 +76,9 @@ def transactional_producer(bootstrap: str, txn_id: str) -> ck.Producer:
     return producer
 
 
-def _describe_partition(client: WireClient, topic: str) -> Any:
+def _describe_partition(client: WireClient, topic: str, partition: int = 0) -> Any:
     answer = client.request(
-        DESCRIBE_PRODUCERS, 0, {"topics": [{"name": topic, "partition_indexes": [0]}]}
+        DESCRIBE_PRODUCERS, 0, {"topics": [{"name": topic, "partition_indexes": [partition]}]}
     )
     ((partition,),) = [t.partitions for t in answer.topics]
     return partition
@@ -147,7 +147,66 @@ def marker_coordinator_epochs(bootstrap: str) -> Result:
     return {**out, "log_end": ends[1]}
 
 
+NEWER_COORDINATOR_EPOCH = 1_000
+"""Above any coordinator epoch either broker reaches in a test run (the leader epoch of its
+``__transaction_state`` partition, which rises only when its leader changes)."""
+DESCRIBE_TRANSACTIONS = 65
+
+
+def own_marker_fenced(bootstrap: str) -> Result:
+    """The coordinator's own marker is checked as an operator's is: a partition that took an
+    ABORT for the producer from a newer coordinator (``kafka-transactions abort`` with a higher
+    coordinator epoch) refuses the coordinator's COMMIT (TRANSACTION_COORDINATOR_FENCED),
+    writes nothing, and the coordinator gives the transaction up in PrepareCommit; the other
+    partition of the transaction takes its COMMIT marker."""
+    topic, txn_id = create_topic(bootstrap, partitions=2), unique("fenced-own")
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        _wait(client, topic, lambda partition: partition.error_code == 0)
+        producer = transactional_producer(bootstrap, txn_id)
+        producer.begin_transaction()
+        producer.produce(topic, value=b"a", partition=0)
+        producer.produce(topic, value=b"b", partition=1)
+        producer.flush(TIMEOUT_S)
+        (state,) = _describe_partition(client, topic, 0).active_producers
+        marker = {
+            "producer_id": int(state.producer_id),
+            "producer_epoch": int(state.producer_epoch),
+            "transaction_result": False,
+            "topics": [{"name": topic, "partition_indexes": [0]}],
+            "coordinator_epoch": NEWER_COORDINATOR_EPOCH,
+        }
+        answer = client.request(WRITE_TXN_MARKERS, 1, {"markers": [marker]})
+        out["operator_abort"] = int(answer.markers[0].topics[0].partitions[0].error_code)
+        producer.commit_transaction(TIMEOUT_S)  # answered once the commit is decided
+        # The coordinator's markers to both partitions go out together: once partition 1
+        # took its COMMIT, partition 0's was refused.
+        deadline = time.monotonic() + WAIT_S_MAX
+        while any(
+            s.current_txn_start_offset != -1
+            for s in _describe_partition(client, topic, 1).active_producers
+        ):
+            assert time.monotonic() < deadline, f"{topic}-1: no COMMIT within {WAIT_S_MAX}s"
+            time.sleep(0.05)
+        out["coordinator_epoch_0"] = [
+            int(s.coordinator_epoch) for s in _describe_partition(client, topic, 0).active_producers
+        ]
+        described = client.request(DESCRIBE_TRANSACTIONS, 0, {"transactional_ids": [txn_id]})
+        out["state"] = str(described.transaction_states[0].transaction_state)
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": unique("marks")})
+    try:
+        out["log_ends"] = [
+            consumer.get_watermark_offsets(ck.TopicPartition(topic, p), TIMEOUT_S)[1]
+            for p in (0, 1)
+        ]
+    finally:
+        consumer.close()
+    out["read"] = [read_to_end(bootstrap, topic, "read_committed", p) for p in (0, 1)]
+    return out
+
+
 TXN_MARKER_SCENARIOS = {
     "write_txn_markers": write_txn_markers,
     "marker_coordinator_epochs": marker_coordinator_epochs,
+    "own_marker_fenced": own_marker_fenced,
 }

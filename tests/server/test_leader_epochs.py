@@ -157,3 +157,21 @@ def test_a_partition_whose_log_was_lost_comes_back_above_every_epoch_used(
     with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
         assert _epochs(client) == {TOPIC: 2}
         assert _latest(client, -1) == (0, 2)
+
+
+def test_a_record_found_by_time_in_a_batch_from_before_epochs_has_no_epoch(
+    tmp_path: Path,
+) -> None:
+    # Kafka answers ListOffsets by time (and -3, the max timestamp) with the epoch stamped in
+    # the found record's batch, none (-1) when the batch has none (FileRecords.
+    # searchForTimestamp); the partition's history counts such records as epoch 0.
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        client.metadata([TOPIC])
+        _produce(client, 2)  # offsets 0-1
+    segment = tmp_path / f"{TOPIC}-0" / "00000000000000000000.log"
+    with open(segment, "r+b") as f:  # as older shoal stored it (outside the CRC)
+        f.seek(12)
+        f.write(b"\xff\xff\xff\xff")
+    with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
+        assert _latest(client, 0) == (0, -1)
+        assert _latest(client, -3) == (0, -1)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shoal.records import SimpleRecord, build_batch
 from shoal.records.header import BatchHeader
 from shoal.storage import LogConfig, LogManager, sidefiles
 from shoal.storage.epochs import (
@@ -159,6 +160,31 @@ def test_a_directory_from_before_epochs_starts_at_epoch_0(tmp_path: Path) -> Non
     assert not (tmp_path / "t-0" / EPOCH_FILE).exists()
     with _open(path, clock) as manager:
         assert _log(manager).epoch_entries() == [(0, 0), (1, 4)]
+
+
+def test_a_record_found_by_time_has_its_batchs_epoch_none_before_epochs(
+    tmp_path: Path,
+) -> None:
+    """Kafka answers ListOffsets by time with the epoch stamped in the found record's batch
+    (FileRecords.searchForTimestamp: none for -1), not the history's, which counts the
+    records of a directory from before epochs as epoch 0."""
+    path, clock = str(tmp_path), FakeClock()
+    old = build_batch([SimpleRecord(value=b"old", timestamp=1_000)], base_timestamp=1_000)
+    with _open(path, clock) as manager:
+        manager.create("t", 0).append(old)
+    segment = os.path.join(path, "t-0", "00000000000000000000.log")
+    with open(segment, "r+b") as f:  # older shoal stored -1 (outside the CRC)
+        f.seek(12)
+        f.write(b"\xff\xff\xff\xff")
+    with _open(path, clock) as manager:
+        plog = _log(manager)
+        assert plog.max_timestamp() == (0, 1_000, -1)
+        new = build_batch([SimpleRecord(value=b"new", timestamp=2_000)], base_timestamp=2_000)
+        plog.append(new)
+        assert plog.epoch_of_offset(0) == 0  # the history's view of the old record
+        assert plog.offset_for_timestamp(500) == (0, 1_000, -1)
+        assert plog.offset_for_timestamp(1_500) == (1, 2_000, 1)
+        assert plog.max_timestamp() == (1, 2_000, 1)
 
 
 def test_opening_alone_changes_no_epoch_and_writes_nothing(tmp_path: Path) -> None:

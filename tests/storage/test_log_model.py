@@ -176,7 +176,8 @@ class PartitionLogMachine(RuleBasedStateMachine):
                     break
             if expected is not None:
                 break
-        assert self.h.log().offset_for_timestamp(target) == expected
+        found = self.h.log().offset_for_timestamp(target)
+        assert (found if found is None else (found.offset, found.timestamp)) == expected
 
     @invariant()
     def offsets_agree(self) -> None:

@@ -212,7 +212,7 @@ class Broker:
         written); a failed write raises :class:`StorageError`.
         """
         try:
-            verdict = self.producers.check(topic, partition, plog, header)
+            verdict = self.producers.check(topic, partition, plog, header, batch)
         except StorageError as exc:
             return Rejected(
                 ErrorCode(exc.kafka_error_code), f"could not load the producer state: {exc}"

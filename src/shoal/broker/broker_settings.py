@@ -67,6 +67,10 @@ class BrokerConfig:
     transactional_id_expiration_ms: int = 604_800_000
     """transactional.id.expiration.ms: an id idle this long with no open transaction is
     forgotten."""
+    transaction_version: int = 2
+    """The ``transaction.version`` feature level (shoal.broker.features): 2 serves
+    transactions V2 to the clients that read it; 1 or 0 keeps every client on the classic
+    protocol."""
 
     # -- log compaction (issue 15, leftovers): the log.cleaner.* broker configs --
     cleaner: CleanerSettings = field(default_factory=CleanerSettings)

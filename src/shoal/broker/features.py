@@ -14,7 +14,10 @@ cannot leave, so it supports exactly its finalized level:
 - ``transaction.version`` 2 (transactions V2, KIP-890 part 2), supported from 0 as Kafka 4.4
   reports it: 4.x clients then end each transaction with EndTxn v5 (an epoch bump per
   transaction) and let Produce v12+ and TxnOffsetCommit v5+ add partitions implicitly; older
-  clients (librdkafka) keep the classic protocol, which the same coordinator serves.
+  clients (librdkafka) keep the classic protocol, which the same coordinator serves. The
+  ``transaction_version`` setting lowers it (as ``kafka-features downgrade`` would on Kafka):
+  at 1 (supported 0-1) or 0 (left out) 4.x clients keep the classic protocol too, and Produce
+  v12+ and TxnOffsetCommit v5+ add no partition.
 
 Features shoal does not have are left out, which clients read as level 0: ``share.version``
 (when share groups are not served, share_version 0),
@@ -45,7 +48,10 @@ unknown), so the epoch must be at least 0; shoal's features never change while i
 TRANSACTION_VERSION: Final = "transaction.version"
 TRANSACTION_VERSION_LEVEL: Final = 2
 """Transactions V2 (issue 14): EndTxn v5, implicit adds by Produce v12+ and TxnOffsetCommit
-v5+. Level 0 would keep every client on the classic protocol."""
+v5+; the default of the ``transaction_version`` setting. Levels 0 and 1 keep every client on
+the classic protocol (Kafka's level 1 only changes its log's format, which shoal's already
+has at every level)."""
+TRANSACTION_VERSION_LEVELS: Final = range(TRANSACTION_VERSION_LEVEL + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +67,22 @@ class Feature:
         return self.level if self.min_supported is None else self.min_supported
 
 
-def broker_features(apis: Mapping[int, ApiVersionRange]) -> tuple[Feature, ...]:
-    """The features of a broker serving ``apis``, by name."""
+def broker_features(
+    apis: Mapping[int, ApiVersionRange], transaction_version: int = TRANSACTION_VERSION_LEVEL
+) -> tuple[Feature, ...]:
+    """The features of a broker serving ``apis`` at ``transaction_version``, by name."""
     features = [Feature(METADATA_VERSION, METADATA_VERSION_LEVEL)]
     if ApiKey.CONSUMER_GROUP_HEARTBEAT in apis:
         features.append(Feature(GROUP_VERSION, 1))
     if ApiKey.SHARE_GROUP_HEARTBEAT in apis:  # share groups (issue 16)
         features.append(Feature(SHARE_VERSION, 1))
-    if TRANSACTION_VERSION_LEVEL > 0:  # transactions V2 (issue 14)
-        features.append(Feature(TRANSACTION_VERSION, TRANSACTION_VERSION_LEVEL, min_supported=0))
+    if transaction_version > 0:  # transactions V2 (issue 14), or V1 when set lower
+        features.append(Feature(TRANSACTION_VERSION, transaction_version, min_supported=0))
     return tuple(sorted(features, key=lambda f: f.name))
 
 
-def transactions_v2() -> bool:
-    """Whether the broker serves transactions V2 (the implicit adds of Produce v12+ and
-    TxnOffsetCommit v5+ follow the advertised feature, as Kafka's follow its finalized one)."""
-    return TRANSACTION_VERSION_LEVEL >= 2
+def transactions_v2(transaction_version: int) -> bool:
+    """Whether a broker at ``transaction_version`` serves transactions V2 (the implicit adds
+    of Produce v12+ and TxnOffsetCommit v5+ follow the advertised feature, as Kafka's follow
+    its finalized one)."""
+    return transaction_version >= 2

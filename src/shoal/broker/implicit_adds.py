@@ -45,8 +45,8 @@ _RETRIABLE_AS_NOT_ENOUGH_REPLICAS: Final = frozenset(
 )
 
 
-def implicit_adds_apply(version: int, minimum: int) -> bool:
-    return version >= minimum and transactions_v2()
+def implicit_adds_apply(broker: Broker, version: int, minimum: int) -> bool:
+    return version >= minimum and transactions_v2(broker.config.transaction_version)
 
 
 async def add_for_produce(

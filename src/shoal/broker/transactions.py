@@ -28,8 +28,8 @@ from shoal.broker.durable import awaitable_durable, settled_quietly
 from shoal.broker.groups import AppendOperation
 from shoal.clock import Clock
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.producer_state import Rejected
 from shoal.coordinator.txn_coordinator import (
-    COORDINATOR_EPOCH,
     EndResult,
     InitResult,
     MarkerWork,
@@ -52,6 +52,11 @@ timer into a busy loop."""
 DURABLE_WAIT_S_MAX: Final = 30.0
 """How long a request waits for the fsync of its markers or state before it answers
 REQUEST_TIMED_OUT-like errors (the markers are then written again by the timer)."""
+FENCING_ERRORS: Final = frozenset(
+    {ErrorCode.TRANSACTION_COORDINATOR_FENCED, ErrorCode.INVALID_PRODUCER_EPOCH}
+)
+"""A partition's answers to a marker that mean someone newer ended the producer's transaction
+there: Kafka's coordinator stops sending that transaction's markers on them."""
 
 OffsetsMarkerHook = Callable[[int, bool], "asyncio.Future[None] | None"]
 """(producer id, commit) -> the fsync to wait for: the group coordinator's side of the marker
@@ -102,6 +107,9 @@ class TransactionService:
         self._stopping = False
         """Set by :meth:`stop`: the timer ends even if its cancellation was lost (see there)."""
         self._offsets_marker: OffsetsMarkerHook | None = None
+        self._abandoned: set[str] = set()
+        """Transactional ids whose markers a partition refused as from an older coordinator
+        or producer epoch (:meth:`_fenced`): left prepared until the next start."""
         self._finishing: set[str] = set()
         """Transactional ids whose markers a task is writing now (the timer leaves them)."""
         self._snapshot_in_flight = False
@@ -217,9 +225,19 @@ class TransactionService:
         finally:
             self._finishing.discard(work.transactional_id)
 
+    @property
+    def coordinator_epoch(self) -> int:
+        """The coordinator epoch written into this coordinator's markers: as in Kafka, the
+        leader epoch of the ``__transaction_state`` partition that holds the transactional id
+        (shoal's one partition), which rises at every broker start. A partition refuses a
+        marker whose coordinator epoch is older than the last one it took for the producer."""
+        return self.state_log.plog.leader_epoch
+
     async def _write_markers(self, work: MarkerWork) -> ErrorCode:
         waits = []
+        fenced: list[tuple[TopicPartition, Rejected]] = []
         timestamp = self._clock.now_ms()
+        coordinator_epoch = self.coordinator_epoch
         try:
             for topic, partition in work.partitions:
                 if topic == OFFSETS_TOPIC:
@@ -235,10 +253,13 @@ class TransactionService:
                     work.producer_id,
                     work.producer_epoch,
                     commit=work.commit,
-                    coordinator_epoch=COORDINATOR_EPOCH,
+                    coordinator_epoch=coordinator_epoch,
                     timestamp=timestamp,
                 )
                 result = self._append(topic, partition, plog, batch, read_header(batch))
+                if isinstance(result, Rejected) and result.error_code in FENCING_ERRORS:
+                    fenced.append(((topic, partition), result))
+                    continue
                 if not isinstance(result, AppendInfo):
                     raise StorageError(f"the marker for {topic}-{partition} was refused: {result}")
                 waits.append(awaitable_durable(plog.wait_durable(result.last_offset)))
@@ -253,8 +274,40 @@ class TransactionService:
                 exc,
             )
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
+        if fenced:
+            self._fenced(work, coordinator_epoch, fenced)
+            return ErrorCode.NONE
         self.coordinator.complete(work)
         return await self._log_changes()
+
+    def _fenced(
+        self,
+        work: MarkerWork,
+        coordinator_epoch: int,
+        fenced: list[tuple[TopicPartition, Rejected]],
+    ) -> None:
+        """A partition refused the marker: it took one for the producer from a newer
+        coordinator (an operator's ``kafka-transactions abort`` with a higher coordinator
+        epoch) or with a newer producer epoch. Kafka's coordinator then stops sending the
+        transaction's markers ("this txn can now be ignored": the newer coordinator ends it)
+        and leaves it prepared; so does this one, until the next start, whose higher epoch
+        writes the markers again. The other partitions' markers are written, as Kafka's are
+        (each partition of a WriteTxnMarkers request stands alone), and the EndTxn, whose
+        decision is durable, is answered as Kafka answers it once the prepare is logged."""
+        self._abandoned.add(work.transactional_id)
+        for (topic, partition), refused in fenced:
+            log.error(
+                "transactional id %r: the %s marker for %s-%d was refused (%s: %s); the "
+                "transaction stays %s until the next start (coordinator epoch now %d)",
+                work.transactional_id,
+                "COMMIT" if work.commit else "ABORT",
+                topic,
+                partition,
+                refused.error_code.name,
+                refused.message,
+                "PrepareCommit" if work.commit else "PrepareAbort",
+                coordinator_epoch,
+            )
 
     async def _log_changes(self) -> ErrorCode:
         """Log every changed transaction to ``__transaction_state`` and wait for the fsync."""
@@ -372,7 +425,7 @@ class TransactionService:
             # Asked again at each turn: while an earlier id's markers were written, this one
             # may have completed, or begun a new transaction whose prepare is not durable.
             current = self.coordinator.pending_work(work.transactional_id)
-            if current is not None:
+            if current is not None and work.transactional_id not in self._abandoned:
                 await self._finish(current)
 
     async def _run_timer(self) -> None:

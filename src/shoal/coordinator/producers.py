@@ -157,12 +157,30 @@ class Producers:
         entry = self._partitions.get((topic, partition))
         return entry.txns if entry is not None and entry.log is plog else None
 
-    def check(self, topic: str, partition: int, plog: PartitionLog, header: BatchHeader) -> Verdict:
-        """May this batch be appended? Batches without a producer id always may, and so may
-        transaction markers (only the broker writes those, after its coordinator decided)."""
+    def check(
+        self,
+        topic: str,
+        partition: int,
+        plog: PartitionLog,
+        header: BatchHeader,
+        batch: Buffer,
+    ) -> Verdict:
+        """May this batch be appended? Batches without a producer id always may. A transaction
+        marker (``batch``, only the broker writes one: its own coordinator's or an operator's
+        through WriteTxnMarkers) is checked as Kafka's ProducerAppendInfo checks it, whoever
+        wrote it: an older producer epoch or an older coordinator epoch than the partition's
+        last for that producer is refused (:meth:`PartitionProducers.check_marker`)."""
         state = self.state(topic, partition, plog)
-        if not header.has_producer_id or header.is_control:
+        if not header.has_producer_id:
             return APPEND
+        if header.is_control:
+            marker = transaction_marker(batch)
+            if marker is None:
+                return APPEND
+            refused = state.check_marker(
+                header.producer_id, header.producer_epoch, marker.coordinator_epoch
+            )
+            return APPEND if refused is None else refused
         return state.check(
             header.producer_id, header.producer_epoch, header.base_sequence, header.last_sequence
         )

@@ -47,9 +47,6 @@ above it is refused with INVALID_TRANSACTION_TIMEOUT."""
 TRANSACTIONAL_ID_EXPIRATION_MS: Final = 604_800_000
 """Kafka's transactional.id.expiration.ms default (7 days): an id with no transaction open and
 no request for this long is forgotten (Dead)."""
-COORDINATOR_EPOCH: Final = 0
-"""The epoch written into markers. Kafka uses the leader epoch of the __transaction_state
-partition, which changes when the coordinator moves; shoal's never moves."""
 CLIENT_TRANSACTION_VERSION_2: Final = 2
 """ClientTransactionVersion of a transactions V2 producer (KIP-890 part 2)."""
 NO_PRODUCER_ID: Final = -1

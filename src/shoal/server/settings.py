@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.features import TRANSACTION_VERSION_LEVEL, TRANSACTION_VERSION_LEVELS
 from shoal.coordinator.assignors import ASSIGNORS
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.mixed_group import parse_policy
@@ -231,6 +232,12 @@ class Settings:
     heartbeat at."""
     share_version: int = GroupConfig().share_version
     """The share.version feature: 1 (the default) serves KIP-932 share groups, 0 does not."""
+
+    # -- transactions (issue 14 leftovers) ---------------------------------------------------
+    transaction_version: int = TRANSACTION_VERSION_LEVEL
+    """The transaction.version feature: 2 (the default) lets Kafka 4.x clients use
+    transactions V2 (KIP-890: EndTxn v5, an epoch bump per transaction, partitions added by
+    Produce); 1 or 0 keeps them on the classic protocol, as librdkafka always is."""
 
     # -- log compaction (issue 15, slice C): Kafka's log.cleaner.* broker configs -----------
     log_cleaner_enable: bool = True
@@ -462,8 +469,16 @@ class Settings:
                 **self.consumer_group_settings(),
             ),
             quota=quota,
+            transaction_version=self.checked_transaction_version(),
             cleaner=self.cleaner_settings(),  # issue 15 leftovers: log.cleaner.* described
         )
+
+    def checked_transaction_version(self) -> int:
+        if self.transaction_version not in TRANSACTION_VERSION_LEVELS:
+            raise SettingsError(
+                f"transaction_version must be 0, 1 or 2, not {self.transaction_version}"
+            )
+        return self.transaction_version
 
     def consumer_group_settings(self) -> dict[str, Any]:
         """The KIP-848 fields of GroupConfig (issue 16, slice K), checked."""

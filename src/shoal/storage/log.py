@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from shoal.storage.flush import Flusher
+    from shoal.storage.timesearch import FoundRecord
 
 log = logging.getLogger(__name__)
 
@@ -681,9 +682,9 @@ class PartitionLog:
             return ReadResult(b"", offset, offset, start, end)
         return ReadResult(found.data, found.first_offset, found.next_offset, start, end)
 
-    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
-        """``(offset, timestamp)`` of the first record whose timestamp is at or after
-        ``timestamp``, or None if there is none (Kafka's ListOffsets by time)."""
+    def offset_for_timestamp(self, timestamp: int) -> FoundRecord | None:
+        """The first record whose timestamp is at or after ``timestamp`` (offset, timestamp,
+        its batch's leader epoch), or None if there is none (Kafka's ListOffsets by time)."""
         from shoal.storage.timesearch import find_first_at_or_after
 
         with self._lock:
@@ -695,8 +696,8 @@ class PartitionLog:
                     return found
         return None
 
-    def max_timestamp(self) -> tuple[int, int] | None:
-        """``(offset, timestamp)`` of the record with the largest timestamp (ListOffsets -3)."""
+    def max_timestamp(self) -> FoundRecord | None:
+        """The record with the largest timestamp (ListOffsets -3)."""
         from shoal.storage.timesearch import find_max_timestamp
 
         with self._lock:

@@ -10,6 +10,8 @@ from typing import Any, Final, Protocol
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from shoal.embedded import EmbeddedBroker
+from shoal.protocol import ApiKey
+from tests.server.wire import WireClient
 
 TIMEOUT_S: Final = 30.0
 """Upper bound of each client call; they return as soon as done."""
@@ -84,3 +86,26 @@ def latest_offset(broker: EmbeddedBroker, topic: str, isolation: str) -> int:
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def abort_marker(
+    client: WireClient, producer_id: int, epoch: int, coordinator_epoch: int = 0
+) -> int:
+    """An operator's ABORT marker for partition 0 of topic ``r`` (WriteTxnMarkers v1, as
+    ``kafka-transactions abort`` sends it); returns the partition's error code."""
+    answer = client.request(
+        ApiKey.WRITE_TXN_MARKERS,
+        1,
+        {
+            "markers": [
+                {
+                    "producer_id": producer_id,
+                    "producer_epoch": epoch,
+                    "transaction_result": False,
+                    "topics": [{"name": "r", "partition_indexes": [0]}],
+                    "coordinator_epoch": coordinator_epoch,
+                }
+            ]
+        },
+    )
+    return int(answer.markers[0].topics[0].partitions[0].error_code)

@@ -164,7 +164,7 @@ def test_a_timed_out_transaction_is_aborted_and_its_producer_fenced(tmp_path: Pa
     assert end is ErrorCode.PRODUCER_FENCED
     # The partition knows the fenced epoch too: the old producer's next batch is refused.
     batch = transactional_batch(pid, epoch, 1)
-    verdict = broker.producers.check("t", 0, plog, read_header(batch))
+    verdict = broker.producers.check("t", 0, plog, read_header(batch), batch)
     assert getattr(verdict, "error_code", None) is ErrorCode.INVALID_PRODUCER_EPOCH
     node.crash()
     meta = node.start().transactions.coordinator.get(TXN)

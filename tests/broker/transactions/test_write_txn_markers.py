@@ -13,6 +13,7 @@ from shoal.embedded import EmbeddedBroker
 from shoal.protocol import ApiKey, ErrorCode
 from tests.broker.transactions.clients import (
     TIMEOUT_S,
+    abort_marker,
     latest_offset,
     read_all,
     transactional_producer,
@@ -20,25 +21,6 @@ from tests.broker.transactions.clients import (
 from tests.server.wire import WireClient
 
 pytestmark = pytest.mark.integration
-
-
-def _abort(client: WireClient, producer_id: int, epoch: int, coordinator_epoch: int = 0) -> int:
-    answer = client.request(
-        ApiKey.WRITE_TXN_MARKERS,
-        1,
-        {
-            "markers": [
-                {
-                    "producer_id": producer_id,
-                    "producer_epoch": epoch,
-                    "transaction_result": False,
-                    "topics": [{"name": "r", "partition_indexes": [0]}],
-                    "coordinator_epoch": coordinator_epoch,
-                }
-            ]
-        },
-    )
-    return int(answer.markers[0].topics[0].partitions[0].error_code)
 
 
 def test_an_operators_abort_marker_is_durable(tmp_path: Path) -> None:
@@ -56,7 +38,7 @@ def test_an_operators_abort_marker_is_durable(tmp_path: Path) -> None:
             (producer,) = described.topics[0].partitions[0].active_producers
             assert int(producer.current_txn_start_offset) == 0
             pid, epoch = int(producer.producer_id), int(producer.producer_epoch)
-            assert _abort(client, pid, epoch, coordinator_epoch=4) == ErrorCode.NONE
+            assert abort_marker(client, pid, epoch, coordinator_epoch=4) == ErrorCode.NONE
         assert latest_offset(broker, "r", "read_committed") == 2  # the record, the marker
     with EmbeddedBroker(data, num_partitions=1) as broker:
         assert latest_offset(broker, "r", "read_committed") == 2
@@ -67,7 +49,7 @@ def test_an_operators_abort_marker_is_durable(tmp_path: Path) -> None:
             )
             (producer,) = described.topics[0].partitions[0].active_producers
             assert int(producer.coordinator_epoch) == 4
-            stale = _abort(client, pid, epoch, coordinator_epoch=3)
+            stale = abort_marker(client, pid, epoch, coordinator_epoch=3)
             assert stale == ErrorCode.TRANSACTION_COORDINATOR_FENCED
         assert latest_offset(broker, "r", "read_committed") == 2  # nothing written
     del gone

@@ -26,7 +26,7 @@ async def handle_api_versions(
         {"api_key": a.api_key, "min_version": a.min_version, "max_version": a.max_version}
         for a in advertised_versions(broker.apis)
     ]
-    features = broker_features(broker.apis)
+    features = broker_features(broker.apis, broker.config.transaction_version)
     return response_for(
         header.api_key,
         header.api_version,

@@ -5,8 +5,10 @@ With isolation_level 1 (read_committed, v2+) "latest" is the last stable offset:
 offset of the oldest open transaction, where a read_committed consumer stops (Kafka).
 
 Each answer carries the leader epoch of the offset found (v4+), as Kafka's does: the current
-epoch for "latest", the oldest epoch for "earliest", the epoch the found record was written
-in otherwise (from the partition's epoch history, which every stamped batch agrees with). A
+epoch for "latest", the oldest epoch for "earliest", and for a record found by time the epoch
+stamped in its batch: -1 for a batch written before shoal kept epochs (Kafka's FileRecords
+answers the batch's partition leader epoch, none when it is -1), although the partition's
+history counts such records as epoch 0. A
 client's ``current_leader_epoch`` (v4+) is checked first (FENCED/UNKNOWN_LEADER_EPOCH).
 """
 
@@ -106,10 +108,9 @@ def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition, committed: bool
         return {**answer, "error_code": exc.kafka_error_code}
     if found is None:
         return answer  # no such record: offset -1, timestamp -1, as Kafka answers
-    offset, ts = found
     return {
         **answer,
-        "offset": offset,
-        "timestamp": ts,
-        "leader_epoch": plog.epoch_of_offset(offset),
+        "offset": found.offset,
+        "timestamp": found.timestamp,
+        "leader_epoch": found.leader_epoch,
     }

@@ -175,7 +175,7 @@ async def _implicit_adds(
     if (
         not transactional_id
         or int(body.acks) not in (0, 1, -1)
-        or not implicit_adds_apply(version, IMPLICIT_ADD_PRODUCE_VERSION)
+        or not implicit_adds_apply(broker, version, IMPLICIT_ADD_PRODUCE_VERSION)
     ):
         return {}
     batches = [

@@ -112,7 +112,7 @@ async def _commit(
             )
     if not offsets:
         return errors
-    if implicit_adds_apply(version, IMPLICIT_ADD_TXN_OFFSET_COMMIT_VERSION):
+    if implicit_adds_apply(broker, version, IMPLICIT_ADD_TXN_OFFSET_COMMIT_VERSION):
         added = await _add_offsets_partition(broker, body)
         if added is not ErrorCode.NONE:
             return {**errors, **dict.fromkeys(offsets, added)}

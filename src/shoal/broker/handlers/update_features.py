@@ -47,7 +47,9 @@ async def handle_update_features(
     broker: Broker, ctx: RequestContext, request: Request
 ) -> ResponseBody:
     header, body = request.header, request_body(request.body, _UpdateFeaturesRequest)
-    levels = {f.name: f.level for f in broker_features(broker.apis)}
+    levels = {
+        f.name: f.level for f in broker_features(broker.apis, broker.config.transaction_version)
+    }
     answer: dict[str, Any] = {
         "throttle_time": 0,
         "error_code": ErrorCode.NONE,

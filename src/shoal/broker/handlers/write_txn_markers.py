@@ -21,8 +21,9 @@ A marker whose coordinator epoch is below the last one the partition saw for the
 from a zombie coordinator: TRANSACTION_COORDINATOR_FENCED, nothing written (the producer epoch
 is checked first, as Kafka's ProducerAppendInfo does). The partition keeps the coordinator epoch
 of each producer's last marker, across restarts (the producer-state snapshot, version 3).
-shoal's own coordinator writes its markers directly with epoch 0 and is not checked: it is the
-only coordinator there is.
+Both checks are the broker's append operation's (``Broker.append``), so shoal's own
+coordinator, which writes its markers directly with the leader epoch of ``__transaction_state``
+as its coordinator epoch (:mod:`shoal.broker.transactions`), is checked the same way.
 """
 
 from __future__ import annotations
@@ -103,11 +104,6 @@ async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> Erro
             if ended is not None:
                 await asyncio.wait_for(asyncio.shield(ended), DURABLE_WAIT_S_MAX)
             return ErrorCode.NONE
-        refused = broker.producers.state(name, index, plog).check_marker(
-            producer_id, epoch, int(marker.coordinator_epoch)
-        )
-        if refused is not None:
-            return refused.error_code
         batch = build_control_batch(
             producer_id,
             epoch,
@@ -116,7 +112,7 @@ async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> Erro
             timestamp=broker.clock.now_ms(),
         )
         result = broker.append(name, index, plog, batch, read_header(batch))
-        if isinstance(result, Rejected):  # markers pass the producer check: defensive
+        if isinstance(result, Rejected):  # an older producer or coordinator epoch
             return result.error_code
         if not isinstance(result, AppendInfo):
             return ErrorCode.NONE  # a Duplicate: never for a marker, which has no sequence
