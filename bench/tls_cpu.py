@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench.peers and tests.peers import from root
 
 from bench.peers.kafka_protocol import KafkaProtocolSystem  # noqa: E402
-from bench.peers.secured import Certificates, create_user  # noqa: E402
+from bench.peers.secured import Certificates, create_user, shoal_settings  # noqa: E402
 from bench.peers.systems import shoal_process  # noqa: E402
 from tests.peers.kafka_peer import free_port  # noqa: E402
 
@@ -84,12 +84,7 @@ class Broker:
 @contextmanager
 def broker(work: Path, loop: str, certs: Certificates) -> Iterator[Broker]:
     plain_port, tls_port = free_port(), free_port()
-    settings = {
-        "SHOAL_LISTENERS": f"PLAIN://127.0.0.1:{plain_port},SECURE://127.0.0.1:{tls_port}",
-        "SHOAL_LISTENER_SECURITY_PROTOCOL_MAP": "PLAIN:PLAINTEXT,SECURE:SASL_SSL",
-        "SHOAL_SASL_ENABLED_MECHANISMS": "SCRAM-SHA-512",
-        "SHOAL_SSL_KEYSTORE_LOCATION": str(certs.keystore),
-    }
+    settings = shoal_settings(certs, plaintext=("PLAIN", plain_port), sasl_ssl=("SECURE", tls_port))
     # LOOP@SRC: shoal's code from the directory SRC (another checkout's src/, to compare
     # against it), with its default loop; LOOP alone: this checkout's, on that event loop.
     loop_name, _, source = loop.partition("@")
