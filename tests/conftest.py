@@ -3,7 +3,9 @@
 ``shoal_broker``: a started :class:`~shoal.embedded.EmbeddedBroker` on ``tmp_path`` with default
 settings. ``shoal_broker_factory(**settings)``: the same with settings of the test's choosing
 (``num_partitions``, ``message_max_bytes``, ``flush_policy``...); every broker it starts is
-stopped at teardown.
+stopped at teardown. ``SHOAL_TEST_EVENT_LOOP=uvloop`` (or ``auto``) runs those brokers on
+uvloop, the loop ``shoal broker`` runs on when installed (``event_loop``), instead of asyncio's:
+``SHOAL_TEST_EVENT_LOOP=uvloop pytest tests/server/test_tls.py`` checks TLS on both.
 
 ``broker_process(**settings)``: a started :class:`~tests.support.broker.BrokerProcess`, the
 broker in a child process, for tests that SIGKILL it; killed at teardown.
@@ -14,6 +16,7 @@ live in plain modules under ``tests/support/``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ def shoal_broker_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedBroke
 
     def start(**settings: Any) -> EmbeddedBroker:
         data_dir = tmp_path / f"shoal-{len(started)}"
+        settings.setdefault("event_loop", os.environ.get("SHOAL_TEST_EVENT_LOOP", "asyncio"))
         broker = EmbeddedBroker(str(data_dir), **settings).start()
         started.append(broker)
         return broker

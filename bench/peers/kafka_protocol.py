@@ -82,6 +82,15 @@ class KafkaProtocolSystem:
         futures[dest].result(timeout=30)
 
     def produce(self, dest: str, size: int, seconds: float) -> Throughput:
+        return self._produce(dest, size, seconds=seconds)
+
+    def produce_count(self, dest: str, size: int, records: int) -> Throughput:
+        """Exactly ``records`` records (a fixed amount of work, for CPU per byte)."""
+        return self._produce(dest, size, records=records)
+
+    def _produce(
+        self, dest: str, size: int, *, seconds: float = float("inf"), records: int = -1
+    ) -> Throughput:
         producer = Producer({"bootstrap.servers": self.url, **PRODUCER, **self.security})
         producer.list_topics(dest, timeout=30)  # connected, leader known, before timing
         value = os.urandom(size)
@@ -89,7 +98,7 @@ class KafkaProtocolSystem:
         sent = 0
         with Timer() as timer:
             deadline = time.perf_counter() + seconds
-            while True:
+            while sent != records:
                 try:
                     produce(dest, value)
                 except BufferError:

@@ -21,7 +21,17 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_before": os.getloadavg(),
+        "shoal_event_loop": shoal_event_loop(),
     }
+
+
+def shoal_event_loop() -> str:
+    """The loop ``shoal broker`` runs on here with its default ``event_loop = auto``."""
+    try:
+        import uvloop
+    except ImportError:
+        return f"asyncio (Python {platform.python_version()})"
+    return f"uvloop {uvloop.__version__}"
 
 
 def rows_for(rates: list[int]) -> list[Row]:
@@ -81,7 +91,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> str:
         "",
         f"{env['cores']} cores shared with other work (load average before "
         f"{env['load_average_before'][0]:.1f}, after {env['load_average_after'][0]:.1f}); "
-        "one system runs at a time; figures are medians of "
+        f"one system runs at a time; shoal runs on {env.get('shoal_event_loop', 'asyncio')}; "
+        "figures are medians of "
         f"{cfg['repeats']} throughput runs of {cfg['seconds']} s, latency runs of "
         f"{cfg['latency_seconds']} s (first {cfg['warmup_s']} s dropped; of "
         f"{cfg.get('latency_repeats', 1)} runs per rate and size, the one with the median p99); "

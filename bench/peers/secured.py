@@ -76,16 +76,26 @@ def create_user(admin_bootstrap: str) -> None:
             time.sleep(0.5)
 
 
+def shoal_settings(
+    certs: Certificates, *, plaintext: tuple[str, int], sasl_ssl: tuple[str, int]
+) -> dict[str, str]:
+    """``SHOAL_*`` settings of a broker with a PLAINTEXT and a SASL_SSL listener (SCRAM-SHA-512),
+    each given as (listener name, port)."""
+    (plain_name, plain_port), (tls_name, tls_port) = plaintext, sasl_ssl
+    return {
+        "SHOAL_LISTENERS": f"{plain_name}://127.0.0.1:{plain_port},"
+        f"{tls_name}://127.0.0.1:{tls_port}",
+        "SHOAL_LISTENER_SECURITY_PROTOCOL_MAP": f"{plain_name}:PLAINTEXT,{tls_name}:SASL_SSL",
+        "SHOAL_SASL_ENABLED_MECHANISMS": "SCRAM-SHA-512",
+        "SHOAL_SSL_KEYSTORE_LOCATION": str(certs.keystore),
+    }
+
+
 @contextmanager
 def shoal_sasl_ssl(work: Path, certs: Certificates) -> Iterator[str]:
     """``shoal broker`` with a SASL_SSL listener (SCRAM-SHA-512); yields its address."""
     admin_port, port = free_port(), free_port()
-    settings = {
-        "SHOAL_LISTENERS": f"ADMIN://127.0.0.1:{admin_port},SASL_SSL://127.0.0.1:{port}",
-        "SHOAL_LISTENER_SECURITY_PROTOCOL_MAP": "ADMIN:PLAINTEXT,SASL_SSL:SASL_SSL",
-        "SHOAL_SASL_ENABLED_MECHANISMS": "SCRAM-SHA-512",
-        "SHOAL_SSL_KEYSTORE_LOCATION": str(certs.keystore),
-    }
+    settings = shoal_settings(certs, plaintext=("ADMIN", admin_port), sasl_ssl=("SASL_SSL", port))
     with shoal_process(work, [], settings):
         create_user(f"127.0.0.1:{admin_port}")
         yield f"127.0.0.1:{port}"

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 from shoal.broker.broker_settings import BrokerConfig
 from shoal.server.app import BrokerApp
+from shoal.server.event_loops import loop_factory
 from shoal.server.settings import WILDCARD_HOSTS, Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ class EmbeddedBroker:
     ``advertised_listener`` (``HOST:PORT``) is what clients are told to connect to, needed
     when ``host`` is a wildcard such as 0.0.0.0; ``node_id`` is the broker's node.id;
     ``adjust_broker_config`` (for tests) returns the broker's config given the one the settings
-    make, before the broker is built. Other keyword arguments are
+    make, before the broker is built; ``event_loop`` is the loop of the broker's thread:
+    asyncio's unless ``"uvloop"`` or ``"auto"`` (uvloop when installed, as ``shoal broker``
+    runs by default) is given. Other keyword arguments are
     :class:`~shoal.server.settings.Settings` fields. Bad settings raise
     :class:`~shoal.server.settings.SettingsError` here, before anything starts."""
 
@@ -46,6 +49,7 @@ class EmbeddedBroker:
         advertised_listener: str = "",
         node_id: int = Settings().node_id,
         adjust_broker_config: Callable[[BrokerConfig], BrokerConfig] | None = None,
+        event_loop: str = "asyncio",
         **settings: Any,
     ) -> None:
         bind = f"[{host}]" if ":" in host else host
@@ -58,9 +62,11 @@ class EmbeddedBroker:
             http_listen=f"127.0.0.1:{http_port}",
             advertised_listener=advertised_listener,
             node_id=node_id,
+            event_loop=event_loop,
             **settings,
         )
         self._settings.broker_config()
+        self._new_loop = loop_factory(event_loop)
         self._adjust_broker_config = adjust_broker_config
         self._local_host = "127.0.0.1" if host in WILDCARD_HOSTS else bind
         self._app: BrokerApp | None = None
@@ -93,7 +99,7 @@ class EmbeddedBroker:
         return self
 
     def _run(self, started: Future[None]) -> None:
-        loop = asyncio.new_event_loop()
+        loop = self._new_loop()
         self._loop = loop
         app = BrokerApp(self._settings, adjust_broker_config=self._adjust_broker_config)
         try:

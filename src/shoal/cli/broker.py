@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 
 def add_broker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,25 +137,22 @@ def run_broker(args: argparse.Namespace) -> int:
         print(f"shoal broker: {exc}", file=sys.stderr)
         return 2
     from shoal.server.app import BrokerApp
+    from shoal.server.event_loops import EventLoopUnavailable, loop_factory
     from shoal.server.logs import configure_logging
     from shoal.storage.documents import DocumentDamaged
 
+    try:
+        new_loop = loop_factory(settings.event_loop)
+    except EventLoopUnavailable as exc:
+        print(f"shoal broker: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     app = BrokerApp(settings)
     try:
-        _event_loop_runner()(app.run_until_stopped())
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(app.run_until_stopped())
     # A port taken, a certificate file unreadable, a damaged topics.json or acls.json...
     except (OSError, SettingsError, DocumentDamaged) as exc:
         print(f"shoal broker: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
-    """uvloop when installed (the ``fast`` extra), else asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
-    return runner

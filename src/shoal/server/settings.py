@@ -20,6 +20,7 @@ from shoal.security.acl import AclError
 from shoal.security.acl_authorizer import AuthorizerConfig, parse_super_users
 from shoal.security.principal import PrincipalMapper, PrincipalMappingError
 from shoal.security.quotas import QuotaSettings
+from shoal.server.event_loops import EVENT_LOOPS
 from shoal.server.listener_ssl import (
     CLIENT_AUTH_VALUES,
     ListenerSsl,
@@ -68,6 +69,11 @@ class Settings:
     """debug, info, warning or error."""
     log_format: str = "text"
     """text, or json: one JSON object a line, for a log collector."""
+    event_loop: str = "auto"
+    """The event loop ``shoal broker`` runs on: ``uvloop`` (faster sockets and TLS; installed
+    with shoal on Linux and macOS), ``asyncio`` (the standard library's), or ``auto``: uvloop
+    when it is installed, else asyncio. An embedded broker runs on asyncio's loop unless its
+    ``event_loop`` argument says otherwise."""
     flush_policy: str = "sync"
     """When an acks=all write is answered: ``sync`` after the fsync that covers it (one fsync
     is shared by the writes that arrived meanwhile); ``interval`` at once, fsync every second;
@@ -441,6 +447,10 @@ class Settings:
             for listener in listeners
         )
         _, advertised_host, advertised_port = advertised[0]
+        if self.event_loop not in EVENT_LOOPS:
+            raise SettingsError(
+                f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"
+            )
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -19,6 +19,7 @@ from typing import Final, Protocol
 
 from shoal.buffers import Buffer, skip_bytes
 from shoal.records.crc import crc32c
+from shoal.storage.read_buffers import READ_BUFFERS
 
 
 class File(Protocol):
@@ -131,7 +132,8 @@ class OsFile:
     def pread_cached(self, size: int, position: int) -> bytearray | None:
         if _RWF_NOWAIT is None:
             return None  # no way to ask "only if cached" here: every read may wait
-        buffer = bytearray(size)
+        # A pooled buffer: no zero-fill, no fresh pages (see shoal.storage.read_buffers).
+        buffer = READ_BUFFERS.take(size)
         try:
             got = os.preadv(self._fd, [buffer], position, _RWF_NOWAIT)
         except BlockingIOError:
