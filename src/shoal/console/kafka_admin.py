@@ -16,7 +16,6 @@ from importlib import metadata
 from typing import Any, Final
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
     KafkaException,
     TopicCollection,
     TopicPartition,
@@ -38,6 +37,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from shoal.console import security_changes
 from shoal.console.errors import ConsoleError, from_kafka
+from shoal.console.group_requests import WORKER_WAIT_S, GroupRequests
 
 REQUEST_TIMEOUT_S: Final = 15.0
 """How long one Admin request may take before the page gets a 502 (a cluster under load)."""
@@ -48,8 +48,6 @@ CREATED_POLL_S: Final = 0.1
 RENEW_INTERVAL_S: Final = 5.0
 """A fresh Admin client at most this often (seconds): many requests timing out together
 (worker threads and the event loop) renew it once, not once each."""
-NO_OFFSET: Final = -1001
-"""librdkafka's OFFSET_INVALID: a partition the group has no committed offset for."""
 _OPERATIONS: Final = {
     "set": AlterConfigOpType.SET,
     "delete": AlterConfigOpType.DELETE,
@@ -73,9 +71,16 @@ class KafkaAdmin:
     """The Admin-API half of the console's backend. ``config``: librdkafka settings
     (``bootstrap.servers`` and any security settings)."""
 
-    def __init__(self, config: dict[str, Any], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        clock: Callable[[], float] = time.monotonic,
+        group_wait_s: float = WORKER_WAIT_S,
+    ) -> None:
         self.config = config
         self.admin = AdminClient(dict(config))
+        self.groups = GroupRequests(config, group_wait_s)
+        """Consumer-group requests, in a worker process (librdkafka's abort: see there)."""
         self._clock = clock
         self._renew_lock = threading.Lock()
         self._renewed_at: float | None = None
@@ -101,11 +106,16 @@ class KafkaAdmin:
                 return False
             self._renewed_at = now
             old, self.admin = self.admin, AdminClient(dict(self.config))
+            self.groups.renew()
         # Destroyed on a thread of its own: destroying a client may wait for its requests in
         # flight, and this runs on a request's worker thread.
         threading.Thread(target=_discard, args=(old,), daemon=True).start()
         del old
         return True
+
+    def close(self) -> None:
+        """Ends the group requests' worker process."""
+        self.groups.close()
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -222,67 +232,45 @@ class KafkaAdmin:
 
     # -- consumer groups ----------------------------------------------------------------------
 
-    def _group_descriptions(self, ids: list[str]) -> dict[str, Any]:
-        if not ids:
-            return {}
-        futures = self.admin.describe_consumer_groups(ids)
-        return {g: _result(futures[g], f"describe group {g!r}") for g in ids}
-
     def list_groups(self) -> dict[str, Any]:
-        listing = _result(self.admin.list_consumer_groups(), "list groups")
-        ids = sorted(g.group_id for g in listing.valid)
-        described = self._group_descriptions(ids)
+        described = self.groups.list_and_describe()
         return {
             "groups": [
                 {
                     "group_id": g,
-                    "type": _group_type(described[g]),
-                    "state": _state(described[g]),
+                    "type": info.type,
+                    "state": info.state,
                     "protocol_type": "consumer",
-                    "members": len(described[g].members),
+                    "members": len(info.members),
                 }
-                for g in ids
+                for g, info in described.items()
             ]
         }
 
-    def committed(self, group_id: str) -> list[TopicPartition]:
-        request = [ConsumerGroupTopicPartitions(group_id)]
-        future = self.admin.list_consumer_group_offsets(request)[group_id]
-        answer = _result(future, f"list offsets of group {group_id!r}")
-        return [tp for tp in answer.topic_partitions if tp.offset != NO_OFFSET]
-
     def describe_group(self, group_id: str) -> dict[str, Any]:
-        group = self._group_descriptions([group_id])[group_id]
-        committed = sorted(self.committed(group_id), key=lambda tp: (tp.topic, tp.partition))
-        if _state(group) == "Dead" and not committed:
+        group = self.groups.describe([group_id])[group_id]
+        committed = sorted(self.groups.committed(group_id), key=lambda c: (c.topic, c.partition))
+        if group.state == "Dead" and not committed:
             raise ConsoleError(404, "group_id_not_found", f"group {group_id!r} does not exist")
-        marks = self.watermarks(TopicPartition(tp.topic, tp.partition) for tp in committed)
+        marks = self.watermarks(TopicPartition(c.topic, c.partition) for c in committed)
         return {
             "group_id": group_id,
-            "type": _group_type(group),
-            "state": "Empty" if _state(group) == "Dead" else _state(group),
+            "type": group.type,
+            "state": "Empty" if group.state == "Dead" else group.state,
             "protocol_type": "consumer",
-            "protocol": group.partition_assignor or None,
-            "members": [
-                {
-                    "member_id": m.member_id,
-                    "group_instance_id": m.group_instance_id,
-                    "client_id": m.client_id,
-                    "client_host": m.host,
-                }
-                for m in group.members
-            ],
+            "protocol": group.assignor,
+            "members": list(group.members),
             "offsets": [
                 {
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "committed_offset": tp.offset,
-                    "metadata": tp.metadata,
-                    "high_watermark": marks[(tp.topic, tp.partition)][1],
-                    "lag": max(0, marks[(tp.topic, tp.partition)][1] - tp.offset),
+                    "topic": c.topic,
+                    "partition": c.partition,
+                    "committed_offset": c.offset,
+                    "metadata": c.metadata,
+                    "high_watermark": marks[(c.topic, c.partition)][1],
+                    "lag": max(0, marks[(c.topic, c.partition)][1] - c.offset),
                     "lag_seconds": None,  # needs a record's timestamp: a Fetch per partition
                 }
-                for tp in committed
+                for c in committed
             ],
         }
 
@@ -290,7 +278,7 @@ class KafkaAdmin:
         self, group_id: str, topic: str, partitions: list[int] | None, to: str, value: int | None
     ) -> list[dict[str, Any]]:
         """The new offsets (a dry run: nothing is committed here; see :meth:`commit`)."""
-        group = self._group_descriptions([group_id])[group_id]
+        group = self.groups.describe([group_id])[group_id]
         if group.members:
             raise ConsoleError(
                 409,
@@ -308,7 +296,7 @@ class KafkaAdmin:
             )
         tps = [TopicPartition(topic, p) for p in chosen]
         marks = self.watermarks(tps)
-        current = {(tp.topic, tp.partition): tp.offset for tp in self.committed(group_id)}
+        current = {(c.topic, c.partition): c.offset for c in self.groups.committed(group_id)}
         targets: dict[int, int] = {}
         if to in ("timestamp", "offset") and value is None:
             raise ConsoleError(400, "invalid_field", f"to={to} needs an integer value")
@@ -340,10 +328,7 @@ class KafkaAdmin:
         ]
 
     def commit(self, group_id: str, rows: list[dict[str, Any]]) -> None:
-        tps = [TopicPartition(r["topic"], r["partition"], r["new_offset"]) for r in rows]
-        request = [ConsumerGroupTopicPartitions(group_id, tps)]
-        future = self.admin.alter_consumer_group_offsets(request)[group_id]
-        _result(future, f"commit offsets of group {group_id!r}")
+        self.groups.commit(group_id, [(r["topic"], r["partition"], r["new_offset"]) for r in rows])
 
     # -- security (read-only) -----------------------------------------------------------------
 
@@ -479,14 +464,3 @@ def _discard(client: AdminClient) -> None:
 def _source_name(source: Any) -> str:
     name = str(ConfigSource(source).name)
     return _SOURCES.get(name, name)
-
-
-def _state(group: Any) -> str:
-    """ConsumerGroupState as Kafka's tools print it (``Stable``, ``Empty``, ...)."""
-    name: str = group.state.name
-    return "".join(part.capitalize() for part in name.split("_"))
-
-
-def _group_type(group: Any) -> str:
-    kind = getattr(group, "type", None)
-    return "consumer" if kind is not None and kind.name == "CONSUMER" else "classic"
