@@ -199,6 +199,7 @@ docs: $(STAMP)
 	$(BIN)/python -m shoal.cli.settings_reference docs/settings.md
 	$(BIN)/python -m shoal.cli.cli_reference docs/cli.md
 	$(BIN)/python -m examples.orders.asyncapi_page docs/asyncapi-orders.md
+	$(BIN)/python -m examples.market.asyncapi_page docs/asyncapi-market.md
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The documentation's external links fetched (needs the Internet; the offline link checks are

@@ -40,7 +40,8 @@ def _ref_name(ref: dict[str, str]) -> str:
     return ref["$ref"].rsplit("/", 1)[-1]
 
 
-def _operations_table(doc: dict[str, Any]) -> list[str]:
+def operations_table(doc: dict[str, Any]) -> list[str]:
+    """A Markdown table of a document's operations (also the market example's page)."""
     rows = [
         "| Action | Topic | Consumer group | Message |",
         "| --- | --- | --- | --- |",
@@ -66,7 +67,7 @@ def render() -> str:
         out.append(f"## {info['title']}\n")
         if info.get("description"):
             out.append(f"{info['description']}\n")
-        out.append("\n".join(_operations_table(doc)) + "\n")
+        out.append("\n".join(operations_table(doc)) + "\n")
         text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
         out.append(f"```yaml\n{text}```\n")
     return "\n".join(out)
