@@ -87,6 +87,7 @@ class ClientWorker:
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._stale = False
+        self._closed = False
         self._process, self._conn = self._start()
 
     def _start(self) -> tuple[Any, Connection]:
@@ -116,6 +117,8 @@ class ClientWorker:
         if not self._lock.acquire(timeout=self.wait_s):
             raise WorkerFailed(f"{self.name} is busy: no turn within {self.wait_s:g} s")
         try:
+            if self._closed:
+                raise WorkerFailed(f"{self.name} is closed")
             if self._stale:
                 self._renew()
             try:
@@ -171,14 +174,23 @@ class ClientWorker:
 
     def _renew(self) -> None:
         self._stale = False
-        if not self._used and self._process.is_alive():
+        if self._closed or (not self._used and self._process.is_alive()):
             return
         self._stop()
         self._process, self._conn = self._start()
 
     def close(self) -> None:
-        with self._lock:
+        """Ends the worker, without waiting more than :data:`STOP_WAIT_S` for a call in
+        progress (that call then fails; nothing starts a new worker after this)."""
+        self._closed = True
+        if not self._lock.acquire(timeout=STOP_WAIT_S):
+            # Killed under the call, which then sees the pipe close and gives the lock back.
+            self._process.kill()
+            self._lock.acquire()
+        try:
             self._stop()
+        finally:
+            self._lock.release()
 
     def _stop(self) -> None:
         """The old one ended (it may be stuck waiting, or stopped)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import operator
 import os
+import threading
 import time
 
 import pytest
@@ -146,3 +147,26 @@ def test_a_worker_failing_on_the_first_refresh_ends_the_command() -> None:
             show_live(lambda: worker.call(_describe_then_abort, "g"), 0.001, 2, console=console)
     finally:
         worker.close()
+
+
+def test_closing_a_worker_in_a_call_ends_it_and_starts_none() -> None:
+    """The console's shutdown while a group request hangs: the call fails, no new worker."""
+    worker = ClientWorker(wait_s=60)
+    assert worker.call(_warm_up) == "imported"
+    failures: list[Exception] = []
+
+    def hang() -> None:
+        try:
+            worker.call(_describe_then_hang, "g")
+        except WorkerFailed as exc:
+            failures.append(exc)
+
+    caller = threading.Thread(target=hang)
+    caller.start()
+    worker.close()  # waits STOP_WAIT_S at most for the call, then kills the worker
+    caller.join(30)
+    assert not caller.is_alive()
+    assert len(failures) == 1 and "during describe group 'g'" in str(failures[0])
+    assert not worker.alive()
+    with pytest.raises(WorkerFailed, match="is closed"):
+        worker.call(operator.add, 1, 2)
