@@ -17,16 +17,13 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints
-
+from examples.asyncapi_pages import document_section, write_page
 from examples.market.formats import SCHEMAS, JsonPayloads
 from examples.market.latency import LatencyMonitor
 from examples.market.services import Topics, bar_service, quote_service
-from examples.orders.asyncapi_page import operations_table
 from shoal.app.observability.asyncapi import document
 from shoal.app.resilience.retry import Retry
 from shoal.app.streams.processor import Processor
@@ -209,22 +206,8 @@ def render() -> str:
     topics = Topics()
     doc = _with_avro(document(_app(topics)), _avro_schemas(topics))
     doc = json.loads(json.dumps(doc))  # no shared objects: YAML would write them as &anchors
-    out = [HEADER]
-    out.append(f"## {doc['info']['title']}\n")
-    out.append(f"{doc['info']['description']}\n")
-    out.append("\n".join(operations_table(doc)) + "\n")
-    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
-    out.append(f"```yaml\n{text}```\n")
-    return "\n".join(out)
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m examples.market.asyncapi_page FILE\n")
-        return 2
-    Path(argv[0]).write_text(render(), encoding="utf-8")
-    return 0
+    return "\n".join([HEADER, *document_section(doc)])
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(write_page(sys.argv[1:], "examples.market.asyncapi_page", render))
