@@ -60,15 +60,21 @@ def _committed(client: httpx.Client) -> list[int]:
     return [o["committed_offset"] for o in answer.json()["offsets"]]
 
 
+def _signal_worker(client: httpx.Client, backend: Backend, signum: int) -> int:
+    """Once the group page answers (its worker started), ``signum`` to that worker."""
+    assert _committed(client) == [3]
+    pid = backend.admin.groups.worker.pid
+    assert pid is not None
+    os.kill(pid, signum)
+    return pid
+
+
 def test_an_aborted_worker_answers_503_then_the_group_page_recovers(
     console: tuple[httpx.Client, Backend],
 ) -> None:
     client, backend = console
+    first = _signal_worker(client, backend, signal.SIGABRT)
     worker = backend.admin.groups.worker
-    assert _committed(client) == [3]
-    first = worker.pid
-    assert first is not None
-    os.kill(first, signal.SIGABRT)
     eventually(lambda: not worker.alive(), "the worker to die")
 
     failed = client.get(f"/api/v1/groups/{GROUP}")
@@ -89,11 +95,7 @@ def test_a_hung_worker_answers_503_while_other_pages_answer_then_recovers(
     console: tuple[httpx.Client, Backend],
 ) -> None:
     client, backend = console
-    worker = backend.admin.groups.worker
-    assert _committed(client) == [3]
-    stuck = worker.pid
-    assert stuck is not None
-    os.kill(stuck, signal.SIGSTOP)
+    stuck = _signal_worker(client, backend, signal.SIGSTOP)
     answers: list[httpx.Response] = []
     request = threading.Thread(target=lambda: answers.append(client.get(f"/api/v1/groups/{GROUP}")))
     request.start()

@@ -23,7 +23,7 @@ from shoal.client_worker import ClientWorker, WorkerFailed, step
 from shoal.console.errors import ConsoleError, from_kafka
 
 REQUEST_TIMEOUT_S: Final = 15.0
-"""How long one group request may take before the page gets a 502 (a cluster under load)."""
+"""How long one Admin request may take before the page gets a 502 (a cluster under load)."""
 WORKER_WAIT_S: Final = 2 * REQUEST_TIMEOUT_S + 5.0
 """How long one call to the worker may take before it is taken for hung and replaced: a call
 makes up to two requests in turn (the listing, then describing what it lists)."""
@@ -63,7 +63,9 @@ def _admin(config: dict[str, Any]) -> AdminClient:
     return _ADMINS[key]
 
 
-def _result(future: Any, action: str) -> Any:
+def admin_result(future: Any, action: str) -> Any:
+    """An Admin request's answer, or its error as the admin API answers it (502 when no broker
+    answered in time). In the worker, the request is named first (:func:`step`)."""
     step(action)
     try:
         return future.result(timeout=REQUEST_TIMEOUT_S)
@@ -97,12 +99,12 @@ def describe(config: dict[str, Any], ids: list[str]) -> dict[str, GroupInfo]:
     if not ids:
         return {}
     futures = _admin(config).describe_consumer_groups(ids)
-    return {g: _info(_result(futures[g], f"describe group {g!r}")) for g in ids}
+    return {g: _info(admin_result(futures[g], f"describe group {g!r}")) for g in ids}
 
 
 def list_and_describe(config: dict[str, Any]) -> dict[str, GroupInfo]:
     """In the worker: every group (ListConsumerGroups), described."""
-    listing = _result(_admin(config).list_consumer_groups(), "list groups")
+    listing = admin_result(_admin(config).list_consumer_groups(), "list groups")
     return describe(config, sorted(g.group_id for g in listing.valid))
 
 
@@ -110,7 +112,7 @@ def committed(config: dict[str, Any], group_id: str) -> list[Committed]:
     """In the worker: the group's committed offsets (ListConsumerGroupOffsets)."""
     request = [ConsumerGroupTopicPartitions(group_id)]
     future = _admin(config).list_consumer_group_offsets(request)[group_id]
-    answer = _result(future, f"list offsets of group {group_id!r}")
+    answer = admin_result(future, f"list offsets of group {group_id!r}")
     return [
         Committed(tp.topic, tp.partition, tp.offset, tp.metadata)
         for tp in answer.topic_partitions
@@ -124,7 +126,7 @@ def commit(config: dict[str, Any], group_id: str, offsets: list[tuple[str, int, 
     tps = [TopicPartition(topic, partition, offset) for topic, partition, offset in offsets]
     request = [ConsumerGroupTopicPartitions(group_id, tps)]
     future = _admin(config).alter_consumer_group_offsets(request)[group_id]
-    _result(future, f"commit offsets of group {group_id!r}")
+    admin_result(future, f"commit offsets of group {group_id!r}")
 
 
 class GroupRequests:

@@ -37,10 +37,13 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from shoal.console import security_changes
 from shoal.console.errors import ConsoleError, from_kafka
-from shoal.console.group_requests import WORKER_WAIT_S, GroupRequests
+from shoal.console.group_requests import (
+    REQUEST_TIMEOUT_S,
+    WORKER_WAIT_S,
+    GroupRequests,
+    admin_result,
+)
 
-REQUEST_TIMEOUT_S: Final = 15.0
-"""How long one Admin request may take before the page gets a 502 (a cluster under load)."""
 CREATED_VISIBLE_S: Final = 10.0
 """How long describing a topic just created may get retriable errors (its metadata and
 leaders settling) before the page shows the error."""
@@ -56,15 +59,6 @@ _OPERATIONS: Final = {
 }
 _SOURCES: Final = {"DYNAMIC_TOPIC_CONFIG": "TOPIC_CONFIG"}
 """librdkafka's config source names where they differ from the broker-served API's."""
-
-
-def _result(future: Any, action: str) -> Any:
-    try:
-        return future.result(timeout=REQUEST_TIMEOUT_S)
-    except KafkaException as exc:
-        raise from_kafka(exc, action) from exc
-    except TimeoutError as exc:
-        raise ConsoleError(502, "broker_unreachable", f"{action}: no answer in time") from exc
 
 
 class KafkaAdmin:
@@ -131,14 +125,14 @@ class KafkaAdmin:
                 break
             futures = self.admin.list_offsets({tp: spec for tp in wanted})
             for tp, future in futures.items():
-                marks[(tp.topic, tp.partition)][index] = _result(future, "list offsets").offset
+                marks[(tp.topic, tp.partition)][index] = admin_result(future, "list offsets").offset
         return marks
 
     def _describe(self, names: list[str]) -> list[Any]:
         if not names:
             return []
         futures = self.admin.describe_topics(TopicCollection(names))
-        return [_result(futures[n], f"describe topic {n!r}") for n in names]
+        return [admin_result(futures[n], f"describe topic {n!r}") for n in names]
 
     def topic_kind(self, name: str) -> tuple[bool, bool]:
         """(exists, internal) for ``name``, as Metadata says (a redrive target's check)."""
@@ -187,7 +181,9 @@ class KafkaAdmin:
     def describe_topic(self, name: str) -> dict[str, Any]:
         (summary,) = self._summaries(self._describe([name]))
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        entries = _result(self.admin.describe_configs([resource])[resource], "describe configs")
+        entries = admin_result(
+            self.admin.describe_configs([resource])[resource], "describe configs"
+        )
         summary["configs"] = [
             {
                 "name": entry.name,
@@ -201,7 +197,7 @@ class KafkaAdmin:
 
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> dict[str, Any]:
         topic = NewTopic(name, num_partitions=partitions, config=configs)
-        _result(self.admin.create_topics([topic])[name], f"create topic {name!r}")
+        admin_result(self.admin.create_topics([topic])[name], f"create topic {name!r}")
         # Kafka answers CreateTopics once the controller has the topic; a broker's metadata
         # and its partitions' leaders can lag behind for a moment, so describing it at once
         # may get a retriable error (UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_LEADER_EPOCH).
@@ -215,7 +211,7 @@ class KafkaAdmin:
             time.sleep(CREATED_POLL_S)
 
     def delete_topic(self, name: str) -> dict[str, Any]:
-        _result(self.admin.delete_topics([name])[name], f"delete topic {name!r}")
+        admin_result(self.admin.delete_topics([name])[name], f"delete topic {name!r}")
         return {"deleted": name}
 
     def alter_configs(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +223,7 @@ class KafkaAdmin:
             entries.extend(ConfigEntry(k, v, incremental_operation=op) for k, v in pairs)
         resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
         futures = self.admin.incremental_alter_configs([resource])
-        _result(futures[resource], f"alter configs of {name!r}")
+        admin_result(futures[resource], f"alter configs of {name!r}")
         return self.describe_topic(name)
 
     # -- consumer groups ----------------------------------------------------------------------
@@ -303,7 +299,7 @@ class KafkaAdmin:
         if to == "timestamp" and value is not None:
             futures = self.admin.list_offsets({tp: OffsetSpec.for_timestamp(value) for tp in tps})
             for tp, future in futures.items():
-                found = _result(future, "list offsets by timestamp").offset
+                found = admin_result(future, "list offsets by timestamp").offset
                 targets[tp.partition] = marks[(topic, tp.partition)][1] if found < 0 else found
         for p in chosen:
             low, high = marks[(topic, p)]
@@ -347,7 +343,7 @@ class KafkaAdmin:
             AclOperation.ANY,
             AclPermissionType.ANY,
         )
-        bindings = _result(self.admin.describe_acls(everything), "describe ACLs")
+        bindings = admin_result(self.admin.describe_acls(everything), "describe ACLs")
         rows = [
             {
                 "resource_type": b.restype.name,
@@ -364,7 +360,7 @@ class KafkaAdmin:
         return {"authorizer": True if rows else None, "acls": rows}
 
     def users(self) -> dict[str, Any]:
-        described = _result(self.admin.describe_user_scram_credentials(), "describe users")
+        described = admin_result(self.admin.describe_user_scram_credentials(), "describe users")
         return {
             "users": [
                 {
@@ -386,14 +382,14 @@ class KafkaAdmin:
     def create_acl(self, body: dict[str, Any]) -> dict[str, Any]:
         acl = security_changes.binding(body)
         [future] = self.admin.create_acls([acl]).values()
-        _result(future, "create ACL")
+        admin_result(future, "create ACL")
         return {"acl": security_changes.row(acl)}
 
     def delete_acl(self, body: dict[str, Any]) -> dict[str, Any]:
         """Remove exactly the ACL in the body: 404 when there is none such."""
         exact = security_changes.exact_filter(security_changes.binding(body))
         [future] = self.admin.delete_acls([exact]).values()
-        deleted = _result(future, "delete ACL")
+        deleted = admin_result(future, "delete ACL")
         if not deleted:
             raise ConsoleError(404, "acl_not_found", "no such ACL: nothing deleted")
         return {"deleted": [security_changes.row(b) for b in deleted]}
@@ -401,13 +397,13 @@ class KafkaAdmin:
     def set_user(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         change, iterations = security_changes.upsertion(user, body)
         [future] = self.admin.alter_user_scram_credentials([change]).values()
-        _result(future, f"set the credential of {user!r}")
+        admin_result(future, f"set the credential of {user!r}")
         return {"user": user, "mechanism": body["mechanism"], "iterations": iterations}
 
     def delete_user(self, user: str, mechanism: str | None) -> dict[str, Any]:
         change = security_changes.deletion(user, mechanism)
         [future] = self.admin.alter_user_scram_credentials([change]).values()
-        _result(future, f"delete the {mechanism} credential of {user!r}")
+        admin_result(future, f"delete the {mechanism} credential of {user!r}")
         return {"user": user, "mechanism": mechanism, "deleted": True}
 
     # -- overview -----------------------------------------------------------------------------
