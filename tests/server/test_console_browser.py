@@ -805,6 +805,8 @@ def test_export_all_matching_streams_every_match(page: Page, broker: EmbeddedBro
 
     _open(page, f"/messages/{topic}?value=keep")
     expect(page.locator("#messages tr.message")).to_have_count(50)  # one page
+    # The link says where an export stops and that a stopped one says so.
+    expect(page.locator("#export-all-json")).to_have_attribute("title", re.compile("100,000.*note"))
     with page.expect_download() as exported:
         page.click("#export-all-json")
     everything = json.loads(Path(exported.value.path()).read_text())

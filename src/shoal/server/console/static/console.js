@@ -569,6 +569,8 @@ function exportAllLinks(topicName, query) {
     q.delete("limit");
     q.set("format", format);
     return h("a", { id: "export-all-" + format, class: "secondary", download: "",
+      title: "Every message the query matches, 100,000 at most (and 1 GiB read): an export stopped " +
+        "there ends with a note saying so, with the cursor that requests the rest",
       href: API + "/topics/" + enc(topicName) + "/messages/export?" + q.toString() }, "Export all matching (" + format.toUpperCase() + ")");
   };
   return [link("json"), link("csv")];
