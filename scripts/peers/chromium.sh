@@ -4,22 +4,11 @@
 # it runs. Idempotent: a machine that has it does nothing but the check. Exits non-zero, with the
 # reason, when chromium cannot be provided, so CI fails instead of skipping the browser tests.
 set -euo pipefail
+# shellcheck source=../debian_package.sh
+source "$(dirname "$0")/../debian_package.sh"
 
 if ! command -v chromium >/dev/null 2>&1; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "chromium.sh: chromium is missing and there is no apt-get to install it" >&2
-        exit 1
-    fi
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
-    echo "chromium.sh: installing chromium from Debian"
-    # The package lists may be absent (fresh machine) or stale; refresh them once before installing.
-    if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; then
-        $SUDO apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-    fi
+    install_debian_package chromium.sh chromium chromium
 fi
 
 if ! version=$(chromium --headless --no-sandbox --version 2>&1); then

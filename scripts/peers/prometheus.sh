@@ -5,26 +5,17 @@
 # packaged service, it is stopped and disabled again. Exits non-zero, with the reason, when
 # promtool cannot be provided, so CI fails instead of skipping the metrics tests.
 set -euo pipefail
+# shellcheck source=../debian_package.sh
+source "$(dirname "$0")/../debian_package.sh"
 
 if ! command -v promtool >/dev/null 2>&1; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "prometheus.sh: promtool is missing and there is no apt-get to install it" >&2
-        exit 1
-    fi
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
-    echo "prometheus.sh: installing prometheus (for promtool) from Debian"
-    # The package lists may be absent (fresh machine) or stale; refresh them once before installing.
-    if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        prometheus >/dev/null 2>&1; then
-        $SUDO apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            prometheus
-    fi
+    install_debian_package prometheus.sh promtool prometheus --no-install-recommends
     if command -v systemctl >/dev/null 2>&1; then
-        $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+        sudo_if_needed=()
+        if [ "$(id -u)" -ne 0 ]; then
+            sudo_if_needed=(sudo)
+        fi
+        "${sudo_if_needed[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
 fi
 

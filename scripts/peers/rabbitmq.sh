@@ -5,26 +5,15 @@
 # starts a private node (own node name, ports, cookie and directories) per session. Exits non-zero,
 # with the reason, when RabbitMQ cannot be provided, so CI fails instead of skipping its tests.
 set -euo pipefail
+# shellcheck source=../debian_package.sh
+source "$(dirname "$0")/../debian_package.sh"
 
 # The Debian wrapper in /usr/sbin switches to the rabbitmq user and its fixed directories; the
 # scripts here are the unwrapped ones, which honour RABBITMQ_* variables for a private node.
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 
 if [ ! -x "${RABBIT_BIN}/rabbitmq-server" ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "rabbitmq.sh: rabbitmq-server is missing and there is no apt-get to install it" >&2
-        exit 1
-    fi
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
-    echo "rabbitmq.sh: installing rabbitmq-server from Debian"
-    # The package lists may be absent (fresh machine) or stale; refresh them once before installing.
-    if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null 2>&1; then
-        $SUDO apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
-    fi
+    install_debian_package rabbitmq.sh rabbitmq-server rabbitmq-server
 fi
 
 for tool in rabbitmq-server rabbitmqctl; do

@@ -5,22 +5,11 @@
 # private redis-server on a free loopback port per session. Exits non-zero, with the reason, when
 # Redis cannot be provided, so CI fails instead of skipping the Redis transport tests.
 set -euo pipefail
+# shellcheck source=../debian_package.sh
+source "$(dirname "$0")/../debian_package.sh"
 
 if ! command -v redis-server >/dev/null 2>&1; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "redis.sh: redis-server is missing and there is no apt-get to install it" >&2
-        exit 1
-    fi
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
-    echo "redis.sh: installing redis-server from Debian"
-    # The package lists may be absent (fresh machine) or stale; refresh them once before installing.
-    if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1; then
-        $SUDO apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
-    fi
+    install_debian_package redis.sh redis-server redis-server
 fi
 
 if ! version=$(redis-server --version 2>&1); then

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -197,7 +198,9 @@ def test_produce_then_browse_with_each_filter_and_inert_markup(
     page.click("#produce button[type=submit]")
     expect(page.locator("#produce-status")).to_contain_text("partition 0 at offset 0")
     page.screenshot(path=shots / "console-produce.png", full_page=True)
-    stamp_ms = 2_000_000_000_000  # 2033: later than every other record here
+    # Later than every other record here, and inside the hour ahead of the broker's clock that
+    # message.timestamp.after.max.ms allows by default (as Kafka's).
+    stamp_ms = int(time.time() * 1000) + 1_800_000
     _produce(
         broker,
         topic,

@@ -132,6 +132,20 @@ BAD_BATCHES: dict[str, tuple[Callable[[], bytes | None], ErrorCode]] = {
         ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
     ),
     "two batches in one partition": (lambda: good() + good(), ErrorCode.INVALID_RECORD),
+    # message.timestamp.after.max.ms is an hour by default, as in Kafka.
+    "a record two hours ahead of the broker's clock": (
+        lambda: build_batch(
+            [SimpleRecord(b"k", b"v", timestamp=t) for t in (now_ms(), now_ms() + 7_200_000)]
+        ),
+        ErrorCode.INVALID_TIMESTAMP,
+    ),
+    "a compressed batch whose last record is two hours ahead": (
+        lambda: build_batch(
+            [SimpleRecord(b"k", b"v", timestamp=now_ms() + d) for d in (0, 1, 7_200_000)],
+            compression=Compression.LZ4,
+        ),
+        ErrorCode.INVALID_TIMESTAMP,
+    ),
     "empty records": (lambda: b"", ErrorCode.INVALID_RECORD),
     "null records": (lambda: None, ErrorCode.INVALID_RECORD),
     "one byte past message.max.bytes": (

@@ -40,6 +40,10 @@ NO_LEADER_YET: Final = frozenset({5, 6})
 """LEADER_NOT_AVAILABLE and NOT_LEADER_OR_FOLLOWER: what a new topic's partition answers until
 its leader is known."""
 
+NEW_TOPIC_NOT_READY: Final = NO_LEADER_YET | {3}
+"""NO_LEADER_YET, and UNKNOWN_TOPIC_OR_PARTITION: on a loaded machine Apache Kafka's broker may
+answer a Produce before its metadata image holds a topic CreateTopics already returned."""
+
 _SIZE: Final = struct.Struct(">i")
 T = TypeVar("T")
 
@@ -179,11 +183,12 @@ class WireClient:
     def produce_once_led(
         self, topic: str, partition: int, records: bytes, *, wait_s: float = 30.0
     ) -> Any:
-        """``produce``, repeated (bounded) while the partition has no leader yet: Apache Kafka
-        answers NOT_LEADER_OR_FOLLOWER for a moment after CreateTopics returns."""
+        """``produce`` to a topic just created, repeated (bounded) while the partition is not
+        ready yet: Apache Kafka answers NOT_LEADER_OR_FOLLOWER (or, loaded,
+        UNKNOWN_TOPIC_OR_PARTITION) for a moment after CreateTopics returns."""
         deadline = time.monotonic() + wait_s
         answer = self.produce(topic, partition, records)
-        while answer.error_code in NO_LEADER_YET and time.monotonic() < deadline:
+        while answer.error_code in NEW_TOPIC_NOT_READY and time.monotonic() < deadline:
             time.sleep(0.1)
             answer = self.produce(topic, partition, records)
         return answer

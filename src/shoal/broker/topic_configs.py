@@ -241,10 +241,13 @@ _CATALOGUE: Final[tuple[TopicConfigKey, ...]] = (
          "Largest record batch a producer may append.", enforced=True),
     _key("message.timestamp.after.max.ms", _long(0), "3600000",
          "log.message.timestamp.after.max.ms",
-         "How far in the future a CreateTime timestamp may be." + _NOT_ENFORCED),
+         "How far in the future a CreateTime timestamp may be: a record further ahead of the "
+         "broker's clock refuses its batch (INVALID_TIMESTAMP).", enforced=True),
     _key("message.timestamp.before.max.ms", _long(0), str(LONG_MAX),
          "log.message.timestamp.before.max.ms",
-         "How far in the past a CreateTime timestamp may be." + _NOT_ENFORCED),
+         "How far in the past a CreateTime timestamp may be: an older record refuses its "
+         "batch (INVALID_TIMESTAMP). A finite value makes the broker decode every record.",
+         enforced=True),
     _key("message.timestamp.type",
          Check(ConfigType.STRING, choices=("CreateTime", "LogAppendTime")), "CreateTime",
          "log.message.timestamp.type",

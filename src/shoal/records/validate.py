@@ -16,6 +16,7 @@ accepts a batch that no client writes and that would confuse later readers; each
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Final, NamedTuple
 
 from shoal.buffers import Buffer
@@ -31,8 +32,10 @@ from shoal.records.header import (
     MAGIC_V2,
     MIN_BATCH_LENGTH,
     NO_PRODUCER_ID,
+    NO_TIMESTAMP,
     BatchHeader,
     Compression,
+    TimestampType,
     computed_crc,
     read_header,
     read_size_and_magic,
@@ -262,16 +265,83 @@ def validate_records(
     return RecordsSummary(expected, max_timestamp, offset_delta_of_max, len(data))
 
 
-def records_without_key(buf: Buffer, *, max_uncompressed_bytes: int) -> list[int]:
-    """Indexes (within the batch) of the records that have no key, decoding every record.
+class RecordRule(NamedTuple):
+    """What the broker checks record by record in a produced batch (Kafka's
+    ``LogValidator.validateRecord``): keys on compacted topics, and timestamps."""
 
-    A compacted topic refuses such records (Kafka's ``LogValidator.validateKey``); the broker
-    names each in the Produce response's per-record errors (KIP-467). Raises what
+    require_key: bool
+    """A compacted topic: every record needs a key."""
+    log_append_time: bool
+    """The topic stamps batches itself (``message.timestamp.type=LogAppendTime``): a producer's
+    batch that claims LogAppendTime is refused, and CreateTime timestamps are not checked."""
+    now_ms: int
+    before_max_ms: int
+    """``message.timestamp.before.max.ms``: how far in the past a CreateTime timestamp may be."""
+    after_max_ms: int
+    """``message.timestamp.after.max.ms``: how far in the future."""
+
+
+class RecordFault(IntEnum):
+    NO_KEY = 1
+    TIMESTAMP_OUT_OF_RANGE = 2
+    APPEND_TIME_FROM_PRODUCER = 3
+
+
+class RefusedRecord(NamedTuple):
+    batch_index: int
+    """The record's position in its batch (KIP-467's ``batch_index``)."""
+    fault: RecordFault
+    offset: int
+    """The offset the producer's batch gives the record (its base offset, normally 0, plus the
+    record's delta), which is what Kafka's messages name."""
+    timestamp: int
+    key_size: int
+    value_size: int
+
+
+def timestamp_out_of_range(timestamp: int, rule: RecordRule) -> bool:
+    """Kafka's bounds, both exclusive: more than before_max_ms behind the broker's clock, or
+    more than after_max_ms ahead of it."""
+    diff = rule.now_ms - timestamp
+    return diff > rule.before_max_ms or -diff > rule.after_max_ms
+
+
+def refused_records(
+    buf: Buffer, rule: RecordRule, *, max_uncompressed_bytes: int
+) -> list[RefusedRecord]:
+    """The records of one batch that ``rule`` refuses, decoding every record; empty if none.
+
+    A record gets at most one fault, the key's first (as Kafka's validator checks the key, then
+    the timestamp). A record without a timestamp (-1) is never out of range. Raises what
     :func:`validate_records` raises for malformed records.
     """
     header, data = batch_records_bytes(buf, max_uncompressed_bytes=max_uncompressed_bytes)
-    return [
-        index
-        for index, record in enumerate(iter_records_section(data, header.record_count))
-        if record.key is None
-    ]
+    append_time_batch = header.timestamp_type is TimestampType.LOG_APPEND_TIME
+    refused: list[RefusedRecord] = []
+    for index, record in enumerate(iter_records_section(data, header.record_count)):
+        # A LogAppendTime batch's records all carry its max timestamp (Kafka's record.timestamp()).
+        timestamp = (
+            header.max_timestamp
+            if append_time_batch
+            else header.base_timestamp + record.timestamp_delta
+        )
+        fault: RecordFault | None = None
+        if rule.require_key and record.key is None:
+            fault = RecordFault.NO_KEY
+        elif not rule.log_append_time and timestamp != NO_TIMESTAMP:
+            if timestamp_out_of_range(timestamp, rule):
+                fault = RecordFault.TIMESTAMP_OUT_OF_RANGE
+        elif append_time_batch:
+            fault = RecordFault.APPEND_TIME_FROM_PRODUCER
+        if fault is not None:
+            refused.append(
+                RefusedRecord(
+                    index,
+                    fault,
+                    header.base_offset + record.offset_delta,
+                    timestamp,
+                    0 if record.key is None else len(record.key),
+                    0 if record.value is None else len(record.value),
+                )
+            )
+    return refused

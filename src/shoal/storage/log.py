@@ -214,14 +214,17 @@ class PartitionLog:
             allow_gaps=self._config.compact or self._fs.exists(cleaner_checkpoint_path(self)),
         )
         checkpoint = recovered.checkpoint
-        if not recovered.segments:
+        segments = recovered.segments
+        if segments and checkpoint is not None:
+            segments = self._drop_segments_below_saved_start(segments, checkpoint)
+        if not segments:
             start = checkpoint.log_start_offset if checkpoint is not None else 0
             self._install([self._new_segment(start)])  # created pinned
             self._log_start = start
             self._flushed_offset = start
             self._write_checkpoint()
             return
-        self._install(recovered.segments)
+        self._install(segments)
         first = recovered.segments[0].base_offset
         start = checkpoint.log_start_offset if checkpoint is not None else first
         self._log_start = min(max(start, first), self._next_offset)
@@ -240,6 +243,37 @@ class PartitionLog:
         self._flushed_offset = self._next_offset
         self._write_checkpoint()
         self._delete_segments_below_start()
+
+    def _drop_segments_below_saved_start(
+        self, segments: list[Segment], checkpoint: Checkpoint
+    ) -> list[Segment]:
+        """The segments to open: none if the log ends below the log start it saved.
+
+        That start was answered (DeleteRecords, retention) after the records below it were
+        durable, so only files damaged or cut behind shoal's back leave the log ending below
+        it. Moving the start down to the log end would hand out offsets below an answered
+        start again; as Kafka's LogLoader does, every segment goes and the log starts empty at
+        the saved start.
+        """
+        end = segments[-1].next_offset
+        if end >= checkpoint.log_start_offset:
+            return segments
+        log.warning(
+            "%s ends at offset %d, below its saved log start %d (segment files damaged or "
+            "cut?): deleting its %d segments; it starts again, empty, at %d",
+            self.name,
+            end,
+            checkpoint.log_start_offset,
+            len(segments),
+            checkpoint.log_start_offset,
+        )
+        for segment in segments:
+            remove_segment_files(self._fs, self._handles, segment)
+        try:
+            self._fs.fsync_dir(self.directory)
+        except OSError as exc:
+            raise self._health.fail(f"fsync of {self.directory} failed: {exc}") from exc
+        return []
 
     def _load_epochs(self) -> None:
         """Load the epoch history (in memory) and cut it to the recovered log."""

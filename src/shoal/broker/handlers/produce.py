@@ -21,13 +21,14 @@ import datetime
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from shoal.broker.implicit_adds import (
     IMPLICIT_ADD_PRODUCE_VERSION,
     add_for_produce,
     implicit_adds_apply,
 )
+from shoal.broker.topic_configs import LONG_MAX, topic_config_key
 from shoal.coordinator.producer_state import BatchMetadata, Duplicate, Rejected
 from shoal.protocol import ErrorCode, Request
 from shoal.protocol.produce_response import (
@@ -44,8 +45,14 @@ from shoal.records import (
     read_header,
     validate_produce_records,
 )
-from shoal.records.header import set_max_timestamp
-from shoal.records.validate import records_without_key
+from shoal.records.header import NO_TIMESTAMP, BatchHeader, set_max_timestamp
+from shoal.records.validate import (
+    RecordFault,
+    RecordRule,
+    RefusedRecord,
+    refused_records,
+    timestamp_out_of_range,
+)
 from shoal.security.acl import AclOperation, ResourceType
 from shoal.storage import PartitionLog, StorageError
 
@@ -280,9 +287,9 @@ def append_records(
         return AppendOutcome(
             ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or newer"
         )
-    keyless = _keyless_refusal(broker, topic, index, records)
-    if keyless is not None:
-        return keyless
+    refusal = _record_refusal(broker, topic, index, records, batch_header)
+    if refusal is not None:
+        return refusal
     if batch_header.is_transactional:
         # As Kafka verifies with its coordinator (KIP-890 part 1): only a partition added to
         # the producer's open transaction, only by its current epoch. A zombie's batch, or a
@@ -323,31 +330,111 @@ def append_records(
 
 
 MAX_DECODED_PRODUCE_BYTES = 64 * 1024 * 1024
-"""Bound on a batch's decompressed size when its records must be looked at (compacted topics):
-a produce batch is at most max.message.bytes compressed, and this stops a decompression bomb."""
+"""Bound on a batch's decompressed size when its records must be looked at (compacted topics,
+timestamps to check record by record): a produce batch is at most max.message.bytes
+compressed, and this stops a decompression bomb."""
+
+_TIMESTAMP_DEFAULTS: Final = {
+    name: int(topic_config_key(name).default)
+    for name in ("message.timestamp.before.max.ms", "message.timestamp.after.max.ms")
+}
 
 
-def _keyless_refusal(
-    broker: Broker, topic: Topic, index: int, records: bytes
-) -> AppendOutcome | None:
-    """A batch for a compacted topic with records that have no key: INVALID_RECORD, each such
-    record named in record_errors, nothing written (Kafka's LogValidator, issue 15)."""
+def _record_rule(broker: Broker, topic: Topic) -> RecordRule:
+    def setting(name: str) -> int:
+        value = broker.topic_setting(topic, name)
+        return _TIMESTAMP_DEFAULTS[name] if value is None else int(value)
+
     policy = broker.topic_setting(topic, "cleanup.policy") or ""
-    if "compact" not in policy.split(","):
+    return RecordRule(
+        require_key="compact" in policy.split(","),
+        log_append_time=broker.topic_setting(topic, "message.timestamp.type") == "LogAppendTime",
+        now_ms=broker.clock.now_ms(),
+        before_max_ms=setting("message.timestamp.before.max.ms"),
+        after_max_ms=setting("message.timestamp.after.max.ms"),
+    )
+
+
+def _records_need_a_look(rule: RecordRule, header: BatchHeader) -> bool:
+    """Whether the batch's records must be decoded to apply ``rule``; the hot path decodes none.
+
+    Without a key rule, only timestamps can refuse a record. The future bound is checked on the
+    header's max timestamp (the largest of the batch's timestamps, which every client computes;
+    shoal reads batch headers, as its time index does, and decodes no record on this path); a
+    finite past bound needs every record's own timestamp, as a record may be older than the first.
+    """
+    if rule.require_key:
+        return True
+    if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
+        return (
+            rule.log_append_time
+            or header.max_timestamp == NO_TIMESTAMP
+            or (timestamp_out_of_range(header.max_timestamp, rule))
+        )
+    if rule.log_append_time:
+        return False
+    if rule.before_max_ms < LONG_MAX:
+        return True
+    return any(
+        t != NO_TIMESTAMP and timestamp_out_of_range(t, rule)
+        for t in (header.base_timestamp, header.max_timestamp)
+    )
+
+
+def _java_long(value: int) -> int:
+    """``value`` wrapped as Java's long arithmetic wraps it (Kafka's messages print the bounds
+    ``now - before`` and ``now + after`` computed that way)."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
+def _record_error(refused: RefusedRecord, rule: RecordRule, partition: str) -> RecordError:
+    if refused.fault is RecordFault.NO_KEY:
+        message = (
+            f"Compacted topic cannot accept message without key in topic partition {partition}"
+        )
+    elif refused.fault is RecordFault.TIMESTAMP_OUT_OF_RANGE:
+        low = _java_long(rule.now_ms - rule.before_max_ms)
+        high = _java_long(rule.now_ms + rule.after_max_ms)
+        message = (
+            f"Timestamp {refused.timestamp} of message with offset {refused.offset} is out of "
+            f"range. The timestamp should be within [{low}, {high}]"
+        )
+    else:
+        message = (
+            f"Invalid timestamp type in message DefaultRecord(offset={refused.offset}, "
+            f"timestamp={refused.timestamp}, key={refused.key_size} bytes, "
+            f"value={refused.value_size} bytes). Producer should not set timestamp type to "
+            "LogAppendTime."
+        )
+    return RecordError(refused.batch_index, message)
+
+
+def _record_refusal(
+    broker: Broker, topic: Topic, index: int, records: bytes, header: BatchHeader
+) -> AppendOutcome | None:
+    """Kafka's record-by-record checks (``LogValidator.validateRecord``): a compacted topic
+    refuses records without a key, every topic refuses CreateTime timestamps outside
+    ``message.timestamp.before.max.ms``/``after.max.ms`` and a producer's LogAppendTime batch
+    where the topic stamps its own. One refused record refuses the whole batch: nothing is
+    written, each refused record is named in record_errors (KIP-467), and the partition's error
+    is INVALID_TIMESTAMP if any refusal is about a timestamp, else INVALID_RECORD."""
+    rule = _record_rule(broker, topic)
+    if not _records_need_a_look(rule, header):
         return None
     try:
-        keyless = records_without_key(records, max_uncompressed_bytes=MAX_DECODED_PRODUCE_BYTES)
+        refused = refused_records(records, rule, max_uncompressed_bytes=MAX_DECODED_PRODUCE_BYTES)
     except RecordsError as exc:
         return AppendOutcome(exc.kafka_error_code, str(exc))
-    if not keyless:
+    if not refused:
         return None
     partition = f"{topic.name}-{index}"
-    errors = tuple(
-        RecordError(
-            i, f"Compacted topic cannot accept message without key in topic partition {partition}"
+    errors = tuple(_record_error(r, rule, partition) for r in refused)
+    if any(r.fault is not RecordFault.NO_KEY for r in refused):
+        return AppendOutcome(
+            ErrorCode.INVALID_TIMESTAMP,
+            "One or more records have been rejected due to invalid timestamp",
+            record_errors=errors,
         )
-        for i in keyless
-    )
     shown = ", ".join(
         f"RecordError(batchIndex={e.batch_index}, message='{e.message}')" for e in errors[:3]
     )
