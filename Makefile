@@ -199,7 +199,14 @@ docs: $(STAMP)
 	$(BIN)/python -m shoal.cli.settings_reference docs/settings.md
 	$(BIN)/python -m shoal.cli.cli_reference docs/cli.md
 	$(BIN)/python -m examples.orders.asyncapi_page docs/asyncapi-orders.md
+	$(BIN)/python -m examples.market.asyncapi_page docs/asyncapi-market.md
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The documentation's external links fetched (needs the Internet; the offline link checks are
+# tests/docs/test_links.py, in `make unit`).
+.PHONY: linkcheck-external
+linkcheck-external: $(STAMP)
+	$(BIN)/python scripts/check_external_links.py
 
 # Deterministic simulation (issue 19, slice R): thousands of seeds of the broker's storage and
 # coordinators on a fake clock and the fault-injecting disk; SEED=n replays one seed (its trace

@@ -11,10 +11,8 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints
-
+from examples.asyncapi_pages import document_section, write_page
 from examples.orders.scenario import Scenario
 from shoal.app.observability.asyncapi import document
 
@@ -36,49 +34,15 @@ after a table of its operations. See
 """
 
 
-def _ref_name(ref: dict[str, str]) -> str:
-    return ref["$ref"].rsplit("/", 1)[-1]
-
-
-def _operations_table(doc: dict[str, Any]) -> list[str]:
-    rows = [
-        "| Action | Topic | Consumer group | Message |",
-        "| --- | --- | --- | --- |",
-    ]
-    for operation in doc["operations"].values():
-        channel = doc["channels"][_ref_name(operation["channel"])]
-        group = operation.get("x-shoal", {}).get("group", "")
-        messages = ", ".join(_ref_name(m) for m in operation.get("messages", []))
-        rows.append(
-            f"| {operation['action']} | `{channel['address']}` | "
-            f"{f'`{group}`' if group else ''} | {messages} |"
-        )
-    return rows
-
-
 def render() -> str:
     with tempfile.TemporaryDirectory() as workdir:  # the inventory's database path, unused
         apps = Scenario(BROKER_URL, Path(workdir))._apps(BROKER_URL)
         docs = [document(app) for app in apps]
     out = [HEADER]
     for doc in docs:
-        info = doc["info"]
-        out.append(f"## {info['title']}\n")
-        if info.get("description"):
-            out.append(f"{info['description']}\n")
-        out.append("\n".join(_operations_table(doc)) + "\n")
-        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-        out.append(f"```yaml\n{text}```\n")
+        out += document_section(doc)
     return "\n".join(out)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m examples.orders.asyncapi_page FILE\n")
-        return 2
-    Path(argv[0]).write_text(render(), encoding="utf-8")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(write_page(sys.argv[1:], "examples.orders.asyncapi_page", render))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import operator
 import os
+import threading
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from shoal.cli.common import CliError
 from shoal.cli.live import show_live
-from shoal.cli.live_worker import ClientWorker
+from shoal.client_worker import ClientWorker, WorkerFailed, step
 
 
 def piped() -> tuple[Console, io.StringIO]:
@@ -68,12 +69,9 @@ def test_a_worker_that_dies_is_reported_and_replaced() -> None:
     worker = ClientWorker(wait_s=30)
     try:
         assert worker.call(operator.add, 2, 3) == 5
-        with pytest.raises(CliError, match="process ended"):
+        with pytest.raises(WorkerFailed, match="process ended"):
             worker.call(os.abort)
-        with pytest.raises(CliError, match="process ended"):
-            worker.call(operator.add, 1, 1)  # still the dead one, until renewed
-        worker.renew()
-        assert worker.call(operator.add, 1, 1) == 2
+        assert worker.call(operator.add, 1, 1) == 2  # a new worker already
         with pytest.raises(ZeroDivisionError):  # a failure inside comes back as raised
             worker.call(operator.truediv, 1, 0)
         assert worker.call(operator.add, 2, 2) == 4
@@ -84,9 +82,91 @@ def test_a_worker_that_dies_is_reported_and_replaced() -> None:
 def test_a_worker_that_does_not_answer_in_time_is_reported() -> None:
     worker = ClientWorker(wait_s=0.5)
     try:
-        with pytest.raises(CliError, match=r"no answer within 0\.5 s"):
+        with pytest.raises(WorkerFailed, match=r"no answer within 0\.5 s, during sleep"):
             worker.call(time.sleep, 60)
-        worker.renew()  # the stuck one killed
-        assert worker.call(operator.add, 1, 2) == 3
+        assert worker.call(operator.add, 1, 2) == 3  # the stuck one killed, a new one answers
     finally:
         worker.close()
+
+
+def _warm_up() -> str:
+    return "imported"
+
+
+def _describe_then_abort(group: str) -> None:
+    step("list groups")
+    step(f"describe group {group!r}")
+    os.abort()
+
+
+def _describe_then_hang(group: str) -> None:
+    step(f"describe group {group!r}")
+    time.sleep(60)
+
+
+def test_a_failed_worker_is_reported_with_the_request_it_was_in() -> None:
+    """The outage names the request that died or hung, not only that the worker did."""
+    worker = ClientWorker(wait_s=30)
+    try:
+        with pytest.raises(WorkerFailed) as died:
+            worker.call(_describe_then_abort, "g")
+        assert "exit code -6" in str(died.value)
+        assert "during describe group 'g'" in str(died.value)
+        assert worker.call(_warm_up) == "imported"  # this module, in the new worker
+        worker.wait_s = 2
+        with pytest.raises(WorkerFailed, match="within 2 s, during describe group 'g'"):
+            worker.call(_describe_then_hang, "g")
+    finally:
+        worker.close()
+
+
+def test_a_dead_worker_shows_in_the_live_view_with_its_request() -> None:
+    worker = ClientWorker(wait_s=30)
+    calls = [operator.add, _describe_then_abort, operator.add]
+
+    def render() -> str:
+        function = calls.pop(0)
+        return str(worker.call(function, *(("g",) if function is _describe_then_abort else (1, 2))))
+
+    console, out = piped()
+    try:
+        show_live(render, 0.001, 3, console=console, recover=worker.renew)
+    finally:
+        worker.close()
+    first, *outage, last = out.getvalue().splitlines()  # the outage wraps at 200 columns
+    assert first == last == "3"
+    said = " ".join(outage)
+    assert said.startswith("UNAVAILABLE since ") and "during describe group 'g'" in said
+
+
+def test_a_worker_failing_on_the_first_refresh_ends_the_command() -> None:
+    worker = ClientWorker(wait_s=30)
+    console, _ = piped()
+    try:
+        with pytest.raises(CliError, match="during describe group 'g'"):
+            show_live(lambda: worker.call(_describe_then_abort, "g"), 0.001, 2, console=console)
+    finally:
+        worker.close()
+
+
+def test_closing_a_worker_in_a_call_ends_it_and_starts_none() -> None:
+    """The console's shutdown while a group request hangs: the call fails, no new worker."""
+    worker = ClientWorker(wait_s=60)
+    assert worker.call(_warm_up) == "imported"
+    failures: list[Exception] = []
+
+    def hang() -> None:
+        try:
+            worker.call(_describe_then_hang, "g")
+        except WorkerFailed as exc:
+            failures.append(exc)
+
+    caller = threading.Thread(target=hang)
+    caller.start()
+    worker.close()  # waits STOP_WAIT_S at most for the call, then kills the worker
+    caller.join(30)
+    assert not caller.is_alive()
+    assert len(failures) == 1 and "during describe group 'g'" in str(failures[0])
+    assert not worker.alive()
+    with pytest.raises(WorkerFailed, match="is closed"):
+        worker.call(operator.add, 1, 2)

@@ -37,6 +37,7 @@ def test_renew_happens_once_per_interval_whatever_the_callers() -> None:
     now[0] += RENEW_INTERVAL_S
     assert admin.renew() is True
     assert admin.admin is not second
+    admin.close()
 
 
 def test_a_forced_renew_does_not_wait_for_the_interval() -> None:
@@ -46,3 +47,4 @@ def test_a_forced_renew_does_not_wait_for_the_interval() -> None:
     assert admin.renew() is False
     assert admin.renew(force=True) is True
     assert admin.admin is not before
+    admin.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from examples.market import asyncapi_page as market_asyncapi_page
 from examples.orders import asyncapi_page
 
 from shoal.cli import cli_reference
@@ -43,6 +44,46 @@ def test_orders_asyncapi_page_is_current() -> None:
         "docs/asyncapi-orders.md differs from examples/orders: run `make docs` (or `python -m "
         "examples.orders.asyncapi_page docs/asyncapi-orders.md`) and commit the page"
     )
+
+
+def test_market_asyncapi_page_is_current() -> None:
+    page = (DOCS / "asyncapi-market.md").read_text(encoding="utf-8")
+    assert page == market_asyncapi_page.render(), (
+        "docs/asyncapi-market.md differs from examples/market: run `make docs` (or `python -m "
+        "examples.market.asyncapi_page docs/asyncapi-market.md`) and commit the page"
+    )
+
+
+def test_market_asyncapi_document_is_whole() -> None:
+    """Every reference resolves, every topic the services touch is a channel, and each Avro
+    payload is a schema fastavro accepts."""
+    import fastavro
+
+    page = (DOCS / "asyncapi-market.md").read_text(encoding="utf-8")
+    doc = yaml.safe_load(page.split("```yaml\n", 1)[1].split("```", 1)[0])
+
+    def resolve(ref: str) -> object:
+        node: object = doc
+        for part in ref.removeprefix("#/").split("/"):
+            assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+            node = node[part]
+        return node
+
+    addresses = {c["address"] for c in doc["channels"].values()}
+    for operation in doc["operations"].values():
+        resolve(operation["channel"]["$ref"])
+        assert operation["messages"], operation
+        for message in operation["messages"]:
+            resolve(resolve(message["$ref"])["$ref"])  # type: ignore[index]
+    for channel in doc["channels"].values():
+        for message in channel["messages"].values():
+            resolve(message["$ref"])
+    assert {"market.trades", "market.quotes", "market.bars", "market.alerts"} <= addresses
+    assert "market.quotes.latest" in addresses  # the table's changelog
+    avro = [m for m in doc["components"]["messages"].values() if "schemaFormat" in m["payload"]]
+    assert {m["name"] for m in avro} == {"Trade", "Quote", "Bar", "Alert"}
+    for message in avro:
+        fastavro.parse_schema(message["payload"]["schema"])
 
 
 def test_every_setting_is_documented_in_the_code() -> None:

@@ -85,7 +85,7 @@ def test_long_values_are_cut_short_with_their_size() -> None:
 def _exported(plog: PartitionLog, filters: Filters, scan_bytes_max: int) -> list[int]:
     async def collect() -> list[int]:
         pages = export_pages({0: plog}, {0: 0}, filters, None, scan_bytes_max)
-        return [m["offset"] async for page in pages for m in page]
+        return [m["offset"] async for page in pages for m in page.messages]
 
     return asyncio.run(collect())
 

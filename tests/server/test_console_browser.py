@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from google.protobuf import descriptor_pool, message_factory
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
+from shoal.console.web import Backend
 from shoal.embedded import EmbeddedBroker
 from shoal.server.console import CONTENT_SECURITY_POLICY
 from tests.console.support import console_server
@@ -806,6 +808,8 @@ def test_export_all_matching_streams_every_match(page: Page, broker: EmbeddedBro
 
     _open(page, f"/messages/{topic}?value=keep")
     expect(page.locator("#messages tr.message")).to_have_count(50)  # one page
+    # The link says where an export stops and that a stopped one says so.
+    expect(page.locator("#export-all-json")).to_have_attribute("title", re.compile("100,000.*note"))
     with page.expect_download() as exported:
         page.click("#export-all-json")
     everything = json.loads(Path(exported.value.path()).read_text())
@@ -914,3 +918,49 @@ def test_the_console_process_against_apache_kafka(
         finally:
             context.close()
         assert errors == [], f"the console's script failed: {errors}"
+
+
+def test_the_group_page_shows_its_group_client_dying_and_recovers(
+    browser: Browser, broker: EmbeddedBroker
+) -> None:
+    """``shoal console``'s consumer-group client aborts (librdkafka issue 4605, SIGABRT as
+    librdkafka sends it): the open group page's next refresh shows one outage box naming the
+    request and why; the one after shows the group again and the box is gone."""
+    topic, group = "console-worker-abort", "console-worker-abort-group"
+    with admin_client(broker) as api:
+        assert api.post("/topics", json={"name": topic}).status_code == 201
+    _produce(broker, topic, [{"value": b"v", "partition": 0}] * 3)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    finally:
+        consumer.close()
+    backend = Backend({"bootstrap.servers": broker.bootstrap_servers})
+    with console_server(broker.bootstrap_servers, backend=backend) as url:
+        context = browser.new_context(base_url=url)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.clock.install()  # the group page's re-read timer runs when the test says
+            _open(page, f"/groups/{group}")
+            expect(page.locator("#offsets td.lag")).to_have_text(["2"])
+            worker = backend.admin.groups.worker
+            pid = worker.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGABRT)
+            eventually(lambda: not worker.alive(), "the group client's process to die")
+            page.clock.run_for(POLL_MS)
+            outage = page.locator("#outage")
+            expect(outage).to_contain_text(f"GET /api/v1/groups/{group}: ")
+            expect(outage).to_contain_text("process ended (exit code -6)")
+            expect(outage).to_contain_text("(kafka_client_unavailable)")
+            expect(outage).to_contain_text("1 failed refresh)")
+            _produce(broker, topic, [{"value": b"late", "partition": 0}])
+            page.clock.run_for(POLL_MS)  # a new worker answers
+            expect(page.locator("#offsets td.lag")).to_have_text(["3"])
+            expect(outage).to_have_count(0)
+        finally:
+            context.close()
+        assert errors == []

@@ -42,8 +42,8 @@ from shoal.cli.common import (
 )
 from shoal.cli.group_members import assignment_text, describe_epochs
 from shoal.cli.live import Rates, add_watch_options, dash, rate_text, show_live
-from shoal.cli.live_worker import ClientWorker
 from shoal.cli.share_groups import list_share_groups
+from shoal.client_worker import ClientWorker, step
 
 NO_OFFSET = -1001
 """librdkafka's OFFSET_INVALID: the group has no committed offset for the partition."""
@@ -131,6 +131,7 @@ def _admin(ctx: ClientContext) -> AdminClient:
     admin = AdminClient(ctx.config({"allow.auto.create.topics": False}))
     # One metadata round trip first, so that an unreachable broker is named as such rather
     # than reported as a timed-out admin request.
+    step("read cluster metadata")
     try:
         admin.list_topics(timeout=ctx.timeout_s)
     except KafkaException as exc:
@@ -139,7 +140,7 @@ def _admin(ctx: ClientContext) -> AdminClient:
 
 
 _WORKER_CLIENTS: dict[str, tuple[ClientContext, AdminClient]] = {}
-"""A live view's worker process (shoal.cli.live_worker): its context and Admin client, made on
+"""A live view's worker process (shoal.client_worker): its context and Admin client, made on
 its first read and kept for its life (a new worker has new ones)."""
 REFRESH_TIMEOUTS: Final = 3
 """A live view's refresh may take this many --timeout periods (it makes several requests in
@@ -170,6 +171,7 @@ def live_worker(args: argparse.Namespace) -> ClientWorker:
 
 
 def _await(ctx: ClientContext, future: Any, action: str, group: str | None = None) -> Any:
+    step(action)  # in a live view's worker: a death or a timeout from here on names it
     try:
         return future.result(timeout=ctx.timeout_s + 1)
     except TimeoutError:
@@ -296,6 +298,7 @@ def _consumer(ctx: ClientContext) -> Consumer:
 def _watermarks(
     ctx: ClientContext, consumer: Consumer, topic: str, partition: int
 ) -> tuple[int, int]:
+    step(f"read the offsets of {topic}[{partition}]")
     try:
         low, high = consumer.get_watermark_offsets(
             TopicPartition(topic, partition), timeout=ctx.timeout_s, cached=False

@@ -8,7 +8,7 @@ each refresh prints one snapshot, so a script or a log sees every reading.
 A refresh that fails after the first one (a broker or a group's coordinator gone, a request
 without an answer) does not end the view: it shows, in place of the table, that the data is
 unavailable, since when and why, and the next refresh tries again with fresh clients
-(``recover``: a new worker process, see shoal.cli.live_worker). The first refresh's failure
+(``recover``: a new worker process, see shoal.client_worker). The first refresh's failure
 still ends the command, as the one-shot commands do (a wrong address or group name).
 """
 
@@ -26,6 +26,7 @@ from rich.live import Live
 from rich.text import Text
 
 from shoal.cli.common import CliError, positive_float
+from shoal.client_worker import WorkerFailed
 
 DEFAULT_INTERVAL_S: Final = 2.0
 PIPED_WIDTH: Final = 200
@@ -63,10 +64,16 @@ def show_live(
         out = Console(width=PIPED_WIDTH)
     outage = Outage()
 
+    def first() -> Any:
+        try:
+            return render()
+        except WorkerFailed as exc:  # ends the command as its other errors do
+            raise CliError(str(exc)) from None
+
     def refresh() -> Any:
         try:
             shown = render()
-        except (CliError, KafkaException) as exc:
+        except (CliError, KafkaException, WorkerFailed) as exc:
             recover()
             return outage.failed(exc)
         outage.ended()
@@ -75,7 +82,7 @@ def show_live(
     count = 0
     try:
         if out.is_terminal:
-            with Live(render(), console=out, auto_refresh=False) as live:
+            with Live(first(), console=out, auto_refresh=False) as live:
                 count = 1
                 while iterations is None or count < iterations:
                     time.sleep(interval_s)  # the refresh interval the user asked for
@@ -85,7 +92,7 @@ def show_live(
             while iterations is None or count < iterations:
                 if count:
                     time.sleep(interval_s)
-                out.print(refresh() if count else render())
+                out.print(refresh() if count else first())
                 count += 1
     except KeyboardInterrupt:
         pass

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 
 # The admin module's documented API, exported without __all__ (see shoal.cli.group).
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
@@ -21,6 +21,7 @@ from rich.table import Table
 from shoal.cli.common import ClientContext, add_client_options
 from shoal.cli.group import _await, _state_name, client_args, live_worker, worker_clients
 from shoal.cli.live import Rates, add_watch_options, rate_text, reason, show_live
+from shoal.client_worker import step
 
 NO_OFFSET: Final = -1001
 """librdkafka's OFFSET_INVALID: no committed offset for the partition."""
@@ -68,7 +69,11 @@ class TopReading:
 def read_top(args: argparse.Namespace, internal: bool) -> TopReading:
     """In a live view's worker: end offsets of the topics, and the groups' offsets."""
     ctx, admin = worker_clients(args)
-    topics = admin.list_topics(timeout=ctx.timeout_s).topics
+    step("read cluster metadata")
+    try:
+        topics = admin.list_topics(timeout=ctx.timeout_s).topics
+    except KafkaException as exc:  # named, as every other request of the view is
+        raise ctx.error(exc, "read cluster metadata", admin) from None
     names = sorted(t for t in topics if internal or not t.startswith("_"))
     ends = _end_offsets(
         ctx, admin, [TopicPartition(t, p) for t in names for p in topics[t].partitions]

@@ -17,7 +17,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 from shoal.console.errors import ConsoleError, encode_bytes, from_kafka
-from shoal.console.kafka_admin import REQUEST_TIMEOUT_S, KafkaAdmin, _result
+from shoal.console.group_requests import REQUEST_TIMEOUT_S, admin_result
+from shoal.console.kafka_admin import KafkaAdmin
 
 SCAN_RECORDS_MAX: Final = 20_000
 """Records read per partition for one page at most: a rare filter returns a short page and a
@@ -120,7 +121,7 @@ def end_offsets(
         return ends
     specs = {TopicPartition(topic, p): OffsetSpec.for_timestamp(until) for p in marks}
     for tp, future in admin.admin.list_offsets(specs).items():
-        found = _result(future, "list offsets by timestamp").offset
+        found = admin_result(future, "list offsets by timestamp").offset
         if found >= 0:
             ends[tp.partition] = min(found, ends[tp.partition])
     return ends
@@ -153,7 +154,7 @@ def start_offsets(
     specs = {TopicPartition(topic, p): OffsetSpec.for_timestamp(number) for p in marks}
     starts = {}
     for tp, future in admin.admin.list_offsets(specs).items():
-        found = _result(future, "list offsets by timestamp").offset
+        found = admin_result(future, "list offsets by timestamp").offset
         starts[tp.partition] = marks[tp.partition][1] if found < 0 else found
     return starts
 

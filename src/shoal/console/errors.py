@@ -56,6 +56,15 @@ class ConsoleError(Exception):
         self.retriable = retriable
         """A Kafka error the client may retry (a leader moving, metadata not yet there)."""
 
+    def __reduce__(self) -> tuple[Any, tuple[int, str, str, bool]]:
+        """Pickled whole (status, slug, retriable): one raised in the console's worker process
+        (shoal.console.group_requests) is raised again in the console."""
+        return _console_error, (self.status, self.slug, self.message, self.retriable)
+
+
+def _console_error(status: int, slug: str, message: str, retriable: bool) -> ConsoleError:
+    return ConsoleError(status, slug, message, retriable=retriable)
+
 
 def from_kafka(exc: KafkaException, action: str) -> ConsoleError:
     """A Kafka error as the admin API reports it: the slug is the error's name, lowercased.

@@ -16,7 +16,6 @@ from importlib import metadata
 from typing import Any, Final
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
     KafkaException,
     TopicCollection,
     TopicPartition,
@@ -38,9 +37,13 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from shoal.console import security_changes
 from shoal.console.errors import ConsoleError, from_kafka
+from shoal.console.group_requests import (
+    REQUEST_TIMEOUT_S,
+    WORKER_WAIT_S,
+    GroupRequests,
+    admin_result,
+)
 
-REQUEST_TIMEOUT_S: Final = 15.0
-"""How long one Admin request may take before the page gets a 502 (a cluster under load)."""
 CREATED_VISIBLE_S: Final = 10.0
 """How long describing a topic just created may get retriable errors (its metadata and
 leaders settling) before the page shows the error."""
@@ -48,8 +51,6 @@ CREATED_POLL_S: Final = 0.1
 RENEW_INTERVAL_S: Final = 5.0
 """A fresh Admin client at most this often (seconds): many requests timing out together
 (worker threads and the event loop) renew it once, not once each."""
-NO_OFFSET: Final = -1001
-"""librdkafka's OFFSET_INVALID: a partition the group has no committed offset for."""
 _OPERATIONS: Final = {
     "set": AlterConfigOpType.SET,
     "delete": AlterConfigOpType.DELETE,
@@ -60,22 +61,20 @@ _SOURCES: Final = {"DYNAMIC_TOPIC_CONFIG": "TOPIC_CONFIG"}
 """librdkafka's config source names where they differ from the broker-served API's."""
 
 
-def _result(future: Any, action: str) -> Any:
-    try:
-        return future.result(timeout=REQUEST_TIMEOUT_S)
-    except KafkaException as exc:
-        raise from_kafka(exc, action) from exc
-    except TimeoutError as exc:
-        raise ConsoleError(502, "broker_unreachable", f"{action}: no answer in time") from exc
-
-
 class KafkaAdmin:
     """The Admin-API half of the console's backend. ``config``: librdkafka settings
     (``bootstrap.servers`` and any security settings)."""
 
-    def __init__(self, config: dict[str, Any], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        clock: Callable[[], float] = time.monotonic,
+        group_wait_s: float = WORKER_WAIT_S,
+    ) -> None:
         self.config = config
         self.admin = AdminClient(dict(config))
+        self.groups = GroupRequests(config, group_wait_s)
+        """Consumer-group requests, in a worker process (librdkafka's abort: see there)."""
         self._clock = clock
         self._renew_lock = threading.Lock()
         self._renewed_at: float | None = None
@@ -101,11 +100,16 @@ class KafkaAdmin:
                 return False
             self._renewed_at = now
             old, self.admin = self.admin, AdminClient(dict(self.config))
+            self.groups.renew()
         # Destroyed on a thread of its own: destroying a client may wait for its requests in
         # flight, and this runs on a request's worker thread.
         threading.Thread(target=_discard, args=(old,), daemon=True).start()
         del old
         return True
+
+    def close(self) -> None:
+        """Ends the group requests' worker process."""
+        self.groups.close()
 
     # -- topics -------------------------------------------------------------------------------
 
@@ -121,14 +125,14 @@ class KafkaAdmin:
                 break
             futures = self.admin.list_offsets({tp: spec for tp in wanted})
             for tp, future in futures.items():
-                marks[(tp.topic, tp.partition)][index] = _result(future, "list offsets").offset
+                marks[(tp.topic, tp.partition)][index] = admin_result(future, "list offsets").offset
         return marks
 
     def _describe(self, names: list[str]) -> list[Any]:
         if not names:
             return []
         futures = self.admin.describe_topics(TopicCollection(names))
-        return [_result(futures[n], f"describe topic {n!r}") for n in names]
+        return [admin_result(futures[n], f"describe topic {n!r}") for n in names]
 
     def topic_kind(self, name: str) -> tuple[bool, bool]:
         """(exists, internal) for ``name``, as Metadata says (a redrive target's check)."""
@@ -177,7 +181,9 @@ class KafkaAdmin:
     def describe_topic(self, name: str) -> dict[str, Any]:
         (summary,) = self._summaries(self._describe([name]))
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        entries = _result(self.admin.describe_configs([resource])[resource], "describe configs")
+        entries = admin_result(
+            self.admin.describe_configs([resource])[resource], "describe configs"
+        )
         summary["configs"] = [
             {
                 "name": entry.name,
@@ -191,7 +197,7 @@ class KafkaAdmin:
 
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> dict[str, Any]:
         topic = NewTopic(name, num_partitions=partitions, config=configs)
-        _result(self.admin.create_topics([topic])[name], f"create topic {name!r}")
+        admin_result(self.admin.create_topics([topic])[name], f"create topic {name!r}")
         # Kafka answers CreateTopics once the controller has the topic; a broker's metadata
         # and its partitions' leaders can lag behind for a moment, so describing it at once
         # may get a retriable error (UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_LEADER_EPOCH).
@@ -205,7 +211,7 @@ class KafkaAdmin:
             time.sleep(CREATED_POLL_S)
 
     def delete_topic(self, name: str) -> dict[str, Any]:
-        _result(self.admin.delete_topics([name])[name], f"delete topic {name!r}")
+        admin_result(self.admin.delete_topics([name])[name], f"delete topic {name!r}")
         return {"deleted": name}
 
     def alter_configs(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -217,72 +223,50 @@ class KafkaAdmin:
             entries.extend(ConfigEntry(k, v, incremental_operation=op) for k, v in pairs)
         resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
         futures = self.admin.incremental_alter_configs([resource])
-        _result(futures[resource], f"alter configs of {name!r}")
+        admin_result(futures[resource], f"alter configs of {name!r}")
         return self.describe_topic(name)
 
     # -- consumer groups ----------------------------------------------------------------------
 
-    def _group_descriptions(self, ids: list[str]) -> dict[str, Any]:
-        if not ids:
-            return {}
-        futures = self.admin.describe_consumer_groups(ids)
-        return {g: _result(futures[g], f"describe group {g!r}") for g in ids}
-
     def list_groups(self) -> dict[str, Any]:
-        listing = _result(self.admin.list_consumer_groups(), "list groups")
-        ids = sorted(g.group_id for g in listing.valid)
-        described = self._group_descriptions(ids)
+        described = self.groups.list_and_describe()
         return {
             "groups": [
                 {
                     "group_id": g,
-                    "type": _group_type(described[g]),
-                    "state": _state(described[g]),
+                    "type": info.type,
+                    "state": info.state,
                     "protocol_type": "consumer",
-                    "members": len(described[g].members),
+                    "members": len(info.members),
                 }
-                for g in ids
+                for g, info in described.items()
             ]
         }
 
-    def committed(self, group_id: str) -> list[TopicPartition]:
-        request = [ConsumerGroupTopicPartitions(group_id)]
-        future = self.admin.list_consumer_group_offsets(request)[group_id]
-        answer = _result(future, f"list offsets of group {group_id!r}")
-        return [tp for tp in answer.topic_partitions if tp.offset != NO_OFFSET]
-
     def describe_group(self, group_id: str) -> dict[str, Any]:
-        group = self._group_descriptions([group_id])[group_id]
-        committed = sorted(self.committed(group_id), key=lambda tp: (tp.topic, tp.partition))
-        if _state(group) == "Dead" and not committed:
+        group = self.groups.describe([group_id])[group_id]
+        committed = sorted(self.groups.committed(group_id), key=lambda c: (c.topic, c.partition))
+        if group.state == "Dead" and not committed:
             raise ConsoleError(404, "group_id_not_found", f"group {group_id!r} does not exist")
-        marks = self.watermarks(TopicPartition(tp.topic, tp.partition) for tp in committed)
+        marks = self.watermarks(TopicPartition(c.topic, c.partition) for c in committed)
         return {
             "group_id": group_id,
-            "type": _group_type(group),
-            "state": "Empty" if _state(group) == "Dead" else _state(group),
+            "type": group.type,
+            "state": "Empty" if group.state == "Dead" else group.state,
             "protocol_type": "consumer",
-            "protocol": group.partition_assignor or None,
-            "members": [
-                {
-                    "member_id": m.member_id,
-                    "group_instance_id": m.group_instance_id,
-                    "client_id": m.client_id,
-                    "client_host": m.host,
-                }
-                for m in group.members
-            ],
+            "protocol": group.assignor,
+            "members": list(group.members),
             "offsets": [
                 {
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "committed_offset": tp.offset,
-                    "metadata": tp.metadata,
-                    "high_watermark": marks[(tp.topic, tp.partition)][1],
-                    "lag": max(0, marks[(tp.topic, tp.partition)][1] - tp.offset),
+                    "topic": c.topic,
+                    "partition": c.partition,
+                    "committed_offset": c.offset,
+                    "metadata": c.metadata,
+                    "high_watermark": marks[(c.topic, c.partition)][1],
+                    "lag": max(0, marks[(c.topic, c.partition)][1] - c.offset),
                     "lag_seconds": None,  # needs a record's timestamp: a Fetch per partition
                 }
-                for tp in committed
+                for c in committed
             ],
         }
 
@@ -290,7 +274,7 @@ class KafkaAdmin:
         self, group_id: str, topic: str, partitions: list[int] | None, to: str, value: int | None
     ) -> list[dict[str, Any]]:
         """The new offsets (a dry run: nothing is committed here; see :meth:`commit`)."""
-        group = self._group_descriptions([group_id])[group_id]
+        group = self.groups.describe([group_id])[group_id]
         if group.members:
             raise ConsoleError(
                 409,
@@ -308,14 +292,14 @@ class KafkaAdmin:
             )
         tps = [TopicPartition(topic, p) for p in chosen]
         marks = self.watermarks(tps)
-        current = {(tp.topic, tp.partition): tp.offset for tp in self.committed(group_id)}
+        current = {(c.topic, c.partition): c.offset for c in self.groups.committed(group_id)}
         targets: dict[int, int] = {}
         if to in ("timestamp", "offset") and value is None:
             raise ConsoleError(400, "invalid_field", f"to={to} needs an integer value")
         if to == "timestamp" and value is not None:
             futures = self.admin.list_offsets({tp: OffsetSpec.for_timestamp(value) for tp in tps})
             for tp, future in futures.items():
-                found = _result(future, "list offsets by timestamp").offset
+                found = admin_result(future, "list offsets by timestamp").offset
                 targets[tp.partition] = marks[(topic, tp.partition)][1] if found < 0 else found
         for p in chosen:
             low, high = marks[(topic, p)]
@@ -340,10 +324,7 @@ class KafkaAdmin:
         ]
 
     def commit(self, group_id: str, rows: list[dict[str, Any]]) -> None:
-        tps = [TopicPartition(r["topic"], r["partition"], r["new_offset"]) for r in rows]
-        request = [ConsumerGroupTopicPartitions(group_id, tps)]
-        future = self.admin.alter_consumer_group_offsets(request)[group_id]
-        _result(future, f"commit offsets of group {group_id!r}")
+        self.groups.commit(group_id, [(r["topic"], r["partition"], r["new_offset"]) for r in rows])
 
     # -- security (read-only) -----------------------------------------------------------------
 
@@ -362,7 +343,7 @@ class KafkaAdmin:
             AclOperation.ANY,
             AclPermissionType.ANY,
         )
-        bindings = _result(self.admin.describe_acls(everything), "describe ACLs")
+        bindings = admin_result(self.admin.describe_acls(everything), "describe ACLs")
         rows = [
             {
                 "resource_type": b.restype.name,
@@ -379,7 +360,7 @@ class KafkaAdmin:
         return {"authorizer": True if rows else None, "acls": rows}
 
     def users(self) -> dict[str, Any]:
-        described = _result(self.admin.describe_user_scram_credentials(), "describe users")
+        described = admin_result(self.admin.describe_user_scram_credentials(), "describe users")
         return {
             "users": [
                 {
@@ -401,14 +382,14 @@ class KafkaAdmin:
     def create_acl(self, body: dict[str, Any]) -> dict[str, Any]:
         acl = security_changes.binding(body)
         [future] = self.admin.create_acls([acl]).values()
-        _result(future, "create ACL")
+        admin_result(future, "create ACL")
         return {"acl": security_changes.row(acl)}
 
     def delete_acl(self, body: dict[str, Any]) -> dict[str, Any]:
         """Remove exactly the ACL in the body: 404 when there is none such."""
         exact = security_changes.exact_filter(security_changes.binding(body))
         [future] = self.admin.delete_acls([exact]).values()
-        deleted = _result(future, "delete ACL")
+        deleted = admin_result(future, "delete ACL")
         if not deleted:
             raise ConsoleError(404, "acl_not_found", "no such ACL: nothing deleted")
         return {"deleted": [security_changes.row(b) for b in deleted]}
@@ -416,13 +397,13 @@ class KafkaAdmin:
     def set_user(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         change, iterations = security_changes.upsertion(user, body)
         [future] = self.admin.alter_user_scram_credentials([change]).values()
-        _result(future, f"set the credential of {user!r}")
+        admin_result(future, f"set the credential of {user!r}")
         return {"user": user, "mechanism": body["mechanism"], "iterations": iterations}
 
     def delete_user(self, user: str, mechanism: str | None) -> dict[str, Any]:
         change = security_changes.deletion(user, mechanism)
         [future] = self.admin.alter_user_scram_credentials([change]).values()
-        _result(future, f"delete the {mechanism} credential of {user!r}")
+        admin_result(future, f"delete the {mechanism} credential of {user!r}")
         return {"user": user, "mechanism": mechanism, "deleted": True}
 
     # -- overview -----------------------------------------------------------------------------
@@ -479,14 +460,3 @@ def _discard(client: AdminClient) -> None:
 def _source_name(source: Any) -> str:
     name = str(ConfigSource(source).name)
     return _SOURCES.get(name, name)
-
-
-def _state(group: Any) -> str:
-    """ConsumerGroupState as Kafka's tools print it (``Stable``, ``Empty``, ...)."""
-    name: str = group.state.name
-    return "".join(part.capitalize() for part in name.split("_"))
-
-
-def _group_type(group: Any) -> str:
-    kind = getattr(group, "type", None)
-    return "consumer" if kind is not None and kind.name == "CONSUMER" else "classic"

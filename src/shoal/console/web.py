@@ -31,6 +31,7 @@ from shoal.console.browse import (
     start_offsets,
 )
 from shoal.console.errors import ConsoleError, decode_bytes
+from shoal.console.group_requests import WORKER_WAIT_S
 from shoal.console.kafka_admin import KafkaAdmin
 from shoal.cross_site import admin_refusal
 from shoal.raw_path import decode_path_params, match_on_raw_path
@@ -39,6 +40,7 @@ from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
     EXPORT_SCAN_BYTES_MAX,
     FORMATS,
+    ExportPage,
     export_headers,
     export_text,
 )
@@ -57,15 +59,19 @@ REGISTRY_TIMEOUT_S: Final = 15.0
 
 
 class Backend:
-    def __init__(self, config: dict[str, str]) -> None:
+    """``group_wait_s``: how long a consumer-group request may take in its worker process
+    before the worker is taken for hung and replaced (shoal.console.group_requests)."""
+
+    def __init__(self, config: dict[str, str], group_wait_s: float = WORKER_WAIT_S) -> None:
         self.config = config
-        self.admin = KafkaAdmin(config)
+        self.admin = KafkaAdmin(config, group_wait_s=group_wait_s)
         self.produce = Produce(config)
 
     def close(self) -> None:
         """At shutdown: nothing is left in flight (each produce waited for its answer), so the
         producer goes without waiting; it would otherwise keep reconnecting until exit."""
         self.produce.close()
+        self.admin.close()
 
 
 def _check_csrf(request: Request) -> None:
@@ -223,11 +229,13 @@ def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response
             response.headers["X-Content-Type-Options"] = "nosniff"
             return response
 
-        async def pages() -> AsyncIterator[list[dict[str, Any]]]:
+        async def pages() -> AsyncIterator[ExportPage]:
             positions = starts
             read_bytes = 0  # decoded: librdkafka decompresses
+            scan_bytes_max = EXPORT_SCAN_BYTES_MAX
             while any(positions[p] < ends[p] for p in positions):
-                if read_bytes >= EXPORT_SCAN_BYTES_MAX:
+                if read_bytes >= scan_bytes_max:
+                    yield ExportPage([], positions, scan_cap_bytes=scan_bytes_max)
                     break
                 page, read = await run_in_threadpool(
                     read_page_counted,
@@ -240,8 +248,8 @@ def _export_endpoint(backend: Backend) -> Callable[[Request], Awaitable[Response
                     shown_bytes=None,  # an export writes values whole
                 )
                 read_bytes += read
-                yield page["messages"]
                 following = _cursor(page["next_cursor"], {p: [0, e] for p, e in ends.items()})
+                yield ExportPage(page["messages"], following)
                 if following == positions:  # no progress: nothing more can be read
                     break
                 positions = following
@@ -476,12 +484,18 @@ def _registry_routes(registry_url: str | None) -> list[Route]:
 
 
 def build_console_app(
-    config: dict[str, str], registry_url: str | None = None, *, loopback_only: bool = False
+    config: dict[str, str],
+    registry_url: str | None = None,
+    *,
+    loopback_only: bool = False,
+    backend: Backend | None = None,
 ) -> ASGIApp:
     """``config``: librdkafka settings of the console's Kafka clients. ``loopback_only``: it
     listens on loopback, so it answers only requests for a loopback Host (the console has no
-    authentication of its own: see :mod:`shoal.server.host_guard` on DNS rebinding)."""
-    backend = Backend(config)
+    authentication of its own: see :mod:`shoal.server.host_guard` on DNS rebinding).
+    ``backend``: one made by the caller (a test that reaches its group worker), else one for
+    ``config``; the app closes it at shutdown."""
+    backend = backend or Backend(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

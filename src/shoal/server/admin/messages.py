@@ -40,6 +40,7 @@ from shoal.server.console.export import (
     EXPORT_PAGE_SIZE,
     EXPORT_SCAN_BYTES_MAX,
     FORMATS,
+    ExportPage,
     export_headers,
     export_text,
 )
@@ -201,29 +202,32 @@ async def export_pages(
     filters: Filters,
     until: int | None,
     scan_bytes_max: int = EXPORT_SCAN_BYTES_MAX,
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncIterator[ExportPage]:
     """An export's pages, partition after partition, up to each partition's end when the
     export began, reading at most ``scan_bytes_max`` stored bytes in all."""
     firsts = await admin_read(_first_offsets, logs, starts)
     ends = await admin_read(_ends, logs, until)  # the ends when the export began
+    positions = {p: min(firsts[p], ends[p]) for p in logs}
     scanned = 0
     for partition, plog in logs.items():
-        position, end = firsts[partition], ends[partition]
-        while position < end and scanned < scan_bytes_max:
+        while positions[partition] < ends[partition] and scanned < scan_bytes_max:
             scan = await admin_read(
                 scan_partition,
                 plog,
-                position,
+                positions[partition],
                 EXPORT_PAGE_SIZE,
                 filters,
-                end,
+                ends[partition],
                 max_scan_bytes=min(MAX_SCAN_BYTES, scan_bytes_max - scanned),
             )
             scanned += scan.scanned
-            yield [_message(partition, r) for r in scan.records]
-            if scan.next_offset <= position:  # nothing more to read (retention, a gap)
+            progressed = scan.next_offset > positions[partition]
+            positions[partition] = max(positions[partition], scan.next_offset)
+            yield ExportPage([_message(partition, r) for r in scan.records], dict(positions))
+            if not progressed:  # nothing more to read (retention, a gap)
                 break
-            position = scan.next_offset
+    if scanned >= scan_bytes_max and any(positions[p] < ends[p] for p in logs):
+        yield ExportPage([], dict(positions), scan_cap_bytes=scan_bytes_max)
 
 
 def _message(partition: int, record: DecodedRecord, limit: int | None = None) -> dict[str, Any]:

@@ -5,7 +5,9 @@ admin API backends (the broker's and ``shoal console``'s) send for
 Messages come in the API's shape (``partition``, ``offset``, ``timestamp``, ``key``, ``value``,
 ``headers``; bytes as ``{"encoding", "data"}``), page by page; nothing holds more than a page.
 An export stops at each partition's end as it was when the export began (a busy topic would
-otherwise never end) and after :data:`EXPORT_MESSAGES_MAX` messages.
+otherwise never end), after :data:`EXPORT_MESSAGES_MAX` messages, or after reading
+:data:`EXPORT_SCAN_BYTES_MAX`; stopped by a cap, it ends with a note saying so and where to go
+on (:func:`truncation_note`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 EXPORT_MESSAGES_MAX: Final = 100_000
@@ -61,22 +64,88 @@ def csv_row(message: Mapping[str, Any]) -> str:
     return ",".join(csv_cell(c) for c in cells) + "\r\n"
 
 
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    """One step of an export: the matching messages read, and where each partition's reading
+    goes on after them."""
+
+    messages: Sequence[Mapping[str, Any]]
+    cursor: Mapping[int, int]
+    """partition → the offset its reading continues from after this page."""
+    scan_cap_bytes: int | None = None
+    """The byte cap (:data:`EXPORT_SCAN_BYTES_MAX`) the reading stopped at, with records left
+    to read; None while it goes on."""
+
+
+def cursor_text(cursor: Mapping[int, int]) -> str:
+    """A cursor as the browser's ``cursor=`` parameter takes it: ``0:120,1:98``."""
+    return ",".join(f"{p}:{o}" for p, o in sorted(cursor.items()))
+
+
+def _resume_at(page: ExportPage, written: int) -> dict[int, int]:
+    """Where to go on when only the first ``written`` messages of ``page`` were written: each
+    partition at its first message left out, or where the page left it."""
+    cursor = dict(page.cursor)
+    for message in page.messages[written:]:
+        partition = message["partition"]
+        cursor[partition] = min(cursor.get(partition, message["offset"]), message["offset"])
+    return cursor
+
+
+def truncation_note(reason: str, written: int, cursor: Mapping[int, int]) -> dict[str, Any]:
+    """The last entry of an export its caps stopped: why, and how to get the rest."""
+    following = cursor_text(cursor)
+    return {
+        "truncated": True,
+        "reason": reason,
+        "messages_written": written,
+        "next_cursor": following,
+        "rest": f"request the same export with cursor={following} (from= is then ignored); "
+        "for extracts this large, a consumer (shoal consume) reads without caps",
+    }
+
+
 async def export_text(
-    pages: AsyncIterator[Sequence[Mapping[str, Any]]], fmt: str
+    pages: AsyncIterator[ExportPage], fmt: str, messages_max: int | None = None
 ) -> AsyncIterator[str]:
     """The export file, piece by piece: a JSON array (one message a line) or CSV with a
-    header row, of at most :data:`EXPORT_MESSAGES_MAX` messages."""
+    header row, of at most ``messages_max`` (:data:`EXPORT_MESSAGES_MAX`) messages.
+
+    An export its caps stopped says so in its last entry (:func:`truncation_note`): in JSON an
+    object with ``"truncated": true`` after the messages, in CSV a last row whose first cell
+    starts with ``# truncated``; both give the cursor to request the rest with. An export
+    that ends exactly at the message cap reads on (within the byte cap) until it knows whether
+    more messages match."""
+    limit = EXPORT_MESSAGES_MAX if messages_max is None else messages_max
     written = 0
+    note: dict[str, Any] | None = None
+    cursor: Mapping[int, int] = {}
     yield "[" if fmt == "json" else ",".join(CSV_COLUMNS) + "\r\n"
     async for page in pages:
-        for message in page[: EXPORT_MESSAGES_MAX - written]:
+        room = limit - written
+        if room <= 0 and page.messages:
+            note = truncation_note(f"stopped at {limit:,} messages", written, cursor)
+            break
+        for message in page.messages[:room]:
             if fmt == "json":
                 yield ("\n" if written == 0 else ",\n") + json.dumps(message)
             else:
                 yield csv_row(message)
             written += 1
-        if written >= EXPORT_MESSAGES_MAX:
+        cursor = _resume_at(page, max(0, room))
+        if len(page.messages) > room:
+            note = truncation_note(f"stopped at {limit:,} messages", written, cursor)
             break
+        if page.scan_cap_bytes is not None:
+            read = f"stopped after reading {page.scan_cap_bytes:,} bytes"
+            note = truncation_note(read, written, cursor)
+            break
+    if note is not None:
+        if fmt == "json":
+            yield ("\n" if written == 0 else ",\n") + json.dumps(note)
+        else:
+            text = f"# truncated: {note['reason']} ({written:,} written); {note['rest']}"
+            yield csv_cell(text) + "\r\n"
     if fmt == "json":
         yield "\n]\n"
 

@@ -36,10 +36,11 @@ function h(tag, attrs, ...children) {
 }
 
 class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, request) {
     super(body && body.message ? body.message : "HTTP " + status);
     this.status = status;
     this.slug = body && (body.error || body.error_code);
+    this.request = request; // "GET /api/v1/groups/g": which request failed
   }
 }
 
@@ -72,15 +73,17 @@ async function call(method, url, body) {
   }
   let response;
   let data = null;
+  const request = method + " " + url.split("?")[0];
   try {
     response = await fetch(url, init);
     try { data = await response.json(); } catch (e) { data = null; }
   } catch (err) {
     if (generation !== routeGeneration) return dropStale();
-    throw err;
+    // No HTTP answer at all (the server down, the network): said as such, with the request.
+    throw new ApiError(0, { error: "no_answer", message: "no answer from the server (" + err.message + ")" }, request);
   }
   if (generation !== routeGeneration) return dropStale();
-  if (!response.ok) throw new ApiError(response.status, data);
+  if (!response.ok) throw new ApiError(response.status, data, request);
   return data;
 }
 const api = (method, path, body) => call(method, API + path, body);
@@ -89,6 +92,33 @@ const enc = encodeURIComponent;
 function errorBox(err) {
   const slug = err.slug ? " (" + err.slug + ")" : "";
   return h("div", { class: "error", role: "alert" }, String(err.message) + slug);
+}
+// A live view's refreshes failing: one box at the top of the page, replaced at each failure,
+// saying since when, how many refreshes failed in a row, which request and why; gone at the
+// first refresh that works. (Each failure used to add a box of its own, without the request.)
+function outage() {
+  let since = null;
+  let failures = 0;
+  let box = null;
+  return {
+    failed(err) {
+      if (since === null) since = new Date();
+      failures++;
+      const request = err.request ? err.request + ": " : "";
+      const slug = err.slug ? " (" + err.slug + ")" : "";
+      const next = h("div", { class: "error", role: "alert", id: "outage" },
+        "Unavailable since " + since.toTimeString().slice(0, 8) + " (" + failures + " failed refresh" +
+        (failures > 1 ? "es" : "") + "): " + request + String(err.message) + slug + "; retrying");
+      if (box && box.isConnected) box.replaceWith(next); else main().prepend(next);
+      box = next;
+    },
+    ended() {
+      if (box) box.remove();
+      box = null;
+      since = null;
+      failures = 0;
+    },
+  };
 }
 function notice(text) { return h("div", { class: "notice", role: "status" }, text); }
 
@@ -253,7 +283,8 @@ async function overviewPage() {
     );
   }
   await refresh();
-  pageTimer = setInterval(() => refresh().catch((e) => main().prepend(errorBox(e))), OVERVIEW_POLL_MS);
+  const down = outage();
+  pageTimer = setInterval(() => refresh().then(() => down.ended(), (e) => down.failed(e)), OVERVIEW_POLL_MS);
 }
 
 // ---- topics ----------------------------------------------------------------------------
@@ -441,6 +472,7 @@ async function tail(topicName, query, tbody, info) {
       Object.entries(page.end_offsets).map(([p, o]) => p + ":" + o).join(", ");
   };
   add(page.messages);
+  const down = outage();
   pageTimer = setInterval(async () => {
     const next = new URLSearchParams(query);
     next.delete("from");
@@ -448,7 +480,8 @@ async function tail(topicName, query, tbody, info) {
     try {
       page = await api("GET", "/topics/" + enc(topicName) + "/messages?" + next.toString());
       add(page.messages);
-    } catch (err) { info.replaceChildren(errorBox(err)); }
+      down.ended();
+    } catch (err) { down.failed(err); }
   }, TAIL_POLL_MS);
 }
 
@@ -536,6 +569,8 @@ function exportAllLinks(topicName, query) {
     q.delete("limit");
     q.set("format", format);
     return h("a", { id: "export-all-" + format, class: "secondary", download: "",
+      title: "Every message the query matches, 100,000 at most (and 1 GiB read): an export stopped " +
+        "there ends with a note saying so, with the cursor that requests the rest",
       href: API + "/topics/" + enc(topicName) + "/messages/export?" + q.toString() }, "Export all matching (" + format.toUpperCase() + ")");
   };
   return [link("json"), link("csv")];
@@ -663,6 +698,7 @@ async function groupPage(groupId) {
   const drawLag = () => lagCard.replaceChildren(h("div", { class: "label" }, "Total lag (trend)"),
     h("div", { class: "value" }, String(lagHistory[lagHistory.length - 1])), spark(lagHistory));
   drawLag();
+  const down = outage();
   pageTimer = setInterval(async () => {
     try {
       const again = await api("GET", "/groups/" + enc(groupId));
@@ -671,7 +707,8 @@ async function groupPage(groupId) {
       drawLag();
       document.getElementById("offsets").replaceWith(offsetsTable(again));
       document.getElementById("group-status").replaceWith(statusCard(again));
-    } catch (err) { lagCard.replaceChildren(errorBox(err)); }
+      down.ended();
+    } catch (err) { down.failed(err); }
   }, OVERVIEW_POLL_MS);
   render(
     h("h1", {}, "Group ", groupId),
