@@ -27,8 +27,6 @@ per core is the "loaded mode": the broker, its clients and the load all compete 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +41,8 @@ if str(ROOT) not in sys.path:
 
 from bench.peers.common import print_report  # noqa: E402
 from bench.peers.load import busy_processes  # noqa: E402
-from bench.peers.report import environment, write_chart, write_markdown  # noqa: E402
+from bench.peers.report import write_chart, write_markdown  # noqa: E402
+from bench.peers.runs import Log, run_systems, write_json  # noqa: E402
 from bench.peers.systems import SYSTEMS, System, pacer_for, started  # noqa: E402
 
 RESULTS: Final = ROOT / "bench" / "results"
@@ -178,40 +177,19 @@ def measure(system: System, cfg: Config, log: Any) -> dict[str, Any]:
 
 
 def run(cfg: Config, systems: list[str], out_dir: Path, work_base: Path) -> dict[str, Any]:
-    def log(line: str) -> None:
-        print(line, flush=True)
+    def measure_system(name: str, work: Path, log: Log) -> dict[str, Any]:
+        began = time.monotonic()
+        with started(name, work) as system:
+            up_s = time.monotonic() - began
+            log(f"  up in {up_s:.1f} s; durability: {system.durability}")
+            with busy_processes(cfg.background_load) as spinners:
+                if spinners:
+                    log(f"  beside {len(spinners)} busy processes (pids {spinners})")
+                figures = measure(system, cfg, log)
+            return {"durability": system.durability, "client": system.client, "results": figures}
 
-    results: dict[str, Any] = {
-        "config": asdict(cfg),
-        "environment": environment(),
-        "systems": {},
-        "failed": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="shoal-compare-", dir=work_base) as work:
-        for name in systems:
-            log(f"== {name}")
-            began = time.monotonic()
-            try:
-                with started(name, Path(work) / name) as system:
-                    up_s = time.monotonic() - began
-                    log(f"  up in {up_s:.1f} s; durability: {system.durability}")
-                    with busy_processes(cfg.background_load) as spinners:
-                        if spinners:
-                            log(f"  beside {len(spinners)} busy processes (pids {spinners})")
-                        figures = measure(system, cfg, log)
-                    results["systems"][name] = {
-                        "durability": system.durability,
-                        "client": system.client,
-                        "results": figures,
-                    }
-            except Exception as exc:
-                # One system failing must not throw away the others' figures; the run still
-                # exits non-zero, and the failure is written beside the results.
-                log(f"  FAILED: {exc!r}")
-                results["failed"][name] = repr(exc)
-    results["environment"]["load_average_after"] = os.getloadavg()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = run_systems(asdict(cfg), systems, work_base, "shoal-compare-", measure_system)
+    write_json(results, out_dir / "compare.json")
     if cfg.only_latency:
         print(f"latency runs only: figures in {out_dir / 'compare.json'}, no report")
         return results

@@ -24,9 +24,7 @@ and 2 consumers) that checks the bench works and says nothing about speed.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +41,7 @@ if str(ROOT) not in sys.path:
 
 from bench.peers import share_kafka, share_rabbitmq  # noqa: E402
 from bench.peers.common import percentiles  # noqa: E402
-from bench.peers.report import environment  # noqa: E402
+from bench.peers.runs import Log, run_systems, write_json  # noqa: E402
 from bench.peers.share_common import (  # noqa: E402
     READY_TIMEOUT_S,
     RUN_TIMEOUT_S,
@@ -339,34 +337,13 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
 def run(
     cfg: Config, systems: list[str], out_dir: Path, work_base: Path, running: dict[str, str]
 ) -> dict[str, Any]:
-    def log(line: str) -> None:
-        print(line, flush=True)
+    def measure_system(name: str, work: Path, log: Log) -> dict[str, Any]:
+        with started(name, work, running) as target:
+            figures = measure(target, cfg, log)
+            return {"durability": target.durability, "client": CLIENT[name], "results": figures}
 
-    results: dict[str, Any] = {
-        "config": asdict(cfg),
-        "environment": environment(),
-        "systems": {},
-        "failed": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="shoal-share-bench-", dir=work_base) as work:
-        for name in systems:
-            log(f"== {name}")
-            try:
-                with started(name, Path(work) / name, running) as target:
-                    figures = measure(target, cfg, log)
-                    results["systems"][name] = {
-                        "durability": target.durability,
-                        "client": CLIENT[name],
-                        "results": figures,
-                    }
-            except Exception as exc:
-                # One system failing must not throw away the others' figures; the run still
-                # exits non-zero, and the failure is written beside the results.
-                log(f"  FAILED: {exc!r}")
-                results["failed"][name] = repr(exc)
-    results["environment"]["load_average_after"] = os.getloadavg()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "share.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = run_systems(asdict(cfg), systems, work_base, "shoal-share-bench-", measure_system)
+    write_json(results, out_dir / "share.json")
     print(write_markdown(results, out_dir / "share.md"))
     if results["systems"]:
         write_chart(results, out_dir / "share.png")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -48,7 +47,7 @@ ROOT: Final = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: bench.peers and tests.peers import from root
 
-from bench.peers.report import environment  # noqa: E402
+from bench.peers.runs import Log, run_systems, write_json  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: E402
 
@@ -482,35 +481,17 @@ def run(
     running: dict[str, str],
     profile: Path | None,
 ) -> dict[str, Any]:
-    def log(line: str) -> None:
-        print(line, flush=True)
+    def measure_system(name: str, work: Path, log: Log) -> dict[str, Any]:
+        with started(name, work, running, profile) as system:
+            bootstrap, durability, metrics_url = system
+            figures = measure(bootstrap, cfg, log, metrics_url)
+        return {"durability": durability, "client": CLIENT, "results": figures}
 
-    results: dict[str, Any] = {
-        "config": asdict(cfg),
-        "environment": environment(),
-        "systems": {},
-        "failed": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="shoal-txn-bench-", dir=work_base) as work:
-        for name in systems:
-            log(f"== {name}")
-            try:
-                with started(name, Path(work) / name, running, profile) as system:
-                    bootstrap, durability, metrics_url = system
-                    figures = measure(bootstrap, cfg, log, metrics_url)
-                results["systems"][name] = {
-                    "durability": durability,
-                    "client": CLIENT,
-                    "results": figures,
-                }
-            except (KafkaException, RuntimeError, OSError) as exc:
-                # One system failing must not throw away the other's figures; the run still
-                # exits non-zero, and the failure is written beside the results.
-                log(f"  FAILED: {exc!r}")
-                results["failed"][name] = repr(exc)
-    results["environment"]["load_average_after"] = os.getloadavg()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "transactions.json").write_text(json.dumps(results, indent=2) + "\n")
+    failures = (KafkaException, RuntimeError, OSError)
+    results = run_systems(
+        asdict(cfg), systems, work_base, "shoal-txn-bench-", measure_system, failures
+    )
+    write_json(results, out_dir / "transactions.json")
     print(write_markdown(results, out_dir / "transactions.md"))
     return results
 

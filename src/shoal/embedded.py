@@ -17,7 +17,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.server.app import BrokerApp
 from shoal.server.event_loops import loop_factory
 from shoal.server.settings import WILDCARD_HOSTS, Settings
@@ -48,7 +48,7 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         advertised_listener: str = "",
         node_id: int = Settings().node_id,
-        adjust_broker_config: Callable[[BrokerConfig], BrokerConfig] | None = None,
+        adjust_broker_config: Callable[[BrokerSettings], BrokerSettings] | None = None,
         event_loop: str = "asyncio",
         **settings: Any,
     ) -> None:

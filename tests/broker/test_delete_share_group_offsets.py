@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
 from shoal.broker.share_state_writer import ShareStateWriter
@@ -42,7 +42,7 @@ WAIT_S_MAX = 30.0
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     logs = LogManager.open(str(tmp_path / "data"))
-    broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
+    broker = Broker(BrokerSettings(), logs, handlers=HANDLERS)
     broker.create_topic(TOPIC, 2)
     for index in range(2):
         plog = broker.partition(TOPIC, index)

@@ -15,7 +15,7 @@ import pytest
 
 from shoal.broker import groups as groups_module
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.storage import LogManager
 
@@ -39,7 +39,7 @@ def test_a_failing_timer_step_backs_off_and_logs_once(
         raise RuntimeError("a coordinator bug")
 
     async def scenario() -> None:
-        broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
+        broker = Broker(BrokerSettings(), logs, handlers=HANDLERS)
         groups = broker.groups
         groups._coordinator.advance = advance  # type: ignore[method-assign]
         # The deadline the failing step should have handled stays due.

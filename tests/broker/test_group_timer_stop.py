@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.storage import LogManager
 
@@ -23,7 +23,7 @@ def test_stop_right_after_a_kick_ends_the_timer(tmp_path: Path) -> None:
     logs = LogManager.open(str(tmp_path))
 
     async def scenario() -> None:
-        broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
+        broker = Broker(BrokerSettings(), logs, handlers=HANDLERS)
         groups = broker.groups
         groups._kick()  # a request starts the timer...
         await asyncio.sleep(0.05)  # ...which parks, waiting for its wakeup or deadline

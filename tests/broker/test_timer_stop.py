@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.storage import LogManager
 
@@ -36,7 +36,7 @@ async def stops(stop: Coroutine[Any, Any, None]) -> None:
 def run_with_broker(tmp_path: Path, scenario: object) -> None:
     logs = LogManager.open(str(tmp_path / "data"))
     try:
-        broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
+        broker = Broker(BrokerSettings(), logs, handlers=HANDLERS)
         asyncio.run(scenario(broker))  # type: ignore[operator]
     finally:
         logs.close()

@@ -17,8 +17,8 @@ from shoal.cli import main
 from shoal.cli.bench import RECORD_SIZE_MAX
 from shoal.cli.perf_stats import (
     ProducerTotals,
+    ProgressWindow,
     Throttle,
-    Window,
     consumer_line,
     kafka_percentiles,
     total_line,
@@ -105,7 +105,7 @@ def test_percentiles_are_kafkas() -> None:
 
 
 def test_lines_in_kafkas_format() -> None:
-    window = Window()
+    window = ProgressWindow()
     for latency in (2, 4):
         window.add(latency, 100)
     assert window_line(window, 2.0) == (

@@ -43,6 +43,16 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from tests.differential.scenarios import TIMEOUT_S, Result, create_topic, error_name, unique
 from tests.server.wire import WireClient
+from tests.support.share_wire import (
+    ACCEPT,
+    CLOSE_SESSION_EPOCH,
+    GAP,
+    SHARE_FETCH,
+    SHARE_GROUP_HEARTBEAT,
+    acquired_ranges,
+    heartbeat_body,
+    share_fetch_body,
+)
 
 POLL_S: Final = 0.3
 QUIET_POLLS: Final = 3
@@ -266,8 +276,7 @@ def share_offsets_admin(bootstrap: str) -> Result:
     return out
 
 
-FIND_COORDINATOR, SHARE_GROUP_HEARTBEAT, SHARE_FETCH = 10, 76, 78
-ACCEPT, GAP = 1, 0
+FIND_COORDINATOR = 10
 MARKER_FETCH_WAIT_MS: Final = 500
 """A ShareFetch's max_wait in :func:`share_marker_offsets`: short, so that the scenario's loop
 heartbeats often while Kafka assigns the partition."""
@@ -297,17 +306,8 @@ class _WireShareMember:
         _until_settled(self.heartbeat, lambda a: [int(a.error_code)])
 
     def heartbeat(self) -> Any:
-        answer = self.client.request(
-            SHARE_GROUP_HEARTBEAT,
-            1,
-            {
-                "group_id": self.group,
-                "member_id": self.member,
-                "member_epoch": self.member_epoch,
-                "rack_id": None,
-                "subscribed_topic_names": [self.topic],
-            },
-        )
+        body = heartbeat_body(self.group, self.member, self.member_epoch, [self.topic])
+        answer = self.client.request(SHARE_GROUP_HEARTBEAT, 1, body)
         if int(answer.error_code) == 0:
             self.member_epoch = int(answer.member_epoch)
         return answer
@@ -315,41 +315,21 @@ class _WireShareMember:
     def fetch(self, acks: list[tuple[int, int, int]]) -> tuple[int, list[tuple[int, int]]]:
         """One ShareFetch carrying ``acks`` (first, last, type): the partition's acknowledge
         error code and the ranges it acquired."""
-        answer = self.client.request(
-            SHARE_FETCH,
-            1,
-            {
-                "group_id": self.group,
-                "member_id": self.member,
-                "share_session_epoch": self.session_epoch,
-                "max_wait": MARKER_FETCH_WAIT_MS,
-                "min_bytes": 1,
-                "max_bytes": 1,
-                "max_records": 100,
-                "batch_size": 100,
-                "topics": [
-                    {
-                        "topic_id": self.topic_id,
-                        "partitions": [
-                            {
-                                "partition_index": 0,
-                                "acknowledgement_batches": [
-                                    {"first_offset": f, "last_offset": la, "acknowledge_types": [k]}
-                                    for f, la, k in acks
-                                ],
-                            }
-                        ],
-                    }
-                ],
-                "forgotten_topics_data": [],
-            },
+        body = share_fetch_body(
+            self.group,
+            self.member,
+            self.session_epoch,
+            self.topic_id,
+            acks=acks,
+            max_wait_ms=MARKER_FETCH_WAIT_MS,
+            max_bytes=1,
+            max_records=100,
         )
+        answer = self.client.request(SHARE_FETCH, 1, body)
         assert int(answer.error_code) == 0, answer
         self.session_epoch += 1
         parts = [p for r in answer.responses for p in r.partitions]
-        acquired = [
-            (int(r.first_offset), int(r.last_offset)) for p in parts for r in p.acquired_records
-        ]
+        acquired = [offsets for p in parts for offsets in acquired_ranges(p)]
         ack_error = max((int(p.acknowledge_error_code) for p in parts), default=0)
         return ack_error, acquired
 
@@ -414,22 +394,17 @@ def share_session_close(bootstrap: str) -> Result:
         holder = _WireShareMember(first_client, group, topic)
         holder.join()
         out["held"] = holder.next_acquired([])
-        closed = first_client.request(  # no acknowledgement, nothing fetched
-            SHARE_FETCH,
-            1,
-            {
-                "group_id": group,
-                "member_id": holder.member,
-                "share_session_epoch": -1,
-                "max_wait": 0,
-                "min_bytes": 1,
-                "max_bytes": 1,
-                "max_records": 100,
-                "batch_size": 100,
-                "topics": [],
-                "forgotten_topics_data": [],
-            },
+        # No acknowledgement, nothing fetched.
+        close = share_fetch_body(
+            group,
+            holder.member,
+            CLOSE_SESSION_EPOCH,
+            None,
+            max_wait_ms=0,
+            max_bytes=1,
+            max_records=100,
         )
+        closed = first_client.request(SHARE_FETCH, 1, close)
         out["close"] = int(closed.error_code)
         other = _WireShareMember(second_client, group, topic)
         other.join()

@@ -14,7 +14,7 @@ from shoal.server.admin.messages import export_pages
 from shoal.server.admin.scan import (
     PAGE_DECODED_BYTES_MAX,
     READ_CHUNK_BYTES,
-    Filters,
+    ScanFilters,
     scan_partition,
 )
 from shoal.storage import PartitionLog
@@ -45,16 +45,16 @@ def test_a_page_stops_at_its_decoded_byte_cap_and_the_cursor_moves_on(
     bombed: PartitionLog,
 ) -> None:
     fit = PAGE_DECODED_BYTES_MAX // BOMB_VALUE_BYTES
-    first = scan_partition(bombed, 0, 500, Filters())
+    first = scan_partition(bombed, 0, 500, ScanFilters())
     assert [r.offset for r in first.records] == list(range(fit))
     assert first.next_offset == fit
-    second = scan_partition(bombed, first.next_offset, 500, Filters())
+    second = scan_partition(bombed, first.next_offset, 500, ScanFilters())
     assert [r.offset for r in second.records] == list(range(fit, BOMBS))
     assert second.next_offset == BOMBS
 
 
 def test_a_record_larger_than_the_cap_still_comes_alone(bombed: PartitionLog) -> None:
-    scan = scan_partition(bombed, 3, 500, Filters(), max_bytes=1024)
+    scan = scan_partition(bombed, 3, 500, ScanFilters(), max_bytes=1024)
     assert [r.offset for r in scan.records] == [3]
     assert scan.next_offset == 4
 
@@ -82,7 +82,7 @@ def test_long_values_are_cut_short_with_their_size() -> None:
     }
 
 
-def _exported(plog: PartitionLog, filters: Filters, scan_bytes_max: int) -> list[int]:
+def _exported(plog: PartitionLog, filters: ScanFilters, scan_bytes_max: int) -> list[int]:
     async def collect() -> list[int]:
         pages = export_pages({0: plog}, {0: 0}, filters, None, scan_bytes_max)
         return [m["offset"] async for page in pages for m in page.messages]
@@ -100,7 +100,7 @@ def test_an_export_reads_at_most_its_stored_byte_cap() -> None:
     for i in range(count):
         value = b"needle" if i == count - 1 else bytes(VALUE_BYTES)
         plog.append(build_batch([SimpleRecord(value=value, timestamp=1_000 + i)]))
-    needle = Filters(value="needle")
+    needle = ScanFilters(value="needle")
     assert _exported(plog, needle, 1024**3) == [count - 1]
     assert _exported(plog, needle, READ_CHUNK_BYTES) == []
     h.close()

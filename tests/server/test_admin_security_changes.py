@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.console.errors import ConsoleError
 from shoal.console.security_changes import binding as console_binding
@@ -73,7 +73,7 @@ class HeldSaves(OsFileSystem):
 
 def _broker(data_dir: Path, fs: HeldSaves | None, config: AuthorizerConfig) -> Broker:
     logs = LogManager.open(str(data_dir))
-    return Broker(BrokerConfig(authorizer=config), logs, handlers=HANDLERS, fs=fs)
+    return Broker(BrokerSettings(authorizer=config), logs, handlers=HANDLERS, fs=fs)
 
 
 @pytest.fixture

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.embedded import EmbeddedBroker
 
 FETCH_WAIT_MS_MAX = 1_234
 
 
 def test_the_broker_is_built_with_the_bound_ports_and_keeps_its_config(tmp_path: Path) -> None:
-    seen: list[BrokerConfig] = []
+    seen: list[BrokerSettings] = []
 
-    def adjust(config: BrokerConfig) -> BrokerConfig:
+    def adjust(config: BrokerSettings) -> BrokerSettings:
         seen.append(config)
         return dataclasses.replace(config, fetch_max_wait_ms_max=FETCH_WAIT_MS_MAX)
 

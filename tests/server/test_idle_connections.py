@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.server.kafka import ConnectionLimits, KafkaServer
 from shoal.storage import LogConfig, LogManager
@@ -30,7 +30,7 @@ def test_a_silent_connection_is_closed_and_a_talking_one_is_kept(tmp_path: Path)
         logs = LogManager.open(str(tmp_path / "data"), default_config=LogConfig())
         server = KafkaServer("127.0.0.1", 0, ConnectionLimits(idle_timeout_s=IDLE_S))
         await server.bind()
-        await server.start(Broker(BrokerConfig(), logs, handlers=HANDLERS))
+        await server.start(Broker(BrokerSettings(), logs, handlers=HANDLERS))
         try:
             silent_reader, silent_writer = await asyncio.open_connection("127.0.0.1", server.port)
             talk_reader, talk_writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -16,14 +16,13 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, Final
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from shoal.embedded import EmbeddedBroker
@@ -32,14 +31,19 @@ from tests.differential.test_java_tools import CONSOLE_CONSUMER, CONSOLE_PRODUCE
 from tests.differential.tools import ok
 from tests.peers.kafka_peer import free_port, kafka_tool
 from tests.server.test_node_identity import shoal_broker_command
-from tests.server.tls_support import ClientCert, Pki, pkcs8_keystore, served_serial
+from tests.server.tls_support import (
+    TIMEOUT_S,
+    ClientCert,
+    Pki,
+    pkcs8_keystore,
+    refused,
+    round_trip,
+    served_serial,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
-TIMEOUT_S: Final = 30.0
-REFUSED_TIMEOUT_S: Final = 2.5
-"""How long a refused client is given to fail (it retries until then). An accepted client has
-its Metadata in well under a second here; tls_refusal checks the refusal itself directly."""
 ServiceRules: Final = "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/L,DEFAULT"
 Factory = Callable[..., EmbeddedBroker]
 
@@ -54,33 +58,14 @@ def tls_broker(factory: Factory, pki: Pki, **settings: Any) -> tuple[EmbeddedBro
     return broker, broker.app.listener_port("SSL")
 
 
-def round_trip(config: dict[str, str], topic: str, count: int = 10) -> list[bytes]:
-    """Produce ``count`` records and consume them back in a group; the values consumed."""
-    producer = Producer(config)
-    for i in range(count):
-        producer.produce(topic, f"record-{i}".encode())
-    assert producer.flush(TIMEOUT_S) == 0
-    consumer = Consumer({**config, "group.id": f"{topic}-group", "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while len(values) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            assert message.error() is None, message.error()
-            values.append(message.value())
-        consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
-    return values
-
-
-def refused(config: dict[str, str]) -> None:
-    """The client gets no Metadata: it cannot connect (librdkafka retries until the timeout)."""
-    with pytest.raises(KafkaException):
-        AdminClient(config).list_topics(timeout=REFUSED_TIMEOUT_S)
+def _mutual_tls_broker(factory: Factory, pki: Pki, caplog: pytest.LogCaptureFixture) -> int:
+    """A broker requiring client certificates, mapping the service users' to their names (its
+    connection log at DEBUG): its SSL port."""
+    caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
+    _, port = tls_broker(
+        factory, pki, ssl_client_auth="required", ssl_principal_mapping_rules=ServiceRules
+    )
+    return port
 
 
 REFUSALS: Final = frozenset(  # see CPython gh-98078 below
@@ -127,13 +112,7 @@ def test_confluent_kafka_produces_and_consumes_over_ssl(
 def test_mutual_tls_refuses_clients_without_a_trusted_certificate(
     shoal_broker_factory: Factory, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
-    _, port = tls_broker(
-        shoal_broker_factory,
-        pki,
-        ssl_client_auth="required",
-        ssl_principal_mapping_rules=ServiceRules,
-    )
+    port = _mutual_tls_broker(shoal_broker_factory, pki, caplog)
     # No certificate at all.
     refused(pki.librdkafka(port))
     assert tls_refusal(port, pki, None) in REFUSALS
@@ -257,13 +236,6 @@ def test_a_client_that_never_handshakes_is_dropped_and_others_are_served(
     assert round_trip(pki.librdkafka(port), "after-silent", 2)
 
 
-def wait_for(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_changed_certificate_files_are_reloaded_for_new_connections(
     shoal_broker_factory: Factory, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -381,13 +353,7 @@ def java_client_properties(pki: Pki, path: Path, client: ClientCert | None = Non
 def test_the_java_client_over_mutual_tls(
     shoal_broker_factory: Factory, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="shoal.server.kafka")
-    _, port = tls_broker(
-        shoal_broker_factory,
-        pki,
-        ssl_client_auth="required",
-        ssl_principal_mapping_rules=ServiceRules,
-    )
+    port = _mutual_tls_broker(shoal_broker_factory, pki, caplog)
     erin = pki.client("erin", common_name="Erin", unit="ServiceUsers")
     config = str(java_client_properties(pki, tmp_path / "erin.properties", erin))
     bootstrap = ["--bootstrap-server", f"127.0.0.1:{port}", "--command-config", config]

@@ -1,15 +1,20 @@
 """Certificates made in the test (trustme), the files shoal and the clients read them from, and
-what a client sees of a TLS listener (its certificate's serial)."""
+what a client sees of a TLS listener (its certificate's serial, a round trip, a refusal)."""
 
 from __future__ import annotations
 
 import socket
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import pytest
 import trustme
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -107,3 +112,45 @@ def served_serial(port: int, ca_file: Path) -> int:
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der).serial_number
+
+
+TIMEOUT_S: Final = 30.0
+REFUSED_TIMEOUT_S: Final = 2.5
+"""How long a refused client is given to fail (it retries until then). An accepted client has
+its Metadata in well under a second here; tls_refusal checks the refusal itself directly."""
+
+
+def round_trip(config: dict[str, str], topic: str, count: int = 10) -> list[bytes]:
+    """Produce ``count`` records and consume them back in a group; the values consumed."""
+    producer = Producer(config)
+    for i in range(count):
+        producer.produce(topic, f"record-{i}".encode())
+    assert producer.flush(TIMEOUT_S) == 0
+    consumer = Consumer({**config, "group.id": f"{topic}-group", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while len(values) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            values.append(message.value())
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return values
+
+
+def refused(config: dict[str, str]) -> None:
+    """The client gets no Metadata: it cannot connect (librdkafka retries until the timeout)."""
+    with pytest.raises(KafkaException):
+        AdminClient(config).list_topics(timeout=REFUSED_TIMEOUT_S)
+
+
+def wait_for(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)

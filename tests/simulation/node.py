@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
 from shoal.coordinator.group_config import GroupConfig
@@ -91,7 +91,7 @@ class Node:
         self.loop = SimLoop(self.clock)
         asyncio.set_event_loop(self.loop)
         self.switch = PowerSwitch(self.fs)
-        config = BrokerConfig(log=log_config(), group=group_config())
+        config = BrokerSettings(log=log_config(), group=group_config())
         try:
             self.logs = LogManager.open(
                 DATA_DIR,

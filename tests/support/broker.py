@@ -77,7 +77,7 @@ class BrokerProcess:
 
     Each start binds new ports (port 0) unless ``kafka_port`` is given, which a restart after a
     kill needs when clients must find the broker where they left it. ``broker_config`` replaces
-    fields of the running broker's BrokerConfig (limits that are not settings); the other
+    fields of the running broker's BrokerSettings (limits that are not settings); the other
     keyword arguments are :class:`~shoal.server.settings.Settings` fields.
     """
 

@@ -1,7 +1,7 @@
 """A broker in a child process, for tests that kill it (see ``BrokerProcess`` in broker.py).
 
 Usage: ``python tests/support/broker_child.py '{"settings": {...}, "broker_config": {...}}'``:
-Settings fields, then BrokerConfig fields to replace before the broker is built; an optional
+Settings fields, then BrokerSettings fields to replace before the broker is built; an optional
 ``"plant"`` names a bug of tests/reliability/planted.py to plant first. Prints one JSON line
 ``{"kafka_port": ..., "http_port": ...}`` once the broker is ready, then runs until SIGTERM
 (clean shutdown) or SIGKILL.

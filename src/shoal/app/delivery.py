@@ -83,7 +83,7 @@ class HeldBack(Stopped):
     breaker or the retry policy."""
 
 
-class Rejected(Exception):
+class FailedForGood(Exception):
     """Queue mode: the record failed for good (dead-lettered, or skipped without a DLQ); the
     queue must not deliver it again."""
 
@@ -516,7 +516,7 @@ class Pipeline:
                 exc_info=failure.exc,
             )
             if sub.queue:
-                raise Rejected
+                raise FailedForGood
             return
         source = dataclasses.replace(original, headers=retry_headers.strip(msg.headers))
         await self.rt.outbox.forward(target, msg.value, msg.key, dlq_headers(source, failure))
@@ -532,4 +532,4 @@ class Pipeline:
             failure.exc,
         )
         if sub.queue:
-            raise Rejected
+            raise FailedForGood

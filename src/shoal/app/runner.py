@@ -21,7 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
-from shoal.app.delivery import Deliver, Pipeline, Rejected, Released, Runtime, Stopped, Waits
+from shoal.app.delivery import Deliver, FailedForGood, Pipeline, Released, Runtime, Stopped, Waits
 from shoal.app.message import Message
 from shoal.app.observability import tracing
 from shoal.app.offsets import OffsetTracker
@@ -259,7 +259,7 @@ class SubscriberRunner:
                         await deliver(msg, waits, None)
                     except Released:
                         outcomes.append((msg, Acknowledgement.RELEASE))
-                    except Rejected:
+                    except FailedForGood:
                         outcomes.append((msg, Acknowledgement.REJECT))
                     except Stopped:
                         outcomes.append((msg, Acknowledgement.RELEASE))  # not handled: again

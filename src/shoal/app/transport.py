@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
 from shoal.app.message import Headers, Message
-
-TopicPartition = tuple[str, int]
+from shoal.topic_partition import TopicPartition as TopicPartition
 
 
 class TransportError(Exception):

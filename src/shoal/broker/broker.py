@@ -22,7 +22,7 @@ from shoal.broker.broker_configs import (
     static_configs,
     validate_dynamic,
 )
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.dynamic_config_store import DynamicConfigStore
 from shoal.broker.groups import GroupService
@@ -75,7 +75,7 @@ Handler: TypeAlias = Callable[["Broker", RequestContext, Request], Awaitable[Han
 
 class Broker:
     @property
-    def config(self) -> BrokerConfig:
+    def config(self) -> BrokerSettings:
         """The settings the broker was built with, listeners' bound addresses included. Read
         only: the services below copy parts of it when built, so a field changed afterwards
         would reach some readers and not others (issue 18: give it in, never patch it)."""
@@ -83,7 +83,7 @@ class Broker:
 
     def __init__(
         self,
-        config: BrokerConfig,
+        config: BrokerSettings,
         logs: LogManager,
         *,
         handlers: Mapping[int, Handler],

@@ -27,7 +27,7 @@ from decimal import Decimal
 from enum import IntEnum
 from typing import Final
 
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.topic_configs import (
     LONG_MAX,
     TOPIC_CONFIGS,
@@ -302,7 +302,7 @@ DYNAMIC_CONFIGS: Final = tuple(sorted(k.name for k in BROKER_CONFIGS.values() if
 # -- where values come from -------------------------------------------------------------------
 
 
-def _settings_values(config: BrokerConfig) -> dict[str, str]:
+def _settings_values(config: BrokerSettings) -> dict[str, str]:
     """The broker configs that shoal's settings decide, by Kafka name."""
     log = config.log
     return {
@@ -328,7 +328,7 @@ def _settings_values(config: BrokerConfig) -> dict[str, str]:
     }
 
 
-def _advertised_listeners(config: BrokerConfig) -> str:
+def _advertised_listeners(config: BrokerSettings) -> str:
     listeners = config.advertised_listeners or (
         ("PLAINTEXT", config.advertised_host, config.advertised_port),
     )
@@ -337,7 +337,7 @@ def _advertised_listeners(config: BrokerConfig) -> str:
     )
 
 
-def static_configs(config: BrokerConfig, data_dir: str) -> dict[str, str]:
+def static_configs(config: BrokerSettings, data_dir: str) -> dict[str, str]:
     """The STATIC_BROKER_CONFIG level: what the operator chose at start.
 
     shoal's settings do not record which values were given explicitly, so a value equal to the
@@ -349,7 +349,7 @@ def static_configs(config: BrokerConfig, data_dir: str) -> dict[str, str]:
         "advertised.listeners": _advertised_listeners(config),
         "log.dirs": data_dir,
     }
-    builtin = _settings_values(BrokerConfig())
+    builtin = _settings_values(BrokerSettings())
     for name, value in _settings_values(config).items():
         if value != builtin[name]:
             chosen[name] = value

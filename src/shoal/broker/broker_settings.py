@@ -1,4 +1,4 @@
-"""The broker's settings as it starts (:class:`BrokerConfig`), typed and named after the Kafka
+"""The broker's settings as it starts (:class:`BrokerSettings`), typed and named after the Kafka
 broker configs they mirror.
 
 One of four modules about configs: this one holds what the process was started with;
@@ -23,7 +23,7 @@ DEFAULT_MESSAGE_MAX_BYTES: Final = 1_048_588
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerConfig:
+class BrokerSettings:
     node_id: int = 1
     advertised_host: str = "127.0.0.1"
     advertised_port: int = 9092

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Final
 from shoal.broker.features import transactions_v2
 from shoal.protocol import ErrorCode
 from shoal.records import RecordsError, read_header
+from shoal.topic_partition import TopicPartition
 
 if TYPE_CHECKING:
     from shoal.broker.broker import Broker
 
-TopicPartition = tuple[str, int]
 
 IMPLICIT_ADD_PRODUCE_VERSION: Final = 12
 """Produce v12 is the first whose transactional batches add their partition (KIP-890)."""

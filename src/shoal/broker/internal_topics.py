@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.txn_log import TXN_STATE_TOPIC
 
@@ -50,7 +50,7 @@ def is_kafka_internal(name: str | None) -> bool:
     return name in KAFKA_INTERNAL_TOPICS
 
 
-def internal_topic_configs(config: BrokerConfig) -> dict[str, str]:
+def internal_topic_configs(config: BrokerSettings) -> dict[str, str]:
     """The topic configs Kafka sets on ``__consumer_offsets`` (its DescribeConfigs shows them as
     topic overrides), with shoal's values.
 

@@ -43,6 +43,7 @@ from shoal.coordinator.share_state import (
 )
 from shoal.protocol import ApiKey, ErrorCode
 from shoal.storage import PartitionLog
+from shoal.topic_partition import TopicPartition
 
 SHARE_GROUP_APIS: Final = frozenset(
     {
@@ -60,8 +61,6 @@ SHARE_GROUP_APIS: Final = frozenset(
 INITIAL_EPOCH: Final = 0
 FINAL_EPOCH: Final = -1
 MAX_EPOCH: Final = 2**31 - 1
-
-TopicPartition = tuple[str, int]
 
 
 class ShareSessionError(Exception):

@@ -33,7 +33,6 @@ from shoal.coordinator.txn_coordinator import (
     EndResult,
     InitResult,
     MarkerWork,
-    TopicPartition,
     TransactionCoordinator,
     TxnMetadata,
 )
@@ -42,6 +41,7 @@ from shoal.protocol import ErrorCode
 from shoal.records.control import build_control_batch
 from shoal.records.header import read_header
 from shoal.storage import AppendInfo, LogConfig, LogManager, StorageError
+from shoal.topic_partition import TopicPartition
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from shoal.cli.perf_stats import (
     CONSUMER_HEADER,
     PERCENTILES,
     ProducerTotals,
+    ProgressWindow,
     Throttle,
-    Window,
     consumer_line,
     kafka_percentiles,
     total_line,
@@ -136,7 +136,7 @@ def run_producer(args: argparse.Namespace) -> int:
         )
     )
     payload = _payload(args.record_size)
-    totals, window = ProducerTotals(), Window()
+    totals, window = ProducerTotals(), ProgressWindow()
     failed: list[str] = []
     throttle = Throttle(args.throughput)
     started = window_started = time.monotonic()
@@ -167,7 +167,7 @@ def run_producer(args: argparse.Namespace) -> int:
         producer.poll(0)
         if now - window_started >= REPORT_EVERY_S:
             print(window_line(window, now - window_started), flush=True)
-            window, window_started = Window(), now
+            window, window_started = ProgressWindow(), now
     if producer.flush(ctx.timeout_s + 1):
         failed.append("no answer from the broker")
     elapsed = time.monotonic() - started

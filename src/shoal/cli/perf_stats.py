@@ -33,7 +33,7 @@ def kafka_percentiles(latencies_ms: list[int], fractions: tuple[float, ...]) -> 
 
 
 @dataclass
-class Window:
+class ProgressWindow:
     """Records, bytes and latencies since the last progress line."""
 
     count: int = 0
@@ -54,7 +54,7 @@ def rates(count: int, size_bytes: int, elapsed_s: float) -> tuple[float, float]:
     return count / elapsed_s, size_bytes / elapsed_s / MIB
 
 
-def window_line(window: Window, elapsed_s: float) -> str:
+def window_line(window: ProgressWindow, elapsed_s: float) -> str:
     per_s, mb_s = rates(window.count, window.bytes, elapsed_s)
     avg = window.latency_sum_ms / window.count if window.count else 0.0
     return (

@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Final
 
-TopicPartition = tuple[str, int]
+from shoal.topic_partition import TopicPartition
+
 Target = dict[str, dict[str, frozenset[int]]]
 """member id -> topic -> partitions."""
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-TopicPartition = tuple[str, int]
+from shoal.topic_partition import TopicPartition
+
 Assignment = dict[str, frozenset[int]]
 
 

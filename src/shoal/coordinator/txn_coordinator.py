@@ -40,6 +40,7 @@ from shoal.coordinator.txn_state import (
 )
 from shoal.invariant import invariant
 from shoal.protocol import ErrorCode
+from shoal.topic_partition import TopicPartition
 
 TRANSACTION_MAX_TIMEOUT_MS: Final = 900_000
 """Kafka's transaction.max.timeout.ms default (15 minutes): a client's transaction.timeout.ms
@@ -51,8 +52,6 @@ CLIENT_TRANSACTION_VERSION_2: Final = 2
 """ClientTransactionVersion of a transactions V2 producer (KIP-890 part 2)."""
 NO_PRODUCER_ID: Final = -1
 NO_PRODUCER_EPOCH: Final = -1
-
-TopicPartition = tuple[str, int]
 
 
 @dataclass

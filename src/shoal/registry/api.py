@@ -33,7 +33,7 @@ from shoal.registry.access import (
 )
 from shoal.registry.model import (
     SCHEMA_TYPES,
-    Reference,
+    SchemaReference,
     SchemaVersion,
     StoredSchema,
     schema_guid,
@@ -100,10 +100,10 @@ def _schema_request(data: dict[str, Any]) -> SchemaRequest:
     raw_refs = data.get("references") or []
     if not isinstance(raw_refs, list):
         raise errors.unprocessable("'references' must be a list")
-    refs: list[Reference] = []
+    refs: list[SchemaReference] = []
     for raw in raw_refs:
         try:
-            refs.append(Reference(str(raw["name"]), str(raw["subject"]), int(raw["version"])))
+            refs.append(SchemaReference(str(raw["name"]), str(raw["subject"]), int(raw["version"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise errors.unprocessable(
                 "each reference needs 'name', 'subject' and an integer 'version'"
@@ -115,7 +115,7 @@ def _schema_request(data: dict[str, Any]) -> SchemaRequest:
     return SchemaRequest(schema, schema_type.upper(), tuple(refs), schema_id, version)
 
 
-def _schema_fields(schema_type: str, references: tuple[Reference, ...]) -> dict[str, Any]:
+def _schema_fields(schema_type: str, references: tuple[SchemaReference, ...]) -> dict[str, Any]:
     # Confluent leaves schemaType out for AVRO, the default, and references out when empty.
     fields: dict[str, Any] = {}
     if schema_type != "AVRO":

@@ -45,7 +45,7 @@ SCHEMA_TYPES: Final = ("AVRO", "JSON", "PROTOBUF")
 
 
 @dataclass(frozen=True)
-class Reference:
+class SchemaReference:
     """A named dependency on another subject's version (an Avro named type, a JSON ``$ref``
     target, a Protobuf import)."""
 
@@ -64,11 +64,11 @@ class SchemaVersion:
     schema_id: int
     schema_type: str
     schema: str
-    references: tuple[Reference, ...] = ()
+    references: tuple[SchemaReference, ...] = ()
     deleted: bool = False
 
 
-def schema_guid(schema: str, references: tuple[Reference, ...]) -> str:
+def schema_guid(schema: str, references: tuple[SchemaReference, ...]) -> str:
     """Confluent's globally unique id of a schema: the MD5 of its text and its references
     (name, subject, version as 4 big-endian bytes), written as a UUID. Derived, not stored,
     so every registry holding the same schema names it the same way."""
@@ -87,7 +87,7 @@ class StoredSchema:
     schema_id: int
     schema_type: str
     schema: str
-    references: tuple[Reference, ...]
+    references: tuple[SchemaReference, ...]
     canonical: str
 
     @property
@@ -100,7 +100,9 @@ class RegistryState:
     subjects: dict[str, dict[int, SchemaVersion]] = field(default_factory=dict)
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
     # The identity used to give an identical schema the same id in every subject.
-    ids_by_identity: dict[tuple[str, str, tuple[Reference, ...]], int] = field(default_factory=dict)
+    ids_by_identity: dict[tuple[str, str, tuple[SchemaReference, ...]], int] = field(
+        default_factory=dict
+    )
     ids_by_guid: dict[str, int] = field(default_factory=dict)
     # Per subject (None: global) the config fields that were set: compatibilityLevel, normalize.
     configs: dict[str | None, dict[str, Any]] = field(default_factory=dict)
@@ -198,7 +200,7 @@ class RegistryState:
             self._forget_unused_ids()
             return
         refs = tuple(
-            Reference(str(r["name"]), str(r["subject"]), int(r["version"]))
+            SchemaReference(str(r["name"]), str(r["subject"]), int(r["version"]))
             for r in value.get("references") or ()
         )
         sv = SchemaVersion(

@@ -29,8 +29,8 @@ from shoal.registry.model import (
     COMPATIBILITY_LEVELS,
     MODES,
     SCHEMA_TYPES,
-    Reference,
     RegistryState,
+    SchemaReference,
     SchemaVersion,
     StoredSchema,
     config_key,
@@ -55,7 +55,7 @@ class SchemaRequest:
 
     schema: str
     schema_type: str = "AVRO"
-    references: tuple[Reference, ...] = ()
+    references: tuple[SchemaReference, ...] = ()
     schema_id: int | None = None
     version: int | None = None
 
@@ -301,7 +301,7 @@ class RegistryService:
         return self._parse_stored(self.schema_by_id(sv.schema_id))
 
     def _resolve_references(
-        self, references: Sequence[Reference], depth: int = 0
+        self, references: Sequence[SchemaReference], depth: int = 0
     ) -> list[ResolvedReference]:
         """Every schema the references name, transitively, dependencies first."""
         if depth > REFERENCE_DEPTH_MAX:
@@ -621,7 +621,7 @@ def _normal_key(parsed: ParsedSchema) -> str | bytes | None:
     return parsed.normal_form
 
 
-def _normal_references(references: Sequence[Reference]) -> tuple[Reference, ...]:
+def _normal_references(references: Sequence[SchemaReference]) -> tuple[SchemaReference, ...]:
     return tuple(sorted(set(references), key=lambda r: (r.name, r.subject, r.version)))
 
 

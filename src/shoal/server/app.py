@@ -17,7 +17,7 @@ from collections.abc import Callable
 import uvicorn
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.registry import KafkaSchemaLog, RegistryService, build_registry_app
 from shoal.security.oauthbearer import TokenError
@@ -47,10 +47,10 @@ class BrokerApp:
         self,
         settings: Settings,
         *,
-        adjust_broker_config: Callable[[BrokerConfig], BrokerConfig] | None = None,
+        adjust_broker_config: Callable[[BrokerSettings], BrokerSettings] | None = None,
     ) -> None:
         self.settings = settings
-        # shape8 (issue 18): BrokerConfig fields Settings does not expose (tests cap
+        # shape8 (issue 18): BrokerSettings fields Settings does not expose (tests cap
         # fetch_max_wait_ms_max) are set here, before the broker is built, not patched in after.
         self._adjust_broker_config = adjust_broker_config
         self.logs: LogManager | None = None

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.features import TRANSACTION_VERSION_LEVEL, TRANSACTION_VERSION_LEVELS
 from shoal.coordinator.assignors import ASSIGNORS
 from shoal.coordinator.group_config import GroupConfig
@@ -84,7 +84,7 @@ class Settings:
     num_partitions: int = 1
     """Kafka's num.partitions: partitions of an auto-created topic, and of a CreateTopics that
     leaves the count to the broker."""
-    message_max_bytes: int = BrokerConfig().message_max_bytes
+    message_max_bytes: int = BrokerSettings().message_max_bytes
     """Kafka's message.max.bytes: the largest record batch a producer may send; one byte more is
     refused with MESSAGE_TOO_LARGE (a topic's max.message.bytes overrides it)."""
     retention_check_interval_s: float = 300.0
@@ -96,7 +96,7 @@ class Settings:
     group_min_session_timeout_ms: int = GroupConfig().min_session_timeout_ms
     """Kafka's group.min.session.timeout.ms: a classic member asking for a shorter session
     timeout is refused with INVALID_SESSION_TIMEOUT."""
-    node_id: int = BrokerConfig().node_id
+    node_id: int = BrokerSettings().node_id
     """node.id: the broker id clients see in Metadata, FindCoordinator, DescribeCluster."""
     advertised_listener: str = ""
     """HOST:PORT clients are told to connect to (Kafka's advertised.listeners); empty: the
@@ -431,7 +431,7 @@ class Settings:
 
     def broker_config(
         self, bound_port: int | None = None, bound_ports: Mapping[str, int] | None = None
-    ) -> BrokerConfig:
+    ) -> BrokerSettings:
         """The broker's settings. ``bound_ports`` are the ports the listeners are bound to, by
         listener name, once known (``bound_port``: the first listener's): with port 0 only the
         bound socket tells which port clients must be told (unless it is advertised)."""
@@ -463,7 +463,7 @@ class Settings:
             choices = ", ".join(p.value for p in FlushPolicy)
             raise SettingsError(f"flush_policy must be one of {choices}") from exc
         quota = self.quota_settings()
-        return BrokerConfig(
+        return BrokerSettings(
             authorizer=self.authorizer_config(),
             node_id=self.node_id,
             advertised_host=advertised_host,

@@ -22,6 +22,7 @@ import pytest
 
 from shoal.app.message import Headers
 from shoal.app.resilience.idempotency import (
+    Claim,
     IdempotencyError,
     IdempotencyStore,
     RedisStore,
@@ -77,19 +78,24 @@ async def opened(kit: Kit) -> IdempotencyStore:
     return store
 
 
+async def claimed(store: IdempotencyStore, scope: str, message_id: str) -> Claim:
+    """A claim that must be granted: (scope, message_id) is neither done nor in flight."""
+    claim = await store.begin(scope, message_id)
+    assert claim is not None, (scope, message_id)
+    return claim
+
+
 # --- every store --------------------------------------------------------------------------
 
 
 def test_a_committed_message_is_not_claimed_again(kit: Kit) -> None:
     async def scenario() -> None:
         store = await opened(kit)
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         await claim.commit()
         assert await store.begin("billing", "m-1") is None
         # Another consumer group processes the same message on its own.
-        other = await store.begin("shipping", "m-1")
-        assert other is not None
+        other = await claimed(store, "shipping", "m-1")
         await other.commit()
         await store.close()
 
@@ -99,11 +105,9 @@ def test_a_committed_message_is_not_claimed_again(kit: Kit) -> None:
 def test_an_aborted_claim_can_be_claimed_again(kit: Kit) -> None:
     async def scenario() -> None:
         store = await opened(kit)
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         await claim.abort()
-        again = await store.begin("billing", "m-1")
-        assert again is not None  # the handler failed: the retry must run it
+        again = await claimed(store, "billing", "m-1")  # the handler failed: the retry must run it
         await again.commit()
         assert await store.begin("billing", "m-1") is None
         await store.close()
@@ -130,8 +134,7 @@ def test_concurrent_begins_give_one_claim(kit: Kit) -> None:
 def test_a_message_in_flight_is_not_claimed_twice(kit: Kit) -> None:
     async def scenario() -> None:
         store = await opened(kit)
-        first = await store.begin("billing", "m-1")
-        assert first is not None
+        first = await claimed(store, "billing", "m-1")
         second = asyncio.create_task(store.begin("billing", "m-1"))
         if kit.serialises:
             for _ in range(20):
@@ -144,8 +147,7 @@ def test_a_message_in_flight_is_not_claimed_twice(kit: Kit) -> None:
         else:
             assert await second is None  # refused while the first is in flight
             await first.abort()
-            claim = await store.begin("billing", "m-1")
-            assert claim is not None
+            claim = await claimed(store, "billing", "m-1")
             await claim.commit()
         await store.close()
 
@@ -156,19 +158,16 @@ def test_processed_ids_survive_a_reopen(kit: Kit) -> None:
     async def scenario() -> None:
         store = await opened(kit)
         for message_id in ("m-1", "m-2"):
-            claim = await store.begin("billing", message_id)
-            assert claim is not None
+            claim = await claimed(store, "billing", message_id)
             await claim.commit()
-        aborted = await store.begin("billing", "m-3")
-        assert aborted is not None
+        aborted = await claimed(store, "billing", "m-3")
         await aborted.abort()
         await store.close()
 
         reopened = await opened(kit)
         assert await reopened.begin("billing", "m-1") is None
         assert await reopened.begin("billing", "m-2") is None
-        claim = await reopened.begin("billing", "m-3")
-        assert claim is not None
+        claim = await claimed(reopened, "billing", "m-3")
         await claim.commit()
         await reopened.close()
 
@@ -178,8 +177,7 @@ def test_processed_ids_survive_a_reopen(kit: Kit) -> None:
 def test_a_claim_ends_once(kit: Kit) -> None:
     async def scenario() -> None:
         store = await opened(kit)
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         await claim.commit()
         with pytest.raises(RuntimeError):
             await claim.commit()
@@ -211,8 +209,7 @@ def test_bad_keys_are_refused(kit: Kit, scope: str, message_id: str) -> None:
 def test_a_message_id_may_hold_anything_but_the_scope_stays_apart(kit: Kit) -> None:
     async def scenario() -> None:
         store = await opened(kit)
-        claim = await store.begin("a", "b\x00c")
-        assert claim is not None
+        claim = await claimed(store, "a", "b\x00c")
         await claim.commit()
         claim = await store.begin("a\u00e9", "b")  # not confused with the one above
         assert claim is not None
@@ -246,14 +243,12 @@ def test_sqlite_abort_rolls_back_the_handlers_effects(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = SQLiteStore(db)
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         claim.connection.execute("INSERT INTO effects VALUES ('m-1')")
         assert effects(db) == []  # nothing is visible before the claim commits
         await claim.abort()
         assert effects(db) == []
-        again = await store.begin("billing", "m-1")
-        assert again is not None  # no dedup row either
+        again = await claimed(store, "billing", "m-1")  # no dedup row either
         await again.abort()
         await store.close()
 
@@ -267,8 +262,7 @@ def test_sqlite_commit_makes_effects_and_the_record_durable_together(tmp_path: P
     async def scenario() -> None:
         store = SQLiteStore(db)
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         claim.connection.execute("INSERT INTO effects VALUES ('m-1')")
         await claim.run(lambda conn: conn.execute("INSERT INTO effects VALUES ('m-1 again')"))
         await claim.commit()
@@ -319,8 +313,7 @@ def test_sqlite_crash_between_effect_and_commit_applies_the_effect_once(tmp_path
     async def redelivery() -> None:
         store = SQLiteStore(db)
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None  # the crashed claim never became a record
+        claim = await claimed(store, "billing", "m-1")  # the crashed claim never became a record
         claim.connection.execute("INSERT INTO effects VALUES ('m-1')")
         await claim.commit()
         assert await store.begin("billing", "m-1") is None  # a further redelivery is skipped
@@ -337,15 +330,13 @@ def test_sqlite_refuses_to_commit_a_transaction_the_handler_ended(tmp_path: Path
     async def scenario() -> None:
         store = SQLiteStore(db)
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         claim.connection.execute("INSERT INTO effects VALUES ('m-1')")
         claim.connection.execute("COMMIT")  # a handler bug: its effect is now on its own
         with pytest.raises(RuntimeError, match="ended by the handler"):
             await claim.commit()
         # No dedup record was written, and the store is not stuck.
-        again = await store.begin("billing", "m-1")
-        assert again is not None
+        again = await claimed(store, "billing", "m-1")
         await again.abort()
         await store.close()
 
@@ -356,16 +347,14 @@ def test_sqlite_a_cancelled_begin_leaves_the_store_usable(tmp_path: Path) -> Non
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "idem.db")
         await store.open()
-        first = await store.begin("billing", "m-1")
-        assert first is not None
+        first = await claimed(store, "billing", "m-1")
         waiting = asyncio.create_task(store.begin("billing", "m-2"))
         await asyncio.sleep(0)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
         await first.commit()
-        claim = await store.begin("billing", "m-2")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-2")
         await claim.commit()
         assert await store.begin("billing", "m-1") is None
         await store.close()
@@ -377,8 +366,7 @@ def test_sqlite_is_durable_against_power_loss(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "idem.db")
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         conn = claim.connection
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -395,19 +383,16 @@ def test_sqlite_forgets_ids_after_ttl(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "idem.db", ttl_s=24 * 3600, clock=clock)
         await store.open()
-        claim = await store.begin("billing", "old")
-        assert claim is not None
+        claim = await claimed(store, "billing", "old")
         await claim.commit()
         clock.advance(day_ms // 2)
-        claim = await store.begin("billing", "recent")
-        assert claim is not None
+        claim = await claimed(store, "billing", "recent")
         await claim.commit()
         clock.advance(day_ms // 2 + 1)  # "old" is past the ttl, "recent" is not
         await store.close()
         await store.open()  # a purge runs at open (and now and then at commit)
         assert await store.begin("billing", "recent") is None
-        claim = await store.begin("billing", "old")
-        assert claim is not None  # remembered a day, then forgotten
+        claim = await claimed(store, "billing", "old")  # remembered a day, then forgotten
         await claim.abort()
         await store.close()
 
@@ -422,12 +407,10 @@ def test_sqlite_purges_expired_rows_while_running(tmp_path: Path) -> None:
         store = SQLiteStore(db, ttl_s=60, clock=clock)
         await store.open()
         for n in range(5):
-            claim = await store.begin("billing", f"m-{n}")
-            assert claim is not None
+            claim = await claimed(store, "billing", f"m-{n}")
             await claim.commit()
         clock.advance(3600 * 1000)  # past the ttl and the purge interval
-        claim = await store.begin("billing", "trigger")
-        assert claim is not None
+        claim = await claimed(store, "billing", "trigger")
         await claim.commit()
         conn = sqlite3.connect(db)
         try:
@@ -515,8 +498,7 @@ def test_redis_a_late_abort_does_not_free_the_next_claim(redis: RedisServer) -> 
     async def scenario() -> None:
         store = RedisStore(redis.url, lease_s=0.2, prefix=f"t:{uuid.uuid4().hex}:")
         await store.open()
-        slow = await store.begin("billing", "m-1")
-        assert slow is not None
+        slow = await claimed(store, "billing", "m-1")
         fresh = await claim_eventually(store, "billing", "m-1")  # after the slow one's lease
         await slow.abort()
         assert await store.begin("billing", "m-1") is None  # the fresh claim still holds it
@@ -532,8 +514,7 @@ def test_redis_done_records_expire_after_ttl(redis: RedisServer) -> None:
     async def scenario() -> None:
         store = RedisStore(redis.url, ttl_s=0.3, lease_s=0.1, prefix=f"t:{uuid.uuid4().hex}:")
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         await claim.commit()
         assert await store.begin("billing", "m-1") is None
         again = await claim_eventually(store, "billing", "m-1")
@@ -551,8 +532,7 @@ def test_redis_records_survive_a_server_crash(tmp_path: Path) -> None:
         async def commit_one() -> None:
             store = RedisStore(server.url)
             await store.open()
-            claim = await store.begin("billing", "m-1")
-            assert claim is not None
+            claim = await claimed(store, "billing", "m-1")
             await claim.commit()
             await store.close()
 
@@ -616,8 +596,8 @@ def test_topic_store_uses_a_compacted_topic_keyed_by_scope_and_id() -> None:
         store = TopicIdempotencyStore(transport, "idem")
         await store.open()
         assert transport.ensured == [(["idem"], True)]
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None and claim.connection is None
+        claim = await claimed(store, "billing", "m-1")
+        assert claim.connection is None
         await claim.commit()
         records = await transport.read_topic("idem")
         assert [(r.key, r.value) for r in records] == [(b"billing\x00m-1", b"1")]
@@ -632,11 +612,9 @@ def test_topic_store_refresh_learns_what_other_instances_committed() -> None:
         mine, theirs = TopicIdempotencyStore(transport), TopicIdempotencyStore(transport)
         await mine.open()
         await theirs.open()
-        claim = await theirs.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(theirs, "billing", "m-1")
         await claim.commit()
-        unaware = await mine.begin("billing", "m-1")
-        assert unaware is not None  # only knows the topic as of its last read
+        unaware = await claimed(mine, "billing", "m-1")  # only knows the topic as of its last read
         await unaware.abort()
         await mine.refresh()  # e.g. after a rebalance
         assert await mine.begin("billing", "m-1") is None
@@ -649,13 +627,11 @@ def test_topic_store_failed_send_records_nothing() -> None:
         transport = RecordingTransport()
         store = TopicIdempotencyStore(transport)
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         transport.fail_sends = 1
         with pytest.raises(TransportError):
             await claim.commit()
-        again = await store.begin("billing", "m-1")
-        assert again is not None  # not processed, not stuck in flight
+        again = await claimed(store, "billing", "m-1")  # not processed, not stuck in flight
         await again.commit()
         await store.close()
         fresh = TopicIdempotencyStore(transport)
@@ -674,17 +650,15 @@ def test_topic_store_forgets_ids_after_ttl_in_memory_and_on_rebuild() -> None:
         transport = MemoryTransport()
         store = TopicIdempotencyStore(transport, ttl_s=3600, clock=clock)
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None
+        claim = await claimed(store, "billing", "m-1")
         await claim.commit()
         clock.advance(hour_ms + 60_000)
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None  # forgotten after the ttl
+        claim = await claimed(store, "billing", "m-1")  # forgotten after the ttl
         await claim.abort()
         rebuilt = TopicIdempotencyStore(transport, ttl_s=3600, clock=clock)
         await rebuilt.open()
-        claim = await rebuilt.begin("billing", "m-1")
-        assert claim is not None  # the old record in the topic is not resurrected
+        # The old record in the topic is not resurrected.
+        claim = await claimed(rebuilt, "billing", "m-1")
         await claim.abort()
 
     run(scenario())
@@ -696,19 +670,16 @@ def test_topic_store_keeps_at_most_entries_max_ids() -> None:
         store = TopicIdempotencyStore(transport, entries_max=2)
         await store.open()
         for message_id in ("m-1", "m-2", "m-3"):
-            claim = await store.begin("billing", message_id)
-            assert claim is not None
+            claim = await claimed(store, "billing", message_id)
             await claim.commit()
         assert await store.begin("billing", "m-3") is None
         assert await store.begin("billing", "m-2") is None
-        oldest = await store.begin("billing", "m-1")
-        assert oldest is not None  # evicted to keep memory bounded
+        oldest = await claimed(store, "billing", "m-1")  # evicted to keep memory bounded
         await oldest.abort()
         rebuilt = TopicIdempotencyStore(transport, entries_max=2)
         await rebuilt.open()
         assert await rebuilt.begin("billing", "m-3") is None
-        oldest = await rebuilt.begin("billing", "m-1")
-        assert oldest is not None  # the rebuild keeps the newest too
+        oldest = await claimed(rebuilt, "billing", "m-1")  # the rebuild keeps the newest too
         await oldest.abort()
 
     run(scenario())
@@ -722,8 +693,8 @@ def test_topic_store_ignores_records_it_does_not_understand() -> None:
         await transport.send("shoal.idempotency", b"forget", b"billing\x00m-1", [])
         store = TopicIdempotencyStore(transport)
         await store.open()
-        claim = await store.begin("billing", "m-1")
-        assert claim is not None  # the last record for the key says "not processed"
+        # The last record for the key says "not processed".
+        claim = await claimed(store, "billing", "m-1")
         await claim.abort()
 
     run(scenario())

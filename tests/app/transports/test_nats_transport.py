@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from hypothesis import strategies as st
 
 from shoal import App, Message
 from shoal.app.message import MESSAGE_ID_HEADER
-from shoal.app.transport import TransportError
 from shoal.app.transports.nats_jetstream import (
     DELIVERY_COUNT_HEADER,
     STREAM_SEQ_HEADER,
@@ -23,12 +21,16 @@ from shoal.app.transports.nats_jetstream import (
     shoal_headers,
     stream_name,
 )
-from tests.app.transports.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
+from tests.app.transports.queue_checks import (
+    RESTART_RECORDS,
+    ride_out_a_restart,
+    round_trip_tricky,
+)
+from tests.app.transports.transport_suite import WAIT_S, TransportSuite, run, topic_name
 from tests.peers.servers import NatsServer, start_nats
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-TRICKY_KEYS = [b"", b"\x00", b"\xff\xfe\r\n", "ключ".encode(), b"a" * 1000]
 TRICKY_HEADERS = [
     ("dup", b"first"),
     ("dup", b"second"),
@@ -92,29 +94,11 @@ def test_url_options() -> None:
 
 def test_keys_and_headers_round_trip_exactly(nats_server: NatsServer) -> None:
     topic = topic_name("tricky")
-    got: list[Message] = []
 
     async def scenario() -> None:
-        app = App(url_of(nats_server))
-
-        @app.subscriber(topic, group="g")
-        async def take(value: bytes, msg: Message) -> None:
-            got.append(msg)
-
-        async with app:
-            for key in [*TRICKY_KEYS, None]:
-                await app.publish(topic, b"\x00v", key=key, headers=TRICKY_HEADERS)
-            await wait_until(lambda: len(got) == len(TRICKY_KEYS) + 1, "every record")
-            stored = await app.transport.read_topic(topic)
-
-        for records in (got, stored):
-            assert [m.key for m in records] == [*TRICKY_KEYS, None]
-            for msg in records:
-                assert msg.value == b"\x00v"
-                headers = without_delivery_headers(msg)
-                assert headers[:-1] == TRICKY_HEADERS
-                assert headers[-1][0] == MESSAGE_ID_HEADER
-        assert [m.offset for m in stored] == list(range(len(stored)))
+        got, stored = await round_trip_tricky(
+            url_of(nats_server), topic, TRICKY_HEADERS, without_delivery_headers
+        )
         assert [m.header(STREAM_SEQ_HEADER) for m in stored] == [
             b"%d" % seq for seq in range(1, len(stored) + 1)
         ]
@@ -227,55 +211,11 @@ def test_pause_lag_assignment_and_close_keeps_the_durable(
     run(scenario())
 
 
-async def publish_until_acknowledged(app: App, topic: str, n: int) -> None:
-    """Retry one publish (same message id) across an outage; bounded by the suite's wait."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while True:
-        try:
-            await app.publish(topic, n, headers={MESSAGE_ID_HEADER: f"record-{n}"})
-            return
-        except TransportError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-
-
-OUTAGE_S = 2.0
-"""Longer than the client's own retries of a command, so the App's reconnect path runs."""
-
-
 def test_the_app_reconnects_by_itself_after_a_server_restart(tmp_path: Path) -> None:
-    topic = topic_name("restart")
-    total = 200
-    seen: set[int] = set()
-
     with start_nats(tmp_path / "nats") as server:
-
-        async def scenario() -> None:
-            app = App(url_of(server, "ack_wait_s=2"))
-
-            @app.subscriber(topic, group="g")
-            async def take(n: int) -> None:
-                seen.add(n)
-
-            async with app:
-                for n in range(total):
-                    if n == total // 2:
-                        await wait_until(lambda: len(seen) > 0, "the subscriber to run")
-                        await asyncio.to_thread(server.stop)
-                        with pytest.raises(TransportError):
-                            await app.publish(topic, -1)  # the outage is real for a producer
-                        await asyncio.sleep(OUTAGE_S)  # and the subscriber polls a dead server
-                        await asyncio.to_thread(server.start)
-                    await publish_until_acknowledged(app, topic, n)
-                await wait_until(lambda: seen >= set(range(total)), "every acknowledged record")
-                # Retried publishes carried the same message id: each record is stored once.
-                # (The publish that failed during the outage may be stored too: the client
-                # buffered it and sent it on reconnecting. A failed send is "not known to be
-                # stored", as on Kafka.)
-                stored = await app.transport.read_topic(topic)
-                values = sorted(int(m.value) for m in stored)
-                assert [n for n in values if n >= 0] == list(range(total))
-
-        run(scenario())
+        stored = run(ride_out_a_restart(server, url_of(server, "ack_wait_s=2")))
+    # Retried publishes carried the same message id: each record is stored once. (The publish
+    # that failed during the outage may be stored too: the client buffered it and sent it on
+    # reconnecting. A failed send is "not known to be stored", as on Kafka.)
+    values = sorted(int(m.value) for m in stored)
+    assert [n for n in values if n >= 0] == list(range(RESTART_RECORDS))

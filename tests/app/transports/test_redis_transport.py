@@ -15,8 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoal import App, Message
-from shoal.app.message import MESSAGE_ID_HEADER
-from shoal.app.transport import TransportError
 from shoal.app.transports.redis_delay import TOPICS_KEY, delayed_key
 from shoal.app.transports.redis_streams import (
     DELIVERY_COUNT_HEADER,
@@ -26,6 +24,7 @@ from shoal.app.transports.redis_streams import (
     decode_entry,
     entry_fields,
 )
+from tests.app.transports.queue_checks import ride_out_a_restart, round_trip_tricky
 from tests.app.transports.transport_suite import WAIT_S, TransportSuite, run, topic_name, wait_until
 from tests.peers.servers import RedisServer, start_redis
 
@@ -34,7 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 CLAIM_IDLE_MS = 500
 """Short, so a dead consumer's entries are taken over within the test; real apps keep 30 s."""
 
-TRICKY_KEYS = [b"", b"\x00", b"\xff\xfe\r\n", "ключ".encode(), b"a" * 1000]
 TRICKY_HEADERS = [
     ("dup", b"first"),
     ("dup", b"second"),
@@ -97,29 +95,11 @@ def test_url_options_are_parsed_and_the_rest_left_to_redis_py() -> None:
 
 def test_keys_and_headers_round_trip_exactly(redis_server: RedisServer) -> None:
     topic = topic_name("tricky")
-    got: list[Message] = []
 
     async def scenario() -> None:
-        app = App(url_of(redis_server))
-
-        @app.subscriber(topic, group="g")
-        async def take(value: bytes, msg: Message) -> None:
-            got.append(msg)
-
-        async with app:
-            for key in [*TRICKY_KEYS, None]:
-                await app.publish(topic, b"\x00v", key=key, headers=TRICKY_HEADERS)
-            await wait_until(lambda: len(got) == len(TRICKY_KEYS) + 1, "every record")
-            stored = await app.transport.read_topic(topic)
-
-        for records in (got, stored):
-            assert [m.key for m in records] == [*TRICKY_KEYS, None]
-            for msg in records:
-                assert msg.value == b"\x00v"
-                headers = without_delivery_headers(msg)
-                assert headers[:-1] == TRICKY_HEADERS
-                assert headers[-1][0] == MESSAGE_ID_HEADER
-        assert [m.offset for m in stored] == list(range(len(stored)))
+        got, _ = await round_trip_tricky(
+            url_of(redis_server), topic, TRICKY_HEADERS, without_delivery_headers
+        )
         assert all(m.header(DELIVERY_COUNT_HEADER) == b"1" for m in got)
         # The entry id is Redis's own: XRANGE finds the record under it.
         client = redis.Redis.from_url(redis_server.url)
@@ -324,51 +304,9 @@ def test_a_slow_handler_keeps_its_entries(redis_server: RedisServer) -> None:
     run(scenario())
 
 
-async def publish_until_acknowledged(app: App, topic: str, n: int) -> None:
-    """Retry one publish (same message id) across an outage; bounded by the suite's wait."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while True:
-        try:
-            await app.publish(topic, n, headers={MESSAGE_ID_HEADER: f"record-{n}"})
-            return
-        except TransportError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-
-
-OUTAGE_S = 2.0
-"""Longer than the client's own retries of a command, so the App's reconnect path runs."""
-
-
 def test_the_app_reconnects_by_itself_after_a_server_restart(tmp_path: Path) -> None:
-    topic = topic_name("restart")
-    total = 200
-    seen: set[int] = set()
-
     with start_redis(tmp_path / "redis") as server:
-
-        async def scenario() -> None:
-            app = App(url_of(server))
-
-            @app.subscriber(topic, group="g")
-            async def take(n: int) -> None:
-                seen.add(n)
-
-            async with app:
-                for n in range(total):
-                    if n == total // 2:
-                        await wait_until(lambda: len(seen) > 0, "the subscriber to run")
-                        await asyncio.to_thread(server.stop)
-                        with pytest.raises(TransportError):
-                            await app.publish(topic, -1)  # the outage is real for a producer
-                        await asyncio.sleep(OUTAGE_S)  # and the subscriber polls a dead server
-                        await asyncio.to_thread(server.start)
-                    await publish_until_acknowledged(app, topic, n)
-                await wait_until(lambda: seen >= set(range(total)), "every acknowledged record")
-
-        run(scenario())
+        run(ride_out_a_restart(server, url_of(server)))
 
 
 # -- delayed sends (send_delayed, which retry topics use) ------------------------------------------

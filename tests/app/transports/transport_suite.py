@@ -14,7 +14,7 @@ import random
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from shoal import App, Message, Retry, redrive
 from shoal.app.resilience import dlq
@@ -23,8 +23,11 @@ from shoal.testing.clock import FakeClock
 WAIT_S = 60.0
 
 
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, WAIT_S * 2))
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(coro, WAIT_S * 2))
 
 
 async def wait_until(condition: Callable[[], bool], what: str) -> None:

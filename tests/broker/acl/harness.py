@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
 from shoal.protocol import Request, RequestHeader
@@ -41,7 +41,7 @@ class AclHarness:
 
     def start(self) -> Broker:
         self.logs = LogManager.open(str(self.data_dir))
-        self.broker = Broker(BrokerConfig(authorizer=self.config), self.logs, handlers=HANDLERS)
+        self.broker = Broker(BrokerSettings(authorizer=self.config), self.logs, handlers=HANDLERS)
         return self.broker
 
     def stop(self) -> None:

@@ -18,6 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from tests.support.share_wire import (
+    ACCEPT,
+    heartbeat_body,
+    share_acknowledge_body,
+    share_fetch_body,
+)
+
 PRINCIPAL: Final = "User:alice"
 SUPER_USER: Final = "User:admin"
 """The in-process broker's super user, who runs a case's setup."""
@@ -217,13 +224,7 @@ _COMMITTED: Final = (
 
 SHARE_MEMBER: Final = "share-member-0000000001"
 """The share-group member the share cases act as (KIP-932 v1: the client names itself)."""
-_SHARE_JOIN: Final = {
-    "group_id": GROUP,
-    "member_id": SHARE_MEMBER,
-    "member_epoch": 0,
-    "rack_id": None,
-    "subscribed_topic_names": [TOPIC],
-}
+_SHARE_JOIN: Final = heartbeat_body(GROUP, SHARE_MEMBER, 0, [TOPIC])
 """A member joins the share group subscribed to the topic (a super user's, as setup)."""
 
 
@@ -235,23 +236,9 @@ _SHARE_START: Final = {
 
 
 def _share_fetch(epoch: int) -> dict[str, Any]:
-    return {
-        "group_id": GROUP,
-        "member_id": SHARE_MEMBER,
-        "share_session_epoch": epoch,
-        "max_wait": 0,
-        "min_bytes": 0,
-        "max_bytes": 1 << 20,
-        "max_records": 10,
-        "batch_size": 10,
-        "topics": [
-            {
-                "topic_id": TopicIdOf(TOPIC),
-                "partitions": [{"partition_index": 0, "acknowledgement_batches": []}],
-            }
-        ],
-        "forgotten_topics_data": [],
-    }
+    return share_fetch_body(
+        GROUP, SHARE_MEMBER, epoch, TopicIdOf(TOPIC), max_wait_ms=0, min_bytes=0, max_records=10
+    )
 
 
 CASES: Final[tuple[Case, ...]] = (
@@ -442,24 +429,7 @@ CASES: Final[tuple[Case, ...]] = (
         "ShareAcknowledge",
         79,
         1,
-        {
-            "group_id": GROUP,
-            "member_id": SHARE_MEMBER,
-            "share_session_epoch": 1,
-            "topics": [
-                {
-                    "topic_id": TopicIdOf(TOPIC),
-                    "partitions": [
-                        {
-                            "partition_index": 0,
-                            "acknowledgement_batches": [
-                                {"first_offset": 0, "last_offset": 0, "acknowledge_types": [1]}
-                            ],
-                        }
-                    ],
-                }
-            ],
-        },
+        share_acknowledge_body(GROUP, SHARE_MEMBER, 1, TopicIdOf(TOPIC), [(0, 0, ACCEPT)]),
         (
             Need(_group("READ"), GROUP_DENIED, ("error_code",)),
             Need(_topic("READ"), TOPIC_DENIED, ("responses", 0, "partitions", 0, "error_code")),

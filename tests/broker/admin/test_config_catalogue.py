@@ -17,7 +17,7 @@ from shoal.broker.broker_configs import (
     static_configs,
     validate_dynamic,
 )
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers.incremental_alter_configs import AlterOp, apply_operations
 from shoal.broker.topic_configs import (
     LONG_MAX,
@@ -123,7 +123,7 @@ def test_storage_settings_follow_the_overrides() -> None:
 
 
 def test_static_configs_are_what_the_operator_set() -> None:
-    static = static_configs(BrokerConfig(num_partitions=6, message_max_bytes=5000), "/d")
+    static = static_configs(BrokerSettings(num_partitions=6, message_max_bytes=5000), "/d")
     assert static["num.partitions"] == "6" and static["message.max.bytes"] == "5000"
     assert static["log.dirs"] == "/d" and static["node.id"] == "1"
     # Values equal to the built-in ones were not chosen by the operator.
@@ -137,7 +137,7 @@ def test_the_cleaners_configs_are_the_settings_it_runs_with() -> None:
     """log.cleaner.* (issue 15, leftovers): what the operator set is STATIC_BROKER_CONFIG, in
     Kafka's spelling of each type; the rest are Kafka's defaults; two change at runtime."""
     cleaner = CleanerSettings(backoff_ms=50, io_max_bytes_per_second=1e7, enable=False)
-    static = static_configs(BrokerConfig(cleaner=cleaner), "/d")
+    static = static_configs(BrokerSettings(cleaner=cleaner), "/d")
     assert static["log.cleaner.backoff.ms"] == "50"
     assert static["log.cleaner.io.max.bytes.per.second"] == "1.0E7"  # Java's Double.toString
     assert static["log.cleaner.enable"] == "false"

@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.broker.handlers.table import UNHANDLED
 from shoal.broker.share_groups import SHARE_GROUP_APIS
@@ -36,10 +36,12 @@ def test_keys_are_api_keys_and_each_is_answered_by_the_module_of_its_name() -> N
 def test_the_broker_serves_and_advertises_exactly_the_handled_keys(tmp_path: Path) -> None:
     logs = LogManager.open(str(tmp_path))
     try:
-        broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
+        broker = Broker(BrokerSettings(), logs, handlers=HANDLERS)
         assert set(broker.apis) == set(HANDLERS)
         # share.version 0 serves no share-group API (issue 16).
-        unshared = Broker(BrokerConfig(group=GroupConfig(share_version=0)), logs, handlers=HANDLERS)
+        unshared = Broker(
+            BrokerSettings(group=GroupConfig(share_version=0)), logs, handlers=HANDLERS
+        )
         assert set(unshared.apis) == set(HANDLERS) - SHARE_GROUP_APIS
     finally:
         logs.close()

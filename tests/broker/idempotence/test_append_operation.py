@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
@@ -62,7 +62,7 @@ def logs(tmp_path: Path) -> Any:
 
 def test_fetch_parked_on_consumer_offsets_wakes_when_a_group_commits(logs: LogManager) -> None:
     async def scenario() -> None:
-        broker = Broker(BrokerConfig(fetch_max_wait_ms_max=LONG_POLL_MS), logs, handlers=HANDLERS)
+        broker = Broker(BrokerSettings(fetch_max_wait_ms_max=LONG_POLL_MS), logs, handlers=HANDLERS)
         broker.ensure_internal_topic(OFFSETS_TOPIC)  # as the first FindCoordinator does
         broker.create_topic("orders", 1)
         offsets_log = broker.partition(OFFSETS_TOPIC, 0)
@@ -143,7 +143,7 @@ def test_the_producer_snapshot_an_append_starts_is_finished_by_drain(
 
     async def scenario() -> None:
         try:
-            broker = Broker(BrokerConfig(), logs, handlers=HANDLERS)
+            broker = Broker(BrokerSettings(), logs, handlers=HANDLERS)
             # A snapshot after every append (the broker's default is every 10,000 batches).
             broker.producers = Producers(
                 OsFileSystem(), logs, broker.clock, snapshot_interval_batches=1

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
 from shoal.protocol import ApiKey, ErrorCode, Request, RequestHeader
@@ -37,7 +37,7 @@ class Harness:
 
     def start(self) -> Broker:
         self.logs = LogManager.open(str(self.data_dir))
-        self.broker = Broker(BrokerConfig(), self.logs, handlers=HANDLERS)
+        self.broker = Broker(BrokerSettings(), self.logs, handlers=HANDLERS)
         return self.broker
 
     def restart(self) -> Broker:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from shoal.broker.broker import Broker
-from shoal.broker.broker_settings import BrokerConfig
+from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.handlers import HANDLERS
 from shoal.coordinator.partition_txns import AbortedTxn
 from shoal.coordinator.producer_state import EPOCH_MAX
@@ -40,7 +40,7 @@ class Node:
     def __init__(self, path: Path, **config: int) -> None:
         self.path = str(path)
         self.clock = FakeClock()
-        self.config = BrokerConfig(**config)  # type: ignore[arg-type]
+        self.config = BrokerSettings(**config)  # type: ignore[arg-type]
         self.logs: LogManager | None = None
         self.broker: Broker | None = None
 

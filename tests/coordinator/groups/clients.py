@@ -7,9 +7,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 CHILD = Path(__file__).with_name("consumer_child.py")
 
@@ -95,3 +104,30 @@ def check_commits_never_go_back(admin: Any, group: str, high: dict[int, int], se
             f"from {high[tp.partition]} to {tp.offset}"
         )
         high[tp.partition] = tp.offset
+
+
+EARLIEST: Final[Mapping[str, str]] = {"share.auto.offset.reset": "earliest"}
+"""A share group's configs that make it read a topic from its start."""
+
+
+def set_group_configs(admin: AdminClient, group: str, configs: Mapping[str, str]) -> None:
+    """Set ``configs`` on ``group`` (IncrementalAlterConfigs SET), waiting for the answer."""
+    change = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+            for name, value in configs.items()
+        ],
+    )
+    admin.incremental_alter_configs([change])[change].result(30)
+
+
+def create_share_queue(
+    bootstrap: str, topic: str, group: str, configs: Mapping[str, str] = EARLIEST
+) -> None:
+    """A one-partition ``topic`` and the share group ``group`` with ``configs`` (by default
+    reading from the topic's start)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    set_group_configs(admin, group, configs)

@@ -27,25 +27,29 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    NewTopic,
-    ResourceType,
-)
 
 from shoal.broker.handlers import share_fetch
 from shoal.embedded import EmbeddedBroker
 from shoal.records.header import read_header
 from shoal.storage import ReadWouldWait
+from tests.coordinator.groups.clients import create_share_queue
 from tests.server.wire import WireClient, wait_until
+from tests.support.share_wire import (
+    ACCEPT,
+    CLOSE_SESSION_EPOCH,
+    LEAVE_EPOCH,
+    RELEASE,
+    SHARE_ACKNOWLEDGE,
+    SHARE_FETCH,
+    SHARE_GROUP_HEARTBEAT,
+    acquired_ranges,
+    heartbeat_body,
+    share_acknowledge_body,
+    share_fetch_body,
+)
 
 pytestmark = pytest.mark.integration
 
-SHARE_GROUP_HEARTBEAT, SHARE_FETCH = 76, 78
-LEAVE_EPOCH, CLOSE_SESSION_EPOCH = -1, -1
 PARKED_MAX_WAIT_MS = 60_000
 """A parked fetch's max_wait: one that waits it out fails the hang guard first."""
 SHORT_MAX_WAIT_MS = 300
@@ -56,7 +60,6 @@ BATCH_RECORDS = 5
 BATCHES = 4
 WINDOW_RECORDS = 10
 """group.share.partition.max.record.locks for these tests: two batches in flight at most."""
-ACCEPT = 1
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +77,7 @@ def _queue(broker: EmbeddedBroker) -> tuple[str, str]:
     share group that reads it from the start."""
     bootstrap = broker.bootstrap_servers
     topic, group = f"wake-{uuid.uuid4().hex[:8]}", f"wake-group-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    change = ConfigResource(
-        ResourceType.GROUP,
-        group,
-        incremental_configs=[
-            ConfigEntry(
-                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
-            )
-        ],
-    )
-    admin.incremental_alter_configs([change])[change].result(30)
+    create_share_queue(bootstrap, topic, group)
     # A long linger: the records wait for the flush, which sends them as one batch.
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
     for batch in range(BATCHES):
@@ -113,17 +105,8 @@ class _Member:
         self.client.close()
 
     def _heartbeat(self, epoch: int, topics: list[str] | None) -> None:
-        answer = self.client.request(
-            SHARE_GROUP_HEARTBEAT,
-            1,
-            {
-                "group_id": self.group,
-                "member_id": self.member,
-                "member_epoch": epoch,
-                "rack_id": None,
-                "subscribed_topic_names": topics,
-            },
-        )
+        body = heartbeat_body(self.group, self.member, epoch, topics)
+        answer = self.client.request(SHARE_GROUP_HEARTBEAT, 1, body)
         assert int(answer.error_code) == 0, answer
 
     def leave(self) -> None:
@@ -139,31 +122,15 @@ class _Member:
     ) -> Future[Any]:
         """Send a ShareFetch (answered on a worker thread): its partition's answer."""
         epoch = CLOSE_SESSION_EPOCH if close else self.epoch
-        values: dict[str, Any] = {
-            "group_id": self.group,
-            "member_id": self.member,
-            "share_session_epoch": epoch,
-            "max_wait": max_wait_ms,
-            "min_bytes": 1,
-            "max_bytes": 1 << 20,
-            "max_records": max_records,
-            "batch_size": max_records,
-            "topics": [
-                {
-                    "topic_id": self.topic_id,
-                    "partitions": [
-                        {
-                            "partition_index": 0,
-                            "acknowledgement_batches": [
-                                {"first_offset": f, "last_offset": la, "acknowledge_types": [k]}
-                                for f, la, k in acks
-                            ],
-                        }
-                    ],
-                }
-            ],
-            "forgotten_topics_data": [],
-        }
+        values = share_fetch_body(
+            self.group,
+            self.member,
+            epoch,
+            self.topic_id,
+            acks=acks,
+            max_wait_ms=max_wait_ms,
+            max_records=max_records,
+        )
         self.epoch += 1
 
         def send() -> Any:
@@ -194,7 +161,7 @@ class _Member:
 def _acquired(partition: Any) -> list[tuple[int, int]]:
     if partition is None:
         return []
-    return [(int(r.first_offset), int(r.last_offset)) for r in partition.acquired_records]
+    return acquired_ranges(partition)
 
 
 def _batch_offsets(records: bytes) -> list[tuple[int, int]]:
@@ -323,9 +290,6 @@ def test_a_fetch_reads_on_chunk_by_chunk_past_records_others_hold(
     assert _batch_offsets(bytes(partition.records)) == [(15, 19)]
 
 
-SHARE_ACKNOWLEDGE = 79
-
-
 def test_a_closed_sessions_own_parked_fetch_does_not_take_back_what_the_close_released(
     broker: EmbeddedBroker, queue: tuple[_Member, _Member, _Member]
 ) -> None:
@@ -338,11 +302,8 @@ def test_a_closed_sessions_own_parked_fetch_does_not_take_back_what_the_close_re
     parked = a.park(max_records=BATCH_RECORDS)
     closer = WireClient(broker.bootstrap_servers)
     try:
-        answer = closer.request(
-            SHARE_ACKNOWLEDGE,
-            1,
-            {"group_id": a.group, "member_id": a.member, "share_session_epoch": -1, "topics": []},
-        )
+        body = share_acknowledge_body(a.group, a.member, CLOSE_SESSION_EPOCH, None)
+        answer = closer.request(SHARE_ACKNOWLEDGE, 1, body)
         assert int(answer.error_code) == 0, answer
     finally:
         closer.close()
@@ -351,34 +312,12 @@ def test_a_closed_sessions_own_parked_fetch_does_not_take_back_what_the_close_re
     assert b.fetch(max_records=BATCH_RECORDS, max_wait_ms=0) == [(0, BATCH_RECORDS - 1)]
 
 
-RELEASE = 2
-
-
 def _release(member: _Member, first: int, last: int) -> None:
     """A ShareAcknowledge (no fetch) giving ``first``..``last`` back."""
-    answer = member.client.request(
-        SHARE_ACKNOWLEDGE,
-        1,
-        {
-            "group_id": member.group,
-            "member_id": member.member,
-            "share_session_epoch": member.epoch,
-            "topics": [
-                {
-                    "topic_id": member.topic_id,
-                    "partitions": [
-                        {
-                            "partition_index": 0,
-                            "acknowledgement_batches": [
-                                {"first_offset": first, "last_offset": last,
-                                 "acknowledge_types": [RELEASE]}
-                            ],
-                        }
-                    ],
-                }
-            ],
-        },
-    )  # fmt: skip
+    body = share_acknowledge_body(
+        member.group, member.member, member.epoch, member.topic_id, [(first, last, RELEASE)]
+    )
+    answer = member.client.request(SHARE_ACKNOWLEDGE, 1, body)
     member.epoch += 1
     assert int(answer.error_code) == 0, answer
 

@@ -17,14 +17,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import (
     AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
     ConfigResource,
     NewTopic,
     ResourceType,
 )
 
 from shoal.embedded import EmbeddedBroker
+from tests.coordinator.groups.clients import set_group_configs
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +31,7 @@ WAIT_S = 30.0  # an upper bound only
 
 
 def _alter(admin: AdminClient, group: str, name: str, value: str) -> None:
-    resource = ConfigResource(
-        ResourceType.GROUP,
-        group,
-        incremental_configs=[ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)],
-    )
-    admin.incremental_alter_configs([resource])[resource].result(30)
+    set_group_configs(admin, group, {name: value})
 
 
 def _described(admin: AdminClient, group: str) -> dict[str, str]:

@@ -18,25 +18,25 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    NewTopic,
-    ResourceType,
-)
 
 from shoal.embedded import EmbeddedBroker
+from tests.coordinator.groups.clients import create_share_queue
 from tests.server.wire import WireClient
+from tests.support.share_wire import (
+    ACCEPT,
+    GAP,
+    SHARE_FETCH,
+    SHARE_GROUP_HEARTBEAT,
+    acquired_ranges,
+    heartbeat_body,
+    share_fetch_body,
+)
 
 pytestmark = pytest.mark.integration
 
-SHARE_GROUP_HEARTBEAT, SHARE_FETCH = 76, 78
 MAX_WAIT_MS = 60_000
 """The request's max_wait: a fetch that waits it out fails the hang guard first."""
 ANSWER_WAIT_S = 20.0
@@ -45,7 +45,6 @@ ONE_BATCH = 1
 """max_bytes below any batch: a read holds its first stored batch alone."""
 ABORTED_RECORDS = 20
 COMMITTED_RECORDS = 3
-ACCEPT, GAP = 1, 0
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +56,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 def _configure(bootstrap: str, topic: str, group: str, isolation: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    change = ConfigResource(
-        ResourceType.GROUP,
-        group,
-        incremental_configs=[
-            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
-            for name, value in (
-                ("share.auto.offset.reset", "earliest"),
-                ("share.isolation.level", isolation),
-            )
-        ],
-    )
-    admin.incremental_alter_configs([change])[change].result(30)
+    configs = {"share.auto.offset.reset": "earliest", "share.isolation.level": isolation}
+    create_share_queue(bootstrap, topic, group, configs)
 
 
 def _transaction_then_plain(bootstrap: str, topic: str, records: int, *, commit: bool) -> None:
@@ -99,49 +86,22 @@ class _ShareSession:
         self.topic_id = broker.app.broker.topics.get(topic).topic_id  # type: ignore[union-attr]
         self.epoch = 0
         joined = client.request(
-            SHARE_GROUP_HEARTBEAT,
-            1,
-            {
-                "group_id": group,
-                "member_id": self.member,
-                "member_epoch": 0,
-                "rack_id": None,
-                "subscribed_topic_names": [topic],
-            },
+            SHARE_GROUP_HEARTBEAT, 1, heartbeat_body(group, self.member, 0, [topic])
         )
         assert int(joined.error_code) == 0, joined
 
     def fetch(self, acks: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
         """A ShareFetch carrying ``acks`` (first, last, type): the ranges it acquired."""
-        values: dict[str, Any] = {
-            "group_id": self.group,
-            "member_id": self.member,
-            "share_session_epoch": self.epoch,
-            "max_wait": MAX_WAIT_MS,
-            "min_bytes": 1,
-            "max_bytes": ONE_BATCH,
-            "max_records": 100,
-            "batch_size": 100,
-            "topics": [
-                {
-                    "topic_id": self.topic_id,
-                    "partitions": [
-                        {
-                            "partition_index": 0,
-                            "acknowledgement_batches": [
-                                {
-                                    "first_offset": first,
-                                    "last_offset": last,
-                                    "acknowledge_types": [kind],
-                                }
-                                for first, last, kind in acks
-                            ],
-                        }
-                    ],
-                }
-            ],
-            "forgotten_topics_data": [],
-        }
+        values = share_fetch_body(
+            self.group,
+            self.member,
+            self.epoch,
+            self.topic_id,
+            acks=acks,
+            max_wait_ms=MAX_WAIT_MS,
+            max_bytes=ONE_BATCH,
+            max_records=100,
+        )
         with ThreadPoolExecutor(1) as pool:
             answer = pool.submit(self.client.request, SHARE_FETCH, 1, values).result(ANSWER_WAIT_S)
         self.epoch += 1
@@ -149,7 +109,7 @@ class _ShareSession:
         (partition,) = answer.responses[0].partitions
         assert int(partition.error_code) == 0
         assert int(partition.acknowledge_error_code) == 0, partition
-        return [(int(r.first_offset), int(r.last_offset)) for r in partition.acquired_records]
+        return acquired_ranges(partition)
 
 
 def test_a_fetch_reads_on_past_an_aborted_transaction_without_waiting(

@@ -20,17 +20,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    NewTopic,
-    ResourceType,
-)
 
 from shoal.embedded import EmbeddedBroker
-from tests.coordinator.groups.clients import ChildConsumer, wait_until
+from tests.coordinator.groups.clients import ChildConsumer, create_share_queue, wait_until
 from tests.server.wire import WireClient
 from tests.support.broker import BrokerProcess
 
@@ -50,18 +42,7 @@ def test_records_of_a_killed_share_consumer_are_redelivered_after_the_lock_timeo
     broker = shoal_broker_factory(group_share_record_lock_duration_ms=LOCK_MS)
     bootstrap = broker.bootstrap_servers
     topic, group = "share-sigkill", "share-sigkill-group"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    earliest = ConfigResource(
-        ResourceType.GROUP,
-        group,
-        incremental_configs=[
-            ConfigEntry(
-                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
-            )
-        ],
-    )
-    admin.incremental_alter_configs([earliest])[earliest].result(30)
+    create_share_queue(bootstrap, topic, group)
     producer = Producer({"bootstrap.servers": bootstrap})
     keys = [f"r{i}" for i in range(RECORDS)]
     for key in keys:
@@ -174,18 +155,7 @@ def test_random_kills_lose_nothing_and_settle_everything(
     process = broker_process(group_share_record_lock_duration_ms=LOCK_MS)
     bootstrap = process.bootstrap_servers
     topic, group = "share-kills", "share-kills-group"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    earliest = ConfigResource(
-        ResourceType.GROUP,
-        group,
-        incremental_configs=[
-            ConfigEntry(
-                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
-            )
-        ],
-    )
-    admin.incremental_alter_configs([earliest])[earliest].result(30)
+    create_share_queue(bootstrap, topic, group)
     seed = int(os.environ.get("SHOAL_SHARE_SEED") or random.randrange(1 << 30))
     print(f"SHOAL_SHARE_SEED={seed}")
     rng = random.Random(seed)

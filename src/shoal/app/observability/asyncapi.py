@@ -305,7 +305,7 @@ class _Changelogged(Protocol):
     def changelog(self) -> str: ...
 
 
-class ProcessorSpec(Protocol):
+class DocumentedProcessor(Protocol):
     """What the document needs of a stream processor (``shoal.app.streams.hosted``'s
     ProcessorSpec; named here by shape: the streams package sits above this one)."""
 
@@ -355,7 +355,7 @@ class _DocumentBuilder:
         for sub in app.subscribers:
             self._subscriber(sub)
         # issue 20: stream processors (``@app.processor``), on an App that has them.
-        processors: Sequence[ProcessorSpec] = getattr(app, "processors", ())
+        processors: Sequence[DocumentedProcessor] = getattr(app, "processors", ())
         for spec in processors:
             self._processor(spec)
         for pub in app.publishers:
@@ -410,7 +410,7 @@ class _DocumentBuilder:
             message = self._message(out, sub.output_type, "")
             self._operation(f"{sub.name}_output", "send", out, message, None, None)
 
-    def _processor(self, spec: ProcessorSpec) -> None:
+    def _processor(self, spec: DocumentedProcessor) -> None:
         """A processor reads raw records (its handler decodes them) and sends to its outputs,
         its DLQ and its stores' changelogs."""
         description = typing.cast(str | None, getattr(spec.handler, "__doc__", None))

@@ -22,7 +22,7 @@ from shoal.app.transport import Acknowledgement, TopicPartition, TransportError
 ALL_PARTITIONS = -1
 
 
-class MemoryBroker(Protocol):
+class QueueTopics(Protocol):
     """What a queue needs of shoal.app.transports.memory.MemoryBroker (which imports this
     module, so it is named by its shape here)."""
 
@@ -41,19 +41,19 @@ class QueueState:
     deliveries: dict[int, int] = field(default_factory=dict)
 
 
-QUEUES: weakref.WeakKeyDictionary[MemoryBroker, dict[tuple[str, TopicPartition], QueueState]] = (
+QUEUES: weakref.WeakKeyDictionary[QueueTopics, dict[tuple[str, TopicPartition], QueueState]] = (
     weakref.WeakKeyDictionary()
 )
 """Queue state by memory broker, kept beside it (it knows nothing of queues) and gone with it."""
 
 
-def _state(broker: MemoryBroker, group: str, tp: TopicPartition) -> QueueState:
+def _state(broker: QueueTopics, group: str, tp: TopicPartition) -> QueueState:
     states = QUEUES.setdefault(broker, {})
     return states.setdefault((group, tp), QueueState())
 
 
 class MemoryQueueConsumer:
-    def __init__(self, broker: MemoryBroker, topics: list[str], group: str) -> None:
+    def __init__(self, broker: QueueTopics, topics: list[str], group: str) -> None:
         self._broker = broker
         self._topics = topics
         self._group = group

@@ -31,8 +31,8 @@ from shoal.server.admin.reads import admin_read
 from shoal.server.admin.scan import (
     MAX_SCAN_BYTES,
     PAGE_DECODED_BYTES_MAX,
-    Filters,
     Scan,
+    ScanFilters,
     scan_partition,
 )
 from shoal.server.admin.topics import existing_topic
@@ -147,7 +147,7 @@ def _read_page(
     logs: dict[int, PartitionLog],
     starts: dict[int, int] | int,
     limit: int,
-    filters: Filters,
+    filters: ScanFilters,
     until: int | None,
 ) -> tuple[dict[int, Scan], dict[int, int]]:
     """On a worker thread: each partition's matching records from its start, before its end."""
@@ -189,7 +189,7 @@ async def export(broker: Broker, ctx: RequestContext, name: str, request: Reques
     logs = _partitions(broker, topic, request)
     starts = _starts(request, logs, name, EXPORT_PAGE_SIZE)
     params = request.query_params
-    filters = Filters(params.get("key"), params.get("value"), params.get("header"))
+    filters = ScanFilters(params.get("key"), params.get("value"), params.get("header"))
     pages = export_pages(logs, starts, filters, _until(request))
     return StreamingResponse(
         export_text(pages, fmt), media_type=FORMATS[fmt], headers=export_headers(name, fmt)
@@ -199,7 +199,7 @@ async def export(broker: Broker, ctx: RequestContext, name: str, request: Reques
 async def export_pages(
     logs: dict[int, PartitionLog],
     starts: dict[int, int] | int,
-    filters: Filters,
+    filters: ScanFilters,
     until: int | None,
     scan_bytes_max: int = EXPORT_SCAN_BYTES_MAX,
 ) -> AsyncIterator[ExportPage]:
@@ -253,7 +253,7 @@ async def browse(broker: Broker, ctx: RequestContext, name: str, request: Reques
     logs = _partitions(broker, topic, request)
     starts = _starts(request, logs, name, limit)
     params = request.query_params
-    filters = Filters(params.get("key"), params.get("value"), params.get("header"))
+    filters = ScanFilters(params.get("key"), params.get("value"), params.get("header"))
     try:
         scans, ends = await admin_read(_read_page, logs, starts, limit, filters, _until(request))
     except (StorageError, RecordsError) as exc:

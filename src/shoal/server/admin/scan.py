@@ -24,7 +24,7 @@ record that would pass it (the cursor points there); a page's first record alway
 
 
 @dataclass(frozen=True)
-class Filters:
+class ScanFilters:
     """Substrings the key, the value, or some header (its key or value) must contain; records
     are compared as UTF-8 text (invalid bytes replaced)."""
 
@@ -66,7 +66,7 @@ def scan_partition(
     plog: PartitionLog,
     start: int,
     limit: int,
-    filters: Filters,
+    filters: ScanFilters,
     end: int | None = None,
     max_bytes: int = PAGE_DECODED_BYTES_MAX,
     max_scan_bytes: int = MAX_SCAN_BYTES,
