@@ -339,6 +339,30 @@ class SharePartition:
         self._advance_start()
         return released
 
+    def give_back(self, member_id: str, ranges: Iterable[AcquiredRange]) -> bool:
+        """A fetch acquired ``ranges`` for ``member_id`` but was never answered (its request
+        was cancelled: the connection went): those of its records the member still holds
+        under that acquisition are Available again with the delivery count they had, as if
+        never acquired, since no consumer saw them. Whether any was."""
+        self.expire_locks()
+        given = False
+        for acquired in ranges:
+            for offset in range(acquired.first_offset, acquired.last_offset + 1):
+                record = self.records.get(offset)
+                if (
+                    record is None
+                    or record.state is not RecordState.ACQUIRED
+                    or record.member_id != member_id
+                    or record.delivery_count != acquired.delivery_count
+                ):
+                    continue  # acknowledged, expired or acquired again since
+                self._unlock(record)
+                record.delivery_count -= 1
+                record.state = RecordState.AVAILABLE
+                heapq.heappush(self._available, offset)
+                given = True
+        return given
+
     # -- time ---------------------------------------------------------------------------
 
     def expire_locks(self) -> list[int]:

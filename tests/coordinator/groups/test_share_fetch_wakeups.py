@@ -129,15 +129,32 @@ class _Member:
     def leave(self) -> None:
         self._heartbeat(LEAVE_EPOCH, None)
 
-    def start_fetch(
+    def start_fetch(self, **kwargs: Any) -> Future[Any]:
+        """Send a ShareFetch (answered on a worker thread): its partition's answer."""
+        values = self.fetch_values(**kwargs)
+
+        def send() -> Any:
+            answer = self.client.request(SHARE_FETCH, 1, values)
+            assert int(answer.error_code) == 0, answer
+            if not answer.responses:
+                return None
+            (partition,) = answer.responses[0].partitions
+            assert int(partition.error_code) == 0, partition
+            assert int(partition.acknowledge_error_code) == 0, partition
+            return partition
+
+        return self._pool.submit(send)
+
+    def fetch_values(
         self,
         *,
         max_records: int,
         max_wait_ms: int = PARKED_MAX_WAIT_MS,
+        max_bytes: int = 1 << 20,
         acks: tuple[tuple[int, int, int], ...] = (),
         close: bool = False,
-    ) -> Future[Any]:
-        """Send a ShareFetch (answered on a worker thread): its partition's answer."""
+    ) -> dict[str, Any]:
+        """The member's next ShareFetch (its session epoch taken)."""
         epoch = CLOSE_SESSION_EPOCH if close else self.epoch
         values: dict[str, Any] = {
             "group_id": self.group,
@@ -145,7 +162,7 @@ class _Member:
             "share_session_epoch": epoch,
             "max_wait": max_wait_ms,
             "min_bytes": 1,
-            "max_bytes": 1 << 20,
+            "max_bytes": max_bytes,
             "max_records": max_records,
             "batch_size": max_records,
             "topics": [
@@ -165,18 +182,7 @@ class _Member:
             "forgotten_topics_data": [],
         }
         self.epoch += 1
-
-        def send() -> Any:
-            answer = self.client.request(SHARE_FETCH, 1, values)
-            assert int(answer.error_code) == 0, answer
-            if not answer.responses:
-                return None
-            (partition,) = answer.responses[0].partitions
-            assert int(partition.error_code) == 0, partition
-            assert int(partition.acknowledge_error_code) == 0, partition
-            return partition
-
-        return self._pool.submit(send)
+        return values
 
     def park(self, **kwargs: Any) -> Future[Any]:
         """A ShareFetch that finds nothing to acquire, once the broker has it parked."""
@@ -356,6 +362,11 @@ RELEASE = 2
 
 def _release(member: _Member, first: int, last: int) -> None:
     """A ShareAcknowledge (no fetch) giving ``first``..``last`` back."""
+    _acknowledge(member, ((first, last, RELEASE),))
+
+
+def _acknowledge(member: _Member, acks: tuple[tuple[int, int, int], ...]) -> None:
+    """A ShareAcknowledge (no fetch) of ``acks``: (first offset, last offset, type) each."""
     answer = member.client.request(
         SHARE_ACKNOWLEDGE,
         1,
@@ -371,7 +382,8 @@ def _release(member: _Member, first: int, last: int) -> None:
                             "partition_index": 0,
                             "acknowledgement_batches": [
                                 {"first_offset": first, "last_offset": last,
-                                 "acknowledge_types": [RELEASE]}
+                                 "acknowledge_types": [kind]}
+                                for first, last, kind in acks
                             ],
                         }
                     ],
@@ -420,3 +432,87 @@ def test_records_released_while_a_fetch_reads_off_the_loop_are_not_missed(
     finally:
         gate.set()
         plog.read = real_read  # type: ignore[method-assign]
+
+
+def test_a_cancelled_fetch_gives_back_what_it_acquired(
+    broker: EmbeddedBroker,
+    queue: tuple[_Member, _Member, _Member],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """b opens its share session on its connection and takes 0-4; its next fetch goes on a
+    second connection, accepts 0-4 and acquires 5-9 from its first read; while its second
+    read is held off the loop, that connection closes, which cancels the request (and does
+    not end the session, opened on the first). No consumer will see 5-9: they are Available
+    again at once, their delivery count unchanged (they stayed locked until the lock timed
+    out, and c got 10-14 instead)."""
+    monkeypatch.setattr(share_fetch, "SHARE_READ_CHUNK_BYTES", 1)  # one batch per read
+    _, b, c = queue
+    app_broker = broker.app.broker
+    plog = app_broker.partition(b.topic, 0)
+    assert plog is not None
+    reading, gate, closed = threading.Event(), threading.Event(), threading.Event()
+    real_read, real_closed = plog.read, app_broker.connection_closed
+
+    def held_read(offset: int, max_bytes: int, cached_only: bool = False) -> Any:
+        if offset == 2 * BATCH_RECORDS and not reading.is_set():  # b's second read
+            if cached_only:
+                raise ReadWouldWait()
+            reading.set()
+            gate.wait(ANSWER_WAIT_S)
+        return real_read(offset, max_bytes, cached_only=cached_only)
+
+    def noting_closed(connection_id: str) -> None:
+        real_closed(connection_id)  # called once the connection's requests are cancelled
+        closed.set()
+
+    monkeypatch.setattr(plog, "read", held_read)
+    monkeypatch.setattr(app_broker, "connection_closed", noting_closed)
+    assert b.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    second = WireClient(broker.bootstrap_servers)
+    try:
+        accept = ((0, BATCH_RECORDS - 1, ACCEPT),)
+        second.send(SHARE_FETCH, 1, b.fetch_values(max_records=2 * BATCH_RECORDS, acks=accept))
+        assert reading.wait(ANSWER_WAIT_S)
+        second.close()
+        assert closed.wait(ANSWER_WAIT_S)
+        partition = c.start_fetch(max_records=BATCH_RECORDS, max_wait_ms=0).result(ANSWER_WAIT_S)
+        assert [
+            (int(r.first_offset), int(r.last_offset), int(r.delivery_count))
+            for r in partition.acquired_records
+        ] == [(BATCH_RECORDS, WINDOW_RECORDS - 1, 1)]
+    finally:
+        gate.set()
+
+
+def test_a_fetch_reads_no_more_than_its_max_bytes_past_records_others_hold(
+    broker: EmbeddedBroker,
+    queue: tuple[_Member, _Member, _Member],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a accepts 0-3 and gives 4 back, b holds 5-9: c's fetch reads from 4, with MaxBytes of
+    two batches. It reads 0-4 (acquiring 4) and b's 5-9, and stops there, as Kafka reads
+    MaxBytes from the fetch offset; it used to read on (MaxBytes counted only the batches it
+    kept) through others' records as far as the in-flight window let it."""
+    monkeypatch.setattr(share_fetch, "SHARE_READ_CHUNK_BYTES", 1)  # one batch per read
+    a, b, c = queue
+    plog = broker.app.broker.partition(a.topic, 0)
+    assert plog is not None
+    assert a.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    assert b.fetch(max_records=BATCH_RECORDS) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    last_of_a = BATCH_RECORDS - 1
+    _acknowledge(a, ((0, last_of_a - 1, ACCEPT), (last_of_a, last_of_a, RELEASE)))
+    real_read = plog.read
+    two_batches = sum(
+        read_header(real_read(offset, 1).data, 0).size for offset in (0, BATCH_RECORDS)
+    )
+    read: list[int] = []
+
+    def counted_read(offset: int, max_bytes: int, cached_only: bool = False) -> Any:
+        result = real_read(offset, max_bytes, cached_only=cached_only)
+        read.append(len(result.data))
+        return result
+
+    monkeypatch.setattr(plog, "read", counted_read)
+    got = c.fetch(max_records=2 * BATCH_RECORDS, max_bytes=two_batches, max_wait_ms=0)
+    assert got == [(last_of_a, last_of_a)]
+    assert sum(read) == two_batches

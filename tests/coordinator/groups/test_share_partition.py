@@ -217,3 +217,26 @@ def test_the_next_lock_deadline_is_that_of_a_record_still_locked() -> None:
     assert sp.next_lock_deadline_ms() is None
     clock.advance(5_000)
     assert sp.expire_locks() == []  # nothing was locked any more: nothing expires
+
+
+def test_a_fetch_never_answered_gives_back_only_what_it_still_holds() -> None:
+    """give_back (a cancelled ShareFetch): the records still held under that acquisition are
+    Available again with the count they had; one acknowledged since, or expired and acquired
+    again, is left alone."""
+    clock, sp = _partition()
+    assert sp.acquire("a", range(0, 6), 100) == [AcquiredRange(0, 5, 1)]
+    sp.acknowledge("a", _ack(0, 0, AcknowledgeType.ACCEPT))
+    assert not sp.give_back("b", [AcquiredRange(0, 5, 1)])  # b holds none of them
+    assert sp.give_back("a", [AcquiredRange(0, 5, 1)])
+    assert (sp.start_offset, sp.next_fetch_offset()) == (1, 1)
+    assert {o: (r.state, r.delivery_count) for o, r in sp.records.items()} == {
+        o: (RecordState.AVAILABLE, 0) for o in range(1, 6)
+    }
+    # Acquired again, its lock expired, acquired again (count 2): the first fetch's give-back
+    # no longer applies to it.
+    assert sp.acquire("a", range(1, 6), 100) == [AcquiredRange(1, 5, 1)]
+    clock.advance(SETTINGS.record_lock_duration_ms)
+    assert sp.acquire("a", range(1, 6), 100) == [AcquiredRange(1, 5, 2)]
+    assert not sp.give_back("a", [AcquiredRange(1, 5, 1)])
+    assert sp.give_back("a", [AcquiredRange(1, 5, 2)])
+    assert sp.acquire("b", range(1, 6), 100) == [AcquiredRange(1, 5, 2)]

@@ -100,6 +100,8 @@ class _Partition:
         self.ack_message: str | None = None
         self.records: bytes = b""
         self.acquired: list[AcquiredRange] = []
+        self.acquired_from: SharePartition | None = None
+        """The share-partition ``acquired`` was taken from (given back if never answered)."""
         self.told = False
         """Whether the answer must name it (an error, an acknowledgement, records)."""
 
@@ -179,14 +181,35 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     if closing is not None:  # after its acknowledgements: what it still holds goes back
         shares.release_session(group_id, member_id, closing.partitions)
     ctx.effects_applied()
-    if session is not None:  # epoch -1 closes the session: nothing is fetched
-        await _fetch(broker, group_id, member_id, session, readable, parts, body)
-    # The acknowledgements' state writes (fsync) ran while the records were acquired, as Kafka
-    # runs a ShareFetch's acknowledgements and its fetch side by side: the member that freed
-    # room in the window is not kept from it for an fsync while parked fetches take it all.
-    for part, outcome in writes:
-        part.ack_error, part.ack_message = await settled(outcome)
+    try:
+        if session is not None:  # epoch -1 closes the session: nothing is fetched
+            await _fetch(broker, group_id, member_id, session, readable, parts, body)
+        # The acknowledgements' state writes (fsync) ran while the records were acquired, as
+        # Kafka runs a ShareFetch's acknowledgements and its fetch side by side: the member
+        # that freed room in the window is not kept from it for an fsync while parked fetches
+        # take it all.
+        for part, outcome in writes:
+            part.ack_error, part.ack_message = await settled(outcome)
+    except asyncio.CancelledError:
+        _give_back(broker, group_id, member_id, parts)
+        raise
     return answer(ErrorCode.NONE, None, parts)
+
+
+def _give_back(
+    broker: Broker, group_id: str, member_id: str, parts: dict[tuple[str, int], _Partition]
+) -> None:
+    """The request was cancelled (its connection closed, on which the answer would have gone)
+    after it acquired records: no consumer will see them, so they are Available again at once
+    (their delivery count as before) and the fetches parked on them are woken, rather than
+    locked until the lock times out. Kafka acquires only as it answers, so it never holds
+    records for an answer nobody gets."""
+    for (topic, index), part in parts.items():
+        sp = part.acquired_from
+        if sp is None or broker.share_groups.partitions.get((group_id, topic, index)) is not sp:
+            continue  # nothing acquired, or the state was replaced (reset, delete) since
+        if sp.give_back(member_id, part.acquired):
+            broker.signals.notify(topic, index)
 
 
 async def _fetch(
@@ -204,6 +227,12 @@ async def _fetch(
     epoch -1 by another request, its connection gone, its member left) while this request
     waited or read: the release that ended it must not be undone by its own parked fetch."""
     fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
+    if len(fetchable) > 1:
+        # Round robin by session epoch, as Kafka 4.4's PartitionRotateStrategy: the request's
+        # budgets (MaxRecords, MaxBytes) run out on the first partitions read, and a fixed
+        # order would starve the last ones for as long as the first have records.
+        turn = session.epoch % len(fetchable)
+        fetchable = fetchable[turn:] + fetchable[:turn]
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
     max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
@@ -288,7 +317,8 @@ async def _acquire_all(
     max_records: int,
 ) -> tuple[int, bool]:
     """Reads and acquires for each partition: the number of records acquired, and whether a
-    partition's fetch offset moved without any (its read was all archived)."""
+    partition's fetch offset moved without any (its read was all archived). The bytes read
+    from the log, whether acquired or held by others, count towards ``budget``."""
     total_records = 0
     moved = False
     total_bytes = 0
@@ -342,12 +372,12 @@ async def _acquire_all(
         except StorageError as exc:
             part.error, part.told = ErrorCode(exc.kafka_error_code), True
             continue
+        total_bytes += size
         if not records:
             moved = moved or sp.next_fetch_offset() > offset
             continue
         part.told = True
         total_records += records
-        total_bytes += size
     return total_records, moved
 
 
@@ -364,11 +394,16 @@ async def _read_and_acquire(
     still_current: Callable[[], bool],
 ) -> tuple[int, int]:
     """Read the log from ``offset`` (below ``end``) a chunk at a time and acquire what was
-    read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are kept for
-    the answer, the in-flight window is full or the log ends: the records acquired and the
-    bytes kept (``part`` gets both). A chunk is at most SHARE_READ_CHUNK_BYTES (whole
-    batches, at least one): reading all MaxBytes (50 MiB for librdkafka) of a backlog for
-    MaxRecords records copied the whole backlog on every fetch of every consumer."""
+    read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are read, the
+    in-flight window is full or the log ends: the records acquired and the bytes read
+    (``part`` gets the records and the batches that hold them). A chunk is at most
+    SHARE_READ_CHUNK_BYTES (whole batches, at least one): reading all MaxBytes (50 MiB for
+    librdkafka) of a backlog for MaxRecords records copied the whole backlog on every fetch
+    of every consumer. The bytes read bound the fetch, not only those it keeps: records
+    other members hold are read past, and a fetch used to read on through the whole
+    in-flight window of them whatever its MaxBytes (Kafka reads MaxBytes from the fetch
+    offset and acquires what that holds). So the answer is at most ``byte_budget`` bytes,
+    or one batch past it."""
     records = size = 0
     position = offset
     while position < end and records < record_budget and size < byte_budget:
@@ -382,6 +417,7 @@ async def _read_and_acquire(
             if records:
                 break  # what was acquired goes out; the next fetch meets the error again
             raise
+        size += len(data)
         archived: frozenset[int] = frozenset()
         if txns is not None:
             data, archived = _committed_view(data, txns, end)
@@ -392,9 +428,9 @@ async def _read_and_acquire(
         if acquired:
             kept = _acquired_batches(data, acquired[0].first_offset, acquired[-1].last_offset)
             part.acquired.extend(acquired)
+            part.acquired_from = sp
             part.records += kept
             records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
-            size += len(kept)
         if not sp.can_acquire():
             break
         position = _next_offset(data)
