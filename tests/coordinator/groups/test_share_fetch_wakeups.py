@@ -57,6 +57,8 @@ BATCHES = 4
 WINDOW_RECORDS = 10
 """group.share.partition.max.record.locks for these tests: two batches in flight at most."""
 ACCEPT = 1
+RECORD_LIMIT = 1
+"""ShareFetch v2's ShareAcquireMode record_limit (0, batch_optimized, is v1's behaviour)."""
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +136,7 @@ class _Member:
         values = self.fetch_values(**kwargs)
 
         def send() -> Any:
-            answer = self.client.request(SHARE_FETCH, 1, values)
+            answer = self.client.request(SHARE_FETCH, _version(values), values)
             assert int(answer.error_code) == 0, answer
             if not answer.responses:
                 return None
@@ -153,8 +155,10 @@ class _Member:
         max_bytes: int = 1 << 20,
         acks: tuple[tuple[int, int, int], ...] = (),
         close: bool = False,
+        record_limit: bool = False,
     ) -> dict[str, Any]:
-        """The member's next ShareFetch (its session epoch taken)."""
+        """The member's next ShareFetch (its session epoch taken): v1, whose acquisition is
+        Kafka's batch_optimized; v2 with ShareAcquireMode record_limit if asked."""
         epoch = CLOSE_SESSION_EPOCH if close else self.epoch
         values: dict[str, Any] = {
             "group_id": self.group,
@@ -181,6 +185,8 @@ class _Member:
             ],
             "forgotten_topics_data": [],
         }
+        if record_limit:
+            values |= {"share_acquire_mode": RECORD_LIMIT, "is_renew_ack": False}
         self.epoch += 1
         return values
 
@@ -195,6 +201,11 @@ class _Member:
 
     def fetch(self, **kwargs: Any) -> list[tuple[int, int]]:
         return _acquired(self.start_fetch(**kwargs).result(ANSWER_WAIT_S))
+
+
+def _version(values: dict[str, Any]) -> int:
+    """ShareFetch v2 for a request that names its acquire mode, else v1."""
+    return 2 if "share_acquire_mode" in values else 1
 
 
 def _acquired(partition: Any) -> list[tuple[int, int]]:
@@ -226,7 +237,9 @@ def test_an_answer_carries_only_the_batches_holding_its_acquired_records(
     queue: tuple[_Member, _Member, _Member],
 ) -> None:
     a, _, _ = queue
-    partition = a.start_fetch(max_records=BATCH_RECORDS + 1).result(ANSWER_WAIT_S)
+    partition = a.start_fetch(max_records=BATCH_RECORDS + 1, record_limit=True).result(
+        ANSWER_WAIT_S
+    )
     # Offsets 0-5 are acquired: the first batch and the one holding offset 5; the read held
     # all four batches, and the two after offset 5 stay out of the answer.
     assert _acquired(partition) == [(0, BATCH_RECORDS)]
@@ -516,3 +529,22 @@ def test_a_fetch_reads_no_more_than_its_max_bytes_past_records_others_hold(
     got = c.fetch(max_records=2 * BATCH_RECORDS, max_bytes=two_batches, max_wait_ms=0)
     assert got == [(last_of_a, last_of_a)]
     assert sum(read) == two_batches
+
+
+def test_batch_optimized_acquires_the_rest_of_the_stored_batch_its_limit_falls_in(
+    queue: tuple[_Member, _Member, _Member],
+) -> None:
+    """A v1 ShareFetch (Kafka's batch_optimized acquisition) with MaxRecords 6 acquires 0-9:
+    the limit falls inside the stored batch 5-9, whose rest comes too, as Kafka 4.4's
+    acquireNewBatchRecords does; the window (10) is then full, so b's fetch gets nothing; a
+    v2 record_limit fetch of c takes exactly what it asks once there is room."""
+    a, b, c = queue
+    assert a.fetch(max_records=BATCH_RECORDS + 1) == [(0, WINDOW_RECORDS - 1)]
+    assert b.fetch(max_records=1, max_wait_ms=0) == []
+    acks = ((0, WINDOW_RECORDS - 1, ACCEPT),)
+    assert a.fetch(max_records=1, max_wait_ms=0, acks=acks) == [
+        (WINDOW_RECORDS, WINDOW_RECORDS + BATCH_RECORDS - 1)
+    ]
+    assert c.fetch(max_records=2, record_limit=True) == [
+        (WINDOW_RECORDS + BATCH_RECORDS, WINDOW_RECORDS + BATCH_RECORDS + 1)
+    ]

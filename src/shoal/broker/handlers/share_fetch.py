@@ -5,7 +5,10 @@ Order as Kafka's: the session epoch is checked first (SHARE_SESSION_NOT_FOUND /
 INVALID_SHARE_SESSION_EPOCH, nothing applied), the piggy-backed acknowledgements are applied
 partition by partition (each partition's AcknowledgeErrorCode), then the session's partitions
 are read from their next Available record and what was read is acquired, at most MaxRecords
-records in all (the acknowledgements' state writes run meanwhile). The whole stored batches
+records in all (the acknowledgements' state writes run meanwhile); in Kafka's default
+``batch_optimized`` acquire mode (v1, and v2's ShareAcquireMode 0) a limit that falls inside a
+stored batch of new records takes the rest of that batch too, in ``record_limit`` (v2, 1)
+MaxRecords is exact. The whole stored batches
 holding acquired records go out, no others; the client keeps only the AcquiredRecords ranges
 (and acknowledges as GAP an acquired offset that holds no data record: a transaction marker,
 which is acquired like any offset read, as Kafka does). With nothing to acquire the
@@ -17,6 +20,7 @@ the close of the connection that opened the session (``ShareGroups.connection_cl
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +58,9 @@ SHARE_FETCH_MAX_BYTES = 55 * 1024 * 1024
 """As Fetch's fetch.max.bytes: the most one answer carries (plus its first batch)."""
 DEFAULT_MAX_RECORDS = 500
 """v0 had no MaxRecords; the Java share consumer's max.poll.records default."""
+BATCH_OPTIMIZED, RECORD_LIMIT = 0, 1
+"""ShareFetch v2's ShareAcquireMode (KIP-1206): whole stored batches (Kafka's default, and
+all that v1 knows), or at most MaxRecords records."""
 SHARE_READ_CHUNK_BYTES = 1024 * 1024
 """How much of the log one read of a share fetch takes (whole batches, at least one): a
 fetch reads on chunk by chunk only while it acquires less than MaxRecords."""
@@ -88,6 +95,11 @@ class _ShareFetchRequest(Protocol):
     max_bytes: int
     topics: Sequence[_FetchTopic]
     forgotten_topics_data: Sequence[_ForgottenTopic]
+
+
+def acquire_mode(body: object) -> int:
+    """The request's ShareAcquireMode (v2 on; batch_optimized before)."""
+    return int(getattr(body, "share_acquire_mode", BATCH_OPTIMIZED))
 
 
 class _Partition:
@@ -142,6 +154,10 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     if not may_use_group(broker, ctx, group_id):
         return answer(ErrorCode.GROUP_AUTHORIZATION_FAILED, None, {})
     named = [(t, topic_name(broker, t.topic_id)) for t in body.topics]
+    if acquire_mode(body) not in (BATCH_OPTIMIZED, RECORD_LIMIT):
+        return answer(
+            ErrorCode.INVALID_REQUEST, f"Unknown ShareAcquireMode {acquire_mode(body)}", {}
+        )
     if epoch == INITIAL_EPOCH and any(
         p.acknowledgement_batches for t in body.topics for p in t.partitions
     ):
@@ -236,14 +252,16 @@ async def _fetch(
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
     max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
+    whole_batches = acquire_mode(body) == BATCH_OPTIMIZED
     deadline = broker.clock.monotonic_ms() + body.max_wait.total_seconds() * 1000
     while True:
         if broker.share_groups.sessions.get((group_id, member_id)) is not session:
             break
         notices = broker.signals.notices(fetchable)
         got, moved = await _acquire_all(
-            broker, group_id, member_id, session, fetchable, parts, budget, max_records
-        )
+            broker, group_id, member_id, session, fetchable, parts, budget, max_records,
+            whole_batches,
+        )  # fmt: skip
         remaining_ms = deadline - broker.clock.monotonic_ms()
         if got or remaining_ms <= 0:
             break
@@ -315,6 +333,7 @@ async def _acquire_all(
     parts: dict[tuple[str, int], _Partition],
     budget: int,
     max_records: int,
+    whole_batches: bool,
 ) -> tuple[int, bool]:
     """Reads and acquires for each partition: the number of records acquired, and whether a
     partition's fetch offset moved without any (its read was all archived). The bytes read
@@ -364,7 +383,7 @@ async def _acquire_all(
         try:
             records, size = await _read_and_acquire(
                 plog, sp, member_id, part, offset, end, txns,
-                budget - total_bytes, max_records - total_records, still_current,
+                budget - total_bytes, max_records - total_records, still_current, whole_batches,
             )  # fmt: skip
         except OffsetOutOfRangeError:
             sp.skip_to(plog.log_start_offset)
@@ -392,6 +411,7 @@ async def _read_and_acquire(
     byte_budget: int,
     record_budget: int,
     still_current: Callable[[], bool],
+    whole_batches: bool,
 ) -> tuple[int, int]:
     """Read the log from ``offset`` (below ``end``) a chunk at a time and acquire what was
     read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are read, the
@@ -403,7 +423,8 @@ async def _read_and_acquire(
     other members hold are read past, and a fetch used to read on through the whole
     in-flight window of them whatever its MaxBytes (Kafka reads MaxBytes from the fetch
     offset and acquires what that holds). So the answer is at most ``byte_budget`` bytes,
-    or one batch past it."""
+    or one batch past it. ``whole_batches``: the batch_optimized acquire mode (see
+    :meth:`SharePartition.acquire`), where MaxRecords and the window are soft by a batch."""
     records = size = 0
     position = offset
     while position < end and records < record_budget and size < byte_budget:
@@ -424,7 +445,13 @@ async def _read_and_acquire(
         if not data or not still_current():
             break
         # The read may have happened off the loop: the partition's state is taken afresh.
-        acquired = sp.acquire(member_id, _record_offsets(data), record_budget - records, archived)
+        acquired = sp.acquire(
+            member_id,
+            _record_offsets(data),
+            record_budget - records,
+            archived,
+            _batch_ends(data) if whole_batches else None,
+        )
         if acquired:
             kept = _acquired_batches(data, acquired[0].first_offset, acquired[-1].last_offset)
             part.acquired.extend(acquired)
@@ -435,6 +462,19 @@ async def _read_and_acquire(
             break
         position = _next_offset(data)
     return records, size
+
+
+def _batch_ends(data: bytes | bytearray) -> Callable[[int], int]:
+    """The last offset of the stored batch of ``data`` (whole batches) holding an offset."""
+    bases: list[int] = []
+    lasts: list[int] = []
+    position = 0
+    while position < len(data):
+        batch = read_header(data, position)
+        bases.append(batch.base_offset)
+        lasts.append(batch.last_offset)
+        position += batch.size
+    return lambda offset: lasts[bisect.bisect_right(bases, offset) - 1]
 
 
 def _next_offset(data: bytes | bytearray) -> int:
