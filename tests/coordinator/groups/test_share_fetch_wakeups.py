@@ -548,3 +548,52 @@ def test_batch_optimized_acquires_the_rest_of_the_stored_batch_its_limit_falls_i
     assert c.fetch(max_records=2, record_limit=True) == [
         (WINDOW_RECORDS + BATCH_RECORDS, WINDOW_RECORDS + BATCH_RECORDS + 1)
     ]
+
+
+def test_the_sessions_partitions_are_read_in_turn(broker: EmbeddedBroker) -> None:
+    """A session on two partitions, each holding BATCHES stored batches: fetches asking for
+    one batch's records are served from one partition, then the other (round robin by
+    session epoch, as Kafka 4.4's PartitionRotateStrategy); a fixed order served partition 0
+    until it ran dry, however long partition 1 waited."""
+    bootstrap = broker.bootstrap_servers
+    topic, group = f"turns-{uuid.uuid4().hex[:8]}", f"turns-group-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    change = ConfigResource(
+        ResourceType.GROUP,
+        group,
+        incremental_configs=[
+            ConfigEntry(
+                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
+            )
+        ],
+    )
+    admin.incremental_alter_configs([change])[change].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
+    for partition in (0, 1):
+        for batch in range(BATCHES):
+            for i in range(BATCH_RECORDS):
+                producer.produce(topic, value=b"%d-%d" % (batch, i), partition=partition)
+            assert producer.flush(30) == 0
+    member = _Member(broker, topic, group)
+    try:
+        served = []
+        for _ in range(4):
+            values = member.fetch_values(max_records=BATCH_RECORDS)
+            values["topics"][0]["partitions"] = [
+                {"partition_index": p, "acknowledgement_batches": []} for p in (0, 1)
+            ]
+            answer = member.client.request(SHARE_FETCH, 1, values)
+            assert int(answer.error_code) == 0, answer
+            served.append(
+                sorted(
+                    int(p.partition_index)
+                    for r in answer.responses
+                    for p in r.partitions
+                    if p.acquired_records
+                )
+            )
+        assert sorted(map(tuple, served)) == [(0,), (0,), (1,), (1,)]
+        assert served[0] != served[1] and served[1] != served[2]
+    finally:
+        member.close()
