@@ -71,13 +71,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     started.stop()
 
 
-def _queue(broker: EmbeddedBroker) -> tuple[str, str]:
-    """A one-partition topic holding BATCHES stored batches of BATCH_RECORDS records, and a
-    share group that reads it from the start."""
+def _queue(broker: EmbeddedBroker, partitions: int = 1) -> tuple[str, str]:
+    """A topic whose partitions each hold BATCHES stored batches of BATCH_RECORDS records,
+    and a share group that reads it from the start."""
     bootstrap = broker.bootstrap_servers
     topic, group = f"wake-{uuid.uuid4().hex[:8]}", f"wake-group-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
     change = ConfigResource(
         ResourceType.GROUP,
         group,
@@ -90,10 +90,11 @@ def _queue(broker: EmbeddedBroker) -> tuple[str, str]:
     admin.incremental_alter_configs([change])[change].result(30)
     # A long linger: the records wait for the flush, which sends them as one batch.
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
-    for batch in range(BATCHES):
-        for i in range(BATCH_RECORDS):
-            producer.produce(topic, value=b"%d-%d" % (batch, i))
-        assert producer.flush(30) == 0  # one stored batch per flush
+    for partition in range(partitions):
+        for batch in range(BATCHES):
+            for i in range(BATCH_RECORDS):
+                producer.produce(topic, value=b"%d-%d" % (batch, i), partition=partition)
+            assert producer.flush(30) == 0  # one stored batch per flush
     return topic, group
 
 
@@ -555,26 +556,7 @@ def test_the_sessions_partitions_are_read_in_turn(broker: EmbeddedBroker) -> Non
     one batch's records are served from one partition, then the other (round robin by
     session epoch, as Kafka 4.4's PartitionRotateStrategy); a fixed order served partition 0
     until it ran dry, however long partition 1 waited."""
-    bootstrap = broker.bootstrap_servers
-    topic, group = f"turns-{uuid.uuid4().hex[:8]}", f"turns-group-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
-    change = ConfigResource(
-        ResourceType.GROUP,
-        group,
-        incremental_configs=[
-            ConfigEntry(
-                "share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET
-            )
-        ],
-    )
-    admin.incremental_alter_configs([change])[change].result(30)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
-    for partition in (0, 1):
-        for batch in range(BATCHES):
-            for i in range(BATCH_RECORDS):
-                producer.produce(topic, value=b"%d-%d" % (batch, i), partition=partition)
-            assert producer.flush(30) == 0
+    topic, group = _queue(broker, partitions=2)
     member = _Member(broker, topic, group)
     try:
         served = []
