@@ -17,7 +17,9 @@ Pure logic with an injected clock, as Kafka 4.4's ``SharePartition`` keeps it on
   ``share.delivery.count.limit`` deliveries is Archived instead (Kafka's ``InFlightState``:
   AVAILABLE with deliveryCount >= maxDeliveryCount -> ARCHIVED);
 - new records are acquired only while fewer than ``group.share.partition.max.record.locks``
-  records are in flight, so a stuck consumer cannot pin an unbounded window.
+  records are in flight, so a stuck consumer cannot pin an unbounded window (in Kafka's
+  default ``batch_optimized`` acquisition the limit is soft by the rest of a stored batch:
+  see :meth:`SharePartition.acquire`).
 
 Time moves only through :meth:`expire_locks`, which every operation calls first, so a lock
 past its deadline is never honoured. :meth:`snapshot` gives what must be durable
