@@ -16,6 +16,9 @@ the wire for the admin APIs (issue 16, slice Q):
 
 - ``share_disconnect``: a member's connection is cut while it holds a record; Kafka releases
   the record at once (another member acquires it, delivery count 2, inside a 60 s lock).
+- ``share_acquire_mode`` (over the wire): a v1 ShareFetch acquires whole stored batches (Kafka's
+  default batch_optimized mode: MaxRecords is soft by a batch), a v2 one asking record_limit
+  exactly MaxRecords.
 - ``share_start_offset`` (over the wire): DescribeShareGroupOffsets after each acknowledgement
   that moves the start: Kafka 4.4 answers the start offset it persisted with that
   acknowledgement, before moving it (one behind shoal's, which persists the moved start).
@@ -277,6 +280,8 @@ def share_offsets_admin(bootstrap: str) -> Result:
 
 
 FIND_COORDINATOR = 10
+RECORD_LIMIT = 1
+"""ShareFetch v2's ShareAcquireMode record_limit (0 is batch_optimized, all that v1 knows)."""
 MARKER_FETCH_WAIT_MS: Final = 500
 """A ShareFetch's max_wait in :func:`share_marker_offsets`: short, so that the scenario's loop
 heartbeats often while Kafka assigns the partition."""
@@ -312,9 +317,12 @@ class _WireShareMember:
             self.member_epoch = int(answer.member_epoch)
         return answer
 
-    def fetch(self, acks: list[tuple[int, int, int]]) -> tuple[int, list[tuple[int, int]]]:
+    def fetch(
+        self, acks: list[tuple[int, int, int]], max_records: int = 100, record_limit: bool = False
+    ) -> tuple[int, list[tuple[int, int]]]:
         """One ShareFetch carrying ``acks`` (first, last, type): the partition's acknowledge
-        error code and the ranges it acquired."""
+        error code and the ranges it acquired. v1 (Kafka's batch_optimized acquisition), or v2
+        asking ShareAcquireMode record_limit."""
         body = share_fetch_body(
             self.group,
             self.member,
@@ -323,9 +331,12 @@ class _WireShareMember:
             acks=acks,
             max_wait_ms=MARKER_FETCH_WAIT_MS,
             max_bytes=1,
-            max_records=100,
+            max_records=max_records,
+            batch_size=100,
         )
-        answer = self.client.request(SHARE_FETCH, 1, body)
+        if record_limit:
+            body |= {"share_acquire_mode": RECORD_LIMIT, "is_renew_ack": False}
+        answer = self.client.request(SHARE_FETCH, 2 if record_limit else 1, body)
         assert int(answer.error_code) == 0, answer
         self.session_epoch += 1
         parts = [p for r in answer.responses for p in r.partitions]
@@ -333,14 +344,14 @@ class _WireShareMember:
         ack_error = max((int(p.acknowledge_error_code) for p in parts), default=0)
         return ack_error, acquired
 
-    def next_acquired(self, acks: list[tuple[int, int, int]]) -> list[Any]:
+    def next_acquired(self, acks: list[tuple[int, int, int]], **fetch: Any) -> list[Any]:
         """Fetch (``acks`` on the first request only), heartbeating, until something is
         acquired: [acknowledge error code, acquired ranges]."""
         deadline = time.monotonic() + TIMEOUT_S
-        ack_error, acquired = self.fetch(acks)
+        ack_error, acquired = self.fetch(acks, **fetch)
         while not acquired and time.monotonic() < deadline:
             self.heartbeat()
-            _, acquired = self.fetch([])
+            _, acquired = self.fetch([], **fetch)
         return [ack_error, acquired]
 
 
@@ -464,6 +475,27 @@ def share_start_offset(bootstrap: str) -> Result:
     return out
 
 
+def share_acquire_mode(bootstrap: str) -> Result:
+    """Two stored batches of 5 records: a v1 ShareFetch asking for 2 records acquires the whole
+    first batch (Kafka's default batch_optimized acquisition: a limit inside a stored batch
+    takes the rest of it); once it is accepted, a v2 ShareFetch in record_limit mode asking
+    for 2 gets exactly 2."""
+    topic, group = create_topic(bootstrap), unique("share-acquire-mode")
+    out: Result = {
+        "earliest": _set_configs(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    }
+    _produce(bootstrap, topic, "abcde")  # one stored batch per call
+    _produce(bootstrap, topic, "fghij")
+    with WireClient(bootstrap) as client:
+        member = _WireShareMember(client, group, topic)
+        member.join()
+        out["batch_optimized"] = member.next_acquired([], max_records=2)
+        out["record_limit"] = member.next_acquired(
+            [(0, 4, ACCEPT)], max_records=2, record_limit=True
+        )
+    return out
+
+
 def _start_between(client: WireClient, group: str, topic: str, kafka: int, shoal: int) -> Any:
     """Describe's answer with the start offset replaced by whether it is Kafka 4.4's value
     (the start written before the last acknowledgement) or shoal's (after it): observed
@@ -474,6 +506,7 @@ def _start_between(client: WireClient, group: str, topic: str, kafka: int, shoal
 
 SCENARIOS: dict[str, Callable[[str], Result]] = {
     "share_start_offset": share_start_offset,
+    "share_acquire_mode": share_acquire_mode,
     "share_delivery": share_delivery,
     "share_isolation": share_isolation,
     "share_marker_offsets": share_marker_offsets,

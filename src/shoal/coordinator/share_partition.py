@@ -17,7 +17,9 @@ Pure logic with an injected clock, as Kafka 4.4's ``SharePartition`` keeps it on
   ``share.delivery.count.limit`` deliveries is Archived instead (Kafka's ``InFlightState``:
   AVAILABLE with deliveryCount >= maxDeliveryCount -> ARCHIVED);
 - new records are acquired only while fewer than ``group.share.partition.max.record.locks``
-  records are in flight, so a stuck consumer cannot pin an unbounded window.
+  records are in flight, so a stuck consumer cannot pin an unbounded window (in Kafka's
+  default ``batch_optimized`` acquisition the limit is soft by the rest of a stored batch:
+  see :meth:`SharePartition.acquire`).
 
 Time moves only through :meth:`expire_locks`, which every operation calls first, so a lock
 past its deadline is never honoured. :meth:`snapshot` gives what must be durable
@@ -29,7 +31,7 @@ survive a restart.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -219,27 +221,46 @@ class SharePartition:
         offsets: Iterable[int],
         max_records: int,
         archived: frozenset[int] = frozenset(),
+        batch_end: Callable[[int], int] | None = None,
     ) -> list[AcquiredRange]:
         """Lock up to ``max_records`` of the records the broker read (their offsets, ascending,
         from :meth:`next_fetch_offset` on) for ``member_id``; the ranges it now holds. Those
         of ``offsets`` also in ``archived`` (records of aborted transactions, for a
-        read_committed group) are Archived on first sight instead: never delivered."""
+        read_committed group) are Archived on first sight instead: never delivered.
+
+        ``batch_end`` (the last offset of the stored batch holding an offset) asks for Kafka's
+        ``batch_optimized`` acquisition (its default ``share.acquire.mode``, and all a
+        ShareFetch before v2 knows): where ``max_records`` or the in-flight window stops the
+        acquisition of new records inside a stored batch, the rest of that batch is acquired
+        too (``SharePartition.acquireNewBatchRecords`` acquires to
+        ``lastOffsetFromBatchWithRequestOffset``), so the limits are soft by up to a batch.
+        Without it (``record_limit``) they are exact."""
         self.expire_locks()
         deadline = self.clock.monotonic_ms() + self.settings.record_lock_duration_ms
         lock_id = self._next_lock_id
         self._next_lock_id += 1
         acquired: list[tuple[int, int]] = []
+        last_new: int | None = None
+        """The last offset this call took into the window (a new record)."""
+        rest_of_batch = -1
+        """New records up to this offset are acquired whatever the limits (batch_optimized)."""
         for offset in offsets:
-            if len(acquired) >= max_records:
-                break
             if offset < self.start_offset:
                 continue
             record = self.records.get(offset)
-            if record is None:
-                if offset < self.end_offset:
-                    continue  # below the end and not in flight: done before a restart
-                if self.end_offset - self.start_offset >= self.settings.max_record_locks:
+            if record is None and offset < self.end_offset:
+                continue  # below the end and not in flight: done before a restart
+            full = record is None and (
+                self.end_offset - self.start_offset >= self.settings.max_record_locks
+            )
+            if offset > rest_of_batch and (full or len(acquired) >= max_records):
+                if batch_end is None or last_new is None or last_new != offset - 1:
                     break
+                rest_of_batch = batch_end(last_new)
+                if offset > rest_of_batch:
+                    break  # the limit fell on a batch boundary
+            if record is None:
+                last_new = offset
                 if offset in archived:
                     self.records[offset] = InFlightRecord(RecordState.ARCHIVED, 0)
                     self.end_offset = offset + 1
@@ -338,6 +359,30 @@ class SharePartition:
                 released = True
         self._advance_start()
         return released
+
+    def give_back(self, member_id: str, ranges: Iterable[AcquiredRange]) -> bool:
+        """A fetch acquired ``ranges`` for ``member_id`` but was never answered (its request
+        was cancelled: the connection went): those of its records the member still holds
+        under that acquisition are Available again with the delivery count they had, as if
+        never acquired, since no consumer saw them. Whether any was."""
+        self.expire_locks()
+        given = False
+        for acquired in ranges:
+            for offset in range(acquired.first_offset, acquired.last_offset + 1):
+                record = self.records.get(offset)
+                if (
+                    record is None
+                    or record.state is not RecordState.ACQUIRED
+                    or record.member_id != member_id
+                    or record.delivery_count != acquired.delivery_count
+                ):
+                    continue  # acknowledged, expired or acquired again since
+                self._unlock(record)
+                record.delivery_count -= 1
+                record.state = RecordState.AVAILABLE
+                heapq.heappush(self._available, offset)
+                given = True
+        return given
 
     # -- time ---------------------------------------------------------------------------
 

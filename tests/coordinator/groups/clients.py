@@ -124,10 +124,15 @@ def set_group_configs(admin: AdminClient, group: str, configs: Mapping[str, str]
 
 
 def create_share_queue(
-    bootstrap: str, topic: str, group: str, configs: Mapping[str, str] = EARLIEST
+    bootstrap: str,
+    topic: str,
+    group: str,
+    configs: Mapping[str, str] = EARLIEST,
+    *,
+    partitions: int = 1,
 ) -> None:
-    """A one-partition ``topic`` and the share group ``group`` with ``configs`` (by default
-    reading from the topic's start)."""
+    """``topic`` (one partition unless told) and the share group ``group`` with ``configs``
+    (by default reading from the topic's start)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
     set_group_configs(admin, group, configs)

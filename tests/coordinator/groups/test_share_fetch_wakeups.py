@@ -60,6 +60,8 @@ BATCH_RECORDS = 5
 BATCHES = 4
 WINDOW_RECORDS = 10
 """group.share.partition.max.record.locks for these tests: two batches in flight at most."""
+RECORD_LIMIT = 1
+"""ShareFetch v2's ShareAcquireMode record_limit (0, batch_optimized, is v1's behaviour)."""
 
 
 @pytest.fixture(scope="module")
@@ -72,18 +74,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     started.stop()
 
 
-def _queue(broker: EmbeddedBroker) -> tuple[str, str]:
-    """A one-partition topic holding BATCHES stored batches of BATCH_RECORDS records, and a
-    share group that reads it from the start."""
+def _queue(broker: EmbeddedBroker, partitions: int = 1) -> tuple[str, str]:
+    """A topic whose partitions each hold BATCHES stored batches of BATCH_RECORDS records,
+    and a share group that reads it from the start."""
     bootstrap = broker.bootstrap_servers
     topic, group = f"wake-{uuid.uuid4().hex[:8]}", f"wake-group-{uuid.uuid4().hex[:8]}"
-    create_share_queue(bootstrap, topic, group)
+    create_share_queue(bootstrap, topic, group, partitions=partitions)
     # A long linger: the records wait for the flush, which sends them as one batch.
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
-    for batch in range(BATCHES):
-        for i in range(BATCH_RECORDS):
-            producer.produce(topic, value=b"%d-%d" % (batch, i))
-        assert producer.flush(30) == 0  # one stored batch per flush
+    for partition in range(partitions):
+        for batch in range(BATCHES):
+            for i in range(BATCH_RECORDS):
+                producer.produce(topic, value=b"%d-%d" % (batch, i), partition=partition)
+            assert producer.flush(30) == 0  # one stored batch per flush
     return topic, group
 
 
@@ -112,29 +115,12 @@ class _Member:
     def leave(self) -> None:
         self._heartbeat(LEAVE_EPOCH, None)
 
-    def start_fetch(
-        self,
-        *,
-        max_records: int,
-        max_wait_ms: int = PARKED_MAX_WAIT_MS,
-        acks: tuple[tuple[int, int, int], ...] = (),
-        close: bool = False,
-    ) -> Future[Any]:
+    def start_fetch(self, **kwargs: Any) -> Future[Any]:
         """Send a ShareFetch (answered on a worker thread): its partition's answer."""
-        epoch = CLOSE_SESSION_EPOCH if close else self.epoch
-        values = share_fetch_body(
-            self.group,
-            self.member,
-            epoch,
-            self.topic_id,
-            acks=acks,
-            max_wait_ms=max_wait_ms,
-            max_records=max_records,
-        )
-        self.epoch += 1
+        values = self.fetch_values(**kwargs)
 
         def send() -> Any:
-            answer = self.client.request(SHARE_FETCH, 1, values)
+            answer = self.client.request(SHARE_FETCH, _version(values), values)
             assert int(answer.error_code) == 0, answer
             if not answer.responses:
                 return None
@@ -144,6 +130,34 @@ class _Member:
             return partition
 
         return self._pool.submit(send)
+
+    def fetch_values(
+        self,
+        *,
+        max_records: int,
+        max_wait_ms: int = PARKED_MAX_WAIT_MS,
+        max_bytes: int = 1 << 20,
+        acks: tuple[tuple[int, int, int], ...] = (),
+        close: bool = False,
+        record_limit: bool = False,
+    ) -> dict[str, Any]:
+        """The member's next ShareFetch (its session epoch taken): v1, whose acquisition is
+        Kafka's batch_optimized; v2 with ShareAcquireMode record_limit if asked."""
+        epoch = CLOSE_SESSION_EPOCH if close else self.epoch
+        values = share_fetch_body(
+            self.group,
+            self.member,
+            epoch,
+            self.topic_id,
+            acks=acks,
+            max_wait_ms=max_wait_ms,
+            max_bytes=max_bytes,
+            max_records=max_records,
+        )
+        if record_limit:
+            values |= {"share_acquire_mode": RECORD_LIMIT, "is_renew_ack": False}
+        self.epoch += 1
+        return values
 
     def park(self, **kwargs: Any) -> Future[Any]:
         """A ShareFetch that finds nothing to acquire, once the broker has it parked."""
@@ -156,6 +170,11 @@ class _Member:
 
     def fetch(self, **kwargs: Any) -> list[tuple[int, int]]:
         return _acquired(self.start_fetch(**kwargs).result(ANSWER_WAIT_S))
+
+
+def _version(values: dict[str, Any]) -> int:
+    """ShareFetch v2 for a request that names its acquire mode, else v1."""
+    return 2 if "share_acquire_mode" in values else 1
 
 
 def _acquired(partition: Any) -> list[tuple[int, int]]:
@@ -187,7 +206,9 @@ def test_an_answer_carries_only_the_batches_holding_its_acquired_records(
     queue: tuple[_Member, _Member, _Member],
 ) -> None:
     a, _, _ = queue
-    partition = a.start_fetch(max_records=BATCH_RECORDS + 1).result(ANSWER_WAIT_S)
+    partition = a.start_fetch(max_records=BATCH_RECORDS + 1, record_limit=True).result(
+        ANSWER_WAIT_S
+    )
     # Offsets 0-5 are acquired: the first batch and the one holding offset 5; the read held
     # all four batches, and the two after offset 5 stay out of the answer.
     assert _acquired(partition) == [(0, BATCH_RECORDS)]
@@ -314,9 +335,12 @@ def test_a_closed_sessions_own_parked_fetch_does_not_take_back_what_the_close_re
 
 def _release(member: _Member, first: int, last: int) -> None:
     """A ShareAcknowledge (no fetch) giving ``first``..``last`` back."""
-    body = share_acknowledge_body(
-        member.group, member.member, member.epoch, member.topic_id, [(first, last, RELEASE)]
-    )
+    _acknowledge(member, ((first, last, RELEASE),))
+
+
+def _acknowledge(member: _Member, acks: tuple[tuple[int, int, int], ...]) -> None:
+    """A ShareAcknowledge (no fetch) of ``acks``: (first offset, last offset, type) each."""
+    body = share_acknowledge_body(member.group, member.member, member.epoch, member.topic_id, acks)
     answer = member.client.request(SHARE_ACKNOWLEDGE, 1, body)
     member.epoch += 1
     assert int(answer.error_code) == 0, answer
@@ -359,3 +383,136 @@ def test_records_released_while_a_fetch_reads_off_the_loop_are_not_missed(
     finally:
         gate.set()
         plog.read = real_read  # type: ignore[method-assign]
+
+
+def test_a_cancelled_fetch_gives_back_what_it_acquired(
+    broker: EmbeddedBroker,
+    queue: tuple[_Member, _Member, _Member],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """b opens its share session on its connection and takes 0-4; its next fetch goes on a
+    second connection, accepts 0-4 and acquires 5-9 from its first read; while its second
+    read is held off the loop, that connection closes, which cancels the request (and does
+    not end the session, opened on the first). No consumer will see 5-9: they are Available
+    again at once, their delivery count unchanged (they stayed locked until the lock timed
+    out, and c got 10-14 instead)."""
+    monkeypatch.setattr(share_fetch, "SHARE_READ_CHUNK_BYTES", 1)  # one batch per read
+    _, b, c = queue
+    app_broker = broker.app.broker
+    plog = app_broker.partition(b.topic, 0)
+    assert plog is not None
+    reading, gate, closed = threading.Event(), threading.Event(), threading.Event()
+    real_read, real_closed = plog.read, app_broker.connection_closed
+
+    def held_read(offset: int, max_bytes: int, cached_only: bool = False) -> Any:
+        if offset == 2 * BATCH_RECORDS and not reading.is_set():  # b's second read
+            if cached_only:
+                raise ReadWouldWait()
+            reading.set()
+            gate.wait(ANSWER_WAIT_S)
+        return real_read(offset, max_bytes, cached_only=cached_only)
+
+    def noting_closed(connection_id: str) -> None:
+        real_closed(connection_id)  # called once the connection's requests are cancelled
+        closed.set()
+
+    monkeypatch.setattr(plog, "read", held_read)
+    monkeypatch.setattr(app_broker, "connection_closed", noting_closed)
+    assert b.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    second = WireClient(broker.bootstrap_servers)
+    try:
+        accept = ((0, BATCH_RECORDS - 1, ACCEPT),)
+        second.send(SHARE_FETCH, 1, b.fetch_values(max_records=2 * BATCH_RECORDS, acks=accept))
+        assert reading.wait(ANSWER_WAIT_S)
+        second.close()
+        assert closed.wait(ANSWER_WAIT_S)
+        partition = c.start_fetch(max_records=BATCH_RECORDS, max_wait_ms=0).result(ANSWER_WAIT_S)
+        assert [
+            (int(r.first_offset), int(r.last_offset), int(r.delivery_count))
+            for r in partition.acquired_records
+        ] == [(BATCH_RECORDS, WINDOW_RECORDS - 1, 1)]
+    finally:
+        gate.set()
+
+
+def test_a_fetch_reads_no_more_than_its_max_bytes_past_records_others_hold(
+    broker: EmbeddedBroker,
+    queue: tuple[_Member, _Member, _Member],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a accepts 0-3 and gives 4 back, b holds 5-9: c's fetch reads from 4, with MaxBytes of
+    two batches. It reads 0-4 (acquiring 4) and b's 5-9, and stops there, as Kafka reads
+    MaxBytes from the fetch offset; it used to read on (MaxBytes counted only the batches it
+    kept) through others' records as far as the in-flight window let it."""
+    monkeypatch.setattr(share_fetch, "SHARE_READ_CHUNK_BYTES", 1)  # one batch per read
+    a, b, c = queue
+    plog = broker.app.broker.partition(a.topic, 0)
+    assert plog is not None
+    assert a.fetch(max_records=BATCH_RECORDS) == [(0, BATCH_RECORDS - 1)]
+    assert b.fetch(max_records=BATCH_RECORDS) == [(BATCH_RECORDS, WINDOW_RECORDS - 1)]
+    last_of_a = BATCH_RECORDS - 1
+    _acknowledge(a, ((0, last_of_a - 1, ACCEPT), (last_of_a, last_of_a, RELEASE)))
+    real_read = plog.read
+    two_batches = sum(
+        read_header(real_read(offset, 1).data, 0).size for offset in (0, BATCH_RECORDS)
+    )
+    read: list[int] = []
+
+    def counted_read(offset: int, max_bytes: int, cached_only: bool = False) -> Any:
+        result = real_read(offset, max_bytes, cached_only=cached_only)
+        read.append(len(result.data))
+        return result
+
+    monkeypatch.setattr(plog, "read", counted_read)
+    got = c.fetch(max_records=2 * BATCH_RECORDS, max_bytes=two_batches, max_wait_ms=0)
+    assert got == [(last_of_a, last_of_a)]
+    assert sum(read) == two_batches
+
+
+def test_batch_optimized_acquires_the_rest_of_the_stored_batch_its_limit_falls_in(
+    queue: tuple[_Member, _Member, _Member],
+) -> None:
+    """A v1 ShareFetch (Kafka's batch_optimized acquisition) with MaxRecords 6 acquires 0-9:
+    the limit falls inside the stored batch 5-9, whose rest comes too, as Kafka 4.4's
+    acquireNewBatchRecords does; the window (10) is then full, so b's fetch gets nothing; a
+    v2 record_limit fetch of c takes exactly what it asks once there is room."""
+    a, b, c = queue
+    assert a.fetch(max_records=BATCH_RECORDS + 1) == [(0, WINDOW_RECORDS - 1)]
+    assert b.fetch(max_records=1, max_wait_ms=0) == []
+    acks = ((0, WINDOW_RECORDS - 1, ACCEPT),)
+    assert a.fetch(max_records=1, max_wait_ms=0, acks=acks) == [
+        (WINDOW_RECORDS, WINDOW_RECORDS + BATCH_RECORDS - 1)
+    ]
+    assert c.fetch(max_records=2, record_limit=True) == [
+        (WINDOW_RECORDS + BATCH_RECORDS, WINDOW_RECORDS + BATCH_RECORDS + 1)
+    ]
+
+
+def test_the_sessions_partitions_are_read_in_turn(broker: EmbeddedBroker) -> None:
+    """A session on two partitions, each holding BATCHES stored batches: fetches asking for
+    one batch's records are served from one partition, then the other (round robin by
+    session epoch, as Kafka 4.4's PartitionRotateStrategy); a fixed order served partition 0
+    until it ran dry, however long partition 1 waited."""
+    topic, group = _queue(broker, partitions=2)
+    member = _Member(broker, topic, group)
+    try:
+        served = []
+        for _ in range(4):
+            values = member.fetch_values(max_records=BATCH_RECORDS)
+            values["topics"][0]["partitions"] = [
+                {"partition_index": p, "acknowledgement_batches": []} for p in (0, 1)
+            ]
+            answer = member.client.request(SHARE_FETCH, 1, values)
+            assert int(answer.error_code) == 0, answer
+            served.append(
+                sorted(
+                    int(p.partition_index)
+                    for r in answer.responses
+                    for p in r.partitions
+                    if p.acquired_records
+                )
+            )
+        assert sorted(map(tuple, served)) == [(0,), (0,), (1,), (1,)]
+        assert served[0] != served[1] and served[1] != served[2]
+    finally:
+        member.close()

@@ -217,3 +217,49 @@ def test_the_next_lock_deadline_is_that_of_a_record_still_locked() -> None:
     assert sp.next_lock_deadline_ms() is None
     clock.advance(5_000)
     assert sp.expire_locks() == []  # nothing was locked any more: nothing expires
+
+
+def test_a_fetch_never_answered_gives_back_only_what_it_still_holds() -> None:
+    """give_back (a cancelled ShareFetch): the records still held under that acquisition are
+    Available again with the count they had; one acknowledged since, or expired and acquired
+    again, is left alone."""
+    clock, sp = _partition()
+    assert sp.acquire("a", range(0, 6), 100) == [AcquiredRange(0, 5, 1)]
+    sp.acknowledge("a", _ack(0, 0, AcknowledgeType.ACCEPT))
+    assert not sp.give_back("b", [AcquiredRange(0, 5, 1)])  # b holds none of them
+    assert sp.give_back("a", [AcquiredRange(0, 5, 1)])
+    assert (sp.start_offset, sp.next_fetch_offset()) == (1, 1)
+    assert {o: (r.state, r.delivery_count) for o, r in sp.records.items()} == {
+        o: (RecordState.AVAILABLE, 0) for o in range(1, 6)
+    }
+    # Acquired again, its lock expired, acquired again (count 2): the first fetch's give-back
+    # no longer applies to it.
+    assert sp.acquire("a", range(1, 6), 100) == [AcquiredRange(1, 5, 1)]
+    clock.advance(SETTINGS.record_lock_duration_ms)
+    assert sp.acquire("a", range(1, 6), 100) == [AcquiredRange(1, 5, 2)]
+    assert not sp.give_back("a", [AcquiredRange(1, 5, 1)])
+    assert sp.give_back("a", [AcquiredRange(1, 5, 2)])
+    assert sp.acquire("b", range(1, 6), 100) == [AcquiredRange(1, 5, 2)]
+
+
+def _two_batches(offset: int) -> int:
+    """batch_end for stored batches 0-9 and 10-19."""
+    return 9 if offset < 10 else 19
+
+
+def test_batch_optimized_acquisition_takes_the_rest_of_the_batch_its_limit_falls_in() -> None:
+    """Kafka's batch_optimized mode: where max_records or the window stops the acquisition of
+    new records inside a stored batch, the rest of that batch is acquired too; a limit on a
+    batch boundary, or a window already full, takes nothing more; record_limit is exact."""
+    clock = FakeClock()
+    sp = SharePartition(clock, SharePartitionSettings(max_record_locks=12), 0)
+    assert sp.acquire("a", range(0, 20), 3, batch_end=_two_batches) == [AcquiredRange(0, 9, 1)]
+    # Room for 2 in the window: the limit falls in 10-19, which comes whole (20 in flight).
+    assert sp.acquire("b", range(10, 20), 100, batch_end=_two_batches) == [AcquiredRange(10, 19, 1)]
+    sp.acknowledge("a", _ack(0, 9, AcknowledgeType.RELEASE))
+    # Released records in the window: max_records counts them one by one.
+    assert sp.acquire("c", range(0, 20), 4, batch_end=_two_batches) == [AcquiredRange(0, 3, 2)]
+    assert sp.acquire("c", range(20, 30), 4, batch_end=lambda _o: 29) == []  # window full
+    exact = SharePartition(clock, SETTINGS, 0)
+    assert exact.acquire("a", range(0, 20), 10, batch_end=_two_batches) == [AcquiredRange(0, 9, 1)]
+    assert exact.acquire("a", range(10, 20), 3) == [AcquiredRange(10, 12, 1)]

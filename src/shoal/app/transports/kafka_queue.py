@@ -41,7 +41,10 @@ FETCH_RECORDS_MAX: Final = 50
 as a whole, so its records must all be handled within the broker's record lock (Kafka's
 ``share.record.lock.duration.ms``, 30 s by default); librdkafka's default, 500, held locks for
 50 s with 100 ms handlers one at a time, and the broker gave those records to another consumer
-meanwhile. Fewer records a fetch cost one more acknowledgement round trip per 50 records."""
+meanwhile. Fewer records a fetch cost one more acknowledgement round trip per 50 records.
+A bound, not an exact size: Kafka 4.4 and shoal acquire new records in whole stored batches
+by default (batch_optimized; librdkafka's ShareFetch v1 cannot ask for record_limit), so a
+fetch may also hold the rest of the producer batch the limit falls in."""
 ALL_PARTITIONS: Final = -1
 """The partition :meth:`KafkaQueueConsumer.assignment` names: a share group has no
 per-consumer partitions, every consumer reads every partition."""

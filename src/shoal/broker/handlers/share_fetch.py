@@ -5,7 +5,10 @@ Order as Kafka's: the session epoch is checked first (SHARE_SESSION_NOT_FOUND /
 INVALID_SHARE_SESSION_EPOCH, nothing applied), the piggy-backed acknowledgements are applied
 partition by partition (each partition's AcknowledgeErrorCode), then the session's partitions
 are read from their next Available record and what was read is acquired, at most MaxRecords
-records in all (the acknowledgements' state writes run meanwhile). The whole stored batches
+records in all (the acknowledgements' state writes run meanwhile); in Kafka's default
+``batch_optimized`` acquire mode (v1, and v2's ShareAcquireMode 0) a limit that falls inside a
+stored batch of new records takes the rest of that batch too, in ``record_limit`` (v2, 1)
+MaxRecords is exact. The whole stored batches
 holding acquired records go out, no others; the client keeps only the AcquiredRecords ranges
 (and acknowledges as GAP an acquired offset that holds no data record: a transaction marker,
 which is acquired like any offset read, as Kafka does). With nothing to acquire the
@@ -17,6 +20,7 @@ the close of the connection that opened the session (``ShareGroups.connection_cl
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +58,9 @@ SHARE_FETCH_MAX_BYTES = 55 * 1024 * 1024
 """As Fetch's fetch.max.bytes: the most one answer carries (plus its first batch)."""
 DEFAULT_MAX_RECORDS = 500
 """v0 had no MaxRecords; the Java share consumer's max.poll.records default."""
+BATCH_OPTIMIZED, RECORD_LIMIT = 0, 1
+"""ShareFetch v2's ShareAcquireMode (KIP-1206): whole stored batches (Kafka's default, and
+all that v1 knows), or at most MaxRecords records."""
 SHARE_READ_CHUNK_BYTES = 1024 * 1024
 """How much of the log one read of a share fetch takes (whole batches, at least one): a
 fetch reads on chunk by chunk only while it acquires less than MaxRecords."""
@@ -90,6 +97,11 @@ class _ShareFetchRequest(Protocol):
     forgotten_topics_data: Sequence[_ForgottenTopic]
 
 
+def acquire_mode(body: object) -> int:
+    """The request's ShareAcquireMode (v2 on; batch_optimized before)."""
+    return int(getattr(body, "share_acquire_mode", BATCH_OPTIMIZED))
+
+
 class _Partition:
     """One partition's part of the answer, filled as the request is served."""
 
@@ -100,6 +112,8 @@ class _Partition:
         self.ack_message: str | None = None
         self.records: bytes = b""
         self.acquired: list[AcquiredRange] = []
+        self.acquired_from: SharePartition | None = None
+        """The share-partition ``acquired`` was taken from (given back if never answered)."""
         self.told = False
         """Whether the answer must name it (an error, an acknowledgement, records)."""
 
@@ -140,6 +154,10 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     if not may_use_group(broker, ctx, group_id):
         return answer(ErrorCode.GROUP_AUTHORIZATION_FAILED, None, {})
     named = [(t, topic_name(broker, t.topic_id)) for t in body.topics]
+    if acquire_mode(body) not in (BATCH_OPTIMIZED, RECORD_LIMIT):
+        return answer(
+            ErrorCode.INVALID_REQUEST, f"Unknown ShareAcquireMode {acquire_mode(body)}", {}
+        )
     if epoch == INITIAL_EPOCH and any(
         p.acknowledgement_batches for t in body.topics for p in t.partitions
     ):
@@ -179,14 +197,35 @@ async def handle_share_fetch(broker: Broker, ctx: RequestContext, request: Reque
     if closing is not None:  # after its acknowledgements: what it still holds goes back
         shares.release_session(group_id, member_id, closing.partitions)
     ctx.effects_applied()
-    if session is not None:  # epoch -1 closes the session: nothing is fetched
-        await _fetch(broker, group_id, member_id, session, readable, parts, body)
-    # The acknowledgements' state writes (fsync) ran while the records were acquired, as Kafka
-    # runs a ShareFetch's acknowledgements and its fetch side by side: the member that freed
-    # room in the window is not kept from it for an fsync while parked fetches take it all.
-    for part, outcome in writes:
-        part.ack_error, part.ack_message = await settled(outcome)
+    try:
+        if session is not None:  # epoch -1 closes the session: nothing is fetched
+            await _fetch(broker, group_id, member_id, session, readable, parts, body)
+        # The acknowledgements' state writes (fsync) ran while the records were acquired, as
+        # Kafka runs a ShareFetch's acknowledgements and its fetch side by side: the member
+        # that freed room in the window is not kept from it for an fsync while parked fetches
+        # take it all.
+        for part, outcome in writes:
+            part.ack_error, part.ack_message = await settled(outcome)
+    except asyncio.CancelledError:
+        _give_back(broker, group_id, member_id, parts)
+        raise
     return answer(ErrorCode.NONE, None, parts)
+
+
+def _give_back(
+    broker: Broker, group_id: str, member_id: str, parts: dict[tuple[str, int], _Partition]
+) -> None:
+    """The request was cancelled (its connection closed, on which the answer would have gone)
+    after it acquired records: no consumer will see them, so they are Available again at once
+    (their delivery count as before) and the fetches parked on them are woken, rather than
+    locked until the lock times out. Kafka acquires only as it answers, so it never holds
+    records for an answer nobody gets."""
+    for (topic, index), part in parts.items():
+        sp = part.acquired_from
+        if sp is None or broker.share_groups.partitions.get((group_id, topic, index)) is not sp:
+            continue  # nothing acquired, or the state was replaced (reset, delete) since
+        if sp.give_back(member_id, part.acquired):
+            broker.signals.notify(topic, index)
 
 
 async def _fetch(
@@ -204,17 +243,25 @@ async def _fetch(
     epoch -1 by another request, its connection gone, its member left) while this request
     waited or read: the release that ended it must not be undone by its own parked fetch."""
     fetchable = sorted(tp for tp in session.partitions if tp[0] in readable)
+    if len(fetchable) > 1:
+        # Round robin by session epoch, as Kafka 4.4's PartitionRotateStrategy: the request's
+        # budgets (MaxRecords, MaxBytes) run out on the first partitions read, and a fixed
+        # order would starve the last ones for as long as the first have records.
+        turn = session.epoch % len(fetchable)
+        fetchable = fetchable[turn:] + fetchable[:turn]
     asked = int(body.max_bytes)
     budget = min(asked if asked > 0 else SHARE_FETCH_MAX_BYTES, SHARE_FETCH_MAX_BYTES)
     max_records = int(getattr(body, "max_records", DEFAULT_MAX_RECORDS)) or DEFAULT_MAX_RECORDS
+    whole_batches = acquire_mode(body) == BATCH_OPTIMIZED
     deadline = broker.clock.monotonic_ms() + body.max_wait.total_seconds() * 1000
     while True:
         if broker.share_groups.sessions.get((group_id, member_id)) is not session:
             break
         notices = broker.signals.notices(fetchable)
         got, moved = await _acquire_all(
-            broker, group_id, member_id, session, fetchable, parts, budget, max_records
-        )
+            broker, group_id, member_id, session, fetchable, parts, budget, max_records,
+            whole_batches,
+        )  # fmt: skip
         remaining_ms = deadline - broker.clock.monotonic_ms()
         if got or remaining_ms <= 0:
             break
@@ -286,9 +333,11 @@ async def _acquire_all(
     parts: dict[tuple[str, int], _Partition],
     budget: int,
     max_records: int,
+    whole_batches: bool,
 ) -> tuple[int, bool]:
     """Reads and acquires for each partition: the number of records acquired, and whether a
-    partition's fetch offset moved without any (its read was all archived)."""
+    partition's fetch offset moved without any (its read was all archived). The bytes read
+    from the log, whether acquired or held by others, count towards ``budget``."""
     total_records = 0
     moved = False
     total_bytes = 0
@@ -334,7 +383,7 @@ async def _acquire_all(
         try:
             records, size = await _read_and_acquire(
                 plog, sp, member_id, part, offset, end, txns,
-                budget - total_bytes, max_records - total_records, still_current,
+                budget - total_bytes, max_records - total_records, still_current, whole_batches,
             )  # fmt: skip
         except OffsetOutOfRangeError:
             sp.skip_to(plog.log_start_offset)
@@ -342,12 +391,12 @@ async def _acquire_all(
         except StorageError as exc:
             part.error, part.told = ErrorCode(exc.kafka_error_code), True
             continue
+        total_bytes += size
         if not records:
             moved = moved or sp.next_fetch_offset() > offset
             continue
         part.told = True
         total_records += records
-        total_bytes += size
     return total_records, moved
 
 
@@ -362,13 +411,20 @@ async def _read_and_acquire(
     byte_budget: int,
     record_budget: int,
     still_current: Callable[[], bool],
+    whole_batches: bool,
 ) -> tuple[int, int]:
     """Read the log from ``offset`` (below ``end``) a chunk at a time and acquire what was
-    read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are kept for
-    the answer, the in-flight window is full or the log ends: the records acquired and the
-    bytes kept (``part`` gets both). A chunk is at most SHARE_READ_CHUNK_BYTES (whole
-    batches, at least one): reading all MaxBytes (50 MiB for librdkafka) of a backlog for
-    MaxRecords records copied the whole backlog on every fetch of every consumer."""
+    read, until ``record_budget`` records are acquired, ``byte_budget`` bytes are read, the
+    in-flight window is full or the log ends: the records acquired and the bytes read
+    (``part`` gets the records and the batches that hold them). A chunk is at most
+    SHARE_READ_CHUNK_BYTES (whole batches, at least one): reading all MaxBytes (50 MiB for
+    librdkafka) of a backlog for MaxRecords records copied the whole backlog on every fetch
+    of every consumer. The bytes read bound the fetch, not only those it keeps: records
+    other members hold are read past, and a fetch used to read on through the whole
+    in-flight window of them whatever its MaxBytes (Kafka reads MaxBytes from the fetch
+    offset and acquires what that holds). So the answer is at most ``byte_budget`` bytes,
+    or one batch past it. ``whole_batches``: the batch_optimized acquire mode (see
+    :meth:`SharePartition.acquire`), where MaxRecords and the window are soft by a batch."""
     records = size = 0
     position = offset
     while position < end and records < record_budget and size < byte_budget:
@@ -382,23 +438,43 @@ async def _read_and_acquire(
             if records:
                 break  # what was acquired goes out; the next fetch meets the error again
             raise
+        size += len(data)
         archived: frozenset[int] = frozenset()
         if txns is not None:
             data, archived = _committed_view(data, txns, end)
         if not data or not still_current():
             break
         # The read may have happened off the loop: the partition's state is taken afresh.
-        acquired = sp.acquire(member_id, _record_offsets(data), record_budget - records, archived)
+        acquired = sp.acquire(
+            member_id,
+            _record_offsets(data),
+            record_budget - records,
+            archived,
+            _batch_ends(data) if whole_batches else None,
+        )
         if acquired:
             kept = _acquired_batches(data, acquired[0].first_offset, acquired[-1].last_offset)
             part.acquired.extend(acquired)
+            part.acquired_from = sp
             part.records += kept
             records += sum(r.last_offset - r.first_offset + 1 for r in acquired)
-            size += len(kept)
         if not sp.can_acquire():
             break
         position = _next_offset(data)
     return records, size
+
+
+def _batch_ends(data: bytes | bytearray) -> Callable[[int], int]:
+    """The last offset of the stored batch of ``data`` (whole batches) holding an offset."""
+    bases: list[int] = []
+    lasts: list[int] = []
+    position = 0
+    while position < len(data):
+        batch = read_header(data, position)
+        bases.append(batch.base_offset)
+        lasts.append(batch.last_offset)
+        position += batch.size
+    return lambda offset: lasts[bisect.bisect_right(bases, offset) - 1]
 
 
 def _next_offset(data: bytes | bytearray) -> int:
