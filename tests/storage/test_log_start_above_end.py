@@ -19,16 +19,23 @@ def cut_to_first_batch(h: Harness) -> None:
     h.fs.write_bytes(SEGMENT, data[:first])
 
 
-def test_a_log_cut_below_its_saved_start_opens_empty_at_the_start() -> None:
+def cut_below_a_deleted_start(start: int) -> tuple[Harness, int]:
+    """Twelve records, DeleteRecords up to ``start``, the broker stopped, then the segment cut
+    to its first batch behind shoal's back (the log now ends at offset 2)."""
     h = Harness(config=LogConfig(checkpoint_interval_ms=10**12))
     h.open()
     plog = h.log()
     for i in range(6):
         plog.append(make_batch(records=2, seed=i))
     plog.flush()
-    answered = plog.delete_records(10)
+    answered = plog.delete_records(start)
     h.close()
-    cut_to_first_batch(h)  # the log now ends at offset 2
+    cut_to_first_batch(h)
+    return h, answered
+
+
+def test_a_log_cut_below_its_saved_start_opens_empty_at_the_start() -> None:
+    h, answered = cut_below_a_deleted_start(10)
 
     h.open()
     log = h.log()
@@ -42,15 +49,7 @@ def test_a_log_cut_below_its_saved_start_opens_empty_at_the_start() -> None:
 
 
 def test_a_log_ending_at_its_saved_start_keeps_its_segments() -> None:
-    h = Harness(config=LogConfig(checkpoint_interval_ms=10**12))
-    h.open()
-    plog = h.log()
-    for i in range(6):
-        plog.append(make_batch(records=2, seed=i))
-    plog.flush()
-    answered = plog.delete_records(2)
-    h.close()
-    cut_to_first_batch(h)
+    h, answered = cut_below_a_deleted_start(2)
 
     h.open()
     log = h.log()
