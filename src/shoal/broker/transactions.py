@@ -109,7 +109,7 @@ class TransactionService:
         self._offsets_marker: OffsetsMarkerHook | None = None
         self._abandoned: set[str] = set()
         """Transactional ids whose markers a partition refused as from an older coordinator
-        or producer epoch (:meth:`_fenced`): left prepared until the next start."""
+        or producer epoch (:meth:`_fenced`): left prepared for the rest of this run."""
         self._finishing: set[str] = set()
         """Transactional ids whose markers a task is writing now (the timer leaves them)."""
         self._snapshot_in_flight = False
@@ -290,15 +290,29 @@ class TransactionService:
         coordinator (an operator's ``kafka-transactions abort`` with a higher coordinator
         epoch) or with a newer producer epoch. Kafka's coordinator then stops sending the
         transaction's markers ("this txn can now be ignored": the newer coordinator ends it)
-        and leaves it prepared; so does this one, until the next start, whose higher epoch
-        writes the markers again. The other partitions' markers are written, as Kafka's are
-        (each partition of a WriteTxnMarkers request stands alone), and the EndTxn, whose
-        decision is durable, is answered as Kafka answers it once the prepare is logged."""
+        and leaves it prepared; so does this one. A start whose coordinator epoch is above the
+        partition's writes the markers again; a newer producer epoch refuses them at every start
+        (the marker keeps the producer epoch the transaction was logged with), as in Kafka.
+        The other partitions' markers are written, as Kafka's are (each partition of a
+        WriteTxnMarkers request stands alone), and the EndTxn, whose decision is durable, is
+        answered as Kafka answers it once the prepare is logged."""
         self._abandoned.add(work.transactional_id)
         for (topic, partition), refused in fenced:
+            if refused.error_code is ErrorCode.TRANSACTION_COORDINATOR_FENCED:
+                until = (
+                    "until a broker start whose coordinator epoch is above the partition's "
+                    f"(now {coordinator_epoch})"
+                )
+            else:
+                # The marker keeps the producer epoch logged with the transaction, so no later
+                # start gets past a newer producer epoch: prepared for good, as in Kafka.
+                until = (
+                    "for good: the partition holds a newer producer epoch, and the "
+                    "transactional id answers CONCURRENT_TRANSACTIONS from now on"
+                )
             log.error(
                 "transactional id %r: the %s marker for %s-%d was refused (%s: %s); the "
-                "transaction stays %s until the next start (coordinator epoch now %d)",
+                "transaction stays %s %s",
                 work.transactional_id,
                 "COMMIT" if work.commit else "ABORT",
                 topic,
@@ -306,7 +320,7 @@ class TransactionService:
                 refused.error_code.name,
                 refused.message,
                 "PrepareCommit" if work.commit else "PrepareAbort",
-                coordinator_epoch,
+                until,
             )
 
     async def _log_changes(self) -> ErrorCode:
