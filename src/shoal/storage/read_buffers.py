@@ -17,12 +17,21 @@ from the allocator's free lists, not from the kernel); nor are reads larger than
 keep that much); and the pool keeps at most :data:`POOLED_BUFFERS_MAX` buffers, so it holds at
 most their product in memory. When every pooled buffer is in use, a read gets a new
 ``bytearray`` as before.
+
+What count means "only the pool" depends on the interpreter (CPython 3.14 stopped counting
+some local variables' references, gh-130704; PyPy has no counts at all): the pool measures it
+at import, the same way :meth:`ReadBuffers.take` does, on a free buffer and on one a view
+holds, and turns itself off (every read allocates, as before the pool) unless the two differ
+as they must. A free buffer is reused only for a read of at least half its capacity and at
+most its capacity, so CPython neither frees its memory (a shrink below half reallocates) nor
+copies it to grow; other sizes allocate.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Final
 
 POOLED_BYTES_MIN: Final = 64 * 1024
@@ -31,9 +40,30 @@ POOLED_BYTES_MAX: Final = 8 * 1024 * 1024
 """Above this a read allocates; 8 MiB covers librdkafka's and Kafka's partition fetch sizes."""
 POOLED_BUFFERS_MAX: Final = 8
 """Buffers kept: enough for the Fetch responses of a few connections in flight at once."""
-_POOL_ONLY_REFERENCES: Final = 3
-"""sys.getrefcount of a buffer only the pool holds: the pool's list, the loop variable and
-getrefcount's own argument."""
+
+
+def _counted(buffers: list[bytearray]) -> Iterator[tuple[bytearray, int]]:
+    """Each buffer with its reference count, always taken by this one code path, so that the
+    count of a buffer only ``buffers`` holds is what :func:`_pool_only_count` measured."""
+    for buffer in buffers:
+        yield buffer, sys.getrefcount(buffer)
+
+
+def _pool_only_count() -> int | None:
+    """The count :func:`_counted` gives a buffer nothing but its list refers to, on this
+    interpreter; None where counts cannot tell a free buffer from a held one (no pool)."""
+    if not hasattr(sys, "getrefcount"):
+        return None
+    free = [bytearray(1)]
+    held = [bytearray(1)]
+    view = memoryview(held[0])  # a holder, as a transport's unsent slice is
+    ((_, free_count),) = _counted(free)
+    ((_, held_count),) = _counted(held)
+    view.release()
+    return free_count if held_count > free_count else None
+
+
+_POOL_ONLY: Final = _pool_only_count()
 
 
 class ReadBuffers:
@@ -44,6 +74,7 @@ class ReadBuffers:
         buffers_max: int = POOLED_BUFFERS_MAX,
         bytes_min: int = POOLED_BYTES_MIN,
         bytes_max: int = POOLED_BYTES_MAX,
+        only_pool_count: int | None = _POOL_ONLY,
     ) -> None:
         self._buffers: list[bytearray] = []
         self._buffers_max = buffers_max
@@ -51,14 +82,16 @@ class ReadBuffers:
         self._bytes_max = bytes_max
         # Reads run on the event loop and on worker threads: one at a time takes a buffer.
         self._lock = threading.Lock()
+        self._only = only_pool_count
+        """The count of a buffer only the pool holds (:func:`_pool_only_count`); None: no pool."""
 
     def take(self, size: int) -> bytearray:
         """A bytearray of exactly ``size`` bytes, its content undefined (the caller fills it)."""
-        if not self._bytes_min <= size <= self._bytes_max:
+        if self._only is None or not self._bytes_min <= size <= self._bytes_max:
             return bytearray(size)
         with self._lock:
-            for buffer in self._buffers:
-                if sys.getrefcount(buffer) == _POOL_ONLY_REFERENCES:
+            for buffer, count in _counted(self._buffers):
+                if count == self._only and size <= _capacity(buffer) < 2 * size:
                     _resize(buffer, size)
                     return buffer
             buffer = bytearray(size)
@@ -72,9 +105,15 @@ class ReadBuffers:
         return len(self._buffers)
 
 
+def _capacity(buffer: bytearray) -> int:
+    """Bytes ``buffer`` can hold without reallocating (its allocation keeps one for a NUL)."""
+    return buffer.__alloc__() - 1
+
+
 def _resize(buffer: bytearray, size: int) -> None:
-    """Make ``buffer`` ``size`` bytes long: a shrink keeps its memory (CPython moves nothing
-    for a minor one), a growth zero-fills only the bytes added."""
+    """Make ``buffer`` ``size`` bytes long inside its capacity (``take`` asks only that):
+    CPython keeps the memory for a shrink to half or more, and a growth within the capacity
+    zero-fills only the bytes added, copying nothing."""
     if len(buffer) > size:
         del buffer[size:]
     elif len(buffer) < size:
