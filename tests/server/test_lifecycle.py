@@ -179,3 +179,35 @@ def test_leader_epochs_begin_off_the_event_loop_before_serving(
 
     asyncio.run(start_and_stop())
     assert seen == [(False, False)]  # once, on a worker thread, before the listeners serve
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_run_until_stopped_off_the_main_thread_on_either_loop(
+    tmp_path: Path, event_loop: str
+) -> None:
+    """Found in review: off the main thread uvloop refuses signal handlers with ValueError
+    (asyncio with RuntimeError), which ended run_until_stopped on uvloop."""
+    from shoal.server.event_loops import loop_factory
+
+    app = BrokerApp(
+        Settings(data_dir=str(tmp_path), kafka_listen="127.0.0.1:0", http_listen="127.0.0.1:0")
+    )
+    failures: list[BaseException] = []
+
+    async def run_then_stop() -> None:
+        asyncio.get_running_loop().call_later(1.0, app.request_stop)
+        await app.run_until_stopped()
+
+    def in_thread() -> None:
+        try:
+            with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+                runner.run(run_then_stop())
+        except BaseException as exc:  # reported to the test's thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert failures == []
+    assert (tmp_path / ".clean-shutdown").exists()

@@ -451,14 +451,15 @@ class BrokerApp:
         """Run until SIGTERM/SIGINT (or :meth:`request_stop`), then shut down cleanly."""
         loop = asyncio.get_running_loop()
         # Before start, so that no SIGHUP after the ready line can find its default action
-        # (ending the process); uvicorn leaves SIGHUP alone.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        # (ending the process); uvicorn leaves SIGHUP alone. Off the main thread there are no
+        # signal handlers: asyncio says so with RuntimeError, uvloop with ValueError.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, self.reload_certificates)
         await self.start()
         # After start: uvicorn sets its own handlers when its server starts on the main thread,
         # and the last one set wins.
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)
         try:
             await self._stopping.wait()
