@@ -19,7 +19,7 @@ import pytest
 from shoal.embedded import EmbeddedBroker
 from shoal.records import SimpleRecord, build_batch
 from shoal.server.admin.messages import export_pages
-from shoal.server.admin.scan import READ_CHUNK_BYTES, Filters
+from shoal.server.admin.scan import READ_CHUNK_BYTES, ScanFilters
 from shoal.server.console import export
 from shoal.server.console.export import export_text
 from shoal.storage import PartitionLog
@@ -148,7 +148,7 @@ def _export_log(
     plog: PartitionLog, scan_bytes_max: int, starts: dict[int, int]
 ) -> list[dict[str, Any]]:
     async def collect() -> str:
-        pages = export_pages({0: plog}, starts, Filters(), None, scan_bytes_max)
+        pages = export_pages({0: plog}, starts, ScanFilters(), None, scan_bytes_max)
         return "".join([piece async for piece in export_text(pages, "json")])
 
     parsed: list[dict[str, Any]] = json.loads(asyncio.run(collect()))
