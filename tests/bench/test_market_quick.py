@@ -46,6 +46,10 @@ def test_smoke_market_bench_runs_every_process_and_writes_results(tmp_path: Path
         assert services["bars"]["handled"] == row["trades"]
         for stage in ("quote -> broker ack", "quote -> table", "trade -> join", "trade -> bars"):
             fig = row["stages"][stage]
-            assert fig["count"] > 0 and 0 <= fig["p50"] <= fig["p99"] <= fig["p99.9"], stage
+            assert fig["count"] > 0 and fig["p50"] <= fig["p99"] <= fig["p99.9"], stage
+            # The unpaced run sends events ahead of their exchange times (as fast as it can,
+            # not when they are due): on a quiet machine its acknowledgements arrive before
+            # them, so only the paced run's latencies are never negative.
+            assert row["rate_asked"] is None or fig["p50"] >= 0, stage
     assert rows[0]["timeline"]  # the chart's series
     assert (out / "market.png").stat().st_size > 0
