@@ -287,7 +287,8 @@ def append_records(
         return AppendOutcome(
             ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or newer"
         )
-    refusal = _record_refusal(broker, topic, index, records, batch_header)
+    rule = _record_rule(broker, topic)
+    refusal = _record_refusal(rule, topic, index, records, batch_header)
     if refusal is not None:
         return refusal
     if batch_header.is_transactional:
@@ -305,9 +306,9 @@ def append_records(
             )
     batch: bytes | bytearray = records
     append_time = -1
-    if broker.topic_setting(topic, "message.timestamp.type") == "LogAppendTime":
+    if rule.log_append_time:
         batch = bytearray(records)
-        append_time = broker.clock.now_ms()
+        append_time = rule.now_ms
         set_max_timestamp(batch, 0, TimestampType.LOG_APPEND_TIME, append_time)
         batch_header = read_header(batch)
     try:
@@ -410,7 +411,7 @@ def _record_error(refused: RefusedRecord, rule: RecordRule, partition: str) -> R
 
 
 def _record_refusal(
-    broker: Broker, topic: Topic, index: int, records: bytes, header: BatchHeader
+    rule: RecordRule, topic: Topic, index: int, records: bytes, header: BatchHeader
 ) -> AppendOutcome | None:
     """Kafka's record-by-record checks (``LogValidator.validateRecord``): a compacted topic
     refuses records without a key, every topic refuses CreateTime timestamps outside
@@ -418,7 +419,6 @@ def _record_refusal(
     where the topic stamps its own. One refused record refuses the whole batch: nothing is
     written, each refused record is named in record_errors (KIP-467), and the partition's error
     is INVALID_TIMESTAMP if any refusal is about a timestamp, else INVALID_RECORD."""
-    rule = _record_rule(broker, topic)
     if not _records_need_a_look(rule, header):
         return None
     try:
