@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from examples.market.bars import BAR_WINDOWS
 from examples.market.feed import TICKS_PER_UNIT, FeedSettings
 from examples.market.formats import FORMATS
 from examples.market.latency import LatencyMonitor, Stage, percentile
@@ -97,7 +98,9 @@ def _price(ticks: float) -> str:
 def _report(run: MarketRun) -> None:
     print(f"Feed: {run.produced['trades']} trades, {run.produced['quotes']} quotes")
     by_series = Counter(bar["series"] for bar in run.bars)
-    print(f"Bars published: {dict(sorted(by_series.items()))}")
+    # Every series in its configured order (shortest window first), zeros included: a 1 m bar
+    # closes only when the run crosses a minute, and sorting by name put it first when it did.
+    print(f"Bars published: { {series: by_series[series] for series in BAR_WINDOWS} }")
     print("Last closed 1 s bar per symbol:")
     last: dict[str, dict[str, object]] = {}
     for bar in run.bars:

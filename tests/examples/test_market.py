@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import subprocess
 import sys
 import time
@@ -320,7 +321,8 @@ def test_the_example_runs_as_a_program_on_apache_kafka(
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Bars published: {'1s':" in done.stdout and "p99.9 ms" in done.stdout
+    assert re.search(r"Bars published: \{'1s': [1-9]", done.stdout), done.stdout
+    assert "p99.9 ms" in done.stdout
     subjects = httpx.get(f"{standalone_registry}/subjects", timeout=10).json()
     assert sorted(s.split("market.", 1)[1] for s in subjects) == [
         "alerts-value",
