@@ -4,6 +4,8 @@ The fault layer holds the fsyncs under one partition's directory (a slow disk re
 another partition appends meanwhile must still be acknowledged, a failure released into the
 held fsync fails only the appends it covers, and the appends queued behind a held fsync of the
 same log share the next one (group commit). A bug in one log's flush does not stop the workers.
+The periodic duties (INTERVAL flushes, checkpoints) of the other logs go on while one log's
+fsync is held: the ticks that queue them wait for no fsync.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Final
 import pytest
 
 from shoal.records import SimpleRecord, build_batch
-from shoal.storage import LogConfig, LogDirectoryFailedError, LogManager, PartitionLog
-from shoal.storage.flush import Flusher
+from shoal.storage import FlushPolicy, LogConfig, LogDirectoryFailedError, LogManager, PartitionLog
+from shoal.storage.checkpoint import CHECKPOINT_FILE, read_checkpoint
+from shoal.storage.flush import TICK_MS, Flusher
 from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem, FsyncHold
 
@@ -76,6 +79,77 @@ def test_an_append_is_acknowledged_while_another_logs_fsync_is_held(
     hold.release()
     held.result(WAIT_S)
     assert slow.flushed_offset == 1
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def timed_logs(fs: FaultyFileSystem, clock: FakeClock) -> Iterator[LogManager]:
+    """Logs whose flusher's clock the test advances (the periodic duties come due)."""
+    manager = LogManager.open(
+        DATA, fs=fs, clock=clock, default_config=LogConfig(checkpoint_interval_ms=10**12)
+    )
+    yield manager
+    fs.release_hold()
+    manager.abandon()
+
+
+def test_another_logs_interval_flush_runs_while_one_fsync_is_held(
+    fs: FaultyFileSystem, clock: FakeClock, timed_logs: LogManager
+) -> None:
+    """Found in review: one worker kept the ticks; stuck in a slow fsync, it queued no other
+    log's periodic duty, and an INTERVAL log was not fsynced until that fsync ended."""
+    interval_ms = 1_000
+    slow = timed_logs.create("t", 0)
+    lazy = timed_logs.create(
+        "t",
+        1,
+        LogConfig(
+            flush_policy=FlushPolicy.INTERVAL,
+            flush_interval_ms=interval_ms,
+            checkpoint_interval_ms=10**12,
+        ),
+    )
+    hold, held = _held_append(fs, slow)
+    lazy.append(build_batch([SimpleRecord(value=b"lazy")]))
+    probe = fs.hold_fsyncs_under(lazy.directory)  # reports the INTERVAL flush's fsync
+    clock.advance(interval_ms + TICK_MS)
+    assert probe.wait_held(1, WAIT_S), "no INTERVAL flush while another log's fsync was held"
+    assert hold.held == 1 and not held.done()
+    fs.release_hold()
+    held.result(WAIT_S)
+    timed_logs.abandon()  # the workers are done: the INTERVAL flush finished
+    assert lazy.flushed_offset == 1
+    fs.crash()
+    reopened = LogManager.open(DATA, fs=fs, clock=clock)
+    try:
+        kept = reopened.get("t", 1)
+        assert kept is not None and kept.log_end_offset == 1
+    finally:
+        reopened.close()
+
+
+def test_another_logs_checkpoint_is_saved_while_one_fsync_is_held(
+    fs: FaultyFileSystem, clock: FakeClock, timed_logs: LogManager
+) -> None:
+    interval_ms = 1_000
+    slow = timed_logs.create("t", 0)
+    steady = timed_logs.create("t", 1, LogConfig(checkpoint_interval_ms=interval_ms))
+    _append(steady, b"acknowledged").result(WAIT_S)
+    hold, held = _held_append(fs, slow)
+    probe = fs.hold_fsyncs_under(steady.directory)  # reports the checkpoint's fsync
+    clock.advance(interval_ms + TICK_MS)
+    assert probe.wait_held(1, WAIT_S), "no checkpoint while another log's fsync was held"
+    assert any(CHECKPOINT_FILE in path for path in probe.paths), probe.paths
+    assert hold.held == 1 and not held.done()
+    fs.release_hold()
+    held.result(WAIT_S)
+    timed_logs.abandon()  # the workers are done, and abandoning writes no checkpoint
+    saved = read_checkpoint(fs, steady.directory)
+    assert saved is not None and saved.recovery_point == 1
 
 
 def test_a_failed_fsync_fails_only_the_appends_of_its_own_file(

@@ -18,7 +18,12 @@ every later write): a failed fsync of one file never fails another file's append
 fsync may have succeeded meanwhile.
 
 The workers also do the periodic duties of each log (INTERVAL flushes, recovery checkpoints),
-only for logs that have something to do, so that idle partitions cost nothing.
+only for logs that have something to do, so that idle partitions cost nothing. A ticker thread
+keeps their time: every :data:`TICK_MS` while some log has a duty pending it queues those logs'
+duties and wakes (or starts) workers for them, and it never fsyncs anything itself, so a slow
+fsync of one log holds up that log's duties and one worker, never the ticks of the others. A
+duty waits only while every one of the ``threads`` workers is busy. With no duty pending the
+ticker sleeps until a log has one.
 """
 
 from __future__ import annotations
@@ -85,14 +90,18 @@ class Flusher:
         self._clock = clock
         self._name = name
         self._max_threads = threads
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        """Workers wait on it for queued work."""
+        self._tick_cond = threading.Condition(lock)
+        """The ticker waits on it for the next tick, or for a log with a duty pending."""
         self._queue: dict[int, _Job] = {}
         """Logs with work to do, in the order they asked (a dict keeps insertion order)."""
         self._busy: set[int] = set()
         """Logs a worker is working on now: not taken again until it is done."""
         self._registered: dict[int, Flushable] = {}
         self._dirty: dict[int, Flushable] = {}
-        """Logs with periodic work pending (checkpoint due, INTERVAL flush due): queued at the
+        """Logs with periodic work pending (checkpoint due, INTERVAL flush due): queued by the
         next tick."""
         self._stopping = False
         self.stats = FlushStats()
@@ -100,10 +109,15 @@ class Flusher:
         self._next_tick_ms = clock.monotonic_ms() + TICK_MS
         self._threaded = threaded
         self._threads: list[threading.Thread] = []
+        """The workers, started as work needs them."""
         self._idle = 0
         """Workers waiting for work (a request wakes one, or starts one if none is idle)."""
+        self._ticker: threading.Thread | None = None
         if threaded:
-            self._start_worker()  # the first one also keeps the ticks
+            self._ticker = threading.Thread(
+                target=self._keep_ticks, name=f"{name}-ticker", daemon=True
+            )
+            self._ticker.start()
 
     def register(self, plog: Flushable) -> None:
         with self._cond:
@@ -129,15 +143,21 @@ class Flusher:
     def mark_dirty(self, plog: Flushable) -> None:
         with self._cond:
             if id(plog) in self._registered:
+                if not self._dirty:
+                    self._tick_cond.notify()  # the ticker sleeps while no duty is pending
                 self._dirty[id(plog)] = plog
 
     def stop(self) -> None:
         """Stop the workers once the work they are doing is done (queued work is dropped:
         the owner flushes its logs itself when it closes them)."""
         with self._cond:
-            self._stopping = True
+            self._stopping = True  # no worker is started after this
             self._cond.notify_all()
-        for thread in self._threads:
+            self._tick_cond.notify_all()
+            threads = list(self._threads)
+        if self._ticker is not None:
+            self._ticker.join()
+        for thread in threads:
             thread.join()
 
     # -- the workers ----------------------------------------------------------------------
@@ -145,16 +165,15 @@ class Flusher:
     def _start_worker(self) -> None:
         thread = threading.Thread(
             target=self._work,
-            args=(not self._threads,),
             name=f"{self._name}-{len(self._threads)}",
             daemon=True,
         )
         self._threads.append(thread)
         thread.start()
 
-    def _wake_locked(self) -> None:
-        """Someone must take the queued work: an idle worker, or a new one while the pool is
-        not full (work waiting beyond the idle workers means every started one is busy)."""
+    def _wake_locked(self, jobs: int = 1) -> None:
+        """Someone must take the ``jobs`` queued: idle workers, or a new one while the pool
+        is not full (work waiting beyond the idle workers means every started one is busy)."""
         waiting = len(self._queue) - sum(1 for i in self._busy if i in self._queue)
         if not waiting:
             return  # the log is being flushed: its worker takes it again when done
@@ -165,9 +184,23 @@ class Flusher:
             and len(self._threads) < self._max_threads
         ):
             self._start_worker()
-        self._cond.notify()
+        self._cond.notify(jobs)
 
-    def _work(self, keeps_ticks: bool) -> None:
+    def _keep_ticks(self) -> None:
+        """The ticker's loop: queue the pending duties every tick while some are pending. It
+        never runs a job, so no fsync, however slow, delays a tick."""
+        with self._cond:
+            while not self._stopping:
+                if not self._dirty:
+                    self._tick_cond.wait()  # until a log has a duty (or the stop)
+                    continue
+                wait_ms = self._next_tick_ms - self._clock.monotonic_ms()
+                if wait_ms > 0:
+                    self._tick_cond.wait(wait_ms / 1000)
+                    continue
+                self._tick_locked()
+
+    def _work(self) -> None:
         """A worker's loop: take the first queued log no other worker has, do its job."""
         while True:
             with self._cond:
@@ -175,12 +208,9 @@ class Flusher:
                 while job is None:
                     if self._stopping:
                         return
-                    timeout_s = None
-                    if keeps_ticks:
-                        timeout_s = max(0.0, self._next_tick_ms - self._clock.monotonic_ms()) / 1000
                     self._idle += 1
                     try:
-                        self._cond.wait(timeout_s)
+                        self._cond.wait()
                     finally:
                         self._idle -= 1
                     job = self._take_locked()
@@ -198,8 +228,6 @@ class Flusher:
                 job.plog.fail_after_bug(exc)
 
     def _take_locked(self) -> _Job | None:
-        # Any worker queues a due tick (the one that sleeps until it may be stuck in an fsync).
-        self._tick_locked()
         for key, job in self._queue.items():
             if key not in self._busy:
                 del self._queue[key]
@@ -208,7 +236,7 @@ class Flusher:
         return None
 
     def _tick_locked(self) -> None:
-        """Queue the periodic duties if a tick is due."""
+        """Queue the periodic duties if a tick is due, and wake workers for them."""
         now = self._clock.monotonic_ms()
         if now < self._next_tick_ms:
             return
@@ -220,7 +248,7 @@ class Flusher:
             else:
                 job.periodic = True
         if self._dirty:
-            self._cond.notify(len(self._dirty))  # the other workers help with them
+            self._wake_locked(len(self._dirty))
             self._dirty.clear()
 
     def _run(self, job: _Job) -> None:

@@ -107,6 +107,8 @@ class FsyncHold:
         """The most fsyncs held at once so far."""
         self._released = False
         self._err: int | None = None
+        self.paths: list[str] = []
+        """The files and directories whose fsyncs were held, in the order they came."""
 
     @property
     def held(self) -> int:
@@ -127,9 +129,11 @@ class FsyncHold:
             self._released = True
             self._cond.notify_all()
 
-    def wait(self) -> int | None:
-        """Called by a held fsync: returns once released, with the errno to fail with."""
+    def wait(self, path: str) -> int | None:
+        """Called by a held fsync of ``path``: returns once released, with the errno to fail
+        with."""
         with self._cond:
+            self.paths.append(path)
             self._held += 1
             self.most_held = max(self.most_held, self._held)
             self._cond.notify_all()
@@ -144,7 +148,7 @@ class FaultyFileSystem:
     def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
         """Guards the faults and counters: fsyncs arrive from several threads at once."""
-        self._hold: FsyncHold | None = None
+        self._holds: tuple[FsyncHold, ...] = ()
         self._rng = random.Random(seed)
         self._dirs: dict[str, dict[str, _Inode]] = {"/": {}}
         self._durable_dirs: dict[str, dict[str, _Inode]] = {"/": {}}
@@ -173,15 +177,20 @@ class FaultyFileSystem:
 
     def hold_fsyncs_under(self, directory: str) -> FsyncHold:
         """Make every fsync of a file or directory under ``directory`` wait until the returned
-        hold is released (one hold at a time; a released hold lets later fsyncs through)."""
-        self._hold = FsyncHold(self._norm(directory))
-        return self._hold
+        hold is released (a released hold lets later fsyncs through). Holds on different
+        directories are independent: one can hold a slow log while another only reports
+        that a log's fsync began."""
+        hold = FsyncHold(self._norm(directory))
+        with self._lock:
+            self._holds = (*self._holds, hold)
+        return hold
 
     def release_hold(self) -> None:
-        """Release the hold, if any, and hold nothing more (a test's teardown: a thread
-        still held would never end)."""
-        hold, self._hold = self._hold, None
-        if hold is not None:
+        """Release every hold and hold nothing more (a test's teardown: a thread still held
+        would never end)."""
+        with self._lock:
+            holds, self._holds = self._holds, ()
+        for hold in holds:
             hold.release()
 
     def _fsync_outcome(self, path: str) -> int | None:
@@ -189,10 +198,11 @@ class FaultyFileSystem:
         is released."""
         with self._lock:
             err = self._take_fsync_fault(path)
-        hold = self._hold
-        if hold is not None and self._under(self._norm(path), hold.directory):
-            held_err = hold.wait()
-            err = held_err if err is None else err
+            holds = self._holds
+        for hold in holds:
+            if self._under(self._norm(path), hold.directory):
+                held_err = hold.wait(path)
+                err = held_err if err is None else err
         return err
 
     def fail_next_truncate(self) -> None:
@@ -252,7 +262,7 @@ class FaultyFileSystem:
 
     def clear_faults(self) -> None:
         """Disarm every fault not yet fired (space freed, the disk replaced)."""
-        self._hold = None
+        self._holds = ()
         self._write_faults.clear()
         self._fsync_faults.clear()
         self._truncate_faults = 0
