@@ -25,6 +25,7 @@ from shoal.protocol import Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
 from shoal.storage import FlushPolicy, LogConfig, LogManager
+from shoal.storage.flush import RoundChoice
 from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem
 from shoal.testing.power import PowerSwitch
@@ -191,9 +192,10 @@ class Node:
         """The response as the client reads it; the task must be done (and not failed)."""
         return as_client_reads(flight.task.result(), flight.api_key, flight.version)
 
-    def flush(self) -> None:
+    def flush(self, choose: RoundChoice | None = None) -> None:
+        """A flusher round: the logs ``choose`` picks finish their work, in its order."""
         assert self.logs is not None and self.loop is not None
-        self.logs.flush_pending()
+        self.logs.flush_pending(choose)
         self.loop.settle()
 
     def run_job(self) -> str | None:

@@ -15,6 +15,7 @@ from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.storage import LogId, LogManager, PartitionLog
+from shoal.storage.flush import Flusher
 
 
 @contextlib.contextmanager
@@ -36,6 +37,34 @@ def ack_before_fsync(log_prefix: str = "") -> Iterator[None]:
         yield
     finally:
         PartitionLog.wait_durable = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def ack_on_another_logs_flush() -> Iterator[None]:
+    """The flusher, having flushed one log, answers the acks=all appends waiting on every
+    other log too, as if one fsync made all the files durable. Only a round in which some
+    logs' fsyncs finish and others' do not (then a power loss) shows it: when every round
+    finishes all of them, the others' own fsyncs come before anything can see the
+    difference."""
+    original = Flusher._run
+
+    def run(self: Flusher, job: Any) -> None:
+        original(self, job)
+        for other in list(self._registered.values()):
+            if other is job.plog or not isinstance(other, PartitionLog):
+                continue
+            with other._lock:
+                waiters = [future for _, future in other._waiters]
+                other._waiters.clear()
+            for future in waiters:
+                if future.set_running_or_notify_cancel():
+                    future.set_result(None)
+
+    Flusher._run = run  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Flusher._run = original  # type: ignore[method-assign]
 
 
 def commit_before_fsync() -> contextlib.AbstractContextManager[None]:

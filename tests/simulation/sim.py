@@ -2,10 +2,11 @@
 
 A run boots a broker (storage, group and transaction coordinators, through the Broker and its
 handlers) on the fault-injecting filesystem with a fake clock, then takes steps: requests from
-simulated clients, flusher rounds (fsyncs happen only then), queued worker jobs, clock
-advances, retention, DeleteRecords and ListOffsets (:mod:`tests.simulation.delete_steps`),
-topic admin on a second topic (:mod:`tests.simulation.admin_steps`), injected ENOSPC and EIO,
-process crashes and power losses followed by a restart from the same files. After each step
+simulated clients, flusher rounds (fsyncs happen only then, for the logs and in the order the
+seed picks), queued worker jobs, clock advances, retention, DeleteRecords and ListOffsets
+(:mod:`tests.simulation.delete_steps`), topic admin on a second topic
+(:mod:`tests.simulation.admin_steps`), injected ENOSPC and EIO, process crashes and power
+losses followed by a restart from the same files. After each step
 the invariants of :mod:`tests.simulation.model` are checked; a failure raises
 :class:`Violation` with the seed and the trace of steps, and the same seed replays the same
 run exactly.
@@ -46,6 +47,9 @@ CLOCK_STEPS_MS: Final = (1, 10, 100, 1_000, 7_000, 31_000, 700_000)
 """Clock advances: sub-tick, flusher ticks, session timeouts (6-45 s), produce timeouts (30 s)
 and past retention.ms (600 s, see node.log_config)."""
 
+FULL_ROUND_RATIO: Final = 0.5
+"""Flusher rounds in which every log with work finishes it (in a shuffled order); in the
+others a shuffled part of them does, and the rest wait for a later round."""
 
 BOOT_ATTEMPTS_MAX: Final = 3
 """Starts tried after a crash: each armed fault fires once, and at most two are armed."""
@@ -429,7 +433,17 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
 
     def _flush(self) -> None:
         self._note("flusher round")
-        self.node.flush()
+        self.node.flush(self._choose_round)
+
+    def _choose_round(self, logs: int) -> list[int]:
+        """Which logs' fsyncs finish in this round, and in which order: the workers finish
+        any of the logs in flight in any order, so half the rounds finish all of them
+        shuffled and half a shuffled part, the others left for a later round."""
+        order = list(range(logs))
+        self.rng.shuffle(order)
+        finishing = logs if self.rng.random() < FULL_ROUND_RATIO else self.rng.randint(1, logs)
+        self._note(f"  logs finishing (of {logs}): {order[:finishing]}")
+        return order[:finishing]
 
     def _run_job(self) -> None:
         name = self.node.run_job()

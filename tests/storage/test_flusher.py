@@ -18,6 +18,7 @@ from typing import Final
 
 import pytest
 
+from shoal.invariant import InvariantError
 from shoal.records import SimpleRecord, build_batch
 from shoal.storage import FlushPolicy, LogConfig, LogDirectoryFailedError, LogManager, PartitionLog
 from shoal.storage.checkpoint import CHECKPOINT_FILE, read_checkpoint
@@ -297,3 +298,53 @@ def test_a_bug_after_a_real_logs_fsync_answers_its_waiting_append(
     with pytest.raises(LogDirectoryFailedError, match="failed unexpectedly"):
         _append(plog, b"v").result(WAIT_S)
     assert logs.health.failure is not None
+
+
+class _Recorded:
+    """A Flushable that notes its flushes in a shared list."""
+
+    def __init__(self, name: str, done: list[str]) -> None:
+        self.name = name
+        self.done = done
+
+    def flush(self) -> None:
+        self.done.append(self.name)
+
+    def periodic(self, now_monotonic_ms: float) -> bool:
+        return False
+
+    def fail_after_bug(self, exc: Exception) -> None:
+        raise AssertionError(f"unexpected bug in {self.name}: {exc!r}")
+
+
+def test_without_threads_a_round_finishes_the_chosen_logs_in_the_chosen_order() -> None:
+    flusher = Flusher(FakeClock(), threaded=False)
+    done: list[str] = []
+    a, b, c = (_Recorded(name, done) for name in "abc")
+    for plog in (a, b, c):
+        flusher.register(plog)
+        flusher.request(plog)
+    offered: list[int] = []
+
+    def last_then_first(logs: int) -> list[int]:
+        offered.append(logs)
+        return list(dict.fromkeys([logs - 1, 0]))  # the last, then the first
+
+    flusher.run_pending(last_then_first)
+    assert done == ["c", "a"]
+    flusher.run_pending(last_then_first)  # b waited for this round
+    assert done == ["c", "a", "b"] and offered == [3, 1]
+
+
+def test_without_threads_a_round_refuses_a_choice_of_logs_it_does_not_have() -> None:
+    flusher = Flusher(FakeClock(), threaded=False)
+    done: list[str] = []
+    plog = _Recorded("a", done)
+    flusher.register(plog)
+    flusher.request(plog)
+    with pytest.raises(InvariantError, match="distinct logs"):
+        flusher.run_pending(lambda logs: [0, 0])
+    with pytest.raises(InvariantError, match="distinct logs"):
+        flusher.run_pending(lambda logs: [1])
+    flusher.run_pending()
+    assert done == ["a"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -46,6 +47,14 @@ TICK_MS: Final = 50
 FLUSH_THREADS: Final = 8
 """Logs fsynced at once. 8 overlapped fsyncs took 0.59 ms on the development VM's disk where
 8 in a row took 1.02 ms; more threads than the disk has queues only wait in the kernel."""
+
+
+RoundChoice = Callable[[int], Sequence[int]]
+"""Which logs' work finishes in a round of :meth:`Flusher.run_pending`: given how many logs
+have work (in the order they asked, those with waiting appenders first), the positions of the
+ones that finish now, in the order they finish; the others stay queued for a later round.
+Production's workers finish any subset of the logs in flight in any order; the deterministic
+simulation chooses one from its seed."""
 
 
 class Flushable(Protocol):
@@ -275,17 +284,28 @@ class Flusher:
 
     # -- without threads ------------------------------------------------------------------
 
-    def run_pending(self) -> None:
+    def run_pending(self, choose: RoundChoice | None = None) -> None:
         """One round on the caller's thread: flush the logs with waiting appenders, then, if
         a tick is due, do the periodic duties, one log after another in the order they
-        asked (when not ``threaded``, the simulation's seam)."""
+        asked, or only the logs ``choose`` picks in its order (when not ``threaded``, the
+        simulation's seam)."""
         with self._cond:
             self._tick_locked()
             jobs = [job for key, job in self._queue.items() if key not in self._busy]
+        jobs.sort(key=lambda job: not job.flush)  # waiting appenders first
+        if choose is not None and jobs:
+            picked = list(choose(len(jobs)))
+            invariant(
+                len(set(picked)) == len(picked) and all(0 <= i < len(jobs) for i in picked),
+                f"a round's choice must name distinct logs of the {len(jobs)}: {picked}",
+            )
+            jobs = [jobs[i] for i in picked]
+        with self._cond:
+            # Still queued as they were (a job taken meanwhile, or dropped, is not run here).
+            jobs = [job for job in jobs if self._queue.get(id(job.plog)) is job]
             for job in jobs:
                 del self._queue[id(job.plog)]
                 self._busy.add(id(job.plog))
-        jobs.sort(key=lambda job: not job.flush)  # waiting appenders first
         for done, job in enumerate(jobs):
             try:
                 self._run(job)

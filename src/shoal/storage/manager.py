@@ -30,7 +30,7 @@ from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
 from shoal.storage.config import LogConfig
 from shoal.storage.epochs import read_epoch_floor, write_epoch_floor
 from shoal.storage.errors import CorruptLogError, DiskFullError, StorageError
-from shoal.storage.flush import FLUSH_THREADS, Flusher
+from shoal.storage.flush import FLUSH_THREADS, Flusher, RoundChoice
 from shoal.storage.fs import FileSystem, NoSpaceForCopy, OsFileSystem
 from shoal.storage.handles import FileHandles
 from shoal.storage.log import DirectoryHealth, PartitionLog
@@ -228,9 +228,10 @@ class LogManager:
         if self.cleaner is not None:
             self.cleaner.stop()
 
-    def flush_pending(self) -> None:
-        """One round of the flusher's work, on the caller's thread (see ``threaded_flusher``)."""
-        self._flusher.run_pending()
+    def flush_pending(self, choose: RoundChoice | None = None) -> None:
+        """One round of the flusher's work, on the caller's thread (see ``threaded_flusher``);
+        ``choose`` picks the logs whose work finishes in it, and their order."""
+        self._flusher.run_pending(choose)
 
     @property
     def recovered_cleanly(self) -> bool:
