@@ -77,7 +77,7 @@ from shoal.coordinator.offsets_log import (
     offset_key,
     offset_value,
 )
-from shoal.coordinator.txn_offsets import PendingTxnOffsets, txn_end_entry
+from shoal.coordinator.txn_offsets import PendingTxnOffsets
 from shoal.protocol.errors import ErrorCode
 from shoal.storage import StorageError
 
@@ -535,7 +535,7 @@ class GroupCoordinator:
     def txn_commit_offsets(
         self,
         group_id: str,
-        producer_id: int,
+        producer: tuple[int, int],
         member_id: str,
         group_instance_id: str | None,
         generation_id: int,
@@ -544,7 +544,8 @@ class GroupCoordinator:
         """Log offsets committed inside ``producer_id``'s transaction as pending (see
         :mod:`shoal.coordinator.txn_offsets`). A member id (KIP-447) is checked against the
         group as OffsetCommit checks it; without one (generation -1) the commit is not tied
-        to a generation."""
+        to a generation. ``producer`` is (id, epoch); a batch refused as from an older epoch
+        than the offsets partition's raises :class:`BatchRefused` and changes nothing."""
         error = self._commit_verdict(
             group_id, member_id, group_instance_id, generation_id, offsets, api_version=None
         )
@@ -553,16 +554,27 @@ class GroupCoordinator:
         accepted, errors = self._within_metadata_limit(offsets)
         if group_id not in self.groups and group_id not in self.consumer_groups:
             self._new_group(group_id)
-        durable = self._write(self.txn_offsets.add(producer_id, group_id, accepted))
+        pending = PendingTxnOffsets.entries_for(producer[0], group_id, accepted)
+        durable = None
+        if self.offsets_log is not None and pending:
+            durable = self.offsets_log.append(pending, producer)
+        self.txn_offsets.add(producer[0], group_id, accepted)  # once written
         return ErrorCode.NONE, errors, durable
 
-    def end_txn_offsets(self, producer_id: int, commit: bool) -> Future[None] | None:
-        """The transaction of ``producer_id`` ended: its pending offsets become committed
-        (commit) or are dropped (abort). Returns the durability of the logged end."""
-        if not self.txn_offsets.by_producer.get(producer_id):
-            return None
-        # Logged first: if the write fails, the offsets stay pending for the retry.
-        durable = self._write([txn_end_entry(producer_id, commit)])
+    def end_txn_offsets(
+        self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool
+    ) -> Future[None] | None:
+        """The marker of ``producer_id``'s transaction for ``__consumer_offsets``: written
+        (whether or not the producer has pending offsets, as Kafka writes it), then its
+        pending offsets become committed (commit) or are dropped (abort). Returns the
+        marker's durability. A marker the partition refuses (an older producer or
+        coordinator epoch than its own for the producer) raises :class:`BatchRefused` and
+        changes nothing, as does any other failed write (StorageError)."""
+        durable = None
+        if self.offsets_log is not None:
+            durable = self.offsets_log.append_marker(
+                producer_id, producer_epoch, coordinator_epoch, commit
+            )
         ended = self.txn_offsets.end(producer_id)
         if commit:
             for (group_id, tp), committed in ended.items():

@@ -34,9 +34,11 @@ from typing import Any, Final
 
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
-from shoal.coordinator.keyed_log import keyed_records
+from shoal.coordinator.keyed_log import Marker, keyed_entries
+from shoal.coordinator.producer_state import Rejected
 from shoal.records import SimpleRecord, build_batch
-from shoal.storage import AppendInfo, LogConfig, PartitionLog
+from shoal.records.control import build_control_batch
+from shoal.storage import AppendInfo, LogConfig, PartitionLog, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,23 @@ class ReplayedState:
     pending: dict[int, dict[tuple[str, TopicPartitionKey], CommittedOffset]] = field(
         default_factory=dict
     )
+
+
+def _end_txn(state: ReplayedState, producer_id: int, commit: bool) -> None:
+    ended = state.pending.pop(producer_id, {})
+    if commit:
+        for (group_id, tp), committed in ended.items():
+            state.offsets.setdefault(group_id, {})[tp] = committed
+
+
+class BatchRefused(StorageError):
+    """The broker's append refused a batch of this log: a transaction's offsets or marker
+    from a producer epoch (or coordinator epoch) older than the partition's. Nothing was
+    written; ``refused.error_code`` is the answer Kafka gives."""
+
+    def __init__(self, refused: Rejected) -> None:
+        super().__init__(refused.message)
+        self.refused = refused
 
 
 def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
@@ -168,26 +187,60 @@ class OffsetsLog:
 
     # -- writing --------------------------------------------------------------------------
 
-    def append(self, entries: Iterable[Entry]) -> Future[None] | None:
+    def append(
+        self, entries: Iterable[Entry], producer: tuple[int, int] | None = None
+    ) -> Future[None] | None:
         """Append records (in batches); returns the future of their durability, or None if
         there was nothing to write. Raises :class:`shoal.storage.StorageError` if the write
-        fails, in which case nothing after the failed batch was written."""
+        fails, in which case nothing after the failed batch was written.
+
+        ``producer`` (id, epoch): records of that producer's transaction (TxnOffsetCommit's).
+        Their batches carry the id and epoch (and no sequence), as Kafka's group coordinator
+        writes them, so the partition's producer state knows the producer's epoch and checks
+        the transaction's marker against it (:meth:`append_marker`); a batch from an epoch
+        older than the partition's raises :class:`BatchRefused`."""
+        producer_id, producer_epoch = (-1, -1) if producer is None else producer
         records = [SimpleRecord(key, value) for key, value in entries]
         last = None
         now = self._clock.now_ms()
         for start in range(0, len(records), RECORDS_PER_BATCH_MAX):
             chunk = records[start : start + RECORDS_PER_BATCH_MAX]
-            info = self._write(build_batch(chunk, base_timestamp=now))
+            batch = build_batch(
+                chunk, base_timestamp=now, producer_id=producer_id, producer_epoch=producer_epoch
+            )
+            info = self._write(batch)
             last = info.last_offset
         if last is None:
             return None
         return self.plog.wait_durable(last)
 
+    def append_marker(
+        self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool
+    ) -> Future[None]:
+        """Append the COMMIT or ABORT marker of the producer's transaction (a control batch,
+        as Kafka writes it here); returns its durability. The broker's append checks it as
+        any partition's marker: :class:`BatchRefused` for an older producer epoch
+        (INVALID_PRODUCER_EPOCH) or coordinator epoch (TRANSACTION_COORDINATOR_FENCED), and
+        then nothing was written. Raises :class:`shoal.storage.StorageError` otherwise."""
+        batch = build_control_batch(
+            producer_id,
+            producer_epoch,
+            commit=commit,
+            coordinator_epoch=coordinator_epoch,
+            timestamp=self._clock.now_ms(),
+        )
+        info = self._write(batch)
+        return self.plog.wait_durable(info.last_offset)
+
     # -- replay ---------------------------------------------------------------------------
 
     def replay(self) -> ReplayedState:
         state = ReplayedState({}, {})
-        for key, value in keyed_records(self.plog):
+        for entry in keyed_entries(self.plog):
+            if isinstance(entry, Marker):
+                _end_txn(state, entry.producer_id, entry.commit)
+                continue
+            key, value = entry
             try:
                 self._apply(state, json.loads(key), None if value is None else json.loads(value))
             except (ValueError, KeyError, TypeError) as exc:
@@ -200,11 +253,8 @@ class OffsetsLog:
     def _apply(state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None) -> None:
         if key["k"] == "snapshot":
             return
-        if key["k"] == "txn-end" and value is not None:
-            ended = state.pending.pop(int(key["pid"]), {})
-            if bool(value["commit"]):
-                for (group_id, tp), committed in ended.items():
-                    state.offsets.setdefault(group_id, {})[tp] = committed
+        if key["k"] == "txn-end" and value is not None:  # written by shoal before markers
+            _end_txn(state, int(key["pid"]), bool(value["commit"]))
             return
         group = str(key["group"])
         if key["k"] == "txn-offset" and value is not None:

@@ -27,7 +27,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def _txn_commit(coordinator: GroupCoordinator, pid: int, offset: int) -> None:
     error, errors, durable = coordinator.txn_commit_offsets(
-        "g", pid, "", None, -1, {TP: CommittedOffset(offset, -1, "", 1000)}
+        "g", (pid, 0), "", None, -1, {TP: CommittedOffset(offset, -1, "", 1000)}
     )
     assert error is ErrorCode.NONE and not errors and durable is not None
     durable.result(timeout=10)
@@ -46,7 +46,7 @@ def test_pending_offsets_survive_a_restart_and_end_with_their_transaction(store:
 
     coordinator = _restart(store)
     assert coordinator.txn_offsets.is_pending("g", TP)
-    ended = coordinator.end_txn_offsets(7, commit=True)
+    ended = coordinator.end_txn_offsets(7, 0, 0, commit=True)
     assert ended is not None
     ended.result(timeout=10)
     assert coordinator.fetch_offsets("g", [TP])[TP] == CommittedOffset(10, -1, "", 1000)
@@ -54,7 +54,7 @@ def test_pending_offsets_survive_a_restart_and_end_with_their_transaction(store:
     coordinator = _restart(store)
     assert coordinator.fetch_offsets("g", [TP])[TP] == CommittedOffset(10, -1, "", 1000)
     assert coordinator.txn_offsets.is_pending("g", TP)  # producer 8's, still open
-    aborted = coordinator.end_txn_offsets(8, commit=False)
+    aborted = coordinator.end_txn_offsets(8, 0, 0, commit=False)
     assert aborted is not None
     aborted.result(timeout=10)
     assert not coordinator.txn_offsets.is_pending("g", TP)
@@ -62,8 +62,9 @@ def test_pending_offsets_survive_a_restart_and_end_with_their_transaction(store:
     coordinator = _restart(store)
     assert coordinator.fetch_offsets("g", [TP])[TP] == CommittedOffset(10, -1, "", 1000)
     assert not coordinator.txn_offsets.is_pending("g", TP)
-    # Ending a transaction that committed no offsets writes nothing.
-    assert coordinator.end_txn_offsets(9, commit=True) is None
+    # A transaction that committed no offsets gets its marker all the same, as in Kafka.
+    assert coordinator.end_txn_offsets(9, 0, 0, commit=True) is not None
+    assert not coordinator.txn_offsets.is_pending("g", TP)
 
 
 def test_a_snapshot_of_the_offsets_log_keeps_pending_offsets(store: Store) -> None:
