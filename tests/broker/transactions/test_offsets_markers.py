@@ -99,9 +99,9 @@ def test_a_stale_abort_leaves_the_live_transactions_offsets(client: WireClient) 
     assert txn.epoch >= 1
     assert txn.commit_offset(5) == ErrorCode.NONE
     # The fenced instance's epoch: refused, nothing dropped.
-    assert txn.operator_abort(txn.epoch - 1, 0) == ErrorCode.INVALID_PRODUCER_EPOCH
+    stale = txn.operator_abort(txn.epoch - 1, 0)
     assert txn.end(commit=True) == ErrorCode.NONE
-    assert committed(client) == 5
+    assert (stale, committed(client)) == (ErrorCode.INVALID_PRODUCER_EPOCH, 5)
 
 
 def test_a_current_abort_drops_the_offsets_and_an_older_coordinator_is_fenced(
@@ -120,3 +120,23 @@ def test_a_current_abort_drops_the_offsets_and_an_older_coordinator_is_fenced(
     assert txn.operator_abort(txn.epoch, 3) == ErrorCode.NONE
     assert txn.operator_abort(txn.epoch, 2) == ErrorCode.TRANSACTION_COORDINATOR_FENCED
     assert committed(client) == 5
+
+
+def test_the_offsets_partition_knows_the_epoch_after_a_restart(tmp_path: Path) -> None:
+    """The epoch comes from the TxnOffsetCommit batch in the log (replayed at start)."""
+    data = str(tmp_path / "data")
+    with EmbeddedBroker(data, num_partitions=1) as broker:
+        with WireClient(broker.bootstrap_servers) as wire:
+            wire.metadata(["t"], auto_create=True)
+            txn = Txn(wire, "restarted")
+            txn.pid, txn.epoch = txn.init()
+            assert txn.commit_offset(5) == ErrorCode.NONE
+    # Without the producer-state snapshot (if one was written), the state comes from the log.
+    (tmp_path / "data" / f"{OFFSETS_TOPIC}-0" / "producer-state").unlink(missing_ok=True)
+    assert (tmp_path / "data" / f"{OFFSETS_TOPIC}-0").is_dir()
+    with EmbeddedBroker(data, num_partitions=1) as broker:
+        with WireClient(broker.bootstrap_servers) as wire:
+            txn.client = wire
+            stale = txn.operator_abort(txn.epoch - 1, 0)
+            assert txn.end(commit=True) == ErrorCode.NONE
+            assert (stale, committed(wire)) == (ErrorCode.INVALID_PRODUCER_EPOCH, 5)
