@@ -10,7 +10,8 @@ import pytest
 
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_coordinator import GroupCoordinator
-from shoal.coordinator.offsets_log import CommittedOffset
+from shoal.coordinator.offsets_log import CommittedOffset, offset_value
+from shoal.coordinator.txn_offsets import txn_offset_key
 from shoal.protocol.errors import ErrorCode
 from shoal.testing.clock import FakeClock
 from tests.coordinator.groups.test_offsets_log import Store
@@ -78,3 +79,39 @@ def test_a_snapshot_of_the_offsets_log_keeps_pending_offsets(store: Store) -> No
     coordinator.offsets_log.finish_snapshot(first)
     coordinator = _restart(store)
     assert coordinator.txn_offsets.is_pending("g", TP)
+
+
+def test_a_log_from_older_shoal_ends_transactions_with_its_txn_end_records(store: Store) -> None:
+    # Before markers, shoal ended a transaction's offsets with a JSON record of its own.
+    offsets_log = store.open()
+    durable = offsets_log.append(
+        [
+            (txn_offset_key(7, "g", *TP), offset_value(CommittedOffset(10, -1, "", 1000))),
+            (txn_offset_key(8, "g", *TP), offset_value(CommittedOffset(99, -1, "", 1000))),
+            (b'{"k":"txn-end","pid":7}', b'{"commit":true}'),
+            (b'{"k":"txn-end","pid":8}', b'{"commit":false}'),
+        ]
+    )
+    assert durable is not None
+    durable.result(timeout=10)
+    coordinator = _restart(store)
+    assert coordinator.fetch_offsets("g", [TP])[TP] == CommittedOffset(10, -1, "", 1000)
+    assert not coordinator.txn_offsets.is_pending("g", TP)
+
+
+def test_pending_offsets_carry_the_producer_and_the_end_is_a_marker(store: Store) -> None:
+    coordinator = _restart(store)
+    error, _, durable = coordinator.txn_commit_offsets(
+        "g", (7, 3), "", None, -1, {TP: CommittedOffset(10, -1, "", 1000)}
+    )
+    assert error is ErrorCode.NONE and durable is not None
+    ended = coordinator.end_txn_offsets(7, 3, 2, commit=True)
+    assert ended is not None
+    ended.result(timeout=10)
+    assert coordinator.offsets_log is not None
+    headers = list(coordinator.offsets_log.plog.headers_from(0))
+    assert [(h.producer_id, h.producer_epoch, h.base_sequence) for h in headers] == [
+        (7, 3, -1),
+        (7, 3, -1),
+    ]
+    assert [h.is_control for h in headers] == [False, True]
