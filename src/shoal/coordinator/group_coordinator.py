@@ -132,6 +132,7 @@ class GroupCoordinator:
         state = offsets_log.replay()
         self.offsets = state.offsets
         self.txn_offsets.by_producer = state.pending
+        self.txn_offsets.epochs = state.pending_epochs
         for group_id, record in state.groups.items():
             group = self._new_group(group_id)
             group.protocol_type = record.protocol_type
@@ -558,7 +559,7 @@ class GroupCoordinator:
         durable = None
         if self.offsets_log is not None and pending:
             durable = self.offsets_log.append(pending, producer)
-        self.txn_offsets.add(producer[0], group_id, accepted)  # once written
+        self.txn_offsets.add(producer, group_id, accepted)  # once written
         return ErrorCode.NONE, errors, durable
 
     def end_txn_offsets(
@@ -720,7 +721,6 @@ class GroupCoordinator:
             entries.extend(
                 (offset_key(group_id, t, p), offset_value(c)) for (t, p), c in committed.items()
             )
-        entries.extend(self.txn_offsets.entries())
         return entries
 
     def maybe_snapshot(self) -> PendingSnapshot | None:
@@ -728,7 +728,9 @@ class GroupCoordinator:
         its durability and then calls ``offsets_log.finish_snapshot(first_offset)``."""
         if self.offsets_log is None or not self.offsets_log.snapshot_due():
             return None
-        written = self.offsets_log.write_snapshot(self.snapshot_entries())
+        written = self.offsets_log.write_snapshot(
+            self.snapshot_entries(), self.txn_offsets.entries()
+        )
         if written is None:
             return None
         return PendingSnapshot(*written)

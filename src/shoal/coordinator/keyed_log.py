@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from shoal.records import decode_batch, split_batches
 from shoal.records.control import transaction_marker
@@ -27,17 +27,26 @@ class Marker:
     commit: bool
 
 
+class KeyedRecord(NamedTuple):
+    key: bytes
+    value: bytes | None
+    producer_epoch: int
+    """The epoch in the record's batch header: a transaction's records carry their producer's
+    (-1 for the others)."""
+
+
 def keyed_records(plog: PartitionLog) -> Iterator[tuple[bytes, bytes | None]]:
     """``(key, value)`` of every keyed record from the log start to its end (a tombstone's value
     is None); records before the log start, in a batch that straddles it, are skipped, and so
     are transaction markers."""
     for entry in keyed_entries(plog):
         if not isinstance(entry, Marker):
-            yield entry
+            yield entry.key, entry.value
 
 
-def keyed_entries(plog: PartitionLog) -> Iterator[tuple[bytes, bytes | None] | Marker]:
-    """As :func:`keyed_records`, with the transaction markers in their place in the log."""
+def keyed_entries(plog: PartitionLog) -> Iterator[KeyedRecord | Marker]:
+    """As :func:`keyed_records`, with the batches' producer epochs and the transaction
+    markers in their place in the log."""
     offset = plog.log_start_offset
     end = plog.log_end_offset
     while offset < end:
@@ -54,5 +63,5 @@ def keyed_entries(plog: PartitionLog) -> Iterator[tuple[bytes, bytes | None] | M
                 continue
             for record in batch.records:
                 if record.offset >= offset and record.key is not None:
-                    yield record.key, record.value
+                    yield KeyedRecord(record.key, record.value, batch.header.producer_epoch)
         offset = result.next_offset

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -76,9 +76,12 @@ class ReplayedState:
     pending: dict[int, dict[tuple[str, TopicPartitionKey], CommittedOffset]] = field(
         default_factory=dict
     )
+    pending_epochs: dict[int, int] = field(default_factory=dict)
+    """Producer id -> the epoch of its pending offsets' batches (-1 in logs of older shoal)."""
 
 
 def _end_txn(state: ReplayedState, producer_id: int, commit: bool) -> None:
+    state.pending_epochs.pop(producer_id, None)
     ended = state.pending.pop(producer_id, {})
     if commit:
         for (group_id, tp), committed in ended.items():
@@ -240,9 +243,10 @@ class OffsetsLog:
             if isinstance(entry, Marker):
                 _end_txn(state, entry.producer_id, entry.commit)
                 continue
-            key, value = entry
+            key, value, epoch = entry
             try:
-                self._apply(state, json.loads(key), None if value is None else json.loads(value))
+                decoded = None if value is None else json.loads(value)
+                self._apply(state, json.loads(key), decoded, epoch)
             except (ValueError, KeyError, TypeError) as exc:
                 # Written by shoal itself, so this is damage or a future format; skip the record
                 # rather than refuse to start, and say so.
@@ -250,7 +254,9 @@ class OffsetsLog:
         return state
 
     @staticmethod
-    def _apply(state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+    def _apply(
+        state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None, epoch: int
+    ) -> None:
         if key["k"] == "snapshot":
             return
         if key["k"] == "txn-end" and value is not None:  # written by shoal before markers
@@ -260,6 +266,7 @@ class OffsetsLog:
         if key["k"] == "txn-offset" and value is not None:
             tp = (str(key["topic"]), int(key["partition"]))
             state.pending.setdefault(int(key["pid"]), {})[(group, tp)] = _committed(value)
+            state.pending_epochs[int(key["pid"])] = epoch
             return
         if key["k"] == "offset":
             tp = (str(key["topic"]), int(key["partition"]))
@@ -296,14 +303,21 @@ class OffsetsLog:
         threshold = max(self._config.offsets_snapshot_bytes, 2 * self._snapshot_bytes)
         return self.plog.size_bytes > threshold
 
-    def write_snapshot(self, entries: list[Entry]) -> tuple[Future[None], int] | None:
+    def write_snapshot(
+        self, entries: list[Entry], pending: Mapping[tuple[int, int], list[Entry]] | None = None
+    ) -> tuple[Future[None], int] | None:
         """Append the whole state; returns (durability, first offset of the snapshot).
+        ``pending``: the open transactions' offsets by (producer id, epoch), written in
+        batches that carry them, as when they were committed (:meth:`append`).
 
         Call :meth:`finish_snapshot` with that offset once the future is done.
         """
         first = self.plog.log_end_offset
         before = self.plog.size_bytes
         durable = self.append(entries)
+        for producer, producer_entries in (pending or {}).items():
+            written = self.append(producer_entries, producer if producer[1] >= 0 else None)
+            durable = durable if written is None else written
         if durable is None:
             # Nothing to keep: an empty snapshot is a marker record, so the deletion below has
             # an offset to cut at.

@@ -11,7 +11,8 @@ TxnOffsetCommit and the end of the transaction:
 
 - pending offset: key ``{"k": "txn-offset", "pid", "group", "topic", "partition"}``, value as
   an ordinary offset commit's, in a batch that carries the producer id and epoch (no
-  sequence), as Kafka's group coordinator writes a transaction's offsets;
+  sequence), as Kafka's group coordinator writes a transaction's offsets (a snapshot of the
+  offsets log writes them again so);
 - end of a transaction: the COMMIT/ABORT marker (a control batch), as Kafka writes it. The
   broker's append checks it like any partition's marker, so a marker from an older producer
   epoch than the transaction's offsets (INVALID_PRODUCER_EPOCH) or an older coordinator epoch
@@ -55,11 +56,20 @@ class PendingTxnOffsets:
 
     def __init__(self) -> None:
         self.by_producer: dict[int, dict[GroupPartition, CommittedOffset]] = {}
+        self.epochs: dict[int, int] = {}
+        """Producer id -> the epoch its offsets were written with (-1: unknown, a log of
+        older shoal)."""
 
     def add(
-        self, producer_id: int, group: str, offsets: dict[TopicPartitionKey, CommittedOffset]
+        self,
+        producer: tuple[int, int],
+        group: str,
+        offsets: dict[TopicPartitionKey, CommittedOffset],
     ) -> None:
-        """Remember the offsets (once their records, :meth:`entries_for`, are written)."""
+        """Remember the offsets of ``producer`` (id, epoch) once their records
+        (:meth:`entries_for`) are written."""
+        producer_id, epoch = producer
+        self.epochs[producer_id] = max(epoch, self.epochs.get(producer_id, -1))
         pending = self.by_producer.setdefault(producer_id, {})
         for tp, committed in offsets.items():
             pending[(group, tp)] = committed
@@ -76,15 +86,19 @@ class PendingTxnOffsets:
 
     def end(self, producer_id: int) -> dict[GroupPartition, CommittedOffset]:
         """The transaction ended: its offsets, to apply (commit) or forget (abort)."""
+        self.epochs.pop(producer_id, None)
         return self.by_producer.pop(producer_id, {})
 
     def is_pending(self, group: str, tp: TopicPartitionKey) -> bool:
         return any((group, tp) in pending for pending in self.by_producer.values())
 
-    def entries(self) -> list[Entry]:
-        """Every pending offset as log records (for a snapshot of the offsets log)."""
-        return [
-            (txn_offset_key(pid, group, topic, partition), offset_value(committed))
+    def entries(self) -> dict[tuple[int, int], list[Entry]]:
+        """Every pending offset as log records by (producer id, epoch), for a snapshot of the
+        offsets log."""
+        return {
+            (pid, self.epochs.get(pid, -1)): [
+                (txn_offset_key(pid, group, topic, partition), offset_value(committed))
+                for (group, (topic, partition)), committed in pending.items()
+            ]
             for pid, pending in self.by_producer.items()
-            for (group, (topic, partition)), committed in pending.items()
-        ]
+        }

@@ -115,3 +115,24 @@ def test_pending_offsets_carry_the_producer_and_the_end_is_a_marker(store: Store
         (7, 3, -1),
     ]
     assert [h.is_control for h in headers] == [False, True]
+
+
+def test_a_snapshot_writes_pending_offsets_with_their_producer(store: Store) -> None:
+    # So that the offsets partition still knows the producer's epoch from its log once the
+    # records before the snapshot are deleted (a stale marker is refused against it).
+    coordinator = _restart(store)
+    error, _, durable = coordinator.txn_commit_offsets(
+        "g", (7, 3), "", None, -1, {TP: CommittedOffset(10, -1, "", 1000)}
+    )
+    assert error is ErrorCode.NONE and durable is not None
+    pending = coordinator.maybe_snapshot()
+    assert pending is not None
+    pending.durable.result(timeout=10)
+    assert coordinator.offsets_log is not None
+    coordinator.offsets_log.finish_snapshot(pending.first_offset)
+    plog = coordinator.offsets_log.plog
+    headers = list(plog.headers_from(plog.log_start_offset))
+    assert [(h.producer_id, h.producer_epoch) for h in headers if h.has_producer_id] == [(7, 3)]
+    coordinator = _restart(store)
+    assert coordinator.txn_offsets.epochs == {7: 3}
+    assert coordinator.txn_offsets.is_pending("g", TP)
