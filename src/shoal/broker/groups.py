@@ -48,6 +48,7 @@ from shoal.coordinator.group_coordinator import (
 )
 from shoal.coordinator.group_state import GroupState
 from shoal.coordinator.offsets_log import (
+    EPOCH_REFUSALS,
     OFFSETS_TOPIC,
     BatchRefused,
     CommittedOffset,
@@ -101,10 +102,14 @@ class GroupService:
         def write(batch: bytes) -> AppendInfo:
             # Through the broker's append: a Fetch parked on __consumer_offsets wakes too.
             result = append(OFFSETS_TOPIC, 0, plog, batch, read_header(batch))
-            if isinstance(result, Rejected):  # a transaction's, from an older epoch
-                raise BatchRefused(result)
-            if isinstance(result, Duplicate):  # pragma: no cover - these batches have no pid
-                raise StorageError(f"{OFFSETS_TOPIC}: a batch without producer id was a retry")
+            if isinstance(result, Rejected):
+                if result.error_code in EPOCH_REFUSALS:  # a transaction's, from an older epoch
+                    raise BatchRefused(result)
+                # Anything else (the producer state could not be loaded) is a storage
+                # failure: the caller's retriable answer, not this code as such.
+                raise StorageError(result.message)
+            if isinstance(result, Duplicate):  # pragma: no cover - these batches have no sequence
+                raise StorageError(f"{OFFSETS_TOPIC}: a batch without sequence was a retry")
             return result
 
         self._offsets_log = OffsetsLog(plog, config, clock, write)

@@ -36,6 +36,7 @@ from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.keyed_log import Marker, keyed_entries
 from shoal.coordinator.producer_state import Rejected
+from shoal.protocol.errors import ErrorCode
 from shoal.records import SimpleRecord, build_batch
 from shoal.records.control import build_control_batch
 from shoal.storage import AppendInfo, LogConfig, PartitionLog, StorageError
@@ -88,10 +89,22 @@ def _end_txn(state: ReplayedState, producer_id: int, commit: bool) -> None:
             state.offsets.setdefault(group_id, {})[tp] = committed
 
 
+EPOCH_REFUSALS: Final = frozenset(
+    {
+        ErrorCode.INVALID_PRODUCER_EPOCH,
+        ErrorCode.PRODUCER_FENCED,
+        ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+    }
+)
+"""The broker's refusals of a batch of this log that are :class:`BatchRefused` (answered as
+such); any other refusal (a storage failure) is a plain :class:`StorageError`."""
+
+
 class BatchRefused(StorageError):
     """The broker's append refused a batch of this log: a transaction's offsets or marker
-    from a producer epoch (or coordinator epoch) older than the partition's. Nothing was
-    written; ``refused.error_code`` is the answer Kafka gives."""
+    from a producer epoch (or coordinator epoch) older than the partition's
+    (:data:`EPOCH_REFUSALS`). Nothing was written; ``refused.error_code`` is the answer Kafka
+    gives."""
 
     def __init__(self, refused: Rejected) -> None:
         super().__init__(refused.message)

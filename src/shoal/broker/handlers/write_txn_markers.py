@@ -17,6 +17,10 @@ nothing and moves no reader). A written marker is answered once it is fsynced. F
 ``__consumer_offsets`` the marker, checked the same way (the partition knows the producer's
 epoch from its TxnOffsetCommit batches, :mod:`shoal.coordinator.txn_offsets`), makes the
 producer's pending offset commits committed or drops them; a refused one leaves them pending.
+A storage failure (on any partition, ``__consumer_offsets`` included, e.g. its producer state
+could not be loaded) answers KAFKA_STORAGE_ERROR for that partition and writes nothing, as
+Kafka's does (its group coordinator's completeTransaction passes the partition writer's
+KafkaStorageException through), which Kafka's transaction coordinator retries.
 
 A marker whose coordinator epoch is below the last one the partition saw for the producer is
 from a zombie coordinator: TRANSACTION_COORDINATOR_FENCED, nothing written (the producer epoch
