@@ -63,6 +63,7 @@ from shoal.coordinator.mixed_group import (
     parse_policy,
 )
 from shoal.coordinator.offsets_log import (
+    RECORDS_PER_BATCH_MAX,
     CommittedOffset,
     Entry,
     GroupRecord,
@@ -546,7 +547,8 @@ class GroupCoordinator:
         :mod:`shoal.coordinator.txn_offsets`). A member id (KIP-447) is checked against the
         group as OffsetCommit checks it; without one (generation -1) the commit is not tied
         to a generation. ``producer`` is (id, epoch); a batch refused as from an older epoch
-        than the offsets partition's raises :class:`BatchRefused` and changes nothing."""
+        than the offsets partition's raises :class:`BatchRefused` and changes nothing. A
+        failed write raises StorageError; the batches written before it stay pending."""
         error = self._commit_verdict(
             group_id, member_id, group_instance_id, generation_id, offsets, api_version=None
         )
@@ -555,11 +557,19 @@ class GroupCoordinator:
         accepted, errors = self._within_metadata_limit(offsets)
         if group_id not in self.groups and group_id not in self.consumer_groups:
             self._new_group(group_id)
-        pending = PendingTxnOffsets.entries_for(producer[0], group_id, accepted)
+        # One batch at a time, each remembered once written: a write that fails part-way
+        # (StorageError) leaves in memory exactly the batches in the log, which is what a
+        # restart replays; the client's retry writes them all again.
         durable = None
-        if self.offsets_log is not None and pending:
-            durable = self.offsets_log.append(pending, producer)
-        self.txn_offsets.add(producer, group_id, accepted)  # once written
+        items = list(accepted.items())
+        for start in range(0, len(items), RECORDS_PER_BATCH_MAX):
+            chunk = dict(items[start : start + RECORDS_PER_BATCH_MAX])
+            if self.offsets_log is not None:
+                written = self.offsets_log.append(
+                    PendingTxnOffsets.entries_for(producer[0], group_id, chunk), producer
+                )
+                durable = durable if written is None else written
+            self.txn_offsets.add(producer, group_id, chunk)
         return ErrorCode.NONE, errors, durable
 
     def end_txn_offsets(

@@ -10,9 +10,10 @@ import pytest
 
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_coordinator import GroupCoordinator
-from shoal.coordinator.offsets_log import CommittedOffset, offset_value
+from shoal.coordinator.offsets_log import RECORDS_PER_BATCH_MAX, CommittedOffset, offset_value
 from shoal.coordinator.txn_offsets import txn_offset_key
 from shoal.protocol.errors import ErrorCode
+from shoal.storage import AppendInfo, StorageError
 from shoal.testing.clock import FakeClock
 from tests.coordinator.groups.test_offsets_log import Store
 
@@ -136,3 +137,28 @@ def test_a_snapshot_writes_pending_offsets_with_their_producer(store: Store) -> 
     coordinator = _restart(store)
     assert coordinator.txn_offsets.epochs == {7: 3}
     assert coordinator.txn_offsets.is_pending("g", TP)
+
+
+def test_a_commit_failing_part_way_keeps_in_memory_what_the_log_has(store: Store) -> None:
+    """A TxnOffsetCommit of more than one batch whose second write fails: the live broker
+    holds pending exactly what a restart replays (the first batch), not more nor less."""
+    offsets_log = store.open()
+    coordinator = GroupCoordinator(FakeClock(), store.config, offsets_log)
+    write = offsets_log._write  # the log's append, with a refusal planted on the second batch
+    writes: list[bytes] = []
+
+    def failing_second(batch: bytes) -> AppendInfo:
+        writes.append(batch)
+        if len(writes) == 2:
+            raise StorageError("planted: the second batch's write failed")
+        return write(batch)
+
+    offsets_log._write = failing_second
+    offsets = {("t", p): CommittedOffset(p, -1, "", 1000) for p in range(RECORDS_PER_BATCH_MAX + 1)}
+    with pytest.raises(StorageError):
+        coordinator.txn_commit_offsets("g", (7, 0), "", None, -1, offsets)
+    live = {tp for tp in offsets if coordinator.txn_offsets.is_pending("g", tp)}
+    restarted = _restart(store)
+    replayed = {tp for tp in offsets if restarted.txn_offsets.is_pending("g", tp)}
+    assert len(writes) == 2
+    assert live == replayed == set(list(offsets)[:RECORDS_PER_BATCH_MAX])
