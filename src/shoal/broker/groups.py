@@ -108,7 +108,7 @@ class GroupService:
                 # Anything else (the producer state could not be loaded) is a storage
                 # failure: the caller's retriable answer, not this code as such.
                 raise StorageError(result.message)
-            if isinstance(result, Duplicate):  # pragma: no cover - these batches have no sequence
+            if isinstance(result, Duplicate):  # pragma: no cover - no batch here has a sequence
                 raise StorageError(f"{OFFSETS_TOPIC}: a batch without sequence was a retry")
             return result
 

@@ -211,10 +211,11 @@ class OffsetsLog:
         fails, in which case nothing after the failed batch was written.
 
         ``producer`` (id, epoch): records of that producer's transaction (TxnOffsetCommit's).
-        Their batches carry the id and epoch (and no sequence), as Kafka's group coordinator
-        writes them, so the partition's producer state knows the producer's epoch and checks
-        the transaction's marker against it (:meth:`append_marker`); a batch from an epoch
-        older than the partition's raises :class:`BatchRefused`."""
+        Their batches carry the id and epoch, so the partition's producer state knows the
+        producer's epoch and checks the transaction's marker against it
+        (:meth:`append_marker`); a batch from an epoch older than the partition's raises
+        :class:`BatchRefused`. They have no sequence and no transactional flag, unlike
+        Kafka's (base sequence 0, transactional: :mod:`shoal.coordinator.txn_offsets`)."""
         producer_id, producer_epoch = (-1, -1) if producer is None else producer
         records = [SimpleRecord(key, value) for key, value in entries]
         last = None

@@ -252,7 +252,8 @@ class PartitionProducers:
     ) -> Rejected | None:
         """The producer-epoch check alone (Kafka's ProducerAppendInfo.checkProducerEpoch): for
         a marker, and for a batch the broker's group coordinator writes for a transaction
-        (a TxnOffsetCommit's, which has no sequence: Kafka's append origin COORDINATOR).
+        (a TxnOffsetCommit's, which shoal writes without sequence; Kafka's have one, left
+        unchecked for their append origin COORDINATOR).
         None when the epoch is not older than the partition's for the producer."""
         entry = self._entries.get(producer_id)
         if entry is None or epoch >= entry.epoch:

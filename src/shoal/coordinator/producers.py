@@ -184,8 +184,9 @@ class Producers:
         if header.base_sequence < 0:
             # Only the broker writes a batch with a producer id and no sequence (clients'
             # are refused by the records layer): its group coordinator's record of a
-            # TxnOffsetCommit in __consumer_offsets, checked as Kafka checks the batches of
-            # its coordinators (append origin COORDINATOR): the producer epoch only.
+            # TxnOffsetCommit in __consumer_offsets (Kafka's carry base sequence 0), checked
+            # as Kafka checks its coordinators' batches (append origin COORDINATOR): the
+            # producer epoch only.
             refused = state.check_epoch(header.producer_id, header.producer_epoch)
             return APPEND if refused is None else refused
         return state.check(
