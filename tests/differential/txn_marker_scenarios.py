@@ -11,11 +11,21 @@ from typing import Any
 
 import confluent_kafka as ck
 
-from tests.differential.scenarios import TIMEOUT_S, Result, create_topic, unique
+from shoal.protocol import ErrorCode
+from tests.differential.scenarios import (
+    TIMEOUT_S,
+    Result,
+    create_topic,
+    partition_count,
+    unique,
+)
+from tests.differential.test_java_txn_v2 import state_partition
 from tests.differential.txn_scenarios import read_to_end
+from tests.differential.txn_v2_scenarios import _committed, _Producer, _until_settled
 from tests.server.wire import WireClient
 
 WRITE_TXN_MARKERS = 27
+OFFSETS_TOPIC = "__consumer_offsets"
 DESCRIBE_PRODUCERS = 61
 WAIT_S_MAX = 30.0
 """How long a scenario waits for a partition's leader or a coordinator's marker."""
@@ -205,8 +215,74 @@ def own_marker_fenced(bootstrap: str) -> Result:
     return out
 
 
+def _offsets_marker(
+    client: WireClient, partition: int, producer_id: int, epoch: int, coordinator_epoch: int
+) -> str:
+    marker = {
+        "producer_id": producer_id,
+        "producer_epoch": epoch,
+        "transaction_result": False,
+        "topics": [{"name": OFFSETS_TOPIC, "partition_indexes": [partition]}],
+        "coordinator_epoch": coordinator_epoch,
+    }
+    answer = client.request(WRITE_TXN_MARKERS, 1, {"markers": [marker]})
+    return ErrorCode(int(answer.markers[0].topics[0].partitions[0].error_code)).name
+
+
+def offsets_marker_epochs(bootstrap: str) -> Result:
+    """Markers on the group's ``__consumer_offsets`` partition are checked as on any
+    partition: an operator's ABORT from an older producer epoch than the transaction's offset
+    commit is refused and drops nothing (the offsets commit with the transaction); a current
+    one drops the pending offsets (the coordinator's own ABORT then ends the transaction); one
+    from an older coordinator epoch than the producer's last marker there is fenced (shown
+    with a producer id neither broker allocates, so no transaction is left stuck)."""
+    topic, group = create_topic(bootstrap), unique("offsets-marks")
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        find = {"key_type": 0, "coordinator_keys": [group]}
+        _until_settled(lambda: client.request(10, 4, find).coordinators[0])
+        partition = state_partition(group, partition_count(bootstrap, OFFSETS_TOPIC))
+        txn_id = unique("offsets-marks")
+        _Producer(client, txn_id)  # the first instance, fenced by the second
+        producer = _Producer(client, txn_id)
+        epoch = producer.epoch0
+
+        def commit_offset(offset: int) -> str:
+            ids = {"transactional_id": txn_id, "producer_id": producer.producer_id,
+                   "producer_epoch": epoch}  # fmt: skip
+            added = _until_settled(
+                lambda: client.request(25, 3, {**ids, "group_id": group})  # AddOffsetsToTxn
+            )
+            assert added.error_code == 0, ErrorCode(added.error_code).name
+
+            def send() -> Any:
+                return client.request(28, 3, {  # TxnOffsetCommit
+                    **ids, "group_id": group, "generation_id": -1, "member_id": "",
+                    "group_instance_id": None, "topics": [{"name": topic, "partitions": [{
+                        "partition_index": 0, "committed_offset": offset,
+                        "committed_leader_epoch": -1, "committed_metadata": ""}]}]},
+                ).topics[0].partitions[0]  # fmt: skip
+
+            return ErrorCode(_until_settled(send).error_code).name
+
+        pid = producer.producer_id
+        out["commit_5"] = commit_offset(5)
+        out["stale_abort"] = _offsets_marker(client, partition, pid, epoch - 1, 0)
+        out["end_commit"] = producer.end(0, True, version=3)
+        out["committed_after_commit"] = _committed(bootstrap, group, topic)
+        out["commit_9"] = commit_offset(9)
+        out["current_abort"] = _offsets_marker(client, partition, pid, epoch, 0)
+        out["committed_after_abort"] = _committed(bootstrap, group, topic)
+        out["end_abort"] = producer.end(0, False, version=3)
+        out["coordinator_epoch_3"] = _offsets_marker(client, partition, PRODUCER_ID, 5, 3)
+        out["coordinator_epoch_2"] = _offsets_marker(client, partition, PRODUCER_ID, 5, 2)
+        out["older_producer_epoch"] = _offsets_marker(client, partition, PRODUCER_ID, 4, 3)
+    return out
+
+
 TXN_MARKER_SCENARIOS = {
     "write_txn_markers": write_txn_markers,
     "marker_coordinator_epochs": marker_coordinator_epochs,
     "own_marker_fenced": own_marker_fenced,
+    "offsets_marker_epochs": offsets_marker_epochs,
 }

@@ -164,7 +164,10 @@ def test_a_record_found_by_time_in_a_batch_from_before_epochs_has_no_epoch(
 ) -> None:
     # Kafka answers ListOffsets by time (and -3, the max timestamp) with the epoch stamped in
     # the found record's batch, none (-1) when the batch has none (FileRecords.
-    # searchForTimestamp); the partition's history counts such records as epoch 0.
+    # searchForTimestamp). Earliest (-2) answers the first epoch of the history if it begins
+    # at or below the log start, else none (UnifiedLog.fetchOffsetByTimestamp); the history
+    # holds only stamped epochs, so the first begins after such records: none. Latest
+    # answers the current epoch.
     with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
         client.metadata([TOPIC])
         _produce(client, 2)  # offsets 0-1
@@ -175,3 +178,7 @@ def test_a_record_found_by_time_in_a_batch_from_before_epochs_has_no_epoch(
     with _broker(tmp_path) as broker, WireClient(broker.bootstrap_servers) as client:
         assert _latest(client, 0) == (0, -1)
         assert _latest(client, -3) == (0, -1)
+        assert _latest(client, -2) == (0, -1)
+        current = _epochs(client)[TOPIC]
+        assert _latest(client, -1) == (2, current)
+        assert _end_offset(client, current) == (0, current, 2)

@@ -115,8 +115,14 @@ def commit_aborted_txn_offsets() -> Iterator[None]:
     """An aborted transaction's offsets are committed anyway (its marker read as COMMIT)."""
     original = GroupCoordinator.end_txn_offsets
 
-    def end_txn_offsets(self: GroupCoordinator, producer_id: int, commit: bool) -> Any:
-        return original(self, producer_id, True)
+    def end_txn_offsets(
+        self: GroupCoordinator,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        commit: bool,
+    ) -> Any:
+        return original(self, producer_id, producer_epoch, coordinator_epoch, True)
 
     GroupCoordinator.end_txn_offsets = end_txn_offsets  # type: ignore[method-assign]
     try:

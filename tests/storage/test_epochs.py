@@ -147,7 +147,9 @@ def test_the_first_start_after_a_runtime_create_reads_only_the_last_headers(
     assert 0 < walked < batches // 4
 
 
-def test_a_directory_from_before_epochs_starts_at_epoch_0(tmp_path: Path) -> None:
+def test_a_directory_from_before_epochs_has_no_epoch_for_its_records(tmp_path: Path) -> None:
+    # As Kafka's history, which holds only epochs stamped in batches: the first epoch begins
+    # at the log end, so the old records have none (ListOffsets earliest answers -1).
     path, clock = str(tmp_path), FakeClock()
     with _open(path, clock) as manager:
         manager.create("t", 0).append(make_batch(4))
@@ -159,15 +161,17 @@ def test_a_directory_from_before_epochs_starts_at_epoch_0(tmp_path: Path) -> Non
     # (A partition created at runtime saves no file until its next start: none to remove.)
     assert not (tmp_path / "t-0" / EPOCH_FILE).exists()
     with _open(path, clock) as manager:
-        assert _log(manager).epoch_entries() == [(0, 0), (1, 4)]
+        plog = _log(manager)
+        assert plog.epoch_entries() == [(1, 4)]
+        assert plog.first_epoch() == -1 and plog.epoch_of_offset(3) == -1
 
 
 def test_a_record_found_by_time_has_its_batchs_epoch_none_before_epochs(
     tmp_path: Path,
 ) -> None:
     """Kafka answers ListOffsets by time with the epoch stamped in the found record's batch
-    (FileRecords.searchForTimestamp: none for -1), not the history's, which counts the
-    records of a directory from before epochs as epoch 0."""
+    (FileRecords.searchForTimestamp: none for -1), which is also the history's: no epoch
+    covers the records of a directory from before epochs."""
     path, clock = str(tmp_path), FakeClock()
     old = build_batch([SimpleRecord(value=b"old", timestamp=1_000)], base_timestamp=1_000)
     with _open(path, clock) as manager:
@@ -181,7 +185,7 @@ def test_a_record_found_by_time_has_its_batchs_epoch_none_before_epochs(
         assert plog.max_timestamp() == (0, 1_000, -1)
         new = build_batch([SimpleRecord(value=b"new", timestamp=2_000)], base_timestamp=2_000)
         plog.append(new)
-        assert plog.epoch_of_offset(0) == 0  # the history's view of the old record
+        assert plog.epoch_of_offset(0) == -1  # the history's view of the old record
         assert plog.offset_for_timestamp(500) == (0, 1_000, -1)
         assert plog.offset_for_timestamp(1_500) == (1, 2_000, 1)
         assert plog.max_timestamp() == (1, 2_000, 1)

@@ -15,9 +15,10 @@ cannot leave, so it supports exactly its finalized level:
   reports it: 4.x clients then end each transaction with EndTxn v5 (an epoch bump per
   transaction) and let Produce v12+ and TxnOffsetCommit v5+ add partitions implicitly; older
   clients (librdkafka) keep the classic protocol, which the same coordinator serves. The
-  ``transaction_version`` setting lowers it (as ``kafka-features downgrade`` would on Kafka):
-  at 1 (supported 0-1) or 0 (left out) 4.x clients keep the classic protocol too, and Produce
-  v12+ and TxnOffsetCommit v5+ add no partition.
+  ``transaction_version`` setting lowers the finalized level (as ``kafka-features downgrade``
+  would on Kafka, whose supported range stays 0-2): at 1, or 0 (then not finalized: left out
+  of the finalized features, as Kafka leaves out a level 0), 4.x clients keep the classic
+  protocol too, and Produce v12+ and TxnOffsetCommit v5+ add no partition.
 
 Features shoal does not have are left out, which clients read as level 0: ``share.version``
 (when share groups are not served, share_version 0),
@@ -58,13 +59,20 @@ TRANSACTION_VERSION_LEVELS: Final = range(TRANSACTION_VERSION_LEVEL + 1)
 class Feature:
     name: str
     level: int
-    """The finalized level, which is also the highest supported one."""
+    """The finalized level; 0 means not finalized, and ApiVersions leaves it out of the
+    finalized features, as Kafka does (a feature set to 0 is removed from its metadata)."""
     min_supported: int | None = None
     """The lowest supported level when it is below ``level`` (None: only ``level``)."""
+    max_supported: int | None = None
+    """The highest supported level when it is above ``level`` (None: ``level``)."""
 
     @property
     def min_level(self) -> int:
         return self.level if self.min_supported is None else self.min_supported
+
+    @property
+    def max_level(self) -> int:
+        return self.level if self.max_supported is None else self.max_supported
 
 
 def broker_features(
@@ -76,8 +84,16 @@ def broker_features(
         features.append(Feature(GROUP_VERSION, 1))
     if ApiKey.SHARE_GROUP_HEARTBEAT in apis:  # share groups (issue 16)
         features.append(Feature(SHARE_VERSION, 1))
-    if transaction_version > 0:  # transactions V2 (issue 14), or V1 when set lower
-        features.append(Feature(TRANSACTION_VERSION, transaction_version, min_supported=0))
+    # Transactions V2 (issue 14), or V1 or the classic protocol when set lower: the supported
+    # range stays Kafka 4.4's (the broker can do every level), only the finalized one moves.
+    features.append(
+        Feature(
+            TRANSACTION_VERSION,
+            transaction_version,
+            min_supported=0,
+            max_supported=TRANSACTION_VERSION_LEVEL,
+        )
+    )
     return tuple(sorted(features, key=lambda f: f.name))
 
 

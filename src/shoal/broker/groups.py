@@ -48,7 +48,9 @@ from shoal.coordinator.group_coordinator import (
 )
 from shoal.coordinator.group_state import GroupState
 from shoal.coordinator.offsets_log import (
+    EPOCH_REFUSALS,
     OFFSETS_TOPIC,
+    BatchRefused,
     CommittedOffset,
     OffsetsLog,
     TopicPartitionKey,
@@ -101,9 +103,13 @@ class GroupService:
             # Through the broker's append: a Fetch parked on __consumer_offsets wakes too.
             result = append(OFFSETS_TOPIC, 0, plog, batch, read_header(batch))
             if isinstance(result, Rejected):
+                if result.error_code in EPOCH_REFUSALS:  # a transaction's, from an older epoch
+                    raise BatchRefused(result)
+                # Anything else (the producer state could not be loaded) is a storage
+                # failure: the caller's retriable answer, not this code as such.
                 raise StorageError(result.message)
-            if isinstance(result, Duplicate):  # pragma: no cover - these batches have no pid
-                raise StorageError(f"{OFFSETS_TOPIC}: a batch without producer id was a retry")
+            if isinstance(result, Duplicate):  # pragma: no cover - no batch here has a sequence
+                raise StorageError(f"{OFFSETS_TOPIC}: a batch without sequence was a retry")
             return result
 
         self._offsets_log = OffsetsLog(plog, config, clock, write)
@@ -287,17 +293,22 @@ class GroupService:
     async def txn_commit_offsets(
         self,
         group_id: str,
-        producer_id: int,
+        producer: tuple[int, int],
         member_id: str,
         group_instance_id: str | None,
         generation_id: int,
         offsets: dict[TopicPartitionKey, CommittedOffset],
     ) -> tuple[ErrorCode, dict[TopicPartitionKey, ErrorCode]]:
-        """Log the offsets as pending in the producer's transaction, then wait for the fsync."""
+        """Log the offsets as pending in the transaction of ``producer`` (id, epoch), then
+        wait for the fsync. An epoch older than the offsets partition knows for the producer
+        (an operator's marker of a newer epoch ended its transaction there) is refused as
+        Kafka's partition refuses it, INVALID_PRODUCER_EPOCH, and nothing is written."""
         try:
             error, errors, durable = self._coordinator.txn_commit_offsets(
-                group_id, producer_id, member_id, group_instance_id, generation_id, offsets
+                group_id, producer, member_id, group_instance_id, generation_id, offsets
             )
+        except BatchRefused as exc:
+            return exc.refused.error_code, {}
         except StorageError as exc:
             log.error("could not write transactional offsets of group %s: %s", group_id, exc)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
@@ -313,10 +324,18 @@ class GroupService:
             error = ErrorCode.COORDINATOR_NOT_AVAILABLE
         return error, errors
 
-    def end_txn_offsets(self, producer_id: int, commit: bool) -> asyncio.Future[None] | None:
-        """The transaction's marker for ``__consumer_offsets``: its pending offsets become
-        committed or are dropped. Returns the fsync to wait for. Raises StorageError."""
-        durable = self._coordinator.end_txn_offsets(producer_id, commit)
+    def end_txn_offsets(
+        self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool
+    ) -> asyncio.Future[None] | None:
+        """Write the transaction's marker to ``__consumer_offsets``, checked as every
+        partition's marker is (the broker's append): its pending offset commits become
+        committed or are dropped. Returns the fsync to wait for. Raises
+        :class:`BatchRefused` for a marker of an older producer or coordinator epoch than
+        the partition's (nothing written, the offsets stay pending), StorageError when the
+        write fails."""
+        durable = self._coordinator.end_txn_offsets(
+            producer_id, producer_epoch, coordinator_epoch, commit
+        )
         self._changed()
         return None if durable is None else awaitable_durable(durable)
 

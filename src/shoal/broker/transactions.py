@@ -27,7 +27,7 @@ from typing import Final
 from shoal.broker.durable import awaitable_durable, settled_quietly
 from shoal.broker.groups import AppendOperation
 from shoal.clock import Clock
-from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC, BatchRefused
 from shoal.coordinator.producer_state import Rejected
 from shoal.coordinator.txn_coordinator import (
     EndResult,
@@ -58,11 +58,11 @@ FENCING_ERRORS: Final = frozenset(
 """A partition's answers to a marker that mean someone newer ended the producer's transaction
 there: Kafka's coordinator stops sending that transaction's markers on them."""
 
-OffsetsMarkerHook = Callable[[int, bool], "asyncio.Future[None] | None"]
-"""(producer id, commit) -> the fsync to wait for: the group coordinator's side of the marker
-Kafka writes to ``__consumer_offsets`` (the transaction's offset commits become committed or
-are dropped). shoal's offsets log has a record format of its own, so the group coordinator
-logs the end of the transaction there in that format instead of a control batch."""
+OffsetsMarkerHook = Callable[[int, int, int, bool], "asyncio.Future[None] | None"]
+"""(producer id, producer epoch, coordinator epoch, commit) -> the fsync to wait for: the
+group coordinator writes the marker to ``__consumer_offsets`` through the broker's append
+(checked as every partition's marker; :class:`BatchRefused` when refused), and the
+transaction's offset commits become committed or are dropped."""
 
 
 class TransactionService:
@@ -241,10 +241,19 @@ class TransactionService:
         try:
             for topic, partition in work.partitions:
                 if topic == OFFSETS_TOPIC:
-                    if self._offsets_marker is not None:
-                        ended = self._offsets_marker(work.producer_id, work.commit)
-                        if ended is not None:
-                            waits.append(ended)
+                    if self._offsets_marker is None:
+                        continue
+                    try:
+                        ended = self._offsets_marker(
+                            work.producer_id, work.producer_epoch, coordinator_epoch, work.commit
+                        )
+                    except BatchRefused as exc:
+                        if exc.refused.error_code not in FENCING_ERRORS:
+                            raise
+                        fenced.append(((topic, partition), exc.refused))
+                        continue
+                    if ended is not None:
+                        waits.append(ended)
                     continue
                 plog = self._logs.get(topic, partition)
                 if plog is None:

@@ -63,6 +63,7 @@ from shoal.coordinator.mixed_group import (
     parse_policy,
 )
 from shoal.coordinator.offsets_log import (
+    RECORDS_PER_BATCH_MAX,
     CommittedOffset,
     Entry,
     GroupRecord,
@@ -77,7 +78,7 @@ from shoal.coordinator.offsets_log import (
     offset_key,
     offset_value,
 )
-from shoal.coordinator.txn_offsets import PendingTxnOffsets, txn_end_entry
+from shoal.coordinator.txn_offsets import PendingTxnOffsets
 from shoal.protocol.errors import ErrorCode
 from shoal.storage import StorageError
 
@@ -132,6 +133,7 @@ class GroupCoordinator:
         state = offsets_log.replay()
         self.offsets = state.offsets
         self.txn_offsets.by_producer = state.pending
+        self.txn_offsets.epochs = state.pending_epochs
         for group_id, record in state.groups.items():
             group = self._new_group(group_id)
             group.protocol_type = record.protocol_type
@@ -535,7 +537,7 @@ class GroupCoordinator:
     def txn_commit_offsets(
         self,
         group_id: str,
-        producer_id: int,
+        producer: tuple[int, int],
         member_id: str,
         group_instance_id: str | None,
         generation_id: int,
@@ -544,7 +546,9 @@ class GroupCoordinator:
         """Log offsets committed inside ``producer_id``'s transaction as pending (see
         :mod:`shoal.coordinator.txn_offsets`). A member id (KIP-447) is checked against the
         group as OffsetCommit checks it; without one (generation -1) the commit is not tied
-        to a generation."""
+        to a generation. ``producer`` is (id, epoch); a batch refused as from an older epoch
+        than the offsets partition's raises :class:`BatchRefused` and changes nothing. A
+        failed write raises StorageError; the batches written before it stay pending."""
         error = self._commit_verdict(
             group_id, member_id, group_instance_id, generation_id, offsets, api_version=None
         )
@@ -553,16 +557,35 @@ class GroupCoordinator:
         accepted, errors = self._within_metadata_limit(offsets)
         if group_id not in self.groups and group_id not in self.consumer_groups:
             self._new_group(group_id)
-        durable = self._write(self.txn_offsets.add(producer_id, group_id, accepted))
+        # One batch at a time, each remembered once written: a write that fails part-way
+        # (StorageError) leaves in memory exactly the batches in the log, which is what a
+        # restart replays; the client's retry writes them all again.
+        durable = None
+        items = list(accepted.items())
+        for start in range(0, len(items), RECORDS_PER_BATCH_MAX):
+            chunk = dict(items[start : start + RECORDS_PER_BATCH_MAX])
+            if self.offsets_log is not None:
+                written = self.offsets_log.append(
+                    PendingTxnOffsets.entries_for(producer[0], group_id, chunk), producer
+                )
+                durable = durable if written is None else written
+            self.txn_offsets.add(producer, group_id, chunk)
         return ErrorCode.NONE, errors, durable
 
-    def end_txn_offsets(self, producer_id: int, commit: bool) -> Future[None] | None:
-        """The transaction of ``producer_id`` ended: its pending offsets become committed
-        (commit) or are dropped (abort). Returns the durability of the logged end."""
-        if not self.txn_offsets.by_producer.get(producer_id):
-            return None
-        # Logged first: if the write fails, the offsets stay pending for the retry.
-        durable = self._write([txn_end_entry(producer_id, commit)])
+    def end_txn_offsets(
+        self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool
+    ) -> Future[None] | None:
+        """The marker of ``producer_id``'s transaction for ``__consumer_offsets``: written
+        (whether or not the producer has pending offsets, as Kafka writes it), then its
+        pending offsets become committed (commit) or are dropped (abort). Returns the
+        marker's durability. A marker the partition refuses (an older producer or
+        coordinator epoch than its own for the producer) raises :class:`BatchRefused` and
+        changes nothing, as does any other failed write (StorageError)."""
+        durable = None
+        if self.offsets_log is not None:
+            durable = self.offsets_log.append_marker(
+                producer_id, producer_epoch, coordinator_epoch, commit
+            )
         ended = self.txn_offsets.end(producer_id)
         if commit:
             for (group_id, tp), committed in ended.items():
@@ -708,7 +731,6 @@ class GroupCoordinator:
             entries.extend(
                 (offset_key(group_id, t, p), offset_value(c)) for (t, p), c in committed.items()
             )
-        entries.extend(self.txn_offsets.entries())
         return entries
 
     def maybe_snapshot(self) -> PendingSnapshot | None:
@@ -716,7 +738,9 @@ class GroupCoordinator:
         its durability and then calls ``offsets_log.finish_snapshot(first_offset)``."""
         if self.offsets_log is None or not self.offsets_log.snapshot_due():
             return None
-        written = self.offsets_log.write_snapshot(self.snapshot_entries())
+        written = self.offsets_log.write_snapshot(
+            self.snapshot_entries(), self.txn_offsets.entries()
+        )
         if written is None:
             return None
         return PendingSnapshot(*written)

@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shoal.clock import Clock
 from shoal.coordinator.group_config import GroupConfig
-from shoal.coordinator.keyed_log import keyed_records
+from shoal.coordinator.keyed_log import Marker, keyed_entries
+from shoal.coordinator.producer_state import Rejected
+from shoal.protocol.errors import ErrorCode
 from shoal.records import SimpleRecord, build_batch
-from shoal.storage import AppendInfo, LogConfig, PartitionLog
+from shoal.records.control import build_control_batch
+from shoal.storage import AppendInfo, LogConfig, PartitionLog, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,38 @@ class ReplayedState:
     pending: dict[int, dict[tuple[str, TopicPartitionKey], CommittedOffset]] = field(
         default_factory=dict
     )
+    pending_epochs: dict[int, int] = field(default_factory=dict)
+    """Producer id -> the epoch of its pending offsets' batches (-1 in logs of older shoal)."""
+
+
+def _end_txn(state: ReplayedState, producer_id: int, commit: bool) -> None:
+    state.pending_epochs.pop(producer_id, None)
+    ended = state.pending.pop(producer_id, {})
+    if commit:
+        for (group_id, tp), committed in ended.items():
+            state.offsets.setdefault(group_id, {})[tp] = committed
+
+
+EPOCH_REFUSALS: Final = frozenset(
+    {
+        ErrorCode.INVALID_PRODUCER_EPOCH,
+        ErrorCode.PRODUCER_FENCED,
+        ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+    }
+)
+"""The broker's refusals of a batch of this log that are :class:`BatchRefused` (answered as
+such); any other refusal (a storage failure) is a plain :class:`StorageError`."""
+
+
+class BatchRefused(StorageError):
+    """The broker's append refused a batch of this log: a transaction's offsets or marker
+    from a producer epoch (or coordinator epoch) older than the partition's
+    (:data:`EPOCH_REFUSALS`). Nothing was written; ``refused.error_code`` is the answer Kafka
+    gives."""
+
+    def __init__(self, refused: Rejected) -> None:
+        super().__init__(refused.message)
+        self.refused = refused
 
 
 def offsets_log_config(base: LogConfig, config: GroupConfig) -> LogConfig:
@@ -168,28 +203,64 @@ class OffsetsLog:
 
     # -- writing --------------------------------------------------------------------------
 
-    def append(self, entries: Iterable[Entry]) -> Future[None] | None:
+    def append(
+        self, entries: Iterable[Entry], producer: tuple[int, int] | None = None
+    ) -> Future[None] | None:
         """Append records (in batches); returns the future of their durability, or None if
         there was nothing to write. Raises :class:`shoal.storage.StorageError` if the write
-        fails, in which case nothing after the failed batch was written."""
+        fails, in which case nothing after the failed batch was written.
+
+        ``producer`` (id, epoch): records of that producer's transaction (TxnOffsetCommit's).
+        Their batches carry the id and epoch, so the partition's producer state knows the
+        producer's epoch and checks the transaction's marker against it
+        (:meth:`append_marker`); a batch from an epoch older than the partition's raises
+        :class:`BatchRefused`. They have no sequence and no transactional flag, unlike
+        Kafka's (base sequence 0, transactional: :mod:`shoal.coordinator.txn_offsets`)."""
+        producer_id, producer_epoch = (-1, -1) if producer is None else producer
         records = [SimpleRecord(key, value) for key, value in entries]
         last = None
         now = self._clock.now_ms()
         for start in range(0, len(records), RECORDS_PER_BATCH_MAX):
             chunk = records[start : start + RECORDS_PER_BATCH_MAX]
-            info = self._write(build_batch(chunk, base_timestamp=now))
+            batch = build_batch(
+                chunk, base_timestamp=now, producer_id=producer_id, producer_epoch=producer_epoch
+            )
+            info = self._write(batch)
             last = info.last_offset
         if last is None:
             return None
         return self.plog.wait_durable(last)
 
+    def append_marker(
+        self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool
+    ) -> Future[None]:
+        """Append the COMMIT or ABORT marker of the producer's transaction (a control batch,
+        as Kafka writes it here); returns its durability. The broker's append checks it as
+        any partition's marker: :class:`BatchRefused` for an older producer epoch
+        (INVALID_PRODUCER_EPOCH) or coordinator epoch (TRANSACTION_COORDINATOR_FENCED), and
+        then nothing was written. Raises :class:`shoal.storage.StorageError` otherwise."""
+        batch = build_control_batch(
+            producer_id,
+            producer_epoch,
+            commit=commit,
+            coordinator_epoch=coordinator_epoch,
+            timestamp=self._clock.now_ms(),
+        )
+        info = self._write(batch)
+        return self.plog.wait_durable(info.last_offset)
+
     # -- replay ---------------------------------------------------------------------------
 
     def replay(self) -> ReplayedState:
         state = ReplayedState({}, {})
-        for key, value in keyed_records(self.plog):
+        for entry in keyed_entries(self.plog):
+            if isinstance(entry, Marker):
+                _end_txn(state, entry.producer_id, entry.commit)
+                continue
+            key, value, epoch = entry
             try:
-                self._apply(state, json.loads(key), None if value is None else json.loads(value))
+                decoded = None if value is None else json.loads(value)
+                self._apply(state, json.loads(key), decoded, epoch)
             except (ValueError, KeyError, TypeError) as exc:
                 # Written by shoal itself, so this is damage or a future format; skip the record
                 # rather than refuse to start, and say so.
@@ -197,19 +268,19 @@ class OffsetsLog:
         return state
 
     @staticmethod
-    def _apply(state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+    def _apply(
+        state: ReplayedState, key: dict[str, Any], value: dict[str, Any] | None, epoch: int
+    ) -> None:
         if key["k"] == "snapshot":
             return
-        if key["k"] == "txn-end" and value is not None:
-            ended = state.pending.pop(int(key["pid"]), {})
-            if bool(value["commit"]):
-                for (group_id, tp), committed in ended.items():
-                    state.offsets.setdefault(group_id, {})[tp] = committed
+        if key["k"] == "txn-end" and value is not None:  # written by shoal before markers
+            _end_txn(state, int(key["pid"]), bool(value["commit"]))
             return
         group = str(key["group"])
         if key["k"] == "txn-offset" and value is not None:
             tp = (str(key["topic"]), int(key["partition"]))
             state.pending.setdefault(int(key["pid"]), {})[(group, tp)] = _committed(value)
+            state.pending_epochs[int(key["pid"])] = epoch
             return
         if key["k"] == "offset":
             tp = (str(key["topic"]), int(key["partition"]))
@@ -246,14 +317,21 @@ class OffsetsLog:
         threshold = max(self._config.offsets_snapshot_bytes, 2 * self._snapshot_bytes)
         return self.plog.size_bytes > threshold
 
-    def write_snapshot(self, entries: list[Entry]) -> tuple[Future[None], int] | None:
+    def write_snapshot(
+        self, entries: list[Entry], pending: Mapping[tuple[int, int], list[Entry]] | None = None
+    ) -> tuple[Future[None], int] | None:
         """Append the whole state; returns (durability, first offset of the snapshot).
+        ``pending``: the open transactions' offsets by (producer id, epoch), written in
+        batches that carry them, as when they were committed (:meth:`append`).
 
         Call :meth:`finish_snapshot` with that offset once the future is done.
         """
         first = self.plog.log_end_offset
         before = self.plog.size_bytes
         durable = self.append(entries)
+        for producer, producer_entries in (pending or {}).items():
+            written = self.append(producer_entries, producer if producer[1] >= 0 else None)
+            durable = durable if written is None else written
         if durable is None:
             # Nothing to keep: an empty snapshot is a marker record, so the deletion below has
             # an offset to cut at.

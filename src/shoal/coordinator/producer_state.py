@@ -235,15 +235,10 @@ class PartitionProducers:
         """May a transaction marker from an operator or another coordinator be appended?
         Kafka's ProducerAppendInfo.appendEndTxnMarker checks the producer epoch, then the
         coordinator epoch. None when it may. Changes nothing."""
+        refused = self.check_epoch(producer_id, epoch, "the marker's")
         entry = self._entries.get(producer_id)
-        if entry is None:
-            return None
-        if epoch < entry.epoch:
-            return Rejected(
-                ErrorCode.INVALID_PRODUCER_EPOCH,
-                f"the marker's producer epoch {epoch} of producer {producer_id} is older than "
-                f"its epoch {entry.epoch} on this partition",
-            )
+        if refused is not None or entry is None:
+            return refused
         if coordinator_epoch < entry.coordinator_epoch:
             return Rejected(
                 ErrorCode.TRANSACTION_COORDINATOR_FENCED,
@@ -251,6 +246,30 @@ class PartitionProducers:
                 f"is older than the last one this partition saw ({entry.coordinator_epoch})",
             )
         return None
+
+    def check_epoch(
+        self, producer_id: int, epoch: int, what: str = "the batch's"
+    ) -> Rejected | None:
+        """The producer-epoch check alone (Kafka's ProducerAppendInfo.checkProducerEpoch): for
+        a marker, and for a batch the broker's group coordinator writes for a transaction
+        (a TxnOffsetCommit's, which shoal writes without sequence; Kafka's have one, left
+        unchecked for their append origin COORDINATOR).
+        None when the epoch is not older than the partition's for the producer."""
+        entry = self._entries.get(producer_id)
+        if entry is None or epoch >= entry.epoch:
+            return None
+        return Rejected(
+            ErrorCode.INVALID_PRODUCER_EPOCH,
+            f"{what} producer epoch {epoch} of producer {producer_id} is older than "
+            f"its epoch {entry.epoch} on this partition",
+        )
+
+    def record_epoch(self, producer_id: int, epoch: int, now_ms: int, timestamp_ms: int) -> None:
+        """A batch without sequence (see :meth:`check_epoch`) was appended or replayed: a newer
+        epoch becomes the producer's, as a marker's does; no sequence is remembered."""
+        entry = self._entries.get(producer_id)
+        coordinator_epoch = NO_COORDINATOR_EPOCH if entry is None else entry.coordinator_epoch
+        self.record_marker(producer_id, epoch, now_ms, coordinator_epoch, timestamp_ms)
 
     def record_marker(
         self,

@@ -181,6 +181,14 @@ class Producers:
                 header.producer_id, header.producer_epoch, marker.coordinator_epoch
             )
             return APPEND if refused is None else refused
+        if header.base_sequence < 0:
+            # Only the broker writes a batch with a producer id and no sequence (clients'
+            # are refused by the records layer): its group coordinator's record of a
+            # TxnOffsetCommit in __consumer_offsets (Kafka's carry base sequence 0), checked
+            # as Kafka checks its coordinators' batches (append origin COORDINATOR): the
+            # producer epoch only.
+            refused = state.check_epoch(header.producer_id, header.producer_epoch)
+            return APPEND if refused is None else refused
         return state.check(
             header.producer_id, header.producer_epoch, header.base_sequence, header.last_sequence
         )
@@ -207,6 +215,13 @@ class Producers:
                     header.max_timestamp,
                 )
                 entry.txns.on_marker(header.producer_id, marker.commit, info.base_offset)
+        elif header.has_producer_id and header.base_sequence < 0:
+            entry.state.record_epoch(
+                header.producer_id,
+                header.producer_epoch,
+                self._clock.now_ms(),
+                header.max_timestamp,
+            )
         elif header.has_producer_id:
             if header.is_transactional:
                 entry.txns.on_transactional_batch(header.producer_id, info.base_offset)
@@ -281,11 +296,15 @@ class Producers:
                 continue
             if header.has_producer_id and header.is_transactional:
                 txns.on_transactional_batch(header.producer_id, header.base_offset)
-            # Batches of producers without idempotence carry no sequences. A batch that
-            # straddles ``start`` counts: DeleteRecords may put the log start (where the walk
-            # starts without a snapshot) inside a batch its producer may still retry (found by
-            # tests/simulation: the retry was stored twice after a restart).
-            if header.last_offset >= start and header.has_producer_id and header.base_sequence >= 0:
+            # A batch that straddles ``start`` counts: DeleteRecords may put the log start
+            # (where the walk starts without a snapshot) inside a batch its producer may still
+            # retry (found by tests/simulation: the retry was stored twice after a restart).
+            # A producer's batch without sequence is the group coordinator's (see check).
+            if header.last_offset >= start and header.has_producer_id and header.base_sequence < 0:
+                state.record_epoch(
+                    header.producer_id, header.producer_epoch, now_ms, header.max_timestamp
+                )
+            elif header.last_offset >= start and header.has_producer_id:
                 batch = BatchMetadata(
                     header.base_sequence,
                     header.last_sequence,

@@ -6,13 +6,23 @@ COMMIT reaches ``__consumer_offsets``, the offsets are *pending*: OffsetFetch do
 them (and answers UNSTABLE_OFFSET_COMMIT to a require_stable fetch of those partitions); a
 COMMIT makes them the group's committed offsets, an ABORT drops them.
 
-They are kept in the offsets log like every other commit, as records of two more kinds, so
-they survive a crash between TxnOffsetCommit and the end of the transaction:
+They are kept in the offsets log like every other commit, so they survive a crash between
+TxnOffsetCommit and the end of the transaction:
 
 - pending offset: key ``{"k": "txn-offset", "pid", "group", "topic", "partition"}``, value as
-  an ordinary offset commit's;
-- end of a transaction: key ``{"k": "txn-end", "pid"}``, value ``{"commit": bool}``, written
-  where Kafka writes its COMMIT/ABORT marker into ``__consumer_offsets``.
+  an ordinary offset commit's, in a batch that carries the producer id and epoch, without a
+  sequence (base sequence -1) and without the transactional flag (a snapshot of the offsets
+  log writes them again so). That differs from Kafka, whose group coordinator writes them in
+  a transactional batch with base sequence 0 (CoordinatorRuntime's MemoryRecordsBuilder): on
+  shoal, DescribeProducers on ``__consumer_offsets`` does not show the open transaction and
+  the partition's last stable offset is not held back by it. The epoch check below is the
+  same;
+- end of a transaction: the COMMIT/ABORT marker (a control batch), as Kafka writes it. The
+  broker's append checks it like any partition's marker, so a marker from an older producer
+  epoch than the transaction's offsets (INVALID_PRODUCER_EPOCH) or an older coordinator epoch
+  than the producer's last marker here (TRANSACTION_COORDINATOR_FENCED) is refused and ends
+  nothing. Logs written by older shoal end a transaction with a record of key
+  ``{"k": "txn-end", "pid"}`` and value ``{"commit": bool}``; replay still reads it.
 
 Replay applies them in log order. A snapshot of the offsets log repeats the pending offsets,
 so deleting the log before the snapshot loses none.
@@ -45,40 +55,54 @@ def txn_offset_key(producer_id: int, group: str, topic: str, partition: int) -> 
     )
 
 
-def txn_end_entry(producer_id: int, commit: bool) -> Entry:
-    return _dump({"k": "txn-end", "pid": producer_id}), _dump({"commit": commit})
-
-
 class PendingTxnOffsets:
     """Producer id -> the offsets its open transaction committed, by group and partition."""
 
     def __init__(self) -> None:
         self.by_producer: dict[int, dict[GroupPartition, CommittedOffset]] = {}
+        self.epochs: dict[int, int] = {}
+        """Producer id -> the epoch its offsets were written with (-1: unknown, a log of
+        older shoal)."""
 
     def add(
-        self, producer_id: int, group: str, offsets: dict[TopicPartitionKey, CommittedOffset]
-    ) -> list[Entry]:
-        """Remember the offsets; returns the records to log for them."""
+        self,
+        producer: tuple[int, int],
+        group: str,
+        offsets: dict[TopicPartitionKey, CommittedOffset],
+    ) -> None:
+        """Remember the offsets of ``producer`` (id, epoch) once their records
+        (:meth:`entries_for`) are written."""
+        producer_id, epoch = producer
+        self.epochs[producer_id] = max(epoch, self.epochs.get(producer_id, -1))
         pending = self.by_producer.setdefault(producer_id, {})
-        entries: list[Entry] = []
-        for (topic, partition), committed in offsets.items():
-            pending[(group, (topic, partition))] = committed
-            entries.append(
-                (txn_offset_key(producer_id, group, topic, partition), offset_value(committed))
-            )
-        return entries
+        for tp, committed in offsets.items():
+            pending[(group, tp)] = committed
+
+    @staticmethod
+    def entries_for(
+        producer_id: int, group: str, offsets: dict[TopicPartitionKey, CommittedOffset]
+    ) -> list[Entry]:
+        """The records to log for pending offsets."""
+        return [
+            (txn_offset_key(producer_id, group, topic, partition), offset_value(committed))
+            for (topic, partition), committed in offsets.items()
+        ]
 
     def end(self, producer_id: int) -> dict[GroupPartition, CommittedOffset]:
         """The transaction ended: its offsets, to apply (commit) or forget (abort)."""
+        self.epochs.pop(producer_id, None)
         return self.by_producer.pop(producer_id, {})
 
     def is_pending(self, group: str, tp: TopicPartitionKey) -> bool:
         return any((group, tp) in pending for pending in self.by_producer.values())
 
-    def entries(self) -> list[Entry]:
-        """Every pending offset as log records (for a snapshot of the offsets log)."""
-        return [
-            (txn_offset_key(pid, group, topic, partition), offset_value(committed))
+    def entries(self) -> dict[tuple[int, int], list[Entry]]:
+        """Every pending offset as log records by (producer id, epoch), for a snapshot of the
+        offsets log."""
+        return {
+            (pid, self.epochs.get(pid, -1)): [
+                (txn_offset_key(pid, group, topic, partition), offset_value(committed))
+                for (group, (topic, partition)), committed in pending.items()
+            ]
             for pid, pending in self.by_producer.items()
-            for (group, (topic, partition)), committed in pending.items()
-        ]
+        }

@@ -19,9 +19,11 @@ before the partitions' files, so a partition that lost its file still begins abo
 
 It is replaced atomically (fsynced) at each start before the partition serves, so no batch is
 ever stamped with an epoch above the file's. A partition created at runtime writes none until
-its next start: with no readable file, a last batch stamped 0 (or -1, from before epochs) gives
-epoch 0 from the log start, reading only the last headers; a higher stamp means the file was
-lost, and the history is rebuilt from the epochs stamped in every batch.
+its next start: with no readable file, a last batch stamped 0 gives epoch 0 from the log start,
+reading only the last headers; a higher stamp means the file was lost, and the history is
+rebuilt from the epochs stamped in every batch. A last batch stamped -1 is from a log written
+before epochs (all its batches are): as Kafka's, whose history holds only the epochs stamped in
+batches, the history then begins at the log end, and no epoch covers the old records.
 """
 
 from __future__ import annotations

@@ -285,20 +285,29 @@ class PartitionLog:
     def _load_epochs(self) -> None:
         """Load the epoch history (in memory) and cut it to the recovered log."""
         cache = read_epoch_file(self._fs, self.directory)
-        if cache is None and self._last_batch_epoch() > 0:
-            cache = self._epochs_from_batches()  # the file was lost: rebuild it
+        first_epoch_start = self._log_start
         if cache is None:
-            # No file and the last batch carries epoch 0 or none (-1): a partition created
-            # at runtime (it saves no file until its next start) or one from before epochs.
-            # Its history is epoch 0 from the start, without reading every batch header.
-            cache = LeaderEpochCache()
+            last_batch_epoch = self._last_batch_epoch()
+            if last_batch_epoch > 0:
+                cache = self._epochs_from_batches()  # the file was lost: rebuild it
+            else:
+                # No file and the last batch carries epoch 0: a partition created at runtime
+                # (it saves no file until its next start), whose history is epoch 0 from the
+                # start, without reading every batch header. Or the last batch carries none
+                # (-1), and so does every batch before it (an epoch, once stamped, stays):
+                # a log from before epochs. As in Kafka, whose history holds only epochs
+                # stamped in batches, its first epoch begins where the next batch goes, so
+                # no epoch covers the old records (ListOffsets earliest answers -1 for them).
+                cache = LeaderEpochCache()
+                if last_batch_epoch < 0:
+                    first_epoch_start = self._next_offset
         # An epoch number is never used twice, even once the records it held are gone: a
         # client that read them must see the next start's epoch as a change.
         self._highest_epoch = cache.latest_epoch
         cache.truncate_from_end(self._next_offset)  # epochs whose records a crash erased
         cache.truncate_from_start(self._log_start)
         if cache.latest_epoch < 0:  # a new partition, or one from before epochs
-            cache.assign(0, self._log_start)
+            cache.assign(0, first_epoch_start)
         self._epochs = cache
         self._leader_epoch = cache.latest_epoch
 

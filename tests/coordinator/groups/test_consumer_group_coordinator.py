@@ -168,7 +168,7 @@ def test_transactional_commits_check_the_member_epoch_as_kafka_does() -> None:
     offsets = {("t", 0): CommittedOffset(5)}
 
     def commit(member_id: str, epoch: int) -> ErrorCode:
-        return coordinator.txn_commit_offsets("g", 7, member_id, None, epoch, offsets)[0]
+        return coordinator.txn_commit_offsets("g", (7, 0), member_id, None, epoch, offsets)[0]
 
     assert commit("a", 1) is ErrorCode.NONE
     assert commit("a", 1) is ErrorCode.NONE  # and again: no classic group took the id
@@ -179,10 +179,10 @@ def test_transactional_commits_check_the_member_epoch_as_kafka_does() -> None:
     assert commit("", -1) is ErrorCode.NONE
     # A group that does not exist takes only commits without a generation.
     assert (
-        coordinator.txn_commit_offsets("new", 7, "m", None, 3, offsets)[0]
+        coordinator.txn_commit_offsets("new", (7, 0), "m", None, 3, offsets)[0]
         is ErrorCode.ILLEGAL_GENERATION
     )
-    assert coordinator.txn_commit_offsets("new", 7, "", None, -1, offsets)[0] is ErrorCode.NONE
+    assert coordinator.txn_commit_offsets("new", (7, 0), "", None, -1, offsets)[0] is ErrorCode.NONE
 
 
 def test_session_timeout_fences_the_member() -> None:

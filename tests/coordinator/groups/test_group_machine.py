@@ -441,10 +441,10 @@ def test_commit_checks() -> None:
     # state does not matter, member fields are checked only when given.
     txn = m.coordinator.txn_commit_offsets
     new_gen = answer.join.generation_id
-    assert txn("g", 7, follower, None, new_gen, one)[0] is ErrorCode.NONE
-    assert txn("g", 7, "", None, -1, one)[0] is ErrorCode.NONE  # v0-2: no member fields
-    assert txn("g", 7, "", None, new_gen, one)[0] is ErrorCode.UNKNOWN_MEMBER_ID
-    assert txn("g", 7, follower, None, new_gen + 1, one)[0] is ErrorCode.ILLEGAL_GENERATION
+    assert txn("g", (7, 0), follower, None, new_gen, one)[0] is ErrorCode.NONE
+    assert txn("g", (7, 0), "", None, -1, one)[0] is ErrorCode.NONE  # v0-2: no member fields
+    assert txn("g", (7, 0), "", None, new_gen, one)[0] is ErrorCode.UNKNOWN_MEMBER_ID
+    assert txn("g", (7, 0), follower, None, new_gen + 1, one)[0] is ErrorCode.ILLEGAL_GENERATION
     assert m.coordinator.fetch_offsets("g", [("t", 0), ("t", 9)]) == {
         ("t", 0): one[("t", 0)],
         ("t", 9): None,

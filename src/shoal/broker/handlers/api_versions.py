@@ -37,14 +37,16 @@ async def handle_api_versions(
             # KAFKA-17011: v0-3 readers choke on a supported minimum of 0, so (as Kafka) v3
             # leaves such features out of the supported list; v4+ lists them all.
             "supported_features": [
-                {"name": f.name, "min_version": f.min_level, "max_version": f.level}
+                {"name": f.name, "min_version": f.min_level, "max_version": f.max_level}
                 for f in features
                 if f.min_level > 0 or header.api_version >= SUPPORTED_MIN_0_VERSION
             ],
             "finalized_features_epoch": FINALIZED_FEATURES_EPOCH,
+            # As Kafka's ApiVersionsResponse: a feature finalized at 0 is not listed.
             "finalized_features": [
                 {"name": f.name, "min_version_level": f.level, "max_version_level": f.level}
                 for f in features
+                if f.level > 0
             ],
         },
     )

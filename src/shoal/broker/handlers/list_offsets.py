@@ -5,11 +5,12 @@ With isolation_level 1 (read_committed, v2+) "latest" is the last stable offset:
 offset of the oldest open transaction, where a read_committed consumer stops (Kafka).
 
 Each answer carries the leader epoch of the offset found (v4+), as Kafka's does: the current
-epoch for "latest", the oldest epoch for "earliest", and for a record found by time the epoch
-stamped in its batch: -1 for a batch written before shoal kept epochs (Kafka's FileRecords
-answers the batch's partition leader epoch, none when it is -1), although the partition's
-history counts such records as epoch 0. A
-client's ``current_leader_epoch`` (v4+) is checked first (FENCED/UNKNOWN_LEADER_EPOCH).
+epoch for "latest"; for "earliest" the oldest epoch of the history if it begins at or below the
+log start, else -1 (UnifiedLog.fetchOffsetByTimestamp: records written before shoal kept
+epochs carry -1, and the history, like Kafka's, begins after them); and for a record found by
+time the epoch stamped in its batch, -1 for such a batch (Kafka's FileRecords answers the
+batch's partition leader epoch, none when it is -1). A client's ``current_leader_epoch`` (v4+)
+is checked first (FENCED/UNKNOWN_LEADER_EPOCH).
 """
 
 from __future__ import annotations

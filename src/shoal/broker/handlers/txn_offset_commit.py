@@ -123,7 +123,7 @@ async def _commit(
         return {**errors, **dict.fromkeys(offsets, verdict)}
     error, partition_errors = await broker.groups.txn_commit_offsets(
         group_id,
-        int(body.producer_id),
+        (int(body.producer_id), int(body.producer_epoch)),
         str(getattr(body, "member_id", "") or ""),
         getattr(body, "group_instance_id", None),
         int(getattr(body, "generation_id", -1)),

@@ -14,8 +14,13 @@ transaction version (v2 of the request: Kafka 4.4 accepts a version 2 marker at 
 partition's epoch too, tests/differential/txn_marker_scenarios.py). A marker for a producer
 with no open transaction on the partition is written all the same, as Kafka does (it ends
 nothing and moves no reader). A written marker is answered once it is fsynced. For
-``__consumer_offsets`` the marker makes the producer's pending offset commits committed or
-drops them, in shoal's offsets-log format (see :mod:`shoal.broker.transactions`).
+``__consumer_offsets`` the marker, checked the same way (the partition knows the producer's
+epoch from its TxnOffsetCommit batches, :mod:`shoal.coordinator.txn_offsets`), makes the
+producer's pending offset commits committed or drops them; a refused one leaves them pending.
+A storage failure (on any partition, ``__consumer_offsets`` included, e.g. its producer state
+could not be loaded) answers KAFKA_STORAGE_ERROR for that partition and writes nothing, as
+Kafka's does (its group coordinator's completeTransaction passes the partition writer's
+KafkaStorageException through), which Kafka's transaction coordinator retries.
 
 A marker whose coordinator epoch is below the last one the partition saw for the producer is
 from a zombie coordinator: TRANSACTION_COORDINATOR_FENCED, nothing written (the producer epoch
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from shoal.broker.durable import awaitable_durable
 from shoal.broker.handlers.hosted import hosted_partition
-from shoal.coordinator.offsets_log import OFFSETS_TOPIC
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC, BatchRefused
 from shoal.coordinator.producer_state import EPOCH_MAX, Rejected
 from shoal.protocol import ErrorCode, Request, ResponseBody
 from shoal.protocol.build import response_for
@@ -100,7 +105,9 @@ async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> Erro
     commit = bool(marker.transaction_result)
     try:
         if name == OFFSETS_TOPIC:
-            ended = broker.groups.end_txn_offsets(producer_id, commit)
+            ended = broker.groups.end_txn_offsets(
+                producer_id, epoch, int(marker.coordinator_epoch), commit
+            )
             if ended is not None:
                 await asyncio.wait_for(asyncio.shield(ended), DURABLE_WAIT_S_MAX)
             return ErrorCode.NONE
@@ -120,6 +127,8 @@ async def _write(broker: Broker, marker: _Marker, name: str, index: int) -> Erro
             asyncio.shield(awaitable_durable(plog.wait_durable(result.last_offset))),
             DURABLE_WAIT_S_MAX,
         )
+    except BatchRefused as exc:  # __consumer_offsets: an older producer or coordinator epoch
+        return exc.refused.error_code
     except StorageError as exc:
         return ErrorCode(exc.kafka_error_code)
     except TimeoutError:
