@@ -167,11 +167,15 @@ LIVE_INTERVAL_S = 1.0
 
 async def _live(monitor: LatencyMonitor) -> None:
     """One line a second: events the broker acknowledged, records each service handled, bars
-    closed, and the p99 from exchange time to the bar service over that second."""
+    closed, and the p99 from exchange time to the bar service over that second; before the
+    feed starts, what the pipeline is waiting for."""
     started = time.monotonic()
     seen_bars = 0
     while True:
         await asyncio.sleep(LIVE_INTERVAL_S)
+        if monitor.setting_up is not None:
+            print(f"{time.monotonic() - started:5.0f} s  waiting: {monitor.setting_up}", flush=True)
+            continue
         stages = monitor.stages
 
         def seen(*names: str, stages: dict[str, Stage] = stages) -> int:

@@ -46,6 +46,9 @@ def percentile(sorted_ms: list[float], pct: float) -> float:
 class LatencyMonitor:
     def __init__(self) -> None:
         self.stages: dict[str, Stage] = {}
+        self.setting_up: str | None = "starting the App and its broker"
+        """What the pipeline is waiting for before the feed starts (None once it has): the
+        live view says so instead of printing zeros."""
 
     def record(self, stage: str, exchange_ts_ms: int, now_ms: float) -> None:
         # Called for every event at every stage: no Stage built only to be thrown away.

@@ -216,6 +216,7 @@ async def run_pipeline(
     try:
         pay = payloads(fmt, topics, registry_url or app.embedded_http_url)
         transport = app.transport
+        monitor.setting_up = "creating the topics"
         await transport.ensure_topics([topics.trades, topics.quotes])
         if on_started is not None:
             await on_started(transport)
@@ -229,8 +230,12 @@ async def run_pipeline(
                 transport, topics, monitor, pay, exactly_once="quotes" in exactly_once
             )[0]
         )
+        # Kafka's group.initial.rebalance.delay.ms (3 s by default) holds each group's first
+        # assignment: the live view says what the wait is, not zeros.
+        monitor.setting_up = "the services joining their groups (group.initial.rebalance.delay.ms)"
         for service in (bars, quotes):
             await _wait_for(service.proc.assigned.is_set, "the services to join their groups")
+        monitor.setting_up = "making the feed"
         # Exchange time starts now, once the broker and the services are up.
         start_ms = int(time.time() * 1_000)
         if csv_path is not None:
@@ -242,6 +247,7 @@ async def run_pipeline(
             # otherwise count in every event's latency from its exchange timestamp.
             feed = _shifted(feed, int(time.time() * 1_000) - start_ms)
         events = [e for _, e in feed]
+        monitor.setting_up = None
         sending = asyncio.create_task(send_feed(transport, topics, feed, monitor, pay, realtime))
         trades = sum(1 for e in events if e.kind == "trade")
         crashes = 0
