@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-from shoal.records import decode_batch, split_batches
+from shoal.records import decode_batch, read_header, split_batches
 from shoal.records.control import transaction_marker
 from shoal.storage import PartitionLog
 
@@ -55,12 +55,14 @@ def keyed_entries(plog: PartitionLog) -> Iterator[KeyedRecord | Marker]:
             break
         data = result.data
         for pos, size in split_batches(data):
-            batch = decode_batch(data[pos : pos + size], max_uncompressed_bytes=DECODE_BYTES_MAX)
-            if batch.header.is_control:
-                marker = transaction_marker(data[pos : pos + size])
-                if marker is not None and batch.header.base_offset >= offset:
-                    yield Marker(batch.header.producer_id, marker.commit)
+            raw = data[pos : pos + size]
+            header = read_header(raw)
+            if header.is_control:  # read as a marker only, not decoded as records first
+                marker = transaction_marker(raw)
+                if marker is not None and header.base_offset >= offset:
+                    yield Marker(header.producer_id, marker.commit)
                 continue
+            batch = decode_batch(raw, max_uncompressed_bytes=DECODE_BYTES_MAX)
             for record in batch.records:
                 if record.offset >= offset and record.key is not None:
                     yield KeyedRecord(record.key, record.value, batch.header.producer_epoch)

@@ -300,11 +300,13 @@ class Producers:
             # (where the walk starts without a snapshot) inside a batch its producer may still
             # retry (found by tests/simulation: the retry was stored twice after a restart).
             # A producer's batch without sequence is the group coordinator's (see check).
-            if header.last_offset >= start and header.has_producer_id and header.base_sequence < 0:
+            if header.last_offset < start or not header.has_producer_id:
+                continue
+            if header.base_sequence < 0:
                 state.record_epoch(
                     header.producer_id, header.producer_epoch, now_ms, header.max_timestamp
                 )
-            elif header.last_offset >= start and header.has_producer_id:
+            else:
                 batch = BatchMetadata(
                     header.base_sequence,
                     header.last_sequence,

@@ -55,6 +55,13 @@ def txn_offset_key(producer_id: int, group: str, topic: str, partition: int) -> 
     )
 
 
+def _entry(
+    producer_id: int, group: str, tp: TopicPartitionKey, committed: CommittedOffset
+) -> Entry:
+    """One pending offset's record in the offsets log."""
+    return txn_offset_key(producer_id, group, *tp), offset_value(committed)
+
+
 class PendingTxnOffsets:
     """Producer id -> the offsets its open transaction committed, by group and partition."""
 
@@ -83,10 +90,7 @@ class PendingTxnOffsets:
         producer_id: int, group: str, offsets: dict[TopicPartitionKey, CommittedOffset]
     ) -> list[Entry]:
         """The records to log for pending offsets."""
-        return [
-            (txn_offset_key(producer_id, group, topic, partition), offset_value(committed))
-            for (topic, partition), committed in offsets.items()
-        ]
+        return [_entry(producer_id, group, tp, committed) for tp, committed in offsets.items()]
 
     def end(self, producer_id: int) -> dict[GroupPartition, CommittedOffset]:
         """The transaction ended: its offsets, to apply (commit) or forget (abort)."""
@@ -101,8 +105,7 @@ class PendingTxnOffsets:
         offsets log."""
         return {
             (pid, self.epochs.get(pid, -1)): [
-                (txn_offset_key(pid, group, topic, partition), offset_value(committed))
-                for (group, (topic, partition)), committed in pending.items()
+                _entry(pid, group, tp, committed) for (group, tp), committed in pending.items()
             ]
             for pid, pending in self.by_producer.items()
         }
