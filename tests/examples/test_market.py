@@ -349,3 +349,41 @@ def test_replay_times_are_iso_or_ms(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         market_main(["--replay-from", "5"])  # the default embedded broker starts empty
     assert "--replay-from needs --broker" in capsys.readouterr().err
+
+
+def test_the_live_view_says_what_the_pipeline_waits_for_before_the_feed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before the feed starts, a live line names the wait (the groups' first assignment takes
+    Kafka's 3 s rebalance delay) instead of a line of zeros; once it starts, the counters."""
+    import examples.market.__main__ as cli
+
+    lines: list[str] = []
+    printed = asyncio.Event()
+
+    def capture(line: str, **_: object) -> None:
+        lines.append(line)
+        printed.set()
+
+    async def next_line() -> str:
+        printed.clear()
+        await asyncio.wait_for(printed.wait(), 30)
+        return lines[-1]
+
+    monkeypatch.setattr(cli, "LIVE_INTERVAL_S", 0.001)
+    monkeypatch.setattr(cli, "print", capture, raising=False)
+    monitor = LatencyMonitor()
+    monitor.setting_up = "the services joining their groups"
+
+    async def watch() -> tuple[str, str]:
+        live = asyncio.create_task(cli._live(monitor))
+        waiting = await next_line()
+        monitor.setting_up = None
+        await next_line()  # a line may have been on its way
+        counting = await next_line()
+        live.cancel()
+        return waiting, counting
+
+    waiting, counting = asyncio.run(watch())
+    assert waiting.endswith("waiting: the services joining their groups"), waiting
+    assert "acked" in counting and "waiting" not in counting, counting
