@@ -103,8 +103,10 @@ class _Wait:
         self.missing: dict[int, list[str]] = {}
         """Broker id → the topics it has not reported yet."""
         self.addresses: dict[int, str] = {}
-        self.answered: set[int] = set()
-        """The brokers that answered at least one request."""
+        self.denied: dict[int, set[str]] = {}
+        """Broker id → the topics it answered it does not know (at its latest answer about
+        each). Only these are reported: librdkafka may send every request about one topic to
+        other brokers, and a broker never asked about a topic gave no sign that it lags."""
 
     def timeout_s(self) -> float:
         return max(min(BROKER_TIMEOUT_S, self.deadline - time.monotonic()), 0.0)
@@ -137,9 +139,13 @@ class _Wait:
                 return  # the wait is over: run() reports what is still missing
             answer = admin.list_topics(topic=topic, timeout=self.timeout_s())
             by = broker_id if answer.orig_broker_id < 0 else answer.orig_broker_id
-            self.answered.add(by)
+            denied = self.denied.setdefault(by, set())
+            if not is_known(answer.topics.get(topic)):
+                denied.add(topic)
+                continue
+            denied.discard(topic)
             missing = self.missing.get(by)
-            if missing is not None and topic in missing and is_known(answer.topics.get(topic)):
+            if missing is not None and topic in missing:
                 missing.remove(topic)
 
     def run(self) -> None:
@@ -165,16 +171,17 @@ class _Wait:
 
     def report(self, lagging: dict[int, list[str]]) -> None:
         for broker_id, topics in lagging.items():
-            if broker_id not in self.answered:
-                # Every request went to another broker (librdkafka's choice): nothing known
-                # about this one, and no sign that it lags.
-                log.debug("broker %d never answered the wait itself", broker_id)
+            denied = [t for t in topics if t in self.denied.get(broker_id, ())]
+            if not denied:
+                # Every request about these went to another broker (librdkafka's choice):
+                # nothing known about this one, and no sign that it lags.
+                log.debug("broker %d never answered the wait about %s", broker_id, topics)
                 continue
             log.warning(
                 "broker %s (id %d) still does not know %s after %.0f s; starting anyway",
                 self.addresses[broker_id],
                 broker_id,
-                topics,
+                denied,
                 KNOWN_WAIT_S,
             )
 
