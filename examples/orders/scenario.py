@@ -112,7 +112,14 @@ class Scenario:
             redriven = await self._fix_and_redrive(shipping)
         return self._outcome(dead, redriven, duplicate_id)
 
-    async def _until(self, check: Callable[[], bool | Awaitable[bool]], what: str) -> None:
+    async def _until(
+        self,
+        check: Callable[[], bool | Awaitable[bool]],
+        what: str,
+        state: Callable[[], str] | None = None,
+    ) -> None:
+        """Wait until ``check`` holds; past ``wait_s`` raise, naming ``what`` and, when given,
+        the ``state`` that was still wrong (so a hung run says where it stopped)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
         while True:
@@ -122,7 +129,8 @@ class Scenario:
             if done:
                 return
             if loop.time() > deadline:
-                raise ScenarioTimeout(f"gave up waiting for {what}")
+                found = "" if state is None else f"; still {state()}"
+                raise ScenarioTimeout(f"gave up waiting for {what}{found}")
             await asyncio.sleep(POLL_S)
 
     async def _poison_dead_letters(self, app: App) -> list[Message]:
@@ -136,7 +144,14 @@ class Scenario:
         def orders_done() -> bool:
             return all(self.book.status(p.order.order_id) == p.status for p in settled)
 
-        await self._until(orders_done, "every order but the poison one to settle")
+        def unsettled() -> str:
+            return ", ".join(
+                f"{p.order.order_id}: {self.book.status(p.order.order_id)} (not {p.status})"
+                for p in settled
+                if self.book.status(p.order.order_id) != p.status
+            )
+
+        await self._until(orders_done, "every order but the poison one to settle", unsettled)
         dead: list[Message] = []
 
         async def poison_dead() -> bool:
