@@ -326,14 +326,17 @@ def test_open_and_aborted_transactions_survive_a_crash(world: World, snapshot: s
     txns = _txns(world)
     assert txns.ongoing == {9: 7}
     assert txns.aborted == [AbortedTxn(7, 0, 4)]
-    assert txns.last_stable_offset(world.log.log_end_offset) == 7
+    assert txns.last_stable_offset(world.log.log_end_offset, world.log.log_start_offset) == 7
     # The fenced epoch of producer 9 is known again once its marker is replayed.
     _marker(world, 9, 3, commit=False)
     world.process_crash()
     world.start()
     txns = _txns(world)
     assert txns.ongoing == {}
-    assert txns.last_stable_offset(world.log.log_end_offset) == world.log.log_end_offset
+    assert (
+        txns.last_stable_offset(world.log.log_end_offset, world.log.log_start_offset)
+        == world.log.log_end_offset
+    )
     assert [a.producer_id for a in txns.aborted] == [7, 9]
     assert world.producers is not None
     entry = world.producers.state("t", 0, world.log).get(9)
@@ -352,3 +355,23 @@ def test_a_batch_straddling_the_log_start_is_replayed(world: World) -> None:
     assert world.snapshot_offset() is None
     assert world.produce(1, 0, 0, count=5) == 0  # the client's retry: a duplicate
     assert [h.base_offset for h in world.headers()] == [0]
+
+
+def test_the_last_stable_offset_is_never_below_the_log_start(world: World) -> None:
+    """DeleteRecords (or a snapshot of __consumer_offsets) may delete the start of a
+    transaction still open: the last stable offset is then the log start, as Kafka's
+    UnifiedLog clamps it, not an offset no reader can fetch (OFFSET_OUT_OF_RANGE)."""
+    world.start()
+    world.produce(1, 0, 0)  # 0-2
+    _transactional(world, 9, 0, 0)  # 3: open
+    world.produce(1, 0, 3)  # 4-6
+    assert _txns(world).last_stable_offset(world.log.log_end_offset, 0) == 3
+    world.log.delete_records(5)
+    start = world.log.log_start_offset
+    assert start == 5
+    assert _txns(world).last_stable_offset(world.log.log_end_offset, start) == 5
+    _marker(world, 9, 0, commit=True)
+    assert (
+        _txns(world).last_stable_offset(world.log.log_end_offset, start)
+        == world.log.log_end_offset
+    )

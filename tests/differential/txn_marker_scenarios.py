@@ -229,6 +229,91 @@ def _offsets_marker(
     return ErrorCode(int(answer.markers[0].topics[0].partitions[0].error_code)).name
 
 
+def _txn_commit_offset(
+    client: WireClient, producer: _Producer, epoch: int, group: str, topic: str, offset: int
+) -> str:
+    """AddOffsetsToTxn, then TxnOffsetCommit of ``offset`` for ``topic``-0: its error's name."""
+    ids = {"transactional_id": producer.txn_id, "producer_id": producer.producer_id,
+           "producer_epoch": epoch}  # fmt: skip
+    added = _until_settled(
+        lambda: client.request(25, 3, {**ids, "group_id": group})  # AddOffsetsToTxn
+    )
+    assert added.error_code == 0, ErrorCode(added.error_code).name
+
+    def send() -> Any:
+        return client.request(28, 3, {  # TxnOffsetCommit
+            **ids, "group_id": group, "generation_id": -1, "member_id": "",
+            "group_instance_id": None, "topics": [{"name": topic, "partitions": [{
+                "partition_index": 0, "committed_offset": offset,
+                "committed_leader_epoch": -1, "committed_metadata": ""}]}]},
+        ).topics[0].partitions[0]  # fmt: skip
+
+    return ErrorCode(_until_settled(send).error_code).name
+
+
+def _offsets_producer(client: WireClient, partition: int, producer_id: int) -> Any:
+    """The producer's state in DescribeProducers of ``__consumer_offsets``-``partition``."""
+    (state,) = [
+        s
+        for s in _describe_partition(client, OFFSETS_TOPIC, partition).active_producers
+        if s.producer_id == producer_id
+    ]
+    return state
+
+
+def _offsets_ends(client: WireClient, partition: int) -> tuple[int, int]:
+    """(last stable offset, high watermark) of ``__consumer_offsets``-``partition``: ListOffsets
+    of the latest offset, read_committed then read_uncommitted."""
+    ends = []
+    for isolation_level in (1, 0):
+        values = {"replica_id": -1, "isolation_level": isolation_level, "topics": [{
+            "name": OFFSETS_TOPIC, "partitions": [{"partition_index": partition,
+            "current_leader_epoch": -1, "timestamp": -1}]}]}  # fmt: skip
+        (answer,) = client.request(2, 7, values).topics[0].partitions
+        assert answer.error_code == 0, ErrorCode(answer.error_code).name
+        ends.append(int(answer.offset))
+    return ends[0], ends[1]
+
+
+def offsets_open_transaction(bootstrap: str) -> Result:
+    """A transaction's TxnOffsetCommit record is a transactional batch with base sequence 0 on
+    ``__consumer_offsets``, as Kafka's group coordinator writes it: DescribeProducers shows
+    the producer with last sequence 0 and the transaction's start offset while it is open,
+    and the partition's last stable offset stays at that start; once the COMMIT marker is
+    written, neither holds. Offsets are compared relative to the partition's end before the
+    commit (the two brokers' partitions hold different histories)."""
+    topic, group = create_topic(bootstrap), unique("offsets-open")
+    out: dict[str, Any] = {}
+    with WireClient(bootstrap) as client:
+        find = {"key_type": 0, "coordinator_keys": [group]}
+        _until_settled(lambda: client.request(10, 4, find).coordinators[0])
+        partition = state_partition(group, partition_count(bootstrap, OFFSETS_TOPIC))
+        producer = _Producer(client, unique("offsets-open"))
+        _, end_before = _offsets_ends(client, partition)
+        out["commit"] = _txn_commit_offset(client, producer, producer.epoch0, group, topic, 7)
+        state = _offsets_producer(client, partition, producer.producer_id)
+        start = int(state.current_txn_start_offset)
+        stable, _ = _offsets_ends(client, partition)
+        out["open"] = {
+            "epoch": int(state.producer_epoch) - producer.epoch0,
+            "last_sequence": int(state.last_sequence),
+            "txn_start_at_or_after_the_end_before": start >= end_before,
+            "last_stable_at_txn_start": stable == start,
+        }
+        out["end"] = producer.end(0, True, version=3)
+        deadline = time.monotonic() + WAIT_S_MAX
+        # Kafka writes its coordinator's markers after EndTxn is answered.
+        while (
+            _offsets_producer(client, partition, producer.producer_id).current_txn_start_offset >= 0
+        ):
+            assert time.monotonic() < deadline, "the COMMIT marker was never written"
+            time.sleep(0.05)
+        stable, high_watermark = _offsets_ends(client, partition)
+        out["last_stable_is_the_end_after_commit"] = stable == high_watermark
+        out["committed"] = _committed(bootstrap, group, topic)
+    return out
+
+
 def offsets_marker_epochs(bootstrap: str) -> Result:
     """Markers on the group's ``__consumer_offsets`` partition are checked as on any
     partition: an operator's ABORT from an older producer epoch than the transaction's offset
@@ -248,22 +333,7 @@ def offsets_marker_epochs(bootstrap: str) -> Result:
         epoch = producer.epoch0
 
         def commit_offset(offset: int) -> str:
-            ids = {"transactional_id": txn_id, "producer_id": producer.producer_id,
-                   "producer_epoch": epoch}  # fmt: skip
-            added = _until_settled(
-                lambda: client.request(25, 3, {**ids, "group_id": group})  # AddOffsetsToTxn
-            )
-            assert added.error_code == 0, ErrorCode(added.error_code).name
-
-            def send() -> Any:
-                return client.request(28, 3, {  # TxnOffsetCommit
-                    **ids, "group_id": group, "generation_id": -1, "member_id": "",
-                    "group_instance_id": None, "topics": [{"name": topic, "partitions": [{
-                        "partition_index": 0, "committed_offset": offset,
-                        "committed_leader_epoch": -1, "committed_metadata": ""}]}]},
-                ).topics[0].partitions[0]  # fmt: skip
-
-            return ErrorCode(_until_settled(send).error_code).name
+            return _txn_commit_offset(client, producer, epoch, group, topic, offset)
 
         pid = producer.producer_id
         out["commit_5"] = commit_offset(5)
@@ -285,4 +355,5 @@ TXN_MARKER_SCENARIOS = {
     "marker_coordinator_epochs": marker_coordinator_epochs,
     "own_marker_fenced": own_marker_fenced,
     "offsets_marker_epochs": offsets_marker_epochs,
+    "offsets_open_transaction": offsets_open_transaction,
 }

@@ -108,8 +108,10 @@ class GroupService:
                 # Anything else (the producer state could not be loaded) is a storage
                 # failure: the caller's retriable answer, not this code as such.
                 raise StorageError(result.message)
-            if isinstance(result, Duplicate):  # pragma: no cover - no batch here has a sequence
-                raise StorageError(f"{OFFSETS_TOPIC}: a batch without sequence was a retry")
+            if isinstance(result, Duplicate):  # pragma: no cover - sequences are not checked here
+                raise StorageError(
+                    f"{OFFSETS_TOPIC}: the coordinator's batch was taken for a retry"
+                )
             return result
 
         self._offsets_log = OffsetsLog(plog, config, clock, write)

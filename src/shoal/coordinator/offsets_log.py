@@ -37,7 +37,7 @@ from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.keyed_log import Marker, keyed_entries
 from shoal.coordinator.producer_state import Rejected
 from shoal.protocol.errors import ErrorCode
-from shoal.records import SimpleRecord, build_batch
+from shoal.records import NO_SEQUENCE, SimpleRecord, build_batch
 from shoal.records.control import build_control_batch
 from shoal.storage import AppendInfo, LogConfig, PartitionLog, StorageError
 
@@ -211,19 +211,27 @@ class OffsetsLog:
         fails, in which case nothing after the failed batch was written.
 
         ``producer`` (id, epoch): records of that producer's transaction (TxnOffsetCommit's).
-        Their batches carry the id and epoch, so the partition's producer state knows the
-        producer's epoch and checks the transaction's marker against it
-        (:meth:`append_marker`); a batch from an epoch older than the partition's raises
-        :class:`BatchRefused`. They have no sequence and no transactional flag, unlike
-        Kafka's (base sequence 0, transactional: :mod:`shoal.coordinator.txn_offsets`)."""
+        Their batches are transactional and carry the id, the epoch and base sequence 0, as
+        Kafka's group coordinator writes them (CoordinatorRuntime's MemoryRecordsBuilder): the
+        partition's producer state knows the producer's epoch and checks the transaction's
+        marker against it (:meth:`append_marker`), the open transaction holds the partition's
+        last stable offset, and DescribeProducers shows it. The sequence is not checked (the
+        coordinator's own writes, Kafka's append origin COORDINATOR); a batch from an epoch
+        older than the partition's raises :class:`BatchRefused`."""
         producer_id, producer_epoch = (-1, -1) if producer is None else producer
+        transactional = producer is not None
         records = [SimpleRecord(key, value) for key, value in entries]
         last = None
         now = self._clock.now_ms()
         for start in range(0, len(records), RECORDS_PER_BATCH_MAX):
             chunk = records[start : start + RECORDS_PER_BATCH_MAX]
             batch = build_batch(
-                chunk, base_timestamp=now, producer_id=producer_id, producer_epoch=producer_epoch
+                chunk,
+                base_timestamp=now,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                base_sequence=0 if transactional else NO_SEQUENCE,
+                transactional=transactional,
             )
             info = self._write(batch)
             last = info.last_offset

@@ -73,9 +73,14 @@ class PartitionTxns:
         """The first offset of the oldest open transaction, or None."""
         return min(self.ongoing.values(), default=None)
 
-    def last_stable_offset(self, high_watermark: int) -> int:
+    def last_stable_offset(self, high_watermark: int, log_start_offset: int) -> int:
+        """The first offset of the oldest open transaction, never below the log start (as
+        Kafka's UnifiedLog clamps it: DeleteRecords, or a snapshot of ``__consumer_offsets``,
+        may delete the start of a transaction still open) nor past ``high_watermark``."""
         first = self.first_unstable_offset()
-        return high_watermark if first is None else min(first, high_watermark)
+        if first is None:
+            return high_watermark
+        return min(max(first, log_start_offset), high_watermark)
 
     def aborted_overlapping(self, start: int, end: int) -> list[AbortedTxn]:
         """Aborted transactions with records in ``[start, end)``: those whose marker is at or

@@ -252,8 +252,8 @@ class PartitionProducers:
     ) -> Rejected | None:
         """The producer-epoch check alone (Kafka's ProducerAppendInfo.checkProducerEpoch): for
         a marker, and for a batch the broker's group coordinator writes for a transaction
-        (a TxnOffsetCommit's, which shoal writes without sequence; Kafka's have one, left
-        unchecked for their append origin COORDINATOR).
+        (a TxnOffsetCommit's: its sequence is left unchecked, Kafka's append origin
+        COORDINATOR; older shoal wrote them without sequence).
         None when the epoch is not older than the partition's for the producer."""
         entry = self._entries.get(producer_id)
         if entry is None or epoch >= entry.epoch:
@@ -265,8 +265,9 @@ class PartitionProducers:
         )
 
     def record_epoch(self, producer_id: int, epoch: int, now_ms: int, timestamp_ms: int) -> None:
-        """A batch without sequence (see :meth:`check_epoch`) was appended or replayed: a newer
-        epoch becomes the producer's, as a marker's does; no sequence is remembered."""
+        """A batch without sequence (older shoal's, see :meth:`check_epoch`) was appended or
+        replayed: a newer epoch becomes the producer's, as a marker's does; no sequence is
+        remembered."""
         entry = self._entries.get(producer_id)
         coordinator_epoch = NO_COORDINATOR_EPOCH if entry is None else entry.coordinator_epoch
         self.record_marker(producer_id, epoch, now_ms, coordinator_epoch, timestamp_ms)

@@ -51,6 +51,7 @@ from typing import Final
 
 from shoal.buffers import Buffer
 from shoal.clock import Clock
+from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
 from shoal.coordinator.producer_ids import ProducerIdAllocator
 from shoal.coordinator.producer_snapshot import decode_snapshot, encode_snapshot
@@ -181,12 +182,12 @@ class Producers:
                 header.producer_id, header.producer_epoch, marker.coordinator_epoch
             )
             return APPEND if refused is None else refused
-        if header.base_sequence < 0:
-            # Only the broker writes a batch with a producer id and no sequence (clients'
-            # are refused by the records layer): its group coordinator's record of a
-            # TxnOffsetCommit in __consumer_offsets (Kafka's carry base sequence 0), checked
-            # as Kafka checks its coordinators' batches (append origin COORDINATOR): the
-            # producer epoch only.
+        if topic == OFFSETS_TOPIC or header.base_sequence < 0:
+            # The group coordinator's records of a TxnOffsetCommit (only the broker writes to
+            # __consumer_offsets; a batch with a producer id and no sequence is one that older
+            # shoal wrote: clients' are refused by the records layer), checked as Kafka checks
+            # its coordinators' batches (append origin COORDINATOR): the producer epoch only,
+            # not the sequence (each batch starts at 0).
             refused = state.check_epoch(header.producer_id, header.producer_epoch)
             return APPEND if refused is None else refused
         return state.check(
@@ -299,7 +300,7 @@ class Producers:
             # A batch that straddles ``start`` counts: DeleteRecords may put the log start
             # (where the walk starts without a snapshot) inside a batch its producer may still
             # retry (found by tests/simulation: the retry was stored twice after a restart).
-            # A producer's batch without sequence is the group coordinator's (see check).
+            # A producer's batch without sequence is older shoal's group coordinator's (see check).
             if header.last_offset < start or not header.has_producer_id:
                 continue
             if header.base_sequence < 0:

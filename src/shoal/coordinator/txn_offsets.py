@@ -10,13 +10,12 @@ They are kept in the offsets log like every other commit, so they survive a cras
 TxnOffsetCommit and the end of the transaction:
 
 - pending offset: key ``{"k": "txn-offset", "pid", "group", "topic", "partition"}``, value as
-  an ordinary offset commit's, in a batch that carries the producer id and epoch, without a
-  sequence (base sequence -1) and without the transactional flag (a snapshot of the offsets
-  log writes them again so). That differs from Kafka, whose group coordinator writes them in
-  a transactional batch with base sequence 0 (CoordinatorRuntime's MemoryRecordsBuilder): on
-  shoal, DescribeProducers on ``__consumer_offsets`` does not show the open transaction and
-  the partition's last stable offset is not held back by it. The epoch check below is the
-  same;
+  an ordinary offset commit's, in a transactional batch that carries the producer id and
+  epoch and base sequence 0, as Kafka's group coordinator writes it (CoordinatorRuntime's
+  MemoryRecordsBuilder); a snapshot of the offsets log writes them again so. The open
+  transaction therefore holds the partition's last stable offset and DescribeProducers on
+  ``__consumer_offsets`` shows it, as on Kafka. Older shoal wrote these batches without a
+  sequence (base sequence -1) and without the transactional flag; replay reads both;
 - end of a transaction: the COMMIT/ABORT marker (a control batch), as Kafka writes it. The
   broker's append checks it like any partition's marker, so a marker from an older producer
   epoch than the transaction's offsets (INVALID_PRODUCER_EPOCH) or an older coordinator epoch

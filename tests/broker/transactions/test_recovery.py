@@ -97,7 +97,7 @@ def lso(broker: Broker, topic: str = "t") -> tuple[int, int]:
     plog = broker.partition(topic, 0)
     assert plog is not None
     txns = broker.producers.txns(topic, 0, plog)
-    return txns.last_stable_offset(plog.log_end_offset), plog.log_end_offset
+    return txns.last_stable_offset(plog.log_end_offset, plog.log_start_offset), plog.log_end_offset
 
 
 def test_acknowledged_epochs_survive_a_restart(tmp_path: Path) -> None:

@@ -111,11 +111,13 @@ def test_pending_offsets_carry_the_producer_and_the_end_is_a_marker(store: Store
     ended.result(timeout=10)
     assert coordinator.offsets_log is not None
     headers = list(coordinator.offsets_log.plog.headers_from(0))
+    # As Kafka's group coordinator writes them: a transactional batch with base sequence 0,
+    # then the marker (a transactional control batch without sequence).
     assert [(h.producer_id, h.producer_epoch, h.base_sequence) for h in headers] == [
-        (7, 3, -1),
+        (7, 3, 0),
         (7, 3, -1),
     ]
-    assert [h.is_control for h in headers] == [False, True]
+    assert [(h.is_control, h.is_transactional) for h in headers] == [(False, True), (True, True)]
 
 
 def test_a_snapshot_writes_pending_offsets_with_their_producer(store: Store) -> None:

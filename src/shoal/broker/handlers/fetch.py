@@ -333,7 +333,9 @@ def _stability(
                 loaded = broker.producers.loaded_txns(name, index, plog)
                 end = plog.log_end_offset
                 out[(name, index)] = (
-                    end if loaded is None else loaded.last_stable_offset(end),
+                    end
+                    if loaded is None
+                    else loaded.last_stable_offset(end, plog.log_start_offset),
                     loaded,
                 )
                 continue
@@ -343,5 +345,6 @@ def _stability(
                 # The state could not be rebuilt (the read reports the storage error itself).
                 out[(name, index)] = (plog.log_end_offset, None)
                 continue
-            out[(name, index)] = (txns.last_stable_offset(plog.log_end_offset), txns)
+            end = txns.last_stable_offset(plog.log_end_offset, plog.log_start_offset)
+            out[(name, index)] = (end, txns)
     return out

@@ -94,7 +94,8 @@ def _lookup(broker: Broker, name: str, p: _ListOffsetsPartition, committed: bool
         if timestamp == LATEST:
             latest = plog.log_end_offset
             if committed:
-                latest = broker.producers.txns(name, index, plog).last_stable_offset(latest)
+                txns = broker.producers.txns(name, index, plog)
+                latest = txns.last_stable_offset(latest, plog.log_start_offset)
             return {**answer, "offset": latest, "leader_epoch": plog.leader_epoch}
         if timestamp in (EARLIEST, EARLIEST_LOCAL):
             start = plog.log_start_offset

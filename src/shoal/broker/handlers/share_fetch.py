@@ -377,7 +377,7 @@ async def _acquire_all(
             except StorageError as exc:
                 part.error, part.told = ErrorCode(exc.kafka_error_code), True
                 continue
-            end = txns.last_stable_offset(end)
+            end = txns.last_stable_offset(end, plog.log_start_offset)
         if offset >= end:
             continue
         try:
