@@ -152,28 +152,38 @@ class SharePartition:
     # -- restart ------------------------------------------------------------------------
 
     def snapshot(self) -> ShareState:
+        # Called for every state write (up to max_record_locks records, on the event loop):
+        # runs are found with plain locals and a StateBatch made once per run, not once per
+        # record (that made the snapshot most of a share group's broker time per record).
         batches: list[StateBatch] = []
+        limit = self.settings.delivery_count_limit
+        first = last = -2
+        run_state: RecordState | None = None
+        run_count = -1
         for offset in sorted(self.records):
             record = self.records[offset]
-            state = record.state
+            state, count = record.state, record.delivery_count
             if state is RecordState.ACQUIRED:
                 # Written as the lock's expiry would leave it: a restart ends every lock.
-                state = self._unlocked_state(record)
-            last = batches[-1] if batches else None
-            if (
-                last is not None
-                and last.last_offset == offset - 1
-                and last.state is state
-                and last.delivery_count == record.delivery_count
-            ):
-                batches[-1] = StateBatch(last.first_offset, offset, state, record.delivery_count)
-            else:
-                batches.append(StateBatch(offset, offset, state, record.delivery_count))
+                state = RecordState.ARCHIVED if count >= limit else RecordState.AVAILABLE
+            if offset == last + 1 and state is run_state and count == run_count:
+                last = offset
+                continue
+            if run_state is not None:
+                batches.append(StateBatch(first, last, run_state, run_count))
+            first = last = offset
+            run_state, run_count = state, count
+        if run_state is not None:
+            batches.append(StateBatch(first, last, run_state, run_count))
         # Done batches at the front (a lock ended past the limit) move the start past them.
         start = self.start_offset
-        while batches and batches[0].first_offset == start and batches[0].state in _DONE:
-            start = batches.pop(0).last_offset + 1
-        return ShareState(start, tuple(batches))
+        skip = 0
+        while skip < len(batches) and batches[skip].first_offset == start:
+            if batches[skip].state not in _DONE:
+                break
+            start = batches[skip].last_offset + 1
+            skip += 1
+        return ShareState(start, tuple(batches[skip:]))
 
     @classmethod
     def restore(
