@@ -19,18 +19,20 @@ and 2 consumers) that checks the bench works and says nothing about speed.
     python bench/share.py --quick --out /tmp/share
     python bench/share.py --systems shoal,kafka --consumers 1,4
     python bench/share.py --kafka-bootstrap 127.0.0.1:9092   # an Apache Kafka already running
+    python bench/share.py --systems shoal,kafka --interleave # runs in turn: a loaded machine
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 from bench.peers import share_kafka, share_rabbitmq  # noqa: E402
 from bench.peers.common import percentiles  # noqa: E402
+from bench.peers.report import environment  # noqa: E402
 from bench.peers.runs import Log, run_systems, write_json  # noqa: E402
 from bench.peers.share_common import (  # noqa: E402
     READY_TIMEOUT_S,
@@ -207,33 +210,94 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def one_run(target: Target, cfg: Config, consumers: int, repeat: int) -> dict[str, Any]:
+    """Publish ``cfg.records`` records to a fresh queue of ``target`` and consume them once."""
+    dest = f"share-{consumers}c-{repeat}-{time.monotonic_ns()}"
+    began = time.monotonic()
+    target.prepare(dest, cfg.records, cfg.size)
+    prepared = time.monotonic()
+    load = os.getloadavg()[0]
+    run = consume_run(target, dest, consumers, cfg.records)
+    run["prepare_s"], run["run_s"] = prepared - began, time.monotonic() - prepared
+    run["load_average_1m"] = load
+    return run
+
+
+def run_line(name: str, run: dict[str, Any]) -> str:
+    lat = percentiles(run["redelivery_ms_each"])
+    return (
+        f"  {name}{run['consumers']} consumers: {run['records_per_s']:,.0f} records/s "
+        f"(join {run['join_ms']:.0f} ms), redelivery p50 {lat['p50']:.2f} "
+        f"p99 {lat['p99']:.2f} ms ({run['redelivered']}/{run['released']} came back; "
+        f"busiest client cpu {run['client_cpu_fraction_max']:.0%}; "
+        f"publishing took {run['prepare_s']:.1f} s, the run {run['run_s']:.1f} s; "
+        f"load {run['load_average_1m']:.1f})"
+    )
+
+
+def cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    pooled = [ms for run in runs for ms in run["redelivery_ms_each"]]
+    return {
+        "runs": runs,
+        "records_per_s": spread([r["records_per_s"] for r in runs]),
+        "redelivery_ms": percentiles(pooled),
+    }
+
+
 def measure(target: Target, cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for consumers in cfg.consumers:
         runs = []
         for repeat in range(cfg.repeats):
-            dest = f"share-{consumers}c-{repeat}-{time.monotonic_ns()}"
-            began = time.monotonic()
-            target.prepare(dest, cfg.records, cfg.size)
-            prepared = time.monotonic()
-            run = consume_run(target, dest, consumers, cfg.records)
-            run["prepare_s"], run["run_s"] = prepared - began, time.monotonic() - prepared
-            runs.append(run)
-            lat = percentiles(run["redelivery_ms_each"])
-            log(
-                f"  {consumers} consumers: {run['records_per_s']:,.0f} records/s "
-                f"(join {run['join_ms']:.0f} ms), redelivery p50 {lat['p50']:.2f} "
-                f"p99 {lat['p99']:.2f} ms ({run['redelivered']}/{run['released']} came back; "
-                f"busiest client cpu {run['client_cpu_fraction_max']:.0%}; "
-                f"publishing took {run['prepare_s']:.1f} s, the run {run['run_s']:.1f} s)"
-            )
-        pooled = [ms for run in runs for ms in run["redelivery_ms_each"]]
-        out[f"consumers_{consumers}"] = {
-            "runs": runs,
-            "records_per_s": spread([r["records_per_s"] for r in runs]),
-            "redelivery_ms": percentiles(pooled),
-        }
+            runs.append(one_run(target, cfg, consumers, repeat))
+            log(run_line("", runs[-1]))
+        out[f"consumers_{consumers}"] = cell(runs)
     return out
+
+
+def measure_interleaved(
+    cfg: Config, systems: list[str], work_base: Path, running: dict[str, str]
+) -> dict[str, Any]:
+    """Every system started at once, and their runs taken in turn (the order reversed every
+    repeat): on a machine whose load changes from one minute to the next (shared with other
+    work), a system measured minutes after another saw another machine, so each system's runs
+    of a cell sit between the others' here."""
+    results: dict[str, Any] = {
+        "config": asdict(cfg) | {"interleaved": True},
+        "environment": environment(),
+        "systems": {},
+        "failed": {},
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="shoal-share-bench-", dir=work_base) as work,
+        ExitStack() as stack,
+    ):
+        targets = {
+            name: stack.enter_context(started(name, Path(work) / name, running)) for name in systems
+        }
+        runs: dict[str, dict[int, list[dict[str, Any]]]] = {name: {} for name in systems}
+        for consumers in cfg.consumers:
+            for repeat in range(cfg.repeats):
+                for name in systems if repeat % 2 == 0 else systems[::-1]:
+                    if name in results["failed"]:
+                        continue
+                    try:
+                        run = one_run(targets[name], cfg, consumers, repeat)
+                    except Exception as exc:  # the others' figures are kept, as run_systems does
+                        print(f"  {name} FAILED: {exc!r}", flush=True)
+                        results["failed"][name] = repr(exc)
+                        continue
+                    runs[name].setdefault(consumers, []).append(run)
+                    print(run_line(f"{name}: ", run), flush=True)
+        for name, target in targets.items():
+            if name not in results["failed"]:
+                results["systems"][name] = {
+                    "durability": target.durability,
+                    "client": CLIENT[name],
+                    "results": {f"consumers_{c}": cell(r) for c, r in runs[name].items()},
+                }
+    results["environment"]["load_average_after"] = os.getloadavg()
+    return results
 
 
 def _figure(results: dict[str, Any], name: str, key: str, path: tuple[str, ...]) -> float:
@@ -335,14 +399,22 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
 
 
 def run(
-    cfg: Config, systems: list[str], out_dir: Path, work_base: Path, running: dict[str, str]
+    cfg: Config,
+    systems: list[str],
+    out_dir: Path,
+    work_base: Path,
+    running: dict[str, str],
+    interleave: bool = False,
 ) -> dict[str, Any]:
     def measure_system(name: str, work: Path, log: Log) -> dict[str, Any]:
         with started(name, work, running) as target:
             figures = measure(target, cfg, log)
             return {"durability": target.durability, "client": CLIENT[name], "results": figures}
 
-    results = run_systems(asdict(cfg), systems, work_base, "shoal-share-bench-", measure_system)
+    if interleave:
+        results = measure_interleaved(cfg, systems, work_base, running)
+    else:
+        results = run_systems(asdict(cfg), systems, work_base, "shoal-share-bench-", measure_system)
     write_json(results, out_dir / "share.json")
     print(write_markdown(results, out_dir / "share.md"))
     if results["systems"]:
@@ -358,6 +430,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--consumers", help="consumer counts, comma-separated (1,4,16)")
     parser.add_argument("--records", type=int, help="records per run (50,000; quick 200)")
     parser.add_argument("--repeats", type=int, help="runs per consumer count (3; quick 1)")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="start every system at once and take their runs in turn (for a loaded machine)",
+    )
     parser.add_argument("--kafka-bootstrap", help="use this running Apache Kafka 4.4")
     parser.add_argument("--rabbitmq-url", help="use this running RabbitMQ (amqp://...)")
     parser.add_argument(
@@ -383,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         running["kafka"] = args.kafka_bootstrap
     if args.rabbitmq_url:
         running["rabbitmq"] = args.rabbitmq_url
-    results = run(cfg, systems, args.out, args.dir, running)
+    results = run(cfg, systems, args.out, args.dir, running, args.interleave)
     return 1 if results["failed"] else 0
 
 

@@ -64,6 +64,8 @@ class AcknowledgeType(IntEnum):
 
 
 _DONE: Final = frozenset({RecordState.ACKNOWLEDGED, RecordState.ARCHIVED})
+_ACKNOWLEDGE_TYPES: Final[dict[int, AcknowledgeType]] = {int(t): t for t in AcknowledgeType}
+"""Wire value -> AcknowledgeType (an unknown value is absent)."""
 
 
 class SharePartitionError(Exception):
@@ -152,28 +154,38 @@ class SharePartition:
     # -- restart ------------------------------------------------------------------------
 
     def snapshot(self) -> ShareState:
+        # Called for every state write (up to max_record_locks records, on the event loop):
+        # runs are found with plain locals and a StateBatch made once per run, not once per
+        # record (that made the snapshot most of a share group's broker time per record).
         batches: list[StateBatch] = []
+        limit = self.settings.delivery_count_limit
+        first = last = -2
+        run_state: RecordState | None = None
+        run_count = -1
         for offset in sorted(self.records):
             record = self.records[offset]
-            state = record.state
+            state, count = record.state, record.delivery_count
             if state is RecordState.ACQUIRED:
                 # Written as the lock's expiry would leave it: a restart ends every lock.
-                state = self._unlocked_state(record)
-            last = batches[-1] if batches else None
-            if (
-                last is not None
-                and last.last_offset == offset - 1
-                and last.state is state
-                and last.delivery_count == record.delivery_count
-            ):
-                batches[-1] = StateBatch(last.first_offset, offset, state, record.delivery_count)
-            else:
-                batches.append(StateBatch(offset, offset, state, record.delivery_count))
+                state = RecordState.ARCHIVED if count >= limit else RecordState.AVAILABLE
+            if offset == last + 1 and state is run_state and count == run_count:
+                last = offset
+                continue
+            if run_state is not None:
+                batches.append(StateBatch(first, last, run_state, run_count))
+            first = last = offset
+            run_state, run_count = state, count
+        if run_state is not None:
+            batches.append(StateBatch(first, last, run_state, run_count))
         # Done batches at the front (a lock ended past the limit) move the start past them.
         start = self.start_offset
-        while batches and batches[0].first_offset == start and batches[0].state in _DONE:
-            start = batches.pop(0).last_offset + 1
-        return ShareState(start, tuple(batches))
+        skip = 0
+        while skip < len(batches) and batches[skip].first_offset == start:
+            if batches[skip].state not in _DONE:
+                break
+            start = batches[skip].last_offset + 1
+            skip += 1
+        return ShareState(start, tuple(batches[skip:]))
 
     @classmethod
     def restore(
@@ -244,15 +256,17 @@ class SharePartition:
         """The last offset this call took into the window (a new record)."""
         rest_of_batch = -1
         """New records up to this offset are acquired whatever the limits (batch_optimized)."""
+        # Once per record read (MaxRecords of them and more): the attributes it reads are
+        # taken into locals first.
+        records, start, max_locks = self.records, self.start_offset, self.settings.max_record_locks
+        available, acquired_state = RecordState.AVAILABLE, RecordState.ACQUIRED
         for offset in offsets:
-            if offset < self.start_offset:
+            if offset < start:
                 continue
-            record = self.records.get(offset)
+            record = records.get(offset)
             if record is None and offset < self.end_offset:
                 continue  # below the end and not in flight: done before a restart
-            full = record is None and (
-                self.end_offset - self.start_offset >= self.settings.max_record_locks
-            )
+            full = record is None and self.end_offset - start >= max_locks
             if offset > rest_of_batch and (full or len(acquired) >= max_records):
                 if batch_end is None or last_new is None or last_new != offset - 1:
                     break
@@ -261,16 +275,14 @@ class SharePartition:
                     break  # the limit fell on a batch boundary
             if record is None:
                 last_new = offset
-                if offset in archived:
-                    self.records[offset] = InFlightRecord(RecordState.ARCHIVED, 0)
-                    self.end_offset = offset + 1
-                    continue
-                record = InFlightRecord(RecordState.AVAILABLE, 0)
-                self.records[offset] = record
                 self.end_offset = offset + 1
-            if record.state is not RecordState.AVAILABLE:
+                if offset in archived:
+                    records[offset] = InFlightRecord(RecordState.ARCHIVED, 0)
+                    continue
+                record = records[offset] = InFlightRecord(available, 0)
+            elif record.state is not available:
                 continue
-            record.state = RecordState.ACQUIRED
+            record.state = acquired_state
             record.delivery_count += 1
             record.member_id = member_id
             record.lock_deadline_ms = deadline
@@ -327,15 +339,19 @@ class SharePartition:
                 ErrorCode.INVALID_REQUEST,
                 f"{len(batch.types)} acknowledge types for {count} offsets (want 1 or {count})",
             )
+        types = batch.types
+        single = len(types) == 1
+        records = self.records
         for i, offset in enumerate(range(first, last + 1)):
-            raw = batch.types[0] if len(batch.types) == 1 else batch.types[i]
-            try:
-                kind = AcknowledgeType(raw)
-            except ValueError:
+            # Once per acknowledged record: the type is looked up in a table, not made by the
+            # enum's constructor.
+            raw = types[0] if single else types[i]
+            kind = _ACKNOWLEDGE_TYPES.get(raw)
+            if kind is None:
                 raise SharePartitionError(
                     ErrorCode.INVALID_REQUEST, f"unknown acknowledge type {raw}"
-                ) from None
-            record = self.records.get(offset)
+                )
+            record = records.get(offset)
             if (
                 record is None
                 or record.state is not RecordState.ACQUIRED
@@ -445,11 +461,18 @@ class SharePartition:
 
 
 def _ranges(acquired: Sequence[tuple[int, int]]) -> list[AcquiredRange]:
+    # Once per acquired record: runs found with plain locals, an AcquiredRange made per run.
     out: list[AcquiredRange] = []
+    first = last = -2
+    run_count = -1
     for offset, count in acquired:
-        last = out[-1] if out else None
-        if last is not None and last.last_offset == offset - 1 and last.delivery_count == count:
-            out[-1] = AcquiredRange(last.first_offset, offset, count)
-        else:
-            out.append(AcquiredRange(offset, offset, count))
+        if offset == last + 1 and count == run_count:
+            last = offset
+            continue
+        if run_count >= 0:
+            out.append(AcquiredRange(first, last, run_count))
+        first = last = offset
+        run_count = count
+    if run_count >= 0:
+        out.append(AcquiredRange(first, last, run_count))
     return out
