@@ -972,6 +972,45 @@ class PartitionLog:
                 ) from exc
         return True
 
+    def adopt_cleaned_segment(self, base_offset: int) -> Segment:
+        """The cleaned segment at ``base_offset`` that the cleaner's process wrote (fsynced,
+        indexes saved) beside the others, loaded for :meth:`replace_with_cleaned`."""
+        from shoal.storage.swap import CLEANED_SUFFIX
+
+        self._check_writable()
+        segment = Segment(
+            self.directory,
+            base_offset,
+            self._handles,
+            index_interval_bytes=self._config.index_interval_bytes,
+            created_ms=self._clock.now_ms(),
+            suffix=CLEANED_SUFFIX,
+            allow_gaps=True,
+        )
+        try:
+            if not segment.load_sealed(self._fs):
+                problem = segment.rebuild(crc_from_offset=None)
+                if problem is not None:
+                    raise StorageError(segment.describe_problem(problem, "in a cleaned segment"))
+        except OSError as exc:
+            raise StorageError(f"could not read the cleaned segment {segment.path}: {exc}") from exc
+        return segment
+
+    def discard_cleaned_files(self) -> None:
+        """Remove every ``.cleaned`` file of this log: what a clean in the cleaner's process
+        left when it was stopped (the swaps happen here, so none of them is committed)."""
+        from shoal.storage.swap import CLEANED_SUFFIX
+
+        with self._flush_lock:
+            try:
+                for entry in self._fs.listdir(self.directory):
+                    if entry.endswith(CLEANED_SUFFIX):
+                        path = os.path.join(self.directory, entry)
+                        self._handles.close(path)
+                        self._fs.remove(path)
+            except OSError as exc:
+                log.warning("%s: could not remove a cleaned file: %s", self.name, exc)
+
     def discard_cleaned_segment(self, segment: Segment) -> None:
         """Remove the files of a cleaned segment that will not be swapped in."""
         from shoal.storage.swap import discard_cleaned
