@@ -48,8 +48,8 @@ from shoal.records.rewrite import delete_horizon_ms, rebuild_batch, rebuild_empt
 from shoal.storage.cleaner_txn import (
     LogTransactions,
     NoTransactionCleaning,
+    OpenTransactionScan,
     TransactionCleaning,
-    first_unstable_offset,
     read_log_transactions,
 )
 from shoal.storage.errors import StorageError
@@ -145,15 +145,23 @@ def spans(segments: list[Segment], end: int) -> list[tuple[Segment, int]]:
     return list(zip(segments, ends[: len(segments)], strict=True))
 
 
-def assess(plog: PartitionLog, checkpoint: int | None, now_ms: int) -> Cleanable:
-    """The log's clean, dirty and uncleanable parts now (Kafka's LogCleanerManager rules)."""
+def assess(
+    plog: PartitionLog,
+    checkpoint: int | None,
+    now_ms: int,
+    scan: OpenTransactionScan | None = None,
+) -> Cleanable:
+    """The log's clean, dirty and uncleanable parts now (Kafka's LogCleanerManager rules).
+
+    ``scan``: the log's scan for open transactions kept from the last look (the cleaner
+    thread keeps one per log), so that only what was appended since is walked."""
     config = plog.config
     segments, log_start, limit = plog.cleanable_segments()
     # A checkpoint outside the log (it was truncated, or records deleted) restarts from the
     # log start, as Kafka does.
     first_dirty = checkpoint if checkpoint is not None and log_start <= checkpoint else log_start
     uncleanable = [limit]
-    unstable = first_unstable_offset(plog.headers_from(first_dirty))
+    unstable = (scan or OpenTransactionScan()).first_unstable_offset(plog.headers_from, first_dirty)
     if unstable is not None:
         # Never clean at or past an open transaction's first record: if it aborts, the
         # committed values before it must still be there (Kafka's firstUncleanableOffset).

@@ -45,6 +45,7 @@ from shoal.storage.cleaner import (
     write_cleaner_checkpoint,
 )
 from shoal.storage.cleaner_process import CleanerProcess, CleanJob, Throttler, with_step
+from shoal.storage.cleaner_txn import OpenTransactionScan
 from shoal.storage.errors import StorageError
 from shoal.storage.log import PartitionLog
 from shoal.storage.offset_map import LOAD_FACTOR_DEFAULT, OffsetMap
@@ -137,6 +138,10 @@ class LogCleaner:
         )
         """Each log's cleaner checkpoint, read once per log object (a deleted and re-created
         partition is a new object)."""
+        self._scans: weakref.WeakKeyDictionary[PartitionLog, OpenTransactionScan] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Each log's scan for open transactions, continued at each look."""
         self._skipped: weakref.WeakSet[PartitionLog] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
 
@@ -189,7 +194,8 @@ class LogCleaner:
             if not plog.config.compact or plog in self._skipped:
                 continue
             try:
-                cleanable = assess(plog, self._checkpoint(plog), now_ms)
+                scan = self._scans.setdefault(plog, OpenTransactionScan())
+                cleanable = assess(plog, self._checkpoint(plog), now_ms, scan)
             except StorageError:
                 continue  # closed or deleted meanwhile
             ratios[plog.name] = cleanable.dirty_ratio
