@@ -34,13 +34,13 @@ import logging
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Final
 
@@ -164,16 +164,22 @@ class CleanerProcess:
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
             return self._conn
         self.close()
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
+        # A local pipe to our own child (a socket pair underneath), never a network socket.
+        ours, theirs = Pipe(duplex=True)
+        try:
             fd = theirs.fileno()
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _ENTRY, str(fd), str(os.getpid())],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
             )
-            self._conn = Connection(ours.detach())
-        return self._conn
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._conn = ours
+        return ours
 
     def close(self) -> None:
         """End the process (it only ever leaves ``.cleaned`` files behind)."""
