@@ -29,7 +29,10 @@ One clean:
 Transaction markers and aborted transactions follow :mod:`shoal.storage.cleaner_txn`.
 
 This module runs on the cleaner's thread (:mod:`shoal.storage.cleaner_thread`), never on the
-event loop: it reads and writes files and may sleep to honour the I/O throttle.
+event loop: it reads and writes files and may sleep to honour the I/O throttle. A clean is
+planned there (:func:`plan_clean`) and executed (:func:`execute_clean`) either there too or, in
+the broker, in the cleaner's own process (:mod:`shoal.storage.cleaner_process`), which writes
+into a :class:`CleanTarget` that has the thread swap each group in.
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ class CleanerProcess:
     @staticmethod
     def _swap(plog: PartitionLog, base: int, old: list[Segment]) -> bool:
         new = plog.adopt_cleaned_segment(base)
-        if plog.replace_with_cleaned(old, new):
+        if plog.replace_with_cleaned(old, new, durable=True):
             return True
         plog.discard_cleaned_segment(new)
         return False

@@ -7,7 +7,10 @@ among those at or above their ``min.cleanable.dirty.ratio`` (or past ``max.compa
 Its memory is the offset map, ``log.cleaner.dedupe.buffer.size`` bytes in Kafka's units; its
 disk I/O is throttled to ``log.cleaner.io.max.bytes.per.second`` (reads and writes together).
 It never runs on the event loop: the loop only appends and reads, under the log's lock, which a
-clean takes only for the moment of each swap.
+clean takes only for the moment of each swap. In the broker the records themselves are decoded
+and rewritten in the cleaner's own process (:mod:`shoal.storage.cleaner_process`), so that this
+CPU-bound work never holds the GIL the event loop and the flusher need; this thread plans each
+clean (batch headers only) and swaps in the segments the process wrote.
 
 Where each log's clean should start next is its cleaner checkpoint (side file
 ``cleaner-offset-checkpoint``), so a restart does not redo finished work. A log whose clean

@@ -928,8 +928,13 @@ class PartitionLog:
             allow_gaps=True,
         )
 
-    def replace_with_cleaned(self, old: list[Segment], new: Segment) -> bool:
+    def replace_with_cleaned(
+        self, old: list[Segment], new: Segment, *, durable: bool = False
+    ) -> bool:
         """Swap ``new`` (written, fsynced, indexes saved) in for the consecutive ``old``.
+
+        ``durable``: ``new`` and its indexes were fsynced already (by the cleaner's process,
+        :meth:`adopt_cleaned_segment`): they are not fsynced and saved a second time.
 
         Returns False, changing nothing, when ``old`` are no longer segments of the log
         (retention or DeleteRecords removed one meanwhile); the caller discards ``new``.
@@ -939,9 +944,10 @@ class PartitionLog:
         from shoal.storage import swap
 
         try:
-            with self._handles.using(new.path) as f:
-                f.fsync()
-            new.save_indexes(self._fs)
+            if not durable:
+                with self._handles.using(new.path) as f:
+                    f.fsync()
+                new.save_indexes(self._fs)
         except OSError as exc:
             raise self._health.fail(f"could not write a cleaned segment: {exc}") from exc
         with self._flush_lock:
