@@ -148,9 +148,10 @@ def paced_latencies(
     # (on Kafka, up to a second for a topic just created), which is not what is measured.
     producer.produce(LATENCY, value=b"x" * 100)
     producer.flush(30)
-    # Then the paced load itself, untimed: Kafka's first seconds of it right after the fill
-    # took 0.3 to 3.8 s per record (p50 of each second, loaded machine) and fell to
-    # milliseconds only in a later run, which made its "idle" row measure its warm-up.
+    # Then the paced load itself, untimed: Kafka's JVM needs it to warm up (one small acks=all
+    # request per record, unlike the fill's large batches). On the loaded VM, with or without
+    # a fill before, three 5 s runs in a row had p50 0.8-0.9 s, then 17-20 ms, then 1.3-10 ms:
+    # the "idle" row (1,341 ms p50 for Kafka) measured the JVM's warm-up.
     warm_until = time.monotonic() + warmup_s
     began = time.monotonic()
     sent = 0
@@ -223,7 +224,7 @@ def run_system(name: str, work: Path, args: argparse.Namespace) -> Result:
         total, active = log_bytes(data)
         result.dirty_bytes = total - active
         # The fill's page cache goes to disk before anything is timed: Kafka leaves it to the
-        # kernel's writeback, which would otherwise run during the idle phase of Kafka only.
+        # kernel's writeback, which would otherwise overlap Kafka's timed phases only.
         os.sync()
 
         idle = paced_latencies(
@@ -265,13 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1_000, help="paced produce records/s")
     parser.add_argument("--seconds", type=float, default=5.0, help="idle latency run")
     parser.add_argument(
-        "--warmup", type=float, default=3.0, help="untimed paced load before each timed phase"
+        "--warmup", type=float, default=10.0, help="untimed paced load before each timed phase"
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: tmp)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.records, args.keys, args.seconds, args.warmup = 20_000, 200, 1.0, 1.0
+        args.records, args.keys, args.seconds, args.warmup = 20_000, 200, 1.0, 2.0
     results = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for name in args.systems.split(","):
