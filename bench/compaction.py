@@ -112,8 +112,12 @@ SYSTEMS: Final = {"shoal": shoal_broker, "kafka": kafka_broker}
 
 def log_bytes(data: Path) -> tuple[int, int]:
     """(bytes of the partition's ``*.log`` files, bytes of its last one: the active segment)."""
-    found = sorted(data.rglob(f"{DIRTY}-0/*.log"))
-    sizes = [p.stat().st_size for p in found if p.exists()]
+    sizes = []
+    for path in sorted(data.rglob(f"{DIRTY}-0/*.log")):
+        try:
+            sizes.append(path.stat().st_size)
+        except FileNotFoundError:
+            continue  # a swap removed it since the listing
     return sum(sizes), (sizes[-1] if sizes else 0)
 
 
