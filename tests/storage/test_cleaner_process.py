@@ -65,3 +65,27 @@ def test_an_append_to_another_log_is_durable_while_a_clean_holds_the_gil(tmp_pat
             Seen(34, b"k1", b"v34"),
         ]
         assert not [f for f in os.listdir(dirty.directory) if f.endswith(".cleaned")]
+
+
+def test_stopping_the_cleaner_mid_clean_leaves_the_log_as_it_was(tmp_path: Path) -> None:
+    hold = GilHold(tmp_path)
+    with LogManager.open(str(tmp_path / "data")) as manager:
+        dirty = manager.create("dirty", 0, COMPACT)
+        for i in range(40):
+            append(dirty, [(f"k{i % 3}".encode(), f"v{i}".encode())])
+        dirty.flush()
+        before = read_records(dirty)
+        watchdog = hold.release_later(WATCHDOG_S)
+        try:
+            cleaner = manager.start_cleaner(
+                CleanerSettings(backoff_ms=50), separate_process=True, step_hook=hold
+            )
+            _wait_for(hold.has_started, "the clean to reach its hold")
+            cleaner.stop()  # kills the process, held or not
+            assert not hold.was_released(), "the stop waited for the hold"
+        finally:
+            os.killpg(watchdog.pid, signal.SIGKILL)
+            watchdog.wait()
+        assert cleaner.metrics.cleans == 0
+        assert read_records(dirty) == before
+        assert not [f for f in os.listdir(dirty.directory) if f.endswith(".cleaned")]
