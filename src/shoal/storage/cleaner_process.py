@@ -185,12 +185,14 @@ class CleanerProcess:
         """End the process (it only ever leaves ``.cleaned`` files behind)."""
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
-        if conn is not None:
-            conn.close()
+        # Killed before its pipe closes: it must not take the closed pipe for an answer and
+        # go on (its own clean-up of a group is the broker's to decide once a swap began).
         if proc is not None:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+        if conn is not None:
+            conn.close()
 
     def clean(
         self,

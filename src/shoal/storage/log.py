@@ -1005,10 +1005,12 @@ class PartitionLog:
     def discard_cleaned_files(self) -> None:
         """Remove every ``.cleaned`` file of this log: what a clean in the cleaner's process
         left when it was stopped (the swaps happen here, so none of them is committed)."""
-        from shoal.storage.swap import CLEANED_SUFFIX
+        from shoal.storage.swap import CLEANED_SUFFIX, manifest_path
 
         with self._flush_lock:
             try:
+                if self._fs.exists(manifest_path(self.directory)):
+                    return  # a committed swap failed part-way: recovery needs these files
                 for entry in self._fs.listdir(self.directory):
                     if entry.endswith(CLEANED_SUFFIX):
                         path = os.path.join(self.directory, entry)
