@@ -11,7 +11,10 @@ cleaned segment, its fsyncs, the manifest, each removal and rename, each directo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+
+import pytest
 
 from shoal.storage import LogConfig, LogManager
 from shoal.storage.cleaner import assess, read_cleaner_checkpoint
@@ -112,3 +115,31 @@ def _swapped_up_to(records: list[Seen], before: list[Seen], after: list[Seen]) -
         ]:
             return boundary
     return None
+
+
+class OneErrorSwitch(CountingSwitch):
+    """Fails only the ``cut_at``-th call with EIO; the calls after it go through (a single
+    I/O error, not a power loss: what the clean does after the error reaches the disk)."""
+
+    def _check(self, path: str) -> None:
+        self.calls += 1
+        if self.cut_at is not None and self.calls == self.cut_at:
+            raise OSError(errno.EIO, "one I/O error", path)
+
+
+@pytest.mark.parametrize("power_loss", [False, True])
+def test_one_io_error_at_any_step_of_a_clean_loses_nothing_after_a_restart(
+    power_loss: bool,
+) -> None:
+    before, _, _ = _recovered(_build())
+    reference = CountingSwitch(_build())
+    after = _clean_through(reference, None)
+    for cut_at in range(1, reference.calls + 1):
+        fs = _build()
+        _clean_through(OneErrorSwitch(fs), cut_at)
+        if power_loss:
+            fs.crash()  # else a restart: everything the clean did after the error stays
+        records, _checkpoint, _ = _recovered(fs)
+        assert _swapped_up_to(records, before, after) is not None, (
+            f"data lost or mixed after an I/O error at call {cut_at}"
+        )

@@ -8,11 +8,15 @@ of a transaction with no marker yet (the last stable offset).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from shoal.records import DecodedBatch
 from shoal.records.builder import build_batch
 from shoal.records.control import ControlType, build_control_batch, control_type
+from shoal.records.header import BatchHeader
 from shoal.records.record import SimpleRecord
 from shoal.storage import PartitionLog
+from shoal.storage.cleaner_txn import OpenTransactionScan
 from tests.storage.cleaning import NOW, append, compact_harness, read_batches, run_clean
 
 RETENTION_MS = 1000
@@ -154,4 +158,34 @@ def test_clean_respects_committed_aborted_and_open_transactions() -> None:
     assert commit_marker in markers
     final, _ = _read_committed(read_batches(plog))
     assert {k: final[k] for k in (b"a", b"b", b"z")} == {b"a": b"a1", b"b": b"open", b"z": b"z1"}
+    h.close()
+
+
+def test_the_open_transaction_scan_walks_only_what_was_appended_since_the_last_look() -> None:
+    h = compact_harness()
+    plog = h.log()
+    walked: list[int] = []
+
+    def headers_from(offset: int) -> Iterator[BatchHeader]:
+        for header in plog.headers_from(offset):
+            walked.append(header.base_offset)
+            yield header
+
+    scan = OpenTransactionScan()
+    _fill(plog, "a", 6)
+    first = _txn(plog, OPEN, [(b"t", b"1")])
+    assert scan.first_unstable_offset(headers_from, 0) == first
+    assert len(walked) == 7
+    walked.clear()
+    _marker(plog, OPEN, commit=True)
+    second = _txn(plog, COMMITTED, [(b"u", b"1")])
+    # The next look reads the two new batches only: the marker closed the first transaction.
+    assert scan.first_unstable_offset(headers_from, 0) == second
+    assert len(walked) == 2
+    walked.clear()
+    assert scan.first_unstable_offset(headers_from, 0) == second
+    assert walked == []
+    # Another start (a clean moved the first dirty offset) walks again from there.
+    assert scan.first_unstable_offset(headers_from, second) == second
+    assert walked == [second]
     h.close()

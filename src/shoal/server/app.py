@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 
@@ -164,8 +165,10 @@ class BrokerApp:
                 LogManager.open, self.settings.data_dir, default_config=broker_config.log
             )
             # -- log compaction (issue 15, slice C): the cleaner thread; logs.close stops it.
+            # Its record work runs in a process of its own, off this process's GIL (POSIX: the
+            # process gets its pipe by file descriptor).
             if cleaner_settings.enable:
-                self.logs.start_cleaner(cleaner_settings)
+                self.logs.start_cleaner(cleaner_settings, separate_process=os.name == "posix")
             self.broker = Broker(broker_config, self.logs, handlers=HANDLERS, begin_epochs=False)
             # Issue 19 (slice L): the new leader epochs are saved (two fsyncs per partition)
             # off the event loop, before anything is appended or served.

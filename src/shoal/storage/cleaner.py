@@ -29,7 +29,10 @@ One clean:
 Transaction markers and aborted transactions follow :mod:`shoal.storage.cleaner_txn`.
 
 This module runs on the cleaner's thread (:mod:`shoal.storage.cleaner_thread`), never on the
-event loop: it reads and writes files and may sleep to honour the I/O throttle.
+event loop: it reads and writes files and may sleep to honour the I/O throttle. A clean is
+planned there (:func:`plan_clean`) and executed (:func:`execute_clean`) either there too or, in
+the broker, in the cleaner's own process (:mod:`shoal.storage.cleaner_process`), which writes
+into a :class:`CleanTarget` that has the thread swap each group in.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import logging
 import struct
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from shoal.records.errors import RecordsError
 from shoal.records.header import BatchHeader, read_header
@@ -46,9 +49,10 @@ from shoal.records.reader import iter_records
 from shoal.records.record import Record
 from shoal.records.rewrite import delete_horizon_ms, rebuild_batch, rebuild_empty
 from shoal.storage.cleaner_txn import (
+    LogTransactions,
     NoTransactionCleaning,
+    OpenTransactionScan,
     TransactionCleaning,
-    first_unstable_offset,
     read_log_transactions,
 )
 from shoal.storage.errors import StorageError
@@ -144,15 +148,23 @@ def spans(segments: list[Segment], end: int) -> list[tuple[Segment, int]]:
     return list(zip(segments, ends[: len(segments)], strict=True))
 
 
-def assess(plog: PartitionLog, checkpoint: int | None, now_ms: int) -> Cleanable:
-    """The log's clean, dirty and uncleanable parts now (Kafka's LogCleanerManager rules)."""
+def assess(
+    plog: PartitionLog,
+    checkpoint: int | None,
+    now_ms: int,
+    scan: OpenTransactionScan | None = None,
+) -> Cleanable:
+    """The log's clean, dirty and uncleanable parts now (Kafka's LogCleanerManager rules).
+
+    ``scan``: the log's scan for open transactions kept from the last look (the cleaner
+    thread keeps one per log), so that only what was appended since is walked."""
     config = plog.config
     segments, log_start, limit = plog.cleanable_segments()
     # A checkpoint outside the log (it was truncated, or records deleted) restarts from the
     # log start, as Kafka does.
     first_dirty = checkpoint if checkpoint is not None and log_start <= checkpoint else log_start
     uncleanable = [limit]
-    unstable = first_unstable_offset(plog.headers_from(first_dirty))
+    unstable = (scan or OpenTransactionScan()).first_unstable_offset(plog.headers_from, first_dirty)
     if unstable is not None:
         # Never clean at or past an open transaction's first record: if it aborts, the
         # committed values before it must still be there (Kafka's firstUncleanableOffset).
@@ -188,10 +200,39 @@ def is_due(cleanable: Cleanable, min_ratio: float) -> bool:
 # -- one clean -----------------------------------------------------------------------------
 
 
-def clean(plog: PartitionLog, cleanable: Cleanable, ctx: CleanContext) -> int:
-    """Clean ``plog`` up to what the map can hold; returns the new first dirty offset (the
-    caller checkpoints it). Raises :class:`CleanAborted` when stopped or when the log changed
-    under the clean, and :class:`StorageError` for damaged data."""
+class CleanTarget(Protocol):
+    """Where a clean writes: the log itself (a clean on the cleaner's thread), or the cleaner's
+    own process (:mod:`shoal.storage.cleaner_process`), which writes the cleaned segments and
+    asks the broker's process to swap each one in."""
+
+    @property
+    def name(self) -> str: ...
+
+    def new_cleaned_segment(self, base_offset: int) -> Segment: ...
+
+    def replace_with_cleaned(self, old: list[Segment], new: Segment) -> bool: ...
+
+    def discard_cleaned_segment(self, segment: Segment) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CleanPlan:
+    """What a clean works from, read from the log before the clean starts (header walks only):
+    the segments, which of them are dirty, the log's transactions and its active producers."""
+
+    segments: list[Segment]
+    dirty: list[Segment]
+    first_dirty: int
+    first_uncleanable: int
+    transactions: LogTransactions
+    producers: dict[int, ProducerLast]
+    segment_bytes: int
+
+
+def plan_clean(
+    plog: PartitionLog, cleanable: Cleanable, now_ms: int, expiration_ms: int
+) -> CleanPlan:
+    """Read what a clean of ``plog`` needs (on the caller's thread: no record is decoded)."""
     segments, log_start, limit = plog.cleanable_segments()
     dirty = [
         s
@@ -201,20 +242,43 @@ def clean(plog: PartitionLog, cleanable: Cleanable, ctx: CleanContext) -> int:
     # The whole log's transactions: an aborted range or a marker may lie anywhere before the
     # end of the map, and a marker's transaction may have batches in the clean part.
     transactions = read_log_transactions(plog, log_start)
-    ctx.transactions = transactions
-    build_offset_map(dirty, cleanable.first_dirty, cleanable.first_uncleanable, ctx)
-    end = ctx.offset_map.latest_offset + 1
-    if end <= cleanable.first_dirty:
-        return cleanable.first_dirty
+    # Batches appended after this walk only make the clean keep a batch it could have emptied.
     producers = active_producers(
         last_batches_of_producers(plog, log_start),
         open_transactions=transactions.open_first.keys(),
-        now_ms=ctx.now_ms,
-        expiration_ms=ctx.producer_id_expiration_ms,
+        now_ms=now_ms,
+        expiration_ms=expiration_ms,
     )
-    to_clean = [s for s in segments if s.base_offset < end]
-    for group in group_segments(to_clean, plog.config.segment_bytes):
-        clean_group(plog, group, producers, ctx)
+    return CleanPlan(
+        segments,
+        dirty,
+        cleanable.first_dirty,
+        cleanable.first_uncleanable,
+        transactions,
+        producers,
+        plog.config.segment_bytes,
+    )
+
+
+def clean(plog: PartitionLog, cleanable: Cleanable, ctx: CleanContext) -> int:
+    """Clean ``plog`` up to what the map can hold; returns the new first dirty offset (the
+    caller checkpoints it). Raises :class:`CleanAborted` when stopped or when the log changed
+    under the clean, and :class:`StorageError` for damaged data."""
+    plan = plan_clean(plog, cleanable, ctx.now_ms, ctx.producer_id_expiration_ms)
+    return execute_clean(plog, plan, ctx)
+
+
+def execute_clean(target: CleanTarget, plan: CleanPlan, ctx: CleanContext) -> int:
+    """Map the dirty part of ``plan`` and rewrite its segments group by group into ``target``;
+    returns the new first dirty offset."""
+    ctx.transactions = plan.transactions
+    build_offset_map(plan.dirty, plan.first_dirty, plan.first_uncleanable, ctx)
+    end = ctx.offset_map.latest_offset + 1
+    if end <= plan.first_dirty:
+        return plan.first_dirty
+    to_clean = [s for s in plan.segments if s.base_offset < end]
+    for group in group_segments(to_clean, plan.segment_bytes):
+        clean_group(target, group, plan.producers, ctx)
     return end
 
 
@@ -317,7 +381,7 @@ def group_segments(segments: list[Segment], max_bytes: int) -> Iterator[list[Seg
 
 
 def clean_group(
-    plog: PartitionLog,
+    plog: CleanTarget,
     group: list[Segment],
     producers: dict[int, ProducerLast],
     ctx: CleanContext,

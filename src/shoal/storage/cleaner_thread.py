@@ -7,7 +7,10 @@ among those at or above their ``min.cleanable.dirty.ratio`` (or past ``max.compa
 Its memory is the offset map, ``log.cleaner.dedupe.buffer.size`` bytes in Kafka's units; its
 disk I/O is throttled to ``log.cleaner.io.max.bytes.per.second`` (reads and writes together).
 It never runs on the event loop: the loop only appends and reads, under the log's lock, which a
-clean takes only for the moment of each swap.
+clean takes only for the moment of each swap. In the broker the records themselves are decoded
+and rewritten in the cleaner's own process (:mod:`shoal.storage.cleaner_process`), so that this
+CPU-bound work never holds the GIL the event loop and the flusher need; this thread plans each
+clean (batch headers only) and swaps in the segments the process wrote.
 
 Where each log's clean should start next is its cleaner checkpoint (side file
 ``cleaner-offset-checkpoint``), so a restart does not redo finished work. A log whose clean
@@ -35,13 +38,17 @@ from shoal.storage.cleaner import (
     Cleanable,
     CleanAborted,
     CleanContext,
+    CleanPlan,
     CleanStats,
     assess,
-    clean,
+    execute_clean,
     is_due,
+    plan_clean,
     read_cleaner_checkpoint,
     write_cleaner_checkpoint,
 )
+from shoal.storage.cleaner_process import CleanerProcess, CleanJob, Throttler, with_step
+from shoal.storage.cleaner_txn import OpenTransactionScan
 from shoal.storage.errors import StorageError
 from shoal.storage.log import PartitionLog
 from shoal.storage.offset_map import LOAD_FACTOR_DEFAULT, OffsetMap
@@ -54,8 +61,6 @@ DEDUPE_BUFFER_BYTES_MIN: Final = 1024 * 1024
 """Kafka refuses less than 1 MiB per cleaner thread: the map must hold a useful key count."""
 BACKOFF_MS_DEFAULT: Final = 15_000
 """Kafka's log.cleaner.backoff.ms: the pause when no log needs cleaning."""
-THROTTLE_CHECK_MS: Final = 300
-"""How often the throttle measures the rate (Kafka's Throttler checks every 300 ms)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,35 +108,6 @@ class CleanerMetrics:
     """Partitions skipped after a failed clean, with the reason."""
 
 
-class Throttler:
-    """Sleeps so that the bytes reported stay at about ``bytes_per_second``."""
-
-    def __init__(
-        self,
-        bytes_per_second: float,
-        clock: Clock,
-        sleep: Callable[[float], object],
-    ) -> None:
-        self._rate = bytes_per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._period_start_ms = clock.monotonic_ms()
-        self._bytes = 0
-
-    def __call__(self, size: int) -> None:
-        if math.isinf(self._rate):
-            return
-        self._bytes += size
-        elapsed_ms = self._clock.monotonic_ms() - self._period_start_ms
-        if elapsed_ms < THROTTLE_CHECK_MS and self._bytes < self._rate * THROTTLE_CHECK_MS / 1000:
-            return
-        due_ms = self._bytes / self._rate * 1000
-        if due_ms > elapsed_ms:
-            self._sleep((due_ms - elapsed_ms) / 1000)
-        self._period_start_ms = self._clock.monotonic_ms()
-        self._bytes = 0
-
-
 class LogCleaner:
     """The cleaner thread over the logs ``logs()`` returns (the compacted ones are cleaned)."""
 
@@ -140,8 +116,18 @@ class LogCleaner:
         logs: Callable[[], list[PartitionLog]],
         clock: Clock,
         settings: CleanerSettings,
+        *,
+        separate_process: bool = False,
+        step_hook: Callable[[], None] | None = None,
     ) -> None:
+        """``separate_process``: decode and rewrite records in the cleaner's own process
+        (:mod:`shoal.storage.cleaner_process`; the broker's choice, on the real file system),
+        not on this thread, where they would hold the GIL the event loop needs.
+        ``step_hook`` (picklable) is called at every batch a clean reads or writes: tests hold
+        a clean there."""
         self._logs = logs
+        self._process = CleanerProcess() if separate_process else None
+        self._step_hook = step_hook
         self._clock = clock
         self.settings = settings
         self.metrics = CleanerMetrics()
@@ -155,6 +141,10 @@ class LogCleaner:
         )
         """Each log's cleaner checkpoint, read once per log object (a deleted and re-created
         partition is a new object)."""
+        self._scans: weakref.WeakKeyDictionary[PartitionLog, OpenTransactionScan] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Each log's scan for open transactions, continued at each look."""
         self._skipped: weakref.WeakSet[PartitionLog] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
 
@@ -169,6 +159,8 @@ class LogCleaner:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        if self._process is not None:
+            self._process.close()
 
     def update_settings(self, settings: CleanerSettings) -> None:
         """Take new settings from now on: the back-off before the next wait, the I/O rate
@@ -205,7 +197,8 @@ class LogCleaner:
             if not plog.config.compact or plog in self._skipped:
                 continue
             try:
-                cleanable = assess(plog, self._checkpoint(plog), now_ms)
+                scan = self._scans.setdefault(plog, OpenTransactionScan())
+                cleanable = assess(plog, self._checkpoint(plog), now_ms, scan)
             except StorageError:
                 continue  # closed or deleted meanwhile
             ratios[plog.name] = cleanable.dirty_ratio
@@ -219,6 +212,27 @@ class LogCleaner:
             return False
         return self._clean(*chosen, now_ms)
 
+    def _job(self, plog: PartitionLog, plan: CleanPlan, ctx: CleanContext) -> CleanJob:
+        return CleanJob(
+            directory=plog.directory,
+            name=plog.name,
+            segments=tuple(s.base_offset for s in plan.segments),
+            dirty=tuple(s.base_offset for s in plan.dirty),
+            first_dirty=plan.first_dirty,
+            first_uncleanable=plan.first_uncleanable,
+            transactions=plan.transactions,
+            producers=plan.producers,
+            segment_bytes=plan.segment_bytes,
+            index_interval_bytes=plog.config.index_interval_bytes,
+            now_ms=ctx.now_ms,
+            delete_retention_ms=ctx.delete_retention_ms,
+            producer_id_expiration_ms=ctx.producer_id_expiration_ms,
+            dedupe_buffer_bytes=self.settings.dedupe_buffer_bytes,
+            load_factor=self.settings.io_buffer_load_factor,
+            io_max_bytes_per_second=self.settings.io_max_bytes_per_second,
+            step_hook=self._step_hook,
+        )
+
     def _checkpoint(self, plog: PartitionLog) -> int | None:
         if plog not in self._checkpoints:
             self._checkpoints[plog] = read_cleaner_checkpoint(plog)
@@ -231,7 +245,10 @@ class LogCleaner:
             offset_map=self._map,
             delete_retention_ms=plog.config.delete_retention_ms,
             producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
-            throttle=Throttler(self.settings.io_max_bytes_per_second, self._clock, self._stop.wait),
+            throttle=with_step(
+                Throttler(self.settings.io_max_bytes_per_second, self._clock, self._stop.wait),
+                self._step_hook,
+            ),
             should_stop=self._stop.is_set,
             stats=self.metrics.totals,
         )
@@ -240,7 +257,11 @@ class LogCleaner:
                 # The checkpoint's presence tells recovery that the log may have offset gaps:
                 # it must exist before the first swap does.
                 write_cleaner_checkpoint(plog, cleanable.first_dirty)
-            end = clean(plog, cleanable, ctx)
+            plan = plan_clean(plog, cleanable, now_ms, ctx.producer_id_expiration_ms)
+            if self._process is None:
+                end = execute_clean(plog, plan, ctx)
+            else:
+                end = self._process.clean(plog, plan, ctx, self._job(plog, plan, ctx))
             write_cleaner_checkpoint(plog, end)
         except CleanAborted as exc:
             log.info("%s", exc)

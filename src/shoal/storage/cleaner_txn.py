@@ -26,7 +26,7 @@ exactly what the clean will find, whoever started it.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -63,23 +63,51 @@ class NoTransactionCleaning:
         return False
 
 
-def first_unstable_offset(headers: Iterable[BatchHeader]) -> int | None:
-    """The first offset of the oldest transaction still open at the end of ``headers``.
+def _note_open(open_first: dict[int, int], header: BatchHeader) -> None:
+    if not (header.is_transactional and header.has_producer_id):
+        return
+    if header.is_control:
+        open_first.pop(header.producer_id, None)
+    else:
+        open_first.setdefault(header.producer_id, header.base_offset)
+
+
+class OpenTransactionScan:
+    """The first offset of the oldest transaction still open in a log, from a start offset,
+    kept up to date by walking only the batches appended since the last call.
 
     Only batch headers are needed: any marker of a producer ends its open transaction, whether
-    it commits or aborts. ``headers`` may start anywhere at or before the oldest open
-    transaction's first batch (the cleaner starts at its first dirty offset: nothing before it
-    was cleaned past a then-open transaction, and a transaction cannot begin in the past).
+    it commits or aborts. The start may be anywhere at or before the oldest open transaction's
+    first batch (the cleaner starts at its first dirty offset: nothing before it was cleaned
+    past a then-open transaction, and a transaction cannot begin in the past).
+
+    The cleaner asks at every look (every ``log.cleaner.backoff.ms`` while nothing is due); a
+    walk of the whole dirty part each time cost the broker's process a pass over every batch
+    header of a large log, again and again. Appends only add batches at the end, and the log
+    below the end changes only by a clean (which moves the start: the first dirty offset) or
+    by the log start moving (which moves it too), so the fold can continue where it stopped.
     """
-    open_first: dict[int, int] = {}
-    for header in headers:
-        if not (header.is_transactional and header.has_producer_id):
-            continue
-        if header.is_control:
-            open_first.pop(header.producer_id, None)
-        else:
-            open_first.setdefault(header.producer_id, header.base_offset)
-    return min(open_first.values(), default=None)
+
+    __slots__ = ("_next", "_open_first", "_start")
+
+    def __init__(self) -> None:
+        self._start = -1
+        self._next = -1
+        self._open_first: dict[int, int] = {}
+
+    def first_unstable_offset(
+        self, headers_from: Callable[[int], Iterable[BatchHeader]], start: int
+    ) -> int | None:
+        """The first offset of the oldest transaction open in ``headers_from(start)``. A clean
+        cut short does not disturb it: it rewrites nothing at or past that offset, and below
+        it every transaction is closed whatever the clean removed."""
+        if start != self._start:
+            self._start = self._next = start
+            self._open_first = {}
+        for header in headers_from(self._next):
+            _note_open(self._open_first, header)
+            self._next = header.last_offset + 1
+        return min(self._open_first.values(), default=None)
 
 
 @dataclass

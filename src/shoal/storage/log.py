@@ -928,8 +928,13 @@ class PartitionLog:
             allow_gaps=True,
         )
 
-    def replace_with_cleaned(self, old: list[Segment], new: Segment) -> bool:
+    def replace_with_cleaned(
+        self, old: list[Segment], new: Segment, *, durable: bool = False
+    ) -> bool:
         """Swap ``new`` (written, fsynced, indexes saved) in for the consecutive ``old``.
+
+        ``durable``: ``new`` and its indexes were fsynced already (by the cleaner's process,
+        :meth:`adopt_cleaned_segment`): they are not fsynced and saved a second time.
 
         Returns False, changing nothing, when ``old`` are no longer segments of the log
         (retention or DeleteRecords removed one meanwhile); the caller discards ``new``.
@@ -939,9 +944,10 @@ class PartitionLog:
         from shoal.storage import swap
 
         try:
-            with self._handles.using(new.path) as f:
-                f.fsync()
-            new.save_indexes(self._fs)
+            if not durable:
+                with self._handles.using(new.path) as f:
+                    f.fsync()
+                new.save_indexes(self._fs)
         except OSError as exc:
             raise self._health.fail(f"could not write a cleaned segment: {exc}") from exc
         with self._flush_lock:
@@ -971,6 +977,47 @@ class PartitionLog:
                     f"swapping in a cleaned segment in {self.directory} failed: {exc}"
                 ) from exc
         return True
+
+    def adopt_cleaned_segment(self, base_offset: int) -> Segment:
+        """The cleaned segment at ``base_offset`` that the cleaner's process wrote (fsynced,
+        indexes saved) beside the others, loaded for :meth:`replace_with_cleaned`."""
+        from shoal.storage.swap import CLEANED_SUFFIX
+
+        self._check_writable()
+        segment = Segment(
+            self.directory,
+            base_offset,
+            self._handles,
+            index_interval_bytes=self._config.index_interval_bytes,
+            created_ms=self._clock.now_ms(),
+            suffix=CLEANED_SUFFIX,
+            allow_gaps=True,
+        )
+        try:
+            if not segment.load_sealed(self._fs):
+                problem = segment.rebuild(crc_from_offset=None)
+                if problem is not None:
+                    raise StorageError(segment.describe_problem(problem, "in a cleaned segment"))
+        except OSError as exc:
+            raise StorageError(f"could not read the cleaned segment {segment.path}: {exc}") from exc
+        return segment
+
+    def discard_cleaned_files(self) -> None:
+        """Remove every ``.cleaned`` file of this log: what a clean in the cleaner's process
+        left when it was stopped (the swaps happen here, so none of them is committed)."""
+        from shoal.storage.swap import CLEANED_SUFFIX, manifest_path
+
+        with self._flush_lock:
+            try:
+                if self._fs.exists(manifest_path(self.directory)):
+                    return  # a committed swap failed part-way: recovery needs these files
+                for entry in self._fs.listdir(self.directory):
+                    if entry.endswith(CLEANED_SUFFIX):
+                        path = os.path.join(self.directory, entry)
+                        self._handles.close(path)
+                        self._fs.remove(path)
+            except OSError as exc:
+                log.warning("%s: could not remove a cleaned file: %s", self.name, exc)
 
     def discard_cleaned_segment(self, segment: Segment) -> None:
         """Remove the files of a cleaned segment that will not be swapped in."""

@@ -215,11 +215,28 @@ class LogManager:
             for future in [pool.submit(plog.begin_leader_epoch, floor) for plog in logs]:
                 future.result()  # the first failure is raised, after every save has ended
 
-    def start_cleaner(self, settings: CleanerSettings | None = None) -> LogCleaner:
-        """Start compacting the logs whose config says ``compact``, on a thread of its own."""
+    def start_cleaner(
+        self,
+        settings: CleanerSettings | None = None,
+        *,
+        separate_process: bool = False,
+        step_hook: Callable[[], None] | None = None,
+    ) -> LogCleaner:
+        """Start compacting the logs whose config says ``compact``, on a thread of its own;
+        with ``separate_process`` (the broker's choice) the records are decoded and rewritten
+        in a process of its own (:mod:`shoal.storage.cleaner_process`), which reads and writes
+        the real files, so it needs the real file system."""
         invariant(self.cleaner is None, "the cleaner is already running")
+        invariant(
+            not separate_process or type(self._fs) is OsFileSystem,
+            "the cleaner's process works on the real file system only",
+        )
         self.cleaner = LogCleaner(
-            lambda: list(self._logs.values()), self._clock, settings or CleanerSettings()
+            lambda: list(self._logs.values()),
+            self._clock,
+            settings or CleanerSettings(),
+            separate_process=separate_process,
+            step_hook=step_hook,
         )
         self.cleaner.start()
         return self.cleaner

@@ -103,8 +103,17 @@ def finish_swap_files(fs: FileSystem, directory: str, new: Segment, old: Sequenc
 
 
 def discard_cleaned(fs: FileSystem, handles: FileHandles, segment: Segment) -> None:
-    """Remove the files of a cleaned segment that will not be swapped in."""
+    """Remove the files of a cleaned segment that will not be swapped in.
+
+    Unless the swap was committed and then failed (the directory is failed): once its files
+    took their final names the segment is the log's, and while a manifest is there recovery at
+    the next open finishes the swap from these very files. Removing them lost the group's data
+    after a restart (an I/O error in the last steps of a swap, then a restart)."""
+    if segment.suffix != CLEANED_SUFFIX:
+        return
     handles.close(segment.path)
+    if fs.exists(manifest_path(segment.directory)):
+        return
     for path in (segment.path, segment.index_path, segment.time_index_path):
         if fs.exists(path):
             fs.remove(path)
