@@ -19,6 +19,7 @@ from shoal.protocol.build import build
 from shoal.records import SimpleRecord, build_batch
 from shoal.security.acl import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     PatternType,
     PermissionType,
@@ -58,6 +59,15 @@ class AclHarness:
         assert self.broker is not None and self.broker.acls is not None
         outcomes = self.broker.acls.create([binding(a) for a in acls])
         assert all(o.error_code == 0 for o in outcomes), outcomes
+
+    def only(self, *acls: Acl) -> None:
+        """Make ``acls`` the broker's whole ACL set (every other one deleted first): for one
+        broker that serves many variants in turn, as the Kafka peer of the matrix does."""
+        assert self.broker is not None and self.broker.acls is not None
+        outcomes = self.broker.acls.delete([AclBindingFilter()])
+        assert all(o.error_code == 0 for o in outcomes), outcomes
+        self.add(*acls)
+        assert set(self.broker.acls.describe(AclBindingFilter())) == {binding(a) for a in acls}
 
     def call(
         self,
