@@ -13,6 +13,7 @@ from shoal.broker.broker import Broker
 from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
+from shoal.coordinator.group_config import GroupConfig
 from shoal.protocol import Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
@@ -42,7 +43,11 @@ class AclHarness:
 
     def start(self) -> Broker:
         self.logs = LogManager.open(str(self.data_dir))
-        self.broker = Broker(BrokerSettings(authorizer=self.config), self.logs, handlers=HANDLERS)
+        # No initial rebalance delay, as the Kafka peer runs: a JoinGroup answers at once.
+        settings = BrokerSettings(
+            authorizer=self.config, group=GroupConfig(initial_rebalance_delay_ms=0)
+        )
+        self.broker = Broker(settings, self.logs, handlers=HANDLERS)
         return self.broker
 
     def stop(self) -> None:
