@@ -28,10 +28,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from examples.orders.events import Topics
-from examples.orders.scenario import Outcome, Scenario
+from examples.orders.plan import PLAN
+from examples.orders.scenario import Outcome, Scenario, ScenarioTimeout
 
 from shoal import App
+from shoal.app import dlq_topic
 from tests.examples.saga import CHECKS
+from tests.peers.cluster.saga_diagnosis import describe
 from tests.peers.kafka_cluster import NODES, KafkaCluster
 
 ROUNDS = int(os.environ.get("SHOAL_CLUSTER_ORDERS_ROUNDS", "1"))
@@ -113,11 +116,25 @@ def stored_records(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Counts:
-    """Per topic the services publish to, the records they saw acknowledged (their
-    ``shoal_messages_published``, plus the redriven record) against what the topic holds."""
-    t: Topics = scenario.topics
-    topics = [
+def diagnosis(scenario: RecordingScenario, cluster: KafkaCluster) -> str:
+    """The groups, offsets and leaders of a hung saga, and where its first unsettled order's
+    records are: what the timeout alone does not say."""
+    stuck = next(
+        (p.order.order_id for p in PLAN if scenario.book.status(p.order.order_id) != p.status),
+        PLAN[0].order.order_id,
+    )
+    topics = [*saga_topics(scenario.topics)]
+    topics += [dlq_topic(t) for t in topics]
+    timeline = "\n".join(
+        f"  {e.at_s:8.3f}s {e.service:<10} {e.text}"
+        for e in scenario.timeline.entries
+        if e.order_id in (stuck, "-")
+    )
+    return describe(cluster.bootstrap_servers, scenario.apps, topics, stuck, timeline)
+
+
+def saga_topics(t: Topics) -> list[str]:
+    return [
         t.orders_placed,
         t.orders_cancelled,
         t.payments_succeeded,
@@ -127,6 +144,13 @@ def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Coun
         t.inventory_rejected,
         t.shipments_created,
     ]
+
+
+def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Counts:
+    """Per topic the services publish to, the records they saw acknowledged (their
+    ``shoal_messages_published``, plus the redriven record) against what the topic holds."""
+    t: Topics = scenario.topics
+    topics = saga_topics(t)
     acknowledged = stored = lost = duplicated = 0
     for topic in topics:
         acked = counter(scenario.apps, "shoal_messages_published", topic)
@@ -161,6 +185,10 @@ def test_the_orders_saga_through_broker_kills(
         killer.start()
         try:
             outcome = asyncio.run(scenario.run())
+        except ScenarioTimeout as exc:
+            raise AssertionError(
+                f"round {round_no}: {exc}\n{diagnosis(scenario, healthy_cluster)}"
+            ) from exc
         finally:
             killer.stop.set()
             killer.join(10)
