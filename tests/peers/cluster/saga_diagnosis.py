@@ -68,7 +68,7 @@ def _groups(admin: AdminClient, apps: Iterable[App]) -> list[str]:
                 owned = sorted(
                     f"{tp.topic}[{tp.partition}]" for tp in member.assignment.topic_partitions
                 )
-                lines.append(f"  member {member.client_id}: {', '.join(owned) or 'nothing'}")
+                lines.append(f"  member …{member.member_id[-12:]}: {', '.join(owned) or 'nothing'}")
         except Exception as exc:
             lines.append(f"  cannot describe it: {exc!r}")
         request = [ConsumerGroupTopicPartitions(group)]

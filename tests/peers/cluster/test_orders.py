@@ -22,6 +22,7 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +49,30 @@ METADATA_TIMEOUT_S = 10.0
 
 
 class RecordingScenario(Scenario):
-    """The example's scenario, keeping its four Apps for the counts (their metrics)."""
+    """The example's scenario, keeping its four Apps for the counts (their metrics); a wait
+    that times out first describes the cluster while the Apps still run (their groups'
+    members and assignments), in :attr:`diagnosis`."""
 
     apps: tuple[App, ...] = ()
+    bootstrap = ""
+    diagnosis = ""
 
     def _apps(self, url: str) -> tuple[App, App, App, App]:
         apps = super()._apps(url)
         self.apps = apps
         return apps
+
+    async def _until(
+        self,
+        check: Callable[[], bool | Awaitable[bool]],
+        what: str,
+        state: Callable[[], str] | None = None,
+    ) -> None:
+        try:
+            await super()._until(check, what, state)
+        except ScenarioTimeout:
+            self.diagnosis = await asyncio.to_thread(diagnosis, self)
+            raise
 
 
 class BrokerKiller(threading.Thread):
@@ -116,7 +133,7 @@ def stored_records(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def diagnosis(scenario: RecordingScenario, cluster: KafkaCluster) -> str:
+def diagnosis(scenario: RecordingScenario) -> str:
     """The groups, offsets and leaders of a hung saga, and where its first unsettled order's
     records are: what the timeout alone does not say."""
     stuck = next(
@@ -130,7 +147,7 @@ def diagnosis(scenario: RecordingScenario, cluster: KafkaCluster) -> str:
         for e in scenario.timeline.entries
         if e.order_id in (stuck, "-")
     )
-    return describe(cluster.bootstrap_servers, scenario.apps, topics, stuck, timeline)
+    return describe(scenario.bootstrap, scenario.apps, topics, stuck, timeline)
 
 
 def saga_topics(t: Topics) -> list[str]:
@@ -180,15 +197,14 @@ def test_the_orders_saga_through_broker_kills(
             tmp_path / f"work-{round_no}",
             namespace=namespace,
         )
+        scenario.bootstrap = healthy_cluster.bootstrap_servers
         killer = BrokerKiller(healthy_cluster, scenario, node_id)
         started = time.monotonic()
         killer.start()
         try:
             outcome = asyncio.run(scenario.run())
         except ScenarioTimeout as exc:
-            raise AssertionError(
-                f"round {round_no}: {exc}\n{diagnosis(scenario, healthy_cluster)}"
-            ) from exc
+            raise AssertionError(f"round {round_no}: {exc}\n{scenario.diagnosis}") from exc
         finally:
             killer.stop.set()
             killer.join(10)
