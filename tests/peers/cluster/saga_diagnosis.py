@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from shoal import App
 from shoal.app.transports.kafka import KafkaTransport
+from shoal.app.transports.kafka_consumer import KafkaConsumer
 
 TIMEOUT_S = 10.0
 
@@ -28,7 +29,8 @@ def describe(
 ) -> str:
     """The cluster's view of the saga's groups and topics, and where ``key``'s records are."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
-    lines: list[str] = []
+    apps = list(apps)
+    lines = _apps_view(apps)
     try:
         lines += _groups(admin, apps)
     except Exception as exc:  # a diagnosis must not hide the failure it explains
@@ -40,6 +42,43 @@ def describe(
     lines.append(f"timeline of {key}:")
     lines.append(timeline)
     return "\n".join(lines)
+
+
+COUNTED = (
+    "shoal_messages_processed",
+    "shoal_messages_retried",
+    "shoal_messages_failed",
+    "shoal_messages_dead_lettered",
+    "shoal_messages_duplicate",
+    "shoal_messages_published",
+)
+
+
+def _apps_view(apps: list[App]) -> list[str]:
+    """What each App itself sees: per consumer its group, assignment, and whether it is
+    paused with records held back; then its non-zero message counters."""
+    lines = []
+    for app in apps:
+        lines.append(f"app {app.name}:")
+        # The runners are the App's own (no public accessor): read-only, for the diagnosis.
+        for runner in app._runners:
+            for group, consumer in list(runner.consumers):
+                owned = sorted(f"{t}[{p}]" for t, p in consumer.assignment())
+                state = ""
+                if isinstance(consumer, KafkaConsumer):
+                    state = (
+                        f", paused {consumer._paused}, held {len(consumer._held)},"
+                        f" prefetching {consumer._next is not None}"
+                    )
+                lines.append(f"  consumer {group}: {', '.join(owned) or 'nothing'}{state}")
+        for family in app.metrics.families():
+            if family.name not in COUNTED:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.value:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                    lines.append(f"  {sample.name}{{{labels}}} {int(sample.value)}")
+    return lines
 
 
 def _groups(admin: AdminClient, apps: Iterable[App]) -> list[str]:
