@@ -11,7 +11,8 @@ product is changed for it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -20,6 +21,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from shoal import App
 from shoal.app.transports.kafka import KafkaTransport
 from shoal.app.transports.kafka_consumer import KafkaConsumer
+from shoal.app.transports.kafka_join_watch import JoinWatch
 
 TIMEOUT_S = 10.0
 
@@ -71,6 +73,8 @@ def _apps_view(apps: list[App]) -> list[str]:
                         f" prefetching {consumer._next is not None}"
                     )
                 lines.append(f"  consumer {group}: {', '.join(owned) or 'nothing'}{state}")
+                if isinstance(consumer, KafkaConsumer):
+                    lines += _librdkafka_view(getattr(consumer._join_watch, "last_stats", None))
         for family in app.metrics.families():
             if family.name not in COUNTED:
                 continue
@@ -78,6 +82,41 @@ def _apps_view(apps: list[App]) -> list[str]:
                 if sample.name.endswith("_total") and sample.value:
                     labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
                     lines.append(f"  {sample.name}{{{labels}}} {int(sample.value)}")
+    return lines
+
+
+def keep_last_stats(on_stats: Callable[[JoinWatch, str | bytes], None]) -> Any:
+    """``JoinWatch.on_stats`` that also keeps the consumer's latest librdkafka statistics, for
+    :func:`_librdkafka_view` (patched in by the test before the Apps start)."""
+
+    def keeping(watch: JoinWatch, stats: str | bytes) -> None:
+        watch.last_stats = stats  # type: ignore[attr-defined]
+        on_stats(watch, stats)
+
+    return keeping
+
+
+def _librdkafka_view(stats: str | bytes | None) -> list[str]:
+    """The consumer's group and fetch state as librdkafka last reported them."""
+    if stats is None:
+        return ["    (no statistics kept)"]
+    data = json.loads(stats)
+    cgrp = data.get("cgrp", {})
+    lines = [
+        f"    librdkafka: state {cgrp.get('state')}, join_state {cgrp.get('join_state')},"
+        f" assignment_size {cgrp.get('assignment_size')},"
+        f" rebalance {cgrp.get('rebalance_cnt')} ({cgrp.get('rebalance_reason')!r})"
+    ]
+    for topic, tstats in sorted(data.get("topics", {}).items()):
+        for part, p in sorted(tstats.get("partitions", {}).items()):
+            if part == "-1":
+                continue
+            lines.append(
+                f"    {topic}[{part}] leader {p.get('leader')} fetch_state"
+                f" {p.get('fetch_state')} fetchq {p.get('fetchq_cnt')} next"
+                f" {p.get('next_offset')} app {p.get('app_offset')} committed"
+                f" {p.get('committed_offset')} hi {p.get('hi_offset')}"
+            )
     return lines
 
 

@@ -34,8 +34,9 @@ from examples.orders.scenario import Outcome, Scenario, ScenarioTimeout
 
 from shoal import App
 from shoal.app import dlq_topic
+from shoal.app.transports.kafka_join_watch import JoinWatch
 from tests.examples.saga import CHECKS
-from tests.peers.cluster.saga_diagnosis import describe
+from tests.peers.cluster.saga_diagnosis import describe, keep_last_stats
 from tests.peers.kafka_cluster import NODES, KafkaCluster
 
 ROUNDS = int(os.environ.get("SHOAL_CLUSTER_ORDERS_ROUNDS", "1"))
@@ -184,8 +185,10 @@ def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Coun
 
 
 def test_the_orders_saga_through_broker_kills(
-    healthy_cluster: KafkaCluster, tmp_path: Path
+    healthy_cluster: KafkaCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Each consumer's latest librdkafka statistics, for the diagnosis of a hang.
+    monkeypatch.setattr(JoinWatch, "on_stats", keep_last_stats(JoinWatch.on_stats))
     for round_no in range(1, ROUNDS + 1):
         # Round 1 without a prefix: the checks name the example's own topics. Node 1 first:
         # the first in every client's bootstrap list, so the clients' first connection fails
