@@ -22,9 +22,9 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -63,14 +63,9 @@ class RecordingScenario(Scenario):
         self.apps = apps
         return apps
 
-    async def _until(
-        self,
-        check: Callable[[], bool | Awaitable[bool]],
-        what: str,
-        state: Callable[[], str] | None = None,
-    ) -> None:
+    async def _until(self, *args: Any, **kwargs: Any) -> None:
         try:
-            await super()._until(check, what, state)
+            await super()._until(*args, **kwargs)
         except ScenarioTimeout:
             self.diagnosis = await asyncio.to_thread(diagnosis, self)
             raise
