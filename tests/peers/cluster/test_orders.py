@@ -6,6 +6,9 @@ service saw acknowledged is missing from its topic (issue 21).
 CI runs one round (node 1 killed); ``make cluster-orders`` runs SHOAL_CLUSTER_ORDERS_ROUNDS,
 each a fresh saga under its own topic prefix (the first without one), killing the nodes in
 turn. Each round prints its counts: records acknowledged, stored, consumed, lost, duplicated.
+A round whose saga times out fails with a description of the cluster taken while the Apps
+still run (tests/peers/cluster/saga_diagnosis.py): each App's consumers as it and librdkafka
+see them, each group's members, assignments and lag, and where the stuck order's records are.
 
 This test hung twice before the fixes it now guards (every order but the poison one unsettled
 120 s after the kill, ORD-4's refund never read): a subscriber's consumer whose "consumer join"
