@@ -128,9 +128,63 @@ def kafka_broker(work: Path, **overrides: str) -> Iterator[str]:
         peer.stop()
 
 
+FLUSH_SETTING: Final = "log.flush.interval.messages"
+SETTING_SEEN_S_MAX: Final = 30.0
+"""How long the broker may take to apply a dynamic setting from its metadata log."""
+
+
+class KeptKafka:
+    """A quick run's one Apache Kafka JVM for the kafka and kafka_flush1 rows: started for the
+    first, then given ``log.flush.interval.messages=1`` as a dynamic setting of its one broker
+    for the second (the same setting, which every log created after it reads), instead of a second
+    JVM start. The quick run checks that the bench works, not speed; a full run starts each
+    row's JVM afresh."""
+
+    def __init__(self) -> None:
+        self.peer: KafkaPeer | None = None
+
+    def bootstrap(self, work: Path) -> str:
+        if self.peer is None:
+            self.peer = start_kafka(work)
+        return self.peer.bootstrap_servers
+
+    def flush_every_message(self) -> str:
+        """Set the flush-per-append default, and wait until the broker says it has it."""
+        from confluent_kafka.admin import (  # type: ignore[attr-defined]
+            AdminClient,
+            AlterConfigOpType,
+            ConfigEntry,
+            ConfigResource,
+            ResourceType,
+        )
+
+        assert self.peer is not None, "the kafka row runs first"
+        admin = AdminClient({"bootstrap.servers": self.peer.bootstrap_servers, "log_level": 0})
+        change = ConfigEntry(FLUSH_SETTING, "1", incremental_operation=AlterConfigOpType.SET)
+        node_id = "1"  # KafkaPeer's one node
+        broker = ConfigResource(ResourceType.BROKER, node_id, incremental_configs=[change])
+        for future in admin.incremental_alter_configs([broker]).values():
+            future.result(SETTING_SEEN_S_MAX)
+        node = ConfigResource(ResourceType.BROKER, node_id)
+        deadline = time.monotonic() + SETTING_SEEN_S_MAX
+        while True:
+            (future,) = admin.describe_configs([node]).values()
+            if future.result(SETTING_SEEN_S_MAX)[FLUSH_SETTING].value == "1":
+                return self.peer.bootstrap_servers
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kafka never applied {FLUSH_SETTING}=1")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        peer, self.peer = self.peer, None
+        if peer is not None:
+            peer.stop()
+
+
 @contextmanager
-def started(name: str, work: Path) -> Iterator[System]:
-    """The system called ``name``, running, with its adapter; stopped on exit."""
+def started(name: str, work: Path, kept: KeptKafka | None = None) -> Iterator[System]:
+    """The system called ``name``, running, with its adapter; stopped on exit (the kafka row's
+    JVM, when ``kept`` is given, at the end of the kafka_flush1 row instead)."""
     from bench.peers.kafka_protocol import KafkaProtocolSystem
     from bench.peers.nats_jetstream import NatsSystem
     from bench.peers.rabbitmq import RabbitSystem
@@ -139,7 +193,14 @@ def started(name: str, work: Path) -> Iterator[System]:
     work.mkdir(parents=True, exist_ok=True)
     durability = DURABILITY[name]
     system: System
-    if name == "shoal":
+    if kept is not None and name == "kafka":
+        yield KafkaProtocolSystem(name, kept.bootstrap(work / "kafka"), durability)
+    elif kept is not None and name == "kafka_flush1" and kept.peer is not None:
+        try:
+            yield KafkaProtocolSystem(name, kept.flush_every_message(), durability)
+        finally:
+            kept.stop()
+    elif name == "shoal":
         with shoal_broker(work) as bootstrap:
             yield KafkaProtocolSystem(name, bootstrap, durability)
     elif name == "kafka":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -18,6 +19,14 @@ from tests.app.transports.transport_suite import run, wait_until
 from tests.broker.transactions.clients import read_all
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def shoal_broker(shoal_broker_factory: Callable[..., EmbeddedBroker]) -> EmbeddedBroker:
+    """No initial rebalance delay (as the Kafka peer runs): the default 3 s held back each
+    group's first join, and every join after a restart into an emptied group."""
+    return shoal_broker_factory(group_initial_rebalance_delay_ms=0)
+
 
 INPUTS = 12
 POISON = 7

@@ -25,6 +25,14 @@ from shoal.embedded import EmbeddedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # app processes killed and restarted
 
+
+@pytest.fixture
+def shoal_broker(shoal_broker_factory: Callable[..., EmbeddedBroker]) -> EmbeddedBroker:
+    """No initial rebalance delay (as the Kafka peer runs): the default 3 s held back each
+    group's first join, and every join after a restart into an emptied group."""
+    return shoal_broker_factory(group_initial_rebalance_delay_ms=0)
+
+
 WAIT_S = 60.0
 
 APP = textwrap.dedent(

@@ -18,8 +18,10 @@ from tests.cli.support import Cli, Result
 
 @pytest.fixture
 def broker(shoal_broker_factory: Callable[..., EmbeddedBroker]) -> EmbeddedBroker:
-    """Three partitions per auto-created topic, so per-partition behaviour is visible."""
-    return shoal_broker_factory(num_partitions=3)
+    """Three partitions per auto-created topic, so per-partition behaviour is visible; no
+    initial rebalance delay (as the Kafka peer runs), which held back every group's first join
+    by 3 s."""
+    return shoal_broker_factory(num_partitions=3, group_initial_rebalance_delay_ms=0)
 
 
 @pytest.fixture

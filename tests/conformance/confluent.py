@@ -81,7 +81,7 @@ def drain(c: Any, partitions: set[int], expected: int) -> list[Got]:
     at_end: set[int] = set()
     deadline = time.monotonic() + TIMEOUT_S
     while (len(got) < expected or at_end != partitions) and time.monotonic() < deadline:
-        for message in c.consume(num_messages=10_000, timeout=0.5):
+        for message in c.consume(num_messages=10_000, timeout=0.05):
             error = message.error()
             if error is not None:
                 assert error.code() == ck.KafkaError._PARTITION_EOF, error

@@ -372,6 +372,5 @@ def test_the_last_stable_offset_is_never_below_the_log_start(world: World) -> No
     assert _txns(world).last_stable_offset(world.log.log_end_offset, start) == 5
     _marker(world, 9, 0, commit=True)
     assert (
-        _txns(world).last_stable_offset(world.log.log_end_offset, start)
-        == world.log.log_end_offset
+        _txns(world).last_stable_offset(world.log.log_end_offset, start) == world.log.log_end_offset
     )

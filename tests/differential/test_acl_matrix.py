@@ -10,7 +10,9 @@ controller listeners) is Kafka's super user: it creates the topic and the ACLs o
 One Kafka serves every variant, so each variant's resource names are made unique, its ACLs are
 the only ones present when it runs, and the runner waits until Kafka's authorizer has them
 (ACL changes reach the broker's authorizer through the metadata log, a moment after the
-controller accepts them).
+controller accepts them). One in-process shoal likewise serves every variant, its ACL set
+replaced by each. To keep 800 variants within CI's time, the peer's topics are created fifty
+at a time and its ACL set is changed by difference (see :class:`PeerAcls`).
 """
 
 from __future__ import annotations
@@ -139,18 +141,89 @@ def _client_binding(acl: Acl) -> AclBinding:
     )  # fmt: skip
 
 
-def _only(admin: AdminClient, acls: tuple[Acl, ...]) -> None:
-    """Make ``acls`` the whole ACL set of the peer, and wait until its authorizer has it."""
-    for future in admin.delete_acls([_EVERYTHING]).values():
-        future.result(PROPAGATION_S_MAX)
-    wanted = {_client_binding(a) for a in acls}
-    if wanted:
-        for future in admin.create_acls(list(wanted)).values():
+class PeerAcls:
+    """The Kafka peer's ACL set, changed by difference: each variant's ACLs are the only ones
+    present when it runs (the whole set is read back until it is exactly those), without
+    deleting and recreating every time.
+
+    The ACLs to remove and those to add are disjoint and each removal's filter matches one
+    binding exactly, so the two requests go out together and may apply in either order. A
+    set not known (at first, or after a test that wrote ACLs another way) is emptied first.
+    """
+
+    def __init__(self, admin: AdminClient) -> None:
+        self.admin = admin
+        self.present: set[AclBinding] | None = None
+
+    def forget(self) -> None:
+        """The set may have changed behind this object's back: empty it at the next change."""
+        self.present = None
+
+    def only(self, acls: tuple[Acl, ...]) -> None:
+        """Make ``acls`` the whole ACL set of the peer, and wait until its authorizer has it."""
+        admin = self.admin
+        if self.present is None:
+            for future in admin.delete_acls([_EVERYTHING]).values():
+                future.result(PROPAGATION_S_MAX)
+            self.present = set()
+        wanted = {_client_binding(a) for a in acls}
+        stale, new = self.present - wanted, wanted - self.present
+        self.present = None  # unknown until the change is seen whole
+        futures = []
+        if stale:
+            futures += admin.delete_acls([_exactly(b) for b in stale]).values()
+        if new:
+            futures += admin.create_acls(list(new)).values()
+        for future in futures:
             future.result(PROPAGATION_S_MAX)
-    deadline = time.monotonic() + PROPAGATION_S_MAX
-    while set(admin.describe_acls(_EVERYTHING).result(PROPAGATION_S_MAX)) != wanted:
-        assert time.monotonic() < deadline, "Kafka's authorizer never showed the ACLs"
-        time.sleep(0.05)
+        deadline = time.monotonic() + PROPAGATION_S_MAX
+        while set(admin.describe_acls(_EVERYTHING).result(PROPAGATION_S_MAX)) != wanted:
+            assert time.monotonic() < deadline, "Kafka's authorizer never showed the ACLs"
+            time.sleep(0.05)
+        self.present = wanted
+
+
+def _exactly(binding: AclBinding) -> AclBindingFilter:
+    """The filter that matches ``binding`` and nothing else (every field given, LITERAL and
+    PREFIXED patterns and ``*`` names and principals compared as they are)."""
+    return AclBindingFilter(
+        binding.restype, binding.name, binding.resource_pattern_type, binding.principal,
+        binding.host, binding.operation, binding.permission_type,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def peer_acls(admin: AdminClient) -> PeerAcls:
+    return PeerAcls(admin)
+
+
+ACL_CHANGES: Final = frozenset({ApiKey.CREATE_ACLS, ApiKey.DELETE_ACLS})
+"""The cases whose request, when granted, changes the peer's ACLs."""
+TOPICS_PER_CREATION: Final = 50
+"""Variant topics the peer creates in one CreateTopics: a creation costs Kafka a controller
+round and a metadata update however many topics it holds, and every variant needs its own."""
+
+
+class VariantPrefixes:
+    """Each variant's unique name prefix (``m<n>-``), whose topic ``<prefix>orders`` already
+    exists on the peer: made a batch at a time, ahead of the variants that take them."""
+
+    def __init__(self, admin: AdminClient) -> None:
+        self.admin = admin
+        self.ready: list[str] = []
+
+    def take(self) -> str:
+        if not self.ready:
+            self.ready = [f"m{next(_names)}-" for _ in range(TOPICS_PER_CREATION)]
+            topics = [NewTopic(prefix + "orders", 1) for prefix in self.ready]
+            for future in self.admin.create_topics(topics).values():
+                future.result(PROPAGATION_S_MAX)
+        return self.ready.pop(0)
+
+
+@pytest.fixture(scope="module")
+def variant_prefixes(admin: AdminClient) -> VariantPrefixes:
+    return VariantPrefixes(admin)
 
 
 def _authorization(response: Any, variant: Variant) -> tuple[int | None, ...]:
@@ -159,19 +232,26 @@ def _authorization(response: Any, variant: Variant) -> tuple[int | None, ...]:
     return tuple(code if code in AUTHORIZATION_ERRORS else None for code in codes)
 
 
-def _on_shoal(tmp_path: Path, variant: Variant, topic: str) -> Any:
-    harness = AclHarness(tmp_path / "shoal", AuthorizerConfig(super_users=frozenset({SUPER_USER})))
-    broker = harness.start()
-    try:
-        broker.create_topic(topic, 1)
-        run_setup(harness, variant.case)
-        harness.add(*variant.acls)
-        case = variant.case
-        return harness.call(
-            case.api_key, case.version, with_batch(case.request), principal=PRINCIPAL
-        )
-    finally:
-        harness.stop()
+@pytest.fixture(scope="module")
+def shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclHarness]:
+    """One in-process shoal for every variant, as one Kafka serves them all: each variant's
+    names are its own, and :meth:`AclHarness.only` leaves its ACLs the only ones present."""
+    harness = AclHarness(
+        tmp_path_factory.mktemp("shoal-acl-matrix"),
+        AuthorizerConfig(super_users=frozenset({SUPER_USER})),
+    )
+    harness.start()
+    yield harness
+    harness.stop()
+
+
+def _on_shoal(harness: AclHarness, variant: Variant, topic: str) -> Any:
+    assert harness.broker is not None
+    harness.broker.create_topic(topic, 1)
+    run_setup(harness, variant.case)
+    harness.only(*variant.acls)
+    case = variant.case
+    return harness.call(case.api_key, case.version, with_batch(case.request), principal=PRINCIPAL)
 
 
 SHARE_GROUP_API_KEYS: Final = frozenset({76, 77, 78, 79, 90, 91, 92})
@@ -195,15 +275,15 @@ def test_kafka_answers_the_documented_result_and_shoal_the_same(
     kafka: SaslKafka,
     alice: WireClient,
     superuser: WireClient,
-    admin: AdminClient,
-    tmp_path: Path,
+    peer_acls: PeerAcls,
+    variant_prefixes: VariantPrefixes,
+    shoal: AclHarness,
     template: Variant,
 ) -> None:
-    prefix = f"m{next(_names)}-"
+    prefix = variant_prefixes.take()
     case = renamed(template.case, prefix)
     (variant,) = [v for v in variants(case) if v.label == template.label]
     topic = prefix + "orders"
-    admin.create_topics([NewTopic(topic, 1)])[topic].result(PROPAGATION_S_MAX)
 
     def topic_id(name: str) -> Any:
         found = superuser.request(
@@ -213,19 +293,24 @@ def test_kafka_answers_the_documented_result_and_shoal_the_same(
 
     for api_key, version, values in case.setup:
         superuser.request(api_key, version, with_topic_ids(values, topic_id))
-    _only(admin, variant.acls)
+    peer_acls.only(variant.acls)
     request = with_topic_ids(with_batch(case.request), topic_id)
     response = alice.request(case.api_key, case.version, request)
+    if case.api_key in ACL_CHANGES:
+        peer_acls.forget()  # alice's request may have changed the set
     if variant.denied is not None:
         assert read_code(response, variant.denied.at) == variant.denied.error, response
     else:
         assert not {find_code(response, n.at) for n in case.needs} & AUTHORIZATION_ERRORS, response
-    shoal = _on_shoal(tmp_path, variant, topic)
-    assert _authorization(shoal, variant) == _authorization(response, variant), (shoal, response)
+    on_shoal = _on_shoal(shoal, variant, topic)
+    assert _authorization(on_shoal, variant) == _authorization(response, variant), (
+        on_shoal,
+        response,
+    )
 
 
 def test_authorized_operations_are_kafkas(
-    kafka: SaslKafka, alice: WireClient, admin: AdminClient, tmp_path: Path
+    kafka: SaslKafka, alice: WireClient, admin: AdminClient, peer_acls: PeerAcls, tmp_path: Path
 ) -> None:
     """KIP-430's fields from the ACLs: Metadata (topic and cluster), DescribeCluster,
     DescribeTopicPartitions and DescribeGroups give alice the same bits on both brokers."""
@@ -248,7 +333,7 @@ def test_authorized_operations_are_kafkas(
         acl("GROUP", group, "DELETE"),
         acl("GROUP", prefix, "READ", pattern="PREFIXED"),
     )
-    _only(admin, acls)
+    peer_acls.only(acls)
     requests: list[tuple[int, int, dict[str, Any], Any]] = [
         (ApiKey.METADATA, 10, {"topics": [{"name": topic}], "allow_auto_topic_creation": False,
                                "include_cluster_authorized_operations": True,
@@ -279,7 +364,12 @@ def test_authorized_operations_are_kafkas(
 
 
 def test_listings_show_alice_what_kafka_shows_her(
-    kafka: SaslKafka, alice: WireClient, superuser: WireClient, admin: AdminClient, tmp_path: Path
+    kafka: SaslKafka,
+    alice: WireClient,
+    superuser: WireClient,
+    admin: AdminClient,
+    peer_acls: PeerAcls,
+    tmp_path: Path,
 ) -> None:
     """Metadata of every topic, and ListGroups without Describe on the cluster, list only what
     alice may describe; the same names on both brokers."""
@@ -300,7 +390,7 @@ def test_listings_show_alice_what_kafka_shows_her(
         Acl("GROUP", prefix + "g-", "PREFIXED", PRINCIPAL, "*", "READ", "ALLOW"),
         Acl("GROUP", prefix + "g-two", "LITERAL", "User:*", "*", "ALL", "DENY"),
     )
-    _only(admin, acls)
+    peer_acls.only(acls)
 
     def seen(client: Any, principal: str | None) -> tuple[list[str], list[str]]:
         call = (lambda k, v, body: client.request(k, v, body)) if principal is None else (
@@ -346,13 +436,18 @@ INVALID_CREATIONS: Final = [
     ids=["-".join(f"{k}={v}" for k, v in c.items()) for c, _ in INVALID_CREATIONS],
 )
 def test_invalid_creations_are_refused_as_kafka_refuses_them(
-    superuser: WireClient, tmp_path: Path, changes: dict[str, Any], kafka_code: ErrorCode
+    superuser: WireClient,
+    peer_acls: PeerAcls,
+    tmp_path: Path,
+    changes: dict[str, Any],
+    kafka_code: ErrorCode,
 ) -> None:
     creation = {
         "resource_type": 2, "resource_name": f"inv{next(_names)}", "resource_pattern_type": 3,
         "principal": PRINCIPAL, "host": "*", "operation": 3, "permission_type": 3, **changes,
     }  # fmt: skip
     on_kafka = superuser.request(ApiKey.CREATE_ACLS, 3, {"creations": [creation]}).results[0]
+    peer_acls.forget()  # a creation not refused would have changed the peer's set
     harness = AclHarness(tmp_path / "shoal", AuthorizerConfig(super_users=frozenset({SUPER_USER})))
     harness.start()
     try:

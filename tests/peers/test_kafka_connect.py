@@ -128,7 +128,7 @@ def _start_worker(properties: Path, log: Path, rest: str) -> JvmApp:
 def test_mirror_source_connector_resumes_from_its_stored_offsets(
     shoal_broker_factory: Callable[..., EmbeddedBroker], tmp_path: Path
 ) -> None:
-    broker = shoal_broker_factory(log_cleaner_backoff_ms=50)
+    broker = shoal_broker_factory(log_cleaner_backoff_ms=50, group_initial_rebalance_delay_ms=0)
     bootstrap = broker.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic("orders", 1)])["orders"].result(10)

@@ -93,7 +93,7 @@ def _counts(bootstrap: str) -> dict[str, int]:
 def test_word_count_restores_its_store_from_a_compacted_changelog(
     shoal_broker_factory: Callable[..., EmbeddedBroker], tmp_path: Path
 ) -> None:
-    broker = shoal_broker_factory(log_cleaner_backoff_ms=50)
+    broker = shoal_broker_factory(log_cleaner_backoff_ms=50, group_initial_rebalance_delay_ms=0)
     bootstrap = broker.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic("lines", 1), NewTopic("counts", 1)]).values():

@@ -78,7 +78,7 @@ def _caught_up(admin: AdminClient, consumer: ck.Consumer) -> bool:
 def test_exactly_once_v2_word_count(
     shoal_broker_factory: Callable[..., EmbeddedBroker], tmp_path: Path
 ) -> None:
-    broker = shoal_broker_factory()
+    broker = shoal_broker_factory(group_initial_rebalance_delay_ms=0)
     bootstrap = broker.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic("lines", 1), NewTopic("counts", 1)]).values():

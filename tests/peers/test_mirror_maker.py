@@ -96,7 +96,7 @@ def _committed(bootstrap: str) -> int:
 def test_mirror_maker_copies_a_topic_and_its_group_offsets_to_kafka(
     shoal_broker_factory: Callable[..., EmbeddedBroker], kafka_peer: KafkaPeer, tmp_path: Path
 ) -> None:
-    shoal = shoal_broker_factory().bootstrap_servers
+    shoal = shoal_broker_factory(group_initial_rebalance_delay_ms=0).bootstrap_servers
     kafka = kafka_peer.bootstrap_servers
     admin = AdminClient({"bootstrap.servers": shoal})  # kept: a dropped client ends its requests
     admin.create_topics([NewTopic(TOPIC, 1)])[TOPIC].result(10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,11 @@ pytestmark = pytest.mark.integration
 
 class TestKafkaTransportOnShoal(TransportSuite):
     @pytest.fixture
-    def broker_url(self, shoal_broker: EmbeddedBroker) -> str:
-        return f"kafka://{shoal_broker.bootstrap_servers}"
+    def broker_url(self, shoal_broker_factory: Callable[..., EmbeddedBroker]) -> str:
+        # No initial rebalance delay, as the Kafka peer of the suite below runs: the default
+        # 3 s only held back every group's first join (each test starts a new group or two).
+        broker = shoal_broker_factory(group_initial_rebalance_delay_ms=0)
+        return f"kafka://{broker.bootstrap_servers}"
 
 
 def test_embedded_url_starts_a_broker_in_process_and_talks_kafka_to_it(tmp_path: Path) -> None:

@@ -13,12 +13,14 @@ from shoal.broker.broker import Broker
 from shoal.broker.broker_settings import BrokerSettings
 from shoal.broker.context import RequestContext
 from shoal.broker.handlers import HANDLERS
+from shoal.coordinator.group_config import GroupConfig
 from shoal.protocol import Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
 from shoal.records import SimpleRecord, build_batch
 from shoal.security.acl import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     PatternType,
     PermissionType,
@@ -41,7 +43,11 @@ class AclHarness:
 
     def start(self) -> Broker:
         self.logs = LogManager.open(str(self.data_dir))
-        self.broker = Broker(BrokerSettings(authorizer=self.config), self.logs, handlers=HANDLERS)
+        # No initial rebalance delay, as the Kafka peer runs: a JoinGroup answers at once.
+        settings = BrokerSettings(
+            authorizer=self.config, group=GroupConfig(initial_rebalance_delay_ms=0)
+        )
+        self.broker = Broker(settings, self.logs, handlers=HANDLERS)
         return self.broker
 
     def stop(self) -> None:
@@ -58,6 +64,15 @@ class AclHarness:
         assert self.broker is not None and self.broker.acls is not None
         outcomes = self.broker.acls.create([binding(a) for a in acls])
         assert all(o.error_code == 0 for o in outcomes), outcomes
+
+    def only(self, *acls: Acl) -> None:
+        """Make ``acls`` the broker's whole ACL set (every other one deleted first): for one
+        broker that serves many variants in turn, as the Kafka peer of the matrix does."""
+        assert self.broker is not None and self.broker.acls is not None
+        outcomes = self.broker.acls.delete([AclBindingFilter()])
+        assert all(o.error_code == 0 for o in outcomes), outcomes
+        self.add(*acls)
+        assert set(self.broker.acls.describe(AclBindingFilter())) == {binding(a) for a in acls}
 
     def call(
         self,

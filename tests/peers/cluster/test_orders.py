@@ -6,6 +6,9 @@ service saw acknowledged is missing from its topic (issue 21).
 CI runs one round (node 1 killed); ``make cluster-orders`` runs SHOAL_CLUSTER_ORDERS_ROUNDS,
 each a fresh saga under its own topic prefix (the first without one), killing the nodes in
 turn. Each round prints its counts: records acknowledged, stored, consumed, lost, duplicated.
+A round whose saga times out fails with a description of the cluster taken while the Apps
+still run (tests/peers/cluster/saga_diagnosis.py): each App's consumers as it and librdkafka
+see them, each group's members, assignments and lag, and where the stuck order's records are.
 
 This test hung twice before the fixes it now guards (every order but the poison one unsettled
 120 s after the kill, ORD-4's refund never read): a subscriber's consumer whose "consumer join"
@@ -24,14 +27,19 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from examples.orders.events import Topics
-from examples.orders.scenario import Outcome, Scenario
+from examples.orders.plan import PLAN
+from examples.orders.scenario import Outcome, Scenario, ScenarioTimeout
 
 from shoal import App
+from shoal.app import dlq_topic
+from shoal.app.transports.kafka_join_watch import JoinWatch
 from tests.examples.saga import CHECKS
+from tests.peers.cluster.saga_diagnosis import describe, keep_last_stats
 from tests.peers.kafka_cluster import NODES, KafkaCluster
 
 ROUNDS = int(os.environ.get("SHOAL_CLUSTER_ORDERS_ROUNDS", "1"))
@@ -45,14 +53,25 @@ METADATA_TIMEOUT_S = 10.0
 
 
 class RecordingScenario(Scenario):
-    """The example's scenario, keeping its four Apps for the counts (their metrics)."""
+    """The example's scenario, keeping its four Apps for the counts (their metrics); a wait
+    that times out first describes the cluster while the Apps still run (their groups'
+    members and assignments), in :attr:`diagnosis`."""
 
     apps: tuple[App, ...] = ()
+    bootstrap = ""
+    diagnosis = ""
 
     def _apps(self, url: str) -> tuple[App, App, App, App]:
         apps = super()._apps(url)
         self.apps = apps
         return apps
+
+    async def _until(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super()._until(*args, **kwargs)
+        except ScenarioTimeout:
+            self.diagnosis = await asyncio.to_thread(diagnosis, self)
+            raise
 
 
 class BrokerKiller(threading.Thread):
@@ -113,11 +132,25 @@ def stored_records(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Counts:
-    """Per topic the services publish to, the records they saw acknowledged (their
-    ``shoal_messages_published``, plus the redriven record) against what the topic holds."""
-    t: Topics = scenario.topics
-    topics = [
+def diagnosis(scenario: RecordingScenario) -> str:
+    """The groups, offsets and leaders of a hung saga, and where its first unsettled order's
+    records are: what the timeout alone does not say."""
+    stuck = next(
+        (p.order.order_id for p in PLAN if scenario.book.status(p.order.order_id) != p.status),
+        PLAN[0].order.order_id,
+    )
+    topics = [*saga_topics(scenario.topics)]
+    topics += [dlq_topic(t) for t in topics]
+    timeline = "\n".join(
+        f"  {e.at_s:8.3f}s {e.service:<10} {e.text}"
+        for e in scenario.timeline.entries
+        if e.order_id in (stuck, "-")
+    )
+    return describe(scenario.bootstrap, scenario.apps, topics, stuck, timeline)
+
+
+def saga_topics(t: Topics) -> list[str]:
+    return [
         t.orders_placed,
         t.orders_cancelled,
         t.payments_succeeded,
@@ -127,6 +160,13 @@ def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Coun
         t.inventory_rejected,
         t.shipments_created,
     ]
+
+
+def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Counts:
+    """Per topic the services publish to, the records they saw acknowledged (their
+    ``shoal_messages_published``, plus the redriven record) against what the topic holds."""
+    t: Topics = scenario.topics
+    topics = saga_topics(t)
     acknowledged = stored = lost = duplicated = 0
     for topic in topics:
         acked = counter(scenario.apps, "shoal_messages_published", topic)
@@ -143,8 +183,10 @@ def count(scenario: RecordingScenario, outcome: Outcome, bootstrap: str) -> Coun
 
 
 def test_the_orders_saga_through_broker_kills(
-    healthy_cluster: KafkaCluster, tmp_path: Path
+    healthy_cluster: KafkaCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Each consumer's latest librdkafka statistics, for the diagnosis of a hang.
+    monkeypatch.setattr(JoinWatch, "on_stats", keep_last_stats(JoinWatch.on_stats))
     for round_no in range(1, ROUNDS + 1):
         # Round 1 without a prefix: the checks name the example's own topics. Node 1 first:
         # the first in every client's bootstrap list, so the clients' first connection fails
@@ -156,11 +198,14 @@ def test_the_orders_saga_through_broker_kills(
             tmp_path / f"work-{round_no}",
             namespace=namespace,
         )
+        scenario.bootstrap = healthy_cluster.bootstrap_servers
         killer = BrokerKiller(healthy_cluster, scenario, node_id)
         started = time.monotonic()
         killer.start()
         try:
             outcome = asyncio.run(scenario.run())
+        except ScenarioTimeout as exc:
+            raise AssertionError(f"round {round_no}: {exc}\n{scenario.diagnosis}") from exc
         finally:
             killer.stop.set()
             killer.join(10)
