@@ -10,12 +10,16 @@ keeps the test waiting: nothing here measures time.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from shoal.storage import LogConfig, LogManager, PartitionLog
 from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
@@ -98,3 +102,20 @@ def test_stopping_the_cleaner_mid_clean_leaves_the_log_as_it_was(tmp_path: Path)
         assert cleaner.metrics.cleans == 0
         assert read_records(dirty) == before
         assert not _cleaned_files(dirty)
+
+
+def test_a_process_that_never_cleans_leaves_the_cleaning_to_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An embedding host whose ``sys.executable`` is not a Python interpreter (uwsgi, a frozen
+    app) cannot run the cleaner's process: compaction goes on, on the cleaner's thread, with a
+    warning, instead of failing every clean for ever."""
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # starts, then exits at once
+    with LogManager.open(str(tmp_path / "data")) as manager:
+        dirty = _dirty_log(manager)
+        with caplog.at_level(logging.WARNING, logger="shoal.storage.cleaner_thread"):
+            cleaner = manager.start_cleaner(CleanerSettings(backoff_ms=50), separate_process=True)
+            _wait_for(lambda: cleaner.metrics.cleans >= 1, "the clean on the thread")
+        cleaned = [r for r in read_records(dirty) if r.offset < 35]
+        assert [r.offset for r in cleaned] == [32, 33, 34]
+        assert any("cleaning on the broker's thread" in r.getMessage() for r in caplog.records)

@@ -159,6 +159,8 @@ class CleanerProcess:
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self.cleans_done = 0
+        """Jobs the process finished (any outcome it reported): 0 means it never worked."""
 
     def _start(self) -> Connection:
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
@@ -173,6 +175,9 @@ class CleanerProcess:
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
             )
+        except OSError as exc:
+            ours.close()
+            raise CleanerProcessError(f"could not start {sys.executable}: {exc}") from exc
         except BaseException:
             ours.close()
             raise
@@ -225,6 +230,7 @@ class CleanerProcess:
                 raise CleanerProcessError(f"the cleaner's process went away: {exc}") from exc
             raise
         # The process finished the job (and discarded what it did not swap in): it stays.
+        self.cleans_done += 1
         _, outcome, detail, stats = message
         _add_stats(ctx.stats, stats)
         return _result(outcome, detail)

@@ -47,7 +47,13 @@ from shoal.storage.cleaner import (
     read_cleaner_checkpoint,
     write_cleaner_checkpoint,
 )
-from shoal.storage.cleaner_process import CleanerProcess, CleanJob, Throttler, with_step
+from shoal.storage.cleaner_process import (
+    CleanerProcess,
+    CleanerProcessError,
+    CleanJob,
+    Throttler,
+    with_step,
+)
 from shoal.storage.cleaner_txn import OpenTransactionScan
 from shoal.storage.errors import StorageError
 from shoal.storage.log import PartitionLog
@@ -233,6 +239,28 @@ class LogCleaner:
             step_hook=self._step_hook,
         )
 
+    def _execute(self, plog: PartitionLog, plan: CleanPlan, ctx: CleanContext) -> int:
+        """Run the planned clean: in the cleaner's process when there is one, else here."""
+        process = self._process
+        if process is None:
+            return execute_clean(plog, plan, ctx)
+        try:
+            end = process.clean(plog, plan, ctx, self._job(plog, plan, ctx))
+        except CleanerProcessError as exc:
+            if process.cleans_done:
+                raise  # it worked before: retried after the back-off, in a new process
+            # It never finished a clean: an interpreter that cannot start it (an embedding
+            # host whose sys.executable is not Python, a sandbox without fork/exec). Compaction
+            # must not stop for that: clean on this thread, as before the process existed.
+            log.warning(
+                "the cleaner's own process could not clean (%s); cleaning on the broker's "
+                "thread instead, which slows other requests while a clean runs",
+                exc,
+            )
+            self._process = None
+            raise CleanAborted(f"{plog.name}: retried on the cleaner thread") from exc
+        return end
+
     def _checkpoint(self, plog: PartitionLog) -> int | None:
         if plog not in self._checkpoints:
             self._checkpoints[plog] = read_cleaner_checkpoint(plog)
@@ -258,10 +286,7 @@ class LogCleaner:
                 # it must exist before the first swap does.
                 write_cleaner_checkpoint(plog, cleanable.first_dirty)
             plan = plan_clean(plog, cleanable, now_ms, ctx.producer_id_expiration_ms)
-            if self._process is None:
-                end = execute_clean(plog, plan, ctx)
-            else:
-                end = self._process.clean(plog, plan, ctx, self._job(plog, plan, ctx))
+            end = self._execute(plog, plan, ctx)
             write_cleaner_checkpoint(plog, end)
         except CleanAborted as exc:
             log.info("%s", exc)
