@@ -215,6 +215,13 @@ def own_marker_fenced(bootstrap: str) -> Result:
     return out
 
 
+def _group_partition(client: WireClient, bootstrap: str, group: str) -> int:
+    """The group's ``__consumer_offsets`` partition, once its coordinator is ready."""
+    find = {"key_type": 0, "coordinator_keys": [group]}
+    _until_settled(lambda: client.request(10, 4, find).coordinators[0])
+    return state_partition(group, partition_count(bootstrap, OFFSETS_TOPIC))
+
+
 def _offsets_marker(
     client: WireClient, partition: int, producer_id: int, epoch: int, coordinator_epoch: int
 ) -> str:
@@ -285,9 +292,7 @@ def offsets_open_transaction(bootstrap: str) -> Result:
     topic, group = create_topic(bootstrap), unique("offsets-open")
     out: dict[str, Any] = {}
     with WireClient(bootstrap) as client:
-        find = {"key_type": 0, "coordinator_keys": [group]}
-        _until_settled(lambda: client.request(10, 4, find).coordinators[0])
-        partition = state_partition(group, partition_count(bootstrap, OFFSETS_TOPIC))
+        partition = _group_partition(client, bootstrap, group)
         producer = _Producer(client, unique("offsets-open"))
         _, end_before = _offsets_ends(client, partition)
         out["commit"] = _txn_commit_offset(client, producer, producer.epoch0, group, topic, 7)
@@ -324,9 +329,7 @@ def offsets_marker_epochs(bootstrap: str) -> Result:
     topic, group = create_topic(bootstrap), unique("offsets-marks")
     out: dict[str, Any] = {}
     with WireClient(bootstrap) as client:
-        find = {"key_type": 0, "coordinator_keys": [group]}
-        _until_settled(lambda: client.request(10, 4, find).coordinators[0])
-        partition = state_partition(group, partition_count(bootstrap, OFFSETS_TOPIC))
+        partition = _group_partition(client, bootstrap, group)
         txn_id = unique("offsets-marks")
         _Producer(client, txn_id)  # the first instance, fenced by the second
         producer = _Producer(client, txn_id)
