@@ -14,7 +14,12 @@ from confluent_kafka.cimpl import NewTopic
 
 from shoal.app.transport import TransportError
 from shoal.app.transports.kafka_consumer import KafkaConsumer
-from shoal.app.transports.kafka_join_watch import STALL_S, JoinStalled, JoinWatch
+from shoal.app.transports.kafka_join_watch import (
+    STALL_S,
+    JoinStalled,
+    JoinWatch,
+    leaves_partitions_unstarted,
+)
 from shoal.embedded import EmbeddedBroker
 
 JOIN_WAIT_S = 30.0
@@ -122,3 +127,28 @@ def test_a_real_consumer_reports_its_join_state_and_a_stall_fails_its_fetch(
             await stuck.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("text", "unstarted"),
+    [
+        # librdkafka's three texts (rdkafka_assignment.c) after an OffsetFetch for a new
+        # assignment failed for good: the partitions are never started.
+        ('Failed to fetch committed offset for group "g" topic t [0]: Broker: Not coordinator',
+         True),
+        ('Failed to fetch committed offsets for 3 partition(s) in group "g": Local: Broker '
+         "transport failure", True),
+        ('Failed to fetch committed offsets for partitions in group "g": Local: Timed out', True),
+        # Errors librdkafka recovers from itself: the consumer is kept.
+        ("Subscribed topic not available: t: Broker: Unknown topic or partition", False),
+        ("127.0.0.1:9092/1: Disconnected (after 20ms in state UP)", False),
+    ],
+)  # fmt: skip
+def test_a_consumer_error_that_leaves_partitions_unstarted_is_told_apart(
+    text: str, unstarted: bool
+) -> None:
+    """Real KafkaError values with librdkafka's texts: only those after which librdkafka never
+    starts the assigned partitions make the App replace the consumer (the orders saga on the
+    3-broker cluster once left the shipping group stable with its partitions unread)."""
+    error = confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT, text)
+    assert leaves_partitions_unstarted(error) is unstarted

@@ -15,7 +15,12 @@ import confluent_kafka
 from shoal.app.message import Message
 from shoal.app.transport import RebalanceListener, TopicPartition, TransportError
 from shoal.app.transports.daemon_call import in_daemon_thread
-from shoal.app.transports.kafka_join_watch import STATS_INTERVAL_MS, JoinStalled, JoinWatch
+from shoal.app.transports.kafka_join_watch import (
+    STATS_INTERVAL_MS,
+    JoinStalled,
+    JoinWatch,
+    leaves_partitions_unstarted,
+)
 
 log = logging.getLogger("shoal.app.transports.kafka")
 
@@ -311,6 +316,10 @@ class KafkaConsumer:
                 out.append(message)
             elif error.fatal():
                 raise TransportError(f"consumer failed: {error}")
+            elif leaves_partitions_unstarted(error):
+                # librdkafka will never start those partitions (kafka_join_watch): the runner
+                # replaces this consumer; what it never committed is read again.
+                raise TransportError(f"consumer left partitions unread: {error.str()}")
             # Other errors (a topic not yet created, a broker reconnecting) are transient and
             # reported by librdkafka again if they persist.
         if self._paused:

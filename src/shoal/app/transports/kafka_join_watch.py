@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 STATS_INTERVAL_MS: Final = 1_000
 """How often librdkafka reports its statistics (served from the consumer's own poll calls,
@@ -90,3 +90,21 @@ class JoinWatch:
                 f"{stuck_s:.0f} s (at most {allowed_s:.0f} s expected): its Metadata request "
                 "was lost with a broker; starting a new consumer"
             )
+
+
+UNSTARTED_PARTITIONS: Final = "Failed to fetch committed offset"
+"""How librdkafka's consumer errors begin when the OffsetFetch for a new assignment failed for
+good (``rdkafka_assignment.c``: "Failed to fetch committed offset for group ... topic ...
+[N]: ...", "Failed to fetch committed offsets for N partition(s) in group ...", "Failed to
+fetch committed offsets for partitions in group ..."). The partitions then stay assigned but
+are never started ("only reside on .all until the application unassigns it"), the group stays
+stable, and no rebalance asks again: the consumer polls on and reads nothing from them. Seen
+possible when the group coordinator is killed while a member that just joined asks it for
+its offsets."""
+
+
+def leaves_partitions_unstarted(error: Any) -> bool:
+    """Whether a consumer error (confluent-kafka's ``KafkaError``) says that librdkafka gave
+    up fetching the committed offsets of its assignment, leaving those partitions unread:
+    the App replaces such a consumer, as it replaces one stuck in its join."""
+    return str(error.str()).startswith(UNSTARTED_PARTITIONS)
