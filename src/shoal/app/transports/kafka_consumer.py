@@ -178,9 +178,34 @@ class KafkaConsumer:
             log.exception("rebalance listener: %s failed", what)
         return None
 
+    def _cooperative(self) -> bool:
+        """Whether the group's rebalances are incremental: a cooperative assignor, or the
+        consumer group protocol (KIP-848), as librdkafka decides it."""
+        strategy = str(self._config.get("partition.assignment.strategy", ""))
+        protocol = str(self._config.get("group.protocol", "classic"))
+        return "cooperative" in strategy or protocol.lower() == "consumer"
+
+    def _apply(self, consumer: Any, partitions: list[Any], *, assigned: bool) -> None:
+        """Apply a rebalance in its callback, as librdkafka requires. Done here, never left
+        to confluent-kafka's fallback: that fallback asks librdkafka for the rebalance
+        protocol (``rd_kafka_rebalance_protocol``) while it holds the GIL, and that call can
+        wait for ever once the consumer is closing (librdkafka issue 4041), which froze a
+        whole test process in ``close()`` (every thread waiting for the GIL)."""
+        if self._cooperative():
+            if assigned:
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.incremental_unassign(partitions)
+        elif assigned:
+            consumer.assign(partitions)
+        else:
+            consumer.unassign()
+
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
         if self._start_at_ms is not None:
-            self._start_at(consumer, partitions)
+            self._start_at(consumer, partitions)  # assigns them at their start offsets
+        else:
+            self._apply(consumer, partitions, assigned=True)
         listener = self._rebalance
         if listener is None:
             return
@@ -218,10 +243,16 @@ class KafkaConsumer:
         log.warning("group %s: %s", self._group, self._assign_failed)
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
-        self._take_back(consumer, partitions, lost=False)
+        try:
+            self._take_back(consumer, partitions, lost=False)
+        finally:
+            self._apply(consumer, partitions, assigned=False)
 
     def _lost(self, consumer: Any, partitions: list[Any]) -> None:
-        self._take_back(consumer, partitions, lost=True)
+        try:
+            self._take_back(consumer, partitions, lost=True)
+        finally:
+            self._apply(consumer, partitions, assigned=False)
 
     def _take_back(self, consumer: Any, partitions: list[Any], *, lost: bool) -> None:
         tps = [(tp.topic, tp.partition) for tp in partitions]
@@ -259,14 +290,13 @@ class KafkaConsumer:
         ]
         found = consumer.offsets_for_times(fresh, timeout=METADATA_TIMEOUT_S) if fresh else []
         by_time = {(tp.topic, tp.partition): tp.offset for tp in found}
-        consumer.assign(
-            [
-                confluent_kafka.TopicPartition(
-                    tp.topic, tp.partition, by_time.get((tp.topic, tp.partition), tp.offset)
-                )
-                for tp in committed
-            ]
-        )
+        starts = [
+            confluent_kafka.TopicPartition(
+                tp.topic, tp.partition, by_time.get((tp.topic, tp.partition), tp.offset)
+            )
+            for tp in committed
+        ]
+        self._apply(consumer, starts, assigned=True)
 
     def _consume(self, max_records: int, timeout_s: float) -> list[Any]:
         # Runs on the consumer's thread. Pausing every assigned partition before each poll
