@@ -22,8 +22,8 @@ The division of work keeps the crash-safety protocol of :mod:`shoal.storage.swap
 - stopping kills this process: it never renames or writes a manifest, so all it can leave is
   ``.cleaned`` files, which the thread removes (and recovery would, after a crash).
 
-This process dies with the thread that started it (Linux ``PR_SET_PDEATHSIG``), and when the
-socket to it closes.
+This process dies with the thread that started it (Linux ``PR_SET_PDEATHSIG``; elsewhere at
+its next step once its parent is gone), and when the pipe to it closes.
 """
 
 from __future__ import annotations
@@ -174,6 +174,9 @@ class CleanerProcess:
                 [sys.executable, "-c", _ENTRY, str(fd), str(os.getpid())],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
+                # The same modules as this process: an embedding app may have put shoal on
+                # sys.path at run time, and the child must not import another copy or version.
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )
         except OSError as exc:
             ours.close()
@@ -334,7 +337,20 @@ def _open_segment(fs: FileSystem, handles: FileHandles, job: CleanJob, base: int
     return segment
 
 
-def run_job(conn: Connection, fs: FileSystem, job: CleanJob) -> None:
+def _orphan_check(parent_pid: int, throttle: Callable[[int], None]) -> Callable[[int], None]:
+    """The throttle, ending this process first if the broker that started it is gone: where
+    ``PR_SET_PDEATHSIG`` does not exist (macOS), an orphan must not go on writing ``.cleaned``
+    files beside a restarted broker's own clean."""
+
+    def checked(size: int) -> None:
+        if os.getppid() != parent_pid:
+            os._exit(0)
+        throttle(size)
+
+    return checked
+
+
+def run_job(conn: Connection, fs: FileSystem, job: CleanJob, parent_pid: int) -> None:
     """Do ``job`` and send its outcome: ``("end", outcome, detail, stats)``."""
     handles = FileHandles(fs, max_open_files=MAX_OPEN_FILES)
     stats = CleanStats()
@@ -357,7 +373,7 @@ def run_job(conn: Connection, fs: FileSystem, job: CleanJob) -> None:
             offset_map=OffsetMap(job.dedupe_buffer_bytes, load_factor=job.load_factor),
             delete_retention_ms=job.delete_retention_ms,
             producer_id_expiration_ms=job.producer_id_expiration_ms,
-            throttle=with_step(throttle, job.step_hook),
+            throttle=_orphan_check(parent_pid, with_step(throttle, job.step_hook)),
             stats=stats,
         )
         outcome = ("done", execute_clean(_ProcessTarget(conn, fs, handles, job), plan, ctx))
@@ -387,7 +403,10 @@ def _die_with_parent(parent_pid: int) -> None:
 def main(argv: list[str]) -> int:
     fd, parent_pid = int(argv[0]), int(argv[1])
     _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the broker's to handle
+    # A terminal's Ctrl-C, or a service manager's SIGTERM to the whole process group, is the
+    # broker's to handle: it stops this process itself (SIGKILL) when it shuts down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = Connection(fd)
     fs = OsFileSystem()
     while True:
@@ -397,4 +416,4 @@ def main(argv: list[str]) -> int:
             return 0
         if not isinstance(job, CleanJob):
             return 2
-        run_job(conn, fs, job)
+        run_job(conn, fs, job, parent_pid)
