@@ -330,10 +330,7 @@ def _open_segment(fs: FileSystem, handles: FileHandles, job: CleanJob, base: int
         created_ms=job.now_ms,
         allow_gaps=True,
     )
-    if not segment.load_sealed(fs):
-        problem = segment.rebuild(crc_from_offset=None)
-        if problem is not None:
-            raise StorageError(segment.describe_problem(problem, "while cleaning"))
+    segment.load_or_rebuild(fs, "while cleaning")
     return segment
 
 

@@ -994,10 +994,7 @@ class PartitionLog:
             allow_gaps=True,
         )
         try:
-            if not segment.load_sealed(self._fs):
-                problem = segment.rebuild(crc_from_offset=None)
-                if problem is not None:
-                    raise StorageError(segment.describe_problem(problem, "in a cleaned segment"))
+            segment.load_or_rebuild(self._fs, "in a cleaned segment")
         except OSError as exc:
             raise StorageError(f"could not read the cleaned segment {segment.path}: {exc}") from exc
         return segment

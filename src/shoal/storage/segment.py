@@ -162,6 +162,16 @@ class Segment:
         self._sync_time_index_to_max()
         return True
 
+    def load_or_rebuild(self, fs: FileSystem, where: str) -> None:
+        """Load a whole segment written elsewhere (a cleaned one): its saved indexes when they
+        are valid, else rebuilt from the log with every CRC checked; :class:`StorageError`
+        (``where`` in the message) when the log itself is damaged."""
+        if self.load_sealed(fs):
+            return
+        problem = self.rebuild(crc_from_offset=None)
+        if problem is not None:
+            raise StorageError(self.describe_problem(problem, where))
+
     def rebuild(self, *, crc_from_offset: int | None) -> ScanProblem | None:
         """Rebuild the indexes by walking every batch; stop at the first bad one.
 
