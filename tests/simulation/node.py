@@ -25,6 +25,7 @@ from shoal.protocol import Request, RequestHeader
 from shoal.protocol._kio import request_class
 from shoal.protocol.build import build
 from shoal.storage import FlushPolicy, LogConfig, LogManager
+from shoal.storage.cleaner_thread import DEDUPE_BUFFER_BYTES_MIN, CleanerSettings, LogCleaner
 from shoal.storage.flush import RoundChoice
 from shoal.testing.clock import FakeClock
 from shoal.testing.faultfs import FaultyFileSystem
@@ -86,6 +87,9 @@ class Node:
         self.switch: PowerSwitch | None = None
         self.logs: LogManager | None = None
         self.broker: Broker | None = None
+        self.cleaner: LogCleaner | None = None
+        """The log cleaner over every compacted log, its thread never started: the scheduler
+        runs its cleans (:mod:`tests.simulation.compact_steps`)."""
         self._numbers = 0
 
     def boot(self) -> None:
@@ -117,6 +121,12 @@ class Node:
             producers.ids = self.broker.producers.ids
             self.broker.producers = producers
             self.broker.transactions.start()
+            logs = self.logs
+            self.cleaner = LogCleaner(
+                lambda: list(logs.partitions().values()),
+                self.clock,
+                CleanerSettings(dedupe_buffer_bytes=DEDUPE_BUFFER_BYTES_MIN),
+            )
             self.loop.settle()
         except BaseException:
             # A start that fails (a disk fault while recovering) leaves nothing running.
@@ -168,7 +178,7 @@ class Node:
         assert self.loop is not None
         self.loop.shut()
         asyncio.set_event_loop(None)
-        self.loop = self.switch = self.logs = self.broker = None
+        self.loop = self.switch = self.logs = self.broker = self.cleaner = None
 
     def shutdown(self) -> None:
         """End of a run (the files are thrown away with the filesystem)."""

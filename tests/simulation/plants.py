@@ -183,3 +183,23 @@ PLANTS = {
     "delete-records-before-checkpoint": delete_records_before_checkpoint,
     "delete-topic-leaves-files": delete_topic_leaves_files,
 }
+
+
+@contextlib.contextmanager
+def swap_in_unsynced_cleaned_segment() -> Iterator[None]:
+    """The cleaner swaps a cleaned segment in without fsyncing it first (as if the cleaner's
+    process had), so the swap's manifest commits to a file a power loss can empty: the records
+    of the segments it replaced, acknowledged long ago, are gone."""
+    original = PartitionLog.replace_with_cleaned
+
+    def replace_with_cleaned(
+        self: PartitionLog, old: list[Any], new: Any, *, durable: bool = False
+    ) -> bool:
+        new.save_indexes(self._fs)
+        return original(self, old, new, durable=True)
+
+    PartitionLog.replace_with_cleaned = replace_with_cleaned  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PartitionLog.replace_with_cleaned = original  # type: ignore[method-assign]

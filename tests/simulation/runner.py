@@ -27,6 +27,8 @@ class Totals:
     enospc: int = 0
     eio: int = 0
     clean_restarts: int = 0
+    cleans: int = 0
+    compacted_writes: int = 0
     offsets_committed: int = 0
     txns_committed: int = 0
     txns_other: int = 0
@@ -39,6 +41,8 @@ class Totals:
             f"{self.enospc} ENOSPC and {self.eio} EIO armed; {self.acked_batches} batches "
             f"and {self.offsets_committed} offset commits acknowledged, {self.txns_committed} "
             f"transactions committed, {self.txns_other} aborted or abandoned; "
+            f"{self.cleans} cleans, {self.compacted_writes} keyed writes acknowledged to the "
+            f"compacted topic; "
             f"{len(self.failures)} failed"
         )
 
@@ -72,6 +76,8 @@ def run_seeds(seeds: list[int], steps: int, *, stop_at_first: bool = True) -> To
         totals.enospc += stats.enospc
         totals.eio += stats.eio
         totals.clean_restarts += stats.clean_restarts
+        totals.cleans += stats.cleans
+        totals.compacted_writes += stats.compacted_writes
         totals.offsets_committed += stats.offsets_committed
         totals.txns_committed += stats.txns_committed
         totals.txns_other += stats.txns_aborted_or_lost

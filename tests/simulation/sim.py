@@ -32,6 +32,12 @@ from tests.simulation import consumers as cons
 from tests.simulation import producers as prod
 from tests.simulation import txns as tx
 from tests.simulation.admin_steps import AdminModel, AdminSteps
+from tests.simulation.compact_steps import (
+    COMPACT_CONFIGS,
+    COMPACT_TOPIC,
+    CompactModel,
+    CompactSteps,
+)
 from tests.simulation.delete_steps import DeleteSteps
 from tests.simulation.group_steps import GroupSteps
 from tests.simulation.model import PartitionModel, Violation, check_partition, stamped_body
@@ -61,6 +67,8 @@ class Stats:
     power_losses: int = 0
     process_crashes: int = 0
     clean_restarts: int = 0
+    cleans: int = 0
+    compacted_writes: int = 0
     unretrieved: int = 0
     offsets_committed: int = 0
     txns_committed: int = 0
@@ -118,7 +126,7 @@ def seeded_uuids(rng: random.Random) -> Iterator[None]:
         uuid.uuid4 = original
 
 
-class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
+class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
     def __init__(self, seed: int, steps: int) -> None:
         self.seed = seed
         self.steps = steps
@@ -144,6 +152,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
         self.txn_producers = [tx.TxnProducer("t0", "tx-0"), tx.TxnProducer("t1", "tx-1")]
         self.txns = tx.TxnModel()
         self.admin = AdminModel()
+        self.compact = CompactModel()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
         self._errors = ErrorCatcher()
 
@@ -155,6 +164,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
                 self._boot()
                 assert self.node.broker is not None
                 self.node.broker.create_topic(TOPIC, PARTITIONS)
+                self.node.broker.create_topic(COMPACT_TOPIC, 1, COMPACT_CONFIGS)
                 for step in range(self.steps):
                     self._step(step)
             except Violation as exc:
@@ -168,6 +178,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
         )
         self.stats.txns_committed = sum(t.committed for t in self.txns.txns)
         self.stats.txns_aborted_or_lost = len(self.txns.txns) - self.stats.txns_committed
+        self.stats.compacted_writes = sum(w.offset is not None for w in self.compact.writes)
         return self.stats
 
     def _report(self, what: str) -> str:
@@ -192,6 +203,8 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
             (2, self._list_earliest),
             (3, self._admin),
             (5, self._produce_admin_topic),
+            (10, self._produce_compacted),
+            (4, self._clean_logs),
             (25, self._flush),
             (5, self._run_job),
             (8, self._advance),
@@ -514,6 +527,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
             producer.flight = None
         self.commits.lost_answers()
         self._admin_restarted()
+        self._compact_restarted()
         for model in self.models.values():
             # A DeleteRecords whose answer was lost may be undone, down to the answered floor.
             model.seen_start = model.start_floor
@@ -547,6 +561,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps):
         for partition, model in self.models.items():
             check_partition(f"{TOPIC}-{partition}", self._plog(partition), model)
         self._check_admin_topic()
+        self._check_compacted()
         assert self.node.broker is not None
         committed: dict[tuple[str, int], int | None] = {}
         for group in {m.group for m in self.members}:
