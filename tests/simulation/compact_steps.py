@@ -31,7 +31,7 @@ from shoal.records import SimpleRecord, build_batch, read_header
 from shoal.records.reader import iter_records
 from shoal.storage import PartitionLog
 from tests.simulation import producers as prod
-from tests.simulation.model import Violation
+from tests.simulation.model import Violation, read_batches
 from tests.simulation.node import InFlight
 
 if TYPE_CHECKING:
@@ -85,16 +85,7 @@ class CompactSteps(_Base):
     def _produce_compacted(self) -> None:
         model = self.compact
         producer = model.producer
-        if producer.flight is not None:
-            self._note("k0: still waiting for its request")
-            return
-        if not producer.ready:
-            self._note("k0: InitProducerId")
-            producer.flight = self._send(
-                prod.INIT_PRODUCER_ID,
-                prod.init_producer_id_values(),
-                lambda f: self._on_init(producer, f),
-            )
+        if self._producer_busy(producer):
             return
         if producer.pending is None:
             model.pending = [self._new_write() for _ in range(self.rng.randint(1, RECORDS_MAX))]
@@ -214,29 +205,18 @@ def _stored_records(plog: PartitionLog) -> list[tuple[int, bytes, bytes | None, 
     """(offset, key, value, write index) of every record from the log start to its end; offsets
     must rise through the log (compaction leaves gaps, never a step back)."""
     out: list[tuple[int, bytes, bytes | None, int]] = []
-    offset = plog.log_start_offset
     last = -1
-    while offset < plog.log_end_offset:
-        result = plog.read(offset, 1 << 20)
-        data = memoryview(result.data)
-        position = 0
-        while position < len(data):
-            header = read_header(data[position:])
-            batch = data[position : position + header.size]
-            if header.base_offset <= last:
-                raise Violation(f"{COMPACT_TOPIC}: batch at {header.base_offset} after {last}")
-            for record in iter_records(batch, max_uncompressed_bytes=MAX_DECODED_BYTES):
-                at = header.base_offset + record.offset_delta
-                if at <= last or at > header.base_offset + header.last_offset_delta:
-                    raise Violation(f"{COMPACT_TOPIC}: record offset {at} out of order")
-                last = at
-                names = dict(record.headers)
-                if record.key is None or "w" not in names:
-                    raise Violation(f"{COMPACT_TOPIC}: record at {at} has no key or no write")
-                out.append((at, record.key, record.value, int(names["w"])))
-            last = header.base_offset + header.last_offset_delta
-            position += header.size
-        if result.next_offset <= offset:
-            raise Violation(f"{COMPACT_TOPIC}: a read at {offset} made no progress")
-        offset = result.next_offset
+    for header, batch in read_batches(plog):
+        if header.base_offset <= last:
+            raise Violation(f"{COMPACT_TOPIC}: batch at {header.base_offset} after {last}")
+        for record in iter_records(batch, max_uncompressed_bytes=MAX_DECODED_BYTES):
+            at = header.base_offset + record.offset_delta
+            if at <= last or at > header.base_offset + header.last_offset_delta:
+                raise Violation(f"{COMPACT_TOPIC}: record offset {at} out of order")
+            last = at
+            names = dict(record.headers)
+            if record.key is None or "w" not in names:
+                raise Violation(f"{COMPACT_TOPIC}: record at {at} has no key or no write")
+            out.append((at, record.key, record.value, int(names["w"])))
+        last = header.base_offset + header.last_offset_delta
     return out

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shoal.records import read_header
+from shoal.records.header import BatchHeader
 from shoal.storage import PartitionLog
 
 
@@ -49,34 +51,39 @@ def stamped_body(batch: bytes) -> bytes:
     return batch[8:12] + batch[16:]
 
 
-def stored_batches(plog: PartitionLog) -> tuple[int, list[StoredBatch]]:
-    """The log start and every batch from it to the log end, read through the log."""
-    out: list[StoredBatch] = []
-    start = offset = plog.log_start_offset
+def read_batches(plog: PartitionLog) -> Iterator[tuple[BatchHeader, memoryview]]:
+    """Every batch (header and bytes) from the log start to the log end, read through the log."""
+    offset = plog.log_start_offset
     while offset < plog.log_end_offset:
         result = plog.read(offset, 1 << 20)
         data = memoryview(result.data)
         position = 0
         while position < len(data):
             header = read_header(data[position:])
-            body = stamped_body(bytes(data[position : position + header.size]))
-            out.append(
-                StoredBatch(
-                    header.base_offset,
-                    header.base_offset + header.last_offset_delta + 1,
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    header.is_control,
-                    header.is_transactional,
-                    body,
-                    header.partition_leader_epoch,
-                )
-            )
+            yield header, data[position : position + header.size]
             position += header.size
         if result.next_offset <= offset:
             raise Violation(f"a read at {offset} made no progress (log end {plog.log_end_offset})")
         offset = result.next_offset
+
+
+def stored_batches(plog: PartitionLog) -> tuple[int, list[StoredBatch]]:
+    """The log start and every batch from it to the log end, read through the log."""
+    start = plog.log_start_offset
+    out = [
+        StoredBatch(
+            header.base_offset,
+            header.base_offset + header.last_offset_delta + 1,
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            header.is_control,
+            header.is_transactional,
+            stamped_body(bytes(batch)),
+            header.partition_leader_epoch,
+        )
+        for header, batch in read_batches(plog)
+    ]
     return start, out
 
 

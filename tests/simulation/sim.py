@@ -262,16 +262,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
 
     def _produce(self) -> None:
         producer = self.rng.choice(self.producers)
-        if producer.flight is not None:
-            self._note(f"{producer.name}: still waiting for its request")
-            return
-        if not producer.ready:
-            self._note(f"{producer.name}: InitProducerId")
-            producer.flight = self._send(
-                prod.INIT_PRODUCER_ID,
-                prod.init_producer_id_values(),
-                lambda f: self._on_init(producer, f),
-            )
+        if self._producer_busy(producer):
             return
         if producer.pending is None:
             acks = -1 if producer.idempotent else self.rng.choice((-1, 1))
@@ -292,6 +283,22 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
             prod.produce_values(TOPIC, pending),
             lambda f: self._on_produce(producer, pending, f),
         )
+
+    def _producer_busy(self, producer: prod.Producer) -> bool:
+        """True when ``producer`` cannot send a batch in this step: its last request is still
+        in flight, or it needs a producer id first (then it asks for one)."""
+        if producer.flight is not None:
+            self._note(f"{producer.name}: still waiting for its request")
+            return True
+        if not producer.ready:
+            self._note(f"{producer.name}: InitProducerId")
+            producer.flight = self._send(
+                prod.INIT_PRODUCER_ID,
+                prod.init_producer_id_values(),
+                lambda f: self._on_init(producer, f),
+            )
+            return True
+        return False
 
     def _on_init(self, producer: prod.Producer, flight: InFlight) -> None:
         producer.flight = None
