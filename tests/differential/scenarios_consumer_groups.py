@@ -8,7 +8,8 @@
   name, for range; as partition counts, for uniform, whose choice among equals is Kafka's hash
   order) and the fact that every partition is owned once;
 - ``offsets_and_admin``: OffsetCommit/OffsetFetch v9 member-epoch checks (STALE_MEMBER_EPOCH,
-  UNKNOWN_MEMBER_ID, UNSUPPORTED_VERSION below v9) and the classic admin APIs on such a group;
+  UNKNOWN_MEMBER_ID, UNSUPPORTED_VERSION below v9; GROUP_ID_NOT_FOUND for a group that is not
+  there) and the classic admin APIs on such a group;
 - ``describe_group``: ConsumerGroupDescribe of a stable group (a member subscribed by name with
   the range assignor, one by regex), of an unknown and of a classic group; ListGroups v5's type
   filter;
@@ -389,6 +390,12 @@ def offsets_and_admin(bootstrap: str) -> Result:
         out["commit_unknown_member"] = _commit(client, group, topic, epoch, "nobody", 9)
         out["commit_without_member"] = _commit(client, group, topic, -1, "", 9)
         out["commit_v8"] = _commit(client, group, topic, epoch, mid, 8)
+        # A group that does not exist (a member the coordinator forgot): v9+ says so, older
+        # versions keep ILLEGAL_GENERATION; without a generation it is a simple group's commit.
+        nowhere = unique("cg-nowhere")
+        for version in (8, 9):
+            out[f"commit_no_group_v{version}"] = _commit(client, nowhere, topic, 3, mid, version)
+        out["commit_no_group_simple"] = _commit(client, unique("cg-simple"), topic, -1, "", 9)
         out["fetch"] = _fetch(client, group, epoch, mid)
         out["fetch_stale"] = _fetch(client, group, epoch - 1, mid)
         out["fetch_unknown_member"] = _fetch(client, group, epoch, "nobody")

@@ -41,6 +41,7 @@ from tests.simulation.compact_steps import (
 from tests.simulation.delete_steps import DeleteSteps
 from tests.simulation.group_steps import GroupSteps
 from tests.simulation.model import PartitionModel, Violation, check_partition, stamped_body
+from tests.simulation.next_gen_steps import NEXT_GEN_GROUP, NextGenSteps
 from tests.simulation.node import InFlight, Node
 from tests.simulation.topic import PARTITIONS, TOPIC
 from tests.simulation.txn_steps import TxnSteps
@@ -126,7 +127,7 @@ def seeded_uuids(rng: random.Random) -> Iterator[None]:
         uuid.uuid4 = original
 
 
-class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
+class Simulation(TxnSteps, GroupSteps, NextGenSteps, DeleteSteps, AdminSteps, CompactSteps):
     def __init__(self, seed: int, steps: int) -> None:
         self.seed = seed
         self.steps = steps
@@ -153,6 +154,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
         self.txns = tx.TxnModel()
         self.admin = AdminModel()
         self.compact = CompactModel()
+        self.next_gen = self._next_gen_members()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
         self._errors = ErrorCatcher()
 
@@ -197,6 +199,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
         ops: list[tuple[int, Callable[[], None]]] = [
             (25, self._produce),
             (15, self._group),
+            (10, self._next_gen),
             (30, self._transact),
             (10, self._fetch),
             (4, self._delete_records),
@@ -535,6 +538,7 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
         self.commits.lost_answers()
         self._admin_restarted()
         self._compact_restarted()
+        self._next_gen_restarted()
         for model in self.models.values():
             # A DeleteRecords whose answer was lost may be undone, down to the answered floor.
             model.seen_start = model.start_floor
@@ -569,9 +573,10 @@ class Simulation(TxnSteps, GroupSteps, DeleteSteps, AdminSteps, CompactSteps):
             check_partition(f"{TOPIC}-{partition}", self._plog(partition), model)
         self._check_admin_topic()
         self._check_compacted()
+        self._check_next_gen()
         assert self.node.broker is not None
         committed: dict[tuple[str, int], int | None] = {}
-        for group in {m.group for m in self.members}:
+        for group in sorted({m.group for m in self.members} | {NEXT_GEN_GROUP}):
             for (topic, partition), offset in self.node.broker.groups.fetch_offsets(
                 group, None
             ).items():

@@ -29,7 +29,12 @@ from typing import Final
 
 from shoal.broker.durable import awaitable_durable
 from shoal.clock import Clock
-from shoal.coordinator.consumer_group import ConsumerGroup, ConsumerHeartbeat, HeartbeatAnswer
+from shoal.coordinator.consumer_group import (
+    ConsumerGroup,
+    ConsumerGroupError,
+    ConsumerHeartbeat,
+    HeartbeatAnswer,
+)
 from shoal.coordinator.group import (
     Group,
     HeartbeatRequest,
@@ -228,10 +233,18 @@ class GroupService:
         try:
             # Shielded: a cancelled wait must not cancel the storage future the flusher completes.
             await asyncio.wait_for(asyncio.shield(awaitable_durable(durable)), DURABLE_WAIT_S_MAX)
-        except (TimeoutError, StorageError) as exc:
-            # The answer stands (the group has changed); a restart may then fence the member,
-            # which rejoins.
+        except TimeoutError as exc:
+            # Not told: a restart could forget it. The member retries with the epoch it has,
+            # which the group takes as its previous one (Kafka maps a coordinator write that
+            # timed out to COORDINATOR_NOT_AVAILABLE).
+            raise ConsumerGroupError(
+                ErrorCode.COORDINATOR_NOT_AVAILABLE, "The group state was not made durable in time."
+            ) from exc
+        except StorageError as exc:
             log.error("state of group %s was not made durable: %r", group_id, exc)
+            raise ConsumerGroupError(
+                ErrorCode.NOT_COORDINATOR, f"The group state was not made durable: {exc}"
+            ) from exc
         return answer
 
     def consumer_group(self, group_id: str) -> ConsumerGroup | None:

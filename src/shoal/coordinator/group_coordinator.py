@@ -20,10 +20,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from shoal.clock import Clock
 from shoal.coordinator.consumer_group import (
     LEAVE_EPOCH,
+    OFFSET_COMMIT_EPOCH_VERSION,
     STATIC_LEAVE_EPOCH,
     ConsumerGroup,
     ConsumerGroupError,
@@ -123,6 +125,9 @@ class GroupCoordinator:
         """Per-group overrides (the GROUP config resource), by group id."""
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         """KIP-848 groups by id; a group id is in this or in ``groups``, never both."""
+        self._written_documents: dict[str, Mapping[str, Any]] = {}
+        """Each consumer group as last handed to the offsets log: what a heartbeat whose own
+        write failed puts back (Kafka reverts its in-memory state to the last written one)."""
         self.offsets: dict[str, dict[TopicPartitionKey, CommittedOffset]] = {}
         # Transactional offset commits (issue 14, transactions slice).
         self.txn_offsets = PendingTxnOffsets()
@@ -148,6 +153,7 @@ class GroupCoordinator:
                 log.error("skipping the unreadable consumer group %s: %s", group_id, exc)
                 continue
             self.consumer_groups[group_id] = consumer_group
+            self._written_documents[group_id] = document
             self.groups.pop(group_id, None)  # a consumer group replaced the classic one
         for group_id in state.offsets:
             if group_id not in self.groups and group_id not in self.consumer_groups:
@@ -186,7 +192,7 @@ class GroupCoordinator:
             if not consumer_group.is_empty:
                 self._classic_join_consumer_group(consumer_group, request, respond)
                 return
-            del self.consumer_groups[group_id]
+            self._drop_consumer_group(group_id)
             self._write_persisting_errors([(consumer_group_key(group_id), None)])
         group = self.groups.get(group_id)
         if group is None:
@@ -347,21 +353,46 @@ class GroupCoordinator:
                 answer = group.leave(request.member_id, request.instance_id, request.member_epoch)
             finally:
                 self._maybe_downgrade(group)
-                durable = self._persist_consumer_groups()
+                durable = self._persist_heartbeat(group_id)
             return answer, durable
         group = self._consumer_group_for(group_id, joining=request.member_epoch == 0)
         try:
             answer = group.heartbeat(request, topics)
         finally:
-            durable = self._persist_consumer_groups()
+            durable = self._persist_heartbeat(group_id)
         return answer, durable
+
+    def _drop_consumer_group(self, group_id: str) -> None:
+        del self.consumer_groups[group_id]
+        self._written_documents.pop(group_id, None)
+
+    def _persist_heartbeat(self, group_id: str) -> Future[None] | None:
+        """Write what a heartbeat changed. If the write fails, no member may be told an epoch
+        or an assignment a restart would forget: the group is put back as it was last written
+        (or removed, if it never was) and the heartbeat fails with NOT_COORDINATOR, Kafka's
+        answer when a coordinator's write hits a storage error; the member retries as it was."""
+        try:
+            return self._persist_consumer_groups(raising=True)
+        except StorageError as exc:
+            document = self._written_documents.get(group_id)
+            if document is None:
+                self.consumer_groups.pop(group_id, None)
+            else:
+                restored = group_from_document(
+                    group_id, document, self.clock, self.consumer_settings(group_id)
+                )
+                self.consumer_groups[group_id] = restored
+            log.error("group %s: its state could not be written, reverted: %s", group_id, exc)
+            raise ConsumerGroupError(
+                ErrorCode.NOT_COORDINATOR, f"The group state could not be written: {exc}"
+            ) from exc
 
     def _maybe_downgrade(self, group: ConsumerGroup) -> None:
         """The online downgrade (mixed_group): only classic members are left."""
         if not can_downgrade(group, self.migration_policy):
             return
         group_id = group.group_id
-        del self.consumer_groups[group_id]
+        self._drop_consumer_group(group_id)
         group.changed = False  # its record is deleted below, not rewritten
         self._write_persisting_errors([(consumer_group_key(group_id), None)])
         classic = self._new_group(group_id)
@@ -492,7 +523,8 @@ class GroupCoordinator:
         validateOffsetCommit and validateTransactionalOffsetCommit share theirs.
 
         A group that does not exist takes only commits without a generation (-1: an admin, or
-        a consumer outside group management), which create a "simple" group to hold them. A
+        a consumer outside group management), which create a "simple" group to hold them;
+        others get GROUP_ID_NOT_FOUND from OffsetCommit v9+, ILLEGAL_GENERATION before. A
         TxnOffsetCommit needs no member fields (v0-2 have none, and a producer may be given
         no group metadata): they are checked only when one is given. TxnOffsetCommit has no
         STALE_MEMBER_EPOCH: a KIP-848 member's stale epoch is ILLEGAL_GENERATION there, as in
@@ -512,7 +544,13 @@ class GroupCoordinator:
             return error
         group = self.groups.get(group_id)
         if group is None:
-            return ErrorCode.ILLEGAL_GENERATION if generation_id >= 0 else ErrorCode.NONE
+            if generation_id < 0:
+                return ErrorCode.NONE
+            # OffsetCommit v9+ says the group is not there (the answer both protocols' clients
+            # understand); older versions and TxnOffsetCommit keep ILLEGAL_GENERATION.
+            if api_version is not None and api_version >= OFFSET_COMMIT_EPOCH_VERSION:
+                return ErrorCode.GROUP_ID_NOT_FOUND
+            return ErrorCode.ILLEGAL_GENERATION
         return group.check_commit(
             member_id, group_instance_id, generation_id, transactional=transactional
         )
@@ -654,7 +692,7 @@ class GroupCoordinator:
                 return ErrorCode.NON_EMPTY_GROUP
             doomed = [(offset_key(group_id, t, p), None) for t, p in self.offsets.get(group_id, {})]
             self._write([*doomed, (consumer_group_key(group_id), None)])
-            del self.consumer_groups[group_id]
+            self._drop_consumer_group(group_id)
             self.offsets.pop(group_id, None)
             return ErrorCode.NONE
         group = self.groups.get(group_id)
@@ -692,19 +730,27 @@ class GroupCoordinator:
             # offsets, which matter, fail their own commit loudly.
             log.error("could not write group metadata to the offsets log: %s", exc)
 
-    def _persist_consumer_groups(self) -> Future[None] | None:
-        """Write every changed consumer group; the future of their durability, if any."""
-        entries: list[Entry] = []
-        for group in self.consumer_groups.values():
-            if group.changed:
-                group.changed = False
-                entries.append(
-                    (
-                        consumer_group_key(group.group_id),
-                        consumer_group_value(group_document(group)),
-                    )
-                )
-        return self._write_persisting_errors(entries)
+    def _persist_consumer_groups(self, *, raising: bool = False) -> Future[None] | None:
+        """Write every changed consumer group; the future of their durability, if any.
+        ``raising``: a failed write raises StorageError (else it is logged); either way the
+        groups stay marked changed, for the next write to try again."""
+        changed = [group for group in self.consumer_groups.values() if group.changed]
+        documents = {group.group_id: group_document(group) for group in changed}
+        entries: list[Entry] = [
+            (consumer_group_key(group_id), consumer_group_value(document))
+            for group_id, document in documents.items()
+        ]
+        try:
+            durable = self._write(entries)
+        except StorageError as exc:
+            if raising:
+                raise
+            log.error("could not write consumer group state to the offsets log: %s", exc)
+            return None
+        for group in changed:
+            group.changed = False
+        self._written_documents.update(documents)
+        return durable
 
     def _write_persisting_errors(self, entries: list[Entry]) -> Future[None] | None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,9 @@ from shoal.coordinator.consumer_group import (
 from shoal.coordinator.consumer_group_checks import check_heartbeat
 from shoal.coordinator.group_config import GroupConfig
 from shoal.coordinator.group_coordinator import GroupCoordinator
-from shoal.coordinator.offsets_log import CommittedOffset
+from shoal.coordinator.offsets_log import CommittedOffset, OffsetsLog
 from shoal.protocol.errors import ErrorCode
+from shoal.storage import StorageError
 from shoal.testing.clock import FakeClock
 from tests.coordinator.groups.test_offsets_log import Store
 
@@ -312,3 +314,68 @@ def test_a_member_that_never_revokes_is_fenced_after_its_rebalance_timeout() -> 
     # b now gets everything.
     b = coordinator.consumer_heartbeat("g", _beat("b", 2, {}), TOPICS)
     assert b.assignment == {"t": frozenset(range(4))}
+
+
+def test_a_commit_to_a_group_that_is_not_there_is_told_so_from_v9() -> None:
+    """Kafka's validateOffsetCommit: GROUP_ID_NOT_FOUND from v9 (both protocols' clients
+    understand it), ILLEGAL_GENERATION before, and a simple group for a commit without one."""
+    coordinator = GroupCoordinator(FakeClock())
+    offsets = {("t", 0): CommittedOffset(5)}
+    assert coordinator.commit_offsets("gone", "a", None, 3, offsets, 9)[0] is (
+        ErrorCode.GROUP_ID_NOT_FOUND
+    )
+    assert coordinator.commit_offsets("gone", "a", None, 3, offsets, 8)[0] is (
+        ErrorCode.ILLEGAL_GENERATION
+    )
+    assert "gone" not in coordinator.groups
+    assert coordinator.commit_offsets("simple", "", None, -1, offsets, 9)[0] is ErrorCode.NONE
+
+
+class _FailingAppends:
+    """The offsets log's append, failing with a storage error while ``failing`` is set."""
+
+    def __init__(self, append: Any) -> None:
+        self.append = append
+        self.failing = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failing:
+            raise StorageError("injected: no space left on device")
+        return self.append(*args, **kwargs)
+
+
+def test_a_heartbeat_whose_state_cannot_be_written_changes_nothing(tmp_path: Path) -> None:
+    """No member is told an epoch or an assignment a restart would forget: the heartbeat fails
+    with NOT_COORDINATOR (Kafka's answer to a coordinator write's storage error) and the group
+    is as it was last written; the member then carries on as it was."""
+    store = Store(tmp_path, GroupConfig())
+    try:
+        plog = store.open().plog
+        appends = _FailingAppends(plog.append)
+        log = OffsetsLog(plog, store.config, FakeClock(), appends)
+        coordinator = GroupCoordinator(FakeClock(), store.config, log)
+        coordinator.consumer_heartbeat("g", _join("a"), TOPICS)
+        first = coordinator.consumer_heartbeat("g", _beat("a", 1, {}), TOPICS)
+        written = (coordinator.consumer_groups["g"].group_epoch, set(first.assignment or {}))
+
+        appends.failing = True
+        assert _error(lambda: coordinator.consumer_heartbeat("g", _join("b"), TOPICS))[0] is (
+            ErrorCode.NOT_COORDINATOR
+        )
+        group = coordinator.consumer_groups["g"]
+        assert set(group.members) == {"a"}
+        assert group.group_epoch == written[0]
+        # A group whose very first write fails is not there at all.
+        assert _error(lambda: coordinator.consumer_heartbeat("h", _join("c"), TOPICS))[0] is (
+            ErrorCode.NOT_COORDINATOR
+        )
+        assert "h" not in coordinator.consumer_groups
+
+        appends.failing = False
+        joined = coordinator.consumer_heartbeat("g", _join("b"), TOPICS)
+        assert joined.member_epoch > written[0]
+        reloaded = GroupCoordinator(FakeClock(), store.config, store.open())
+        assert set(reloaded.consumer_groups["g"].members) == {"a", "b"}
+        assert "h" not in reloaded.consumer_groups
+    finally:
+        store.close()

@@ -417,7 +417,12 @@ def test_commit_checks() -> None:
     # A group that exists only for its offsets: generation -1 "simple" commits.
     assert m.coordinator.commit_offsets("simple", "", None, -1, one)[0] is ErrorCode.NONE
     assert m.coordinator.groups["simple"].state is GroupState.EMPTY
+    # A group that is not there: GROUP_ID_NOT_FOUND from v9 (the latest), ILLEGAL_GENERATION
+    # before (Kafka's validateOffsetCommit).
     assert m.coordinator.commit_offsets("nope", "x", None, 3, one)[0] is (
+        ErrorCode.GROUP_ID_NOT_FOUND
+    )
+    assert m.coordinator.commit_offsets("nope", "x", None, 3, one, 8)[0] is (
         ErrorCode.ILLEGAL_GENERATION
     )
     leader, follower = m.stable_group(2)
