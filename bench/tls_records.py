@@ -74,10 +74,49 @@ class Direction:
 
     lengths: list[int] = field(default_factory=list)
     """The length field of each application-data record, in order."""
+    _pending: bytearray = field(default_factory=bytearray)
+    """Bytes of a record whose end has not passed yet."""
 
-    def histogram(self) -> dict[str, int]:
-        bands = collections.Counter(band(n) for n in self.lengths)
-        return dict(sorted(bands.items()))
+    def feed(self, data: bytes) -> None:
+        """Scan the next bytes of the stream: each record whose header and body are both in
+        is counted (its length, when it is application data), the rest kept for later."""
+        pending = self._pending
+        pending += data
+        start = 0
+        while len(pending) - start >= RECORD_HEADER_BYTES:
+            length = int.from_bytes(pending[start + 3 : start + 5], "big")
+            if len(pending) - start < RECORD_HEADER_BYTES + length:
+                break
+            if pending[start] == APPLICATION_DATA:
+                self.lengths.append(length)
+            start += RECORD_HEADER_BYTES + length
+        del pending[:start]
+
+
+class Traffic:
+    """One direction of every proxied connection: each connection's stream is scanned on its
+    own (librdkafka keeps a bootstrap connection beside the one the data goes over)."""
+
+    def __init__(self) -> None:
+        self._connections: list[Direction] = []
+
+    def connection(self) -> Direction:
+        direction = Direction()
+        self._connections.append(direction)
+        return direction
+
+    def clear(self) -> None:
+        """Forget what was counted; connections still open count on into directions no
+        longer listed, which is what a new phase wants."""
+        self._connections = []
+
+    @property
+    def lengths(self) -> list[int]:
+        return [n for direction in self._connections for n in direction.lengths]
+
+
+def histogram(lengths: list[int]) -> dict[str, int]:
+    return dict(sorted(collections.Counter(band(n) for n in lengths).items()))
 
 
 def band(length: int) -> str:
@@ -94,8 +133,8 @@ class CountingProxy:
     def __init__(self, upstream: int) -> None:
         self.port = free_port()
         self._upstream = upstream
-        self.to_broker = Direction()
-        self.to_client = Direction()
+        self.to_broker = Traffic()
+        self.to_client = Traffic()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -110,8 +149,8 @@ class CountingProxy:
         self._thread.join(10)
 
     def reset(self) -> None:
-        self.to_broker.lengths.clear()
-        self.to_client.lengths.clear()
+        self.to_broker.clear()
+        self.to_client.clear()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -127,28 +166,18 @@ class CountingProxy:
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         broker_r, broker_w = await asyncio.open_connection("127.0.0.1", self._upstream)
         await asyncio.gather(
-            self._pump(client_r, broker_w, self.to_broker),
-            self._pump(broker_r, client_w, self.to_client),
+            self._pump(client_r, broker_w, self.to_broker.connection()),
+            self._pump(broker_r, client_w, self.to_client.connection()),
         )
 
     @staticmethod
     async def _pump(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Direction
     ) -> None:
-        pending = bytearray()
         try:
             while data := await reader.read(PROXY_READ_BYTES):
                 writer.write(data)
-                pending += data
-                start = 0
-                while len(pending) - start >= RECORD_HEADER_BYTES:
-                    length = int.from_bytes(pending[start + 3 : start + 5], "big")
-                    if len(pending) - start < RECORD_HEADER_BYTES + length:
-                        break
-                    if pending[start] == APPLICATION_DATA:
-                        seen.lengths.append(length)
-                    start += RECORD_HEADER_BYTES + length
-                del pending[:start]
+                seen.feed(data)
                 await writer.drain()
         except ConnectionError:
             pass
@@ -231,23 +260,27 @@ def kafka_behind_proxy(work: Path, certs: Certificates) -> Iterator[tuple[str, C
 
 
 def report(
-    name: str, size: int, records: int, proxy: CountingProxy, certs: Certificates, rounds: int
+    name: str,
+    size: int,
+    records: int,
+    produced: list[int],
+    consumed: list[int],
+    certs: Certificates,
+    rounds: int,
 ) -> None:
+    """``produced``: the lengths of the records the producer sent; ``consumed``: those the
+    broker sent the consumer."""
     values_mb = records * size / MB
-    directions = (
-        ("produce, client -> broker", proxy.to_broker),
-        ("consume, broker -> client", proxy.to_client),
-    )
-    for phase, seen in directions:
-        count = len(seen.lengths)
-        mean = statistics.fmean(seen.lengths)
+    directions = (("produce, client -> broker", produced), ("consume, broker -> client", consumed))
+    for phase, lengths in directions:
+        count = len(lengths)
         print(
             f"{name} {size} B {phase}: {count:,} TLS records, {count / values_mb:,.0f} per MB "
-            f"of values, mean {mean:,.0f} B; {seen.histogram()}"
+            f"of values, mean {statistics.fmean(lengths):,.0f} B; {histogram(lengths)}"
         )
-    costs = read_cost_us(certs, proxy.to_broker.lengths, rounds)
+    costs = read_cost_us(certs, produced, rounds)
     per_record = statistics.median(costs)
-    per_mb_ms = per_record * len(proxy.to_broker.lengths) / values_mb / 1000
+    per_mb_ms = per_record * len(produced) / values_mb / 1000
     print(
         f"{name} {size} B: decrypting those produce records again costs {per_record:.2f} µs "
         f"each (median of {rounds} rounds, {min(costs):.2f}-{max(costs):.2f}): "
@@ -279,11 +312,11 @@ def main() -> int:
                     records = int(args.mb * MB / size)
                     proxy.reset()
                     system.produce_count(topic, size, records)
-                    produced = list(proxy.to_broker.lengths)
+                    produced = proxy.to_broker.lengths
                     proxy.reset()
                     system.consume(topic, size, records)
-                    proxy.to_broker.lengths[:] = produced  # the consumer's requests are not it
-                    report(name, size, records, proxy, certs, args.rounds)
+                    consumed = proxy.to_client.lengths
+                    report(name, size, records, produced, consumed, certs, args.rounds)
     print(f"load after: {os.getloadavg()}")
     return 0
 
