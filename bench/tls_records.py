@@ -17,7 +17,9 @@ This measures both factors on this machine, in the same run:
    runs, without the proxy, may see somewhat more or fewer records per MB).
 2. cost: the same sequence of record sizes is encrypted again with this machine's OpenSSL over
    memory BIOs (TLS 1.3, the broker's certificate) and read back one record per call, as the
-   event loop's TLS layer does, timing only the reads on the thread's CPU clock.
+   event loop's TLS layer does, timing only the reads on the thread's CPU clock; and read once
+   more on a second thread, while the main thread waits and while it runs Python, to show what
+   moving the decryption to a thread of the broker's process would do.
 
 Their product is the CPU the broker spends decrypting a MB of produce, which
 ``bench/tls_cpu.py`` measures as the broker's extra CPU per MB over TLS against plaintext.
@@ -231,6 +233,38 @@ def read_cost_us(certs: Certificates, lengths: list[int], rounds: int) -> list[f
     return per_round
 
 
+def read_wall_us_on_a_thread(certs: Certificates, lengths: list[int], busy: bool) -> float:
+    """Wall-clock µs per record of reading ``lengths`` again on a second thread, while this
+    thread waits (``busy`` False) or keeps running Python, as an event loop would (``busy``
+    True): each ``SSLObject.read`` gives the GIL up for OpenSSL and must take it back."""
+    client, wire, server, incoming = memory_bio_pair(certs)
+    buffer = memoryview(bytearray(256 * 1024))
+    payload = os.urandom(16384)
+    chunks = []
+    for start in range(0, len(lengths), 256):
+        for length in lengths[start : start + 256]:
+            client.write(payload[: max(1, length - TLS13_AEAD_OVERHEAD_BYTES)])
+        chunks.append(wire.read())
+    spent_s = 0.0
+
+    def decrypt() -> None:
+        nonlocal spent_s
+        began = time.perf_counter()
+        for chunk in chunks:
+            incoming.write(chunk)
+            while incoming.pending:
+                server.read(len(buffer), buffer)
+        spent_s = time.perf_counter() - began
+
+    worker = threading.Thread(target=decrypt)
+    worker.start()
+    spins = 0
+    while busy and worker.is_alive():
+        spins += 1  # pure Python, holding the GIL between the interpreter's switch points
+    worker.join()
+    return spent_s * 1e6 / len(lengths)
+
+
 @contextmanager
 def shoal_behind_proxy(work: Path, certs: Certificates) -> Iterator[tuple[str, CountingProxy]]:
     plain_port, tls_port = free_port(), free_port()
@@ -281,6 +315,13 @@ def report(
     costs = read_cost_us(certs, produced, rounds)
     per_record = statistics.median(costs)
     per_mb_ms = per_record * len(produced) / values_mb / 1000
+    alone = read_wall_us_on_a_thread(certs, produced, busy=False)
+    beside = read_wall_us_on_a_thread(certs, produced, busy=True)
+    print(
+        f"{name} {size} B: on a second thread they take {alone:.2f} µs each (wall clock) while "
+        f"the main thread waits, {beside:.2f} µs while it runs Python (the GIL taken back per "
+        "record)"
+    )
     print(
         f"{name} {size} B: decrypting those produce records again costs {per_record:.2f} µs "
         f"each (median of {rounds} rounds, {min(costs):.2f}-{max(costs):.2f}): "
