@@ -23,6 +23,7 @@ import pytest
 
 from shoal.storage import LogConfig, LogManager, PartitionLog
 from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
+from shoal.testing.cleaner_steps import cleaner_step_hook
 from shoal.testing.gil_hold import GilHold
 from tests.storage.cleaning import Seen, append, read_records
 
@@ -40,9 +41,12 @@ def _wait_for(condition: object, what: str) -> None:
         time.sleep(0.02)
 
 
-def _dirty_log(manager: LogManager) -> PartitionLog:
-    """A compacted log of 40 records over 3 keys whose sealed segments are cleanable."""
+def _dirty_log(manager: LogManager, *, lasting_keys: int = 0) -> PartitionLog:
+    """A compacted log of 40 records over 3 keys whose sealed segments are cleanable, after
+    ``lasting_keys`` records of keys written once (which every clean keeps)."""
     dirty = manager.create("dirty", 0, COMPACT)
+    for i in range(lasting_keys):
+        append(dirty, [(f"once{i}".encode(), b"kept")])
     for i in range(40):
         append(dirty, [(f"k{i % 3}".encode(), f"v{i}".encode())])
     dirty.flush()  # only sealed, fsynced segments are cleanable
@@ -55,10 +59,9 @@ def _held_clean(manager: LogManager, hold: GilHold) -> Iterator[LogCleaner]:
     long the hold can stand."""
     watchdog = hold.release_later(WATCHDOG_S)
     try:
-        cleaner = manager.start_cleaner(
-            CleanerSettings(backoff_ms=50), separate_process=True, step_hook=hold
-        )
-        _wait_for(hold.has_started, "the clean to reach its hold")
+        with cleaner_step_hook(hold):
+            cleaner = manager.start_cleaner(CleanerSettings(backoff_ms=50), separate_process=True)
+            _wait_for(hold.has_started, "the clean to reach its hold")
         yield cleaner
     finally:
         os.killpg(watchdog.pid, signal.SIGKILL)
@@ -92,11 +95,14 @@ def test_an_append_to_another_log_is_durable_while_a_clean_holds_the_gil(tmp_pat
 
 
 def test_stopping_the_cleaner_mid_clean_leaves_the_log_as_it_was(tmp_path: Path) -> None:
-    hold = GilHold(tmp_path)
     with LogManager.open(str(tmp_path / "data")) as manager:
-        dirty = _dirty_log(manager)
+        dirty = _dirty_log(manager, lasting_keys=5)
         before = read_records(dirty)
+        # Held once the first group's .cleaned segment has records in it (the lasting keys),
+        # before its swap.
+        hold = GilHold(tmp_path, after_cleaned_in=dirty.directory)
         with _held_clean(manager, hold) as cleaner:
+            assert _cleaned_files(dirty), "the hold came before the process wrote anything"
             cleaner.stop()  # kills the process, held or not
             assert not hold.was_released(), "the stop waited for the hold"
         assert cleaner.metrics.cleans == 0
@@ -119,3 +125,4 @@ def test_a_process_that_never_cleans_leaves_the_cleaning_to_the_thread(
         cleaned = [r for r in read_records(dirty) if r.offset < 35]
         assert [r.offset for r in cleaned] == [32, 33, 34]
         assert any("cleaning on the broker's thread" in r.getMessage() for r in caplog.records)
+

@@ -112,11 +112,17 @@ class Throttler:
         self._bytes = 0
 
 
+step_hook_for_tests: Callable[[], None] | None = None
+"""A test seam, not a setting: called at every batch a clean reads or writes, on the cleaner's
+thread and (pickled with each job) in its process, so that a test can hold a clean at a chosen
+step. Set only through :func:`shoal.testing.cleaner_steps.cleaner_step_hook`; read when a
+clean starts."""
+
+
 def with_step(
     throttle: Callable[[int], None], step_hook: Callable[[], None] | None
 ) -> Callable[[int], None]:
-    """The throttle, calling ``step_hook`` first at each batch read or written (tests hold a
-    clean there)."""
+    """The throttle, calling ``step_hook`` first at each batch read or written."""
     if step_hook is None:
         return throttle
 
@@ -148,6 +154,7 @@ class CleanJob:
     load_factor: float
     io_max_bytes_per_second: float
     step_hook: Callable[[], None] | None
+    """:data:`step_hook_for_tests` when the job was made (None outside tests)."""
 
 
 # -- the broker's side -------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import Final
 
 from shoal.clock import Clock
 from shoal.invariant import invariant
+from shoal.storage import cleaner_process
 from shoal.storage.cleaner import (
     PRODUCER_ID_EXPIRATION_MS_DEFAULT,
     Cleanable,
@@ -124,16 +125,12 @@ class LogCleaner:
         settings: CleanerSettings,
         *,
         separate_process: bool = False,
-        step_hook: Callable[[], None] | None = None,
     ) -> None:
         """``separate_process``: decode and rewrite records in the cleaner's own process
         (:mod:`shoal.storage.cleaner_process`; the broker's choice, on the real file system),
-        not on this thread, where they would hold the GIL the event loop needs.
-        ``step_hook`` (picklable) is called at every batch a clean reads or writes: tests hold
-        a clean there."""
+        not on this thread, where they would hold the GIL the event loop needs."""
         self._logs = logs
         self._process = CleanerProcess() if separate_process else None
-        self._step_hook = step_hook
         self._clock = clock
         self.settings = settings
         self.metrics = CleanerMetrics()
@@ -236,7 +233,7 @@ class LogCleaner:
             dedupe_buffer_bytes=self.settings.dedupe_buffer_bytes,
             load_factor=self.settings.io_buffer_load_factor,
             io_max_bytes_per_second=self.settings.io_max_bytes_per_second,
-            step_hook=self._step_hook,
+            step_hook=cleaner_process.step_hook_for_tests,
         )
 
     def _execute(self, plog: PartitionLog, plan: CleanPlan, ctx: CleanContext) -> int:
@@ -275,7 +272,7 @@ class LogCleaner:
             producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
             throttle=with_step(
                 Throttler(self.settings.io_max_bytes_per_second, self._clock, self._stop.wait),
-                self._step_hook,
+                cleaner_process.step_hook_for_tests,
             ),
             should_stop=self._stop.is_set,
             stats=self.metrics.totals,
