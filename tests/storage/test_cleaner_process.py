@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.storage import LogConfig, LogManager, PartitionLog
+from shoal.storage import LogConfig, LogDirectoryFailedError, LogManager, PartitionLog
 from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
 from shoal.testing.cleaner_steps import cleaner_step_hook
 from shoal.testing.gil_hold import GilHold
@@ -126,3 +126,22 @@ def test_a_process_that_never_cleans_leaves_the_cleaning_to_the_thread(
         assert [r.offset for r in cleaned] == [32, 33, 34]
         assert any("cleaning on the broker's thread" in r.getMessage() for r in caplog.records)
 
+
+@pytest.mark.parametrize("separate_process", [True, False], ids=["process", "thread"])
+def test_an_io_error_in_a_clean_fails_the_data_directory(
+    tmp_path: Path, separate_process: bool
+) -> None:
+    """As Kafka's cleaner takes the log directory offline on an IOException, in its process as
+    on its thread: the directory turns read-only (the log's own I/O errors do the same)."""
+    with LogManager.open(str(tmp_path / "data")) as manager:
+        dirty = _dirty_log(manager)
+        other = manager.create("other", 0)
+        # The first group's cleaned segment cannot be created: its name is taken by a folder.
+        os.mkdir(os.path.join(dirty.directory, "00000000000000000000.log.cleaned"))
+        cleaner = manager.start_cleaner(
+            CleanerSettings(backoff_ms=50), separate_process=separate_process
+        )
+        _wait_for(lambda: dirty.name in cleaner.metrics.uncleanable, "the clean to fail")
+        assert "Is a directory" in cleaner.metrics.uncleanable[dirty.name]
+        with pytest.raises(LogDirectoryFailedError):
+            append(other, [(b"k", b"refused: the directory failed")])

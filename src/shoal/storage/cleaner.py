@@ -488,8 +488,10 @@ def _batches(
             ctx.stats.batches_read += 1
             ctx.throttle(header.size)
             yield header, data
-    except OSError as exc:
-        raise StorageError(f"cleaner could not read {segment.path}: {exc}") from exc
+    except FileNotFoundError as exc:
+        # Retention or DeleteRecords removed it meanwhile; other I/O errors fail the directory
+        # (the cleaner thread).
+        raise CleanAborted(f"{segment.path} was removed during the clean") from exc
 
 
 def _records(segment: Segment, header: BatchHeader, data: bytes) -> list[Record]:

@@ -273,8 +273,13 @@ def _result(outcome: object, detail: object) -> int:
         raise CleanAborted(text)
     if outcome == "damaged":
         raise StorageError(text)
-    if outcome == "os":
-        raise OSError(text)
+    if outcome == "os" and isinstance(detail, tuple):
+        # The errno decides what the cleaner thread does (no space: retry; else the directory
+        # fails), so it crosses the pipe with the message.
+        number, message, path = detail
+        if number is None:
+            raise OSError(message)
+        raise OSError(number, message) if path is None else OSError(number, message, path)
     raise CleanerProcessError(f"the cleaner's process failed:\n{text}")
 
 
@@ -337,7 +342,11 @@ def _open_segment(fs: FileSystem, handles: FileHandles, job: CleanJob, base: int
         created_ms=job.now_ms,
         allow_gaps=True,
     )
-    segment.load_or_rebuild(fs, "while cleaning")
+    try:
+        segment.load_or_rebuild(fs, "while cleaning")
+    except FileNotFoundError as exc:
+        # Retention or DeleteRecords removed it since the thread planned the clean.
+        raise CleanAborted(f"{job.name}: {segment.path} was removed during the clean") from exc
     return segment
 
 
@@ -386,7 +395,7 @@ def run_job(conn: Connection, fs: FileSystem, job: CleanJob, parent_pid: int) ->
     except StorageError as exc:
         outcome = ("damaged", str(exc))
     except OSError as exc:
-        outcome = ("os", str(exc))
+        outcome = ("os", (exc.errno, exc.strerror or str(exc), exc.filename))
     except Exception:  # reported to the thread, which logs it and retries after the back-off
         outcome = ("bug", traceback.format_exc())
     finally:
