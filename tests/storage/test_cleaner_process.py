@@ -110,6 +110,27 @@ def test_stopping_the_cleaner_mid_clean_leaves_the_log_as_it_was(tmp_path: Path)
         assert not _cleaned_files(dirty)
 
 
+def test_the_cleaners_metrics_move_during_a_clean_in_its_process(tmp_path: Path) -> None:
+    """Bytes cleaned arrive with each group swapped in, not only when the whole clean ends."""
+    with LogManager.open(str(tmp_path / "data")) as manager:
+        dirty = _dirty_log(manager, lasting_keys=5)
+        # Held in a later group than the first (based at 0): the first was swapped in.
+        hold = GilHold(tmp_path, after_cleaned_in=dirty.directory, base_at_least=1)
+        with _held_clean(manager, hold) as cleaner:
+            totals = cleaner.metrics.totals
+            assert totals.bytes_read > 0
+            assert totals.bytes_written > 0
+            assert cleaner.metrics.cleans == 0, "the clean ended before its hold"
+            hold.release()
+            _wait_for(lambda: cleaner.metrics.cleans >= 1, "the clean to finish")
+    # The reports add up to what the same clean counts on the cleaner's thread: nothing twice.
+    with LogManager.open(str(tmp_path / "thread")) as manager:
+        _dirty_log(manager, lasting_keys=5)
+        on_thread = manager.start_cleaner(CleanerSettings(backoff_ms=50))
+        _wait_for(lambda: on_thread.metrics.cleans >= 1, "the clean on the thread")
+        assert totals == on_thread.metrics.totals
+
+
 def test_a_process_that_never_cleans_leaves_the_cleaning_to_the_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -19,6 +19,9 @@ The division of work keeps the crash-safety protocol of :mod:`shoal.storage.swap
   (fsynced, indexes saved), then asks the thread to swap the group in and waits for its answer
   (``("swap", base, old bases)`` -> ``True``/``False``): the manifest, renames and the in-memory
   swap happen in the broker's process, under the log's locks, exactly as on the thread;
+- it reports its progress (``("progress", stats)``: what it read and wrote since the last report)
+  before each swap and every :data:`PROGRESS_BYTES` read or written, so that the cleaner's
+  metrics move during a long clean, not only at its end;
 - stopping kills this process: it never renames or writes a manifest, so all it can leave is
   ``.cleaned`` files, which the thread removes (and recovery would, after a crash).
 
@@ -70,6 +73,9 @@ POLL_S: Final = 0.05
 """How often the waiting thread looks at its stop flag while the process works."""
 MAX_OPEN_FILES: Final = 64
 """The process reads a group's segments one at a time: a few open files suffice."""
+PROGRESS_BYTES: Final = 8 * 1024 * 1024
+"""Bytes read or written between two progress reports: a message a few hundred milliseconds
+apart at the process's cleaning rate, so the metrics move without the pipe getting busy."""
 _PR_SET_PDEATHSIG: Final = 1
 _ENTRY: Final = (
     "import sys; from shoal.storage.cleaner_process import main; sys.exit(main(sys.argv[1:]))"
@@ -225,6 +231,9 @@ class CleanerProcess:
             conn.send(job)
             while True:
                 message = self._receive(conn, ctx.should_stop)
+                if message[0] == "progress":
+                    _add_stats(ctx.stats, message[1])
+                    continue
                 if message[0] != "swap":
                     break
                 _, base, old_bases = message
@@ -292,16 +301,51 @@ def _add_stats(into: CleanStats, delta: object) -> None:
 # -- the process's side -------------------------------------------------------------------------
 
 
+class _Progress:
+    """Sends the thread what the clean read and wrote since the last report: at each swap and
+    every :data:`PROGRESS_BYTES`, so the broker's metrics move while a long clean runs."""
+
+    def __init__(self, conn: Connection, stats: CleanStats) -> None:
+        self._conn = conn
+        self._stats = stats
+        self._sent = CleanStats()
+        self._unsent_bytes = 0
+
+    def step(self, size: int) -> None:
+        self._unsent_bytes += size
+        if self._unsent_bytes >= PROGRESS_BYTES:
+            self.send()
+
+    def send(self) -> None:
+        self._conn.send(("progress", self.unsent()))
+        self._unsent_bytes = 0
+
+    def unsent(self) -> CleanStats:
+        """What grew since the last report (then counted as reported)."""
+        delta = CleanStats()
+        for f in fields(CleanStats):
+            now = getattr(self._stats, f.name)
+            setattr(delta, f.name, now - getattr(self._sent, f.name))
+            setattr(self._sent, f.name, now)
+        return delta
+
+
 class _ProcessTarget:
     """Writes cleaned segments here and has the broker's cleaner thread swap them in."""
 
     def __init__(
-        self, conn: Connection, fs: FileSystem, handles: FileHandles, job: CleanJob
+        self,
+        conn: Connection,
+        fs: FileSystem,
+        handles: FileHandles,
+        job: CleanJob,
+        progress: _Progress,
     ) -> None:
         self._conn = conn
         self._fs = fs
         self._handles = handles
         self._job = job
+        self._progress = progress
 
     @property
     def name(self) -> str:
@@ -325,6 +369,7 @@ class _ProcessTarget:
         new.save_indexes(self._fs)
         self._handles.close(new.path)
         new.release_active_file()
+        self._progress.send()
         self._conn.send(("swap", new.base_offset, [s.base_offset for s in old]))
         return bool(self._conn.recv())
 
@@ -350,15 +395,18 @@ def _open_segment(fs: FileSystem, handles: FileHandles, job: CleanJob, base: int
     return segment
 
 
-def _orphan_check(parent_pid: int, throttle: Callable[[int], None]) -> Callable[[int], None]:
-    """The throttle, ending this process first if the broker that started it is gone: where
-    ``PR_SET_PDEATHSIG`` does not exist (macOS), an orphan must not go on writing ``.cleaned``
-    files beside a restarted broker's own clean."""
+def _orphan_check(
+    parent_pid: int, progress: _Progress, throttle: Callable[[int], None]
+) -> Callable[[int], None]:
+    """The throttle, ending this process first if the broker that started it is gone (where
+    ``PR_SET_PDEATHSIG`` does not exist, macOS: an orphan must not go on writing ``.cleaned``
+    files beside a restarted broker's own clean), and reporting progress after it."""
 
     def checked(size: int) -> None:
         if os.getppid() != parent_pid:
             os._exit(0)
         throttle(size)
+        progress.step(size)
 
     return checked
 
@@ -367,6 +415,7 @@ def run_job(conn: Connection, fs: FileSystem, job: CleanJob, parent_pid: int) ->
     """Do ``job`` and send its outcome: ``("end", outcome, detail, stats)``."""
     handles = FileHandles(fs, max_open_files=MAX_OPEN_FILES)
     stats = CleanStats()
+    progress = _Progress(conn, stats)
     outcome: tuple[str, object]
     try:
         segments = [_open_segment(fs, handles, job, base) for base in job.segments]
@@ -386,10 +435,11 @@ def run_job(conn: Connection, fs: FileSystem, job: CleanJob, parent_pid: int) ->
             offset_map=OffsetMap(job.dedupe_buffer_bytes, load_factor=job.load_factor),
             delete_retention_ms=job.delete_retention_ms,
             producer_id_expiration_ms=job.producer_id_expiration_ms,
-            throttle=_orphan_check(parent_pid, with_step(throttle, job.step_hook)),
+            throttle=_orphan_check(parent_pid, progress, with_step(throttle, job.step_hook)),
             stats=stats,
         )
-        outcome = ("done", execute_clean(_ProcessTarget(conn, fs, handles, job), plan, ctx))
+        target = _ProcessTarget(conn, fs, handles, job, progress)
+        outcome = ("done", execute_clean(target, plan, ctx))
     except CleanAborted as exc:
         outcome = ("aborted", str(exc))
     except StorageError as exc:
@@ -400,7 +450,7 @@ def run_job(conn: Connection, fs: FileSystem, job: CleanJob, parent_pid: int) ->
         outcome = ("bug", traceback.format_exc())
     finally:
         handles.close_all()
-    conn.send(("end", *outcome, stats))
+    conn.send(("end", *outcome, progress.unsent()))
 
 
 def _die_with_parent(parent_pid: int) -> None:
