@@ -7,9 +7,19 @@ once or twice with :func:`shoal.storage.cleaner.clean`, and reads the log back t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from shoal.coordinator.producer_state import Duplicate
 from shoal.coordinator.producers import Producers
-from shoal.storage.cleaner import ProducerLast, active_producers, assess, read_cleaner_checkpoint
+from shoal.records.header import BatchHeader
+from shoal.storage.cleaner import (
+    PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+    ProducerLast,
+    active_producers,
+    assess,
+    plan_clean,
+    read_cleaner_checkpoint,
+)
 from tests.storage.cleaning import (
     NOW,
     Seen,
@@ -239,3 +249,26 @@ def test_a_cleaned_log_survives_power_loss_and_clean_reopen() -> None:
     h.open()
     assert read_records(h.log()) == expected
     h.close()
+
+
+def test_planning_a_clean_walks_each_batch_header_once() -> None:
+    """The plan runs on the broker's side (the cleaner thread): its transactions and its
+    producers' last batches come from one walk of the log's headers, not one walk each."""
+    h = compact_harness()
+    plog = h.log()
+    for i in range(30):
+        append(plog, [(f"k{i % 4}".encode(), b"v")], producer=(7, 0, i))
+    plog.flush()
+    cleanable = assess(plog, None, NOW)  # the look before (its own scan, kept between looks)
+    walked: list[int] = []
+    headers_from = plog.headers_from
+
+    def counting(offset: int) -> Iterator[BatchHeader]:
+        for header in headers_from(offset):
+            walked.append(header.base_offset)
+            yield header
+
+    plog.headers_from = counting  # type: ignore[method-assign]
+    plan = plan_clean(plog, cleanable, NOW, PRODUCER_ID_EXPIRATION_MS_DEFAULT)
+    assert sorted(walked) == list(range(30))
+    assert plan.producers[7].last_data_offset == 29  # the one walk still found it
