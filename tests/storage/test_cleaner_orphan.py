@@ -3,8 +3,7 @@ on Linux at once (``PR_SET_PDEATHSIG``), elsewhere at its next step (its own che
 parent). A stand-in broker (``cleaner_parent.py``) starts the cleaner with its clean held at the
 first step (before any ``.cleaned`` file), and is SIGKILLed.
 
-The waits are bounded by ``DEADLINE_S``, which only keeps a broken test from hanging: nothing
-here measures time.
+The waits are bounded, which only keeps a broken test from hanging: nothing here measures time.
 """
 
 from __future__ import annotations
@@ -13,24 +12,15 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from shoal.storage import LogManager
 from shoal.testing.gil_hold import GilHold
-from tests.storage.test_cleaner_process import _dirty_log
+from tests.storage.test_cleaner_process import _dirty_log, _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE_S = 30.0
-
-
-def _wait_for(condition: object, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 def _children(pid: int) -> list[int]:

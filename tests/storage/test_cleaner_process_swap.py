@@ -23,18 +23,9 @@ from pathlib import Path
 from shoal.clock import SystemClock
 from shoal.storage import LogManager, OsFileSystem, StorageError
 from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
-from tests.storage.cleaning import Seen, append, read_records
+from tests.storage.cleaning import Seen, read_records
 from tests.storage.test_cleaner_crash import CONFIG, OneErrorSwitch, _swapped_up_to
-
-
-def _build(directory: Path) -> None:
-    """A compacted log with a tombstone and an idempotent producer, closed cleanly."""
-    manager = LogManager.open(str(directory), default_config=CONFIG)
-    plog = manager.create("t", 0)
-    for i in range(30):
-        value = None if i == 20 else f"v{i}".encode()
-        append(plog, [(f"k{i % 4}".encode(), value)], producer=(3, 0, i) if i % 7 == 0 else None)
-    manager.close()
+from tests.storage.test_cleaner_sigkill import _build
 
 
 class RecordingSwitch(OneErrorSwitch):
