@@ -20,6 +20,8 @@ from shoal.storage.cleaner import (
     plan_clean,
     read_cleaner_checkpoint,
 )
+from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
+from shoal.testing.cleaner_steps import cleaner_step_hook
 from tests.storage.cleaning import (
     NOW,
     Seen,
@@ -272,3 +274,25 @@ def test_planning_a_clean_walks_each_batch_header_once() -> None:
     plan = plan_clean(plog, cleanable, NOW, PRODUCER_ID_EXPIRATION_MS_DEFAULT)
     assert sorted(walked) == list(range(30))
     assert plan.producers[7].last_data_offset == 29  # the one walk still found it
+
+
+def test_a_segment_removed_during_a_clean_only_postpones_it() -> None:
+    """DeleteRecords (or retention) removes a segment the clean is reading: the clean stops and
+    is tried again, the partition is not left uncleaned until a restart."""
+    h = compact_harness()
+    _fill(h, 40, keys=3)
+    plog = h.log()
+    plog.flush()
+    cleaner = LogCleaner(lambda: [plog], h.clock, CleanerSettings())
+    deleted: list[int] = []
+
+    def delete_once() -> None:  # at the clean's first step: it is reading the first segment
+        if not deleted:
+            deleted.append(plog.delete_records(12))
+
+    with cleaner_step_hook(delete_once):
+        assert not cleaner.clean_dirtiest()
+    assert deleted == [12]
+    assert plog.name not in cleaner.metrics.uncleanable
+    assert cleaner.clean_dirtiest(), "the clean was not tried again"
+    assert [r.offset for r in read_records(plog) if r.offset < 35] == [32, 33, 34]
