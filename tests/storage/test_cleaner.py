@@ -7,9 +7,21 @@ once or twice with :func:`shoal.storage.cleaner.clean`, and reads the log back t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from shoal.coordinator.producer_state import Duplicate
 from shoal.coordinator.producers import Producers
-from shoal.storage.cleaner import ProducerLast, active_producers, assess, read_cleaner_checkpoint
+from shoal.records.header import BatchHeader
+from shoal.storage.cleaner import (
+    PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+    ProducerLast,
+    active_producers,
+    assess,
+    plan_clean,
+    read_cleaner_checkpoint,
+)
+from shoal.storage.cleaner_thread import CleanerSettings, LogCleaner
+from shoal.testing.cleaner_steps import cleaner_step_hook
 from tests.storage.cleaning import (
     NOW,
     Seen,
@@ -239,3 +251,48 @@ def test_a_cleaned_log_survives_power_loss_and_clean_reopen() -> None:
     h.open()
     assert read_records(h.log()) == expected
     h.close()
+
+
+def test_planning_a_clean_walks_each_batch_header_once() -> None:
+    """The plan runs on the broker's side (the cleaner thread): its transactions and its
+    producers' last batches come from one walk of the log's headers, not one walk each."""
+    h = compact_harness()
+    plog = h.log()
+    for i in range(30):
+        append(plog, [(f"k{i % 4}".encode(), b"v")], producer=(7, 0, i))
+    plog.flush()
+    cleanable = assess(plog, None, NOW)  # the look before (its own scan, kept between looks)
+    walked: list[int] = []
+    headers_from = plog.headers_from
+
+    def counting(offset: int) -> Iterator[BatchHeader]:
+        for header in headers_from(offset):
+            walked.append(header.base_offset)
+            yield header
+
+    plog.headers_from = counting  # type: ignore[method-assign]
+    plan = plan_clean(plog, cleanable, NOW, PRODUCER_ID_EXPIRATION_MS_DEFAULT)
+    assert sorted(walked) == list(range(30))
+    assert plan.producers[7].last_data_offset == 29  # the one walk still found it
+
+
+def test_a_segment_removed_during_a_clean_only_postpones_it() -> None:
+    """DeleteRecords (or retention) removes a segment the clean is reading: the clean stops and
+    is tried again, the partition is not left uncleaned until a restart."""
+    h = compact_harness()
+    _fill(h, 40, keys=3)
+    plog = h.log()
+    plog.flush()
+    cleaner = LogCleaner(lambda: [plog], h.clock, CleanerSettings())
+    deleted: list[int] = []
+
+    def delete_once() -> None:  # at the clean's first step: it is reading the first segment
+        if not deleted:
+            deleted.append(plog.delete_records(12))
+
+    with cleaner_step_hook(delete_once):
+        assert not cleaner.clean_dirtiest()
+    assert deleted == [12]
+    assert plog.name not in cleaner.metrics.uncleanable
+    assert cleaner.clean_dirtiest(), "the clean was not tried again"
+    assert [r.offset for r in read_records(plog) if r.offset < 35] == [32, 33, 34]

@@ -240,11 +240,13 @@ def plan_clean(
         if end > cleanable.first_dirty and s.base_offset < cleanable.first_uncleanable
     ]
     # The whole log's transactions: an aborted range or a marker may lie anywhere before the
-    # end of the map, and a marker's transaction may have batches in the clean part.
-    transactions = read_log_transactions(plog, log_start)
+    # end of the map, and a marker's transaction may have batches in the clean part. The same
+    # walk of the headers finds each producer's last batch: one pass on this thread, not two.
+    last_batches = ProducersLastBatches()
+    transactions = read_log_transactions(plog, log_start, each=last_batches.add)
     # Batches appended after this walk only make the clean keep a batch it could have emptied.
     producers = active_producers(
-        last_batches_of_producers(plog, log_start),
+        last_batches.last,
         open_transactions=transactions.open_first.keys(),
         now_ms=now_ms,
         expiration_ms=expiration_ms,
@@ -313,26 +315,29 @@ class ProducerLast:
     ProducerStateEntry.lastTimestamp, which its expiry is measured from)."""
 
 
-def last_batches_of_producers(plog: PartitionLog, log_start: int) -> dict[int, ProducerLast]:
-    """For each producer id in the log, where its last data batch ends and its latest epoch.
+class ProducersLastBatches:
+    """For each producer id in the log, where its last data batch ends and its latest epoch,
+    folded from the batch headers of a walk of the whole log (:meth:`add` each, in order).
 
-    Kafka takes this from its producer-state manager; storage knows no producer state, so it
-    walks the batch headers (no record bytes). Batches appended after the walk only make the
-    clean keep a batch it could have emptied.
+    Kafka takes this from its producer-state manager; storage knows no producer state, so the
+    cleaner walks the batch headers (no record bytes). Batches appended after the walk only
+    make the clean keep a batch it could have emptied.
     """
-    last: dict[int, ProducerLast] = {}
-    for header in plog.headers_from(log_start):
+
+    def __init__(self) -> None:
+        self.last: dict[int, ProducerLast] = {}
+
+    def add(self, header: BatchHeader) -> None:
         if not header.has_producer_id:
-            continue
+            return
         if header.is_control:
-            previous = last.get(header.producer_id)
+            previous = self.last.get(header.producer_id)
             data_offset = previous.last_data_offset if previous is not None else -1
         else:
             data_offset = header.last_offset
-        last[header.producer_id] = ProducerLast(
+        self.last[header.producer_id] = ProducerLast(
             data_offset, header.producer_epoch, header.max_timestamp
         )
-    return last
 
 
 def active_producers(
@@ -488,8 +493,10 @@ def _batches(
             ctx.stats.batches_read += 1
             ctx.throttle(header.size)
             yield header, data
-    except OSError as exc:
-        raise StorageError(f"cleaner could not read {segment.path}: {exc}") from exc
+    except FileNotFoundError as exc:
+        # Retention or DeleteRecords removed it meanwhile; other I/O errors fail the directory
+        # (the cleaner thread).
+        raise CleanAborted(f"{segment.path} was removed during the clean") from exc
 
 
 def _records(segment: Segment, header: BatchHeader, data: bytes) -> list[Record]:

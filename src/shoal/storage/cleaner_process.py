@@ -19,6 +19,9 @@ The division of work keeps the crash-safety protocol of :mod:`shoal.storage.swap
   (fsynced, indexes saved), then asks the thread to swap the group in and waits for its answer
   (``("swap", base, old bases)`` -> ``True``/``False``): the manifest, renames and the in-memory
   swap happen in the broker's process, under the log's locks, exactly as on the thread;
+- it reports its progress (``("progress", stats)``: what it read and wrote since the last report)
+  before each swap and every :data:`PROGRESS_BYTES` read or written, so that the cleaner's
+  metrics move during a long clean, not only at its end;
 - stopping kills this process: it never renames or writes a manifest, so all it can leave is
   ``.cleaned`` files, which the thread removes (and recovery would, after a crash).
 
@@ -70,6 +73,9 @@ POLL_S: Final = 0.05
 """How often the waiting thread looks at its stop flag while the process works."""
 MAX_OPEN_FILES: Final = 64
 """The process reads a group's segments one at a time: a few open files suffice."""
+PROGRESS_BYTES: Final = 8 * 1024 * 1024
+"""Bytes read or written between two progress reports: a message a few hundred milliseconds
+apart at the process's cleaning rate, so the metrics move without the pipe getting busy."""
 _PR_SET_PDEATHSIG: Final = 1
 _ENTRY: Final = (
     "import sys; from shoal.storage.cleaner_process import main; sys.exit(main(sys.argv[1:]))"
@@ -112,11 +118,17 @@ class Throttler:
         self._bytes = 0
 
 
+step_hook_for_tests: Callable[[], None] | None = None
+"""A test seam, not a setting: called at every batch a clean reads or writes, on the cleaner's
+thread and (pickled with each job) in its process, so that a test can hold a clean at a chosen
+step. Set only through :func:`shoal.testing.cleaner_steps.cleaner_step_hook`; read when a
+clean starts."""
+
+
 def with_step(
     throttle: Callable[[int], None], step_hook: Callable[[], None] | None
 ) -> Callable[[int], None]:
-    """The throttle, calling ``step_hook`` first at each batch read or written (tests hold a
-    clean there)."""
+    """The throttle, calling ``step_hook`` first at each batch read or written."""
     if step_hook is None:
         return throttle
 
@@ -148,6 +160,7 @@ class CleanJob:
     load_factor: float
     io_max_bytes_per_second: float
     step_hook: Callable[[], None] | None
+    """:data:`step_hook_for_tests` when the job was made (None outside tests)."""
 
 
 # -- the broker's side -------------------------------------------------------------------------
@@ -218,6 +231,9 @@ class CleanerProcess:
             conn.send(job)
             while True:
                 message = self._receive(conn, ctx.should_stop)
+                if message[0] == "progress":
+                    _add_stats(ctx.stats, message[1])
+                    continue
                 if message[0] != "swap":
                     break
                 _, base, old_bases = message
@@ -266,8 +282,13 @@ def _result(outcome: object, detail: object) -> int:
         raise CleanAborted(text)
     if outcome == "damaged":
         raise StorageError(text)
-    if outcome == "os":
-        raise OSError(text)
+    if outcome == "os" and isinstance(detail, tuple):
+        # The errno decides what the cleaner thread does (no space: retry; else the directory
+        # fails), so it crosses the pipe with the message.
+        number, message, path = detail
+        if number is None:
+            raise OSError(message)
+        raise OSError(number, message) if path is None else OSError(number, message, path)
     raise CleanerProcessError(f"the cleaner's process failed:\n{text}")
 
 
@@ -280,16 +301,51 @@ def _add_stats(into: CleanStats, delta: object) -> None:
 # -- the process's side -------------------------------------------------------------------------
 
 
+class _Progress:
+    """Sends the thread what the clean read and wrote since the last report: at each swap and
+    every :data:`PROGRESS_BYTES`, so the broker's metrics move while a long clean runs."""
+
+    def __init__(self, conn: Connection, stats: CleanStats) -> None:
+        self._conn = conn
+        self._stats = stats
+        self._sent = CleanStats()
+        self._unsent_bytes = 0
+
+    def step(self, size: int) -> None:
+        self._unsent_bytes += size
+        if self._unsent_bytes >= PROGRESS_BYTES:
+            self.send()
+
+    def send(self) -> None:
+        self._conn.send(("progress", self.unsent()))
+        self._unsent_bytes = 0
+
+    def unsent(self) -> CleanStats:
+        """What grew since the last report (then counted as reported)."""
+        delta = CleanStats()
+        for f in fields(CleanStats):
+            now = getattr(self._stats, f.name)
+            setattr(delta, f.name, now - getattr(self._sent, f.name))
+            setattr(self._sent, f.name, now)
+        return delta
+
+
 class _ProcessTarget:
     """Writes cleaned segments here and has the broker's cleaner thread swap them in."""
 
     def __init__(
-        self, conn: Connection, fs: FileSystem, handles: FileHandles, job: CleanJob
+        self,
+        conn: Connection,
+        fs: FileSystem,
+        handles: FileHandles,
+        job: CleanJob,
+        progress: _Progress,
     ) -> None:
         self._conn = conn
         self._fs = fs
         self._handles = handles
         self._job = job
+        self._progress = progress
 
     @property
     def name(self) -> str:
@@ -313,6 +369,7 @@ class _ProcessTarget:
         new.save_indexes(self._fs)
         self._handles.close(new.path)
         new.release_active_file()
+        self._progress.send()
         self._conn.send(("swap", new.base_offset, [s.base_offset for s in old]))
         return bool(self._conn.recv())
 
@@ -330,19 +387,26 @@ def _open_segment(fs: FileSystem, handles: FileHandles, job: CleanJob, base: int
         created_ms=job.now_ms,
         allow_gaps=True,
     )
-    segment.load_or_rebuild(fs, "while cleaning")
+    try:
+        segment.load_or_rebuild(fs, "while cleaning")
+    except FileNotFoundError as exc:
+        # Retention or DeleteRecords removed it since the thread planned the clean.
+        raise CleanAborted(f"{job.name}: {segment.path} was removed during the clean") from exc
     return segment
 
 
-def _orphan_check(parent_pid: int, throttle: Callable[[int], None]) -> Callable[[int], None]:
-    """The throttle, ending this process first if the broker that started it is gone: where
-    ``PR_SET_PDEATHSIG`` does not exist (macOS), an orphan must not go on writing ``.cleaned``
-    files beside a restarted broker's own clean."""
+def _orphan_check(
+    parent_pid: int, progress: _Progress, throttle: Callable[[int], None]
+) -> Callable[[int], None]:
+    """The throttle, ending this process first if the broker that started it is gone (where
+    ``PR_SET_PDEATHSIG`` does not exist, macOS: an orphan must not go on writing ``.cleaned``
+    files beside a restarted broker's own clean), and reporting progress after it."""
 
     def checked(size: int) -> None:
         if os.getppid() != parent_pid:
             os._exit(0)
         throttle(size)
+        progress.step(size)
 
     return checked
 
@@ -351,6 +415,7 @@ def run_job(conn: Connection, fs: FileSystem, job: CleanJob, parent_pid: int) ->
     """Do ``job`` and send its outcome: ``("end", outcome, detail, stats)``."""
     handles = FileHandles(fs, max_open_files=MAX_OPEN_FILES)
     stats = CleanStats()
+    progress = _Progress(conn, stats)
     outcome: tuple[str, object]
     try:
         segments = [_open_segment(fs, handles, job, base) for base in job.segments]
@@ -370,21 +435,22 @@ def run_job(conn: Connection, fs: FileSystem, job: CleanJob, parent_pid: int) ->
             offset_map=OffsetMap(job.dedupe_buffer_bytes, load_factor=job.load_factor),
             delete_retention_ms=job.delete_retention_ms,
             producer_id_expiration_ms=job.producer_id_expiration_ms,
-            throttle=_orphan_check(parent_pid, with_step(throttle, job.step_hook)),
+            throttle=_orphan_check(parent_pid, progress, with_step(throttle, job.step_hook)),
             stats=stats,
         )
-        outcome = ("done", execute_clean(_ProcessTarget(conn, fs, handles, job), plan, ctx))
+        target = _ProcessTarget(conn, fs, handles, job, progress)
+        outcome = ("done", execute_clean(target, plan, ctx))
     except CleanAborted as exc:
         outcome = ("aborted", str(exc))
     except StorageError as exc:
         outcome = ("damaged", str(exc))
     except OSError as exc:
-        outcome = ("os", str(exc))
+        outcome = ("os", (exc.errno, exc.strerror or str(exc), exc.filename))
     except Exception:  # reported to the thread, which logs it and retries after the back-off
         outcome = ("bug", traceback.format_exc())
     finally:
         handles.close_all()
-    conn.send(("end", *outcome, stats))
+    conn.send(("end", *outcome, progress.unsent()))
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -14,7 +14,10 @@ clean (batch headers only) and swaps in the segments the process wrote.
 
 Where each log's clean should start next is its cleaner checkpoint (side file
 ``cleaner-offset-checkpoint``), so a restart does not redo finished work. A log whose clean
-fails on damaged data is left alone until restart (Kafka's "uncleanable partitions").
+fails on damaged data is left alone until restart (Kafka's "uncleanable partitions"). An I/O
+error in a clean, on this thread or in the cleaner's process, fails the log's data directory, as
+the log's own I/O errors do (Kafka's cleaner takes the directory offline on an IOException);
+without space the clean is only retried after the back-off.
 
 :class:`CleanerMetrics` holds plain numbers (per-partition dirty ratio, bytes cleaned, time of
 the last clean) that a metrics exporter can read at any time.
@@ -33,6 +36,7 @@ from typing import Final
 
 from shoal.clock import Clock
 from shoal.invariant import invariant
+from shoal.storage import cleaner_process
 from shoal.storage.cleaner import (
     PRODUCER_ID_EXPIRATION_MS_DEFAULT,
     Cleanable,
@@ -55,7 +59,8 @@ from shoal.storage.cleaner_process import (
     with_step,
 )
 from shoal.storage.cleaner_txn import OpenTransactionScan
-from shoal.storage.errors import StorageError
+from shoal.storage.errors import DiskFullError, StorageError
+from shoal.storage.fs import SPACE_ERRNOS
 from shoal.storage.log import PartitionLog
 from shoal.storage.offset_map import LOAD_FACTOR_DEFAULT, OffsetMap
 
@@ -124,16 +129,12 @@ class LogCleaner:
         settings: CleanerSettings,
         *,
         separate_process: bool = False,
-        step_hook: Callable[[], None] | None = None,
     ) -> None:
         """``separate_process``: decode and rewrite records in the cleaner's own process
         (:mod:`shoal.storage.cleaner_process`; the broker's choice, on the real file system),
-        not on this thread, where they would hold the GIL the event loop needs.
-        ``step_hook`` (picklable) is called at every batch a clean reads or writes: tests hold
-        a clean there."""
+        not on this thread, where they would hold the GIL the event loop needs."""
         self._logs = logs
         self._process = CleanerProcess() if separate_process else None
-        self._step_hook = step_hook
         self._clock = clock
         self.settings = settings
         self.metrics = CleanerMetrics()
@@ -236,7 +237,7 @@ class LogCleaner:
             dedupe_buffer_bytes=self.settings.dedupe_buffer_bytes,
             load_factor=self.settings.io_buffer_load_factor,
             io_max_bytes_per_second=self.settings.io_max_bytes_per_second,
-            step_hook=self._step_hook,
+            step_hook=cleaner_process.step_hook_for_tests,
         )
 
     def _execute(self, plog: PartitionLog, plan: CleanPlan, ctx: CleanContext) -> int:
@@ -266,6 +267,17 @@ class LogCleaner:
             self._checkpoints[plog] = read_cleaner_checkpoint(plog)
         return self._checkpoints[plog]
 
+    def _failed_directory(self, plog: PartitionLog, exc: OSError) -> bool:
+        """An I/O error in a clean (reading a segment, writing or fsyncing a cleaned one, in
+        either process): the disk is suspect, so the log's directory fails as for the log's own
+        I/O errors (Kafka's cleaner marks the log directory offline on an IOException). The
+        clean left only ``.cleaned`` files, which the restart removes."""
+        failure = plog.fail_directory(f"cleaning {plog.name} failed: {exc}")
+        log.error("%s: cleaning failed: %s", plog.name, failure)
+        self._skipped.add(plog)
+        self.metrics.uncleanable[plog.name] = str(failure)
+        return False
+
     def _clean(self, plog: PartitionLog, cleanable: Cleanable, now_ms: int) -> bool:
         started = time.monotonic()
         ctx = CleanContext(
@@ -275,7 +287,7 @@ class LogCleaner:
             producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
             throttle=with_step(
                 Throttler(self.settings.io_max_bytes_per_second, self._clock, self._stop.wait),
-                self._step_hook,
+                cleaner_process.step_hook_for_tests,
             ),
             should_stop=self._stop.is_set,
             stats=self.metrics.totals,
@@ -291,7 +303,14 @@ class LogCleaner:
         except CleanAborted as exc:
             log.info("%s", exc)
             return False
-        except (StorageError, OSError) as exc:
+        except (DiskFullError, OSError) as exc:
+            if not isinstance(exc, DiskFullError) and exc.errno not in SPACE_ERRNOS:
+                return self._failed_directory(plog, exc)
+            # The log's own writes wait for space too: this clean is retried, nothing was
+            # swapped in past its last whole group.
+            log.warning("%s: no space to clean, retrying after the back-off: %s", plog.name, exc)
+            return False
+        except StorageError as exc:
             log.error("%s: cleaning failed, the partition is left uncleaned: %s", plog.name, exc)
             self._skipped.add(plog)
             self.metrics.uncleanable[plog.name] = str(exc)

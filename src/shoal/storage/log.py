@@ -999,6 +999,12 @@ class PartitionLog:
             raise StorageError(f"could not read the cleaned segment {segment.path}: {exc}") from exc
         return segment
 
+    def fail_directory(self, reason: str) -> LogDirectoryFailedError:
+        """Fail this log's data directory (read-only until a restart) for an I/O error met by
+        work on its files outside the log's own calls (the cleaner's process); returns the
+        error to raise or report."""
+        return self._health.fail(reason)
+
     def discard_cleaned_files(self) -> None:
         """Remove every ``.cleaned`` file of this log: what a clean in the cleaner's process
         left when it was stopped (the swaps happen here, so none of them is committed)."""

@@ -220,7 +220,6 @@ class LogManager:
         settings: CleanerSettings | None = None,
         *,
         separate_process: bool = False,
-        step_hook: Callable[[], None] | None = None,
     ) -> LogCleaner:
         """Start compacting the logs whose config says ``compact``, on a thread of its own;
         with ``separate_process`` (the broker's choice) the records are decoded and rewritten
@@ -236,7 +235,6 @@ class LogManager:
             self._clock,
             settings or CleanerSettings(),
             separate_process=separate_process,
-            step_hook=step_hook,
         )
         self.cleaner.start()
         return self.cleaner

@@ -9,7 +9,13 @@ until :meth:`release` or the watchdog of :meth:`release_later` writes to its FIF
 
 The files it keeps in its directory tell a test what happened, from any process: ``started``
 once the hold began, ``released`` once the watchdog decided to release it (written *before*
-the FIFO, so whatever ran in the held process after that file appeared ran after the release).
+the FIFO, so whatever ran in the held process after that file appeared ran after the release),
+and ``steps``, one byte per call after the hold returned.
+
+As a cleaner's step hook it can wait for a point of the clean: with ``after_cleaned_in`` (a
+partition's folder) it holds at the first step at which that folder has a ``.cleaned`` segment
+with bytes in it, based at ``base_at_least`` or later (0: the first group being written; past
+the first group's base: the first group was swapped in, the clean is in a later one).
 """
 
 from __future__ import annotations
@@ -21,15 +27,29 @@ from pathlib import Path
 
 
 class GilHold:
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        after_cleaned_in: str | None = None,
+        base_at_least: int = 0,
+    ) -> None:
         self.fifo = str(directory / "release.fifo")
         self.started = str(directory / "started")
         self.released = str(directory / "released")
+        self.steps = str(directory / "steps")
+        self.after_cleaned_in = after_cleaned_in
+        self.base_at_least = base_at_least
         os.mkfifo(self.fifo)
 
     def __call__(self, *_args: object) -> None:
-        """Hold at the first call (in whichever process makes it); return at once after."""
+        """Hold at the first call (in whichever process makes it) that finds the awaited point;
+        return at once after."""
         if os.path.exists(self.started):
+            with open(self.steps, "ab") as f:
+                f.write(b".")
+            return
+        if not self._at_the_point():
             return
         fd = os.open(self.fifo, os.O_RDWR)  # read-write: opening does not wait for a writer
         try:
@@ -38,6 +58,21 @@ class GilHold:
             ctypes.PyDLL(None).read(fd, buffer, 1)  # PyDLL: the GIL stays held while it blocks
         finally:
             os.close(fd)
+
+    def _at_the_point(self) -> bool:
+        folder = self.after_cleaned_in
+        if folder is None:
+            return True
+        return any(
+            name.endswith(".log.cleaned")
+            and int(name.split(".")[0]) >= self.base_at_least
+            and _size(os.path.join(folder, name)) > 0
+            for name in os.listdir(folder)
+        )
+
+    def steps_after_hold(self) -> int:
+        """Calls made after the hold returned (0 before)."""
+        return os.path.getsize(self.steps) if os.path.exists(self.steps) else 0
 
     def has_started(self) -> bool:
         return os.path.exists(self.started)
@@ -61,3 +96,10 @@ class GilHold:
             ["/bin/sh", "-c", script, "watchdog", self.released, self.fifo],
             start_new_session=True,
         )
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0  # swapped in (renamed) meanwhile
