@@ -125,6 +125,9 @@ class GroupCoordinator:
         """Per-group overrides (the GROUP config resource), by group id."""
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         """KIP-848 groups by id; a group id is in this or in ``groups``, never both."""
+        self._group_writes: dict[str, Future[None]] = {}
+        """Each consumer group's last write to the offsets log: heartbeats that change nothing
+        wait for it, and one that failed to become durable is written again."""
         self._written_documents: dict[str, Mapping[str, Any]] = {}
         """Each consumer group as last handed to the offsets log: what a heartbeat whose own
         write failed puts back (Kafka reverts its in-memory state to the last written one)."""
@@ -365,14 +368,32 @@ class GroupCoordinator:
     def _drop_consumer_group(self, group_id: str) -> None:
         del self.consumer_groups[group_id]
         self._written_documents.pop(group_id, None)
+        self._group_writes.pop(group_id, None)
 
     def _persist_heartbeat(self, group_id: str) -> Future[None] | None:
         """Write what a heartbeat changed. If the write fails, no member may be told an epoch
         or an assignment a restart would forget: the group is put back as it was last written
         (or removed, if it never was) and the heartbeat fails with NOT_COORDINATOR, Kafka's
-        answer when a coordinator's write hits a storage error; the member retries as it was."""
+        answer when a coordinator's write hits a storage error; the member retries as it was.
+
+        A heartbeat that changed nothing waits for the group's last write all the same, as
+        Kafka defers a read behind pending writes: its answer repeats state that may not be
+        durable yet. A last write that failed to become durable is written again (the whole
+        group) before anything more is answered."""
+        group = self.consumer_groups.get(group_id)
+        last = self._group_writes.get(group_id)
+        if (
+            group is not None
+            and last is not None
+            and last.done()
+            and (last.cancelled() or last.exception() is not None)
+        ):
+            group.changed = True
         try:
-            return self._persist_consumer_groups(raising=True)
+            durable = self._persist_consumer_groups(raising=True)
+            if durable is None and last is not None and not last.done():
+                return last
+            return durable
         except StorageError as exc:
             document = self._written_documents.get(group_id)
             if document is None:
@@ -749,6 +770,8 @@ class GroupCoordinator:
             return None
         for group in changed:
             group.changed = False
+            if durable is not None:
+                self._group_writes[group.group_id] = durable
         self._written_documents.update(documents)
         return durable
 

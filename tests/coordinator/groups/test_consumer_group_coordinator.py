@@ -5,6 +5,7 @@ assignments (``__consumer_offsets``)."""
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -377,5 +378,40 @@ def test_a_heartbeat_whose_state_cannot_be_written_changes_nothing(tmp_path: Pat
         reloaded = GroupCoordinator(FakeClock(), store.config, store.open())
         assert set(reloaded.consumer_groups["g"].members) == {"a", "b"}
         assert "h" not in reloaded.consumer_groups
+    finally:
+        store.close()
+
+
+def test_a_heartbeat_waits_for_the_groups_last_write_and_rewrites_one_that_failed(
+    tmp_path: Path,
+) -> None:
+    """A heartbeat that changes nothing repeats state whose record may not be durable yet: it
+    waits for that write (Kafka defers a read behind pending writes). Once that write failed
+    to become durable, the next heartbeat writes the group again and waits for the new write;
+    it used to answer at once from state a restart could forget (found by the simulation)."""
+    store = Store(tmp_path, GroupConfig())
+    try:
+        coordinator = GroupCoordinator(FakeClock(), store.config, store.open())
+        log = coordinator.offsets_log
+        assert log is not None
+        written: list[Future[None]] = []
+        real_append = log.append
+
+        def append(*args: Any, **kwargs: Any) -> Future[None] | None:
+            real_append(*args, **kwargs)
+            written.append(Future())  # durability as the test decides
+            return written[-1]
+
+        log.append = append  # type: ignore[method-assign]
+        _, joined = coordinator.consumer_heartbeat_durably("g", _join("a"), TOPICS)
+        assert joined is written[-1]
+        _, unchanged = coordinator.consumer_heartbeat_durably("g", _beat("a", 1, {}), TOPICS)
+        assert unchanged is joined and len(written) == 1
+        joined.set_exception(StorageError("injected: the fsync failed"))
+        _, again = coordinator.consumer_heartbeat_durably("g", _beat("a", 1, {}), TOPICS)
+        assert len(written) == 2 and again is written[-1]
+        again.set_result(None)
+        _, settled = coordinator.consumer_heartbeat_durably("g", _beat("a", 1, {}), TOPICS)
+        assert settled is None
     finally:
         store.close()
