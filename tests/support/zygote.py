@@ -8,8 +8,9 @@ child starts its own, as an executed child would.
 
 Protocol, over a Unix SOCK_SEQPACKET socket, one connection per child:
 
-    client -> zygote   the child's config (JSON), with two descriptors: the write end of the
-                       child's stdout pipe (its ready line) and its log file (its stderr)
+    client -> zygote   {"config": the child's config, "env": the test's environment}, with
+                       two descriptors: the write end of the child's stdout pipe (its ready
+                       line) and its log file (its stderr)
     zygote -> client   {"pid": N}
     client -> zygote   b"KILL" or b"TERM": signal the child (the zygote sends it only while the
                        child is unreaped, so a recycled pid is never hit)
@@ -81,13 +82,13 @@ def serve(path: str) -> None:
                 os.close(fd)
             conn.close()
             return
-        config = json.loads(message)
+        request = json.loads(message)
         if threading.active_count() != 1:  # a fork copies no thread but their locks
             raise RuntimeError(f"the zygote holds threads: {threading.enumerate()}")
         pid = os.fork()
         if pid == 0:
             closing = [selector, listener, conn, *by_conn]
-            _child(config, fds, closing, (wake_r, wake_w), broker_child.run)
+            _child(request, fds, closing, (wake_r, wake_w), broker_child.run)
         for fd in fds:
             os.close(fd)
         by_pid[pid], by_conn[conn] = conn, pid
@@ -164,7 +165,7 @@ def _warm() -> None:
 
 
 def _child(
-    config: dict[str, Any],
+    request: dict[str, Any],
     fds: list[int],
     closing: list[Any],
     pipe: tuple[int, int],
@@ -188,7 +189,11 @@ def _child(
         os.dup2(fds[1], 2)
         for fd in fds:
             os.close(fd)
-        run(config)
+        # The test's environment as it is now, as an executed child would get it (the
+        # zygote's is the one of the test that happened to start it).
+        os.environ.clear()
+        os.environ.update(request["env"])
+        run(request["config"])
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -272,7 +277,8 @@ class ForkServer:
         try:
             with open(log_path, "ab") as log:
                 conn.connect(self.path)
-                socket.send_fds(conn, [json.dumps(config).encode()], [write_end, log.fileno()])
+                request = {"config": config, "env": dict(os.environ)}
+                socket.send_fds(conn, [json.dumps(request).encode()], [write_end, log.fileno()])
         except BaseException:
             conn.close()
             os.close(read_end)
