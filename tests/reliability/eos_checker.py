@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,40 +44,37 @@ class Output:
         return self.value.rpartition("|")[2]
 
 
+ANOMALIES: Final = (
+    "missing",
+    "duplicates",
+    "reordered",
+    "unexpected",
+    "aborted reads",
+    "uncommitted reads",
+    "lost commits",
+    "partial",
+)
+
+
 @dataclass
 class EosReport:
     name: str
     records: int = 0
     transactions: dict[str, int] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    reordered: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    aborted_reads: list[str] = field(default_factory=list)
-    uncommitted_reads: list[str] = field(default_factory=list)
-    lost_commits: list[str] = field(default_factory=list)
-    partial: list[str] = field(default_factory=list)
+    anomalies: dict[str, list[str]] = field(default_factory=dict)
+    """Of the kinds in ANOMALIES, those found, each with what was found."""
 
-    @property
-    def anomalies(self) -> dict[str, list[str]]:
-        found = {
-            "missing": self.missing,
-            "duplicates": self.duplicates,
-            "reordered": self.reordered,
-            "unexpected": self.unexpected,
-            "aborted reads": self.aborted_reads,
-            "uncommitted reads": self.uncommitted_reads,
-            "lost commits": self.lost_commits,
-            "partial": self.partial,
-        }
-        return {name: items for name, items in found.items() if items}
+    def add(self, kind: str, found: list[str]) -> None:
+        assert kind in ANOMALIES, kind
+        if found:
+            self.anomalies.setdefault(kind, []).extend(found)
 
     @property
     def valid(self) -> bool:
         return not self.anomalies
 
     def summary(self) -> str:
-        counts = ", ".join(f"{name}: {len(items)}" for name, items in self.anomalies.items())
+        counts = ", ".join(f"{kind}: {len(found)}" for kind, found in self.anomalies.items())
         txns = f", transactions {self.transactions}" if self.transactions else ""
         return f"{self.name}: {self.records} records checked{txns}; anomalies: {counts or 'none'}"
 
@@ -95,15 +93,21 @@ def check_copy(
     for out in output:
         got[out.key].append(out.source)
     counts = Counter(out.source for out in output)
-    report.duplicates = sorted(f"{s} copied {n} times" for s, n in counts.items() if n > 1)
-    report.missing = sorted(s for s in known if s not in counts)
-    report.unexpected = sorted(s for s in counts if s not in known)
+    report.add("duplicates", sorted(f"{s} copied {n} times" for s, n in counts.items() if n > 1))
+    report.add("missing", sorted(s for s in known if s not in counts))
+    report.add("unexpected", sorted(s for s in counts if s not in known))
     for key, records in got.items():
-        firsts = list(dict.fromkeys(records))  # first copies, in output order
-        expected = [r for r in wanted.get(key, []) if r in counts]
+        # First copies of this key's source records, in output order (unexpected ones and
+        # duplicates are reported above), against the source's order of the same records.
+        firsts = [r for r in dict.fromkeys(records) if r in known]
+        copied = set(firsts)
+        expected = [r for r in wanted.get(key, []) if r in copied]
         if firsts != expected:
-            at = next(i for i, (a, b) in enumerate(zip(firsts, expected, strict=False)) if a != b)
-            report.reordered.append(f"key {key}: {firsts[at]} where {expected[at]} was due")
+            pairs = enumerate(zip(firsts, expected, strict=False))
+            at = next((i for i, (a, b) in pairs if a != b), min(len(firsts), len(expected)))
+            report.add(
+                "reordered", [f"key {key}: {firsts[at : at + 3]} where {expected[at : at + 3]}"]
+            )
     if events is not None:
         _check_transactions(report, output, events)
     return report
@@ -126,11 +130,12 @@ def _check_transactions(report: EosReport, output: list[Output], events: Path) -
     }
     for tag, n in visible.items():
         if ended.get(tag) == "A":
-            report.aborted_reads.append(f"{n} records of aborted transaction {tag}")
+            report.add("aborted reads", [f"{n} records of aborted transaction {tag}"])
         elif tag not in prepared:
-            report.uncommitted_reads.append(f"{n} records of {tag}, whose commit was not asked")
+            report.add("uncommitted reads", [f"{n} records of {tag}, whose commit was not asked"])
         elif n != prepared[tag]:
-            report.partial.append(f"{n} of {prepared[tag]} records of {tag} visible")
+            report.add("partial", [f"{n} of {prepared[tag]} records of {tag} visible"])
     for tag, outcome in ended.items():
         if outcome == "C" and visible.get(tag, 0) != prepared.get(tag):
-            report.lost_commits.append(f"{visible.get(tag, 0)} of {prepared.get(tag)} of {tag}")
+            lost = f"{visible.get(tag, 0)} of {prepared.get(tag)} of {tag}"
+            report.add("lost commits", [lost])
