@@ -115,6 +115,8 @@ def serve(path: str) -> None:
                 conn.close()
 
     def command(conn: socket.socket) -> None:
+        if conn not in by_conn:  # reaped earlier in the same select round: closed already
+            return
         try:
             data = conn.recv(64)
         except OSError:
