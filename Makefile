@@ -125,8 +125,8 @@ bench-metrics: $(STAMP)
 txn-crash-full: $(STAMP)
 	SHOAL_TXN_CRASH_KILLS=50 $(BIN)/pytest -m slow tests/broker/transactions/test_txn_crash_loop.py
 
-# Issue 14, must-show 2, alone: 500 SIGKILLs of the exactly-once apps and the broker (about 10
-# minutes; the broker restarts from the tests' fork server, tests/support/zygote.py). The seed:
+# Issue 14, must-show 2, alone: 500 SIGKILLs of the exactly-once apps and the broker (15
+# minutes on the loaded 2-core VM; the broker restarts from the tests' fork server). The seed:
 # SHOAL_RELIABILITY_EOS_SEED.
 .PHONY: eos-kills-full
 eos-kills-full: $(STAMP)
