@@ -22,6 +22,9 @@ import confluent_kafka
 import pytest
 
 from shoal.embedded import EmbeddedBroker
+from shoal.protocol import ApiKey
+from tests.broker.transactions.clients import read_all
+from tests.server.wire import WireClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # app processes killed and restarted
 
@@ -41,12 +44,19 @@ APP = textwrap.dedent(
     from shoal import App
 
     # A short session: the killed member's partitions move on in seconds, not 45.
-    app = App(f"kafka://{os.environ['BOOTSTRAP']}?session.timeout.ms=6000")
+    query = os.environ.get("QUERY", "")
+    app = App(f"kafka://{os.environ['BOOTSTRAP']}?session.timeout.ms=6000{query}")
     mode = os.environ["MODE"]
     out = os.environ["OUT"]
     block_at = int(os.environ.get("BLOCK_AT", "-1"))
 
-    if mode == "slow":
+    if mode == "eos":
+        @app.subscriber(os.environ["TOPIC"], group="g", output=out, exactly_once=True)
+        async def copy(n: int) -> int:
+            if n == block_at:
+                await asyncio.Event().wait()  # never returns: its transaction stays open
+            return n
+    elif mode == "slow":
         @app.subscriber(os.environ["TOPIC"], group="g")
         async def slow(n: int) -> None:
             await asyncio.sleep(0.01)
@@ -182,3 +192,49 @@ def test_sigkill_between_effect_and_commit(
     else:
         # Without the store the redelivered records apply their effects again.
         assert len(applied) > 10 and sorted(set(applied)) == list(range(10))
+
+
+def open_transactions(bootstrap: str) -> list[str]:
+    with WireClient(bootstrap) as client:
+        listed = client.request(
+            ApiKey.LIST_TRANSACTIONS,
+            1,
+            {"state_filters": ["Ongoing"], "producer_id_filters": [], "duration_filter": -1},
+        )
+    return [s.transactional_id for s in listed.transaction_states]
+
+
+def test_a_restarted_static_exactly_once_member_aborts_what_its_predecessor_left_open(
+    shoal_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """SIGKILLed inside a transaction, a static member (group.instance.id) restarts with the
+    same transactional id: its init fences the dead instance's producer and the coordinator
+    aborts that transaction at once. With a new id per start it stayed open for
+    transaction.timeout.ms (a minute), holding read_committed readers of the output back."""
+    bootstrap, topic, out = shoal_broker.bootstrap_servers, "eos-static", "eos-static-out"
+    produce(bootstrap, topic, range(10))
+    env = {
+        "BOOTSTRAP": bootstrap,
+        "MODE": "eos",
+        "OUT": out,
+        "TOPIC": topic,
+        "QUERY": "&group.instance.id=copier-1",
+    }
+    first = start_app(tmp_path, {**env, "BLOCK_AT": "6"})
+    # Outputs of records 0-5 went out in the fetch's transaction; record 6 blocks its commit.
+    wait_for(lambda: open_transactions(bootstrap) != [], "an open transaction", first)
+    first.kill()
+    first.wait(WAIT_S)
+    assert committed(bootstrap, topic) == 0
+
+    second = start_app(tmp_path, env)
+    try:
+        wait_for(lambda: committed(bootstrap, topic) == 10, "every offset committed", second)
+        assert open_transactions(bootstrap) == []  # the dead instance's was aborted, not left
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(WAIT_S) == 0
+    finally:
+        second.kill()
+        second.wait(WAIT_S)
+    outputs = read_all(shoal_broker, out, "read_committed", 10, partitions=1)
+    assert sorted(int(v) for v in outputs) == list(range(10))  # each once: the first aborted

@@ -5,7 +5,11 @@ use it.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +65,32 @@ def test_huge_compact_array_count_does_not_kill_the_broker(
             assert client.api_versions().error_code == 0
     finally:
         assert process.exit_code is None, f"the broker died: {process.log_text()[-300:]}"
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "executed"])
+def test_exit_codes_are_reported_and_each_start_is_a_new_process(
+    broker_process: Callable[..., BrokerProcess], tmp_path: Path, fork: bool
+) -> None:
+    """Forked from the zygote (the default) or executed: the exit code of a child that died on
+    its own is its signal, a clean stop is 0, and a start that fails reports its exit code and
+    leaves its traceback in the log."""
+    process = broker_process(fork=fork)
+    first = process.pid
+    os.kill(first, signal.SIGKILL)  # not through BrokerProcess: it must notice by itself
+    deadline = time.monotonic() + 30
+    while process.exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.exit_code == -signal.SIGKILL
+    process.kill()  # releases the dead child
+    process.start()
+    assert process.pid != first
+    with WireClient(process.bootstrap_servers) as client:
+        assert client.api_versions().error_code == 0
+    assert process.stop() == 0
+
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    broken = BrokerProcess(not_a_dir, fork=fork)
+    with pytest.raises(AssertionError, match="exited with 1 before it was ready"):
+        broken.start()
+    assert "Traceback" in broken.log_text()

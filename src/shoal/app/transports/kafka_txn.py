@@ -8,7 +8,14 @@ transaction commits. Records are read with ``isolation.level=read_committed``.
 
 The transactional id is unique per consumer instance, as Kafka Streams' exactly_once_v2 does
 it: fencing of a zombie comes from the group generation carried by the offsets, not from a
-shared transactional id. What a fetch sent is committed or aborted as a whole; after an abort
+shared transactional id. A static member (``group.instance.id``) keeps one id across restarts,
+``shoal-eos-<group>-<instance>``, as a Streams instance keeps its process id: the restarted
+instance's ``init_transactions`` fences its predecessor's producer and the coordinator aborts the
+transaction a crash left open at once. With a fresh id per start, that transaction stayed open
+until ``transaction.timeout.ms`` (a minute), holding back the last stable offset of every
+output partition it had written, so read_committed consumers downstream saw nothing newer.
+
+What a fetch sent is committed or aborted as a whole; after an abort
 the consumer is closed (the App starts a new one), so the records fetched since the last
 commit are read again from the committed offsets.
 """
@@ -51,10 +58,11 @@ class KafkaTransactionalConsumer(KafkaConsumer):
         super().__init__(
             {**config, "isolation.level": "read_committed"}, topics, group, rebalance=rebalance
         )
+        instance = config.get("group.instance.id") or uuid.uuid4()
         self._producer_config = {
             **PRODUCER_DEFAULTS,
             **config,
-            "transactional.id": f"shoal-eos-{group}-{uuid.uuid4()}",
+            "transactional.id": f"shoal-eos-{group}-{instance}",
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "enable.idempotence": True,
             "acks": "all",
