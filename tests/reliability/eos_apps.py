@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import uuid
 from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -94,12 +95,14 @@ def raw(bootstrap: str, source: str, output: str, group: str, instance: str, eve
     producer.init_transactions(CALL_TIMEOUT_S * 3)
     consumer.subscribe([source])
     rng = random.Random(os.getpid())
+    # Unique per start: a restarted app may get a pid an earlier one had (pid_max is small).
+    start_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     txn = 0
     while True:
         messages = [m for m in consumer.consume(BATCH_MAX, 0.5) if m.error() is None]
         if not messages:
             continue
-        tag = f"{os.getpid()}.{txn}"
+        tag = f"{start_id}.{txn}"
         txn += 1
         try:
             producer.begin_transaction()

@@ -94,3 +94,44 @@ def test_exit_codes_are_reported_and_each_start_is_a_new_process(
     with pytest.raises(AssertionError, match="exited with 1 before it was ready"):
         broken.start()
     assert "Traceback" in broken.log_text()
+
+
+def test_the_fork_server_survives_a_bad_request_and_its_children_die_with_it(
+    broker_process: Callable[..., BrokerProcess],
+) -> None:
+    """A client gone mid-request must not end the fork server (its other children would be
+    orphans nobody signals), and a child must not outlive it (it would hold its port)."""
+    import socket
+
+    from tests.support.zygote import fork_server
+
+    process = broker_process(num_partitions=1)
+    server = fork_server()
+    for payload in (b"not json", b""):
+        bad = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        bad.connect(server.path)
+        if payload:  # the descriptors a request carries, then a message that is no JSON
+            read_end, write_end = os.pipe()
+            socket.send_fds(bad, [payload], [read_end, write_end])
+            os.close(read_end)
+            os.close(write_end)
+        bad.close()
+    time.sleep(0.5)
+    assert server.alive, server.log.read_text()[-2000:]
+    child, port = process.pid, process.kafka_port
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait(10)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and "Z" not in _state(child):
+        assert time.monotonic() < deadline, f"broker {child} outlived its fork server"
+        time.sleep(0.05)
+    process.kill()
+    process.start(kafka_port=port)  # a new fork server; the port is free again
+    assert process.exit_code is None
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "gone"

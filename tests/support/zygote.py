@@ -3,8 +3,9 @@
 Starting ``python broker_child.py`` costs 1.5-1.9 s, nearly all of it importing shoal; a SIGKILL
 costs 0.02 s. So one process per test session (``python -m tests.support.zygote SOCKET``)
 imports the broker once and forks a fresh broker child for each ``BrokerProcess.start``. The
-fork happens with no thread and no event loop in the zygote (checked before every fork): the
-child starts its own, as an executed child would.
+fork happens with no thread in the zygote (checked before every fork) and no event loop (it
+never starts one): the child starts its own, as an executed child would. A child dies with the
+zygote (PR_SET_PDEATHSIG), and one client's bad request does not end the zygote.
 
 Protocol, over a Unix SOCK_SEQPACKET socket, one connection per child:
 
@@ -26,10 +27,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import os
 import select
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +47,8 @@ REPO: Final = Path(__file__).resolve().parents[2]
 REQUEST_BYTES_MAX: Final = 1 << 20
 """A child's config (settings and broker config as JSON): a few KiB; a MiB is far above."""
 DESCRIPTORS_PER_CHILD: Final = 2
+PR_SET_PDEATHSIG: Final = 1
+"""prctl option (linux/prctl.h): the signal a process gets when its parent dies."""
 START_TIMEOUT_S: Final = 60.0
 """The zygote's own start is one import of the broker (1.5 s unloaded)."""
 
@@ -77,20 +82,20 @@ def serve(path: str) -> None:
         message, fds, _flags, _address = socket.recv_fds(
             conn, REQUEST_BYTES_MAX, DESCRIPTORS_PER_CHILD
         )
-        if len(fds) != DESCRIPTORS_PER_CHILD:
+        try:
+            if len(fds) != DESCRIPTORS_PER_CHILD:
+                raise ValueError(f"a request with {len(fds)} descriptors")
+            request = json.loads(message)
+            if threading.active_count() != 1:  # a fork copies no thread but their locks
+                raise RuntimeError(f"the zygote holds threads: {threading.enumerate()}")
+            zygote = os.getpid()
+            pid = os.fork()
+            if pid == 0:
+                closing = [selector, listener, conn, *by_conn]
+                _child(request, fds, closing, (wake_r, wake_w), zygote, broker_child.run)
+        finally:
             for fd in fds:
                 os.close(fd)
-            conn.close()
-            return
-        request = json.loads(message)
-        if threading.active_count() != 1:  # a fork copies no thread but their locks
-            raise RuntimeError(f"the zygote holds threads: {threading.enumerate()}")
-        pid = os.fork()
-        if pid == 0:
-            closing = [selector, listener, conn, *by_conn]
-            _child(request, fds, closing, (wake_r, wake_w), broker_child.run)
-        for fd in fds:
-            os.close(fd)
         by_pid[pid], by_conn[conn] = conn, pid
         selector.register(conn, selectors.EVENT_READ, "command")
         conn.send(json.dumps({"pid": pid}).encode())
@@ -131,15 +136,31 @@ def serve(path: str) -> None:
             selector.unregister(conn)
             conn.close()
 
+    def isolated(handle: Any, conn: socket.socket) -> None:
+        """One client's bad request (or one gone mid-request) must not end the zygote, whose
+        other children would then be orphans nobody can signal any more."""
+        try:
+            handle(conn)
+        except Exception:
+            traceback.print_exc()
+            pid = by_conn.pop(conn, None)
+            if pid is not None:
+                by_pid.pop(pid, None)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)  # reaped by the next waitpid round
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(conn)
+            conn.close()
+
     while True:
         for key, _events in selector.select():
             if key.data == "accept":
                 conn, _ = listener.accept()
-                fork(conn)
+                isolated(fork, conn)
             elif key.data == "reap":
                 reap()
             elif key.data == "command":
-                command(key.fileobj)  # type: ignore[arg-type]
+                isolated(command, key.fileobj)  # type: ignore[arg-type]
             elif not os.read(sys.stdin.fileno(), 4096):  # the session is over
                 for pid in list(by_pid):
                     with contextlib.suppress(ProcessLookupError):
@@ -166,17 +187,30 @@ def _warm() -> None:
                 _kio._request_reader(api.api_key, version)
 
 
+def _die_with(zygote: int) -> None:
+    """SIGKILL this child when the zygote dies (Linux's PR_SET_PDEATHSIG): a broker whose
+    zygote is gone can no longer be signalled or reaped through it, and would hold its port
+    for the rest of the session."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != zygote:  # it died before the request took effect
+        os._exit(1)
+
+
 def _child(
     request: dict[str, Any],
     fds: list[int],
     closing: list[Any],
     pipe: tuple[int, int],
+    zygote: int,
     run: Any,
 ) -> None:
     """The forked broker: the zygote's sockets closed, stdio set, run until the end; never
     returns into the zygote's loop."""
     code = 1
     try:
+        _die_with(zygote)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -198,7 +232,10 @@ def _child(
         run(request["config"])
         code = 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)  # as the interpreter reports a message exit
     except BaseException:
         traceback.print_exc()
     finally:
@@ -237,8 +274,14 @@ class ForkedChild:
             return None
         message = self.conn.recv(4096)
         self.conn.close()
-        # Empty: the zygote itself died; its child's end is unknown, but it is not ours to wait.
-        self.returncode = int(json.loads(message)["exit_code"]) if message else -signal.SIGKILL
+        if not message:
+            # The zygote itself died, and its death signal killed the child (_die_with); kill
+            # it here too in case that did not happen (a non-Linux system).
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.returncode = -signal.SIGKILL
+            return self.returncode
+        self.returncode = int(json.loads(message)["exit_code"])
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -312,6 +355,7 @@ class ForkServer:
             self.process.wait(30)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 _server: ForkServer | None = None
@@ -325,6 +369,8 @@ def fork_server() -> ForkServer:
         if _server is None or not _server.alive:
             if _server is None:
                 atexit.register(_close_server)
+            else:
+                _server.close()  # its pipes and directory
             _server = ForkServer()
         return _server
 
