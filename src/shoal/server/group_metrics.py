@@ -71,10 +71,7 @@ class GroupMetrics:
                 lag_seconds.append(f"shoal_consumergroup_lag_seconds{labels} {seconds}")
         tracker = tracker_for(broker)
         tracker.sample(logs)
-        statuses = {
-            group_id: [p.status for p in verdict.partitions]
-            for group_id, verdict in tracker.verdicts().items()
-        }
+        statuses = tracker.statuses()
         for key in [k for k in self._timestamps if k not in live]:
             del self._timestamps[key]
         for key in [k for k in self._labels if k not in live]:
