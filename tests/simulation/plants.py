@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
+from shoal.broker.share_groups import ShareGroups
 from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
@@ -174,6 +175,28 @@ def delete_topic_leaves_files() -> Iterator[None]:
         LogManager.delete = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def share_ack_before_fsync() -> Iterator[None]:
+    """A share group's acknowledgement answered as soon as it is applied in memory: its state
+    write starts, but the answer does not wait for it to be fsynced (KIP-932 state the broker
+    could lose after answering NONE)."""
+    original = ShareGroups.persist
+
+    def persist(
+        self: ShareGroups, group_id: str, topic: str, index: int, plog: PartitionLog
+    ) -> Any:
+        written = original(self, group_id, topic, index, plog)
+        if written is not None:
+            written.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return None
+
+    ShareGroups.persist = persist  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ShareGroups.persist = original  # type: ignore[method-assign]
+
+
 PLANTS = {
     "ack-before-fsync": ack_before_fsync,
     "commit-before-fsync": commit_before_fsync,
@@ -182,6 +205,7 @@ PLANTS = {
     "commit-aborted-txn-offsets": commit_aborted_txn_offsets,
     "delete-records-before-checkpoint": delete_records_before_checkpoint,
     "delete-topic-leaves-files": delete_topic_leaves_files,
+    "share-ack-before-fsync": share_ack_before_fsync,
 }
 
 

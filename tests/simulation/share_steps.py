@@ -24,6 +24,10 @@ What a share consumer relies on (KIP-932), checked on every answer and after eve
   the last, never more than ``share.delivery.count.limit``, and after a restart more than the
   count a durable state held (acquisitions themselves are not written, so a count may undercount
   after a crash, as in Kafka);
+* **no record skipped**: the share-partition's start never passes a record at or after the
+  first one delivered that no member acknowledged as done (ACCEPT, REJECT, GAP) nor got for
+  the last time allowed, unless retention or DeleteRecords deleted it (KIP-932: no
+  unacknowledged record lost across a restart);
 * **what is delivered was produced**: every acquired offset lies in a stored batch of the
   answer, whose bytes are the acknowledged batch at that offset (else the log's own).
 """
@@ -126,6 +130,14 @@ class ShareModel:
     """A delivery count a durable state held: every later delivery counts more."""
     markers: dict[int, set[int]] = field(default_factory=dict)
     """Per partition, offsets acquired that hold a transaction marker (acknowledged as GAP)."""
+    low: dict[int, int] = field(default_factory=dict)
+    """Per partition, the lowest offset ever delivered: the share-partition covered it then,
+    and its start moves past a record only once the record is done."""
+    maybe_done: set[Record] = field(default_factory=set)
+    """Records a member sent an ACCEPT, REJECT or GAP for (whatever the answer), or was
+    delivered for the last time allowed: the broker may hold them as done."""
+    log_start: dict[int, int] = field(default_factory=dict)
+    """Per partition, the highest log start seen (retention and DeleteRecords skip records)."""
     deliveries: int = 0
     acknowledged: dict[str, int] = field(default_factory=dict)
     """Acknowledgements answered NONE, per type."""
@@ -214,6 +226,7 @@ class ShareSteps(_Base):
         held = sorted(client.held)
         chosen = self.rng.sample(held, self.rng.randint(1, len(held)))
         acks = {r: self._ack_type(r) for r in sorted(chosen)}
+        self.share.maybe_done.update(r for r, kind in acks.items() if kind != RELEASE)
         for record in acks:
             del client.held[record]
         return acks
@@ -387,6 +400,9 @@ class ShareSteps(_Base):
                     self.share.markers.setdefault(partition, set()).add(offset)
                 self._check_delivery(client, record, count, now)
                 client.held[record] = Held(count, sent)
+                if count >= DELIVERY_LIMIT:
+                    self.share.maybe_done.add(record)  # archived once given back or expired
+                self.share.low[partition] = min(self.share.low.get(partition, offset), offset)
                 self.share.seen[record] = count
                 self.share.deliveries += 1
                 got.append((offset, count))
@@ -488,9 +504,22 @@ class ShareSteps(_Base):
         assert self.node.broker is not None
         partitions = self.node.broker.share_groups.partitions
         for partition in range(PARTITIONS):
+            log_start = max(
+                self.share.log_start.get(partition, 0), self._plog(partition).log_start_offset
+            )
+            self.share.log_start[partition] = log_start
             sp = partitions.get((SHARE_GROUP, TOPIC, partition))
             if sp is None:
                 continue
+            low = self.share.low.get(partition)
+            if low is not None:
+                for offset in range(max(low, log_start), sp.start_offset):
+                    if (partition, offset) not in self.share.maybe_done:
+                        raise Violation(
+                            f"share group {SHARE_GROUP}: {TOPIC}-{partition} offset {offset}, "
+                            f"delivered from {low} on and never acknowledged, is skipped (the "
+                            f"share-partition starts at {sp.start_offset})"
+                        )
             for record, kind in self.share.settled.items():
                 if record[0] != partition:
                     continue
