@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from shoal.broker.share_groups import ShareGroups
+from shoal.broker.handlers import share_acknowledge, share_fetch
+from shoal.broker.handlers.share_common import AckOutcome
 from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
+from shoal.protocol import ErrorCode
 from shoal.storage import LogId, LogManager, PartitionLog
 from shoal.storage.flush import Flusher
 
@@ -177,24 +179,22 @@ def delete_topic_leaves_files() -> Iterator[None]:
 
 @contextlib.contextmanager
 def share_ack_before_fsync() -> Iterator[None]:
-    """A share group's acknowledgement answered as soon as it is applied in memory: its state
-    write starts, but the answer does not wait for it to be fsynced (KIP-932 state the broker
-    could lose after answering NONE)."""
-    original = ShareGroups.persist
+    """A share group's acknowledgement (ShareFetch's or ShareAcknowledge's) answered as soon
+    as it is applied in memory: its state write runs, but the answer does not wait for the
+    fsync (KIP-932 state the broker can lose after answering NONE)."""
+    originals = (share_fetch.settled, share_acknowledge.settled)
 
-    def persist(
-        self: ShareGroups, group_id: str, topic: str, index: int, plog: PartitionLog
-    ) -> Any:
-        written = original(self, group_id, topic, index, plog)
-        if written is not None:
-            written.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return None
+    async def settled(outcome: AckOutcome) -> tuple[ErrorCode, str | None]:
+        if isinstance(outcome, tuple):
+            return outcome
+        outcome.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+        return ErrorCode.NONE, None
 
-    ShareGroups.persist = persist  # type: ignore[method-assign]
+    share_fetch.settled = share_acknowledge.settled = settled
     try:
         yield
     finally:
-        ShareGroups.persist = original  # type: ignore[method-assign]
+        share_fetch.settled, share_acknowledge.settled = originals
 
 
 PLANTS = {
