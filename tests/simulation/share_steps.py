@@ -138,6 +138,11 @@ class ShareModel:
     delivered for the last time allowed: the broker may hold them as done."""
     log_start: dict[int, int] = field(default_factory=dict)
     """Per partition, the highest log start seen (retention and DeleteRecords skip records)."""
+    most: dict[Record, int] = field(default_factory=dict)
+    """The highest delivery count ever seen (across restarts)."""
+    unanswered: int = 0
+    """ShareFetches sent whose answer no client saw (in flight, or lost in a crash): each may
+    have acquired a record once more, unseen, and its lock expired past the limit archives it."""
     deliveries: int = 0
     acknowledged: dict[str, int] = field(default_factory=dict)
     """Acknowledgements answered NONE, per type."""
@@ -306,6 +311,8 @@ class ShareSteps(_Base):
         # applied holds at least these (see _on_share_answer).
         seen = {r: c for r, c in self.share.seen.items() if any(r[0] == p for p, _ in acks)}
         sent = self.clock.monotonic_ms()
+        if api == SHARE_FETCH:
+            self.share.unanswered += 1
         client.flight = self._send(
             api, values, lambda f: self._on_share_answer(client, epoch, acks, seen, sent, f)
         )
@@ -320,6 +327,8 @@ class ShareSteps(_Base):
         flight: InFlight,
     ) -> None:
         client.flight = None
+        if flight.api_key == SHARE_FETCH[0]:
+            self.share.unanswered -= 1
         answer = self.node.answer(flight)
         error = ErrorCode(answer.error_code)
         if error in SESSION_LOST:
@@ -404,6 +413,7 @@ class ShareSteps(_Base):
                     self.share.maybe_done.add(record)  # archived once given back or expired
                 self.share.low[partition] = min(self.share.low.get(partition, offset), offset)
                 self.share.seen[record] = count
+                self.share.most[record] = max(self.share.most.get(record, 0), count)
                 self.share.deliveries += 1
                 got.append((offset, count))
         return got
@@ -498,6 +508,15 @@ class ShareSteps(_Base):
             client.held.clear()
         self.share.seen.clear()
 
+    def _maybe_done(self, record: Record) -> bool:
+        """Whether the broker may hold ``record`` as done without a client having been told:
+        acknowledged as done, or possibly delivered for the last time allowed by fetches whose
+        answers nobody saw."""
+        if record in self.share.maybe_done:
+            return True
+        count = max(self.share.most.get(record, 0), self.share.floor.get(record, 0))
+        return count + self.share.unanswered >= DELIVERY_LIMIT
+
     def _check_share(self) -> None:
         """The broker's share-partitions, as they are now: no settled record back in flight, no
         count below a durable one."""
@@ -514,7 +533,7 @@ class ShareSteps(_Base):
             low = self.share.low.get(partition)
             if low is not None:
                 for offset in range(max(low, log_start), sp.start_offset):
-                    if (partition, offset) not in self.share.maybe_done:
+                    if not self._maybe_done((partition, offset)):
                         raise Violation(
                             f"share group {SHARE_GROUP}: {TOPIC}-{partition} offset {offset}, "
                             f"delivered from {low} on and never acknowledged, is skipped (the "

@@ -208,7 +208,7 @@ class Simulation(
             (25, self._produce),
             (15, self._group),
             (10, self._next_gen),
-            (30, self._share),
+            (20, self._share),
             (30, self._transact),
             (10, self._fetch),
             (4, self._delete_records),

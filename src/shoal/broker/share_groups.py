@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -228,7 +229,9 @@ class ShareGroups:
         returns, every one of ``parts`` is in memory. A read that a delete or a reset of the
         group overtook is dropped and done again: memory and the tombstones are newer. A
         share-partition made afresh has its state written (fsynced) before it returns."""
-        wanted = list(parts)
+        # In partition order: the new states' writes start in it, whatever order (a set's,
+        # by string hash) the caller had.
+        wanted = sorted(parts, key=lambda part: (part[0], part[1]))
         while True:
             todo = wanted
             while todo:
@@ -288,9 +291,7 @@ class ShareGroups:
                     continue
                 pending = self._initial_writes[key] = written
                 sp = self.partitions.get(key)
-                written.add_done_callback(
-                    lambda done, key=key, sp=sp: self._initial_written(key, sp, done)
-                )
+                written.add_done_callback(functools.partial(self._initial_written, key, sp))
             waits.append(pending)
         for pending in waits:
             with contextlib.suppress(StorageError):
