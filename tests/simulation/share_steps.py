@@ -309,7 +309,9 @@ class ShareSteps(_Base):
     ) -> None:
         # The counts the client saw before sending: a state written after these acks were
         # applied holds at least these (see _on_share_answer).
-        seen = {r: c for r, c in self.share.seen.items() if any(r[0] == p for p, _ in acks)}
+        # (Also what a delivery in the answer must count more than: an answer may come after
+        # a later acquisition's, whose count is higher.)
+        seen = dict(self.share.seen)
         sent = self.clock.monotonic_ms()
         if api == SHARE_FETCH:
             self.share.unanswered += 1
@@ -353,7 +355,7 @@ class ShareSteps(_Base):
                 if fetch_error is not ErrorCode.NONE and fetch_error not in FETCH_FAILED:
                     raise Violation(f"{client.name}: ShareFetch p{partition} -> {fetch_error.name}")
                 fetched = flight.api_key == SHARE_FETCH[0]
-                got = self._share_delivered(client, partition, part, sent) if fetched else []
+                got = self._share_delivered(client, partition, part, sent, seen) if fetched else []
                 outcome.append(f"p{partition} ack {ack_error.name} got {got}")
         self._note(f"{client.name}: -> {'; '.join(outcome) or 'nothing'}")
 
@@ -384,7 +386,7 @@ class ShareSteps(_Base):
                 self.share.floor[record] = count
 
     def _share_delivered(
-        self, client: ShareClient, partition: int, part: Any, sent: float
+        self, client: ShareClient, partition: int, part: Any, sent: float, before: dict[Record, int]
     ) -> list[tuple[int, int]]:
         """Check and take what the answer acquired: (offset, delivery count) of each."""
         ranges = [
@@ -407,7 +409,8 @@ class ShareSteps(_Base):
                     )
                 if kind == "marker":
                     self.share.markers.setdefault(partition, set()).add(offset)
-                self._check_delivery(client, record, count, now)
+                if not self._check_delivery(client, record, count, now, before):
+                    continue  # acquired before a later delivery: its lock ran out already
                 client.held[record] = Held(count, sent)
                 if count >= DELIVERY_LIMIT:
                     self.share.maybe_done.add(record)  # archived once given back or expired
@@ -461,7 +464,10 @@ class ShareSteps(_Base):
                 return "marker" if marker else "data"
         return None
 
-    def _check_delivery(self, client: ShareClient, record: Record, count: int, now: float) -> None:
+    def _check_delivery(
+        self, client: ShareClient, record: Record, count: int, now: float, before: dict[Record, int]
+    ) -> bool:
+        """Check a delivery; False when a later acquisition of the record was seen first."""
         partition, offset = record
         where = f"{TOPIC}-{partition} offset {offset}"
         settled = self.share.settled.get(record)
@@ -474,7 +480,7 @@ class ShareSteps(_Base):
             raise Violation(
                 f"{client.name}: {where} delivered with count {count} (limit {DELIVERY_LIMIT})"
             )
-        last = max(self.share.seen.get(record, 0), self.share.floor.get(record, 0))
+        last = max(before.get(record, 0), self.share.floor.get(record, 0))
         if count <= last:
             raise Violation(
                 f"{client.name}: {where} delivered with count {count}, not above {last} "
@@ -484,6 +490,8 @@ class ShareSteps(_Base):
             held = other.held.get(record)
             if held is None:
                 continue
+            if held.count > count:
+                return False
             until = held.sent_ms + LOCK_MS
             if other.heartbeat_sent_ms is not None:
                 until = min(until, other.heartbeat_sent_ms + SESSION_TIMEOUT_MS)
@@ -495,6 +503,7 @@ class ShareSteps(_Base):
                     f"it (count {held.count}) until at least t+{until:.0f}ms"
                 )
             del other.held[record]  # its lock ran out: the client's acknowledgement would fail
+        return True
 
     # -- restarts and invariants ------------------------------------------------------------
 
