@@ -135,9 +135,14 @@ def test_a_fetch_while_the_tombstone_is_written_does_not_see_the_old_state(
         await asyncio.wait_for(tombstone_waits.wait(), WAIT_S_MAX)
         assert tombstones, "the request wrote no tombstone"
         plog = _plog(broker, 0)
-        await broker.share_groups.load(GROUP, [(TOPIC, 0, plog)])  # as a ShareFetch does
+        # As a ShareFetch does: the partition, made afresh, is in memory at once; the load
+        # returns once its new state is written, after the tombstone (one file, in order).
+        loading = asyncio.create_task(broker.share_groups.load(GROUP, [(TOPIC, 0, plog)]))
+        await asyncio.sleep(0)  # the load's first step installs it (from the pending write)
+        assert (GROUP, TOPIC, 0) in broker.share_groups.partitions
         start = broker.share_groups.share_partition(GROUP, TOPIC, 0, plog).start_offset
         gate.set()
+        await loading
         return await deleting, start, plog.log_end_offset
 
     response, start, log_end = asyncio.run(scenario())

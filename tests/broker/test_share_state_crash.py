@@ -17,6 +17,8 @@ import pytest
 from shoal.broker.share_groups import ShareGroups
 from shoal.coordinator.share_partition import (
     AcknowledgementBatch,
+    SharePartition,
+    SharePartitionSettings,
     ShareState,
 )
 from shoal.coordinator.share_state import encode_state, state_file_name
@@ -126,8 +128,8 @@ def test_a_state_file_written_before_journals_still_loads() -> None:
     fs, clock = FaultyFileSystem(), FakeClock()
     plog = _log_with_records(fs, clock)
     old = ShareGroups(clock, offset_reset="earliest")
-    asyncio.run(old.load(GROUP, [(TOPIC, 0, plog)]))
-    sp = old.share_partition(GROUP, TOPIC, 0, plog)
+    # Made in memory, not loaded: a load would write the (new) journal of a fresh partition.
+    sp = old.partitions[(GROUP, TOPIC, 0)] = SharePartition(clock, SharePartitionSettings(), 0)
     sp.acquire(MEMBER, range(0, 10), 10)
     sp.acknowledge(MEMBER, [AcknowledgementBatch(0, 4, (1,)), AcknowledgementBatch(7, 7, (3,))])
     before = sp.snapshot()
@@ -161,8 +163,8 @@ def test_a_crash_before_the_old_state_file_is_removed_loads_the_journal() -> Non
     fs, clock = CutAfterRemoveFileSystem(), FakeClock()
     plog = _log_with_records(fs, clock)
     old = ShareGroups(clock, offset_reset="earliest")
-    asyncio.run(old.load(GROUP, [(TOPIC, 0, plog)]))
-    sp = old.share_partition(GROUP, TOPIC, 0, plog)
+    # Made in memory, not loaded: a load would write the (new) journal of a fresh partition.
+    sp = old.partitions[(GROUP, TOPIC, 0)] = SharePartition(clock, SharePartitionSettings(), 0)
     sp.acquire(MEMBER, range(0, 10), 10)
     sp.acknowledge(MEMBER, [AcknowledgementBatch(0, 4, (1,))])
     before = sp.snapshot()
@@ -189,3 +191,40 @@ def test_an_acknowledgement_costs_one_fsync() -> None:
         _round(random.Random(number), shares, plog)
         asyncio.run(_persist(shares, plog))
     assert fs.fsync_count - before == 5
+
+
+def test_records_delivered_before_any_acknowledgement_come_back_after_a_power_loss() -> None:
+    """Found by the simulation (tests/simulation/share_steps.py): a share-partition made at
+    the log end (share.auto.offset.reset=latest) was first written with its first
+    acknowledgement, so records acquired before one, and the power gone, were skipped for
+    good: the restart made the partition again at the new log end. Its start is written
+    before anything is acquired from it, as Kafka initializes a share-partition's state."""
+    fs, clock = FaultyFileSystem(), FakeClock()
+    plog = _log_with_records(fs, clock)
+    shares = ShareGroups(clock)  # latest: from the log end, RECORDS
+    asyncio.run(shares.load(GROUP, [(TOPIC, 0, plog)]))
+    assert shares.start_durable(GROUP, TOPIC, 0)
+    plog.append(make_batch(records=5, payload=10, seed=100))
+    plog.flush()
+    sp = shares.share_partition(GROUP, TOPIC, 0, plog)
+    acquired = sp.acquire(MEMBER, range(RECORDS, plog.log_end_offset), 10)
+    assert [(r.first_offset, r.last_offset) for r in acquired] == [(RECORDS, RECORDS + 4)]
+    fs.crash(keep_unsynced=False)  # no acknowledgement was written
+    plog = _open_log(fs, clock)
+    plog.append(make_batch(records=5, payload=10, seed=101))  # the log end moved on
+    restarted = ShareGroups(clock)
+    asyncio.run(restarted.load(GROUP, [(TOPIC, 0, plog)]))
+    again = restarted.share_partition(GROUP, TOPIC, 0, plog)
+    assert (again.start_offset, again.next_fetch_offset()) == (RECORDS, RECORDS)
+
+
+def test_a_fresh_share_partition_whose_state_cannot_be_written_is_not_acquired_from() -> None:
+    fs, clock = FaultyFileSystem(), FakeClock()
+    plog = _log_with_records(fs, clock)
+    shares = ShareGroups(clock)
+    fs.fail_next_fsync(errno.EIO)
+    asyncio.run(shares.load(GROUP, [(TOPIC, 0, plog)]))
+    # In memory (so that requests naming it are answered), but ShareFetch acquires nothing
+    # from it (KAFKA_STORAGE_ERROR) while its start is not on disk.
+    assert shares.share_partition(GROUP, TOPIC, 0, plog).start_offset == RECORDS
+    assert not shares.start_durable(GROUP, TOPIC, 0)

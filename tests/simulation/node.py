@@ -66,8 +66,12 @@ def log_config() -> LogConfig:
 
 
 def group_config() -> GroupConfig:
-    # A snapshot of __consumer_offsets (and the deletion of what it replaces) every few KiB.
-    return GroupConfig(offsets_snapshot_bytes=1_000, offsets_segment_bytes=700)
+    # A snapshot of __consumer_offsets (and the deletion of what it replaces) every few KiB;
+    # share-group records archived after 3 deliveries (5 by default), so that a short run
+    # reaches the limit (tests.simulation.share_steps).
+    return GroupConfig(
+        offsets_snapshot_bytes=1_000, offsets_segment_bytes=700, share_delivery_count_limit=3
+    )
 
 
 def task_stacks(loop: asyncio.AbstractEventLoop) -> str:

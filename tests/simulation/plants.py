@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
+from shoal.broker.handlers import share_acknowledge, share_fetch
+from shoal.broker.handlers.share_common import AckOutcome
 from shoal.coordinator.group_coordinator import GroupCoordinator
 from shoal.coordinator.offsets_log import OFFSETS_TOPIC
 from shoal.coordinator.partition_txns import PartitionTxns
+from shoal.protocol import ErrorCode
 from shoal.storage import LogId, LogManager, PartitionLog
 from shoal.storage.flush import Flusher
 
@@ -174,6 +177,26 @@ def delete_topic_leaves_files() -> Iterator[None]:
         LogManager.delete = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def share_ack_before_fsync() -> Iterator[None]:
+    """A share group's acknowledgement (ShareFetch's or ShareAcknowledge's) answered as soon
+    as it is applied in memory: its state write runs, but the answer does not wait for the
+    fsync (KIP-932 state the broker can lose after answering NONE)."""
+    originals = (share_fetch.settled, share_acknowledge.settled)
+
+    async def settled(outcome: AckOutcome) -> tuple[ErrorCode, str | None]:
+        if isinstance(outcome, tuple):
+            return outcome
+        outcome.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+        return ErrorCode.NONE, None
+
+    share_fetch.settled = share_acknowledge.settled = settled
+    try:
+        yield
+    finally:
+        share_fetch.settled, share_acknowledge.settled = originals
+
+
 PLANTS = {
     "ack-before-fsync": ack_before_fsync,
     "commit-before-fsync": commit_before_fsync,
@@ -182,6 +205,7 @@ PLANTS = {
     "commit-aborted-txn-offsets": commit_aborted_txn_offsets,
     "delete-records-before-checkpoint": delete_records_before_checkpoint,
     "delete-topic-leaves-files": delete_topic_leaves_files,
+    "share-ack-before-fsync": share_ack_before_fsync,
 }
 
 

@@ -29,6 +29,8 @@ class Totals:
     clean_restarts: int = 0
     cleans: int = 0
     compacted_writes: int = 0
+    share_deliveries: int = 0
+    share_acks: int = 0
     offsets_committed: int = 0
     txns_committed: int = 0
     txns_other: int = 0
@@ -42,7 +44,8 @@ class Totals:
             f"and {self.offsets_committed} offset commits acknowledged, {self.txns_committed} "
             f"transactions committed, {self.txns_other} aborted or abandoned; "
             f"{self.cleans} cleans, {self.compacted_writes} keyed writes acknowledged to the "
-            f"compacted topic; "
+            f"compacted topic; {self.share_deliveries} share-group deliveries and "
+            f"{self.share_acks} acknowledgements answered NONE; "
             f"{len(self.failures)} failed"
         )
 
@@ -78,6 +81,8 @@ def run_seeds(seeds: list[int], steps: int, *, stop_at_first: bool = True) -> To
         totals.clean_restarts += stats.clean_restarts
         totals.cleans += stats.cleans
         totals.compacted_writes += stats.compacted_writes
+        totals.share_deliveries += stats.share_deliveries
+        totals.share_acks += stats.share_acks
         totals.offsets_committed += stats.offsets_committed
         totals.txns_committed += stats.txns_committed
         totals.txns_other += stats.txns_aborted_or_lost

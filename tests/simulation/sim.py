@@ -43,6 +43,7 @@ from tests.simulation.group_steps import GroupSteps
 from tests.simulation.model import PartitionModel, Violation, check_partition, stamped_body
 from tests.simulation.next_gen_steps import NEXT_GEN_GROUP, NextGenSteps
 from tests.simulation.node import InFlight, Node
+from tests.simulation.share_steps import ShareSteps
 from tests.simulation.topic import PARTITIONS, TOPIC
 from tests.simulation.txn_steps import TxnSteps
 
@@ -70,6 +71,8 @@ class Stats:
     clean_restarts: int = 0
     cleans: int = 0
     compacted_writes: int = 0
+    share_deliveries: int = 0
+    share_acks: int = 0
     unretrieved: int = 0
     offsets_committed: int = 0
     txns_committed: int = 0
@@ -127,7 +130,9 @@ def seeded_uuids(rng: random.Random) -> Iterator[None]:
         uuid.uuid4 = original
 
 
-class Simulation(TxnSteps, GroupSteps, NextGenSteps, DeleteSteps, AdminSteps, CompactSteps):
+class Simulation(
+    TxnSteps, GroupSteps, NextGenSteps, ShareSteps, DeleteSteps, AdminSteps, CompactSteps
+):
     def __init__(self, seed: int, steps: int) -> None:
         self.seed = seed
         self.steps = steps
@@ -155,6 +160,7 @@ class Simulation(TxnSteps, GroupSteps, NextGenSteps, DeleteSteps, AdminSteps, Co
         self.admin = AdminModel()
         self.compact = CompactModel()
         self.next_gen = self._next_gen_members()
+        self.share = self._share_clients()
         self._flights: list[tuple[Callable[[InFlight], None], InFlight]] = []
         self._errors = ErrorCatcher()
 
@@ -181,6 +187,8 @@ class Simulation(TxnSteps, GroupSteps, NextGenSteps, DeleteSteps, AdminSteps, Co
         self.stats.txns_committed = sum(t.committed for t in self.txns.txns)
         self.stats.txns_aborted_or_lost = len(self.txns.txns) - self.stats.txns_committed
         self.stats.compacted_writes = sum(w.offset is not None for w in self.compact.writes)
+        self.stats.share_deliveries = self.share.deliveries
+        self.stats.share_acks = sum(self.share.acknowledged.values())
         return self.stats
 
     def _report(self, what: str) -> str:
@@ -200,6 +208,7 @@ class Simulation(TxnSteps, GroupSteps, NextGenSteps, DeleteSteps, AdminSteps, Co
             (25, self._produce),
             (15, self._group),
             (10, self._next_gen),
+            (20, self._share),
             (30, self._transact),
             (10, self._fetch),
             (4, self._delete_records),
@@ -539,6 +548,7 @@ class Simulation(TxnSteps, GroupSteps, NextGenSteps, DeleteSteps, AdminSteps, Co
         self._admin_restarted()
         self._compact_restarted()
         self._next_gen_restarted()
+        self._share_restarted()
         for model in self.models.values():
             # A DeleteRecords whose answer was lost may be undone, down to the answered floor.
             model.seen_start = model.start_floor
@@ -574,6 +584,7 @@ class Simulation(TxnSteps, GroupSteps, NextGenSteps, DeleteSteps, AdminSteps, Co
         self._check_admin_topic()
         self._check_compacted()
         self._check_next_gen()
+        self._check_share()
         assert self.node.broker is not None
         committed: dict[tuple[str, int], int | None] = {}
         for group in sorted({m.group for m in self.members} | {NEXT_GEN_GROUP}):

@@ -145,3 +145,14 @@ def test_swapping_in_an_unsynced_cleaned_segment_is_caught() -> None:
         totals = run_seeds(seeds, steps)
     assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
     assert "cmp" in totals.failures[0], totals.failures[0]
+
+
+def test_answering_a_share_acknowledgement_before_its_fsync_is_caught() -> None:
+    """A share group's ACCEPT or REJECT answered NONE before the share-partition's state is
+    on disk: a power loss brings the record back, and it is delivered again (or the broker's
+    restored share-partition holds it as Available)."""
+    seeds, steps = seeds_from_env()
+    with plants.share_ack_before_fsync():
+        totals = run_seeds(seeds, steps)
+    assert totals.failures, f"the planted bug went unnoticed over {totals.summary()}"
+    assert "was answered NONE" in totals.failures[0], totals.failures[0]

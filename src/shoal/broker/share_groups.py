@@ -10,6 +10,8 @@ partitions or forgets some, and epoch -1 closes it (acknowledgements only, no fe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -42,7 +44,7 @@ from shoal.coordinator.share_state import (
     state_file_name,
 )
 from shoal.protocol import ApiKey, ErrorCode
-from shoal.storage import PartitionLog
+from shoal.storage import PartitionLog, StorageError
 from shoal.topic_partition import TopicPartition
 
 SHARE_GROUP_APIS: Final = frozenset(
@@ -108,6 +110,10 @@ class ShareGroups:
         self._generations: dict[str, int] = {}
         """Per group, how many times a delete or reset replaced its share-partitions: a state
         file read begun before one is stale (see :meth:`load`)."""
+        self._unwritten: set[tuple[str, str, int]] = set()
+        """Share-partitions made afresh (where share.auto.offset.reset says) whose start is
+        not on disk yet: nothing is acquired from them until it is (see :meth:`load`)."""
+        self._initial_writes: dict[tuple[str, str, int], asyncio.Future[None]] = {}
         self._configs: Callable[[str], Mapping[str, str]] = lambda _group: {}
         self._base: GroupConfig | None = None
         self.wake: Callable[[str, int], None] = lambda _topic, _index: None
@@ -221,21 +227,29 @@ class ShareGroups:
         broker started, or since its state was deleted, reads the disk (a write not yet on
         disk, such as a DeleteShareGroupOffsets tombstone, is taken from memory). Once it
         returns, every one of ``parts`` is in memory. A read that a delete or a reset of the
-        group overtook is dropped and done again: memory and the tombstones are newer."""
-        todo = list(parts)
-        while todo:
-            todo = self._install_pending(group_id, todo)
-            if not todo:
-                return
-            generation = self._generations.get(group_id, 0)
-            stored = await self._read_off_loop(group_id, [plog for *_, plog in todo])
-            if self._generations.get(group_id, 0) != generation:
-                continue  # deleted or reset meanwhile: read again
-            for (topic, index, plog), raw in zip(todo, stored, strict=True):
-                key = (group_id, topic, index)
-                if key not in self.partitions:  # else made meanwhile (a fetch): newer
-                    self.partitions[key] = self._new(group_id, plog, raw)
-            todo = []
+        group overtook is dropped and done again: memory and the tombstones are newer. A
+        share-partition made afresh has its state written (fsynced) before it returns."""
+        # In partition order: the new states' writes start in it, whatever order (a set's,
+        # by string hash) the caller had.
+        wanted = sorted(parts, key=lambda part: (part[0], part[1]))
+        while True:
+            todo = wanted
+            while todo:
+                todo = self._install_pending(group_id, todo)
+                if not todo:
+                    break
+                generation = self._generations.get(group_id, 0)
+                stored = await self._read_off_loop(group_id, [plog for *_, plog in todo])
+                if self._generations.get(group_id, 0) != generation:
+                    continue  # deleted or reset meanwhile: read again
+                for (topic, index, plog), raw in zip(todo, stored, strict=True):
+                    key = (group_id, topic, index)
+                    if key not in self.partitions:  # else made meanwhile (a fetch): newer
+                        self.partitions[key] = self._new(key, plog, raw)
+                todo = []
+            await self._write_initial(group_id, wanted)
+            if all((group_id, topic, index) in self.partitions for topic, index, _ in wanted):
+                return  # else deleted while the new states were written: again
 
     def _install_pending(
         self, group_id: str, parts: list[tuple[str, int, PartitionLog]]
@@ -250,10 +264,53 @@ class ShareGroups:
                 continue
             pending = self.writer.newest(plog, name)
             if pending is not None:
-                self.partitions[key] = self._new(group_id, plog, pending)
+                self.partitions[key] = self._new(key, plog, pending)
             else:
                 rest.append((topic, index, plog))
         return rest
+
+    async def _write_initial(
+        self, group_id: str, parts: Iterable[tuple[str, int, PartitionLog]]
+    ) -> None:
+        """Write the state of the share-partitions of ``parts`` that were made afresh and are
+        not on disk yet, and wait for it (fsynced), as Kafka 4.4 initializes a share-partition's
+        state durably (InitializeShareGroupState) before it is fetched: a record delivered and
+        not acknowledged before a crash must come back after it, not be skipped by a start
+        made again at the new log end. A write that fails leaves the partition unwritten
+        (:meth:`start_durable` False, nothing acquired); the next load tries again."""
+        waits = []
+        for topic, index, plog in parts:
+            key = (group_id, topic, index)
+            if key not in self._unwritten:
+                continue
+            pending = self._initial_writes.get(key)
+            if pending is None:
+                written = self.persist(group_id, topic, index, plog)
+                if written is None:
+                    self._unwritten.discard(key)
+                    continue
+                pending = self._initial_writes[key] = written
+                sp = self.partitions.get(key)
+                written.add_done_callback(functools.partial(self._initial_written, key, sp))
+            waits.append(pending)
+        for pending in waits:
+            with contextlib.suppress(StorageError):
+                await asyncio.shield(pending)
+
+    def _initial_written(
+        self,
+        key: tuple[str, str, int],
+        sp: SharePartition | None,
+        done: asyncio.Future[None],
+    ) -> None:
+        self._initial_writes.pop(key, None)
+        if not done.cancelled() and done.exception() is None and self.partitions.get(key) is sp:
+            self._unwritten.discard(key)
+
+    def start_durable(self, group_id: str, topic: str, index: int) -> bool:
+        """Whether the share-partition's state is on disk (or being rewritten over one that
+        is): records may be acquired from it."""
+        return (group_id, topic, index) not in self._unwritten
 
     async def _read_off_loop(self, group_id: str, plogs: list[PartitionLog]) -> list[bytes | None]:
         name = state_file_name(group_id)
@@ -296,12 +353,16 @@ class ShareGroups:
                     found[(topic, index)] = sp
             return found
 
-    def _new(self, group_id: str, plog: PartitionLog, stored: bytes | None) -> SharePartition:
+    def _new(
+        self, key: tuple[str, str, int], plog: PartitionLog, stored: bytes | None
+    ) -> SharePartition:
         """The share-partition as ``stored`` (its state file) says, else starting where
-        share.auto.offset.reset says."""
+        share.auto.offset.reset says (then its state is to be written: see :meth:`load`)."""
+        group_id = key[0]
         recovered = self._restore(group_id, stored)
         if recovered is not None:
             return recovered
+        self._unwritten.add(key)
         reset_text = self._override(group_id)[1]
         reset = parse_offset_reset(reset_text) if reset_text else self.offset_reset
         start = initial_start_offset(
@@ -361,6 +422,7 @@ class ShareGroups:
         self._replaced(group_id)
         for partition_key in [k for k in self.partitions if k[0] == group_id]:
             del self.partitions[partition_key]
+        self._unwritten = {k for k in self._unwritten if k[0] != group_id}
         for session_key in [k for k in self.sessions if k[0] == group_id]:
             del self.sessions[session_key]
         writes = [self.writer.write(plog, name, encode_deleted(group_id)) for plog in on_disk]
@@ -379,6 +441,7 @@ class ShareGroups:
         settings = self._settings(group_id)[1]
         self._replaced(group_id)
         self.partitions[(group_id, topic, index)] = SharePartition(self.clock, settings, start)
+        self._unwritten.discard((group_id, topic, index))  # written now, answered once durable
         return self.persist(group_id, topic, index, plog)
 
     def _replaced(self, group_id: str) -> None:
@@ -407,6 +470,7 @@ class ShareGroups:
         every partition with no await in between, once it found the group empty."""
         self._replaced(group_id)
         self.partitions.pop((group_id, topic, index), None)
+        self._unwritten.discard((group_id, topic, index))
         if not on_disk:
             return None
         return self.writer.write(plog, state_file_name(group_id), encode_deleted(group_id))

@@ -354,6 +354,10 @@ async def _acquire_all(
         await broker.share_groups.load(group_id, [(topic, index, plog)])
         sp = broker.share_groups.share_partition(group_id, topic, index, plog)
         key = (group_id, topic, index)
+        if not broker.share_groups.start_durable(group_id, topic, index):
+            # Its state could not be written: nothing acquired that a restart could skip.
+            part.error, part.told = ErrorCode.KAFKA_STORAGE_ERROR, True
+            continue
 
         def still_current(sp: SharePartition = sp, key: tuple[str, str, int] = key) -> bool:
             # After a read off the loop: the session may have ended, and an admin request
