@@ -106,7 +106,7 @@ def test_writes_land_in_the_order_the_state_changed() -> None:
 
     async def gated_thread(call: object) -> None:
         calls.append(len(calls))
-        if len(calls) == 1:
+        if len(calls) == 2:  # the first is the fresh share-partition's start, before acquiring
             await asyncio.to_thread(gate.wait)
         await asyncio.to_thread(call)  # type: ignore[arg-type]
 
@@ -129,7 +129,8 @@ def test_writes_land_in_the_order_the_state_changed() -> None:
         assert shares.writer.pending == 0
 
     asyncio.run(scenario())
-    assert len(calls) == 2  # one write for the first, one for the three behind it
+    # The fresh start's write, one for the first acknowledgement, one for the three behind it.
+    assert len(calls) == 3
     state = decode_state(GROUP, read_stored(plog, state_file_name(GROUP)) or b"")
     assert state is not None and state.start_offset == 3  # 3 released: Available again
 
